@@ -1,0 +1,3 @@
+from aetool.cli import main
+
+main()

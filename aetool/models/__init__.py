@@ -1,0 +1,85 @@
+"""The one model registry: name → constructor, architecture defaults and training defaults."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from torch import nn
+
+from aetool.models.conv import ConvAE
+from aetool.models.dense import PCA, DenseAE
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """How to build one registry model and the training settings it gets by default."""
+
+    name: str
+    summary: str
+    build: Callable[..., nn.Module]
+    arch: dict[str, Any] = field(default_factory=dict)
+    train: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def kind(self) -> str:
+        """``pca``, ``dense`` or ``conv``: what the exporter and the runtime need to know."""
+        return {PCA: "pca", DenseAE: "dense", ConvAE: "conv"}[self.build]
+
+
+REGISTRY: dict[str, ModelSpec] = {
+    spec.name: spec
+    for spec in [
+        ModelSpec("pca", "PCA baseline, 30 components, fitted by eigendecomposition", PCA, {"components": 30}),
+        ModelSpec(
+            "deep",
+            "deep AE 784-1000-500-250-30 (linear 30-unit code), mirrored",
+            DenseAE,
+            {"hidden": (1000, 500, 250), "code": 30, "linear_code": True},
+            {"epochs": 20, "loss": "bce"},
+        ),
+        ModelSpec("ae64", "shallow AE, one ReLU hidden layer of 64 units", DenseAE, {"code": 64}),
+        ModelSpec("ae128", "shallow AE, one ReLU hidden layer of 128 units", DenseAE, {"code": 128}),
+        ModelSpec("ae256", "shallow AE, one ReLU hidden layer of 256 units", DenseAE, {"code": 256}),
+        ModelSpec(
+            "sparse",
+            "sparse AE, overcomplete ReLU hidden layer of 1024 units with an L1 penalty on its activations",
+            DenseAE,
+            {"code": 1024},
+            {"l1": 1e-3},
+        ),
+        ModelSpec(
+            "denoise",
+            "denoising AE, one ReLU hidden layer of 256 units, trained on Gaussian noise 0.5",
+            DenseAE,
+            {"code": 256},
+            {"noise": 0.5},
+        ),
+        ModelSpec("conv-unpool", "conv AE, decoder upsamples by max-unpooling + conv", ConvAE, {"upsample": "unpool"}),
+        ModelSpec(
+            "conv-unpool-deconv",
+            "conv AE, decoder upsamples by max-unpooling + transposed conv",
+            ConvAE,
+            {"upsample": "unpool-deconv"},
+        ),
+        ModelSpec(
+            "conv-deconv", "conv AE, decoder upsamples by stride-2 transposed conv alone", ConvAE, {"upsample": "deconv"}
+        ),
+    ]
+}
+
+
+def get_spec(name: str) -> ModelSpec:
+    """The registry entry for ``name``; a ``KeyError`` names the known models."""
+    if name not in REGISTRY:
+        raise KeyError(f"unknown model {name!r}; known models: {', '.join(REGISTRY)}")
+    return REGISTRY[name]
+
+
+def build_model(name: str, **overrides: Any) -> nn.Module:
+    """A fresh model with the registry's architecture, updated by ``overrides``."""
+    spec = get_spec(name)
+    return spec.build(**{**spec.arch, **overrides})
+
+
+__all__ = ["REGISTRY", "ModelSpec", "get_spec", "build_model", "PCA", "DenseAE", "ConvAE"]

@@ -1,0 +1,68 @@
+"""The report's convolutional autoencoders (§6), differing only in how the decoder upsamples."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+UPSAMPLING = ("unpool", "unpool-deconv", "deconv")
+
+
+class ConvAE(nn.Module):
+    """Fully convolutional AE: two conv+ReLU+2×2 max-pool stages down, two upsampling stages back.
+
+    ``upsample`` picks the decoder:
+    - ``unpool``: max-unpooling with the encoder's pooling indices, each followed by a 3×3 convolution;
+    - ``unpool-deconv``: max-unpooling followed by a 3×3 transposed convolution;
+    - ``deconv``: stride-2 transposed convolutions alone (no indices, so ``decode`` needs only the code).
+    Any input whose height and width are multiples of 4 works.
+    """
+
+    def __init__(self, upsample: str = "unpool", channels: tuple[int, int] = (32, 32)) -> None:
+        super().__init__()
+        if upsample not in UPSAMPLING:
+            raise ValueError(f"unknown upsampling {upsample!r}; choose one of {', '.join(UPSAMPLING)}")
+        self.upsample = upsample
+        c1, c2 = channels
+        self.enc1 = nn.Conv2d(1, c1, 3, padding=1)
+        self.enc2 = nn.Conv2d(c1, c2, 3, padding=1)
+        if upsample == "unpool":
+            self.dec2 = nn.Conv2d(c2, c1, 3, padding=1)
+            self.dec1 = nn.Conv2d(c1, 1, 3, padding=1)
+        elif upsample == "unpool-deconv":
+            self.dec2 = nn.ConvTranspose2d(c2, c1, 3, padding=1)
+            self.dec1 = nn.ConvTranspose2d(c1, 1, 3, padding=1)
+        else:
+            self.dec2 = nn.ConvTranspose2d(c2, c1, 4, stride=2, padding=1)
+            self.dec1 = nn.ConvTranspose2d(c1, 1, 4, stride=2, padding=1)
+
+    @property
+    def uses_indices(self) -> bool:
+        return self.upsample != "deconv"
+
+    def encode_with_indices(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        h, i1 = F.max_pool2d(F.relu(self.enc1(x)), 2, return_indices=True)
+        code, i2 = F.max_pool2d(F.relu(self.enc2(h)), 2, return_indices=True)
+        return code, [i1, i2]
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encode_with_indices(x)[0]
+
+    def decode(self, code: torch.Tensor, indices: list[torch.Tensor] | None = None) -> torch.Tensor:
+        """Decode a code; the unpooling decoders also need the encoder's pooling indices."""
+        if not self.uses_indices:
+            return torch.sigmoid(self.dec1(F.relu(self.dec2(code))))
+        if indices is None:
+            raise ValueError(f"the {self.upsample} decoder needs the encoder's pooling indices")
+        i1, i2 = indices
+        h = F.relu(self.dec2(F.max_unpool2d(code, i2, 2)))
+        return torch.sigmoid(self.dec1(F.max_unpool2d(h, i1, 2)))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        code, indices = self.encode_with_indices(x)
+        return self.decode(code, indices), code
+
+    def decoder_filters(self) -> list[torch.Tensor]:
+        """Decoder kernels per layer (outer layer last), shaped out×in×k×k."""
+        return [layer.weight.detach() for layer in (self.dec2, self.dec1)]

@@ -1,0 +1,81 @@
+"""Fully connected models of the report: PCA, the deep AE, shallow/sparse/denoising AEs."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+PIXELS = 28 * 28
+
+
+class PCA(nn.Module):
+    """PCA as a linear autoencoder: code = (x - mean) @ basisᵀ, output = code @ basis + mean.
+
+    Fitted in closed form (eigenvectors of the training covariance), never by gradient steps.
+    """
+
+    def __init__(self, components: int = 30) -> None:
+        super().__init__()
+        self.components = components
+        self.register_buffer("mean", torch.zeros(PIXELS))
+        self.register_buffer("basis", torch.zeros(components, PIXELS))
+
+    @torch.no_grad()
+    def fit(self, images: torch.Tensor) -> None:
+        """Set mean and the top principal directions from N×1×28×28 training images."""
+        flat = images.reshape(len(images), PIXELS).double()
+        mean = flat.mean(0)
+        centred = flat - mean
+        covariance = centred.T @ centred / (len(flat) - 1)
+        _, vectors = torch.linalg.eigh(covariance)  # ascending eigenvalues
+        self.mean.copy_(mean.float())
+        self.basis.copy_(vectors[:, -self.components :].flip(1).T.float())
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return (x.flatten(1) - self.mean) @ self.basis.T
+
+    def decode(self, code: torch.Tensor) -> torch.Tensor:
+        return (code @ self.basis + self.mean).clamp(0, 1).reshape(-1, 1, 28, 28)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        code = self.encode(x)
+        return self.decode(code), code
+
+
+def _mlp(sizes: list[int], last_activation: nn.Module | None) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for i, (n_in, n_out) in enumerate(zip(sizes, sizes[1:])):
+        layers.append(nn.Linear(n_in, n_out))
+        if i < len(sizes) - 2:
+            layers.append(nn.ReLU())
+    if last_activation is not None:
+        layers.append(last_activation)
+    return nn.Sequential(*layers)
+
+
+class DenseAE(nn.Module):
+    """Mirrored MLP autoencoder 784 → hidden… → code → …hidden → 784 with ReLU inside and a sigmoid output.
+
+    ``linear_code=True`` leaves the code layer without activation (the deep AE's 30-unit code, as in
+    Hinton & Salakhutdinov 2006); otherwise the code is a ReLU layer whose activations the sparse AE penalises.
+    """
+
+    def __init__(self, hidden: tuple[int, ...] = (), code: int = 64, linear_code: bool = False) -> None:
+        super().__init__()
+        sizes = [PIXELS, *hidden, code]
+        self.encoder = _mlp(sizes, None if linear_code else nn.ReLU())
+        self.decoder = _mlp(sizes[::-1], nn.Sigmoid())
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encoder(x.flatten(1))
+
+    def decode(self, code: torch.Tensor) -> torch.Tensor:
+        return self.decoder(code).reshape(-1, 1, 28, 28)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        code = self.encode(x)
+        return self.decode(code), code
+
+    def encoder_filters(self) -> torch.Tensor:
+        """Input weights of the first hidden layer as 28×28 images (one per unit)."""
+        return self.encoder[0].weight.detach().reshape(-1, 28, 28)

@@ -1,0 +1,42 @@
+"""The ONNX contract between export (torch side) and runtime (torch-free side).
+
+A model file has one input ``image`` (N×1×H×W float32 in [0, 1], white digit on black) and the outputs
+``reconstruction`` (same shape) and ``code`` (the latent). Everything else the runtime needs travels in the
+file's ``metadata_props`` under the keys below (JSON text where the value is structured). Models whose decoder
+needs only the code also get a decoder graph beside them, ``NAME.decoder.onnx`` (input ``code``, output
+``reconstruction``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+INPUT = "image"
+RECONSTRUCTION = "reconstruction"
+CODE = "code"
+
+# metadata_props keys
+AETOOL_VERSION = "aetool_version"
+MODEL_NAME = "model_name"  # registry name, e.g. "denoise"
+MODEL_KIND = "model_kind"  # "pca" | "dense" | "conv"
+ARCHITECTURE = "architecture"  # JSON: constructor arguments
+DATASET = "dataset"  # "mnist" | "fashion-mnist"
+NOISE = "noise"  # JSON: {"level": float, "kind": str}; level 0 for models not trained on noise
+EPOCHS = "epochs"
+TEST_MSE = "test_mse"  # float as text, "" when unknown
+INPUT_SPEC = "input_spec"  # JSON: {"shape": [...], "range": [0, 1], "polarity": "white-on-black", "multiple_of": 4|null}
+PARITY = "parity"  # JSON: the export's parity report
+VERSIONS = "versions"  # JSON: torch, onnx, onnxscript, onnxruntime versions
+CREATED = "created"  # ISO 8601 UTC
+OPSET = "opset"
+PRECISION = "precision"  # "fp32" | "fp16" | "int8"
+VARIANT = "variant"  # JSON for fp16/int8 files: error against the fp32 model and test-MSE change
+DECODER = "decoder"  # file name of the decoder graph beside this file, "" when none
+
+POLARITY = "white-on-black"
+
+
+def decoder_path(model_path: str | Path) -> Path:
+    """Where the decoder graph of ``model_path`` lives: ``x.onnx`` → ``x.decoder.onnx``."""
+    path = Path(model_path)
+    return path.with_name(path.name.removesuffix(".onnx") + ".decoder.onnx")

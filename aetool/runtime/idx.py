@@ -1,0 +1,58 @@
+"""Read MNIST-style IDX files (gzipped or not) with numpy alone."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import numpy as np
+
+from aetool.errors import DataError
+
+SPLIT_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+EXPECTED_FILES = ", ".join(f"{stem}.gz" for pair in SPLIT_FILES.values() for stem in pair)
+_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+
+
+def read_idx(path: str | Path) -> np.ndarray:
+    """Parse one IDX file; ``.gz`` files are decompressed on the fly."""
+    path = Path(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as f:
+            raw = f.read()
+    except (OSError, EOFError) as err:
+        raise DataError(f"cannot read IDX file {path}: {err}") from None
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _DTYPES:
+        raise DataError(f"{path} is not an IDX file (bad magic number)")
+    ndim = raw[3]
+    header = 4 + 4 * ndim
+    shape = tuple(int(d) for d in np.frombuffer(raw, ">u4", count=ndim, offset=4))
+    dtype = np.dtype(_DTYPES[raw[2]])
+    expected = header + int(np.prod(shape)) * dtype.itemsize
+    if len(raw) != expected:
+        raise DataError(f"{path} is truncated or padded: {len(raw)} bytes, header says {expected}")
+    return np.frombuffer(raw, dtype, offset=header).reshape(shape)
+
+
+def _find(data_dir: Path, stem: str) -> Path:
+    for name in (f"{stem}.gz", stem, stem.replace("-idx", ".idx")):
+        if (data_dir / name).is_file():
+            return data_dir / name
+    raise DataError(f"data folder {data_dir} lacks {stem}.gz; expected the four IDX files {EXPECTED_FILES}")
+
+
+def load_split(data_dir: str | Path, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """Images (N×28×28 uint8, white digit on black) and labels (N uint8) of ``train`` or ``test``."""
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        raise DataError(f"data folder {data_dir} does not exist; expected the four IDX files {EXPECTED_FILES}")
+    image_stem, label_stem = SPLIT_FILES[split]
+    images = read_idx(_find(data_dir, image_stem))
+    labels = read_idx(_find(data_dir, label_stem))
+    if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
+        raise DataError(f"{data_dir}: {split} images {images.shape} and labels {labels.shape} do not match")
+    return images, labels
