@@ -30,13 +30,15 @@ class ModelSpec:
 REGISTRY: dict[str, ModelSpec] = {
     spec.name: spec
     for spec in [
-        ModelSpec("pca", "PCA baseline, 30 components, fitted by eigendecomposition", PCA, {"components": 30}),
+        ModelSpec(
+            "pca", "PCA baseline, 30 components, fitted by eigendecomposition", PCA, {"components": 30}, {"epochs": 0}
+        ),
         ModelSpec(
             "deep",
-            "deep AE 784-1000-500-250-30 (linear 30-unit code), mirrored",
+            "deep AE 784-512-128-30 (linear 30-unit code), mirrored",
             DenseAE,
-            {"hidden": (1000, 500, 250), "code": 30, "linear_code": True},
-            {"epochs": 20, "loss": "bce"},
+            {"hidden": (512, 128), "code": 30, "linear_code": True},
+            {"epochs": 30, "loss": "bce"},
         ),
         ModelSpec("ae64", "shallow AE, one ReLU hidden layer of 64 units", DenseAE, {"code": 64}),
         ModelSpec("ae128", "shallow AE, one ReLU hidden layer of 128 units", DenseAE, {"code": 128}),
@@ -46,7 +48,7 @@ REGISTRY: dict[str, ModelSpec] = {
             "sparse AE, overcomplete ReLU hidden layer of 1024 units with an L1 penalty on its activations",
             DenseAE,
             {"code": 1024},
-            {"l1": 1e-3},
+            {"l1": 1e-2},
         ),
         ModelSpec(
             "denoise",
@@ -55,15 +57,26 @@ REGISTRY: dict[str, ModelSpec] = {
             {"code": 256},
             {"noise": 0.5},
         ),
-        ModelSpec("conv-unpool", "conv AE, decoder upsamples by max-unpooling + conv", ConvAE, {"upsample": "unpool"}),
         ModelSpec(
-            "conv-unpool-deconv",
-            "conv AE, decoder upsamples by max-unpooling + transposed conv",
+            "conv-unpool",
+            "conv AE 16/16 channels, decoder upsamples by max-unpooling + conv",
             ConvAE,
-            {"upsample": "unpool-deconv"},
+            {"upsample": "unpool", "channels": (16, 16)},
+            {"lr": 3e-3},
         ),
         ModelSpec(
-            "conv-deconv", "conv AE, decoder upsamples by stride-2 transposed conv alone", ConvAE, {"upsample": "deconv"}
+            "conv-unpool-deconv",
+            "conv AE 16/16 channels, decoder upsamples by max-unpooling + transposed conv",
+            ConvAE,
+            {"upsample": "unpool-deconv", "channels": (16, 16)},
+            {"lr": 3e-3},
+        ),
+        ModelSpec(
+            "conv-deconv",
+            "conv AE 32/32 channels, decoder upsamples by stride-2 transposed conv alone",
+            ConvAE,
+            {"upsample": "deconv", "channels": (32, 32)},
+            {"lr": 3e-3, "loss": "bce"},
         ),
     ]
 }

@@ -1,0 +1,7 @@
+"""Training (needs the ``train`` extra): data, the shared loop, run folders."""
+
+from aetool.train.config import TrainConfig
+from aetool.train.loop import TrainResult, train
+from aetool.train.run import Run, load_run
+
+__all__ = ["TrainConfig", "TrainResult", "train", "Run", "load_run"]

@@ -1,0 +1,125 @@
+import json
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch", reason="training tests need the train extra")
+
+from synthetic import write_dataset  # noqa: E402
+
+from aetool.errors import AetoolError, DataError  # noqa: E402
+from aetool.train import TrainConfig, load_run, train  # noqa: E402
+from aetool.train.data import DATA_DIR_ENV, load_images  # noqa: E402
+from aetool.train.run import CHECKPOINT, METRICS  # noqa: E402
+
+SHARED_MNIST = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "mnist"
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    return write_dataset(tmp_path_factory.mktemp("synthetic"), n_train=256, n_test=64)
+
+
+def config(name, data_dir, **overrides):
+    return TrainConfig.for_model(name, data_dir=str(data_dir), device="cpu", **{"epochs": 3, "batch_size": 32,
+                                                                                **overrides})
+
+
+def weights(model):
+    return torch.cat([p.detach().flatten() for p in model.state_dict().values()])
+
+
+def test_training_lowers_loss_and_writes_metrics_and_checkpoint(data_dir, tmp_path):
+    result = train(config("ae64", data_dir, lr=3e-3), run_dir=tmp_path, progress=False)
+    history = json.loads((tmp_path / METRICS).read_text())["history"]
+    assert [r["epoch"] for r in history] == [1, 2, 3]
+    assert history[-1]["train_mse"] < history[0]["train_mse"]
+    assert history[-1]["test_mse"] < history[0]["test_mse"]
+    assert {"train_mse", "test_mse", "train_loss", "lr"} <= history[0].keys()
+    state = torch.load(tmp_path / CHECKPOINT, weights_only=True)
+    assert state["epoch"] == 3 and state["config"]["model"] == "ae64" and state["optimizer"] is not None
+    assert result.test_mse == history[-1]["test_mse"]
+
+
+def test_same_seed_same_weights_other_seed_other_weights(data_dir, tmp_path):
+    runs = [train(config("denoise", data_dir, epochs=1, seed=s), run_dir=tmp_path / str(i), progress=False)
+            for i, s in enumerate([5, 5, 6])]
+    w = [weights(load_run(r.run_dir).model) for r in runs]
+    assert torch.equal(w[0], w[1])
+    assert not torch.equal(w[0], w[2])
+
+
+def test_resume_after_interrupt_equals_uninterrupted_run(data_dir, tmp_path):
+    full = train(config("conv-deconv", data_dir, epochs=4), run_dir=tmp_path / "full", progress=False)
+
+    def interrupt_after_epoch_2(line):
+        if line.startswith("epoch   2"):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(config("conv-deconv", data_dir, epochs=4), run_dir=tmp_path / "cut", progress=False,
+              echo=interrupt_after_epoch_2)
+    assert load_run(tmp_path / "cut").epoch == 2  # the last complete checkpoint is usable
+    resumed = train(config("conv-deconv", data_dir, epochs=4), run_dir=tmp_path / "cut", resume=True,
+                    progress=False)
+    assert torch.equal(weights(load_run(full.run_dir).model), weights(load_run(resumed.run_dir).model))
+    assert [r["test_mse"] for r in resumed.history] == [r["test_mse"] for r in full.history]
+
+
+def test_existing_run_is_not_overwritten_without_force(data_dir, tmp_path):
+    train(config("pca", data_dir), run_dir=tmp_path, progress=False)
+    with pytest.raises(AetoolError, match="--resume"):
+        train(config("pca", data_dir), run_dir=tmp_path, progress=False)
+    train(config("pca", data_dir), run_dir=tmp_path, progress=False, force=True)
+
+
+def test_sparse_and_denoise_record_their_loss_terms(data_dir, tmp_path):
+    sparse = train(config("sparse", data_dir, epochs=1), run_dir=tmp_path / "s", progress=False).history[-1]
+    assert sparse["train_l1"] > 0 and sparse["train_loss"] > sparse["train_mse"]
+    dae = train(config("denoise", data_dir, epochs=1), run_dir=tmp_path / "d", progress=False).history[-1]
+    assert "test_mse_clean" in dae and dae["test_mse"] != dae["test_mse_clean"]
+
+
+def test_pca_is_fitted_without_gradient_steps(data_dir, tmp_path):
+    result = train(config("pca", data_dir, components=8), run_dir=tmp_path, progress=False)
+    run = load_run(tmp_path)
+    assert run.model.basis.shape == (8, 784)
+    assert [r["epoch"] for r in result.history] == [0]  # one closed-form fit, no epochs
+    assert result.test_mse < 0.05
+
+
+def test_load_images_from_an_idx_folder(data_dir):
+    images = load_images("mnist", "train", data_dir)
+    assert images.shape == (256, 1, 28, 28) and images.dtype == torch.uint8
+    assert images.max() == 255 and images[:, :, 0, :].max() < 255  # white strokes inside a black border
+
+
+def test_data_dir_may_hold_one_subfolder_per_dataset(data_dir, monkeypatch):
+    monkeypatch.setenv(DATA_DIR_ENV, str(data_dir.parent))
+    (data_dir.parent / "fashion-mnist").symlink_to(data_dir)
+    assert len(load_images("fashion-mnist", "test")) == 64
+
+
+def test_missing_data_folder_is_one_clear_error(tmp_path):
+    with pytest.raises(DataError, match=r"does not exist; expected the four IDX files train-images-idx3-ubyte\.gz"):
+        load_images("mnist", "train", tmp_path / "nowhere")
+    (tmp_path / "train-images-idx3-ubyte.gz").write_bytes(b"not gzip")
+    (tmp_path / "train-labels-idx1-ubyte.gz").write_bytes(b"")
+    with pytest.raises(DataError, match="cannot read IDX file"):
+        load_images("mnist", "train", tmp_path)
+
+
+def test_bad_settings_are_refused():
+    with pytest.raises(ValueError, match="unknown dataset"):
+        TrainConfig.for_model("ae64", dataset="cifar")
+    with pytest.raises(ValueError, match="pca model only"):
+        TrainConfig.for_model("ae64", components=3)
+    with pytest.raises(ValueError, match="unknown training settings"):
+        TrainConfig.for_model("ae64", momentum=0.9)
+
+
+@pytest.mark.skipif(not SHARED_MNIST.is_dir(), reason="needs ../shared/data/mnist (the real MNIST files)")
+def test_real_mnist_loads_with_the_published_shape():
+    images = load_images("mnist", "test", SHARED_MNIST)
+    assert images.shape == (10_000, 1, 28, 28)
+    assert abs(float(images.float().mean()) / 255 - 0.1325) < 1e-3
