@@ -1,0 +1,153 @@
+"""Which files a command reads and which it writes: inputs from paths, folders and globs; outputs planned so an
+input is never overwritten and no two inputs write the same file; writes atomic, so no partial file is left."""
+
+from __future__ import annotations
+
+import glob
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from aetool.errors import AetoolError
+from aetool.runtime.images import IMAGE_SUFFIXES, format_for
+
+STDIN = "-"
+_MAGIC = set("*?[")
+
+
+@dataclass(frozen=True)
+class Input:
+    """One image to read: a file (found under ``root`` when it came from a folder or glob) or stdin's bytes."""
+
+    label: str
+    source: Path | bytes
+    root: Path | None = None
+
+
+@dataclass(frozen=True)
+class Job:
+    """One image to process: where it comes from and where its result goes (``None``: standard output)."""
+
+    label: str
+    source: Path | bytes
+    target: Path | None
+    fmt: str  # Pillow format name
+
+
+@dataclass(frozen=True)
+class Failure:
+    """An input that cannot be processed, with the one-line reason."""
+
+    label: str
+    error: str
+
+
+def collect(args: Sequence[str], recursive: bool = False, skip: str = "") -> tuple[list[Input], list[Failure]]:
+    """The images named by files, folders (``recursive`` to descend) and globs; folder scans skip ``*{skip}.*``."""
+    inputs: dict[Path, Input] = {}
+    failures = []
+    for arg in args:
+        path = Path(arg)
+        if path.is_dir():
+            pattern = "**/*" if recursive else "*"
+            found = [p for p in sorted(path.glob(pattern)) if _is_image(p, skip)]
+            if not found:
+                where = " or its subfolders" if recursive else ""
+                hint = "" if recursive or not any(p.is_dir() for p in path.iterdir()) else " (use -r for subfolders)"
+                failures.append(Failure(arg, f"no images found in this folder{where}{hint}"))
+            inputs.update((p, Input(str(p), p, path)) for p in found)
+        elif path.exists() or not _MAGIC & set(arg):
+            inputs.setdefault(path, Input(arg, path))
+        else:
+            found = [Path(p) for p in sorted(glob.glob(arg, recursive=True)) if _is_image(Path(p), skip)]
+            if not found:
+                failures.append(Failure(arg, "pattern matched no images"))
+            root = _glob_root(arg)
+            inputs.update((p, Input(str(p), p, root)) for p in found)
+    return list(inputs.values()), failures
+
+
+def _is_image(path: Path, skip: str) -> bool:
+    return path.suffix.lower() in IMAGE_SUFFIXES and path.is_file() and not (skip and path.stem.endswith(skip))
+
+
+def _glob_root(pattern: str) -> Path:
+    """The folder part of a glob before its first wildcard: ``digits/**/*.png`` → ``digits``."""
+    parts = Path(pattern).parts
+    literal = parts[:next(i for i, p in enumerate(parts) if _MAGIC & set(p))]
+    return Path(*literal) if literal else Path(".")
+
+
+def plan(inputs: Sequence[Input], output: str | None, suffix: str, fmt: str | None = None,
+         force: bool = False) -> tuple[list[Job], list[Failure]]:
+    """Where each input's result goes.
+
+    No ``output``: beside the input as ``NAME{suffix}.png`` (stdin's goes to stdout). ``-``: stdout. A name with
+    an image suffix, for one file: that file. Otherwise a folder, mirroring the input folders' layout.
+    An input is never a target unless ``force``; a target written twice fails the second input.
+    """
+    ext = (fmt or "png").lower()
+    pillow_fmt = format_for(ext)
+    single = len(inputs) == 1 and inputs[0].root is None
+    if output == STDIN and not single:
+        raise AetoolError("-o - (standard output) takes exactly one input file")
+    file_target = output not in (None, STDIN) and single and _names_a_file(output)
+    if file_target:
+        pillow_fmt = format_for(Path(output).suffix)
+        if fmt and format_for(fmt) != pillow_fmt:
+            raise AetoolError(f"--format {fmt} contradicts the output name {output}")
+    sources = {item.source.resolve() for item in inputs if isinstance(item.source, Path)}
+    jobs, failures, claimed = [], [], {}
+    for item in inputs:
+        target = _target(item, output, suffix, ext, file_target)
+        resolved = target.resolve() if target else None
+        if resolved in sources and not force:
+            failures.append(Failure(item.label, f"refusing to overwrite input {target} (use --force, or -o)"))
+        elif resolved and resolved in claimed:
+            failures.append(Failure(item.label, f"{target} is already the output of {claimed[resolved]}"))
+        else:
+            claimed[resolved] = item.label
+            jobs.append(Job(item.label, item.source, target, pillow_fmt))
+    return jobs, failures
+
+
+def _names_a_file(output: str) -> bool:
+    return not output.endswith(("/", os.sep)) and not Path(output).is_dir() and bool(Path(output).suffix)
+
+
+def _target(item: Input, output: str | None, suffix: str, ext: str, file_target: bool) -> Path | None:
+    if output == STDIN or (output is None and isinstance(item.source, bytes)):
+        return None
+    if file_target:
+        return Path(output)
+    stem = "stdin" if isinstance(item.source, bytes) else item.source.stem
+    if output is None:
+        return item.source.with_name(f"{stem}{suffix}.{ext}")
+    folder = Path(output)
+    if item.root is not None and isinstance(item.source, Path):
+        folder = folder / item.source.parent.relative_to(item.root)
+    return folder / f"{stem}.{ext}"
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to a temporary file beside ``path`` and rename it over ``path``: all or nothing."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    done = False
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
+        os.chmod(temporary, 0o666 & ~_umask())
+        os.replace(temporary, path)
+        done = True
+    finally:
+        if not done:
+            os.unlink(temporary)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

@@ -1,0 +1,241 @@
+"""One onnxruntime session per model file, checked against the ONNX contract and reused for every batch.
+
+Like rembg's ``new_session``, :func:`load` keeps a registry of open models, so a server or a batch over thousands
+of images pays for the session once and its memory stays flat. Unlike rembg, it says so when the execution
+provider asked for (say CUDA) is not the one the session actually runs on.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from aetool.errors import AetoolError, ModelFileError
+from aetool.runtime import contract
+from aetool.runtime.registry import resolve
+
+if TYPE_CHECKING:
+    import onnxruntime
+
+CPU = "CPUExecutionProvider"
+CHUNK = 256  # images per session call: large enough to be fast, small enough to keep memory flat
+_JSON_KEYS = {contract.ARCHITECTURE, contract.NOISE, contract.INPUT_SPEC, contract.PARITY, contract.VERSIONS,
+              contract.VARIANT}
+_NUMBER_KEYS = {contract.EPOCHS, contract.TEST_MSE, contract.OPSET}
+_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
+_OPEN: dict[tuple, Model] = {}
+
+
+class ProviderWarning(UserWarning):
+    """The session runs on other execution providers than the ones asked for."""
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """What images a model takes: a fixed size (dense models) or any size divisible by ``multiple_of`` (conv)."""
+
+    size: tuple[int, int] | None  # (height, width) when fixed
+    multiple_of: int = 1
+    polarity: str = contract.POLARITY
+
+    def check(self, height: int, width: int) -> None:
+        """Raise ``ValueError`` when an image of this size cannot go into the model as it is."""
+        if self.size is not None and (height, width) != self.size:
+            raise ValueError(f"model takes {self.size[0]}×{self.size[1]} images, got {height}×{width}")
+        if height % self.multiple_of or width % self.multiple_of:
+            raise ValueError(f"model takes sizes divisible by {self.multiple_of}, got {height}×{width}")
+
+
+def ort_errors() -> tuple[type[Exception], ...]:
+    """The exceptions onnxruntime raises for bad files and failed runs (they do not share a base class)."""
+    from onnxruntime.capi import onnxruntime_pybind11_state as state
+
+    names = ("Fail", "InvalidArgument", "NoSuchFile", "NoModel", "InvalidProtobuf", "InvalidGraph",
+             "RuntimeException", "NotImplemented", "EPFail")
+    return (RuntimeError, *(getattr(state, name) for name in names if hasattr(state, name)))
+
+
+def provider_names(requested: Sequence[str] | None) -> list[str]:
+    """Full provider names for ``requested`` (``cuda`` → ``CUDAExecutionProvider``); CPU when none asked for."""
+    import onnxruntime as ort
+
+    if not requested:
+        return [CPU]
+    known = {name.lower().removesuffix("executionprovider"): name for name in ort.get_all_providers()}
+    names = []
+    for name in requested:
+        full = known.get(name.lower().removesuffix("executionprovider"))
+        if full is None:
+            raise AetoolError(f"unknown execution provider {name!r}; known: {', '.join(sorted(known))}")
+        names.append(full)
+    return names
+
+
+def open_session(path: Path, providers: Sequence[str] | None = None, threads: int | None = None,
+                 ) -> onnxruntime.InferenceSession:
+    """An onnxruntime session for ``path``; a file that is not ONNX or will not load is a ModelFileError."""
+    import onnxruntime as ort
+
+    wanted = provider_names(providers)
+    available = ort.get_available_providers()
+    options = ort.SessionOptions()
+    options.log_severity_level = 3  # onnxruntime's own warnings would bury ours
+    if threads:
+        options.intra_op_num_threads = threads
+    try:
+        session = ort.InferenceSession(str(path), options, providers=[p for p in wanted if p in available] or [CPU])
+    except ort_errors() as err:
+        raise ModelFileError(f"{path} is not a loadable ONNX model: {_first_line(err)}") from None
+    unused = [p for p in wanted if p not in session.get_providers()]
+    if unused:
+        why = "" if all(p in available for p in unused) else (
+            f" (this onnxruntime offers only {', '.join(available)}; for CUDA install onnxruntime-gpu)")
+        warnings.warn(f"{path.name}: asked for {', '.join(unused)} but the session runs on "
+                      f"{', '.join(session.get_providers())}{why}", ProviderWarning, stacklevel=3)
+    return session
+
+
+def parse_metadata(props: dict[str, str]) -> dict[str, Any]:
+    """The file's ``metadata_props`` with JSON and numbers decoded; empty values become ``None``."""
+    parsed: dict[str, Any] = {}
+    for key, text in props.items():
+        if key in _JSON_KEYS | _NUMBER_KEYS and text == "":
+            parsed[key] = None
+        elif key in _JSON_KEYS | _NUMBER_KEYS:
+            try:
+                parsed[key] = json.loads(text)
+            except ValueError:
+                raise ModelFileError(f"metadata {key!r} is not valid JSON: {text[:60]!r}") from None
+        else:
+            parsed[key] = text
+    return parsed
+
+
+def check_contract(session: onnxruntime.InferenceSession, path: Path, metadata: dict[str, Any]) -> InputSpec:
+    """The model's InputSpec, once its inputs and outputs are shown to follow aetool's ONNX contract."""
+    inputs, outputs = session.get_inputs(), session.get_outputs()
+    expected = f"one input {contract.INPUT!r} of shape N×1×H×W, float32"
+    if len(inputs) != 1 or inputs[0].name != contract.INPUT:
+        got = ", ".join(f"{i.name!r} {i.shape}" for i in inputs) or "none"
+        raise ModelFileError(f"{path} does not follow the aetool contract: expected {expected}, got inputs {got}")
+    shape, dtype = inputs[0].shape, inputs[0].type
+    if len(shape) != 4 or shape[1] not in (1, "1") or dtype not in _DTYPES:
+        raise ModelFileError(f"{path} does not follow the aetool contract: expected {expected}, "
+                             f"got {contract.INPUT!r} {shape} {dtype}")
+    if contract.RECONSTRUCTION not in {o.name for o in outputs}:
+        raise ModelFileError(f"{path} does not follow the aetool contract: no output {contract.RECONSTRUCTION!r}")
+    declared = metadata.get(contract.INPUT_SPEC) or {}
+    height, width = shape[2], shape[3]
+    fixed = (height, width) if isinstance(height, int) and isinstance(width, int) else None
+    return InputSpec(fixed, int(declared.get("multiple_of") or 1), declared.get("polarity") or contract.POLARITY)
+
+
+def decoder_file(path: Path, metadata: dict[str, Any]) -> Path:
+    """The decoder graph of the model at ``path``: the file its metadata names, else the contract's default."""
+    named = metadata.get(contract.DECODER)
+    return path.with_name(named) if named else contract.decoder_path(path)
+
+
+def _first_line(err: Exception) -> str:
+    return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+
+
+class Model:
+    """An aetool model file ready to run: ``reconstruct``, ``encode``, ``decode``, its metadata and input spec."""
+
+    def __init__(self, path: Path, providers: Sequence[str] | None = None, threads: int | None = None):
+        self.path = path
+        self.session = open_session(path, providers, threads)
+        self.metadata = parse_metadata(self.session.get_modelmeta().custom_metadata_map)
+        self.input_spec = check_contract(self.session, path, self.metadata)
+        self.name: str = self.metadata.get(contract.MODEL_NAME) or path.name.removesuffix(".onnx")
+        self._dtype = _DTYPES[self.session.get_inputs()[0].type]
+        self._outputs = {o.name for o in self.session.get_outputs()}
+        self._options = (providers, threads)
+        self._decoder: onnxruntime.InferenceSession | None = None
+
+    def __repr__(self) -> str:
+        return f"Model({str(self.path)!r}, providers={self.providers})"
+
+    @property
+    def providers(self) -> list[str]:
+        """The execution providers the session really runs on, best first."""
+        return self.session.get_providers()
+
+    @property
+    def kind(self) -> str:
+        """``dense``, ``conv`` or ``pca`` from the metadata; guessed from the input size for foreign files."""
+        return self.metadata.get(contract.MODEL_KIND) or ("dense" if self.input_spec.size else "conv")
+
+    @property
+    def has_code(self) -> bool:
+        """Whether the file exposes the latent code, so :meth:`encode` works."""
+        return contract.CODE in self._outputs
+
+    @property
+    def decoder_path(self) -> Path:
+        """Where the decoder graph is (or would be) beside the model file."""
+        return decoder_file(self.path, self.metadata)
+
+    @property
+    def has_decoder(self) -> bool:
+        """Whether a decoder graph sits beside the file, so :meth:`decode` works."""
+        return self.decoder_path.is_file()
+
+    def reconstruct(self, images: np.ndarray, chunk: int = CHUNK) -> np.ndarray:
+        """Run the autoencoder on N×H×W or N×1×H×W images in [0, 1]; returns the same shape, float32."""
+        images = np.asarray(images)
+        batch = self._images(images)
+        return self._run(self.session, contract.RECONSTRUCTION, contract.INPUT, batch, chunk).reshape(images.shape)
+
+    def encode(self, images: np.ndarray, chunk: int = CHUNK) -> np.ndarray:
+        """The latent codes of N×H×W or N×1×H×W images."""
+        if not self.has_code:
+            raise ModelFileError(f"{self.path} has no {contract.CODE!r} output, so it cannot encode")
+        return self._run(self.session, contract.CODE, contract.INPUT, self._images(np.asarray(images)), chunk)
+
+    def decode(self, codes: np.ndarray, chunk: int = CHUNK) -> np.ndarray:
+        """Images (N×1×H×W) from latent codes, through the decoder graph beside the model file."""
+        if self._decoder is None:
+            if not self.has_decoder:
+                raise ModelFileError(f"{self.path} has no decoder graph beside it (expected {self.decoder_path})")
+            decoder = open_session(self.decoder_path, *self._options)
+            names = [i.name for i in decoder.get_inputs()]
+            if names != [contract.CODE]:
+                raise ModelFileError(f"decoder {self.decoder_path} must take one input {contract.CODE!r}, has {names}")
+            self._decoder = decoder
+        return self._run(self._decoder, contract.RECONSTRUCTION, contract.CODE, np.asarray(codes), chunk)
+
+    def _images(self, images: np.ndarray) -> np.ndarray:
+        if images.ndim not in (3, 4) or (images.ndim == 4 and images.shape[1] != 1):
+            raise ValueError(f"expected N×H×W or N×1×H×W images, got shape {images.shape}")
+        self.input_spec.check(*images.shape[-2:])
+        return images.reshape(len(images), 1, *images.shape[-2:])
+
+    def _run(self, session: onnxruntime.InferenceSession, output: str, feed: str, batch: np.ndarray,
+             chunk: int) -> np.ndarray:
+        if len(batch) == 0:
+            raise ValueError("empty batch")
+        batch = batch.astype(self._dtype, copy=False)
+        try:
+            parts = [session.run([output], {feed: batch[i:i + chunk]})[0] for i in range(0, len(batch), chunk)]
+        except ort_errors() as err:
+            raise ModelFileError(f"{self.path.name} failed on a batch of shape {batch.shape}: "
+                                 f"{_first_line(err)}") from None
+        return np.concatenate(parts).astype(np.float32, copy=False)
+
+
+def load(model: str | Path, providers: Sequence[str] | None = None, threads: int | None = None) -> Model:
+    """The model at a path or bundled under a name; opened once per process and then reused."""
+    path = resolve(model)
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size, tuple(providers or ()), threads)
+    if key not in _OPEN:
+        _OPEN[key] = Model(path, providers, threads)
+    return _OPEN[key]

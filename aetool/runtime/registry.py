@@ -1,0 +1,56 @@
+"""Where bundled models live and how a ``--model`` argument becomes a file path."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from aetool.errors import ModelFileError
+
+BUNDLED_DIR = Path(__file__).with_name("bundled")
+MODEL_DIR_ENV = "AETOOL_MODEL_DIR"  # overrides BUNDLED_DIR, e.g. for a models folder outside the package
+INDEX = "models.json"
+
+
+def models_dir() -> Path:
+    """The folder of bundled models: ``$AETOOL_MODEL_DIR`` when set, else the package's ``bundled/``."""
+    return Path(os.environ.get(MODEL_DIR_ENV) or BUNDLED_DIR)
+
+
+def bundled_index() -> dict[str, dict[str, Any]]:
+    """``models.json`` as ``{name: {"file": ..., ...}}``; empty when no models are bundled."""
+    path = models_dir() / INDEX
+    try:
+        index = json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as err:
+        raise ModelFileError(f"cannot read the bundled model index {path}: {err}") from None
+    if not isinstance(index, dict) or not all(isinstance(v, dict) and "file" in v for v in index.values()):
+        raise ModelFileError(f"{path} must map each model name to an object with a \"file\" key")
+    return index
+
+
+def resolve(model: str | Path) -> Path:
+    """The file behind ``model``: a path to an ``.onnx`` file, or the name of a bundled model."""
+    text = str(model)
+    looks_like_path = isinstance(model, Path) or text.endswith(".onnx") or os.sep in text or "/" in text
+    if not looks_like_path:
+        index = bundled_index()
+        if text in index:
+            path = models_dir() / index[text]["file"]
+            if not path.is_file():
+                raise ModelFileError(f"bundled model {text!r} is listed in {INDEX} but {path} is missing")
+            return path
+        if not Path(text).is_file():
+            known = ", ".join(index) if index else f"none installed ({models_dir() / INDEX} is missing)"
+            raise ModelFileError(f"unknown model {text!r}: no such file and no bundled model of that name "
+                                 f"(bundled: {known})")
+    path = Path(text)
+    if path.is_dir():
+        raise ModelFileError(f"model {path} is a folder, not an .onnx file")
+    if not path.is_file():
+        raise ModelFileError(f"model file {path} does not exist")
+    return path
