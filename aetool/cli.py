@@ -1,0 +1,312 @@
+"""The ``aetool`` command line: thin commands that parse options, call ``aetool.runtime`` and print.
+
+Commands import what they need inside their bodies, so ``aetool --help``, ``--version`` and shell completion
+load only Typer. Nothing here imports torch; commands that need it (train, export) import it in their bodies.
+Exit codes: 0 success, 1 some inputs failed, 2 usage or setup error. Messages go to stderr, data to stdout.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import warnings
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, NoReturn, Optional
+
+import typer
+
+from aetool import __version__
+from aetool.errors import AetoolError
+
+app = typer.Typer(
+    name="aetool",
+    help="Autoencoders for MNIST: train in PyTorch, export to verified ONNX, run without PyTorch.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+FEW = 4  # up to this many inputs: a note per image and no progress bar
+NoiseKind = Enum("NoiseKind", {kind: kind for kind in ("gaussian", "salt-pepper", "mask")}, type=str)
+
+
+# ---- reporting: the one way a command talks to the user ----
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    """Print one ``aetool: error:`` line to stderr and exit with ``code``; never a traceback."""
+    typer.echo(f"aetool: error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def note(message: str) -> None:
+    """A line for the user on stderr, which stays free of data."""
+    typer.echo(f"aetool: {message}", err=True)
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    typer.echo(f"aetool: warning: {message}", err=True)
+
+
+@contextmanager
+def reporting() -> Iterator[None]:
+    """Run a command body so that AetoolErrors become one line and their exit code, and warnings one line each."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", UserWarning)
+        warnings.showwarning = _show_warning
+        try:
+            yield
+        except AetoolError as err:
+            fail(str(err), err.exit_code)
+
+
+# ---- options shared by the image commands ----
+
+Inputs = Annotated[list[str], typer.Argument(help="Image files, folders or globs; - reads standard input.",
+                                             show_default=False)]
+Output = Annotated[Optional[str], typer.Option(
+    "--output", "-o", help="Output file for one input, else a folder; - writes standard output. "
+                           "Default: beside each input.", show_default=False)]
+ModelOption = Annotated[str, typer.Option("--model", "-m", help="Model file (.onnx) or bundled model name "
+                                                                "(see aetool models).")]
+Recursive = Annotated[bool, typer.Option("--recursive", "-r", help="Look for images in subfolders too.")]
+Format = Annotated[Optional[str], typer.Option(
+    "--format", "-f", help="Output image format: png (default), jpg, bmp, tiff, webp, gif, pgm, tga.",
+    show_default=False)]
+SideBySide = Annotated[bool, typer.Option("--side-by-side", help="Write input | output as one image.")]
+Invert = Annotated[Optional[bool], typer.Option(
+    "--invert/--no-invert", help="Treat images as dark on light (inverted for the model and back) or not. "
+                                 "Default: decided per image from its border.", show_default=False)]
+Force = Annotated[bool, typer.Option("--force", help="Allow an output to overwrite an input file.")]
+Json = Annotated[bool, typer.Option("--json", help="Print JSON to standard output for scripts.")]
+Providers = Annotated[Optional[list[str]], typer.Option(
+    "--provider", help="onnxruntime execution provider: cpu (default), cuda, ...; repeat for a fallback order.",
+    show_default=False)]
+Threads = Annotated[Optional[int], typer.Option("--threads", min=1, help="CPU threads for onnxruntime "
+                                                                         "(default: all cores).",
+                                                show_default=False)]
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"aetool {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                                help="Print the version and exit.")] = False) -> None:
+    """Autoencoders for MNIST: train in PyTorch, export to verified ONNX, run without PyTorch."""
+
+
+# ---- image commands ----
+
+@app.command()
+def denoise(inputs: Inputs, output: Output = None, model: ModelOption = "denoise", recursive: Recursive = False,
+            fmt: Format = None, side_by_side: SideBySide = False, invert: Invert = None, force: Force = False,
+            as_json: Json = False, provider: Providers = None, threads: Threads = None) -> None:
+    """Remove noise from digit images with a denoising autoencoder (writes NAME.denoised.png)."""
+    _run_model(inputs, output, model, ".denoised", recursive, fmt, side_by_side, invert, force, as_json, provider,
+               threads)
+
+
+@app.command()
+def reconstruct(inputs: Inputs, output: Output = None, model: ModelOption = "deep", recursive: Recursive = False,
+                fmt: Format = None, side_by_side: SideBySide = False, invert: Invert = None, force: Force = False,
+                as_json: Json = False, provider: Providers = None, threads: Threads = None) -> None:
+    """Pass digit images through an autoencoder (writes NAME.reconstructed.png)."""
+    _run_model(inputs, output, model, ".reconstructed", recursive, fmt, side_by_side, invert, force, as_json,
+               provider, threads)
+
+
+@app.command("add-noise")
+def add_noise(inputs: Inputs, output: Output = None,
+              level: Annotated[float, typer.Option(min=0, help="Noise level: Gaussian std, or the fraction of "
+                                                               "pixels hit.")] = 0.5,
+              kind: Annotated[NoiseKind, typer.Option(help="Noise kind.")] = NoiseKind.gaussian,
+              seed: Annotated[Optional[int], typer.Option(help="Random seed, for the same noise every run.",
+                                                          show_default=False)] = None,
+              recursive: Recursive = False, fmt: Format = None, side_by_side: SideBySide = False,
+              invert: Invert = None, force: Force = False, as_json: Json = False) -> None:
+    """Corrupt images with the noise aetool trains and evaluates with (writes NAME.noisy.png)."""
+    with reporting():
+        from aetool.runtime.pipeline import Corrupt
+
+        jobs, failures = _plan(inputs, output, ".noisy", fmt, recursive, force, as_json)
+        code = _run(jobs, failures, Corrupt(level, kind.value, seed), invert, side_by_side, as_json)
+    raise typer.Exit(code)
+
+
+def _run_model(inputs: list[str], output: str | None, model: str, suffix: str, recursive: bool, fmt: str | None,
+               side_by_side: bool, invert: bool | None, force: bool, as_json: bool, provider: list[str] | None,
+               threads: int | None) -> None:
+    with reporting():
+        from aetool.runtime import load
+        from aetool.runtime.pipeline import Reconstruct
+
+        jobs, failures = _plan(inputs, output, suffix, fmt, recursive, force, as_json)
+        step = Reconstruct(load(model, provider, threads))
+        code = _run(jobs, failures, step, invert, side_by_side, as_json)
+    raise typer.Exit(code)
+
+
+def _plan(inputs: list[str], output: str | None, suffix: str, fmt: str | None, recursive: bool, force: bool,
+          as_json: bool) -> tuple[list, list]:
+    """Jobs and failed inputs for the arguments; usage mistakes raise before any image is read."""
+    from aetool.runtime import files
+
+    if files.STDIN in inputs:
+        if len(inputs) > 1:
+            raise AetoolError("- (standard input) cannot be mixed with other inputs")
+        found, failures = [files.Input(files.STDIN, typer.get_binary_stream("stdin").read())], []
+    else:
+        found, failures = files.collect(inputs, recursive, skip=suffix)
+    jobs, refused = files.plan(found, output, suffix, fmt, force)
+    if any(job.target is None for job in jobs):
+        if as_json:
+            raise AetoolError("--json prints records to standard output; write the images to files with -o")
+        if typer.get_binary_stream("stdout").isatty():
+            raise AetoolError("refusing to write image data to a terminal; redirect standard output or use -o")
+    return jobs, failures + refused
+
+
+def _run(jobs: list, failures: list, step, invert: bool | None, side_by_side: bool, as_json: bool) -> int:
+    """Process the jobs, report each failure and a summary; the exit code."""
+    from aetool.runtime.pipeline import Outcome, process
+
+    started = time.perf_counter()
+    total = len(jobs) + len(failures)
+    refused = [Outcome(failure.label, error=failure.error) for failure in failures]
+    outcomes = process(jobs, step, invert, side_by_side, stdout=typer.get_binary_stream("stdout"))
+    done = failed = resized = 0
+    for outcome in [*refused, *_progress(outcomes, len(jobs), total > FEW and sys.stderr.isatty())]:
+        if as_json:
+            typer.echo(json.dumps(outcome.record()))
+        if outcome.error:
+            failed += 1
+            typer.echo(f"aetool: error: {outcome.path}: {outcome.error}", err=True)
+            continue
+        done += 1
+        resized += outcome.resized
+        if outcome.resized and total <= FEW:
+            width, height = outcome.input_size
+            note(f"{outcome.path}: resized {width}×{height} to fit the model's {outcome.size[0]}×{outcome.size[1]}"
+                 f" input; the output is {outcome.size[0]}×{outcome.size[1]}")
+    also = f" ({resized} resized to fit the model)" if resized and total > FEW else ""
+    note(f"{done} done, {failed} failed in {time.perf_counter() - started:.2f} s{also}")
+    return 1 if failed else 0
+
+
+def _progress(outcomes: Iterable, total: int, show: bool) -> Iterable:
+    """A progress bar on stderr around ``outcomes`` when there are many and stderr is a terminal."""
+    if not show:
+        return outcomes
+    from rich.console import Console
+    from rich.progress import track
+
+    return track(outcomes, total=total, description="images", console=Console(stderr=True), transient=True)
+
+
+# ---- model commands ----
+
+@app.command()
+def evaluate(model: ModelOption = "denoise",
+             data_dir: Annotated[Optional[Path], typer.Option(
+                 envvar="AETOOL_DATA_DIR", help="Folder of the four MNIST IDX files (.gz or not).",
+                 show_default=False)] = None,
+             noise: Annotated[Optional[float], typer.Option(
+                 min=0, help="Noise level of the inputs. Default: the noise the model was trained with.",
+                 show_default=False)] = None,
+             noise_kind: Annotated[Optional[NoiseKind], typer.Option(
+                 help="Noise kind. Default: the model's, else gaussian.", show_default=False)] = None,
+             limit: Annotated[Optional[int], typer.Option(min=1, help="Score only the first N test images.",
+                                                          show_default=False)] = None,
+             seed: Annotated[int, typer.Option(help="Seed of the input noise.")] = 0,
+             as_json: Json = False, provider: Providers = None, threads: Threads = None) -> None:
+    """Test-set MSE of a model with onnxruntime alone (no torch)."""
+    with reporting():
+        if data_dir is None:
+            raise AetoolError("no data folder: pass --data-dir or set AETOOL_DATA_DIR")
+        from aetool.runtime import load
+        from aetool.runtime.evaluate import evaluate as score
+
+        result = score(load(model, provider, threads), data_dir, noise, noise_kind and noise_kind.value, limit, seed)
+    if as_json:
+        typer.echo(json.dumps(result))
+        return
+    noise_text = f"{result['noise_kind']} noise {result['noise']:g}" if result["noise"] else "no noise"
+    recorded = result["recorded_test_mse"]
+    typer.echo(f"test MSE {result['mse']:.6f} over {result['n']} images ({noise_text}), model {result['model']}"
+               + (f"; the file records {recorded:.6f}" if isinstance(recorded, (int, float)) else ""))
+
+
+@app.command()
+def models(as_json: Json = False) -> None:
+    """List the bundled models with file size, precision and test MSE."""
+    with reporting():
+        from aetool.runtime.describe import bundled_models
+        from aetool.runtime.registry import INDEX, models_dir
+
+        records = bundled_models()
+    if as_json:
+        typer.echo(json.dumps(records, indent=2))
+    elif not records:
+        note(f"no bundled models ({models_dir() / INDEX} is missing)")
+    else:
+        rows = [("name", "file", "size", "precision", "test MSE")] + [
+            (r["name"], r["file"], _size(r["size_bytes"]), r["precision"] or "?", _number(r["test_mse"]))
+            for r in records]
+        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+        for row in rows:
+            typer.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+
+
+@app.command()
+def info(model: Annotated[str, typer.Argument(help="Model file (.onnx) or bundled model name.",
+                                              show_default=False)],
+         as_json: Json = False) -> None:
+    """Show a model file's inputs, outputs, metadata, parity record and decoder."""
+    with reporting():
+        from aetool.runtime.describe import describe
+
+        record = describe(model)
+    if as_json:
+        typer.echo(json.dumps(record, indent=2))
+        return
+    typer.echo(f"{record['file']}  {_size(record['size_bytes'])}, {record['precision'] or 'precision ?'}, "
+               f"opset {record['opset'] or '?'}")
+    for title, tensors in (("inputs", record["inputs"]), ("outputs", record["outputs"])):
+        for i, tensor in enumerate(tensors):
+            shape = "×".join(str(d) for d in tensor["shape"])
+            typer.echo(f"{title if i == 0 else '':9}{tensor['name']:16}{tensor['type']:9}{shape}")
+    ok = record["contract"] == "ok"
+    typer.echo(f"{'contract':9}" + ("✓ follows the aetool ONNX contract" if ok else f"✗ {record['contract']}"))
+    decoder = record["decoder"]
+    typer.echo(f"{'decoder':9}" + (f"{decoder['file']} ({_size(decoder['size_bytes'])})" if decoder else "none"))
+    parity = record["parity"]
+    if parity:
+        mark = {True: "✓ passed", False: "✗ FAILED"}.get(parity["passed"], "? not recorded")
+        worst = f", worst max-abs {parity['worst_max_abs']:.3g}" if parity["worst_max_abs"] is not None else ""
+        typer.echo(f"{'parity':9}{mark}{worst} ({parity['cases']} cases)")
+    typer.echo("metadata")
+    for key, value in record["metadata"].items():
+        if key != "parity":
+            typer.echo(f"  {key:15}{json.dumps(value) if isinstance(value, (dict, list)) else value}")
+
+
+def _size(size: int | None) -> str:
+    return "missing" if size is None else f"{size / 1e6:.1f} MB" if size >= 1e5 else f"{size / 1e3:.1f} kB"
+
+
+def _number(value: object) -> str:
+    return f"{value:.5f}" if isinstance(value, (int, float)) else "?"
+
+
+# ---- torch-side commands (train, export, ...) go here; they import torch inside their bodies ----
+
+
+def main() -> None:
+    """Entry point of the ``aetool`` script and of ``python -m aetool``."""
+    app()
