@@ -1,0 +1,196 @@
+"""Model files and images for the runtime and CLI tests, made without torch or onnx.
+
+Two kinds of model: *toy* models, identity graphs written byte by byte below, whose output equals their input so
+tests can check pixels exactly (polarity round trips, padding, cropping); and *real* models (the bundled ones when
+``aetool/runtime/bundled/models.json`` exists, else the stand-ins in /tmp/standin) for shapes and codes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from aetool.runtime import contract
+from aetool.runtime.registry import BUNDLED_DIR, INDEX, MODEL_DIR_ENV
+
+REPO = Path(__file__).resolve().parents[1]
+STANDIN = Path("/tmp/standin")
+REAL_NAMES = ("denoise", "conv-unpool", "deep")
+
+
+# ---- ONNX protobuf, by hand: just enough of onnx.proto for small identity graphs ----
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        low, n = n & 0x7F, n >> 7
+        out.append(low | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def _field(number: int, value: int | str | bytes) -> bytes:
+    if isinstance(value, int):
+        return _varint(number << 3) + _varint(value)
+    data = value.encode() if isinstance(value, str) else value
+    return _varint(number << 3 | 2) + _varint(len(data)) + data
+
+
+def _value_info(name: str, dims: list[int | str]) -> bytes:
+    shape = b"".join(_field(1, _field(2, d) if isinstance(d, str) else _field(1, d)) for d in dims)
+    tensor_type = _field(1, 1) + _field(2, shape)  # elem_type FLOAT, shape
+    return _field(1, name) + _field(2, _field(1, tensor_type))
+
+
+def _node(op: str, inputs: list[str], outputs: list[str]) -> bytes:
+    return b"".join(_field(1, i) for i in inputs) + b"".join(_field(2, o) for o in outputs) + _field(4, op)
+
+
+def _int64_tensor(name: str, values: list[int]) -> bytes:
+    return _field(1, len(values)) + _field(2, 7) + _field(8, name) + _field(9, struct.pack(f"<{len(values)}q", *values))
+
+
+def onnx_bytes(inputs: dict[str, list], outputs: dict[str, list], nodes: list[bytes],
+               metadata: dict[str, str] | None = None, initializers: list[bytes] = ()) -> bytes:
+    """A serialized ModelProto (IR 8, opset 13)."""
+    graph = (b"".join(_field(1, n) for n in nodes) + _field(2, "g") + b"".join(_field(5, t) for t in initializers)
+             + b"".join(_field(11, _value_info(k, v)) for k, v in inputs.items())
+             + b"".join(_field(12, _value_info(k, v)) for k, v in outputs.items()))
+    props = b"".join(_field(14, _field(1, k) + _field(2, v)) for k, v in (metadata or {}).items())
+    return _field(1, 8) + _field(2, "aetool-tests") + _field(7, graph) + _field(8, _field(2, 13)) + props
+
+
+def toy_metadata(name: str, kind: str, multiple_of: int | None, noise: float = 0.0) -> dict[str, str]:
+    shape = ["N", 1, "H", "W"] if multiple_of else ["N", 1, 28, 28]
+    return {contract.MODEL_NAME: name, contract.MODEL_KIND: kind, contract.OPSET: "13", contract.PRECISION: "fp32",
+            contract.TEST_MSE: "0.0", contract.EPOCHS: "0",
+            contract.NOISE: json.dumps({"level": noise, "kind": "gaussian"}),
+            contract.INPUT_SPEC: json.dumps({"shape": shape, "range": [0, 1], "polarity": contract.POLARITY,
+                                             "multiple_of": multiple_of}),
+            contract.PARITY: json.dumps({"passed": True, "cases": [{"output": "reconstruction", "max_abs": 2e-7},
+                                                                   {"output": "code", "max_abs": 5e-7}]})}
+
+
+def write_toy_models(folder: Path) -> Path:
+    """Identity models (dense 28×28 with a decoder, conv any size) and broken files, with a models.json."""
+    folder.mkdir(parents=True, exist_ok=True)
+    dense = ["N", 1, 28, 28]
+    (folder / "dense.onnx").write_bytes(onnx_bytes(
+        {"image": dense}, {"reconstruction": dense, "code": ["N", 784]},
+        [_node("Identity", ["image"], ["reconstruction"]), _node("Flatten", ["image"], ["code"])],
+        toy_metadata("denoise", "dense", None, noise=0.5)))
+    (folder / "dense.decoder.onnx").write_bytes(onnx_bytes(
+        {"code": ["N", 784]}, {"reconstruction": dense}, [_node("Reshape", ["code", "shape"], ["reconstruction"])],
+        initializers=[_int64_tensor("shape", [-1, 1, 28, 28])]))
+    conv = ["N", 1, "H", "W"]
+    (folder / "conv.onnx").write_bytes(onnx_bytes(
+        {"image": conv}, {"reconstruction": conv, "code": conv},
+        [_node("Identity", ["image"], ["reconstruction"]), _node("Identity", ["image"], ["code"])],
+        toy_metadata("conv-unpool", "conv", 4)))
+    (folder / "flat.onnx").write_bytes(onnx_bytes(  # valid ONNX, wrong input shape
+        {"image": ["N", 784]}, {"reconstruction": ["N", 784]}, [_node("Identity", ["image"], ["reconstruction"])]))
+    (folder / "text.onnx").write_text("this is not a model\n")
+    good = (folder / "dense.onnx").read_bytes()
+    (folder / "truncated.onnx").write_bytes(good[: len(good) // 2])
+    (folder / INDEX).write_text(json.dumps({"denoise": {"file": "dense.onnx", "test_mse": 0.0123},
+                                            "conv-unpool": {"file": "conv.onnx"}}))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def toy_dir(tmp_path_factory) -> Path:
+    """A folder of toy models, which also serves as the bundled-models folder via AETOOL_MODEL_DIR."""
+    return write_toy_models(tmp_path_factory.mktemp("toy-models"))
+
+
+@pytest.fixture
+def bundled(toy_dir, monkeypatch) -> Path:
+    """Make the toy models the bundled ones (``denoise`` → identity dense, ``conv-unpool`` → identity conv)."""
+    monkeypatch.setenv(MODEL_DIR_ENV, str(toy_dir))
+    return toy_dir
+
+
+# ---- real models: bundled when present, else the stand-ins ----
+
+@pytest.fixture(scope="session")
+def real_models(tmp_path_factory) -> dict[str, Path]:
+    """``{name: model file}`` for denoise, conv-unpool and deep (with decoder), whichever are available."""
+    if (BUNDLED_DIR / INDEX).is_file():
+        index = json.loads((BUNDLED_DIR / INDEX).read_text())
+        return {name: BUNDLED_DIR / index[name]["file"] for name in REAL_NAMES if name in index}
+    if STANDIN.is_dir():
+        folder = tmp_path_factory.mktemp("standin")
+        for path in STANDIN.glob("*.onnx"):
+            shutil.copy(path, folder / path.name)
+        return {name: folder / f"{name}.onnx" for name in REAL_NAMES if (folder / f"{name}.onnx").is_file()}
+    pytest.skip(f"no bundled models ({BUNDLED_DIR / INDEX}) and no stand-ins in {STANDIN}")
+
+
+@pytest.fixture
+def real_model(real_models, request) -> Path:
+    """The real model named by ``@pytest.mark.parametrize("real_model", [...], indirect=True)``."""
+    if request.param not in real_models:
+        pytest.skip(f"no real model {request.param!r} available")
+    return real_models[request.param]
+
+
+# ---- images ----
+
+def digit(height: int = 28, width: int = 28) -> np.ndarray:
+    """A white-on-black ring, digit-like, as uint8 pixels."""
+    y, x = np.mgrid[:height, :width]
+    radius = np.hypot((y - height / 2) / (height * 0.3), (x - width / 2) / (width * 0.2))
+    return np.where(np.abs(radius - 1) < 0.25, 255, 0).astype(np.uint8)
+
+
+def save(path: Path, pixels: np.ndarray, **options) -> Path:
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(pixels).save(path, **options)
+    return path
+
+
+def read(path: Path | bytes) -> np.ndarray:
+    import io
+
+    from PIL import Image
+
+    with Image.open(io.BytesIO(path) if isinstance(path, bytes) else path) as image:
+        return np.asarray(image)
+
+
+def run_aetool(*args: str, cwd: Path | None = None, stdin: bytes | None = None, env: dict | None = None,
+               ) -> subprocess.CompletedProcess:
+    """``python -m aetool ARGS`` in a fresh interpreter, as a user runs it."""
+    return subprocess.run([sys.executable, "-m", "aetool", *args], cwd=cwd, input=stdin, capture_output=True,
+                          env={**os.environ, **(env or {})}, timeout=120)
+
+
+def write_mnist(folder: Path, images: np.ndarray, labels: np.ndarray | None = None) -> Path:
+    """A tiny MNIST folder: the test split as gzipped IDX (magic 0x803 images, 0x801 labels), train as a copy."""
+    import gzip
+
+    folder.mkdir(parents=True, exist_ok=True)
+    labels = np.arange(len(images), dtype=np.uint8) % 10 if labels is None else labels
+    image_file = struct.pack(">IIII", 0x803, *images.shape) + images.astype(np.uint8).tobytes()
+    label_file = struct.pack(">II", 0x801, len(labels)) + labels.astype(np.uint8).tobytes()
+    for split in ("t10k", "train"):
+        (folder / f"{split}-images-idx3-ubyte.gz").write_bytes(gzip.compress(image_file))
+        (folder / f"{split}-labels-idx1-ubyte.gz").write_bytes(gzip.compress(label_file))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def mnist_dir(tmp_path_factory) -> Path:
+    """Twelve 28×28 ring 'digits' of varying brightness as a test split."""
+    rings = np.stack([(digit() * (0.4 + 0.05 * i)).astype(np.uint8) for i in range(12)])
+    return write_mnist(tmp_path_factory.mktemp("mnist"), rings)

@@ -1,0 +1,258 @@
+"""The CLI in-process (typer.testing.CliRunner): each command, each bad input, exit codes and messages."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import digit, read, save
+from PIL import Image
+from typer.testing import CliRunner
+
+from aetool import __version__
+from aetool.cli import NoiseKind, app
+from aetool.runtime.noise import NOISE_KINDS
+
+
+@pytest.fixture
+def cli(bundled, tmp_path, monkeypatch):
+    """Run ``aetool ARGS`` in tmp_path with the toy models bundled; returns the result."""
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+
+    def invoke(*args: str, stdin: bytes | None = None):
+        result = runner.invoke(app, list(args), input=stdin)
+        assert "Traceback" not in result.stderr
+        if result.exception and not isinstance(result.exception, SystemExit):
+            raise result.exception
+        return result
+
+    return invoke
+
+
+@pytest.fixture
+def ring(tmp_path) -> Path:
+    return save(tmp_path / "ring.png", digit())
+
+
+def records(result) -> list[dict]:
+    return [json.loads(line) for line in result.stdout.splitlines()]
+
+
+def test_version_and_help(cli):
+    assert cli("--version").stdout.strip() == f"aetool {__version__}"
+    help_text = cli("--help").stdout
+    for command in ("denoise", "reconstruct", "add-noise", "evaluate", "models", "info"):
+        assert command in help_text
+
+
+def test_denoise_writes_beside_the_input_with_the_bundled_model(cli, ring):
+    result = cli("denoise", "ring.png")
+    assert result.exit_code == 0, result.stderr
+    assert np.array_equal(read(ring.with_name("ring.denoised.png")), digit())
+    assert "1 done, 0 failed" in result.stderr and result.stdout == ""
+
+
+def test_reconstruct_with_a_model_file_and_an_output_file(cli, ring, toy_dir):
+    result = cli("reconstruct", "ring.png", "--model", str(toy_dir / "conv.onnx"), "-o", "out/x.jpg")
+    assert result.exit_code == 0
+    with Image.open("out/x.jpg") as image:
+        assert image.format == "JPEG" and image.mode == "L"
+
+
+def test_a_folder_to_a_folder_with_json_records(cli, tmp_path):
+    for i in range(6):
+        save(tmp_path / "digits" / f"{i}.png", digit())
+    save(tmp_path / "digits" / "deeper" / "x.png", digit())
+    result = cli("reconstruct", "digits", "-o", "out", "-m", "conv-unpool", "--json")
+    assert result.exit_code == 0
+    lines = records(result)
+    assert len(lines) == 6 and sorted(p.name for p in Path("out").iterdir()) == [f"{i}.png" for i in range(6)]
+    assert set(lines[0]) == {"path", "output", "size", "input_size", "ms", "resized", "inverted", "error"}
+    assert lines[0]["size"] == [28, 28] and lines[0]["error"] is None
+    result = cli("reconstruct", "digits", "-r", "-o", "out", "-m", "conv-unpool")
+    assert Path("out/deeper/x.png").is_file() and "7 done, 0 failed" in result.stderr
+
+
+def test_stdin_to_stdout(cli, ring):
+    result = cli("denoise", "-", "--format", "bmp", stdin=ring.read_bytes())
+    assert result.exit_code == 0 and result.stdout_bytes[:2] == b"BM"
+    assert np.array_equal(read(result.stdout_bytes), digit())
+
+
+def test_one_file_to_stdout(cli, ring):
+    result = cli("denoise", "ring.png", "-o", "-")
+    assert result.exit_code == 0 and np.array_equal(read(result.stdout_bytes), digit())
+
+
+def test_side_by_side(cli, ring):
+    cli("denoise", "ring.png", "--side-by-side", "-o", "both.png")
+    assert read(Path("both.png")).shape == (28, 56)
+
+
+def test_resizing_is_announced(cli, tmp_path):
+    save(tmp_path / "big.png", np.kron(digit(), np.ones((2, 3), np.uint8)))
+    result = cli("denoise", "big.png", "--json")
+    assert "resized 84×56 to fit the model's 28×28 input; the output is 28×28" in result.stderr
+    assert records(result)[0]["resized"] is True and read(Path("big.denoised.png")).shape == (28, 28)
+
+
+def test_dark_on_light_round_trips_and_can_be_forced(cli, tmp_path):
+    save(tmp_path / "dark.png", 255 - digit())
+    [record] = records(cli("denoise", "dark.png", "--json"))
+    assert record["inverted"] and np.array_equal(read(Path("dark.denoised.png")), 255 - digit())
+    [record] = records(cli("denoise", "dark.png", "--json", "--no-invert", "-o", "plain.png"))
+    assert not record["inverted"] and np.array_equal(read(Path("plain.png")), 255 - digit())
+
+
+def test_some_bad_inputs_exit_1_and_the_good_ones_are_done(cli, ring, tmp_path):
+    (tmp_path / "text.png").write_text("I am text")
+    (tmp_path / "empty.png").write_bytes(b"")
+    data = ring.read_bytes()
+    (tmp_path / "cut.png").write_bytes(data[: len(data) // 2])
+    (tmp_path / "nothing").mkdir()
+    result = cli("denoise", "ring.png", "text.png", "empty.png", "cut.png", "missing.png", "nothing", "-o", "out")
+    assert result.exit_code == 1
+    errors = result.stderr.splitlines()
+    for expected in ("nothing: no images found", "text.png: not an image Pillow can read", "empty.png: empty file",
+                     "cut.png: truncated or corrupt image", "missing.png: no such file"):
+        assert any(line.startswith(f"aetool: error: {expected}") for line in errors), expected
+    assert "1 done, 5 failed" in result.stderr
+    assert sorted(p.name for p in Path("out").iterdir()) == ["ring.png"]  # no partial or temporary files
+
+
+def test_a_decompression_bomb_is_one_line(cli, tmp_path, monkeypatch):
+    save(tmp_path / "bomb.png", np.zeros((100, 100), np.uint8))
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 5000)
+    result = cli("denoise", "bomb.png")
+    assert result.exit_code == 1 and "possible decompression bomb" in result.stderr
+    assert not Path("bomb.denoised.png").exists()
+
+
+@pytest.mark.parametrize(("model", "message"), [
+    ("text.onnx", "is not a loadable ONNX model"),
+    ("truncated.onnx", "is not a loadable ONNX model"),
+    ("flat.onnx", "does not follow the aetool contract"),
+    ("absent.onnx", "does not exist"),
+])
+def test_bad_models_exit_2_in_one_line(cli, ring, toy_dir, model, message):
+    result = cli("denoise", "ring.png", "--model", str(toy_dir / model))
+    assert result.exit_code == 2 and message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and result.stderr.startswith("aetool: error: ")
+    assert not Path("ring.denoised.png").exists()
+
+
+def test_an_unknown_model_name_exits_2(cli, ring):
+    result = cli("denoise", "ring.png", "--model", "nope")
+    assert result.exit_code == 2 and "unknown model 'nope'" in result.stderr
+
+
+def test_the_input_is_never_overwritten_without_force(cli, ring):
+    before = ring.read_bytes()
+    result = cli("denoise", "ring.png", "-o", "ring.png")
+    assert result.exit_code == 1 and "refusing to overwrite input ring.png" in result.stderr
+    assert ring.read_bytes() == before
+    assert cli("denoise", "ring.png", "-o", "ring.png", "--force").exit_code == 0
+
+
+@pytest.mark.parametrize("args", [
+    ("ring.png", "missing.png", "-o", "-"),
+    ("ring.png", "--format", "xyz"),
+    ("ring.png", "-o", "x.png", "--format", "jpg"),
+    ("-", "ring.png"),
+    ("ring.png", "-o", "-", "--json"),
+    ("ring.png", "--provider", "warp-drive"),
+    ("ring.png", "--threads", "0"),
+])
+def test_usage_errors_exit_2(cli, ring, args):
+    result = cli("denoise", *args)
+    assert result.exit_code == 2 and "Traceback" not in result.stderr and result.stderr
+
+
+def test_a_provider_not_installed_is_a_warning_line(cli, ring, toy_dir):
+    fresh = shutil.copy(toy_dir / "dense.onnx", "fresh.onnx")  # a file no earlier test opened with these options
+    result = cli("denoise", "ring.png", "--model", fresh, "--provider", "cuda")
+    assert result.exit_code == 0
+    assert "aetool: warning: fresh.onnx: asked for CUDAExecutionProvider but the session runs on " \
+           "CPUExecutionProvider" in result.stderr
+
+
+def test_add_noise_statistics_and_seed(cli, tmp_path):
+    save(tmp_path / "gray.png", np.full((40, 40), 128, np.uint8))
+    cli("add-noise", "gray.png", "--level", "0.1", "--seed", "3", "--no-invert")
+    noisy = read(Path("gray.noisy.png")).astype(float)
+    assert noisy.std() == pytest.approx(25.5, rel=0.1) and noisy.mean() == pytest.approx(128, abs=3)
+    cli("add-noise", "gray.png", "--level", "0.1", "--seed", "3", "--no-invert", "-o", "again.png")
+    assert np.array_equal(read(Path("again.png")), noisy)
+    cli("add-noise", "gray.png", "--level", "0.2", "--kind", "salt-pepper", "--seed", "3", "-o", "sp.png")
+    salt_pepper = read(Path("sp.png"))
+    hit = (salt_pepper == 0) | (salt_pepper == 255)
+    assert hit.mean() == pytest.approx(0.2, abs=0.04) and (salt_pepper == 255).mean() == pytest.approx(0.1, abs=0.03)
+
+
+def test_mask_noise_sets_pixels_to_the_background(cli, tmp_path):
+    save(tmp_path / "dark.png", np.full((40, 40), 60, np.uint8))  # dark page: background is dark
+    cli("add-noise", "dark.png", "--level", "0.3", "--kind", "mask", "--seed", "0")
+    masked = read(Path("dark.noisy.png"))
+    assert set(np.unique(masked)) == {0, 60} and (masked == 0).mean() == pytest.approx(0.3, abs=0.05)
+
+
+def test_the_cli_noise_kinds_are_the_runtime_ones():
+    assert tuple(kind.value for kind in NoiseKind) == NOISE_KINDS
+
+
+def test_evaluate_prints_mse_and_json(cli, mnist_dir):
+    result = cli("evaluate", "--model", "denoise", "--data-dir", str(mnist_dir), "--noise", "0")
+    assert result.exit_code == 0 and result.stdout.startswith("test MSE 0.000000 over 12 images (no noise)")
+    result = cli("evaluate", "--data-dir", str(mnist_dir), "--noise", "0.5", "--limit", "4", "--json")
+    record = json.loads(result.stdout)
+    assert record["n"] == 4 and record["noise"] == 0.5 and record["mse"] > 0.01 and record["model"] == "denoise"
+
+
+def test_evaluate_reads_the_data_folder_from_the_environment(cli, mnist_dir, monkeypatch):
+    monkeypatch.setenv("AETOOL_DATA_DIR", str(mnist_dir))
+    assert json.loads(cli("evaluate", "--json", "--noise", "0").stdout)["n"] == 12
+
+
+def test_evaluate_without_data_exits_2_naming_the_files(cli, tmp_path, monkeypatch):
+    monkeypatch.delenv("AETOOL_DATA_DIR", raising=False)
+    result = cli("evaluate", "--data-dir", "nowhere")
+    assert result.exit_code == 2 and "nowhere does not exist" in result.stderr
+    assert "t10k-images-idx3-ubyte.gz" in result.stderr
+    assert "pass --data-dir or set AETOOL_DATA_DIR" in cli("evaluate").stderr
+
+
+def test_models_lists_the_bundled_models(cli):
+    table = cli("models").stdout.splitlines()
+    assert table[0].split() == ["name", "file", "size", "precision", "test", "MSE"]
+    assert table[1].split()[:2] == ["denoise", "dense.onnx"] and table[1].split()[-1] == "0.01230"
+    assert table[2].split()[-1] == "0.00000"  # not in models.json: read from the file's metadata
+    listed = json.loads(cli("models", "--json").stdout)
+    assert [m["name"] for m in listed] == ["denoise", "conv-unpool"] and listed[0]["size_bytes"] > 0
+
+
+def test_models_without_any_bundled(cli, tmp_path, monkeypatch):
+    monkeypatch.setenv("AETOOL_MODEL_DIR", str(tmp_path / "none"))
+    result = cli("models")
+    assert result.exit_code == 0 and "no bundled models" in result.stderr
+    assert json.loads(cli("models", "--json").stdout) == []
+
+
+def test_info_describes_a_model(cli, toy_dir):
+    text = cli("info", str(toy_dir / "dense.onnx")).stdout
+    assert "image" in text and "N×1×28×28" in text and "✓ follows the aetool ONNX contract" in text
+    assert "dense.decoder.onnx" in text and "✓ passed, worst max-abs 5e-07 (2 cases)" in text
+    record = json.loads(cli("info", "denoise", "--json").stdout)
+    assert record["inputs"] == [{"name": "image", "shape": ["N", 1, 28, 28], "type": "float"}]
+    assert [o["name"] for o in record["outputs"]] == ["reconstruction", "code"]
+    assert record["opset"] == 13 and record["decoder"]["size_bytes"] > 0
+    assert record["parity"] == {"passed": True, "worst_max_abs": 5e-07, "cases": 2}
+
+
+def test_info_shows_what_is_wrong_with_a_file_off_the_contract(cli, toy_dir):
+    result = cli("info", str(toy_dir / "flat.onnx"))
+    assert result.exit_code == 0 and "✗" in result.stdout and "N×784" in result.stdout
+    assert cli("info", str(toy_dir / "text.onnx")).exit_code == 2

@@ -1,0 +1,106 @@
+"""The CLI as users run it, ``python -m aetool`` in a fresh interpreter: pipes, exit codes, and no torch."""
+
+from __future__ import annotations
+
+import os
+import struct
+import subprocess
+import sys
+import textwrap
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import REPO, digit, read, run_aetool, save
+
+
+def png_claiming(width: int, height: int) -> bytes:
+    """A tiny PNG whose header claims ``width``×``height``: what a decompression bomb looks like to Pillow."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+
+
+@pytest.fixture
+def env(toy_dir) -> dict:
+    return {"AETOOL_MODEL_DIR": str(toy_dir)}
+
+
+def test_denoise_one_file(tmp_path, env):
+    save(tmp_path / "ring.png", digit())
+    done = run_aetool("denoise", "ring.png", cwd=tmp_path, env=env)
+    assert done.returncode == 0, done.stderr
+    assert np.array_equal(read(tmp_path / "ring.denoised.png"), digit())
+    assert done.stderr.decode().startswith("aetool: 1 done, 0 failed in ")
+
+
+def test_a_pipe_through_stdin_and_stdout(tmp_path, env):
+    ring = save(tmp_path / "ring.png", 255 - digit()).read_bytes()
+    done = run_aetool("denoise", "-", cwd=tmp_path, stdin=ring, env=env)
+    assert done.returncode == 0 and np.array_equal(read(done.stdout), 255 - digit())
+
+
+@pytest.mark.parametrize(("content", "code", "message"), [
+    (b"plain text", 1, "aetool: error: in.png: not an image Pillow can read"),
+    (b"", 1, "aetool: error: in.png: empty file"),
+    (png_claiming(20_000, 20_000), 1, "aetool: error: in.png: refused as a possible decompression bomb"),
+    (png_claiming(10_000, 10_000), 1, "aetool: error: in.png: refused as a possible decompression bomb"),
+])
+def test_bad_images_are_one_line_each(tmp_path, env, content, code, message):
+    (tmp_path / "in.png").write_bytes(content)
+    done = run_aetool("denoise", "in.png", cwd=tmp_path, env=env)
+    assert done.returncode == code and done.stderr.decode().splitlines()[0].startswith(message)
+    assert b"Traceback" not in done.stderr and not (tmp_path / "in.denoised.png").exists()
+
+
+def test_bad_model_and_usage_exit_2(tmp_path, toy_dir, env):
+    save(tmp_path / "ring.png", digit())
+    done = run_aetool("denoise", "ring.png", "--model", str(toy_dir / "text.onnx"), cwd=tmp_path, env=env)
+    assert done.returncode == 2 and done.stderr.decode().count("\n") == 1 and b"Traceback" not in done.stderr
+    assert run_aetool("denoise", "ring.png", "--no-such-option", cwd=tmp_path, env=env).returncode == 2
+    assert run_aetool("denoise", cwd=tmp_path, env=env).returncode == 2
+
+
+@pytest.mark.parametrize("real_model", ["denoise", "conv-unpool"], indirect=True)
+def test_real_models_from_the_command_line(tmp_path, real_model):
+    save(tmp_path / "a.png", digit())
+    save(tmp_path / "b.png", 255 - np.kron(digit(), np.ones((2, 2), np.uint8)))
+    done = run_aetool("reconstruct", ".", "-o", "out", "--model", str(real_model), "--json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "b.png"]
+
+
+NO_TORCH = textwrap.dedent("""
+    import sys
+    from aetool.cli import main
+    for argv in (["--help"], ["denoise", sys.argv[1], "-o", sys.argv[2]], ["info", "denoise"], ["models"]):
+        sys.argv = ["aetool", *argv]
+        try:
+            main()
+        except SystemExit as done:
+            assert done.code in (0, None), (argv, done.code)
+    heavy = sorted(m for m in ("torch", "torchvision", "onnx", "onnxscript") if m in sys.modules)
+    assert not heavy, heavy
+    print("torch-free")
+""")
+
+
+def test_help_and_denoise_never_import_torch(tmp_path, env):
+    save(tmp_path / "ring.png", digit())
+    done = subprocess.run([sys.executable, "-c", NO_TORCH, str(tmp_path / "ring.png"), str(tmp_path / "out.png")],
+                          capture_output=True, env={**os.environ, **env}, timeout=120)
+    assert done.returncode == 0, done.stderr.decode()
+    assert done.stdout.decode().strip().endswith("torch-free") and (tmp_path / "out.png").is_file()
+
+
+def test_the_runtime_imports_only_onnxruntime_numpy_pillow():
+    code = ("import sys, pkgutil, importlib, aetool.runtime as r\n"
+            "for m in pkgutil.iter_modules(r.__path__): importlib.import_module('aetool.runtime.' + m.name)\n"
+            "import onnxruntime, PIL.Image\n"
+            "print(sorted(m for m in ('torch', 'torchvision', 'onnx', 'onnxscript', 'typer') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=120, cwd=REPO)
+    assert done.returncode == 0, done.stderr.decode()
+    assert done.stdout.decode().strip() == "[]"

@@ -1,0 +1,143 @@
+"""aetool.runtime.files: inputs from files, folders and globs; output plans; atomic writes."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import save
+
+from aetool.errors import AetoolError
+from aetool.runtime import files
+
+
+@pytest.fixture
+def tree(tmp_path, monkeypatch) -> Path:
+    """digits/{a.png, b.jpg, notes.txt, a.denoised.png, sub/c.png}, with the working folder at tmp_path."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "digits" / "sub").mkdir(parents=True)
+    for name in ("a.png", "b.jpg", "a.denoised.png", "sub/c.png"):
+        save(tmp_path / "digits" / name, np.zeros((4, 4), np.uint8))
+    (tmp_path / "digits" / "notes.txt").write_text("not an image")
+    return tmp_path
+
+
+def labels(inputs):
+    return sorted(Path(i.label).as_posix() for i in inputs)
+
+
+def test_folder_without_and_with_recursion(tree):
+    found, failures = files.collect(["digits"], skip=".denoised")
+    assert labels(found) == ["digits/a.png", "digits/b.jpg"] and not failures
+    found, _ = files.collect(["digits"], recursive=True, skip=".denoised")
+    assert labels(found) == ["digits/a.png", "digits/b.jpg", "digits/sub/c.png"]
+
+
+def test_folder_scans_skip_earlier_outputs_only_when_asked(tree):
+    found, _ = files.collect(["digits"])
+    assert "digits/a.denoised.png" in labels(found)
+
+
+def test_globs_files_and_duplicates(tree):
+    found, failures = files.collect(["digits/*.png", "digits/a.png", "digits/notes.txt"], skip=".denoised")
+    assert labels(found) == ["digits/a.png", "digits/notes.txt"] and not failures
+
+
+def test_missing_things_are_failures_not_crashes(tree):
+    (tree / "empty").mkdir()
+    found, failures = files.collect(["nope.png", "empty", "*.gif"])
+    assert [f.label for f in failures] == ["empty", "*.gif"]
+    assert "no images found" in failures[0].error and "matched no images" in failures[1].error
+    assert labels(found) == ["nope.png"]  # named explicitly: reading it will say "no such file"
+
+
+def test_folder_with_only_subfolders_suggests_recursion(tree):
+    found, failures = files.collect(["digits/.."])
+    assert not found and "use -r" in failures[0].error
+
+
+def test_default_outputs_go_beside_the_inputs(tree):
+    found, _ = files.collect(["digits"], skip=".denoised")
+    jobs, failures = files.plan(found, None, ".denoised")
+    assert not failures
+    assert sorted(j.target.as_posix() for j in jobs) == ["digits/a.denoised.png", "digits/b.denoised.png"]
+    assert {j.fmt for j in jobs} == {"PNG"}
+
+
+def test_one_file_to_a_named_file_takes_its_format(tree):
+    jobs, _ = files.plan(files.collect(["digits/a.png"])[0], "out/x.jpg", ".denoised")
+    assert jobs[0].target == Path("out/x.jpg") and jobs[0].fmt == "JPEG"
+    with pytest.raises(AetoolError, match="contradicts"):
+        files.plan(files.collect(["digits/a.png"])[0], "out/x.jpg", ".denoised", fmt="png")
+
+
+def test_a_folder_output_mirrors_the_input_folders(tree):
+    found, _ = files.collect(["digits"], recursive=True, skip=".denoised")
+    jobs, _ = files.plan(found, "out", ".denoised", fmt="webp")
+    assert sorted(j.target.as_posix() for j in jobs) == ["out/a.webp", "out/b.webp", "out/sub/c.webp"]
+
+
+def test_a_name_without_suffix_is_a_folder(tree):
+    jobs, _ = files.plan(files.collect(["digits/a.png"])[0], "result", ".denoised")
+    assert jobs[0].target == Path("result/a.png")
+
+
+def test_inputs_are_never_overwritten_without_force(tree):
+    found, _ = files.collect(["digits/a.png"])
+    jobs, failures = files.plan(found, "digits/a.png", ".denoised")
+    assert not jobs and "refusing to overwrite input" in failures[0].error
+    jobs, failures = files.plan(found, "digits/a.png", ".denoised", force=True)
+    assert jobs[0].target == Path("digits/a.png") and not failures
+
+
+def test_one_input_output_cannot_overwrite_another_input(tree):
+    found, _ = files.collect(["digits/a.png", "digits/a.denoised.png"])
+    jobs, failures = files.plan(found, None, ".denoised")
+    assert [f.label for f in failures] == ["digits/a.png"]
+
+
+def test_two_inputs_writing_one_output_fail_the_second(tree):
+    save(tree / "digits/sub/a.png", np.zeros((4, 4), np.uint8))
+    found, _ = files.collect(["digits/a.png", "digits/sub/a.png"])
+    jobs, failures = files.plan(found, "out", ".denoised")
+    assert len(jobs) == 1 and "already the output of digits/a.png" in failures[0].error
+
+
+def test_stdin_goes_to_stdout_unless_told_otherwise(tree):
+    stdin = [files.Input("-", b"...")]
+    assert files.plan(stdin, None, ".denoised")[0][0].target is None
+    assert files.plan(stdin, "-", ".denoised")[0][0].target is None
+    assert files.plan(stdin, "x.bmp", ".denoised")[0][0].target == Path("x.bmp")
+
+
+def test_stdout_takes_one_input(tree):
+    found, _ = files.collect(["digits"])
+    with pytest.raises(AetoolError, match="exactly one input"):
+        files.plan(found, "-", ".denoised")
+
+
+def test_atomic_write_replaces_whole_files(tmp_path):
+    target = tmp_path / "deep" / "out.png"
+    files.atomic_write(target, b"first")
+    files.atomic_write(target, b"second")
+    assert target.read_bytes() == b"second"
+    assert os.listdir(target.parent) == ["out.png"]
+    assert target.stat().st_mode & 0o777 == 0o666 & ~_umask()
+
+
+def test_atomic_write_leaves_nothing_when_it_fails(tmp_path, monkeypatch):
+    def broken_replace(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", broken_replace)
+    with pytest.raises(OSError, match="disk full"):
+        files.atomic_write(tmp_path / "out.png", b"data")
+    assert os.listdir(tmp_path) == []
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

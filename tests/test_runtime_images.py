@@ -1,0 +1,141 @@
+"""aetool.runtime.images: every image Pillow opens becomes [0, 1] grayscale; fitting, padding, encoding."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import digit, read, save
+from PIL import Image
+
+from aetool.errors import AetoolError, ImageError
+from aetool.runtime import images
+
+
+def test_rgba_dark_strokes_on_transparent_become_dark_on_white(tmp_path):
+    rgba = np.zeros((20, 20, 4), np.uint8)
+    rgba[5:15, 9:11] = (0, 0, 0, 255)  # black opaque stroke, the rest transparent
+    pixels = images.read_gray(save(tmp_path / "a.png", rgba))
+    assert pixels[10, 10] == 0 and pixels[0, 0] == 1
+    assert images.is_dark_on_light(pixels)
+
+
+def test_rgba_light_strokes_on_transparent_become_light_on_black(tmp_path):
+    rgba = np.zeros((20, 20, 4), np.uint8)
+    rgba[5:15, 9:11] = (255, 255, 255, 255)
+    pixels = images.read_gray(save(tmp_path / "a.png", rgba))
+    assert pixels[10, 10] == 1 and pixels[0, 0] == 0
+    assert not images.is_dark_on_light(pixels)
+
+
+def test_half_transparent_pixels_are_blended(tmp_path):
+    rgba = np.zeros((8, 8, 4), np.uint8)
+    rgba[2:6, 3] = (0, 0, 0, 255)  # a black stroke on transparent, so the background becomes white ...
+    rgba[4, 5] = (0, 0, 0, 128)  # ... and a half-transparent black pixel half gray
+    assert images.read_gray(save(tmp_path / "a.png", rgba))[4, 5] == pytest.approx(127 / 255, abs=1e-6)
+
+
+def test_sixteen_bit_images_are_scaled_to_one(tmp_path):
+    deep = np.array([[0, 32768], [65535, 1000]], np.uint16)
+    Image.fromarray(deep).save(tmp_path / "deep.png")
+    assert Image.open(tmp_path / "deep.png").mode.startswith("I")
+    pixels = images.read_gray(tmp_path / "deep.png")
+    np.testing.assert_allclose(pixels, deep / 65535, atol=1e-6)
+
+
+@pytest.mark.parametrize("suffix", [".jpg", ".bmp", ".tiff", ".webp", ".pgm", ".gif"])
+def test_common_formats_read_back(tmp_path, suffix):
+    ring = digit()
+    pixels = images.read_gray(save(tmp_path / f"ring{suffix}", ring))
+    assert pixels.shape == (28, 28) and pixels.dtype == np.float32
+    assert np.abs(pixels - ring / 255).mean() < 0.02
+
+
+def test_rgb_is_converted_to_luma(tmp_path):
+    rgb = np.zeros((4, 4, 3), np.uint8)
+    rgb[..., 1] = 255  # pure green
+    assert images.read_gray(save(tmp_path / "g.png", rgb))[0, 0] == pytest.approx(150 / 255, abs=0.01)
+
+
+def test_bytes_read_like_files(tmp_path):
+    path = save(tmp_path / "r.png", digit())
+    assert np.array_equal(images.read_gray(path.read_bytes()), images.read_gray(path))
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (b"", "empty file"),
+    (b"hello, I am text\n", "not an image Pillow can read"),
+])
+def test_unreadable_files(tmp_path, content, message):
+    (tmp_path / "bad.png").write_bytes(content)
+    with pytest.raises(ImageError, match=message):
+        images.read_gray(tmp_path / "bad.png")
+
+
+def test_truncated_image(tmp_path):
+    data = save(tmp_path / "full.png", np.random.default_rng(0).integers(0, 255, (64, 64), np.uint8)).read_bytes()
+    (tmp_path / "cut.png").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ImageError, match="truncated or corrupt"):
+        images.read_gray(tmp_path / "cut.png")
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ImageError, match="no such file"):
+        images.read_gray(tmp_path / "nope.png")
+
+
+@pytest.mark.parametrize("side", [40, 60])  # over the limit (a warning in Pillow), over twice the limit (an error)
+def test_decompression_bombs_are_refused(tmp_path, monkeypatch, side):
+    path = save(tmp_path / "bomb.png", np.zeros((side, side), np.uint8))
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    with pytest.raises(ImageError, match="decompression bomb"):
+        images.read_gray(path)
+
+
+def test_polarity_is_judged_by_the_border():
+    ring = digit() / 255
+    assert not images.is_dark_on_light(ring)
+    assert images.is_dark_on_light(1 - ring)
+
+
+def test_fit_scales_the_ink_to_twenty_pixels_and_centres_it():
+    wide = np.zeros((100, 160), np.float32)
+    wide[30:70, 20:140] = 1  # a 40×120 bar with a margin
+    fitted = images.fit(wide, (28, 28))
+    assert fitted.shape == (28, 28)
+    rows, cols = np.flatnonzero(fitted.max(axis=1) > 0.5), np.flatnonzero(fitted.max(axis=0) > 0.5)
+    assert cols[-1] - cols[0] + 1 == 20 and 6 <= rows[-1] - rows[0] + 1 <= 8
+    assert abs((cols[0] + cols[-1]) / 2 - 13.5) <= 0.5 and abs((rows[0] + rows[-1]) / 2 - 13.5) <= 1
+    assert 0 <= fitted.min() and fitted.max() <= 1
+
+
+def test_pad_to_multiple_pads_bottom_right_with_black():
+    pixels = np.ones((30, 45), np.float32)
+    padded = images.pad_to_multiple(pixels, 4)
+    assert padded.shape == (32, 48)
+    assert padded[:30, :45].min() == 1 and padded[30:].max() == 0 and padded[:, 45:].max() == 0
+    assert images.pad_to_multiple(np.ones((32, 48)), 4).shape == (32, 48)
+
+
+@pytest.mark.parametrize(("fmt", "mode"), [("PNG", "L"), ("JPEG", "L"), ("BMP", "L"), ("TIFF", "L"), ("WEBP", "RGB")])
+def test_encode_writes_eight_bit_grayscale(fmt, mode):
+    data = images.encode(digit() / 255, fmt)
+    with Image.open(__import__("io").BytesIO(data)) as image:
+        assert image.format == fmt and image.size == (28, 28) and image.mode == mode
+
+
+def test_encode_png_is_lossless_for_eight_bit_values():
+    ring = digit()
+    assert np.array_equal(read(images.encode(ring / 255, "PNG")), ring)
+
+
+def test_format_names():
+    assert images.format_for("jpg") == images.format_for("out.JPEG") == "JPEG"
+    assert images.format_for(".tif") == "TIFF"
+    with pytest.raises(AetoolError, match="unknown image format 'xyz'"):
+        images.format_for("xyz")
+
+
+def test_side_by_side_is_input_then_output():
+    left, right = np.zeros((3, 2)), np.ones((3, 4))
+    both = images.side_by_side(left, right)
+    assert both.shape == (3, 6) and both[:, :2].max() == 0 and both[:, 2:].min() == 1

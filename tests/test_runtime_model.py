@@ -1,0 +1,140 @@
+"""aetool.runtime.model: loading, the contract check, sessions reused, providers reported, encode/decode."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from aetool.errors import AetoolError, ModelFileError
+from aetool.runtime import InputSpec, ProviderWarning, load
+from aetool.runtime.model import parse_metadata
+
+
+def test_dense_identity_reconstructs_encodes_and_decodes(toy_dir):
+    model = load(toy_dir / "dense.onnx")
+    images = np.random.default_rng(0).random((5, 28, 28), dtype=np.float32)
+    assert np.array_equal(model.reconstruct(images), images)
+    assert model.reconstruct(images[:, None]).shape == (5, 1, 28, 28)
+    codes = model.encode(images)
+    assert codes.shape == (5, 784)
+    assert model.has_decoder and model.decoder_path.name == "dense.decoder.onnx"
+    assert np.array_equal(model.decode(codes)[:, 0], images)
+
+
+def test_metadata_is_decoded_and_gives_the_input_spec(toy_dir):
+    model = load(toy_dir / "dense.onnx")
+    assert model.metadata["noise"] == {"level": 0.5, "kind": "gaussian"}
+    assert model.metadata["epochs"] == 0 and model.metadata["test_mse"] == 0.0
+    assert model.metadata["precision"] == "fp32"
+    assert model.input_spec == InputSpec(size=(28, 28), multiple_of=1)
+    assert model.name == "denoise" and model.kind == "dense"
+    assert model.providers == ["CPUExecutionProvider"]
+
+
+def test_conv_model_takes_any_multiple_of_four(toy_dir):
+    model = load(toy_dir / "conv.onnx")
+    assert model.input_spec.size is None and model.input_spec.multiple_of == 4
+    page = np.random.default_rng(1).random((2, 1, 32, 44), dtype=np.float32)
+    assert np.array_equal(model.reconstruct(page), page)
+    with pytest.raises(ValueError, match="divisible by 4"):
+        model.reconstruct(page[..., :30])
+    assert not model.has_decoder
+    with pytest.raises(ModelFileError, match="no decoder graph"):
+        model.decode(np.zeros((1, 4), np.float32))
+
+
+def test_dense_model_rejects_other_sizes(toy_dir):
+    with pytest.raises(ValueError, match="28×28"):
+        load(toy_dir / "dense.onnx").reconstruct(np.zeros((1, 32, 32), np.float32))
+
+
+def test_long_batches_run_in_chunks(toy_dir):
+    images = np.random.default_rng(2).random((700, 28, 28), dtype=np.float32)
+    assert np.array_equal(load(toy_dir / "dense.onnx").reconstruct(images, chunk=64), images)
+
+
+def test_one_session_per_model_is_reused(toy_dir):
+    first = load(toy_dir / "dense.onnx")
+    assert load(str(toy_dir / "dense.onnx")) is first
+    assert load(toy_dir / "dense.onnx", threads=1) is not first
+
+
+def test_threads_reach_the_session(toy_dir):
+    model = load(toy_dir / "conv.onnx", threads=1)
+    assert model.session.get_session_options().intra_op_num_threads == 1
+
+
+def test_bundled_name_resolves_through_models_json(bundled):
+    assert load("denoise").path == bundled / "dense.onnx"
+    assert load("conv-unpool").input_spec.multiple_of == 4
+
+
+def test_unknown_name_lists_the_bundled_models(bundled):
+    with pytest.raises(ModelFileError, match=r"unknown model 'nope'.*bundled: denoise, conv-unpool"):
+        load("nope")
+
+
+def test_unknown_name_without_bundled_models_says_none_are_installed(tmp_path, monkeypatch):
+    monkeypatch.setenv("AETOOL_MODEL_DIR", str(tmp_path))
+    with pytest.raises(ModelFileError, match="none installed"):
+        load("denoise")
+
+
+@pytest.mark.parametrize(("name", "message"), [
+    ("text.onnx", "not a loadable ONNX model"),
+    ("truncated.onnx", "not a loadable ONNX model"),
+    ("flat.onnx", r"does not follow the aetool contract.*'image' \['N', 784\]"),
+    ("missing.onnx", "does not exist"),
+])
+def test_bad_model_files_fail_in_one_line(toy_dir, name, message):
+    with pytest.raises(ModelFileError, match=message) as caught:
+        load(toy_dir / name)
+    assert "\n" not in str(caught.value)
+
+
+def test_a_folder_is_not_a_model(toy_dir):
+    with pytest.raises(ModelFileError, match="is a folder"):
+        load(toy_dir)
+
+
+def test_a_provider_not_available_is_reported_not_silently_dropped(toy_dir):
+    with pytest.warns(ProviderWarning, match="asked for CUDAExecutionProvider but the session runs on CPU"):
+        model = load(toy_dir / "dense.onnx", providers=["cuda"])
+    assert model.providers == ["CPUExecutionProvider"]
+
+
+def test_an_unknown_provider_is_a_usage_error(toy_dir):
+    with pytest.raises(AetoolError, match="unknown execution provider 'gpu'"):
+        load(toy_dir / "dense.onnx", providers=["gpu"])
+
+
+def test_metadata_parsing_keeps_text_and_rejects_broken_json():
+    parsed = parse_metadata({"model_name": "123", "opset": "18", "test_mse": "", "architecture": '{"code": 30}'})
+    assert parsed == {"model_name": "123", "opset": 18, "test_mse": None, "architecture": {"code": 30}}
+    with pytest.raises(ModelFileError, match="'input_spec' is not valid JSON"):
+        parse_metadata({"input_spec": "{broken"})
+
+
+@pytest.mark.parametrize("real_model", ["denoise", "deep"], indirect=True)
+def test_real_dense_models_follow_the_contract(real_model):
+    model = load(real_model)
+    images = np.random.default_rng(3).random((3, 28, 28), dtype=np.float32)
+    out = model.reconstruct(images)
+    assert out.shape == images.shape and out.dtype == np.float32 and np.isfinite(out).all()
+    assert model.encode(images).shape[0] == 3
+    assert model.metadata["input_spec"]["polarity"] == "white-on-black"
+
+
+@pytest.mark.parametrize("real_model", ["deep"], indirect=True)
+def test_real_decoder_inverts_the_encoder(real_model):
+    model = load(real_model)
+    images = np.random.default_rng(4).random((4, 28, 28), dtype=np.float32)
+    assert model.has_decoder
+    np.testing.assert_allclose(model.decode(model.encode(images))[:, 0], model.reconstruct(images), atol=1e-5)
+
+
+@pytest.mark.parametrize("real_model", ["conv-unpool"], indirect=True)
+def test_real_conv_model_takes_a_page(real_model):
+    model = load(real_model)
+    page = np.random.default_rng(5).random((1, 1, 64, 96), dtype=np.float32)
+    assert model.reconstruct(page).shape == page.shape
