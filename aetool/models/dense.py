@@ -34,8 +34,10 @@ class PCA(nn.Module):
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return (x.flatten(1) - self.mean) @ self.basis.T
 
-    def decode(self, code: torch.Tensor) -> torch.Tensor:
-        return (code @ self.basis + self.mean).clamp(0, 1).reshape(-1, 1, 28, 28)
+    def decode(self, code: torch.Tensor, clamp: bool = True) -> torch.Tensor:
+        """Back to pixels; clamped to the valid range [0, 1] unless ``clamp=False`` (the pure linear PCA)."""
+        pixels = code @ self.basis + self.mean
+        return (pixels.clamp(0, 1) if clamp else pixels).reshape(-1, 1, 28, 28)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         code = self.encode(x)

@@ -1,0 +1,53 @@
+"""Train every registry model with its defaults, timing each: the ≤ 15-minute bar of the training issue.
+
+    python benchmarks/train_all.py --data-dir ../shared/data/mnist --runs runs/
+Prints a Markdown table (model, epochs, wall seconds, images/s, test MSE, the report's MSE) and writes
+runs/train_all.json. Existing runs are trained again from scratch (--force).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+import torch
+
+from aetool.models import REGISTRY
+from aetool.train import TrainConfig, train
+
+REPORT_MSE = {"pca": 0.0593, "deep": 0.00723, "conv-unpool": 0.00355, "conv-unpool-deconv": 0.00467,
+              "conv-deconv": 0.0802}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--runs", default="runs")
+    parser.add_argument("--models", nargs="*", default=list(REGISTRY))
+    args = parser.parse_args()
+    rows, total = [], 0.0
+    for name in args.models:
+        config = TrainConfig.for_model(name, data_dir=args.data_dir, device="cpu")
+        result = train(config, run_dir=Path(args.runs) / name, force=True, progress=False, echo=lambda line: None)
+        total += result.seconds
+        images = 60_000 * max(config.epochs, 1)
+        row = {"model": name, "epochs": config.epochs, "seconds": round(result.seconds, 1),
+               "images_per_s": round(images / result.seconds), "test_mse": result.test_mse,
+               "report_mse": REPORT_MSE.get(name), "last": result.history[-1]}
+        rows.append(row)
+        print(f"{name:20s} {config.epochs:3d} epochs {result.seconds:7.1f} s  test MSE {result.test_mse:.5f}", flush=True)
+    env = {"cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
+           "torch": torch.__version__, "total_seconds": round(total, 1)}
+    Path(args.runs, "train_all.json").write_text(json.dumps({"env": env, "rows": rows}, indent=2))
+    print("\n| model | epochs | wall s | images/s | test MSE | report |\n|---|---:|---:|---:|---:|---:|")
+    for r in rows:
+        report = f"{r['report_mse']:.5f}" if r["report_mse"] else "—"
+        print(f"| {r['model']} | {r['epochs']} | {r['seconds']} | {r['images_per_s']} | {r['test_mse']:.5f} | {report} |")
+    print(f"\ntotal: {total:.0f} s on {env['threads']} threads, torch {env['torch']}")
+
+
+if __name__ == "__main__":
+    main()
