@@ -35,9 +35,14 @@ NoiseKind = Enum("NoiseKind", {kind: kind for kind in ("gaussian", "salt-pepper"
 
 # ---- reporting: the one way a command talks to the user ----
 
-def fail(message: str, code: int = 2) -> NoReturn:
-    """Print one ``aetool: error:`` line to stderr and exit with ``code``; never a traceback."""
+def error(message: str) -> None:
+    """One ``aetool: error:`` line on stderr: how every user-facing error is written."""
     typer.echo(f"aetool: error: {message}", err=True)
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    """Report an error that stops the command, and exit with ``code``; never a traceback."""
+    error(message)
     raise typer.Exit(code)
 
 
@@ -65,16 +70,16 @@ def reporting() -> Iterator[None]:
 # ---- options shared by the image commands ----
 
 Inputs = Annotated[list[str], typer.Argument(help="Image files, folders or globs; - reads standard input.",
-                                             show_default=False)]
+                                             metavar="IMAGES", show_default=False)]
 Output = Annotated[Optional[str], typer.Option(
     "--output", "-o", help="Output file for one input, else a folder; - writes standard output. "
-                           "Default: beside each input.", show_default=False)]
-ModelOption = Annotated[str, typer.Option("--model", "-m", help="Model file (.onnx) or bundled model name "
-                                                                "(see aetool models).")]
+                           "Default: beside each input.", metavar="PATH", show_default=False)]
+ModelOption = Annotated[str, typer.Option("--model", "-m", metavar="NAME|FILE",
+                                          help="Model file (.onnx) or bundled model name (see aetool models).")]
 Recursive = Annotated[bool, typer.Option("--recursive", "-r", help="Look for images in subfolders too.")]
 Format = Annotated[Optional[str], typer.Option(
     "--format", "-f", help="Output image format: png (default), jpg, bmp, tiff, webp, gif, pgm, tga.",
-    show_default=False)]
+    metavar="FORMAT", show_default=False)]
 SideBySide = Annotated[bool, typer.Option("--side-by-side", help="Write input | output as one image.")]
 Invert = Annotated[Optional[bool], typer.Option(
     "--invert/--no-invert", help="Treat images as dark on light (inverted for the model and back) or not. "
@@ -83,9 +88,9 @@ Force = Annotated[bool, typer.Option("--force", help="Allow an output to overwri
 Json = Annotated[bool, typer.Option("--json", help="Print JSON to standard output for scripts.")]
 Providers = Annotated[Optional[list[str]], typer.Option(
     "--provider", help="onnxruntime execution provider: cpu (default), cuda, ...; repeat for a fallback order.",
-    show_default=False)]
-Threads = Annotated[Optional[int], typer.Option("--threads", min=1, help="CPU threads for onnxruntime "
-                                                                         "(default: all cores).",
+    metavar="NAME", show_default=False)]
+Threads = Annotated[Optional[int], typer.Option("--threads", min=1, metavar="N",
+                                                help="CPU threads for onnxruntime (default: all cores).",
                                                 show_default=False)]
 
 
@@ -186,7 +191,7 @@ def _run(jobs: list, failures: list, step, invert: bool | None, side_by_side: bo
             typer.echo(json.dumps(outcome.record()))
         if outcome.error:
             failed += 1
-            typer.echo(f"aetool: error: {outcome.path}: {outcome.error}", err=True)
+            error(f"{outcome.path}: {outcome.error}")
             continue
         done += 1
         resized += outcome.resized
@@ -215,7 +220,7 @@ def _progress(outcomes: Iterable, total: int, show: bool) -> Iterable:
 def evaluate(model: ModelOption = "denoise",
              data_dir: Annotated[Optional[Path], typer.Option(
                  envvar="AETOOL_DATA_DIR", help="Folder of the four MNIST IDX files (.gz or not).",
-                 show_default=False)] = None,
+                 metavar="FOLDER", show_default=False)] = None,
              noise: Annotated[Optional[float], typer.Option(
                  min=0, help="Noise level of the inputs. Default: the noise the model was trained with.",
                  show_default=False)] = None,
@@ -265,7 +270,7 @@ def models(as_json: Json = False) -> None:
 
 @app.command()
 def info(model: Annotated[str, typer.Argument(help="Model file (.onnx) or bundled model name.",
-                                              show_default=False)],
+                                              metavar="NAME|FILE", show_default=False)],
          as_json: Json = False) -> None:
     """Show a model file's inputs, outputs, metadata, parity record and decoder."""
     with reporting():

@@ -50,7 +50,7 @@ def _value_info(name: str, dims: list[int | str]) -> bytes:
     return _field(1, name) + _field(2, _field(1, tensor_type))
 
 
-def _node(op: str, inputs: list[str], outputs: list[str]) -> bytes:
+def node(op: str, inputs: list[str], outputs: list[str]) -> bytes:
     return b"".join(_field(1, i) for i in inputs) + b"".join(_field(2, o) for o in outputs) + _field(4, op)
 
 
@@ -85,18 +85,18 @@ def write_toy_models(folder: Path) -> Path:
     dense = ["N", 1, 28, 28]
     (folder / "dense.onnx").write_bytes(onnx_bytes(
         {"image": dense}, {"reconstruction": dense, "code": ["N", 784]},
-        [_node("Identity", ["image"], ["reconstruction"]), _node("Flatten", ["image"], ["code"])],
+        [node("Identity", ["image"], ["reconstruction"]), node("Flatten", ["image"], ["code"])],
         toy_metadata("denoise", "dense", None, noise=0.5)))
     (folder / "dense.decoder.onnx").write_bytes(onnx_bytes(
-        {"code": ["N", 784]}, {"reconstruction": dense}, [_node("Reshape", ["code", "shape"], ["reconstruction"])],
+        {"code": ["N", 784]}, {"reconstruction": dense}, [node("Reshape", ["code", "shape"], ["reconstruction"])],
         initializers=[_int64_tensor("shape", [-1, 1, 28, 28])]))
     conv = ["N", 1, "H", "W"]
     (folder / "conv.onnx").write_bytes(onnx_bytes(
         {"image": conv}, {"reconstruction": conv, "code": conv},
-        [_node("Identity", ["image"], ["reconstruction"]), _node("Identity", ["image"], ["code"])],
+        [node("Identity", ["image"], ["reconstruction"]), node("Identity", ["image"], ["code"])],
         toy_metadata("conv-unpool", "conv", 4)))
     (folder / "flat.onnx").write_bytes(onnx_bytes(  # valid ONNX, wrong input shape
-        {"image": ["N", 784]}, {"reconstruction": ["N", 784]}, [_node("Identity", ["image"], ["reconstruction"])]))
+        {"image": ["N", 784]}, {"reconstruction": ["N", 784]}, [node("Identity", ["image"], ["reconstruction"])]))
     (folder / "text.onnx").write_text("this is not a model\n")
     good = (folder / "dense.onnx").read_bytes()
     (folder / "truncated.onnx").write_bytes(good[: len(good) // 2])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import node, onnx_bytes
 
 from aetool.errors import DataError
 from aetool.runtime import load
@@ -38,3 +39,10 @@ def test_conv_models_score_too(toy_dir, mnist_dir):
 def test_a_missing_data_folder_names_the_files_expected(toy_dir, tmp_path):
     with pytest.raises(DataError, match=r"nowhere does not exist.*t10k-images-idx3-ubyte\.gz"):
         evaluate(load(toy_dir / "dense.onnx"), tmp_path / "nowhere")
+
+
+def test_a_model_of_another_size_cannot_score_mnist(tmp_path, mnist_dir):
+    (tmp_path / "m32.onnx").write_bytes(onnx_bytes({"image": ["N", 1, 32, 32]}, {"reconstruction": ["N", 1, 32, 32]},
+                                                   [node("Identity", ["image"], ["reconstruction"])]))
+    with pytest.raises(DataError, match="m32.onnx cannot score .*takes 32×32 images, got 28×28"):
+        evaluate(load(tmp_path / "m32.onnx"), mnist_dir)

@@ -141,3 +141,9 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def test_an_image_file_name_for_many_inputs_is_a_usage_error(tree):
+    found, _ = files.collect(["digits"])
+    with pytest.raises(AetoolError, match="names one image file"):
+        files.plan(found, "out.png", ".denoised")

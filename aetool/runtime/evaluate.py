@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from aetool.errors import DataError
 from aetool.runtime import contract
 from aetool.runtime.idx import load_split
 from aetool.runtime.model import Model
@@ -29,6 +30,10 @@ def evaluate(model: Model, data_dir: str | Path, noise: float | None = None, noi
     kind = noise_kind or trained.get("kind") or "gaussian"
     pixels, _ = load_split(data_dir, split)
     pixels = pixels[:limit]
+    try:
+        model.input_spec.check(*pixels.shape[1:])
+    except ValueError as err:
+        raise DataError(f"{model.path.name} cannot score {data_dir}: {err}") from None
     rng = np.random.default_rng(seed)
     squared = 0.0
     for start in range(0, len(pixels), CHUNK):

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aetool.errors import AetoolError
-from aetool.runtime.images import IMAGE_SUFFIXES, format_for
+from aetool.runtime.images import FORMATS, IMAGE_SUFFIXES, format_for
 
 STDIN = "-"
 _MAGIC = set("*?[")
@@ -93,7 +93,11 @@ def plan(inputs: Sequence[Input], output: str | None, suffix: str, fmt: str | No
     single = len(inputs) == 1 and inputs[0].root is None
     if output == STDIN and not single:
         raise AetoolError("-o - (standard output) takes exactly one input file")
-    file_target = output not in (None, STDIN) and single and _names_a_file(output)
+    named = output not in (None, STDIN) and _names_a_file(output)
+    if named and not single and Path(output).suffix.lower()[1:] in FORMATS:
+        raise AetoolError(f"-o {output} names one image file, but the inputs are a folder, a glob or several files; "
+                          "give a folder")
+    file_target = named and single
     if file_target:
         pillow_fmt = format_for(Path(output).suffix)
         if fmt and format_for(fmt) != pillow_fmt:
