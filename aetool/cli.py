@@ -15,19 +15,14 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, NoReturn, Optional
+from typing import Annotated, NoReturn
 
 import typer
 
 from aetool import __version__
 from aetool.errors import AetoolError
 
-app = typer.Typer(
-    name="aetool",
-    help="Autoencoders for MNIST: train in PyTorch, export to verified ONNX, run without PyTorch.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-)
+app = typer.Typer(name="aetool", no_args_is_help=True, pretty_exceptions_enable=False)
 
 FEW = 4  # up to this many inputs: a note per image and no progress bar
 NoiseKind = Enum("NoiseKind", {kind: kind for kind in ("gaussian", "salt-pepper", "mask")}, type=str)
@@ -71,25 +66,25 @@ def reporting() -> Iterator[None]:
 
 Inputs = Annotated[list[str], typer.Argument(help="Image files, folders or globs; - reads standard input.",
                                              metavar="IMAGES", show_default=False)]
-Output = Annotated[Optional[str], typer.Option(
+Output = Annotated[str | None, typer.Option(
     "--output", "-o", help="Output file for one input, else a folder; - writes standard output. "
                            "Default: beside each input.", metavar="PATH", show_default=False)]
 ModelOption = Annotated[str, typer.Option("--model", "-m", metavar="NAME|FILE",
                                           help="Model file (.onnx) or bundled model name (see aetool models).")]
 Recursive = Annotated[bool, typer.Option("--recursive", "-r", help="Look for images in subfolders too.")]
-Format = Annotated[Optional[str], typer.Option(
+Format = Annotated[str | None, typer.Option(
     "--format", "-f", help="Output image format: png (default), jpg, bmp, tiff, webp, gif, pgm, tga.",
     metavar="FORMAT", show_default=False)]
 SideBySide = Annotated[bool, typer.Option("--side-by-side", help="Write input | output as one image.")]
-Invert = Annotated[Optional[bool], typer.Option(
+Invert = Annotated[bool | None, typer.Option(
     "--invert/--no-invert", help="Treat images as dark on light (inverted for the model and back) or not. "
                                  "Default: decided per image from its border.", show_default=False)]
 Force = Annotated[bool, typer.Option("--force", help="Allow an output to overwrite an input file.")]
 Json = Annotated[bool, typer.Option("--json", help="Print JSON to standard output for scripts.")]
-Providers = Annotated[Optional[list[str]], typer.Option(
+Providers = Annotated[list[str] | None, typer.Option(
     "--provider", help="onnxruntime execution provider: cpu (default), cuda, ...; repeat for a fallback order.",
     metavar="NAME", show_default=False)]
-Threads = Annotated[Optional[int], typer.Option("--threads", min=1, metavar="N",
+Threads = Annotated[int | None, typer.Option("--threads", min=1, metavar="N",
                                                 help="CPU threads for onnxruntime (default: all cores).",
                                                 show_default=False)]
 
@@ -131,7 +126,7 @@ def add_noise(inputs: Inputs, output: Output = None,
               level: Annotated[float, typer.Option(min=0, help="Noise level: Gaussian std, or the fraction of "
                                                                "pixels hit.")] = 0.5,
               kind: Annotated[NoiseKind, typer.Option(help="Noise kind.")] = NoiseKind.gaussian,
-              seed: Annotated[Optional[int], typer.Option(help="Random seed, for the same noise every run.",
+              seed: Annotated[int | None, typer.Option(help="Random seed, for the same noise every run.",
                                                           show_default=False)] = None,
               recursive: Recursive = False, fmt: Format = None, side_by_side: SideBySide = False,
               invert: Invert = None, force: Force = False, as_json: Json = False) -> None:
@@ -218,15 +213,15 @@ def _progress(outcomes: Iterable, total: int, show: bool) -> Iterable:
 
 @app.command()
 def evaluate(model: ModelOption = "denoise",
-             data_dir: Annotated[Optional[Path], typer.Option(
+             data_dir: Annotated[Path | None, typer.Option(
                  envvar="AETOOL_DATA_DIR", help="Folder of the four MNIST IDX files (.gz or not).",
                  metavar="FOLDER", show_default=False)] = None,
-             noise: Annotated[Optional[float], typer.Option(
+             noise: Annotated[float | None, typer.Option(
                  min=0, help="Noise level of the inputs. Default: the noise the model was trained with.",
                  show_default=False)] = None,
-             noise_kind: Annotated[Optional[NoiseKind], typer.Option(
+             noise_kind: Annotated[NoiseKind | None, typer.Option(
                  help="Noise kind. Default: the model's, else gaussian.", show_default=False)] = None,
-             limit: Annotated[Optional[int], typer.Option(min=1, help="Score only the first N test images.",
+             limit: Annotated[int | None, typer.Option(min=1, help="Score only the first N test images.",
                                                           show_default=False)] = None,
              seed: Annotated[int, typer.Option(help="Seed of the input noise.")] = 0,
              as_json: Json = False, provider: Providers = None, threads: Threads = None) -> None:
@@ -265,7 +260,7 @@ def models(as_json: Json = False) -> None:
             for r in records]
         widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
         for row in rows:
-            typer.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+            typer.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
 
 
 @app.command()

@@ -105,7 +105,7 @@ def test_fit_scales_the_ink_to_twenty_pixels_and_centres_it():
     rows, cols = np.flatnonzero(fitted.max(axis=1) > 0.5), np.flatnonzero(fitted.max(axis=0) > 0.5)
     assert cols[-1] - cols[0] + 1 == 20 and 6 <= rows[-1] - rows[0] + 1 <= 8
     assert abs((cols[0] + cols[-1]) / 2 - 13.5) <= 0.5 and abs((rows[0] + rows[-1]) / 2 - 13.5) <= 1
-    assert 0 <= fitted.min() and fitted.max() <= 1
+    assert fitted.min() >= 0 and fitted.max() <= 1
 
 
 def test_pad_to_multiple_pads_bottom_right_with_black():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import node, onnx_bytes
 
 from aetool.errors import AetoolError, ModelFileError
 from aetool.runtime import InputSpec, ProviderWarning, load
@@ -108,11 +109,33 @@ def test_an_unknown_provider_is_a_usage_error(toy_dir):
         load(toy_dir / "dense.onnx", providers=["gpu"])
 
 
-def test_metadata_parsing_keeps_text_and_rejects_broken_json():
-    parsed = parse_metadata({"model_name": "123", "opset": "18", "test_mse": "", "architecture": '{"code": 30}'})
-    assert parsed == {"model_name": "123", "opset": 18, "test_mse": None, "architecture": {"code": 30}}
+def test_metadata_parsing_keeps_text_and_rejects_a_broken_input_spec():
+    parsed = parse_metadata({"model_name": "123", "opset": "18", "test_mse": "", "architecture": '{"code": 30}',
+                             "epochs": "many"})
+    assert parsed == {"model_name": "123", "opset": 18, "test_mse": None, "architecture": {"code": 30},
+                      "epochs": "many"}
     with pytest.raises(ModelFileError, match="'input_spec' is not valid JSON"):
         parse_metadata({"input_spec": "{broken"})
+
+
+@pytest.mark.parametrize("spec", ['{"multiple_of": 0}', '{"multiple_of": "4"}', '[4]'])
+def test_a_malformed_input_spec_is_a_model_file_error(tmp_path, spec):
+    (tmp_path / "m.onnx").write_bytes(identity_conv({"input_spec": spec}))
+    with pytest.raises(ModelFileError, match="needs an object with \"multiple_of\" a positive integer"):
+        load(tmp_path / "m.onnx")
+
+
+def identity_conv(metadata: dict[str, str] | None = None) -> bytes:
+    conv = ["N", 1, "H", "W"]
+    return onnx_bytes({"image": conv}, {"reconstruction": conv}, [node("Identity", ["image"], ["reconstruction"])],
+                      metadata)
+
+
+def test_a_file_without_metadata_still_loads(tmp_path):
+    (tmp_path / "plain.onnx").write_bytes(identity_conv())
+    model = load(tmp_path / "plain.onnx")
+    assert model.input_spec == InputSpec(size=None, multiple_of=1) and model.kind == "conv"
+    assert model.name == "plain" and not model.has_code
 
 
 @pytest.mark.parametrize("real_model", ["denoise", "deep"], indirect=True)

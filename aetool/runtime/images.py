@@ -15,8 +15,8 @@ import numpy as np
 from aetool.errors import AetoolError, ImageError
 
 # Suffixes looked for in folders; a file named explicitly is tried whatever its suffix.
-IMAGE_SUFFIXES = frozenset(
-    ".png .jpg .jpeg .jpe .jfif .bmp .dib .tif .tiff .pgm .pbm .ppm .pnm .webp .gif .tga .ico .pcx .sgi".split())
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".jpe", ".jfif", ".bmp", ".dib", ".tif", ".tiff", ".pgm", ".pbm",
+                            ".ppm", ".pnm", ".webp", ".gif", ".tga", ".ico", ".pcx", ".sgi"})
 # Output format names accepted by --format and recognised in output file names → Pillow's format name.
 FORMATS = {"png": "PNG", "jpg": "JPEG", "jpeg": "JPEG", "bmp": "BMP", "tif": "TIFF", "tiff": "TIFF",
            "webp": "WEBP", "gif": "GIF", "pgm": "PPM", "tga": "TGA"}

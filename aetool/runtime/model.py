@@ -105,15 +105,13 @@ def parse_metadata(props: dict[str, str]) -> dict[str, Any]:
     """The file's ``metadata_props`` with JSON and numbers decoded; empty values become ``None``."""
     parsed: dict[str, Any] = {}
     for key, text in props.items():
-        if key in _JSON_KEYS | _NUMBER_KEYS and text == "":
-            parsed[key] = None
-        elif key in _JSON_KEYS | _NUMBER_KEYS:
+        parsed[key] = text
+        if key in _JSON_KEYS | _NUMBER_KEYS:
             try:
-                parsed[key] = json.loads(text)
+                parsed[key] = json.loads(text) if text else None
             except ValueError:
-                raise ModelFileError(f"metadata {key!r} is not valid JSON: {text[:60]!r}") from None
-        else:
-            parsed[key] = text
+                if key == contract.INPUT_SPEC:  # the one key the runtime cannot do without
+                    raise ModelFileError(f"metadata {key!r} is not valid JSON: {text[:60]!r}") from None
     return parsed
 
 
@@ -131,9 +129,14 @@ def check_contract(session: onnxruntime.InferenceSession, path: Path, metadata: 
     if contract.RECONSTRUCTION not in {o.name for o in outputs}:
         raise ModelFileError(f"{path} does not follow the aetool contract: no output {contract.RECONSTRUCTION!r}")
     declared = metadata.get(contract.INPUT_SPEC) or {}
+    multiple_of = declared.get("multiple_of") if isinstance(declared, dict) else "missing"
+    multiple_of = 1 if multiple_of is None else multiple_of
+    if not isinstance(multiple_of, int) or multiple_of < 1:
+        raise ModelFileError(f"{path}: metadata {contract.INPUT_SPEC!r} needs an object with \"multiple_of\" a "
+                             f"positive integer or null, got {declared!r}")
     height, width = shape[2], shape[3]
     fixed = (height, width) if isinstance(height, int) and isinstance(width, int) else None
-    return InputSpec(fixed, int(declared.get("multiple_of") or 1), declared.get("polarity") or contract.POLARITY)
+    return InputSpec(fixed, multiple_of, declared.get("polarity") or contract.POLARITY)
 
 
 def decoder_file(path: Path, metadata: dict[str, Any]) -> Path:

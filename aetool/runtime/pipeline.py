@@ -118,7 +118,7 @@ def _chunk(jobs: Sequence[Job], step: Step, invert: bool | None, side_by_side: b
             outcomes.update((item.index, Outcome(item.job.label, error=str(err))) for item in group)
             continue
         share = (time.perf_counter() - started) / len(group)
-        for item, result in zip(group, results):
+        for item, result in zip(group, results, strict=True):
             outcomes[item.index] = _finish(item, result, share, side_by_side, stdout)
     yield from (outcomes[index] for index in sorted(outcomes))
 
