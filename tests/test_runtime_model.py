@@ -77,7 +77,7 @@ def test_unknown_name_lists_the_bundled_models(bundled):
 
 def test_unknown_name_without_bundled_models_says_none_are_installed(tmp_path, monkeypatch):
     monkeypatch.setenv("AETOOL_MODEL_DIR", str(tmp_path))
-    with pytest.raises(ModelFileError, match="none installed"):
+    with pytest.raises(ModelFileError, match="bundled: none; .*models.json is missing"):
         load("denoise")
 
 

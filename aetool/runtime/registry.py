@@ -45,9 +45,9 @@ def resolve(model: str | Path) -> Path:
                 raise ModelFileError(f"bundled model {text!r} is listed in {INDEX} but {path} is missing")
             return path
         if not Path(text).is_file():
-            known = ", ".join(index) if index else f"none installed ({models_dir() / INDEX} is missing)"
+            bundled = ", ".join(index) or f"none; {models_dir() / INDEX} is missing"
             raise ModelFileError(f"unknown model {text!r}: no such file and no bundled model of that name "
-                                 f"(bundled: {known})")
+                                 f"(bundled: {bundled})")
     path = Path(text)
     if path.is_dir():
         raise ModelFileError(f"model {path} is a folder, not an .onnx file")
