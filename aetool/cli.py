@@ -14,6 +14,7 @@ import warnings
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from enum import Enum
+from itertools import chain
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -181,7 +182,7 @@ def _run(jobs: list, failures: list, step, invert: bool | None, side_by_side: bo
     refused = [Outcome(failure.label, error=failure.error) for failure in failures]
     outcomes = process(jobs, step, invert, side_by_side, stdout=typer.get_binary_stream("stdout"))
     done = failed = resized = 0
-    for outcome in [*refused, *_progress(outcomes, len(jobs), total > FEW and sys.stderr.isatty())]:
+    for outcome in chain(refused, _progress(outcomes, len(jobs), total > FEW and sys.stderr.isatty())):
         if as_json:
             typer.echo(json.dumps(outcome.record()))
         if outcome.error:

@@ -104,3 +104,15 @@ def test_the_runtime_imports_only_onnxruntime_numpy_pillow():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=120, cwd=REPO)
     assert done.returncode == 0, done.stderr.decode()
     assert done.stdout.decode().strip() == "[]"
+
+
+def test_json_records_stream_while_the_batch_runs(tmp_path, env):
+    for i in range(200):  # more than three pipeline chunks
+        save(tmp_path / "digits" / f"{i:03d}.png", digit())
+    process = subprocess.Popen([sys.executable, "-m", "aetool", "denoise", "digits", "-o", "out", "--json"],
+                               cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, **env})
+    first = process.stdout.readline()
+    unfinished = sum(1 for _ in (tmp_path / "out").iterdir()) < 200  # the first record came before the last file
+    rest, _ = process.communicate(timeout=120)
+    assert process.returncode == 0 and first.startswith(b'{"path": "digits/000.png"')
+    assert unfinished and len(rest.splitlines()) == 199
