@@ -305,7 +305,109 @@ def _number(value: object) -> str:
     return f"{value:.5f}" if isinstance(value, (int, float)) else "?"
 
 
-# ---- torch-side commands (train, export, ...) go here; they import torch inside their bodies ----
+# ---- torch-side commands: they need the train extra and import torch inside their bodies ----
+
+MODEL_NAMES = "pca, deep, ae64, ae128, ae256, sparse, denoise, conv-unpool, conv-unpool-deconv, conv-deconv"
+DataDir = Annotated[str | None, typer.Option(
+    "--data-dir", metavar="DIR", show_default=False,
+    help="Folder of the four MNIST-style IDX files (or of mnist/ and fashion-mnist/ subfolders). "
+         "Default: $AETOOL_DATA_DIR, else download with torchvision.")]
+
+
+def _need_train_extra(command: str) -> None:
+    """Fail with one line when torch is missing, instead of an ImportError traceback."""
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is None:
+        fail(f"aetool {command} needs PyTorch: pip install 'aetool[train]'")
+
+
+@app.command()
+def train(
+    model: Annotated[str, typer.Argument(help=f"Model to train: {MODEL_NAMES}.", metavar="MODEL",
+                                         show_default=False)],
+    epochs: Annotated[int | None, typer.Option(help="Epochs (default: the model's).", show_default=False)] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Global batch size (default: 128).",
+                                                   show_default=False)] = None,
+    lr: Annotated[float | None, typer.Option(help="Peak learning rate of Adam (default: the model's).",
+                                             show_default=False)] = None,
+    loss: Annotated[str | None, typer.Option(help="mse or bce (default: the model's).", show_default=False)] = None,
+    l1: Annotated[float | None, typer.Option(help="L1 weight on the code's activations (sparse: 0.01).",
+                                             show_default=False)] = None,
+    noise: Annotated[float | None, typer.Option(help="Train on inputs with this noise level (denoise: 0.5).",
+                                                show_default=False)] = None,
+    noise_kind: Annotated[NoiseKind, typer.Option(help="Kind of training noise.")] = NoiseKind.gaussian,
+    components: Annotated[int | None, typer.Option(help="PCA components (default: 30).", show_default=False)] = None,
+    seed: Annotated[int, typer.Option(help="Seed of weights, batch order and noise.")] = 0,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    dataset: Annotated[str, typer.Option(help="mnist or fashion-mnist.")] = "mnist",
+    data_dir: DataDir = None,
+    limit: Annotated[int | None, typer.Option(help="Use only the first N train and N test images.",
+                                              show_default=False)] = None,
+    out: Annotated[str | None, typer.Option(help="Run folder (default: runs/MODEL).", show_default=False)] = None,
+    resume: Annotated[bool, typer.Option(help="Continue the run in the run folder from its last epoch.")] = False,
+    force: Annotated[bool, typer.Option(help="Start over even if the run folder holds a run.")] = False,
+    export: Annotated[bool, typer.Option(help="Export a verified model.onnx into the run folder at the end.")] = True,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Train a model of the report; the run folder gets metrics.json, checkpoint.pt and model.onnx."""
+    _need_train_extra("train")
+    with reporting():
+        from aetool.train import TrainConfig
+        from aetool.train import train as run_training
+        from aetool.train.data import resolve_data_dir
+
+        try:
+            config = TrainConfig.for_model(
+                model, epochs=epochs, batch_size=batch_size, lr=lr, loss=loss, l1=l1, noise=noise,
+                noise_kind=noise_kind.value, components=components, seed=seed, device=device, dataset=dataset,
+                data_dir=data_dir, limit=limit, out=out)
+        except (KeyError, ValueError) as err:
+            fail(str(err).strip("'\""))
+        try:
+            result = run_training(config, resume=resume, force=force, progress=not quiet, echo=note)
+        except KeyboardInterrupt:
+            fail(f"interrupted; the last complete epoch is saved in {out or 'runs/' + model}; "
+                 "continue with --resume", 130)
+        if not result.is_main:
+            return
+        note(f"{model}: test MSE {result.test_mse:.5f} after {result.history[-1]['epoch']} epochs "
+             f"in {result.seconds:.0f} s → {result.run_dir}")
+        if export:
+            from aetool.export import export_run
+
+            export_run(result.run_dir, data_dir=resolve_data_dir(config.data_dir, config.dataset), echo=note)
+
+
+@app.command("export")
+def export_command(
+    run: Annotated[Path, typer.Argument(help="Run folder (or its checkpoint.pt).", metavar="RUN",
+                                        show_default=False)],
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="ONNX file (default: RUN/model.onnx).",
+                                                metavar="FILE", show_default=False)] = None,
+    int8: Annotated[bool, typer.Option(help="Also write NAME.int8.onnx (dynamic for dense, static QDQ for conv).")]
+    = False,
+    fp16: Annotated[bool, typer.Option(help="Also write NAME.fp16.onnx.")] = False,
+    data_dir: DataDir = None,
+    max_mse_rise: Annotated[float, typer.Option(help="Refuse a variant whose test MSE rises more than this "
+                                                     "fraction.")] = 0.10,
+    atol: Annotated[float, typer.Option(help="Largest allowed |torch - onnxruntime| of the fp32 file.")] = 1e-5,
+    as_json: Json = False,
+) -> None:
+    """Export a trained run to ONNX, verified against PyTorch; nothing is written unless parity holds."""
+    _need_train_extra("export")
+    with reporting():
+        from aetool.export import export_run
+        from aetool.train import load_run
+        from aetool.train.data import resolve_data_dir
+
+        dataset = load_run(run).config.dataset
+        result = export_run(run, output, data_dir=resolve_data_dir(data_dir, dataset), int8=int8, fp16=fp16,
+                            max_mse_rise=max_mse_rise, atol=atol, echo=note)
+        if as_json:
+            typer.echo(json.dumps(result.to_dict()))
+        for path in result.paths:
+            note(f"wrote {path}")
 
 
 def main() -> None:

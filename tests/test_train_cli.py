@@ -1,0 +1,71 @@
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+pytest.importorskip("torch", reason="training needs the train extra")
+
+from synthetic import write_dataset  # noqa: E402
+from typer.testing import CliRunner  # noqa: E402
+
+from aetool.cli import app  # noqa: E402
+from aetool.models import REGISTRY  # noqa: E402
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    return write_dataset(tmp_path_factory.mktemp("synthetic"), n_train=128, n_test=32)
+
+
+def test_train_command_writes_a_run_with_a_verified_onnx(data_dir, tmp_path):
+    out = tmp_path / "run"
+    result = runner.invoke(app, ["train", "ae64", "--epochs", "2", "--data-dir", str(data_dir), "--out", str(out),
+                                 "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "test MSE" in result.output
+    history = json.loads((out / "metrics.json").read_text())["history"]
+    assert [r["epoch"] for r in history] == [1, 2]
+    assert (out / "checkpoint.pt").is_file() and (out / "model.onnx").is_file()
+
+
+def test_train_help_lists_every_registry_model():
+    result = runner.invoke(app, ["train", "--help"], terminal_width=200)
+    assert result.exit_code == 0
+    for name in REGISTRY:
+        assert name in result.output
+
+
+def test_unknown_model_and_missing_data_are_one_line_exit_2(tmp_path):
+    result = runner.invoke(app, ["train", "resnet", "--data-dir", str(tmp_path)])
+    assert result.exit_code == 2 and "unknown model 'resnet'" in result.output
+    result = runner.invoke(app, ["train", "ae64", "--data-dir", str(tmp_path / "none"), "--no-export"])
+    assert result.exit_code == 2
+    assert "does not exist; expected the four IDX files" in result.output
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("torchrun") is None and not shutil.which("torchrun", path=sys.prefix + "/bin"),
+                    reason="torchrun is not installed")
+def test_two_process_gloo_ddp_run(data_dir, tmp_path):
+    torchrun = shutil.which("torchrun", path=sys.prefix + "/bin") or shutil.which("torchrun")
+    out = tmp_path / "ddp"
+    done = subprocess.run(
+        [torchrun, "--standalone", "--nproc_per_node=2", "-m", "aetool", "train", "ae64", "--epochs", "2",
+         "--device", "cpu", "--data-dir", str(data_dir), "--out", str(out), "--quiet", "--no-export"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    history = json.loads((out / "metrics.json").read_text())["history"]
+    assert [r["epoch"] for r in history] == [1, 2]
+    assert done.stderr.count("test MSE") == 1  # only rank 0 reports and writes
+    single = runner.invoke(app, ["train", "ae64", "--epochs", "2", "--device", "cpu", "--data-dir", str(data_dir),
+                                 "--out", str(tmp_path / "single"), "--quiet", "--no-export"])
+    assert single.exit_code == 0, single.output
+    alone = json.loads((tmp_path / "single" / "metrics.json").read_text())["history"]
+    # interleaved shards make DDP's global batches those of the single-process run
+    assert history[-1]["test_mse"] == pytest.approx(alone[-1]["test_mse"], rel=1e-4)
