@@ -123,3 +123,20 @@ def test_real_mnist_loads_with_the_published_shape():
     images = load_images("mnist", "test", SHARED_MNIST)
     assert images.shape == (10_000, 1, 28, 28)
     assert abs(float(images.float().mean()) / 255 - 0.1325) < 1e-3
+
+
+def test_without_a_data_dir_torchvision_downloads_and_a_failure_is_one_clear_error(monkeypatch):
+    import torchvision.datasets
+
+    calls = []
+
+    class OfflineMNIST:
+        def __init__(self, root, train, download):
+            calls.append((root, train, download))
+            raise RuntimeError("Error downloading train-images-idx3-ubyte.gz")
+
+    monkeypatch.delenv(DATA_DIR_ENV, raising=False)
+    monkeypatch.setattr(torchvision.datasets, "MNIST", OfflineMNIST)
+    with pytest.raises(DataError, match="cannot download mnist .* pass --data-dir or set AETOOL_DATA_DIR"):
+        load_images("mnist", "train")
+    assert calls and calls[0][1:] == (True, True)  # asked torchvision for the train split, with download=True
