@@ -1,0 +1,41 @@
+"""Where the report's numbers were measured: hardware and library versions, for the summary table."""
+
+from __future__ import annotations
+
+import os
+import platform
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import torch
+
+from aetool.train.loop import pick_device
+
+PACKAGES = ("torch", "torchvision", "onnx", "onnxscript", "onnxruntime", "numpy", "matplotlib")
+
+
+def cpu_name() -> str:
+    """The CPU model from /proc/cpuinfo (``platform.processor()`` is empty on most Linux systems)."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def _version(package: str) -> str:
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return "not installed"
+
+
+def environment() -> dict[str, str]:
+    """Name → value rows: CPU, cores, GPU, training device, Python and the libraries that did the work."""
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
+    rows = {"CPU": cpu_name(), "CPU cores (logical)": str(os.cpu_count()),
+            "torch threads": str(torch.get_num_threads()), "GPU": gpu, "training device": pick_device("auto"),
+            "Python": platform.python_version(), "OS": platform.platform()}
+    rows.update({package: _version(package) for package in PACKAGES})
+    return rows

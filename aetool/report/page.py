@@ -1,0 +1,95 @@
+"""The report's two pages, index.html and README.md, rendered from one list of sections.
+
+Both work offline: plain HTML with its style inline, images as relative ``<img>`` files beside the page.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class Figure:
+    file: str  # relative to the page
+    caption: str
+
+
+@dataclass
+class Table:
+    header: list[str]
+    rows: list[list[str]]
+    caption: str = ""
+
+
+@dataclass
+class Section:
+    title: str
+    blocks: list[str | Figure | Table] = field(default_factory=list)  # a str is one paragraph
+
+    @property
+    def anchor(self) -> str:
+        return "".join(c if c.isalnum() else "-" for c in self.title.lower()).strip("-")
+
+
+STYLE = """
+body { font-family: system-ui, sans-serif; max-width: 70em; margin: 2em auto; padding: 0 1em; line-height: 1.45; }
+table { border-collapse: collapse; margin: 0.6em 0 1.2em; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; }
+td { font-variant-numeric: tabular-nums; }
+figure { margin: 1em 0 1.6em; }
+figure img { max-width: 100%; border: 1px solid #ddd; }
+figcaption, .caption { color: #444; font-size: 0.92em; }
+"""
+
+
+def _html_block(block: str | Figure | Table) -> str:
+    if isinstance(block, Figure):
+        return (f'<figure><img src="{html.escape(block.file)}" alt="{html.escape(block.caption)}">'
+                f"<figcaption>{html.escape(block.caption)}</figcaption></figure>")
+    if isinstance(block, Table):
+        head = "".join(f"<th>{html.escape(cell)}</th>" for cell in block.header)
+        body = "".join("<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in row) + "</tr>"
+                       for row in block.rows)
+        caption = f'<p class="caption">{html.escape(block.caption)}</p>' if block.caption else ""
+        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{caption}"
+    return f"<p>{html.escape(block)}</p>"
+
+
+def write_html(path: Path, title: str, intro: list[str], sections: list[Section]) -> Path:
+    contents = "".join(f'<li><a href="#{s.anchor}">{html.escape(s.title)}</a></li>' for s in sections)
+    parts = [f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>",
+             f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>",
+             *(f"<p>{html.escape(p)}</p>" for p in intro), f"<ul>{contents}</ul>"]
+    for section in sections:
+        parts.append(f'<section id="{section.anchor}"><h2>{html.escape(section.title)}</h2>')
+        parts.extend(_html_block(block) for block in section.blocks)
+        parts.append("</section>")
+    parts.append("</body></html>\n")
+    path.write_text("\n".join(parts), encoding="utf-8")
+    return path
+
+
+def _markdown_cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def _markdown_block(block: str | Figure | Table) -> str:
+    if isinstance(block, Figure):
+        return f"![{block.caption}]({block.file})\n\n*{block.caption}*"
+    if isinstance(block, Table):
+        lines = ["| " + " | ".join(map(_markdown_cell, block.header)) + " |",
+                 "|" + "---|" * len(block.header),
+                 *("| " + " | ".join(map(_markdown_cell, row)) + " |" for row in block.rows)]
+        return "\n".join(lines) + (f"\n\n*{block.caption}*" if block.caption else "")
+    return block
+
+
+def write_markdown(path: Path, title: str, intro: list[str], sections: list[Section]) -> Path:
+    parts = [f"# {title}", *intro]
+    for section in sections:
+        parts.append(f"## {section.title}")
+        parts.extend(_markdown_block(block) for block in section.blocks)
+    path.write_text("\n\n".join(parts) + "\n", encoding="utf-8")
+    return path

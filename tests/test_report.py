@@ -1,0 +1,175 @@
+import json
+import re
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="the report needs the train extra")
+pytest.importorskip("matplotlib", reason="the report needs the train extra")
+
+from PIL import Image  # noqa: E402
+from synthetic import write_dataset  # noqa: E402
+
+from aetool.models import REGISTRY  # noqa: E402
+from aetool.report import build_report  # noqa: E402
+from aetool.report.build import NUMBERS  # noqa: E402
+from aetool.report.experiments import NOISE_LEVELS, STANDARD, Data, svd_check  # noqa: E402
+from aetool.report.figures import image_grid  # noqa: E402
+from aetool.report.inference import Engine  # noqa: E402
+from aetool.report.runs import TIMING, prepare_run, wanted_config  # noqa: E402
+from aetool.train import TrainConfig, train  # noqa: E402
+from aetool.train.run import CHECKPOINT, METRICS  # noqa: E402
+
+SHARED_MNIST = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "mnist"
+SECTIONS = ("1. PCA vs autoencoder", "2. Hidden sizes", "3. Sparse AE", "4. Denoising", "5. Manifold",
+            "6. Convolutional AEs", "7. Summary")
+FIGURES = {"1-pca-vs-deep-ae.png", "2-hidden-sizes.png", "2-hidden-sizes-noise.png", "3-sparse.png",
+           "3-encoder-filters.png", "4-denoise-filters.png", "5-manifold.png", "6-conv.png", "6-conv-curves.png",
+           *(f"4-noise-{level}.png" for level in NOISE_LEVELS),
+           *(f"6-filters-{name}-{layer}.png" for name in ("conv-unpool", "conv-unpool-deconv", "conv-deconv")
+             for layer in (1, 2))}
+DENOISING = (*STANDARD, "denoise")
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch thread: on a shared 2-core machine, two threads that wait on each other are far slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory, one_thread):
+    """A quick report of a synthetic dataset, its four denoising-section models trained long enough to learn.
+
+    Those four are trained first (small batches, 15 epochs); the report reuses runs trained at least as long as it
+    wants and trains the other six for its quick single epoch.
+    """
+    root = tmp_path_factory.mktemp("report")
+    data = write_dataset(root / "data", n_train=2048, n_test=128)
+    runs = root / "runs"
+    for name in DENOISING:
+        config = TrainConfig.for_model(name, data_dir=str(data), device="cpu", epochs=15, batch_size=32, lr=3e-3)
+        train(config, run_dir=runs / name, progress=False, echo=lambda line: None)
+    lines: list[str] = []
+    index = build_report(root / "out", runs=runs, data_dir=str(data), quick=True, echo=lines.append, progress=False)
+    return {"index": index, "out": root / "out", "runs": runs, "data": data, "lines": lines,
+            "numbers": json.loads((root / "out" / NUMBERS).read_text())}
+
+
+def embedded(page: str, pattern: str) -> set[str]:
+    return set(re.findall(pattern, page))
+
+
+def test_quick_report_writes_every_page_and_figure(report):
+    out = report["out"]
+    assert report["index"] == out / "index.html"
+    assert (out / "README.md").is_file() and (out / NUMBERS).is_file()
+    assert {p.name for p in (out / "figures").glob("*.png")} == FIGURES
+
+
+def test_pages_name_every_section_and_embed_every_figure_that_exists(report):
+    out = report["out"]
+    html = (out / "index.html").read_text()
+    markdown = (out / "README.md").read_text()
+    for title in SECTIONS:
+        assert f"<h2>{title}</h2>" in html
+        assert f"\n## {title}\n" in markdown
+    on_disk = {f"figures/{name}" for name in FIGURES}
+    assert embedded(html, r'<img src="([^"]+)"') == on_disk
+    assert embedded(markdown, r"!\[[^\]]*\]\(([^)]+)\)") == on_disk
+    assert "<script" not in html and "http" not in html  # offline: nothing fetched from anywhere
+
+
+def test_figures_are_pngs_of_plausible_size(report):
+    for path in (report["out"] / "figures").glob("*.png"):
+        assert path.stat().st_size > 1000, path.name
+        with Image.open(path) as image:
+            image.verify()
+            assert image.format == "PNG"
+            assert min(image.size) >= 100, (path.name, image.size)
+
+
+def test_noise_matrix_has_every_model_and_level_and_the_denoiser_wins_at_its_level(report):
+    denoising = report["numbers"]["denoising"]
+    assert denoising["levels"] == list(NOISE_LEVELS)
+    matrix = np.array([denoising["mse"][name] for name in DENOISING])
+    assert list(denoising["mse"]) == list(DENOISING) and matrix.shape == (4, 4)
+    at_half = dict(zip(DENOISING, matrix[:, NOISE_LEVELS.index(0.5)]))
+    assert all(at_half["denoise"] < at_half[name] for name in STANDARD), at_half
+    assert all(np.array(denoising["noisy_input_mse"]) > 0)
+
+
+def test_report_goes_through_onnx_and_matches_training_numbers(report):
+    numbers = report["numbers"]
+    assert {run["inference"] for run in numbers["runs"].values()} == {"onnxruntime"}
+    for name, run in numbers["runs"].items():
+        history = json.loads((report["runs"] / name / METRICS).read_text())["history"]
+        trained = history[-1].get("test_mse_clean", history[-1]["test_mse"])
+        assert numbers["test_mse"][name] == pytest.approx(trained, rel=1e-3), name
+
+
+def test_missing_runs_are_trained_and_timed_present_ones_reused(report):
+    runs = report["numbers"]["runs"]
+    assert {name for name, run in runs.items() if not run["trained_now"]} == set(DENOISING)
+    for name, run in runs.items():
+        timing = json.loads((report["runs"] / name / TIMING).read_text())
+        assert timing["export_seconds"] > 0
+        assert (timing.get("train_seconds", 0) > 0) == run["trained_now"], name
+        assert run["epochs"] == (15 if name in DENOISING else 0 if name == "pca" else 1)
+
+
+def test_second_report_reuses_every_run(report, tmp_path, one_thread):
+    checkpoints = {name: (report["runs"] / name / CHECKPOINT).stat().st_mtime_ns for name in REGISTRY}
+    lines: list[str] = []
+    build_report(tmp_path / "again", runs=report["runs"], data_dir=str(report["data"]), quick=True,
+                 echo=lines.append, progress=False)
+    assert sum("reusing it" in line for line in lines) == len(REGISTRY)
+    assert checkpoints == {name: (report["runs"] / name / CHECKPOINT).stat().st_mtime_ns for name in REGISTRY}
+    again = json.loads((tmp_path / "again" / NUMBERS).read_text())
+    assert again["denoising"] == report["numbers"]["denoising"]  # seeded: the same numbers twice
+
+
+def test_torch_fallback_agrees_with_the_runtime(report):
+    run = prepare_run("deep", report["runs"], wanted_config("deep", str(report["data"]), True, None),
+                      echo=lambda line: None)
+    onnx, plain = Engine(run), Engine(replace(run, onnx=None))
+    images = np.random.default_rng(0).random((5, 28, 28), dtype=np.float32)
+    assert (onnx.backend, plain.backend) == ("onnxruntime", "torch")
+    np.testing.assert_allclose(plain.reconstruct(images), onnx.reconstruct(images), atol=1e-5)
+    codes = onnx.encode(images)
+    np.testing.assert_allclose(plain.decode(codes), onnx.decode(codes), atol=1e-5)
+
+
+def test_shorter_or_different_runs_are_trained_again_not_reused(report, tmp_path, one_thread):
+    data = str(report["data"])
+    longer = wanted_config("ae64", data, quick=True, epochs=2)
+    lines: list[str] = []
+    run = prepare_run("ae64", report["runs"], longer, echo=lines.append, progress=False)  # has 15 epochs: enough
+    assert not run.trained_now and "reusing it" in lines[0]
+    short = tmp_path / "runs"
+    prepare_run("ae64", short, wanted_config("ae64", data, quick=True, epochs=None), echo=lines.append,
+                progress=False)
+    run = prepare_run("ae64", short, longer, echo=lines.append, progress=False)
+    assert run.trained_now and run.config.epochs == 2 and "1 epochs, not 2" in " ".join(lines)
+
+
+def test_grid_labels_must_match_its_shape(tmp_path):
+    with pytest.raises(ValueError, match="labels"):
+        image_grid(tmp_path / "x.png", np.zeros((2, 3, 28, 28)), ["a", "b"], ["1", "2"], "title")
+
+
+@pytest.mark.skipif(not SHARED_MNIST.is_dir(), reason=f"needs the real MNIST at {SHARED_MNIST}")
+def test_rows_of_torch_svd_v_explain_the_reported_pca_error():
+    from aetool.runtime.idx import load_split
+
+    train_images, test_images = (load_split(SHARED_MNIST, split)[0][:n].astype(np.float32) / 255
+                                 for split, n in (("train", 10_000), ("test", 10_000)))
+    mse = svd_check(Data(train_images, test_images))
+    assert mse["svd_columns"] == pytest.approx(0.0177, abs=0.001)  # the PCA optimum
+    assert mse["mean_image"] == pytest.approx(0.0675, abs=0.001)
+    assert mse["svd_columns"] * 3 < mse["svd_rows"] < mse["mean_image"]  # rows of V: barely better than the mean
