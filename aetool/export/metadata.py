@@ -1,0 +1,97 @@
+"""What an exported file says about itself: the ``metadata_props`` the runtime reads (keys in runtime/contract.py).
+
+The runtime reads these back without onnx (onnxruntime's ``custom_metadata_map``); here we only write them.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+import onnx
+
+import aetool
+from aetool.runtime import contract
+
+VERSIONED = ("torch", "onnx", "onnxscript", "onnxruntime")
+
+
+@dataclass(frozen=True)
+class ModelFacts:
+    """Where a model came from: registry name and kind, architecture, data, noise, training length and result."""
+
+    model_name: str
+    model_kind: str
+    arch: dict[str, Any]
+    dataset: str = "mnist"
+    noise_level: float = 0.0
+    noise_kind: str = "gaussian"
+    epochs: int = 0
+    test_mse: float | None = None
+
+
+def _version(package: str) -> str | None:
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return None
+
+
+def graph_shape(model: onnx.ModelProto) -> list[int | str]:
+    """The graph input's shape, symbolic dimensions by name."""
+    dims = model.graph.input[0].type.tensor_type.shape.dim
+    return [d.dim_param if d.HasField("dim_param") else d.dim_value for d in dims]
+
+
+def image_spec(model: onnx.ModelProto, multiple_of: int | None) -> dict[str, Any]:
+    """The image input as the runtime must feed it: shape, pixel range, polarity, size constraint."""
+    return {"shape": graph_shape(model), "range": [0, 1], "polarity": contract.POLARITY, "multiple_of": multiple_of}
+
+
+def code_spec(model: onnx.ModelProto) -> dict[str, Any]:
+    """A decoder's input: codes of this shape, any real values."""
+    return {"shape": graph_shape(model), "range": None, "polarity": None, "multiple_of": None}
+
+
+def opset(model: onnx.ModelProto) -> int:
+    """The default-domain opset the file needs."""
+    return next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
+
+
+def metadata(facts: ModelFacts, model: onnx.ModelProto, *, spec: dict[str, Any], precision: str,
+             parity: dict[str, Any] | None, decoder: str, variant: dict[str, Any] | None = None) -> dict[str, str]:
+    """Every contract key as text (JSON where structured), for ``model`` as written."""
+    text = {
+        contract.AETOOL_VERSION: aetool.__version__,
+        contract.MODEL_NAME: facts.model_name,
+        contract.MODEL_KIND: facts.model_kind,
+        contract.ARCHITECTURE: json.dumps(facts.arch),
+        contract.DATASET: facts.dataset,
+        contract.NOISE: json.dumps({"level": facts.noise_level, "kind": facts.noise_kind}),
+        contract.EPOCHS: str(facts.epochs),
+        contract.TEST_MSE: "" if facts.test_mse is None else repr(float(facts.test_mse)),
+        contract.INPUT_SPEC: json.dumps(spec),
+        contract.PARITY: "" if parity is None else json.dumps(parity),
+        contract.VERSIONS: json.dumps({name: _version(name) for name in VERSIONED}),
+        contract.CREATED: datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        contract.OPSET: str(opset(model)),
+        contract.PRECISION: precision,
+        contract.DECODER: decoder,
+    }
+    if variant is not None:
+        text[contract.VARIANT] = json.dumps(variant)
+    return text
+
+
+def write(model: onnx.ModelProto, props: dict[str, str]) -> None:
+    """Replace the file's metadata_props with ``props``."""
+    del model.metadata_props[:]
+    onnx.helper.set_model_props(model, props)
+
+
+def read(model: onnx.ModelProto) -> dict[str, str]:
+    """The file's metadata_props as a dict (the onnx side of the round trip; the runtime has its own reader)."""
+    return {prop.key: prop.value for prop in model.metadata_props}

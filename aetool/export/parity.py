@@ -1,0 +1,204 @@
+"""Does an ONNX graph compute what the PyTorch model computes? Compare every output on fixed inputs; refuse if not.
+
+Validation only, kept apart from conversion as optimum-onnx does, but stricter: a failed check raises
+``ParityError`` and the exporter writes nothing, where optimum only warns.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+from torch import nn
+
+from aetool.errors import AetoolError
+from aetool.runtime import contract
+
+BATCHES = (1, 3, 64)
+NON_SQUARE = (32, 48)
+
+Reference = Callable[[np.ndarray], dict[str, np.ndarray]]
+
+
+class ParityError(AetoolError):
+    """The exported graph does not reproduce PyTorch within the tolerance (or a variant lost too much accuracy)."""
+
+
+@dataclass(frozen=True)
+class Case:
+    """One named batch of inputs on which ONNX and PyTorch must agree."""
+
+    name: str
+    inputs: np.ndarray
+
+
+def as_images(images: np.ndarray) -> np.ndarray:
+    """N×28×28 uint8 (or floats in [0, 1]) → N×1×28×28 float32 in [0, 1], the graphs' input."""
+    images = np.asarray(images)
+    scaled = images.astype(np.float32) / 255.0 if images.dtype == np.uint8 else images.astype(np.float32)
+    return scaled.reshape(len(images), 1, *images.shape[-2:])
+
+
+def tie_images() -> np.ndarray:
+    """Images whose pooling windows hold equal values, where unpooling must pick PyTorch's (first) position.
+
+    An all-black and an all-white image (every window of every channel ties), random levels on constant 2×2
+    blocks, and on 8×8 blocks so that the second pooling stage ties too.
+    """
+    rng = np.random.default_rng(7)
+    blocks2 = np.kron(rng.integers(0, 4, (14, 14)) / 3, np.ones((2, 2)))
+    blocks8 = np.kron(rng.integers(0, 4, (4, 4)) / 3, np.ones((8, 8)))[:28, :28]
+    return np.stack([np.zeros((28, 28)), np.ones((28, 28)), blocks2, blocks8]).astype(np.float32)[:, None]
+
+
+def image_cases(*, conv: bool, unpool: bool, test_images: np.ndarray | None = None) -> list[Case]:
+    """Random images at batch 1, 3 and 64; real digits if given; 32×48 for conv; ties for unpooling models."""
+    rng = np.random.default_rng(0)
+    cases = [Case(f"random b{n}", rng.random((n, 1, 28, 28), dtype=np.float32)) for n in BATCHES]
+    if test_images is not None:
+        cases.append(Case("digits b64", as_images(test_images[:64])))
+    if conv:
+        cases.append(Case(f"random {NON_SQUARE[0]}×{NON_SQUARE[1]} b3", rng.random((3, 1, *NON_SQUARE),
+                                                                                 dtype=np.float32)))
+    if unpool:
+        cases.append(Case("ties b4", tie_images()))
+    return cases
+
+
+def code_cases(code_shape: tuple[int, ...]) -> list[Case]:
+    """Random codes of the decoder's code shape (C×h×w or D per item) at batch 1, 3 and 64, plus 8×12 for conv."""
+    rng = np.random.default_rng(1)
+    cases = [Case(f"random code b{n}", rng.standard_normal((n, *code_shape), dtype=np.float32)) for n in BATCHES]
+    if len(code_shape) == 3:
+        size = (code_shape[0], NON_SQUARE[0] // 4, NON_SQUARE[1] // 4)
+        cases.append(Case(f"random code {size[1]}×{size[2]} b3", rng.standard_normal((3, *size), dtype=np.float32)))
+    return cases
+
+
+def torch_reference(module: nn.Module, output_names: tuple[str, ...]) -> Reference:
+    """What PyTorch computes for an input batch, by output name."""
+
+    def run(inputs: np.ndarray) -> dict[str, np.ndarray]:
+        with torch.no_grad():
+            outputs = module(torch.from_numpy(inputs))
+        outputs = outputs if isinstance(outputs, tuple) else (outputs,)
+        return {name: out.numpy() for name, out in zip(output_names, outputs)}
+
+    return run
+
+
+def cpu_session(model: onnx.ModelProto | Path) -> ort.InferenceSession:
+    """An onnxruntime CPU session: the runtime every exported file must run on."""
+    source = model.SerializeToString() if isinstance(model, onnx.ModelProto) else str(model)
+    return ort.InferenceSession(source, providers=["CPUExecutionProvider"])
+
+
+def run_session(session: ort.InferenceSession, inputs: np.ndarray) -> dict[str, np.ndarray]:
+    """All outputs of a one-input session, by name."""
+    names = [o.name for o in session.get_outputs()]
+    return dict(zip(names, session.run(None, {session.get_inputs()[0].name: inputs})))
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+@dataclass(frozen=True)
+class OutputCheck:
+    """One output of one case: shape agreement and the absolute differences from PyTorch."""
+
+    case: str
+    output: str
+    shape: tuple[int, ...]
+    max_abs: float
+    mean_abs: float
+    tolerance: float
+    ok: bool
+    problem: str = ""
+
+    def line(self) -> str:
+        mark = "✓" if self.ok else "✗"
+        relation = "≤" if self.ok else ">"
+        detail = self.problem or (f"max abs {self.max_abs:.2e} {relation} {self.tolerance:.1e}  "
+                                  f"mean abs {self.mean_abs:.2e}")
+        return f"  {mark} {self.case:<20} {self.output:<15} {str(self.shape):<18} {detail}"
+
+    def to_dict(self) -> dict[str, Any]:
+        record = {"case": self.case, "output": self.output, "shape": list(self.shape),
+                  "max_abs": _finite(self.max_abs), "mean_abs": _finite(self.mean_abs),
+                  "tolerance": self.tolerance, "ok": self.ok}
+        return record | ({"problem": self.problem} if self.problem else {})
+
+
+@dataclass
+class ParityReport:
+    """Every output of every case, ONNX against PyTorch, with the tolerance they were held to."""
+
+    graph: str
+    atol: float
+    checks: list[OutputCheck] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.checks) and all(check.ok for check in self.checks)
+
+    @property
+    def worst_max_abs(self) -> float:
+        return max((c.max_abs for c in self.checks), default=math.nan)
+
+    def lines(self) -> list[str]:
+        failed = sum(not c.ok for c in self.checks)
+        verdict = "passed" if self.passed else f"FAILED ({failed} of {len(self.checks)})"
+        return [f"parity of the {self.graph} graph with PyTorch (max abs ≤ {self.atol:g} × max(1, max|output|)): "
+                f"{verdict}",
+                *(check.line() for check in self.checks)]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"graph": self.graph, "passed": self.passed, "atol": self.atol,
+                "cases": [check.to_dict() for check in self.checks]}
+
+    def raise_if_failed(self) -> None:
+        """Refuse the export: the one-line message names the worst disagreement."""
+        if self.passed:
+            return
+        bad = [c for c in self.checks if not c.ok]
+        worst = max(bad, key=lambda c: c.max_abs if math.isfinite(c.max_abs) else math.inf)
+        why = worst.problem or f"max abs {worst.max_abs:.3g} > {worst.tolerance:.3g}"
+        more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+        raise ParityError(f"the ONNX {self.graph} graph disagrees with PyTorch on {worst.case!r} "
+                          f"{worst.output}: {why}{more}; nothing was written")
+
+
+def compare(case: str, name: str, got: np.ndarray | None, want: np.ndarray, atol: float) -> OutputCheck:
+    """One output of one case: missing, misshapen, or its largest absolute difference against the tolerance.
+
+    The tolerance is ``atol`` for outputs within [-1, 1] (images) and grows with the output's magnitude beyond
+    that: a code of size 20 holds float32 rounding differences of about 1e-5 that no exporter can avoid.
+    """
+    tolerance = atol * max(1.0, float(np.abs(want).max(initial=0.0)))
+    if got is None:
+        return OutputCheck(case, name, tuple(want.shape), math.inf, math.inf, tolerance, False,
+                           "missing from the ONNX graph")
+    if got.shape != want.shape:
+        return OutputCheck(case, name, tuple(got.shape), math.inf, math.inf, tolerance, False,
+                           f"shape {tuple(got.shape)} but PyTorch gives {tuple(want.shape)}")
+    diff = np.abs(got.astype(np.float64) - want.astype(np.float64))
+    max_abs, mean_abs = float(diff.max(initial=0.0)), float(diff.mean()) if diff.size else 0.0
+    return OutputCheck(case, name, tuple(got.shape), max_abs, mean_abs, tolerance, max_abs <= tolerance)
+
+
+def check_parity(session: ort.InferenceSession, reference: Reference, cases: list[Case], *, atol: float,
+                 graph: str) -> ParityReport:
+    """Run onnxruntime and PyTorch on every case and compare every output PyTorch gives."""
+    report = ParityReport(graph, atol)
+    for case in cases:
+        got = run_session(session, case.inputs)
+        for name, want in reference(case.inputs).items():
+            report.checks.append(compare(case.name, name, got.get(name), want, atol))
+    return report

@@ -1,0 +1,49 @@
+"""Max-unpooling that onnxruntime runs exactly and fast: the pooling indices never leave ONNX.
+
+PyTorch numbers a max-pool index within its channel plane; ONNX ``MaxPool``/``MaxUnpool`` number it over the
+whole N·C·H·W tensor. The stock exporter bridges the two with index arithmetic and unpools with ``ScatterND``,
+which is exact but slow. Inside an aetool graph the indices are never an output: they only travel from the
+encoder's pooling to the decoder's unpooling. So both ends can use ONNX's own convention, and the graph becomes
+a plain ``MaxPool`` (with its ``Indices`` output) feeding a plain ``MaxUnpool``. onnxruntime's CPU ``MaxPool``
+keeps the first maximum of a window in row-major order, as PyTorch's CPU kernel does, so ties (a window of equal
+values, common after a ReLU) unpool to the same position; the parity check verifies this on every export.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import torch
+from onnxscript import opset18 as op
+
+WINDOW = [2, 2]
+
+
+def _pair(value: int | Sequence[int]) -> list[int]:
+    return [value, value] if isinstance(value, int) else list(value)
+
+
+def _check_window(kernel_size: Sequence[int], stride: Sequence[int], padding: int | Sequence[int],
+                  dilation: int | Sequence[int], ceil_mode: bool) -> None:
+    """Refuse any pooling but the 2×2 stride-2 windows of aetool's ConvAE: nothing else is verified."""
+    window = (_pair(kernel_size), _pair(stride) or _pair(kernel_size), _pair(padding), _pair(dilation), ceil_mode)
+    if window != (WINDOW, WINDOW, [0, 0], [1, 1], False):
+        raise NotImplementedError(f"only 2×2 stride-2 max pooling exports with indices; got kernel {kernel_size}, "
+                                  f"stride {stride}, padding {padding}, dilation {dilation}, ceil_mode {ceil_mode}")
+
+
+def _max_pool_with_indices(self, kernel_size, stride=(), padding=(0, 0), dilation=(1, 1), ceil_mode=False):
+    _check_window(kernel_size, stride, padding, dilation, ceil_mode)
+    pooled, indices = op.MaxPool(self, kernel_shape=WINDOW, strides=WINDOW)
+    return pooled, indices
+
+
+def _max_unpool(self, indices, output_size):
+    # The default output size of a 2×2 stride-2 MaxUnpool is twice the input: the pooled size of an even input.
+    return op.MaxUnpool(self, indices, kernel_shape=WINDOW, strides=WINDOW)
+
+
+def translation_table() -> dict[Any, Any]:
+    """Custom translations for ``torch.onnx.export``: pooling with indices and unpooling, in ONNX's convention."""
+    aten = torch.ops.aten
+    return {aten.max_pool2d_with_indices.default: _max_pool_with_indices, aten.max_unpool2d.default: _max_unpool}

@@ -1,0 +1,206 @@
+"""Smaller files for the edge: fp16 and int8 variants of a verified fp32 export, each measured against it.
+
+- ``fp16``: weights and activations in half precision, input and outputs still float32 (``keep_io_types``).
+- ``int8``: dense models get dynamic quantization (int8 weights, activations quantized on the fly); conv models
+  get static QDQ quantization calibrated on training digits, because dynamic quantization turns Conv into
+  ConvInteger, which onnxruntime's CPU provider cannot run.
+A variant is judged by its test-set MSE against the fp32 file's: it is refused when the MSE rises too much.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import copy
+import logging
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import onnxscript.optimizer
+from onnx import helper
+from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_dynamic, quantize_static
+
+from aetool.errors import AetoolError
+from aetool.export.parity import Case, ParityError, run_session
+from aetool.runtime import contract
+
+PRECISIONS = ("fp16", "int8")
+CALIBRATION_BATCH = 32
+MSE_BATCH = 500
+FOLD_LIMIT = 1 << 24  # elements
+
+
+def variant_path(path: Path, precision: str) -> Path:
+    """``model.onnx`` → ``model.int8.onnx``."""
+    return path.with_name(path.name.removesuffix(".onnx") + f".{precision}.onnx")
+
+
+def _outputs_behind_identity(model: onnx.ModelProto) -> onnx.ModelProto:
+    """A copy whose graph outputs are produced by Identity nodes and consumed by nobody.
+
+    ``convert_float_to_float16(keep_io_types=True)`` casts a graph output back to float32 where it is produced;
+    when the graph also uses that output internally (the code feeds the decoder), the consumers would receive
+    float32 beside float16 weights. An Identity per output keeps the internal tensor in float16.
+    """
+    model = copy.deepcopy(model)
+    graph = model.graph
+    for output in graph.output:
+        inner = f"{output.name}_inner"
+        for node in graph.node:
+            node.input[:] = [inner if name == output.name else name for name in node.input]
+            node.output[:] = [inner if name == output.name else name for name in node.output]
+        graph.node.append(helper.make_node("Identity", [inner], [output.name]))
+    del graph.value_info[:]  # stale float32 types; the converter infers new ones
+    return model
+
+
+def to_fp16(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Half-precision weights and activations; float32 input and outputs, so callers feed and read float32."""
+    try:  # needed for fp16 only, so fp32 and int8 exports work without it
+        from onnxconverter_common import float16
+    except ImportError:
+        raise AetoolError("fp16 export needs onnxconverter-common: pip install onnxconverter-common") from None
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # notes on weights below fp16's range, clamped to its smallest value
+        return float16.convert_float_to_float16(_outputs_behind_identity(model), keep_io_types=True)
+
+
+class _Batches(CalibrationDataReader):
+    """Calibration images for static quantization, in small batches."""
+
+    def __init__(self, images: np.ndarray, input_name: str) -> None:
+        self._batches = iter([{input_name: images[i:i + CALIBRATION_BATCH]}
+                              for i in range(0, len(images), CALIBRATION_BATCH)])
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        return next(self._batches, None)
+
+
+@contextlib.contextmanager
+def _no_preprocessing_advice() -> Iterator[None]:
+    """The quantizer logs advice to pre-process on the root logger; our graphs need none, so keep it off stdout."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+
+
+def _fold_constants(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Fold weight-only subgraphs of any size (PCA's transposed basis), so the quantizer sees constant weights.
+
+    The exporter folds only small constants; a MatMul fed by ``Transpose(weight)`` would stay float and keep the
+    float weight in the int8 file.
+    """
+    return onnxscript.optimizer.optimize(model, input_size_limit=FOLD_LIMIT, output_size_limit=FOLD_LIMIT)
+
+
+def to_int8(model: onnx.ModelProto, workdir: Path, calibration: np.ndarray | None) -> onnx.ModelProto:
+    """Dynamic int8 without ``calibration``; static QDQ int8 (per-channel weights) calibrated on it otherwise."""
+    source, target = workdir / "fp32.onnx", workdir / "int8.onnx"
+    onnx.save_model(_fold_constants(model), source)
+    with _no_preprocessing_advice():
+        if calibration is None:
+            quantize_dynamic(source, target, weight_type=QuantType.QInt8)
+        else:
+            quantize_static(source, target, _Batches(calibration, contract.INPUT), quant_format=QuantFormat.QDQ,
+                            per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+    return onnx.load_model(target)
+
+
+def make(precision: str, model: onnx.ModelProto, workdir: Path,
+         calibration: np.ndarray | None) -> tuple[onnx.ModelProto, str]:
+    """The ``precision`` variant of an fp32 model, and a few words on how it was made."""
+    if precision == "fp16":
+        return to_fp16(model), "fp16 weights and activations, float32 input and outputs"
+    if precision != "int8":
+        raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+    if calibration is None:
+        return to_int8(model, workdir, None), "dynamic int8: int8 weights, activations quantized per batch"
+    return (to_int8(model, workdir, calibration),
+            f"static QDQ int8, per-channel weights, calibrated on {len(calibration)} training digits")
+
+
+def reconstruction_mse(session: ort.InferenceSession, images: np.ndarray) -> float:
+    """Mean squared error over all pixels of all images (N×1×H×W float32), computed in batches."""
+    total = 0.0
+    for i in range(0, len(images), MSE_BATCH):
+        batch = images[i:i + MSE_BATCH]
+        recon = run_session(session, batch)[contract.RECONSTRUCTION]
+        total += float(np.sum((recon.astype(np.float64) - batch) ** 2))
+    return total / images.size
+
+
+@dataclass
+class VariantReport:
+    """How far a variant strays from the fp32 file: worst output difference, and test MSE before and after."""
+
+    precision: str
+    file: str
+    size_bytes: int
+    max_abs: dict[str, float]
+    ops: dict[str, int]
+    max_mse_rise: float
+    method: str
+    test_mse_fp32: float | None = None
+    test_mse: float | None = None
+
+    @property
+    def mse_rise(self) -> float | None:
+        """Relative rise of the test MSE over the fp32 file's (0.05 = 5 % worse); None without test images."""
+        if self.test_mse is None or not self.test_mse_fp32:
+            return None
+        return self.test_mse / self.test_mse_fp32 - 1.0
+
+    @property
+    def passed(self) -> bool:
+        return self.mse_rise is None or self.mse_rise <= self.max_mse_rise
+
+    def lines(self) -> list[str]:
+        mark = "✓" if self.passed else "✗"
+        errors = ", ".join(f"{name} {value:.2e}" for name, value in self.max_abs.items())
+        if self.mse_rise is None:
+            mse = "test MSE not measured (no test images)"
+        else:
+            mse = (f"test MSE {self.test_mse:.5f} vs fp32 {self.test_mse_fp32:.5f} "
+                   f"({self.mse_rise:+.1%}, limit +{self.max_mse_rise:.0%})")
+        return [f"{self.precision} variant {self.file} ({self.size_bytes / 1e6:.2f} MB, {self.method}):",
+                f"  {mark} max abs vs fp32: {errors}; {mse}"]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"precision": self.precision, "file": self.file, "size_bytes": self.size_bytes,
+                "max_abs_vs_fp32": self.max_abs, "test_mse_fp32": self.test_mse_fp32, "test_mse": self.test_mse,
+                "mse_rise": self.mse_rise, "max_mse_rise": self.max_mse_rise, "passed": self.passed, "method": self.method,
+                "ops": self.ops}
+
+    def raise_if_failed(self) -> None:
+        if not self.passed:
+            raise ParityError(f"the {self.precision} variant raises the test MSE by {self.mse_rise:.1%} "
+                              f"({self.test_mse_fp32:.5f} → {self.test_mse:.5f}), more than the allowed "
+                              f"{self.max_mse_rise:.0%}; nothing was written")
+
+
+def measure(precision: str, method: str, file: str, variant: onnx.ModelProto, fp32: ort.InferenceSession,
+            cases: list[Case], *, test_images: np.ndarray | None, max_mse_rise: float) -> VariantReport:
+    """Run the variant on onnxruntime CPU beside the fp32 file: per-output worst difference and test MSE."""
+    session = ort.InferenceSession(variant.SerializeToString(), providers=["CPUExecutionProvider"])
+    max_abs: dict[str, float] = {}
+    for case in cases:
+        want, got = run_session(fp32, case.inputs), run_session(session, case.inputs)
+        for name, value in want.items():
+            diff = float(np.max(np.abs(got[name].astype(np.float64) - value)))
+            max_abs[name] = max(max_abs.get(name, 0.0), diff)
+    ops = dict(sorted(collections.Counter(node.op_type for node in variant.graph.node).items()))
+    report = VariantReport(precision, file, variant.ByteSize(), max_abs, ops, max_mse_rise, method)
+    if test_images is not None:
+        report.test_mse_fp32 = reconstruction_mse(fp32, test_images)
+        report.test_mse = reconstruction_mse(session, test_images)
+    return report

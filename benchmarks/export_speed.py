@@ -1,0 +1,128 @@
+"""How fast does an exported conv model run in onnxruntime, against PyTorch eager, at batch 1 and 256?
+
+Compares three ways of running the same random-weight registry model on the same inputs:
+- ``torch``: PyTorch eager (``inference_mode``), ``torch.set_num_threads(THREADS)``;
+- ``plain``: ``torch.onnx.export(dynamo=True)`` with the stock translation (unpooling via index arithmetic +
+  ScatterND) in onnxruntime;
+- ``aetool``: ``aetool.export`` 's graph (pooling indices kept in ONNX's convention: MaxPool → MaxUnpool).
+onnxruntime runs on CPU with ``intra_op_num_threads=THREADS`` at graph optimization level ALL (``--level`` to
+change). Rounds interleave the three so that load from other processes hits them alike; the table gives the
+median over rounds of each round's median time, and the best round.
+
+    .venv/bin/python benchmarks/export_speed.py [--model conv-unpool] [--threads 2] [--rounds 7]
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+
+from aetool.export.onnx_export import model_graph, quiet, to_onnx
+from aetool.models import build_model
+from aetool.runtime import contract
+
+LEVELS = {"basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+          "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+          "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL}
+
+
+def plain_export(model: torch.nn.Module) -> onnx.ModelProto:
+    """The stock dynamo export, as a user would call it."""
+    graph = model_graph(model)
+    with quiet(), torch.no_grad():
+        program = torch.onnx.export(model, (graph.example,), input_names=[contract.INPUT],
+                                    output_names=list(graph.output_names), dynamic_shapes=(graph.dynamic,),
+                                    dynamo=True, external_data=False, verbose=False)
+    return program.model_proto
+
+
+def session(model: onnx.ModelProto, threads: int, level: str, optimized: Path) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = LEVELS[level]
+    options.optimized_model_filepath = str(optimized)
+    return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+
+
+def median_ms(run: Callable[[], object], seconds: float) -> float:
+    """Median wall time of ``run`` over about ``seconds``, after one warm-up call."""
+    run()
+    times: list[float] = []
+    deadline = time.perf_counter() + seconds
+    while time.perf_counter() < deadline or len(times) < 3:
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1e3
+
+
+def cpu_ticks() -> tuple[int, int, int]:
+    """(busy ticks of the whole machine, all ticks, ticks of this process) from /proc, to see who else ran."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]
+    own = [int(v) for v in Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[11:13]]
+    return sum(fields[:8]) - idle, sum(fields[:8]), sum(own)
+
+
+def op_counts(model: onnx.ModelProto) -> str:
+    counts = collections.Counter(node.op_type for node in model.graph.node)
+    return ", ".join(f"{op}×{n}" for op, n in sorted(counts.items()))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="conv-unpool")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--seconds", type=float, default=0.5, help="time per measurement")
+    parser.add_argument("--level", choices=LEVELS, default="all", help="onnxruntime graph optimization level")
+    args = parser.parse_args()
+
+    torch.manual_seed(0)
+    torch.set_num_threads(args.threads)
+    model = build_model(args.model).eval()
+    workdir = Path(tempfile.mkdtemp())
+    graphs = {"plain": plain_export(model), "aetool": to_onnx(model_graph(model))}
+    sessions = {name: session(graph, args.threads, args.level, workdir / f"{name}.opt.onnx")
+                for name, graph in graphs.items()}
+    for name in graphs:
+        print(f"{name} graph: {op_counts(graphs[name])}")
+        print(f"{name} after onnxruntime ({args.level}): {op_counts(onnx.load(workdir / f'{name}.opt.onnx'))}")
+
+    print(f"\n{args.model}, {args.threads} threads, onnxruntime {ort.__version__}, torch {torch.__version__}, "
+          f"{args.rounds} rounds; ms per batch: median of rounds (best)")
+    print(f"{'batch':>5} | {'torch eager':>15} | {'plain ONNX':>24} | {'aetool ONNX':>24}")
+    before = cpu_ticks()
+    for batch in (1, 256):
+        images = torch.rand(batch, 1, 28, 28)
+        feed = {contract.INPUT: images.numpy()}
+        times: dict[str, list[float]] = {"torch": [], **{name: [] for name in sessions}}
+        for _ in range(args.rounds):
+            with torch.inference_mode():
+                times["torch"].append(median_ms(lambda: model(images), args.seconds))
+            for name, sess in sessions.items():
+                times[name].append(median_ms(lambda: sess.run(None, feed), args.seconds))
+        eager = statistics.median(times["torch"])
+        cells = [f"{eager:7.3f} ({min(times['torch']):.3f})"]
+        for name in sessions:
+            t = statistics.median(times[name])
+            cells.append(f"{t:7.3f} ({min(times[name]):.3f}) {eager / t:4.2f}×")
+        print(f"{batch:>5} | " + " | ".join(f"{c:>{w}}" for c, w in zip(cells, (15, 24, 24))))
+    busy, total, own = (after - start for after, start in zip(cpu_ticks(), before))
+    print(f"other processes kept {(busy - own) / total:.0%} of this machine's CPU time busy during the runs "
+          f"(0% = undisturbed)")
+
+
+if __name__ == "__main__":
+    main()

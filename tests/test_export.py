@@ -1,0 +1,213 @@
+"""Export: every registry model to verified ONNX, exact unpooling, metadata, refusal, fp16/int8 variants."""
+
+import dataclasses
+import json
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="export tests need the train extra")
+onnx = pytest.importorskip("onnx", reason="export tests need the train extra")
+
+import onnxruntime as ort  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from synthetic import write_dataset  # noqa: E402
+from torch import nn  # noqa: E402
+from torch.export import Dim  # noqa: E402
+
+from aetool.errors import AetoolError  # noqa: E402
+from aetool.export import ParityError, export_model, export_run  # noqa: E402
+from aetool.export import pipeline  # noqa: E402
+from aetool.export.metadata import read  # noqa: E402
+from aetool.export.onnx_export import Graph, has_decoder, to_onnx  # noqa: E402
+from aetool.models import REGISTRY, build_model, get_spec  # noqa: E402
+from aetool.runtime import contract  # noqa: E402
+from aetool.runtime.model import parse_metadata  # noqa: E402
+from aetool.train import TrainConfig, train  # noqa: E402
+
+SHARED_MNIST = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "mnist"
+
+
+def export(name, folder, **kwargs):
+    torch.manual_seed(0)
+    path = folder / f"{name}.onnx"
+    return export_model(build_model(name), path, model_name=name, arch=get_spec(name).arch, echo=lambda line: None,
+                        **kwargs)
+
+
+@pytest.fixture(scope="module")
+def exports(tmp_path_factory):
+    """Each model exported once per test module, on demand."""
+    folder, done = tmp_path_factory.mktemp("exports"), {}
+
+    def get(name):
+        if name not in done:
+            done[name] = export(name, folder)
+        return done[name]
+
+    return get
+
+
+@pytest.mark.parametrize("name", list(REGISTRY))
+def test_every_model_exports_verified_onnx(name, exports):
+    result = exports(name)
+    conv, unpool = get_spec(name).kind == "conv", name.startswith("conv-unpool")
+    onnx.checker.check_model(onnx.load(result.path), full_check=True)
+    cases = {check.case for check in result.parity.checks}
+    assert {"random b1", "random b3", "random b64"} <= cases
+    assert ("random 32×48 b3" in cases) == conv and ("ties b4" in cases) == unpool
+    assert result.parity.passed and result.parity.worst_max_abs <= 1e-5
+    assert {check.output for check in result.parity.checks} == {contract.RECONSTRUCTION, contract.CODE}
+
+    session = ort.InferenceSession(result.path, providers=["CPUExecutionProvider"])
+    image = session.get_inputs()[0]
+    assert image.name == contract.INPUT and isinstance(image.shape[0], str)  # dynamic batch
+    assert all(isinstance(d, str) for d in image.shape[2:]) == conv  # dynamic height and width for conv only
+    assert [o.name for o in session.get_outputs()] == [contract.RECONSTRUCTION, contract.CODE]
+
+    assert (result.decoder_path is not None) == has_decoder(build_model(name)) == (not unpool)
+    if result.decoder_path:
+        assert result.decoder_path == contract.decoder_path(result.path) and result.decoder_path.is_file()
+        onnx.checker.check_model(onnx.load(result.decoder_path), full_check=True)
+        assert result.decoder_parity.passed
+        decoder = ort.InferenceSession(result.decoder_path, providers=["CPUExecutionProvider"])
+        assert [i.name for i in decoder.get_inputs()] == [contract.CODE]
+        assert [o.name for o in decoder.get_outputs()] == [contract.RECONSTRUCTION]
+        assert ("random code 8×12 b3" in {c.case for c in result.decoder_parity.checks}) == conv
+
+
+class PoolUnpool(nn.Module):
+    """2×2 max-pool with indices, then unpool a transformed copy of the pooled values with those indices."""
+
+    def forward(self, x):
+        pooled, indices = F.max_pool2d(x, 2, return_indices=True)
+        return F.max_unpool2d(pooled * 2 + 1, indices, 2), pooled
+
+
+def test_unpooling_matches_torch_exactly_on_ties_across_batch_and_channels():
+    graph = Graph(PoolUnpool(), torch.rand(2, 3, 8, 8), contract.INPUT, (contract.RECONSTRUCTION, contract.CODE),
+                  {0: Dim("N"), 2: 2 * Dim("h"), 3: 2 * Dim("w")})
+    model = to_onnx(graph)
+    assert {n.op_type for n in model.graph.node} >= {"MaxPool", "MaxUnpool"}
+    assert "ScatterND" not in {n.op_type for n in model.graph.node}
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(0)
+    ties = rng.integers(0, 2, (5, 3, 8, 12)).astype(np.float32)  # batch × channels = 15; most windows tie
+    ties[0] = 0.0  # every window ties
+    for x in (ties, rng.random((5, 3, 8, 12), dtype=np.float32)):
+        got = session.run(None, {contract.INPUT: x})[0]
+        with torch.no_grad():
+            want = PoolUnpool()(torch.from_numpy(x))[0].numpy()
+        np.testing.assert_array_equal(got, want)
+
+
+def test_metadata_round_trip(exports):
+    result = exports("conv-deconv")
+    props = read(onnx.load(result.path))
+    assert set(props) >= {value for key, value in vars(contract).items()
+                          if key.isupper() and isinstance(value, str) and key not in
+                          ("INPUT", "RECONSTRUCTION", "CODE", "POLARITY", "VARIANT")}
+    session = ort.InferenceSession(result.path, providers=["CPUExecutionProvider"])
+    meta = parse_metadata(session.get_modelmeta().custom_metadata_map)
+    assert meta == parse_metadata(props)
+    assert meta[contract.MODEL_NAME] == "conv-deconv" and meta[contract.MODEL_KIND] == "conv"
+    assert meta[contract.ARCHITECTURE] == json.loads(json.dumps(get_spec("conv-deconv").arch))
+    assert meta[contract.NOISE] == {"level": 0.0, "kind": "gaussian"}
+    assert meta[contract.INPUT_SPEC] == {"shape": ["N", 1, "4*h4", "4*w4"], "range": [0, 1],
+                                         "polarity": "white-on-black", "multiple_of": 4}
+    assert meta[contract.PARITY] == result.parity.to_dict() and meta[contract.PARITY]["passed"] is True
+    assert set(meta[contract.VERSIONS]) == {"torch", "onnx", "onnxscript", "onnxruntime"}
+    assert datetime.fromisoformat(meta[contract.CREATED]).utcoffset().total_seconds() == 0
+    assert meta[contract.OPSET] == onnx.load(result.path).opset_import[0].version
+    assert meta[contract.PRECISION] == "fp32" and meta[contract.DECODER] == "conv-deconv.decoder.onnx"
+    assert meta[contract.EPOCHS] == 0 and meta[contract.TEST_MSE] is None and meta[contract.DATASET] == "mnist"
+    decoder = read(onnx.load(result.decoder_path))
+    assert json.loads(decoder[contract.INPUT_SPEC])["shape"] == ["N", 32, "h4", "w4"]
+    assert json.loads(decoder[contract.PARITY])["graph"] == "decoder" and decoder[contract.DECODER] == ""
+
+
+def test_dense_input_spec_is_fixed_28x28(exports):
+    spec = json.loads(read(onnx.load(exports("ae64").path))[contract.INPUT_SPEC])
+    assert spec["shape"] == ["N", 1, 28, 28] and spec["multiple_of"] is None
+
+
+def test_refuses_a_graph_that_differs_from_torch_and_writes_nothing(tmp_path, monkeypatch):
+    torch.manual_seed(1)
+    other = build_model("ae64").eval()  # same architecture, other weights: a wrong graph
+    real_to_onnx = pipeline.to_onnx
+    monkeypatch.setattr(pipeline, "to_onnx", lambda graph: real_to_onnx(dataclasses.replace(graph, module=other)))
+    (tmp_path / "ae64.onnx").write_bytes(b"previous export")
+    lines = []
+    with pytest.raises(ParityError, match=r"model graph disagrees with PyTorch on 'random b\d+'.*nothing was written"):
+        export_model(build_model("ae64"), tmp_path / "ae64.onnx", model_name="ae64", arch={}, echo=lines.append)
+    assert any(line.startswith("  ✗ random b1") for line in lines)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ae64.onnx"]
+    assert (tmp_path / "ae64.onnx").read_bytes() == b"previous export"
+
+
+def test_refuses_when_tolerance_cannot_be_met(tmp_path):
+    with pytest.raises(ParityError, match="max abs"):
+        export("deep", tmp_path, atol=0.0)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    return write_dataset(tmp_path_factory.mktemp("synthetic"), n_train=256, n_test=64)
+
+
+def trained_run(name, data_dir, folder):
+    config = TrainConfig.for_model(name, data_dir=str(data_dir), device="cpu", epochs=1, batch_size=64)
+    train(config, run_dir=folder, progress=False, echo=lambda line: None)
+    return folder
+
+
+@pytest.mark.parametrize("name", ["ae64", "conv-unpool"])
+def test_fp16_and_int8_variants_run_and_report_their_error(name, data_dir, tmp_path):
+    pytest.importorskip("onnxconverter_common", reason="fp16 export needs onnxconverter-common")
+    run = trained_run(name, data_dir, tmp_path / "run")
+    lines = []
+    result = export_run(run, data_dir=data_dir, fp16=True, int8=True, echo=lines.append)
+    assert result.path == run / "model.onnx"
+    assert [p.name for p in result.variant_paths] == ["model.fp16.onnx", "model.int8.onnx"]
+    images = np.random.default_rng(0).random((3, 1, 28, 28), dtype=np.float32)
+    for report, path in zip(result.variants, result.variant_paths):
+        session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+        assert session.get_inputs()[0].type == "tensor(float)"
+        assert session.run(None, {contract.INPUT: images})[0].shape == (3, 1, 28, 28)
+        assert 0 < report.max_abs[contract.RECONSTRUCTION] < 0.1 and report.passed
+        assert report.test_mse is not None and report.test_mse_fp32 is not None
+        meta = parse_metadata(session.get_modelmeta().custom_metadata_map)
+        assert meta[contract.PRECISION] == report.precision and meta[contract.VARIANT] == report.to_dict()
+        assert meta[contract.MODEL_NAME] == name and meta[contract.TEST_MSE] is not None
+    int8 = result.variants[1]
+    expected = "QuantizeLinear" if name.startswith("conv") else "MatMulInteger"
+    assert expected in int8.ops
+    assert any(line.startswith("int8 variant model.int8.onnx") for line in lines)
+
+
+def test_variant_that_loses_too_much_accuracy_is_refused_with_nothing_written(data_dir, tmp_path):
+    run = trained_run("ae64", data_dir, tmp_path / "run")
+    before = sorted(p.name for p in run.iterdir())
+    with pytest.raises(ParityError, match="int8 variant raises the test MSE"):
+        export_run(run, data_dir=data_dir, int8=True, max_mse_rise=-1.0, echo=lambda line: None)
+    assert sorted(p.name for p in run.iterdir()) == before
+
+
+def test_int8_conv_needs_calibration_digits(data_dir, tmp_path):
+    run = trained_run("conv-deconv", data_dir, tmp_path / "run")
+    with pytest.raises(AetoolError, match="calibrated on training digits"):
+        export_run(run, int8=True, echo=lambda line: None)
+
+
+def test_real_digits_join_the_parity_inputs(tmp_path):
+    if not SHARED_MNIST.is_dir():
+        pytest.skip(f"real MNIST not found at {SHARED_MNIST}")
+    from aetool.runtime.idx import load_split
+
+    digits = load_split(SHARED_MNIST, "test")[0]
+    result = export("conv-unpool", tmp_path, test_images=digits)
+    assert "digits b64" in {check.case for check in result.parity.checks} and result.parity.passed
+
