@@ -113,6 +113,7 @@ def test_json_records_stream_while_the_batch_runs(tmp_path, env):
                                cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, **env})
     first = process.stdout.readline()
     unfinished = sum(1 for _ in (tmp_path / "out").iterdir()) < 200  # the first record came before the last file
-    rest, _ = process.communicate(timeout=120)
+    rest = process.stdout.read()  # not communicate(): it would skip what readline() already buffered
+    process.wait(timeout=120)
     assert process.returncode == 0 and first.startswith(b'{"path": "digits/000.png"')
     assert unfinished and len(rest.splitlines()) == 199
