@@ -11,6 +11,7 @@ import torch
 
 from aetool.train.loop import pick_device
 
+THREAD_SETTINGS = ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "MKL_NUM_THREADS")  # shown when set: they change timings
 PACKAGES = ("torch", "torchvision", "onnx", "onnxscript", "onnxruntime", "numpy", "matplotlib")
 
 
@@ -38,4 +39,5 @@ def environment() -> dict[str, str]:
             "torch threads": str(torch.get_num_threads()), "GPU": gpu, "training device": pick_device("auto"),
             "Python": platform.python_version(), "OS": platform.platform()}
     rows.update({package: _version(package) for package in PACKAGES})
+    rows.update({name: os.environ[name] for name in THREAD_SETTINGS if name in os.environ})
     return rows

@@ -6,6 +6,7 @@ is ever involved and nothing global is left behind between figures.
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -44,24 +45,27 @@ def image_grid(path: Path, tiles: np.ndarray, rows: Sequence[str], columns: Sequ
     flat = torch.from_numpy(np.ascontiguousarray(tiles, np.float32)).reshape(n_rows * n_cols, 1, height, width)
     if scale == "symmetric":
         limit = float(flat.abs().max()) or 1.0
-        grid = make_grid(flat, nrow=n_cols, padding=PAD, pad_value=0.0)[0]
-        style = {"cmap": "RdBu_r", "vmin": -limit, "vmax": limit}
+        grid = make_grid(flat, nrow=n_cols, padding=PAD, pad_value=float("nan"))[0]  # gaps drawn grey, not as 0
+        style = {"cmap": matplotlib.colormaps["RdBu_r"].with_extremes(bad="0.7"), "vmin": -limit, "vmax": limit}
     else:
         grid = make_grid(flat.clamp(0, 1) if scale == "fixed" else flat, nrow=n_cols, padding=PAD, pad_value=1.0,
                          normalize=scale == "each", scale_each=scale == "each")[0]
         style = {"cmap": "gray", "vmin": 0.0, "vmax": 1.0}
     inches = INCH_PER_PIXEL * max(1.0, 12 / min(height, width))  # small kernels drawn larger than digits
     label_inches = 0.09 * max(len(r) for r in rows) + 0.4
-    figure = Figure(figsize=(grid.shape[1] * inches + label_inches + 0.8, grid.shape[0] * inches + 1.0))
+    figure_width = grid.shape[1] * inches + label_inches + 0.8
+    figure = Figure(figsize=(figure_width, grid.shape[0] * inches + 1.0))
     axes = figure.subplots()
     shown = axes.imshow(grid.numpy(), interpolation="nearest", **style)
     axes.set_yticks(_tick_centres(n_rows, height), labels=list(rows))
     crowded = n_cols * max(map(len, columns)) > 80
     axes.set_xticks(_tick_centres(n_cols, width), labels=list(columns), rotation=90 if crowded else 0)
     axes.tick_params(length=0, labelsize=8 if max(n_rows, n_cols) <= 16 else 6)
-    axes.set_title(title, fontsize=10)
-    if scale == "symmetric":
-        figure.colorbar(shown, ax=axes, shrink=0.8, label="weight")
+    axes.set_title(textwrap.fill(title, int(figure_width * 11)), fontsize=10)
+    if scale == "symmetric":  # beside a tall grid, below a flat one (a row of kernels)
+        flat_grid = n_rows <= 2
+        figure.colorbar(shown, ax=axes, label="weight", location="bottom" if flat_grid else "right",
+                        shrink=0.4 if flat_grid else 0.8, pad=0.35 if flat_grid else 0.05)
     figure.savefig(path, dpi=DPI, bbox_inches="tight")
     return path
 

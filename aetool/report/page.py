@@ -6,6 +6,7 @@ Both work offline: plain HTML with its style inline, images as relative ``<img>`
 from __future__ import annotations
 
 import html
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,7 +31,7 @@ class Section:
 
     @property
     def anchor(self) -> str:
-        return "".join(c if c.isalnum() else "-" for c in self.title.lower()).strip("-")
+        return "-".join(re.findall(r"[a-z0-9]+", self.title.lower()))
 
 
 STYLE = """
