@@ -62,7 +62,3 @@ class ConvAE(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         code, indices = self.encode_with_indices(x)
         return self.decode(code, indices), code
-
-    def decoder_filters(self) -> list[torch.Tensor]:
-        """Decoder kernels per layer (outer layer last), shaped out×in×k×k."""
-        return [layer.weight.detach() for layer in (self.dec2, self.dec1)]
