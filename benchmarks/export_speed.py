@@ -1,13 +1,17 @@
 """How fast does an exported conv model run in onnxruntime, against PyTorch eager, at batch 1 and 256?
 
-Compares three ways of running the same random-weight registry model on the same inputs:
+Times the same random-weight registry model (default ``conv-unpool``) on the same inputs, run as:
 - ``torch``: PyTorch eager (``inference_mode``), ``torch.set_num_threads(THREADS)``;
-- ``plain``: ``torch.onnx.export(dynamo=True)`` with the stock translation (unpooling via index arithmetic +
-  ScatterND) in onnxruntime;
-- ``aetool``: ``aetool.export`` 's graph (pooling indices kept in ONNX's convention: MaxPool → MaxUnpool).
-onnxruntime runs on CPU with ``intra_op_num_threads=THREADS`` at graph optimization level ALL (``--level`` to
-change). Rounds interleave the three so that load from other processes hits them alike; the table gives the
-median over rounds of each round's median time, and the best round.
+- ``plain``: ``torch.onnx.export(dynamo=True)`` with the stock translation (unpooling via index arithmetic and
+  ScatterND);
+- ``mask``: the first-max-mask idea (unpool = nearest upsample × a mask of each window's first maximum),
+  written with dense ops and exported as is;
+- ``unpool``: aetool's unpooling alone (pooling indices kept in ONNX's convention: MaxPool → MaxUnpool);
+- ``aetool``: what ``aetool.export`` writes: ``unpool`` plus the single-output conv as MatMul + Col2Im.
+Every graph is checked against PyTorch on an input with ties before it is timed. onnxruntime runs on CPU with
+``intra_op_num_threads=THREADS`` at graph optimization level ALL (``--level`` to change); the graph it runs is
+printed. Rounds interleave the candidates so that load from other processes hits them alike; the table gives
+the median over rounds of each round's median time, the best round, and the speed-up over torch (medians).
 
     .venv/bin/python benchmarks/export_speed.py [--model conv-unpool] [--threads 2] [--rounds 7]
 """
@@ -16,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import dataclasses
 import statistics
 import tempfile
 import time
@@ -26,8 +31,11 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import torch
+import torch.nn.functional as F
+from torch import nn
 
 from aetool.export.onnx_export import model_graph, quiet, to_onnx
+from aetool.export.parity import tie_images
 from aetool.models import build_model
 from aetool.runtime import contract
 
@@ -36,7 +44,37 @@ LEVELS = {"basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
           "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL}
 
 
-def plain_export(model: torch.nn.Module) -> onnx.ModelProto:
+def _upsample(x: torch.Tensor) -> torch.Tensor:
+    return F.interpolate(x, scale_factor=2.0, mode="nearest")
+
+
+class FirstMaxMaskAE(nn.Module):
+    """A ConvAE (unpooling decoder) whose unpooling is nearest upsampling times each window's first-max mask.
+
+    The first maximum of a 2×2 window (row-major, PyTorch's tie rule) is found by scoring the positions that
+    equal the window max 4, 3, 2, 1 and keeping the one whose score equals the max-pooled score.
+    """
+
+    def __init__(self, ae: nn.Module) -> None:
+        super().__init__()
+        self.ae = ae
+
+    @staticmethod
+    def _pool(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        pooled = F.max_pool2d(x, 2)
+        rank = torch.tensor([[4.0, 3.0], [2.0, 1.0]]).repeat(x.shape[2] // 2, x.shape[3] // 2)
+        score = (x == _upsample(pooled)).float() * rank
+        return pooled, (score == _upsample(F.max_pool2d(score, 2))).float()
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        ae = self.ae
+        h, mask1 = self._pool(F.relu(ae.enc1(x)))
+        code, mask2 = self._pool(F.relu(ae.enc2(h)))
+        d = F.relu(ae.dec2(_upsample(code) * mask2))
+        return torch.sigmoid(ae.dec1(_upsample(d) * mask1)), code
+
+
+def plain_export(model: nn.Module) -> onnx.ModelProto:
     """The stock dynamo export, as a user would call it."""
     graph = model_graph(model)
     with quiet(), torch.no_grad():
@@ -44,6 +82,16 @@ def plain_export(model: torch.nn.Module) -> onnx.ModelProto:
                                     output_names=list(graph.output_names), dynamic_shapes=(graph.dynamic,),
                                     dynamo=True, external_data=False, verbose=False)
     return program.model_proto
+
+
+def candidates(model: nn.Module) -> dict[str, onnx.ModelProto]:
+    graph = model_graph(model)
+    found = {"plain": plain_export(model)}
+    if getattr(model, "uses_indices", False):
+        found["mask"] = to_onnx(dataclasses.replace(graph, module=FirstMaxMaskAE(model)))
+        found["unpool"] = to_onnx(dataclasses.replace(graph, module=model))
+    found["aetool"] = to_onnx(graph)
+    return found
 
 
 def session(model: onnx.ModelProto, threads: int, level: str, optimized: Path) -> ort.InferenceSession:
@@ -85,7 +133,7 @@ def main() -> None:
     parser.add_argument("--model", default="conv-unpool")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--seconds", type=float, default=0.5, help="time per measurement")
+    parser.add_argument("--seconds", type=float, default=0.4, help="time per measurement")
     parser.add_argument("--level", choices=LEVELS, default="all", help="onnxruntime graph optimization level")
     args = parser.parse_args()
 
@@ -93,16 +141,19 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     model = build_model(args.model).eval()
     workdir = Path(tempfile.mkdtemp())
-    graphs = {"plain": plain_export(model), "aetool": to_onnx(model_graph(model))}
-    sessions = {name: session(graph, args.threads, args.level, workdir / f"{name}.opt.onnx")
-                for name, graph in graphs.items()}
-    for name in graphs:
-        print(f"{name} graph: {op_counts(graphs[name])}")
-        print(f"{name} after onnxruntime ({args.level}): {op_counts(onnx.load(workdir / f'{name}.opt.onnx'))}")
+    ties = tie_images()
+    with torch.no_grad():
+        want = model(torch.from_numpy(ties))[0].numpy()
+    sessions = {}
+    for name, graph in candidates(model).items():
+        sessions[name] = session(graph, args.threads, args.level, workdir / f"{name}.onnx")
+        error = float(np.abs(sessions[name].run(None, {contract.INPUT: ties})[0] - want).max())
+        print(f"{name}: max abs vs torch on ties {error:.1e}\n  graph: {op_counts(graph)}\n"
+              f"  run by onnxruntime ({args.level}): {op_counts(onnx.load(workdir / f'{name}.onnx'))}")
 
     print(f"\n{args.model}, {args.threads} threads, onnxruntime {ort.__version__}, torch {torch.__version__}, "
-          f"{args.rounds} rounds; ms per batch: median of rounds (best)")
-    print(f"{'batch':>5} | {'torch eager':>15} | {'plain ONNX':>24} | {'aetool ONNX':>24}")
+          f"{args.rounds} rounds; ms per batch: median of rounds (best round), speed-up over torch")
+    print(f"{'batch':>5} | {'torch':>14} | " + " | ".join(f"{name:>22}" for name in sessions))
     before = cpu_ticks()
     for batch in (1, 256):
         images = torch.rand(batch, 1, 28, 28)
@@ -118,7 +169,7 @@ def main() -> None:
         for name in sessions:
             t = statistics.median(times[name])
             cells.append(f"{t:7.3f} ({min(times[name]):.3f}) {eager / t:4.2f}×")
-        print(f"{batch:>5} | " + " | ".join(f"{c:>{w}}" for c, w in zip(cells, (15, 24, 24))))
+        print(f"{batch:>5} | {cells[0]:>14} | " + " | ".join(f"{cell:>22}" for cell in cells[1:]))
     busy, total, own = (after - start for after, start in zip(cpu_ticks(), before))
     print(f"other processes kept {(busy - own) / total:.0%} of this machine's CPU time busy during the runs "
           f"(0% = undisturbed)")

@@ -211,3 +211,17 @@ def test_real_digits_join_the_parity_inputs(tmp_path):
     result = export("conv-unpool", tmp_path, test_images=digits)
     assert "digits b64" in {check.case for check in result.parity.checks} and result.parity.passed
 
+
+
+def test_fold_conv_stands_in_for_a_single_output_conv_without_touching_the_model():
+    from aetool.export.ort_layers import FoldConv, for_onnxruntime
+
+    torch.manual_seed(0)
+    model = build_model("conv-unpool").eval()
+    fast = for_onnxruntime(model)
+    assert isinstance(fast.dec1, FoldConv) and isinstance(model.dec1, nn.Conv2d) and fast.enc1 is not model.enc1
+    x = torch.rand(3, model.dec1.in_channels, 12, 20)
+    with torch.no_grad():
+        torch.testing.assert_close(fast.dec1(x), model.dec1(x), rtol=1e-6, atol=1e-6)
+    dense = build_model("ae64")
+    assert for_onnxruntime(dense) is dense

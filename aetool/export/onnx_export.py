@@ -9,7 +9,6 @@ import contextlib
 import io
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Iterator
 
 import onnx
@@ -17,6 +16,7 @@ import torch
 from torch import nn
 from torch.export import Dim
 
+from aetool.export.ort_layers import for_onnxruntime
 from aetool.export.unpool import translation_table
 from aetool.runtime import contract
 
@@ -57,12 +57,16 @@ def has_decoder(model: nn.Module) -> bool:
 
 
 def model_graph(model: nn.Module) -> Graph:
-    """The full model: ``image`` → ``reconstruction``, ``code``; batch dynamic, and height and width for conv."""
+    """The full model: ``image`` → ``reconstruction``, ``code``; batch dynamic, and height and width for conv.
+
+    The exported module is ``model`` with layers onnxruntime runs slowly swapped for equivalent ones
+    (``ort_layers``); parity is checked against ``model`` itself.
+    """
     dynamic: dict[int, Any] = {0: Dim("N")}
     if is_conv(model):
         dynamic.update({2: MULTIPLE_OF * Dim("h4"), 3: MULTIPLE_OF * Dim("w4")})
     example = torch.rand(EXAMPLE_BATCH, 1, 28, 28)
-    return Graph(model, example, contract.INPUT, (contract.RECONSTRUCTION, contract.CODE), dynamic)
+    return Graph(for_onnxruntime(model), example, contract.INPUT, (contract.RECONSTRUCTION, contract.CODE), dynamic)
 
 
 def decoder_graph(model: nn.Module) -> Graph:
@@ -72,7 +76,8 @@ def decoder_graph(model: nn.Module) -> Graph:
     dynamic: dict[int, Any] = {0: Dim("N")}
     if code.ndim == 4:
         dynamic.update({2: Dim("h4"), 3: Dim("w4")})
-    return Graph(Decoder(model), torch.rand_like(code), contract.CODE, (contract.RECONSTRUCTION,), dynamic)
+    return Graph(Decoder(for_onnxruntime(model)), torch.rand_like(code), contract.CODE, (contract.RECONSTRUCTION,),
+                 dynamic)
 
 
 @contextlib.contextmanager
@@ -108,8 +113,3 @@ def to_onnx(graph: Graph) -> onnx.ModelProto:
 def check_onnx(model: onnx.ModelProto) -> None:
     """The ONNX checker in full: graph structure, then strict shape inference."""
     onnx.checker.check_model(model, full_check=True)
-
-
-def save(model: onnx.ModelProto, path: Path) -> None:
-    """Write one self-contained file."""
-    onnx.save_model(model, path, save_as_external_data=False)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -18,7 +17,6 @@ import torch
 from torch import nn
 
 from aetool.errors import AetoolError
-from aetool.runtime import contract
 
 BATCHES = (1, 3, 64)
 NON_SQUARE = (32, 48)
@@ -93,10 +91,9 @@ def torch_reference(module: nn.Module, output_names: tuple[str, ...]) -> Referen
     return run
 
 
-def cpu_session(model: onnx.ModelProto | Path) -> ort.InferenceSession:
+def cpu_session(model: onnx.ModelProto) -> ort.InferenceSession:
     """An onnxruntime CPU session: the runtime every exported file must run on."""
-    source = model.SerializeToString() if isinstance(model, onnx.ModelProto) else str(model)
-    return ort.InferenceSession(source, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
 
 
 def run_session(session: ort.InferenceSession, inputs: np.ndarray) -> dict[str, np.ndarray]:

@@ -15,7 +15,7 @@ from torch import nn
 
 from aetool.errors import AetoolError
 from aetool.export import metadata, variants
-from aetool.export.onnx_export import (MULTIPLE_OF, Graph, check_onnx, decoder_graph, has_decoder, is_conv,
+from aetool.export.onnx_export import (MULTIPLE_OF, Decoder, Graph, check_onnx, decoder_graph, has_decoder, is_conv,
                                        model_graph, to_onnx)
 from aetool.export.parity import (Case, ParityReport, as_images, check_parity, code_cases, cpu_session, image_cases,
                                   torch_reference)
@@ -110,7 +110,7 @@ def _export(model: nn.Module, path: Path, facts: metadata.ModelFacts, *, test_im
 
     if has_decoder(model):
         spec = decoder_graph(model)
-        decoder, result.decoder_parity = _verified(spec, spec.module, code_cases(tuple(spec.example.shape[1:])),
+        decoder, result.decoder_parity = _verified(spec, Decoder(model), code_cases(tuple(spec.example.shape[1:])),
                                                    atol=atol, label="decoder", echo=echo)
         result.decoder_path = contract.decoder_path(path)
         metadata.write(decoder, metadata.metadata(facts, decoder, spec=metadata.code_spec(decoder), precision="fp32",

@@ -26,7 +26,7 @@ from onnx import helper
 from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_dynamic, quantize_static
 
 from aetool.errors import AetoolError
-from aetool.export.parity import Case, ParityError, run_session
+from aetool.export.parity import Case, ParityError, cpu_session, run_session
 from aetool.runtime import contract
 
 PRECISIONS = ("fp16", "int8")
@@ -178,8 +178,8 @@ class VariantReport:
     def to_dict(self) -> dict[str, Any]:
         return {"precision": self.precision, "file": self.file, "size_bytes": self.size_bytes,
                 "max_abs_vs_fp32": self.max_abs, "test_mse_fp32": self.test_mse_fp32, "test_mse": self.test_mse,
-                "mse_rise": self.mse_rise, "max_mse_rise": self.max_mse_rise, "passed": self.passed, "method": self.method,
-                "ops": self.ops}
+                "mse_rise": self.mse_rise, "max_mse_rise": self.max_mse_rise, "passed": self.passed,
+                "method": self.method, "ops": self.ops}
 
     def raise_if_failed(self) -> None:
         if not self.passed:
@@ -191,7 +191,7 @@ class VariantReport:
 def measure(precision: str, method: str, file: str, variant: onnx.ModelProto, fp32: ort.InferenceSession,
             cases: list[Case], *, test_images: np.ndarray | None, max_mse_rise: float) -> VariantReport:
     """Run the variant on onnxruntime CPU beside the fp32 file: per-output worst difference and test MSE."""
-    session = ort.InferenceSession(variant.SerializeToString(), providers=["CPUExecutionProvider"])
+    session = cpu_session(variant)
     max_abs: dict[str, float] = {}
     for case in cases:
         want, got = run_session(fp32, case.inputs), run_session(session, case.inputs)
