@@ -179,6 +179,7 @@ def test_fp16_and_int8_variants_run_and_report_their_error(name, data_dir, tmp_p
         assert session.run(None, {contract.INPUT: images})[0].shape == (3, 1, 28, 28)
         assert 0 < report.max_abs[contract.RECONSTRUCTION] < 0.1 and report.passed
         assert report.test_mse is not None and report.test_mse_fp32 is not None
+        assert report.test_set == "clean test digits"
         meta = parse_metadata(session.get_modelmeta().custom_metadata_map)
         assert meta[contract.PRECISION] == report.precision and meta[contract.VARIANT] == report.to_dict()
         assert meta[contract.MODEL_NAME] == name and meta[contract.TEST_MSE] is not None
@@ -225,3 +226,14 @@ def test_fold_conv_stands_in_for_a_single_output_conv_without_touching_the_model
         torch.testing.assert_close(fast.dec1(x), model.dec1(x), rtol=1e-6, atol=1e-6)
     dense = build_model("ae64")
     assert for_onnxruntime(dense) is dense
+
+
+def test_denoising_models_are_scored_on_the_noisy_inputs_training_used():
+    from aetool.export.metadata import ModelFacts
+    from aetool.runtime.noise import add_noise
+    from aetool.train.loop import TEST_NOISE_SEED
+
+    images = np.random.default_rng(0).random((4, 1, 28, 28), dtype=np.float32)
+    test = pipeline._test_set(images, ModelFacts("denoise", "dense", {}, noise_level=0.5))
+    assert test.targets is images and "gaussian noise 0.5" in test.description
+    np.testing.assert_array_equal(test.inputs, add_noise(images, 0.5, "gaussian", TEST_NOISE_SEED))

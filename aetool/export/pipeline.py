@@ -21,6 +21,8 @@ from aetool.export.parity import (Case, ParityReport, as_images, check_parity, c
                                   torch_reference)
 from aetool.models import get_spec
 from aetool.runtime import contract
+from aetool.runtime.noise import add_noise
+from aetool.train.loop import TEST_NOISE_SEED
 
 CALIBRATION_DIGITS = 256
 
@@ -79,13 +81,21 @@ def _verified(graph: Graph, reference: nn.Module, cases: list[Case], *, atol: fl
     return model, report
 
 
+def _test_set(images: np.ndarray, facts: metadata.ModelFacts) -> variants.TestSet:
+    """The test digits as training scored them: noisy inputs (same noise, same seed) for a denoising model."""
+    if facts.noise_level == 0:
+        return variants.TestSet(images, images, "clean test digits")
+    noisy = add_noise(images, facts.noise_level, facts.noise_kind, TEST_NOISE_SEED)
+    return variants.TestSet(noisy, images, f"test digits with {facts.noise_kind} noise {facts.noise_level:g}")
+
+
 def _variant(precision: str, graph: onnx.ModelProto, session: ort.InferenceSession, name: str, cases: list[Case], *,
-             test_images: np.ndarray | None, calibration: np.ndarray | None, max_mse_rise: float,
+             test: variants.TestSet | None, calibration: np.ndarray | None, max_mse_rise: float,
              echo: Echo) -> tuple[onnx.ModelProto, variants.VariantReport]:
     """Make one fp16/int8 variant and measure it against the fp32 graph; refuse (raise) if it lost too much."""
     with tempfile.TemporaryDirectory() as workdir:
         variant, method = variants.make(precision, graph, Path(workdir), calibration)
-    report = variants.measure(precision, method, name, variant, session, cases, test_images=test_images,
+    report = variants.measure(precision, method, name, variant, session, cases, test=test,
                               max_mse_rise=max_mse_rise)
     for line in report.lines():
         echo(line)
@@ -120,9 +130,10 @@ def _export(model: nn.Module, path: Path, facts: metadata.ModelFacts, *, test_im
 
     image_spec = metadata.image_spec(graph, MULTIPLE_OF if is_conv(model) else None)
     session = cpu_session(graph)
+    test = None if images is None else _test_set(images, facts)
     for precision in precisions:
         target = variants.variant_path(path, precision)
-        variant, report = _variant(precision, graph, session, target.name, cases, test_images=images,
+        variant, report = _variant(precision, graph, session, target.name, cases, test=test,
                                    calibration=calibration if is_conv(model) else None, max_mse_rise=max_mse_rise,
                                    echo=echo)
         metadata.write(variant, metadata.metadata(facts, variant, spec=image_spec, precision=precision, parity=None,

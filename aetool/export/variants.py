@@ -129,14 +129,22 @@ def make(precision: str, model: onnx.ModelProto, workdir: Path,
             f"static QDQ int8, per-channel weights, calibrated on {len(calibration)} training digits")
 
 
-def reconstruction_mse(session: ort.InferenceSession, images: np.ndarray) -> float:
-    """Mean squared error over all pixels of all images (N×1×H×W float32), computed in batches."""
+@dataclass(frozen=True)
+class TestSet:
+    """Inputs and the clean images their reconstructions should match (N×1×H×W float32), and what they are."""
+
+    inputs: np.ndarray
+    targets: np.ndarray
+    description: str
+
+
+def reconstruction_mse(session: ort.InferenceSession, test: TestSet) -> float:
+    """Mean squared error over all pixels of all test images, computed in batches."""
     total = 0.0
-    for i in range(0, len(images), MSE_BATCH):
-        batch = images[i:i + MSE_BATCH]
-        recon = run_session(session, batch)[contract.RECONSTRUCTION]
-        total += float(np.sum((recon.astype(np.float64) - batch) ** 2))
-    return total / images.size
+    for i in range(0, len(test.inputs), MSE_BATCH):
+        recon = run_session(session, test.inputs[i:i + MSE_BATCH])[contract.RECONSTRUCTION]
+        total += float(np.sum((recon.astype(np.float64) - test.targets[i:i + MSE_BATCH]) ** 2))
+    return total / test.targets.size
 
 
 @dataclass
@@ -150,6 +158,7 @@ class VariantReport:
     ops: dict[str, int]
     max_mse_rise: float
     method: str
+    test_set: str | None = None
     test_mse_fp32: float | None = None
     test_mse: float | None = None
 
@@ -171,13 +180,14 @@ class VariantReport:
             mse = "test MSE not measured (no test images)"
         else:
             mse = (f"test MSE {self.test_mse:.5f} vs fp32 {self.test_mse_fp32:.5f} "
-                   f"({self.mse_rise:+.1%}, limit +{self.max_mse_rise:.0%})")
+                   f"({self.mse_rise:+.1%}, limit +{self.max_mse_rise:.0%}) on {self.test_set}")
         return [f"{self.precision} variant {self.file} ({self.size_bytes / 1e6:.2f} MB, {self.method}):",
                 f"  {mark} max abs vs fp32: {errors}; {mse}"]
 
     def to_dict(self) -> dict[str, Any]:
         return {"precision": self.precision, "file": self.file, "size_bytes": self.size_bytes,
-                "max_abs_vs_fp32": self.max_abs, "test_mse_fp32": self.test_mse_fp32, "test_mse": self.test_mse,
+                "max_abs_vs_fp32": self.max_abs, "test_set": self.test_set, "test_mse_fp32": self.test_mse_fp32,
+                "test_mse": self.test_mse,
                 "mse_rise": self.mse_rise, "max_mse_rise": self.max_mse_rise, "passed": self.passed,
                 "method": self.method, "ops": self.ops}
 
@@ -189,7 +199,7 @@ class VariantReport:
 
 
 def measure(precision: str, method: str, file: str, variant: onnx.ModelProto, fp32: ort.InferenceSession,
-            cases: list[Case], *, test_images: np.ndarray | None, max_mse_rise: float) -> VariantReport:
+            cases: list[Case], *, test: TestSet | None, max_mse_rise: float) -> VariantReport:
     """Run the variant on onnxruntime CPU beside the fp32 file: per-output worst difference and test MSE."""
     session = cpu_session(variant)
     max_abs: dict[str, float] = {}
@@ -200,7 +210,8 @@ def measure(precision: str, method: str, file: str, variant: onnx.ModelProto, fp
             max_abs[name] = max(max_abs.get(name, 0.0), diff)
     ops = dict(sorted(collections.Counter(node.op_type for node in variant.graph.node).items()))
     report = VariantReport(precision, file, variant.ByteSize(), max_abs, ops, max_mse_rise, method)
-    if test_images is not None:
-        report.test_mse_fp32 = reconstruction_mse(fp32, test_images)
-        report.test_mse = reconstruction_mse(session, test_images)
+    if test is not None:
+        report.test_set = test.description
+        report.test_mse_fp32 = reconstruction_mse(fp32, test)
+        report.test_mse = reconstruction_mse(session, test)
     return report
