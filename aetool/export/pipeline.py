@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -19,10 +20,13 @@ from aetool.export.onnx_export import (MULTIPLE_OF, Decoder, Graph, check_onnx, 
                                        model_graph, to_onnx)
 from aetool.export.parity import (Case, ParityReport, as_images, check_parity, code_cases, cpu_session, image_cases,
                                   torch_reference)
+from aetool.export.variants import TestSet, VariantReport
 from aetool.models import get_spec
 from aetool.runtime import contract
+from aetool.runtime.idx import load_split
 from aetool.runtime.noise import add_noise
 from aetool.train.loop import TEST_NOISE_SEED
+from aetool.train.run import ONNX, load_run
 
 CALIBRATION_DIGITS = 256
 
@@ -37,7 +41,7 @@ class ExportResult:
     parity: ParityReport
     decoder_path: Path | None = None
     decoder_parity: ParityReport | None = None
-    variants: list[variants.VariantReport] = field(default_factory=list)
+    variants: list[VariantReport] = field(default_factory=list)
     variant_paths: list[Path] = field(default_factory=list)
 
     @property
@@ -81,17 +85,17 @@ def _verified(graph: Graph, reference: nn.Module, cases: list[Case], *, atol: fl
     return model, report
 
 
-def _test_set(images: np.ndarray, facts: metadata.ModelFacts) -> variants.TestSet:
+def _test_set(images: np.ndarray, facts: metadata.ModelFacts) -> TestSet:
     """The test digits as training scored them: noisy inputs (same noise, same seed) for a denoising model."""
     if facts.noise_level == 0:
-        return variants.TestSet(images, images, "clean test digits")
+        return TestSet(images, images, "clean test digits")
     noisy = add_noise(images, facts.noise_level, facts.noise_kind, TEST_NOISE_SEED)
-    return variants.TestSet(noisy, images, f"test digits with {facts.noise_kind} noise {facts.noise_level:g}")
+    return TestSet(noisy, images, f"test digits with {facts.noise_kind} noise {facts.noise_level:g}")
 
 
 def _variant(precision: str, graph: onnx.ModelProto, session: ort.InferenceSession, name: str, cases: list[Case], *,
-             test: variants.TestSet | None, calibration: np.ndarray | None, max_mse_rise: float,
-             echo: Echo) -> tuple[onnx.ModelProto, variants.VariantReport]:
+             test: TestSet | None, calibration: np.ndarray | None, max_mse_rise: float,
+             echo: Echo) -> tuple[onnx.ModelProto, VariantReport]:
     """Make one fp16/int8 variant and measure it against the fp32 graph; refuse (raise) if it lost too much."""
     with tempfile.TemporaryDirectory() as workdir:
         variant, method = variants.make(precision, graph, Path(workdir), calibration)
@@ -106,8 +110,7 @@ def _variant(precision: str, graph: onnx.ModelProto, session: ort.InferenceSessi
 def _export(model: nn.Module, path: Path, facts: metadata.ModelFacts, *, test_images: np.ndarray | None,
             atol: float, echo: Echo, precisions: tuple[str, ...] = (), calibration: np.ndarray | None = None,
             max_mse_rise: float = 0.10) -> ExportResult:
-    """Model graph, decoder graph and variants, each verified before any file is written."""
-    model = model.eval().cpu()
+    """Model graph, decoder graph and variants of a CPU model in eval mode, each verified before any is written."""
     if path.is_dir():
         raise AetoolError(f"cannot export to {path}: it is a folder; name the file, e.g. {path / 'model.onnx'}")
     if not path.parent.is_dir():
@@ -157,27 +160,25 @@ def export_model(model: nn.Module, path: str | Path, *, model_name: str, arch: d
 
     ``model_name`` is the registry name; ``arch``, ``dataset``, noise, ``epochs`` and ``test_mse`` are recorded in
     the file's metadata. ``test_images`` (N×28×28, uint8 or floats in [0, 1]) adds real digits to the parity
-    inputs. Raises ``ParityError`` (and writes nothing) if any output of any case differs by more than ``atol``.
+    inputs. Raises ``ParityError``, and writes nothing, if any output of any case differs by more than ``atol``
+    (scaled by the output's magnitude where that exceeds 1).
     """
     facts = metadata.ModelFacts(model_name, get_spec(model_name).kind, dict(arch), dataset, noise_level, noise_kind,
                                 epochs, test_mse)
-    return _export(model, Path(path), facts, test_images=test_images, atol=atol, echo=echo)
+    cpu_copy = copy.deepcopy(model).cpu().eval()  # leave the caller's model where and as it is
+    return _export(cpu_copy, Path(path), facts, test_images=test_images, atol=atol, echo=echo)
 
 
 def export_run(run_dir: str | Path, out: str | Path | None = None, *, data_dir: str | Path | None = None,
                int8: bool = False, fp16: bool = False, max_mse_rise: float = 0.10, atol: float = 1e-5,
                echo: Echo = print) -> ExportResult:
-    """Export a training run's model to ``out`` (a file, or a folder to hold ``model.onnx``; default the run
-    folder), optionally with fp16 and int8 variants beside it.
+    """Export a training run's model, optionally with fp16 and int8 variants beside it.
 
-    Model name, architecture, dataset, noise and epochs come from the run's config, the test MSE from its history.
+    ``out`` is the file to write, or a folder to hold ``model.onnx`` (default: the run folder). Model name, architecture, dataset, noise and epochs come from the run's config, the test MSE from its history.
     With ``data_dir`` (MNIST-style IDX files) real test digits join the parity inputs, and each variant's test MSE
     is measured against the fp32 file's; a variant whose MSE rises by more than ``max_mse_rise`` (0.10 = 10 %) is
     refused. Static int8 for conv models calibrates on the first 256 training digits, so it needs ``data_dir``.
     """
-    from aetool.runtime.idx import load_split
-    from aetool.train.run import ONNX, load_run
-
     run = load_run(run_dir)
     precisions = tuple(p for p, wanted in (("fp16", fp16), ("int8", int8)) if wanted)
     if int8 and is_conv(run.model) and data_dir is None:
