@@ -410,6 +410,49 @@ def export_command(
             note(f"wrote {path}")
 
 
+@app.command()
+def bench(
+    model: ModelOption = "denoise",
+    batch_sizes: Annotated[str, typer.Option(help="Batch sizes to time, comma-separated: 1 gives latency, "
+                                                  "256 throughput.", metavar="N,N")] = "1,256",
+    threads: Annotated[int | None, typer.Option(min=1, metavar="N", help="CPU threads for onnxruntime and PyTorch "
+                                                "(default: all cores).", show_default=False)] = None,
+    warmup: Annotated[int, typer.Option(min=0, help="Untimed calls per backend and batch size.")] = 10,
+    repeats: Annotated[int, typer.Option(min=1, help="Timed rounds; the backends alternate within each.")] = 5,
+    seconds: Annotated[float, typer.Option(min=0, help="Timed seconds per backend and batch size, all rounds "
+                                                       "together.")] = 1.0,
+    size: Annotated[str | None, typer.Option(metavar="HxW", help="Image size for conv models (default: 28x28).",
+                                             show_default=False)] = None,
+    compare_torch: Annotated[Path | None, typer.Option(
+        metavar="RUN", help="Run folder of the same model: time PyTorch eager beside onnxruntime (train extra).",
+        show_default=False)] = None,
+    provider: Providers = None,
+    as_json: Json = False,
+) -> None:
+    """Latency and throughput of a model in onnxruntime on random images, optionally against PyTorch eager."""
+    if compare_torch is not None:
+        _need_train_extra("bench --compare-torch")
+    with reporting():
+        from aetool import bench as benchmark
+        from aetool.runtime import load
+
+        threads = threads or benchmark.cores()
+        plan = benchmark.Plan(warmup, repeats, seconds)
+        sizes, image_size = benchmark.parse_batch_sizes(batch_sizes), benchmark.parse_size(size)
+        loaded = load(model, provider, threads)
+        eager = benchmark.TorchEager(compare_torch, threads) if compare_torch is not None else None
+        summary = benchmark.run(loaded, threads, sizes, image_size, plan, eager)
+    if as_json:
+        typer.echo(json.dumps(summary))
+        return
+    for line in benchmark.table(summary):
+        typer.echo(line)
+    before, after = summary["load_average"]
+    if before is not None:
+        note(f"load average {before:.2f} before and {after:.2f} after timing, on {summary['cores']} cores (this "
+             f"run adds up to {summary['threads']}); a shared CPU makes the times, PyTorch's most, unreliable")
+
+
 def main() -> None:
     """Entry point of the ``aetool`` script and of ``python -m aetool``."""
     app()

@@ -1,0 +1,311 @@
+"""How fast an exported model runs: latency and throughput in onnxruntime, beside PyTorch eager when asked.
+
+Torch-free at import, like ``aetool.runtime``, so ``aetool bench`` works on the base install: torch is imported
+only by :class:`TorchEager` (``--compare-torch``), onnx only by :func:`flops_per_image` and :func:`sgemm_backend`.
+Backends are timed in alternating rounds, so that load from other processes on a shared machine falls on them as
+alike as it can; the fastest call is kept beside median and p95, being the closest to undisturbed speed.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from math import prod
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from aetool.errors import AetoolError
+from aetool.runtime import contract
+from aetool.runtime.model import CPU, Model
+
+Call = Callable[[], object]
+Backend = Callable[[np.ndarray], Call]  # binds a batch of images, returns the call to time
+DEFAULT_SIZE = (28, 28)
+_INPUT_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How to time: warm-up calls, then ``repeats`` rounds that give each backend ``seconds / repeats`` apiece."""
+
+    warmup: int = 10
+    repeats: int = 5
+    seconds: float = 1.0  # per backend and batch size, all rounds together
+    min_calls: int = 3  # per backend and round, however slow the call
+
+
+@dataclass(frozen=True)
+class Timing:
+    """The wall time of every timed call of one backend at one batch size."""
+
+    batch_size: int
+    seconds: tuple[float, ...]
+
+    @property
+    def median_ms(self) -> float:
+        return statistics.median(self.seconds) * 1e3
+
+    @property
+    def p95_ms(self) -> float:
+        return float(np.percentile(self.seconds, 95)) * 1e3
+
+    @property
+    def best_ms(self) -> float:
+        """The fastest call: on a shared machine, the closest to what the code does undisturbed."""
+        return min(self.seconds) * 1e3
+
+    @property
+    def images_per_s(self) -> float:
+        return self.batch_size / statistics.median(self.seconds)
+
+
+def cores() -> int:
+    """CPU cores this process may run on: the default thread count, as onnxruntime's own default is."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def parse_size(text: str | None) -> tuple[int, int] | None:
+    """``"32x48"`` (or ``32×48``) → (32, 48); None stays None."""
+    if text is None:
+        return None
+    parts = text.lower().replace("×", "x").split("x")
+    if len(parts) != 2 or not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise AetoolError(f"--size takes HxW with positive integers, e.g. 28x28; got {text!r}")
+    return int(parts[0]), int(parts[1])
+
+
+def parse_batch_sizes(text: str) -> list[int]:
+    """``"1,256"`` → [1, 256]."""
+    parts = [p.strip() for p in text.split(",")]
+    if not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise AetoolError(f"--batch-sizes takes positive integers separated by commas, e.g. 1,256; got {text!r}")
+    return [int(p) for p in parts]
+
+
+def image_size(model: Model, size: tuple[int, int] | None) -> tuple[int, int]:
+    """The size to time: ``size`` if given (checked against the model), else the model's fixed size, else 28×28."""
+    chosen = size or model.input_spec.size or DEFAULT_SIZE
+    try:
+        model.input_spec.check(*chosen)
+    except ValueError as err:
+        raise AetoolError(f"--size: {err}") from None
+    return chosen
+
+
+def random_images(batch: int, size: tuple[int, int], seed: int = 0) -> np.ndarray:
+    """N×1×H×W float32 in [0, 1]: the dense kernels these models run on take as long whatever the pixels."""
+    return np.random.default_rng(seed).random((batch, 1, *size), dtype=np.float32)
+
+
+def ort_backend(model: Model) -> Backend:
+    """``session.run`` for all outputs on a prepared feed: onnxruntime's time, without our Python around it."""
+    session = model.session
+    dtype = _INPUT_DTYPES[session.get_inputs()[0].type]
+
+    def bind(images: np.ndarray) -> Call:
+        feed = {contract.INPUT: images.astype(dtype)}
+        return lambda: session.run(None, feed)
+
+    return bind
+
+
+class TorchEager:
+    """A run's PyTorch model in eager mode under ``inference_mode``, on ``threads`` threads: the baseline to beat."""
+
+    def __init__(self, run_dir: str | Path, threads: int) -> None:
+        import torch
+
+        from aetool.train import load_run
+
+        torch.set_num_threads(threads)
+        run = load_run(run_dir)
+        self.name = run.config.model
+        self.model = run.model.eval()
+        self.version = torch.__version__
+
+    def __call__(self, images: np.ndarray) -> Call:
+        import torch
+
+        batch = torch.from_numpy(np.ascontiguousarray(images, np.float32))
+
+        def call() -> object:
+            with torch.inference_mode():
+                return self.model(batch)
+
+        return call
+
+
+def time_calls(call: Call, seconds: float, min_calls: int) -> list[float]:
+    """Wall time of each call made in about ``seconds``, and of at least ``min_calls`` calls."""
+    times: list[float] = []
+    deadline = time.perf_counter() + seconds
+    end = 0.0
+    while len(times) < min_calls or end < deadline:
+        start = time.perf_counter()
+        call()
+        end = time.perf_counter()
+        times.append(end - start)
+    return times
+
+
+def interleaved(calls: dict[str, Call], plan: Plan) -> dict[str, tuple[float, ...]]:
+    """Per-call seconds of each backend; rounds alternate the order, so outside load and warm caches fall alike."""
+    for call in calls.values():
+        for _ in range(plan.warmup):
+            call()
+    times: dict[str, list[float]] = {name: [] for name in calls}
+    for round_ in range(plan.repeats):
+        for name in (list(calls) if round_ % 2 == 0 else list(calls)[::-1]):
+            times[name] += time_calls(calls[name], plan.seconds / plan.repeats, plan.min_calls)
+    return {name: tuple(t) for name, t in times.items()}
+
+
+def measure(backends: dict[str, Backend], batch_sizes: Sequence[int], size: tuple[int, int],
+            plan: Plan) -> dict[int, dict[str, Timing]]:
+    """Time every backend on the same random images at each batch size: ``{batch: {backend: Timing}}``."""
+    results = {}
+    for batch in batch_sizes:
+        images = random_images(batch, size)
+        seconds = interleaved({name: bind(images) for name, bind in backends.items()}, plan)
+        results[batch] = {name: Timing(batch, t) for name, t in seconds.items()}
+    return results
+
+
+def record(batch: int, ort: Timing, torch: Timing | None = None, flops: int | None = None) -> dict[str, Any]:
+    """One batch size as ``aetool bench --json`` prints it: onnxruntime, PyTorch and their ratio."""
+    row: dict[str, Any] = {"batch_size": batch, "ort_ms": ort.median_ms, "ort_p95_ms": ort.p95_ms,
+                           "ort_best_ms": ort.best_ms, "images_per_s": ort.images_per_s, "calls": len(ort.seconds)}
+    if flops is not None:
+        row["gflop_per_s"] = flops * ort.images_per_s / 1e9
+    if torch is not None:
+        row.update(torch_ms=torch.median_ms, torch_p95_ms=torch.p95_ms, torch_best_ms=torch.best_ms,
+                   torch_images_per_s=torch.images_per_s, torch_calls=len(torch.seconds),
+                   speedup_vs_torch=torch.median_ms / ort.median_ms)
+    return row
+
+
+def run(model: Model, threads: int, batch_sizes: Sequence[int], size: tuple[int, int] | None, plan: Plan,
+        eager: TorchEager | None = None) -> dict[str, Any]:
+    """Everything ``aetool bench`` reports: the setting, the load, and a :func:`record` per batch size."""
+    import onnxruntime
+
+    size = image_size(model, size)
+    backends: dict[str, Backend] = {"ort": ort_backend(model)}
+    if eager is not None:
+        if eager.name != model.name:
+            raise AetoolError(f"the run trained {eager.name} but {model.path.name} is {model.name}; "
+                              "compare a model with its own run")
+        backends["torch"] = eager
+    flops = flops_per_image(model.path, size) if importlib.util.find_spec("onnx") is not None else None
+    before = load_average()
+    timings = measure(backends, batch_sizes, size, plan)
+    return {"model": model.name, "file": str(model.path), "precision": model.metadata.get(contract.PRECISION),
+            "providers": model.providers, "threads": threads, "cores": cores(), "size": list(size),
+            "onnxruntime": onnxruntime.__version__, "torch": eager.version if eager else None,
+            "warmup": plan.warmup, "repeats": plan.repeats, "seconds": plan.seconds, "flops_per_image": flops,
+            "load_average": [before, load_average()],
+            "results": [record(batch, found["ort"], found.get("torch"), flops) for batch, found in timings.items()]}
+
+
+def table(summary: dict[str, Any]) -> list[str]:
+    """The human form of :func:`run`: a line on the setting, then a row per batch size."""
+    height, width = summary["size"]
+    versus = f" vs torch {summary['torch']} eager" if summary["torch"] else ""
+    lines = [f"{Path(summary['file']).name} ({summary['model']}, {summary['precision'] or '?'}) on onnxruntime "
+             f"{summary['onnxruntime']} {', '.join(summary['providers'])}, {summary['threads']} threads{versus}; "
+             f"{height}×{width} random images; median (p95) over all calls after {summary['warmup']} warm-up calls, "
+             f"{summary['repeats']} rounds"]
+    header = f"{'batch':>6} {'ort ms (p95)':>18} {'images/s':>10}"
+    header += f" {'GFLOP/s':>8}" if summary["flops_per_image"] else ""
+    lines.append(header + (f" {'torch ms (p95)':>18} {'speedup':>8}" if summary["torch"] else ""))
+    for row in summary["results"]:
+        line = f"{row['batch_size']:>6} {_ms(row['ort_ms'], row['ort_p95_ms']):>18} {row['images_per_s']:>10,.0f}"
+        line += f" {row['gflop_per_s']:>8.1f}" if "gflop_per_s" in row else ""
+        if "torch_ms" in row:
+            line += f" {_ms(row['torch_ms'], row['torch_p95_ms']):>18} {row['speedup_vs_torch']:>7.2f}×"
+        lines.append(line)
+    return lines
+
+
+def _ms(median: float, p95: float) -> str:
+    return f"{median:.3f} ({p95:.3f})"
+
+
+# ---- arithmetic: how close a throughput comes to what the CPU can do (these need onnx, the train extra) ----
+
+def tensor_shapes(path: str | Path, size: tuple[int, int]) -> dict[str, list[int]]:
+    """The shape of every tensor of the graph for one 1×1×H×W image, from one onnxruntime run exposing them all.
+
+    Static shape inference cannot follow shapes computed at run time (Shape → Reshape, as in the exporter's
+    single-output conv); a run can.
+    """
+    import onnx
+    import onnxruntime as ort
+
+    model = onnx.shape_inference.infer_shapes(onnx.load(str(path)))
+    graph = model.graph
+    produced = {name for node in graph.node for name in node.output} - {info.name for info in graph.output}
+    graph.output.extend(info for info in graph.value_info if info.name in produced)
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # keep every tensor
+    session = ort.InferenceSession(model.SerializeToString(), options, providers=[CPU])
+    values = session.run(None, {graph.input[0].name: np.zeros((1, 1, *size), np.float32)})
+    shapes = {info.name: list(value.shape) for info, value in zip(session.get_outputs(), values)}
+    shapes.update({tensor.name: list(tensor.dims) for tensor in graph.initializer})
+    return shapes
+
+
+def flops_per_image(path: str | Path, size: tuple[int, int]) -> int:
+    """2 × the multiply-adds of the Conv, ConvTranspose, Gemm and MatMul(Integer) nodes for one image of ``size``.
+
+    Elementwise ops, pooling, unpooling and Col2Im are left out: a rounding error in arithmetic, though not
+    always in time.
+    """
+    import onnx
+
+    shapes = tensor_shapes(path, size)
+    macs = 0
+    for node in onnx.load(str(path)).graph.node:
+        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        if node.op_type == "Conv":  # every output element: Cin/groups × kh × kw products
+            macs += prod(shapes[node.output[0]]) * prod(shapes[node.input[1]][1:])
+        elif node.op_type == "ConvTranspose":  # every input element: Cout/groups × kh × kw products
+            macs += prod(shapes[node.input[0]]) * prod(shapes[node.input[1]][1:])
+        elif node.op_type in ("Gemm", "MatMul", "MatMulInteger"):
+            a = shapes[node.input[0]]
+            inner = a[-2] if attrs.get("transA") else a[-1]
+            macs += prod(shapes[node.output[0]]) * inner
+    return 2 * macs
+
+
+SGEMM_N = 1024  # square matrices of the peak measurement: large enough for MLAS to run at full speed
+SGEMM_FLOPS = 2 * SGEMM_N**3
+
+
+def sgemm_backend(threads: int) -> Backend:
+    """onnxruntime's SGEMM (1024² MatMul, ignoring the images): timed in a model's rounds, the peak under its load."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    weight = numpy_helper.from_array(rng.random((SGEMM_N, SGEMM_N), dtype=np.float32), "b")
+    graph = helper.make_graph([helper.make_node("MatMul", ["a", "b"], ["c"])], "sgemm",
+                              [helper.make_tensor_value_info("a", TensorProto.FLOAT, [SGEMM_N, SGEMM_N])],
+                              [helper.make_tensor_value_info("c", TensorProto.FLOAT, [SGEMM_N, SGEMM_N])], [weight])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    session = ort.InferenceSession(model.SerializeToString(), options, providers=[CPU])
+    feed = {"a": rng.random((SGEMM_N, SGEMM_N), dtype=np.float32)}
+    return lambda images: lambda: session.run(None, feed)
+
+
+def load_average() -> float | None:
+    """The 1-minute load average, to say how busy the machine was while it was timed (None where unknown)."""
+    return round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None

@@ -1,0 +1,165 @@
+"""``aetool bench`` and its library: the fields it promises, its errors, its arithmetic; never how fast it is.
+
+Timings on a shared machine are noise, so no test here compares one; runs are kept short (--seconds 0.02).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from aetool import bench
+from aetool.cli import app
+
+FAST = ("--seconds", "0.02", "--repeats", "2", "--warmup", "1")
+runner = CliRunner()
+
+
+def invoke(*args: str):
+    result = runner.invoke(app, ["bench", *args])
+    assert "Traceback" not in result.stderr
+    if result.exception and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result
+
+
+@pytest.fixture(scope="module")
+def ae64_run(tmp_path_factory) -> tuple[Path, Path]:
+    """A random-weight ae64 as a run folder (checkpoint) and its verified ONNX export."""
+    torch = pytest.importorskip("torch", reason="--compare-torch needs the train extra")
+    from aetool.export import export_model
+    from aetool.models import build_model, get_spec
+    from aetool.train import TrainConfig
+    from aetool.train.run import save_checkpoint
+
+    folder = tmp_path_factory.mktemp("ae64-run")
+    torch.manual_seed(0)
+    model = build_model("ae64")
+    save_checkpoint(folder, model, None, TrainConfig.for_model("ae64"), 0)
+    export_model(model, folder / "model.onnx", model_name="ae64", arch=get_spec("ae64").arch, echo=lambda line: None)
+    return folder, folder / "model.onnx"
+
+
+def test_json_has_a_record_per_batch_size(toy_dir):
+    result = invoke("--model", str(toy_dir / "dense.onnx"), "--batch-sizes", "1,8", "--threads", "1", "--json", *FAST)
+    assert result.exit_code == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["threads"] == 1 and summary["providers"] == ["CPUExecutionProvider"]
+    assert summary["size"] == [28, 28] and summary["torch"] is None
+    assert [row["batch_size"] for row in summary["results"]] == [1, 8]
+    for row in summary["results"]:
+        assert row["ort_ms"] > 0 and row["ort_p95_ms"] >= row["ort_ms"] and row["calls"] >= 2 * 3
+        assert row["images_per_s"] == pytest.approx(row["batch_size"] / row["ort_ms"] * 1e3)
+        assert "speedup_vs_torch" not in row
+
+
+def test_table_names_provider_threads_and_each_batch_size(toy_dir):
+    result = invoke("--model", str(toy_dir / "conv.onnx"), "--size", "32x48", "--threads", "2", *FAST)
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert "CPUExecutionProvider, 2 threads" in lines[0] and "32×48 random images" in lines[0]
+    assert lines[1].split()[:4] == ["batch", "ort", "ms", "(p95)"]
+    assert [line.split()[0] for line in lines[2:]] == ["1", "256"]
+    assert "load average" in result.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (("--batch-sizes", "1,x"), "--batch-sizes takes positive integers"),
+    (("--size", "28by28"), "--size takes HxW"),
+    (("--size", "32x48"), "model takes 28×28 images"),
+    (("--model", "missing.onnx"), "does not exist"),
+])
+def test_bad_options_are_one_line_and_exit_2(toy_dir, args, message):
+    result = invoke("--model", str(toy_dir / "dense.onnx"), *args, *FAST)
+    assert result.exit_code == 2 and result.stdout == ""
+    assert len(result.stderr.splitlines()) == 1 and message in result.stderr
+
+
+def test_compare_torch_adds_torch_times_and_ratios(ae64_run):
+    run_dir, onnx_file = ae64_run
+    result = invoke("--model", str(onnx_file), "--compare-torch", str(run_dir), "--json", *FAST)
+    assert result.exit_code == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["torch"] and summary["flops_per_image"] == 2 * 2 * 784 * 64
+    for row in summary["results"]:
+        assert row["torch_ms"] > 0 and row["gflop_per_s"] > 0
+        assert row["speedup_vs_torch"] == pytest.approx(row["torch_ms"] / row["ort_ms"])
+    table = invoke("--model", str(onnx_file), "--compare-torch", str(run_dir), *FAST).stdout
+    assert "torch ms (p95)" in table and table.count("×") == 2 + 1  # one per row, one in the header's size
+
+
+def test_compare_torch_refuses_a_folder_without_a_run_or_of_another_model(ae64_run, toy_dir, tmp_path):
+    run_dir, _ = ae64_run
+    for model, run, message in ((ae64_run[1], tmp_path, "no checkpoint at"),
+                                (toy_dir / "dense.onnx", run_dir, "the run trained ae64 but dense.onnx is denoise")):
+        result = invoke("--model", str(model), "--compare-torch", str(run), *FAST)
+        assert result.exit_code == 2 and result.stdout == ""
+        assert len(result.stderr.splitlines()) == 1 and message in result.stderr
+
+
+BASE_INSTALL = ("import sys; sys.modules['torch'] = sys.modules['onnx'] = None; "  # as if never installed
+                "from aetool.cli import main; sys.argv[0] = 'aetool'; main()")
+
+
+def test_bench_runs_without_torch_and_says_compare_torch_needs_it(toy_dir, tmp_path):
+    def aetool(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-c", BASE_INSTALL, "bench", *args], capture_output=True, text=True,
+                              timeout=60)
+
+    done = aetool("--model", str(toy_dir / "dense.onnx"), "--json", *FAST)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["flops_per_image"] is None  # counting needs onnx, the train extra
+    done = aetool("--model", str(toy_dir / "dense.onnx"), "--compare-torch", str(tmp_path), *FAST)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.strip() == ("aetool: error: aetool bench --compare-torch needs PyTorch: "
+                                   "pip install 'aetool[train]'")
+
+
+def test_timing_statistics():
+    timing = bench.Timing(4, (0.001, 0.002, 0.003, 0.004, 0.100))
+    assert timing.median_ms == pytest.approx(3.0)
+    assert timing.p95_ms == pytest.approx(np.percentile([1, 2, 3, 4, 100], 95))
+    assert timing.images_per_s == pytest.approx(4 / 0.003)
+
+
+def test_rounds_alternate_the_backends_after_warm_up():
+    order: list[str] = []
+    calls = {name: (lambda name=name: order.append(name)) for name in "ab"}
+    seconds = bench.interleaved(calls, bench.Plan(warmup=1, repeats=3, seconds=0, min_calls=2))
+    assert order == list("ab" + "aabb" + "bbaa" + "aabb")
+    assert {name: len(times) for name, times in seconds.items()} == {"a": 6, "b": 6}
+
+
+def test_flops_count_conv_deconv_and_matrix_products_through_run_time_shapes(tmp_path):
+    onnx = pytest.importorskip("onnx", reason="FLOP counting needs the train extra")
+    from onnx import TensorProto, helper, numpy_helper
+
+    def constant(name, array):
+        return numpy_helper.from_array(np.asarray(array), name)
+
+    nodes = [helper.make_node("Conv", ["image", "w1"], ["a"], pads=[1, 1, 1, 1]),  # 1→4 channels, 3×3, 8×12
+             helper.make_node("ConvTranspose", ["a", "w2"], ["b"], strides=[2, 2], pads=[1, 1, 1, 1]),  # 4→2, ×2
+             helper.make_node("Shape", ["b"], ["shape"], end=2),  # N, C known only when the graph runs
+             helper.make_node("Concat", ["shape", "minus1"], ["target"], axis=0),
+             helper.make_node("Reshape", ["b", "target"], ["flat"]),  # N × 2 × 384
+             helper.make_node("MatMul", ["flat", "w3"], ["m"]),  # 384 → 5 per channel
+             helper.make_node("Flatten", ["m"], ["mflat"]),
+             helper.make_node("Gemm", ["mflat", "w4"], ["code"], transB=1)]  # 10 → 3
+    graph = helper.make_graph(nodes, "g",
+                              [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 1, "H", "W"])],
+                              [helper.make_tensor_value_info("code", TensorProto.FLOAT, ["N", 3])],
+                              [constant("w1", np.zeros((4, 1, 3, 3), np.float32)),
+                               constant("w2", np.zeros((4, 2, 4, 4), np.float32)),
+                               constant("minus1", np.array([-1], np.int64)),
+                               constant("w3", np.zeros((16 * 24, 5), np.float32)),
+                               constant("w4", np.zeros((3, 10), np.float32))])
+    path = tmp_path / "g.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    conv, deconv, matmul, gemm = 4 * 8 * 12 * 9, 4 * 8 * 12 * 2 * 16, 2 * 5 * 16 * 24, 3 * 10
+    assert bench.flops_per_image(path, (8, 12)) == 2 * (conv + deconv + matmul + gemm)
