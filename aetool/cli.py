@@ -453,6 +453,29 @@ def bench(
              f"run adds up to {summary['threads']}); a shared CPU makes the times, PyTorch's most, unreliable")
 
 
+@app.command()
+def report(
+    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for index.html, README.md and figures/.",
+                                         metavar="DIR")] = Path("report"),
+    runs: Annotated[Path | None, typer.Option(help="Folder of run folders: complete runs are reused, missing ones "
+                                                   "trained (default: runs/, or runs/quick/ with --quick).",
+                                              metavar="DIR", show_default=False)] = None,
+    data_dir: DataDir = None,
+    quick: Annotated[bool, typer.Option(help="A minute-long demo: few epochs and samples, every section.")] = False,
+    epochs: Annotated[int | None, typer.Option(help="Epochs for models trained now (default: each model's).",
+                                               show_default=False)] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+) -> None:
+    """Reproduce every experiment of the report: figures, tables and our numbers beside the report's."""
+    _need_train_extra("report")
+    with reporting():
+        from aetool.report import build_report
+
+        index = build_report(output, runs=runs, data_dir=data_dir, quick=quick, epochs=epochs, echo=note,
+                             progress=not quiet)
+        note(f"open {index}")
+
+
 def main() -> None:
     """Entry point of the ``aetool`` script and of ``python -m aetool``."""
     app()

@@ -69,3 +69,11 @@ def test_two_process_gloo_ddp_run(data_dir, tmp_path):
     alone = json.loads((tmp_path / "single" / "metrics.json").read_text())["history"]
     # interleaved shards make DDP's global batches those of the single-process run
     assert history[-1]["test_mse"] == pytest.approx(alone[-1]["test_mse"], rel=1e-4)
+
+
+def test_report_command_reports_a_missing_data_folder_in_one_line(tmp_path):
+    result = runner.invoke(app, ["report", "--quick", "--data-dir", str(tmp_path / "none"), "-o",
+                                 str(tmp_path / "report"), "--runs", str(tmp_path / "runs"), "--quiet"])
+    assert result.exit_code == 2
+    assert "does not exist; expected the four IDX files" in result.output
+    assert "Traceback" not in result.output and not (tmp_path / "report" / "index.html").exists()
