@@ -24,7 +24,6 @@ import numpy as np
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
-STANDIN = Path("/tmp/standin/denoise.onnx")
 TIME = Path("/usr/bin/time")  # GNU time, for -v
 RSS_WRAPPER = ("import resource, subprocess, sys; subprocess.run(sys.argv[1:], capture_output=True); "
                "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
@@ -37,13 +36,11 @@ def aetool() -> list[str]:
 
 
 def default_model() -> str:
-    """The bundled denoise model when it exists, else the development stand-in."""
+    """The bundled denoise model, as a user meets it right after install."""
     bundled = REPO / "aetool" / "runtime" / "bundled" / "models.json"
     if bundled.is_file() and "denoise" in json.loads(bundled.read_text()):
         return "denoise"
-    if STANDIN.is_file():
-        return str(STANDIN)
-    sys.exit("no bundled 'denoise' model and no stand-in; pass --model FILE.onnx")
+    sys.exit("no bundled 'denoise' model; run scripts/build_bundled.py or pass --model FILE.onnx")
 
 
 def measure(command: list[str], runs: int) -> tuple[float, float]:

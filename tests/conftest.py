@@ -2,14 +2,13 @@
 
 Two kinds of model: *toy* models, identity graphs written byte by byte below, whose output equals their input so
 tests can check pixels exactly (polarity round trips, padding, cropping); and *real* models (the bundled ones when
-``aetool/runtime/bundled/models.json`` exists, else the stand-ins in /tmp/standin) for shapes and codes.
+``aetool/runtime/bundled/``) for shapes and codes.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import struct
 import subprocess
 import sys
@@ -22,7 +21,6 @@ from aetool.runtime import contract
 from aetool.runtime.registry import BUNDLED_DIR, INDEX, MODEL_DIR_ENV
 
 REPO = Path(__file__).resolve().parents[1]
-STANDIN = Path("/tmp/standin")
 REAL_NAMES = ("denoise", "conv-unpool", "deep")
 
 
@@ -118,20 +116,13 @@ def bundled(toy_dir, monkeypatch) -> Path:
     return toy_dir
 
 
-# ---- real models: bundled when present, else the stand-ins ----
+# ---- real models: the bundled ones ----
 
 @pytest.fixture(scope="session")
-def real_models(tmp_path_factory) -> dict[str, Path]:
-    """``{name: model file}`` for denoise, conv-unpool and deep (with decoder), whichever are available."""
-    if (BUNDLED_DIR / INDEX).is_file():
-        index = json.loads((BUNDLED_DIR / INDEX).read_text())
-        return {name: BUNDLED_DIR / index[name]["file"] for name in REAL_NAMES if name in index}
-    if STANDIN.is_dir():
-        folder = tmp_path_factory.mktemp("standin")
-        for path in STANDIN.glob("*.onnx"):
-            shutil.copy(path, folder / path.name)
-        return {name: folder / f"{name}.onnx" for name in REAL_NAMES if (folder / f"{name}.onnx").is_file()}
-    pytest.skip(f"no bundled models ({BUNDLED_DIR / INDEX}) and no stand-ins in {STANDIN}")
+def real_models() -> dict[str, Path]:
+    """``{name: model file}`` for denoise, conv-unpool and deep (with decoder)."""
+    index = json.loads((BUNDLED_DIR / INDEX).read_text())
+    return {name: BUNDLED_DIR / index[name]["file"] for name in REAL_NAMES}
 
 
 @pytest.fixture
