@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import platform
 import tempfile
 import time
@@ -129,6 +130,7 @@ def bench_model(name: str, run_dir: Path, files: dict[str, Path], data_dir: Path
     return {"model": name, "kind": kind, "run": str(run_dir), "flops_per_image": flops,
             "peak_gflops": peak, "fp32_b256_fraction_of_peak": rows["fp32"]["b256"]["gflop_per_s"] / peak,
             "load_average": [load_before, load_after], "backends": rows,
+            "torch_kept_freed_memory": eager.kept_freed_memory,
             "training": train_speed(name, data_dir, train_limit) if train_limit and kind != "pca" else None}
 
 
@@ -156,7 +158,9 @@ def markdown(records: list[dict[str, Any]], env: dict[str, Any]) -> str:
              f"calls after {env['plan']['warmup']} warm-up calls, {env['plan']['repeats']} alternating rounds of "
              f"{env['plan']['seconds']} s per backend and batch size. Test MSE on the 10,000 test digits "
              "(torch: as recorded by training). ×torch and ×fp32: speedup over that backend, same run. Peak: "
-             "onnxruntime's SGEMM (1024² MatMul), best call in the same rounds.",
+             "onnxruntime's SGEMM (1024² MatMul), best call in the same rounds. PyTorch runs with glibc keeping "
+             "freed memory (aetool.bench.keep_freed_memory) and OMP_WAIT_POLICY "
+             f"{env['omp_wait_policy']}.",
              "",
              "| model | backend | file | test MSE | b1 ms (p95) | b1 ×torch | b256 ms (p95) | b256 img/s "
              "| b256 ×torch | b256 ×fp32 | b256 GFLOP/s |",
@@ -213,6 +217,7 @@ def main() -> None:
     started = time.perf_counter()
     env = {"cpu": platform.processor() or platform.machine(), "cores": bench.cores(), "threads": args.threads,
            "onnxruntime": version("onnxruntime"), "torch": version("torch"),
+           "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
            "plan": {"warmup": plan.warmup, "repeats": plan.repeats, "seconds": plan.seconds}}
     records = []
     for name in args.models:
