@@ -355,7 +355,6 @@ def train(
     with reporting():
         from aetool.train import TrainConfig
         from aetool.train import train as run_training
-        from aetool.train.data import resolve_data_dir
 
         try:
             config = TrainConfig.for_model(
@@ -376,7 +375,7 @@ def train(
         if export:
             from aetool.export import export_run
 
-            export_run(result.run_dir, data_dir=resolve_data_dir(config.data_dir, config.dataset), echo=note)
+            export_run(result.run_dir, data_dir=config.data_dir, echo=note)
 
 
 @app.command("export")
@@ -398,12 +397,9 @@ def export_command(
     _need_train_extra("export")
     with reporting():
         from aetool.export import export_run
-        from aetool.train import load_run
-        from aetool.train.data import resolve_data_dir
 
-        dataset = load_run(run).config.dataset
-        result = export_run(run, output, data_dir=resolve_data_dir(data_dir, dataset), int8=int8, fp16=fp16,
-                            max_mse_rise=max_mse_rise, atol=atol, echo=note)
+        result = export_run(run, output, data_dir=data_dir, int8=int8, fp16=fp16, max_mse_rise=max_mse_rise,
+                            atol=atol, echo=note)
         if as_json:
             typer.echo(json.dumps(result.to_dict()))
         for path in result.paths:

@@ -25,6 +25,7 @@ from aetool.models import get_spec
 from aetool.runtime import contract
 from aetool.runtime.idx import load_split
 from aetool.runtime.noise import add_noise
+from aetool.train.data import resolve_data_dir
 from aetool.train.loop import TEST_NOISE_SEED
 from aetool.train.run import ONNX, load_run
 
@@ -180,6 +181,7 @@ def export_run(run_dir: str | Path, out: str | Path | None = None, *, data_dir: 
     refused. Static int8 for conv models calibrates on the first 256 training digits, so it needs ``data_dir``.
     """
     run = load_run(run_dir)
+    data_dir = resolve_data_dir(data_dir, run.config.dataset)  # --data-dir or $AETOOL_DATA_DIR, per dataset
     precisions = tuple(p for p, wanted in (("fp16", fp16), ("int8", int8)) if wanted)
     if int8 and is_conv(run.model) and data_dir is None:
         raise AetoolError("int8 for conv models is calibrated on training digits: give the data folder (data_dir)")
