@@ -23,7 +23,7 @@ from aetool.train.config import TrainConfig
 from aetool.train.data import load_images, to_float
 from aetool.train.run import CHECKPOINT, METRICS, load_checkpoint, read_metrics, save_checkpoint, write_atomic
 
-EVAL_BATCH = 1000
+EVAL_BATCH = 256  # conv activations of 1000 images (50 MB) page-fault on every batch: 2.2 s vs 0.86 s per pass
 WARMUP_STEPS = 100
 FINAL_LR_FRACTION = 0.05
 TEST_NOISE_SEED = 1234
@@ -48,6 +48,7 @@ class _Dist:
     rank: int = 0
     world: int = 1
     local_rank: int = 0
+    owns_group: bool = False  # this process group was started by train(), so train() ends it
 
     @property
     def is_main(self) -> bool:
@@ -58,9 +59,18 @@ def _init_distributed(device: str) -> _Dist:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world == 1:
         return _Dist()
-    if not dist.is_initialized():
+    owns_group = not dist.is_initialized()
+    if owns_group:
         dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
-    return _Dist(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+    return _Dist(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")), owns_group)
+
+
+def _end_distributed(place: _Dist) -> None:
+    """Wait for every rank, then close the group: a rank exiting early can abort its peers mid-teardown."""
+    if place.world > 1:
+        dist.barrier()
+        if place.owns_group:
+            dist.destroy_process_group()
 
 
 def pick_device(requested: str, local_rank: int = 0) -> str:
@@ -167,6 +177,7 @@ def train(config: TrainConfig, *, run_dir: str | Path | None = None, resume: boo
     model = build_model(config.model, **config.arch)
     if isinstance(model, PCA):
         history = _fit_pca(model, train_x, test_x, config, run_dir, place)
+        _end_distributed(place)
         return TrainResult(run_dir, history, time.perf_counter() - started, place.is_main)
 
     model.to(device)
@@ -233,4 +244,5 @@ def train(config: TrainConfig, *, run_dir: str | Path | None = None, resume: boo
                 _save_metrics(run_dir, config, history)
                 say(f"epoch {epoch + 1:3d}  train_mse {record['train_mse']:.5f}  "
                                   f"test_mse {record['test_mse']:.5f}")
+    _end_distributed(place)
     return TrainResult(run_dir, history, time.perf_counter() - started, place.is_main)
