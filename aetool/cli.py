@@ -215,8 +215,8 @@ def _progress(outcomes: Iterable, total: int, show: bool) -> Iterable:
 @app.command()
 def evaluate(model: ModelOption = "denoise",
              data_dir: Annotated[Path | None, typer.Option(
-                 envvar="AETOOL_DATA_DIR", help="Folder of the four MNIST IDX files (.gz or not).",
-                 metavar="FOLDER", show_default=False)] = None,
+                 help="Folder of the four MNIST IDX files (.gz or not), or of mnist/ and fashion-mnist/ "
+                      "subfolders. Default: $AETOOL_DATA_DIR.", metavar="FOLDER", show_default=False)] = None,
              noise: Annotated[float | None, typer.Option(
                  min=0, help="Noise level of the inputs. Default: the noise the model was trained with.",
                  show_default=False)] = None,
@@ -228,12 +228,15 @@ def evaluate(model: ModelOption = "denoise",
              as_json: Json = False, provider: Providers = None, threads: Threads = None) -> None:
     """Test-set MSE of a model with onnxruntime alone (no torch)."""
     with reporting():
-        if data_dir is None:
-            raise AetoolError("no data folder: pass --data-dir or set AETOOL_DATA_DIR")
-        from aetool.runtime import load
+        from aetool.runtime import contract, load
         from aetool.runtime.evaluate import evaluate as score
+        from aetool.runtime.idx import resolve_data_dir
 
-        result = score(load(model, provider, threads), data_dir, noise, noise_kind and noise_kind.value, limit, seed)
+        loaded = load(model, provider, threads)
+        folder = resolve_data_dir(data_dir, loaded.metadata.get(contract.DATASET) or "mnist")
+        if folder is None:
+            raise AetoolError("no data folder: pass --data-dir or set AETOOL_DATA_DIR")
+        result = score(loaded, folder, noise, noise_kind and noise_kind.value, limit, seed)
     if as_json:
         typer.echo(json.dumps(result))
         return

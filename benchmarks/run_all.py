@@ -33,7 +33,7 @@ from aetool.models import REGISTRY, get_spec
 from aetool.runtime import load
 from aetool.runtime.evaluate import evaluate
 from aetool.train import TrainConfig, train
-from aetool.train.data import resolve_data_dir
+from aetool.runtime.idx import resolve_data_dir
 from aetool.train.run import CHECKPOINT, ONNX
 
 OUT = Path(__file__).resolve().parent / "results"

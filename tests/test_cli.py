@@ -217,6 +217,13 @@ def test_evaluate_reads_the_data_folder_from_the_environment(cli, mnist_dir, mon
     assert json.loads(cli("evaluate", "--json", "--noise", "0").stdout)["n"] == 12
 
 
+def test_evaluate_finds_the_dataset_subfolder_as_training_does(cli, mnist_dir, tmp_path, monkeypatch):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "mnist").symlink_to(mnist_dir)  # AETOOL_DATA_DIR may hold mnist/ and fashion-mnist/
+    monkeypatch.setenv("AETOOL_DATA_DIR", str(tmp_path / "data"))
+    assert json.loads(cli("evaluate", "--json", "--noise", "0").stdout)["n"] == 12
+
+
 def test_evaluate_without_data_exits_2_naming_the_files(cli, tmp_path, monkeypatch):
     monkeypatch.delenv("AETOOL_DATA_DIR", raising=False)
     result = cli("evaluate", "--data-dir", "nowhere")

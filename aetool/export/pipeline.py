@@ -25,7 +25,7 @@ from aetool.models import get_spec
 from aetool.runtime import contract
 from aetool.runtime.idx import load_split
 from aetool.runtime.noise import add_noise
-from aetool.train.data import resolve_data_dir
+from aetool.runtime.idx import resolve_data_dir
 from aetool.train.loop import TEST_NOISE_SEED
 from aetool.train.run import ONNX, load_run
 

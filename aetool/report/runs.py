@@ -15,7 +15,6 @@ from typing import Callable
 from aetool.errors import AetoolError
 from aetool.models import REGISTRY, get_spec
 from aetool.train import TrainConfig, train
-from aetool.train.data import resolve_data_dir
 from aetool.train.run import CHECKPOINT, ONNX, read_metrics
 
 TIMING = "timing.json"
@@ -92,14 +91,13 @@ def _current_onnx(run_dir: Path) -> Path | None:
     return None
 
 
-def _export(run_dir: Path, data_dir: str | None, dataset: str,
-            echo: Callable[[str], None]) -> tuple[Path | None, float]:
+def _export(run_dir: Path, data_dir: str | None, echo: Callable[[str], None]) -> tuple[Path | None, float]:
     """Export a run; a failed export is reported and leaves the model to torch, the report goes on."""
     from aetool.export import export_run
 
     started = time.perf_counter()
     try:
-        export_run(run_dir, data_dir=resolve_data_dir(data_dir, dataset), echo=echo)
+        export_run(run_dir, data_dir=data_dir, echo=echo)
     except AetoolError as err:
         echo(f"report: export of {run_dir} failed, its figures use torch: {err}")
         return None, time.perf_counter() - started
@@ -128,7 +126,7 @@ def prepare_run(name: str, runs: Path, wanted: TrainConfig, *, echo: Callable[[s
         timing, trained_now = {"train_seconds": result.seconds}, True
     onnx = _current_onnx(run_dir)
     if onnx is None:
-        onnx, timing["export_seconds"] = _export(run_dir, wanted.data_dir, wanted.dataset, echo)
+        onnx, timing["export_seconds"] = _export(run_dir, wanted.data_dir, echo)
     if timing != _read_timing(run_dir):
         (run_dir / TIMING).write_text(json.dumps(timing, indent=2))
     metrics = read_metrics(run_dir)

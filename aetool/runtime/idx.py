@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import os
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ SPLIT_FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
+DATA_DIR_ENV = "AETOOL_DATA_DIR"
 EXPECTED_FILES = ", ".join(f"{stem}.gz" for pair in SPLIT_FILES.values() for stem in pair)
 _DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
@@ -56,3 +58,16 @@ def load_split(data_dir: str | Path, split: str) -> tuple[np.ndarray, np.ndarray
     if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
         raise DataError(f"{data_dir}: {split} images {images.shape} and labels {labels.shape} do not match")
     return images, labels
+
+
+def resolve_data_dir(data_dir: str | Path | None, dataset: str) -> Path | None:
+    """The folder to read: ``--data-dir``, else ``$AETOOL_DATA_DIR``; ``None`` when neither is given.
+
+    The folder may hold the four IDX files itself or a subfolder named after the dataset
+    (``mnist/``, ``fashion-mnist/``), so one variable can serve both datasets.
+    """
+    chosen = data_dir or os.environ.get(DATA_DIR_ENV) or None
+    if chosen is None:
+        return None
+    folder = Path(chosen).expanduser()
+    return folder / dataset if (folder / dataset).is_dir() else folder

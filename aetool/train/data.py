@@ -2,30 +2,15 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from aetool.errors import DataError
-from aetool.runtime.idx import load_split
+from aetool.runtime.idx import DATA_DIR_ENV, load_split, resolve_data_dir
 
-DATA_DIR_ENV = "AETOOL_DATA_DIR"
 DOWNLOAD_ROOT = Path.home() / ".cache" / "aetool"
-
-
-def resolve_data_dir(data_dir: str | Path | None, dataset: str) -> Path | None:
-    """The folder to read: ``--data-dir``, else ``$AETOOL_DATA_DIR``; ``None`` means download.
-
-    The folder may hold the four IDX files itself or a subfolder named after the dataset
-    (``mnist/``, ``fashion-mnist/``), so one variable can serve both datasets.
-    """
-    chosen = data_dir or os.environ.get(DATA_DIR_ENV) or None
-    if chosen is None:
-        return None
-    folder = Path(chosen).expanduser()
-    return folder / dataset if (folder / dataset).is_dir() else folder
 
 
 def _download(dataset: str, split: str) -> np.ndarray:
