@@ -1,13 +1,15 @@
 """How fast does an exported conv model run in onnxruntime, against PyTorch eager, at batch 1 and 256?
 
 Times the same random-weight registry model (default ``conv-unpool``) on the same inputs, run as:
-- ``torch``: PyTorch eager (``inference_mode``), ``torch.set_num_threads(THREADS)``;
+- ``torch``: PyTorch eager (``inference_mode``), ``torch.set_num_threads(THREADS)``, glibc keeping freed memory
+  as in ``aetool bench`` (``aetool.bench.keep_freed_memory``);
 - ``plain``: ``torch.onnx.export(dynamo=True)`` with the stock translation (unpooling via index arithmetic and
   ScatterND);
 - ``mask``: the first-max-mask idea (unpool = nearest upsample × a mask of each window's first maximum),
   written with dense ops and exported as is;
 - ``unpool``: aetool's unpooling alone (pooling indices kept in ONNX's convention: MaxPool → MaxUnpool);
-- ``aetool``: what ``aetool.export`` writes: ``unpool`` plus the single-output conv as MatMul + Col2Im.
+- ``aetool``: what ``aetool.export`` writes: ``unpool`` for the second pooling stage, the first computed per
+  window position without indices and its unpooling folded into the last conv (``aetool.export.ort_layers``).
 Every graph is checked against PyTorch on an input with ties before it is timed. onnxruntime runs on CPU with
 ``intra_op_num_threads=THREADS`` at graph optimization level ALL (``--level`` to change); the graph it runs is
 printed. Rounds interleave the candidates so that load from other processes hits them alike; the table gives
@@ -34,6 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from aetool.bench import keep_freed_memory
 from aetool.export.onnx_export import model_graph, quiet, to_onnx
 from aetool.export.parity import tie_images
 from aetool.models import build_model
@@ -137,6 +140,7 @@ def main() -> None:
     parser.add_argument("--level", choices=LEVELS, default="all", help="onnxruntime graph optimization level")
     args = parser.parse_args()
 
+    keep_freed_memory()
     torch.manual_seed(0)
     torch.set_num_threads(args.threads)
     model = build_model(args.model).eval()

@@ -214,18 +214,46 @@ def test_real_digits_join_the_parity_inputs(tmp_path):
 
 
 
-def test_fold_conv_stands_in_for_a_single_output_conv_without_touching_the_model():
-    from aetool.export.ort_layers import FoldConv, for_onnxruntime
+@pytest.mark.parametrize("name", ["conv-unpool", "conv-unpool-deconv"])
+def test_unpooling_models_export_their_first_stage_without_pooling_indices(name):
+    from aetool.export.onnx_export import model_graph
+    from aetool.export.ort_layers import FirstStageByWindow, for_onnxruntime
+    from aetool.export.parity import tie_images
 
     torch.manual_seed(0)
-    model = build_model("conv-unpool").eval()
+    model = build_model(name).eval()
+    before = {key: value.clone() for key, value in model.state_dict().items()}
     fast = for_onnxruntime(model)
-    assert isinstance(fast.dec1, FoldConv) and isinstance(model.dec1, nn.Conv2d) and fast.enc1 is not model.enc1
-    x = torch.rand(3, model.dec1.in_channels, 12, 20)
+    assert isinstance(fast, FirstStageByWindow) and fast.enc1 is not model.enc1
+    for x in (torch.from_numpy(tie_images()), torch.rand(3, 1, 32, 48)):
+        with torch.no_grad():
+            want, got = model(x), fast(x)
+        torch.testing.assert_close(got[0], want[0], rtol=0, atol=1e-6)
+        torch.testing.assert_close(got[1], want[1], rtol=0, atol=0)
+    assert all(torch.equal(before[key], value) for key, value in model.state_dict().items())
+    ops = [node.op_type for node in to_onnx(model_graph(model)).graph.node]
+    assert ops.count("MaxPool") == 1 and ops.count("MaxUnpool") == 1  # only the second stage uses indices
+    assert "ConvTranspose" not in ops and "Col2Im" in ops
+
+
+@pytest.mark.parametrize("name", ["conv-deconv", "ae64", "pca"])
+def test_models_without_unpooling_export_as_they_are(name):
+    from aetool.export.ort_layers import for_onnxruntime
+
+    model = build_model(name)
+    assert for_onnxruntime(model) is model
+
+
+def test_a_stride_1_transposed_conv_stands_in_as_the_conv_it_equals():
+    from aetool.export.ort_layers import as_conv
+
+    torch.manual_seed(0)
+    deconv = nn.ConvTranspose2d(4, 3, 3, padding=1)
+    conv = as_conv(deconv)
+    assert isinstance(conv, nn.Conv2d) and (conv.in_channels, conv.out_channels) == (4, 3)
+    x = torch.rand(2, 4, 8, 12)
     with torch.no_grad():
-        torch.testing.assert_close(fast.dec1(x), model.dec1(x), rtol=1e-6, atol=1e-6)
-    dense = build_model("ae64")
-    assert for_onnxruntime(dense) is dense
+        torch.testing.assert_close(conv(x), deconv(x), rtol=1e-6, atol=1e-6)
 
 
 def test_denoising_models_are_scored_on_the_noisy_inputs_training_used():

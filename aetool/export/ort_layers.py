@@ -1,10 +1,15 @@
-"""Export-time stand-ins for layers that onnxruntime's CPU provider runs slowly; same weights, same results.
+"""Export-time stand-ins for what onnxruntime's CPU provider runs slowly; same weights, same results.
 
-A convolution with a single output channel (the conv AE's last layer, C→1, 3×3) is the slowest op of a conv
-model in onnxruntime: its NCHWc kernels pad the one output channel to a block of 16, so 15/16 of the work is
-thrown away. The same sum taken as one matrix product over channels for every kernel tap (``MatMul``), followed
-by ``Col2Im`` adding the k² tap planes into place (``F.fold``), is about five times faster. Only the order of the
-float additions changes; the parity check holds the exported graph to the original layer.
+The unpooling conv AEs (``conv-unpool``, ``conv-unpool-deconv``) spent most of their onnxruntime time in the first
+pooling stage: ``MaxPool`` with its ``Indices`` output is scalar, branchy code (5.8 of 10.2 ms at batch 256 on
+this CPU, where the same pooling without indices takes 0.5 ms), followed by ``MaxUnpool`` and a 1-output-channel
+conv that the NCHWc kernels pad to 16 channels. ``FirstStageByWindow`` computes that stage with no indices at all,
+from ops onnxruntime runs fast (stride-2 convs, elementwise max and compare, one matmul, ``Col2Im``); see its
+docstring. The second, 4× smaller, stage keeps ``MaxPool`` → ``MaxUnpool`` (``unpool.py``). A stride-1
+``ConvTranspose2d`` also runs as the ``Conv2d`` it equals, which onnxruntime runs about 3× faster.
+
+Only the order of float additions changes; the parity check holds every exported graph to the original model,
+ties included. Measured by benchmarks/export_speed.py.
 """
 
 from __future__ import annotations
@@ -15,39 +20,96 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from aetool.models.conv import ConvAE
 
-class FoldConv(nn.Module):
-    """``conv`` (C→1, k×k, stride 1, 'same' padding) as a matmul over channels per tap, then col2im (fold)."""
+# Window positions p = 2a + b of a 2×2 pooling window, row-major: PyTorch keeps the first maximum in this order.
+POSITIONS = ((0, 0), (0, 1), (1, 0), (1, 1))
 
-    def __init__(self, conv: nn.Conv2d) -> None:
+
+def conv_weight(layer: nn.Conv2d | nn.ConvTranspose2d) -> torch.Tensor:
+    """The (out, in, k, k) weight of the stride-1 'same' convolution that ``layer`` computes."""
+    if isinstance(layer, nn.ConvTranspose2d):
+        return layer.weight.detach().transpose(0, 1).flip(2, 3)
+    return layer.weight.detach()
+
+
+def _is_same_3x3(layer: nn.Module) -> bool:
+    """A 3×3, stride-1, padding-1, ungrouped (transposed) convolution: what the stand-ins reproduce."""
+    return (type(layer) in (nn.Conv2d, nn.ConvTranspose2d) and layer.kernel_size == (3, 3) and layer.stride == (1, 1)
+            and layer.padding == (1, 1) and layer.dilation == (1, 1) and layer.groups == 1
+            and layer.padding_mode == "zeros" and getattr(layer, "output_padding", (0, 0)) == (0, 0))
+
+
+def as_conv(layer: nn.Conv2d | nn.ConvTranspose2d) -> nn.Conv2d:
+    """``layer`` as a ``Conv2d`` (a stride-1 3×3 ``ConvTranspose2d`` is a conv with its kernel flipped)."""
+    if isinstance(layer, nn.Conv2d):
+        return layer
+    weight = conv_weight(layer)
+    conv = nn.Conv2d(weight.shape[1], weight.shape[0], 3, padding=1, bias=layer.bias is not None)
+    conv.weight.data.copy_(weight)
+    if layer.bias is not None:
+        conv.bias.data.copy_(layer.bias.detach())
+    return conv
+
+
+def unpool_conv_taps(weight: torch.Tensor) -> torch.Tensor:
+    """Taps (out·16, 4·in) of ``conv(unpool(d))`` taken as a 4×4 stride-2 transposed conv over (position, channel).
+
+    Unpooling puts ``d[c, i, j]`` at pixel (2i + a, 2j + b) of the window position p = 2a + b holding the first
+    maximum; a 3×3 'same' conv (``weight``: out × in × 3 × 3) then spreads it to output pixels (2i + ky − 1,
+    2j + kx − 1), tap (a − dy + 2, b − dx + 2) of a 4×4 stride-2 transposed conv over 4·in input channels
+    (p-major). The taps are differenced over p (tap_p − tap_{p+1}, the last kept) because they are applied to
+    ``d × reached_p``, where ``reached_p`` (the window max is among positions ≤ p) is 0…0 1…1 over p, and the
+    first maximum's one-hot is its difference.
+    """
+    out_channels, in_channels = weight.shape[:2]
+    taps = weight.new_zeros(out_channels, 4, 4, 4, in_channels)  # out, ky, kx, position, in
+    for p, (a, b) in enumerate(POSITIONS):
+        for dy in range(3):
+            for dx in range(3):
+                taps[:, a - dy + 2, b - dx + 2, p, :] = weight[:, :, dy, dx]
+    taps = torch.cat([taps[..., :3, :] - taps[..., 1:, :], taps[..., 3:, :]], dim=3)
+    return taps.reshape(out_channels * 16, 4 * in_channels)
+
+
+class FirstStageByWindow(nn.Module):
+    """An unpooling ``ConvAE`` whose first pooling and last unpooling run without indices.
+
+    Encoder: the first conv is computed at each of the four positions of every 2×2 window (four stride-2 convs of
+    the padded input, the same multiply-adds as one stride-1 conv) and ReLU'd; the running maximum over positions
+    0..3 ends at the pooled value. The first maximum of a window is at the first position whose running maximum
+    equals the window's, which is PyTorch's rule for ties (row-major, first wins). Decoder: unpooling and the last
+    conv are linear in the decoder activation ``d``, so together they are one matmul of ``unpool_conv_taps`` with
+    ``[d·reached_0, d·reached_1, d·reached_2, d]`` and a ``Col2Im`` (``F.fold``) that adds the taps into place.
+    """
+
+    def __init__(self, model: ConvAE) -> None:
         super().__init__()
-        self.conv = conv
+        if not (model.uses_indices and all(map(_is_same_3x3, (model.enc1, model.dec1, model.dec2)))):
+            raise NotImplementedError("only an unpooling ConvAE with 3×3 stride-1 'same' convolutions stands in")
+        self.enc1, self.enc2, self.dec2 = model.enc1, model.enc2, as_conv(model.dec2)
+        self.register_buffer("taps", unpool_conv_taps(conv_weight(model.dec1)))
+        self.register_buffer("last_bias", model.dec1.bias.detach().reshape(1, -1, 1, 1))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n, c, h, w = x.shape
-        k = self.conv.kernel_size[0]
-        # fold adds tap (i, j) of the block at (y, x) into pixel (y + i - k//2, x + j - k//2): the kernel flipped
-        taps = self.conv.weight.flip(2, 3).permute(2, 3, 0, 1).reshape(k * k, c)
-        out = F.fold(torch.matmul(taps, x.reshape(n, c, h * w)), (h, w), k, padding=k // 2)
-        return out if self.conv.bias is None else out + self.conv.bias.reshape(1, 1, 1, 1)
-
-
-def _single_output(conv: nn.Module) -> bool:
-    """A plain square-kernel Conv2d with one output channel and 'same' padding: what FoldConv reproduces."""
-    return (type(conv) is nn.Conv2d and conv.out_channels == 1 and conv.groups == 1
-            and conv.kernel_size[0] == conv.kernel_size[1] and conv.kernel_size[0] % 2 == 1
-            and conv.stride == (1, 1) and conv.dilation == (1, 1) and conv.padding_mode == "zeros"
-            and conv.padding == (conv.kernel_size[0] // 2,) * 2)
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        padded = F.pad(x, (1, 1, 1, 1))
+        at = [F.relu(F.conv2d(padded[:, :, a:, b:], self.enc1.weight, self.enc1.bias, stride=2))
+              for a, b in POSITIONS]
+        running = [at[0]]
+        for position in at[1:]:
+            running.append(torch.maximum(running[-1], position))
+        pooled = running[-1]
+        code, indices = F.max_pool2d(F.relu(self.enc2(pooled)), 2, return_indices=True)
+        d = F.relu(self.dec2(F.max_unpool2d(code, indices, 2)))
+        n, c, h, w = d.shape
+        reached = [d * (r == pooled) for r in running[:3]] + [d]
+        out = F.fold(torch.matmul(self.taps, torch.cat(reached, 1).reshape(n, 4 * c, h * w)), (2 * h, 2 * w), 4,
+                     stride=2, padding=1)
+        return torch.sigmoid(out + self.last_bias), code
 
 
 def for_onnxruntime(model: nn.Module) -> nn.Module:
-    """``model`` itself if nothing needs replacing, else a copy whose single-output convs are FoldConvs."""
-    names = [name for name, layer in model.named_modules() if _single_output(layer)]
-    if not names:
-        return model
-    fast = copy.deepcopy(model)
-    for name in names:
-        parent_name, _, attribute = name.rpartition(".")
-        parent = fast.get_submodule(parent_name)
-        setattr(parent, attribute, FoldConv(getattr(parent, attribute)))
-    return fast
+    """What to export for ``model``: a stand-in for an unpooling ConvAE, else ``model`` itself."""
+    if isinstance(model, ConvAE) and model.uses_indices:
+        return FirstStageByWindow(copy.deepcopy(model))
+    return model

@@ -68,7 +68,24 @@ def to_fp16(model: onnx.ModelProto) -> onnx.ModelProto:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # notes on weights below fp16's range, clamped to its smallest value
-        return float16.convert_float_to_float16(_outputs_behind_identity(model), keep_io_types=True)
+        half = float16.convert_float_to_float16(_outputs_behind_identity(model), keep_io_types=True)
+    return _casts_match_their_types(half)
+
+
+def _casts_match_their_types(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Make each ``Cast`` to float32 whose output the converter typed float16 cast to float16.
+
+    The converter retypes every float tensor but leaves a ``Cast`` from a non-float input (a bool mask) casting to
+    float32, so onnxruntime refuses the graph; the unpooling models' window masks are such casts.
+    """
+    half = {info.name for info in model.graph.value_info
+            if info.type.tensor_type.elem_type == onnx.TensorProto.FLOAT16}
+    for node in model.graph.node:
+        if node.op_type == "Cast" and node.output[0] in half:
+            for attribute in node.attribute:
+                if attribute.name == "to" and attribute.i == onnx.TensorProto.FLOAT:
+                    attribute.i = onnx.TensorProto.FLOAT16
+    return model
 
 
 class _Batches(CalibrationDataReader):
