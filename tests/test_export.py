@@ -187,6 +187,26 @@ def test_fp16_and_int8_variants_run_and_report_their_error(name, data_dir, tmp_p
     expected = "QuantizeLinear" if name.startswith("conv") else "MatMulInteger"
     assert expected in int8.ops
     assert any(line.startswith("int8 variant model.int8.onnx") for line in lines)
+    if name == "conv-unpool":
+        first_max_test_stays_exact(*(onnx.load(path) for path in result.variant_paths))
+
+
+def first_max_test_stays_exact(fp16, int8):
+    """In fp16 and int8 files, as in fp32, the windows' first-max tests "max of positions 0..p ≥ max of the rest"
+    stay consistent: 0…0 1…1 over p (so the one-hot of the first maximum is exact), and a flat window is decided
+    at position 0. A test that saw a value rounded on one side only would break this."""
+    from aetool.export.parity import tie_images
+
+    images = np.concatenate([tie_images(), np.random.default_rng(1).random((8, 1, 28, 28), dtype=np.float32)])
+    for variant in (fp16, int8):
+        compares = [node.output[0] for node in variant.graph.node if node.op_type == "GreaterOrEqual"]
+        assert len(compares) == 3
+        variant.graph.output.extend(onnx.ValueInfoProto(name=name) for name in compares)
+        session = ort.InferenceSession(variant.SerializeToString(), providers=["CPUExecutionProvider"])
+        reached = np.stack(session.run(compares, {contract.INPUT: images})).astype(int)
+        reached = reached[np.argsort(reached.sum(axis=tuple(range(1, reached.ndim))), kind="stable")]  # p order
+        assert (np.diff(reached, axis=0) >= 0).all()
+        assert reached[:, 0].all()  # the all-black image: every window is flat
 
 
 def test_variant_that_loses_too_much_accuracy_is_refused_with_nothing_written(data_dir, tmp_path):

@@ -58,9 +58,7 @@ def unpool_conv_taps(weight: torch.Tensor) -> torch.Tensor:
     Unpooling puts ``d[c, i, j]`` at pixel (2i + a, 2j + b) of the window position p = 2a + b holding the first
     maximum; a 3×3 'same' conv (``weight``: out × in × 3 × 3) then spreads it to output pixels (2i + ky − 1,
     2j + kx − 1), tap (a − dy + 2, b − dx + 2) of a 4×4 stride-2 transposed conv over 4·in input channels
-    (p-major). The taps are differenced over p (tap_p − tap_{p+1}, the last kept) because they are applied to
-    ``d × reached_p``, where ``reached_p`` (the window max is among positions ≤ p) is 0…0 1…1 over p, and the
-    first maximum's one-hot is its difference.
+    (p-major).
     """
     out_channels, in_channels = weight.shape[:2]
     taps = weight.new_zeros(out_channels, 4, 4, 4, in_channels)  # out, ky, kx, position, in
@@ -68,7 +66,6 @@ def unpool_conv_taps(weight: torch.Tensor) -> torch.Tensor:
         for dy in range(3):
             for dx in range(3):
                 taps[:, a - dy + 2, b - dx + 2, p, :] = weight[:, :, dy, dx]
-    taps = torch.cat([taps[..., :3, :] - taps[..., 1:, :], taps[..., 3:, :]], dim=3)
     return taps.reshape(out_channels * 16, 4 * in_channels)
 
 
@@ -76,11 +73,14 @@ class FirstStageByWindow(nn.Module):
     """An unpooling ``ConvAE`` whose first pooling and last unpooling run without indices.
 
     Encoder: the first conv is computed at each of the four positions of every 2×2 window (four stride-2 convs of
-    the padded input, the same multiply-adds as one stride-1 conv) and ReLU'd; the running maximum over positions
-    0..3 ends at the pooled value. The first maximum of a window is at the first position whose running maximum
-    equals the window's, which is PyTorch's rule for ties (row-major, first wins). Decoder: unpooling and the last
+    the padded input, the same multiply-adds as one stride-1 conv) and ReLU'd; their maximum is the pooled value.
+    ``reached_p`` says the window's maximum is among positions 0..p: the maximum of those is ≥ the maximum of the
+    rest. It is 0…0 1…1 over p and first 1 at the first maximum, PyTorch's rule for ties (row-major, first wins).
+    The pooled value itself is not compared: int8 quantization rewires every consumer of the tensor it quantizes
+    (the second conv's input), so a compare against it would see a rounded copy. Decoder: unpooling and the last
     conv are linear in the decoder activation ``d``, so together they are one matmul of ``unpool_conv_taps`` with
-    ``[d·reached_0, d·reached_1, d·reached_2, d]`` and a ``Col2Im`` (``F.fold``) that adds the taps into place.
+    ``d`` times each position's first-max indicator ``reached_p − reached_{p−1}`` (each product ``d`` or an exact
+    0), stacked over positions, and a ``Col2Im`` (``F.fold``) that adds the taps into place.
     """
 
     def __init__(self, model: ConvAE) -> None:
@@ -95,15 +95,18 @@ class FirstStageByWindow(nn.Module):
         padded = F.pad(x, (1, 1, 1, 1))
         at = [F.relu(F.conv2d(padded[:, :, a:, b:], self.enc1.weight, self.enc1.bias, stride=2))
               for a, b in POSITIONS]
-        running = [at[0]]
-        for position in at[1:]:
-            running.append(torch.maximum(running[-1], position))
-        pooled = running[-1]
+        first = [at[0], torch.maximum(at[0], at[1])]  # maxima of positions 0..p
+        first.append(torch.maximum(first[1], at[2]))
+        rest = [None, None, at[3]]  # maxima of positions p+1..3
+        rest[1] = torch.maximum(at[2], at[3])
+        rest[0] = torch.maximum(at[1], rest[1])
+        pooled = torch.maximum(first[2], at[3])
         code, indices = F.max_pool2d(F.relu(self.enc2(pooled)), 2, return_indices=True)
         d = F.relu(self.dec2(F.max_unpool2d(code, indices, 2)))
         n, c, h, w = d.shape
-        reached = [d * (r == pooled) for r in running[:3]] + [d]
-        out = F.fold(torch.matmul(self.taps, torch.cat(reached, 1).reshape(n, 4 * c, h * w)), (2 * h, 2 * w), 4,
+        reached = [d * (upto >= after) for upto, after in zip(first, rest)] + [d]
+        at_first_max = [reached[0]] + [now - before for before, now in zip(reached, reached[1:])]
+        out = F.fold(torch.matmul(self.taps, torch.cat(at_first_max, 1).reshape(n, 4 * c, h * w)), (2 * h, 2 * w), 4,
                      stride=2, padding=1)
         return torch.sigmoid(out + self.last_bias), code
 

@@ -7,8 +7,8 @@ encoder's pooling to the decoder's unpooling. So both ends can use ONNX's own co
 a plain ``MaxPool`` (with its ``Indices`` output) feeding a plain ``MaxUnpool``. onnxruntime's CPU ``MaxPool``
 keeps the first maximum of a window in row-major order, as PyTorch's CPU kernel does, so ties (a window of equal
 values, common after a ReLU) unpool to the same position; the parity check verifies this on every export.
-Measured with benchmarks/export_speed.py (2 threads, batch 256): 1.9× PyTorch eager, where the stock export
-runs 1.06× and a dense first-max-mask formulation 1.6×.
+``MaxPool`` with ``Indices`` is slow scalar code in onnxruntime, so aetool's exports use this for the second
+pooling stage only; ``ort_layers`` computes the 4× larger first stage without indices.
 """
 
 from __future__ import annotations

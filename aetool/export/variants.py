@@ -33,6 +33,11 @@ PRECISIONS = ("fp16", "int8")
 CALIBRATION_BATCH = 32
 MSE_BATCH = 500
 FOLD_LIMIT = 1 << 24  # elements
+# Ops that stay float32 in fp16 files (beside the converter's own list, which holds Max). onnxruntime's CPU
+# provider computes most fp16 nodes in float32 and drops the float32 → fp16 → float32 cast pairs between them, so
+# a tensor reaches some consumers rounded to fp16 and others not; a compare between the two sides (the unpooling
+# models' first-max test) would then fail where rounding moved a value (+456% test MSE for conv-unpool).
+FLOAT32_OPS = ["GreaterOrEqual", "Relu"]
 
 
 def variant_path(path: Path, precision: str) -> Path:
@@ -68,7 +73,8 @@ def to_fp16(model: onnx.ModelProto) -> onnx.ModelProto:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # notes on weights below fp16's range, clamped to its smallest value
-        half = float16.convert_float_to_float16(_outputs_behind_identity(model), keep_io_types=True)
+        half = float16.convert_float_to_float16(_outputs_behind_identity(model), keep_io_types=True,
+                                                op_block_list=float16.DEFAULT_OP_BLOCK_LIST + FLOAT32_OPS)
     return _casts_match_their_types(half)
 
 
@@ -120,16 +126,30 @@ def _fold_constants(model: onnx.ModelProto) -> onnx.ModelProto:
     return onnxscript.optimizer.optimize(model, input_size_limit=FOLD_LIMIT, output_size_limit=FOLD_LIMIT)
 
 
+def _convs_sharing_weights(model: onnx.ModelProto) -> list[str]:
+    """Names of the Conv nodes whose weight another Conv also uses; static int8 leaves them float.
+
+    Such convs compute one layer at different places (the unpooling models' first conv at each position of a
+    pooling window), and their outputs are compared for the window maximum. Quantized, each output would get its
+    own calibrated scale, so equal values (a flat background) would stop being equal and move the maxima.
+    """
+    convs = [node for node in model.graph.node if node.op_type == "Conv"]
+    uses = collections.Counter(node.input[1] for node in convs)
+    return [node.name for node in convs if uses[node.input[1]] > 1]
+
+
 def to_int8(model: onnx.ModelProto, workdir: Path, calibration: np.ndarray | None) -> onnx.ModelProto:
     """Dynamic int8 without ``calibration``; static QDQ int8 (per-channel weights) calibrated on it otherwise."""
     source, target = workdir / "fp32.onnx", workdir / "int8.onnx"
-    onnx.save_model(_fold_constants(model), source)
+    folded = _fold_constants(model)
+    onnx.save_model(folded, source)
     with _no_preprocessing_advice():
         if calibration is None:
             quantize_dynamic(source, target, weight_type=QuantType.QInt8)
         else:
             quantize_static(source, target, _Batches(calibration, contract.INPUT), quant_format=QuantFormat.QDQ,
-                            per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+                            per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                            nodes_to_exclude=_convs_sharing_weights(folded))
     return onnx.load_model(target)
 
 
