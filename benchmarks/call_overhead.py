@@ -1,0 +1,79 @@
+"""The fixed cost of one call, the floor under every batch-1 latency: onnxruntime against PyTorch eager.
+
+Times a graph that does nothing (``image`` → two ``Identity`` outputs, as an aetool model is called) through
+``InferenceSession.run``, and ``nn.Identity`` under ``inference_mode`` as aetool's benchmark calls PyTorch; then
+the same two call paths on a run's model, if given. A model's batch-1 ratio cannot exceed
+torch time ÷ onnxruntime floor, so a model whose PyTorch call takes under 3× the onnxruntime floor cannot reach 3×.
+
+    .venv/bin/python benchmarks/call_overhead.py [--run runs/pca] [--threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from typing import Callable
+
+import numpy as np
+import onnxruntime as ort
+import torch
+from onnx import TensorProto, helper
+
+from aetool import bench
+from aetool.runtime import contract, load
+
+
+def median_us(call: Callable[[], object], calls: int = 5000) -> float:
+    for _ in range(500):
+        call()
+    times = []
+    for _ in range(calls):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1e6
+
+
+def identity_session(threads: int) -> ort.InferenceSession:
+    graph = helper.make_graph(
+        [helper.make_node("Identity", [contract.INPUT], [name]) for name in (contract.RECONSTRUCTION, contract.CODE)],
+        "identity", [helper.make_tensor_value_info(contract.INPUT, TensorProto.FLOAT, ["N", 1, 28, 28])],
+        [helper.make_tensor_value_info(name, TensorProto.FLOAT, None)
+         for name in (contract.RECONSTRUCTION, contract.CODE)])
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--run", help="run folder whose model.onnx and checkpoint to time at batch 1 as well")
+    parser.add_argument("--threads", type=int, default=bench.cores())
+    args = parser.parse_args()
+
+    torch.set_num_threads(args.threads)
+    bench.keep_freed_memory()
+    image = np.random.default_rng(0).random((1, 1, 28, 28), dtype=np.float32)
+    session = identity_session(args.threads)
+    identity = torch.nn.Identity()
+    batch = torch.from_numpy(image)
+
+    def torch_identity() -> object:
+        with torch.inference_mode():
+            return identity(batch)
+
+    print(f"{args.threads} threads, onnxruntime {ort.__version__}, torch {torch.__version__}; median µs per call")
+    print(f"floor, a graph that does nothing: onnxruntime {median_us(lambda: session.run(None, {contract.INPUT: image})):.1f}"
+          f", torch {median_us(torch_identity):.1f}")
+    if args.run:
+        model = load(f"{args.run}/model.onnx", threads=args.threads)
+        ort_call = bench.ort_backend(model)(image)
+        torch_call = bench.TorchEager(args.run, args.threads)(image)
+        ort_us, torch_us = median_us(ort_call), median_us(torch_call)
+        print(f"{args.run}: onnxruntime {ort_us:.1f}, torch {torch_us:.1f} ({torch_us / ort_us:.2f}×)")
+
+
+if __name__ == "__main__":
+    main()
