@@ -95,16 +95,17 @@ class FirstStageByWindow(nn.Module):
         padded = F.pad(x, (1, 1, 1, 1))
         at = [F.relu(F.conv2d(padded[:, :, a:, b:], self.enc1.weight, self.enc1.bias, stride=2))
               for a, b in POSITIONS]
-        first = [at[0], torch.maximum(at[0], at[1])]  # maxima of positions 0..p
-        first.append(torch.maximum(first[1], at[2]))
-        rest = [None, None, at[3]]  # maxima of positions p+1..3
-        rest[1] = torch.maximum(at[2], at[3])
-        rest[0] = torch.maximum(at[1], rest[1])
-        pooled = torch.maximum(first[2], at[3])
+        upto = [at[0]]  # upto[p]: maximum of positions 0..p, for p = 0, 1, 2
+        for position in at[1:3]:
+            upto.append(torch.maximum(upto[-1], position))
+        after = [at[3]]  # after[p]: maximum of positions p+1..3, built from p = 2 down
+        for position in (at[2], at[1]):
+            after.insert(0, torch.maximum(position, after[0]))
+        pooled = torch.maximum(upto[2], at[3])
         code, indices = F.max_pool2d(F.relu(self.enc2(pooled)), 2, return_indices=True)
         d = F.relu(self.dec2(F.max_unpool2d(code, indices, 2)))
         n, c, h, w = d.shape
-        reached = [d * (upto >= after) for upto, after in zip(first, rest)] + [d]
+        reached = [d * (low >= high) for low, high in zip(upto, after)] + [d]
         at_first_max = [reached[0]] + [now - before for before, now in zip(reached, reached[1:])]
         out = F.fold(torch.matmul(self.taps, torch.cat(at_first_max, 1).reshape(n, 4 * c, h * w)), (2 * h, 2 * w), 4,
                      stride=2, padding=1)
