@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 from typing import Callable
 
 import numpy as np
@@ -24,15 +23,11 @@ from aetool import bench
 from aetool.runtime import contract, load
 
 
-def median_us(call: Callable[[], object], calls: int = 5000) -> float:
+def median_us(call: Callable[[], object], seconds: float = 1.0) -> float:
+    """Median wall time of ``call`` over about ``seconds``, after 500 warm-up calls."""
     for _ in range(500):
         call()
-    times = []
-    for _ in range(calls):
-        start = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1e6
+    return statistics.median(bench.time_calls(call, seconds, min_calls=3)) * 1e6
 
 
 def identity_session(threads: int) -> ort.InferenceSession:

@@ -25,7 +25,6 @@ import collections
 import dataclasses
 import statistics
 import tempfile
-import time
 from pathlib import Path
 from typing import Callable
 
@@ -36,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from aetool.bench import keep_freed_memory
+from aetool.bench import keep_freed_memory, time_calls
 from aetool.export.onnx_export import model_graph, quiet, to_onnx
 from aetool.export.parity import tie_images
 from aetool.models import build_model
@@ -109,13 +108,7 @@ def session(model: onnx.ModelProto, threads: int, level: str, optimized: Path) -
 def median_ms(run: Callable[[], object], seconds: float) -> float:
     """Median wall time of ``run`` over about ``seconds``, after one warm-up call."""
     run()
-    times: list[float] = []
-    deadline = time.perf_counter() + seconds
-    while time.perf_counter() < deadline or len(times) < 3:
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1e3
+    return statistics.median(time_calls(run, seconds, min_calls=3)) * 1e3
 
 
 def cpu_ticks() -> tuple[int, int, int]:

@@ -32,8 +32,8 @@ from aetool.export.variants import variant_path
 from aetool.models import REGISTRY, get_spec
 from aetool.runtime import load
 from aetool.runtime.evaluate import evaluate
-from aetool.train import TrainConfig, train
 from aetool.runtime.idx import resolve_data_dir
+from aetool.train import TrainConfig, train
 from aetool.train.run import CHECKPOINT, ONNX
 
 OUT = Path(__file__).resolve().parent / "results"

@@ -76,8 +76,7 @@ def decoder_graph(model: nn.Module) -> Graph:
     dynamic: dict[int, Any] = {0: Dim("N")}
     if code.ndim == 4:
         dynamic.update({2: Dim("h4"), 3: Dim("w4")})
-    return Graph(Decoder(for_onnxruntime(model)), torch.rand_like(code), contract.CODE, (contract.RECONSTRUCTION,),
-                 dynamic)
+    return Graph(Decoder(model), torch.rand_like(code), contract.CODE, (contract.RECONSTRUCTION,), dynamic)
 
 
 @contextlib.contextmanager

@@ -1,15 +1,15 @@
 """Export-time stand-ins for what onnxruntime's CPU provider runs slowly; same weights, same results.
 
 The unpooling conv AEs (``conv-unpool``, ``conv-unpool-deconv``) spent most of their onnxruntime time in the first
-pooling stage: ``MaxPool`` with its ``Indices`` output is scalar, branchy code (5.8 of 10.2 ms at batch 256 on
-this CPU, where the same pooling without indices takes 0.5 ms), followed by ``MaxUnpool`` and a 1-output-channel
-conv that the NCHWc kernels pad to 16 channels. ``FirstStageByWindow`` computes that stage with no indices at all,
+pooling stage: ``MaxPool`` with its ``Indices`` output is scalar, branchy code (6.0 of 11.0 ms of kernel time at
+batch 256 on this CPU, benchmarks/op_profile.py), followed by ``MaxUnpool`` and a 1-output-channel conv that the
+NCHWc kernels pad to 16 channels. ``FirstStageByWindow`` computes that stage with no indices at all,
 from ops onnxruntime runs fast (stride-2 convs, elementwise max and compare, one matmul, ``Col2Im``); see its
 docstring. The second, 4× smaller, stage keeps ``MaxPool`` → ``MaxUnpool`` (``unpool.py``). A stride-1
 ``ConvTranspose2d`` also runs as the ``Conv2d`` it equals, which onnxruntime runs about 3× faster.
 
 Only the order of float additions changes; the parity check holds every exported graph to the original model,
-ties included. Measured by benchmarks/export_speed.py.
+ties included. Whole-graph times: benchmarks/export_speed.py.
 """
 
 from __future__ import annotations

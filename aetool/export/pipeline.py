@@ -23,9 +23,8 @@ from aetool.export.parity import (Case, ParityReport, as_images, check_parity, c
 from aetool.export.variants import TestSet, VariantReport
 from aetool.models import get_spec
 from aetool.runtime import contract
-from aetool.runtime.idx import load_split
+from aetool.runtime.idx import load_split, resolve_data_dir
 from aetool.runtime.noise import add_noise
-from aetool.runtime.idx import resolve_data_dir
 from aetool.train.loop import TEST_NOISE_SEED
 from aetool.train.run import ONNX, load_run
 
@@ -175,7 +174,8 @@ def export_run(run_dir: str | Path, out: str | Path | None = None, *, data_dir: 
                echo: Echo = print) -> ExportResult:
     """Export a training run's model, optionally with fp16 and int8 variants beside it.
 
-    ``out`` is the file to write, or a folder to hold ``model.onnx`` (default: the run folder). Model name, architecture, dataset, noise and epochs come from the run's config, the test MSE from its history.
+    ``out`` is the file to write, or a folder to hold ``model.onnx`` (default: the run folder). Model name,
+    architecture, dataset, noise and epochs come from the run's config, the test MSE from its history.
     With ``data_dir`` (MNIST-style IDX files) real test digits join the parity inputs, and each variant's test MSE
     is measured against the fp32 file's; a variant whose MSE rises by more than ``max_mse_rise`` (0.10 = 10 %) is
     refused. Static int8 for conv models calibrates on the first 256 training digits, so it needs ``data_dir``.

@@ -224,9 +224,8 @@ class VariantReport:
     def to_dict(self) -> dict[str, Any]:
         return {"precision": self.precision, "file": self.file, "size_bytes": self.size_bytes,
                 "max_abs_vs_fp32": self.max_abs, "test_set": self.test_set, "test_mse_fp32": self.test_mse_fp32,
-                "test_mse": self.test_mse,
-                "mse_rise": self.mse_rise, "max_mse_rise": self.max_mse_rise, "passed": self.passed,
-                "method": self.method, "ops": self.ops}
+                "test_mse": self.test_mse, "mse_rise": self.mse_rise, "max_mse_rise": self.max_mse_rise,
+                "passed": self.passed, "method": self.method, "ops": self.ops}
 
     def raise_if_failed(self) -> None:
         if not self.passed:
