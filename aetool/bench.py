@@ -105,13 +105,14 @@ def random_images(batch: int, size: tuple[int, int], seed: int = 0) -> np.ndarra
 
 
 def ort_backend(model: Model) -> Backend:
-    """``session.run`` for all outputs on a prepared feed: onnxruntime's time, without our Python around it."""
+    """``session.run`` for the reconstruction on a prepared feed, as ``Model.reconstruct`` calls it: onnxruntime's
+    time, without our Python around it."""
     session = model.session
     dtype = _INPUT_DTYPES[session.get_inputs()[0].type]
 
     def bind(images: np.ndarray) -> Call:
         feed = {contract.INPUT: images.astype(dtype)}
-        return lambda: session.run(None, feed)
+        return lambda: session.run([contract.RECONSTRUCTION], feed)
 
     return bind
 

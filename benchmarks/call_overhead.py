@@ -1,8 +1,9 @@
 """The fixed cost of one call, the floor under every batch-1 latency: onnxruntime against PyTorch eager.
 
-Times a graph that does nothing (``image`` → two ``Identity`` outputs, as an aetool model is called) through
-``InferenceSession.run``, and ``nn.Identity`` under ``inference_mode`` as aetool's benchmark calls PyTorch; then
-the same two call paths on a run's model, if given. A model's batch-1 ratio cannot exceed
+Times a graph that does nothing (``image`` → two ``Identity`` outputs, shaped as an aetool model) through
+``InferenceSession.run`` for the reconstruction, as ``Model.reconstruct`` and ``aetool bench`` call it, and
+``nn.Identity`` under ``inference_mode`` as aetool's benchmark calls PyTorch; then the same two call paths on a
+run's model, if given. A model's batch-1 ratio cannot exceed
 torch time ÷ onnxruntime floor, so a model whose PyTorch call takes under 3× the onnxruntime floor cannot reach 3×.
 
     .venv/bin/python benchmarks/call_overhead.py [--run runs/pca] [--threads 2]
@@ -60,8 +61,8 @@ def main() -> None:
             return identity(batch)
 
     print(f"{args.threads} threads, onnxruntime {ort.__version__}, torch {torch.__version__}; median µs per call")
-    print(f"floor, a graph that does nothing: onnxruntime {median_us(lambda: session.run(None, {contract.INPUT: image})):.1f}"
-          f", torch {median_us(torch_identity):.1f}")
+    floor_us = median_us(lambda: session.run([contract.RECONSTRUCTION], {contract.INPUT: image}))
+    print(f"floor, a graph that does nothing: onnxruntime {floor_us:.1f}, torch {median_us(torch_identity):.1f}")
     if args.run:
         model = load(f"{args.run}/model.onnx", threads=args.threads)
         ort_call = bench.ort_backend(model)(image)

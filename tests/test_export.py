@@ -256,7 +256,25 @@ def test_unpooling_models_export_their_first_stage_without_pooling_indices(name)
     assert "ConvTranspose" not in ops and "Col2Im" in ops
 
 
-@pytest.mark.parametrize("name", ["conv-deconv", "ae64", "pca"])
+def test_pca_exports_its_encoder_as_one_gemm_with_the_mean_in_the_bias():
+    from aetool.export.onnx_export import model_graph
+    from aetool.export.ort_layers import PCAAsGemms, for_onnxruntime
+
+    torch.manual_seed(0)
+    model = build_model("pca").eval()
+    model.fit(torch.rand(200, 1, 28, 28))
+    fast = for_onnxruntime(model)
+    assert isinstance(fast, PCAAsGemms) and fast.pca is not model
+    x = torch.rand(5, 1, 28, 28)
+    with torch.no_grad():
+        want, got = model(x), fast(x)
+    torch.testing.assert_close(got[1], want[1], rtol=0, atol=1e-5)
+    torch.testing.assert_close(got[0], want[0], rtol=0, atol=1e-6)
+    ops = [node.op_type for node in to_onnx(model_graph(model)).graph.node]
+    assert "Sub" not in ops and ops.count("Gemm") == 1
+
+
+@pytest.mark.parametrize("name", ["conv-deconv", "ae64", "deep"])
 def test_models_without_unpooling_export_as_they_are(name):
     from aetool.export.ort_layers import for_onnxruntime
 

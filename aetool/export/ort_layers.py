@@ -8,6 +8,10 @@ from ops onnxruntime runs fast (stride-2 convs, elementwise max and compare, one
 docstring. The second, 4× smaller, stage keeps ``MaxPool`` → ``MaxUnpool`` (``unpool.py``). A stride-1
 ``ConvTranspose2d`` also runs as the ``Conv2d`` it equals, which onnxruntime runs about 3× faster.
 
+PCA's encoder ``(x − mean) @ basisᵀ`` runs as one ``Gemm`` with the mean folded into its bias (``PCAAsGemms``):
+onnxruntime fuses ``MatMul`` + ``Add`` into ``Gemm`` but runs the ``Sub`` before it as a pass of its own over the
+input (fp32 batch 256 about 25% faster, batch 1 0.3 µs faster on this CPU).
+
 Only the order of float additions changes; the parity check holds every exported graph to the original model,
 ties included. Whole-graph times: benchmarks/export_speed.py.
 """
@@ -21,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from aetool.models.conv import ConvAE
+from aetool.models.dense import PCA
 
 # Window positions p = 2a + b of a 2×2 pooling window, row-major: PyTorch keeps the first maximum in this order.
 POSITIONS = ((0, 0), (0, 1), (1, 0), (1, 1))
@@ -112,8 +117,26 @@ class FirstStageByWindow(nn.Module):
         return torch.sigmoid(out + self.last_bias), code
 
 
+class PCAAsGemms(nn.Module):
+    """A ``PCA`` whose encoder is one affine map: ``code = x @ basisᵀ + code_bias``, ``code_bias = −mean @ basisᵀ``.
+
+    The bias is computed in float64 and rounded once, so the code differs from PCA's by float32 rounding only.
+    """
+
+    def __init__(self, pca: PCA) -> None:
+        super().__init__()
+        self.pca = pca
+        self.register_buffer("code_bias", -(pca.mean.double() @ pca.basis.double().T).float())
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        code = F.linear(x.flatten(1), self.pca.basis, self.code_bias)
+        return self.pca.decode(code), code
+
+
 def for_onnxruntime(model: nn.Module) -> nn.Module:
-    """What to export for ``model``: a stand-in for an unpooling ConvAE, else ``model`` itself."""
+    """What to export for ``model``: a stand-in for an unpooling ConvAE or a PCA, else ``model`` itself."""
     if isinstance(model, ConvAE) and model.uses_indices:
         return FirstStageByWindow(copy.deepcopy(model))
+    if isinstance(model, PCA):
+        return PCAAsGemms(copy.deepcopy(model))
     return model

@@ -231,7 +231,8 @@ class Model:
         except ort_errors() as err:
             raise ModelFileError(f"{self.path.name} failed on a batch of shape {batch.shape}: "
                                  f"{_first_line(err)}") from None
-        return np.concatenate(parts).astype(np.float32, copy=False)
+        joined = parts[0] if len(parts) == 1 else np.concatenate(parts)
+        return joined.astype(np.float32, copy=False)
 
 
 def load(model: str | Path, providers: Sequence[str] | None = None, threads: int | None = None) -> Model:
