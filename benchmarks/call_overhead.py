@@ -3,7 +3,7 @@
 Times a graph that does nothing (``image`` → two ``Identity`` outputs, shaped as an aetool model) through
 ``InferenceSession.run`` for the reconstruction, as ``Model.reconstruct`` and ``aetool bench`` call it, and
 ``nn.Identity`` under ``inference_mode`` as aetool's benchmark calls PyTorch; then the same two call paths on a
-run's model, if given. A model's batch-1 ratio cannot exceed
+run's model, if given. A chain of 9 ``Relu`` nodes against one gives the cost of each node beyond the first. A model's batch-1 ratio cannot exceed
 torch time ÷ onnxruntime floor, so a model whose PyTorch call takes under 3× the onnxruntime floor cannot reach 3×.
 
     .venv/bin/python benchmarks/call_overhead.py [--run runs/pca] [--threads 2]
@@ -43,6 +43,20 @@ def identity_session(threads: int) -> ort.InferenceSession:
     return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
 
 
+def relu_chain_session(nodes: int, threads: int) -> ort.InferenceSession:
+    """``image`` → ``nodes`` Relu nodes in a row → ``reconstruction``, kept as they are (no graph optimizations)."""
+    names = [contract.INPUT, *(f"relu{i}" for i in range(nodes - 1)), contract.RECONSTRUCTION]
+    graph = helper.make_graph(
+        [helper.make_node("Relu", [a], [b]) for a, b in zip(names, names[1:])], "relu_chain",
+        [helper.make_tensor_value_info(contract.INPUT, TensorProto.FLOAT, ["N", 1, 28, 28])],
+        [helper.make_tensor_value_info(contract.RECONSTRUCTION, TensorProto.FLOAT, None)])
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", help="run folder whose model.onnx and checkpoint to time at batch 1 as well")
@@ -63,6 +77,10 @@ def main() -> None:
     print(f"{args.threads} threads, onnxruntime {ort.__version__}, torch {torch.__version__}; median µs per call")
     floor_us = median_us(lambda: session.run([contract.RECONSTRUCTION], {contract.INPUT: image}))
     print(f"floor, a graph that does nothing: onnxruntime {floor_us:.1f}, torch {median_us(torch_identity):.1f}")
+    feed = {contract.INPUT: image}
+    one, nine = (relu_chain_session(nodes, args.threads) for nodes in (1, 9))
+    per_node = (median_us(lambda: nine.run(None, feed)) - median_us(lambda: one.run(None, feed))) / 8
+    print(f"each node beyond the first (a chain of 9 Relu against 1): onnxruntime {per_node:.2f}")
     if args.run:
         model = load(f"{args.run}/model.onnx", threads=args.threads)
         ort_call = bench.ort_backend(model)(image)
