@@ -3,8 +3,9 @@
 Times a graph that does nothing (``image`` → two ``Identity`` outputs, shaped as an aetool model) through
 ``InferenceSession.run`` for the reconstruction, as ``Model.reconstruct`` and ``aetool bench`` call it, and
 ``nn.Identity`` under ``inference_mode`` as aetool's benchmark calls PyTorch; then the same two call paths on a
-run's model, if given. A chain of 9 ``Relu`` nodes against one gives the cost of each node beyond the first. A model's batch-1 ratio cannot exceed
-torch time ÷ onnxruntime floor, so a model whose PyTorch call takes under 3× the onnxruntime floor cannot reach 3×.
+run's model, if given. A chain of 9 ``Relu`` nodes against one gives the cost of each node beyond the first. A
+model's batch-1 ratio cannot exceed torch time ÷ onnxruntime floor, so a model whose PyTorch call takes under 3×
+the onnxruntime floor cannot reach 3×.
 
     .venv/bin/python benchmarks/call_overhead.py [--run runs/pca] [--threads 2]
 """
@@ -16,6 +17,7 @@ import statistics
 from typing import Callable
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 import torch
 from onnx import TensorProto, helper
@@ -37,10 +39,7 @@ def identity_session(threads: int) -> ort.InferenceSession:
         "identity", [helper.make_tensor_value_info(contract.INPUT, TensorProto.FLOAT, ["N", 1, 28, 28])],
         [helper.make_tensor_value_info(name, TensorProto.FLOAT, None)
          for name in (contract.RECONSTRUCTION, contract.CODE)])
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
-    return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    return cpu_session(graph, threads)
 
 
 def relu_chain_session(nodes: int, threads: int) -> ort.InferenceSession:
@@ -50,9 +49,14 @@ def relu_chain_session(nodes: int, threads: int) -> ort.InferenceSession:
         [helper.make_node("Relu", [a], [b]) for a, b in zip(names, names[1:])], "relu_chain",
         [helper.make_tensor_value_info(contract.INPUT, TensorProto.FLOAT, ["N", 1, 28, 28])],
         [helper.make_tensor_value_info(contract.RECONSTRUCTION, TensorProto.FLOAT, None)])
+    return cpu_session(graph, threads, optimize=False)
+
+
+def cpu_session(graph: onnx.GraphProto, threads: int, optimize: bool = True) -> ort.InferenceSession:
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    if not optimize:
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
     return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
 
