@@ -405,8 +405,6 @@ def export_command(
                             atol=atol, echo=note)
         if as_json:
             typer.echo(json.dumps(result.to_dict()))
-        for path in result.paths:
-            note(f"wrote {path}")
 
 
 @app.command()

@@ -77,3 +77,32 @@ def test_report_command_reports_a_missing_data_folder_in_one_line(tmp_path):
     assert result.exit_code == 2
     assert "does not exist; expected the four IDX files" in result.output
     assert "Traceback" not in result.output and not (tmp_path / "report" / "index.html").exists()
+
+
+@pytest.fixture(scope="module")
+def trained_run(data_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "ae64"
+    result = runner.invoke(app, ["train", "ae64", "--epochs", "1", "--data-dir", str(data_dir), "--out", str(out),
+                                 "--quiet", "--no-export"])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_export_command_writes_verified_files_and_reports_them_once(trained_run, data_dir, tmp_path):
+    target = tmp_path / "ae64.onnx"
+    result = runner.invoke(app, ["export", str(trained_run), "-o", str(target), "--int8", "--data-dir",
+                                 str(data_dir), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    written = [tmp_path / "ae64.onnx", tmp_path / "ae64.decoder.onnx", tmp_path / "ae64.int8.onnx"]
+    assert report["paths"] == [str(p) for p in written] and all(p.is_file() for p in written)
+    assert report["parity"]["passed"] and report["variants"][0]["precision"] == "int8"
+    assert result.stderr.count("wrote ") == 1
+
+
+def test_export_command_refusals_exit_2_with_the_reason_and_write_nothing(trained_run, tmp_path):
+    missing = runner.invoke(app, ["export", str(tmp_path / "no-run")])
+    assert missing.exit_code == 2 and len(missing.stderr.strip().splitlines()) == 1
+    strict = runner.invoke(app, ["export", str(trained_run), "-o", str(tmp_path / "strict.onnx"), "--atol", "1e-12"])
+    assert strict.exit_code == 2 and "disagrees with PyTorch" in strict.stderr
+    assert "Traceback" not in missing.output + strict.output and not list(tmp_path.glob("*.onnx"))
