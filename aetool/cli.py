@@ -12,7 +12,7 @@ import sys
 import time
 import warnings
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from enum import Enum
 from itertools import chain
 from pathlib import Path
@@ -61,6 +61,11 @@ def reporting() -> Iterator[None]:
             yield
         except AetoolError as err:
             fail(str(err), err.exit_code)
+        except OSError as err:  # a file or folder the user named cannot be written or read
+            where = f": {err.filename}" if err.filename else ""
+            fail(f"{err.strerror or err}{where}")
+        except KeyboardInterrupt:
+            fail("interrupted", 130)
 
 
 # ---- options shared by the image commands ----
@@ -127,7 +132,7 @@ def add_noise(inputs: Inputs, output: Output = None,
               level: Annotated[float, typer.Option(min=0, help="Noise level: Gaussian std, or the fraction of "
                                                                "pixels hit.")] = 0.5,
               kind: Annotated[NoiseKind, typer.Option(help="Noise kind.")] = NoiseKind.gaussian,
-              seed: Annotated[int | None, typer.Option(help="Random seed, for the same noise every run.",
+              seed: Annotated[int | None, typer.Option(min=0, help="Random seed, for the same noise every run.",
                                                           show_default=False)] = None,
               recursive: Recursive = False, fmt: Format = None, side_by_side: SideBySide = False,
               invert: Invert = None, force: Force = False, as_json: Json = False) -> None:
@@ -224,7 +229,7 @@ def evaluate(model: ModelOption = "denoise",
                  help="Noise kind. Default: the model's, else gaussian.", show_default=False)] = None,
              limit: Annotated[int | None, typer.Option(min=1, help="Score only the first N test images.",
                                                           show_default=False)] = None,
-             seed: Annotated[int, typer.Option(help="Seed of the input noise.")] = 0,
+             seed: Annotated[int, typer.Option(min=0, help="Seed of the input noise.")] = 0,
              as_json: Json = False, provider: Providers = None, threads: Threads = None) -> None:
     """Test-set MSE of a model with onnxruntime alone (no torch)."""
     with reporting():
@@ -322,7 +327,8 @@ def _need_train_extra(command: str) -> None:
     import importlib.util
 
     if importlib.util.find_spec("torch") is None:
-        fail(f"aetool {command} needs PyTorch: pip install 'aetool[train]'")
+        fail(f"aetool {command} needs PyTorch: install the train extra, see the README (pip install '.[train]' "
+             "in a clone)")
 
 
 @app.command()
@@ -341,7 +347,7 @@ def train(
                                                 show_default=False)] = None,
     noise_kind: Annotated[NoiseKind, typer.Option(help="Kind of training noise.")] = NoiseKind.gaussian,
     components: Annotated[int | None, typer.Option(help="PCA components (default: 30).", show_default=False)] = None,
-    seed: Annotated[int, typer.Option(help="Seed of weights, batch order and noise.")] = 0,
+    seed: Annotated[int, typer.Option(min=0, help="Seed of weights, batch order and noise.")] = 0,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     dataset: Annotated[str, typer.Option(help="mnist or fashion-mnist.")] = "mnist",
     data_dir: DataDir = None,
@@ -366,11 +372,15 @@ def train(
                 data_dir=data_dir, limit=limit, out=out)
         except (KeyError, ValueError) as err:
             fail(str(err).strip("'\""))
+        run_dir = Path(out or Path("runs") / model)
         try:
             result = run_training(config, resume=resume, force=force, progress=not quiet, echo=note)
         except KeyboardInterrupt:
-            fail(f"interrupted; the last complete epoch is saved in {out or 'runs/' + model}; "
-                 "continue with --resume", 130)
+            if (run_dir / "checkpoint.pt").is_file():
+                fail(f"interrupted; the last complete epoch is saved in {run_dir}; continue with --resume", 130)
+            with suppress(OSError):
+                run_dir.rmdir()  # only if empty: the folder this run made and never wrote to
+            fail("interrupted before the first epoch ended; nothing was saved", 130)
         if not result.is_main:
             return
         note(f"{model}: test MSE {result.test_mse:.5f} after {result.history[-1]['epoch']} epochs "
@@ -378,7 +388,11 @@ def train(
         if export:
             from aetool.export import export_run
 
-            export_run(result.run_dir, data_dir=config.data_dir, echo=note)
+            try:
+                export_run(result.run_dir, data_dir=config.data_dir, echo=note)
+            except KeyboardInterrupt:
+                fail(f"interrupted while exporting; the run is complete, export it with: aetool export "
+                     f"{result.run_dir}", 130)
 
 
 @app.command("export")
@@ -459,7 +473,7 @@ def report(
                                               metavar="DIR", show_default=False)] = None,
     data_dir: DataDir = None,
     quick: Annotated[bool, typer.Option(help="A minute-long demo: few epochs and samples, every section.")] = False,
-    epochs: Annotated[int | None, typer.Option(help="Epochs for models trained now (default: each model's).",
+    epochs: Annotated[int | None, typer.Option(min=1, help="Epochs for models trained now (default: each model's).",
                                                show_default=False)] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
@@ -474,5 +488,17 @@ def report(
 
 
 def main() -> None:
-    """Entry point of the ``aetool`` script and of ``python -m aetool``."""
-    app()
+    """Entry point of the ``aetool`` script and of ``python -m aetool``: a usage error is one line too, exit 2."""
+    try:
+        code = app(standalone_mode=False)
+    except Exception as err:  # the parser's usage errors carry a message and an exit code
+        if not (hasattr(err, "format_message") and isinstance(getattr(err, "exit_code", None), int)):
+            raise
+        if type(err).__name__ == "NoArgsIsHelpError":  # plain `aetool`: the help, as Typer shows it
+            err.show()
+            sys.exit(err.exit_code)
+        context = getattr(err, "ctx", None)
+        hint = f" (see {context.command_path} --help)" if context is not None else ""
+        error(f"{err.format_message()}{hint}")
+        sys.exit(err.exit_code)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -117,8 +117,8 @@ def test_bench_runs_without_torch_and_says_compare_torch_needs_it(toy_dir, tmp_p
     assert json.loads(done.stdout)["flops_per_image"] is None  # counting needs onnx, the train extra
     done = aetool("--model", str(toy_dir / "dense.onnx"), "--compare-torch", str(tmp_path), *FAST)
     assert done.returncode == 2 and done.stdout == ""
-    assert done.stderr.strip() == ("aetool: error: aetool bench --compare-torch needs PyTorch: "
-                                   "pip install 'aetool[train]'")
+    assert done.stderr.strip() == ("aetool: error: aetool bench --compare-torch needs PyTorch: install the train "
+                                   "extra, see the README (pip install '.[train]' in a clone)")
 
 
 def test_timing_statistics():

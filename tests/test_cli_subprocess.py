@@ -117,3 +117,22 @@ def test_json_records_stream_while_the_batch_runs(tmp_path, env):
     process.wait(timeout=120)
     assert process.returncode == 0 and first.startswith(b'{"path": "digits/000.png"')
     assert unfinished and len(rest.splitlines()) == 199
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("add-noise", "in.png", "--level", "-1"), "aetool: error: Invalid value for '--level'"),
+    (("evaluate", "--limit", "0"), "aetool: error: Invalid value for '--limit'"),
+    (("denoise",), "aetool: error: Missing argument 'IMAGES'"),
+    (("reconstruct", "in.png", "--bogus"), "aetool: error: No such option: --bogus"),
+])
+def test_a_usage_error_is_one_line_exit_2(tmp_path, env, args, message):
+    done = run_aetool(*args, cwd=tmp_path, env=env)
+    lines = done.stderr.decode().strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1 and lines[0].startswith(message), lines
+    assert "--help" in lines[0]
+
+
+def test_no_arguments_show_the_help(tmp_path, env):
+    done = run_aetool(cwd=tmp_path, env=env)
+    shown = done.stdout.decode() + done.stderr.decode()
+    assert done.returncode == 2 and "Usage:" in shown and "--help" in shown and "Traceback" not in shown

@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import shutil
 from datetime import datetime
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from aetool.export.onnx_export import Graph, has_decoder, to_onnx  # noqa: E402
 from aetool.models import REGISTRY, build_model, get_spec  # noqa: E402
 from aetool.runtime import contract  # noqa: E402
 from aetool.runtime.model import parse_metadata  # noqa: E402
-from aetool.train import TrainConfig, train  # noqa: E402
+from aetool.train import TrainConfig, load_run, train  # noqa: E402
 
 SHARED_MNIST = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "mnist"
 
@@ -217,10 +218,25 @@ def test_variant_that_loses_too_much_accuracy_is_refused_with_nothing_written(da
     assert sorted(p.name for p in run.iterdir()) == before
 
 
-def test_int8_conv_needs_calibration_digits(data_dir, tmp_path):
-    run = trained_run("conv-deconv", data_dir, tmp_path / "run")
-    with pytest.raises(AetoolError, match="calibrated on training digits"):
-        export_run(run, int8=True, echo=lambda line: None)
+@pytest.mark.parametrize("name", ["ae64", "conv-deconv"])
+def test_variants_use_the_runs_own_data_folder_and_are_refused_without_test_digits(name, data_dir, tmp_path,
+                                                                                    monkeypatch):
+    monkeypatch.delenv("AETOOL_DATA_DIR", raising=False)
+    own_data = shutil.copytree(data_dir, tmp_path / "data")
+    run = trained_run(name, own_data, tmp_path / "run")
+    result = export_run(run, int8=True, echo=lambda line: None)
+    assert result.variants[0].test_mse is not None  # measured on the digits the run was trained with
+    shutil.rmtree(own_data)
+    with pytest.raises(AetoolError, match="checked on test digits"):
+        export_run(run, run / "again.onnx", int8=True, echo=lambda line: None)
+    assert not (run / "again.onnx").exists()
+
+
+def test_an_export_target_must_be_an_onnx_file(data_dir, tmp_path):
+    run = trained_run("ae64", data_dir, tmp_path / "run")
+    with pytest.raises(AetoolError, match="must end in .onnx"):
+        export_run(run, run / "checkpoint.pt", echo=lambda line: None)
+    assert load_run(run).epoch == 1  # the checkpoint is still a checkpoint
 
 
 def test_real_digits_join_the_parity_inputs(tmp_path):

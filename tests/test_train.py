@@ -21,8 +21,8 @@ def data_dir(tmp_path_factory):
 
 
 def config(name, data_dir, **overrides):
-    return TrainConfig.for_model(name, data_dir=str(data_dir), device="cpu", **{"epochs": 3, "batch_size": 32,
-                                                                                **overrides})
+    short = {"batch_size": 32} if name == "pca" else {"epochs": 3, "batch_size": 32}  # PCA is fitted, not trained
+    return TrainConfig.for_model(name, data_dir=str(data_dir), device="cpu", **{**short, **overrides})
 
 
 def weights(model):
@@ -116,6 +116,61 @@ def test_bad_settings_are_refused():
         TrainConfig.for_model("ae64", components=3)
     with pytest.raises(ValueError, match="unknown training settings"):
         TrainConfig.for_model("ae64", momentum=0.9)
+
+
+@pytest.mark.parametrize(("name", "settings", "message"), [
+    ("ae64", {"epochs": 0}, "--epochs must be at least 1"),
+    ("ae64", {"lr": 0.0}, "--lr must be a positive number"),
+    ("ae64", {"lr": float("nan")}, "--lr must be a positive number"),
+    ("ae64", {"limit": 0}, "--limit must be at least 1"),
+    ("ae64", {"seed": -1}, "--seed must be at least 0"),
+    ("ae64", {"l1": -1.0}, "--l1 must be 0 or more"),
+    ("ae64", {"noise": -0.1}, "--noise must be 0 or more"),
+    ("ae64", {"noise": 1.5, "noise_kind": "salt-pepper"}, "fraction of pixels"),
+    ("pca", {"components": 0}, "--components must be at least 1"),
+    ("pca", {"components": 785}, "at most 784"),
+    ("pca", {"noise": 0.5, "epochs": 3}, "--epochs, --noise does not apply to pca"),
+])
+def test_values_that_cannot_train_are_refused(name, settings, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig.for_model(name, **settings)
+
+
+def test_resume_keeps_the_runs_own_settings(data_dir, tmp_path):
+    train(config("ae64", data_dir, epochs=1), run_dir=tmp_path, progress=False)
+    with pytest.raises(AetoolError, match=r"trained with epochs 1 \(now 2\), lr 0\.001 \(now 0\.01\)"):
+        train(config("ae64", data_dir, epochs=2, lr=0.01), run_dir=tmp_path, resume=True, progress=False)
+    with pytest.raises(AetoolError, match="choose one"):
+        train(config("ae64", data_dir, epochs=1), run_dir=tmp_path, resume=True, force=True, progress=False)
+    assert load_run(tmp_path).epoch == 1
+
+
+def test_starting_over_removes_what_the_old_run_left(data_dir, tmp_path):
+    train(config("ae64", data_dir, epochs=1), run_dir=tmp_path, progress=False)
+    stale = [tmp_path / name for name in ("model.onnx", "model.decoder.onnx", "model.int8.onnx")]
+    for path in stale:
+        path.write_bytes(b"old export")
+    (tmp_path / "notes.txt").write_text("mine")
+    train(config("ae128", data_dir, epochs=1), run_dir=tmp_path, progress=False, force=True)
+    assert not any(path.exists() for path in stale) and (tmp_path / "notes.txt").is_file()
+    assert load_run(tmp_path).config.model == "ae128"
+
+
+def test_a_data_error_leaves_no_run_folder(tmp_path):
+    with pytest.raises(DataError):
+        train(config("ae64", tmp_path / "nowhere"), run_dir=tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_foreign_checkpoint_or_broken_metrics_is_one_clear_error(data_dir, tmp_path):
+    (tmp_path / "text").mkdir()
+    (tmp_path / "text" / "checkpoint.pt").write_text("hello\n")
+    with pytest.raises(AetoolError, match="not a readable checkpoint"):
+        load_run(tmp_path / "text")
+    train(config("ae64", data_dir, epochs=1), run_dir=tmp_path / "run", progress=False)
+    (tmp_path / "run" / "metrics.json").write_text("{bad")
+    with pytest.raises(AetoolError, match="metrics.json is not readable JSON"):
+        load_run(tmp_path / "run")
 
 
 @pytest.mark.skipif(not SHARED_MNIST.is_dir(), reason="needs ../shared/data/mnist (the real MNIST files)")

@@ -106,3 +106,19 @@ def test_export_command_refusals_exit_2_with_the_reason_and_write_nothing(traine
     strict = runner.invoke(app, ["export", str(trained_run), "-o", str(tmp_path / "strict.onnx"), "--atol", "1e-12"])
     assert strict.exit_code == 2 and "disagrees with PyTorch" in strict.stderr
     assert "Traceback" not in missing.output + strict.output and not list(tmp_path.glob("*.onnx"))
+
+
+def test_write_errors_and_a_file_as_run_folder_are_one_line_exit_2(trained_run, data_dir, tmp_path, monkeypatch):
+    from aetool.export import pipeline
+
+    def refuse(files):
+        raise PermissionError(13, "Permission denied", str(tmp_path / "x.onnx"))
+
+    monkeypatch.setattr(pipeline, "_write_all", refuse)
+    result = runner.invoke(app, ["export", str(trained_run), "-o", str(tmp_path / "x.onnx")])
+    assert result.exit_code == 2 and f"error: Permission denied: {tmp_path / 'x.onnx'}" in result.stderr
+    (tmp_path / "afile").write_text("mine")
+    result = runner.invoke(app, ["train", "ae64", "--out", str(tmp_path / "afile"), "--data-dir", str(data_dir),
+                                 "--quiet", "--no-export"])
+    assert result.exit_code == 2 and "it is a file" in result.stderr
+    assert "Traceback" not in result.output and (tmp_path / "afile").read_text() == "mine"

@@ -113,6 +113,8 @@ def _export(model: nn.Module, path: Path, facts: metadata.ModelFacts, *, test_im
     """Model graph, decoder graph and variants of a CPU model in eval mode, each verified before any is written."""
     if path.is_dir():
         raise AetoolError(f"cannot export to {path}: it is a folder; name the file, e.g. {path / 'model.onnx'}")
+    if path.suffix != ".onnx":
+        raise AetoolError(f"cannot export to {path}: the file name must end in .onnx")
     if not path.parent.is_dir():
         raise AetoolError(f"cannot export to {path}: folder {path.parent} does not exist")
     images = None if test_images is None else as_images(test_images)
@@ -178,13 +180,20 @@ def export_run(run_dir: str | Path, out: str | Path | None = None, *, data_dir: 
     architecture, dataset, noise and epochs come from the run's config, the test MSE from its history.
     With ``data_dir`` (MNIST-style IDX files) real test digits join the parity inputs, and each variant's test MSE
     is measured against the fp32 file's; a variant whose MSE rises by more than ``max_mse_rise`` (0.10 = 10 %) is
-    refused. Static int8 for conv models calibrates on the first 256 training digits, so it needs ``data_dir``.
+    refused. Static int8 for conv models calibrates on the first 256 training digits. Without ``data_dir`` (or
+    ``$AETOOL_DATA_DIR``) the folder the run was trained on is used if it is still there; variants are refused
+    when no test digits can be found, since their MSE could not be checked.
     """
     run = load_run(run_dir)
     data_dir = resolve_data_dir(data_dir, run.config.dataset)  # --data-dir or $AETOOL_DATA_DIR, per dataset
+    trained_on = resolve_data_dir(run.config.data_dir, run.config.dataset) if run.config.data_dir else None
+    if data_dir is None and trained_on is not None and trained_on.is_dir():
+        data_dir = trained_on
     precisions = tuple(p for p, wanted in (("fp16", fp16), ("int8", int8)) if wanted)
-    if int8 and is_conv(run.model) and data_dir is None:
-        raise AetoolError("int8 for conv models is calibrated on training digits: give the data folder (data_dir)")
+    if precisions and data_dir is None:
+        raise AetoolError(f"{' and '.join(precisions)} files are checked on test digits (int8 conv files also "
+                          "calibrated on training digits): give the MNIST folder with --data-dir or "
+                          "$AETOOL_DATA_DIR")
     test_images = calibration = None
     if data_dir is not None:
         test_images = load_split(data_dir, "test")[0]

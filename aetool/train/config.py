@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from aetool.models import get_spec
+from aetool.models.dense import PIXELS
 from aetool.runtime.noise import NOISE_KINDS
 
 DATASETS = ("mnist", "fashion-mnist")
@@ -39,11 +41,29 @@ class TrainConfig:
             raise ValueError(f"unknown noise kind {self.noise_kind!r}; choose one of {', '.join(NOISE_KINDS)}")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             raise ValueError(f"unknown device {self.device!r}; choose auto, cpu or cuda")
-        for name in ("epochs", "batch_size"):
-            if getattr(self, name) < (0 if name == "epochs" else 1):
-                raise ValueError(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
-        if self.components is not None and get_spec(self.model).kind != "pca":
+        if get_spec(self.model).kind == "pca":
+            unused = [f"--{name}" for name in ("epochs", "l1", "noise") if getattr(self, name)]
+            if unused:
+                raise ValueError(f"{', '.join(unused)} does not apply to pca: it is fitted in closed form on clean "
+                                 "images")
+        elif self.epochs < 1:
+            raise ValueError(f"--epochs must be at least 1, got {self.epochs}")
+        elif self.components is not None:
             raise ValueError("--components applies to the pca model only")
+        at_least = {"batch_size": 1, "seed": 0, "limit": 1, "components": 1}
+        for name, low in at_least.items():
+            value = getattr(self, name)
+            if value is not None and value < low:
+                raise ValueError(f"--{name.replace('_', '-')} must be at least {low}, got {value}")
+        if self.components is not None and self.components > PIXELS:
+            raise ValueError(f"--components must be at most {PIXELS} (the pixels of an image), got {self.components}")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"--lr must be a positive number, got {self.lr}")
+        for name in ("l1", "noise"):
+            if not (math.isfinite(getattr(self, name)) and getattr(self, name) >= 0):
+                raise ValueError(f"--{name} must be 0 or more, got {getattr(self, name)}")
+        if self.noise_kind != "gaussian" and self.noise > 1:
+            raise ValueError(f"--noise is the fraction of pixels for {self.noise_kind} noise: 0 to 1, got {self.noise}")
 
     @property
     def arch(self) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from aetool.models import PCA, build_model
 from aetool.runtime.noise import add_noise
 from aetool.train.config import TrainConfig
 from aetool.train.data import load_images, to_float
-from aetool.train.run import CHECKPOINT, METRICS, load_checkpoint, read_metrics, save_checkpoint, write_atomic
+from aetool.train.run import CHECKPOINT, METRICS, ONNX, load_checkpoint, read_metrics, save_checkpoint, write_atomic
 
 EVAL_BATCH = 256  # conv activations of 1000 images (50 MB) page-fault on every batch: 2.2 s vs 0.86 s per pass
 WARMUP_STEPS = 100
@@ -158,6 +158,27 @@ def _fit_pca(model: PCA, train_x: torch.Tensor, test_x: torch.Tensor, config: Tr
     return [record]
 
 
+RESUMED_SETTINGS = ("model", "epochs", "batch_size", "lr", "loss", "l1", "noise", "noise_kind", "components", "seed",
+                    "dataset", "limit")  # what must match for a resumed run to end at the uninterrupted run's weights
+
+
+def _check_resumable(run_dir: Path, stored: dict[str, Any], config: TrainConfig) -> None:
+    """Refuse to resume a run under other settings: its batches, noise and learning-rate schedule would change."""
+    wanted = config.to_dict()
+    changed = [f"{key} {stored.get(key)!r} (now {wanted[key]!r})" for key in RESUMED_SETTINGS
+               if stored.get(key) != wanted[key]]
+    if changed:
+        raise AetoolError(f"{run_dir} was trained with {', '.join(changed)}; resume it with its own settings, "
+                          "or start over with --force")
+
+
+def _remove_run_files(run_dir: Path) -> None:
+    """What an earlier run left in ``run_dir`` (checkpoint, metrics, exported graphs), before starting over."""
+    stem = ONNX.removesuffix(".onnx")
+    for name in [CHECKPOINT, METRICS, *(f"{stem}{part}.onnx" for part in ("", ".decoder", ".int8", ".fp16"))]:
+        (run_dir / name).unlink(missing_ok=True)
+
+
 def train(config: TrainConfig, *, run_dir: str | Path | None = None, resume: bool = False, force: bool = False,
           progress: bool = True, echo: Callable[[str], None] = print) -> TrainResult:
     """Train ``config.model`` and write checkpoint + metrics.json to ``run_dir`` after every epoch."""
@@ -166,13 +187,22 @@ def train(config: TrainConfig, *, run_dir: str | Path | None = None, resume: boo
                               ("cuda" if torch.cuda.is_available() else "cpu"))
     device = pick_device(config.device, place.local_rank)
     run_dir = Path(run_dir or config.out or Path("runs") / config.model)
-    if place.is_main:
-        if (run_dir / CHECKPOINT).exists() and not (resume or force):
-            raise AetoolError(f"{run_dir} already holds a run; pass --resume to continue it or --force to start over")
-        run_dir.mkdir(parents=True, exist_ok=True)
+    if resume and force:
+        raise AetoolError("--resume continues the run and --force starts it over: choose one")
+    if place.is_main and (run_dir / CHECKPOINT).exists() and not (resume or force):
+        raise AetoolError(f"{run_dir} already holds a run; pass --resume to continue it or --force to start over")
+    stored = load_checkpoint(run_dir / CHECKPOINT) if resume and (run_dir / CHECKPOINT).exists() else None
+    if stored is not None:
+        _check_resumable(run_dir, stored["config"], config)
 
     train_x = load_images(config.dataset, "train", config.data_dir)[: config.limit]
     test_x = load_images(config.dataset, "test", config.data_dir)[: config.limit]
+    if place.is_main:
+        if run_dir.exists() and not run_dir.is_dir():
+            raise AetoolError(f"cannot use {run_dir} as the run folder: it is a file")
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if force:
+            _remove_run_files(run_dir)
     torch.manual_seed(config.seed)
     model = build_model(config.model, **config.arch)
     if isinstance(model, PCA):
@@ -183,13 +213,10 @@ def train(config: TrainConfig, *, run_dir: str | Path | None = None, resume: boo
     model.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     start_epoch, history = 0, []
-    if resume and (run_dir / CHECKPOINT).exists():
-        state = load_checkpoint(run_dir / CHECKPOINT)
-        if state["config"]["model"] != config.model:
-            raise AetoolError(f"{run_dir} holds a {state['config']['model']} run, not {config.model}")
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        start_epoch = int(state["epoch"])
+    if stored is not None:
+        model.load_state_dict(stored["model"])
+        optimizer.load_state_dict(stored["optimizer"])
+        start_epoch = int(stored["epoch"])
         history = [r for r in read_metrics(run_dir)["history"] if r["epoch"] <= start_epoch]
         echo(f"resuming {run_dir} after epoch {start_epoch}")
     net = nn.parallel.DistributedDataParallel(model) if place.world > 1 else model

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,7 +49,7 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
         raise AetoolError(f"no checkpoint at {path}")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, zipfile.BadZipFile, EOFError, OSError) as err:
+    except Exception as err:  # torch.load raises many kinds on foreign bytes (KeyError on a text file)
         first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise AetoolError(f"{path} is not a readable checkpoint: {first_line}") from None
     if not isinstance(state, dict) or not {"model", "config", "epoch"} <= state.keys():
@@ -78,7 +76,13 @@ def read_metrics(run_dir: Path) -> dict[str, Any]:
     path = run_dir / METRICS
     if not path.is_file():
         return {"history": []}
-    return json.loads(path.read_text())
+    try:
+        metrics = json.loads(path.read_text())
+    except (ValueError, OSError) as err:
+        raise AetoolError(f"{path} is not readable JSON: {err}") from None
+    if not isinstance(metrics, dict) or not isinstance(metrics.get("history", []), list):
+        raise AetoolError(f"{path} is not an aetool metrics file (it needs a \"history\" list)")
+    return metrics
 
 
 def load_run(run_dir: str | Path) -> Run:
