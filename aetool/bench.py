@@ -20,13 +20,14 @@ from typing import Any
 
 import numpy as np
 
-from aetool.errors import AetoolError
+from aetool.errors import AetoolError, ModelFileError
 from aetool.runtime import contract
-from aetool.runtime.model import CPU, Model
+from aetool.runtime.model import CPU, Model, ort_errors
 
 Call = Callable[[], object]
 Backend = Callable[[np.ndarray], Call]  # binds a batch of images, returns the call to time
 DEFAULT_SIZE = (28, 28)
+MAX_BATCH = 4096  # random images and activations of larger batches can exhaust memory and say little more
 _INPUT_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # mallopt parameters, from glibc's malloc.h
 
@@ -84,8 +85,9 @@ def parse_size(text: str | None) -> tuple[int, int] | None:
 def parse_batch_sizes(text: str) -> list[int]:
     """``"1,256"`` → [1, 256]."""
     parts = [p.strip() for p in text.split(",")]
-    if not all(p.isdigit() and int(p) > 0 for p in parts):
-        raise AetoolError(f"--batch-sizes takes positive integers separated by commas, e.g. 1,256; got {text!r}")
+    if not all(p.isdigit() and 0 < int(p) <= MAX_BATCH for p in parts):
+        raise AetoolError(f"--batch-sizes takes integers from 1 to {MAX_BATCH} separated by commas, e.g. 1,256; "
+                          f"got {text!r}")
     return [int(p) for p in parts]
 
 
@@ -225,7 +227,11 @@ def run(model: Model, threads: int, batch_sizes: Sequence[int], size: tuple[int,
         backends["torch"] = eager
     flops = flops_per_image(model.path, size) if importlib.util.find_spec("onnx") is not None else None
     before = load_average()
-    timings = measure(backends, batch_sizes, size, plan)
+    try:
+        timings = measure(backends, batch_sizes, size, plan)
+    except ort_errors() as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ModelFileError(f"{model.path.name} failed on random {size[0]}×{size[1]} images: {first}") from None
     return {"model": model.name, "file": str(model.path), "precision": model.metadata.get(contract.PRECISION),
             "providers": model.providers, "threads": threads, "cores": cores(), "size": list(size),
             "onnxruntime": onnxruntime.__version__, "torch": eager.version if eager else None,

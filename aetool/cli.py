@@ -229,7 +229,9 @@ def evaluate(model: ModelOption = "denoise",
                  help="Noise kind. Default: the model's, else gaussian.", show_default=False)] = None,
              limit: Annotated[int | None, typer.Option(min=1, help="Score only the first N test images.",
                                                           show_default=False)] = None,
-             seed: Annotated[int, typer.Option(min=0, help="Seed of the input noise.")] = 0,
+             seed: Annotated[int | None, typer.Option(min=0, help="Seed of the input noise. Default: the seed of "
+                                                          "the noisy test set training scored on (1234).",
+                                                 show_default=False)] = None,
              as_json: Json = False, provider: Providers = None, threads: Threads = None) -> None:
     """Test-set MSE of a model with onnxruntime alone (no torch)."""
     with reporting():
@@ -265,7 +267,7 @@ def models(as_json: Json = False) -> None:
         note(f"no bundled models ({models_dir() / INDEX} is missing)")
     else:
         rows = [("name", "file", "size", "precision", "test MSE")] + [
-            (r["name"], r["file"], _size(r["size_bytes"]), r["precision"] or "?", _number(r["test_mse"]))
+            (r["name"], r["file"], _size(r["size_bytes"]), r.get("precision") or "?", _number(r.get("test_mse")))
             for r in records]
         widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
         for row in rows:
@@ -298,7 +300,7 @@ def info(model: Annotated[str, typer.Argument(help="Model file (.onnx) or bundle
     if parity:
         mark = {True: "✓ passed", False: "✗ FAILED"}.get(parity["passed"], "? not recorded")
         worst = f", worst max-abs {parity['worst_max_abs']:.3g}" if parity["worst_max_abs"] is not None else ""
-        typer.echo(f"{'parity':9}{mark}{worst} ({parity['cases']} cases)")
+        typer.echo(f"{'parity':9}{mark}{worst} ({parity['cases'] if parity['cases'] is not None else '?'} cases)")
     typer.echo("metadata")
     for key, value in record["metadata"].items():
         if key != "parity":

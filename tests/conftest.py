@@ -52,7 +52,7 @@ def node(op: str, inputs: list[str], outputs: list[str]) -> bytes:
     return b"".join(_field(1, i) for i in inputs) + b"".join(_field(2, o) for o in outputs) + _field(4, op)
 
 
-def _int64_tensor(name: str, values: list[int]) -> bytes:
+def int64_tensor(name: str, values: list[int]) -> bytes:
     return _field(1, len(values)) + _field(2, 7) + _field(8, name) + _field(9, struct.pack(f"<{len(values)}q", *values))
 
 
@@ -87,7 +87,7 @@ def write_toy_models(folder: Path) -> Path:
         toy_metadata("denoise", "dense", None, noise=0.5)))
     (folder / "dense.decoder.onnx").write_bytes(onnx_bytes(
         {"code": ["N", 784]}, {"reconstruction": dense}, [node("Reshape", ["code", "shape"], ["reconstruction"])],
-        initializers=[_int64_tensor("shape", [-1, 1, 28, 28])]))
+        initializers=[int64_tensor("shape", [-1, 1, 28, 28])]))
     conv = ["N", 1, "H", "W"]
     (folder / "conv.onnx").write_bytes(onnx_bytes(
         {"image": conv}, {"reconstruction": conv, "code": conv},

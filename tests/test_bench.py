@@ -70,7 +70,9 @@ def test_table_names_provider_threads_and_each_batch_size(toy_dir):
 
 
 @pytest.mark.parametrize("args, message", [
-    (("--batch-sizes", "1,x"), "--batch-sizes takes positive integers"),
+    (("--batch-sizes", "1,x"), "--batch-sizes takes integers from 1 to 4096"),
+    (("--batch-sizes", "100000000"), "--batch-sizes takes integers from 1 to 4096"),
+    (("--threads", "100000"), "--threads takes 1 to "),
     (("--size", "28by28"), "--size takes HxW"),
     (("--size", "32x48"), "model takes 28×28 images"),
     (("--model", "missing.onnx"), "does not exist"),
@@ -163,3 +165,14 @@ def test_flops_count_conv_deconv_and_matrix_products_through_run_time_shapes(tmp
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
     conv, deconv, matmul, gemm = 4 * 8 * 12 * 9, 4 * 8 * 12 * 2 * 16, 2 * 5 * 16 * 24, 3 * 10
     assert bench.flops_per_image(path, (8, 12)) == 2 * (conv + deconv + matmul + gemm)
+
+
+def test_a_model_that_fails_at_a_batch_size_is_one_line(tmp_path):
+    from conftest import node, onnx_bytes
+
+    one = [1, 1, 28, 28]  # a file exported for batch 1 only
+    (tmp_path / "one.onnx").write_bytes(onnx_bytes({"image": one}, {"reconstruction": one},
+                                                   [node("Identity", ["image"], ["reconstruction"])]))
+    result = invoke("--model", str(tmp_path / "one.onnx"), "--batch-sizes", "1,256", *FAST)
+    assert result.exit_code == 2 and result.stdout == ""
+    assert len(result.stderr.splitlines()) == 1 and "one.onnx failed on random 28×28 images" in result.stderr

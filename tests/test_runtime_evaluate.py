@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import node, onnx_bytes
+from conftest import node, onnx_bytes, toy_metadata
 
-from aetool.errors import DataError
+from aetool.errors import DataError, ModelFileError
 from aetool.runtime import load
 from aetool.runtime.evaluate import evaluate
 from aetool.runtime.idx import load_split
@@ -32,6 +32,16 @@ def test_default_noise_is_the_one_the_model_was_trained_with(toy_dir, mnist_dir)
     assert (result["noise"], result["noise_kind"]) == (0.5, "gaussian") and result["mse"] > 0.01
 
 
+def test_by_default_the_noise_is_drawn_as_training_drew_its_noisy_test_set(toy_dir, mnist_dir):
+    from aetool.runtime.noise import TEST_NOISE_SEED
+
+    clean = load_split(mnist_dir, "test")[0].astype(np.float32) / 255
+    for kind in ("gaussian", "salt-pepper"):  # one draw over the whole split, as training corrupts it
+        expected = np.mean((add_noise(clean, 0.3, kind, TEST_NOISE_SEED) - clean) ** 2)
+        result = evaluate(load(toy_dir / "dense.onnx"), mnist_dir, 0.3, kind)
+        assert result["seed"] == TEST_NOISE_SEED and result["mse"] == pytest.approx(expected, rel=1e-6)
+
+
 def test_conv_models_score_too(toy_dir, mnist_dir):
     assert evaluate(load(toy_dir / "conv.onnx"), mnist_dir)["mse"] == 0
 
@@ -46,3 +56,13 @@ def test_a_model_of_another_size_cannot_score_mnist(tmp_path, mnist_dir):
                                                    [node("Identity", ["image"], ["reconstruction"])]))
     with pytest.raises(DataError, match="m32.onnx cannot score .*takes 32×32 images, got 28×28"):
         evaluate(load(tmp_path / "m32.onnx"), mnist_dir)
+
+
+@pytest.mark.parametrize("noise", ['{"level": "x"}', "[1]", '{"level": 0.5, "kind": "blur"}'])
+def test_malformed_noise_metadata_is_a_model_file_error(tmp_path, mnist_dir, noise):
+    dense = ["N", 1, 28, 28]
+    metadata = {**toy_metadata("denoise", "dense", None), "noise": noise}
+    (tmp_path / "m.onnx").write_bytes(onnx_bytes({"image": dense}, {"reconstruction": dense},
+                                                 [node("Identity", ["image"], ["reconstruction"])], metadata))
+    with pytest.raises(ModelFileError, match="metadata 'noise' must be"):
+        evaluate(load(tmp_path / "m.onnx"), mnist_dir)

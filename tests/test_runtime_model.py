@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import node, onnx_bytes
+from conftest import int64_tensor, node, onnx_bytes
 
 from aetool.errors import AetoolError, ModelFileError
 from aetool.runtime import InputSpec, ProviderWarning, load
@@ -129,6 +129,27 @@ def identity_conv(metadata: dict[str, str] | None = None) -> bytes:
     conv = ["N", 1, "H", "W"]
     return onnx_bytes({"image": conv}, {"reconstruction": conv}, [node("Identity", ["image"], ["reconstruction"])],
                       metadata)
+
+
+def test_an_output_of_another_shape_is_a_model_file_error(tmp_path):
+    conv = ["N", 1, "H", "W"]
+    (tmp_path / "wide.onnx").write_bytes(onnx_bytes(  # valid ONNX that returns each image 14×56
+        {"image": conv}, {"reconstruction": conv}, [node("Reshape", ["image", "shape"], ["reconstruction"])],
+        initializers=[int64_tensor("shape", [-1, 1, 14, 56])]))
+    with pytest.raises(ModelFileError, match=r"returned reconstruction of shape \(2, 1, 14, 56\)"):
+        load(tmp_path / "wide.onnx").reconstruct(np.zeros((2, 28, 28), np.float32))
+
+
+@pytest.mark.parametrize("named", ["/etc/passwd", "../model.onnx", ".."])
+def test_a_decoder_named_outside_the_models_folder_is_refused(tmp_path, named):
+    (tmp_path / "m.onnx").write_bytes(identity_conv({"decoder": named}))
+    with pytest.raises(ModelFileError, match="must name a file beside the model"):
+        load(tmp_path / "m.onnx").decoder_path
+
+
+def test_threads_beyond_four_per_core_are_refused(toy_dir):
+    with pytest.raises(AetoolError, match="--threads takes 1 to"):
+        load(toy_dir / "dense.onnx", threads=100_000)
 
 
 def test_a_file_without_metadata_still_loads(tmp_path):

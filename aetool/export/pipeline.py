@@ -24,8 +24,7 @@ from aetool.export.variants import TestSet, VariantReport
 from aetool.models import get_spec
 from aetool.runtime import contract
 from aetool.runtime.idx import load_split, resolve_data_dir
-from aetool.runtime.noise import add_noise
-from aetool.train.loop import TEST_NOISE_SEED
+from aetool.runtime.noise import TEST_NOISE_SEED, add_noise
 from aetool.train.run import ONNX, load_run
 
 CALIBRATION_DIGITS = 256

@@ -48,7 +48,9 @@ def summarise_parity(record: Any) -> dict[str, Any] | None:
     if not isinstance(record, dict):
         return None
     worst = max(_max_abs_values(record), default=None)
-    return {"passed": record.get("passed"), "worst_max_abs": worst, "cases": len(record.get("cases") or [])}
+    cases = record.get("cases")
+    return {"passed": record.get("passed"), "worst_max_abs": worst,
+            "cases": len(cases) if isinstance(cases, list) else None}
 
 
 def _max_abs_values(node: Any) -> Iterator[float]:

@@ -8,38 +8,50 @@ from typing import Any
 
 import numpy as np
 
-from aetool.errors import DataError
+from aetool.errors import DataError, ModelFileError
 from aetool.runtime import contract
 from aetool.runtime.idx import load_split
 from aetool.runtime.model import Model
-from aetool.runtime.noise import add_noise
+from aetool.runtime.noise import NOISE_KINDS, TEST_NOISE_SEED, add_noise
 
-CHUNK = 1000  # images corrupted and scored at once
+CHUNK = 1000  # images reconstructed and scored at once
+
+
+def trained_noise(model: Model) -> tuple[float, str]:
+    """The noise level and kind the model was trained with, from its metadata (none: 0, gaussian)."""
+    recorded = model.metadata.get(contract.NOISE) or {}
+    level, kind = (recorded.get("level", 0.0), recorded.get("kind")) if isinstance(recorded, dict) else (None, None)
+    if not isinstance(level, (int, float)) or level < 0 or kind not in (None, *NOISE_KINDS):
+        raise ModelFileError(f"{model.path.name}: metadata {contract.NOISE!r} must be {{\"level\": a number ≥ 0, "
+                             f"\"kind\": one of {', '.join(NOISE_KINDS)}}}, got {recorded!r}")
+    return float(level), kind or "gaussian"
 
 
 def evaluate(model: Model, data_dir: str | Path, noise: float | None = None, noise_kind: str | None = None,
-             limit: int | None = None, seed: int = 0, split: str = "test") -> dict[str, Any]:
+             limit: int | None = None, seed: int | None = None, split: str = "test") -> dict[str, Any]:
     """MSE between the clean images and the model's reconstruction of (optionally noisy) inputs.
 
     ``noise`` None uses the noise the model was trained with, as its metadata records it, so a denoising model
-    is scored the way it was trained.
+    is scored the way it was trained: ``seed`` None corrupts the test set as training did (``TEST_NOISE_SEED``), so
+    the MSE is the one training recorded.
     """
+    seed = TEST_NOISE_SEED if seed is None else seed
     started = time.perf_counter()
-    trained = model.metadata.get(contract.NOISE) or {}
-    level = float(trained.get("level", 0.0) if noise is None else noise)
-    kind = noise_kind or trained.get("kind") or "gaussian"
+    trained_level, trained_kind = trained_noise(model)
+    level = trained_level if noise is None else noise
+    kind = noise_kind or trained_kind
     pixels, _ = load_split(data_dir, split)
     pixels = pixels[:limit]
     try:
         model.input_spec.check(*pixels.shape[1:])
     except ValueError as err:
         raise DataError(f"{model.path.name} cannot score {data_dir}: {err}") from None
-    rng = np.random.default_rng(seed)
+    clean = pixels.astype(np.float32) / 255
+    inputs = add_noise(clean, level, kind, seed) if level else clean  # in one draw, as training did
     squared = 0.0
     for start in range(0, len(pixels), CHUNK):
-        clean = pixels[start:start + CHUNK].astype(np.float32) / 255
-        inputs = add_noise(clean, level, kind, rng) if level else clean
-        squared += float(np.square(model.reconstruct(inputs) - clean, dtype=np.float64).sum())
+        recon = model.reconstruct(inputs[start:start + CHUNK])
+        squared += float(np.square(recon - clean[start:start + CHUNK], dtype=np.float64).sum())
     return {
         "mse": squared / pixels.size,
         "n": len(pixels),

@@ -8,6 +8,7 @@ provider asked for (say CUDA) is not the one the session actually runs on.
 from __future__ import annotations
 
 import json
+import os
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -77,6 +78,15 @@ def provider_names(requested: Sequence[str] | None) -> list[str]:
     return names
 
 
+def check_threads(threads: int) -> int:
+    """``threads`` when it is 1 to 4× the cores this process may use: more only costs memory and switches."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    if not 1 <= threads <= 4 * cores:
+        raise AetoolError(f"--threads takes 1 to {4 * cores} (4 × the {cores} cores this process may use), "
+                          f"got {threads}")
+    return threads
+
+
 def open_session(path: Path, providers: Sequence[str] | None = None, threads: int | None = None,
                  ) -> onnxruntime.InferenceSession:
     """An onnxruntime session for ``path``; a file that is not ONNX or will not load is a ModelFileError."""
@@ -85,9 +95,9 @@ def open_session(path: Path, providers: Sequence[str] | None = None, threads: in
     wanted = provider_names(providers)
     available = ort.get_available_providers()
     options = ort.SessionOptions()
-    options.log_severity_level = 3  # onnxruntime's own warnings would bury ours
+    options.log_severity_level = 4  # onnxruntime's own log lines would bury ours; its errors still raise
     if threads:
-        options.intra_op_num_threads = threads
+        options.intra_op_num_threads = check_threads(threads)
     try:
         session = ort.InferenceSession(str(path), options, providers=[p for p in wanted if p in available] or [CPU])
     except ort_errors() as err:
@@ -142,6 +152,8 @@ def check_contract(session: onnxruntime.InferenceSession, path: Path, metadata: 
 def decoder_file(path: Path, metadata: dict[str, Any]) -> Path:
     """The decoder graph of the model at ``path``: the file its metadata names, else the contract's default."""
     named = metadata.get(contract.DECODER)
+    if named and (not isinstance(named, str) or Path(named).name != named or named in (".", "..")):
+        raise ModelFileError(f"{path}: metadata {contract.DECODER!r} must name a file beside the model, got {named!r}")
     return path.with_name(named) if named else contract.decoder_path(path)
 
 
@@ -195,7 +207,11 @@ class Model:
         """Run the autoencoder on N×H×W or N×1×H×W images in [0, 1]; returns the same shape, float32."""
         images = np.asarray(images)
         batch = self._images(images)
-        return self._run(self.session, contract.RECONSTRUCTION, contract.INPUT, batch, chunk).reshape(images.shape)
+        out = self._run(self.session, contract.RECONSTRUCTION, contract.INPUT, batch, chunk)
+        if out.shape != batch.shape:
+            raise ModelFileError(f"{self.path.name} returned {contract.RECONSTRUCTION} of shape {out.shape} for "
+                                 f"images of shape {batch.shape}; an aetool model returns them at their size")
+        return out.reshape(images.shape)
 
     def encode(self, images: np.ndarray, chunk: int = CHUNK) -> np.ndarray:
         """The latent codes of N×H×W or N×1×H×W images."""
@@ -231,6 +247,9 @@ class Model:
         except ort_errors() as err:
             raise ModelFileError(f"{self.path.name} failed on a batch of shape {batch.shape}: "
                                  f"{_first_line(err)}") from None
+        if sum(len(part) for part in parts) != len(batch) or len({part.shape[1:] for part in parts}) > 1:
+            raise ModelFileError(f"{self.path.name} returned {output} of shape {parts[0].shape} for a batch of "
+                                 f"{len(batch)}; an aetool model returns one per image")
         joined = parts[0] if len(parts) == 1 else np.concatenate(parts)
         return joined.astype(np.float32, copy=False)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 NOISE_KINDS = ("gaussian", "salt-pepper", "mask")
+TEST_NOISE_SEED = 1234  # the noisy test set: training scores on it, export judges variants on it, evaluate's default
 
 
 def add_noise(
