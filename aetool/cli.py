@@ -197,9 +197,9 @@ def _run(jobs: list, failures: list, step, invert: bool | None, side_by_side: bo
         done += 1
         resized += outcome.resized
         if outcome.resized and total <= FEW:
-            width, height = outcome.input_size
-            note(f"{outcome.path}: resized {width}×{height} to fit the model's {outcome.size[0]}×{outcome.size[1]}"
-                 f" input; the output is {outcome.size[0]}×{outcome.size[1]}")
+            (width, height), (fit_width, fit_height) = outcome.input_size, outcome.fitted_size
+            note(f"{outcome.path}: resized {width}×{height} to fit the model's {fit_width}×{fit_height} input; the "
+                 f"output is {outcome.size[0]}×{outcome.size[1]}")
     also = f" ({resized} resized to fit the model)" if resized and total > FEW else ""
     note(f"{done} done, {failed} failed in {time.perf_counter() - started:.2f} s{also}")
     return 1 if failed else 0
@@ -477,6 +477,8 @@ def report(
     quick: Annotated[bool, typer.Option(help="A minute-long demo: few epochs and samples, every section.")] = False,
     epochs: Annotated[int | None, typer.Option(min=1, help="Epochs for models trained now (default: each model's).",
                                                show_default=False)] = None,
+    retrain: Annotated[bool, typer.Option(help="Train over runs in --runs that were trained with other settings "
+                                               "(default: refuse, naming them).")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
     """Reproduce every experiment of the report: figures, tables and our numbers beside the report's."""
@@ -484,8 +486,8 @@ def report(
     with reporting():
         from aetool.report import build_report
 
-        index = build_report(output, runs=runs, data_dir=data_dir, quick=quick, epochs=epochs, echo=note,
-                             progress=not quiet)
+        index = build_report(output, runs=runs, data_dir=data_dir, quick=quick, epochs=epochs, retrain=retrain,
+                             echo=note, progress=not quiet)
         note(f"open {index}")
 
 

@@ -71,7 +71,8 @@ def test_a_folder_to_a_folder_with_json_records(cli, tmp_path):
     assert result.exit_code == 0
     lines = records(result)
     assert len(lines) == 6 and sorted(p.name for p in Path("out").iterdir()) == [f"{i}.png" for i in range(6)]
-    assert set(lines[0]) == {"path", "output", "size", "input_size", "ms", "resized", "inverted", "error"}
+    assert set(lines[0]) == {"path", "output", "size", "input_size", "fitted_size", "ms", "resized", "inverted",
+                             "error"}
     assert lines[0]["size"] == [28, 28] and lines[0]["error"] is None
     result = cli("reconstruct", "digits", "-r", "-o", "out", "-m", "conv-unpool")
     assert Path("out/deeper/x.png").is_file() and "7 done, 0 failed" in result.stderr
@@ -98,6 +99,8 @@ def test_resizing_is_announced(cli, tmp_path):
     result = cli("denoise", "big.png", "--json")
     assert "resized 84×56 to fit the model's 28×28 input; the output is 28×28" in result.stderr
     assert records(result)[0]["resized"] is True and read(Path("big.denoised.png")).shape == (28, 28)
+    result = cli("denoise", "big.png", "--side-by-side", "-o", "pair.png")
+    assert "resized 84×56 to fit the model's 28×28 input; the output is 56×28" in result.stderr
 
 
 def test_dark_on_light_round_trips_and_can_be_forced(cli, tmp_path):

@@ -12,6 +12,7 @@ pytest.importorskip("matplotlib", reason="the report needs the train extra")
 from PIL import Image  # noqa: E402
 from synthetic import write_dataset  # noqa: E402
 
+from aetool.errors import AetoolError  # noqa: E402
 from aetool.models import REGISTRY  # noqa: E402
 from aetool.report import build_report  # noqa: E402
 from aetool.report.build import NUMBERS  # noqa: E402
@@ -173,3 +174,12 @@ def test_rows_of_torch_svd_v_explain_the_reported_pca_error():
     assert mse["svd_columns"] == pytest.approx(0.0177, abs=0.001)  # the PCA optimum
     assert mse["mean_image"] == pytest.approx(0.0675, abs=0.001)
     assert mse["svd_columns"] * 3 < mse["svd_rows"] < mse["mean_image"]  # rows of V: barely better than the mean
+
+
+def test_runs_trained_with_other_settings_are_not_trained_over_without_retrain(report, tmp_path):
+    checkpoints = {name: (report["runs"] / name / CHECKPOINT).stat().st_mtime_ns for name in REGISTRY}
+    with pytest.raises(AetoolError, match=r"would train over runs of yours \(.*deep: trained with other settings "
+                                          r"\(1 epochs, not 30.*pass --retrain"):
+        build_report(tmp_path / "full", runs=report["runs"], data_dir=str(report["data"]), progress=False)
+    assert not (tmp_path / "full").exists()
+    assert checkpoints == {name: (report["runs"] / name / CHECKPOINT).stat().st_mtime_ns for name in REGISTRY}

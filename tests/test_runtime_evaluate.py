@@ -66,3 +66,9 @@ def test_malformed_noise_metadata_is_a_model_file_error(tmp_path, mnist_dir, noi
                                                  [node("Identity", ["image"], ["reconstruction"])], metadata))
     with pytest.raises(ModelFileError, match="metadata 'noise' must be"):
         evaluate(load(tmp_path / "m.onnx"), mnist_dir)
+
+
+def test_a_file_given_as_the_data_folder_is_named_as_such(toy_dir, tmp_path):
+    (tmp_path / "digits.png").write_bytes(b"not a folder")
+    with pytest.raises(DataError, match="digits.png is a file, not a folder"):
+        evaluate(load(toy_dir / "dense.onnx"), tmp_path / "digits.png")

@@ -182,3 +182,10 @@ def test_real_conv_model_takes_a_page(real_model):
     model = load(real_model)
     page = np.random.default_rng(5).random((1, 1, 64, 96), dtype=np.float32)
     assert model.reconstruct(page).shape == page.shape
+
+
+def test_a_folder_named_without_a_slash_is_not_a_model(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "models").mkdir()
+    with pytest.raises(ModelFileError, match="model models is a folder"):
+        load("models")

@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
+from aetool.errors import AetoolError
 from aetool.report import experiments as ex
 from aetool.report import sections
 from aetool.report.environment import environment
@@ -57,15 +58,18 @@ def _numbers(quick: bool, scores: dict, pca: ex.PcaResult, hidden: ex.HiddenResu
 
 
 def build_report(out: Path, *, runs: Path | None = None, data_dir: str | None = None, quick: bool = False,
-                 epochs: int | None = None, echo: Callable[[str], None] = print, progress: bool = True) -> Path:
+                 epochs: int | None = None, retrain: bool = False, echo: Callable[[str], None] = print,
+                 progress: bool = True) -> Path:
     """Write ``out/index.html``, ``out/README.md``, ``out/figures/`` and ``out/numbers.json``; returns index.html.
 
     Runs come from ``runs`` (default ``runs/``, or ``runs/quick/`` for a quick report so a demo never replaces
-    full runs): complete ones are reused, missing ones trained and exported, so a second report is fast.
+    full runs): complete ones are reused, missing ones trained and exported, so a second report is fast; runs
+    trained with other settings are trained over only with ``retrain``.
     """
     started = time.perf_counter()
     out = Path(out)
-    (out / sections.FIGURES).mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise AetoolError(f"cannot write the report to {out}: it is a file")
     runs = Path(runs) if runs is not None else Path("runs/quick" if quick else "runs")
     budget = ex.QUICK if quick else ex.FULL
     seconds: dict[str, float] = {}
@@ -75,7 +79,9 @@ def build_report(out: Path, *, runs: Path | None = None, data_dir: str | None = 
         seconds[step] = now - since
         return now
 
-    prepared = prepare_runs(runs, data_dir, quick=quick, epochs=epochs, echo=echo, progress=progress)
+    prepared = prepare_runs(runs, data_dir, quick=quick, epochs=epochs, retrain=retrain, echo=echo,
+                            progress=progress)
+    (out / sections.FIGURES).mkdir(parents=True, exist_ok=True)
     mark = lap("training and export (what was missing)", started)
     echo("report: running the experiments")
     engines = {name: Engine(run) for name, run in prepared.items()}

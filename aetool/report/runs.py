@@ -72,10 +72,10 @@ def _plan(run_dir: Path, stored: dict, wanted: TrainConfig) -> tuple[TrainConfig
     if not (run_dir / CHECKPOINT).is_file():
         return wanted, {}, "no run yet"
     if "config" not in stored:
-        return wanted, {"force": True}, "a checkpoint without metrics.json; training again"
+        return wanted, {"force": True}, "a checkpoint without metrics.json"
     reasons = _shortfalls(stored["config"], wanted)
     if reasons:
-        return wanted, {"force": True}, f"trained with other settings ({'; '.join(reasons)}); training again"
+        return wanted, {"force": True}, f"trained with other settings ({', '.join(reasons)})"
     if _finished(stored):
         return None, {}, "reusing it"
     last = stored["history"][-1]["epoch"] if stored["history"] else 0
@@ -134,8 +134,21 @@ def prepare_run(name: str, runs: Path, wanted: TrainConfig, *, echo: Callable[[s
                      timing.get("train_seconds"), timing.get("export_seconds"), trained_now)
 
 
-def prepare_runs(runs: Path, data_dir: str | None, *, quick: bool, epochs: int | None,
+def prepare_runs(runs: Path, data_dir: str | None, *, quick: bool, epochs: int | None, retrain: bool = False,
                  echo: Callable[[str], None] = print, progress: bool = True) -> dict[str, ReportRun]:
-    """Every registry model's run, in registry order."""
-    return {name: prepare_run(name, runs, wanted_config(name, data_dir, quick, epochs), echo=echo,
-                              progress=progress) for name in REGISTRY}
+    """Every registry model's run, in registry order.
+
+    A run in ``runs`` that was trained with other settings is trained over only with ``retrain``; otherwise the
+    report refuses before it trains anything, since that would replace the user's checkpoint.
+    """
+    wanted = {name: wanted_config(name, data_dir, quick, epochs) for name in REGISTRY}
+    if not retrain:
+        clashes = []
+        for name, config in wanted.items():
+            _, options, why = _plan(runs / name, read_metrics(runs / name), config)
+            if options.get("force"):
+                clashes.append(f"{runs / name}: {why}")
+        if clashes:
+            raise AetoolError(f"the report would train over runs of yours ({'; '.join(clashes)}); pass --retrain to "
+                              "let it, or --runs to another folder")
+    return {name: prepare_run(name, runs, config, echo=echo, progress=progress) for name, config in wanted.items()}

@@ -223,7 +223,7 @@ def summary_section(scores: dict[str, float], pca_linear: float, activation: dic
     return Section("7. Summary", [
         Table(["quantity", "ours", "report", "ours / report"], rows),
         Table(["model", "trained by this report", "epochs", "training images", "training wall s", "export wall s",
-               "test MSE at training (torch)", "test MSE in this report", "inference"], training,
+               "test MSE at training (torch, clean inputs)", "test MSE in this report", "inference"], training,
               "Wall times are the report's own measurements (timing.json beside each run); '—' where a run was "
               "trained or exported elsewhere. The two MSE columns agree when the ONNX export is faithful."),
         Table(["report step", "wall s"], [[step, f"{s:.1f}"] for step, s in seconds.items()]),

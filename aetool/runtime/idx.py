@@ -51,7 +51,8 @@ def load_split(data_dir: str | Path, split: str) -> tuple[np.ndarray, np.ndarray
     """Images (N×28×28 uint8, white digit on black) and labels (N uint8) of ``train`` or ``test``."""
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
-        raise DataError(f"data folder {data_dir} does not exist; expected the four IDX files {EXPECTED_FILES}")
+        problem = "is a file, not a folder" if data_dir.exists() else "does not exist"
+        raise DataError(f"data folder {data_dir} {problem}; expected the four IDX files {EXPECTED_FILES}")
     image_stem, label_stem = SPLIT_FILES[split]
     images = read_idx(_find(data_dir, image_stem))
     labels = read_idx(_find(data_dir, label_stem))

@@ -67,6 +67,7 @@ class Outcome:
     output: str | None = None  # "-" for standard output
     size: tuple[int, int] | None = None  # (width, height) of the written image
     input_size: tuple[int, int] | None = None  # (width, height) of the input image
+    fitted_size: tuple[int, int] | None = None  # (width, height) the input was resized to, when it was
     ms: float = 0.0
     resized: bool = False
     inverted: bool = False
@@ -141,7 +142,8 @@ def _finish(item: _Ready, result: np.ndarray, share: float, side_by_side: bool,
     if item.inverted:
         pixels = 1 - pixels
     outcome = Outcome(item.job.label, resized=item.resized, inverted=item.inverted,
-                      size=(pixels.shape[1], pixels.shape[0]), input_size=item.input_shape[::-1])
+                      size=(pixels.shape[1], pixels.shape[0]), input_size=item.input_shape[::-1],
+                      fitted_size=(width, height) if item.resized else None)
     try:
         data = images.encode(pixels, item.job.fmt)
         if item.job.target is None:
@@ -150,11 +152,19 @@ def _finish(item: _Ready, result: np.ndarray, share: float, side_by_side: bool,
         else:
             atomic_write(item.job.target, data)
     except (OSError, ValueError, KeyError) as err:
-        outcome.size, outcome.error = None, f"cannot write {item.job.target or 'standard output'}: {err}"
+        outcome.size, outcome.error = None, f"cannot write {item.job.target or 'standard output'}: {_why(err)}"
     else:
         outcome.output = "-" if item.job.target is None else str(item.job.target)
     outcome.ms = round((item.seconds + share + time.perf_counter() - started) * 1000, 3)
     return outcome
+
+
+def _why(err: Exception) -> str:
+    """The reason a write failed, naming the path in the way but not our temporary ``.part`` file."""
+    if not (isinstance(err, OSError) and err.strerror):
+        return str(err)
+    culprit = str(err.filename or "")
+    return f"{err.strerror}: {culprit}" if culprit and not culprit.endswith(".part") else err.strerror
 
 
 def _ms(started: float) -> float:

@@ -44,6 +44,8 @@ def resolve(model: str | Path) -> Path:
             if not path.is_file():
                 raise ModelFileError(f"bundled model {text!r} is listed in {INDEX} but {path} is missing")
             return path
+        if Path(text).is_dir():
+            raise ModelFileError(f"model {text} is a folder, not an .onnx file")
         if not Path(text).is_file():
             bundled = ", ".join(index) or f"none; {models_dir() / INDEX} is missing"
             raise ModelFileError(f"unknown model {text!r}: no such file and no bundled model of that name "
