@@ -138,7 +138,13 @@ def add_noise(inputs: Inputs, output: Output = None,
               invert: Invert = None, force: Force = False, as_json: Json = False) -> None:
     """Corrupt images with the noise aetool trains and evaluates with (writes NAME.noisy.png)."""
     with reporting():
+        from aetool.runtime.noise import check_level
         from aetool.runtime.pipeline import Corrupt
+
+        try:
+            check_level(level, kind.value)
+        except ValueError as err:
+            fail(f"--level: {err}")
 
         jobs, failures = _plan(inputs, output, ".noisy", fmt, recursive, force, as_json)
         code = _run(jobs, failures, Corrupt(level, kind.value, seed), invert, side_by_side, as_json)

@@ -266,3 +266,12 @@ def test_info_shows_what_is_wrong_with_a_file_off_the_contract(cli, toy_dir):
     result = cli("info", str(toy_dir / "flat.onnx"))
     assert result.exit_code == 0 and "✗" in result.stdout and "N×784" in result.stdout
     assert cli("info", str(toy_dir / "text.onnx")).exit_code == 2
+
+
+@pytest.mark.parametrize("args", [("add-noise", "ring.png", "--level", "inf"),
+                                  ("add-noise", "ring.png", "--level", "5", "--kind", "salt-pepper"),
+                                  ("evaluate", "--noise", "5", "--noise-kind", "mask")])
+def test_noise_levels_that_mean_nothing_are_one_line_exit_2(cli, ring, mnist_dir, args):
+    result = cli(*args, "--data-dir", str(mnist_dir)) if args[0] == "evaluate" else cli(*args)
+    assert result.exit_code == 2 and result.stdout == "" and len(result.stderr.splitlines()) == 1
+    assert "noise level" in result.stderr and not list(Path().glob("*.noisy.png"))

@@ -137,3 +137,38 @@ def test_real_models_write_images_of_the_right_size(tmp_path, real_model):
     expected = (28, 28) if load(real_model).input_spec.size else (50, 54)
     assert outcome.error is None and outcome.inverted and outcome.size == expected
     assert read(tmp_path / "out.png").shape == expected[::-1]
+
+
+def test_a_page_too_large_for_a_conv_model_fails_alone(tmp_path, toy_dir, monkeypatch):
+    from aetool.runtime import pipeline
+
+    monkeypatch.setattr(pipeline, "MAX_CONV_PIXELS", 40 * 40)
+    small, large = save(tmp_path / "small.png", digit()), save(tmp_path / "large.png", digit(56, 56))
+    outcomes = list(process([job(small, tmp_path / "o1.png"), job(large, tmp_path / "o2.png")],
+                            Reconstruct(load(toy_dir / "conv.onnx"))))
+    assert outcomes[0].error is None and outcomes[1].error.startswith("56×56 is over the 1,600-pixel limit")
+    assert not (tmp_path / "o2.png").exists()
+
+
+class CountingSession:
+    """An onnxruntime session that records how many images each call gets."""
+
+    def __init__(self, session):
+        self.session, self.batches = session, []
+
+    def run(self, outputs, feed):
+        self.batches.append(len(feed["image"]))
+        return self.session.run(outputs, feed)
+
+
+def test_large_images_go_through_the_session_a_few_at_a_time(toy_dir, monkeypatch):
+    from aetool.runtime import model as runtime_model
+
+    monkeypatch.setattr(runtime_model, "PIXELS_PER_CALL", 2 * 112 * 112)
+    conv = load(toy_dir / "conv.onnx")
+    monkeypatch.setattr(conv, "session", CountingSession(conv.session))
+    pages = np.random.default_rng(0).random((5, 112, 112), dtype=np.float32)
+    assert np.array_equal(conv.reconstruct(pages), pages)
+    assert conv.session.batches == [2, 2, 1]
+    conv.reconstruct(pages[:, :28, :28])
+    assert conv.session.batches[3:] == [5]  # small images still go together

@@ -8,11 +8,11 @@ from typing import Any
 
 import numpy as np
 
-from aetool.errors import DataError, ModelFileError
+from aetool.errors import AetoolError, DataError, ModelFileError
 from aetool.runtime import contract
 from aetool.runtime.idx import load_split
 from aetool.runtime.model import Model
-from aetool.runtime.noise import NOISE_KINDS, TEST_NOISE_SEED, add_noise
+from aetool.runtime.noise import NOISE_KINDS, TEST_NOISE_SEED, add_noise, check_level
 
 CHUNK = 1000  # images reconstructed and scored at once
 
@@ -40,6 +40,10 @@ def evaluate(model: Model, data_dir: str | Path, noise: float | None = None, noi
     trained_level, trained_kind = trained_noise(model)
     level = trained_level if noise is None else noise
     kind = noise_kind or trained_kind
+    try:
+        check_level(level, kind)
+    except ValueError as err:
+        raise AetoolError(f"--noise: {err}") from None
     pixels, _ = load_split(data_dir, split)
     pixels = pixels[:limit]
     try:

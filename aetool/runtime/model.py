@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 CPU = "CPUExecutionProvider"
 CHUNK = 256  # images per session call: large enough to be fast, small enough to keep memory flat
+PIXELS_PER_CALL = CHUNK * 28 * 28  # larger images go fewer at a time (a 1000×1000 page: one per call)
 _JSON_KEYS = {contract.ARCHITECTURE, contract.NOISE, contract.INPUT_SPEC, contract.PARITY, contract.VERSIONS,
               contract.VARIANT}
 _NUMBER_KEYS = {contract.EPOCHS, contract.TEST_MSE, contract.OPSET}
@@ -242,6 +243,7 @@ class Model:
         if len(batch) == 0:
             raise ValueError("empty batch")
         batch = batch.astype(self._dtype, copy=False)
+        chunk = max(1, min(chunk, PIXELS_PER_CALL // max(1, int(np.prod(batch.shape[1:])))))
         try:
             parts = [session.run([output], {feed: batch[i:i + chunk]})[0] for i in range(0, len(batch), chunk)]
         except ort_errors() as err:

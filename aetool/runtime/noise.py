@@ -8,6 +8,14 @@ NOISE_KINDS = ("gaussian", "salt-pepper", "mask")
 TEST_NOISE_SEED = 1234  # the noisy test set: training scores on it, export judges variants on it, evaluate's default
 
 
+def check_level(level: float, kind: str) -> None:
+    """Raise ``ValueError`` unless ``level`` is a noise level of ``kind``: a finite std ≥ 0, or a fraction 0–1."""
+    if not (np.isfinite(level) and level >= 0):
+        raise ValueError(f"noise level must be a finite number >= 0, got {level}")
+    if kind != "gaussian" and level > 1:
+        raise ValueError(f"the {kind} noise level is the fraction of pixels hit: 0 to 1, got {level}")
+
+
 def add_noise(
     images: np.ndarray,
     level: float,
@@ -22,8 +30,7 @@ def add_noise(
     """
     if kind not in NOISE_KINDS:
         raise ValueError(f"unknown noise kind {kind!r}; choose one of {', '.join(NOISE_KINDS)}")
-    if level < 0:
-        raise ValueError(f"noise level must be >= 0, got {level}")
+    check_level(level, kind)
     rng = np.random.default_rng(rng)
     clean = np.asarray(images, dtype=np.float32)
     if kind == "gaussian":

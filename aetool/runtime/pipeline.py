@@ -10,13 +10,14 @@ from typing import BinaryIO, Protocol
 
 import numpy as np
 
-from aetool.errors import AetoolError
+from aetool.errors import AetoolError, ImageError
 from aetool.runtime import images
 from aetool.runtime.files import Job, atomic_write
 from aetool.runtime.model import Model
 from aetool.runtime.noise import add_noise
 
 CHUNK = 64  # images read and held at once
+MAX_CONV_PIXELS = 4096 * 4096  # a conv model holds about 250 bytes per pixel of activations: 4 GB here
 
 
 class Step(Protocol):
@@ -40,6 +41,10 @@ class Reconstruct:
         if spec.size is not None:
             resized = pixels.shape != spec.size
             return (images.fit(pixels, spec.size) if resized else pixels), resized
+        if pixels.size > MAX_CONV_PIXELS:
+            height, width = pixels.shape
+            raise ImageError(f"{width}×{height} is over the {MAX_CONV_PIXELS:,}-pixel limit of a conv model "
+                             "(about 250 bytes of activations per pixel); scale it down first")
         return images.pad_to_multiple(pixels, spec.multiple_of), False
 
     def run(self, batch: np.ndarray) -> np.ndarray:
@@ -104,11 +109,11 @@ def _chunk(jobs: Sequence[Job], step: Step, invert: bool | None, side_by_side: b
         started = time.perf_counter()
         try:
             pixels = images.read_gray(job.source)
+            flip = images.is_dark_on_light(pixels) if invert is None else invert
+            prepared, resized = step.prepare(1 - pixels if flip else pixels)
         except AetoolError as err:
             outcomes[index] = Outcome(job.label, error=str(err), ms=_ms(started))
             continue
-        flip = images.is_dark_on_light(pixels) if invert is None else invert
-        prepared, resized = step.prepare(1 - pixels if flip else pixels)
         shape = prepared.shape if resized else pixels.shape
         ready.append(_Ready(index, job, prepared, shape, pixels.shape, flip, resized, time.perf_counter() - started))
     for group in _same_shape(ready):
