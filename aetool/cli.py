@@ -2,7 +2,8 @@
 
 Commands import what they need inside their bodies, so ``aetool --help``, ``--version`` and shell completion
 load only Typer. Nothing here imports torch; commands that need it (train, export) import it in their bodies.
-Exit codes: 0 success, 1 some inputs failed, 2 usage or setup error. Messages go to stderr, data to stdout.
+Exit codes: 0 success, 1 some inputs failed, 2 usage or setup error, 130 interrupted. Messages go to stderr, data
+to stdout.
 """
 
 from __future__ import annotations
