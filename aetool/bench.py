@@ -28,6 +28,7 @@ Call = Callable[[], object]
 Backend = Callable[[np.ndarray], Call]  # binds a batch of images, returns the call to time
 DEFAULT_SIZE = (28, 28)
 MAX_BATCH = 4096  # random images and activations of larger batches can exhaust memory and say little more
+MAX_PIXELS = 4096 * 4096  # per timed batch, as for a page through a conv model (about 250 bytes per pixel)
 _INPUT_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # mallopt parameters, from glibc's malloc.h
 
@@ -219,6 +220,10 @@ def run(model: Model, threads: int, batch_sizes: Sequence[int], size: tuple[int,
     import onnxruntime
 
     size = image_size(model, size)
+    largest = max(batch_sizes) * size[0] * size[1]
+    if largest > MAX_PIXELS:
+        raise AetoolError(f"a batch of {max(batch_sizes)} images of {size[0]}×{size[1]} is {largest:,} pixels, over "
+                          f"the {MAX_PIXELS:,} a timed batch may hold; use smaller --batch-sizes or --size")
     backends: dict[str, Backend] = {"ort": ort_backend(model)}
     if eager is not None:
         if eager.name != model.name:

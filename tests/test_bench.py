@@ -73,6 +73,7 @@ def test_table_names_provider_threads_and_each_batch_size(toy_dir):
     (("--batch-sizes", "1,x"), "--batch-sizes takes integers from 1 to 4096"),
     (("--batch-sizes", "100000000"), "--batch-sizes takes integers from 1 to 4096"),
     (("--threads", "100000"), "--threads takes 1 to "),
+    (("--model", "conv-unpool", "--size", "8192x8192"), "over the 16,777,216 a timed batch may hold"),
     (("--size", "28by28"), "--size takes HxW"),
     (("--size", "32x48"), "model takes 28×28 images"),
     (("--model", "missing.onnx"), "does not exist"),

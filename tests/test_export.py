@@ -319,3 +319,15 @@ def test_denoising_models_are_scored_on_the_noisy_inputs_training_used():
     test = pipeline._test_set(images, ModelFacts("denoise", "dense", {}, noise_level=0.5))
     assert test.targets is images and "gaussian noise 0.5" in test.description
     np.testing.assert_array_equal(test.inputs, add_noise(images, 0.5, "gaussian", TEST_NOISE_SEED))
+
+
+def test_a_file_that_cannot_be_written_is_named_not_its_temporary(data_dir, tmp_path, monkeypatch):
+    run = trained_run("ae64", data_dir, tmp_path / "run")
+
+    def refuse(model, path, **options):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(pipeline.onnx, "save_model", refuse)
+    with pytest.raises(AetoolError, match=rf"^cannot write {tmp_path / 'out.onnx'}: Permission denied$"):
+        export_run(run, tmp_path / "out.onnx", echo=lambda line: None)
+    assert not list(tmp_path.glob("*.onnx")) and not list(tmp_path.glob(".*tmp*"))

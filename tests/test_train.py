@@ -21,7 +21,7 @@ def data_dir(tmp_path_factory):
 
 
 def config(name, data_dir, **overrides):
-    short = {"batch_size": 32} if name == "pca" else {"epochs": 3, "batch_size": 32}  # PCA is fitted, not trained
+    short = {} if name == "pca" else {"epochs": 3, "batch_size": 32}  # PCA is fitted, not trained
     return TrainConfig.for_model(name, data_dir=str(data_dir), device="cpu", **{**short, **overrides})
 
 
@@ -130,6 +130,7 @@ def test_bad_settings_are_refused():
     ("pca", {"components": 0}, "--components must be at least 1"),
     ("pca", {"components": 785}, "at most 784"),
     ("pca", {"noise": 0.5, "epochs": 3}, "--epochs, --noise does not apply to pca"),
+    ("pca", {"lr": 0.1, "batch_size": 64}, "--lr, --batch-size does not apply to pca"),
 ])
 def test_values_that_cannot_train_are_refused(name, settings, message):
     with pytest.raises(ValueError, match=message):
@@ -145,12 +146,23 @@ def test_resume_keeps_the_runs_own_settings(data_dir, tmp_path):
     assert load_run(tmp_path).epoch == 1
 
 
-def test_starting_over_removes_what_the_old_run_left(data_dir, tmp_path):
+def test_starting_over_removes_what_the_old_run_left_once_the_new_one_has_an_epoch(data_dir, tmp_path,
+                                                                                      monkeypatch):
+    from aetool.train import loop
+
     train(config("ae64", data_dir, epochs=1), run_dir=tmp_path, progress=False)
     stale = [tmp_path / name for name in ("model.onnx", "model.decoder.onnx", "model.int8.onnx")]
     for path in stale:
         path.write_bytes(b"old export")
     (tmp_path / "notes.txt").write_text("mine")
+
+    def interrupt(*args):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch, pytest.raises(KeyboardInterrupt):  # Ctrl-C before the first epoch ends
+        patch.setattr(loop, "evaluate", interrupt)
+        train(config("ae128", data_dir, epochs=1), run_dir=tmp_path, progress=False, force=True)
+    assert load_run(tmp_path).config.model == "ae64" and all(path.exists() for path in stale)  # the old run, whole
     train(config("ae128", data_dir, epochs=1), run_dir=tmp_path, progress=False, force=True)
     assert not any(path.exists() for path in stale) and (tmp_path / "notes.txt").is_file()
     assert load_run(tmp_path).config.model == "ae128"
@@ -195,3 +207,8 @@ def test_without_a_data_dir_torchvision_downloads_and_a_failure_is_one_clear_err
     with pytest.raises(DataError, match="cannot download mnist .* pass --data-dir or set AETOOL_DATA_DIR"):
         load_images("mnist", "train")
     assert calls and calls[0][1:] == (True, True)  # asked torchvision for the train split, with download=True
+
+
+def test_the_data_folder_is_recorded_as_an_absolute_path(data_dir, monkeypatch):
+    monkeypatch.chdir(data_dir.parent)
+    assert TrainConfig.for_model("ae64", data_dir=data_dir.name).data_dir == str(data_dir)

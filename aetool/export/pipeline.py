@@ -63,7 +63,10 @@ def _write_all(files: dict[Path, onnx.ModelProto]) -> None:
     staged = {path: path.with_name(f".{path.name}.tmp{os.getpid()}") for path in files}
     try:
         for path, model in files.items():
-            onnx.save_model(model, staged[path], save_as_external_data=False)
+            try:
+                onnx.save_model(model, staged[path], save_as_external_data=False)
+            except OSError as err:
+                raise AetoolError(f"cannot write {path}: {err.strerror or err}") from None
         for path, tmp in staged.items():
             os.replace(tmp, path)
     finally:
@@ -115,7 +118,8 @@ def _export(model: nn.Module, path: Path, facts: metadata.ModelFacts, *, test_im
     if path.suffix != ".onnx":
         raise AetoolError(f"cannot export to {path}: the file name must end in .onnx")
     if not path.parent.is_dir():
-        raise AetoolError(f"cannot export to {path}: folder {path.parent} does not exist")
+        problem = "is a file" if path.parent.exists() else "does not exist"
+        raise AetoolError(f"cannot export to {path}: {path.parent} {problem}")
     images = None if test_images is None else as_images(test_images)
     cases = image_cases(conv=is_conv(model), unpool=getattr(model, "uses_indices", False), test_images=images)
     graph, report = _verified(model_graph(model), model, cases, atol=atol, label="model", echo=echo)
@@ -190,9 +194,9 @@ def export_run(run_dir: str | Path, out: str | Path | None = None, *, data_dir: 
         data_dir = trained_on
     precisions = tuple(p for p, wanted in (("fp16", fp16), ("int8", int8)) if wanted)
     if precisions and data_dir is None:
-        raise AetoolError(f"{' and '.join(precisions)} files are checked on test digits (int8 conv files also "
-                          "calibrated on training digits): give the MNIST folder with --data-dir or "
-                          "$AETOOL_DATA_DIR")
+        calibrated = " (and int8 conv files calibrated on training digits)" if int8 and is_conv(run.model) else ""
+        raise AetoolError(f"{' and '.join(precisions)} files are checked on test digits{calibrated}: give the "
+                          "MNIST folder with --data-dir or $AETOOL_DATA_DIR")
     test_images = calibration = None
     if data_dir is not None:
         test_images = load_split(data_dir, "test")[0]

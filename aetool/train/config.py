@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -33,6 +34,8 @@ class TrainConfig:
     out: str | None = None
 
     def __post_init__(self) -> None:
+        if self.data_dir:  # recorded in the run: absolute, so an export from elsewhere finds the same folder
+            self.data_dir = str(Path(self.data_dir).expanduser().absolute())
         if self.dataset not in DATASETS:
             raise ValueError(f"unknown dataset {self.dataset!r}; choose one of {', '.join(DATASETS)}")
         if self.loss not in LOSSES:
@@ -77,7 +80,12 @@ class TrainConfig:
     def for_model(cls, model: str, **overrides: Any) -> "TrainConfig":
         """The registry's training defaults for ``model``, then ``overrides`` (``None`` values are ignored)."""
         known = {f.name for f in fields(cls)}
-        settings = {**get_spec(model).train, **{k: v for k, v in overrides.items() if v is not None}}
+        given = {k: v for k, v in overrides.items() if v is not None}
+        if get_spec(model).kind == "pca":
+            unused = [f"--{name.replace('_', '-')}" for name in ("lr", "loss", "batch_size") if name in given]
+            if unused:
+                raise ValueError(f"{', '.join(unused)} does not apply to pca: it is fitted in closed form")
+        settings = {**get_spec(model).train, **given}
         unknown = set(settings) - known
         if unknown:
             raise ValueError(f"unknown training settings: {', '.join(sorted(unknown))}")

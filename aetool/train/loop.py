@@ -144,7 +144,7 @@ def _save_metrics(run_dir: Path, config: TrainConfig, history: list[dict[str, An
 
 
 def _fit_pca(model: PCA, train_x: torch.Tensor, test_x: torch.Tensor, config: TrainConfig, run_dir: Path,
-             place: _Dist) -> list[dict[str, Any]]:
+             place: _Dist, force: bool) -> list[dict[str, Any]]:
     model.fit(to_float(train_x))
     test = to_float(test_x)
     with torch.no_grad():
@@ -152,6 +152,8 @@ def _fit_pca(model: PCA, train_x: torch.Tensor, test_x: torch.Tensor, config: Tr
     record = {"epoch": 0, "train_mse": evaluate(model, train_x, train_x, "cpu")["mse"],
               "test_mse": evaluate(model, test_x, test_x, "cpu")["mse"], "test_mse_unclamped": linear}
     if place.is_main:
+        if force:
+            _remove_old_exports(run_dir)
         save_checkpoint(run_dir, model, None, config, 0)
         _save_metrics(run_dir, config, [record])
     return [record]
@@ -171,11 +173,11 @@ def _check_resumable(run_dir: Path, stored: dict[str, Any], config: TrainConfig)
                           "or start over with --force")
 
 
-def _remove_run_files(run_dir: Path) -> None:
-    """What an earlier run left in ``run_dir`` (checkpoint, metrics, exported graphs), before starting over."""
+def _remove_old_exports(run_dir: Path) -> None:
+    """The exported graphs of the run ``--force`` starts over; its checkpoint and metrics are overwritten."""
     stem = ONNX.removesuffix(".onnx")
-    for name in [CHECKPOINT, METRICS, *(f"{stem}{part}.onnx" for part in ("", ".decoder", ".int8", ".fp16"))]:
-        (run_dir / name).unlink(missing_ok=True)
+    for part in ("", ".decoder", ".int8", ".fp16"):
+        (run_dir / f"{stem}{part}.onnx").unlink(missing_ok=True)
 
 
 def train(config: TrainConfig, *, run_dir: str | Path | None = None, resume: bool = False, force: bool = False,
@@ -200,12 +202,10 @@ def train(config: TrainConfig, *, run_dir: str | Path | None = None, resume: boo
         if run_dir.exists() and not run_dir.is_dir():
             raise AetoolError(f"cannot use {run_dir} as the run folder: it is a file")
         run_dir.mkdir(parents=True, exist_ok=True)
-        if force:
-            _remove_run_files(run_dir)
     torch.manual_seed(config.seed)
     model = build_model(config.model, **config.arch)
     if isinstance(model, PCA):
-        history = _fit_pca(model, train_x, test_x, config, run_dir, place)
+        history = _fit_pca(model, train_x, test_x, config, run_dir, place, force)
         _end_distributed(place)
         return TrainResult(run_dir, history, time.perf_counter() - started, place.is_main)
 
@@ -266,6 +266,8 @@ def train(config: TrainConfig, *, run_dir: str | Path | None = None, resume: boo
                           lr=learning_rate(step, total_steps, config.lr))
             history.append(record)
             if place.is_main:
+                if force and epoch == start_epoch:  # the old run stays whole until this one has an epoch to keep
+                    _remove_old_exports(run_dir)
                 save_checkpoint(run_dir, model, optimizer, config, epoch + 1)
                 _save_metrics(run_dir, config, history)
                 say(f"epoch {epoch + 1:3d}  train_mse {record['train_mse']:.5f}  "

@@ -26,6 +26,8 @@ def write_atomic(path: Path, write: Any) -> None:
     try:
         write(tmp)
         os.replace(tmp, path)
+    except OSError as err:
+        raise AetoolError(f"cannot write {path}: {err.strerror or err}") from None
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -51,7 +53,7 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch.load raises many kinds on foreign bytes (KeyError on a text file)
         first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise AetoolError(f"{path} is not a readable checkpoint: {first_line}") from None
+        raise AetoolError(f"{path} is not a readable checkpoint: {first_line[:160]}") from None
     if not isinstance(state, dict) or not {"model", "config", "epoch"} <= state.keys():
         raise AetoolError(f"{path} is not an aetool checkpoint (it lacks model, config and epoch)")
     return state
