@@ -189,3 +189,11 @@ def test_a_folder_named_without_a_slash_is_not_a_model(tmp_path, monkeypatch):
     (tmp_path / "models").mkdir()
     with pytest.raises(ModelFileError, match="model models is a folder"):
         load("models")
+
+
+def test_non_finite_outputs_are_a_model_file_error(tmp_path):
+    conv = ["N", 1, "H", "W"]
+    (tmp_path / "log.onnx").write_bytes(onnx_bytes(  # log of a black image is -inf
+        {"image": conv}, {"reconstruction": conv}, [node("Log", ["image"], ["reconstruction"])]))
+    with pytest.raises(ModelFileError, match="returned NaN or infinite reconstruction values"):
+        load(tmp_path / "log.onnx").reconstruct(np.zeros((1, 8, 8), np.float32))

@@ -253,6 +253,9 @@ class Model:
             raise ModelFileError(f"{self.path.name} returned {output} of shape {parts[0].shape} for a batch of "
                                  f"{len(batch)}; an aetool model returns one per image")
         joined = parts[0] if len(parts) == 1 else np.concatenate(parts)
+        if not np.isfinite(joined).all():
+            raise ModelFileError(f"{self.path.name} returned NaN or infinite {output} values; the model file is "
+                                 "broken")
         return joined.astype(np.float32, copy=False)
 
 
