@@ -502,7 +502,13 @@ def main() -> None:
     """Entry point of the ``aetool`` script and of ``python -m aetool``: a usage error is one line too, exit 2."""
     try:
         code = app(standalone_mode=False)
+    except KeyboardInterrupt:
+        error("interrupted")
+        sys.exit(130)
     except Exception as err:  # the parser's usage errors carry a message and an exit code
+        if type(err).__name__ == "Abort":  # Click's form of Ctrl-C outside a command's body
+            error("interrupted")
+            sys.exit(130)
         if not (hasattr(err, "format_message") and isinstance(getattr(err, "exit_code", None), int)):
             raise
         if type(err).__name__ == "NoArgsIsHelpError":  # plain `aetool`: the help, as Typer shows it
