@@ -22,13 +22,12 @@ import numpy as np
 
 from aetool.errors import AetoolError, ModelFileError
 from aetool.runtime import contract
-from aetool.runtime.model import CPU, Model, ort_errors
+from aetool.runtime.model import CPU, MAX_CONV_PIXELS, Model, cores, first_line, ort_errors
 
 Call = Callable[[], object]
 Backend = Callable[[np.ndarray], Call]  # binds a batch of images, returns the call to time
 DEFAULT_SIZE = (28, 28)
 MAX_BATCH = 4096  # random images and activations of larger batches can exhaust memory and say little more
-MAX_PIXELS = 4096 * 4096  # per timed batch, as for a page through a conv model (about 250 bytes per pixel)
 _INPUT_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # mallopt parameters, from glibc's malloc.h
 
@@ -66,11 +65,6 @@ class Timing:
     @property
     def images_per_s(self) -> float:
         return self.batch_size / statistics.median(self.seconds)
-
-
-def cores() -> int:
-    """CPU cores this process may run on: the default thread count, as onnxruntime's own default is."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def parse_size(text: str | None) -> tuple[int, int] | None:
@@ -221,9 +215,9 @@ def run(model: Model, threads: int, batch_sizes: Sequence[int], size: tuple[int,
 
     size = image_size(model, size)
     largest = max(batch_sizes) * size[0] * size[1]
-    if largest > MAX_PIXELS:
+    if largest > MAX_CONV_PIXELS:  # a timed batch may hold what one page through a conv model may
         raise AetoolError(f"a batch of {max(batch_sizes)} images of {size[0]}×{size[1]} is {largest:,} pixels, over "
-                          f"the {MAX_PIXELS:,} a timed batch may hold; use smaller --batch-sizes or --size")
+                          f"the {MAX_CONV_PIXELS:,} a timed batch may hold; use smaller --batch-sizes or --size")
     backends: dict[str, Backend] = {"ort": ort_backend(model)}
     if eager is not None:
         if eager.name != model.name:
@@ -235,8 +229,8 @@ def run(model: Model, threads: int, batch_sizes: Sequence[int], size: tuple[int,
     try:
         timings = measure(backends, batch_sizes, size, plan)
     except ort_errors() as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ModelFileError(f"{model.path.name} failed on random {size[0]}×{size[1]} images: {first}") from None
+        raise ModelFileError(f"{model.path.name} failed on random {size[0]}×{size[1]} images: "
+                             f"{first_line(err)}") from None
     return {"model": model.name, "file": str(model.path), "precision": model.metadata.get(contract.PRECISION),
             "providers": model.providers, "threads": threads, "cores": cores(), "size": list(size),
             "onnxruntime": onnxruntime.__version__, "torch": eager.version if eager else None,

@@ -22,7 +22,7 @@ from typing import Annotated, NoReturn
 import typer
 
 from aetool import __version__
-from aetool.errors import AetoolError
+from aetool.errors import AetoolError, os_reason
 
 app = typer.Typer(name="aetool", no_args_is_help=True, pretty_exceptions_enable=False)
 
@@ -63,8 +63,7 @@ def reporting() -> Iterator[None]:
         except AetoolError as err:
             fail(str(err), err.exit_code)
         except OSError as err:  # a file or folder the user named cannot be written or read
-            where = f": {err.filename}" if err.filename else ""
-            fail(f"{err.strerror or err}{where}")
+            fail(os_reason(err))
         except KeyboardInterrupt:
             fail("interrupted", 130)
 
@@ -373,6 +372,7 @@ def train(
     with reporting():
         from aetool.train import TrainConfig
         from aetool.train import train as run_training
+        from aetool.train.run import CHECKPOINT
 
         try:
             config = TrainConfig.for_model(
@@ -381,11 +381,11 @@ def train(
                 data_dir=data_dir, limit=limit, out=out)
         except (KeyError, ValueError) as err:
             fail(str(err).strip("'\""))
-        run_dir = Path(out or Path("runs") / model)
+        run_dir = config.run_dir
         try:
             result = run_training(config, resume=resume, force=force, progress=not quiet, echo=note)
         except KeyboardInterrupt:
-            if (run_dir / "checkpoint.pt").is_file():
+            if (run_dir / CHECKPOINT).is_file():
                 fail(f"interrupted; the last complete epoch is saved in {run_dir}; continue with --resume", 130)
             with suppress(OSError):
                 run_dir.rmdir()  # only if empty: the folder this run made and never wrote to

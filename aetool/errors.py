@@ -19,3 +19,12 @@ class ImageError(AetoolError):
     """An input image cannot be read."""
 
     exit_code = 1
+
+
+def os_reason(err: OSError) -> str:
+    """Why a file operation failed, with the path in the way; aetool's own temporary files (hidden, beside their
+    target) are left unnamed, since the user never named them."""
+    path = str(err.filename or "")
+    hidden = path.replace("\\", "/").rsplit("/", 1)[-1].startswith(".")
+    reason = err.strerror or str(err)
+    return f"{reason}: {path}" if path and not hidden else reason

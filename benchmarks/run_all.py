@@ -28,9 +28,8 @@ from typing import Any
 
 from aetool import bench
 from aetool.export import ParityError, export_run
-from aetool.export.variants import variant_path
 from aetool.models import REGISTRY, get_spec
-from aetool.runtime import load
+from aetool.runtime import contract, load
 from aetool.runtime.evaluate import evaluate
 from aetool.runtime.idx import resolve_data_dir
 from aetool.train import TrainConfig, train
@@ -50,7 +49,7 @@ def silent(line: str) -> None:
 
 def files_in(folder: Path) -> dict[str, Path]:
     fp32 = folder / ONNX
-    return {"fp32": fp32, **{p: variant_path(fp32, p) for p in VARIANTS[1:]}}
+    return {"fp32": fp32, **{p: contract.variant_path(fp32, p) for p in VARIANTS[1:]}}
 
 
 def current(files: dict[str, Path], checkpoint: Path) -> bool:

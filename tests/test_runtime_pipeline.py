@@ -140,9 +140,9 @@ def test_real_models_write_images_of_the_right_size(tmp_path, real_model):
 
 
 def test_a_page_too_large_for_a_conv_model_fails_alone(tmp_path, toy_dir, monkeypatch):
-    from aetool.runtime import pipeline
+    from aetool.runtime import model as runtime_model
 
-    monkeypatch.setattr(pipeline, "MAX_CONV_PIXELS", 40 * 40)
+    monkeypatch.setattr(runtime_model, "MAX_CONV_PIXELS", 40 * 40)
     small, large = save(tmp_path / "small.png", digit()), save(tmp_path / "large.png", digit(56, 56))
     outcomes = list(process([job(small, tmp_path / "o1.png"), job(large, tmp_path / "o2.png")],
                             Reconstruct(load(toy_dir / "conv.onnx"))))

@@ -14,7 +14,7 @@ import onnx
 import onnxruntime as ort
 from torch import nn
 
-from aetool.errors import AetoolError
+from aetool.errors import AetoolError, os_reason
 from aetool.export import metadata, variants
 from aetool.export.onnx_export import (MULTIPLE_OF, Decoder, Graph, check_onnx, decoder_graph, has_decoder, is_conv,
                                        model_graph, to_onnx)
@@ -66,7 +66,7 @@ def _write_all(files: dict[Path, onnx.ModelProto]) -> None:
             try:
                 onnx.save_model(model, staged[path], save_as_external_data=False)
             except OSError as err:
-                raise AetoolError(f"cannot write {path}: {err.strerror or err}") from None
+                raise AetoolError(f"cannot write {path}: {os_reason(err)}") from None
         for path, tmp in staged.items():
             os.replace(tmp, path)
     finally:
@@ -140,7 +140,7 @@ def _export(model: nn.Module, path: Path, facts: metadata.ModelFacts, *, test_im
     session = cpu_session(graph)
     test = None if images is None else _test_set(images, facts)
     for precision in precisions:
-        target = variants.variant_path(path, precision)
+        target = contract.variant_path(path, precision)
         variant, report = _variant(precision, graph, session, target.name, cases, test=test,
                                    calibration=calibration if is_conv(model) else None, max_mse_rise=max_mse_rise,
                                    echo=echo)

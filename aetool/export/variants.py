@@ -29,7 +29,7 @@ from aetool.errors import AetoolError
 from aetool.export.parity import Case, ParityError, cpu_session, run_session
 from aetool.runtime import contract
 
-PRECISIONS = ("fp16", "int8")
+PRECISIONS = contract.PRECISIONS
 CALIBRATION_BATCH = 32
 MSE_BATCH = 500
 FOLD_LIMIT = 1 << 24  # elements
@@ -38,11 +38,6 @@ FOLD_LIMIT = 1 << 24  # elements
 # a tensor reaches some consumers rounded to fp16 and others not; a compare between the two sides (the unpooling
 # models' first-max test) would then fail where rounding moved a value (+456% test MSE for conv-unpool).
 FLOAT32_OPS = ["GreaterOrEqual", "Relu"]
-
-
-def variant_path(path: Path, precision: str) -> Path:
-    """``model.onnx`` → ``model.int8.onnx``."""
-    return path.with_name(path.name.removesuffix(".onnx") + f".{precision}.onnx")
 
 
 def _outputs_behind_identity(model: onnx.ModelProto) -> onnx.ModelProto:

@@ -36,6 +36,15 @@ DECODER = "decoder"  # file name of the decoder graph beside this file, "" when 
 POLARITY = "white-on-black"
 
 
+PRECISIONS = ("fp16", "int8")  # the reduced-precision variants an export may write beside the fp32 file
+
+
+def variant_path(model_path: str | Path, precision: str) -> Path:
+    """Where the ``precision`` variant of ``model_path`` lives: ``x.onnx`` → ``x.int8.onnx``."""
+    path = Path(model_path)
+    return path.with_name(path.name.removesuffix(".onnx") + f".{precision}.onnx")
+
+
 def decoder_path(model_path: str | Path) -> Path:
     """Where the decoder graph of ``model_path`` lives: ``x.onnx`` → ``x.decoder.onnx``."""
     path = Path(model_path)

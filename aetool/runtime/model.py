@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 CPU = "CPUExecutionProvider"
 CHUNK = 256  # images per session call: large enough to be fast, small enough to keep memory flat
 PIXELS_PER_CALL = CHUNK * 28 * 28  # larger images go fewer at a time (a 1000×1000 page: one per call)
+MAX_CONV_PIXELS = 4096 * 4096  # the largest page a conv model takes: about 230 bytes of memory per pixel
 _JSON_KEYS = {contract.ARCHITECTURE, contract.NOISE, contract.INPUT_SPEC, contract.PARITY, contract.VERSIONS,
               contract.VARIANT}
 _NUMBER_KEYS = {contract.EPOCHS, contract.TEST_MSE, contract.OPSET}
@@ -79,11 +80,16 @@ def provider_names(requested: Sequence[str] | None) -> list[str]:
     return names
 
 
+def cores() -> int:
+    """CPU cores this process may run on: the default thread count, as onnxruntime's own default is."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def check_threads(threads: int) -> int:
     """``threads`` when it is 1 to 4× the cores this process may use: more only costs memory and switches."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    if not 1 <= threads <= 4 * cores:
-        raise AetoolError(f"--threads takes 1 to {4 * cores} (4 × the {cores} cores this process may use), "
+    usable = cores()
+    if not 1 <= threads <= 4 * usable:
+        raise AetoolError(f"--threads takes 1 to {4 * usable} (4 × the {usable} cores this process may use), "
                           f"got {threads}")
     return threads
 
@@ -102,7 +108,7 @@ def open_session(path: Path, providers: Sequence[str] | None = None, threads: in
     try:
         session = ort.InferenceSession(str(path), options, providers=[p for p in wanted if p in available] or [CPU])
     except ort_errors() as err:
-        raise ModelFileError(f"{path} is not a loadable ONNX model: {_first_line(err)}") from None
+        raise ModelFileError(f"{path} is not a loadable ONNX model: {first_line(err)}") from None
     unused = [p for p in wanted if p not in session.get_providers()]
     if unused:
         why = "" if all(p in available for p in unused) else (
@@ -158,7 +164,8 @@ def decoder_file(path: Path, metadata: dict[str, Any]) -> Path:
     return path.with_name(named) if named else contract.decoder_path(path)
 
 
-def _first_line(err: Exception) -> str:
+def first_line(err: Exception) -> str:
+    """The first line of an exception's message (its type's name when it has none): errors reach users as one line."""
     return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
 
 
@@ -248,7 +255,7 @@ class Model:
             parts = [session.run([output], {feed: batch[i:i + chunk]})[0] for i in range(0, len(batch), chunk)]
         except ort_errors() as err:
             raise ModelFileError(f"{self.path.name} failed on a batch of shape {batch.shape}: "
-                                 f"{_first_line(err)}") from None
+                                 f"{first_line(err)}") from None
         if sum(len(part) for part in parts) != len(batch) or len({part.shape[1:] for part in parts}) > 1:
             raise ModelFileError(f"{self.path.name} returned {output} of shape {parts[0].shape} for a batch of "
                                  f"{len(batch)}; an aetool model returns one per image")

@@ -10,14 +10,14 @@ from typing import BinaryIO, Protocol
 
 import numpy as np
 
-from aetool.errors import AetoolError, ImageError
+from aetool.errors import AetoolError, ImageError, os_reason
 from aetool.runtime import images
 from aetool.runtime.files import Job, atomic_write
+from aetool.runtime import model as runtime_model
 from aetool.runtime.model import Model
 from aetool.runtime.noise import add_noise
 
 CHUNK = 64  # images read and held at once
-MAX_CONV_PIXELS = 4096 * 4096  # a conv model holds about 250 bytes per pixel of activations: 4 GB here
 
 
 class Step(Protocol):
@@ -41,10 +41,11 @@ class Reconstruct:
         if spec.size is not None:
             resized = pixels.shape != spec.size
             return (images.fit(pixels, spec.size) if resized else pixels), resized
-        if pixels.size > MAX_CONV_PIXELS:
+        limit = runtime_model.MAX_CONV_PIXELS
+        if pixels.size > limit:
             height, width = pixels.shape
-            raise ImageError(f"{width}×{height} is over the {MAX_CONV_PIXELS:,}-pixel limit of a conv model "
-                             "(about 250 bytes of activations per pixel); scale it down first")
+            raise ImageError(f"{width}×{height} is over the {limit:,}-pixel limit of a conv model (about 230 bytes "
+                             "of memory per pixel); scale it down first")
         return images.pad_to_multiple(pixels, spec.multiple_of), False
 
     def run(self, batch: np.ndarray) -> np.ndarray:
@@ -157,19 +158,12 @@ def _finish(item: _Ready, result: np.ndarray, share: float, side_by_side: bool,
         else:
             atomic_write(item.job.target, data)
     except (OSError, ValueError, KeyError) as err:
-        outcome.size, outcome.error = None, f"cannot write {item.job.target or 'standard output'}: {_why(err)}"
+        reason = os_reason(err) if isinstance(err, OSError) else str(err)
+        outcome.size, outcome.error = None, f"cannot write {item.job.target or 'standard output'}: {reason}"
     else:
         outcome.output = "-" if item.job.target is None else str(item.job.target)
     outcome.ms = round((item.seconds + share + time.perf_counter() - started) * 1000, 3)
     return outcome
-
-
-def _why(err: Exception) -> str:
-    """The reason a write failed, naming the path in the way but not our temporary ``.part`` file."""
-    if not (isinstance(err, OSError) and err.strerror):
-        return str(err)
-    culprit = str(err.filename or "")
-    return f"{err.strerror}: {culprit}" if culprit and not culprit.endswith(".part") else err.strerror
 
 
 def _ms(started: float) -> float:

@@ -9,7 +9,7 @@ from typing import Any
 
 from aetool.models import get_spec
 from aetool.models.dense import PIXELS
-from aetool.runtime.noise import NOISE_KINDS
+from aetool.runtime.noise import NOISE_KINDS, check_level
 
 DATASETS = ("mnist", "fashion-mnist")
 LOSSES = ("mse", "bce")
@@ -65,8 +65,10 @@ class TrainConfig:
         for name in ("l1", "noise"):
             if not (math.isfinite(getattr(self, name)) and getattr(self, name) >= 0):
                 raise ValueError(f"--{name} must be 0 or more, got {getattr(self, name)}")
-        if self.noise_kind != "gaussian" and self.noise > 1:
-            raise ValueError(f"--noise is the fraction of pixels for {self.noise_kind} noise: 0 to 1, got {self.noise}")
+        try:
+            check_level(self.noise, self.noise_kind)
+        except ValueError as err:
+            raise ValueError(f"--noise: {err}") from None
 
     @property
     def arch(self) -> dict[str, Any]:
@@ -90,6 +92,11 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"unknown training settings: {', '.join(sorted(unknown))}")
         return cls(model=model, **settings)
+
+    @property
+    def run_dir(self) -> Path:
+        """Where the run is written: ``out``, else ``runs/MODEL``."""
+        return Path(self.out or Path("runs") / self.model)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

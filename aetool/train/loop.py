@@ -18,6 +18,7 @@ from torch import nn
 
 from aetool.errors import AetoolError
 from aetool.models import PCA, build_model
+from aetool.runtime import contract
 from aetool.runtime.noise import TEST_NOISE_SEED, add_noise
 from aetool.train.config import TrainConfig
 from aetool.train.data import load_images, to_float
@@ -175,9 +176,9 @@ def _check_resumable(run_dir: Path, stored: dict[str, Any], config: TrainConfig)
 
 def _remove_old_exports(run_dir: Path) -> None:
     """The exported graphs of the run ``--force`` starts over; its checkpoint and metrics are overwritten."""
-    stem = ONNX.removesuffix(".onnx")
-    for part in ("", ".decoder", ".int8", ".fp16"):
-        (run_dir / f"{stem}{part}.onnx").unlink(missing_ok=True)
+    model = run_dir / ONNX
+    for path in (model, contract.decoder_path(model), *(contract.variant_path(model, p) for p in contract.PRECISIONS)):
+        path.unlink(missing_ok=True)
 
 
 def train(config: TrainConfig, *, run_dir: str | Path | None = None, resume: bool = False, force: bool = False,
@@ -187,7 +188,7 @@ def train(config: TrainConfig, *, run_dir: str | Path | None = None, resume: boo
     place = _init_distributed(config.device if config.device != "auto" else
                               ("cuda" if torch.cuda.is_available() else "cpu"))
     device = pick_device(config.device, place.local_rank)
-    run_dir = Path(run_dir or config.out or Path("runs") / config.model)
+    run_dir = Path(run_dir) if run_dir else config.run_dir
     if resume and force:
         raise AetoolError("--resume continues the run and --force starts it over: choose one")
     if place.is_main and (run_dir / CHECKPOINT).exists() and not (resume or force):

@@ -11,8 +11,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from aetool.errors import AetoolError
+from aetool.errors import AetoolError, os_reason
 from aetool.models import build_model
+from aetool.runtime.model import first_line
 from aetool.train.config import TrainConfig
 
 CHECKPOINT = "checkpoint.pt"
@@ -27,7 +28,7 @@ def write_atomic(path: Path, write: Any) -> None:
         write(tmp)
         os.replace(tmp, path)
     except OSError as err:
-        raise AetoolError(f"cannot write {path}: {err.strerror or err}") from None
+        raise AetoolError(f"cannot write {path}: {os_reason(err)}") from None
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -52,8 +53,7 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch.load raises many kinds on foreign bytes (KeyError on a text file)
-        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise AetoolError(f"{path} is not a readable checkpoint: {first_line[:160]}") from None
+        raise AetoolError(f"{path} is not a readable checkpoint: {first_line(err)[:160]}") from None
     if not isinstance(state, dict) or not {"model", "config", "epoch"} <= state.keys():
         raise AetoolError(f"{path} is not an aetool checkpoint (it lacks model, config and epoch)")
     return state
