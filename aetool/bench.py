@@ -81,8 +81,9 @@ def parse_batch_sizes(text: str) -> list[int]:
     """``"1,256"`` → [1, 256]."""
     parts = [p.strip() for p in text.split(",")]
     if not all(p.isdigit() and 0 < int(p) <= MAX_BATCH for p in parts):
-        raise AetoolError(f"--batch-sizes takes integers from 1 to {MAX_BATCH} separated by commas, e.g. 1,256; "
-                          f"got {text!r}")
+        raise AetoolError(
+            f"--batch-sizes takes integers from 1 to {MAX_BATCH} separated by commas, e.g. 1,256; got {text!r}"
+        )
     return [int(p) for p in parts]
 
 
@@ -179,13 +180,14 @@ def interleaved(calls: dict[str, Call], plan: Plan) -> dict[str, tuple[float, ..
             call()
     times: dict[str, list[float]] = {name: [] for name in calls}
     for round_ in range(plan.repeats):
-        for name in (list(calls) if round_ % 2 == 0 else list(calls)[::-1]):
+        for name in list(calls) if round_ % 2 == 0 else list(calls)[::-1]:
             times[name] += time_calls(calls[name], plan.seconds / plan.repeats, plan.min_calls)
     return {name: tuple(t) for name, t in times.items()}
 
 
-def measure(backends: dict[str, Backend], batch_sizes: Sequence[int], size: tuple[int, int],
-            plan: Plan) -> dict[int, dict[str, Timing]]:
+def measure(
+    backends: dict[str, Backend], batch_sizes: Sequence[int], size: tuple[int, int], plan: Plan
+) -> dict[int, dict[str, Timing]]:
     """Time every backend on the same random images at each batch size: ``{batch: {backend: Timing}}``."""
     results = {}
     for batch in batch_sizes:
@@ -197,57 +199,91 @@ def measure(backends: dict[str, Backend], batch_sizes: Sequence[int], size: tupl
 
 def record(batch: int, ort: Timing, torch: Timing | None = None, flops: int | None = None) -> dict[str, Any]:
     """One batch size as ``aetool bench --json`` prints it: onnxruntime, PyTorch and their ratio."""
-    row: dict[str, Any] = {"batch_size": batch, "ort_ms": ort.median_ms, "ort_p95_ms": ort.p95_ms,
-                           "ort_best_ms": ort.best_ms, "images_per_s": ort.images_per_s, "calls": len(ort.seconds)}
+    row: dict[str, Any] = {
+        "batch_size": batch,
+        "ort_ms": ort.median_ms,
+        "ort_p95_ms": ort.p95_ms,
+        "ort_best_ms": ort.best_ms,
+        "images_per_s": ort.images_per_s,
+        "calls": len(ort.seconds),
+    }
     if flops is not None:
         row["gflop_per_s"] = flops * ort.images_per_s / 1e9
     if torch is not None:
-        row.update(torch_ms=torch.median_ms, torch_p95_ms=torch.p95_ms, torch_best_ms=torch.best_ms,
-                   torch_images_per_s=torch.images_per_s, torch_calls=len(torch.seconds),
-                   speedup_vs_torch=torch.median_ms / ort.median_ms)
+        row.update(
+            torch_ms=torch.median_ms,
+            torch_p95_ms=torch.p95_ms,
+            torch_best_ms=torch.best_ms,
+            torch_images_per_s=torch.images_per_s,
+            torch_calls=len(torch.seconds),
+            speedup_vs_torch=torch.median_ms / ort.median_ms,
+        )
     return row
 
 
-def run(model: Model, threads: int, batch_sizes: Sequence[int], size: tuple[int, int] | None, plan: Plan,
-        eager: TorchEager | None = None) -> dict[str, Any]:
+def run(
+    model: Model,
+    threads: int,
+    batch_sizes: Sequence[int],
+    size: tuple[int, int] | None,
+    plan: Plan,
+    eager: TorchEager | None = None,
+) -> dict[str, Any]:
     """Everything ``aetool bench`` reports: the setting, the load, and a :func:`record` per batch size."""
     import onnxruntime
 
     size = image_size(model, size)
     largest = max(batch_sizes) * size[0] * size[1]
     if largest > MAX_CONV_PIXELS:  # a timed batch may hold what one page through a conv model may
-        raise AetoolError(f"a batch of {max(batch_sizes)} images of {size[0]}×{size[1]} is {largest:,} pixels, over "
-                          f"the {MAX_CONV_PIXELS:,} a timed batch may hold; use smaller --batch-sizes or --size")
+        raise AetoolError(
+            f"a batch of {max(batch_sizes)} images of {size[0]}×{size[1]} is {largest:,} pixels, over "
+            f"the {MAX_CONV_PIXELS:,} a timed batch may hold; use smaller --batch-sizes or --size"
+        )
     backends: dict[str, Backend] = {"ort": ort_backend(model)}
     if eager is not None:
         if eager.name != model.name:
-            raise AetoolError(f"the run trained {eager.name} but {model.path.name} is {model.name}; "
-                              "compare a model with its own run")
+            raise AetoolError(
+                f"the run trained {eager.name} but {model.path.name} is {model.name}; compare a model with its own run"
+            )
         backends["torch"] = eager
     flops = flops_per_image(model.path, size) if importlib.util.find_spec("onnx") is not None else None
     before = load_average()
     try:
         timings = measure(backends, batch_sizes, size, plan)
     except ort_errors() as err:
-        raise ModelFileError(f"{model.path.name} failed on random {size[0]}×{size[1]} images: "
-                             f"{first_line(err)}") from None
-    return {"model": model.name, "file": str(model.path), "precision": model.metadata.get(contract.PRECISION),
-            "providers": model.providers, "threads": threads, "cores": cores(), "size": list(size),
-            "onnxruntime": onnxruntime.__version__, "torch": eager.version if eager else None,
-            "torch_kept_freed_memory": eager.kept_freed_memory if eager else None,
-            "warmup": plan.warmup, "repeats": plan.repeats, "seconds": plan.seconds, "flops_per_image": flops,
-            "load_average": [before, load_average()],
-            "results": [record(batch, found["ort"], found.get("torch"), flops) for batch, found in timings.items()]}
+        raise ModelFileError(
+            f"{model.path.name} failed on random {size[0]}×{size[1]} images: {first_line(err)}"
+        ) from None
+    return {
+        "model": model.name,
+        "file": str(model.path),
+        "precision": model.metadata.get(contract.PRECISION),
+        "providers": model.providers,
+        "threads": threads,
+        "cores": cores(),
+        "size": list(size),
+        "onnxruntime": onnxruntime.__version__,
+        "torch": eager.version if eager else None,
+        "torch_kept_freed_memory": eager.kept_freed_memory if eager else None,
+        "warmup": plan.warmup,
+        "repeats": plan.repeats,
+        "seconds": plan.seconds,
+        "flops_per_image": flops,
+        "load_average": [before, load_average()],
+        "results": [record(batch, found["ort"], found.get("torch"), flops) for batch, found in timings.items()],
+    }
 
 
 def table(summary: dict[str, Any]) -> list[str]:
     """The human form of :func:`run`: a line on the setting, then a row per batch size."""
     height, width = summary["size"]
     versus = f" vs torch {summary['torch']} eager" if summary["torch"] else ""
-    lines = [f"{Path(summary['file']).name} ({summary['model']}, {summary['precision'] or '?'}) on onnxruntime "
-             f"{summary['onnxruntime']} {', '.join(summary['providers'])}, {summary['threads']} threads{versus}; "
-             f"{height}×{width} random images; median (p95) over all calls after {summary['warmup']} warm-up calls, "
-             f"{summary['repeats']} rounds"]
+    lines = [
+        f"{Path(summary['file']).name} ({summary['model']}, {summary['precision'] or '?'}) on onnxruntime "
+        f"{summary['onnxruntime']} {', '.join(summary['providers'])}, {summary['threads']} threads{versus}; "
+        f"{height}×{width} random images; median (p95) over all calls after {summary['warmup']} warm-up calls, "
+        f"{summary['repeats']} rounds"
+    ]
     header = f"{'batch':>6} {'ort ms (p95)':>18} {'images/s':>10}"
     header += f" {'GFLOP/s':>8}" if summary["flops_per_image"] else ""
     lines.append(header + (f" {'torch ms (p95)':>18} {'speedup':>8}" if summary["torch"] else ""))
@@ -266,6 +302,7 @@ def _ms(median: float, p95: float) -> str:
 
 # ---- arithmetic: how close a throughput comes to what the CPU can do (these need onnx, the train extra) ----
 
+
 def tensor_shapes(path: str | Path, size: tuple[int, int]) -> dict[str, list[int]]:
     """The shape of every tensor of the graph for one 1×1×H×W image, from one onnxruntime run exposing them all.
 
@@ -283,7 +320,7 @@ def tensor_shapes(path: str | Path, size: tuple[int, int]) -> dict[str, list[int
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # keep every tensor
     session = ort.InferenceSession(model.SerializeToString(), options, providers=[CPU])
     values = session.run(None, {graph.input[0].name: np.zeros((1, 1, *size), np.float32)})
-    shapes = {info.name: list(value.shape) for info, value in zip(session.get_outputs(), values)}
+    shapes = {info.name: list(value.shape) for info, value in zip(session.get_outputs(), values, strict=True)}
     shapes.update({tensor.name: list(tensor.dims) for tensor in graph.initializer})
     return shapes
 
@@ -322,9 +359,13 @@ def sgemm_backend(threads: int) -> Backend:
 
     rng = np.random.default_rng(0)
     weight = numpy_helper.from_array(rng.random((SGEMM_N, SGEMM_N), dtype=np.float32), "b")
-    graph = helper.make_graph([helper.make_node("MatMul", ["a", "b"], ["c"])], "sgemm",
-                              [helper.make_tensor_value_info("a", TensorProto.FLOAT, [SGEMM_N, SGEMM_N])],
-                              [helper.make_tensor_value_info("c", TensorProto.FLOAT, [SGEMM_N, SGEMM_N])], [weight])
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["a", "b"], ["c"])],
+        "sgemm",
+        [helper.make_tensor_value_info("a", TensorProto.FLOAT, [SGEMM_N, SGEMM_N])],
+        [helper.make_tensor_value_info("c", TensorProto.FLOAT, [SGEMM_N, SGEMM_N])],
+        [weight],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads

@@ -32,6 +32,7 @@ NoiseKind = Enum("NoiseKind", {kind: kind for kind in ("gaussian", "salt-pepper"
 
 # ---- reporting: the one way a command talks to the user ----
 
+
 def error(message: str) -> None:
     """One ``aetool: error:`` line on stderr: how every user-facing error is written."""
     typer.echo(f"aetool: error: {message}", err=True)
@@ -70,29 +71,64 @@ def reporting() -> Iterator[None]:
 
 # ---- options shared by the image commands ----
 
-Inputs = Annotated[list[str], typer.Argument(help="Image files, folders or globs; - reads standard input.",
-                                             metavar="IMAGES", show_default=False)]
-Output = Annotated[str | None, typer.Option(
-    "--output", "-o", help="Output file for one input, else a folder; - writes standard output. "
-                           "Default: beside each input.", metavar="PATH", show_default=False)]
-ModelOption = Annotated[str, typer.Option("--model", "-m", metavar="NAME|FILE",
-                                          help="Model file (.onnx) or bundled model name (see aetool models).")]
+Inputs = Annotated[
+    list[str],
+    typer.Argument(help="Image files, folders or globs; - reads standard input.", metavar="IMAGES", show_default=False),
+]
+Output = Annotated[
+    str | None,
+    typer.Option(
+        "--output",
+        "-o",
+        help="Output file for one input, else a folder; - writes standard output. Default: beside each input.",
+        metavar="PATH",
+        show_default=False,
+    ),
+]
+ModelOption = Annotated[
+    str,
+    typer.Option(
+        "--model", "-m", metavar="NAME|FILE", help="Model file (.onnx) or bundled model name (see aetool models)."
+    ),
+]
 Recursive = Annotated[bool, typer.Option("--recursive", "-r", help="Look for images in subfolders too.")]
-Format = Annotated[str | None, typer.Option(
-    "--format", "-f", help="Output image format: png (default), jpg, bmp, tiff, webp, gif, pgm, tga.",
-    metavar="FORMAT", show_default=False)]
+Format = Annotated[
+    str | None,
+    typer.Option(
+        "--format",
+        "-f",
+        help="Output image format: png (default), jpg, bmp, tiff, webp, gif, pgm, tga.",
+        metavar="FORMAT",
+        show_default=False,
+    ),
+]
 SideBySide = Annotated[bool, typer.Option("--side-by-side", help="Write input | output as one image.")]
-Invert = Annotated[bool | None, typer.Option(
-    "--invert/--no-invert", help="Treat images as dark on light (inverted for the model and back) or not. "
-                                 "Default: decided per image from its border.", show_default=False)]
+Invert = Annotated[
+    bool | None,
+    typer.Option(
+        "--invert/--no-invert",
+        help="Treat images as dark on light (inverted for the model and back) or not. "
+        "Default: decided per image from its border.",
+        show_default=False,
+    ),
+]
 Force = Annotated[bool, typer.Option("--force", help="Allow an output to overwrite an input file.")]
 Json = Annotated[bool, typer.Option("--json", help="Print JSON to standard output for scripts.")]
-Providers = Annotated[list[str] | None, typer.Option(
-    "--provider", help="onnxruntime execution provider: cpu (default), cuda, ...; repeat for a fallback order.",
-    metavar="NAME", show_default=False)]
-Threads = Annotated[int | None, typer.Option("--threads", min=1, metavar="N",
-                                                help="CPU threads for onnxruntime (default: all cores).",
-                                                show_default=False)]
+Providers = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--provider",
+        help="onnxruntime execution provider: cpu (default), cuda, ...; repeat for a fallback order.",
+        metavar="NAME",
+        show_default=False,
+    ),
+]
+Threads = Annotated[
+    int | None,
+    typer.Option(
+        "--threads", min=1, metavar="N", help="CPU threads for onnxruntime (default: all cores).", show_default=False
+    ),
+]
 
 
 def _version(value: bool) -> None:
@@ -102,40 +138,75 @@ def _version(value: bool) -> None:
 
 
 @app.callback()
-def _main(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
-                                                help="Print the version and exit.")] = False) -> None:
+def _main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
     """Autoencoders for MNIST: train in PyTorch, export to verified ONNX, run without PyTorch."""
 
 
 # ---- image commands ----
 
+
 @app.command()
-def denoise(inputs: Inputs, output: Output = None, model: ModelOption = "denoise", recursive: Recursive = False,
-            fmt: Format = None, side_by_side: SideBySide = False, invert: Invert = None, force: Force = False,
-            as_json: Json = False, provider: Providers = None, threads: Threads = None) -> None:
+def denoise(
+    inputs: Inputs,
+    output: Output = None,
+    model: ModelOption = "denoise",
+    recursive: Recursive = False,
+    fmt: Format = None,
+    side_by_side: SideBySide = False,
+    invert: Invert = None,
+    force: Force = False,
+    as_json: Json = False,
+    provider: Providers = None,
+    threads: Threads = None,
+) -> None:
     """Remove noise from digit images with a denoising autoencoder (writes NAME.denoised.png)."""
-    _run_model(inputs, output, model, ".denoised", recursive, fmt, side_by_side, invert, force, as_json, provider,
-               threads)
+    _run_model(
+        inputs, output, model, ".denoised", recursive, fmt, side_by_side, invert, force, as_json, provider, threads
+    )
 
 
 @app.command()
-def reconstruct(inputs: Inputs, output: Output = None, model: ModelOption = "deep", recursive: Recursive = False,
-                fmt: Format = None, side_by_side: SideBySide = False, invert: Invert = None, force: Force = False,
-                as_json: Json = False, provider: Providers = None, threads: Threads = None) -> None:
+def reconstruct(
+    inputs: Inputs,
+    output: Output = None,
+    model: ModelOption = "deep",
+    recursive: Recursive = False,
+    fmt: Format = None,
+    side_by_side: SideBySide = False,
+    invert: Invert = None,
+    force: Force = False,
+    as_json: Json = False,
+    provider: Providers = None,
+    threads: Threads = None,
+) -> None:
     """Pass digit images through an autoencoder (writes NAME.reconstructed.png)."""
-    _run_model(inputs, output, model, ".reconstructed", recursive, fmt, side_by_side, invert, force, as_json,
-               provider, threads)
+    _run_model(
+        inputs, output, model, ".reconstructed", recursive, fmt, side_by_side, invert, force, as_json, provider, threads
+    )
 
 
 @app.command("add-noise")
-def add_noise(inputs: Inputs, output: Output = None,
-              level: Annotated[float, typer.Option(min=0, help="Noise level: Gaussian std, or the fraction of "
-                                                               "pixels hit.")] = 0.5,
-              kind: Annotated[NoiseKind, typer.Option(help="Noise kind.")] = NoiseKind.gaussian,
-              seed: Annotated[int | None, typer.Option(min=0, help="Random seed, for the same noise every run.",
-                                                          show_default=False)] = None,
-              recursive: Recursive = False, fmt: Format = None, side_by_side: SideBySide = False,
-              invert: Invert = None, force: Force = False, as_json: Json = False) -> None:
+def add_noise(
+    inputs: Inputs,
+    output: Output = None,
+    level: Annotated[
+        float, typer.Option(min=0, help="Noise level: Gaussian std, or the fraction of pixels hit.")
+    ] = 0.5,
+    kind: Annotated[NoiseKind, typer.Option(help="Noise kind.")] = NoiseKind.gaussian,
+    seed: Annotated[
+        int | None, typer.Option(min=0, help="Random seed, for the same noise every run.", show_default=False)
+    ] = None,
+    recursive: Recursive = False,
+    fmt: Format = None,
+    side_by_side: SideBySide = False,
+    invert: Invert = None,
+    force: Force = False,
+    as_json: Json = False,
+) -> None:
     """Corrupt images with the noise aetool trains and evaluates with (writes NAME.noisy.png)."""
     with reporting():
         from aetool.runtime.noise import check_level
@@ -151,9 +222,20 @@ def add_noise(inputs: Inputs, output: Output = None,
     raise typer.Exit(code)
 
 
-def _run_model(inputs: list[str], output: str | None, model: str, suffix: str, recursive: bool, fmt: str | None,
-               side_by_side: bool, invert: bool | None, force: bool, as_json: bool, provider: list[str] | None,
-               threads: int | None) -> None:
+def _run_model(
+    inputs: list[str],
+    output: str | None,
+    model: str,
+    suffix: str,
+    recursive: bool,
+    fmt: str | None,
+    side_by_side: bool,
+    invert: bool | None,
+    force: bool,
+    as_json: bool,
+    provider: list[str] | None,
+    threads: int | None,
+) -> None:
     with reporting():
         from aetool.runtime import load
         from aetool.runtime.pipeline import Reconstruct
@@ -164,8 +246,9 @@ def _run_model(inputs: list[str], output: str | None, model: str, suffix: str, r
     raise typer.Exit(code)
 
 
-def _plan(inputs: list[str], output: str | None, suffix: str, fmt: str | None, recursive: bool, force: bool,
-          as_json: bool) -> tuple[list, list]:
+def _plan(
+    inputs: list[str], output: str | None, suffix: str, fmt: str | None, recursive: bool, force: bool, as_json: bool
+) -> tuple[list, list]:
     """Jobs and failed inputs for the arguments; usage mistakes raise before any image is read."""
     from aetool.runtime import files
 
@@ -204,8 +287,10 @@ def _run(jobs: list, failures: list, step, invert: bool | None, side_by_side: bo
         resized += outcome.resized
         if outcome.resized and total <= FEW:
             (width, height), (fit_width, fit_height) = outcome.input_size, outcome.fitted_size
-            note(f"{outcome.path}: resized {width}×{height} to fit the model's {fit_width}×{fit_height} input; the "
-                 f"output is {outcome.size[0]}×{outcome.size[1]}")
+            note(
+                f"{outcome.path}: resized {width}×{height} to fit the model's {fit_width}×{fit_height} input; the "
+                f"output is {outcome.size[0]}×{outcome.size[1]}"
+            )
     also = f" ({resized} resized to fit the model)" if resized and total > FEW else ""
     note(f"{done} done, {failed} failed in {time.perf_counter() - started:.2f} s{also}")
     return 1 if failed else 0
@@ -223,22 +308,43 @@ def _progress(outcomes: Iterable, total: int, show: bool) -> Iterable:
 
 # ---- model commands ----
 
+
 @app.command()
-def evaluate(model: ModelOption = "denoise",
-             data_dir: Annotated[Path | None, typer.Option(
-                 help="Folder of the four MNIST IDX files (.gz or not), or of mnist/ and fashion-mnist/ "
-                      "subfolders. Default: $AETOOL_DATA_DIR.", metavar="FOLDER", show_default=False)] = None,
-             noise: Annotated[float | None, typer.Option(
-                 min=0, help="Noise level of the inputs. Default: the noise the model was trained with.",
-                 show_default=False)] = None,
-             noise_kind: Annotated[NoiseKind | None, typer.Option(
-                 help="Noise kind. Default: the model's, else gaussian.", show_default=False)] = None,
-             limit: Annotated[int | None, typer.Option(min=1, help="Score only the first N test images.",
-                                                          show_default=False)] = None,
-             seed: Annotated[int | None, typer.Option(min=0, help="Seed of the input noise. Default: the seed of "
-                                                          "the noisy test set training scored on (1234).",
-                                                 show_default=False)] = None,
-             as_json: Json = False, provider: Providers = None, threads: Threads = None) -> None:
+def evaluate(
+    model: ModelOption = "denoise",
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="Folder of the four MNIST IDX files (.gz or not), or of mnist/ and fashion-mnist/ "
+            "subfolders. Default: $AETOOL_DATA_DIR.",
+            metavar="FOLDER",
+            show_default=False,
+        ),
+    ] = None,
+    noise: Annotated[
+        float | None,
+        typer.Option(
+            min=0, help="Noise level of the inputs. Default: the noise the model was trained with.", show_default=False
+        ),
+    ] = None,
+    noise_kind: Annotated[
+        NoiseKind | None, typer.Option(help="Noise kind. Default: the model's, else gaussian.", show_default=False)
+    ] = None,
+    limit: Annotated[
+        int | None, typer.Option(min=1, help="Score only the first N test images.", show_default=False)
+    ] = None,
+    seed: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            help="Seed of the input noise. Default: the seed of the noisy test set training scored on (1234).",
+            show_default=False,
+        ),
+    ] = None,
+    as_json: Json = False,
+    provider: Providers = None,
+    threads: Threads = None,
+) -> None:
     """Test-set MSE of a model with onnxruntime alone (no torch)."""
     with reporting():
         from aetool.runtime import contract, load
@@ -255,8 +361,10 @@ def evaluate(model: ModelOption = "denoise",
         return
     noise_text = f"{result['noise_kind']} noise {result['noise']:g}" if result["noise"] else "no noise"
     recorded = result["recorded_test_mse"]
-    typer.echo(f"test MSE {result['mse']:.6f} over {result['n']} images ({noise_text}), model {result['model']}"
-               + (f"; the file records {recorded:.6f}" if isinstance(recorded, (int, float)) else ""))
+    typer.echo(
+        f"test MSE {result['mse']:.6f} over {result['n']} images ({noise_text}), model {result['model']}"
+        + (f"; the file records {recorded:.6f}" if isinstance(recorded, (int, float)) else "")
+    )
 
 
 @app.command()
@@ -274,16 +382,20 @@ def models(as_json: Json = False) -> None:
     else:
         rows = [("name", "file", "size", "precision", "test MSE")] + [
             (r["name"], r["file"], _size(r["size_bytes"]), r.get("precision") or "?", _number(r.get("test_mse")))
-            for r in records]
+            for r in records
+        ]
         widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
         for row in rows:
             typer.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
 
 
 @app.command()
-def info(model: Annotated[str, typer.Argument(help="Model file (.onnx) or bundled model name.",
-                                              metavar="NAME|FILE", show_default=False)],
-         as_json: Json = False) -> None:
+def info(
+    model: Annotated[
+        str, typer.Argument(help="Model file (.onnx) or bundled model name.", metavar="NAME|FILE", show_default=False)
+    ],
+    as_json: Json = False,
+) -> None:
     """Show a model file's inputs, outputs, metadata, parity record and decoder."""
     with reporting():
         from aetool.runtime.describe import describe
@@ -292,8 +404,10 @@ def info(model: Annotated[str, typer.Argument(help="Model file (.onnx) or bundle
     if as_json:
         typer.echo(json.dumps(record, indent=2))
         return
-    typer.echo(f"{record['file']}  {_size(record['size_bytes'])}, {record['precision'] or 'precision ?'}, "
-               f"opset {record['opset'] or '?'}")
+    typer.echo(
+        f"{record['file']}  {_size(record['size_bytes'])}, {record['precision'] or 'precision ?'}, "
+        f"opset {record['opset'] or '?'}"
+    )
     for title, tensors in (("inputs", record["inputs"]), ("outputs", record["outputs"])):
         for i, tensor in enumerate(tensors):
             shape = "×".join(str(d) for d in tensor["shape"])
@@ -324,10 +438,16 @@ def _number(value: object) -> str:
 # ---- torch-side commands: they need the train extra and import torch inside their bodies ----
 
 MODEL_NAMES = "pca, deep, ae64, ae128, ae256, sparse, denoise, conv-unpool, conv-unpool-deconv, conv-deconv"
-DataDir = Annotated[str | None, typer.Option(
-    "--data-dir", metavar="DIR", show_default=False,
-    help="Folder of the four MNIST-style IDX files (or of mnist/ and fashion-mnist/ subfolders). "
-         "Default: $AETOOL_DATA_DIR, else download with torchvision.")]
+DataDir = Annotated[
+    str | None,
+    typer.Option(
+        "--data-dir",
+        metavar="DIR",
+        show_default=False,
+        help="Folder of the four MNIST-style IDX files (or of mnist/ and fashion-mnist/ subfolders). "
+        "Default: $AETOOL_DATA_DIR, else download with torchvision.",
+    ),
+]
 
 
 def _need_train_extra(command: str) -> None:
@@ -335,32 +455,38 @@ def _need_train_extra(command: str) -> None:
     import importlib.util
 
     if importlib.util.find_spec("torch") is None:
-        fail(f"aetool {command} needs PyTorch: install the train extra, see the README (pip install '.[train]' "
-             "in a clone)")
+        fail(
+            f"aetool {command} needs PyTorch: install the train extra, see the README (pip install '.[train]' "
+            "in a clone)"
+        )
 
 
 @app.command()
 def train(
-    model: Annotated[str, typer.Argument(help=f"Model to train: {MODEL_NAMES}.", metavar="MODEL",
-                                         show_default=False)],
+    model: Annotated[str, typer.Argument(help=f"Model to train: {MODEL_NAMES}.", metavar="MODEL", show_default=False)],
     epochs: Annotated[int | None, typer.Option(help="Epochs (default: the model's).", show_default=False)] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Global batch size (default: 128).",
-                                                   show_default=False)] = None,
-    lr: Annotated[float | None, typer.Option(help="Peak learning rate of Adam (default: the model's).",
-                                             show_default=False)] = None,
+    batch_size: Annotated[
+        int | None, typer.Option(help="Global batch size (default: 128).", show_default=False)
+    ] = None,
+    lr: Annotated[
+        float | None, typer.Option(help="Peak learning rate of Adam (default: the model's).", show_default=False)
+    ] = None,
     loss: Annotated[str | None, typer.Option(help="mse or bce (default: the model's).", show_default=False)] = None,
-    l1: Annotated[float | None, typer.Option(help="L1 weight on the code's activations (sparse: 0.01).",
-                                             show_default=False)] = None,
-    noise: Annotated[float | None, typer.Option(help="Train on inputs with this noise level (denoise: 0.5).",
-                                                show_default=False)] = None,
+    l1: Annotated[
+        float | None, typer.Option(help="L1 weight on the code's activations (sparse: 0.01).", show_default=False)
+    ] = None,
+    noise: Annotated[
+        float | None, typer.Option(help="Train on inputs with this noise level (denoise: 0.5).", show_default=False)
+    ] = None,
     noise_kind: Annotated[NoiseKind, typer.Option(help="Kind of training noise.")] = NoiseKind.gaussian,
     components: Annotated[int | None, typer.Option(help="PCA components (default: 30).", show_default=False)] = None,
     seed: Annotated[int, typer.Option(min=0, help="Seed of weights, batch order and noise.")] = 0,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     dataset: Annotated[str, typer.Option(help="mnist or fashion-mnist.")] = "mnist",
     data_dir: DataDir = None,
-    limit: Annotated[int | None, typer.Option(help="Use only the first N train and N test images.",
-                                              show_default=False)] = None,
+    limit: Annotated[
+        int | None, typer.Option(help="Use only the first N train and N test images.", show_default=False)
+    ] = None,
     out: Annotated[str | None, typer.Option(help="Run folder (default: runs/MODEL).", show_default=False)] = None,
     resume: Annotated[bool, typer.Option(help="Continue the run in the run folder from its last epoch.")] = False,
     force: Annotated[bool, typer.Option(help="Start over even if the run folder holds a run.")] = False,
@@ -376,9 +502,22 @@ def train(
 
         try:
             config = TrainConfig.for_model(
-                model, epochs=epochs, batch_size=batch_size, lr=lr, loss=loss, l1=l1, noise=noise,
-                noise_kind=noise_kind.value, components=components, seed=seed, device=device, dataset=dataset,
-                data_dir=data_dir, limit=limit, out=out)
+                model,
+                epochs=epochs,
+                batch_size=batch_size,
+                lr=lr,
+                loss=loss,
+                l1=l1,
+                noise=noise,
+                noise_kind=noise_kind.value,
+                components=components,
+                seed=seed,
+                device=device,
+                dataset=dataset,
+                data_dir=data_dir,
+                limit=limit,
+                out=out,
+            )
         except (KeyError, ValueError) as err:
             fail(str(err).strip("'\""))
         run_dir = config.run_dir
@@ -392,30 +531,37 @@ def train(
             fail("interrupted before the first epoch ended; nothing was saved", 130)
         if not result.is_main:
             return
-        note(f"{model}: test MSE {result.test_mse:.5f} after {result.history[-1]['epoch']} epochs "
-             f"in {result.seconds:.0f} s → {result.run_dir}")
+        note(
+            f"{model}: test MSE {result.test_mse:.5f} after {result.history[-1]['epoch']} epochs "
+            f"in {result.seconds:.0f} s → {result.run_dir}"
+        )
         if export:
             from aetool.export import export_run
 
             try:
                 export_run(result.run_dir, data_dir=config.data_dir, echo=note)
             except KeyboardInterrupt:
-                fail(f"interrupted while exporting; the run is complete, export it with: aetool export "
-                     f"{result.run_dir}", 130)
+                fail(
+                    f"interrupted while exporting; the run is complete, export it with: aetool export {result.run_dir}",
+                    130,
+                )
 
 
 @app.command("export")
 def export_command(
-    run: Annotated[Path, typer.Argument(help="Run folder (or its checkpoint.pt).", metavar="RUN",
-                                        show_default=False)],
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="ONNX file (default: RUN/model.onnx).",
-                                                metavar="FILE", show_default=False)] = None,
-    int8: Annotated[bool, typer.Option(help="Also write NAME.int8.onnx (dynamic for dense, static QDQ for conv).")]
-    = False,
+    run: Annotated[Path, typer.Argument(help="Run folder (or its checkpoint.pt).", metavar="RUN", show_default=False)],
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="ONNX file (default: RUN/model.onnx).", metavar="FILE", show_default=False),
+    ] = None,
+    int8: Annotated[
+        bool, typer.Option(help="Also write NAME.int8.onnx (dynamic for dense, static QDQ for conv).")
+    ] = False,
     fp16: Annotated[bool, typer.Option(help="Also write NAME.fp16.onnx.")] = False,
     data_dir: DataDir = None,
-    max_mse_rise: Annotated[float, typer.Option(help="Refuse a variant whose test MSE rises more than this "
-                                                     "fraction.")] = 0.10,
+    max_mse_rise: Annotated[
+        float, typer.Option(help="Refuse a variant whose test MSE rises more than this fraction.")
+    ] = 0.10,
     atol: Annotated[float, typer.Option(help="Largest allowed |torch - onnxruntime| of the fp32 file.")] = 1e-5,
     as_json: Json = False,
 ) -> None:
@@ -424,8 +570,9 @@ def export_command(
     with reporting():
         from aetool.export import export_run
 
-        result = export_run(run, output, data_dir=data_dir, int8=int8, fp16=fp16, max_mse_rise=max_mse_rise,
-                            atol=atol, echo=note)
+        result = export_run(
+            run, output, data_dir=data_dir, int8=int8, fp16=fp16, max_mse_rise=max_mse_rise, atol=atol, echo=note
+        )
         if as_json:
             typer.echo(json.dumps(result.to_dict()))
 
@@ -433,19 +580,31 @@ def export_command(
 @app.command()
 def bench(
     model: ModelOption = "denoise",
-    batch_sizes: Annotated[str, typer.Option(help="Batch sizes to time, comma-separated: 1 gives latency, "
-                                                  "256 throughput.", metavar="N,N")] = "1,256",
-    threads: Annotated[int | None, typer.Option(min=1, metavar="N", help="CPU threads for onnxruntime and PyTorch "
-                                                "(default: all cores).", show_default=False)] = None,
+    batch_sizes: Annotated[
+        str, typer.Option(help="Batch sizes to time, comma-separated: 1 gives latency, 256 throughput.", metavar="N,N")
+    ] = "1,256",
+    threads: Annotated[
+        int | None,
+        typer.Option(
+            min=1, metavar="N", help="CPU threads for onnxruntime and PyTorch (default: all cores).", show_default=False
+        ),
+    ] = None,
     warmup: Annotated[int, typer.Option(min=0, help="Untimed calls per backend and batch size.")] = 10,
     repeats: Annotated[int, typer.Option(min=1, help="Timed rounds; the backends alternate within each.")] = 5,
-    seconds: Annotated[float, typer.Option(min=0, help="Timed seconds per backend and batch size, all rounds "
-                                                       "together.")] = 1.0,
-    size: Annotated[str | None, typer.Option(metavar="HxW", help="Image size for conv models (default: 28x28).",
-                                             show_default=False)] = None,
-    compare_torch: Annotated[Path | None, typer.Option(
-        metavar="RUN", help="Run folder of the same model: time PyTorch eager beside onnxruntime (train extra).",
-        show_default=False)] = None,
+    seconds: Annotated[
+        float, typer.Option(min=0, help="Timed seconds per backend and batch size, all rounds together.")
+    ] = 1.0,
+    size: Annotated[
+        str | None, typer.Option(metavar="HxW", help="Image size for conv models (default: 28x28).", show_default=False)
+    ] = None,
+    compare_torch: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="RUN",
+            help="Run folder of the same model: time PyTorch eager beside onnxruntime (train extra).",
+            show_default=False,
+        ),
+    ] = None,
     provider: Providers = None,
     as_json: Json = False,
 ) -> None:
@@ -469,23 +628,38 @@ def bench(
         typer.echo(line)
     before, after = summary["load_average"]
     if before is not None:
-        note(f"load average {before:.2f} before and {after:.2f} after timing, on {summary['cores']} cores (this "
-             f"run adds up to {summary['threads']}); a shared CPU makes the times, PyTorch's most, unreliable")
+        note(
+            f"load average {before:.2f} before and {after:.2f} after timing, on {summary['cores']} cores (this "
+            f"run adds up to {summary['threads']}); a shared CPU makes the times, PyTorch's most, unreliable"
+        )
 
 
 @app.command()
 def report(
-    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for index.html, README.md and figures/.",
-                                         metavar="DIR")] = Path("report"),
-    runs: Annotated[Path | None, typer.Option(help="Folder of run folders: complete runs are reused, missing ones "
-                                                   "trained (default: runs/, or runs/quick/ with --quick).",
-                                              metavar="DIR", show_default=False)] = None,
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Folder for index.html, README.md and figures/.", metavar="DIR")
+    ] = Path("report"),
+    runs: Annotated[
+        Path | None,
+        typer.Option(
+            help="Folder of run folders: complete runs are reused, missing ones "
+            "trained (default: runs/, or runs/quick/ with --quick).",
+            metavar="DIR",
+            show_default=False,
+        ),
+    ] = None,
     data_dir: DataDir = None,
     quick: Annotated[bool, typer.Option(help="A minute-long demo: few epochs and samples, every section.")] = False,
-    epochs: Annotated[int | None, typer.Option(min=1, help="Epochs for models trained now (default: each model's).",
-                                               show_default=False)] = None,
-    retrain: Annotated[bool, typer.Option(help="Train over runs in --runs that were trained with other settings "
-                                               "(default: refuse, naming them).")] = False,
+    epochs: Annotated[
+        int | None,
+        typer.Option(min=1, help="Epochs for models trained now (default: each model's).", show_default=False),
+    ] = None,
+    retrain: Annotated[
+        bool,
+        typer.Option(
+            help="Train over runs in --runs that were trained with other settings (default: refuse, naming them)."
+        ),
+    ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
     """Reproduce every experiment of the report: figures, tables and our numbers beside the report's."""
@@ -493,8 +667,16 @@ def report(
     with reporting():
         from aetool.report import build_report
 
-        index = build_report(output, runs=runs, data_dir=data_dir, quick=quick, epochs=epochs, retrain=retrain,
-                             echo=note, progress=not quiet)
+        index = build_report(
+            output,
+            runs=runs,
+            data_dir=data_dir,
+            quick=quick,
+            epochs=epochs,
+            retrain=retrain,
+            echo=note,
+            progress=not quiet,
+        )
         note(f"open {index}")
 
 

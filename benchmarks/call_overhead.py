@@ -13,8 +13,9 @@ the onnxruntime floor cannot reach 3×.
 from __future__ import annotations
 
 import argparse
+import itertools
 import statistics
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import onnx
@@ -36,9 +37,13 @@ def median_us(call: Callable[[], object], seconds: float = 1.0) -> float:
 def identity_session(threads: int) -> ort.InferenceSession:
     graph = helper.make_graph(
         [helper.make_node("Identity", [contract.INPUT], [name]) for name in (contract.RECONSTRUCTION, contract.CODE)],
-        "identity", [helper.make_tensor_value_info(contract.INPUT, TensorProto.FLOAT, ["N", 1, 28, 28])],
-        [helper.make_tensor_value_info(name, TensorProto.FLOAT, None)
-         for name in (contract.RECONSTRUCTION, contract.CODE)])
+        "identity",
+        [helper.make_tensor_value_info(contract.INPUT, TensorProto.FLOAT, ["N", 1, 28, 28])],
+        [
+            helper.make_tensor_value_info(name, TensorProto.FLOAT, None)
+            for name in (contract.RECONSTRUCTION, contract.CODE)
+        ],
+    )
     return cpu_session(graph, threads)
 
 
@@ -46,9 +51,11 @@ def relu_chain_session(nodes: int, threads: int) -> ort.InferenceSession:
     """``image`` → ``nodes`` Relu nodes in a row → ``reconstruction``, kept as they are (no graph optimizations)."""
     names = [contract.INPUT, *(f"relu{i}" for i in range(nodes - 1)), contract.RECONSTRUCTION]
     graph = helper.make_graph(
-        [helper.make_node("Relu", [a], [b]) for a, b in zip(names, names[1:])], "relu_chain",
+        [helper.make_node("Relu", [a], [b]) for a, b in itertools.pairwise(names)],
+        "relu_chain",
         [helper.make_tensor_value_info(contract.INPUT, TensorProto.FLOAT, ["N", 1, 28, 28])],
-        [helper.make_tensor_value_info(contract.RECONSTRUCTION, TensorProto.FLOAT, None)])
+        [helper.make_tensor_value_info(contract.RECONSTRUCTION, TensorProto.FLOAT, None)],
+    )
     return cpu_session(graph, threads, optimize=False)
 
 

@@ -25,8 +25,10 @@ from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
 TIME = Path("/usr/bin/time")  # GNU time, for -v
-RSS_WRAPPER = ("import resource, subprocess, sys; subprocess.run(sys.argv[1:], capture_output=True); "
-               "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+RSS_WRAPPER = (
+    "import resource, subprocess, sys; subprocess.run(sys.argv[1:], capture_output=True); "
+    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+)
 
 
 def aetool() -> list[str]:
@@ -90,13 +92,21 @@ def main() -> None:
         small, large = write_digits(work / "small", args.batch // 10), write_digits(work / "large", args.batch)
         rows = [
             ("aetool --help", *measure([*cli, "--help"], args.runs), "≤ 0.3 s"),
-            ("aetool denoise one.png", *measure([*cli, "denoise", str(one), "--model", model, "-o",
-                                                 str(work / "out.png")], args.runs), "≤ 0.4 s, ≤ 120 MB"),
-            (f"aetool denoise ({len(list(small.iterdir()))} images)",
-             *measure([*cli, "denoise", str(small), "--model", model, "-o", str(work / "out-small")], 1), ""),
-            (f"aetool denoise ({args.batch} images)",
-             *measure([*cli, "denoise", str(large), "--model", model, "-o", str(work / "out-large")], 1),
-             "RSS flat vs. the smaller batch"),
+            (
+                "aetool denoise one.png",
+                *measure([*cli, "denoise", str(one), "--model", model, "-o", str(work / "out.png")], args.runs),
+                "≤ 0.4 s, ≤ 120 MB",
+            ),
+            (
+                f"aetool denoise ({len(list(small.iterdir()))} images)",
+                *measure([*cli, "denoise", str(small), "--model", model, "-o", str(work / "out-small")], 1),
+                "",
+            ),
+            (
+                f"aetool denoise ({args.batch} images)",
+                *measure([*cli, "denoise", str(large), "--model", model, "-o", str(work / "out-large")], 1),
+                "RSS flat vs. the smaller batch",
+            ),
         ]
     print(f"model: {model}   command: {' '.join(cli)}   runs: {args.runs} (median wall, max peak RSS)")
     print(f"{'command':34}{'wall s':>8}{'peak RSS MB':>13}  target")

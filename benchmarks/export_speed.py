@@ -25,8 +25,8 @@ import collections
 import dataclasses
 import statistics
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import onnx
@@ -41,9 +41,11 @@ from aetool.export.parity import tie_images
 from aetool.models import build_model
 from aetool.runtime import contract
 
-LEVELS = {"basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-          "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
-          "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL}
+LEVELS = {
+    "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+    "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+    "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+}
 
 
 def _upsample(x: torch.Tensor) -> torch.Tensor:
@@ -80,9 +82,16 @@ def plain_export(model: nn.Module) -> onnx.ModelProto:
     """The stock dynamo export, as a user would call it."""
     graph = model_graph(model)
     with quiet(), torch.no_grad():
-        program = torch.onnx.export(model, (graph.example,), input_names=[contract.INPUT],
-                                    output_names=list(graph.output_names), dynamic_shapes=(graph.dynamic,),
-                                    dynamo=True, external_data=False, verbose=False)
+        program = torch.onnx.export(
+            model,
+            (graph.example,),
+            input_names=[contract.INPUT],
+            output_names=list(graph.output_names),
+            dynamic_shapes=(graph.dynamic,),
+            dynamo=True,
+            external_data=False,
+            verbose=False,
+        )
     return program.model_proto
 
 
@@ -145,11 +154,15 @@ def main() -> None:
     for name, graph in candidates(model).items():
         sessions[name] = session(graph, args.threads, args.level, workdir / f"{name}.onnx")
         error = float(np.abs(sessions[name].run(None, {contract.INPUT: ties})[0] - want).max())
-        print(f"{name}: max abs vs torch on ties {error:.1e}\n  graph: {op_counts(graph)}\n"
-              f"  run by onnxruntime ({args.level}): {op_counts(onnx.load(workdir / f'{name}.onnx'))}")
+        print(
+            f"{name}: max abs vs torch on ties {error:.1e}\n  graph: {op_counts(graph)}\n"
+            f"  run by onnxruntime ({args.level}): {op_counts(onnx.load(workdir / f'{name}.onnx'))}"
+        )
 
-    print(f"\n{args.model}, {args.threads} threads, onnxruntime {ort.__version__}, torch {torch.__version__}, "
-          f"{args.rounds} rounds; ms per batch: median of rounds (best round), speed-up over torch")
+    print(
+        f"\n{args.model}, {args.threads} threads, onnxruntime {ort.__version__}, torch {torch.__version__}, "
+        f"{args.rounds} rounds; ms per batch: median of rounds (best round), speed-up over torch"
+    )
     print(f"{'batch':>5} | {'torch':>14} | " + " | ".join(f"{name:>22}" for name in sessions))
     before = cpu_ticks()
     for batch in (1, 256):
@@ -158,18 +171,20 @@ def main() -> None:
         times: dict[str, list[float]] = {"torch": [], **{name: [] for name in sessions}}
         for _ in range(args.rounds):
             with torch.inference_mode():
-                times["torch"].append(median_ms(lambda: model(images), args.seconds))
+                times["torch"].append(median_ms(lambda: model(images), args.seconds))  # noqa: B023 (called at once)
             for name, sess in sessions.items():
-                times[name].append(median_ms(lambda: sess.run(None, feed), args.seconds))
+                times[name].append(median_ms(lambda: sess.run(None, feed), args.seconds))  # noqa: B023
         eager = statistics.median(times["torch"])
         cells = [f"{eager:7.3f} ({min(times['torch']):.3f})"]
         for name in sessions:
             t = statistics.median(times[name])
             cells.append(f"{t:7.3f} ({min(times[name]):.3f}) {eager / t:4.2f}×")
         print(f"{batch:>5} | {cells[0]:>14} | " + " | ".join(f"{cell:>22}" for cell in cells[1:]))
-    busy, total, own = (after - start for after, start in zip(cpu_ticks(), before))
-    print(f"other processes kept {(busy - own) / total:.0%} of this machine's CPU time busy during the runs "
-          f"(0% = undisturbed)")
+    busy, total, own = (after - start for after, start in zip(cpu_ticks(), before, strict=True))
+    print(
+        f"other processes kept {(busy - own) / total:.0%} of this machine's CPU time busy during the runs "
+        f"(0% = undisturbed)"
+    )
 
 
 if __name__ == "__main__":

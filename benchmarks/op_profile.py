@@ -15,7 +15,6 @@ import json
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import onnxruntime as ort
 
 from aetool import bench
@@ -52,9 +51,11 @@ def main() -> None:
     args = parser.parse_args()
     times = node_ms(args.model, args.batch, args.threads, args.calls)
     total = sum(times.values())
-    print(f"{args.model}: batch {args.batch}, {args.threads} threads, onnxruntime {ort.__version__}; "
-          f"{total:.3f} ms of kernel time per call")
-    for (node, op), ms in sorted(times.items(), key=lambda item: -item[1])[:args.top]:
+    print(
+        f"{args.model}: batch {args.batch}, {args.threads} threads, onnxruntime {ort.__version__}; "
+        f"{total:.3f} ms of kernel time per call"
+    )
+    for (node, op), ms in sorted(times.items(), key=lambda item: -item[1])[: args.top]:
         print(f"{ms:8.3f} ms {ms / total:6.1%}  {op:16} {node}")
 
 

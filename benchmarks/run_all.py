@@ -63,8 +63,12 @@ def prepare(name: str, runs: Path, data_dir: Path, quick: bool) -> tuple[Path, d
     if not (run_dir / CHECKPOINT).is_file():
         print(f"{name}: no run in {run_dir}; training it{' (quick)' if quick else ''}", flush=True)
         overrides = QUICK if quick and get_spec(name).kind != "pca" else {}
-        train(TrainConfig.for_model(name, data_dir=str(data_dir), device="cpu", **overrides), run_dir=run_dir,
-              progress=False, echo=silent)
+        train(
+            TrainConfig.for_model(name, data_dir=str(data_dir), device="cpu", **overrides),
+            run_dir=run_dir,
+            progress=False,
+            echo=silent,
+        )
     checkpoint = run_dir / CHECKPOINT
     for folder in (run_dir, run_dir / OVER_LIMIT):
         if current(files_in(folder), checkpoint):
@@ -76,8 +80,15 @@ def prepare(name: str, runs: Path, data_dir: Path, quick: bool) -> tuple[Path, d
     except ParityError as err:
         print(f"{name}: {err}; exporting it anyway into {run_dir / OVER_LIMIT} to measure it", flush=True)
     (run_dir / OVER_LIMIT).mkdir(exist_ok=True)
-    export_run(run_dir, run_dir / OVER_LIMIT / ONNX, data_dir=data_dir, int8=True, fp16=True,
-               max_mse_rise=math.inf, echo=silent)
+    export_run(
+        run_dir,
+        run_dir / OVER_LIMIT / ONNX,
+        data_dir=data_dir,
+        int8=True,
+        fp16=True,
+        max_mse_rise=math.inf,
+        echo=silent,
+    )
     return run_dir, files_in(run_dir / OVER_LIMIT)
 
 
@@ -91,8 +102,9 @@ def train_speed(name: str, data_dir: Path, limit: int) -> dict[str, Any]:
     return {"images": limit, "seconds": seconds, "images_per_s": limit / seconds}
 
 
-def bench_model(name: str, run_dir: Path, files: dict[str, Path], data_dir: Path, threads: int, plan: bench.Plan,
-                train_limit: int) -> dict[str, Any]:
+def bench_model(
+    name: str, run_dir: Path, files: dict[str, Path], data_dir: Path, threads: int, plan: bench.Plan, train_limit: int
+) -> dict[str, Any]:
     """Timings of every backend of one model at batch 1 and 256, with size, test MSE and arithmetic.
 
     onnxruntime's SGEMM runs in the same rounds, so the fraction of peak compares times taken under one load.
@@ -112,32 +124,48 @@ def bench_model(name: str, run_dir: Path, files: dict[str, Path], data_dir: Path
     run_mse = models["fp32"].metadata.get("test_mse")
     rows = {}
     for backend in timings[BATCHES[0]]:
-        row: dict[str, Any] = {"file": str(files[backend]) if backend in files else None,
-                               "size_bytes": files[backend].stat().st_size if backend in files else None,
-                               "test_mse": mse.get(backend, run_mse),
-                               "mse_rise": mse[backend] / mse["fp32"] - 1 if backend in mse else None}
+        row: dict[str, Any] = {
+            "file": str(files[backend]) if backend in files else None,
+            "size_bytes": files[backend].stat().st_size if backend in files else None,
+            "test_mse": mse.get(backend, run_mse),
+            "mse_rise": mse[backend] / mse["fp32"] - 1 if backend in mse else None,
+        }
         for batch in BATCHES:
             timing = timings[batch][backend]
-            row[f"b{batch}"] = {"ms": timing.median_ms, "p95_ms": timing.p95_ms, "best_ms": timing.best_ms,
-                                "images_per_s": timing.images_per_s, "calls": len(timing.seconds),
-                                "vs_torch": timings[batch]["torch"].median_ms / timing.median_ms,
-                                "best_vs_torch": timings[batch]["torch"].best_ms / timing.best_ms,
-                                "vs_fp32": timings[batch]["fp32"].median_ms / timing.median_ms,
-                                "gflop_per_s": flops * timing.images_per_s / 1e9}
+            row[f"b{batch}"] = {
+                "ms": timing.median_ms,
+                "p95_ms": timing.p95_ms,
+                "best_ms": timing.best_ms,
+                "images_per_s": timing.images_per_s,
+                "calls": len(timing.seconds),
+                "vs_torch": timings[batch]["torch"].median_ms / timing.median_ms,
+                "best_vs_torch": timings[batch]["torch"].best_ms / timing.best_ms,
+                "vs_fp32": timings[batch]["fp32"].median_ms / timing.median_ms,
+                "gflop_per_s": flops * timing.images_per_s / 1e9,
+            }
         rows[backend] = row
     kind = get_spec(name).kind
-    return {"model": name, "kind": kind, "run": str(run_dir), "flops_per_image": flops,
-            "peak_gflops": peak, "fp32_b256_fraction_of_peak": rows["fp32"]["b256"]["gflop_per_s"] / peak,
-            "load_average": [load_before, load_after], "backends": rows,
-            "torch_kept_freed_memory": eager.kept_freed_memory,
-            "training": train_speed(name, data_dir, train_limit) if train_limit and kind != "pca" else None}
+    return {
+        "model": name,
+        "kind": kind,
+        "run": str(run_dir),
+        "flops_per_image": flops,
+        "peak_gflops": peak,
+        "fp32_b256_fraction_of_peak": rows["fp32"]["b256"]["gflop_per_s"] / peak,
+        "load_average": [load_before, load_after],
+        "backends": rows,
+        "torch_kept_freed_memory": eager.kept_freed_memory,
+        "training": train_speed(name, data_dir, train_limit) if train_limit and kind != "pca" else None,
+    }
 
 
 def bars(record: dict[str, Any]) -> dict[str, Any]:
     """The issue's bars for one model: ORT fp32 against torch at both batch sizes, int8 against fp32 (dense)."""
     fp32, int8 = record["backends"]["fp32"], record["backends"]["int8"]
-    result = {"b1_vs_torch": fp32["b1"]["vs_torch"] >= BARS["b1_vs_torch"],
-              "b256_vs_torch": fp32["b256"]["vs_torch"] >= BARS["b256_vs_torch"]}
+    result = {
+        "b1_vs_torch": fp32["b1"]["vs_torch"] >= BARS["b1_vs_torch"],
+        "b256_vs_torch": fp32["b256"]["vs_torch"] >= BARS["b256_vs_torch"],
+    }
     if record["kind"] != "conv":
         result["int8_vs_fp32"] = int8["b256"]["vs_fp32"] >= BARS["int8_vs_fp32"]
         result["int8_mse_rise"] = int8["mse_rise"] <= BARS["int8_mse_rise"]
@@ -150,50 +178,58 @@ def _mark(ok: bool | None) -> str:
 
 def markdown(records: list[dict[str, Any]], env: dict[str, Any]) -> str:
     """The tables: every backend of every model, then the bars and the training speed per model."""
-    lines = [f"# aetool inference benchmark, {env['threads']} threads",
-             "",
-             f"CPU {env['cpu']} ({env['cores']} cores), onnxruntime {env['onnxruntime']}, torch {env['torch']}. "
-             f"Random 28×28 images; median (p95) of all "
-             f"calls after {env['plan']['warmup']} warm-up calls, {env['plan']['repeats']} alternating rounds of "
-             f"{env['plan']['seconds']} s per backend and batch size. Test MSE on the 10,000 test digits "
-             "(torch: as recorded by training). ×torch and ×fp32: speedup over that backend, same run. Peak: "
-             "onnxruntime's SGEMM (1024² MatMul), best call in the same rounds. PyTorch runs with glibc keeping "
-             "freed memory (aetool.bench.keep_freed_memory) and OMP_WAIT_POLICY "
-             f"{env['omp_wait_policy']}.",
-             "",
-             "| model | backend | file | test MSE | b1 ms (p95) | b1 ×torch | b256 ms (p95) | b256 img/s "
-             "| b256 ×torch | b256 ×fp32 | b256 GFLOP/s |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        f"# aetool inference benchmark, {env['threads']} threads",
+        "",
+        f"CPU {env['cpu']} ({env['cores']} cores), onnxruntime {env['onnxruntime']}, torch {env['torch']}. "
+        f"Random 28×28 images; median (p95) of all "
+        f"calls after {env['plan']['warmup']} warm-up calls, {env['plan']['repeats']} alternating rounds of "
+        f"{env['plan']['seconds']} s per backend and batch size. Test MSE on the 10,000 test digits "
+        "(torch: as recorded by training). ×torch and ×fp32: speedup over that backend, same run. Peak: "
+        "onnxruntime's SGEMM (1024² MatMul), best call in the same rounds. PyTorch runs with glibc keeping "
+        "freed memory (aetool.bench.keep_freed_memory) and OMP_WAIT_POLICY "
+        f"{env['omp_wait_policy']}.",
+        "",
+        "| model | backend | file | test MSE | b1 ms (p95) | b1 ×torch | b256 ms (p95) | b256 img/s "
+        "| b256 ×torch | b256 ×fp32 | b256 GFLOP/s |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for record in records:
         for backend, row in record["backends"].items():
             size = f"{row['size_bytes'] / 1e6:.2f} MB" if row["size_bytes"] else "—"
             rise = f" ({row['mse_rise']:+.1%})" if row["mse_rise"] and backend != "fp32" else ""
             b1, b256 = row["b1"], row["b256"]
-            lines.append(f"| {record['model']} | {backend} | {size} | {row['test_mse']:.5f}{rise} "
-                         f"| {b1['ms']:.3f} ({b1['p95_ms']:.3f}) | {b1['vs_torch']:.2f} "
-                         f"| {b256['ms']:.2f} ({b256['p95_ms']:.2f}) | {b256['images_per_s']:,.0f} "
-                         f"| {b256['vs_torch']:.2f} | {b256['vs_fp32']:.2f} | {b256['gflop_per_s']:.1f} |")
-    lines += ["",
-              f"Bars: fp32 ≥ {BARS['b1_vs_torch']:g}× torch at batch 1 and ≥ {BARS['b256_vs_torch']:g}× at 256; "
-              f"int8 ≥ {BARS['int8_vs_fp32']:g}× fp32 at 256 with ≤ {BARS['int8_mse_rise']:.0%} MSE rise (dense "
-              "models), judged on medians; (best): the ratio of the fastest calls, what a quieter machine would show. "
-              "Training: the second epoch of train() on --train-limit images, its test pass and checkpoint included "
-              "(PCA is fitted, not trained).",
-              "",
-              "| model | MFLOP/image | fp32 b1 ×torch (best) | fp32 b256 ×torch (best) | int8 b256 ×fp32 "
-              "| int8 MSE rise | peak GFLOP/s | fp32 b256 % of peak | train img/s | load avg |",
-              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+            lines.append(
+                f"| {record['model']} | {backend} | {size} | {row['test_mse']:.5f}{rise} "
+                f"| {b1['ms']:.3f} ({b1['p95_ms']:.3f}) | {b1['vs_torch']:.2f} "
+                f"| {b256['ms']:.2f} ({b256['p95_ms']:.2f}) | {b256['images_per_s']:,.0f} "
+                f"| {b256['vs_torch']:.2f} | {b256['vs_fp32']:.2f} | {b256['gflop_per_s']:.1f} |"
+            )
+    lines += [
+        "",
+        f"Bars: fp32 ≥ {BARS['b1_vs_torch']:g}× torch at batch 1 and ≥ {BARS['b256_vs_torch']:g}× at 256; "
+        f"int8 ≥ {BARS['int8_vs_fp32']:g}× fp32 at 256 with ≤ {BARS['int8_mse_rise']:.0%} MSE rise (dense "
+        "models), judged on medians; (best): the ratio of the fastest calls, what a quieter machine would show. "
+        "Training: the second epoch of train() on --train-limit images, its test pass and checkpoint included "
+        "(PCA is fitted, not trained).",
+        "",
+        "| model | MFLOP/image | fp32 b1 ×torch (best) | fp32 b256 ×torch (best) | int8 b256 ×fp32 "
+        "| int8 MSE rise | peak GFLOP/s | fp32 b256 % of peak | train img/s | load avg |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for record in records:
         ok, fp32, int8 = record["bars"], record["backends"]["fp32"], record["backends"]["int8"]
         b1, b256 = fp32["b1"], fp32["b256"]
         training = f"{record['training']['images_per_s']:,.0f}" if record["training"] else "—"
-        lines.append(f"| {record['model']} | {record['flops_per_image'] / 1e6:.2f} "
-                     f"| {b1['vs_torch']:.2f}{_mark(ok['b1_vs_torch'])} ({b1['best_vs_torch']:.2f}) "
-                     f"| {b256['vs_torch']:.2f}{_mark(ok['b256_vs_torch'])} ({b256['best_vs_torch']:.2f}) "
-                     f"| {int8['b256']['vs_fp32']:.2f}{_mark(ok.get('int8_vs_fp32'))} "
-                     f"| {int8['mse_rise']:+.1%}{_mark(ok.get('int8_mse_rise'))} "
-                     f"| {record['peak_gflops']:.0f} | {record['fp32_b256_fraction_of_peak']:.1%} | {training} "
-                     f"| {record['load_average'][0]} → {record['load_average'][1]} |")
+        lines.append(
+            f"| {record['model']} | {record['flops_per_image'] / 1e6:.2f} "
+            f"| {b1['vs_torch']:.2f}{_mark(ok['b1_vs_torch'])} ({b1['best_vs_torch']:.2f}) "
+            f"| {b256['vs_torch']:.2f}{_mark(ok['b256_vs_torch'])} ({b256['best_vs_torch']:.2f}) "
+            f"| {int8['b256']['vs_fp32']:.2f}{_mark(ok.get('int8_vs_fp32'))} "
+            f"| {int8['mse_rise']:+.1%}{_mark(ok.get('int8_mse_rise'))} "
+            f"| {record['peak_gflops']:.0f} | {record['fp32_b256_fraction_of_peak']:.1%} | {training} "
+            f"| {record['load_average'][0]} → {record['load_average'][1]} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -214,10 +250,15 @@ def main() -> None:
         parser.error("give --data-dir or set AETOOL_DATA_DIR: test MSE and int8 calibration need MNIST")
     plan = bench.Plan(repeats=args.repeats, seconds=args.seconds)
     started = time.perf_counter()
-    env = {"cpu": platform.processor() or platform.machine(), "cores": bench.cores(), "threads": args.threads,
-           "onnxruntime": version("onnxruntime"), "torch": version("torch"),
-           "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
-           "plan": {"warmup": plan.warmup, "repeats": plan.repeats, "seconds": plan.seconds}}
+    env = {
+        "cpu": platform.processor() or platform.machine(),
+        "cores": bench.cores(),
+        "threads": args.threads,
+        "onnxruntime": version("onnxruntime"),
+        "torch": version("torch"),
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
+        "plan": {"warmup": plan.warmup, "repeats": plan.repeats, "seconds": plan.seconds},
+    }
     records = []
     for name in args.models:
         run_dir, files = prepare(name, args.runs, data_dir, args.quick)
@@ -225,8 +266,10 @@ def main() -> None:
         record["bars"] = bars(record)
         records.append(record)
         fp32 = record["backends"]["fp32"]
-        print(f"{name}: fp32 {fp32['b1']['vs_torch']:.2f}× torch at batch 1, {fp32['b256']['vs_torch']:.2f}× at 256",
-              flush=True)
+        print(
+            f"{name}: fp32 {fp32['b1']['vs_torch']:.2f}× torch at batch 1, {fp32['b256']['vs_torch']:.2f}× at 256",
+            flush=True,
+        )
     env["seconds"] = round(time.perf_counter() - started, 1)
     table = markdown(records, env)
     print("\n" + table)

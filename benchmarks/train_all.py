@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import time
 from pathlib import Path
 
 import torch
@@ -18,8 +17,13 @@ import torch
 from aetool.models import REGISTRY
 from aetool.train import TrainConfig, train
 
-REPORT_MSE = {"pca": 0.0593, "deep": 0.00723, "conv-unpool": 0.00355, "conv-unpool-deconv": 0.00467,
-              "conv-deconv": 0.0802}
+REPORT_MSE = {
+    "pca": 0.0593,
+    "deep": 0.00723,
+    "conv-unpool": 0.00355,
+    "conv-unpool-deconv": 0.00467,
+    "conv-deconv": 0.0802,
+}
 
 
 def main() -> None:
@@ -34,18 +38,32 @@ def main() -> None:
         result = train(config, run_dir=Path(args.runs) / name, force=True, progress=False, echo=lambda line: None)
         total += result.seconds
         images = 60_000 * max(config.epochs, 1)
-        row = {"model": name, "epochs": config.epochs, "seconds": round(result.seconds, 1),
-               "images_per_s": round(images / result.seconds), "test_mse": result.test_mse,
-               "report_mse": REPORT_MSE.get(name), "last": result.history[-1]}
+        row = {
+            "model": name,
+            "epochs": config.epochs,
+            "seconds": round(result.seconds, 1),
+            "images_per_s": round(images / result.seconds),
+            "test_mse": result.test_mse,
+            "report_mse": REPORT_MSE.get(name),
+            "last": result.history[-1],
+        }
         rows.append(row)
-        print(f"{name:20s} {config.epochs:3d} epochs {result.seconds:7.1f} s  test MSE {result.test_mse:.5f}", flush=True)
-    env = {"cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
-           "torch": torch.__version__, "total_seconds": round(total, 1)}
+        print(
+            f"{name:20s} {config.epochs:3d} epochs {result.seconds:7.1f} s  test MSE {result.test_mse:.5f}", flush=True
+        )
+    env = {
+        "cpu": platform.processor() or platform.machine(),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "total_seconds": round(total, 1),
+    }
     Path(args.runs, "train_all.json").write_text(json.dumps({"env": env, "rows": rows}, indent=2))
     print("\n| model | epochs | wall s | images/s | test MSE | report |\n|---|---:|---:|---:|---:|---:|")
     for r in rows:
         report = f"{r['report_mse']:.5f}" if r["report_mse"] else "—"
-        print(f"| {r['model']} | {r['epochs']} | {r['seconds']} | {r['images_per_s']} | {r['test_mse']:.5f} | {report} |")
+        print(
+            f"| {r['model']} | {r['epochs']} | {r['seconds']} | {r['images_per_s']} | {r['test_mse']:.5f} | {report} |"
+        )
     print(f"\ntotal: {total:.0f} s on {env['threads']} threads, torch {env['torch']}")
 
 

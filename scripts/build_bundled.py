@@ -46,8 +46,13 @@ def main() -> None:
     for name, precision in SHIPPED.items():
         run_dir = finished_run(args.runs, name, args.data_dir, args.retrain)
         with tempfile.TemporaryDirectory() as tmp:
-            result = export_run(run_dir, Path(tmp) / f"{name}.onnx", data_dir=args.data_dir,
-                                int8=precision == "int8", fp16=precision == "fp16")
+            result = export_run(
+                run_dir,
+                Path(tmp) / f"{name}.onnx",
+                data_dir=args.data_dir,
+                int8=precision == "int8",
+                fp16=precision == "fp16",
+            )
             model = result.path if precision == "fp32" else result.variant_paths[0]
             shipped = [model, *([result.decoder_path] if result.decoder_path else [])]
             for path in shipped:

@@ -26,6 +26,7 @@ REAL_NAMES = ("denoise", "conv-unpool", "deep")
 
 # ---- ONNX protobuf, by hand: just enough of onnx.proto for small identity graphs ----
 
+
 def _varint(n: int) -> bytes:
     out = bytearray()
     while True:
@@ -56,50 +57,87 @@ def int64_tensor(name: str, values: list[int]) -> bytes:
     return _field(1, len(values)) + _field(2, 7) + _field(8, name) + _field(9, struct.pack(f"<{len(values)}q", *values))
 
 
-def onnx_bytes(inputs: dict[str, list], outputs: dict[str, list], nodes: list[bytes],
-               metadata: dict[str, str] | None = None, initializers: list[bytes] = ()) -> bytes:
+def onnx_bytes(
+    inputs: dict[str, list],
+    outputs: dict[str, list],
+    nodes: list[bytes],
+    metadata: dict[str, str] | None = None,
+    initializers: list[bytes] = (),
+) -> bytes:
     """A serialized ModelProto (IR 8, opset 13)."""
-    graph = (b"".join(_field(1, n) for n in nodes) + _field(2, "g") + b"".join(_field(5, t) for t in initializers)
-             + b"".join(_field(11, _value_info(k, v)) for k, v in inputs.items())
-             + b"".join(_field(12, _value_info(k, v)) for k, v in outputs.items()))
+    graph = (
+        b"".join(_field(1, n) for n in nodes)
+        + _field(2, "g")
+        + b"".join(_field(5, t) for t in initializers)
+        + b"".join(_field(11, _value_info(k, v)) for k, v in inputs.items())
+        + b"".join(_field(12, _value_info(k, v)) for k, v in outputs.items())
+    )
     props = b"".join(_field(14, _field(1, k) + _field(2, v)) for k, v in (metadata or {}).items())
     return _field(1, 8) + _field(2, "aetool-tests") + _field(7, graph) + _field(8, _field(2, 13)) + props
 
 
 def toy_metadata(name: str, kind: str, multiple_of: int | None, noise: float = 0.0) -> dict[str, str]:
     shape = ["N", 1, "H", "W"] if multiple_of else ["N", 1, 28, 28]
-    return {contract.MODEL_NAME: name, contract.MODEL_KIND: kind, contract.OPSET: "13", contract.PRECISION: "fp32",
-            contract.TEST_MSE: "0.0", contract.EPOCHS: "0",
-            contract.NOISE: json.dumps({"level": noise, "kind": "gaussian"}),
-            contract.INPUT_SPEC: json.dumps({"shape": shape, "range": [0, 1], "polarity": contract.POLARITY,
-                                             "multiple_of": multiple_of}),
-            contract.PARITY: json.dumps({"passed": True, "cases": [{"output": "reconstruction", "max_abs": 2e-7},
-                                                                   {"output": "code", "max_abs": 5e-7}]})}
+    return {
+        contract.MODEL_NAME: name,
+        contract.MODEL_KIND: kind,
+        contract.OPSET: "13",
+        contract.PRECISION: "fp32",
+        contract.TEST_MSE: "0.0",
+        contract.EPOCHS: "0",
+        contract.NOISE: json.dumps({"level": noise, "kind": "gaussian"}),
+        contract.INPUT_SPEC: json.dumps(
+            {"shape": shape, "range": [0, 1], "polarity": contract.POLARITY, "multiple_of": multiple_of}
+        ),
+        contract.PARITY: json.dumps(
+            {
+                "passed": True,
+                "cases": [{"output": "reconstruction", "max_abs": 2e-7}, {"output": "code", "max_abs": 5e-7}],
+            }
+        ),
+    }
 
 
 def write_toy_models(folder: Path) -> Path:
     """Identity models (dense 28×28 with a decoder, conv any size) and broken files, with a models.json."""
     folder.mkdir(parents=True, exist_ok=True)
     dense = ["N", 1, 28, 28]
-    (folder / "dense.onnx").write_bytes(onnx_bytes(
-        {"image": dense}, {"reconstruction": dense, "code": ["N", 784]},
-        [node("Identity", ["image"], ["reconstruction"]), node("Flatten", ["image"], ["code"])],
-        toy_metadata("denoise", "dense", None, noise=0.5)))
-    (folder / "dense.decoder.onnx").write_bytes(onnx_bytes(
-        {"code": ["N", 784]}, {"reconstruction": dense}, [node("Reshape", ["code", "shape"], ["reconstruction"])],
-        initializers=[int64_tensor("shape", [-1, 1, 28, 28])]))
+    (folder / "dense.onnx").write_bytes(
+        onnx_bytes(
+            {"image": dense},
+            {"reconstruction": dense, "code": ["N", 784]},
+            [node("Identity", ["image"], ["reconstruction"]), node("Flatten", ["image"], ["code"])],
+            toy_metadata("denoise", "dense", None, noise=0.5),
+        )
+    )
+    (folder / "dense.decoder.onnx").write_bytes(
+        onnx_bytes(
+            {"code": ["N", 784]},
+            {"reconstruction": dense},
+            [node("Reshape", ["code", "shape"], ["reconstruction"])],
+            initializers=[int64_tensor("shape", [-1, 1, 28, 28])],
+        )
+    )
     conv = ["N", 1, "H", "W"]
-    (folder / "conv.onnx").write_bytes(onnx_bytes(
-        {"image": conv}, {"reconstruction": conv, "code": conv},
-        [node("Identity", ["image"], ["reconstruction"]), node("Identity", ["image"], ["code"])],
-        toy_metadata("conv-unpool", "conv", 4)))
-    (folder / "flat.onnx").write_bytes(onnx_bytes(  # valid ONNX, wrong input shape
-        {"image": ["N", 784]}, {"reconstruction": ["N", 784]}, [node("Identity", ["image"], ["reconstruction"])]))
+    (folder / "conv.onnx").write_bytes(
+        onnx_bytes(
+            {"image": conv},
+            {"reconstruction": conv, "code": conv},
+            [node("Identity", ["image"], ["reconstruction"]), node("Identity", ["image"], ["code"])],
+            toy_metadata("conv-unpool", "conv", 4),
+        )
+    )
+    (folder / "flat.onnx").write_bytes(
+        onnx_bytes(  # valid ONNX, wrong input shape
+            {"image": ["N", 784]}, {"reconstruction": ["N", 784]}, [node("Identity", ["image"], ["reconstruction"])]
+        )
+    )
     (folder / "text.onnx").write_text("this is not a model\n")
     good = (folder / "dense.onnx").read_bytes()
     (folder / "truncated.onnx").write_bytes(good[: len(good) // 2])
-    (folder / INDEX).write_text(json.dumps({"denoise": {"file": "dense.onnx", "test_mse": 0.0123},
-                                            "conv-unpool": {"file": "conv.onnx"}}))
+    (folder / INDEX).write_text(
+        json.dumps({"denoise": {"file": "dense.onnx", "test_mse": 0.0123}, "conv-unpool": {"file": "conv.onnx"}})
+    )
     return folder
 
 
@@ -118,6 +156,7 @@ def bundled(toy_dir, monkeypatch) -> Path:
 
 # ---- real models: the bundled ones ----
 
+
 @pytest.fixture(scope="session")
 def real_models() -> dict[str, Path]:
     """``{name: model file}`` for denoise, conv-unpool and deep (with decoder)."""
@@ -134,6 +173,7 @@ def real_model(real_models, request) -> Path:
 
 
 # ---- images ----
+
 
 def digit(height: int = 28, width: int = 28) -> np.ndarray:
     """A white-on-black ring, digit-like, as uint8 pixels."""
@@ -159,11 +199,21 @@ def read(path: Path | bytes) -> np.ndarray:
         return np.asarray(image)
 
 
-def run_aetool(*args: str, cwd: Path | None = None, stdin: bytes | None = None, env: dict | None = None,
-               ) -> subprocess.CompletedProcess:
+def run_aetool(
+    *args: str,
+    cwd: Path | None = None,
+    stdin: bytes | None = None,
+    env: dict | None = None,
+) -> subprocess.CompletedProcess:
     """``python -m aetool ARGS`` in a fresh interpreter, as a user runs it."""
-    return subprocess.run([sys.executable, "-m", "aetool", *args], cwd=cwd, input=stdin, capture_output=True,
-                          env={**os.environ, **(env or {})}, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "aetool", *args],
+        cwd=cwd,
+        input=stdin,
+        capture_output=True,
+        env={**os.environ, **(env or {})},
+        timeout=120,
+    )
 
 
 def write_mnist(folder: Path, images: np.ndarray, labels: np.ndarray | None = None) -> Path:

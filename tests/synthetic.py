@@ -15,7 +15,7 @@ def stroke_digits(n: int, seed: int = 0, size: int = 28) -> tuple[np.ndarray, np
     images = np.zeros((n, size, size), np.uint8)
     labels = rng.integers(1, 4, n).astype(np.uint8)
     grid = np.mgrid[0:size, 0:size].transpose(1, 2, 0).astype(np.float32)
-    for image, strokes in zip(images, labels):
+    for image, strokes in zip(images, labels, strict=True):
         for _ in range(strokes):
             a, b = rng.uniform(6, size - 6, (2, 2)).astype(np.float32)
             t = np.clip(((grid - a) @ (b - a)) / max(float((b - a) @ (b - a)), 1e-6), 0, 1)

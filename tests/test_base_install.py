@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.skipif(os.environ.get("AETOOL_BASE_ONLY") != "1",
-                                reason="only meaningful in the base-install venv that .ci/run builds")
+pytestmark = pytest.mark.skipif(
+    os.environ.get("AETOOL_BASE_ONLY") != "1", reason="only meaningful in the base-install venv that .ci/run builds"
+)
 
 
 def test_torch_and_onnx_are_absent():

@@ -69,15 +69,18 @@ def test_table_names_provider_threads_and_each_batch_size(toy_dir):
     assert "load average" in result.stderr
 
 
-@pytest.mark.parametrize("args, message", [
-    (("--batch-sizes", "1,x"), "--batch-sizes takes integers from 1 to 4096"),
-    (("--batch-sizes", "100000000"), "--batch-sizes takes integers from 1 to 4096"),
-    (("--threads", "100000"), "--threads takes 1 to "),
-    (("--model", "conv-unpool", "--size", "8192x8192"), "over the 16,777,216 a timed batch may hold"),
-    (("--size", "28by28"), "--size takes HxW"),
-    (("--size", "32x48"), "model takes 28×28 images"),
-    (("--model", "missing.onnx"), "does not exist"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("--batch-sizes", "1,x"), "--batch-sizes takes integers from 1 to 4096"),
+        (("--batch-sizes", "100000000"), "--batch-sizes takes integers from 1 to 4096"),
+        (("--threads", "100000"), "--threads takes 1 to "),
+        (("--model", "conv-unpool", "--size", "8192x8192"), "over the 16,777,216 a timed batch may hold"),
+        (("--size", "28by28"), "--size takes HxW"),
+        (("--size", "32x48"), "model takes 28×28 images"),
+        (("--model", "missing.onnx"), "does not exist"),
+    ],
+)
 def test_bad_options_are_one_line_and_exit_2(toy_dir, args, message):
     result = invoke("--model", str(toy_dir / "dense.onnx"), *args, *FAST)
     assert result.exit_code == 2 and result.stdout == ""
@@ -99,29 +102,36 @@ def test_compare_torch_adds_torch_times_and_ratios(ae64_run):
 
 def test_compare_torch_refuses_a_folder_without_a_run_or_of_another_model(ae64_run, toy_dir, tmp_path):
     run_dir, _ = ae64_run
-    for model, run, message in ((ae64_run[1], tmp_path, "no checkpoint at"),
-                                (toy_dir / "dense.onnx", run_dir, "the run trained ae64 but dense.onnx is denoise")):
+    for model, run, message in (
+        (ae64_run[1], tmp_path, "no checkpoint at"),
+        (toy_dir / "dense.onnx", run_dir, "the run trained ae64 but dense.onnx is denoise"),
+    ):
         result = invoke("--model", str(model), "--compare-torch", str(run), *FAST)
         assert result.exit_code == 2 and result.stdout == ""
         assert len(result.stderr.splitlines()) == 1 and message in result.stderr
 
 
-BASE_INSTALL = ("import sys; sys.modules['torch'] = sys.modules['onnx'] = None; "  # as if never installed
-                "from aetool.cli import main; sys.argv[0] = 'aetool'; main()")
+BASE_INSTALL = (
+    "import sys; sys.modules['torch'] = sys.modules['onnx'] = None; "  # as if never installed
+    "from aetool.cli import main; sys.argv[0] = 'aetool'; main()"
+)
 
 
 def test_bench_runs_without_torch_and_says_compare_torch_needs_it(toy_dir, tmp_path):
     def aetool(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-c", BASE_INSTALL, "bench", *args], capture_output=True, text=True,
-                              timeout=60)
+        return subprocess.run(
+            [sys.executable, "-c", BASE_INSTALL, "bench", *args], capture_output=True, text=True, timeout=60
+        )
 
     done = aetool("--model", str(toy_dir / "dense.onnx"), "--json", *FAST)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["flops_per_image"] is None  # counting needs onnx, the train extra
     done = aetool("--model", str(toy_dir / "dense.onnx"), "--compare-torch", str(tmp_path), *FAST)
     assert done.returncode == 2 and done.stdout == ""
-    assert done.stderr.strip() == ("aetool: error: aetool bench --compare-torch needs PyTorch: install the train "
-                                   "extra, see the README (pip install '.[train]' in a clone)")
+    assert done.stderr.strip() == (
+        "aetool: error: aetool bench --compare-torch needs PyTorch: install the train "
+        "extra, see the README (pip install '.[train]' in a clone)"
+    )
 
 
 def test_timing_statistics():
@@ -146,22 +156,29 @@ def test_flops_count_conv_deconv_and_matrix_products_through_run_time_shapes(tmp
     def constant(name, array):
         return numpy_helper.from_array(np.asarray(array), name)
 
-    nodes = [helper.make_node("Conv", ["image", "w1"], ["a"], pads=[1, 1, 1, 1]),  # 1→4 channels, 3×3, 8×12
-             helper.make_node("ConvTranspose", ["a", "w2"], ["b"], strides=[2, 2], pads=[1, 1, 1, 1]),  # 4→2, ×2
-             helper.make_node("Shape", ["b"], ["shape"], end=2),  # N, C known only when the graph runs
-             helper.make_node("Concat", ["shape", "minus1"], ["target"], axis=0),
-             helper.make_node("Reshape", ["b", "target"], ["flat"]),  # N × 2 × 384
-             helper.make_node("MatMul", ["flat", "w3"], ["m"]),  # 384 → 5 per channel
-             helper.make_node("Flatten", ["m"], ["mflat"]),
-             helper.make_node("Gemm", ["mflat", "w4"], ["code"], transB=1)]  # 10 → 3
-    graph = helper.make_graph(nodes, "g",
-                              [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 1, "H", "W"])],
-                              [helper.make_tensor_value_info("code", TensorProto.FLOAT, ["N", 3])],
-                              [constant("w1", np.zeros((4, 1, 3, 3), np.float32)),
-                               constant("w2", np.zeros((4, 2, 4, 4), np.float32)),
-                               constant("minus1", np.array([-1], np.int64)),
-                               constant("w3", np.zeros((16 * 24, 5), np.float32)),
-                               constant("w4", np.zeros((3, 10), np.float32))])
+    nodes = [
+        helper.make_node("Conv", ["image", "w1"], ["a"], pads=[1, 1, 1, 1]),  # 1→4 channels, 3×3, 8×12
+        helper.make_node("ConvTranspose", ["a", "w2"], ["b"], strides=[2, 2], pads=[1, 1, 1, 1]),  # 4→2, ×2
+        helper.make_node("Shape", ["b"], ["shape"], end=2),  # N, C known only when the graph runs
+        helper.make_node("Concat", ["shape", "minus1"], ["target"], axis=0),
+        helper.make_node("Reshape", ["b", "target"], ["flat"]),  # N × 2 × 384
+        helper.make_node("MatMul", ["flat", "w3"], ["m"]),  # 384 → 5 per channel
+        helper.make_node("Flatten", ["m"], ["mflat"]),
+        helper.make_node("Gemm", ["mflat", "w4"], ["code"], transB=1),
+    ]  # 10 → 3
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 1, "H", "W"])],
+        [helper.make_tensor_value_info("code", TensorProto.FLOAT, ["N", 3])],
+        [
+            constant("w1", np.zeros((4, 1, 3, 3), np.float32)),
+            constant("w2", np.zeros((4, 2, 4, 4), np.float32)),
+            constant("minus1", np.array([-1], np.int64)),
+            constant("w3", np.zeros((16 * 24, 5), np.float32)),
+            constant("w4", np.zeros((3, 10), np.float32)),
+        ],
+    )
     path = tmp_path / "g.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
     conv, deconv, matmul, gemm = 4 * 8 * 12 * 9, 4 * 8 * 12 * 2 * 16, 2 * 5 * 16 * 24, 3 * 10
@@ -172,8 +189,9 @@ def test_a_model_that_fails_at_a_batch_size_is_one_line(tmp_path):
     from conftest import node, onnx_bytes
 
     one = [1, 1, 28, 28]  # a file exported for batch 1 only
-    (tmp_path / "one.onnx").write_bytes(onnx_bytes({"image": one}, {"reconstruction": one},
-                                                   [node("Identity", ["image"], ["reconstruction"])]))
+    (tmp_path / "one.onnx").write_bytes(
+        onnx_bytes({"image": one}, {"reconstruction": one}, [node("Identity", ["image"], ["reconstruction"])])
+    )
     result = invoke("--model", str(tmp_path / "one.onnx"), "--batch-sizes", "1,256", *FAST)
     assert result.exit_code == 2 and result.stdout == ""
     assert len(result.stderr.splitlines()) == 1 and "one.onnx failed on random 28×28 images" in result.stderr

@@ -71,8 +71,17 @@ def test_a_folder_to_a_folder_with_json_records(cli, tmp_path):
     assert result.exit_code == 0
     lines = records(result)
     assert len(lines) == 6 and sorted(p.name for p in Path("out").iterdir()) == [f"{i}.png" for i in range(6)]
-    assert set(lines[0]) == {"path", "output", "size", "input_size", "fitted_size", "ms", "resized", "inverted",
-                             "error"}
+    assert set(lines[0]) == {
+        "path",
+        "output",
+        "size",
+        "input_size",
+        "fitted_size",
+        "ms",
+        "resized",
+        "inverted",
+        "error",
+    }
     assert lines[0]["size"] == [28, 28] and lines[0]["error"] is None
     result = cli("reconstruct", "digits", "-r", "-o", "out", "-m", "conv-unpool")
     assert Path("out/deeper/x.png").is_file() and "7 done, 0 failed" in result.stderr
@@ -120,8 +129,13 @@ def test_some_bad_inputs_exit_1_and_the_good_ones_are_done(cli, ring, tmp_path):
     result = cli("denoise", "ring.png", "text.png", "empty.png", "cut.png", "missing.png", "nothing", "-o", "out")
     assert result.exit_code == 1
     errors = result.stderr.splitlines()
-    for expected in ("nothing: no images found", "text.png: not an image Pillow can read", "empty.png: empty file",
-                     "cut.png: truncated or corrupt image", "missing.png: no such file"):
+    for expected in (
+        "nothing: no images found",
+        "text.png: not an image Pillow can read",
+        "empty.png: empty file",
+        "cut.png: truncated or corrupt image",
+        "missing.png: no such file",
+    ):
         assert any(line.startswith(f"aetool: error: {expected}") for line in errors), expected
     assert "1 done, 5 failed" in result.stderr
     assert sorted(p.name for p in Path("out").iterdir()) == ["ring.png"]  # no partial or temporary files
@@ -135,12 +149,15 @@ def test_a_decompression_bomb_is_one_line(cli, tmp_path, monkeypatch):
     assert not Path("bomb.denoised.png").exists()
 
 
-@pytest.mark.parametrize(("model", "message"), [
-    ("text.onnx", "is not a loadable ONNX model"),
-    ("truncated.onnx", "is not a loadable ONNX model"),
-    ("flat.onnx", "does not follow the aetool contract"),
-    ("absent.onnx", "does not exist"),
-])
+@pytest.mark.parametrize(
+    ("model", "message"),
+    [
+        ("text.onnx", "is not a loadable ONNX model"),
+        ("truncated.onnx", "is not a loadable ONNX model"),
+        ("flat.onnx", "does not follow the aetool contract"),
+        ("absent.onnx", "does not exist"),
+    ],
+)
 def test_bad_models_exit_2_in_one_line(cli, ring, toy_dir, model, message):
     result = cli("denoise", "ring.png", "--model", str(toy_dir / model))
     assert result.exit_code == 2 and message in result.stderr
@@ -161,15 +178,18 @@ def test_the_input_is_never_overwritten_without_force(cli, ring):
     assert cli("denoise", "ring.png", "-o", "ring.png", "--force").exit_code == 0
 
 
-@pytest.mark.parametrize("args", [
-    ("ring.png", "missing.png", "-o", "-"),
-    ("ring.png", "--format", "xyz"),
-    ("ring.png", "-o", "x.png", "--format", "jpg"),
-    ("-", "ring.png"),
-    ("ring.png", "-o", "-", "--json"),
-    ("ring.png", "--provider", "warp-drive"),
-    ("ring.png", "--threads", "0"),
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("ring.png", "missing.png", "-o", "-"),
+        ("ring.png", "--format", "xyz"),
+        ("ring.png", "-o", "x.png", "--format", "jpg"),
+        ("-", "ring.png"),
+        ("ring.png", "-o", "-", "--json"),
+        ("ring.png", "--provider", "warp-drive"),
+        ("ring.png", "--threads", "0"),
+    ],
+)
 def test_usage_errors_exit_2(cli, ring, args):
     result = cli("denoise", *args)
     assert result.exit_code == 2 and "Traceback" not in result.stderr and result.stderr
@@ -179,8 +199,10 @@ def test_a_provider_not_installed_is_a_warning_line(cli, ring, toy_dir):
     fresh = shutil.copy(toy_dir / "dense.onnx", "fresh.onnx")  # a file no earlier test opened with these options
     result = cli("denoise", "ring.png", "--model", fresh, "--provider", "cuda")
     assert result.exit_code == 0
-    assert "aetool: warning: fresh.onnx: asked for CUDAExecutionProvider but the session runs on " \
-           "CPUExecutionProvider" in result.stderr
+    assert (
+        "aetool: warning: fresh.onnx: asked for CUDAExecutionProvider but the session runs on "
+        "CPUExecutionProvider" in result.stderr
+    )
 
 
 def test_add_noise_statistics_and_seed(cli, tmp_path):
@@ -268,9 +290,14 @@ def test_info_shows_what_is_wrong_with_a_file_off_the_contract(cli, toy_dir):
     assert cli("info", str(toy_dir / "text.onnx")).exit_code == 2
 
 
-@pytest.mark.parametrize("args", [("add-noise", "ring.png", "--level", "inf"),
-                                  ("add-noise", "ring.png", "--level", "5", "--kind", "salt-pepper"),
-                                  ("evaluate", "--noise", "5", "--noise-kind", "mask")])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("add-noise", "ring.png", "--level", "inf"),
+        ("add-noise", "ring.png", "--level", "5", "--kind", "salt-pepper"),
+        ("evaluate", "--noise", "5", "--noise-kind", "mask"),
+    ],
+)
 def test_noise_levels_that_mean_nothing_are_one_line_exit_2(cli, ring, mnist_dir, args):
     result = cli(*args, "--data-dir", str(mnist_dir)) if args[0] == "evaluate" else cli(*args)
     assert result.exit_code == 2 and result.stdout == "" and len(result.stderr.splitlines()) == 1

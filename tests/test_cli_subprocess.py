@@ -16,6 +16,7 @@ from conftest import REPO, digit, read, run_aetool, save
 
 def png_claiming(width: int, height: int) -> bytes:
     """A tiny PNG whose header claims ``width``×``height``: what a decompression bomb looks like to Pillow."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
@@ -43,12 +44,15 @@ def test_a_pipe_through_stdin_and_stdout(tmp_path, env):
     assert done.returncode == 0 and np.array_equal(read(done.stdout), 255 - digit())
 
 
-@pytest.mark.parametrize(("content", "code", "message"), [
-    (b"plain text", 1, "aetool: error: in.png: not an image Pillow can read"),
-    (b"", 1, "aetool: error: in.png: empty file"),
-    (png_claiming(20_000, 20_000), 1, "aetool: error: in.png: refused as a possible decompression bomb"),
-    (png_claiming(10_000, 10_000), 1, "aetool: error: in.png: refused as a possible decompression bomb"),
-])
+@pytest.mark.parametrize(
+    ("content", "code", "message"),
+    [
+        (b"plain text", 1, "aetool: error: in.png: not an image Pillow can read"),
+        (b"", 1, "aetool: error: in.png: empty file"),
+        (png_claiming(20_000, 20_000), 1, "aetool: error: in.png: refused as a possible decompression bomb"),
+        (png_claiming(10_000, 10_000), 1, "aetool: error: in.png: refused as a possible decompression bomb"),
+    ],
+)
 def test_bad_images_are_one_line_each(tmp_path, env, content, code, message):
     (tmp_path / "in.png").write_bytes(content)
     done = run_aetool("denoise", "in.png", cwd=tmp_path, env=env)
@@ -90,17 +94,23 @@ NO_TORCH = textwrap.dedent("""
 
 def test_help_and_denoise_never_import_torch(tmp_path, env):
     save(tmp_path / "ring.png", digit())
-    done = subprocess.run([sys.executable, "-c", NO_TORCH, str(tmp_path / "ring.png"), str(tmp_path / "out.png")],
-                          capture_output=True, env={**os.environ, **env}, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", NO_TORCH, str(tmp_path / "ring.png"), str(tmp_path / "out.png")],
+        capture_output=True,
+        env={**os.environ, **env},
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr.decode()
     assert done.stdout.decode().strip().endswith("torch-free") and (tmp_path / "out.png").is_file()
 
 
 def test_the_runtime_imports_only_onnxruntime_numpy_pillow():
-    code = ("import sys, pkgutil, importlib, aetool.runtime as r\n"
-            "for m in pkgutil.iter_modules(r.__path__): importlib.import_module('aetool.runtime.' + m.name)\n"
-            "import onnxruntime, PIL.Image\n"
-            "print(sorted(m for m in ('torch', 'torchvision', 'onnx', 'onnxscript', 'typer') if m in sys.modules))")
+    code = (
+        "import sys, pkgutil, importlib, aetool.runtime as r\n"
+        "for m in pkgutil.iter_modules(r.__path__): importlib.import_module('aetool.runtime.' + m.name)\n"
+        "import onnxruntime, PIL.Image\n"
+        "print(sorted(m for m in ('torch', 'torchvision', 'onnx', 'onnxscript', 'typer') if m in sys.modules))"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=120, cwd=REPO)
     assert done.returncode == 0, done.stderr.decode()
     assert done.stdout.decode().strip() == "[]"
@@ -109,8 +119,13 @@ def test_the_runtime_imports_only_onnxruntime_numpy_pillow():
 def test_json_records_stream_while_the_batch_runs(tmp_path, env):
     for i in range(200):  # more than three pipeline chunks
         save(tmp_path / "digits" / f"{i:03d}.png", digit())
-    process = subprocess.Popen([sys.executable, "-m", "aetool", "denoise", "digits", "-o", "out", "--json"],
-                               cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, **env})
+    process = subprocess.Popen(
+        [sys.executable, "-m", "aetool", "denoise", "digits", "-o", "out", "--json"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, **env},
+    )
     first = process.stdout.readline()
     unfinished = sum(1 for _ in (tmp_path / "out").iterdir()) < 200  # the first record came before the last file
     rest = process.stdout.read()  # not communicate(): it would skip what readline() already buffered
@@ -119,12 +134,15 @@ def test_json_records_stream_while_the_batch_runs(tmp_path, env):
     assert unfinished and len(rest.splitlines()) == 199
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (("add-noise", "in.png", "--level", "-1"), "aetool: error: Invalid value for '--level'"),
-    (("evaluate", "--limit", "0"), "aetool: error: Invalid value for '--limit'"),
-    (("denoise",), "aetool: error: Missing argument 'IMAGES'"),
-    (("reconstruct", "in.png", "--bogus"), "aetool: error: No such option: --bogus"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("add-noise", "in.png", "--level", "-1"), "aetool: error: Invalid value for '--level'"),
+        (("evaluate", "--limit", "0"), "aetool: error: Invalid value for '--limit'"),
+        (("denoise",), "aetool: error: Missing argument 'IMAGES'"),
+        (("reconstruct", "in.png", "--bogus"), "aetool: error: No such option: --bogus"),
+    ],
+)
 def test_a_usage_error_is_one_line_exit_2(tmp_path, env, args, message):
     done = run_aetool(*args, cwd=tmp_path, env=env)
     lines = done.stderr.decode().strip().splitlines()

@@ -19,8 +19,12 @@ from torch import nn  # noqa: E402
 from torch.export import Dim  # noqa: E402
 
 from aetool.errors import AetoolError  # noqa: E402
-from aetool.export import ParityError, export_model, export_run  # noqa: E402
-from aetool.export import pipeline  # noqa: E402
+from aetool.export import (  # noqa: E402
+    ParityError,
+    export_model,
+    export_run,
+    pipeline,
+)
 from aetool.export.metadata import read  # noqa: E402
 from aetool.export.onnx_export import Graph, has_decoder, to_onnx  # noqa: E402
 from aetool.models import REGISTRY, build_model, get_spec  # noqa: E402
@@ -34,8 +38,9 @@ SHARED_MNIST = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / 
 def export(name, folder, **kwargs):
     torch.manual_seed(0)
     path = folder / f"{name}.onnx"
-    return export_model(build_model(name), path, model_name=name, arch=get_spec(name).arch, echo=lambda line: None,
-                        **kwargs)
+    return export_model(
+        build_model(name), path, model_name=name, arch=get_spec(name).arch, echo=lambda line: None, **kwargs
+    )
 
 
 @pytest.fixture(scope="module")
@@ -88,8 +93,13 @@ class PoolUnpool(nn.Module):
 
 
 def test_unpooling_matches_torch_exactly_on_ties_across_batch_and_channels():
-    graph = Graph(PoolUnpool(), torch.rand(2, 3, 8, 8), contract.INPUT, (contract.RECONSTRUCTION, contract.CODE),
-                  {0: Dim("N"), 2: 2 * Dim("h"), 3: 2 * Dim("w")})
+    graph = Graph(
+        PoolUnpool(),
+        torch.rand(2, 3, 8, 8),
+        contract.INPUT,
+        (contract.RECONSTRUCTION, contract.CODE),
+        {0: Dim("N"), 2: 2 * Dim("h"), 3: 2 * Dim("w")},
+    )
     model = to_onnx(graph)
     assert {n.op_type for n in model.graph.node} >= {"MaxPool", "MaxUnpool"}
     assert "ScatterND" not in {n.op_type for n in model.graph.node}
@@ -107,17 +117,25 @@ def test_unpooling_matches_torch_exactly_on_ties_across_batch_and_channels():
 def test_metadata_round_trip(exports):
     result = exports("conv-deconv")
     props = read(onnx.load(result.path))
-    assert set(props) >= {value for key, value in vars(contract).items()
-                          if key.isupper() and isinstance(value, str) and key not in
-                          ("INPUT", "RECONSTRUCTION", "CODE", "POLARITY", "VARIANT")}
+    assert set(props) >= {
+        value
+        for key, value in vars(contract).items()
+        if key.isupper()
+        and isinstance(value, str)
+        and key not in ("INPUT", "RECONSTRUCTION", "CODE", "POLARITY", "VARIANT")
+    }
     session = ort.InferenceSession(result.path, providers=["CPUExecutionProvider"])
     meta = parse_metadata(session.get_modelmeta().custom_metadata_map)
     assert meta == parse_metadata(props)
     assert meta[contract.MODEL_NAME] == "conv-deconv" and meta[contract.MODEL_KIND] == "conv"
     assert meta[contract.ARCHITECTURE] == json.loads(json.dumps(get_spec("conv-deconv").arch))
     assert meta[contract.NOISE] == {"level": 0.0, "kind": "gaussian"}
-    assert meta[contract.INPUT_SPEC] == {"shape": ["N", 1, "4*h4", "4*w4"], "range": [0, 1],
-                                         "polarity": "white-on-black", "multiple_of": 4}
+    assert meta[contract.INPUT_SPEC] == {
+        "shape": ["N", 1, "4*h4", "4*w4"],
+        "range": [0, 1],
+        "polarity": "white-on-black",
+        "multiple_of": 4,
+    }
     assert meta[contract.PARITY] == result.parity.to_dict() and meta[contract.PARITY]["passed"] is True
     assert set(meta[contract.VERSIONS]) == {"torch", "onnx", "onnxscript", "onnxruntime"}
     assert datetime.fromisoformat(meta[contract.CREATED]).utcoffset().total_seconds() == 0
@@ -174,7 +192,7 @@ def test_fp16_and_int8_variants_run_and_report_their_error(name, data_dir, tmp_p
     assert result.path == run / "model.onnx"
     assert [p.name for p in result.variant_paths] == ["model.fp16.onnx", "model.int8.onnx"]
     images = np.random.default_rng(0).random((3, 1, 28, 28), dtype=np.float32)
-    for report, path in zip(result.variants, result.variant_paths):
+    for report, path in zip(result.variants, result.variant_paths, strict=True):
         session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
         assert session.get_inputs()[0].type == "tensor(float)"
         assert session.run(None, {contract.INPUT: images})[0].shape == (3, 1, 28, 28)
@@ -219,8 +237,9 @@ def test_variant_that_loses_too_much_accuracy_is_refused_with_nothing_written(da
 
 
 @pytest.mark.parametrize("name", ["ae64", "conv-deconv"])
-def test_variants_use_the_runs_own_data_folder_and_are_refused_without_test_digits(name, data_dir, tmp_path,
-                                                                                    monkeypatch):
+def test_variants_use_the_runs_own_data_folder_and_are_refused_without_test_digits(
+    name, data_dir, tmp_path, monkeypatch
+):
     monkeypatch.delenv("AETOOL_DATA_DIR", raising=False)
     own_data = shutil.copytree(data_dir, tmp_path / "data")
     run = trained_run(name, own_data, tmp_path / "run")
@@ -234,7 +253,7 @@ def test_variants_use_the_runs_own_data_folder_and_are_refused_without_test_digi
 
 def test_an_export_target_must_be_an_onnx_file(data_dir, tmp_path):
     run = trained_run("ae64", data_dir, tmp_path / "run")
-    with pytest.raises(AetoolError, match="must end in .onnx"):
+    with pytest.raises(AetoolError, match=r"must end in .onnx"):
         export_run(run, run / "checkpoint.pt", echo=lambda line: None)
     assert load_run(run).epoch == 1  # the checkpoint is still a checkpoint
 
@@ -247,7 +266,6 @@ def test_real_digits_join_the_parity_inputs(tmp_path):
     digits = load_split(SHARED_MNIST, "test")[0]
     result = export("conv-unpool", tmp_path, test_images=digits)
     assert "digits b64" in {check.case for check in result.parity.checks} and result.parity.passed
-
 
 
 @pytest.mark.parametrize("name", ["conv-unpool", "conv-unpool-deconv"])

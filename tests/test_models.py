@@ -16,7 +16,7 @@ def test_output_shape_range_and_code(name):
         output, code = model(x)
         assert torch.equal(model.encode(x), code)
     assert output.shape == x.shape
-    assert 0 <= float(output.min()) and float(output.max()) <= 1
+    assert float(output.min()) >= 0 and float(output.max()) <= 1
     assert code.shape[0] == 5
 
 

@@ -24,13 +24,32 @@ from aetool.train import TrainConfig, train  # noqa: E402
 from aetool.train.run import CHECKPOINT, METRICS  # noqa: E402
 
 SHARED_MNIST = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "mnist"
-SECTIONS = ("1. PCA vs autoencoder", "2. Hidden sizes", "3. Sparse AE", "4. Denoising", "5. Manifold",
-            "6. Convolutional AEs", "7. Summary")
-FIGURES = {"1-pca-vs-deep-ae.png", "2-hidden-sizes.png", "2-hidden-sizes-noise.png", "3-sparse.png",
-           "3-encoder-filters.png", "4-denoise-filters.png", "5-manifold.png", "6-conv.png", "6-conv-curves.png",
-           *(f"4-noise-{level}.png" for level in NOISE_LEVELS),
-           *(f"6-filters-{name}-{layer}.png" for name in ("conv-unpool", "conv-unpool-deconv", "conv-deconv")
-             for layer in (1, 2))}
+SECTIONS = (
+    "1. PCA vs autoencoder",
+    "2. Hidden sizes",
+    "3. Sparse AE",
+    "4. Denoising",
+    "5. Manifold",
+    "6. Convolutional AEs",
+    "7. Summary",
+)
+FIGURES = {
+    "1-pca-vs-deep-ae.png",
+    "2-hidden-sizes.png",
+    "2-hidden-sizes-noise.png",
+    "3-sparse.png",
+    "3-encoder-filters.png",
+    "4-denoise-filters.png",
+    "5-manifold.png",
+    "6-conv.png",
+    "6-conv-curves.png",
+    *(f"4-noise-{level}.png" for level in NOISE_LEVELS),
+    *(
+        f"6-filters-{name}-{layer}.png"
+        for name in ("conv-unpool", "conv-unpool-deconv", "conv-deconv")
+        for layer in (1, 2)
+    ),
+}
 DENOISING = (*STANDARD, "denoise")
 
 
@@ -58,8 +77,14 @@ def report(tmp_path_factory, one_thread):
         train(config, run_dir=runs / name, progress=False, echo=lambda line: None)
     lines: list[str] = []
     index = build_report(root / "out", runs=runs, data_dir=str(data), quick=True, echo=lines.append, progress=False)
-    return {"index": index, "out": root / "out", "runs": runs, "data": data, "lines": lines,
-            "numbers": json.loads((root / "out" / NUMBERS).read_text())}
+    return {
+        "index": index,
+        "out": root / "out",
+        "runs": runs,
+        "data": data,
+        "lines": lines,
+        "numbers": json.loads((root / "out" / NUMBERS).read_text()),
+    }
 
 
 def embedded(page: str, pattern: str) -> set[str]:
@@ -100,7 +125,7 @@ def test_noise_matrix_has_every_model_and_level_and_the_denoiser_wins_at_its_lev
     assert denoising["levels"] == list(NOISE_LEVELS)
     matrix = np.array([denoising["mse"][name] for name in DENOISING])
     assert list(denoising["mse"]) == list(DENOISING) and matrix.shape == (4, 4)
-    at_half = dict(zip(DENOISING, matrix[:, NOISE_LEVELS.index(0.5)]))
+    at_half = dict(zip(DENOISING, matrix[:, NOISE_LEVELS.index(0.5)], strict=True))
     assert all(at_half["denoise"] < at_half[name] for name in STANDARD), at_half
     assert all(np.array(denoising["noisy_input_mse"]) > 0)
 
@@ -108,7 +133,7 @@ def test_noise_matrix_has_every_model_and_level_and_the_denoiser_wins_at_its_lev
 def test_report_goes_through_onnx_and_matches_training_numbers(report):
     numbers = report["numbers"]
     assert {run["inference"] for run in numbers["runs"].values()} == {"onnxruntime"}
-    for name, run in numbers["runs"].items():
+    for name, _run in numbers["runs"].items():
         history = json.loads((report["runs"] / name / METRICS).read_text())["history"]
         trained = history[-1].get("test_mse_clean", history[-1]["test_mse"])
         assert numbers["test_mse"][name] == pytest.approx(trained, rel=1e-3), name
@@ -127,8 +152,14 @@ def test_missing_runs_are_trained_and_timed_present_ones_reused(report):
 def test_second_report_reuses_every_run(report, tmp_path, one_thread):
     checkpoints = {name: (report["runs"] / name / CHECKPOINT).stat().st_mtime_ns for name in REGISTRY}
     lines: list[str] = []
-    build_report(tmp_path / "again", runs=report["runs"], data_dir=str(report["data"]), quick=True,
-                 echo=lines.append, progress=False)
+    build_report(
+        tmp_path / "again",
+        runs=report["runs"],
+        data_dir=str(report["data"]),
+        quick=True,
+        echo=lines.append,
+        progress=False,
+    )
     assert sum("reusing it" in line for line in lines) == len(REGISTRY)
     assert checkpoints == {name: (report["runs"] / name / CHECKPOINT).stat().st_mtime_ns for name in REGISTRY}
     again = json.loads((tmp_path / "again" / NUMBERS).read_text())
@@ -136,8 +167,9 @@ def test_second_report_reuses_every_run(report, tmp_path, one_thread):
 
 
 def test_torch_fallback_agrees_with_the_runtime(report):
-    run = prepare_run("deep", report["runs"], wanted_config("deep", str(report["data"]), True, None),
-                      echo=lambda line: None)
+    run = prepare_run(
+        "deep", report["runs"], wanted_config("deep", str(report["data"]), True, None), echo=lambda line: None
+    )
     onnx, plain = Engine(run), Engine(replace(run, onnx=None))
     images = np.random.default_rng(0).random((5, 28, 28), dtype=np.float32)
     assert (onnx.backend, plain.backend) == ("onnxruntime", "torch")
@@ -153,8 +185,7 @@ def test_shorter_or_different_runs_are_trained_again_not_reused(report, tmp_path
     run = prepare_run("ae64", report["runs"], longer, echo=lines.append, progress=False)  # has 15 epochs: enough
     assert not run.trained_now and "reusing it" in lines[0]
     short = tmp_path / "runs"
-    prepare_run("ae64", short, wanted_config("ae64", data, quick=True, epochs=None), echo=lines.append,
-                progress=False)
+    prepare_run("ae64", short, wanted_config("ae64", data, quick=True, epochs=None), echo=lines.append, progress=False)
     run = prepare_run("ae64", short, longer, echo=lines.append, progress=False)
     assert run.trained_now and run.config.epochs == 2 and "1 epochs, not 2" in " ".join(lines)
 
@@ -168,8 +199,10 @@ def test_grid_labels_must_match_its_shape(tmp_path):
 def test_rows_of_torch_svd_v_explain_the_reported_pca_error():
     from aetool.runtime.idx import load_split
 
-    train_images, test_images = (load_split(SHARED_MNIST, split)[0][:n].astype(np.float32) / 255
-                                 for split, n in (("train", 10_000), ("test", 10_000)))
+    train_images, test_images = (
+        load_split(SHARED_MNIST, split)[0][:n].astype(np.float32) / 255
+        for split, n in (("train", 10_000), ("test", 10_000))
+    )
     mse = svd_check(Data(train_images, test_images))
     assert mse["svd_columns"] == pytest.approx(0.0177, abs=0.001)  # the PCA optimum
     assert mse["mean_image"] == pytest.approx(0.0675, abs=0.001)
@@ -178,8 +211,11 @@ def test_rows_of_torch_svd_v_explain_the_reported_pca_error():
 
 def test_runs_trained_with_other_settings_are_not_trained_over_without_retrain(report, tmp_path):
     checkpoints = {name: (report["runs"] / name / CHECKPOINT).stat().st_mtime_ns for name in REGISTRY}
-    with pytest.raises(AetoolError, match=r"would train over runs of yours \(.*deep: trained with other settings "
-                                          r"\(1 epochs, not 30.*pass --retrain"):
+    with pytest.raises(
+        AetoolError,
+        match=r"would train over runs of yours \(.*deep: trained with other settings "
+        r"\(1 epochs, not 30.*pass --retrain",
+    ):
         build_report(tmp_path / "full", runs=report["runs"], data_dir=str(report["data"]), progress=False)
     assert not (tmp_path / "full").exists()
     assert checkpoints == {name: (report["runs"] / name / CHECKPOINT).stat().st_mtime_ns for name in REGISTRY}

@@ -52,9 +52,14 @@ def test_a_missing_data_folder_names_the_files_expected(toy_dir, tmp_path):
 
 
 def test_a_model_of_another_size_cannot_score_mnist(tmp_path, mnist_dir):
-    (tmp_path / "m32.onnx").write_bytes(onnx_bytes({"image": ["N", 1, 32, 32]}, {"reconstruction": ["N", 1, 32, 32]},
-                                                   [node("Identity", ["image"], ["reconstruction"])]))
-    with pytest.raises(DataError, match="m32.onnx cannot score .*takes 32×32 images, got 28×28"):
+    (tmp_path / "m32.onnx").write_bytes(
+        onnx_bytes(
+            {"image": ["N", 1, 32, 32]},
+            {"reconstruction": ["N", 1, 32, 32]},
+            [node("Identity", ["image"], ["reconstruction"])],
+        )
+    )
+    with pytest.raises(DataError, match=r"m32.onnx cannot score .*takes 32×32 images, got 28×28"):
         evaluate(load(tmp_path / "m32.onnx"), mnist_dir)
 
 
@@ -62,13 +67,16 @@ def test_a_model_of_another_size_cannot_score_mnist(tmp_path, mnist_dir):
 def test_malformed_noise_metadata_is_a_model_file_error(tmp_path, mnist_dir, noise):
     dense = ["N", 1, 28, 28]
     metadata = {**toy_metadata("denoise", "dense", None), "noise": noise}
-    (tmp_path / "m.onnx").write_bytes(onnx_bytes({"image": dense}, {"reconstruction": dense},
-                                                 [node("Identity", ["image"], ["reconstruction"])], metadata))
+    (tmp_path / "m.onnx").write_bytes(
+        onnx_bytes(
+            {"image": dense}, {"reconstruction": dense}, [node("Identity", ["image"], ["reconstruction"])], metadata
+        )
+    )
     with pytest.raises(ModelFileError, match="metadata 'noise' must be"):
         evaluate(load(tmp_path / "m.onnx"), mnist_dir)
 
 
 def test_a_file_given_as_the_data_folder_is_named_as_such(toy_dir, tmp_path):
     (tmp_path / "digits.png").write_bytes(b"not a folder")
-    with pytest.raises(DataError, match="digits.png is a file, not a folder"):
+    with pytest.raises(DataError, match=r"digits.png is a file, not a folder"):
         evaluate(load(toy_dir / "dense.onnx"), tmp_path / "digits.png")

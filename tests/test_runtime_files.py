@@ -94,7 +94,7 @@ def test_inputs_are_never_overwritten_without_force(tree):
 
 def test_one_input_output_cannot_overwrite_another_input(tree):
     found, _ = files.collect(["digits/a.png", "digits/a.denoised.png"])
-    jobs, failures = files.plan(found, None, ".denoised")
+    _jobs, failures = files.plan(found, None, ".denoised")
     assert [f.label for f in failures] == ["digits/a.png"]
 
 

@@ -61,10 +61,13 @@ def test_bytes_read_like_files(tmp_path):
     assert np.array_equal(images.read_gray(path.read_bytes()), images.read_gray(path))
 
 
-@pytest.mark.parametrize(("content", "message"), [
-    (b"", "empty file"),
-    (b"hello, I am text\n", "not an image Pillow can read"),
-])
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "empty file"),
+        (b"hello, I am text\n", "not an image Pillow can read"),
+    ],
+)
 def test_unreadable_files(tmp_path, content, message):
     (tmp_path / "bad.png").write_bytes(content)
     with pytest.raises(ImageError, match=message):

@@ -77,16 +77,19 @@ def test_unknown_name_lists_the_bundled_models(bundled):
 
 def test_unknown_name_without_bundled_models_says_none_are_installed(tmp_path, monkeypatch):
     monkeypatch.setenv("AETOOL_MODEL_DIR", str(tmp_path))
-    with pytest.raises(ModelFileError, match="bundled: none; .*models.json is missing"):
+    with pytest.raises(ModelFileError, match=r"bundled: none; .*models.json is missing"):
         load("denoise")
 
 
-@pytest.mark.parametrize(("name", "message"), [
-    ("text.onnx", "not a loadable ONNX model"),
-    ("truncated.onnx", "not a loadable ONNX model"),
-    ("flat.onnx", r"does not follow the aetool contract.*'image' \['N', 784\]"),
-    ("missing.onnx", "does not exist"),
-])
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("text.onnx", "not a loadable ONNX model"),
+        ("truncated.onnx", "not a loadable ONNX model"),
+        ("flat.onnx", r"does not follow the aetool contract.*'image' \['N', 784\]"),
+        ("missing.onnx", "does not exist"),
+    ],
+)
 def test_bad_model_files_fail_in_one_line(toy_dir, name, message):
     with pytest.raises(ModelFileError, match=message) as caught:
         load(toy_dir / name)
@@ -110,32 +113,44 @@ def test_an_unknown_provider_is_a_usage_error(toy_dir):
 
 
 def test_metadata_parsing_keeps_text_and_rejects_a_broken_input_spec():
-    parsed = parse_metadata({"model_name": "123", "opset": "18", "test_mse": "", "architecture": '{"code": 30}',
-                             "epochs": "many"})
-    assert parsed == {"model_name": "123", "opset": 18, "test_mse": None, "architecture": {"code": 30},
-                      "epochs": "many"}
+    parsed = parse_metadata(
+        {"model_name": "123", "opset": "18", "test_mse": "", "architecture": '{"code": 30}', "epochs": "many"}
+    )
+    assert parsed == {
+        "model_name": "123",
+        "opset": 18,
+        "test_mse": None,
+        "architecture": {"code": 30},
+        "epochs": "many",
+    }
     with pytest.raises(ModelFileError, match="'input_spec' is not valid JSON"):
         parse_metadata({"input_spec": "{broken"})
 
 
-@pytest.mark.parametrize("spec", ['{"multiple_of": 0}', '{"multiple_of": "4"}', '[4]'])
+@pytest.mark.parametrize("spec", ['{"multiple_of": 0}', '{"multiple_of": "4"}', "[4]"])
 def test_a_malformed_input_spec_is_a_model_file_error(tmp_path, spec):
     (tmp_path / "m.onnx").write_bytes(identity_conv({"input_spec": spec}))
-    with pytest.raises(ModelFileError, match="needs an object with \"multiple_of\" a positive integer"):
+    with pytest.raises(ModelFileError, match='needs an object with "multiple_of" a positive integer'):
         load(tmp_path / "m.onnx")
 
 
 def identity_conv(metadata: dict[str, str] | None = None) -> bytes:
     conv = ["N", 1, "H", "W"]
-    return onnx_bytes({"image": conv}, {"reconstruction": conv}, [node("Identity", ["image"], ["reconstruction"])],
-                      metadata)
+    return onnx_bytes(
+        {"image": conv}, {"reconstruction": conv}, [node("Identity", ["image"], ["reconstruction"])], metadata
+    )
 
 
 def test_an_output_of_another_shape_is_a_model_file_error(tmp_path):
     conv = ["N", 1, "H", "W"]
-    (tmp_path / "wide.onnx").write_bytes(onnx_bytes(  # valid ONNX that returns each image 14×56
-        {"image": conv}, {"reconstruction": conv}, [node("Reshape", ["image", "shape"], ["reconstruction"])],
-        initializers=[int64_tensor("shape", [-1, 1, 14, 56])]))
+    (tmp_path / "wide.onnx").write_bytes(
+        onnx_bytes(  # valid ONNX that returns each image 14×56
+            {"image": conv},
+            {"reconstruction": conv},
+            [node("Reshape", ["image", "shape"], ["reconstruction"])],
+            initializers=[int64_tensor("shape", [-1, 1, 14, 56])],
+        )
+    )
     with pytest.raises(ModelFileError, match=r"returned reconstruction of shape \(2, 1, 14, 56\)"):
         load(tmp_path / "wide.onnx").reconstruct(np.zeros((2, 28, 28), np.float32))
 
@@ -144,7 +159,7 @@ def test_an_output_of_another_shape_is_a_model_file_error(tmp_path):
 def test_a_decoder_named_outside_the_models_folder_is_refused(tmp_path, named):
     (tmp_path / "m.onnx").write_bytes(identity_conv({"decoder": named}))
     with pytest.raises(ModelFileError, match="must name a file beside the model"):
-        load(tmp_path / "m.onnx").decoder_path
+        _ = load(tmp_path / "m.onnx").decoder_path
 
 
 def test_threads_beyond_four_per_core_are_refused(toy_dir):
@@ -193,7 +208,10 @@ def test_a_folder_named_without_a_slash_is_not_a_model(tmp_path, monkeypatch):
 
 def test_non_finite_outputs_are_a_model_file_error(tmp_path):
     conv = ["N", 1, "H", "W"]
-    (tmp_path / "log.onnx").write_bytes(onnx_bytes(  # log of a black image is -inf
-        {"image": conv}, {"reconstruction": conv}, [node("Log", ["image"], ["reconstruction"])]))
+    (tmp_path / "log.onnx").write_bytes(
+        onnx_bytes(  # log of a black image is -inf
+            {"image": conv}, {"reconstruction": conv}, [node("Log", ["image"], ["reconstruction"])]
+        )
+    )
     with pytest.raises(ModelFileError, match="returned NaN or infinite reconstruction values"):
         load(tmp_path / "log.onnx").reconstruct(np.zeros((1, 8, 8), np.float32))

@@ -67,8 +67,9 @@ def test_conv_models_get_images_padded_and_cropped_back(tmp_path, toy_dir):
 
 def test_side_by_side_shows_input_and_output(tmp_path, toy_dir):
     source = save(tmp_path / "ring.png", digit())
-    [outcome] = process([job(source, tmp_path / "out.png")], Reconstruct(load(toy_dir / "dense.onnx")),
-                        side_by_side=True)
+    [outcome] = process(
+        [job(source, tmp_path / "out.png")], Reconstruct(load(toy_dir / "dense.onnx")), side_by_side=True
+    )
     both = read(tmp_path / "out.png")
     assert outcome.size == (56, 28) and np.array_equal(both, np.concatenate([digit(), digit()], axis=1))
 
@@ -95,8 +96,12 @@ def test_same_shapes_share_one_session_call_and_order_is_kept(tmp_path, toy_dir)
 def test_a_bad_file_fails_alone(tmp_path, toy_dir):
     good = save(tmp_path / "good.png", digit())
     (tmp_path / "bad.png").write_text("text")
-    outcomes = list(process([job(tmp_path / "bad.png", tmp_path / "o1.png"), job(good, tmp_path / "o2.png")],
-                            Reconstruct(load(toy_dir / "dense.onnx"))))
+    outcomes = list(
+        process(
+            [job(tmp_path / "bad.png", tmp_path / "o1.png"), job(good, tmp_path / "o2.png")],
+            Reconstruct(load(toy_dir / "dense.onnx")),
+        )
+    )
     assert outcomes[0].error == "not an image Pillow can read" and outcomes[0].output is None
     assert outcomes[1].error is None and (tmp_path / "o2.png").is_file() and not (tmp_path / "o1.png").exists()
 
@@ -112,8 +117,9 @@ def test_a_write_failure_is_an_outcome(tmp_path, toy_dir):
 def test_standard_output_gets_the_bytes(tmp_path, toy_dir):
     source = save(tmp_path / "ring.png", digit())
     stdout = io.BytesIO()
-    [outcome] = process([Job("-", source.read_bytes(), None, "BMP")], Reconstruct(load(toy_dir / "dense.onnx")),
-                        stdout=stdout)
+    [outcome] = process(
+        [Job("-", source.read_bytes(), None, "BMP")], Reconstruct(load(toy_dir / "dense.onnx")), stdout=stdout
+    )
     assert outcome.output == "-" and stdout.getvalue()[:2] == b"BM"
     assert np.array_equal(read(stdout.getvalue()), digit())
 
@@ -144,8 +150,11 @@ def test_a_page_too_large_for_a_conv_model_fails_alone(tmp_path, toy_dir, monkey
 
     monkeypatch.setattr(runtime_model, "MAX_CONV_PIXELS", 40 * 40)
     small, large = save(tmp_path / "small.png", digit()), save(tmp_path / "large.png", digit(56, 56))
-    outcomes = list(process([job(small, tmp_path / "o1.png"), job(large, tmp_path / "o2.png")],
-                            Reconstruct(load(toy_dir / "conv.onnx"))))
+    outcomes = list(
+        process(
+            [job(small, tmp_path / "o1.png"), job(large, tmp_path / "o2.png")], Reconstruct(load(toy_dir / "conv.onnx"))
+        )
+    )
     assert outcomes[0].error is None and outcomes[1].error.startswith("56×56 is over the 1,600-pixel limit")
     assert not (tmp_path / "o2.png").exists()
 

@@ -42,8 +42,10 @@ def test_training_lowers_loss_and_writes_metrics_and_checkpoint(data_dir, tmp_pa
 
 
 def test_same_seed_same_weights_other_seed_other_weights(data_dir, tmp_path):
-    runs = [train(config("denoise", data_dir, epochs=1, seed=s), run_dir=tmp_path / str(i), progress=False)
-            for i, s in enumerate([5, 5, 6])]
+    runs = [
+        train(config("denoise", data_dir, epochs=1, seed=s), run_dir=tmp_path / str(i), progress=False)
+        for i, s in enumerate([5, 5, 6])
+    ]
     w = [weights(load_run(r.run_dir).model) for r in runs]
     assert torch.equal(w[0], w[1])
     assert not torch.equal(w[0], w[2])
@@ -57,11 +59,14 @@ def test_resume_after_interrupt_equals_uninterrupted_run(data_dir, tmp_path):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        train(config("conv-deconv", data_dir, epochs=4), run_dir=tmp_path / "cut", progress=False,
-              echo=interrupt_after_epoch_2)
+        train(
+            config("conv-deconv", data_dir, epochs=4),
+            run_dir=tmp_path / "cut",
+            progress=False,
+            echo=interrupt_after_epoch_2,
+        )
     assert load_run(tmp_path / "cut").epoch == 2  # the last complete checkpoint is usable
-    resumed = train(config("conv-deconv", data_dir, epochs=4), run_dir=tmp_path / "cut", resume=True,
-                    progress=False)
+    resumed = train(config("conv-deconv", data_dir, epochs=4), run_dir=tmp_path / "cut", resume=True, progress=False)
     assert torch.equal(weights(load_run(full.run_dir).model), weights(load_run(resumed.run_dir).model))
     assert [r["test_mse"] for r in resumed.history] == [r["test_mse"] for r in full.history]
 
@@ -118,20 +123,23 @@ def test_bad_settings_are_refused():
         TrainConfig.for_model("ae64", momentum=0.9)
 
 
-@pytest.mark.parametrize(("name", "settings", "message"), [
-    ("ae64", {"epochs": 0}, "--epochs must be at least 1"),
-    ("ae64", {"lr": 0.0}, "--lr must be a positive number"),
-    ("ae64", {"lr": float("nan")}, "--lr must be a positive number"),
-    ("ae64", {"limit": 0}, "--limit must be at least 1"),
-    ("ae64", {"seed": -1}, "--seed must be at least 0"),
-    ("ae64", {"l1": -1.0}, "--l1 must be 0 or more"),
-    ("ae64", {"noise": -0.1}, "--noise must be 0 or more"),
-    ("ae64", {"noise": 1.5, "noise_kind": "salt-pepper"}, "fraction of pixels"),
-    ("pca", {"components": 0}, "--components must be at least 1"),
-    ("pca", {"components": 785}, "at most 784"),
-    ("pca", {"noise": 0.5, "epochs": 3}, "--epochs, --noise does not apply to pca"),
-    ("pca", {"lr": 0.1, "batch_size": 64}, "--lr, --batch-size does not apply to pca"),
-])
+@pytest.mark.parametrize(
+    ("name", "settings", "message"),
+    [
+        ("ae64", {"epochs": 0}, "--epochs must be at least 1"),
+        ("ae64", {"lr": 0.0}, "--lr must be a positive number"),
+        ("ae64", {"lr": float("nan")}, "--lr must be a positive number"),
+        ("ae64", {"limit": 0}, "--limit must be at least 1"),
+        ("ae64", {"seed": -1}, "--seed must be at least 0"),
+        ("ae64", {"l1": -1.0}, "--l1 must be 0 or more"),
+        ("ae64", {"noise": -0.1}, "--noise must be 0 or more"),
+        ("ae64", {"noise": 1.5, "noise_kind": "salt-pepper"}, "fraction of pixels"),
+        ("pca", {"components": 0}, "--components must be at least 1"),
+        ("pca", {"components": 785}, "at most 784"),
+        ("pca", {"noise": 0.5, "epochs": 3}, "--epochs, --noise does not apply to pca"),
+        ("pca", {"lr": 0.1, "batch_size": 64}, "--lr, --batch-size does not apply to pca"),
+    ],
+)
 def test_values_that_cannot_train_are_refused(name, settings, message):
     with pytest.raises(ValueError, match=message):
         TrainConfig.for_model(name, **settings)
@@ -146,8 +154,7 @@ def test_resume_keeps_the_runs_own_settings(data_dir, tmp_path):
     assert load_run(tmp_path).epoch == 1
 
 
-def test_starting_over_removes_what_the_old_run_left_once_the_new_one_has_an_epoch(data_dir, tmp_path,
-                                                                                      monkeypatch):
+def test_starting_over_removes_what_the_old_run_left_once_the_new_one_has_an_epoch(data_dir, tmp_path, monkeypatch):
     from aetool.train import loop
 
     train(config("ae64", data_dir, epochs=1), run_dir=tmp_path, progress=False)
@@ -181,7 +188,7 @@ def test_a_foreign_checkpoint_or_broken_metrics_is_one_clear_error(data_dir, tmp
         load_run(tmp_path / "text")
     train(config("ae64", data_dir, epochs=1), run_dir=tmp_path / "run", progress=False)
     (tmp_path / "run" / "metrics.json").write_text("{bad")
-    with pytest.raises(AetoolError, match="metrics.json is not readable JSON"):
+    with pytest.raises(AetoolError, match=r"metrics.json is not readable JSON"):
         load_run(tmp_path / "run")
 
 
@@ -204,7 +211,7 @@ def test_without_a_data_dir_torchvision_downloads_and_a_failure_is_one_clear_err
 
     monkeypatch.delenv(DATA_DIR_ENV, raising=False)
     monkeypatch.setattr(torchvision.datasets, "MNIST", OfflineMNIST)
-    with pytest.raises(DataError, match="cannot download mnist .* pass --data-dir or set AETOOL_DATA_DIR"):
+    with pytest.raises(DataError, match=r"cannot download mnist .* pass --data-dir or set AETOOL_DATA_DIR"):
         load_images("mnist", "train")
     assert calls and calls[0][1:] == (True, True)  # asked torchvision for the train split, with download=True
 

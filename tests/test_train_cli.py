@@ -7,11 +7,11 @@ import pytest
 
 pytest.importorskip("torch", reason="training needs the train extra")
 
-from synthetic import write_dataset  # noqa: E402
-from typer.testing import CliRunner  # noqa: E402
+from synthetic import write_dataset
+from typer.testing import CliRunner
 
-from aetool.cli import app  # noqa: E402
-from aetool.models import REGISTRY  # noqa: E402
+from aetool.cli import app
+from aetool.models import REGISTRY
 
 runner = CliRunner()
 
@@ -23,8 +23,9 @@ def data_dir(tmp_path_factory):
 
 def test_train_command_writes_a_run_with_a_verified_onnx(data_dir, tmp_path):
     out = tmp_path / "run"
-    result = runner.invoke(app, ["train", "ae64", "--epochs", "2", "--data-dir", str(data_dir), "--out", str(out),
-                                 "--quiet"])
+    result = runner.invoke(
+        app, ["train", "ae64", "--epochs", "2", "--data-dir", str(data_dir), "--out", str(out), "--quiet"]
+    )
     assert result.exit_code == 0, result.output
     assert "test MSE" in result.output
     history = json.loads((out / "metrics.json").read_text())["history"]
@@ -49,22 +50,58 @@ def test_unknown_model_and_missing_data_are_one_line_exit_2(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(shutil.which("torchrun") is None and not shutil.which("torchrun", path=sys.prefix + "/bin"),
-                    reason="torchrun is not installed")
+@pytest.mark.skipif(
+    shutil.which("torchrun") is None and not shutil.which("torchrun", path=sys.prefix + "/bin"),
+    reason="torchrun is not installed",
+)
 def test_two_process_gloo_ddp_run(data_dir, tmp_path):
     torchrun = shutil.which("torchrun", path=sys.prefix + "/bin") or shutil.which("torchrun")
     out = tmp_path / "ddp"
     done = subprocess.run(
-        [torchrun, "--standalone", "--nproc_per_node=2", "-m", "aetool", "train", "ae64", "--epochs", "2",
-         "--device", "cpu", "--data-dir", str(data_dir), "--out", str(out), "--quiet", "--no-export"],
-        capture_output=True, text=True, timeout=300,
+        [
+            torchrun,
+            "--standalone",
+            "--nproc_per_node=2",
+            "-m",
+            "aetool",
+            "train",
+            "ae64",
+            "--epochs",
+            "2",
+            "--device",
+            "cpu",
+            "--data-dir",
+            str(data_dir),
+            "--out",
+            str(out),
+            "--quiet",
+            "--no-export",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     history = json.loads((out / "metrics.json").read_text())["history"]
     assert [r["epoch"] for r in history] == [1, 2]
     assert done.stderr.count("test MSE") == 1  # only rank 0 reports and writes
-    single = runner.invoke(app, ["train", "ae64", "--epochs", "2", "--device", "cpu", "--data-dir", str(data_dir),
-                                 "--out", str(tmp_path / "single"), "--quiet", "--no-export"])
+    single = runner.invoke(
+        app,
+        [
+            "train",
+            "ae64",
+            "--epochs",
+            "2",
+            "--device",
+            "cpu",
+            "--data-dir",
+            str(data_dir),
+            "--out",
+            str(tmp_path / "single"),
+            "--quiet",
+            "--no-export",
+        ],
+    )
     assert single.exit_code == 0, single.output
     alone = json.loads((tmp_path / "single" / "metrics.json").read_text())["history"]
     # interleaved shards make DDP's global batches those of the single-process run
@@ -72,8 +109,20 @@ def test_two_process_gloo_ddp_run(data_dir, tmp_path):
 
 
 def test_report_command_reports_a_missing_data_folder_in_one_line(tmp_path):
-    result = runner.invoke(app, ["report", "--quick", "--data-dir", str(tmp_path / "none"), "-o",
-                                 str(tmp_path / "report"), "--runs", str(tmp_path / "runs"), "--quiet"])
+    result = runner.invoke(
+        app,
+        [
+            "report",
+            "--quick",
+            "--data-dir",
+            str(tmp_path / "none"),
+            "-o",
+            str(tmp_path / "report"),
+            "--runs",
+            str(tmp_path / "runs"),
+            "--quiet",
+        ],
+    )
     assert result.exit_code == 2
     assert "does not exist; expected the four IDX files" in result.output
     assert "Traceback" not in result.output and not (tmp_path / "report" / "index.html").exists()
@@ -82,16 +131,19 @@ def test_report_command_reports_a_missing_data_folder_in_one_line(tmp_path):
 @pytest.fixture(scope="module")
 def trained_run(data_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("run") / "ae64"
-    result = runner.invoke(app, ["train", "ae64", "--epochs", "1", "--data-dir", str(data_dir), "--out", str(out),
-                                 "--quiet", "--no-export"])
+    result = runner.invoke(
+        app,
+        ["train", "ae64", "--epochs", "1", "--data-dir", str(data_dir), "--out", str(out), "--quiet", "--no-export"],
+    )
     assert result.exit_code == 0, result.output
     return out
 
 
 def test_export_command_writes_verified_files_and_reports_them_once(trained_run, data_dir, tmp_path):
     target = tmp_path / "ae64.onnx"
-    result = runner.invoke(app, ["export", str(trained_run), "-o", str(target), "--int8", "--data-dir",
-                                 str(data_dir), "--json"])
+    result = runner.invoke(
+        app, ["export", str(trained_run), "-o", str(target), "--int8", "--data-dir", str(data_dir), "--json"]
+    )
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     written = [tmp_path / "ae64.onnx", tmp_path / "ae64.decoder.onnx", tmp_path / "ae64.int8.onnx"]
@@ -118,7 +170,8 @@ def test_write_errors_and_a_file_as_run_folder_are_one_line_exit_2(trained_run, 
     result = runner.invoke(app, ["export", str(trained_run), "-o", str(tmp_path / "x.onnx")])
     assert result.exit_code == 2 and f"error: Permission denied: {tmp_path / 'x.onnx'}" in result.stderr
     (tmp_path / "afile").write_text("mine")
-    result = runner.invoke(app, ["train", "ae64", "--out", str(tmp_path / "afile"), "--data-dir", str(data_dir),
-                                 "--quiet", "--no-export"])
+    result = runner.invoke(
+        app, ["train", "ae64", "--out", str(tmp_path / "afile"), "--data-dir", str(data_dir), "--quiet", "--no-export"]
+    )
     assert result.exit_code == 2 and "it is a file" in result.stderr
     assert "Traceback" not in result.output and (tmp_path / "afile").read_text() == "mine"

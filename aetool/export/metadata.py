@@ -61,8 +61,16 @@ def opset(model: onnx.ModelProto) -> int:
     return next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
 
 
-def metadata(facts: ModelFacts, model: onnx.ModelProto, *, spec: dict[str, Any], precision: str,
-             parity: dict[str, Any] | None, decoder: str, variant: dict[str, Any] | None = None) -> dict[str, str]:
+def metadata(
+    facts: ModelFacts,
+    model: onnx.ModelProto,
+    *,
+    spec: dict[str, Any],
+    precision: str,
+    parity: dict[str, Any] | None,
+    decoder: str,
+    variant: dict[str, Any] | None = None,
+) -> dict[str, str]:
     """Every contract key as text (JSON where structured), for ``model`` as written."""
     text = {
         contract.AETOOL_VERSION: aetool.__version__,

@@ -19,6 +19,7 @@ ties included. Whole-graph times: benchmarks/export_speed.py.
 from __future__ import annotations
 
 import copy
+import itertools
 
 import torch
 import torch.nn.functional as F
@@ -40,9 +41,16 @@ def conv_weight(layer: nn.Conv2d | nn.ConvTranspose2d) -> torch.Tensor:
 
 def _is_same_3x3(layer: nn.Module) -> bool:
     """A 3×3, stride-1, padding-1, ungrouped (transposed) convolution: what the stand-ins reproduce."""
-    return (type(layer) in (nn.Conv2d, nn.ConvTranspose2d) and layer.kernel_size == (3, 3) and layer.stride == (1, 1)
-            and layer.padding == (1, 1) and layer.dilation == (1, 1) and layer.groups == 1
-            and layer.padding_mode == "zeros" and getattr(layer, "output_padding", (0, 0)) == (0, 0))
+    return (
+        type(layer) in (nn.Conv2d, nn.ConvTranspose2d)
+        and layer.kernel_size == (3, 3)
+        and layer.stride == (1, 1)
+        and layer.padding == (1, 1)
+        and layer.dilation == (1, 1)
+        and layer.groups == 1
+        and layer.padding_mode == "zeros"
+        and getattr(layer, "output_padding", (0, 0)) == (0, 0)
+    )
 
 
 def as_conv(layer: nn.Conv2d | nn.ConvTranspose2d) -> nn.Conv2d:
@@ -98,8 +106,7 @@ class FirstStageByWindow(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         padded = F.pad(x, (1, 1, 1, 1))
-        at = [F.relu(F.conv2d(padded[:, :, a:, b:], self.enc1.weight, self.enc1.bias, stride=2))
-              for a, b in POSITIONS]
+        at = [F.relu(F.conv2d(padded[:, :, a:, b:], self.enc1.weight, self.enc1.bias, stride=2)) for a, b in POSITIONS]
         upto = [at[0]]  # upto[p]: maximum of positions 0..p, for p = 0, 1, 2
         for position in at[1:3]:
             upto.append(torch.maximum(upto[-1], position))
@@ -110,10 +117,15 @@ class FirstStageByWindow(nn.Module):
         code, indices = F.max_pool2d(F.relu(self.enc2(pooled)), 2, return_indices=True)
         d = F.relu(self.dec2(F.max_unpool2d(code, indices, 2)))
         n, c, h, w = d.shape
-        reached = [d * (low >= high) for low, high in zip(upto, after)] + [d]
-        at_first_max = [reached[0]] + [now - before for before, now in zip(reached, reached[1:])]
-        out = F.fold(torch.matmul(self.taps, torch.cat(at_first_max, 1).reshape(n, 4 * c, h * w)), (2 * h, 2 * w), 4,
-                     stride=2, padding=1)
+        reached = [d * (low >= high) for low, high in zip(upto, after, strict=True)] + [d]
+        at_first_max = [reached[0]] + [now - before for before, now in itertools.pairwise(reached)]
+        out = F.fold(
+            torch.matmul(self.taps, torch.cat(at_first_max, 1).reshape(n, 4 * c, h * w)),
+            (2 * h, 2 * w),
+            4,
+            stride=2,
+            padding=1,
+        )
         return torch.sigmoid(out + self.last_bias), code
 
 

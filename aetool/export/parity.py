@@ -7,8 +7,9 @@ Validation only, kept apart from conversion as optimum-onnx does, but stricter: 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import onnx
@@ -62,8 +63,9 @@ def image_cases(*, conv: bool, unpool: bool, test_images: np.ndarray | None = No
     if test_images is not None:
         cases.append(Case("digits b64", as_images(test_images[:64])))
     if conv:
-        cases.append(Case(f"random {NON_SQUARE[0]}×{NON_SQUARE[1]} b3", rng.random((3, 1, *NON_SQUARE),
-                                                                                 dtype=np.float32)))
+        cases.append(
+            Case(f"random {NON_SQUARE[0]}×{NON_SQUARE[1]} b3", rng.random((3, 1, *NON_SQUARE), dtype=np.float32))
+        )
     if unpool:
         cases.append(Case("ties b4", tie_images()))
     return cases
@@ -86,7 +88,7 @@ def torch_reference(module: nn.Module, output_names: tuple[str, ...]) -> Referen
         with torch.no_grad():
             outputs = module(torch.from_numpy(inputs))
         outputs = outputs if isinstance(outputs, tuple) else (outputs,)
-        return {name: out.numpy() for name, out in zip(output_names, outputs)}
+        return {name: out.numpy() for name, out in zip(output_names, outputs, strict=True)}
 
     return run
 
@@ -99,7 +101,7 @@ def cpu_session(model: onnx.ModelProto) -> ort.InferenceSession:
 def run_session(session: ort.InferenceSession, inputs: np.ndarray) -> dict[str, np.ndarray]:
     """All outputs of a one-input session, by name."""
     names = [o.name for o in session.get_outputs()]
-    return dict(zip(names, session.run(None, {session.get_inputs()[0].name: inputs})))
+    return dict(zip(names, session.run(None, {session.get_inputs()[0].name: inputs}), strict=True))
 
 
 def _finite(value: float) -> float | None:
@@ -122,14 +124,21 @@ class OutputCheck:
     def line(self) -> str:
         mark = "✓" if self.ok else "✗"
         relation = "≤" if self.ok else ">"
-        detail = self.problem or (f"max abs {self.max_abs:.2e} {relation} {self.tolerance:.1e}  "
-                                  f"mean abs {self.mean_abs:.2e}")
-        return f"  {mark} {self.case:<20} {self.output:<15} {str(self.shape):<18} {detail}"
+        detail = self.problem or (
+            f"max abs {self.max_abs:.2e} {relation} {self.tolerance:.1e}  mean abs {self.mean_abs:.2e}"
+        )
+        return f"  {mark} {self.case:<20} {self.output:<15} {self.shape!s:<18} {detail}"
 
     def to_dict(self) -> dict[str, Any]:
-        record = {"case": self.case, "output": self.output, "shape": list(self.shape),
-                  "max_abs": _finite(self.max_abs), "mean_abs": _finite(self.mean_abs),
-                  "tolerance": self.tolerance, "ok": self.ok}
+        record = {
+            "case": self.case,
+            "output": self.output,
+            "shape": list(self.shape),
+            "max_abs": _finite(self.max_abs),
+            "mean_abs": _finite(self.mean_abs),
+            "tolerance": self.tolerance,
+            "ok": self.ok,
+        }
         return record | ({"problem": self.problem} if self.problem else {})
 
 
@@ -152,13 +161,18 @@ class ParityReport:
     def lines(self) -> list[str]:
         failed = sum(not c.ok for c in self.checks)
         verdict = "passed" if self.passed else f"FAILED ({failed} of {len(self.checks)})"
-        return [f"parity of the {self.graph} graph with PyTorch (max abs ≤ {self.atol:g} × max(1, max|output|)): "
-                f"{verdict}",
-                *(check.line() for check in self.checks)]
+        return [
+            f"parity of the {self.graph} graph with PyTorch (max abs ≤ {self.atol:g} × max(1, max|output|)): {verdict}",
+            *(check.line() for check in self.checks),
+        ]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"graph": self.graph, "passed": self.passed, "atol": self.atol,
-                "cases": [check.to_dict() for check in self.checks]}
+        return {
+            "graph": self.graph,
+            "passed": self.passed,
+            "atol": self.atol,
+            "cases": [check.to_dict() for check in self.checks],
+        }
 
     def raise_if_failed(self) -> None:
         """Refuse the export: the one-line message names the worst disagreement."""
@@ -168,8 +182,10 @@ class ParityReport:
         worst = max(bad, key=lambda c: c.max_abs if math.isfinite(c.max_abs) else math.inf)
         why = worst.problem or f"max abs {worst.max_abs:.3g} > {worst.tolerance:.3g}"
         more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
-        raise ParityError(f"the ONNX {self.graph} graph disagrees with PyTorch on {worst.case!r} "
-                          f"{worst.output}: {why}{more}; nothing was written")
+        raise ParityError(
+            f"the ONNX {self.graph} graph disagrees with PyTorch on {worst.case!r} "
+            f"{worst.output}: {why}{more}; nothing was written"
+        )
 
 
 def compare(case: str, name: str, got: np.ndarray | None, want: np.ndarray, atol: float) -> OutputCheck:
@@ -180,18 +196,28 @@ def compare(case: str, name: str, got: np.ndarray | None, want: np.ndarray, atol
     """
     tolerance = atol * max(1.0, float(np.abs(want).max(initial=0.0)))
     if got is None:
-        return OutputCheck(case, name, tuple(want.shape), math.inf, math.inf, tolerance, False,
-                           "missing from the ONNX graph")
+        return OutputCheck(
+            case, name, tuple(want.shape), math.inf, math.inf, tolerance, False, "missing from the ONNX graph"
+        )
     if got.shape != want.shape:
-        return OutputCheck(case, name, tuple(got.shape), math.inf, math.inf, tolerance, False,
-                           f"shape {tuple(got.shape)} but PyTorch gives {tuple(want.shape)}")
+        return OutputCheck(
+            case,
+            name,
+            tuple(got.shape),
+            math.inf,
+            math.inf,
+            tolerance,
+            False,
+            f"shape {tuple(got.shape)} but PyTorch gives {tuple(want.shape)}",
+        )
     diff = np.abs(got.astype(np.float64) - want.astype(np.float64))
     max_abs, mean_abs = float(diff.max(initial=0.0)), float(diff.mean()) if diff.size else 0.0
     return OutputCheck(case, name, tuple(got.shape), max_abs, mean_abs, tolerance, max_abs <= tolerance)
 
 
-def check_parity(session: ort.InferenceSession, reference: Reference, cases: list[Case], *, atol: float,
-                 graph: str) -> ParityReport:
+def check_parity(
+    session: ort.InferenceSession, reference: Reference, cases: list[Case], *, atol: float, graph: str
+) -> ParityReport:
     """Run onnxruntime and PyTorch on every case and compare every output PyTorch gives."""
     report = ParityReport(graph, atol)
     for case in cases:

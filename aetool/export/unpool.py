@@ -13,7 +13,8 @@ pooling stage only; ``ort_layers`` computes the 4× larger first stage without i
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 from onnxscript import opset18 as op
@@ -25,13 +26,20 @@ def _pair(value: int | Sequence[int]) -> list[int]:
     return [value, value] if isinstance(value, int) else list(value)
 
 
-def _check_window(kernel_size: Sequence[int], stride: Sequence[int], padding: int | Sequence[int],
-                  dilation: int | Sequence[int], ceil_mode: bool) -> None:
+def _check_window(
+    kernel_size: Sequence[int],
+    stride: Sequence[int],
+    padding: int | Sequence[int],
+    dilation: int | Sequence[int],
+    ceil_mode: bool,
+) -> None:
     """Refuse any pooling but the 2×2 stride-2 windows of aetool's ConvAE: nothing else is verified."""
     window = (_pair(kernel_size), _pair(stride) or _pair(kernel_size), _pair(padding), _pair(dilation), ceil_mode)
     if window != (WINDOW, WINDOW, [0, 0], [1, 1], False):
-        raise NotImplementedError(f"only 2×2 stride-2 max pooling exports with indices; got kernel {kernel_size}, "
-                                  f"stride {stride}, padding {padding}, dilation {dilation}, ceil_mode {ceil_mode}")
+        raise NotImplementedError(
+            f"only 2×2 stride-2 max pooling exports with indices; got kernel {kernel_size}, "
+            f"stride {stride}, padding {padding}, dilation {dilation}, ceil_mode {ceil_mode}"
+        )
 
 
 def _max_pool_with_indices(self, kernel_size, stride=(), padding=(0, 0), dilation=(1, 1), ceil_mode=False):

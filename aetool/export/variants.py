@@ -14,9 +14,10 @@ import contextlib
 import copy
 import logging
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import onnx
@@ -68,8 +69,11 @@ def to_fp16(model: onnx.ModelProto) -> onnx.ModelProto:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # notes on weights below fp16's range, clamped to its smallest value
-        half = float16.convert_float_to_float16(_outputs_behind_identity(model), keep_io_types=True,
-                                                op_block_list=float16.DEFAULT_OP_BLOCK_LIST + FLOAT32_OPS)
+        half = float16.convert_float_to_float16(
+            _outputs_behind_identity(model),
+            keep_io_types=True,
+            op_block_list=float16.DEFAULT_OP_BLOCK_LIST + FLOAT32_OPS,
+        )
     return _casts_match_their_types(half)
 
 
@@ -79,8 +83,7 @@ def _casts_match_their_types(model: onnx.ModelProto) -> onnx.ModelProto:
     The converter retypes every float tensor but leaves a ``Cast`` from a non-float input (a bool mask) casting to
     float32, so onnxruntime refuses the graph; the unpooling models' window masks are such casts.
     """
-    half = {info.name for info in model.graph.value_info
-            if info.type.tensor_type.elem_type == onnx.TensorProto.FLOAT16}
+    half = {info.name for info in model.graph.value_info if info.type.tensor_type.elem_type == onnx.TensorProto.FLOAT16}
     for node in model.graph.node:
         if node.op_type == "Cast" and node.output[0] in half:
             for attribute in node.attribute:
@@ -93,8 +96,9 @@ class _Batches(CalibrationDataReader):
     """Calibration images for static quantization, in small batches."""
 
     def __init__(self, images: np.ndarray, input_name: str) -> None:
-        self._batches = iter([{input_name: images[i:i + CALIBRATION_BATCH]}
-                              for i in range(0, len(images), CALIBRATION_BATCH)])
+        self._batches = iter(
+            [{input_name: images[i : i + CALIBRATION_BATCH]} for i in range(0, len(images), CALIBRATION_BATCH)]
+        )
 
     def get_next(self) -> dict[str, np.ndarray] | None:
         return next(self._batches, None)
@@ -142,14 +146,22 @@ def to_int8(model: onnx.ModelProto, workdir: Path, calibration: np.ndarray | Non
         if calibration is None:
             quantize_dynamic(source, target, weight_type=QuantType.QInt8)
         else:
-            quantize_static(source, target, _Batches(calibration, contract.INPUT), quant_format=QuantFormat.QDQ,
-                            per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                            nodes_to_exclude=_convs_sharing_weights(folded))
+            quantize_static(
+                source,
+                target,
+                _Batches(calibration, contract.INPUT),
+                quant_format=QuantFormat.QDQ,
+                per_channel=True,
+                activation_type=QuantType.QUInt8,
+                weight_type=QuantType.QInt8,
+                nodes_to_exclude=_convs_sharing_weights(folded),
+            )
     return onnx.load_model(target)
 
 
-def make(precision: str, model: onnx.ModelProto, workdir: Path,
-         calibration: np.ndarray | None) -> tuple[onnx.ModelProto, str]:
+def make(
+    precision: str, model: onnx.ModelProto, workdir: Path, calibration: np.ndarray | None
+) -> tuple[onnx.ModelProto, str]:
     """The ``precision`` variant of an fp32 model, and a few words on how it was made."""
     if precision == "fp16":
         return to_fp16(model), "fp16 weights and activations, float32 input and outputs"
@@ -157,8 +169,10 @@ def make(precision: str, model: onnx.ModelProto, workdir: Path,
         raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
     if calibration is None:
         return to_int8(model, workdir, None), "dynamic int8: int8 weights, activations quantized per batch"
-    return (to_int8(model, workdir, calibration),
-            f"static QDQ int8, per-channel weights, calibrated on {len(calibration)} training digits")
+    return (
+        to_int8(model, workdir, calibration),
+        f"static QDQ int8, per-channel weights, calibrated on {len(calibration)} training digits",
+    )
 
 
 @dataclass(frozen=True)
@@ -174,8 +188,8 @@ def reconstruction_mse(session: ort.InferenceSession, test: TestSet) -> float:
     """Mean squared error over all pixels of all test images, computed in batches."""
     total = 0.0
     for i in range(0, len(test.inputs), MSE_BATCH):
-        recon = run_session(session, test.inputs[i:i + MSE_BATCH])[contract.RECONSTRUCTION]
-        total += float(np.sum((recon.astype(np.float64) - test.targets[i:i + MSE_BATCH]) ** 2))
+        recon = run_session(session, test.inputs[i : i + MSE_BATCH])[contract.RECONSTRUCTION]
+        total += float(np.sum((recon.astype(np.float64) - test.targets[i : i + MSE_BATCH]) ** 2))
     return total / test.targets.size
 
 
@@ -211,26 +225,51 @@ class VariantReport:
         if self.mse_rise is None:
             mse = "test MSE not measured (no test images)"
         else:
-            mse = (f"test MSE {self.test_mse:.5f} vs fp32 {self.test_mse_fp32:.5f} "
-                   f"({self.mse_rise:+.1%}, limit +{self.max_mse_rise:.0%}) on {self.test_set}")
-        return [f"{self.precision} variant {self.file} ({self.size_bytes / 1e6:.2f} MB, {self.method}):",
-                f"  {mark} max abs vs fp32: {errors}; {mse}"]
+            mse = (
+                f"test MSE {self.test_mse:.5f} vs fp32 {self.test_mse_fp32:.5f} "
+                f"({self.mse_rise:+.1%}, limit +{self.max_mse_rise:.0%}) on {self.test_set}"
+            )
+        return [
+            f"{self.precision} variant {self.file} ({self.size_bytes / 1e6:.2f} MB, {self.method}):",
+            f"  {mark} max abs vs fp32: {errors}; {mse}",
+        ]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"precision": self.precision, "file": self.file, "size_bytes": self.size_bytes,
-                "max_abs_vs_fp32": self.max_abs, "test_set": self.test_set, "test_mse_fp32": self.test_mse_fp32,
-                "test_mse": self.test_mse, "mse_rise": self.mse_rise, "max_mse_rise": self.max_mse_rise,
-                "passed": self.passed, "method": self.method, "ops": self.ops}
+        return {
+            "precision": self.precision,
+            "file": self.file,
+            "size_bytes": self.size_bytes,
+            "max_abs_vs_fp32": self.max_abs,
+            "test_set": self.test_set,
+            "test_mse_fp32": self.test_mse_fp32,
+            "test_mse": self.test_mse,
+            "mse_rise": self.mse_rise,
+            "max_mse_rise": self.max_mse_rise,
+            "passed": self.passed,
+            "method": self.method,
+            "ops": self.ops,
+        }
 
     def raise_if_failed(self) -> None:
         if not self.passed:
-            raise ParityError(f"the {self.precision} variant raises the test MSE by {self.mse_rise:.1%} "
-                              f"({self.test_mse_fp32:.5f} → {self.test_mse:.5f}), more than the allowed "
-                              f"{self.max_mse_rise:.0%}; nothing was written")
+            raise ParityError(
+                f"the {self.precision} variant raises the test MSE by {self.mse_rise:.1%} "
+                f"({self.test_mse_fp32:.5f} → {self.test_mse:.5f}), more than the allowed "
+                f"{self.max_mse_rise:.0%}; nothing was written"
+            )
 
 
-def measure(precision: str, method: str, file: str, variant: onnx.ModelProto, fp32: ort.InferenceSession,
-            cases: list[Case], *, test: TestSet | None, max_mse_rise: float) -> VariantReport:
+def measure(
+    precision: str,
+    method: str,
+    file: str,
+    variant: onnx.ModelProto,
+    fp32: ort.InferenceSession,
+    cases: list[Case],
+    *,
+    test: TestSet | None,
+    max_mse_rise: float,
+) -> VariantReport:
     """Run the variant on onnxruntime CPU beside the fp32 file: per-output worst difference and test MSE."""
     session = cpu_session(variant)
     max_abs: dict[str, float] = {}

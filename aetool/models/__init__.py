@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from torch import nn
 
@@ -95,4 +96,4 @@ def build_model(name: str, **overrides: Any) -> nn.Module:
     return spec.build(**{**spec.arch, **overrides})
 
 
-__all__ = ["REGISTRY", "ModelSpec", "get_spec", "build_model", "PCA", "DenseAE", "ConvAE"]
+__all__ = ["PCA", "REGISTRY", "ConvAE", "DenseAE", "ModelSpec", "build_model", "get_spec"]

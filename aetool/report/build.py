@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable
 
 from aetool.errors import AetoolError
 from aetool.report import experiments as ex
@@ -21,21 +21,34 @@ TITLE = "Autoencoders on MNIST: the EE6132 report, reproduced"
 
 
 def _intro(quick: bool, data_dir: str | None, runs: Path) -> list[str]:
-    intro = [f"Every experiment of the report (EE6132 assignment 3, Akash Reddy A, 2019), run again with aetool on "
-             f"{data_dir or 'MNIST as torchvision downloads it'}; runs in {runs}. Each number stands next to the "
-             "report's. Images go through the exported ONNX models and aetool's torch-free runtime wherever a model "
-             "was exported, so every figure also checks the runtime; weights, filters and training come from torch. "
-             f"Built {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC."]
+    intro = [
+        f"Every experiment of the report (EE6132 assignment 3, Akash Reddy A, 2019), run again with aetool on "
+        f"{data_dir or 'MNIST as torchvision downloads it'}; runs in {runs}. Each number stands next to the "
+        "report's. Images go through the exported ONNX models and aetool's torch-free runtime wherever a model "
+        "was exported, so every figure also checks the runtime; weights, filters and training come from torch. "
+        f"Built {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC."
+    ]
     if quick:
-        intro.append(f"QUICK DEMO: {QUICK_EPOCHS} epoch(s) on at most {QUICK_LIMIT} training images per model, "
-                     "fewer samples. The numbers show that every step works, not what the models can do; run the "
-                     "report without --quick for numbers to compare with the report's.")
+        intro.append(
+            f"QUICK DEMO: {QUICK_EPOCHS} epoch(s) on at most {QUICK_LIMIT} training images per model, "
+            "fewer samples. The numbers show that every step works, not what the models can do; run the "
+            "report without --quick for numbers to compare with the report's."
+        )
     return intro
 
 
-def _numbers(quick: bool, scores: dict, pca: ex.PcaResult, hidden: ex.HiddenResult, sparse: ex.SparseResult,
-             noise: ex.DenoiseResult, walks: ex.ManifoldResult, engines: dict[str, Engine], env: dict[str, str],
-             seconds: dict[str, float]) -> dict:
+def _numbers(
+    quick: bool,
+    scores: dict,
+    pca: ex.PcaResult,
+    hidden: ex.HiddenResult,
+    sparse: ex.SparseResult,
+    noise: ex.DenoiseResult,
+    walks: ex.ManifoldResult,
+    engines: dict[str, Engine],
+    env: dict[str, str],
+    seconds: dict[str, float],
+) -> dict:
     """Every number of the pages in one JSON document, for scripts and for comparing two reports."""
     return {
         "quick": quick,
@@ -43,23 +56,43 @@ def _numbers(quick: bool, scores: dict, pca: ex.PcaResult, hidden: ex.HiddenResu
         "pca": pca.mse,
         "noise_output_centre_vs_border": hidden.noise_brightness,
         "mean_activation": sparse.mean_activation,
-        "denoising": {"levels": list(ex.NOISE_LEVELS),
-                      "mse": {name: [row[level] for level in ex.NOISE_LEVELS] for name, row in noise.mse.items()},
-                      "noisy_input_mse": [noise.input_mse[level] for level in ex.NOISE_LEVELS]},
-        "manifold": {row: {"moved": moved, "nearest_training_digit": nearest}
-                     for row, (moved, nearest) in walks.distances.items()},
-        "runs": {name: {"path": str(e.run.path), "epochs": e.run.config.epochs, "limit": e.run.config.limit,
-                        "train_seconds": e.run.train_seconds, "export_seconds": e.run.export_seconds,
-                        "trained_now": e.run.trained_now, "inference": e.backend}
-                 for name, e in engines.items()},
+        "denoising": {
+            "levels": list(ex.NOISE_LEVELS),
+            "mse": {name: [row[level] for level in ex.NOISE_LEVELS] for name, row in noise.mse.items()},
+            "noisy_input_mse": [noise.input_mse[level] for level in ex.NOISE_LEVELS],
+        },
+        "manifold": {
+            row: {"moved": moved, "nearest_training_digit": nearest}
+            for row, (moved, nearest) in walks.distances.items()
+        },
+        "runs": {
+            name: {
+                "path": str(e.run.path),
+                "epochs": e.run.config.epochs,
+                "limit": e.run.config.limit,
+                "train_seconds": e.run.train_seconds,
+                "export_seconds": e.run.export_seconds,
+                "trained_now": e.run.trained_now,
+                "inference": e.backend,
+            }
+            for name, e in engines.items()
+        },
         "seconds": seconds,
         "environment": env,
     }
 
 
-def build_report(out: Path, *, runs: Path | None = None, data_dir: str | None = None, quick: bool = False,
-                 epochs: int | None = None, retrain: bool = False, echo: Callable[[str], None] = print,
-                 progress: bool = True) -> Path:
+def build_report(
+    out: Path,
+    *,
+    runs: Path | None = None,
+    data_dir: str | None = None,
+    quick: bool = False,
+    epochs: int | None = None,
+    retrain: bool = False,
+    echo: Callable[[str], None] = print,
+    progress: bool = True,
+) -> Path:
     """Write ``out/index.html``, ``out/README.md``, ``out/figures/`` and ``out/numbers.json``; returns index.html.
 
     Runs come from ``runs`` (default ``runs/``, or ``runs/quick/`` for a quick report so a demo never replaces
@@ -79,8 +112,7 @@ def build_report(out: Path, *, runs: Path | None = None, data_dir: str | None = 
         seconds[step] = now - since
         return now
 
-    prepared = prepare_runs(runs, data_dir, quick=quick, epochs=epochs, retrain=retrain, echo=echo,
-                            progress=progress)
+    prepared = prepare_runs(runs, data_dir, quick=quick, epochs=epochs, retrain=retrain, echo=echo, progress=progress)
     (out / sections.FIGURES).mkdir(parents=True, exist_ok=True)
     mark = lap("training and export (what was missing)", started)
     echo("report: running the experiments")
@@ -95,9 +127,14 @@ def build_report(out: Path, *, runs: Path | None = None, data_dir: str | None = 
     conv = ex.convolutional(engines, data, scores, budget)
     mark = lap("experiments", mark)
     echo("report: drawing the figures")
-    body = [sections.pca_section(pca, out), sections.hidden_section(hidden, out),
-            sections.sparse_section(sparse, engines, out), sections.denoise_section(noise, engines, out),
-            sections.manifold_section(walks, out), sections.conv_section(conv, out)]
+    body = [
+        sections.pca_section(pca, out),
+        sections.hidden_section(hidden, out),
+        sections.sparse_section(sparse, engines, out),
+        sections.denoise_section(noise, engines, out),
+        sections.manifold_section(walks, out),
+        sections.conv_section(conv, out),
+    ]
     lap("figures", mark)
     seconds["total"] = time.perf_counter() - started
     env = environment()

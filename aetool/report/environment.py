@@ -35,9 +35,15 @@ def _version(package: str) -> str:
 def environment() -> dict[str, str]:
     """Name → value rows: CPU, cores, GPU, training device, Python and the libraries that did the work."""
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
-    rows = {"CPU": cpu_name(), "CPU cores (logical)": str(os.cpu_count()),
-            "torch threads": str(torch.get_num_threads()), "GPU": gpu, "training device": pick_device("auto"),
-            "Python": platform.python_version(), "OS": platform.platform()}
+    rows = {
+        "CPU": cpu_name(),
+        "CPU cores (logical)": str(os.cpu_count()),
+        "torch threads": str(torch.get_num_threads()),
+        "GPU": gpu,
+        "training device": pick_device("auto"),
+        "Python": platform.python_version(),
+        "OS": platform.platform(),
+    }
     rows.update({package: _version(package) for package in PACKAGES})
     rows.update({name: os.environ[name] for name in THREAD_SETTINGS if name in os.environ})
     return rows

@@ -40,8 +40,9 @@ class Budget:
 
 
 FULL = Budget(samples=10, filters=16, walks=200, steps=8, neighbours=5000, test_images=None, train_images=None)
-QUICK = Budget(samples=8, filters=16, walks=50, steps=6, neighbours=1000, test_images=QUICK_LIMIT,
-               train_images=QUICK_LIMIT)
+QUICK = Budget(
+    samples=8, filters=16, walks=50, steps=6, neighbours=1000, test_images=QUICK_LIMIT, train_images=QUICK_LIMIT
+)
 
 
 @dataclass
@@ -52,11 +53,12 @@ class Data:
     test: np.ndarray
 
     def samples(self, budget: Budget) -> np.ndarray:
-        return self.test[:budget.samples]
+        return self.test[: budget.samples]
 
 
 def load_data(dataset: str, data_dir: str | None, budget: Budget) -> Data:
     """The splits the experiments use, read by the loader training uses."""
+
     def split(name: str, limit: int | None) -> np.ndarray:
         return to_float(load_images(dataset, name, data_dir)[:limit])[:, 0].numpy()
 
@@ -82,6 +84,7 @@ def top_filters(engine: Engine, activity: np.ndarray, count: int) -> np.ndarray:
 
 # ---- §1 PCA vs autoencoder ----
 
+
 @dataclass
 class PcaResult:
     originals: np.ndarray
@@ -106,8 +109,11 @@ def svd_check(data: Data, components: int = PCA_COMPONENTS) -> dict[str, float]:
         centred = test - mean
         return float(((centred @ basis.T @ basis - centred) ** 2).mean())
 
-    return {"svd_columns": projected(v[:, :components].T), "svd_rows": projected(v[:components]),
-            "mean_image": float(((test - mean) ** 2).mean())}
+    return {
+        "svd_columns": projected(v[:, :components].T),
+        "svd_rows": projected(v[:components]),
+        "mean_image": float(((test - mean) ** 2).mean()),
+    }
 
 
 def pca_vs_autoencoder(engines: dict[str, Engine], data: Data, scores: dict[str, float], budget: Budget) -> PcaResult:
@@ -119,6 +125,7 @@ def pca_vs_autoencoder(engines: dict[str, Engine], data: Data, scores: dict[str,
 
 
 # ---- §2 hidden sizes ----
+
 
 @dataclass
 class HiddenResult:
@@ -141,13 +148,18 @@ def hidden_sizes(engines: dict[str, Engine], data: Data, scores: dict[str, float
     samples = data.samples(budget)
     noise = np.random.default_rng(SEED).random((NOISE_INPUTS, 28, 28), dtype=np.float32)
     on_noise = {name: engines[name].reconstruct(noise) for name in STANDARD}
-    return HiddenResult(samples, {name: engines[name].reconstruct(samples) for name in STANDARD},
-                        noise[:budget.samples], {name: out[:budget.samples] for name, out in on_noise.items()},
-                        {name: centre_and_rest(out) for name, out in on_noise.items()},
-                        {name: scores[name] for name in STANDARD})
+    return HiddenResult(
+        samples,
+        {name: engines[name].reconstruct(samples) for name in STANDARD},
+        noise[: budget.samples],
+        {name: out[: budget.samples] for name, out in on_noise.items()},
+        {name: centre_and_rest(out) for name, out in on_noise.items()},
+        {name: scores[name] for name in STANDARD},
+    )
 
 
 # ---- §3 sparse AE ----
+
 
 @dataclass
 class SparseResult:
@@ -161,12 +173,16 @@ def sparsity(engines: dict[str, Engine], data: Data, budget: Budget) -> SparseRe
     samples = data.samples(budget)
     models = ("sparse", *STANDARD)
     activity = {name: unit_activity(engines[name], data.test) for name in models}
-    return SparseResult(samples, engines["sparse"].reconstruct(samples),
-                        {name: float(activity[name].mean()) for name in models},
-                        {name: top_filters(engines[name], activity[name], budget.filters) for name in models})
+    return SparseResult(
+        samples,
+        engines["sparse"].reconstruct(samples),
+        {name: float(activity[name].mean()) for name in models},
+        {name: top_filters(engines[name], activity[name], budget.filters) for name in models},
+    )
 
 
 # ---- §4 denoising ----
+
 
 @dataclass
 class DenoiseResult:
@@ -185,17 +201,20 @@ def denoising(engines: dict[str, Engine], data: Data, budget: Budget) -> Denoise
     matrix: dict[str, dict[float, float]] = {name: {} for name in models}
     for index, level in enumerate(NOISE_LEVELS):
         corrupted = add_noise(data.test, level, "gaussian", np.random.default_rng([SEED, index]))
-        noisy[level] = corrupted[:budget.samples]
+        noisy[level] = corrupted[: budget.samples]
         outputs[level] = {name: engines[name].reconstruct(noisy[level]) for name in models}
         input_mse[level] = float(np.square(corrupted - data.test, dtype=np.float64).mean())
         for name in models:
             matrix[name][level] = mse(engines[name], corrupted, data.test)
-    filters = {name: top_filters(engines[name], unit_activity(engines[name], data.test), budget.filters)
-               for name in ("denoise", "ae256")}
+    filters = {
+        name: top_filters(engines[name], unit_activity(engines[name], data.test), budget.filters)
+        for name in ("denoise", "ae256")
+    }
     return DenoiseResult(samples, noisy, outputs, matrix, input_mse, filters)
 
 
 # ---- §5 manifold ----
+
 
 @dataclass
 class ManifoldResult:
@@ -234,7 +253,7 @@ def manifold(deep: Engine, data: Data, budget: Budget) -> ManifoldResult:
     The pixel walk's step size is set so that it travels as far (in pixels) as the code walk; what differs is
     where it ends: far from every training digit, while the code walk stays among them.
     """
-    starts = data.test[:budget.walks]
+    starts = data.test[: budget.walks]
     codes = deep.encode(starts)
     spread = CODE_STEP * codes.std(0)
     rng = np.random.default_rng([SEED, 4])
@@ -246,7 +265,7 @@ def manifold(deep: Engine, data: Data, budget: Budget) -> ManifoldResult:
     sigma = target / np.sqrt(budget.steps * starts[0].size)
     sigma *= target / _moved(_pixel_walk(starts, sigma, budget.steps))  # clipping shortens the walk: rescale once
     pixel_walks = _pixel_walk(starts, sigma, budget.steps)
-    references = data.train[:budget.neighbours]
+    references = data.train[: budget.neighbours]
 
     def nearest(images: np.ndarray) -> float:
         return float(nearest_distance(images, references).mean())
@@ -261,6 +280,7 @@ def manifold(deep: Engine, data: Data, budget: Budget) -> ManifoldResult:
 
 
 # ---- §6 convolutional AEs ----
+
 
 @dataclass
 class ConvResult:
@@ -280,14 +300,19 @@ def decoder_kernels(model: nn.Module) -> list[tuple[str, np.ndarray]]:
         weight = layer.weight.detach()
         if isinstance(layer, nn.ConvTranspose2d):
             weight = weight.transpose(0, 1)
-        kernels.append((f"{name} ({type(layer).__name__}, {weight.shape[1]}→{weight.shape[0]} channels)",
-                        weight.numpy()))
+        kernels.append(
+            (f"{name} ({type(layer).__name__}, {weight.shape[1]}→{weight.shape[0]} channels)", weight.numpy())
+        )
     return kernels
 
 
 def convolutional(engines: dict[str, Engine], data: Data, scores: dict[str, float], budget: Budget) -> ConvResult:
     samples = data.samples(budget)
-    return ConvResult(samples, {name: engines[name].reconstruct(samples) for name in CONV},
-                      {name: scores[name] for name in CONV}, {name: engines[name].run.history for name in CONV},
-                      {name: tuple(engines[name].run.config.arch["channels"]) for name in CONV},
-                      {name: decoder_kernels(engines[name].torch_model) for name in CONV})
+    return ConvResult(
+        samples,
+        {name: engines[name].reconstruct(samples) for name in CONV},
+        {name: scores[name] for name in CONV},
+        {name: engines[name].run.history for name in CONV},
+        {name: tuple(engines[name].run.config.arch["channels"]) for name in CONV},
+        {name: decoder_kernels(engines[name].torch_model) for name in CONV},
+    )

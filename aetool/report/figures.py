@@ -14,11 +14,11 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
-from torchvision.utils import make_grid  # noqa: E402
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+from torchvision.utils import make_grid
 
 PAD = 2  # pixels between tiles
 INCH_PER_PIXEL = 0.025  # a 28-pixel tile is 0.7 inch: digits stay legible beside their labels
@@ -30,8 +30,9 @@ def _tick_centres(count: int, tile: int) -> list[float]:
     return [PAD + i * (tile + PAD) + (tile - 1) / 2 for i in range(count)]
 
 
-def image_grid(path: Path, tiles: np.ndarray, rows: Sequence[str], columns: Sequence[str], title: str, *,
-               scale: str = "fixed") -> Path:
+def image_grid(
+    path: Path, tiles: np.ndarray, rows: Sequence[str], columns: Sequence[str], title: str, *, scale: str = "fixed"
+) -> Path:
     """Save an R×C×h×w array of images as one grid with named rows and columns.
 
     ``scale``: ``fixed`` shows pixels in [0, 1] as they are; ``each`` stretches every tile to its own range
@@ -48,8 +49,14 @@ def image_grid(path: Path, tiles: np.ndarray, rows: Sequence[str], columns: Sequ
         grid = make_grid(flat, nrow=n_cols, padding=PAD, pad_value=float("nan"))[0]  # gaps drawn grey, not as 0
         style = {"cmap": matplotlib.colormaps["RdBu_r"].with_extremes(bad="0.7"), "vmin": -limit, "vmax": limit}
     else:
-        grid = make_grid(flat.clamp(0, 1) if scale == "fixed" else flat, nrow=n_cols, padding=PAD, pad_value=1.0,
-                         normalize=scale == "each", scale_each=scale == "each")[0]
+        grid = make_grid(
+            flat.clamp(0, 1) if scale == "fixed" else flat,
+            nrow=n_cols,
+            padding=PAD,
+            pad_value=1.0,
+            normalize=scale == "each",
+            scale_each=scale == "each",
+        )[0]
         style = {"cmap": "gray", "vmin": 0.0, "vmax": 1.0}
     inches = INCH_PER_PIXEL * max(1.0, 12 / min(height, width))  # small kernels drawn larger than digits
     label_inches = 0.09 * max(len(r) for r in rows) + 0.4
@@ -64,8 +71,14 @@ def image_grid(path: Path, tiles: np.ndarray, rows: Sequence[str], columns: Sequ
     axes.set_title(textwrap.fill(title, int(figure_width * 11)), fontsize=10)
     if scale == "symmetric":  # beside a tall grid, below a flat one (a row of kernels)
         flat_grid = n_rows <= 2
-        figure.colorbar(shown, ax=axes, label="weight", location="bottom" if flat_grid else "right",
-                        shrink=0.4 if flat_grid else 0.8, pad=0.35 if flat_grid else 0.05)
+        figure.colorbar(
+            shown,
+            ax=axes,
+            label="weight",
+            location="bottom" if flat_grid else "right",
+            shrink=0.4 if flat_grid else 0.8,
+            pad=0.35 if flat_grid else 0.05,
+        )
     figure.savefig(path, dpi=DPI, bbox_inches="tight")
     return path
 
@@ -76,10 +89,16 @@ def curves(path: Path, series: dict[str, list[dict]], keys: dict[str, str], titl
     axes = figure.subplots()
     styles = ["-", "--", ":"]
     for colour, (name, history) in enumerate(series.items()):
-        for style, (key, label) in zip(styles, keys.items()):
+        for style, (key, label) in zip(styles[: len(keys)], keys.items(), strict=True):
             points = [(record["epoch"], record[key]) for record in history if key in record]
-            axes.plot(*zip(*points), style, marker="o", markersize=3, color=f"C{colour}",
-                      label=f"{name}, {label}")
+            axes.plot(
+                *zip(*points, strict=True),
+                style,
+                marker="o",
+                markersize=3,
+                color=f"C{colour}",
+                label=f"{name}, {label}",
+            )
     axes.set_xlabel("epoch")
     axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.set_ylabel("MSE per pixel")

@@ -59,8 +59,10 @@ class Engine:
 
     @torch.no_grad()
     def _torch(self, step, batch: np.ndarray) -> np.ndarray:
-        parts = [step(torch.from_numpy(np.ascontiguousarray(batch[i:i + CHUNK], np.float32))).numpy()
-                 for i in range(0, len(batch), CHUNK)]
+        parts = [
+            step(torch.from_numpy(np.ascontiguousarray(batch[i : i + CHUNK], np.float32))).numpy()
+            for i in range(0, len(batch), CHUNK)
+        ]
         return np.concatenate(parts)
 
 
@@ -68,6 +70,6 @@ def mse(engine: Engine, inputs: np.ndarray, targets: np.ndarray) -> float:
     """Mean squared error per pixel between the model's output for ``inputs`` and ``targets``."""
     squared = 0.0
     for start in range(0, len(inputs), CHUNK):
-        output = engine.reconstruct(inputs[start:start + CHUNK])
-        squared += float(np.square(output - targets[start:start + CHUNK], dtype=np.float64).sum())
+        output = engine.reconstruct(inputs[start : start + CHUNK])
+        squared += float(np.square(output - targets[start : start + CHUNK], dtype=np.float64).sum())
     return squared / targets.size

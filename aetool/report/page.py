@@ -47,12 +47,15 @@ figcaption, .caption { color: #444; font-size: 0.92em; }
 
 def _html_block(block: str | Figure | Table) -> str:
     if isinstance(block, Figure):
-        return (f'<figure><img src="{html.escape(block.file)}" alt="{html.escape(block.caption)}">'
-                f"<figcaption>{html.escape(block.caption)}</figcaption></figure>")
+        return (
+            f'<figure><img src="{html.escape(block.file)}" alt="{html.escape(block.caption)}">'
+            f"<figcaption>{html.escape(block.caption)}</figcaption></figure>"
+        )
     if isinstance(block, Table):
         head = "".join(f"<th>{html.escape(cell)}</th>" for cell in block.header)
-        body = "".join("<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in row) + "</tr>"
-                       for row in block.rows)
+        body = "".join(
+            "<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in row) + "</tr>" for row in block.rows
+        )
         caption = f'<p class="caption">{html.escape(block.caption)}</p>' if block.caption else ""
         return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{caption}"
     return f"<p>{html.escape(block)}</p>"
@@ -60,9 +63,12 @@ def _html_block(block: str | Figure | Table) -> str:
 
 def write_html(path: Path, title: str, intro: list[str], sections: list[Section]) -> Path:
     contents = "".join(f'<li><a href="#{s.anchor}">{html.escape(s.title)}</a></li>' for s in sections)
-    parts = [f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>",
-             f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>",
-             *(f"<p>{html.escape(p)}</p>" for p in intro), f"<ul>{contents}</ul>"]
+    parts = [
+        f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>',
+        f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>",
+        *(f"<p>{html.escape(p)}</p>" for p in intro),
+        f"<ul>{contents}</ul>",
+    ]
     for section in sections:
         parts.append(f'<section id="{section.anchor}"><h2>{html.escape(section.title)}</h2>')
         parts.extend(_html_block(block) for block in section.blocks)
@@ -80,9 +86,11 @@ def _markdown_block(block: str | Figure | Table) -> str:
     if isinstance(block, Figure):
         return f"![{block.caption}]({block.file})\n\n*{block.caption}*"
     if isinstance(block, Table):
-        lines = ["| " + " | ".join(map(_markdown_cell, block.header)) + " |",
-                 "|" + "---|" * len(block.header),
-                 *("| " + " | ".join(map(_markdown_cell, row)) + " |" for row in block.rows)]
+        lines = [
+            "| " + " | ".join(map(_markdown_cell, block.header)) + " |",
+            "|" + "---|" * len(block.header),
+            *("| " + " | ".join(map(_markdown_cell, row)) + " |" for row in block.rows),
+        ]
         return "\n".join(lines) + (f"\n\n*{block.caption}*" if block.caption else "")
     return block
 

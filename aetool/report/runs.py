@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from aetool.errors import AetoolError
 from aetool.models import REGISTRY, get_spec
@@ -109,8 +109,9 @@ def _read_timing(run_dir: Path) -> dict:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
-def prepare_run(name: str, runs: Path, wanted: TrainConfig, *, echo: Callable[[str], None] = print,
-                progress: bool = True) -> ReportRun:
+def prepare_run(
+    name: str, runs: Path, wanted: TrainConfig, *, echo: Callable[[str], None] = print, progress: bool = True
+) -> ReportRun:
     """A complete, exported run of ``name`` under ``runs``: reused, resumed, trained or retrained as needed."""
     run_dir = runs / name
     stored = read_metrics(run_dir)
@@ -120,8 +121,10 @@ def prepare_run(name: str, runs: Path, wanted: TrainConfig, *, echo: Callable[[s
     if config is None:
         echo(f"report: {name}: {why} ({run_dir})")
     else:
-        echo(f"report: {name}: {why}: training {config.epochs} epochs"
-             f"{f' on {config.limit} images' if config.limit else ''}")
+        echo(
+            f"report: {name}: {why}: training {config.epochs} epochs"
+            f"{f' on {config.limit} images' if config.limit else ''}"
+        )
         result = train(config, run_dir=run_dir, progress=progress, echo=echo, **options)
         timing, trained_now = {"train_seconds": result.seconds}, True
     onnx = _current_onnx(run_dir)
@@ -130,12 +133,28 @@ def prepare_run(name: str, runs: Path, wanted: TrainConfig, *, echo: Callable[[s
     if timing != _read_timing(run_dir):
         (run_dir / TIMING).write_text(json.dumps(timing, indent=2))
     metrics = read_metrics(run_dir)
-    return ReportRun(name, run_dir, TrainConfig(**metrics["config"]), metrics["history"], onnx,
-                     timing.get("train_seconds"), timing.get("export_seconds"), trained_now)
+    return ReportRun(
+        name,
+        run_dir,
+        TrainConfig(**metrics["config"]),
+        metrics["history"],
+        onnx,
+        timing.get("train_seconds"),
+        timing.get("export_seconds"),
+        trained_now,
+    )
 
 
-def prepare_runs(runs: Path, data_dir: str | None, *, quick: bool, epochs: int | None, retrain: bool = False,
-                 echo: Callable[[str], None] = print, progress: bool = True) -> dict[str, ReportRun]:
+def prepare_runs(
+    runs: Path,
+    data_dir: str | None,
+    *,
+    quick: bool,
+    epochs: int | None,
+    retrain: bool = False,
+    echo: Callable[[str], None] = print,
+    progress: bool = True,
+) -> dict[str, ReportRun]:
     """Every registry model's run, in registry order.
 
     A run in ``runs`` that was trained with other settings is trained over only with ``retrain``; otherwise the
@@ -149,6 +168,8 @@ def prepare_runs(runs: Path, data_dir: str | None, *, quick: bool, epochs: int |
             if options.get("force"):
                 clashes.append(f"{runs / name}: {why}")
         if clashes:
-            raise AetoolError(f"the report would train over runs of yours ({'; '.join(clashes)}); pass --retrain to "
-                              "let it, or --runs to another folder")
+            raise AetoolError(
+                f"the report would train over runs of yours ({'; '.join(clashes)}); pass --retrain to "
+                "let it, or --runs to another folder"
+            )
     return {name: prepare_run(name, runs, config, echo=echo, progress=progress) for name, config in wanted.items()}

@@ -24,7 +24,9 @@ DATASET = "dataset"  # "mnist" | "fashion-mnist"
 NOISE = "noise"  # JSON: {"level": float, "kind": str}; level 0 for models not trained on noise
 EPOCHS = "epochs"
 TEST_MSE = "test_mse"  # float as text, "" when unknown
-INPUT_SPEC = "input_spec"  # JSON: {"shape": [...], "range": [0, 1], "polarity": "white-on-black", "multiple_of": 4|null}
+INPUT_SPEC = (
+    "input_spec"  # JSON: {"shape": [...], "range": [0, 1], "polarity": "white-on-black", "multiple_of": 4|null}
+)
 PARITY = "parity"  # JSON: the export's parity report
 VERSIONS = "versions"  # JSON: torch, onnx, onnxscript, onnxruntime versions
 CREATED = "created"  # ISO 8601 UTC

@@ -29,8 +29,9 @@ def describe(model: str | Path) -> dict[str, Any]:
         "inputs": [_tensor(t) for t in session.get_inputs()],
         "outputs": [_tensor(t) for t in session.get_outputs()],
         "contract": problem or "ok",
-        "input_spec": None if spec is None else {"size": spec.size, "multiple_of": spec.multiple_of,
-                                                 "polarity": spec.polarity},
+        "input_spec": None
+        if spec is None
+        else {"size": spec.size, "multiple_of": spec.multiple_of, "polarity": spec.polarity},
         "opset": metadata.get(contract.OPSET),
         "precision": metadata.get(contract.PRECISION),
         "decoder": {"file": str(decoder), "size_bytes": decoder.stat().st_size} if decoder.is_file() else None,
@@ -49,8 +50,11 @@ def summarise_parity(record: Any) -> dict[str, Any] | None:
         return None
     worst = max(_max_abs_values(record), default=None)
     cases = record.get("cases")
-    return {"passed": record.get("passed"), "worst_max_abs": worst,
-            "cases": len(cases) if isinstance(cases, list) else None}
+    return {
+        "passed": record.get("passed"),
+        "worst_max_abs": worst,
+        "cases": len(cases) if isinstance(cases, list) else None,
+    }
 
 
 def _max_abs_values(node: Any) -> Iterator[float]:

@@ -22,13 +22,22 @@ def trained_noise(model: Model) -> tuple[float, str]:
     recorded = model.metadata.get(contract.NOISE) or {}
     level, kind = (recorded.get("level", 0.0), recorded.get("kind")) if isinstance(recorded, dict) else (None, None)
     if not isinstance(level, (int, float)) or level < 0 or kind not in (None, *NOISE_KINDS):
-        raise ModelFileError(f"{model.path.name}: metadata {contract.NOISE!r} must be {{\"level\": a number ≥ 0, "
-                             f"\"kind\": one of {', '.join(NOISE_KINDS)}}}, got {recorded!r}")
+        raise ModelFileError(
+            f'{model.path.name}: metadata {contract.NOISE!r} must be {{"level": a number ≥ 0, '
+            f'"kind": one of {", ".join(NOISE_KINDS)}}}, got {recorded!r}'
+        )
     return float(level), kind or "gaussian"
 
 
-def evaluate(model: Model, data_dir: str | Path, noise: float | None = None, noise_kind: str | None = None,
-             limit: int | None = None, seed: int | None = None, split: str = "test") -> dict[str, Any]:
+def evaluate(
+    model: Model,
+    data_dir: str | Path,
+    noise: float | None = None,
+    noise_kind: str | None = None,
+    limit: int | None = None,
+    seed: int | None = None,
+    split: str = "test",
+) -> dict[str, Any]:
     """MSE between the clean images and the model's reconstruction of (optionally noisy) inputs.
 
     ``noise`` None uses the noise the model was trained with, as its metadata records it, so a denoising model
@@ -54,8 +63,8 @@ def evaluate(model: Model, data_dir: str | Path, noise: float | None = None, noi
     inputs = add_noise(clean, level, kind, seed) if level else clean  # in one draw, as training did
     squared = 0.0
     for start in range(0, len(pixels), CHUNK):
-        recon = model.reconstruct(inputs[start:start + CHUNK])
-        squared += float(np.square(recon - clean[start:start + CHUNK], dtype=np.float64).sum())
+        recon = model.reconstruct(inputs[start : start + CHUNK])
+        squared += float(np.square(recon - clean[start : start + CHUNK], dtype=np.float64).sum())
     return {
         "mse": squared / pixels.size,
         "n": len(pixels),

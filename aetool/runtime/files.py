@@ -76,12 +76,13 @@ def _is_image(path: Path, skip: str) -> bool:
 def _glob_root(pattern: str) -> Path:
     """The folder part of a glob before its first wildcard: ``digits/**/*.png`` → ``digits``."""
     parts = Path(pattern).parts
-    literal = parts[:next(i for i, p in enumerate(parts) if _MAGIC & set(p))]
+    literal = parts[: next(i for i, p in enumerate(parts) if _MAGIC & set(p))]
     return Path(*literal) if literal else Path(".")
 
 
-def plan(inputs: Sequence[Input], output: str | None, suffix: str, fmt: str | None = None,
-         force: bool = False) -> tuple[list[Job], list[Failure]]:
+def plan(
+    inputs: Sequence[Input], output: str | None, suffix: str, fmt: str | None = None, force: bool = False
+) -> tuple[list[Job], list[Failure]]:
     """Where each input's result goes.
 
     No ``output``: beside the input as ``NAME{suffix}.png`` (stdin's goes to stdout). ``-``: stdout. A name with
@@ -95,8 +96,9 @@ def plan(inputs: Sequence[Input], output: str | None, suffix: str, fmt: str | No
         raise AetoolError("-o - (standard output) takes exactly one input file")
     named = output not in (None, STDIN) and _names_a_file(output)
     if named and not single and Path(output).suffix.lower()[1:] in FORMATS:
-        raise AetoolError(f"-o {output} names one image file, but the inputs are a folder, a glob or several files; "
-                          "give a folder")
+        raise AetoolError(
+            f"-o {output} names one image file, but the inputs are a folder, a glob or several files; give a folder"
+        )
     file_target = named and single
     if file_target:
         pillow_fmt = format_for(Path(output).suffix)

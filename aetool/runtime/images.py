@@ -15,11 +15,42 @@ import numpy as np
 from aetool.errors import AetoolError, ImageError
 
 # Suffixes looked for in folders; a file named explicitly is tried whatever its suffix.
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".jpe", ".jfif", ".bmp", ".dib", ".tif", ".tiff", ".pgm", ".pbm",
-                            ".ppm", ".pnm", ".webp", ".gif", ".tga", ".ico", ".pcx", ".sgi"})
+IMAGE_SUFFIXES = frozenset(
+    {
+        ".png",
+        ".jpg",
+        ".jpeg",
+        ".jpe",
+        ".jfif",
+        ".bmp",
+        ".dib",
+        ".tif",
+        ".tiff",
+        ".pgm",
+        ".pbm",
+        ".ppm",
+        ".pnm",
+        ".webp",
+        ".gif",
+        ".tga",
+        ".ico",
+        ".pcx",
+        ".sgi",
+    }
+)
 # Output format names accepted by --format and recognised in output file names → Pillow's format name.
-FORMATS = {"png": "PNG", "jpg": "JPEG", "jpeg": "JPEG", "bmp": "BMP", "tif": "TIFF", "tiff": "TIFF",
-           "webp": "WEBP", "gif": "GIF", "pgm": "PPM", "tga": "TGA"}
+FORMATS = {
+    "png": "PNG",
+    "jpg": "JPEG",
+    "jpeg": "JPEG",
+    "bmp": "BMP",
+    "tif": "TIFF",
+    "tiff": "TIFF",
+    "webp": "WEBP",
+    "gif": "GIF",
+    "pgm": "PPM",
+    "tga": "TGA",
+}
 _SAVE_OPTIONS = {"JPEG": {"quality": 95}, "WEBP": {"quality": 95}}
 _SIXTEEN_BIT = {"I;16", "I;16L", "I;16B", "I;16N"}
 MNIST_BOX = 20 / 28  # MNIST digits fill a 20×20 box centred in 28×28
@@ -83,8 +114,9 @@ def _background_for(gray: np.ndarray, alpha: np.ndarray) -> float:
 def is_dark_on_light(pixels: np.ndarray) -> bool:
     """Whether the border is bright, i.e. dark ink on a light page (the opposite of MNIST)."""
     ring = max(1, min(pixels.shape) // 14)
-    border = np.concatenate([pixels[:ring].ravel(), pixels[-ring:].ravel(),
-                             pixels[:, :ring].ravel(), pixels[:, -ring:].ravel()])
+    border = np.concatenate(
+        [pixels[:ring].ravel(), pixels[-ring:].ravel(), pixels[:, :ring].ravel(), pixels[:, -ring:].ravel()]
+    )
     return float(border.mean()) > 0.5
 
 
@@ -94,14 +126,15 @@ def fit(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
     ink = pixels >= 0.5 * pixels.max() if pixels.max() > 0 else np.ones_like(pixels, dtype=bool)
     rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
-    crop = pixels[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    crop = pixels[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
     scale = MNIST_BOX * min(size) / max(crop.shape)
     height, width = (max(1, round(n * scale)) for n in crop.shape)
     small = Image.fromarray(np.ascontiguousarray(crop, dtype=np.float32)).resize(
-        (width, height), Image.Resampling.LANCZOS)
+        (width, height), Image.Resampling.LANCZOS
+    )
     out = np.zeros(size, dtype=np.float32)
     top, left = (size[0] - height) // 2, (size[1] - width) // 2
-    out[top:top + height, left:left + width] = np.clip(np.asarray(small), 0, 1)
+    out[top : top + height, left : left + width] = np.clip(np.asarray(small), 0, 1)
     return out
 
 

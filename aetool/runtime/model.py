@@ -28,8 +28,14 @@ CPU = "CPUExecutionProvider"
 CHUNK = 256  # images per session call: large enough to be fast, small enough to keep memory flat
 PIXELS_PER_CALL = CHUNK * 28 * 28  # larger images go fewer at a time (a 1000×1000 page: one per call)
 MAX_CONV_PIXELS = 4096 * 4096  # the largest page a conv model takes: about 230 bytes of memory per pixel
-_JSON_KEYS = {contract.ARCHITECTURE, contract.NOISE, contract.INPUT_SPEC, contract.PARITY, contract.VERSIONS,
-              contract.VARIANT}
+_JSON_KEYS = {
+    contract.ARCHITECTURE,
+    contract.NOISE,
+    contract.INPUT_SPEC,
+    contract.PARITY,
+    contract.VERSIONS,
+    contract.VARIANT,
+}
 _NUMBER_KEYS = {contract.EPOCHS, contract.TEST_MSE, contract.OPSET}
 _DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
 _OPEN: dict[tuple, Model] = {}
@@ -59,8 +65,17 @@ def ort_errors() -> tuple[type[Exception], ...]:
     """The exceptions onnxruntime raises for bad files and failed runs (they do not share a base class)."""
     from onnxruntime.capi import onnxruntime_pybind11_state as state
 
-    names = ("Fail", "InvalidArgument", "NoSuchFile", "NoModel", "InvalidProtobuf", "InvalidGraph",
-             "RuntimeException", "NotImplemented", "EPFail")
+    names = (
+        "Fail",
+        "InvalidArgument",
+        "NoSuchFile",
+        "NoModel",
+        "InvalidProtobuf",
+        "InvalidGraph",
+        "RuntimeException",
+        "NotImplemented",
+        "EPFail",
+    )
     return (RuntimeError, *(getattr(state, name) for name in names if hasattr(state, name)))
 
 
@@ -89,13 +104,17 @@ def check_threads(threads: int) -> int:
     """``threads`` when it is 1 to 4× the cores this process may use: more only costs memory and switches."""
     usable = cores()
     if not 1 <= threads <= 4 * usable:
-        raise AetoolError(f"--threads takes 1 to {4 * usable} (4 × the {usable} cores this process may use), "
-                          f"got {threads}")
+        raise AetoolError(
+            f"--threads takes 1 to {4 * usable} (4 × the {usable} cores this process may use), got {threads}"
+        )
     return threads
 
 
-def open_session(path: Path, providers: Sequence[str] | None = None, threads: int | None = None,
-                 ) -> onnxruntime.InferenceSession:
+def open_session(
+    path: Path,
+    providers: Sequence[str] | None = None,
+    threads: int | None = None,
+) -> onnxruntime.InferenceSession:
     """An onnxruntime session for ``path``; a file that is not ONNX or will not load is a ModelFileError."""
     import onnxruntime as ort
 
@@ -111,10 +130,17 @@ def open_session(path: Path, providers: Sequence[str] | None = None, threads: in
         raise ModelFileError(f"{path} is not a loadable ONNX model: {first_line(err)}") from None
     unused = [p for p in wanted if p not in session.get_providers()]
     if unused:
-        why = "" if all(p in available for p in unused) else (
-            f" (this onnxruntime offers only {', '.join(available)}; for CUDA install onnxruntime-gpu)")
-        warnings.warn(f"{path.name}: asked for {', '.join(unused)} but the session runs on "
-                      f"{', '.join(session.get_providers())}{why}", ProviderWarning, stacklevel=3)
+        why = (
+            ""
+            if all(p in available for p in unused)
+            else (f" (this onnxruntime offers only {', '.join(available)}; for CUDA install onnxruntime-gpu)")
+        )
+        warnings.warn(
+            f"{path.name}: asked for {', '.join(unused)} but the session runs on "
+            f"{', '.join(session.get_providers())}{why}",
+            ProviderWarning,
+            stacklevel=3,
+        )
     return session
 
 
@@ -141,16 +167,19 @@ def check_contract(session: onnxruntime.InferenceSession, path: Path, metadata: 
         raise ModelFileError(f"{path} does not follow the aetool contract: expected {expected}, got inputs {got}")
     shape, dtype = inputs[0].shape, inputs[0].type
     if len(shape) != 4 or shape[1] not in (1, "1") or dtype not in _DTYPES:
-        raise ModelFileError(f"{path} does not follow the aetool contract: expected {expected}, "
-                             f"got {contract.INPUT!r} {shape} {dtype}")
+        raise ModelFileError(
+            f"{path} does not follow the aetool contract: expected {expected}, got {contract.INPUT!r} {shape} {dtype}"
+        )
     if contract.RECONSTRUCTION not in {o.name for o in outputs}:
         raise ModelFileError(f"{path} does not follow the aetool contract: no output {contract.RECONSTRUCTION!r}")
     declared = metadata.get(contract.INPUT_SPEC) or {}
     multiple_of = declared.get("multiple_of") if isinstance(declared, dict) else "missing"
     multiple_of = 1 if multiple_of is None else multiple_of
     if not isinstance(multiple_of, int) or multiple_of < 1:
-        raise ModelFileError(f"{path}: metadata {contract.INPUT_SPEC!r} needs an object with \"multiple_of\" a "
-                             f"positive integer or null, got {declared!r}")
+        raise ModelFileError(
+            f'{path}: metadata {contract.INPUT_SPEC!r} needs an object with "multiple_of" a '
+            f"positive integer or null, got {declared!r}"
+        )
     height, width = shape[2], shape[3]
     fixed = (height, width) if isinstance(height, int) and isinstance(width, int) else None
     return InputSpec(fixed, multiple_of, declared.get("polarity") or contract.POLARITY)
@@ -217,8 +246,10 @@ class Model:
         batch = self._images(images)
         out = self._run(self.session, contract.RECONSTRUCTION, contract.INPUT, batch, chunk)
         if out.shape != batch.shape:
-            raise ModelFileError(f"{self.path.name} returned {contract.RECONSTRUCTION} of shape {out.shape} for "
-                                 f"images of shape {batch.shape}; an aetool model returns them at their size")
+            raise ModelFileError(
+                f"{self.path.name} returned {contract.RECONSTRUCTION} of shape {out.shape} for "
+                f"images of shape {batch.shape}; an aetool model returns them at their size"
+            )
         return out.reshape(images.shape)
 
     def encode(self, images: np.ndarray, chunk: int = CHUNK) -> np.ndarray:
@@ -245,24 +276,27 @@ class Model:
         self.input_spec.check(*images.shape[-2:])
         return images.reshape(len(images), 1, *images.shape[-2:])
 
-    def _run(self, session: onnxruntime.InferenceSession, output: str, feed: str, batch: np.ndarray,
-             chunk: int) -> np.ndarray:
+    def _run(
+        self, session: onnxruntime.InferenceSession, output: str, feed: str, batch: np.ndarray, chunk: int
+    ) -> np.ndarray:
         if len(batch) == 0:
             raise ValueError("empty batch")
         batch = batch.astype(self._dtype, copy=False)
         chunk = max(1, min(chunk, PIXELS_PER_CALL // max(1, int(np.prod(batch.shape[1:])))))
         try:
-            parts = [session.run([output], {feed: batch[i:i + chunk]})[0] for i in range(0, len(batch), chunk)]
+            parts = [session.run([output], {feed: batch[i : i + chunk]})[0] for i in range(0, len(batch), chunk)]
         except ort_errors() as err:
-            raise ModelFileError(f"{self.path.name} failed on a batch of shape {batch.shape}: "
-                                 f"{first_line(err)}") from None
+            raise ModelFileError(
+                f"{self.path.name} failed on a batch of shape {batch.shape}: {first_line(err)}"
+            ) from None
         if sum(len(part) for part in parts) != len(batch) or len({part.shape[1:] for part in parts}) > 1:
-            raise ModelFileError(f"{self.path.name} returned {output} of shape {parts[0].shape} for a batch of "
-                                 f"{len(batch)}; an aetool model returns one per image")
+            raise ModelFileError(
+                f"{self.path.name} returned {output} of shape {parts[0].shape} for a batch of "
+                f"{len(batch)}; an aetool model returns one per image"
+            )
         joined = parts[0] if len(parts) == 1 else np.concatenate(parts)
         if not np.isfinite(joined).all():
-            raise ModelFileError(f"{self.path.name} returned NaN or infinite {output} values; the model file is "
-                                 "broken")
+            raise ModelFileError(f"{self.path.name} returned NaN or infinite {output} values; the model file is broken")
         return joined.astype(np.float32, copy=False)
 
 

@@ -12,8 +12,8 @@ import numpy as np
 
 from aetool.errors import AetoolError, ImageError, os_reason
 from aetool.runtime import images
-from aetool.runtime.files import Job, atomic_write
 from aetool.runtime import model as runtime_model
+from aetool.runtime.files import Job, atomic_write
 from aetool.runtime.model import Model
 from aetool.runtime.noise import add_noise
 
@@ -44,8 +44,10 @@ class Reconstruct:
         limit = runtime_model.MAX_CONV_PIXELS
         if pixels.size > limit:
             height, width = pixels.shape
-            raise ImageError(f"{width}×{height} is over the {limit:,}-pixel limit of a conv model (about 230 bytes "
-                             "of memory per pixel); scale it down first")
+            raise ImageError(
+                f"{width}×{height} is over the {limit:,}-pixel limit of a conv model (about 230 bytes "
+                "of memory per pixel); scale it down first"
+            )
         return images.pad_to_multiple(pixels, spec.multiple_of), False
 
     def run(self, batch: np.ndarray) -> np.ndarray:
@@ -95,15 +97,22 @@ class _Ready:
     seconds: float
 
 
-def process(jobs: Sequence[Job], step: Step, invert: bool | None = None, side_by_side: bool = False,
-            stdout: BinaryIO | None = None, chunk: int = CHUNK) -> Iterator[Outcome]:
+def process(
+    jobs: Sequence[Job],
+    step: Step,
+    invert: bool | None = None,
+    side_by_side: bool = False,
+    stdout: BinaryIO | None = None,
+    chunk: int = CHUNK,
+) -> Iterator[Outcome]:
     """Outcomes of ``jobs`` in order. ``invert`` None decides per image from its border; True/False forces it."""
     for start in range(0, len(jobs), chunk):
-        yield from _chunk(jobs[start:start + chunk], step, invert, side_by_side, stdout)
+        yield from _chunk(jobs[start : start + chunk], step, invert, side_by_side, stdout)
 
 
-def _chunk(jobs: Sequence[Job], step: Step, invert: bool | None, side_by_side: bool,
-           stdout: BinaryIO | None) -> Iterator[Outcome]:
+def _chunk(
+    jobs: Sequence[Job], step: Step, invert: bool | None, side_by_side: bool, stdout: BinaryIO | None
+) -> Iterator[Outcome]:
     outcomes: dict[int, Outcome] = {}
     ready: list[_Ready] = []
     for index, job in enumerate(jobs):
@@ -137,8 +146,7 @@ def _same_shape(ready: Iterable[_Ready]) -> list[list[_Ready]]:
     return list(groups.values())
 
 
-def _finish(item: _Ready, result: np.ndarray, share: float, side_by_side: bool,
-            stdout: BinaryIO | None) -> Outcome:
+def _finish(item: _Ready, result: np.ndarray, share: float, side_by_side: bool, stdout: BinaryIO | None) -> Outcome:
     """Crop, restore the polarity, encode and write one result."""
     started = time.perf_counter()
     height, width = item.shape
@@ -147,9 +155,14 @@ def _finish(item: _Ready, result: np.ndarray, share: float, side_by_side: bool,
         pixels = images.side_by_side(item.pixels[:height, :width], pixels)
     if item.inverted:
         pixels = 1 - pixels
-    outcome = Outcome(item.job.label, resized=item.resized, inverted=item.inverted,
-                      size=(pixels.shape[1], pixels.shape[0]), input_size=item.input_shape[::-1],
-                      fitted_size=(width, height) if item.resized else None)
+    outcome = Outcome(
+        item.job.label,
+        resized=item.resized,
+        inverted=item.inverted,
+        size=(pixels.shape[1], pixels.shape[0]),
+        input_size=item.input_shape[::-1],
+        fitted_size=(width, height) if item.resized else None,
+    )
     try:
         data = images.encode(pixels, item.job.fmt)
         if item.job.target is None:

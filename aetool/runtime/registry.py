@@ -29,7 +29,7 @@ def bundled_index() -> dict[str, dict[str, Any]]:
     except (OSError, ValueError) as err:
         raise ModelFileError(f"cannot read the bundled model index {path}: {err}") from None
     if not isinstance(index, dict) or not all(isinstance(v, dict) and "file" in v for v in index.values()):
-        raise ModelFileError(f"{path} must map each model name to an object with a \"file\" key")
+        raise ModelFileError(f'{path} must map each model name to an object with a "file" key')
     return index
 
 
@@ -48,8 +48,9 @@ def resolve(model: str | Path) -> Path:
             raise ModelFileError(f"model {text} is a folder, not an .onnx file")
         if not Path(text).is_file():
             bundled = ", ".join(index) or f"none; {models_dir() / INDEX} is missing"
-            raise ModelFileError(f"unknown model {text!r}: no such file and no bundled model of that name "
-                                 f"(bundled: {bundled})")
+            raise ModelFileError(
+                f"unknown model {text!r}: no such file and no bundled model of that name (bundled: {bundled})"
+            )
     path = Path(text)
     if path.is_dir():
         raise ModelFileError(f"model {path} is a folder, not an .onnx file")

@@ -4,4 +4,4 @@ from aetool.train.config import TrainConfig
 from aetool.train.loop import TrainResult, train
 from aetool.train.run import Run, load_run
 
-__all__ = ["TrainConfig", "TrainResult", "train", "Run", "load_run"]
+__all__ = ["Run", "TrainConfig", "TrainResult", "load_run", "train"]

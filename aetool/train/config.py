@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from dataclasses import asdict, dataclass, fields
+from pathlib import Path
 from typing import Any
 
 from aetool.models import get_spec
@@ -47,8 +47,9 @@ class TrainConfig:
         if get_spec(self.model).kind == "pca":
             unused = [f"--{name}" for name in ("epochs", "l1", "noise") if getattr(self, name)]
             if unused:
-                raise ValueError(f"{', '.join(unused)} does not apply to pca: it is fitted in closed form on clean "
-                                 "images")
+                raise ValueError(
+                    f"{', '.join(unused)} does not apply to pca: it is fitted in closed form on clean images"
+                )
         elif self.epochs < 1:
             raise ValueError(f"--epochs must be at least 1, got {self.epochs}")
         elif self.components is not None:
@@ -79,7 +80,7 @@ class TrainConfig:
         return arch
 
     @classmethod
-    def for_model(cls, model: str, **overrides: Any) -> "TrainConfig":
+    def for_model(cls, model: str, **overrides: Any) -> TrainConfig:
         """The registry's training defaults for ``model``, then ``overrides`` (``None`` values are ignored)."""
         known = {f.name for f in fields(cls)}
         given = {k: v for k, v in overrides.items() if v is not None}

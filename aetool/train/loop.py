@@ -6,9 +6,10 @@ import json
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -134,8 +135,13 @@ def _progress(enabled: bool):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     return Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[status]}"),
-        TimeRemainingColumn(), disable=not enabled, transient=False,
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[status]}"),
+        TimeRemainingColumn(),
+        disable=not enabled,
+        transient=False,
     )
 
 
@@ -144,14 +150,25 @@ def _save_metrics(run_dir: Path, config: TrainConfig, history: list[dict[str, An
     write_atomic(run_dir / METRICS, lambda tmp: tmp.write_text(text))
 
 
-def _fit_pca(model: PCA, train_x: torch.Tensor, test_x: torch.Tensor, config: TrainConfig, run_dir: Path,
-             place: _Dist, force: bool) -> list[dict[str, Any]]:
+def _fit_pca(
+    model: PCA,
+    train_x: torch.Tensor,
+    test_x: torch.Tensor,
+    config: TrainConfig,
+    run_dir: Path,
+    place: _Dist,
+    force: bool,
+) -> list[dict[str, Any]]:
     model.fit(to_float(train_x))
     test = to_float(test_x)
     with torch.no_grad():
         linear = float(F.mse_loss(model.decode(model.encode(test), clamp=False), test))
-    record = {"epoch": 0, "train_mse": evaluate(model, train_x, train_x, "cpu")["mse"],
-              "test_mse": evaluate(model, test_x, test_x, "cpu")["mse"], "test_mse_unclamped": linear}
+    record = {
+        "epoch": 0,
+        "train_mse": evaluate(model, train_x, train_x, "cpu")["mse"],
+        "test_mse": evaluate(model, test_x, test_x, "cpu")["mse"],
+        "test_mse_unclamped": linear,
+    }
     if place.is_main:
         if force:
             _remove_old_exports(run_dir)
@@ -160,18 +177,33 @@ def _fit_pca(model: PCA, train_x: torch.Tensor, test_x: torch.Tensor, config: Tr
     return [record]
 
 
-RESUMED_SETTINGS = ("model", "epochs", "batch_size", "lr", "loss", "l1", "noise", "noise_kind", "components", "seed",
-                    "dataset", "limit")  # what must match for a resumed run to end at the uninterrupted run's weights
+RESUMED_SETTINGS = (
+    "model",
+    "epochs",
+    "batch_size",
+    "lr",
+    "loss",
+    "l1",
+    "noise",
+    "noise_kind",
+    "components",
+    "seed",
+    "dataset",
+    "limit",
+)  # what must match for a resumed run to end at the uninterrupted run's weights
 
 
 def _check_resumable(run_dir: Path, stored: dict[str, Any], config: TrainConfig) -> None:
     """Refuse to resume a run under other settings: its batches, noise and learning-rate schedule would change."""
     wanted = config.to_dict()
-    changed = [f"{key} {stored.get(key)!r} (now {wanted[key]!r})" for key in RESUMED_SETTINGS
-               if stored.get(key) != wanted[key]]
+    changed = [
+        f"{key} {stored.get(key)!r} (now {wanted[key]!r})" for key in RESUMED_SETTINGS if stored.get(key) != wanted[key]
+    ]
     if changed:
-        raise AetoolError(f"{run_dir} was trained with {', '.join(changed)}; resume it with its own settings, "
-                          "or start over with --force")
+        raise AetoolError(
+            f"{run_dir} was trained with {', '.join(changed)}; resume it with its own settings, "
+            "or start over with --force"
+        )
 
 
 def _remove_old_exports(run_dir: Path) -> None:
@@ -181,12 +213,20 @@ def _remove_old_exports(run_dir: Path) -> None:
         path.unlink(missing_ok=True)
 
 
-def train(config: TrainConfig, *, run_dir: str | Path | None = None, resume: bool = False, force: bool = False,
-          progress: bool = True, echo: Callable[[str], None] = print) -> TrainResult:
+def train(
+    config: TrainConfig,
+    *,
+    run_dir: str | Path | None = None,
+    resume: bool = False,
+    force: bool = False,
+    progress: bool = True,
+    echo: Callable[[str], None] = print,
+) -> TrainResult:
     """Train ``config.model`` and write checkpoint + metrics.json to ``run_dir`` after every epoch."""
     started = time.perf_counter()
-    place = _init_distributed(config.device if config.device != "auto" else
-                              ("cuda" if torch.cuda.is_available() else "cpu"))
+    place = _init_distributed(
+        config.device if config.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    )
     device = pick_device(config.device, place.local_rank)
     run_dir = Path(run_dir) if run_dir else config.run_dir
     if resume and force:
@@ -263,15 +303,17 @@ def train(config: TrainConfig, *, run_dir: str | Path | None = None, resume: boo
                 record["test_mse_clean"] = evaluate(model, test_x, test_x, device)["mse"]
             else:
                 scores = evaluate(model, test_x, test_x, device)
-            record.update(test_mse=scores["mse"], test_mean_code=scores["mean_code"],
-                          lr=learning_rate(step, total_steps, config.lr))
+            record.update(
+                test_mse=scores["mse"],
+                test_mean_code=scores["mean_code"],
+                lr=learning_rate(step, total_steps, config.lr),
+            )
             history.append(record)
             if place.is_main:
                 if force and epoch == start_epoch:  # the old run stays whole until this one has an epoch to keep
                     _remove_old_exports(run_dir)
                 save_checkpoint(run_dir, model, optimizer, config, epoch + 1)
                 _save_metrics(run_dir, config, history)
-                say(f"epoch {epoch + 1:3d}  train_mse {record['train_mse']:.5f}  "
-                                  f"test_mse {record['test_mse']:.5f}")
+                say(f"epoch {epoch + 1:3d}  train_mse {record['train_mse']:.5f}  test_mse {record['test_mse']:.5f}")
     _end_distributed(place)
     return TrainResult(run_dir, history, time.perf_counter() - started, place.is_main)

@@ -33,8 +33,9 @@ def write_atomic(path: Path, write: Any) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def save_checkpoint(run_dir: Path, model: nn.Module, optimizer: torch.optim.Optimizer | None,
-                    config: TrainConfig, epoch: int) -> None:
+def save_checkpoint(
+    run_dir: Path, model: nn.Module, optimizer: torch.optim.Optimizer | None, config: TrainConfig, epoch: int
+) -> None:
     state = {
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict() if optimizer is not None else None,
@@ -83,7 +84,7 @@ def read_metrics(run_dir: Path) -> dict[str, Any]:
     except (ValueError, OSError) as err:
         raise AetoolError(f"{path} is not readable JSON: {err}") from None
     if not isinstance(metrics, dict) or not isinstance(metrics.get("history", []), list):
-        raise AetoolError(f"{path} is not an aetool metrics file (it needs a \"history\" list)")
+        raise AetoolError(f'{path} is not an aetool metrics file (it needs a "history" list)')
     return metrics
 
 
