@@ -13,16 +13,17 @@ import os
 import statistics
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from math import prod
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from aetool.errors import AetoolError, ModelFileError
+from aetool.errors import AetoolError, ModelFileError, first_line
 from aetool.runtime import contract
-from aetool.runtime.model import CPU, MAX_CONV_PIXELS, Model, cores, first_line, ort_errors
+from aetool.runtime.cpu import usable_cores
+from aetool.runtime.model import CPU, MAX_CONV_PIXELS, Model, ort_errors
 
 Call = Callable[[], object]
 Backend = Callable[[np.ndarray], Call]  # binds a batch of images, returns the call to time
@@ -145,7 +146,7 @@ class TorchEager:
         self.kept_freed_memory = keep_freed_memory()
         run = load_run(run_dir)
         self.name = run.config.model
-        self.model = run.model.eval()
+        self.net = run.net.eval()
         self.version = torch.__version__
 
     def __call__(self, images: np.ndarray) -> Call:
@@ -155,7 +156,7 @@ class TorchEager:
 
         def call() -> object:
             with torch.inference_mode():
-                return self.model(batch)
+                return self.net(batch)
 
         return call
 
@@ -197,20 +198,37 @@ def measure(
     return results
 
 
-def record(batch: int, ort: Timing, torch: Timing | None = None, flops: int | None = None) -> dict[str, Any]:
-    """One batch size as ``aetool bench --json`` prints it: onnxruntime, PyTorch and their ratio."""
-    row: dict[str, Any] = {
-        "batch_size": batch,
-        "ort_ms": ort.median_ms,
-        "ort_p95_ms": ort.p95_ms,
-        "ort_best_ms": ort.best_ms,
-        "images_per_s": ort.images_per_s,
-        "calls": len(ort.seconds),
-    }
+@dataclass(frozen=True)
+class BatchResult:
+    """One batch size as ``aetool bench`` reports it: onnxruntime, PyTorch (when timed) and their ratio."""
+
+    batch_size: int
+    ort_ms: float  # median
+    ort_p95_ms: float
+    ort_best_ms: float
+    images_per_s: float
+    calls: int
+    gflop_per_s: float | None = None  # only where the FLOPs are known (onnx installed)
+    torch_ms: float | None = None
+    torch_p95_ms: float | None = None
+    torch_best_ms: float | None = None
+    torch_images_per_s: float | None = None
+    torch_calls: int | None = None
+    speedup_vs_torch: float | None = None  # torch median ÷ onnxruntime median
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON record; fields that were not measured are left out."""
+        return {key: value for key, value in asdict(self).items() if value is not None}
+
+
+def batch_result(batch: int, ort: Timing, torch: Timing | None = None, flops: int | None = None) -> BatchResult:
+    """The :class:`BatchResult` of one batch size from its timings (and FLOPs per image, when known)."""
+    result = BatchResult(batch, ort.median_ms, ort.p95_ms, ort.best_ms, ort.images_per_s, len(ort.seconds))
     if flops is not None:
-        row["gflop_per_s"] = flops * ort.images_per_s / 1e9
+        result = replace(result, gflop_per_s=flops * ort.images_per_s / 1e9)
     if torch is not None:
-        row.update(
+        result = replace(
+            result,
             torch_ms=torch.median_ms,
             torch_p95_ms=torch.p95_ms,
             torch_best_ms=torch.best_ms,
@@ -218,18 +236,52 @@ def record(batch: int, ort: Timing, torch: Timing | None = None, flops: int | No
             torch_calls=len(torch.seconds),
             speedup_vs_torch=torch.median_ms / ort.median_ms,
         )
-    return row
+    return result
+
+
+@dataclass(frozen=True)
+class BenchSummary:
+    """Everything ``aetool bench`` reports: the setting, the machine's load, a :class:`BatchResult` per batch size."""
+
+    model: str
+    file: str
+    precision: str | None
+    providers: list[str]
+    threads: int
+    cores: int
+    size: tuple[int, int]
+    onnxruntime: str
+    torch: str | None
+    torch_kept_freed_memory: bool | None
+    warmup: int
+    repeats: int
+    seconds: float
+    flops_per_image: int | None
+    load_average: tuple[float | None, float | None]  # before and after timing
+    results: list[BatchResult]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``--json`` document."""
+        record = asdict(self)
+        record.update(size=list(self.size), load_average=list(self.load_average))
+        record["results"] = [result.to_dict() for result in self.results]
+        return record
 
 
 def run(
     model: Model,
+    *,
     threads: int,
     batch_sizes: Sequence[int],
     size: tuple[int, int] | None,
     plan: Plan,
     eager: TorchEager | None = None,
-) -> dict[str, Any]:
-    """Everything ``aetool bench`` reports: the setting, the load, and a :func:`record` per batch size."""
+) -> BenchSummary:
+    """Time ``model`` at each batch size on random images of ``size`` (default: the model's), beside ``eager``.
+
+    Raises ``AetoolError`` for a batch over the page limit or a run of another model, ``ModelFileError`` when
+    onnxruntime fails on the images.
+    """
     import onnxruntime
 
     size = image_size(model, size)
@@ -254,50 +306,24 @@ def run(
         raise ModelFileError(
             f"{model.path.name} failed on random {size[0]}×{size[1]} images: {first_line(err)}"
         ) from None
-    return {
-        "model": model.name,
-        "file": str(model.path),
-        "precision": model.metadata.get(contract.PRECISION),
-        "providers": model.providers,
-        "threads": threads,
-        "cores": cores(),
-        "size": list(size),
-        "onnxruntime": onnxruntime.__version__,
-        "torch": eager.version if eager else None,
-        "torch_kept_freed_memory": eager.kept_freed_memory if eager else None,
-        "warmup": plan.warmup,
-        "repeats": plan.repeats,
-        "seconds": plan.seconds,
-        "flops_per_image": flops,
-        "load_average": [before, load_average()],
-        "results": [record(batch, found["ort"], found.get("torch"), flops) for batch, found in timings.items()],
-    }
-
-
-def table(summary: dict[str, Any]) -> list[str]:
-    """The human form of :func:`run`: a line on the setting, then a row per batch size."""
-    height, width = summary["size"]
-    versus = f" vs torch {summary['torch']} eager" if summary["torch"] else ""
-    lines = [
-        f"{Path(summary['file']).name} ({summary['model']}, {summary['precision'] or '?'}) on onnxruntime "
-        f"{summary['onnxruntime']} {', '.join(summary['providers'])}, {summary['threads']} threads{versus}; "
-        f"{height}×{width} random images; median (p95) over all calls after {summary['warmup']} warm-up calls, "
-        f"{summary['repeats']} rounds"
-    ]
-    header = f"{'batch':>6} {'ort ms (p95)':>18} {'images/s':>10}"
-    header += f" {'GFLOP/s':>8}" if summary["flops_per_image"] else ""
-    lines.append(header + (f" {'torch ms (p95)':>18} {'speedup':>8}" if summary["torch"] else ""))
-    for row in summary["results"]:
-        line = f"{row['batch_size']:>6} {_ms(row['ort_ms'], row['ort_p95_ms']):>18} {row['images_per_s']:>10,.0f}"
-        line += f" {row['gflop_per_s']:>8.1f}" if "gflop_per_s" in row else ""
-        if "torch_ms" in row:
-            line += f" {_ms(row['torch_ms'], row['torch_p95_ms']):>18} {row['speedup_vs_torch']:>7.2f}×"
-        lines.append(line)
-    return lines
-
-
-def _ms(median: float, p95: float) -> str:
-    return f"{median:.3f} ({p95:.3f})"
+    return BenchSummary(
+        model=model.name,
+        file=str(model.path),
+        precision=model.metadata.get(contract.PRECISION),
+        providers=model.providers,
+        threads=threads,
+        cores=usable_cores(),
+        size=size,
+        onnxruntime=onnxruntime.__version__,
+        torch=eager.version if eager else None,
+        torch_kept_freed_memory=eager.kept_freed_memory if eager else None,
+        warmup=plan.warmup,
+        repeats=plan.repeats,
+        seconds=plan.seconds,
+        flops_per_image=flops,
+        load_average=(before, load_average()),
+        results=[batch_result(batch, found["ort"], found.get("torch"), flops) for batch, found in timings.items()],
+    )
 
 
 # ---- arithmetic: how close a throughput comes to what the CPU can do (these need onnx, the train extra) ----

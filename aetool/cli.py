@@ -1,9 +1,9 @@
-"""The ``aetool`` command line: thin commands that parse options, call ``aetool.runtime`` and print.
+"""The ``aetool`` command line: thin commands that parse options, call library functions and print.
 
-Commands import what they need inside their bodies, so ``aetool --help``, ``--version`` and shell completion
-load only Typer. Nothing here imports torch; commands that need it (train, export) import it in their bodies.
-Exit codes: 0 success, 1 some inputs failed, 2 usage or setup error, 130 interrupted. Messages go to stderr, data
-to stdout.
+Commands import what they need inside their bodies, so ``aetool --help``, ``--version`` and shell completion load
+only Typer; torch is imported only by the commands that need it (train, export, report, bench --compare-torch).
+Library functions return dataclasses; the rendering of tables and lines for people is here. Exit codes: 0
+success, 1 some inputs failed, 2 usage or setup error, 130 interrupted. Messages go to stderr, data to stdout.
 """
 
 from __future__ import annotations
@@ -12,22 +12,35 @@ import json
 import sys
 import time
 import warnings
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from enum import Enum
 from itertools import chain
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 
 from aetool import __version__
-from aetool.errors import AetoolError, os_reason
+from aetool.errors import AetoolError, Interrupted, os_reason
+
+if TYPE_CHECKING:
+    from aetool.bench import BenchSummary
+    from aetool.runtime.batch import ImageOptions, Step
+    from aetool.runtime.files import Failure, Job
 
 app = typer.Typer(name="aetool", no_args_is_help=True, pretty_exceptions_enable=False)
 
+T = TypeVar("T")
 FEW = 4  # up to this many inputs: a note per image and no progress bar
-NoiseKind = Enum("NoiseKind", {kind: kind for kind in ("gaussian", "salt-pepper", "mask")}, type=str)
+
+
+class NoiseKind(str, Enum):
+    """The noise kinds of ``aetool.runtime.noise.NOISE_KINDS`` (spelled out so ``--help`` needs no numpy)."""
+
+    gaussian = "gaussian"
+    salt_pepper = "salt-pepper"
+    mask = "mask"
 
 
 # ---- reporting: the one way a command talks to the user ----
@@ -49,7 +62,7 @@ def note(message: str) -> None:
     typer.echo(f"aetool: {message}", err=True)
 
 
-def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+def _show_warning(message: Warning | str, *args: object, **kwargs: object) -> None:
     typer.echo(f"aetool: warning: {message}", err=True)
 
 
@@ -66,7 +79,7 @@ def reporting() -> Iterator[None]:
         except OSError as err:  # a file or folder the user named cannot be written or read
             fail(os_reason(err))
         except KeyboardInterrupt:
-            fail("interrupted", 130)
+            fail("interrupted", Interrupted.exit_code)
 
 
 # ---- options shared by the image commands ----
@@ -164,9 +177,18 @@ def denoise(
     threads: Threads = None,
 ) -> None:
     """Remove noise from digit images with a denoising autoencoder (writes NAME.denoised.png)."""
-    _run_model(
-        inputs, output, model, ".denoised", recursive, fmt, side_by_side, invert, force, as_json, provider, threads
+    from aetool.runtime.batch import ImageOptions
+
+    options = ImageOptions(
+        output=output,
+        fmt=fmt,
+        side_by_side=side_by_side,
+        invert=invert,
+        force=force,
+        as_json=as_json,
+        recursive=recursive,
     )
+    _images(inputs, options, suffix=".denoised", step=lambda: _reconstruction(model, provider, threads))
 
 
 @app.command()
@@ -184,19 +206,29 @@ def reconstruct(
     threads: Threads = None,
 ) -> None:
     """Pass digit images through an autoencoder (writes NAME.reconstructed.png)."""
-    _run_model(
-        inputs, output, model, ".reconstructed", recursive, fmt, side_by_side, invert, force, as_json, provider, threads
+    from aetool.runtime.batch import ImageOptions
+
+    options = ImageOptions(
+        output=output,
+        fmt=fmt,
+        side_by_side=side_by_side,
+        invert=invert,
+        force=force,
+        as_json=as_json,
+        recursive=recursive,
     )
+    _images(inputs, options, suffix=".reconstructed", step=lambda: _reconstruction(model, provider, threads))
 
 
 @app.command("add-noise")
 def add_noise(
     inputs: Inputs,
     output: Output = None,
-    level: Annotated[
-        float, typer.Option(min=0, help="Noise level: Gaussian std, or the fraction of pixels hit.")
-    ] = 0.5,
-    kind: Annotated[NoiseKind, typer.Option(help="Noise kind.")] = NoiseKind.gaussian,
+    noise: Annotated[
+        float | None,
+        typer.Option(min=0, help="Noise level: Gaussian std, or the fraction of pixels hit. [default: 0.5]"),
+    ] = None,
+    noise_kind: Annotated[NoiseKind | None, typer.Option(help="Noise kind. [default: gaussian]")] = None,
     seed: Annotated[
         int | None, typer.Option(min=0, help="Random seed, for the same noise every run.", show_default=False)
     ] = None,
@@ -206,78 +238,98 @@ def add_noise(
     invert: Invert = None,
     force: Force = False,
     as_json: Json = False,
+    level: Annotated[float | None, typer.Option("--level", min=0, hidden=True)] = None,  # round 1's name of --noise
+    kind: Annotated[NoiseKind | None, typer.Option("--kind", hidden=True)] = None,  # round 1's name of --noise-kind
 ) -> None:
     """Corrupt images with the noise aetool trains and evaluates with (writes NAME.noisy.png)."""
+    chosen_level = _alias(noise, level, "--noise", "--level", default=0.5)
+    chosen_kind = _alias(noise_kind, kind, "--noise-kind", "--kind", default=NoiseKind.gaussian).value
     with reporting():
         from aetool.runtime.noise import check_level
-        from aetool.runtime.pipeline import Corrupt
 
         try:
-            check_level(level, kind.value)
+            check_level(chosen_level, chosen_kind)
         except ValueError as err:
-            fail(f"--level: {err}")
+            fail(f"--noise: {err}")
+    from aetool.runtime.batch import ImageOptions
 
-        jobs, failures = _plan(inputs, output, ".noisy", fmt, recursive, force, as_json)
-        code = _run(jobs, failures, Corrupt(level, kind.value, seed), invert, side_by_side, as_json)
-    raise typer.Exit(code)
+    options = ImageOptions(
+        output=output,
+        fmt=fmt,
+        side_by_side=side_by_side,
+        invert=invert,
+        force=force,
+        as_json=as_json,
+        recursive=recursive,
+    )
+    _images(inputs, options, suffix=".noisy", step=lambda: _corruption(chosen_level, chosen_kind, seed))
 
 
-def _run_model(
-    inputs: list[str],
-    output: str | None,
-    model: str,
-    suffix: str,
-    recursive: bool,
-    fmt: str | None,
-    side_by_side: bool,
-    invert: bool | None,
-    force: bool,
-    as_json: bool,
-    provider: list[str] | None,
-    threads: int | None,
-) -> None:
+def _alias(value: T | None, old: T | None, name: str, old_name: str, *, default: T) -> T:
+    """An option given under its name or its hidden round-1 alias; both, and different, is a usage error."""
+    if value is not None and old is not None and value != old:
+        fail(f"{name} and {old_name} (its old name) disagree; give one")
+    return value if value is not None else old if old is not None else default
+
+
+def _reconstruction(model: str, provider: list[str] | None, threads: int | None) -> Step:
+    from aetool.runtime import load
+    from aetool.runtime.batch import Reconstruct
+
+    return Reconstruct(load(model, provider, threads))
+
+
+def _corruption(level: float, kind: str, seed: int | None) -> Step:
+    from aetool.runtime.batch import Corrupt
+
+    return Corrupt(level, kind, seed)
+
+
+def _images(inputs: list[str], options: ImageOptions, *, suffix: str, step: Callable[[], Step]) -> NoReturn:
+    """Plan the outputs (usage mistakes stop here, before any image is read), make the step, run every image."""
     with reporting():
-        from aetool.runtime import load
-        from aetool.runtime.pipeline import Reconstruct
-
-        jobs, failures = _plan(inputs, output, suffix, fmt, recursive, force, as_json)
-        step = Reconstruct(load(model, provider, threads))
-        code = _run(jobs, failures, step, invert, side_by_side, as_json)
+        jobs, failures = _plan(inputs, options, suffix=suffix)
+        code = _run(jobs, failures, step(), options)
     raise typer.Exit(code)
 
 
-def _plan(
-    inputs: list[str], output: str | None, suffix: str, fmt: str | None, recursive: bool, force: bool, as_json: bool
-) -> tuple[list, list]:
-    """Jobs and failed inputs for the arguments; usage mistakes raise before any image is read."""
+def _plan(inputs: list[str], options: ImageOptions, *, suffix: str) -> tuple[list[Job], list[Failure]]:
+    """Jobs and failed inputs for the arguments; usage mistakes raise ``AetoolError`` before any image is read."""
     from aetool.runtime import files
 
     if files.STDIN in inputs:
         if len(inputs) > 1:
             raise AetoolError("- (standard input) cannot be mixed with other inputs")
-        found, failures = [files.Input(files.STDIN, typer.get_binary_stream("stdin").read())], []
+        found = [files.Input(files.STDIN, typer.get_binary_stream("stdin").read())]
+        failures: list[files.Failure] = []
     else:
-        found, failures = files.collect(inputs, recursive, skip=suffix)
-    jobs, refused = files.plan(found, output, suffix, fmt, force)
+        found, failures = files.collect(inputs, recursive=options.recursive, skip=suffix)
+    jobs, refused = files.plan(found, output=options.output, suffix=suffix, fmt=options.fmt, force=options.force)
     if any(job.target is None for job in jobs):
-        if as_json:
+        if options.as_json:
             raise AetoolError("--json prints records to standard output; write the images to files with -o")
         if typer.get_binary_stream("stdout").isatty():
             raise AetoolError("refusing to write image data to a terminal; redirect standard output or use -o")
     return jobs, failures + refused
 
 
-def _run(jobs: list, failures: list, step, invert: bool | None, side_by_side: bool, as_json: bool) -> int:
+def _run(jobs: list[Job], failures: list[Failure], step: Step, options: ImageOptions) -> int:
     """Process the jobs, report each failure and a summary; the exit code."""
-    from aetool.runtime.pipeline import Outcome, process
+    from aetool.runtime.batch import Outcome, process
 
     started = time.perf_counter()
     total = len(jobs) + len(failures)
     refused = [Outcome(failure.label, error=failure.error) for failure in failures]
-    outcomes = process(jobs, step, invert, side_by_side, stdout=typer.get_binary_stream("stdout"))
+    outcomes = process(
+        jobs,
+        step,
+        invert=options.invert,
+        side_by_side=options.side_by_side,
+        stdout=typer.get_binary_stream("stdout"),
+    )
     done = failed = resized = 0
     for outcome in chain(refused, _progress(outcomes, len(jobs), total > FEW and sys.stderr.isatty())):
-        if as_json:
+        if options.as_json:
             typer.echo(json.dumps(outcome.record()))
         if outcome.error:
             failed += 1
@@ -285,7 +337,7 @@ def _run(jobs: list, failures: list, step, invert: bool | None, side_by_side: bo
             continue
         done += 1
         resized += outcome.resized
-        if outcome.resized and total <= FEW:
+        if outcome.resized and total <= FEW and outcome.input_size and outcome.fitted_size and outcome.size:
             (width, height), (fit_width, fit_height) = outcome.input_size, outcome.fitted_size
             note(
                 f"{outcome.path}: resized {width}×{height} to fit the model's {fit_width}×{fit_height} input; the "
@@ -355,15 +407,15 @@ def evaluate(
         folder = resolve_data_dir(data_dir, loaded.metadata.get(contract.DATASET) or "mnist")
         if folder is None:
             raise AetoolError("no data folder: pass --data-dir or set AETOOL_DATA_DIR")
-        result = score(loaded, folder, noise, noise_kind and noise_kind.value, limit, seed)
+        result = score(loaded, folder, noise=noise, noise_kind=noise_kind and noise_kind.value, limit=limit, seed=seed)
     if as_json:
-        typer.echo(json.dumps(result))
+        typer.echo(json.dumps(result.to_dict()))
         return
-    noise_text = f"{result['noise_kind']} noise {result['noise']:g}" if result["noise"] else "no noise"
-    recorded = result["recorded_test_mse"]
+    noise_text = f"{result.noise_kind} noise {result.noise:g}" if result.noise else "no noise"
+    recorded = result.recorded_test_mse
     typer.echo(
-        f"test MSE {result['mse']:.6f} over {result['n']} images ({noise_text}), model {result['model']}"
-        + (f"; the file records {recorded:.6f}" if isinstance(recorded, (int, float)) else "")
+        f"test MSE {result.mse:.6f} over {result.n} images ({noise_text}), model {result.model}"
+        + (f"; the file records {recorded:.6f}" if recorded is not None else "")
     )
 
 
@@ -376,13 +428,12 @@ def models(as_json: Json = False) -> None:
 
         records = bundled_models()
     if as_json:
-        typer.echo(json.dumps(records, indent=2))
+        typer.echo(json.dumps([record.to_dict() for record in records], indent=2))
     elif not records:
         note(f"no bundled models ({models_dir() / INDEX} is missing)")
     else:
         rows = [("name", "file", "size", "precision", "test MSE")] + [
-            (r["name"], r["file"], _size(r["size_bytes"]), r.get("precision") or "?", _number(r.get("test_mse")))
-            for r in records
+            (r.name, r.file, _size(r.size_bytes), r.precision or "?", _number(r.test_mse)) for r in records
         ]
         widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
         for row in rows:
@@ -402,27 +453,26 @@ def info(
 
         record = describe(model)
     if as_json:
-        typer.echo(json.dumps(record, indent=2))
+        typer.echo(json.dumps(record.to_dict(), indent=2))
         return
     typer.echo(
-        f"{record['file']}  {_size(record['size_bytes'])}, {record['precision'] or 'precision ?'}, "
-        f"opset {record['opset'] or '?'}"
+        f"{record.file}  {_size(record.size_bytes)}, {record.precision or 'precision ?'}, opset {record.opset or '?'}"
     )
-    for title, tensors in (("inputs", record["inputs"]), ("outputs", record["outputs"])):
+    for title, tensors in (("inputs", record.inputs), ("outputs", record.outputs)):
         for i, tensor in enumerate(tensors):
-            shape = "×".join(str(d) for d in tensor["shape"])
-            typer.echo(f"{title if i == 0 else '':9}{tensor['name']:16}{tensor['type']:9}{shape}")
-    ok = record["contract"] == "ok"
-    typer.echo(f"{'contract':9}" + ("✓ follows the aetool ONNX contract" if ok else f"✗ {record['contract']}"))
-    decoder = record["decoder"]
-    typer.echo(f"{'decoder':9}" + (f"{decoder['file']} ({_size(decoder['size_bytes'])})" if decoder else "none"))
-    parity = record["parity"]
+            shape = "×".join(str(d) for d in tensor.shape)
+            typer.echo(f"{title if i == 0 else '':9}{tensor.name:16}{tensor.type:9}{shape}")
+    ok = record.contract == "ok"
+    typer.echo(f"{'contract':9}" + ("✓ follows the aetool ONNX contract" if ok else f"✗ {record.contract}"))
+    decoder = record.decoder
+    typer.echo(f"{'decoder':9}" + (f"{decoder.file} ({_size(decoder.size_bytes)})" if decoder else "none"))
+    parity = record.parity
     if parity:
-        mark = {True: "✓ passed", False: "✗ FAILED"}.get(parity["passed"], "? not recorded")
-        worst = f", worst max-abs {parity['worst_max_abs']:.3g}" if parity["worst_max_abs"] is not None else ""
-        typer.echo(f"{'parity':9}{mark}{worst} ({parity['cases'] if parity['cases'] is not None else '?'} cases)")
+        mark = {True: "✓ passed", False: "✗ FAILED"}.get(parity.passed, "? not recorded")  # type: ignore[arg-type]
+        worst = f", worst max-abs {parity.worst_max_abs:.3g}" if parity.worst_max_abs is not None else ""
+        typer.echo(f"{'parity':9}{mark}{worst} ({parity.cases if parity.cases is not None else '?'} cases)")
     typer.echo("metadata")
-    for key, value in record["metadata"].items():
+    for key, value in record.metadata.items():
         if key != "parity":
             typer.echo(f"  {key:15}{json.dumps(value) if isinstance(value, (dict, list)) else value}")
 
@@ -487,21 +537,25 @@ def train(
     limit: Annotated[
         int | None, typer.Option(help="Use only the first N train and N test images.", show_default=False)
     ] = None,
-    out: Annotated[str | None, typer.Option(help="Run folder (default: runs/MODEL).", show_default=False)] = None,
+    output: Annotated[
+        str | None,
+        typer.Option("--output", "-o", help="Run folder (default: runs/MODEL).", metavar="DIR", show_default=False),
+    ] = None,
     resume: Annotated[bool, typer.Option(help="Continue the run in the run folder from its last epoch.")] = False,
     force: Annotated[bool, typer.Option(help="Start over even if the run folder holds a run.")] = False,
     export: Annotated[bool, typer.Option(help="Export a verified model.onnx into the run folder at the end.")] = True,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    out: Annotated[str | None, typer.Option("--out", hidden=True)] = None,  # round 1's name of --output
 ) -> None:
     """Train a model of the report; the run folder gets metrics.json, checkpoint.pt and model.onnx."""
     _need_train_extra("train")
     with reporting():
+        from aetool.export import ExportOptions, export_run
         from aetool.train import TrainConfig
         from aetool.train import train as run_training
-        from aetool.train.run import CHECKPOINT
 
         try:
-            config = TrainConfig.for_model(
+            config = TrainConfig(
                 model,
                 epochs=epochs,
                 batch_size=batch_size,
@@ -516,19 +570,11 @@ def train(
                 dataset=dataset,
                 data_dir=data_dir,
                 limit=limit,
-                out=out,
             )
         except (KeyError, ValueError) as err:
             fail(str(err).strip("'\""))
-        run_dir = config.run_dir
-        try:
-            result = run_training(config, resume=resume, force=force, progress=not quiet, echo=note)
-        except KeyboardInterrupt:
-            if (run_dir / CHECKPOINT).is_file():
-                fail(f"interrupted; the last complete epoch is saved in {run_dir}; continue with --resume", 130)
-            with suppress(OSError):
-                run_dir.rmdir()  # only if empty: the folder this run made and never wrote to
-            fail("interrupted before the first epoch ended; nothing was saved", 130)
+        run_dir = Path(_alias(output, out, "--output", "--out", default=str(Path("runs") / model)))
+        result = run_training(config, run_dir=run_dir, resume=resume, force=force, progress=not quiet, echo=note)
         if not result.is_main:
             return
         note(
@@ -536,15 +582,12 @@ def train(
             f"in {result.seconds:.0f} s → {result.run_dir}"
         )
         if export:
-            from aetool.export import export_run
-
             try:
-                export_run(result.run_dir, data_dir=config.data_dir, echo=note)
+                export_run(result.run_dir, options=ExportOptions(data_dir=config.data_dir), echo=note)
             except KeyboardInterrupt:
-                fail(
-                    f"interrupted while exporting; the run is complete, export it with: aetool export {result.run_dir}",
-                    130,
-                )
+                raise Interrupted(
+                    f"interrupted while exporting; the run is complete, export it with: aetool export {result.run_dir}"
+                ) from None
 
 
 @app.command("export")
@@ -568,11 +611,11 @@ def export_command(
     """Export a trained run to ONNX, verified against PyTorch; nothing is written unless parity holds."""
     _need_train_extra("export")
     with reporting():
-        from aetool.export import export_run
+        from aetool.export import ExportOptions, export_run
 
-        result = export_run(
-            run, output, data_dir=data_dir, int8=int8, fp16=fp16, max_mse_rise=max_mse_rise, atol=atol, echo=note
-        )
+        precisions = tuple(name for name, wanted in (("fp16", fp16), ("int8", int8)) if wanted)
+        options = ExportOptions(atol=atol, precisions=precisions, max_mse_rise=max_mse_rise, data_dir=data_dir)
+        result = export_run(run, output, options=options, echo=note)
         if as_json:
             typer.echo(json.dumps(result.to_dict()))
 
@@ -614,24 +657,51 @@ def bench(
     with reporting():
         from aetool import bench as benchmark
         from aetool.runtime import load
+        from aetool.runtime.cpu import usable_cores
 
-        threads = threads or benchmark.cores()
-        plan = benchmark.Plan(warmup, repeats, seconds)
+        threads = threads or usable_cores()
+        plan = benchmark.Plan(warmup=warmup, repeats=repeats, seconds=seconds)
         sizes, image_size = benchmark.parse_batch_sizes(batch_sizes), benchmark.parse_size(size)
         loaded = load(model, provider, threads)
         eager = benchmark.TorchEager(compare_torch, threads) if compare_torch is not None else None
-        summary = benchmark.run(loaded, threads, sizes, image_size, plan, eager)
+        summary = benchmark.run(loaded, threads=threads, batch_sizes=sizes, size=image_size, plan=plan, eager=eager)
     if as_json:
-        typer.echo(json.dumps(summary))
+        typer.echo(json.dumps(summary.to_dict()))
         return
-    for line in benchmark.table(summary):
+    for line in _bench_table(summary):
         typer.echo(line)
-    before, after = summary["load_average"]
-    if before is not None:
+    before, after = summary.load_average
+    if before is not None and after is not None:
         note(
-            f"load average {before:.2f} before and {after:.2f} after timing, on {summary['cores']} cores (this "
-            f"run adds up to {summary['threads']}); a shared CPU makes the times, PyTorch's most, unreliable"
+            f"load average {before:.2f} before and {after:.2f} after timing, on {summary.cores} cores (this "
+            f"run adds up to {summary.threads}); a shared CPU makes the times, PyTorch's most, unreliable"
         )
+
+
+def _bench_table(summary: BenchSummary) -> list[str]:
+    """``aetool bench`` for people: a line on the setting, then a row per batch size."""
+    height, width = summary.size
+    versus = f" vs torch {summary.torch} eager" if summary.torch else ""
+    lines = [
+        f"{Path(summary.file).name} ({summary.model}, {summary.precision or '?'}) on onnxruntime "
+        f"{summary.onnxruntime} {', '.join(summary.providers)}, {summary.threads} threads{versus}; "
+        f"{height}×{width} random images; median (p95) over all calls after {summary.warmup} warm-up calls, "
+        f"{summary.repeats} rounds"
+    ]
+    header = f"{'batch':>6} {'ort ms (p95)':>18} {'images/s':>10}"
+    header += f" {'GFLOP/s':>8}" if summary.flops_per_image else ""
+    lines.append(header + (f" {'torch ms (p95)':>18} {'speedup':>8}" if summary.torch else ""))
+    for row in summary.results:
+        line = f"{row.batch_size:>6} {_ms(row.ort_ms, row.ort_p95_ms):>18} {row.images_per_s:>10,.0f}"
+        line += f" {row.gflop_per_s:>8.1f}" if row.gflop_per_s is not None else ""
+        if row.torch_ms is not None and row.torch_p95_ms is not None:
+            line += f" {_ms(row.torch_ms, row.torch_p95_ms):>18} {row.speedup_vs_torch:>7.2f}×"
+        lines.append(line)
+    return lines
+
+
+def _ms(median: float, p95: float) -> str:
+    return f"{median:.3f} ({p95:.3f})"
 
 
 @app.command()
@@ -688,16 +758,19 @@ def main() -> None:
         error("interrupted")
         sys.exit(130)
     except Exception as err:  # the parser's usage errors carry a message and an exit code
+        # Typer's parser is Click (vendored since Typer 0.25): its exceptions are told apart by name and shape, so
+        # every Typer the requirement admits is handled alike.
+        usage: Any = err
         if type(err).__name__ == "Abort":  # Click's form of Ctrl-C outside a command's body
             error("interrupted")
-            sys.exit(130)
-        if not (hasattr(err, "format_message") and isinstance(getattr(err, "exit_code", None), int)):
+            sys.exit(Interrupted.exit_code)
+        if not (hasattr(usage, "format_message") and isinstance(getattr(usage, "exit_code", None), int)):
             raise
         if type(err).__name__ == "NoArgsIsHelpError":  # plain `aetool`: the help, as Typer shows it
-            err.show()
-            sys.exit(err.exit_code)
-        context = getattr(err, "ctx", None)
+            usage.show()
+            sys.exit(usage.exit_code)
+        context = getattr(usage, "ctx", None)
         hint = f" (see {context.command_path} --help)" if context is not None else ""
-        error(f"{err.format_message()}{hint}")
-        sys.exit(err.exit_code)
+        error(f"{usage.format_message()}{hint}")
+        sys.exit(usage.exit_code)
     sys.exit(code if isinstance(code, int) else 0)

@@ -7,6 +7,12 @@ class AetoolError(Exception):
     exit_code = 2
 
 
+class Interrupted(AetoolError):
+    """The user pressed Ctrl-C; the message says what was kept."""
+
+    exit_code = 130
+
+
 class DataError(AetoolError):
     """A data folder is missing or does not hold readable IDX files."""
 
@@ -19,6 +25,12 @@ class ImageError(AetoolError):
     """An input image cannot be read."""
 
     exit_code = 1
+
+
+def first_line(err: BaseException) -> str:
+    """The first line of an exception's message (its type's name when it has none): errors reach users as one line."""
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
 
 
 def os_reason(err: OSError) -> str:

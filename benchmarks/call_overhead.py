@@ -25,6 +25,7 @@ from onnx import TensorProto, helper
 
 from aetool import bench
 from aetool.runtime import contract, load
+from aetool.runtime.cpu import usable_cores
 
 
 def median_us(call: Callable[[], object], seconds: float = 1.0) -> float:
@@ -71,7 +72,7 @@ def cpu_session(graph: onnx.GraphProto, threads: int, optimize: bool = True) -> 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", help="run folder whose model.onnx and checkpoint to time at batch 1 as well")
-    parser.add_argument("--threads", type=int, default=bench.cores())
+    parser.add_argument("--threads", type=int, default=usable_cores())
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)

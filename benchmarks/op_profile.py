@@ -19,6 +19,7 @@ import onnxruntime as ort
 
 from aetool import bench
 from aetool.runtime import contract
+from aetool.runtime.cpu import usable_cores
 
 
 def node_ms(path: str, batch: int, threads: int, calls: int, warmup: int = 10) -> dict[tuple[str, str], float]:
@@ -45,7 +46,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model", help="an .onnx file following the aetool contract (input 'image')")
     parser.add_argument("--batch", type=int, default=256)
-    parser.add_argument("--threads", type=int, default=bench.cores())
+    parser.add_argument("--threads", type=int, default=usable_cores())
     parser.add_argument("--calls", type=int, default=100)
     parser.add_argument("--top", type=int, default=12)
     args = parser.parse_args()

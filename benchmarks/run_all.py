@@ -21,19 +21,19 @@ import os
 import platform
 import tempfile
 import time
-from dataclasses import replace
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 from aetool import bench
-from aetool.export import ParityError, export_run
+from aetool.export import ExportOptions, ParityError, export_run
 from aetool.models import REGISTRY, get_spec
 from aetool.runtime import contract, load
+from aetool.runtime.cpu import usable_cores
 from aetool.runtime.evaluate import evaluate
 from aetool.runtime.idx import resolve_data_dir
-from aetool.train import TrainConfig, train
-from aetool.train.run import CHECKPOINT, ONNX
+from aetool.train import RunFolder, TrainConfig, train
+from aetool.train.run import ONNX
 
 OUT = Path(__file__).resolve().parent / "results"
 OVER_LIMIT = "over-limit"
@@ -52,30 +52,25 @@ def files_in(folder: Path) -> dict[str, Path]:
     return {"fp32": fp32, **{p: contract.variant_path(fp32, p) for p in VARIANTS[1:]}}
 
 
-def current(files: dict[str, Path], checkpoint: Path) -> bool:
-    """All files exist and were written after the checkpoint (else they belong to an older training)."""
-    return all(f.is_file() and f.stat().st_mtime >= checkpoint.stat().st_mtime for f in files.values())
-
-
 def prepare(name: str, runs: Path, data_dir: Path, quick: bool) -> tuple[Path, dict[str, Path]]:
     """The run folder of ``name`` (trained if missing) and its fp32, int8 and fp16 files (exported if missing)."""
-    run_dir = runs / name
-    if not (run_dir / CHECKPOINT).is_file():
+    folder = RunFolder(runs / name)
+    run_dir = folder.path
+    if not folder.holds_run():
         print(f"{name}: no run in {run_dir}; training it{' (quick)' if quick else ''}", flush=True)
         overrides = QUICK if quick and get_spec(name).kind != "pca" else {}
         train(
-            TrainConfig.for_model(name, data_dir=str(data_dir), device="cpu", **overrides),
+            TrainConfig(name, data_dir=str(data_dir), device="cpu", **overrides),
             run_dir=run_dir,
             progress=False,
             echo=silent,
         )
-    checkpoint = run_dir / CHECKPOINT
-    for folder in (run_dir, run_dir / OVER_LIMIT):
-        if current(files_in(folder), checkpoint):
-            return run_dir, files_in(folder)
+    for place in (run_dir, run_dir / OVER_LIMIT):
+        if folder.export_is_current(place / ONNX, precisions=VARIANTS[1:]):
+            return run_dir, files_in(place)
     print(f"{name}: exporting fp32, int8 and fp16 files", flush=True)
     try:
-        export_run(run_dir, data_dir=data_dir, int8=True, fp16=True, echo=silent)
+        export_run(run_dir, options=ExportOptions(precisions=VARIANTS[1:], data_dir=data_dir), echo=silent)
         return run_dir, files_in(run_dir)
     except ParityError as err:
         print(f"{name}: {err}; exporting it anyway into {run_dir / OVER_LIMIT} to measure it", flush=True)
@@ -83,10 +78,7 @@ def prepare(name: str, runs: Path, data_dir: Path, quick: bool) -> tuple[Path, d
     export_run(
         run_dir,
         run_dir / OVER_LIMIT / ONNX,
-        data_dir=data_dir,
-        int8=True,
-        fp16=True,
-        max_mse_rise=math.inf,
+        options=ExportOptions(precisions=VARIANTS[1:], max_mse_rise=math.inf, data_dir=data_dir),
         echo=silent,
     )
     return run_dir, files_in(run_dir / OVER_LIMIT)
@@ -94,7 +86,7 @@ def prepare(name: str, runs: Path, data_dir: Path, quick: bool) -> tuple[Path, d
 
 def train_speed(name: str, data_dir: Path, limit: int) -> dict[str, Any]:
     """One epoch on ``limit`` images: the time between train()'s end-of-epoch lines 1 and 2, so no set-up counts."""
-    config = replace(TrainConfig.for_model(name, data_dir=str(data_dir), device="cpu", limit=limit), epochs=2)
+    config = TrainConfig(name, data_dir=str(data_dir), device="cpu", limit=limit, epochs=2)
     ends: list[float] = []
     with tempfile.TemporaryDirectory() as folder:
         train(config, run_dir=folder, progress=False, echo=lambda line: ends.append(time.perf_counter()))
@@ -120,7 +112,7 @@ def bench_model(
     load_after = bench.load_average()
     sgemm = timings[BATCHES[-1]].pop("sgemm").seconds + timings[BATCHES[0]].pop("sgemm").seconds
     peak = bench.SGEMM_FLOPS / min(sgemm) / 1e9  # best call: a 10 ms call cannot dodge the load as short ones do
-    mse = {p: evaluate(m, data_dir)["mse"] for p, m in models.items()}
+    mse = {p: evaluate(m, data_dir).mse for p, m in models.items()}
     run_mse = models["fp32"].metadata.get("test_mse")
     rows = {}
     for backend in timings[BATCHES[0]]:
@@ -239,7 +231,7 @@ def main() -> None:
     parser.add_argument("--data-dir", default=None, help="MNIST IDX folder (default: $AETOOL_DATA_DIR)")
     parser.add_argument("--models", nargs="*", default=list(REGISTRY), choices=list(REGISTRY))
     parser.add_argument("--quick", action="store_true", help="train missing runs on 2,000 images for 1 epoch")
-    parser.add_argument("--threads", type=int, default=bench.cores())
+    parser.add_argument("--threads", type=int, default=usable_cores())
     parser.add_argument("--seconds", type=float, default=2.0, help="timed seconds per backend and batch size")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--train-limit", type=int, default=10_000, help="images in the timed training epoch (0: skip)")
@@ -252,7 +244,7 @@ def main() -> None:
     started = time.perf_counter()
     env = {
         "cpu": platform.processor() or platform.machine(),
-        "cores": bench.cores(),
+        "cores": usable_cores(),
         "threads": args.threads,
         "onnxruntime": version("onnxruntime"),
         "torch": version("torch"),

@@ -34,10 +34,10 @@ def main() -> None:
     args = parser.parse_args()
     rows, total = [], 0.0
     for name in args.models:
-        config = TrainConfig.for_model(name, data_dir=args.data_dir, device="cpu")
+        config = TrainConfig(name, data_dir=args.data_dir, device="cpu")
         result = train(config, run_dir=Path(args.runs) / name, force=True, progress=False, echo=lambda line: None)
         total += result.seconds
-        images = 60_000 * max(config.epochs, 1)
+        images = 60_000 * max(config.epochs or 0, 1)
         row = {
             "model": name,
             "epochs": config.epochs,

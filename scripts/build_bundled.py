@@ -15,10 +15,9 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from aetool.export import export_run
+from aetool.export import ExportOptions, export_run
 from aetool.models import get_spec
-from aetool.train import TrainConfig, load_run, train
-from aetool.train.run import CHECKPOINT
+from aetool.train import RunFolder, TrainConfig, train
 
 BUNDLED = Path(__file__).resolve().parents[1] / "aetool" / "runtime" / "bundled"
 # name → precision shipped: fp32 keeps the three (with decoders) under 10 MB, exact to PyTorch; an "int8" or
@@ -26,14 +25,15 @@ BUNDLED = Path(__file__).resolve().parents[1] / "aetool" / "runtime" / "bundled"
 SHIPPED = {"denoise": "fp32", "conv-unpool": "fp32", "deep": "fp32"}
 
 
-def finished_run(runs: Path, name: str, data_dir: str, retrain: bool) -> Path:
-    """A run of ``name`` trained to its default epochs: reused when present, else trained now."""
-    run_dir = runs / name
-    config = TrainConfig.for_model(name, data_dir=data_dir)
-    if not retrain and (run_dir / CHECKPOINT).is_file() and load_run(run_dir).epoch >= config.epochs:
-        return run_dir
-    train(config, run_dir=run_dir, force=True)
-    return run_dir
+def finished_run(runs: Path, name: str, data_dir: str, retrain: bool) -> RunFolder:
+    """A run of ``name`` trained with its registry defaults: reused when one stands in for them, else trained now."""
+    folder = RunFolder(runs / name)
+    config = TrainConfig(name, data_dir=data_dir)
+    stored = folder.stored_config() if folder.holds_run() else None
+    reusable = stored is not None and folder.is_finished() and not RunFolder.reuse_shortfalls(stored, config)
+    if retrain or not reusable:
+        train(config, run_dir=folder.path, force=True)
+    return folder
 
 
 def main() -> None:
@@ -44,23 +44,18 @@ def main() -> None:
     args = parser.parse_args()
     index = {}
     for name, precision in SHIPPED.items():
-        run_dir = finished_run(args.runs, name, args.data_dir, args.retrain)
+        folder = finished_run(args.runs, name, args.data_dir, args.retrain)
+        options = ExportOptions(precisions=() if precision == "fp32" else (precision,), data_dir=args.data_dir)
         with tempfile.TemporaryDirectory() as tmp:
-            result = export_run(
-                run_dir,
-                Path(tmp) / f"{name}.onnx",
-                data_dir=args.data_dir,
-                int8=precision == "int8",
-                fp16=precision == "fp16",
-            )
-            model = result.path if precision == "fp32" else result.variant_paths[0]
-            shipped = [model, *([result.decoder_path] if result.decoder_path else [])]
+            result = export_run(folder.path, Path(tmp) / f"{name}.onnx", options=options)
+            model_file = result.path if precision == "fp32" else result.variant_paths[0]
+            shipped = [model_file, *([result.decoder_path] if result.decoder_path else [])]
             for path in shipped:
                 shutil.copyfile(path, BUNDLED / path.name)
         variant = result.variants[0].to_dict() if result.variants else None
-        test_mse = variant["test_mse"] if variant else load_run(run_dir).test_mse
+        test_mse = variant["test_mse"] if variant else folder.load().test_mse
         index[name] = {
-            "file": model.name,
+            "file": model_file.name,
             "decoder": result.decoder_path.name if result.decoder_path else None,
             "precision": precision,
             "summary": get_spec(name).summary,

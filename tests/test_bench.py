@@ -34,15 +34,16 @@ def ae64_run(tmp_path_factory) -> tuple[Path, Path]:
     """A random-weight ae64 as a run folder (checkpoint) and its verified ONNX export."""
     torch = pytest.importorskip("torch", reason="--compare-torch needs the train extra")
     from aetool.export import export_model
+    from aetool.export.metadata import ModelFacts
     from aetool.models import build_model, get_spec
-    from aetool.train import TrainConfig
-    from aetool.train.run import save_checkpoint
+    from aetool.train import RunFolder, TrainConfig
 
     folder = tmp_path_factory.mktemp("ae64-run")
     torch.manual_seed(0)
-    model = build_model("ae64")
-    save_checkpoint(folder, model, None, TrainConfig.for_model("ae64"), 0)
-    export_model(model, folder / "model.onnx", model_name="ae64", arch=get_spec("ae64").arch, echo=lambda line: None)
+    net = build_model("ae64")
+    RunFolder(folder).save(net=net, optimizer=None, config=TrainConfig("ae64"), epoch=0, history=[])
+    facts = ModelFacts("ae64", get_spec("ae64").arch)
+    export_model(net, folder / "model.onnx", facts=facts, echo=lambda line: None)
     return folder, folder / "model.onnx"
 
 

@@ -20,27 +20,28 @@ from torch.export import Dim  # noqa: E402
 
 from aetool.errors import AetoolError  # noqa: E402
 from aetool.export import (  # noqa: E402
+    ExportOptions,
     ParityError,
     export_model,
     export_run,
-    pipeline,
+    exporter,
 )
-from aetool.export.metadata import read  # noqa: E402
-from aetool.export.onnx_export import Graph, has_decoder, to_onnx  # noqa: E402
+from aetool.export.metadata import ModelFacts, read  # noqa: E402
+from aetool.export.onnx_export import ExportSpec, has_decoder, model_spec, to_onnx  # noqa: E402
 from aetool.models import REGISTRY, build_model, get_spec  # noqa: E402
 from aetool.runtime import contract  # noqa: E402
 from aetool.runtime.model import parse_metadata  # noqa: E402
-from aetool.train import TrainConfig, load_run, train  # noqa: E402
+from aetool.train import TrainConfig, train  # noqa: E402
 
 SHARED_MNIST = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "mnist"
 
 
-def export(name, folder, **kwargs):
+def export(name, folder, options=None, **kwargs):
     torch.manual_seed(0)
     path = folder / f"{name}.onnx"
-    return export_model(
-        build_model(name), path, model_name=name, arch=get_spec(name).arch, echo=lambda line: None, **kwargs
-    )
+    facts = ModelFacts(name, get_spec(name).arch)
+    options = options or ExportOptions()
+    return export_model(build_model(name), path, facts=facts, options=options, echo=lambda line: None, **kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -93,17 +94,17 @@ class PoolUnpool(nn.Module):
 
 
 def test_unpooling_matches_torch_exactly_on_ties_across_batch_and_channels():
-    graph = Graph(
+    spec = ExportSpec(
         PoolUnpool(),
         torch.rand(2, 3, 8, 8),
         contract.INPUT,
         (contract.RECONSTRUCTION, contract.CODE),
         {0: Dim("N"), 2: 2 * Dim("h"), 3: 2 * Dim("w")},
     )
-    model = to_onnx(graph)
-    assert {n.op_type for n in model.graph.node} >= {"MaxPool", "MaxUnpool"}
-    assert "ScatterND" not in {n.op_type for n in model.graph.node}
-    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    proto = to_onnx(spec)
+    assert {n.op_type for n in proto.graph.node} >= {"MaxPool", "MaxUnpool"}
+    assert "ScatterND" not in {n.op_type for n in proto.graph.node}
+    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
     rng = np.random.default_rng(0)
     ties = rng.integers(0, 2, (5, 3, 8, 12)).astype(np.float32)  # batch × channels = 15; most windows tie
     ties[0] = 0.0  # every window ties
@@ -155,12 +156,12 @@ def test_dense_input_spec_is_fixed_28x28(exports):
 def test_refuses_a_graph_that_differs_from_torch_and_writes_nothing(tmp_path, monkeypatch):
     torch.manual_seed(1)
     other = build_model("ae64").eval()  # same architecture, other weights: a wrong graph
-    real_to_onnx = pipeline.to_onnx
-    monkeypatch.setattr(pipeline, "to_onnx", lambda graph: real_to_onnx(dataclasses.replace(graph, module=other)))
+    real_to_onnx = exporter.to_onnx
+    monkeypatch.setattr(exporter, "to_onnx", lambda spec: real_to_onnx(dataclasses.replace(spec, module=other)))
     (tmp_path / "ae64.onnx").write_bytes(b"previous export")
     lines = []
     with pytest.raises(ParityError, match=r"model graph disagrees with PyTorch on 'random b\d+'.*nothing was written"):
-        export_model(build_model("ae64"), tmp_path / "ae64.onnx", model_name="ae64", arch={}, echo=lines.append)
+        export_model(build_model("ae64"), tmp_path / "ae64.onnx", facts=ModelFacts("ae64", {}), echo=lines.append)
     assert any(line.startswith("  ✗ random b1") for line in lines)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ae64.onnx"]
     assert (tmp_path / "ae64.onnx").read_bytes() == b"previous export"
@@ -168,7 +169,7 @@ def test_refuses_a_graph_that_differs_from_torch_and_writes_nothing(tmp_path, mo
 
 def test_refuses_when_tolerance_cannot_be_met(tmp_path):
     with pytest.raises(ParityError, match="max abs"):
-        export("deep", tmp_path, atol=0.0)
+        export("deep", tmp_path, ExportOptions(atol=0.0))
     assert list(tmp_path.iterdir()) == []
 
 
@@ -178,7 +179,7 @@ def data_dir(tmp_path_factory):
 
 
 def trained_run(name, data_dir, folder):
-    config = TrainConfig.for_model(name, data_dir=str(data_dir), device="cpu", epochs=1, batch_size=64)
+    config = TrainConfig(name, data_dir=str(data_dir), device="cpu", epochs=1, batch_size=64)
     train(config, run_dir=folder, progress=False, echo=lambda line: None)
     return folder
 
@@ -188,7 +189,8 @@ def test_fp16_and_int8_variants_run_and_report_their_error(name, data_dir, tmp_p
     pytest.importorskip("onnxconverter_common", reason="fp16 export needs onnxconverter-common")
     run = trained_run(name, data_dir, tmp_path / "run")
     lines = []
-    result = export_run(run, data_dir=data_dir, fp16=True, int8=True, echo=lines.append)
+    options = ExportOptions(precisions=("fp16", "int8"), data_dir=data_dir)
+    result = export_run(run, options=options, echo=lines.append)
     assert result.path == run / "model.onnx"
     assert [p.name for p in result.variant_paths] == ["model.fp16.onnx", "model.int8.onnx"]
     images = np.random.default_rng(0).random((3, 1, 28, 28), dtype=np.float32)
@@ -232,7 +234,7 @@ def test_variant_that_loses_too_much_accuracy_is_refused_with_nothing_written(da
     run = trained_run("ae64", data_dir, tmp_path / "run")
     before = sorted(p.name for p in run.iterdir())
     with pytest.raises(ParityError, match="int8 variant raises the test MSE"):
-        export_run(run, data_dir=data_dir, int8=True, max_mse_rise=-1.0, echo=lambda line: None)
+        export_run(run, options=ExportOptions(precisions=("int8",), max_mse_rise=-1.0, data_dir=data_dir), echo=len)
     assert sorted(p.name for p in run.iterdir()) == before
 
 
@@ -243,19 +245,23 @@ def test_variants_use_the_runs_own_data_folder_and_are_refused_without_test_digi
     monkeypatch.delenv("AETOOL_DATA_DIR", raising=False)
     own_data = shutil.copytree(data_dir, tmp_path / "data")
     run = trained_run(name, own_data, tmp_path / "run")
-    result = export_run(run, int8=True, echo=lambda line: None)
+    int8 = ExportOptions(precisions=("int8",))
+    result = export_run(run, options=int8, echo=lambda line: None)
     assert result.variants[0].test_mse is not None  # measured on the digits the run was trained with
     shutil.rmtree(own_data)
+    lines = []
     with pytest.raises(AetoolError, match="checked on test digits"):
-        export_run(run, run / "again.onnx", int8=True, echo=lambda line: None)
-    assert not (run / "again.onnx").exists()
+        export_run(run, run / "again.onnx", options=int8, echo=lines.append)
+    assert lines == []  # refused before any conversion or parity check
 
 
 def test_an_export_target_must_be_an_onnx_file(data_dir, tmp_path):
     run = trained_run("ae64", data_dir, tmp_path / "run")
+    checkpoint = (run / "checkpoint.pt").read_bytes()
+    lines = []
     with pytest.raises(AetoolError, match=r"must end in .onnx"):
-        export_run(run, run / "checkpoint.pt", echo=lambda line: None)
-    assert load_run(run).epoch == 1  # the checkpoint is still a checkpoint
+        export_run(run, run / "checkpoint.pt", echo=lines.append)
+    assert lines == [] and (run / "checkpoint.pt").read_bytes() == checkpoint  # refused before any work
 
 
 def test_real_digits_join_the_parity_inputs(tmp_path):
@@ -270,7 +276,6 @@ def test_real_digits_join_the_parity_inputs(tmp_path):
 
 @pytest.mark.parametrize("name", ["conv-unpool", "conv-unpool-deconv"])
 def test_unpooling_models_export_their_first_stage_without_pooling_indices(name):
-    from aetool.export.onnx_export import model_graph
     from aetool.export.ort_layers import FirstStageByWindow, for_onnxruntime
     from aetool.export.parity import tie_images
 
@@ -285,13 +290,12 @@ def test_unpooling_models_export_their_first_stage_without_pooling_indices(name)
         torch.testing.assert_close(got[0], want[0], rtol=0, atol=1e-6)
         torch.testing.assert_close(got[1], want[1], rtol=0, atol=0)
     assert all(torch.equal(before[key], value) for key, value in model.state_dict().items())
-    ops = [node.op_type for node in to_onnx(model_graph(model)).graph.node]
+    ops = [node.op_type for node in to_onnx(model_spec(model)).graph.node]
     assert ops.count("MaxPool") == 1 and ops.count("MaxUnpool") == 1  # only the second stage uses indices
     assert "ConvTranspose" not in ops and "Col2Im" in ops
 
 
 def test_pca_exports_its_encoder_as_one_gemm_with_the_mean_in_the_bias():
-    from aetool.export.onnx_export import model_graph
     from aetool.export.ort_layers import PCAAsGemms, for_onnxruntime
 
     torch.manual_seed(0)
@@ -304,7 +308,7 @@ def test_pca_exports_its_encoder_as_one_gemm_with_the_mean_in_the_bias():
         want, got = model(x), fast(x)
     torch.testing.assert_close(got[1], want[1], rtol=0, atol=1e-5)
     torch.testing.assert_close(got[0], want[0], rtol=0, atol=1e-6)
-    ops = [node.op_type for node in to_onnx(model_graph(model)).graph.node]
+    ops = [node.op_type for node in to_onnx(model_spec(model)).graph.node]
     assert "Sub" not in ops and ops.count("Gemm") == 1
 
 
@@ -329,12 +333,11 @@ def test_a_stride_1_transposed_conv_stands_in_as_the_conv_it_equals():
 
 
 def test_denoising_models_are_scored_on_the_noisy_inputs_training_used():
-    from aetool.export.metadata import ModelFacts
     from aetool.runtime.noise import add_noise
     from aetool.train.loop import TEST_NOISE_SEED
 
     images = np.random.default_rng(0).random((4, 1, 28, 28), dtype=np.float32)
-    test = pipeline._test_set(images, ModelFacts("denoise", "dense", {}, noise_level=0.5))
+    test = exporter._test_set(images, ModelFacts("denoise", {}, noise_level=0.5))
     assert test.targets is images and "gaussian noise 0.5" in test.description
     np.testing.assert_array_equal(test.inputs, add_noise(images, 0.5, "gaussian", TEST_NOISE_SEED))
 
@@ -345,7 +348,7 @@ def test_a_file_that_cannot_be_written_is_named_not_its_temporary(data_dir, tmp_
     def refuse(model, path, **options):
         raise PermissionError(13, "Permission denied", str(path))
 
-    monkeypatch.setattr(pipeline.onnx, "save_model", refuse)
+    monkeypatch.setattr(exporter.onnx, "save_model", refuse)
     with pytest.raises(AetoolError, match=rf"^cannot write {tmp_path / 'out.onnx'}: Permission denied$"):
         export_run(run, tmp_path / "out.onnx", echo=lambda line: None)
-    assert not list(tmp_path.glob("*.onnx")) and not list(tmp_path.glob(".*tmp*"))
+    assert not list(tmp_path.glob("*.onnx")) and not list(tmp_path.glob(".*.part"))

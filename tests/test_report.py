@@ -16,7 +16,7 @@ from aetool.errors import AetoolError  # noqa: E402
 from aetool.models import REGISTRY  # noqa: E402
 from aetool.report import build_report  # noqa: E402
 from aetool.report.build import NUMBERS  # noqa: E402
-from aetool.report.experiments import NOISE_LEVELS, STANDARD, Data, svd_check  # noqa: E402
+from aetool.report.experiments import NOISE_LEVELS, SHALLOW, Data, svd_check  # noqa: E402
 from aetool.report.figures import image_grid  # noqa: E402
 from aetool.report.inference import Engine  # noqa: E402
 from aetool.report.runs import TIMING, prepare_run, wanted_config  # noqa: E402
@@ -50,7 +50,7 @@ FIGURES = {
         for layer in (1, 2)
     ),
 }
-DENOISING = (*STANDARD, "denoise")
+DENOISING = (*SHALLOW, "denoise")
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +73,7 @@ def report(tmp_path_factory, one_thread):
     data = write_dataset(root / "data", n_train=2048, n_test=128)
     runs = root / "runs"
     for name in DENOISING:
-        config = TrainConfig.for_model(name, data_dir=str(data), device="cpu", epochs=15, batch_size=32, lr=3e-3)
+        config = TrainConfig(name, data_dir=str(data), device="cpu", epochs=15, batch_size=32, lr=3e-3)
         train(config, run_dir=runs / name, progress=False, echo=lambda line: None)
     lines: list[str] = []
     index = build_report(root / "out", runs=runs, data_dir=str(data), quick=True, echo=lines.append, progress=False)
@@ -126,7 +126,7 @@ def test_noise_matrix_has_every_model_and_level_and_the_denoiser_wins_at_its_lev
     matrix = np.array([denoising["mse"][name] for name in DENOISING])
     assert list(denoising["mse"]) == list(DENOISING) and matrix.shape == (4, 4)
     at_half = dict(zip(DENOISING, matrix[:, NOISE_LEVELS.index(0.5)], strict=True))
-    assert all(at_half["denoise"] < at_half[name] for name in STANDARD), at_half
+    assert all(at_half["denoise"] < at_half[name] for name in SHALLOW), at_half
     assert all(np.array(denoising["noisy_input_mse"]) > 0)
 
 
@@ -168,7 +168,10 @@ def test_second_report_reuses_every_run(report, tmp_path, one_thread):
 
 def test_torch_fallback_agrees_with_the_runtime(report):
     run = prepare_run(
-        "deep", report["runs"], wanted_config("deep", str(report["data"]), True, None), echo=lambda line: None
+        "deep",
+        report["runs"],
+        wanted_config("deep", str(report["data"]), quick=True, epochs=None),
+        echo=lambda line: None,
     )
     onnx, plain = Engine(run), Engine(replace(run, onnx=None))
     images = np.random.default_rng(0).random((5, 28, 28), dtype=np.float32)

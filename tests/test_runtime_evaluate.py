@@ -15,21 +15,21 @@ from aetool.runtime.noise import add_noise
 
 def test_identity_on_clean_inputs_scores_zero(toy_dir, mnist_dir):
     result = evaluate(load(toy_dir / "dense.onnx"), mnist_dir, noise=0)
-    assert result["mse"] == 0 and result["n"] == 12 and result["noise"] == 0
-    assert result["model"] == "denoise" and result["recorded_test_mse"] == 0.0
+    assert result.mse == 0 and result.n == 12 and result.noise == 0
+    assert result.model == "denoise" and result.recorded_test_mse == 0.0
 
 
 def test_noisy_inputs_score_the_noise_itself(toy_dir, mnist_dir):
     clean = load_split(mnist_dir, "test")[0][:5].astype(np.float32) / 255
     expected = np.mean((add_noise(clean, 0.3, "salt-pepper", np.random.default_rng(7)) - clean) ** 2)
-    result = evaluate(load(toy_dir / "dense.onnx"), mnist_dir, 0.3, "salt-pepper", limit=5, seed=7)
-    assert result["n"] == 5 and result["noise_kind"] == "salt-pepper"
-    assert result["mse"] == pytest.approx(expected, rel=1e-6) and result["mse"] > 0
+    result = evaluate(load(toy_dir / "dense.onnx"), mnist_dir, noise=0.3, noise_kind="salt-pepper", limit=5, seed=7)
+    assert result.n == 5 and result.noise_kind == "salt-pepper"
+    assert result.mse == pytest.approx(expected, rel=1e-6) and result.mse > 0
 
 
 def test_default_noise_is_the_one_the_model_was_trained_with(toy_dir, mnist_dir):
     result = evaluate(load(toy_dir / "dense.onnx"), mnist_dir)
-    assert (result["noise"], result["noise_kind"]) == (0.5, "gaussian") and result["mse"] > 0.01
+    assert (result.noise, result.noise_kind) == (0.5, "gaussian") and result.mse > 0.01
 
 
 def test_by_default_the_noise_is_drawn_as_training_drew_its_noisy_test_set(toy_dir, mnist_dir):
@@ -38,12 +38,12 @@ def test_by_default_the_noise_is_drawn_as_training_drew_its_noisy_test_set(toy_d
     clean = load_split(mnist_dir, "test")[0].astype(np.float32) / 255
     for kind in ("gaussian", "salt-pepper"):  # one draw over the whole split, as training corrupts it
         expected = np.mean((add_noise(clean, 0.3, kind, TEST_NOISE_SEED) - clean) ** 2)
-        result = evaluate(load(toy_dir / "dense.onnx"), mnist_dir, 0.3, kind)
-        assert result["seed"] == TEST_NOISE_SEED and result["mse"] == pytest.approx(expected, rel=1e-6)
+        result = evaluate(load(toy_dir / "dense.onnx"), mnist_dir, noise=0.3, noise_kind=kind)
+        assert result.seed == TEST_NOISE_SEED and result.mse == pytest.approx(expected, rel=1e-6)
 
 
 def test_conv_models_score_too(toy_dir, mnist_dir):
-    assert evaluate(load(toy_dir / "conv.onnx"), mnist_dir)["mse"] == 0
+    assert evaluate(load(toy_dir / "conv.onnx"), mnist_dir).mse == 0
 
 
 def test_a_missing_data_folder_names_the_files_expected(toy_dir, tmp_path):

@@ -60,62 +60,62 @@ def test_folder_with_only_subfolders_suggests_recursion(tree):
 
 def test_default_outputs_go_beside_the_inputs(tree):
     found, _ = files.collect(["digits"], skip=".denoised")
-    jobs, failures = files.plan(found, None, ".denoised")
+    jobs, failures = files.plan(found, output=None, suffix=".denoised")
     assert not failures
     assert sorted(j.target.as_posix() for j in jobs) == ["digits/a.denoised.png", "digits/b.denoised.png"]
     assert {j.fmt for j in jobs} == {"PNG"}
 
 
 def test_one_file_to_a_named_file_takes_its_format(tree):
-    jobs, _ = files.plan(files.collect(["digits/a.png"])[0], "out/x.jpg", ".denoised")
+    jobs, _ = files.plan(files.collect(["digits/a.png"])[0], output="out/x.jpg", suffix=".denoised")
     assert jobs[0].target == Path("out/x.jpg") and jobs[0].fmt == "JPEG"
     with pytest.raises(AetoolError, match="contradicts"):
-        files.plan(files.collect(["digits/a.png"])[0], "out/x.jpg", ".denoised", fmt="png")
+        files.plan(files.collect(["digits/a.png"])[0], output="out/x.jpg", suffix=".denoised", fmt="png")
 
 
 def test_a_folder_output_mirrors_the_input_folders(tree):
     found, _ = files.collect(["digits"], recursive=True, skip=".denoised")
-    jobs, _ = files.plan(found, "out", ".denoised", fmt="webp")
+    jobs, _ = files.plan(found, output="out", suffix=".denoised", fmt="webp")
     assert sorted(j.target.as_posix() for j in jobs) == ["out/a.webp", "out/b.webp", "out/sub/c.webp"]
 
 
 def test_a_name_without_suffix_is_a_folder(tree):
-    jobs, _ = files.plan(files.collect(["digits/a.png"])[0], "result", ".denoised")
+    jobs, _ = files.plan(files.collect(["digits/a.png"])[0], output="result", suffix=".denoised")
     assert jobs[0].target == Path("result/a.png")
 
 
 def test_inputs_are_never_overwritten_without_force(tree):
     found, _ = files.collect(["digits/a.png"])
-    jobs, failures = files.plan(found, "digits/a.png", ".denoised")
+    jobs, failures = files.plan(found, output="digits/a.png", suffix=".denoised")
     assert not jobs and "refusing to overwrite input" in failures[0].error
-    jobs, failures = files.plan(found, "digits/a.png", ".denoised", force=True)
+    jobs, failures = files.plan(found, output="digits/a.png", suffix=".denoised", force=True)
     assert jobs[0].target == Path("digits/a.png") and not failures
 
 
 def test_one_input_output_cannot_overwrite_another_input(tree):
     found, _ = files.collect(["digits/a.png", "digits/a.denoised.png"])
-    _jobs, failures = files.plan(found, None, ".denoised")
+    _jobs, failures = files.plan(found, output=None, suffix=".denoised")
     assert [f.label for f in failures] == ["digits/a.png"]
 
 
 def test_two_inputs_writing_one_output_fail_the_second(tree):
     save(tree / "digits/sub/a.png", np.zeros((4, 4), np.uint8))
     found, _ = files.collect(["digits/a.png", "digits/sub/a.png"])
-    jobs, failures = files.plan(found, "out", ".denoised")
+    jobs, failures = files.plan(found, output="out", suffix=".denoised")
     assert len(jobs) == 1 and "already the output of digits/a.png" in failures[0].error
 
 
 def test_stdin_goes_to_stdout_unless_told_otherwise(tree):
     stdin = [files.Input("-", b"...")]
-    assert files.plan(stdin, None, ".denoised")[0][0].target is None
-    assert files.plan(stdin, "-", ".denoised")[0][0].target is None
-    assert files.plan(stdin, "x.bmp", ".denoised")[0][0].target == Path("x.bmp")
+    assert files.plan(stdin, output=None, suffix=".denoised")[0][0].target is None
+    assert files.plan(stdin, output="-", suffix=".denoised")[0][0].target is None
+    assert files.plan(stdin, output="x.bmp", suffix=".denoised")[0][0].target == Path("x.bmp")
 
 
 def test_stdout_takes_one_input(tree):
     found, _ = files.collect(["digits"])
     with pytest.raises(AetoolError, match="exactly one input"):
-        files.plan(found, "-", ".denoised")
+        files.plan(found, output="-", suffix=".denoised")
 
 
 def test_atomic_write_replaces_whole_files(tmp_path):
@@ -129,12 +129,24 @@ def test_atomic_write_replaces_whole_files(tmp_path):
 
 def test_atomic_write_leaves_nothing_when_it_fails(tmp_path, monkeypatch):
     def broken_replace(src, dst):
-        raise OSError("disk full")
+        raise OSError(28, "No space left on device", str(src))
 
     monkeypatch.setattr(os, "replace", broken_replace)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(AetoolError, match=rf"^cannot write {tmp_path / 'out.png'}: No space left on device$"):
         files.atomic_write(tmp_path / "out.png", b"data")
     assert os.listdir(tmp_path) == []
+
+
+def test_a_set_of_files_is_written_whole_or_not_at_all(tmp_path):
+    def broken(path):
+        raise OSError(5, "Input/output error")
+
+    (tmp_path / "b.onnx").write_bytes(b"old")
+    with pytest.raises(AetoolError, match=rf"cannot write {tmp_path / 'c.onnx'}: Input/output error"):
+        files.write_files({tmp_path / "a.onnx": b"new", tmp_path / "b.onnx": b"new", tmp_path / "c.onnx": broken})
+    assert sorted(os.listdir(tmp_path)) == ["b.onnx"] and (tmp_path / "b.onnx").read_bytes() == b"old"
+    files.write_files({tmp_path / "a.onnx": b"new", tmp_path / "b.onnx": lambda path: path.write_bytes(b"new")})
+    assert (tmp_path / "a.onnx").read_bytes() == (tmp_path / "b.onnx").read_bytes() == b"new"
 
 
 def _umask() -> int:
@@ -146,4 +158,4 @@ def _umask() -> int:
 def test_an_image_file_name_for_many_inputs_is_a_usage_error(tree):
     found, _ = files.collect(["digits"])
     with pytest.raises(AetoolError, match="names one image file"):
-        files.plan(found, "out.png", ".denoised")
+        files.plan(found, output="out.png", suffix=".denoised")

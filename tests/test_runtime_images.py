@@ -9,6 +9,7 @@ from PIL import Image
 
 from aetool.errors import AetoolError, ImageError
 from aetool.runtime import images
+from aetool.runtime.model import InputSpec
 
 
 def test_rgba_dark_strokes_on_transparent_become_dark_on_white(tmp_path):
@@ -111,12 +112,17 @@ def test_fit_scales_the_ink_to_twenty_pixels_and_centres_it():
     assert fitted.min() >= 0 and fitted.max() <= 1
 
 
-def test_pad_to_multiple_pads_bottom_right_with_black():
-    pixels = np.ones((30, 45), np.float32)
-    padded = images.pad_to_multiple(pixels, 4)
+def test_pages_are_padded_bottom_right_with_black_to_the_models_multiple():
+    spec = InputSpec(None, multiple_of=4)
+    assert spec.padded(30, 45) == (32, 48) and spec.padded(32, 48) == (32, 48)
+    padded = images.pad_to(np.ones((30, 45), np.float32), spec.padded(30, 45))
     assert padded.shape == (32, 48)
     assert padded[:30, :45].min() == 1 and padded[30:].max() == 0 and padded[:, 45:].max() == 0
-    assert images.pad_to_multiple(np.ones((32, 48)), 4).shape == (32, 48)
+
+
+def test_the_page_limit_counts_the_padding():
+    with pytest.raises(ValueError, match="over the"):
+        InputSpec(None, multiple_of=8192).padded(28, 28)  # one 28×28 digit would become 67 megapixels
 
 
 @pytest.mark.parametrize(("fmt", "mode"), [("PNG", "L"), ("JPEG", "L"), ("BMP", "L"), ("TIFF", "L"), ("WEBP", "RGB")])

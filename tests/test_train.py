@@ -1,3 +1,4 @@
+import itertools
 import json
 from pathlib import Path
 
@@ -7,7 +8,7 @@ torch = pytest.importorskip("torch", reason="training tests need the train extra
 
 from synthetic import write_dataset  # noqa: E402
 
-from aetool.errors import AetoolError, DataError  # noqa: E402
+from aetool.errors import AetoolError, DataError, Interrupted  # noqa: E402
 from aetool.train import TrainConfig, load_run, train  # noqa: E402
 from aetool.train.data import DATA_DIR_ENV, load_images  # noqa: E402
 from aetool.train.run import CHECKPOINT, METRICS  # noqa: E402
@@ -22,7 +23,7 @@ def data_dir(tmp_path_factory):
 
 def config(name, data_dir, **overrides):
     short = {} if name == "pca" else {"epochs": 3, "batch_size": 32}  # PCA is fitted, not trained
-    return TrainConfig.for_model(name, data_dir=str(data_dir), device="cpu", **{**short, **overrides})
+    return TrainConfig(name, data_dir=str(data_dir), device="cpu", **{**short, **overrides})
 
 
 def weights(model):
@@ -46,7 +47,7 @@ def test_same_seed_same_weights_other_seed_other_weights(data_dir, tmp_path):
         train(config("denoise", data_dir, epochs=1, seed=s), run_dir=tmp_path / str(i), progress=False)
         for i, s in enumerate([5, 5, 6])
     ]
-    w = [weights(load_run(r.run_dir).model) for r in runs]
+    w = [weights(load_run(r.run_dir).net) for r in runs]
     assert torch.equal(w[0], w[1])
     assert not torch.equal(w[0], w[2])
 
@@ -58,7 +59,7 @@ def test_resume_after_interrupt_equals_uninterrupted_run(data_dir, tmp_path):
         if line.startswith("epoch   2"):
             raise KeyboardInterrupt
 
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(Interrupted, match=r"the last complete epoch \(2\) is saved in .*cut; continue with --resume"):
         train(
             config("conv-deconv", data_dir, epochs=4),
             run_dir=tmp_path / "cut",
@@ -67,7 +68,7 @@ def test_resume_after_interrupt_equals_uninterrupted_run(data_dir, tmp_path):
         )
     assert load_run(tmp_path / "cut").epoch == 2  # the last complete checkpoint is usable
     resumed = train(config("conv-deconv", data_dir, epochs=4), run_dir=tmp_path / "cut", resume=True, progress=False)
-    assert torch.equal(weights(load_run(full.run_dir).model), weights(load_run(resumed.run_dir).model))
+    assert torch.equal(weights(load_run(full.run_dir).net), weights(load_run(resumed.run_dir).net))
     assert [r["test_mse"] for r in resumed.history] == [r["test_mse"] for r in full.history]
 
 
@@ -88,7 +89,7 @@ def test_sparse_and_denoise_record_their_loss_terms(data_dir, tmp_path):
 def test_pca_is_fitted_without_gradient_steps(data_dir, tmp_path):
     result = train(config("pca", data_dir, components=8), run_dir=tmp_path, progress=False)
     run = load_run(tmp_path)
-    assert run.model.basis.shape == (8, 784)
+    assert run.net.basis.shape == (8, 784)
     assert [r["epoch"] for r in result.history] == [0]  # one closed-form fit, no epochs
     assert result.test_mse < 0.05
 
@@ -116,11 +117,37 @@ def test_missing_data_folder_is_one_clear_error(tmp_path):
 
 def test_bad_settings_are_refused():
     with pytest.raises(ValueError, match="unknown dataset"):
-        TrainConfig.for_model("ae64", dataset="cifar")
+        TrainConfig("ae64", dataset="cifar")
     with pytest.raises(ValueError, match="pca model only"):
-        TrainConfig.for_model("ae64", components=3)
-    with pytest.raises(ValueError, match="unknown training settings"):
-        TrainConfig.for_model("ae64", momentum=0.9)
+        TrainConfig("ae64", components=3)
+    with pytest.raises(KeyError, match="unknown model 'cnn'"):
+        TrainConfig("cnn")
+    with pytest.raises(ValueError, match="unknown training settings: momentum"):
+        TrainConfig.from_dict({"model": "ae64", "momentum": 0.9})
+
+
+def test_a_config_takes_the_models_defaults_and_pca_needs_none():
+    assert TrainConfig("deep").epochs == 30 and TrainConfig("deep").loss == "bce"
+    assert TrainConfig("conv-unpool").lr == 3e-3 and TrainConfig("ae64").lr == 1e-3
+    assert TrainConfig("sparse").l1 == 0.01 and TrainConfig("denoise").noise == 0.5
+    pca = TrainConfig("pca")  # a config of its own defaults is valid
+    assert pca.epochs == 0 and pca.lr is None and pca.batch_size is None
+    stored = {"model": "pca", "epochs": 0, "lr": 0.001, "loss": "mse", "batch_size": 128, "out": "runs/pca"}
+    assert TrainConfig.from_dict(stored) == pca  # a round-1 run folder's config still reads
+
+
+def test_learning_rate_warms_up_linearly_then_decays_by_a_cosine():
+    from aetool.train.loop import FINAL_LR_FRACTION, WARMUP_STEPS, learning_rate
+
+    total = 1000
+    assert learning_rate(0, total, 1.0) == pytest.approx(1 / WARMUP_STEPS)
+    assert learning_rate(WARMUP_STEPS - 1, total, 1.0) == pytest.approx(1.0)
+    middle = WARMUP_STEPS + (total - WARMUP_STEPS) // 2
+    assert learning_rate(middle, total, 1.0) == pytest.approx(FINAL_LR_FRACTION + (1 - FINAL_LR_FRACTION) / 2)
+    assert learning_rate(total, total, 2.0) == pytest.approx(2.0 * FINAL_LR_FRACTION)
+    rates = [learning_rate(step, total, 1.0) for step in range(WARMUP_STEPS, total)]
+    assert all(a >= b for a, b in itertools.pairwise(rates))  # never rises after the warm-up
+    assert learning_rate(0, 50, 1.0) == pytest.approx(1 / 5)  # a short run warms up over a tenth of its steps
 
 
 @pytest.mark.parametrize(
@@ -142,7 +169,7 @@ def test_bad_settings_are_refused():
 )
 def test_values_that_cannot_train_are_refused(name, settings, message):
     with pytest.raises(ValueError, match=message):
-        TrainConfig.for_model(name, **settings)
+        TrainConfig(name, **settings)
 
 
 def test_resume_keeps_the_runs_own_settings(data_dir, tmp_path):
@@ -166,7 +193,7 @@ def test_starting_over_removes_what_the_old_run_left_once_the_new_one_has_an_epo
     def interrupt(*args):
         raise KeyboardInterrupt
 
-    with monkeypatch.context() as patch, pytest.raises(KeyboardInterrupt):  # Ctrl-C before the first epoch ends
+    with monkeypatch.context() as patch, pytest.raises(Interrupted, match="nothing was saved; the run that was in"):
         patch.setattr(loop, "evaluate", interrupt)
         train(config("ae128", data_dir, epochs=1), run_dir=tmp_path, progress=False, force=True)
     assert load_run(tmp_path).config.model == "ae64" and all(path.exists() for path in stale)  # the old run, whole
@@ -218,4 +245,4 @@ def test_without_a_data_dir_torchvision_downloads_and_a_failure_is_one_clear_err
 
 def test_the_data_folder_is_recorded_as_an_absolute_path(data_dir, monkeypatch):
     monkeypatch.chdir(data_dir.parent)
-    assert TrainConfig.for_model("ae64", data_dir=data_dir.name).data_dir == str(data_dir)
+    assert TrainConfig("ae64", data_dir=data_dir.name).data_dir == str(data_dir)

@@ -24,7 +24,7 @@ def data_dir(tmp_path_factory):
 def test_train_command_writes_a_run_with_a_verified_onnx(data_dir, tmp_path):
     out = tmp_path / "run"
     result = runner.invoke(
-        app, ["train", "ae64", "--epochs", "2", "--data-dir", str(data_dir), "--out", str(out), "--quiet"]
+        app, ["train", "ae64", "--epochs", "2", "--data-dir", str(data_dir), "--output", str(out), "--quiet"]
     )
     assert result.exit_code == 0, result.output
     assert "test MSE" in result.output
@@ -72,7 +72,7 @@ def test_two_process_gloo_ddp_run(data_dir, tmp_path):
             "cpu",
             "--data-dir",
             str(data_dir),
-            "--out",
+            "-o",
             str(out),
             "--quiet",
             "--no-export",
@@ -133,7 +133,7 @@ def trained_run(data_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("run") / "ae64"
     result = runner.invoke(
         app,
-        ["train", "ae64", "--epochs", "1", "--data-dir", str(data_dir), "--out", str(out), "--quiet", "--no-export"],
+        ["train", "ae64", "--epochs", "1", "--data-dir", str(data_dir), "-o", str(out), "--quiet", "--no-export"],
     )
     assert result.exit_code == 0, result.output
     return out
@@ -161,14 +161,14 @@ def test_export_command_refusals_exit_2_with_the_reason_and_write_nothing(traine
 
 
 def test_write_errors_and_a_file_as_run_folder_are_one_line_exit_2(trained_run, data_dir, tmp_path, monkeypatch):
-    from aetool.export import pipeline
+    from aetool.export import exporter
 
-    def refuse(files):
-        raise PermissionError(13, "Permission denied", str(tmp_path / "x.onnx"))
+    def refuse(proto, path, **options):
+        raise PermissionError(13, "Permission denied", str(path))
 
-    monkeypatch.setattr(pipeline, "_write_all", refuse)
+    monkeypatch.setattr(exporter.onnx, "save_model", refuse)
     result = runner.invoke(app, ["export", str(trained_run), "-o", str(tmp_path / "x.onnx")])
-    assert result.exit_code == 2 and f"error: Permission denied: {tmp_path / 'x.onnx'}" in result.stderr
+    assert result.exit_code == 2 and f"error: cannot write {tmp_path / 'x.onnx'}: Permission denied" in result.stderr
     (tmp_path / "afile").write_text("mine")
     result = runner.invoke(
         app, ["train", "ae64", "--out", str(tmp_path / "afile"), "--data-dir", str(data_dir), "--quiet", "--no-export"]

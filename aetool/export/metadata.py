@@ -14,6 +14,7 @@ from typing import Any
 import onnx
 
 import aetool
+from aetool.models import get_spec
 from aetool.runtime import contract
 
 VERSIONED = ("torch", "onnx", "onnxscript", "onnxruntime")
@@ -24,13 +25,17 @@ class ModelFacts:
     """Where a model came from: registry name and kind, architecture, data, noise, training length and result."""
 
     model_name: str
-    model_kind: str
     arch: dict[str, Any]
     dataset: str = "mnist"
     noise_level: float = 0.0
     noise_kind: str = "gaussian"
     epochs: int = 0
     test_mse: float | None = None
+
+    @property
+    def model_kind(self) -> str:
+        """``pca``, ``dense`` or ``conv``, from the registry."""
+        return get_spec(self.model_name).kind
 
 
 def _version(package: str) -> str | None:

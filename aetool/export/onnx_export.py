@@ -26,8 +26,8 @@ MULTIPLE_OF = 4  # conv models pool twice by 2, so height and width must be mult
 
 
 @dataclass(frozen=True)
-class Graph:
-    """One graph to export: the module, an example input, and which of its dimensions stay symbolic."""
+class ExportSpec:
+    """What to hand the exporter for one graph: the module, an example input, names, and which dimensions stay symbolic."""
 
     module: nn.Module
     example: torch.Tensor
@@ -39,45 +39,46 @@ class Graph:
 class Decoder(nn.Module):
     """The decoder half of an autoencoder as its own module: code in, reconstruction out."""
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, net: nn.Module) -> None:
         super().__init__()
-        self.model = model
+        self.net = net
 
     def forward(self, code: torch.Tensor) -> torch.Tensor:
-        return self.model.decode(code)
+        return self.net.decode(code)  # type: ignore[operator]  # every registry model has decode
 
 
-def is_conv(model: nn.Module) -> bool:
+def is_conv(net: nn.Module) -> bool:
     """Conv models take any height and width that are multiples of 4; the others only 28×28."""
-    return hasattr(model, "uses_indices")
+    return hasattr(net, "uses_indices")
 
 
-def has_decoder(model: nn.Module) -> bool:
+def has_decoder(net: nn.Module) -> bool:
     """Whether ``decode`` needs only the code (not the encoder's pooling indices), so a decoder graph can exist."""
-    return not getattr(model, "uses_indices", False)
+    return not getattr(net, "uses_indices", False)
 
 
-def model_graph(model: nn.Module) -> Graph:
+def model_spec(net: nn.Module) -> ExportSpec:
     """The full model: ``image`` → ``reconstruction``, ``code``; batch dynamic, and height and width for conv.
 
-    The exported module is ``model`` with layers onnxruntime runs slowly swapped for equivalent ones
-    (``ort_layers``); parity is checked against ``model`` itself.
+    The exported module is ``net`` with layers onnxruntime runs slowly swapped for equivalent ones
+    (``ort_layers``); parity is checked against ``net`` itself.
     """
     dynamic: dict[int, Any] = {0: Dim("N")}
-    if is_conv(model):
+    if is_conv(net):
         dynamic.update({2: MULTIPLE_OF * Dim("h4"), 3: MULTIPLE_OF * Dim("w4")})
     example = torch.rand(EXAMPLE_BATCH, 1, 28, 28)
-    return Graph(for_onnxruntime(model), example, contract.INPUT, (contract.RECONSTRUCTION, contract.CODE), dynamic)
+    outputs = (contract.RECONSTRUCTION, contract.CODE)
+    return ExportSpec(for_onnxruntime(net), example, contract.INPUT, outputs, dynamic)
 
 
-def decoder_graph(model: nn.Module) -> Graph:
+def decoder_spec(net: nn.Module) -> ExportSpec:
     """The decoder: ``code`` → ``reconstruction``, with the code's batch (and spatial size for conv) dynamic."""
     with torch.no_grad():
-        code = model(torch.rand(EXAMPLE_BATCH, 1, 28, 28))[1]
+        code = net(torch.rand(EXAMPLE_BATCH, 1, 28, 28))[1]
     dynamic: dict[int, Any] = {0: Dim("N")}
     if code.ndim == 4:
         dynamic.update({2: Dim("h4"), 3: Dim("w4")})
-    return Graph(Decoder(model), torch.rand_like(code), contract.CODE, (contract.RECONSTRUCTION,), dynamic)
+    return ExportSpec(Decoder(net), torch.rand_like(code), contract.CODE, (contract.RECONSTRUCTION,), dynamic)
 
 
 @contextlib.contextmanager
@@ -93,23 +94,25 @@ def quiet() -> Iterator[None]:
         ir_logger.setLevel(level)
 
 
-def to_onnx(graph: Graph) -> onnx.ModelProto:
+def to_onnx(spec: ExportSpec) -> onnx.ModelProto:
     """Export with the dynamo exporter, in one piece (no external data), unpooling kept in ONNX's convention."""
     with quiet(), torch.no_grad():
         program = torch.onnx.export(
-            graph.module.eval(),
-            (graph.example,),
-            input_names=[graph.input_name],
-            output_names=list(graph.output_names),
-            dynamic_shapes=(graph.dynamic,),
+            spec.module.eval(),
+            (spec.example,),
+            input_names=[spec.input_name],
+            output_names=list(spec.output_names),
+            dynamic_shapes=(spec.dynamic,),
             custom_translation_table=translation_table(),
             dynamo=True,
             external_data=False,
             verbose=False,
         )
+    if program is None:  # torch returns None only when asked to write a file itself
+        raise RuntimeError("torch.onnx.export returned no program")
     return program.model_proto
 
 
-def check_onnx(model: onnx.ModelProto) -> None:
+def check_onnx(proto: onnx.ModelProto) -> None:
     """The ONNX checker in full: graph structure, then strict shape inference."""
-    onnx.checker.check_model(model, full_check=True)
+    onnx.checker.check_model(proto, full_check=True)

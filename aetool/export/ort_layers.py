@@ -41,7 +41,7 @@ def conv_weight(layer: nn.Conv2d | nn.ConvTranspose2d) -> torch.Tensor:
 
 def _is_same_3x3(layer: nn.Module) -> bool:
     """A 3×3, stride-1, padding-1, ungrouped (transposed) convolution: what the stand-ins reproduce."""
-    return (
+    return isinstance(layer, nn.Conv2d | nn.ConvTranspose2d) and bool(
         type(layer) in (nn.Conv2d, nn.ConvTranspose2d)
         and layer.kernel_size == (3, 3)
         and layer.stride == (1, 1)
@@ -60,7 +60,7 @@ def as_conv(layer: nn.Conv2d | nn.ConvTranspose2d) -> nn.Conv2d:
     weight = conv_weight(layer)
     conv = nn.Conv2d(weight.shape[1], weight.shape[0], 3, padding=1, bias=layer.bias is not None)
     conv.weight.data.copy_(weight)
-    if layer.bias is not None:
+    if layer.bias is not None and conv.bias is not None:
         conv.bias.data.copy_(layer.bias.detach())
     return conv
 
@@ -96,13 +96,17 @@ class FirstStageByWindow(nn.Module):
     0), stacked over positions, and a ``Col2Im`` (``F.fold``) that adds the taps into place.
     """
 
-    def __init__(self, model: ConvAE) -> None:
+    taps: torch.Tensor
+    last_bias: torch.Tensor
+
+    def __init__(self, net: ConvAE) -> None:
         super().__init__()
-        if not (model.uses_indices and all(map(_is_same_3x3, (model.enc1, model.dec1, model.dec2)))):
+        layers = (net.enc1, net.dec1, net.dec2)
+        if not (net.uses_indices and all(map(_is_same_3x3, layers)) and net.dec1.bias is not None):
             raise NotImplementedError("only an unpooling ConvAE with 3×3 stride-1 'same' convolutions stands in")
-        self.enc1, self.enc2, self.dec2 = model.enc1, model.enc2, as_conv(model.dec2)
-        self.register_buffer("taps", unpool_conv_taps(conv_weight(model.dec1)))
-        self.register_buffer("last_bias", model.dec1.bias.detach().reshape(1, -1, 1, 1))
+        self.enc1, self.enc2, self.dec2 = net.enc1, net.enc2, as_conv(net.dec2)
+        self.register_buffer("taps", unpool_conv_taps(conv_weight(net.dec1)))
+        self.register_buffer("last_bias", net.dec1.bias.detach().reshape(1, -1, 1, 1))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         padded = F.pad(x, (1, 1, 1, 1))
@@ -115,7 +119,7 @@ class FirstStageByWindow(nn.Module):
             after.insert(0, torch.maximum(position, after[0]))
         pooled = torch.maximum(upto[2], at[3])
         code, indices = F.max_pool2d(F.relu(self.enc2(pooled)), 2, return_indices=True)
-        d = F.relu(self.dec2(F.max_unpool2d(code, indices, 2)))
+        d = F.relu(self.dec2(F.max_unpool2d(code, indices, [2, 2])))
         n, c, h, w = d.shape
         reached = [d * (low >= high) for low, high in zip(upto, after, strict=True)] + [d]
         at_first_max = [reached[0]] + [now - before for before, now in itertools.pairwise(reached)]
@@ -135,6 +139,8 @@ class PCAAsGemms(nn.Module):
     The bias is computed in float64 and rounded once, so the code differs from PCA's by float32 rounding only.
     """
 
+    code_bias: torch.Tensor
+
     def __init__(self, pca: PCA) -> None:
         super().__init__()
         self.pca = pca
@@ -145,10 +151,10 @@ class PCAAsGemms(nn.Module):
         return self.pca.decode(code), code
 
 
-def for_onnxruntime(model: nn.Module) -> nn.Module:
-    """What to export for ``model``: a stand-in for an unpooling ConvAE or a PCA, else ``model`` itself."""
-    if isinstance(model, ConvAE) and model.uses_indices:
-        return FirstStageByWindow(copy.deepcopy(model))
-    if isinstance(model, PCA):
-        return PCAAsGemms(copy.deepcopy(model))
-    return model
+def for_onnxruntime(net: nn.Module) -> nn.Module:
+    """What to export for ``net``: a stand-in for an unpooling ConvAE or a PCA, else ``net`` itself."""
+    if isinstance(net, ConvAE) and net.uses_indices:
+        return FirstStageByWindow(copy.deepcopy(net))
+    if isinstance(net, PCA):
+        return PCAAsGemms(copy.deepcopy(net))
+    return net

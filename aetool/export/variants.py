@@ -29,10 +29,10 @@ from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantTy
 from aetool.errors import AetoolError
 from aetool.export.parity import Case, ParityError, cpu_session, run_session
 from aetool.runtime import contract
+from aetool.runtime.metrics import mean_squared_error
 
 PRECISIONS = contract.PRECISIONS
 CALIBRATION_BATCH = 32
-MSE_BATCH = 500
 FOLD_LIMIT = 1 << 24  # elements
 # Ops that stay float32 in fp16 files (beside the converter's own list, which holds Max). onnxruntime's CPU
 # provider computes most fp16 nodes in float32 and drops the float32 → fp16 → float32 cast pairs between them, so
@@ -160,17 +160,21 @@ def to_int8(model: onnx.ModelProto, workdir: Path, calibration: np.ndarray | Non
 
 
 def make(
-    precision: str, model: onnx.ModelProto, workdir: Path, calibration: np.ndarray | None
+    precision: str, fp32: onnx.ModelProto, *, workdir: Path, calibration: np.ndarray | None
 ) -> tuple[onnx.ModelProto, str]:
-    """The ``precision`` variant of an fp32 model, and a few words on how it was made."""
+    """The ``precision`` variant of an fp32 graph, and a few words on how it was made.
+
+    ``calibration`` (N×1×H×W float32) asks for static int8; without it int8 is dynamic. ``workdir`` holds the
+    quantizer's files. Raises ``ValueError`` for an unknown precision.
+    """
     if precision == "fp16":
-        return to_fp16(model), "fp16 weights and activations, float32 input and outputs"
+        return to_fp16(fp32), "fp16 weights and activations, float32 input and outputs"
     if precision != "int8":
         raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
     if calibration is None:
-        return to_int8(model, workdir, None), "dynamic int8: int8 weights, activations quantized per batch"
+        return to_int8(fp32, workdir, None), "dynamic int8: int8 weights, activations quantized per batch"
     return (
-        to_int8(model, workdir, calibration),
+        to_int8(fp32, workdir, calibration),
         f"static QDQ int8, per-channel weights, calibrated on {len(calibration)} training digits",
     )
 
@@ -186,11 +190,9 @@ class TestSet:
 
 def reconstruction_mse(session: ort.InferenceSession, test: TestSet) -> float:
     """Mean squared error over all pixels of all test images, computed in batches."""
-    total = 0.0
-    for i in range(0, len(test.inputs), MSE_BATCH):
-        recon = run_session(session, test.inputs[i : i + MSE_BATCH])[contract.RECONSTRUCTION]
-        total += float(np.sum((recon.astype(np.float64) - test.targets[i : i + MSE_BATCH]) ** 2))
-    return total / test.targets.size
+    return mean_squared_error(
+        lambda images: run_session(session, images)[contract.RECONSTRUCTION], test.inputs, test.targets
+    )
 
 
 @dataclass
@@ -260,17 +262,21 @@ class VariantReport:
 
 
 def measure(
+    variant: onnx.ModelProto,
+    fp32: ort.InferenceSession,
+    *,
     precision: str,
     method: str,
     file: str,
-    variant: onnx.ModelProto,
-    fp32: ort.InferenceSession,
     cases: list[Case],
-    *,
     test: TestSet | None,
     max_mse_rise: float,
 ) -> VariantReport:
-    """Run the variant on onnxruntime CPU beside the fp32 file: per-output worst difference and test MSE."""
+    """Run the variant on onnxruntime CPU beside the fp32 session: per-output worst difference and test MSE.
+
+    ``precision``, ``method`` and ``file`` describe the variant in its report; ``cases`` are the parity inputs;
+    ``test`` (when given) scores both files; ``max_mse_rise`` is the limit the report is judged by.
+    """
     session = cpu_session(variant)
     max_abs: dict[str, float] = {}
     for case in cases:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from torch import nn
-
+from aetool.models.base import Autoencoder
 from aetool.models.conv import ConvAE
 from aetool.models.dense import PCA, DenseAE
+
+KINDS: dict[type[Autoencoder], str] = {PCA: "pca", DenseAE: "dense", ConvAE: "conv"}
 
 
 @dataclass(frozen=True)
@@ -18,14 +18,14 @@ class ModelSpec:
 
     name: str
     summary: str
-    build: Callable[..., nn.Module]
+    build: type[Autoencoder]
     arch: dict[str, Any] = field(default_factory=dict)
     train: dict[str, Any] = field(default_factory=dict)
 
     @property
     def kind(self) -> str:
         """``pca``, ``dense`` or ``conv``: what the exporter and the runtime need to know."""
-        return {PCA: "pca", DenseAE: "dense", ConvAE: "conv"}[self.build]
+        return KINDS[self.build]
 
 
 REGISTRY: dict[str, ModelSpec] = {
@@ -90,10 +90,10 @@ def get_spec(name: str) -> ModelSpec:
     return REGISTRY[name]
 
 
-def build_model(name: str, **overrides: Any) -> nn.Module:
+def build_model(name: str, **overrides: Any) -> Autoencoder:
     """A fresh model with the registry's architecture, updated by ``overrides``."""
     spec = get_spec(name)
     return spec.build(**{**spec.arch, **overrides})
 
 
-__all__ = ["PCA", "REGISTRY", "ConvAE", "DenseAE", "ModelSpec", "build_model", "get_spec"]
+__all__ = ["PCA", "REGISTRY", "Autoencoder", "ConvAE", "DenseAE", "ModelSpec", "build_model", "get_spec"]

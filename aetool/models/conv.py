@@ -6,10 +6,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from aetool.models.base import Autoencoder
+
 UPSAMPLING = ("unpool", "unpool-deconv", "deconv")
 
 
-class ConvAE(nn.Module):
+class ConvAE(Autoencoder):
     """Fully convolutional AE: two conv+ReLU+2×2 max-pool stages down, two upsampling stages back.
 
     ``upsample`` picks the decoder:
@@ -25,6 +27,8 @@ class ConvAE(nn.Module):
             raise ValueError(f"unknown upsampling {upsample!r}; choose one of {', '.join(UPSAMPLING)}")
         self.upsample = upsample
         c1, c2 = channels
+        self.dec2: nn.Conv2d | nn.ConvTranspose2d
+        self.dec1: nn.Conv2d | nn.ConvTranspose2d
         self.enc1 = nn.Conv2d(1, c1, 3, padding=1)
         self.enc2 = nn.Conv2d(c1, c2, 3, padding=1)
         if upsample == "unpool":
@@ -56,8 +60,8 @@ class ConvAE(nn.Module):
         if indices is None:
             raise ValueError(f"the {self.upsample} decoder needs the encoder's pooling indices")
         i1, i2 = indices
-        h = F.relu(self.dec2(F.max_unpool2d(code, i2, 2)))
-        return torch.sigmoid(self.dec1(F.max_unpool2d(h, i1, 2)))
+        h = F.relu(self.dec2(F.max_unpool2d(code, i2, [2, 2])))
+        return torch.sigmoid(self.dec1(F.max_unpool2d(h, i1, [2, 2])))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         code, indices = self.encode_with_indices(x)

@@ -7,14 +7,19 @@ import itertools
 import torch
 from torch import nn
 
+from aetool.models.base import Autoencoder
+
 PIXELS = 28 * 28
 
 
-class PCA(nn.Module):
+class PCA(Autoencoder):
     """PCA as a linear autoencoder: code = (x - mean) @ basisᵀ, output = code @ basis + mean.
 
     Fitted in closed form (eigenvectors of the training covariance), never by gradient steps.
     """
+
+    mean: torch.Tensor
+    basis: torch.Tensor
 
     def __init__(self, components: int = 30) -> None:
         super().__init__()
@@ -41,10 +46,6 @@ class PCA(nn.Module):
         pixels = code @ self.basis + self.mean
         return (pixels.clamp(0, 1) if clamp else pixels).reshape(-1, 1, 28, 28)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        code = self.encode(x)
-        return self.decode(code), code
-
 
 def _mlp(sizes: list[int], last_activation: nn.Module | None) -> nn.Sequential:
     layers: list[nn.Module] = []
@@ -57,7 +58,7 @@ def _mlp(sizes: list[int], last_activation: nn.Module | None) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-class DenseAE(nn.Module):
+class DenseAE(Autoencoder):
     """Mirrored MLP autoencoder 784 → hidden… → code → …hidden → 784 with ReLU inside and a sigmoid output.
 
     ``linear_code=True`` leaves the code layer without activation (the deep AE's 30-unit code, as in
@@ -76,10 +77,8 @@ class DenseAE(nn.Module):
     def decode(self, code: torch.Tensor) -> torch.Tensor:
         return self.decoder(code).reshape(-1, 1, 28, 28)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        code = self.encode(x)
-        return self.decode(code), code
-
     def encoder_filters(self) -> torch.Tensor:
         """Input weights of the first hidden layer as 28×28 images (one per unit)."""
-        return self.encoder[0].weight.detach().reshape(-1, 28, 28)
+        first = self.encoder[0]
+        assert isinstance(first, nn.Linear)
+        return first.weight.detach().reshape(-1, 28, 28)

@@ -38,6 +38,7 @@ def _intro(quick: bool, data_dir: str | None, runs: Path) -> list[str]:
 
 
 def _numbers(
+    *,
     quick: bool,
     scores: dict,
     pca: ex.PcaResult,
@@ -139,7 +140,18 @@ def build_report(
     seconds["total"] = time.perf_counter() - started
     env = environment()
     body.append(sections.summary_section(scores, pca.mse["pca_linear"], sparse.mean_activation, engines, env, seconds))
-    numbers = _numbers(quick, scores, pca, hidden, sparse, noise, walks, engines, env, seconds)
+    numbers = _numbers(
+        quick=quick,
+        scores=scores,
+        pca=pca,
+        hidden=hidden,
+        sparse=sparse,
+        noise=noise,
+        walks=walks,
+        engines=engines,
+        env=env,
+        seconds=seconds,
+    )
     (out / NUMBERS).write_text(json.dumps(numbers, indent=2))
     intro = _intro(quick, data_dir, runs)
     write_markdown(out / "README.md", TITLE, intro, body)

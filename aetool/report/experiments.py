@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from aetool.models import DenseAE
 from aetool.report.inference import Engine, mse
 from aetool.report.runs import QUICK_LIMIT
 from aetool.runtime.noise import add_noise
@@ -20,7 +21,7 @@ from aetool.train.data import load_images, to_float
 SEED = 0
 PCA_COMPONENTS = 30
 NOISE_LEVELS = (0.3, 0.5, 0.8, 0.9)
-STANDARD = ("ae64", "ae128", "ae256")
+SHALLOW = ("ae64", "ae128", "ae256")
 CONV = ("conv-unpool", "conv-unpool-deconv", "conv-deconv")
 NOISE_INPUTS = 200  # uniform-noise images whose outputs are measured in §2
 CODE_STEP = 0.35  # each random step in the deep AE's code space, as a fraction of the code's spread per unit
@@ -79,7 +80,10 @@ def unit_activity(engine: Engine, images: np.ndarray) -> np.ndarray:
 def top_filters(engine: Engine, activity: np.ndarray, count: int) -> np.ndarray:
     """Encoder filters (28×28 input weights) of the ``count`` most active hidden units, most active first."""
     units = np.argsort(activity)[::-1][:count]
-    return engine.torch_model.encoder_filters().numpy()[units]
+    net = engine.net
+    if not isinstance(net, DenseAE):
+        raise TypeError(f"{engine.name} has no dense encoder filters")
+    return net.encoder_filters().numpy()[units]
 
 
 # ---- §1 PCA vs autoencoder ----
@@ -147,14 +151,14 @@ def centre_and_rest(images: np.ndarray) -> tuple[float, float]:
 def hidden_sizes(engines: dict[str, Engine], data: Data, scores: dict[str, float], budget: Budget) -> HiddenResult:
     samples = data.samples(budget)
     noise = np.random.default_rng(SEED).random((NOISE_INPUTS, 28, 28), dtype=np.float32)
-    on_noise = {name: engines[name].reconstruct(noise) for name in STANDARD}
+    on_noise = {name: engines[name].reconstruct(noise) for name in SHALLOW}
     return HiddenResult(
         samples,
-        {name: engines[name].reconstruct(samples) for name in STANDARD},
+        {name: engines[name].reconstruct(samples) for name in SHALLOW},
         noise[: budget.samples],
         {name: out[: budget.samples] for name, out in on_noise.items()},
         {name: centre_and_rest(out) for name, out in on_noise.items()},
-        {name: scores[name] for name in STANDARD},
+        {name: scores[name] for name in SHALLOW},
     )
 
 
@@ -171,7 +175,7 @@ class SparseResult:
 
 def sparsity(engines: dict[str, Engine], data: Data, budget: Budget) -> SparseResult:
     samples = data.samples(budget)
-    models = ("sparse", *STANDARD)
+    models = ("sparse", *SHALLOW)
     activity = {name: unit_activity(engines[name], data.test) for name in models}
     return SparseResult(
         samples,
@@ -195,7 +199,7 @@ class DenoiseResult:
 
 
 def denoising(engines: dict[str, Engine], data: Data, budget: Budget) -> DenoiseResult:
-    models = (*STANDARD, "denoise")
+    models = (*SHALLOW, "denoise")
     samples = data.samples(budget)
     noisy, outputs, input_mse = {}, {}, {}
     matrix: dict[str, dict[float, float]] = {name: {} for name in models}
@@ -314,5 +318,5 @@ def convolutional(engines: dict[str, Engine], data: Data, scores: dict[str, floa
         {name: scores[name] for name in CONV},
         {name: engines[name].run.history for name in CONV},
         {name: tuple(engines[name].run.config.arch["channels"]) for name in CONV},
-        {name: decoder_kernels(engines[name].torch_model) for name in CONV},
+        {name: decoder_kernels(engines[name].net) for name in CONV},
     )

@@ -47,7 +47,8 @@ def image_grid(
     if scale == "symmetric":
         limit = float(flat.abs().max()) or 1.0
         grid = make_grid(flat, nrow=n_cols, padding=PAD, pad_value=float("nan"))[0]  # gaps drawn grey, not as 0
-        style = {"cmap": matplotlib.colormaps["RdBu_r"].with_extremes(bad="0.7"), "vmin": -limit, "vmax": limit}
+        cmap: str | matplotlib.colors.Colormap = matplotlib.colormaps["RdBu_r"].with_extremes(bad="0.7")
+        low, high = -limit, limit
     else:
         grid = make_grid(
             flat.clamp(0, 1) if scale == "fixed" else flat,
@@ -57,13 +58,13 @@ def image_grid(
             normalize=scale == "each",
             scale_each=scale == "each",
         )[0]
-        style = {"cmap": "gray", "vmin": 0.0, "vmax": 1.0}
+        cmap, low, high = "gray", 0.0, 1.0
     inches = INCH_PER_PIXEL * max(1.0, 12 / min(height, width))  # small kernels drawn larger than digits
     label_inches = 0.09 * max(len(r) for r in rows) + 0.4
     figure_width = grid.shape[1] * inches + label_inches + 0.8
     figure = Figure(figsize=(figure_width, grid.shape[0] * inches + 1.0))
     axes = figure.subplots()
-    shown = axes.imshow(grid.numpy(), interpolation="nearest", **style)
+    shown = axes.imshow(grid.numpy(), interpolation="nearest", cmap=cmap, vmin=low, vmax=high)
     axes.set_yticks(_tick_centres(n_rows, height), labels=list(rows))
     crowded = n_cols * max(map(len, columns)) > 80
     axes.set_xticks(_tick_centres(n_cols, width), labels=list(columns), rotation=90 if crowded else 0)

@@ -5,17 +5,19 @@ Every figure of the report thus doubles as a check of the runtime a user gets; `
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cached_property
 
 import numpy as np
 import torch
-from torch import nn
 
 from aetool import runtime
+from aetool.models import Autoencoder
 from aetool.report.runs import ReportRun
+from aetool.runtime.metrics import mean_squared_error
 from aetool.train import load_run
 
-CHUNK = 1000  # images per torch call
+TORCH_BATCH = 1000  # images per torch call
 
 
 class Engine:
@@ -35,41 +37,37 @@ class Engine:
         return "onnxruntime" if self.onnx is not None and self.onnx.has_decoder else "torch"
 
     @cached_property
-    def torch_model(self) -> nn.Module:
-        """The trained torch model, for weights and filters (and inference only when no ONNX file exists)."""
-        return load_run(self.run.path).model
+    def net(self) -> Autoencoder:
+        """The trained torch network, for weights and filters (and inference only when no ONNX file exists)."""
+        return load_run(self.run.path).net
 
     def reconstruct(self, images: np.ndarray) -> np.ndarray:
         if self.onnx is not None:
             return self.onnx.reconstruct(images[:, None]).reshape(images.shape)
-        return self._torch(lambda x: self.torch_model(x)[0], images[:, None]).reshape(images.shape)
+        return self._torch(lambda x: self.net(x)[0], images[:, None]).reshape(images.shape)
 
     def encode(self, images: np.ndarray) -> np.ndarray:
         if self.onnx is not None:
             return self.onnx.encode(images[:, None])
-        return self._torch(self.torch_model.encode, images[:, None])
+        return self._torch(self.net.encode, images[:, None])
 
     def decode(self, codes: np.ndarray) -> np.ndarray:
         """Images from codes, for models whose decoder needs nothing but the code."""
-        if self.decoder_backend == "onnxruntime":
+        if self.onnx is not None and self.onnx.has_decoder:
             images = self.onnx.decode(codes)
         else:
-            images = self._torch(self.torch_model.decode, codes)
+            images = self._torch(self.net.decode, codes)
         return images.reshape(len(codes), 28, 28)
 
     @torch.no_grad()
-    def _torch(self, step, batch: np.ndarray) -> np.ndarray:
+    def _torch(self, step: Callable[[torch.Tensor], torch.Tensor], batch: np.ndarray) -> np.ndarray:
         parts = [
-            step(torch.from_numpy(np.ascontiguousarray(batch[i : i + CHUNK], np.float32))).numpy()
-            for i in range(0, len(batch), CHUNK)
+            step(torch.from_numpy(np.ascontiguousarray(batch[i : i + TORCH_BATCH], np.float32))).numpy()
+            for i in range(0, len(batch), TORCH_BATCH)
         ]
         return np.concatenate(parts)
 
 
 def mse(engine: Engine, inputs: np.ndarray, targets: np.ndarray) -> float:
-    """Mean squared error per pixel between the model's output for ``inputs`` and ``targets``."""
-    squared = 0.0
-    for start in range(0, len(inputs), CHUNK):
-        output = engine.reconstruct(inputs[start : start + CHUNK])
-        squared += float(np.square(output - targets[start : start + CHUNK], dtype=np.float64).sum())
-    return squared / targets.size
+    """Mean squared error per pixel between the model's output for ``inputs`` and ``targets`` (N×28×28)."""
+    return mean_squared_error(engine.reconstruct, inputs, targets)

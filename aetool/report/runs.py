@@ -1,7 +1,8 @@
 """The report's run folders: reuse the complete ones, train or export what is missing, and time both.
 
-metrics.json does not record wall time, so the report keeps its own small ``timing.json`` beside each run it
-trains; runs trained elsewhere (``aetool train``) are reused as they are, with their time unknown.
+The rules (reuse, resume, retrain, is the export current) are :class:`~aetool.train.run.RunFolder`'s. metrics.json
+does not record wall time, so the report keeps its own small ``timing.json`` beside each run it trains; runs
+trained elsewhere (``aetool train``) are reused as they are, with their time unknown.
 """
 
 from __future__ import annotations
@@ -9,21 +10,17 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from aetool.errors import AetoolError
 from aetool.models import REGISTRY, get_spec
-from aetool.train import TrainConfig, train
-from aetool.train.run import CHECKPOINT, ONNX, read_metrics
+from aetool.train import RunFolder, TrainConfig, train
 
 TIMING = "timing.json"
 QUICK_EPOCHS = 1
 QUICK_LIMIT = 2000  # training (and test) images per model in a quick report
-# What a run learns (model and objective): a stored run stands in for a wanted one when these are equal and it was
-# trained at least as long (epochs) on at least as many images (limit). How it was optimised (lr, batch size, seed)
-# may differ, so a run trained by hand with ``aetool train`` serves the report too.
-SETTINGS = ("model", "dataset", "loss", "l1", "noise", "noise_kind", "components")
 
 
 @dataclass
@@ -33,79 +30,66 @@ class ReportRun:
     name: str
     path: Path
     config: TrainConfig
-    history: list[dict]
-    onnx: Path | None  # None when no current export exists: inference then falls back to torch
+    history: list[dict[str, Any]] = field(default_factory=list)
+    onnx: Path | None = None  # None when no current export exists: inference then falls back to torch
     train_seconds: float | None = None  # None: trained outside the report, time unknown
     export_seconds: float | None = None
     trained_now: bool = False
 
 
-def wanted_config(name: str, data_dir: str | None, quick: bool, epochs: int | None) -> TrainConfig:
+def wanted_config(name: str, data_dir: str | None, *, quick: bool, epochs: int | None) -> TrainConfig:
     """The registry's settings for ``name``, shortened for a quick report or to ``epochs`` when asked."""
-    overrides: dict = {"data_dir": data_dir}
-    if quick:
-        overrides.update(epochs=QUICK_EPOCHS, limit=QUICK_LIMIT)
-    if epochs is not None:
-        overrides["epochs"] = epochs
-    if get_spec(name).kind == "pca":
-        overrides.pop("epochs", None)  # PCA is fitted in closed form, never trained for epochs
-    return TrainConfig.for_model(name, **overrides)
+    pca = get_spec(name).kind == "pca"  # fitted in closed form, never trained for epochs
+    return TrainConfig(
+        name,
+        data_dir=data_dir,
+        epochs=None if pca else epochs or (QUICK_EPOCHS if quick else None),
+        limit=QUICK_LIMIT if quick else None,
+    )
 
 
-def _shortfalls(stored: dict, wanted: TrainConfig) -> list[str]:
-    """Why a finished run with the ``stored`` settings cannot stand in for ``wanted`` (empty when it can)."""
-    want = wanted.to_dict()
-    reasons = [f"{key} {stored.get(key)!r}, not {want[key]!r}" for key in SETTINGS if stored.get(key) != want[key]]
-    if stored.get("epochs", 0) < wanted.epochs:
-        reasons.append(f"{stored.get('epochs')} epochs, not {wanted.epochs}")
-    if stored.get("limit") is not None and (wanted.limit is None or stored["limit"] < wanted.limit):
-        reasons.append(f"{stored['limit']} images, not {wanted.limit or 'all'}")
-    return reasons
+@dataclass(frozen=True)
+class Plan:
+    """How to get a usable run: the config to train (``None``: reuse the run as it is), how, and why."""
+
+    config: TrainConfig | None
+    resume: bool = False
+    force: bool = False
+    why: str = ""
 
 
-def _finished(stored: dict) -> bool:
-    return bool(stored["history"]) and stored["history"][-1]["epoch"] == stored["config"]["epochs"]
-
-
-def _plan(run_dir: Path, stored: dict, wanted: TrainConfig) -> tuple[TrainConfig | None, dict, str]:
-    """How to get a usable run: the config to train (``None``: reuse the run as it is), ``train``'s options, why."""
-    if not (run_dir / CHECKPOINT).is_file():
-        return wanted, {}, "no run yet"
-    if "config" not in stored:
-        return wanted, {"force": True}, "a checkpoint without metrics.json"
-    reasons = _shortfalls(stored["config"], wanted)
+def plan_run(folder: RunFolder, wanted: TrainConfig) -> Plan:
+    """Reuse a finished run that stands in for ``wanted``, resume a stopped one, else train (over) it."""
+    if not folder.holds_run():
+        return Plan(wanted, why="no run yet")
+    stored = folder.stored_config()
+    if stored is None:
+        return Plan(wanted, force=True, why="a checkpoint without metrics.json")
+    reasons = RunFolder.reuse_shortfalls(stored, wanted)
     if reasons:
-        return wanted, {"force": True}, f"trained with other settings ({', '.join(reasons)})"
-    if _finished(stored):
-        return None, {}, "reusing it"
-    last = stored["history"][-1]["epoch"] if stored["history"] else 0
-    own = TrainConfig(**{**stored["config"], "data_dir": wanted.data_dir, "device": wanted.device})
-    return own, {"resume": True}, f"stopped after epoch {last}; resuming it"
+        return Plan(wanted, force=True, why=f"trained with other settings ({', '.join(reasons)})")
+    if folder.is_finished():
+        return Plan(None, why="reusing it")
+    last = folder.read_metrics()["history"][-1]["epoch"] if folder.read_metrics()["history"] else 0
+    own = TrainConfig.from_dict({**stored, "data_dir": wanted.data_dir, "device": wanted.device})
+    return Plan(own, resume=True, why=f"stopped after epoch {last}; resuming it")
 
 
-def _current_onnx(run_dir: Path) -> Path | None:
-    """model.onnx when it was written after the checkpoint (else it belongs to an older training)."""
-    onnx, checkpoint = run_dir / ONNX, run_dir / CHECKPOINT
-    if onnx.is_file() and onnx.stat().st_mtime >= checkpoint.stat().st_mtime:
-        return onnx
-    return None
-
-
-def _export(run_dir: Path, data_dir: str | None, echo: Callable[[str], None]) -> tuple[Path | None, float]:
+def _export(folder: RunFolder, data_dir: str | None, echo: Callable[[str], None]) -> tuple[Path | None, float]:
     """Export a run; a failed export is reported and leaves the model to torch, the report goes on."""
-    from aetool.export import export_run
+    from aetool.export import ExportOptions, export_run
 
     started = time.perf_counter()
     try:
-        export_run(run_dir, data_dir=data_dir, echo=echo)
+        export_run(folder.path, options=ExportOptions(data_dir=data_dir), echo=echo)
     except AetoolError as err:
-        echo(f"report: export of {run_dir} failed, its figures use torch: {err}")
+        echo(f"report: export of {folder.path} failed, its figures use torch: {err}")
         return None, time.perf_counter() - started
-    return _current_onnx(run_dir), time.perf_counter() - started
+    return folder.model_file if folder.export_is_current() else None, time.perf_counter() - started
 
 
-def _read_timing(run_dir: Path) -> dict:
-    path = run_dir / TIMING
+def _read_timing(folder: RunFolder) -> dict[str, Any]:
+    path = folder.path / TIMING
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
@@ -113,30 +97,29 @@ def prepare_run(
     name: str, runs: Path, wanted: TrainConfig, *, echo: Callable[[str], None] = print, progress: bool = True
 ) -> ReportRun:
     """A complete, exported run of ``name`` under ``runs``: reused, resumed, trained or retrained as needed."""
-    run_dir = runs / name
-    stored = read_metrics(run_dir)
-    timing = _read_timing(run_dir)
+    folder = RunFolder(runs / name)
+    timing = _read_timing(folder)
     trained_now = False
-    config, options, why = _plan(run_dir, stored, wanted)
-    if config is None:
-        echo(f"report: {name}: {why} ({run_dir})")
+    plan = plan_run(folder, wanted)
+    if plan.config is None:
+        echo(f"report: {name}: {plan.why} ({folder.path})")
     else:
-        echo(
-            f"report: {name}: {why}: training {config.epochs} epochs"
-            f"{f' on {config.limit} images' if config.limit else ''}"
+        limit = f" on {plan.config.limit} images" if plan.config.limit else ""
+        echo(f"report: {name}: {plan.why}: training {plan.config.epochs} epochs{limit}")
+        result = train(
+            plan.config, run_dir=folder.path, resume=plan.resume, force=plan.force, progress=progress, echo=echo
         )
-        result = train(config, run_dir=run_dir, progress=progress, echo=echo, **options)
         timing, trained_now = {"train_seconds": result.seconds}, True
-    onnx = _current_onnx(run_dir)
+    onnx = folder.model_file if folder.export_is_current() else None
     if onnx is None:
-        onnx, timing["export_seconds"] = _export(run_dir, wanted.data_dir, echo)
-    if timing != _read_timing(run_dir):
-        (run_dir / TIMING).write_text(json.dumps(timing, indent=2))
-    metrics = read_metrics(run_dir)
+        onnx, timing["export_seconds"] = _export(folder, wanted.data_dir, echo)
+    if timing != _read_timing(folder):
+        (folder.path / TIMING).write_text(json.dumps(timing, indent=2))
+    metrics = folder.read_metrics()
     return ReportRun(
         name,
-        run_dir,
-        TrainConfig(**metrics["config"]),
+        folder.path,
+        TrainConfig.from_dict(metrics["config"]),
         metrics["history"],
         onnx,
         timing.get("train_seconds"),
@@ -158,15 +141,15 @@ def prepare_runs(
     """Every registry model's run, in registry order.
 
     A run in ``runs`` that was trained with other settings is trained over only with ``retrain``; otherwise the
-    report refuses before it trains anything, since that would replace the user's checkpoint.
+    report refuses (``AetoolError``) before it trains anything, since that would replace the user's checkpoint.
     """
-    wanted = {name: wanted_config(name, data_dir, quick, epochs) for name in REGISTRY}
+    wanted = {name: wanted_config(name, data_dir, quick=quick, epochs=epochs) for name in REGISTRY}
     if not retrain:
-        clashes = []
-        for name, config in wanted.items():
-            _, options, why = _plan(runs / name, read_metrics(runs / name), config)
-            if options.get("force"):
-                clashes.append(f"{runs / name}: {why}")
+        clashes = [
+            f"{runs / name}: {plan.why}"
+            for name, config in wanted.items()
+            if (plan := plan_run(RunFolder(runs / name), config)).force
+        ]
         if clashes:
             raise AetoolError(
                 f"the report would train over runs of yours ({'; '.join(clashes)}); pass --retrain to "

@@ -11,7 +11,7 @@ from aetool.report.experiments import (
     CODE_STEP,
     CONV,
     NOISE_LEVELS,
-    STANDARD,
+    SHALLOW,
     ConvResult,
     DenoiseResult,
     HiddenResult,
@@ -113,18 +113,18 @@ def hidden_section(result: HiddenResult, out: Path) -> Section:
     recon = _grid(
         out,
         "2-hidden-sizes.png",
-        {"original": result.originals, **{LABELS[n]: result.outputs[n] for n in STANDARD}},
+        {"original": result.originals, **{LABELS[n]: result.outputs[n] for n in SHALLOW}},
         columns,
         "Test digits through shallow AEs with 64, 128 and 256 hidden units",
     )
     noise = _grid(
         out,
         "2-hidden-sizes-noise.png",
-        {"uniform noise": result.noise, **{LABELS[n]: result.noise_outputs[n] for n in STANDARD}},
+        {"uniform noise": result.noise, **{LABELS[n]: result.noise_outputs[n] for n in SHALLOW}},
         [f"noise #{i}" for i in range(len(result.noise))],
         "Uniform random noise (top row) through the same AEs",
     )
-    best = min(STANDARD, key=result.mse.get)
+    best = min(SHALLOW, key=lambda name: result.mse[name])
     table = Table(
         ["model", "test MSE", "mean output on noise: central 14×14", "mean output on noise: border"],
         [
@@ -134,7 +134,7 @@ def hidden_section(result: HiddenResult, out: Path) -> Section:
                 number(result.noise_brightness[n][0]),
                 number(result.noise_brightness[n][1]),
             ]
-            for n in STANDARD
+            for n in SHALLOW
         ],
     )
     return Section(
@@ -150,7 +150,7 @@ def hidden_section(result: HiddenResult, out: Path) -> Section:
             "have their ink, against the border, where MNIST digits have almost none: "
             + "; ".join(
                 f"{LABELS[n]} {result.noise_brightness[n][0]:.3f} vs {result.noise_brightness[n][1]:.3f}"
-                for n in STANDARD
+                for n in SHALLOW
             )
             + ".",
         ],
@@ -189,7 +189,7 @@ def sparse_section(result: SparseResult, engines: dict[str, Engine], out: Path) 
         ],
         "Mean |activation| of the hidden layer over the test set.",
     )
-    least = min(result.mean_activation[n] for n in STANDARD)
+    least = min(result.mean_activation[n] for n in SHALLOW)
     return Section(
         "3. Sparse AE",
         [
@@ -197,7 +197,7 @@ def sparse_section(result: SparseResult, engines: dict[str, Engine], out: Path) 
             recon,
             table,
             f"With the L1 penalty, the sparse AE's mean activation is {times(result.mean_activation['sparse'], least)} "
-            "the least active standard AE's. "
+            "the least active shallow AE's. "
             "Each filter is stretched to its own grey range; the most active units are shown because many of a sparse "
             "layer's units hardly ever fire.",
             filters,
@@ -209,7 +209,7 @@ def denoise_section(result: DenoiseResult, engines: dict[str, Engine], out: Path
     models = list(result.mse)
     columns = _columns(len(result.originals))
     blocks: list = [
-        "Test digits with Gaussian noise (std = level, clipped to [0, 1], seeded) through the standard "
+        "Test digits with Gaussian noise (std = level, clipped to [0, 1], seeded) through the shallow "
         f"AEs and the denoising AE (trained at noise {engines['denoise'].run.config.noise})."
     ]
     for level in NOISE_LEVELS:
@@ -238,7 +238,7 @@ def denoise_section(result: DenoiseResult, engines: dict[str, Engine], out: Path
             "4-denoise-filters.png",
             {LABELS[n]: f for n, f in result.filters.items()},
             [f"#{i + 1}" for i in range(len(result.filters["denoise"]))],
-            "Encoder filters of the most active units: denoising AE vs standard AE-256",
+            "Encoder filters of the most active units: denoising AE vs shallow AE-256",
             scale="each",
         )
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +13,56 @@ from aetool.runtime.model import check_contract, decoder_file, open_session, par
 from aetool.runtime.registry import bundled_index, models_dir, resolve
 
 
-def describe(model: str | Path) -> dict[str, Any]:
-    """Inputs, outputs, metadata, parity summary, size and decoder of a model file, even one off the contract."""
+@dataclass(frozen=True)
+class TensorInfo:
+    """One graph input or output: name, shape (symbolic dimensions by name) and element type."""
+
+    name: str
+    shape: list[int | str | None]
+    type: str
+
+
+@dataclass(frozen=True)
+class ParitySummary:
+    """An export's parity record in three facts: whether it passed, its worst max-abs difference, its case count."""
+
+    passed: bool | None
+    worst_max_abs: float | None
+    cases: int | None
+
+
+@dataclass(frozen=True)
+class DecoderInfo:
+    file: str
+    size_bytes: int
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What ``aetool info`` shows of a model file; ``to_dict`` is its ``--json``."""
+
+    file: str
+    size_bytes: int
+    inputs: list[TensorInfo]
+    outputs: list[TensorInfo]
+    contract: str  # "ok", or why the file does not follow aetool's contract
+    input_spec: dict[str, Any] | None  # size, multiple_of, polarity
+    opset: Any
+    precision: str | None
+    decoder: DecoderInfo | None
+    parity: ParitySummary | None
+    metadata: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def describe(model: str | Path) -> ModelInfo:
+    """Inputs, outputs, metadata, parity summary, size and decoder of a model file, even one off the contract.
+
+    ``model`` is a path or a bundled model's name. Raises ``ModelFileError`` for a file that is missing or will not
+    load in onnxruntime (one that loads but breaks the contract is described, with the reason in ``contract``).
+    """
     path = resolve(model)
     session = open_session(path)
     metadata = parse_metadata(session.get_modelmeta().custom_metadata_map)
@@ -23,38 +72,37 @@ def describe(model: str | Path) -> dict[str, Any]:
     except ModelFileError as err:
         spec, problem = None, str(err)
     decoder = decoder_file(path, metadata)
-    return {
-        "file": str(path),
-        "size_bytes": path.stat().st_size,
-        "inputs": [_tensor(t) for t in session.get_inputs()],
-        "outputs": [_tensor(t) for t in session.get_outputs()],
-        "contract": problem or "ok",
-        "input_spec": None
+    return ModelInfo(
+        file=str(path),
+        size_bytes=path.stat().st_size,
+        inputs=[_tensor(t) for t in session.get_inputs()],
+        outputs=[_tensor(t) for t in session.get_outputs()],
+        contract=problem or "ok",
+        input_spec=None
         if spec is None
         else {"size": spec.size, "multiple_of": spec.multiple_of, "polarity": spec.polarity},
-        "opset": metadata.get(contract.OPSET),
-        "precision": metadata.get(contract.PRECISION),
-        "decoder": {"file": str(decoder), "size_bytes": decoder.stat().st_size} if decoder.is_file() else None,
-        "parity": summarise_parity(metadata.get(contract.PARITY)),
-        "metadata": metadata,
-    }
+        opset=metadata.get(contract.OPSET),
+        precision=metadata.get(contract.PRECISION),
+        decoder=DecoderInfo(str(decoder), decoder.stat().st_size) if decoder.is_file() else None,
+        parity=summarise_parity(metadata.get(contract.PARITY)),
+        metadata=metadata,
+    )
 
 
-def _tensor(arg: Any) -> dict[str, Any]:
-    return {"name": arg.name, "shape": arg.shape, "type": arg.type.removeprefix("tensor(").removesuffix(")")}
+def _tensor(arg: Any) -> TensorInfo:
+    return TensorInfo(arg.name, list(arg.shape), arg.type.removeprefix("tensor(").removesuffix(")"))
 
 
-def summarise_parity(record: Any) -> dict[str, Any] | None:
-    """The export's parity record in two facts: whether it passed, and the worst max-abs difference in it."""
+def summarise_parity(record: Any) -> ParitySummary | None:
+    """The export's parity record in three facts, or ``None`` when the file records none."""
     if not isinstance(record, dict):
         return None
     worst = max(_max_abs_values(record), default=None)
     cases = record.get("cases")
-    return {
-        "passed": record.get("passed"),
-        "worst_max_abs": worst,
-        "cases": len(cases) if isinstance(cases, list) else None,
-    }
+    passed = record.get("passed")
+    return ParitySummary(
+        passed if isinstance(passed, bool) else None, worst, len(cases) if isinstance(cases, list) else None
+    )
 
 
 def _max_abs_values(node: Any) -> Iterator[float]:
@@ -69,17 +117,51 @@ def _max_abs_values(node: Any) -> Iterator[float]:
             yield from _max_abs_values(value)
 
 
-def bundled_models() -> list[dict[str, Any]]:
-    """One record per bundled model: its index entry, file size, precision and test MSE (index, else metadata)."""
+@dataclass(frozen=True)
+class BundledModel:
+    """One bundled model as ``aetool models`` lists it (``size_bytes`` None when its file is missing)."""
+
+    name: str
+    file: str
+    path: str
+    size_bytes: int | None
+    precision: str | None
+    test_mse: float | None
+    summary: str | None = None
+    decoder: str | None = None  # file name of its decoder graph
+    bytes: int | None = None  # the shipped files together, decoder included
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def bundled_models() -> list[BundledModel]:
+    """One record per bundled model: its file, size, precision and test MSE (from the index, else the file).
+
+    Raises ``ModelFileError`` when the index is unreadable or a listed file will not load.
+    """
     records = []
     for name, entry in bundled_index().items():
         path = models_dir() / entry["file"]
-        record = {"name": name, **entry, "path": str(path), "size_bytes": None}
+        facts = {key: entry.get(key) for key in (contract.PRECISION, contract.TEST_MSE)}
+        size = None
         if path.is_file():
-            record["size_bytes"] = path.stat().st_size
-            missing = [key for key in (contract.PRECISION, contract.TEST_MSE) if record.get(key) is None]
-            if missing:
+            size = path.stat().st_size
+            if None in facts.values():
                 metadata = parse_metadata(open_session(path).get_modelmeta().custom_metadata_map)
-                record.update({key: metadata.get(key) for key in missing})
-        records.append(record)
+                facts = {key: facts[key] if facts[key] is not None else metadata.get(key) for key in facts}
+        test_mse = facts[contract.TEST_MSE]
+        records.append(
+            BundledModel(
+                name=name,
+                file=entry["file"],
+                path=str(path),
+                size_bytes=size,
+                precision=facts[contract.PRECISION],
+                test_mse=float(test_mse) if isinstance(test_mse, (int, float)) else None,
+                summary=entry.get("summary"),
+                decoder=entry.get("decoder"),
+                bytes=entry.get("bytes"),
+            )
+        )
     return records

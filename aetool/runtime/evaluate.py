@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -11,10 +12,9 @@ import numpy as np
 from aetool.errors import AetoolError, DataError, ModelFileError
 from aetool.runtime import contract
 from aetool.runtime.idx import load_split
+from aetool.runtime.metrics import mean_squared_error
 from aetool.runtime.model import Model
 from aetool.runtime.noise import NOISE_KINDS, TEST_NOISE_SEED, add_noise, check_level
-
-CHUNK = 1000  # images reconstructed and scored at once
 
 
 def trained_noise(model: Model) -> tuple[float, str]:
@@ -29,20 +29,42 @@ def trained_noise(model: Model) -> tuple[float, str]:
     return float(level), kind or "gaussian"
 
 
+@dataclass(frozen=True)
+class Evaluation:
+    """A model's test MSE and how it was measured; ``to_dict`` is ``aetool evaluate --json``."""
+
+    mse: float
+    n: int  # images scored
+    model: str  # the model's registry name (or file stem)
+    file: str
+    noise: float  # noise level of the inputs (0: clean)
+    noise_kind: str
+    seed: int  # of the input noise
+    split: str
+    recorded_test_mse: float | None  # what the file's metadata records, for comparison
+    seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
 def evaluate(
     model: Model,
     data_dir: str | Path,
+    *,
     noise: float | None = None,
     noise_kind: str | None = None,
     limit: int | None = None,
     seed: int | None = None,
     split: str = "test",
-) -> dict[str, Any]:
-    """MSE between the clean images and the model's reconstruction of (optionally noisy) inputs.
+) -> Evaluation:
+    """MSE between the clean images of ``split`` and the model's reconstruction of (optionally noisy) inputs.
 
     ``noise`` None uses the noise the model was trained with, as its metadata records it, so a denoising model
     is scored the way it was trained: ``seed`` None corrupts the test set as training did (``TEST_NOISE_SEED``), so
-    the MSE is the one training recorded.
+    the MSE is the one training recorded. ``limit`` scores only the first images. Raises ``AetoolError`` for a noise
+    level that means nothing, ``DataError`` for a folder without readable IDX files or images the model cannot take,
+    ``ModelFileError`` for a model that fails or has broken noise metadata.
     """
     seed = TEST_NOISE_SEED if seed is None else seed
     started = time.perf_counter()
@@ -61,19 +83,16 @@ def evaluate(
         raise DataError(f"{model.path.name} cannot score {data_dir}: {err}") from None
     clean = pixels.astype(np.float32) / 255
     inputs = add_noise(clean, level, kind, seed) if level else clean  # in one draw, as training did
-    squared = 0.0
-    for start in range(0, len(pixels), CHUNK):
-        recon = model.reconstruct(inputs[start : start + CHUNK])
-        squared += float(np.square(recon - clean[start : start + CHUNK], dtype=np.float64).sum())
-    return {
-        "mse": squared / pixels.size,
-        "n": len(pixels),
-        "model": model.name,
-        "file": str(model.path),
-        "noise": level,
-        "noise_kind": kind,
-        "seed": seed,
-        "split": split,
-        "recorded_test_mse": model.metadata.get(contract.TEST_MSE),
-        "seconds": round(time.perf_counter() - started, 3),
-    }
+    recorded = model.metadata.get(contract.TEST_MSE)
+    return Evaluation(
+        mse=mean_squared_error(model.reconstruct, inputs, clean),
+        n=len(pixels),
+        model=model.name,
+        file=str(model.path),
+        noise=level,
+        noise_kind=kind,
+        seed=seed,
+        split=split,
+        recorded_test_mse=float(recorded) if isinstance(recorded, (int, float)) else None,
+        seconds=round(time.perf_counter() - started, 3),
+    )

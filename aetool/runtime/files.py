@@ -6,11 +6,11 @@ from __future__ import annotations
 import glob
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from aetool.errors import AetoolError
+from aetool.errors import AetoolError, os_reason
 from aetool.runtime.images import FORMATS, IMAGE_SUFFIXES, format_for
 
 STDIN = "-"
@@ -44,7 +44,7 @@ class Failure:
     error: str
 
 
-def collect(args: Sequence[str], recursive: bool = False, skip: str = "") -> tuple[list[Input], list[Failure]]:
+def collect(args: Sequence[str], *, recursive: bool = False, skip: str = "") -> tuple[list[Input], list[Failure]]:
     """The images named by files, folders (``recursive`` to descend) and globs; folder scans skip ``*{skip}.*``."""
     inputs: dict[Path, Input] = {}
     failures = []
@@ -81,7 +81,7 @@ def _glob_root(pattern: str) -> Path:
 
 
 def plan(
-    inputs: Sequence[Input], output: str | None, suffix: str, fmt: str | None = None, force: bool = False
+    inputs: Sequence[Input], *, output: str | None, suffix: str, fmt: str | None = None, force: bool = False
 ) -> tuple[list[Job], list[Failure]]:
     """Where each input's result goes.
 
@@ -94,18 +94,20 @@ def plan(
     single = len(inputs) == 1 and inputs[0].root is None
     if output == STDIN and not single:
         raise AetoolError("-o - (standard output) takes exactly one input file")
-    named = output not in (None, STDIN) and _names_a_file(output)
-    if named and not single and Path(output).suffix.lower()[1:] in FORMATS:
+    named = output is not None and output != STDIN and _names_a_file(output)
+    if output is not None and named and not single and Path(output).suffix.lower()[1:] in FORMATS:
         raise AetoolError(
             f"-o {output} names one image file, but the inputs are a folder, a glob or several files; give a folder"
         )
     file_target = named and single
-    if file_target:
+    if output is not None and file_target:
         pillow_fmt = format_for(Path(output).suffix)
         if fmt and format_for(fmt) != pillow_fmt:
             raise AetoolError(f"--format {fmt} contradicts the output name {output}")
     sources = {item.source.resolve() for item in inputs if isinstance(item.source, Path)}
-    jobs, failures, claimed = [], [], {}
+    jobs: list[Job] = []
+    failures: list[Failure] = []
+    claimed: dict[Path | None, str] = {}
     for item in inputs:
         target = _target(item, output, suffix, ext, file_target)
         resolved = target.resolve() if target else None
@@ -124,33 +126,55 @@ def _names_a_file(output: str) -> bool:
 
 
 def _target(item: Input, output: str | None, suffix: str, ext: str, file_target: bool) -> Path | None:
-    if output == STDIN or (output is None and isinstance(item.source, bytes)):
+    if output == STDIN:
         return None
+    if output is None:
+        return None if isinstance(item.source, bytes) else item.source.with_name(f"{item.source.stem}{suffix}.{ext}")
     if file_target:
         return Path(output)
     stem = "stdin" if isinstance(item.source, bytes) else item.source.stem
-    if output is None:
-        return item.source.with_name(f"{stem}{suffix}.{ext}")
     folder = Path(output)
     if item.root is not None and isinstance(item.source, Path):
         folder = folder / item.source.parent.relative_to(item.root)
     return folder / f"{stem}.{ext}"
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path`` and rename it over ``path``: all or nothing."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    done = False
+Content = bytes | Callable[[Path], None]  # the bytes of a file, or a function that writes the file at a path
+
+
+def write_files(contents: Mapping[Path, Content]) -> None:
+    """Write every file under a hidden temporary name beside its target, then rename them all into place.
+
+    Nothing is renamed until every file is written, and the temporaries go whatever happens (Ctrl-C included), so a
+    reader never sees a half-written file and a set of files is written whole or not at all (a crash between two
+    renames aside). New files get the usual permissions (0666 less the umask). Raises ``AetoolError`` naming the
+    target, never the temporary, when a file cannot be written.
+    """
+    staged: dict[Path, Path] = {}
+    current = None
     try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-        os.chmod(temporary, 0o666 & ~_umask())
-        os.replace(temporary, path)
-        done = True
+        for current, content in contents.items():
+            current.parent.mkdir(parents=True, exist_ok=True)
+            handle, name = tempfile.mkstemp(dir=current.parent, prefix=f".{current.name}.", suffix=".part")
+            staged[current] = Path(name)
+            with os.fdopen(handle, "wb") as stream:
+                if isinstance(content, bytes):
+                    stream.write(content)
+            if not isinstance(content, bytes):
+                content(staged[current])
+            os.chmod(staged[current], 0o666 & ~_umask())
+        for current, temporary in staged.items():
+            os.replace(temporary, current)
+    except OSError as err:
+        raise AetoolError(f"cannot write {current}: {os_reason(err)}") from None
     finally:
-        if not done:
-            os.unlink(temporary)
+        for temporary in staged.values():
+            temporary.unlink(missing_ok=True)
+
+
+def atomic_write(path: Path, content: Content) -> None:
+    """Write one file all or nothing (see :func:`write_files`); raises ``AetoolError`` when it cannot."""
+    write_files({path: content})
 
 
 def _umask() -> int:

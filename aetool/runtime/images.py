@@ -9,10 +9,14 @@ from __future__ import annotations
 import io
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from aetool.errors import AetoolError, ImageError
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 # Suffixes looked for in folders; a file named explicitly is tried whatever its suffix.
 IMAGE_SUFFIXES = frozenset(
@@ -84,7 +88,7 @@ def read_gray(source: Path | bytes) -> np.ndarray:
     return _to_gray(image)
 
 
-def _to_gray(image) -> np.ndarray:
+def _to_gray(image: Image.Image) -> np.ndarray:
     """Pixels of a loaded PIL image as H×W float32 in [0, 1]: 16-bit scaled, alpha composited."""
     if image.mode in _SIXTEEN_BIT:
         return np.asarray(image).astype(np.float32) / 65535
@@ -138,10 +142,10 @@ def fit(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return out
 
 
-def pad_to_multiple(pixels: np.ndarray, multiple: int) -> np.ndarray:
-    """Pad white-on-black pixels with black at the bottom and right up to sizes divisible by ``multiple``."""
+def pad_to(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Pad white-on-black H×W pixels with black at the bottom and right up to ``size`` (height, width)."""
     height, width = pixels.shape
-    return np.pad(pixels, ((0, -height % multiple), (0, -width % multiple)))
+    return np.pad(pixels, ((0, size[0] - height), (0, size[1] - width)))
 
 
 def side_by_side(left: np.ndarray, right: np.ndarray) -> np.ndarray:

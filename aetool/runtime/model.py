@@ -8,7 +8,6 @@ provider asked for (say CUDA) is not the one the session actually runs on.
 from __future__ import annotations
 
 import json
-import os
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,16 +16,17 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from aetool.errors import AetoolError, ModelFileError
+from aetool.errors import AetoolError, ModelFileError, first_line
 from aetool.runtime import contract
+from aetool.runtime.cpu import check_threads, usable_cores
 from aetool.runtime.registry import resolve
 
 if TYPE_CHECKING:
     import onnxruntime
 
 CPU = "CPUExecutionProvider"
-CHUNK = 256  # images per session call: large enough to be fast, small enough to keep memory flat
-PIXELS_PER_CALL = CHUNK * 28 * 28  # larger images go fewer at a time (a 1000×1000 page: one per call)
+IMAGES_PER_CALL = 256  # images per session call: large enough to be fast, small enough to keep memory flat
+PIXELS_PER_CALL = IMAGES_PER_CALL * 28 * 28  # larger images go fewer at a time (a 1000×1000 page: one per call)
 MAX_CONV_PIXELS = 4096 * 4096  # the largest page a conv model takes: about 230 bytes of memory per pixel
 _JSON_KEYS = {
     contract.ARCHITECTURE,
@@ -59,6 +59,18 @@ class InputSpec:
             raise ValueError(f"model takes {self.size[0]}×{self.size[1]} images, got {height}×{width}")
         if height % self.multiple_of or width % self.multiple_of:
             raise ValueError(f"model takes sizes divisible by {self.multiple_of}, got {height}×{width}")
+
+    def padded(self, height: int, width: int) -> tuple[int, int]:
+        """The size an image of any size is padded to for a model of any size (the next multiples of
+        ``multiple_of``); raises ``ValueError`` when that is over ``MAX_CONV_PIXELS``, the largest page whose
+        activations fit in memory (about 230 bytes a pixel for ``conv-unpool``)."""
+        padded = (-(-height // self.multiple_of) * self.multiple_of, -(-width // self.multiple_of) * self.multiple_of)
+        if padded[0] * padded[1] > MAX_CONV_PIXELS:
+            raise ValueError(
+                f"{width}×{height} is over the {MAX_CONV_PIXELS:,}-pixel limit of a conv model (about 230 bytes "
+                "of memory per pixel); scale it down first"
+            )
+        return padded
 
 
 def ort_errors() -> tuple[type[Exception], ...]:
@@ -95,21 +107,6 @@ def provider_names(requested: Sequence[str] | None) -> list[str]:
     return names
 
 
-def cores() -> int:
-    """CPU cores this process may run on: the default thread count, as onnxruntime's own default is."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
-def check_threads(threads: int) -> int:
-    """``threads`` when it is 1 to 4× the cores this process may use: more only costs memory and switches."""
-    usable = cores()
-    if not 1 <= threads <= 4 * usable:
-        raise AetoolError(
-            f"--threads takes 1 to {4 * usable} (4 × the {usable} cores this process may use), got {threads}"
-        )
-    return threads
-
-
 def open_session(
     path: Path,
     providers: Sequence[str] | None = None,
@@ -122,8 +119,7 @@ def open_session(
     available = ort.get_available_providers()
     options = ort.SessionOptions()
     options.log_severity_level = 4  # onnxruntime's own log lines would bury ours; its errors still raise
-    if threads:
-        options.intra_op_num_threads = check_threads(threads)
+    options.intra_op_num_threads = check_threads(threads) if threads else usable_cores()
     try:
         session = ort.InferenceSession(str(path), options, providers=[p for p in wanted if p in available] or [CPU])
     except ort_errors() as err:
@@ -193,11 +189,6 @@ def decoder_file(path: Path, metadata: dict[str, Any]) -> Path:
     return path.with_name(named) if named else contract.decoder_path(path)
 
 
-def first_line(err: Exception) -> str:
-    """The first line of an exception's message (its type's name when it has none): errors reach users as one line."""
-    return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-
-
 class Model:
     """An aetool model file ready to run: ``reconstruct``, ``encode``, ``decode``, its metadata and input spec."""
 
@@ -240,7 +231,7 @@ class Model:
         """Whether a decoder graph sits beside the file, so :meth:`decode` works."""
         return self.decoder_path.is_file()
 
-    def reconstruct(self, images: np.ndarray, chunk: int = CHUNK) -> np.ndarray:
+    def reconstruct(self, images: np.ndarray, chunk: int = IMAGES_PER_CALL) -> np.ndarray:
         """Run the autoencoder on N×H×W or N×1×H×W images in [0, 1]; returns the same shape, float32."""
         images = np.asarray(images)
         batch = self._images(images)
@@ -252,13 +243,13 @@ class Model:
             )
         return out.reshape(images.shape)
 
-    def encode(self, images: np.ndarray, chunk: int = CHUNK) -> np.ndarray:
+    def encode(self, images: np.ndarray, chunk: int = IMAGES_PER_CALL) -> np.ndarray:
         """The latent codes of N×H×W or N×1×H×W images."""
         if not self.has_code:
             raise ModelFileError(f"{self.path} has no {contract.CODE!r} output, so it cannot encode")
         return self._run(self.session, contract.CODE, contract.INPUT, self._images(np.asarray(images)), chunk)
 
-    def decode(self, codes: np.ndarray, chunk: int = CHUNK) -> np.ndarray:
+    def decode(self, codes: np.ndarray, chunk: int = IMAGES_PER_CALL) -> np.ndarray:
         """Images (N×1×H×W) from latent codes, through the decoder graph beside the model file."""
         if self._decoder is None:
             if not self.has_decoder:

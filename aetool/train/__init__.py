@@ -1,7 +1,7 @@
-"""Training (needs the ``train`` extra): data, the shared loop, run folders."""
+"""Training (needs the ``train`` extra): configuration, data, the one loop, and the run folder."""
 
 from aetool.train.config import TrainConfig
 from aetool.train.loop import TrainResult, train
-from aetool.train.run import Run, load_run
+from aetool.train.run import Run, RunFolder, load_run
 
-__all__ = ["Run", "TrainConfig", "TrainResult", "load_run", "train"]
+__all__ = ["Run", "RunFolder", "TrainConfig", "TrainResult", "load_run", "train"]

@@ -1,4 +1,4 @@
-"""Training configuration: one dataclass, defaults from the model registry, overrides from the command line."""
+"""Training configuration: one dataclass, defaults from the model registry, validated in one place."""
 
 from __future__ import annotations
 
@@ -13,17 +13,31 @@ from aetool.runtime.noise import NOISE_KINDS, check_level
 
 DATASETS = ("mnist", "fashion-mnist")
 LOSSES = ("mse", "bce")
+# What a setting is when neither the command line nor the model's registry entry gives it.
+GENERIC = {"epochs": 10, "batch_size": 128, "lr": 1e-3, "loss": "mse", "l1": 0.0, "noise": 0.0}
+# pca is fitted in closed form on clean images: these settings do not apply to it. Round-1 runs stored these values
+# for it, which stand for none.
+PCA_INERT = {"epochs": 0, "lr": 1e-3, "loss": "mse", "batch_size": 128, "l1": 0.0, "noise": 0.0}
+LEGACY_KEYS = ("out",)  # keys of round-1 run folders that are no longer settings (the run folder is not one)
 
 
 @dataclass
 class TrainConfig:
+    """Every setting of a training run. ``None`` means the model's default (its registry entry, else ``GENERIC``).
+
+    Construction resolves the defaults and validates every setting, so a ``TrainConfig`` that exists can train.
+    Raises ``ValueError`` with a message naming the command-line option (``--lr``) for a setting that cannot work,
+    and ``KeyError`` for an unknown model. For ``pca`` the training settings stay ``None`` (and ``epochs`` 0): it
+    is fitted, not trained, so asking for any of them is refused.
+    """
+
     model: str
-    epochs: int = 10
-    batch_size: int = 128
-    lr: float = 1e-3
-    loss: str = "mse"
-    l1: float = 0.0
-    noise: float = 0.0
+    epochs: int | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+    loss: str | None = None
+    l1: float | None = None
+    noise: float | None = None
     noise_kind: str = "gaussian"
     components: int | None = None
     seed: int = 0
@@ -31,43 +45,57 @@ class TrainConfig:
     dataset: str = "mnist"
     data_dir: str | None = None
     limit: int | None = None
-    out: str | None = None
 
     def __post_init__(self) -> None:
+        spec = get_spec(self.model)
+        if spec.kind == "pca":
+            self._resolve_pca()
+        else:
+            for name, generic in GENERIC.items():
+                if getattr(self, name) is None:
+                    setattr(self, name, spec.train.get(name, generic))
+            if self.components is not None:
+                raise ValueError("--components applies to the pca model only")
         if self.data_dir:  # recorded in the run: absolute, so an export from elsewhere finds the same folder
             self.data_dir = str(Path(self.data_dir).expanduser().absolute())
+        self._check()
+
+    def _resolve_pca(self) -> None:
+        """Refuse the training settings for pca, which is fitted in closed form."""
+        given = [name for name, inert in PCA_INERT.items() if getattr(self, name) not in (None, inert)]
+        if given:
+            options = ", ".join(f"--{name.replace('_', '-')}" for name in given)
+            raise ValueError(f"{options} does not apply to pca: it is fitted in closed form on clean images")
+        for name in PCA_INERT:
+            setattr(self, name, None)
+        self.epochs = 0
+
+    def _check(self) -> None:
         if self.dataset not in DATASETS:
             raise ValueError(f"unknown dataset {self.dataset!r}; choose one of {', '.join(DATASETS)}")
-        if self.loss not in LOSSES:
+        if self.loss is not None and self.loss not in LOSSES:
             raise ValueError(f"unknown loss {self.loss!r}; choose one of {', '.join(LOSSES)}")
         if self.noise_kind not in NOISE_KINDS:
             raise ValueError(f"unknown noise kind {self.noise_kind!r}; choose one of {', '.join(NOISE_KINDS)}")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             raise ValueError(f"unknown device {self.device!r}; choose auto, cpu or cuda")
-        if get_spec(self.model).kind == "pca":
-            unused = [f"--{name}" for name in ("epochs", "l1", "noise") if getattr(self, name)]
-            if unused:
-                raise ValueError(
-                    f"{', '.join(unused)} does not apply to pca: it is fitted in closed form on clean images"
-                )
-        elif self.epochs < 1:
-            raise ValueError(f"--epochs must be at least 1, got {self.epochs}")
-        elif self.components is not None:
-            raise ValueError("--components applies to the pca model only")
         at_least = {"batch_size": 1, "seed": 0, "limit": 1, "components": 1}
+        if get_spec(self.model).kind != "pca":
+            at_least["epochs"] = 1
         for name, low in at_least.items():
             value = getattr(self, name)
             if value is not None and value < low:
                 raise ValueError(f"--{name.replace('_', '-')} must be at least {low}, got {value}")
         if self.components is not None and self.components > PIXELS:
             raise ValueError(f"--components must be at most {PIXELS} (the pixels of an image), got {self.components}")
-        if not (math.isfinite(self.lr) and self.lr > 0):
+        if self.lr is not None and not (math.isfinite(self.lr) and self.lr > 0):
             raise ValueError(f"--lr must be a positive number, got {self.lr}")
         for name in ("l1", "noise"):
-            if not (math.isfinite(getattr(self, name)) and getattr(self, name) >= 0):
-                raise ValueError(f"--{name} must be 0 or more, got {getattr(self, name)}")
+            value = getattr(self, name)
+            if value is not None and not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"--{name} must be 0 or more, got {value}")
         try:
-            check_level(self.noise, self.noise_kind)
+            check_level(self.noise or 0.0, self.noise_kind)
         except ValueError as err:
             raise ValueError(f"--noise: {err}") from None
 
@@ -79,25 +107,20 @@ class TrainConfig:
             arch["components"] = self.components
         return arch
 
+    def to_dict(self) -> dict[str, Any]:
+        """The settings as stored in ``checkpoint.pt`` and ``metrics.json``."""
+        return asdict(self)
+
     @classmethod
-    def for_model(cls, model: str, **overrides: Any) -> TrainConfig:
-        """The registry's training defaults for ``model``, then ``overrides`` (``None`` values are ignored)."""
+    def from_dict(cls, stored: Any) -> TrainConfig:
+        """A config read back from a run; raises ``ValueError`` when ``stored`` is not a dict of known settings."""
+        if not isinstance(stored, dict) or not isinstance(stored.get("model"), str):
+            raise ValueError(f"a training config is a dict with a model name, got {type(stored).__name__}")
         known = {f.name for f in fields(cls)}
-        given = {k: v for k, v in overrides.items() if v is not None}
-        if get_spec(model).kind == "pca":
-            unused = [f"--{name.replace('_', '-')}" for name in ("lr", "loss", "batch_size") if name in given]
-            if unused:
-                raise ValueError(f"{', '.join(unused)} does not apply to pca: it is fitted in closed form")
-        settings = {**get_spec(model).train, **given}
-        unknown = set(settings) - known
+        unknown = set(stored) - known - set(LEGACY_KEYS)
         if unknown:
             raise ValueError(f"unknown training settings: {', '.join(sorted(unknown))}")
-        return cls(model=model, **settings)
-
-    @property
-    def run_dir(self) -> Path:
-        """Where the run is written: ``out``, else ``runs/MODEL``."""
-        return Path(self.out or Path("runs") / self.model)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        try:
+            return cls(**{key: value for key, value in stored.items() if key in known})
+        except KeyError as err:
+            raise ValueError(str(err).strip("'\"")) from None

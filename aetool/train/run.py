@@ -1,103 +1,269 @@
-"""The run folder: ``checkpoint.pt`` (weights, config, epoch, optimizer), ``metrics.json`` and ``model.onnx``."""
+"""The run folder: ``checkpoint.pt`` (weights, config, epoch, optimizer), ``metrics.json`` and the exported files.
+
+:class:`RunFolder` is the one owner of a run's files: their paths, reading them back safely, whether the run is
+finished and its export current, and the rules for starting over, resuming and reusing a run, side by side. The
+training loop, the CLI, the exporter, the report, ``scripts/build_bundled.py`` and the benchmarks all go through it.
+"""
 
 from __future__ import annotations
 
 import json
-import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from aetool.errors import AetoolError, os_reason
-from aetool.models import build_model
-from aetool.runtime.model import first_line
+from aetool.errors import AetoolError, first_line
+from aetool.models import Autoencoder, build_model
+from aetool.runtime import contract
+from aetool.runtime.files import write_files
 from aetool.train.config import TrainConfig
 
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.json"
 ONNX = "model.onnx"
-
-
-def write_atomic(path: Path, write: Any) -> None:
-    """Call ``write(tmp_path)`` then rename onto ``path``, so a reader never sees a half-written file."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except OSError as err:
-        raise AetoolError(f"cannot write {path}: {os_reason(err)}") from None
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def save_checkpoint(
-    run_dir: Path, model: nn.Module, optimizer: torch.optim.Optimizer | None, config: TrainConfig, epoch: int
-) -> None:
-    state = {
-        "model": model.state_dict(),
-        "optimizer": optimizer.state_dict() if optimizer is not None else None,
-        "config": config.to_dict(),
-        "epoch": epoch,
-    }
-    write_atomic(run_dir / CHECKPOINT, lambda tmp: torch.save(state, tmp))
-
-
-def load_checkpoint(path: Path) -> dict[str, Any]:
-    """Read a checkpoint safely (``weights_only=True``); anything foreign is a one-line error."""
-    if path.is_dir():
-        path = path / CHECKPOINT
-    if not path.is_file():
-        raise AetoolError(f"no checkpoint at {path}")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch.load raises many kinds on foreign bytes (KeyError on a text file)
-        raise AetoolError(f"{path} is not a readable checkpoint: {first_line(err)[:160]}") from None
-    if not isinstance(state, dict) or not {"model", "config", "epoch"} <= state.keys():
-        raise AetoolError(f"{path} is not an aetool checkpoint (it lacks model, config and epoch)")
-    return state
+# What must match for a resumed run to end at the uninterrupted run's weights: batches, noise and the learning-rate
+# schedule are functions of these.
+RESUMED_SETTINGS = (
+    "model",
+    "epochs",
+    "batch_size",
+    "lr",
+    "loss",
+    "l1",
+    "noise",
+    "noise_kind",
+    "components",
+    "seed",
+    "dataset",
+    "limit",
+)
+# What a run learns (model and objective): a stored run stands in for a wanted one when these are equal and it was
+# trained at least as long on at least as many images. How it was optimised (lr, batch size, seed) may differ.
+REUSED_SETTINGS = ("model", "dataset", "loss", "l1", "noise", "noise_kind", "components")
 
 
 @dataclass
 class Run:
-    """A trained model read back from its run folder."""
+    """A trained model read back from its run folder: the network (eval mode, CPU), its config and history."""
 
-    path: Path
-    model: nn.Module
+    folder: RunFolder
+    net: Autoencoder
     config: TrainConfig
     epoch: int
-    history: list[dict[str, Any]]
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def path(self) -> Path:
+        return self.folder.path
 
     @property
     def test_mse(self) -> float | None:
+        """The test MSE after the last epoch (``None`` before the first)."""
         return self.history[-1]["test_mse"] if self.history else None
 
 
-def read_metrics(run_dir: Path) -> dict[str, Any]:
-    path = run_dir / METRICS
-    if not path.is_file():
-        return {"history": []}
-    try:
-        metrics = json.loads(path.read_text())
-    except (ValueError, OSError) as err:
-        raise AetoolError(f"{path} is not readable JSON: {err}") from None
-    if not isinstance(metrics, dict) or not isinstance(metrics.get("history", []), list):
-        raise AetoolError(f'{path} is not an aetool metrics file (it needs a "history" list)')
-    return metrics
+@dataclass(frozen=True)
+class RunFolder:
+    """The folder of one training run, and every rule about its files."""
+
+    path: Path
+
+    @classmethod
+    def at(cls, path: str | Path) -> RunFolder:
+        """The run folder ``path`` names, or the one holding it when it names the folder's ``checkpoint.pt``."""
+        path = Path(path)
+        return cls(path.parent if path.name == CHECKPOINT else path)
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.path / CHECKPOINT
+
+    @property
+    def metrics(self) -> Path:
+        return self.path / METRICS
+
+    @property
+    def model_file(self) -> Path:
+        """Where ``aetool train`` and ``aetool export`` write the verified ONNX file by default."""
+        return self.path / ONNX
+
+    def holds_run(self) -> bool:
+        """Whether a checkpoint is there, i.e. at least one epoch (or the PCA fit) was saved."""
+        return self.checkpoint.is_file()
+
+    # ---- reading back ----
+
+    def read_checkpoint(self) -> dict[str, Any]:
+        """The checkpoint, read safely (``weights_only=True``); raises ``AetoolError`` for a missing or foreign file."""
+        path = self.checkpoint
+        if self.path.is_file():
+            raise AetoolError(f"cannot use {self.path} as a run folder: it is a file")
+        if not path.is_file():
+            raise AetoolError(f"no checkpoint at {path}")
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as err:  # torch.load raises many kinds on foreign bytes (KeyError on a text file)
+            raise AetoolError(f"{path} is not a readable checkpoint: {first_line(err)[:160]}") from None
+        if not isinstance(state, dict) or not {"model", "config", "epoch"} <= state.keys():
+            raise AetoolError(f"{path} is not an aetool checkpoint (it lacks model, config and epoch)")
+        if not isinstance(state["model"], dict) or not isinstance(state.get("optimizer"), dict | None):
+            raise AetoolError(f"{path} is not an aetool checkpoint (its weights or optimizer state are not dicts)")
+        if not isinstance(state["epoch"], int) or isinstance(state["epoch"], bool) or state["epoch"] < 0:
+            raise AetoolError(f"{path} is not an aetool checkpoint (its epoch is {state['epoch']!r})")
+        return state
+
+    def read_metrics(self) -> dict[str, Any]:
+        """``metrics.json`` (``{"config": …, "history": [...]}``); an empty history when there is none yet.
+
+        Raises ``AetoolError`` when the file is not JSON of that shape.
+        """
+        path = self.metrics
+        if not path.is_file():
+            return {"history": []}
+        try:
+            metrics = json.loads(path.read_text())
+        except (ValueError, OSError) as err:
+            raise AetoolError(f"{path} is not readable JSON: {err}") from None
+        history = metrics.get("history", []) if isinstance(metrics, dict) else None
+        if not isinstance(history, list) or not all(
+            isinstance(r, dict) and isinstance(r.get("epoch"), int) for r in history
+        ):
+            raise AetoolError(f'{path} is not an aetool metrics file (it needs a "history" list of epoch records)')
+        return metrics
+
+    def stored_config(self) -> dict[str, Any] | None:
+        """The settings ``metrics.json`` records, or ``None`` when it records none."""
+        config = self.read_metrics().get("config")
+        return config if isinstance(config, dict) else None
+
+    def load(self) -> Run:
+        """The trained network (eval mode, CPU), config and history; raises ``AetoolError`` for foreign files."""
+        state = self.read_checkpoint()
+        try:
+            config = TrainConfig.from_dict(state["config"])
+            net = build_model(config.model, **config.arch)
+            net.load_state_dict(state["model"])
+        except (TypeError, ValueError, KeyError, RuntimeError) as err:
+            raise AetoolError(
+                f"{self.checkpoint}: checkpoint does not match an aetool model: {first_line(err)}"
+            ) from None
+        return Run(self, net.eval(), config, state["epoch"], self.read_metrics()["history"])
+
+    def is_finished(self) -> bool:
+        """Whether the last recorded epoch is the last the run's config asks for."""
+        metrics = self.read_metrics()
+        config, history = metrics.get("config"), metrics["history"]
+        return isinstance(config, dict) and bool(history) and history[-1]["epoch"] == config.get("epochs")
+
+    # ---- exports ----
+
+    def exported_files(self, model_file: Path | None = None) -> list[Path]:
+        """Every file an export of this run may write: the model, its decoder and its variants."""
+        model_file = model_file or self.model_file
+        variants = [contract.variant_path(model_file, precision) for precision in contract.PRECISIONS]
+        return [model_file, contract.decoder_path(model_file), *variants]
+
+    def export_is_current(self, model_file: Path | None = None, precisions: tuple[str, ...] = ()) -> bool:
+        """Whether the model file (and the ``precisions`` variants) exist and were written after the checkpoint."""
+        model_file = model_file or self.model_file
+        wanted = [model_file, *(contract.variant_path(model_file, p) for p in precisions)]
+        if not self.holds_run():
+            return False
+        trained = self.checkpoint.stat().st_mtime
+        return all(path.is_file() and path.stat().st_mtime >= trained for path in wanted)
+
+    def remove_exports(self) -> None:
+        """Delete the exported files of an older training (the run ``--force`` starts over)."""
+        for path in self.exported_files():
+            path.unlink(missing_ok=True)
+
+    # ---- writing ----
+
+    def save(
+        self,
+        *,
+        net: nn.Module,
+        optimizer: torch.optim.Optimizer | None,
+        config: TrainConfig,
+        epoch: int,
+        history: list[dict[str, Any]],
+    ) -> None:
+        """Write checkpoint and metrics together, atomically (a reader sees the old pair or the new one)."""
+        state = {
+            "model": net.state_dict(),
+            "optimizer": optimizer.state_dict() if optimizer is not None else None,
+            "config": config.to_dict(),
+            "epoch": epoch,
+        }
+        metrics = json.dumps({"config": config.to_dict(), "history": history}, indent=2)
+        write_files({self.checkpoint: lambda tmp: torch.save(state, tmp), self.metrics: metrics.encode()})
+
+    def create(self) -> None:
+        """Make the folder; raises ``AetoolError`` when a file is in the way."""
+        if self.path.exists() and not self.path.is_dir():
+            raise AetoolError(f"cannot use {self.path} as the run folder: it is a file")
+        self.path.mkdir(parents=True, exist_ok=True)
+
+    # ---- the rules: starting over, resuming, reusing ----
+
+    def check_start(self, config: TrainConfig, *, resume: bool, force: bool) -> dict[str, Any] | None:
+        """The checkpoint to resume from (``None``: start afresh), once starting ``config`` here is allowed.
+
+        A run in the folder is kept unless ``force`` (start over) or ``resume`` (continue it with its own settings,
+        see :meth:`resume_conflicts`) is given; both at once are refused. Raises ``AetoolError``.
+        """
+        if resume and force:
+            raise AetoolError("--resume continues the run and --force starts it over: choose one")
+        if not self.holds_run():
+            return None
+        if not (resume or force):
+            raise AetoolError(f"{self.path} already holds a run; pass --resume to continue it or --force to start over")
+        if force:
+            return None
+        state = self.read_checkpoint()
+        conflicts = self.resume_conflicts(state["config"], config)
+        if conflicts:
+            raise AetoolError(
+                f"{self.path} was trained with {', '.join(conflicts)}; resume it with its own settings, "
+                "or start over with --force"
+            )
+        return state
+
+    @staticmethod
+    def resume_conflicts(stored: dict[str, Any], config: TrainConfig) -> list[str]:
+        """The settings in which ``config`` differs from a stored run's: a resumed run must keep them all."""
+        stored, wanted = _normalised(stored), config.to_dict()
+        return [
+            f"{key} {stored.get(key)!r} (now {wanted[key]!r})"
+            for key in RESUMED_SETTINGS
+            if stored.get(key) != wanted[key]
+        ]
+
+    @staticmethod
+    def reuse_shortfalls(stored: dict[str, Any], wanted: TrainConfig) -> list[str]:
+        """Why a finished run with the ``stored`` settings cannot stand in for ``wanted`` (empty when it can)."""
+        stored, want = _normalised(stored), wanted.to_dict()
+        reasons = [
+            f"{key} {stored.get(key)!r}, not {want[key]!r}" for key in REUSED_SETTINGS if stored.get(key) != want[key]
+        ]
+        if (stored.get("epochs") or 0) < (wanted.epochs or 0):
+            reasons.append(f"{stored.get('epochs')} epochs, not {wanted.epochs}")
+        if stored.get("limit") is not None and (wanted.limit is None or stored["limit"] < wanted.limit):
+            reasons.append(f"{stored['limit']} images, not {wanted.limit or 'all'}")
+        return reasons
 
 
-def load_run(run_dir: str | Path) -> Run:
-    """Model (eval mode, CPU), config and history of a run folder or a checkpoint file."""
-    path = Path(run_dir)
-    state = load_checkpoint(path)
-    run_dir = path if path.is_dir() else path.parent
+def _normalised(stored: dict[str, Any]) -> dict[str, Any]:
+    """Stored settings as this version's config would hold them (defaults resolved), when they still validate."""
     try:
-        config = TrainConfig(**state["config"])
-        model = build_model(config.model, **config.arch)
-        model.load_state_dict(state["model"])
-    except (TypeError, ValueError, KeyError, RuntimeError) as err:
-        raise AetoolError(f"{path}: checkpoint does not match an aetool model: {str(err).splitlines()[0]}") from None
-    history = read_metrics(run_dir).get("history", [])
-    return Run(run_dir, model.eval(), config, int(state["epoch"]), history)
+        return TrainConfig.from_dict(stored).to_dict()
+    except (ValueError, TypeError):
+        return stored
+
+
+def load_run(path: str | Path) -> Run:
+    """The run in a run folder, or the one a checkpoint file belongs to (see :meth:`RunFolder.load`)."""
+    return RunFolder.at(path).load()

@@ -1,4 +1,4 @@
-"""aetool.runtime.pipeline: images through identity models come back pixel for pixel, whatever the detour."""
+"""aetool.runtime.batch: images through identity models come back pixel for pixel, whatever the detour."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 from conftest import digit, read, save
 
 from aetool.runtime import load
+from aetool.runtime.batch import Corrupt, Reconstruct, process
 from aetool.runtime.files import Job
-from aetool.runtime.pipeline import Corrupt, Reconstruct, process
 
 
 def job(path, target=None, fmt="PNG"):
@@ -85,11 +85,11 @@ def test_same_shapes_share_one_session_call_and_order_is_kept(tmp_path, toy_dir)
             return super().run(batch)
 
     jobs = [job(s, tmp_path / f"out-{s.name}") for s in sources]
-    outcomes = list(process(jobs, Count(load(toy_dir / "conv.onnx")), invert=False, chunk=4))
+    outcomes = list(process(jobs, Count(load(toy_dir / "conv.onnx")), invert=False, in_flight=4))
     assert [o.path for o in outcomes] == [str(s) for s in sources]
     assert calls == [3, 1, 2]  # chunk 1: three 28×28 together, the 40×40 alone; chunk 2: two 28×28
     calls.clear()
-    list(process(jobs, Count(load(toy_dir / "dense.onnx")), invert=False, chunk=4))
+    list(process(jobs, Count(load(toy_dir / "dense.onnx")), invert=False, in_flight=4))
     assert calls == [4, 2]  # a dense model fits the 40×40 to 28×28, so it joins the others
 
 

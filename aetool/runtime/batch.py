@@ -12,12 +12,11 @@ import numpy as np
 
 from aetool.errors import AetoolError, ImageError, os_reason
 from aetool.runtime import images
-from aetool.runtime import model as runtime_model
 from aetool.runtime.files import Job, atomic_write
 from aetool.runtime.model import Model
 from aetool.runtime.noise import add_noise
 
-CHUNK = 64  # images read and held at once
+IMAGES_IN_FLIGHT = 64  # images read and held at once
 
 
 class Step(Protocol):
@@ -41,14 +40,11 @@ class Reconstruct:
         if spec.size is not None:
             resized = pixels.shape != spec.size
             return (images.fit(pixels, spec.size) if resized else pixels), resized
-        limit = runtime_model.MAX_CONV_PIXELS
-        if pixels.size > limit:
-            height, width = pixels.shape
-            raise ImageError(
-                f"{width}×{height} is over the {limit:,}-pixel limit of a conv model (about 230 bytes "
-                "of memory per pixel); scale it down first"
-            )
-        return images.pad_to_multiple(pixels, spec.multiple_of), False
+        try:
+            height, width = spec.padded(*pixels.shape)
+        except ValueError as err:
+            raise ImageError(str(err)) from None
+        return images.pad_to(pixels, (height, width)), False
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         return self.model.reconstruct(batch)
@@ -97,21 +93,48 @@ class _Ready:
     seconds: float
 
 
+@dataclass(frozen=True)
+class ImageOptions:
+    """The options every image command shares (``denoise``, ``reconstruct``, ``add-noise``).
+
+    ``output``: a file for one input, else a folder, ``-`` for standard output, None beside each input; ``fmt``: the
+    output image format; ``side_by_side``: write input | output; ``invert``: treat images as dark on light (None:
+    decide per image from its border); ``force``: let an output overwrite an input; ``as_json``: a JSON record per
+    image on standard output; ``recursive``: look in subfolders of input folders.
+    """
+
+    output: str | None = None
+    fmt: str | None = None
+    side_by_side: bool = False
+    invert: bool | None = None
+    force: bool = False
+    as_json: bool = False
+    recursive: bool = False
+
+
 def process(
     jobs: Sequence[Job],
     step: Step,
+    *,
     invert: bool | None = None,
     side_by_side: bool = False,
     stdout: BinaryIO | None = None,
-    chunk: int = CHUNK,
+    in_flight: int = IMAGES_IN_FLIGHT,
 ) -> Iterator[Outcome]:
-    """Outcomes of ``jobs`` in order. ``invert`` None decides per image from its border; True/False forces it."""
-    for start in range(0, len(jobs), chunk):
-        yield from _chunk(jobs[start : start + chunk], step, invert, side_by_side, stdout)
+    """Outcomes of ``jobs`` in order, ``in_flight`` images read and held at a time so memory stays flat.
+
+    ``invert`` None decides per image from its border; True/False forces it. ``side_by_side`` writes input | output.
+    Results without a target file go to ``stdout``. An image that cannot be read, run or written is an outcome with
+    ``error`` set; the others are still done.
+    """
+    for start in range(0, len(jobs), in_flight):
+        yield from _chunk(
+            jobs[start : start + in_flight], step, invert=invert, side_by_side=side_by_side, stdout=stdout
+        )
 
 
 def _chunk(
-    jobs: Sequence[Job], step: Step, invert: bool | None, side_by_side: bool, stdout: BinaryIO | None
+    jobs: Sequence[Job], step: Step, *, invert: bool | None, side_by_side: bool, stdout: BinaryIO | None
 ) -> Iterator[Outcome]:
     outcomes: dict[int, Outcome] = {}
     ready: list[_Ready] = []
@@ -166,11 +189,15 @@ def _finish(item: _Ready, result: np.ndarray, share: float, side_by_side: bool, 
     try:
         data = images.encode(pixels, item.job.fmt)
         if item.job.target is None:
+            if stdout is None:
+                raise ValueError("no standard output to write to")
             stdout.write(data)
             stdout.flush()
         else:
             atomic_write(item.job.target, data)
-    except (OSError, ValueError, KeyError) as err:
+    except AetoolError as err:  # the file could not be written
+        outcome.size, outcome.error = None, str(err)
+    except (OSError, ValueError, KeyError) as err:  # the image could not be encoded, or standard output is gone
         reason = os_reason(err) if isinstance(err, OSError) else str(err)
         outcome.size, outcome.error = None, f"cannot write {item.job.target or 'standard output'}: {reason}"
     else:

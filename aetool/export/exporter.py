@@ -1,0 +1,317 @@
+"""Export end to end: convert, verify, annotate, add variants, and write all the files or none of them."""
+
+from __future__ import annotations
+
+import copy
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+from torch import nn
+
+from aetool.errors import AetoolError
+from aetool.export import metadata, variants
+from aetool.export.onnx_export import (
+    MULTIPLE_OF,
+    Decoder,
+    ExportSpec,
+    check_onnx,
+    decoder_spec,
+    has_decoder,
+    is_conv,
+    model_spec,
+    to_onnx,
+)
+from aetool.export.parity import (
+    Case,
+    ParityReport,
+    as_images,
+    check_parity,
+    code_cases,
+    cpu_session,
+    image_cases,
+    torch_reference,
+)
+from aetool.export.variants import TestSet, VariantReport
+from aetool.runtime import contract
+from aetool.runtime.files import write_files
+from aetool.runtime.idx import load_split, resolve_data_dir
+from aetool.runtime.noise import TEST_NOISE_SEED, add_noise
+from aetool.train.run import ONNX, Run, load_run
+
+CALIBRATION_DIGITS = 256
+
+Echo = Callable[[str], Any]
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """How an export is verified and which variants it adds (the options of ``aetool export``).
+
+    ``atol``: the largest allowed |PyTorch − onnxruntime| of the fp32 graphs (scaled by an output's magnitude where
+    that exceeds 1); ``precisions``: variants to write beside the fp32 file (``fp16``, ``int8``); ``max_mse_rise``:
+    the largest allowed relative rise of a variant's test MSE (0.10 = 10 %); ``data_dir``: a folder of IDX files
+    whose test digits join the parity inputs, score the variants and (train split) calibrate static int8.
+    """
+
+    atol: float = 1e-5
+    precisions: tuple[str, ...] = ()
+    max_mse_rise: float = 0.10
+    data_dir: str | Path | None = None
+
+    def __post_init__(self) -> None:
+        unknown = [p for p in self.precisions if p not in contract.PRECISIONS]
+        if unknown:
+            raise ValueError(f"unknown precision {unknown[0]!r}; choose from {', '.join(contract.PRECISIONS)}")
+
+
+@dataclass(frozen=True)
+class ExportData:
+    """Images an export checks with: test images (N×H×W uint8 or float) and static-int8 calibration images."""
+
+    test_images: np.ndarray | None = None
+    calibration: np.ndarray | None = None
+
+
+@dataclass
+class ExportResult:
+    """What an export wrote, and the evidence that each file computes what the PyTorch model computes."""
+
+    path: Path
+    parity: ParityReport
+    decoder_path: Path | None = None
+    decoder_parity: ParityReport | None = None
+    variants: list[VariantReport] = field(default_factory=list)
+    variant_paths: list[Path] = field(default_factory=list)
+
+    @property
+    def paths(self) -> list[Path]:
+        """Every file written: the model, its decoder (if any), then the variants."""
+        return [self.path, *([self.decoder_path] if self.decoder_path else []), *self.variant_paths]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "paths": [str(p) for p in self.paths],
+            "parity": self.parity.to_dict(),
+            "decoder_parity": self.decoder_parity.to_dict() if self.decoder_parity else None,
+            "variants": [v.to_dict() for v in self.variants],
+        }
+
+
+def _verified(
+    spec: ExportSpec, reference: nn.Module, cases: list[Case], *, atol: float, label: str, echo: Echo
+) -> tuple[onnx.ModelProto, ParityReport]:
+    """Convert one graph, check it, and hold it to PyTorch on every case; raises ``ParityError`` if it disagrees."""
+    proto = to_onnx(spec)
+    check_onnx(proto)
+    report = check_parity(
+        cpu_session(proto), torch_reference(reference, spec.output_names), cases, atol=atol, graph=label
+    )
+    for line in report.lines():
+        echo(line)
+    report.raise_if_failed()
+    return proto, report
+
+
+def _test_set(images: np.ndarray, facts: metadata.ModelFacts) -> TestSet:
+    """The test digits as training scored them: noisy inputs (same noise, same seed) for a denoising model."""
+    if facts.noise_level == 0:
+        return TestSet(images, images, "clean test digits")
+    noisy = add_noise(images, facts.noise_level, facts.noise_kind, TEST_NOISE_SEED)
+    return TestSet(noisy, images, f"test digits with {facts.noise_kind} noise {facts.noise_level:g}")
+
+
+def _variant(
+    precision: str,
+    fp32: onnx.ModelProto,
+    *,
+    target: Path,
+    cases: list[Case],
+    test: TestSet | None,
+    calibration: np.ndarray | None,
+    max_mse_rise: float,
+    echo: Echo,
+) -> tuple[onnx.ModelProto, VariantReport]:
+    """Make one fp16/int8 variant and measure it against the fp32 graph; raises ``ParityError`` if it lost too much."""
+    with tempfile.TemporaryDirectory() as workdir:
+        proto, method = variants.make(precision, fp32, workdir=Path(workdir), calibration=calibration)
+    report = variants.measure(
+        proto,
+        cpu_session(fp32),
+        precision=precision,
+        method=method,
+        file=target.name,
+        cases=cases,
+        test=test,
+        max_mse_rise=max_mse_rise,
+    )
+    for line in report.lines():
+        echo(line)
+    report.raise_if_failed()
+    return proto, report
+
+
+def _check_target(path: Path) -> None:
+    """Refuse, before any work, a target that is a folder, not ``.onnx``, or in a folder that cannot be written."""
+    if path.is_dir():
+        raise AetoolError(f"cannot export to {path}: it is a folder; name the file, e.g. {path / 'model.onnx'}")
+    if path.suffix != ".onnx":
+        raise AetoolError(f"cannot export to {path}: the file name must end in .onnx")
+    if not path.parent.is_dir():
+        problem = "is a file" if path.parent.exists() else "does not exist"
+        raise AetoolError(f"cannot export to {path}: {path.parent} {problem}")
+    if not os.access(path.parent, os.W_OK):
+        raise AetoolError(f"cannot export to {path}: {path.parent} is not writable")
+
+
+def _export(
+    net: nn.Module,
+    path: Path,
+    facts: metadata.ModelFacts,
+    *,
+    options: ExportOptions,
+    data: ExportData,
+    echo: Echo,
+) -> ExportResult:
+    """Model graph, decoder graph and variants of a CPU network in eval mode, each verified before any is written."""
+    _check_target(path)
+    images = None if data.test_images is None else as_images(data.test_images)
+    cases = image_cases(conv=is_conv(net), unpool=getattr(net, "uses_indices", False), test_images=images)
+    proto, report = _verified(model_spec(net), net, cases, atol=options.atol, label="model", echo=echo)
+    result = ExportResult(path, report)
+    files = {path: proto}
+
+    if has_decoder(net):
+        spec = decoder_spec(net)
+        decoder, result.decoder_parity = _verified(
+            spec, Decoder(net), code_cases(tuple(spec.example.shape[1:])), atol=options.atol, label="decoder", echo=echo
+        )
+        result.decoder_path = contract.decoder_path(path)
+        props = metadata.metadata(
+            facts,
+            decoder,
+            spec=metadata.code_spec(decoder),
+            precision="fp32",
+            parity=result.decoder_parity.to_dict(),
+            decoder="",
+        )
+        metadata.write(decoder, props)
+        files[result.decoder_path] = decoder
+    decoder_name = result.decoder_path.name if result.decoder_path else ""
+
+    image_spec = metadata.image_spec(proto, MULTIPLE_OF if is_conv(net) else None)
+    test = None if images is None else _test_set(images, facts)
+    for precision in options.precisions:
+        target = contract.variant_path(path, precision)
+        variant, variant_report = _variant(
+            precision,
+            proto,
+            target=target,
+            cases=cases,
+            test=test,
+            calibration=data.calibration if is_conv(net) else None,
+            max_mse_rise=options.max_mse_rise,
+            echo=echo,
+        )
+        props = metadata.metadata(
+            facts,
+            variant,
+            spec=image_spec,
+            precision=precision,
+            parity=None,
+            decoder=decoder_name,
+            variant=variant_report.to_dict(),
+        )
+        metadata.write(variant, props)
+        result.variants.append(variant_report)
+        result.variant_paths.append(target)
+        files[target] = variant
+
+    props = metadata.metadata(
+        facts, proto, spec=image_spec, precision="fp32", parity=result.parity.to_dict(), decoder=decoder_name
+    )
+    metadata.write(proto, props)
+    write_files({target: partial(onnx.save_model, file, save_as_external_data=False) for target, file in files.items()})
+    echo("wrote " + ", ".join(str(p) for p in result.paths))
+    return result
+
+
+def export_model(
+    net: nn.Module,
+    path: str | Path,
+    *,
+    facts: metadata.ModelFacts,
+    options: ExportOptions = ExportOptions(),
+    test_images: np.ndarray | None = None,
+    calibration: np.ndarray | None = None,
+    echo: Echo = print,
+) -> ExportResult:
+    """Export ``net`` to ``path`` (and its decoder beside it), verified against PyTorch within ``options.atol``.
+
+    ``facts`` (registry name, architecture, dataset, noise, epochs, test MSE) go into the file's metadata.
+    ``test_images`` (N×28×28, uint8 or floats in [0, 1]) add real digits to the parity inputs and score the
+    variants ``options.precisions`` asks for; ``calibration`` (N×1×H×W float32) calibrates static int8 for conv
+    models. Raises ``ParityError``, and writes nothing, if any output of any case differs by more than
+    ``options.atol`` (scaled by the output's magnitude where that exceeds 1) or a variant's test MSE rises by more
+    than ``options.max_mse_rise``; ``AetoolError`` for a target that cannot be written.
+    """
+    cpu_copy = copy.deepcopy(net).cpu().eval()  # leave the caller's network where and as it is
+    data = ExportData(test_images, calibration)
+    return _export(cpu_copy, Path(path), facts, options=options, data=data, echo=echo)
+
+
+def _run_data(run: Run, options: ExportOptions) -> ExportData:
+    """Test digits (and calibration digits for static int8) for a run's export, from ``options.data_dir``,
+    ``$AETOOL_DATA_DIR`` or the folder the run was trained on; raises ``AetoolError`` when variants need them and
+    there are none."""
+    data_dir = resolve_data_dir(options.data_dir, run.config.dataset)  # per dataset
+    trained_on = resolve_data_dir(run.config.data_dir, run.config.dataset) if run.config.data_dir else None
+    if data_dir is None and trained_on is not None and trained_on.is_dir():
+        data_dir = trained_on
+    static_int8 = "int8" in options.precisions and is_conv(run.net)
+    if data_dir is None:
+        if options.precisions:
+            calibrated = " (and int8 conv files calibrated on training digits)" if static_int8 else ""
+            raise AetoolError(
+                f"{' and '.join(options.precisions)} files are checked on test digits{calibrated}: give the "
+                "MNIST folder with --data-dir or $AETOOL_DATA_DIR"
+            )
+        return ExportData()
+    calibration = as_images(load_split(data_dir, "train")[0][:CALIBRATION_DIGITS]) if static_int8 else None
+    return ExportData(load_split(data_dir, "test")[0], calibration)
+
+
+def export_run(
+    run_dir: str | Path, out: str | Path | None = None, *, options: ExportOptions = ExportOptions(), echo: Echo = print
+) -> ExportResult:
+    """Export a training run's model, with the variants ``options.precisions`` asks for beside it.
+
+    ``out`` is the file to write, or a folder to hold ``model.onnx`` (default: the run folder). Model name,
+    architecture, dataset, noise and epochs come from the run's config, the test MSE from its history. Real test
+    digits (``options.data_dir``, else ``$AETOOL_DATA_DIR``, else the folder the run was trained on if it is still
+    there) join the parity inputs, and each variant's test MSE is measured against the fp32 file's; static int8 for
+    conv models calibrates on the first 256 training digits. Raises ``AetoolError`` for a run that cannot be read,
+    a target that cannot be written, or variants without test digits (their MSE could not be checked), and
+    ``ParityError`` as :func:`export_model` does.
+    """
+    run = load_run(run_dir)
+    config = run.config
+    facts = metadata.ModelFacts(
+        config.model,
+        config.arch,
+        dataset=config.dataset,
+        noise_level=config.noise or 0.0,
+        noise_kind=config.noise_kind,
+        epochs=run.epoch,
+        test_mse=run.test_mse,
+    )
+    path = Path(out) if out is not None else run.folder.model_file
+    path = path / ONNX if path.is_dir() else path
+    _check_target(path)
+    return _export(run.net, path, facts, options=options, data=_run_data(run, options), echo=echo)

@@ -1,0 +1,48 @@
+"""How many CPUs this process may use, and thread counts checked against that: what every thread pool is sized by."""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+from aetool.errors import AetoolError
+
+CGROUP_V2_MAX = Path("/sys/fs/cgroup/cpu.max")  # "QUOTA PERIOD" or "max PERIOD" (cgroup v2)
+CGROUP_V1_QUOTA = Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us")  # -1 when unlimited
+CGROUP_V1_PERIOD = Path("/sys/fs/cgroup/cpu/cpu.cfs_period_us")
+MAX_THREADS_PER_CORE = 4
+
+
+def _cgroup_limit() -> int | None:
+    """CPUs the cgroup's CPU quota allows (quota ÷ period, rounded up), or None when there is no quota."""
+    try:
+        if CGROUP_V2_MAX.is_file():
+            quota, period = CGROUP_V2_MAX.read_text().split()[:2]
+            return None if quota == "max" else max(1, math.ceil(int(quota) / int(period)))
+        if CGROUP_V1_QUOTA.is_file() and CGROUP_V1_PERIOD.is_file():
+            quota_us, period_us = int(CGROUP_V1_QUOTA.read_text()), int(CGROUP_V1_PERIOD.read_text())
+            return None if quota_us <= 0 or period_us <= 0 else max(1, math.ceil(quota_us / period_us))
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def usable_cores() -> int:
+    """CPUs this process may run on: its affinity mask (``taskset``), capped by a cgroup CPU quota (containers).
+
+    onnxruntime and PyTorch size their pools from the host's CPU count, which under ``taskset -c 0`` or a container
+    quota gives threads that wait for each other; aetool passes this number instead.
+    """
+    affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    limit = _cgroup_limit()
+    return max(1, min(affinity, limit) if limit else affinity)
+
+
+def check_threads(threads: int) -> int:
+    """``threads`` when it is 1 to 4× the usable cores; raises ``AetoolError`` otherwise (more only costs memory)."""
+    usable = usable_cores()
+    most = MAX_THREADS_PER_CORE * usable
+    if not 1 <= threads <= most:
+        raise AetoolError(f"--threads takes 1 to {most} (4 × the {usable} cores this process may use), got {threads}")
+    return threads
