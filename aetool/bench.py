@@ -120,9 +120,9 @@ def keep_freed_memory() -> bool:
     """Make glibc keep freed memory for reuse (whether it did: False off glibc).
 
     By default glibc hands blocks over 128 kB to mmap and trims the heap's free top, so each PyTorch call that
-    allocates big activations pays page faults anew, more or less depending on the heap's history: conv-unpool at
-    batch 256 took 61 ms in a fresh process, 27 ms after some training, 30 ms with this. onnxruntime keeps its
-    own arena and never pays them, so without this the ratio measures glibc rather than the two runtimes.
+    allocates big activations pays page faults anew, more or less depending on the heap's history (conv-unpool's
+    batch-256 time more than halved between a fresh process and one that had trained). onnxruntime keeps its own
+    arena and never pays them, so without this the ratio measures glibc rather than the two runtimes.
     """
     import ctypes
     import ctypes.util

@@ -162,62 +162,39 @@ def _main(
 # ---- image commands ----
 
 
-@app.command()
-def denoise(
-    inputs: Inputs,
-    output: Output = None,
-    model: ModelOption = "denoise",
-    recursive: Recursive = False,
-    fmt: Format = None,
-    side_by_side: SideBySide = False,
-    invert: Invert = None,
-    force: Force = False,
-    as_json: Json = False,
-    provider: Providers = None,
-    threads: Threads = None,
-) -> None:
-    """Remove noise from digit images with a denoising autoencoder (writes NAME.denoised.png)."""
-    from aetool.runtime.batch import ImageOptions
+def _model_command(name: str, *, default_model: str, suffix: str, summary: str) -> None:
+    """Register an image command that runs a model on images: ``denoise`` and ``reconstruct`` differ only in
+    their default model, output suffix and help."""
 
-    options = ImageOptions(
-        output=output,
-        fmt=fmt,
-        side_by_side=side_by_side,
-        invert=invert,
-        force=force,
-        as_json=as_json,
-        recursive=recursive,
-    )
-    _images(inputs, options, suffix=".denoised", step=lambda: _reconstruction(model, provider, threads))
+    def command(
+        inputs: Inputs,
+        output: Output = None,
+        model: ModelOption = default_model,
+        recursive: Recursive = False,
+        fmt: Format = None,
+        side_by_side: SideBySide = False,
+        invert: Invert = None,
+        force: Force = False,
+        as_json: Json = False,
+        provider: Providers = None,
+        threads: Threads = None,
+    ) -> None:
+        options = _image_options(output, fmt, side_by_side, invert, force, as_json=as_json, recursive=recursive)
+        _images(inputs, options, suffix=suffix, step=lambda: _reconstruction(model, provider, threads))
+
+    command.__doc__ = f"{summary} (writes NAME{suffix}.png)."
+    app.command(name)(command)
 
 
-@app.command()
-def reconstruct(
-    inputs: Inputs,
-    output: Output = None,
-    model: ModelOption = "deep",
-    recursive: Recursive = False,
-    fmt: Format = None,
-    side_by_side: SideBySide = False,
-    invert: Invert = None,
-    force: Force = False,
-    as_json: Json = False,
-    provider: Providers = None,
-    threads: Threads = None,
-) -> None:
-    """Pass digit images through an autoencoder (writes NAME.reconstructed.png)."""
-    from aetool.runtime.batch import ImageOptions
-
-    options = ImageOptions(
-        output=output,
-        fmt=fmt,
-        side_by_side=side_by_side,
-        invert=invert,
-        force=force,
-        as_json=as_json,
-        recursive=recursive,
-    )
-    _images(inputs, options, suffix=".reconstructed", step=lambda: _reconstruction(model, provider, threads))
+_model_command(
+    "denoise",
+    default_model="denoise",
+    suffix=".denoised",
+    summary="Remove noise from digit images with a denoising autoencoder",
+)
+_model_command(
+    "reconstruct", default_model="deep", suffix=".reconstructed", summary="Pass digit images through an autoencoder"
+)
 
 
 @app.command("add-noise")
@@ -251,17 +228,7 @@ def add_noise(
             check_level(chosen_level, chosen_kind)
         except ValueError as err:
             fail(f"--noise: {err}")
-    from aetool.runtime.batch import ImageOptions
-
-    options = ImageOptions(
-        output=output,
-        fmt=fmt,
-        side_by_side=side_by_side,
-        invert=invert,
-        force=force,
-        as_json=as_json,
-        recursive=recursive,
-    )
+    options = _image_options(output, fmt, side_by_side, invert, force, as_json=as_json, recursive=recursive)
     _images(inputs, options, suffix=".noisy", step=lambda: _corruption(chosen_level, chosen_kind, seed))
 
 
@@ -270,6 +237,30 @@ def _alias(value: T | None, old: T | None, name: str, old_name: str, *, default:
     if value is not None and old is not None and value != old:
         fail(f"{name} and {old_name} (its old name) disagree; give one")
     return value if value is not None else old if old is not None else default
+
+
+def _image_options(
+    output: str | None,
+    fmt: str | None,
+    side_by_side: bool,
+    invert: bool | None,
+    force: bool,
+    *,
+    as_json: bool,
+    recursive: bool,
+) -> ImageOptions:
+    """The image commands' shared options as one object (imported here: it needs numpy, ``--help`` does not)."""
+    from aetool.runtime.batch import ImageOptions
+
+    return ImageOptions(
+        output=output,
+        fmt=fmt,
+        side_by_side=side_by_side,
+        invert=invert,
+        force=force,
+        as_json=as_json,
+        recursive=recursive,
+    )
 
 
 def _reconstruction(model: str, provider: list[str] | None, threads: int | None) -> Step:

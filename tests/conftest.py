@@ -154,6 +154,17 @@ def bundled(toy_dir, monkeypatch) -> Path:
     return toy_dir
 
 
+# ---- data ----
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory) -> Path:
+    """A folder holding the four IDX files of a tiny synthetic MNIST look-alike (256 train, 64 test images)."""
+    from synthetic import write_dataset
+
+    return write_dataset(tmp_path_factory.mktemp("synthetic"), n_train=256, n_test=64)
+
+
 # ---- real models: the bundled ones ----
 
 

@@ -179,20 +179,35 @@ def test_the_input_is_never_overwritten_without_force(cli, ring):
 
 
 @pytest.mark.parametrize(
-    "args",
+    ("args", "message"),
     [
-        ("ring.png", "missing.png", "-o", "-"),
-        ("ring.png", "--format", "xyz"),
-        ("ring.png", "-o", "x.png", "--format", "jpg"),
-        ("-", "ring.png"),
-        ("ring.png", "-o", "-", "--json"),
-        ("ring.png", "--provider", "warp-drive"),
-        ("ring.png", "--threads", "0"),
+        (("ring.png", "missing.png", "-o", "-"), "-o - (standard output) takes exactly one input file"),
+        (("ring.png", "--format", "xyz"), "unknown image format 'xyz'"),
+        (("ring.png", "-o", "x.png", "--format", "jpg"), "--format jpg contradicts the output name x.png"),
+        (("-", "ring.png"), "- (standard input) cannot be mixed with other inputs"),
+        (("ring.png", "-o", "-", "--json"), "--json prints records to standard output"),
+        (("ring.png", "--provider", "warp-drive"), "unknown execution provider 'warp-drive'"),
+        (("ring.png", "--threads", "99999"), "--threads takes 1 to"),
     ],
 )
-def test_usage_errors_exit_2(cli, ring, args):
+def test_usage_errors_are_one_line_exit_2(cli, ring, args, message):
     result = cli("denoise", *args)
-    assert result.exit_code == 2 and "Traceback" not in result.stderr and result.stderr
+    assert result.exit_code == 2 and result.stderr.startswith("aetool: error: ") and message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_the_cli_offers_every_noise_kind_of_the_noise_function():
+    from aetool.runtime.noise import NOISE_KINDS
+
+    assert tuple(kind.value for kind in NoiseKind) == NOISE_KINDS
+
+
+def test_round_1_flag_names_still_work(cli, ring):
+    assert cli("add-noise", "ring.png", "--level", "0.3", "--kind", "mask", "--seed", "1", "-o", "a.png").exit_code == 0
+    assert cli("add-noise", "ring.png", "--noise", "0.3", "--noise-kind", "mask", "--seed", "1", "-o", "b.png").exit_code == 0
+    assert read("a.png").tolist() == read("b.png").tolist()
+    clash = cli("add-noise", "ring.png", "--noise", "0.3", "--level", "0.4")
+    assert clash.exit_code == 2 and "--noise and --level (its old name) disagree" in clash.stderr
 
 
 def test_a_provider_not_installed_is_a_warning_line(cli, ring, toy_dir):

@@ -138,6 +138,8 @@ def test_json_records_stream_while_the_batch_runs(tmp_path, env):
     ("args", "message"),
     [
         (("add-noise", "in.png", "--level", "-1"), "aetool: error: Invalid value for '--level'"),
+        (("add-noise", "in.png", "--noise", "-1"), "aetool: error: Invalid value for '--noise'"),
+        (("denoise", "in.png", "--threads", "0"), "aetool: error: Invalid value for '--threads'"),
         (("evaluate", "--limit", "0"), "aetool: error: Invalid value for '--limit'"),
         (("denoise",), "aetool: error: Missing argument 'IMAGES'"),
         (("reconstruct", "in.png", "--bogus"), "aetool: error: No such option: --bogus"),

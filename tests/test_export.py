@@ -14,7 +14,6 @@ onnx = pytest.importorskip("onnx", reason="export tests need the train extra")
 
 import onnxruntime as ort  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
-from synthetic import write_dataset  # noqa: E402
 from torch import nn  # noqa: E402
 from torch.export import Dim  # noqa: E402
 
@@ -171,11 +170,6 @@ def test_refuses_when_tolerance_cannot_be_met(tmp_path):
     with pytest.raises(ParityError, match="max abs"):
         export("deep", tmp_path, ExportOptions(atol=0.0))
     assert list(tmp_path.iterdir()) == []
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    return write_dataset(tmp_path_factory.mktemp("synthetic"), n_train=256, n_test=64)
 
 
 def trained_run(name, data_dir, folder):

@@ -6,7 +6,6 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="training tests need the train extra")
 
-from synthetic import write_dataset  # noqa: E402
 
 from aetool.errors import AetoolError, DataError, Interrupted  # noqa: E402
 from aetool.train import TrainConfig, load_run, train  # noqa: E402
@@ -14,11 +13,6 @@ from aetool.train.data import DATA_DIR_ENV, load_images  # noqa: E402
 from aetool.train.run import CHECKPOINT, METRICS  # noqa: E402
 
 SHARED_MNIST = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "mnist"
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    return write_dataset(tmp_path_factory.mktemp("synthetic"), n_train=256, n_test=64)
 
 
 def config(name, data_dir, **overrides):

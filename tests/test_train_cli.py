@@ -7,18 +7,12 @@ import pytest
 
 pytest.importorskip("torch", reason="training needs the train extra")
 
-from synthetic import write_dataset
 from typer.testing import CliRunner
 
 from aetool.cli import app
 from aetool.models import REGISTRY
 
 runner = CliRunner()
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    return write_dataset(tmp_path_factory.mktemp("synthetic"), n_train=128, n_test=32)
 
 
 def test_train_command_writes_a_run_with_a_verified_onnx(data_dir, tmp_path):

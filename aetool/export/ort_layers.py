@@ -1,16 +1,16 @@
 """Export-time stand-ins for what onnxruntime's CPU provider runs slowly; same weights, same results.
 
 The unpooling conv AEs (``conv-unpool``, ``conv-unpool-deconv``) spent most of their onnxruntime time in the first
-pooling stage: ``MaxPool`` with its ``Indices`` output is scalar, branchy code (6.0 of 11.0 ms of kernel time at
-batch 256 on this CPU, benchmarks/op_profile.py), followed by ``MaxUnpool`` and a 1-output-channel conv that the
-NCHWc kernels pad to 16 channels. ``FirstStageByWindow`` computes that stage with no indices at all,
+pooling stage: ``MaxPool`` with its ``Indices`` output is scalar, branchy code (the README's per-node profile,
+from benchmarks/op_profile.py), followed by ``MaxUnpool`` and a 1-output-channel conv that the NCHWc kernels pad
+to 16 channels. ``FirstStageByWindow`` computes that stage with no indices at all,
 from ops onnxruntime runs fast (stride-2 convs, elementwise max and compare, one matmul, ``Col2Im``); see its
 docstring. The second, 4× smaller, stage keeps ``MaxPool`` → ``MaxUnpool`` (``unpool.py``). A stride-1
-``ConvTranspose2d`` also runs as the ``Conv2d`` it equals, which onnxruntime runs about 3× faster.
+``ConvTranspose2d`` also runs as the ``Conv2d`` it equals, which onnxruntime runs faster.
 
 PCA's encoder ``(x − mean) @ basisᵀ`` runs as one ``Gemm`` with the mean folded into its bias (``PCAAsGemms``):
 onnxruntime fuses ``MatMul`` + ``Add`` into ``Gemm`` but runs the ``Sub`` before it as a pass of its own over the
-input (a batch of 256 in 0.09 ms instead of 0.11 ms on this CPU, benchmarks/run_all.py).
+input (the README's Export section gives the measured gain, from benchmarks/run_all.py).
 
 Only the order of float additions changes; the parity check holds every exported graph to the original model,
 ties included. Whole-graph times: benchmarks/export_speed.py.
