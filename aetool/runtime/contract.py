@@ -1,10 +1,12 @@
 """The ONNX contract between export (torch side) and runtime (torch-free side).
 
-A model file has one input ``image`` (N×1×H×W float32 in [0, 1], white digit on black) and the outputs
+Version 2: a model file has one input ``image`` (N×C×H×W float32 in [0, 1], C = 1 grey or 3 sRGB) and the outputs
 ``reconstruction`` (same shape) and ``code`` (the latent). Everything else the runtime needs travels in the
-file's ``metadata_props`` under the keys below (JSON text where the value is structured). Models whose decoder
-needs only the code also get a decoder graph beside them, ``NAME.decoder.onnx`` (input ``code``, output
-``reconstruction``).
+file's ``metadata_props`` under the keys below (JSON text where the value is structured): the contract version,
+the channels and colour space, the input spec (a fixed size, or any size divisible by ``multiple_of``, and the
+polarity). Models whose decoder needs only the code also get a decoder graph beside them, ``NAME.decoder.onnx``
+(input ``code``, output ``reconstruction``). Version 1 files (no ``contract_version`` key) are N×1×H×W, white
+digit on black, and still load and run unchanged.
 """
 
 from __future__ import annotations
@@ -34,8 +36,15 @@ OPSET = "opset"
 PRECISION = "precision"  # "fp32" | "fp16" | "int8"
 VARIANT = "variant"  # JSON for fp16/int8 files: error against the fp32 model and test-MSE change
 DECODER = "decoder"  # file name of the decoder graph beside this file, "" when none
+CONTRACT_VERSION = "contract_version"  # "2"; absent in version-1 files
+CHANNELS = "channels"  # "1" | "3"
+COLOUR_SPACE = "colour_space"  # "gray" | "srgb"
 
-POLARITY = "white-on-black"
+VERSION = 2
+POLARITY = "white-on-black"  # MNIST's world: dark-on-light inputs are inverted for the model and back
+AS_IS = "as-is"  # photographs and other images of your own: fed as they are
+POLARITIES = (POLARITY, AS_IS)
+COLOUR_SPACES = {1: "gray", 3: "srgb"}
 
 
 PRECISIONS = ("fp16", "int8")  # the reduced-precision variants an export may write beside the fp32 file

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aetool.errors import AetoolError, os_reason
-from aetool.runtime.images import FORMATS, IMAGE_SUFFIXES, format_for
+from aetool.runtime.images import FORMATS, format_for, image_suffixes
 
 STDIN = "-"
 _MAGIC = set("*?[")
@@ -70,7 +70,7 @@ def collect(args: Sequence[str], *, recursive: bool = False, skip: str = "") -> 
 
 
 def _is_image(path: Path, skip: str) -> bool:
-    return path.suffix.lower() in IMAGE_SUFFIXES and path.is_file() and not (skip and path.stem.endswith(skip))
+    return path.suffix.lower() in image_suffixes() and path.is_file() and not (skip and path.stem.endswith(skip))
 
 
 def _glob_root(pattern: str) -> Path:

@@ -1,13 +1,18 @@
-"""The one image loader and writer: any file Pillow opens becomes an H×W float32 array in [0, 1], and back.
+"""The one image loader and writer: any file Pillow opens becomes a C×H×W float32 array in [0, 1], and back.
 
-Models see MNIST's world (white digit on black, 28×28 for dense models); these functions carry a user's image
-into that world — grayscale, alpha flattened, polarity flipped, fitted or padded — and the output back out.
+Reading carries a user's file into the pixels a model sees — EXIF orientation applied, an embedded ICC profile
+converted to sRGB with Pillow's ImageCms, 16-bit values scaled, alpha composited — and says what it did. Grey
+images come back with one channel, colour images with three; :func:`to_channels` converts between the two the way
+Pillow does (RGB → grey by its luma, ITU-R 601-2). The other functions carry images into a model's size and
+polarity and back out: fitting the MNIST way, padding, side by side, encoding.
 """
 
 from __future__ import annotations
 
 import io
 import warnings
+from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,30 +23,6 @@ from aetool.errors import AetoolError, ImageError
 if TYPE_CHECKING:
     from PIL import Image
 
-# Suffixes looked for in folders; a file named explicitly is tried whatever its suffix.
-IMAGE_SUFFIXES = frozenset(
-    {
-        ".png",
-        ".jpg",
-        ".jpeg",
-        ".jpe",
-        ".jfif",
-        ".bmp",
-        ".dib",
-        ".tif",
-        ".tiff",
-        ".pgm",
-        ".pbm",
-        ".ppm",
-        ".pnm",
-        ".webp",
-        ".gif",
-        ".tga",
-        ".ico",
-        ".pcx",
-        ".sgi",
-    }
-)
 # Output format names accepted by --format and recognised in output file names → Pillow's format name.
 FORMATS = {
     "png": "PNG",
@@ -57,11 +38,47 @@ FORMATS = {
 }
 _SAVE_OPTIONS = {"JPEG": {"quality": 95}, "WEBP": {"quality": 95}}
 _SIXTEEN_BIT = {"I;16", "I;16L", "I;16B", "I;16N"}
+_GREY_MODES = {"1", "L", "LA", "La", "I", "F", *_SIXTEEN_BIT}
+# Formats Pillow registers but cannot decode without outside programs, or only as stubs for plugins of your own.
+_NOT_DECODED = {"BUFR", "GRIB", "HDF5", "FITS", "EPS", "WMF", "PDF", "MPEG"}
+LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # Pillow's RGB → L weights (ITU-R 601-2)
 MNIST_BOX = 20 / 28  # MNIST digits fill a 20×20 box centred in 28×28
 
 
-def read_gray(source: Path | bytes) -> np.ndarray:
-    """Grayscale pixels in [0, 1] of an image file (or its bytes); an unreadable image is an ImageError."""
+@cache
+def image_suffixes() -> frozenset[str]:
+    """The file suffixes of every format Pillow can decode here: what a folder scan picks up."""
+    from PIL import Image
+
+    Image.init()
+    return frozenset(
+        suffix for suffix, fmt in Image.registered_extensions().items() if fmt in Image.OPEN and fmt not in _NOT_DECODED
+    )
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """An image as read: C×H×W float32 pixels in [0, 1] (C = 1 grey, 3 sRGB) and what reading did to them."""
+
+    pixels: np.ndarray
+    notes: tuple[str, ...] = ()
+
+    @property
+    def channels(self) -> int:
+        return int(self.pixels.shape[0])
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(height, width)."""
+        return int(self.pixels.shape[1]), int(self.pixels.shape[2])
+
+
+def read_image(source: Path | bytes) -> Decoded:
+    """Decode an image file (or its bytes) into C×H×W float32 pixels in [0, 1].
+
+    Raises ``ImageError`` (one line, for the per-image error of a batch) for a missing, empty, unreadable,
+    truncated or oversized (decompression bomb, Pillow's limit) file.
+    """
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     empty = source == b"" if isinstance(source, bytes) else source.is_file() and source.stat().st_size == 0
@@ -71,6 +88,7 @@ def read_gray(source: Path | bytes) -> np.ndarray:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(source if isinstance(source, Path) else io.BytesIO(source)) as opened:
+                orientation = opened.getexif().get(0x0112, 1)  # EXIF Orientation, 1: as stored
                 image = ImageOps.exif_transpose(opened)
                 image.load()
     except FileNotFoundError:
@@ -85,47 +103,130 @@ def read_gray(source: Path | bytes) -> np.ndarray:
         raise ImageError(f"refused as a possible decompression bomb: {err}") from None
     except (OSError, ValueError, SyntaxError, EOFError) as err:
         raise ImageError(f"truncated or corrupt image: {err}") from None
-    return _to_gray(image)
+    notes = [f"turned upright by its EXIF orientation ({orientation})"] if orientation not in (1, None) else []
+    image, note = _to_srgb(image)
+    notes += [note] if note else []
+    pixels, note = _pixels(image)
+    notes += [note] if note else []
+    return Decoded(pixels, tuple(notes))
 
 
-def _to_gray(image: Image.Image) -> np.ndarray:
-    """Pixels of a loaded PIL image as H×W float32 in [0, 1]: 16-bit scaled, alpha composited."""
-    if image.mode in _SIXTEEN_BIT:
-        return np.asarray(image).astype(np.float32) / 65535
-    if image.mode == "I":
-        pixels = np.asarray(image).astype(np.float32)
-        return np.clip(pixels / (65535 if pixels.max() > 255 else 255), 0, 1)
-    if image.mode == "F":
-        pixels = np.asarray(image, dtype=np.float32)
-        return np.clip(pixels / 255 if pixels.max() > 1 else pixels, 0, 1)
+def _to_srgb(image: Image.Image) -> tuple[Image.Image, str | None]:
+    """``image`` with its embedded ICC profile converted to sRGB (grey images stay grey), and a note saying so."""
+    from PIL import ImageCms
+
+    icc = image.info.get("icc_profile")
+    if not icc:
+        return image, None
+    grey = image.mode in _GREY_MODES
+    alpha = image.convert("RGBA").getchannel("A") if _has_alpha(image) else None
+    source = image if image.mode in ("L", "RGB", "CMYK") else image.convert("L" if grey else "RGB")
     try:
-        if "A" not in image.getbands() and "transparency" not in image.info:
-            return np.asarray(image.convert("L"), dtype=np.float32) / 255
-        rgba = image.convert("RGBA")
+        profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        srgb = ImageCms.createProfile("sRGB")
+        converted = ImageCms.profileToProfile(source, profile, srgb, outputMode="RGB")
+    except (ImageCms.PyCMSError, OSError, ValueError) as err:
+        return image, f"its ICC profile could not be applied and was ignored ({err})"
+    if converted is None:  # only when asked to convert in place
+        raise ImageError("the ICC conversion returned no image")
+    if grey:
+        converted = converted.convert("L")
+    if alpha is not None:
+        converted.putalpha(alpha)
+    return converted, "converted from its embedded ICC profile to sRGB"
+
+
+def _has_alpha(image: Image.Image) -> bool:
+    return "A" in image.getbands() or "transparency" in image.info
+
+
+def _pixels(image: Image.Image) -> tuple[np.ndarray, str | None]:
+    """C×H×W float32 in [0, 1] of a loaded image: 16-bit and float scaled, alpha composited; a note when it was."""
+    if image.mode in _SIXTEEN_BIT:
+        return (np.asarray(image).astype(np.float32) / 65535)[None], None
+    if image.mode == "I":
+        values = np.asarray(image).astype(np.float32)
+        return np.clip(values / (65535 if values.max() > 255 else 255), 0, 1)[None], None
+    if image.mode == "F":
+        values = np.asarray(image, dtype=np.float32)
+        return np.clip(values / 255 if values.max() > 1 else values, 0, 1)[None], None
+    grey = image.mode in _GREY_MODES
+    try:
+        if not _has_alpha(image):
+            converted = image.convert("L" if grey else "RGB")
+            return _channels_first(np.asarray(converted, dtype=np.float32) / 255, grey), None
+        rgba = np.asarray(image.convert("RGBA"), dtype=np.float32) / 255
     except ValueError as err:
-        raise ImageError(f"cannot convert image mode {image.mode} to grayscale: {err}") from None
-    gray = np.asarray(rgba.convert("L"), dtype=np.float32) / 255
-    alpha = np.asarray(rgba.getchannel("A"), dtype=np.float32) / 255
-    return gray * alpha + _background_for(gray, alpha) * (1 - alpha)
+        raise ImageError(f"cannot convert image mode {image.mode}: {err}") from None
+    colour, alpha = rgba[..., :3].transpose(2, 0, 1), rgba[..., 3]
+    background = _background_for(np.tensordot(LUMA, colour, axes=1), alpha)
+    composited = colour * alpha + background * (1 - alpha)
+    shade = "white" if background else "black"
+    pixels = composited[:1] if grey or _is_grey(composited) else composited
+    return pixels.astype(np.float32), f"transparent areas composited on {shade}"
 
 
-def _background_for(gray: np.ndarray, alpha: np.ndarray) -> float:
+def _channels_first(values: np.ndarray, grey: bool) -> np.ndarray:
+    """H×W or H×W×3 values as C×H×W; colour images whose three channels are equal everywhere come back grey."""
+    if grey:
+        return values[None]
+    colour = values.transpose(2, 0, 1)
+    return colour[:1].copy() if _is_grey(colour) else np.ascontiguousarray(colour)
+
+
+def _is_grey(colour: np.ndarray) -> bool:
+    return bool((colour[0] == colour[1]).all() and (colour[1] == colour[2]).all())
+
+
+def _background_for(luma: np.ndarray, alpha: np.ndarray) -> float:
     """Transparent areas become the opposite of the ink: white behind dark strokes, black behind light ones."""
     weight = alpha.sum()
-    return 1.0 if weight and float((gray * alpha).sum() / weight) < 0.5 else 0.0
+    return 1.0 if weight and float((luma * alpha).sum() / weight) < 0.5 else 0.0
+
+
+def to_channels(pixels: np.ndarray, channels: int) -> tuple[np.ndarray, str | None]:
+    """C×H×W pixels with ``channels`` channels (1 or 3), and a note when they were converted.
+
+    Grey → RGB replicates the channel; RGB → grey takes Pillow's luma (ITU-R 601-2: 0.299 R + 0.587 G + 0.114 B).
+    Raises ``ValueError`` for other channel counts.
+    """
+    have = pixels.shape[0]
+    if have == channels:
+        return pixels, None
+    if (have, channels) == (1, 3):
+        return np.repeat(pixels, 3, axis=0), "grey → RGB (replicated)"
+    if (have, channels) == (3, 1):
+        return np.tensordot(LUMA, pixels, axes=1)[None].astype(np.float32), "RGB → grey (luma)"
+    raise ValueError(f"cannot convert {have}-channel pixels to {channels} channels")
+
+
+def read_gray(source: Path | bytes) -> np.ndarray:
+    """H×W grey pixels in [0, 1] of an image file (colour converted by luma); raises ``ImageError``."""
+    return to_channels(read_image(source).pixels, 1)[0][0]
+
+
+def luma(pixels: np.ndarray) -> np.ndarray:
+    """H×W brightness of C×H×W (or H×W) pixels."""
+    return pixels if pixels.ndim == 2 else to_channels(pixels, 1)[0][0]
 
 
 def is_dark_on_light(pixels: np.ndarray) -> bool:
-    """Whether the border is bright, i.e. dark ink on a light page (the opposite of MNIST)."""
-    ring = max(1, min(pixels.shape) // 14)
+    """Whether the border is bright, i.e. dark ink on a light page (the opposite of MNIST); H×W or C×H×W."""
+    brightness = luma(pixels)
+    ring = max(1, min(brightness.shape) // 14)
     border = np.concatenate(
-        [pixels[:ring].ravel(), pixels[-ring:].ravel(), pixels[:, :ring].ravel(), pixels[:, -ring:].ravel()]
+        [
+            brightness[:ring].ravel(),
+            brightness[-ring:].ravel(),
+            brightness[:, :ring].ravel(),
+            brightness[:, -ring:].ravel(),
+        ]
     )
     return float(border.mean()) > 0.5
 
 
 def fit(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Fit white-on-black pixels into ``size`` the MNIST way: crop to the ink, longer side to 20/28, centred."""
+    """Fit white-on-black H×W pixels into ``size`` the MNIST way: crop to the ink, longer side to 20/28, centred."""
     from PIL import Image
 
     ink = pixels >= 0.5 * pixels.max() if pixels.max() > 0 else np.ones_like(pixels, dtype=bool)
@@ -143,18 +244,19 @@ def fit(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 def pad_to(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Pad white-on-black H×W pixels with black at the bottom and right up to ``size`` (height, width)."""
-    height, width = pixels.shape
-    return np.pad(pixels, ((0, size[0] - height), (0, size[1] - width)))
+    """Pad H×W (or C×H×W) pixels with black at the bottom and right up to ``size`` (height, width)."""
+    height, width = pixels.shape[-2:]
+    pad = [(0, 0)] * (pixels.ndim - 2) + [(0, size[0] - height), (0, size[1] - width)]
+    return np.pad(pixels, pad)
 
 
 def side_by_side(left: np.ndarray, right: np.ndarray) -> np.ndarray:
-    """One image showing ``left | right`` (same height)."""
-    return np.concatenate([left, right], axis=1)
+    """One image showing ``left | right`` (same height; H×W or C×H×W)."""
+    return np.concatenate([left, right], axis=-1)
 
 
 def format_for(name: str) -> str:
-    """Pillow's format name for ``png``, ``.jpg``, ``out.tiff``…; an unknown one is a usage error."""
+    """Pillow's format name for ``png``, ``.jpg``, ``out.tiff``…; an unknown one raises ``AetoolError``."""
     key = name.rsplit(".", 1)[-1].lower()
     if key not in FORMATS:
         raise AetoolError(f"unknown image format {name!r}; choose one of {', '.join(FORMATS)}")
@@ -162,10 +264,13 @@ def format_for(name: str) -> str:
 
 
 def encode(pixels: np.ndarray, fmt: str) -> bytes:
-    """An 8-bit grayscale image file (Pillow format name ``fmt``) of pixels in [0, 1]."""
+    """An 8-bit image file (Pillow format name ``fmt``) of pixels in [0, 1]: grey for H×W or 1×H×W, RGB for 3×H×W."""
     from PIL import Image
 
-    image = Image.fromarray(np.round(np.clip(pixels, 0, 1) * 255).astype(np.uint8))
+    values = np.round(np.clip(pixels, 0, 1) * 255).astype(np.uint8)
+    if values.ndim == 3:
+        values = values[0] if values.shape[0] == 1 else values.transpose(1, 2, 0)
+    image = Image.fromarray(np.ascontiguousarray(values))
     buffer = io.BytesIO()
     image.save(buffer, format=fmt, **_SAVE_OPTIONS.get(fmt, {}))
     return buffer.getvalue()

@@ -47,11 +47,13 @@ class ProviderWarning(UserWarning):
 
 @dataclass(frozen=True)
 class InputSpec:
-    """What images a model takes: a fixed size (dense models) or any size divisible by ``multiple_of`` (conv)."""
+    """What images a model takes: a fixed size (dense models) or any size divisible by ``multiple_of`` (conv),
+    with ``channels`` channels (1 grey, 3 sRGB) and a polarity (``white-on-black``: MNIST's world; ``as-is``)."""
 
     size: tuple[int, int] | None  # (height, width) when fixed
     multiple_of: int = 1
     polarity: str = contract.POLARITY
+    channels: int = 1
 
     def check(self, height: int, width: int) -> None:
         """Raise ``ValueError`` when an image of this size cannot go into the model as it is."""
@@ -157,12 +159,12 @@ def parse_metadata(props: dict[str, str]) -> dict[str, Any]:
 def check_contract(session: onnxruntime.InferenceSession, path: Path, metadata: dict[str, Any]) -> InputSpec:
     """The model's InputSpec, once its inputs and outputs are shown to follow aetool's ONNX contract."""
     inputs, outputs = session.get_inputs(), session.get_outputs()
-    expected = f"one input {contract.INPUT!r} of shape N×1×H×W, float32"
+    expected = f"one input {contract.INPUT!r} of shape N×C×H×W (C 1 or 3), float32"
     if len(inputs) != 1 or inputs[0].name != contract.INPUT:
         got = ", ".join(f"{i.name!r} {i.shape}" for i in inputs) or "none"
         raise ModelFileError(f"{path} does not follow the aetool contract: expected {expected}, got inputs {got}")
     shape, dtype = inputs[0].shape, inputs[0].type
-    if len(shape) != 4 or shape[1] not in (1, "1") or dtype not in _DTYPES:
+    if len(shape) != 4 or shape[1] not in (1, 3) or dtype not in _DTYPES:
         raise ModelFileError(
             f"{path} does not follow the aetool contract: expected {expected}, got {contract.INPUT!r} {shape} {dtype}"
         )
@@ -176,9 +178,15 @@ def check_contract(session: onnxruntime.InferenceSession, path: Path, metadata: 
             f'{path}: metadata {contract.INPUT_SPEC!r} needs an object with "multiple_of" a '
             f"positive integer or null, got {declared!r}"
         )
+    polarity = declared.get("polarity") or contract.POLARITY
+    if polarity not in contract.POLARITIES:
+        raise ModelFileError(
+            f"{path}: metadata {contract.INPUT_SPEC!r} polarity must be one of {', '.join(contract.POLARITIES)}, "
+            f"got {polarity!r}"
+        )
     height, width = shape[2], shape[3]
     fixed = (height, width) if isinstance(height, int) and isinstance(width, int) else None
-    return InputSpec(fixed, multiple_of, declared.get("polarity") or contract.POLARITY)
+    return InputSpec(fixed, multiple_of, polarity, shape[1])
 
 
 def decoder_file(path: Path, metadata: dict[str, Any]) -> Path:
@@ -232,7 +240,7 @@ class Model:
         return self.decoder_path.is_file()
 
     def reconstruct(self, images: np.ndarray, chunk: int = IMAGES_PER_CALL) -> np.ndarray:
-        """Run the autoencoder on N×H×W or N×1×H×W images in [0, 1]; returns the same shape, float32."""
+        """Run the autoencoder on N×C×H×W images in [0, 1] (N×H×W for grey models); the same shape back, float32."""
         images = np.asarray(images)
         batch = self._images(images)
         out = self._run(self.session, contract.RECONSTRUCTION, contract.INPUT, batch, chunk)
@@ -244,7 +252,7 @@ class Model:
         return out.reshape(images.shape)
 
     def encode(self, images: np.ndarray, chunk: int = IMAGES_PER_CALL) -> np.ndarray:
-        """The latent codes of N×H×W or N×1×H×W images."""
+        """The latent codes of N×C×H×W images (N×H×W for grey models)."""
         if not self.has_code:
             raise ModelFileError(f"{self.path} has no {contract.CODE!r} output, so it cannot encode")
         return self._run(self.session, contract.CODE, contract.INPUT, self._images(np.asarray(images)), chunk)
@@ -262,10 +270,12 @@ class Model:
         return self._run(self._decoder, contract.RECONSTRUCTION, contract.CODE, np.asarray(codes), chunk)
 
     def _images(self, images: np.ndarray) -> np.ndarray:
-        if images.ndim not in (3, 4) or (images.ndim == 4 and images.shape[1] != 1):
-            raise ValueError(f"expected N×H×W or N×1×H×W images, got shape {images.shape}")
+        channels = self.input_spec.channels
+        if not (images.ndim == 4 and images.shape[1] == channels) and not (images.ndim == 3 and channels == 1):
+            wanted = "N×H×W or N×1×H×W" if channels == 1 else f"N×{channels}×H×W"
+            raise ValueError(f"expected {wanted} images, got shape {images.shape}")
         self.input_spec.check(*images.shape[-2:])
-        return images.reshape(len(images), 1, *images.shape[-2:])
+        return images.reshape(len(images), channels, *images.shape[-2:])
 
     def _run(
         self, session: onnxruntime.InferenceSession, output: str, feed: str, batch: np.ndarray, chunk: int

@@ -1,0 +1,51 @@
+"""The numpy scores: MSE, PSNR and SSIM, SSIM held to scikit-image on real photographs."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from aetool.runtime.images import read_image
+from aetool.runtime.metrics import mean_squared_error, mse, psnr, ssim
+
+PHOTOS = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "photos"
+
+
+def test_psnr_of_known_errors():
+    assert psnr(0.01) == pytest.approx(20.0) and psnr(1e-4) == pytest.approx(40.0) and psnr(0.0) == float("inf")
+    image = np.zeros((1, 16, 16), np.float32)
+    assert mse(image + 0.1, image) == pytest.approx(0.01)
+
+
+def test_ssim_is_one_for_identical_images_and_drops_with_noise():
+    rng = np.random.default_rng(0)
+    image = rng.random((3, 32, 40)).astype(np.float32)
+    assert ssim(image, image) == pytest.approx(1.0)
+    noisy = np.clip(image + rng.normal(0, 0.2, image.shape), 0, 1)
+    assert ssim(noisy, image) < ssim(np.clip(image + rng.normal(0, 0.05, image.shape), 0, 1), image) < 1
+    with pytest.raises(ValueError, match="at least 11×11"):
+        ssim(image[:, :8, :8], image[:, :8, :8])
+
+
+def test_mean_squared_error_goes_a_batch_at_a_time():
+    calls = []
+
+    def reconstruct(batch):
+        calls.append(len(batch))
+        return batch * 0
+
+    images = np.full((7, 1, 4, 4), 0.5, np.float32)
+    assert mean_squared_error(reconstruct, images, images, batch=3) == pytest.approx(0.25) and calls == [3, 3, 1]
+
+
+@pytest.mark.skipif(not PHOTOS.is_dir(), reason="needs ../shared/data/photos (real photographs)")
+def test_ssim_matches_scikit_image_on_real_photographs():
+    metrics = pytest.importorskip("skimage.metrics", reason="scikit-image is the test oracle (dev extra)")
+    rng = np.random.default_rng(0)
+    for path in sorted(PHOTOS.glob("*/test/*.png")):
+        clean = read_image(path).pixels
+        noisy = np.clip(clean + rng.normal(0, 0.1, clean.shape), 0, 1).astype(np.float32)
+        oracle = metrics.structural_similarity(
+            clean, noisy, gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=1.0, channel_axis=0
+        )
+        assert abs(ssim(noisy, clean) - oracle) < 1e-4, path.name
