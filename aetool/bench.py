@@ -68,16 +68,6 @@ class Timing:
         return self.batch_size / statistics.median(self.seconds)
 
 
-def parse_size(text: str | None) -> tuple[int, int] | None:
-    """``"32x48"`` (or ``32×48``) → (32, 48); None stays None."""
-    if text is None:
-        return None
-    parts = text.lower().replace("×", "x").split("x")
-    if len(parts) != 2 or not all(p.isdigit() and int(p) > 0 for p in parts):
-        raise AetoolError(f"--size takes HxW with positive integers, e.g. 28x28; got {text!r}")
-    return int(parts[0]), int(parts[1])
-
-
 def parse_batch_sizes(text: str) -> list[int]:
     """``"1,256"`` → [1, 256]."""
     parts = [p.strip() for p in text.split(",")]

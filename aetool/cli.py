@@ -478,7 +478,7 @@ def _number(value: object) -> str:
 
 # ---- torch-side commands: they need the train extra and import torch inside their bodies ----
 
-MODEL_NAMES = "pca, deep, ae64, ae128, ae256, sparse, denoise, conv-unpool, conv-unpool-deconv, conv-deconv"
+MODEL_NAMES = "pca, deep, ae64, ae128, ae256, sparse, denoise, conv-unpool, conv-unpool-deconv, conv-deconv, dncnn"
 DataDir = Annotated[
     str | None,
     typer.Option(
@@ -523,8 +523,62 @@ def train(
     components: Annotated[int | None, typer.Option(help="PCA components (default: 30).", show_default=False)] = None,
     seed: Annotated[int, typer.Option(min=0, help="Seed of weights, batch order and noise.")] = 0,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
-    dataset: Annotated[str, typer.Option(help="mnist or fashion-mnist.")] = "mnist",
+    dataset: Annotated[
+        str | None,
+        typer.Option(
+            help="mnist or fashion-mnist (IDX files); images with --data. [default: mnist]", show_default=False
+        ),
+    ] = None,
     data_dir: DataDir = None,
+    data: Annotated[
+        str | None,
+        typer.Option(
+            help="Train on your own images: a folder (searched recursively; subfolder names are labels) or a glob, "
+            "in every format Pillow reads, grey or colour.",
+            metavar="FOLDER|GLOB",
+            show_default=False,
+        ),
+    ] = None,
+    val: Annotated[
+        float | None,
+        typer.Option(
+            help="Fraction of --data held out for validation, drawn with --seed. [default: 0.1, at least one image]",
+            show_default=False,
+        ),
+    ] = None,
+    val_data: Annotated[
+        str | None,
+        typer.Option(
+            help="Validation images as a folder or glob instead of --val.", metavar="FOLDER|GLOB", show_default=False
+        ),
+    ] = None,
+    size: Annotated[
+        str | None,
+        typer.Option(
+            metavar="HxW",
+            help="Dense models (one fixed size): resize every image to HxW. Default: the images' size when they all "
+            "share one (refused, naming the sizes found, when they differ); 28x28 for IDX data.",
+            show_default=False,
+        ),
+    ] = None,
+    patch: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            metavar="N",
+            help="Convolutional models (any size): train on random N×N crops (scored on whole images). Default: "
+            "whole images, when they all share a size.",
+            show_default=False,
+        ),
+    ] = None,
+    channels: Annotated[
+        int | None,
+        typer.Option(
+            help="1 (grey) or 3 (colour). Default: 3 when any training image is in colour, else 1; 3 on grey images "
+            "replicates them.",
+            show_default=False,
+        ),
+    ] = None,
     limit: Annotated[
         int | None, typer.Option(help="Use only the first N train and N test images.", show_default=False)
     ] = None,
@@ -542,12 +596,19 @@ def train(
     _need_train_extra("train")
     with reporting():
         from aetool.export import ExportOptions, export_run
+        from aetool.runtime.images import parse_size
         from aetool.train import TrainConfig
         from aetool.train import train as run_training
 
         try:
             config = TrainConfig(
                 model,
+                data=data,
+                val=val,
+                val_data=val_data,
+                size=parse_size(size, option="--size"),
+                patch=patch,
+                channels=channels,
                 epochs=epochs,
                 batch_size=batch_size,
                 lr=lr,
@@ -558,7 +619,7 @@ def train(
                 components=components,
                 seed=seed,
                 device=device,
-                dataset=dataset,
+                dataset=dataset or "",
                 data_dir=data_dir,
                 limit=limit,
             )
@@ -649,10 +710,11 @@ def bench(
         from aetool import bench as benchmark
         from aetool.runtime import load
         from aetool.runtime.cpu import usable_cores
+        from aetool.runtime.images import parse_size
 
         threads = threads or usable_cores()
         plan = benchmark.Plan(warmup=warmup, repeats=repeats, seconds=seconds)
-        sizes, image_size = benchmark.parse_batch_sizes(batch_sizes), benchmark.parse_size(size)
+        sizes, image_size = benchmark.parse_batch_sizes(batch_sizes), parse_size(size)
         loaded = load(model, provider, threads)
         eager = benchmark.TorchEager(compare_torch, threads) if compare_torch is not None else None
         summary = benchmark.run(loaded, threads=threads, batch_sizes=sizes, size=image_size, plan=plan, eager=eager)

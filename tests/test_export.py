@@ -26,7 +26,7 @@ from aetool.export import (  # noqa: E402
     exporter,
 )
 from aetool.export.metadata import ModelFacts, read  # noqa: E402
-from aetool.export.onnx_export import ExportSpec, has_decoder, model_spec, to_onnx  # noqa: E402
+from aetool.export.onnx_export import ExportSpec, model_spec, to_onnx  # noqa: E402
 from aetool.models import REGISTRY, build_model, get_spec  # noqa: E402
 from aetool.runtime import contract  # noqa: E402
 from aetool.runtime.model import parse_metadata  # noqa: E402
@@ -60,6 +60,7 @@ def exports(tmp_path_factory):
 def test_every_model_exports_verified_onnx(name, exports):
     result = exports(name)
     conv, unpool = get_spec(name).kind == "conv", name.startswith("conv-unpool")
+    no_decoder = ("conv-unpool", "conv-unpool-deconv", "dncnn")
     onnx.checker.check_model(onnx.load(result.path), full_check=True)
     cases = {check.case for check in result.parity.checks}
     assert {"random b1", "random b3", "random b64"} <= cases
@@ -73,7 +74,7 @@ def test_every_model_exports_verified_onnx(name, exports):
     assert all(isinstance(d, str) for d in image.shape[2:]) == conv  # dynamic height and width for conv only
     assert [o.name for o in session.get_outputs()] == [contract.RECONSTRUCTION, contract.CODE]
 
-    assert (result.decoder_path is not None) == has_decoder(build_model(name)) == (not unpool)
+    assert (result.decoder_path is not None) == build_model(name).decodes_codes == (name not in no_decoder)
     if result.decoder_path:
         assert result.decoder_path == contract.decoder_path(result.path) and result.decoder_path.is_file()
         onnx.checker.check_model(onnx.load(result.decoder_path), full_check=True)
@@ -122,8 +123,10 @@ def test_metadata_round_trip(exports):
         for key, value in vars(contract).items()
         if key.isupper()
         and isinstance(value, str)
-        and key not in ("INPUT", "RECONSTRUCTION", "CODE", "POLARITY", "VARIANT")
+        and key not in ("INPUT", "RECONSTRUCTION", "CODE", "POLARITY", "AS_IS", "VARIANT")
     }
+    assert props[contract.CONTRACT_VERSION] == "2" and props[contract.CHANNELS] == "1"
+    assert props[contract.COLOUR_SPACE] == "gray"
     session = ort.InferenceSession(result.path, providers=["CPUExecutionProvider"])
     meta = parse_metadata(session.get_modelmeta().custom_metadata_map)
     assert meta == parse_metadata(props)
@@ -131,7 +134,9 @@ def test_metadata_round_trip(exports):
     assert meta[contract.ARCHITECTURE] == json.loads(json.dumps(get_spec("conv-deconv").arch))
     assert meta[contract.NOISE] == {"level": 0.0, "kind": "gaussian"}
     assert meta[contract.INPUT_SPEC] == {
-        "shape": ["N", 1, "4*h4", "4*w4"],
+        "shape": ["N", 1, "4*h", "4*w"],
+        "channels": 1,
+        "size": None,
         "range": [0, 1],
         "polarity": "white-on-black",
         "multiple_of": 4,
@@ -143,7 +148,7 @@ def test_metadata_round_trip(exports):
     assert meta[contract.PRECISION] == "fp32" and meta[contract.DECODER] == "conv-deconv.decoder.onnx"
     assert meta[contract.EPOCHS] == 0 and meta[contract.TEST_MSE] is None and meta[contract.DATASET] == "mnist"
     decoder = read(onnx.load(result.decoder_path))
-    assert json.loads(decoder[contract.INPUT_SPEC])["shape"] == ["N", 32, "h4", "w4"]
+    assert json.loads(decoder[contract.INPUT_SPEC])["shape"] == ["N", 32, "h", "w"]
     assert json.loads(decoder[contract.PARITY])["graph"] == "decoder" and decoder[contract.DECODER] == ""
 
 
@@ -244,7 +249,7 @@ def test_variants_use_the_runs_own_data_folder_and_are_refused_without_test_digi
     assert result.variants[0].test_mse is not None  # measured on the digits the run was trained with
     shutil.rmtree(own_data)
     lines = []
-    with pytest.raises(AetoolError, match="checked on test digits"):
+    with pytest.raises(AetoolError, match="checked on test images"):
         export_run(run, run / "again.onnx", options=int8, echo=lines.append)
     assert lines == []  # refused before any conversion or parity check
 
@@ -265,7 +270,7 @@ def test_real_digits_join_the_parity_inputs(tmp_path):
 
     digits = load_split(SHARED_MNIST, "test")[0]
     result = export("conv-unpool", tmp_path, test_images=digits)
-    assert "digits b64" in {check.case for check in result.parity.checks} and result.parity.passed
+    assert "test images b64" in {check.case for check in result.parity.checks} and result.parity.passed
 
 
 @pytest.mark.parametrize("name", ["conv-unpool", "conv-unpool-deconv"])

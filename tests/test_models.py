@@ -2,7 +2,7 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="model tests need the train extra")
 
-from aetool.models import REGISTRY, ConvAE, build_model, get_spec  # noqa: E402
+from aetool.models import REGISTRY, ConvAE, DnCNN, build_model, get_spec  # noqa: E402
 
 
 @pytest.mark.parametrize("name", list(REGISTRY))
@@ -20,7 +20,7 @@ def test_output_shape_range_and_code(name):
     assert code.shape[0] == 5
 
 
-@pytest.mark.parametrize("name", [n for n, s in REGISTRY.items() if s.kind != "conv" or s.arch["upsample"] == "deconv"])
+@pytest.mark.parametrize("name", [name for name in REGISTRY if build_model(name).decodes_codes])
 def test_decode_of_code_gives_reconstruction(name):
     model = build_model(name).eval()
     x = torch.rand(2, 1, 28, 28)
@@ -63,3 +63,32 @@ def test_pca_fit_recovers_a_planted_subspace():
 def test_unknown_model_names_the_known_ones():
     with pytest.raises(KeyError, match="conv-unpool"):
         get_spec("nope")
+
+
+@pytest.mark.parametrize("name", list(REGISTRY))
+def test_every_model_takes_colour_images(name):
+    torch.manual_seed(0)
+    net = build_model(name, channels=3, **({"size": (24, 32)} if get_spec(name).kind in ("dense", "pca") else {}))
+    x = torch.rand(2, 3, 24, 32)
+    if name == "pca":
+        net.fit(torch.rand(50, 3, 24, 32))
+    with torch.no_grad():
+        output, _ = net(x)
+    assert output.shape == x.shape and net.channels == 3
+
+
+def test_the_decoder_graph_exists_only_where_the_code_alone_decodes():
+    decodes = {name for name in REGISTRY if build_model(name).decodes_codes}
+    assert decodes == {"pca", "deep", "ae64", "ae128", "ae256", "sparse", "denoise", "conv-deconv"}
+
+
+def test_dncnn_subtracts_the_noise_it_predicts_at_any_size():
+    torch.manual_seed(0)
+    net = DnCNN(depth=4, width=8, channels=3).eval()
+    x = torch.rand(2, 3, 13, 17)  # any height and width
+    with torch.no_grad():
+        output, noise = net(x)
+    torch.testing.assert_close(output, (x - noise).clamp(0, 1))
+    assert noise.shape == x.shape and net.multiple_of == 1 and not net.decodes_codes
+    with pytest.raises(ValueError, match="at least 2 layers"):
+        DnCNN(depth=1)

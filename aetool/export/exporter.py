@@ -6,7 +6,7 @@ import copy
 import os
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -15,19 +15,9 @@ import numpy as np
 import onnx
 from torch import nn
 
-from aetool.errors import AetoolError
+from aetool.errors import AetoolError, DataError
 from aetool.export import metadata, variants
-from aetool.export.onnx_export import (
-    MULTIPLE_OF,
-    Decoder,
-    ExportSpec,
-    check_onnx,
-    decoder_spec,
-    has_decoder,
-    is_conv,
-    model_spec,
-    to_onnx,
-)
+from aetool.export.onnx_export import Decoder, ExportSpec, check_onnx, decoder_spec, model_spec, to_onnx
 from aetool.export.parity import (
     Case,
     ParityReport,
@@ -39,13 +29,15 @@ from aetool.export.parity import (
     torch_reference,
 )
 from aetool.export.variants import TestSet, VariantReport
+from aetool.models import Autoencoder, ConvAE
 from aetool.runtime import contract
 from aetool.runtime.files import write_files
-from aetool.runtime.idx import load_split, resolve_data_dir
+from aetool.runtime.idx import resolve_data_dir
 from aetool.runtime.noise import TEST_NOISE_SEED, add_noise
+from aetool.train.data import ImageSet, find_images, load_training_data
 from aetool.train.run import ONNX, Run, load_run
 
-CALIBRATION_DIGITS = 256
+CALIBRATION_IMAGES = 256
 
 Echo = Callable[[str], Any]
 
@@ -120,11 +112,12 @@ def _verified(
 
 
 def _test_set(images: np.ndarray, facts: metadata.ModelFacts) -> TestSet:
-    """The test digits as training scored them: noisy inputs (same noise, same seed) for a denoising model."""
+    """The test images as training scored them: noisy inputs (same noise, same seed) for a denoising model."""
+    what = "test images" if facts.dataset == "images" else "test digits"
     if facts.noise_level == 0:
-        return TestSet(images, images, "clean test digits")
+        return TestSet(images, images, f"clean {what}")
     noisy = add_noise(images, facts.noise_level, facts.noise_kind, TEST_NOISE_SEED)
-    return TestSet(noisy, images, f"test digits with {facts.noise_kind} noise {facts.noise_level:g}")
+    return TestSet(noisy, images, f"{what} with {facts.noise_kind} noise {facts.noise_level:g}")
 
 
 def _variant(
@@ -171,7 +164,7 @@ def _check_target(path: Path) -> None:
 
 
 def _export(
-    net: nn.Module,
+    net: Autoencoder,
     path: Path,
     facts: metadata.ModelFacts,
     *,
@@ -182,12 +175,13 @@ def _export(
     """Model graph, decoder graph and variants of a CPU network in eval mode, each verified before any is written."""
     _check_target(path)
     images = None if data.test_images is None else as_images(data.test_images)
-    cases = image_cases(conv=is_conv(net), unpool=getattr(net, "uses_indices", False), test_images=images)
+    unpool = isinstance(net, ConvAE) and net.uses_indices
+    cases = image_cases(channels=net.channels, size=net.size, unpool=unpool, test_images=images)
     proto, report = _verified(model_spec(net), net, cases, atol=options.atol, label="model", echo=echo)
     result = ExportResult(path, report)
     files = {path: proto}
 
-    if has_decoder(net):
+    if net.decodes_codes:
         spec = decoder_spec(net)
         decoder, result.decoder_parity = _verified(
             spec, Decoder(net), code_cases(tuple(spec.example.shape[1:])), atol=options.atol, label="decoder", echo=echo
@@ -205,7 +199,7 @@ def _export(
         files[result.decoder_path] = decoder
     decoder_name = result.decoder_path.name if result.decoder_path else ""
 
-    image_spec = metadata.image_spec(proto, MULTIPLE_OF if is_conv(net) else None)
+    image_spec = metadata.image_spec(proto, multiple_of=net.multiple_of, polarity=facts.polarity)
     test = None if images is None else _test_set(images, facts)
     for precision in options.precisions:
         target = contract.variant_path(path, precision)
@@ -215,7 +209,7 @@ def _export(
             target=target,
             cases=cases,
             test=test,
-            calibration=data.calibration if is_conv(net) else None,
+            calibration=data.calibration if net.multiple_of is not None else None,
             max_mse_rise=options.max_mse_rise,
             echo=echo,
         )
@@ -243,7 +237,7 @@ def _export(
 
 
 def export_model(
-    net: nn.Module,
+    net: Autoencoder,
     path: str | Path,
     *,
     facts: metadata.ModelFacts,
@@ -266,25 +260,62 @@ def export_model(
     return _export(cpu_copy, Path(path), facts, options=options, data=data, echo=echo)
 
 
+def _stacked(images: ImageSet, *, count: int, multiple_of: int | None) -> np.ndarray:
+    """Up to ``count`` images as one N×C×H×W uint8 array: as they are when they share a size, else centre crops
+    to the largest size (a multiple of ``multiple_of``) that every one of them holds."""
+    chosen = images.subset(np.arange(min(count, len(images))))
+    if isinstance(chosen.images, np.ndarray):
+        return chosen.images
+    step = multiple_of or 1
+    height = min(h for h, _ in chosen.sizes()) // step * step
+    width = min(w for _, w in chosen.sizes()) // step * step
+    crops = []
+    for image in chosen.images:
+        top, left = (image.shape[1] - height) // 2, (image.shape[2] - width) // 2
+        crops.append(np.asarray(image)[:, top : top + height, left : left + width])
+    return np.stack(crops)
+
+
 def _run_data(run: Run, options: ExportOptions) -> ExportData:
-    """Test digits (and calibration digits for static int8) for a run's export, from ``options.data_dir``,
-    ``$AETOOL_DATA_DIR`` or the folder the run was trained on; raises ``AetoolError`` when variants need them and
-    there are none."""
-    data_dir = resolve_data_dir(options.data_dir, run.config.dataset)  # per dataset
-    trained_on = resolve_data_dir(run.config.data_dir, run.config.dataset) if run.config.data_dir else None
-    if data_dir is None and trained_on is not None and trained_on.is_dir():
-        data_dir = trained_on
-    static_int8 = "int8" in options.precisions and is_conv(run.net)
-    if data_dir is None:
+    """Test images (and calibration images for static int8) for a run's export: the run's own test split or
+    validation images, read as training read them, from ``options.data_dir``, ``$AETOOL_DATA_DIR`` or the data the
+    run was trained on; raises ``AetoolError`` when variants need them and there are none."""
+    config = run.config
+    if config.dataset == "images":
+        found = config.data is not None and bool(find_images_or_none(config.data))
+        settings = config
+    else:
+        data_dir = resolve_data_dir(options.data_dir, config.dataset)  # per dataset
+        trained_on = resolve_data_dir(config.data_dir, config.dataset) if config.data_dir else None
+        if data_dir is None and trained_on is not None and trained_on.is_dir():
+            data_dir = trained_on
+        found = data_dir is not None
+        settings = replace(config, data_dir=str(data_dir)) if data_dir else config
+    static_int8 = "int8" in options.precisions and run.net.multiple_of is not None
+    if not found:
         if options.precisions:
-            calibrated = " (and int8 conv files calibrated on training digits)" if static_int8 else ""
+            calibrated = " (and int8 conv files calibrated on training images)" if static_int8 else ""
+            where = (
+                config.data if config.dataset == "images" else "the MNIST folder with --data-dir or $AETOOL_DATA_DIR"
+            )
             raise AetoolError(
-                f"{' and '.join(options.precisions)} files are checked on test digits{calibrated}: give the "
-                "MNIST folder with --data-dir or $AETOOL_DATA_DIR"
+                f"{' and '.join(options.precisions)} files are checked on test images{calibrated}: give {where}"
             )
         return ExportData()
-    calibration = as_images(load_split(data_dir, "train")[0][:CALIBRATION_DIGITS]) if static_int8 else None
-    return ExportData(load_split(data_dir, "test")[0], calibration)
+    data, _ = load_training_data(settings)
+    test = _stacked(data.test, count=len(data.test), multiple_of=run.net.multiple_of)
+    calibration = None
+    if static_int8:
+        calibration = as_images(_stacked(data.train, count=CALIBRATION_IMAGES, multiple_of=run.net.multiple_of))
+    return ExportData(test, calibration)
+
+
+def find_images_or_none(source: str) -> list[Path]:
+    """The images a run was trained on, or none when they are gone."""
+    try:
+        return find_images(source)[0]
+    except DataError:
+        return []
 
 
 def export_run(
@@ -310,6 +341,7 @@ def export_run(
         noise_kind=config.noise_kind,
         epochs=run.epoch,
         test_mse=run.test_mse,
+        channels=run.net.channels,
     )
     path = Path(out) if out is not None else run.folder.model_file
     path = path / ONNX if path.is_dir() else path

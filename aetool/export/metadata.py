@@ -26,16 +26,22 @@ class ModelFacts:
 
     model_name: str
     arch: dict[str, Any]
-    dataset: str = "mnist"
+    dataset: str = "mnist"  # "mnist", "fashion-mnist", or "images" (a folder or glob of the user's)
     noise_level: float = 0.0
     noise_kind: str = "gaussian"
     epochs: int = 0
     test_mse: float | None = None
+    channels: int = 1  # of the images: 1 grey, 3 sRGB
 
     @property
     def model_kind(self) -> str:
         """``pca``, ``dense`` or ``conv``, from the registry."""
         return get_spec(self.model_name).kind
+
+    @property
+    def polarity(self) -> str:
+        """MNIST's white-on-black for the IDX datasets (the runtime inverts dark-on-light inputs), else as-is."""
+        return contract.AS_IS if self.dataset == "images" else contract.POLARITY
 
 
 def _version(package: str) -> str | None:
@@ -45,30 +51,39 @@ def _version(package: str) -> str | None:
         return None
 
 
-def graph_shape(model: onnx.ModelProto) -> list[int | str]:
+def graph_shape(proto: onnx.ModelProto) -> list[int | str]:
     """The graph input's shape, symbolic dimensions by name."""
-    dims = model.graph.input[0].type.tensor_type.shape.dim
+    dims = proto.graph.input[0].type.tensor_type.shape.dim
     return [d.dim_param if d.HasField("dim_param") else d.dim_value for d in dims]
 
 
-def image_spec(model: onnx.ModelProto, multiple_of: int | None) -> dict[str, Any]:
-    """The image input as the runtime must feed it: shape, pixel range, polarity, size constraint."""
-    return {"shape": graph_shape(model), "range": [0, 1], "polarity": contract.POLARITY, "multiple_of": multiple_of}
+def image_spec(proto: onnx.ModelProto, *, multiple_of: int | None, polarity: str) -> dict[str, Any]:
+    """The image input as the runtime must feed it: shape, channels, pixel range, polarity, size constraint."""
+    shape = graph_shape(proto)
+    size = shape[2:] if all(isinstance(d, int) for d in shape[2:]) else None
+    return {
+        "shape": shape,
+        "channels": shape[1],
+        "size": size,
+        "range": [0, 1],
+        "polarity": polarity,
+        "multiple_of": multiple_of,
+    }
 
 
-def code_spec(model: onnx.ModelProto) -> dict[str, Any]:
+def code_spec(proto: onnx.ModelProto) -> dict[str, Any]:
     """A decoder's input: codes of this shape, any real values."""
-    return {"shape": graph_shape(model), "range": None, "polarity": None, "multiple_of": None}
+    return {"shape": graph_shape(proto), "range": None, "polarity": None, "multiple_of": None}
 
 
-def opset(model: onnx.ModelProto) -> int:
+def opset(proto: onnx.ModelProto) -> int:
     """The default-domain opset the file needs."""
-    return next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
+    return next(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx"))
 
 
 def metadata(
     facts: ModelFacts,
-    model: onnx.ModelProto,
+    proto: onnx.ModelProto,
     *,
     spec: dict[str, Any],
     precision: str,
@@ -76,8 +91,11 @@ def metadata(
     decoder: str,
     variant: dict[str, Any] | None = None,
 ) -> dict[str, str]:
-    """Every contract key as text (JSON where structured), for ``model`` as written."""
+    """Every contract key as text (JSON where structured), for ``proto`` as written."""
     text = {
+        contract.CONTRACT_VERSION: str(contract.VERSION),
+        contract.CHANNELS: str(facts.channels),
+        contract.COLOUR_SPACE: contract.COLOUR_SPACES[facts.channels],
         contract.AETOOL_VERSION: aetool.__version__,
         contract.MODEL_NAME: facts.model_name,
         contract.MODEL_KIND: facts.model_kind,
@@ -90,7 +108,7 @@ def metadata(
         contract.PARITY: "" if parity is None else json.dumps(parity),
         contract.VERSIONS: json.dumps({name: _version(name) for name in VERSIONED}),
         contract.CREATED: datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        contract.OPSET: str(opset(model)),
+        contract.OPSET: str(opset(proto)),
         contract.PRECISION: precision,
         contract.DECODER: decoder,
     }
@@ -99,12 +117,12 @@ def metadata(
     return text
 
 
-def write(model: onnx.ModelProto, props: dict[str, str]) -> None:
+def write(proto: onnx.ModelProto, props: dict[str, str]) -> None:
     """Replace the file's metadata_props with ``props``."""
-    del model.metadata_props[:]
-    onnx.helper.set_model_props(model, props)
+    del proto.metadata_props[:]
+    onnx.helper.set_model_props(proto, props)
 
 
-def read(model: onnx.ModelProto) -> dict[str, str]:
+def read(proto: onnx.ModelProto) -> dict[str, str]:
     """The file's metadata_props as a dict (the onnx side of the round trip; the runtime has its own reader)."""
-    return {prop.key: prop.value for prop in model.metadata_props}
+    return {prop.key: prop.value for prop in proto.metadata_props}

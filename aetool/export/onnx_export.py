@@ -19,10 +19,11 @@ from torch.export import Dim
 
 from aetool.export.ort_layers import for_onnxruntime
 from aetool.export.unpool import translation_table
+from aetool.models import Autoencoder
 from aetool.runtime import contract
 
 EXAMPLE_BATCH = 2  # not 0 or 1, which torch.export would specialise
-MULTIPLE_OF = 4  # conv models pool twice by 2, so height and width must be multiples of 4
+EXAMPLE_SIZE = (28, 28)  # the example height and width of fully convolutional models (any multiple works)
 
 
 @dataclass(frozen=True)
@@ -39,45 +40,39 @@ class ExportSpec:
 class Decoder(nn.Module):
     """The decoder half of an autoencoder as its own module: code in, reconstruction out."""
 
-    def __init__(self, net: nn.Module) -> None:
+    def __init__(self, net: Autoencoder) -> None:
         super().__init__()
         self.net = net
 
     def forward(self, code: torch.Tensor) -> torch.Tensor:
-        return self.net.decode(code)  # type: ignore[operator]  # every registry model has decode
+        return self.net.decode(code)
 
 
-def is_conv(net: nn.Module) -> bool:
-    """Conv models take any height and width that are multiples of 4; the others only 28×28."""
-    return hasattr(net, "uses_indices")
+def example_images(net: Autoencoder, batch: int = EXAMPLE_BATCH) -> torch.Tensor:
+    """Random N×C×H×W images ``net`` takes: its fixed size, or 28×28 for a fully convolutional model."""
+    return torch.rand(batch, net.channels, *(net.size or EXAMPLE_SIZE))
 
 
-def has_decoder(net: nn.Module) -> bool:
-    """Whether ``decode`` needs only the code (not the encoder's pooling indices), so a decoder graph can exist."""
-    return not getattr(net, "uses_indices", False)
-
-
-def model_spec(net: nn.Module) -> ExportSpec:
+def model_spec(net: Autoencoder) -> ExportSpec:
     """The full model: ``image`` → ``reconstruction``, ``code``; batch dynamic, and height and width for conv.
 
     The exported module is ``net`` with layers onnxruntime runs slowly swapped for equivalent ones
     (``ort_layers``); parity is checked against ``net`` itself.
     """
     dynamic: dict[int, Any] = {0: Dim("N")}
-    if is_conv(net):
-        dynamic.update({2: MULTIPLE_OF * Dim("h4"), 3: MULTIPLE_OF * Dim("w4")})
-    example = torch.rand(EXAMPLE_BATCH, 1, 28, 28)
+    if net.multiple_of is not None:
+        dynamic.update({2: net.multiple_of * Dim("h"), 3: net.multiple_of * Dim("w")})
     outputs = (contract.RECONSTRUCTION, contract.CODE)
-    return ExportSpec(for_onnxruntime(net), example, contract.INPUT, outputs, dynamic)
+    return ExportSpec(for_onnxruntime(net), example_images(net), contract.INPUT, outputs, dynamic)
 
 
-def decoder_spec(net: nn.Module) -> ExportSpec:
+def decoder_spec(net: Autoencoder) -> ExportSpec:
     """The decoder: ``code`` → ``reconstruction``, with the code's batch (and spatial size for conv) dynamic."""
     with torch.no_grad():
-        code = net(torch.rand(EXAMPLE_BATCH, 1, 28, 28))[1]
+        code = net(example_images(net))[1]
     dynamic: dict[int, Any] = {0: Dim("N")}
     if code.ndim == 4:
-        dynamic.update({2: Dim("h4"), 3: Dim("w4")})
+        dynamic.update({2: Dim("h"), 3: Dim("w")})
     return ExportSpec(Decoder(net), torch.rand_like(code), contract.CODE, (contract.RECONSTRUCTION,), dynamic)
 
 

@@ -38,36 +38,41 @@ class Case:
 
 
 def as_images(images: np.ndarray) -> np.ndarray:
-    """N×28×28 uint8 (or floats in [0, 1]) → N×1×28×28 float32 in [0, 1], the graphs' input."""
+    """N×H×W or N×C×H×W images, uint8 or floats in [0, 1] → N×C×H×W float32 in [0, 1], the graphs' input."""
     images = np.asarray(images)
     scaled = images.astype(np.float32) / 255.0 if images.dtype == np.uint8 else images.astype(np.float32)
-    return scaled.reshape(len(images), 1, *images.shape[-2:])
+    return scaled if scaled.ndim == 4 else scaled[:, None]
 
 
-def tie_images() -> np.ndarray:
-    """Images whose pooling windows hold equal values, where unpooling must pick PyTorch's (first) position.
+def tie_images(channels: int = 1) -> np.ndarray:
+    """28×28 images whose pooling windows hold equal values, where unpooling must pick PyTorch's (first) position.
 
     An all-black and an all-white image (every window of every channel ties), random levels on constant 2×2
-    blocks, and on 8×8 blocks so that the second pooling stage ties too.
+    blocks, and on 8×8 blocks so that the second pooling stage ties too; each channel gets its own levels.
     """
     rng = np.random.default_rng(7)
-    blocks2 = np.kron(rng.integers(0, 4, (14, 14)) / 3, np.ones((2, 2)))
-    blocks8 = np.kron(rng.integers(0, 4, (4, 4)) / 3, np.ones((8, 8)))[:28, :28]
-    return np.stack([np.zeros((28, 28)), np.ones((28, 28)), blocks2, blocks8]).astype(np.float32)[:, None]
+    blocks2 = np.kron(rng.integers(0, 4, (channels, 14, 14)) / 3, np.ones((1, 2, 2)))
+    blocks8 = np.kron(rng.integers(0, 4, (channels, 4, 4)) / 3, np.ones((1, 8, 8)))[:, :28, :28]
+    flat = [np.zeros((channels, 28, 28)), np.ones((channels, 28, 28))]
+    return np.stack([*flat, blocks2, blocks8]).astype(np.float32)
 
 
-def image_cases(*, conv: bool, unpool: bool, test_images: np.ndarray | None = None) -> list[Case]:
-    """Random images at batch 1, 3 and 64; real digits if given; 32×48 for conv; ties for unpooling models."""
+def image_cases(
+    *, channels: int, size: tuple[int, int] | None, unpool: bool, test_images: np.ndarray | None = None
+) -> list[Case]:
+    """Random images at batch 1, 3 and 64 (of the model's fixed ``size``, else 28×28), up to 64 test images if given
+    (N×C×H×W float32), 32×48 for models of any size, and ties for unpooling models."""
     rng = np.random.default_rng(0)
-    cases = [Case(f"random b{n}", rng.random((n, 1, 28, 28), dtype=np.float32)) for n in BATCHES]
+    shape = (channels, *(size or (28, 28)))
+    cases = [Case(f"random b{n}", rng.random((n, *shape), dtype=np.float32)) for n in BATCHES]
     if test_images is not None:
-        cases.append(Case("digits b64", as_images(test_images[:64])))
-    if conv:
+        cases.append(Case(f"test images b{min(64, len(test_images))}", test_images[:64]))
+    if size is None:
         cases.append(
-            Case(f"random {NON_SQUARE[0]}×{NON_SQUARE[1]} b3", rng.random((3, 1, *NON_SQUARE), dtype=np.float32))
+            Case(f"random {NON_SQUARE[0]}×{NON_SQUARE[1]} b3", rng.random((3, channels, *NON_SQUARE), dtype=np.float32))
         )
     if unpool:
-        cases.append(Case("ties b4", tie_images()))
+        cases.append(Case("ties b4", tie_images(channels)))
     return cases
 
 

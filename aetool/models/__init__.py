@@ -6,10 +6,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aetool.models.base import Autoencoder
-from aetool.models.conv import ConvAE
+from aetool.models.conv import ConvAE, DnCNN
 from aetool.models.dense import PCA, DenseAE
 
-KINDS: dict[type[Autoencoder], str] = {PCA: "pca", DenseAE: "dense", ConvAE: "conv"}
+KINDS: dict[type[Autoencoder], str] = {PCA: "pca", DenseAE: "dense", ConvAE: "conv", DnCNN: "conv"}
 
 
 @dataclass(frozen=True)
@@ -62,22 +62,29 @@ REGISTRY: dict[str, ModelSpec] = {
             "conv-unpool",
             "conv AE 16/16 channels, decoder upsamples by max-unpooling + conv",
             ConvAE,
-            {"upsample": "unpool", "channels": (16, 16)},
+            {"upsample": "unpool", "widths": (16, 16)},
             {"lr": 3e-3},
         ),
         ModelSpec(
             "conv-unpool-deconv",
             "conv AE 16/16 channels, decoder upsamples by max-unpooling + transposed conv",
             ConvAE,
-            {"upsample": "unpool-deconv", "channels": (16, 16)},
+            {"upsample": "unpool-deconv", "widths": (16, 16)},
             {"lr": 3e-3},
         ),
         ModelSpec(
             "conv-deconv",
             "conv AE 32/32 channels, decoder upsamples by stride-2 transposed conv alone",
             ConvAE,
-            {"upsample": "deconv", "channels": (32, 32)},
+            {"upsample": "deconv", "widths": (32, 32)},
             {"lr": 3e-3, "loss": "bce"},
+        ),
+        ModelSpec(
+            "dncnn",
+            "residual CNN denoiser (DnCNN-style), 7 layers of 32 channels at full resolution, predicts the noise",
+            DnCNN,
+            {"depth": 7, "width": 32},
+            {"noise": 0.1},
         ),
     ]
 }
@@ -96,4 +103,14 @@ def build_model(name: str, **overrides: Any) -> Autoencoder:
     return spec.build(**{**spec.arch, **overrides})
 
 
-__all__ = ["PCA", "REGISTRY", "Autoencoder", "ConvAE", "DenseAE", "ModelSpec", "build_model", "get_spec"]
+__all__ = [
+    "PCA",
+    "REGISTRY",
+    "Autoencoder",
+    "ConvAE",
+    "DenseAE",
+    "DnCNN",
+    "ModelSpec",
+    "build_model",
+    "get_spec",
+]

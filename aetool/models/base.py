@@ -9,15 +9,27 @@ from torch import nn
 class Autoencoder(nn.Module):
     """An autoencoder on N×C×H×W images in [0, 1]: ``forward`` returns the reconstruction and the code (latent).
 
-    Subclasses define :meth:`encode` and :meth:`decode`; training, export and the report rely on nothing else.
+    Subclasses set ``channels`` (1 grey, 3 colour) and, for models of one fixed size (the dense ones), ``size``
+    (height, width); ``multiple_of`` is None for those, else the number every height and width must be divisible
+    by (fully convolutional models take any such size). They define :meth:`encode` and :meth:`decode`; training,
+    export and the report rely on nothing else.
     """
+
+    channels: int = 1
+    size: tuple[int, int] | None = None
+    multiple_of: int | None = None
+
+    @property
+    def decodes_codes(self) -> bool:
+        """Whether :meth:`decode` needs nothing but the code, so the decoder can be a graph of its own."""
+        return True
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """The code of a batch of images."""
         raise NotImplementedError
 
     def decode(self, code: torch.Tensor) -> torch.Tensor:
-        """Images from codes (the unpooling conv AEs also need the encoder's pooling indices, see ``ConvAE``)."""
+        """Images from codes."""
         raise NotImplementedError
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

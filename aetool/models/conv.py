@@ -18,32 +18,40 @@ class ConvAE(Autoencoder):
     - ``unpool``: max-unpooling with the encoder's pooling indices, each followed by a 3×3 convolution;
     - ``unpool-deconv``: max-unpooling followed by a 3×3 transposed convolution;
     - ``deconv``: stride-2 transposed convolutions alone (no indices, so ``decode`` needs only the code).
-    Any input whose height and width are multiples of 4 works.
+    Any input whose height and width are multiples of 4 works; ``channels`` is the image's (1 grey, 3 colour),
+    ``widths`` the feature maps of the two stages.
     """
 
-    def __init__(self, upsample: str = "unpool", channels: tuple[int, int] = (32, 32)) -> None:
+    multiple_of = 4  # two 2×2 poolings
+
+    def __init__(self, upsample: str = "unpool", widths: tuple[int, int] = (32, 32), *, channels: int = 1) -> None:
         super().__init__()
         if upsample not in UPSAMPLING:
             raise ValueError(f"unknown upsampling {upsample!r}; choose one of {', '.join(UPSAMPLING)}")
-        self.upsample = upsample
-        c1, c2 = channels
+        self.upsample, self.channels = upsample, channels
+        c1, c2 = widths
         self.dec2: nn.Conv2d | nn.ConvTranspose2d
         self.dec1: nn.Conv2d | nn.ConvTranspose2d
-        self.enc1 = nn.Conv2d(1, c1, 3, padding=1)
+        self.enc1 = nn.Conv2d(channels, c1, 3, padding=1)
         self.enc2 = nn.Conv2d(c1, c2, 3, padding=1)
         if upsample == "unpool":
             self.dec2 = nn.Conv2d(c2, c1, 3, padding=1)
-            self.dec1 = nn.Conv2d(c1, 1, 3, padding=1)
+            self.dec1 = nn.Conv2d(c1, channels, 3, padding=1)
         elif upsample == "unpool-deconv":
             self.dec2 = nn.ConvTranspose2d(c2, c1, 3, padding=1)
-            self.dec1 = nn.ConvTranspose2d(c1, 1, 3, padding=1)
+            self.dec1 = nn.ConvTranspose2d(c1, channels, 3, padding=1)
         else:
             self.dec2 = nn.ConvTranspose2d(c2, c1, 4, stride=2, padding=1)
-            self.dec1 = nn.ConvTranspose2d(c1, 1, 4, stride=2, padding=1)
+            self.dec1 = nn.ConvTranspose2d(c1, channels, 4, stride=2, padding=1)
 
     @property
     def uses_indices(self) -> bool:
+        """Whether the decoder unpools with the encoder's pooling indices (so it cannot decode a code alone)."""
         return self.upsample != "deconv"
+
+    @property
+    def decodes_codes(self) -> bool:
+        return not self.uses_indices
 
     def encode_with_indices(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         h, i1 = F.max_pool2d(F.relu(self.enc1(x)), 2, return_indices=True)
@@ -66,3 +74,38 @@ class ConvAE(Autoencoder):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         code, indices = self.encode_with_indices(x)
         return self.decode(code, indices), code
+
+
+class DnCNN(Autoencoder):
+    """A residual CNN denoiser in the spirit of DnCNN (Zhang, Zuo, Chen, Meng & Zhang, "Beyond a Gaussian
+    Denoiser", IEEE TIP 2017): ``depth`` 3×3 convolutions of ``width`` feature maps with ReLUs between, at full
+    resolution, predict the noise; the output is the input minus that prediction, clipped to [0, 1].
+
+    No batch normalisation (a small model trains well without it, and the export stays a plain chain of convs).
+    The code is the predicted noise (N×C×H×W): what the model removed. Any height and width work.
+    """
+
+    multiple_of = 1
+
+    def __init__(self, depth: int = 7, width: int = 32, *, channels: int = 1) -> None:
+        super().__init__()
+        if depth < 2:
+            raise ValueError(f"a DnCNN needs at least 2 layers, got {depth}")
+        self.channels = channels
+        layers: list[nn.Module] = [nn.Conv2d(channels, width, 3, padding=1), nn.ReLU()]
+        for _ in range(depth - 2):
+            layers += [nn.Conv2d(width, width, 3, padding=1), nn.ReLU()]
+        layers.append(nn.Conv2d(width, channels, 3, padding=1))
+        self.body = nn.Sequential(*layers)
+
+    @property
+    def decodes_codes(self) -> bool:
+        return False  # the output is the input minus the code: the code alone is not enough
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """The predicted noise."""
+        return self.body(x)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        noise = self.body(x)
+        return (x - noise).clamp(0, 1), noise

@@ -1,15 +1,19 @@
-"""Fully connected models of the report: PCA, the deep AE, shallow/sparse/denoising AEs."""
+"""Fully connected models of the report: PCA, the deep AE, shallow/sparse/denoising AEs.
+
+Each takes images of one fixed size: ``channels`` × ``size`` (28×28 grey by default, MNIST's), flattened.
+"""
 
 from __future__ import annotations
 
 import itertools
+from math import prod
 
 import torch
 from torch import nn
 
 from aetool.models.base import Autoencoder
 
-PIXELS = 28 * 28
+MNIST_SIZE = (28, 28)
 
 
 class PCA(Autoencoder):
@@ -21,16 +25,17 @@ class PCA(Autoencoder):
     mean: torch.Tensor
     basis: torch.Tensor
 
-    def __init__(self, components: int = 30) -> None:
+    def __init__(self, components: int = 30, channels: int = 1, size: tuple[int, int] = MNIST_SIZE) -> None:
         super().__init__()
-        self.components = components
-        self.register_buffer("mean", torch.zeros(PIXELS))
-        self.register_buffer("basis", torch.zeros(components, PIXELS))
+        self.components, self.channels, self.size = components, channels, size
+        self.shape = (channels, *size)
+        self.register_buffer("mean", torch.zeros(prod(self.shape)))
+        self.register_buffer("basis", torch.zeros(components, prod(self.shape)))
 
     @torch.no_grad()
     def fit(self, images: torch.Tensor) -> None:
-        """Set mean and the top principal directions from N×1×28×28 training images."""
-        flat = images.reshape(len(images), PIXELS).double()
+        """Set mean and the top principal directions from N×C×H×W training images in [0, 1]."""
+        flat = images.reshape(len(images), -1).double()
         mean = flat.mean(0)
         centred = flat - mean
         covariance = centred.T @ centred / (len(flat) - 1)
@@ -44,7 +49,7 @@ class PCA(Autoencoder):
     def decode(self, code: torch.Tensor, clamp: bool = True) -> torch.Tensor:
         """Back to pixels; clamped to the valid range [0, 1] unless ``clamp=False`` (the pure linear PCA)."""
         pixels = code @ self.basis + self.mean
-        return (pixels.clamp(0, 1) if clamp else pixels).reshape(-1, 1, 28, 28)
+        return (pixels.clamp(0, 1) if clamp else pixels).reshape(-1, *self.shape)
 
 
 def _mlp(sizes: list[int], last_activation: nn.Module | None) -> nn.Sequential:
@@ -59,15 +64,25 @@ def _mlp(sizes: list[int], last_activation: nn.Module | None) -> nn.Sequential:
 
 
 class DenseAE(Autoencoder):
-    """Mirrored MLP autoencoder 784 → hidden… → code → …hidden → 784 with ReLU inside and a sigmoid output.
+    """Mirrored MLP autoencoder C·H·W → hidden… → code → …hidden → C·H·W, ReLU inside, a sigmoid output.
 
     ``linear_code=True`` leaves the code layer without activation (the deep AE's 30-unit code, as in
     Hinton & Salakhutdinov 2006); otherwise the code is a ReLU layer whose activations the sparse AE penalises.
     """
 
-    def __init__(self, hidden: tuple[int, ...] = (), code: int = 64, linear_code: bool = False) -> None:
+    def __init__(
+        self,
+        hidden: tuple[int, ...] = (),
+        code: int = 64,
+        linear_code: bool = False,
+        *,
+        channels: int = 1,
+        size: tuple[int, int] = MNIST_SIZE,
+    ) -> None:
         super().__init__()
-        sizes = [PIXELS, *hidden, code]
+        self.channels, self.size = channels, size
+        self.shape = (channels, *size)
+        sizes = [prod(self.shape), *hidden, code]
         self.encoder = _mlp(sizes, None if linear_code else nn.ReLU())
         self.decoder = _mlp(sizes[::-1], nn.Sigmoid())
 
@@ -75,10 +90,10 @@ class DenseAE(Autoencoder):
         return self.encoder(x.flatten(1))
 
     def decode(self, code: torch.Tensor) -> torch.Tensor:
-        return self.decoder(code).reshape(-1, 1, 28, 28)
+        return self.decoder(code).reshape(-1, *self.shape)
 
     def encoder_filters(self) -> torch.Tensor:
-        """Input weights of the first hidden layer as 28×28 images (one per unit)."""
+        """Input weights of the first hidden layer as images, one per unit: units × C × H × W."""
         first = self.encoder[0]
         assert isinstance(first, nn.Linear)
-        return first.weight.detach().reshape(-1, 28, 28)
+        return first.weight.detach().reshape(-1, *self.shape)

@@ -83,7 +83,7 @@ def top_filters(engine: Engine, activity: np.ndarray, count: int) -> np.ndarray:
     net = engine.net
     if not isinstance(net, DenseAE):
         raise TypeError(f"{engine.name} has no dense encoder filters")
-    return net.encoder_filters().numpy()[units]
+    return net.encoder_filters()[:, 0].numpy()[units]
 
 
 # ---- §1 PCA vs autoencoder ----

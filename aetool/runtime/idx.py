@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import os
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,11 @@ SPLIT_FILES = {
 }
 DATA_DIR_ENV = "AETOOL_DATA_DIR"
 EXPECTED_FILES = ", ".join(f"{stem}.gz" for pair in SPLIT_FILES.values() for stem in pair)
+# MD5 of the decompressed t10k-images file, as published with each dataset: how a folder is told apart.
+KNOWN_TEST_IMAGES = {
+    "2646ac647ad5339dbf082846283269ea": "mnist",
+    "8181f5470baa50b63fa0f6fddb340f0a": "fashion-mnist",
+}
 _DTYPES: dict[int, Any] = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
@@ -73,3 +79,19 @@ def resolve_data_dir(data_dir: str | Path | None, dataset: str) -> Path | None:
         return None
     folder = Path(chosen).expanduser()
     return folder / dataset if (folder / dataset).is_dir() else folder
+
+
+def known_dataset(data_dir: str | Path) -> str | None:
+    """Which published dataset a folder of IDX files holds (``mnist``, ``fashion-mnist``), or None for others.
+
+    Told by the MD5 of the decompressed test images, as published with each dataset; raises ``DataError`` when the
+    folder lacks them or they cannot be read.
+    """
+    path = _find(Path(data_dir), SPLIT_FILES["test"][0])
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as f:
+            digest = hashlib.md5(f.read(), usedforsecurity=False).hexdigest()
+    except (OSError, EOFError) as err:
+        raise DataError(f"cannot read IDX file {path}: {err}") from None
+    return KNOWN_TEST_IMAGES.get(digest)

@@ -255,6 +255,16 @@ def side_by_side(left: np.ndarray, right: np.ndarray) -> np.ndarray:
     return np.concatenate([left, right], axis=-1)
 
 
+def parse_size(text: str | None, *, option: str = "--size") -> tuple[int, int] | None:
+    """``"32x48"`` (or ``32×48``) → (32, 48), height by width; None stays None; raises ``AetoolError`` otherwise."""
+    if text is None:
+        return None
+    parts = text.lower().replace("×", "x").split("x")
+    if len(parts) != 2 or not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise AetoolError(f"{option} takes HxW with positive integers, e.g. 28x28; got {text!r}")
+    return int(parts[0]), int(parts[1])
+
+
 def format_for(name: str) -> str:
     """Pillow's format name for ``png``, ``.jpg``, ``out.tiff``…; an unknown one raises ``AetoolError``."""
     key = name.rsplit(".", 1)[-1].lower()

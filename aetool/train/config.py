@@ -7,11 +7,10 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from aetool.models import get_spec
-from aetool.models.dense import PIXELS
+from aetool.models import build_model, get_spec
 from aetool.runtime.noise import NOISE_KINDS, check_level
 
-DATASETS = ("mnist", "fashion-mnist")
+DATASETS = ("mnist", "fashion-mnist", "images")  # the two IDX datasets, or a folder or glob of your own
 LOSSES = ("mse", "bce")
 # What a setting is when neither the command line nor the model's registry entry gives it.
 GENERIC = {"epochs": 10, "batch_size": 128, "lr": 1e-3, "loss": "mse", "l1": 0.0, "noise": 0.0}
@@ -42,12 +41,21 @@ class TrainConfig:
     components: int | None = None
     seed: int = 0
     device: str = "auto"
-    dataset: str = "mnist"
-    data_dir: str | None = None
+    dataset: str = ""  # "" means "images" when ``data`` is given, else "mnist"
+    data_dir: str | None = None  # a folder of IDX files
     limit: int | None = None
+    data: str | None = None  # a folder or glob of images
+    val: float | None = None  # the fraction of ``data`` held out for validation (default 0.1)
+    val_data: str | None = None  # or a folder or glob of validation images
+    size: tuple[int, int] | None = None  # (height, width) images are resized to, for models of one size
+    patch: int | None = None  # side of the random training crops, for models of any size
+    channels: int | None = None  # 1 or 3; None: the data's (3 when any image is in colour)
 
     def __post_init__(self) -> None:
         spec = get_spec(self.model)
+        self.dataset = self.dataset or ("images" if self.data else "mnist")
+        if self.size is not None:
+            self.size = (int(self.size[0]), int(self.size[1]))
         if spec.kind == "pca":
             self._resolve_pca()
         else:
@@ -56,9 +64,12 @@ class TrainConfig:
                     setattr(self, name, spec.train.get(name, generic))
             if self.components is not None:
                 raise ValueError("--components applies to the pca model only")
-        if self.data_dir:  # recorded in the run: absolute, so an export from elsewhere finds the same folder
-            self.data_dir = str(Path(self.data_dir).expanduser().absolute())
+        for name in ("data_dir", "data", "val_data"):  # recorded absolute, so an export from elsewhere finds them
+            value = getattr(self, name)
+            if value:
+                setattr(self, name, str(Path(value).expanduser().absolute()))
         self._check()
+        self._check_data(spec.kind)
 
     def _resolve_pca(self) -> None:
         """Refuse the training settings for pca, which is fitted in closed form."""
@@ -86,8 +97,9 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and value < low:
                 raise ValueError(f"--{name.replace('_', '-')} must be at least {low}, got {value}")
-        if self.components is not None and self.components > PIXELS:
-            raise ValueError(f"--components must be at most {PIXELS} (the pixels of an image), got {self.components}")
+        pixels = (self.channels or 1) * (self.size[0] * self.size[1] if self.size else 28 * 28)
+        if self.components is not None and self.components > pixels:
+            raise ValueError(f"--components must be at most {pixels} (the pixels of an image), got {self.components}")
         if self.lr is not None and not (math.isfinite(self.lr) and self.lr > 0):
             raise ValueError(f"--lr must be a positive number, got {self.lr}")
         for name in ("l1", "noise"):
@@ -99,12 +111,48 @@ class TrainConfig:
         except ValueError as err:
             raise ValueError(f"--noise: {err}") from None
 
+    def _check_data(self, kind: str) -> None:
+        """Refuse data options that do not go together or do not apply to the model."""
+        if self.dataset == "images" and not self.data:
+            raise ValueError("--dataset images needs --data (a folder or glob of images)")
+        if self.data and self.dataset != "images":
+            raise ValueError(f"--data is a folder of images; --dataset {self.dataset} reads IDX files (--data-dir)")
+        if self.data and self.data_dir:
+            raise ValueError("--data (images) and --data-dir (IDX files) name two sources; give one")
+        if (self.val is not None or self.val_data) and not self.data:
+            raise ValueError("--val and --val-data split images given with --data; IDX data has its own test split")
+        if self.val is not None and self.val_data:
+            raise ValueError("--val holds out a fraction and --val-data names a folder: give one")
+        if self.val is not None and not 0 < self.val < 1:
+            raise ValueError(f"--val must be a fraction between 0 and 1, got {self.val}")
+        if self.channels not in (None, 1, 3):
+            raise ValueError(f"--channels must be 1 (grey) or 3 (colour), got {self.channels}")
+        if self.size is not None:
+            if kind == "conv":
+                raise ValueError(
+                    f"--size fits images to a model of one size; {self.model} takes any size (use --patch)"
+                )
+            if min(self.size) < 1:
+                raise ValueError(f"--size must be positive, got {self.size[0]}x{self.size[1]}")
+        if self.patch is not None:
+            if kind != "conv":
+                raise ValueError(
+                    f"--patch crops images for a model of any size; {self.model} takes one size (use --size)"
+                )
+            multiple = build_model(self.model).multiple_of or 1
+            if self.patch < multiple or self.patch % multiple:
+                raise ValueError(f"--patch must be a multiple of {multiple} for {self.model}, got {self.patch}")
+
     @property
     def arch(self) -> dict[str, Any]:
-        """Constructor arguments: the registry's, with command-line overrides."""
+        """Constructor arguments: the registry's, with the image channels, size and command-line overrides."""
         arch = dict(get_spec(self.model).arch)
         if self.components is not None:
             arch["components"] = self.components
+        if self.channels is not None:
+            arch["channels"] = self.channels
+        if self.size is not None:
+            arch["size"] = self.size
         return arch
 
     def to_dict(self) -> dict[str, Any]:
@@ -120,7 +168,10 @@ class TrainConfig:
         unknown = set(stored) - known - set(LEGACY_KEYS)
         if unknown:
             raise ValueError(f"unknown training settings: {', '.join(sorted(unknown))}")
+        settings = {key: value for key, value in stored.items() if key in known}
+        if isinstance(settings.get("size"), list):
+            settings["size"] = tuple(settings["size"])
         try:
-            return cls(**{key: value for key, value in stored.items() if key in known})
+            return cls(**settings)
         except KeyError as err:
             raise ValueError(str(err).strip("'\"")) from None

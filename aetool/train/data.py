@@ -1,37 +1,385 @@
-"""MNIST and Fashion-MNIST as uint8 tensors: from a local folder of IDX files, or downloaded by torchvision."""
+"""Training data: MNIST or Fashion-MNIST from IDX files, or a folder or glob of your own images.
+
+One dataset layer with two kinds of source, both decoded once per run into a uint8 cache (:class:`ImageSet`: an
+N×C×H×W array when the images share a size, else one C×H×W array per image, all in one buffer that is memory
+mapped from a temporary file once it would pass ``IN_MEMORY_BYTES``):
+
+- IDX: ``--data-dir`` (or ``$AETOOL_DATA_DIR``) holding the four files, or torchvision's ``MNIST`` /
+  ``FashionMNIST`` download. A folder whose test images are the other published dataset's is refused.
+- Images: every file Pillow decodes in a folder (recursively) or matching a glob, read by the runtime's one image
+  loader (EXIF orientation, ICC profile → sRGB, alpha composited). Labels are the names of the first-level
+  subfolders (torchvision's ``ImageFolder`` convention; "" for images at the top). A validation set is split off by
+  a seeded fraction or given as a folder.
+
+The size policy: dense models (a fixed size) get every image resized to ``--size`` (torchvision's
+``transforms.v2`` resize, antialiased), by default the images' own size when they all share one; convolutional
+models train on random ``--patch``×``--patch`` crops (by default the whole images, when they share a size) and are
+scored on whole images. :class:`Batches` draws the training batches of an epoch as a pure function of (seed, epoch),
+so a resumed run sees the batches an uninterrupted one would.
+"""
 
 from __future__ import annotations
 
+import tempfile
+import warnings
+from collections import Counter
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import torch
+from torchvision.transforms.v2 import functional as tvf
 
-from aetool.errors import DataError
-from aetool.runtime.idx import DATA_DIR_ENV, load_split, resolve_data_dir
+from aetool.errors import DataError, ImageError
+from aetool.models import build_model
+from aetool.runtime import files
+from aetool.runtime.idx import DATA_DIR_ENV, known_dataset, load_split, resolve_data_dir
+from aetool.runtime.images import read_image, to_channels
+from aetool.train.config import TrainConfig
 
 DOWNLOAD_ROOT = Path.home() / ".cache" / "aetool"
+IN_MEMORY_BYTES = 1 << 30  # decoded sets larger than this live in a memory-mapped temporary file
 
 
-def _download(dataset: str, split: str) -> np.ndarray:
+@dataclass
+class ImageSet:
+    """Decoded uint8 images with their labels and names.
+
+    ``images`` is N×C×H×W when every image has one size, else a list of C×H×W arrays; ``labels`` holds each
+    image's class (a subfolder name, or the digit for IDX data); ``names`` where each came from.
+    """
+
+    images: np.ndarray | list[np.ndarray]
+    labels: list[str]
+    names: list[str]
+    _storage: tempfile.TemporaryDirectory[str] | None = field(default=None, repr=False)  # keeps a memory map alive
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    @property
+    def channels(self) -> int:
+        return int(self.images[0].shape[0])
+
+    @property
+    def size(self) -> tuple[int, int] | None:
+        """(height, width) when every image has it, else None."""
+        if not isinstance(self.images, np.ndarray):
+            return None
+        return int(self.images.shape[2]), int(self.images.shape[3])
+
+    def sizes(self) -> list[tuple[int, int]]:
+        return [(int(image.shape[1]), int(image.shape[2])) for image in self.images]
+
+    def subset(self, index: np.ndarray) -> ImageSet:
+        """The images at ``index`` (a copy for an array; the same buffers for a list)."""
+        images = self.images[index] if isinstance(self.images, np.ndarray) else [self.images[i] for i in index]
+        return ImageSet(images, [self.labels[i] for i in index], [self.names[i] for i in index], self._storage)
+
+    def tensor(self) -> torch.Tensor:
+        """N×C×H×W uint8 (images of one size only)."""
+        if not isinstance(self.images, np.ndarray):
+            raise ValueError("images of different sizes do not form one tensor")
+        return torch.from_numpy(np.ascontiguousarray(self.images))
+
+
+# ---- IDX: MNIST and Fashion-MNIST ----
+
+
+def _download(dataset: str, split: str) -> tuple[np.ndarray, np.ndarray]:
     from torchvision import datasets
 
     cls = {"mnist": datasets.MNIST, "fashion-mnist": datasets.FashionMNIST}[dataset]
     try:
-        return cls(str(DOWNLOAD_ROOT), train=split == "train", download=True).data.numpy()
+        loaded = cls(str(DOWNLOAD_ROOT), train=split == "train", download=True)
     except (OSError, RuntimeError) as err:
         raise DataError(
             f"cannot download {dataset} ({err}); pass --data-dir or set {DATA_DIR_ENV} to a folder of IDX files"
         ) from None
+    return loaded.data.numpy(), loaded.targets.numpy()
+
+
+def idx_images(dataset: str, split: str, data_dir: str | Path | None = None) -> ImageSet:
+    """N×1×28×28 images of ``split`` (``train`` or ``test``), white digit on black, labelled with their digit.
+
+    Raises ``DataError`` for a missing or broken folder, a failed download, or a folder holding the other dataset.
+    """
+    folder = resolve_data_dir(data_dir, dataset)
+    if folder is None:
+        images, labels = _download(dataset, split)
+    else:
+        images, labels = load_split(folder, split)
+        held = known_dataset(folder)
+        if held is not None and held != dataset:
+            raise DataError(f"{folder} holds {held}, not {dataset}; pass --dataset {held} or another --data-dir")
+    names = [f"{split}#{i}" for i in range(len(images))]
+    return ImageSet(np.array(images)[:, None], [str(label) for label in labels], names)  # np.array: writable
 
 
 def load_images(dataset: str, split: str, data_dir: str | Path | None = None) -> torch.Tensor:
-    """N×1×28×28 uint8 images of ``split`` (``train`` or ``test``); white digit on black, as in MNIST."""
-    folder = resolve_data_dir(data_dir, dataset)
-    images = _download(dataset, split) if folder is None else load_split(folder, split)[0]
-    return torch.from_numpy(np.array(images)).unsqueeze(1)  # np.array: a writable copy
+    """N×1×28×28 uint8 tensor of an IDX split (see :func:`idx_images`)."""
+    return idx_images(dataset, split, data_dir).tensor()
+
+
+# ---- a folder or glob of images ----
+
+
+def find_images(source: str) -> tuple[list[Path], Path]:
+    """The image files of a folder (recursively) or a glob, sorted, and the folder labels are relative to.
+
+    Raises ``DataError`` when the folder or pattern holds no image.
+    """
+    found, failures = files.collect([source], recursive=True)
+    if failures or not found:
+        reason = failures[0].error if failures else "no images found"
+        raise DataError(f"--data {source}: {reason}")
+    root = found[0].root if found[0].root is not None else Path(source).parent
+    paths = [item.source for item in found if isinstance(item.source, Path)]
+    return paths, root
+
+
+def _probe(path: Path) -> tuple[int, int, bool]:
+    """(height, width, colour?) from the file's header, after its EXIF rotation; raises ``ImageError``."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+            turned = image.getexif().get(0x0112, 1) in (5, 6, 7, 8)
+            colour = image.mode not in ("1", "L", "LA", "La", "I", "F") and not image.mode.startswith("I;16")
+    except UnidentifiedImageError:
+        raise ImageError("not an image Pillow can read") from None
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
+        raise ImageError(f"cannot read it: {err}") from None
+    return (width, height, colour) if turned else (height, width, colour)
+
+
+def _label(path: Path, root: Path) -> str:
+    relative = path.relative_to(root).parts if path.is_relative_to(root) else (path.name,)
+    return relative[0] if len(relative) > 1 else ""
+
+
+def folder_images(
+    source: str, *, channels: int | None = None, size: tuple[int, int] | None = None, warn: bool = True
+) -> ImageSet:
+    """Every image of a folder (recursively) or glob, decoded once into uint8 with ``channels`` channels.
+
+    ``channels`` None takes 3 when any image is in colour, else 1. ``size`` (height, width) resizes every image
+    (for dense models). Unreadable files are skipped with a warning line each. Raises ``DataError`` when no image
+    is left or an image changes size between its header and its pixels.
+    """
+    paths, root = find_images(source)
+    probed: list[tuple[Path, tuple[int, int, bool]]] = []
+    for path in paths:
+        try:
+            probed.append((path, _probe(path)))
+        except ImageError as err:
+            if warn:
+                warnings.warn(f"skipped {path}: {err}", UserWarning, stacklevel=2)
+    if not probed:
+        raise DataError(f"--data {source}: none of its {len(paths)} files is an image Pillow can read")
+    colour = any(is_colour for _, (_, _, is_colour) in probed)
+    if channels == 3 and not colour and warn:
+        warnings.warn(f"{source} holds grey images only; they are replicated to 3 channels", UserWarning, stacklevel=2)
+    channels = channels or (3 if colour else 1)
+    shapes = [(channels, *(size or (height, width))) for _, (height, width, _) in probed]
+    total = sum(int(np.prod(shape)) for shape in shapes)
+    storage = tempfile.TemporaryDirectory(prefix="aetool-images-") if total > IN_MEMORY_BYTES else None
+    buffer = (
+        np.memmap(Path(storage.name) / "images.u8", np.uint8, "w+", shape=(total,))
+        if storage
+        else np.empty(total, np.uint8)
+    )
+    views, offset = [], 0
+    for (path, (height, width, _)), shape in zip(probed, shapes, strict=True):
+        try:
+            pixels = to_channels(read_image(path).pixels, channels)[0]
+        except ImageError as err:
+            raise DataError(f"{path}: {err}") from None
+        if pixels.shape[1:] != (height, width):
+            raise DataError(
+                f"{path}: its header says {width}×{height} but it decodes to {pixels.shape[2]}×{pixels.shape[1]}"
+            )
+        values = torch.from_numpy(np.round(pixels * 255).astype(np.uint8))
+        if size is not None and (height, width) != size:
+            values = tvf.resize(values, list(size), antialias=True)
+        count = int(np.prod(shape))
+        view = buffer[offset : offset + count].reshape(shape)
+        view[:] = values.numpy()
+        views.append(view)
+        offset += count
+    same = len(set(shapes)) == 1
+    images: np.ndarray | list[np.ndarray] = buffer.reshape(len(views), *shapes[0]) if same else views
+    kept = [path for path, _ in probed]
+    return ImageSet(images, [_label(p, root) for p in kept], [str(p) for p in kept], storage)
+
+
+def split_off(images: ImageSet, fraction: float, seed: int) -> tuple[ImageSet, ImageSet]:
+    """(training, validation): a seeded ``fraction`` of the images (at least one) held out; one image alone is
+    both (it cannot be split). Raises ``ValueError`` for a fraction outside (0, 1)."""
+    if not 0 < fraction < 1:
+        raise ValueError(f"--val must be a fraction between 0 and 1, got {fraction}")
+    if len(images) == 1:
+        return images, images
+    order = np.random.default_rng(seed).permutation(len(images))
+    held = min(len(images) - 1, max(1, round(fraction * len(images))))
+    return images.subset(np.sort(order[held:])), images.subset(np.sort(order[:held]))
+
+
+def describe_sizes(images: ImageSet, most: int = 4) -> str:
+    """The sizes found, most common first, as ``W×H (n), …``: for messages."""
+    counts = Counter(images.sizes()).most_common()
+    shown = ", ".join(f"{w}×{h} ({n})" for (h, w), n in counts[:most])
+    return shown + (f" and {len(counts) - most} more" if len(counts) > most else "")
+
+
+# ---- batches ----
+
+
+@dataclass
+class Batches:
+    """The training batches of an epoch: whole images, or random ``patch``×``patch`` crops.
+
+    Whole images (all of one size) are shuffled once per epoch. With patches, each image gives about one patch per
+    ``patch``² of its pixels per epoch (at least one), so an epoch sees about every pixel once; the image order and
+    the crop offsets are drawn from generators seeded with (seed, epoch), so batches are a pure function of them.
+    Under ``torchrun`` each rank takes an interleaved share of every global batch.
+    """
+
+    images: ImageSet
+    batch_size: int
+    seed: int
+    patch: int | None = None
+    rank: int = 0
+    world: int = 1
+
+    def __post_init__(self) -> None:
+        if self.patch is None and self.images.size is None:
+            raise ValueError("images of different sizes need a patch size")
+        sizes = self.images.sizes()
+        per_image = [max(1, round(h * w / self.patch**2)) for h, w in sizes] if self.patch else [1] * len(sizes)
+        self._per_image = np.array(per_image)
+
+    def epoch(self, epoch: int) -> list[np.ndarray]:
+        """This rank's batches of ``epoch`` as arrays of image indices (repeated where an image gives several
+        patches)."""
+        order = np.repeat(np.arange(len(self.images)), self._per_image)
+        generator = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
+        order = order[torch.randperm(len(order), generator=generator).numpy()]
+        mine = order[self.rank :: self.world][: len(order) // self.world]
+        share = max(1, self.batch_size // self.world)
+        return [mine[i : i + share] for i in range(0, len(mine), share)]
+
+    def steps_per_epoch(self) -> int:
+        return len(self.epoch(0))
+
+    def take(self, index: np.ndarray, *, epoch: int, step: int) -> torch.Tensor:
+        """B×C×h×w uint8: the images at ``index``, or a random crop of each (offsets seeded by epoch and step)."""
+        if self.patch is None:
+            assert isinstance(self.images.images, np.ndarray)
+            return torch.from_numpy(self.images.images[index])
+        rng = np.random.default_rng([self.seed, epoch, step, self.rank])
+        crops = []
+        for i in index:
+            image = self.images.images[i]
+            top = rng.integers(0, image.shape[1] - self.patch + 1)
+            left = rng.integers(0, image.shape[2] - self.patch + 1)
+            crops.append(tvf.crop(torch.from_numpy(np.asarray(image)), int(top), int(left), self.patch, self.patch))
+        return torch.stack(crops)
 
 
 def to_float(images: torch.Tensor) -> torch.Tensor:
     """uint8 pixels → float32 in [0, 1]; float images pass through."""
     return images.float().div_(255) if images.dtype == torch.uint8 else images.float()
+
+
+# ---- a run's data, resolved against its config ----
+
+
+@dataclass
+class TrainingData:
+    """The images a run trains and scores on: the training set and the test split (IDX) or validation images."""
+
+    train: ImageSet
+    test: ImageSet
+
+
+def _replicated(images: ImageSet, channels: int) -> ImageSet:
+    """Grey IDX images with ``channels`` channels (replicated for 3)."""
+    if channels == images.channels:
+        return images
+    assert isinstance(images.images, np.ndarray)
+    return ImageSet(np.repeat(images.images, channels, axis=1), images.labels, images.names)
+
+
+def _resized(images: ImageSet, size: tuple[int, int]) -> ImageSet:
+    if images.size == size:
+        return images
+    resized = [
+        tvf.resize(torch.from_numpy(np.asarray(image)), list(size), antialias=True).numpy() for image in images.images
+    ]
+    return ImageSet(np.stack(resized), images.labels, images.names)
+
+
+def load_training_data(config: TrainConfig) -> tuple[TrainingData, TrainConfig]:
+    """The run's training and test images, and ``config`` with the channels and size they settled.
+
+    Applies the size policy of the module's docstring. Raises ``DataError`` (one line, before anything is written)
+    for data that cannot train this model: no images, sizes a dense model cannot take without ``--size``, sizes a
+    conv model cannot take without ``--patch``, a patch larger than an image.
+    """
+    net = build_model(config.model)
+    fixed = net.multiple_of is None  # dense and pca: one size
+    if config.dataset != "images":
+        channels = config.channels or 1
+        train = _replicated(idx_images(config.dataset, "train", config.data_dir), channels)
+        test = _replicated(idx_images(config.dataset, "test", config.data_dir), channels)
+        if fixed:
+            size = config.size or (28, 28)
+            train, test = _resized(train, size), _resized(test, size)
+    else:
+        assert config.data is not None
+        train = folder_images(config.data, channels=config.channels, size=config.size if fixed else None)
+        if fixed and train.size is None:
+            raise DataError(
+                f"--data {config.data} holds images of several sizes ({describe_sizes(train)}); {config.model} takes "
+                "one size: pass --size HxW"
+            )
+        if config.val_data:
+            test = folder_images(
+                config.val_data, channels=train.channels, size=train.size if fixed else None, warn=False
+            )
+        else:
+            train, test = split_off(train, config.val or 0.1, config.seed)
+    train, test = (
+        train.subset(np.arange(min(len(train), config.limit or len(train)))),
+        test.subset(np.arange(min(len(test), config.limit or len(test)))),
+    )
+    if not fixed:
+        _check_conv_sizes(config, train, multiple=net.multiple_of or 1)
+    settled = replace(config, channels=train.channels, size=train.size if fixed else None)
+    return TrainingData(train, test), settled
+
+
+def _check_conv_sizes(config: TrainConfig, train: ImageSet, *, multiple: int) -> None:
+    """Refuse training images a conv model cannot take: several sizes without ``--patch``, or smaller than it."""
+    if config.patch is None:
+        if train.size is None:
+            raise DataError(
+                f"the training images have several sizes ({describe_sizes(train)}); {config.model} trains on one "
+                "size at a time: pass --patch N for random N×N crops"
+            )
+        if train.size[0] % multiple or train.size[1] % multiple:
+            height, width = train.size
+            raise DataError(
+                f"the training images are {width}×{height}; {config.model} takes sizes divisible by {multiple}: pass "
+                f"--patch N (a multiple of {multiple})"
+            )
+        return
+    smallest = min(range(len(train)), key=lambda i: min(train.sizes()[i]))
+    height, width = train.sizes()[smallest]
+    if config.patch > min(height, width):
+        raise DataError(
+            f"--patch {config.patch} is larger than {train.names[smallest]} ({width}×{height}); pass a patch of at "
+            f"most {min(height, width)}"
+        )

@@ -20,14 +20,17 @@ import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
+from pytorch_msssim import ssim
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 from torch import nn
 
 from aetool.errors import AetoolError, Interrupted
-from aetool.models import PCA, build_model
+from aetool.models import PCA, Autoencoder, build_model
+from aetool.runtime.images import pad_to
+from aetool.runtime.model import InputSpec
 from aetool.runtime.noise import TEST_NOISE_SEED, add_noise
 from aetool.train.config import TrainConfig
-from aetool.train.data import load_images, to_float
+from aetool.train.data import Batches, ImageSet, TrainingData, load_training_data, to_float
 from aetool.train.run import RunFolder
 
 EVAL_BATCH = 256  # images scored at once: conv activations of larger batches page-fault on every batch
@@ -109,51 +112,95 @@ def reconstruction_loss(kind: str, output: torch.Tensor, target: torch.Tensor) -
     return F.mse_loss(output, target)
 
 
-@torch.no_grad()
-def evaluate(net: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, device: str) -> dict[str, float]:
-    """Mean squared error per pixel and mean |code| over a whole split, ``EVAL_BATCH`` images at a time.
-
-    ``inputs`` and ``targets`` are N×1×H×W, uint8 or float in [0, 1]; pass the same tensor twice for a plain AE.
-    """
-    net.eval()
-    squared, code_abs, codes = 0.0, 0.0, 0
-    for start in range(0, len(inputs), EVAL_BATCH):
-        x = to_float(inputs[start : start + EVAL_BATCH]).to(device)
-        y = to_float(targets[start : start + EVAL_BATCH]).to(device) if targets is not inputs else x
-        output, code = net(x)
-        squared += float(F.mse_loss(output, y, reduction="sum"))
-        code_abs += float(code.abs().sum())
-        codes += code.numel()
-    return {"mse": squared / targets.numel(), "mean_code": code_abs / codes}
-
-
 def _noisy(images: torch.Tensor, config: TrainConfig, rng: np.random.Generator | int) -> torch.Tensor:
     """Noisy float copies of uint8 images (kept as float: quantising the noise to 8 bits would change it)."""
     return torch.from_numpy(add_noise(images.numpy() / np.float32(255), config.noise or 0.0, config.noise_kind, rng))
 
 
-def _batches(n: int, batch: int, seed: int, epoch: int, place: _Dist) -> list[torch.Tensor]:
-    """This rank's shuffled mini-batches for ``epoch``: a pure function of (seed, epoch), so resume is exact.
+@dataclass(frozen=True)
+class Scoring:
+    """A test set as the loop scores it: groups of (inputs, targets) of one shape, and each image's real size.
 
-    Ranks take interleaved shares, so the union of the ranks' i-th batches is the i-th batch of a
-    single-process run: DDP trains on the same global batches.
+    Inputs are float32 in [0, 1] (noisy for a denoiser), targets uint8; both B×C×H×W, padded with black to the
+    model's ``multiple_of`` for images of other sizes, which are scored at their real size (``sizes``).
     """
-    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
-    mine = order[place.rank :: place.world][: n // place.world]
-    return list(mine.split(max(1, batch // place.world)))
+
+    groups: list[tuple[torch.Tensor, torch.Tensor]]
+    sizes: list[list[tuple[int, int]]]  # per group, per image: (height, width) before padding
 
 
-def fit_pca(pca: PCA, train_x: torch.Tensor, test_x: torch.Tensor) -> dict[str, Any]:
-    """Fit PCA on the training images; its one record: train and test MSE (clamped, as exported) and the pure
-    linear projection's test MSE."""
-    pca.fit(to_float(train_x))
-    test = to_float(test_x)
+def scoring(
+    test: ImageSet, *, noise: float, noise_kind: str, multiple_of: int | None, batch: int = EVAL_BATCH
+) -> Scoring:
+    """The test images grouped for scoring: batches of ``batch`` when they share a size, else one at a time.
+
+    The noise is drawn once, from ``TEST_NOISE_SEED``, in one draw for images of one size (as round 1 did), so every
+    epoch, resume and export scores the same noisy inputs.
+    """
+    rng = np.random.default_rng(TEST_NOISE_SEED)
+    if isinstance(test.images, np.ndarray):
+        clean = test.images
+        inputs = add_noise(clean / np.float32(255), noise, noise_kind, rng) if noise else clean / np.float32(255)
+        groups = [
+            (torch.from_numpy(inputs[i : i + batch]), torch.from_numpy(clean[i : i + batch]))
+            for i in range(0, len(clean), batch)
+        ]
+        size = (int(clean.shape[2]), int(clean.shape[3]))
+        return Scoring(groups, [[size] * len(target) for _, target in groups])
+    groups, sizes = [], []
+    for image in test.images:
+        height, width = image.shape[1:]
+        padded = pad_to(np.asarray(image), InputSpec(None, multiple_of or 1).padded(height, width))
+        noisy = add_noise(padded / np.float32(255), noise, noise_kind, rng) if noise else padded / np.float32(255)
+        groups.append((torch.from_numpy(noisy[None]), torch.from_numpy(padded[None])))
+        sizes.append([(int(height), int(width))])
+    return Scoring(groups, sizes)
+
+
+@torch.no_grad()
+def evaluate(net: nn.Module, test: Scoring, device: str) -> dict[str, float]:
+    """MSE (over all pixels), PSNR (dB, peak 1, mean over images), SSIM (mean over images; Wang et al. 2004 by
+    pytorch-msssim, 11×11 Gaussian window, σ 1.5) and mean |code| of ``net`` on a test set."""
+    net.eval()
+    squared = pixels = 0.0
+    psnrs: list[float] = []
+    ssims: list[float] = []
+    code_abs, codes = 0.0, 0
+    for (inputs, targets), sizes in zip(test.groups, test.sizes, strict=True):
+        output, code = net(inputs.to(device))
+        target = to_float(targets).to(device)
+        code_abs += float(code.abs().sum())
+        codes += code.numel()
+        height, width = sizes[0]
+        if output.shape[-2:] != (height, width):  # a padded image: scored at its real size
+            output, target = output[..., :height, :width], target[..., :height, :width]
+        per_image = (output - target).pow(2).flatten(1).mean(1).double()
+        squared += float(per_image.sum()) * output[0].numel()
+        pixels += output.numel()
+        psnrs += (-10 * torch.log10(per_image.clamp_min(1e-10))).tolist()
+        if min(height, width) >= 11:
+            ssims += ssim(output, target, data_range=1.0, size_average=False).tolist()
+    scores = {"mse": squared / pixels, "psnr": float(np.mean(psnrs)), "mean_code": code_abs / max(1, codes)}
+    if ssims:
+        scores["ssim"] = float(np.mean(ssims))
+    return scores
+
+
+def fit_pca(pca: PCA, data: TrainingData) -> dict[str, Any]:
+    """Fit PCA on the training images; its one record: train and test MSE (clamped, as exported), the pure linear
+    projection's test MSE, and the test PSNR and SSIM."""
+    train, test = data.train.tensor(), data.test.tensor()
+    pca.fit(to_float(train))
     with torch.no_grad():
-        linear = float(F.mse_loss(pca.decode(pca.encode(test), clamp=False), test))
+        linear = float(F.mse_loss(pca.decode(pca.encode(to_float(test)), clamp=False), to_float(test)))
+    scores = evaluate(pca, scoring(data.test, noise=0.0, noise_kind="gaussian", multiple_of=None), "cpu")
+    train_scoring = scoring(data.train, noise=0.0, noise_kind="gaussian", multiple_of=None)
     return {
         "epoch": 0,
-        "train_mse": evaluate(pca, train_x, train_x, "cpu")["mse"],
-        "test_mse": evaluate(pca, test_x, test_x, "cpu")["mse"],
+        "train_mse": evaluate(pca, train_scoring, "cpu")["mse"],
+        "test_mse": scores["mse"],
+        "test_psnr": scores["psnr"],
+        **({"test_ssim": scores["ssim"]} if "ssim" in scores else {}),
         "test_mse_unclamped": linear,
     }
 
@@ -164,9 +211,9 @@ class Trainer:
     def __init__(
         self,
         config: TrainConfig,
-        net: nn.Module,
+        net: Autoencoder,
         *,
-        images: tuple[torch.Tensor, torch.Tensor],
+        data: TrainingData,
         folder: RunFolder,
         place: _Dist,
         device: str,
@@ -174,13 +221,23 @@ class Trainer:
         if config.epochs is None or config.lr is None or config.batch_size is None or config.loss is None:
             raise ValueError(f"{config.model} is fitted in closed form, not trained for epochs")
         self.config, self.folder, self.place, self.device = config, folder, place, device
-        self.epochs, self.lr, self.batch_size, self.loss = config.epochs, config.lr, config.batch_size, config.loss
+        self.epochs, self.lr, self.loss = config.epochs, config.lr, config.loss
         self.net = net.to(device)
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=self.lr)
-        self.train_x, self.test_x = images
+        self.batches = Batches(
+            data.train, config.batch_size, config.seed, patch=config.patch, rank=place.rank, world=place.world
+        )
+        self.test = scoring(
+            data.test, noise=config.noise or 0.0, noise_kind=config.noise_kind, multiple_of=net.multiple_of
+        )
+        self.clean_test = (
+            scoring(data.test, noise=0.0, noise_kind=config.noise_kind, multiple_of=net.multiple_of)
+            if config.noise
+            else None
+        )
         self.history: list[dict[str, Any]] = []
         self.start_epoch = 0
-        self.steps_per_epoch = len(_batches(len(self.train_x), self.batch_size, config.seed, 0, place))
+        self.steps_per_epoch = self.batches.steps_per_epoch()
         self.saved_epoch: int | None = None  # the last epoch this run saved
 
     def resume_from(self, state: dict[str, Any]) -> None:
@@ -194,8 +251,6 @@ class Trainer:
         """Train the remaining epochs; ``replace_old_run`` removes an older run's exports once the first is saved."""
         total_steps = self.steps_per_epoch * self.epochs
         ddp = nn.parallel.DistributedDataParallel(self.net) if self.place.world > 1 else self.net
-        train_on_device = self.train_x.to(self.device)
-        noisy_test = _noisy(self.test_x, self.config, TEST_NOISE_SEED) if self.config.noise else None
         show = progress and self.place.is_main
         with _progress_bar(show) as bar:
             say = bar.console.print if show else echo
@@ -203,8 +258,8 @@ class Trainer:
                 self.config.model, total=total_steps, completed=self.start_epoch * self.steps_per_epoch, status=""
             )
             for epoch in range(self.start_epoch, self.epochs):
-                record = self._epoch(epoch, ddp, train_on_device, bar=bar, task=task)
-                record.update(self._test_scores(noisy_test))
+                record = self._epoch(epoch, ddp, bar=bar, task=task)
+                record.update(self._test_scores())
                 record["lr"] = learning_rate((epoch + 1) * self.steps_per_epoch - 1, total_steps, self.lr)
                 self.history.append(record)
                 if self.place.is_main:
@@ -218,24 +273,26 @@ class Trainer:
                         history=self.history,
                     )
                     self.saved_epoch = epoch + 1
-                    say(f"epoch {epoch + 1:3d}  train_mse {record['train_mse']:.5f}  test_mse {record['test_mse']:.5f}")
+                    say(
+                        f"epoch {epoch + 1:3d}  train_mse {record['train_mse']:.5f}  test_mse {record['test_mse']:.5f}"
+                        f"  test_psnr {record['test_psnr']:.2f} dB"
+                    )
         return self.history
 
-    def _epoch(
-        self, epoch: int, net: nn.Module, train_on_device: torch.Tensor, *, bar: Progress, task: TaskID
-    ) -> dict[str, Any]:
+    def _epoch(self, epoch: int, net: nn.Module, *, bar: Progress, task: TaskID) -> dict[str, Any]:
         """One pass over the training set; the epoch's mean loss, MSE (and L1 for a sparse AE)."""
         config = self.config
         net.train()
         noise_rng = np.random.default_rng([config.seed, epoch, self.place.rank])
         sums = torch.zeros(3, dtype=torch.float64, device=self.device)  # loss, mse, l1; stays on device: no sync
-        batches = _batches(len(self.train_x), self.batch_size, config.seed, epoch, self.place)
+        batches = self.batches.epoch(epoch)
         total_steps = self.steps_per_epoch * self.epochs
         for i, index in enumerate(batches):
             for group in self.optimizer.param_groups:
                 group["lr"] = learning_rate(epoch * self.steps_per_epoch + i, total_steps, self.lr)
-            clean = to_float(train_on_device[index.to(self.device)])
-            inputs = _noisy(self.train_x[index], config, noise_rng).to(self.device) if config.noise else clean
+            pixels = self.batches.take(index, epoch=epoch, step=i)
+            clean = to_float(pixels.to(self.device))
+            inputs = _noisy(pixels, config, noise_rng).to(self.device) if config.noise else clean
             output, code = net(inputs)
             mse = F.mse_loss(output, clean)
             loss = mse if self.loss == "mse" else reconstruction_loss(self.loss, output, clean)
@@ -256,14 +313,16 @@ class Trainer:
             record["train_l1"] = float(means[2])
         return record
 
-    def _test_scores(self, noisy_test: torch.Tensor | None) -> dict[str, float]:
-        """Test MSE (of noisy inputs against clean targets for a denoiser, plus its clean-input MSE) and mean |code|."""
-        if noisy_test is None:
-            scores = evaluate(self.net, self.test_x, self.test_x, self.device)
-            return {"test_mse": scores["mse"], "test_mean_code": scores["mean_code"]}
-        scores = evaluate(self.net, noisy_test, self.test_x, self.device)
-        clean = evaluate(self.net, self.test_x, self.test_x, self.device)["mse"]
-        return {"test_mse_clean": clean, "test_mse": scores["mse"], "test_mean_code": scores["mean_code"]}
+    def _test_scores(self) -> dict[str, float]:
+        """Test MSE, PSNR and SSIM (of noisy inputs against clean targets for a denoiser, which also gets its
+        clean-input MSE) and mean |code|."""
+        scores = evaluate(self.net, self.test, self.device)
+        record = {"test_mse": scores["mse"], "test_psnr": scores["psnr"], "test_mean_code": scores["mean_code"]}
+        if "ssim" in scores:
+            record["test_ssim"] = scores["ssim"]
+        if self.clean_test is not None:
+            record = {"test_mse_clean": evaluate(self.net, self.clean_test, self.device)["mse"], **record}
+        return record
 
 
 @contextmanager
@@ -291,10 +350,11 @@ def train(
 ) -> TrainResult:
     """Train ``config.model`` into ``run_dir``, saving checkpoint and metrics.json after every epoch.
 
-    ``resume`` continues the run there with its own settings; ``force`` starts over a run there (its files go once
-    the new run has an epoch). Raises ``AetoolError`` for a run that may not be started, resumed or read, and
-    ``DataError`` for missing data (before the folder is made); Ctrl-C raises :class:`~aetool.errors.Interrupted`
-    saying whether an epoch was saved, and removes the run folder when this run made it and wrote nothing.
+    The data are loaded and the config settled against them (channels, size) first. ``resume`` continues the run
+    there with its own settings; ``force`` starts over a run there (its files go once the new run has an epoch).
+    Raises ``AetoolError`` for a run that may not be started, resumed or read, and ``DataError`` for data that
+    cannot train the model (before the folder is made); Ctrl-C raises :class:`~aetool.errors.Interrupted` saying
+    whether an epoch was saved, and removes the run folder when this run made it and wrote nothing.
     """
     started = time.perf_counter()
     folder = RunFolder(Path(run_dir))
@@ -302,24 +362,25 @@ def train(
         config.device if config.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
     )
     device = pick_device(config.device, place.local_rank)
-    stored = folder.check_start(config, resume=resume, force=force)  # on every rank: each resumes the same state
+    stored = folder.check_start(resume=resume, force=force)  # on every rank: each resumes the same state
     made_folder = not folder.path.exists()
     trainer = None
     try:
-        train_x = load_images(config.dataset, "train", config.data_dir)[: config.limit]
-        test_x = load_images(config.dataset, "test", config.data_dir)[: config.limit]
+        data, config = load_training_data(config)
+        if stored is not None:
+            folder.check_resumable(stored, config)
         if place.is_main:
             folder.create()
         torch.manual_seed(config.seed)
         net = build_model(config.model, **config.arch)
         if isinstance(net, PCA):
-            history = [fit_pca(net, train_x, test_x)]
+            history = [fit_pca(net, data)]
             if place.is_main:
                 if force:
                     folder.remove_exports()
                 folder.save(net=net, optimizer=None, config=config, epoch=0, history=history)
         else:
-            trainer = Trainer(config, net, images=(train_x, test_x), folder=folder, place=place, device=device)
+            trainer = Trainer(config, net, data=data, folder=folder, place=place, device=device)
             if stored is not None:
                 trainer.resume_from(stored)
                 echo(f"resuming {folder.path} after epoch {trainer.start_epoch}")

@@ -28,6 +28,12 @@ ONNX = "model.onnx"
 # schedule are functions of these.
 RESUMED_SETTINGS = (
     "model",
+    "data",
+    "val",
+    "val_data",
+    "size",
+    "patch",
+    "channels",
     "epochs",
     "batch_size",
     "lr",
@@ -42,7 +48,7 @@ RESUMED_SETTINGS = (
 )
 # What a run learns (model and objective): a stored run stands in for a wanted one when these are equal and it was
 # trained at least as long on at least as many images. How it was optimised (lr, batch size, seed) may differ.
-REUSED_SETTINGS = ("model", "dataset", "loss", "l1", "noise", "noise_kind", "components")
+REUSED_SETTINGS = ("model", "dataset", "data", "size", "channels", "loss", "l1", "noise", "noise_kind", "components")
 
 
 @dataclass
@@ -209,11 +215,11 @@ class RunFolder:
 
     # ---- the rules: starting over, resuming, reusing ----
 
-    def check_start(self, config: TrainConfig, *, resume: bool, force: bool) -> dict[str, Any] | None:
-        """The checkpoint to resume from (``None``: start afresh), once starting ``config`` here is allowed.
+    def check_start(self, *, resume: bool, force: bool) -> dict[str, Any] | None:
+        """The checkpoint to resume from (``None``: start afresh), once starting a run here is allowed.
 
-        A run in the folder is kept unless ``force`` (start over) or ``resume`` (continue it with its own settings,
-        see :meth:`resume_conflicts`) is given; both at once are refused. Raises ``AetoolError``.
+        A run in the folder is kept unless ``force`` (start over) or ``resume`` (continue it) is given; both at
+        once are refused. Raises ``AetoolError``. A resumed run must also pass :meth:`check_resumable`.
         """
         if resume and force:
             raise AetoolError("--resume continues the run and --force starts it over: choose one")
@@ -221,16 +227,16 @@ class RunFolder:
             return None
         if not (resume or force):
             raise AetoolError(f"{self.path} already holds a run; pass --resume to continue it or --force to start over")
-        if force:
-            return None
-        state = self.read_checkpoint()
+        return None if force else self.read_checkpoint()
+
+    def check_resumable(self, state: dict[str, Any], config: TrainConfig) -> None:
+        """Refuse (``AetoolError``) to resume the checkpoint ``state`` under settings other than its own."""
         conflicts = self.resume_conflicts(state["config"], config)
         if conflicts:
             raise AetoolError(
                 f"{self.path} was trained with {', '.join(conflicts)}; resume it with its own settings, "
                 "or start over with --force"
             )
-        return state
 
     @staticmethod
     def resume_conflicts(stored: dict[str, Any], config: TrainConfig) -> list[str]:
