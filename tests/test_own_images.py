@@ -1,0 +1,153 @@
+"""Training on your own images: a folder or glob, grey or colour, any size; the size policy and its refusals."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="training tests need the train extra")
+
+from conftest import save  # noqa: E402
+from synthetic import stroke_digits  # noqa: E402
+
+from aetool.errors import DataError  # noqa: E402
+from aetool.runtime import contract  # noqa: E402
+from aetool.train import TrainConfig, load_run, train  # noqa: E402
+from aetool.train import data as data_layer  # noqa: E402
+from aetool.train.data import Batches, folder_images, load_training_data  # noqa: E402
+
+SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
+
+
+@pytest.fixture(scope="module")
+def digit_folder(tmp_path_factory) -> Path:
+    """48 synthetic digits as PNGs in two class subfolders (labels: the number of strokes, odd or even)."""
+    root = tmp_path_factory.mktemp("digits")
+    images, labels = stroke_digits(48, seed=3)
+    for i, (image, label) in enumerate(zip(images, labels, strict=True)):
+        save(root / ("odd" if label % 2 else "even") / f"{i:03d}.png", image)
+    return root
+
+
+@pytest.fixture(scope="module")
+def colour_folder(tmp_path_factory) -> Path:
+    """Colour images of three sizes: smooth gradients with a coloured square."""
+    root = tmp_path_factory.mktemp("colour")
+    rng = np.random.default_rng(0)
+    for i, (height, width) in enumerate([(40, 48), (36, 60), (44, 44), (40, 48), (52, 40), (48, 56)]):
+        y, x = np.mgrid[:height, :width] / max(height, width)
+        image = np.stack([y, x, 1 - y], -1)
+        top, left = rng.integers(0, height - 12), rng.integers(0, width - 12)
+        image[top : top + 12, left : left + 12] = rng.random(3)
+        save(root / f"photo{i}.png", (image * 255).astype(np.uint8))
+    return root
+
+
+def quick(name, **settings):
+    return TrainConfig(name, device="cpu", epochs=2, batch_size=16, **settings)
+
+
+def test_a_folder_of_digits_trains_with_labels_and_a_seeded_validation_split(digit_folder, tmp_path):
+    data, settled = load_training_data(quick("deep", data=str(digit_folder), val=0.25))
+    assert (len(data.train), len(data.test)) == (36, 12) and settled.channels == 1 and settled.size == (28, 28)
+    assert set(data.train.labels) == {"odd", "even"}
+    again, _ = load_training_data(quick("deep", data=str(digit_folder), val=0.25))
+    assert again.test.names == data.test.names  # the same seed holds out the same images
+    other, _ = load_training_data(quick("deep", data=str(digit_folder), val=0.25, seed=1))
+    assert other.test.names != data.test.names
+    result = train(quick("deep", data=str(digit_folder)), run_dir=tmp_path, progress=False, echo=len)
+    assert {"test_mse", "test_psnr", "test_ssim"} <= result.history[-1].keys()
+    assert load_run(tmp_path).config.dataset == "images"
+
+
+def test_a_glob_and_a_validation_folder(digit_folder):
+    data, _ = load_training_data(
+        quick("ae64", data=str(digit_folder / "odd" / "*.png"), val_data=str(digit_folder / "even"))
+    )
+    assert all("/odd/" in name for name in data.train.names) and all("/even/" in name for name in data.test.names)
+
+
+def test_colour_images_train_a_colour_conv_model_on_patches_and_export_contract_2(colour_folder, tmp_path):
+    config = quick("conv-unpool", data=str(colour_folder), patch=16, noise=0.1)
+    result = train(config, run_dir=tmp_path / "run", progress=False, echo=len)
+    run = load_run(tmp_path / "run")
+    assert run.config.channels == 3 and run.net.channels == 3 and result.history[-1]["test_psnr"] > 0
+    from aetool.export import ExportOptions, export_run
+    from aetool.runtime import load
+
+    export_run(tmp_path / "run", options=ExportOptions(precisions=("int8",)), echo=len)
+    model = load(tmp_path / "run" / "model.onnx")
+    assert model.input_spec.channels == 3 and model.input_spec.polarity == contract.AS_IS
+    assert model.metadata[contract.COLOUR_SPACE] == "srgb" and str(model.metadata[contract.CONTRACT_VERSION]) == "2"
+    assert model.reconstruct(np.random.default_rng(0).random((1, 3, 40, 60), dtype=np.float32)).shape == (1, 3, 40, 60)
+
+
+def test_patch_batches_are_a_pure_function_of_seed_and_epoch(colour_folder):
+    images = folder_images(str(colour_folder))
+    batches = Batches(images, 4, seed=5, patch=12)
+    first = [batches.take(index, epoch=3, step=i) for i, index in enumerate(batches.epoch(3))]
+    again = [batches.take(index, epoch=3, step=i) for i, index in enumerate(batches.epoch(3))]
+    assert all(torch.equal(a, b) for a, b in zip(first, again, strict=True))
+    assert first[0].shape[1:] == (3, 12, 12)
+    per_epoch = sum(len(index) for index in batches.epoch(3))
+    assert per_epoch == sum(max(1, round(h * w / 144)) for h, w in images.sizes())  # about every pixel once
+
+
+@pytest.mark.parametrize(
+    ("name", "settings", "message"),
+    [
+        ("deep", {}, r"holds images of several sizes \(48×40 \(2\), .*; deep takes one size: pass --size HxW"),
+        ("conv-deconv", {}, "several sizes .*: pass --patch N"),
+        ("conv-deconv", {"patch": 64}, r"--patch 64 is larger than .*photo\d.png \(\d+×\d+\)"),
+    ],
+)
+def test_the_size_policy_refuses_what_cannot_train_in_one_line(colour_folder, name, settings, message):
+    with pytest.raises(DataError, match=message):
+        load_training_data(quick(name, data=str(colour_folder), **settings))
+
+
+def test_dense_models_take_a_size_and_grey_folders_replicate_to_colour_when_asked(colour_folder, digit_folder):
+    data, settled = load_training_data(quick("ae64", data=str(colour_folder), size=(24, 32)))
+    assert data.train.images.shape[1:] == (3, 24, 32) and settled.size == (24, 32)
+    with pytest.warns(UserWarning, match="grey images only; they are replicated to 3 channels"):
+        data, settled = load_training_data(quick("ae64", data=str(digit_folder), channels=3))
+    assert settled.channels == 3 and data.train.images.shape[1] == 3
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"size": (28, 28), "model": "conv-unpool"}, "takes any size"),
+        ({"patch": 16, "model": "deep"}, "takes one size"),
+        ({"patch": 18, "model": "conv-unpool"}, "multiple of 4"),
+        ({"val": 1.5}, "fraction between 0 and 1"),
+        ({"channels": 2}, "1 \\(grey\\) or 3"),
+        ({"val": 0.2, "val_data": "x"}, "give one"),
+        ({"data_dir": "x"}, "name two sources"),
+    ],
+)
+def test_options_that_cannot_work_are_refused(settings, message):
+    name = settings.pop("model", "deep")
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(name, data="somewhere", **settings)
+
+
+def test_an_empty_folder_and_a_glob_without_images_are_one_line(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="no images found"):
+        load_training_data(quick("deep", data=str(tmp_path / "empty")))
+    with pytest.raises(DataError, match="pattern matched no images"):
+        load_training_data(quick("deep", data=str(tmp_path / "*.png")))
+
+
+def test_large_sets_are_memory_mapped(colour_folder, monkeypatch):
+    monkeypatch.setattr(data_layer, "IN_MEMORY_BYTES", 1000)
+    images = folder_images(str(colour_folder))
+    assert isinstance(images.images[0].base, np.memmap) and images._storage is not None
+    assert images.images[0].max() > 0
+
+
+@pytest.mark.skipif(not (SHARED / "mnist").is_dir(), reason="needs ../shared/data/mnist (the real MNIST files)")
+def test_an_idx_folder_of_the_other_dataset_is_refused_naming_both():
+    with pytest.raises(DataError, match="holds mnist, not fashion-mnist"):
+        load_training_data(TrainConfig("deep", dataset="fashion-mnist", data_dir=str(SHARED / "mnist")))
