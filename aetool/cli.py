@@ -12,9 +12,11 @@ import json
 import sys
 import time
 import warnings
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from enum import Enum
+from functools import partial
 from itertools import chain
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
@@ -26,7 +28,7 @@ from aetool.errors import AetoolError, Interrupted, os_reason
 
 if TYPE_CHECKING:
     from aetool.bench import BenchSummary
-    from aetool.runtime.batch import ImageOptions, Step
+    from aetool.runtime.batch import ImageOptions, Outcome, Step
     from aetool.runtime.files import Failure, Job
 
 app = typer.Typer(name="aetool", no_args_is_help=True, pretty_exceptions_enable=False)
@@ -120,9 +122,17 @@ Invert = Annotated[
     bool | None,
     typer.Option(
         "--invert/--no-invert",
-        help="Treat images as dark on light (inverted for the model and back) or not. "
-        "Default: decided per image from its border.",
+        help="Treat images as dark on light (inverted for the model and back) or not; only models of white-on-black "
+        "images (MNIST's world) invert. Default: decided per image from its border.",
         show_default=False,
+    ),
+]
+Resize = Annotated[
+    bool,
+    typer.Option(
+        "--resize",
+        help="Fit images of another size to a fixed-size (dense) model and resize the result back to the image's "
+        "size. Without it such images are refused. Conv models take any size.",
     ),
 ]
 Force = Annotated[bool, typer.Option("--force", help="Allow an output to overwrite an input file.")]
@@ -174,13 +184,15 @@ def _model_command(name: str, *, default_model: str, suffix: str, summary: str) 
         fmt: Format = None,
         side_by_side: SideBySide = False,
         invert: Invert = None,
+        resize: Resize = False,
         force: Force = False,
         as_json: Json = False,
         provider: Providers = None,
         threads: Threads = None,
     ) -> None:
         options = _image_options(output, fmt, side_by_side, invert, force, as_json=as_json, recursive=recursive)
-        _images(inputs, options, suffix=suffix, step=lambda: _reconstruction(model, provider, threads))
+        step = partial(_reconstruction, model, provider, threads, resize=resize, invert=invert)
+        _images(inputs, options, suffix=suffix, step=step)
 
     command.__doc__ = f"{summary} (writes NAME{suffix}.png)."
     app.command(name)(command)
@@ -190,10 +202,10 @@ _model_command(
     "denoise",
     default_model="denoise",
     suffix=".denoised",
-    summary="Remove noise from digit images with a denoising autoencoder",
+    summary="Remove noise from images with a denoising autoencoder",
 )
 _model_command(
-    "reconstruct", default_model="deep", suffix=".reconstructed", summary="Pass digit images through an autoencoder"
+    "reconstruct", default_model="deep", suffix=".reconstructed", summary="Pass images through an autoencoder"
 )
 
 
@@ -263,11 +275,20 @@ def _image_options(
     )
 
 
-def _reconstruction(model: str, provider: list[str] | None, threads: int | None) -> Step:
-    from aetool.runtime import load
+def _reconstruction(
+    model: str, provider: list[str] | None, threads: int | None, *, resize: bool, invert: bool | None
+) -> Step:
+    """The model as a pipeline step; ``--invert`` with a model that takes images as they are is a usage error."""
+    from aetool.runtime import contract, load
     from aetool.runtime.batch import Reconstruct
 
-    return Reconstruct(load(model, provider, threads))
+    loaded = load(model, provider, threads)
+    if invert and loaded.input_spec.polarity == contract.AS_IS:
+        raise AetoolError(
+            f"--invert: model {loaded.name} takes images as they are (polarity {contract.AS_IS}), so it never "
+            "inverts them; leave --invert out"
+        )
+    return Reconstruct(loaded, resize=resize)
 
 
 def _corruption(level: float, kind: str, seed: int | None) -> Step:
@@ -305,7 +326,8 @@ def _plan(inputs: list[str], options: ImageOptions, *, suffix: str) -> tuple[lis
 
 
 def _run(jobs: list[Job], failures: list[Failure], step: Step, options: ImageOptions) -> int:
-    """Process the jobs, report each failure and a summary; the exit code."""
+    """Process the jobs, report each failure, what was done to each image (a few) or how often (many), and a
+    summary; the exit code."""
     from aetool.runtime.batch import Outcome, process
 
     started = time.perf_counter()
@@ -318,7 +340,8 @@ def _run(jobs: list[Job], failures: list[Failure], step: Step, options: ImageOpt
         side_by_side=options.side_by_side,
         stdout=typer.get_binary_stream("stdout"),
     )
-    done = failed = resized = 0
+    done = failed = 0
+    counts: Counter[str] = Counter()
     for outcome in chain(refused, _progress(outcomes, len(jobs), total > FEW and sys.stderr.isatty())):
         if options.as_json:
             typer.echo(json.dumps(outcome.record()))
@@ -327,16 +350,37 @@ def _run(jobs: list[Job], failures: list[Failure], step: Step, options: ImageOpt
             error(f"{outcome.path}: {outcome.error}")
             continue
         done += 1
-        resized += outcome.resized
-        if outcome.resized and total <= FEW and outcome.input_size and outcome.fitted_size and outcome.size:
-            (width, height), (fit_width, fit_height) = outcome.input_size, outcome.fitted_size
-            note(
-                f"{outcome.path}: resized {width}×{height} to fit the model's {fit_width}×{fit_height} input; the "
-                f"output is {outcome.size[0]}×{outcome.size[1]}"
-            )
-    also = f" ({resized} resized to fit the model)" if resized and total > FEW else ""
-    note(f"{done} done, {failed} failed in {time.perf_counter() - started:.2f} s{also}")
+        changes = _changes(outcome, step.channels)
+        counts.update({kind for kind, _ in changes})
+        if total <= FEW:
+            for _, text in changes:
+                note(f"{outcome.path}: {text}")
+    also = "; ".join(f"{n} {kind}" for kind, n in counts.items())
+    note(f"{done} done, {failed} failed in {time.perf_counter() - started:.2f} s" + (f" ({also})" if also else ""))
     return 1 if failed else 0
+
+
+def _changes(outcome: Outcome, channels: int | None) -> list[tuple[str, str]]:
+    """What was done to an image on its way through, as (what a summary counts, the line for this image)."""
+    changes = [("with notes from reading (see --json)", text) for text in outcome.notes]
+    if outcome.converted and channels:
+        kind = "grey" if channels == 1 else "RGB"
+        changes.append(
+            (
+                f"converted {outcome.converted}",
+                f"{outcome.converted} for the model, which takes {kind} images; the output is {kind}",
+            )
+        )
+    if outcome.resized and outcome.input_size and outcome.fitted_size:
+        (width, height), (fit_width, fit_height) = outcome.input_size, outcome.fitted_size
+        changes.append(
+            (
+                "resized to the model's size and back",
+                f"resized {width}×{height} to the model's {fit_width}×{fit_height} and the result back to "
+                f"{width}×{height}",
+            )
+        )
+    return changes
 
 
 def _progress(outcomes: Iterable, total: int, show: bool) -> Iterable:

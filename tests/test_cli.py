@@ -80,9 +80,15 @@ def test_a_folder_to_a_folder_with_json_records(cli, tmp_path):
         "ms",
         "resized",
         "inverted",
+        "converted",
+        "notes",
+        "mse",
+        "psnr",
         "error",
     }
     assert lines[0]["size"] == [28, 28] and lines[0]["error"] is None
+    assert lines[0]["mse"] == 0 and lines[0]["psnr"] is None  # an identity model: infinite PSNR is null in JSON
+    assert lines[0]["converted"] is None and lines[0]["notes"] == [] and lines[0]["fitted_size"] is None
     result = cli("reconstruct", "digits", "-r", "-o", "out", "-m", "conv-unpool")
     assert Path("out/deeper/x.png").is_file() and "7 done, 0 failed" in result.stderr
 
@@ -103,13 +109,61 @@ def test_side_by_side(cli, ring):
     assert read(Path("both.png")).shape == (28, 56)
 
 
-def test_resizing_is_announced(cli, tmp_path):
+def test_a_dense_model_refuses_another_size_unless_told_to_resize(cli, tmp_path):
     save(tmp_path / "big.png", np.kron(digit(), np.ones((2, 3), np.uint8)))
-    result = cli("denoise", "big.png", "--json")
-    assert "resized 84×56 to fit the model's 28×28 input; the output is 28×28" in result.stderr
-    assert records(result)[0]["resized"] is True and read(Path("big.denoised.png")).shape == (28, 28)
-    result = cli("denoise", "big.png", "--side-by-side", "-o", "pair.png")
-    assert "resized 84×56 to fit the model's 28×28 input; the output is 56×28" in result.stderr
+    result = cli("denoise", "big.png")
+    assert result.exit_code == 1 and not Path("big.denoised.png").exists()
+    assert result.stderr.splitlines()[0] == (
+        "aetool: error: big.png: the model takes 28×28 images, this one is 84×56; pass --resize to fit it (and "
+        "resize the result back)"
+    )
+    result = cli("denoise", "big.png", "--resize", "--json")
+    assert result.exit_code == 0
+    assert "big.png: resized 84×56 to the model's 28×28 and the result back to 84×56" in result.stderr
+    [record] = records(result)
+    assert record["resized"] is True and record["input_size"] == [84, 56] and record["fitted_size"] == [28, 28]
+    assert record["size"] == [84, 56] and read(Path("big.denoised.png")).shape == (56, 84)
+    result = cli("denoise", "big.png", "--resize", "--side-by-side", "-o", "pair.png")
+    assert result.exit_code == 0 and read(Path("pair.png")).shape == (56, 168)
+
+
+def test_colour_in_colour_out_at_its_own_size(cli, tmp_path, toy_dir):
+    rng = np.random.default_rng(0)
+    photo = rng.integers(0, 256, (30, 45, 3), np.uint8)
+    photo[:2] = 255  # a light border: an MNIST model would invert it, a model of images as they are does not
+    save(tmp_path / "photo.png", photo)
+    result = cli("denoise", "photo.png", "--model", str(toy_dir / "rgb-conv.onnx"), "--json")
+    [record] = records(result)
+    assert result.exit_code == 0 and record["size"] == [45, 30] and not record["inverted"]
+    assert record["converted"] is None and record["mse"] == 0
+    with Image.open("photo.denoised.png") as image:
+        assert image.mode == "RGB" and np.array_equal(np.asarray(image), photo)
+
+
+def test_channel_conversions_are_said_per_image(cli, tmp_path, toy_dir, ring):
+    result = cli("reconstruct", "ring.png", "--model", str(toy_dir / "rgb-conv.onnx"), "-o", "rgb.png")
+    assert "ring.png: grey → RGB (replicated) for the model, which takes RGB images; the output is RGB" in result.stderr
+    assert read(Path("rgb.png")).shape == (28, 28, 3)
+    save(tmp_path / "colour.png", np.stack([digit(), digit() // 2, digit() // 4], axis=-1))
+    result = cli("denoise", "colour.png", "--json")
+    assert "colour.png: RGB → grey (luma) for the model, which takes grey images; the output is grey" in result.stderr
+    assert records(result)[0]["converted"] == "RGB → grey (luma)" and read(Path("colour.denoised.png")).ndim == 2
+
+
+def test_many_images_say_what_was_done_in_the_summary(cli, tmp_path, toy_dir):
+    for i in range(6):
+        save(tmp_path / "digits" / f"{i}.png", digit())
+    result = cli("reconstruct", "digits", "-o", "out", "-m", str(toy_dir / "rgb-conv.onnx"))
+    assert result.exit_code == 0 and len(result.stderr.splitlines()) == 1  # no line per image, one summary
+    assert "6 done, 0 failed" in result.stderr and "(6 converted grey → RGB (replicated))" in result.stderr
+
+
+def test_invert_is_refused_for_a_model_of_images_as_they_are(cli, ring, toy_dir):
+    result = cli("denoise", "ring.png", "--model", str(toy_dir / "rgb-conv.onnx"), "--invert")
+    assert result.exit_code == 2 and len(result.stderr.splitlines()) == 1
+    assert "--invert: model rgb-conv takes images as they are (polarity as-is)" in result.stderr
+    assert not Path("ring.denoised.png").exists()
+    assert cli("denoise", "ring.png", "--model", str(toy_dir / "rgb-conv.onnx"), "--no-invert").exit_code == 0
 
 
 def test_dark_on_light_round_trips_and_can_be_forced(cli, tmp_path):
@@ -204,7 +258,10 @@ def test_the_cli_offers_every_noise_kind_of_the_noise_function():
 
 def test_round_1_flag_names_still_work(cli, ring):
     assert cli("add-noise", "ring.png", "--level", "0.3", "--kind", "mask", "--seed", "1", "-o", "a.png").exit_code == 0
-    assert cli("add-noise", "ring.png", "--noise", "0.3", "--noise-kind", "mask", "--seed", "1", "-o", "b.png").exit_code == 0
+    assert (
+        cli("add-noise", "ring.png", "--noise", "0.3", "--noise-kind", "mask", "--seed", "1", "-o", "b.png").exit_code
+        == 0
+    )
     assert read("a.png").tolist() == read("b.png").tolist()
     clash = cli("add-noise", "ring.png", "--noise", "0.3", "--level", "0.4")
     assert clash.exit_code == 2 and "--noise and --level (its old name) disagree" in clash.stderr
