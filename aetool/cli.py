@@ -498,7 +498,10 @@ def info(
             shape = "×".join(str(d) for d in tensor.shape)
             typer.echo(f"{title if i == 0 else '':9}{tensor.name:16}{tensor.type:9}{shape}")
     ok = record.contract == "ok"
-    typer.echo(f"{'contract':9}" + ("✓ follows the aetool ONNX contract" if ok else f"✗ {record.contract}"))
+    version = f" (version {record.contract_version})" if record.contract_version else ""
+    typer.echo(f"{'contract':9}" + (f"✓ follows the aetool ONNX contract{version}" if ok else f"✗ {record.contract}"))
+    if record.input_spec:
+        typer.echo(f"{'images':9}{_image_spec(record.input_spec, record.colour_space)}")
     decoder = record.decoder
     typer.echo(f"{'decoder':9}" + (f"{decoder.file} ({_size(decoder.size_bytes)})" if decoder else "none"))
     parity = record.parity
@@ -510,6 +513,15 @@ def info(
     for key, value in record.metadata.items():
         if key != "parity":
             typer.echo(f"  {key:15}{json.dumps(value) if isinstance(value, (dict, list)) else value}")
+
+
+def _image_spec(spec: dict[str, Any], colour_space: str | None) -> str:
+    """What images a model takes, in words: ``3 channels (srgb), any size divisible by 4, polarity as-is (…)``."""
+    channels = spec["channels"]
+    size = spec["size"]
+    sizes = f"{size[1]}×{size[0]} only" if size else f"any size divisible by {spec['multiple_of']}"
+    why = "fed as they are" if spec["polarity"] == "as-is" else "dark-on-light images are inverted for it"
+    return f"{channels} channel{'s' if channels > 1 else ''} ({colour_space}), {sizes}, polarity {spec['polarity']} ({why})"
 
 
 def _size(size: int | None) -> str:

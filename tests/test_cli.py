@@ -356,6 +356,17 @@ def test_info_describes_a_model(cli, toy_dir):
     assert record["parity"] == {"passed": True, "worst_max_abs": 5e-07, "cases": 2}
 
 
+def test_info_shows_channels_colour_space_polarity_and_contract_version(cli, toy_dir):
+    text = cli("info", str(toy_dir / "dense.onnx")).stdout
+    assert "✓ follows the aetool ONNX contract (version 1)" in text  # round 1's files name no version
+    assert "1 channel (gray), 28×28 only, polarity white-on-black (dark-on-light images are inverted for it)" in text
+    text = cli("info", str(toy_dir / "rgb-conv.onnx")).stdout
+    assert "(version 2)" in text and "3 channels (srgb), any size divisible by 4, polarity as-is" in text
+    record = json.loads(cli("info", str(toy_dir / "rgb-dense.onnx"), "--json").stdout)
+    assert record["contract_version"] == 2 and record["colour_space"] == "srgb"
+    assert record["input_spec"] == {"size": [16, 16], "multiple_of": 1, "polarity": "as-is", "channels": 3}
+
+
 def test_info_shows_what_is_wrong_with_a_file_off_the_contract(cli, toy_dir):
     result = cli("info", str(toy_dir / "flat.onnx"))
     assert result.exit_code == 0 and "✗" in result.stdout and "N×784" in result.stdout
