@@ -29,6 +29,7 @@ from aetool.errors import AetoolError, Interrupted, os_reason
 if TYPE_CHECKING:
     from aetool.bench import BenchSummary
     from aetool.runtime.batch import ImageOptions, Outcome, Step
+    from aetool.runtime.evaluate import Evaluation
     from aetool.runtime.files import Failure, Job
 
 app = typer.Typer(name="aetool", no_args_is_help=True, pretty_exceptions_enable=False)
@@ -403,9 +404,33 @@ def evaluate(
         Path | None,
         typer.Option(
             help="Folder of the four MNIST IDX files (.gz or not), or of mnist/ and fashion-mnist/ "
-            "subfolders. Default: $AETOOL_DATA_DIR.",
+            "subfolders: scores the test set. Default, when neither --data nor --inputs is given: $AETOOL_DATA_DIR.",
             metavar="FOLDER",
             show_default=False,
+        ),
+    ] = None,
+    data: Annotated[
+        str | None,
+        typer.Option(
+            help="Clean images (a folder, searched recursively, or a glob): noised, reconstructed and scored "
+            "against themselves.",
+            metavar="FOLDER|GLOB",
+            show_default=False,
+        ),
+    ] = None,
+    inputs: Annotated[
+        str | None,
+        typer.Option(
+            help="Input images (a folder or a glob), scored against --targets: pairs match by their path below the "
+            "folder without the suffix (noisy/x.png ↔ clean/x.jpg).",
+            metavar="FOLDER|GLOB",
+            show_default=False,
+        ),
+    ] = None,
+    targets: Annotated[
+        str | None,
+        typer.Option(
+            help="Target images for --inputs (a folder or a glob).", metavar="FOLDER|GLOB", show_default=False
         ),
     ] = None,
     noise: Annotated[
@@ -418,7 +443,7 @@ def evaluate(
         NoiseKind | None, typer.Option(help="Noise kind. Default: the model's, else gaussian.", show_default=False)
     ] = None,
     limit: Annotated[
-        int | None, typer.Option(min=1, help="Score only the first N test images.", show_default=False)
+        int | None, typer.Option(min=1, help="Score only the first N images (or pairs).", show_default=False)
     ] = None,
     seed: Annotated[
         int | None,
@@ -432,26 +457,68 @@ def evaluate(
     provider: Providers = None,
     threads: Threads = None,
 ) -> None:
-    """Test-set MSE of a model with onnxruntime alone (no torch)."""
+    """MSE, PSNR and SSIM of a model with onnxruntime alone (no torch): on MNIST's test set (--data-dir), on clean
+    images noised here (--data), or on pairs of input and target images (--inputs, --targets). Exit 1 when some
+    images could not be scored or had no partner."""
     with reporting():
         from aetool.runtime import contract, load
         from aetool.runtime.evaluate import evaluate as score
+        from aetool.runtime.evaluate import evaluate_images, evaluate_pairs
         from aetool.runtime.idx import resolve_data_dir
 
+        kind = noise_kind and noise_kind.value
+        if inputs or targets:
+            _refuse_with_pairs(data_dir, data, inputs, targets, noised=any(v is not None for v in (noise, kind, seed)))
+        elif data and data_dir:
+            raise AetoolError("--data-dir reads IDX files and --data image files: give one")
         loaded = load(model, provider, threads)
-        folder = resolve_data_dir(data_dir, loaded.metadata.get(contract.DATASET) or "mnist")
-        if folder is None:
-            raise AetoolError("no data folder: pass --data-dir or set AETOOL_DATA_DIR")
-        result = score(loaded, folder, noise=noise, noise_kind=noise_kind and noise_kind.value, limit=limit, seed=seed)
-    if as_json:
-        typer.echo(json.dumps(result.to_dict()))
-        return
+        if inputs and targets:
+            result = evaluate_pairs(loaded, inputs, targets, limit=limit)
+        elif data:
+            result = evaluate_images(loaded, data, noise=noise, noise_kind=kind, limit=limit, seed=seed)
+        else:
+            folder = resolve_data_dir(data_dir, loaded.metadata.get(contract.DATASET) or "mnist")
+            if folder is None:
+                raise AetoolError("no data: pass --data-dir (or set AETOOL_DATA_DIR), --data or --inputs/--targets")
+            result = score(loaded, folder, noise=noise, noise_kind=kind, limit=limit, seed=seed)
+    for failure in chain(result.failed, result.missing):
+        error(f"{failure.label}: {failure.error}")
+    for text in result.notes:
+        note(text)
+    typer.echo(json.dumps(result.to_dict()) if as_json else _evaluation_line(result))
+    if result.failed or result.missing:
+        without = f", {len(result.missing)} without a partner" if result.missing else ""
+        note(f"{result.n} scored, {len(result.failed)} could not be scored{without}")
+        raise typer.Exit(1)
+
+
+def _refuse_with_pairs(
+    data_dir: Path | None, data: str | None, inputs: str | None, targets: str | None, *, noised: bool
+) -> None:
+    """Raise ``AetoolError`` for options that do not go with --inputs and --targets."""
+    if not (inputs and targets):
+        raise AetoolError("--inputs and --targets go together: input images and the targets they are scored against")
+    if data or data_dir:
+        raise AetoolError(f"{'--data' if data else '--data-dir'} and --inputs/--targets name two sets: give one")
+    if noised:
+        raise AetoolError("--noise, --noise-kind and --seed noise clean images; pairs are scored as they are given")
+
+
+def _evaluation_line(result: Evaluation) -> str:
+    """``aetool evaluate`` for people: the three scores, what they were measured on, and the recorded test MSE."""
+    psnr = f"{result.psnr:.2f} dB" if result.psnr is not None else "∞ dB"
+    ssim = f"{result.ssim:.4f}" if result.ssim is not None else "– (images under 11×11)"
+    scores = f"MSE {result.mse:.6f}, PSNR {psnr}, SSIM {ssim}"
     noise_text = f"{result.noise_kind} noise {result.noise:g}" if result.noise else "no noise"
-    recorded = result.recorded_test_mse
-    typer.echo(
-        f"test MSE {result.mse:.6f} over {result.n} images ({noise_text}), model {result.model}"
-        + (f"; the file records {recorded:.6f}" if recorded is not None else "")
-    )
+    if result.split is not None:
+        recorded = result.recorded_test_mse
+        return f"{result.split} {scores} over {result.n} images ({noise_text}), model {result.model}" + (
+            f"; the file records {recorded:.6f}" if recorded is not None else ""
+        )
+    if result.targets is not None:
+        return f"{scores} over {result.n} pairs {result.data} → {result.targets}, model {result.model}"
+    seed = f", seed {result.seed}" if result.noise else ""
+    return f"{scores} over {result.n} images of {result.data} ({noise_text}{seed}), model {result.model}"
 
 
 @app.command()

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from aetool import __version__
 from aetool.cli import NoiseKind, app
-from aetool.runtime.noise import NOISE_KINDS
+from aetool.runtime.noise import NOISE_KINDS, add_noise
 
 
 @pytest.fixture
@@ -301,12 +301,16 @@ def test_the_cli_noise_kinds_are_the_runtime_ones():
     assert tuple(kind.value for kind in NoiseKind) == NOISE_KINDS
 
 
-def test_evaluate_prints_mse_and_json(cli, mnist_dir):
+def test_evaluate_prints_mse_psnr_ssim_and_json(cli, mnist_dir):
     result = cli("evaluate", "--model", "denoise", "--data-dir", str(mnist_dir), "--noise", "0")
-    assert result.exit_code == 0 and result.stdout.startswith("test MSE 0.000000 over 12 images (no noise)")
+    assert result.exit_code == 0
+    assert result.stdout.startswith(
+        "test MSE 0.000000, PSNR ∞ dB, SSIM 1.0000 over 12 images (no noise), model denoise"
+    )
     result = cli("evaluate", "--data-dir", str(mnist_dir), "--noise", "0.5", "--limit", "4", "--json")
     record = json.loads(result.stdout)
     assert record["n"] == 4 and record["noise"] == 0.5 and record["mse"] > 0.01 and record["model"] == "denoise"
+    assert record["psnr"] == pytest.approx(10 * np.log10(1 / record["mse"])) and 0 < record["ssim"] < 1
 
 
 def test_evaluate_reads_the_data_folder_from_the_environment(cli, mnist_dir, monkeypatch):
@@ -326,7 +330,70 @@ def test_evaluate_without_data_exits_2_naming_the_files(cli, tmp_path, monkeypat
     result = cli("evaluate", "--data-dir", "nowhere")
     assert result.exit_code == 2 and "nowhere does not exist" in result.stderr
     assert "t10k-images-idx3-ubyte.gz" in result.stderr
-    assert "pass --data-dir or set AETOOL_DATA_DIR" in cli("evaluate").stderr
+    assert "no data: pass --data-dir (or set AETOOL_DATA_DIR), --data or --inputs/--targets" in cli("evaluate").stderr
+
+
+def test_evaluate_a_folder_of_images(cli, tmp_path):
+    rng = np.random.default_rng(0)
+    clean = [rng.integers(0, 120, (24, 32, 3), np.uint8) for _ in range(3)]  # dark: not inverted
+    for i, image in enumerate(clean):
+        save(tmp_path / "photos" / f"{i}.png", image)
+    result = cli("evaluate", "--model", "conv-unpool", "--data", "photos", "--noise", "0.1", "--seed", "3", "--json")
+    record = json.loads(result.stdout)
+    generator = np.random.default_rng(3)
+    grey = [(image @ np.array([0.299, 0.587, 0.114], np.float32))[None] / 255 for image in clean]
+    expected = np.mean([np.square(add_noise(g, 0.1, "gaussian", generator) - g).mean() for g in grey])
+    assert result.exit_code == 0 and record["n"] == 3 and record["mse"] == pytest.approx(expected, rel=1e-5)
+    assert record["seed"] == 3 and record["split"] is None and record["psnr"] > 0 and 0 < record["ssim"] < 1
+    assert record["notes"] == ["3 images converted RGB → grey (luma)"]
+    assert "aetool: 3 images converted RGB → grey (luma)" in result.stderr
+    line = cli("evaluate", "--model", "conv-unpool", "--data", "photos", "--noise", "0.1").stdout
+    assert line.startswith("MSE 0.0") and "over 3 images of photos (gaussian noise 0.1, seed 1234)" in line
+
+
+def test_evaluate_pairs_lists_a_missing_partner_and_exits_1(cli, tmp_path):
+    for name in ("a", "b"):
+        save(tmp_path / "noisy" / f"{name}.png", digit())
+        save(tmp_path / "clean" / f"{name}.bmp", digit())
+    save(tmp_path / "noisy" / "c.png", digit())
+    result = cli("evaluate", "--inputs", "noisy", "--targets", "clean", "--json")
+    record = json.loads(result.stdout)
+    assert result.exit_code == 1 and record["n"] == 2 and record["mse"] == 0
+    assert record["missing"] == [{"label": "noisy/c.png", "error": "no target in clean matches it"}]
+    assert "aetool: error: noisy/c.png: no target in clean matches it" in result.stderr.splitlines()
+    assert "aetool: 2 scored, 0 could not be scored, 1 without a partner" in result.stderr.splitlines()
+    text = cli("evaluate", "--inputs", "noisy", "--targets", "clean").stdout
+    assert text.startswith("MSE 0.000000, PSNR ∞ dB, SSIM 1.0000 over 2 pairs noisy → clean, model denoise")
+
+
+def test_evaluate_lists_an_unreadable_image_and_scores_the_rest(cli, tmp_path):
+    save(tmp_path / "digits" / "good.png", digit())
+    (tmp_path / "digits" / "bad.png").write_bytes(b"")
+    result = cli("evaluate", "--data", "digits", "--noise", "0")
+    assert result.exit_code == 1 and "over 1 images of digits" in result.stdout
+    assert result.stderr.splitlines()[0] == "aetool: error: digits/bad.png: empty file"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--inputs", "noisy"), "--inputs and --targets go together"),
+        (("--inputs", "a", "--targets", "b", "--noise", "0.1"), "pairs are scored as they are given"),
+        (("--inputs", "a", "--targets", "b", "--data", "c"), "--data and --inputs/--targets name two sets"),
+        (("--data", "c", "--data-dir", "d"), "--data-dir reads IDX files and --data image files: give one"),
+        (("--data", "nowhere/*.png"), "nowhere/*.png: pattern matched no images"),
+    ],
+)
+def test_evaluate_usage_errors_are_one_line_exit_2(cli, args, message):
+    result = cli("evaluate", *args)
+    assert result.exit_code == 2 and len(result.stderr.splitlines()) == 1 and message in result.stderr
+
+
+def test_evaluate_refuses_images_a_dense_model_cannot_take(cli, tmp_path):
+    save(tmp_path / "photos" / "wide.png", np.zeros((48, 64), np.uint8))
+    result = cli("evaluate", "--data", "photos")
+    assert result.exit_code == 2 and result.stdout == ""
+    assert "photos/wide.png: the model takes 28×28 images, this one is 64×48" in result.stderr
 
 
 def test_models_lists_the_bundled_models(cli):

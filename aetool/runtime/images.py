@@ -185,18 +185,19 @@ def _background_for(luma: np.ndarray, alpha: np.ndarray) -> float:
 
 
 def to_channels(pixels: np.ndarray, channels: int) -> tuple[np.ndarray, str | None]:
-    """C×H×W pixels with ``channels`` channels (1 or 3), and a note when they were converted.
+    """C×H×W (or N×C×H×W) pixels with ``channels`` channels (1 or 3), and a note when they were converted.
 
     Grey → RGB replicates the channel; RGB → grey takes Pillow's luma (ITU-R 601-2: 0.299 R + 0.587 G + 0.114 B).
     Raises ``ValueError`` for other channel counts.
     """
-    have = pixels.shape[0]
+    have = pixels.shape[-3]
     if have == channels:
         return pixels, None
     if (have, channels) == (1, 3):
-        return np.repeat(pixels, 3, axis=0), "grey → RGB (replicated)"
+        return np.repeat(pixels, 3, axis=-3), "grey → RGB (replicated)"
     if (have, channels) == (3, 1):
-        return np.tensordot(LUMA, pixels, axes=1)[None].astype(np.float32), "RGB → grey (luma)"
+        grey = np.einsum("c,...chw->...hw", LUMA, pixels)[..., None, :, :]
+        return grey.astype(np.float32, copy=False), "RGB → grey (luma)"
     raise ValueError(f"cannot convert {have}-channel pixels to {channels} channels")
 
 
