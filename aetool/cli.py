@@ -356,7 +356,7 @@ def _run(jobs: list[Job], failures: list[Failure], step: Step, options: ImageOpt
         if total <= FEW:
             for _, text in changes:
                 note(f"{outcome.path}: {text}")
-    also = "; ".join(f"{n} {kind}" for kind, n in counts.items())
+    also = "; ".join(f"{n} {kind}" for kind, n in counts.items()) if total > FEW else ""
     note(f"{done} done, {failed} failed in {time.perf_counter() - started:.2f} s" + (f" ({also})" if also else ""))
     return 1 if failed else 0
 
@@ -510,15 +510,17 @@ def _evaluation_line(result: Evaluation) -> str:
     ssim = f"{result.ssim:.4f}" if result.ssim is not None else "– (images under 11×11)"
     scores = f"MSE {result.mse:.6f}, PSNR {psnr}, SSIM {ssim}"
     noise_text = f"{result.noise_kind} noise {result.noise:g}" if result.noise else "no noise"
-    if result.split is not None:
-        recorded = result.recorded_test_mse
-        return f"{result.split} {scores} over {result.n} images ({noise_text}), model {result.model}" + (
-            f"; the file records {recorded:.6f}" if recorded is not None else ""
-        )
     if result.targets is not None:
-        return f"{scores} over {result.n} pairs {result.data} → {result.targets}, model {result.model}"
-    seed = f", seed {result.seed}" if result.noise else ""
-    return f"{scores} over {result.n} images of {result.data} ({noise_text}{seed}), model {result.model}"
+        pairs = f"{result.n} pair{'s' if result.n > 1 else ''}"
+        return f"{scores} over {pairs} {result.data} → {result.targets}, model {result.model}"
+    images = f"{result.n} image{'s' if result.n > 1 else ''}"
+    if result.split is None:
+        seed = f", seed {result.seed}" if result.noise else ""
+        return f"{scores} over {images} of {result.data} ({noise_text}{seed}), model {result.model}"
+    recorded = result.recorded_test_mse
+    return f"{result.split} {scores} over {images} ({noise_text}), model {result.model}" + (
+        f"; the file records {recorded:.6f}" if recorded is not None else ""
+    )
 
 
 @app.command()

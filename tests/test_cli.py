@@ -118,8 +118,8 @@ def test_a_dense_model_refuses_another_size_unless_told_to_resize(cli, tmp_path)
         "resize the result back)"
     )
     result = cli("denoise", "big.png", "--resize", "--json")
-    assert result.exit_code == 0
-    assert "big.png: resized 84×56 to the model's 28×28 and the result back to 84×56" in result.stderr
+    assert result.exit_code == 0 and result.stderr.splitlines()[-1].endswith(" s")  # said once, not in the summary
+    assert "aetool: big.png: resized 84×56 to the model's 28×28 and the result back to 84×56" in result.stderr
     [record] = records(result)
     assert record["resized"] is True and record["input_size"] == [84, 56] and record["fitted_size"] == [28, 28]
     assert record["size"] == [84, 56] and read(Path("big.denoised.png")).shape == (56, 84)
@@ -370,7 +370,7 @@ def test_evaluate_lists_an_unreadable_image_and_scores_the_rest(cli, tmp_path):
     save(tmp_path / "digits" / "good.png", digit())
     (tmp_path / "digits" / "bad.png").write_bytes(b"")
     result = cli("evaluate", "--data", "digits", "--noise", "0")
-    assert result.exit_code == 1 and "over 1 images of digits" in result.stdout
+    assert result.exit_code == 1 and "over 1 image of digits (no noise)" in result.stdout
     assert result.stderr.splitlines()[0] == "aetool: error: digits/bad.png: empty file"
 
 
