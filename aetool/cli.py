@@ -12,9 +12,11 @@ import json
 import sys
 import time
 import warnings
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from enum import Enum
+from functools import partial
 from itertools import chain
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
@@ -26,7 +28,8 @@ from aetool.errors import AetoolError, Interrupted, os_reason
 
 if TYPE_CHECKING:
     from aetool.bench import BenchSummary
-    from aetool.runtime.batch import ImageOptions, Step
+    from aetool.runtime.batch import ImageOptions, Outcome, Step
+    from aetool.runtime.evaluate import Evaluation
     from aetool.runtime.files import Failure, Job
 
 app = typer.Typer(name="aetool", no_args_is_help=True, pretty_exceptions_enable=False)
@@ -120,9 +123,17 @@ Invert = Annotated[
     bool | None,
     typer.Option(
         "--invert/--no-invert",
-        help="Treat images as dark on light (inverted for the model and back) or not. "
-        "Default: decided per image from its border.",
+        help="Treat images as dark on light (inverted for the model and back) or not; only models of white-on-black "
+        "images (MNIST's world) invert. Default: decided per image from its border.",
         show_default=False,
+    ),
+]
+Resize = Annotated[
+    bool,
+    typer.Option(
+        "--resize",
+        help="Fit images of another size to a fixed-size (dense) model and resize the result back to the image's "
+        "size. Without it such images are refused. Conv models take any size.",
     ),
 ]
 Force = Annotated[bool, typer.Option("--force", help="Allow an output to overwrite an input file.")]
@@ -174,13 +185,15 @@ def _model_command(name: str, *, default_model: str, suffix: str, summary: str) 
         fmt: Format = None,
         side_by_side: SideBySide = False,
         invert: Invert = None,
+        resize: Resize = False,
         force: Force = False,
         as_json: Json = False,
         provider: Providers = None,
         threads: Threads = None,
     ) -> None:
         options = _image_options(output, fmt, side_by_side, invert, force, as_json=as_json, recursive=recursive)
-        _images(inputs, options, suffix=suffix, step=lambda: _reconstruction(model, provider, threads))
+        step = partial(_reconstruction, model, provider, threads, resize=resize, invert=invert)
+        _images(inputs, options, suffix=suffix, step=step)
 
     command.__doc__ = f"{summary} (writes NAME{suffix}.png)."
     app.command(name)(command)
@@ -190,10 +203,10 @@ _model_command(
     "denoise",
     default_model="denoise",
     suffix=".denoised",
-    summary="Remove noise from digit images with a denoising autoencoder",
+    summary="Remove noise from images with a denoising autoencoder",
 )
 _model_command(
-    "reconstruct", default_model="deep", suffix=".reconstructed", summary="Pass digit images through an autoencoder"
+    "reconstruct", default_model="deep", suffix=".reconstructed", summary="Pass images through an autoencoder"
 )
 
 
@@ -263,11 +276,20 @@ def _image_options(
     )
 
 
-def _reconstruction(model: str, provider: list[str] | None, threads: int | None) -> Step:
-    from aetool.runtime import load
+def _reconstruction(
+    model: str, provider: list[str] | None, threads: int | None, *, resize: bool, invert: bool | None
+) -> Step:
+    """The model as a pipeline step; ``--invert`` with a model that takes images as they are is a usage error."""
+    from aetool.runtime import contract, load
     from aetool.runtime.batch import Reconstruct
 
-    return Reconstruct(load(model, provider, threads))
+    loaded = load(model, provider, threads)
+    if invert and loaded.input_spec.polarity == contract.AS_IS:
+        raise AetoolError(
+            f"--invert: model {loaded.name} takes images as they are (polarity {contract.AS_IS}), so it never "
+            "inverts them; leave --invert out"
+        )
+    return Reconstruct(loaded, resize=resize)
 
 
 def _corruption(level: float, kind: str, seed: int | None) -> Step:
@@ -305,7 +327,8 @@ def _plan(inputs: list[str], options: ImageOptions, *, suffix: str) -> tuple[lis
 
 
 def _run(jobs: list[Job], failures: list[Failure], step: Step, options: ImageOptions) -> int:
-    """Process the jobs, report each failure and a summary; the exit code."""
+    """Process the jobs, report each failure, what was done to each image (a few) or how often (many), and a
+    summary; the exit code."""
     from aetool.runtime.batch import Outcome, process
 
     started = time.perf_counter()
@@ -318,7 +341,8 @@ def _run(jobs: list[Job], failures: list[Failure], step: Step, options: ImageOpt
         side_by_side=options.side_by_side,
         stdout=typer.get_binary_stream("stdout"),
     )
-    done = failed = resized = 0
+    done = failed = 0
+    counts: Counter[str] = Counter()
     for outcome in chain(refused, _progress(outcomes, len(jobs), total > FEW and sys.stderr.isatty())):
         if options.as_json:
             typer.echo(json.dumps(outcome.record()))
@@ -327,16 +351,37 @@ def _run(jobs: list[Job], failures: list[Failure], step: Step, options: ImageOpt
             error(f"{outcome.path}: {outcome.error}")
             continue
         done += 1
-        resized += outcome.resized
-        if outcome.resized and total <= FEW and outcome.input_size and outcome.fitted_size and outcome.size:
-            (width, height), (fit_width, fit_height) = outcome.input_size, outcome.fitted_size
-            note(
-                f"{outcome.path}: resized {width}×{height} to fit the model's {fit_width}×{fit_height} input; the "
-                f"output is {outcome.size[0]}×{outcome.size[1]}"
-            )
-    also = f" ({resized} resized to fit the model)" if resized and total > FEW else ""
-    note(f"{done} done, {failed} failed in {time.perf_counter() - started:.2f} s{also}")
+        changes = _changes(outcome, step.channels)
+        counts.update({kind for kind, _ in changes})
+        if total <= FEW:
+            for _, text in changes:
+                note(f"{outcome.path}: {text}")
+    also = "; ".join(f"{n} {kind}" for kind, n in counts.items()) if total > FEW else ""
+    note(f"{done} done, {failed} failed in {time.perf_counter() - started:.2f} s" + (f" ({also})" if also else ""))
     return 1 if failed else 0
+
+
+def _changes(outcome: Outcome, channels: int | None) -> list[tuple[str, str]]:
+    """What was done to an image on its way through, as (what a summary counts, the line for this image)."""
+    changes = [("with notes from reading (see --json)", text) for text in outcome.notes]
+    if outcome.converted and channels:
+        kind = "grey" if channels == 1 else "RGB"
+        changes.append(
+            (
+                f"converted {outcome.converted}",
+                f"{outcome.converted} for the model, which takes {kind} images; the output is {kind}",
+            )
+        )
+    if outcome.resized and outcome.input_size and outcome.fitted_size:
+        (width, height), (fit_width, fit_height) = outcome.input_size, outcome.fitted_size
+        changes.append(
+            (
+                "resized to the model's size and back",
+                f"resized {width}×{height} to the model's {fit_width}×{fit_height} and the result back to "
+                f"{width}×{height}",
+            )
+        )
+    return changes
 
 
 def _progress(outcomes: Iterable, total: int, show: bool) -> Iterable:
@@ -359,9 +404,33 @@ def evaluate(
         Path | None,
         typer.Option(
             help="Folder of the four MNIST IDX files (.gz or not), or of mnist/ and fashion-mnist/ "
-            "subfolders. Default: $AETOOL_DATA_DIR.",
+            "subfolders: scores the test set. Default, when neither --data nor --inputs is given: $AETOOL_DATA_DIR.",
             metavar="FOLDER",
             show_default=False,
+        ),
+    ] = None,
+    data: Annotated[
+        str | None,
+        typer.Option(
+            help="Clean images (a folder, searched recursively, or a glob): noised, reconstructed and scored "
+            "against themselves.",
+            metavar="FOLDER|GLOB",
+            show_default=False,
+        ),
+    ] = None,
+    inputs: Annotated[
+        str | None,
+        typer.Option(
+            help="Input images (a folder or a glob), scored against --targets: pairs match by their path below the "
+            "folder without the suffix (noisy/x.png ↔ clean/x.jpg).",
+            metavar="FOLDER|GLOB",
+            show_default=False,
+        ),
+    ] = None,
+    targets: Annotated[
+        str | None,
+        typer.Option(
+            help="Target images for --inputs (a folder or a glob).", metavar="FOLDER|GLOB", show_default=False
         ),
     ] = None,
     noise: Annotated[
@@ -374,7 +443,7 @@ def evaluate(
         NoiseKind | None, typer.Option(help="Noise kind. Default: the model's, else gaussian.", show_default=False)
     ] = None,
     limit: Annotated[
-        int | None, typer.Option(min=1, help="Score only the first N test images.", show_default=False)
+        int | None, typer.Option(min=1, help="Score only the first N images (or pairs).", show_default=False)
     ] = None,
     seed: Annotated[
         int | None,
@@ -388,25 +457,69 @@ def evaluate(
     provider: Providers = None,
     threads: Threads = None,
 ) -> None:
-    """Test-set MSE of a model with onnxruntime alone (no torch)."""
+    """MSE, PSNR and SSIM of a model with onnxruntime alone (no torch): on MNIST's test set (--data-dir), on clean
+    images noised here (--data), or on pairs of input and target images (--inputs, --targets). Exit 1 when some
+    images could not be scored or had no partner."""
     with reporting():
         from aetool.runtime import contract, load
         from aetool.runtime.evaluate import evaluate as score
+        from aetool.runtime.evaluate import evaluate_images, evaluate_pairs
         from aetool.runtime.idx import resolve_data_dir
 
+        kind = noise_kind and noise_kind.value
+        if inputs or targets:
+            _refuse_with_pairs(data_dir, data, inputs, targets, noised=any(v is not None for v in (noise, kind, seed)))
+        elif data and data_dir:
+            raise AetoolError("--data-dir reads IDX files and --data image files: give one")
         loaded = load(model, provider, threads)
-        folder = resolve_data_dir(data_dir, loaded.metadata.get(contract.DATASET) or "mnist")
-        if folder is None:
-            raise AetoolError("no data folder: pass --data-dir or set AETOOL_DATA_DIR")
-        result = score(loaded, folder, noise=noise, noise_kind=noise_kind and noise_kind.value, limit=limit, seed=seed)
-    if as_json:
-        typer.echo(json.dumps(result.to_dict()))
-        return
+        if inputs and targets:
+            result = evaluate_pairs(loaded, inputs, targets, limit=limit)
+        elif data:
+            result = evaluate_images(loaded, data, noise=noise, noise_kind=kind, limit=limit, seed=seed)
+        else:
+            folder = resolve_data_dir(data_dir, loaded.metadata.get(contract.DATASET) or "mnist")
+            if folder is None:
+                raise AetoolError("no data: pass --data-dir (or set AETOOL_DATA_DIR), --data or --inputs/--targets")
+            result = score(loaded, folder, noise=noise, noise_kind=kind, limit=limit, seed=seed)
+    for failure in chain(result.failed, result.missing):
+        error(f"{failure.label}: {failure.error}")
+    for text in result.notes:
+        note(text)
+    typer.echo(json.dumps(result.to_dict()) if as_json else _evaluation_line(result))
+    if result.failed or result.missing:
+        without = f", {len(result.missing)} without a partner" if result.missing else ""
+        note(f"{result.n} scored, {len(result.failed)} could not be scored{without}")
+        raise typer.Exit(1)
+
+
+def _refuse_with_pairs(
+    data_dir: Path | None, data: str | None, inputs: str | None, targets: str | None, *, noised: bool
+) -> None:
+    """Raise ``AetoolError`` for options that do not go with --inputs and --targets."""
+    if not (inputs and targets):
+        raise AetoolError("--inputs and --targets go together: input images and the targets they are scored against")
+    if data or data_dir:
+        raise AetoolError(f"{'--data' if data else '--data-dir'} and --inputs/--targets name two sets: give one")
+    if noised:
+        raise AetoolError("--noise, --noise-kind and --seed noise clean images; pairs are scored as they are given")
+
+
+def _evaluation_line(result: Evaluation) -> str:
+    """``aetool evaluate`` for people: the three scores, what they were measured on, and the recorded test MSE."""
+    psnr = f"{result.psnr:.2f} dB" if result.psnr is not None else "∞ dB"
+    ssim = f"{result.ssim:.4f}" if result.ssim is not None else "– (images under 11×11)"
+    scores = f"MSE {result.mse:.6f}, PSNR {psnr}, SSIM {ssim}"
     noise_text = f"{result.noise_kind} noise {result.noise:g}" if result.noise else "no noise"
+    if result.targets is not None:
+        pairs = f"{result.n} pair{'s' if result.n > 1 else ''}"
+        return f"{scores} over {pairs} {result.data} → {result.targets}, model {result.model}"
+    images = f"{result.n} image{'s' if result.n > 1 else ''}"
+    if result.split is None:
+        seed = f", seed {result.seed}" if result.noise else ""
+        return f"{scores} over {images} of {result.data} ({noise_text}{seed}), model {result.model}"
     recorded = result.recorded_test_mse
-    typer.echo(
-        f"test MSE {result.mse:.6f} over {result.n} images ({noise_text}), model {result.model}"
-        + (f"; the file records {recorded:.6f}" if recorded is not None else "")
+    return f"{result.split} {scores} over {images} ({noise_text}), model {result.model}" + (
+        f"; the file records {recorded:.6f}" if recorded is not None else ""
     )
 
 
@@ -454,7 +567,10 @@ def info(
             shape = "×".join(str(d) for d in tensor.shape)
             typer.echo(f"{title if i == 0 else '':9}{tensor.name:16}{tensor.type:9}{shape}")
     ok = record.contract == "ok"
-    typer.echo(f"{'contract':9}" + ("✓ follows the aetool ONNX contract" if ok else f"✗ {record.contract}"))
+    version = f" (version {record.contract_version})" if record.contract_version else ""
+    typer.echo(f"{'contract':9}" + (f"✓ follows the aetool ONNX contract{version}" if ok else f"✗ {record.contract}"))
+    if record.input_spec:
+        typer.echo(f"{'images':9}{_image_spec(record.input_spec, record.colour_space)}")
     decoder = record.decoder
     typer.echo(f"{'decoder':9}" + (f"{decoder.file} ({_size(decoder.size_bytes)})" if decoder else "none"))
     parity = record.parity
@@ -466,6 +582,15 @@ def info(
     for key, value in record.metadata.items():
         if key != "parity":
             typer.echo(f"  {key:15}{json.dumps(value) if isinstance(value, (dict, list)) else value}")
+
+
+def _image_spec(spec: dict[str, Any], colour_space: str | None) -> str:
+    """What images a model takes, in words: ``3 channels (srgb), any size divisible by 4, polarity as-is (…)``."""
+    channels, size, polarity = spec["channels"], spec["size"], spec["polarity"]
+    kind = f"{channels} channel{'s' if channels > 1 else ''} ({colour_space})"
+    sizes = f"{size[1]}×{size[0]} only" if size else f"any size divisible by {spec['multiple_of']}"
+    why = "fed as they are" if polarity == "as-is" else "dark-on-light images are inverted for it"
+    return f"{kind}, {sizes}, polarity {polarity} ({why})"
 
 
 def _size(size: int | None) -> str:

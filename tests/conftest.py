@@ -1,8 +1,9 @@
 """Model files and images for the runtime and CLI tests, made without torch or onnx.
 
 Two kinds of model: *toy* models, identity graphs written byte by byte below, whose output equals their input so
-tests can check pixels exactly (polarity round trips, padding, cropping); and *real* models (the bundled ones when
-``aetool/runtime/bundled/``) for shapes and codes.
+tests can check pixels exactly (polarity round trips, padding, cropping, channel conversions); and *real* models
+(the bundled ones in ``aetool/runtime/bundled/``) for shapes and codes. The grey toys are contract-1 files, as
+round 1's exporter wrote them; the colour toys are contract-2 files for images taken as they are.
 """
 
 from __future__ import annotations
@@ -77,6 +78,7 @@ def onnx_bytes(
 
 
 def toy_metadata(name: str, kind: str, multiple_of: int | None, noise: float = 0.0) -> dict[str, str]:
+    """Contract-1 metadata of a grey, white-on-black model: 28×28 (dense) or any multiple of ``multiple_of``."""
     shape = ["N", 1, "H", "W"] if multiple_of else ["N", 1, 28, 28]
     return {
         contract.MODEL_NAME: name,
@@ -98,8 +100,22 @@ def toy_metadata(name: str, kind: str, multiple_of: int | None, noise: float = 0
     }
 
 
+def colour_metadata(name: str, shape: list, *, multiple_of: int | None, noise: float = 0.0) -> dict[str, str]:
+    """Contract-2 metadata of a colour (sRGB) model of images taken as they are, ``shape`` its input's."""
+    size = None if multiple_of else shape[2:]
+    spec = {"shape": shape, "range": [0, 1], "polarity": contract.AS_IS, "multiple_of": multiple_of, "size": size}
+    return {
+        **toy_metadata(name, "conv" if multiple_of else "dense", multiple_of, noise),
+        contract.CONTRACT_VERSION: str(contract.VERSION),
+        contract.CHANNELS: "3",
+        contract.COLOUR_SPACE: "srgb",
+        contract.INPUT_SPEC: json.dumps({**spec, "channels": 3}),
+    }
+
+
 def write_toy_models(folder: Path) -> Path:
-    """Identity models (dense 28×28 with a decoder, conv any size) and broken files, with a models.json."""
+    """Identity models (grey: dense 28×28 with a decoder, conv any size; colour: dense 16×16, conv any size) and
+    broken files, with a models.json that bundles the two grey ones."""
     folder.mkdir(parents=True, exist_ok=True)
     dense = ["N", 1, 28, 28]
     (folder / "dense.onnx").write_bytes(
@@ -125,6 +141,24 @@ def write_toy_models(folder: Path) -> Path:
             {"reconstruction": conv, "code": conv},
             [node("Identity", ["image"], ["reconstruction"]), node("Identity", ["image"], ["code"])],
             toy_metadata("conv-unpool", "conv", 4),
+        )
+    )
+    rgb_conv = ["N", 3, "H", "W"]
+    (folder / "rgb-conv.onnx").write_bytes(
+        onnx_bytes(
+            {"image": rgb_conv},
+            {"reconstruction": rgb_conv, "code": rgb_conv},
+            [node("Identity", ["image"], ["reconstruction"]), node("Identity", ["image"], ["code"])],
+            colour_metadata("rgb-conv", rgb_conv, multiple_of=4, noise=0.1),
+        )
+    )
+    rgb_dense = ["N", 3, 16, 16]
+    (folder / "rgb-dense.onnx").write_bytes(
+        onnx_bytes(
+            {"image": rgb_dense},
+            {"reconstruction": rgb_dense, "code": ["N", 768]},
+            [node("Identity", ["image"], ["reconstruction"]), node("Flatten", ["image"], ["code"])],
+            colour_metadata("rgb-dense", rgb_dense, multiple_of=None),
         )
     )
     (folder / "flat.onnx").write_bytes(

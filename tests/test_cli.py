@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from aetool import __version__
 from aetool.cli import NoiseKind, app
-from aetool.runtime.noise import NOISE_KINDS
+from aetool.runtime.noise import NOISE_KINDS, add_noise
 
 
 @pytest.fixture
@@ -80,9 +80,15 @@ def test_a_folder_to_a_folder_with_json_records(cli, tmp_path):
         "ms",
         "resized",
         "inverted",
+        "converted",
+        "notes",
+        "mse",
+        "psnr",
         "error",
     }
     assert lines[0]["size"] == [28, 28] and lines[0]["error"] is None
+    assert lines[0]["mse"] == 0 and lines[0]["psnr"] is None  # an identity model: infinite PSNR is null in JSON
+    assert lines[0]["converted"] is None and lines[0]["notes"] == [] and lines[0]["fitted_size"] is None
     result = cli("reconstruct", "digits", "-r", "-o", "out", "-m", "conv-unpool")
     assert Path("out/deeper/x.png").is_file() and "7 done, 0 failed" in result.stderr
 
@@ -103,13 +109,61 @@ def test_side_by_side(cli, ring):
     assert read(Path("both.png")).shape == (28, 56)
 
 
-def test_resizing_is_announced(cli, tmp_path):
+def test_a_dense_model_refuses_another_size_unless_told_to_resize(cli, tmp_path):
     save(tmp_path / "big.png", np.kron(digit(), np.ones((2, 3), np.uint8)))
-    result = cli("denoise", "big.png", "--json")
-    assert "resized 84×56 to fit the model's 28×28 input; the output is 28×28" in result.stderr
-    assert records(result)[0]["resized"] is True and read(Path("big.denoised.png")).shape == (28, 28)
-    result = cli("denoise", "big.png", "--side-by-side", "-o", "pair.png")
-    assert "resized 84×56 to fit the model's 28×28 input; the output is 56×28" in result.stderr
+    result = cli("denoise", "big.png")
+    assert result.exit_code == 1 and not Path("big.denoised.png").exists()
+    assert result.stderr.splitlines()[0] == (
+        "aetool: error: big.png: the model takes 28×28 images, this one is 84×56; pass --resize to fit it (and "
+        "resize the result back)"
+    )
+    result = cli("denoise", "big.png", "--resize", "--json")
+    assert result.exit_code == 0 and result.stderr.splitlines()[-1].endswith(" s")  # said once, not in the summary
+    assert "aetool: big.png: resized 84×56 to the model's 28×28 and the result back to 84×56" in result.stderr
+    [record] = records(result)
+    assert record["resized"] is True and record["input_size"] == [84, 56] and record["fitted_size"] == [28, 28]
+    assert record["size"] == [84, 56] and read(Path("big.denoised.png")).shape == (56, 84)
+    result = cli("denoise", "big.png", "--resize", "--side-by-side", "-o", "pair.png")
+    assert result.exit_code == 0 and read(Path("pair.png")).shape == (56, 168)
+
+
+def test_colour_in_colour_out_at_its_own_size(cli, tmp_path, toy_dir):
+    rng = np.random.default_rng(0)
+    photo = rng.integers(0, 256, (30, 45, 3), np.uint8)
+    photo[:2] = 255  # a light border: an MNIST model would invert it, a model of images as they are does not
+    save(tmp_path / "photo.png", photo)
+    result = cli("denoise", "photo.png", "--model", str(toy_dir / "rgb-conv.onnx"), "--json")
+    [record] = records(result)
+    assert result.exit_code == 0 and record["size"] == [45, 30] and not record["inverted"]
+    assert record["converted"] is None and record["mse"] == 0
+    with Image.open("photo.denoised.png") as image:
+        assert image.mode == "RGB" and np.array_equal(np.asarray(image), photo)
+
+
+def test_channel_conversions_are_said_per_image(cli, tmp_path, toy_dir, ring):
+    result = cli("reconstruct", "ring.png", "--model", str(toy_dir / "rgb-conv.onnx"), "-o", "rgb.png")
+    assert "ring.png: grey → RGB (replicated) for the model, which takes RGB images; the output is RGB" in result.stderr
+    assert read(Path("rgb.png")).shape == (28, 28, 3)
+    save(tmp_path / "colour.png", np.stack([digit(), digit() // 2, digit() // 4], axis=-1))
+    result = cli("denoise", "colour.png", "--json")
+    assert "colour.png: RGB → grey (luma) for the model, which takes grey images; the output is grey" in result.stderr
+    assert records(result)[0]["converted"] == "RGB → grey (luma)" and read(Path("colour.denoised.png")).ndim == 2
+
+
+def test_many_images_say_what_was_done_in_the_summary(cli, tmp_path, toy_dir):
+    for i in range(6):
+        save(tmp_path / "digits" / f"{i}.png", digit())
+    result = cli("reconstruct", "digits", "-o", "out", "-m", str(toy_dir / "rgb-conv.onnx"))
+    assert result.exit_code == 0 and len(result.stderr.splitlines()) == 1  # no line per image, one summary
+    assert "6 done, 0 failed" in result.stderr and "(6 converted grey → RGB (replicated))" in result.stderr
+
+
+def test_invert_is_refused_for_a_model_of_images_as_they_are(cli, ring, toy_dir):
+    result = cli("denoise", "ring.png", "--model", str(toy_dir / "rgb-conv.onnx"), "--invert")
+    assert result.exit_code == 2 and len(result.stderr.splitlines()) == 1
+    assert "--invert: model rgb-conv takes images as they are (polarity as-is)" in result.stderr
+    assert not Path("ring.denoised.png").exists()
+    assert cli("denoise", "ring.png", "--model", str(toy_dir / "rgb-conv.onnx"), "--no-invert").exit_code == 0
 
 
 def test_dark_on_light_round_trips_and_can_be_forced(cli, tmp_path):
@@ -204,7 +258,10 @@ def test_the_cli_offers_every_noise_kind_of_the_noise_function():
 
 def test_round_1_flag_names_still_work(cli, ring):
     assert cli("add-noise", "ring.png", "--level", "0.3", "--kind", "mask", "--seed", "1", "-o", "a.png").exit_code == 0
-    assert cli("add-noise", "ring.png", "--noise", "0.3", "--noise-kind", "mask", "--seed", "1", "-o", "b.png").exit_code == 0
+    assert (
+        cli("add-noise", "ring.png", "--noise", "0.3", "--noise-kind", "mask", "--seed", "1", "-o", "b.png").exit_code
+        == 0
+    )
     assert read("a.png").tolist() == read("b.png").tolist()
     clash = cli("add-noise", "ring.png", "--noise", "0.3", "--level", "0.4")
     assert clash.exit_code == 2 and "--noise and --level (its old name) disagree" in clash.stderr
@@ -244,12 +301,16 @@ def test_the_cli_noise_kinds_are_the_runtime_ones():
     assert tuple(kind.value for kind in NoiseKind) == NOISE_KINDS
 
 
-def test_evaluate_prints_mse_and_json(cli, mnist_dir):
+def test_evaluate_prints_mse_psnr_ssim_and_json(cli, mnist_dir):
     result = cli("evaluate", "--model", "denoise", "--data-dir", str(mnist_dir), "--noise", "0")
-    assert result.exit_code == 0 and result.stdout.startswith("test MSE 0.000000 over 12 images (no noise)")
+    assert result.exit_code == 0
+    assert result.stdout.startswith(
+        "test MSE 0.000000, PSNR ∞ dB, SSIM 1.0000 over 12 images (no noise), model denoise"
+    )
     result = cli("evaluate", "--data-dir", str(mnist_dir), "--noise", "0.5", "--limit", "4", "--json")
     record = json.loads(result.stdout)
     assert record["n"] == 4 and record["noise"] == 0.5 and record["mse"] > 0.01 and record["model"] == "denoise"
+    assert record["psnr"] == pytest.approx(10 * np.log10(1 / record["mse"])) and 0 < record["ssim"] < 1
 
 
 def test_evaluate_reads_the_data_folder_from_the_environment(cli, mnist_dir, monkeypatch):
@@ -269,7 +330,70 @@ def test_evaluate_without_data_exits_2_naming_the_files(cli, tmp_path, monkeypat
     result = cli("evaluate", "--data-dir", "nowhere")
     assert result.exit_code == 2 and "nowhere does not exist" in result.stderr
     assert "t10k-images-idx3-ubyte.gz" in result.stderr
-    assert "pass --data-dir or set AETOOL_DATA_DIR" in cli("evaluate").stderr
+    assert "no data: pass --data-dir (or set AETOOL_DATA_DIR), --data or --inputs/--targets" in cli("evaluate").stderr
+
+
+def test_evaluate_a_folder_of_images(cli, tmp_path):
+    rng = np.random.default_rng(0)
+    clean = [rng.integers(0, 120, (24, 32, 3), np.uint8) for _ in range(3)]  # dark: not inverted
+    for i, image in enumerate(clean):
+        save(tmp_path / "photos" / f"{i}.png", image)
+    result = cli("evaluate", "--model", "conv-unpool", "--data", "photos", "--noise", "0.1", "--seed", "3", "--json")
+    record = json.loads(result.stdout)
+    generator = np.random.default_rng(3)
+    grey = [(image @ np.array([0.299, 0.587, 0.114], np.float32))[None] / 255 for image in clean]
+    expected = np.mean([np.square(add_noise(g, 0.1, "gaussian", generator) - g).mean() for g in grey])
+    assert result.exit_code == 0 and record["n"] == 3 and record["mse"] == pytest.approx(expected, rel=1e-5)
+    assert record["seed"] == 3 and record["split"] is None and record["psnr"] > 0 and 0 < record["ssim"] < 1
+    assert record["notes"] == ["3 images converted RGB → grey (luma)"]
+    assert "aetool: 3 images converted RGB → grey (luma)" in result.stderr
+    line = cli("evaluate", "--model", "conv-unpool", "--data", "photos", "--noise", "0.1").stdout
+    assert line.startswith("MSE 0.0") and "over 3 images of photos (gaussian noise 0.1, seed 1234)" in line
+
+
+def test_evaluate_pairs_lists_a_missing_partner_and_exits_1(cli, tmp_path):
+    for name in ("a", "b"):
+        save(tmp_path / "noisy" / f"{name}.png", digit())
+        save(tmp_path / "clean" / f"{name}.bmp", digit())
+    save(tmp_path / "noisy" / "c.png", digit())
+    result = cli("evaluate", "--inputs", "noisy", "--targets", "clean", "--json")
+    record = json.loads(result.stdout)
+    assert result.exit_code == 1 and record["n"] == 2 and record["mse"] == 0
+    assert record["missing"] == [{"label": "noisy/c.png", "error": "no target in clean matches it"}]
+    assert "aetool: error: noisy/c.png: no target in clean matches it" in result.stderr.splitlines()
+    assert "aetool: 2 scored, 0 could not be scored, 1 without a partner" in result.stderr.splitlines()
+    text = cli("evaluate", "--inputs", "noisy", "--targets", "clean").stdout
+    assert text.startswith("MSE 0.000000, PSNR ∞ dB, SSIM 1.0000 over 2 pairs noisy → clean, model denoise")
+
+
+def test_evaluate_lists_an_unreadable_image_and_scores_the_rest(cli, tmp_path):
+    save(tmp_path / "digits" / "good.png", digit())
+    (tmp_path / "digits" / "bad.png").write_bytes(b"")
+    result = cli("evaluate", "--data", "digits", "--noise", "0")
+    assert result.exit_code == 1 and "over 1 image of digits (no noise)" in result.stdout
+    assert result.stderr.splitlines()[0] == "aetool: error: digits/bad.png: empty file"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--inputs", "noisy"), "--inputs and --targets go together"),
+        (("--inputs", "a", "--targets", "b", "--noise", "0.1"), "pairs are scored as they are given"),
+        (("--inputs", "a", "--targets", "b", "--data", "c"), "--data and --inputs/--targets name two sets"),
+        (("--data", "c", "--data-dir", "d"), "--data-dir reads IDX files and --data image files: give one"),
+        (("--data", "nowhere/*.png"), "nowhere/*.png: pattern matched no images"),
+    ],
+)
+def test_evaluate_usage_errors_are_one_line_exit_2(cli, args, message):
+    result = cli("evaluate", *args)
+    assert result.exit_code == 2 and len(result.stderr.splitlines()) == 1 and message in result.stderr
+
+
+def test_evaluate_refuses_images_a_dense_model_cannot_take(cli, tmp_path):
+    save(tmp_path / "photos" / "wide.png", np.zeros((48, 64), np.uint8))
+    result = cli("evaluate", "--data", "photos")
+    assert result.exit_code == 2 and result.stdout == ""
+    assert "photos/wide.png: the model takes 28×28 images, this one is 64×48" in result.stderr
 
 
 def test_models_lists_the_bundled_models(cli):
@@ -297,6 +421,17 @@ def test_info_describes_a_model(cli, toy_dir):
     assert [o["name"] for o in record["outputs"]] == ["reconstruction", "code"]
     assert record["opset"] == 13 and record["decoder"]["size_bytes"] > 0
     assert record["parity"] == {"passed": True, "worst_max_abs": 5e-07, "cases": 2}
+
+
+def test_info_shows_channels_colour_space_polarity_and_contract_version(cli, toy_dir):
+    text = cli("info", str(toy_dir / "dense.onnx")).stdout
+    assert "✓ follows the aetool ONNX contract (version 1)" in text  # round 1's files name no version
+    assert "1 channel (gray), 28×28 only, polarity white-on-black (dark-on-light images are inverted for it)" in text
+    text = cli("info", str(toy_dir / "rgb-conv.onnx")).stdout
+    assert "(version 2)" in text and "3 channels (srgb), any size divisible by 4, polarity as-is" in text
+    record = json.loads(cli("info", str(toy_dir / "rgb-dense.onnx"), "--json").stdout)
+    assert record["contract_version"] == 2 and record["colour_space"] == "srgb"
+    assert record["input_spec"] == {"size": [16, 16], "multiple_of": 1, "polarity": "as-is", "channels": 3}
 
 
 def test_info_shows_what_is_wrong_with_a_file_off_the_contract(cli, toy_dir):

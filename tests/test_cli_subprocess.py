@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import struct
 import subprocess
@@ -72,9 +73,12 @@ def test_bad_model_and_usage_exit_2(tmp_path, toy_dir, env):
 def test_real_models_from_the_command_line(tmp_path, real_model):
     save(tmp_path / "a.png", digit())
     save(tmp_path / "b.png", 255 - np.kron(digit(), np.ones((2, 2), np.uint8)))
-    done = run_aetool("reconstruct", ".", "-o", "out", "--model", str(real_model), "--json", cwd=tmp_path)
+    done = run_aetool("reconstruct", ".", "-o", "out", "--model", str(real_model), "--json", "--resize", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "b.png"]
+    assert read(tmp_path / "out" / "b.png").shape == (56, 56)
+    dense = real_model.name == "denoise.onnx"
+    assert [json.loads(line)["resized"] for line in done.stdout.splitlines()] == [False, dense]
 
 
 NO_TORCH = textwrap.dedent("""

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from aetool.runtime.images import read_image
-from aetool.runtime.metrics import mean_squared_error, mse, psnr, ssim
+from aetool.runtime.metrics import SetScores, mean_squared_error, mse, psnr, ssim, ssims
 
 PHOTOS = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "photos"
 
@@ -36,6 +36,27 @@ def test_mean_squared_error_goes_a_batch_at_a_time():
 
     images = np.full((7, 1, 4, 4), 0.5, np.float32)
     assert mean_squared_error(reconstruct, images, images, batch=3) == pytest.approx(0.25) and calls == [3, 3, 1]
+
+
+def test_set_scores_pool_the_mse_and_average_ssim_over_images(monkeypatch):
+    from aetool.runtime import metrics
+
+    rng = np.random.default_rng(1)
+    targets = rng.random((5, 3, 16, 20)).astype(np.float32)
+    outputs = np.clip(targets + rng.normal(0, 0.1, targets.shape), 0, 1).astype(np.float32)
+    monkeypatch.setattr(metrics, "SSIM_VALUES", 2 * 3 * 16 * 20)  # two images at a time: the same values
+    assert np.allclose(ssims(outputs, targets), [ssim(o, t) for o, t in zip(outputs, targets, strict=True)])
+    scores = SetScores()
+    scores.add(outputs[:2], targets[:2])
+    scores.add(outputs[2:], targets[2:])
+    assert scores.images == 5 and scores.mse == pytest.approx(np.mean((outputs.astype(float) - targets) ** 2))
+    assert scores.psnr == pytest.approx(psnr(scores.mse))
+    assert scores.ssim == pytest.approx(np.mean([ssim(o, t) for o, t in zip(outputs, targets, strict=True)]))
+    small = SetScores()
+    small.add(outputs[:, :, :8, :8], targets[:, :, :8, :8])
+    assert small.ssim is None and small.mse > 0  # SSIM needs 11×11 pixels; MSE does not
+    with pytest.raises(ValueError, match="no images were scored"):
+        _ = SetScores().mse
 
 
 @pytest.mark.skipif(not PHOTOS.is_dir(), reason="needs ../shared/data/photos (real photographs)")

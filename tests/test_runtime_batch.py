@@ -38,7 +38,7 @@ def test_dark_on_light_is_inverted_for_the_model_and_back(tmp_path, toy_dir):
 
     [outcome] = process([job(source, tmp_path / "out.png")], Spy(load(toy_dir / "dense.onnx")))
     assert outcome.inverted
-    assert seen[0][0, 0, 0] == 0  # the model saw white on black
+    assert seen[0].shape == (1, 1, 28, 28) and seen[0][0, 0, 0, 0] == 0  # the model saw white on black
     assert np.array_equal(read(tmp_path / "out.png"), dark)
 
 
@@ -49,11 +49,49 @@ def test_forced_polarity_overrides_the_border(tmp_path, toy_dir):
     assert np.array_equal(read(tmp_path / "out.png"), digit())  # inverted twice through an identity
 
 
-def test_dense_models_get_images_fitted_to_28(tmp_path, toy_dir):
+def test_dense_models_refuse_other_sizes_naming_theirs_and_the_flag(tmp_path, toy_dir):
     source = save(tmp_path / "big.png", np.kron(digit(), np.ones((3, 2), np.uint8)))
     [outcome] = process([job(source, tmp_path / "out.png")], Reconstruct(load(toy_dir / "dense.onnx")))
-    assert outcome.resized and outcome.input_size == (56, 84) and outcome.size == (28, 28)
-    assert read(tmp_path / "out.png").shape == (28, 28)
+    assert outcome.error == (
+        "the model takes 28×28 images, this one is 56×84; pass --resize to fit it (and resize the result back)"
+    )
+    assert not (tmp_path / "out.png").exists()
+
+
+def test_resize_fits_a_white_on_black_image_the_mnist_way_and_back(tmp_path, toy_dir):
+    big = np.kron(digit(), np.ones((3, 2), np.uint8))  # the ring, 56 wide and 84 high
+    source = save(tmp_path / "big.png", big)
+    seen = []
+
+    class Spy(Reconstruct):
+        def run(self, batch):
+            seen.append(batch.copy())
+            return super().run(batch)
+
+    [outcome] = process([job(source, tmp_path / "out.png")], Spy(load(toy_dir / "dense.onnx"), resize=True))
+    assert outcome.resized and outcome.input_size == (56, 84) and outcome.fitted_size == (28, 28)
+    assert outcome.size == (56, 84) and outcome.mse == 0 and outcome.psnr is None
+    ink = np.flatnonzero(seen[0][0, 0].max(axis=1) > 0.5)
+    assert ink[-1] - ink[0] + 1 == 20  # the model saw the ring's longer side at 20 of 28 pixels, as in MNIST
+    back = read(tmp_path / "out.png")
+    assert back.shape == big.shape  # at its own size ...
+    ink, ring = back > 127, big > 127
+    assert (ink & ring).sum() / (ink | ring).sum() > 0.85  # ... the ring where it was ...
+    rows, cols = np.flatnonzero(ring.any(axis=1)), np.flatnonzero(ring.any(axis=0))
+    outside = np.ones_like(ring)
+    outside[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1] = False
+    assert back[outside].max() == 0  # ... and black outside its box
+
+
+def test_resize_for_an_as_is_model_is_a_plain_resize_both_ways(tmp_path, toy_dir):
+    y, x = np.mgrid[:24, :40]
+    smooth = np.stack([x * 6, y * 10, 255 - x * 6], axis=-1).astype(np.uint8)  # smooth ramps survive resizing
+    source = save(tmp_path / "ramp.png", smooth)
+    [outcome] = process([job(source, tmp_path / "out.png")], Reconstruct(load(toy_dir / "rgb-dense.onnx"), resize=True))
+    assert outcome.resized and outcome.input_size == (40, 24) and outcome.fitted_size == (16, 16)
+    assert outcome.size == (40, 24) and not outcome.inverted
+    back = read(tmp_path / "out.png").astype(float)
+    assert back.shape == (24, 40, 3) and np.abs(back - smooth)[2:-2, 2:-2].mean() < 3
 
 
 def test_conv_models_get_images_padded_and_cropped_back(tmp_path, toy_dir):
@@ -89,8 +127,27 @@ def test_same_shapes_share_one_session_call_and_order_is_kept(tmp_path, toy_dir)
     assert [o.path for o in outcomes] == [str(s) for s in sources]
     assert calls == [3, 1, 2]  # chunk 1: three 28×28 together, the 40×40 alone; chunk 2: two 28×28
     calls.clear()
-    list(process(jobs, Count(load(toy_dir / "dense.onnx")), invert=False, in_flight=4))
-    assert calls == [4, 2]  # a dense model fits the 40×40 to 28×28, so it joins the others
+    outcomes = list(process(jobs, Count(load(toy_dir / "dense.onnx")), invert=False, in_flight=4))
+    assert calls == [3, 2] and "takes 28×28 images" in outcomes[2].error  # a dense model refuses the 40×40 ...
+    calls.clear()
+    list(process(jobs, Count(load(toy_dir / "dense.onnx"), resize=True), invert=False, in_flight=4))
+    assert calls == [4, 2]  # ... or fits it to 28×28 with resize, and then it joins the others
+
+
+def test_a_chunk_ends_early_once_it_holds_enough_pixel_values(tmp_path, toy_dir, monkeypatch):
+    from aetool.runtime import batch
+
+    monkeypatch.setattr(batch, "VALUES_IN_FLIGHT", 3 * 2 * 28 * 28)  # three images, each read and prepared
+    sources = [save(tmp_path / f"{i}.png", digit()) for i in range(7)]
+    calls = []
+
+    class Count(Reconstruct):
+        def run(self, batch):
+            calls.append(len(batch))
+            return super().run(batch)
+
+    outcomes = list(process([job(s, tmp_path / f"out-{s.name}") for s in sources], Count(load(toy_dir / "dense.onnx"))))
+    assert calls == [3, 3, 1] and all(o.error is None for o in outcomes)
 
 
 def test_a_bad_file_fails_alone(tmp_path, toy_dir):
@@ -137,12 +194,12 @@ def test_corrupt_is_seeded_and_keeps_the_size(tmp_path):
 
 
 @pytest.mark.parametrize("real_model", ["denoise", "conv-unpool"], indirect=True)
-def test_real_models_write_images_of_the_right_size(tmp_path, real_model):
+def test_real_models_write_images_of_the_input_size(tmp_path, real_model):
     source = save(tmp_path / "in.png", np.kron(255 - digit(), np.ones((2, 2), np.uint8))[:54, :50])
-    [outcome] = process([job(source, tmp_path / "out.png")], Reconstruct(load(real_model)))
-    expected = (28, 28) if load(real_model).input_spec.size else (50, 54)
-    assert outcome.error is None and outcome.inverted and outcome.size == expected
-    assert read(tmp_path / "out.png").shape == expected[::-1]
+    [outcome] = process([job(source, tmp_path / "out.png")], Reconstruct(load(real_model), resize=True))
+    assert outcome.error is None and outcome.inverted and outcome.size == (50, 54)
+    assert outcome.resized == bool(load(real_model).input_spec.size) and 0 < outcome.mse < 0.1
+    assert read(tmp_path / "out.png").shape == (54, 50)
 
 
 def test_a_page_too_large_for_a_conv_model_fails_alone(tmp_path, toy_dir, monkeypatch):
@@ -181,3 +238,76 @@ def test_large_images_go_through_the_session_a_few_at_a_time(toy_dir, monkeypatc
     assert conv.session.batches == [2, 2, 1]
     conv.reconstruct(pages[:, :28, :28])
     assert conv.session.batches[3:] == [5]  # small images still go together
+
+
+def colour_photo(height: int = 30, width: int = 45, seed: int = 0) -> np.ndarray:
+    """An H×W×3 uint8 image whose channels differ everywhere, with a light border (dark on light, if it were ink)."""
+    rng = np.random.default_rng(seed)
+    photo = np.stack([rng.integers(0, 80, (height, width)), rng.integers(80, 160, (height, width))], axis=-1)
+    photo = np.concatenate([photo, rng.integers(160, 240, (height, width, 1))], axis=-1).astype(np.uint8)
+    photo[:3], photo[-3:], photo[:, :3], photo[:, -3:] = 250, 250, 250, 250
+    return photo
+
+
+def test_colour_in_colour_out_at_its_own_size_never_inverted(tmp_path, toy_dir):
+    photo = colour_photo()
+    source = save(tmp_path / "photo.png", photo)
+    seen = []
+
+    class Spy(Reconstruct):
+        def run(self, batch):
+            seen.append(batch.copy())
+            return super().run(batch)
+
+    [outcome] = process([job(source, tmp_path / "out.png")], Spy(load(toy_dir / "rgb-conv.onnx")))
+    assert outcome.error is None and outcome.size == (45, 30) and not outcome.resized
+    assert not outcome.inverted and outcome.converted is None and outcome.notes == []
+    assert seen[0].shape == (1, 3, 32, 48) and seen[0][0, :, 0, 0].min() > 0.9  # as it is: the light border stays
+    assert np.array_equal(read(tmp_path / "out.png"), photo)
+    assert outcome.mse == 0 and outcome.psnr is None
+
+
+def test_a_forced_inversion_is_ignored_by_a_model_of_images_as_they_are(tmp_path, toy_dir):
+    source = save(tmp_path / "photo.png", colour_photo())
+    [outcome] = process([job(source, tmp_path / "out.png")], Reconstruct(load(toy_dir / "rgb-conv.onnx")), invert=True)
+    assert not outcome.inverted and np.array_equal(read(tmp_path / "out.png"), colour_photo())
+
+
+def test_grey_images_are_replicated_for_a_colour_model(tmp_path, toy_dir):
+    source = save(tmp_path / "ring.png", digit())
+    [outcome] = process([job(source, tmp_path / "out.png")], Reconstruct(load(toy_dir / "rgb-conv.onnx")))
+    assert outcome.converted == "grey → RGB (replicated)"
+    out = read(tmp_path / "out.png")
+    assert out.shape == (28, 28, 3) and all(np.array_equal(out[..., c], digit()) for c in range(3))
+
+
+def test_colour_images_become_grey_for_a_grey_model_and_so_does_the_output(tmp_path, toy_dir):
+    photo = colour_photo(28, 28)
+    source = save(tmp_path / "photo.png", photo)
+    [outcome] = process([job(source, tmp_path / "out.png")], Reconstruct(load(toy_dir / "dense.onnx")), invert=False)
+    assert outcome.converted == "RGB → grey (luma)"
+    luma = photo @ np.array([0.299, 0.587, 0.114])
+    out = read(tmp_path / "out.png")
+    assert out.shape == (28, 28) and np.abs(out - luma).max() <= 1
+
+
+def test_what_reading_did_is_in_the_record(tmp_path, toy_dir):
+    from PIL import Image
+
+    image = Image.fromarray(np.kron(digit(), np.ones((1, 2), np.uint8)))  # 56 wide, 28 high
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored on its side: turn it 90° to see it upright
+    image.save(tmp_path / "turned.jpg", exif=exif, quality=100)
+    [outcome] = process([job(tmp_path / "turned.jpg", tmp_path / "out.png")], Reconstruct(load(toy_dir / "conv.onnx")))
+    assert outcome.notes == ["turned upright by its EXIF orientation (6)"]
+    assert outcome.input_size == (28, 56) and outcome.size == (28, 56)
+
+
+def test_add_noise_keeps_colour_and_draws_noise_per_channel(tmp_path):
+    source = save(tmp_path / "grey-rgb.png", np.full((20, 30, 3), (100, 130, 160), np.uint8))
+    [outcome] = process([job(source, tmp_path / "noisy.png")], Corrupt(0.1, "gaussian", 0), invert=False)
+    noisy = read(tmp_path / "noisy.png").astype(float)
+    assert noisy.shape == (20, 30, 3) and outcome.converted is None
+    assert not np.array_equal(noisy[..., 0] - 100, noisy[..., 1] - 130)  # each channel its own noise
+    assert noisy.mean(axis=(0, 1)) == pytest.approx([100, 130, 160], abs=3)
+    assert outcome.mse == pytest.approx(0.01, rel=0.2) and outcome.psnr == pytest.approx(20, abs=1)

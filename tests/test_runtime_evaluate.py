@@ -1,22 +1,26 @@
-"""aetool.runtime.evaluate: test-set MSE from IDX files with onnxruntime, checked against numpy by hand."""
+"""aetool.runtime.evaluate: MSE, PSNR and SSIM from IDX files, folders of images and pairs of folders, with
+onnxruntime, checked against numpy by hand."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import node, onnx_bytes, toy_metadata
+from conftest import digit, node, onnx_bytes, save, toy_metadata
 
-from aetool.errors import DataError, ModelFileError
+from aetool.errors import DataError, ImageError, ModelFileError
 from aetool.runtime import load
-from aetool.runtime.evaluate import evaluate
+from aetool.runtime.evaluate import evaluate, evaluate_images, evaluate_pairs
 from aetool.runtime.idx import load_split
-from aetool.runtime.noise import add_noise
+from aetool.runtime.metrics import ssim
+from aetool.runtime.noise import TEST_NOISE_SEED, add_noise
 
 
 def test_identity_on_clean_inputs_scores_zero(toy_dir, mnist_dir):
     result = evaluate(load(toy_dir / "dense.onnx"), mnist_dir, noise=0)
     assert result.mse == 0 and result.n == 12 and result.noise == 0
     assert result.model == "denoise" and result.recorded_test_mse == 0.0
+    assert result.psnr is None and result.ssim == pytest.approx(1.0)  # infinite PSNR, identical images
+    assert result.split == "test" and result.data == str(mnist_dir) and result.failed == result.missing == []
 
 
 def test_noisy_inputs_score_the_noise_itself(toy_dir, mnist_dir):
@@ -25,6 +29,9 @@ def test_noisy_inputs_score_the_noise_itself(toy_dir, mnist_dir):
     result = evaluate(load(toy_dir / "dense.onnx"), mnist_dir, noise=0.3, noise_kind="salt-pepper", limit=5, seed=7)
     assert result.n == 5 and result.noise_kind == "salt-pepper"
     assert result.mse == pytest.approx(expected, rel=1e-6) and result.mse > 0
+    assert result.psnr == pytest.approx(10 * np.log10(1 / expected), rel=1e-6)
+    noisy = add_noise(clean, 0.3, "salt-pepper", np.random.default_rng(7))
+    assert result.ssim == pytest.approx(np.mean([ssim(n, c) for n, c in zip(noisy, clean, strict=True)]), rel=1e-6)
 
 
 def test_default_noise_is_the_one_the_model_was_trained_with(toy_dir, mnist_dir):
@@ -44,6 +51,16 @@ def test_by_default_the_noise_is_drawn_as_training_drew_its_noisy_test_set(toy_d
 
 def test_conv_models_score_too(toy_dir, mnist_dir):
     assert evaluate(load(toy_dir / "conv.onnx"), mnist_dir).mse == 0
+
+
+def test_a_colour_model_gets_the_digits_replicated(toy_dir, mnist_dir):
+    result = evaluate(load(toy_dir / "rgb-conv.onnx"), mnist_dir, noise=0.1)
+    clean = load_split(mnist_dir, "test")[0].astype(np.float32) / 255
+    replicated = np.repeat(clean[:, None], 3, axis=1)
+    expected = np.mean((add_noise(replicated, 0.1, "gaussian", TEST_NOISE_SEED) - replicated) ** 2)
+    assert result.mse == pytest.approx(expected, rel=1e-6) and result.notes == [
+        "12 images converted grey → RGB (replicated)"
+    ]
 
 
 def test_a_missing_data_folder_names_the_files_expected(toy_dir, tmp_path):
@@ -80,3 +97,136 @@ def test_a_file_given_as_the_data_folder_is_named_as_such(toy_dir, tmp_path):
     (tmp_path / "digits.png").write_bytes(b"not a folder")
     with pytest.raises(DataError, match=r"digits.png is a file, not a folder"):
         evaluate(load(toy_dir / "dense.onnx"), tmp_path / "digits.png")
+
+
+# ---- folders and globs of images ----
+
+
+@pytest.fixture
+def pngs(tmp_path, mnist_dir):
+    """The twelve test "digits" of mnist_dir as PNG files, the last in a subfolder: sorted paths keep the IDX order."""
+    pixels = load_split(mnist_dir, "test")[0]
+    for i, image in enumerate(pixels):
+        save(tmp_path / "pngs" / ("sub" if i == 11 else "") / f"{i:02d}.png", image)
+    return tmp_path / "pngs"
+
+
+def test_a_folder_of_pngs_scores_as_the_idx_files_do(toy_dir, mnist_dir, pngs):
+    model = load(toy_dir / "dense.onnx")
+    from_idx = evaluate(model, mnist_dir, noise=0.3)
+    from_folder = evaluate_images(model, str(pngs), noise=0.3)
+    # Gaussian noise drawn image by image from one generator is the same as one draw over the set.
+    assert from_folder.n == 12 and from_folder.mse == pytest.approx(from_idx.mse, rel=1e-12)
+    assert from_folder.ssim == pytest.approx(from_idx.ssim, rel=1e-12) and from_folder.seed == TEST_NOISE_SEED
+    assert from_folder.split is None and from_folder.data == str(pngs) and from_folder.notes == []
+
+
+def test_images_of_several_sizes_are_scored_whole_by_a_conv_model(tmp_path, toy_dir):
+    rng = np.random.default_rng(3)
+    pages = {"a.png": rng.integers(0, 100, (30, 45)), "b.png": rng.integers(0, 100, (28, 28))}
+    pages["c.png"] = rng.integers(0, 100, (30, 45))
+    for name, page in pages.items():
+        save(tmp_path / "pages" / name, page.astype(np.uint8))
+    result = evaluate_images(load(toy_dir / "conv.onnx"), str(tmp_path / "pages" / "*.png"), noise=0.2, seed=5)
+    generator = np.random.default_rng(5)
+    clean = [page.astype(np.float32)[None] / 255 for page in pages.values()]
+    noisy = [add_noise(image, 0.2, "gaussian", generator) for image in clean]
+    squared = sum(float(np.square(n - c, dtype=np.float64).sum()) for n, c in zip(noisy, clean, strict=True))
+    expected = squared / sum(image.size for image in clean)  # the mean over all pixels of all images
+    assert result.n == 3 and result.mse == pytest.approx(expected, rel=1e-9)
+    assert result.psnr == pytest.approx(10 * np.log10(1 / expected))
+    assert result.ssim == pytest.approx(np.mean([ssim(n, c) for n, c in zip(noisy, clean, strict=True)]))
+
+
+def test_an_unreadable_image_is_listed_and_the_rest_is_scored(toy_dir, pngs):
+    (pngs / "broken.png").write_text("not an image")
+    result = evaluate_images(load(toy_dir / "dense.onnx"), str(pngs), noise=0)
+    assert result.n == 12 and result.mse == 0
+    assert [(f.label, f.error) for f in result.failed] == [(str(pngs / "broken.png"), "not an image Pillow can read")]
+
+
+def test_nothing_readable_is_one_error(toy_dir, tmp_path):
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "x.png").write_text("not an image")
+    with pytest.raises(ImageError, match=r"no image could be scored; the first: .*x.png: not an image"):
+        evaluate_images(load(toy_dir / "dense.onnx"), str(tmp_path / "bad"))
+
+
+def test_a_folder_without_images_is_a_data_error(toy_dir, tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match=r"empty: no images found in this folder or its subfolders"):
+        evaluate_images(load(toy_dir / "dense.onnx"), str(tmp_path / "empty"))
+
+
+def test_a_dense_model_refuses_images_of_another_size_naming_both(toy_dir, tmp_path):
+    save(tmp_path / "photos" / "wide.png", np.zeros((48, 64), np.uint8))
+    with pytest.raises(DataError, match=r"wide.png: the model takes 28×28 images, this one is 64×48"):
+        evaluate_images(load(toy_dir / "dense.onnx"), str(tmp_path / "photos"))
+
+
+def test_images_are_carried_into_the_models_channels_and_polarity(toy_dir, tmp_path):
+    save(tmp_path / "dark" / "ring.png", 255 - digit())
+    grey = evaluate_images(load(toy_dir / "dense.onnx"), str(tmp_path / "dark"), noise=0)
+    assert grey.notes == ["1 image inverted (dark on light) for the model's white-on-black world"]
+    colour = evaluate_images(load(toy_dir / "rgb-conv.onnx"), str(tmp_path / "dark"), noise=0)
+    assert colour.notes == ["1 image converted grey → RGB (replicated)"]  # as-is: never inverted
+    assert colour.mse == 0 and colour.ssim == pytest.approx(1.0)
+
+
+# ---- pairs ----
+
+
+def test_pairs_match_by_path_without_suffix_and_missing_partners_are_listed(toy_dir, tmp_path):
+    rng = np.random.default_rng(4)
+    clean = {name: rng.integers(0, 120, (28, 28)).astype(np.uint8) for name in ("x", "a/y", "w")}
+    noisy = {
+        name: np.clip(image + rng.integers(0, 40, image.shape), 0, 255).astype(np.uint8)
+        for name, image in clean.items()
+    }
+    save(tmp_path / "clean" / "x.bmp", clean["x"])
+    save(tmp_path / "clean" / "a" / "y.tif", clean["a/y"])
+    save(tmp_path / "clean" / "w.png", clean["w"])  # no input
+    save(tmp_path / "noisy" / "x.png", noisy["x"])
+    save(tmp_path / "noisy" / "a" / "y.png", noisy["a/y"])
+    save(tmp_path / "noisy" / "z.png", noisy["w"])  # no target
+    result = evaluate_pairs(load(toy_dir / "dense.onnx"), str(tmp_path / "noisy"), str(tmp_path / "clean"))
+    pairs = [(noisy[n].astype(np.float64) / 255, clean[n].astype(np.float64) / 255) for n in ("a/y", "x")]
+    expected = np.mean([np.square(a - b).mean() for a, b in pairs])
+    assert result.n == 2 and result.mse == pytest.approx(expected, rel=1e-6) and result.psnr is not None
+    assert result.noise == 0 and result.noise_kind is None and result.seed is None
+    assert [(f.label, f.error) for f in result.missing] == [
+        (str(tmp_path / "noisy" / "z.png"), f"no target in {tmp_path / 'clean'} matches it"),
+        (str(tmp_path / "clean" / "w.png"), f"no input in {tmp_path / 'noisy'} matches it"),
+    ]
+    assert result.targets == str(tmp_path / "clean") and result.failed == []
+
+
+def test_pairs_that_cannot_be_scored_are_failures(toy_dir, tmp_path):
+    save(tmp_path / "in" / "x.png", digit())
+    save(tmp_path / "in" / "x.bmp", digit())  # two inputs named x
+    save(tmp_path / "in" / "big.png", digit(28, 32))
+    save(tmp_path / "out" / "x.png", digit())
+    save(tmp_path / "out" / "big.png", digit(32, 32))  # not the input's size
+    result = evaluate_pairs(load(toy_dir / "conv.onnx"), str(tmp_path / "in"), str(tmp_path / "out"))
+    assert result.n == 1 and result.mse == 0
+    assert [(f.label.rsplit("/", 1)[-1], f.error.split(":")[0]) for f in result.failed] == [
+        ("x.png", "cannot be paired"),
+        ("big.png", f"32×28, but its target {tmp_path / 'out' / 'big.png'} is 32×32"),
+    ]
+
+
+def test_pairs_without_any_match_are_a_data_error(toy_dir, tmp_path):
+    save(tmp_path / "in" / "x.png", digit())
+    save(tmp_path / "out" / "y.png", digit())
+    with pytest.raises(DataError, match=r"no image in .*in has a partner in .*out; pairs are matched by their path"):
+        evaluate_pairs(load(toy_dir / "dense.onnx"), str(tmp_path / "in"), str(tmp_path / "out"))
+
+
+def test_memory_stays_flat_a_chunk_at_a_time(toy_dir, pngs, monkeypatch):
+    from aetool.runtime import batch
+
+    model = load(toy_dir / "dense.onnx")
+    calls = []
+    monkeypatch.setattr(batch, "VALUES_IN_FLIGHT", 4 * 2 * 28 * 28)  # four noisy inputs and their targets
+    monkeypatch.setattr(model, "reconstruct", lambda images: calls.append(len(images)) or images)
+    assert evaluate_images(model, str(pngs), noise=0.1).n == 12 and calls == [4, 4, 4]

@@ -1,4 +1,4 @@
-"""aetool.runtime.images: every image Pillow opens becomes [0, 1] grayscale; fitting, padding, encoding."""
+"""aetool.runtime.images: every image Pillow opens becomes C×H×W in [0, 1]; channels, fitting, padding, encoding."""
 
 from __future__ import annotations
 
@@ -12,10 +12,15 @@ from aetool.runtime import images
 from aetool.runtime.model import InputSpec
 
 
+def gray(source) -> np.ndarray:
+    """H×W grey pixels of an image file or its bytes, colour converted by luma, as the grey models see them."""
+    return images.to_channels(images.read_image(source).pixels, 1)[0][0]
+
+
 def test_rgba_dark_strokes_on_transparent_become_dark_on_white(tmp_path):
     rgba = np.zeros((20, 20, 4), np.uint8)
     rgba[5:15, 9:11] = (0, 0, 0, 255)  # black opaque stroke, the rest transparent
-    pixels = images.read_gray(save(tmp_path / "a.png", rgba))
+    pixels = gray(save(tmp_path / "a.png", rgba))
     assert pixels[10, 10] == 0 and pixels[0, 0] == 1
     assert images.is_dark_on_light(pixels)
 
@@ -23,7 +28,7 @@ def test_rgba_dark_strokes_on_transparent_become_dark_on_white(tmp_path):
 def test_rgba_light_strokes_on_transparent_become_light_on_black(tmp_path):
     rgba = np.zeros((20, 20, 4), np.uint8)
     rgba[5:15, 9:11] = (255, 255, 255, 255)
-    pixels = images.read_gray(save(tmp_path / "a.png", rgba))
+    pixels = gray(save(tmp_path / "a.png", rgba))
     assert pixels[10, 10] == 1 and pixels[0, 0] == 0
     assert not images.is_dark_on_light(pixels)
 
@@ -32,21 +37,21 @@ def test_half_transparent_pixels_are_blended(tmp_path):
     rgba = np.zeros((8, 8, 4), np.uint8)
     rgba[2:6, 3] = (0, 0, 0, 255)  # a black stroke on transparent, so the background becomes white ...
     rgba[4, 5] = (0, 0, 0, 128)  # ... and a half-transparent black pixel half gray
-    assert images.read_gray(save(tmp_path / "a.png", rgba))[4, 5] == pytest.approx(127 / 255, abs=1e-6)
+    assert gray(save(tmp_path / "a.png", rgba))[4, 5] == pytest.approx(127 / 255, abs=1e-6)
 
 
 def test_sixteen_bit_images_are_scaled_to_one(tmp_path):
     deep = np.array([[0, 32768], [65535, 1000]], np.uint16)
     Image.fromarray(deep).save(tmp_path / "deep.png")
     assert Image.open(tmp_path / "deep.png").mode.startswith("I")
-    pixels = images.read_gray(tmp_path / "deep.png")
+    pixels = gray(tmp_path / "deep.png")
     np.testing.assert_allclose(pixels, deep / 65535, atol=1e-6)
 
 
 @pytest.mark.parametrize("suffix", [".jpg", ".bmp", ".tiff", ".webp", ".pgm", ".gif"])
 def test_common_formats_read_back(tmp_path, suffix):
     ring = digit()
-    pixels = images.read_gray(save(tmp_path / f"ring{suffix}", ring))
+    pixels = gray(save(tmp_path / f"ring{suffix}", ring))
     assert pixels.shape == (28, 28) and pixels.dtype == np.float32
     assert np.abs(pixels - ring / 255).mean() < 0.02
 
@@ -54,12 +59,12 @@ def test_common_formats_read_back(tmp_path, suffix):
 def test_rgb_is_converted_to_luma(tmp_path):
     rgb = np.zeros((4, 4, 3), np.uint8)
     rgb[..., 1] = 255  # pure green
-    assert images.read_gray(save(tmp_path / "g.png", rgb))[0, 0] == pytest.approx(150 / 255, abs=0.01)
+    assert gray(save(tmp_path / "g.png", rgb))[0, 0] == pytest.approx(150 / 255, abs=0.01)
 
 
 def test_bytes_read_like_files(tmp_path):
     path = save(tmp_path / "r.png", digit())
-    assert np.array_equal(images.read_gray(path.read_bytes()), images.read_gray(path))
+    assert np.array_equal(gray(path.read_bytes()), gray(path))
 
 
 @pytest.mark.parametrize(
@@ -72,19 +77,19 @@ def test_bytes_read_like_files(tmp_path):
 def test_unreadable_files(tmp_path, content, message):
     (tmp_path / "bad.png").write_bytes(content)
     with pytest.raises(ImageError, match=message):
-        images.read_gray(tmp_path / "bad.png")
+        images.read_image(tmp_path / "bad.png")
 
 
 def test_truncated_image(tmp_path):
     data = save(tmp_path / "full.png", np.random.default_rng(0).integers(0, 255, (64, 64), np.uint8)).read_bytes()
     (tmp_path / "cut.png").write_bytes(data[: len(data) // 2])
     with pytest.raises(ImageError, match="truncated or corrupt"):
-        images.read_gray(tmp_path / "cut.png")
+        images.read_image(tmp_path / "cut.png")
 
 
 def test_missing_file(tmp_path):
     with pytest.raises(ImageError, match="no such file"):
-        images.read_gray(tmp_path / "nope.png")
+        images.read_image(tmp_path / "nope.png")
 
 
 @pytest.mark.parametrize("side", [40, 60])  # over the limit (a warning in Pillow), over twice the limit (an error)
@@ -92,7 +97,7 @@ def test_decompression_bombs_are_refused(tmp_path, monkeypatch, side):
     path = save(tmp_path / "bomb.png", np.zeros((side, side), np.uint8))
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
     with pytest.raises(ImageError, match="decompression bomb"):
-        images.read_gray(path)
+        images.read_image(path)
 
 
 def test_polarity_is_judged_by_the_border():
@@ -104,8 +109,9 @@ def test_polarity_is_judged_by_the_border():
 def test_fit_scales_the_ink_to_twenty_pixels_and_centres_it():
     wide = np.zeros((100, 160), np.float32)
     wide[30:70, 20:140] = 1  # a 40×120 bar with a margin
-    fitted = images.fit(wide, (28, 28))
-    assert fitted.shape == (28, 28)
+    fit = images.fit(wide[None], (28, 28))
+    fitted = fit.pixels[0]
+    assert fitted.shape == (28, 28) and fit.crop == (30, 20, 70, 140) and fit.size == (100, 160)
     rows, cols = np.flatnonzero(fitted.max(axis=1) > 0.5), np.flatnonzero(fitted.max(axis=0) > 0.5)
     assert cols[-1] - cols[0] + 1 == 20 and 6 <= rows[-1] - rows[0] + 1 <= 8
     assert abs((cols[0] + cols[-1]) / 2 - 13.5) <= 0.5 and abs((rows[0] + rows[-1]) / 2 - 13.5) <= 1
@@ -148,3 +154,33 @@ def test_side_by_side_is_input_then_output():
     left, right = np.zeros((3, 2)), np.ones((3, 4))
     both = images.side_by_side(left, right)
     assert both.shape == (3, 6) and both[:, :2].max() == 0 and both[:, 2:].min() == 1
+
+
+def test_unfit_puts_the_result_back_in_the_ink_box_at_the_image_size():
+    wide = np.zeros((3, 100, 160), np.float32)
+    wide[:, 30:70, 20:140] = 1
+    fit = images.fit(wide, (28, 28))
+    assert fit.pixels.shape == (3, 28, 28)
+    back = images.unfit(fit.pixels, fit)
+    assert back.shape == (3, 100, 160) and np.abs(back - wide).mean() < 0.01
+    assert back[:, :30].max() == 0 and back[:, :, 140:].max() == 0
+
+
+def test_resize_keeps_channels_and_range():
+    ramp = np.linspace(0, 1, 3 * 20 * 30, dtype=np.float32).reshape(3, 20, 30)
+    small = images.resize(ramp, (10, 15))
+    assert small.shape == (3, 10, 15) and small.dtype == np.float32 and 0 <= small.min() <= small.max() <= 1
+    assert np.abs(images.resize(small, (20, 30)) - ramp)[:, 2:-2, 2:-2].max() < 0.01
+
+
+def test_grey_and_colour_convert_as_pillow_does(tmp_path):
+    rgb = np.zeros((4, 4, 3), np.uint8)
+    rgb[..., 0] = 200
+    decoded = images.read_image(save(tmp_path / "red.png", rgb))
+    assert decoded.channels == 3 and decoded.size == (4, 4)
+    grey, note = images.to_channels(decoded.pixels, 1)
+    with Image.open(tmp_path / "red.png") as image:
+        assert round(float(grey[0, 0, 0]) * 255) == np.asarray(image.convert("L"))[0, 0] and note == "RGB → grey (luma)"
+    colour, note = images.to_channels(grey, 3)
+    assert colour.shape == (3, 4, 4) and (colour == grey).all() and note == "grey → RGB (replicated)"
+    assert images.to_channels(colour, 3)[1] is None

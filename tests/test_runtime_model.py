@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import int64_tensor, node, onnx_bytes
+from conftest import colour_metadata, int64_tensor, node, onnx_bytes
 
 from aetool.errors import AetoolError, ModelFileError
 from aetool.runtime import InputSpec, ProviderWarning, load
@@ -215,3 +215,34 @@ def test_non_finite_outputs_are_a_model_file_error(tmp_path):
     )
     with pytest.raises(ModelFileError, match="returned NaN or infinite reconstruction values"):
         load(tmp_path / "log.onnx").reconstruct(np.zeros((1, 8, 8), np.float32))
+
+
+def test_colour_models_of_contract_2_load_with_their_channels(toy_dir):
+    model = load(toy_dir / "rgb-conv.onnx")
+    assert model.input_spec == InputSpec(None, multiple_of=4, polarity="as-is", channels=3)
+    assert model.input_spec.colour_space == "srgb" and load(toy_dir / "conv.onnx").input_spec.colour_space == "gray"
+    photos = np.random.default_rng(0).random((2, 3, 8, 12), dtype=np.float32)
+    assert np.array_equal(model.reconstruct(photos), photos)
+    with pytest.raises(ValueError, match=r"expected N×3×H×W images"):
+        model.reconstruct(photos[:, 0])
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"contract_version": "3"}, r"written for aetool contract version 3; this aetool reads versions 1 to 2"),
+        ({"contract_version": "two"}, r"'contract_version' must be a version number"),
+        ({"channels": "1"}, r"'channels' says 1 but the input 'image' has 3 channels"),
+        ({"colour_space": "gray"}, r"'colour_space' must be 'srgb' for a 3-channel input"),
+    ],
+)
+def test_colour_metadata_that_contradicts_the_graph_is_a_model_file_error(tmp_path, changes, message):
+    shape = ["N", 3, "H", "W"]
+    metadata = {**colour_metadata("m", shape, multiple_of=4), **changes}
+    (tmp_path / "m.onnx").write_bytes(
+        onnx_bytes(
+            {"image": shape}, {"reconstruction": shape}, [node("Identity", ["image"], ["reconstruction"])], metadata
+        )
+    )
+    with pytest.raises(ModelFileError, match=message):
+        load(tmp_path / "m.onnx")

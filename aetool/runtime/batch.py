@@ -1,63 +1,104 @@
-"""Images through a model in batches: read, carry into the model's world, run same-shaped images together,
-carry back, write. One bad file fails alone; memory stays flat because only one chunk is held at a time."""
+"""Images through a model in batches: read, carry into the model's world (its channels, polarity and size), run
+same-shaped images together, carry back, write. One bad file fails alone; memory stays flat because only one chunk
+(at most ``IMAGES_IN_FLIGHT`` images and about ``VALUES_IN_FLIGHT`` pixel values) is held at a time."""
 
 from __future__ import annotations
 
+import math
 import time
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass
-from typing import BinaryIO, Protocol
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from functools import partial
+from typing import BinaryIO, Protocol, TypeVar
 
 import numpy as np
 
 from aetool.errors import AetoolError, ImageError, os_reason
-from aetool.runtime import images
+from aetool.runtime import contract, images
 from aetool.runtime.files import Job, atomic_write
+from aetool.runtime.metrics import mse, psnr
 from aetool.runtime.model import Model
 from aetool.runtime.noise import add_noise
 
-IMAGES_IN_FLIGHT = 64  # images read and held at once
+IMAGES_IN_FLIGHT = 64  # images read and held at once ...
+VALUES_IN_FLIGHT = 1 << 25  # ... or fewer, once they hold this many pixel values (128 MB of float32)
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """An image carried into a step's world: ``pixels`` (C×H×W float32) as the step runs them; ``region`` (height,
+    width), the part of them that is the image (the rest is padding); ``restore``, which carries a result of that
+    region back to the image's own size when preparing resized the image (``None`` when it did not)."""
+
+    pixels: np.ndarray
+    region: tuple[int, int]
+    restore: Callable[[np.ndarray], np.ndarray] | None = None
 
 
 class Step(Protocol):
-    """What the pipeline does to images in the model's world (white on black, in [0, 1])."""
+    """What the pipeline does to C×H×W images in [0, 1], and the world it does it in."""
 
-    def prepare(self, pixels: np.ndarray) -> tuple[np.ndarray, bool]:
-        """The pixels shaped for :meth:`run`, and whether that meant resizing them."""
+    channels: int | None  # the channels images are converted to (None: each keeps its own)
+    inverts: bool  # whether dark-on-light images are inverted for it and back (MNIST's white-on-black world)
+
+    def prepare(self, pixels: np.ndarray) -> Prepared:
+        """One image (C×H×W, converted and inverted already) carried to the step's size; raises ``ImageError``."""
 
     def run(self, batch: np.ndarray) -> np.ndarray:
-        """N×H×W in, N×H×W out."""
+        """N×C×H×W prepared images of one shape in, N×C×H×W out."""
 
 
 class Reconstruct:
-    """Run an autoencoder: dense models get the image fitted to their size, conv models get it padded."""
+    """Run an autoencoder. Conv models take any size (padded to their multiple, cropped back). Dense models take
+    their own size; another size is refused unless ``resize``: then the image is fitted to the model's size and the
+    result resized back to the image's (the MNIST fit and its inverse for white-on-black models, a plain Lanczos
+    resize both ways for as-is ones)."""
 
-    def __init__(self, model: Model):
-        self.model = model
+    def __init__(self, model: Model, *, resize: bool = False):
+        self.model, self.resize = model, resize
+        self.channels: int | None = model.input_spec.channels
+        self.inverts = model.input_spec.polarity == contract.POLARITY
 
-    def prepare(self, pixels: np.ndarray) -> tuple[np.ndarray, bool]:
+    def prepare(self, pixels: np.ndarray) -> Prepared:
         spec = self.model.input_spec
-        if spec.size is not None:
-            resized = pixels.shape != spec.size
-            return (images.fit(pixels, spec.size) if resized else pixels), resized
-        try:
-            height, width = spec.padded(*pixels.shape)
-        except ValueError as err:
-            raise ImageError(str(err)) from None
-        return images.pad_to(pixels, (height, width)), False
+        height, width = pixels.shape[1:]
+        if spec.size is None:
+            try:
+                padded = spec.padded(height, width)
+            except ValueError as err:
+                raise ImageError(str(err)) from None
+            return Prepared(images.pad_to(pixels, padded), (height, width))
+        if (height, width) == spec.size:
+            return Prepared(pixels, spec.size)
+        if not self.resize:
+            raise ImageError(
+                f"the model takes {spec.size[1]}×{spec.size[0]} images, this one is {width}×{height}; "
+                "pass --resize to fit it (and resize the result back)"
+            )
+        if spec.polarity == contract.POLARITY:
+            fitted = images.fit(pixels, spec.size)
+            return Prepared(fitted.pixels, spec.size, partial(images.unfit, fitted=fitted))
+        return Prepared(images.resize(pixels, spec.size), spec.size, partial(images.resize, size=(height, width)))
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         return self.model.reconstruct(batch)
 
 
 class Corrupt:
-    """Add noise with the one noise function; one generator for the whole run, so a seed fixes every image."""
+    """Add noise with the one noise function, to every channel of an image at its own size; one generator for the
+    whole run, so a seed fixes every image. Dark-on-light images are inverted first, so masking noise hits with
+    the page's background."""
+
+    channels: int | None = None
+    inverts = True
 
     def __init__(self, level: float, kind: str = "gaussian", seed: int | None = None):
         self.level, self.kind, self.rng = level, kind, np.random.default_rng(seed)
 
-    def prepare(self, pixels: np.ndarray) -> tuple[np.ndarray, bool]:
-        return pixels, False
+    def prepare(self, pixels: np.ndarray) -> Prepared:
+        return Prepared(pixels, (pixels.shape[1], pixels.shape[2]))
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         return add_noise(batch, self.level, self.kind, self.rng)
@@ -71,25 +112,28 @@ class Outcome:
     output: str | None = None  # "-" for standard output
     size: tuple[int, int] | None = None  # (width, height) of the written image
     input_size: tuple[int, int] | None = None  # (width, height) of the input image
-    fitted_size: tuple[int, int] | None = None  # (width, height) the input was resized to, when it was
+    fitted_size: tuple[int, int] | None = None  # (width, height) the model ran it at, when it was resized to fit
     ms: float = 0.0
     resized: bool = False
     inverted: bool = False
+    converted: str | None = None  # how its channels were converted for the model, e.g. "grey → RGB (replicated)"
+    notes: list[str] = field(default_factory=list)  # what reading did: EXIF orientation, ICC profile, alpha
+    mse: float | None = None  # the step's output against its input, where the step ran (its size and polarity)
+    psnr: float | None = None  # of that MSE in dB, peak 1; None when infinite (the output equals the input)
     error: str | None = None
 
     def record(self) -> dict:
         return asdict(self)
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Ready:
-    index: int
     job: Job
-    pixels: np.ndarray  # model-space input as prepared
-    shape: tuple[int, int]  # the size to crop the result back to
-    input_shape: tuple[int, int]
+    image: np.ndarray  # C×H×W at the input's size, in the step's channels and polarity
+    prepared: Prepared
+    notes: tuple[str, ...]
+    converted: str | None
     inverted: bool
-    resized: bool
     seconds: float
 
 
@@ -121,70 +165,100 @@ def process(
     stdout: BinaryIO | None = None,
     in_flight: int = IMAGES_IN_FLIGHT,
 ) -> Iterator[Outcome]:
-    """Outcomes of ``jobs`` in order, ``in_flight`` images read and held at a time so memory stays flat.
+    """Outcomes of ``jobs`` in order, a chunk of at most ``in_flight`` images read and held at a time.
 
-    ``invert`` None decides per image from its border; True/False forces it. ``side_by_side`` writes input | output.
-    Results without a target file go to ``stdout``. An image that cannot be read, run or written is an outcome with
-    ``error`` set; the others are still done.
+    Each image is converted to the step's channels and, for a step that inverts, inverted when it is dark on light
+    (``invert`` None decides per image from its border; True/False forces it). ``side_by_side`` writes input |
+    output. Results without a target file go to ``stdout``. An image that cannot be read, prepared, run or written
+    is an outcome with ``error`` set; the others are still done.
     """
-    for start in range(0, len(jobs), in_flight):
-        yield from _chunk(
-            jobs[start : start + in_flight], step, invert=invert, side_by_side=side_by_side, stdout=stdout
-        )
+    read = (_read(job, step, invert) for job in jobs)
+    for chunk in chunks(read, _values, count=in_flight):
+        yield from _run(chunk, step, side_by_side=side_by_side, stdout=stdout)
 
 
-def _chunk(
-    jobs: Sequence[Job], step: Step, *, invert: bool | None, side_by_side: bool, stdout: BinaryIO | None
+def chunks(items: Iterable[T], values: Callable[[T], int], *, count: int = IMAGES_IN_FLIGHT) -> Iterator[list[T]]:
+    """Consecutive ``items`` in lists of at most ``count``, cut early once they hold ``VALUES_IN_FLIGHT`` pixel
+    values (``values`` counts an item's); items are taken from ``items`` only as the lists are asked for."""
+    chunk: list[T] = []
+    held = 0
+    for item in items:
+        chunk.append(item)
+        held += values(item)
+        if len(chunk) >= count or held >= VALUES_IN_FLIGHT:
+            yield chunk
+            chunk, held = [], 0
+    if chunk:
+        yield chunk
+
+
+def _values(item: _Ready | Outcome) -> int:
+    return item.image.size + item.prepared.pixels.size if isinstance(item, _Ready) else 0
+
+
+def _read(job: Job, step: Step, invert: bool | None) -> _Ready | Outcome:
+    """One image read and carried into the step's world, or the outcome that says why it could not be."""
+    started = time.perf_counter()
+    try:
+        decoded = images.read_image(job.source)
+        pixels, converted = decoded.pixels, None
+        if step.channels is not None:
+            pixels, converted = images.to_channels(pixels, step.channels)
+        flip = step.inverts and (images.is_dark_on_light(pixels) if invert is None else invert)
+        image = 1 - pixels if flip else pixels
+        prepared = step.prepare(image)
+    except AetoolError as err:
+        return Outcome(job.label, error=str(err), ms=_ms(started))
+    return _Ready(job, image, prepared, decoded.notes, converted, flip, time.perf_counter() - started)
+
+
+def _run(
+    chunk: list[_Ready | Outcome], step: Step, *, side_by_side: bool, stdout: BinaryIO | None
 ) -> Iterator[Outcome]:
-    outcomes: dict[int, Outcome] = {}
-    ready: list[_Ready] = []
-    for index, job in enumerate(jobs):
+    """Run the images of a chunk, those of one shape in one batch; their outcomes in the chunk's order."""
+    outcomes = {index: item for index, item in enumerate(chunk) if isinstance(item, Outcome)}
+    groups: dict[tuple[int, ...], list[tuple[int, _Ready]]] = {}
+    for index, item in enumerate(chunk):
+        if isinstance(item, _Ready):
+            groups.setdefault(item.prepared.pixels.shape, []).append((index, item))
+    for group in groups.values():
         started = time.perf_counter()
         try:
-            pixels = images.read_gray(job.source)
-            flip = images.is_dark_on_light(pixels) if invert is None else invert
-            prepared, resized = step.prepare(1 - pixels if flip else pixels)
+            results = step.run(np.stack([item.prepared.pixels for _, item in group]))
         except AetoolError as err:
-            outcomes[index] = Outcome(job.label, error=str(err), ms=_ms(started))
-            continue
-        shape = prepared.shape if resized else pixels.shape
-        ready.append(_Ready(index, job, prepared, shape, pixels.shape, flip, resized, time.perf_counter() - started))
-    for group in _same_shape(ready):
-        started = time.perf_counter()
-        try:
-            results = step.run(np.stack([item.pixels for item in group]))
-        except AetoolError as err:
-            outcomes.update((item.index, Outcome(item.job.label, error=str(err))) for item in group)
+            outcomes.update((index, Outcome(item.job.label, error=str(err))) for index, item in group)
             continue
         share = (time.perf_counter() - started) / len(group)
-        for item, result in zip(group, results, strict=True):
-            outcomes[item.index] = _finish(item, result, share, side_by_side, stdout)
-    yield from (outcomes[index] for index in sorted(outcomes))
-
-
-def _same_shape(ready: Iterable[_Ready]) -> list[list[_Ready]]:
-    groups: dict[tuple[int, ...], list[_Ready]] = {}
-    for item in ready:
-        groups.setdefault(item.pixels.shape, []).append(item)
-    return list(groups.values())
+        for (index, item), result in zip(group, results, strict=True):
+            outcomes[index] = _finish(item, result, share, side_by_side, stdout)
+    yield from (outcomes[index] for index in range(len(chunk)))
 
 
 def _finish(item: _Ready, result: np.ndarray, share: float, side_by_side: bool, stdout: BinaryIO | None) -> Outcome:
-    """Crop, restore the polarity, encode and write one result."""
+    """Score, crop, resize back, restore the polarity, encode and write one result."""
     started = time.perf_counter()
-    height, width = item.shape
-    pixels = result[:height, :width]
+    height, width = item.prepared.region
+    pixels = result[:, :height, :width]
+    error = mse(pixels, item.prepared.pixels[:, :height, :width])
+    decibels = psnr(error)
+    restore = item.prepared.restore
+    if restore is not None:
+        pixels = restore(pixels)
     if side_by_side:
-        pixels = images.side_by_side(item.pixels[:height, :width], pixels)
+        pixels = images.side_by_side(item.image, pixels)
     if item.inverted:
         pixels = 1 - pixels
     outcome = Outcome(
         item.job.label,
-        resized=item.resized,
+        size=(pixels.shape[2], pixels.shape[1]),
+        input_size=(item.image.shape[2], item.image.shape[1]),
+        fitted_size=(width, height) if restore is not None else None,
+        resized=restore is not None,
         inverted=item.inverted,
-        size=(pixels.shape[1], pixels.shape[0]),
-        input_size=item.input_shape[::-1],
-        fitted_size=(width, height) if item.resized else None,
+        converted=item.converted,
+        notes=list(item.notes),
+        mse=error,
+        psnr=decibels if math.isfinite(decibels) else None,
     )
     try:
         data = images.encode(pixels, item.job.fmt)

@@ -9,7 +9,7 @@ from typing import Any
 
 from aetool.errors import ModelFileError
 from aetool.runtime import contract
-from aetool.runtime.model import check_contract, decoder_file, open_session, parse_metadata
+from aetool.runtime.model import check_contract, contract_version, decoder_file, open_session, parse_metadata
 from aetool.runtime.registry import bundled_index, models_dir, resolve
 
 
@@ -46,7 +46,9 @@ class ModelInfo:
     inputs: list[TensorInfo]
     outputs: list[TensorInfo]
     contract: str  # "ok", or why the file does not follow aetool's contract
-    input_spec: dict[str, Any] | None  # size, multiple_of, polarity
+    contract_version: int | None  # 1 for files that name none; None when the file names one this aetool cannot read
+    input_spec: dict[str, Any] | None  # size, multiple_of, polarity, channels
+    colour_space: str | None  # "gray" or "srgb"
     opset: Any
     precision: str | None
     decoder: DecoderInfo | None
@@ -71,6 +73,10 @@ def describe(model: str | Path) -> ModelInfo:
         problem = None
     except ModelFileError as err:
         spec, problem = None, str(err)
+    try:
+        version: int | None = contract_version(path, metadata)
+    except ModelFileError:
+        version = None
     decoder = decoder_file(path, metadata)
     return ModelInfo(
         file=str(path),
@@ -78,9 +84,9 @@ def describe(model: str | Path) -> ModelInfo:
         inputs=[_tensor(t) for t in session.get_inputs()],
         outputs=[_tensor(t) for t in session.get_outputs()],
         contract=problem or "ok",
-        input_spec=None
-        if spec is None
-        else {"size": spec.size, "multiple_of": spec.multiple_of, "polarity": spec.polarity},
+        contract_version=version,
+        input_spec=None if spec is None else asdict(spec),
+        colour_space=None if spec is None else spec.colour_space,
         opset=metadata.get(contract.OPSET),
         precision=metadata.get(contract.PRECISION),
         decoder=DecoderInfo(str(decoder), decoder.stat().st_size) if decoder.is_file() else None,

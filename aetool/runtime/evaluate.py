@@ -1,20 +1,40 @@
-"""Test-set MSE of an exported model with onnxruntime alone: the number a user can check against the report."""
+"""Scores of an exported model with onnxruntime alone: MSE, PSNR and SSIM of its reconstructions against clean
+targets, on three kinds of data.
+
+- :func:`evaluate`: MNIST-style IDX files, noised as training noised its test set, so the MSE is the one training
+  recorded.
+- :func:`evaluate_images`: a folder (searched recursively) or glob of clean images, noised with a fixed seed.
+- :func:`evaluate_pairs`: input images and their targets, two folders matched by path without suffix.
+
+A set's MSE is the mean over all pixels of all images, its PSNR that of this MSE, its SSIM the mean over images
+(``metrics.SetScores``). Images are carried into the model's world as the image commands carry them: converted
+to its channels, inverted when the model is white-on-black and the image dark on light. Conv models score every
+image whole at its own size; dense models only images of their size. Images are read a chunk at a time, so memory
+stays flat; an image that cannot be read is listed and the rest are still scored.
+"""
 
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from aetool.errors import AetoolError, DataError, ModelFileError
+from aetool.errors import AetoolError, DataError, ImageError, ModelFileError
 from aetool.runtime import contract
+from aetool.runtime.batch import chunks
+from aetool.runtime.files import Failure, Input, collect
 from aetool.runtime.idx import load_split
-from aetool.runtime.metrics import mean_squared_error
+from aetool.runtime.images import is_dark_on_light, pad_to, read_image, to_channels
+from aetool.runtime.metrics import SCORE_BATCH, SetScores
 from aetool.runtime.model import Model
 from aetool.runtime.noise import NOISE_KINDS, TEST_NOISE_SEED, add_noise, check_level
+
+INVERTED = "inverted (dark on light) for the model's white-on-black world"
 
 
 def trained_noise(model: Model) -> tuple[float, str]:
@@ -31,21 +51,44 @@ def trained_noise(model: Model) -> tuple[float, str]:
 
 @dataclass(frozen=True)
 class Evaluation:
-    """A model's test MSE and how it was measured; ``to_dict`` is ``aetool evaluate --json``."""
+    """A model's scores and how they were measured; ``to_dict`` is ``aetool evaluate --json``."""
 
-    mse: float
+    mse: float  # mean over all pixels (and channels) of all images scored
     n: int  # images scored
     model: str  # the model's registry name (or file stem)
     file: str
-    noise: float  # noise level of the inputs (0: clean)
-    noise_kind: str
-    seed: int  # of the input noise
-    split: str
+    noise: float  # noise level added to the inputs (0: none; pairs are scored as given)
+    noise_kind: str | None  # None for pairs
+    seed: int | None  # of the input noise; None for pairs
+    split: str | None  # the IDX split scored; None for images
     recorded_test_mse: float | None  # what the file's metadata records, for comparison
     seconds: float
+    psnr: float | None = None  # dB, peak 1.0, of ``mse``; None when infinite (an MSE of 0)
+    ssim: float | None = None  # mean over the images of at least 11×11 pixels; None when there were none
+    data: str = ""  # what was scored: the IDX folder, the folder or glob of images, or the folder of inputs
+    targets: str | None = None  # the folder of targets, for pairs
+    notes: list[str] = field(default_factory=list)  # what was done to the images, once per kind, with a count
+    failed: list[Failure] = field(default_factory=list)  # images that could not be scored, and why
+    missing: list[Failure] = field(default_factory=list)  # inputs without a target and targets without an input
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass
+class _Run:
+    """What a scoring run gathers as it goes."""
+
+    scores: SetScores = field(default_factory=SetScores)
+    failed: list[Failure] = field(default_factory=list)
+    done: Counter[str] = field(default_factory=Counter)  # what was done to how many images
+
+
+@dataclass(frozen=True)
+class _Pair:
+    label: str
+    inputs: np.ndarray  # C×H×W in the model's channels and polarity
+    target: np.ndarray  # the same shape
 
 
 def evaluate(
@@ -58,16 +101,106 @@ def evaluate(
     seed: int | None = None,
     split: str = "test",
 ) -> Evaluation:
-    """MSE between the clean images of ``split`` and the model's reconstruction of (optionally noisy) inputs.
+    """Scores of the model's reconstructions of (optionally noisy) images of an IDX ``split`` against the clean ones.
 
     ``noise`` None uses the noise the model was trained with, as its metadata records it, so a denoising model
-    is scored the way it was trained: ``seed`` None corrupts the test set as training did (``TEST_NOISE_SEED``), so
-    the MSE is the one training recorded. ``limit`` scores only the first images. Raises ``AetoolError`` for a noise
-    level that means nothing, ``DataError`` for a folder without readable IDX files or images the model cannot take,
+    is scored the way it was trained: ``seed`` None corrupts the test set as training did (``TEST_NOISE_SEED``, one
+    draw over the whole set), so the MSE is the one training recorded. ``limit`` scores only the first images. A
+    colour model gets the grey digits replicated, then noised. Raises ``AetoolError`` for a noise level that means
+    nothing, ``DataError`` for a folder without readable IDX files or images the model cannot take,
     ``ModelFileError`` for a model that fails or has broken noise metadata.
     """
-    seed = TEST_NOISE_SEED if seed is None else seed
     started = time.perf_counter()
+    level, kind = _noise(model, noise, noise_kind)
+    seed = TEST_NOISE_SEED if seed is None else seed
+    pixels, _ = load_split(data_dir, split)
+    pixels = pixels[:limit]
+    try:
+        model.input_spec.check(*pixels.shape[1:])
+    except ValueError as err:
+        raise DataError(f"{model.path.name} cannot score {data_dir}: {err}") from None
+    clean, converted = to_channels(pixels[:, None].astype(np.float32) / 255, model.input_spec.channels)
+    inputs = add_noise(clean, level, kind, seed) if level else clean  # in one draw, as training did
+    run = _Run()
+    if converted:
+        run.done[f"converted {converted}"] = len(clean)
+    for start in range(0, len(clean), SCORE_BATCH):
+        run.scores.add(model.reconstruct(inputs[start : start + SCORE_BATCH]), clean[start : start + SCORE_BATCH])
+    return _result(model, run, started, data=str(data_dir), noise=(level, kind, seed), split=split)
+
+
+def evaluate_images(
+    model: Model,
+    data: str,
+    *,
+    noise: float | None = None,
+    noise_kind: str | None = None,
+    limit: int | None = None,
+    seed: int | None = None,
+) -> Evaluation:
+    """Scores of the model's reconstructions of noisy copies of the clean images in a folder (searched
+    recursively), a glob or a file, against the clean images.
+
+    The images are taken in the order of their sorted paths, the first ``limit`` of them. ``noise`` None uses the
+    noise the model was trained with; it is drawn image by image, after the image is converted to the model's
+    channels and polarity, from one generator seeded with ``seed`` (None: ``TEST_NOISE_SEED``), so a run gives the
+    same inputs every time. Raises ``DataError`` when ``data`` holds no images or an image is not of a dense
+    model's size, ``ImageError`` when none could be read, and what :func:`evaluate` raises for noise and models.
+    """
+    started = time.perf_counter()
+    level, kind = _noise(model, noise, noise_kind)
+    seed = TEST_NOISE_SEED if seed is None else seed
+    found, failures = collect([data], recursive=True)
+    if not found:
+        raise DataError(f"{data}: {failures[0].error if failures else 'no images'}")
+    run = _Run()
+    _score(model, _noisy(model, found[:limit], run, level=level, kind=kind, seed=seed), run)
+    return _result(model, run, started, data=data, noise=(level, kind, seed))
+
+
+def evaluate_pairs(model: Model, inputs: str, targets: str, *, limit: int | None = None) -> Evaluation:
+    """Scores of the model's reconstructions of the images in ``inputs`` against their partners in ``targets``.
+
+    Both are folders (searched recursively) or globs; an input and a target pair up when their paths below the
+    folder (or the glob's folder) are the same without the suffix, so ``noisy/a/x.png`` pairs with
+    ``clean/a/x.jpg`` (two files given as such pair with each other). An input without a target and a target
+    without an input are listed in ``missing``; two files of one name in one folder, pairs of two sizes and
+    unreadable images in ``failed``; the others are scored, the first ``limit`` pairs in the order of the inputs'
+    paths. Raises ``DataError`` when a side holds no images or no input has a target, or an image is not of a
+    dense model's size, and ``ImageError`` when no pair could be read.
+    """
+    started = time.perf_counter()
+    run = _Run()
+    sides = []
+    for option, where in (("--inputs", inputs), ("--targets", targets)):
+        found, failures = collect([where], recursive=True)
+        if not found:
+            raise DataError(f"{option} {where}: {failures[0].error if failures else 'no images'}")
+        sides.append(_by_name(found, run.failed))
+    named_inputs, named_targets = sides
+    matched = [(item, named_targets[name]) for name, item in named_inputs.items() if name in named_targets]
+    if not matched:
+        raise DataError(
+            f"no image in {inputs} has a partner in {targets}; pairs are matched by their path below the folder "
+            "without the suffix (noisy/a/x.png ↔ clean/a/x.jpg)"
+        )
+    missing = [
+        Failure(item.label, f"no target in {targets} matches it")
+        for name, item in named_inputs.items()
+        if name not in named_targets
+    ]
+    missing += [
+        Failure(item.label, f"no input in {inputs} matches it")
+        for name, item in named_targets.items()
+        if name not in named_inputs
+    ]
+    _score(model, _given(model, matched[:limit], run), run)
+    return _result(model, run, started, data=inputs, targets=targets, missing=missing)
+
+
+def _noise(model: Model, noise: float | None, noise_kind: str | None) -> tuple[float, str]:
+    """The noise to add: the level and kind asked for, else the model's own; a level that means nothing is an
+    ``AetoolError``."""
     trained_level, trained_kind = trained_noise(model)
     level = trained_level if noise is None else noise
     kind = noise_kind or trained_kind
@@ -75,18 +208,131 @@ def evaluate(
         check_level(level, kind)
     except ValueError as err:
         raise AetoolError(f"--noise: {err}") from None
-    pixels, _ = load_split(data_dir, split)
-    pixels = pixels[:limit]
+    return level, kind
+
+
+def _by_name(found: list[Input], failed: list[Failure]) -> dict[str, Input]:
+    """Images by their path below their folder without the suffix (``""`` for a file given as such); a second
+    image of one name is a failure, since it cannot be told which one to pair."""
+    named: dict[str, Input] = {}
+    for item in found:
+        source, root = item.source, item.root
+        name = source.relative_to(root).with_suffix("").as_posix() if isinstance(source, Path) and root else ""
+        if name in named:
+            failed.append(
+                Failure(item.label, f"cannot be paired: {named[name].label} has the same name without its suffix")
+            )
+        else:
+            named[name] = item
+    return named
+
+
+def _read(item: Input, run: _Run) -> np.ndarray | None:
+    """The C×H×W pixels of an image, or None when it cannot be read (then it is listed)."""
     try:
-        model.input_spec.check(*pixels.shape[1:])
-    except ValueError as err:
-        raise DataError(f"{model.path.name} cannot score {data_dir}: {err}") from None
-    clean = pixels.astype(np.float32) / 255
-    inputs = add_noise(clean, level, kind, seed) if level else clean  # in one draw, as training did
+        return read_image(item.source).pixels
+    except ImageError as err:
+        run.failed.append(Failure(item.label, str(err)))
+        return None
+
+
+def _carry(model: Model, label: str, pixels: np.ndarray, run: _Run, *, invert: bool) -> np.ndarray:
+    """An image in the model's channels and polarity; ``DataError`` when a dense model cannot take its size."""
+    pixels, converted = to_channels(pixels, model.input_spec.channels)
+    if converted:
+        run.done[f"converted {converted}"] += 1
+    size = model.input_spec.size
+    if size is not None and pixels.shape[1:] != size:
+        raise DataError(
+            f"{label}: the model takes {size[1]}×{size[0]} images, this one is {pixels.shape[2]}×{pixels.shape[1]}; "
+            "a dense model is scored on images of its own size"
+        )
+    return 1 - pixels if invert else pixels
+
+
+def _inverts(model: Model, pixels: np.ndarray) -> bool:
+    """Whether an image goes into the model inverted: a dark-on-light image for a white-on-black model."""
+    return model.input_spec.polarity == contract.POLARITY and is_dark_on_light(pixels)
+
+
+def _noisy(model: Model, found: list[Input], run: _Run, *, level: float, kind: str, seed: int) -> Iterator[_Pair]:
+    """Noisy inputs and their clean targets, read as they are asked for, noise drawn image by image."""
+    rng = np.random.default_rng(seed)
+    for item in found:
+        pixels = _read(item, run)
+        if pixels is None:
+            continue
+        invert = _inverts(model, pixels)
+        run.done[INVERTED] += invert
+        clean = _carry(model, item.label, pixels, run, invert=invert)
+        yield _Pair(item.label, add_noise(clean, level, kind, rng) if level else clean, clean)
+
+
+def _given(model: Model, matched: list[tuple[Input, Input]], run: _Run) -> Iterator[_Pair]:
+    """Inputs and targets as given, read as they are asked for; both inverted when the input is dark on light."""
+    for source, target in matched:
+        inputs, wanted = _read(source, run), _read(target, run)
+        if inputs is None or wanted is None:
+            continue
+        if inputs.shape[1:] != wanted.shape[1:]:
+            run.failed.append(
+                Failure(
+                    source.label,
+                    f"{inputs.shape[2]}×{inputs.shape[1]}, but its target {target.label} is "
+                    f"{wanted.shape[2]}×{wanted.shape[1]}",
+                )
+            )
+            continue
+        invert = _inverts(model, inputs)
+        run.done[INVERTED] += invert
+        yield _Pair(
+            source.label,
+            _carry(model, source.label, inputs, run, invert=invert),
+            _carry(model, target.label, wanted, run, invert=invert),
+        )
+
+
+def _score(model: Model, pairs: Iterable[_Pair], run: _Run) -> None:
+    """Reconstruct the inputs a chunk at a time, those of one shape together (padded to the model's multiple and
+    cropped back), and add their scores against the targets to ``run``."""
+    spec = model.input_spec
+    for chunk in chunks(pairs, lambda pair: pair.inputs.size + pair.target.size):
+        groups: dict[tuple[int, ...], list[_Pair]] = {}
+        for pair in chunk:
+            groups.setdefault(pair.inputs.shape, []).append(pair)
+        for shape, group in groups.items():
+            height, width = shape[1:]
+            try:
+                padded = spec.padded(height, width)
+            except ValueError as err:  # a page too large for a conv model
+                run.failed.extend(Failure(pair.label, str(err)) for pair in group)
+                continue
+            outputs = model.reconstruct(np.stack([pad_to(pair.inputs, padded) for pair in group]))
+            run.scores.add(outputs[:, :, :height, :width], np.stack([pair.target for pair in group]))
+
+
+def _result(
+    model: Model,
+    run: _Run,
+    started: float,
+    *,
+    data: str,
+    noise: tuple[float, str, int] | None = None,
+    split: str | None = None,
+    targets: str | None = None,
+    missing: list[Failure] | None = None,
+) -> Evaluation:
+    """The Evaluation of a finished run (``noise``: level, kind and seed; None for pairs); ``ImageError`` when it
+    scored nothing."""
+    if not run.scores.images:
+        first = f"; the first: {run.failed[0].label}: {run.failed[0].error}" if run.failed else ""
+        raise ImageError(f"no image could be scored{first}")
+    level, kind, seed = noise or (0.0, None, None)
     recorded = model.metadata.get(contract.TEST_MSE)
+    psnr = run.scores.psnr
     return Evaluation(
-        mse=mean_squared_error(model.reconstruct, inputs, clean),
-        n=len(pixels),
+        mse=run.scores.mse,
+        n=run.scores.images,
         model=model.name,
         file=str(model.path),
         noise=level,
@@ -95,4 +341,11 @@ def evaluate(
         split=split,
         recorded_test_mse=float(recorded) if isinstance(recorded, (int, float)) else None,
         seconds=round(time.perf_counter() - started, 3),
+        psnr=psnr if np.isfinite(psnr) else None,
+        ssim=run.scores.ssim,
+        data=data,
+        targets=targets,
+        notes=[f"{n} image{'s' if n > 1 else ''} {what}" for what, n in run.done.items() if n],
+        failed=run.failed,
+        missing=missing or [],
     )

@@ -4,7 +4,7 @@ Reading carries a user's file into the pixels a model sees — EXIF orientation 
 converted to sRGB with Pillow's ImageCms, 16-bit values scaled, alpha composited — and says what it did. Grey
 images come back with one channel, colour images with three; :func:`to_channels` converts between the two the way
 Pillow does (RGB → grey by its luma, ITU-R 601-2). The other functions carry images into a model's size and
-polarity and back out: fitting the MNIST way, padding, side by side, encoding.
+polarity and back out: fitting the MNIST way and back, plain resizing, padding, side by side, encoding.
 """
 
 from __future__ import annotations
@@ -185,24 +185,20 @@ def _background_for(luma: np.ndarray, alpha: np.ndarray) -> float:
 
 
 def to_channels(pixels: np.ndarray, channels: int) -> tuple[np.ndarray, str | None]:
-    """C×H×W pixels with ``channels`` channels (1 or 3), and a note when they were converted.
+    """C×H×W (or N×C×H×W) pixels with ``channels`` channels (1 or 3), and a note when they were converted.
 
     Grey → RGB replicates the channel; RGB → grey takes Pillow's luma (ITU-R 601-2: 0.299 R + 0.587 G + 0.114 B).
     Raises ``ValueError`` for other channel counts.
     """
-    have = pixels.shape[0]
+    have = pixels.shape[-3]
     if have == channels:
         return pixels, None
     if (have, channels) == (1, 3):
-        return np.repeat(pixels, 3, axis=0), "grey → RGB (replicated)"
+        return np.repeat(pixels, 3, axis=-3), "grey → RGB (replicated)"
     if (have, channels) == (3, 1):
-        return np.tensordot(LUMA, pixels, axes=1)[None].astype(np.float32), "RGB → grey (luma)"
+        grey = np.einsum("c,...chw->...hw", LUMA, pixels)[..., None, :, :]
+        return grey.astype(np.float32, copy=False), "RGB → grey (luma)"
     raise ValueError(f"cannot convert {have}-channel pixels to {channels} channels")
-
-
-def read_gray(source: Path | bytes) -> np.ndarray:
-    """H×W grey pixels in [0, 1] of an image file (colour converted by luma); raises ``ImageError``."""
-    return to_channels(read_image(source).pixels, 1)[0][0]
 
 
 def luma(pixels: np.ndarray) -> np.ndarray:
@@ -225,22 +221,62 @@ def is_dark_on_light(pixels: np.ndarray) -> bool:
     return float(border.mean()) > 0.5
 
 
-def fit(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Fit white-on-black H×W pixels into ``size`` the MNIST way: crop to the ink, longer side to 20/28, centred."""
+@dataclass(frozen=True)
+class Fitted:
+    """An image fitted into a model's size the MNIST way, with the geometry :func:`unfit` needs to carry a result
+    back: ``crop`` (top, left, bottom, right) is the ink's box in the image, ``box`` (top, left, bottom, right)
+    where that box landed in ``pixels`` (C×h×w float32 in [0, 1]), ``size`` (height, width) the image's own."""
+
+    pixels: np.ndarray
+    crop: tuple[int, int, int, int]
+    box: tuple[int, int, int, int]
+    size: tuple[int, int]
+
+
+def fit(pixels: np.ndarray, size: tuple[int, int]) -> Fitted:
+    """Fit white-on-black C×H×W pixels into ``size`` the MNIST way: crop to the ink (judged by luma), longer side to
+    20/28 of the model's shorter side, centred on black."""
+    brightness = luma(pixels)
+    peak = brightness.max()
+    ink = brightness >= 0.5 * peak if peak > 0 else np.ones_like(brightness, dtype=bool)
+    rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
+    crop = (int(rows[0]), int(cols[0]), int(rows[-1]) + 1, int(cols[-1]) + 1)
+    scale = MNIST_BOX * min(size) / max(crop[2] - crop[0], crop[3] - crop[1])
+    height, width = (max(1, round(n * scale)) for n in (crop[2] - crop[0], crop[3] - crop[1]))
+    top, left = (size[0] - height) // 2, (size[1] - width) // 2
+    out = np.zeros((pixels.shape[0], *size), dtype=np.float32)
+    out[:, top : top + height, left : left + width] = resize(
+        pixels[:, crop[0] : crop[2], crop[1] : crop[3]], (height, width)
+    )
+    return Fitted(out, crop, (top, left, top + height, left + width), (int(pixels.shape[1]), int(pixels.shape[2])))
+
+
+def unfit(output: np.ndarray, fitted: Fitted) -> np.ndarray:
+    """Carry a model's C×h×w output of a :func:`fit` image back to the image's size: the part in the fitted ink box
+    scaled back into the ink's box of the image, black elsewhere."""
+    top, left, bottom, right = fitted.box
+    crop_top, crop_left, crop_bottom, crop_right = fitted.crop
+    back = np.zeros((output.shape[0], *fitted.size), dtype=np.float32)
+    back[:, crop_top:crop_bottom, crop_left:crop_right] = resize(
+        output[:, top:bottom, left:right], (crop_bottom - crop_top, crop_right - crop_left)
+    )
+    return back
+
+
+def resize(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """C×H×W float32 pixels resized to ``size`` (height, width) with Pillow's Lanczos filter, clipped to [0, 1]."""
     from PIL import Image
 
-    ink = pixels >= 0.5 * pixels.max() if pixels.max() > 0 else np.ones_like(pixels, dtype=bool)
-    rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
-    crop = pixels[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
-    scale = MNIST_BOX * min(size) / max(crop.shape)
-    height, width = (max(1, round(n * scale)) for n in crop.shape)
-    small = Image.fromarray(np.ascontiguousarray(crop, dtype=np.float32)).resize(
-        (width, height), Image.Resampling.LANCZOS
-    )
-    out = np.zeros(size, dtype=np.float32)
-    top, left = (size[0] - height) // 2, (size[1] - width) // 2
-    out[top : top + height, left : left + width] = np.clip(np.asarray(small), 0, 1)
-    return out
+    height, width = size
+    planes = [
+        np.asarray(
+            Image.fromarray(np.ascontiguousarray(plane, dtype=np.float32)).resize(
+                (width, height), Image.Resampling.LANCZOS
+            )
+        )
+        for plane in pixels
+    ]
+    return np.clip(np.stack(planes), 0, 1).astype(np.float32, copy=False)
 
 
 def pad_to(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:

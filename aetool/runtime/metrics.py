@@ -8,12 +8,15 @@
   positions that lie inside the image, per channel and averaged over channels. A test holds it to scikit-image's
   ``structural_similarity(gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=1)``.
 
-:func:`mean_squared_error` scores a whole set a batch at a time, so memory stays flat however many images there are.
+:func:`mean_squared_error` scores a whole set a batch at a time, and :class:`SetScores` sums all three over images
+added a batch at a time, so memory stays flat however many images there are. A set's MSE is the mean over all
+pixels of all its images, its PSNR that of this MSE, its SSIM the mean over images.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import cache
 
 import numpy as np
@@ -22,6 +25,7 @@ SCORE_BATCH = 500  # images reconstructed and scored at once
 SSIM_SIGMA = 1.5
 SSIM_RADIUS = 5  # int(3.5 σ + 0.5): an 11×11 window
 SSIM_K1, SSIM_K2 = 0.01, 0.03
+SSIM_VALUES = 1 << 20  # pixel values filtered at once: SSIM's float64 intermediates stay near 100 MB
 
 Reconstruct = Callable[[np.ndarray], np.ndarray]  # N×C×H×W float32 in → the same shape out
 
@@ -60,11 +64,44 @@ def _gaussian_taps() -> np.ndarray:
     return taps / taps.sum()
 
 
-def _filter_valid(image: np.ndarray) -> np.ndarray:
-    """The Gaussian-weighted local means of an H×W image at every window position inside it ('valid')."""
+def _filter_valid(planes: np.ndarray) -> np.ndarray:
+    """The Gaussian-weighted local means of P×H×W planes at every window position inside them ('valid')."""
     taps = _gaussian_taps()
-    rows = np.lib.stride_tricks.sliding_window_view(image, len(taps), axis=0) @ taps
-    return np.lib.stride_tricks.sliding_window_view(rows, len(taps), axis=1) @ taps
+    rows = np.lib.stride_tricks.sliding_window_view(planes, len(taps), axis=-2) @ taps
+    return np.lib.stride_tricks.sliding_window_view(rows, len(taps), axis=-1) @ taps
+
+
+def _plane_ssims(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """The mean of the SSIM map of each of P×H×W float64 planes: P values."""
+    c1, c2 = SSIM_K1**2, SSIM_K2**2
+    mu_x, mu_y = _filter_valid(x), _filter_valid(y)
+    var_x = _filter_valid(x * x) - mu_x**2
+    var_y = _filter_valid(y * y) - mu_y**2
+    cov = _filter_valid(x * y) - mu_x * mu_y
+    numerator = (2 * mu_x * mu_y + c1) * (2 * cov + c2)
+    denominator = (mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2)
+    return (numerator / denominator).mean(axis=(-2, -1))
+
+
+def ssims(outputs: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """SSIM (see the module's docstring) of each of N×C×H×W or N×H×W images in [0, 1], averaged over channels: N
+    float64 values. Images go through ``SSIM_VALUES`` pixel values at a time, so memory stays bounded.
+
+    Raises ``ValueError`` for outputs and targets of other shapes or images smaller than the 11×11 window.
+    """
+    if outputs.shape != targets.shape:
+        raise ValueError(f"SSIM needs images of one shape, got {outputs.shape} and {targets.shape}")
+    height, width = outputs.shape[-2:]
+    if min(height, width) < 2 * SSIM_RADIUS + 1:
+        raise ValueError(f"SSIM needs images of at least 11×11 pixels, got {height}×{width}")
+    x = outputs.reshape(len(outputs), -1, height, width)
+    y = targets.reshape(x.shape)
+    step = max(1, SSIM_VALUES // (x[0].size or 1))
+    scores = [
+        _plane_ssims(x[i : i + step].astype(np.float64), y[i : i + step].astype(np.float64)).mean(axis=1)
+        for i in range(0, len(x), step)
+    ]
+    return np.concatenate(scores) if scores else np.zeros(0)
 
 
 def ssim(output: np.ndarray, target: np.ndarray) -> float:
@@ -74,18 +111,46 @@ def ssim(output: np.ndarray, target: np.ndarray) -> float:
     """
     if output.shape != target.shape:
         raise ValueError(f"SSIM needs images of one shape, got {output.shape} and {target.shape}")
-    planes_x = output.reshape(-1, *output.shape[-2:]).astype(np.float64)
-    planes_y = target.reshape(-1, *target.shape[-2:]).astype(np.float64)
-    if min(planes_x.shape[-2:]) < 2 * SSIM_RADIUS + 1:
-        raise ValueError(f"SSIM needs images of at least 11×11 pixels, got {output.shape[-2]}×{output.shape[-1]}")
-    c1, c2 = SSIM_K1**2, SSIM_K2**2
-    scores = []
-    for x, y in zip(planes_x, planes_y, strict=True):
-        mu_x, mu_y = _filter_valid(x), _filter_valid(y)
-        var_x = _filter_valid(x * x) - mu_x**2
-        var_y = _filter_valid(y * y) - mu_y**2
-        cov = _filter_valid(x * y) - mu_x * mu_y
-        numerator = (2 * mu_x * mu_y + c1) * (2 * cov + c2)
-        denominator = (mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2)
-        scores.append(float((numerator / denominator).mean()))
-    return float(np.mean(scores))
+    return float(ssims(output[None], target[None])[0])
+
+
+@dataclass
+class SetScores:
+    """MSE, PSNR and SSIM of a set of images, summed as batches of outputs and targets are added."""
+
+    squared: float = 0.0  # sum of squared differences, float64
+    values: int = 0  # pixel values summed over
+    ssim_sum: float = 0.0
+    ssim_images: int = 0  # images SSIM was computed for (those of at least 11×11 pixels)
+    images: int = 0
+
+    def add(self, outputs: np.ndarray, targets: np.ndarray) -> None:
+        """Score a batch: N×C×H×W or N×H×W outputs against targets of the same shape, pixels in [0, 1].
+
+        Raises ``ValueError`` for mismatched shapes.
+        """
+        if outputs.shape != targets.shape:
+            raise ValueError(f"outputs {outputs.shape} and targets {targets.shape} must have the same shape")
+        self.squared += float(np.square(outputs - targets, dtype=np.float64).sum())
+        self.values += targets.size
+        self.images += len(targets)
+        if min(targets.shape[-2:]) >= 2 * SSIM_RADIUS + 1:
+            self.ssim_sum += float(ssims(outputs, targets).sum())
+            self.ssim_images += len(targets)
+
+    @property
+    def mse(self) -> float:
+        """The mean over all pixels of all images; raises ``ValueError`` when no image was added."""
+        if not self.values:
+            raise ValueError("no images were scored")
+        return self.squared / self.values
+
+    @property
+    def psnr(self) -> float:
+        """The PSNR (dB, peak 1.0) of :attr:`mse`; ``inf`` when it is 0."""
+        return psnr(self.mse)
+
+    @property
+    def ssim(self) -> float | None:
+        """The mean SSIM over the images of at least 11×11 pixels; ``None`` when there were none."""
+        return self.ssim_sum / self.ssim_images if self.ssim_images else None

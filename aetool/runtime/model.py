@@ -36,7 +36,7 @@ _JSON_KEYS = {
     contract.VERSIONS,
     contract.VARIANT,
 }
-_NUMBER_KEYS = {contract.EPOCHS, contract.TEST_MSE, contract.OPSET}
+_NUMBER_KEYS = {contract.EPOCHS, contract.TEST_MSE, contract.OPSET, contract.CONTRACT_VERSION, contract.CHANNELS}
 _DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
 _OPEN: dict[tuple, Model] = {}
 
@@ -54,6 +54,11 @@ class InputSpec:
     multiple_of: int = 1
     polarity: str = contract.POLARITY
     channels: int = 1
+
+    @property
+    def colour_space(self) -> str:
+        """``gray`` for one channel, ``srgb`` for three."""
+        return contract.COLOUR_SPACES[self.channels]
 
     def check(self, height: int, width: int) -> None:
         """Raise ``ValueError`` when an image of this size cannot go into the model as it is."""
@@ -184,9 +189,45 @@ def check_contract(session: onnxruntime.InferenceSession, path: Path, metadata: 
             f"{path}: metadata {contract.INPUT_SPEC!r} polarity must be one of {', '.join(contract.POLARITIES)}, "
             f"got {polarity!r}"
         )
+    _check_colour(path, metadata, shape[1])
     height, width = shape[2], shape[3]
     fixed = (height, width) if isinstance(height, int) and isinstance(width, int) else None
     return InputSpec(fixed, multiple_of, polarity, shape[1])
+
+
+def contract_version(path: Path, metadata: dict[str, Any]) -> int:
+    """The contract version a file was written for: 1 when it names none; a ``ModelFileError`` for one that is not
+    a version or is newer than this runtime reads."""
+    version = metadata.get(contract.CONTRACT_VERSION)
+    if version is None:
+        return 1
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise ModelFileError(
+            f"{path}: metadata {contract.CONTRACT_VERSION!r} must be a version number, got {version!r}"
+        )
+    if version > contract.VERSION:
+        raise ModelFileError(
+            f"{path} was written for aetool contract version {version}; this aetool reads versions 1 to "
+            f"{contract.VERSION}: upgrade aetool"
+        )
+    return version
+
+
+def _check_colour(path: Path, metadata: dict[str, Any], channels: int) -> None:
+    """Raise ``ModelFileError`` when the metadata's channels or colour space contradict the graph's input."""
+    contract_version(path, metadata)
+    declared = metadata.get(contract.CHANNELS)
+    if declared is not None and declared != channels:
+        raise ModelFileError(
+            f"{path}: metadata {contract.CHANNELS!r} says {declared!r} but the input {contract.INPUT!r} has "
+            f"{channels} channels"
+        )
+    space = metadata.get(contract.COLOUR_SPACE)
+    if space is not None and space != contract.COLOUR_SPACES[channels]:
+        raise ModelFileError(
+            f"{path}: metadata {contract.COLOUR_SPACE!r} must be {contract.COLOUR_SPACES[channels]!r} for a "
+            f"{channels}-channel input, got {space!r}"
+        )
 
 
 def decoder_file(path: Path, metadata: dict[str, Any]) -> Path:
