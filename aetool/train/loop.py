@@ -27,6 +27,7 @@ from torch import nn
 from aetool.errors import AetoolError, Interrupted
 from aetool.models import PCA, Autoencoder, build_model
 from aetool.runtime.images import pad_to
+from aetool.runtime.metrics import psnr
 from aetool.runtime.model import InputSpec
 from aetool.runtime.noise import TEST_NOISE_SEED, add_noise
 from aetool.train.config import TrainConfig
@@ -130,15 +131,22 @@ class Scoring:
 
 
 def scoring(
-    test: ImageSet, *, noise: float, noise_kind: str, multiple_of: int | None, batch: int = EVAL_BATCH
+    test: ImageSet,
+    *,
+    noise: float,
+    noise_kind: str,
+    multiple_of: int | None,
+    per_image_noise: bool = False,
+    batch: int = EVAL_BATCH,
 ) -> Scoring:
     """The test images grouped for scoring: batches of ``batch`` when they share a size, else one at a time.
 
-    The noise is drawn once, from ``TEST_NOISE_SEED``, in one draw for images of one size (as round 1 did), so every
-    epoch, resume and export scores the same noisy inputs.
+    The noise comes from one generator seeded ``TEST_NOISE_SEED``, so every epoch, resume and export scores the same
+    noisy inputs, and ``aetool evaluate`` draws the same: in one draw over an IDX split (as round 1 did), image by
+    image in order (``per_image_noise``) for a folder of images, before any padding.
     """
     rng = np.random.default_rng(TEST_NOISE_SEED)
-    if isinstance(test.images, np.ndarray):
+    if isinstance(test.images, np.ndarray) and not (per_image_noise and noise):
         clean = test.images
         inputs = add_noise(clean / np.float32(255), noise, noise_kind, rng) if noise else clean / np.float32(255)
         groups = [
@@ -150,20 +158,20 @@ def scoring(
     groups, sizes = [], []
     for image in test.images:
         height, width = image.shape[1:]
-        padded = pad_to(np.asarray(image), InputSpec(None, multiple_of or 1).padded(height, width))
-        noisy = add_noise(padded / np.float32(255), noise, noise_kind, rng) if noise else padded / np.float32(255)
-        groups.append((torch.from_numpy(noisy[None]), torch.from_numpy(padded[None])))
+        noisy = add_noise(image / np.float32(255), noise, noise_kind, rng) if noise else image / np.float32(255)
+        padded_size = InputSpec(None, multiple_of or 1).padded(height, width)
+        inputs, targets = pad_to(noisy, padded_size), pad_to(np.asarray(image), padded_size)
+        groups.append((torch.from_numpy(inputs[None]), torch.from_numpy(targets[None])))
         sizes.append([(int(height), int(width))])
     return Scoring(groups, sizes)
 
 
 @torch.no_grad()
 def evaluate(net: nn.Module, test: Scoring, device: str) -> dict[str, float]:
-    """MSE (over all pixels), PSNR (dB, peak 1, mean over images), SSIM (mean over images; Wang et al. 2004 by
-    pytorch-msssim, 11×11 Gaussian window, σ 1.5) and mean |code| of ``net`` on a test set."""
+    """MSE (over all pixels), PSNR (dB, peak 1, of that MSE, as ``aetool evaluate`` reports it), SSIM (mean over
+    images; Wang et al. 2004 by pytorch-msssim, 11×11 Gaussian window, σ 1.5) and mean |code| of ``net``."""
     net.eval()
     squared = pixels = 0.0
-    psnrs: list[float] = []
     ssims: list[float] = []
     code_abs, codes = 0.0, 0
     for (inputs, targets), sizes in zip(test.groups, test.sizes, strict=True):
@@ -177,10 +185,9 @@ def evaluate(net: nn.Module, test: Scoring, device: str) -> dict[str, float]:
         per_image = (output - target).pow(2).flatten(1).mean(1).double()
         squared += float(per_image.sum()) * output[0].numel()
         pixels += output.numel()
-        psnrs += (-10 * torch.log10(per_image.clamp_min(1e-10))).tolist()
         if min(height, width) >= 11:
             ssims += ssim(output, target, data_range=1.0, size_average=False).tolist()
-    scores = {"mse": squared / pixels, "psnr": float(np.mean(psnrs)), "mean_code": code_abs / max(1, codes)}
+    scores = {"mse": squared / pixels, "psnr": psnr(squared / pixels), "mean_code": code_abs / max(1, codes)}
     if ssims:
         scores["ssim"] = float(np.mean(ssims))
     return scores
@@ -228,7 +235,11 @@ class Trainer:
             data.train, config.batch_size, config.seed, patch=config.patch, rank=place.rank, world=place.world
         )
         self.test = scoring(
-            data.test, noise=config.noise or 0.0, noise_kind=config.noise_kind, multiple_of=net.multiple_of
+            data.test,
+            noise=config.noise or 0.0,
+            noise_kind=config.noise_kind,
+            multiple_of=net.multiple_of,
+            per_image_noise=config.dataset == "images",
         )
         self.clean_test = (
             scoring(data.test, noise=0.0, noise_kind=config.noise_kind, multiple_of=net.multiple_of)
