@@ -317,6 +317,6 @@ def convolutional(engines: dict[str, Engine], data: Data, scores: dict[str, floa
         {name: engines[name].reconstruct(samples) for name in CONV},
         {name: scores[name] for name in CONV},
         {name: engines[name].run.history for name in CONV},
-        {name: tuple(engines[name].run.config.arch["channels"]) for name in CONV},
+        {name: tuple(engines[name].run.config.arch["widths"]) for name in CONV},
         {name: decoder_kernels(engines[name].net) for name in CONV},
     )

@@ -252,8 +252,11 @@ class RunFolder:
     def reuse_shortfalls(stored: dict[str, Any], wanted: TrainConfig) -> list[str]:
         """Why a finished run with the ``stored`` settings cannot stand in for ``wanted`` (empty when it can)."""
         stored, want = _normalised(stored), wanted.to_dict()
+        settled_by_data = {key for key in ("size", "channels") if want[key] is None}  # None: whatever the data gives
         reasons = [
-            f"{key} {stored.get(key)!r}, not {want[key]!r}" for key in REUSED_SETTINGS if stored.get(key) != want[key]
+            f"{key} {stored.get(key)!r}, not {want[key]!r}"
+            for key in REUSED_SETTINGS
+            if key not in settled_by_data and stored.get(key) != want[key]
         ]
         if (stored.get("epochs") or 0) < (wanted.epochs or 0):
             reasons.append(f"{stored.get('epochs')} epochs, not {wanted.epochs}")
