@@ -531,7 +531,7 @@ def _evaluation_line(result: Evaluation) -> str:
 
 @app.command()
 def models(as_json: Json = False) -> None:
-    """List the bundled models with file size, precision and test MSE."""
+    """List the bundled models: what each is for and was measured on, file size, precision and test MSE."""
     with reporting():
         from aetool.runtime.describe import bundled_models
         from aetool.runtime.registry import INDEX, models_dir
@@ -548,6 +548,9 @@ def models(as_json: Json = False) -> None:
         widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
         for row in rows:
             typer.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+        for record in records:
+            if record.use:
+                typer.echo(f"{record.name}: {record.use}")
 
 
 @app.command()
@@ -609,7 +612,10 @@ def _number(value: object) -> str:
 
 # ---- torch-side commands: they need the train extra and import torch inside their bodies ----
 
-MODEL_NAMES = "pca, deep, ae64, ae128, ae256, sparse, denoise, conv-unpool, conv-unpool-deconv, conv-deconv, dncnn"
+MODEL_NAMES = (
+    "pca, deep, ae64, ae128, ae256, sparse, denoise-dense, conv-unpool, conv-unpool-deconv, conv-deconv (the report's); "
+    "dncnn (a denoiser for your own images), denoise (the blind digit denoiser)"
+)
 DataDir = Annotated[
     str | None,
     typer.Option(
@@ -659,7 +665,8 @@ def train(
         str | None,
         typer.Option(
             metavar="LEVEL|RANGE|MIX",
-            help="Train on noisy inputs (the model's default: denoise-dense 0.5): a level of --noise-kind (0.5), a "
+            help="Train on noisy inputs (the model's default: denoise-dense 0.5, dncnn 25/255, denoise a blind mix): "
+            "a level of --noise-kind (0.5), a "
             "range drawn per image (0:0.6), or several kinds, each a level or range, one drawn per image "
             "(gaussian=0:0.6,salt-pepper=0:0.3,mask=0:0.25).",
             show_default=False,
@@ -736,6 +743,15 @@ def train(
     force: Annotated[bool, typer.Option(help="Start over even if the run folder holds a run.")] = False,
     export: Annotated[bool, typer.Option(help="Export a verified model.onnx into the run folder at the end.")] = True,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    augment: Annotated[
+        bool | None,
+        typer.Option(
+            "--augment/--no-augment",
+            help="Flip and rotate each training patch (--patch) by one of the 8 symmetries of the square. "
+            "Default: the model's (dncnn: on).",
+            show_default=False,
+        ),
+    ] = None,
     allow_trivial: Annotated[
         bool,
         typer.Option(
@@ -762,6 +778,7 @@ def train(
                 size=parse_size(size, option="--size"),
                 patch=patch,
                 channels=channels,
+                augment=augment,
                 epochs=epochs,
                 batch_size=batch_size,
                 lr=lr,

@@ -207,7 +207,7 @@ class DenoiseResult:
 
 
 def denoising(engines: dict[str, Engine], data: Data, budget: Budget) -> DenoiseResult:
-    models = (*SHALLOW, "denoise")
+    models = (*SHALLOW, "denoise-dense")
     samples = data.samples(budget)
     noisy, outputs, input_mse = {}, {}, {}
     matrix: dict[str, dict[float, float]] = {name: {} for name in models}
@@ -220,7 +220,7 @@ def denoising(engines: dict[str, Engine], data: Data, budget: Budget) -> Denoise
             matrix[name][level] = mse(engines[name], corrupted, data.test)
     filters = {
         name: top_filters(engines[name], unit_activity(engines[name], data.test), budget.filters)
-        for name in ("denoise", "ae256")
+        for name in ("denoise-dense", "ae256")
     }
     return DenoiseResult(samples, noisy, outputs, matrix, input_mse, filters)
 

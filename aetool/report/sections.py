@@ -41,7 +41,7 @@ LABELS = {
     "ae128": "AE-128",
     "ae256": "AE-256",
     "sparse": "sparse AE",
-    "denoise": "denoising AE",
+    "denoise-dense": "denoising AE",
     "conv-unpool": "unpool",
     "conv-unpool-deconv": "unpool+deconv",
     "conv-deconv": "deconv",
@@ -211,7 +211,7 @@ def denoise_section(result: DenoiseResult, engines: dict[str, Engine], out: Path
     columns = _columns(len(result.originals))
     blocks: list = [
         "Test digits with Gaussian noise (std = level, clipped to [0, 1], seeded) through the shallow "
-        f"AEs and the denoising AE (trained at noise {engines['denoise'].run.config.noise})."
+        f"AEs and the denoising AE (trained at noise {engines['denoise-dense'].run.config.noise})."
     ]
     for level in NOISE_LEVELS:
         rows = {
@@ -228,7 +228,9 @@ def denoise_section(result: DenoiseResult, engines: dict[str, Engine], out: Path
             "Test MSE against the clean digits (the report gave no such numbers).",
         )
     )
-    winners = [level for level in NOISE_LEVELS if min(result.mse, key=lambda n: result.mse[n][level]) == "denoise"]
+    winners = [
+        level for level in NOISE_LEVELS if min(result.mse, key=lambda n: result.mse[n][level]) == "denoise-dense"
+    ]
     blocks.append(
         f"The denoising AE has the lowest error of these models at noise levels "
         f"{', '.join(map(str, winners)) or '(none)'}."
@@ -238,7 +240,7 @@ def denoise_section(result: DenoiseResult, engines: dict[str, Engine], out: Path
             out,
             "4-denoise-filters.png",
             {LABELS[n]: f for n, f in result.filters.items()},
-            [f"#{i + 1}" for i in range(len(result.filters["denoise"]))],
+            [f"#{i + 1}" for i in range(len(result.filters["denoise-dense"]))],
             "Encoder filters of the most active units: denoising AE vs shallow AE-256",
             scale="each",
         )

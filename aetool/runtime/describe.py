@@ -134,6 +134,7 @@ class BundledModel:
     precision: str | None
     test_mse: float | None
     summary: str | None = None
+    use: str | None = None  # what it is for, and what it was measured on
     decoder: str | None = None  # file name of its decoder graph
     bytes: int | None = None  # the shipped files together, decoder included
 
@@ -166,6 +167,7 @@ def bundled_models() -> list[BundledModel]:
                 precision=facts[contract.PRECISION],
                 test_mse=float(test_mse) if isinstance(test_mse, (int, float)) else None,
                 summary=entry.get("summary"),
+                use=entry.get("use"),
                 decoder=entry.get("decoder"),
                 bytes=entry.get("bytes"),
             )

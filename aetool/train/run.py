@@ -34,6 +34,7 @@ RESUMED_SETTINGS = (
     "size",
     "patch",
     "channels",
+    "augment",
     "epochs",
     "batch_size",
     "lr",
