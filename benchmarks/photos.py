@@ -3,7 +3,8 @@
     .venv/bin/python benchmarks/photos.py --photos ../shared/data/photos [--runs runs/photos] [--sets rgb gray]
 
 For each set (``rgb``, ``gray``): trains ``dncnn`` on ``SET/train`` with the registry's defaults at Gaussian noise
-25/255 (``aetool train dncnn --data SET/train --patch 48 --noise 0.098``, timed; a finished run in --runs is
+25/255 (``aetool train dncnn --data SET/train --val-data SET/test --patch 48 --noise 0.098``: all the training
+images train, the test images only score each epoch; timed; a finished run in --runs is
 reused unless --retrain), exports it, and scores ``SET/test`` whole images through aetool's runtime. The same noisy
 test images (seed 1234, drawn image by image in sorted order, as ``aetool evaluate --data`` draws them) go through a
 3×3 median filter, the best Gaussian blur (σ searched from 0.3 to 2.0), and BM3D when the ``bm3d`` package is
@@ -71,7 +72,14 @@ def scores(outputs: list[np.ndarray], images: list[tuple[str, np.ndarray, np.nda
 def trained(photos: Path, name: str, runs: Path, retrain: bool) -> tuple[Path, float | None]:
     """The exported dncnn of one set (trained now, or reused) and the training wall seconds (None when reused)."""
     folder = RunFolder(runs / name)
-    config = TrainConfig("dncnn", data=str(photos / name / "train"), noise=SIGMA, patch=48, device="cpu")
+    config = TrainConfig(
+        "dncnn",
+        data=str(photos / name / "train"),
+        val_data=str(photos / name / "test"),
+        noise=SIGMA,
+        patch=48,
+        device="cpu",
+    )
     if folder.holds_run() and folder.is_finished() and folder.export_is_current() and not retrain:
         return folder.model_file, None
     from aetool.export import ExportOptions, export_run

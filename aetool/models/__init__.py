@@ -84,15 +84,17 @@ REGISTRY: dict[str, ModelSpec] = {
         ),
         ModelSpec(
             "dncnn",
-            "residual CNN denoiser (DnCNN-style), 32 channels, one half-resolution stage, predicts the noise",
+            "residual CNN denoiser (DnCNN-style) for your own images: 7 layers of 32 channels at full resolution "
+            "predict the noise",
             DnCNN,
-            {"depth": 10, "width": 32, "down": True},
-            {"noise": 25 / 255, "batch_size": 32, "epochs": 40, "augment": True},
+            {"depth": 7, "width": 32},
+            {"noise": 25 / 255, "batch_size": 32, "epochs": 50, "augment": True},
         ),
         ModelSpec(
             "denoise",
-            "blind denoiser for digits and pages: the dncnn architecture trained on MNIST over a range of Gaussian, "
-            "salt-and-pepper and masking noise (and clean digits), so it needs no noise level",
+            "blind denoiser for digits and pages: a DnCNN with one half-resolution stage (32 channels, 10 layers) "
+            "trained on MNIST over a range of Gaussian, salt-and-pepper and masking noise (and clean digits), so it "
+            "needs no noise level",
             DnCNN,
             {"depth": 10, "width": 32, "down": True},
             {"noise_mix": BLIND_NOISE, "epochs": 7},
