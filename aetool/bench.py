@@ -270,7 +270,7 @@ def run(
     """Time ``model`` at each batch size on random images of ``size`` (default: the model's), beside ``eager``.
 
     Raises ``AetoolError`` for a batch over the page limit or a run of another model, ``ModelFileError`` when
-    onnxruntime fails on the images.
+    onnxruntime fails on the images, ``TimedOut`` when a first call runs past the model's ``timeout``.
     """
     import onnxruntime
 
@@ -289,6 +289,9 @@ def run(
             )
         backends["torch"] = eager
     flops = flops_per_image(model.path, size) if importlib.util.find_spec("onnx") is not None else None
+    # One call through the model first, which Ctrl-C and the model's timeout can stop (the timed calls go straight
+    # to the session): a model that never finishes is stopped here, not in the untimed warm-up.
+    model.reconstruct(np.zeros((1, model.input_spec.channels, *size), np.float32))
     before = load_average()
     try:
         timings = measure(backends, batch_sizes, size, plan)

@@ -19,7 +19,7 @@ from enum import Enum
 from functools import partial
 from itertools import chain
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, BinaryIO, NoReturn, TypeVar
 
 import typer
 
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from aetool.runtime.batch import ImageOptions, Outcome, Step
     from aetool.runtime.evaluate import Evaluation
     from aetool.runtime.files import Failure, Job
+    from aetool.runtime.model import Model
 
 app = typer.Typer(name="aetool", no_args_is_help=True, pretty_exceptions_enable=False)
 
@@ -79,6 +80,8 @@ def reporting() -> Iterator[None]:
             yield
         except AetoolError as err:
             fail(str(err), err.exit_code)
+        except BrokenPipeError:  # the reader of standard output is gone
+            _closed_pipe()
         except OSError as err:  # a file or folder the user named cannot be written or read
             fail(os_reason(err))
         except KeyboardInterrupt:
@@ -150,7 +153,21 @@ Providers = Annotated[
 Threads = Annotated[
     int | None,
     typer.Option(
-        "--threads", min=1, metavar="N", help="CPU threads for onnxruntime (default: all cores).", show_default=False
+        "--threads",
+        min=1,
+        metavar="N",
+        help="CPU threads for onnxruntime (default: the cores this process may use).",
+        show_default=False,
+    ),
+]
+Timeout = Annotated[
+    float | None,
+    typer.Option(
+        "--timeout",
+        min=0.001,
+        metavar="SECONDS",
+        help="Stop a model call that runs longer (exit 124). Default: no limit.",
+        show_default=False,
     ),
 ]
 
@@ -190,9 +207,10 @@ def _model_command(name: str, *, default_model: str, suffix: str, summary: str) 
         as_json: Json = False,
         provider: Providers = None,
         threads: Threads = None,
+        timeout: Timeout = None,
     ) -> None:
         options = _image_options(output, fmt, side_by_side, invert, force, as_json=as_json, recursive=recursive)
-        step = partial(_reconstruction, model, provider, threads, resize=resize, invert=invert)
+        step = partial(_reconstruction, model, provider, threads, resize=resize, invert=invert, timeout=timeout)
         _images(inputs, options, suffix=suffix, step=step)
 
     command.__doc__ = f"{summary} (writes NAME{suffix}.png)."
@@ -277,19 +295,34 @@ def _image_options(
 
 
 def _reconstruction(
-    model: str, provider: list[str] | None, threads: int | None, *, resize: bool, invert: bool | None
+    model: str,
+    provider: list[str] | None,
+    threads: int | None,
+    *,
+    resize: bool,
+    invert: bool | None,
+    timeout: float | None,
 ) -> Step:
     """The model as a pipeline step; ``--invert`` with a model that takes images as they are is a usage error."""
-    from aetool.runtime import contract, load
+    from aetool.runtime import contract
     from aetool.runtime.batch import Reconstruct
 
-    loaded = load(model, provider, threads)
+    loaded = _load(model, provider, threads, timeout)
     if invert and loaded.input_spec.polarity == contract.AS_IS:
         raise AetoolError(
             f"--invert: model {loaded.name} takes images as they are (polarity {contract.AS_IS}), so it never "
             "inverts them; leave --invert out"
         )
     return Reconstruct(loaded, resize=resize)
+
+
+def _load(model: str, provider: list[str] | None, threads: int | None, timeout: float | None) -> Model:
+    """The model (opened once per process), each of its calls bounded by ``timeout`` seconds."""
+    from aetool.runtime import load
+
+    loaded = load(model, provider, threads)
+    loaded.timeout = timeout
+    return loaded
 
 
 def _corruption(level: float, kind: str, seed: int | None) -> Step:
@@ -321,9 +354,17 @@ def _plan(inputs: list[str], options: ImageOptions, *, suffix: str) -> tuple[lis
     if any(job.target is None for job in jobs):
         if options.as_json:
             raise AetoolError("--json prints records to standard output; write the images to files with -o")
-        if typer.get_binary_stream("stdout").isatty():
+        stdout = _binary_stdout()
+        if stdout is None:
+            raise AetoolError("standard output is closed; write the images to files with -o")
+        if stdout.isatty():
             raise AetoolError("refusing to write image data to a terminal; redirect standard output or use -o")
     return jobs, failures + refused
+
+
+def _binary_stdout() -> BinaryIO | None:
+    """Standard output for image data, or None when the process started with it closed (``>&-``)."""
+    return None if sys.stdout is None else typer.get_binary_stream("stdout")
 
 
 def _run(jobs: list[Job], failures: list[Failure], step: Step, options: ImageOptions) -> int:
@@ -339,7 +380,7 @@ def _run(jobs: list[Job], failures: list[Failure], step: Step, options: ImageOpt
         step,
         invert=options.invert,
         side_by_side=options.side_by_side,
-        stdout=typer.get_binary_stream("stdout"),
+        stdout=_binary_stdout(),
     )
     done = failed = 0
     counts: Counter[str] = Counter()
@@ -456,12 +497,13 @@ def evaluate(
     as_json: Json = False,
     provider: Providers = None,
     threads: Threads = None,
+    timeout: Timeout = None,
 ) -> None:
     """MSE, PSNR and SSIM of a model with onnxruntime alone (no torch): on MNIST's test set (--data-dir), on clean
     images noised here (--data), or on pairs of input and target images (--inputs, --targets). Exit 1 when some
     images could not be scored or had no partner."""
     with reporting():
-        from aetool.runtime import contract, load
+        from aetool.runtime import contract
         from aetool.runtime.evaluate import evaluate as score
         from aetool.runtime.evaluate import evaluate_images, evaluate_pairs
         from aetool.runtime.idx import resolve_data_dir
@@ -471,7 +513,7 @@ def evaluate(
             _refuse_with_pairs(data_dir, data, inputs, targets, noised=any(v is not None for v in (noise, kind, seed)))
         elif data and data_dir:
             raise AetoolError("--data-dir reads IDX files and --data image files: give one")
-        loaded = load(model, provider, threads)
+        loaded = _load(model, provider, threads, timeout)
         if inputs and targets:
             result = evaluate_pairs(loaded, inputs, targets, limit=limit)
         elif data:
@@ -481,15 +523,15 @@ def evaluate(
             if folder is None:
                 raise AetoolError("no data: pass --data-dir (or set AETOOL_DATA_DIR), --data or --inputs/--targets")
             result = score(loaded, folder, noise=noise, noise_kind=kind, limit=limit, seed=seed)
-    for failure in chain(result.failed, result.missing):
-        error(f"{failure.label}: {failure.error}")
-    for text in result.notes:
-        note(text)
-    typer.echo(json.dumps(result.to_dict()) if as_json else _evaluation_line(result))
-    if result.failed or result.missing:
-        without = f", {len(result.missing)} without a partner" if result.missing else ""
-        note(f"{result.n} scored, {len(result.failed)} could not be scored{without}")
-        raise typer.Exit(1)
+        for failure in chain(result.failed, result.missing):
+            error(f"{failure.label}: {failure.error}")
+        for text in result.notes:
+            note(text)
+        typer.echo(json.dumps(result.to_dict()) if as_json else _evaluation_line(result))
+        if result.failed or result.missing:
+            without = f", {len(result.missing)} without a partner" if result.missing else ""
+            note(f"{result.n} scored, {len(result.failed)} could not be scored{without}")
+            raise typer.Exit(1)
 
 
 def _refuse_with_pairs(
@@ -531,17 +573,17 @@ def models(as_json: Json = False) -> None:
         from aetool.runtime.registry import INDEX, models_dir
 
         records = bundled_models()
-    if as_json:
-        typer.echo(json.dumps([record.to_dict() for record in records], indent=2))
-    elif not records:
-        note(f"no bundled models ({models_dir() / INDEX} is missing)")
-    else:
-        rows = [("name", "file", "size", "precision", "test MSE")] + [
-            (r.name, r.file, _size(r.size_bytes), r.precision or "?", _number(r.test_mse)) for r in records
-        ]
-        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-        for row in rows:
-            typer.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+        if as_json:
+            typer.echo(json.dumps([record.to_dict() for record in records], indent=2))
+        elif not records:
+            note(f"no bundled models ({models_dir() / INDEX} is missing)")
+        else:
+            rows = [("name", "file", "size", "precision", "test MSE")] + [
+                (r.name, r.file, _size(r.size_bytes), r.precision or "?", _number(r.test_mse)) for r in records
+            ]
+            widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+            for row in rows:
+                typer.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
 
 
 @app.command()
@@ -556,32 +598,44 @@ def info(
         from aetool.runtime.describe import describe
 
         record = describe(model)
-    if as_json:
-        typer.echo(json.dumps(record.to_dict(), indent=2))
-        return
-    typer.echo(
-        f"{record.file}  {_size(record.size_bytes)}, {record.precision or 'precision ?'}, opset {record.opset or '?'}"
-    )
-    for title, tensors in (("inputs", record.inputs), ("outputs", record.outputs)):
-        for i, tensor in enumerate(tensors):
-            shape = "×".join(str(d) for d in tensor.shape)
-            typer.echo(f"{title if i == 0 else '':9}{tensor.name:16}{tensor.type:9}{shape}")
-    ok = record.contract == "ok"
-    version = f" (version {record.contract_version})" if record.contract_version else ""
-    typer.echo(f"{'contract':9}" + (f"✓ follows the aetool ONNX contract{version}" if ok else f"✗ {record.contract}"))
-    if record.input_spec:
-        typer.echo(f"{'images':9}{_image_spec(record.input_spec, record.colour_space)}")
-    decoder = record.decoder
-    typer.echo(f"{'decoder':9}" + (f"{decoder.file} ({_size(decoder.size_bytes)})" if decoder else "none"))
-    parity = record.parity
-    if parity:
-        mark = {True: "✓ passed", False: "✗ FAILED"}.get(parity.passed, "? not recorded")  # type: ignore[arg-type]
-        worst = f", worst max-abs {parity.worst_max_abs:.3g}" if parity.worst_max_abs is not None else ""
-        typer.echo(f"{'parity':9}{mark}{worst} ({parity.cases if parity.cases is not None else '?'} cases)")
-    typer.echo("metadata")
-    for key, value in record.metadata.items():
-        if key != "parity":
-            typer.echo(f"  {key:15}{json.dumps(value) if isinstance(value, (dict, list)) else value}")
+        if as_json:
+            typer.echo(json.dumps(record.to_dict(), indent=2))
+            return
+        typer.echo(
+            f"{record.file}  {_size(record.size_bytes)}, {record.precision or 'precision ?'}, opset {record.opset or '?'}"
+        )
+        for title, tensors in (("inputs", record.inputs), ("outputs", record.outputs)):
+            for i, tensor in enumerate(tensors):
+                shape = "×".join(str(d) for d in tensor.shape)
+                typer.echo(f"{title if i == 0 else '':9}{tensor.name:16}{tensor.type:9}{shape}")
+        ok = record.contract == "ok"
+        version = f" (version {record.contract_version})" if record.contract_version else ""
+        typer.echo(
+            f"{'contract':9}" + (f"✓ follows the aetool ONNX contract{version}" if ok else f"✗ {record.contract}")
+        )
+        if record.input_spec:
+            typer.echo(f"{'images':9}{_image_spec(record.input_spec, record.colour_space)}")
+        decoder = record.decoder
+        mismatch = " ✗ not the decoder this model was exported with (SHA-256 differs)"
+        typer.echo(
+            f"{'decoder':9}"
+            + (
+                f"{decoder.file} ({_size(decoder.size_bytes)}){mismatch if decoder.matches is False else ''}"
+                if decoder
+                else "none"
+            )
+        )
+        parity = record.parity
+        if parity:
+            mark = {True: "✓ passed", False: "✗ FAILED"}.get(parity.passed, "? not recorded")  # type: ignore[arg-type]
+            worst = f", worst max-abs {parity.worst_max_abs:.3g}" if parity.worst_max_abs is not None else ""
+            typer.echo(f"{'parity':9}{mark}{worst} ({parity.cases if parity.cases is not None else '?'} cases)")
+        typer.echo("metadata")
+        for key, value in record.metadata.items():
+            if key != "parity":
+                typer.echo(
+                    f"  {_shown(key):15}{_shown(json.dumps(value) if isinstance(value, (dict, list)) else value)}"
+                )
 
 
 def _image_spec(spec: dict[str, Any], colour_space: str | None) -> str:
@@ -591,6 +645,15 @@ def _image_spec(spec: dict[str, Any], colour_space: str | None) -> str:
     sizes = f"{size[1]}×{size[0]} only" if size else f"any size divisible by {spec['multiple_of']}"
     why = "fed as they are" if polarity == "as-is" else "dark-on-light images are inverted for it"
     return f"{kind}, {sizes}, polarity {polarity} ({why})"
+
+
+def _shown(value: object, limit: int = 200) -> str:
+    """A metadata value as a line of text: control characters (a terminal's escape sequences) escaped, and cut
+    at ``limit`` characters, since a model file may come from anyone."""
+    text = str(value)
+    if not text.isprintable():
+        text = text.encode("unicode_escape", "backslashreplace").decode("ascii")
+    return text if len(text) <= limit else f"{text[: limit - 1]}… ({len(text):,} characters)"
 
 
 def _size(size: int | None) -> str:
@@ -826,6 +889,7 @@ def bench(
         ),
     ] = None,
     provider: Providers = None,
+    timeout: Timeout = None,
     as_json: Json = False,
 ) -> None:
     """Latency and throughput of a model in onnxruntime on random images, optionally against PyTorch eager."""
@@ -833,27 +897,26 @@ def bench(
         _need_train_extra("bench --compare-torch")
     with reporting():
         from aetool import bench as benchmark
-        from aetool.runtime import load
         from aetool.runtime.cpu import usable_cores
         from aetool.runtime.images import parse_size
 
         threads = threads or usable_cores()
         plan = benchmark.Plan(warmup=warmup, repeats=repeats, seconds=seconds)
         sizes, image_size = benchmark.parse_batch_sizes(batch_sizes), parse_size(size)
-        loaded = load(model, provider, threads)
+        loaded = _load(model, provider, threads, timeout)
         eager = benchmark.TorchEager(compare_torch, threads) if compare_torch is not None else None
         summary = benchmark.run(loaded, threads=threads, batch_sizes=sizes, size=image_size, plan=plan, eager=eager)
-    if as_json:
-        typer.echo(json.dumps(summary.to_dict()))
-        return
-    for line in _bench_table(summary):
-        typer.echo(line)
-    before, after = summary.load_average
-    if before is not None and after is not None:
-        note(
-            f"load average {before:.2f} before and {after:.2f} after timing, on {summary.cores} cores (this "
-            f"run adds up to {summary.threads}); a shared CPU makes the times, PyTorch's most, unreliable"
-        )
+        if as_json:
+            typer.echo(json.dumps(summary.to_dict()))
+            return
+        for line in _bench_table(summary):
+            typer.echo(line)
+        before, after = summary.load_average
+        if before is not None and after is not None:
+            note(
+                f"load average {before:.2f} before and {after:.2f} after timing, on {summary.cores} cores (this "
+                f"run adds up to {summary.threads}); a shared CPU makes the times, PyTorch's most, unreliable"
+            )
 
 
 def _bench_table(summary: BenchSummary) -> list[str]:
@@ -928,8 +991,24 @@ def report(
         note(f"open {index}")
 
 
+BROKEN_PIPE = 141  # 128 + SIGPIPE: what the shell reports for a filter stopped by a closed pipe
+
+
+def _closed_pipe() -> NoReturn:
+    """Stop quietly, as a Unix filter does when the reader of its output goes away (``aetool … --json | head``):
+    no message, exit 141; what was written stays whole, nothing more is written. Standard output is pointed at
+    /dev/null first, so the interpreter's last flush cannot fail again."""
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    sys.exit(BROKEN_PIPE)
+
+
 def main() -> None:
-    """Entry point of the ``aetool`` script and of ``python -m aetool``: a usage error is one line too, exit 2."""
+    """Entry point of the ``aetool`` script and of ``python -m aetool``: a usage error is one line too, exit 2;
+    a closed standard output ends the command quietly with 141."""
     try:
         code = app(standalone_mode=False)
     except KeyboardInterrupt:

@@ -21,6 +21,12 @@ class ModelFileError(AetoolError):
     """A model file is missing, not ONNX, or does not follow aetool's input/output contract."""
 
 
+class TimedOut(AetoolError):
+    """A model call ran past ``--timeout`` and was stopped (``timeout``'s exit code)."""
+
+    exit_code = 124
+
+
 class ImageError(AetoolError):
     """An input image cannot be read."""
 
