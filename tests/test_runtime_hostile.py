@@ -328,3 +328,67 @@ def test_reconstruct_refuses_pixels_that_are_not_floats_in_0_1(toy_dir, images, 
     with pytest.raises(ValueError, match=message):
         load(toy_dir / "dense.onnx").reconstruct(images)
     assert load(toy_dir / "dense.onnx").reconstruct(np.zeros(images.shape, np.float32)).shape == images.shape
+
+
+# ---- 17. telemetry ----
+
+
+@pytest.mark.parametrize(("setting", "files"), [(None, 0), ("0", 2)])
+def test_onnxruntime_telemetry_is_off_unless_turned_on(tmp_path, setting, files):
+    env = {k: v for k, v in os.environ.items() if k not in ("ORT_DISABLE_TELEMETRY", "XDG_CACHE_HOME")}
+    env["HOME"] = str(tmp_path)
+    if setting is not None:
+        env["ORT_DISABLE_TELEMETRY"] = setting
+    (tmp_path / "m.onnx").write_bytes(identity(CONV, toy_metadata("conv", "conv", 4)))
+    done = subprocess.run([sys.executable, "-m", "aetool", "info", "m.onnx"], cwd=tmp_path, env=env, timeout=60)
+    assert done.returncode == 0
+    written = [p for p in (tmp_path / ".cache").rglob("*") if p.is_file()] if (tmp_path / ".cache").exists() else []
+    if files and not written:
+        pytest.skip("this onnxruntime writes no telemetry files, even when asked to")
+    assert len(written) == files  # onnxruntime's deviceid and onnxruntime.db when it is on
+
+
+# ---- 12. pipes ----
+
+
+def test_a_reader_that_goes_away_ends_the_batch_quietly_with_exit_141(tmp_path, toy_dir):
+    for index in range(400):  # more JSON than a pipe buffers, so the writer meets the closed pipe mid-batch
+        save(tmp_path / "in" / f"{index:03d}.png", digit())
+    process = subprocess.Popen(
+        [sys.executable, "-m", "aetool", "denoise", "in", "-o", "out", "--json", "--model", str(toy_dir / "conv.onnx")],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert json.loads(process.stdout.readline())["path"] == "in/000.png"
+    process.stdout.close()  # as `| head -1` does
+    stderr = process.stderr.read()
+    assert process.wait(timeout=60) == 141 and stderr == b""
+    written = sorted((tmp_path / "out").iterdir())
+    assert 0 < len(written) < 400 and all(not path.name.startswith(".") for path in written)
+
+
+def test_a_closed_standard_output_is_one_line_or_does_not_matter(tmp_path, toy_dir):
+    save(tmp_path / "ring.png", digit())
+    model = str(toy_dir / "conv.onnx")
+    to_stdout = subprocess.run(
+        f"'{sys.executable}' -m aetool denoise ring.png -o - --model '{model}' >&-",
+        shell=True,
+        cwd=tmp_path,
+        capture_output=False,
+        stderr=subprocess.PIPE,
+        timeout=60,
+    )
+    assert to_stdout.returncode == 2
+    assert (
+        to_stdout.stderr.decode().strip()
+        == "aetool: error: standard output is closed; write the images to files with -o"
+    )
+    to_files = subprocess.run(
+        f"'{sys.executable}' -m aetool denoise ring.png -o out/ --json --model '{model}' >&-",
+        shell=True,
+        cwd=tmp_path,
+        stderr=subprocess.PIPE,
+        timeout=60,
+    )
+    assert to_files.returncode == 0 and (tmp_path / "out" / "ring.png").is_file()
