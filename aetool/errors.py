@@ -40,9 +40,12 @@ def first_line(err: BaseException) -> str:
 
 
 def os_reason(err: OSError) -> str:
-    """Why a file operation failed, with the path in the way; aetool's own temporary files (hidden, beside their
-    target) are left unnamed, since the user never named them."""
+    """Why a file operation failed, with the path in the way; for aetool's own temporary files (hidden, beside
+    their target: ``.NAME.XXXXXXXX.part``) the target they stand for, since the user never named them."""
     path = str(err.filename or "")
-    hidden = path.replace("\\", "/").rsplit("/", 1)[-1].startswith(".")
     reason = err.strerror or str(err)
-    return f"{reason}: {path}" if path and not hidden else reason
+    folder, _, name = path.replace("\\", "/").rpartition("/")
+    if name.startswith(".") and name.endswith(".part"):
+        target = name[1:].removesuffix(".part").rpartition(".")[0]
+        path = f"{folder}/{target}" if folder and target else target
+    return f"{reason}: {path}" if path else reason

@@ -183,7 +183,7 @@ def write_files(contents: Mapping[Path, Content]) -> None:
             for current, temporary in staged.items():
                 os.replace(temporary, current)
     except OSError as err:
-        raise AetoolError(f"cannot write {current}: {os_reason(err)}") from None
+        raise AetoolError(f"cannot write {current}: {os_reason(err).removesuffix(f': {current}')}") from None
     finally:
         with interrupts_held():
             for temporary in staged.values():
@@ -200,6 +200,18 @@ def _create_temporary(target: Path) -> tuple[int, Path]:
             ), temporary
         except FileExistsError:
             continue
+
+
+def check_writable(target: Path) -> None:
+    """Raise ``AetoolError`` naming ``target`` when no file can be written beside it (a read-only file system, a
+    folder without write permission, no space), found by creating and removing one hidden temporary there."""
+    try:
+        with interrupts_held():
+            handle, temporary = _create_temporary(target)
+            os.close(handle)
+            temporary.unlink()
+    except OSError as err:
+        raise AetoolError(f"cannot write {target}: {err.strerror or err} (in {target.parent})") from None
 
 
 def remove_stale_temporaries(folder: Path, *, older_than: float = STALE_SECONDS) -> list[Path]:
