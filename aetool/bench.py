@@ -336,6 +336,7 @@ def tensor_shapes(path: str | Path, size: tuple[int, int]) -> dict[str, list[int
     produced = {name for node in graph.node for name in node.output} - {info.name for info in graph.output}
     graph.output.extend(info for info in graph.value_info if info.name in produced)
     options = ort.SessionOptions()
+    options.intra_op_num_threads = usable_cores()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # keep every tensor
     session = ort.InferenceSession(model.SerializeToString(), options, providers=[CPU])
     values = session.run(None, {graph.input[0].name: np.zeros((1, 1, *size), np.float32)})

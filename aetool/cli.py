@@ -14,7 +14,7 @@ import time
 import warnings
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from enum import Enum
 from functools import partial
 from itertools import chain
@@ -680,7 +680,7 @@ DataDir = Annotated[
 
 
 def _need_train_extra(command: str) -> None:
-    """Fail with one line when torch is missing, instead of an ImportError traceback."""
+    """Fail with one line when torch is missing, instead of an ImportError traceback; else size torch's pools."""
     import importlib.util
 
     if importlib.util.find_spec("torch") is None:
@@ -688,6 +688,25 @@ def _need_train_extra(command: str) -> None:
             f"aetool {command} needs PyTorch: install the train extra, see the README (pip install '.[train]' "
             "in a clone)"
         )
+    size_torch_threads()
+
+
+def size_torch_threads() -> int:
+    """Size PyTorch's thread pools to the CPUs this process may use (affinity and cgroup quota; PyTorch counts the
+    host's), unless ``OMP_NUM_THREADS`` says otherwise (torchrun sets it for its ranks); the intra-op count."""
+    import os
+
+    import torch
+
+    from aetool.runtime.cpu import usable_cores
+
+    if os.environ.get("OMP_NUM_THREADS"):
+        return torch.get_num_threads()
+    cores = usable_cores()
+    torch.set_num_threads(cores)
+    with suppress(RuntimeError):  # once set, or once parallel work has started, it can no longer change
+        torch.set_num_interop_threads(cores)
+    return cores
 
 
 @app.command()
@@ -1030,4 +1049,6 @@ def main() -> None:
         hint = f" (see {context.command_path} --help)" if context is not None else ""
         error(f"{usage.format_message()}{hint}")
         sys.exit(usage.exit_code)
+    if code in (0, None) and len(sys.argv) == 1:  # plain `aetool` showed the help: Click before 8.2 exits 0 there
+        sys.exit(2)
     sys.exit(code if isinstance(code, int) else 0)

@@ -242,16 +242,24 @@ def bundled(toy_dir, monkeypatch) -> Path:
     return toy_dir
 
 
+def cli_runner():
+    """Typer's CliRunner with stderr kept apart from stdout, under every Typer the requirements admit."""
+    from typer.testing import CliRunner
+
+    try:
+        return CliRunner(mix_stderr=False)  # Click before 8.2 mixes stderr into stdout unless told not to
+    except TypeError:  # Click 8.2 and later (and Typer's own copy of it) always keep them apart
+        return CliRunner()
+
+
 @pytest.fixture
 def cli(bundled, tmp_path, monkeypatch):
     """Run ``aetool ARGS`` in-process (Typer's CliRunner) in tmp_path with the toy models bundled; returns the
     result, after checking that no traceback reached stderr."""
-    from typer.testing import CliRunner
-
     from aetool.cli import app
 
     monkeypatch.chdir(tmp_path)
-    runner = CliRunner()
+    runner = cli_runner()
 
     def invoke(*args: str, stdin: bytes | None = None):
         result = runner.invoke(app, list(args), input=stdin)

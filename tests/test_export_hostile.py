@@ -18,7 +18,8 @@ import pytest
 torch = pytest.importorskip("torch", reason="checkpoints and exports need the train extra")
 pytest.importorskip("onnx", reason="exports need the train extra")
 
-from typer.testing import CliRunner  # noqa: E402
+
+from conftest import cli_runner  # noqa: E402
 
 from aetool.cli import app  # noqa: E402
 from aetool.errors import AetoolError, ModelFileError  # noqa: E402
@@ -28,7 +29,7 @@ from aetool.models import build_model, get_spec  # noqa: E402
 from aetool.runtime import contract, load  # noqa: E402
 from aetool.train.run import RunFolder  # noqa: E402
 
-runner = CliRunner()
+runner = cli_runner()
 
 
 @pytest.fixture(scope="module")
@@ -189,3 +190,22 @@ def test_an_export_into_a_read_only_folder_fails_before_the_parity_work(tmp_path
     monkeypatch.setattr(exporter, "to_onnx", no_work)
     with pytest.raises(AetoolError, match=rf"^cannot write {folder / 'ae64.onnx'}: Read-only file system"):
         export_ae64(folder, seed=0)
+
+
+# ---- 15. thread counts on the torch side ----
+
+
+def test_torch_pools_and_parity_sessions_size_from_the_cpus_this_process_may_use(monkeypatch):
+    from aetool.cli import size_torch_threads
+    from aetool.export.onnx_export import model_spec, to_onnx
+    from aetool.export.parity import cpu_session
+
+    threads = torch.get_num_threads()
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0})  # as under taskset -c 0
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    try:
+        assert size_torch_threads() == 1 and torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(threads)
+    session = cpu_session(to_onnx(model_spec(build_model("ae64").eval())))
+    assert session.get_session_options().intra_op_num_threads == 1

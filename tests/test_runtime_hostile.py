@@ -392,3 +392,15 @@ def test_a_closed_standard_output_is_one_line_or_does_not_matter(tmp_path, toy_d
         timeout=60,
     )
     assert to_files.returncode == 0 and (tmp_path / "out" / "ring.png").is_file()
+
+
+# ---- 15. thread counts ----
+
+
+def test_sessions_and_bench_size_their_pools_from_the_cpus_this_process_may_use(cli, tmp_path, monkeypatch):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0}, raising=False)  # as under taskset -c 0
+    (tmp_path / "fresh.onnx").write_bytes(identity(CONV, toy_metadata("conv", "conv", 4)))
+    options = load(tmp_path / "fresh.onnx").session.get_session_options()
+    assert (options.intra_op_num_threads, options.inter_op_num_threads) == (1, 1)
+    result = cli("bench", "--model", str(tmp_path / "fresh.onnx"), "--json", "--batch-sizes", "1", "--warmup", "0")
+    assert result.exit_code == 0 and json.loads(result.stdout)["threads"] == 1

@@ -237,10 +237,8 @@ def open_session(
             disabled_optimizers=DISABLED_OPTIMIZERS,
         )
     except ort_errors() as err:
-        message = ort_message(err)
-        raise ModelFileError(
-            _too_new(path, message, facts) or f"{path} is not a loadable ONNX model: {message}"
-        ) from None
+        too_new = _too_new(path, " ".join(str(err).split()), facts)
+        raise ModelFileError(too_new or f"{path} is not a loadable ONNX model: {ort_message(err)}") from None
     unused = [p for p in wanted if p not in session.get_providers()]
     if unused:
         why = (
