@@ -1028,6 +1028,8 @@ def _closed_pipe() -> NoReturn:
 def main() -> None:
     """Entry point of the ``aetool`` script and of ``python -m aetool``: a usage error is one line too, exit 2;
     a closed standard output ends the command quietly with 141."""
+    if sys.stdout is not None and hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(errors="surrogateescape")  # a file name of any bytes prints as those bytes
     try:
         code = app(standalone_mode=False)
     except KeyboardInterrupt:

@@ -165,6 +165,21 @@ def test_every_metadata_field_is_checked_and_a_bad_one_is_named(tmp_path, field,
     assert "\n" not in str(caught.value) and len(str(caught.value)) < 400
 
 
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("architecture", "[" * 5000 + "]" * 5000), ("parity", '{"passed": []}'), ("input_spec", '{"multiple_of": 2048}')],
+)
+def test_hostile_metadata_is_one_line_in_denoise_and_named_by_info(cli, tmp_path, field, value):
+    (tmp_path / "m.onnx").write_bytes(identity(metadata={field: value}))
+    save(tmp_path / "ring.png", digit())
+    result = cli("denoise", "ring.png", "--model", "m.onnx")
+    assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert f"metadata '{field}'" in result.stderr and not (tmp_path / "ring.denoised.png").exists()
+    info = cli("info", "m.onnx")
+    assert info.exit_code == 0 and f"✗ m.onnx: metadata '{field}' must" in info.stdout
+    assert max(len(line) for line in info.stdout.splitlines()) < 400
+
+
 # ---- 4. a model that never finishes ----
 
 
@@ -266,6 +281,15 @@ def test_a_file_with_a_fixed_batch_gets_exactly_that_many_images_a_call(tmp_path
     assert np.array_equal(model.reconstruct(images), images)
 
 
+def test_a_batch_of_images_through_a_file_of_batch_one(cli, tmp_path):
+    (tmp_path / "one.onnx").write_bytes(identity([1, 1, 28, 28], toy_metadata("fixed", "dense", None)))
+    for index in range(3):
+        save(tmp_path / "in" / f"{index}.png", digit())
+    result = cli("denoise", "in", "-o", "out", "--model", "one.onnx")
+    assert result.exit_code == 0 and len(list((tmp_path / "out").iterdir())) == 3
+    assert "3 done, 0 failed" in result.stderr
+
+
 def test_a_file_fixing_one_side_only_is_refused_at_load(tmp_path):
     (tmp_path / "m.onnx").write_bytes(identity(["N", 1, 28, "W"]))
     with pytest.raises(ModelFileError, match=r"fixes one side of its input only"):
@@ -311,6 +335,13 @@ def test_a_model_and_images_under_names_that_are_not_utf8(tmp_path):
     assert "Traceback" not in done.stderr.decode(errors="replace")
     assert sorted(os.listdir(os.fsencode(tmp_path / "out"))) == [b"d\xe9j\xe0.png", b"plain.png"]
     assert len(done.stdout.splitlines()) == 3
+    info = subprocess.run(  # a strict UTF-8 standard output, where a name of other bytes cannot be encoded
+        [sys.executable, "-m", "aetool", "info", model],
+        capture_output=True,
+        env={**os.environ, "PYTHONIOENCODING": "utf-8"},
+        timeout=60,
+    )
+    assert info.returncode == 0 and info.stdout.startswith(os.fsencode(model_path)), info.stderr
 
 
 # ---- 18. the Python API given pixels of another kind ----

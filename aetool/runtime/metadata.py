@@ -98,7 +98,7 @@ def check_input_spec(path: object, spec: Any) -> tuple[int, str]:
     multiple_of = 1 if multiple_of is None else multiple_of
     if not _integer(multiple_of, 1, MAX_MULTIPLE_OF):
         raise ModelFileError(
-            f'{path}: metadata {contract.INPUT_SPEC!r} needs "multiple_of" a positive integer up to '
+            f'{path}: metadata {contract.INPUT_SPEC!r} must have "multiple_of" a positive integer up to '
             f"{MAX_MULTIPLE_OF} or null, got {_shown(multiple_of)}"
         )
     polarity = spec.get("polarity") or contract.POLARITY
