@@ -50,9 +50,13 @@ class NoiseKind(str, Enum):
 # ---- reporting: the one way a command talks to the user ----
 
 
+_SAID: list[str] = []  # the error lines this process has written
+
+
 def error(message: str) -> None:
     """One ``aetool: error:`` line on stderr: how every user-facing error is written."""
     typer.echo(f"aetool: error: {message}", err=True)
+    _SAID.append(message)
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
@@ -1051,6 +1055,8 @@ def main() -> None:
         hint = f" (see {context.command_path} --help)" if context is not None else ""
         error(f"{usage.format_message()}{hint}")
         sys.exit(usage.exit_code)
+    if code == Interrupted.exit_code and not _SAID:  # Ctrl-C outside a command's body, which Typer ends silently
+        error("interrupted")
     if code in (0, None) and len(sys.argv) == 1:  # plain `aetool` showed the help: Click before 8.2 exits 0 there
         sys.exit(2)
     sys.exit(code if isinstance(code, int) else 0)
