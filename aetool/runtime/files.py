@@ -191,7 +191,8 @@ def write_files(contents: Mapping[Path, Content]) -> None:
 
 
 def _create_temporary(target: Path) -> tuple[int, Path]:
-    """A new hidden file beside ``target`` (``.NAME.XXXXXXXX.part``), open for writing, and its path."""
+    """A new hidden file beside ``target`` (``.NAME.XXXXXXXX.part``), open for writing, and its path; raises
+    ``OSError`` when the folder cannot be written."""
     while True:
         temporary = target.with_name(f".{target.name}.{secrets.token_hex(4)}.part")
         try:
@@ -242,7 +243,7 @@ def interrupts_held() -> Iterator[None]:
     """Hold Ctrl-C (SIGINT) back for the body, and raise it (call the handler that was there) when the body ends.
 
     Only the main thread receives signals and may change handlers; elsewhere, and when SIGINT is ignored or has
-    its default action, the body runs as it is.
+    its default action, the body runs as it is. Raises what the held handler raises (``KeyboardInterrupt``).
     """
     if threading.current_thread() is not threading.main_thread():
         yield

@@ -189,7 +189,8 @@ def _utf8(path: Path) -> bool:
 
 def session_options(threads: int | None) -> Any:
     """onnxruntime's options for every aetool session: its log quiet (its errors still raise), thread pools sized to
-    the CPUs this process may use, and memory planned per call, not kept from the first call's shape."""
+    the CPUs this process may use, and memory planned per call, not kept from the first call's shape. Raises
+    ``AetoolError`` for a thread count outside 1 to 4 per usable core."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -530,6 +531,7 @@ class Model:
         A running onnxruntime call holds the main thread in C++, where Python's Ctrl-C handler never runs. So the
         call runs in a worker thread while the main thread waits, interruptibly; on Ctrl-C or the timeout,
         onnxruntime's ``RunOptions.terminate`` ends the call at its next node (a Loop's next iteration included).
+        Raises ``KeyboardInterrupt`` (Ctrl-C), ``TimedOut``, or what ``session.run`` raised.
         """
         import onnxruntime as ort
 
