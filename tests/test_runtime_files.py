@@ -223,3 +223,11 @@ def test_ctrl_c_during_a_batch_stops_it_with_exit_130_never_a_per_image_error(cl
     result = cli("denoise", "in", "-o", "out", "--json")
     assert result.exit_code == 130 and result.stderr.strip().splitlines() == ["aetool: error: interrupted"]
     assert sorted(os.listdir(tmp_path / "out")) == ["0.png", "1.png"] and len(calls) == 3
+
+
+def test_a_write_error_names_the_file_a_temporary_stands_for():
+    from aetool.errors import os_reason
+
+    err = OSError(30, "Read-only file system", "/mnt/ro/.model.onnx.ab12cd34.part")
+    assert os_reason(err) == "Read-only file system: /mnt/ro/model.onnx"
+    assert os_reason(OSError(13, "Permission denied", "/home/u/.config")) == "Permission denied: /home/u/.config"

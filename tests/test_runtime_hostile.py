@@ -307,6 +307,8 @@ def test_onnxruntime_messages_keep_their_useful_part_on_one_line():
     )
     located = "[ONNXRuntimeError] : 1 : FAIL : /src/model.cc:256 onnxruntime::Model::Model(a&&, const b&) Bad IR"
     assert ort_message(RuntimeError(located)) == "Bad IR"
+    inside = "Failed to load model with error: /src/utils.h:46 void ns::Check(const std::map<a, b>&, int) Opset 99"
+    assert ort_message(RuntimeError(inside)) == "Failed to load model with error: Opset 99"
 
 
 # ---- 9. paths the operating system can name ----

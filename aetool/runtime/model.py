@@ -107,9 +107,9 @@ def ort_message(err: BaseException, limit: int = 400) -> str:
     cut at ``limit`` characters."""
     text = " ".join(str(err).split())
     text = re.sub(r"^\[ONNXRuntimeError\] : \d+ : \w+ : ", "", text)
-    located = re.match(r"\S+\.(?:cc|h|cpp):\d+ ", text)
+    located = re.search(r"\S+\.(?:cc|h|cpp):\d+ ", text)
     if located:
-        text = _after_signature(text[located.end() :])
+        text = text[: located.start()] + _after_signature(text[located.end() :])
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
