@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Annotated, Any, BinaryIO, NoReturn, TypeVar
 import typer
 
 from aetool import __version__
-from aetool.errors import AetoolError, Interrupted, os_reason
+from aetool.errors import AetoolError, Interrupted, NotLearned, os_reason
 
 if TYPE_CHECKING:
     from aetool.bench import BenchSummary
@@ -555,7 +555,13 @@ def _evaluation_line(result: Evaluation) -> str:
     psnr = f"{result.psnr:.2f} dB" if result.psnr is not None else "∞ dB"
     ssim = f"{result.ssim:.4f}" if result.ssim is not None else "– (images under 11×11)"
     scores = f"MSE {result.mse:.6f}, PSNR {psnr}, SSIM {ssim}"
-    noise_text = f"{result.noise_kind} noise {result.noise:g}" if result.noise else "no noise"
+    noise_text = (
+        f"noise mix {result.noise_mix}"
+        if result.noise_mix
+        else f"{result.noise_kind} noise {result.noise:g}"
+        if result.noise
+        else "no noise"
+    )
     if result.targets is not None:
         pairs = f"{result.n} pair{'s' if result.n > 1 else ''}"
         return f"{scores} over {pairs} {result.data} → {result.targets}, model {result.model}"
@@ -683,6 +689,14 @@ DataDir = Annotated[
 ]
 
 
+def _level_or_none(text: str | None) -> float | None:
+    """``--noise`` as one level when it is a plain number, else None (a range or mix, or nothing given)."""
+    try:
+        return float(text) if text is not None else None
+    except ValueError:
+        return None
+
+
 def _need_train_extra(command: str) -> None:
     """Fail with one line when torch is missing, instead of an ImportError traceback; else size torch's pools."""
     import importlib.util
@@ -728,7 +742,14 @@ def train(
         float | None, typer.Option(help="L1 weight on the code's activations (sparse: 0.01).", show_default=False)
     ] = None,
     noise: Annotated[
-        float | None, typer.Option(help="Train on inputs with this noise level (denoise: 0.5).", show_default=False)
+        str | None,
+        typer.Option(
+            metavar="LEVEL|RANGE|MIX",
+            help="Train on noisy inputs (the model's default: denoise-dense 0.5): a level of --noise-kind (0.5), a "
+            "range drawn per image (0:0.6), or several kinds, each a level or range, one drawn per image "
+            "(gaussian=0:0.6,salt-pepper=0:0.3,mask=0:0.25).",
+            show_default=False,
+        ),
     ] = None,
     noise_kind: Annotated[NoiseKind, typer.Option(help="Kind of training noise.")] = NoiseKind.gaussian,
     components: Annotated[int | None, typer.Option(help="PCA components (default: 30).", show_default=False)] = None,
@@ -801,6 +822,13 @@ def train(
     force: Annotated[bool, typer.Option(help="Start over even if the run folder holds a run.")] = False,
     export: Annotated[bool, typer.Option(help="Export a verified model.onnx into the run folder at the end.")] = True,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    allow_trivial: Annotated[
+        bool,
+        typer.Option(
+            help="Export and exit 0 even when the model does not beat a trivial output (all black, the mean training "
+            "image, the noisy input itself) by 10 % (default: say so and exit 3 without exporting)."
+        ),
+    ] = False,
     out: Annotated[str | None, typer.Option("--out", hidden=True)] = None,  # round 1's name of --output
 ) -> None:
     """Train a model of the report; the run folder gets metrics.json, checkpoint.pt and model.onnx."""
@@ -825,7 +853,8 @@ def train(
                 lr=lr,
                 loss=loss,
                 l1=l1,
-                noise=noise,
+                noise=_level_or_none(noise),
+                noise_mix=noise if noise is not None and _level_or_none(noise) is None else None,
                 noise_kind=noise_kind.value,
                 components=components,
                 seed=seed,
@@ -844,6 +873,11 @@ def train(
             f"{model}: test MSE {result.test_mse:.5f} after {result.history[-1]['epoch']} epochs "
             f"in {result.seconds:.0f} s → {result.run_dir}"
         )
+        if result.trivial and not allow_trivial:
+            raise NotLearned(
+                f"{model}: {result.trivial}; not exported (the run stays in {result.run_dir}; --allow-trivial exports "
+                "it anyway)"
+            )
         if export:
             try:
                 export_run(result.run_dir, options=ExportOptions(data_dir=config.data_dir), echo=note)

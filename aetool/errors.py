@@ -13,6 +13,12 @@ class Interrupted(AetoolError):
     exit_code = 130
 
 
+class NotLearned(AetoolError):
+    """A training run that does not beat a trivial output (all black, the mean image, the input) by a clear margin."""
+
+    exit_code = 3
+
+
 class DataError(AetoolError):
     """A data folder is missing or does not hold readable IDX files."""
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from aetool.models import REGISTRY
+from aetool.models import REPORT_MODELS
 from aetool.train import TrainConfig, train
 
 REPORT_MSE = {
@@ -30,7 +30,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--runs", default="runs")
-    parser.add_argument("--models", nargs="*", default=list(REGISTRY))
+    parser.add_argument("--models", nargs="*", default=list(REPORT_MODELS))
     args = parser.parse_args()
     rows, total = [], 0.0
     for name in args.models:

@@ -332,12 +332,12 @@ def test_a_stride_1_transposed_conv_stands_in_as_the_conv_it_equals():
 
 
 def test_denoising_models_are_scored_on_the_noisy_inputs_training_used():
-    from aetool.runtime.noise import add_noise
+    from aetool.runtime.noise import Noise, add_noise
     from aetool.train.loop import TEST_NOISE_SEED
 
     images = np.random.default_rng(0).random((4, 1, 28, 28), dtype=np.float32)
-    test = exporter._test_set(images, ModelFacts("denoise", {}, noise_level=0.5))
-    assert test.targets is images and "gaussian noise 0.5" in test.description
+    test = exporter._test_set(images, ModelFacts("denoise", {}, noise=Noise.single(0.5)))
+    assert test.targets is images and "noise gaussian=0.5" in test.description
     np.testing.assert_array_equal(test.inputs, add_noise(images, 0.5, "gaussian", TEST_NOISE_SEED))
 
 

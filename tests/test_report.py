@@ -13,7 +13,7 @@ from PIL import Image  # noqa: E402
 from synthetic import write_dataset  # noqa: E402
 
 from aetool.errors import AetoolError  # noqa: E402
-from aetool.models import REGISTRY  # noqa: E402
+from aetool.models import REPORT_MODELS  # noqa: E402
 from aetool.report import build_report  # noqa: E402
 from aetool.report.build import NUMBERS  # noqa: E402
 from aetool.report.experiments import NOISE_LEVELS, SHALLOW, Data, svd_check  # noqa: E402
@@ -150,7 +150,7 @@ def test_missing_runs_are_trained_and_timed_present_ones_reused(report):
 
 
 def test_second_report_reuses_every_run(report, tmp_path, one_thread):
-    checkpoints = {name: (report["runs"] / name / CHECKPOINT).stat().st_mtime_ns for name in REGISTRY}
+    checkpoints = {name: (report["runs"] / name / CHECKPOINT).stat().st_mtime_ns for name in REPORT_MODELS}
     lines: list[str] = []
     build_report(
         tmp_path / "again",
@@ -160,8 +160,8 @@ def test_second_report_reuses_every_run(report, tmp_path, one_thread):
         echo=lines.append,
         progress=False,
     )
-    assert sum("reusing it" in line for line in lines) == len(REGISTRY)
-    assert checkpoints == {name: (report["runs"] / name / CHECKPOINT).stat().st_mtime_ns for name in REGISTRY}
+    assert sum("reusing it" in line for line in lines) == len(REPORT_MODELS)
+    assert checkpoints == {name: (report["runs"] / name / CHECKPOINT).stat().st_mtime_ns for name in REPORT_MODELS}
     again = json.loads((tmp_path / "again" / NUMBERS).read_text())
     assert again["denoising"] == report["numbers"]["denoising"]  # seeded: the same numbers twice
 
@@ -213,7 +213,7 @@ def test_rows_of_torch_svd_v_explain_the_reported_pca_error():
 
 
 def test_runs_trained_with_other_settings_are_not_trained_over_without_retrain(report, tmp_path):
-    checkpoints = {name: (report["runs"] / name / CHECKPOINT).stat().st_mtime_ns for name in REGISTRY}
+    checkpoints = {name: (report["runs"] / name / CHECKPOINT).stat().st_mtime_ns for name in REPORT_MODELS}
     with pytest.raises(
         AetoolError,
         match=r"would train over runs of yours \(.*deep: trained with other settings "
@@ -221,4 +221,4 @@ def test_runs_trained_with_other_settings_are_not_trained_over_without_retrain(r
     ):
         build_report(tmp_path / "full", runs=report["runs"], data_dir=str(report["data"]), progress=False)
     assert not (tmp_path / "full").exists()
-    assert checkpoints == {name: (report["runs"] / name / CHECKPOINT).stat().st_mtime_ns for name in REGISTRY}
+    assert checkpoints == {name: (report["runs"] / name / CHECKPOINT).stat().st_mtime_ns for name in REPORT_MODELS}

@@ -18,7 +18,19 @@ runner = cli_runner()
 def test_train_command_writes_a_run_with_a_verified_onnx(data_dir, tmp_path):
     out = tmp_path / "run"
     result = runner.invoke(
-        app, ["train", "ae64", "--epochs", "2", "--data-dir", str(data_dir), "--output", str(out), "--quiet"]
+        app,
+        [
+            "train",
+            "ae64",
+            "--epochs",
+            "2",
+            "--data-dir",
+            str(data_dir),
+            "--output",
+            str(out),
+            "--quiet",
+            "--allow-trivial",
+        ],
     )
     assert result.exit_code == 0, result.output
     assert "test MSE" in result.output
@@ -70,6 +82,7 @@ def test_two_process_gloo_ddp_run(data_dir, tmp_path):
             str(out),
             "--quiet",
             "--no-export",
+            "--allow-trivial",
         ],
         capture_output=True,
         text=True,
@@ -78,7 +91,7 @@ def test_two_process_gloo_ddp_run(data_dir, tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     history = json.loads((out / "metrics.json").read_text())["history"]
     assert [r["epoch"] for r in history] == [1, 2]
-    assert done.stderr.count("test MSE") == 1  # only rank 0 reports and writes
+    assert done.stderr.count("after 2 epochs in") == 1  # only rank 0 reports and writes
     single = runner.invoke(
         app,
         [
@@ -94,6 +107,7 @@ def test_two_process_gloo_ddp_run(data_dir, tmp_path):
             str(tmp_path / "single"),
             "--quiet",
             "--no-export",
+            "--allow-trivial",
         ],
     )
     assert single.exit_code == 0, single.output
@@ -127,7 +141,7 @@ def trained_run(data_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("run") / "ae64"
     result = runner.invoke(
         app,
-        ["train", "ae64", "--epochs", "1", "--data-dir", str(data_dir), "-o", str(out), "--quiet", "--no-export"],
+        ["train", "ae64", "--epochs", "1", "--data-dir", str(data_dir), "-o", str(out), "--quiet", "--allow-trivial"],
     )
     assert result.exit_code == 0, result.output
     return out
@@ -169,3 +183,16 @@ def test_write_errors_and_a_file_as_run_folder_are_one_line_exit_2(trained_run, 
     )
     assert result.exit_code == 2 and "it is a file" in result.stderr
     assert "Traceback" not in result.output and (tmp_path / "afile").read_text() == "mine"
+
+
+def test_a_run_that_learns_nothing_says_so_exits_3_and_is_not_exported(data_dir, tmp_path):
+    args = ["train", "ae64", "--epochs", "1", "--lr", "1e-12", "--data-dir", str(data_dir), "--quiet"]
+    result = runner.invoke(app, [*args, "-o", str(tmp_path / "stuck")])
+    last = result.stderr.strip().splitlines()[-1]
+    assert result.exit_code == 3 and last.startswith("aetool: error: ae64: test MSE")
+    assert "does not beat the mean training image" in last and "--allow-trivial" in last
+    assert (tmp_path / "stuck" / "checkpoint.pt").is_file() and not (tmp_path / "stuck" / "model.onnx").exists()
+    baselines = json.loads((tmp_path / "stuck" / "metrics.json").read_text())["baselines"]
+    assert set(baselines) == {"zeros", "mean_image"} and baselines["mean_image"] < baselines["zeros"]
+    accepted = runner.invoke(app, [*args, "-o", str(tmp_path / "kept"), "--allow-trivial"])
+    assert accepted.exit_code == 0 and (tmp_path / "kept" / "model.onnx").is_file()

@@ -33,7 +33,7 @@ from aetool.models import Autoencoder, ConvAE
 from aetool.runtime import contract
 from aetool.runtime.files import check_writable, write_files
 from aetool.runtime.idx import resolve_data_dir
-from aetool.runtime.noise import TEST_NOISE_SEED, add_noise
+from aetool.runtime.noise import TEST_NOISE_SEED
 from aetool.train.data import ImageSet, find_images, load_training_data
 from aetool.train.run import ONNX, Run, load_run
 
@@ -114,10 +114,10 @@ def _verified(
 def _test_set(images: np.ndarray, facts: metadata.ModelFacts) -> TestSet:
     """The test images as training scored them: noisy inputs (same noise, same seed) for a denoising model."""
     what = "test images" if facts.dataset == "images" else "test digits"
-    if facts.noise_level == 0:
+    if not facts.noise:
         return TestSet(images, images, f"clean {what}")
-    noisy = add_noise(images, facts.noise_level, facts.noise_kind, TEST_NOISE_SEED)
-    return TestSet(noisy, images, f"{what} with {facts.noise_kind} noise {facts.noise_level:g}")
+    noisy = facts.noise.apply(images, np.random.default_rng(TEST_NOISE_SEED))
+    return TestSet(noisy, images, f"{what} with noise {facts.noise}")
 
 
 def _variant(
@@ -348,8 +348,7 @@ def export_run(
         config.model,
         config.arch,
         dataset=config.dataset,
-        noise_level=config.noise or 0.0,
-        noise_kind=config.noise_kind,
+        noise=config.noise_spec,
         epochs=run.epoch,
         test_mse=run.test_mse,
         channels=run.net.channels,

@@ -6,7 +6,7 @@ The runtime reads these back without onnx (onnxruntime's ``custom_metadata_map``
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
@@ -16,6 +16,7 @@ import onnx
 import aetool
 from aetool.models import get_spec
 from aetool.runtime import contract
+from aetool.runtime.noise import Noise
 
 VERSIONED = ("torch", "onnx", "onnxscript", "onnxruntime")
 
@@ -27,8 +28,7 @@ class ModelFacts:
     model_name: str
     arch: dict[str, Any]
     dataset: str = "mnist"  # "mnist", "fashion-mnist", or "images" (a folder or glob of the user's)
-    noise_level: float = 0.0
-    noise_kind: str = "gaussian"
+    noise: Noise = field(default_factory=Noise)  # the training noise
     epochs: int = 0
     test_mse: float | None = None
     channels: int = 1  # of the images: 1 grey, 3 sRGB
@@ -42,6 +42,15 @@ class ModelFacts:
     def polarity(self) -> str:
         """MNIST's white-on-black for the IDX datasets (the runtime inverts dark-on-light inputs), else as-is."""
         return contract.AS_IS if self.dataset == "images" else contract.POLARITY
+
+
+def noise_record(noise: Noise) -> dict[str, Any]:
+    """The training noise as the runtime reads it: ``{"level", "kind"}`` for one level of one kind (as contract 1
+    wrote), plus ``"mix"`` (Noise's text) for a range or mix, whose level and kind are then null."""
+    single = noise.level if noise else (0.0, "gaussian")
+    if single is not None:
+        return {"level": single[0], "kind": single[1]}
+    return {"level": None, "kind": None, "mix": str(noise)}
 
 
 def _version(package: str) -> str | None:
@@ -103,7 +112,7 @@ def metadata(
         contract.MODEL_KIND: facts.model_kind,
         contract.ARCHITECTURE: json.dumps(facts.arch),
         contract.DATASET: facts.dataset,
-        contract.NOISE: json.dumps({"level": facts.noise_level, "kind": facts.noise_kind}),
+        contract.NOISE: json.dumps(noise_record(facts.noise)),
         contract.EPOCHS: str(facts.epochs),
         contract.TEST_MSE: "" if facts.test_mse is None else repr(float(facts.test_mse)),
         contract.INPUT_SPEC: json.dumps(spec),

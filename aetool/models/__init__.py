@@ -90,6 +90,21 @@ REGISTRY: dict[str, ModelSpec] = {
 }
 
 
+# The ten models of the course report, in its order: what `aetool report` trains and reproduces.
+REPORT_MODELS = (
+    "pca",
+    "deep",
+    "ae64",
+    "ae128",
+    "ae256",
+    "sparse",
+    "denoise",
+    "conv-unpool",
+    "conv-unpool-deconv",
+    "conv-deconv",
+)
+
+
 def get_spec(name: str) -> ModelSpec:
     """The registry entry for ``name``; a ``KeyError`` names the known models."""
     if name not in REGISTRY:
@@ -106,6 +121,7 @@ def build_model(name: str, **overrides: Any) -> Autoencoder:
 __all__ = [
     "PCA",
     "REGISTRY",
+    "REPORT_MODELS",
     "Autoencoder",
     "ConvAE",
     "DenseAE",

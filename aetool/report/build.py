@@ -15,6 +15,7 @@ from aetool.report.environment import environment
 from aetool.report.inference import Engine
 from aetool.report.page import write_html, write_markdown
 from aetool.report.runs import QUICK_EPOCHS, QUICK_LIMIT, prepare_runs
+from aetool.runtime.metrics import SetScores
 
 NUMBERS = "numbers.json"
 TITLE = "Autoencoders on MNIST: the EE6132 report, reproduced"
@@ -41,6 +42,7 @@ def _numbers(
     *,
     quick: bool,
     scores: dict,
+    quality: dict[str, SetScores],
     pca: ex.PcaResult,
     hidden: ex.HiddenResult,
     sparse: ex.SparseResult,
@@ -54,6 +56,8 @@ def _numbers(
     return {
         "quick": quick,
         "test_mse": scores,
+        "test_psnr": {name: result.psnr for name, result in quality.items()},
+        "test_ssim": {name: result.ssim for name, result in quality.items()},
         "pca": pca.mse,
         "noise_output_centre_vs_border": hidden.noise_brightness,
         "mean_activation": sparse.mean_activation,
@@ -119,7 +123,8 @@ def build_report(
     echo("report: running the experiments")
     engines = {name: Engine(run) for name, run in prepared.items()}
     data = ex.load_data(prepared["deep"].config.dataset, data_dir, budget)
-    scores = ex.clean_mse(engines, data)
+    quality = ex.clean_scores(engines, data)
+    scores = {name: result.mse for name, result in quality.items()}
     pca = ex.pca_vs_autoencoder(engines, data, scores, budget)
     hidden = ex.hidden_sizes(engines, data, scores, budget)
     sparse = ex.sparsity(engines, data, budget)
@@ -139,10 +144,15 @@ def build_report(
     lap("figures", mark)
     seconds["total"] = time.perf_counter() - started
     env = environment()
-    body.append(sections.summary_section(scores, pca.mse["pca_linear"], sparse.mean_activation, engines, env, seconds))
+    body.append(
+        sections.summary_section(
+            quality, pca.mse["pca_linear"], sparse.mean_activation, engines=engines, env=env, seconds=seconds
+        )
+    )
     numbers = _numbers(
         quick=quick,
         scores=scores,
+        quality=quality,
         pca=pca,
         hidden=hidden,
         sparse=sparse,

@@ -15,6 +15,7 @@ from torch import nn
 from aetool.models import DenseAE
 from aetool.report.inference import Engine, mse
 from aetool.report.runs import QUICK_LIMIT
+from aetool.runtime.metrics import SCORE_BATCH, SetScores
 from aetool.runtime.noise import add_noise
 from aetool.train.data import load_images, to_float
 
@@ -66,9 +67,16 @@ def load_data(dataset: str, data_dir: str | None, budget: Budget) -> Data:
     return Data(split("train", budget.train_images), split("test", budget.test_images))
 
 
-def clean_mse(engines: dict[str, Engine], data: Data) -> dict[str, float]:
-    """Every model's test MSE on clean digits, measured through the runtime: the report's main numbers."""
-    return {name: mse(engine, data.test, data.test) for name, engine in engines.items()}
+def clean_scores(engines: dict[str, Engine], data: Data) -> dict[str, SetScores]:
+    """Every model's test MSE, PSNR and SSIM on clean digits, measured through the runtime: the report's main
+    numbers."""
+    scores = {}
+    for name, engine in engines.items():
+        scores[name] = SetScores()
+        for start in range(0, len(data.test), SCORE_BATCH):
+            batch = data.test[start : start + SCORE_BATCH]
+            scores[name].add(engine.reconstruct(batch), batch)
+    return scores
 
 
 def unit_activity(engine: Engine, images: np.ndarray) -> np.ndarray:
@@ -317,6 +325,6 @@ def convolutional(engines: dict[str, Engine], data: Data, scores: dict[str, floa
         {name: engines[name].reconstruct(samples) for name in CONV},
         {name: scores[name] for name in CONV},
         {name: engines[name].run.history for name in CONV},
-        {name: tuple(engines[name].run.config.arch["channels"]) for name in CONV},
+        {name: tuple(engines[name].run.config.arch["widths"]) for name in CONV},
         {name: decoder_kernels(engines[name].net) for name in CONV},
     )

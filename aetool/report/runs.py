@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from aetool.errors import AetoolError
-from aetool.models import REGISTRY, get_spec
+from aetool.models import REPORT_MODELS, get_spec
 from aetool.train import RunFolder, TrainConfig, train
 
 TIMING = "timing.json"
@@ -143,7 +143,7 @@ def prepare_runs(
     A run in ``runs`` that was trained with other settings is trained over only with ``retrain``; otherwise the
     report refuses (``AetoolError``) before it trains anything, since that would replace the user's checkpoint.
     """
-    wanted = {name: wanted_config(name, data_dir, quick=quick, epochs=epochs) for name in REGISTRY}
+    wanted = {name: wanted_config(name, data_dir, quick=quick, epochs=epochs) for name in REPORT_MODELS}
     if not retrain:
         clashes = [
             f"{runs / name}: {plan.why}"

@@ -22,6 +22,7 @@ from aetool.report.experiments import (
 from aetool.report.inference import Engine
 from aetool.report.page import Figure, Section, Table
 from aetool.report.runs import ReportRun
+from aetool.runtime.metrics import SetScores
 
 FIGURES = "figures"  # folder beside the pages
 # The numbers of the report being reproduced (EE6132 assignment 3): test MSE and mean hidden activation.
@@ -340,13 +341,15 @@ def conv_section(result: ConvResult, out: Path) -> Section:
 
 
 def summary_section(
-    scores: dict[str, float],
+    quality: dict[str, SetScores],
     pca_linear: float,
     activation: dict[str, float],
+    *,
     engines: dict[str, Engine],
     env: dict[str, str],
     seconds: dict[str, float],
 ) -> Section:
+    scores = {name: result.mse for name, result in quality.items()}
     rows = [
         [f"test MSE, {LABELS[n]}", number(scores[n]), number(r), f"{scores[n] / r:.2f}"]
         for n, r in REPORTED_MSE.items()
@@ -385,6 +388,8 @@ def summary_section(
                 wall(run.export_seconds),
                 number(training_mse(run)),
                 number(scores[name]),
+                f"{quality[name].psnr:.2f}",
+                number(quality[name].ssim),
                 engine.backend,
             ]
         )
@@ -402,11 +407,15 @@ def summary_section(
                     "export wall s",
                     "test MSE at training (torch, clean inputs)",
                     "test MSE in this report",
+                    "test PSNR dB",
+                    "test SSIM",
                     "inference",
                 ],
                 training,
                 "Wall times are the report's own measurements (timing.json beside each run); '—' where a run was "
-                "trained or exported elsewhere. The two MSE columns agree when the ONNX export is faithful.",
+                "trained or exported elsewhere. The two MSE columns agree when the ONNX export is faithful. PSNR "
+                "(peak 1) of the MSE over all test pixels and SSIM (Wang et al. 2004, 11×11 Gaussian window, σ 1.5, "
+                "mean over digits) of clean test digits, through the runtime.",
             ),
             Table(["report step", "wall s"], [[step, f"{s:.1f}"] for step, s in seconds.items()]),
             Table(["environment", ""], [[key, value] for key, value in env.items()]),

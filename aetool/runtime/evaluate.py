@@ -32,21 +32,31 @@ from aetool.runtime.idx import load_split
 from aetool.runtime.images import is_dark_on_light, pad_to, read_image, to_channels
 from aetool.runtime.metrics import SCORE_BATCH, SetScores
 from aetool.runtime.model import Model
-from aetool.runtime.noise import NOISE_KINDS, TEST_NOISE_SEED, add_noise, check_level
+from aetool.runtime.noise import NOISE_KINDS, TEST_NOISE_SEED, Noise
 
 INVERTED = "inverted (dark on light) for the model's white-on-black world"
 
 
-def trained_noise(model: Model) -> tuple[float, str]:
-    """The noise level and kind the model was trained with, from its metadata (none: 0, gaussian)."""
+def trained_noise(model: Model) -> Noise:
+    """The noise the model was trained with, from its metadata: one level of one kind, or a range or mix (the
+    ``mix`` text of runtime.noise.Noise); none when the file records none. Raises ``ModelFileError`` for a record
+    of another shape."""
     recorded = model.metadata.get(contract.NOISE) or {}
-    level, kind = (recorded.get("level", 0.0), recorded.get("kind")) if isinstance(recorded, dict) else (None, None)
-    if not isinstance(level, (int, float)) or level < 0 or kind not in (None, *NOISE_KINDS):
-        raise ModelFileError(
-            f'{model.path.name}: metadata {contract.NOISE!r} must be {{"level": a number ≥ 0, '
-            f'"kind": one of {", ".join(NOISE_KINDS)}}}, got {recorded!r}'
-        )
-    return float(level), kind or "gaussian"
+    problem = ModelFileError(
+        f'{model.path.name}: metadata {contract.NOISE!r} must be {{"level": a number ≥ 0, "kind": one of '
+        f'{", ".join(NOISE_KINDS)}}} or {{"mix": noise text}}, got {str(recorded)[:80]!r}'
+    )
+    if not isinstance(recorded, dict):
+        raise problem
+    try:
+        if isinstance(recorded.get("mix"), str):
+            return Noise.parse(recorded["mix"])
+        level, kind = recorded.get("level", 0.0), recorded.get("kind") or "gaussian"
+        if not isinstance(level, (int, float)) or isinstance(level, bool):
+            raise problem
+        return Noise.single(float(level), kind)
+    except ValueError:
+        raise problem from None
 
 
 @dataclass(frozen=True)
@@ -57,8 +67,8 @@ class Evaluation:
     n: int  # images scored
     model: str  # the model's registry name (or file stem)
     file: str
-    noise: float  # noise level added to the inputs (0: none; pairs are scored as given)
-    noise_kind: str | None  # None for pairs
+    noise: float | None  # noise level added to the inputs (0: none; None for a mix; pairs are scored as given)
+    noise_kind: str | None  # None for pairs and mixes
     seed: int | None  # of the input noise; None for pairs
     split: str | None  # the IDX split scored; None for images
     recorded_test_mse: float | None  # what the file's metadata records, for comparison
@@ -69,6 +79,7 @@ class Evaluation:
     targets: str | None = None  # the folder of targets, for pairs
     notes: list[str] = field(default_factory=list)  # what was done to the images, once per kind, with a count
     failed: list[Failure] = field(default_factory=list)  # images that could not be scored, and why
+    noise_mix: str | None = None  # the range or mix of kinds drawn per image, for a model trained on one
     missing: list[Failure] = field(default_factory=list)  # inputs without a target and targets without an input
 
     def to_dict(self) -> dict[str, Any]:
@@ -111,7 +122,7 @@ def evaluate(
     ``ModelFileError`` for a model that fails or has broken noise metadata.
     """
     started = time.perf_counter()
-    level, kind = _noise(model, noise, noise_kind)
+    corruption = _noise(model, noise, noise_kind)
     seed = TEST_NOISE_SEED if seed is None else seed
     pixels, _ = load_split(data_dir, split)
     pixels = pixels[:limit]
@@ -120,13 +131,13 @@ def evaluate(
     except ValueError as err:
         raise DataError(f"{model.path.name} cannot score {data_dir}: {err}") from None
     clean, converted = to_channels(pixels[:, None].astype(np.float32) / 255, model.input_spec.channels)
-    inputs = add_noise(clean, level, kind, seed) if level else clean  # in one draw, as training did
+    inputs = corruption.apply(clean, np.random.default_rng(seed))  # as training drew it
     run = _Run()
     if converted:
         run.done[f"converted {converted}"] = len(clean)
     for start in range(0, len(clean), SCORE_BATCH):
         run.scores.add(model.reconstruct(inputs[start : start + SCORE_BATCH]), clean[start : start + SCORE_BATCH])
-    return _result(model, run, started, data=str(data_dir), noise=(level, kind, seed), split=split)
+    return _result(model, run, started, data=str(data_dir), noise=(corruption, seed), split=split)
 
 
 def evaluate_images(
@@ -148,14 +159,14 @@ def evaluate_images(
     model's size, ``ImageError`` when none could be read, and what :func:`evaluate` raises for noise and models.
     """
     started = time.perf_counter()
-    level, kind = _noise(model, noise, noise_kind)
+    corruption = _noise(model, noise, noise_kind)
     seed = TEST_NOISE_SEED if seed is None else seed
     found, failures = collect([data], recursive=True)
     if not found:
         raise DataError(f"{data}: {failures[0].error if failures else 'no images'}")
     run = _Run()
-    _score(model, _noisy(model, found[:limit], run, level=level, kind=kind, seed=seed), run)
-    return _result(model, run, started, data=data, noise=(level, kind, seed))
+    _score(model, _noisy(model, found[:limit], run, noise=corruption, seed=seed), run)
+    return _result(model, run, started, data=data, noise=(corruption, seed))
 
 
 def evaluate_pairs(model: Model, inputs: str, targets: str, *, limit: int | None = None) -> Evaluation:
@@ -198,17 +209,20 @@ def evaluate_pairs(model: Model, inputs: str, targets: str, *, limit: int | None
     return _result(model, run, started, data=inputs, targets=targets, missing=missing)
 
 
-def _noise(model: Model, noise: float | None, noise_kind: str | None) -> tuple[float, str]:
-    """The noise to add: the level and kind asked for, else the model's own; a level that means nothing is an
-    ``AetoolError``."""
-    trained_level, trained_kind = trained_noise(model)
-    level = trained_level if noise is None else noise
-    kind = noise_kind or trained_kind
+def _noise(model: Model, noise: float | None, noise_kind: str | None) -> Noise:
+    """The noise to add: the level and kind asked for, else the model's own (a kind alone takes the model's level);
+    a level that means nothing, or a kind alone for a model trained on a mix, is an ``AetoolError``."""
+    trained = trained_noise(model)
+    if noise is None and noise_kind is None:
+        return trained
+    if noise is None and trained.level is None and trained:
+        raise AetoolError(f"--noise-kind needs --noise: {model.name} was trained on the noise mix {trained}")
+    level = noise if noise is not None else (trained.level or (0.0, "gaussian"))[0]
+    kind = noise_kind or (trained.level or (0.0, "gaussian"))[1]
     try:
-        check_level(level, kind)
+        return Noise.single(level, kind)
     except ValueError as err:
         raise AetoolError(f"--noise: {err}") from None
-    return level, kind
 
 
 def _by_name(found: list[Input], failed: list[Failure]) -> dict[str, Input]:
@@ -255,7 +269,7 @@ def _inverts(model: Model, pixels: np.ndarray) -> bool:
     return model.input_spec.polarity == contract.POLARITY and is_dark_on_light(pixels)
 
 
-def _noisy(model: Model, found: list[Input], run: _Run, *, level: float, kind: str, seed: int) -> Iterator[_Pair]:
+def _noisy(model: Model, found: list[Input], run: _Run, *, noise: Noise, seed: int) -> Iterator[_Pair]:
     """Noisy inputs and their clean targets, read as they are asked for, noise drawn image by image."""
     rng = np.random.default_rng(seed)
     for item in found:
@@ -265,7 +279,7 @@ def _noisy(model: Model, found: list[Input], run: _Run, *, level: float, kind: s
         invert = _inverts(model, pixels)
         run.done[INVERTED] += invert
         clean = _carry(model, item.label, pixels, run, invert=invert)
-        yield _Pair(item.label, add_noise(clean, level, kind, rng) if level else clean, clean)
+        yield _Pair(item.label, noise.apply(clean[None], rng)[0], clean)
 
 
 def _given(model: Model, matched: list[tuple[Input, Input]], run: _Run) -> Iterator[_Pair]:
@@ -317,17 +331,24 @@ def _result(
     started: float,
     *,
     data: str,
-    noise: tuple[float, str, int] | None = None,
+    noise: tuple[Noise, int] | None = None,
     split: str | None = None,
     targets: str | None = None,
     missing: list[Failure] | None = None,
 ) -> Evaluation:
-    """The Evaluation of a finished run (``noise``: level, kind and seed; None for pairs); ``ImageError`` when it
+    """The Evaluation of a finished run (``noise``: the noise and its seed; None for pairs); ``ImageError`` when it
     scored nothing."""
     if not run.scores.images:
         first = f"; the first: {run.failed[0].label}: {run.failed[0].error}" if run.failed else ""
         raise ImageError(f"no image could be scored{first}")
-    level, kind, seed = noise or (0.0, None, None)
+    corruption, seed = noise or (None, None)
+    level: float | None
+    if corruption is None:  # pairs: scored as given
+        level, kind = 0.0, None
+    elif not corruption:
+        level, kind = 0.0, "gaussian"
+    else:
+        level, kind = corruption.level or (None, None)
     recorded = model.metadata.get(contract.TEST_MSE)
     psnr = run.scores.psnr
     return Evaluation(
@@ -337,6 +358,7 @@ def _result(
         file=str(model.path),
         noise=level,
         noise_kind=kind,
+        noise_mix=str(corruption) if corruption and corruption.level is None else None,
         seed=seed,
         split=split,
         recorded_test_mse=float(recorded) if isinstance(recorded, (int, float)) else None,

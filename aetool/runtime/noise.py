@@ -1,6 +1,8 @@
-"""The one noise function of aetool, shared by training, evaluation and the CLI."""
+"""The one noise function of aetool, shared by training, evaluation and the CLI, and the noise a model trains on."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -43,3 +45,89 @@ def add_noise(
         hit = rng.random(clean.shape, dtype=np.float32) < level
         noisy = np.where(hit, np.float32(0), clean)
     return np.clip(noisy, 0.0, 1.0).astype(np.float32, copy=False)
+
+
+@dataclass(frozen=True)
+class NoiseTerm:
+    """One kind of noise at a level drawn uniformly from [low, high] (low = high: one level)."""
+
+    kind: str
+    low: float
+    high: float
+
+    def __str__(self) -> str:
+        levels = f"{self.low:g}" if self.low == self.high else f"{self.low:g}:{self.high:g}"
+        return f"{self.kind}={levels}"
+
+
+@dataclass(frozen=True)
+class Noise:
+    """The noise a model trains on and is scored with: none, one kind at one level (the report's), or a mix in
+    which each image gets one term, chosen uniformly, at a level drawn uniformly from the term's range (a blind
+    denoiser's training noise, in the spirit of DnCNN's blind model, Zhang et al. 2017).
+
+    Written as text by :meth:`parse` and ``str()``: ``0.5`` (a level of the default kind), ``0:0.6`` (a range of
+    it), or ``gaussian=0:0.6,salt-pepper=0:0.3,mask=0.25`` (several kinds, each a level or a range).
+    """
+
+    terms: tuple[NoiseTerm, ...] = ()
+
+    @classmethod
+    def single(cls, level: float, kind: str = "gaussian") -> Noise:
+        """One kind at one level (no noise for level 0); raises ``ValueError`` for a level that means nothing."""
+        check_level(level, kind)
+        return cls((NoiseTerm(kind, level, level),) if level else ())
+
+    @classmethod
+    def parse(cls, text: str, default_kind: str = "gaussian") -> Noise:
+        """The noise ``text`` names (see the class); raises ``ValueError`` naming what is wrong."""
+        terms = []
+        for part in text.split(","):
+            kind, _, levels = part.strip().rpartition("=")
+            kind = kind.strip() or default_kind
+            if kind not in NOISE_KINDS:
+                raise ValueError(f"unknown noise kind {kind!r}; choose one of {', '.join(NOISE_KINDS)}")
+            low_text, _, high_text = levels.partition(":")
+            try:
+                low, high = float(low_text), float(high_text or low_text)
+            except ValueError:
+                raise ValueError(
+                    f"noise {part.strip()!r} is not a level (0.5), a range (0:0.6) or KIND=LEVEL|RANGE"
+                ) from None
+            if low > high:
+                raise ValueError(f"noise range {part.strip()!r} runs backwards")
+            check_level(low, kind)
+            check_level(high, kind)
+            terms.append(NoiseTerm(kind, low, high))
+        if len(terms) == 1 and terms[0].high == 0:
+            return cls()
+        return cls(tuple(terms))
+
+    def __str__(self) -> str:
+        return ",".join(str(term) for term in self.terms) or "0"
+
+    def __bool__(self) -> bool:
+        return bool(self.terms)
+
+    @property
+    def level(self) -> tuple[float, str] | None:
+        """(level, kind) when this is one kind at one level, else None."""
+        if len(self.terms) == 1 and self.terms[0].low == self.terms[0].high:
+            return self.terms[0].low, self.terms[0].kind
+        return None
+
+    def apply(self, images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Noisy float32 copies of N×… images in [0, 1].
+
+        One level of one kind is drawn in one go over the whole array (so the numbers of round 1 stay); a mix is
+        drawn image by image: the term, then the level, then the noise, all from ``rng``.
+        """
+        if not self.terms:
+            return np.asarray(images, dtype=np.float32)
+        if self.level is not None:
+            return add_noise(images, self.level[0], self.level[1], rng)
+        noisy = np.empty(np.shape(images), np.float32)
+        for i, image in enumerate(images):
+            term = self.terms[int(rng.integers(len(self.terms)))]
+            noisy[i] = add_noise(image, float(rng.uniform(term.low, term.high)), term.kind, rng)
+        return noisy

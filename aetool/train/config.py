@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from aetool.models import build_model, get_spec
-from aetool.runtime.noise import NOISE_KINDS, check_level
+from aetool.runtime.noise import NOISE_KINDS, Noise, check_level
 
 DATASETS = ("mnist", "fashion-mnist", "images")  # the two IDX datasets, or a folder or glob of your own
 LOSSES = ("mse", "bce")
@@ -16,7 +16,7 @@ LOSSES = ("mse", "bce")
 GENERIC = {"epochs": 10, "batch_size": 128, "lr": 1e-3, "loss": "mse", "l1": 0.0, "noise": 0.0}
 # pca is fitted in closed form on clean images: these settings do not apply to it. Round-1 runs stored these values
 # for it, which stand for none.
-PCA_INERT = {"epochs": 0, "lr": 1e-3, "loss": "mse", "batch_size": 128, "l1": 0.0, "noise": 0.0}
+PCA_INERT = {"epochs": 0, "lr": 1e-3, "loss": "mse", "batch_size": 128, "l1": 0.0, "noise": 0.0, "noise_mix": None}
 LEGACY_KEYS = ("out",)  # keys of round-1 run folders that are no longer settings (the run folder is not one)
 
 
@@ -36,8 +36,9 @@ class TrainConfig:
     lr: float | None = None
     loss: str | None = None
     l1: float | None = None
-    noise: float | None = None
+    noise: float | None = None  # one level of ``noise_kind``
     noise_kind: str = "gaussian"
+    noise_mix: str | None = None  # or a range or mix of kinds drawn per image (runtime.noise.Noise's text)
     components: int | None = None
     seed: int = 0
     device: str = "auto"
@@ -60,8 +61,11 @@ class TrainConfig:
             self._resolve_pca()
         else:
             for name, generic in GENERIC.items():
-                if getattr(self, name) is None:
+                if getattr(self, name) is None and name != "noise":
                     setattr(self, name, spec.train.get(name, generic))
+            if self.noise is None and self.noise_mix is None:  # the model's noise, unless any noise is given
+                self.noise, self.noise_mix = spec.train.get("noise", 0.0), spec.train.get("noise_mix")
+            self.noise = self.noise or 0.0
             if self.components is not None:
                 raise ValueError("--components applies to the pca model only")
         for name in ("data_dir", "data", "val_data"):  # recorded absolute, so an export from elsewhere finds them
@@ -108,8 +112,12 @@ class TrainConfig:
                 raise ValueError(f"--{name} must be 0 or more, got {value}")
         try:
             check_level(self.noise or 0.0, self.noise_kind)
+            if self.noise_mix is not None:
+                self.noise_mix = str(Noise.parse(self.noise_mix, self.noise_kind))
         except ValueError as err:
             raise ValueError(f"--noise: {err}") from None
+        if self.noise_mix is not None and self.noise:
+            raise ValueError("--noise is one level or a range/mix, not both")
 
     def _check_data(self, kind: str) -> None:
         """Refuse data options that do not go together or do not apply to the model."""
@@ -142,6 +150,13 @@ class TrainConfig:
             multiple = build_model(self.model).multiple_of or 1
             if self.patch < multiple or self.patch % multiple:
                 raise ValueError(f"--patch must be a multiple of {multiple} for {self.model}, got {self.patch}")
+
+    @property
+    def noise_spec(self) -> Noise:
+        """The training noise: none, one level of one kind, or a range or mix drawn per image."""
+        if self.noise_mix:
+            return Noise.parse(self.noise_mix)
+        return Noise.single(self.noise or 0.0, self.noise_kind)
 
     @property
     def arch(self) -> dict[str, Any]:

@@ -29,7 +29,7 @@ from aetool.models import PCA, Autoencoder, build_model
 from aetool.runtime.images import pad_to
 from aetool.runtime.metrics import psnr
 from aetool.runtime.model import InputSpec
-from aetool.runtime.noise import TEST_NOISE_SEED, add_noise
+from aetool.runtime.noise import TEST_NOISE_SEED, Noise
 from aetool.train.config import TrainConfig
 from aetool.train.data import Batches, ImageSet, TrainingData, load_training_data, to_float
 from aetool.train.run import RunFolder
@@ -48,10 +48,17 @@ class TrainResult:
     history: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
     is_main: bool = True  # False on the other ranks of a torchrun job, which write nothing
+    baselines: dict[str, float] = field(default_factory=dict)  # test MSE of trivial outputs, by name
 
     @property
     def test_mse(self) -> float | None:
         return self.history[-1]["test_mse"] if self.history else None
+
+    @property
+    def trivial(self) -> str | None:
+        """Why the run learned nothing useful (its last test MSE does not beat a trivial output by a clear margin),
+        else None; see :func:`beaten`."""
+        return beaten(self.test_mse, self.baselines) if self.test_mse is not None else None
 
 
 @dataclass
@@ -113,9 +120,9 @@ def reconstruction_loss(kind: str, output: torch.Tensor, target: torch.Tensor) -
     return F.mse_loss(output, target)
 
 
-def _noisy(images: torch.Tensor, config: TrainConfig, rng: np.random.Generator | int) -> torch.Tensor:
+def _noisy(images: torch.Tensor, noise: Noise, rng: np.random.Generator) -> torch.Tensor:
     """Noisy float copies of uint8 images (kept as float: quantising the noise to 8 bits would change it)."""
-    return torch.from_numpy(add_noise(images.numpy() / np.float32(255), config.noise or 0.0, config.noise_kind, rng))
+    return torch.from_numpy(noise.apply(images.numpy() / np.float32(255), rng))
 
 
 @dataclass(frozen=True)
@@ -133,8 +140,7 @@ class Scoring:
 def scoring(
     test: ImageSet,
     *,
-    noise: float,
-    noise_kind: str,
+    noise: Noise,
     multiple_of: int | None,
     per_image_noise: bool = False,
     batch: int = EVAL_BATCH,
@@ -148,7 +154,7 @@ def scoring(
     rng = np.random.default_rng(TEST_NOISE_SEED)
     if isinstance(test.images, np.ndarray) and not (per_image_noise and noise):
         clean = test.images
-        inputs = add_noise(clean / np.float32(255), noise, noise_kind, rng) if noise else clean / np.float32(255)
+        inputs = noise.apply(clean / np.float32(255), rng)
         groups = [
             (torch.from_numpy(inputs[i : i + batch]), torch.from_numpy(clean[i : i + batch]))
             for i in range(0, len(clean), batch)
@@ -158,7 +164,7 @@ def scoring(
     groups, sizes = [], []
     for image in test.images:
         height, width = image.shape[1:]
-        noisy = add_noise(image / np.float32(255), noise, noise_kind, rng) if noise else image / np.float32(255)
+        noisy = noise.apply(image[None] / np.float32(255), rng)[0]
         padded_size = InputSpec(None, multiple_of or 1).padded(height, width)
         inputs, targets = pad_to(noisy, padded_size), pad_to(np.asarray(image), padded_size)
         groups.append((torch.from_numpy(inputs[None]), torch.from_numpy(targets[None])))
@@ -193,6 +199,46 @@ def evaluate(net: nn.Module, test: Scoring, device: str) -> dict[str, float]:
     return scores
 
 
+TRIVIAL_MARGIN = 0.9  # a run must score at most 90 % of the best trivial output's test MSE
+BASELINE_NAMES = {"zeros": "the all-black output", "mean_image": "the mean training image", "input": "the input itself"}
+
+
+@torch.no_grad()
+def baselines(test: Scoring, train: ImageSet, *, denoising: bool) -> dict[str, float]:
+    """Test MSE of outputs that need no learning: all black, the mean training image (its mean colour where the
+    test images have other sizes) and, for a denoiser (whose inputs differ from its targets), the input itself.
+    A model that does not beat them has learned nothing."""
+    per_image = [image.reshape(image.shape[0], -1).mean(1, dtype=np.float64) for image in train.images]
+    mean_colour = torch.from_numpy(np.mean(per_image, axis=0) / 255).float()[:, None, None]
+    mean_image = torch.from_numpy(train.images.mean(0) / 255).float() if isinstance(train.images, np.ndarray) else None
+    totals = dict.fromkeys(("zeros", "mean_image", *(("input",) if denoising else ())), 0.0)
+    pixels = 0
+    for (inputs, targets), sizes in zip(test.groups, test.sizes, strict=True):
+        height, width = sizes[0]
+        target, noisy = to_float(targets)[..., :height, :width].double(), inputs[..., :height, :width].double()
+        same_size = mean_image is not None and mean_image.shape[1:] == target.shape[2:]
+        mean = mean_image if same_size and mean_image is not None else mean_colour
+        totals["zeros"] += float(target.pow(2).sum())
+        totals["mean_image"] += float((target - mean.double()).pow(2).sum())
+        if denoising:
+            totals["input"] += float((noisy - target).pow(2).sum())
+        pixels += target.numel()
+    return {name: total / pixels for name, total in totals.items()}
+
+
+def beaten(test_mse: float, scores: dict[str, float]) -> str | None:
+    """None when ``test_mse`` beats every trivial output by ``TRIVIAL_MARGIN``, else a line naming the best one."""
+    if not scores:
+        return None
+    name = min(scores, key=lambda key: scores[key])
+    if test_mse <= TRIVIAL_MARGIN * scores[name]:
+        return None
+    return (
+        f"test MSE {test_mse:.5f} does not beat {BASELINE_NAMES[name]} ({scores[name]:.5f}) by "
+        f"{1 - TRIVIAL_MARGIN:.0%}: the model has learned nothing useful"
+    )
+
+
 def fit_pca(pca: PCA, data: TrainingData) -> dict[str, Any]:
     """Fit PCA on the training images; its one record: train and test MSE (clamped, as exported), the pure linear
     projection's test MSE, and the test PSNR and SSIM."""
@@ -200,8 +246,8 @@ def fit_pca(pca: PCA, data: TrainingData) -> dict[str, Any]:
     pca.fit(to_float(train))
     with torch.no_grad():
         linear = float(F.mse_loss(pca.decode(pca.encode(to_float(test)), clamp=False), to_float(test)))
-    scores = evaluate(pca, scoring(data.test, noise=0.0, noise_kind="gaussian", multiple_of=None), "cpu")
-    train_scoring = scoring(data.train, noise=0.0, noise_kind="gaussian", multiple_of=None)
+    scores = evaluate(pca, scoring(data.test, noise=Noise(), multiple_of=None), "cpu")
+    train_scoring = scoring(data.train, noise=Noise(), multiple_of=None)
     return {
         "epoch": 0,
         "train_mse": evaluate(pca, train_scoring, "cpu")["mse"],
@@ -234,18 +280,11 @@ class Trainer:
         self.batches = Batches(
             data.train, config.batch_size, config.seed, patch=config.patch, rank=place.rank, world=place.world
         )
-        self.test = scoring(
-            data.test,
-            noise=config.noise or 0.0,
-            noise_kind=config.noise_kind,
-            multiple_of=net.multiple_of,
-            per_image_noise=config.dataset == "images",
-        )
-        self.clean_test = (
-            scoring(data.test, noise=0.0, noise_kind=config.noise_kind, multiple_of=net.multiple_of)
-            if config.noise
-            else None
-        )
+        self.noise = config.noise_spec
+        per_image = config.dataset == "images"
+        self.test = scoring(data.test, noise=self.noise, multiple_of=net.multiple_of, per_image_noise=per_image)
+        self.clean_test = scoring(data.test, noise=Noise(), multiple_of=net.multiple_of) if self.noise else None
+        self.baselines = baselines(self.test, data.train, denoising=bool(self.noise))
         self.history: list[dict[str, Any]] = []
         self.start_epoch = 0
         self.steps_per_epoch = self.batches.steps_per_epoch()
@@ -282,12 +321,16 @@ class Trainer:
                         config=self.config,
                         epoch=epoch + 1,
                         history=self.history,
+                        baselines=self.baselines,
                     )
                     self.saved_epoch = epoch + 1
                     say(
                         f"epoch {epoch + 1:3d}  train_mse {record['train_mse']:.5f}  test_mse {record['test_mse']:.5f}"
                         f"  test_psnr {record['test_psnr']:.2f} dB"
                     )
+                    problem = beaten(record["test_mse"], self.baselines)
+                    if problem:
+                        say(f"epoch {epoch + 1:3d}: {problem}")
         return self.history
 
     def _epoch(self, epoch: int, net: nn.Module, *, bar: Progress, task: TaskID) -> dict[str, Any]:
@@ -303,7 +346,7 @@ class Trainer:
                 group["lr"] = learning_rate(epoch * self.steps_per_epoch + i, total_steps, self.lr)
             pixels = self.batches.take(index, epoch=epoch, step=i)
             clean = to_float(pixels.to(self.device))
-            inputs = _noisy(pixels, config, noise_rng).to(self.device) if config.noise else clean
+            inputs = _noisy(pixels, self.noise, noise_rng).to(self.device) if self.noise else clean
             output, code = net(inputs)
             mse = F.mse_loss(output, clean)
             loss = mse if self.loss == "mse" else reconstruction_loss(self.loss, output, clean)
@@ -386,21 +429,23 @@ def train(
         net = build_model(config.model, **config.arch)
         if isinstance(net, PCA):
             history = [fit_pca(net, data)]
+            trivial = baselines(scoring(data.test, noise=Noise(), multiple_of=None), data.train, denoising=False)
             if place.is_main:
                 if force:
                     folder.remove_exports()
-                folder.save(net=net, optimizer=None, config=config, epoch=0, history=history)
+                folder.save(net=net, optimizer=None, config=config, epoch=0, history=history, baselines=trivial)
         else:
             trainer = Trainer(config, net, data=data, folder=folder, place=place, device=device)
             if stored is not None:
                 trainer.resume_from(stored)
                 echo(f"resuming {folder.path} after epoch {trainer.start_epoch}")
             history = trainer.run(progress=progress, echo=echo, replace_old_run=force)
+            trivial = trainer.baselines
     except KeyboardInterrupt:
         raise _interrupted(folder, trainer, made_folder=made_folder) from None
     finally:
         _end_distributed(place)
-    return TrainResult(folder.path, history, time.perf_counter() - started, place.is_main)
+    return TrainResult(folder.path, history, time.perf_counter() - started, place.is_main, trivial)
 
 
 def _interrupted(folder: RunFolder, trainer: Trainer | None, *, made_folder: bool) -> Interrupted:

@@ -46,6 +46,7 @@ RESUMED_SETTINGS = (
     "l1",
     "noise",
     "noise_kind",
+    "noise_mix",
     "components",
     "seed",
     "dataset",
@@ -53,7 +54,19 @@ RESUMED_SETTINGS = (
 )
 # What a run learns (model and objective): a stored run stands in for a wanted one when these are equal and it was
 # trained at least as long on at least as many images. How it was optimised (lr, batch size, seed) may differ.
-REUSED_SETTINGS = ("model", "dataset", "data", "size", "channels", "loss", "l1", "noise", "noise_kind", "components")
+REUSED_SETTINGS = (
+    "model",
+    "dataset",
+    "data",
+    "size",
+    "channels",
+    "loss",
+    "l1",
+    "noise",
+    "noise_kind",
+    "noise_mix",
+    "components",
+)
 
 
 @dataclass
@@ -215,15 +228,22 @@ class RunFolder:
         config: TrainConfig,
         epoch: int,
         history: list[dict[str, Any]],
+        baselines: dict[str, float] | None = None,
     ) -> None:
-        """Write checkpoint and metrics together, atomically (a reader sees the old pair or the new one)."""
+        """Write checkpoint and metrics together, atomically (a reader sees the old pair or the new one).
+
+        ``baselines`` (the test MSE of trivial outputs, see the training loop) are recorded in metrics.json.
+        """
         state = {
             "model": net.state_dict(),
             "optimizer": optimizer.state_dict() if optimizer is not None else None,
             "config": config.to_dict(),
             "epoch": epoch,
         }
-        metrics = json.dumps({"config": config.to_dict(), "history": history}, indent=2)
+        record: dict[str, Any] = {"config": config.to_dict(), "history": history}
+        if baselines is not None:
+            record["baselines"] = baselines
+        metrics = json.dumps(record, indent=2)
         write_files({self.checkpoint: lambda tmp: torch.save(state, tmp), self.metrics: metrics.encode()})
 
     def create(self) -> None:
@@ -278,8 +298,11 @@ class RunFolder:
     def reuse_shortfalls(stored: dict[str, Any], wanted: TrainConfig) -> list[str]:
         """Why a finished run with the ``stored`` settings cannot stand in for ``wanted`` (empty when it can)."""
         stored, want = _normalised(stored), wanted.to_dict()
+        settled_by_data = {key for key in ("size", "channels") if want[key] is None}  # None: whatever the data gives
         reasons = [
-            f"{key} {stored.get(key)!r}, not {want[key]!r}" for key in REUSED_SETTINGS if stored.get(key) != want[key]
+            f"{key} {stored.get(key)!r}, not {want[key]!r}"
+            for key in REUSED_SETTINGS
+            if key not in settled_by_data and stored.get(key) != want[key]
         ]
         if (stored.get("epochs") or 0) < (wanted.epochs or 0):
             reasons.append(f"{stored.get('epochs')} epochs, not {wanted.epochs}")
