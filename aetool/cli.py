@@ -3,7 +3,8 @@
 Commands import what they need inside their bodies, so ``aetool --help``, ``--version`` and shell completion load
 only Typer; torch is imported only by the commands that need it (train, export, report, bench --compare-torch).
 Library functions return dataclasses; the rendering of tables and lines for people is here. Exit codes: 0
-success, 1 some inputs failed, 2 usage or setup error, 130 interrupted. Messages go to stderr, data to stdout.
+success, 1 some inputs failed, 2 usage or setup error, 3 a run that did not learn, 124 a model call past --timeout,
+130 interrupted, 141 a closed pipe. Messages go to stderr, data to stdout.
 """
 
 from __future__ import annotations

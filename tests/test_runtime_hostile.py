@@ -437,3 +437,16 @@ def test_sessions_and_bench_size_their_pools_from_the_cpus_this_process_may_use(
     assert (options.intra_op_num_threads, options.inter_op_num_threads) == (1, 1)
     result = cli("bench", "--model", str(tmp_path / "fresh.onnx"), "--json", "--batch-sizes", "1", "--warmup", "0")
     assert result.exit_code == 0 and json.loads(result.stdout)["threads"] == 1
+
+
+@pytest.mark.parametrize(
+    "noise",
+    [
+        {"level": 0.5, "kind": "gaussian"},
+        {"level": None, "kind": None, "mix": "gaussian=0:0.6,salt-pepper=0:0.3,mask=0.25"},
+        {"level": 0.0, "kind": "gaussian"},
+    ],
+)
+def test_the_noise_records_exports_write_pass_the_metadata_check(tmp_path, noise):
+    (tmp_path / "m.onnx").write_bytes(identity(metadata={"noise": json.dumps(noise)}))
+    assert load(tmp_path / "m.onnx").metadata["noise"] == noise

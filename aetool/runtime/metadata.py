@@ -15,7 +15,7 @@ from typing import Any
 
 from aetool.errors import ModelFileError
 from aetool.runtime import contract
-from aetool.runtime.noise import NOISE_KINDS, check_level
+from aetool.runtime.noise import NOISE_KINDS, Noise
 
 MAX_MULTIPLE_OF = 64  # aetool's conv models use 4; padding to 64 adds at most 63 rows and columns of black
 MAX_JSON_DEPTH = 20  # aetool's deepest record (parity) is 4 levels
@@ -127,14 +127,16 @@ def _file_name(value: Any) -> bool:
 
 
 def _noise(value: Any) -> bool:
-    if not isinstance(value, dict) or value.get("kind", "gaussian") not in NOISE_KINDS:
+    """A training-noise record the runtime reads: one level of one kind, or the ``mix`` text of a range or mix."""
+    if not isinstance(value, dict):
         return False
-    level = value.get("level", 0.0)
+    mix, level, kind = value.get("mix"), value.get("level", 0.0), value.get("kind") or "gaussian"
     try:
-        check_level(level, value.get("kind", "gaussian"))
-    except (TypeError, ValueError):
+        if mix is not None:
+            return isinstance(mix, str) and len(mix) <= MAX_NAME_CHARS and Noise.parse(mix) is not None
+        return kind in NOISE_KINDS and _number(level) and Noise.single(float(level), kind) is not None
+    except ValueError:
         return False
-    return _number(level)
 
 
 def _parity(value: Any) -> bool:
@@ -155,7 +157,11 @@ _CHECKS = (
     (contract.EPOCHS, lambda v: _integer(v, 0, 10**6), "a whole number of epochs, 0 to 1,000,000"),
     (contract.OPSET, lambda v: _integer(v, 1, 1000), "an opset number"),
     (contract.TEST_MSE, _number, "a finite number ≥ 0, or empty"),
-    (contract.NOISE, _noise, f'{{"level": a finite number ≥ 0, "kind": one of {", ".join(NOISE_KINDS)}}}'),
+    (
+        contract.NOISE,
+        _noise,
+        f'{{"level": a finite number ≥ 0, "kind": one of {", ".join(NOISE_KINDS)}}} or {{"mix": noise text}}',
+    ),
     (contract.PARITY, _parity, 'an object whose "passed" is true or false and "cases" a list'),
     (contract.DECODER, lambda v: v == "" or _file_name(v), "the name of a file beside the model"),
     (contract.DECODER_SHA256, lambda v: v == "" or bool(_SHA256.fullmatch(v)), "64 lowercase hex digits"),
