@@ -200,7 +200,7 @@ def loop_forever() -> bytes:
     )
 
 
-def test_a_timeout_stops_a_call_that_never_ends(tmp_path):
+def test_a_timeout_stops_a_call_that_never_ends_and_the_next_call_runs(tmp_path, toy_dir):
     (tmp_path / "loop.onnx").write_bytes(loop_forever())
     model = load(tmp_path / "loop.onnx")
     model.timeout = 0.5
@@ -208,6 +208,8 @@ def test_a_timeout_stops_a_call_that_never_ends(tmp_path):
     with pytest.raises(TimedOut, match=r"ran longer than the 0.5 s of --timeout"):
         model.reconstruct(np.zeros((1, 1, 8, 8), np.float32))
     assert time.perf_counter() - started < 5
+    page = np.random.default_rng(0).random((1, 1, 8, 8), dtype=np.float32)
+    assert np.array_equal(load(toy_dir / "conv.onnx").reconstruct(page), page)  # the worker thread is free again
 
 
 def test_ctrl_c_stops_a_model_that_never_ends_with_one_line_and_exit_130(tmp_path):

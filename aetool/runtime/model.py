@@ -8,10 +8,11 @@ provider asked for (say CUDA) is not the one the session actually runs on.
 from __future__ import annotations
 
 import hashlib
+import queue
 import re
 import threading
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -551,7 +552,7 @@ class Model:
             finally:
                 ended.set()
 
-        threading.Thread(target=call, name="aetool-model-call", daemon=True).start()
+        _start(call)
         try:
             finished = ended.wait(self.timeout)
         except KeyboardInterrupt:
@@ -570,9 +571,33 @@ class Model:
 
 def _stop(ended: threading.Event, options: Any) -> None:
     """Ask onnxruntime to end a running call, and wait (a while) for it to end: a process must not exit while
-    onnxruntime still runs in another of its threads."""
+    onnxruntime still runs in another of its threads. A call that does not end is left to its thread, and the
+    main thread's next call gets a new one."""
     options.terminate = True
-    ended.wait(STOP_WAIT)
+    if not ended.wait(STOP_WAIT):
+        _WORKER.clear()
+
+
+_WORKER: list[queue.SimpleQueue] = []  # the jobs of the one thread that runs the main thread's calls, once started
+
+
+def _start(call: Callable[[], None]) -> None:
+    """Run ``call`` in another thread: the main thread's calls in one lasting worker thread (starting a thread per
+    call cost 0.05–0.2 ms, as much as a small model's call), other threads' (with a timeout) in a thread each."""
+    if threading.current_thread() is not threading.main_thread():
+        threading.Thread(target=call, name="aetool-model-call", daemon=True).start()
+        return
+    if not _WORKER:
+        jobs: queue.SimpleQueue = queue.SimpleQueue()
+        threading.Thread(target=_serve, args=(jobs,), name="aetool-model-calls", daemon=True).start()
+        _WORKER.append(jobs)
+    _WORKER[0].put(call)
+
+
+def _serve(jobs: queue.SimpleQueue) -> None:
+    """The worker thread: run each call handed to it (a call reports its own outcome and never raises)."""
+    while True:
+        jobs.get()()
 
 
 def load(model: str | Path, providers: Sequence[str] | None = None, threads: int | None = None) -> Model:
