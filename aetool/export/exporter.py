@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-import os
+import hashlib
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -31,7 +31,7 @@ from aetool.export.parity import (
 from aetool.export.variants import TestSet, VariantReport
 from aetool.models import Autoencoder, ConvAE
 from aetool.runtime import contract
-from aetool.runtime.files import write_files
+from aetool.runtime.files import check_writable, write_files
 from aetool.runtime.idx import resolve_data_dir
 from aetool.runtime.noise import TEST_NOISE_SEED
 from aetool.train.data import ImageSet, find_images, load_training_data
@@ -151,7 +151,8 @@ def _variant(
 
 
 def _check_target(path: Path) -> None:
-    """Refuse, before any work, a target that is a folder, not ``.onnx``, or in a folder that cannot be written."""
+    """Refuse, before any work, a target that is a folder, not ``.onnx``, or in a folder that cannot be written
+    (tried by writing there, so a read-only file system is found too)."""
     if path.is_dir():
         raise AetoolError(f"cannot export to {path}: it is a folder; name the file, e.g. {path / 'model.onnx'}")
     if path.suffix != ".onnx":
@@ -159,8 +160,7 @@ def _check_target(path: Path) -> None:
     if not path.parent.is_dir():
         problem = "is a file" if path.parent.exists() else "does not exist"
         raise AetoolError(f"cannot export to {path}: {path.parent} {problem}")
-    if not os.access(path.parent, os.W_OK):
-        raise AetoolError(f"cannot export to {path}: {path.parent} is not writable")
+    check_writable(path)
 
 
 def _export(
@@ -180,6 +180,7 @@ def _export(
     proto, report = _verified(model_spec(net), net, cases, atol=options.atol, label="model", echo=echo)
     result = ExportResult(path, report)
     files = {path: proto}
+    decoder_digest = ""
 
     if net.decodes_codes:
         spec = decoder_spec(net)
@@ -197,6 +198,9 @@ def _export(
         )
         metadata.write(decoder, props)
         files[result.decoder_path] = decoder
+        # onnx.save_model writes exactly these bytes: the model records their digest, so a crash between the renames
+        # of one export (a new model beside an old decoder) is caught when the runtime opens the decoder
+        decoder_digest = hashlib.sha256(decoder.SerializeToString()).hexdigest()
     decoder_name = result.decoder_path.name if result.decoder_path else ""
 
     image_spec = metadata.image_spec(proto, multiple_of=net.multiple_of, polarity=facts.polarity)
@@ -221,6 +225,7 @@ def _export(
             parity=None,
             decoder=decoder_name,
             variant=variant_report.to_dict(),
+            decoder_sha256=decoder_digest,
         )
         metadata.write(variant, props)
         result.variants.append(variant_report)
@@ -228,7 +233,13 @@ def _export(
         files[target] = variant
 
     props = metadata.metadata(
-        facts, proto, spec=image_spec, precision="fp32", parity=result.parity.to_dict(), decoder=decoder_name
+        facts,
+        proto,
+        spec=image_spec,
+        precision="fp32",
+        parity=result.parity.to_dict(),
+        decoder=decoder_name,
+        decoder_sha256=decoder_digest,
     )
     metadata.write(proto, props)
     write_files({target: partial(onnx.save_model, file, save_as_external_data=False) for target, file in files.items()})

@@ -99,8 +99,10 @@ def metadata(
     parity: dict[str, Any] | None,
     decoder: str,
     variant: dict[str, Any] | None = None,
+    decoder_sha256: str = "",
 ) -> dict[str, str]:
-    """Every contract key as text (JSON where structured), for ``proto`` as written."""
+    """Every contract key as text (JSON where structured), for ``proto`` as written; ``decoder_sha256``, the
+    digest of the decoder file written beside it, binds the two (the runtime refuses a decoder of another export)."""
     text = {
         contract.CONTRACT_VERSION: str(contract.VERSION),
         contract.CHANNELS: str(facts.channels),
@@ -123,6 +125,8 @@ def metadata(
     }
     if variant is not None:
         text[contract.VARIANT] = json.dumps(variant)
+    if decoder_sha256:
+        text[contract.DECODER_SHA256] = decoder_sha256
     return text
 
 

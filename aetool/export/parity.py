@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from aetool.errors import AetoolError
+from aetool.runtime.cpu import usable_cores
 
 BATCHES = (1, 3, 64)
 NON_SQUARE = (32, 48)
@@ -99,8 +100,12 @@ def torch_reference(module: nn.Module, output_names: tuple[str, ...]) -> Referen
 
 
 def cpu_session(model: onnx.ModelProto) -> ort.InferenceSession:
-    """An onnxruntime CPU session: the runtime every exported file must run on."""
-    return ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    """An onnxruntime CPU session: the runtime every exported file must run on, its threads sized to the CPUs this
+    process may use (affinity and cgroup quota), not the host's."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = usable_cores()
+    options.inter_op_num_threads = 1
+    return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
 
 
 def run_session(session: ort.InferenceSession, inputs: np.ndarray) -> dict[str, np.ndarray]:

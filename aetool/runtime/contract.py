@@ -36,6 +36,7 @@ OPSET = "opset"
 PRECISION = "precision"  # "fp32" | "fp16" | "int8"
 VARIANT = "variant"  # JSON for fp16/int8 files: error against the fp32 model and test-MSE change
 DECODER = "decoder"  # file name of the decoder graph beside this file, "" when none
+DECODER_SHA256 = "decoder_sha256"  # SHA-256 (hex) of that decoder file's bytes: binds the two files of one export
 CONTRACT_VERSION = "contract_version"  # "2"; absent in version-1 files
 CHANNELS = "channels"  # "1" | "3"
 COLOUR_SPACE = "colour_space"  # "gray" | "srgb"

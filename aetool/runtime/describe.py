@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -33,8 +34,12 @@ class ParitySummary:
 
 @dataclass(frozen=True)
 class DecoderInfo:
+    """The decoder graph beside a model; ``matches``: whether its SHA-256 is the one the model records (None when
+    the model records none, as files exported before aetool recorded it)."""
+
     file: str
     size_bytes: int
+    matches: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -77,7 +82,6 @@ def describe(model: str | Path) -> ModelInfo:
         version: int | None = contract_version(path, metadata)
     except ModelFileError:
         version = None
-    decoder = decoder_file(path, metadata)
     return ModelInfo(
         file=str(path),
         size_bytes=path.stat().st_size,
@@ -89,10 +93,24 @@ def describe(model: str | Path) -> ModelInfo:
         colour_space=None if spec is None else spec.colour_space,
         opset=metadata.get(contract.OPSET),
         precision=metadata.get(contract.PRECISION),
-        decoder=DecoderInfo(str(decoder), decoder.stat().st_size) if decoder.is_file() else None,
+        decoder=_decoder(path, metadata),
         parity=summarise_parity(metadata.get(contract.PARITY)),
         metadata=metadata,
     )
+
+
+def _decoder(path: Path, metadata: dict[str, Any]) -> DecoderInfo | None:
+    """The decoder beside a model, and whether it is the one the model was exported with (None when there is none
+    or the metadata names it wrongly, which the contract line says)."""
+    try:
+        decoder = decoder_file(path, metadata)
+    except ModelFileError:
+        return None
+    if not decoder.is_file():
+        return None
+    digest = metadata.get(contract.DECODER_SHA256)
+    matches = hashlib.sha256(decoder.read_bytes()).hexdigest() == digest if isinstance(digest, str) and digest else None
+    return DecoderInfo(str(decoder), decoder.stat().st_size, matches)
 
 
 def _tensor(arg: Any) -> TensorInfo:
