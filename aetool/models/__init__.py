@@ -88,7 +88,7 @@ REGISTRY: dict[str, ModelSpec] = {
             "predict the noise",
             DnCNN,
             {"depth": 7, "width": 32},
-            {"noise": 25 / 255, "batch_size": 32, "epochs": 50, "augment": True},
+            {"noise": 25 / 255, "batch_size": 32, "epochs": 70, "augment": True},
         ),
         ModelSpec(
             "denoise",
