@@ -39,6 +39,9 @@ DECODER = "decoder"  # file name of the decoder graph beside this file, "" when 
 CONTRACT_VERSION = "contract_version"  # "2"; absent in version-1 files
 CHANNELS = "channels"  # "1" | "3"
 COLOUR_SPACE = "colour_space"  # "gray" | "srgb"
+TARGET = "target"  # "portable" | "onnxruntime": the export target the graph was written for
+OPERATORS = "operators"  # JSON: the graph's operator types, sorted ("domain:Op" outside the default domain)
+CHECKED_IN = "checked_in"  # JSON: runtime → {"version", "ok", "max_abs", "error"}: the runs the export made
 
 VERSION = 2
 POLARITY = "white-on-black"  # MNIST's world: dark-on-light inputs are inverted for the model and back
@@ -46,6 +49,10 @@ AS_IS = "as-is"  # photographs and other images of your own: fed as they are
 POLARITIES = (POLARITY, AS_IS)
 COLOUR_SPACES = {1: "gray", 3: "srgb"}
 
+
+PORTABLE = "portable"  # only operators every major runtime implements
+ONNXRUNTIME = "onnxruntime"  # the graph onnxruntime's CPU provider runs fastest
+TARGETS = (PORTABLE, ONNXRUNTIME)
 
 PRECISIONS = ("fp16", "int8")  # the reduced-precision variants an export may write beside the fp32 file
 

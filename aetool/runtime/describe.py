@@ -53,6 +53,9 @@ class ModelInfo:
     precision: str | None
     decoder: DecoderInfo | None
     parity: ParitySummary | None
+    target: str | None  # "portable" or "onnxruntime"; None for files exported before targets
+    operators: list[str] | None  # the graph's operator types, as the export recorded them
+    checked_in: dict[str, Any] | None  # the export's runs in other runtimes (contract.CHECKED_IN)
     metadata: dict[str, Any]
 
     def to_dict(self) -> dict[str, Any]:
@@ -91,8 +94,15 @@ def describe(model: str | Path) -> ModelInfo:
         precision=metadata.get(contract.PRECISION),
         decoder=DecoderInfo(str(decoder), decoder.stat().st_size) if decoder.is_file() else None,
         parity=summarise_parity(metadata.get(contract.PARITY)),
+        target=metadata.get(contract.TARGET),
+        operators=_strings(metadata.get(contract.OPERATORS)),
+        checked_in=checked if isinstance(checked := metadata.get(contract.CHECKED_IN), dict) else None,
         metadata=metadata,
     )
+
+
+def _strings(value: Any) -> list[str] | None:
+    return [str(item) for item in value] if isinstance(value, list) else None
 
 
 def _tensor(arg: Any) -> TensorInfo:

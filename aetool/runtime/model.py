@@ -35,6 +35,8 @@ _JSON_KEYS = {
     contract.PARITY,
     contract.VERSIONS,
     contract.VARIANT,
+    contract.OPERATORS,
+    contract.CHECKED_IN,
 }
 _NUMBER_KEYS = {contract.EPOCHS, contract.TEST_MSE, contract.OPSET, contract.CONTRACT_VERSION, contract.CHANNELS}
 _DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
