@@ -2,7 +2,8 @@
 
 Each runtime loads the file and runs it on the same fixed inputs (:func:`cases_for`); every output is compared
 with onnxruntime's, the runtime aetool itself runs on, within ``atol`` × max(1, max|output|) (the parity rule of
-the export, with a looser default: other runtimes sum in other orders). onnxruntime is always there; the ONNX
+the export, with looser defaults: other runtimes sum in other orders, and compute fp16 files in half precision
+where onnxruntime's CPU provider computes most fp16 nodes in float32). onnxruntime is always there; the ONNX
 reference evaluator (``onnx``), OpenCV DNN (``opencv-python-headless``) and OpenVINO are checked where installed
 (``pip install 'aetool[check]'`` installs all three). Torch-free: the exporter records the same checks in each
 file it writes (``checked_in``), and ``aetool check`` runs them on any file later.
@@ -31,7 +32,7 @@ from aetool.runtime import contract
 from aetool.runtime.model import open_session, ort_errors, parse_metadata
 from aetool.runtime.registry import resolve
 
-ATOL = 1e-4
+ATOL = {"fp32": 1e-4, "fp16": 1e-2, "int8": 1e-2}  # by the file's precision: a few steps of fp16's or int8's
 TIE_SIZE = (28, 28)
 NON_SQUARE = (32, 48)
 CODE_SIZES = ((7, 7), (8, 12))  # a conv decoder's code: 28×28 and 32×48 images pooled twice
@@ -306,8 +307,11 @@ class CheckReport:
         }
 
 
-def _compare(cases: list[Case], want: list[Outputs], got: list[Outputs], atol: float) -> tuple[float, str, str | None]:
-    """The largest difference over every case and output, where it is, and why it fails (None when it does not)."""
+def compare_outputs(
+    cases: list[Case], want: list[Outputs], got: list[Outputs], atol: float
+) -> tuple[float, str, str | None]:
+    """The largest difference of ``got`` from ``want`` (onnxruntime's) over every case and output, where it is ("case
+    output"), and why it fails (None when every output is within :func:`tolerance`)."""
     worst, where = 0.0, ""
     for case, expected, actual in zip(cases, want, got, strict=True):
         for name, value in expected.items():
@@ -331,22 +335,19 @@ def _run_all(runner: Runner, cases: list[Case]) -> list[Outputs]:
     return [runner(case.inputs) for case in cases]
 
 
-def _check_one(
-    runtime: Runtime, path: Path, io: tuple[str, list[str]], cases: list[Case], *, want: list[Outputs], atol: float
-) -> RuntimeResult:
-    """Load and run ``path`` in ``runtime``, and hold its outputs to onnxruntime's (``want``)."""
-    input_name, outputs = io
+def _check_one(runtime: Runtime, ref: Reference, *, atol: float) -> RuntimeResult:
+    """Load and run the file in ``runtime`` on the reference's cases, and hold its outputs to onnxruntime's."""
     version = None
     try:
         version = runtime.version()
-        runner = runtime.load(path, input_name, outputs)
+        runner = runtime.load(ref.path, ref.input_name, ref.outputs)
     except Exception as err:  # whatever a runtime raises while loading is the reason it fails: reported, not hidden
         return RuntimeResult(runtime.name, version, True, False, error=f"cannot load: {_reason(err)}")
     try:
-        got = _run_all(runner, cases)
+        got = _run_all(runner, ref.cases)
     except Exception as err:  # likewise for running
         return RuntimeResult(runtime.name, version, True, False, error=f"fails to run: {_reason(err)}")
-    max_abs, worst, problem = _compare(cases, want, got, atol)
+    max_abs, worst, problem = compare_outputs(ref.cases, ref.want, got, atol)
     if problem:
         return RuntimeResult(runtime.name, version, True, False, max_abs, worst, problem)
     return RuntimeResult(runtime.name, version, True, True, max_abs, worst)
@@ -372,12 +373,23 @@ def _reason(err: BaseException) -> str:
     return text if len(text) <= 200 else text[:199] + "…"
 
 
-def check_file(model: str | Path, *, atol: float = ATOL, only: list[str] | None = None) -> CheckReport:
-    """Run a model or decoder file (a path, or a bundled model's name) in every installed runtime (or those named
-    in ``only``) on :func:`cases_for` inputs and compare each with onnxruntime within ``atol`` × max(1, max|output|).
+@dataclass(frozen=True)
+class Reference:
+    """A file's fixed inputs and onnxruntime's outputs on them: what every other runtime is held to."""
 
-    Raises ``ModelFileError`` for a file that is missing, will not load in onnxruntime, or has no single ``image``
-    or ``code`` input; ``ValueError`` for an unknown runtime in ``only``.
+    path: Path
+    input_name: str
+    outputs: list[str]
+    cases: list[Case]
+    want: list[Outputs]  # per case, every output by name
+    metadata: dict[str, Any]
+
+
+def reference(model: str | Path) -> Reference:
+    """Run a model or decoder file (a path, or a bundled model's name) in onnxruntime on :func:`cases_for` inputs.
+
+    Raises ``ModelFileError`` for a file that is missing, will not load or run in onnxruntime, or has no single
+    ``image`` (N×C×H×W) or ``code`` (N×D or N×C×h×w) input.
     """
     path = resolve(model)
     session = open_session(path, threads=1)
@@ -398,23 +410,35 @@ def check_file(model: str | Path, *, atol: float = ATOL, only: list[str] | None 
         want = _run_all(lambda x: dict(zip(outputs, session.run(outputs, {inputs[0].name: x}), strict=True)), cases)
     except ort_errors() as err:
         raise ModelFileError(f"{path} fails in onnxruntime on {cases[0].name}: {first_line(err)}") from None
+    return Reference(path, inputs[0].name, outputs, cases, want, metadata)
+
+
+def check_file(model: str | Path, *, atol: float | None = None, only: list[str] | None = None) -> CheckReport:
+    """Run a model or decoder file (a path, or a bundled model's name) in every installed runtime (or those named
+    in ``only``) on :func:`cases_for` inputs and compare each with onnxruntime within ``atol`` × max(1, max|output|)
+    (default: ``ATOL`` of the precision its metadata names, fp32's when it names none).
+
+    Raises ``ModelFileError`` as :func:`reference` does; ``ValueError`` for an unknown runtime in ``only``.
+    """
     known = runtimes()
-    chosen = known if only is None else [r for r in known if r.name in only]
     unknown = set(only or ()) - {r.name for r in known}
     if unknown:
         raise ValueError(f"unknown runtime {sorted(unknown)[0]!r}; known: {', '.join(r.name for r in known)}")
-    report = CheckReport(str(path), atol, [case.name for case in cases], outputs, metadata)
-    for runtime in chosen:
+    ref = reference(model)
+    if atol is None:
+        atol = ATOL.get(str(ref.metadata.get(contract.PRECISION)), ATOL["fp32"])
+    report = CheckReport(str(ref.path), atol, [case.name for case in ref.cases], ref.outputs, ref.metadata)
+    for runtime in known if only is None else [r for r in known if r.name in only]:
         if not runtime.installed:
             report.results.append(RuntimeResult(runtime.name, None, False, None))
         elif runtime.name == "onnxruntime":
             report.results.append(RuntimeResult(runtime.name, runtime.version(), True, True, 0.0))
         else:
-            report.results.append(_check_one(runtime, path, (inputs[0].name, outputs), cases, want=want, atol=atol))
+            report.results.append(_check_one(runtime, ref, atol=atol))
     return report
 
 
-def check_bytes(model: bytes, *, atol: float = ATOL) -> CheckReport:
+def check_bytes(model: bytes, *, atol: float) -> CheckReport:
     """:func:`check_file` for a serialized model that is not a file yet (the exporter's, before it writes)."""
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "model.onnx"

@@ -602,8 +602,14 @@ def check(
         str, typer.Argument(help="Model file (.onnx), its decoder, or a bundled model name.", metavar="NAME|FILE")
     ],
     atol: Annotated[
-        float, typer.Option(min=0, help="Largest allowed |runtime - onnxruntime|, × max(1, max|output|).")
-    ] = 1e-4,
+        float | None,
+        typer.Option(
+            min=0,
+            help="Largest allowed |runtime - onnxruntime|, × max(1, max|output|). Default: 1e-4 for fp32 files, "
+            "1e-2 for fp16 and int8 ones.",
+            show_default=False,
+        ),
+    ] = None,
     runtime: Annotated[
         list[str] | None,
         typer.Option(

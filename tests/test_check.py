@@ -148,3 +148,20 @@ def test_check_command_usage_errors_are_one_line_exit_2(tmp_path):
 def test_a_file_off_the_contract_is_refused_in_one_line(toy_dir):
     result = invoke("check", str(toy_dir / "flat.onnx"))
     assert result.exit_code == 2 and "one input 'image' (N×C×H×W) or 'code'" in result.stderr
+
+
+def test_info_shows_the_target_its_operators_and_where_the_export_ran_the_file():
+    text = invoke("info", "conv-unpool").stdout
+    assert "target   portable (opset 20): Add, Cast, Concat, Conv, ConvTranspose, DepthToSpace," in text
+    runs = next(line for line in text.splitlines() if line.startswith("runs in"))
+    assert "✓ onnxruntime 1.32.0" in runs and "✓ openvino 2026.4.1 (" in runs and "✗" not in runs
+    record = json.loads(invoke("info", "conv-unpool", "--json").stdout)
+    assert record["target"] == "portable" and "MaxUnpool" not in record["operators"]
+    assert set(record["checked_in"]["runtimes"]) == {
+        "onnxruntime",
+        "onnx-reference",
+        "opencv",
+        "opencv-classic",
+        "openvino",
+    }
+    assert json.loads(invoke("info", "deep", "--json").stdout)["target"] is None  # exported before targets

@@ -30,7 +30,7 @@ try {
   for (const [method, ...rest] of job.calls) {
     results.push(await page.evaluate(([m, a]) => (m === 'manifest' ? window.aetool.manifest() : window.aetool[m](...a)), [method, rest]));
   }
-  process.stdout.write(JSON.stringify(results));
+  await new Promise((resolve) => process.stdout.write(JSON.stringify(results), resolve)); // flushed before exit
 } catch (err) {
   process.stderr.write(`${err.message || err}\n`);
   code = 1;

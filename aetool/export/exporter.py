@@ -15,7 +15,7 @@ import numpy as np
 import onnx
 from torch import nn
 
-from aetool.check import CheckReport, check_bytes
+from aetool.check import ATOL, CheckReport, check_bytes
 from aetool.errors import AetoolError, DataError
 from aetool.export import metadata, variants
 from aetool.export.onnx_export import Decoder, ExportSpec, check_onnx, decoder_spec, model_spec, to_onnx
@@ -142,10 +142,10 @@ def check_record(report: CheckReport) -> dict[str, Any]:
     return {"against": "onnxruntime", "atol": report.atol, "cases": report.cases, "runtimes": runtimes}
 
 
-def _run_everywhere(proto: onnx.ModelProto, *, label: str, strict: bool, echo: Echo) -> CheckReport:
-    """Run a graph in every installed runtime against onnxruntime (``aetool.check``); with ``strict`` (the portable
-    target's fp32 graphs) raise ``ParityError`` when one of them fails it."""
-    report = check_bytes(proto.SerializeToString())
+def _run_everywhere(proto: onnx.ModelProto, *, label: str, precision: str, strict: bool, echo: Echo) -> CheckReport:
+    """Run a graph in every installed runtime against onnxruntime (``aetool.check``, within the tolerance of its
+    ``precision``); with ``strict`` (the portable target's fp32 graphs) raise ``ParityError`` when one fails it."""
+    report = check_bytes(proto.SerializeToString(), atol=ATOL[precision])
     ran = ", ".join(
         f"{'✓' if r.ok else '✗'} {r.runtime}" + (f" {r.max_abs:.1e}" if r.ok and r.runtime != "onnxruntime" else "")
         for r in report.results
@@ -232,7 +232,7 @@ def _export(
     spec = model_spec(net, target=target)
     proto, report = _verified(spec, net, cases, atol=options.atol, target=target, label="model", echo=echo)
     result = ExportResult(path, report)
-    result.checked_in[path] = _run_everywhere(proto, label="model", strict=strict, echo=echo)
+    result.checked_in[path] = _run_everywhere(proto, label="model", precision="fp32", strict=strict, echo=echo)
     files = {path: proto}
 
     if net.decodes_codes:
@@ -242,7 +242,9 @@ def _export(
             spec, Decoder(net), code, atol=options.atol, target=target, label="decoder", echo=echo
         )
         result.decoder_path = contract.decoder_path(path)
-        result.checked_in[result.decoder_path] = _run_everywhere(decoder, label="decoder", strict=strict, echo=echo)
+        result.checked_in[result.decoder_path] = _run_everywhere(
+            decoder, label="decoder", precision="fp32", strict=strict, echo=echo
+        )
         props = metadata.metadata(
             facts,
             decoder,
@@ -271,7 +273,9 @@ def _export(
             max_mse_rise=options.max_mse_rise,
             echo=echo,
         )
-        result.checked_in[target_path] = _run_everywhere(variant, label=precision, strict=False, echo=echo)
+        result.checked_in[target_path] = _run_everywhere(
+            variant, label=precision, precision=precision, strict=False, echo=echo
+        )
         props = metadata.metadata(
             facts,
             variant,

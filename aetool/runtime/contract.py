@@ -4,9 +4,11 @@ Version 2: a model file has one input ``image`` (N×C×H×W float32 in [0, 1], C
 ``reconstruction`` (same shape) and ``code`` (the latent). Everything else the runtime needs travels in the
 file's ``metadata_props`` under the keys below (JSON text where the value is structured): the contract version,
 the channels and colour space, the input spec (a fixed size, or any size divisible by ``multiple_of``, and the
-polarity). Models whose decoder needs only the code also get a decoder graph beside them, ``NAME.decoder.onnx``
-(input ``code``, output ``reconstruction``). Version 1 files (no ``contract_version`` key) are N×1×H×W, white
-digit on black, and still load and run unchanged.
+polarity), and the file's compatibility: the export target it was written for (``portable``: operators every
+major runtime implements; ``onnxruntime``: the graph onnxruntime runs fastest), its operator types and the
+runtimes the export ran it in, with their differences from onnxruntime. Models whose decoder needs only the code
+also get a decoder graph beside them, ``NAME.decoder.onnx`` (input ``code``, output ``reconstruction``). Version 1
+files (no ``contract_version`` key) are N×1×H×W, white digit on black, and still load and run unchanged.
 """
 
 from __future__ import annotations
