@@ -10,7 +10,8 @@ same files the same way at the same thread count (intra-op threads, one inter-op
 browser and native, so outside load falls on both; the table gives the median over rounds. Warm-up: the page's
 first model's session creation includes fetching and compiling onnxruntime-web's 14 MB .wasm; the first run of
 each session is timed apart. ``--profile NAME`` adds where the time goes, by operator type, in onnxruntime-web
-(wasm in Node, its profiler) and in native onnxruntime (its profiler, benchmarks/op_profile.py), at batch 1.
+(wasm in Node) and in native onnxruntime, from their profilers, at batch 1 (native onnxruntime runs its convs in
+the NCHWc layout: ``Conv`` there with ``ReorderInput``/``ReorderOutput``, ``FusedConv`` in wasm).
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
-from op_profile import node_ms
 
 from aetool.runtime.registry import BUNDLED_DIR
 from aetool.web import build_site, server
@@ -74,31 +74,46 @@ def browser(url: str, threads: int, seconds: float) -> list[dict]:
     return json.loads(done.stdout)
 
 
+def op_types(events: list[dict], skip: int = 50) -> dict[str, float]:
+    """µs per run by operator type from an onnxruntime profile (the same JSON events in Python and in the browser
+    build): each node's median duration after the first ``skip`` runs, summed per operator type. Medians, because on
+    a shared machine a few pre-empted runs would dominate the means."""
+    starts = sorted(e["ts"] for e in events if e["name"] == "model_run")
+    durations: dict[tuple[str, str], list[float]] = collections.defaultdict(list)
+    for event in events:
+        if event.get("cat") == "Node" and event["ts"] >= starts[skip] and event["name"].endswith("_kernel_time"):
+            durations[(event["name"], event["args"]["op_name"])].append(event["dur"])
+    totals: dict[str, float] = collections.defaultdict(float)
+    for (_, op), values in durations.items():
+        totals[op] += statistics.median(values)
+    return totals
+
+
 def op_types_wasm(path: Path, threads: int, runs: int = 300) -> dict[str, float]:
-    """µs per run by operator type in onnxruntime-web (wasm, Node), from its profiler, after the first 50 runs."""
+    """:func:`op_types` of onnxruntime-web (wasm, in Node), from web/profile_node.mjs."""
     done = subprocess.run(
         ["node", str(WEB / "profile_node.mjs"), str(path), str(runs), str(threads)],
         capture_output=True,
         text=True,
         timeout=600,
     )
-    events = json.loads(done.stdout[done.stdout.index("[") : done.stdout.rindex("]") + 1])
-    starts = sorted(e["ts"] for e in events if e["name"] == "model_run")
-    cut = starts[50]
-    totals: dict[str, float] = collections.defaultdict(float)
-    for event in events:
-        if event.get("cat") == "Node" and event["ts"] >= cut:
-            totals[event["args"]["op_name"]] += event["dur"]
-    counted = len(starts) - 50
-    return {op: total / counted for op, total in totals.items()}
+    return op_types(json.loads(done.stdout[done.stdout.index("[") : done.stdout.rindex("]") + 1]))
 
 
-def op_types_native(path: Path, threads: int) -> dict[str, float]:
-    """µs per run by operator type in native onnxruntime, from its profiler (benchmarks/op_profile.py)."""
-    totals: dict[str, float] = collections.defaultdict(float)
-    for (_, op), ms in node_ms(str(path), 1, threads, calls=300).items():
-        totals[op] += ms * 1e3
-    return totals
+def op_types_native(path: Path, threads: int, runs: int = 300) -> dict[str, float]:
+    """:func:`op_types` of native onnxruntime on the same image, after 20 unprofiled runs in another session."""
+    feed = {"image": (np.arange(784) * 7919 % 1000 / 1000).astype(np.float32).reshape(1, 1, 28, 28)}
+    options = ort.SessionOptions()
+    options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+    warm = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    for _ in range(20):
+        warm.run(None, feed)
+    options.enable_profiling = True
+    options.profile_file_prefix = str(Path(tempfile.mkdtemp()) / "profile")
+    session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    for _ in range(runs):
+        session.run(None, feed)
+    return op_types(json.loads(Path(session.end_profiling()).read_text()))
 
 
 def main() -> None:
@@ -156,7 +171,10 @@ def main() -> None:
     if args.profile:
         path = BUNDLED_DIR / f"{args.profile}.onnx"
         wasm, cpu = op_types_wasm(path, counts[0]), op_types_native(path, counts[0])
-        print(f"\n{args.profile}, batch 1, {counts[0]} thread(s): µs per run by operator type, under each profiler")
+        print(
+            f"\n{args.profile}, batch 1, {counts[0]} thread(s): µs per run by operator type (the sum of each node's "
+            "median time under the profiler)"
+        )
         print("\n| operator | native µs | wasm (Node) µs | wasm / native |\n|---|---:|---:|---:|")
         for op in sorted(set(wasm) | set(cpu), key=lambda o: -wasm.get(o, 0.0)):
             ratio = f"{wasm[op] / cpu[op]:.1f}" if wasm.get(op) and cpu.get(op) else "–"
