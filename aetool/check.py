@@ -117,9 +117,8 @@ class Runtime:
 
     name: str
     module: str
-    load: Callable[[Path, str, list[str]], Runner]  # (file, input name, output names) → runner
+    load: Callable[[Path, str, list[str]], Runner]  # (file, input name, output names) → runner; raises its reason
     version: Callable[[], str]
-    engine: int | None = None  # OpenCV's DNN engine, where it has several
 
     @property
     def installed(self) -> bool:
@@ -127,11 +126,13 @@ class Runtime:
 
 
 def _onnxruntime(path: Path, input_name: str, outputs: list[str]) -> Runner:
+    """onnxruntime's CPU provider, one thread: the reference (``aetool.runtime.model.open_session``)."""
     session = open_session(path, threads=1)
     return lambda x: dict(zip(outputs, session.run(outputs, {input_name: x}), strict=True))
 
 
 def _reference(path: Path, input_name: str, outputs: list[str]) -> Runner:
+    """onnx's reference evaluator: every operator in plain numpy, as the ONNX specification defines it."""
     from onnx.reference import ReferenceEvaluator
 
     evaluator = ReferenceEvaluator(str(path))
@@ -139,6 +140,8 @@ def _reference(path: Path, input_name: str, outputs: list[str]) -> Runner:
 
 
 def _opencv(engine: int | None) -> Callable[[Path, str, list[str]], Runner]:
+    """OpenCV DNN's loader with ``engine`` (``cv2.dnn.ENGINE_NEW`` or ``ENGINE_CLASSIC``; None: OpenCV 4's only)."""
+
     def load(path: Path, input_name: str, outputs: list[str]) -> Runner:
         import cv2
 
@@ -178,22 +181,25 @@ def _stderr_of_c_code() -> Iterator[io.StringIO]:
 
 
 def _openvino(path: Path, input_name: str, outputs: list[str]) -> Runner:
+    """OpenVINO on the CPU in f32, asked for and checked: a bf16/fp16-capable CPU would otherwise compute in less."""
     import openvino as ov
 
     compiled = ov.Core().compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
     precision = compiled.get_property("INFERENCE_PRECISION_HINT")
-    if precision != ov.Type.f32:  # a bf16/fp16-capable CPU would otherwise run in lower precision
+    if precision != ov.Type.f32:
         raise RuntimeError(f"OpenVINO runs in {precision}, not f32")
     ports = {name: compiled.output(name) for name in outputs}
-    return lambda x: {name: np.asarray(value) for name, value in _infer(compiled, input_name, x, ports).items()}
 
+    def run(x: np.ndarray) -> Outputs:
+        result = compiled({input_name: x})
+        return {name: np.asarray(result[port]) for name, port in ports.items()}
 
-def _infer(compiled: Any, input_name: str, x: np.ndarray, ports: dict[str, Any]) -> Outputs:
-    result = compiled({input_name: x})
-    return {name: result[port] for name, port in ports.items()}
+    return run
 
 
 def _module_version(module: str) -> Callable[[], str]:
+    """A function giving ``module``'s version without build suffixes (OpenVINO's ``2026.4.1-22982-…``)."""
+
     def version() -> str:
         return str(importlib.import_module(module).__version__).split("-")[0]
 
@@ -210,8 +216,8 @@ def _opencv_engines() -> list[Runtime]:
     if not hasattr(cv2.dnn, "ENGINE_NEW"):
         return [Runtime("opencv", "cv2", _opencv(None), version)]
     return [
-        Runtime("opencv", "cv2", _opencv(cv2.dnn.ENGINE_NEW), version, cv2.dnn.ENGINE_NEW),
-        Runtime("opencv-classic", "cv2", _opencv(cv2.dnn.ENGINE_CLASSIC), version, cv2.dnn.ENGINE_CLASSIC),
+        Runtime("opencv", "cv2", _opencv(cv2.dnn.ENGINE_NEW), version),
+        Runtime("opencv-classic", "cv2", _opencv(cv2.dnn.ENGINE_CLASSIC), version),
     ]
 
 

@@ -622,7 +622,7 @@ def check(
     as_json: Json = False,
 ) -> None:
     """Run a model file in every ONNX runtime installed here (onnxruntime; the ONNX reference evaluator, OpenCV
-    DNN and OpenVINO where installed: pip install 'aetool[check]') on fixed inputs and compare each with
+    DNN and OpenVINO where installed: the check extra) on fixed inputs and compare each with
     onnxruntime. Exit 0 when every one agrees, 1 when some fail or cannot load it."""
     with reporting():
         from aetool.check import check_file
@@ -904,8 +904,8 @@ def export_command(
         Target | None,
         typer.Option(
             help="portable: only operators that onnxruntime, onnxruntime-web, OpenVINO, OpenCV DNN and the ONNX "
-            "reference all run; onnxruntime: the graph onnxruntime runs fastest (for the unpooling models 1.1-1.2× "
-            "faster at batch 256, but not loadable by OpenVINO or OpenCV). [default: portable]",
+            "reference all run; onnxruntime: the graph onnxruntime runs fastest (for the unpooling models 1.1-1.3× "
+            "faster at batch 256, but not loadable by OpenVINO or OpenCV). \\[default: portable]",
             show_default=False,
         ),
     ] = None,

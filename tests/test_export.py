@@ -191,6 +191,35 @@ def test_refuses_a_graph_that_differs_from_torch_and_writes_nothing(tmp_path, mo
     assert (tmp_path / "ae64.onnx").read_bytes() == b"previous export"
 
 
+def test_a_portable_graph_with_an_operator_outside_the_portable_set_is_refused(tmp_path, monkeypatch):
+    from aetool.export import onnx_export
+    from aetool.export.ort_layers import for_onnxruntime
+
+    monkeypatch.setattr(onnx_export, "for_target", lambda net, target: for_onnxruntime(net))
+    with pytest.raises(AetoolError, match=r"portable model graph uses Col2Im, .*MaxUnpool.*MaxPool with its Indices"):
+        export("conv-unpool", tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_portable_graph_that_fails_in_an_installed_runtime_is_refused_and_an_onnxruntime_one_records_it(
+    tmp_path, monkeypatch
+):
+    from aetool import check
+
+    def refuses(path, input_name, outputs):
+        raise RuntimeError("Exception from frontend:\n-- No conversion rule found for operations: Gemm-20")
+
+    onnxruntime = check.runtimes()[0]
+    monkeypatch.setattr(check, "runtimes", lambda: [onnxruntime, check.Runtime("strict", "numpy", refuses, str)])
+    with pytest.raises(ParityError, match=r"portable model graph fails in strict .*Gemm-20; nothing was written"):
+        export("ae64", tmp_path)
+    assert list(tmp_path.iterdir()) == []
+    result = export("ae64", tmp_path, ExportOptions(target="onnxruntime"))
+    runs = json.loads(read(onnx.load(result.path))[contract.CHECKED_IN])["runtimes"]
+    assert runs["strict"]["ok"] is False and "No conversion rule found" in runs["strict"]["error"]
+    assert runs["onnxruntime"]["ok"] is True
+
+
 def test_refuses_when_tolerance_cannot_be_met(tmp_path):
     with pytest.raises(ParityError, match="max abs"):
         export("deep", tmp_path, ExportOptions(atol=0.0))
@@ -368,6 +397,21 @@ def test_the_portable_unpooling_graph_is_exact_on_ties_without_indices_or_max(na
     assert {"DepthToSpace", "ConvTranspose"} <= ops
 
 
+@pytest.mark.parametrize("target", contract.TARGETS)
+def test_a_colour_unpooling_model_exports_on_each_target_with_parity_on_ties(target, tmp_path):
+    torch.manual_seed(0)
+    net = build_model("conv-unpool", channels=3)
+    facts = ModelFacts("conv-unpool", get_spec("conv-unpool").arch, channels=3)
+    options = ExportOptions(target=target)
+    result = export_model(net, tmp_path / "colour.onnx", facts=facts, options=options, echo=lambda line: None)
+    ties = [check for check in result.parity.checks if check.case == "ties b4"]
+    assert result.parity.passed and len(ties) == 2 and all(check.ok for check in ties)
+    assert ties[0].shape == (4, 3, 28, 28)
+    props = read(onnx.load(result.path))
+    assert props[contract.TARGET] == target and props[contract.CHANNELS] == "3"
+    assert ("MaxUnpool" in json.loads(props[contract.OPERATORS])) == (target == "onnxruntime")
+
+
 def test_a_wrong_tie_rule_fails_parity(monkeypatch):
     """Negative control: a stand-in whose windows keep the last maximum, not PyTorch's first, fails parity on the
     tie cases (and on random images, where windows of ReLU zeros tie too), so parity proves the portable rule."""
@@ -454,3 +498,13 @@ def test_a_file_that_cannot_be_written_is_named_not_its_temporary(data_dir, tmp_
     with pytest.raises(AetoolError, match=rf"^cannot write {tmp_path / 'out.onnx'}: Permission denied$"):
         export_run(run, tmp_path / "out.onnx", echo=lambda line: None)
     assert not list(tmp_path.glob("*.onnx")) and not list(tmp_path.glob(".*.part"))
+
+
+def test_the_export_commands_help_names_the_default_target():
+    from typer.testing import CliRunner
+
+    from aetool.cli import app
+
+    result = CliRunner().invoke(app, ["export", "--help"], env={"COLUMNS": "200"})
+    words = " ".join(result.stdout.replace("│", " ").split())  # the help as one line, out of its box
+    assert f"[default: {ExportOptions().target}]" in words

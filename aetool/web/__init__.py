@@ -48,15 +48,7 @@ class Site:
     folder: Path
     models: list[str]
     ort_web_version: str | None
-    bytes: int
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "folder": str(self.folder),
-            "models": self.models,
-            "ort_web_version": self.ort_web_version,
-            "bytes": self.bytes,
-        }
+    bytes: int  # the whole site
 
 
 def _candidates(given: str | Path | None) -> Iterator[Path]:

@@ -361,7 +361,7 @@ const ready = load().then(() => {
     `${names} loaded and warmed up in ${(state.loadedMs / 1000).toFixed(2)} s; onnxruntime-web ` +
     `${state.manifest.onnxruntime_web || ''} (wasm, ${threads} thread${threads > 1 ? 's' : ''}). Draw a digit.`;
   document.getElementById('about').textContent =
-    `Made by aetool web. Models: ${state.manifest.models.map((m) => `${m.name} (${m.target || 'onnxruntime'} graph)`).join(', ')}.`;
+    `Made by aetool web. Models: ${state.manifest.models.map((m) => m.name + (m.target ? ` (${m.target} export)` : '')).join(', ')}.`;
   setupPad();
   setupInputs();
 }).catch((err) => {
