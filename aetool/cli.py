@@ -48,6 +48,13 @@ class NoiseKind(str, Enum):
     mask = "mask"
 
 
+class Target(str, Enum):
+    """The export targets of ``aetool.runtime.contract.TARGETS`` (spelled out so ``--help`` needs no import)."""
+
+    portable = "portable"
+    onnxruntime = "onnxruntime"
+
+
 # ---- reporting: the one way a command talks to the user ----
 
 
@@ -644,12 +651,106 @@ def info(
             mark = {True: "✓ passed", False: "✗ FAILED"}.get(parity.passed, "? not recorded")  # type: ignore[arg-type]
             worst = f", worst max-abs {parity.worst_max_abs:.3g}" if parity.worst_max_abs is not None else ""
             typer.echo(f"{'parity':9}{mark}{worst} ({parity.cases if parity.cases is not None else '?'} cases)")
+        if record.target or record.operators:
+            operators = f": {', '.join(record.operators)}" if record.operators else ""
+            typer.echo(f"{'target':9}{record.target or '?'} (opset {record.opset or '?'}){operators}")
+        if record.checked_in:
+            typer.echo(f"{'runs in':9}{_checked_in(record.checked_in)}")
         typer.echo("metadata")
         for key, value in record.metadata.items():
-            if key != "parity":
+            if key not in ("parity", "checked_in"):
                 typer.echo(
                     f"  {_shown(key):15}{_shown(json.dumps(value) if isinstance(value, (dict, list)) else value)}"
                 )
+
+
+@app.command()
+def check(
+    model: Annotated[
+        str, typer.Argument(help="Model file (.onnx), its decoder, or a bundled model name.", metavar="NAME|FILE")
+    ],
+    atol: Annotated[
+        float | None,
+        typer.Option(
+            min=0,
+            help="Largest allowed |runtime - onnxruntime|, × max(1, max|output|). Default: 1e-4 for fp32 files, "
+            "1e-2 for fp16 and int8 ones.",
+            show_default=False,
+        ),
+    ] = None,
+    runtime: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="NAME",
+            help="Check only this runtime: onnx-reference, opencv, opencv-classic, openvino; repeat for more. "
+            "Default: every one installed.",
+            show_default=False,
+        ),
+    ] = None,
+    as_json: Json = False,
+) -> None:
+    """Run a model file in every ONNX runtime installed here (onnxruntime; the ONNX reference evaluator, OpenCV
+    DNN and OpenVINO where installed: the check extra) on fixed inputs and compare each with
+    onnxruntime. Exit 0 when every one agrees, 1 when some fail or cannot load it."""
+    with reporting():
+        from aetool.check import check_file
+
+        try:
+            report = check_file(model, atol=atol, only=["onnxruntime", *runtime] if runtime else None)
+        except ValueError as err:
+            fail(f"--runtime: {err}")
+    typer.echo(json.dumps(report.to_dict(), indent=2) if as_json else "\n".join(report.lines()))
+    if not report.passed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def web(
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Folder for the site (created).", metavar="DIR", show_default=False)
+    ],
+    ort_web: Annotated[
+        Path | None,
+        typer.Option(
+            "--ort-web",
+            metavar="DIR",
+            help="Folder holding onnxruntime-web's ort.wasm.min.js, ort-wasm-simd-threaded.mjs and .wasm (its npm "
+            "package's dist/). Default: $AETOOL_ORT_WEB, else web/node_modules of a clone (npm ci --prefix web).",
+            show_default=False,
+        ),
+    ] = None,
+    serve: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            metavar="PORT",
+            help="Then serve the site on http://127.0.0.1:PORT (with the headers that let it use threads) until "
+            "Ctrl-C.",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Write a static page that runs the bundled models in the browser with onnxruntime-web: draw or drop a digit,
+    see it denoised and reconstructed, all computed in the page. Serve the folder over HTTP (browsers do not load
+    WebAssembly modules from file:// pages)."""
+    with reporting():
+        from aetool.web import build_site, server
+
+        site = build_site(output, ort_web=ort_web)
+        version = f" {site.ort_web_version}" if site.ort_web_version else ""
+        note(
+            f"wrote {site.folder}: {', '.join(site.models)} and onnxruntime-web{version} (wasm), "
+            f"{site.bytes / 1e6:.1f} MB"
+        )
+        if serve is None:
+            note(f"serve it over HTTP, e.g. aetool web -o {output} --serve 8000, or python3 -m http.server -d {output}")
+            return
+        httpd = server(site.folder, serve)
+        note(f"serving http://127.0.0.1:{httpd.server_address[1]}/ (Ctrl-C to stop)")
+        try:
+            httpd.serve_forever()
+        finally:
+            httpd.server_close()
 
 
 def _image_spec(spec: dict[str, Any], colour_space: str | None) -> str:
@@ -668,6 +769,22 @@ def _shown(value: object, limit: int = 200) -> str:
     if not text.isprintable():
         text = text.encode("unicode_escape", "backslashreplace").decode("ascii")
     return text if len(text) <= limit else f"{text[: limit - 1]}… ({len(text):,} characters)"
+
+
+def _checked_in(record: dict[str, Any]) -> str:
+    """The runtimes an export ran the file in, as ``✓ openvino 2026.4.1 (2.1e-07), ✗ opencv 5.0.0 (reason)``."""
+    runs = record.get("runtimes")
+    if not isinstance(runs, dict):
+        return "? (unreadable record)"
+    cells = []
+    for name, run in runs.items():
+        if not isinstance(run, dict):
+            continue
+        mark = "✓" if run.get("ok") else "✗"
+        detail = run.get("error") or (f"{run['max_abs']:.1e}" if isinstance(run.get("max_abs"), float) else "")
+        detail = "" if name == "onnxruntime" and run.get("ok") else f" ({detail})" if detail else ""
+        cells.append(_shown(f"{mark} {name} {run.get('version') or '?'}{detail}"))
+    return ", ".join(cells) + " (against onnxruntime, at export)"
 
 
 def _size(size: int | None) -> str:
@@ -921,15 +1038,28 @@ def export_command(
         float, typer.Option(help="Refuse a variant whose test MSE rises more than this fraction.")
     ] = 0.10,
     atol: Annotated[float, typer.Option(help="Largest allowed |torch - onnxruntime| of the fp32 file.")] = 1e-5,
+    target: Annotated[
+        Target | None,
+        typer.Option(
+            help="portable: only operators that onnxruntime, onnxruntime-web, OpenVINO, OpenCV DNN and the ONNX "
+            "reference all run; onnxruntime: the graph onnxruntime runs fastest (for the unpooling models 1.1-1.3× "
+            "faster at batch 256, but not loadable by OpenVINO or OpenCV). \\[default: portable]",
+            show_default=False,
+        ),
+    ] = None,
     as_json: Json = False,
 ) -> None:
-    """Export a trained run to ONNX, verified against PyTorch; nothing is written unless parity holds."""
+    """Export a trained run to ONNX, verified against PyTorch (and in every runtime installed here); nothing is
+    written unless parity holds."""
     _need_train_extra("export")
     with reporting():
         from aetool.export import ExportOptions, export_run
 
         precisions = tuple(name for name, wanted in (("fp16", fp16), ("int8", int8)) if wanted)
-        options = ExportOptions(atol=atol, precisions=precisions, max_mse_rise=max_mse_rise, data_dir=data_dir)
+        chosen = {"target": target.value} if target else {}
+        options = ExportOptions(
+            atol=atol, precisions=precisions, max_mse_rise=max_mse_rise, data_dir=data_dir, **chosen
+        )
         result = export_run(run, output, options=options, echo=note)
         if as_json:
             typer.echo(json.dumps(result.to_dict()))

@@ -58,6 +58,9 @@ class ModelInfo:
     precision: str | None
     decoder: DecoderInfo | None
     parity: ParitySummary | None
+    target: str | None  # "portable" or "onnxruntime"; None for files exported before targets
+    operators: list[str] | None  # the graph's operator types, as the export recorded them
+    checked_in: dict[str, Any] | None  # the export's runs in other runtimes (contract.CHECKED_IN)
     metadata: dict[str, Any]
 
     def to_dict(self) -> dict[str, Any]:
@@ -95,6 +98,9 @@ def describe(model: str | Path) -> ModelInfo:
         precision=metadata.get(contract.PRECISION),
         decoder=_decoder(path, metadata),
         parity=summarise_parity(metadata.get(contract.PARITY)),
+        target=metadata.get(contract.TARGET),
+        operators=_strings(metadata.get(contract.OPERATORS)),
+        checked_in=checked if isinstance(checked := metadata.get(contract.CHECKED_IN), dict) else None,
         metadata=metadata,
     )
 
@@ -111,6 +117,10 @@ def _decoder(path: Path, metadata: dict[str, Any]) -> DecoderInfo | None:
     digest = metadata.get(contract.DECODER_SHA256)
     matches = hashlib.sha256(decoder.read_bytes()).hexdigest() == digest if isinstance(digest, str) and digest else None
     return DecoderInfo(str(decoder), decoder.stat().st_size, matches)
+
+
+def _strings(value: Any) -> list[str] | None:
+    return [str(item) for item in value] if isinstance(value, list) else None
 
 
 def _tensor(arg: Any) -> TensorInfo:

@@ -25,7 +25,16 @@ KINDS = ("pca", "dense", "conv")
 DATASETS = ("mnist", "fashion-mnist", "images")
 PRECISIONS = ("fp32", *contract.PRECISIONS)
 JSON_KEYS = frozenset(
-    {contract.ARCHITECTURE, contract.NOISE, contract.INPUT_SPEC, contract.PARITY, contract.VERSIONS, contract.VARIANT}
+    {
+        contract.ARCHITECTURE,
+        contract.NOISE,
+        contract.INPUT_SPEC,
+        contract.PARITY,
+        contract.VERSIONS,
+        contract.VARIANT,
+        contract.OPERATORS,
+        contract.CHECKED_IN,
+    }
 )
 NUMBER_KEYS = frozenset(
     {contract.EPOCHS, contract.TEST_MSE, contract.OPSET, contract.CONTRACT_VERSION, contract.CHANNELS}
