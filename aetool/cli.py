@@ -660,7 +660,7 @@ def info(
         for key, value in record.metadata.items():
             if key not in ("parity", "checked_in"):
                 typer.echo(
-                    f"  {_shown(key):15}{_shown(json.dumps(value) if isinstance(value, (dict, list)) else value)}"
+                    f"  {_shown(key):16} {_shown(json.dumps(value) if isinstance(value, (dict, list)) else value)}"
                 )
 
 
