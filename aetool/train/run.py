@@ -29,30 +29,6 @@ CHECKPOINT = "checkpoint.pt"
 UNPACKED_SLACK = 16 << 20  # torch.save stores a checkpoint's members uncompressed: they unpack to its own size
 METRICS = "metrics.json"
 ONNX = "model.onnx"
-# What must match for a resumed run to end at the uninterrupted run's weights: batches, noise and the learning-rate
-# schedule are functions of these.
-RESUMED_SETTINGS = (
-    "model",
-    "data",
-    "val",
-    "val_data",
-    "size",
-    "patch",
-    "channels",
-    "augment",
-    "epochs",
-    "batch_size",
-    "lr",
-    "loss",
-    "l1",
-    "noise",
-    "noise_kind",
-    "noise_mix",
-    "components",
-    "seed",
-    "dataset",
-    "limit",
-)
 # What a run learns (model and objective): a stored run stands in for a wanted one when these are equal and it was
 # trained at least as long on at least as many images. How it was optimised (lr, batch size, seed) may differ.
 REUSED_SETTINGS = (
@@ -67,6 +43,20 @@ REUSED_SETTINGS = (
     "noise_kind",
     "noise_mix",
     "components",
+)
+# What must match for a resumed run to end at the uninterrupted run's weights: batches, noise and the learning-rate
+# schedule are functions of these too.
+RESUMED_SETTINGS = (
+    *REUSED_SETTINGS,
+    "val",
+    "val_data",
+    "patch",
+    "augment",
+    "epochs",
+    "batch_size",
+    "lr",
+    "seed",
+    "limit",
 )
 
 
