@@ -22,7 +22,7 @@ from aetool.runtime import contract
 from aetool.runtime.registry import BUNDLED_DIR, INDEX, MODEL_DIR_ENV
 
 REPO = Path(__file__).resolve().parents[1]
-REAL_NAMES = ("denoise", "conv-unpool", "deep")
+REAL_NAMES = ("denoise", "denoise-dense", "conv-unpool", "deep")
 
 
 # ---- ONNX protobuf, by hand: just enough of onnx.proto for small identity graphs ----
@@ -287,7 +287,7 @@ def data_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def real_models() -> dict[str, Path]:
-    """``{name: model file}`` for denoise, conv-unpool and deep (with decoder)."""
+    """``{name: model file}`` for the bundled denoise, denoise-dense and deep (with decoders), and conv-unpool."""
     index = json.loads((BUNDLED_DIR / INDEX).read_text())
     return {name: BUNDLED_DIR / index[name]["file"] for name in REAL_NAMES}
 

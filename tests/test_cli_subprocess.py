@@ -69,7 +69,7 @@ def test_bad_model_and_usage_exit_2(tmp_path, toy_dir, env):
     assert run_aetool("denoise", cwd=tmp_path, env=env).returncode == 2
 
 
-@pytest.mark.parametrize("real_model", ["denoise", "conv-unpool"], indirect=True)
+@pytest.mark.parametrize("real_model", ["denoise-dense", "denoise", "conv-unpool"], indirect=True)
 def test_real_models_from_the_command_line(tmp_path, real_model):
     save(tmp_path / "a.png", digit())
     save(tmp_path / "b.png", 255 - np.kron(digit(), np.ones((2, 2), np.uint8)))
@@ -77,7 +77,7 @@ def test_real_models_from_the_command_line(tmp_path, real_model):
     assert done.returncode == 0, done.stderr
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "b.png"]
     assert read(tmp_path / "out" / "b.png").shape == (56, 56)
-    dense = real_model.name == "denoise.onnx"
+    dense = real_model.name == "denoise-dense.onnx"
     assert [json.loads(line)["resized"] for line in done.stdout.splitlines()] == [False, dense]
 
 

@@ -213,5 +213,5 @@ def test_torch_pools_and_parity_sessions_size_from_the_cpus_this_process_may_use
         assert size_torch_threads() == 1 and torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(threads)
-    session = cpu_session(to_onnx(model_spec(build_model("ae64").eval())))
+    session = cpu_session(to_onnx(model_spec(build_model("ae64").eval(), target="portable")))
     assert session.get_session_options().intra_op_num_threads == 1

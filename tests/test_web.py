@@ -43,15 +43,17 @@ def fake_ort(tmp_path) -> Path:
 def test_the_site_holds_the_page_the_bundled_models_and_onnxruntime_web(fake_ort, tmp_path):
     site = build_site(tmp_path / "site", ort_web=fake_ort)
     folder = tmp_path / "site"
-    assert site.models == ["denoise", "conv-unpool", "deep"] and site.ort_web_version == "9.9.9"
+    assert site.models == ["denoise", "denoise-dense", "conv-unpool", "deep"] and site.ort_web_version == "9.9.9"
     assert sorted(p.name for p in (folder / "ort").iterdir()) == sorted(ORT_FILES)
     for name in site.models:
         assert (folder / "models" / f"{name}.onnx").read_bytes() == (BUNDLED_DIR / f"{name}.onnx").read_bytes()
     manifest = json.loads((folder / "models.json").read_text())
     entries = {entry["name"]: entry for entry in manifest["models"]}
     assert manifest["onnxruntime_web"] == "9.9.9"
-    assert entries["denoise"]["role"] == "denoise" and entries["denoise"]["noise"] == 0.5
-    assert entries["denoise"]["size"] == [28, 28] and entries["deep"]["role"] == "reconstruct"
+    assert entries["denoise-dense"]["role"] == "denoise" and entries["denoise-dense"]["noise"] == 0.5
+    assert entries["denoise"]["role"] == "denoise" and entries["denoise"]["noise"] == 0.3  # blind: a level to show
+    assert entries["denoise-dense"]["size"] == [28, 28] and entries["deep"]["role"] == "reconstruct"
+    assert entries["denoise"]["size"] is None and entries["denoise"]["multiple_of"] == 2
     assert entries["conv-unpool"]["size"] is None and entries["conv-unpool"]["multiple_of"] == 4
     assert entries["conv-unpool"]["target"] == contract.PORTABLE
     assert {entry["polarity"] for entry in entries.values()} == {contract.POLARITY}

@@ -29,6 +29,7 @@ from typing import Any
 from aetool.errors import AetoolError
 from aetool.runtime import contract
 from aetool.runtime.describe import bundled_models
+from aetool.runtime.evaluate import trained_noise
 from aetool.runtime.model import Model
 from aetool.runtime.registry import models_dir
 
@@ -36,6 +37,7 @@ PAGE = Path(__file__).with_name("page")
 PAGE_FILES = ("index.html", "app.js", "style.css")
 ORT_FILES = ("ort.wasm.min.js", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm")
 ORT_WEB_ENV = "AETOOL_ORT_WEB"
+BLIND_LEVEL = 0.3  # the Gaussian σ the page adds, by default, for a denoiser trained on a range or mix of noise
 PACKAGE = Path("node_modules") / "onnxruntime-web"
 CLONE_WEB = Path(__file__).resolve().parents[2] / "web"  # web/ of a clone (editable installs run from one)
 ISOLATION = {"Cross-Origin-Opener-Policy": "same-origin", "Cross-Origin-Embedder-Policy": "require-corp"}
@@ -87,19 +89,20 @@ def ort_web_version(folder: Path) -> str | None:
 def model_entry(name: str, path: Path, summary: str | None) -> dict[str, Any]:
     """What the page needs to know of a model, from its file: role, input spec, noise, test MSE, target.
 
-    ``role`` is ``denoise`` for a model trained on noisy inputs (the page noises its input first) and
-    ``reconstruct`` otherwise. Raises ``ModelFileError`` for a file that will not load or breaks the contract.
+    ``role`` is ``denoise`` for a model trained on noisy inputs (the page noises its input first, with Gaussian
+    noise of its trained level, or ``BLIND_LEVEL`` for a model trained on a range or mix) and ``reconstruct``
+    otherwise. Raises ``ModelFileError`` for a file that will not load or breaks the contract.
     """
     model = Model(path, threads=1)
     spec = model.input_spec
-    noise = model.metadata.get(contract.NOISE) or {}
-    level = noise.get("level") if isinstance(noise, dict) else None
+    noise = trained_noise(model)
+    level = (noise.level or (BLIND_LEVEL, "gaussian"))[0] if noise else 0.0
     return {
         "name": name,
         "file": f"models/{path.name}",
         "summary": summary or name,
-        "role": "denoise" if level else "reconstruct",
-        "noise": level or 0.0,
+        "role": "denoise" if noise else "reconstruct",
+        "noise": level,
         "channels": spec.channels,
         "size": list(spec.size) if spec.size else None,
         "multiple_of": spec.multiple_of,
