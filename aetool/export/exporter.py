@@ -28,6 +28,7 @@ from aetool.export.parity import (
     image_cases,
     torch_reference,
 )
+from aetool.export.scores import Detector
 from aetool.export.variants import TestSet, VariantReport
 from aetool.models import Autoencoder, ConvAE
 from aetool.runtime import contract
@@ -171,13 +172,26 @@ def _export(
     options: ExportOptions,
     data: ExportData,
     echo: Echo,
+    detector: Detector | None = None,
 ) -> ExportResult:
-    """Model graph, decoder graph and variants of a CPU network in eval mode, each verified before any is written."""
+    """Model graph, decoder graph and variants of a CPU network in eval mode, each verified before any is written.
+
+    With a ``detector`` the model graph is the detector's (the model and its anomaly score), held to PyTorch and its
+    scores also to the numpy runtime's; it has no variants.
+    """
     _check_target(path)
+    if detector is not None and options.precisions:
+        raise AetoolError(f"a detector is written in fp32 only; leave out {', '.join(options.precisions)}")
     images = None if data.test_images is None else as_images(data.test_images)
     unpool = isinstance(net, ConvAE) and net.uses_indices
     cases = image_cases(channels=net.channels, size=net.size, unpool=unpool, test_images=images)
-    proto, report = _verified(model_spec(net), net, cases, atol=options.atol, label="model", echo=echo)
+    scored: dict[str, str] = {}  # the detector's metadata
+    if detector is None:
+        proto, report = _verified(model_spec(net), net, cases, atol=options.atol, label="model", echo=echo)
+    else:
+        spec, head = detector.export_spec(net), detector.module(net)
+        proto, report = _verified(spec, head, cases, atol=options.atol, label="detector", echo=echo)
+        scored = detector.metadata(proto, cases, atol=options.atol, echo=echo)
     result = ExportResult(path, report)
     files = {path: proto}
 
@@ -230,7 +244,7 @@ def _export(
     props = metadata.metadata(
         facts, proto, spec=image_spec, precision="fp32", parity=result.parity.to_dict(), decoder=decoder_name
     )
-    metadata.write(proto, props)
+    metadata.write(proto, props | scored)
     write_files({target: partial(onnx.save_model, file, save_as_external_data=False) for target, file in files.items()})
     echo("wrote " + ", ".join(str(p) for p in result.paths))
     return result

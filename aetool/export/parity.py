@@ -154,6 +154,7 @@ class ParityReport:
     graph: str
     atol: float
     checks: list[OutputCheck] = field(default_factory=list)
+    reference: str = "PyTorch"  # what the graph is held to
 
     @property
     def passed(self) -> bool:
@@ -167,7 +168,7 @@ class ParityReport:
         failed = sum(not c.ok for c in self.checks)
         verdict = "passed" if self.passed else f"FAILED ({failed} of {len(self.checks)})"
         return [
-            f"parity of the {self.graph} graph with PyTorch (max abs ≤ {self.atol:g} × max(1, max|output|)): {verdict}",
+            f"parity of the {self.graph} graph with {self.reference} (max abs ≤ {self.atol:g} × max(1, max|output|)): {verdict}",
             *(check.line() for check in self.checks),
         ]
 
@@ -188,7 +189,7 @@ class ParityReport:
         why = worst.problem or f"max abs {worst.max_abs:.3g} > {worst.tolerance:.3g}"
         more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
         raise ParityError(
-            f"the ONNX {self.graph} graph disagrees with PyTorch on {worst.case!r} "
+            f"the ONNX {self.graph} graph disagrees with {self.reference} on {worst.case!r} "
             f"{worst.output}: {why}{more}; nothing was written"
         )
 
@@ -221,10 +222,17 @@ def compare(case: str, name: str, got: np.ndarray | None, want: np.ndarray, atol
 
 
 def check_parity(
-    session: ort.InferenceSession, reference: Reference, cases: list[Case], *, atol: float, graph: str
+    session: ort.InferenceSession,
+    reference: Reference,
+    cases: list[Case],
+    *,
+    atol: float,
+    graph: str,
+    against: str = "PyTorch",
 ) -> ParityReport:
-    """Run onnxruntime and PyTorch on every case and compare every output PyTorch gives."""
-    report = ParityReport(graph, atol)
+    """Run onnxruntime and the ``reference`` (PyTorch unless ``against`` names another) on every case and compare
+    every output the reference gives."""
+    report = ParityReport(graph, atol, reference=against)
     for case in cases:
         got = run_session(session, case.inputs)
         for name, want in reference(case.inputs).items():

@@ -5,7 +5,9 @@ Version 2: a model file has one input ``image`` (N×C×H×W float32 in [0, 1], C
 file's ``metadata_props`` under the keys below (JSON text where the value is structured): the contract version,
 the channels and colour space, the input spec (a fixed size, or any size divisible by ``multiple_of``, and the
 polarity). Models whose decoder needs only the code also get a decoder graph beside them, ``NAME.decoder.onnx``
-(input ``code``, output ``reconstruction``). Version 1 files (no ``contract_version`` key) are N×1×H×W, white
+(input ``code``, output ``reconstruction``). An anomaly detector (``aetool calibrate``) is a model file with three
+more outputs, ``score`` (N), ``anomaly_map`` (N×1×H×W) and ``score_components`` (N×K), and its score, constants,
+threshold and calibration in the ``anomaly`` key (read by ``runtime.anomaly.AnomalySpec``). Version 1 files (no ``contract_version`` key) are N×1×H×W, white
 digit on black, and still load and run unchanged.
 """
 
@@ -16,6 +18,9 @@ from pathlib import Path
 INPUT = "image"
 RECONSTRUCTION = "reconstruction"
 CODE = "code"
+SCORE = "score"  # detectors: N anomaly scores, higher is more anomalous
+ANOMALY_MAP = "anomaly_map"  # detectors: N×1×H×W, the smoothed squared-error map the heatmaps show
+SCORE_COMPONENTS = "score_components"  # detectors: N×K, the raw components the score standardises and sums
 
 # metadata_props keys
 AETOOL_VERSION = "aetool_version"
@@ -39,6 +44,7 @@ DECODER = "decoder"  # file name of the decoder graph beside this file, "" when 
 CONTRACT_VERSION = "contract_version"  # "2"; absent in version-1 files
 CHANNELS = "channels"  # "1" | "3"
 COLOUR_SPACE = "colour_space"  # "gray" | "srgb"
+ANOMALY = "anomaly"  # JSON, detectors only: score, constants, threshold, rule, calibration (runtime.anomaly)
 
 VERSION = 2
 POLARITY = "white-on-black"  # MNIST's world: dark-on-light inputs are inverted for the model and back

@@ -35,6 +35,7 @@ _JSON_KEYS = {
     contract.PARITY,
     contract.VERSIONS,
     contract.VARIANT,
+    contract.ANOMALY,
 }
 _NUMBER_KEYS = {contract.EPOCHS, contract.TEST_MSE, contract.OPSET, contract.CONTRACT_VERSION, contract.CHANNELS}
 _DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16}

@@ -46,6 +46,7 @@ RESUMED_SETTINGS = (
     "seed",
     "dataset",
     "limit",
+    "classes",
 )
 # What a run learns (model and objective): a stored run stands in for a wanted one when these are equal and it was
 # trained at least as long on at least as many images. How it was optimised (lr, batch size, seed) may differ.
@@ -61,6 +62,7 @@ REUSED_SETTINGS = (
     "noise_kind",
     "noise_mix",
     "components",
+    "classes",
 )
 
 

@@ -1,0 +1,189 @@
+"""Anomaly scores on the torch side: the head a detector graph puts on an autoencoder.
+
+The components and the score are defined in :mod:`aetool.runtime.anomaly` (the numpy side); this module computes
+the same in float32 torch ops that export to plain ONNX operators (Conv, ReduceMean, ReduceMax, arithmetic; no
+``Max`` over tensors, which onnxruntime-web's WebGPU backend lacks), so the file alone computes the score in any
+runtime. :class:`Detector` carries a calibrated detector into the exporter: the graph to export, the module it
+is held to, and a second check of the graph's scores against the numpy runtime's on the same reconstructions.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import onnx
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from aetool.export.onnx_export import ExportSpec, model_spec
+from aetool.export.parity import Case, ParityReport, check_parity, cpu_session, run_session
+from aetool.models import Autoencoder
+from aetool.runtime import anomaly, contract
+from aetool.runtime.metrics import SSIM_K1, SSIM_K2, SSIM_RADIUS, SSIM_SIGMA
+
+OUTPUTS = (contract.RECONSTRUCTION, contract.CODE, contract.SCORE, contract.ANOMALY_MAP, contract.SCORE_COMPONENTS)
+Echo = Callable[[str], object]
+
+
+def gaussian_window(sigma: float, radius: int) -> torch.Tensor:
+    """1×1×k×k float32, k = 2·radius + 1: the outer product of the normalised Gaussian taps (computed in float64)."""
+    offsets = torch.arange(-radius, radius + 1, dtype=torch.float64)
+    taps = torch.exp(-0.5 * (offsets / sigma) ** 2)
+    taps = taps / taps.sum()
+    return (taps[:, None] * taps[None, :]).float()[None, None]
+
+
+def error_map(images: torch.Tensor, outputs: torch.Tensor) -> torch.Tensor:
+    """N×1×H×W: the mean over channels of the squared error of N×C×H×W ``outputs`` against ``images``."""
+    return (images - outputs).square().mean(1, keepdim=True)
+
+
+@dataclass(frozen=True)
+class Constants:
+    """What a detector's score needs besides the model: its ``components``, the ``wmse`` weights 1 / (v + 0.001)
+    (1×H×W float32, None when unused) and the mean and standard deviation standardising each component."""
+
+    components: tuple[str, ...]
+    weights: np.ndarray | None = None
+    mean: tuple[float, ...] | None = None  # None: 0 (raw components, before calibration)
+    std: tuple[float, ...] | None = None  # None: 1
+
+
+class AnomalyHead(nn.Module):
+    """An autoencoder and its anomaly score: ``image`` (N×C×H×W in [0, 1]) → ``reconstruction``, ``code``,
+    ``score`` (N), ``anomaly_map`` (N×1×H×W) and ``score_components`` (N×K, raw), as runtime.anomaly defines them.
+
+    SSIM filters the five local moments (x̂, x, x̂², x², x̂x) of every channel with one grouped convolution of its
+    11×11 Gaussian window ('valid', as Wang et al. 2004 and scikit-image); the map is smoothed by a 5×5 Gaussian of
+    σ 1 with zero padding. Constants live in buffers, which export as initializers.
+    """
+
+    weights: torch.Tensor
+    mean: torch.Tensor
+    std: torch.Tensor
+    smooth_window: torch.Tensor
+    ssim_window: torch.Tensor
+
+    def __init__(self, net: nn.Module, constants: Constants, *, channels: int) -> None:
+        super().__init__()
+        self.net, self.components = net, constants.components
+        count = len(constants.components)
+        self.register_buffer("smooth_window", gaussian_window(anomaly.SMOOTH_SIGMA, anomaly.SMOOTH_RADIUS))
+        window = gaussian_window(SSIM_SIGMA, SSIM_RADIUS)
+        self.register_buffer("ssim_window", window.expand(5 * channels, 1, *window.shape[2:]).clone())
+        if constants.weights is not None:
+            weights = torch.from_numpy(constants.weights).float()
+            self.register_buffer("weights", weights.reshape(1, 1, *weights.shape[-2:]))
+        self.register_buffer("mean", torch.tensor(constants.mean or (0.0,) * count, dtype=torch.float32))
+        self.register_buffer("std", torch.tensor(constants.std or (1.0,) * count, dtype=torch.float32))
+
+    def ssim_distance(self, images: torch.Tensor, outputs: torch.Tensor) -> torch.Tensor:
+        """N: 1 − the mean SSIM of each image's channels (``metrics.ssims`` in float32)."""
+        channels = images.shape[1]
+        moments = torch.cat([outputs, images, outputs * outputs, images * images, outputs * images], 1)
+        filtered = F.conv2d(moments, self.ssim_window, groups=5 * channels)
+        mu_x, mu_y, xx, yy, xy = filtered.split(channels, 1)
+        c1, c2 = SSIM_K1**2, SSIM_K2**2
+        mean_x2, mean_y2, mean_xy = mu_x * mu_x, mu_y * mu_y, mu_x * mu_y
+        numerator = (2 * mean_xy + c1) * (2 * (xy - mean_xy) + c2)
+        denominator = (mean_x2 + mean_y2 + c1) * ((xx - mean_x2) + (yy - mean_y2) + c2)
+        return 1 - (numerator / denominator).mean((1, 2, 3))
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        outputs, code = self.net(images)
+        errors = error_map(images, outputs)
+        smoothed = F.conv2d(errors, self.smooth_window, padding=anomaly.SMOOTH_RADIUS)
+        columns = []
+        for name in self.components:
+            if name == "mse":
+                columns.append(errors.mean((1, 2, 3)))
+            elif name == "ssim":
+                columns.append(self.ssim_distance(images, outputs))
+            elif name == "smax":
+                columns.append(smoothed.amax((1, 2, 3)))
+            else:  # wmse
+                columns.append((errors * self.weights).mean((1, 2, 3)))
+        values = torch.stack(columns, 1)
+        score = ((values - self.mean) / self.std).sum(1)
+        return outputs, code, score, smoothed, values
+
+
+def default_score(net: Autoencoder) -> tuple[str, ...]:
+    """The score measured best for the model: ``ssim+smax+wmse`` for a model of one size, else ``ssim+smax``."""
+    return anomaly.FIXED_SIZE_SCORE if net.size is not None else anomaly.ANY_SIZE_SCORE
+
+
+def check_score(net: Autoencoder, components: Sequence[str]) -> None:
+    """Raise ``ValueError`` for a score the model cannot have: ``wmse`` needs a model of one size, ``ssim`` images
+    of at least 11×11."""
+    if "wmse" in components and net.size is None:
+        raise ValueError("wmse weighs each pixel of one image size; this model takes any size: leave wmse out")
+    window = 2 * SSIM_RADIUS + 1
+    if "ssim" in components and net.size is not None and min(net.size) < window:
+        raise ValueError(f"ssim needs images of at least {window}×{window}; this model takes {net.size}")
+
+
+@torch.no_grad()
+def raw_components(
+    net: Autoencoder, batches: Sequence[np.ndarray], constants: Constants
+) -> tuple[np.ndarray, np.ndarray]:
+    """N×K float64 raw components and the N largest anomaly-map values of the images in ``batches`` (each
+    B×C×H×W float32 in [0, 1]), computed by the head in eval mode on the CPU."""
+    head = AnomalyHead(net, Constants(constants.components, constants.weights), channels=net.channels).eval()
+    values, peaks = [], []
+    for batch in batches:
+        _, _, _, maps, columns = head(torch.from_numpy(batch))
+        values.append(columns.double().numpy())
+        peaks.append(maps.amax((1, 2, 3)).double().numpy())
+    return np.concatenate(values), np.concatenate(peaks)
+
+
+@dataclass(frozen=True)
+class Detector:
+    """A calibrated detector on its way into a file: its constants and the record its metadata will hold."""
+
+    constants: Constants
+    spec: anomaly.AnomalySpec
+
+    def module(self, net: Autoencoder) -> AnomalyHead:
+        """The head on ``net``: what the graph is held to."""
+        return AnomalyHead(net, self.constants, channels=net.channels).eval()
+
+    def export_spec(self, net: Autoencoder) -> ExportSpec:
+        """The graph to export: the head on the model as it exports (``model_spec``), batch (and for models of any
+        size, height and width) dynamic."""
+        base = model_spec(net)
+        head = AnomalyHead(base.module, self.constants, channels=net.channels).eval()
+        return ExportSpec(head, base.example, base.input_name, OUTPUTS, base.dynamic)
+
+    def runtime_check(self, proto: onnx.ModelProto, cases: list[Case], *, atol: float) -> ParityReport:
+        """The graph's ``score``, ``anomaly_map`` and ``score_components`` against what the numpy runtime
+        (runtime.anomaly) computes from the graph's own reconstructions, held to ``atol`` as parity is."""
+        session = cpu_session(proto)
+        spec, weights = self.spec, self.constants.weights
+
+        def numpy_scores(inputs: np.ndarray) -> dict[str, np.ndarray]:
+            outputs = run_session(session, inputs)[contract.RECONSTRUCTION]
+            values = anomaly.components(inputs, outputs, spec.components, weights=weights)
+            return {
+                contract.SCORE: anomaly.standardised_sum(values, spec.mean, spec.std),
+                contract.ANOMALY_MAP: anomaly.anomaly_map(inputs, outputs),
+                contract.SCORE_COMPONENTS: values,
+            }
+
+        return check_parity(session, numpy_scores, cases, atol=atol, graph="detector", against="the numpy runtime")
+
+    def metadata(self, proto: onnx.ModelProto, cases: list[Case], *, atol: float, echo: Echo) -> dict[str, str]:
+        """The ``anomaly`` key, once :meth:`runtime_check` passed (its summary goes into the record); raises
+        ``ParityError`` when it did not."""
+        report = self.runtime_check(proto, cases, atol=atol)
+        for line in report.lines():
+            echo(line)
+        report.raise_if_failed()
+        record = self.spec.to_record()
+        record["runtime_check"] = {"passed": report.passed, "atol": atol, "worst_max_abs": report.worst_max_abs}
+        return {contract.ANOMALY: json.dumps(record)}
