@@ -104,7 +104,12 @@ def _verified(
     proto = to_onnx(spec)
     check_onnx(proto)
     report = check_parity(
-        cpu_session(proto), torch_reference(reference, spec.output_names), cases, atol=atol, graph=label
+        cpu_session(proto),
+        torch_reference(reference, spec.output_names),
+        cases,
+        atol=atol,
+        graph=label,
+        scales=spec.scales,
     )
     for line in report.lines():
         echo(line)

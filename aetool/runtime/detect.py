@@ -32,7 +32,7 @@ from aetool.runtime import anomaly, contract, images
 from aetool.runtime.batch import Outcome, Ready, Reconstruct, read_chunks
 from aetool.runtime.files import Failure, Input, Job, collect, plan, write_files
 from aetool.runtime.idx import load_split
-from aetool.runtime.metrics import SSIM_RADIUS
+from aetool.runtime.metrics import SCORE_BATCH, SSIM_RADIUS
 from aetool.runtime.model import PIXELS_PER_CALL, Model, ort_errors
 
 HEATMAP = ".heatmap"  # heatmap files end in .heatmap.png and .raw.heatmap.png; input scans skip them
@@ -318,7 +318,7 @@ class AnomalyEvaluation:
         return asdict(self)
 
 
-def _measured(
+def measure(
     detector: Detector,
     scores: np.ndarray,
     is_anomaly: np.ndarray,
@@ -363,30 +363,43 @@ def normal_classes(detector: Detector, classes: Sequence[str] | None) -> tuple[s
     raise AetoolError("which classes are normal? pass --classes (the model file does not record them)")
 
 
+def idx_images(model: Model, pixels: np.ndarray) -> np.ndarray:
+    """N×H×W uint8 IDX digits as the model's N×C×H×W float32 input in [0, 1] (grey replicated for colour models);
+    ``DataError`` when the model cannot take their size."""
+    try:
+        model.input_spec.check(*pixels.shape[1:])
+    except ValueError as err:
+        raise DataError(f"{model.path.name} cannot score these digits: {err}") from None
+    return images.to_channels(pixels[:, None].astype(np.float32) / 255, model.input_spec.channels)[0]
+
+
+def idx_scores(
+    detector: Detector, data_dir: str | Path, *, split: str = "test", limit: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The scores (N float64) and labels (N digits as text) of the first ``limit`` images of an IDX split, scored a
+    batch at a time. Raises ``DataError`` for a folder without readable IDX files or digits the model cannot take,
+    ``ModelFileError`` for a model that fails."""
+    pixels, labels = load_split(data_dir, split)
+    pixels, labels = pixels[:limit], labels[:limit]
+    scores = [
+        detector.run(idx_images(detector.model, pixels[i : i + SCORE_BATCH])).scores
+        for i in range(0, len(pixels), SCORE_BATCH)
+    ]
+    return np.concatenate(scores), labels.astype(str)
+
+
 def evaluate_idx(
     detector: Detector, data_dir: str | Path, *, classes: Sequence[str], split: str = "test", limit: int | None = None
 ) -> AnomalyEvaluation:
     """Score an IDX split (the first ``limit`` images), its digits in ``classes`` normal and the others anomalous.
 
-    Raises ``DataError`` for a folder without readable IDX files, images the model cannot take, or a split whose
-    images are all of one kind; ``ModelFileError`` for a model that fails.
+    Raises what :func:`idx_scores` raises, and ``DataError`` for a split whose images are all of one kind.
     """
     started = time.perf_counter()
-    pixels, labels = load_split(data_dir, split)
-    pixels, labels = pixels[:limit], labels[:limit]
-    spec = detector.model.input_spec
-    try:
-        spec.check(*pixels.shape[1:])
-    except ValueError as err:
-        raise DataError(f"{detector.model.path.name} cannot score {data_dir}: {err}") from None
-    batches = (
-        images.to_channels(pixels[i : i + 256, None].astype(np.float32) / 255, spec.channels)[0]
-        for i in range(0, len(pixels), 256)
-    )
-    scores = np.concatenate([detector.run(batch).scores for batch in batches])
-    is_anomaly = ~np.isin(labels.astype(str), list(classes))
+    scores, labels = idx_scores(detector, data_dir, split=split, limit=limit)
+    is_anomaly = ~np.isin(labels, list(classes))
     normal = f"class {','.join(classes)}"
-    return _measured(detector, scores, is_anomaly, data=f"{data_dir} ({split})", normal=normal, started=started)
+    return measure(detector, scores, is_anomaly, data=f"{data_dir} ({split})", normal=normal, started=started)
 
 
 def _scores_of(detector: Detector, found: Iterable[Input], failed: list[Failure], **options: Any) -> list[float]:
@@ -423,7 +436,7 @@ def evaluate_folders(
     scores = np.array(_scores_of(detector, [*sides[0], *sides[1]], failed, invert=invert, resize=resize))
     is_anomaly = np.r_[np.zeros(len(sides[0]), bool), np.ones(len(sides[1]), bool)]
     where = f"{normal} | {anomalous}"
-    return _measured(detector, scores, is_anomaly, data=where, normal=normal, started=started, failed=failed)
+    return measure(detector, scores, is_anomaly, data=where, normal=normal, started=started, failed=failed)
 
 
 def evaluate_labelled(
@@ -444,7 +457,7 @@ def evaluate_labelled(
     failed: list[Failure] = []
     scores = np.array(_scores_of(detector, found, failed, invert=invert, resize=resize))
     normal = f"class {','.join(classes)}"
-    return _measured(detector, scores, np.array(is_anomaly), data=data, normal=normal, started=started, failed=failed)
+    return measure(detector, scores, np.array(is_anomaly), data=data, normal=normal, started=started, failed=failed)
 
 
 def _label(item: Input) -> str:
