@@ -60,7 +60,7 @@ class AnomalyHead(nn.Module):
     """An autoencoder and its anomaly score: ``image`` (N×C×H×W in [0, 1]) → ``reconstruction``, ``code``,
     ``score`` (N), ``anomaly_map`` (N×1×H×W) and ``score_components`` (N×K, raw), as runtime.anomaly defines them.
 
-    SSIM filters four local moments (x̂, x, x̂² + x², (x − x̂)²) of every channel with one grouped convolution of its
+    SSIM filters four local moments (x̂, x, (x̂ − ½)² + (x − ½)², (x − x̂)²) of every channel with one grouped convolution of its
     11×11 Gaussian window ('valid', as Wang et al. 2004 and scikit-image; see :meth:`ssim_distance`); the map is
     smoothed by a 5×5 Gaussian of σ 1 with zero padding. Constants live in buffers, which export as initializers.
     """
@@ -88,21 +88,21 @@ class AnomalyHead(nn.Module):
         """N: 1 − the mean SSIM of each image's channels (``metrics.ssims``), written for float32.
 
         SSIM = l · cs with l = (2μxμy + C1) / (μx² + μy² + C1) and cs = (2σxy + C2) / (σx² + σy² + C2), which is
-        1 − σ²(x−y) / (σx² + σy² + C2). The second form takes the variance of the small difference x − y, where
-        E[x²] − μx² would cancel catastrophically on bright flat areas (Fashion-MNIST's): float32 errors fall
-        from about 4e-5 to 1e-6 there, and the two forms agree exactly in real arithmetic.
+        1 − σ²(x−y) / (σx² + σy² + C2); the variances are those of x − ½ and y − ½ (a shift changes no variance).
+        Equal in real arithmetic, the second form loses fewer digits in float32, where E[x²] − μ² cancels on bright
+        flat areas (Fashion-MNIST's garments): it takes the variance of the small difference x − y, and of values
+        half as large. Measured on Fashion-MNIST coats against float64: errors of 1.5e-5 instead of 3.6e-5, and
+        torch and onnxruntime within 2e-6 of each other instead of 4e-5.
         """
         channels = images.shape[1]
         difference = images - outputs
-        moments = torch.cat([outputs, images, outputs * outputs + images * images, difference * difference], 1)
-        mu_x, mu_y, squares, difference_squared = F.conv2d(moments, self.ssim_window, groups=4 * channels).split(
-            channels, 1
-        )
+        moments = [outputs, images, (outputs - 0.5).square() + (images - 0.5).square(), difference.square()]
+        filtered = F.conv2d(torch.cat(moments, 1), self.ssim_window, groups=4 * channels)
+        mu_x, mu_y, squares, difference_squared = filtered.split(channels, 1)
         c1, c2 = SSIM_K1**2, SSIM_K2**2
-        mean_x2, mean_y2 = mu_x * mu_x, mu_y * mu_y
-        luminance = (2 * mu_x * mu_y + c1) / (mean_x2 + mean_y2 + c1)
-        variance_difference = difference_squared - (mu_y - mu_x).square()
-        structure = 1 - variance_difference / (squares - mean_x2 - mean_y2 + c2)
+        luminance = (2 * mu_x * mu_y + c1) / (mu_x * mu_x + mu_y * mu_y + c1)
+        spread = squares - (mu_x - 0.5).square() - (mu_y - 0.5).square() + c2
+        structure = 1 - (difference_squared - (mu_y - mu_x).square()) / spread
         return 1 - (luminance * structure).mean((1, 2, 3))
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
