@@ -780,7 +780,7 @@ def info(
     for title, tensors in (("inputs", record.inputs), ("outputs", record.outputs)):
         for i, tensor in enumerate(tensors):
             shape = "×".join(str(d) for d in tensor.shape)
-            typer.echo(f"{title if i == 0 else '':9}{tensor.name:16}{tensor.type:9}{shape}")
+            typer.echo(f"{title if i == 0 else '':9}{tensor.name:18}{tensor.type:9}{shape}")
     ok = record.contract == "ok"
     version = f" (version {record.contract_version})" if record.contract_version else ""
     typer.echo(f"{'contract':9}" + (f"✓ follows the aetool ONNX contract{version}" if ok else f"✗ {record.contract}"))
@@ -793,6 +793,13 @@ def info(
         mark = {True: "✓ passed", False: "✗ FAILED"}.get(parity.passed, "? not recorded")  # type: ignore[arg-type]
         worst = f", worst max-abs {parity.worst_max_abs:.3g}" if parity.worst_max_abs is not None else ""
         typer.echo(f"{'parity':9}{mark}{worst} ({parity.cases if parity.cases is not None else '?'} cases)")
+    detector = record.metadata.get("anomaly")
+    if isinstance(detector, dict):
+        threshold = detector.get("threshold")
+        rule = ", ".join(f"{k} {v:g}" for k, v in (detector.get("rule") or {}).items() if isinstance(v, float | int))
+        images = (detector.get("calibration") or {}).get("images")
+        limit = f"anomalous above {threshold:.6g} ({rule} on {images} normal images)" if threshold is not None else ""
+        typer.echo(f"{'detector':9}score {detector.get('score')}; {limit or 'not calibrated'}")
     typer.echo("metadata")
     for key, value in record.metadata.items():
         if key != "parity":
