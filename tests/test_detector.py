@@ -109,7 +109,7 @@ def test_the_detector_file_holds_the_score_threshold_and_calibration(one_class):
     ops = {node.op_type for node in proto.graph.node}
     assert "ReduceMax" in ops and not ops & {"Max", "MaxPool", "Where", "Shape"}  # portable, and no Max over tensors
     names = {tensor.name for tensor in proto.graph.initializer}
-    assert {"weights", "mean", "std", "smooth_window", "ssim_window"} <= names
+    assert {"weights", "mean", "std", "smooth_window", "ssim_rows", "ssim_columns"} <= names
     model = load(path)
     record = model.metadata[contract.ANOMALY]
     assert record["score"] == "ssim+smax+wmse" and record["rule"] == {"fpr": 0.1} and record["classes"] == ["1"]

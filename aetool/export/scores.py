@@ -32,11 +32,16 @@ RUNTIME_ATOL_FACTOR = 10
 Echo = Callable[[str], object]
 
 
-def gaussian_window(sigma: float, radius: int) -> torch.Tensor:
-    """1×1×k×k float32, k = 2·radius + 1: the outer product of the normalised Gaussian taps (computed in float64)."""
+def gaussian_taps(sigma: float, radius: int) -> torch.Tensor:
+    """The 2·radius + 1 taps of a Gaussian of ``sigma``, normalised to sum 1 in float64, then float32."""
     offsets = torch.arange(-radius, radius + 1, dtype=torch.float64)
     taps = torch.exp(-0.5 * (offsets / sigma) ** 2)
-    taps = taps / taps.sum()
+    return (taps / taps.sum()).float()
+
+
+def gaussian_window(sigma: float, radius: int) -> torch.Tensor:
+    """1×1×k×k float32, k = 2·radius + 1: the outer product of the normalised Gaussian taps (computed in float64)."""
+    taps = gaussian_taps(sigma, radius).double()
     return (taps[:, None] * taps[None, :]).float()[None, None]
 
 
@@ -60,24 +65,27 @@ class AnomalyHead(nn.Module):
     """An autoencoder and its anomaly score: ``image`` (N×C×H×W in [0, 1]) → ``reconstruction``, ``code``,
     ``score`` (N), ``anomaly_map`` (N×1×H×W) and ``score_components`` (N×K, raw), as runtime.anomaly defines them.
 
-    SSIM filters four local moments (x̂, x, (x̂ − ½)² + (x − ½)², (x − x̂)²) of every channel with one grouped convolution of its
-    11×11 Gaussian window ('valid', as Wang et al. 2004 and scikit-image; see :meth:`ssim_distance`); the map is
-    smoothed by a 5×5 Gaussian of σ 1 with zero padding. Constants live in buffers, which export as initializers.
+    SSIM filters four local moments (x̂, x, (x̂ − ½)² + (x − ½)², (x − x̂)²) of every channel with its 11×11
+    Gaussian window ('valid', as Wang et al. 2004 and scikit-image; see :meth:`ssim_distance`), as two grouped
+    convolutions of 11 taps, down the rows, then along them; the map is smoothed by a 5×5 Gaussian of σ 1 with zero
+    padding. Constants live in buffers, which export as initializers.
     """
 
     weights: torch.Tensor
     mean: torch.Tensor
     std: torch.Tensor
     smooth_window: torch.Tensor
-    ssim_window: torch.Tensor
+    ssim_rows: torch.Tensor
+    ssim_columns: torch.Tensor
 
     def __init__(self, net: nn.Module, constants: Constants, *, channels: int) -> None:
         super().__init__()
         self.net, self.components = net, constants.components
         count = len(constants.components)
         self.register_buffer("smooth_window", gaussian_window(anomaly.SMOOTH_SIGMA, anomaly.SMOOTH_RADIUS))
-        window = gaussian_window(SSIM_SIGMA, SSIM_RADIUS)
-        self.register_buffer("ssim_window", window.expand(4 * channels, 1, *window.shape[2:]).clone())
+        taps = gaussian_taps(SSIM_SIGMA, SSIM_RADIUS).repeat(4 * channels, 1)  # one row per filtered plane
+        self.register_buffer("ssim_rows", taps[:, None, :, None].clone())
+        self.register_buffer("ssim_columns", taps[:, None, None, :].clone())
         if constants.weights is not None:
             weights = torch.from_numpy(constants.weights).float()
             self.register_buffer("weights", weights.reshape(1, 1, *weights.shape[-2:]))
@@ -91,13 +99,15 @@ class AnomalyHead(nn.Module):
         1 − σ²(x−y) / (σx² + σy² + C2); the variances are those of x − ½ and y − ½ (a shift changes no variance).
         Equal in real arithmetic, the second form loses fewer digits in float32, where E[x²] − μ² cancels on bright
         flat areas (Fashion-MNIST's garments): it takes the variance of the small difference x − y, and of values
-        half as large. Measured on Fashion-MNIST coats against float64: errors of 1.5e-5 instead of 3.6e-5, and
-        torch and onnxruntime within 2e-6 of each other instead of 4e-5.
+        half as large; the separable window sums 11 products at a time instead of 121. Measured in torch on
+        Fashion-MNIST coats against float64: errors of 2e-6, against 3.6e-5 for the textbook form with the 2-D
+        window.
         """
         channels = images.shape[1]
         difference = images - outputs
         moments = [outputs, images, (outputs - 0.5).square() + (images - 0.5).square(), difference.square()]
-        filtered = F.conv2d(torch.cat(moments, 1), self.ssim_window, groups=4 * channels)
+        down = F.conv2d(torch.cat(moments, 1), self.ssim_rows, groups=4 * channels)
+        filtered = F.conv2d(down, self.ssim_columns, groups=4 * channels)
         mu_x, mu_y, squares, difference_squared = filtered.split(channels, 1)
         c1, c2 = SSIM_K1**2, SSIM_K2**2
         luminance = (2 * mu_x * mu_y + c1) / (mu_x * mu_x + mu_y * mu_y + c1)
