@@ -450,7 +450,7 @@ def detect(
     heatmaps on request. Exit 0 whatever the verdicts; 1 when some images could not be scored."""
     with reporting():
         from aetool.runtime import contract, files, load
-        from aetool.runtime.detect import HEATMAP, Detector, detect, plan_detection
+        from aetool.runtime.detect import HEATMAP, Detection, Detector, detect, plan_detection
 
         if files.STDIN in inputs:
             if len(inputs) > 1:
@@ -470,19 +470,19 @@ def detect(
             error(f"{failure.label}: {failure.error}")
             verdicts["failed"] += 1
             if as_json:
-                typer.echo(json.dumps({"path": failure.label, "error": failure.error}))
-        for found_one in detect(jobs, detector, invert=invert, resize=resize):
+                typer.echo(json.dumps(Detection(failure.label, error=failure.error).record()))
+        for result in detect(jobs, detector, invert=invert, resize=resize):
             if as_json:
-                typer.echo(json.dumps(found_one.record()))
-            if found_one.error:
-                error(f"{found_one.path}: {found_one.error}")
+                typer.echo(json.dumps(result.record()))
+            if result.error:
+                error(f"{result.path}: {result.error}")
                 verdicts["failed"] += 1
                 continue
-            verdict = {True: "anomalous", False: "normal", None: "scored"}[found_one.anomalous]
+            verdict = {True: "anomalous", False: "normal", None: "scored"}[result.anomalous]
             verdicts[verdict] += 1
             if not as_json:
-                limit = "-" if found_one.threshold is None else f"{found_one.threshold:.6g}"
-                typer.echo(f"{found_one.path}\t{found_one.score:.6g}\t{limit}\t{verdict}")
+                limit = "-" if result.threshold is None else f"{result.threshold:.6g}"
+                typer.echo(f"{result.path}\t{result.score:.6g}\t{limit}\t{verdict}")
     kinds = ("anomalous", "normal") if detector.threshold is not None else ("scored",)
     counts = ", ".join(f"{verdicts[kind]} {kind}" for kind in (*kinds, "failed") if kind != "failed" or verdicts[kind])
     rule = (
