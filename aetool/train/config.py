@@ -52,9 +52,8 @@ class TrainConfig:
     size: tuple[int, int] | None = None  # (height, width) images are resized to, for models of one size
     patch: int | None = None  # side of the random training crops, for models of any size
     channels: int | None = None  # 1 or 3; None: the data's (3 when any image is in colour)
-    classes: tuple[str, ...] | None = (
-        None  # one-class training: the labels of the normal images (IDX digits, subfolders)
-    )
+    # One-class training (anomaly detection): the labels of the normal images (IDX digits, subfolder names).
+    classes: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         spec = get_spec(self.model)
@@ -136,7 +135,7 @@ class TrainConfig:
         if self.classes is not None:
             if not self.classes or "" in self.classes or len(set(self.classes)) != len(self.classes):
                 raise ValueError(
-                    f"--classes takes labels separated by commas, each once (3 or 3,5), got {self.classes}"
+                    f"--classes takes labels separated by commas, each once (3 or 3,5), got {','.join(self.classes)!r}"
                 )
             if self.dataset != "images" and not all(label in DIGITS for label in self.classes):
                 raise ValueError(f"--classes of {self.dataset} are its labels 0 to 9, got {','.join(self.classes)}")
