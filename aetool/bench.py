@@ -270,7 +270,7 @@ def run(
     """Time ``model`` at each batch size on random images of ``size`` (default: the model's), beside ``eager``.
 
     Raises ``AetoolError`` for a batch over the page limit or a run of another model, ``ModelFileError`` when
-    onnxruntime fails on the images.
+    onnxruntime fails on the images, ``TimedOut`` when a first call runs past the model's ``timeout``.
     """
     import onnxruntime
 
@@ -289,6 +289,9 @@ def run(
             )
         backends["torch"] = eager
     flops = flops_per_image(model.path, size) if importlib.util.find_spec("onnx") is not None else None
+    # One call through the model first, which Ctrl-C and the model's timeout can stop (the timed calls go straight
+    # to the session): a model that never finishes is stopped here, not in the untimed warm-up.
+    model.reconstruct(np.zeros((1, model.input_spec.channels, *size), np.float32))
     before = load_average()
     try:
         timings = measure(backends, batch_sizes, size, plan)
@@ -333,6 +336,7 @@ def tensor_shapes(path: str | Path, size: tuple[int, int]) -> dict[str, list[int
     produced = {name for node in graph.node for name in node.output} - {info.name for info in graph.output}
     graph.output.extend(info for info in graph.value_info if info.name in produced)
     options = ort.SessionOptions()
+    options.intra_op_num_threads = usable_cores()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # keep every tensor
     session = ort.InferenceSession(model.SerializeToString(), options, providers=[CPU])
     values = session.run(None, {graph.input[0].name: np.zeros((1, 1, *size), np.float32)})

@@ -3,7 +3,8 @@
 Commands import what they need inside their bodies, so ``aetool --help``, ``--version`` and shell completion load
 only Typer; torch is imported only by the commands that need it (train, export, report, bench --compare-torch).
 Library functions return dataclasses; the rendering of tables and lines for people is here. Exit codes: 0
-success, 1 some inputs failed, 2 usage or setup error, 130 interrupted. Messages go to stderr, data to stdout.
+success, 1 some inputs failed, 2 usage or setup error, 3 a run that did not learn, 124 a model call past --timeout,
+130 interrupted, 141 a closed pipe. Messages go to stderr, data to stdout.
 """
 
 from __future__ import annotations
@@ -14,12 +15,12 @@ import time
 import warnings
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from enum import Enum
 from functools import partial
 from itertools import chain
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, BinaryIO, NoReturn, TypeVar
 
 import typer
 
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from aetool.runtime.batch import ImageOptions, Outcome, Step
     from aetool.runtime.evaluate import Evaluation
     from aetool.runtime.files import Failure, Job
+    from aetool.runtime.model import Model
 
 app = typer.Typer(name="aetool", no_args_is_help=True, pretty_exceptions_enable=False)
 
@@ -46,12 +48,23 @@ class NoiseKind(str, Enum):
     mask = "mask"
 
 
+class Target(str, Enum):
+    """The export targets of ``aetool.runtime.contract.TARGETS`` (spelled out so ``--help`` needs no import)."""
+
+    portable = "portable"
+    onnxruntime = "onnxruntime"
+
+
 # ---- reporting: the one way a command talks to the user ----
+
+
+_SAID: list[str] = []  # the error lines this process has written
 
 
 def error(message: str) -> None:
     """One ``aetool: error:`` line on stderr: how every user-facing error is written."""
     typer.echo(f"aetool: error: {message}", err=True)
+    _SAID.append(message)
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
@@ -79,6 +92,8 @@ def reporting() -> Iterator[None]:
             yield
         except AetoolError as err:
             fail(str(err), err.exit_code)
+        except BrokenPipeError:  # the reader of standard output is gone
+            _closed_pipe()
         except OSError as err:  # a file or folder the user named cannot be written or read
             fail(os_reason(err))
         except KeyboardInterrupt:
@@ -150,7 +165,21 @@ Providers = Annotated[
 Threads = Annotated[
     int | None,
     typer.Option(
-        "--threads", min=1, metavar="N", help="CPU threads for onnxruntime (default: all cores).", show_default=False
+        "--threads",
+        min=1,
+        metavar="N",
+        help="CPU threads for onnxruntime (default: the cores this process may use).",
+        show_default=False,
+    ),
+]
+Timeout = Annotated[
+    float | None,
+    typer.Option(
+        "--timeout",
+        min=0.001,
+        metavar="SECONDS",
+        help="Stop a model call that runs longer (exit 124). Default: no limit.",
+        show_default=False,
     ),
 ]
 
@@ -190,9 +219,10 @@ def _model_command(name: str, *, default_model: str, suffix: str, summary: str) 
         as_json: Json = False,
         provider: Providers = None,
         threads: Threads = None,
+        timeout: Timeout = None,
     ) -> None:
         options = _image_options(output, fmt, side_by_side, invert, force, as_json=as_json, recursive=recursive)
-        step = partial(_reconstruction, model, provider, threads, resize=resize, invert=invert)
+        step = partial(_reconstruction, model, provider, threads, resize=resize, invert=invert, timeout=timeout)
         _images(inputs, options, suffix=suffix, step=step)
 
     command.__doc__ = f"{summary} (writes NAME{suffix}.png)."
@@ -277,19 +307,34 @@ def _image_options(
 
 
 def _reconstruction(
-    model: str, provider: list[str] | None, threads: int | None, *, resize: bool, invert: bool | None
+    model: str,
+    provider: list[str] | None,
+    threads: int | None,
+    *,
+    resize: bool,
+    invert: bool | None,
+    timeout: float | None,
 ) -> Step:
     """The model as a pipeline step; ``--invert`` with a model that takes images as they are is a usage error."""
-    from aetool.runtime import contract, load
+    from aetool.runtime import contract
     from aetool.runtime.batch import Reconstruct
 
-    loaded = load(model, provider, threads)
+    loaded = _load(model, provider, threads, timeout)
     if invert and loaded.input_spec.polarity == contract.AS_IS:
         raise AetoolError(
             f"--invert: model {loaded.name} takes images as they are (polarity {contract.AS_IS}), so it never "
             "inverts them; leave --invert out"
         )
     return Reconstruct(loaded, resize=resize)
+
+
+def _load(model: str, provider: list[str] | None, threads: int | None, timeout: float | None) -> Model:
+    """The model (opened once per process), each of its calls bounded by ``timeout`` seconds."""
+    from aetool.runtime import load
+
+    loaded = load(model, provider, threads)
+    loaded.timeout = timeout
+    return loaded
 
 
 def _corruption(level: float, kind: str, seed: int | None) -> Step:
@@ -321,9 +366,17 @@ def _plan(inputs: list[str], options: ImageOptions, *, suffix: str) -> tuple[lis
     if any(job.target is None for job in jobs):
         if options.as_json:
             raise AetoolError("--json prints records to standard output; write the images to files with -o")
-        if typer.get_binary_stream("stdout").isatty():
+        stdout = _binary_stdout()
+        if stdout is None:
+            raise AetoolError("standard output is closed; write the images to files with -o")
+        if stdout.isatty():
             raise AetoolError("refusing to write image data to a terminal; redirect standard output or use -o")
     return jobs, failures + refused
+
+
+def _binary_stdout() -> BinaryIO | None:
+    """Standard output for image data, or None when the process started with it closed (``>&-``)."""
+    return None if sys.stdout is None else typer.get_binary_stream("stdout")
 
 
 def _run(jobs: list[Job], failures: list[Failure], step: Step, options: ImageOptions) -> int:
@@ -339,7 +392,7 @@ def _run(jobs: list[Job], failures: list[Failure], step: Step, options: ImageOpt
         step,
         invert=options.invert,
         side_by_side=options.side_by_side,
-        stdout=typer.get_binary_stream("stdout"),
+        stdout=_binary_stdout(),
     )
     done = failed = 0
     counts: Counter[str] = Counter()
@@ -445,11 +498,12 @@ def detect(
     ] = False,
     provider: Providers = None,
     threads: Threads = None,
+    timeout: Timeout = None,
 ) -> None:
     """Score images for anomalies with onnxruntime alone: per image the score, the threshold and the verdict, and
     heatmaps on request. Exit 0 whatever the verdicts; 1 when some images could not be scored."""
     with reporting():
-        from aetool.runtime import contract, files, load
+        from aetool.runtime import contract, files
         from aetool.runtime.detect import HEATMAP, Detection, Detector, detect, plan_detection
 
         if files.STDIN in inputs:
@@ -460,7 +514,7 @@ def detect(
         else:
             found, failures = files.collect(inputs, recursive=recursive, skip=HEATMAP)
         jobs, refused = plan_detection(found, heatmaps=heatmaps)
-        loaded = load(model, provider, threads)
+        loaded = _load(model, provider, threads, timeout)
         if invert and loaded.input_spec.polarity == contract.AS_IS:
             raise AetoolError(f"--invert: model {loaded.name} takes images as they are, so it never inverts them")
         detector = Detector(loaded, threshold=threshold)
@@ -584,6 +638,7 @@ def evaluate(
     as_json: Json = False,
     provider: Providers = None,
     threads: Threads = None,
+    timeout: Timeout = None,
 ) -> None:
     """MSE, PSNR and SSIM of a model with onnxruntime alone (no torch): on MNIST's test set (--data-dir), on clean
     images noised here (--data), or on pairs of input and target images (--inputs, --targets); with --anomaly, how
@@ -602,13 +657,13 @@ def evaluate(
             sides=(normal, anomalous),
             limit=limit,
             as_json=as_json,
-            session=(provider, threads),
+            session=(provider, threads, timeout),
         )
         return
     if normal or anomalous or classes:
         fail("--normal, --anomalous and --classes go with --anomaly")
     with reporting():
-        from aetool.runtime import contract, load
+        from aetool.runtime import contract
         from aetool.runtime.evaluate import evaluate as score
         from aetool.runtime.evaluate import evaluate_images, evaluate_pairs
         from aetool.runtime.idx import resolve_data_dir
@@ -618,7 +673,7 @@ def evaluate(
             _refuse_with_pairs(data_dir, data, inputs, targets, noised=any(v is not None for v in (noise, kind, seed)))
         elif data and data_dir:
             raise AetoolError("--data-dir reads IDX files and --data image files: give one")
-        loaded = load(model, provider, threads)
+        loaded = _load(model, provider, threads, timeout)
         if inputs and targets:
             result = evaluate_pairs(loaded, inputs, targets, limit=limit)
         elif data:
@@ -628,15 +683,15 @@ def evaluate(
             if folder is None:
                 raise AetoolError("no data: pass --data-dir (or set AETOOL_DATA_DIR), --data or --inputs/--targets")
             result = score(loaded, folder, noise=noise, noise_kind=kind, limit=limit, seed=seed)
-    for failure in chain(result.failed, result.missing):
-        error(f"{failure.label}: {failure.error}")
-    for text in result.notes:
-        note(text)
-    typer.echo(json.dumps(result.to_dict()) if as_json else _evaluation_line(result))
-    if result.failed or result.missing:
-        without = f", {len(result.missing)} without a partner" if result.missing else ""
-        note(f"{result.n} scored, {len(result.failed)} could not be scored{without}")
-        raise typer.Exit(1)
+        for failure in chain(result.failed, result.missing):
+            error(f"{failure.label}: {failure.error}")
+        for text in result.notes:
+            note(text)
+        typer.echo(json.dumps(result.to_dict()) if as_json else _evaluation_line(result))
+        if result.failed or result.missing:
+            without = f", {len(result.missing)} without a partner" if result.missing else ""
+            note(f"{result.n} scored, {len(result.failed)} could not be scored{without}")
+            raise typer.Exit(1)
 
 
 def _evaluate_anomaly(
@@ -649,11 +704,11 @@ def _evaluate_anomaly(
     sides: tuple[str | None, str | None],
     limit: int | None,
     as_json: bool,
-    session: tuple[list[str] | None, int | None],
+    session: tuple[list[str] | None, int | None, float | None],
 ) -> None:
     """``aetool evaluate --anomaly``: one of the three sources, the measures, exit 1 when images failed."""
     with reporting():
-        from aetool.runtime import contract, load
+        from aetool.runtime import contract
         from aetool.runtime.detect import Detector, evaluate_folders, evaluate_idx, evaluate_labelled, normal_classes
         from aetool.runtime.idx import resolve_data_dir
 
@@ -667,7 +722,7 @@ def _evaluate_anomaly(
             raise AetoolError("--classes picks the normal images of a labelled set; --normal names them already")
         if limit is not None and not data_dir and (normal or data):
             raise AetoolError("--limit applies to IDX data (--data-dir)")
-        detector = Detector(load(model, *session))
+        detector = Detector(_load(model, *session))
         if normal and anomalous:
             result = evaluate_folders(detector, normal, anomalous)
         elif data:
@@ -740,23 +795,26 @@ def _evaluation_line(result: Evaluation) -> str:
 
 @app.command()
 def models(as_json: Json = False) -> None:
-    """List the bundled models with file size, precision and test MSE."""
+    """List the bundled models: what each is for and was measured on, file size, precision and test MSE."""
     with reporting():
         from aetool.runtime.describe import bundled_models
         from aetool.runtime.registry import INDEX, models_dir
 
         records = bundled_models()
-    if as_json:
-        typer.echo(json.dumps([record.to_dict() for record in records], indent=2))
-    elif not records:
-        note(f"no bundled models ({models_dir() / INDEX} is missing)")
-    else:
-        rows = [("name", "file", "size", "precision", "test MSE")] + [
-            (r.name, r.file, _size(r.size_bytes), r.precision or "?", _number(r.test_mse)) for r in records
-        ]
-        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-        for row in rows:
-            typer.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+        if as_json:
+            typer.echo(json.dumps([record.to_dict() for record in records], indent=2))
+        elif not records:
+            note(f"no bundled models ({models_dir() / INDEX} is missing)")
+        else:
+            rows = [("name", "file", "size", "precision", "test MSE")] + [
+                (r.name, r.file, _size(r.size_bytes), r.precision or "?", _number(r.test_mse)) for r in records
+            ]
+            widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+            for row in rows:
+                typer.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+            for record in records:
+                if record.use:
+                    typer.echo(f"{record.name}: {record.use}")
 
 
 @app.command()
@@ -771,39 +829,149 @@ def info(
         from aetool.runtime.describe import describe
 
         record = describe(model)
-    if as_json:
-        typer.echo(json.dumps(record.to_dict(), indent=2))
-        return
-    typer.echo(
-        f"{record.file}  {_size(record.size_bytes)}, {record.precision or 'precision ?'}, opset {record.opset or '?'}"
-    )
-    for title, tensors in (("inputs", record.inputs), ("outputs", record.outputs)):
-        for i, tensor in enumerate(tensors):
-            shape = "×".join(str(d) for d in tensor.shape)
-            typer.echo(f"{title if i == 0 else '':9}{tensor.name:18}{tensor.type:9}{shape}")
-    ok = record.contract == "ok"
-    version = f" (version {record.contract_version})" if record.contract_version else ""
-    typer.echo(f"{'contract':9}" + (f"✓ follows the aetool ONNX contract{version}" if ok else f"✗ {record.contract}"))
-    if record.input_spec:
-        typer.echo(f"{'images':9}{_image_spec(record.input_spec, record.colour_space)}")
-    decoder = record.decoder
-    typer.echo(f"{'decoder':9}" + (f"{decoder.file} ({_size(decoder.size_bytes)})" if decoder else "none"))
-    parity = record.parity
-    if parity:
-        mark = {True: "✓ passed", False: "✗ FAILED"}.get(parity.passed, "? not recorded")  # type: ignore[arg-type]
-        worst = f", worst max-abs {parity.worst_max_abs:.3g}" if parity.worst_max_abs is not None else ""
-        typer.echo(f"{'parity':9}{mark}{worst} ({parity.cases if parity.cases is not None else '?'} cases)")
-    detector = record.metadata.get("anomaly")
-    if isinstance(detector, dict):
-        threshold = detector.get("threshold")
-        rule = ", ".join(f"{k} {v:g}" for k, v in (detector.get("rule") or {}).items() if isinstance(v, float | int))
-        images = (detector.get("calibration") or {}).get("images")
-        limit = f"anomalous above {threshold:.6g} ({rule} on {images} normal images)" if threshold is not None else ""
-        typer.echo(f"{'detector':9}score {detector.get('score')}; {limit or 'not calibrated'}")
-    typer.echo("metadata")
-    for key, value in record.metadata.items():
-        if key != "parity":
-            typer.echo(f"  {key:15}{json.dumps(value) if isinstance(value, (dict, list)) else value}")
+        if as_json:
+            typer.echo(json.dumps(record.to_dict(), indent=2))
+            return
+        typer.echo(
+            f"{record.file}  {_size(record.size_bytes)}, {record.precision or 'precision ?'}, opset {record.opset or '?'}"
+        )
+        for title, tensors in (("inputs", record.inputs), ("outputs", record.outputs)):
+            for i, tensor in enumerate(tensors):
+                shape = "×".join(str(d) for d in tensor.shape)
+                typer.echo(f"{title if i == 0 else '':9}{tensor.name:18}{tensor.type:9}{shape}")
+        ok = record.contract == "ok"
+        version = f" (version {record.contract_version})" if record.contract_version else ""
+        typer.echo(
+            f"{'contract':9}" + (f"✓ follows the aetool ONNX contract{version}" if ok else f"✗ {record.contract}")
+        )
+        if record.input_spec:
+            typer.echo(f"{'images':9}{_image_spec(record.input_spec, record.colour_space)}")
+        decoder = record.decoder
+        mismatch = " ✗ not the decoder this model was exported with (SHA-256 differs)"
+        typer.echo(
+            f"{'decoder':9}"
+            + (
+                f"{decoder.file} ({_size(decoder.size_bytes)}){mismatch if decoder.matches is False else ''}"
+                if decoder
+                else "none"
+            )
+        )
+        parity = record.parity
+        if parity:
+            mark = {True: "✓ passed", False: "✗ FAILED"}.get(parity.passed, "? not recorded")  # type: ignore[arg-type]
+            worst = f", worst max-abs {parity.worst_max_abs:.3g}" if parity.worst_max_abs is not None else ""
+            typer.echo(f"{'parity':9}{mark}{worst} ({parity.cases if parity.cases is not None else '?'} cases)")
+        if record.target or record.operators:
+            operators = f": {', '.join(record.operators)}" if record.operators else ""
+            typer.echo(f"{'target':9}{record.target or '?'} (opset {record.opset or '?'}){operators}")
+        if record.checked_in:
+            typer.echo(f"{'runs in':9}{_checked_in(record.checked_in)}")
+        detector = record.metadata.get("anomaly")
+        if isinstance(detector, dict):
+            threshold = detector.get("threshold")
+            rule = ", ".join(
+                f"{k} {v:g}" for k, v in (detector.get("rule") or {}).items() if isinstance(v, float | int)
+            )
+            images = (detector.get("calibration") or {}).get("images")
+            limit = (
+                f"anomalous above {threshold:.6g} ({rule} on {images} normal images)" if threshold is not None else ""
+            )
+            typer.echo(f"{'detector':9}score {detector.get('score')}; {limit or 'not calibrated'}")
+        typer.echo("metadata")
+        for key, value in record.metadata.items():
+            if key not in ("parity", "checked_in"):
+                typer.echo(
+                    f"  {_shown(key):16} {_shown(json.dumps(value) if isinstance(value, (dict, list)) else value)}"
+                )
+
+
+@app.command()
+def check(
+    model: Annotated[
+        str, typer.Argument(help="Model file (.onnx), its decoder, or a bundled model name.", metavar="NAME|FILE")
+    ],
+    atol: Annotated[
+        float | None,
+        typer.Option(
+            min=0,
+            help="Largest allowed |runtime - onnxruntime|, × max(1, max|output|). Default: 1e-4 for fp32 files, "
+            "1e-2 for fp16 and int8 ones.",
+            show_default=False,
+        ),
+    ] = None,
+    runtime: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="NAME",
+            help="Check only this runtime: onnx-reference, opencv, opencv-classic, openvino; repeat for more. "
+            "Default: every one installed.",
+            show_default=False,
+        ),
+    ] = None,
+    as_json: Json = False,
+) -> None:
+    """Run a model file in every ONNX runtime installed here (onnxruntime; the ONNX reference evaluator, OpenCV
+    DNN and OpenVINO where installed: the check extra) on fixed inputs and compare each with
+    onnxruntime. Exit 0 when every one agrees, 1 when some fail or cannot load it."""
+    with reporting():
+        from aetool.check import check_file
+
+        try:
+            report = check_file(model, atol=atol, only=["onnxruntime", *runtime] if runtime else None)
+        except ValueError as err:
+            fail(f"--runtime: {err}")
+    typer.echo(json.dumps(report.to_dict(), indent=2) if as_json else "\n".join(report.lines()))
+    if not report.passed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def web(
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Folder for the site (created).", metavar="DIR", show_default=False)
+    ],
+    ort_web: Annotated[
+        Path | None,
+        typer.Option(
+            "--ort-web",
+            metavar="DIR",
+            help="Folder holding onnxruntime-web's ort.wasm.min.js, ort-wasm-simd-threaded.mjs and .wasm (its npm "
+            "package's dist/). Default: $AETOOL_ORT_WEB, else web/node_modules of a clone (npm ci --prefix web).",
+            show_default=False,
+        ),
+    ] = None,
+    serve: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            metavar="PORT",
+            help="Then serve the site on http://127.0.0.1:PORT (with the headers that let it use threads) until "
+            "Ctrl-C.",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Write a static page that runs the bundled models in the browser with onnxruntime-web: draw or drop a digit,
+    see it denoised and reconstructed, all computed in the page. Serve the folder over HTTP (browsers do not load
+    WebAssembly modules from file:// pages)."""
+    with reporting():
+        from aetool.web import build_site, server
+
+        site = build_site(output, ort_web=ort_web)
+        version = f" {site.ort_web_version}" if site.ort_web_version else ""
+        note(
+            f"wrote {site.folder}: {', '.join(site.models)} and onnxruntime-web{version} (wasm), "
+            f"{site.bytes / 1e6:.1f} MB"
+        )
+        if serve is None:
+            note(f"serve it over HTTP, e.g. aetool web -o {output} --serve 8000, or python3 -m http.server -d {output}")
+            return
+        httpd = server(site.folder, serve)
+        note(f"serving http://127.0.0.1:{httpd.server_address[1]}/ (Ctrl-C to stop)")
+        try:
+            httpd.serve_forever()
+        finally:
+            httpd.server_close()
 
 
 def _image_spec(spec: dict[str, Any], colour_space: str | None) -> str:
@@ -813,6 +981,31 @@ def _image_spec(spec: dict[str, Any], colour_space: str | None) -> str:
     sizes = f"{size[1]}×{size[0]} only" if size else f"any size divisible by {spec['multiple_of']}"
     why = "fed as they are" if polarity == "as-is" else "dark-on-light images are inverted for it"
     return f"{kind}, {sizes}, polarity {polarity} ({why})"
+
+
+def _shown(value: object, limit: int = 200) -> str:
+    """A metadata value as a line of text: control characters (a terminal's escape sequences) escaped, and cut
+    at ``limit`` characters, since a model file may come from anyone."""
+    text = str(value)
+    if not text.isprintable():
+        text = text.encode("unicode_escape", "backslashreplace").decode("ascii")
+    return text if len(text) <= limit else f"{text[: limit - 1]}… ({len(text):,} characters)"
+
+
+def _checked_in(record: dict[str, Any]) -> str:
+    """The runtimes an export ran the file in, as ``✓ openvino 2026.4.1 (2.1e-07), ✗ opencv 5.0.0 (reason)``."""
+    runs = record.get("runtimes")
+    if not isinstance(runs, dict):
+        return "? (unreadable record)"
+    cells = []
+    for name, run in runs.items():
+        if not isinstance(run, dict):
+            continue
+        mark = "✓" if run.get("ok") else "✗"
+        detail = run.get("error") or (f"{run['max_abs']:.1e}" if isinstance(run.get("max_abs"), float) else "")
+        detail = "" if name == "onnxruntime" and run.get("ok") else f" ({detail})" if detail else ""
+        cells.append(_shown(f"{mark} {name} {run.get('version') or '?'}{detail}"))
+    return ", ".join(cells) + " (against onnxruntime, at export)"
 
 
 def _size(size: int | None) -> str:
@@ -826,7 +1019,8 @@ def _number(value: object) -> str:
 # ---- torch-side commands: they need the train extra and import torch inside their bodies ----
 
 MODEL_NAMES = (
-    "pca, deep, ae64, ae128, ae256, sparse, denoise, conv-unpool, conv-unpool-deconv, conv-deconv, dncnn, anomaly"
+    "pca, deep, ae64, ae128, ae256, sparse, denoise-dense, conv-unpool, conv-unpool-deconv, conv-deconv (the report's); "
+    "dncnn (a denoiser for your own images), denoise (the blind digit denoiser), anomaly (an anomaly detector)"
 )
 DataDir = Annotated[
     str | None,
@@ -849,7 +1043,7 @@ def _level_or_none(text: str | None) -> float | None:
 
 
 def _need_train_extra(command: str) -> None:
-    """Fail with one line when torch is missing, instead of an ImportError traceback."""
+    """Fail with one line when torch is missing, instead of an ImportError traceback; else size torch's pools."""
     import importlib.util
 
     if importlib.util.find_spec("torch") is None:
@@ -857,6 +1051,25 @@ def _need_train_extra(command: str) -> None:
             f"aetool {command} needs PyTorch: install the train extra, see the README (pip install '.[train]' "
             "in a clone)"
         )
+    size_torch_threads()
+
+
+def size_torch_threads() -> int:
+    """Size PyTorch's thread pools to the CPUs this process may use (affinity and cgroup quota; PyTorch counts the
+    host's), unless ``OMP_NUM_THREADS`` says otherwise (torchrun sets it for its ranks); the intra-op count."""
+    import os
+
+    import torch
+
+    from aetool.runtime.cpu import usable_cores
+
+    if os.environ.get("OMP_NUM_THREADS"):
+        return torch.get_num_threads()
+    cores = usable_cores()
+    torch.set_num_threads(cores)
+    with suppress(RuntimeError):  # once set, or once parallel work has started, it can no longer change
+        torch.set_num_interop_threads(cores)
+    return cores
 
 
 @app.command()
@@ -877,7 +1090,8 @@ def train(
         str | None,
         typer.Option(
             metavar="LEVEL|RANGE|MIX",
-            help="Train on noisy inputs (the model's default: denoise-dense 0.5): a level of --noise-kind (0.5), a "
+            help="Train on noisy inputs (the model's default: denoise-dense 0.5, dncnn 25/255, denoise a blind mix): "
+            "a level of --noise-kind (0.5), a "
             "range drawn per image (0:0.6), or several kinds, each a level or range, one drawn per image "
             "(gaussian=0:0.6,salt-pepper=0:0.3,mask=0:0.25).",
             show_default=False,
@@ -964,6 +1178,15 @@ def train(
     force: Annotated[bool, typer.Option(help="Start over even if the run folder holds a run.")] = False,
     export: Annotated[bool, typer.Option(help="Export a verified model.onnx into the run folder at the end.")] = True,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    augment: Annotated[
+        bool | None,
+        typer.Option(
+            "--augment/--no-augment",
+            help="Flip and rotate each training patch (--patch) by one of the 8 symmetries of the square. "
+            "Default: the model's (dncnn: on).",
+            show_default=False,
+        ),
+    ] = None,
     allow_trivial: Annotated[
         bool,
         typer.Option(
@@ -994,6 +1217,7 @@ def train(
                 patch=patch,
                 channels=channels,
                 classes=_classes(classes),
+                augment=augment,
                 epochs=epochs,
                 batch_size=batch_size,
                 lr=lr,
@@ -1052,6 +1276,15 @@ def export_command(
         float, typer.Option(help="Refuse a variant whose test MSE rises more than this fraction.")
     ] = 0.10,
     atol: Annotated[float, typer.Option(help="Largest allowed |torch - onnxruntime| of the fp32 file.")] = 1e-5,
+    target: Annotated[
+        Target | None,
+        typer.Option(
+            help="portable: only operators that onnxruntime, onnxruntime-web, OpenVINO, OpenCV DNN and the ONNX "
+            "reference all run; onnxruntime: the graph onnxruntime runs fastest (for the unpooling models 1.1-1.3× "
+            "faster at batch 256, but not loadable by OpenVINO or OpenCV). \\[default: portable]",
+            show_default=False,
+        ),
+    ] = None,
     anomaly: Annotated[
         bool,
         typer.Option(
@@ -1062,20 +1295,25 @@ def export_command(
     ] = False,
     as_json: Json = False,
 ) -> None:
-    """Export a trained run to ONNX, verified against PyTorch; nothing is written unless parity holds."""
+    """Export a trained run to ONNX, verified against PyTorch (and in every runtime installed here); nothing is
+    written unless parity holds."""
     _need_train_extra("export")
     with reporting():
         from aetool.export import ExportOptions, export_run
         from aetool.export.detector import CalibrationOptions, calibrate_run
+        from aetool.export.exporter import DEFAULT_TARGET
 
         precisions = tuple(name for name, wanted in (("fp16", fp16), ("int8", int8)) if wanted)
+        chosen = {"target": target.value} if target else {}
         if anomaly and precisions:
             raise AetoolError(f"a detector is written in fp32 only; leave out --{' and --'.join(precisions)}")
         if anomaly:
-            calibration = CalibrationOptions(data_dir=data_dir, atol=atol)
+            calibration = CalibrationOptions(data_dir=data_dir, atol=atol, target=chosen.get("target", DEFAULT_TARGET))
             result = calibrate_run(run, output, options=calibration, echo=note).export
         else:
-            options = ExportOptions(atol=atol, precisions=precisions, max_mse_rise=max_mse_rise, data_dir=data_dir)
+            options = ExportOptions(
+                atol=atol, precisions=precisions, max_mse_rise=max_mse_rise, data_dir=data_dir, **chosen
+            )
             result = export_run(run, output, options=options, echo=note)
         if as_json:
             typer.echo(json.dumps(result.to_dict()))
@@ -1124,6 +1362,10 @@ def calibrate(
     ] = None,
     data_dir: DataDir = None,
     atol: Annotated[float, typer.Option(help="Largest allowed |torch - onnxruntime| of the scores.")] = 1e-5,
+    target: Annotated[
+        Target | None,
+        typer.Option(help="The export target, as for aetool export. \\[default: portable]", show_default=False),
+    ] = None,
     as_json: Json = False,
 ) -> None:
     """Make a trained run an anomaly detector: one ONNX file that outputs a score and an anomaly map per image and
@@ -1131,6 +1373,7 @@ def calibrate(
     _need_train_extra("calibrate")
     with reporting():
         from aetool.export.detector import CalibrationOptions, calibrate_run
+        from aetool.export.exporter import DEFAULT_TARGET
         from aetool.runtime.anomaly import parse_score
 
         try:
@@ -1141,6 +1384,7 @@ def calibrate(
                 data=data,
                 data_dir=data_dir,
                 atol=atol,
+                target=target.value if target else DEFAULT_TARGET,
             )
         except ValueError as err:
             fail(str(err))
@@ -1178,6 +1422,7 @@ def bench(
         ),
     ] = None,
     provider: Providers = None,
+    timeout: Timeout = None,
     as_json: Json = False,
 ) -> None:
     """Latency and throughput of a model in onnxruntime on random images, optionally against PyTorch eager."""
@@ -1185,27 +1430,26 @@ def bench(
         _need_train_extra("bench --compare-torch")
     with reporting():
         from aetool import bench as benchmark
-        from aetool.runtime import load
         from aetool.runtime.cpu import usable_cores
         from aetool.runtime.images import parse_size
 
         threads = threads or usable_cores()
         plan = benchmark.Plan(warmup=warmup, repeats=repeats, seconds=seconds)
         sizes, image_size = benchmark.parse_batch_sizes(batch_sizes), parse_size(size)
-        loaded = load(model, provider, threads)
+        loaded = _load(model, provider, threads, timeout)
         eager = benchmark.TorchEager(compare_torch, threads) if compare_torch is not None else None
         summary = benchmark.run(loaded, threads=threads, batch_sizes=sizes, size=image_size, plan=plan, eager=eager)
-    if as_json:
-        typer.echo(json.dumps(summary.to_dict()))
-        return
-    for line in _bench_table(summary):
-        typer.echo(line)
-    before, after = summary.load_average
-    if before is not None and after is not None:
-        note(
-            f"load average {before:.2f} before and {after:.2f} after timing, on {summary.cores} cores (this "
-            f"run adds up to {summary.threads}); a shared CPU makes the times, PyTorch's most, unreliable"
-        )
+        if as_json:
+            typer.echo(json.dumps(summary.to_dict()))
+            return
+        for line in _bench_table(summary):
+            typer.echo(line)
+        before, after = summary.load_average
+        if before is not None and after is not None:
+            note(
+                f"load average {before:.2f} before and {after:.2f} after timing, on {summary.cores} cores (this "
+                f"run adds up to {summary.threads}); a shared CPU makes the times, PyTorch's most, unreliable"
+            )
 
 
 def _bench_table(summary: BenchSummary) -> list[str]:
@@ -1304,8 +1548,26 @@ def report(
         note(f"open {index}")
 
 
+BROKEN_PIPE = 141  # 128 + SIGPIPE: what the shell reports for a filter stopped by a closed pipe
+
+
+def _closed_pipe() -> NoReturn:
+    """Stop quietly, as a Unix filter does when the reader of its output goes away (``aetool … --json | head``):
+    no message, exit 141; what was written stays whole, nothing more is written. Standard output is pointed at
+    /dev/null first, so the interpreter's last flush cannot fail again."""
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    sys.exit(BROKEN_PIPE)
+
+
 def main() -> None:
-    """Entry point of the ``aetool`` script and of ``python -m aetool``: a usage error is one line too, exit 2."""
+    """Entry point of the ``aetool`` script and of ``python -m aetool``: a usage error is one line too, exit 2;
+    a closed standard output ends the command quietly with 141."""
+    if sys.stdout is not None and hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(errors="surrogateescape")  # a file name of any bytes prints as those bytes
     try:
         code = app(standalone_mode=False)
     except KeyboardInterrupt:
@@ -1327,4 +1589,8 @@ def main() -> None:
         hint = f" (see {context.command_path} --help)" if context is not None else ""
         error(f"{usage.format_message()}{hint}")
         sys.exit(usage.exit_code)
+    if code == Interrupted.exit_code and not _SAID:  # Ctrl-C outside a command's body, which Typer ends silently
+        error("interrupted")
+    if code in (0, None) and len(sys.argv) == 1:  # plain `aetool` showed the help: Click before 8.2 exits 0 there
+        sys.exit(2)
     sys.exit(code if isinstance(code, int) else 0)

@@ -27,6 +27,12 @@ class ModelFileError(AetoolError):
     """A model file is missing, not ONNX, or does not follow aetool's input/output contract."""
 
 
+class TimedOut(AetoolError):
+    """A model call ran past ``--timeout`` and was stopped (``timeout``'s exit code)."""
+
+    exit_code = 124
+
+
 class ImageError(AetoolError):
     """An input image cannot be read."""
 
@@ -40,9 +46,12 @@ def first_line(err: BaseException) -> str:
 
 
 def os_reason(err: OSError) -> str:
-    """Why a file operation failed, with the path in the way; aetool's own temporary files (hidden, beside their
-    target) are left unnamed, since the user never named them."""
+    """Why a file operation failed, with the path in the way; for aetool's own temporary files (hidden, beside
+    their target: ``.NAME.XXXXXXXX.part``) the target they stand for, since the user never named them."""
     path = str(err.filename or "")
-    hidden = path.replace("\\", "/").rsplit("/", 1)[-1].startswith(".")
     reason = err.strerror or str(err)
-    return f"{reason}: {path}" if path and not hidden else reason
+    folder, _, name = path.replace("\\", "/").rpartition("/")
+    if name.startswith(".") and name.endswith(".part"):
+        target = name[1:].removesuffix(".part").rpartition(".")[0]
+        path = f"{folder}/{target}" if folder and target else target
+    return f"{reason}: {path}" if path else reason

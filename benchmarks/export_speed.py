@@ -8,8 +8,11 @@ Times the same random-weight registry model (default ``conv-unpool``) on the sam
 - ``mask``: the first-max-mask idea (unpool = nearest upsample × a mask of each window's first maximum),
   written with dense ops and exported as is;
 - ``unpool``: aetool's unpooling alone (pooling indices kept in ONNX's convention: MaxPool → MaxUnpool);
-- ``aetool``: what ``aetool.export`` writes: ``unpool`` for the second pooling stage, the first computed per
-  window position without indices and its unpooling folded into the last conv (``aetool.export.ort_layers``).
+- ``aetool``: what ``aetool export --target onnxruntime`` writes: ``unpool`` for the second pooling stage, the
+  first computed per window position without indices and its unpooling folded into the last conv
+  (``aetool.export.ort_layers``);
+- ``portable``: what ``aetool export --target portable`` (the default) writes: both stages per window position,
+  no indices and no ``Max`` (``aetool.export.portable``).
 Every graph is checked against PyTorch on an input with ties before it is timed. onnxruntime runs on CPU with
 ``intra_op_num_threads=THREADS`` at graph optimization level ALL (``--level`` to change); the graph it runs is
 printed. Rounds interleave the candidates so that load from other processes hits them alike; the table gives
@@ -36,7 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from aetool.bench import keep_freed_memory, time_calls
-from aetool.export.onnx_export import model_graph, quiet, to_onnx
+from aetool.export.onnx_export import model_spec, quiet, to_onnx
 from aetool.export.parity import tie_images
 from aetool.models import build_model
 from aetool.runtime import contract
@@ -80,7 +83,7 @@ class FirstMaxMaskAE(nn.Module):
 
 def plain_export(model: nn.Module) -> onnx.ModelProto:
     """The stock dynamo export, as a user would call it."""
-    graph = model_graph(model)
+    graph = model_spec(model, target="onnxruntime")
     with quiet(), torch.no_grad():
         program = torch.onnx.export(
             model,
@@ -96,12 +99,14 @@ def plain_export(model: nn.Module) -> onnx.ModelProto:
 
 
 def candidates(model: nn.Module) -> dict[str, onnx.ModelProto]:
-    graph = model_graph(model)
+    graph = model_spec(model, target="onnxruntime")
     found = {"plain": plain_export(model)}
     if getattr(model, "uses_indices", False):
         found["mask"] = to_onnx(dataclasses.replace(graph, module=FirstMaxMaskAE(model)))
         found["unpool"] = to_onnx(dataclasses.replace(graph, module=model))
     found["aetool"] = to_onnx(graph)
+    if getattr(model, "uses_indices", False):
+        found["portable"] = to_onnx(model_spec(model, target="portable"))
     return found
 
 

@@ -44,18 +44,70 @@ def _field(number: int, value: int | str | bytes) -> bytes:
     return _varint(number << 3 | 2) + _varint(len(data)) + data
 
 
-def _value_info(name: str, dims: list[int | str]) -> bytes:
-    shape = b"".join(_field(1, _field(2, d) if isinstance(d, str) else _field(1, d)) for d in dims)
-    tensor_type = _field(1, 1) + _field(2, shape)  # elem_type FLOAT, shape
+FLOAT, INT64, BOOL = 1, 7, 9  # TensorProto.DataType
+
+
+def _value_info(name: str, dims: list[int | str] | None, elem: int = FLOAT) -> bytes:
+    """A ValueInfoProto: a tensor of ``elem`` type, of ``dims`` (None: shape unknown)."""
+    shape = (
+        b"" if dims is None else b"".join(_field(1, _field(2, d) if isinstance(d, str) else _field(1, d)) for d in dims)
+    )
+    tensor_type = _field(1, elem) + (b"" if dims is None else _field(2, shape))
     return _field(1, name) + _field(2, _field(1, tensor_type))
 
 
-def node(op: str, inputs: list[str], outputs: list[str]) -> bytes:
-    return b"".join(_field(1, i) for i in inputs) + b"".join(_field(2, o) for o in outputs) + _field(4, op)
+def node(op: str, inputs: list[str], outputs: list[str], attributes: list[bytes] = ()) -> bytes:
+    return (
+        b"".join(_field(1, i) for i in inputs)
+        + b"".join(_field(2, o) for o in outputs)
+        + _field(4, op)
+        + b"".join(_field(5, a) for a in attributes)
+    )
+
+
+def graph_attribute(name: str, body: bytes) -> bytes:
+    """An AttributeProto holding a graph (type GRAPH), e.g. a Loop's ``body``."""
+    return _field(1, name) + _field(6, body) + _field(20, 5)
+
+
+def int_attribute(name: str, value: int) -> bytes:
+    return _field(1, name) + _field(3, value) + _field(20, 2)
+
+
+def tensor_attribute(name: str, value: bytes) -> bytes:
+    """An AttributeProto holding a tensor (type TENSOR), e.g. a Constant's ``value``."""
+    return _field(1, name) + _field(5, value) + _field(20, 4)
 
 
 def int64_tensor(name: str, values: list[int]) -> bytes:
     return _field(1, len(values)) + _field(2, 7) + _field(8, name) + _field(9, struct.pack(f"<{len(values)}q", *values))
+
+
+def tensor(name: str, dims: list[int], elem: int, raw: bytes = b"", location: str | None = None) -> bytes:
+    """A TensorProto with ``raw`` data, or with its data "external", at ``location`` beside the model file."""
+    data = b"".join(_field(1, d) for d in dims) + _field(2, elem) + _field(8, name)
+    if location is None:
+        return data + _field(9, raw)
+    entries = [("location", location), ("offset", "0"), ("length", str(len(raw) or 4))]
+    return data + b"".join(_field(13, _field(1, k) + _field(2, v)) for k, v in entries) + _field(14, 1)
+
+
+def graph(
+    inputs: dict[str, list | None],
+    outputs: dict[str, list | None],
+    nodes: list[bytes],
+    initializers: list[bytes] = (),
+    types: dict[str, int] | None = None,
+) -> bytes:
+    """A serialized GraphProto; ``types`` gives the element type of inputs and outputs other than float."""
+    types = types or {}
+    return (
+        b"".join(_field(1, n) for n in nodes)
+        + _field(2, "g")
+        + b"".join(_field(5, t) for t in initializers)
+        + b"".join(_field(11, _value_info(k, v, types.get(k, FLOAT))) for k, v in inputs.items())
+        + b"".join(_field(12, _value_info(k, v, types.get(k, FLOAT))) for k, v in outputs.items())
+    )
 
 
 def onnx_bytes(
@@ -64,17 +116,19 @@ def onnx_bytes(
     nodes: list[bytes],
     metadata: dict[str, str] | None = None,
     initializers: list[bytes] = (),
+    *,
+    ir_version: int = 8,
+    opset: int = 13,
 ) -> bytes:
-    """A serialized ModelProto (IR 8, opset 13)."""
-    graph = (
-        b"".join(_field(1, n) for n in nodes)
-        + _field(2, "g")
-        + b"".join(_field(5, t) for t in initializers)
-        + b"".join(_field(11, _value_info(k, v)) for k, v in inputs.items())
-        + b"".join(_field(12, _value_info(k, v)) for k, v in outputs.items())
-    )
+    """A serialized ModelProto (IR 8, opset 13 unless told otherwise)."""
     props = b"".join(_field(14, _field(1, k) + _field(2, v)) for k, v in (metadata or {}).items())
-    return _field(1, 8) + _field(2, "aetool-tests") + _field(7, graph) + _field(8, _field(2, 13)) + props
+    return (
+        _field(1, ir_version)
+        + _field(2, "aetool-tests")
+        + _field(7, graph(inputs, outputs, nodes, initializers))
+        + _field(8, _field(2, opset))
+        + props
+    )
 
 
 def toy_metadata(name: str, kind: str, multiple_of: int | None, noise: float = 0.0) -> dict[str, str]:
@@ -186,6 +240,35 @@ def bundled(toy_dir, monkeypatch) -> Path:
     """Make the toy models the bundled ones (``denoise`` → identity dense, ``conv-unpool`` → identity conv)."""
     monkeypatch.setenv(MODEL_DIR_ENV, str(toy_dir))
     return toy_dir
+
+
+def cli_runner():
+    """Typer's CliRunner with stderr kept apart from stdout, under every Typer the requirements admit."""
+    from typer.testing import CliRunner
+
+    try:
+        return CliRunner(mix_stderr=False)  # Click before 8.2 mixes stderr into stdout unless told not to
+    except TypeError:  # Click 8.2 and later (and Typer's own copy of it) always keep them apart
+        return CliRunner()
+
+
+@pytest.fixture
+def cli(bundled, tmp_path, monkeypatch):
+    """Run ``aetool ARGS`` in-process (Typer's CliRunner) in tmp_path with the toy models bundled; returns the
+    result, after checking that no traceback reached stderr."""
+    from aetool.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    runner = cli_runner()
+
+    def invoke(*args: str, stdin: bytes | None = None):
+        result = runner.invoke(app, list(args), input=stdin)
+        assert "Traceback" not in result.stderr
+        if result.exception and not isinstance(result.exception, SystemExit):
+            raise result.exception
+        return result
+
+    return invoke
 
 
 # ---- data ----

@@ -12,13 +12,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
+from conftest import cli_runner
 
 from aetool import bench
 from aetool.cli import app
 
 FAST = ("--seconds", "0.02", "--repeats", "2", "--warmup", "1")
-runner = CliRunner()
+runner = cli_runner()
 
 
 def invoke(*args: str):

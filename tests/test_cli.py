@@ -10,27 +10,10 @@ import numpy as np
 import pytest
 from conftest import digit, read, save
 from PIL import Image
-from typer.testing import CliRunner
 
 from aetool import __version__
-from aetool.cli import NoiseKind, app
+from aetool.cli import NoiseKind
 from aetool.runtime.noise import NOISE_KINDS, add_noise
-
-
-@pytest.fixture
-def cli(bundled, tmp_path, monkeypatch):
-    """Run ``aetool ARGS`` in tmp_path with the toy models bundled; returns the result."""
-    monkeypatch.chdir(tmp_path)
-    runner = CliRunner()
-
-    def invoke(*args: str, stdin: bytes | None = None):
-        result = runner.invoke(app, list(args), input=stdin)
-        assert "Traceback" not in result.stderr
-        if result.exception and not isinstance(result.exception, SystemExit):
-            raise result.exception
-        return result
-
-    return invoke
 
 
 @pytest.fixture
@@ -431,7 +414,13 @@ def test_info_shows_channels_colour_space_polarity_and_contract_version(cli, toy
     assert "(version 2)" in text and "3 channels (srgb), any size divisible by 4, polarity as-is" in text
     record = json.loads(cli("info", str(toy_dir / "rgb-dense.onnx"), "--json").stdout)
     assert record["contract_version"] == 2 and record["colour_space"] == "srgb"
-    assert record["input_spec"] == {"size": [16, 16], "multiple_of": 1, "polarity": "as-is", "channels": 3}
+    assert record["input_spec"] == {
+        "size": [16, 16],
+        "multiple_of": 1,
+        "polarity": "as-is",
+        "channels": 3,
+        "batch": None,
+    }
 
 
 def test_info_shows_what_is_wrong_with_a_file_off_the_contract(cli, toy_dir):

@@ -108,6 +108,32 @@ def test_help_and_denoise_never_import_torch(tmp_path, env):
     assert done.stdout.decode().strip().endswith("torch-free") and (tmp_path / "out.png").is_file()
 
 
+CHECK_AND_WEB = textwrap.dedent("""
+    import sys
+    from aetool.cli import main
+    for argv in (["check", "conv-unpool"], ["web", "-o", sys.argv[1], "--ort-web", sys.argv[2]]):
+        sys.argv = ["aetool", *argv]
+        try:
+            main()
+        except SystemExit as done:
+            assert done.code in (0, None), (argv, done.code)
+    assert "torch" not in sys.modules  # check may import onnx (its reference evaluator), never torch
+    print("torch-free")
+""")
+
+
+def test_check_and_web_never_import_torch(tmp_path):
+    ort_web = tmp_path / "ort"
+    ort_web.mkdir()
+    for name in ("ort.wasm.min.js", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm"):
+        (ort_web / name).write_text("")
+    done = subprocess.run(
+        [sys.executable, "-c", CHECK_AND_WEB, str(tmp_path / "site"), str(ort_web)], capture_output=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    assert done.stdout.decode().strip().endswith("torch-free") and (tmp_path / "site" / "index.html").is_file()
+
+
 def test_the_runtime_imports_only_onnxruntime_numpy_pillow():
     code = (
         "import sys, pkgutil, importlib, aetool.runtime as r\n"

@@ -44,15 +44,14 @@ def test_the_torch_head_computes_the_numpy_components(channels, size):
     images = torch.rand(5, channels, *size, generator=torch.Generator().manual_seed(0))
     weights = np.random.default_rng(0).uniform(1, 100, (1, *size)).astype(np.float32)
     names = ("mse", "ssim", "smax", "wmse")
-    head = AnomalyHead(
-        Blurry(), Constants(names, weights, (0.1, 0.2, 0.3, 0.4), (1.0, 2.0, 3.0, 4.0)), channels=channels
-    )
+    mean, std = (0.1, 0.2, 0.3, 0.4), (1.0, 2.0, 3.0, 4.0)
+    head = AnomalyHead(Blurry(), Constants(names, weights, mean, std), channels=channels)
     outputs, _, score, amap, values = head(images)
     x, y = images.numpy(), outputs.numpy()
     expected = anomaly.components(x, y, names, weights=weights)
     np.testing.assert_allclose(values.numpy(), expected, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(amap.numpy(), anomaly.anomaly_map(x, y), atol=1e-7)
-    np.testing.assert_allclose(score.numpy(), anomaly.standardised_sum(expected, head.mean, head.std), atol=1e-4)
+    np.testing.assert_allclose(score.numpy(), anomaly.standardised_sum(expected, mean, std), atol=1e-4)
 
 
 # ---- a one-class run on the synthetic digits (labels: the number of strokes, 1 to 3) and its detector ----
@@ -109,7 +108,7 @@ def test_the_detector_file_holds_the_score_threshold_and_calibration(one_class):
     ops = {node.op_type for node in proto.graph.node}
     assert "ReduceMax" in ops and not ops & {"Max", "MaxPool", "Where", "Shape"}  # portable, and no Max over tensors
     names = {tensor.name for tensor in proto.graph.initializer}
-    assert {"weights", "mean", "std", "smooth_window", "ssim_rows", "ssim_columns"} <= names
+    assert {"weights", "mean", "inverse_std", "smooth_window", "ssim_rows", "ssim_columns"} <= names
     model = load(path)
     record = model.metadata[contract.ANOMALY]
     assert record["score"] == "ssim+smax+wmse" and record["rule"] == {"fpr": 0.1} and record["classes"] == ["1"]
@@ -117,6 +116,8 @@ def test_the_detector_file_holds_the_score_threshold_and_calibration(one_class):
     assert record["calibration"]["images"] == len(calibration.scores) and "held-out" in record["calibration"]["source"]
     parity = model.metadata[contract.PARITY]
     assert parity["passed"] and {case["output"] for case in parity["cases"]} >= {"score", "anomaly_map"}
+    runtimes = model.metadata[contract.CHECKED_IN]["runtimes"]  # every runtime installed here runs a dense detector
+    assert "onnxruntime" in runtimes and all(entry["ok"] for entry in runtimes.values())
     assert any(case["case"].startswith("test images") for case in parity["cases"])  # the calibration images
 
 
@@ -170,6 +171,9 @@ def test_a_conv_detector_scores_images_of_any_size_with_heatmaps_at_their_size(d
         calibrate_run(run, options=CalibrationOptions(score=("mse", "wmse")), **QUIET)
     calibration = calibrate_run(run, options=CalibrationOptions(), **QUIET)
     assert calibration.spec.components == ("ssim", "smax")
+    runtimes = load(calibration.export.path).metadata[contract.CHECKED_IN]["runtimes"]
+    failed = {name for name, entry in runtimes.items() if not entry["ok"]}  # recorded, not refused (DETECTOR_OPS)
+    assert failed <= {"opencv-classic"} and runtimes["onnxruntime"]["ok"]
     odd = np.kron(stroke_digits(1, seed=9)[0][0], np.ones((2, 2), np.uint8))[:50, :37]  # 37×50
     save(tmp_path / "in" / "odd.png", odd)
     found, _ = collect([str(tmp_path / "in")])

@@ -1,4 +1,4 @@
-"""Export: every registry model to verified ONNX, exact unpooling, metadata, refusal, fp16/int8 variants."""
+"""Export: every registry model to verified ONNX on both targets, exact unpooling, metadata, refusal, variants."""
 
 import dataclasses
 import json
@@ -27,6 +27,8 @@ from aetool.export import (  # noqa: E402
 )
 from aetool.export.metadata import ModelFacts, read  # noqa: E402
 from aetool.export.onnx_export import ExportSpec, model_spec, to_onnx  # noqa: E402
+from aetool.export.parity import tie_images  # noqa: E402
+from aetool.export.portable import PORTABLE_OPS, PortableUnpool  # noqa: E402
 from aetool.models import REGISTRY, build_model, get_spec  # noqa: E402
 from aetool.runtime import contract  # noqa: E402
 from aetool.runtime.model import parse_metadata  # noqa: E402
@@ -38,6 +40,8 @@ SHARED_MNIST = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / 
 def export(name, folder, options=None, **kwargs):
     torch.manual_seed(0)
     path = folder / f"{name}.onnx"
+    if options is not None and options.target != ExportOptions().target:
+        path = folder / f"{name}.{options.target}.onnx"
     facts = ModelFacts(name, get_spec(name).arch)
     options = options or ExportOptions()
     return export_model(build_model(name), path, facts=facts, options=options, echo=lambda line: None, **kwargs)
@@ -60,8 +64,16 @@ def exports(tmp_path_factory):
 def test_every_model_exports_verified_onnx(name, exports):
     result = exports(name)
     conv, unpool = get_spec(name).kind == "conv", name.startswith("conv-unpool")
-    no_decoder = ("conv-unpool", "conv-unpool-deconv", "dncnn")
+    no_decoder = ("conv-unpool", "conv-unpool-deconv", "dncnn", "denoise")
     onnx.checker.check_model(onnx.load(result.path), full_check=True)
+    assert ExportOptions().target == contract.PORTABLE  # the default, chosen by measurement (README, Export)
+    for path in (result.path, result.decoder_path):
+        if path is not None:  # only operators every runtime has, and each installed runtime agreed
+            props = read(onnx.load(path))
+            assert props[contract.TARGET] == contract.PORTABLE
+            assert set(json.loads(props[contract.OPERATORS])) <= PORTABLE_OPS
+            runs = json.loads(props[contract.CHECKED_IN])["runtimes"]
+            assert "onnx-reference" in runs and all(run["ok"] and run["max_abs"] <= 1e-4 for run in runs.values())
     cases = {check.case for check in result.parity.checks}
     assert {"random b1", "random b3", "random b64"} <= cases
     assert ("random 32×48 b3" in cases) == conv and ("ties b4" in cases) == unpool
@@ -123,7 +135,7 @@ def test_metadata_round_trip(exports):
         for key, value in vars(contract).items()
         if key.isupper()
         and isinstance(value, str)
-        and key not in ("INPUT", "RECONSTRUCTION", "CODE", "POLARITY", "AS_IS", "VARIANT")
+        and key not in ("INPUT", "RECONSTRUCTION", "CODE", "POLARITY", "AS_IS", "VARIANT", "PORTABLE", "ONNXRUNTIME")
         and key not in ("SCORE", "ANOMALY_MAP", "SCORE_COMPONENTS", "ANOMALY")  # a detector's (test_detector.py)
     }
     assert props[contract.CONTRACT_VERSION] == "2" and props[contract.CHANNELS] == "1"
@@ -148,6 +160,14 @@ def test_metadata_round_trip(exports):
     assert meta[contract.OPSET] == onnx.load(result.path).opset_import[0].version
     assert meta[contract.PRECISION] == "fp32" and meta[contract.DECODER] == "conv-deconv.decoder.onnx"
     assert meta[contract.EPOCHS] == 0 and meta[contract.TEST_MSE] is None and meta[contract.DATASET] == "mnist"
+    assert meta[contract.TARGET] == "portable" and meta[contract.OPERATORS] == sorted(
+        {node.op_type for node in onnx.load(result.path).graph.node}
+    )
+    checked = meta[contract.CHECKED_IN]
+    assert checked["against"] == "onnxruntime" and checked["atol"] == 1e-4 and "ties b4" in checked["cases"]
+    assert checked["runtimes"]["onnxruntime"]["version"] == ort.__version__
+    assert checked["runtimes"]["onnx-reference"]["version"] == onnx.__version__
+    assert meta[contract.CHECKED_IN] == exporter.check_record(result.checked_in[result.path])
     decoder = read(onnx.load(result.decoder_path))
     assert json.loads(decoder[contract.INPUT_SPEC])["shape"] == ["N", 32, "h", "w"]
     assert json.loads(decoder[contract.PARITY])["graph"] == "decoder" and decoder[contract.DECODER] == ""
@@ -172,6 +192,35 @@ def test_refuses_a_graph_that_differs_from_torch_and_writes_nothing(tmp_path, mo
     assert (tmp_path / "ae64.onnx").read_bytes() == b"previous export"
 
 
+def test_a_portable_graph_with_an_operator_outside_the_portable_set_is_refused(tmp_path, monkeypatch):
+    from aetool.export import onnx_export
+    from aetool.export.ort_layers import for_onnxruntime
+
+    monkeypatch.setattr(onnx_export, "for_target", lambda net, target: for_onnxruntime(net))
+    with pytest.raises(AetoolError, match=r"portable model graph uses Col2Im, .*MaxUnpool.*MaxPool with its Indices"):
+        export("conv-unpool", tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_portable_graph_that_fails_in_an_installed_runtime_is_refused_and_an_onnxruntime_one_records_it(
+    tmp_path, monkeypatch
+):
+    from aetool import check
+
+    def refuses(path, input_name, outputs):
+        raise RuntimeError("Exception from frontend:\n-- No conversion rule found for operations: Gemm-20")
+
+    onnxruntime = check.runtimes()[0]
+    monkeypatch.setattr(check, "runtimes", lambda: [onnxruntime, check.Runtime("strict", "numpy", refuses, str)])
+    with pytest.raises(ParityError, match=r"portable model graph fails in strict .*Gemm-20; nothing was written"):
+        export("ae64", tmp_path)
+    assert list(tmp_path.iterdir()) == []
+    result = export("ae64", tmp_path, ExportOptions(target="onnxruntime"))
+    runs = json.loads(read(onnx.load(result.path))[contract.CHECKED_IN])["runtimes"]
+    assert runs["strict"]["ok"] is False and "No conversion rule found" in runs["strict"]["error"]
+    assert runs["onnxruntime"]["ok"] is True
+
+
 def test_refuses_when_tolerance_cannot_be_met(tmp_path):
     with pytest.raises(ParityError, match="max abs"):
         export("deep", tmp_path, ExportOptions(atol=0.0))
@@ -184,12 +233,14 @@ def trained_run(name, data_dir, folder):
     return folder
 
 
-@pytest.mark.parametrize("name", ["ae64", "conv-unpool"])
-def test_fp16_and_int8_variants_run_and_report_their_error(name, data_dir, tmp_path):
+@pytest.mark.parametrize(
+    ("name", "target"), [("ae64", "portable"), ("conv-unpool", "portable"), ("conv-unpool", "onnxruntime")]
+)
+def test_fp16_and_int8_variants_run_and_report_their_error(name, target, data_dir, tmp_path):
     pytest.importorskip("onnxconverter_common", reason="fp16 export needs onnxconverter-common")
     run = trained_run(name, data_dir, tmp_path / "run")
     lines = []
-    options = ExportOptions(precisions=("fp16", "int8"), data_dir=data_dir)
+    options = ExportOptions(precisions=("fp16", "int8"), data_dir=data_dir, target=target)
     result = export_run(run, options=options, echo=lines.append)
     assert result.path == run / "model.onnx"
     assert [p.name for p in result.variant_paths] == ["model.fp16.onnx", "model.int8.onnx"]
@@ -204,26 +255,58 @@ def test_fp16_and_int8_variants_run_and_report_their_error(name, data_dir, tmp_p
         meta = parse_metadata(session.get_modelmeta().custom_metadata_map)
         assert meta[contract.PRECISION] == report.precision and meta[contract.VARIANT] == report.to_dict()
         assert meta[contract.MODEL_NAME] == name and meta[contract.TEST_MSE] is not None
+        assert meta[contract.TARGET] == target and meta[contract.CHECKED_IN]["runtimes"]["onnxruntime"]["ok"]
     int8 = result.variants[1]
     expected = "QuantizeLinear" if name.startswith("conv") else "MatMulInteger"
     assert expected in int8.ops
     assert any(line.startswith("int8 variant model.int8.onnx") for line in lines)
     if name == "conv-unpool":
-        first_max_test_stays_exact(*(onnx.load(path) for path in result.variant_paths))
+        check = window_selects_stay_exact if target == "portable" else first_max_test_stays_exact
+        check(*(onnx.load(path) for path in result.variant_paths))
+
+
+def _with_outputs(model, names):
+    """A session on ``model`` that also returns the tensors ``names``."""
+    model.graph.output.extend(onnx.ValueInfoProto(name=name) for name in names)
+    return ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+
+
+VARIANT_IMAGES = np.concatenate([tie_images(), np.random.default_rng(1).random((8, 1, 28, 28), dtype=np.float32)])
+
+
+def window_selects_stay_exact(fp16, int8):
+    """In the portable graph's fp16 and int8 files, as in fp32, each pooling stage's compares decide the first
+    maximum of the values they see: the selects copy max(at0, at1) and max(at2, at3) exactly, the position the
+    compares pick is the first maximum of the four (row-major), and a flat window (the all-black image's first
+    stage) is decided at position 0. A compare or select that saw a value rounded on one side only, or quantized
+    with a scale of its own, would break this."""
+    for variant in (fp16, int8):
+        compares = [node for node in variant.graph.node if node.op_type == "GreaterOrEqual"]
+        assert len(compares) == 6  # per stage: at0 ≥ at1, at2 ≥ at3, then top ≥ bottom
+        names = [name for node in compares for name in (*node.input, node.output[0])]
+        session = _with_outputs(variant, names)
+        values = dict(zip(names, session.run(names, {contract.INPUT: VARIANT_IMAGES}), strict=True))
+        for stage, (first, second, rows) in enumerate(zip(*[iter(compares)] * 3, strict=True)):
+            at = np.stack([values[name] for name in (*first.input, *second.input)])
+            top, bottom = (values[name] for name in rows.input)
+            np.testing.assert_array_equal(top, at[:2].max(axis=0))
+            np.testing.assert_array_equal(bottom, at[2:].max(axis=0))
+            c0, c2, r = (values[node.output[0]] for node in (first, second, rows))
+            picked = np.where(r, np.where(c0, 0, 1), np.where(c2, 2, 3))
+            np.testing.assert_array_equal(picked, at.argmax(axis=0))  # argmax: the first maximum
+            if stage == 0:
+                assert (picked[0] == 0).all()  # the all-black image: every window is flat
 
 
 def first_max_test_stays_exact(fp16, int8):
-    """In fp16 and int8 files, as in fp32, the windows' first-max tests "max of positions 0..p ≥ max of the rest"
-    stay consistent: 0…0 1…1 over p (so the one-hot of the first maximum is exact), and a flat window is decided
-    at position 0. A test that saw a value rounded on one side only would break this."""
-    from aetool.export.parity import tie_images
-
-    images = np.concatenate([tie_images(), np.random.default_rng(1).random((8, 1, 28, 28), dtype=np.float32)])
+    """In the onnxruntime graph's fp16 and int8 files, as in fp32, the windows' first-max tests "max of positions
+    0..p ≥ max of the rest" stay consistent: 0…0 1…1 over p (so the one-hot of the first maximum is exact), and a
+    flat window is decided at position 0. A test that saw a value rounded on one side only would break this."""
+    images = VARIANT_IMAGES
     for variant in (fp16, int8):
         compares = [node.output[0] for node in variant.graph.node if node.op_type == "GreaterOrEqual"]
         assert len(compares) == 3
-        variant.graph.output.extend(onnx.ValueInfoProto(name=name) for name in compares)
-        session = ort.InferenceSession(variant.SerializeToString(), providers=["CPUExecutionProvider"])
+        session = _with_outputs(variant, compares)
         reached = np.stack(session.run(compares, {contract.INPUT: images})).astype(int)
         reached = reached[np.argsort(reached.sum(axis=tuple(range(1, reached.ndim))), kind="stable")]  # p order
         assert (np.diff(reached, axis=0) >= 0).all()
@@ -277,7 +360,6 @@ def test_real_digits_join_the_parity_inputs(tmp_path):
 @pytest.mark.parametrize("name", ["conv-unpool", "conv-unpool-deconv"])
 def test_unpooling_models_export_their_first_stage_without_pooling_indices(name):
     from aetool.export.ort_layers import FirstStageByWindow, for_onnxruntime
-    from aetool.export.parity import tie_images
 
     torch.manual_seed(0)
     model = build_model(name).eval()
@@ -290,9 +372,73 @@ def test_unpooling_models_export_their_first_stage_without_pooling_indices(name)
         torch.testing.assert_close(got[0], want[0], rtol=0, atol=1e-6)
         torch.testing.assert_close(got[1], want[1], rtol=0, atol=0)
     assert all(torch.equal(before[key], value) for key, value in model.state_dict().items())
-    ops = [node.op_type for node in to_onnx(model_spec(model)).graph.node]
+    ops = [node.op_type for node in to_onnx(model_spec(model, target="onnxruntime")).graph.node]
     assert ops.count("MaxPool") == 1 and ops.count("MaxUnpool") == 1  # only the second stage uses indices
     assert "ConvTranspose" not in ops and "Col2Im" in ops
+
+
+@pytest.mark.parametrize(("name", "channels"), [("conv-unpool", 1), ("conv-unpool-deconv", 3)])
+def test_the_portable_unpooling_graph_is_exact_on_ties_without_indices_or_max(name, channels):
+    from aetool.export.portable import for_target
+
+    torch.manual_seed(0)
+    model = build_model(name, channels=channels).eval()
+    before = {key: value.clone() for key, value in model.state_dict().items()}
+    portable = for_target(model, "portable")
+    assert isinstance(portable, PortableUnpool) and portable.enc1 is not model.enc1
+    for x in (torch.from_numpy(tie_images(channels)), torch.rand(3, channels, 32, 48)):
+        with torch.no_grad():
+            want, got = model(x), portable(x)
+        torch.testing.assert_close(got[0], want[0], rtol=0, atol=1e-6)
+        torch.testing.assert_close(got[1], want[1], rtol=0, atol=0)
+    assert all(torch.equal(before[key], value) for key, value in model.state_dict().items())
+    proto = to_onnx(model_spec(model, target="portable"))
+    ops = {node.op_type for node in proto.graph.node}
+    assert ops <= PORTABLE_OPS and not ops & {"MaxPool", "MaxUnpool", "Col2Im", "Max", "Where", "Shape"}
+    assert {"DepthToSpace", "ConvTranspose"} <= ops
+
+
+@pytest.mark.parametrize("target", contract.TARGETS)
+def test_a_colour_unpooling_model_exports_on_each_target_with_parity_on_ties(target, tmp_path):
+    torch.manual_seed(0)
+    net = build_model("conv-unpool", channels=3)
+    facts = ModelFacts("conv-unpool", get_spec("conv-unpool").arch, channels=3)
+    options = ExportOptions(target=target)
+    result = export_model(net, tmp_path / "colour.onnx", facts=facts, options=options, echo=lambda line: None)
+    ties = [check for check in result.parity.checks if check.case == "ties b4"]
+    assert result.parity.passed and len(ties) == 2 and all(check.ok for check in ties)
+    assert ties[0].shape == (4, 3, 28, 28)
+    props = read(onnx.load(result.path))
+    assert props[contract.TARGET] == target and props[contract.CHANNELS] == "3"
+    assert ("MaxUnpool" in json.loads(props[contract.OPERATORS])) == (target == "onnxruntime")
+
+
+def test_a_wrong_tie_rule_fails_parity(monkeypatch):
+    """Negative control: a stand-in whose windows keep the last maximum, not PyTorch's first, fails parity on the
+    tie cases (and on random images, where windows of ReLU zeros tie too), so parity proves the portable rule."""
+    from aetool.export import portable
+    from aetool.export.ort_layers import POSITIONS
+    from aetool.export.parity import check_parity, cpu_session, image_cases, torch_reference
+
+    def last_wins(x, conv):
+        at = [F.relu(F.conv2d(F.pad(x, (1 - b, b, 1 - a, a)), conv.weight, conv.bias, stride=2)) for a, b in POSITIONS]
+        c0, c2 = (at[0] > at[1]).float(), (at[2] > at[3]).float()
+        top, bottom = torch.maximum(at[0], at[1]), torch.maximum(at[2], at[3])
+        r = (top > bottom).float()
+        return torch.maximum(top, bottom), [r * c0, r * (1 - c0), (1 - r) * c2, (1 - r) * (1 - c2)]
+
+    torch.manual_seed(0)
+    model = build_model("conv-unpool").eval()
+    cases = image_cases(channels=1, size=None, unpool=True)
+    reports = []
+    for rule in (portable.pool_by_window, last_wins):
+        monkeypatch.setattr(portable, "pool_by_window", rule)
+        spec = model_spec(model, target="portable")
+        reference = torch_reference(model, spec.output_names)
+        reports.append(check_parity(cpu_session(to_onnx(spec)), reference, cases, atol=1e-5, graph="model"))
+    right, wrong = reports
+    assert right.passed
+    assert "ties b4" in {c.case for c in wrong.checks if not c.ok}
 
 
 def test_pca_exports_its_encoder_as_one_gemm_with_the_mean_in_the_bias():
@@ -308,8 +454,9 @@ def test_pca_exports_its_encoder_as_one_gemm_with_the_mean_in_the_bias():
         want, got = model(x), fast(x)
     torch.testing.assert_close(got[1], want[1], rtol=0, atol=1e-5)
     torch.testing.assert_close(got[0], want[0], rtol=0, atol=1e-6)
-    ops = [node.op_type for node in to_onnx(model_spec(model)).graph.node]
-    assert "Sub" not in ops and ops.count("Gemm") == 1
+    for target in contract.TARGETS:  # the Gemm runs everywhere, so both targets export it
+        ops = [node.op_type for node in to_onnx(model_spec(model, target=target)).graph.node]
+        assert "Sub" not in ops and ops.count("Gemm") == 1
 
 
 @pytest.mark.parametrize("name", ["conv-deconv", "ae64", "deep"])
@@ -337,7 +484,7 @@ def test_denoising_models_are_scored_on_the_noisy_inputs_training_used():
     from aetool.train.loop import TEST_NOISE_SEED
 
     images = np.random.default_rng(0).random((4, 1, 28, 28), dtype=np.float32)
-    test = exporter._test_set(images, ModelFacts("denoise", {}, noise=Noise.single(0.5)))
+    test = exporter._test_set(images, ModelFacts("denoise-dense", {}, noise=Noise.single(0.5)))
     assert test.targets is images and "noise gaussian=0.5" in test.description
     np.testing.assert_array_equal(test.inputs, add_noise(images, 0.5, "gaussian", TEST_NOISE_SEED))
 
@@ -352,3 +499,13 @@ def test_a_file_that_cannot_be_written_is_named_not_its_temporary(data_dir, tmp_
     with pytest.raises(AetoolError, match=rf"^cannot write {tmp_path / 'out.onnx'}: Permission denied$"):
         export_run(run, tmp_path / "out.onnx", echo=lambda line: None)
     assert not list(tmp_path.glob("*.onnx")) and not list(tmp_path.glob(".*.part"))
+
+
+def test_the_export_commands_help_names_the_default_target():
+    from typer.testing import CliRunner
+
+    from aetool.cli import app
+
+    result = CliRunner().invoke(app, ["export", "--help"], env={"COLUMNS": "200"})
+    words = " ".join(result.stdout.replace("│", " ").split())  # the help as one line, out of its box
+    assert f"[default: {ExportOptions().target}]" in words

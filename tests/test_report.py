@@ -50,7 +50,7 @@ FIGURES = {
         for layer in (1, 2)
     ),
 }
-DENOISING = (*SHALLOW, "denoise")
+DENOISING = (*SHALLOW, "denoise-dense")
 
 
 @pytest.fixture(scope="module")
@@ -126,7 +126,7 @@ def test_noise_matrix_has_every_model_and_level_and_the_denoiser_wins_at_its_lev
     matrix = np.array([denoising["mse"][name] for name in DENOISING])
     assert list(denoising["mse"]) == list(DENOISING) and matrix.shape == (4, 4)
     at_half = dict(zip(DENOISING, matrix[:, NOISE_LEVELS.index(0.5)], strict=True))
-    assert all(at_half["denoise"] < at_half[name] for name in SHALLOW), at_half
+    assert all(at_half["denoise-dense"] < at_half[name] for name in SHALLOW), at_half
     assert all(np.array(denoising["noisy_input_mse"]) > 0)
 
 

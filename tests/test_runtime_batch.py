@@ -222,9 +222,9 @@ class CountingSession:
     def __init__(self, session):
         self.session, self.batches = session, []
 
-    def run(self, outputs, feed):
+    def run(self, outputs, feed, *options):
         self.batches.append(len(feed["image"]))
-        return self.session.run(outputs, feed)
+        return self.session.run(outputs, feed, *options)
 
 
 def test_large_images_go_through_the_session_a_few_at_a_time(toy_dir, monkeypatch):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import signal
+import time
 from pathlib import Path
 
 import numpy as np
@@ -159,3 +161,73 @@ def test_an_image_file_name_for_many_inputs_is_a_usage_error(tree):
     found, _ = files.collect(["digits"])
     with pytest.raises(AetoolError, match="names one image file"):
         files.plan(found, output="out.png", suffix=".denoised")
+
+
+def test_stale_temporaries_of_a_killed_writer_go_with_the_next_write_into_their_folder(tmp_path):
+    stale = [tmp_path / ".a.png.abcd1234.part", tmp_path / ".model.onnx.x_9z8y7w.part"]
+    fresh = tmp_path / ".b.png.0123abcd.part"  # a writer at work beside us
+    theirs = [tmp_path / "notes.part", tmp_path / ".hidden.part", tmp_path / ".c.png.ABCDEFGH.part"]
+    hour_ago = time.time() - 3600
+    for path in [*stale, fresh, *theirs]:
+        path.write_bytes(b"")
+        if path is not fresh:
+            os.utime(path, (hour_ago, hour_ago))
+    files.atomic_write(tmp_path / "out.png", b"data")
+    assert not any(path.exists() for path in stale)
+    assert fresh.exists() and all(path.exists() for path in theirs)
+
+
+def test_ctrl_c_while_a_temporary_is_created_leaves_none_and_still_stops(tmp_path, monkeypatch):
+    real_open = os.open
+
+    def open_then_interrupt(*args, **kwargs):
+        handle = real_open(*args, **kwargs)
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C right after the file exists, before aetool records it
+        return handle
+
+    monkeypatch.setattr(os, "open", open_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        files.write_files({tmp_path / "a.png": b"a", tmp_path / "b.png": b"b"})
+    monkeypatch.undo()
+    assert os.listdir(tmp_path) == []
+
+
+def test_ctrl_c_between_two_renames_finishes_the_set_then_stops(tmp_path, monkeypatch):
+    real_replace = os.replace
+
+    def replace_then_interrupt(source, target):
+        real_replace(source, target)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(os, "replace", replace_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        files.write_files({tmp_path / "model.onnx": b"m", tmp_path / "model.decoder.onnx": b"d"})
+    monkeypatch.undo()
+    assert sorted(os.listdir(tmp_path)) == ["model.decoder.onnx", "model.onnx"]
+
+
+def test_ctrl_c_during_a_batch_stops_it_with_exit_130_never_a_per_image_error(cli, tmp_path, monkeypatch):
+    from aetool.runtime import images
+
+    for index in range(6):
+        save(tmp_path / "in" / f"{index}.png", np.zeros((28, 28), np.uint8))
+    real_encode, calls = images.encode, []
+
+    def encode_then_interrupt(pixels, fmt):
+        calls.append(fmt)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real_encode(pixels, fmt)
+
+    monkeypatch.setattr(images, "encode", encode_then_interrupt)
+    result = cli("denoise", "in", "-o", "out", "--json")
+    assert result.exit_code == 130 and result.stderr.strip().splitlines() == ["aetool: error: interrupted"]
+    assert sorted(os.listdir(tmp_path / "out")) == ["0.png", "1.png"] and len(calls) == 3
+
+
+def test_a_write_error_names_the_file_a_temporary_stands_for():
+    from aetool.errors import os_reason
+
+    err = OSError(30, "Read-only file system", "/mnt/ro/.model.onnx.ab12cd34.part")
+    assert os_reason(err) == "Read-only file system: /mnt/ro/model.onnx"
+    assert os_reason(OSError(13, "Permission denied", "/home/u/.config")) == "Permission denied: /home/u/.config"

@@ -184,3 +184,82 @@ def test_grey_and_colour_convert_as_pillow_does(tmp_path):
     colour, note = images.to_channels(grey, 3)
     assert colour.shape == (3, 4, 4) and (colour == grey).all() and note == "grey → RGB (replicated)"
     assert images.to_channels(colour, 3)[1] is None
+
+
+# ---- images from the field: several frames, colour profiles ----
+
+
+def multi_frame_files(folder) -> dict[str, object]:
+    """A 3-page TIFF, an animated GIF and an APNG whose default image (blank) is not part of its animation."""
+    folder.mkdir(parents=True, exist_ok=True)
+    pages = [Image.fromarray(digit() // n) for n in (1, 2, 3)]
+    pages[0].save(folder / "scan.tif", save_all=True, append_images=pages[1:])
+    pages[0].save(folder / "anim.gif", save_all=True, append_images=pages[1:])
+    Image.new("L", (28, 28)).save(folder / "moving.png", save_all=True, append_images=pages[:1], default_image=True)
+    return {"scan.tif": 3, "anim.gif": 3, "moving.png": 2}
+
+
+def test_images_of_several_frames_are_refused_never_cut_to_their_first(tmp_path):
+    for name, frames in multi_frame_files(tmp_path).items():
+        with pytest.raises(ImageError, match=rf"has {frames} frames .*split it into one file per frame"):
+            images.read_image(tmp_path / name)
+    Image.fromarray(digit()).save(tmp_path / "still.gif")
+    assert images.read_image(tmp_path / "still.gif").pixels.shape == (1, 28, 28)
+
+
+def test_a_batch_with_multi_frame_images_does_the_rest_and_names_each(cli, tmp_path):
+    multi_frame_files(tmp_path / "in")
+    save(tmp_path / "in" / "ring.png", digit())
+    result = cli("denoise", "in", "-o", "out")
+    assert result.exit_code == 1 and sorted(p.name for p in (tmp_path / "out").iterdir()) == ["ring.png"]
+    lines = result.stderr.strip().splitlines()
+    assert sum("frames" in line for line in lines) == 3 and "1 done, 3 failed" in lines[-1]
+
+
+def grey_gamma_profile(gamma: float) -> bytes:
+    """An ICC v2 display profile of a grey space with a pure gamma curve, written out field by field."""
+    import struct
+
+    def s15(value: float) -> bytes:
+        return struct.pack(">i", round(value * 65536))
+
+    d50 = s15(0.9642) + s15(1.0) + s15(0.8249)
+    text = b"grey gamma"
+    tags = [
+        (b"desc", b"desc\0\0\0\0" + struct.pack(">I", len(text) + 1) + text + b"\0" + b"\0" * 8 + b"\0" * 70),
+        (b"wtpt", b"XYZ \0\0\0\0" + d50),
+        (b"kTRC", b"curv\0\0\0\0" + struct.pack(">IH", 1, round(gamma * 256)) + b"\0\0"),
+    ]
+    offset, table, body = 128 + 4 + 12 * len(tags), b"", b""
+    for signature, data in tags:
+        table += signature + struct.pack(">II", offset + len(body), len(data))
+        body += data + b"\0" * (-len(data) % 4)
+    size = offset + len(body)
+    header = (
+        struct.pack(">I", size)
+        + b"\0" * 4
+        + struct.pack(">I", 0x02100000)
+        + b"mntrGRAYXYZ "
+        + b"\0" * 12
+        + b"acsp"
+        + b"\0" * 28
+        + d50
+        + b"\0" * 48
+    )
+    return header + struct.pack(">I", len(tags)) + table + body
+
+
+def test_two_inputs_that_look_alike_in_a_colour_managed_viewer_give_alike_outputs(cli, tmp_path, toy_dir):
+    """The same greys as sRGB values (no profile: sRGB) and as linear values under a gamma-1.0 grey profile: read
+    through the profile, both are the same image, so a model gives the same output within a few grey levels
+    (the linear file's 8 bits are coarser in the darks)."""
+    srgb = np.linspace(48, 255, 28 * 28).reshape(28, 28)
+    linear = np.where(srgb / 255 <= 0.04045, srgb / 255 / 12.92, ((srgb / 255 + 0.055) / 1.055) ** 2.4)
+    save(tmp_path / "srgb.png", np.round(srgb).astype(np.uint8))
+    save(tmp_path / "linear.png", np.round(linear * 255).astype(np.uint8), icc_profile=grey_gamma_profile(1.0))
+    assert np.abs(read(tmp_path / "linear.png").astype(int) - read(tmp_path / "srgb.png")).max() > 50  # as stored
+    result = cli("reconstruct", "srgb.png", "linear.png", "-o", "out", "--model", str(toy_dir / "conv.onnx"))
+    assert result.exit_code == 0
+    first, second = (read(tmp_path / "out" / name).astype(int) for name in ("srgb.png", "linear.png"))
+    assert np.abs(first - second).max() <= 3
+    assert "icc_profile" not in Image.open(tmp_path / "out" / "linear.png").info  # sRGB, as untagged images are read

@@ -8,6 +8,7 @@ from conftest import colour_metadata, int64_tensor, node, onnx_bytes
 
 from aetool.errors import AetoolError, ModelFileError
 from aetool.runtime import InputSpec, ProviderWarning, load
+from aetool.runtime.metadata import check_metadata
 from aetool.runtime.model import parse_metadata
 
 
@@ -112,7 +113,7 @@ def test_an_unknown_provider_is_a_usage_error(toy_dir):
         load(toy_dir / "dense.onnx", providers=["gpu"])
 
 
-def test_metadata_parsing_keeps_text_and_rejects_a_broken_input_spec():
+def test_metadata_parsing_keeps_text_and_the_check_names_a_broken_field():
     parsed = parse_metadata(
         {"model_name": "123", "opset": "18", "test_mse": "", "architecture": '{"code": 30}', "epochs": "many"}
     )
@@ -123,14 +124,16 @@ def test_metadata_parsing_keeps_text_and_rejects_a_broken_input_spec():
         "architecture": {"code": 30},
         "epochs": "many",
     }
-    with pytest.raises(ModelFileError, match="'input_spec' is not valid JSON"):
-        parse_metadata({"input_spec": "{broken"})
+    broken = parse_metadata({"input_spec": "{broken"})
+    assert broken == {"input_spec": "{broken"}
+    with pytest.raises(ModelFileError, match=r"m\.onnx: metadata 'input_spec' must be valid JSON"):
+        check_metadata("m.onnx", broken)
 
 
 @pytest.mark.parametrize("spec", ['{"multiple_of": 0}', '{"multiple_of": "4"}', "[4]"])
 def test_a_malformed_input_spec_is_a_model_file_error(tmp_path, spec):
     (tmp_path / "m.onnx").write_bytes(identity_conv({"input_spec": spec}))
-    with pytest.raises(ModelFileError, match='needs an object with "multiple_of" a positive integer'):
+    with pytest.raises(ModelFileError, match=r'"multiple_of" a positive integer'):
         load(tmp_path / "m.onnx")
 
 
@@ -158,8 +161,8 @@ def test_an_output_of_another_shape_is_a_model_file_error(tmp_path):
 @pytest.mark.parametrize("named", ["/etc/passwd", "../model.onnx", ".."])
 def test_a_decoder_named_outside_the_models_folder_is_refused(tmp_path, named):
     (tmp_path / "m.onnx").write_bytes(identity_conv({"decoder": named}))
-    with pytest.raises(ModelFileError, match="must name a file beside the model"):
-        _ = load(tmp_path / "m.onnx").decoder_path
+    with pytest.raises(ModelFileError, match="'decoder' must be the name of a file beside the model"):
+        load(tmp_path / "m.onnx")
 
 
 def test_threads_beyond_four_per_core_are_refused(toy_dir):
@@ -231,7 +234,7 @@ def test_colour_models_of_contract_2_load_with_their_channels(toy_dir):
     ("changes", "message"),
     [
         ({"contract_version": "3"}, r"written for aetool contract version 3; this aetool reads versions 1 to 2"),
-        ({"contract_version": "two"}, r"'contract_version' must be a version number"),
+        ({"contract_version": "two"}, r"metadata 'contract_version' must be valid JSON"),
         ({"channels": "1"}, r"'channels' says 1 but the input 'image' has 3 channels"),
         ({"colour_space": "gray"}, r"'colour_space' must be 'srgb' for a 3-channel input"),
     ],

@@ -38,7 +38,7 @@ def test_training_lowers_loss_and_writes_metrics_and_checkpoint(data_dir, tmp_pa
 
 def test_same_seed_same_weights_other_seed_other_weights(data_dir, tmp_path):
     runs = [
-        train(config("denoise", data_dir, epochs=1, seed=s), run_dir=tmp_path / str(i), progress=False)
+        train(config("denoise-dense", data_dir, epochs=1, seed=s), run_dir=tmp_path / str(i), progress=False)
         for i, s in enumerate([5, 5, 6])
     ]
     w = [weights(load_run(r.run_dir).net) for r in runs]
@@ -76,7 +76,7 @@ def test_existing_run_is_not_overwritten_without_force(data_dir, tmp_path):
 def test_sparse_and_denoise_record_their_loss_terms(data_dir, tmp_path):
     sparse = train(config("sparse", data_dir, epochs=1), run_dir=tmp_path / "s", progress=False).history[-1]
     assert sparse["train_l1"] > 0 and sparse["train_loss"] > sparse["train_mse"]
-    dae = train(config("denoise", data_dir, epochs=1), run_dir=tmp_path / "d", progress=False).history[-1]
+    dae = train(config("denoise-dense", data_dir, epochs=1), run_dir=tmp_path / "d", progress=False).history[-1]
     assert "test_mse_clean" in dae and dae["test_mse"] != dae["test_mse_clean"]
 
 
@@ -123,7 +123,7 @@ def test_bad_settings_are_refused():
 def test_a_config_takes_the_models_defaults_and_pca_needs_none():
     assert TrainConfig("deep").epochs == 30 and TrainConfig("deep").loss == "bce"
     assert TrainConfig("conv-unpool").lr == 3e-3 and TrainConfig("ae64").lr == 1e-3
-    assert TrainConfig("sparse").l1 == 0.01 and TrainConfig("denoise").noise == 0.5
+    assert TrainConfig("sparse").l1 == 0.01 and TrainConfig("denoise-dense").noise == 0.5
     pca = TrainConfig("pca")  # a config of its own defaults is valid
     assert pca.epochs == 0 and pca.lr is None and pca.batch_size is None
     stored = {"model": "pca", "epochs": 0, "lr": 0.001, "loss": "mse", "batch_size": 128, "out": "runs/pca"}

@@ -7,12 +7,12 @@ import pytest
 
 pytest.importorskip("torch", reason="training needs the train extra")
 
-from typer.testing import CliRunner
+from conftest import cli_runner
 
 from aetool.cli import app
 from aetool.models import REGISTRY
 
-runner = CliRunner()
+runner = cli_runner()
 
 
 def test_train_command_writes_a_run_with_a_verified_onnx(data_dir, tmp_path):

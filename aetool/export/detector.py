@@ -26,7 +26,7 @@ import torch
 
 from aetool.errors import AetoolError, DataError
 from aetool.export import metadata
-from aetool.export.exporter import ExportData, ExportOptions, ExportResult, _check_target, _export
+from aetool.export.exporter import DEFAULT_TARGET, ExportData, ExportOptions, ExportResult, _check_target, _export
 from aetool.export.scores import Constants, Detector, check_score, default_score, error_map, raw_components
 from aetool.models import Autoencoder
 from aetool.runtime import anomaly
@@ -49,8 +49,9 @@ class CalibrationOptions:
     ``fpr``: the share of normal images that may score above the threshold (default 0.01), or ``quantile``: the
     threshold's quantile of the calibration scores (give one); ``score``: the components (default: ``ssim+smax+wmse``
     for a model of one size, ``ssim+smax`` for one of any size); ``data``: a folder or glob of normal images (default:
-    the run's held-out images); ``data_dir``: the IDX folder, where the run's has moved; ``atol``: the parity
-    tolerance of the export. Raises ``ValueError`` for a rule that is not one fraction in (0, 1).
+    the run's held-out images); ``data_dir``: the IDX folder, where the run's has moved; ``atol`` and ``target``: the
+    export's parity tolerance and target (``ExportOptions``). Raises ``ValueError`` for a rule that is not one
+    fraction in (0, 1).
     """
 
     fpr: float | None = None
@@ -59,6 +60,7 @@ class CalibrationOptions:
     data: str | None = None
     data_dir: str | Path | None = None
     atol: float = 1e-5
+    target: str = DEFAULT_TARGET
 
     def __post_init__(self) -> None:
         if self.fpr is not None and self.quantile is not None:
@@ -212,7 +214,7 @@ def calibrate_run(
         net,
         path,
         facts,
-        options=ExportOptions(atol=options.atol),
+        options=ExportOptions(atol=options.atol, target=options.target),
         data=ExportData(test_images=batches[0][:PARITY_IMAGES]),
         echo=echo,
         detector=detector,

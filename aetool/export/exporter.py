@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-import os
+import hashlib
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -15,11 +15,13 @@ import numpy as np
 import onnx
 from torch import nn
 
+from aetool.check import ATOL, CheckReport, check_bytes
 from aetool.errors import AetoolError, DataError
 from aetool.export import metadata, variants
 from aetool.export.onnx_export import Decoder, ExportSpec, check_onnx, decoder_spec, model_spec, to_onnx
 from aetool.export.parity import (
     Case,
+    ParityError,
     ParityReport,
     as_images,
     check_parity,
@@ -28,17 +30,21 @@ from aetool.export.parity import (
     image_cases,
     torch_reference,
 )
-from aetool.export.scores import Detector
+from aetool.export.portable import foreign_operators
+from aetool.export.scores import DETECTOR_OPS, Detector
 from aetool.export.variants import TestSet, VariantReport
 from aetool.models import Autoencoder, ConvAE
 from aetool.runtime import contract
-from aetool.runtime.files import write_files
+from aetool.runtime.files import check_writable, write_files
 from aetool.runtime.idx import resolve_data_dir
 from aetool.runtime.noise import TEST_NOISE_SEED
 from aetool.train.data import ImageSet, find_images, load_training_data
 from aetool.train.run import ONNX, Run, load_run
 
 CALIBRATION_IMAGES = 256
+# The portable graph costs onnxruntime 1.1–1.2× the onnxruntime target's time at batch 256 (README, Export):
+# within the 1.25× that makes one file that runs everywhere worth it as the default.
+DEFAULT_TARGET = contract.PORTABLE
 
 Echo = Callable[[str], Any]
 
@@ -50,18 +56,23 @@ class ExportOptions:
     ``atol``: the largest allowed |PyTorch − onnxruntime| of the fp32 graphs (scaled by an output's magnitude where
     that exceeds 1); ``precisions``: variants to write beside the fp32 file (``fp16``, ``int8``); ``max_mse_rise``:
     the largest allowed relative rise of a variant's test MSE (0.10 = 10 %); ``data_dir``: a folder of IDX files
-    whose test digits join the parity inputs, score the variants and (train split) calibrate static int8.
+    whose test digits join the parity inputs, score the variants and (train split) calibrate static int8;
+    ``target``: ``portable`` (operators every major runtime implements) or ``onnxruntime`` (the graph onnxruntime
+    runs fastest). Raises ``ValueError`` for an unknown precision or target.
     """
 
     atol: float = 1e-5
     precisions: tuple[str, ...] = ()
     max_mse_rise: float = 0.10
     data_dir: str | Path | None = None
+    target: str = DEFAULT_TARGET
 
     def __post_init__(self) -> None:
         unknown = [p for p in self.precisions if p not in contract.PRECISIONS]
         if unknown:
             raise ValueError(f"unknown precision {unknown[0]!r}; choose from {', '.join(contract.PRECISIONS)}")
+        if self.target not in contract.TARGETS:
+            raise ValueError(f"unknown export target {self.target!r}; choose from {', '.join(contract.TARGETS)}")
 
 
 @dataclass(frozen=True)
@@ -82,6 +93,7 @@ class ExportResult:
     decoder_parity: ParityReport | None = None
     variants: list[VariantReport] = field(default_factory=list)
     variant_paths: list[Path] = field(default_factory=list)
+    checked_in: dict[Path, CheckReport] = field(default_factory=dict)  # every file written, run in every runtime
 
     @property
     def paths(self) -> list[Path]:
@@ -94,15 +106,31 @@ class ExportResult:
             "parity": self.parity.to_dict(),
             "decoder_parity": self.decoder_parity.to_dict() if self.decoder_parity else None,
             "variants": [v.to_dict() for v in self.variants],
+            "checked_in": {str(path): check_record(report) for path, report in self.checked_in.items()},
         }
 
 
 def _verified(
-    spec: ExportSpec, reference: nn.Module, cases: list[Case], *, atol: float, label: str, echo: Echo
+    spec: ExportSpec,
+    reference: nn.Module,
+    cases: list[Case],
+    *,
+    atol: float,
+    target: str,
+    label: str,
+    echo: Echo,
+    also: frozenset[str] = frozenset(),
 ) -> tuple[onnx.ModelProto, ParityReport]:
-    """Convert one graph, check it, and hold it to PyTorch on every case; raises ``ParityError`` if it disagrees."""
+    """Convert one graph, check it, and hold it to PyTorch on every case; raises ``ParityError`` if it disagrees,
+    ``AetoolError`` if a ``portable`` graph holds an operator outside ``portable.PORTABLE_OPS`` and ``also``."""
     proto = to_onnx(spec)
     check_onnx(proto)
+    foreign = [op for op in foreign_operators(proto) if op not in also]
+    if target == contract.PORTABLE and foreign:
+        raise AetoolError(
+            f"the portable {label} graph uses {', '.join(foreign)}, which not every runtime implements; "
+            f"export with --target {contract.ONNXRUNTIME}"
+        )
     report = check_parity(
         cpu_session(proto),
         torch_reference(reference, spec.output_names),
@@ -115,6 +143,37 @@ def _verified(
         echo(line)
     report.raise_if_failed()
     return proto, report
+
+
+def check_record(report: CheckReport) -> dict[str, Any]:
+    """What a file's ``checked_in`` metadata keeps of a check: the tolerance, the cases, and per installed runtime
+    its version, verdict, largest difference from onnxruntime and the reason for a ✗."""
+    runtimes = {}
+    for result in report.results:
+        if result.installed:
+            entry = {"version": result.version, "ok": result.ok, "max_abs": result.max_abs}
+            runtimes[result.runtime] = entry | ({"error": result.error} if result.error else {})
+    return {"against": "onnxruntime", "atol": report.atol, "cases": report.cases, "runtimes": runtimes}
+
+
+def _run_everywhere(proto: onnx.ModelProto, *, label: str, precision: str, strict: bool, echo: Echo) -> CheckReport:
+    """Run a graph in every installed runtime against onnxruntime (``aetool.check``, within the tolerance of its
+    ``precision``); with ``strict`` (the portable target's fp32 graphs) raise ``ParityError`` when one fails it."""
+    report = check_bytes(proto.SerializeToString(), atol=ATOL[precision])
+    ran = ", ".join(
+        f"{'✓' if r.ok else '✗'} {r.runtime}" + (f" {r.max_abs:.1e}" if r.ok and r.runtime != "onnxruntime" else "")
+        for r in report.results
+        if r.installed
+    )
+    echo(f"the {label} graph in every installed runtime, against onnxruntime: {ran}")
+    for result in report.failed:
+        echo(f"  ✗ {result.runtime} {result.version}: {result.error}")
+    if strict and report.failed:
+        first = report.failed[0]
+        raise ParityError(
+            f"the portable {label} graph fails in {first.runtime} {first.version}: {first.error}; nothing was written"
+        )
+    return report
 
 
 def _test_set(images: np.ndarray, facts: metadata.ModelFacts) -> TestSet:
@@ -157,7 +216,8 @@ def _variant(
 
 
 def _check_target(path: Path) -> None:
-    """Refuse, before any work, a target that is a folder, not ``.onnx``, or in a folder that cannot be written."""
+    """Refuse, before any work, a target that is a folder, not ``.onnx``, or in a folder that cannot be written
+    (tried by writing there, so a read-only file system is found too)."""
     if path.is_dir():
         raise AetoolError(f"cannot export to {path}: it is a folder; name the file, e.g. {path / 'model.onnx'}")
     if path.suffix != ".onnx":
@@ -165,8 +225,7 @@ def _check_target(path: Path) -> None:
     if not path.parent.is_dir():
         problem = "is a file" if path.parent.exists() else "does not exist"
         raise AetoolError(f"cannot export to {path}: {path.parent} {problem}")
-    if not os.access(path.parent, os.W_OK):
-        raise AetoolError(f"cannot export to {path}: {path.parent} is not writable")
+    check_writable(path)
 
 
 def _export(
@@ -182,7 +241,7 @@ def _export(
     """Model graph, decoder graph and variants of a CPU network in eval mode, each verified before any is written.
 
     With a ``detector`` the model graph is the detector's (the model and its anomaly score), held to PyTorch and its
-    scores also to the numpy runtime's; it has no variants.
+    scores also to the numpy runtime's; a portable detector may also use ``scores.DETECTOR_OPS``; it has no variants.
     """
     _check_target(path)
     if detector is not None and options.precisions:
@@ -190,22 +249,34 @@ def _export(
     images = None if data.test_images is None else as_images(data.test_images)
     unpool = isinstance(net, ConvAE) and net.uses_indices
     cases = image_cases(channels=net.channels, size=net.size, unpool=unpool, test_images=images)
+    target, strict = options.target, options.target == contract.PORTABLE
     scored: dict[str, str] = {}  # the detector's metadata
     if detector is None:
-        proto, report = _verified(model_spec(net), net, cases, atol=options.atol, label="model", echo=echo)
+        spec = model_spec(net, target=target)
+        proto, report = _verified(spec, net, cases, atol=options.atol, target=target, label="model", echo=echo)
     else:
-        spec, head = detector.export_spec(net), detector.module(net)
-        proto, report = _verified(spec, head, cases, atol=options.atol, label="detector", echo=echo)
+        spec, head = detector.export_spec(net, target=target), detector.module(net)
+        proto, report = _verified(
+            spec, head, cases, atol=options.atol, target=target, label="detector", echo=echo, also=DETECTOR_OPS
+        )
         scored = detector.metadata(proto, cases, atol=options.atol, echo=echo)
     result = ExportResult(path, report)
+    # A detector records the runtimes it fails in (scores.DETECTOR_OPS says which) rather than being refused.
+    graph, everywhere = ("model", strict) if detector is None else ("detector", False)
+    result.checked_in[path] = _run_everywhere(proto, label=graph, precision="fp32", strict=everywhere, echo=echo)
     files = {path: proto}
+    decoder_digest = ""
 
     if net.decodes_codes:
         spec = decoder_spec(net)
+        code = code_cases(tuple(spec.example.shape[1:]))
         decoder, result.decoder_parity = _verified(
-            spec, Decoder(net), code_cases(tuple(spec.example.shape[1:])), atol=options.atol, label="decoder", echo=echo
+            spec, Decoder(net), code, atol=options.atol, target=target, label="decoder", echo=echo
         )
         result.decoder_path = contract.decoder_path(path)
+        result.checked_in[result.decoder_path] = _run_everywhere(
+            decoder, label="decoder", precision="fp32", strict=strict, echo=echo
+        )
         props = metadata.metadata(
             facts,
             decoder,
@@ -213,24 +284,32 @@ def _export(
             precision="fp32",
             parity=result.decoder_parity.to_dict(),
             decoder="",
+            target=target,
+            checked_in=check_record(result.checked_in[result.decoder_path]),
         )
         metadata.write(decoder, props)
         files[result.decoder_path] = decoder
+        # onnx.save_model writes exactly these bytes: the model records their digest, so a crash between the renames
+        # of one export (a new model beside an old decoder) is caught when the runtime opens the decoder
+        decoder_digest = hashlib.sha256(decoder.SerializeToString()).hexdigest()
     decoder_name = result.decoder_path.name if result.decoder_path else ""
 
     image_spec = metadata.image_spec(proto, multiple_of=net.multiple_of, polarity=facts.polarity)
     test = None if images is None else _test_set(images, facts)
     for precision in options.precisions:
-        target = contract.variant_path(path, precision)
+        target_path = contract.variant_path(path, precision)
         variant, variant_report = _variant(
             precision,
             proto,
-            target=target,
+            target=target_path,
             cases=cases,
             test=test,
             calibration=data.calibration if net.multiple_of is not None else None,
             max_mse_rise=options.max_mse_rise,
             echo=echo,
+        )
+        result.checked_in[target_path] = _run_everywhere(
+            variant, label=precision, precision=precision, strict=False, echo=echo
         )
         props = metadata.metadata(
             facts,
@@ -239,18 +318,29 @@ def _export(
             precision=precision,
             parity=None,
             decoder=decoder_name,
+            target=target,
+            checked_in=check_record(result.checked_in[target_path]),
             variant=variant_report.to_dict(),
+            decoder_sha256=decoder_digest,
         )
         metadata.write(variant, props)
         result.variants.append(variant_report)
-        result.variant_paths.append(target)
-        files[target] = variant
+        result.variant_paths.append(target_path)
+        files[target_path] = variant
 
     props = metadata.metadata(
-        facts, proto, spec=image_spec, precision="fp32", parity=result.parity.to_dict(), decoder=decoder_name
+        facts,
+        proto,
+        spec=image_spec,
+        precision="fp32",
+        parity=result.parity.to_dict(),
+        decoder=decoder_name,
+        decoder_sha256=decoder_digest,
+        target=target,
+        checked_in=check_record(result.checked_in[path]),
     )
     metadata.write(proto, props | scored)
-    write_files({target: partial(onnx.save_model, file, save_as_external_data=False) for target, file in files.items()})
+    write_files({where: partial(onnx.save_model, file, save_as_external_data=False) for where, file in files.items()})
     echo("wrote " + ", ".join(str(p) for p in result.paths))
     return result
 

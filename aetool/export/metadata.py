@@ -90,6 +90,16 @@ def opset(proto: onnx.ModelProto) -> int:
     return next(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx"))
 
 
+def operators(proto: onnx.ModelProto) -> list[str]:
+    """The graph's operator types, sorted, those of other domains than ONNX's as ``domain:Op``."""
+    return sorted(
+        {
+            node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}:{node.op_type}"
+            for node in proto.graph.node
+        }
+    )
+
+
 def metadata(
     facts: ModelFacts,
     proto: onnx.ModelProto,
@@ -98,9 +108,14 @@ def metadata(
     precision: str,
     parity: dict[str, Any] | None,
     decoder: str,
+    target: str,
+    checked_in: dict[str, Any],
     variant: dict[str, Any] | None = None,
+    decoder_sha256: str = "",
 ) -> dict[str, str]:
-    """Every contract key as text (JSON where structured), for ``proto`` as written."""
+    """Every contract key as text (JSON where structured), for ``proto`` as written: ``target`` is the export target,
+    ``checked_in`` the record of its runs in other runtimes (``exporter.check_record``); ``decoder_sha256``, the
+    digest of the decoder file written beside it, binds the two (the runtime refuses a decoder of another export)."""
     text = {
         contract.CONTRACT_VERSION: str(contract.VERSION),
         contract.CHANNELS: str(facts.channels),
@@ -120,9 +135,14 @@ def metadata(
         contract.OPSET: str(opset(proto)),
         contract.PRECISION: precision,
         contract.DECODER: decoder,
+        contract.TARGET: target,
+        contract.OPERATORS: json.dumps(operators(proto)),
+        contract.CHECKED_IN: json.dumps(checked_in),
     }
     if variant is not None:
         text[contract.VARIANT] = json.dumps(variant)
+    if decoder_sha256:
+        text[contract.DECODER_SHA256] = decoder_sha256
     return text
 
 

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from torch.export import Dim
 
-from aetool.export.ort_layers import for_onnxruntime
+from aetool.export.portable import for_target
 from aetool.export.unpool import translation_table
 from aetool.models import Autoencoder
 from aetool.runtime import contract
@@ -56,17 +56,18 @@ def example_images(net: Autoencoder, batch: int = EXAMPLE_BATCH) -> torch.Tensor
     return torch.rand(batch, net.channels, *(net.size or EXAMPLE_SIZE))
 
 
-def model_spec(net: Autoencoder) -> ExportSpec:
+def model_spec(net: Autoencoder, *, target: str) -> ExportSpec:
     """The full model: ``image`` → ``reconstruction``, ``code``; batch dynamic, and height and width for conv.
 
-    The exported module is ``net`` with layers onnxruntime runs slowly swapped for equivalent ones
-    (``ort_layers``); parity is checked against ``net`` itself.
+    The exported module is ``net`` with layers swapped for equivalent ones that the export ``target`` runs well
+    (``portable.for_target``); parity is checked against ``net`` itself. Raises ``ValueError`` for an unknown
+    target.
     """
     dynamic: dict[int, Any] = {0: Dim("N")}
     if net.multiple_of is not None:
         dynamic.update({2: net.multiple_of * Dim("h"), 3: net.multiple_of * Dim("w")})
     outputs = (contract.RECONSTRUCTION, contract.CODE)
-    return ExportSpec(for_onnxruntime(net), example_images(net), contract.INPUT, outputs, dynamic)
+    return ExportSpec(for_target(net, target), example_images(net), contract.INPUT, outputs, dynamic)
 
 
 def decoder_spec(net: Autoencoder) -> ExportSpec:

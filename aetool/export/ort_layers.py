@@ -39,7 +39,7 @@ def conv_weight(layer: nn.Conv2d | nn.ConvTranspose2d) -> torch.Tensor:
     return layer.weight.detach()
 
 
-def _is_same_3x3(layer: nn.Module) -> bool:
+def is_same_3x3(layer: nn.Module) -> bool:
     """A 3×3, stride-1, padding-1, ungrouped (transposed) convolution: what the stand-ins reproduce."""
     return isinstance(layer, nn.Conv2d | nn.ConvTranspose2d) and bool(
         type(layer) in (nn.Conv2d, nn.ConvTranspose2d)
@@ -102,7 +102,7 @@ class FirstStageByWindow(nn.Module):
     def __init__(self, net: ConvAE) -> None:
         super().__init__()
         layers = (net.enc1, net.dec1, net.dec2)
-        if not (net.uses_indices and all(map(_is_same_3x3, layers)) and net.dec1.bias is not None):
+        if not (net.uses_indices and all(map(is_same_3x3, layers)) and net.dec1.bias is not None):
             raise NotImplementedError("only an unpooling ConvAE with 3×3 stride-1 'same' convolutions stands in")
         self.enc1, self.enc2, self.dec2 = net.enc1, net.enc2, as_conv(net.dec2)
         self.register_buffer("taps", unpool_conv_taps(conv_weight(net.dec1)))

@@ -17,7 +17,9 @@ import onnxruntime as ort
 import torch
 from torch import nn
 
+from aetool.check import tie_images, tolerance
 from aetool.errors import AetoolError
+from aetool.runtime.cpu import usable_cores
 
 BATCHES = (1, 3, 64)
 NON_SQUARE = (32, 48)
@@ -26,7 +28,8 @@ Reference = Callable[[np.ndarray], dict[str, np.ndarray]]
 
 
 class ParityError(AetoolError):
-    """The exported graph does not reproduce PyTorch within the tolerance (or a variant lost too much accuracy)."""
+    """The exported graph does not reproduce PyTorch within the tolerance (or a variant lost too much accuracy, or a
+    portable graph fails in a runtime installed here)."""
 
 
 @dataclass(frozen=True)
@@ -42,19 +45,6 @@ def as_images(images: np.ndarray) -> np.ndarray:
     images = np.asarray(images)
     scaled = images.astype(np.float32) / 255.0 if images.dtype == np.uint8 else images.astype(np.float32)
     return scaled if scaled.ndim == 4 else scaled[:, None]
-
-
-def tie_images(channels: int = 1) -> np.ndarray:
-    """28×28 images whose pooling windows hold equal values, where unpooling must pick PyTorch's (first) position.
-
-    An all-black and an all-white image (every window of every channel ties), random levels on constant 2×2
-    blocks, and on 8×8 blocks so that the second pooling stage ties too; each channel gets its own levels.
-    """
-    rng = np.random.default_rng(7)
-    blocks2 = np.kron(rng.integers(0, 4, (channels, 14, 14)) / 3, np.ones((1, 2, 2)))
-    blocks8 = np.kron(rng.integers(0, 4, (channels, 4, 4)) / 3, np.ones((1, 8, 8)))[:, :28, :28]
-    flat = [np.zeros((channels, 28, 28)), np.ones((channels, 28, 28))]
-    return np.stack([*flat, blocks2, blocks8]).astype(np.float32)
 
 
 def image_cases(
@@ -99,8 +89,12 @@ def torch_reference(module: nn.Module, output_names: tuple[str, ...]) -> Referen
 
 
 def cpu_session(model: onnx.ModelProto) -> ort.InferenceSession:
-    """An onnxruntime CPU session: the runtime every exported file must run on."""
-    return ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    """An onnxruntime CPU session: the runtime every exported file must run on, its threads sized to the CPUs this
+    process may use (affinity and cgroup quota), not the host's."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = usable_cores()
+    options.inter_op_num_threads = 1
+    return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
 
 
 def run_session(session: ort.InferenceSession, inputs: np.ndarray) -> dict[str, np.ndarray]:
@@ -201,17 +195,14 @@ class ParityReport:
 def compare(
     case: str, name: str, got: np.ndarray | None, want: np.ndarray, atol: float, scale: float = 1.0
 ) -> OutputCheck:
-    """One output of one case: missing, misshapen, or its largest absolute difference against the tolerance.
-
-    The tolerance is ``atol`` for outputs within [-1, 1] (images) and grows with the output's magnitude beyond
-    that: a code of size 20 holds float32 rounding differences of about 1e-5 that no exporter can avoid. ``scale``
-    is the magnitude an output's rounding grows with when that is more than its own (a detector's score: see
-    ``ExportSpec.scales``).
-    """
-    tolerance = atol * max(1.0, scale, float(np.abs(want).max(initial=0.0)))
+    """One output of one case: missing, misshapen, or its largest absolute difference against the tolerance
+    (``aetool.check.tolerance``: ``atol`` for outputs within [-1, 1], growing with the output's magnitude beyond),
+    or ``atol`` × ``scale`` where that is more: the magnitude an output's rounding grows with when it exceeds the
+    output's own (a detector's score: see ``ExportSpec.scales``)."""
+    allowed = max(tolerance(atol, want), atol * scale)
     if got is None:
         return OutputCheck(
-            case, name, tuple(want.shape), math.inf, math.inf, tolerance, False, "missing from the ONNX graph"
+            case, name, tuple(want.shape), math.inf, math.inf, allowed, False, "missing from the ONNX graph"
         )
     if got.shape != want.shape:
         return OutputCheck(
@@ -220,13 +211,13 @@ def compare(
             tuple(got.shape),
             math.inf,
             math.inf,
-            tolerance,
+            allowed,
             False,
             f"shape {tuple(got.shape)} but PyTorch gives {tuple(want.shape)}",
         )
     diff = np.abs(got.astype(np.float64) - want.astype(np.float64))
     max_abs, mean_abs = float(diff.max(initial=0.0)), float(diff.mean()) if diff.size else 0.0
-    return OutputCheck(case, name, tuple(got.shape), max_abs, mean_abs, tolerance, max_abs <= tolerance)
+    return OutputCheck(case, name, tuple(got.shape), max_abs, mean_abs, allowed, max_abs <= allowed)
 
 
 def check_parity(

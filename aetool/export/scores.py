@@ -26,6 +26,11 @@ from aetool.runtime import anomaly, contract
 from aetool.runtime.metrics import SSIM_K1, SSIM_K2, SSIM_RADIUS, SSIM_SIGMA
 
 OUTPUTS = (contract.RECONSTRUCTION, contract.CODE, contract.SCORE, contract.ANOMALY_MAP, contract.SCORE_COMPONENTS)
+# What a portable detector may use beyond portable.PORTABLE_OPS: the ratios of SSIM, and the means and the maximum
+# over an image. A dense model's detector runs in every runtime aetool checks (onnxruntime, the ONNX reference
+# evaluator, OpenCV DNN's two engines, OpenVINO); a conv model's in all but OpenCV's classic engine, which cannot
+# size a reduction over a conv output of any size. Not measured in onnxruntime-web.
+DETECTOR_OPS = frozenset({"Div", "ReduceMean", "ReduceMax"})
 Echo = Callable[[str], object]
 
 
@@ -44,7 +49,8 @@ def gaussian_window(sigma: float, radius: int) -> torch.Tensor:
 
 def error_map(images: torch.Tensor, outputs: torch.Tensor) -> torch.Tensor:
     """N×1×H×W: the mean over channels of the squared error of N×C×H×W ``outputs`` against ``images``."""
-    return (images - outputs).square().mean(1, keepdim=True)
+    difference = images - outputs
+    return (difference * difference).mean(1, keepdim=True)  # a product, not Pow: Pow is not a portable operator
 
 
 @dataclass(frozen=True)
@@ -65,12 +71,13 @@ class AnomalyHead(nn.Module):
     SSIM filters four local moments (x̂, x, (x̂ − ½)² + (x − ½)², (x − x̂)²) of every channel with its 11×11
     Gaussian window ('valid', as Wang et al. 2004 and scikit-image; see :meth:`ssim_distance`), as two grouped
     convolutions of 11 taps, down the rows, then along them; the map is smoothed by a 5×5 Gaussian of σ 1 with zero
-    padding. Constants live in buffers, which export as initializers.
+    padding. Constants live in buffers, which export as initializers. Written with the portable operators and
+    ``DETECTOR_OPS`` only (squares as products, one convolution per moment, the sum over components a product).
     """
 
     weights: torch.Tensor
     mean: torch.Tensor
-    std: torch.Tensor
+    inverse_std: torch.Tensor
     smooth_window: torch.Tensor
     ssim_rows: torch.Tensor
     ssim_columns: torch.Tensor
@@ -80,14 +87,20 @@ class AnomalyHead(nn.Module):
         self.net, self.components = net, constants.components
         count = len(constants.components)
         self.register_buffer("smooth_window", gaussian_window(anomaly.SMOOTH_SIGMA, anomaly.SMOOTH_RADIUS))
-        taps = gaussian_taps(SSIM_SIGMA, SSIM_RADIUS).repeat(4 * channels, 1)  # one row per filtered plane
+        taps = gaussian_taps(SSIM_SIGMA, SSIM_RADIUS).repeat(channels, 1)  # one row per channel
         self.register_buffer("ssim_rows", taps[:, None, :, None].clone())
         self.register_buffer("ssim_columns", taps[:, None, None, :].clone())
         if constants.weights is not None:
             weights = torch.from_numpy(constants.weights).float()
             self.register_buffer("weights", weights.reshape(1, 1, *weights.shape[-2:]))
+        std = torch.tensor(constants.std or (1.0,) * count, dtype=torch.float64)
         self.register_buffer("mean", torch.tensor(constants.mean or (0.0,) * count, dtype=torch.float32))
-        self.register_buffer("std", torch.tensor(constants.std or (1.0,) * count, dtype=torch.float32))
+        self.register_buffer("inverse_std", (1 / std).float()[:, None])  # K×1: OpenCV DNN's MatMul takes no vector
+
+    def _window(self, planes: torch.Tensor) -> torch.Tensor:
+        """The Gaussian-weighted local means of N×C×H×W planes, per channel, at the 'valid' positions."""
+        channels = planes.shape[1]
+        return F.conv2d(F.conv2d(planes, self.ssim_rows, groups=channels), self.ssim_columns, groups=channels)
 
     def ssim_distance(self, images: torch.Tensor, outputs: torch.Tensor) -> torch.Tensor:
         """N: 1 − the mean SSIM of each image's channels (``metrics.ssims``), written for float32.
@@ -100,16 +113,15 @@ class AnomalyHead(nn.Module):
         coats against float64: errors of 2e-6 in torch, onnxruntime, OpenVINO and the ONNX reference evaluator,
         against 3.6e-5 in torch (6.5e-6 in onnxruntime) for the textbook form with the 2-D window.
         """
-        channels = images.shape[1]
-        difference = images - outputs
-        moments = [outputs, images, (outputs - 0.5).square() + (images - 0.5).square(), difference.square()]
-        down = F.conv2d(torch.cat(moments, 1), self.ssim_rows, groups=4 * channels)
-        filtered = F.conv2d(down, self.ssim_columns, groups=4 * channels)
-        mu_x, mu_y, squares, difference_squared = filtered.split(channels, 1)
+        difference, shifted_x, shifted_y = images - outputs, outputs - 0.5, images - 0.5
+        mu_x, mu_y = self._window(outputs), self._window(images)
+        squares = self._window(shifted_x * shifted_x + shifted_y * shifted_y)
+        difference_squared = self._window(difference * difference)
         c1, c2 = SSIM_K1**2, SSIM_K2**2
         luminance = (2 * mu_x * mu_y + c1) / (mu_x * mu_x + mu_y * mu_y + c1)
-        spread = squares - (mu_x - 0.5).square() - (mu_y - 0.5).square() + c2
-        structure = 1 - (difference_squared - (mu_y - mu_x).square()) / spread
+        centre_x, centre_y, mean_difference = mu_x - 0.5, mu_y - 0.5, mu_y - mu_x
+        spread = squares - centre_x * centre_x - centre_y * centre_y + c2
+        structure = 1 - (difference_squared - mean_difference * mean_difference) / spread
         return 1 - (luminance * structure).mean((1, 2, 3))
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -126,8 +138,8 @@ class AnomalyHead(nn.Module):
                 columns.append(smoothed.amax((1, 2, 3)))
             else:  # wmse
                 columns.append((errors * self.weights).mean((1, 2, 3)))
-        values = torch.stack(columns, 1)
-        score = ((values - self.mean) / self.std).sum(1)
+        values = torch.cat([column.reshape(-1, 1) for column in columns], 1)
+        score = ((values - self.mean) @ self.inverse_std).reshape(-1)  # Σ (value − mean) / std
         return outputs, code, score, smoothed, values
 
 
@@ -179,10 +191,10 @@ class Detector:
         component's float32 rounding (SSIM's E[x²] − μ² cancels where strokes are flat) is magnified by 1 / std."""
         return float(sum(max(1.0, abs(m)) / s for m, s in zip(self.spec.mean, self.spec.std, strict=True)))
 
-    def export_spec(self, net: Autoencoder) -> ExportSpec:
-        """The graph to export: the head on the model as it exports (``model_spec``), batch (and for models of any
-        size, height and width) dynamic."""
-        base = model_spec(net)
+    def export_spec(self, net: Autoencoder, *, target: str) -> ExportSpec:
+        """The graph to export: the head on the model as it exports for ``target`` (``model_spec``), batch (and
+        for models of any size, height and width) dynamic."""
+        base = model_spec(net, target=target)
         head = AnomalyHead(base.module, self.constants, channels=net.channels).eval()
         scales = {contract.SCORE: self.score_scale}
         return ExportSpec(head, base.example, base.input_name, OUTPUTS, base.dynamic, scales)

@@ -34,11 +34,40 @@ from aetool.runtime.metrics import mean_squared_error
 PRECISIONS = contract.PRECISIONS
 CALIBRATION_BATCH = 32
 FOLD_LIMIT = 1 << 24  # elements
-# Ops that stay float32 in fp16 files (beside the converter's own list, which holds Max). onnxruntime's CPU
-# provider computes most fp16 nodes in float32 and drops the float32 → fp16 → float32 cast pairs between them, so
-# a tensor reaches some consumers rounded to fp16 and others not; a compare between the two sides (the unpooling
-# models' first-max test) would then fail where rounding moved a value (+456% test MSE for conv-unpool).
-FLOAT32_OPS = ["GreaterOrEqual", "Relu"]
+# The operators of the unpooling models' first-max tests: the compares, the maxima (``Max``, or the exact selects
+# a·c + b·(1 − c) of the portable graph: ``Mul``, ``Add``, ``Sub``, ``Cast``), the masks made from them and the
+# ReLUs that feed them (see :func:`compare_path`).
+COMPARE_PATH_OPS = frozenset({"GreaterOrEqual", "Cast", "Sub", "Mul", "Add", "Max", "Relu"})
+
+
+def compare_path(model: onnx.ModelProto) -> list[str]:
+    """Names of the nodes whose values a window's first-max test compares or selects: every ``COMPARE_PATH_OPS``
+    node joined to a ``GreaterOrEqual`` through a chain of such nodes. fp16 and int8 files leave them float32.
+
+    A compare must see every value rounded alike and a select must copy a value exactly. In an fp16 file
+    onnxruntime's CPU provider computes most fp16 nodes in float32 and drops the float32 → fp16 → float32 cast
+    pairs between them, so a tensor would reach some consumers rounded to fp16 and others not (+456 % test MSE for
+    conv-unpool when the compares were fp16); in an int8 file each quantized tensor gets its own scale, so equal
+    values (a flat background) would stop being equal, and a quantized select would no longer copy its input.
+    Empty for graphs without compares (the dense models, conv-deconv, dncnn).
+    """
+    nodes = [node for node in model.graph.node if node.op_type in COMPARE_PATH_OPS]
+    producer = {tensor: node.name for node in nodes for tensor in node.output}
+    consumers: dict[str, list[str]] = collections.defaultdict(list)
+    for node in nodes:
+        for tensor in node.input:
+            consumers[tensor].append(node.name)
+    by_name = {node.name: node for node in nodes}
+    joined = {node.name for node in nodes if node.op_type == "GreaterOrEqual"}
+    todo = list(joined)
+    while todo:
+        node = by_name[todo.pop()]
+        around = [producer[t] for t in node.input if t in producer] + [c for t in node.output for c in consumers[t]]
+        for name in around:
+            if name not in joined:
+                joined.add(name)
+                todo.append(name)
+    return [node.name for node in nodes if node.name in joined]
 
 
 def _outputs_behind_identity(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -61,7 +90,8 @@ def _outputs_behind_identity(model: onnx.ModelProto) -> onnx.ModelProto:
 
 
 def to_fp16(model: onnx.ModelProto) -> onnx.ModelProto:
-    """Half-precision weights and activations; float32 input and outputs, so callers feed and read float32."""
+    """Half-precision weights and activations, but float32 on the :func:`compare_path`; float32 input and outputs,
+    so callers feed and read float32."""
     try:  # needed for fp16 only, so fp32 and int8 exports work without it
         from onnxconverter_common import float16
     except ImportError:
@@ -72,7 +102,7 @@ def to_fp16(model: onnx.ModelProto) -> onnx.ModelProto:
         half = float16.convert_float_to_float16(
             _outputs_behind_identity(model),
             keep_io_types=True,
-            op_block_list=float16.DEFAULT_OP_BLOCK_LIST + FLOAT32_OPS,
+            node_block_list=compare_path(model),
         )
     return _casts_match_their_types(half)
 
@@ -138,7 +168,8 @@ def _convs_sharing_weights(model: onnx.ModelProto) -> list[str]:
 
 
 def to_int8(model: onnx.ModelProto, workdir: Path, calibration: np.ndarray | None) -> onnx.ModelProto:
-    """Dynamic int8 without ``calibration``; static QDQ int8 (per-channel weights) calibrated on it otherwise."""
+    """Dynamic int8 without ``calibration``; static QDQ int8 (per-channel weights) calibrated on it otherwise, the
+    :func:`compare_path` and the convs that share a weight left float."""
     source, target = workdir / "fp32.onnx", workdir / "int8.onnx"
     folded = _fold_constants(model)
     onnx.save_model(folded, source)
@@ -154,7 +185,7 @@ def to_int8(model: onnx.ModelProto, workdir: Path, calibration: np.ndarray | Non
                 per_channel=True,
                 activation_type=QuantType.QUInt8,
                 weight_type=QuantType.QInt8,
-                nodes_to_exclude=_convs_sharing_weights(folded),
+                nodes_to_exclude=_convs_sharing_weights(folded) + compare_path(folded),
             )
     return onnx.load_model(target)
 

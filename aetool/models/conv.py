@@ -78,25 +78,31 @@ class ConvAE(Autoencoder):
 
 class DnCNN(Autoencoder):
     """A residual CNN denoiser in the spirit of DnCNN (Zhang, Zuo, Chen, Meng & Zhang, "Beyond a Gaussian
-    Denoiser", IEEE TIP 2017): ``depth`` 3×3 convolutions of ``width`` feature maps with ReLUs between, at full
-    resolution, predict the noise; the output is the input minus that prediction, clipped to [0, 1].
+    Denoiser", IEEE TIP 2017): 3×3 convolutions of ``width`` feature maps with ReLUs between predict the noise;
+    the output is the input minus that prediction, clipped to [0, 1] (unclipped while training, so the loss keeps a
+    gradient where the clip would cut it).
 
-    No batch normalisation (a small model trains well without it, and the export stays a plain chain of convs).
-    The code is the predicted noise (N×C×H×W): what the model removed. Any height and width work.
+    ``down=False``: ``depth`` convolutions at full resolution (the classic DnCNN). ``down=True``: a first conv at
+    full resolution, a 2×2 stride-2 conv down, ``depth − 2`` convs at half resolution, a 2×2 stride-2 transposed
+    conv up with the first conv's features added back (a U-Net-style skip), and a last conv: about half the
+    arithmetic per pixel and twice the receptive field, so heights and widths must be even. No batch normalisation
+    (the export stays a plain chain of convs). The code is the predicted noise (N×C×H×W): what the model removed.
     """
 
-    multiple_of = 1
-
-    def __init__(self, depth: int = 7, width: int = 32, *, channels: int = 1) -> None:
+    def __init__(self, depth: int = 7, width: int = 32, down: bool = False, *, channels: int = 1) -> None:
         super().__init__()
         if depth < 2:
             raise ValueError(f"a DnCNN needs at least 2 layers, got {depth}")
-        self.channels = channels
-        layers: list[nn.Module] = [nn.Conv2d(channels, width, 3, padding=1), nn.ReLU()]
+        self.channels, self.down = channels, down
+        self.multiple_of = 2 if down else 1
+        self.head = nn.Sequential(nn.Conv2d(channels, width, 3, padding=1), nn.ReLU())
+        body: list[nn.Module] = [nn.Conv2d(width, width, 2, stride=2), nn.ReLU()] if down else []
         for _ in range(depth - 2):
-            layers += [nn.Conv2d(width, width, 3, padding=1), nn.ReLU()]
-        layers.append(nn.Conv2d(width, channels, 3, padding=1))
-        self.body = nn.Sequential(*layers)
+            body += [nn.Conv2d(width, width, 3, padding=1), nn.ReLU()]
+        if down:
+            body += [nn.ConvTranspose2d(width, width, 2, stride=2), nn.ReLU()]
+        self.body = nn.Sequential(*body)
+        self.tail = nn.Conv2d(width, channels, 3, padding=1)
 
     @property
     def decodes_codes(self) -> bool:
@@ -104,8 +110,10 @@ class DnCNN(Autoencoder):
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """The predicted noise."""
-        return self.body(x)
+        features = self.head(x)
+        return self.tail(self.body(features) + features if self.down else self.body(features))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        noise = self.body(x)
-        return (x - noise).clamp(0, 1), noise
+        noise = self.encode(x)
+        denoised = x - noise
+        return (denoised if self.training else denoised.clamp(0, 1)), noise

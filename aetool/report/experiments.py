@@ -99,6 +99,8 @@ def top_filters(engine: Engine, activity: np.ndarray, count: int) -> np.ndarray:
 
 @dataclass
 class PcaResult:
+    """PCA against the deep AE (§1): test MSE of each, with the SVD check of the report's PCA number, and sample reconstructions."""
+
     originals: np.ndarray
     pca: np.ndarray
     deep: np.ndarray
@@ -129,6 +131,7 @@ def svd_check(data: Data, components: int = PCA_COMPONENTS) -> dict[str, float]:
 
 
 def pca_vs_autoencoder(engines: dict[str, Engine], data: Data, scores: dict[str, float], budget: Budget) -> PcaResult:
+    """The numbers and images of §1: PCA-30 and the deep AE on the same test digits, and why the report's 0.0593 is not the PCA optimum."""
     samples = data.samples(budget)
     linear = engines["pca"].run.history[-1].get("test_mse_unclamped")
     numbers = {"pca": scores["pca"], "deep": scores["deep"], **svd_check(data)}
@@ -141,6 +144,8 @@ def pca_vs_autoencoder(engines: dict[str, Engine], data: Data, scores: dict[str,
 
 @dataclass
 class HiddenResult:
+    """The shallow AEs of §2 on test digits and on uniform noise: reconstructions, test MSE, output brightness."""
+
     originals: np.ndarray
     outputs: dict[str, np.ndarray]
     noise: np.ndarray  # uniform random inputs
@@ -157,6 +162,7 @@ def centre_and_rest(images: np.ndarray) -> tuple[float, float]:
 
 
 def hidden_sizes(engines: dict[str, Engine], data: Data, scores: dict[str, float], budget: Budget) -> HiddenResult:
+    """The numbers and images of §2: ae64/128/256 on test digits and on uniform-noise inputs."""
     samples = data.samples(budget)
     noise = np.random.default_rng(SEED).random((NOISE_INPUTS, 28, 28), dtype=np.float32)
     on_noise = {name: engines[name].reconstruct(noise) for name in SHALLOW}
@@ -175,6 +181,8 @@ def hidden_sizes(engines: dict[str, Engine], data: Data, scores: dict[str, float
 
 @dataclass
 class SparseResult:
+    """The sparse AE of §3 beside the shallow ones: mean hidden activation, reconstructions and encoder filters."""
+
     originals: np.ndarray
     sparse: np.ndarray
     mean_activation: dict[str, float]  # mean |code| on the test set
@@ -182,6 +190,7 @@ class SparseResult:
 
 
 def sparsity(engines: dict[str, Engine], data: Data, budget: Budget) -> SparseResult:
+    """The numbers and images of §3: mean |activation| of each hidden layer over the test set, filters of the most active units."""
     samples = data.samples(budget)
     models = ("sparse", *SHALLOW)
     activity = {name: unit_activity(engines[name], data.test) for name in models}
@@ -198,6 +207,8 @@ def sparsity(engines: dict[str, Engine], data: Data, budget: Budget) -> SparseRe
 
 @dataclass
 class DenoiseResult:
+    """The denoising experiment of §4: noisy inputs, outputs and the test-MSE matrix (models × noise levels)."""
+
     originals: np.ndarray
     noisy: dict[float, np.ndarray]  # level → noisy samples
     outputs: dict[float, dict[str, np.ndarray]]  # level → model → outputs on the noisy samples
@@ -207,7 +218,8 @@ class DenoiseResult:
 
 
 def denoising(engines: dict[str, Engine], data: Data, budget: Budget) -> DenoiseResult:
-    models = (*SHALLOW, "denoise")
+    """The numbers and images of §4: Gaussian noise at each level through the shallow AEs and the denoising AE."""
+    models = (*SHALLOW, "denoise-dense")
     samples = data.samples(budget)
     noisy, outputs, input_mse = {}, {}, {}
     matrix: dict[str, dict[float, float]] = {name: {} for name in models}
@@ -220,7 +232,7 @@ def denoising(engines: dict[str, Engine], data: Data, budget: Budget) -> Denoise
             matrix[name][level] = mse(engines[name], corrupted, data.test)
     filters = {
         name: top_filters(engines[name], unit_activity(engines[name], data.test), budget.filters)
-        for name in ("denoise", "ae256")
+        for name in ("denoise-dense", "ae256")
     }
     return DenoiseResult(samples, noisy, outputs, matrix, input_mse, filters)
 
@@ -230,6 +242,8 @@ def denoising(engines: dict[str, Engine], data: Data, budget: Budget) -> Denoise
 
 @dataclass
 class ManifoldResult:
+    """The manifold walk of §5: pixel-space and code-space walks and their distances to the nearest training digit."""
+
     pixel_walks: np.ndarray  # walks × (steps + 1) × 28 × 28, step 0 = the test digit
     code_walks: np.ndarray  # the same in code space, decoded; step 0 = the digit's reconstruction
     pixel_sigma: float  # std of a pixel step
@@ -296,6 +310,8 @@ def manifold(deep: Engine, data: Data, budget: Budget) -> ManifoldResult:
 
 @dataclass
 class ConvResult:
+    """The convolutional AEs of §6: reconstructions, test MSE, training curves, widths and decoder kernels."""
+
     originals: np.ndarray
     outputs: dict[str, np.ndarray]
     mse: dict[str, float]
@@ -319,6 +335,7 @@ def decoder_kernels(model: nn.Module) -> list[tuple[str, np.ndarray]]:
 
 
 def convolutional(engines: dict[str, Engine], data: Data, scores: dict[str, float], budget: Budget) -> ConvResult:
+    """The numbers and images of §6: the three upsampling methods on the same test digits."""
     samples = data.samples(budget)
     return ConvResult(
         samples,

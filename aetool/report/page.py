@@ -13,12 +13,16 @@ from pathlib import Path
 
 @dataclass
 class Figure:
+    """A figure of a section: a PNG file beside the page and its caption."""
+
     file: str  # relative to the page
     caption: str
 
 
 @dataclass
 class Table:
+    """A table of a section: header, rows of text cells, and an optional note under it."""
+
     header: list[str]
     rows: list[list[str]]
     caption: str = ""
@@ -26,6 +30,8 @@ class Table:
 
 @dataclass
 class Section:
+    """One section of the report: a title and its blocks (paragraphs, figures, tables) in order."""
+
     title: str
     blocks: list[str | Figure | Table] = field(default_factory=list)  # a str is one paragraph
 
@@ -62,6 +68,7 @@ def _html_block(block: str | Figure | Table) -> str:
 
 
 def write_html(path: Path, title: str, intro: list[str], sections: list[Section]) -> Path:
+    """Write the report as one offline HTML page (inline styles, relative images) at ``path``; returns ``path``."""
     contents = "".join(f'<li><a href="#{s.anchor}">{html.escape(s.title)}</a></li>' for s in sections)
     parts = [
         f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>',
@@ -96,6 +103,7 @@ def _markdown_block(block: str | Figure | Table) -> str:
 
 
 def write_markdown(path: Path, title: str, intro: list[str], sections: list[Section]) -> Path:
+    """Write the report as Markdown at ``path`` (figures as relative image links); returns ``path``."""
     parts = [f"# {title}", *intro]
     for section in sections:
         parts.append(f"## {section.title}")

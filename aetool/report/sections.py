@@ -41,7 +41,7 @@ LABELS = {
     "ae128": "AE-128",
     "ae256": "AE-256",
     "sparse": "sparse AE",
-    "denoise": "denoising AE",
+    "denoise-dense": "denoising AE",
     "conv-unpool": "unpool",
     "conv-unpool-deconv": "unpool+deconv",
     "conv-deconv": "deconv",
@@ -49,6 +49,7 @@ LABELS = {
 
 
 def number(value: float | None) -> str:
+    """A number as the pages print it (4 significant digits; an em dash for none)."""
     return "—" if value is None else f"{value:.4g}"
 
 
@@ -70,6 +71,7 @@ def _grid(
 
 
 def pca_section(result: PcaResult, out: Path) -> Section:
+    """§1 as a page section, its figure written into ``out``."""
     m = result.mse
     grid = _grid(
         out,
@@ -110,6 +112,7 @@ def pca_section(result: PcaResult, out: Path) -> Section:
 
 
 def hidden_section(result: HiddenResult, out: Path) -> Section:
+    """§2 as a page section, its figures written into ``out``."""
     columns = _columns(len(result.originals))
     recon = _grid(
         out,
@@ -159,6 +162,7 @@ def hidden_section(result: HiddenResult, out: Path) -> Section:
 
 
 def sparse_section(result: SparseResult, engines: dict[str, Engine], out: Path) -> Section:
+    """§3 as a page section, its figures written into ``out``."""
     recon = _grid(
         out,
         "3-sparse.png",
@@ -207,11 +211,12 @@ def sparse_section(result: SparseResult, engines: dict[str, Engine], out: Path) 
 
 
 def denoise_section(result: DenoiseResult, engines: dict[str, Engine], out: Path) -> Section:
+    """§4 as a page section, its figures written into ``out``."""
     models = list(result.mse)
     columns = _columns(len(result.originals))
     blocks: list = [
         "Test digits with Gaussian noise (std = level, clipped to [0, 1], seeded) through the shallow "
-        f"AEs and the denoising AE (trained at noise {engines['denoise'].run.config.noise})."
+        f"AEs and the denoising AE (trained at noise {engines['denoise-dense'].run.config.noise})."
     ]
     for level in NOISE_LEVELS:
         rows = {
@@ -228,7 +233,9 @@ def denoise_section(result: DenoiseResult, engines: dict[str, Engine], out: Path
             "Test MSE against the clean digits (the report gave no such numbers).",
         )
     )
-    winners = [level for level in NOISE_LEVELS if min(result.mse, key=lambda n: result.mse[n][level]) == "denoise"]
+    winners = [
+        level for level in NOISE_LEVELS if min(result.mse, key=lambda n: result.mse[n][level]) == "denoise-dense"
+    ]
     blocks.append(
         f"The denoising AE has the lowest error of these models at noise levels "
         f"{', '.join(map(str, winners)) or '(none)'}."
@@ -238,7 +245,7 @@ def denoise_section(result: DenoiseResult, engines: dict[str, Engine], out: Path
             out,
             "4-denoise-filters.png",
             {LABELS[n]: f for n, f in result.filters.items()},
-            [f"#{i + 1}" for i in range(len(result.filters["denoise"]))],
+            [f"#{i + 1}" for i in range(len(result.filters["denoise-dense"]))],
             "Encoder filters of the most active units: denoising AE vs shallow AE-256",
             scale="each",
         )
@@ -247,6 +254,7 @@ def denoise_section(result: DenoiseResult, engines: dict[str, Engine], out: Path
 
 
 def manifold_section(result: ManifoldResult, out: Path) -> Section:
+    """§5 as a page section, its figure written into ``out``."""
     shown = min(3, len(result.pixel_walks))
     steps = result.pixel_walks.shape[1] - 1
     rows = {}
@@ -290,6 +298,7 @@ def manifold_section(result: ManifoldResult, out: Path) -> Section:
 
 
 def conv_section(result: ConvResult, out: Path) -> Section:
+    """§6 as a page section, its figures written into ``out``."""
     recon = _grid(
         out,
         "6-conv.png",
@@ -349,6 +358,7 @@ def summary_section(
     env: dict[str, str],
     seconds: dict[str, float],
 ) -> Section:
+    """The summary: every number beside the report's, each run's training and inference facts, timings, environment."""
     scores = {name: result.mse for name, result in quality.items()}
     rows = [
         [f"test MSE, {LABELS[n]}", number(scores[n]), number(r), f"{scores[n] / r:.2f}"]

@@ -13,7 +13,7 @@ from typing import BinaryIO, Protocol, TypeVar
 
 import numpy as np
 
-from aetool.errors import AetoolError, ImageError, os_reason
+from aetool.errors import AetoolError, ImageError, TimedOut, os_reason
 from aetool.runtime import contract, images
 from aetool.runtime.files import Job, atomic_write
 from aetool.runtime.metrics import mse, psnr
@@ -234,6 +234,8 @@ def _run(chunk: list[Ready | Outcome], step: Step, *, side_by_side: bool, stdout
         started = time.perf_counter()
         try:
             results = step.run(np.stack([item.prepared.pixels for _, item in group]))
+        except TimedOut:  # a model past --timeout stops the command; it would stop on every image alike
+            raise
         except AetoolError as err:
             outcomes.update((index, Outcome(item.job.label, error=str(err))) for index, item in group)
             continue
@@ -280,7 +282,9 @@ def _finish(item: Ready, result: np.ndarray, share: float, side_by_side: bool, s
             atomic_write(item.job.target, data)
     except AetoolError as err:  # the file could not be written
         outcome.size, outcome.error = None, str(err)
-    except (OSError, ValueError, KeyError) as err:  # the image could not be encoded, or standard output is gone
+    except BrokenPipeError:  # the reader of standard output is gone: the command stops (see the CLI's main)
+        raise
+    except (OSError, ValueError, KeyError) as err:  # the image could not be encoded, or standard output is closed
         reason = os_reason(err) if isinstance(err, OSError) else str(err)
         outcome.size, outcome.error = None, f"cannot write {item.job.target or 'standard output'}: {reason}"
     else:

@@ -4,11 +4,14 @@ Version 2: a model file has one input ``image`` (N×C×H×W float32 in [0, 1], C
 ``reconstruction`` (same shape) and ``code`` (the latent). Everything else the runtime needs travels in the
 file's ``metadata_props`` under the keys below (JSON text where the value is structured): the contract version,
 the channels and colour space, the input spec (a fixed size, or any size divisible by ``multiple_of``, and the
-polarity). Models whose decoder needs only the code also get a decoder graph beside them, ``NAME.decoder.onnx``
-(input ``code``, output ``reconstruction``). An anomaly detector (``aetool calibrate``) is a model file with three
-more outputs, ``score`` (N), ``anomaly_map`` (N×1×H×W) and ``score_components`` (N×K), and its score, constants,
-threshold and calibration in the ``anomaly`` key (read by ``runtime.anomaly.AnomalySpec``). Version 1 files (no ``contract_version`` key) are N×1×H×W, white
-digit on black, and still load and run unchanged.
+polarity), and the file's compatibility: the export target it was written for (``portable``: operators every
+major runtime implements; ``onnxruntime``: the graph onnxruntime runs fastest), its operator types and the
+runtimes the export ran it in, with their differences from onnxruntime. Models whose decoder needs only the code
+also get a decoder graph beside them, ``NAME.decoder.onnx`` (input ``code``, output ``reconstruction``). An anomaly
+detector (``aetool calibrate``) is a model file with three more outputs, ``score`` (N), ``anomaly_map`` (N×1×H×W)
+and ``score_components`` (N×K), and its score, constants, threshold and calibration in the ``anomaly`` key (read by
+``runtime.anomaly.AnomalySpec``). Version 1 files (no ``contract_version`` key) are N×1×H×W, white digit on black,
+and still load and run unchanged.
 """
 
 from __future__ import annotations
@@ -41,9 +44,13 @@ OPSET = "opset"
 PRECISION = "precision"  # "fp32" | "fp16" | "int8"
 VARIANT = "variant"  # JSON for fp16/int8 files: error against the fp32 model and test-MSE change
 DECODER = "decoder"  # file name of the decoder graph beside this file, "" when none
+DECODER_SHA256 = "decoder_sha256"  # SHA-256 (hex) of that decoder file's bytes: binds the two files of one export
 CONTRACT_VERSION = "contract_version"  # "2"; absent in version-1 files
 CHANNELS = "channels"  # "1" | "3"
 COLOUR_SPACE = "colour_space"  # "gray" | "srgb"
+TARGET = "target"  # "portable" | "onnxruntime": the export target the graph was written for
+OPERATORS = "operators"  # JSON: the graph's operator types, sorted ("domain:Op" outside the default domain)
+CHECKED_IN = "checked_in"  # JSON: runtime → {"version", "ok", "max_abs", "error"}: the runs the export made
 ANOMALY = "anomaly"  # JSON, detectors only: score, constants, threshold, rule, calibration (runtime.anomaly)
 
 VERSION = 2
@@ -52,6 +59,10 @@ AS_IS = "as-is"  # photographs and other images of your own: fed as they are
 POLARITIES = (POLARITY, AS_IS)
 COLOUR_SPACES = {1: "gray", 3: "srgb"}
 
+
+PORTABLE = "portable"  # only operators every major runtime implements
+ONNXRUNTIME = "onnxruntime"  # the graph onnxruntime's CPU provider runs fastest
+TARGETS = (PORTABLE, ONNXRUNTIME)
 
 PRECISIONS = ("fp16", "int8")  # the reduced-precision variants an export may write beside the fp32 file
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -33,8 +34,12 @@ class ParitySummary:
 
 @dataclass(frozen=True)
 class DecoderInfo:
+    """The decoder graph beside a model; ``matches``: whether its SHA-256 is the one the model records (None when
+    the model records none, as files exported before aetool recorded it)."""
+
     file: str
     size_bytes: int
+    matches: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,9 @@ class ModelInfo:
     precision: str | None
     decoder: DecoderInfo | None
     parity: ParitySummary | None
+    target: str | None  # "portable" or "onnxruntime"; None for files exported before targets
+    operators: list[str] | None  # the graph's operator types, as the export recorded them
+    checked_in: dict[str, Any] | None  # the export's runs in other runtimes (contract.CHECKED_IN)
     metadata: dict[str, Any]
 
     def to_dict(self) -> dict[str, Any]:
@@ -77,7 +85,6 @@ def describe(model: str | Path) -> ModelInfo:
         version: int | None = contract_version(path, metadata)
     except ModelFileError:
         version = None
-    decoder = decoder_file(path, metadata)
     return ModelInfo(
         file=str(path),
         size_bytes=path.stat().st_size,
@@ -89,10 +96,31 @@ def describe(model: str | Path) -> ModelInfo:
         colour_space=None if spec is None else spec.colour_space,
         opset=metadata.get(contract.OPSET),
         precision=metadata.get(contract.PRECISION),
-        decoder=DecoderInfo(str(decoder), decoder.stat().st_size) if decoder.is_file() else None,
+        decoder=_decoder(path, metadata),
         parity=summarise_parity(metadata.get(contract.PARITY)),
+        target=metadata.get(contract.TARGET),
+        operators=_strings(metadata.get(contract.OPERATORS)),
+        checked_in=checked if isinstance(checked := metadata.get(contract.CHECKED_IN), dict) else None,
         metadata=metadata,
     )
+
+
+def _decoder(path: Path, metadata: dict[str, Any]) -> DecoderInfo | None:
+    """The decoder beside a model, and whether it is the one the model was exported with (None when there is none
+    or the metadata names it wrongly, which the contract line says)."""
+    try:
+        decoder = decoder_file(path, metadata)
+    except ModelFileError:
+        return None
+    if not decoder.is_file():
+        return None
+    digest = metadata.get(contract.DECODER_SHA256)
+    matches = hashlib.sha256(decoder.read_bytes()).hexdigest() == digest if isinstance(digest, str) and digest else None
+    return DecoderInfo(str(decoder), decoder.stat().st_size, matches)
+
+
+def _strings(value: Any) -> list[str] | None:
+    return [str(item) for item in value] if isinstance(value, list) else None
 
 
 def _tensor(arg: Any) -> TensorInfo:
@@ -134,6 +162,7 @@ class BundledModel:
     precision: str | None
     test_mse: float | None
     summary: str | None = None
+    use: str | None = None  # what it is for, and what it was measured on
     decoder: str | None = None  # file name of its decoder graph
     bytes: int | None = None  # the shipped files together, decoder included
 
@@ -166,6 +195,7 @@ def bundled_models() -> list[BundledModel]:
                 precision=facts[contract.PRECISION],
                 test_mse=float(test_mse) if isinstance(test_mse, (int, float)) else None,
                 summary=entry.get("summary"),
+                use=entry.get("use"),
                 decoder=entry.get("decoder"),
                 bytes=entry.get("bytes"),
             )

@@ -27,13 +27,13 @@ from typing import Any
 
 import numpy as np
 
-from aetool.errors import AetoolError, DataError, ModelFileError, first_line
+from aetool.errors import AetoolError, DataError, ModelFileError
 from aetool.runtime import anomaly, contract, images
 from aetool.runtime.batch import Outcome, Ready, Reconstruct, read_chunks
 from aetool.runtime.files import Failure, Input, Job, collect, plan, write_files
 from aetool.runtime.idx import load_split
 from aetool.runtime.metrics import SCORE_BATCH, SSIM_RADIUS
-from aetool.runtime.model import PIXELS_PER_CALL, Model, ort_errors
+from aetool.runtime.model import Model
 
 HEATMAP = ".heatmap"  # heatmap files end in .heatmap.png and .raw.heatmap.png; input scans skip them
 DETECTOR_OUTPUTS = (contract.SCORE, contract.ANOMALY_MAP, contract.SCORE_COMPONENTS)
@@ -112,36 +112,28 @@ class Detector:
     def run(self, batch: np.ndarray) -> Scored:
         """Score N×C×H×W float32 images in [0, 1] that the model takes as they are (its size, or its multiple).
 
-        Raises ``ModelFileError`` when the file fails on them or returns non-finite or misshapen values.
+        Raises ``ModelFileError`` when the file fails on them or returns non-finite or misshapen values, and what
+        ``Model.reconstruct`` raises for images it refuses.
         """
         if self.spec is None:
             outputs = self.model.reconstruct(batch)
             values = anomaly.components(batch, outputs, ("mse",))
             maps = anomaly.anomaly_map(batch, outputs).astype(np.float32)
             return Scored(values[:, 0], maps, values, outputs)
-        step = max(1, PIXELS_PER_CALL // max(1, int(np.prod(batch.shape[1:]))))
-        names = [contract.RECONSTRUCTION, *DETECTOR_OUTPUTS]
-        try:
-            parts = [
-                self.model.session.run(names, {contract.INPUT: batch[i : i + step]}) for i in range(0, len(batch), step)
-            ]
-        except ort_errors() as err:
-            raise ModelFileError(
-                f"{self.model.path.name} failed on a batch of shape {batch.shape}: {first_line(err)}"
-            ) from None
-        outputs, scores, maps, values = (np.concatenate([part[k] for part in parts]) for k in range(4))
+        named = self.model.outputs(batch, [contract.RECONSTRUCTION, *DETECTOR_OUTPUTS])
+        outputs, scores, maps, parts = (named[name] for name in (contract.RECONSTRUCTION, *DETECTOR_OUTPUTS))
         expected = {
-            "score": (len(batch),),
-            "anomaly_map": (len(batch), 1, *batch.shape[2:]),
-            "score_components": (len(batch), len(self.components)),
+            contract.SCORE: (len(batch),),
+            contract.ANOMALY_MAP: (len(batch), 1, *batch.shape[2:]),
+            contract.SCORE_COMPONENTS: (len(batch), len(self.components)),
         }
-        got = {"score": scores.shape, "anomaly_map": maps.shape, "score_components": values.shape}
-        if got != expected or not all(np.isfinite(array).all() for array in (scores, maps, values)):
+        got = {contract.SCORE: scores.shape, contract.ANOMALY_MAP: maps.shape, contract.SCORE_COMPONENTS: parts.shape}
+        if got != expected:
             raise ModelFileError(
-                f"{self.model.path.name} returned scores of shapes {got} (expected {expected}) or non-finite scores "
-                "for a batch; the detector file is broken"
+                f"{self.model.path.name} returned scores of shapes {got} for a batch of shape {batch.shape} (expected "
+                f"{expected}); the detector file is broken"
             )
-        return Scored(scores.astype(np.float64), maps, values.astype(np.float64), outputs)
+        return Scored(scores.astype(np.float64), maps, parts.astype(np.float64), outputs)
 
     def verdict(self, score: float) -> bool | None:
         """Whether a score is anomalous (above the threshold); None without a threshold."""

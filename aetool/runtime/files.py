@@ -5,16 +5,27 @@ from __future__ import annotations
 
 import glob
 import os
-import tempfile
-from collections.abc import Callable, Mapping, Sequence
+import re
+import secrets
+import signal
+import stat
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 
 from aetool.errors import AetoolError, os_reason
 from aetool.runtime.images import FORMATS, format_for, image_suffixes
 
 STDIN = "-"
 _MAGIC = set("*?[")
+STALE_SECONDS = 10 * 60  # a temporary this old was left by a killed writer: writing one file takes far less
+# aetool's temporaries: ".NAME.XXXXXXXX.part" (8 random letters, digits or _, as tempfile's names and ours are)
+_TEMPORARY = re.compile(r"\..+\.[a-z0-9_]{8}\.part", re.DOTALL)
+_SWEPT: set[Path] = set()  # folders whose stale temporaries this process has removed
 
 
 @dataclass(frozen=True)
@@ -145,39 +156,112 @@ Content = bytes | Callable[[Path], None]  # the bytes of a file, or a function t
 def write_files(contents: Mapping[Path, Content]) -> None:
     """Write every file under a hidden temporary name beside its target, then rename them all into place.
 
-    Nothing is renamed until every file is written, and the temporaries go whatever happens (Ctrl-C included), so a
-    reader never sees a half-written file and a set of files is written whole or not at all (a crash between two
-    renames aside). New files get the usual permissions (0666 less the umask). Raises ``AetoolError`` naming the
-    target, never the temporary, when a file cannot be written.
+    Nothing is renamed until every file is written, and the temporaries go whatever happens: Ctrl-C is held back
+    while a temporary is created and recorded, while the files are renamed and while the temporaries are removed,
+    then raised, so an interrupt never leaves a ``.part`` file or half a set of renames. A reader never sees a
+    half-written file, and a set of files is written whole or not at all (a crash between two renames aside: the
+    runtime tells a model from a decoder of another export by the digest the model records). The first write into
+    a folder also removes temporaries older than ``STALE_SECONDS`` that a killed writer left there. New files get
+    the usual permissions (0666 less the umask). Raises ``AetoolError`` naming the target, never the temporary,
+    when a file cannot be written.
     """
     staged: dict[Path, Path] = {}
     current = None
     try:
         for current, content in contents.items():
             current.parent.mkdir(parents=True, exist_ok=True)
-            handle, name = tempfile.mkstemp(dir=current.parent, prefix=f".{current.name}.", suffix=".part")
-            staged[current] = Path(name)
+            remove_stale_temporaries(current.parent)
+            with interrupts_held():
+                handle, temporary = _create_temporary(current)
+                staged[current] = temporary
             with os.fdopen(handle, "wb") as stream:
                 if isinstance(content, bytes):
                     stream.write(content)
             if not isinstance(content, bytes):
-                content(staged[current])
-            os.chmod(staged[current], 0o666 & ~_umask())
-        for current, temporary in staged.items():
-            os.replace(temporary, current)
+                content(temporary)
+        with interrupts_held():
+            for current, temporary in staged.items():
+                os.replace(temporary, current)
     except OSError as err:
-        raise AetoolError(f"cannot write {current}: {os_reason(err)}") from None
+        raise AetoolError(f"cannot write {current}: {os_reason(err).removesuffix(f': {current}')}") from None
     finally:
-        for temporary in staged.values():
-            temporary.unlink(missing_ok=True)
+        with interrupts_held():
+            for temporary in staged.values():
+                temporary.unlink(missing_ok=True)
+
+
+def _create_temporary(target: Path) -> tuple[int, Path]:
+    """A new hidden file beside ``target`` (``.NAME.XXXXXXXX.part``), open for writing, and its path; raises
+    ``OSError`` when the folder cannot be written."""
+    while True:
+        temporary = target.with_name(f".{target.name}.{secrets.token_hex(4)}.part")
+        try:
+            return os.open(
+                temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666
+            ), temporary
+        except FileExistsError:
+            continue
+
+
+def check_writable(target: Path) -> None:
+    """Raise ``AetoolError`` naming ``target`` when no file can be written beside it (a read-only file system, a
+    folder without write permission, no space), found by creating and removing one hidden temporary there."""
+    try:
+        with interrupts_held():
+            handle, temporary = _create_temporary(target)
+            os.close(handle)
+            temporary.unlink()
+    except OSError as err:
+        raise AetoolError(f"cannot write {target}: {err.strerror or err} (in {target.parent})") from None
+
+
+def remove_stale_temporaries(folder: Path, *, older_than: float = STALE_SECONDS) -> list[Path]:
+    """Remove the hidden temporaries (``.NAME.XXXXXXXX.part``) that a killed writer left in ``folder`` more than
+    ``older_than`` seconds ago, once per folder and process; the ones removed. Best effort: a file that cannot be
+    listed or removed stays, and never fails a write."""
+    if folder in _SWEPT:
+        return []
+    _SWEPT.add(folder)
+    removed = []
+    cutoff = time.time() - older_than
+    try:
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if not _TEMPORARY.fullmatch(entry.name):
+                    continue
+                info = entry.stat(follow_symlinks=False)
+                if stat.S_ISREG(info.st_mode) and info.st_mtime < cutoff:
+                    os.unlink(entry.path)
+                    removed.append(Path(entry.path))
+    except OSError:
+        pass
+    return removed
+
+
+@contextmanager
+def interrupts_held() -> Iterator[None]:
+    """Hold Ctrl-C (SIGINT) back for the body, and raise it (call the handler that was there) when the body ends.
+
+    Only the main thread receives signals and may change handlers; elsewhere, and when SIGINT is ignored or has
+    its default action, the body runs as it is. Raises what the held handler raises (``KeyboardInterrupt``).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGINT)
+    if not callable(previous):
+        yield
+        return
+    caught: list[tuple[int, FrameType | None]] = []
+    signal.signal(signal.SIGINT, lambda number, frame: caught.append((number, frame)))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if caught:
+            previous(*caught[0])
 
 
 def atomic_write(path: Path, content: Content) -> None:
     """Write one file all or nothing (see :func:`write_files`); raises ``AetoolError`` when it cannot."""
     write_files({path: content})
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask

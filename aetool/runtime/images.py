@@ -77,7 +77,7 @@ def read_image(source: Path | bytes) -> Decoded:
     """Decode an image file (or its bytes) into C×H×W float32 pixels in [0, 1].
 
     Raises ``ImageError`` (one line, for the per-image error of a batch) for a missing, empty, unreadable,
-    truncated or oversized (decompression bomb, Pillow's limit) file.
+    truncated or oversized (decompression bomb, Pillow's limit) file, and for a file of several frames.
     """
     from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -88,6 +88,7 @@ def read_image(source: Path | bytes) -> Decoded:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(source if isinstance(source, Path) else io.BytesIO(source)) as opened:
+                _check_single_frame(opened)
                 orientation = opened.getexif().get(0x0112, 1)  # EXIF Orientation, 1: as stored
                 image = ImageOps.exif_transpose(opened)
                 image.load()
@@ -109,6 +110,19 @@ def read_image(source: Path | bytes) -> Decoded:
     pixels, note = _pixels(image)
     notes += [note] if note else []
     return Decoded(pixels, tuple(notes))
+
+
+def _check_single_frame(image: Image.Image) -> None:
+    """Raise ``ImageError`` for a file of several frames (a multi-page TIFF, an animated GIF or PNG): aetool reads
+    one image per file, and taking the first frame alone would drop the others silently (for an APNG whose default
+    image is not part of the animation, the first frame is that default, often blank)."""
+    frames = getattr(image, "n_frames", 1)
+    if frames > 1:
+        kind = "an animation" if getattr(image, "is_animated", False) and image.format != "TIFF" else "pages"
+        raise ImageError(
+            f"has {frames} frames ({kind}); aetool reads single-frame images: split it into one file per frame "
+            "first (e.g. ImageMagick: convert IN OUT-%d.png)"
+        )
 
 
 def _to_srgb(image: Image.Image) -> tuple[Image.Image, str | None]:

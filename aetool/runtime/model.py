@@ -7,18 +7,23 @@ provider asked for (say CUDA) is not the one the session actually runs on.
 
 from __future__ import annotations
 
-import json
+import hashlib
+import queue
+import re
+import threading
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from aetool.errors import AetoolError, ModelFileError, first_line
+from aetool.errors import AetoolError, ModelFileError, TimedOut
 from aetool.runtime import contract
 from aetool.runtime.cpu import check_threads, usable_cores
+from aetool.runtime.metadata import check_input_spec, check_metadata, parse_metadata
+from aetool.runtime.onnxfile import OnnxFacts, outside_folder, read_facts
 from aetool.runtime.registry import resolve
 
 if TYPE_CHECKING:
@@ -28,16 +33,12 @@ CPU = "CPUExecutionProvider"
 IMAGES_PER_CALL = 256  # images per session call: large enough to be fast, small enough to keep memory flat
 PIXELS_PER_CALL = IMAGES_PER_CALL * 28 * 28  # larger images go fewer at a time (a 1000×1000 page: one per call)
 MAX_CONV_PIXELS = 4096 * 4096  # the largest page a conv model takes: about 230 bytes of memory per pixel
-_JSON_KEYS = {
-    contract.ARCHITECTURE,
-    contract.NOISE,
-    contract.INPUT_SPEC,
-    contract.PARITY,
-    contract.VERSIONS,
-    contract.VARIANT,
-    contract.ANOMALY,
-}
-_NUMBER_KEYS = {contract.EPOCHS, contract.TEST_MSE, contract.OPSET, contract.CONTRACT_VERSION, contract.CHANNELS}
+MAX_MODEL_BYTES = (2 << 30) - 1  # protobuf's own limit: no ONNX file is larger
+RANGE_TOLERANCE = 1e-3  # how far outside [0, 1] a float pixel may stray (rounding) before reconstruct refuses it
+STOP_WAIT = 10.0  # seconds to wait for a terminated session call to return before leaving it to its thread
+# onnxruntime folds constant subgraphs when it opens a file: a 459-byte graph of ConstantOfShape makes it allocate
+# gigabytes before any image is seen. aetool's exporter folds constants already, so nothing is lost.
+DISABLED_OPTIMIZERS = ["ConstantFolding"]
 _DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
 _OPEN: dict[tuple, Model] = {}
 
@@ -49,12 +50,14 @@ class ProviderWarning(UserWarning):
 @dataclass(frozen=True)
 class InputSpec:
     """What images a model takes: a fixed size (dense models) or any size divisible by ``multiple_of`` (conv),
-    with ``channels`` channels (1 grey, 3 sRGB) and a polarity (``white-on-black``: MNIST's world; ``as-is``)."""
+    with ``channels`` channels (1 grey, 3 sRGB) and a polarity (``white-on-black``: MNIST's world; ``as-is``);
+    ``batch`` when the file fixes how many images one call takes."""
 
     size: tuple[int, int] | None  # (height, width) when fixed
     multiple_of: int = 1
     polarity: str = contract.POLARITY
     channels: int = 1
+    batch: int | None = None  # images per session call when the file fixes it (e.g. 1), else None: any
 
     @property
     def colour_space(self) -> str:
@@ -99,6 +102,34 @@ def ort_errors() -> tuple[type[Exception], ...]:
     return (RuntimeError, *(getattr(state, name) for name in names if hasattr(state, name)))
 
 
+def ort_message(err: BaseException, limit: int = 400) -> str:
+    """onnxruntime's message as one line: without its ``[ONNXRuntimeError] : 2 : INVALID_ARGUMENT :`` prefix, its
+    source location and C++ signature, its lines joined (the useful part of a shape error is on the second), and
+    cut at ``limit`` characters."""
+    text = " ".join(str(err).split())
+    text = re.sub(r"^\[ONNXRuntimeError\] : \d+ : \w+ : ", "", text)
+    located = re.search(r"\S+\.(?:cc|h|cpp):\d+ ", text)
+    if located:
+        text = text[: located.start()] + _after_signature(text[located.end() :])
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _after_signature(text: str) -> str:
+    """``text`` without a leading C++ signature (``ns::f(args) const ``), the parentheses balanced."""
+    if "::" not in text.split("(", 1)[0]:
+        return text
+    depth = 0
+    for index, char in enumerate(text):
+        if char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+            if depth == 0:
+                rest = text[index + 1 :].lstrip()
+                return rest.removeprefix("const ").lstrip() or text
+    return text
+
+
 def provider_names(requested: Sequence[str] | None) -> list[str]:
     """Full provider names for ``requested`` (``cuda`` → ``CUDAExecutionProvider``); CPU when none asked for."""
     import onnxruntime as ort
@@ -115,23 +146,101 @@ def provider_names(requested: Sequence[str] | None) -> list[str]:
     return names
 
 
+def read_model(path: Path) -> bytes:
+    """The bytes of a model file, read once: onnxruntime gets these rather than the path, so a path of any bytes
+    (not UTF-8) loads too. Raises ``ModelFileError`` for a file that cannot be read or is larger than any ONNX
+    file can be."""
+    try:
+        size = path.stat().st_size
+        if size > MAX_MODEL_BYTES:
+            raise ModelFileError(f"{path} is {size:,} bytes, more than an ONNX file can hold (2 GiB)")
+        return path.read_bytes()
+    except OSError as err:
+        raise ModelFileError(f"cannot read model file {path}: {err.strerror or err}") from None
+
+
+def inspect_model(path: Path, data: bytes) -> OnnxFacts:
+    """What the file declares, read from its bytes; raises ``ModelFileError`` for bytes that are not an ONNX model
+    and for external data outside the model's folder (refused before onnxruntime sees the file, whatever its
+    version: onnxruntime 1.17–1.23 would read any file the model names into its weights)."""
+    try:
+        facts = read_facts(data)
+    except ValueError as err:
+        raise ModelFileError(f"{path} is not a loadable ONNX model: {err}") from None
+    for location in facts.external_data:
+        if outside_folder(path, location):
+            raise ModelFileError(
+                f"{path} is refused: a tensor's external data {location!r} lies outside the model's folder "
+                "(an absolute path, a .. step or a link out); aetool loads external data only from beside the model"
+            )
+    if facts.external_data and not _utf8(path):
+        raise ModelFileError(
+            f"{path}: a model with external data must have a UTF-8 path (onnxruntime finds the data by the path)"
+        )
+    return facts
+
+
+def _utf8(path: Path) -> bool:
+    try:
+        str(path).encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def session_options(threads: int | None) -> Any:
+    """onnxruntime's options for every aetool session: its log quiet (its errors still raise), thread pools sized to
+    the CPUs this process may use, and memory planned per call, not kept from the first call's shape. Raises
+    ``AetoolError`` for a thread count outside 1 to 4 per usable core."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 4  # onnxruntime's own log lines would bury ours; its errors still raise
+    options.intra_op_num_threads = check_threads(threads) if threads else usable_cores()
+    options.inter_op_num_threads = 1  # nodes run one after another (sequential execution): no second pool
+    # The memory pattern plans a call's buffers from an earlier call of the same shape and keeps the plan's arena
+    # block; for pages of many sizes it held a 4096×4096 page's memory twice (see the README's Safety section).
+    options.enable_mem_pattern = False
+    return options
+
+
 def open_session(
     path: Path,
     providers: Sequence[str] | None = None,
     threads: int | None = None,
+    *,
+    sha256: str | None = None,
 ) -> onnxruntime.InferenceSession:
-    """An onnxruntime session for ``path``; a file that is not ONNX or will not load is a ModelFileError."""
+    """An onnxruntime session for ``path``, opened from the file's bytes once they are checked (see
+    :func:`inspect_model`); with ``sha256``, the file's bytes must have that digest.
+
+    Raises ``ModelFileError`` for a file that is not ONNX, will not load (an IR version or opset newer than this
+    onnxruntime reads is said so, with both versions) or has another digest; ``AetoolError`` for a bad provider or
+    thread count.
+    """
     import onnxruntime as ort
 
+    data = read_model(path)
+    if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256:
+        raise ModelFileError(
+            f"{path} is not the file its model was exported with (its SHA-256 differs from the one the model "
+            "records): the two come from different exports; export the model again"
+        )
+    facts = inspect_model(path, data)
     wanted = provider_names(providers)
     available = ort.get_available_providers()
-    options = ort.SessionOptions()
-    options.log_severity_level = 4  # onnxruntime's own log lines would bury ours; its errors still raise
-    options.intra_op_num_threads = check_threads(threads) if threads else usable_cores()
+    options = session_options(threads)
+    source: str | bytes = str(path) if facts.external_data else data
     try:
-        session = ort.InferenceSession(str(path), options, providers=[p for p in wanted if p in available] or [CPU])
+        session = ort.InferenceSession(
+            source,
+            options,
+            providers=[p for p in wanted if p in available] or [CPU],
+            disabled_optimizers=DISABLED_OPTIMIZERS,
+        )
     except ort_errors() as err:
-        raise ModelFileError(f"{path} is not a loadable ONNX model: {first_line(err)}") from None
+        too_new = _too_new(path, " ".join(str(err).split()), facts)
+        raise ModelFileError(too_new or f"{path} is not a loadable ONNX model: {ort_message(err)}") from None
     unused = [p for p in wanted if p not in session.get_providers()]
     if unused:
         why = (
@@ -148,22 +257,33 @@ def open_session(
     return session
 
 
-def parse_metadata(props: dict[str, str]) -> dict[str, Any]:
-    """The file's ``metadata_props`` with JSON and numbers decoded; empty values become ``None``."""
-    parsed: dict[str, Any] = {}
-    for key, text in props.items():
-        parsed[key] = text
-        if key in _JSON_KEYS | _NUMBER_KEYS:
-            try:
-                parsed[key] = json.loads(text) if text else None
-            except ValueError:
-                if key == contract.INPUT_SPEC:  # the one key the runtime cannot do without
-                    raise ModelFileError(f"metadata {key!r} is not valid JSON: {text[:60]!r}") from None
-    return parsed
+_IR_TOO_NEW = re.compile(r"Unsupported model IR version: (\d+), max supported IR version: (\d+)")
+_OPSET_TOO_NEW = re.compile(r"Opset (\d+) is under development.*?domain (\S+) is till opset (\d+)")
+
+
+def _too_new(path: Path, message: str, facts: OnnxFacts) -> str | None:
+    """The line for a file newer than the installed onnxruntime reads, naming both versions and the fix."""
+    import onnxruntime as ort
+
+    upgrade = "upgrade onnxruntime (pip install -U onnxruntime)"
+    found = _IR_TOO_NEW.search(message)
+    if found:
+        return (
+            f"{path} is ONNX IR version {found[1]} (opset {facts.opset}), but onnxruntime {ort.__version__} reads IR "
+            f"versions up to {found[2]}: {upgrade}, or re-export the model with an older onnx and a lower opset"
+        )
+    found = _OPSET_TOO_NEW.search(message)
+    if found:
+        return (
+            f"{path} needs opset {found[1]}, but onnxruntime {ort.__version__} supports {found[2]} up to opset "
+            f"{found[3]}: {upgrade}, or re-export the model with opset {found[3]} or lower"
+        )
+    return None
 
 
 def check_contract(session: onnxruntime.InferenceSession, path: Path, metadata: dict[str, Any]) -> InputSpec:
-    """The model's InputSpec, once its inputs and outputs are shown to follow aetool's ONNX contract."""
+    """The model's InputSpec, once its inputs, outputs and metadata are shown to follow aetool's ONNX contract;
+    raises ``ModelFileError`` naming what does not (a bad metadata field is named too)."""
     inputs, outputs = session.get_inputs(), session.get_outputs()
     expected = f"one input {contract.INPUT!r} of shape N×C×H×W (C 1 or 3), float32"
     if len(inputs) != 1 or inputs[0].name != contract.INPUT:
@@ -176,24 +296,35 @@ def check_contract(session: onnxruntime.InferenceSession, path: Path, metadata: 
         )
     if contract.RECONSTRUCTION not in {o.name for o in outputs}:
         raise ModelFileError(f"{path} does not follow the aetool contract: no output {contract.RECONSTRUCTION!r}")
-    declared = metadata.get(contract.INPUT_SPEC) or {}
-    multiple_of = declared.get("multiple_of") if isinstance(declared, dict) else "missing"
-    multiple_of = 1 if multiple_of is None else multiple_of
-    if not isinstance(multiple_of, int) or multiple_of < 1:
-        raise ModelFileError(
-            f'{path}: metadata {contract.INPUT_SPEC!r} needs an object with "multiple_of" a '
-            f"positive integer or null, got {declared!r}"
-        )
-    polarity = declared.get("polarity") or contract.POLARITY
-    if polarity not in contract.POLARITIES:
-        raise ModelFileError(
-            f"{path}: metadata {contract.INPUT_SPEC!r} polarity must be one of {', '.join(contract.POLARITIES)}, "
-            f"got {polarity!r}"
-        )
+    check_metadata(path, metadata)
+    multiple_of, polarity = check_input_spec(path, metadata.get(contract.INPUT_SPEC))
     _check_colour(path, metadata, shape[1])
     height, width = shape[2], shape[3]
+    if isinstance(height, int) != isinstance(width, int):
+        raise ModelFileError(
+            f"{path} fixes one side of its input only ({contract.INPUT!r} {shape}); aetool takes models of one fixed "
+            "size or of any size"
+        )
+    if isinstance(height, int) and not (0 < height * width <= MAX_CONV_PIXELS):
+        raise ModelFileError(f"{path} declares {width}×{height} images, outside 1 to {MAX_CONV_PIXELS:,} pixels")
     fixed = (height, width) if isinstance(height, int) and isinstance(width, int) else None
-    return InputSpec(fixed, multiple_of, polarity, shape[1])
+    return InputSpec(fixed, multiple_of, polarity, shape[1], fixed_batch(session, path))
+
+
+def fixed_batch(session: onnxruntime.InferenceSession, path: Path) -> int | None:
+    """How many images (or codes) one call of the session takes when its file fixes the first dimension of its
+    inputs or outputs (e.g. an export at batch 1), else None; ``ModelFileError`` when they fix different ones."""
+    fixed = {
+        arg.shape[0]
+        for arg in (*session.get_inputs(), *session.get_outputs())
+        if arg.shape and isinstance(arg.shape[0], int)
+    }
+    if len(fixed) > 1 or any(n < 1 or n > IMAGES_PER_CALL for n in fixed):
+        raise ModelFileError(
+            f"{path} fixes the batch of its inputs and outputs at {', '.join(map(str, sorted(fixed)))}; aetool takes "
+            f"one fixed batch of 1 to {IMAGES_PER_CALL}, or any"
+        )
+    return fixed.pop() if fixed else None
 
 
 def contract_version(path: Path, metadata: dict[str, Any]) -> int:
@@ -240,10 +371,22 @@ def decoder_file(path: Path, metadata: dict[str, Any]) -> Path:
 
 
 class Model:
-    """An aetool model file ready to run: ``reconstruct``, ``encode``, ``decode``, its metadata and input spec."""
+    """An aetool model file ready to run: ``reconstruct``, ``encode``, ``decode``, its metadata and input spec.
 
-    def __init__(self, path: Path, providers: Sequence[str] | None = None, threads: int | None = None):
+    ``timeout`` (seconds, None: no limit) bounds each session call; a call that runs longer is stopped and raises
+    ``TimedOut``. Ctrl-C stops a running call too (KeyboardInterrupt), even one that never checks for signals.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        providers: Sequence[str] | None = None,
+        threads: int | None = None,
+        *,
+        timeout: float | None = None,
+    ):
         self.path = path
+        self.timeout = timeout
         self.session = open_session(path, providers, threads)
         self.metadata = parse_metadata(self.session.get_modelmeta().custom_metadata_map)
         self.input_spec = check_contract(self.session, path, self.metadata)
@@ -252,6 +395,7 @@ class Model:
         self._outputs = {o.name for o in self.session.get_outputs()}
         self._options = (providers, threads)
         self._decoder: onnxruntime.InferenceSession | None = None
+        self._decoder_batch: int | None = None
 
     def __repr__(self) -> str:
         return f"Model({str(self.path)!r}, providers={self.providers})"
@@ -282,10 +426,18 @@ class Model:
         return self.decoder_path.is_file()
 
     def reconstruct(self, images: np.ndarray, chunk: int = IMAGES_PER_CALL) -> np.ndarray:
-        """Run the autoencoder on N×C×H×W images in [0, 1] (N×H×W for grey models); the same shape back, float32."""
+        """Run the autoencoder on N×C×H×W images in [0, 1] (N×H×W for grey models); the same shape back, float32.
+
+        Images must be floats in [0, 1]: integer arrays (8-bit pixels, 0–255) are refused, not guessed at (divide
+        them by 255), and so are values outside [0, 1] by more than ``RANGE_TOLERANCE``, NaN and infinities
+        (``ValueError``). ``ModelFileError`` when the model fails or returns another shape; ``TimedOut`` when a
+        call runs past ``timeout``.
+        """
         images = np.asarray(images)
         batch = self._images(images)
-        out = self._run(self.session, contract.RECONSTRUCTION, contract.INPUT, batch, chunk)
+        out = self._run(
+            self.session, contract.RECONSTRUCTION, contract.INPUT, batch, chunk, fixed=self.input_spec.batch
+        )
         if out.shape != batch.shape:
             raise ModelFileError(
                 f"{self.path.name} returned {contract.RECONSTRUCTION} of shape {out.shape} for "
@@ -294,57 +446,196 @@ class Model:
         return out.reshape(images.shape)
 
     def encode(self, images: np.ndarray, chunk: int = IMAGES_PER_CALL) -> np.ndarray:
-        """The latent codes of N×C×H×W images (N×H×W for grey models)."""
+        """The latent codes of N×C×H×W images (N×H×W for grey models), which :meth:`reconstruct` checks alike."""
         if not self.has_code:
             raise ModelFileError(f"{self.path} has no {contract.CODE!r} output, so it cannot encode")
-        return self._run(self.session, contract.CODE, contract.INPUT, self._images(np.asarray(images)), chunk)
+        batch = self._images(np.asarray(images))
+        return self._run(self.session, contract.CODE, contract.INPUT, batch, chunk, fixed=self.input_spec.batch)
 
     def decode(self, codes: np.ndarray, chunk: int = IMAGES_PER_CALL) -> np.ndarray:
-        """Images (N×1×H×W) from latent codes, through the decoder graph beside the model file."""
+        """Images (N×1×H×W) from latent codes, through the decoder graph beside the model file.
+
+        Raises ``ModelFileError`` when there is none, or when it is not the decoder this model was exported with
+        (the model records its SHA-256, so a model and a decoder of two exports never run together).
+        """
         if self._decoder is None:
             if not self.has_decoder:
                 raise ModelFileError(f"{self.path} has no decoder graph beside it (expected {self.decoder_path})")
-            decoder = open_session(self.decoder_path, *self._options)
+            digest = self.metadata.get(contract.DECODER_SHA256) or None
+            decoder = open_session(self.decoder_path, *self._options, sha256=digest)
             names = [i.name for i in decoder.get_inputs()]
             if names != [contract.CODE]:
                 raise ModelFileError(f"decoder {self.decoder_path} must take one input {contract.CODE!r}, has {names}")
+            self._decoder_batch = fixed_batch(decoder, self.decoder_path)
             self._decoder = decoder
-        return self._run(self._decoder, contract.RECONSTRUCTION, contract.CODE, np.asarray(codes), chunk)
+        codes = np.asarray(codes, dtype=np.float32)
+        return self._run(self._decoder, contract.RECONSTRUCTION, contract.CODE, codes, chunk, fixed=self._decoder_batch)
+
+    def outputs(self, images: np.ndarray, names: Sequence[str], chunk: int = IMAGES_PER_CALL) -> dict[str, np.ndarray]:
+        """Several outputs of the graph for N×C×H×W images (checked as :meth:`reconstruct` checks them), one session
+        call per chunk: a detector's reconstructions, scores and maps together. Each output is float32 with one
+        result per image; ``ModelFileError`` for an output the file lacks, and what :meth:`reconstruct` raises."""
+        missing = [name for name in names if name not in self._outputs]
+        if missing:
+            raise ModelFileError(f"{self.path.name} has no output {', '.join(map(repr, missing))}")
+        batch = self._images(np.asarray(images))
+        values = self._run_outputs(self.session, names, contract.INPUT, batch, chunk, fixed=self.input_spec.batch)
+        return dict(zip(names, values, strict=True))
 
     def _images(self, images: np.ndarray) -> np.ndarray:
         channels = self.input_spec.channels
         if not (images.ndim == 4 and images.shape[1] == channels) and not (images.ndim == 3 and channels == 1):
             wanted = "N×H×W or N×1×H×W" if channels == 1 else f"N×{channels}×H×W"
             raise ValueError(f"expected {wanted} images, got shape {images.shape}")
+        if not np.issubdtype(images.dtype, np.floating):
+            raise ValueError(
+                f"expected float images in [0, 1], got {images.dtype} values; for 8-bit pixels (0–255) pass "
+                "images.astype(np.float32) / 255"
+            )
+        if images.size and not (images.min() >= -RANGE_TOLERANCE and images.max() <= 1 + RANGE_TOLERANCE):
+            raise ValueError(
+                f"expected images in [0, 1], got values from {images.min()} to {images.max()}; scale or clip them"
+            )
         self.input_spec.check(*images.shape[-2:])
         return images.reshape(len(images), channels, *images.shape[-2:])
 
     def _run(
-        self, session: onnxruntime.InferenceSession, output: str, feed: str, batch: np.ndarray, chunk: int
+        self,
+        session: onnxruntime.InferenceSession,
+        output: str,
+        feed: str,
+        batch: np.ndarray,
+        chunk: int,
+        *,
+        fixed: int | None,
     ) -> np.ndarray:
+        """``output`` for ``batch`` (see :meth:`_run_outputs`)."""
+        return self._run_outputs(session, [output], feed, batch, chunk, fixed=fixed)[0]
+
+    def _run_outputs(
+        self,
+        session: onnxruntime.InferenceSession,
+        outputs: Sequence[str],
+        feed: str,
+        batch: np.ndarray,
+        chunk: int,
+        *,
+        fixed: int | None,
+    ) -> list[np.ndarray]:
+        """``outputs`` for ``batch`` in calls of at most ``chunk`` items (fewer for large images), or of exactly the
+        ``fixed`` batch a file declares (the last call padded with zeros, their results dropped); each checked to
+        hold one finite result per item."""
         if len(batch) == 0:
             raise ValueError("empty batch")
-        batch = batch.astype(self._dtype, copy=False)
-        chunk = max(1, min(chunk, PIXELS_PER_CALL // max(1, int(np.prod(batch.shape[1:])))))
+        batch = batch.astype(self._dtype if feed == contract.INPUT else np.float32, copy=False)
+        chunk = fixed or max(1, min(chunk, PIXELS_PER_CALL // max(1, int(np.prod(batch.shape[1:])))))
+        calls = []
         try:
-            parts = [session.run([output], {feed: batch[i : i + chunk]})[0] for i in range(0, len(batch), chunk)]
+            for start in range(0, len(batch), chunk):
+                part = batch[start : start + chunk]
+                count = len(part)
+                if fixed and count < fixed:
+                    part = np.concatenate([part, np.zeros((fixed - count, *part.shape[1:]), part.dtype)])
+                calls.append([value[:count] for value in self._call(session, outputs, {feed: part})])
         except ort_errors() as err:
             raise ModelFileError(
-                f"{self.path.name} failed on a batch of shape {batch.shape}: {first_line(err)}"
+                f"{self.path.name} failed on a batch of shape {batch.shape}: {ort_message(err)}"
             ) from None
-        if sum(len(part) for part in parts) != len(batch) or len({part.shape[1:] for part in parts}) > 1:
-            raise ModelFileError(
-                f"{self.path.name} returned {output} of shape {parts[0].shape} for a batch of "
-                f"{len(batch)}; an aetool model returns one per image"
+        results = []
+        for index, output in enumerate(outputs):
+            parts = [call[index] for call in calls]
+            if sum(len(part) for part in parts) != len(batch) or len({part.shape[1:] for part in parts}) > 1:
+                raise ModelFileError(
+                    f"{self.path.name} returned {output} of shape {parts[0].shape} for a batch of "
+                    f"{len(batch)}; an aetool model returns one per image"
+                )
+            joined = parts[0] if len(parts) == 1 else np.concatenate(parts)
+            if not np.isfinite(joined).all():
+                raise ModelFileError(
+                    f"{self.path.name} returned NaN or infinite {output} values; the model file is broken"
+                )
+            results.append(joined.astype(np.float32, copy=False))
+        return results
+
+    def _call(
+        self, session: onnxruntime.InferenceSession, outputs: Sequence[str], feed: dict[str, np.ndarray]
+    ) -> list[np.ndarray]:
+        """One session call for ``outputs`` that Ctrl-C and ``timeout`` can stop.
+
+        A running onnxruntime call holds the main thread in C++, where Python's Ctrl-C handler never runs. So the
+        call runs in a worker thread while the main thread waits, interruptibly; on Ctrl-C or the timeout,
+        onnxruntime's ``RunOptions.terminate`` ends the call at its next node (a Loop's next iteration included).
+        Raises ``KeyboardInterrupt`` (Ctrl-C), ``TimedOut``, or what ``session.run`` raised.
+        """
+        import onnxruntime as ort
+
+        options = ort.RunOptions()
+        options.log_severity_level = 4  # a terminated call is reported by the exception, not a log line
+        if self.timeout is None and threading.current_thread() is not threading.main_thread():
+            return session.run(list(outputs), feed, options)  # no signal reaches this thread and no limit is set
+        done: list[list[np.ndarray]] = []
+        failed: list[BaseException] = []
+        ended = threading.Event()  # not Thread.join: an interrupted join can report a running thread as ended
+
+        def call() -> None:
+            try:
+                done.append(session.run(list(outputs), feed, options))
+            except BaseException as err:  # handed to the waiting thread, which raises it
+                failed.append(err)
+            finally:
+                ended.set()
+
+        _start(call)
+        try:
+            finished = ended.wait(self.timeout)
+        except KeyboardInterrupt:
+            _stop(ended, options)
+            raise
+        if not finished:
+            _stop(ended, options)
+            raise TimedOut(
+                f"{self.path.name}: a call of the model ran longer than the {self.timeout:g} s of --timeout and was "
+                "stopped"
             )
-        joined = parts[0] if len(parts) == 1 else np.concatenate(parts)
-        if not np.isfinite(joined).all():
-            raise ModelFileError(f"{self.path.name} returned NaN or infinite {output} values; the model file is broken")
-        return joined.astype(np.float32, copy=False)
+        if failed:
+            raise failed[0]
+        return done[0]
+
+
+def _stop(ended: threading.Event, options: Any) -> None:
+    """Ask onnxruntime to end a running call, and wait (a while) for it to end: a process must not exit while
+    onnxruntime still runs in another of its threads. A call that does not end is left to its thread, and the
+    main thread's next call gets a new one."""
+    options.terminate = True
+    if not ended.wait(STOP_WAIT):
+        _WORKER.clear()
+
+
+_WORKER: list[queue.SimpleQueue] = []  # the jobs of the one thread that runs the main thread's calls, once started
+
+
+def _start(call: Callable[[], None]) -> None:
+    """Run ``call`` in another thread: the main thread's calls in one lasting worker thread (starting a thread per
+    call cost 0.05–0.2 ms, as much as a small model's call), other threads' (with a timeout) in a thread each."""
+    if threading.current_thread() is not threading.main_thread():
+        threading.Thread(target=call, name="aetool-model-call", daemon=True).start()
+        return
+    if not _WORKER:
+        jobs: queue.SimpleQueue = queue.SimpleQueue()
+        threading.Thread(target=_serve, args=(jobs,), name="aetool-model-calls", daemon=True).start()
+        _WORKER.append(jobs)
+    _WORKER[0].put(call)
+
+
+def _serve(jobs: queue.SimpleQueue) -> None:
+    """The worker thread: run each call handed to it (a call reports its own outcome and never raises)."""
+    while True:
+        jobs.get()()
 
 
 def load(model: str | Path, providers: Sequence[str] | None = None, threads: int | None = None) -> Model:
-    """The model at a path or bundled under a name; opened once per process and then reused."""
+    """The model at a path or bundled under a name; opened once per process and then reused (set its ``timeout``
+    to bound each call)."""
     path = resolve(model)
     stat = path.stat()
     key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size, tuple(providers or ()), threads)

@@ -49,25 +49,29 @@ def add_noise(
 
 @dataclass(frozen=True)
 class NoiseTerm:
-    """One kind of noise at a level drawn uniformly from [low, high] (low = high: one level)."""
+    """One kind of noise at a level drawn uniformly from [low, high] (low = high: one level; 0: clean), chosen with
+    relative ``weight`` in a mix."""
 
     kind: str
     low: float
     high: float
+    weight: float = 1.0
 
     def __str__(self) -> str:
         levels = f"{self.low:g}" if self.low == self.high else f"{self.low:g}:{self.high:g}"
-        return f"{self.kind}={levels}"
+        return f"{self.kind}={levels}" + (f"@{self.weight:g}" if self.weight != 1 else "")
 
 
 @dataclass(frozen=True)
 class Noise:
     """The noise a model trains on and is scored with: none, one kind at one level (the report's), or a mix in
-    which each image gets one term, chosen uniformly, at a level drawn uniformly from the term's range (a blind
-    denoiser's training noise, in the spirit of DnCNN's blind model, Zhang et al. 2017).
+    which each image gets one term, chosen by the terms' weights, at a level drawn uniformly from the term's range
+    (a blind denoiser's training noise, in the spirit of DnCNN's blind model, Zhang et al. 2017).
 
     Written as text by :meth:`parse` and ``str()``: ``0.5`` (a level of the default kind), ``0:0.6`` (a range of
-    it), or ``gaussian=0:0.6,salt-pepper=0:0.3,mask=0.25`` (several kinds, each a level or a range).
+    it), or ``gaussian=0:0.6,salt-pepper=0:0.3,mask=0.25`` (several kinds, each a level or a range, chosen alike),
+    with ``@WEIGHT`` after a term to choose it more or less often (``gaussian=0@0.1`` adds clean images a tenth as
+    often as a term of weight 1).
     """
 
     terms: tuple[NoiseTerm, ...] = ()
@@ -83,22 +87,26 @@ class Noise:
         """The noise ``text`` names (see the class); raises ``ValueError`` naming what is wrong."""
         terms = []
         for part in text.split(","):
-            kind, _, levels = part.strip().rpartition("=")
+            term, _, weight_text = part.strip().partition("@")
+            kind, _, levels = term.rpartition("=")
             kind = kind.strip() or default_kind
             if kind not in NOISE_KINDS:
                 raise ValueError(f"unknown noise kind {kind!r}; choose one of {', '.join(NOISE_KINDS)}")
             low_text, _, high_text = levels.partition(":")
             try:
                 low, high = float(low_text), float(high_text or low_text)
+                weight = float(weight_text) if weight_text else 1.0
             except ValueError:
                 raise ValueError(
-                    f"noise {part.strip()!r} is not a level (0.5), a range (0:0.6) or KIND=LEVEL|RANGE"
+                    f"noise {part.strip()!r} is not a level (0.5), a range (0:0.6) or KIND=LEVEL|RANGE[@WEIGHT]"
                 ) from None
+            if not (np.isfinite(weight) and weight > 0):
+                raise ValueError(f"noise {part.strip()!r}: a weight must be a positive number")
             if low > high:
                 raise ValueError(f"noise range {part.strip()!r} runs backwards")
             check_level(low, kind)
             check_level(high, kind)
-            terms.append(NoiseTerm(kind, low, high))
+            terms.append(NoiseTerm(kind, low, high, weight))
         if len(terms) == 1 and terms[0].high == 0:
             return cls()
         return cls(tuple(terms))
@@ -127,7 +135,8 @@ class Noise:
         if self.level is not None:
             return add_noise(images, self.level[0], self.level[1], rng)
         noisy = np.empty(np.shape(images), np.float32)
+        weights = np.array([term.weight for term in self.terms])
         for i, image in enumerate(images):
-            term = self.terms[int(rng.integers(len(self.terms)))]
+            term = self.terms[int(rng.choice(len(self.terms), p=weights / weights.sum()))]
             noisy[i] = add_noise(image, float(rng.uniform(term.low, term.high)), term.kind, rng)
         return noisy

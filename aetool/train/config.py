@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from aetool.models import build_model, get_spec
+from aetool.models import ConvAE, build_model, get_spec
 from aetool.runtime.noise import NOISE_KINDS, Noise, check_level
 
 DATASETS = ("mnist", "fashion-mnist", "images")  # the two IDX datasets, or a folder or glob of your own
@@ -52,6 +52,7 @@ class TrainConfig:
     size: tuple[int, int] | None = None  # (height, width) images are resized to, for models of one size
     patch: int | None = None  # side of the random training crops, for models of any size
     channels: int | None = None  # 1 or 3; None: the data's (3 when any image is in colour)
+    augment: bool | None = None  # flip and rotate training patches (None: the model's default)
     # One-class training (anomaly detection): the labels of the normal images (IDX digits, subfolder names).
     classes: tuple[str, ...] | None = None
 
@@ -66,11 +67,16 @@ class TrainConfig:
             self._resolve_pca()
         else:
             for name, generic in GENERIC.items():
-                if getattr(self, name) is None and name != "noise":
+                if getattr(self, name) is None and name not in ("noise", "loss"):
                     setattr(self, name, spec.train.get(name, generic))
             if self.noise is None and self.noise_mix is None:  # the model's noise, unless any noise is given
                 self.noise, self.noise_mix = spec.train.get("noise", 0.0), spec.train.get("noise_mix")
             self.noise = self.noise or 0.0
+            if self.loss is None:  # sigmoid outputs saturate under MSE on noisy inputs: the conv AEs then use BCE
+                noisy_conv_ae = spec.build is ConvAE and bool(self.noise or self.noise_mix)
+                self.loss = spec.train.get("loss", "bce" if noisy_conv_ae else "mse")
+            if self.augment is None:
+                self.augment = spec.train.get("augment", False)
             if self.components is not None:
                 raise ValueError("--components applies to the pca model only")
         for name in ("data_dir", "data", "val_data"):  # recorded absolute, so an export from elsewhere finds them
@@ -200,6 +206,8 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"unknown training settings: {', '.join(sorted(unknown))}")
         settings = {key: value for key, value in stored.items() if key in known}
+        if settings["model"] == "denoise" and "channels" not in stored:  # round 1's dense denoiser, renamed
+            settings["model"] = "denoise-dense"
         for key in ("size", "classes"):
             if isinstance(settings.get(key), list):
                 settings[key] = tuple(settings[key])

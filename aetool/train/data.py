@@ -250,6 +250,7 @@ class Batches:
     batch_size: int
     seed: int
     patch: int | None = None
+    augment: bool = False  # patches only: each crop also flipped/rotated by one of the 8 symmetries of the square
     rank: int = 0
     world: int = 1
 
@@ -284,7 +285,11 @@ class Batches:
             image = self.images.images[i]
             top = rng.integers(0, image.shape[1] - self.patch + 1)
             left = rng.integers(0, image.shape[2] - self.patch + 1)
-            crops.append(tvf.crop(torch.from_numpy(np.asarray(image)), int(top), int(left), self.patch, self.patch))
+            crop = tvf.crop(torch.from_numpy(np.asarray(image)), int(top), int(left), self.patch, self.patch)
+            if self.augment:
+                turns, flip = int(rng.integers(4)), bool(rng.integers(2))
+                crop = torch.rot90(tvf.horizontal_flip(crop) if flip else crop, turns, dims=(1, 2))
+            crops.append(crop)
         return torch.stack(crops)
 
 

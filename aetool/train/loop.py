@@ -278,7 +278,13 @@ class Trainer:
         self.net = net.to(device)
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=self.lr)
         self.batches = Batches(
-            data.train, config.batch_size, config.seed, patch=config.patch, rank=place.rank, world=place.world
+            data.train,
+            config.batch_size,
+            config.seed,
+            patch=config.patch,
+            augment=bool(config.augment),
+            rank=place.rank,
+            world=place.world,
         )
         self.noise = config.noise_spec
         per_image = config.dataset == "images"

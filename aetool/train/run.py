@@ -8,6 +8,10 @@ training loop, the CLI, the exporter, the report, ``scripts/build_bundled.py`` a
 from __future__ import annotations
 
 import json
+import math
+import pickle
+import re
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,32 +26,9 @@ from aetool.runtime.files import write_files
 from aetool.train.config import TrainConfig
 
 CHECKPOINT = "checkpoint.pt"
+UNPACKED_SLACK = 16 << 20  # torch.save stores a checkpoint's members uncompressed: they unpack to its own size
 METRICS = "metrics.json"
 ONNX = "model.onnx"
-# What must match for a resumed run to end at the uninterrupted run's weights: batches, noise and the learning-rate
-# schedule are functions of these.
-RESUMED_SETTINGS = (
-    "model",
-    "data",
-    "val",
-    "val_data",
-    "size",
-    "patch",
-    "channels",
-    "epochs",
-    "batch_size",
-    "lr",
-    "loss",
-    "l1",
-    "noise",
-    "noise_kind",
-    "noise_mix",
-    "components",
-    "seed",
-    "dataset",
-    "limit",
-    "classes",
-)
 # What a run learns (model and objective): a stored run stands in for a wanted one when these are equal and it was
 # trained at least as long on at least as many images. How it was optimised (lr, batch size, seed) may differ.
 REUSED_SETTINGS = (
@@ -63,6 +44,20 @@ REUSED_SETTINGS = (
     "noise_mix",
     "components",
     "classes",
+)
+# What must match for a resumed run to end at the uninterrupted run's weights: batches, noise and the learning-rate
+# schedule are functions of these too.
+RESUMED_SETTINGS = (
+    *REUSED_SETTINGS,
+    "val",
+    "val_data",
+    "patch",
+    "augment",
+    "epochs",
+    "batch_size",
+    "lr",
+    "seed",
+    "limit",
 )
 
 
@@ -82,8 +77,8 @@ class Run:
 
     @property
     def test_mse(self) -> float | None:
-        """The test MSE after the last epoch (``None`` before the first)."""
-        return self.history[-1]["test_mse"] if self.history else None
+        """The test MSE after the last epoch (``None`` before the first, or when it was not recorded)."""
+        return self.history[-1].get("test_mse") if self.history else None
 
 
 @dataclass(frozen=True)
@@ -118,41 +113,55 @@ class RunFolder:
     # ---- reading back ----
 
     def read_checkpoint(self) -> dict[str, Any]:
-        """The checkpoint, read safely (``weights_only=True``); raises ``AetoolError`` for a missing or foreign file."""
+        """The checkpoint, read safely (``weights_only=True``) once its zip archive is shown to unpack to about
+        its own size; raises ``AetoolError`` for a missing, foreign, untrustworthy or malformed file."""
         path = self.checkpoint
         if self.path.is_file():
             raise AetoolError(f"cannot use {self.path} as a run folder: it is a file")
         if not path.is_file():
             raise AetoolError(f"no checkpoint at {path}")
+        _check_archive(path)
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as err:  # what weights_only raises for anything but tensors and plain values
+            found = re.search(r"Unsupported global: GLOBAL (\S+)", str(err))
+            what = f" ({found[1]})" if found else ""
+            raise AetoolError(
+                f"{path} is not a trustworthy aetool checkpoint: it holds Python objects{what} that loading would "
+                "run, and aetool loads only tensors and plain values"
+            ) from None
         except Exception as err:  # torch.load raises many kinds on foreign bytes (KeyError on a text file)
-            raise AetoolError(f"{path} is not a readable checkpoint: {first_line(err)[:160]}") from None
+            raise AetoolError(f"{path} is not a readable checkpoint: {first_line(err)[:200]}") from None
         if not isinstance(state, dict) or not {"model", "config", "epoch"} <= state.keys():
             raise AetoolError(f"{path} is not an aetool checkpoint (it lacks model, config and epoch)")
         if not isinstance(state["model"], dict) or not isinstance(state.get("optimizer"), dict | None):
             raise AetoolError(f"{path} is not an aetool checkpoint (its weights or optimizer state are not dicts)")
         if not isinstance(state["epoch"], int) or isinstance(state["epoch"], bool) or state["epoch"] < 0:
-            raise AetoolError(f"{path} is not an aetool checkpoint (its epoch is {state['epoch']!r})")
+            raise AetoolError(f"{path} is not an aetool checkpoint (its epoch is {_shown(state['epoch'])})")
+        if not isinstance(state["config"], dict):
+            raise AetoolError(f"{path} is not an aetool checkpoint (its config is {_shown(state['config'])})")
         return state
 
     def read_metrics(self) -> dict[str, Any]:
         """``metrics.json`` (``{"config": …, "history": [...]}``); an empty history when there is none yet.
 
-        Raises ``AetoolError`` when the file is not JSON of that shape.
+        Raises ``AetoolError`` when the file is not JSON of that shape: a config object, and a history of records
+        each with an integer ``epoch`` and, where present, a finite number or null as ``test_mse``.
         """
         path = self.metrics
         if not path.is_file():
             return {"history": []}
         try:
             metrics = json.loads(path.read_text())
-        except (ValueError, OSError) as err:
-            raise AetoolError(f"{path} is not readable JSON: {err}") from None
+        except (ValueError, OSError, RecursionError) as err:
+            raise AetoolError(f"{path} is not readable JSON: {first_line(err)}") from None
         history = metrics.get("history", []) if isinstance(metrics, dict) else None
-        if not isinstance(history, list) or not all(
-            isinstance(r, dict) and isinstance(r.get("epoch"), int) for r in history
-        ):
-            raise AetoolError(f'{path} is not an aetool metrics file (it needs a "history" list of epoch records)')
+        config = metrics.get("config", {}) if isinstance(metrics, dict) else None
+        if not isinstance(history, list) or not isinstance(config, dict) or not all(map(_epoch_record, history)):
+            raise AetoolError(
+                f'{path} is not an aetool metrics file (it needs a "config" object and a "history" list of epoch '
+                'records, each with an integer "epoch" and a number "test_mse")'
+            )
         return metrics
 
     def stored_config(self) -> dict[str, Any] | None:
@@ -252,13 +261,20 @@ class RunFolder:
         return None if force else self.read_checkpoint()
 
     def check_resumable(self, state: dict[str, Any], config: TrainConfig) -> None:
-        """Refuse (``AetoolError``) to resume the checkpoint ``state`` under settings other than its own."""
+        """Refuse (``AetoolError``) to resume the checkpoint ``state`` under settings other than its own, or one
+        whose weights or optimizer state are not those of the model ``config`` builds."""
         conflicts = self.resume_conflicts(state["config"], config)
         if conflicts:
             raise AetoolError(
                 f"{self.path} was trained with {', '.join(conflicts)}; resume it with its own settings, "
                 "or start over with --force"
             )
+        net = build_model(config.model, **config.arch)
+        problem = _weights_problem(state["model"], net.state_dict()) or _optimizer_problem(
+            state["optimizer"], len(list(net.parameters()))
+        )
+        if problem:
+            raise AetoolError(f"{self.checkpoint} cannot be resumed: {problem}; start over with --force")
 
     @staticmethod
     def resume_conflicts(stored: dict[str, Any], config: TrainConfig) -> list[str]:
@@ -285,6 +301,66 @@ class RunFolder:
         if stored.get("limit") is not None and (wanted.limit is None or stored["limit"] < wanted.limit):
             reasons.append(f"{stored['limit']} images, not {wanted.limit or 'all'}")
         return reasons
+
+
+def _check_archive(path: Path) -> None:
+    """Raise ``AetoolError`` unless ``path`` is a zip archive (what torch.save writes) whose members unpack to about
+    its own size: a zip bomb (a megabyte that declares gigabytes) is refused before torch reads a byte of it."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            declared = sum(info.file_size for info in archive.infolist())
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError) as err:
+        raise AetoolError(
+            f"{path} is not a readable checkpoint: not a zip archive as torch.save writes ({first_line(err)})"
+        ) from None
+    size = path.stat().st_size
+    if declared > 2 * size + UNPACKED_SLACK:
+        raise AetoolError(
+            f"{path} is not an aetool checkpoint: its {size:,} bytes declare {declared:,} bytes unpacked (torch.save "
+            "stores them uncompressed); refused before loading"
+        )
+
+
+def _epoch_record(record: Any) -> bool:
+    """Whether a history record has what the runtime and the training loop read: an integer epoch, a test MSE."""
+    if not isinstance(record, dict):
+        return False
+    epoch, mse = record.get("epoch"), record.get("test_mse")
+    finite = mse is None or (isinstance(mse, int | float) and not isinstance(mse, bool) and math.isfinite(mse))
+    return isinstance(epoch, int) and not isinstance(epoch, bool) and epoch >= 0 and finite
+
+
+def _weights_problem(stored: dict[str, Any], expected: dict[str, Any]) -> str | None:
+    """Why stored weights are not a state dict of the expected model (names and shapes), or None."""
+    if stored.keys() != expected.keys():
+        missing, extra = sorted(expected.keys() - stored.keys()), sorted(stored.keys() - expected.keys())
+        return f"its weights are another model's (missing {missing[:3]}, unexpected {extra[:3]})"
+    for name, tensor in expected.items():
+        value = stored[name]
+        if not isinstance(value, torch.Tensor) or value.shape != tensor.shape:
+            shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+            return f"its weight {name} is {shape}, the model's is {tuple(tensor.shape)}"
+    return None
+
+
+def _optimizer_problem(stored: dict[str, Any] | None, parameters: int) -> str | None:
+    """Why a stored optimizer state cannot continue training a model of ``parameters`` tensors, or None."""
+    if stored is None:
+        return "it holds no optimizer state, so training cannot continue exactly"
+    groups = stored.get("param_groups")
+    if not isinstance(groups, list) or not all(
+        isinstance(g, dict) and isinstance(g.get("params"), list) for g in groups
+    ):
+        return "its optimizer state has no parameter groups"
+    counted = sum(len(group["params"]) for group in groups)
+    if counted != parameters or not isinstance(stored.get("state"), dict):
+        return f"its optimizer state is for {counted} parameter tensors, the model has {parameters}"
+    return None
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "…"
 
 
 def _normalised(stored: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,452 @@
+"""Does a model file compute the same numbers in every ONNX runtime installed here? The data behind ``aetool check``.
+
+Each runtime loads the file and runs it on the same fixed inputs (:func:`cases_for`); every output is compared
+with onnxruntime's, the runtime aetool itself runs on, within ``atol`` × max(1, max|output|) (the parity rule of
+the export, with looser defaults: other runtimes sum in other orders, and compute fp16 files in half precision
+where onnxruntime's CPU provider computes most fp16 nodes in float32). onnxruntime is always there; the ONNX
+reference evaluator (``onnx``), OpenCV DNN (``opencv-python-headless``) and OpenVINO are checked where installed
+(``pip install 'aetool[check]'`` installs all three). Torch-free: the exporter records the same checks in each
+file it writes (``checked_in``), and ``aetool check`` runs them on any file later.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import importlib.util
+import io
+import math
+import os
+import re
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from aetool.errors import ModelFileError, first_line
+from aetool.runtime import contract
+from aetool.runtime.model import open_session, ort_errors, parse_metadata
+from aetool.runtime.registry import resolve
+
+ATOL = {"fp32": 1e-4, "fp16": 1e-2, "int8": 1e-2}  # by the file's precision: a few steps of fp16's or int8's
+TIE_SIZE = (28, 28)
+NON_SQUARE = (32, 48)
+CODE_SIZES = ((7, 7), (8, 12))  # a conv decoder's code: 28×28 and 32×48 images pooled twice
+EXTRA = "pip install 'aetool[check]'"
+
+Outputs = dict[str, np.ndarray]
+Runner = Callable[[np.ndarray], Outputs]  # one batch of inputs → every output, by name
+
+
+def tie_images(channels: int = 1) -> np.ndarray:
+    """4×C×28×28 images whose pooling windows hold equal values, where unpooling must pick PyTorch's (first) position.
+
+    An all-black and an all-white image (every window of every channel ties), random levels on constant 2×2
+    blocks, and on 8×8 blocks so that the second pooling stage ties too; each channel gets its own levels.
+    """
+    rng = np.random.default_rng(7)
+    blocks2 = np.kron(rng.integers(0, 4, (channels, 14, 14)) / 3, np.ones((1, 2, 2)))
+    blocks8 = np.kron(rng.integers(0, 4, (channels, 4, 4)) / 3, np.ones((1, 8, 8)))[:, :28, :28]
+    flat = [np.zeros((channels, 28, 28)), np.ones((channels, 28, 28))]
+    return np.stack([*flat, blocks2, blocks8]).astype(np.float32)
+
+
+def tolerance(atol: float, want: np.ndarray) -> float:
+    """The largest allowed absolute difference from ``want``: ``atol`` for outputs within [-1, 1] (images),
+    growing with the output's magnitude beyond that (a code of size 20 holds float32 rounding differences of
+    about 1e-5 that no runtime can avoid)."""
+    return atol * max(1.0, float(np.abs(want).max(initial=0.0)))
+
+
+@dataclass(frozen=True)
+class Case:
+    """One named batch of inputs (float32) every runtime gets."""
+
+    name: str
+    inputs: np.ndarray
+
+
+def cases_for(shape: list[int | str | None], name: str, multiple_of: int | None) -> list[Case]:
+    """Fixed inputs for a graph input ``name`` of ``shape`` (symbolic dimensions as strings or None).
+
+    Images (``image``, N×C×H×W in [0, 1]): random at batch 4 and 1 of the fixed size, else 28×28; for models of
+    any size also images with ties (see :func:`tie_images`) when 28×28 fits ``multiple_of``, and a non-square
+    batch of 2 (32×48, rounded up to ``multiple_of``). Codes (``code``): standard normal at batch 4 and 1 (7×7 for
+    a conv decoder, N×C×h×w), and 8×12 at batch 2 for a conv decoder.
+    """
+    rng = np.random.default_rng(0)
+    dims = [d if isinstance(d, int) else None for d in shape[1:]]
+    if name == contract.CODE:
+        return _code_cases(dims, rng)
+    channels = dims[0] or 1
+    size = (dims[1], dims[2]) if dims[1:] and dims[1] and dims[2] else None
+    cases = [Case(f"random b{n}", rng.random((n, channels, *(size or TIE_SIZE)), dtype=np.float32)) for n in (4, 1)]
+    if size is None:
+        step = multiple_of or 1
+        if all(n % step == 0 for n in TIE_SIZE):
+            cases.append(Case("ties b4", tie_images(channels)))
+        height, width = (-(-n // step) * step for n in NON_SQUARE)
+        cases.append(Case(f"random {height}×{width} b2", rng.random((2, channels, height, width), dtype=np.float32)))
+    return cases
+
+
+def _code_cases(dims: list[int | None], rng: np.random.Generator) -> list[Case]:
+    """Standard normal codes: D per item, or C×h×w for a conv decoder (whose h and w are symbolic)."""
+    if None not in dims:
+        item = [d for d in dims if d is not None]
+        return [Case(f"random code b{n}", rng.standard_normal((n, *item), dtype=np.float32)) for n in (4, 1)]
+    channels = dims[0] or 1
+    cases = [Case(f"random code b{n}", rng.standard_normal((n, channels, *CODE_SIZES[0]), np.float32)) for n in (4, 1)]
+    height, width = CODE_SIZES[1]
+    cases.append(
+        Case(f"random code {height}×{width} b2", rng.standard_normal((2, channels, height, width), np.float32))
+    )
+    return cases
+
+
+# ---- the runtimes: each loads a file and returns a runner, or raises with the reason ----
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """A runtime that can be checked: the module it needs, how to name its version, how to load a file."""
+
+    name: str
+    module: str
+    load: Callable[[Path, str, list[str]], Runner]  # (file, input name, output names) → runner; raises its reason
+    version: Callable[[], str]
+
+    @property
+    def installed(self) -> bool:
+        return importlib.util.find_spec(self.module) is not None
+
+
+def _onnxruntime(path: Path, input_name: str, outputs: list[str]) -> Runner:
+    """onnxruntime's CPU provider, one thread: the reference (``aetool.runtime.model.open_session``)."""
+    session = open_session(path, threads=1)
+    return lambda x: dict(zip(outputs, session.run(outputs, {input_name: x}), strict=True))
+
+
+def _reference(path: Path, input_name: str, outputs: list[str]) -> Runner:
+    """onnx's reference evaluator: every operator in plain numpy, as the ONNX specification defines it."""
+    from onnx.reference import ReferenceEvaluator
+
+    evaluator = ReferenceEvaluator(str(path))
+    return lambda x: dict(zip(outputs, evaluator.run(outputs, {input_name: x}), strict=True))
+
+
+def _opencv(engine: int | None) -> Callable[[Path, str, list[str]], Runner]:
+    """OpenCV DNN's loader with ``engine`` (``cv2.dnn.ENGINE_NEW`` or ``ENGINE_CLASSIC``; None: OpenCV 4's only)."""
+
+    def load(path: Path, input_name: str, outputs: list[str]) -> Runner:
+        import cv2
+
+        with _stderr_of_c_code() as log:
+            net = cv2.dnn.readNetFromONNX(str(path)) if engine is None else cv2.dnn.readNetFromONNX(str(path), engine)
+        if net.empty():  # OpenCV 5's new engine returns an empty net, without raising, for a graph it cannot parse
+            unsupported = re.search(r"Unsupported operations:\s*((?:\s*\w+)+)", log.getvalue())
+            why = f": unsupported operations {', '.join(unsupported[1].split())}" if unsupported else ""
+            raise RuntimeError(f"readNetFromONNX returned an empty network{why}")
+
+        def run(x: np.ndarray) -> Outputs:
+            with _stderr_of_c_code():
+                net.setInput(x, input_name)
+                return {name: np.asarray(value) for name, value in zip(outputs, net.forward(outputs), strict=True)}
+
+        return run
+
+    return load
+
+
+@contextlib.contextmanager
+def _stderr_of_c_code() -> Iterator[io.StringIO]:
+    """Catch what C++ code writes to file descriptor 2 (OpenCV logs its parser's complaints there itself): the
+    reason reaches the table, not the terminal."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    text = io.StringIO()
+    with tempfile.TemporaryFile(mode="w+b") as caught:
+        os.dup2(caught.fileno(), 2)
+        try:
+            yield text
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            caught.seek(0)
+            text.write(caught.read().decode(errors="replace"))
+
+
+def _openvino(path: Path, input_name: str, outputs: list[str]) -> Runner:
+    """OpenVINO on the CPU in f32, asked for and checked: a bf16/fp16-capable CPU would otherwise compute in less."""
+    import openvino as ov
+
+    compiled = ov.Core().compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    precision = compiled.get_property("INFERENCE_PRECISION_HINT")
+    if precision != ov.Type.f32:
+        raise RuntimeError(f"OpenVINO runs in {precision}, not f32")
+    ports = {name: compiled.output(name) for name in outputs}
+
+    def run(x: np.ndarray) -> Outputs:
+        result = compiled({input_name: x})
+        return {name: np.asarray(result[port]) for name, port in ports.items()}
+
+    return run
+
+
+def _module_version(module: str) -> Callable[[], str]:
+    """A function giving ``module``'s version without build suffixes (OpenVINO's ``2026.4.1-22982-…``)."""
+
+    def version() -> str:
+        return str(importlib.import_module(module).__version__).split("-")[0]
+
+    return version
+
+
+def _opencv_engines() -> list[Runtime]:
+    """OpenCV DNN: one row per engine where it has two (OpenCV ≥ 5: new and classic), else one."""
+    version = _module_version("cv2")
+    if importlib.util.find_spec("cv2") is None:
+        return [Runtime("opencv", "cv2", _opencv(None), version)]
+    import cv2
+
+    if not hasattr(cv2.dnn, "ENGINE_NEW"):
+        return [Runtime("opencv", "cv2", _opencv(None), version)]
+    return [
+        Runtime("opencv", "cv2", _opencv(cv2.dnn.ENGINE_NEW), version),
+        Runtime("opencv-classic", "cv2", _opencv(cv2.dnn.ENGINE_CLASSIC), version),
+    ]
+
+
+def runtimes() -> list[Runtime]:
+    """Every runtime ``aetool check`` knows, onnxruntime (the reference) first, installed or not."""
+    return [
+        Runtime("onnxruntime", "onnxruntime", _onnxruntime, _module_version("onnxruntime")),
+        Runtime("onnx-reference", "onnx", _reference, _module_version("onnx")),
+        *_opencv_engines(),
+        Runtime("openvino", "openvino", _openvino, _module_version("openvino")),
+    ]
+
+
+# ---- the check ----
+
+
+@dataclass(frozen=True)
+class RuntimeResult:
+    """One runtime on one file: ✓ with its largest difference from onnxruntime, ✗ with the reason, or absent."""
+
+    runtime: str
+    version: str | None
+    installed: bool
+    ok: bool | None  # None: not installed, so not checked
+    max_abs: float | None = None
+    worst: str | None = None  # "case output" of the largest difference
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class CheckReport:
+    """Every runtime on one file, against onnxruntime's outputs on the same cases."""
+
+    file: str
+    atol: float
+    cases: list[str]
+    outputs: list[str]
+    metadata: dict[str, Any]
+    results: list[RuntimeResult] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        """Whether every installed runtime gave onnxruntime's numbers."""
+        return all(r.ok for r in self.results if r.installed)
+
+    @property
+    def failed(self) -> list[RuntimeResult]:
+        return [r for r in self.results if r.ok is False]
+
+    def lines(self) -> list[str]:
+        """The ✓/✗ table for people: a line per runtime, the reason for each ✗, and how to add the missing."""
+        target = self.metadata.get(contract.TARGET)
+        about = ", ".join(
+            part
+            for part in (
+                f"target {target}" if target else "",
+                f"opset {self.metadata[contract.OPSET]}" if self.metadata.get(contract.OPSET) else "",
+                self.metadata.get(contract.PRECISION) or "",
+            )
+            if part
+        )
+        lines = [
+            f"{Path(self.file).name}{f' ({about})' if about else ''}: {', '.join(self.outputs)} on "
+            f"{', '.join(self.cases)}; max abs against onnxruntime ≤ {self.atol:g} × max(1, max|output|)"
+        ]
+        width = max(len(r.runtime) for r in self.results)
+        for result in self.results:
+            version = result.version or ""
+            if not result.installed:
+                lines.append(f"  – {result.runtime:<{width}}  {'':<10} not installed ({EXTRA})")
+            elif result.runtime == "onnxruntime":
+                lines.append(f"  ✓ {result.runtime:<{width}}  {version:<10} the reference")
+            elif result.ok:
+                lines.append(f"  ✓ {result.runtime:<{width}}  {version:<10} max abs {result.max_abs:.1e}")
+            else:
+                lines.append(f"  ✗ {result.runtime:<{width}}  {version:<10} {result.error}")
+        return lines
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "file": self.file,
+            "passed": self.passed,
+            "atol": self.atol,
+            "cases": self.cases,
+            "outputs": self.outputs,
+            "target": self.metadata.get(contract.TARGET),
+            "opset": self.metadata.get(contract.OPSET),
+            "precision": self.metadata.get(contract.PRECISION),
+            "runtimes": [result.to_dict() for result in self.results],
+        }
+
+
+def compare_outputs(
+    cases: list[Case], want: list[Outputs], got: list[Outputs], atol: float
+) -> tuple[float, str, str | None]:
+    """The largest difference of ``got`` from ``want`` (onnxruntime's) over every case and output, where it is ("case
+    output"), and why it fails (None when every output is within :func:`tolerance`)."""
+    worst, where = 0.0, ""
+    for case, expected, actual in zip(cases, want, got, strict=True):
+        for name, value in expected.items():
+            other = actual.get(name)
+            if other is None or other.shape != value.shape:
+                shape = "missing" if other is None else f"shape {tuple(other.shape)}"
+                return math.inf, f"{case.name} {name}", f"{case.name}: {name} {shape}, onnxruntime gives {value.shape}"
+            diff = float(np.max(np.abs(other.astype(np.float64) - value), initial=0.0))
+            if not diff <= tolerance(atol, value):  # NaN fails too
+                return (
+                    diff,
+                    f"{case.name} {name}",
+                    f"{case.name}: {name} max abs {diff:.2e} > {tolerance(atol, value):.1e}",
+                )
+            if diff > worst:
+                worst, where = diff, f"{case.name} {name}"
+    return worst, where, None
+
+
+def _run_all(runner: Runner, cases: list[Case]) -> list[Outputs]:
+    return [runner(case.inputs) for case in cases]
+
+
+def _check_one(runtime: Runtime, ref: Reference, *, atol: float) -> RuntimeResult:
+    """Load and run the file in ``runtime`` on the reference's cases, and hold its outputs to onnxruntime's."""
+    version = None
+    try:
+        version = runtime.version()
+        runner = runtime.load(ref.path, ref.input_name, ref.outputs)
+    except Exception as err:  # whatever a runtime raises while loading is the reason it fails: reported, not hidden
+        return RuntimeResult(runtime.name, version, True, False, error=f"cannot load: {_reason(err)}")
+    try:
+        got = _run_all(runner, ref.cases)
+    except Exception as err:  # likewise for running
+        return RuntimeResult(runtime.name, version, True, False, error=f"fails to run: {_reason(err)}")
+    max_abs, worst, problem = compare_outputs(ref.cases, ref.want, got, atol)
+    if problem:
+        return RuntimeResult(runtime.name, version, True, False, max_abs, worst, problem)
+    return RuntimeResult(runtime.name, version, True, True, max_abs, worst)
+
+
+_TELLING = (
+    "No conversion rule",
+    "parse error",
+    "Can't create layer",
+    "Unsupported",
+    "not supported",
+    "not implemented",
+)
+_OPENCV_PREFIX = re.compile(r"OpenCV\([^)]*\) \S+: error: ")  # "OpenCV(5.0.0) /io/…/importer.cpp:2591: error: "
+
+
+def _reason(err: BaseException) -> str:
+    """The line of a runtime's (often multi-line) message that says what is wrong, without source paths."""
+    lines = [_OPENCV_PREFIX.sub("", line).strip(" >-") for line in str(err).splitlines()]
+    lines = [line for line in lines if line]
+    telling = [line for line in lines if any(word in line for word in _TELLING)]
+    text = (telling or lines or [type(err).__name__])[0]
+    return text if len(text) <= 200 else text[:199] + "…"
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A file's fixed inputs and onnxruntime's outputs on them: what every other runtime is held to."""
+
+    path: Path
+    input_name: str
+    outputs: list[str]
+    cases: list[Case]
+    want: list[Outputs]  # per case, every output by name
+    metadata: dict[str, Any]
+
+
+def reference(model: str | Path) -> Reference:
+    """Run a model or decoder file (a path, or a bundled model's name) in onnxruntime on :func:`cases_for` inputs.
+
+    Raises ``ModelFileError`` for a file that is missing, will not load or run in onnxruntime, or has no single
+    ``image`` (N×C×H×W) or ``code`` (N×D or N×C×h×w) input.
+    """
+    path = resolve(model)
+    session = open_session(path, threads=1)
+    metadata = parse_metadata(session.get_modelmeta().custom_metadata_map)
+    inputs = session.get_inputs()
+    ranks = {contract.INPUT: (4,), contract.CODE: (2, 4)}
+    if len(inputs) != 1 or len(inputs[0].shape) not in ranks.get(inputs[0].name, ()):
+        got = ", ".join(f"{i.name!r} {i.shape}" for i in inputs) or "none"
+        raise ModelFileError(
+            f"{path} is not an aetool model or decoder: one input 'image' (N×C×H×W) or 'code' (N×D or N×C×h×w) "
+            f"expected, got {got}"
+        )
+    spec = metadata.get(contract.INPUT_SPEC)
+    multiple_of = spec.get("multiple_of") if isinstance(spec, dict) else None
+    cases = cases_for(list(inputs[0].shape), inputs[0].name, multiple_of if isinstance(multiple_of, int) else None)
+    outputs = [o.name for o in session.get_outputs()]
+    try:
+        want = _run_all(lambda x: dict(zip(outputs, session.run(outputs, {inputs[0].name: x}), strict=True)), cases)
+    except ort_errors() as err:
+        raise ModelFileError(f"{path} fails in onnxruntime on {cases[0].name}: {first_line(err)}") from None
+    return Reference(path, inputs[0].name, outputs, cases, want, metadata)
+
+
+def check_file(model: str | Path, *, atol: float | None = None, only: list[str] | None = None) -> CheckReport:
+    """Run a model or decoder file (a path, or a bundled model's name) in every installed runtime (or those named
+    in ``only``) on :func:`cases_for` inputs and compare each with onnxruntime within ``atol`` × max(1, max|output|)
+    (default: ``ATOL`` of the precision its metadata names, fp32's when it names none).
+
+    Raises ``ModelFileError`` as :func:`reference` does; ``ValueError`` for an unknown runtime in ``only``.
+    """
+    known = runtimes()
+    unknown = set(only or ()) - {r.name for r in known}
+    if unknown:
+        raise ValueError(f"unknown runtime {sorted(unknown)[0]!r}; known: {', '.join(r.name for r in known)}")
+    ref = reference(model)
+    if atol is None:
+        atol = ATOL.get(str(ref.metadata.get(contract.PRECISION)), ATOL["fp32"])
+    report = CheckReport(str(ref.path), atol, [case.name for case in ref.cases], ref.outputs, ref.metadata)
+    for runtime in known if only is None else [r for r in known if r.name in only]:
+        if not runtime.installed:
+            report.results.append(RuntimeResult(runtime.name, None, False, None))
+        elif runtime.name == "onnxruntime":
+            report.results.append(RuntimeResult(runtime.name, runtime.version(), True, True, 0.0))
+        else:
+            report.results.append(_check_one(runtime, ref, atol=atol))
+    return report
+
+
+def check_bytes(model: bytes, *, atol: float) -> CheckReport:
+    """:func:`check_file` for a serialized model that is not a file yet (the exporter's, before it writes)."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "model.onnx"
+        path.write_bytes(model)
+        return check_file(path, atol=atol)

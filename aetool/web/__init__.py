@@ -1,0 +1,169 @@
+"""``aetool web``: a static page that runs the bundled models in the browser with onnxruntime-web (wasm).
+
+The site is plain files, nothing fetched from the internet when it runs:
+
+    index.html, app.js, style.css   the page (from ``aetool/web/page/``)
+    models.json                     each model's file, summary, role and input spec, read from its metadata
+    models/NAME.onnx                the bundled models (their decoders are not needed)
+    ort/                            onnxruntime-web's wasm build: ``ORT_FILES``, from the npm package
+
+onnxruntime-web is not a Python package: its files come from npm at build time (``web/package.json`` pins the
+version; ``npm ci --prefix web`` in a clone puts them under ``web/node_modules``), and :func:`find_ort_web` looks
+for them there or where ``--ort-web`` says. Browsers refuse to load the wasm module from ``file://`` pages, so the
+site must be served over HTTP; :func:`serve` adds the two headers that let onnxruntime-web use threads.
+Torch-free, like the runtime.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aetool.errors import AetoolError
+from aetool.runtime import contract
+from aetool.runtime.describe import bundled_models
+from aetool.runtime.model import Model
+from aetool.runtime.registry import models_dir
+
+PAGE = Path(__file__).with_name("page")
+PAGE_FILES = ("index.html", "app.js", "style.css")
+ORT_FILES = ("ort.wasm.min.js", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm")
+ORT_WEB_ENV = "AETOOL_ORT_WEB"
+PACKAGE = Path("node_modules") / "onnxruntime-web"
+CLONE_WEB = Path(__file__).resolve().parents[2] / "web"  # web/ of a clone (editable installs run from one)
+ISOLATION = {"Cross-Origin-Opener-Policy": "same-origin", "Cross-Origin-Embedder-Policy": "require-corp"}
+
+
+@dataclass(frozen=True)
+class Site:
+    """What :func:`build_site` wrote: the folder, the models in it, and the onnxruntime-web version it holds."""
+
+    folder: Path
+    models: list[str]
+    ort_web_version: str | None
+    bytes: int  # the whole site
+
+
+def _candidates(given: str | Path | None) -> Iterator[Path]:
+    """Folders that may hold ``ORT_FILES``: the one given (a dist folder, the npm package or a node_modules
+    folder, or a folder holding that), else ``$AETOOL_ORT_WEB``, else web/ of a clone and of the working folder."""
+    roots = [Path(given)] if given else [Path(os.environ[ORT_WEB_ENV])] if os.environ.get(ORT_WEB_ENV) else []
+    if not roots:
+        roots = [CLONE_WEB, Path("web")]
+    for root in roots:
+        yield from (root, root / "dist", root / "onnxruntime-web" / "dist", root / PACKAGE / "dist")
+
+
+def find_ort_web(given: str | Path | None = None) -> Path:
+    """The folder holding onnxruntime-web's ``ORT_FILES`` (see :func:`_candidates` for where it looks); raises
+    ``AetoolError`` saying how to get them when none does."""
+    for folder in _candidates(given):
+        if all((folder / name).is_file() for name in ORT_FILES):
+            return folder
+    where = f"in {given}" if given else "under web/node_modules (run: npm ci --prefix web, in a clone of aetool)"
+    raise AetoolError(
+        f"onnxruntime-web's files ({', '.join(ORT_FILES)}) are not {where}; see the README's 'In the browser', "
+        "or pass --ort-web DIR"
+    )
+
+
+def ort_web_version(folder: Path) -> str | None:
+    """The version in the npm package's package.json above a dist folder, when there is one."""
+    manifest = folder.parent / "package.json"
+    try:
+        version = json.loads(manifest.read_text()).get("version")
+    except (OSError, ValueError):
+        return None
+    return version if isinstance(version, str) else None
+
+
+def model_entry(name: str, path: Path, summary: str | None) -> dict[str, Any]:
+    """What the page needs to know of a model, from its file: role, input spec, noise, test MSE, target.
+
+    ``role`` is ``denoise`` for a model trained on noisy inputs (the page noises its input first) and
+    ``reconstruct`` otherwise. Raises ``ModelFileError`` for a file that will not load or breaks the contract.
+    """
+    model = Model(path, threads=1)
+    spec = model.input_spec
+    noise = model.metadata.get(contract.NOISE) or {}
+    level = noise.get("level") if isinstance(noise, dict) else None
+    return {
+        "name": name,
+        "file": f"models/{path.name}",
+        "summary": summary or name,
+        "role": "denoise" if level else "reconstruct",
+        "noise": level or 0.0,
+        "channels": spec.channels,
+        "size": list(spec.size) if spec.size else None,
+        "multiple_of": spec.multiple_of,
+        "polarity": spec.polarity,
+        "outputs": [output.name for output in model.session.get_outputs()],
+        "test_mse": model.metadata.get(contract.TEST_MSE),
+        "target": model.metadata.get(contract.TARGET),
+    }
+
+
+def build_site(folder: str | Path, *, ort_web: str | Path | None = None) -> Site:
+    """Write the page, the bundled models and onnxruntime-web's files into ``folder`` (created; files of the same
+    names replaced, others left alone). Raises ``AetoolError`` when onnxruntime-web's files are not found, when
+    ``folder`` is a file or cannot be written, or when no model is bundled; ``ModelFileError`` for a bundled model
+    that will not load."""
+    source = find_ort_web(ort_web)
+    target = Path(folder)
+    if target.exists() and not target.is_dir():
+        raise AetoolError(f"cannot write the site to {target}: it is a file; name a folder")
+    records = [r for r in bundled_models() if r.size_bytes is not None]
+    if not records:
+        raise AetoolError(f"no bundled models in {models_dir()} to put on the page")
+    entries = [model_entry(r.name, Path(r.path), r.summary) for r in records]
+    try:
+        for sub in ("models", "ort"):
+            (target / sub).mkdir(parents=True, exist_ok=True)
+        for name in PAGE_FILES:
+            shutil.copyfile(PAGE / name, target / name)
+        for name in ORT_FILES:
+            shutil.copyfile(source / name, target / "ort" / name)
+        for record in records:
+            shutil.copyfile(record.path, target / "models" / Path(record.path).name)
+        version = ort_web_version(source)
+        manifest = {"onnxruntime_web": version, "models": entries}
+        (target / "models.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    except OSError as err:
+        raise AetoolError(f"cannot write the site to {target}: {err.strerror or err}") from None
+    size = sum(path.stat().st_size for path in target.rglob("*") if path.is_file())
+    return Site(target, [entry["name"] for entry in entries], version, size)
+
+
+class _Handler(http.server.SimpleHTTPRequestHandler):
+    """Static files with the headers that make the page cross-origin isolated (SharedArrayBuffer, hence
+    onnxruntime-web's wasm threads, and 5 µs rather than 100 µs ``performance.now()``), and no caching."""
+
+    extensions_map = {  # noqa: RUF012 (the base class's attribute, extended)
+        **http.server.SimpleHTTPRequestHandler.extensions_map,
+        ".wasm": "application/wasm",
+        ".mjs": "text/javascript",
+        ".js": "text/javascript",
+    }
+
+    def end_headers(self) -> None:
+        for name, value in ISOLATION.items():
+            self.send_header(name, value)
+        self.send_header("Cache-Control", "no-store")
+        super().end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet: a request log would bury the command's own lines (``http.server``'s method, overridden)."""
+
+
+def server(folder: str | Path, port: int = 0, host: str = "127.0.0.1") -> http.server.ThreadingHTTPServer:
+    """An HTTP server for the site in ``folder`` on ``host:port`` (port 0: a free one, see ``server_address``);
+    call ``serve_forever`` (or run it in a thread) and ``server_close``. Raises ``OSError`` when the port is taken."""
+    handler = functools.partial(_Handler, directory=str(folder))
+    return http.server.ThreadingHTTPServer((host, port), handler)

@@ -1,0 +1,390 @@
+// aetool's page: the bundled models run in this browser by onnxruntime-web (wasm); nothing leaves the page.
+//
+// An image is {channels, height, width, data}: C×H×W float32 in [0, 1], as aetool's runtime holds it
+// (aetool/runtime/images.py). Each model gets it the way the runtime's image commands carry an image to a
+// model (aetool/runtime/batch.py): converted to the model's channels (RGB → grey by luma, grey → RGB by
+// replication), inverted when the model takes white-on-black images and this one is dark on light (judged by
+// its border), then fitted to a model of one size (the MNIST fit: ink into a 20×20 box centred in 28×28; the
+// page resamples with an antialiased bilinear filter where the runtime uses Lanczos) or padded to a multiple of
+// the size for a convolutional model. window.aetool exposes the same steps to the tests (tests/test_web.py).
+'use strict';
+
+const LUMA = [0.299, 0.587, 0.114]; // Pillow's RGB → L weights (ITU-R 601-2), as aetool's runtime
+const MNIST_BOX = 20 / 28;
+const WHITE_ON_BLACK = 'white-on-black';
+const MAX_SIDE = 512; // a dropped image is scaled down to this longer side: wasm runs a large page slowly
+const params = new URLSearchParams(location.search);
+const threads = Number(params.get('threads')) ||
+  (self.crossOriginIsolated ? Math.min(4, navigator.hardwareConcurrency || 1) : 1); // threads need isolation
+
+ort.env.wasm.wasmPaths = new URL('ort/', location.href).href; // ort-wasm-simd-threaded.{mjs,wasm} beside us
+ort.env.wasm.numThreads = threads;
+
+const state = { manifest: null, sessions: new Map(), image: null, seed: 1, loadedMs: 0 };
+
+// ---- images ----
+
+function image(channels, height, width, data) {
+  return { channels, height, width, data: data || new Float32Array(channels * height * width) };
+}
+
+function fromRGBA(rgba, width, height) {
+  // Canvas pixels (RGBA bytes) → C×H×W in [0, 1]: transparent areas composited on the opposite of the ink
+  // (white behind dark strokes, black behind light ones); three equal channels come back as one.
+  const n = width * height;
+  const colour = image(3, height, width);
+  let weight = 0, inked = 0, opaque = true;
+  for (let i = 0; i < n; i++) {
+    const a = rgba[4 * i + 3] / 255;
+    if (a < 1) opaque = false;
+    weight += a;
+    inked += a * (LUMA[0] * rgba[4 * i] + LUMA[1] * rgba[4 * i + 1] + LUMA[2] * rgba[4 * i + 2]) / 255;
+  }
+  const background = !opaque && weight && inked / weight < 0.5 ? 1 : 0;
+  let grey = true;
+  for (let i = 0; i < n; i++) {
+    const a = opaque ? 1 : rgba[4 * i + 3] / 255;
+    for (let c = 0; c < 3; c++) colour.data[c * n + i] = (rgba[4 * i + c] / 255) * a + background * (1 - a);
+    grey = grey && colour.data[i] === colour.data[n + i] && colour.data[n + i] === colour.data[2 * n + i];
+  }
+  return grey ? image(1, height, width, colour.data.slice(0, n)) : colour;
+}
+
+function luma(img) {
+  if (img.channels === 1) return img.data;
+  const n = img.height * img.width, out = new Float32Array(n);
+  for (let i = 0; i < n; i++) out[i] = LUMA[0] * img.data[i] + LUMA[1] * img.data[n + i] + LUMA[2] * img.data[2 * n + i];
+  return out;
+}
+
+function toChannels(img, channels) {
+  if (img.channels === channels) return img;
+  if (channels === 1) return image(1, img.height, img.width, luma(img));
+  const n = img.height * img.width, out = image(3, img.height, img.width);
+  for (let c = 0; c < 3; c++) out.data.set(img.data.subarray(0, n), c * n);
+  return out;
+}
+
+function isDarkOnLight(img) {
+  // Whether the border is bright: dark ink on a light page, the opposite of MNIST (runtime: is_dark_on_light).
+  const b = luma(img), h = img.height, w = img.width;
+  const ring = Math.max(1, Math.floor(Math.min(h, w) / 14));
+  let sum = 0, count = 0;
+  const add = (y, x) => { sum += b[y * w + x]; count++; };
+  for (let y = 0; y < ring; y++) for (let x = 0; x < w; x++) add(y, x);
+  for (let y = h - ring; y < h; y++) for (let x = 0; x < w; x++) add(y, x);
+  for (let y = 0; y < h; y++) for (let x = 0; x < ring; x++) add(y, x);
+  for (let y = 0; y < h; y++) for (let x = w - ring; x < w; x++) add(y, x);
+  return sum / count > 0.5;
+}
+
+function invert(img) {
+  return image(img.channels, img.height, img.width, img.data.map((v) => 1 - v));
+}
+
+function taps(inSize, outSize) {
+  // Antialiased bilinear weights along one axis (Pillow's BILINEAR): a triangle as wide as the scale factor.
+  const scale = inSize / outSize, support = Math.max(1, scale), rows = [];
+  for (let i = 0; i < outSize; i++) {
+    const centre = (i + 0.5) * scale, from = Math.max(0, Math.floor(centre - support));
+    const to = Math.min(inSize, Math.ceil(centre + support)), weights = [];
+    let total = 0;
+    for (let j = from; j < to; j++) {
+      const wgt = Math.max(0, 1 - Math.abs((j + 0.5 - centre) / support));
+      weights.push(wgt); total += wgt;
+    }
+    rows.push({ from, weights: weights.map((wgt) => wgt / total) });
+  }
+  return rows;
+}
+
+function resize(img, height, width) {
+  const ys = taps(img.height, height), xs = taps(img.width, width), out = image(img.channels, height, width);
+  const across = new Float32Array(img.height * width);
+  for (let c = 0; c < img.channels; c++) {
+    const plane = img.data.subarray(c * img.height * img.width, (c + 1) * img.height * img.width);
+    for (let y = 0; y < img.height; y++) {
+      for (let x = 0; x < width; x++) {
+        let v = 0;
+        xs[x].weights.forEach((wgt, k) => { v += wgt * plane[y * img.width + xs[x].from + k]; });
+        across[y * width + x] = v;
+      }
+    }
+    for (let y = 0; y < height; y++) {
+      for (let x = 0; x < width; x++) {
+        let v = 0;
+        ys[y].weights.forEach((wgt, k) => { v += wgt * across[(ys[y].from + k) * width + x]; });
+        out.data[c * height * width + y * width + x] = Math.min(1, Math.max(0, v));
+      }
+    }
+  }
+  return out;
+}
+
+function roundHalfEven(x) {
+  const r = Math.round(x);
+  return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r; // Python's round
+}
+
+function fit(img, height, width) {
+  // The MNIST fit of a white-on-black image (runtime: images.fit): crop to the ink, longer side to 20/28 of the
+  // model's shorter side, centred on black.
+  const b = luma(img), h = img.height, w = img.width;
+  let peak = 0;
+  for (const v of b) peak = Math.max(peak, v);
+  let top = h, left = w, bottom = -1, right = -1;
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      if (peak > 0 && b[y * w + x] < 0.5 * peak) continue;
+      top = Math.min(top, y); bottom = Math.max(bottom, y); left = Math.min(left, x); right = Math.max(right, x);
+    }
+  }
+  const crop = image(img.channels, bottom - top + 1, right - left + 1);
+  for (let c = 0; c < img.channels; c++) {
+    for (let y = 0; y < crop.height; y++) {
+      for (let x = 0; x < crop.width; x++) {
+        crop.data[(c * crop.height + y) * crop.width + x] = img.data[(c * h + top + y) * w + left + x];
+      }
+    }
+  }
+  const scale = MNIST_BOX * Math.min(height, width) / Math.max(crop.height, crop.width);
+  const ih = Math.max(1, roundHalfEven(crop.height * scale)), iw = Math.max(1, roundHalfEven(crop.width * scale));
+  return place(resize(crop, ih, iw), height, width, Math.floor((height - ih) / 2), Math.floor((width - iw) / 2));
+}
+
+function place(img, height, width, top, left) {
+  // img on black, at (top, left) of a height × width image: padding when it fits at (0, 0).
+  const out = image(img.channels, height, width);
+  for (let c = 0; c < img.channels; c++) {
+    for (let y = 0; y < img.height; y++) {
+      const from = (c * img.height + y) * img.width;
+      out.data.set(img.data.subarray(from, from + img.width), (c * height + top + y) * width + left);
+    }
+  }
+  return out;
+}
+
+function crop(img, height, width) {
+  const out = image(img.channels, height, width);
+  for (let c = 0; c < img.channels; c++) {
+    for (let y = 0; y < height; y++) {
+      const from = (c * img.height + y) * img.width;
+      out.data.set(img.data.subarray(from, from + width), (c * height + y) * width);
+    }
+  }
+  return out;
+}
+
+function prepare(model, img) {
+  // The image as the model takes it, and how to carry its output back (runtime: batch._read, Reconstruct).
+  let x = toChannels(img, model.channels);
+  const flip = model.polarity === WHITE_ON_BLACK && isDarkOnLight(x);
+  if (flip) x = invert(x);
+  let fed = x;
+  if (model.size && (x.height !== model.size[0] || x.width !== model.size[1])) {
+    fed = model.polarity === WHITE_ON_BLACK ? fit(x, ...model.size) : resize(x, ...model.size);
+  } else if (!model.size) {
+    const m = model.multiple_of || 1;
+    fed = place(x, Math.ceil(x.height / m) * m, Math.ceil(x.width / m) * m, 0, 0);
+  }
+  const region = model.size ? [fed.height, fed.width] : [x.height, x.width];
+  return { fed, flip, region };
+}
+
+function noisy(img, sigma, seed) {
+  // Gaussian noise of std sigma, clipped to [0, 1], from a seeded generator (mulberry32 + Box–Muller): the
+  // denoiser's input. (Not the runtime's generator: the same kind of noise, not the same draw.)
+  let s = seed >>> 0;
+  const uniform = () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = Math.imul(s ^ (s >>> 15), 1 | s);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return (((t ^ (t >>> 14)) >>> 0) + 0.5) / 4294967296;
+  };
+  const data = img.data.map((v) => {
+    const g = Math.sqrt(-2 * Math.log(uniform())) * Math.cos(2 * Math.PI * uniform());
+    return Math.min(1, Math.max(0, v + sigma * g));
+  });
+  return image(img.channels, img.height, img.width, data);
+}
+
+// ---- models ----
+
+async function run(name, data, dims) {
+  // Every output of one session run on an N×C×H×W float32 batch, by name.
+  const session = state.sessions.get(name);
+  const results = await session.run({ [session.inputNames[0]]: new ort.Tensor('float32', data, dims) });
+  return Object.fromEntries(Object.entries(results).map(([key, t]) => [key, { dims: t.dims, data: t.data }]));
+}
+
+async function load() {
+  state.manifest = await (await fetch('models.json')).json();
+  const started = performance.now();
+  for (const model of state.manifest.models) {
+    const t0 = performance.now();
+    state.sessions.set(model.name, await ort.InferenceSession.create(model.file, { executionProviders: ['wasm'] }));
+    const t1 = performance.now();
+    // One run at load: a page's first runs pay for V8 optimising the wasm (the first bool → float Cast alone
+    // costs a few hundred ms), so the first image drawn does not.
+    const [c, h, w] = [model.channels, ...(model.size || [28, 28])];
+    await run(model.name, new Float32Array(c * h * w), [1, c, h, w]);
+    model.warmup = { create_ms: t1 - t0, first_run_ms: performance.now() - t1 };
+  }
+  state.loadedMs = performance.now() - started;
+}
+
+async function timeModel(name, seconds) {
+  // Per-image time at batch 1 after 20 warm-up runs: single runs for `seconds` (at least 200), median and p10.
+  const model = state.manifest.models.find((m) => m.name === name);
+  const [c, h, w] = [model.channels, ...(model.size || [28, 28])];
+  const data = new Float32Array(c * h * w).map((_, i) => (i * 7919 % 1000) / 1000);
+  for (let i = 0; i < 20; i++) await run(name, data, [1, c, h, w]);
+  const times = [], end = performance.now() + seconds * 1000;
+  while (performance.now() < end || times.length < 200) {
+    const t0 = performance.now();
+    await run(name, data, [1, c, h, w]);
+    times.push(performance.now() - t0);
+  }
+  times.sort((a, b) => a - b);
+  return {
+    name, threads, runs: times.length, median_ms: times[times.length >> 1],
+    p10_ms: times[Math.floor(times.length / 10)], ...model.warmup, load_all_ms: state.loadedMs,
+    crossOriginIsolated: self.crossOriginIsolated,
+  };
+}
+
+// ---- the page ----
+
+function show(img, label) {
+  const figure = document.createElement('figure'), canvas = document.createElement('canvas');
+  canvas.width = img.width; canvas.height = img.height;
+  const ctx = canvas.getContext('2d'), pixels = ctx.createImageData(img.width, img.height), n = img.width * img.height;
+  for (let i = 0; i < n; i++) {
+    for (let c = 0; c < 3; c++) pixels.data[4 * i + c] = Math.round(255 * img.data[(img.channels === 3 ? c : 0) * n + i]);
+    pixels.data[4 * i + 3] = 255;
+  }
+  ctx.putImageData(pixels, 0, 0);
+  const caption = document.createElement('figcaption');
+  caption.textContent = label;
+  figure.append(canvas, caption);
+  return figure;
+}
+
+// The outputs the page draws, by name. A model's other outputs (the code) are not drawn. An anomaly
+// detector's `anomaly_map` output gets its view here (a heatmap over the input) once aetool's detectors land.
+const VIEWS = {
+  reconstruction: (out, prepared) => {
+    const back = crop(out, ...prepared.region);
+    return show(prepared.flip ? invert(back) : back, 'output');
+  },
+};
+
+async function render() {
+  const cards = document.getElementById('cards');
+  if (!state.image) return;
+  cards.replaceChildren();
+  const sigma = Number(document.getElementById('sigma').value);
+  for (const model of state.manifest.models) {
+    const card = document.createElement('div'), images = document.createElement('div');
+    card.className = 'card'; images.className = 'images';
+    const prepared = prepare(model, state.image);
+    const input = model.role === 'denoise' ? noisy(prepared.fed, sigma, state.seed) : prepared.fed;
+    const seen = crop(input, ...prepared.region);
+    images.append(show(prepared.flip ? invert(seen) : seen, model.role === 'denoise' ? `input + noise σ ${sigma}` : 'input'));
+    const t0 = performance.now();
+    const outputs = await run(model.name, input.data, [1, input.channels, input.height, input.width]);
+    const ms = performance.now() - t0;
+    for (const [name, out] of Object.entries(outputs)) {
+      if (VIEWS[name]) images.append(VIEWS[name](image(out.dims[1], out.dims[2], out.dims[3], out.data), prepared));
+    }
+    const title = document.createElement('h3'), about = document.createElement('p');
+    title.textContent = `${model.name} (${model.role === 'denoise' ? 'denoised' : 'reconstructed'})`;
+    const mse = model.test_mse != null ? `, test MSE ${Number(model.test_mse).toFixed(5)}` : '';
+    about.textContent = `${model.summary}${mse}; ${ms.toFixed(1)} ms in this browser`;
+    card.append(title, about, images);
+    cards.append(card);
+  }
+}
+
+function setupPad() {
+  const pad = document.getElementById('pad'), ctx = pad.getContext('2d');
+  const clear = () => { ctx.fillStyle = '#000'; ctx.fillRect(0, 0, pad.width, pad.height); };
+  clear();
+  let drawing = false;
+  const at = (e) => { const r = pad.getBoundingClientRect(); return [(e.clientX - r.left) * pad.width / r.width, (e.clientY - r.top) * pad.height / r.height]; };
+  pad.addEventListener('pointerdown', (e) => {
+    drawing = true; pad.setPointerCapture(e.pointerId);
+    ctx.strokeStyle = '#fff'; ctx.lineWidth = 20; ctx.lineCap = ctx.lineJoin = 'round';
+    ctx.beginPath(); ctx.moveTo(...at(e)); ctx.lineTo(...at(e)); ctx.stroke();
+  });
+  pad.addEventListener('pointermove', (e) => { if (drawing) { ctx.lineTo(...at(e)); ctx.stroke(); } });
+  pad.addEventListener('pointerup', () => {
+    drawing = false;
+    const drawn = fromRGBA(ctx.getImageData(0, 0, pad.width, pad.height).data, pad.width, pad.height);
+    state.image = fit(drawn, 28, 28); // a digit the size of MNIST's, for every model
+    render();
+  });
+  document.getElementById('clear').addEventListener('click', () => { clear(); state.image = null; document.getElementById('cards').replaceChildren(); });
+}
+
+async function openFile(file) {
+  const bitmap = await createImageBitmap(file); // EXIF orientation applied, colours in sRGB
+  const scale = Math.min(1, MAX_SIDE / Math.max(bitmap.width, bitmap.height));
+  const width = Math.max(1, Math.round(bitmap.width * scale)), height = Math.max(1, Math.round(bitmap.height * scale));
+  const canvas = new OffscreenCanvas(width, height), ctx = canvas.getContext('2d');
+  ctx.drawImage(bitmap, 0, 0, width, height);
+  state.image = fromRGBA(ctx.getImageData(0, 0, width, height).data, width, height);
+  const note = scale < 1 ? ` (scaled down from ${bitmap.width}×${bitmap.height})` : '';
+  document.getElementById('status').textContent = `${file.name}: ${width}×${height}${note}`;
+  render();
+}
+
+function setupInputs() {
+  const sigma = document.getElementById('sigma'), value = document.getElementById('sigma-value');
+  const denoiser = state.manifest.models.find((m) => m.role === 'denoise');
+  sigma.value = denoiser ? denoiser.noise : 0.5;
+  value.textContent = sigma.value;
+  sigma.addEventListener('input', () => { value.textContent = sigma.value; render(); });
+  document.getElementById('reseed').addEventListener('click', () => { state.seed += 1; render(); });
+  document.getElementById('file').addEventListener('change', (e) => { if (e.target.files[0]) openFile(e.target.files[0]); });
+  document.body.addEventListener('dragover', (e) => { e.preventDefault(); document.body.classList.add('dropping'); });
+  document.body.addEventListener('dragleave', () => document.body.classList.remove('dropping'));
+  document.body.addEventListener('drop', (e) => {
+    e.preventDefault(); document.body.classList.remove('dropping');
+    if (e.dataTransfer.files[0]) openFile(e.dataTransfer.files[0]);
+  });
+}
+
+const ready = load().then(() => {
+  const names = state.manifest.models.map((m) => m.name).join(', ');
+  document.getElementById('status').textContent =
+    `${names} loaded and warmed up in ${(state.loadedMs / 1000).toFixed(2)} s; onnxruntime-web ` +
+    `${state.manifest.onnxruntime_web || ''} (wasm, ${threads} thread${threads > 1 ? 's' : ''}). Draw a digit.`;
+  document.getElementById('about').textContent =
+    `Made by aetool web. Models: ${state.manifest.models.map((m) => m.name + (m.target ? ` (${m.target} export)` : '')).join(', ')}.`;
+  setupPad();
+  setupInputs();
+}).catch((err) => {
+  const status = document.getElementById('status');
+  status.className = 'error';
+  status.textContent = `could not load the models: ${err.message || err}` +
+    (location.protocol === 'file:' ? ' (open the page over http, e.g. aetool web -o site --serve 8000)' : '');
+  throw err;
+});
+
+// For tests and benchmarks (tests/test_web.py, benchmarks/web_speed.py, web/run_page.mjs).
+window.aetool = {
+  ready,
+  manifest: () => state.manifest,
+  threads,
+  run: async (name, data, dims) => {
+    const outputs = await run(name, Float32Array.from(data), dims);
+    return Object.fromEntries(Object.entries(outputs).map(([k, v]) => [k, { dims: v.dims, data: Array.from(v.data) }]));
+  },
+  prepare: (name, rgba, width, height) => {
+    const model = state.manifest.models.find((m) => m.name === name);
+    const { fed, flip } = prepare(model, fromRGBA(Uint8ClampedArray.from(rgba), width, height));
+    return { dims: [1, fed.channels, fed.height, fed.width], data: Array.from(fed.data), flip };
+  },
+  time: timeModel,
+};

@@ -1,0 +1,188 @@
+"""The bundled models in the browser against native onnxruntime: per-image time at batch 1, and the warm-up cost.
+
+    .venv/bin/python benchmarks/web_speed.py [--threads 1,2] [--rounds 3] [--seconds 3] [--profile conv-unpool]
+
+Builds the site ``aetool web`` writes (needs ``npm ci --prefix web``), serves it cross-origin isolated (so the
+page may use threads and ``performance.now()`` has 5 µs, not 100 µs, resolution) and times each bundled model in
+headless Chromium (Debian's chromium) with the page's own ``aetool.time``: 20 warm-up runs, then single runs of
+one fixed 28×28 image for --seconds (at least 200); median per run. Native onnxruntime (this Python) runs the
+same files the same way at the same thread count (intra-op threads, one inter-op thread). Rounds alternate
+browser and native, so outside load falls on both; the table gives the median over rounds. Warm-up: the page's
+first model's session creation includes fetching and compiling onnxruntime-web's 14 MB .wasm; the first run of
+each session is timed apart. ``--profile NAME`` adds where the time goes, by operator type, in onnxruntime-web
+(wasm in Node) and in native onnxruntime, from their profilers, at batch 1 (native onnxruntime runs its convs in
+the NCHWc layout: ``Conv`` there with ``ReorderInput``/``ReorderOutput``, ``FusedConv`` in wasm).
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import statistics
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from aetool.runtime.registry import BUNDLED_DIR
+from aetool.web import build_site, server
+
+REPO = Path(__file__).resolve().parents[1]
+WEB = REPO / "web"
+BAR = 3.0
+NAMES = ("denoise", "conv-unpool", "deep")
+
+
+def native(path: Path, threads: int, seconds: float) -> dict:
+    """Batch-1 time of ``path`` in onnxruntime, by the page's protocol, with the session's warm-up cost."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+    started = time.perf_counter()
+    session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    created = time.perf_counter()
+    feed = {"image": (np.arange(784) * 7919 % 1000 / 1000).astype(np.float32).reshape(1, 1, 28, 28)}
+    session.run(None, feed)
+    first = time.perf_counter()
+    for _ in range(20):
+        session.run(None, feed)
+    times: list[float] = []
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end or len(times) < 200:
+        begin = time.perf_counter()
+        session.run(None, feed)
+        times.append((time.perf_counter() - begin) * 1e3)
+    return {
+        "median_ms": statistics.median(times),
+        "create_ms": (created - started) * 1e3,
+        "first_run_ms": (first - created) * 1e3,
+    }
+
+
+def browser(url: str, threads: int, seconds: float) -> list[dict]:
+    """The page's ``aetool.time`` of each bundled model at ``threads`` threads, in a fresh headless Chromium."""
+    job = {"url": f"{url}?threads={threads}", "calls": [["time", name, seconds] for name in NAMES]}
+    done = subprocess.run(
+        ["node", str(WEB / "run_page.mjs")], input=json.dumps(job), capture_output=True, text=True, timeout=1200
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"the page failed: {done.stderr[-2000:]}")
+    return json.loads(done.stdout)
+
+
+def op_types(events: list[dict], skip: int = 50) -> dict[str, float]:
+    """µs per run by operator type from an onnxruntime profile (the same JSON events in Python and in the browser
+    build): each node's median duration after the first ``skip`` runs, summed per operator type. Medians, because on
+    a shared machine a few pre-empted runs would dominate the means."""
+    starts = sorted(e["ts"] for e in events if e["name"] == "model_run")
+    durations: dict[tuple[str, str], list[float]] = collections.defaultdict(list)
+    for event in events:
+        if event.get("cat") == "Node" and event["ts"] >= starts[skip] and event["name"].endswith("_kernel_time"):
+            durations[(event["name"], event["args"]["op_name"])].append(event["dur"])
+    totals: dict[str, float] = collections.defaultdict(float)
+    for (_, op), values in durations.items():
+        totals[op] += statistics.median(values)
+    return totals
+
+
+def op_types_wasm(path: Path, threads: int, runs: int = 300) -> dict[str, float]:
+    """:func:`op_types` of onnxruntime-web (wasm, in Node), from web/profile_node.mjs."""
+    done = subprocess.run(
+        ["node", str(WEB / "profile_node.mjs"), str(path), str(runs), str(threads)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    return op_types(json.loads(done.stdout[done.stdout.index("[") : done.stdout.rindex("]") + 1]))
+
+
+def op_types_native(path: Path, threads: int, runs: int = 300) -> dict[str, float]:
+    """:func:`op_types` of native onnxruntime on the same image, after 20 unprofiled runs in another session."""
+    feed = {"image": (np.arange(784) * 7919 % 1000 / 1000).astype(np.float32).reshape(1, 1, 28, 28)}
+    options = ort.SessionOptions()
+    options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+    warm = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    for _ in range(20):
+        warm.run(None, feed)
+    options.enable_profiling = True
+    options.profile_file_prefix = str(Path(tempfile.mkdtemp()) / "profile")
+    session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    for _ in range(runs):
+        session.run(None, feed)
+    return op_types(json.loads(Path(session.end_profiling()).read_text()))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", default="1,2", help="thread counts, comma-separated")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=3.0, help="timed seconds per model and round")
+    parser.add_argument("--profile", metavar="NAME", help="a bundled model to break down by operator type")
+    args = parser.parse_args()
+    counts = [int(t) for t in args.threads.split(",")]
+    folder = Path(tempfile.mkdtemp())
+    site = build_site(folder, ort_web=WEB / "node_modules" / "onnxruntime-web")
+    httpd = server(folder)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{httpd.server_address[1]}/index.html"
+    runs: dict[tuple[str, int], dict[str, list]] = collections.defaultdict(lambda: collections.defaultdict(list))
+    for round_ in range(args.rounds):
+        for threads in counts:
+            order = ("browser", "native") if round_ % 2 == 0 else ("native", "browser")
+            for side in order:
+                if side == "browser":
+                    for timing in browser(url, threads, args.seconds):
+                        runs[(timing["name"], threads)]["browser"].append(timing)
+                else:
+                    for name in NAMES:
+                        runs[(name, threads)]["native"].append(
+                            native(BUNDLED_DIR / f"{name}.onnx", threads, args.seconds)
+                        )
+    httpd.shutdown()
+    print(
+        f"onnxruntime {ort.__version__} (Python) against onnxruntime-web {site.ort_web_version} wasm in headless "
+        f"Chromium, batch 1, median per run over {args.rounds} rounds ({args.seconds:g} s each, after 20 warm-up "
+        f"runs)\n\n| model | threads | native ms | browser ms | browser / native |\n|---|---:|---:|---:|---:|"
+    )
+    for (name, threads), found in runs.items():
+        ours = statistics.median(t["median_ms"] for t in found["native"])
+        theirs = statistics.median(t["median_ms"] for t in found["browser"])
+        mark = "✓" if theirs / ours <= BAR else "✗"
+        print(f"| {name} | {threads} | {ours:.3f} | {theirs:.3f} | {theirs / ours:.2f} {mark} |")
+    print("\nWarm-up (medians over rounds, ms): session creation and first run of each model")
+    print("\n| model | threads | native create | native first run | browser create | browser first run |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for (name, threads), found in runs.items():
+        cells = [
+            statistics.median(t[key] for t in found[side])
+            for side in ("native", "browser")
+            for key in ("create_ms", "first_run_ms")
+        ]
+        print(f"| {name} | {threads} | " + " | ".join(f"{c:.1f}" for c in cells) + " |")
+    loads = [t["load_all_ms"] for found in runs.values() for t in found["browser"]]
+    print(
+        f"\nThe page's whole warm-up (wasm fetch and compile, every session created and run once): "
+        f"{statistics.median(loads):.0f} ms median ({min(loads):.0f}–{max(loads):.0f})."
+    )
+    if args.profile:
+        path = BUNDLED_DIR / f"{args.profile}.onnx"
+        wasm, cpu = op_types_wasm(path, counts[0]), op_types_native(path, counts[0])
+        print(
+            f"\n{args.profile}, batch 1, {counts[0]} thread(s): µs per run by operator type (the sum of each node's "
+            "median time under the profiler)"
+        )
+        print("\n| operator | native µs | wasm (Node) µs | wasm / native |\n|---|---:|---:|---:|")
+        for op in sorted(set(wasm) | set(cpu), key=lambda o: -wasm.get(o, 0.0)):
+            ratio = f"{wasm[op] / cpu[op]:.1f}" if wasm.get(op) and cpu.get(op) else "–"
+            print(f"| {op} | {cpu.get(op, 0.0):.1f} | {wasm.get(op, 0.0):.1f} | {ratio} |")
+        print(
+            f"| all | {sum(cpu.values()):.1f} | {sum(wasm.values()):.1f} | {sum(wasm.values()) / sum(cpu.values()):.1f} |"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,167 @@
+"""``aetool check``: a model file run in every installed runtime, each held to onnxruntime; torch-free, so it runs
+in the base install too (onnxruntime alone there; the ONNX reference evaluator, OpenCV and OpenVINO where installed)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from aetool import check
+from aetool.check import Runtime, cases_for, check_file, tie_images, tolerance
+from aetool.cli import app
+from aetool.runtime import contract
+from aetool.runtime.registry import BUNDLED_DIR
+
+
+def invoke(*args: str):
+    result = CliRunner().invoke(app, list(args))
+    assert "Traceback" not in result.stderr
+    return result
+
+
+@pytest.mark.parametrize("file", ["denoise.onnx", "denoise.decoder.onnx", "deep.onnx", "conv-unpool.onnx"])
+def test_the_bundled_files_agree_in_every_installed_runtime(file):
+    report = check_file(BUNDLED_DIR / file)
+    installed = [r.runtime for r in report.results if r.installed]
+    assert installed[0] == "onnxruntime" and report.results[0].ok
+    if importlib.util.find_spec("onnx") is not None:
+        assert "onnx-reference" in installed
+    assert report.passed, report.lines()
+    for result in report.results:
+        assert result.installed == (importlib.util.find_spec(check_module(result.runtime)) is not None)
+        if result.installed and result.runtime != "onnxruntime":
+            assert result.ok and 0 <= result.max_abs <= 1e-4 * 20 and not result.error  # codes run up to ~20
+    image = "decoder" not in file
+    assert (report.outputs == ["reconstruction", "code"]) == image
+    assert ("ties b4" in report.cases) == (file == "conv-unpool.onnx")
+
+
+def check_module(runtime: str) -> str:
+    return {r.name: r.module for r in check.runtimes()}[runtime]
+
+
+def test_fixed_inputs_cover_sizes_ties_and_codes():
+    conv = {case.name: case.inputs.shape for case in cases_for(["N", 3, "4*h", "4*w"], contract.INPUT, 4)}
+    assert conv == {"random b4": (4, 3, 28, 28), "random b1": (1, 3, 28, 28), "ties b4": (4, 3, 28, 28)} | {
+        "random 32×48 b2": (2, 3, 32, 48)
+    }
+    dense = {case.name: case.inputs.shape for case in cases_for(["N", 1, 28, 28], contract.INPUT, None)}
+    assert dense == {"random b4": (4, 1, 28, 28), "random b1": (1, 1, 28, 28)}
+    decoder = {case.name: case.inputs.shape for case in cases_for(["N", 32, "h", "w"], contract.CODE, None)}
+    assert decoder == {
+        "random code b4": (4, 32, 7, 7),
+        "random code b1": (1, 32, 7, 7),
+        "random code 8×12 b2": (2, 32, 8, 12),
+    }
+    assert {case.name: case.inputs.shape for case in cases_for(["N", 30], contract.CODE, None)}["random code b4"] == (
+        4,
+        30,
+    )
+    odd = {case.name for case in cases_for(["N", 1, "h", "w"], contract.INPUT, 5)}
+    assert "ties b4" not in odd and "random 35×50 b2" in odd  # 28×28 does not fit a multiple of 5
+    ties = tie_images(3)
+    assert (ties[0] == 0).all() and (ties[1] == 1).all() and (ties[2, :, ::2, ::2] == ties[2, :, 1::2, 1::2]).all()
+    np.testing.assert_array_equal(
+        cases_for(["N", 1, 28, 28], contract.INPUT, None)[0].inputs,
+        cases_for(["N", 1, 28, 28], contract.INPUT, None)[0].inputs,
+    )
+
+
+def test_tolerance_grows_with_the_outputs_magnitude():
+    assert tolerance(1e-4, np.array([0.0, 0.5, -1.0])) == 1e-4
+    assert tolerance(1e-4, np.array([3.0, -20.0])) == pytest.approx(2e-3)
+
+
+def _onnxruntime_plus(offset: float):
+    """A runtime that returns onnxruntime's outputs plus ``offset``."""
+
+    def load(path, input_name, outputs):
+        real = check._onnxruntime(path, input_name, outputs)
+        return lambda x: {name: value + offset for name, value in real(x).items()}
+
+    return load
+
+
+def _refuses(path, input_name, outputs):
+    raise RuntimeError("Exception from src/frontend.cpp:12:\n-- No conversion rule found for operations: Col2Im-18")
+
+
+@pytest.fixture
+def fake_runtimes(monkeypatch):
+    """onnxruntime, one runtime within the tolerance, one off by 1e-3, one that cannot load, one not installed."""
+    real = check.runtimes()[0]
+    fakes = [
+        real,
+        Runtime("close", "numpy", _onnxruntime_plus(5e-5), lambda: "1.0"),
+        Runtime("off", "numpy", _onnxruntime_plus(1e-3), lambda: "2.0"),
+        Runtime("refuses", "numpy", _refuses, lambda: "3.0"),
+        Runtime("absent", "aetool_no_such_module", _refuses, lambda: "4.0"),
+    ]
+    monkeypatch.setattr(check, "runtimes", lambda: fakes)
+
+
+def test_a_runtime_that_disagrees_or_cannot_load_is_a_cross_with_the_reason(fake_runtimes):
+    report = check_file(BUNDLED_DIR / "deep.onnx")
+    results = {r.runtime: r for r in report.results}
+    assert not report.passed and [r.runtime for r in report.failed] == ["off", "refuses"]
+    assert results["close"].ok and results["close"].max_abs == pytest.approx(5e-5, rel=1e-2)
+    assert results["off"].error.startswith("random b4: reconstruction max abs 1.00e-03 > 1.0e-04")
+    assert results["refuses"].error == "cannot load: No conversion rule found for operations: Col2Im-18"
+    assert not results["absent"].installed and results["absent"].ok is None
+    lines = report.lines()
+    assert lines[0].startswith("deep.onnx (opset 20, fp32): reconstruction, code on random b4, random b1;")
+    assert any(line.startswith("  ✓ close") and "max abs 5.0e-05" in line for line in lines)
+    assert any(line.startswith("  ✗ off") for line in lines) and any(line.startswith("  ✗ refuses") for line in lines)
+    assert any(line.startswith("  – absent") and "pip install 'aetool[check]'" in line for line in lines)
+
+
+def test_check_command_prints_the_table_and_exits_1_when_a_runtime_fails(fake_runtimes):
+    result = invoke("check", "deep")
+    assert result.exit_code == 1 and "✗ off" in result.stdout and "✓ close" in result.stdout
+    record = json.loads(invoke("check", "deep", "--json").stdout)
+    assert record["passed"] is False and record["cases"] == ["random b4", "random b1"]
+    assert {r["runtime"]: r["ok"] for r in record["runtimes"]} == {
+        "onnxruntime": True,
+        "close": True,
+        "off": False,
+        "refuses": False,
+        "absent": None,
+    }
+    only = invoke("check", "deep", "--runtime", "close")
+    assert only.exit_code == 0 and "off" not in only.stdout and "✓ close" in only.stdout
+    assert invoke("check", "deep", "--runtime", "close", "--atol", "1e-6").exit_code == 1
+
+
+def test_check_command_usage_errors_are_one_line_exit_2(tmp_path):
+    for args in (("check", str(tmp_path / "missing.onnx")), ("check", "deep", "--runtime", "tensorflow")):
+        result = invoke(*args)
+        assert result.exit_code == 2 and len(result.stderr.splitlines()) == 1 and result.stdout == ""
+    (tmp_path / "text.onnx").write_text("not a model")
+    result = invoke("check", str(tmp_path / "text.onnx"))
+    assert result.exit_code == 2 and "not a loadable ONNX model" in result.stderr
+
+
+def test_a_file_off_the_contract_is_refused_in_one_line(toy_dir):
+    result = invoke("check", str(toy_dir / "flat.onnx"))
+    assert result.exit_code == 2 and "one input 'image' (N×C×H×W) or 'code'" in result.stderr
+
+
+def test_info_shows_the_target_its_operators_and_where_the_export_ran_the_file():
+    text = invoke("info", "conv-unpool").stdout
+    assert "target   portable (opset 20): Add, Cast, Concat, Conv, ConvTranspose, DepthToSpace," in text
+    runs = next(line for line in text.splitlines() if line.startswith("runs in"))
+    assert "✓ onnxruntime 1.32.0" in runs and "✓ openvino 2026.4.1 (" in runs and "✗" not in runs
+    record = json.loads(invoke("info", "conv-unpool", "--json").stdout)
+    assert record["target"] == "portable" and "MaxUnpool" not in record["operators"]
+    assert set(record["checked_in"]["runtimes"]) == {
+        "onnxruntime",
+        "onnx-reference",
+        "opencv",
+        "opencv-classic",
+        "openvino",
+    }
+    assert json.loads(invoke("info", "deep", "--json").stdout)["target"] is None  # exported before targets

@@ -1,0 +1,199 @@
+"""``aetool web``: the static site (page, bundled models, onnxruntime-web's files), its server, and the page itself
+in headless Chromium, whose outputs must equal Python onnxruntime's. Torch-free, like the runtime."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import threading
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+from typer.testing import CliRunner
+
+from aetool.check import cases_for
+from aetool.cli import app
+from aetool.errors import AetoolError
+from aetool.runtime import contract, images
+from aetool.runtime.registry import BUNDLED_DIR
+from aetool.web import ORT_FILES, build_site, find_ort_web, server
+
+REPO = Path(__file__).resolve().parents[1]
+NODE_MODULES = REPO / "web" / "node_modules"
+CHROMIUM = Path("/usr/bin/chromium")
+TIMES_ENV = "AETOOL_WEB_TIMES"  # a file to write the browser's per-image times to (benchmarks/web_speed.py)
+
+
+@pytest.fixture
+def fake_ort(tmp_path) -> Path:
+    """An npm package folder holding stand-ins for onnxruntime-web's three files, version 9.9.9."""
+    dist = tmp_path / "node_modules" / "onnxruntime-web" / "dist"
+    dist.mkdir(parents=True)
+    for name in ORT_FILES:
+        (dist / name).write_text(f"// {name}")
+    (dist.parent / "package.json").write_text(json.dumps({"name": "onnxruntime-web", "version": "9.9.9"}))
+    return dist
+
+
+def test_the_site_holds_the_page_the_bundled_models_and_onnxruntime_web(fake_ort, tmp_path):
+    site = build_site(tmp_path / "site", ort_web=fake_ort)
+    folder = tmp_path / "site"
+    assert site.models == ["denoise", "conv-unpool", "deep"] and site.ort_web_version == "9.9.9"
+    assert sorted(p.name for p in (folder / "ort").iterdir()) == sorted(ORT_FILES)
+    for name in site.models:
+        assert (folder / "models" / f"{name}.onnx").read_bytes() == (BUNDLED_DIR / f"{name}.onnx").read_bytes()
+    manifest = json.loads((folder / "models.json").read_text())
+    entries = {entry["name"]: entry for entry in manifest["models"]}
+    assert manifest["onnxruntime_web"] == "9.9.9"
+    assert entries["denoise"]["role"] == "denoise" and entries["denoise"]["noise"] == 0.5
+    assert entries["denoise"]["size"] == [28, 28] and entries["deep"]["role"] == "reconstruct"
+    assert entries["conv-unpool"]["size"] is None and entries["conv-unpool"]["multiple_of"] == 4
+    assert entries["conv-unpool"]["target"] == contract.PORTABLE
+    assert {entry["polarity"] for entry in entries.values()} == {contract.POLARITY}
+    assert all(entry["outputs"] == ["reconstruction", "code"] for entry in entries.values())
+    page = (folder / "index.html").read_text() + (folder / "app.js").read_text() + (folder / "style.css").read_text()
+    assert "://" not in page  # nothing fetched from the internet: every URL is relative to the page
+    assert '<script src="ort/ort.wasm.min.js">' in page and site.bytes > 5e6
+
+
+def test_onnxruntime_web_is_found_from_its_package_or_dist_folder_else_explained(fake_ort, tmp_path, monkeypatch):
+    for given in (fake_ort, fake_ort.parent, fake_ort.parents[1], fake_ort.parents[2]):
+        assert find_ort_web(given) == fake_ort
+    monkeypatch.setenv("AETOOL_ORT_WEB", str(fake_ort.parents[1]))
+    assert find_ort_web() == fake_ort
+    with pytest.raises(AetoolError, match=r"not in .*see the README's 'In the browser', or pass --ort-web DIR"):
+        find_ort_web(tmp_path / "elsewhere")
+
+
+def test_web_command_writes_the_site_or_says_in_one_line_why_not(fake_ort, tmp_path):
+    runner = CliRunner()
+    done = runner.invoke(app, ["web", "-o", str(tmp_path / "site"), "--ort-web", str(fake_ort)])
+    assert done.exit_code == 0 and "wrote" in done.stderr and "9.9.9" in done.stderr
+    assert (tmp_path / "site" / "index.html").is_file()
+    (tmp_path / "file").write_text("")
+    (tmp_path / "empty").mkdir()
+    for out, ort_web in ((tmp_path / "other", tmp_path / "empty"), (tmp_path / "file", fake_ort)):
+        done = runner.invoke(app, ["web", "-o", str(out), "--ort-web", str(ort_web)])
+        assert done.exit_code == 2 and len(done.stderr.splitlines()) == 1 and "Traceback" not in done.stderr
+    assert not (tmp_path / "other").exists()
+
+
+def test_the_server_isolates_the_page_and_serves_wasm_as_wasm(fake_ort, tmp_path):
+    build_site(tmp_path / "site", ort_web=fake_ort)
+    httpd = server(tmp_path / "site")
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{httpd.server_address[1]}/ort/ort-wasm-simd-threaded.wasm"
+        with urllib.request.urlopen(url, timeout=10) as response:
+            assert response.headers["Content-Type"] == "application/wasm"
+            assert response.headers["Cross-Origin-Opener-Policy"] == "same-origin"
+            assert response.headers["Cross-Origin-Embedder-Policy"] == "require-corp"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+# ---- the page in headless Chromium ----
+
+
+def _browser_missing() -> str | None:
+    if not CHROMIUM.is_file():
+        return f"no {CHROMIUM} (Debian's chromium package: apt-get install chromium)"
+    if shutil.which("node") is None:
+        return "no node on PATH"
+    if not (NODE_MODULES / "playwright-core").is_dir() or not (NODE_MODULES / "onnxruntime-web").is_dir():
+        return "no web/node_modules (npm ci --prefix web)"
+    return None
+
+
+@pytest.fixture(scope="module")
+def page(tmp_path_factory):
+    """Call the page's window.aetool in headless Chromium: ``page(calls, threads=1)`` → one result per call."""
+    missing = _browser_missing()
+    if missing:
+        pytest.skip(f"browser test: {missing}")
+    folder = tmp_path_factory.mktemp("site")
+    build_site(folder, ort_web=NODE_MODULES / "onnxruntime-web")
+    httpd = server(folder)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+
+    def call(calls: list, threads: int = 1) -> list:
+        job = {"url": f"http://127.0.0.1:{httpd.server_address[1]}/index.html?threads={threads}", "calls": calls}
+        done = subprocess.run(
+            ["node", str(REPO / "web" / "run_page.mjs")],
+            input=json.dumps(job),
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        return json.loads(done.stdout)
+
+    yield call
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def _cases(path: Path) -> list:
+    """The fixed inputs ``aetool check`` uses for this file (ties and a non-square batch for conv models)."""
+    session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    return cases_for(list(session.get_inputs()[0].shape), contract.INPUT, 4 if "conv" in path.name else None)
+
+
+def test_each_bundled_model_gives_onnxruntimes_numbers_in_the_browser(page):
+    names = ["denoise", "conv-unpool", "deep"]
+    calls, expected = [], []
+    for name in names:
+        path = BUNDLED_DIR / f"{name}.onnx"
+        session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+        for case in _cases(path):
+            calls.append(["run", name, case.inputs.ravel().tolist(), list(case.inputs.shape)])
+            want = dict(
+                zip([o.name for o in session.get_outputs()], session.run(None, {"image": case.inputs}), strict=True)
+            )
+            expected.append((name, case.name, want))
+    calls += [["time", name, 0.5] for name in names]
+    results = page(calls)
+    for (name, case, want), got in zip(expected, results, strict=False):
+        for output, value in want.items():
+            data = np.asarray(got[output]["data"], np.float32).reshape(got[output]["dims"])
+            assert data.shape == value.shape, (name, case, output)
+            assert np.abs(data - value).max() <= 1e-4, (name, case, output, float(np.abs(data - value).max()))
+    times = results[len(expected) :]
+    for timing in times:
+        assert timing["runs"] >= 200 and timing["median_ms"] > 0 and timing["threads"] == 1
+        print(f"browser wasm, 1 thread: {timing['name']} {timing['median_ms']:.3f} ms per image (median)")
+    if os.environ.get(TIMES_ENV):
+        Path(os.environ[TIMES_ENV]).write_text(json.dumps(times, indent=2))
+
+
+def _rgba(pixels: np.ndarray) -> np.ndarray:
+    """H×W×4 bytes of C×H×W pixels in [0, 1] (grey replicated), opaque."""
+    colour = np.repeat(pixels, 3, axis=0) if len(pixels) == 1 else pixels
+    rgba = np.concatenate([colour, np.ones_like(colour[:1])]) * 255
+    return np.round(rgba).astype(np.uint8).transpose(1, 2, 0)
+
+
+def test_the_page_carries_images_to_a_model_as_the_runtime_does(page):
+    rng = np.random.default_rng(3)
+    dark_on_light = 1 - np.kron(rng.integers(0, 2, (1, 7, 7)), np.ones((1, 4, 4))) * 0.9  # a bright border
+    photo = rng.random((3, 30, 26))  # colour, not a multiple of 4
+    cases = [("denoise", dark_on_light), ("conv-unpool", photo), ("conv-unpool", dark_on_light[:, :26, :22])]
+    calls = [
+        ["prepare", name, _rgba(pixels).ravel().tolist(), pixels.shape[2], pixels.shape[1]] for name, pixels in cases
+    ]
+    for (name, pixels), got in zip(cases, page(calls), strict=True):
+        read = _rgba(pixels)[..., :3].transpose(2, 0, 1).astype(np.float32) / 255  # what reading gives
+        grey, _ = images.to_channels(read, 1)
+        flip = images.is_dark_on_light(grey)
+        want = 1 - grey if flip else grey
+        if name == "conv-unpool":
+            want = images.pad_to(want, (-(-want.shape[1] // 4) * 4, -(-want.shape[2] // 4) * 4))
+        assert got["flip"] == flip and got["dims"] == [1, *want.shape]
+        np.testing.assert_allclose(np.asarray(got["data"]).reshape(want.shape), want, atol=1e-6)
+    assert [got["flip"] for got in page(calls)] == [True, False, True]
