@@ -447,6 +447,109 @@ def _progress(outcomes: Iterable, total: int, show: bool) -> Iterable:
     return track(outcomes, total=total, description="images", console=Console(stderr=True), transient=True)
 
 
+# ---- anomaly detection ----
+
+Classes = Annotated[
+    str | None,
+    typer.Option(
+        metavar="LABELS",
+        help="The normal classes, separated by commas: digits of IDX data (3 or 3,5) or subfolder names of --data.",
+        show_default=False,
+    ),
+]
+
+
+def _classes(text: str | None) -> tuple[str, ...] | None:
+    """``--classes 3,5`` → ("3", "5")."""
+    return None if text is None else tuple(label.strip() for label in text.split(","))
+
+
+@app.command()
+def detect(
+    inputs: Inputs,
+    model: Annotated[
+        str,
+        typer.Option(
+            "--model",
+            "-m",
+            metavar="NAME|FILE",
+            help="A detector (aetool calibrate), or any model file: then scored by MSE, with no threshold.",
+            show_default=False,
+        ),
+    ],
+    heatmaps: Annotated[
+        str | None,
+        typer.Option(
+            metavar="DIR",
+            help="Write NAME.heatmap.png (the anomaly map over the image) and NAME.raw.heatmap.png (the map as 16-bit "
+            "grey, value/65535) per image into this folder, mirroring the inputs' folders.",
+            show_default=False,
+        ),
+    ] = None,
+    threshold: Annotated[
+        float | None,
+        typer.Option(help="Score above which an image is anomalous. Default: the file's.", show_default=False),
+    ] = None,
+    recursive: Recursive = False,
+    invert: Invert = None,
+    resize: Resize = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="A JSON line per image on standard output, with every number.")
+    ] = False,
+    provider: Providers = None,
+    threads: Threads = None,
+    timeout: Timeout = None,
+) -> None:
+    """Score images for anomalies with onnxruntime alone: per image the score, the threshold and the verdict, and
+    heatmaps on request. Exit 0 whatever the verdicts; 1 when some images could not be scored."""
+    with reporting():
+        from aetool.runtime import contract, files
+        from aetool.runtime.detect import HEATMAP, Detection, Detector, detect, plan_detection
+
+        if files.STDIN in inputs:
+            if len(inputs) > 1:
+                raise AetoolError("- (standard input) cannot be mixed with other inputs")
+            found = [files.Input(files.STDIN, typer.get_binary_stream("stdin").read())]
+            failures: list[Failure] = []
+        else:
+            found, failures = files.collect(inputs, recursive=recursive, skip=HEATMAP)
+        jobs, refused = plan_detection(found, heatmaps=heatmaps)
+        loaded = _load(model, provider, threads, timeout)
+        if invert and loaded.input_spec.polarity == contract.AS_IS:
+            raise AetoolError(f"--invert: model {loaded.name} takes images as they are, so it never inverts them")
+        detector = Detector(loaded, threshold=threshold)
+        started = time.perf_counter()
+        verdicts: Counter[str] = Counter()
+        for failure in chain(failures, refused):
+            error(f"{failure.label}: {failure.error}")
+            verdicts["failed"] += 1
+            if as_json:
+                typer.echo(json.dumps(Detection(failure.label, error=failure.error).record()))
+        for result in detect(jobs, detector, invert=invert, resize=resize):
+            if as_json:
+                typer.echo(json.dumps(result.record()))
+            if result.error:
+                error(f"{result.path}: {result.error}")
+                verdicts["failed"] += 1
+                continue
+            verdict = {True: "anomalous", False: "normal", None: "scored"}[result.anomalous]
+            verdicts[verdict] += 1
+            if not as_json:
+                limit = "-" if result.threshold is None else f"{result.threshold:.6g}"
+                typer.echo(f"{result.path}\t{result.score:.6g}\t{limit}\t{verdict}")
+    kinds = ("anomalous", "normal") if detector.threshold is not None else ("scored",)
+    counts = ", ".join(f"{verdicts[kind]} {kind}" for kind in (*kinds, "failed") if kind != "failed" or verdicts[kind])
+    rule = (
+        f"score {detector.score_name} > {detector.threshold:.6g}"
+        if detector.threshold is not None
+        else f"score {detector.score_name}, no threshold: the model is not calibrated (aetool calibrate)"
+    )
+    total = sum(verdicts.values())
+    images = f"{total} image{'' if total == 1 else 's'}"
+    note(f"{images}: {counts} ({rule}) in {time.perf_counter() - started:.2f} s")
+    raise typer.Exit(1 if verdicts["failed"] else 0)
+
+
 # ---- model commands ----
 
 
@@ -506,14 +609,59 @@ def evaluate(
             show_default=False,
         ),
     ] = None,
+    dataset: Annotated[
+        str | None,
+        typer.Option(
+            help="The IDX dataset under --data-dir: mnist or fashion-mnist. Default: the model's.", show_default=False
+        ),
+    ] = None,
+    anomaly: Annotated[
+        bool,
+        typer.Option(
+            "--anomaly",
+            help="Score anomaly detection instead: AUROC, AUPR and, at the file's threshold, precision, recall, F1 "
+            "and false-positive rate, on IDX digits (--data-dir, --classes normal), a folder of labelled subfolders "
+            "(--data, --classes normal) or --normal and --anomalous folders.",
+        ),
+    ] = False,
+    classes: Classes = None,
+    normal: Annotated[
+        str | None,
+        typer.Option(help="With --anomaly: normal images (folder or glob).", metavar="FOLDER|GLOB", show_default=False),
+    ] = None,
+    anomalous: Annotated[
+        str | None,
+        typer.Option(
+            help="With --anomaly: anomalous images (folder or glob).", metavar="FOLDER|GLOB", show_default=False
+        ),
+    ] = None,
     as_json: Json = False,
     provider: Providers = None,
     threads: Threads = None,
     timeout: Timeout = None,
 ) -> None:
     """MSE, PSNR and SSIM of a model with onnxruntime alone (no torch): on MNIST's test set (--data-dir), on clean
-    images noised here (--data), or on pairs of input and target images (--inputs, --targets). Exit 1 when some
-    images could not be scored or had no partner."""
+    images noised here (--data), or on pairs of input and target images (--inputs, --targets); with --anomaly, how
+    well it detects anomalies. Exit 1 when some images could not be scored or had no partner."""
+    if anomaly:
+        if inputs or targets or any(v is not None for v in (noise, noise_kind, seed)):
+            fail(
+                "--anomaly scores images as they are: --inputs, --targets, --noise, --noise-kind and --seed do not apply"
+            )
+        _evaluate_anomaly(
+            model,
+            data_dir=data_dir,
+            dataset=dataset,
+            data=data,
+            classes=_classes(classes),
+            sides=(normal, anomalous),
+            limit=limit,
+            as_json=as_json,
+            session=(provider, threads, timeout),
+        )
+        return
+    if normal or anomalous or classes:
+        fail("--normal, --anomalous and --classes go with --anomaly")
     with reporting():
         from aetool.runtime import contract
         from aetool.runtime.evaluate import evaluate as score
@@ -531,7 +679,7 @@ def evaluate(
         elif data:
             result = evaluate_images(loaded, data, noise=noise, noise_kind=kind, limit=limit, seed=seed)
         else:
-            folder = resolve_data_dir(data_dir, loaded.metadata.get(contract.DATASET) or "mnist")
+            folder = resolve_data_dir(data_dir, dataset or loaded.metadata.get(contract.DATASET) or "mnist")
             if folder is None:
                 raise AetoolError("no data: pass --data-dir (or set AETOOL_DATA_DIR), --data or --inputs/--targets")
             result = score(loaded, folder, noise=noise, noise_kind=kind, limit=limit, seed=seed)
@@ -544,6 +692,68 @@ def evaluate(
             without = f", {len(result.missing)} without a partner" if result.missing else ""
             note(f"{result.n} scored, {len(result.failed)} could not be scored{without}")
             raise typer.Exit(1)
+
+
+def _evaluate_anomaly(
+    model: str,
+    *,
+    data_dir: Path | None,
+    dataset: str | None,
+    data: str | None,
+    classes: tuple[str, ...] | None,
+    sides: tuple[str | None, str | None],
+    limit: int | None,
+    as_json: bool,
+    session: tuple[list[str] | None, int | None, float | None],
+) -> None:
+    """``aetool evaluate --anomaly``: one of the three sources, the measures, exit 1 when images failed."""
+    with reporting():
+        from aetool.runtime import contract
+        from aetool.runtime.detect import Detector, evaluate_folders, evaluate_idx, evaluate_labelled, normal_classes
+        from aetool.runtime.idx import resolve_data_dir
+
+        normal, anomalous = sides
+        given = [name for name, value in (("--data", data), ("--data-dir", data_dir), ("--normal", normal)) if value]
+        if len(given) > 1:
+            raise AetoolError(f"{' and '.join(given)} name two sets of images: give one")
+        if (normal is None) != (anomalous is None):
+            raise AetoolError("--normal and --anomalous go together: a folder of each")
+        if normal and classes:
+            raise AetoolError("--classes picks the normal images of a labelled set; --normal names them already")
+        if limit is not None and not data_dir and (normal or data):
+            raise AetoolError("--limit applies to IDX data (--data-dir)")
+        detector = Detector(_load(model, *session))
+        if normal and anomalous:
+            result = evaluate_folders(detector, normal, anomalous)
+        elif data:
+            result = evaluate_labelled(detector, data, classes=normal_classes(detector, classes))
+        else:
+            named = dataset or detector.model.metadata.get(contract.DATASET) or "mnist"
+            folder = resolve_data_dir(data_dir, "mnist" if named == "images" else named)
+            if folder is None:
+                raise AetoolError("no data: pass --data-dir (or set AETOOL_DATA_DIR), --data or --normal/--anomalous")
+            result = evaluate_idx(detector, folder, classes=normal_classes(detector, classes), limit=limit)
+    for failure in result.failed:
+        error(f"{failure.label}: {failure.error}")
+    if as_json:
+        typer.echo(json.dumps(result.to_dict()))
+    else:
+        at = result.at_threshold
+        rates = (
+            f"at threshold {result.threshold:.6g}: precision "
+            + (f"{at['precision']:.1%}" if at["precision"] is not None else "– (nothing flagged)")
+            + f", recall {at['recall']:.1%}, F1 {at['f1']:.1%}, FPR {at['fpr']:.2%}"
+            if at is not None and result.threshold is not None
+            else "no threshold: the model is not calibrated (aetool calibrate)"
+        )
+        typer.echo(
+            f"AUROC {result.auroc:.2%}, AUPR {result.aupr:.2%} over {result.n_normal} normal ({result.normal}) and "
+            f"{result.n_anomalous} anomalous images of {result.data}, score {result.score}; {rates}; model "
+            f"{result.model}"
+        )
+    if result.failed:
+        note(f"{result.n_normal + result.n_anomalous} scored, {len(result.failed)} could not be scored")
+        raise typer.Exit(1)
 
 
 def _refuse_with_pairs(
@@ -628,7 +838,7 @@ def info(
         for title, tensors in (("inputs", record.inputs), ("outputs", record.outputs)):
             for i, tensor in enumerate(tensors):
                 shape = "×".join(str(d) for d in tensor.shape)
-                typer.echo(f"{title if i == 0 else '':9}{tensor.name:16}{tensor.type:9}{shape}")
+                typer.echo(f"{title if i == 0 else '':9}{tensor.name:18}{tensor.type:9}{shape}")
         ok = record.contract == "ok"
         version = f" (version {record.contract_version})" if record.contract_version else ""
         typer.echo(
@@ -656,6 +866,17 @@ def info(
             typer.echo(f"{'target':9}{record.target or '?'} (opset {record.opset or '?'}){operators}")
         if record.checked_in:
             typer.echo(f"{'runs in':9}{_checked_in(record.checked_in)}")
+        detector = record.metadata.get("anomaly")
+        if isinstance(detector, dict):
+            threshold = detector.get("threshold")
+            rule = ", ".join(
+                f"{k} {v:g}" for k, v in (detector.get("rule") or {}).items() if isinstance(v, float | int)
+            )
+            images = (detector.get("calibration") or {}).get("images")
+            limit = (
+                f"anomalous above {threshold:.6g} ({rule} on {images} normal images)" if threshold is not None else ""
+            )
+            typer.echo(f"{'detector':9}score {detector.get('score')}; {limit or 'not calibrated'}")
         typer.echo("metadata")
         for key, value in record.metadata.items():
             if key not in ("parity", "checked_in"):
@@ -799,7 +1020,7 @@ def _number(value: object) -> str:
 
 MODEL_NAMES = (
     "pca, deep, ae64, ae128, ae256, sparse, denoise-dense, conv-unpool, conv-unpool-deconv, conv-deconv (the report's); "
-    "dncnn (a denoiser for your own images), denoise (the blind digit denoiser)"
+    "dncnn (a denoiser for your own images), denoise (the blind digit denoiser), anomaly (an anomaly detector)"
 )
 DataDir = Annotated[
     str | None,
@@ -936,6 +1157,16 @@ def train(
             show_default=False,
         ),
     ] = None,
+    classes: Annotated[
+        str | None,
+        typer.Option(
+            metavar="LABELS",
+            help="One-class training for anomaly detection: only these classes, separated by commas (digits of IDX "
+            "data, subfolder names of --data); a --val fraction of them (0.1) is held out, and the run ends with a "
+            "detector calibrated on it (see aetool calibrate).",
+            show_default=False,
+        ),
+    ] = None,
     limit: Annotated[
         int | None, typer.Option(help="Use only the first N train and N test images.", show_default=False)
     ] = None,
@@ -965,10 +1196,13 @@ def train(
     ] = False,
     out: Annotated[str | None, typer.Option("--out", hidden=True)] = None,  # round 1's name of --output
 ) -> None:
-    """Train a model of the report; the run folder gets metrics.json, checkpoint.pt and model.onnx."""
+    """Train a model of the report; the run folder gets metrics.json, checkpoint.pt and model.onnx (a calibrated
+    anomaly detector for one-class runs and the anomaly model)."""
     _need_train_extra("train")
     with reporting():
         from aetool.export import ExportOptions, export_run
+        from aetool.export.detector import CalibrationOptions, calibrate_run
+        from aetool.models import get_spec
         from aetool.runtime.images import parse_size
         from aetool.train import TrainConfig
         from aetool.train import train as run_training
@@ -982,6 +1216,7 @@ def train(
                 size=parse_size(size, option="--size"),
                 patch=patch,
                 channels=channels,
+                classes=_classes(classes),
                 augment=augment,
                 epochs=epochs,
                 batch_size=batch_size,
@@ -1015,7 +1250,10 @@ def train(
             )
         if export:
             try:
-                export_run(result.run_dir, options=ExportOptions(data_dir=config.data_dir), echo=note)
+                if config.classes or get_spec(model).detector:
+                    calibrate_run(result.run_dir, options=CalibrationOptions(data_dir=config.data_dir), echo=note)
+                else:
+                    export_run(result.run_dir, options=ExportOptions(data_dir=config.data_dir), echo=note)
             except KeyboardInterrupt:
                 raise Interrupted(
                     f"interrupted while exporting; the run is complete, export it with: aetool export {result.run_dir}"
@@ -1047,6 +1285,14 @@ def export_command(
             show_default=False,
         ),
     ] = None,
+    anomaly: Annotated[
+        bool,
+        typer.Option(
+            "--anomaly",
+            help="Write an anomaly detector, calibrated on the run's held-out images at a false-positive rate of "
+            "0.01 (aetool calibrate for other images and rules).",
+        ),
+    ] = False,
     as_json: Json = False,
 ) -> None:
     """Export a trained run to ONNX, verified against PyTorch (and in every runtime installed here); nothing is
@@ -1054,13 +1300,95 @@ def export_command(
     _need_train_extra("export")
     with reporting():
         from aetool.export import ExportOptions, export_run
+        from aetool.export.detector import CalibrationOptions, calibrate_run
+        from aetool.export.exporter import DEFAULT_TARGET
 
         precisions = tuple(name for name, wanted in (("fp16", fp16), ("int8", int8)) if wanted)
         chosen = {"target": target.value} if target else {}
-        options = ExportOptions(
-            atol=atol, precisions=precisions, max_mse_rise=max_mse_rise, data_dir=data_dir, **chosen
-        )
-        result = export_run(run, output, options=options, echo=note)
+        if anomaly and precisions:
+            raise AetoolError(f"a detector is written in fp32 only; leave out --{' and --'.join(precisions)}")
+        if anomaly:
+            calibration = CalibrationOptions(data_dir=data_dir, atol=atol, target=chosen.get("target", DEFAULT_TARGET))
+            result = calibrate_run(run, output, options=calibration, echo=note).export
+        else:
+            options = ExportOptions(
+                atol=atol, precisions=precisions, max_mse_rise=max_mse_rise, data_dir=data_dir, **chosen
+            )
+            result = export_run(run, output, options=options, echo=note)
+        if as_json:
+            typer.echo(json.dumps(result.to_dict()))
+
+
+@app.command()
+def calibrate(
+    run: Annotated[Path, typer.Argument(help="Run folder (or its checkpoint.pt).", metavar="RUN", show_default=False)],
+    data: Annotated[
+        str | None,
+        typer.Option(
+            help="Normal images to calibrate on (a folder, searched recursively, or a glob), none of them trained on. "
+            "Default: the run's held-out images (10 % of a one-class run's; a folder run's validation images; an "
+            "IDX run's test split).",
+            metavar="FOLDER|GLOB",
+            show_default=False,
+        ),
+    ] = None,
+    fpr: Annotated[
+        float | None,
+        typer.Option(
+            help="False-positive rate the threshold allows on normal images: it is their (1 - FPR) quantile. "
+            "[default: 0.01]",
+            show_default=False,
+        ),
+    ] = None,
+    quantile: Annotated[
+        float | None,
+        typer.Option(
+            help="Or the threshold as this quantile of the normal scores (0.99 = --fpr 0.01).", show_default=False
+        ),
+    ] = None,
+    score: Annotated[
+        str | None,
+        typer.Option(
+            metavar="PARTS",
+            help="The score's components, joined by +, each standardised on the normal images: mse, ssim (1 - SSIM), "
+            "smax (max of the smoothed error map), wmse (per-pixel weighted MSE). Default: ssim+smax+wmse, or "
+            "ssim+smax for models of any size.",
+            show_default=False,
+        ),
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="ONNX file (default: RUN/model.onnx).", metavar="FILE", show_default=False),
+    ] = None,
+    data_dir: DataDir = None,
+    atol: Annotated[float, typer.Option(help="Largest allowed |torch - onnxruntime| of the scores.")] = 1e-5,
+    target: Annotated[
+        Target | None,
+        typer.Option(help="The export target, as for aetool export. \\[default: portable]", show_default=False),
+    ] = None,
+    as_json: Json = False,
+) -> None:
+    """Make a trained run an anomaly detector: one ONNX file that outputs a score and an anomaly map per image and
+    holds the threshold, set on normal images, verified against PyTorch and the numpy runtime."""
+    _need_train_extra("calibrate")
+    with reporting():
+        from aetool.export.detector import CalibrationOptions, calibrate_run
+        from aetool.export.exporter import DEFAULT_TARGET
+        from aetool.runtime.anomaly import parse_score
+
+        try:
+            options = CalibrationOptions(
+                fpr=fpr,
+                quantile=quantile,
+                score=parse_score(score) if score is not None else None,
+                data=data,
+                data_dir=data_dir,
+                atol=atol,
+                target=target.value if target else DEFAULT_TARGET,
+            )
+        except ValueError as err:
+            fail(str(err))
+        result = calibrate_run(run, output, options=options, echo=note)
         if as_json:
             typer.echo(json.dumps(result.to_dict()))
 
@@ -1177,9 +1505,33 @@ def report(
         ),
     ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    anomaly: Annotated[
+        bool,
+        typer.Option(
+            "--anomaly",
+            help="Build the one-class anomaly page instead (into report/anomaly/ by default; runs in runs/oneclass/): "
+            "a detector per class of MNIST and Fashion-MNIST, AUROC beside the published numbers, score histograms "
+            "and heatmaps. --data-dir holds mnist/ and fashion-mnist/; --quick: classes 0 and 1, 2 epochs.",
+        ),
+    ] = False,
 ) -> None:
     """Reproduce every experiment of the report: figures, tables and our numbers beside the report's."""
     _need_train_extra("report")
+    if anomaly:
+        with reporting():
+            from aetool.report.oneclass import build_oneclass_report
+
+            index, _ = build_oneclass_report(
+                output / "anomaly" if output == Path("report") else output,
+                data_dir=data_dir,
+                runs=runs or Path("runs/quick/oneclass" if quick else "runs/oneclass"),
+                classes=(0, 1) if quick else tuple(range(10)),
+                epochs=epochs or (2 if quick else None),
+                retrain=retrain,
+                echo=note,
+            )
+            note(f"open {index}")
+        return
     with reporting():
         from aetool.report import build_report
 

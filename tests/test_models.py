@@ -79,7 +79,7 @@ def test_every_model_takes_colour_images(name):
 
 def test_the_decoder_graph_exists_only_where_the_code_alone_decodes():
     decodes = {name for name in REGISTRY if build_model(name).decodes_codes}
-    assert decodes == {"pca", "deep", "ae64", "ae128", "ae256", "sparse", "denoise-dense", "conv-deconv"}
+    assert decodes == {"pca", "deep", "ae64", "ae128", "ae256", "sparse", "denoise-dense", "conv-deconv", "anomaly"}
 
 
 def test_dncnn_subtracts_the_noise_it_predicts_at_any_size():

@@ -2,7 +2,8 @@
 
 One job per module: ``onnx_export`` converts, ``unpool`` and ``ort_layers`` keep max-unpooling exact and fast in
 ONNX, ``parity`` verifies, ``metadata`` annotates, ``variants`` makes fp16/int8 files, and ``exporter`` runs them in
-order and writes all the files or none.
+order and writes all the files or none. ``scores`` puts an anomaly score on a model (the detector graph) and
+``detector`` calibrates it (``aetool calibrate``).
 """
 
 from aetool.export.exporter import ExportOptions, ExportResult, export_model, export_run

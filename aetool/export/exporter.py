@@ -31,6 +31,7 @@ from aetool.export.parity import (
     torch_reference,
 )
 from aetool.export.portable import foreign_operators
+from aetool.export.scores import DETECTOR_OPS, Detector
 from aetool.export.variants import TestSet, VariantReport
 from aetool.models import Autoencoder, ConvAE
 from aetool.runtime import contract
@@ -110,20 +111,33 @@ class ExportResult:
 
 
 def _verified(
-    spec: ExportSpec, reference: nn.Module, cases: list[Case], *, atol: float, target: str, label: str, echo: Echo
+    spec: ExportSpec,
+    reference: nn.Module,
+    cases: list[Case],
+    *,
+    atol: float,
+    target: str,
+    label: str,
+    echo: Echo,
+    also: frozenset[str] = frozenset(),
 ) -> tuple[onnx.ModelProto, ParityReport]:
     """Convert one graph, check it, and hold it to PyTorch on every case; raises ``ParityError`` if it disagrees,
-    ``AetoolError`` if a ``portable`` graph holds an operator outside ``portable.PORTABLE_OPS``."""
+    ``AetoolError`` if a ``portable`` graph holds an operator outside ``portable.PORTABLE_OPS`` and ``also``."""
     proto = to_onnx(spec)
     check_onnx(proto)
-    foreign = foreign_operators(proto)
+    foreign = [op for op in foreign_operators(proto) if op not in also]
     if target == contract.PORTABLE and foreign:
         raise AetoolError(
             f"the portable {label} graph uses {', '.join(foreign)}, which not every runtime implements; "
             f"export with --target {contract.ONNXRUNTIME}"
         )
     report = check_parity(
-        cpu_session(proto), torch_reference(reference, spec.output_names), cases, atol=atol, graph=label
+        cpu_session(proto),
+        torch_reference(reference, spec.output_names),
+        cases,
+        atol=atol,
+        graph=label,
+        scales=spec.scales,
     )
     for line in report.lines():
         echo(line)
@@ -222,17 +236,34 @@ def _export(
     options: ExportOptions,
     data: ExportData,
     echo: Echo,
+    detector: Detector | None = None,
 ) -> ExportResult:
-    """Model graph, decoder graph and variants of a CPU network in eval mode, each verified before any is written."""
+    """Model graph, decoder graph and variants of a CPU network in eval mode, each verified before any is written.
+
+    With a ``detector`` the model graph is the detector's (the model and its anomaly score), held to PyTorch and its
+    scores also to the numpy runtime's; a portable detector may also use ``scores.DETECTOR_OPS``; it has no variants.
+    """
     _check_target(path)
+    if detector is not None and options.precisions:
+        raise AetoolError(f"a detector is written in fp32 only; leave out {', '.join(options.precisions)}")
     images = None if data.test_images is None else as_images(data.test_images)
     unpool = isinstance(net, ConvAE) and net.uses_indices
     cases = image_cases(channels=net.channels, size=net.size, unpool=unpool, test_images=images)
     target, strict = options.target, options.target == contract.PORTABLE
-    spec = model_spec(net, target=target)
-    proto, report = _verified(spec, net, cases, atol=options.atol, target=target, label="model", echo=echo)
+    scored: dict[str, str] = {}  # the detector's metadata
+    if detector is None:
+        spec = model_spec(net, target=target)
+        proto, report = _verified(spec, net, cases, atol=options.atol, target=target, label="model", echo=echo)
+    else:
+        spec, head = detector.export_spec(net, target=target), detector.module(net)
+        proto, report = _verified(
+            spec, head, cases, atol=options.atol, target=target, label="detector", echo=echo, also=DETECTOR_OPS
+        )
+        scored = detector.metadata(proto, cases, atol=options.atol, echo=echo)
     result = ExportResult(path, report)
-    result.checked_in[path] = _run_everywhere(proto, label="model", precision="fp32", strict=strict, echo=echo)
+    # A detector records the runtimes it fails in (scores.DETECTOR_OPS says which) rather than being refused.
+    graph, everywhere = ("model", strict) if detector is None else ("detector", False)
+    result.checked_in[path] = _run_everywhere(proto, label=graph, precision="fp32", strict=everywhere, echo=echo)
     files = {path: proto}
     decoder_digest = ""
 
@@ -308,7 +339,7 @@ def _export(
         target=target,
         checked_in=check_record(result.checked_in[path]),
     )
-    metadata.write(proto, props)
+    metadata.write(proto, props | scored)
     write_files({where: partial(onnx.save_model, file, save_as_external_data=False) for where, file in files.items()})
     echo("wrote " + ", ".join(str(p) for p in result.paths))
     return result

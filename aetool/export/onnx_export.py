@@ -9,7 +9,7 @@ import contextlib
 import io
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import onnx
@@ -35,6 +35,9 @@ class ExportSpec:
     input_name: str
     output_names: tuple[str, ...]
     dynamic: dict[int, Any]
+    # Output name → the magnitude its float32 rounding grows with, where that exceeds the output's own: parity holds
+    # it to atol × that (a detector's score divides components by their spread; see scores.Detector).
+    scales: dict[str, float] = field(default_factory=dict)
 
 
 class Decoder(nn.Module):

@@ -148,6 +148,8 @@ class ParityReport:
     graph: str
     atol: float
     checks: list[OutputCheck] = field(default_factory=list)
+    reference: str = "PyTorch"  # what the graph is held to
+    scales: dict[str, float] = field(default_factory=dict)  # outputs whose tolerance grows with a scale (compare())
 
     @property
     def passed(self) -> bool:
@@ -160,8 +162,10 @@ class ParityReport:
     def lines(self) -> list[str]:
         failed = sum(not c.ok for c in self.checks)
         verdict = "passed" if self.passed else f"FAILED ({failed} of {len(self.checks)})"
+        scaled = "".join(f"; {name} × max(1, {scale:.3g}, max|{name}|)" for name, scale in self.scales.items())
         return [
-            f"parity of the {self.graph} graph with PyTorch (max abs ≤ {self.atol:g} × max(1, max|output|)): {verdict}",
+            f"parity of the {self.graph} graph with {self.reference} (max abs ≤ {self.atol:g} × max(1, max|output|)"
+            f"{scaled}): {verdict}",
             *(check.line() for check in self.checks),
         ]
 
@@ -170,6 +174,7 @@ class ParityReport:
             "graph": self.graph,
             "passed": self.passed,
             "atol": self.atol,
+            **({"scales": self.scales} if self.scales else {}),
             "cases": [check.to_dict() for check in self.checks],
         }
 
@@ -182,15 +187,19 @@ class ParityReport:
         why = worst.problem or f"max abs {worst.max_abs:.3g} > {worst.tolerance:.3g}"
         more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
         raise ParityError(
-            f"the ONNX {self.graph} graph disagrees with PyTorch on {worst.case!r} "
+            f"the ONNX {self.graph} graph disagrees with {self.reference} on {worst.case!r} "
             f"{worst.output}: {why}{more}; nothing was written"
         )
 
 
-def compare(case: str, name: str, got: np.ndarray | None, want: np.ndarray, atol: float) -> OutputCheck:
+def compare(
+    case: str, name: str, got: np.ndarray | None, want: np.ndarray, atol: float, scale: float = 1.0
+) -> OutputCheck:
     """One output of one case: missing, misshapen, or its largest absolute difference against the tolerance
-    (``aetool.check.tolerance``: ``atol`` for outputs within [-1, 1], growing with the output's magnitude beyond)."""
-    allowed = tolerance(atol, want)
+    (``aetool.check.tolerance``: ``atol`` for outputs within [-1, 1], growing with the output's magnitude beyond),
+    or ``atol`` × ``scale`` where that is more: the magnitude an output's rounding grows with when it exceeds the
+    output's own (a detector's score: see ``ExportSpec.scales``)."""
+    allowed = max(tolerance(atol, want), atol * scale)
     if got is None:
         return OutputCheck(
             case, name, tuple(want.shape), math.inf, math.inf, allowed, False, "missing from the ONNX graph"
@@ -212,12 +221,21 @@ def compare(case: str, name: str, got: np.ndarray | None, want: np.ndarray, atol
 
 
 def check_parity(
-    session: ort.InferenceSession, reference: Reference, cases: list[Case], *, atol: float, graph: str
+    session: ort.InferenceSession,
+    reference: Reference,
+    cases: list[Case],
+    *,
+    atol: float,
+    graph: str,
+    against: str = "PyTorch",
+    scales: dict[str, float] | None = None,
 ) -> ParityReport:
-    """Run onnxruntime and PyTorch on every case and compare every output PyTorch gives."""
-    report = ParityReport(graph, atol)
+    """Run onnxruntime and the ``reference`` (PyTorch unless ``against`` names another) on every case and compare
+    every output the reference gives (``scales``: see :func:`compare`)."""
+    report = ParityReport(graph, atol, reference=against, scales=scales or {})
     for case in cases:
         got = run_session(session, case.inputs)
         for name, want in reference(case.inputs).items():
-            report.checks.append(compare(case.name, name, got.get(name), want, atol))
+            scale = (scales or {}).get(name, 1.0)
+            report.checks.append(compare(case.name, name, got.get(name), want, atol, scale))
     return report

@@ -127,7 +127,9 @@ class Outcome:
 
 
 @dataclass(frozen=True)
-class _Ready:
+class Ready:
+    """An image read and carried into a step's world, waiting for its batch."""
+
     job: Job
     image: np.ndarray  # C×H×W at the input's size, in the step's channels and polarity
     prepared: Prepared
@@ -172,9 +174,18 @@ def process(
     output. Results without a target file go to ``stdout``. An image that cannot be read, prepared, run or written
     is an outcome with ``error`` set; the others are still done.
     """
-    read = (_read(job, step, invert) for job in jobs)
-    for chunk in chunks(read, _values, count=in_flight):
+    for chunk in read_chunks(jobs, step, invert=invert, in_flight=in_flight):
         yield from _run(chunk, step, side_by_side=side_by_side, stdout=stdout)
+
+
+def read_chunks(
+    jobs: Sequence[Job], step: Step, *, invert: bool | None = None, in_flight: int = IMAGES_IN_FLIGHT
+) -> Iterator[list[Ready | Outcome]]:
+    """``jobs`` read and carried into the step's world (see :func:`process`), in chunks of at most ``in_flight``
+    images and about ``VALUES_IN_FLIGHT`` pixel values, read only as the chunks are asked for; an image that cannot
+    be read or prepared is an ``Outcome`` with its error."""
+    read = (_read(job, step, invert) for job in jobs)
+    return chunks(read, _values, count=in_flight)
 
 
 def chunks(items: Iterable[T], values: Callable[[T], int], *, count: int = IMAGES_IN_FLIGHT) -> Iterator[list[T]]:
@@ -192,11 +203,11 @@ def chunks(items: Iterable[T], values: Callable[[T], int], *, count: int = IMAGE
         yield chunk
 
 
-def _values(item: _Ready | Outcome) -> int:
-    return item.image.size + item.prepared.pixels.size if isinstance(item, _Ready) else 0
+def _values(item: Ready | Outcome) -> int:
+    return item.image.size + item.prepared.pixels.size if isinstance(item, Ready) else 0
 
 
-def _read(job: Job, step: Step, invert: bool | None) -> _Ready | Outcome:
+def _read(job: Job, step: Step, invert: bool | None) -> Ready | Outcome:
     """One image read and carried into the step's world, or the outcome that says why it could not be."""
     started = time.perf_counter()
     try:
@@ -209,17 +220,15 @@ def _read(job: Job, step: Step, invert: bool | None) -> _Ready | Outcome:
         prepared = step.prepare(image)
     except AetoolError as err:
         return Outcome(job.label, error=str(err), ms=_ms(started))
-    return _Ready(job, image, prepared, decoded.notes, converted, flip, time.perf_counter() - started)
+    return Ready(job, image, prepared, decoded.notes, converted, flip, time.perf_counter() - started)
 
 
-def _run(
-    chunk: list[_Ready | Outcome], step: Step, *, side_by_side: bool, stdout: BinaryIO | None
-) -> Iterator[Outcome]:
+def _run(chunk: list[Ready | Outcome], step: Step, *, side_by_side: bool, stdout: BinaryIO | None) -> Iterator[Outcome]:
     """Run the images of a chunk, those of one shape in one batch; their outcomes in the chunk's order."""
     outcomes = {index: item for index, item in enumerate(chunk) if isinstance(item, Outcome)}
-    groups: dict[tuple[int, ...], list[tuple[int, _Ready]]] = {}
+    groups: dict[tuple[int, ...], list[tuple[int, Ready]]] = {}
     for index, item in enumerate(chunk):
-        if isinstance(item, _Ready):
+        if isinstance(item, Ready):
             groups.setdefault(item.prepared.pixels.shape, []).append((index, item))
     for group in groups.values():
         started = time.perf_counter()
@@ -236,7 +245,7 @@ def _run(
     yield from (outcomes[index] for index in range(len(chunk)))
 
 
-def _finish(item: _Ready, result: np.ndarray, share: float, side_by_side: bool, stdout: BinaryIO | None) -> Outcome:
+def _finish(item: Ready, result: np.ndarray, share: float, side_by_side: bool, stdout: BinaryIO | None) -> Outcome:
     """Score, crop, resize back, restore the polarity, encode and write one result."""
     started = time.perf_counter()
     height, width = item.prepared.region

@@ -7,8 +7,11 @@ the channels and colour space, the input spec (a fixed size, or any size divisib
 polarity), and the file's compatibility: the export target it was written for (``portable``: operators every
 major runtime implements; ``onnxruntime``: the graph onnxruntime runs fastest), its operator types and the
 runtimes the export ran it in, with their differences from onnxruntime. Models whose decoder needs only the code
-also get a decoder graph beside them, ``NAME.decoder.onnx`` (input ``code``, output ``reconstruction``). Version 1
-files (no ``contract_version`` key) are N×1×H×W, white digit on black, and still load and run unchanged.
+also get a decoder graph beside them, ``NAME.decoder.onnx`` (input ``code``, output ``reconstruction``). An anomaly
+detector (``aetool calibrate``) is a model file with three more outputs, ``score`` (N), ``anomaly_map`` (N×1×H×W)
+and ``score_components`` (N×K), and its score, constants, threshold and calibration in the ``anomaly`` key (read by
+``runtime.anomaly.AnomalySpec``). Version 1 files (no ``contract_version`` key) are N×1×H×W, white digit on black,
+and still load and run unchanged.
 """
 
 from __future__ import annotations
@@ -18,6 +21,9 @@ from pathlib import Path
 INPUT = "image"
 RECONSTRUCTION = "reconstruction"
 CODE = "code"
+SCORE = "score"  # detectors: N anomaly scores, higher is more anomalous
+ANOMALY_MAP = "anomaly_map"  # detectors: N×1×H×W, the smoothed squared-error map the heatmaps show
+SCORE_COMPONENTS = "score_components"  # detectors: N×K, the raw components the score standardises and sums
 
 # metadata_props keys
 AETOOL_VERSION = "aetool_version"
@@ -45,6 +51,7 @@ COLOUR_SPACE = "colour_space"  # "gray" | "srgb"
 TARGET = "target"  # "portable" | "onnxruntime": the export target the graph was written for
 OPERATORS = "operators"  # JSON: the graph's operator types, sorted ("domain:Op" outside the default domain)
 CHECKED_IN = "checked_in"  # JSON: runtime → {"version", "ok", "max_abs", "error"}: the runs the export made
+ANOMALY = "anomaly"  # JSON, detectors only: score, constants, threshold, rule, calibration (runtime.anomaly)
 
 VERSION = 2
 POLARITY = "white-on-black"  # MNIST's world: dark-on-light inputs are inverted for the model and back

@@ -34,6 +34,7 @@ JSON_KEYS = frozenset(
         contract.VARIANT,
         contract.OPERATORS,
         contract.CHECKED_IN,
+        contract.ANOMALY,
     }
 )
 NUMBER_KEYS = frozenset(

@@ -471,6 +471,17 @@ class Model:
         codes = np.asarray(codes, dtype=np.float32)
         return self._run(self._decoder, contract.RECONSTRUCTION, contract.CODE, codes, chunk, fixed=self._decoder_batch)
 
+    def outputs(self, images: np.ndarray, names: Sequence[str], chunk: int = IMAGES_PER_CALL) -> dict[str, np.ndarray]:
+        """Several outputs of the graph for N×C×H×W images (checked as :meth:`reconstruct` checks them), one session
+        call per chunk: a detector's reconstructions, scores and maps together. Each output is float32 with one
+        result per image; ``ModelFileError`` for an output the file lacks, and what :meth:`reconstruct` raises."""
+        missing = [name for name in names if name not in self._outputs]
+        if missing:
+            raise ModelFileError(f"{self.path.name} has no output {', '.join(map(repr, missing))}")
+        batch = self._images(np.asarray(images))
+        values = self._run_outputs(self.session, names, contract.INPUT, batch, chunk, fixed=self.input_spec.batch)
+        return dict(zip(names, values, strict=True))
+
     def _images(self, images: np.ndarray) -> np.ndarray:
         channels = self.input_spec.channels
         if not (images.ndim == 4 and images.shape[1] == channels) and not (images.ndim == 3 and channels == 1):
@@ -498,36 +509,58 @@ class Model:
         *,
         fixed: int | None,
     ) -> np.ndarray:
-        """``output`` for ``batch`` in calls of at most ``chunk`` items (fewer for large images), or of exactly the
-        ``fixed`` batch a file declares (the last call padded with zeros, their results dropped)."""
+        """``output`` for ``batch`` (see :meth:`_run_outputs`)."""
+        return self._run_outputs(session, [output], feed, batch, chunk, fixed=fixed)[0]
+
+    def _run_outputs(
+        self,
+        session: onnxruntime.InferenceSession,
+        outputs: Sequence[str],
+        feed: str,
+        batch: np.ndarray,
+        chunk: int,
+        *,
+        fixed: int | None,
+    ) -> list[np.ndarray]:
+        """``outputs`` for ``batch`` in calls of at most ``chunk`` items (fewer for large images), or of exactly the
+        ``fixed`` batch a file declares (the last call padded with zeros, their results dropped); each checked to
+        hold one finite result per item."""
         if len(batch) == 0:
             raise ValueError("empty batch")
         batch = batch.astype(self._dtype if feed == contract.INPUT else np.float32, copy=False)
         chunk = fixed or max(1, min(chunk, PIXELS_PER_CALL // max(1, int(np.prod(batch.shape[1:])))))
-        parts = []
+        calls = []
         try:
             for start in range(0, len(batch), chunk):
                 part = batch[start : start + chunk]
                 count = len(part)
                 if fixed and count < fixed:
                     part = np.concatenate([part, np.zeros((fixed - count, *part.shape[1:]), part.dtype)])
-                parts.append(self._call(session, output, {feed: part})[:count])
+                calls.append([value[:count] for value in self._call(session, outputs, {feed: part})])
         except ort_errors() as err:
             raise ModelFileError(
                 f"{self.path.name} failed on a batch of shape {batch.shape}: {ort_message(err)}"
             ) from None
-        if sum(len(part) for part in parts) != len(batch) or len({part.shape[1:] for part in parts}) > 1:
-            raise ModelFileError(
-                f"{self.path.name} returned {output} of shape {parts[0].shape} for a batch of "
-                f"{len(batch)}; an aetool model returns one per image"
-            )
-        joined = parts[0] if len(parts) == 1 else np.concatenate(parts)
-        if not np.isfinite(joined).all():
-            raise ModelFileError(f"{self.path.name} returned NaN or infinite {output} values; the model file is broken")
-        return joined.astype(np.float32, copy=False)
+        results = []
+        for index, output in enumerate(outputs):
+            parts = [call[index] for call in calls]
+            if sum(len(part) for part in parts) != len(batch) or len({part.shape[1:] for part in parts}) > 1:
+                raise ModelFileError(
+                    f"{self.path.name} returned {output} of shape {parts[0].shape} for a batch of "
+                    f"{len(batch)}; an aetool model returns one per image"
+                )
+            joined = parts[0] if len(parts) == 1 else np.concatenate(parts)
+            if not np.isfinite(joined).all():
+                raise ModelFileError(
+                    f"{self.path.name} returned NaN or infinite {output} values; the model file is broken"
+                )
+            results.append(joined.astype(np.float32, copy=False))
+        return results
 
-    def _call(self, session: onnxruntime.InferenceSession, output: str, feed: dict[str, np.ndarray]) -> np.ndarray:
-        """One session call that Ctrl-C and ``timeout`` can stop.
+    def _call(
+        self, session: onnxruntime.InferenceSession, outputs: Sequence[str], feed: dict[str, np.ndarray]
+    ) -> list[np.ndarray]:
+        """One session call for ``outputs`` that Ctrl-C and ``timeout`` can stop.
 
         A running onnxruntime call holds the main thread in C++, where Python's Ctrl-C handler never runs. So the
         call runs in a worker thread while the main thread waits, interruptibly; on Ctrl-C or the timeout,
@@ -539,14 +572,14 @@ class Model:
         options = ort.RunOptions()
         options.log_severity_level = 4  # a terminated call is reported by the exception, not a log line
         if self.timeout is None and threading.current_thread() is not threading.main_thread():
-            return session.run([output], feed, options)[0]  # no signal reaches this thread and no limit is set
-        done: list[np.ndarray] = []
+            return session.run(list(outputs), feed, options)  # no signal reaches this thread and no limit is set
+        done: list[list[np.ndarray]] = []
         failed: list[BaseException] = []
         ended = threading.Event()  # not Thread.join: an interrupted join can report a running thread as ended
 
         def call() -> None:
             try:
-                done.append(session.run([output], feed, options)[0])
+                done.append(session.run(list(outputs), feed, options))
             except BaseException as err:  # handed to the waiting thread, which raises it
                 failed.append(err)
             finally:

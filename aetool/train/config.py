@@ -11,6 +11,7 @@ from aetool.models import ConvAE, build_model, get_spec
 from aetool.runtime.noise import NOISE_KINDS, Noise, check_level
 
 DATASETS = ("mnist", "fashion-mnist", "images")  # the two IDX datasets, or a folder or glob of your own
+DIGITS = tuple(str(label) for label in range(10))  # the labels of the IDX datasets
 LOSSES = ("mse", "bce")
 # What a setting is when neither the command line nor the model's registry entry gives it.
 GENERIC = {"epochs": 10, "batch_size": 128, "lr": 1e-3, "loss": "mse", "l1": 0.0, "noise": 0.0}
@@ -46,18 +47,22 @@ class TrainConfig:
     data_dir: str | None = None  # a folder of IDX files
     limit: int | None = None
     data: str | None = None  # a folder or glob of images
-    val: float | None = None  # the fraction of ``data`` held out for validation (default 0.1)
+    val: float | None = None  # the fraction of ``data`` (or of the ``classes``) held out for validation (default 0.1)
     val_data: str | None = None  # or a folder or glob of validation images
     size: tuple[int, int] | None = None  # (height, width) images are resized to, for models of one size
     patch: int | None = None  # side of the random training crops, for models of any size
     channels: int | None = None  # 1 or 3; None: the data's (3 when any image is in colour)
     augment: bool | None = None  # flip and rotate training patches (None: the model's default)
+    # One-class training (anomaly detection): the labels of the normal images (IDX digits, subfolder names).
+    classes: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         spec = get_spec(self.model)
         self.dataset = self.dataset or ("images" if self.data else "mnist")
         if self.size is not None:
             self.size = (int(self.size[0]), int(self.size[1]))
+        if self.classes is not None:
+            self.classes = tuple(str(label).strip() for label in self.classes)
         if spec.kind == "pca":
             self._resolve_pca()
         else:
@@ -133,8 +138,19 @@ class TrainConfig:
             raise ValueError(f"--data is a folder of images; --dataset {self.dataset} reads IDX files (--data-dir)")
         if self.data and self.data_dir:
             raise ValueError("--data (images) and --data-dir (IDX files) name two sources; give one")
-        if (self.val is not None or self.val_data) and not self.data:
-            raise ValueError("--val and --val-data split images given with --data; IDX data has its own test split")
+        if self.classes is not None:
+            if not self.classes or "" in self.classes or len(set(self.classes)) != len(self.classes):
+                raise ValueError(
+                    f"--classes takes labels separated by commas, each once (3 or 3,5), got {','.join(self.classes)!r}"
+                )
+            if self.dataset != "images" and not all(label in DIGITS for label in self.classes):
+                raise ValueError(f"--classes of {self.dataset} are its labels 0 to 9, got {','.join(self.classes)}")
+        if self.val_data and not self.data:
+            raise ValueError("--val-data goes with images given with --data; IDX data has its own test split")
+        if self.val is not None and not (self.data or self.classes):
+            raise ValueError(
+                "--val holds out images given with --data or picked by --classes; IDX data has its own test split"
+            )
         if self.val is not None and self.val_data:
             raise ValueError("--val holds out a fraction and --val-data names a folder: give one")
         if self.val is not None and not 0 < self.val < 1:
@@ -192,8 +208,9 @@ class TrainConfig:
         settings = {key: value for key, value in stored.items() if key in known}
         if settings["model"] == "denoise" and "channels" not in stored:  # round 1's dense denoiser, renamed
             settings["model"] = "denoise-dense"
-        if isinstance(settings.get("size"), list):
-            settings["size"] = tuple(settings["size"])
+        for key in ("size", "classes"):
+            if isinstance(settings.get(key), list):
+                settings[key] = tuple(settings[key])
         try:
             return cls(**settings)
         except KeyError as err:

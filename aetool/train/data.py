@@ -326,10 +326,24 @@ def _resized(images: ImageSet, size: tuple[int, int]) -> ImageSet:
     return ImageSet(np.stack(resized), images.labels, images.names)
 
 
+def only(images: ImageSet, classes: tuple[str, ...]) -> ImageSet:
+    """The images labelled with one of ``classes`` (the normal images of one-class training); raises ``DataError``
+    naming the labels there are when none is."""
+    index = np.array([i for i, label in enumerate(images.labels) if label in classes], dtype=np.int64)
+    if not len(index):
+        labels = sorted(set(images.labels))
+        found = ", ".join(repr(label) for label in labels[:12]) + (" …" if len(labels) > 12 else "")
+        raise DataError(f"no image is labelled {' or '.join(classes)}; the labels are {found}")
+    return images.subset(index)
+
+
 def load_training_data(config: TrainConfig) -> tuple[TrainingData, TrainConfig]:
     """The run's training and test images, and ``config`` with the channels and size they settled.
 
-    Applies the size policy of the module's docstring. Raises ``DataError`` (one line, before anything is written)
+    One-class training (``config.classes``) keeps the images of those classes (IDX digits, or the first-level
+    subfolders of ``--data``) and holds out a seeded ``--val`` fraction of them (default 0.1) as the test images:
+    normal images the model never trains on, which ``aetool calibrate`` sets the threshold on. Applies the size
+    policy of the module's docstring. Raises ``DataError`` (one line, before anything is written)
     for data that cannot train this model: no images, sizes a dense model cannot take without ``--size``, sizes a
     conv model cannot take without ``--patch``, a patch larger than an image.
     """
@@ -338,13 +352,18 @@ def load_training_data(config: TrainConfig) -> tuple[TrainingData, TrainConfig]:
     if config.dataset != "images":
         channels = config.channels or 1
         train = _replicated(idx_images(config.dataset, "train", config.data_dir), channels)
-        test = _replicated(idx_images(config.dataset, "test", config.data_dir), channels)
+        if config.classes:
+            train, test = split_off(only(train, config.classes), config.val or 0.1, config.seed)
+        else:
+            test = _replicated(idx_images(config.dataset, "test", config.data_dir), channels)
         if fixed:
             size = config.size or (28, 28)
             train, test = _resized(train, size), _resized(test, size)
     else:
         assert config.data is not None
         train = folder_images(config.data, channels=config.channels, size=config.size if fixed else None)
+        if config.classes:
+            train = only(train, config.classes)
         if fixed and train.size is None:
             raise DataError(
                 f"--data {config.data} holds images of several sizes ({describe_sizes(train)}); {config.model} takes "

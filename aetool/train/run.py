@@ -43,6 +43,7 @@ REUSED_SETTINGS = (
     "noise_kind",
     "noise_mix",
     "components",
+    "classes",
 )
 # What must match for a resumed run to end at the uninterrupted run's weights: batches, noise and the learning-rate
 # schedule are functions of these too.

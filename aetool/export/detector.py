@@ -1,0 +1,222 @@
+"""``aetool calibrate``: a trained run becomes an anomaly detector, one ONNX file that scores images by itself.
+
+The file is the run's model graph with its anomaly score on top (``scores.AnomalyHead``): outputs ``score``,
+``anomaly_map`` and ``score_components`` beside ``reconstruction`` and ``code``; the standardising constants and
+the ``wmse`` weights are initializers, and the ``anomaly`` metadata key holds the score's name and constants, the
+threshold, the rule that set it (a false-positive rate or a quantile), the normal classes and the score's
+distribution on the calibration images. It is verified like every export (``exporter``), and its scores are held to
+the numpy runtime's too.
+
+Calibration, on normal images the model never trained on: by default the run's held-out images (a one-class run
+holds out 10 % of its normal images; a run on a folder its validation images; an IDX run without classes the test
+split), else a folder or glob of normal images. Each component's mean and standard deviation on them standardise
+it; the threshold is the (1 − fpr) quantile of the score on them. ``wmse``'s per-pixel weights come from the run's
+training images.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from aetool.errors import AetoolError, DataError
+from aetool.export import metadata
+from aetool.export.exporter import DEFAULT_TARGET, ExportData, ExportOptions, ExportResult, _check_target, _export
+from aetool.export.scores import Constants, Detector, check_score, default_score, error_map, raw_components
+from aetool.models import Autoencoder
+from aetool.runtime import anomaly
+from aetool.runtime.idx import resolve_data_dir
+from aetool.runtime.noise import Noise
+from aetool.train.data import ImageSet, TrainingData, folder_images, load_training_data
+from aetool.train.loop import scoring
+from aetool.train.run import ONNX, Run, load_run
+
+PARITY_IMAGES = 64  # calibration images that join the parity cases
+FEW_BEYOND = 5  # a threshold resting on fewer calibration images above it than this gets a note
+
+Echo = Callable[[str], Any]
+
+
+@dataclass(frozen=True)
+class CalibrationOptions:
+    """How ``aetool calibrate`` sets the threshold and where it finds normal images.
+
+    ``fpr``: the share of normal images that may score above the threshold (default 0.01), or ``quantile``: the
+    threshold's quantile of the calibration scores (give one); ``score``: the components (default: ``ssim+smax+wmse``
+    for a model of one size, ``ssim+smax`` for one of any size); ``data``: a folder or glob of normal images (default:
+    the run's held-out images); ``data_dir``: the IDX folder, where the run's has moved; ``atol`` and ``target``: the
+    export's parity tolerance and target (``ExportOptions``). Raises ``ValueError`` for a rule that is not one
+    fraction in (0, 1).
+    """
+
+    fpr: float | None = None
+    quantile: float | None = None
+    score: tuple[str, ...] | None = None
+    data: str | None = None
+    data_dir: str | Path | None = None
+    atol: float = 1e-5
+    target: str = DEFAULT_TARGET
+
+    def __post_init__(self) -> None:
+        if self.fpr is not None and self.quantile is not None:
+            raise ValueError("--fpr and --quantile both set the threshold: give one")
+        anomaly.threshold_for(np.zeros(1), **self.rule)  # the rule's own check
+
+    @property
+    def rule(self) -> dict[str, float]:
+        """``{"fpr": f}`` or ``{"quantile": q}``, as the file records it."""
+        if self.quantile is not None:
+            return {"quantile": self.quantile}
+        return {"fpr": anomaly.DEFAULT_FPR if self.fpr is None else self.fpr}
+
+
+@dataclass
+class Calibration:
+    """What ``calibrate`` wrote and measured: the export, the detector's record, and its scores on the calibration
+    images (float64, in the order they were read)."""
+
+    export: ExportResult
+    spec: anomaly.AnomalySpec
+    scores: np.ndarray
+    source: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"export": self.export.to_dict(), "anomaly": self.spec.to_record(), "source": self.source}
+
+
+def _run_data(run: Run, data_dir: str | Path | None) -> TrainingData:
+    """The run's training and held-out images, read as training read them; ``DataError`` when they are gone."""
+    config = run.config
+    if config.dataset != "images":
+        folder = resolve_data_dir(data_dir, config.dataset) or resolve_data_dir(config.data_dir, config.dataset)
+        config = replace(config, data_dir=str(folder) if folder else None)
+    try:
+        return load_training_data(config)[0]
+    except DataError as err:
+        raise DataError(
+            f"calibration reads the run's images (for its held-out images or wmse's weights): {err}"
+        ) from None
+
+
+def _source(run: Run, held_out: ImageSet) -> str:
+    """The run's held-out images in words, for the record."""
+    config = run.config
+    if config.classes:
+        share = f"{config.val or 0.1:.0%}"
+        return f"{len(held_out)} held-out images ({share}) of the training images of class {','.join(config.classes)}"
+    if config.dataset != "images":
+        return f"the {len(held_out)} images of the {config.dataset} test split"
+    if config.val_data:
+        return f"the {len(held_out)} validation images {config.val_data}"
+    return f"{len(held_out)} held-out images ({config.val or 0.1:.0%}) of {config.data}"
+
+
+def _batches(images: ImageSet, net: Autoencoder) -> list[np.ndarray]:
+    """B×C×H×W float32 batches of the images, as training scores its test images (one size together; others one
+    at a time, padded with black to the model's multiple, as ``aetool detect`` pads them)."""
+    groups = scoring(images, noise=Noise(), multiple_of=net.multiple_of).groups
+    return [inputs.numpy() for inputs, _ in groups]
+
+
+@torch.no_grad()
+def wmse_weights(net: Autoencoder, train: ImageSet) -> np.ndarray:
+    """1×H×W float32: 1 / (v + 0.001), v the per-pixel mean of the error map over the training images."""
+    total, count = None, 0
+    for batch in _batches(train, net):
+        images = torch.from_numpy(batch)
+        errors = error_map(images, net(images)[0]).double().sum(0)
+        total = errors if total is None else total + errors
+        count += len(batch)
+    assert total is not None
+    return (1 / (total / count + anomaly.WEIGHT_FLOOR)).float().numpy()
+
+
+def calibrate_run(
+    run_dir: str | Path,
+    out: str | Path | None = None,
+    *,
+    options: CalibrationOptions = CalibrationOptions(),
+    echo: Echo = print,
+) -> Calibration:
+    """Write the run's detector to ``out`` (a file, or a folder to hold ``model.onnx``; default the run's
+    ``model.onnx``, which it replaces: a detector still reconstructs) and its decoder beside it.
+
+    Raises ``AetoolError`` for a run that cannot be read, a score the model cannot have, calibration images that
+    cannot set a threshold (fewer than two, or all scoring alike), a target that cannot be written; ``DataError``
+    when the images are gone; ``ParityError`` (nothing written) when the graph or its scores disagree.
+    """
+    run = load_run(run_dir)
+    net, config = run.net, run.config
+    path = Path(out) if out is not None else run.folder.model_file
+    path = path / ONNX if path.is_dir() else path
+    _check_target(path)
+    names = options.score or default_score(net)
+    try:
+        check_score(net, names)
+    except ValueError as err:
+        raise AetoolError(f"--score {anomaly.score_name(names)}: {err}") from None
+    needs_run_data = options.data is None or "wmse" in names
+    data = _run_data(run, options.data_dir) if needs_run_data else None
+    if options.data is not None:
+        fixed_size = net.size if net.multiple_of is None else None
+        images = folder_images(options.data, channels=net.channels, size=fixed_size)
+        source = f"the {len(images)} images of {options.data}"
+    else:
+        assert data is not None
+        images, source = data.test, _source(run, data.test)
+    if len(images) < 2:
+        raise AetoolError(f"calibration needs at least two normal images; {source} has {len(images)}")
+    weights = wmse_weights(net, data.train) if data is not None and "wmse" in names else None
+    batches = _batches(images, net)
+    raw, peaks = raw_components(net, batches, Constants(names, weights))
+    mean, std = raw.mean(axis=0), raw.std(axis=0)
+    if not (np.isfinite(std).all() and (std > 0).all()):
+        flat = [name for name, value in zip(names, std, strict=True) if not value > 0]
+        raise AetoolError(f"every calibration image scores the same {', '.join(flat)}: calibrate on varied images")
+    scores = anomaly.standardised_sum(raw, mean, std)
+    rule = options.rule
+    threshold = anomaly.threshold_for(scores, **rule)
+    level = rule.get("quantile", 1 - rule.get("fpr", 0.0))
+    beyond = len(scores) * (1 - level)
+    if beyond < FEW_BEYOND:
+        echo(f"only {len(scores)} calibration images: the threshold rests on about {beyond:.1f} of them above it")
+    spec = anomaly.AnomalySpec(
+        names,
+        tuple(float(v) for v in mean),
+        tuple(float(v) for v in std),
+        threshold,
+        rule,
+        config.classes,
+        float(np.median(peaks)) or None,
+        {"source": source, **anomaly.distribution(scores, threshold)},
+    )
+    rule_text = f"fpr {rule['fpr']:g}" if "fpr" in rule else f"quantile {rule['quantile']:g}"
+    echo(
+        f"calibrated {spec.score} on {source}: threshold {threshold:.4g} ({rule_text}; "
+        f"{spec.calibration['fpr']:.1%} of them above it)"
+    )
+    facts = metadata.ModelFacts(
+        config.model,
+        config.arch,
+        dataset=config.dataset,
+        noise=config.noise_spec,
+        epochs=run.epoch,
+        test_mse=run.test_mse,
+        channels=net.channels,
+    )
+    detector = Detector(Constants(names, weights, spec.mean, spec.std), spec)
+    result = _export(
+        net,
+        path,
+        facts,
+        options=ExportOptions(atol=options.atol, target=options.target),
+        data=ExportData(test_images=batches[0][:PARITY_IMAGES]),
+        echo=echo,
+        detector=detector,
+    )
+    return Calibration(result, spec, scores, source)

@@ -1,0 +1,334 @@
+"""Anomaly scores of an autoencoder's reconstructions on the numpy side (no torch), and how a detector is measured.
+
+An autoencoder trained on normal images reconstructs them well and other images badly, so how far a
+reconstruction x̂ is from its input x scores how anomalous x is. The components, per image of N×C×H×W pixels in
+[0, 1] (the error map e = the mean over channels of (x − x̂)², N×1×H×W):
+
+- ``mse``: the mean of e.
+- ``ssim``: 1 − SSIM(x̂, x), the structural score (Wang et al. 2004, as ``metrics.ssims`` computes it: 11×11
+  Gaussian window of σ 1.5, 'valid' positions, the mean over channels); Bergmann et al., "Improving unsupervised
+  defect segmentation by applying structural similarity to autoencoders", VISAPP 2019, use it for defects.
+- ``smax``: the maximum of e smoothed by a 5×5 Gaussian of σ 1 (zero padding, 'same' size): a small defect that
+  the means average away.
+- ``wmse``: the mean of e / (v + 0.001), v the per-pixel mean of e over the training images: errors where the
+  model is usually exact weigh more (models of one size only, since v has the model's size).
+
+A detector's score standardises each of its components with the mean and standard deviation it has on held-out
+normal images and sums them (the default ``ssim+smax+wmse``; ``ssim+smax`` for models of any size; chosen by
+measurement on the one-class MNIST and Fashion-MNIST benchmark, see the README). Its threshold is a quantile of
+the score on normal images (1 − the false-positive rate asked for); an image scores anomalous above it. The
+anomaly map, the smoothed error map, shows where.
+
+The ONNX detector graph computes the same in float32 (``aetool.export.scores`` on the torch side); tests hold the
+three to each other, SSIM to scikit-image, and :func:`auroc` and :func:`average_precision` to scikit-learn.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from functools import cache
+from typing import Any
+
+import numpy as np
+
+from aetool.runtime.metrics import ssims
+
+COMPONENTS = ("mse", "ssim", "smax", "wmse")
+FIXED_SIZE_SCORE = ("ssim", "smax", "wmse")  # the default for models of one size (dense, pca)
+ANY_SIZE_SCORE = ("ssim", "smax")  # the default for models of any size: wmse's weights have one size
+SMOOTH_SIGMA = 1.0
+SMOOTH_RADIUS = 2  # a 5×5 window
+WEIGHT_FLOOR = 1e-3  # added to the per-pixel training error v before dividing by it
+DEFAULT_FPR = 0.01
+QUANTILES = (0.0, 0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99, 0.999, 1.0)  # of the calibration scores, recorded
+HISTOGRAM_BINS = 20
+
+
+def score_name(components: Sequence[str]) -> str:
+    """How a score is named in files and messages: its components joined by ``+`` (``ssim+smax+wmse``)."""
+    return "+".join(components)
+
+
+def parse_score(text: str) -> tuple[str, ...]:
+    """``"ssim+smax"`` → ("ssim", "smax"); raises ``ValueError`` naming the known components for anything else."""
+    names = tuple(part.strip() for part in text.split("+"))
+    unknown = [name for name in names if name not in COMPONENTS]
+    if unknown or not names or len(set(names)) != len(names):
+        raise ValueError(f"a score is one or more of {', '.join(COMPONENTS)} joined by + (each once), got {text!r}")
+    return names
+
+
+# ---- the components ----
+
+
+def error_map(images: np.ndarray, outputs: np.ndarray) -> np.ndarray:
+    """N×1×H×W float64: the mean over channels of the squared error of N×C×H×W ``outputs`` against ``images``."""
+    if images.shape != outputs.shape or images.ndim != 4:
+        raise ValueError(f"images {images.shape} and outputs {outputs.shape} must be one N×C×H×W shape")
+    return np.square(images.astype(np.float64) - outputs, dtype=np.float64).mean(axis=1, keepdims=True)
+
+
+@cache
+def smoothing_taps() -> np.ndarray:
+    """The 5 taps of the σ-1 Gaussian, normalised to sum 1 (float64); the 5×5 window is their outer product."""
+    offsets = np.arange(-SMOOTH_RADIUS, SMOOTH_RADIUS + 1, dtype=np.float64)
+    taps = np.exp(-0.5 * (offsets / SMOOTH_SIGMA) ** 2)
+    return taps / taps.sum()
+
+
+def smooth(maps: np.ndarray) -> np.ndarray:
+    """N×1×H×W maps convolved with the 5×5 Gaussian of σ 1, zero padded to keep their size (float64)."""
+    taps, r = smoothing_taps(), SMOOTH_RADIUS
+    padded = np.pad(maps.astype(np.float64, copy=False), [(0, 0), (0, 0), (r, r), (r, r)])
+    rows = np.lib.stride_tricks.sliding_window_view(padded, len(taps), axis=-2) @ taps
+    return np.lib.stride_tricks.sliding_window_view(rows, len(taps), axis=-1) @ taps
+
+
+def anomaly_map(images: np.ndarray, outputs: np.ndarray) -> np.ndarray:
+    """N×1×H×W float64: where the images are anomalous, the smoothed error map (what ``smax`` takes the max of)."""
+    return smooth(error_map(images, outputs))
+
+
+def components(
+    images: np.ndarray, outputs: np.ndarray, names: Sequence[str], *, weights: np.ndarray | None = None
+) -> np.ndarray:
+    """N×K float64: the components ``names`` (see the module's docstring) of N×C×H×W reconstructions ``outputs``
+    of ``images``, pixels in [0, 1].
+
+    ``weights`` (1×H×W, float) are the ``wmse`` weights 1 / (v + 0.001) as the detector file holds them. Raises
+    ``ValueError`` for an unknown name, ``wmse`` without weights of the images' size, or ``ssim`` on images smaller
+    than its 11×11 window.
+    """
+    errors = error_map(images, outputs)
+    columns = []
+    for name in names:
+        if name == "mse":
+            columns.append(errors.mean(axis=(1, 2, 3)))
+        elif name == "ssim":
+            columns.append(1 - ssims(outputs, images))
+        elif name == "smax":
+            columns.append(smooth(errors).max(axis=(1, 2, 3)))
+        elif name == "wmse":
+            if weights is None or weights.shape[-2:] != errors.shape[-2:]:
+                raise ValueError(f"wmse needs weights of the images' size {errors.shape[-2:]}")
+            columns.append((errors * weights.astype(np.float64)).mean(axis=(1, 2, 3)))
+        else:
+            raise ValueError(f"unknown score component {name!r}; choose from {', '.join(COMPONENTS)}")
+    return np.stack(columns, axis=1)
+
+
+def standardised_sum(values: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
+    """N scores: the sum over the K columns of N×K ``values`` of (value − mean) / std."""
+    return ((values - np.asarray(mean)) / np.asarray(std)).sum(axis=1)
+
+
+# ---- what a detector file records ----
+
+
+@dataclass(frozen=True)
+class AnomalySpec:
+    """A detector's score and calibration, as the ``anomaly`` metadata key of its file holds them.
+
+    ``mean`` and ``std`` standardise the ``components`` (measured on held-out normal images); ``threshold`` is None
+    for a detector not calibrated; ``rule`` is ``{"fpr": f}`` or ``{"quantile": q}``, how the threshold was set;
+    ``classes`` the labels of the normal training images (None: all of them); ``map_scale`` the anomaly-map value
+    a heatmap shows at full strength (the median over the calibration images of each one's largest map value: how
+    bad a normal image's worst spot typically is);
+    ``calibration`` how many images, from where, and the score's quantiles and histogram on them.
+    """
+
+    components: tuple[str, ...]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    threshold: float | None = None
+    rule: dict[str, float] | None = None
+    classes: tuple[str, ...] | None = None
+    map_scale: float | None = None
+    calibration: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def score(self) -> str:
+        return score_name(self.components)
+
+    def to_record(self) -> dict[str, Any]:
+        """The JSON object of the ``anomaly`` key."""
+        record = asdict(self)
+        record["score"] = self.score
+        record["smoothing_sigma"], record["weight_floor"] = SMOOTH_SIGMA, WEIGHT_FLOOR
+        return record
+
+    @classmethod
+    def from_record(cls, record: Any) -> AnomalySpec:
+        """The spec of an ``anomaly`` record; raises ``ValueError`` saying what is wrong with it."""
+        if not isinstance(record, dict):
+            raise ValueError(f"must be a JSON object, got {type(record).__name__}")
+        names = record.get("components")
+        if not isinstance(names, list) or not names or any(name not in COMPONENTS for name in names):
+            raise ValueError(f"'components' must be a list of {', '.join(COMPONENTS)}, got {names!r}")
+        constants = {key: record.get(key) for key in ("mean", "std")}
+        for key, values in constants.items():
+            if not (isinstance(values, list) and len(values) == len(names) and all(map(_is_finite, values))):
+                raise ValueError(f"{key!r} must be {len(names)} finite numbers, got {values!r}")
+        if any(value <= 0 for value in record["std"]):
+            raise ValueError(f"'std' must be positive, got {record['std']!r}")
+        threshold = record.get("threshold")
+        if threshold is not None and not _is_finite(threshold):
+            raise ValueError(f"'threshold' must be a finite number or null, got {threshold!r}")
+        rule = record.get("rule")
+        if rule is not None and not _is_rule(rule):
+            raise ValueError(f"'rule' must be {{'fpr': f}} or {{'quantile': q}} with 0 < f, q < 1, got {rule!r}")
+        classes, scale = record.get("classes"), record.get("map_scale")
+        if classes is not None and not (isinstance(classes, list) and all(isinstance(c, str) for c in classes)):
+            raise ValueError(f"'classes' must be a list of labels or null, got {classes!r}")
+        if scale is not None and not (_is_finite(scale) and scale > 0):
+            raise ValueError(f"'map_scale' must be a positive number or null, got {scale!r}")
+        return cls(
+            tuple(names),
+            tuple(float(v) for v in record["mean"]),
+            tuple(float(v) for v in record["std"]),
+            None if threshold is None else float(threshold),
+            None if rule is None else {key: float(value) for key, value in rule.items()},
+            None if classes is None else tuple(classes),
+            None if scale is None else float(scale),
+            calibration if isinstance(calibration := record.get("calibration"), dict) else {},
+        )
+
+
+def _is_finite(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _is_fraction(value: Any) -> bool:
+    return _is_finite(value) and 0 < value < 1
+
+
+def _is_rule(rule: Any) -> bool:
+    """Whether ``rule`` is ``{"fpr": f}`` or ``{"quantile": q}`` with a fraction in (0, 1)."""
+    return (
+        isinstance(rule, dict)
+        and len(rule) == 1
+        and {*rule} <= {"fpr", "quantile"}
+        and all(map(_is_fraction, rule.values()))
+    )
+
+
+# ---- calibration ----
+
+
+def threshold_for(scores: np.ndarray, *, fpr: float | None = None, quantile: float | None = None) -> float:
+    """The threshold above which a share ``fpr`` of normal ``scores`` lie: their (1 − fpr) quantile, or their
+    ``quantile`` (numpy's linear interpolation between order statistics). Give one of the two, in (0, 1); raises
+    ``ValueError`` otherwise or for no scores."""
+    if (fpr is None) == (quantile is None):
+        raise ValueError("give a false-positive rate or a quantile, not both or neither")
+    level = 1 - fpr if fpr is not None else float(quantile or 0)
+    if not _is_fraction(level):
+        raise ValueError(f"--fpr and --quantile are fractions between 0 and 1, got {fpr if fpr is not None else level}")
+    if len(scores) == 0:
+        raise ValueError("no scores to set a threshold from")
+    return float(np.quantile(np.asarray(scores, np.float64), level))
+
+
+def distribution(scores: np.ndarray, threshold: float | None = None) -> dict[str, Any]:
+    """What a file records of the calibration scores: their count, quantiles (``QUANTILES``), a histogram of
+    ``HISTOGRAM_BINS`` equal bins, and the share above ``threshold`` (the false-positive rate on them)."""
+    scores = np.asarray(scores, np.float64)
+    counts, edges = np.histogram(scores, bins=HISTOGRAM_BINS)
+    record: dict[str, Any] = {
+        "images": len(scores),
+        "quantiles": {f"{q:g}": float(np.quantile(scores, q)) for q in QUANTILES},
+        "histogram": {"edges": edges.tolist(), "counts": counts.tolist()},
+    }
+    if threshold is not None:
+        record["fpr"] = float((scores > threshold).mean())
+    return record
+
+
+# ---- measuring a detector on labelled images ----
+
+
+def _checked(scores: np.ndarray, is_anomaly: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    scores, labels = np.asarray(scores, np.float64), np.asarray(is_anomaly).astype(bool)
+    if scores.shape != labels.shape or scores.ndim != 1:
+        raise ValueError(f"scores {scores.shape} and labels {labels.shape} must be two vectors of one length")
+    if not np.isfinite(scores).all():
+        raise ValueError("scores must be finite")
+    if labels.all() or not labels.any():
+        raise ValueError("measuring a detector needs both normal and anomalous images")
+    return scores, labels
+
+
+def auroc(scores: np.ndarray, is_anomaly: np.ndarray) -> float:
+    """The area under the ROC curve, anomalies positive, higher scores more anomalous: the probability that an
+    anomaly scores above a normal image, ties counting one half (Mann–Whitney U over the rank sum, tied scores
+    given their average rank; Hanley & McNeil 1982). Raises ``ValueError`` for one class only or NaN scores."""
+    scores, labels = _checked(scores, is_anomaly)
+    _, inverse, counts = np.unique(scores, return_inverse=True, return_counts=True)
+    ends = np.cumsum(counts)
+    ranks = (ends - (counts - 1) / 2)[inverse]  # 1-based, ties averaged
+    positives, negatives = int(labels.sum()), int((~labels).sum())
+    return float((ranks[labels].sum() - positives * (positives + 1) / 2) / (positives * negatives))
+
+
+def average_precision(scores: np.ndarray, is_anomaly: np.ndarray) -> float:
+    """The area under the precision–recall curve, anomalies positive, as average precision: Σ (Rₙ − Rₙ₋₁) Pₙ over
+    the distinct scores from the highest down (scikit-learn's ``average_precision_score``; no interpolation).
+    Raises ``ValueError`` as :func:`auroc` does."""
+    scores, labels = _checked(scores, is_anomaly)
+    order = np.argsort(-scores, kind="mergesort")
+    ranked, hits = scores[order], labels[order]
+    last_of_ties = np.r_[np.flatnonzero(np.diff(ranked)), len(ranked) - 1]
+    true_positives = np.cumsum(hits)[last_of_ties]
+    precision = true_positives / (last_of_ties + 1)
+    recall = true_positives / true_positives[-1]
+    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
+
+
+@dataclass(frozen=True)
+class Rates:
+    """A detector's verdicts at one threshold against the truth: counts, and the rates people quote (fractions;
+    None where undefined, e.g. precision when nothing scored anomalous)."""
+
+    threshold: float
+    true_positives: int
+    false_positives: int
+    true_negatives: int
+    false_negatives: int
+
+    @property
+    def precision(self) -> float | None:
+        flagged = self.true_positives + self.false_positives
+        return self.true_positives / flagged if flagged else None
+
+    @property
+    def recall(self) -> float:
+        return self.true_positives / (self.true_positives + self.false_negatives)
+
+    @property
+    def f1(self) -> float:
+        """2PR / (P + R), written 2TP / (2TP + FP + FN) so that it is 0, not undefined, when nothing is found."""
+        found = 2 * self.true_positives
+        return found / (found + self.false_positives + self.false_negatives)
+
+    @property
+    def fpr(self) -> float:
+        return self.false_positives / (self.false_positives + self.true_negatives)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "precision": self.precision, "recall": self.recall, "f1": self.f1, "fpr": self.fpr}
+
+
+def rates(scores: np.ndarray, is_anomaly: np.ndarray, threshold: float) -> Rates:
+    """The verdicts ``score > threshold`` (anomalous) against ``is_anomaly``; raises ``ValueError`` as
+    :func:`auroc` does."""
+    scores, labels = _checked(scores, is_anomaly)
+    flagged = scores > threshold
+    return Rates(
+        threshold,
+        int((flagged & labels).sum()),
+        int((flagged & ~labels).sum()),
+        int((~flagged & ~labels).sum()),
+        int((~flagged & labels).sum()),
+    )

@@ -1,0 +1,460 @@
+"""Anomaly detection with onnxruntime alone: ``aetool detect`` over image files and ``aetool evaluate --anomaly``
+on labelled images.
+
+A :class:`Detector` is a model file seen as a detector. A file written by ``aetool calibrate`` computes its score
+and anomaly map in its graph and carries its threshold (:class:`~aetool.runtime.anomaly.AnomalySpec`); any other
+aetool model still scores images, by the MSE of its reconstruction and the smoothed error map computed here
+(``runtime.anomaly``), with no threshold: it has not been calibrated.
+
+:func:`detect` runs files through the batch pipeline's reading (``batch.read_chunks``: the one image loader,
+channels and polarity carried into the model's world, conv models padded to their multiple, dense models refused
+or with ``--resize`` fitted), a chunk at a time, so memory stays flat. Heatmaps: ``NAME.heatmap.png``, the map
+coloured (matplotlib's *inferno*) and laid over the image, full colour at the detector's ``map_scale``; and
+``NAME.raw.heatmap.png``, the map itself as 16-bit grey (value / 65535 = the smoothed squared error, in [0, 1]),
+both at the image's size.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import time
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from aetool.errors import AetoolError, DataError, ModelFileError
+from aetool.runtime import anomaly, contract, images
+from aetool.runtime.batch import Outcome, Ready, Reconstruct, read_chunks
+from aetool.runtime.files import Failure, Input, Job, collect, plan, write_files
+from aetool.runtime.idx import load_split
+from aetool.runtime.metrics import SCORE_BATCH, SSIM_RADIUS
+from aetool.runtime.model import Model
+
+HEATMAP = ".heatmap"  # heatmap files end in .heatmap.png and .raw.heatmap.png; input scans skip them
+DETECTOR_OUTPUTS = (contract.SCORE, contract.ANOMALY_MAP, contract.SCORE_COMPONENTS)
+OVERLAY_ALPHA = 0.75  # the heat colour's opacity over the image at full strength
+# matplotlib's inferno at 0, 1/8, …, 1 (dark purple → yellow), interpolated linearly: no matplotlib at runtime.
+INFERNO = np.array(
+    [
+        (0.001, 0.000, 0.014),
+        (0.129, 0.047, 0.291),
+        (0.342, 0.062, 0.429),
+        (0.541, 0.135, 0.415),
+        (0.736, 0.216, 0.330),
+        (0.894, 0.353, 0.194),
+        (0.978, 0.558, 0.035),
+        (0.975, 0.798, 0.206),
+        (0.988, 0.998, 0.645),
+    ]
+)
+
+
+def read_spec(model: Model) -> anomaly.AnomalySpec | None:
+    """The detector record of a model file, or None for a plain autoencoder; raises ``ModelFileError`` for a file
+    with only part of a detector (outputs without the record, or the reverse) or a broken record."""
+    outputs = {o.name for o in model.session.get_outputs()}
+    record = model.metadata.get(contract.ANOMALY)
+    if record is None and not outputs & set(DETECTOR_OUTPUTS):
+        return None
+    if record is None or not outputs >= set(DETECTOR_OUTPUTS):
+        raise ModelFileError(
+            f"{model.path.name} is half a detector: a detector has the outputs {', '.join(DETECTOR_OUTPUTS)} and the "
+            f"metadata {contract.ANOMALY!r}; write it again with aetool calibrate"
+        )
+    try:
+        return anomaly.AnomalySpec.from_record(record)
+    except ValueError as err:
+        raise ModelFileError(f"{model.path.name}: metadata {contract.ANOMALY!r}: {err}") from None
+
+
+@dataclass(frozen=True)
+class Scored:
+    """A batch scored: ``scores`` (N float64), ``maps`` (N×1×H×W float32), ``components`` (N×K float64, named by
+    the detector) and ``reconstructions`` (N×C×H×W float32)."""
+
+    scores: np.ndarray
+    maps: np.ndarray
+    components: np.ndarray
+    reconstructions: np.ndarray
+
+
+class Detector:
+    """A model file as an anomaly detector (see the module's docstring); ``threshold`` overrides the file's."""
+
+    def __init__(self, model: Model, *, threshold: float | None = None) -> None:
+        self.model = model
+        self.spec = read_spec(model)
+        self.threshold = threshold if threshold is not None else self.spec.threshold if self.spec else None
+
+    @property
+    def components(self) -> tuple[str, ...]:
+        return self.spec.components if self.spec else ("mse",)
+
+    @property
+    def score_name(self) -> str:
+        """``ssim+smax+wmse`` (each standardised) for a detector, ``mse`` for a plain autoencoder."""
+        return self.spec.score if self.spec else "mse"
+
+    @property
+    def map_scale(self) -> float | None:
+        """The map value a heatmap shows at full colour; None (each image its own maximum) for a plain model."""
+        return self.spec.map_scale if self.spec else None
+
+    def smallest(self) -> int:
+        """The smallest height and width it scores: SSIM's window, else one pixel."""
+        return 2 * SSIM_RADIUS + 1 if "ssim" in self.components else 1
+
+    def run(self, batch: np.ndarray) -> Scored:
+        """Score N×C×H×W float32 images in [0, 1] that the model takes as they are (its size, or its multiple).
+
+        Raises ``ModelFileError`` when the file fails on them or returns non-finite or misshapen values, and what
+        ``Model.reconstruct`` raises for images it refuses.
+        """
+        if self.spec is None:
+            outputs = self.model.reconstruct(batch)
+            values = anomaly.components(batch, outputs, ("mse",))
+            maps = anomaly.anomaly_map(batch, outputs).astype(np.float32)
+            return Scored(values[:, 0], maps, values, outputs)
+        named = self.model.outputs(batch, [contract.RECONSTRUCTION, *DETECTOR_OUTPUTS])
+        outputs, scores, maps, parts = (named[name] for name in (contract.RECONSTRUCTION, *DETECTOR_OUTPUTS))
+        expected = {
+            contract.SCORE: (len(batch),),
+            contract.ANOMALY_MAP: (len(batch), 1, *batch.shape[2:]),
+            contract.SCORE_COMPONENTS: (len(batch), len(self.components)),
+        }
+        got = {contract.SCORE: scores.shape, contract.ANOMALY_MAP: maps.shape, contract.SCORE_COMPONENTS: parts.shape}
+        if got != expected:
+            raise ModelFileError(
+                f"{self.model.path.name} returned scores of shapes {got} for a batch of shape {batch.shape} (expected "
+                f"{expected}); the detector file is broken"
+            )
+        return Scored(scores.astype(np.float64), maps, parts.astype(np.float64), outputs)
+
+    def verdict(self, score: float) -> bool | None:
+        """Whether a score is anomalous (above the threshold); None without a threshold."""
+        return None if self.threshold is None else bool(score > self.threshold)
+
+
+# ---- detect: files in, a record (and heatmaps) per file out ----
+
+
+@dataclass
+class Detection:
+    """What ``aetool detect`` found in one image; ``record()`` is its JSON line.
+
+    ``score`` is the detector's (``score_name``), ``threshold`` None when it has none, ``anomalous`` whether the
+    score is above it; ``components`` the raw components by name; ``mse`` the reconstruction's MSE and ``map_max``
+    the anomaly map's largest value, both over the image's region (a conv model's score also covers the black
+    padding up to its multiple, as calibration's did).
+    """
+
+    path: str
+    score: float | None = None
+    threshold: float | None = None
+    anomalous: bool | None = None
+    score_name: str | None = None
+    components: dict[str, float] = field(default_factory=dict)
+    mse: float | None = None
+    map_max: float | None = None
+    heatmap: str | None = None  # the map over the image, PNG
+    raw_heatmap: str | None = None  # the map as 16-bit grey, PNG
+    input_size: tuple[int, int] | None = None  # (width, height)
+    fitted_size: tuple[int, int] | None = None  # (width, height) the model ran it at, when resized to fit
+    inverted: bool = False
+    converted: str | None = None
+    notes: list[str] = field(default_factory=list)
+    ms: float = 0.0
+    error: str | None = None
+
+    def record(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def plan_detection(found: Sequence[Input], *, heatmaps: str | None) -> tuple[list[Job], list[Failure]]:
+    """A job per image: with ``heatmaps`` (a folder) its target is the folder mirroring the inputs' layout,
+    ``FOLDER/…/NAME.png``, whose two heatmap names :func:`heatmap_paths` derives; without, no target."""
+    if heatmaps is None:
+        return [Job(item.label, item.source, None, "PNG") for item in found], []
+    # force: the target itself is never written, only the .heatmap files beside it, so it may name an input
+    return plan(found, output=str(Path(heatmaps)) + "/", suffix=HEATMAP, fmt="png", force=True)
+
+
+def heatmap_paths(target: Path) -> tuple[Path, Path]:
+    """``FOLDER/NAME.png`` → (``NAME.heatmap.png``, ``NAME.raw.heatmap.png``) in that folder."""
+    stem = target.name.removesuffix(target.suffix)
+    return target.with_name(f"{stem}{HEATMAP}.png"), target.with_name(f"{stem}.raw{HEATMAP}.png")
+
+
+def overlay(pixels: np.ndarray, amap: np.ndarray, scale: float) -> np.ndarray:
+    """3×H×W in [0, 1]: the grey of C×H×W ``pixels`` with the H×W ``amap`` coloured over it (inferno, opacity
+    growing to ``OVERLAY_ALPHA`` at ``scale`` and above)."""
+    heat = np.clip(amap / scale, 0, 1) if scale > 0 else np.zeros_like(amap)
+    stops = np.linspace(0, 1, len(INFERNO))
+    colour = np.stack([np.interp(heat, stops, INFERNO[:, c]) for c in range(3)])
+    alpha = OVERLAY_ALPHA * heat
+    return (images.luma(pixels)[None] * (1 - alpha) + colour * alpha).astype(np.float32)
+
+
+def encode_raw(amap: np.ndarray) -> bytes:
+    """A 16-bit grey PNG of an H×W map in [0, 1] (value / 65535)."""
+    from PIL import Image
+
+    values = np.round(np.clip(amap, 0, 1) * 65535).astype(np.uint16)
+    buffer = io.BytesIO()
+    Image.fromarray(values).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def detect(
+    jobs: Sequence[Job], detector: Detector, *, invert: bool | None = None, resize: bool = False
+) -> Iterator[Detection]:
+    """A :class:`Detection` per job, in order; heatmaps written for jobs with a target (see
+    :func:`plan_detection`). ``invert`` and ``resize`` as the image commands take them. An image that cannot be
+    read, prepared, scored or written is a Detection with ``error`` set; the others are still done."""
+    step = Reconstruct(detector.model, resize=resize)
+    for chunk in read_chunks(jobs, step, invert=invert):
+        results: dict[int, Detection] = {}
+        groups: dict[tuple[int, ...], list[tuple[int, Ready]]] = {}
+        for index, item in enumerate(chunk):
+            if isinstance(item, Outcome):
+                results[index] = Detection(item.path, error=item.error, ms=item.ms)
+            elif min(item.prepared.pixels.shape[1:]) < detector.smallest():
+                size = detector.smallest()
+                results[index] = Detection(item.job.label, error=f"smaller than SSIM's {size}×{size} window")
+            else:
+                groups.setdefault(item.prepared.pixels.shape, []).append((index, item))
+        for group in groups.values():
+            started = time.perf_counter()
+            try:
+                scored = detector.run(np.stack([item.prepared.pixels for _, item in group]))
+            except AetoolError as err:
+                results.update((index, Detection(item.job.label, error=str(err))) for index, item in group)
+                continue
+            share = (time.perf_counter() - started) / len(group)
+            for position, (index, item) in enumerate(group):
+                results[index] = _finish(item, scored, position, detector, share)
+        yield from (results[index] for index in range(len(chunk)))
+
+
+def _finish(item: Ready, scored: Scored, position: int, detector: Detector, share: float) -> Detection:
+    """One image's record, and its heatmaps written when it has a target."""
+    started = time.perf_counter()
+    height, width = item.prepared.region
+    amap = scored.maps[position, :, :height, :width]
+    region = item.prepared.pixels[:, :height, :width]
+    score = float(scored.scores[position])
+    detection = Detection(
+        item.job.label,
+        score=score,
+        threshold=detector.threshold,
+        anomalous=detector.verdict(score),
+        score_name=detector.score_name,
+        components=dict(zip(detector.components, map(float, scored.components[position]), strict=True)),
+        mse=float(np.square(scored.reconstructions[position, :, :height, :width] - region, dtype=np.float64).mean()),
+        map_max=float(amap.max()),
+        input_size=(int(item.image.shape[2]), int(item.image.shape[1])),
+        fitted_size=(width, height) if item.prepared.restore is not None else None,
+        inverted=item.inverted,
+        converted=item.converted,
+        notes=list(item.notes),
+    )
+    if item.job.target is not None:
+        restored = item.prepared.restore(amap) if item.prepared.restore is not None else amap
+        original = 1 - item.image if item.inverted else item.image
+        scale = detector.map_scale or float(restored.max())
+        picture, raw = heatmap_paths(item.job.target)
+        try:
+            write_files(
+                {
+                    picture: images.encode(overlay(original, restored[0], scale), "PNG"),
+                    raw: encode_raw(restored[0]),
+                }
+            )
+        except AetoolError as err:
+            detection.error = str(err)
+        else:
+            detection.heatmap, detection.raw_heatmap = str(picture), str(raw)
+    detection.ms = round((item.seconds + share + time.perf_counter() - started) * 1000, 3)
+    return detection
+
+
+# ---- evaluate --anomaly: labelled images in, AUROC, AUPR and the rates at the threshold out ----
+
+
+@dataclass(frozen=True)
+class AnomalyEvaluation:
+    """How well a detector tells normal from anomalous images; ``to_dict`` is ``aetool evaluate --anomaly
+    --json``. AUROC and AUPR (anomalies positive) are fractions; ``at_threshold`` holds the counts, precision,
+    recall, F1 and false-positive rate at ``threshold`` (None when there is none)."""
+
+    auroc: float
+    aupr: float
+    n_normal: int
+    n_anomalous: int
+    score: str
+    threshold: float | None
+    at_threshold: dict[str, Any] | None
+    model: str
+    file: str
+    data: str
+    normal: str  # what counted as normal: the classes, or the folder
+    seconds: float
+    failed: list[Failure] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def measure(
+    detector: Detector,
+    scores: np.ndarray,
+    is_anomaly: np.ndarray,
+    *,
+    data: str,
+    normal: str,
+    started: float,
+    failed: list[Failure] | None = None,
+) -> AnomalyEvaluation:
+    """The evaluation of the finite ``scores`` (NaN: an image that failed, left out); ``DataError`` when the images
+    scored are all of one kind."""
+    kept = np.isfinite(scores)
+    scores, labels = scores[kept], np.asarray(is_anomaly, bool)[kept]
+    if labels.all() or not labels.any():
+        kind = "anomalous" if len(labels) and labels.all() else "normal"
+        raise DataError(f"every scored image is {kind} ({len(labels)}); AUROC needs normal and anomalous images")
+    at = anomaly.rates(scores, labels, detector.threshold) if detector.threshold is not None else None
+    return AnomalyEvaluation(
+        auroc=anomaly.auroc(scores, labels),
+        aupr=anomaly.average_precision(scores, labels),
+        n_normal=int((~labels).sum()),
+        n_anomalous=int(labels.sum()),
+        score=detector.score_name,
+        threshold=detector.threshold,
+        at_threshold=at.to_dict() if at else None,
+        model=detector.model.name,
+        file=str(detector.model.path),
+        data=data,
+        normal=normal,
+        seconds=round(time.perf_counter() - started, 3),
+        failed=failed or [],
+    )
+
+
+def normal_classes(detector: Detector, classes: Sequence[str] | None) -> tuple[str, ...]:
+    """The classes that count as normal: those given, else those the detector was trained on; ``AetoolError``
+    when neither says."""
+    if classes:
+        return tuple(classes)
+    if detector.spec is not None and detector.spec.classes:
+        return detector.spec.classes
+    raise AetoolError("which classes are normal? pass --classes (the model file does not record them)")
+
+
+def idx_images(model: Model, pixels: np.ndarray) -> np.ndarray:
+    """N×H×W uint8 IDX digits as the model's N×C×H×W float32 input in [0, 1] (grey replicated for colour models);
+    ``DataError`` when the model cannot take their size."""
+    try:
+        model.input_spec.check(*pixels.shape[1:])
+    except ValueError as err:
+        raise DataError(f"{model.path.name} cannot score these digits: {err}") from None
+    return images.to_channels(pixels[:, None].astype(np.float32) / 255, model.input_spec.channels)[0]
+
+
+def idx_scores(
+    detector: Detector, data_dir: str | Path, *, split: str = "test", limit: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The scores (N float64) and labels (N digits as text) of the first ``limit`` images of an IDX split, scored a
+    batch at a time. Raises ``DataError`` for a folder without readable IDX files or digits the model cannot take,
+    ``ModelFileError`` for a model that fails."""
+    pixels, labels = load_split(data_dir, split)
+    pixels, labels = pixels[:limit], labels[:limit]
+    scores = [
+        detector.run(idx_images(detector.model, pixels[i : i + SCORE_BATCH])).scores
+        for i in range(0, len(pixels), SCORE_BATCH)
+    ]
+    return np.concatenate(scores), labels.astype(str)
+
+
+def evaluate_idx(
+    detector: Detector, data_dir: str | Path, *, classes: Sequence[str], split: str = "test", limit: int | None = None
+) -> AnomalyEvaluation:
+    """Score an IDX split (the first ``limit`` images), its digits in ``classes`` normal and the others anomalous.
+
+    Raises what :func:`idx_scores` raises, and ``DataError`` for a split whose images are all of one kind.
+    """
+    started = time.perf_counter()
+    scores, labels = idx_scores(detector, data_dir, split=split, limit=limit)
+    is_anomaly = ~np.isin(labels, list(classes))
+    normal = f"class {','.join(classes)}"
+    return measure(detector, scores, is_anomaly, data=f"{data_dir} ({split})", normal=normal, started=started)
+
+
+def _scores_of(detector: Detector, found: Iterable[Input], failed: list[Failure], **options: Any) -> list[float]:
+    """The scores of images (NaN where one failed, which is listed in ``failed``)."""
+    jobs = [Job(item.label, item.source, None, "PNG") for item in found]
+    scores: list[float] = []
+    for detection in detect(jobs, detector, **options):
+        if detection.error or detection.score is None:
+            failed.append(Failure(detection.path, detection.error or "not scored"))
+            scores.append(math.nan)
+        else:
+            scores.append(detection.score)
+    return scores
+
+
+def _found(source: str, option: str) -> list[Input]:
+    found, failures = collect([source], recursive=True, skip=HEATMAP)
+    if not found:
+        raise DataError(f"{option} {source}: {failures[0].error if failures else 'no images'}")
+    return found
+
+
+def evaluate_folders(
+    detector: Detector, normal: str, anomalous: str, *, invert: bool | None = None, resize: bool = False
+) -> AnomalyEvaluation:
+    """Score the images of a folder (recursively) or glob of normal images and one of anomalous images.
+
+    Images that cannot be read or scored are listed in ``failed`` and left out. Raises ``DataError`` when a side
+    holds no images or none of one side could be scored.
+    """
+    started = time.perf_counter()
+    failed: list[Failure] = []
+    sides = [_found(normal, "--normal"), _found(anomalous, "--anomalous")]
+    scores = np.array(_scores_of(detector, [*sides[0], *sides[1]], failed, invert=invert, resize=resize))
+    is_anomaly = np.r_[np.zeros(len(sides[0]), bool), np.ones(len(sides[1]), bool)]
+    where = f"{normal} | {anomalous}"
+    return measure(detector, scores, is_anomaly, data=where, normal=normal, started=started, failed=failed)
+
+
+def evaluate_labelled(
+    detector: Detector, data: str, *, classes: Sequence[str], invert: bool | None = None, resize: bool = False
+) -> AnomalyEvaluation:
+    """Score the images of a folder whose first-level subfolders are their labels (``test/good/``,
+    ``test/scratch/``…), those of ``classes`` normal. Raises as :func:`evaluate_folders` does."""
+    started = time.perf_counter()
+    found = _found(data, "--data")
+    labels = Counter[str]()
+    is_anomaly = []
+    for item in found:
+        label = _label(item)
+        labels[label] += 1
+        is_anomaly.append(label not in classes)
+    if not set(classes) & set(labels):
+        raise DataError(f"no image of {data} is in a subfolder {' or '.join(classes)}; it has {', '.join(labels)}")
+    failed: list[Failure] = []
+    scores = np.array(_scores_of(detector, found, failed, invert=invert, resize=resize))
+    normal = f"class {','.join(classes)}"
+    return measure(detector, scores, np.array(is_anomaly), data=data, normal=normal, started=started, failed=failed)
+
+
+def _label(item: Input) -> str:
+    """The first-level subfolder an image was found in ("" at the top)."""
+    if not isinstance(item.source, Path) or item.root is None:
+        return ""
+    parts = item.source.relative_to(item.root).parts
+    return parts[0] if len(parts) > 1 else ""

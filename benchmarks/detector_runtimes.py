@@ -1,0 +1,75 @@
+"""One detector file, every runtime installed here, the same scores: the test digits of an IDX folder.
+
+    .venv/bin/python benchmarks/detector_runtimes.py runs/oneclass/mnist/class-8/model.onnx \
+        --data-dir ../shared/data/mnist [--reference 512] [--out benchmarks/results/detector_runtimes/NAME.json]
+
+Runs the detector on the test digits in each runtime ``aetool check`` knows and finds installed (onnxruntime; the
+ONNX reference evaluator, OpenCV DNN's two engines and OpenVINO with the ``check`` extra), the reference evaluator,
+pure Python and slow, on the first ``--reference`` of them only. Prints, per runtime and output, the largest
+absolute difference from onnxruntime and that difference relative to max(1, |value|), and the AUROC of its scores
+(the detector's ``classes`` normal) where it scored every digit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+OUTPUTS = ["score", "anomaly_map", "score_components"]
+BATCH = 500
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("model", type=Path)
+    parser.add_argument("--data-dir", required=True)
+    parser.add_argument("--reference", type=int, default=512, help="test images the reference evaluator runs")
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+
+    from aetool.check import runtimes
+    from aetool.runtime import load
+    from aetool.runtime.anomaly import auroc
+    from aetool.runtime.idx import load_split
+
+    pixels, labels = load_split(args.data_dir, "test")
+    images = (pixels[:, None] / np.float32(255)).astype(np.float32)
+    record = load(args.model).metadata["anomaly"]
+    is_anomaly = ~np.isin(labels.astype(str), record["classes"])
+
+    results: dict[str, dict] = {}
+    base: dict[str, np.ndarray] = {}
+    for runtime in (r for r in runtimes() if r.installed):
+        count = args.reference if runtime.name == "onnx-reference" else len(images)
+        started = time.perf_counter()
+        try:
+            run = runtime.load(args.model, "image", OUTPUTS)
+            parts = [run(images[i : min(i + BATCH, count)]) for i in range(0, count, BATCH)]
+        except Exception as err:  # any runtime's own failure: recorded, the others still run
+            results[runtime.name] = {"version": runtime.version(), "error": str(err).splitlines()[0][:200]}
+            continue
+        got = {name: np.concatenate([part[name] for part in parts]).astype(np.float64) for name in OUTPUTS}
+        row: dict = {"version": runtime.version(), "images": count, "seconds": time.perf_counter() - started}
+        if runtime.name == "onnxruntime":
+            base = got
+        else:
+            for name in OUTPUTS:
+                difference = np.abs(got[name] - base[name][:count])
+                relative = difference / np.maximum(1.0, np.abs(base[name][:count]))
+                row[name] = {"max_abs": float(difference.max()), "max_relative": float(relative.max())}
+        if count == len(images):
+            row["auroc"] = auroc(got["score"], is_anomaly)
+        results[runtime.name] = row
+    document = {"model": str(args.model), "images": len(images), "runtimes": results}
+    print(json.dumps(document, indent=2))
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(document, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,154 @@
+"""Anomaly scores and detector measures on the numpy side, held to scikit-learn, scikit-image and SciPy."""
+
+import json
+
+import numpy as np
+import pytest
+
+from aetool.runtime import anomaly
+
+sklearn_metrics = pytest.importorskip("sklearn.metrics", reason="scikit-learn is a dev dependency")
+ndimage = pytest.importorskip("scipy.ndimage", reason="SciPy comes with scikit-image, a dev dependency")
+skimage_metrics = pytest.importorskip("skimage.metrics", reason="scikit-image is a dev dependency")
+
+
+def labelled(seed, n=400, ties=False):
+    rng = np.random.default_rng(seed)
+    is_anomaly = rng.random(n) < 0.3
+    scores = rng.normal(size=n) + 1.2 * is_anomaly
+    return (np.round(scores, 1) if ties else scores), is_anomaly
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("ties", [False, True])
+def test_auroc_and_average_precision_match_scikit_learn(seed, ties):
+    scores, is_anomaly = labelled(seed, ties=ties)
+    assert len(np.unique(scores)) < len(scores) or not ties  # rounding made ties
+    assert anomaly.auroc(scores, is_anomaly) == pytest.approx(
+        sklearn_metrics.roc_auc_score(is_anomaly, scores), abs=1e-12
+    )
+    assert anomaly.average_precision(scores, is_anomaly) == pytest.approx(
+        sklearn_metrics.average_precision_score(is_anomaly, scores), abs=1e-12
+    )
+
+
+def test_auroc_counts_ties_as_half_and_orders_by_score():
+    assert anomaly.auroc(np.array([1.0, 1.0]), np.array([False, True])) == 0.5
+    assert anomaly.auroc(np.array([0.0, 1.0, 2.0]), np.array([False, True, True])) == 1.0
+    assert anomaly.auroc(np.array([2.0, 1.0, 0.0]), np.array([False, True, True])) == 0.0
+
+
+@pytest.mark.parametrize(
+    ("scores", "labels", "message"),
+    [
+        ([1.0, 2.0], [True, True], "both normal and anomalous"),
+        ([1.0, np.nan], [True, False], "finite"),
+        ([1.0, 2.0, 3.0], [True, False], "one length"),
+    ],
+)
+def test_measures_refuse_what_they_cannot_measure(scores, labels, message):
+    for measure in (anomaly.auroc, anomaly.average_precision):
+        with pytest.raises(ValueError, match=message):
+            measure(np.array(scores), np.array(labels))
+
+
+def test_rates_at_a_threshold_count_scores_above_it_as_anomalous():
+    scores = np.array([0.1, 0.5, 0.9, 0.2, 0.7, 0.5])
+    is_anomaly = np.array([False, False, True, True, True, False])
+    at = anomaly.rates(scores, is_anomaly, 0.5)  # flagged: 0.9, 0.7 (0.5 itself is not above)
+    assert (at.true_positives, at.false_positives, at.true_negatives, at.false_negatives) == (2, 0, 3, 1)
+    assert at.precision == 1.0 and at.recall == pytest.approx(2 / 3) and at.fpr == 0.0
+    assert at.f1 == pytest.approx(sklearn_metrics.f1_score(is_anomaly, scores > 0.5))
+    nothing = anomaly.rates(scores, is_anomaly, 1.0)
+    assert nothing.precision is None and nothing.f1 == 0.0 and nothing.recall == 0.0
+    assert json.loads(json.dumps(at.to_dict()))["fpr"] == 0.0
+
+
+def test_the_smoothed_map_is_scipys_gaussian_filter_with_zero_padding():
+    maps = np.random.default_rng(0).random((3, 1, 9, 13))
+    expected = np.stack([[ndimage.gaussian_filter(m[0], sigma=1.0, truncate=2.0, mode="constant")] for m in maps])
+    np.testing.assert_allclose(anomaly.smooth(maps), expected, atol=1e-12)
+
+
+def test_components_against_references():
+    rng = np.random.default_rng(1)
+    images = rng.random((4, 3, 16, 20)).astype(np.float32)
+    outputs = np.clip(images + rng.normal(0, 0.1, images.shape), 0, 1).astype(np.float32)
+    weights = rng.uniform(1, 50, (1, 16, 20)).astype(np.float32)
+    values = anomaly.components(images, outputs, ("mse", "ssim", "smax", "wmse"), weights=weights)
+    errors = np.square(images.astype(np.float64) - outputs).mean(axis=1)  # N×H×W, channels averaged
+    ssim = [
+        skimage_metrics.structural_similarity(
+            o, i, channel_axis=0, gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=1
+        )
+        for o, i in zip(outputs.astype(np.float64), images.astype(np.float64), strict=True)
+    ]
+    smax = [ndimage.gaussian_filter(e, sigma=1.0, truncate=2.0, mode="constant").max() for e in errors]
+    np.testing.assert_allclose(values[:, 0], errors.mean(axis=(1, 2)), rtol=1e-12)
+    np.testing.assert_allclose(values[:, 1], 1 - np.array(ssim), atol=1e-7)
+    np.testing.assert_allclose(values[:, 2], smax, rtol=1e-12)
+    np.testing.assert_allclose(values[:, 3], (errors * weights[0]).mean(axis=(1, 2)), rtol=1e-12)
+    z = anomaly.standardised_sum(values[:, :2], (1.0, 2.0), (0.5, 4.0))
+    np.testing.assert_allclose(z, (values[:, 0] - 1) / 0.5 + (values[:, 1] - 2) / 4)
+
+
+def test_components_refuse_what_they_cannot_compute():
+    images = np.zeros((1, 1, 16, 16), np.float32)
+    with pytest.raises(ValueError, match="wmse needs weights"):
+        anomaly.components(images, images, ("wmse",))
+    with pytest.raises(ValueError, match="unknown score component"):
+        anomaly.components(images, images, ("psnr",))
+    with pytest.raises(ValueError, match="11×11"):
+        anomaly.components(images[..., :8, :8], images[..., :8, :8], ("ssim",))
+
+
+def test_parse_score_names_the_components():
+    assert anomaly.parse_score("ssim+smax") == ("ssim", "smax")
+    for text in ("psnr", "ssim+ssim", ""):
+        with pytest.raises(ValueError, match="joined by"):
+            anomaly.parse_score(text)
+
+
+def test_the_threshold_lets_the_asked_share_of_calibration_scores_above_it():
+    scores = np.random.default_rng(2).normal(size=10_000)
+    threshold = anomaly.threshold_for(scores, fpr=0.05)
+    assert threshold == anomaly.threshold_for(scores, quantile=0.95)
+    assert (scores > threshold).mean() == pytest.approx(0.05, abs=1e-4)
+    record = anomaly.distribution(scores, threshold)
+    assert record["images"] == 10_000 and sum(record["histogram"]["counts"]) == 10_000
+    assert record["quantiles"]["0.95"] == threshold and record["fpr"] == pytest.approx(0.05, abs=1e-4)
+    for bad in ({"fpr": 0.0}, {"quantile": 1.0}, {"fpr": 0.1, "quantile": 0.9}, {}):
+        with pytest.raises(ValueError):
+            anomaly.threshold_for(scores, **bad)
+
+
+def spec_record(**changes):
+    spec = anomaly.AnomalySpec(("ssim", "smax"), (0.1, 0.2), (0.01, 0.02), 3.5, {"fpr": 0.01}, ("3",), 0.4)
+    return {**json.loads(json.dumps(spec.to_record())), **changes}
+
+
+def test_a_spec_survives_its_json_record():
+    record = spec_record()
+    assert record["score"] == "ssim+smax" and record["smoothing_sigma"] == anomaly.SMOOTH_SIGMA
+    spec = anomaly.AnomalySpec.from_record(record)
+    assert spec.components == ("ssim", "smax") and spec.threshold == 3.5 and spec.classes == ("3",)
+    assert anomaly.AnomalySpec.from_record(spec_record(threshold=None, rule=None)).threshold is None
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"components": ["psnr"]}, "'components'"),
+        ({"mean": [0.1]}, "'mean' must be 2 finite numbers"),
+        ({"std": [0.0, 1.0]}, "'std' must be positive"),
+        ({"threshold": "high"}, "'threshold'"),
+        ({"rule": {"fpr": 2}}, "'rule'"),
+        ({"classes": [3]}, "'classes'"),
+        ({"map_scale": -1}, "'map_scale'"),
+    ],
+)
+def test_a_broken_spec_record_says_what_is_wrong(changes, message):
+    with pytest.raises(ValueError, match=message):
+        anomaly.AnomalySpec.from_record(spec_record(**changes))
+    with pytest.raises(ValueError, match="JSON object"):
+        anomaly.AnomalySpec.from_record("{not json")

@@ -1,0 +1,334 @@
+"""One-class training, calibration and the detector file: scores in torch, in the graph and in numpy agree; the
+file runs in onnxruntime and the ONNX reference evaluator; detect, evaluate --anomaly and their refusals."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="detector tests need the train extra")
+onnx = pytest.importorskip("onnx", reason="detector tests need the train extra")
+
+from conftest import read, save  # noqa: E402
+from synthetic import stroke_digits  # noqa: E402
+from typer.testing import CliRunner  # noqa: E402
+
+from aetool.cli import app  # noqa: E402
+from aetool.errors import AetoolError, DataError, ModelFileError  # noqa: E402
+from aetool.export.detector import CalibrationOptions, calibrate_run  # noqa: E402
+from aetool.export.scores import AnomalyHead, Constants  # noqa: E402
+from aetool.runtime import anomaly, contract, load  # noqa: E402
+from aetool.runtime.detect import Detector, detect, plan_detection  # noqa: E402
+from aetool.runtime.files import collect  # noqa: E402
+from aetool.train import TrainConfig, train  # noqa: E402
+from aetool.train.data import load_training_data  # noqa: E402
+
+runner = CliRunner()
+QUIET = {"echo": lambda line: None}
+
+
+class Blurry(torch.nn.Module):
+    """A stand-in autoencoder whose reconstruction is a fixed, image-dependent distortion of its input."""
+
+    def forward(self, x):
+        return (0.8 * x + 0.1 * x.flip(-1)).clamp(0, 1), x.flatten(1)
+
+
+@pytest.mark.parametrize(("channels", "size"), [(1, (28, 28)), (3, (19, 23))])
+def test_the_torch_head_computes_the_numpy_components(channels, size):
+    images = torch.rand(5, channels, *size, generator=torch.Generator().manual_seed(0))
+    weights = np.random.default_rng(0).uniform(1, 100, (1, *size)).astype(np.float32)
+    names = ("mse", "ssim", "smax", "wmse")
+    mean, std = (0.1, 0.2, 0.3, 0.4), (1.0, 2.0, 3.0, 4.0)
+    head = AnomalyHead(Blurry(), Constants(names, weights, mean, std), channels=channels)
+    outputs, _, score, amap, values = head(images)
+    x, y = images.numpy(), outputs.numpy()
+    expected = anomaly.components(x, y, names, weights=weights)
+    np.testing.assert_allclose(values.numpy(), expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(amap.numpy(), anomaly.anomaly_map(x, y), atol=1e-7)
+    np.testing.assert_allclose(score.numpy(), anomaly.standardised_sum(expected, mean, std), atol=1e-4)
+
+
+# ---- a one-class run on the synthetic digits (labels: the number of strokes, 1 to 3) and its detector ----
+
+
+@pytest.fixture(scope="module")
+def one_class(data_dir, tmp_path_factory):
+    """A run of the anomaly model on the one-stroke digits, and its detector calibrated at fpr 0.1."""
+    run = tmp_path_factory.mktemp("runs") / "one"
+    train(
+        TrainConfig("anomaly", data_dir=str(data_dir), classes=("1",), epochs=2), run_dir=run, progress=False, **QUIET
+    )
+    calibration = calibrate_run(run, options=CalibrationOptions(fpr=0.1), **QUIET)
+    return run, calibration
+
+
+def test_one_class_training_keeps_the_class_and_holds_a_tenth_out(data_dir):
+    data, _ = load_training_data(TrainConfig("anomaly", data_dir=str(data_dir), classes=("1",)))
+    ones = sum(label == 1 for label in stroke_digits(256, 0)[1])
+    assert set(data.train.labels) == set(data.test.labels) == {"1"}
+    assert (len(data.train), len(data.test)) == (ones - round(0.1 * ones), round(0.1 * ones))
+    assert not set(data.train.names) & set(data.test.names)
+    with pytest.raises(DataError, match="no image is labelled 7; the labels are '1', '2', '3'"):
+        load_training_data(TrainConfig("anomaly", data_dir=str(data_dir), classes=("7",)))
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"classes": ("x",)}, "labels 0 to 9"),
+        ({"classes": ("3", "3")}, "each once"),
+        ({"val": 0.2}, "picked by --classes"),
+        ({"val_data": "elsewhere"}, "--val-data goes with images"),
+    ],
+)
+def test_one_class_settings_are_checked(settings, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig("anomaly", **settings)
+
+
+def test_the_detector_file_holds_the_score_threshold_and_calibration(one_class):
+    run, calibration = one_class
+    path = calibration.export.path
+    assert path == run / "model.onnx" and (run / "model.decoder.onnx").is_file()
+    proto = onnx.load(path)
+    onnx.checker.check_model(proto, full_check=True)
+    assert [o.name for o in proto.graph.output] == [
+        contract.RECONSTRUCTION,
+        contract.CODE,
+        contract.SCORE,
+        contract.ANOMALY_MAP,
+        contract.SCORE_COMPONENTS,
+    ]
+    ops = {node.op_type for node in proto.graph.node}
+    assert "ReduceMax" in ops and not ops & {"Max", "MaxPool", "Where", "Shape"}  # portable, and no Max over tensors
+    names = {tensor.name for tensor in proto.graph.initializer}
+    assert {"weights", "mean", "inverse_std", "smooth_window", "ssim_rows", "ssim_columns"} <= names
+    model = load(path)
+    record = model.metadata[contract.ANOMALY]
+    assert record["score"] == "ssim+smax+wmse" and record["rule"] == {"fpr": 0.1} and record["classes"] == ["1"]
+    assert record["threshold"] == calibration.spec.threshold and record["runtime_check"]["passed"]
+    assert record["calibration"]["images"] == len(calibration.scores) and "held-out" in record["calibration"]["source"]
+    parity = model.metadata[contract.PARITY]
+    assert parity["passed"] and {case["output"] for case in parity["cases"]} >= {"score", "anomaly_map"}
+    runtimes = model.metadata[contract.CHECKED_IN]["runtimes"]  # every runtime installed here runs a dense detector
+    assert "onnxruntime" in runtimes and all(entry["ok"] for entry in runtimes.values())
+    assert any(case["case"].startswith("test images") for case in parity["cases"])  # the calibration images
+
+
+def test_onnxruntime_and_the_onnx_reference_evaluator_give_the_same_scores(one_class):
+    from onnx.reference import ReferenceEvaluator
+
+    path = one_class[1].export.path
+    images = (stroke_digits(16, seed=5)[0][:, None] / 255).astype(np.float32)
+    ort_outputs = load(path).session.run(None, {"image": images})
+    reference = ReferenceEvaluator(str(path)).run(None, {"image": images})
+    assert len(ort_outputs) == len(reference) == 5
+    for got, want in zip(ort_outputs, reference, strict=True):
+        assert got.shape == want.shape
+        assert np.abs(got - want).max() <= 1e-5 * max(1.0, float(np.abs(want).max()))
+
+
+def test_calibration_scores_are_the_files_scores(one_class, tmp_path):
+    """A threshold at the median of 20 images lets the file itself score 10 of them above it."""
+    run = one_class[0]
+    images, labels = stroke_digits(120, seed=7)
+    for i, image in enumerate(images[labels == 1][:20]):
+        save(tmp_path / "normal" / f"{i:02d}.png", image)
+    options = CalibrationOptions(quantile=0.5, data=str(tmp_path / "normal"))
+    calibration = calibrate_run(run, tmp_path / "median.onnx", options=options, **QUIET)
+    assert calibration.spec.rule == {"quantile": 0.5} and calibration.spec.calibration["images"] == 20
+    detector = Detector(load(tmp_path / "median.onnx"))
+    found, _ = collect([str(tmp_path / "normal")])
+    scores = [d.score for d in detect(plan_detection(found, heatmaps=None)[0], detector)]
+    np.testing.assert_allclose(np.sort(scores), np.sort(calibration.scores), atol=1e-4)
+    assert sum(score > detector.threshold for score in scores) == 10
+
+
+def test_calibration_refusals(one_class, tmp_path):
+    run = one_class[0]
+    with pytest.raises(ValueError, match="give one"):
+        CalibrationOptions(fpr=0.01, quantile=0.99)
+    with pytest.raises(ValueError, match="fractions between 0 and 1"):
+        CalibrationOptions(fpr=1.5)
+    save(tmp_path / "one" / "a.png", stroke_digits(1)[0][0])
+    with pytest.raises(AetoolError, match="at least two normal images"):
+        calibrate_run(run, tmp_path / "x.onnx", options=CalibrationOptions(data=str(tmp_path / "one")), **QUIET)
+    with pytest.raises(AetoolError, match=r"file name must end in \.onnx"):
+        calibrate_run(run, tmp_path / "x.txt", **QUIET)
+
+
+def test_a_conv_detector_scores_images_of_any_size_with_heatmaps_at_their_size(data_dir, tmp_path):
+    run = tmp_path / "conv"
+    config = TrainConfig("conv-deconv", data_dir=str(data_dir), classes=("1",), epochs=1)
+    train(config, run_dir=run, progress=False, **QUIET)
+    with pytest.raises(AetoolError, match="wmse weighs each pixel"):
+        calibrate_run(run, options=CalibrationOptions(score=("mse", "wmse")), **QUIET)
+    calibration = calibrate_run(run, options=CalibrationOptions(), **QUIET)
+    assert calibration.spec.components == ("ssim", "smax")
+    runtimes = load(calibration.export.path).metadata[contract.CHECKED_IN]["runtimes"]
+    failed = {name for name, entry in runtimes.items() if not entry["ok"]}  # recorded, not refused (DETECTOR_OPS)
+    assert failed <= {"opencv-classic"} and runtimes["onnxruntime"]["ok"]
+    odd = np.kron(stroke_digits(1, seed=9)[0][0], np.ones((2, 2), np.uint8))[:50, :37]  # 37×50
+    save(tmp_path / "in" / "odd.png", odd)
+    found, _ = collect([str(tmp_path / "in")])
+    jobs, _ = plan_detection(found, heatmaps=str(tmp_path / "maps"))
+    [detection] = detect(jobs, Detector(load(calibration.export.path)))
+    assert detection.error is None and detection.input_size == (37, 50)
+    assert read(tmp_path / "maps" / "odd.raw.heatmap.png").shape == (50, 37)
+    assert read(tmp_path / "maps" / "odd.heatmap.png").shape == (50, 37, 3)
+
+
+def test_half_a_detector_is_a_model_file_error(one_class, tmp_path):
+    proto = onnx.load(one_class[1].export.path)
+    kept = [prop for prop in proto.metadata_props if prop.key != contract.ANOMALY]
+    del proto.metadata_props[:]
+    proto.metadata_props.extend(kept)
+    onnx.save(proto, tmp_path / "half.onnx")
+    with pytest.raises(ModelFileError, match="half a detector"):
+        Detector(load(tmp_path / "half.onnx"))
+    proto.metadata_props.add(key=contract.ANOMALY, value='{"components": ["ssim"], "mean": [0], "std": [-1]}')
+    onnx.save(proto, tmp_path / "broken.onnx")
+    with pytest.raises(ModelFileError, match="'std' must be positive"):
+        Detector(load(tmp_path / "broken.onnx"))
+
+
+# ---- the commands ----
+
+
+@pytest.fixture(scope="module")
+def digits(tmp_path_factory):
+    """Synthetic digits as PNGs: one-stroke ones under normal/, the others under anomalous/."""
+    root = tmp_path_factory.mktemp("digit-files")
+    images, labels = stroke_digits(30, seed=11)
+    for i, (image, label) in enumerate(zip(images, labels, strict=True)):
+        save(root / ("normal" if label == 1 else "anomalous") / f"{i:02d}.png", image)
+    return root
+
+
+def test_train_with_classes_ends_with_a_detector(data_dir, tmp_path):
+    out = tmp_path / "run"
+    args = ["train", "ae64", "--classes", "1", "--epochs", "1", "--data-dir", str(data_dir), "-o", str(out)]
+    result = runner.invoke(app, [*args, "--quiet", "--allow-trivial"])
+    assert result.exit_code == 0, result.output
+    assert "calibrated ssim+smax+wmse on" in result.output and "class 1" in result.output
+    assert load(out / "model.onnx").metadata[contract.ANOMALY]["classes"] == ["1"]
+
+
+def test_detect_prints_a_verdict_per_image_and_writes_heatmaps(one_class, digits, tmp_path):
+    model = str(one_class[1].export.path)
+    result = runner.invoke(app, ["detect", str(digits), "-r", "-m", model, "--heatmaps", str(tmp_path), "--json"])
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(records) == 30 and all(r["threshold"] == one_class[1].spec.threshold for r in records)
+    assert all(r["anomalous"] == (r["score"] > r["threshold"]) for r in records)
+    assert set(records[0]["components"]) == {"ssim", "smax", "wmse"} and records[0]["mse"] > 0
+    flagged = sum(r["anomalous"] for r in records)
+    assert "30 images: " in result.stderr and f"{flagged} anomalous" in result.stderr
+    first = records[0]
+    name = Path(first["path"]).relative_to(digits).with_suffix(".heatmap.png")
+    assert first["heatmap"] == str(tmp_path / name) and read(first["heatmap"]).shape == (28, 28, 3)
+    raw = read(first["raw_heatmap"])
+    assert raw.dtype == np.uint16 and abs(raw.max() / 65535 - first["map_max"]) < 1e-4
+    low = runner.invoke(app, ["detect", str(digits / "normal"), "-m", model, "--threshold", "-1e9"])
+    assert low.exit_code == 0 and all(line.endswith("\tanomalous") for line in low.stdout.splitlines())
+
+
+def test_detect_with_a_model_not_calibrated_gives_mse_without_a_threshold(digits, real_models):
+    result = runner.invoke(app, ["detect", str(digits / "normal"), "-m", str(real_models["deep"]), "--json"])
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert all(r["threshold"] is None and r["anomalous"] is None and r["score_name"] == "mse" for r in records)
+    assert all(r["score"] == pytest.approx(r["mse"]) for r in records)
+    assert "not calibrated" in result.stderr
+
+
+def test_evaluate_anomaly_on_idx_digits_folders_and_labelled_folders(one_class, data_dir, digits):
+    model = str(one_class[1].export.path)
+    idx = runner.invoke(app, ["evaluate", "--anomaly", "-m", model, "--data-dir", str(data_dir), "--json"])
+    assert idx.exit_code == 0, idx.output
+    record = json.loads(idx.stdout)
+    labels = stroke_digits(64, 1)[1]
+    assert (record["n_normal"], record["n_anomalous"]) == ((labels == 1).sum(), (labels != 1).sum())
+    assert 0 <= record["auroc"] <= 1 and record["normal"] == "class 1"  # the classes the file records
+    assert set(record["at_threshold"]) >= {"precision", "recall", "f1", "fpr"}
+    sides = ["--normal", str(digits / "normal"), "--anomalous", str(digits / "anomalous")]
+    folders = runner.invoke(app, ["evaluate", "--anomaly", "-m", model, *sides])
+    assert folders.exit_code == 0 and folders.stdout.startswith("AUROC ") and "at threshold" in folders.stdout
+    labelled = runner.invoke(app, ["evaluate", "--anomaly", "-m", model, "--data", str(digits), "--classes", "normal"])
+    assert labelled.exit_code == 0 and labelled.stdout.split(",")[0] == folders.stdout.split(",")[0]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--normal", "a"], "--normal and --anomalous go together"),
+        (["--data", "a", "--data-dir", "b"], "name two sets of images"),
+        (["--noise", "0.1"], "scores images as they are"),
+    ],
+)
+def test_evaluate_anomaly_usage_errors(args, message):
+    result = runner.invoke(app, ["evaluate", "--anomaly", *args])
+    assert result.exit_code == 2 and message in result.output
+
+
+def test_evaluate_without_anomaly_refuses_its_options():
+    result = runner.invoke(app, ["evaluate", "--classes", "3"])
+    assert result.exit_code == 2 and "go with --anomaly" in result.output
+
+
+def test_an_uncalibrated_model_needs_classes(real_models, data_dir):
+    result = runner.invoke(app, ["evaluate", "--anomaly", "-m", str(real_models["deep"]), "--data-dir", str(data_dir)])
+    assert result.exit_code == 2 and "pass --classes" in result.output
+
+
+def test_export_anomaly_writes_no_variants(one_class):
+    result = runner.invoke(app, ["export", str(one_class[0]), "--anomaly", "--int8"])
+    assert result.exit_code == 2 and "fp32 only" in result.output
+
+
+TORCH_FREE = textwrap.dedent("""
+    import sys
+    from aetool.cli import main
+    model, folder, data_dir = sys.argv[1:]
+    for argv in (["detect", folder, "-m", model, "--heatmaps", folder + "/maps"],
+                 ["evaluate", "--anomaly", "-m", model, "--data-dir", data_dir]):
+        sys.argv = ["aetool", *argv]
+        try:
+            main()
+        except SystemExit as done:
+            assert done.code in (0, None), (argv, done.code)
+    heavy = sorted(m for m in ("torch", "torchvision", "onnx", "onnxscript") if m in sys.modules)
+    assert not heavy, heavy
+    print("torch-free")
+""")
+
+
+def test_detect_and_evaluate_anomaly_never_import_torch(one_class, digits, data_dir, tmp_path):
+    save(tmp_path / "a.png", stroke_digits(1)[0][0])
+    args = [str(one_class[1].export.path), str(tmp_path), str(data_dir)]
+    done = subprocess.run([sys.executable, "-c", TORCH_FREE, *args], capture_output=True, timeout=120, env=os.environ)
+    assert done.returncode == 0, done.stderr.decode()
+    assert done.stdout.decode().strip().endswith("torch-free") and (tmp_path / "maps" / "a.heatmap.png").is_file()
+
+
+def test_the_one_class_page_tables_figures_and_numbers(data_dir, tmp_path):
+    from aetool.report.oneclass import build_oneclass_report
+
+    options = {"data_dir": data_dir, "runs": tmp_path / "runs", "datasets": ("mnist",), "classes": (1, 2), "epochs": 1}
+    index, results = build_oneclass_report(tmp_path / "page", **options, **QUIET)
+    assert [(r.normal, r.trained_now) for r in results] == [(1, True), (2, True)]
+    numbers = json.loads((tmp_path / "page" / "oneclass.json").read_text())
+    assert [c["published"] for c in numbers["classes"]] == [99.7, 91.7]
+    assert numbers["summary"]["datasets"]["mnist"]["published_mean"] == pytest.approx(95.7)
+    assert all(0 <= c["auroc"] <= 100 and c["seconds"]["train"] > 0 for c in numbers["classes"])
+    page = (tmp_path / "page" / "README.md").read_text()
+    assert "One-Class Deep SVDD" in page and "figures/mnist-heatmaps.png" in page and index.is_file()
+    assert read(tmp_path / "page" / "figures" / "mnist-histograms.png").ndim == 3
+    again = build_oneclass_report(tmp_path / "page", **options, **QUIET)[1]
+    assert [r.trained_now for r in again] == [False, False] and again[0].auroc == results[0].auroc
