@@ -25,8 +25,15 @@ import numpy as np
 import torch
 
 from aetool.errors import AetoolError, DataError
-from aetool.export import metadata
-from aetool.export.exporter import DEFAULT_TARGET, ExportData, ExportOptions, ExportResult, _check_target, _export
+from aetool.export.exporter import (
+    DEFAULT_TARGET,
+    ExportData,
+    ExportOptions,
+    ExportResult,
+    _check_target,
+    _export,
+    run_facts,
+)
 from aetool.export.scores import Constants, Detector, check_score, default_score, error_map, raw_components
 from aetool.models import Autoencoder
 from aetool.runtime import anomaly
@@ -200,15 +207,7 @@ def calibrate_run(
         f"calibrated {spec.score} on {source}: threshold {threshold:.4g} ({rule_text}; "
         f"{spec.calibration['fpr']:.1%} of them above it)"
     )
-    facts = metadata.ModelFacts(
-        config.model,
-        config.arch,
-        dataset=config.dataset,
-        noise=config.noise_spec,
-        epochs=run.epoch,
-        test_mse=run.test_mse,
-        channels=net.channels,
-    )
+    facts = run_facts(run)
     detector = Detector(Constants(names, weights, spec.mean, spec.std), spec)
     result = _export(
         net,

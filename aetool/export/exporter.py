@@ -427,6 +427,21 @@ def find_images_or_none(source: str) -> list[Path]:
         return []
 
 
+def run_facts(run: Run) -> metadata.ModelFacts:
+    """What the metadata says of a trained run's model: its registry name, architecture, data, noise, epochs trained,
+    test MSE and channels."""
+    config = run.config
+    return metadata.ModelFacts(
+        config.model,
+        config.arch,
+        dataset=config.dataset,
+        noise=config.noise_spec,
+        epochs=run.epoch,
+        test_mse=run.test_mse,
+        channels=run.net.channels,
+    )
+
+
 def export_run(
     run_dir: str | Path, out: str | Path | None = None, *, options: ExportOptions = ExportOptions(), echo: Echo = print
 ) -> ExportResult:
@@ -441,16 +456,7 @@ def export_run(
     ``ParityError`` as :func:`export_model` does.
     """
     run = load_run(run_dir)
-    config = run.config
-    facts = metadata.ModelFacts(
-        config.model,
-        config.arch,
-        dataset=config.dataset,
-        noise=config.noise_spec,
-        epochs=run.epoch,
-        test_mse=run.test_mse,
-        channels=run.net.channels,
-    )
+    facts = run_facts(run)
     path = Path(out) if out is not None else run.folder.model_file
     path = path / ONNX if path.is_dir() else path
     _check_target(path)

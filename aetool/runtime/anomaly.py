@@ -28,12 +28,11 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from functools import cache
 from typing import Any
 
 import numpy as np
 
-from aetool.runtime.metrics import ssims
+from aetool.runtime.metrics import gaussian_taps, ssims
 
 COMPONENTS = ("mse", "ssim", "smax", "wmse")
 FIXED_SIZE_SCORE = ("ssim", "smax", "wmse")  # the default for models of one size (dense, pca)
@@ -70,17 +69,9 @@ def error_map(images: np.ndarray, outputs: np.ndarray) -> np.ndarray:
     return np.square(images.astype(np.float64) - outputs, dtype=np.float64).mean(axis=1, keepdims=True)
 
 
-@cache
-def smoothing_taps() -> np.ndarray:
-    """The 5 taps of the σ-1 Gaussian, normalised to sum 1 (float64); the 5×5 window is their outer product."""
-    offsets = np.arange(-SMOOTH_RADIUS, SMOOTH_RADIUS + 1, dtype=np.float64)
-    taps = np.exp(-0.5 * (offsets / SMOOTH_SIGMA) ** 2)
-    return taps / taps.sum()
-
-
 def smooth(maps: np.ndarray) -> np.ndarray:
     """N×1×H×W maps convolved with the 5×5 Gaussian of σ 1, zero padded to keep their size (float64)."""
-    taps, r = smoothing_taps(), SMOOTH_RADIUS
+    taps, r = gaussian_taps(SMOOTH_SIGMA, SMOOTH_RADIUS), SMOOTH_RADIUS
     padded = np.pad(maps.astype(np.float64, copy=False), [(0, 0), (0, 0), (r, r), (r, r)])
     rows = np.lib.stride_tricks.sliding_window_view(padded, len(taps), axis=-2) @ taps
     return np.lib.stride_tricks.sliding_window_view(rows, len(taps), axis=-1) @ taps

@@ -58,15 +58,17 @@ def psnr(mse_value: float) -> float:
 
 
 @cache
-def _gaussian_taps() -> np.ndarray:
-    offsets = np.arange(-SSIM_RADIUS, SSIM_RADIUS + 1, dtype=np.float64)
-    taps = np.exp(-0.5 * (offsets / SSIM_SIGMA) ** 2)
+def gaussian_taps(sigma: float, radius: int) -> np.ndarray:
+    """The 2·radius + 1 taps of a Gaussian of ``sigma`` pixels, normalised to sum 1 (float64); a separable 2-D
+    window is their outer product."""
+    offsets = np.arange(-radius, radius + 1, dtype=np.float64)
+    taps = np.exp(-0.5 * (offsets / sigma) ** 2)
     return taps / taps.sum()
 
 
 def _filter_valid(planes: np.ndarray) -> np.ndarray:
     """The Gaussian-weighted local means of P×H×W planes at every window position inside them ('valid')."""
-    taps = _gaussian_taps()
+    taps = gaussian_taps(SSIM_SIGMA, SSIM_RADIUS)
     rows = np.lib.stride_tricks.sliding_window_view(planes, len(taps), axis=-2) @ taps
     return np.lib.stride_tricks.sliding_window_view(rows, len(taps), axis=-1) @ taps
 
