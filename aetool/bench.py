@@ -88,7 +88,7 @@ def image_size(model: Model, size: tuple[int, int] | None) -> tuple[int, int]:
     return chosen
 
 
-def random_images(batch: int, size: tuple[int, int], seed: int = 0) -> np.ndarray:
+def random_images(batch: int, size: tuple[int, int], *, seed: int = 0) -> np.ndarray:
     """N×1×H×W float32 in [0, 1]: the dense kernels these models run on take as long whatever the pixels."""
     return np.random.default_rng(seed).random((batch, 1, *size), dtype=np.float32)
 
@@ -211,7 +211,7 @@ class BatchResult:
         return {key: value for key, value in asdict(self).items() if value is not None}
 
 
-def batch_result(batch: int, ort: Timing, torch: Timing | None = None, flops: int | None = None) -> BatchResult:
+def batch_result(batch: int, ort: Timing, *, torch: Timing | None = None, flops: int | None = None) -> BatchResult:
     """The :class:`BatchResult` of one batch size from its timings (and FLOPs per image, when known)."""
     result = BatchResult(batch, ort.median_ms, ort.p95_ms, ort.best_ms, ort.images_per_s, len(ort.seconds))
     if flops is not None:
@@ -315,7 +315,9 @@ def run(
         seconds=plan.seconds,
         flops_per_image=flops,
         load_average=(before, load_average()),
-        results=[batch_result(batch, found["ort"], found.get("torch"), flops) for batch, found in timings.items()],
+        results=[
+            batch_result(batch, found["ort"], torch=found.get("torch"), flops=flops) for batch, found in timings.items()
+        ],
     )
 
 

@@ -42,7 +42,7 @@ Outputs = dict[str, np.ndarray]
 Runner = Callable[[np.ndarray], Outputs]  # one batch of inputs → every output, by name
 
 
-def tie_images(channels: int = 1) -> np.ndarray:
+def tie_images(*, channels: int = 1) -> np.ndarray:
     """4×C×28×28 images whose pooling windows hold equal values, where unpooling must pick PyTorch's (first) position.
 
     An all-black and an all-white image (every window of every channel ties), random levels on constant 2×2
@@ -88,7 +88,7 @@ def cases_for(shape: list[int | str | None], name: str, multiple_of: int | None)
     if size is None:
         step = multiple_of or 1
         if all(n % step == 0 for n in TIE_SIZE):
-            cases.append(Case("ties b4", tie_images(channels)))
+            cases.append(Case("ties b4", tie_images(channels=channels)))
         height, width = (-(-n // step) * step for n in NON_SQUARE)
         cases.append(Case(f"random {height}×{width} b2", rng.random((2, channels, height, width), dtype=np.float32)))
     return cases

@@ -332,7 +332,7 @@ def _load(model: str, provider: list[str] | None, threads: int | None, timeout: 
     """The model (opened once per process), each of its calls bounded by ``timeout`` seconds."""
     from aetool.runtime import load
 
-    loaded = load(model, provider, threads)
+    loaded = load(model, providers=provider, threads=threads)
     loaded.timeout = timeout
     return loaded
 
@@ -966,7 +966,7 @@ def web(
         if serve is None:
             note(f"serve it over HTTP, e.g. aetool web -o {output} --serve 8000, or python3 -m http.server -d {output}")
             return
-        httpd = server(site.folder, serve)
+        httpd = server(site.folder, port=serve)
         note(f"serving http://127.0.0.1:{httpd.server_address[1]}/ (Ctrl-C to stop)")
         try:
             httpd.serve_forever()
@@ -1309,12 +1309,12 @@ def export_command(
             raise AetoolError(f"a detector is written in fp32 only; leave out --{' and --'.join(precisions)}")
         if anomaly:
             calibration = CalibrationOptions(data_dir=data_dir, atol=atol, target=chosen.get("target", DEFAULT_TARGET))
-            result = calibrate_run(run, output, options=calibration, echo=note).export
+            result = calibrate_run(run, out=output, options=calibration, echo=note).export
         else:
             options = ExportOptions(
                 atol=atol, precisions=precisions, max_mse_rise=max_mse_rise, data_dir=data_dir, **chosen
             )
-            result = export_run(run, output, options=options, echo=note)
+            result = export_run(run, out=output, options=options, echo=note)
         if as_json:
             typer.echo(json.dumps(result.to_dict()))
 
@@ -1388,7 +1388,7 @@ def calibrate(
             )
         except ValueError as err:
             fail(str(err))
-        result = calibrate_run(run, output, options=options, echo=note)
+        result = calibrate_run(run, out=output, options=options, echo=note)
         if as_json:
             typer.echo(json.dumps(result.to_dict()))
 

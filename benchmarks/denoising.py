@@ -48,7 +48,7 @@ def main() -> None:
     models = {name: load(name) for name in args.models}
     matrix: dict[str, dict[str, float]] = {}
     for kind, level in CASES:
-        noisy = add_noise(clean, level, kind, TEST_NOISE_SEED) if level else clean
+        noisy = add_noise(clean, level, kind=kind, rng=TEST_NOISE_SEED) if level else clean
         row = {
             "noisy input": float(np.square(noisy - clean, dtype=np.float64).mean()),
             "median 3×3": float(np.square(median3(noisy) - clean, dtype=np.float64).mean()),

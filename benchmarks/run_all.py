@@ -66,7 +66,7 @@ def prepare(name: str, runs: Path, data_dir: Path, quick: bool) -> tuple[Path, d
             echo=silent,
         )
     for place in (run_dir, run_dir / OVER_LIMIT):
-        if folder.export_is_current(place / ONNX, precisions=VARIANTS[1:]):
+        if folder.export_is_current(model_file=place / ONNX, precisions=VARIANTS[1:]):
             return run_dir, files_in(place)
     print(f"{name}: exporting fp32, int8 and fp16 files", flush=True)
     try:
@@ -77,7 +77,7 @@ def prepare(name: str, runs: Path, data_dir: Path, quick: bool) -> tuple[Path, d
     (run_dir / OVER_LIMIT).mkdir(exist_ok=True)
     export_run(
         run_dir,
-        run_dir / OVER_LIMIT / ONNX,
+        out=run_dir / OVER_LIMIT / ONNX,
         options=ExportOptions(precisions=VARIANTS[1:], max_mse_rise=math.inf, data_dir=data_dir),
         echo=silent,
     )

@@ -71,7 +71,7 @@ def main() -> None:
         folder = finished_run(args.runs, name, args.data_dir, args.retrain)
         options = ExportOptions(precisions=() if precision == "fp32" else (precision,), data_dir=args.data_dir)
         with tempfile.TemporaryDirectory() as tmp:
-            result = export_run(folder.path, Path(tmp) / f"{name}.onnx", options=options)
+            result = export_run(folder.path, out=Path(tmp) / f"{name}.onnx", options=options)
             model_file = result.path if precision == "fp32" else result.variant_paths[0]
             shipped = [model_file, *([result.decoder_path] if result.decoder_path else [])]
             for path in shipped:

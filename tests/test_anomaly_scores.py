@@ -114,7 +114,7 @@ def test_the_threshold_lets_the_asked_share_of_calibration_scores_above_it():
     threshold = anomaly.threshold_for(scores, fpr=0.05)
     assert threshold == anomaly.threshold_for(scores, quantile=0.95)
     assert (scores > threshold).mean() == pytest.approx(0.05, abs=1e-4)
-    record = anomaly.distribution(scores, threshold)
+    record = anomaly.distribution(scores, threshold=threshold)
     assert record["images"] == 10_000 and sum(record["histogram"]["counts"]) == 10_000
     assert record["quantiles"]["0.95"] == threshold and record["fpr"] == pytest.approx(0.05, abs=1e-4)
     for bad in ({"fpr": 0.0}, {"quantile": 1.0}, {"fpr": 0.1, "quantile": 0.9}, {}):

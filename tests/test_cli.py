@@ -325,7 +325,7 @@ def test_evaluate_a_folder_of_images(cli, tmp_path):
     record = json.loads(result.stdout)
     generator = np.random.default_rng(3)
     grey = [(image @ np.array([0.299, 0.587, 0.114], np.float32))[None] / 255 for image in clean]
-    expected = np.mean([np.square(add_noise(g, 0.1, "gaussian", generator) - g).mean() for g in grey])
+    expected = np.mean([np.square(add_noise(g, 0.1, kind="gaussian", rng=generator) - g).mean() for g in grey])
     assert result.exit_code == 0 and record["n"] == 3 and record["mse"] == pytest.approx(expected, rel=1e-5)
     assert record["seed"] == 3 and record["split"] is None and record["psnr"] > 0 and 0 < record["ssim"] < 1
     assert record["notes"] == ["3 images converted RGB → grey (luma)"]

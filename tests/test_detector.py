@@ -141,7 +141,7 @@ def test_calibration_scores_are_the_files_scores(one_class, tmp_path):
     for i, image in enumerate(images[labels == 1][:20]):
         save(tmp_path / "normal" / f"{i:02d}.png", image)
     options = CalibrationOptions(quantile=0.5, data=str(tmp_path / "normal"))
-    calibration = calibrate_run(run, tmp_path / "median.onnx", options=options, **QUIET)
+    calibration = calibrate_run(run, out=tmp_path / "median.onnx", options=options, **QUIET)
     assert calibration.spec.rule == {"quantile": 0.5} and calibration.spec.calibration["images"] == 20
     detector = Detector(load(tmp_path / "median.onnx"))
     found, _ = collect([str(tmp_path / "normal")])
@@ -158,9 +158,9 @@ def test_calibration_refusals(one_class, tmp_path):
         CalibrationOptions(fpr=1.5)
     save(tmp_path / "one" / "a.png", stroke_digits(1)[0][0])
     with pytest.raises(AetoolError, match="at least two normal images"):
-        calibrate_run(run, tmp_path / "x.onnx", options=CalibrationOptions(data=str(tmp_path / "one")), **QUIET)
+        calibrate_run(run, out=tmp_path / "x.onnx", options=CalibrationOptions(data=str(tmp_path / "one")), **QUIET)
     with pytest.raises(AetoolError, match=r"file name must end in \.onnx"):
-        calibrate_run(run, tmp_path / "x.txt", **QUIET)
+        calibrate_run(run, out=tmp_path / "x.txt", **QUIET)
 
 
 def test_a_conv_detector_scores_images_of_any_size_with_heatmaps_at_their_size(data_dir, tmp_path):

@@ -334,7 +334,7 @@ def test_variants_use_the_runs_own_data_folder_and_are_refused_without_test_digi
     shutil.rmtree(own_data)
     lines = []
     with pytest.raises(AetoolError, match="checked on test images"):
-        export_run(run, run / "again.onnx", options=int8, echo=lines.append)
+        export_run(run, out=run / "again.onnx", options=int8, echo=lines.append)
     assert lines == []  # refused before any conversion or parity check
 
 
@@ -343,7 +343,7 @@ def test_an_export_target_must_be_an_onnx_file(data_dir, tmp_path):
     checkpoint = (run / "checkpoint.pt").read_bytes()
     lines = []
     with pytest.raises(AetoolError, match=r"must end in .onnx"):
-        export_run(run, run / "checkpoint.pt", echo=lines.append)
+        export_run(run, out=run / "checkpoint.pt", echo=lines.append)
     assert lines == [] and (run / "checkpoint.pt").read_bytes() == checkpoint  # refused before any work
 
 
@@ -386,7 +386,7 @@ def test_the_portable_unpooling_graph_is_exact_on_ties_without_indices_or_max(na
     before = {key: value.clone() for key, value in model.state_dict().items()}
     portable = for_target(model, "portable")
     assert isinstance(portable, PortableUnpool) and portable.enc1 is not model.enc1
-    for x in (torch.from_numpy(tie_images(channels)), torch.rand(3, channels, 32, 48)):
+    for x in (torch.from_numpy(tie_images(channels=channels)), torch.rand(3, channels, 32, 48)):
         with torch.no_grad():
             want, got = model(x), portable(x)
         torch.testing.assert_close(got[0], want[0], rtol=0, atol=1e-6)
@@ -486,7 +486,7 @@ def test_denoising_models_are_scored_on_the_noisy_inputs_training_used():
     images = np.random.default_rng(0).random((4, 1, 28, 28), dtype=np.float32)
     test = exporter._test_set(images, ModelFacts("denoise-dense", {}, noise=Noise.single(0.5)))
     assert test.targets is images and "noise gaussian=0.5" in test.description
-    np.testing.assert_array_equal(test.inputs, add_noise(images, 0.5, "gaussian", TEST_NOISE_SEED))
+    np.testing.assert_array_equal(test.inputs, add_noise(images, 0.5, kind="gaussian", rng=TEST_NOISE_SEED))
 
 
 def test_a_file_that_cannot_be_written_is_named_not_its_temporary(data_dir, tmp_path, monkeypatch):
@@ -497,7 +497,7 @@ def test_a_file_that_cannot_be_written_is_named_not_its_temporary(data_dir, tmp_
 
     monkeypatch.setattr(exporter.onnx, "save_model", refuse)
     with pytest.raises(AetoolError, match=rf"^cannot write {tmp_path / 'out.onnx'}: Permission denied$"):
-        export_run(run, tmp_path / "out.onnx", echo=lambda line: None)
+        export_run(run, out=tmp_path / "out.onnx", echo=lambda line: None)
     assert not list(tmp_path.glob("*.onnx")) and not list(tmp_path.glob(".*.part"))
 
 

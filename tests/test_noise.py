@@ -20,11 +20,11 @@ def test_gaussian_noise_is_clipped_to_unit_range():
 
 def test_salt_pepper_and_mask_hit_the_asked_fraction():
     clean = np.full((100, 28, 28), 0.5, np.float32)
-    salt = add_noise(clean, 0.3, "salt-pepper", rng=2)
+    salt = add_noise(clean, 0.3, kind="salt-pepper", rng=2)
     changed = salt != 0.5
     assert abs(changed.mean() - 0.3) < 0.01
     assert abs((salt[changed] == 1).mean() - 0.5) < 0.02
-    masked = add_noise(clean, 0.25, "mask", rng=3)
+    masked = add_noise(clean, 0.25, kind="mask", rng=3)
     assert abs((masked == 0).mean() - 0.25) < 0.01
 
 
@@ -36,6 +36,6 @@ def test_noise_is_seeded():
 
 def test_bad_noise_arguments_are_refused():
     with pytest.raises(ValueError, match="unknown noise kind"):
-        add_noise(np.zeros((1, 2)), 0.1, "pink")
+        add_noise(np.zeros((1, 2)), 0.1, kind="pink")
     with pytest.raises(ValueError, match=">= 0"):
         add_noise(np.zeros((1, 2)), -0.1)

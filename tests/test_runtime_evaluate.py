@@ -25,12 +25,12 @@ def test_identity_on_clean_inputs_scores_zero(toy_dir, mnist_dir):
 
 def test_noisy_inputs_score_the_noise_itself(toy_dir, mnist_dir):
     clean = load_split(mnist_dir, "test")[0][:5].astype(np.float32) / 255
-    expected = np.mean((add_noise(clean, 0.3, "salt-pepper", np.random.default_rng(7)) - clean) ** 2)
+    expected = np.mean((add_noise(clean, 0.3, kind="salt-pepper", rng=np.random.default_rng(7)) - clean) ** 2)
     result = evaluate(load(toy_dir / "dense.onnx"), mnist_dir, noise=0.3, noise_kind="salt-pepper", limit=5, seed=7)
     assert result.n == 5 and result.noise_kind == "salt-pepper"
     assert result.mse == pytest.approx(expected, rel=1e-6) and result.mse > 0
     assert result.psnr == pytest.approx(10 * np.log10(1 / expected), rel=1e-6)
-    noisy = add_noise(clean, 0.3, "salt-pepper", np.random.default_rng(7))
+    noisy = add_noise(clean, 0.3, kind="salt-pepper", rng=np.random.default_rng(7))
     assert result.ssim == pytest.approx(np.mean([ssim(n, c) for n, c in zip(noisy, clean, strict=True)]), rel=1e-6)
 
 
@@ -44,7 +44,7 @@ def test_by_default_the_noise_is_drawn_as_training_drew_its_noisy_test_set(toy_d
 
     clean = load_split(mnist_dir, "test")[0].astype(np.float32) / 255
     for kind in ("gaussian", "salt-pepper"):  # one draw over the whole split, as training corrupts it
-        expected = np.mean((add_noise(clean, 0.3, kind, TEST_NOISE_SEED) - clean) ** 2)
+        expected = np.mean((add_noise(clean, 0.3, kind=kind, rng=TEST_NOISE_SEED) - clean) ** 2)
         result = evaluate(load(toy_dir / "dense.onnx"), mnist_dir, noise=0.3, noise_kind=kind)
         assert result.seed == TEST_NOISE_SEED and result.mse == pytest.approx(expected, rel=1e-6)
 
@@ -57,7 +57,7 @@ def test_a_colour_model_gets_the_digits_replicated(toy_dir, mnist_dir):
     result = evaluate(load(toy_dir / "rgb-conv.onnx"), mnist_dir, noise=0.1)
     clean = load_split(mnist_dir, "test")[0].astype(np.float32) / 255
     replicated = np.repeat(clean[:, None], 3, axis=1)
-    expected = np.mean((add_noise(replicated, 0.1, "gaussian", TEST_NOISE_SEED) - replicated) ** 2)
+    expected = np.mean((add_noise(replicated, 0.1, kind="gaussian", rng=TEST_NOISE_SEED) - replicated) ** 2)
     assert result.mse == pytest.approx(expected, rel=1e-6) and result.notes == [
         "12 images converted grey → RGB (replicated)"
     ]
@@ -130,7 +130,7 @@ def test_images_of_several_sizes_are_scored_whole_by_a_conv_model(tmp_path, toy_
     result = evaluate_images(load(toy_dir / "conv.onnx"), str(tmp_path / "pages" / "*.png"), noise=0.2, seed=5)
     generator = np.random.default_rng(5)
     clean = [page.astype(np.float32)[None] / 255 for page in pages.values()]
-    noisy = [add_noise(image, 0.2, "gaussian", generator) for image in clean]
+    noisy = [add_noise(image, 0.2, kind="gaussian", rng=generator) for image in clean]
     squared = sum(float(np.square(n - c, dtype=np.float64).sum()) for n, c in zip(noisy, clean, strict=True))
     expected = squared / sum(image.size for image in clean)  # the mean over all pixels of all images
     assert result.n == 3 and result.mse == pytest.approx(expected, rel=1e-9)

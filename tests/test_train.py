@@ -89,7 +89,7 @@ def test_pca_is_fitted_without_gradient_steps(data_dir, tmp_path):
 
 
 def test_load_images_from_an_idx_folder(data_dir):
-    images = load_images("mnist", "train", data_dir)
+    images = load_images("mnist", "train", data_dir=data_dir)
     assert images.shape == (256, 1, 28, 28) and images.dtype == torch.uint8
     assert images.max() == 255 and images[:, :, 0, :].max() < 255  # white strokes inside a black border
 
@@ -102,11 +102,11 @@ def test_data_dir_may_hold_one_subfolder_per_dataset(data_dir, monkeypatch):
 
 def test_missing_data_folder_is_one_clear_error(tmp_path):
     with pytest.raises(DataError, match=r"does not exist; expected the four IDX files train-images-idx3-ubyte\.gz"):
-        load_images("mnist", "train", tmp_path / "nowhere")
+        load_images("mnist", "train", data_dir=tmp_path / "nowhere")
     (tmp_path / "train-images-idx3-ubyte.gz").write_bytes(b"not gzip")
     (tmp_path / "train-labels-idx1-ubyte.gz").write_bytes(b"")
     with pytest.raises(DataError, match="cannot read IDX file"):
-        load_images("mnist", "train", tmp_path)
+        load_images("mnist", "train", data_dir=tmp_path)
 
 
 def test_bad_settings_are_refused():
@@ -215,7 +215,7 @@ def test_a_foreign_checkpoint_or_broken_metrics_is_one_clear_error(data_dir, tmp
 
 @pytest.mark.skipif(not SHARED_MNIST.is_dir(), reason="needs ../shared/data/mnist (the real MNIST files)")
 def test_real_mnist_loads_with_the_published_shape():
-    images = load_images("mnist", "test", SHARED_MNIST)
+    images = load_images("mnist", "test", data_dir=SHARED_MNIST)
     assert images.shape == (10_000, 1, 28, 28)
     assert abs(float(images.float().mean()) / 255 - 0.1325) < 1e-3
 

@@ -65,11 +65,11 @@ def test_the_site_holds_the_page_the_bundled_models_and_onnxruntime_web(fake_ort
 
 def test_onnxruntime_web_is_found_from_its_package_or_dist_folder_else_explained(fake_ort, tmp_path, monkeypatch):
     for given in (fake_ort, fake_ort.parent, fake_ort.parents[1], fake_ort.parents[2]):
-        assert find_ort_web(given) == fake_ort
+        assert find_ort_web(given=given) == fake_ort
     monkeypatch.setenv("AETOOL_ORT_WEB", str(fake_ort.parents[1]))
     assert find_ort_web() == fake_ort
     with pytest.raises(AetoolError, match=r"not in .*see the README's 'In the browser', or pass --ort-web DIR"):
-        find_ort_web(tmp_path / "elsewhere")
+        find_ort_web(given=tmp_path / "elsewhere")
 
 
 def test_web_command_writes_the_site_or_says_in_one_line_why_not(fake_ort, tmp_path):

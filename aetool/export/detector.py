@@ -145,8 +145,8 @@ def wmse_weights(net: Autoencoder, train: ImageSet) -> np.ndarray:
 
 def calibrate_run(
     run_dir: str | Path,
-    out: str | Path | None = None,
     *,
+    out: str | Path | None = None,
     options: CalibrationOptions = CalibrationOptions(),
     echo: Echo = print,
 ) -> Calibration:
@@ -200,7 +200,7 @@ def calibrate_run(
         rule,
         config.classes,
         float(np.median(peaks)) or None,
-        {"source": source, **anomaly.distribution(scores, threshold)},
+        {"source": source, **anomaly.distribution(scores, threshold=threshold)},
     )
     rule_text = f"fpr {rule['fpr']:g}" if "fpr" in rule else f"quantile {rule['quantile']:g}"
     echo(

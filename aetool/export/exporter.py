@@ -443,7 +443,7 @@ def run_facts(run: Run) -> metadata.ModelFacts:
 
 
 def export_run(
-    run_dir: str | Path, out: str | Path | None = None, *, options: ExportOptions = ExportOptions(), echo: Echo = print
+    run_dir: str | Path, *, out: str | Path | None = None, options: ExportOptions = ExportOptions(), echo: Echo = print
 ) -> ExportResult:
     """Export a training run's model, with the variants ``options.precisions`` asks for beside it.
 

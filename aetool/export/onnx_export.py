@@ -51,7 +51,7 @@ class Decoder(nn.Module):
         return self.net.decode(code)
 
 
-def example_images(net: Autoencoder, batch: int = EXAMPLE_BATCH) -> torch.Tensor:
+def example_images(net: Autoencoder, *, batch: int = EXAMPLE_BATCH) -> torch.Tensor:
     """Random N×C×H×W images ``net`` takes: its fixed size, or 28×28 for a fully convolutional model."""
     return torch.rand(batch, net.channels, *(net.size or EXAMPLE_SIZE))
 

@@ -62,7 +62,7 @@ def image_cases(
             Case(f"random {NON_SQUARE[0]}×{NON_SQUARE[1]} b3", rng.random((3, channels, *NON_SQUARE), dtype=np.float32))
         )
     if unpool:
-        cases.append(Case("ties b4", tie_images(channels)))
+        cases.append(Case("ties b4", tie_images(channels=channels)))
     return cases
 
 
@@ -193,7 +193,7 @@ class ParityReport:
 
 
 def compare(
-    case: str, name: str, got: np.ndarray | None, want: np.ndarray, atol: float, scale: float = 1.0
+    case: str, name: str, got: np.ndarray | None, want: np.ndarray, atol: float, *, scale: float = 1.0
 ) -> OutputCheck:
     """One output of one case: missing, misshapen, or its largest absolute difference against the tolerance
     (``aetool.check.tolerance``: ``atol`` for outputs within [-1, 1], growing with the output's magnitude beyond),
@@ -237,5 +237,5 @@ def check_parity(
         got = run_session(session, case.inputs)
         for name, want in reference(case.inputs).items():
             scale = (scales or {}).get(name, 1.0)
-            report.checks.append(compare(case.name, name, got.get(name), want, atol, scale))
+            report.checks.append(compare(case.name, name, got.get(name), want, atol, scale=scale))
     return report

@@ -61,7 +61,7 @@ class ConvAE(Autoencoder):
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return self.encode_with_indices(x)[0]
 
-    def decode(self, code: torch.Tensor, indices: list[torch.Tensor] | None = None) -> torch.Tensor:
+    def decode(self, code: torch.Tensor, *, indices: list[torch.Tensor] | None = None) -> torch.Tensor:
         """Decode a code; the unpooling decoders also need the encoder's pooling indices."""
         if not self.uses_indices:
             return torch.sigmoid(self.dec1(F.relu(self.dec2(code))))
@@ -73,7 +73,7 @@ class ConvAE(Autoencoder):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         code, indices = self.encode_with_indices(x)
-        return self.decode(code, indices), code
+        return self.decode(code, indices=indices), code
 
 
 class DnCNN(Autoencoder):

@@ -46,7 +46,7 @@ class PCA(Autoencoder):
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return (x.flatten(1) - self.mean) @ self.basis.T
 
-    def decode(self, code: torch.Tensor, clamp: bool = True) -> torch.Tensor:
+    def decode(self, code: torch.Tensor, *, clamp: bool = True) -> torch.Tensor:
         """Back to pixels; clamped to the valid range [0, 1] unless ``clamp=False`` (the pure linear PCA)."""
         pixels = code @ self.basis + self.mean
         return (pixels.clamp(0, 1) if clamp else pixels).reshape(-1, *self.shape)

@@ -62,7 +62,7 @@ def load_data(dataset: str, data_dir: str | None, budget: Budget) -> Data:
     """The splits the experiments use, read by the loader training uses."""
 
     def split(name: str, limit: int | None) -> np.ndarray:
-        return to_float(load_images(dataset, name, data_dir)[:limit])[:, 0].numpy()
+        return to_float(load_images(dataset, name, data_dir=data_dir)[:limit])[:, 0].numpy()
 
     return Data(split("train", budget.train_images), split("test", budget.test_images))
 
@@ -107,7 +107,7 @@ class PcaResult:
     mse: dict[str, float]  # pca (clamped), pca_linear, svd_columns, svd_rows, mean_image, deep
 
 
-def svd_check(data: Data, components: int = PCA_COMPONENTS) -> dict[str, float]:
+def svd_check(data: Data, *, components: int = PCA_COMPONENTS) -> dict[str, float]:
     """Test MSE of PCA from ``torch.svd``'s V used right (its columns) and wrong (its rows), and of the mean image.
 
     The report's 0.0593 is far above the PCA optimum; projecting on rows of V instead of columns (orthonormal
@@ -224,7 +224,7 @@ def denoising(engines: dict[str, Engine], data: Data, budget: Budget) -> Denoise
     noisy, outputs, input_mse = {}, {}, {}
     matrix: dict[str, dict[float, float]] = {name: {} for name in models}
     for index, level in enumerate(NOISE_LEVELS):
-        corrupted = add_noise(data.test, level, "gaussian", np.random.default_rng([SEED, index]))
+        corrupted = add_noise(data.test, level, kind="gaussian", rng=np.random.default_rng([SEED, index]))
         noisy[level] = corrupted[: budget.samples]
         outputs[level] = {name: engines[name].reconstruct(noisy[level]) for name in models}
         input_mse[level] = float(np.square(corrupted - data.test, dtype=np.float64).mean())

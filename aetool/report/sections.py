@@ -63,7 +63,7 @@ def _columns(count: int) -> list[str]:
 
 
 def _grid(
-    out: Path, name: str, rows: dict[str, np.ndarray], columns: list[str], title: str, scale: str = "fixed"
+    out: Path, name: str, rows: dict[str, np.ndarray], columns: list[str], title: str, *, scale: str = "fixed"
 ) -> Figure:
     """Draw one grid figure (a row per entry of ``rows``) and the page block that shows it."""
     figures.image_grid(out / FIGURES / name, np.stack(list(rows.values())), list(rows), columns, title, scale=scale)

@@ -222,7 +222,7 @@ def threshold_for(scores: np.ndarray, *, fpr: float | None = None, quantile: flo
     return float(np.quantile(np.asarray(scores, np.float64), level))
 
 
-def distribution(scores: np.ndarray, threshold: float | None = None) -> dict[str, Any]:
+def distribution(scores: np.ndarray, *, threshold: float | None = None) -> dict[str, Any]:
     """What a file records of the calibration scores: their count, quantiles (``QUANTILES``), a histogram of
     ``HISTOGRAM_BINS`` equal bins, and the share above ``threshold`` (the false-positive rate on them)."""
     scores = np.asarray(scores, np.float64)

@@ -101,7 +101,7 @@ class Corrupt:
         return Prepared(pixels, (pixels.shape[1], pixels.shape[2]))
 
     def run(self, batch: np.ndarray) -> np.ndarray:
-        return add_noise(batch, self.level, self.kind, self.rng)
+        return add_noise(batch, self.level, kind=self.kind, rng=self.rng)
 
 
 @dataclass

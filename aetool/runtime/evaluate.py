@@ -54,7 +54,7 @@ def trained_noise(model: Model) -> Noise:
         level, kind = recorded.get("level", 0.0), recorded.get("kind") or "gaussian"
         if not isinstance(level, (int, float)) or isinstance(level, bool):
             raise problem
-        return Noise.single(float(level), kind)
+        return Noise.single(float(level), kind=kind)
     except ValueError:
         raise problem from None
 
@@ -220,7 +220,7 @@ def _noise(model: Model, noise: float | None, noise_kind: str | None) -> Noise:
     level = noise if noise is not None else (trained.level or (0.0, "gaussian"))[0]
     kind = noise_kind or (trained.level or (0.0, "gaussian"))[1]
     try:
-        return Noise.single(level, kind)
+        return Noise.single(level, kind=kind)
     except ValueError as err:
         raise AetoolError(f"--noise: {err}") from None
 

@@ -144,7 +144,7 @@ def _noise(value: Any) -> bool:
     try:
         if mix is not None:
             return isinstance(mix, str) and len(mix) <= MAX_NAME_CHARS and Noise.parse(mix) is not None
-        return kind in NOISE_KINDS and _number(level) and Noise.single(float(level), kind) is not None
+        return kind in NOISE_KINDS and _number(level) and Noise.single(float(level), kind=kind) is not None
     except ValueError:
         return False
 

@@ -102,7 +102,7 @@ def ort_errors() -> tuple[type[Exception], ...]:
     return (RuntimeError, *(getattr(state, name) for name in names if hasattr(state, name)))
 
 
-def ort_message(err: BaseException, limit: int = 400) -> str:
+def ort_message(err: BaseException, *, limit: int = 400) -> str:
     """onnxruntime's message as one line: without its ``[ONNXRuntimeError] : 2 : INVALID_ARGUMENT :`` prefix, its
     source location and C++ signature, its lines joined (the useful part of a shape error is on the second), and
     cut at ``limit`` characters."""
@@ -206,9 +206,9 @@ def session_options(threads: int | None) -> Any:
 
 def open_session(
     path: Path,
+    *,
     providers: Sequence[str] | None = None,
     threads: int | None = None,
-    *,
     sha256: str | None = None,
 ) -> onnxruntime.InferenceSession:
     """An onnxruntime session for ``path``, opened from the file's bytes once they are checked (see
@@ -387,13 +387,13 @@ class Model:
     ):
         self.path = path
         self.timeout = timeout
-        self.session = open_session(path, providers, threads)
+        self.session = open_session(path, providers=providers, threads=threads)
         self.metadata = parse_metadata(self.session.get_modelmeta().custom_metadata_map)
         self.input_spec = check_contract(self.session, path, self.metadata)
         self.name: str = self.metadata.get(contract.MODEL_NAME) or path.name.removesuffix(".onnx")
         self._dtype = _DTYPES[self.session.get_inputs()[0].type]
         self._outputs = {o.name for o in self.session.get_outputs()}
-        self._options = (providers, threads)
+        self._providers, self._threads = providers, threads
         self._decoder: onnxruntime.InferenceSession | None = None
         self._decoder_batch: int | None = None
 
@@ -425,7 +425,7 @@ class Model:
         """Whether a decoder graph sits beside the file, so :meth:`decode` works."""
         return self.decoder_path.is_file()
 
-    def reconstruct(self, images: np.ndarray, chunk: int = IMAGES_PER_CALL) -> np.ndarray:
+    def reconstruct(self, images: np.ndarray, *, chunk: int = IMAGES_PER_CALL) -> np.ndarray:
         """Run the autoencoder on N×C×H×W images in [0, 1] (N×H×W for grey models); the same shape back, float32.
 
         Images must be floats in [0, 1]: integer arrays (8-bit pixels, 0–255) are refused, not guessed at (divide
@@ -445,14 +445,14 @@ class Model:
             )
         return out.reshape(images.shape)
 
-    def encode(self, images: np.ndarray, chunk: int = IMAGES_PER_CALL) -> np.ndarray:
+    def encode(self, images: np.ndarray, *, chunk: int = IMAGES_PER_CALL) -> np.ndarray:
         """The latent codes of N×C×H×W images (N×H×W for grey models), which :meth:`reconstruct` checks alike."""
         if not self.has_code:
             raise ModelFileError(f"{self.path} has no {contract.CODE!r} output, so it cannot encode")
         batch = self._images(np.asarray(images))
         return self._run(self.session, contract.CODE, contract.INPUT, batch, chunk, fixed=self.input_spec.batch)
 
-    def decode(self, codes: np.ndarray, chunk: int = IMAGES_PER_CALL) -> np.ndarray:
+    def decode(self, codes: np.ndarray, *, chunk: int = IMAGES_PER_CALL) -> np.ndarray:
         """Images (N×1×H×W) from latent codes, through the decoder graph beside the model file.
 
         Raises ``ModelFileError`` when there is none, or when it is not the decoder this model was exported with
@@ -462,7 +462,7 @@ class Model:
             if not self.has_decoder:
                 raise ModelFileError(f"{self.path} has no decoder graph beside it (expected {self.decoder_path})")
             digest = self.metadata.get(contract.DECODER_SHA256) or None
-            decoder = open_session(self.decoder_path, *self._options, sha256=digest)
+            decoder = open_session(self.decoder_path, providers=self._providers, threads=self._threads, sha256=digest)
             names = [i.name for i in decoder.get_inputs()]
             if names != [contract.CODE]:
                 raise ModelFileError(f"decoder {self.decoder_path} must take one input {contract.CODE!r}, has {names}")
@@ -471,7 +471,9 @@ class Model:
         codes = np.asarray(codes, dtype=np.float32)
         return self._run(self._decoder, contract.RECONSTRUCTION, contract.CODE, codes, chunk, fixed=self._decoder_batch)
 
-    def outputs(self, images: np.ndarray, names: Sequence[str], chunk: int = IMAGES_PER_CALL) -> dict[str, np.ndarray]:
+    def outputs(
+        self, images: np.ndarray, names: Sequence[str], *, chunk: int = IMAGES_PER_CALL
+    ) -> dict[str, np.ndarray]:
         """Several outputs of the graph for N×C×H×W images (checked as :meth:`reconstruct` checks them), one session
         call per chunk: a detector's reconstructions, scores and maps together. Each output is float32 with one
         result per image; ``ModelFileError`` for an output the file lacks, and what :meth:`reconstruct` raises."""
@@ -633,7 +635,7 @@ def _serve(jobs: queue.SimpleQueue) -> None:
         jobs.get()()
 
 
-def load(model: str | Path, providers: Sequence[str] | None = None, threads: int | None = None) -> Model:
+def load(model: str | Path, *, providers: Sequence[str] | None = None, threads: int | None = None) -> Model:
     """The model at a path or bundled under a name; opened once per process and then reused (set its ``timeout``
     to bound each call)."""
     path = resolve(model)

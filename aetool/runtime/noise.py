@@ -21,6 +21,7 @@ def check_level(level: float, kind: str) -> None:
 def add_noise(
     images: np.ndarray,
     level: float,
+    *,
     kind: str = "gaussian",
     rng: np.random.Generator | int | None = None,
 ) -> np.ndarray:
@@ -77,13 +78,13 @@ class Noise:
     terms: tuple[NoiseTerm, ...] = ()
 
     @classmethod
-    def single(cls, level: float, kind: str = "gaussian") -> Noise:
+    def single(cls, level: float, *, kind: str = "gaussian") -> Noise:
         """One kind at one level (no noise for level 0); raises ``ValueError`` for a level that means nothing."""
         check_level(level, kind)
         return cls((NoiseTerm(kind, level, level),) if level else ())
 
     @classmethod
-    def parse(cls, text: str, default_kind: str = "gaussian") -> Noise:
+    def parse(cls, text: str, *, default_kind: str = "gaussian") -> Noise:
         """The noise ``text`` names (see the class); raises ``ValueError`` naming what is wrong."""
         terms = []
         for part in text.split(","):
@@ -133,10 +134,10 @@ class Noise:
         if not self.terms:
             return np.asarray(images, dtype=np.float32)
         if self.level is not None:
-            return add_noise(images, self.level[0], self.level[1], rng)
+            return add_noise(images, self.level[0], kind=self.level[1], rng=rng)
         noisy = np.empty(np.shape(images), np.float32)
         weights = np.array([term.weight for term in self.terms])
         for i, image in enumerate(images):
             term = self.terms[int(rng.choice(len(self.terms), p=weights / weights.sum()))]
-            noisy[i] = add_noise(image, float(rng.uniform(term.low, term.high)), term.kind, rng)
+            noisy[i] = add_noise(image, float(rng.uniform(term.low, term.high)), kind=term.kind, rng=rng)
         return noisy

@@ -124,7 +124,7 @@ class TrainConfig:
         try:
             check_level(self.noise or 0.0, self.noise_kind)
             if self.noise_mix is not None:
-                self.noise_mix = str(Noise.parse(self.noise_mix, self.noise_kind))
+                self.noise_mix = str(Noise.parse(self.noise_mix, default_kind=self.noise_kind))
         except ValueError as err:
             raise ValueError(f"--noise: {err}") from None
         if self.noise_mix is not None and self.noise:
@@ -178,7 +178,7 @@ class TrainConfig:
         """The training noise: none, one level of one kind, or a range or mix drawn per image."""
         if self.noise_mix:
             return Noise.parse(self.noise_mix)
-        return Noise.single(self.noise or 0.0, self.noise_kind)
+        return Noise.single(self.noise or 0.0, kind=self.noise_kind)
 
     @property
     def arch(self) -> dict[str, Any]:

@@ -99,7 +99,7 @@ def _download(dataset: str, split: str) -> tuple[np.ndarray, np.ndarray]:
     return loaded.data.numpy(), loaded.targets.numpy()
 
 
-def idx_images(dataset: str, split: str, data_dir: str | Path | None = None) -> ImageSet:
+def idx_images(dataset: str, split: str, *, data_dir: str | Path | None = None) -> ImageSet:
     """N×1×28×28 images of ``split`` (``train`` or ``test``), white digit on black, labelled with their digit.
 
     Raises ``DataError`` for a missing or broken folder, a failed download, or a folder holding the other dataset.
@@ -116,9 +116,9 @@ def idx_images(dataset: str, split: str, data_dir: str | Path | None = None) -> 
     return ImageSet(np.array(images)[:, None], [str(label) for label in labels], names)  # np.array: writable
 
 
-def load_images(dataset: str, split: str, data_dir: str | Path | None = None) -> torch.Tensor:
+def load_images(dataset: str, split: str, *, data_dir: str | Path | None = None) -> torch.Tensor:
     """N×1×28×28 uint8 tensor of an IDX split (see :func:`idx_images`)."""
-    return idx_images(dataset, split, data_dir).tensor()
+    return idx_images(dataset, split, data_dir=data_dir).tensor()
 
 
 # ---- a folder or glob of images ----
@@ -226,7 +226,7 @@ def split_off(images: ImageSet, fraction: float, seed: int) -> tuple[ImageSet, I
     return images.subset(np.sort(order[held:])), images.subset(np.sort(order[:held]))
 
 
-def describe_sizes(images: ImageSet, most: int = 4) -> str:
+def describe_sizes(images: ImageSet, *, most: int = 4) -> str:
     """The sizes found, most common first, as ``W×H (n), …``: for messages."""
     counts = Counter(images.sizes()).most_common()
     shown = ", ".join(f"{w}×{h} ({n})" for (h, w), n in counts[:most])
@@ -351,11 +351,11 @@ def load_training_data(config: TrainConfig) -> tuple[TrainingData, TrainConfig]:
     fixed = net.multiple_of is None  # dense and pca: one size
     if config.dataset != "images":
         channels = config.channels or 1
-        train = _replicated(idx_images(config.dataset, "train", config.data_dir), channels)
+        train = _replicated(idx_images(config.dataset, "train", data_dir=config.data_dir), channels)
         if config.classes:
             train, test = split_off(only(train, config.classes), config.val or 0.1, config.seed)
         else:
-            test = _replicated(idx_images(config.dataset, "test", config.data_dir), channels)
+            test = _replicated(idx_images(config.dataset, "test", data_dir=config.data_dir), channels)
         if fixed:
             size = config.size or (28, 28)
             train, test = _resized(train, size), _resized(test, size)

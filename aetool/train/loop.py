@@ -93,7 +93,7 @@ def _end_distributed(place: _Dist) -> None:
             dist.destroy_process_group()
 
 
-def pick_device(requested: str, local_rank: int = 0) -> str:
+def pick_device(requested: str, *, local_rank: int = 0) -> str:
     """``auto`` means CUDA when available; asking for CUDA without it raises ``AetoolError``."""
     if requested == "auto":
         requested = "cuda" if torch.cuda.is_available() else "cpu"
@@ -421,7 +421,7 @@ def train(
     place = _init_distributed(
         config.device if config.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
     )
-    device = pick_device(config.device, place.local_rank)
+    device = pick_device(config.device, local_rank=place.local_rank)
     stored = folder.check_start(resume=resume, force=force)  # on every rank: each resumes the same state
     made_folder = not folder.path.exists()
     trainer = None

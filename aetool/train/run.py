@@ -190,13 +190,13 @@ class RunFolder:
 
     # ---- exports ----
 
-    def exported_files(self, model_file: Path | None = None) -> list[Path]:
+    def exported_files(self, *, model_file: Path | None = None) -> list[Path]:
         """Every file an export of this run may write: the model, its decoder and its variants."""
         model_file = model_file or self.model_file
         variants = [contract.variant_path(model_file, precision) for precision in contract.PRECISIONS]
         return [model_file, contract.decoder_path(model_file), *variants]
 
-    def export_is_current(self, model_file: Path | None = None, precisions: tuple[str, ...] = ()) -> bool:
+    def export_is_current(self, *, model_file: Path | None = None, precisions: tuple[str, ...] = ()) -> bool:
         """Whether the model file (and the ``precisions`` variants) exist and were written after the checkpoint."""
         model_file = model_file or self.model_file
         wanted = [model_file, *(contract.variant_path(model_file, p) for p in precisions)]

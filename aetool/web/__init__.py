@@ -63,7 +63,7 @@ def _candidates(given: str | Path | None) -> Iterator[Path]:
         yield from (root, root / "dist", root / "onnxruntime-web" / "dist", root / PACKAGE / "dist")
 
 
-def find_ort_web(given: str | Path | None = None) -> Path:
+def find_ort_web(*, given: str | Path | None = None) -> Path:
     """The folder holding onnxruntime-web's ``ORT_FILES`` (see :func:`_candidates` for where it looks); raises
     ``AetoolError`` saying how to get them when none does."""
     for folder in _candidates(given):
@@ -118,7 +118,7 @@ def build_site(folder: str | Path, *, ort_web: str | Path | None = None) -> Site
     names replaced, others left alone). Raises ``AetoolError`` when onnxruntime-web's files are not found, when
     ``folder`` is a file or cannot be written, or when no model is bundled; ``ModelFileError`` for a bundled model
     that will not load."""
-    source = find_ort_web(ort_web)
+    source = find_ort_web(given=ort_web)
     target = Path(folder)
     if target.exists() and not target.is_dir():
         raise AetoolError(f"cannot write the site to {target}: it is a file; name a folder")
@@ -165,7 +165,7 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
         """Quiet: a request log would bury the command's own lines (``http.server``'s method, overridden)."""
 
 
-def server(folder: str | Path, port: int = 0, host: str = "127.0.0.1") -> http.server.ThreadingHTTPServer:
+def server(folder: str | Path, *, port: int = 0, host: str = "127.0.0.1") -> http.server.ThreadingHTTPServer:
     """An HTTP server for the site in ``folder`` on ``host:port`` (port 0: a free one, see ``server_address``);
     call ``serve_forever`` (or run it in a thread) and ``server_close``. Raises ``OSError`` when the port is taken."""
     handler = functools.partial(_Handler, directory=str(folder))
