@@ -1,12 +1,15 @@
 """Same world, same numbers: MNIST from a folder of PNGs against MNIST from its IDX files.
 
     .venv/bin/python benchmarks/own_images.py --data-dir ../shared/data/mnist [--models conv-unpool deep] [--epochs N]
+        [--flat]
 
 (default: each model's own epochs)
 
 Writes the 60,000 training and 10,000 test digits as PNG files into a temporary folder, then trains each model
 twice with the same seed and epochs, each run in a process of its own: from the IDX files (`--data-dir`) and from
-the folders (`--data train/ --val-data test/`). Prints, per model: the test MSE of both and their ratio, the
+the folders (`--data train/ --val-data test/`): a subfolder per label, as users keep labelled images (the folder
+then lists the digits sorted by label, so the runs see them in another order than the IDX run and differ as two
+seeds would), or with ``--flat`` all in one folder, named so that their sorted order is the IDX order. Prints, per model: the test MSE of both and their ratio, the
 wall and CPU time of the second epoch (once the images are decoded; CPU seconds of all the process's threads, the
 measure that holds on a shared, loaded machine), the time spent reading the data before the first
 step, and each process's peak RSS. Bars (issue "own images"): MSE within 3 %, epoch time ≤ 1.3×, peak RSS < 2×.
@@ -28,8 +31,9 @@ import numpy as np
 RESULT = "RESULT "
 
 
-def write_pngs(data_dir: Path, folder: Path) -> float:
-    """MNIST's train and test splits as PNGs under folder/train and folder/test; the seconds it took."""
+def write_pngs(data_dir: Path, folder: Path, *, flat: bool) -> float:
+    """MNIST's train and test splits as PNGs under folder/train and folder/test, in a subfolder per label (or all in
+    one, ``flat``, so that the sorted file names keep the IDX order); the seconds it took."""
     from PIL import Image
 
     from aetool.runtime.idx import load_split
@@ -38,7 +42,7 @@ def write_pngs(data_dir: Path, folder: Path) -> float:
     for split, name in (("train", "train"), ("test", "test")):
         images, labels = load_split(data_dir, split)
         for i, (image, label) in enumerate(zip(images, labels, strict=True)):
-            target = folder / name / str(label) / f"{i:05d}.png"
+            target = folder / name / ("" if flat else str(label)) / f"{i:05d}.png"
             target.parent.mkdir(parents=True, exist_ok=True)
             Image.fromarray(np.asarray(image)).save(target)
     return time.perf_counter() - started
@@ -90,6 +94,7 @@ def main() -> None:
     parser.add_argument("--data-dir", required=True, help="folder of the MNIST IDX files")
     parser.add_argument("--models", nargs="*", default=["conv-unpool", "deep"])
     parser.add_argument("--epochs", type=int, default=None, help="epochs per run (default: the model's)")
+    parser.add_argument("--flat", action="store_true", help="all PNGs in one folder per split, in the IDX order")
     parser.add_argument("--one", nargs=2, metavar=("MODEL", "SOURCE"), help=argparse.SUPPRESS)
     parser.add_argument("--train", help=argparse.SUPPRESS)
     parser.add_argument("--test", help=argparse.SUPPRESS)
@@ -98,7 +103,7 @@ def main() -> None:
         one_run(*args.one, args)
         return
     with tempfile.TemporaryDirectory(prefix="mnist-png-") as folder:
-        seconds = write_pngs(Path(args.data_dir), Path(folder))
+        seconds = write_pngs(Path(args.data_dir), Path(folder), flat=args.flat)
         print(f"wrote 70,000 PNGs in {seconds:.0f} s to {folder}", flush=True)
         args.train, args.test = str(Path(folder) / "train"), str(Path(folder) / "test")
         header = "| model | source | test MSE | epoch s | epoch CPU-s | to first epoch s | peak RSS MB |"
