@@ -1233,8 +1233,10 @@ def train(
                 data_dir=data_dir,
                 limit=limit,
             )
-        except (KeyError, ValueError) as err:
-            fail(str(err).strip("'\""))
+        except KeyError as err:
+            fail(str(err.args[0]) if err.args else str(err))
+        except ValueError as err:
+            fail(str(err))
         run_dir = Path(_alias(output, out, "--output", "--out", default=str(Path("runs") / model)))
         result = run_training(config, run_dir=run_dir, resume=resume, force=force, progress=not quiet, echo=note)
         if not result.is_main:

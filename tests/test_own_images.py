@@ -96,9 +96,9 @@ def test_patch_batches_are_a_pure_function_of_seed_and_epoch(colour_folder):
 @pytest.mark.parametrize(
     ("name", "settings", "message"),
     [
-        ("deep", {}, r"holds images of several sizes \(48×40 \(2\), .*; deep takes one size: pass --size HxW"),
+        ("deep", {}, r"holds images of several sizes \(40x48 \(2\), .*; deep takes one size: pass --size HxW"),
         ("conv-deconv", {}, "several sizes .*: pass --patch N"),
-        ("conv-deconv", {"patch": 64}, r"--patch 64 is larger than .*photo\d.png \(\d+×\d+\)"),
+        ("conv-deconv", {"patch": 64}, r"--patch 64 is larger than .*photo\d.png \(\d+x\d+, height x width\)"),
     ],
 )
 def test_the_size_policy_refuses_what_cannot_train_in_one_line(colour_folder, name, settings, message):
@@ -138,6 +138,13 @@ def test_an_empty_folder_and_a_glob_without_images_are_one_line(tmp_path):
         load_training_data(quick("deep", data=str(tmp_path / "empty")))
     with pytest.raises(DataError, match="pattern matched no images"):
         load_training_data(quick("deep", data=str(tmp_path / "*.png")))
+    with pytest.raises(DataError, match=r"--data .*nowhere: no such file or folder$"):
+        load_training_data(quick("deep", data=str(tmp_path / "nowhere")))
+
+
+def test_classes_of_a_folder_without_subfolders_say_labels_come_from_subfolders(colour_folder):
+    with pytest.raises(DataError, match="these images have no labels .*first-level subfolders of --data"):
+        load_training_data(quick("deep", data=str(colour_folder), size=(24, 24), classes=("3",)))
 
 
 def test_large_sets_are_memory_mapped(colour_folder, monkeypatch):

@@ -196,3 +196,9 @@ def test_a_run_that_learns_nothing_says_so_exits_3_and_is_not_exported(data_dir,
     assert set(baselines) == {"zeros", "mean_image"} and baselines["mean_image"] < baselines["zeros"]
     accepted = runner.invoke(app, [*args, "-o", str(tmp_path / "kept"), "--allow-trivial"])
     assert accepted.exit_code == 0 and (tmp_path / "kept" / "model.onnx").is_file()
+
+
+def test_a_bad_setting_is_one_line_that_keeps_its_quotes(tmp_path):
+    result = runner.invoke(app, ["train", "deep", "--classes", "3,3", "-o", str(tmp_path / "run")])
+    assert result.exit_code == 2
+    assert "each once (3 or 3,5), got '3,3'" in result.output and not (tmp_path / "run").exists()

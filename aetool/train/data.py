@@ -20,6 +20,7 @@ so a resumed run sees the batches an uninterrupted one would.
 
 from __future__ import annotations
 
+import glob
 import tempfile
 import warnings
 from collections import Counter
@@ -127,8 +128,10 @@ def load_images(dataset: str, split: str, *, data_dir: str | Path | None = None)
 def find_images(source: str) -> tuple[list[Path], Path]:
     """The image files of a folder (recursively) or a glob, sorted, and the folder labels are relative to.
 
-    Raises ``DataError`` when the folder or pattern holds no image.
+    Raises ``DataError`` when the path does not exist or the folder or pattern holds no image.
     """
+    if not glob.has_magic(source) and not Path(source).exists():
+        raise DataError(f"--data {source}: no such file or folder")
     found, failures = files.collect([source], recursive=True)
     if failures or not found:
         reason = failures[0].error if failures else "no images found"
@@ -227,9 +230,10 @@ def split_off(images: ImageSet, fraction: float, seed: int) -> tuple[ImageSet, I
 
 
 def describe_sizes(images: ImageSet, *, most: int = 4) -> str:
-    """The sizes found, most common first, as ``W×H (n), …``: for messages."""
+    """The sizes found, most common first, as ``HxW (n), …`` (height first, as ``--size`` takes them): for
+    messages."""
     counts = Counter(images.sizes()).most_common()
-    shown = ", ".join(f"{w}×{h} ({n})" for (h, w), n in counts[:most])
+    shown = ", ".join(f"{h}x{w} ({n})" for (h, w), n in counts[:most])
     return shown + (f" and {len(counts) - most} more" if len(counts) > most else "")
 
 
@@ -332,6 +336,11 @@ def only(images: ImageSet, classes: tuple[str, ...]) -> ImageSet:
     index = np.array([i for i, label in enumerate(images.labels) if label in classes], dtype=np.int64)
     if not len(index):
         labels = sorted(set(images.labels))
+        if labels == [""]:
+            raise DataError(
+                f"no image is labelled {' or '.join(classes)}: these images have no labels (labels are the names of "
+                "the first-level subfolders of --data)"
+            )
         found = ", ".join(repr(label) for label in labels[:12]) + (" …" if len(labels) > 12 else "")
         raise DataError(f"no image is labelled {' or '.join(classes)}; the labels are {found}")
     return images.subset(index)
@@ -404,6 +413,6 @@ def _check_conv_sizes(config: TrainConfig, train: ImageSet, *, multiple: int) ->
     height, width = train.sizes()[smallest]
     if config.patch > min(height, width):
         raise DataError(
-            f"--patch {config.patch} is larger than {train.names[smallest]} ({width}×{height}); pass a patch of at "
+            f"--patch {config.patch} is larger than {train.names[smallest]} ({height}x{width}, height x width); pass a patch of at "
             f"most {min(height, width)}"
         )
