@@ -666,7 +666,7 @@ def evaluate(
         from aetool.runtime import contract
         from aetool.runtime.evaluate import evaluate as score
         from aetool.runtime.evaluate import evaluate_images, evaluate_pairs
-        from aetool.runtime.idx import resolve_data_dir
+        from aetool.runtime.idx import check_dataset, resolve_data_dir
 
         kind = noise_kind and noise_kind.value
         if inputs or targets:
@@ -679,9 +679,11 @@ def evaluate(
         elif data:
             result = evaluate_images(loaded, data, noise=noise, noise_kind=kind, limit=limit, seed=seed)
         else:
-            folder = resolve_data_dir(data_dir, dataset or loaded.metadata.get(contract.DATASET) or "mnist")
+            named = dataset or loaded.metadata.get(contract.DATASET) or "mnist"
+            folder = resolve_data_dir(data_dir, named)
             if folder is None:
                 raise AetoolError("no data: pass --data-dir (or set AETOOL_DATA_DIR), --data or --inputs/--targets")
+            check_dataset(folder, named)
             result = score(loaded, folder, noise=noise, noise_kind=kind, limit=limit, seed=seed)
         for failure in chain(result.failed, result.missing):
             error(f"{failure.label}: {failure.error}")
@@ -710,7 +712,7 @@ def _evaluate_anomaly(
     with reporting():
         from aetool.runtime import contract
         from aetool.runtime.detect import Detector, evaluate_folders, evaluate_idx, evaluate_labelled, normal_classes
-        from aetool.runtime.idx import resolve_data_dir
+        from aetool.runtime.idx import check_dataset, resolve_data_dir
 
         normal, anomalous = sides
         given = [name for name, value in (("--data", data), ("--data-dir", data_dir), ("--normal", normal)) if value]
@@ -732,6 +734,7 @@ def _evaluate_anomaly(
             folder = resolve_data_dir(data_dir, "mnist" if named == "images" else named)
             if folder is None:
                 raise AetoolError("no data: pass --data-dir (or set AETOOL_DATA_DIR), --data or --normal/--anomalous")
+            check_dataset(folder, named)
             result = evaluate_idx(detector, folder, classes=normal_classes(detector, classes), limit=limit)
     for failure in result.failed:
         error(f"{failure.label}: {failure.error}")

@@ -308,6 +308,16 @@ def test_evaluate_finds_the_dataset_subfolder_as_training_does(cli, mnist_dir, t
     assert json.loads(cli("evaluate", "--json", "--noise", "0").stdout)["n"] == 12
 
 
+SHARED_MNIST = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "mnist"
+
+
+@pytest.mark.skipif(not SHARED_MNIST.is_dir(), reason="needs ../shared/data/mnist (the real MNIST files)")
+def test_evaluate_refuses_an_idx_folder_of_the_other_dataset_naming_both(cli):
+    result = cli("evaluate", "--model", "denoise", "--data-dir", str(SHARED_MNIST), "--dataset", "fashion-mnist")
+    assert result.exit_code == 2 and "holds mnist, not fashion-mnist; pass --dataset mnist" in result.stderr
+    assert result.stdout == ""
+
+
 def test_evaluate_without_data_exits_2_naming_the_files(cli, tmp_path, monkeypatch):
     monkeypatch.delenv("AETOOL_DATA_DIR", raising=False)
     result = cli("evaluate", "--data-dir", "nowhere")

@@ -143,7 +143,7 @@ def test_an_empty_folder_and_a_glob_without_images_are_one_line(tmp_path):
 
 
 def test_classes_of_a_folder_without_subfolders_say_labels_come_from_subfolders(colour_folder):
-    with pytest.raises(DataError, match="these images have no labels .*first-level subfolders of --data"):
+    with pytest.raises(DataError, match=r"these images have no labels .*first-level subfolders of --data"):
         load_training_data(quick("deep", data=str(colour_folder), size=(24, 24), classes=("3",)))
 
 

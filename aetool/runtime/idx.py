@@ -95,3 +95,18 @@ def known_dataset(data_dir: str | Path) -> str | None:
     except (OSError, EOFError) as err:
         raise DataError(f"cannot read IDX file {path}: {err}") from None
     return KNOWN_TEST_IMAGES.get(digest)
+
+
+def check_dataset(data_dir: str | Path, dataset: str) -> None:
+    """Refuse a folder of IDX files that holds the other published dataset than ``dataset`` (``mnist`` or
+    ``fashion-mnist``; any other name is not checked): raises ``DataError`` naming both, as training, evaluation
+    and calibration would otherwise read one dataset under the other's name. A folder without readable test images
+    passes: reading it says what is missing."""
+    if dataset not in ("mnist", "fashion-mnist"):
+        return
+    try:
+        held = known_dataset(data_dir)
+    except DataError:
+        return
+    if held is not None and held != dataset:
+        raise DataError(f"{data_dir} holds {held}, not {dataset}; pass --dataset {held} or another --data-dir")

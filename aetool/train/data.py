@@ -34,7 +34,7 @@ from torchvision.transforms.v2 import functional as tvf
 from aetool.errors import DataError, ImageError
 from aetool.models import build_model
 from aetool.runtime import files
-from aetool.runtime.idx import DATA_DIR_ENV, known_dataset, load_split, resolve_data_dir
+from aetool.runtime.idx import DATA_DIR_ENV, check_dataset, load_split, resolve_data_dir
 from aetool.runtime.images import read_image, to_channels
 from aetool.train.config import TrainConfig
 
@@ -110,9 +110,7 @@ def idx_images(dataset: str, split: str, *, data_dir: str | Path | None = None) 
         images, labels = _download(dataset, split)
     else:
         images, labels = load_split(folder, split)
-        held = known_dataset(folder)
-        if held is not None and held != dataset:
-            raise DataError(f"{folder} holds {held}, not {dataset}; pass --dataset {held} or another --data-dir")
+        check_dataset(folder, dataset)
     names = [f"{split}#{i}" for i in range(len(images))]
     return ImageSet(np.array(images)[:, None], [str(label) for label in labels], names)  # np.array: writable
 
