@@ -509,3 +509,35 @@ def test_the_export_commands_help_names_the_default_target():
     result = CliRunner().invoke(app, ["export", "--help"], env={"COLUMNS": "200"})
     words = " ".join(result.stdout.replace("│", " ").split())  # the help as one line, out of its box
     assert f"[default: {ExportOptions().target}]" in words
+
+
+def test_an_output_off_by_near_ties_passes_only_if_no_farther_from_float64_than_pytorch_itself():
+    from aetool.export.parity import Case, check_parity, cpu_session
+
+    graph = onnx.helper.make_graph(
+        [onnx.helper.make_node("Identity", ["image"], ["reconstruction"])],
+        "identity",
+        [onnx.helper.make_tensor_value_info("image", onnx.TensorProto.FLOAT, [None, 1, 4, 4])],
+        [onnx.helper.make_tensor_value_info("reconstruction", onnx.TensorProto.FLOAT, [None, 1, 4, 4])],
+    )
+    session = cpu_session(onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 17)]))
+    images = np.full((1, 1, 4, 4), 0.5, dtype=np.float32)
+    flipped = images.copy()
+    flipped[0, 0, 1, 2] += 0.01  # PyTorch's float32 picked the other of two near-equal maxima
+    cases = [Case("test images b1", images)]
+
+    def pytorch(x):
+        return {"reconstruction": flipped}
+
+    def exact(x):  # float64 lies on onnxruntime's side, PyTorch's float32 is the one off
+        return {"reconstruction": x.astype(np.float64)}
+
+    report = check_parity(session, pytorch, cases, atol=1e-5, graph="model", exact=exact)
+    assert report.passed and "within PyTorch's own float32 error 1.00e-02" in report.checks[0].line()
+
+    def exact_like_pytorch(x):  # float64 agrees with PyTorch: onnxruntime is the one off
+        return {"reconstruction": flipped.astype(np.float64)}
+
+    report = check_parity(session, pytorch, cases, atol=1e-5, graph="model", exact=exact_like_pytorch)
+    assert not report.passed and report.checks[0].max_abs == pytest.approx(0.01, rel=1e-4)
+    assert not check_parity(session, pytorch, cases, atol=1e-5, graph="model").passed

@@ -27,6 +27,7 @@ from aetool.export.parity import (
     check_parity,
     code_cases,
     cpu_session,
+    float64_reference,
     image_cases,
     torch_reference,
 )
@@ -138,6 +139,7 @@ def _verified(
         atol=atol,
         graph=label,
         scales=spec.scales,
+        exact=float64_reference(reference, spec.output_names),
     )
     for line in report.lines():
         echo(line)

@@ -6,9 +6,10 @@ Validation only, kept apart from conversion as optimum-onnx does, but stricter: 
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -86,6 +87,14 @@ def torch_reference(module: nn.Module, output_names: tuple[str, ...]) -> Referen
         return {name: out.numpy() for name, out in zip(output_names, outputs, strict=True)}
 
     return run
+
+
+def float64_reference(module: nn.Module, output_names: tuple[str, ...]) -> Reference:
+    """What a float64 copy of ``module`` computes for an input batch (outputs float64, by name): the exact result
+    that both PyTorch's float32 and the exported graph approximate."""
+    exact = copy.deepcopy(module).double().eval()
+    run = torch_reference(exact, output_names)
+    return lambda inputs: run(inputs.astype(np.float64))
 
 
 def cpu_session(model: onnx.ModelProto) -> ort.InferenceSession:
@@ -229,13 +238,35 @@ def check_parity(
     graph: str,
     against: str = "PyTorch",
     scales: dict[str, float] | None = None,
+    exact: Reference | None = None,
 ) -> ParityReport:
     """Run onnxruntime and the ``reference`` (PyTorch unless ``against`` names another) on every case and compare
-    every output the reference gives (``scales``: see :func:`compare`)."""
+    every output the reference gives (``scales``: see :func:`compare`).
+
+    ``exact`` (the reference in float64, :func:`float64_reference`) settles an output that misses the tolerance: it
+    passes when onnxruntime is no farther from the float64 result than the float32 reference itself is, plus the
+    tolerance. Max-unpooling needs this on real images: where two values of a pooling window differ by less than
+    float32's rounding (near-ties, hundreds of them in a photograph), which one is the maximum depends on the order
+    of the sums before it, and the two float32 computations may pick different ones; ties that are exact are still
+    held exactly (the float64 result picks as PyTorch does).
+    """
     report = ParityReport(graph, atol, reference=against, scales=scales or {})
     for case in cases:
         got = run_session(session, case.inputs)
+        exact_outputs: dict[str, np.ndarray] | None = None
         for name, want in reference(case.inputs).items():
             scale = (scales or {}).get(name, 1.0)
-            report.checks.append(compare(case.name, name, got.get(name), want, atol, scale=scale))
+            check = compare(case.name, name, got.get(name), want, atol, scale=scale)
+            if not check.ok and exact is not None and name in got and got[name].shape == want.shape:
+                exact_outputs = exact_outputs or exact(case.inputs)
+                own = float(np.abs(want.astype(np.float64) - exact_outputs[name]).max(initial=0.0))
+                off = float(np.abs(got[name].astype(np.float64) - exact_outputs[name]).max(initial=0.0))
+                if off <= own + check.tolerance:
+                    check = replace(
+                        check,
+                        ok=True,
+                        problem=f"max abs {check.max_abs:.2e} from {against}, {off:.2e} from float64: within "
+                        f"{against}'s own float32 error {own:.2e} + {check.tolerance:.1e}",
+                    )
+            report.checks.append(check)
     return report
