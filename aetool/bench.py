@@ -22,7 +22,7 @@ import numpy as np
 
 from aetool.errors import AetoolError, ModelFileError, first_line
 from aetool.runtime import contract
-from aetool.runtime.cpu import usable_cores
+from aetool.runtime.cpu import keep_freed_memory, usable_cores
 from aetool.runtime.model import CPU, MAX_CONV_PIXELS, Model, ort_errors
 
 Call = Callable[[], object]
@@ -30,7 +30,6 @@ Backend = Callable[[np.ndarray], Call]  # binds a batch of images, returns the c
 DEFAULT_SIZE = (28, 28)
 MAX_BATCH = 4096  # random images and activations of larger batches can exhaust memory and say little more
 _INPUT_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
-M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # mallopt parameters, from glibc's malloc.h
 
 
 @dataclass(frozen=True)
@@ -104,24 +103,6 @@ def ort_backend(model: Model) -> Backend:
         return lambda: session.run([contract.RECONSTRUCTION], feed)
 
     return bind
-
-
-def keep_freed_memory() -> bool:
-    """Make glibc keep freed memory for reuse (whether it did: False off glibc).
-
-    By default glibc hands blocks over 128 kB to mmap and trims the heap's free top, so each PyTorch call that
-    allocates big activations pays page faults anew, more or less depending on the heap's history (conv-unpool's
-    batch-256 time more than halved between a fresh process and one that had trained). onnxruntime keeps its own
-    arena and never pays them, so without this the ratio measures glibc rather than the two runtimes.
-    """
-    import ctypes
-    import ctypes.util
-
-    name = ctypes.util.find_library("c")
-    libc = ctypes.CDLL(name) if name else None
-    if libc is None or not hasattr(libc, "mallopt"):
-        return False
-    return bool(libc.mallopt(M_MMAP_THRESHOLD, 256 << 20)) and bool(libc.mallopt(M_TRIM_THRESHOLD, 1 << 30))
 
 
 class TorchEager:
