@@ -2,7 +2,7 @@
 
 Torch-free at import, like ``aetool.runtime``, so ``aetool bench`` works on the base install: torch is imported
 only by :class:`TorchEager` (``--compare-torch``), OpenVINO only by :class:`OpenVINO` (``--compare openvino``, the
-check extra), onnx only by :func:`flops_per_image` and :func:`sgemm_backend`.
+check extra), onnx only by :func:`flops_per_image`, :func:`bytes_per_image` and :func:`sgemm_backend`.
 Backends are timed in alternating rounds, so that load from other processes on a shared machine falls on them as
 alike as it can; the fastest call is kept beside median and p95, being the closest to undisturbed speed.
 """
@@ -434,6 +434,7 @@ def tensor_shapes(path: str | Path, size: tuple[int, int]) -> dict[str, list[int
     values = session.run(None, {graph.input[0].name: np.zeros((1, 1, *size), np.float32)})
     shapes = {info.name: list(value.shape) for info, value in zip(session.get_outputs(), values, strict=True)}
     shapes.update({tensor.name: list(tensor.dims) for tensor in graph.initializer})
+    shapes[graph.input[0].name] = [1, 1, *size]
     return shapes
 
 
@@ -460,6 +461,27 @@ def flops_per_image(path: str | Path, size: tuple[int, int]) -> int:
     return 2 * macs
 
 
+def bytes_per_image(path: str | Path, size: tuple[int, int]) -> tuple[int, int]:
+    """The least memory traffic of one call, as (bytes per image, bytes per call): every Conv, ConvTranspose,
+    Gemm and MatMul reads its input and writes its output once (float32; the operations between them fused into
+    them), and the weights are read once a call.
+
+    What a roofline floor needs: at batch 256 these activations (a 32-channel 28×28 map is 25.7 MB) outgrow the
+    caches, so the time to stream them is a bound no kernel beats.
+    """
+    import onnx
+
+    shapes = tensor_shapes(path, size)
+    model = onnx.load(str(path))
+    weights = {tensor.name for tensor in model.graph.initializer}
+    activations = used = 0
+    for node in model.graph.node:
+        if node.op_type in ("Conv", "ConvTranspose", "Gemm", "MatMul"):
+            activations += prod(shapes[node.input[0]]) + prod(shapes[node.output[0]])
+            used += sum(prod(shapes[name]) for name in node.input[1:] if name in weights)
+    return 4 * activations, 4 * used
+
+
 SGEMM_N = 1024  # square matrices of the peak measurement: large enough for MLAS to run at full speed
 SGEMM_FLOPS = 2 * SGEMM_N**3
 
@@ -484,6 +506,25 @@ def sgemm_backend(threads: int) -> Backend:
     session = ort.InferenceSession(model.SerializeToString(), options, providers=[CPU])
     feed = {"a": rng.random((SGEMM_N, SGEMM_N), dtype=np.float32)}
     return lambda images: lambda: session.run(None, feed)
+
+
+COPY_BYTES = 256 << 20  # per array: far beyond the caches, so a copy streams from and to memory
+
+
+def copy_backend(threads: int) -> Backend:
+    """A copy of 256 MiB split over ``threads`` threads (numpy releases the GIL): 2 × COPY_BYTES of memory traffic
+    (read and write), the bandwidth a roofline floor divides by, timed in a model's rounds like the SGEMM."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    source = np.ones(COPY_BYTES // 4, np.float32)
+    target = np.empty_like(source)
+    parts = list(zip(np.array_split(source, threads), np.array_split(target, threads), strict=True))
+    pool = ThreadPoolExecutor(threads)
+
+    def call() -> object:
+        return list(pool.map(lambda pair: np.copyto(pair[1], pair[0]), parts))
+
+    return lambda images: call
 
 
 def load_average() -> float | None:

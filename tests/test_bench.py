@@ -264,3 +264,9 @@ def test_a_model_that_fails_at_a_batch_size_is_one_line(tmp_path):
     result = invoke("--model", str(tmp_path / "one.onnx"), "--batch-sizes", "1,256", *FAST)
     assert result.exit_code == 2 and result.stdout == ""
     assert len(result.stderr.splitlines()) == 1 and "one.onnx failed on random 28×28 images" in result.stderr
+
+
+def test_least_memory_traffic_counts_each_layer_input_output_and_weights_once(ae64_run):
+    per_image, per_call = bench.bytes_per_image(ae64_run[1], (28, 28))
+    assert per_image == 4 * (784 + 64 + 64 + 784)  # two layers: 784 → 64 → 784
+    assert per_call == 4 * (784 * 64 + 64 + 64 * 784 + 784)  # their weights and biases
