@@ -217,7 +217,7 @@ def markdown(records: list[dict[str, Any]], env: dict[str, Any]) -> str:
         "(torch: as recorded by training; openvino: the fp32 file, not scored). ×torch and ×fp32: speedup over "
         "that backend, same run. OpenVINO: f32, latency hint, compiled for each batch size's static shape. Peak: "
         "onnxruntime's SGEMM (1024² MatMul), best call in the same rounds. PyTorch runs with glibc keeping "
-        "freed memory (aetool.bench.keep_freed_memory) and OMP_WAIT_POLICY "
+        "freed memory (aetool.runtime.cpu.keep_freed_memory) and OMP_WAIT_POLICY "
         f"{env['omp_wait_policy']}.",
         "",
         "| model | backend | file | test MSE | b1 ms (p95) | b1 ×torch | b256 ms (p95) | b256 img/s "
