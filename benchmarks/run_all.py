@@ -1,5 +1,5 @@
 """Every registry model on this CPU: onnxruntime fp32, int8 and fp16 against PyTorch eager and OpenVINO; size, test
-MSE, FLOPs, fraction of the CPU's SGEMM peak.
+MSE, FLOPs, fraction of the CPU's SGEMM peak, roofline floor.
 
     .venv/bin/python benchmarks/run_all.py --runs runs/ --data-dir ../shared/data/mnist [--quick] [--threads 2]
 
@@ -8,9 +8,10 @@ with its int8 and fp16 variants where they are missing or older than the checkpo
 refuses for its MSE rise is still exported, into RUN/over-limit/, so the table can show why). Per model, all
 backends are timed by ``aetool.bench`` in alternating rounds, so every ratio comes from one run under one load:
 batch-1 latency and batch-256 throughput. OpenVINO (where installed: the check extra) runs the fp32 file as
-``aetool bench --compare openvino`` does; where it cannot, the table gives its reason. Every file is scored on the 10,000 test digits by
-``aetool.runtime.evaluate``; the batch-256 GFLOP/s are set against onnxruntime's own SGEMM peak; one training
-epoch on --train-limit images is timed per model. Writes Markdown and JSON to --out. Cold start of the CLI
+``aetool bench --compare openvino`` does; where it cannot, the table gives its reason. Every file is scored on the
+10,000 test digits by ``aetool.runtime.evaluate``; the batch-256 GFLOP/s are set against onnxruntime's own SGEMM
+peak, and the batch-256 time against a roofline floor (FLOPs ÷ that peak, least memory traffic ÷ the bandwidth of
+a copy timed in the same rounds); one training epoch on --train-limit images is timed per model. Writes Markdown and JSON to --out. Cold start of the CLI
 (``aetool --help``, ``aetool denoise one.png``) is benchmarks/cold_start.py's job.
 """
 
