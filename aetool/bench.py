@@ -1,7 +1,8 @@
 """How fast an exported model runs: latency and throughput in onnxruntime, beside PyTorch eager when asked.
 
 Torch-free at import, like ``aetool.runtime``, so ``aetool bench`` works on the base install: torch is imported
-only by :class:`TorchEager` (``--compare-torch``), onnx only by :func:`flops_per_image` and :func:`sgemm_backend`.
+only by :class:`TorchEager` (``--compare-torch``), OpenVINO only by :class:`OpenVINO` (``--compare openvino``, the
+check extra), onnx only by :func:`flops_per_image`, :func:`bytes_per_image` and :func:`sgemm_backend`.
 Backends are timed in alternating rounds, so that load from other processes on a shared machine falls on them as
 alike as it can; the fastest call is kept beside median and p95, being the closest to undisturbed speed.
 """
@@ -22,7 +23,7 @@ import numpy as np
 
 from aetool.errors import AetoolError, ModelFileError, first_line
 from aetool.runtime import contract
-from aetool.runtime.cpu import usable_cores
+from aetool.runtime.cpu import keep_freed_memory, usable_cores
 from aetool.runtime.model import CPU, MAX_CONV_PIXELS, Model, ort_errors
 
 Call = Callable[[], object]
@@ -30,7 +31,6 @@ Backend = Callable[[np.ndarray], Call]  # binds a batch of images, returns the c
 DEFAULT_SIZE = (28, 28)
 MAX_BATCH = 4096  # random images and activations of larger batches can exhaust memory and say little more
 _INPUT_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
-M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # mallopt parameters, from glibc's malloc.h
 
 
 @dataclass(frozen=True)
@@ -106,24 +106,6 @@ def ort_backend(model: Model) -> Backend:
     return bind
 
 
-def keep_freed_memory() -> bool:
-    """Make glibc keep freed memory for reuse (whether it did: False off glibc).
-
-    By default glibc hands blocks over 128 kB to mmap and trims the heap's free top, so each PyTorch call that
-    allocates big activations pays page faults anew, more or less depending on the heap's history (conv-unpool's
-    batch-256 time more than halved between a fresh process and one that had trained). onnxruntime keeps its own
-    arena and never pays them, so without this the ratio measures glibc rather than the two runtimes.
-    """
-    import ctypes
-    import ctypes.util
-
-    name = ctypes.util.find_library("c")
-    libc = ctypes.CDLL(name) if name else None
-    if libc is None or not hasattr(libc, "mallopt"):
-        return False
-    return bool(libc.mallopt(M_MMAP_THRESHOLD, 256 << 20)) and bool(libc.mallopt(M_TRIM_THRESHOLD, 1 << 30))
-
-
 class TorchEager:
     """A run's PyTorch model in eager mode under ``inference_mode``, on ``threads`` threads: the baseline to beat."""
 
@@ -149,6 +131,84 @@ class TorchEager:
                 return self.net(batch)
 
         return call
+
+
+class OpenVINO:
+    """The same file in OpenVINO on the CPU: the runtime an x86 edge user would pick instead of aetool's.
+
+    Given its best case: f32 (asked for and checked: a bf16-capable CPU would otherwise compute in less), the
+    latency hint, ``threads`` threads, compiled for each batch's static shape (onnxruntime's session keeps the
+    file's dynamic batch), inputs and outputs shared rather than copied. Raises ``RuntimeError`` (OpenVINO's) when
+    it cannot convert or compile the file.
+    """
+
+    def __init__(self, path: str | Path, threads: int) -> None:
+        import openvino as ov
+
+        self.core = ov.Core()
+        self.config = {
+            "INFERENCE_PRECISION_HINT": "f32",
+            "PERFORMANCE_HINT": "LATENCY",
+            "INFERENCE_NUM_THREADS": threads,
+        }
+        self.model = self.core.read_model(str(path))
+        self.dtype = self.model.input(0).get_element_type().to_dtype()
+        self._compile(self.model)  # a file OpenVINO cannot run fails here, before any timing
+
+    def _compile(self, model: Any) -> Any:
+        import openvino as ov
+
+        compiled = self.core.compile_model(model, "CPU", self.config)
+        precision = compiled.get_property("INFERENCE_PRECISION_HINT")
+        if precision != ov.Type.f32:
+            raise RuntimeError(f"OpenVINO runs in {precision}, not f32")
+        return compiled
+
+    def __call__(self, images: np.ndarray) -> Call:
+        model = self.model.clone()
+        model.reshape({model.input(0).get_any_name(): list(images.shape)})
+        compiled = self._compile(model)
+        request = compiled.create_infer_request()
+        output = compiled.output(contract.RECONSTRUCTION)
+        feed = {0: np.ascontiguousarray(images, self.dtype)}
+
+        def call() -> object:
+            return request.infer(feed, share_inputs=True, share_outputs=True)[output]
+
+        return call
+
+
+@dataclass(frozen=True)
+class Peer:
+    """Another runtime timed on the same file (``--compare``): its backend, or why it cannot run the file."""
+
+    name: str
+    version: str
+    backend: Backend | None
+    error: str | None = None  # the line of its message that says what is wrong
+
+
+PEERS = ("openvino",)
+
+
+def load_peer(name: str, path: str | Path, threads: int) -> Peer:
+    """The peer runtime ``name`` on the file at ``path``. Raises ``AetoolError`` for an unknown or missing one."""
+    if name not in PEERS:
+        raise AetoolError(f"--compare takes {', '.join(PEERS)}; got {name!r}")
+    if importlib.util.find_spec("openvino") is None:
+        raise AetoolError(
+            "aetool bench --compare openvino needs OpenVINO: install the check extra, see the README "
+            "(pip install '.[check]' in a clone)"
+        )
+    import openvino as ov
+
+    from aetool.check import failure_reason
+
+    version = str(ov.__version__).split("-")[0]  # without the build suffix of "2026.4.1-22982-…"
+    try:
+        return Peer(name, version, OpenVINO(path, threads))
+    except RuntimeError as err:
+        return Peer(name, version, None, failure_reason(err))
 
 
 def time_calls(call: Call, seconds: float, min_calls: int) -> list[float]:
@@ -190,7 +250,8 @@ def measure(
 
 @dataclass(frozen=True)
 class BatchResult:
-    """One batch size as ``aetool bench`` reports it: onnxruntime, PyTorch (when timed) and their ratio."""
+    """One batch size as ``aetool bench`` reports it: onnxruntime, PyTorch and the peer runtime (when timed) and
+    their ratios to onnxruntime."""
 
     batch_size: int
     ort_ms: float  # median
@@ -205,13 +266,21 @@ class BatchResult:
     torch_images_per_s: float | None = None
     torch_calls: int | None = None
     speedup_vs_torch: float | None = None  # torch median ÷ onnxruntime median
+    peer_ms: float | None = None
+    peer_p95_ms: float | None = None
+    peer_best_ms: float | None = None
+    peer_images_per_s: float | None = None
+    peer_calls: int | None = None
+    speedup_vs_peer: float | None = None  # peer median ÷ onnxruntime median
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON record; fields that were not measured are left out."""
         return {key: value for key, value in asdict(self).items() if value is not None}
 
 
-def batch_result(batch: int, ort: Timing, *, torch: Timing | None = None, flops: int | None = None) -> BatchResult:
+def batch_result(
+    batch: int, ort: Timing, *, torch: Timing | None = None, flops: int | None = None, peer: Timing | None = None
+) -> BatchResult:
     """The :class:`BatchResult` of one batch size from its timings (and FLOPs per image, when known)."""
     result = BatchResult(batch, ort.median_ms, ort.p95_ms, ort.best_ms, ort.images_per_s, len(ort.seconds))
     if flops is not None:
@@ -225,6 +294,16 @@ def batch_result(batch: int, ort: Timing, *, torch: Timing | None = None, flops:
             torch_images_per_s=torch.images_per_s,
             torch_calls=len(torch.seconds),
             speedup_vs_torch=torch.median_ms / ort.median_ms,
+        )
+    if peer is not None:
+        result = replace(
+            result,
+            peer_ms=peer.median_ms,
+            peer_p95_ms=peer.p95_ms,
+            peer_best_ms=peer.best_ms,
+            peer_images_per_s=peer.images_per_s,
+            peer_calls=len(peer.seconds),
+            speedup_vs_peer=peer.median_ms / ort.median_ms,
         )
     return result
 
@@ -243,6 +322,9 @@ class BenchSummary:
     onnxruntime: str
     torch: str | None
     torch_kept_freed_memory: bool | None
+    peer: str | None  # the runtime of --compare
+    peer_version: str | None
+    peer_error: str | None  # why the peer cannot run the file, which it then does not time
     warmup: int
     repeats: int
     seconds: float
@@ -266,8 +348,10 @@ def run(
     size: tuple[int, int] | None,
     plan: Plan,
     eager: TorchEager | None = None,
+    peer: Peer | None = None,
 ) -> BenchSummary:
-    """Time ``model`` at each batch size on random images of ``size`` (default: the model's), beside ``eager``.
+    """Time ``model`` at each batch size on random images of ``size`` (default: the model's), beside ``eager`` and
+    ``peer`` (where it can run the file).
 
     Raises ``AetoolError`` for a batch over the page limit or a run of another model, ``ModelFileError`` when
     onnxruntime fails on the images, ``TimedOut`` when a first call runs past the model's ``timeout``.
@@ -288,6 +372,8 @@ def run(
                 f"the run trained {eager.name} but {model.path.name} is {model.name}; compare a model with its own run"
             )
         backends["torch"] = eager
+    if peer is not None and peer.backend is not None:
+        backends["peer"] = peer.backend
     flops = flops_per_image(model.path, size) if importlib.util.find_spec("onnx") is not None else None
     # One call through the model first, which Ctrl-C and the model's timeout can stop (the timed calls go straight
     # to the session): a model that never finishes is stopped here, not in the untimed warm-up.
@@ -310,13 +396,17 @@ def run(
         onnxruntime=onnxruntime.__version__,
         torch=eager.version if eager else None,
         torch_kept_freed_memory=eager.kept_freed_memory if eager else None,
+        peer=peer.name if peer else None,
+        peer_version=peer.version if peer else None,
+        peer_error=peer.error if peer else None,
         warmup=plan.warmup,
         repeats=plan.repeats,
         seconds=plan.seconds,
         flops_per_image=flops,
         load_average=(before, load_average()),
         results=[
-            batch_result(batch, found["ort"], torch=found.get("torch"), flops=flops) for batch, found in timings.items()
+            batch_result(batch, found["ort"], torch=found.get("torch"), flops=flops, peer=found.get("peer"))
+            for batch, found in timings.items()
         ],
     )
 
@@ -344,6 +434,7 @@ def tensor_shapes(path: str | Path, size: tuple[int, int]) -> dict[str, list[int
     values = session.run(None, {graph.input[0].name: np.zeros((1, 1, *size), np.float32)})
     shapes = {info.name: list(value.shape) for info, value in zip(session.get_outputs(), values, strict=True)}
     shapes.update({tensor.name: list(tensor.dims) for tensor in graph.initializer})
+    shapes[graph.input[0].name] = [1, 1, *size]
     return shapes
 
 
@@ -370,6 +461,27 @@ def flops_per_image(path: str | Path, size: tuple[int, int]) -> int:
     return 2 * macs
 
 
+def bytes_per_image(path: str | Path, size: tuple[int, int]) -> tuple[int, int]:
+    """The least memory traffic of one call, as (bytes per image, bytes per call): every Conv, ConvTranspose,
+    Gemm and MatMul reads its input and writes its output once (float32; the operations between them fused into
+    them), and the weights are read once a call.
+
+    What a roofline floor needs: at batch 256 these activations (a 32-channel 28×28 map is 25.7 MB) outgrow the
+    caches, so the time to stream them is a bound no kernel beats.
+    """
+    import onnx
+
+    shapes = tensor_shapes(path, size)
+    model = onnx.load(str(path))
+    weights = {tensor.name for tensor in model.graph.initializer}
+    activations = used = 0
+    for node in model.graph.node:
+        if node.op_type in ("Conv", "ConvTranspose", "Gemm", "MatMul"):
+            activations += prod(shapes[node.input[0]]) + prod(shapes[node.output[0]])
+            used += sum(prod(shapes[name]) for name in node.input[1:] if name in weights)
+    return 4 * activations, 4 * used
+
+
 SGEMM_N = 1024  # square matrices of the peak measurement: large enough for MLAS to run at full speed
 SGEMM_FLOPS = 2 * SGEMM_N**3
 
@@ -394,6 +506,25 @@ def sgemm_backend(threads: int) -> Backend:
     session = ort.InferenceSession(model.SerializeToString(), options, providers=[CPU])
     feed = {"a": rng.random((SGEMM_N, SGEMM_N), dtype=np.float32)}
     return lambda images: lambda: session.run(None, feed)
+
+
+COPY_BYTES = 256 << 20  # per array: far beyond the caches, so a copy streams from and to memory
+
+
+def copy_backend(threads: int) -> Backend:
+    """A copy of 256 MiB split over ``threads`` threads (numpy releases the GIL): 2 × COPY_BYTES of memory traffic
+    (read and write), the bandwidth a roofline floor divides by, timed in a model's rounds like the SGEMM."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    source = np.ones(COPY_BYTES // 4, np.float32)
+    target = np.empty_like(source)
+    parts = list(zip(np.array_split(source, threads), np.array_split(target, threads), strict=True))
+    pool = ThreadPoolExecutor(threads)
+
+    def call() -> object:
+        return list(pool.map(lambda pair: np.copyto(pair[1], pair[0]), parts))
+
+    return lambda images: call
 
 
 def load_average() -> float | None:

@@ -348,11 +348,11 @@ def _check_one(runtime: Runtime, ref: Reference, *, atol: float) -> RuntimeResul
         version = runtime.version()
         runner = runtime.load(ref.path, ref.input_name, ref.outputs)
     except Exception as err:  # whatever a runtime raises while loading is the reason it fails: reported, not hidden
-        return RuntimeResult(runtime.name, version, True, False, error=f"cannot load: {_reason(err)}")
+        return RuntimeResult(runtime.name, version, True, False, error=f"cannot load: {failure_reason(err)}")
     try:
         got = _run_all(runner, ref.cases)
     except Exception as err:  # likewise for running
-        return RuntimeResult(runtime.name, version, True, False, error=f"fails to run: {_reason(err)}")
+        return RuntimeResult(runtime.name, version, True, False, error=f"fails to run: {failure_reason(err)}")
     max_abs, worst, problem = compare_outputs(ref.cases, ref.want, got, atol)
     if problem:
         return RuntimeResult(runtime.name, version, True, False, max_abs, worst, problem)
@@ -370,7 +370,7 @@ _TELLING = (
 _OPENCV_PREFIX = re.compile(r"OpenCV\([^)]*\) \S+: error: ")  # "OpenCV(5.0.0) /io/…/importer.cpp:2591: error: "
 
 
-def _reason(err: BaseException) -> str:
+def failure_reason(err: BaseException) -> str:
     """The line of a runtime's (often multi-line) message that says what is wrong, without source paths."""
     lines = [_OPENCV_PREFIX.sub("", line).strip(" >-") for line in str(err).splitlines()]
     lines = [line for line in lines if line]

@@ -1426,11 +1426,20 @@ def bench(
             show_default=False,
         ),
     ] = None,
+    compare: Annotated[
+        str | None,
+        typer.Option(
+            metavar="RUNTIME",
+            help="Time the same file in another runtime beside onnxruntime: openvino (check extra).",
+            show_default=False,
+        ),
+    ] = None,
     provider: Providers = None,
     timeout: Timeout = None,
     as_json: Json = False,
 ) -> None:
-    """Latency and throughput of a model in onnxruntime on random images, optionally against PyTorch eager."""
+    """Latency and throughput of a model in onnxruntime on random images, optionally against PyTorch eager and
+    OpenVINO."""
     if compare_torch is not None:
         _need_train_extra("bench --compare-torch")
     with reporting():
@@ -1443,12 +1452,17 @@ def bench(
         sizes, image_size = benchmark.parse_batch_sizes(batch_sizes), parse_size(size)
         loaded = _load(model, provider, threads, timeout)
         eager = benchmark.TorchEager(compare_torch, threads) if compare_torch is not None else None
-        summary = benchmark.run(loaded, threads=threads, batch_sizes=sizes, size=image_size, plan=plan, eager=eager)
+        peer = benchmark.load_peer(compare, loaded.path, threads) if compare is not None else None
+        summary = benchmark.run(
+            loaded, threads=threads, batch_sizes=sizes, size=image_size, plan=plan, eager=eager, peer=peer
+        )
         if as_json:
             typer.echo(json.dumps(summary.to_dict()))
             return
         for line in _bench_table(summary):
             typer.echo(line)
+        if summary.peer_error:
+            note(f"{summary.peer} {summary.peer_version} cannot run {Path(summary.file).name}: {summary.peer_error}")
         before, after = summary.load_average
         if before is not None and after is not None:
             note(
@@ -1461,6 +1475,8 @@ def _bench_table(summary: BenchSummary) -> list[str]:
     """``aetool bench`` for people: a line on the setting, then a row per batch size."""
     height, width = summary.size
     versus = f" vs torch {summary.torch} eager" if summary.torch else ""
+    peer = summary.peer if summary.peer and not summary.peer_error else None
+    versus += f" vs {peer} {summary.peer_version}" if peer else ""
     lines = [
         f"{Path(summary.file).name} ({summary.model}, {summary.precision or '?'}) on onnxruntime "
         f"{summary.onnxruntime} {', '.join(summary.providers)}, {summary.threads} threads{versus}; "
@@ -1469,12 +1485,15 @@ def _bench_table(summary: BenchSummary) -> list[str]:
     ]
     header = f"{'batch':>6} {'ort ms (p95)':>18} {'images/s':>10}"
     header += f" {'GFLOP/s':>8}" if summary.flops_per_image else ""
-    lines.append(header + (f" {'torch ms (p95)':>18} {'speedup':>8}" if summary.torch else ""))
+    header += f" {'torch ms (p95)':>18} {'speedup':>8}" if summary.torch else ""
+    lines.append(header + (f" {peer + ' ms (p95)':>21} {'speedup':>8}" if peer else ""))
     for row in summary.results:
         line = f"{row.batch_size:>6} {_ms(row.ort_ms, row.ort_p95_ms):>18} {row.images_per_s:>10,.0f}"
         line += f" {row.gflop_per_s:>8.1f}" if row.gflop_per_s is not None else ""
         if row.torch_ms is not None and row.torch_p95_ms is not None:
             line += f" {_ms(row.torch_ms, row.torch_p95_ms):>18} {row.speedup_vs_torch:>7.2f}×"
+        if row.peer_ms is not None and row.peer_p95_ms is not None:
+            line += f" {_ms(row.peer_ms, row.peer_p95_ms):>21} {row.speedup_vs_peer:>7.2f}×"
         lines.append(line)
     return lines
 

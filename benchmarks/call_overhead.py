@@ -25,7 +25,7 @@ from onnx import TensorProto, helper
 
 from aetool import bench
 from aetool.runtime import contract, load
-from aetool.runtime.cpu import usable_cores
+from aetool.runtime.cpu import keep_freed_memory, usable_cores
 
 
 def median_us(call: Callable[[], object], seconds: float = 1.0) -> float:
@@ -76,7 +76,7 @@ def main() -> None:
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
-    bench.keep_freed_memory()
+    keep_freed_memory()
     image = np.random.default_rng(0).random((1, 1, 28, 28), dtype=np.float32)
     session = identity_session(args.threads)
     identity = torch.nn.Identity()

@@ -2,7 +2,7 @@
 
 Times the same random-weight registry model (default ``conv-unpool``) on the same inputs, run as:
 - ``torch``: PyTorch eager (``inference_mode``), ``torch.set_num_threads(THREADS)``, glibc keeping freed memory
-  as in ``aetool bench`` (``aetool.bench.keep_freed_memory``);
+  as in ``aetool bench`` (``aetool.runtime.cpu.keep_freed_memory``);
 - ``plain``: ``torch.onnx.export(dynamo=True)`` with the stock translation (unpooling via index arithmetic and
   ScatterND);
 - ``mask``: the first-max-mask idea (unpool = nearest upsample × a mask of each window's first maximum),
@@ -38,11 +38,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from aetool.bench import keep_freed_memory, time_calls
+from aetool.bench import time_calls
 from aetool.export.onnx_export import model_spec, quiet, to_onnx
 from aetool.export.parity import tie_images
 from aetool.models import build_model
 from aetool.runtime import contract
+from aetool.runtime.cpu import keep_freed_memory
 
 LEVELS = {
     "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,

@@ -1,9 +1,10 @@
 """Where an ONNX model's time goes in onnxruntime: milliseconds per node per call, from onnxruntime's own profiler.
 
-    .venv/bin/python benchmarks/op_profile.py MODEL.onnx [--batch 256] [--threads 2] [--calls 100] [--top 12]
+    .venv/bin/python benchmarks/op_profile.py MODEL.onnx [--batch 256] [--threads 2] [--calls 100] [--top 12] [--by-op]
 
 Runs the model on random 28×28 images (after warm-up calls) with profiling on and prints the nodes that took the
-most kernel time, with their op type and share of the total. The nodes are those of the graph onnxruntime runs,
+most kernel time, with their op type and share of the total (--by-op: the op types that did, summed over their
+nodes). The nodes are those of the graph onnxruntime runs,
 after its optimizations (so ``ReorderInput``/``ReorderOutput`` of the NCHWc layout appear).
 """
 
@@ -49,8 +50,14 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=usable_cores())
     parser.add_argument("--calls", type=int, default=100)
     parser.add_argument("--top", type=int, default=12)
+    parser.add_argument("--by-op", action="store_true", help="sum the nodes of each op type")
     args = parser.parse_args()
     times = node_ms(args.model, args.batch, args.threads, args.calls)
+    if args.by_op:
+        by_op: collections.Counter[tuple[str, str]] = collections.Counter()
+        for (_, op), ms in times.items():
+            by_op[(f"{sum(key[1] == op for key in times)} nodes", op)] += ms
+        times = dict(by_op)
     total = sum(times.values())
     print(
         f"{args.model}: batch {args.batch}, {args.threads} threads, onnxruntime {ort.__version__}; "

@@ -1,4 +1,5 @@
-"""Every registry model on this CPU: onnxruntime fp32, int8 and fp16 against PyTorch eager; size, test MSE, FLOPs.
+"""Every registry model on this CPU: onnxruntime fp32, int8 and fp16 against PyTorch eager and OpenVINO; size, test
+MSE, FLOPs, fraction of the CPU's SGEMM peak, roofline floor.
 
     .venv/bin/python benchmarks/run_all.py --runs runs/ --data-dir ../shared/data/mnist [--quick] [--threads 2]
 
@@ -6,15 +7,18 @@ Uses the runs in --runs, training any that is missing (--quick: 2,000 images, 1 
 with its int8 and fp16 variants where they are missing or older than the checkpoint (a variant the exporter
 refuses for its MSE rise is still exported, into RUN/over-limit/, so the table can show why). Per model, all
 backends are timed by ``aetool.bench`` in alternating rounds, so every ratio comes from one run under one load:
-batch-1 latency and batch-256 throughput. Every file is scored on the 10,000 test digits by
-``aetool.runtime.evaluate``; the batch-256 GFLOP/s are set against onnxruntime's own SGEMM peak; one training
-epoch on --train-limit images is timed per model. Writes Markdown and JSON to --out. Cold start of the CLI
+batch-1 latency and batch-256 throughput. OpenVINO (where installed: the check extra) runs the fp32 file as
+``aetool bench --compare openvino`` does; where it cannot, the table gives its reason. Every file is scored on the
+10,000 test digits by ``aetool.runtime.evaluate``; the batch-256 GFLOP/s are set against onnxruntime's own SGEMM
+peak, and the batch-256 time against a roofline floor (FLOPs ÷ that peak, least memory traffic ÷ the bandwidth of
+a copy timed in the same rounds); one training epoch on --train-limit images is timed per model. Writes Markdown and JSON to --out. Cold start of the CLI
 (``aetool --help``, ``aetool denoise one.png``) is benchmarks/cold_start.py's job.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import math
 import os
@@ -40,7 +44,15 @@ OVER_LIMIT = "over-limit"
 VARIANTS = ("fp32", "int8", "fp16")
 BATCHES = (1, 256)
 QUICK = {"limit": 2000, "epochs": 1}
-BARS = {"b1_vs_torch": 3.0, "b256_vs_torch": 2.0, "int8_vs_fp32": 1.5, "int8_mse_rise": 0.10}
+BARS = {
+    "b1_vs_torch": 3.0,
+    "b256_vs_torch": 2.0,
+    "vs_openvino": 1.0,
+    "conv_vs_floor": 2.0,
+    "int8_vs_fp32": 1.5,
+    "int8_mse_rise": 0.10,
+}
+PEER = "openvino"
 
 
 def silent(line: str) -> None:
@@ -99,19 +111,31 @@ def bench_model(
 ) -> dict[str, Any]:
     """Timings of every backend of one model at batch 1 and 256, with size, test MSE and arithmetic.
 
-    onnxruntime's SGEMM runs in the same rounds, so the fraction of peak compares times taken under one load.
+    onnxruntime's SGEMM and a 256 MiB copy run in the same rounds, so the fraction of peak and the roofline floor
+    (the larger of FLOPs ÷ SGEMM peak and least memory traffic ÷ copy bandwidth, at batch 256) compare times taken
+    under one load.
     """
     models = {precision: load(path, threads=threads) for precision, path in files.items()}
     eager = bench.TorchEager(run_dir, threads)
     backends: dict[str, bench.Backend] = {p: bench.ort_backend(m) for p, m in models.items()}
     backends["torch"] = eager
+    peer = bench.load_peer(PEER, files["fp32"], threads) if importlib.util.find_spec(PEER) else None
+    if peer is not None and peer.backend is not None:
+        backends[PEER] = peer.backend
+        files = {**files, PEER: files["fp32"]}
     backends["sgemm"] = bench.sgemm_backend(threads)
+    backends["copy"] = bench.copy_backend(threads)
     flops = bench.flops_per_image(files["fp32"], bench.DEFAULT_SIZE)
+    per_image, per_call = bench.bytes_per_image(files["fp32"], bench.DEFAULT_SIZE)
     load_before = bench.load_average()
     timings = bench.measure(backends, BATCHES, bench.DEFAULT_SIZE, plan)
     load_after = bench.load_average()
     sgemm = timings[BATCHES[-1]].pop("sgemm").seconds + timings[BATCHES[0]].pop("sgemm").seconds
     peak = bench.SGEMM_FLOPS / min(sgemm) / 1e9  # best call: a 10 ms call cannot dodge the load as short ones do
+    copies = timings[BATCHES[-1]].pop("copy").seconds + timings[BATCHES[0]].pop("copy").seconds
+    bandwidth = 2 * bench.COPY_BYTES / min(copies) / 1e9  # GB/s, read and write
+    images = BATCHES[-1]
+    floor = {"compute_ms": flops * images / peak / 1e6, "memory_ms": (per_image * images + per_call) / bandwidth / 1e6}
     mse = {p: evaluate(m, data_dir).mse for p, m in models.items()}
     run_mse = models["fp32"].metadata.get("test_mse")
     rows = {}
@@ -119,7 +143,7 @@ def bench_model(
         row: dict[str, Any] = {
             "file": str(files[backend]) if backend in files else None,
             "size_bytes": files[backend].stat().st_size if backend in files else None,
-            "test_mse": mse.get(backend, run_mse),
+            "test_mse": None if backend == PEER else mse.get(backend, run_mse),  # OpenVINO: not scored
             "mse_rise": mse[backend] / mse["fp32"] - 1 if backend in mse else None,
         }
         for batch in BATCHES:
@@ -133,6 +157,7 @@ def bench_model(
                 "vs_torch": timings[batch]["torch"].median_ms / timing.median_ms,
                 "best_vs_torch": timings[batch]["torch"].best_ms / timing.best_ms,
                 "vs_fp32": timings[batch]["fp32"].median_ms / timing.median_ms,
+                "vs_openvino": timings[batch][PEER].median_ms / timing.median_ms if PEER in timings[batch] else None,
                 "gflop_per_s": flops * timing.images_per_s / 1e9,
             }
         rows[backend] = row
@@ -144,7 +169,13 @@ def bench_model(
         "flops_per_image": flops,
         "peak_gflops": peak,
         "fp32_b256_fraction_of_peak": rows["fp32"]["b256"]["gflop_per_s"] / peak,
+        "bytes_per_image": per_image,
+        "weight_bytes": per_call,
+        "bandwidth_gb_s": bandwidth,
+        "b256_floor": {**floor, "ms": max(floor.values())},
+        "fp32_b256_vs_floor": rows["fp32"]["b256"]["ms"] / max(floor.values()),
         "load_average": [load_before, load_after],
+        "openvino": {"version": peer.version, "error": peer.error} if peer else None,
         "backends": rows,
         "torch_kept_freed_memory": eager.kept_freed_memory,
         "training": train_speed(name, data_dir, train_limit) if train_limit and kind != "pca" else None,
@@ -152,13 +183,19 @@ def bench_model(
 
 
 def bars(record: dict[str, Any]) -> dict[str, Any]:
-    """The issue's bars for one model: ORT fp32 against torch at both batch sizes, int8 against fp32 (dense)."""
+    """The issue's bars for one model: ORT fp32 against torch and OpenVINO (where it ran) at both batch sizes, int8
+    against fp32 (dense)."""
     fp32, int8 = record["backends"]["fp32"], record["backends"]["int8"]
     result = {
         "b1_vs_torch": fp32["b1"]["vs_torch"] >= BARS["b1_vs_torch"],
         "b256_vs_torch": fp32["b256"]["vs_torch"] >= BARS["b256_vs_torch"],
     }
-    if record["kind"] != "conv":
+    if PEER in record["backends"]:
+        for batch in BATCHES:
+            result[f"b{batch}_vs_openvino"] = fp32[f"b{batch}"]["vs_openvino"] >= BARS["vs_openvino"]
+    if record["kind"] == "conv":
+        result["b256_vs_floor"] = record["fp32_b256_vs_floor"] <= BARS["conv_vs_floor"]
+    else:
         result["int8_vs_fp32"] = int8["b256"]["vs_fp32"] >= BARS["int8_vs_fp32"]
         result["int8_mse_rise"] = int8["mse_rise"] <= BARS["int8_mse_rise"]
     return result
@@ -173,13 +210,15 @@ def markdown(records: list[dict[str, Any]], env: dict[str, Any]) -> str:
     lines = [
         f"# aetool inference benchmark, {env['threads']} threads",
         "",
-        f"CPU {env['cpu']} ({env['cores']} cores), onnxruntime {env['onnxruntime']}, torch {env['torch']}. "
+        f"CPU {env['cpu']} ({env['cores']} cores), onnxruntime {env['onnxruntime']}, torch {env['torch']}, "
+        f"openvino {env['openvino'] or 'not installed'}. "
         f"Random 28×28 images; median (p95) of all "
         f"calls after {env['plan']['warmup']} warm-up calls, {env['plan']['repeats']} alternating rounds of "
         f"{env['plan']['seconds']} s per backend and batch size. Test MSE on the 10,000 test digits "
-        "(torch: as recorded by training). ×torch and ×fp32: speedup over that backend, same run. Peak: "
+        "(torch: as recorded by training; openvino: the fp32 file, not scored). ×torch and ×fp32: speedup over "
+        "that backend, same run. OpenVINO: f32, latency hint, compiled for each batch size's static shape. Peak: "
         "onnxruntime's SGEMM (1024² MatMul), best call in the same rounds. PyTorch runs with glibc keeping "
-        "freed memory (aetool.bench.keep_freed_memory) and OMP_WAIT_POLICY "
+        "freed memory (aetool.runtime.cpu.keep_freed_memory) and OMP_WAIT_POLICY "
         f"{env['omp_wait_policy']}.",
         "",
         "| model | backend | file | test MSE | b1 ms (p95) | b1 ×torch | b256 ms (p95) | b256 img/s "
@@ -190,38 +229,69 @@ def markdown(records: list[dict[str, Any]], env: dict[str, Any]) -> str:
         for backend, row in record["backends"].items():
             size = f"{row['size_bytes'] / 1e6:.2f} MB" if row["size_bytes"] else "—"
             rise = f" ({row['mse_rise']:+.1%})" if row["mse_rise"] and backend != "fp32" else ""
+            mse = "—" if row["test_mse"] is None else f"{row['test_mse']:.5f}{rise}"
             b1, b256 = row["b1"], row["b256"]
             lines.append(
-                f"| {record['model']} | {backend} | {size} | {row['test_mse']:.5f}{rise} "
+                f"| {record['model']} | {backend} | {size} | {mse} "
                 f"| {b1['ms']:.3f} ({b1['p95_ms']:.3f}) | {b1['vs_torch']:.2f} "
                 f"| {b256['ms']:.2f} ({b256['p95_ms']:.2f}) | {b256['images_per_s']:,.0f} "
                 f"| {b256['vs_torch']:.2f} | {b256['vs_fp32']:.2f} | {b256['gflop_per_s']:.1f} |"
             )
     lines += [
         "",
-        f"Bars: fp32 ≥ {BARS['b1_vs_torch']:g}× torch at batch 1 and ≥ {BARS['b256_vs_torch']:g}× at 256; "
+        f"Bars: fp32 ≥ {BARS['b1_vs_torch']:g}× torch at batch 1 and ≥ {BARS['b256_vs_torch']:g}× at 256, "
+        f"≥ {BARS['vs_openvino']:g}× OpenVINO on the same file at both; "
         f"int8 ≥ {BARS['int8_vs_fp32']:g}× fp32 at 256 with ≤ {BARS['int8_mse_rise']:.0%} MSE rise (dense "
         "models), judged on medians; (best): the ratio of the fastest calls, what a quieter machine would show. "
         "Training: the second epoch of train() on --train-limit images, its test pass and checkpoint included "
         "(PCA is fitted, not trained).",
         "",
-        "| model | MFLOP/image | fp32 b1 ×torch (best) | fp32 b256 ×torch (best) | int8 b256 ×fp32 "
-        "| int8 MSE rise | peak GFLOP/s | fp32 b256 % of peak | train img/s | load avg |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| model | MFLOP/image | fp32 b1 ×torch (best) | fp32 b256 ×torch (best) | fp32 b1 ×openvino "
+        "| fp32 b256 ×openvino | int8 b256 ×fp32 | int8 MSE rise | peak GFLOP/s | fp32 b256 % of peak "
+        "| train img/s | load avg |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for record in records:
         ok, fp32, int8 = record["bars"], record["backends"]["fp32"], record["backends"]["int8"]
         b1, b256 = fp32["b1"], fp32["b256"]
         training = f"{record['training']['images_per_s']:,.0f}" if record["training"] else "—"
+        peer = [
+            f"{b['vs_openvino']:.2f}{_mark(ok[f'b{batch}_vs_openvino'])}" if b["vs_openvino"] else "—"
+            for batch, b in ((1, b1), (256, b256))
+        ]
         lines.append(
             f"| {record['model']} | {record['flops_per_image'] / 1e6:.2f} "
             f"| {b1['vs_torch']:.2f}{_mark(ok['b1_vs_torch'])} ({b1['best_vs_torch']:.2f}) "
             f"| {b256['vs_torch']:.2f}{_mark(ok['b256_vs_torch'])} ({b256['best_vs_torch']:.2f}) "
+            f"| {peer[0]} | {peer[1]} "
             f"| {int8['b256']['vs_fp32']:.2f}{_mark(ok.get('int8_vs_fp32'))} "
             f"| {int8['mse_rise']:+.1%}{_mark(ok.get('int8_mse_rise'))} "
             f"| {record['peak_gflops']:.0f} | {record['fp32_b256_fraction_of_peak']:.1%} | {training} "
             f"| {record['load_average'][0]} → {record['load_average'][1]} |"
         )
+    lines += [
+        "",
+        "Roofline floor at batch 256: the larger of FLOPs ÷ the SGEMM peak and the least memory traffic (each Conv, "
+        "ConvTranspose, Gemm and MatMul reading its input and writing its output once in float32, weights once a "
+        "call) ÷ the bandwidth of a 256 MiB copy on all threads, both measured in the model's rounds (best call); "
+        f"bar for conv models: fp32 within {BARS['conv_vs_floor']:g}× of it.",
+        "",
+        "| model | MFLOP/image | MB/image | peak GFLOP/s | copy GB/s | compute floor ms | memory floor ms "
+        "| fp32 b256 ms | ×floor |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for record in records:
+        floor = record["b256_floor"]
+        lines.append(
+            f"| {record['model']} | {record['flops_per_image'] / 1e6:.2f} | {record['bytes_per_image'] / 1e6:.3f} "
+            f"| {record['peak_gflops']:.0f} | {record['bandwidth_gb_s']:.1f} | {floor['compute_ms']:.2f} "
+            f"| {floor['memory_ms']:.2f} | {record['backends']['fp32']['b256']['ms']:.2f} "
+            f"| {record['fp32_b256_vs_floor']:.2f}{_mark(record['bars'].get('b256_vs_floor'))} |"
+        )
+    failed = [record for record in records if record["openvino"] and record["openvino"]["error"]]
+    if failed:
+        lines += ["", f"OpenVINO {failed[0]['openvino']['version']} cannot run:"]
+        lines += [f"- {record['model']}: {record['openvino']['error']}" for record in failed]
     return "\n".join(lines) + "\n"
 
 
@@ -247,6 +317,7 @@ def main() -> None:
         "cores": usable_cores(),
         "threads": args.threads,
         "onnxruntime": version("onnxruntime"),
+        "openvino": version(PEER) if importlib.util.find_spec(PEER) else None,
         "torch": version("torch"),
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
         "plan": {"warmup": plan.warmup, "repeats": plan.repeats, "seconds": plan.seconds},

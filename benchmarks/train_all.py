@@ -12,6 +12,9 @@ import json
 import platform
 from pathlib import Path
 
+import aetool  # noqa: F401  first: it sets OMP_WAIT_POLICY=PASSIVE, read when torch loads OpenMP
+
+# isort: split
 import torch
 
 from aetool.models import REPORT_MODELS

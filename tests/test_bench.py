@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import cli_runner
+from conftest import cli_runner, toy_metadata
 
 from aetool import bench
 from aetool.cli import app
@@ -80,6 +80,7 @@ def test_table_names_provider_threads_and_each_batch_size(toy_dir):
         (("--size", "28by28"), "--size takes HxW"),
         (("--size", "32x48"), "model takes 28×28 images"),
         (("--model", "missing.onnx"), "does not exist"),
+        (("--compare", "tvm"), "--compare takes openvino; got 'tvm'"),
     ],
 )
 def test_bad_options_are_one_line_and_exit_2(toy_dir, args, message):
@@ -112,6 +113,58 @@ def test_compare_torch_refuses_a_folder_without_a_run_or_of_another_model(ae64_r
         assert len(result.stderr.splitlines()) == 1 and message in result.stderr
 
 
+@pytest.fixture(scope="module")
+def unpool_file(tmp_path_factory) -> Path:
+    """A conv model of aetool's contract that OpenVINO has no conversion rule for (``MaxUnpool``)."""
+    onnx = pytest.importorskip("onnx")
+    helper = onnx.helper
+    shape = ["N", 1, "H", "W"]
+    graph = helper.make_graph(
+        [
+            helper.make_node("MaxPool", ["image"], ["code", "indices"], kernel_shape=[2, 2], strides=[2, 2]),
+            helper.make_node("MaxUnpool", ["code", "indices"], ["reconstruction"], kernel_shape=[2, 2], strides=[2, 2]),
+        ],
+        "unpool",
+        [helper.make_tensor_value_info("image", onnx.TensorProto.FLOAT, shape)],
+        [
+            helper.make_tensor_value_info("reconstruction", onnx.TensorProto.FLOAT, shape),
+            helper.make_tensor_value_info("code", onnx.TensorProto.FLOAT, ["N", 1, "h", "w"]),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
+    helper.set_model_props(model, toy_metadata("conv-unpool", "conv", 4))
+    path = tmp_path_factory.mktemp("unpool") / "unpool.onnx"
+    onnx.save(model, path)
+    return path
+
+
+def test_compare_openvino_adds_its_times_and_ratios(toy_dir):
+    pytest.importorskip("openvino", reason="--compare openvino needs the check extra")
+    args = ("--model", str(toy_dir / "conv.onnx"), "--compare", "openvino", *FAST)
+    result = invoke(*args, "--json")
+    assert result.exit_code == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["peer"] == "openvino" and summary["peer_version"] and summary["peer_error"] is None
+    for row in summary["results"]:
+        assert row["peer_ms"] > 0 and row["peer_calls"] >= 2 * 3
+        assert row["speedup_vs_peer"] == pytest.approx(row["peer_ms"] / row["ort_ms"])
+    lines = invoke(*args).stdout.splitlines()
+    assert f"vs openvino {summary['peer_version']};" in lines[0] and "openvino ms (p95)" in lines[1]
+    assert all(line.endswith("×") for line in lines[2:])
+
+
+def test_compare_openvino_says_why_it_cannot_run_a_file_and_times_onnxruntime(unpool_file):
+    pytest.importorskip("openvino", reason="--compare openvino needs the check extra")
+    result = invoke("--model", str(unpool_file), "--compare", "openvino", "--json", *FAST)
+    assert result.exit_code == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["peer_error"] == "No conversion rule found for operations: MaxUnpool-13"
+    assert all(row["ort_ms"] > 0 and "peer_ms" not in row for row in summary["results"])
+    result = invoke("--model", str(unpool_file), "--compare", "openvino", *FAST)
+    assert result.exit_code == 0 and "openvino ms" not in result.stdout
+    assert f"cannot run unpool.onnx: {summary['peer_error']}" in result.stderr
+
+
 BASE_INSTALL = (
     "import sys; sys.modules['torch'] = sys.modules['onnx'] = None; "  # as if never installed
     "from aetool.cli import main; sys.argv[0] = 'aetool'; main()"
@@ -132,6 +185,21 @@ def test_bench_runs_without_torch_and_says_compare_torch_needs_it(toy_dir, tmp_p
     assert done.stderr.strip() == (
         "aetool: error: aetool bench --compare-torch needs PyTorch: install the train "
         "extra, see the README (pip install '.[train]' in a clone)"
+    )
+
+
+def test_compare_openvino_without_openvino_is_one_line_and_exit_2(toy_dir):
+    hidden = BASE_INSTALL.replace("sys.modules['onnx'] = None", "sys.modules['onnx'] = sys.modules['openvino'] = None")
+    done = subprocess.run(
+        [sys.executable, "-c", hidden, "bench", "--model", str(toy_dir / "dense.onnx"), "--compare", "openvino", *FAST],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.strip() == (
+        "aetool: error: aetool bench --compare openvino needs OpenVINO: install the check extra, see the README "
+        "(pip install '.[check]' in a clone)"
     )
 
 
@@ -196,3 +264,9 @@ def test_a_model_that_fails_at_a_batch_size_is_one_line(tmp_path):
     result = invoke("--model", str(tmp_path / "one.onnx"), "--batch-sizes", "1,256", *FAST)
     assert result.exit_code == 2 and result.stdout == ""
     assert len(result.stderr.splitlines()) == 1 and "one.onnx failed on random 28×28 images" in result.stderr
+
+
+def test_least_memory_traffic_counts_each_layer_input_output_and_weights_once(ae64_run):
+    per_image, per_call = bench.bytes_per_image(ae64_run[1], (28, 28))
+    assert per_image == 4 * (784 + 64 + 64 + 784)  # two layers: 784 → 64 → 784
+    assert per_call == 4 * (784 * 64 + 64 + 64 * 784 + 784)  # their weights and biases

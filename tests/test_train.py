@@ -184,7 +184,7 @@ def test_starting_over_removes_what_the_old_run_left_once_the_new_one_has_an_epo
         path.write_bytes(b"old export")
     (tmp_path / "notes.txt").write_text("mine")
 
-    def interrupt(*args):
+    def interrupt(*args, **kwargs):
         raise KeyboardInterrupt
 
     with monkeypatch.context() as patch, pytest.raises(Interrupted, match="nothing was saved; the run that was in"):

@@ -26,6 +26,7 @@ from torch import nn
 
 from aetool.errors import AetoolError, Interrupted
 from aetool.models import PCA, Autoencoder, build_model
+from aetool.runtime.cpu import keep_freed_memory
 from aetool.runtime.images import pad_to
 from aetool.runtime.metrics import psnr
 from aetool.runtime.model import InputSpec
@@ -173,15 +174,18 @@ def scoring(
 
 
 @torch.no_grad()
-def evaluate(net: nn.Module, test: Scoring, device: str) -> dict[str, float]:
+def evaluate(
+    net: nn.Module, test: Scoring, device: str, *, memory_format: torch.memory_format = torch.contiguous_format
+) -> dict[str, float]:
     """MSE (over all pixels), PSNR (dB, peak 1, of that MSE, as ``aetool evaluate`` reports it), SSIM (mean over
-    images; Wang et al. 2004 by pytorch-msssim, 11×11 Gaussian window, σ 1.5) and mean |code| of ``net``."""
+    images; Wang et al. 2004 by pytorch-msssim, 11×11 Gaussian window, σ 1.5) and mean |code| of ``net``, whose
+    inputs are laid out in ``memory_format`` (``channels_last`` for a conv net trained so, see :class:`Trainer`)."""
     net.eval()
     squared = pixels = 0.0
     ssims: list[float] = []
     code_abs, codes = 0.0, 0
     for (inputs, targets), sizes in zip(test.groups, test.sizes, strict=True):
-        output, code = net(inputs.to(device))
+        output, code = net(inputs.to(device).contiguous(memory_format=memory_format))
         target = to_float(targets).to(device)
         code_abs += float(code.abs().sum())
         codes += code.numel()
@@ -259,7 +263,13 @@ def fit_pca(pca: PCA, data: TrainingData) -> dict[str, Any]:
 
 
 class Trainer:
-    """The epochs of one run: mini-batch steps, a test-set score and an atomic save after every epoch."""
+    """The epochs of one run: mini-batch steps, a test-set score and an atomic save after every epoch.
+
+    Two choices are for speed (benchmarks/train_speed.py measures them): convolutional models run with their
+    weights and images in ``channels_last`` layout, which oneDNN's convolutions and PyTorch's pooling run faster in,
+    and Adam is the fused kernel (one pass over the parameters, not one per tensor and operation). Both change the
+    float rounding of a run, not what it computes; a run resumes exactly, since it resumes with the same choices.
+    """
 
     def __init__(
         self,
@@ -275,8 +285,10 @@ class Trainer:
             raise ValueError(f"{config.model} is fitted in closed form, not trained for epochs")
         self.config, self.folder, self.place, self.device = config, folder, place, device
         self.epochs, self.lr, self.loss = config.epochs, config.lr, config.loss
-        self.net = net.to(device)
-        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=self.lr)
+        conv = net.multiple_of is not None  # fully convolutional: images of any size (a multiple)
+        self.memory_format = torch.channels_last if conv else torch.contiguous_format
+        self.net = net.to(device).to(memory_format=self.memory_format)
+        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=self.lr, fused=True)
         self.batches = Batches(
             data.train,
             config.batch_size,
@@ -351,8 +363,9 @@ class Trainer:
             for group in self.optimizer.param_groups:
                 group["lr"] = learning_rate(epoch * self.steps_per_epoch + i, total_steps, self.lr)
             pixels = self.batches.take(index, epoch=epoch, step=i)
-            clean = to_float(pixels.to(self.device))
-            inputs = _noisy(pixels, self.noise, noise_rng).to(self.device) if self.noise else clean
+            clean = to_float(pixels.to(self.device)).contiguous(memory_format=self.memory_format)
+            noisy = _noisy(pixels, self.noise, noise_rng) if self.noise else None
+            inputs = clean if noisy is None else noisy.to(self.device).contiguous(memory_format=self.memory_format)
             output, code = net(inputs)
             mse = F.mse_loss(output, clean)
             loss = mse if self.loss == "mse" else reconstruction_loss(self.loss, output, clean)
@@ -362,7 +375,7 @@ class Trainer:
             loss.backward()
             self.optimizer.step()
             sums += torch.stack([loss.detach(), mse.detach(), l1.detach()]).double()
-            if i % 20 == 0:
+            if i % 20 == 0 and not bar.disable:  # reading the loss waits for the device: only when it is shown
                 bar.update(task, status=f"epoch {epoch + 1}/{self.epochs} loss {loss.item():.5f}")
             bar.advance(task)
         if self.place.world > 1:
@@ -376,12 +389,13 @@ class Trainer:
     def _test_scores(self) -> dict[str, float]:
         """Test MSE, PSNR and SSIM (of noisy inputs against clean targets for a denoiser, which also gets its
         clean-input MSE) and mean |code|."""
-        scores = evaluate(self.net, self.test, self.device)
+        scores = evaluate(self.net, self.test, self.device, memory_format=self.memory_format)
         record = {"test_mse": scores["mse"], "test_psnr": scores["psnr"], "test_mean_code": scores["mean_code"]}
         if "ssim" in scores:
             record["test_ssim"] = scores["ssim"]
         if self.clean_test is not None:
-            record = {"test_mse_clean": evaluate(self.net, self.clean_test, self.device)["mse"], **record}
+            clean = evaluate(self.net, self.clean_test, self.device, memory_format=self.memory_format)
+            record = {"test_mse_clean": clean["mse"], **record}
         return record
 
 
@@ -417,6 +431,7 @@ def train(
     whether an epoch was saved, and removes the run folder when this run made it and wrote nothing.
     """
     started = time.perf_counter()
+    keep_freed_memory()  # else big activations page-fault anew at every step
     folder = RunFolder(Path(run_dir))
     place = _init_distributed(
         config.device if config.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
