@@ -239,6 +239,15 @@ def test_detect_prints_a_verdict_per_image_and_writes_heatmaps(one_class, digits
     assert low.exit_code == 0 and all(line.endswith("\tanomalous") for line in low.stdout.splitlines())
 
 
+def test_detect_refuses_heatmaps_that_name_a_file_before_scoring(digits, real_models, tmp_path):
+    taken = tmp_path / "maps.png"
+    taken.write_bytes(b"mine")
+    argv = ["detect", str(digits / "normal"), "-m", str(real_models["deep"]), "--heatmaps", str(taken)]
+    result = runner.invoke(app, argv)
+    assert result.exit_code == 2 and f"--heatmaps {taken} is a file; it takes a folder" in result.stderr
+    assert result.stdout == "" and taken.read_bytes() == b"mine"
+
+
 def test_detect_with_a_model_not_calibrated_gives_mse_without_a_threshold(digits, real_models):
     result = runner.invoke(app, ["detect", str(digits / "normal"), "-m", str(real_models["deep"]), "--json"])
     assert result.exit_code == 0, result.output

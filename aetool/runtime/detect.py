@@ -177,9 +177,12 @@ class Detection:
 
 def plan_detection(found: Sequence[Input], *, heatmaps: str | None) -> tuple[list[Job], list[Failure]]:
     """A job per image: with ``heatmaps`` (a folder) its target is the folder mirroring the inputs' layout,
-    ``FOLDER/…/NAME.png``, whose two heatmap names :func:`heatmap_paths` derives; without, no target."""
+    ``FOLDER/…/NAME.png``, whose two heatmap names :func:`heatmap_paths` derives; without, no target. Raises
+    ``AetoolError`` when ``heatmaps`` names something that is not a folder."""
     if heatmaps is None:
         return [Job(item.label, item.source, None, "PNG") for item in found], []
+    if Path(heatmaps).exists() and not Path(heatmaps).is_dir():
+        raise AetoolError(f"--heatmaps {heatmaps} is a file; it takes a folder (made if missing)")
     # force: the target itself is never written, only the .heatmap files beside it, so it may name an input
     return plan(found, output=str(Path(heatmaps)) + "/", suffix=HEATMAP, fmt="png", force=True)
 
