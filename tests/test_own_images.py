@@ -158,3 +158,10 @@ def test_large_sets_are_memory_mapped(colour_folder, monkeypatch):
 def test_an_idx_folder_of_the_other_dataset_is_refused_naming_both():
     with pytest.raises(DataError, match="holds mnist, not fashion-mnist"):
         load_training_data(TrainConfig("deep", dataset="fashion-mnist", data_dir=str(SHARED / "mnist")))
+
+
+def test_a_lone_image_trains_and_validates_and_a_warning_says_what_that_means(tmp_path):
+    save(tmp_path / "only.png", np.full((16, 16), 128, dtype=np.uint8))
+    with pytest.warns(UserWarning, match=r"only\.png is the only image: it both trains and validates"):
+        data, _ = load_training_data(quick("deep", data=str(tmp_path)))
+    assert (len(data.train), len(data.test)) == (1, 1)

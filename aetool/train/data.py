@@ -217,10 +217,16 @@ def folder_images(
 
 def split_off(images: ImageSet, fraction: float, seed: int) -> tuple[ImageSet, ImageSet]:
     """(training, validation): a seeded ``fraction`` of the images (at least one) held out; one image alone is
-    both (it cannot be split). Raises ``ValueError`` for a fraction outside (0, 1)."""
+    both (it cannot be split; a warning says so). Raises ``ValueError`` for a fraction outside (0, 1)."""
     if not 0 < fraction < 1:
         raise ValueError(f"--val must be a fraction between 0 and 1, got {fraction}")
     if len(images) == 1:
+        warnings.warn(
+            f"{images.names[0]} is the only image: it both trains and validates, so the mean training image "
+            "reconstructs it exactly and no model can beat that baseline; add images or give --val-data",
+            UserWarning,
+            stacklevel=2,
+        )
         return images, images
     order = np.random.default_rng(seed).permutation(len(images))
     held = min(len(images) - 1, max(1, round(fraction * len(images))))
