@@ -278,6 +278,19 @@ class BatchResult:
         return {key: value for key, value in asdict(self).items() if value is not None}
 
 
+def _compared(prefix: str, other: Timing, ort: Timing) -> dict[str, Any]:
+    """The :class:`BatchResult` fields of a backend timed beside onnxruntime (``torch_ms``, …, ``speedup_vs_torch``
+    for ``prefix`` "torch")."""
+    return {
+        f"{prefix}_ms": other.median_ms,
+        f"{prefix}_p95_ms": other.p95_ms,
+        f"{prefix}_best_ms": other.best_ms,
+        f"{prefix}_images_per_s": other.images_per_s,
+        f"{prefix}_calls": len(other.seconds),
+        f"speedup_vs_{prefix}": other.median_ms / ort.median_ms,
+    }
+
+
 def batch_result(
     batch: int, ort: Timing, *, torch: Timing | None = None, flops: int | None = None, peer: Timing | None = None
 ) -> BatchResult:
@@ -285,26 +298,9 @@ def batch_result(
     result = BatchResult(batch, ort.median_ms, ort.p95_ms, ort.best_ms, ort.images_per_s, len(ort.seconds))
     if flops is not None:
         result = replace(result, gflop_per_s=flops * ort.images_per_s / 1e9)
-    if torch is not None:
-        result = replace(
-            result,
-            torch_ms=torch.median_ms,
-            torch_p95_ms=torch.p95_ms,
-            torch_best_ms=torch.best_ms,
-            torch_images_per_s=torch.images_per_s,
-            torch_calls=len(torch.seconds),
-            speedup_vs_torch=torch.median_ms / ort.median_ms,
-        )
-    if peer is not None:
-        result = replace(
-            result,
-            peer_ms=peer.median_ms,
-            peer_p95_ms=peer.p95_ms,
-            peer_best_ms=peer.best_ms,
-            peer_images_per_s=peer.images_per_s,
-            peer_calls=len(peer.seconds),
-            speedup_vs_peer=peer.median_ms / ort.median_ms,
-        )
+    for prefix, other in (("torch", torch), ("peer", peer)):
+        if other is not None:
+            result = replace(result, **_compared(prefix, other, ort))
     return result
 
 
