@@ -363,3 +363,29 @@ def mnist_dir(tmp_path_factory) -> Path:
     """Twelve 28×28 ring 'digits' of varying brightness as a test split."""
     rings = np.stack([(digit() * (0.4 + 0.05 * i)).astype(np.uint8) for i in range(12)])
     return write_mnist(tmp_path_factory.mktemp("mnist"), rings)
+
+
+TORCH_FREE_COMMANDS = """
+import json, sys
+from aetool.cli import main
+for argv in json.loads(sys.argv[1]):
+    sys.argv = ["aetool", *argv]
+    try:
+        main()
+    except SystemExit as done:
+        assert done.code in (0, None), (argv, done.code)
+heavy = sorted(m for m in ("torch", "torchvision", "onnx", "onnxscript") if m in sys.modules)
+assert not heavy, heavy
+print("torch-free")
+"""
+
+
+def run_torch_free(commands: list[list[str]], *, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run aetool ``commands`` (each an argv, all exiting 0) in one fresh interpreter that then asserts torch,
+    torchvision, onnx and onnxscript were never imported; its stdout ends with "torch-free" when all held."""
+    return subprocess.run(
+        [sys.executable, "-c", TORCH_FREE_COMMANDS, json.dumps(commands)],
+        capture_output=True,
+        env={**os.environ, **(env or {})},
+        timeout=120,
+    )

@@ -12,7 +12,7 @@ import zlib
 
 import numpy as np
 import pytest
-from conftest import REPO, digit, read, run_aetool, save
+from conftest import REPO, digit, read, run_aetool, run_torch_free, save
 
 
 def png_claiming(width: int, height: int) -> bytes:
@@ -81,29 +81,10 @@ def test_real_models_from_the_command_line(tmp_path, real_model):
     assert [json.loads(line)["resized"] for line in done.stdout.splitlines()] == [False, dense]
 
 
-NO_TORCH = textwrap.dedent("""
-    import sys
-    from aetool.cli import main
-    for argv in (["--help"], ["denoise", sys.argv[1], "-o", sys.argv[2]], ["info", "denoise"], ["models"]):
-        sys.argv = ["aetool", *argv]
-        try:
-            main()
-        except SystemExit as done:
-            assert done.code in (0, None), (argv, done.code)
-    heavy = sorted(m for m in ("torch", "torchvision", "onnx", "onnxscript") if m in sys.modules)
-    assert not heavy, heavy
-    print("torch-free")
-""")
-
-
 def test_help_and_denoise_never_import_torch(tmp_path, env):
     save(tmp_path / "ring.png", digit())
-    done = subprocess.run(
-        [sys.executable, "-c", NO_TORCH, str(tmp_path / "ring.png"), str(tmp_path / "out.png")],
-        capture_output=True,
-        env={**os.environ, **env},
-        timeout=120,
-    )
+    ring, out = str(tmp_path / "ring.png"), str(tmp_path / "out.png")
+    done = run_torch_free([["--help"], ["denoise", ring, "-o", out], ["info", "denoise"], ["models"]], env=env)
     assert done.returncode == 0, done.stderr.decode()
     assert done.stdout.decode().strip().endswith("torch-free") and (tmp_path / "out.png").is_file()
 

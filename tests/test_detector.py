@@ -2,10 +2,6 @@
 file runs in onnxruntime and the ONNX reference evaluator; detect, evaluate --anomaly and their refusals."""
 
 import json
-import os
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +10,7 @@ import pytest
 torch = pytest.importorskip("torch", reason="detector tests need the train extra")
 onnx = pytest.importorskip("onnx", reason="detector tests need the train extra")
 
-from conftest import read, save  # noqa: E402
+from conftest import read, run_torch_free, save  # noqa: E402
 from synthetic import stroke_digits  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
 
@@ -301,27 +297,15 @@ def test_export_anomaly_writes_no_variants(one_class):
     assert result.exit_code == 2 and "fp32 only" in result.output
 
 
-TORCH_FREE = textwrap.dedent("""
-    import sys
-    from aetool.cli import main
-    model, folder, data_dir = sys.argv[1:]
-    for argv in (["detect", folder, "-m", model, "--heatmaps", folder + "/maps"],
-                 ["evaluate", "--anomaly", "-m", model, "--data-dir", data_dir]):
-        sys.argv = ["aetool", *argv]
-        try:
-            main()
-        except SystemExit as done:
-            assert done.code in (0, None), (argv, done.code)
-    heavy = sorted(m for m in ("torch", "torchvision", "onnx", "onnxscript") if m in sys.modules)
-    assert not heavy, heavy
-    print("torch-free")
-""")
-
-
 def test_detect_and_evaluate_anomaly_never_import_torch(one_class, digits, data_dir, tmp_path):
     save(tmp_path / "a.png", stroke_digits(1)[0][0])
-    args = [str(one_class[1].export.path), str(tmp_path), str(data_dir)]
-    done = subprocess.run([sys.executable, "-c", TORCH_FREE, *args], capture_output=True, timeout=120, env=os.environ)
+    model, folder = str(one_class[1].export.path), str(tmp_path)
+    done = run_torch_free(
+        [
+            ["detect", folder, "-m", model, "--heatmaps", folder + "/maps"],
+            ["evaluate", "--anomaly", "-m", model, "--data-dir", str(data_dir)],
+        ]
+    )
     assert done.returncode == 0, done.stderr.decode()
     assert done.stdout.decode().strip().endswith("torch-free") and (tmp_path / "maps" / "a.heatmap.png").is_file()
 
