@@ -10,6 +10,7 @@ import copy
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from functools import cache
 from typing import Any
 
 import numpy as np
@@ -91,10 +92,14 @@ def torch_reference(module: nn.Module, output_names: tuple[str, ...]) -> Referen
 
 def float64_reference(module: nn.Module, output_names: tuple[str, ...]) -> Reference:
     """What a float64 copy of ``module`` computes for an input batch (outputs float64, by name): the exact result
-    that both PyTorch's float32 and the exported graph approximate."""
-    exact = copy.deepcopy(module).double().eval()
-    run = torch_reference(exact, output_names)
-    return lambda inputs: run(inputs.astype(np.float64))
+    that both PyTorch's float32 and the exported graph approximate. The copy is made at the first call, so a check
+    that never needs it costs nothing."""
+
+    @cache
+    def run() -> Reference:
+        return torch_reference(copy.deepcopy(module).double().eval(), output_names)
+
+    return lambda inputs: run()(inputs.astype(np.float64))
 
 
 def cpu_session(model: onnx.ModelProto) -> ort.InferenceSession:
