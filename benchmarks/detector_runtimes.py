@@ -19,7 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-OUTPUTS = ["score", "anomaly_map", "score_components"]
+OUTPUTS = ["score", "anomaly_map", "score_components"]  # compared
+# Asked for: all five, as `aetool check` asks; OpenCV DNN's new engine fails to run this graph for a subset of them.
+FETCHED = ["reconstruction", "code", *OUTPUTS]
 BATCH = 500
 
 
@@ -47,7 +49,7 @@ def main() -> None:
         count = args.reference if runtime.name == "onnx-reference" else len(images)
         started = time.perf_counter()
         try:
-            run = runtime.load(args.model, "image", OUTPUTS)
+            run = runtime.load(args.model, "image", FETCHED)
             parts = [run(images[i : min(i + BATCH, count)]) for i in range(0, count, BATCH)]
         except Exception as err:  # any runtime's own failure: recorded, the others still run
             results[runtime.name] = {"version": runtime.version(), "error": str(err).splitlines()[0][:200]}

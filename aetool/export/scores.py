@@ -47,6 +47,16 @@ def gaussian_window(sigma: float, radius: int) -> torch.Tensor:
     return (taps[:, None] * taps[None, :]).float()[None, None]
 
 
+def image_mean(values: torch.Tensor) -> torch.Tensor:
+    """N: the mean of each N×C×H×W image's values, along the rows, then down the columns, then over channels.
+
+    Equal to one mean over (C, H, W) in real arithmetic, but no float32 sum is longer than a side: onnxruntime's
+    ReduceMean over all 383,000 SSIM positions of a 300×451 colour photo differed from PyTorch's by 1.3e-4 (the
+    parity check refused the detector), the three short means by 1e-10 (the numpy runtime's float64 by 2e-8).
+    """
+    return values.mean(3).mean(2).mean(1)
+
+
 def error_map(images: torch.Tensor, outputs: torch.Tensor) -> torch.Tensor:
     """N×1×H×W: the mean over channels of the squared error of N×C×H×W ``outputs`` against ``images``."""
     difference = images - outputs
@@ -122,7 +132,7 @@ class AnomalyHead(nn.Module):
         centre_x, centre_y, mean_difference = mu_x - 0.5, mu_y - 0.5, mu_y - mu_x
         spread = squares - centre_x * centre_x - centre_y * centre_y + c2
         structure = 1 - (difference_squared - mean_difference * mean_difference) / spread
-        return 1 - (luminance * structure).mean((1, 2, 3))
+        return 1 - image_mean(luminance * structure)
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
         outputs, code = self.net(images)
@@ -131,13 +141,13 @@ class AnomalyHead(nn.Module):
         columns = []
         for name in self.components:
             if name == "mse":
-                columns.append(errors.mean((1, 2, 3)))
+                columns.append(image_mean(errors))
             elif name == "ssim":
                 columns.append(self.ssim_distance(images, outputs))
             elif name == "smax":
                 columns.append(smoothed.amax((1, 2, 3)))
             else:  # wmse
-                columns.append((errors * self.weights).mean((1, 2, 3)))
+                columns.append(image_mean(errors * self.weights))
         values = torch.cat([column.reshape(-1, 1) for column in columns], 1)
         score = ((values - self.mean) @ self.inverse_std).reshape(-1)  # Σ (value − mean) / std
         return outputs, code, score, smoothed, values
