@@ -109,17 +109,29 @@ def test_parse_score_names_the_components():
             anomaly.parse_score(text)
 
 
-def test_the_threshold_lets_the_asked_share_of_calibration_scores_above_it():
+def test_the_threshold_lets_at_most_the_asked_share_of_calibration_scores_above_it():
     scores = np.random.default_rng(2).normal(size=10_000)
     threshold = anomaly.threshold_for(scores, fpr=0.05)
-    assert threshold == anomaly.threshold_for(scores, quantile=0.95)
-    assert (scores > threshold).mean() == pytest.approx(0.05, abs=1e-4)
+    assert threshold == np.sort(scores)[9500]  # the ⌈10,001 · 0.95⌉ = 9,501st smallest
+    assert (scores > threshold).mean() == 0.0499
+    assert anomaly.threshold_for(scores, quantile=0.95) == np.quantile(scores, 0.95)
+    assert anomaly.threshold_for(scores[:5], fpr=0.01) == scores[:5].max()  # too few for the rule: the largest
     record = anomaly.distribution(scores, threshold=threshold)
     assert record["images"] == 10_000 and sum(record["histogram"]["counts"]) == 10_000
-    assert record["quantiles"]["0.95"] == threshold and record["fpr"] == pytest.approx(0.05, abs=1e-4)
+    assert record["fpr"] == 0.0499
     for bad in ({"fpr": 0.0}, {"quantile": 1.0}, {"fpr": 0.1, "quantile": 0.9}, {}):
         with pytest.raises(ValueError):
             anomaly.threshold_for(scores, **bad)
+
+
+def test_the_fpr_rule_holds_the_false_positive_rate_on_new_normal_images():
+    # Uniform scores: a new image exceeds a threshold t with probability 1 − t, so the rate is exact, not sampled.
+    # 99 calibration images at fpr 0.1: the 90th smallest, expected rate 1 − 90/100 = 0.1; the linear 0.9 quantile
+    # (position 88.2 of 99) lets 0.108 through.
+    trials = np.random.default_rng(3).random((20_000, 99))
+    conformal = 1 - np.array([anomaly.threshold_for(row, fpr=0.1) for row in trials])
+    linear = 1 - np.quantile(trials, 0.9, axis=1)
+    assert conformal.mean() == pytest.approx(0.1, abs=1e-3) and linear.mean() > 0.105
 
 
 def spec_record(**changes):

@@ -8,7 +8,7 @@ distribution on the calibration images. It is verified like every export (``expo
 the numpy runtime's too.
 
 Calibration, on normal images the model never trained on: by default the run's held-out images (a one-class run
-holds out 10 % of its normal images; a run on a folder its validation images; an IDX run without classes the test
+holds out 20 % of its normal images; a run on a folder its validation images; an IDX run without classes the test
 split), else a folder or glob of normal images. Each component's mean and standard deviation on them standardise
 it; the threshold is the (1 − fpr) quantile of the score on them. ``wmse``'s per-pixel weights come from the run's
 training images.
@@ -111,16 +111,17 @@ def _run_data(run: Run, data_dir: str | Path | None) -> TrainingData:
 
 
 def _source(run: Run, held_out: ImageSet) -> str:
-    """The run's held-out images in words, for the record."""
+    """The run's held-out images in words, for the record (``--limit`` named where it cut them)."""
     config = run.config
+    share = f"{config.held_out:.0%}" + (f", cut to --limit {config.limit}" if config.limit else "")
     if config.classes:
-        share = f"{config.val or 0.1:.0%}"
         return f"{len(held_out)} held-out images ({share}) of the training images of class {','.join(config.classes)}"
     if config.dataset != "images":
-        return f"the {len(held_out)} images of the {config.dataset} test split"
+        limited = f" (cut to --limit {config.limit})" if config.limit else ""
+        return f"the {len(held_out)} images of the {config.dataset} test split{limited}"
     if config.val_data:
         return f"the {len(held_out)} validation images {config.val_data}"
-    return f"{len(held_out)} held-out images ({config.val or 0.1:.0%}) of {config.data}"
+    return f"{len(held_out)} held-out images ({share}) of {config.data}"
 
 
 def _batches(images: ImageSet, net: Autoencoder) -> list[np.ndarray]:

@@ -15,8 +15,9 @@ reconstruction x̂ is from its input x scores how anomalous x is. The components
 
 A detector's score standardises each of its components with the mean and standard deviation it has on held-out
 normal images and sums them (the default ``ssim+smax+wmse``; ``ssim+smax`` for models of any size; chosen by
-measurement on the one-class MNIST and Fashion-MNIST benchmark, see the README). Its threshold is a quantile of
-the score on normal images (1 − the false-positive rate asked for); an image scores anomalous above it. The
+measurement on the one-class MNIST and Fashion-MNIST benchmark, see the README). Its threshold is the order statistic
+of the score on normal images that lets at most the false-positive rate asked for of new normal images above it
+(:func:`threshold_for`); an image scores anomalous above it. The
 anomaly map, the smoothed error map, shows where.
 
 The ONNX detector graph computes the same in float32 (``aetool.export.scores`` on the torch side); tests hold the
@@ -43,6 +44,7 @@ WEIGHT_FLOOR = 1e-3  # added to the per-pixel training error v before dividing b
 DEFAULT_FPR = 0.01
 QUANTILES = (0.0, 0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99, 0.999, 1.0)  # of the calibration scores, recorded
 HISTOGRAM_BINS = 20
+CONFORMAL_SLACK = 1e-9  # (n + 1)(1 − fpr) that is a whole number in exact arithmetic stays one in float64
 
 
 def score_name(components: Sequence[str]) -> str:
@@ -209,9 +211,13 @@ def _is_rule(rule: Any) -> bool:
 
 
 def threshold_for(scores: np.ndarray, *, fpr: float | None = None, quantile: float | None = None) -> float:
-    """The threshold above which a share ``fpr`` of normal ``scores`` lie: their (1 − fpr) quantile, or their
-    ``quantile`` (numpy's linear interpolation between order statistics). Give one of the two, in (0, 1); raises
-    ``ValueError`` otherwise or for no scores."""
+    """The threshold for normal ``scores`` (float64 in any order): with ``fpr``, the ⌈(n + 1)(1 − fpr)⌉-th
+    smallest of the n scores, the split-conformal rule (Vovk et al., "Algorithmic Learning in a Random World",
+    2005; Angelopoulos & Bates, "A Gentle Introduction to Conformal Prediction", 2021, §1): a new normal image
+    exchangeable with the calibration images scores above it with probability at most ``fpr`` (the largest score
+    where n is too small for that, fewer than 1 / fpr − 1 images); with ``quantile``, that quantile of the scores
+    (numpy's linear interpolation between order statistics). Give one of the two, in (0, 1); raises ``ValueError``
+    otherwise or for no scores."""
     if (fpr is None) == (quantile is None):
         raise ValueError("give a false-positive rate or a quantile, not both or neither")
     level = 1 - fpr if fpr is not None else float(quantile or 0)
@@ -219,7 +225,11 @@ def threshold_for(scores: np.ndarray, *, fpr: float | None = None, quantile: flo
         raise ValueError(f"--fpr and --quantile are fractions between 0 and 1, got {fpr if fpr is not None else level}")
     if len(scores) == 0:
         raise ValueError("no scores to set a threshold from")
-    return float(np.quantile(np.asarray(scores, np.float64), level))
+    scores = np.asarray(scores, np.float64)
+    if quantile is not None:
+        return float(np.quantile(scores, level))
+    rank = min(len(scores), math.ceil((len(scores) + 1) * level - CONFORMAL_SLACK))
+    return float(np.partition(scores, rank - 1)[rank - 1])
 
 
 def distribution(scores: np.ndarray, *, threshold: float | None = None) -> dict[str, Any]:

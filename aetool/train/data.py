@@ -354,11 +354,11 @@ def load_training_data(config: TrainConfig) -> tuple[TrainingData, TrainConfig]:
     """The run's training and test images, and ``config`` with the channels and size they settled.
 
     One-class training (``config.classes``) keeps the images of those classes (IDX digits, or the first-level
-    subfolders of ``--data``) and holds out a seeded ``--val`` fraction of them (default 0.1) as the test images:
-    normal images the model never trains on, which ``aetool calibrate`` sets the threshold on. Applies the size
-    policy of the module's docstring. Raises ``DataError`` (one line, before anything is written)
-    for data that cannot train this model: no images, sizes a dense model cannot take without ``--size``, sizes a
-    conv model cannot take without ``--patch``, a patch larger than an image.
+    subfolders of ``--data``) and holds out a seeded ``--val`` fraction of them (default 0.2,
+    ``TrainConfig.held_out``) as the test images: normal images the model never trains on, which ``aetool
+    calibrate`` sets the threshold on. Applies the size policy of the module's docstring. Raises ``DataError`` (one
+    line, before anything is written) for data that cannot train this model: no images, sizes a dense model cannot
+    take without ``--size``, sizes a conv model cannot take without ``--patch``, a patch larger than an image.
     """
     net = build_model(config.model)
     fixed = net.multiple_of is None  # dense and pca: one size
@@ -366,7 +366,7 @@ def load_training_data(config: TrainConfig) -> tuple[TrainingData, TrainConfig]:
         channels = config.channels or 1
         train = _replicated(idx_images(config.dataset, "train", data_dir=config.data_dir), channels)
         if config.classes:
-            train, test = split_off(only(train, config.classes), config.val or 0.1, config.seed)
+            train, test = split_off(only(train, config.classes), config.held_out, config.seed)
         else:
             test = _replicated(idx_images(config.dataset, "test", data_dir=config.data_dir), channels)
         if fixed:
@@ -387,7 +387,7 @@ def load_training_data(config: TrainConfig) -> tuple[TrainingData, TrainConfig]:
                 config.val_data, channels=train.channels, size=train.size if fixed else None, warn=False
             )
         else:
-            train, test = split_off(train, config.val or 0.1, config.seed)
+            train, test = split_off(train, config.held_out, config.seed)
     train, test = (
         train.subset(np.arange(min(len(train), config.limit or len(train)))),
         test.subset(np.arange(min(len(test), config.limit or len(test)))),
