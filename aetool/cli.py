@@ -411,7 +411,20 @@ def _run(jobs: list[Job], failures: list[Failure], step: Step, options: ImageOpt
                 note(f"{outcome.path}: {text}")
     also = "; ".join(f"{n} {kind}" for kind, n in counts.items()) if total > FEW else ""
     note(f"{done} done, {failed} failed in {time.perf_counter() - started:.2f} s" + (f" ({also})" if also else ""))
+    if any(kind.startswith("converted RGB") for kind in counts) and _trained_on_digits(step):
+        note(
+            "this model was trained on grey digits; for colour photos train one on your own images "
+            "(aetool train dncnn --data photos/; see the README, Your own images)"
+        )
     return 1 if failed else 0
+
+
+def _trained_on_digits(step: Step) -> bool:
+    """Whether the step runs a model trained on an IDX dataset (MNIST or Fashion-MNIST: grey, 28×28)."""
+    from aetool.runtime import contract
+    from aetool.runtime.batch import Reconstruct
+
+    return isinstance(step, Reconstruct) and step.model.metadata.get(contract.DATASET) in ("mnist", "fashion-mnist")
 
 
 def _changes(outcome: Outcome, channels: int | None) -> list[tuple[str, str]]:
@@ -635,6 +648,14 @@ def evaluate(
             help="With --anomaly: anomalous images (folder or glob).", metavar="FOLDER|GLOB", show_default=False
         ),
     ] = None,
+    resize: Annotated[
+        bool,
+        typer.Option(
+            "--resize",
+            help="Fit image files (--data, --inputs/--targets, --normal/--anomalous) of another size to a fixed-size "
+            "(dense) model, input and target alike, and score them at the model's size. Without it they are refused.",
+        ),
+    ] = False,
     as_json: Json = False,
     provider: Providers = None,
     threads: Threads = None,
@@ -656,6 +677,7 @@ def evaluate(
             classes=_classes(classes),
             sides=(normal, anomalous),
             limit=limit,
+            resize=resize,
             as_json=as_json,
             session=(provider, threads, timeout),
         )
@@ -673,11 +695,15 @@ def evaluate(
             _refuse_with_pairs(data_dir, data, inputs, targets, noised=any(v is not None for v in (noise, kind, seed)))
         elif data and data_dir:
             raise AetoolError("--data-dir reads IDX files and --data image files: give one")
+        if resize and not (data or inputs):
+            raise AetoolError(
+                "--resize fits image files (--data, --inputs/--targets); IDX digits are scored as they are"
+            )
         loaded = _load(model, provider, threads, timeout)
         if inputs and targets:
-            result = evaluate_pairs(loaded, inputs, targets, limit=limit)
+            result = evaluate_pairs(loaded, inputs, targets, limit=limit, resize=resize)
         elif data:
-            result = evaluate_images(loaded, data, noise=noise, noise_kind=kind, limit=limit, seed=seed)
+            result = evaluate_images(loaded, data, noise=noise, noise_kind=kind, limit=limit, seed=seed, resize=resize)
         else:
             named = dataset or loaded.metadata.get(contract.DATASET) or "mnist"
             folder = resolve_data_dir(data_dir, named)
@@ -705,6 +731,7 @@ def _evaluate_anomaly(
     classes: tuple[str, ...] | None,
     sides: tuple[str | None, str | None],
     limit: int | None,
+    resize: bool,
     as_json: bool,
     session: tuple[list[str] | None, int | None, float | None],
 ) -> None:
@@ -724,11 +751,15 @@ def _evaluate_anomaly(
             raise AetoolError("--classes picks the normal images of a labelled set; --normal names them already")
         if limit is not None and not data_dir and (normal or data):
             raise AetoolError("--limit applies to IDX data (--data-dir)")
+        if resize and not (normal or data):
+            raise AetoolError(
+                "--resize fits image files (--data, --normal/--anomalous); IDX digits are scored as they are"
+            )
         detector = Detector(_load(model, *session))
         if normal and anomalous:
-            result = evaluate_folders(detector, normal, anomalous)
+            result = evaluate_folders(detector, normal, anomalous, resize=resize)
         elif data:
-            result = evaluate_labelled(detector, data, classes=normal_classes(detector, classes))
+            result = evaluate_labelled(detector, data, classes=normal_classes(detector, classes), resize=resize)
         else:
             named = dataset or detector.model.metadata.get(contract.DATASET) or "mnist"
             folder = resolve_data_dir(data_dir, "mnist" if named == "images" else named)
@@ -1123,7 +1154,8 @@ def train(
     val: Annotated[
         float | None,
         typer.Option(
-            help="Fraction of --data held out for validation, drawn with --seed. [default: 0.1, at least one image]",
+            help="Fraction of --data held out for validation, drawn with --seed. "
+            "[default: 0.1; 0.2 with --classes; at least one image]",
             show_default=False,
         ),
     ] = None,
@@ -1165,7 +1197,7 @@ def train(
         typer.Option(
             metavar="LABELS",
             help="One-class training for anomaly detection: only these classes, separated by commas (digits of IDX "
-            "data, subfolder names of --data); a --val fraction of them (0.1) is held out, and the run ends with a "
+            "data, subfolder names of --data); a --val fraction of them (0.2) is held out, and the run ends with a "
             "detector calibrated on it (see aetool calibrate).",
             show_default=False,
         ),
@@ -1331,7 +1363,7 @@ def calibrate(
         str | None,
         typer.Option(
             help="Normal images to calibrate on (a folder, searched recursively, or a glob), none of them trained on. "
-            "Default: the run's held-out images (10 % of a one-class run's; a folder run's validation images; an "
+            "Default: the run's held-out images (20 % of a one-class run's; a folder run's validation images; an "
             "IDX run's test split).",
             metavar="FOLDER|GLOB",
             show_default=False,

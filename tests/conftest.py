@@ -137,6 +137,7 @@ def toy_metadata(name: str, kind: str, multiple_of: int | None, noise: float = 0
     return {
         contract.MODEL_NAME: name,
         contract.MODEL_KIND: kind,
+        contract.DATASET: "mnist",
         contract.OPSET: "13",
         contract.PRECISION: "fp32",
         contract.TEST_MSE: "0.0",

@@ -126,11 +126,13 @@ def test_colour_in_colour_out_at_its_own_size(cli, tmp_path, toy_dir):
 def test_channel_conversions_are_said_per_image(cli, tmp_path, toy_dir, ring):
     result = cli("reconstruct", "ring.png", "--model", str(toy_dir / "rgb-conv.onnx"), "-o", "rgb.png")
     assert "ring.png: grey → RGB (replicated) for the model, which takes RGB images; the output is RGB" in result.stderr
+    assert "trained on grey digits" not in result.stderr
     assert read(Path("rgb.png")).shape == (28, 28, 3)
     save(tmp_path / "colour.png", np.stack([digit(), digit() // 2, digit() // 4], axis=-1))
     result = cli("denoise", "colour.png", "--json")
     assert "colour.png: RGB → grey (luma) for the model, which takes grey images; the output is grey" in result.stderr
     assert records(result)[0]["converted"] == "RGB → grey (luma)" and read(Path("colour.denoised.png")).ndim == 2
+    assert result.stderr.splitlines()[-1].startswith("aetool: this model was trained on grey digits; for colour photos")
 
 
 def test_many_images_say_what_was_done_in_the_summary(cli, tmp_path, toy_dir):
@@ -375,6 +377,8 @@ def test_evaluate_lists_an_unreadable_image_and_scores_the_rest(cli, tmp_path):
         (("--inputs", "a", "--targets", "b", "--data", "c"), "--data and --inputs/--targets name two sets"),
         (("--data", "c", "--data-dir", "d"), "--data-dir reads IDX files and --data image files: give one"),
         (("--data", "nowhere/*.png"), "nowhere/*.png: pattern matched no images"),
+        (("--data-dir", "d", "--resize"), "--resize fits image files"),
+        (("--anomaly", "--data-dir", "d", "--resize"), "--resize fits image files"),
     ],
 )
 def test_evaluate_usage_errors_are_one_line_exit_2(cli, args, message):
@@ -386,7 +390,10 @@ def test_evaluate_refuses_images_a_dense_model_cannot_take(cli, tmp_path):
     save(tmp_path / "photos" / "wide.png", np.zeros((48, 64), np.uint8))
     result = cli("evaluate", "--data", "photos")
     assert result.exit_code == 2 and result.stdout == ""
-    assert "photos/wide.png: the model takes 28×28 images, this one is 64×48" in result.stderr
+    assert "photos/wide.png: the model takes 28×28 images, this one is 64×48; pass --resize" in result.stderr
+    fitted = cli("evaluate", "--data", "photos", "--resize", "--noise", "0")
+    assert fitted.exit_code == 0 and "over 1 image of photos" in fitted.stdout
+    assert "1 image fitted to the model's size (--resize)" in fitted.stderr
 
 
 def test_models_lists_the_bundled_models(cli):

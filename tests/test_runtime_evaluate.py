@@ -164,6 +164,21 @@ def test_a_dense_model_refuses_images_of_another_size_naming_both(toy_dir, tmp_p
         evaluate_images(load(toy_dir / "dense.onnx"), str(tmp_path / "photos"))
 
 
+def test_resize_fits_image_and_target_alike_to_a_dense_models_size(toy_dir, tmp_path):
+    wide = np.zeros((48, 64), np.uint8)
+    wide[10:38, 20:44] = 255
+    save(tmp_path / "photos" / "wide.png", wide)
+    save(tmp_path / "noisy" / "wide.png", wide)
+    model = load(toy_dir / "dense.onnx")  # the identity: a score above 0 is a fit that differs between the two
+    result = evaluate_images(model, str(tmp_path / "photos"), noise=0, resize=True)
+    assert result.n == 1 and result.mse == 0
+    assert result.notes == ["1 image fitted to the model's size (--resize)"]
+    pairs = evaluate_pairs(model, str(tmp_path / "noisy"), str(tmp_path / "photos"), resize=True)
+    assert pairs.n == 1 and pairs.mse == 0 and pairs.notes == ["2 images fitted to the model's size (--resize)"]
+    noisy = evaluate_images(model, str(tmp_path / "photos"), noise=0.2, resize=True)
+    assert noisy.mse > 0.01  # the noise is added at the model's size, after the fit
+
+
 def test_images_are_carried_into_the_models_channels_and_polarity(toy_dir, tmp_path):
     save(tmp_path / "dark" / "ring.png", 255 - digit())
     grey = evaluate_images(load(toy_dir / "dense.onnx"), str(tmp_path / "dark"), noise=0)

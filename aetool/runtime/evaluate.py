@@ -9,8 +9,9 @@ targets, on three kinds of data.
 A set's MSE is the mean over all pixels of all images, its PSNR that of this MSE, its SSIM the mean over images
 (``metrics.SetScores``). Images are carried into the model's world as the image commands carry them: converted
 to its channels, inverted when the model is white-on-black and the image dark on light. Conv models score every
-image whole at its own size; dense models only images of their size. Images are read a chunk at a time, so memory
-stays flat; an image that cannot be read is listed and the rest are still scored.
+image whole at its own size; dense models images of their size, or with ``resize`` any image, fitted to their
+size as ``aetool denoise --resize`` fits it (input and target alike, scored at the model's size). Images are read
+a chunk at a time, so memory stays flat; an image that cannot be read is listed and the rest are still scored.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import numpy as np
 
 from aetool.errors import AetoolError, DataError, ImageError, ModelFileError
 from aetool.runtime import contract
-from aetool.runtime.batch import chunks
+from aetool.runtime.batch import Reconstruct, chunks
 from aetool.runtime.files import Failure, Input, collect
 from aetool.runtime.idx import load_split
 from aetool.runtime.images import is_dark_on_light, pad_to, read_image, to_channels
@@ -35,6 +36,7 @@ from aetool.runtime.model import Model
 from aetool.runtime.noise import NOISE_KINDS, TEST_NOISE_SEED, Noise
 
 INVERTED = "inverted (dark on light) for the model's white-on-black world"
+RESIZED = "fitted to the model's size (--resize)"
 
 
 def trained_noise(model: Model) -> Noise:
@@ -148,6 +150,7 @@ def evaluate_images(
     noise_kind: str | None = None,
     limit: int | None = None,
     seed: int | None = None,
+    resize: bool = False,
 ) -> Evaluation:
     """Scores of the model's reconstructions of noisy copies of the clean images in a folder (searched
     recursively), a glob or a file, against the clean images.
@@ -155,8 +158,9 @@ def evaluate_images(
     The images are taken in the order of their sorted paths, the first ``limit`` of them. ``noise`` None uses the
     noise the model was trained with; it is drawn image by image, after the image is converted to the model's
     channels and polarity, from one generator seeded with ``seed`` (None: ``TEST_NOISE_SEED``), so a run gives the
-    same inputs every time. Raises ``DataError`` when ``data`` holds no images or an image is not of a dense
-    model's size, ``ImageError`` when none could be read, and what :func:`evaluate` raises for noise and models.
+    same inputs every time. ``resize`` fits images of another size to a dense model's (the clean image, then noised).
+    Raises ``DataError`` when ``data`` holds no images or an image is not of a dense model's size (without
+    ``resize``), ``ImageError`` when none could be read, and what :func:`evaluate` raises for noise and models.
     """
     started = time.perf_counter()
     corruption = _noise(model, noise, noise_kind)
@@ -165,11 +169,13 @@ def evaluate_images(
     if not found:
         raise DataError(f"{data}: {failures[0].error if failures else 'no images'}")
     run = _Run()
-    _score(model, _noisy(model, found[:limit], run, noise=corruption, seed=seed), run)
+    _score(model, _noisy(model, found[:limit], run, noise=corruption, seed=seed, resize=resize), run)
     return _result(model, run, started, data=data, noise=(corruption, seed))
 
 
-def evaluate_pairs(model: Model, inputs: str, targets: str, *, limit: int | None = None) -> Evaluation:
+def evaluate_pairs(
+    model: Model, inputs: str, targets: str, *, limit: int | None = None, resize: bool = False
+) -> Evaluation:
     """Scores of the model's reconstructions of the images in ``inputs`` against their partners in ``targets``.
 
     Both are folders (searched recursively) or globs; an input and a target pair up when their paths below the
@@ -177,8 +183,9 @@ def evaluate_pairs(model: Model, inputs: str, targets: str, *, limit: int | None
     ``clean/a/x.jpg`` (two files given as such pair with each other). An input without a target and a target
     without an input are listed in ``missing``; two files of one name in one folder, pairs of two sizes and
     unreadable images in ``failed``; the others are scored, the first ``limit`` pairs in the order of the inputs'
-    paths. Raises ``DataError`` when a side holds no images or no input has a target, or an image is not of a
-    dense model's size, and ``ImageError`` when no pair could be read.
+    paths. ``resize`` fits both images of a pair of another size to a dense model's. Raises ``DataError`` when a side
+    holds no images or no input has a target, or an image is not of a dense model's size (without ``resize``), and
+    ``ImageError`` when no pair could be read.
     """
     started = time.perf_counter()
     run = _Run()
@@ -205,7 +212,7 @@ def evaluate_pairs(model: Model, inputs: str, targets: str, *, limit: int | None
         for name, item in named_targets.items()
         if name not in named_inputs
     ]
-    _score(model, _given(model, matched[:limit], run), run)
+    _score(model, _given(model, matched[:limit], run, resize=resize), run)
     return _result(model, run, started, data=inputs, targets=targets, missing=missing)
 
 
@@ -250,18 +257,23 @@ def _read(item: Input, run: _Run) -> np.ndarray | None:
         return None
 
 
-def _carry(model: Model, label: str, pixels: np.ndarray, run: _Run, *, invert: bool) -> np.ndarray:
-    """An image in the model's channels and polarity; ``DataError`` when a dense model cannot take its size."""
+def _carry(model: Model, label: str, pixels: np.ndarray, run: _Run, *, invert: bool, resize: bool) -> np.ndarray:
+    """An image in the model's channels and polarity, fitted to a dense model's size when ``resize`` (as
+    ``batch.Reconstruct`` fits it); ``DataError`` when a dense model cannot take its size without."""
     pixels, converted = to_channels(pixels, model.input_spec.channels)
     if converted:
         run.done[f"converted {converted}"] += 1
+    pixels = 1 - pixels if invert else pixels
     size = model.input_spec.size
     if size is not None and pixels.shape[1:] != size:
-        raise DataError(
-            f"{label}: the model takes {size[1]}×{size[0]} images, this one is {pixels.shape[2]}×{pixels.shape[1]}; "
-            "a dense model is scored on images of its own size"
-        )
-    return 1 - pixels if invert else pixels
+        if not resize:
+            raise DataError(
+                f"{label}: the model takes {size[1]}×{size[0]} images, this one is {pixels.shape[2]}×"
+                f"{pixels.shape[1]}; pass --resize to fit it to the model's size"
+            )
+        run.done[RESIZED] += 1
+        pixels = Reconstruct(model, resize=True).prepare(pixels).pixels
+    return pixels
 
 
 def _inverts(model: Model, pixels: np.ndarray) -> bool:
@@ -269,7 +281,7 @@ def _inverts(model: Model, pixels: np.ndarray) -> bool:
     return model.input_spec.polarity == contract.POLARITY and is_dark_on_light(pixels)
 
 
-def _noisy(model: Model, found: list[Input], run: _Run, *, noise: Noise, seed: int) -> Iterator[_Pair]:
+def _noisy(model: Model, found: list[Input], run: _Run, *, noise: Noise, seed: int, resize: bool) -> Iterator[_Pair]:
     """Noisy inputs and their clean targets, read as they are asked for, noise drawn image by image."""
     rng = np.random.default_rng(seed)
     for item in found:
@@ -278,11 +290,11 @@ def _noisy(model: Model, found: list[Input], run: _Run, *, noise: Noise, seed: i
             continue
         invert = _inverts(model, pixels)
         run.done[INVERTED] += invert
-        clean = _carry(model, item.label, pixels, run, invert=invert)
+        clean = _carry(model, item.label, pixels, run, invert=invert, resize=resize)
         yield _Pair(item.label, noise.apply(clean[None], rng)[0], clean)
 
 
-def _given(model: Model, matched: list[tuple[Input, Input]], run: _Run) -> Iterator[_Pair]:
+def _given(model: Model, matched: list[tuple[Input, Input]], run: _Run, *, resize: bool) -> Iterator[_Pair]:
     """Inputs and targets as given, read as they are asked for; both inverted when the input is dark on light."""
     for source, target in matched:
         inputs, wanted = _read(source, run), _read(target, run)
@@ -301,8 +313,8 @@ def _given(model: Model, matched: list[tuple[Input, Input]], run: _Run) -> Itera
         run.done[INVERTED] += invert
         yield _Pair(
             source.label,
-            _carry(model, source.label, inputs, run, invert=invert),
-            _carry(model, target.label, wanted, run, invert=invert),
+            _carry(model, source.label, inputs, run, invert=invert, resize=resize),
+            _carry(model, target.label, wanted, run, invert=invert, resize=resize),
         )
 
 
