@@ -219,7 +219,7 @@ def markdown(records: list[dict[str, Any]], env: dict[str, Any]) -> str:
         "that backend, same run. OpenVINO: f32, latency hint, compiled for each batch size's static shape. Peak: "
         "onnxruntime's SGEMM (1024² MatMul), best call in the same rounds. PyTorch runs with glibc keeping "
         "freed memory (aetool.runtime.cpu.keep_freed_memory) and OMP_WAIT_POLICY "
-        f"{env['omp_wait_policy']}.",
+        f"{env['omp_wait_policy'] or 'unset (OpenMP spins before it sleeps: the machine was idle)'}.",
         "",
         "| model | backend | file | test MSE | b1 ms (p95) | b1 ×torch | b256 ms (p95) | b256 img/s "
         "| b256 ×torch | b256 ×fp32 | b256 GFLOP/s |",

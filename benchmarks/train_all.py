@@ -12,7 +12,7 @@ import json
 import platform
 from pathlib import Path
 
-import aetool  # noqa: F401  first: it sets OMP_WAIT_POLICY=PASSIVE, read when torch loads OpenMP
+import aetool  # noqa: F401  first: it sets OMP_WAIT_POLICY by the load, read when torch loads OpenMP
 
 # isort: split
 import torch

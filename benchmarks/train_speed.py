@@ -15,7 +15,7 @@ import argparse
 import statistics
 import time
 
-import aetool  # noqa: F401  first: it sets OMP_WAIT_POLICY=PASSIVE, read when torch loads OpenMP
+import aetool  # noqa: F401  first: it sets OMP_WAIT_POLICY by the load, read when torch loads OpenMP
 
 # isort: split
 import torch
