@@ -7,7 +7,10 @@ Runs the detector on the test digits in each runtime ``aetool check`` knows and 
 ONNX reference evaluator, OpenCV DNN's two engines and OpenVINO with the ``check`` extra), the reference evaluator,
 pure Python and slow, on the first ``--reference`` of them only. Prints, per runtime and output, the largest
 absolute difference from onnxruntime and that difference relative to max(1, |value|), and the AUROC of its scores
-(the detector's ``classes`` normal) where it scored every digit.
+(the detector's ``classes`` normal) where it scored every digit; the verdicts at the file's threshold that differ
+from onnxruntime's; and ``reconstruction_only``: how far the score computed in float64 by the numpy runtime from
+this runtime's reconstructions is from the same computed from onnxruntime's, the part of the score's difference
+that no float32 score head can remove.
 """
 
 from __future__ import annotations
@@ -33,15 +36,32 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
 
+    import onnx
+    from onnx import numpy_helper
+
     from aetool.check import runtimes
     from aetool.runtime import load
-    from aetool.runtime.anomaly import auroc
+    from aetool.runtime.anomaly import AnomalySpec, auroc, components, standardised_sum
     from aetool.runtime.idx import load_split
 
     pixels, labels = load_split(args.data_dir, "test")
     images = (pixels[:, None] / np.float32(255)).astype(np.float32)
     record = load(args.model).metadata["anomaly"]
+    spec = AnomalySpec.from_record(record)
     is_anomaly = ~np.isin(labels.astype(str), record["classes"])
+    initializers = {tensor.name: tensor for tensor in onnx.load(args.model).graph.initializer}
+    weights = numpy_helper.to_array(initializers["weights"])[0] if "weights" in initializers else None
+
+    def float64_scores(reconstructions: np.ndarray) -> np.ndarray:
+        """The score of the numpy runtime (float64) on a runtime's reconstructions of the first images."""
+        count = len(reconstructions)
+        parts = [
+            components(
+                images[i : min(i + BATCH, count)], reconstructions[i : i + BATCH], spec.components, weights=weights
+            )
+            for i in range(0, count, BATCH)
+        ]
+        return standardised_sum(np.concatenate(parts), spec.mean, spec.std)
 
     results: dict[str, dict] = {}
     base: dict[str, np.ndarray] = {}
@@ -54,7 +74,8 @@ def main() -> None:
         except Exception as err:  # any runtime's own failure: recorded, the others still run
             results[runtime.name] = {"version": runtime.version(), "error": str(err).splitlines()[0][:200]}
             continue
-        got = {name: np.concatenate([part[name] for part in parts]).astype(np.float64) for name in OUTPUTS}
+        got = {name: np.concatenate([part[name] for part in parts]).astype(np.float64) for name in FETCHED}
+        got["float64_score"] = float64_scores(got["reconstruction"])
         row: dict = {"version": runtime.version(), "images": count, "seconds": time.perf_counter() - started}
         if runtime.name == "onnxruntime":
             base = got
@@ -63,6 +84,10 @@ def main() -> None:
                 difference = np.abs(got[name] - base[name][:count])
                 relative = difference / np.maximum(1.0, np.abs(base[name][:count]))
                 row[name] = {"max_abs": float(difference.max()), "max_relative": float(relative.max())}
+            row["reconstruction_only"] = float(np.abs(got["float64_score"] - base["float64_score"][:count]).max())
+            if spec.threshold is not None:
+                verdicts = (got["score"] > spec.threshold) != (base["score"][:count] > spec.threshold)
+                row["verdicts_differ"] = int(verdicts.sum())
         if count == len(images):
             row["auroc"] = auroc(got["score"], is_anomaly)
         results[runtime.name] = row
