@@ -377,6 +377,8 @@ def test_evaluate_lists_an_unreadable_image_and_scores_the_rest(cli, tmp_path):
         (("--inputs", "a", "--targets", "b", "--data", "c"), "--data and --inputs/--targets name two sets"),
         (("--data", "c", "--data-dir", "d"), "--data-dir reads IDX files and --data image files: give one"),
         (("--data", "nowhere/*.png"), "nowhere/*.png: pattern matched no images"),
+        (("--data", "nowhere/"), "nowhere/: no such file or folder"),
+        (("--inputs", "nowhere", "--targets", "b"), "--inputs nowhere: no such file or folder"),
         (("--data-dir", "d", "--resize"), "--resize fits image files"),
         (("--anomaly", "--data-dir", "d", "--resize"), "--resize fits image files"),
     ],

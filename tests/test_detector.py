@@ -96,6 +96,11 @@ def test_the_calibration_source_names_the_share_and_a_limit(data_dir):
     assert _source(SimpleNamespace(config=config), held_out) == (
         "5 held-out images (20%, cut to --limit 5) of the training images of class 1"
     )
+    roomy = TrainConfig("anomaly", data_dir=str(data_dir), classes=("1",), limit=10_000)  # cuts nothing
+    kept = load_training_data(roomy)[0].test
+    assert _source(SimpleNamespace(config=roomy), kept).endswith(
+        " held-out images (20%) of the training images of class 1"
+    )
 
 
 @pytest.mark.parametrize(
@@ -291,6 +296,18 @@ def test_evaluate_anomaly_on_idx_digits_folders_and_labelled_folders(one_class, 
     assert folders.exit_code == 0 and folders.stdout.startswith("AUROC ") and "at threshold" in folders.stdout
     labelled = runner.invoke(app, ["evaluate", "--anomaly", "-m", model, "--data", str(digits), "--classes", "normal"])
     assert labelled.exit_code == 0 and labelled.stdout.split(",")[0] == folders.stdout.split(",")[0]
+
+
+def test_evaluate_anomaly_names_why_a_side_could_not_be_scored(one_class, digits, tmp_path):
+    model = str(one_class[1].export.path)
+    save(tmp_path / "big" / "a.png", np.zeros((40, 40), np.uint8))
+    sides = ["--normal", str(digits / "normal"), "--anomalous", str(tmp_path / "big")]
+    result = runner.invoke(app, ["evaluate", "--anomaly", "-m", model, *sides])
+    assert result.exit_code == 2 and len(result.stderr.splitlines()) == 1
+    assert "every scored image is normal" in result.stderr and "1 could not be scored, the first" in result.stderr
+    assert "the model takes 28×28 images, this one is 40×40; pass --resize" in result.stderr
+    flat = runner.invoke(app, ["evaluate", "--anomaly", "-m", model, "--data", str(digits / "normal")])
+    assert flat.exit_code == 2 and "it has no subfolders, whose names would label the images" in flat.stderr
 
 
 @pytest.mark.parametrize(

@@ -11,6 +11,7 @@ from aetool.errors import DataError, ImageError, ModelFileError
 from aetool.runtime import load
 from aetool.runtime.evaluate import evaluate, evaluate_images, evaluate_pairs
 from aetool.runtime.idx import load_split
+from aetool.runtime.images import fit
 from aetool.runtime.metrics import ssim
 from aetool.runtime.noise import TEST_NOISE_SEED, add_noise
 
@@ -177,6 +178,20 @@ def test_resize_fits_image_and_target_alike_to_a_dense_models_size(toy_dir, tmp_
     assert pairs.n == 1 and pairs.mse == 0 and pairs.notes == ["2 images fitted to the model's size (--resize)"]
     noisy = evaluate_images(model, str(tmp_path / "photos"), noise=0.2, resize=True)
     assert noisy.mse > 0.01  # the noise is added at the model's size, after the fit
+
+
+def test_resize_places_a_noisy_input_as_its_clean_target(toy_dir, tmp_path):
+    clean = np.zeros((48, 64), np.uint8)
+    clean[12:36, 26:38] = 255
+    noisy = np.maximum(clean, np.random.default_rng(0).integers(0, 200, clean.shape)).astype(np.uint8)  # ink anywhere
+    save(tmp_path / "clean" / "x.png", clean)
+    save(tmp_path / "noisy" / "x.png", noisy)
+    result = evaluate_pairs(load(toy_dir / "dense.onnx"), str(tmp_path / "noisy"), str(tmp_path / "clean"), resize=True)
+    target = fit(clean[None] / np.float32(255), (28, 28))
+    aligned = fit(noisy[None] / np.float32(255), (28, 28), like=target).pixels
+    alone = fit(noisy[None] / np.float32(255), (28, 28)).pixels  # its own ink box: the whole frame
+    assert result.mse == pytest.approx(float(np.mean((aligned - target.pixels) ** 2)), rel=1e-5)
+    assert result.mse < 0.5 * float(np.mean((alone - target.pixels) ** 2))
 
 
 def test_images_are_carried_into_the_models_channels_and_polarity(toy_dir, tmp_path):

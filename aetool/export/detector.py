@@ -113,11 +113,12 @@ def _run_data(run: Run, data_dir: str | Path | None) -> TrainingData:
 def _source(run: Run, held_out: ImageSet) -> str:
     """The run's held-out images in words, for the record (``--limit`` named where it cut them)."""
     config = run.config
-    share = f"{config.held_out:.0%}" + (f", cut to --limit {config.limit}" if config.limit else "")
+    cut = config.limit is not None and len(held_out) >= config.limit  # --limit took the first images only
+    share = f"{config.held_out:.0%}" + (f", cut to --limit {config.limit}" if cut else "")
     if config.classes:
         return f"{len(held_out)} held-out images ({share}) of the training images of class {','.join(config.classes)}"
     if config.dataset != "images":
-        limited = f" (cut to --limit {config.limit})" if config.limit else ""
+        limited = f" (cut to --limit {config.limit})" if cut else ""
         return f"the {len(held_out)} images of the {config.dataset} test split{limited}"
     if config.val_data:
         return f"the {len(held_out)} validation images {config.val_data}"

@@ -30,7 +30,7 @@ import numpy as np
 from aetool.errors import AetoolError, DataError, ModelFileError
 from aetool.runtime import anomaly, contract, images
 from aetool.runtime.batch import Outcome, Ready, Reconstruct, read_chunks
-from aetool.runtime.files import Failure, Input, Job, collect, plan, write_files
+from aetool.runtime.files import Failure, Input, Job, collect_set, plan, write_files
 from aetool.runtime.idx import load_split
 from aetool.runtime.metrics import SCORE_BATCH, SSIM_RADIUS
 from aetool.runtime.model import Model
@@ -324,12 +324,13 @@ def measure(
     failed: list[Failure] | None = None,
 ) -> AnomalyEvaluation:
     """The evaluation of the finite ``scores`` (NaN: an image that failed, left out); ``DataError`` when the images
-    scored are all of one kind."""
+    scored are all of one kind (naming the first image that failed, when images failed)."""
     kept = np.isfinite(scores)
     scores, labels = scores[kept], np.asarray(is_anomaly, bool)[kept]
     if labels.all() or not labels.any():
         kind = "anomalous" if len(labels) and labels.all() else "normal"
-        raise DataError(f"every scored image is {kind} ({len(labels)}); AUROC needs normal and anomalous images")
+        why = f"; {len(failed)} could not be scored, the first {failed[0].label}: {failed[0].error}" if failed else ""
+        raise DataError(f"every scored image is {kind} ({len(labels)}); AUROC needs normal and anomalous images{why}")
     at = anomaly.rates(scores, labels, detector.threshold) if detector.threshold is not None else None
     return AnomalyEvaluation(
         auroc=anomaly.auroc(scores, labels),
@@ -411,10 +412,7 @@ def _scores_of(detector: Detector, found: Iterable[Input], failed: list[Failure]
 
 
 def _found(source: str, option: str) -> list[Input]:
-    found, failures = collect([source], recursive=True, skip=HEATMAP)
-    if not found:
-        raise DataError(f"{option} {source}: {failures[0].error if failures else 'no images'}")
-    return found
+    return collect_set(source, named=f"{option} {source}", skip=HEATMAP)
 
 
 def evaluate_folders(
@@ -448,7 +446,9 @@ def evaluate_labelled(
         labels[label] += 1
         is_anomaly.append(label not in classes)
     if not set(classes) & set(labels):
-        raise DataError(f"no image of {data} is in a subfolder {' or '.join(classes)}; it has {', '.join(labels)}")
+        named = sorted(label for label in labels if label)
+        has = f"it has {', '.join(named)}" if named else "it has no subfolders, whose names would label the images"
+        raise DataError(f"no image of {data} is in a subfolder {' or '.join(classes)}; {has}")
     failed: list[Failure] = []
     scores = np.array(_scores_of(detector, found, failed, invert=invert, resize=resize))
     normal = f"class {','.join(classes)}"

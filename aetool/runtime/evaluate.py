@@ -26,9 +26,9 @@ from typing import Any
 import numpy as np
 
 from aetool.errors import AetoolError, DataError, ImageError, ModelFileError
-from aetool.runtime import contract
-from aetool.runtime.batch import Reconstruct, chunks
-from aetool.runtime.files import Failure, Input, collect
+from aetool.runtime import contract, images
+from aetool.runtime.batch import chunks
+from aetool.runtime.files import Failure, Input, collect_set
 from aetool.runtime.idx import load_split
 from aetool.runtime.images import is_dark_on_light, pad_to, read_image, to_channels
 from aetool.runtime.metrics import SCORE_BATCH, SetScores
@@ -165,9 +165,7 @@ def evaluate_images(
     started = time.perf_counter()
     corruption = _noise(model, noise, noise_kind)
     seed = TEST_NOISE_SEED if seed is None else seed
-    found, failures = collect([data], recursive=True)
-    if not found:
-        raise DataError(f"{data}: {failures[0].error if failures else 'no images'}")
+    found = collect_set(data, named=data)
     run = _Run()
     _score(model, _noisy(model, found[:limit], run, noise=corruption, seed=seed, resize=resize), run)
     return _result(model, run, started, data=data, noise=(corruption, seed))
@@ -191,10 +189,7 @@ def evaluate_pairs(
     run = _Run()
     sides = []
     for option, where in (("--inputs", inputs), ("--targets", targets)):
-        found, failures = collect([where], recursive=True)
-        if not found:
-            raise DataError(f"{option} {where}: {failures[0].error if failures else 'no images'}")
-        sides.append(_by_name(found, run.failed))
+        sides.append(_by_name(collect_set(where, named=f"{option} {where}"), run.failed))
     named_inputs, named_targets = sides
     matched = [(item, named_targets[name]) for name, item in named_inputs.items() if name in named_targets]
     if not matched:
@@ -257,23 +252,33 @@ def _read(item: Input, run: _Run) -> np.ndarray | None:
         return None
 
 
-def _carry(model: Model, label: str, pixels: np.ndarray, run: _Run, *, invert: bool, resize: bool) -> np.ndarray:
-    """An image in the model's channels and polarity, fitted to a dense model's size when ``resize`` (as
-    ``batch.Reconstruct`` fits it); ``DataError`` when a dense model cannot take its size without."""
+def _carry(model: Model, pixels: np.ndarray, run: _Run, *, invert: bool) -> np.ndarray:
+    """An image in the model's channels and polarity."""
     pixels, converted = to_channels(pixels, model.input_spec.channels)
     if converted:
         run.done[f"converted {converted}"] += 1
-    pixels = 1 - pixels if invert else pixels
+    return 1 - pixels if invert else pixels
+
+
+def _sized(
+    model: Model, label: str, pixels: np.ndarray, run: _Run, *, resize: bool, like: np.ndarray | None = None
+) -> np.ndarray:
+    """The image at a dense model's size: as it is when it has that size; else with ``resize`` fitted as
+    ``batch.Reconstruct`` fits it (the MNIST way for a white-on-black model, by the ink of ``like`` when given: a
+    pair's target, so input and target stay aligned; a plain resize otherwise), and a ``DataError`` without."""
     size = model.input_spec.size
-    if size is not None and pixels.shape[1:] != size:
-        if not resize:
-            raise DataError(
-                f"{label}: the model takes {size[1]}×{size[0]} images, this one is {pixels.shape[2]}×"
-                f"{pixels.shape[1]}; pass --resize to fit it to the model's size"
-            )
-        run.done[RESIZED] += 1
-        pixels = Reconstruct(model, resize=True).prepare(pixels).pixels
-    return pixels
+    if size is None or pixels.shape[1:] == size:
+        return pixels
+    if not resize:
+        raise DataError(
+            f"{label}: the model takes {size[1]}×{size[0]} images, this one is {pixels.shape[2]}×"
+            f"{pixels.shape[1]}; pass --resize to fit it to the model's size"
+        )
+    run.done[RESIZED] += 1
+    if model.input_spec.polarity != contract.POLARITY:
+        return images.resize(pixels, size)
+    guide = images.fit(like, size) if like is not None else None
+    return images.fit(pixels, size, like=guide).pixels
 
 
 def _inverts(model: Model, pixels: np.ndarray) -> bool:
@@ -290,7 +295,7 @@ def _noisy(model: Model, found: list[Input], run: _Run, *, noise: Noise, seed: i
             continue
         invert = _inverts(model, pixels)
         run.done[INVERTED] += invert
-        clean = _carry(model, item.label, pixels, run, invert=invert, resize=resize)
+        clean = _sized(model, item.label, _carry(model, pixels, run, invert=invert), run, resize=resize)
         yield _Pair(item.label, noise.apply(clean[None], rng)[0], clean)
 
 
@@ -311,10 +316,11 @@ def _given(model: Model, matched: list[tuple[Input, Input]], run: _Run, *, resiz
             continue
         invert = _inverts(model, inputs)
         run.done[INVERTED] += invert
+        inputs, wanted = _carry(model, inputs, run, invert=invert), _carry(model, wanted, run, invert=invert)
         yield _Pair(
             source.label,
-            _carry(model, source.label, inputs, run, invert=invert, resize=resize),
-            _carry(model, target.label, wanted, run, invert=invert, resize=resize),
+            _sized(model, source.label, inputs, run, resize=resize, like=wanted),
+            _sized(model, target.label, wanted, run, resize=resize),
         )
 
 

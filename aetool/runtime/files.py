@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
-from aetool.errors import AetoolError, os_reason
+from aetool.errors import AetoolError, DataError, os_reason
 from aetool.runtime.images import FORMATS, format_for, image_suffixes
 
 STDIN = "-"
@@ -78,6 +78,18 @@ def collect(args: Sequence[str], *, recursive: bool = False, skip: str = "") -> 
             root = _glob_root(arg)
             inputs.update((p, Input(str(p), p, root)) for p in found)
     return list(inputs.values()), failures
+
+
+def collect_set(source: str, *, named: str, skip: str = "") -> list[Input]:
+    """The images of one set that an option names (``--data``, ``--normal``…): a folder, searched recursively, a
+    glob or a file. Raises ``DataError`` beginning with ``named`` when ``source`` does not exist (unlike an input
+    of a batch, which is one failed image among others) or holds no images."""
+    if not Path(source).exists() and not _MAGIC & set(source):
+        raise DataError(f"{named}: no such file or folder")
+    found, failures = collect([source], recursive=True, skip=skip)
+    if not found:
+        raise DataError(f"{named}: {failures[0].error if failures else 'no images'}")
+    return found
 
 
 def _is_image(path: Path, skip: str) -> bool:

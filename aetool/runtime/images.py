@@ -247,17 +247,25 @@ class Fitted:
     size: tuple[int, int]
 
 
-def fit(pixels: np.ndarray, size: tuple[int, int]) -> Fitted:
+def fit(pixels: np.ndarray, size: tuple[int, int], *, like: Fitted | None = None) -> Fitted:
     """Fit white-on-black C×H×W pixels into ``size`` the MNIST way: crop to the ink (judged by luma), longer side to
-    20/28 of the model's shorter side, centred on black."""
-    brightness = luma(pixels)
-    peak = brightness.max()
-    ink = brightness >= 0.5 * peak if peak > 0 else np.ones_like(brightness, dtype=bool)
-    rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
-    crop = (int(rows[0]), int(cols[0]), int(rows[-1]) + 1, int(cols[-1]) + 1)
-    scale = MNIST_BOX * min(size) / max(crop[2] - crop[0], crop[3] - crop[1])
-    height, width = (max(1, round(n * scale)) for n in (crop[2] - crop[0], crop[3] - crop[1]))
-    top, left = (size[0] - height) // 2, (size[1] - width) // 2
+    20/28 of the model's shorter side, centred on black. ``like``: crop and place them as that fit did instead (an
+    image of the same H×W, such as a noisy input placed as its clean target was, so the two stay aligned); raises
+    ``ValueError`` for pixels of another size."""
+    if like is not None:
+        if pixels.shape[1:] != like.size:
+            raise ValueError(f"pixels of {pixels.shape[1:]} cannot be placed like an image of {like.size}")
+        crop, (top, left, bottom, right) = like.crop, like.box
+        height, width = bottom - top, right - left
+    else:
+        brightness = luma(pixels)
+        peak = brightness.max()
+        ink = brightness >= 0.5 * peak if peak > 0 else np.ones_like(brightness, dtype=bool)
+        rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
+        crop = (int(rows[0]), int(cols[0]), int(rows[-1]) + 1, int(cols[-1]) + 1)
+        scale = MNIST_BOX * min(size) / max(crop[2] - crop[0], crop[3] - crop[1])
+        height, width = (max(1, round(n * scale)) for n in (crop[2] - crop[0], crop[3] - crop[1]))
+        top, left = (size[0] - height) // 2, (size[1] - width) // 2
     out = np.zeros((pixels.shape[0], *size), dtype=np.float32)
     out[:, top : top + height, left : left + width] = resize(
         pixels[:, crop[0] : crop[2], crop[1] : crop[3]], (height, width)
