@@ -200,11 +200,9 @@ def load_peer(name: str, path: str | Path, threads: int) -> Peer:
             "aetool bench --compare openvino needs OpenVINO: install the check extra, see the README "
             "(pip install '.[check]' in a clone)"
         )
-    import openvino as ov
+    from aetool.check import failure_reason, module_version
 
-    from aetool.check import failure_reason
-
-    version = str(ov.__version__).split("-")[0]  # without the build suffix of "2026.4.1-22982-…"
+    version = module_version("openvino")()
     try:
         return Peer(name, version, OpenVINO(path, threads))
     except RuntimeError as err:

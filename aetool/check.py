@@ -197,7 +197,7 @@ def _openvino(path: Path, input_name: str, outputs: list[str]) -> Runner:
     return run
 
 
-def _module_version(module: str) -> Callable[[], str]:
+def module_version(module: str) -> Callable[[], str]:
     """A function giving ``module``'s version without build suffixes (OpenVINO's ``2026.4.1-22982-…``)."""
 
     def version() -> str:
@@ -208,7 +208,7 @@ def _module_version(module: str) -> Callable[[], str]:
 
 def _opencv_engines() -> list[Runtime]:
     """OpenCV DNN: one row per engine where it has two (OpenCV ≥ 5: new and classic), else one."""
-    version = _module_version("cv2")
+    version = module_version("cv2")
     if importlib.util.find_spec("cv2") is None:
         return [Runtime("opencv", "cv2", _opencv(None), version)]
     import cv2
@@ -224,10 +224,10 @@ def _opencv_engines() -> list[Runtime]:
 def runtimes() -> list[Runtime]:
     """Every runtime ``aetool check`` knows, onnxruntime (the reference) first, installed or not."""
     return [
-        Runtime("onnxruntime", "onnxruntime", _onnxruntime, _module_version("onnxruntime")),
-        Runtime("onnx-reference", "onnx", _reference, _module_version("onnx")),
+        Runtime("onnxruntime", "onnxruntime", _onnxruntime, module_version("onnxruntime")),
+        Runtime("onnx-reference", "onnx", _reference, module_version("onnx")),
         *_opencv_engines(),
-        Runtime("openvino", "openvino", _openvino, _module_version("openvino")),
+        Runtime("openvino", "openvino", _openvino, module_version("openvino")),
     ]
 
 

@@ -423,8 +423,9 @@ def _trained_on_digits(step: Step) -> bool:
     """Whether the step runs a model trained on an IDX dataset (MNIST or Fashion-MNIST: grey, 28×28)."""
     from aetool.runtime import contract
     from aetool.runtime.batch import Reconstruct
+    from aetool.runtime.idx import IDX_DATASETS
 
-    return isinstance(step, Reconstruct) and step.model.metadata.get(contract.DATASET) in ("mnist", "fashion-mnist")
+    return isinstance(step, Reconstruct) and step.model.metadata.get(contract.DATASET) in IDX_DATASETS
 
 
 def _changes(outcome: Outcome, channels: int | None) -> list[tuple[str, str]]:

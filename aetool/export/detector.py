@@ -10,8 +10,9 @@ the numpy runtime's too.
 Calibration, on normal images the model never trained on: by default the run's held-out images (a one-class run
 holds out 20 % of its normal images; a run on a folder its validation images; an IDX run without classes the test
 split), else a folder or glob of normal images. Each component's mean and standard deviation on them standardise
-it; the threshold is the (1 − fpr) quantile of the score on them. ``wmse``'s per-pixel weights come from the run's
-training images.
+it; the threshold is the order statistic of the score on them that lets at most ``fpr`` of new normal images
+above it (``anomaly.threshold_for``), or the ``--quantile`` asked for. ``wmse``'s per-pixel weights come from the
+run's training images.
 """
 
 from __future__ import annotations

@@ -261,14 +261,15 @@ def _carry(model: Model, pixels: np.ndarray, run: _Run, *, invert: bool) -> np.n
 
 
 def _sized(
-    model: Model, label: str, pixels: np.ndarray, run: _Run, *, resize: bool, like: np.ndarray | None = None
-) -> np.ndarray:
-    """The image at a dense model's size: as it is when it has that size; else with ``resize`` fitted as
-    ``batch.Reconstruct`` fits it (the MNIST way for a white-on-black model, by the ink of ``like`` when given: a
-    pair's target, so input and target stay aligned; a plain resize otherwise), and a ``DataError`` without."""
+    model: Model, label: str, pixels: np.ndarray, run: _Run, *, resize: bool, like: images.Fitted | None = None
+) -> tuple[np.ndarray, images.Fitted | None]:
+    """The image at a dense model's size, and the MNIST-way fit that placed it (None where none did): as it is when
+    it has that size; else with ``resize`` fitted as ``batch.Reconstruct`` fits it (the MNIST way for a
+    white-on-black model, placed as ``like`` placed its image when given: a pair's target, so input and target stay
+    aligned; a plain resize otherwise), and a ``DataError`` without."""
     size = model.input_spec.size
     if size is None or pixels.shape[1:] == size:
-        return pixels
+        return pixels, None
     if not resize:
         raise DataError(
             f"{label}: the model takes {size[1]}×{size[0]} images, this one is {pixels.shape[2]}×"
@@ -276,9 +277,9 @@ def _sized(
         )
     run.done[RESIZED] += 1
     if model.input_spec.polarity != contract.POLARITY:
-        return images.resize(pixels, size)
-    guide = images.fit(like, size) if like is not None else None
-    return images.fit(pixels, size, like=guide).pixels
+        return images.resize(pixels, size), None
+    fitted = images.fit(pixels, size, like=like)
+    return fitted.pixels, fitted
 
 
 def _inverts(model: Model, pixels: np.ndarray) -> bool:
@@ -295,7 +296,7 @@ def _noisy(model: Model, found: list[Input], run: _Run, *, noise: Noise, seed: i
             continue
         invert = _inverts(model, pixels)
         run.done[INVERTED] += invert
-        clean = _sized(model, item.label, _carry(model, pixels, run, invert=invert), run, resize=resize)
+        clean, _ = _sized(model, item.label, _carry(model, pixels, run, invert=invert), run, resize=resize)
         yield _Pair(item.label, noise.apply(clean[None], rng)[0], clean)
 
 
@@ -316,12 +317,11 @@ def _given(model: Model, matched: list[tuple[Input, Input]], run: _Run, *, resiz
             continue
         invert = _inverts(model, inputs)
         run.done[INVERTED] += invert
-        inputs, wanted = _carry(model, inputs, run, invert=invert), _carry(model, wanted, run, invert=invert)
-        yield _Pair(
-            source.label,
-            _sized(model, source.label, inputs, run, resize=resize, like=wanted),
-            _sized(model, target.label, wanted, run, resize=resize),
+        clean, placed = _sized(model, target.label, _carry(model, wanted, run, invert=invert), run, resize=resize)
+        noisy, _ = _sized(
+            model, source.label, _carry(model, inputs, run, invert=invert), run, resize=resize, like=placed
         )
+        yield _Pair(source.label, noisy, clean)
 
 
 def _score(model: Model, pairs: Iterable[_Pair], run: _Run) -> None:

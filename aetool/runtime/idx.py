@@ -17,6 +17,7 @@ SPLIT_FILES = {
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
 DATA_DIR_ENV = "AETOOL_DATA_DIR"
+IDX_DATASETS = ("mnist", "fashion-mnist")  # the published datasets read from IDX files (28×28 grey)
 EXPECTED_FILES = ", ".join(f"{stem}.gz" for pair in SPLIT_FILES.values() for stem in pair)
 # MD5 of the decompressed t10k-images file, as published with each dataset: how a folder is told apart.
 KNOWN_TEST_IMAGES = {
@@ -102,7 +103,7 @@ def check_dataset(data_dir: str | Path, dataset: str) -> None:
     ``fashion-mnist``; any other name is not checked): raises ``DataError`` naming both, as training, evaluation
     and calibration would otherwise read one dataset under the other's name. A folder without readable test images
     passes: reading it says what is missing."""
-    if dataset not in ("mnist", "fashion-mnist"):
+    if dataset not in IDX_DATASETS:
         return
     try:
         held = known_dataset(data_dir)

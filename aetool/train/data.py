@@ -20,7 +20,6 @@ so a resumed run sees the batches an uninterrupted one would.
 
 from __future__ import annotations
 
-import glob
 import tempfile
 import warnings
 from collections import Counter
@@ -128,12 +127,7 @@ def find_images(source: str) -> tuple[list[Path], Path]:
 
     Raises ``DataError`` when the path does not exist or the folder or pattern holds no image.
     """
-    if not glob.has_magic(source) and not Path(source).exists():
-        raise DataError(f"--data {source}: no such file or folder")
-    found, failures = files.collect([source], recursive=True)
-    if failures or not found:
-        reason = failures[0].error if failures else "no images found"
-        raise DataError(f"--data {source}: {reason}")
+    found = files.collect_set(source, named=f"--data {source}")
     root = found[0].root if found[0].root is not None else Path(source).parent
     paths = [item.source for item in found if isinstance(item.source, Path)]
     return paths, root
