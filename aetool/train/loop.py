@@ -33,6 +33,7 @@ from aetool.runtime.model import InputSpec
 from aetool.runtime.noise import TEST_NOISE_SEED, Noise
 from aetool.train.config import TrainConfig
 from aetool.train.data import Batches, ImageSet, TrainingData, load_training_data, to_float
+from aetool.train.losses import reconstruction_loss
 from aetool.train.run import RunFolder
 
 EVAL_BATCH = 256  # images scored at once: conv activations of larger batches page-fault on every batch
@@ -112,13 +113,6 @@ def learning_rate(step: int, total_steps: int, base_lr: float) -> float:
         return base_lr * (step + 1) / warmup
     progress = min(1.0, (step - warmup) / max(1, total_steps - warmup))
     return base_lr * (FINAL_LR_FRACTION + (1 - FINAL_LR_FRACTION) * 0.5 * (1 + math.cos(math.pi * progress)))
-
-
-def reconstruction_loss(kind: str, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """``mse`` or ``bce`` between an output and its target, both in [0, 1]."""
-    if kind == "bce":
-        return F.binary_cross_entropy(output, target)
-    return F.mse_loss(output, target)
 
 
 def _noisy(images: torch.Tensor, noise: Noise, rng: np.random.Generator) -> torch.Tensor:
@@ -212,9 +206,13 @@ def baselines(test: Scoring, train: ImageSet, *, denoising: bool) -> dict[str, f
     """Test MSE of outputs that need no learning: all black, the mean training image (its mean colour where the
     test images have other sizes) and, for a denoiser (whose inputs differ from its targets), the input itself.
     A model that does not beat them has learned nothing."""
-    per_image = [image.reshape(image.shape[0], -1).mean(1, dtype=np.float64) for image in train.images]
-    mean_colour = torch.from_numpy(np.mean(per_image, axis=0) / 255).float()[:, None, None]
-    mean_image = torch.from_numpy(train.images.mean(0) / 255).float() if isinstance(train.images, np.ndarray) else None
+    if isinstance(train.images, np.ndarray):
+        mean = train.images.mean(0) / 255  # C×H×W, float64
+        mean_image = torch.from_numpy(mean).float()
+        mean_colour = torch.from_numpy(mean.mean((1, 2))).float()[:, None, None]
+    else:
+        per_image = [image.reshape(image.shape[0], -1).mean(1, dtype=np.float64) for image in train.images]
+        mean_colour, mean_image = torch.from_numpy(np.mean(per_image, axis=0) / 255).float()[:, None, None], None
     totals = dict.fromkeys(("zeros", "mean_image", *(("input",) if denoising else ())), 0.0)
     pixels = 0
     for (inputs, targets), sizes in zip(test.groups, test.sizes, strict=True):
