@@ -217,7 +217,7 @@ def test_runs_trained_with_other_settings_are_not_trained_over_without_retrain(r
     with pytest.raises(
         AetoolError,
         match=r"would train over runs of yours \(.*deep: trained with other settings "
-        r"\(1 epochs, not 60.*pass --retrain",
+        r"\(1 epochs, not 40.*pass --retrain",
     ):
         build_report(tmp_path / "full", runs=report["runs"], data_dir=str(report["data"]), progress=False)
     assert not (tmp_path / "full").exists()
