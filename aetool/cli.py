@@ -1107,8 +1107,39 @@ def size_torch_threads() -> int:
     return cores
 
 
+def _given_options(ctx: typer.Context) -> set[str]:
+    """The parameters of a command given on its command line or through the environment, not left at default."""
+    sources = {name: ctx.get_parameter_source(name) for name in ctx.params}  # click's ParameterSource, or None
+    return {name for name, source in sources.items() if source is not None and source.name not in DEFAULT_SOURCES}
+
+
+DEFAULT_SOURCES = ("DEFAULT", "DEFAULT_MAP")  # a parameter the user left alone
+TRAIN_OPTION = {"noise_mix": "noise"}  # a TrainConfig setting → the train option it comes from, where they differ
+
+
+def _resumed_settings(settings: dict[str, Any], run_dir: Path, *, given: set[str]) -> dict[str, Any]:
+    """``settings`` with the run's own value for every setting whose option was not ``given``: ``--resume`` alone
+    continues a run as it was started (epochs, data, learning rate…). A folder without a run, or whose recorded
+    settings do not read, keeps ``settings`` as they are; starting the run then says what is wrong."""
+    from aetool.train import RunFolder, TrainConfig
+
+    folder = RunFolder.at(run_dir)
+    try:
+        stored = folder.stored_config() if folder.metrics.is_file() else None
+        recorded = TrainConfig.from_dict(stored).to_dict() if stored is not None else None
+    except (AetoolError, ValueError, TypeError):
+        return settings
+    if recorded is None:
+        return settings
+    return {
+        key: value if TRAIN_OPTION.get(key, key) in given else recorded.get(key, value)
+        for key, value in settings.items()
+    }
+
+
 @app.command()
 def train(
+    ctx: typer.Context,
     model: Annotated[str, typer.Argument(help=f"Model to train: {MODEL_NAMES}.", metavar="MODEL", show_default=False)],
     epochs: Annotated[int | None, typer.Option(help="Epochs (default: the model's).", show_default=False)] = None,
     batch_size: Annotated[
@@ -1243,37 +1274,39 @@ def train(
         from aetool.train import TrainConfig
         from aetool.train import train as run_training
 
+        run_dir = Path(_alias(output, out, "--output", "--out", default=str(Path("runs") / model)))
+        settings: dict[str, Any] = {
+            "data": data,
+            "val": val,
+            "val_data": val_data,
+            "size": parse_size(size, option="--size"),
+            "patch": patch,
+            "channels": channels,
+            "classes": _classes(classes),
+            "augment": augment,
+            "epochs": epochs,
+            "batch_size": batch_size,
+            "lr": lr,
+            "loss": loss,
+            "l1": l1,
+            "noise": _level_or_none(noise),
+            "noise_mix": noise if noise is not None and _level_or_none(noise) is None else None,
+            "noise_kind": noise_kind.value,
+            "components": components,
+            "seed": seed,
+            "device": device,
+            "dataset": dataset or "",
+            "data_dir": data_dir,
+            "limit": limit,
+        }
+        if resume:
+            settings = _resumed_settings(settings, run_dir, given=_given_options(ctx))
         try:
-            config = TrainConfig(
-                model,
-                data=data,
-                val=val,
-                val_data=val_data,
-                size=parse_size(size, option="--size"),
-                patch=patch,
-                channels=channels,
-                classes=_classes(classes),
-                augment=augment,
-                epochs=epochs,
-                batch_size=batch_size,
-                lr=lr,
-                loss=loss,
-                l1=l1,
-                noise=_level_or_none(noise),
-                noise_mix=noise if noise is not None and _level_or_none(noise) is None else None,
-                noise_kind=noise_kind.value,
-                components=components,
-                seed=seed,
-                device=device,
-                dataset=dataset or "",
-                data_dir=data_dir,
-                limit=limit,
-            )
+            config = TrainConfig(model, **settings)
         except KeyError as err:
             fail(str(err.args[0]) if err.args else str(err))
         except ValueError as err:
             fail(str(err))
-        run_dir = Path(_alias(output, out, "--output", "--out", default=str(Path("runs") / model)))
         result = run_training(config, run_dir=run_dir, resume=resume, force=force, progress=not quiet, echo=note)
         if not result.is_main:
             return

@@ -202,3 +202,24 @@ def test_a_bad_setting_is_one_line_that_keeps_its_quotes(tmp_path):
     result = runner.invoke(app, ["train", "deep", "--classes", "3,3", "-o", str(tmp_path / "run")])
     assert result.exit_code == 2
     assert "each once (3 or 3,5), got '3,3'" in result.output and not (tmp_path / "run").exists()
+
+
+def test_resume_alone_continues_a_run_with_its_own_settings_and_refuses_other_ones(data_dir, tmp_path):
+    from aetool.errors import Interrupted
+    from aetool.train import TrainConfig, train
+
+    def interrupt_after_epoch_1(line):
+        if line.startswith("epoch   1"):
+            raise KeyboardInterrupt
+
+    settings = {"data_dir": str(data_dir), "device": "cpu", "epochs": 3, "lr": 3e-3, "limit": 200, "batch_size": 32}
+    with pytest.raises(Interrupted):
+        train(TrainConfig("ae64", **settings), run_dir=tmp_path / "cut", progress=False, echo=interrupt_after_epoch_1)
+    other = runner.invoke(app, ["train", "ae64", "--resume", "-o", str(tmp_path / "cut"), "--epochs", "5", "--quiet"])
+    assert other.exit_code == 2 and "was trained with epochs 3 (now 5)" in other.stderr
+    args = ["train", "ae64", "--resume", "-o", str(tmp_path / "cut"), "--quiet", "--no-export", "--allow-trivial"]
+    resumed = runner.invoke(app, args)
+    assert resumed.exit_code == 0, resumed.output
+    metrics = json.loads((tmp_path / "cut" / "metrics.json").read_text())
+    assert [r["epoch"] for r in metrics["history"]] == [1, 2, 3]
+    assert {key: metrics["config"][key] for key in settings} == settings
