@@ -229,12 +229,20 @@ def test_without_a_data_dir_torchvision_downloads_and_a_failure_is_one_clear_err
     class OfflineMNIST:
         def __init__(self, root, train, download):
             calls.append((root, train, download))
-            raise RuntimeError("Error downloading train-images-idx3-ubyte.gz")
+            raise RuntimeError(  # torchvision's message: a line per mirror tried, then its error
+                "Error downloading train-images-idx3-ubyte.gz:\n"
+                "Tried https://a.example/, got:\n<urlopen error [Errno -2] Name or service not known>\n"
+                "Tried https://b.example/, got:\n<urlopen error [Errno -3] Temporary failure in name resolution>\n"
+            )
 
     monkeypatch.delenv(DATA_DIR_ENV, raising=False)
     monkeypatch.setattr(torchvision.datasets, "MNIST", OfflineMNIST)
-    with pytest.raises(DataError, match=r"cannot download mnist .* pass --data-dir or set AETOOL_DATA_DIR"):
+    with pytest.raises(DataError) as raised:
         load_images("mnist", "train")
+    assert str(raised.value) == (
+        "cannot download mnist (<urlopen error [Errno -3] Temporary failure in name resolution>); "
+        "pass --data-dir or set AETOOL_DATA_DIR to a folder of IDX files"
+    )
     assert calls and calls[0][1:] == (True, True)  # asked torchvision for the train split, with download=True
 
 

@@ -223,3 +223,18 @@ def test_resume_alone_continues_a_run_with_its_own_settings_and_refuses_other_on
     metrics = json.loads((tmp_path / "cut" / "metrics.json").read_text())
     assert [r["epoch"] for r in metrics["history"]] == [1, 2, 3]
     assert {key: metrics["config"][key] for key in settings} == settings
+
+
+def test_export_creates_its_folder_and_a_new_export_removes_the_old_sets_variants(trained_run, data_dir, tmp_path):
+    target = tmp_path / "new" / "folder" / "ae64.onnx"
+    first = runner.invoke(app, ["export", str(trained_run), "-o", str(target), "--int8", "--data-dir", str(data_dir)])
+    assert first.exit_code == 0, first.output
+    int8 = tmp_path / "new" / "folder" / "ae64.int8.onnx"
+    assert target.is_file() and int8.is_file()
+    again = runner.invoke(app, ["export", str(trained_run), "-o", str(target)])
+    assert again.exit_code == 0, again.output
+    assert f"removed {int8}, left from an earlier export to ae64.onnx" in again.stderr
+    assert target.is_file() and (tmp_path / "new" / "folder" / "ae64.decoder.onnx").is_file() and not int8.exists()
+    (tmp_path / "afile").write_text("mine")
+    under_a_file = runner.invoke(app, ["export", str(trained_run), "-o", str(tmp_path / "afile" / "x" / "m.onnx")])
+    assert under_a_file.exit_code == 2 and f"{tmp_path / 'afile'} is a file" in under_a_file.stderr

@@ -219,15 +219,16 @@ def _variant(
 
 def _check_target(path: Path) -> None:
     """Refuse, before any work, a target that is a folder, not ``.onnx``, or in a folder that cannot be written
-    (tried by writing there, so a read-only file system is found too)."""
+    (tried by writing there, so a read-only file system is found too). Missing folders on the way are created when
+    the files are written, so the nearest one that exists is tried instead."""
     if path.is_dir():
         raise AetoolError(f"cannot export to {path}: it is a folder; name the file, e.g. {path / 'model.onnx'}")
     if path.suffix != ".onnx":
         raise AetoolError(f"cannot export to {path}: the file name must end in .onnx")
-    if not path.parent.is_dir():
-        problem = "is a file" if path.parent.exists() else "does not exist"
-        raise AetoolError(f"cannot export to {path}: {path.parent} {problem}")
-    check_writable(path)
+    existing = next(folder for folder in path.parents if folder.exists())
+    if not existing.is_dir():
+        raise AetoolError(f"cannot export to {path}: {existing} is a file")
+    check_writable(existing / path.name)
 
 
 def _export(
@@ -342,9 +343,26 @@ def _export(
         checked_in=check_record(result.checked_in[path]),
     )
     metadata.write(proto, props | scored)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise AetoolError(f"cannot create {path.parent}: {err.strerror or err}") from None
     write_files({where: partial(onnx.save_model, file, save_as_external_data=False) for where, file in files.items()})
     echo("wrote " + ", ".join(str(p) for p in result.paths))
+    stale = _remove_stale_siblings(path, written=set(files))
+    if stale:
+        echo(f"removed {', '.join(str(p) for p in stale)}, left from an earlier export to {path.name}")
     return result
+
+
+def _remove_stale_siblings(path: Path, *, written: set[Path]) -> list[Path]:
+    """Delete the decoder and variant files an earlier export to ``path`` wrote and this one did not (an old int8
+    file would pair with the new decoder): one export, one set of files. Returns what was removed."""
+    siblings = [contract.decoder_path(path), *(contract.variant_path(path, p) for p in contract.PRECISIONS)]
+    stale = [sibling for sibling in siblings if sibling not in written and sibling.is_file()]
+    for sibling in stale:
+        sibling.unlink()
+    return stale
 
 
 def export_model(

@@ -93,8 +93,10 @@ def _download(dataset: str, split: str) -> tuple[np.ndarray, np.ndarray]:
     try:
         loaded = cls(str(DOWNLOAD_ROOT), train=split == "train", download=True)
     except (OSError, RuntimeError) as err:
+        # torchvision's message lists every mirror it tried, a line each, with their errors: keep the last error
+        lines = [line.strip() for line in str(err).splitlines() if line.strip()] or [type(err).__name__]
         raise DataError(
-            f"cannot download {dataset} ({err}); pass --data-dir or set {DATA_DIR_ENV} to a folder of IDX files"
+            f"cannot download {dataset} ({lines[-1]}); pass --data-dir or set {DATA_DIR_ENV} to a folder of IDX files"
         ) from None
     return loaded.data.numpy(), loaded.targets.numpy()
 
