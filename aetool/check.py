@@ -132,11 +132,18 @@ def _onnxruntime(path: Path, input_name: str, outputs: list[str]) -> Runner:
 
 
 def _reference(path: Path, input_name: str, outputs: list[str]) -> Runner:
-    """onnx's reference evaluator: every operator in plain numpy, as the ONNX specification defines it."""
+    """onnx's reference evaluator: every operator in plain numpy, as the ONNX specification defines it. numpy's
+    floating-point warnings are silenced: an fp16 ``Sigmoid`` overflows ``exp`` to inf for large negative inputs
+    and rightly gives 0, which numpy would report as a bare "overflow encountered in exp" line."""
     from onnx.reference import ReferenceEvaluator
 
     evaluator = ReferenceEvaluator(str(path))
-    return lambda x: dict(zip(outputs, evaluator.run(outputs, {input_name: x}), strict=True))
+
+    def run(x: np.ndarray) -> Outputs:
+        with np.errstate(all="ignore"):
+            return dict(zip(outputs, evaluator.run(outputs, {input_name: x}), strict=True))
+
+    return run
 
 
 def _opencv(engine: int | None) -> Callable[[Path, str, list[str]], Runner]:

@@ -167,3 +167,28 @@ def test_info_shows_the_target_its_operators_and_where_the_export_ran_the_file()
         "openvino",
     }
     assert json.loads(invoke("info", "deep", "--json").stdout)["target"] is None  # exported before targets
+
+
+@pytest.mark.skipif(importlib.util.find_spec("onnx") is None, reason="the ONNX reference evaluator comes with onnx")
+def test_the_reference_evaluator_runs_an_fp16_sigmoid_that_overflows_exp_without_a_warning(tmp_path):
+    import warnings
+
+    from onnx import TensorProto, helper, save_model
+
+    nodes = [
+        helper.make_node("Cast", ["x"], ["half"], to=TensorProto.FLOAT16),
+        helper.make_node("Sigmoid", ["half"], ["squashed"]),
+        helper.make_node("Cast", ["squashed"], ["y"], to=TensorProto.FLOAT),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "fp16_sigmoid",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3])],
+    )
+    save_model(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "half.onnx")
+    run = check._reference(tmp_path / "half.onnx", "x", ["y"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numpy's "overflow encountered in exp" would raise here
+        outputs = run(np.array([[-20.0, 0.0, 20.0]], np.float32))
+    np.testing.assert_array_equal(outputs["y"], [[0.0, 0.5, 1.0]])
