@@ -439,6 +439,13 @@ def _changes(outcome: Outcome, channels: int | None) -> list[tuple[str, str]]:
                 f"{outcome.converted} for the model, which takes {kind} images; the output is {kind}",
             )
         )
+    if outcome.inverted:
+        changes.append(
+            (
+                "inverted (dark on light) and back",
+                "dark on light: inverted for the model's white-on-black world and the output back (--no-invert: not)",
+            )
+        )
     if outcome.resized and outcome.input_size and outcome.fitted_size:
         (width, height), (fit_width, fit_height) = outcome.input_size, outcome.fitted_size
         changes.append(
