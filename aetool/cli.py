@@ -10,6 +10,7 @@ success, 1 some inputs failed, 2 usage or setup error, 3 a run that did not lear
 from __future__ import annotations
 
 import json
+import re
 import sys
 import time
 import warnings
@@ -458,6 +459,14 @@ def _changes(outcome: Outcome, channels: int | None) -> list[tuple[str, str]]:
     return changes
 
 
+def _dimension(dim: int | str | None) -> str:
+    """A tensor dimension as ``info`` shows it: a number, a name the exporter gave (``N``, ``4*h``), or ``?`` for
+    an unnamed one (None, or a symbol PyTorch's exporter made up, such as ``s39``)."""
+    if dim is None or (isinstance(dim, str) and re.fullmatch(r"s\d+", dim)):
+        return "?"
+    return str(dim)
+
+
 def _progress(outcomes: Iterable, total: int, show: bool) -> Iterable:
     """A progress bar on stderr around ``outcomes`` when there are many and stderr is a terminal."""
     if not show:
@@ -879,7 +888,7 @@ def info(
         )
         for title, tensors in (("inputs", record.inputs), ("outputs", record.outputs)):
             for i, tensor in enumerate(tensors):
-                shape = "×".join(str(d) for d in tensor.shape)
+                shape = "×".join(_dimension(d) for d in tensor.shape)
                 typer.echo(f"{title if i == 0 else '':9}{tensor.name:18}{tensor.type:9}{shape}")
         ok = record.contract == "ok"
         version = f" (version {record.contract_version})" if record.contract_version else ""

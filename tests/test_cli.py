@@ -462,3 +462,10 @@ def test_noise_levels_that_mean_nothing_are_one_line_exit_2(cli, ring, mnist_dir
     result = cli(*args, "--data-dir", str(mnist_dir)) if args[0] == "evaluate" else cli(*args)
     assert result.exit_code == 2 and result.stdout == "" and len(result.stderr.splitlines()) == 1
     assert "noise level" in result.stderr and not list(Path().glob("*.noisy.png"))
+
+
+def test_info_shows_a_dimension_the_exporter_left_unnamed_as_a_question_mark(cli):
+    from aetool.runtime.registry import BUNDLED_DIR
+
+    text = cli("info", str(BUNDLED_DIR / "conv-unpool.onnx")).stdout  # its code's height and width: s39, s94
+    assert "N×1×4*h×4*w" in text and "N×16×?×?" in text and "s39" not in text
