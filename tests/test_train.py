@@ -123,7 +123,8 @@ def test_bad_settings_are_refused():
 def test_a_config_takes_the_models_defaults_and_pca_needs_none():
     deep = TrainConfig("deep")
     assert (deep.epochs, deep.lr, deep.loss) == (40, 3e-3, "bce")
-    assert TrainConfig("conv-unpool").lr == 3e-3 and TrainConfig("ae64").lr == 1e-3
+    assert TrainConfig("conv-unpool").lr == 5e-3 and TrainConfig("conv-deconv").lr == 3e-3
+    assert TrainConfig("ae64").lr == 1e-3
     assert TrainConfig("sparse").l1 == 0.01 and TrainConfig("denoise-dense").noise == 0.5
     pca = TrainConfig("pca")  # a config of its own defaults is valid
     assert pca.epochs == 0 and pca.lr is None and pca.batch_size is None
