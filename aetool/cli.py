@@ -1123,14 +1123,14 @@ def size_torch_threads() -> int:
     return cores
 
 
+DEFAULT_SOURCES = ("DEFAULT", "DEFAULT_MAP")  # a parameter the user left alone
+TRAIN_OPTION = {"noise_mix": "noise"}  # a TrainConfig setting → the train option it comes from, where they differ
+
+
 def _given_options(ctx: typer.Context) -> set[str]:
     """The parameters of a command given on its command line or through the environment, not left at default."""
     sources = {name: ctx.get_parameter_source(name) for name in ctx.params}  # click's ParameterSource, or None
     return {name for name, source in sources.items() if source is not None and source.name not in DEFAULT_SOURCES}
-
-
-DEFAULT_SOURCES = ("DEFAULT", "DEFAULT_MAP")  # a parameter the user left alone
-TRAIN_OPTION = {"noise_mix": "noise"}  # a TrainConfig setting → the train option it comes from, where they differ
 
 
 def _resumed_settings(settings: dict[str, Any], run_dir: Path, *, given: set[str]) -> dict[str, Any]:
