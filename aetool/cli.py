@@ -1257,7 +1257,13 @@ def train(
         str | None,
         typer.Option("--output", "-o", help="Run folder (default: runs/MODEL).", metavar="DIR", show_default=False),
     ] = None,
-    resume: Annotated[bool, typer.Option(help="Continue the run in the run folder from its last epoch.")] = False,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            help="Continue the run in the run folder from its last epoch, with its own settings for every option "
+            "left out."
+        ),
+    ] = False,
     force: Annotated[bool, typer.Option(help="Start over even if the run folder holds a run.")] = False,
     export: Annotated[bool, typer.Option(help="Export a verified model.onnx into the run folder at the end.")] = True,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
