@@ -6,9 +6,11 @@ Per model, set-ups train side by side on the same random batches of 128 (the def
 registry loss: ``before`` (weights and images in the default NCHW layout, Adam's for-each kernel, PyTorch's
 ``binary_cross_entropy``) and ``trainer`` (what :class:`aetool.train.loop.Trainer` does: ``channels_last`` for a
 convolutional model, fused Adam, ``losses.BinaryCrossEntropy``); for a BCE model also ``trainer, torch BCE`` (the
-trainer's layout and Adam with PyTorch's loss), which parts the loss's share from the rest. Rounds alternate
-their order, so load from other processes falls on both alike; the median step of each and the ratios are
-printed. glibc keeps freed memory for reuse in all (``keep_freed_memory``, as ``train`` sets it).
+trainer's layout and Adam with PyTorch's loss), which parts the loss's share from the rest, and whether the two
+end at bit-identical weights after the same steps. Rounds alternate their order, so load from other processes
+falls on both alike; the median step of each and the ratios are printed. glibc keeps freed memory for reuse in all
+(``keep_freed_memory``, as ``train`` sets it). Last, the BCE loss alone (forward and backward on a batch's sigmoid
+outputs): PyTorch's ``binary_cross_entropy`` against ``losses.BinaryCrossEntropy``, in the same alternating rounds.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from collections.abc import Callable
+from functools import partial
 
 import aetool  # noqa: F401  first: it sets OMP_WAIT_POLICY by the load, read when torch loads OpenMP
 
@@ -25,7 +29,7 @@ import torch.nn.functional as F
 
 from aetool.models import REGISTRY, build_model
 from aetool.runtime.cpu import keep_freed_memory
-from aetool.train.losses import reconstruction_loss
+from aetool.train.losses import BinaryCrossEntropy, reconstruction_loss
 
 BATCH = 128
 
@@ -54,8 +58,21 @@ class Setup:
         self.optimizer.step()
 
 
-def compare(name: str, rounds: int, steps: int) -> dict[str, float]:
-    """Median seconds a step of each set-up, over ``rounds`` alternating rounds of ``steps`` steps."""
+def alternating(calls: dict[str, Callable[[], object]], rounds: int, steps: int) -> dict[str, float]:
+    """Median seconds a call of each, over ``rounds`` rounds of ``steps`` calls whose order alternates."""
+    times: dict[str, list[float]] = {label: [] for label in calls}
+    for round_ in range(rounds):
+        for label in list(calls) if round_ % 2 == 0 else list(calls)[::-1]:
+            for _ in range(steps):
+                start = time.perf_counter()
+                calls[label]()
+                times[label].append(time.perf_counter() - start)
+    return {label: statistics.median(t) for label, t in times.items()}
+
+
+def compare(name: str, rounds: int, steps: int) -> tuple[dict[str, float], bool | None]:
+    """Median seconds a step of each set-up, over ``rounds`` alternating rounds of ``steps`` steps, and whether the
+    trainer ends at the weights it ends at with PyTorch's BCE (None for an MSE model)."""
     conv = build_model(name).multiple_of is not None
     setups = {
         "before": Setup(name, channels_last=False, fused=False, torch_loss=True),
@@ -67,14 +84,26 @@ def compare(name: str, rounds: int, steps: int) -> dict[str, float]:
     for setup in setups.values():  # warm-up: first calls allocate and pick kernels
         for _ in range(3):
             setup.step(images)
-    times: dict[str, list[float]] = {label: [] for label in setups}
-    for round_ in range(rounds):
-        for label in list(setups) if round_ % 2 == 0 else list(setups)[::-1]:
-            for _ in range(steps):
-                start = time.perf_counter()
-                setups[label].step(images)
-                times[label].append(time.perf_counter() - start)
-    return {label: statistics.median(t) for label, t in times.items()}
+    medians = alternating({label: partial(setup.step, images) for label, setup in setups.items()}, rounds, steps)
+    torch_bce = setups.get("trainer, torch BCE")
+    if torch_bce is None:
+        return medians, None
+    pairs = zip(setups["trainer"].net.state_dict().values(), torch_bce.net.state_dict().values(), strict=True)
+    return medians, all(torch.equal(ours, theirs) for ours, theirs in pairs)
+
+
+def bce_alone(rounds: int, steps: int) -> dict[str, float]:
+    """Median seconds of the BCE's forward and backward on a batch's sigmoid outputs, PyTorch's and aetool's."""
+    logits = torch.randn(BATCH, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    targets = torch.rand(BATCH, 1, 28, 28, generator=torch.Generator().manual_seed(1))
+
+    def call(loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> None:
+        loss(torch.sigmoid(logits.requires_grad_()), targets).backward()
+
+    calls = {"torch": partial(call, F.binary_cross_entropy), "aetool": partial(call, BinaryCrossEntropy.apply)}
+    for run in calls.values():
+        run()
+    return alternating(calls, rounds, steps)
 
 
 def main() -> None:
@@ -87,19 +116,25 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {BATCH}")
     print(
         "| model | loss | before ms/step | trainer, torch BCE ms/step | trainer ms/step | speed-up | of which the loss |"
-        "\n|---|---|---:|---:|---:|---:|---:|"
+        " same weights |\n|---|---|---:|---:|---:|---:|---:|---|"
     )
     for name in args.models:
-        medians = compare(name, args.rounds, args.steps)
+        medians, same = compare(name, args.rounds, args.steps)
         before, after = medians["before"] * 1e3, medians["trainer"] * 1e3
         torch_bce = medians.get("trainer, torch BCE")
         middle = f"{torch_bce * 1e3:.2f}" if torch_bce else "—"
         of_loss = f"{torch_bce / medians['trainer']:.2f}×" if torch_bce else "—"
         loss = REGISTRY[name].train.get("loss", "mse")
+        weights = "—" if same is None else ("bit-identical" if same else "differ")
         print(
-            f"| {name} | {loss} | {before:.2f} | {middle} | {after:.2f} | {before / after:.2f}× | {of_loss} |",
+            f"| {name} | {loss} | {before:.2f} | {middle} | {after:.2f} | {before / after:.2f}× | {of_loss} | {weights} |",
             flush=True,
         )
+    alone = bce_alone(args.rounds, 10 * args.steps)
+    print(
+        f"\nBCE alone, forward and backward on {BATCH}×1×28×28 sigmoid outputs: PyTorch's {alone['torch'] * 1e3:.3f} ms, "
+        f"aetool's {alone['aetool'] * 1e3:.3f} ms ({alone['torch'] / alone['aetool']:.2f}×)"
+    )
 
 
 if __name__ == "__main__":
