@@ -1142,10 +1142,8 @@ def _resumed_settings(settings: dict[str, Any], run_dir: Path, *, given: set[str
     folder = RunFolder.at(run_dir)
     try:
         stored = folder.stored_config() if folder.metrics.is_file() else None
-        recorded = TrainConfig.from_dict(stored).to_dict() if stored is not None else None
+        recorded = TrainConfig.from_dict(stored).to_dict() if stored is not None else {}
     except (AetoolError, ValueError, TypeError):
-        return settings
-    if recorded is None:
         return settings
     return {
         key: value if TRAIN_OPTION.get(key, key) in given else recorded.get(key, value)

@@ -85,16 +85,14 @@ def main() -> None:
             calls[f"{i}"] = product_call(node, weights, args.batch, inner, args.threads)
         times = bench.interleaved(calls, plan)
         peak = bench.SGEMM_FLOPS / min(times["sgemm"]) / 1e9
-        alone = 0.0
+        alone = flops = 0.0
         for i, (_, _, inner, width) in enumerate(found):
-            seconds = statistics.median(times[f"{i}"])
-            flops = 2 * args.batch * inner * width
-            alone += seconds
-            rate = flops / seconds / 1e9
+            seconds, product = statistics.median(times[f"{i}"]), 2 * args.batch * inner * width
+            alone, flops = alone + seconds, flops + product
+            rate = product / seconds / 1e9
             print(
                 f"| {name} | {args.batch} × {inner} × {width} | {seconds * 1e3:.3f} | {rate:.0f} | {100 * rate / peak:.1f} % |"
             )
-        flops = sum(2 * args.batch * inner * width for _, _, inner, width in found)
         model_seconds = statistics.median(times["model"])
         summary.append((name, flops, alone, model_seconds, peak, bench.load_average()))
     print(
