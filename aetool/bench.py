@@ -88,9 +88,9 @@ def image_size(model: Model, size: tuple[int, int] | None) -> tuple[int, int]:
     return chosen
 
 
-def random_images(batch: int, size: tuple[int, int], *, seed: int = 0) -> np.ndarray:
-    """N×1×H×W float32 in [0, 1]: the dense kernels these models run on take as long whatever the pixels."""
-    return np.random.default_rng(seed).random((batch, 1, *size), dtype=np.float32)
+def random_images(batch: int, size: tuple[int, int], *, channels: int = 1, seed: int = 0) -> np.ndarray:
+    """N×C×H×W float32 in [0, 1]: the dense kernels these models run on take as long whatever the pixels."""
+    return np.random.default_rng(seed).random((batch, channels, *size), dtype=np.float32)
 
 
 def ort_backend(model: Model) -> Backend:
@@ -235,12 +235,13 @@ def interleaved(calls: dict[str, Call], plan: Plan) -> dict[str, tuple[float, ..
 
 
 def measure(
-    backends: dict[str, Backend], batch_sizes: Sequence[int], size: tuple[int, int], plan: Plan
+    backends: dict[str, Backend], batch_sizes: Sequence[int], size: tuple[int, int], plan: Plan, *, channels: int = 1
 ) -> dict[int, dict[str, Timing]]:
-    """Time every backend on the same random images at each batch size: ``{batch: {backend: Timing}}``."""
+    """Time every backend on the same random ``channels``-channel images at each batch size:
+    ``{batch: {backend: Timing}}``."""
     results = {}
     for batch in batch_sizes:
-        images = random_images(batch, size)
+        images = random_images(batch, size, channels=channels)
         seconds = interleaved({name: bind(images) for name, bind in backends.items()}, plan)
         results[batch] = {name: Timing(batch, t) for name, t in seconds.items()}
     return results
@@ -374,7 +375,7 @@ def run(
     model.reconstruct(np.zeros((1, model.input_spec.channels, *size), np.float32))
     before = load_average()
     try:
-        timings = measure(backends, batch_sizes, size, plan)
+        timings = measure(backends, batch_sizes, size, plan, channels=model.input_spec.channels)
     except ort_errors() as err:
         raise ModelFileError(
             f"{model.path.name} failed on random {size[0]}×{size[1]} images: {first_line(err)}"
@@ -409,7 +410,8 @@ def run(
 
 
 def tensor_shapes(path: str | Path, size: tuple[int, int]) -> dict[str, list[int]]:
-    """The shape of every tensor of the graph for one 1×1×H×W image, from one onnxruntime run exposing them all.
+    """The shape of every tensor of the graph for one 1×C×H×W image (C as the graph's input declares, else 1),
+    from one onnxruntime run exposing them all.
 
     Static shape inference cannot follow shapes computed at run time (Shape → Reshape, as in the exporter's
     single-output conv); a run can.
@@ -425,10 +427,12 @@ def tensor_shapes(path: str | Path, size: tuple[int, int]) -> dict[str, list[int
     options.intra_op_num_threads = usable_cores()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # keep every tensor
     session = ort.InferenceSession(model.SerializeToString(), options, providers=[CPU])
-    values = session.run(None, {graph.input[0].name: np.zeros((1, 1, *size), np.float32)})
+    dims = graph.input[0].type.tensor_type.shape.dim
+    image = [1, (dims[1].dim_value if len(dims) > 1 else 0) or 1, *size]
+    values = session.run(None, {graph.input[0].name: np.zeros(image, np.float32)})
     shapes = {info.name: list(value.shape) for info, value in zip(session.get_outputs(), values, strict=True)}
     shapes.update({tensor.name: list(tensor.dims) for tensor in graph.initializer})
-    shapes[graph.input[0].name] = [1, 1, *size]
+    shapes[graph.input[0].name] = image
     return shapes
 
 

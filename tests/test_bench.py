@@ -60,6 +60,15 @@ def test_json_has_a_record_per_batch_size(toy_dir):
         assert "speedup_vs_torch" not in row
 
 
+@pytest.mark.parametrize("name", ["rgb-conv.onnx", "rgb-dense.onnx"])
+def test_a_colour_model_is_timed_on_colour_images(toy_dir, name):
+    result = invoke("--model", str(toy_dir / name), "--batch-sizes", "2", "--json", *FAST)
+    assert result.exit_code == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["results"][0]["ort_ms"] > 0
+    assert summary["flops_per_image"] in (None, 0)  # identity graphs; None without onnx (the base install)
+
+
 def test_table_names_provider_threads_and_each_batch_size(toy_dir):
     result = invoke("--model", str(toy_dir / "conv.onnx"), "--size", "32x48", "--threads", "2", *FAST)
     assert result.exit_code == 0, result.stderr
