@@ -298,6 +298,28 @@ def test_evaluate_anomaly_on_idx_digits_folders_and_labelled_folders(one_class, 
     assert labelled.exit_code == 0 and labelled.stdout.split(",")[0] == folders.stdout.split(",")[0]
 
 
+def test_evaluate_anomaly_leaves_out_and_lists_images_outside_the_class_subfolders(one_class, digits, tmp_path):
+    model = str(one_class[1].export.path)
+    labelled = tmp_path / "labelled"
+    for side in ("normal", "anomalous"):
+        for image in (digits / side).iterdir():
+            save(labelled / side / image.name, read(image))
+    save(labelled / "loose.png", read(next((digits / "normal").iterdir())))
+    args = ["evaluate", "--anomaly", "-m", model, "--data", str(labelled), "--classes", "normal", "--json"]
+    result = runner.invoke(app, args)
+    record = json.loads(result.stdout)
+    counts = [len(list((digits / side).iterdir())) for side in ("normal", "anomalous")]
+    assert result.exit_code == 1 and [record["n_normal"], record["n_anomalous"]] == counts
+    assert "loose.png: in no subfolder of --data, so it has no class label" in result.stderr
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+def test_detect_refuses_a_threshold_that_is_not_finite(digits, real_models, value):
+    argv = ["detect", str(digits / "normal"), "-m", str(real_models["deep"]), "--threshold", value]
+    result = runner.invoke(app, argv)
+    assert result.exit_code == 2 and "--threshold takes a finite number" in result.stderr and result.stdout == ""
+
+
 def test_evaluate_anomaly_names_why_a_side_could_not_be_scored(one_class, digits, tmp_path):
     model = str(one_class[1].export.path)
     save(tmp_path / "big" / "a.png", np.zeros((40, 40), np.uint8))

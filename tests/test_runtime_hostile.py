@@ -236,6 +236,16 @@ def test_timeout_option_exits_124_in_one_line(cli, tmp_path):
     assert "--timeout" in result.stderr and not (tmp_path / "ring.denoised.png").exists()
 
 
+def test_detect_stops_at_its_timeout_with_exit_124_as_the_image_commands_do(cli, tmp_path):
+    (tmp_path / "loop.onnx").write_bytes(loop_forever())
+    for name in ("ring.png", "second.png"):
+        save(tmp_path / name, digit())
+    images = [str(tmp_path / "ring.png"), str(tmp_path / "second.png")]
+    result = cli("detect", *images, "--model", str(tmp_path / "loop.onnx"), "--timeout", "0.3", "--json")
+    assert result.exit_code == 124 and len(result.stderr.strip().splitlines()) == 1
+    assert "--timeout" in result.stderr and result.stdout == ""
+
+
 # ---- 5. memory at load ----
 
 

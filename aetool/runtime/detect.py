@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from aetool.errors import AetoolError, DataError, ModelFileError
+from aetool.errors import AetoolError, DataError, ModelFileError, TimedOut
 from aetool.runtime import anomaly, contract, images
 from aetool.runtime.batch import Outcome, Ready, Reconstruct, read_chunks
 from aetool.runtime.files import Failure, Input, Job, collect_set, plan, write_files
@@ -87,6 +87,10 @@ class Detector:
     """A model file as an anomaly detector (see the module's docstring); ``threshold`` overrides the file's."""
 
     def __init__(self, model: Model, *, threshold: float | None = None) -> None:
+        """Raises ``AetoolError`` for a ``threshold`` that is not a finite number, ``ModelFileError`` for a broken
+        detector record."""
+        if threshold is not None and not math.isfinite(threshold):
+            raise AetoolError(f"--threshold takes a finite number; got {threshold}")
         self.model = model
         self.spec = read_spec(model)
         self.threshold = threshold if threshold is not None else self.spec.threshold if self.spec else None
@@ -235,6 +239,8 @@ def detect(
             started = time.perf_counter()
             try:
                 scored = detector.run(np.stack([item.prepared.pixels for _, item in group]))
+            except TimedOut:  # a model past --timeout stops the command, as for the image commands
+                raise
             except AetoolError as err:
                 results.update((index, Detection(item.job.label, error=str(err))) for index, item in group)
                 continue
@@ -436,20 +442,24 @@ def evaluate_labelled(
     detector: Detector, data: str, *, classes: Sequence[str], invert: bool | None = None, resize: bool = False
 ) -> AnomalyEvaluation:
     """Score the images of a folder whose first-level subfolders are their labels (``test/good/``,
-    ``test/scratch/``…), those of ``classes`` normal. Raises as :func:`evaluate_folders` does."""
+    ``test/scratch/``…), those of ``classes`` normal. Images directly in ``data``, in no subfolder, have no label:
+    they are listed in ``failed`` and left out. Raises as :func:`evaluate_folders` does."""
     started = time.perf_counter()
-    found = _found(data, "--data")
+    failed: list[Failure] = []
     labels = Counter[str]()
-    is_anomaly = []
-    for item in found:
+    found, is_anomaly = [], []
+    for item in _found(data, "--data"):
         label = _label(item)
         labels[label] += 1
+        if not label:
+            failed.append(Failure(item.label, "in no subfolder of --data, so it has no class label"))
+            continue
+        found.append(item)
         is_anomaly.append(label not in classes)
     if not set(classes) & set(labels):
         named = sorted(label for label in labels if label)
         has = f"it has {', '.join(named)}" if named else "it has no subfolders, whose names would label the images"
         raise DataError(f"no image of {data} is in a subfolder {' or '.join(classes)}; {has}")
-    failed: list[Failure] = []
     scores = np.array(_scores_of(detector, found, failed, invert=invert, resize=resize))
     normal = f"class {','.join(classes)}"
     return measure(detector, scores, np.array(is_anomaly), data=data, normal=normal, started=started, failed=failed)
