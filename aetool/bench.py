@@ -348,8 +348,9 @@ def run(
     """Time ``model`` at each batch size on random images of ``size`` (default: the model's), beside ``eager`` and
     ``peer`` (where it can run the file).
 
-    Raises ``AetoolError`` for a batch over the page limit or a run of another model, ``ModelFileError`` when
-    onnxruntime fails on the images, ``TimedOut`` when a first call runs past the model's ``timeout``.
+    Raises ``AetoolError`` for a batch over the page limit, a run of another model or a detector file beside
+    ``eager``, ``ModelFileError`` when onnxruntime fails on the images, ``TimedOut`` when a first call runs past the
+    model's ``timeout``.
     """
     import onnxruntime
 
@@ -365,6 +366,11 @@ def run(
         if eager.name != model.name:
             raise AetoolError(
                 f"the run trained {eager.name} but {model.path.name} is {model.name}; compare a model with its own run"
+            )
+        if contract.ANOMALY in model.metadata:
+            raise AetoolError(
+                f"{model.path.name} is an anomaly detector: onnxruntime would run its score head too, PyTorch eager "
+                f"only the autoencoder; --compare-torch a plain export of the run (aetool export RUN -o plain.onnx)"
             )
         backends["torch"] = eager
     if peer is not None and peer.backend is not None:

@@ -355,6 +355,13 @@ def test_an_uncalibrated_model_needs_classes(real_models, data_dir):
     assert result.exit_code == 2 and "pass --classes" in result.output
 
 
+def test_bench_refuses_to_set_a_detector_beside_its_autoencoder_in_pytorch(one_class):
+    run, calibration = one_class
+    argv = ["bench", "--model", str(calibration.export.path), "--compare-torch", str(run), "--seconds", "0.02"]
+    result = runner.invoke(app, argv)
+    assert result.exit_code == 2 and "is an anomaly detector" in result.stderr and "plain export" in result.stderr
+
+
 def test_export_anomaly_writes_no_variants(one_class):
     result = runner.invoke(app, ["export", str(one_class[0]), "--anomaly", "--int8"])
     assert result.exit_code == 2 and "fp32 only" in result.output
