@@ -1330,8 +1330,9 @@ def train(
         result = run_training(config, run_dir=run_dir, resume=resume, force=force, progress=not quiet, echo=note)
         if not result.is_main:
             return
+        epochs = result.history[-1]["epoch"]
         note(
-            f"{model}: test MSE {result.test_mse:.5f} after {result.history[-1]['epoch']} epochs "
+            f"{model}: test MSE {result.test_mse:.5f} after {epochs} epoch{'s' * (epochs != 1)} "
             f"in {result.seconds:.0f} s → {result.run_dir}"
         )
         if result.trivial and not allow_trivial:
@@ -1627,12 +1628,18 @@ def report(
 ) -> None:
     """Reproduce every experiment of the report: figures, tables and our numbers beside the report's."""
     _need_train_extra("report")
+    if anomaly and output == Path("report"):
+        output = output / "anomaly"
+    with reporting():
+        from aetool.runtime.files import check_folder
+
+        check_folder(output)  # before the training, whose page comes last
     if anomaly:
         with reporting():
             from aetool.report.oneclass import build_oneclass_report
 
             index, _ = build_oneclass_report(
-                output / "anomaly" if output == Path("report") else output,
+                output,
                 data_dir=data_dir,
                 runs=runs or Path("runs/quick/oneclass" if quick else "runs/oneclass"),
                 classes=(0, 1) if quick else tuple(range(10)),

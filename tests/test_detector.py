@@ -392,6 +392,8 @@ def test_the_one_class_page_tables_figures_and_numbers(data_dir, tmp_path):
     assert all(0 <= c["auroc"] <= 100 and c["seconds"]["train"] > 0 for c in numbers["classes"])
     page = (tmp_path / "page" / "README.md").read_text()
     assert "One-Class Deep SVDD" in page and "figures/mnist-heatmaps.png" in page and index.is_file()
+    assert "MSE, 1 epoch, 20 % of the class held out" in page  # the runs' own settings
+    assert "The bar of 97.0 % is for the mean over all 10 classes." in page  # two classes are not judged
     assert read(tmp_path / "page" / "figures" / "mnist-histograms.png").ndim == 3
     again = build_oneclass_report(tmp_path / "page", **options, **QUIET)[1]
     assert [r.trained_now for r in again] == [False, False] and again[0].auroc == results[0].auroc

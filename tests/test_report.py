@@ -222,3 +222,16 @@ def test_runs_trained_with_other_settings_are_not_trained_over_without_retrain(r
         build_report(tmp_path / "full", runs=report["runs"], data_dir=str(report["data"]), progress=False)
     assert not (tmp_path / "full").exists()
     assert checkpoints == {name: (report["runs"] / name / CHECKPOINT).stat().st_mtime_ns for name in REPORT_MODELS}
+
+
+@pytest.mark.parametrize("kind", [[], ["--anomaly"]])
+def test_report_refuses_an_output_folder_it_cannot_make_before_any_training(tmp_path, kind):
+    from conftest import cli_runner
+
+    from aetool.cli import app
+
+    (tmp_path / "afile").write_text("mine")
+    args = ["report", "--quick", *kind, "-o", str(tmp_path / "afile" / "page"), "--runs", str(tmp_path / "runs")]
+    result = cli_runner().invoke(app, [*args, "--data-dir", str(write_dataset(tmp_path / "data"))])
+    assert result.exit_code == 2 and f"{tmp_path / 'afile'} is a file" in result.stderr
+    assert len(result.stderr.splitlines()) == 1 and not (tmp_path / "runs").exists()

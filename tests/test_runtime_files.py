@@ -231,3 +231,23 @@ def test_a_write_error_names_the_file_a_temporary_stands_for():
     err = OSError(30, "Read-only file system", "/mnt/ro/.model.onnx.ab12cd34.part")
     assert os_reason(err) == "Read-only file system: /mnt/ro/model.onnx"
     assert os_reason(OSError(13, "Permission denied", "/home/u/.config")) == "Permission denied: /home/u/.config"
+
+
+def test_a_file_in_the_way_of_an_output_folder_is_named_as_such(tmp_path):
+    (tmp_path / "afile").write_text("mine")
+    with pytest.raises(AetoolError, match=r"cannot write .*out\.png: Not a directory: .*afile$"):
+        files.write_files({tmp_path / "afile" / "sub" / "out.png": b"x"})
+    with pytest.raises(AetoolError, match=r"cannot write into .*afile/sub: .*afile is a file"):
+        files.check_folder(tmp_path / "afile" / "sub")
+    with pytest.raises(AetoolError, match=r"afile is a file"):
+        files.check_folder(tmp_path / "afile")
+    files.check_folder(tmp_path / "new" / "folder")  # missing folders are fine: they are made when written
+    assert (tmp_path / "afile").read_text() == "mine" and not (tmp_path / "new").exists()
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_a_folder_that_cannot_be_written_is_found_before_the_work(tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    with pytest.raises(AetoolError, match=r"cannot write into .*locked/page: Permission denied \(in .*locked\)"):
+        files.check_folder(locked / "page")

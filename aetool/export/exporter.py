@@ -36,7 +36,7 @@ from aetool.export.scores import DETECTOR_OPS, Detector
 from aetool.export.variants import TestSet, VariantReport
 from aetool.models import Autoencoder, ConvAE
 from aetool.runtime import contract
-from aetool.runtime.files import check_writable, write_files
+from aetool.runtime.files import check_folder, write_files
 from aetool.runtime.idx import resolve_data_dir
 from aetool.runtime.noise import TEST_NOISE_SEED
 from aetool.train.data import ImageSet, find_images, load_training_data
@@ -225,10 +225,7 @@ def _check_target(path: Path) -> None:
         raise AetoolError(f"cannot export to {path}: it is a folder; name the file, e.g. {path / 'model.onnx'}")
     if path.suffix != ".onnx":
         raise AetoolError(f"cannot export to {path}: the file name must end in .onnx")
-    existing = next(folder for folder in path.parents if folder.exists())
-    if not existing.is_dir():
-        raise AetoolError(f"cannot export to {path}: {existing} is a file")
-    check_writable(existing / path.name)
+    check_folder(path.parent)
 
 
 def _export(

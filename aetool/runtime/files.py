@@ -3,6 +3,7 @@ input is never overwritten and no two inputs write the same file; writes atomic,
 
 from __future__ import annotations
 
+import errno
 import glob
 import os
 import re
@@ -181,7 +182,7 @@ def write_files(contents: Mapping[Path, Content]) -> None:
     current = None
     try:
         for current, content in contents.items():
-            current.parent.mkdir(parents=True, exist_ok=True)
+            _make_folder(current.parent)
             remove_stale_temporaries(current.parent)
             with interrupts_held():
                 handle, temporary = _create_temporary(current)
@@ -202,6 +203,16 @@ def write_files(contents: Mapping[Path, Content]) -> None:
                 temporary.unlink(missing_ok=True)
 
 
+def _make_folder(folder: Path) -> None:
+    """``folder`` and the folders missing on its way; ``NotADirectoryError`` naming a file that stands in the way
+    (``mkdir`` names the folder it could not make, and says "File exists" when the file is that folder)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        blocking = next((path for path in (folder, *folder.parents) if path.exists() and not path.is_dir()), folder)
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(blocking)) from None
+
+
 def _create_temporary(target: Path) -> tuple[int, Path]:
     """A new hidden file beside ``target`` (``.NAME.XXXXXXXX.part``), open for writing, and its path; raises
     ``OSError`` when the folder cannot be written."""
@@ -215,16 +226,36 @@ def _create_temporary(target: Path) -> tuple[int, Path]:
             continue
 
 
-def check_writable(target: Path) -> None:
-    """Raise ``AetoolError`` naming ``target`` when no file can be written beside it (a read-only file system, a
-    folder without write permission, no space), found by creating and removing one hidden temporary there."""
+def _cannot_write_in(folder: Path) -> str | None:
+    """Why no file can be written in ``folder`` (a read-only file system, no write permission, no space), found by
+    creating and removing one hidden temporary there; ``None`` when one can."""
     try:
         with interrupts_held():
-            handle, temporary = _create_temporary(target)
+            handle, temporary = _create_temporary(folder / "probe")
             os.close(handle)
             temporary.unlink()
     except OSError as err:
-        raise AetoolError(f"cannot write {target}: {err.strerror or err} (in {target.parent})") from None
+        return err.strerror or str(err)
+    return None
+
+
+def check_writable(target: Path) -> None:
+    """Raise ``AetoolError`` naming ``target`` when no file can be written beside it (see :func:`_cannot_write_in`)."""
+    reason = _cannot_write_in(target.parent)
+    if reason:
+        raise AetoolError(f"cannot write {target}: {reason} (in {target.parent})")
+
+
+def check_folder(folder: Path) -> None:
+    """Raise ``AetoolError`` naming ``folder`` when files could not be written into it, made with the folders
+    missing on its way: it or the nearest folder on its way that exists is a file, or nothing can be written
+    there. For a check before long work whose output comes last."""
+    existing = next(path for path in (folder, *folder.parents) if path.exists())
+    if not existing.is_dir():
+        raise AetoolError(f"cannot write into {folder}: {existing} is a file")
+    reason = _cannot_write_in(existing)
+    if reason:
+        raise AetoolError(f"cannot write into {folder}: {reason} (in {existing})")
 
 
 def remove_stale_temporaries(folder: Path, *, older_than: float = STALE_SECONDS) -> list[Path]:
