@@ -185,6 +185,14 @@ def test_write_errors_and_a_file_as_run_folder_are_one_line_exit_2(trained_run, 
     assert "Traceback" not in result.output and (tmp_path / "afile").read_text() == "mine"
 
 
+def test_training_lines_and_bar_go_to_stderr_unwrapped(data_dir, tmp_path):
+    args = ["train", "ae64", "--epochs", "1", "--lr", "1e-12", "--data-dir", str(data_dir), "--no-export"]
+    result = runner.invoke(app, [*args, "-o", str(tmp_path / "run")])
+    assert result.exit_code == 3 and result.stdout == ""
+    epoch = [line for line in result.stderr.splitlines() if line.startswith("epoch   1: ")]
+    assert len(epoch) == 1 and epoch[0].endswith("the model has learned nothing useful") and len(epoch[0]) > 80
+
+
 def test_a_run_that_learns_nothing_says_so_exits_3_and_is_not_exported(data_dir, tmp_path):
     args = ["train", "ae64", "--epochs", "1", "--lr", "1e-12", "--data-dir", str(data_dir), "--quiet"]
     result = runner.invoke(app, [*args, "-o", str(tmp_path / "stuck")])

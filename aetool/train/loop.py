@@ -21,6 +21,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from pytorch_msssim import ssim
+from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 from torch import nn
 
@@ -319,7 +320,7 @@ class Trainer:
         ddp = nn.parallel.DistributedDataParallel(self.net) if self.place.world > 1 else self.net
         show = progress and self.place.is_main
         with _progress_bar(show) as bar:
-            say = bar.console.print if show else echo
+            say = _printer(bar) if show else echo
             task = bar.add_task(
                 self.config.model, total=total_steps, completed=self.start_epoch * self.steps_per_epoch, status=""
             )
@@ -397,14 +398,21 @@ class Trainer:
         return record
 
 
+def _printer(bar: Progress) -> Echo:
+    """Print lines above the bar, as they are (no markup, no wrapping at the console's width)."""
+    return lambda message: bar.console.print(message, markup=False, highlight=False, soft_wrap=True)
+
+
 @contextmanager
 def _progress_bar(enabled: bool) -> Iterator[Progress]:
+    """The training bar, on standard error like every message (standard output stays free for data)."""
     with Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("{task.fields[status]}"),
         TimeRemainingColumn(),
+        console=Console(stderr=True),
         disable=not enabled,
         transient=False,
     ) as bar:
