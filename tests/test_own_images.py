@@ -67,6 +67,15 @@ def test_a_glob_and_a_validation_folder(digit_folder):
     assert all("/odd/" in name for name in data.train.names) and all("/even/" in name for name in data.test.names)
 
 
+def test_a_validation_folder_problem_is_named_as_the_val_data_option(digit_folder, tmp_path):
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "notes.png").write_text("not an image")
+    with pytest.raises(DataError, match=r"^--val-data .*bad: none of its 1 files is an image Pillow can read"):
+        load_training_data(quick("ae64", data=str(digit_folder), val_data=str(tmp_path / "bad")))
+    with pytest.raises(DataError, match=r"^--val-data .*missing"):
+        load_training_data(quick("ae64", data=str(digit_folder), val_data=str(tmp_path / "missing")))
+
+
 def test_colour_images_train_a_colour_conv_model_on_patches_and_export_contract_2(colour_folder, tmp_path):
     config = quick("conv-unpool", data=str(colour_folder), patch=16, noise=0.1)
     result = train(config, run_dir=tmp_path / "run", progress=False, echo=len)

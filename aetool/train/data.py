@@ -124,12 +124,13 @@ def load_images(dataset: str, split: str, *, data_dir: str | Path | None = None)
 # ---- a folder or glob of images ----
 
 
-def find_images(source: str) -> tuple[list[Path], Path]:
+def find_images(source: str, *, option: str = "--data") -> tuple[list[Path], Path]:
     """The image files of a folder (recursively) or a glob, sorted, and the folder labels are relative to.
 
-    Raises ``DataError`` when the path does not exist or the folder or pattern holds no image.
+    Raises ``DataError`` (naming ``option``, the command-line option that gave ``source``) when the path does not
+    exist or the folder or pattern holds no image.
     """
-    found = files.collect_set(source, named=f"--data {source}")
+    found = files.collect_set(source, named=f"{option} {source}")
     root = found[0].root if found[0].root is not None else Path(source).parent
     paths = [item.source for item in found if isinstance(item.source, Path)]
     return paths, root
@@ -157,15 +158,21 @@ def _label(path: Path, root: Path) -> str:
 
 
 def folder_images(
-    source: str, *, channels: int | None = None, size: tuple[int, int] | None = None, warn: bool = True
+    source: str,
+    *,
+    channels: int | None = None,
+    size: tuple[int, int] | None = None,
+    warn: bool = True,
+    option: str = "--data",
 ) -> ImageSet:
     """Every image of a folder (recursively) or glob, decoded once into uint8 with ``channels`` channels.
 
     ``channels`` None takes 3 when any image is in colour, else 1. ``size`` (height, width) resizes every image
     (for dense models). Unreadable files are skipped with a warning line each. Raises ``DataError`` when no image
-    is left or an image changes size between its header and its pixels.
+    is left or an image changes size between its header and its pixels; its messages name ``source`` as the
+    value of ``option``.
     """
-    paths, root = find_images(source)
+    paths, root = find_images(source, option=option)
     probed: list[tuple[Path, tuple[int, int, bool]]] = []
     for path in paths:
         try:
@@ -174,7 +181,7 @@ def folder_images(
             if warn:
                 warnings.warn(f"skipped {path}: {err}", UserWarning, stacklevel=2)
     if not probed:
-        raise DataError(f"--data {source}: none of its {len(paths)} files is an image Pillow can read")
+        raise DataError(f"{option} {source}: none of its {len(paths)} files is an image Pillow can read")
     colour = any(is_colour for _, (_, _, is_colour) in probed)
     if channels == 3 and not colour and warn:
         warnings.warn(f"{source} holds grey images only; they are replicated to 3 channels", UserWarning, stacklevel=2)
@@ -380,7 +387,11 @@ def load_training_data(config: TrainConfig) -> tuple[TrainingData, TrainConfig]:
             )
         if config.val_data:
             test = folder_images(
-                config.val_data, channels=train.channels, size=train.size if fixed else None, warn=False
+                config.val_data,
+                channels=train.channels,
+                size=train.size if fixed else None,
+                warn=False,
+                option="--val-data",
             )
         else:
             train, test = split_off(train, config.held_out, config.seed)
