@@ -877,7 +877,7 @@ def info(
 ) -> None:
     """Show a model file's inputs, outputs, metadata, parity record and decoder."""
     with reporting():
-        from aetool.runtime.describe import describe
+        from aetool.runtime.describe import DECODER, describe
 
         record = describe(model)
         if as_json:
@@ -890,11 +890,12 @@ def info(
             for i, tensor in enumerate(tensors):
                 shape = "×".join(_dimension(d) for d in tensor.shape)
                 typer.echo(f"{title if i == 0 else '':9}{tensor.name:18}{tensor.type:9}{shape}")
-        ok = record.contract == "ok"
         version = f" (version {record.contract_version})" if record.contract_version else ""
-        typer.echo(
-            f"{'contract':9}" + (f"✓ follows the aetool ONNX contract{version}" if ok else f"✗ {record.contract}")
-        )
+        verdicts = {
+            "ok": f"✓ follows the aetool ONNX contract{version}",
+            DECODER: "✓ a decoder graph (code → reconstruction), which runs beside its model file",
+        }
+        typer.echo(f"{'contract':9}" + verdicts.get(record.contract, f"✗ {record.contract}"))
         if record.input_spec:
             typer.echo(f"{'images':9}{_image_spec(record.input_spec, record.colour_space)}")
         decoder = record.decoder

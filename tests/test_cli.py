@@ -444,6 +444,13 @@ def test_info_shows_channels_colour_space_polarity_and_contract_version(cli, toy
     }
 
 
+def test_info_describes_a_decoder_graph_as_one(cli, toy_dir):
+    result = cli("info", str(toy_dir / "dense.decoder.onnx"))
+    assert result.exit_code == 0 and "✓ a decoder graph (code → reconstruction)" in result.stdout
+    assert "✗" not in result.stdout and "code" in result.stdout
+    assert json.loads(cli("info", str(toy_dir / "dense.decoder.onnx"), "--json").stdout)["contract"] == "decoder"
+
+
 def test_info_shows_what_is_wrong_with_a_file_off_the_contract(cli, toy_dir):
     result = cli("info", str(toy_dir / "flat.onnx"))
     assert result.exit_code == 0 and "✗" in result.stdout and "N×784" in result.stdout

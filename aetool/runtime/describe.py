@@ -13,6 +13,8 @@ from aetool.runtime import contract
 from aetool.runtime.model import check_contract, contract_version, decoder_file, open_session, parse_metadata
 from aetool.runtime.registry import bundled_index, models_dir, resolve
 
+DECODER = "decoder"  # ModelInfo.contract of a decoder graph (input ``code``), which follows the decoders' contract
+
 
 @dataclass(frozen=True)
 class TensorInfo:
@@ -50,7 +52,7 @@ class ModelInfo:
     size_bytes: int
     inputs: list[TensorInfo]
     outputs: list[TensorInfo]
-    contract: str  # "ok", or why the file does not follow aetool's contract
+    contract: str  # "ok", DECODER for a decoder graph, or why the file does not follow aetool's contract
     contract_version: int | None  # 1 for files that name none; None when the file names one this aetool cannot read
     input_spec: dict[str, Any] | None  # size, multiple_of, polarity, channels
     colour_space: str | None  # "gray" or "srgb"
@@ -76,11 +78,12 @@ def describe(model: str | Path) -> ModelInfo:
     path = resolve(model)
     session = open_session(path)
     metadata = parse_metadata(session.get_modelmeta().custom_metadata_map)
-    try:
-        spec = check_contract(session, path, metadata)
-        problem = None
-    except ModelFileError as err:
-        spec, problem = None, str(err)
+    spec, problem = None, None
+    if not is_decoder(session):
+        try:
+            spec = check_contract(session, path, metadata)
+        except ModelFileError as err:
+            problem = str(err)
     try:
         version: int | None = contract_version(path, metadata)
     except ModelFileError:
@@ -90,7 +93,7 @@ def describe(model: str | Path) -> ModelInfo:
         size_bytes=path.stat().st_size,
         inputs=[_tensor(t) for t in session.get_inputs()],
         outputs=[_tensor(t) for t in session.get_outputs()],
-        contract=problem or "ok",
+        contract=problem or ("ok" if spec else DECODER),
         contract_version=version,
         input_spec=None if spec is None else asdict(spec),
         colour_space=None if spec is None else spec.colour_space,
@@ -102,6 +105,19 @@ def describe(model: str | Path) -> ModelInfo:
         operators=_strings(metadata.get(contract.OPERATORS)),
         checked_in=checked if isinstance(checked := metadata.get(contract.CHECKED_IN), dict) else None,
         metadata=metadata,
+    )
+
+
+def is_decoder(session: Any) -> bool:
+    """A decoder graph, as the exporter writes beside a model: one input ``code`` (N×D or N×C×h×w) and a
+    ``reconstruction`` output."""
+    inputs = session.get_inputs()
+    outputs = [output.name for output in session.get_outputs()]
+    return (
+        len(inputs) == 1
+        and inputs[0].name == contract.CODE
+        and len(inputs[0].shape) in (2, 4)
+        and contract.RECONSTRUCTION in outputs
     )
 
 
