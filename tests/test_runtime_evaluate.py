@@ -139,6 +139,15 @@ def test_images_of_several_sizes_are_scored_whole_by_a_conv_model(tmp_path, toy_
     assert result.ssim == pytest.approx(np.mean([ssim(n, c) for n, c in zip(noisy, clean, strict=True)]))
 
 
+def test_notes_count_only_the_images_scored(toy_dir, tmp_path, monkeypatch):
+    monkeypatch.setattr("aetool.runtime.model.MAX_CONV_PIXELS", 32 * 32)
+    for name, shape in {"a.png": (28, 28), "b.png": (28, 28), "page.png": (40, 60)}.items():
+        save(tmp_path / "grey" / name, np.full(shape, 90, np.uint8))
+    result = evaluate_images(load(toy_dir / "rgb-conv.onnx"), str(tmp_path / "grey"), noise=0)
+    assert result.n == 2 and [failure.label for failure in result.failed] == [str(tmp_path / "grey" / "page.png")]
+    assert len(result.notes) == 1 and result.notes[0].startswith("2 images converted")
+
+
 def test_an_unreadable_image_is_listed_and_the_rest_is_scored(toy_dir, pngs):
     (pngs / "broken.png").write_text("not an image")
     result = evaluate_images(load(toy_dir / "dense.onnx"), str(pngs), noise=0)

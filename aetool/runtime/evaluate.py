@@ -102,6 +102,7 @@ class _Pair:
     label: str
     inputs: np.ndarray  # C×H×W in the model's channels and polarity
     target: np.ndarray  # the same shape
+    done: tuple[str, ...]  # what was done to its images (notes, counted once the pair is scored)
 
 
 def evaluate(
@@ -252,16 +253,20 @@ def _read(item: Input, run: _Run) -> np.ndarray | None:
         return None
 
 
-def _carry(model: Model, pixels: np.ndarray, run: _Run, *, invert: bool) -> np.ndarray:
-    """An image in the model's channels and polarity."""
-    pixels, converted = to_channels(pixels, model.input_spec.channels)
-    if converted:
-        run.done[f"converted {converted}"] += 1
-    return 1 - pixels if invert else pixels
+def _prepared(
+    model: Model, label: str, pixels: np.ndarray, *, invert: bool, resize: bool, like: images.Fitted | None = None
+) -> tuple[np.ndarray, images.Fitted | None, tuple[str, ...]]:
+    """An image in the model's channels, polarity and size (see :func:`_sized`), the fit that placed it, and what
+    was done to it besides the inversion: ``converted …``, ``RESIZED``."""
+    carried, converted = to_channels(pixels, model.input_spec.channels)
+    carried = 1 - carried if invert else carried
+    sized, fitted = _sized(model, label, carried, resize=resize, like=like)
+    notes = {f"converted {converted}": bool(converted), RESIZED: sized.shape != carried.shape}
+    return sized, fitted, tuple(note for note, happened in notes.items() if happened)
 
 
 def _sized(
-    model: Model, label: str, pixels: np.ndarray, run: _Run, *, resize: bool, like: images.Fitted | None = None
+    model: Model, label: str, pixels: np.ndarray, *, resize: bool, like: images.Fitted | None = None
 ) -> tuple[np.ndarray, images.Fitted | None]:
     """The image at a dense model's size, and the MNIST-way fit that placed it (None where none did): as it is when
     it has that size; else with ``resize`` fitted as ``batch.Reconstruct`` fits it (the MNIST way for a
@@ -275,7 +280,6 @@ def _sized(
             f"{label}: the model takes {size[1]}×{size[0]} images, this one is {pixels.shape[2]}×"
             f"{pixels.shape[1]}; pass --resize to fit it to the model's size"
         )
-    run.done[RESIZED] += 1
     if model.input_spec.polarity != contract.POLARITY:
         return images.resize(pixels, size), None
     fitted = images.fit(pixels, size, like=like)
@@ -295,9 +299,8 @@ def _noisy(model: Model, found: list[Input], run: _Run, *, noise: Noise, seed: i
         if pixels is None:
             continue
         invert = _inverts(model, pixels)
-        run.done[INVERTED] += invert
-        clean, _ = _sized(model, item.label, _carry(model, pixels, run, invert=invert), run, resize=resize)
-        yield _Pair(item.label, noise.apply(clean[None], rng)[0], clean)
+        clean, _, done = _prepared(model, item.label, pixels, invert=invert, resize=resize)
+        yield _Pair(item.label, noise.apply(clean[None], rng)[0], clean, (INVERTED,) * invert + done)
 
 
 def _given(model: Model, matched: list[tuple[Input, Input]], run: _Run, *, resize: bool) -> Iterator[_Pair]:
@@ -316,12 +319,9 @@ def _given(model: Model, matched: list[tuple[Input, Input]], run: _Run, *, resiz
             )
             continue
         invert = _inverts(model, inputs)
-        run.done[INVERTED] += invert
-        clean, placed = _sized(model, target.label, _carry(model, wanted, run, invert=invert), run, resize=resize)
-        noisy, _ = _sized(
-            model, source.label, _carry(model, inputs, run, invert=invert), run, resize=resize, like=placed
-        )
-        yield _Pair(source.label, noisy, clean)
+        clean, placed, done = _prepared(model, target.label, wanted, invert=invert, resize=resize)
+        noisy, _, done_to_input = _prepared(model, source.label, inputs, invert=invert, resize=resize, like=placed)
+        yield _Pair(source.label, noisy, clean, (INVERTED,) * invert + done + done_to_input)
 
 
 def _score(model: Model, pairs: Iterable[_Pair], run: _Run) -> None:
@@ -341,6 +341,8 @@ def _score(model: Model, pairs: Iterable[_Pair], run: _Run) -> None:
                 continue
             outputs = model.reconstruct(np.stack([pad_to(pair.inputs, padded) for pair in group]))
             run.scores.add(outputs[:, :, :height, :width], np.stack([pair.target for pair in group]))
+            for pair in group:
+                run.done.update(pair.done)
 
 
 def _result(
