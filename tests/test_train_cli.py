@@ -185,6 +185,19 @@ def test_write_errors_and_a_file_as_run_folder_are_one_line_exit_2(trained_run, 
     assert "Traceback" not in result.output and (tmp_path / "afile").read_text() == "mine"
 
 
+def test_a_skipped_file_is_warned_of_once_by_training_and_its_export(tmp_path):
+    import numpy as np
+    from conftest import save
+
+    for i in range(6):
+        save(tmp_path / "imgs" / f"{i}.png", np.random.default_rng(i).integers(0, 255, (28, 28), dtype=np.uint8))
+    (tmp_path / "imgs" / "bad.png").write_text("not an image")
+    args = ["train", "ae64", "--data", str(tmp_path / "imgs"), "--epochs", "1", "-o", str(tmp_path / "run")]
+    result = runner.invoke(app, [*args, "--quiet", "--allow-trivial"])
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr.count("warning: skipped") == 1 and (tmp_path / "run" / "model.onnx").is_file()
+
+
 def test_training_lines_and_bar_go_to_stderr_unwrapped(data_dir, tmp_path):
     args = ["train", "ae64", "--epochs", "1", "--lr", "1e-12", "--data-dir", str(data_dir), "--no-export"]
     result = runner.invoke(app, [*args, "-o", str(tmp_path / "run")])

@@ -104,7 +104,7 @@ def _run_data(run: Run, data_dir: str | Path | None) -> TrainingData:
         folder = resolve_data_dir(data_dir, config.dataset) or resolve_data_dir(config.data_dir, config.dataset)
         config = replace(config, data_dir=str(folder) if folder else None)
     try:
-        return load_training_data(config)[0]
+        return load_training_data(config, warn=False)[0]  # training warned of skipped files
     except DataError as err:
         raise DataError(
             f"calibration reads the run's images (for its held-out images or wmse's weights): {err}"

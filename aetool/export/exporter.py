@@ -428,7 +428,7 @@ def _run_data(run: Run, options: ExportOptions) -> ExportData:
                 f"{' and '.join(options.precisions)} files are checked on test images{calibrated}: give {where}"
             )
         return ExportData()
-    data, _ = load_training_data(settings)
+    data, _ = load_training_data(settings, warn=False)  # training warned of skipped files
     test = _stacked(data.test, count=len(data.test), multiple_of=run.net.multiple_of)
     calibration = None
     if static_int8:

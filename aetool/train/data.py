@@ -353,8 +353,10 @@ def only(images: ImageSet, classes: tuple[str, ...]) -> ImageSet:
     return images.subset(index)
 
 
-def load_training_data(config: TrainConfig) -> tuple[TrainingData, TrainConfig]:
-    """The run's training and test images, and ``config`` with the channels and size they settled.
+def load_training_data(config: TrainConfig, *, warn: bool = True) -> tuple[TrainingData, TrainConfig]:
+    """The run's training and test images, and ``config`` with the channels and size they settled; ``warn``: a
+    warning line for each unreadable file of ``--data`` skipped (export and calibrate read a run's images again,
+    after training warned of them).
 
     One-class training (``config.classes``) keeps the images of those classes (IDX digits, or the first-level
     subfolders of ``--data``) and holds out a seeded ``--val`` fraction of them (default 0.2,
@@ -377,7 +379,7 @@ def load_training_data(config: TrainConfig) -> tuple[TrainingData, TrainConfig]:
             train, test = _resized(train, size), _resized(test, size)
     else:
         assert config.data is not None
-        train = folder_images(config.data, channels=config.channels, size=config.size if fixed else None)
+        train = folder_images(config.data, channels=config.channels, size=config.size if fixed else None, warn=warn)
         if config.classes:
             train = only(train, config.classes)
         if fixed and train.size is None:
