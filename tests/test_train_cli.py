@@ -198,6 +198,13 @@ def test_a_skipped_file_is_warned_of_once_by_training_and_its_export(tmp_path):
     assert result.stderr.count("warning: skipped") == 1 and (tmp_path / "run" / "model.onnx").is_file()
 
 
+def test_resume_without_a_run_says_it_starts_a_new_one(data_dir, tmp_path):
+    args = ["train", "ae64", "--epochs", "1", "--data-dir", str(data_dir), "-q", "--no-export", "--allow-trivial"]
+    result = runner.invoke(app, [*args, "--resume", "-o", str(tmp_path / "typo")])
+    assert result.exit_code == 0, result.stderr
+    assert f"{tmp_path / 'typo'} holds no run to resume: training a new one" in result.stderr
+
+
 def test_training_lines_and_bar_go_to_stderr_unwrapped(data_dir, tmp_path):
     args = ["train", "ae64", "--epochs", "1", "--lr", "1e-12", "--data-dir", str(data_dir), "--no-export"]
     result = runner.invoke(app, [*args, "-o", str(tmp_path / "run")])

@@ -444,6 +444,8 @@ def train(
     )
     device = pick_device(config.device, local_rank=place.local_rank)
     stored = folder.check_start(resume=resume, force=force)  # on every rank: each resumes the same state
+    if resume and stored is None and place.is_main:
+        echo(f"{folder.path} holds no run to resume: training a new one")
     made_folder = not folder.path.exists()
     trainer = None
     try:
