@@ -97,8 +97,8 @@ def test_a_dense_model_refuses_another_size_unless_told_to_resize(cli, tmp_path)
     result = cli("denoise", "big.png")
     assert result.exit_code == 1 and not Path("big.denoised.png").exists()
     assert result.stderr.splitlines()[0] == (
-        "aetool: error: big.png: the model takes 28×28 images, this one is 84×56; pass --resize to fit it (and "
-        "resize the result back)"
+        "aetool: error: big.png: the model takes 28×28 images, this one is 84×56; pass --resize to fit it to the "
+        "model's size"
     )
     result = cli("denoise", "big.png", "--resize", "--json")
     assert result.exit_code == 0 and result.stderr.splitlines()[-1].endswith(" s")  # said once, not in the summary

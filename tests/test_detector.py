@@ -80,6 +80,16 @@ def one_class(data_dir, tmp_path_factory):
     return run, calibration
 
 
+def test_a_threshold_on_few_images_says_how_many_lie_above_it(one_class, tmp_path):
+    lines: list[str] = []
+    options = CalibrationOptions(fpr=0.1)
+    calibration = calibrate_run(one_class[0], out=tmp_path / "few.onnx", options=options, echo=lines.append)
+    record = calibration.spec.calibration
+    few = [line for line in lines if line.startswith("only ")]
+    assert len(few) == 1 and f"only {record['images']} calibration images" in few[0]
+    assert f"rests on the few highest scores ({round(record['fpr'] * record['images'])} of them above it)" in few[0]
+
+
 def test_one_class_training_keeps_the_class_and_holds_a_fifth_out(data_dir):
     data, _ = load_training_data(TrainConfig("anomaly", data_dir=str(data_dir), classes=("1",)))
     ones = sum(label == 1 for label in stroke_digits(256, 0)[1])
@@ -294,6 +304,10 @@ def test_evaluate_anomaly_on_idx_digits_folders_and_labelled_folders(one_class, 
     sides = ["--normal", str(digits / "normal"), "--anomalous", str(digits / "anomalous")]
     folders = runner.invoke(app, ["evaluate", "--anomaly", "-m", model, *sides])
     assert folders.exit_code == 0 and folders.stdout.startswith("AUROC ") and "at threshold" in folders.stdout
+    assert (
+        f"normal ({digits / 'normal'}) and " in folders.stdout
+        and f"anomalous images of {digits / 'anomalous'}," in folders.stdout
+    )
     labelled = runner.invoke(app, ["evaluate", "--anomaly", "-m", model, "--data", str(digits), "--classes", "normal"])
     assert labelled.exit_code == 0 and labelled.stdout.split(",")[0] == folders.stdout.split(",")[0]
 

@@ -70,7 +70,8 @@ def test_a_glob_and_a_validation_folder(digit_folder):
 def test_a_validation_folder_problem_is_named_as_the_val_data_option(digit_folder, tmp_path):
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / "notes.png").write_text("not an image")
-    with pytest.raises(DataError, match=r"^--val-data .*bad: none of its 1 files is an image Pillow can read"):
+    (tmp_path / "bad" / "zero.png").write_bytes(b"")
+    with pytest.raises(DataError, match=r"^--val-data .*bad: none of its 2 files is an image Pillow can read"):
         load_training_data(quick("ae64", data=str(digit_folder), val_data=str(tmp_path / "bad")))
     with pytest.raises(DataError, match=r"^--val-data .*missing"):
         load_training_data(quick("ae64", data=str(digit_folder), val_data=str(tmp_path / "missing")))

@@ -89,7 +89,11 @@ def test_a_name_without_suffix_is_a_folder(tree):
 def test_inputs_are_never_overwritten_without_force(tree):
     found, _ = files.collect(["digits/a.png"])
     jobs, failures = files.plan(found, output="digits/a.png", suffix=".denoised")
-    assert not jobs and "refusing to overwrite input" in failures[0].error
+    assert not jobs and failures[0].error == "refusing to overwrite input digits/a.png (use --force, or another -o)"
+    _jobs, failures = files.plan(
+        files.collect(["digits/a.png", "digits/a.denoised.png"])[0], output=None, suffix=".denoised"
+    )
+    assert failures[0].error == "refusing to overwrite input digits/a.denoised.png (use --force, or -o)"
     jobs, failures = files.plan(found, output="digits/a.png", suffix=".denoised", force=True)
     assert jobs[0].target == Path("digits/a.png") and not failures
 

@@ -168,6 +168,15 @@ def test_values_that_cannot_train_are_refused(name, settings, message):
         TrainConfig(name, **settings)
 
 
+def test_setting_conflicts_are_spelled_as_the_command_line_takes_them():
+    from aetool.train.run import RunFolder
+
+    stored = TrainConfig("deep", dataset="images", data="imgs", classes=("1", "7")).to_dict()
+    wanted = TrainConfig("deep", dataset="images", data="photos", size=(32, 32), classes=("1",))
+    conflicts = RunFolder.resume_conflicts(stored, wanted)
+    assert conflicts[1:] == ["size none (now 32x32)", "classes 1,7 (now 1)"] and conflicts[0].startswith("data /")
+
+
 def test_resume_keeps_the_runs_own_settings(data_dir, tmp_path):
     train(config("ae64", data_dir, epochs=1), run_dir=tmp_path, progress=False)
     with pytest.raises(AetoolError, match=r"trained with epochs 1 \(now 2\), lr 0\.001 \(now 0\.01\)"):

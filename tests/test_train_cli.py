@@ -192,10 +192,12 @@ def test_a_skipped_file_is_warned_of_once_by_training_and_its_export(tmp_path):
     for i in range(6):
         save(tmp_path / "imgs" / f"{i}.png", np.random.default_rng(i).integers(0, 255, (28, 28), dtype=np.uint8))
     (tmp_path / "imgs" / "bad.png").write_text("not an image")
+    (tmp_path / "imgs" / "zero.png").write_bytes(b"")
     args = ["train", "ae64", "--data", str(tmp_path / "imgs"), "--epochs", "1", "-o", str(tmp_path / "run")]
     result = runner.invoke(app, [*args, "--quiet", "--allow-trivial"])
     assert result.exit_code == 0, result.stderr
-    assert result.stderr.count("warning: skipped") == 1 and (tmp_path / "run" / "model.onnx").is_file()
+    assert result.stderr.count("warning: skipped") == 2 and (tmp_path / "run" / "model.onnx").is_file()
+    assert f"skipped {tmp_path / 'imgs' / 'zero.png'}: empty file" in result.stderr  # as denoise says it
 
 
 def test_resume_without_a_run_says_it_starts_a_new_one(data_dir, tmp_path):

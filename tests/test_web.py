@@ -68,8 +68,13 @@ def test_onnxruntime_web_is_found_from_its_package_or_dist_folder_else_explained
         assert find_ort_web(given=given) == fake_ort
     monkeypatch.setenv("AETOOL_ORT_WEB", str(fake_ort.parents[1]))
     assert find_ort_web() == fake_ort
-    with pytest.raises(AetoolError, match=r"not in .*see the README's 'In the browser', or pass --ort-web DIR"):
+    with pytest.raises(AetoolError, match=r"not in .*elsewhere; see the README's 'In the browser'$"):
         find_ort_web(given=tmp_path / "elsewhere")
+    monkeypatch.delenv("AETOOL_ORT_WEB")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("aetool.web.CLONE_WEB", tmp_path / "no-clone")
+    with pytest.raises(AetoolError, match=r"under web/node_modules .*, or pass --ort-web DIR$"):
+        find_ort_web()
 
 
 def test_web_command_writes_the_site_or_says_in_one_line_why_not(fake_ort, tmp_path):

@@ -192,9 +192,12 @@ def calibrate_run(
     rule = options.rule
     threshold = anomaly.threshold_for(scores, **rule)
     level = rule.get("quantile", 1 - rule.get("fpr", 0.0))
-    beyond = len(scores) * (1 - level)
-    if beyond < FEW_BEYOND:
-        echo(f"only {len(scores)} calibration images: the threshold rests on about {beyond:.1f} of them above it")
+    if len(scores) * (1 - level) < FEW_BEYOND:
+        above = int((scores > threshold).sum())
+        echo(
+            f"only {len(scores)} calibration images: the threshold rests on the few highest scores ({above} of them "
+            "above it); calibrate on more images for a steadier one"
+        )
     spec = anomaly.AnomalySpec(
         names,
         tuple(float(v) for v in mean),

@@ -206,7 +206,7 @@ def make(
         return to_int8(fp32, workdir, None), "dynamic int8: int8 weights, activations quantized per batch"
     return (
         to_int8(fp32, workdir, calibration),
-        f"static QDQ int8, per-channel weights, calibrated on {len(calibration)} training digits",
+        f"static QDQ int8, per-channel weights, calibrated on {len(calibration)} training images",
     )
 
 

@@ -105,7 +105,9 @@ def prepare_run(
         echo(f"report: {name}: {plan.why} ({folder.path})")
     else:
         limit = f" on {plan.config.limit} images" if plan.config.limit else ""
-        echo(f"report: {name}: {plan.why}: training {plan.config.epochs} epochs{limit}")
+        epochs = plan.config.epochs
+        work = f"training {epochs} epoch{'s' * (epochs != 1)}" if epochs else "fitting it (closed form)"
+        echo(f"report: {name}: {plan.why}: {work}{limit}")
         result = train(
             plan.config, run_dir=folder.path, resume=plan.resume, force=plan.force, progress=progress, echo=echo
         )

@@ -75,7 +75,7 @@ class Reconstruct:
         if not self.resize:
             raise ImageError(
                 f"the model takes {spec.size[1]}×{spec.size[0]} images, this one is {width}×{height}; "
-                "pass --resize to fit it (and resize the result back)"
+                "pass --resize to fit it to the model's size"
             )
         if spec.polarity == contract.POLARITY:
             fitted = images.fit(pixels, spec.size)

@@ -310,7 +310,7 @@ class AnomalyEvaluation:
     at_threshold: dict[str, Any] | None
     model: str
     file: str
-    data: str
+    data: str  # the images scored: the IDX folder, --data, or the --anomalous folder (normal names the --normal one)
     normal: str  # what counted as normal: the classes, or the folder
     seconds: float
     failed: list[Failure] = field(default_factory=list)
@@ -434,8 +434,7 @@ def evaluate_folders(
     sides = [_found(normal, "--normal"), _found(anomalous, "--anomalous")]
     scores = np.array(_scores_of(detector, [*sides[0], *sides[1]], failed, invert=invert, resize=resize))
     is_anomaly = np.r_[np.zeros(len(sides[0]), bool), np.ones(len(sides[1]), bool)]
-    where = f"{normal} | {anomalous}"
-    return measure(detector, scores, is_anomaly, data=where, normal=normal, started=started, failed=failed)
+    return measure(detector, scores, is_anomaly, data=anomalous, normal=normal, started=started, failed=failed)
 
 
 def evaluate_labelled(

@@ -136,7 +136,8 @@ def plan(
         target = _target(item, output, suffix, ext, file_target)
         resolved = target.resolve() if target else None
         if resolved in sources and not force:
-            failures.append(Failure(item.label, f"refusing to overwrite input {target} (use --force, or -o)"))
+            other = "use --force, or another -o" if output is not None else "use --force, or -o"
+            failures.append(Failure(item.label, f"refusing to overwrite input {target} ({other})"))
         elif resolved and resolved in claimed:
             failures.append(Failure(item.label, f"{target} is already the output of {claimed[resolved]}"))
         else:

@@ -140,6 +140,8 @@ def _probe(path: Path) -> tuple[int, int, bool]:
     """(height, width, colour?) from the file's header, after its EXIF rotation; raises ``ImageError``."""
     from PIL import Image, UnidentifiedImageError
 
+    if path.stat().st_size == 0:
+        raise ImageError("empty file")  # as the runtime's image reader says
     try:
         with Image.open(path) as image:
             width, height = image.size

@@ -281,7 +281,7 @@ class RunFolder:
         """The settings in which ``config`` differs from a stored run's: a resumed run must keep them all."""
         stored, wanted = _normalised(stored), config.to_dict()
         return [
-            f"{key} {stored.get(key)!r} (now {wanted[key]!r})"
+            f"{key} {_setting(key, stored.get(key))} (now {_setting(key, wanted[key])})"
             for key in RESUMED_SETTINGS
             if stored.get(key) != wanted[key]
         ]
@@ -292,7 +292,7 @@ class RunFolder:
         stored, want = _normalised(stored), wanted.to_dict()
         settled_by_data = {key for key in ("size", "channels") if want[key] is None}  # None: whatever the data gives
         reasons = [
-            f"{key} {stored.get(key)!r}, not {want[key]!r}"
+            f"{key} {_setting(key, stored.get(key))}, not {_setting(key, want[key])}"
             for key in REUSED_SETTINGS
             if key not in settled_by_data and stored.get(key) != want[key]
         ]
@@ -356,6 +356,15 @@ def _optimizer_problem(stored: dict[str, Any] | None, parameters: int) -> str | 
     if counted != parameters or not isinstance(stored.get("state"), dict):
         return f"its optimizer state is for {counted} parameter tensors, the model has {parameters}"
     return None
+
+
+def _setting(key: str, value: Any) -> str:
+    """A training setting as the command line spells it: ``28x28`` for a size, ``1,7`` for classes, ``none``."""
+    if value is None:
+        return "none"
+    if isinstance(value, list | tuple):
+        return ("x" if key == "size" else ",").join(str(item) for item in value)
+    return _shown(value) if isinstance(value, dict) else str(value)
 
 
 def _shown(value: Any) -> str:

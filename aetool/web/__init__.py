@@ -70,9 +70,9 @@ def find_ort_web(*, given: str | Path | None = None) -> Path:
         if all((folder / name).is_file() for name in ORT_FILES):
             return folder
     where = f"in {given}" if given else "under web/node_modules (run: npm ci --prefix web, in a clone of aetool)"
+    other = "" if given else ", or pass --ort-web DIR"
     raise AetoolError(
-        f"onnxruntime-web's files ({', '.join(ORT_FILES)}) are not {where}; see the README's 'In the browser', "
-        "or pass --ort-web DIR"
+        f"onnxruntime-web's files ({', '.join(ORT_FILES)}) are not {where}; see the README's 'In the browser'{other}"
     )
 
 
