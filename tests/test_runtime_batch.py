@@ -167,7 +167,7 @@ def test_a_write_failure_is_an_outcome(tmp_path, toy_dir):
     source = save(tmp_path / "ring.png", digit())
     (tmp_path / "taken").write_text("a file where a folder should be")
     [outcome] = process([job(source, tmp_path / "taken" / "out.png")], Reconstruct(load(toy_dir / "dense.onnx")))
-    assert outcome.error == f"cannot write {tmp_path / 'taken' / 'out.png'}: File exists: {tmp_path / 'taken'}"
+    assert outcome.error == f"cannot write {tmp_path / 'taken' / 'out.png'}: Not a directory: {tmp_path / 'taken'}"
     assert outcome.output is None
 
 

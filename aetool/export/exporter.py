@@ -225,7 +225,7 @@ def _check_target(path: Path) -> None:
         raise AetoolError(f"cannot export to {path}: it is a folder; name the file, e.g. {path / 'model.onnx'}")
     if path.suffix != ".onnx":
         raise AetoolError(f"cannot export to {path}: the file name must end in .onnx")
-    check_folder(path.parent)
+    check_folder(path.parent, file=path.name)
 
 
 def _export(

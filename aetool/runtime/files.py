@@ -247,16 +247,17 @@ def check_writable(target: Path) -> None:
         raise AetoolError(f"cannot write {target}: {reason} (in {target.parent})")
 
 
-def check_folder(folder: Path) -> None:
-    """Raise ``AetoolError`` naming ``folder`` when files could not be written into it, made with the folders
-    missing on its way: it or the nearest folder on its way that exists is a file, or nothing can be written
-    there. For a check before long work whose output comes last."""
+def check_folder(folder: Path, *, file: str | None = None) -> None:
+    """Raise ``AetoolError`` naming ``folder`` (or ``folder / file``, the file to be written) when files could not
+    be written into it, made with the folders missing on its way: it or the nearest folder on its way that exists
+    is a file, or nothing can be written there. For a check before long work whose output comes last."""
     existing = next(path for path in (folder, *folder.parents) if path.exists())
+    cannot = f"cannot write {folder / file}" if file else f"cannot write into {folder}"
     if not existing.is_dir():
-        raise AetoolError(f"cannot write into {folder}: {existing} is a file")
+        raise AetoolError(f"{cannot}: {existing} is a file")
     reason = _cannot_write_in(existing)
     if reason:
-        raise AetoolError(f"cannot write into {folder}: {reason} (in {existing})")
+        raise AetoolError(f"{cannot}: {reason} (in {existing})")
 
 
 def remove_stale_temporaries(folder: Path, *, older_than: float = STALE_SECONDS) -> list[Path]:
