@@ -996,9 +996,10 @@ def web(
         int | None,
         typer.Option(
             min=0,
+            max=65535,
             metavar="PORT",
             help="Then serve the site on http://127.0.0.1:PORT (with the headers that let it use threads) until "
-            "Ctrl-C.",
+            "Ctrl-C; 0 picks a free port.",
             show_default=False,
         ),
     ] = None,
@@ -1009,21 +1010,30 @@ def web(
     with reporting():
         from aetool.web import build_site, server
 
-        site = build_site(output, ort_web=ort_web)
-        version = f" {site.ort_web_version}" if site.ort_web_version else ""
-        note(
-            f"wrote {site.folder}: {', '.join(site.models)} and onnxruntime-web{version} (wasm), "
-            f"{site.bytes / 1e6:.1f} MB"
-        )
-        if serve is None:
-            note(f"serve it over HTTP, e.g. aetool web -o {output} --serve 8000, or python3 -m http.server -d {output}")
-            return
-        httpd = server(site.folder, port=serve)
-        note(f"serving http://127.0.0.1:{httpd.server_address[1]}/ (Ctrl-C to stop)")
+        try:  # the port first: a taken one is said before the site is written
+            httpd = None if serve is None else server(output, port=serve)
+        except OSError as err:
+            raise AetoolError(f"cannot serve on port {serve}: {err.strerror or err}") from None
         try:
-            httpd.serve_forever()
+            site = build_site(output, ort_web=ort_web)
+            version = f" {site.ort_web_version}" if site.ort_web_version else ""
+            note(
+                f"wrote {site.folder}: {', '.join(site.models)} and onnxruntime-web{version} (wasm), "
+                f"{site.bytes / 1e6:.1f} MB"
+            )
+            if httpd is None:
+                note(
+                    f"serve it over HTTP, e.g. aetool web -o {output} --serve 8000, or python3 -m http.server -d {output}"
+                )
+                return
+            note(f"serving http://127.0.0.1:{httpd.server_address[1]}/ (Ctrl-C to stop)")
+            try:
+                httpd.serve_forever()
+            except KeyboardInterrupt:  # how a server is stopped: not an error
+                note("stopped")
         finally:
-            httpd.server_close()
+            if httpd is not None:
+                httpd.server_close()
 
 
 def _image_spec(spec: dict[str, Any], colour_space: str | None) -> str:

@@ -90,6 +90,48 @@ def test_web_command_writes_the_site_or_says_in_one_line_why_not(fake_ort, tmp_p
     assert not (tmp_path / "other").exists()
 
 
+def test_web_never_overwrites_a_folder_of_other_files_and_rebuilds_its_own(fake_ort, tmp_path):
+    runner = CliRunner()
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "index.html").write_text("my page")
+    done = runner.invoke(app, ["web", "-o", str(tmp_path / "mine"), "--ort-web", str(fake_ort)])
+    assert done.exit_code == 2 and "it holds other files (index.html)" in done.stderr
+    assert (tmp_path / "mine" / "index.html").read_text() == "my page" and not (tmp_path / "mine" / "ort").exists()
+    for _ in range(2):  # a site's own folder is rebuilt
+        done = runner.invoke(app, ["web", "-o", str(tmp_path / "site"), "--ort-web", str(fake_ort)])
+        assert done.exit_code == 0, done.stderr
+
+
+def test_web_refuses_a_port_out_of_range_or_taken_before_writing_the_site(fake_ort, tmp_path):
+    runner = CliRunner()
+    out = ["-o", str(tmp_path / "site"), "--ort-web", str(fake_ort)]
+    done = runner.invoke(app, ["web", *out, "--serve", "70000"])
+    assert done.exit_code == 2 and "Traceback" not in done.output and "65535" in done.output
+    taken = server(tmp_path, port=0)
+    try:
+        port = taken.server_address[1]
+        done = runner.invoke(app, ["web", *out, "--serve", str(port)])
+        assert done.exit_code == 2 and done.stderr.startswith(f"aetool: error: cannot serve on port {port}: ")
+        assert len(done.stderr.splitlines()) == 1
+    finally:
+        taken.server_close()
+    assert not (tmp_path / "site").exists()
+
+
+def test_ctrl_c_stops_the_server_as_it_should_stop_with_exit_0(fake_ort, tmp_path):
+    import signal
+    import sys
+
+    command = [sys.executable, "-m", "aetool", "web", "-o", str(tmp_path / "site"), "--ort-web", str(fake_ort)]
+    process = subprocess.Popen([*command, "--serve", "0"], stderr=subprocess.PIPE, text=True)
+    assert process.stderr is not None
+    lines = [process.stderr.readline() for _ in range(2)]
+    assert "serving http://127.0.0.1:" in lines[1]
+    process.send_signal(signal.SIGINT)
+    _, rest = process.communicate(timeout=20)
+    assert process.returncode == 0 and rest.strip() == "aetool: stopped"
+
+
 def test_the_server_isolates_the_page_and_serves_wasm_as_wasm(fake_ort, tmp_path):
     build_site(tmp_path / "site", ort_web=fake_ort)
     httpd = server(tmp_path / "site")

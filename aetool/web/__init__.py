@@ -114,14 +114,22 @@ def model_entry(name: str, path: Path, summary: str | None) -> dict[str, Any]:
 
 
 def build_site(folder: str | Path, *, ort_web: str | Path | None = None) -> Site:
-    """Write the page, the bundled models and onnxruntime-web's files into ``folder`` (created; files of the same
-    names replaced, others left alone). Raises ``AetoolError`` when onnxruntime-web's files are not found, when
-    ``folder`` is a file or cannot be written, or when no model is bundled; ``ModelFileError`` for a bundled model
-    that will not load."""
+    """Write the page, the bundled models and onnxruntime-web's files into ``folder``: a new or empty folder, or
+    one holding an earlier site (its files replaced, others left alone). Raises ``AetoolError`` when onnxruntime-web's
+    files are not found, when ``folder`` is a file, holds files of another kind (a site would overwrite its
+    ``index.html``) or cannot be written, or when no model is bundled; ``ModelFileError`` for a bundled model that
+    will not load."""
     source = find_ort_web(given=ort_web)
     target = Path(folder)
     if target.exists() and not target.is_dir():
         raise AetoolError(f"cannot write the site to {target}: it is a file; name a folder")
+    if target.is_dir() and any(target.iterdir()) and not _holds_site(target):
+        held = sorted(path.name for path in target.iterdir())
+        shown = ", ".join(held[:3]) + (", …" if len(held) > 3 else "")
+        raise AetoolError(
+            f"cannot write the site to {target}: it holds other files ({shown}); name a new or empty folder, or "
+            "the folder of an earlier site"
+        )
     records = [r for r in bundled_models() if r.size_bytes is not None]
     if not records:
         raise AetoolError(f"no bundled models in {models_dir()} to put on the page")
@@ -142,6 +150,15 @@ def build_site(folder: str | Path, *, ort_web: str | Path | None = None) -> Site
         raise AetoolError(f"cannot write the site to {target}: {err.strerror or err}") from None
     size = sum(path.stat().st_size for path in target.rglob("*") if path.is_file())
     return Site(target, [entry["name"] for entry in entries], version, size)
+
+
+def _holds_site(folder: Path) -> bool:
+    """Whether ``folder`` holds a site :func:`build_site` wrote: its ``models.json`` manifest."""
+    try:
+        manifest = json.loads((folder / "models.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(manifest, dict) and {"onnxruntime_web", "models"} <= manifest.keys()
 
 
 class _Handler(http.server.SimpleHTTPRequestHandler):
