@@ -1376,9 +1376,11 @@ def export_command(
     fp16: Annotated[bool, typer.Option(help="Also write NAME.fp16.onnx.")] = False,
     data_dir: DataDir = None,
     max_mse_rise: Annotated[
-        float, typer.Option(help="Refuse a variant whose test MSE rises more than this fraction.")
+        float, typer.Option(min=0.0, help="Refuse a variant whose test MSE rises more than this fraction.")
     ] = 0.10,
-    atol: Annotated[float, typer.Option(help="Largest allowed |torch - onnxruntime| of the fp32 file.")] = 1e-5,
+    atol: Annotated[
+        float, typer.Option(min=0.0, help="Largest allowed |torch - onnxruntime| of the fp32 file.")
+    ] = 1e-5,
     target: Annotated[
         Target | None,
         typer.Option(

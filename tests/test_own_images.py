@@ -10,7 +10,7 @@ torch = pytest.importorskip("torch", reason="training tests need the train extra
 from conftest import save  # noqa: E402
 from synthetic import stroke_digits  # noqa: E402
 
-from aetool.errors import DataError  # noqa: E402
+from aetool.errors import AetoolError, DataError  # noqa: E402
 from aetool.runtime import contract  # noqa: E402
 from aetool.train import TrainConfig, load_run, train  # noqa: E402
 from aetool.train import data as data_layer  # noqa: E402
@@ -85,6 +85,8 @@ def test_colour_images_train_a_colour_conv_model_on_patches_and_export_contract_
     from aetool.export import ExportOptions, export_run
     from aetool.runtime import load
 
+    with pytest.raises(AetoolError, match=r"--data-dir names a folder of IDX files, but .* was trained on the images"):
+        export_run(tmp_path / "run", options=ExportOptions(data_dir="/nope"), echo=len)
     export_run(tmp_path / "run", options=ExportOptions(precisions=("int8",)), echo=len)
     model = load(tmp_path / "run" / "model.onnx")
     assert model.input_spec.channels == 3 and model.input_spec.polarity == contract.AS_IS

@@ -268,3 +268,9 @@ def test_export_creates_its_folder_and_a_new_export_removes_the_old_sets_variant
     (tmp_path / "afile").write_text("mine")
     under_a_file = runner.invoke(app, ["export", str(trained_run), "-o", str(tmp_path / "afile" / "x" / "m.onnx")])
     assert under_a_file.exit_code == 2 and f"{tmp_path / 'afile'} is a file" in under_a_file.stderr
+
+
+@pytest.mark.parametrize("option", ["--max-mse-rise", "--atol"])
+def test_export_refuses_a_negative_bound_before_any_work(option, tmp_path):
+    result = runner.invoke(app, ["export", str(tmp_path), option, "-1"])
+    assert result.exit_code == 2 and option in result.output and "Traceback" not in result.output

@@ -408,6 +408,11 @@ def _run_data(run: Run, options: ExportOptions) -> ExportData:
     run was trained on; raises ``AetoolError`` when variants need them and there are none."""
     config = run.config
     if config.dataset == "images":
+        if options.data_dir is not None:
+            raise AetoolError(
+                f"--data-dir names a folder of IDX files, but {run.path} was trained on the images of {config.data}, "
+                "which the export reads itself; leave --data-dir out"
+            )
         found = config.data is not None and bool(find_images_or_none(config.data))
         settings = config
     else:
