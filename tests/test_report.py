@@ -166,6 +166,13 @@ def test_second_report_reuses_every_run(report, tmp_path, one_thread):
     assert again["denoising"] == report["numbers"]["denoising"]  # seeded: the same numbers twice
 
 
+def test_a_missing_data_folder_over_reused_runs_fails_before_the_page_folder_is_made(report, tmp_path):
+    with pytest.raises(AetoolError):
+        options = {"runs": report["runs"], "data_dir": str(tmp_path / "nope"), "quick": True, "progress": False}
+        build_report(tmp_path / "page", **options, echo=lambda line: None)
+    assert not (tmp_path / "page").exists()
+
+
 def test_torch_fallback_agrees_with_the_runtime(report):
     run = prepare_run(
         "deep",

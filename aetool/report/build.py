@@ -118,11 +118,11 @@ def build_report(
         return now
 
     prepared = prepare_runs(runs, data_dir, quick=quick, epochs=epochs, retrain=retrain, echo=echo, progress=progress)
-    (out / sections.FIGURES).mkdir(parents=True, exist_ok=True)
     mark = lap("training and export (what was missing)", started)
+    data = ex.load_data(prepared["deep"].config.dataset, data_dir, budget)  # a missing folder fails before out/
+    (out / sections.FIGURES).mkdir(parents=True, exist_ok=True)
     echo("report: running the experiments")
     engines = {name: Engine(run) for name, run in prepared.items()}
-    data = ex.load_data(prepared["deep"].config.dataset, data_dir, budget)
     quality = ex.clean_scores(engines, data)
     scores = {name: result.mse for name, result in quality.items()}
     pca = ex.pca_vs_autoencoder(engines, data, scores, budget)
