@@ -1168,7 +1168,8 @@ def train(
     model: Annotated[str, typer.Argument(help=f"Model to train: {MODEL_NAMES}.", metavar="MODEL", show_default=False)],
     epochs: Annotated[int | None, typer.Option(help="Epochs (default: the model's).", show_default=False)] = None,
     batch_size: Annotated[
-        int | None, typer.Option(help="Global batch size (default: 128).", show_default=False)
+        int | None,
+        typer.Option(help="Global batch size (default: the model's, 128 for most; dncnn 32).", show_default=False),
     ] = None,
     lr: Annotated[
         float | None, typer.Option(help="Peak learning rate of Adam (default: the model's).", show_default=False)
