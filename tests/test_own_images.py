@@ -78,7 +78,7 @@ def test_a_validation_folder_problem_is_named_as_the_val_data_option(digit_folde
 
 
 def test_colour_images_train_a_colour_conv_model_on_patches_and_export_contract_2(colour_folder, tmp_path):
-    config = quick("conv-unpool", data=str(colour_folder), patch=16, noise=0.1)
+    config = quick("conv-unpool", data=str(colour_folder), patch=16, noise=0.1, val=0.5)  # test images of 3 sizes
     result = train(config, run_dir=tmp_path / "run", progress=False, echo=len)
     run = load_run(tmp_path / "run")
     assert run.config.channels == 3 and run.net.channels == 3 and result.history[-1]["test_psnr"] > 0
@@ -87,7 +87,8 @@ def test_colour_images_train_a_colour_conv_model_on_patches_and_export_contract_
 
     with pytest.raises(AetoolError, match=r"--data-dir names a folder of IDX files, but .* was trained on the images"):
         export_run(tmp_path / "run", options=ExportOptions(data_dir="/nope"), echo=len)
-    export_run(tmp_path / "run", options=ExportOptions(precisions=("int8",)), echo=len)
+    exported = export_run(tmp_path / "run", options=ExportOptions(precisions=("int8",)), echo=len)
+    assert "(centre crops " in exported.variants[0].test_set  # test images of several sizes: not the run's MSE
     model = load(tmp_path / "run" / "model.onnx")
     assert model.input_spec.channels == 3 and model.input_spec.polarity == contract.AS_IS
     assert model.metadata[contract.COLOUR_SPACE] == "srgb" and str(model.metadata[contract.CONTRACT_VERSION]) == "2"

@@ -78,10 +78,12 @@ class ExportOptions:
 
 @dataclass(frozen=True)
 class ExportData:
-    """Images an export checks with: test images (N×H×W uint8 or float) and static-int8 calibration images."""
+    """Images an export checks with: test images (N×H×W uint8 or float) and static-int8 calibration images;
+    ``test_crops``: the test images are centre crops of images of several sizes (so their MSE is not the run's)."""
 
     test_images: np.ndarray | None = None
     calibration: np.ndarray | None = None
+    test_crops: bool = False
 
 
 @dataclass
@@ -178,9 +180,12 @@ def _run_everywhere(proto: onnx.ModelProto, *, label: str, precision: str, stric
     return report
 
 
-def _test_set(images: np.ndarray, facts: metadata.ModelFacts) -> TestSet:
-    """The test images as training scored them: noisy inputs (same noise, same seed) for a denoising model."""
+def _test_set(images: np.ndarray, facts: metadata.ModelFacts, *, crops: bool = False) -> TestSet:
+    """The test images as training scored them: noisy inputs (same noise, same seed) for a denoising model;
+    ``crops``: they are centre crops of test images of several sizes, which the description says."""
     what = "test images" if facts.dataset == "images" else "test digits"
+    if crops:
+        what = f"{what} (centre crops {images.shape[2]}×{images.shape[3]}, the size all of them hold)"
     if not facts.noise:
         return TestSet(images, images, f"clean {what}")
     noisy = facts.noise.apply(images, np.random.default_rng(TEST_NOISE_SEED))
@@ -295,7 +300,7 @@ def _export(
     decoder_name = result.decoder_path.name if result.decoder_path else ""
 
     image_spec = metadata.image_spec(proto, multiple_of=net.multiple_of, polarity=facts.polarity)
-    test = None if images is None else _test_set(images, facts)
+    test = None if images is None else _test_set(images, facts, crops=data.test_crops)
     for precision in options.precisions:
         target_path = contract.variant_path(path, precision)
         variant, variant_report = _variant(
@@ -438,7 +443,7 @@ def _run_data(run: Run, options: ExportOptions) -> ExportData:
     calibration = None
     if static_int8:
         calibration = as_images(_stacked(data.train, count=CALIBRATION_IMAGES, multiple_of=run.net.multiple_of))
-    return ExportData(test, calibration)
+    return ExportData(test, calibration, test_crops=len(set(data.test.sizes())) > 1)
 
 
 def find_images_or_none(source: str) -> list[Path]:
