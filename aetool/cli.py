@@ -139,8 +139,9 @@ Invert = Annotated[
     bool | None,
     typer.Option(
         "--invert/--no-invert",
-        help="Treat images as dark on light (inverted for the model and back) or not; only models of white-on-black "
-        "images (MNIST's world) invert. Default: decided per image from its border.",
+        help="Treat images as dark on light (inverted to MNIST's white on black and back) or not; only models of "
+        "white-on-black images, and add-noise (so masking hits the background), invert. Default: decided per image "
+        "from its border.",
         show_default=False,
     ),
 ]
@@ -251,7 +252,10 @@ def add_noise(
     ] = None,
     noise_kind: Annotated[NoiseKind | None, typer.Option(help="Noise kind. [default: gaussian]")] = None,
     seed: Annotated[
-        int | None, typer.Option(min=0, help="Random seed, for the same noise every run.", show_default=False)
+        int | None,
+        typer.Option(
+            min=0, help="Random seed, for the same noise every run (default: new noise each run).", show_default=False
+        ),
     ] = None,
     recursive: Recursive = False,
     fmt: Format = None,
@@ -444,7 +448,7 @@ def _changes(outcome: Outcome, channels: int | None) -> list[tuple[str, str]]:
         changes.append(
             (
                 "inverted (dark on light) and back",
-                "dark on light: inverted for the model's white-on-black world and the output back (--no-invert: not)",
+                "dark on light: inverted to MNIST's white on black and the output back (--no-invert: not)",
             )
         )
     if outcome.resized and outcome.input_size and outcome.fitted_size:

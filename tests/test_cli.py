@@ -156,7 +156,7 @@ def test_dark_on_light_round_trips_and_can_be_forced(cli, tmp_path):
     [record] = records(cli("denoise", "dark.png", "--json"))
     assert record["inverted"] and np.array_equal(read(Path("dark.denoised.png")), 255 - digit())
     said = cli("denoise", "dark.png", "-o", "again.png").stderr
-    assert "dark.png: dark on light: inverted for the model's white-on-black world and the output back" in said
+    assert "dark.png: dark on light: inverted to MNIST's white on black and the output back" in said
     [record] = records(cli("denoise", "dark.png", "--json", "--no-invert", "-o", "plain.png"))
     assert not record["inverted"] and np.array_equal(read(Path("plain.png")), 255 - digit())
 
