@@ -438,10 +438,11 @@ def _changes(outcome: Outcome, channels: int | None) -> list[tuple[str, str]]:
     changes = [("with notes from reading (see --json)", text) for text in outcome.notes]
     if outcome.converted and channels:
         kind = "grey" if channels == 1 else "RGB"
+        written = "grey (the luma of its RGB)" if outcome.converted.startswith("grey") else kind
         changes.append(
             (
                 f"converted {outcome.converted}",
-                f"{outcome.converted} for the model, which takes {kind} images; the output is {kind}",
+                f"{outcome.converted} for the model, which takes {kind} images; the output is {written}",
             )
         )
     if outcome.inverted:

@@ -246,7 +246,7 @@ def _run(chunk: list[Ready | Outcome], step: Step, *, side_by_side: bool, stdout
 
 
 def _finish(item: Ready, result: np.ndarray, share: float, side_by_side: bool, stdout: BinaryIO | None) -> Outcome:
-    """Score, crop, resize back, restore the polarity, encode and write one result."""
+    """Score, crop, resize back, restore the polarity and the grey of a grey input, encode and write one result."""
     started = time.perf_counter()
     height, width = item.prepared.region
     pixels = result[:, :height, :width]
@@ -259,6 +259,8 @@ def _finish(item: Ready, result: np.ndarray, share: float, side_by_side: bool, s
         pixels = images.side_by_side(item.image, pixels)
     if item.inverted:
         pixels = 1 - pixels
+    if item.converted == images.GREY_TO_RGB:  # a grey image comes back grey: the luma of the model's RGB
+        pixels = images.to_channels(pixels, 1)[0]
     outcome = Outcome(
         item.job.label,
         size=(pixels.shape[2], pixels.shape[1]),

@@ -198,6 +198,9 @@ def _background_for(luma: np.ndarray, alpha: np.ndarray) -> float:
     return 1.0 if weight and float((luma * alpha).sum() / weight) < 0.5 else 0.0
 
 
+GREY_TO_RGB = "grey → RGB (replicated)"  # to_channels' note for a grey image given to a colour model
+
+
 def to_channels(pixels: np.ndarray, channels: int) -> tuple[np.ndarray, str | None]:
     """C×H×W (or N×C×H×W) pixels with ``channels`` channels (1 or 3), and a note when they were converted.
 
@@ -208,7 +211,7 @@ def to_channels(pixels: np.ndarray, channels: int) -> tuple[np.ndarray, str | No
     if have == channels:
         return pixels, None
     if (have, channels) == (1, 3):
-        return np.repeat(pixels, 3, axis=-3), "grey → RGB (replicated)"
+        return np.repeat(pixels, 3, axis=-3), GREY_TO_RGB
     if (have, channels) == (3, 1):
         grey = np.einsum("c,...chw->...hw", LUMA, pixels)[..., None, :, :]
         return grey.astype(np.float32, copy=False), "RGB → grey (luma)"
