@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 from conftest import colour_metadata, int64_tensor, node, onnx_bytes
@@ -97,9 +99,20 @@ def test_bad_model_files_fail_in_one_line(toy_dir, name, message):
     assert "\n" not in str(caught.value)
 
 
-def test_a_folder_is_not_a_model(toy_dir):
-    with pytest.raises(ModelFileError, match="is a folder"):
+def test_a_folder_is_not_a_model_and_a_run_folder_points_to_its_model(toy_dir, tmp_path):
+    with pytest.raises(ModelFileError, match=r"is a folder, not an \.onnx file$"):
         load(toy_dir)
+    shutil.copyfile(toy_dir / "dense.onnx", tmp_path / "model.onnx")
+    with pytest.raises(
+        ModelFileError, match=rf"is a folder, not an .onnx file; the run's model is {tmp_path}/model.onnx"
+    ):
+        load(tmp_path)
+
+
+def test_bytes_that_are_not_onnx_say_they_may_not_be_onnx_at_all(tmp_path):
+    (tmp_path / "bad.onnx").write_text("hi\n")
+    with pytest.raises(ModelFileError, match=r"not a loadable ONNX model: .*a truncated file, or not ONNX at all"):
+        load(tmp_path / "bad.onnx")
 
 
 def test_a_provider_not_available_is_reported_not_silently_dropped(toy_dir):

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 MAX_GRAPH_NESTING = 32  # subgraphs inside subgraphs (If, Loop, Scan bodies); aetool's own files have none
+TRUNCATED = "its bytes end inside a field: a truncated file, or not ONNX at all"
 _VARINT, _FIXED64, _BYTES, _FIXED32 = 0, 1, 2, 5
 _EXTERNAL = 1  # TensorProto.DataLocation.EXTERNAL
 
@@ -137,7 +138,7 @@ def _fields(data: memoryview) -> Iterator[tuple[int, int, int | memoryview]]:
         else:
             raise ValueError(f"protobuf wire type {wire}, which ONNX files never use")
         if position > end:
-            raise ValueError("it is truncated")
+            raise ValueError(TRUNCATED)
         yield number, wire, value
 
 
@@ -145,7 +146,7 @@ def _varint(data: memoryview, position: int) -> tuple[int, int]:
     result = shift = 0
     for _ in range(10):
         if position >= len(data):
-            raise ValueError("it is truncated")
+            raise ValueError(TRUNCATED)
         byte = data[position]
         position += 1
         result |= (byte & 0x7F) << shift

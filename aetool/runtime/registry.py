@@ -33,6 +33,13 @@ def bundled_index() -> dict[str, dict[str, Any]]:
     return index
 
 
+def _a_folder(path: Path) -> str:
+    """Why a folder is no model, pointing to the model file of a run folder."""
+    inside = path / "model.onnx"
+    hint = f"; the run's model is {inside}" if inside.is_file() else ""
+    return f"model {path} is a folder, not an .onnx file{hint}"
+
+
 def resolve(model: str | Path) -> Path:
     """The file behind ``model``: a path to an ``.onnx`` file, or the name of a bundled model."""
     text = str(model)
@@ -45,7 +52,7 @@ def resolve(model: str | Path) -> Path:
                 raise ModelFileError(f"bundled model {text!r} is listed in {INDEX} but {path} is missing")
             return path
         if Path(text).is_dir():
-            raise ModelFileError(f"model {text} is a folder, not an .onnx file")
+            raise ModelFileError(_a_folder(Path(text)))
         if not Path(text).is_file():
             bundled = ", ".join(index) or f"none; {models_dir() / INDEX} is missing"
             raise ModelFileError(
@@ -53,7 +60,7 @@ def resolve(model: str | Path) -> Path:
             )
     path = Path(text)
     if path.is_dir():
-        raise ModelFileError(f"model {path} is a folder, not an .onnx file")
+        raise ModelFileError(_a_folder(path))
     if not path.is_file():
         raise ModelFileError(f"model file {path} does not exist")
     return path
