@@ -207,6 +207,14 @@ def test_resume_without_a_run_says_it_starts_a_new_one(data_dir, tmp_path):
     assert f"{tmp_path / 'typo'} holds no run to resume: training a new one" in result.stderr
 
 
+def test_resume_of_a_finished_run_says_nothing_is_left_to_train(data_dir, tmp_path):
+    args = ["train", "ae64", "--epochs", "1", "--data-dir", str(data_dir), "-q", "--no-export", "--allow-trivial"]
+    assert runner.invoke(app, [*args, "-o", str(tmp_path / "run")]).exit_code == 0
+    again = runner.invoke(app, [*args, "--resume", "-o", str(tmp_path / "run")])
+    assert again.exit_code == 0 and "has finished its 1 epoch: nothing left to train" in again.stderr
+    assert "resuming" not in again.stderr
+
+
 def test_training_lines_and_bar_go_to_stderr_unwrapped(data_dir, tmp_path):
     args = ["train", "ae64", "--epochs", "1", "--lr", "1e-12", "--data-dir", str(data_dir), "--no-export"]
     result = runner.invoke(app, [*args, "-o", str(tmp_path / "run")])

@@ -467,7 +467,11 @@ def train(
             trainer = Trainer(config, net, data=data, folder=folder, place=place, device=device)
             if stored is not None:
                 trainer.resume_from(stored)
-                echo(f"resuming {folder.path} after epoch {trainer.start_epoch}")
+                if trainer.start_epoch >= trainer.epochs:
+                    done = f"{trainer.epochs} epoch{'s' * (trainer.epochs != 1)}"
+                    echo(f"{folder.path} has finished its {done}: nothing left to train")
+                else:
+                    echo(f"resuming {folder.path} after epoch {trainer.start_epoch}")
             history = trainer.run(progress=progress, echo=echo, replace_old_run=force)
             trivial = trainer.baselines
     except KeyboardInterrupt:
