@@ -128,6 +128,13 @@ def test_noise_matrix_has_every_model_and_level_and_the_denoiser_wins_at_its_lev
     at_half = dict(zip(DENOISING, matrix[:, NOISE_LEVELS.index(0.5)], strict=True))
     assert all(at_half["denoise-dense"] < at_half[name] for name in SHALLOW), at_half
     assert all(np.array(denoising["noisy_input_mse"]) > 0)
+    worse = [
+        level
+        for level, noisy in zip(NOISE_LEVELS, denoising["noisy_input_mse"], strict=True)
+        if matrix[:, NOISE_LEVELS.index(level)].min() >= noisy
+    ]
+    said = f"At noise {', '.join(map(str, worse))} no model beats the noisy input itself"
+    assert (said in (report["out"] / "README.md").read_text()) == bool(worse)
 
 
 def test_report_goes_through_onnx_and_matches_training_numbers(report):

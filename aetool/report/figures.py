@@ -102,6 +102,9 @@ def curves(path: Path, series: dict[str, list[dict]], keys: dict[str, str], titl
             )
     axes.set_xlabel("epoch")
     axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+    epochs = {record["epoch"] for history in series.values() for record in history}
+    if len(epochs) == 1:  # one point: the locator would fall back to fractional ticks around it
+        axes.set_xticks(sorted(epochs))
     axes.set_ylabel("MSE per pixel")
     axes.set_yscale("log")
     axes.grid(True, which="both", alpha=0.3)

@@ -236,9 +236,16 @@ def denoise_section(result: DenoiseResult, engines: dict[str, Engine], out: Path
     winners = [
         level for level in NOISE_LEVELS if min(result.mse, key=lambda n: result.mse[n][level]) == "denoise-dense"
     ]
+    worse = [level for level in NOISE_LEVELS if min(result.mse[n][level] for n in models) >= result.input_mse[level]]
     blocks.append(
         f"The denoising AE has the lowest error of these models at noise levels "
         f"{', '.join(map(str, winners)) or '(none)'}."
+        + (
+            f" At noise {', '.join(map(str, worse))} no model beats the noisy input itself: their outputs are further "
+            "from the clean digits than their inputs."
+            if worse
+            else ""
+        )
     )
     blocks.append(
         _grid(
