@@ -205,7 +205,7 @@ def test_a_timeout_stops_a_call_that_never_ends_and_the_next_call_runs(tmp_path,
     model = load(tmp_path / "loop.onnx")
     model.timeout = 0.5
     started = time.perf_counter()
-    with pytest.raises(TimedOut, match=r"ran longer than the 0.5 s of --timeout"):
+    with pytest.raises(TimedOut, match=r"ran longer than the 0.5 s of its timeout \(--timeout\)"):
         model.reconstruct(np.zeros((1, 1, 8, 8), np.float32))
     assert time.perf_counter() - started < 5
     page = np.random.default_rng(0).random((1, 1, 8, 8), dtype=np.float32)

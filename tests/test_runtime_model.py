@@ -109,6 +109,11 @@ def test_a_folder_is_not_a_model_and_a_run_folder_points_to_its_model(toy_dir, t
         load(tmp_path)
 
 
+def test_load_refuses_fewer_than_one_thread(toy_dir):
+    with pytest.raises(ValueError, match="threads must be at least 1, got 0"):
+        load(toy_dir / "dense.onnx", threads=0)
+
+
 def test_bytes_that_are_not_onnx_say_they_may_not_be_onnx_at_all(tmp_path):
     (tmp_path / "bad.onnx").write_text("hi\n")
     with pytest.raises(ModelFileError, match=r"not a loadable ONNX model: .*a truncated file, or not ONNX at all"):

@@ -596,7 +596,7 @@ class Model:
         if not finished:
             _stop(ended, options)
             raise TimedOut(
-                f"{self.path.name}: a call of the model ran longer than the {self.timeout:g} s of --timeout and was "
+                f"{self.path.name}: a call of the model ran longer than the {self.timeout:g} s of its timeout (--timeout) and was "
                 "stopped"
             )
         if failed:
@@ -637,7 +637,10 @@ def _serve(jobs: queue.SimpleQueue) -> None:
 
 def load(model: str | Path, *, providers: Sequence[str] | None = None, threads: int | None = None) -> Model:
     """The model at a path or bundled under a name; opened once per process and then reused (set its ``timeout``
-    to bound each call)."""
+    to bound each call). ``threads``: onnxruntime's intra-op threads (default: the cores this process may use).
+    Raises ``ModelFileError`` for a missing or broken file, ``ValueError`` for ``threads`` under 1."""
+    if threads is not None and threads < 1:
+        raise ValueError(f"threads must be at least 1, got {threads}")
     path = resolve(model)
     stat = path.stat()
     key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size, tuple(providers or ()), threads)
