@@ -100,6 +100,12 @@ def test_data_dir_may_hold_one_subfolder_per_dataset(data_dir, monkeypatch):
     assert len(load_images("fashion-mnist", "test")) == 64
 
 
+def test_a_run_records_the_folder_the_environment_named(data_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv(DATA_DIR_ENV, str(data_dir))
+    train(TrainConfig("ae64", epochs=1, batch_size=32, device="cpu"), run_dir=tmp_path / "run", progress=False)
+    assert load_run(tmp_path / "run").config.data_dir == str(data_dir.absolute())  # resume and export find it
+
+
 def test_missing_data_folder_is_one_clear_error(tmp_path):
     with pytest.raises(DataError, match=r"does not exist; expected the four IDX files train-images-idx3-ubyte\.gz"):
         load_images("mnist", "train", data_dir=tmp_path / "nowhere")

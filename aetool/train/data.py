@@ -356,7 +356,8 @@ def only(images: ImageSet, classes: tuple[str, ...]) -> ImageSet:
 
 
 def load_training_data(config: TrainConfig, *, warn: bool = True) -> tuple[TrainingData, TrainConfig]:
-    """The run's training and test images, and ``config`` with the channels and size they settled; ``warn``: a
+    """The run's training and test images, and ``config`` with the channels and size they settled (and the IDX
+    folder ``$AETOOL_DATA_DIR`` gave, when ``data_dir`` was not); ``warn``: a
     warning line for each unreadable file of ``--data`` skipped (export and calibrate read a run's images again,
     after training warned of them).
 
@@ -405,7 +406,11 @@ def load_training_data(config: TrainConfig, *, warn: bool = True) -> tuple[Train
     )
     if not fixed:
         _check_conv_sizes(config, train, multiple=net.multiple_of or 1)
-    settled = replace(config, channels=train.channels, size=train.size if fixed else None)
+    data_dir = config.data_dir
+    if config.dataset != "images" and data_dir is None:  # $AETOOL_DATA_DIR, recorded so resume and export find it
+        found = resolve_data_dir(None, config.dataset)
+        data_dir = str(found.expanduser().absolute()) if found else None
+    settled = replace(config, channels=train.channels, size=train.size if fixed else None, data_dir=data_dir)
     return TrainingData(train, test), settled
 
 
