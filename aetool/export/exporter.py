@@ -40,6 +40,7 @@ from aetool.runtime.files import check_folder, write_files
 from aetool.runtime.idx import resolve_data_dir
 from aetool.runtime.noise import TEST_NOISE_SEED
 from aetool.train.data import ImageSet, find_images, load_training_data
+from aetool.train.loop import beaten
 from aetool.train.run import ONNX, Run, load_run
 
 CALIBRATION_IMAGES = 256
@@ -487,4 +488,7 @@ def export_run(
     path = Path(out) if out is not None else run.folder.model_file
     path = path / ONNX if path.is_dir() else path
     _check_target(path)
+    trivial = run.test_mse is not None and beaten(run.test_mse, run.folder.read_metrics().get("baselines") or {})
+    if trivial:
+        echo(f"warning: {trivial}; exported as asked (aetool train exports such a run only with --allow-trivial)")
     return _export(run.net, path, facts, options=options, data=_run_data(run, options), echo=echo)
