@@ -1541,7 +1541,17 @@ def bench(
         ),
     ] = None,
     provider: Providers = None,
-    timeout: Timeout = None,
+    timeout: Annotated[
+        float | None,
+        typer.Option(
+            "--timeout",
+            min=0.001,
+            metavar="SECONDS",
+            help="Stop the first call, made before timing, if it runs longer (exit 124): a model that never finishes "
+            "is caught there; the timed calls run unchecked. Default: no limit.",
+            show_default=False,
+        ),
+    ] = None,
     as_json: Json = False,
 ) -> None:
     """Latency and throughput of a model in onnxruntime on random images, optionally against PyTorch eager and
