@@ -70,6 +70,9 @@ def test_onnxruntime_web_is_found_from_its_package_or_dist_folder_else_explained
     assert find_ort_web() == fake_ort
     with pytest.raises(AetoolError, match=r"not in .*elsewhere; see the README's 'In the browser'$"):
         find_ort_web(given=tmp_path / "elsewhere")
+    monkeypatch.setenv("AETOOL_ORT_WEB", str(tmp_path / "nowhere"))
+    with pytest.raises(AetoolError, match=r"not in .*nowhere \(\$AETOOL_ORT_WEB\); see"):
+        find_ort_web()
     monkeypatch.delenv("AETOOL_ORT_WEB")
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr("aetool.web.CLONE_WEB", tmp_path / "no-clone")

@@ -69,7 +69,13 @@ def find_ort_web(*, given: str | Path | None = None) -> Path:
     for folder in _candidates(given):
         if all((folder / name).is_file() for name in ORT_FILES):
             return folder
-    where = f"in {given}" if given else "under web/node_modules (run: npm ci --prefix web, in a clone of aetool)"
+    named = os.environ.get(ORT_WEB_ENV)
+    if given:
+        where = f"in {given}"
+    elif named:
+        where = f"in {named} (${ORT_WEB_ENV})"
+    else:
+        where = "under web/node_modules (run: npm ci --prefix web, in a clone of aetool)"
     other = "" if given else ", or pass --ort-web DIR"
     raise AetoolError(
         f"onnxruntime-web's files ({', '.join(ORT_FILES)}) are not {where}; see the README's 'In the browser'{other}"
