@@ -285,3 +285,12 @@ def test_export_creates_its_folder_and_a_new_export_removes_the_old_sets_variant
 def test_export_refuses_a_negative_bound_before_any_work(option, tmp_path):
     result = runner.invoke(app, ["export", str(tmp_path), option, "-1"])
     assert result.exit_code == 2 and option in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("world", ["abc", "2"])
+def test_stray_torchrun_variables_are_one_line(world, data_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", world)
+    args = ["train", "ae64", "--epochs", "1", "--data-dir", str(data_dir), "-q", "--no-export", "--allow-trivial"]
+    result = runner.invoke(app, [*args, "-o", str(tmp_path / "run")])
+    assert result.exit_code == 2 and len(result.stderr.splitlines()) == 1
+    assert f"WORLD_SIZE={world} asks for distributed training" in result.stderr and "unset WORLD_SIZE" in result.stderr

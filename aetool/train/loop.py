@@ -25,7 +25,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 from torch import nn
 
-from aetool.errors import AetoolError, Interrupted
+from aetool.errors import AetoolError, Interrupted, first_line
 from aetool.models import PCA, Autoencoder, build_model
 from aetool.runtime.cpu import keep_freed_memory
 from aetool.runtime.images import pad_to
@@ -79,13 +79,22 @@ class _Dist:
 
 
 def _init_distributed(device: str) -> _Dist:
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world == 1:
-        return _Dist()
-    owns_group = not dist.is_initialized()
-    if owns_group:
-        dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
-    return _Dist(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")), owns_group)
+    """This process's place among the ranks torchrun started (its ``WORLD_SIZE``, ``RANK``, ``MASTER_ADDR``…
+    variables); one rank alone without them. Raises ``AetoolError`` when they are set but unusable (left over
+    in a shell, say)."""
+    try:
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        if world == 1:
+            return _Dist()
+        owns_group = not dist.is_initialized()
+        if owns_group:
+            dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+        return _Dist(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")), owns_group)
+    except ValueError as err:  # torch's errors for missing variables are ValueErrors too
+        raise AetoolError(
+            f"WORLD_SIZE={os.environ.get('WORLD_SIZE')} asks for distributed training, which failed to start: "
+            f"{first_line(err)}; run it with torchrun, or unset WORLD_SIZE"
+        ) from None
 
 
 def _end_distributed(place: _Dist) -> None:
