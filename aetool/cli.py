@@ -854,13 +854,13 @@ def models(as_json: Json = False) -> None:
     """List the bundled models: what each is for and was measured on, file size, precision and test MSE."""
     with reporting():
         from aetool.runtime.describe import bundled_models
-        from aetool.runtime.registry import INDEX, models_dir
+        from aetool.runtime.registry import INDEX, where_bundled
 
         records = bundled_models()
         if as_json:
             typer.echo(json.dumps([record.to_dict() for record in records], indent=2))
         elif not records:
-            note(f"no bundled models ({models_dir() / INDEX} is missing)")
+            note(f"no bundled models (no {INDEX} in {where_bundled()})")
         else:
             rows = [("name", "file", "size", "precision", "test MSE")] + [
                 (r.name, r.file, _size(r.size_bytes), r.precision or "?", _number(r.test_mse)) for r in records

@@ -410,10 +410,21 @@ def test_models_lists_the_bundled_models(cli):
 
 
 def test_models_without_any_bundled(cli, tmp_path, monkeypatch):
-    monkeypatch.setenv("AETOOL_MODEL_DIR", str(tmp_path / "none"))
+    (tmp_path / "empty").mkdir()
+    monkeypatch.setenv("AETOOL_MODEL_DIR", str(tmp_path / "empty"))
     result = cli("models")
-    assert result.exit_code == 0 and "no bundled models" in result.stderr
+    assert (
+        result.exit_code == 0
+        and f"no bundled models (no models.json in {tmp_path / 'empty'} ($AETOOL_MODEL_DIR))" in result.stderr
+    )
     assert json.loads(cli("models", "--json").stdout) == []
+    monkeypatch.setenv("AETOOL_MODEL_DIR", str(tmp_path / "none"))
+    for args in (["models"], ["denoise", "x.png"]):
+        result = cli(*args)
+        assert (
+            result.exit_code == 2
+            and f"$AETOOL_MODEL_DIR is {tmp_path / 'none'}, which is not a folder" in result.stderr
+        )
 
 
 def test_info_describes_a_model(cli, toy_dir):

@@ -15,8 +15,19 @@ INDEX = "models.json"
 
 
 def models_dir() -> Path:
-    """The folder of bundled models: ``$AETOOL_MODEL_DIR`` when set, else the package's ``bundled/``."""
-    return Path(os.environ.get(MODEL_DIR_ENV) or BUNDLED_DIR)
+    """The folder of bundled models: ``$AETOOL_MODEL_DIR`` when set, else the package's ``bundled/``; raises
+    ``ModelFileError`` when the variable names no folder."""
+    named = os.environ.get(MODEL_DIR_ENV)
+    if not named:
+        return BUNDLED_DIR
+    if not Path(named).is_dir():
+        raise ModelFileError(f"${MODEL_DIR_ENV} is {named}, which is not a folder; point it at a folder of models")
+    return Path(named)
+
+
+def where_bundled() -> str:
+    """Where the bundled models are looked for, in words: the folder, and the variable that named it if one did."""
+    return f"{models_dir()} (${MODEL_DIR_ENV})" if os.environ.get(MODEL_DIR_ENV) else str(models_dir())
 
 
 def bundled_index() -> dict[str, dict[str, Any]]:
@@ -54,7 +65,7 @@ def resolve(model: str | Path) -> Path:
         if Path(text).is_dir():
             raise ModelFileError(_a_folder(Path(text)))
         if not Path(text).is_file():
-            bundled = ", ".join(index) or f"none; {models_dir() / INDEX} is missing"
+            bundled = ", ".join(index) or f"none; no {INDEX} in {where_bundled()}"
             raise ModelFileError(
                 f"unknown model {text!r}: no such file and no bundled model of that name (bundled: {bundled})"
             )
