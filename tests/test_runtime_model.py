@@ -80,7 +80,7 @@ def test_unknown_name_lists_the_bundled_models(bundled):
 
 def test_unknown_name_without_bundled_models_says_none_are_installed(tmp_path, monkeypatch):
     monkeypatch.setenv("AETOOL_MODEL_DIR", str(tmp_path))
-    with pytest.raises(ModelFileError, match=r"bundled: none; .*models.json is missing"):
+    with pytest.raises(ModelFileError, match=r"bundled: none; no models.json in .* \(\$AETOOL_MODEL_DIR\)"):
         load("denoise")
 
 
