@@ -5,7 +5,7 @@ with onnxruntime's, the runtime aetool itself runs on, within ``atol`` × max(1,
 the export, with looser defaults: other runtimes sum in other orders, and compute fp16 files in half precision
 where onnxruntime's CPU provider computes most fp16 nodes in float32). onnxruntime is always there; the ONNX
 reference evaluator (``onnx``), OpenCV DNN (``opencv-python-headless``) and OpenVINO are checked where installed
-(``pip install 'aetool[check]'`` installs all three). Torch-free: the exporter records the same checks in each
+(``pip install '.[check]'`` in a clone installs all three). Torch-free: the exporter records the same checks in each
 file it writes (``checked_in``), and ``aetool check`` runs them on any file later.
 """
 
@@ -36,7 +36,7 @@ ATOL = {"fp32": 1e-4, "fp16": 1e-2, "int8": 1e-2}  # by the file's precision: a 
 TIE_SIZE = (28, 28)
 NON_SQUARE = (32, 48)
 CODE_SIZES = ((7, 7), (8, 12))  # a conv decoder's code: 28×28 and 32×48 images pooled twice
-EXTRA = "pip install 'aetool[check]'"
+EXTRA = "pip install '.[check]' in a clone"
 
 Outputs = dict[str, np.ndarray]
 Runner = Callable[[np.ndarray], Outputs]  # one batch of inputs → every output, by name
@@ -216,8 +216,8 @@ def module_version(module: str) -> Callable[[], str]:
 def _opencv_engines() -> list[Runtime]:
     """OpenCV DNN: one row per engine where it has two (OpenCV ≥ 5: new and classic), else one."""
     version = module_version("cv2")
-    if importlib.util.find_spec("cv2") is None:
-        return [Runtime("opencv", "cv2", _opencv(None), version)]
+    if importlib.util.find_spec("cv2") is None:  # both engines' rows, each not installed
+        return [Runtime(name, "cv2", _opencv(None), version) for name in ("opencv", "opencv-classic")]
     import cv2
 
     if not hasattr(cv2.dnn, "ENGINE_NEW"):

@@ -971,13 +971,16 @@ def check(
     DNN and OpenVINO where installed: the check extra) on fixed inputs and compare each with
     onnxruntime. Exit 0 when every one agrees, 1 when some fail or cannot load it."""
     with reporting():
-        from aetool.check import check_file
+        from aetool.check import EXTRA, check_file
 
         try:
             report = check_file(model, atol=atol, only=["onnxruntime", *runtime] if runtime else None)
         except ValueError as err:
             fail(f"--runtime: {err}")
     typer.echo(json.dumps(report.to_dict(), indent=2) if as_json else "\n".join(report.lines()))
+    absent = [result.runtime for result in report.results if runtime and not result.installed]
+    if absent:  # asked for by name, and not run
+        fail(f"--runtime {absent[0]} is not installed here ({EXTRA})")
     if not report.passed:
         raise typer.Exit(1)
 

@@ -118,7 +118,7 @@ def test_a_runtime_that_disagrees_or_cannot_load_is_a_cross_with_the_reason(fake
     assert lines[0].startswith("deep.onnx (opset 20, fp32): reconstruction, code on random b4, random b1;")
     assert any(line.startswith("  ✓ close") and "max abs 5.0e-05" in line for line in lines)
     assert any(line.startswith("  ✗ off") for line in lines) and any(line.startswith("  ✗ refuses") for line in lines)
-    assert any(line.startswith("  – absent") and "pip install 'aetool[check]'" in line for line in lines)
+    assert any(line.startswith("  – absent") and "pip install '.[check]' in a clone" in line for line in lines)
 
 
 def test_check_command_prints_the_table_and_exits_1_when_a_runtime_fails(fake_runtimes):
@@ -136,6 +136,8 @@ def test_check_command_prints_the_table_and_exits_1_when_a_runtime_fails(fake_ru
     only = invoke("check", "deep", "--runtime", "close")
     assert only.exit_code == 0 and "off" not in only.stdout and "✓ close" in only.stdout
     assert invoke("check", "deep", "--runtime", "close", "--atol", "1e-6").exit_code == 1
+    absent = invoke("check", "deep", "--runtime", "absent")  # asked for by name and not run: not a pass
+    assert absent.exit_code == 2 and "--runtime absent is not installed here (pip install '.[check]'" in absent.stderr
 
 
 def test_check_command_usage_errors_are_one_line_exit_2(tmp_path):
