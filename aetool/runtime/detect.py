@@ -30,12 +30,11 @@ import numpy as np
 from aetool.errors import AetoolError, DataError, ModelFileError, TimedOut
 from aetool.runtime import anomaly, contract, images
 from aetool.runtime.batch import Outcome, Ready, Reconstruct, read_chunks
-from aetool.runtime.files import Failure, Input, Job, collect_set, plan, write_files
+from aetool.runtime.files import HEATMAP, Failure, Input, Job, collect_set, plan, write_files
 from aetool.runtime.idx import load_split
 from aetool.runtime.metrics import SCORE_BATCH, SSIM_RADIUS
 from aetool.runtime.model import Model
 
-HEATMAP = ".heatmap"  # heatmap files end in .heatmap.png and .raw.heatmap.png; input scans skip them
 DETECTOR_OUTPUTS = (contract.SCORE, contract.ANOMALY_MAP, contract.SCORE_COMPONENTS)
 OVERLAY_ALPHA = 0.75  # the heat colour's opacity over the image at full strength
 # matplotlib's inferno at 0, 1/8, …, 1 (dark purple → yellow), interpolated linearly: no matplotlib at runtime.

@@ -56,15 +56,21 @@ class Failure:
     error: str
 
 
+HEATMAP = ".heatmap"  # detect's heatmaps end in .heatmap.png and .raw.heatmap.png
+OUTPUT_SUFFIXES = (".denoised", ".reconstructed", ".noisy", HEATMAP)  # the image commands' outputs: NAME.SUFFIX.png
+
+
 def collect(args: Sequence[str], *, recursive: bool = False, skip: str = "") -> tuple[list[Input], list[Failure]]:
-    """The images named by files, folders (``recursive`` to descend) and globs; folder scans skip ``*{skip}.*``."""
+    """The images named by files, folders (``recursive`` to descend) and globs. Folder scans skip what aetool's
+    commands write (``OUTPUT_SUFFIXES``: ``x.denoised.png`` is not an input of the next command on the folder),
+    globs what this command writes (``*{skip}.*``); a file named is taken as it is."""
     inputs: dict[Path, Input] = {}
     failures = []
     for arg in args:
         path = Path(arg)
         if path.is_dir():
             pattern = "**/*" if recursive else "*"
-            found = [p for p in sorted(path.glob(pattern)) if _is_image(p, skip)]
+            found = [p for p in sorted(path.glob(pattern)) if _is_image(p, OUTPUT_SUFFIXES)]
             if not found:
                 where = " or its subfolders" if recursive else ""
                 hint = "" if recursive or not any(p.is_dir() for p in path.iterdir()) else " (use -r for subfolders)"
@@ -73,7 +79,9 @@ def collect(args: Sequence[str], *, recursive: bool = False, skip: str = "") -> 
         elif path.exists() or not _MAGIC & set(arg):
             inputs.setdefault(path, Input(arg, path))
         else:
-            found = [Path(p) for p in sorted(glob.glob(arg, recursive=True)) if _is_image(Path(p), skip)]
+            found = [
+                Path(p) for p in sorted(glob.glob(arg, recursive=True)) if _is_image(Path(p), (skip,) * bool(skip))
+            ]
             if not found:
                 failures.append(Failure(arg, "pattern matched no images"))
             root = _glob_root(arg)
@@ -93,8 +101,8 @@ def collect_set(source: str, *, named: str, skip: str = "") -> list[Input]:
     return found
 
 
-def _is_image(path: Path, skip: str) -> bool:
-    return path.suffix.lower() in image_suffixes() and path.is_file() and not (skip and path.stem.endswith(skip))
+def _is_image(path: Path, skip: tuple[str, ...]) -> bool:
+    return path.suffix.lower() in image_suffixes() and path.is_file() and not path.stem.endswith(skip)
 
 
 def _glob_root(pattern: str) -> Path:
