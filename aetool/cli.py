@@ -1048,7 +1048,8 @@ def _image_spec(spec: dict[str, Any], colour_space: str | None) -> str:
     """What images a model takes, in words: ``3 channels (srgb), any size divisible by 4, polarity as-is (…)``."""
     channels, size, polarity = spec["channels"], spec["size"], spec["polarity"]
     kind = f"{channels} channel{'s' if channels > 1 else ''} ({colour_space})"
-    sizes = f"{size[1]}×{size[0]} only" if size else f"any size divisible by {spec['multiple_of']}"
+    multiple = spec["multiple_of"]
+    sizes = f"{size[1]}×{size[0]} only" if size else f"any size divisible by {multiple}" if multiple > 1 else "any size"
     why = "fed as they are" if polarity == "as-is" else "dark-on-light images are inverted for it"
     return f"{kind}, {sizes}, polarity {polarity} ({why})"
 

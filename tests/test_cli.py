@@ -487,3 +487,11 @@ def test_info_shows_a_dimension_the_exporter_left_unnamed_as_a_question_mark(cli
 
     text = cli("info", str(BUNDLED_DIR / "conv-unpool.onnx")).stdout  # its code's height and width: s39, s94
     assert "N×1×4*h×4*w" in text and "N×16×?×?" in text and "s39" not in text
+
+
+def test_info_says_any_size_for_a_model_of_any_multiple():
+    from aetool.cli import _image_spec
+
+    spec = {"channels": 3, "size": None, "polarity": "as-is", "multiple_of": 1}
+    assert _image_spec(spec, "srgb").startswith("3 channels (srgb), any size, polarity as-is")
+    assert "any size divisible by 4" in _image_spec({**spec, "multiple_of": 4}, "srgb")

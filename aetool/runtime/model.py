@@ -460,7 +460,10 @@ class Model:
         """
         if self._decoder is None:
             if not self.has_decoder:
-                raise ModelFileError(f"{self.path} has no decoder graph beside it (expected {self.decoder_path})")
+                raise ModelFileError(
+                    f"{self.path} has no decoder graph beside it (expected {self.decoder_path}); the unpooling models, "
+                    "dncnn and the blind denoise are exported without one, since their output needs more than the code"
+                )
             digest = self.metadata.get(contract.DECODER_SHA256) or None
             decoder = open_session(self.decoder_path, providers=self._providers, threads=self._threads, sha256=digest)
             names = [i.name for i in decoder.get_inputs()]
