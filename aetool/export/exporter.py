@@ -488,7 +488,8 @@ def export_run(
     path = Path(out) if out is not None else run.folder.model_file
     path = path / ONNX if path.is_dir() else path
     _check_target(path)
+    data = _run_data(run, options)
     trivial = run.test_mse is not None and beaten(run.test_mse, run.folder.read_metrics().get("baselines") or {})
     if trivial:
         echo(f"warning: {trivial}; exported as asked (aetool train exports such a run only with --allow-trivial)")
-    return _export(run.net, path, facts, options=options, data=_run_data(run, options), echo=echo)
+    return _export(run.net, path, facts, options=options, data=data, echo=echo)
