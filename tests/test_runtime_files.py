@@ -41,7 +41,10 @@ def test_folder_scans_skip_what_aetool_writes_and_globs_what_the_command_writes(
     save(tree / "digits" / "b.noisy.png", np.zeros((4, 4), np.uint8))
     save(tree / "digits" / "c.raw.heatmap.png", np.zeros((4, 4), np.uint8))
     found, _ = files.collect(["digits"])
-    assert labels(found) == ["digits/a.png", "digits/b.jpg"]  # no command's output is an input of the next one on the folder
+    assert labels(found) == [
+        "digits/a.png",
+        "digits/b.jpg",
+    ]  # no command's output is an input of the next one on the folder
     found, _ = files.collect(["digits/*.png"], skip=".denoised")
     assert labels(found) == ["digits/a.png", "digits/b.noisy.png", "digits/c.raw.heatmap.png"]
     found, _ = files.collect(["digits/a.denoised.png"])  # named: taken as it is
