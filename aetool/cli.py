@@ -409,7 +409,7 @@ def _run(jobs: list[Job], failures: list[Failure], step: Step, options: ImageOpt
             error(f"{outcome.path}: {outcome.error}")
             continue
         done += 1
-        changes = _changes(outcome, step.channels)
+        changes = _changes(outcome, step.channels, forced=options.invert is True)
         counts.update({kind for kind, _ in changes})
         if total <= FEW:
             for _, text in changes:
@@ -433,8 +433,9 @@ def _trained_on_digits(step: Step) -> bool:
     return isinstance(step, Reconstruct) and step.model.metadata.get(contract.DATASET) in IDX_DATASETS
 
 
-def _changes(outcome: Outcome, channels: int | None) -> list[tuple[str, str]]:
-    """What was done to an image on its way through, as (what a summary counts, the line for this image)."""
+def _changes(outcome: Outcome, channels: int | None, *, forced: bool = False) -> list[tuple[str, str]]:
+    """What was done to an image on its way through, as (what a summary counts, the line for this image);
+    ``forced``: --invert was given, so an inversion is not the image's polarity but the option's."""
     changes = [("with notes from reading (see --json)", text) for text in outcome.notes]
     if outcome.converted and channels:
         kind = "grey" if channels == 1 else "RGB"
@@ -445,7 +446,9 @@ def _changes(outcome: Outcome, channels: int | None) -> list[tuple[str, str]]:
                 f"{outcome.converted} for the model, which takes {kind} images; the output is {written}",
             )
         )
-    if outcome.inverted:
+    if outcome.inverted and forced:
+        changes.append(("inverted (--invert) and back", "inverted (--invert) and the output back"))
+    elif outcome.inverted:
         changes.append(
             (
                 "inverted (dark on light) and back",

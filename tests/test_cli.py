@@ -159,6 +159,9 @@ def test_dark_on_light_round_trips_and_can_be_forced(cli, tmp_path):
     assert "dark.png: dark on light: inverted to MNIST's white on black and the output back" in said
     [record] = records(cli("denoise", "dark.png", "--json", "--no-invert", "-o", "plain.png"))
     assert not record["inverted"] and np.array_equal(read(Path("plain.png")), 255 - digit())
+    save(tmp_path / "light.png", digit())  # white on black, inverted only because --invert says so
+    said = cli("denoise", "light.png", "--invert", "-o", "forced.png").stderr
+    assert "light.png: inverted (--invert) and the output back" in said and "dark on light" not in said
 
 
 def test_some_bad_inputs_exit_1_and_the_good_ones_are_done(cli, ring, tmp_path):
