@@ -129,7 +129,7 @@ Format = Annotated[
     typer.Option(
         "--format",
         "-f",
-        help="Output image format: png (default), jpg, bmp, tiff, webp, gif, pgm, tga.",
+        help="Output image format: png (default), jpg, bmp, tiff, webp, gif, pgm (grey), ppm, tga.",
         metavar="FORMAT",
         show_default=False,
     ),

@@ -273,6 +273,19 @@ def test_a_forced_inversion_is_ignored_by_a_model_of_images_as_they_are(tmp_path
     assert not outcome.inverted and np.array_equal(read(tmp_path / "out.png"), colour_photo())
 
 
+def test_a_colour_output_is_refused_as_pgm_and_written_as_ppm(tmp_path, toy_dir):
+    source = save(tmp_path / "photo.png", colour_photo())
+    step = Reconstruct(load(toy_dir / "rgb-conv.onnx"))
+    [grey_name] = process([job(source, tmp_path / "out.pgm", fmt="PPM")], step)
+    assert (
+        grey_name.error
+        == f"cannot write {tmp_path / 'out.pgm'}: a .pgm file holds grey images and this output is RGB; use .ppm or .png"
+    )
+    assert not (tmp_path / "out.pgm").exists()
+    [colour_name] = process([job(source, tmp_path / "out.ppm", fmt="PPM")], step)
+    assert colour_name.error is None and np.array_equal(read(tmp_path / "out.ppm"), colour_photo())
+
+
 def test_grey_images_are_replicated_for_a_colour_model_and_come_back_grey(tmp_path, toy_dir):
     source = save(tmp_path / "ring.png", digit())
     [outcome] = process([job(source, tmp_path / "out.png")], Reconstruct(load(toy_dir / "rgb-conv.onnx")))

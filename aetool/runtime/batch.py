@@ -274,6 +274,8 @@ def _finish(item: Ready, result: np.ndarray, share: float, side_by_side: bool, s
         psnr=decibels if math.isfinite(decibels) else None,
     )
     try:
+        if item.job.target is not None and item.job.target.suffix.lower() == ".pgm" and pixels.shape[0] == 3:
+            raise ValueError("a .pgm file holds grey images and this output is RGB; use .ppm or .png")
         data = images.encode(pixels, item.job.fmt)
         if item.job.target is None:
             if stdout is None:

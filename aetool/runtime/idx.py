@@ -110,4 +110,6 @@ def check_dataset(data_dir: str | Path, dataset: str) -> None:
     except DataError:
         return
     if held is not None and held != dataset:
-        raise DataError(f"{data_dir} holds {held}, not {dataset}; pass --dataset {held} or another --data-dir")
+        raise DataError(
+            f"{data_dir} holds {held}, not {dataset}; pass --dataset {held} or another --data-dir (or $AETOOL_DATA_DIR)"
+        )

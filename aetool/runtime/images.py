@@ -33,7 +33,8 @@ FORMATS = {
     "tiff": "TIFF",
     "webp": "WEBP",
     "gif": "GIF",
-    "pgm": "PPM",
+    "pgm": "PPM",  # Netpbm: grey (P5) in a .pgm, colour (P6) in a .ppm
+    "ppm": "PPM",
     "tga": "TGA",
 }
 _SAVE_OPTIONS = {"JPEG": {"quality": 95}, "WEBP": {"quality": 95}}
