@@ -436,10 +436,12 @@ def _trained_on_digits(step: Step) -> bool:
 def _changes(outcome: Outcome, channels: int | None, *, forced: bool = False) -> list[tuple[str, str]]:
     """What was done to an image on its way through, as (what a summary counts, the line for this image);
     ``forced``: --invert was given, so an inversion is not the image's polarity but the option's."""
+    from aetool.runtime.images import GREY_TO_RGB
+
     changes = [("with notes from reading (see --json)", text) for text in outcome.notes]
     if outcome.converted and channels:
         kind = "grey" if channels == 1 else "RGB"
-        written = "grey (the luma of its RGB)" if outcome.converted.startswith("grey") else kind
+        written = "grey (the luma of its RGB)" if outcome.converted == GREY_TO_RGB else kind
         changes.append(
             (
                 f"converted {outcome.converted}",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import time
@@ -258,9 +259,16 @@ def test_a_file_in_the_way_of_an_output_folder_is_named_as_such(tmp_path):
     assert (tmp_path / "afile").read_text() == "mine" and not (tmp_path / "new").exists()
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
-def test_a_folder_that_cannot_be_written_is_found_before_the_work(tmp_path):
+def test_a_folder_that_cannot_be_written_is_found_before_the_work(tmp_path, monkeypatch):
     locked = tmp_path / "locked"
-    locked.mkdir(mode=0o500)
+    locked.mkdir()
+    real_open = os.open
+
+    def permission_denied(path, *args, **kwargs):  # a folder without write permission, even for root
+        if Path(path).parent == locked:
+            raise OSError(errno.EACCES, "Permission denied", str(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", permission_denied)
     with pytest.raises(AetoolError, match=r"cannot write into .*locked/page: Permission denied \(in .*locked\)"):
         files.check_folder(locked / "page")

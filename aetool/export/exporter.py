@@ -346,10 +346,6 @@ def _export(
         checked_in=check_record(result.checked_in[path]),
     )
     metadata.write(proto, props | scored)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise AetoolError(f"cannot create {path.parent}: {err.strerror or err}") from None
     write_files({where: partial(onnx.save_model, file, save_as_external_data=False) for where, file in files.items()})
     echo("wrote " + ", ".join(str(p) for p in result.paths))
     stale = _remove_stale_siblings(path, written=set(files))

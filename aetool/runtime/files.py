@@ -235,37 +235,22 @@ def _create_temporary(target: Path) -> tuple[int, Path]:
             continue
 
 
-def _cannot_write_in(folder: Path) -> str | None:
-    """Why no file can be written in ``folder`` (a read-only file system, no write permission, no space), found by
-    creating and removing one hidden temporary there; ``None`` when one can."""
-    try:
-        with interrupts_held():
-            handle, temporary = _create_temporary(folder / "probe")
-            os.close(handle)
-            temporary.unlink()
-    except OSError as err:
-        return err.strerror or str(err)
-    return None
-
-
-def check_writable(target: Path) -> None:
-    """Raise ``AetoolError`` naming ``target`` when no file can be written beside it (see :func:`_cannot_write_in`)."""
-    reason = _cannot_write_in(target.parent)
-    if reason:
-        raise AetoolError(f"cannot write {target}: {reason} (in {target.parent})")
-
-
 def check_folder(folder: Path, *, file: str | None = None) -> None:
     """Raise ``AetoolError`` naming ``folder`` (or ``folder / file``, the file to be written) when files could not
     be written into it, made with the folders missing on its way: it or the nearest folder on its way that exists
-    is a file, or nothing can be written there. For a check before long work whose output comes last."""
+    is a file, or nothing can be written there (a read-only file system, no write permission, no space: found by
+    creating and removing one hidden temporary there). For a check before long work whose output comes last."""
     existing = next(path for path in (folder, *folder.parents) if path.exists())
     cannot = f"cannot write {folder / file}" if file else f"cannot write into {folder}"
     if not existing.is_dir():
         raise AetoolError(f"{cannot}: {existing} is a file")
-    reason = _cannot_write_in(existing)
-    if reason:
-        raise AetoolError(f"{cannot}: {reason} (in {existing})")
+    try:
+        with interrupts_held():
+            handle, temporary = _create_temporary(existing / "probe")
+            os.close(handle)
+            temporary.unlink()
+    except OSError as err:
+        raise AetoolError(f"{cannot}: {err.strerror or err} (in {existing})") from None
 
 
 def remove_stale_temporaries(folder: Path, *, older_than: float = STALE_SECONDS) -> list[Path]:

@@ -409,7 +409,7 @@ def load_training_data(config: TrainConfig, *, warn: bool = True) -> tuple[Train
     data_dir = config.data_dir
     if config.dataset != "images" and data_dir is None:  # $AETOOL_DATA_DIR, recorded so resume and export find it
         found = resolve_data_dir(None, config.dataset)
-        data_dir = str(found.expanduser().absolute()) if found else None
+        data_dir = str(found.absolute()) if found else None
     settled = replace(config, channels=train.channels, size=train.size if fixed else None, data_dir=data_dir)
     return TrainingData(train, test), settled
 
