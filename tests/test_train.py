@@ -1,5 +1,7 @@
 import itertools
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -31,9 +33,32 @@ def test_training_lowers_loss_and_writes_metrics_and_checkpoint(data_dir, tmp_pa
     assert history[-1]["train_mse"] < history[0]["train_mse"]
     assert history[-1]["test_mse"] < history[0]["test_mse"]
     assert {"train_mse", "test_mse", "train_loss", "lr"} <= history[0].keys()
+    assert "test_ssim" not in history[0] and 0 < history[-1]["test_ssim"] <= 1  # SSIM at the last epoch only
     state = torch.load(tmp_path / CHECKPOINT, weights_only=True)
     assert state["epoch"] == 3 and state["config"]["model"] == "ae64" and state["optimizer"] is not None
     assert result.test_mse == history[-1]["test_mse"]
+
+
+# Trains (or not), then counts the results of doubling 2**20 denormals that the two threads of PyTorch's pool left
+# nonzero: 0 where every thread flushes denormals to zero.
+DENORMALS_LEFT = """
+import sys, torch
+from aetool.train import TrainConfig, train
+if sys.argv[1] == "train":
+    train(TrainConfig("ae64", data_dir=sys.argv[2], device="cpu", epochs=1), run_dir=sys.argv[3], progress=False, echo=len)
+torch.set_num_threads(2)
+x = torch.full((1 << 20,), torch.finfo(torch.float32).tiny / 4)
+print(int((x * 2 != 0).sum()))
+"""
+
+
+def test_training_flushes_denormals_in_every_thread_of_the_pool(data_dir, tmp_path):
+    def left(mode):
+        command = [sys.executable, "-c", DENORMALS_LEFT, mode, str(data_dir), str(tmp_path / "run")]
+        return int(subprocess.run(command, capture_output=True, text=True, check=True).stdout)
+
+    assert left("no-train") == 1 << 20
+    assert left("train") == 0
 
 
 def test_same_seed_same_weights_other_seed_other_weights(data_dir, tmp_path):
