@@ -8,7 +8,7 @@ onnxruntime fuses into ``QLinearConv`` at load, or QOperator), per-channel or pe
 are quantized and which layers stay float. Every file is timed at batch 256 in alternating rounds with the fp32
 file (``aetool.bench``) and scored on the 10,000 test digits (clean in, clean out: the report's conv models are
 not denoisers). The issue's bar: ≥ 1.3× fp32 with ≤ 3 % test-MSE rise. ``op_profile.py --by-op`` on a written file
-(--keep DIR) shows where its time goes.
+(--keep DIR, which lists the file of each row) shows where its time goes.
 """
 
 from __future__ import annotations
@@ -96,10 +96,11 @@ def study(fp32: Path, data_dir: Path, threads: int, plan: bench.Plan, keep: Path
     test, _ = load_split(data_dir, "test")
     calibration = train[:CALIBRATION, None].astype(np.float32) / 255
     digits = test[:, None].astype(np.float32) / 255
-    folder = keep or Path(tempfile.mkdtemp())
-    folder.mkdir(parents=True, exist_ok=True)
-    files = quantize(fp32, folder, calibration)
-    sessions = {name: open_session(path, threads=threads) for name, path in files.items()}
+    with tempfile.TemporaryDirectory() as scratch:  # sessions hold their models: the files may go after this
+        folder = keep or Path(scratch)
+        folder.mkdir(parents=True, exist_ok=True)
+        files = quantize(fp32, folder, calibration)
+        sessions = {name: open_session(path, threads=threads) for name, path in files.items()}
     images = bench.random_images(BATCH, bench.DEFAULT_SIZE)
     calls = {
         name: (lambda s=session: s.run([contract.RECONSTRUCTION], {contract.INPUT: images}))
@@ -138,7 +139,8 @@ def main() -> None:
         keep = args.keep / path.parent.name if args.keep else None
         print(f"\n{path}: batch {BATCH}, {args.threads} threads, median of {args.repeats} alternating rounds")
         print("| file | ms | ×fp32 | test MSE (rise) | bar |\n|---|---:|---:|---:|---|")
-        for row in study(path, data_dir, args.threads, plan, keep):
+        rows = study(path, data_dir, args.threads, plan, keep)
+        for row in rows:
             ok = row["speedup"] >= BAR["speedup"] and row["mse_rise"] <= BAR["mse_rise"]
             mark = "" if row["file"] == "fp32" else "✓" if ok else "✗"
             print(
@@ -146,6 +148,8 @@ def main() -> None:
                 f"| {row['test_mse']:.5f} ({row['mse_rise']:+.1%}) | {mark} |",
                 flush=True,
             )
+        if keep:
+            print("\nwritten:\n" + "\n".join(f"  {row['path']}  {row['file']}" for row in rows))
 
 
 if __name__ == "__main__":

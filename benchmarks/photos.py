@@ -5,7 +5,7 @@
 For each set (``rgb``, ``gray``): trains ``dncnn`` on ``SET/train`` with the registry's defaults at Gaussian noise
 25/255 (``aetool train dncnn --data SET/train --val-data SET/test --patch 48 --noise 0.098``: all the training
 images train, the test images only score each epoch; timed; a finished run in --runs is
-reused unless --retrain), exports it, and scores ``SET/test`` whole images through aetool's runtime. The same noisy
+reused unless --retrain, and one trained with other settings is refused, naming them), exports it, and scores ``SET/test`` whole images through aetool's runtime. The same noisy
 test images (seed 1234, drawn image by image in sorted order, as ``aetool evaluate --data`` draws them) go through a
 3×3 median filter, the best Gaussian blur (σ searched from 0.3 to 2.0), and BM3D when the ``bm3d`` package is
 installed (``pip install bm3d``; else skipped with the reason). PSNR in dB (peak 1) per image and their mean, as the
@@ -82,8 +82,13 @@ def trained(photos: Path, name: str, runs: Path, retrain: bool) -> tuple[Path, t
         patch=48,
         device="cpu",
     )
-    if folder.holds_run() and folder.is_finished() and folder.export_is_current() and not retrain:
-        return folder.model_file, None
+    if folder.holds_run() and not retrain:
+        stored = folder.stored_config()
+        shortfalls = ["no settings recorded"] if stored is None else RunFolder.reuse_shortfalls(stored, config)
+        if shortfalls:
+            raise SystemExit(f"{folder.path} was trained with other settings ({', '.join(shortfalls)}); pass --retrain")
+        if folder.is_finished() and folder.export_is_current():
+            return folder.model_file, None
     from aetool.export import ExportOptions, export_run
 
     started, cpu_started = time.perf_counter(), time.process_time()

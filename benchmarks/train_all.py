@@ -2,7 +2,8 @@
 
     python benchmarks/train_all.py --data-dir ../shared/data/mnist --runs runs/
 Prints a Markdown table (model, epochs, wall seconds, images/s, test MSE, the report's MSE) and writes
-runs/train_all.json. Existing runs are trained again from scratch (--force). ``--keep-denormals`` trains without
+runs/train_all.json. Runs already in --runs are refused (nothing is trained) unless ``--force``, which trains them
+again from scratch. ``--keep-denormals`` trains without
 ``aetool.train.loop.flush_denormals`` (as before it existed), to time what flushing denormal floats saves.
 """
 
@@ -21,6 +22,7 @@ import torch
 
 from aetool.models import REPORT_MODELS
 from aetool.train import TrainConfig, train
+from aetool.train.run import RunFolder
 
 REPORT_MSE = {
     "pca": 0.0593,
@@ -37,7 +39,11 @@ def main() -> None:
     parser.add_argument("--runs", default="runs")
     parser.add_argument("--models", nargs="*", default=list(REPORT_MODELS))
     parser.add_argument("--keep-denormals", action="store_true", help="train without flushing denormal floats")
+    parser.add_argument("--force", action="store_true", help="train again over runs already in --runs")
     args = parser.parse_args()
+    existing = [name for name in args.models if RunFolder(Path(args.runs) / name).holds_run()]
+    if existing and not args.force:
+        parser.error(f"{args.runs} already holds runs of {', '.join(existing)}; pass --force to train them again")
     if args.keep_denormals:
         mock.patch("aetool.train.loop.flush_denormals", return_value=False).start()
     rows, total = [], 0.0

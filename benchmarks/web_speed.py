@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from aetool.errors import AetoolError
 from aetool.runtime.registry import BUNDLED_DIR
 from aetool.web import build_site, server
 
@@ -116,6 +117,31 @@ def op_types_native(path: Path, threads: int, runs: int = 300) -> dict[str, floa
     return op_types(json.loads(Path(session.end_profiling()).read_text()))
 
 
+def timed_runs(site: Path, counts: list[int], *, rounds: int, seconds: float) -> dict[tuple[str, int], dict[str, list]]:
+    """Each bundled model's timings per (name, thread count): the page in Chromium (``browser``) and onnxruntime in
+    Python (``native``), ``rounds`` rounds whose order alternates, ``seconds`` timed seconds each."""
+    httpd = server(site)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{httpd.server_address[1]}/index.html"
+    runs: dict[tuple[str, int], dict[str, list]] = collections.defaultdict(lambda: collections.defaultdict(list))
+    try:
+        for round_ in range(rounds):
+            for threads in counts:
+                order = ("browser", "native") if round_ % 2 == 0 else ("native", "browser")
+                for side in order:
+                    if side == "browser":
+                        for timing in browser(url, threads, seconds):
+                            runs[(timing["name"], threads)]["browser"].append(timing)
+                    else:
+                        for name in NAMES:
+                            runs[(name, threads)]["native"].append(
+                                native(BUNDLED_DIR / f"{name}.onnx", threads, seconds)
+                            )
+    finally:
+        httpd.shutdown()
+    return runs
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", default="1,2", help="thread counts, comma-separated")
@@ -124,25 +150,12 @@ def main() -> None:
     parser.add_argument("--profile", metavar="NAME", help="a bundled model to break down by operator type")
     args = parser.parse_args()
     counts = [int(t) for t in args.threads.split(",")]
-    folder = Path(tempfile.mkdtemp())
-    site = build_site(folder, ort_web=WEB / "node_modules" / "onnxruntime-web")
-    httpd = server(folder)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{httpd.server_address[1]}/index.html"
-    runs: dict[tuple[str, int], dict[str, list]] = collections.defaultdict(lambda: collections.defaultdict(list))
-    for round_ in range(args.rounds):
-        for threads in counts:
-            order = ("browser", "native") if round_ % 2 == 0 else ("native", "browser")
-            for side in order:
-                if side == "browser":
-                    for timing in browser(url, threads, args.seconds):
-                        runs[(timing["name"], threads)]["browser"].append(timing)
-                else:
-                    for name in NAMES:
-                        runs[(name, threads)]["native"].append(
-                            native(BUNDLED_DIR / f"{name}.onnx", threads, args.seconds)
-                        )
-    httpd.shutdown()
+    with tempfile.TemporaryDirectory() as folder:
+        try:
+            site = build_site(folder, ort_web=WEB / "node_modules" / "onnxruntime-web")
+        except AetoolError as err:
+            parser.exit(2, f"web_speed.py: {err} (npm ci --prefix web installs them)\n")
+        runs = timed_runs(Path(folder), counts, rounds=args.rounds, seconds=args.seconds)
     print(
         f"onnxruntime {ort.__version__} (Python) against onnxruntime-web {site.ort_web_version} wasm in headless "
         f"Chromium, batch 1, median per run over {args.rounds} rounds ({args.seconds:g} s each, after 20 warm-up "

@@ -12,7 +12,7 @@ torch = pytest.importorskip("torch", reason="training tests need the train extra
 from aetool.errors import AetoolError, DataError, Interrupted  # noqa: E402
 from aetool.train import TrainConfig, load_run, train  # noqa: E402
 from aetool.train.data import DATA_DIR_ENV, load_images  # noqa: E402
-from aetool.train.run import CHECKPOINT, METRICS  # noqa: E402
+from aetool.train.run import CHECKPOINT, METRICS, RunFolder  # noqa: E402
 
 SHARED_MNIST = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "mnist"
 
@@ -290,3 +290,11 @@ def test_without_a_data_dir_torchvision_downloads_and_a_failure_is_one_clear_err
 def test_the_data_folder_is_recorded_as_an_absolute_path(data_dir, monkeypatch):
     monkeypatch.chdir(data_dir.parent)
     assert TrainConfig("ae64", data_dir=data_dir.name).data_dir == str(data_dir)
+
+
+def test_one_folder_reached_two_ways_is_one_setting(data_dir, tmp_path):
+    roundabout = data_dir / ".." / data_dir.name
+    assert TrainConfig("ae64", data_dir=str(roundabout)).data_dir == str(data_dir)
+    stored = TrainConfig("dncnn", data=str(data_dir / ".." / data_dir.name)).to_dict()
+    stored["data"] = str(roundabout)  # as a run trained before paths were normalised recorded it
+    assert RunFolder.reuse_shortfalls(stored, TrainConfig("dncnn", data=str(data_dir))) == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -86,8 +87,8 @@ class TrainConfig:
                 raise ValueError("--components applies to the pca model only")
         for name in ("data_dir", "data", "val_data"):  # recorded absolute, so an export from elsewhere finds them
             value = getattr(self, name)
-            if value:
-                setattr(self, name, str(Path(value).expanduser().absolute()))
+            if value:  # and without "..", so one folder reached two ways is one setting
+                setattr(self, name, os.path.normpath(Path(value).expanduser().absolute()))
         self._check()
         self._check_data(spec.kind)
 
