@@ -499,11 +499,6 @@ Classes = Annotated[
 ]
 
 
-def _classes(text: str | None) -> tuple[str, ...] | None:
-    """``--classes 3,5`` → ("3", "5")."""
-    return None if text is None else tuple(label.strip() for label in text.split(","))
-
-
 @app.command()
 def detect(
     inputs: Inputs,
@@ -696,12 +691,14 @@ def evaluate(
             fail(
                 "--anomaly scores images as they are: --inputs, --targets, --noise, --noise-kind and --seed do not apply"
             )
+        from aetool.runtime.anomaly import parse_classes
+
         _evaluate_anomaly(
             model,
             data_dir=data_dir,
             dataset=dataset,
             data=data,
-            classes=_classes(classes),
+            classes=parse_classes(classes),
             sides=(normal, anomalous),
             limit=limit,
             resize=resize,
@@ -1328,7 +1325,7 @@ def train(
             "size": parse_size(size, option="--size"),
             "patch": patch,
             "channels": channels,
-            "classes": _classes(classes),
+            "classes": classes,  # TrainConfig parses 1,7 (runtime.anomaly.parse_classes)
             "augment": augment,
             "epochs": epochs,
             "batch_size": batch_size,

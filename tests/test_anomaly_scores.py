@@ -109,6 +109,47 @@ def test_parse_score_names_the_components():
             anomaly.parse_score(text)
 
 
+def test_parse_classes_reads_the_command_lines_labels():
+    assert anomaly.parse_classes("1, 7") == ("1", "7") and anomaly.parse_classes(None) is None
+
+
+def calibration_options():
+    pytest.importorskip("torch", reason="calibration needs the train extra")
+    from aetool.export.detector import CalibrationOptions
+
+    return CalibrationOptions
+
+
+def test_calibration_options_read_a_score_as_the_command_line_spells_it():
+    options = calibration_options()
+    assert options(score="ssim+smax+wmse").score == ("ssim", "smax", "wmse")
+    assert options(score=["mse", "ssim"]).score == ("mse", "ssim") and options().score is None
+    assert options(fpr=np.float32(0.25)).rule == {"fpr": 0.25} and type(options(quantile=0.5).quantile) is float
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"score": ("bogus",)}, r"--score: a score is one or more of .* joined by \+ \(each once\), got 'bogus'"),
+        ({"score": ("ssim", "ssim")}, r"\(each once\), got 'ssim\+ssim'"),
+        ({"score": "ssim+psnr"}, r"got 'ssim\+psnr'"),
+        ({"score": ()}, "got ''"),
+        ({"score": ("ssim", 3)}, r"--score takes components joined by \+ \(ssim\+smax\) or a tuple of them"),
+        ({"score": ("ssim+smax",)}, "--score takes components"),
+        ({"fpr": "0.01"}, "--fpr must be a number, got '0.01'"),
+        ({"quantile": "0.99"}, "--quantile must be a number"),
+        ({"fpr": True}, "--fpr must be a number, got True"),
+        ({"quantile": 1.0}, "fractions between 0 and 1"),
+        ({"atol": "1e-5"}, "--atol must be a number"),
+        ({"atol": None}, "--atol must be a number, got None"),
+        ({"target": "fast"}, "unknown export target 'fast'"),
+    ],
+)
+def test_calibration_options_refuse_what_cannot_calibrate_before_any_work(settings, message):
+    with pytest.raises(ValueError, match=message):
+        calibration_options()(**settings)
+
+
 def test_the_threshold_lets_at_most_the_asked_share_of_calibration_scores_above_it():
     scores = np.random.default_rng(2).normal(size=10_000)
     threshold = anomaly.threshold_for(scores, fpr=0.05)

@@ -233,6 +233,16 @@ def test_half_a_detector_is_a_model_file_error(one_class, tmp_path):
         Detector(load(tmp_path / "broken.onnx"))
 
 
+@pytest.mark.parametrize("calibrated", [True, False])
+def test_a_detector_scores_grey_images_without_a_channel_axis(one_class, real_models, calibrated):
+    model = load(one_class[1].export.path if calibrated else real_models["deep"])
+    grey = (stroke_digits(3, seed=13)[0] / 255).astype(np.float32)  # N×H×W
+    flat, channelled = Detector(model).run(grey), Detector(model).run(grey[:, None])
+    assert flat.maps.shape == flat.reconstructions.shape == (3, 1, 28, 28) and flat.scores.shape == (3,)
+    for got, want in zip(vars(flat).values(), vars(channelled).values(), strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
 # ---- the commands ----
 
 

@@ -59,6 +59,60 @@ def test_set_scores_pool_the_mse_and_average_ssim_over_images(monkeypatch):
         _ = SetScores().mse
 
 
+def test_scores_compare_one_shape_never_broadcast():
+    images = np.random.default_rng(2).random((4, 1, 16, 16)).astype(np.float32)
+    with pytest.raises(ValueError, match=r"output \(3, 1, 16, 16\) and target \(1, 16, 16\) must have the same"):
+        mse(images[:3], images[0])
+    with pytest.raises(ValueError, match=r"\(4, 1, 16, 16\) and target \(4, 16, 16\)"):
+        mse(images, images[:, 0])  # was N×N×H×W broadcast
+    with pytest.raises(ValueError, match="reconstruct returned"):
+        mean_squared_error(lambda batch: batch[:, 0], images, images)
+    with pytest.raises(ValueError, match=r"must have the same shape"):
+        SetScores().add(images, images[:, 0])
+    with pytest.raises(ValueError, match="C×H×W or H×W"):
+        ssim(images, images)
+
+
+def test_scores_refuse_integer_pixels():
+    eight_bit = np.full((2, 1, 16, 16), 200, np.uint8)
+    floats = eight_bit.astype(np.float32) / 255
+    with pytest.raises(ValueError, match=r"expected float target in \[0, 1\], got uint8 values.*/ 255"):
+        mse(floats[0], eight_bit[0])  # was 6517
+    with pytest.raises(ValueError, match="/ 255"):
+        ssim(eight_bit[0], eight_bit[0])  # was a wrong SSIM (window constants for 0–1 pixels)
+    with pytest.raises(ValueError, match="got uint8 values"):
+        ssims(floats, eight_bit)
+    with pytest.raises(ValueError, match="got uint8 values"):
+        SetScores().add(floats, eight_bit)
+    with pytest.raises(ValueError, match="got uint8 values"):
+        mean_squared_error(lambda batch: batch, floats, eight_bit)
+    assert ssim(floats[0], floats[0]) == pytest.approx(1.0)
+
+
+def test_psnr_refuses_an_mse_no_mean_of_squares_can_be():
+    for value in (-1.0, float("nan")):
+        with pytest.raises(ValueError, match="PSNR needs an MSE >= 0"):
+            psnr(value)  # -1 was inf
+
+
+def test_empty_input():
+    with pytest.raises(ValueError, match="no pixels to compare"):
+        mse(np.zeros(0, np.float32), np.zeros(0, np.float32))
+    none = np.zeros((0, 1, 16, 16), np.float32)
+    assert ssims(none, none).shape == (0,)  # no images, no scores (was a numpy reshape error)
+    with pytest.raises(ValueError, match="N×H×W or N×C×H×W"):
+        ssims(np.zeros(0, np.float32), np.zeros(0, np.float32))
+    with pytest.raises(ValueError, match="at least one channel"):
+        ssim(np.zeros((0, 16, 16), np.float32), np.zeros((0, 16, 16), np.float32))
+    scores = SetScores()
+    scores.add(none, none)
+    assert scores.images == 0 and scores.ssim is None
+    with pytest.raises(ValueError, match="with pixels"):
+        scores.add(np.zeros((2, 0, 16, 16), np.float32), np.zeros((2, 0, 16, 16), np.float32))
+    with pytest.raises(ValueError, match="non-empty"):
+        mean_squared_error(lambda batch: batch, none, none)
+
+
 @pytest.mark.skipif(not PHOTOS.is_dir(), reason="needs ../shared/data/photos (real photographs)")
 def test_ssim_matches_scikit_image_on_real_photographs():
     metrics = pytest.importorskip("skimage.metrics", reason="scikit-image is the test oracle (dev extra)")

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from aetool.runtime.noise import add_noise
+from aetool.runtime.noise import Noise, add_noise
 
 
 def test_gaussian_noise_has_the_level_as_std_before_clipping():
@@ -39,3 +39,26 @@ def test_bad_noise_arguments_are_refused():
         add_noise(np.zeros((1, 2)), 0.1, kind="pink")
     with pytest.raises(ValueError, match=">= 0"):
         add_noise(np.zeros((1, 2)), -0.1)
+
+
+def test_integer_and_out_of_range_images_are_refused_not_saturated():
+    eight_bit = np.full((2, 4, 4), 200, np.uint8)
+    with pytest.raises(ValueError, match=r"uint8 values; .* pass images.astype\(np.float32\) / 255"):
+        add_noise(eight_bit, 0.0, rng=0)  # was: every nonzero pixel silently 1.0
+    with pytest.raises(ValueError, match=r"bool values"):
+        add_noise(eight_bit > 0, 0.1, rng=0)
+    with pytest.raises(ValueError, match=r"expected images in \[0, 1\], got values from 200.0 to 200.0"):
+        add_noise(eight_bit.astype(np.float32), 0.0, rng=0)
+    with pytest.raises(ValueError, match=r"in \[0, 1\]"):
+        add_noise(np.full((1, 2), np.nan), 0.1, rng=0)
+    with pytest.raises(ValueError, match="/ 255"):
+        Noise().apply(eight_bit, 0)  # no noise to add is no licence to pass 0–255 on as floats
+    assert add_noise(np.full((1, 2), 1.0005), 0.0, rng=0).max() == 1  # rounding within 0.001 is clipped
+
+
+def test_apply_takes_a_seed_as_well_as_a_generator():
+    images = np.random.default_rng(0).random((6, 8, 8)).astype(np.float32)
+    for noise in (Noise.parse("gaussian=0:0.3,mask=0.2"), Noise.single(0.2)):
+        seeded = noise.apply(images, 5)  # the mix was: 'int' object has no attribute 'choice'
+        assert np.array_equal(seeded, noise.apply(images, np.random.default_rng(5)))
+        assert noise.apply(images, None).shape == images.shape

@@ -92,6 +92,21 @@ def test_missing_file(tmp_path):
         images.read_image(tmp_path / "nope.png")
 
 
+def test_paths_as_text_or_path_like_read_like_paths(tmp_path):
+    path = save(tmp_path / "r.png", digit())
+
+    class PathLike:
+        def __fspath__(self) -> str:
+            return str(path)
+
+    assert np.array_equal(gray(str(path)), gray(path))  # was: 'str' object has no attribute 'is_file'
+    assert np.array_equal(gray(PathLike()), gray(path))
+    with pytest.raises(ImageError, match="no such file"):
+        images.read_image(str(tmp_path / "nope.png"))
+    with pytest.raises(TypeError, match=r"a path \(str, Path or os.PathLike\) or the file's bytes, got PIL\."):
+        images.read_image(Image.open(path))
+
+
 @pytest.mark.parametrize("side", [40, 60])  # over the limit (a warning in Pillow), over twice the limit (an error)
 def test_decompression_bombs_are_refused(tmp_path, monkeypatch, side):
     path = save(tmp_path / "bomb.png", np.zeros((side, side), np.uint8))
@@ -143,6 +158,13 @@ def test_encode_png_is_lossless_for_eight_bit_values():
     assert np.array_equal(read(images.encode(ring / 255, "PNG")), ring)
 
 
+def test_encode_refuses_eight_bit_pixels_and_other_shapes():
+    with pytest.raises(ValueError, match=r"got uint8 values; .* pass pixels.astype\(np.float32\) / 255"):
+        images.encode(digit(), "PNG")  # was a black-and-white PNG: every nonzero value clipped to 1
+    with pytest.raises(ValueError, match="H×W, 1×H×W or 3×H×W"):
+        images.encode(np.zeros((2, 4, 4), np.float32), "PNG")
+
+
 def test_format_names():
     assert images.format_for("jpg") == images.format_for("out.JPEG") == "JPEG"
     assert images.format_for(".tif") == "TIFF"
@@ -171,6 +193,23 @@ def test_resize_keeps_channels_and_range():
     small = images.resize(ramp, (10, 15))
     assert small.shape == (3, 10, 15) and small.dtype == np.float32 and 0 <= small.min() <= small.max() <= 1
     assert np.abs(images.resize(small, (20, 30)) - ramp)[:, 2:-2, 2:-2].max() < 0.01
+
+
+def test_channels_first_is_required_not_guessed():
+    page = np.zeros((40, 30), np.float32)
+    with pytest.raises(ValueError, match=r"resize takes C×H×W pixels, got shape \(40, 30\); .* pixels\[None\]"):
+        images.resize(page, (64, 64))  # was 40 channels of 30-pixel rows
+    with pytest.raises(ValueError, match="got uint8 values"):
+        images.resize(digit()[None], (64, 64))
+    with pytest.raises(ValueError, match=r"expected C×H×W or N×C×H×W pixels, got shape \(40, 30\)"):
+        images.to_channels(page, 3)  # was an IndexError
+    assert images.resize(page[None], (64, 64)).shape == (1, 64, 64)
+
+
+def test_pad_to_only_grows():
+    with pytest.raises(ValueError, match=r"cannot pad 40×30 pixels \(height×width\) to the smaller 32×32"):
+        images.pad_to(np.zeros((1, 40, 30), np.float32), (32, 32))
+    assert images.pad_to(np.zeros((1, 40, 30), np.float32), (40, 30)).shape == (1, 40, 30)
 
 
 def test_grey_and_colour_convert_as_pillow_does(tmp_path):

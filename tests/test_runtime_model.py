@@ -11,7 +11,7 @@ from conftest import colour_metadata, int64_tensor, node, onnx_bytes
 from aetool.errors import AetoolError, ModelFileError
 from aetool.runtime import InputSpec, ProviderWarning, load
 from aetool.runtime.metadata import check_metadata
-from aetool.runtime.model import parse_metadata
+from aetool.runtime.model import Model, parse_metadata
 
 
 def test_dense_identity_reconstructs_encodes_and_decodes(toy_dir):
@@ -267,3 +267,59 @@ def test_colour_metadata_that_contradicts_the_graph_is_a_model_file_error(tmp_pa
     )
     with pytest.raises(ModelFileError, match=message):
         load(tmp_path / "m.onnx")
+
+
+@pytest.mark.parametrize(
+    ("codes", "message"),
+    [
+        (np.zeros((2, 783)), r"expected codes of shape N×784 \(float\), got shape \(2, 783\)"),
+        (np.zeros(784), r"expected codes of shape N×784 \(float\), got shape \(784,\)"),
+        (np.full((1, 784), np.nan), r"expected finite codes, got NaN or infinite values"),
+        (np.full((1, 784), 1e300), r"expected finite codes"),  # infinite once float32
+        (np.array([["a"] * 784]), r"expected codes of numbers \(float32, as encode returns them\), got <U1 values"),
+    ],
+)
+def test_decode_checks_the_codes_before_running_the_decoder(toy_dir, codes, message):
+    with pytest.raises(ValueError, match=message):
+        load(toy_dir / "dense.onnx").decode(codes)
+
+
+def test_decode_takes_integer_codes_as_float32(toy_dir):
+    out = load(toy_dir / "dense.onnx").decode(np.ones((2, 784), np.int64))
+    assert out.shape == (2, 1, 28, 28) and out.dtype == np.float32 and (out == 1).all()
+
+
+def test_an_empty_batch_gives_an_empty_result_where_its_shape_is_declared(toy_dir):
+    dense, conv = load(toy_dir / "dense.onnx"), load(toy_dir / "conv.onnx")
+    none = np.zeros((0, 28, 28), np.float32)
+    for got, shape in [
+        (dense.reconstruct(none), (0, 28, 28)),
+        (dense.reconstruct(none[:, None]), (0, 1, 28, 28)),
+        (conv.reconstruct(np.zeros((0, 1, 32, 44), np.float32)), (0, 1, 32, 44)),
+        (dense.encode(none), (0, 784)),
+        (dense.decode(np.zeros((0, 784))), (0, 1, 28, 28)),
+    ]:
+        assert got.shape == shape and got.dtype == np.float32
+    with pytest.raises(ValueError, match="28×28"):  # still checked
+        dense.reconstruct(np.zeros((0, 32, 32), np.float32))
+    with pytest.raises(ValueError, match=r"empty batch: conv\.onnx declares no fixed shape for its 'code' output"):
+        conv.encode(np.zeros((0, 1, 32, 32), np.float32))
+
+
+def test_one_provider_may_be_named_by_a_string(toy_dir):
+    model = load(toy_dir / "dense.onnx", providers="cpu")
+    assert model.providers == ["CPUExecutionProvider"]
+    assert load(toy_dir / "dense.onnx", providers=["cpu"]) is model
+
+
+@pytest.mark.parametrize("timeout", [0, -1, float("nan"), float("inf"), "5", True])
+def test_a_timeout_that_is_not_a_positive_number_of_seconds_is_refused(toy_dir, timeout):
+    model = Model(toy_dir / "dense.onnx")
+    with pytest.raises(ValueError, match=r"timeout takes None \(no limit\) or a positive number of seconds"):
+        model.timeout = timeout
+    with pytest.raises(ValueError, match="timeout takes"):
+        Model(toy_dir / "dense.onnx", timeout=timeout)
+    model.timeout = 2
+    assert model.timeout == 2.0 and model.reconstruct(np.zeros((1, 28, 28), np.float32)).shape == (1, 28, 28)
+    model.timeout = None
+    assert model.timeout is None

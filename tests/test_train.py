@@ -192,11 +192,46 @@ def test_learning_rate_warms_up_linearly_then_decays_by_a_cosine():
         ("pca", {"components": 785}, "at most 784"),
         ("pca", {"noise": 0.5, "epochs": 3}, "--epochs, --noise does not apply to pca"),
         ("pca", {"lr": 0.1, "batch_size": 64}, "--lr, --batch-size does not apply to pca"),
+        # the wrong type, from Python: refused here, not deep in training (or trained on the wrong thing)
+        ("ae64", {"epochs": 1.5}, "--epochs must be a whole number, got 1.5"),
+        ("ae64", {"epochs": "2"}, "--epochs must be a whole number, got '2'"),
+        ("ae64", {"batch_size": True}, "--batch-size must be a whole number, got True"),
+        ("ae64", {"limit": 100.0}, "--limit must be a whole number"),
+        ("ae64", {"seed": None}, "--seed must be a whole number, got None"),
+        ("conv-deconv", {"patch": 32.0, "data": "imgs"}, "--patch must be a whole number"),
+        ("ae64", {"channels": 1.0}, "--channels must be a whole number"),
+        ("pca", {"components": "30"}, "--components must be a whole number"),
+        ("ae64", {"lr": "0.01"}, "--lr must be a number, got '0.01'"),
+        ("ae64", {"noise": True}, "--noise must be a number, got True"),
+        ("ae64", {"l1": "0"}, "--l1 must be a number"),
+        ("ae64", {"augment": "yes"}, "--augment must be True or False"),
+        ("ae64", {"device": 0}, "--device must be text, got 0"),
+        ("ae64", {"data": 5}, "--data must be a path"),
+        ("ae64", {"data": "imgs", "val": "0.2"}, "--val must be a number"),
+        ("ae64", {"data": "imgs", "size": "28"}, r"--size takes HxW with positive integers, e.g. 28x28; got '28'"),
+        ("ae64", {"data": "imgs", "size": (28.0, 28.0)}, r"--size takes HxW \(28x28\) or two whole numbers"),
+        ("ae64", {"data": "imgs", "size": (28, 28, 3)}, r"--size takes HxW \(28x28\) or two whole numbers"),
+        ("anomaly", {"classes": "10"}, "--classes of mnist are its labels 0 to 9, got 10"),
+        ("anomaly", {"classes": "1,,7"}, "--classes takes labels separated by commas, each once"),
+        ("anomaly", {"classes": 3}, "--classes takes labels separated by commas .* or a list of them, got 3"),
+        ("anomaly", {"classes": (True,)}, "--classes takes labels"),
     ],
 )
 def test_values_that_cannot_train_are_refused(name, settings, message):
     with pytest.raises(ValueError, match=message):
         TrainConfig(name, **settings)
+
+
+def test_size_and_classes_take_the_command_lines_text_and_a_config_survives_its_json():
+    numpy = pytest.importorskip("numpy")
+    config = TrainConfig("ae64", data="imgs", size="28x28", classes="1, 7", seed=numpy.int64(3), lr=1)
+    assert (config.size, config.classes, config.seed, config.lr) == ((28, 28), ("1", "7"), 3, 1.0)
+    assert type(config.seed) is int and type(config.lr) is float  # as JSON stores them
+    assert TrainConfig("anomaly", classes="3").classes == ("3",)
+    assert TrainConfig("anomaly", classes=[3]).classes == ("3",)  # IDX digits as numbers
+    stored = json.loads(json.dumps(config.to_dict()))  # metrics.json holds lists
+    assert stored["size"] == [28, 28] and stored["classes"] == ["1", "7"]
+    assert TrainConfig.from_dict(stored) == config == TrainConfig.from_dict(config.to_dict())
 
 
 def test_setting_conflicts_are_spelled_as_the_command_line_takes_them():

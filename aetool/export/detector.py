@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from numbers import Real
 from pathlib import Path
 from typing import Any
 
@@ -58,8 +59,10 @@ class CalibrationOptions:
     threshold's quantile of the calibration scores (give one); ``score``: the components (default: ``ssim+smax+wmse``
     for a model of one size, ``ssim+smax`` for one of any size); ``data``: a folder or glob of normal images (default:
     the run's held-out images); ``data_dir``: the IDX folder, where the run's has moved; ``atol`` and ``target``: the
-    export's parity tolerance and target (``ExportOptions``). Raises ``ValueError`` for a rule that is not one
-    fraction in (0, 1).
+    export's parity tolerance and target (``ExportOptions``). ``score`` may also be given as the command line spells
+    it (``"ssim+smax"``, ``anomaly.parse_score``); it is kept as a tuple. Raises ``ValueError``, before any work,
+    for a rule that is not one number in (0, 1), a score that is not known components each named once, an
+    ``atol`` that is not a number or an unknown target.
     """
 
     fpr: float | None = None
@@ -71,9 +74,19 @@ class CalibrationOptions:
     target: str = DEFAULT_TARGET
 
     def __post_init__(self) -> None:
+        for name in ("fpr", "quantile", "atol"):
+            value = getattr(self, name)
+            if value is None and name != "atol":
+                continue
+            if not (isinstance(value, Real) and not isinstance(value, bool)):
+                raise ValueError(f"--{name} must be a number, got {value!r}")
+            object.__setattr__(self, name, float(value))  # numpy's float32 too, which the file's JSON cannot hold
         if self.fpr is not None and self.quantile is not None:
             raise ValueError("--fpr and --quantile both set the threshold: give one")
         anomaly.threshold_for(np.zeros(1), **self.rule)  # the rule's own check
+        if self.score is not None:
+            object.__setattr__(self, "score", _score(self.score))
+        ExportOptions(atol=self.atol, target=self.target)  # the export's own checks
 
     @property
     def rule(self) -> dict[str, float]:
@@ -81,6 +94,21 @@ class CalibrationOptions:
         if self.quantile is not None:
             return {"quantile": self.quantile}
         return {"fpr": anomaly.DEFAULT_FPR if self.fpr is None else self.fpr}
+
+
+def _score(score: Any) -> tuple[str, ...]:
+    """A score as ``anomaly.parse_score`` reads the command line's ``ssim+smax``, given as that text or as a
+    sequence of component names; raises ``ValueError`` for unknown, repeated or no components."""
+    if isinstance(score, str):
+        text = score
+    elif isinstance(score, tuple | list) and all(isinstance(name, str) and "+" not in name for name in score):
+        text = anomaly.score_name(score)
+    else:
+        raise ValueError(f"--score takes components joined by + (ssim+smax) or a tuple of them, got {score!r}")
+    try:
+        return anomaly.parse_score(text)
+    except ValueError as err:
+        raise ValueError(f"--score: {err}") from None
 
 
 @dataclass
@@ -156,9 +184,11 @@ def calibrate_run(
     """Write the run's detector to ``out`` (a file, or a folder to hold ``model.onnx``; default the run's
     ``model.onnx``, which it replaces: a detector still reconstructs) and its decoder beside it.
 
-    Raises ``AetoolError`` for a run that cannot be read, a score the model cannot have, calibration images that
-    cannot set a threshold (fewer than two, or all scoring alike), a target that cannot be written; ``DataError``
-    when the images are gone; ``ParityError`` (nothing written) when the graph or its scores disagree.
+    ``options`` checked their own values when made (``ValueError`` for an unknown score component, say). Raises
+    ``AetoolError`` for a run that cannot be read, a score the model cannot have (``wmse`` for a model of any size,
+    ``ssim`` for images smaller than its window), calibration images that cannot set a threshold (fewer than two, or
+    all scoring alike), a target that cannot be written; ``DataError`` when the images are gone; ``ParityError``
+    (nothing written) when the graph or its scores disagree.
     """
     run = load_run(run_dir)
     net, config = run.net, run.config

@@ -61,6 +61,12 @@ def parse_score(text: str) -> tuple[str, ...]:
     return names
 
 
+def parse_classes(text: str | None) -> tuple[str, ...] | None:
+    """``--classes 3,5`` → ("3", "5"), the normal classes (labels, stripped); None stays None. Whether the labels
+    are fit to train on (each once, none empty, digits of IDX data) is ``TrainConfig``'s to check."""
+    return None if text is None else tuple(label.strip() for label in text.split(","))
+
+
 # ---- the components ----
 
 

@@ -74,7 +74,7 @@ def read_spec(model: Model) -> anomaly.AnomalySpec | None:
 @dataclass(frozen=True)
 class Scored:
     """A batch scored: ``scores`` (N float64), ``maps`` (N×1×H×W float32), ``components`` (N×K float64, named by
-    the detector) and ``reconstructions`` (N×C×H×W float32)."""
+    the detector) and ``reconstructions`` (N×C×H×W float32), whether the images came as N×C×H×W or N×H×W."""
 
     scores: np.ndarray
     maps: np.ndarray
@@ -113,11 +113,14 @@ class Detector:
         return 2 * SSIM_RADIUS + 1 if "ssim" in self.components else 1
 
     def run(self, batch: np.ndarray) -> Scored:
-        """Score N×C×H×W float32 images in [0, 1] that the model takes as they are (its size, or its multiple).
+        """Score N×C×H×W float images in [0, 1] (N×H×W for a grey model, as ``Model.reconstruct`` takes them) that
+        the model takes as they are (its size, or its multiple); the :class:`Scored` arrays are N×C×H×W (maps
+        N×1×H×W) either way.
 
         Raises ``ModelFileError`` when the file fails on them or returns non-finite or misshapen values, and what
-        ``Model.reconstruct`` raises for images it refuses.
+        ``Model.reconstruct`` raises for images it refuses (``ValueError``).
         """
+        batch = self.model.as_batch(batch)
         if self.spec is None:
             outputs = self.model.reconstruct(batch)
             values = anomaly.components(batch, outputs, ("mse",))

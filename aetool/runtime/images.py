@@ -10,6 +10,7 @@ polarity and back out: fitting the MNIST way and back, plain resizing, padding, 
 from __future__ import annotations
 
 import io
+import os
 import warnings
 from dataclasses import dataclass
 from functools import cache
@@ -44,6 +45,25 @@ _GREY_MODES = {"1", "L", "LA", "La", "I", "F", *_SIXTEEN_BIT}
 _NOT_DECODED = {"BUFR", "GRIB", "HDF5", "FITS", "EPS", "WMF", "PDF", "MPEG"}
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # Pillow's RGB → L weights (ITU-R 601-2)
 MNIST_BOX = 20 / 28  # MNIST digits fill a 20×20 box centred in 28×28
+PIXEL_TOLERANCE = 1e-3  # how far outside [0, 1] a float pixel may stray (rounding) before it is refused
+
+
+def check_pixels(pixels: np.ndarray, *, name: str = "images", scan: bool = False) -> None:
+    """Raise ``ValueError`` unless ``pixels`` are floats, as every pixel array of the runtime is (in [0, 1]).
+
+    Integer and bool arrays (8-bit pixels, 0–255) are refused, not guessed at, with the advice the model's input
+    check gives (divide them by 255); ``name`` is the array's name in the message. ``scan``: also refuse values
+    outside [0, 1] by more than ``PIXEL_TOLERANCE``, NaN and infinities (a pass over the array).
+    """
+    if not np.issubdtype(pixels.dtype, np.floating):
+        raise ValueError(
+            f"expected float {name} in [0, 1], got {pixels.dtype} values; for 8-bit pixels (0–255) pass "
+            f"{name}.astype(np.float32) / 255"
+        )
+    if scan and pixels.size and not (pixels.min() >= -PIXEL_TOLERANCE and pixels.max() <= 1 + PIXEL_TOLERANCE):
+        raise ValueError(
+            f"expected {name} in [0, 1], got values from {pixels.min()} to {pixels.max()}; scale or clip them"
+        )
 
 
 @cache
@@ -74,14 +94,24 @@ class Decoded:
         return int(self.pixels.shape[1]), int(self.pixels.shape[2])
 
 
-def read_image(source: Path | bytes) -> Decoded:
-    """Decode an image file (or its bytes) into C×H×W float32 pixels in [0, 1].
+def read_image(source: str | Path | bytes) -> Decoded:
+    """Decode an image file (a path: ``str``, ``Path`` or any ``os.PathLike``) or its bytes into C×H×W float32
+    pixels in [0, 1].
 
     Raises ``ImageError`` (one line, for the per-image error of a batch) for a missing, empty, unreadable,
-    truncated or oversized (decompression bomb, Pillow's limit) file, and for a file of several frames.
+    truncated or oversized (decompression bomb, Pillow's limit) file, and for a file of several frames;
+    ``TypeError`` for a source of another type (such as a PIL image: it is decoded already).
     """
     from PIL import Image, ImageOps, UnidentifiedImageError
 
+    if isinstance(source, str | os.PathLike):
+        source = Path(os.fsdecode(source))
+    elif not isinstance(source, bytes):
+        kind = type(source)
+        raise TypeError(
+            f"read_image takes a path (str, Path or os.PathLike) or the file's bytes, got {kind.__module__}."
+            f"{kind.__qualname__}"
+        )
     empty = source == b"" if isinstance(source, bytes) else source.is_file() and source.stat().st_size == 0
     if empty:
         raise ImageError("empty file")
@@ -206,8 +236,13 @@ def to_channels(pixels: np.ndarray, channels: int) -> tuple[np.ndarray, str | No
     """C×H×W (or N×C×H×W) pixels with ``channels`` channels (1 or 3), and a note when they were converted.
 
     Grey → RGB replicates the channel; RGB → grey takes Pillow's luma (ITU-R 601-2: 0.299 R + 0.587 G + 0.114 B).
-    Raises ``ValueError`` for other channel counts.
+    Raises ``ValueError`` for pixels of another rank (an H×W image: add its channel axis, ``pixels[None]``) and
+    for other channel counts.
     """
+    if pixels.ndim not in (3, 4):
+        raise ValueError(
+            f"expected C×H×W or N×C×H×W pixels, got shape {pixels.shape}; for an H×W image pass pixels[None]"
+        )
     have = pixels.shape[-3]
     if have == channels:
         return pixels, None
@@ -290,9 +325,15 @@ def unfit(output: np.ndarray, fitted: Fitted) -> np.ndarray:
 
 
 def resize(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """C×H×W float32 pixels resized to ``size`` (height, width) with Pillow's Lanczos filter, clipped to [0, 1]."""
+    """C×H×W float pixels in [0, 1] resized to ``size`` (height, width) with Pillow's Lanczos filter, clipped to
+    [0, 1], float32. Raises ``ValueError`` for pixels of another rank (an H×W image: pass ``pixels[None]``) and for
+    integer pixels (divide 8-bit ones by 255)."""
     from PIL import Image
 
+    pixels = np.asarray(pixels)
+    if pixels.ndim != 3:
+        raise ValueError(f"resize takes C×H×W pixels, got shape {pixels.shape}; for an H×W image pass pixels[None]")
+    check_pixels(pixels, name="pixels")
     height, width = size
     planes = [
         np.asarray(
@@ -306,8 +347,16 @@ def resize(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 def pad_to(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Pad H×W (or C×H×W) pixels with black at the bottom and right up to ``size`` (height, width)."""
+    """Pad H×W (or C×H×W) pixels with black at the bottom and right up to ``size`` (height, width); raises
+    ``ValueError`` for fewer than two axes or a ``size`` smaller than the pixels' (padding only grows them)."""
+    if pixels.ndim < 2:
+        raise ValueError(f"pad_to takes H×W or C×H×W pixels, got shape {pixels.shape}")
     height, width = pixels.shape[-2:]
+    if size[0] < height or size[1] < width:
+        raise ValueError(
+            f"cannot pad {height}×{width} pixels (height×width) to the smaller {size[0]}×{size[1]}; padding only "
+            "grows them: crop or resize instead"
+        )
     pad = [(0, 0)] * (pixels.ndim - 2) + [(0, size[0] - height), (0, size[1] - width)]
     return np.pad(pixels, pad)
 
@@ -336,9 +385,15 @@ def format_for(name: str) -> str:
 
 
 def encode(pixels: np.ndarray, fmt: str) -> bytes:
-    """An 8-bit image file (Pillow format name ``fmt``) of pixels in [0, 1]: grey for H×W or 1×H×W, RGB for 3×H×W."""
+    """An 8-bit image file (Pillow format name ``fmt``) of float pixels in [0, 1] (values beyond clipped): grey for
+    H×W or 1×H×W, RGB for 3×H×W. Raises ``ValueError`` for integer pixels (8-bit ones: divide them by 255) and for
+    other shapes."""
     from PIL import Image
 
+    pixels = np.asarray(pixels)
+    check_pixels(pixels, name="pixels")
+    if not (pixels.ndim == 2 or (pixels.ndim == 3 and pixels.shape[0] in (1, 3))):
+        raise ValueError(f"encode takes H×W, 1×H×W or 3×H×W pixels, got shape {pixels.shape}")
     values = np.round(np.clip(pixels, 0, 1) * 255).astype(np.uint8)
     if values.ndim == 3:
         values = values[0] if values.shape[0] == 1 else values.transpose(1, 2, 0)

@@ -11,6 +11,10 @@
 :func:`mean_squared_error` scores a whole set a batch at a time, and :class:`SetScores` sums all three over images
 added a batch at a time, so memory stays flat however many images there are. A set's MSE is the mean over all
 pixels of all its images, its PSNR that of this MSE, its SSIM the mean over images.
+
+Every score compares float pixels in [0, 1] one to one: arrays of other shapes are refused, not broadcast, and so
+are integer arrays (8-bit pixels: divide them by 255), with ``ValueError``. The range itself is not scanned (that
+would cost about as much as the score): the model and the noise refuse inputs outside it, and outputs may stray.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ from dataclasses import dataclass
 from functools import cache
 
 import numpy as np
+
+from aetool.runtime.images import check_pixels
 
 SCORE_BATCH = 500  # images reconstructed and scored at once
 SSIM_SIGMA = 1.5
@@ -36,25 +42,44 @@ def mean_squared_error(
     """Mean over all pixels of all images of (reconstruct(inputs) − targets)², summed in float64.
 
     ``inputs`` and ``targets`` have the same shape (N×C×H×W or N×H×W, float in [0, 1]); ``reconstruct`` is called
-    on ``batch`` images at a time. Raises ``ValueError`` for an empty set or mismatched shapes.
+    on ``batch`` images at a time and returns their shape. Raises ``ValueError`` for an empty set, mismatched
+    shapes (of the inputs and targets, or of a batch and its reconstruction) and integer arrays.
     """
-    if len(inputs) == 0 or inputs.shape != targets.shape:
+    inputs, targets = np.asarray(inputs), np.asarray(targets)
+    if inputs.ndim == 0 or len(inputs) == 0 or inputs.shape != targets.shape:
         raise ValueError(f"inputs {inputs.shape} and targets {targets.shape} must be the same non-empty shape")
+    check_pixels(inputs, name="inputs")
+    check_pixels(targets, name="targets")
     squared = 0.0
     for start in range(0, len(inputs), batch):
-        output = reconstruct(inputs[start : start + batch])
-        squared += float(np.square(output - targets[start : start + batch], dtype=np.float64).sum())
+        output = np.asarray(reconstruct(inputs[start : start + batch]))
+        wanted = targets[start : start + batch]
+        if output.shape != wanted.shape:
+            raise ValueError(f"reconstruct returned {output.shape} for a batch of {wanted.shape}: not the same shape")
+        check_pixels(output, name="reconstructions")
+        squared += float(np.square(output - wanted, dtype=np.float64).sum())
     return squared / targets.size
 
 
 def mse(output: np.ndarray, target: np.ndarray) -> float:
-    """Mean squared error of one image (any shape) against its target, in float64."""
+    """Mean squared error of one image (any shape, float pixels in [0, 1]) against its target of the same shape, in
+    float64. Raises ``ValueError`` for other shapes (nothing is broadcast), no pixels, and integer arrays."""
+    output, target = np.asarray(output), np.asarray(target)
+    if output.shape != target.shape:
+        raise ValueError(f"output {output.shape} and target {target.shape} must have the same shape")
+    if output.size == 0:
+        raise ValueError(f"no pixels to compare: output and target have shape {output.shape}")
+    check_pixels(output, name="output")
+    check_pixels(target, name="target")
     return float(np.square(output.astype(np.float64) - target).mean())
 
 
 def psnr(mse_value: float) -> float:
-    """PSNR in dB with peak 1.0 for an MSE of pixels in [0, 1]; ``inf`` for an MSE of 0."""
-    return float("inf") if mse_value <= 0 else float(10 * np.log10(1.0 / mse_value))
+    """PSNR in dB with peak 1.0 for an MSE of pixels in [0, 1]; ``inf`` for an MSE of 0. Raises ``ValueError`` for
+    a negative or NaN MSE (no mean of squares is either)."""
+    if not mse_value >= 0:
+        raise ValueError(f"PSNR needs an MSE >= 0 (a mean of squares), got {mse_value}")
+    return float("inf") if mse_value == 0 else float(10 * np.log10(1.0 / mse_value))
 
 
 @cache
@@ -87,15 +112,26 @@ def _plane_ssims(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 def ssims(outputs: np.ndarray, targets: np.ndarray) -> np.ndarray:
     """SSIM (see the module's docstring) of each of N×C×H×W or N×H×W images in [0, 1], averaged over channels: N
-    float64 values. Images go through ``SSIM_VALUES`` pixel values at a time, so memory stays bounded.
+    float64 values (none for N = 0). Images go through ``SSIM_VALUES`` pixel values at a time, so memory stays
+    bounded.
 
-    Raises ``ValueError`` for outputs and targets of other shapes or images smaller than the 11×11 window.
+    Raises ``ValueError`` for outputs and targets of other shapes or ranks, integer arrays, images without channels
+    and images smaller than the 11×11 window.
     """
+    outputs, targets = np.asarray(outputs), np.asarray(targets)
     if outputs.shape != targets.shape:
         raise ValueError(f"SSIM needs images of one shape, got {outputs.shape} and {targets.shape}")
+    if outputs.ndim not in (3, 4):
+        raise ValueError(f"SSIM needs N×H×W or N×C×H×W images, got shape {outputs.shape}")
+    check_pixels(outputs, name="outputs")
+    check_pixels(targets, name="targets")
     height, width = outputs.shape[-2:]
     if min(height, width) < 2 * SSIM_RADIUS + 1:
         raise ValueError(f"SSIM needs images of at least 11×11 pixels, got {height}×{width}")
+    if len(outputs) == 0:
+        return np.zeros(0)
+    if outputs.size == 0:
+        raise ValueError(f"SSIM needs images with at least one channel, got shape {outputs.shape}")
     x = outputs.reshape(len(outputs), -1, height, width)
     y = targets.reshape(x.shape)
     step = max(1, SSIM_VALUES // (x[0].size or 1))
@@ -109,10 +145,14 @@ def ssims(outputs: np.ndarray, targets: np.ndarray) -> np.ndarray:
 def ssim(output: np.ndarray, target: np.ndarray) -> float:
     """SSIM (Wang et al. 2004, see the module's docstring) of C×H×W or H×W images in [0, 1], averaged over channels.
 
-    Raises ``ValueError`` for images of other shapes or smaller than the 11×11 window.
+    Raises ``ValueError`` for images of other shapes or ranks, integer arrays, and images smaller than the 11×11
+    window.
     """
+    output, target = np.asarray(output), np.asarray(target)
     if output.shape != target.shape:
         raise ValueError(f"SSIM needs images of one shape, got {output.shape} and {target.shape}")
+    if output.ndim not in (2, 3):
+        raise ValueError(f"SSIM of one image needs C×H×W or H×W pixels, got shape {output.shape}")
     return float(ssims(output[None], target[None])[0])
 
 
@@ -127,12 +167,18 @@ class SetScores:
     images: int = 0
 
     def add(self, outputs: np.ndarray, targets: np.ndarray) -> None:
-        """Score a batch: N×C×H×W or N×H×W outputs against targets of the same shape, pixels in [0, 1].
+        """Score a batch: N×C×H×W or N×H×W outputs against targets of the same shape, float pixels in [0, 1] (the
+        range is not scanned; see the module's docstring). An empty batch (N = 0) adds nothing.
 
-        Raises ``ValueError`` for mismatched shapes.
+        Raises ``ValueError`` for mismatched shapes, other ranks and integer arrays.
         """
+        outputs, targets = np.asarray(outputs), np.asarray(targets)
         if outputs.shape != targets.shape:
             raise ValueError(f"outputs {outputs.shape} and targets {targets.shape} must have the same shape")
+        if outputs.ndim not in (3, 4) or (len(outputs) and not outputs.size):
+            raise ValueError(f"expected N×C×H×W or N×H×W outputs and targets with pixels, got shape {outputs.shape}")
+        check_pixels(outputs, name="outputs")
+        check_pixels(targets, name="targets")
         self.squared += float(np.square(outputs - targets, dtype=np.float64).sum())
         self.values += targets.size
         self.images += len(targets)

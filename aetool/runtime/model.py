@@ -8,6 +8,8 @@ provider asked for (say CUDA) is not the one the session actually runs on.
 from __future__ import annotations
 
 import hashlib
+import math
+import numbers
 import queue
 import re
 import threading
@@ -22,6 +24,7 @@ import numpy as np
 from aetool.errors import AetoolError, ModelFileError, TimedOut
 from aetool.runtime import contract
 from aetool.runtime.cpu import check_threads, usable_cores
+from aetool.runtime.images import check_pixels
 from aetool.runtime.metadata import check_input_spec, check_metadata, parse_metadata
 from aetool.runtime.onnxfile import OnnxFacts, outside_folder, read_facts
 from aetool.runtime.registry import resolve
@@ -34,7 +37,6 @@ IMAGES_PER_CALL = 256  # images per session call: large enough to be fast, small
 PIXELS_PER_CALL = IMAGES_PER_CALL * 28 * 28  # larger images go fewer at a time (a 1000×1000 page: one per call)
 MAX_CONV_PIXELS = 4096 * 4096  # the largest page a conv model takes: about 230 bytes of memory per pixel
 MAX_MODEL_BYTES = (2 << 30) - 1  # protobuf's own limit: no ONNX file is larger
-RANGE_TOLERANCE = 1e-3  # how far outside [0, 1] a float pixel may stray (rounding) before reconstruct refuses it
 STOP_WAIT = 10.0  # seconds to wait for a terminated session call to return before leaving it to its thread
 # onnxruntime folds constant subgraphs when it opens a file: a 459-byte graph of ConstantOfShape makes it allocate
 # gigabytes before any image is seen. aetool's exporter folds constants already, so nothing is lost.
@@ -130,12 +132,18 @@ def _after_signature(text: str) -> str:
     return text
 
 
-def provider_names(requested: Sequence[str] | None) -> list[str]:
-    """Full provider names for ``requested`` (``cuda`` → ``CUDAExecutionProvider``); CPU when none asked for."""
+def provider_names(requested: str | Sequence[str] | None) -> list[str]:
+    """Full provider names for ``requested``, one name or several, best first (``cuda`` → ``CUDAExecutionProvider``);
+    CPU when none asked for. Raises ``AetoolError`` for a name onnxruntime does not know, ``TypeError`` for one that
+    is not a string."""
     import onnxruntime as ort
 
     if not requested:
         return [CPU]
+    if isinstance(requested, str):
+        requested = [requested]
+    if not all(isinstance(name, str) for name in requested):
+        raise TypeError(f"execution providers are named by strings (e.g. 'cuda'), got {requested!r}")
     known = {name.lower().removesuffix("executionprovider"): name for name in ort.get_all_providers()}
     names = []
     for name in requested:
@@ -207,12 +215,13 @@ def session_options(threads: int | None) -> Any:
 def open_session(
     path: Path,
     *,
-    providers: Sequence[str] | None = None,
+    providers: str | Sequence[str] | None = None,
     threads: int | None = None,
     sha256: str | None = None,
 ) -> onnxruntime.InferenceSession:
     """An onnxruntime session for ``path``, opened from the file's bytes once they are checked (see
-    :func:`inspect_model`); with ``sha256``, the file's bytes must have that digest.
+    :func:`inspect_model`); with ``sha256``, the file's bytes must have that digest. ``providers``: one name or
+    several, best first (see :func:`provider_names`).
 
     Raises ``ModelFileError`` for a file that is not ONNX, will not load (an IR version or opset newer than this
     onnxruntime reads is said so, with both versions) or has another digest; ``AetoolError`` for a bad provider or
@@ -375,17 +384,19 @@ class Model:
 
     ``timeout`` (seconds, None: no limit) bounds each session call; a call that runs longer is stopped and raises
     ``TimedOut``. Ctrl-C stops a running call too (KeyboardInterrupt), even one that never checks for signals.
+    ``providers`` and ``threads`` as :func:`load` takes them.
     """
 
     def __init__(
         self,
         path: Path,
-        providers: Sequence[str] | None = None,
+        providers: str | Sequence[str] | None = None,
         threads: int | None = None,
         *,
         timeout: float | None = None,
     ):
         self.path = path
+        self._timeout: float | None = None
         self.timeout = timeout
         self.session = open_session(path, providers=providers, threads=threads)
         self.metadata = parse_metadata(self.session.get_modelmeta().custom_metadata_map)
@@ -399,6 +410,20 @@ class Model:
 
     def __repr__(self) -> str:
         return f"Model({str(self.path)!r}, providers={self.providers})"
+
+    @property
+    def timeout(self) -> float | None:
+        """Seconds each session call may run before it is stopped with ``TimedOut``; None: no limit. Set it to None
+        or a positive, finite number (``ValueError`` otherwise: 0 or less, NaN, infinity, text, a bool)."""
+        return self._timeout
+
+    @timeout.setter
+    def timeout(self, seconds: float | None) -> None:
+        if seconds is not None and (
+            isinstance(seconds, bool) or not isinstance(seconds, numbers.Real) or not 0 < seconds < math.inf
+        ):
+            raise ValueError(f"timeout takes None (no limit) or a positive number of seconds, got {seconds!r}")
+        self._timeout = None if seconds is None else float(seconds)
 
     @property
     def providers(self) -> list[str]:
@@ -429,12 +454,15 @@ class Model:
         """Run the autoencoder on N×C×H×W images in [0, 1] (N×H×W for grey models); the same shape back, float32.
 
         Images must be floats in [0, 1]: integer arrays (8-bit pixels, 0–255) are refused, not guessed at (divide
-        them by 255), and so are values outside [0, 1] by more than ``RANGE_TOLERANCE``, NaN and infinities
-        (``ValueError``). ``ModelFileError`` when the model fails or returns another shape; ``TimedOut`` when a
-        call runs past ``timeout``.
+        them by 255), and so are values outside [0, 1] by more than ``images.PIXEL_TOLERANCE``, NaN and infinities
+        (``ValueError``; see :meth:`as_batch`). No images (N = 0) give an empty array of their shape.
+        ``ModelFileError`` when the model fails or returns another shape; ``TimedOut`` when a call runs past
+        ``timeout``.
         """
         images = np.asarray(images)
-        batch = self._images(images)
+        batch = self.as_batch(images)
+        if len(batch) == 0:
+            return np.empty(images.shape, np.float32)
         out = self._run(
             self.session, contract.RECONSTRUCTION, contract.INPUT, batch, chunk, fixed=self.input_spec.batch
         )
@@ -446,17 +474,29 @@ class Model:
         return out.reshape(images.shape)
 
     def encode(self, images: np.ndarray, *, chunk: int = IMAGES_PER_CALL) -> np.ndarray:
-        """The latent codes of N×C×H×W images (N×H×W for grey models), which :meth:`reconstruct` checks alike."""
+        """The latent codes, float32, one per image, of N×C×H×W images (N×H×W for grey models), which
+        :meth:`reconstruct` checks alike: N×K for a dense model with a K-number code, N×C'×H'×W' for a conv one.
+
+        No images (N = 0) give an empty array, 0×K, when the graph declares the code's shape (dense models), and
+        ``ValueError`` when it does not (conv models: the code's size follows the images'). Raises
+        ``ModelFileError`` for a file without a ``code`` output, and what :meth:`reconstruct` raises.
+        """
         if not self.has_code:
             raise ModelFileError(f"{self.path} has no {contract.CODE!r} output, so it cannot encode")
-        batch = self._images(np.asarray(images))
+        batch = self.as_batch(images)
         return self._run(self.session, contract.CODE, contract.INPUT, batch, chunk, fixed=self.input_spec.batch)
 
     def decode(self, codes: np.ndarray, *, chunk: int = IMAGES_PER_CALL) -> np.ndarray:
-        """Images (N×1×H×W) from latent codes, through the decoder graph beside the model file.
+        """Images from N latent codes, through the decoder graph beside the model file: N×C×H×W float32, C the
+        model's channels (1 grey, 3 sRGB).
 
-        Raises ``ModelFileError`` when there is none, or when it is not the decoder this model was exported with
-        (the model records its SHA-256, so a model and a decoder of two exports never run together).
+        ``codes`` are what :meth:`encode` returns: numbers (integers are taken as floats) in the shape the
+        decoder's input declares, N×K for a dense model with a K-number code (a dimension the graph leaves symbolic
+        takes any size), finite once float32; ``ValueError`` otherwise, naming the shape expected. No codes (N = 0)
+        give an empty array, 0×C×H×W, when the decoder declares its output's size, else ``ValueError``.
+        Raises ``ModelFileError`` when there is no decoder graph, when it is not the decoder this model was exported
+        with (the model records its SHA-256, so a model and a decoder of two exports never run together), and when
+        it fails or returns non-finite values; ``TimedOut`` when a call runs past ``timeout``.
         """
         if self._decoder is None:
             if not self.has_decoder:
@@ -471,7 +511,7 @@ class Model:
                 raise ModelFileError(f"decoder {self.decoder_path} must take one input {contract.CODE!r}, has {names}")
             self._decoder_batch = fixed_batch(decoder, self.decoder_path)
             self._decoder = decoder
-        codes = np.asarray(codes, dtype=np.float32)
+        codes = self._codes(codes, self._decoder.get_inputs()[0].shape)
         return self._run(self._decoder, contract.RECONSTRUCTION, contract.CODE, codes, chunk, fixed=self._decoder_batch)
 
     def outputs(
@@ -479,30 +519,53 @@ class Model:
     ) -> dict[str, np.ndarray]:
         """Several outputs of the graph for N×C×H×W images (checked as :meth:`reconstruct` checks them), one session
         call per chunk: a detector's reconstructions, scores and maps together. Each output is float32 with one
-        result per image; ``ModelFileError`` for an output the file lacks, and what :meth:`reconstruct` raises."""
+        result per image (no images: empty arrays where the graph declares the outputs' shapes, else
+        ``ValueError``); ``ModelFileError`` for an output the file lacks, and what :meth:`reconstruct` raises."""
         missing = [name for name in names if name not in self._outputs]
         if missing:
             raise ModelFileError(f"{self.path.name} has no output {', '.join(map(repr, missing))}")
-        batch = self._images(np.asarray(images))
+        batch = self.as_batch(images)
         values = self._run_outputs(self.session, names, contract.INPUT, batch, chunk, fixed=self.input_spec.batch)
         return dict(zip(names, values, strict=True))
 
-    def _images(self, images: np.ndarray) -> np.ndarray:
+    def as_batch(self, images: np.ndarray) -> np.ndarray:
+        """``images`` as the model's N×C×H×W batch, N×H×W grey images given their channel axis (no copy), once
+        checked: floats in [0, 1] (integer arrays refused: divide 8-bit pixels by 255; NaN, infinities and values
+        outside [0, 1] by more than ``images.PIXEL_TOLERANCE`` refused), C the model's channels and H×W a size it takes.
+        Raises ``ValueError`` for images it refuses. What :meth:`reconstruct` and the detector's ``run`` check."""
+        images = np.asarray(images)
         channels = self.input_spec.channels
         if not (images.ndim == 4 and images.shape[1] == channels) and not (images.ndim == 3 and channels == 1):
             wanted = "N×H×W or N×1×H×W" if channels == 1 else f"N×{channels}×H×W"
             raise ValueError(f"expected {wanted} images, got shape {images.shape}")
-        if not np.issubdtype(images.dtype, np.floating):
-            raise ValueError(
-                f"expected float images in [0, 1], got {images.dtype} values; for 8-bit pixels (0–255) pass "
-                "images.astype(np.float32) / 255"
-            )
-        if images.size and not (images.min() >= -RANGE_TOLERANCE and images.max() <= 1 + RANGE_TOLERANCE):
-            raise ValueError(
-                f"expected images in [0, 1], got values from {images.min()} to {images.max()}; scale or clip them"
-            )
+        check_pixels(images, scan=True)
         self.input_spec.check(*images.shape[-2:])
         return images.reshape(len(images), channels, *images.shape[-2:])
+
+    @staticmethod
+    def _codes(codes: np.ndarray, declared: Sequence[int | str | None]) -> np.ndarray:
+        """``codes`` as float32, once checked against the ``declared`` shape of the decoder's input (its symbolic
+        dimensions take any size); ``ValueError`` for codes that are not numbers, of another shape, or not finite
+        (NaN, infinities, values beyond float32's ±3.4e38)."""
+        codes = np.asarray(codes)
+        if codes.dtype.kind not in "iuf":
+            raise ValueError(f"expected codes of numbers (float32, as encode returns them), got {codes.dtype} values")
+        sizes = declared[1:]
+        if declared and (
+            codes.ndim != len(declared)
+            or any(isinstance(size, int) and size != got for size, got in zip(sizes, codes.shape[1:], strict=True))
+        ):
+            wanted = "×".join(["N", *(str(size) if isinstance(size, int) else "?" for size in sizes)])
+            free = "; ? takes any size" if "?" in wanted else ""
+            raise ValueError(
+                f"expected codes of shape {wanted} (float), got shape {codes.shape}: the decoder takes codes as "
+                f"encode returns them{free}"
+            )
+        with np.errstate(over="ignore"):
+            codes = codes.astype(np.float32, copy=False)
+        if not np.isfinite(codes).all():
+            raise ValueError("expected finite codes, got NaN or infinite values (or values beyond float32's ±3.4e38)")
+        return codes
 
     def _run(
         self,
@@ -529,9 +592,10 @@ class Model:
     ) -> list[np.ndarray]:
         """``outputs`` for ``batch`` in calls of at most ``chunk`` items (fewer for large images), or of exactly the
         ``fixed`` batch a file declares (the last call padded with zeros, their results dropped); each checked to
-        hold one finite result per item."""
+        hold one finite result per item. An empty batch gives empty results of the shapes the graph declares
+        (:meth:`_declared`)."""
         if len(batch) == 0:
-            raise ValueError("empty batch")
+            return [np.empty((0, *self._declared(session, output)), np.float32) for output in outputs]
         batch = batch.astype(self._dtype if feed == contract.INPUT else np.float32, copy=False)
         chunk = fixed or max(1, min(chunk, PIXELS_PER_CALL // max(1, int(np.prod(batch.shape[1:])))))
         calls = []
@@ -561,6 +625,18 @@ class Model:
                 )
             results.append(joined.astype(np.float32, copy=False))
         return results
+
+    def _declared(self, session: onnxruntime.InferenceSession, output: str) -> tuple[int, ...]:
+        """The shape of one item of ``output`` as the graph declares it; ``ValueError`` when a dimension is left
+        symbolic, since an empty batch has no result to learn it from."""
+        shape = next(arg.shape for arg in session.get_outputs() if arg.name == output)
+        if not shape or not all(isinstance(size, int) for size in shape[1:]):
+            name = self.decoder_path.name if session is self._decoder else self.path.name
+            raise ValueError(
+                f"empty batch: {name} declares no fixed shape for its {output!r} output ({shape}), so no result "
+                "of 0 items has a known shape; pass at least one"
+            )
+        return tuple(shape[1:])
 
     def _call(
         self, session: onnxruntime.InferenceSession, outputs: Sequence[str], feed: dict[str, np.ndarray]
@@ -599,8 +675,8 @@ class Model:
         if not finished:
             _stop(ended, options)
             raise TimedOut(
-                f"{self.path.name}: a call of the model ran longer than the {self.timeout:g} s of its timeout (--timeout) and was "
-                "stopped"
+                f"{self.path.name}: a call of the model ran longer than the {self.timeout:g} s of its timeout "
+                "(--timeout) and was stopped"
             )
         if failed:
             raise failed[0]
@@ -638,12 +714,21 @@ def _serve(jobs: queue.SimpleQueue) -> None:
         jobs.get()()
 
 
-def load(model: str | Path, *, providers: Sequence[str] | None = None, threads: int | None = None) -> Model:
+def load(model: str | Path, *, providers: str | Sequence[str] | None = None, threads: int | None = None) -> Model:
     """The model at a path or bundled under a name; opened once per process and then reused (set its ``timeout``
-    to bound each call). ``threads``: onnxruntime's intra-op threads (default: the cores this process may use).
-    Raises ``ModelFileError`` for a missing or broken file, ``ValueError`` for ``threads`` under 1."""
+    to bound each call). ``providers``: onnxruntime's execution providers, one name (``"cuda"``) or several, best
+    first, short or full (``CUDAExecutionProvider``); default CPU; one that is asked for but not available is
+    dropped with a ``ProviderWarning``. ``threads``: onnxruntime's intra-op threads, 1 to 4 per core this process
+    may use (default: those cores).
+
+    Raises ``ModelFileError`` for a missing or broken file; ``ValueError`` for ``threads`` under 1;
+    ``AetoolError`` for more than 4 threads per usable core (its message names the CLI's ``--threads``) and for an
+    unknown provider; ``TypeError`` for a provider that is not a string.
+    """
     if threads is not None and threads < 1:
         raise ValueError(f"threads must be at least 1, got {threads}")
+    if isinstance(providers, str):
+        providers = [providers]
     path = resolve(model)
     stat = path.stat()
     key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size, tuple(providers or ()), threads)

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from aetool.runtime.images import check_pixels
+
 NOISE_KINDS = ("gaussian", "salt-pepper", "mask")
 TEST_NOISE_SEED = 1234  # the noisy test set: training scores on it, export judges variants on it, evaluate's default
 
@@ -25,17 +27,23 @@ def add_noise(
     kind: str = "gaussian",
     rng: np.random.Generator | int | None = None,
 ) -> np.ndarray:
-    """Corrupt images with pixels in [0, 1]; returns float32 in [0, 1].
+    """Corrupt images (any shape) of float pixels in [0, 1]; returns float32 in [0, 1]. ``rng``: a generator, or
+    a seed for one (None: fresh entropy).
 
     - ``gaussian``: add N(0, level²) to every pixel, then clip to [0, 1] (the report's noise).
     - ``salt-pepper``: a fraction ``level`` of pixels set to 0 or 1 with equal odds.
     - ``mask``: a fraction ``level`` of pixels set to 0 (masking noise).
+
+    Raises ``ValueError`` for an unknown kind, a level that means nothing, and images the model would refuse:
+    integer or bool arrays (8-bit pixels: divide them by 255), values outside [0, 1] by more than 0.001, NaN.
     """
     if kind not in NOISE_KINDS:
         raise ValueError(f"unknown noise kind {kind!r}; choose one of {', '.join(NOISE_KINDS)}")
     check_level(level, kind)
+    images = np.asarray(images)
+    check_pixels(images, scan=True)
     rng = np.random.default_rng(rng)
-    clean = np.asarray(images, dtype=np.float32)
+    clean = images.astype(np.float32, copy=False)
     if kind == "gaussian":
         noisy = clean + rng.standard_normal(clean.shape, dtype=np.float32) * np.float32(level)
     elif kind == "salt-pepper":
@@ -125,14 +133,19 @@ class Noise:
             return self.terms[0].low, self.terms[0].kind
         return None
 
-    def apply(self, images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """Noisy float32 copies of N×… images in [0, 1].
+    def apply(self, images: np.ndarray, rng: np.random.Generator | int | None) -> np.ndarray:
+        """Noisy float32 copies of N×… images of float pixels in [0, 1].
 
         One level of one kind is drawn in one go over the whole array (so the numbers of round 1 stay); a mix is
-        drawn image by image: the term, then the level, then the noise, all from ``rng``.
+        drawn image by image: the term, then the level, then the noise, all from ``rng`` (a generator, or a seed
+        for one; None: fresh entropy). Raises ``ValueError`` for images :func:`add_noise` refuses, even with no
+        noise to add.
         """
+        rng = np.random.default_rng(rng)
         if not self.terms:
-            return np.asarray(images, dtype=np.float32)
+            images = np.asarray(images)
+            check_pixels(images, scan=True)
+            return images.astype(np.float32, copy=False)
         if self.level is not None:
             return add_noise(images, self.level[0], kind=self.level[1], rng=rng)
         noisy = np.empty(np.shape(images), np.float32)

@@ -5,10 +5,14 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import asdict, dataclass, fields
+from numbers import Integral, Real
 from pathlib import Path
 from typing import Any
 
+from aetool.errors import AetoolError
 from aetool.models import ConvAE, build_model, get_spec
+from aetool.runtime.anomaly import parse_classes
+from aetool.runtime.images import parse_size
 from aetool.runtime.noise import NOISE_KINDS, Noise, check_level
 
 DATASETS = ("mnist", "fashion-mnist", "images")  # the two IDX datasets, or a folder or glob of your own
@@ -25,6 +29,20 @@ GENERIC = {"epochs": 10, "batch_size": 128, "lr": 1e-3, "loss": "mse", "l1": 0.0
 # for it, which stand for none.
 PCA_INERT = {"epochs": 0, "lr": 1e-3, "loss": "mse", "batch_size": 128, "l1": 0.0, "noise": 0.0, "noise_mix": None}
 LEGACY_KEYS = ("out",)  # keys of round-1 run folders that are no longer settings (the run folder is not one)
+PATHS = ("data_dir", "data", "val_data")  # text settings that may be given as a Path too
+
+
+def _option(name: str) -> str:
+    """The command-line option of a setting: ``batch_size`` → ``--batch-size``."""
+    return f"--{name.replace('_', '-')}"
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, Integral) and not isinstance(value, bool)
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, Real) and not isinstance(value, bool)
 
 
 @dataclass
@@ -32,6 +50,8 @@ class TrainConfig:
     """Every setting of a training run. ``None`` means the model's default (its registry entry, else ``GENERIC``).
 
     Construction resolves the defaults and validates every setting, so a ``TrainConfig`` that exists can train.
+    ``size`` and ``classes`` also take the command line's text (``"28x28"``, ``"1,7"``) or a list, and become
+    tuples; whole-number settings must be integers and the others numbers (not bools or text).
     Raises ``ValueError`` with a message naming the command-line option (``--lr``) for a setting that cannot work,
     and ``KeyError`` for an unknown model. For ``pca`` the training settings stay ``None`` (and ``epochs`` 0): it
     is fitted, not trained, so asking for any of them is refused.
@@ -64,11 +84,8 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         spec = get_spec(self.model)
+        self._check_types()
         self.dataset = self.dataset or ("images" if self.data else "mnist")
-        if self.size is not None:
-            self.size = (int(self.size[0]), int(self.size[1]))
-        if self.classes is not None:
-            self.classes = tuple(str(label).strip() for label in self.classes)
         if spec.kind == "pca":
             self._resolve_pca()
         else:
@@ -92,11 +109,62 @@ class TrainConfig:
         self._check()
         self._check_data(spec.kind)
 
+    def _check_types(self) -> None:
+        """Refuse a setting of the wrong type before it is used (``epochs=1.5`` failed in the training loop, a
+        string ``size`` was split into characters); read ``size`` and ``classes`` given as text or a list."""
+        self.size = self._size(self.size)
+        self.classes = self._classes(self.classes)
+        for field in fields(self):
+            value, kind = getattr(self, field.name), str(field.type).split(" | ")[0]
+            if value is None and str(field.type).endswith("| None"):
+                continue
+            option = _option(field.name)
+            if kind == "int":
+                if not _is_int(value):
+                    raise ValueError(f"{option} must be a whole number, got {value!r}")
+                setattr(self, field.name, int(value))  # numpy's integers too, which JSON cannot store
+            elif kind == "float":
+                if not _is_real(value):
+                    raise ValueError(f"{option} must be a number, got {value!r}")
+                setattr(self, field.name, float(value))
+            elif kind == "bool" and not isinstance(value, bool):
+                raise ValueError(f"{option} must be True or False, got {value!r}")
+            elif field.name in PATHS and not isinstance(value, str | os.PathLike):
+                raise ValueError(f"{option} must be a path (text or a Path), got {value!r}")
+            elif kind == "str" and field.name not in PATHS and not isinstance(value, str):
+                raise ValueError(f"{option} must be text, got {value!r}")
+
+    @staticmethod
+    def _size(size: Any) -> tuple[int, int] | None:
+        """``"28x28"`` (``runtime.images.parse_size``) or two positive integers → (28, 28)."""
+        if size is None:
+            return None
+        if isinstance(size, str):
+            try:
+                return parse_size(size, option="--size")
+            except AetoolError as err:
+                raise ValueError(str(err)) from None
+        if not (isinstance(size, tuple | list) and len(size) == 2 and all(map(_is_int, size))):
+            raise ValueError(f"--size takes HxW (28x28) or two whole numbers (28, 28), got {size!r}")
+        return int(size[0]), int(size[1])
+
+    @staticmethod
+    def _classes(classes: Any) -> tuple[str, ...] | None:
+        """``"1,7"`` (``runtime.anomaly.parse_classes``, as the command line reads it) or labels → ("1", "7");
+        whole numbers are taken as the digits they name."""
+        if classes is None or isinstance(classes, str):
+            return parse_classes(classes)
+        if not (isinstance(classes, tuple | list) and all(isinstance(c, str) or _is_int(c) for c in classes)):
+            raise ValueError(
+                f"--classes takes labels separated by commas (3 or 3,5) or a list of them, got {classes!r}"
+            )
+        return tuple(str(label).strip() for label in classes)
+
     def _resolve_pca(self) -> None:
         """Refuse the training settings for pca, which is fitted in closed form."""
         given = [name for name, inert in PCA_INERT.items() if getattr(self, name) not in (None, inert)]
         if given:
-            options = ", ".join(f"--{name.replace('_', '-')}" for name in given)
+            options = ", ".join(map(_option, given))
             raise ValueError(f"{options} does not apply to pca: it is fitted in closed form on clean images")
         for name in PCA_INERT:
             setattr(self, name, None)
@@ -117,7 +185,7 @@ class TrainConfig:
         for name, low in at_least.items():
             value = getattr(self, name)
             if value is not None and value < low:
-                raise ValueError(f"--{name.replace('_', '-')} must be at least {low}, got {value}")
+                raise ValueError(f"{_option(name)} must be at least {low}, got {value}")
         pixels = (self.channels or 1) * (self.size[0] * self.size[1] if self.size else 28 * 28)
         if self.components is not None and self.components > pixels:
             raise ValueError(f"--components must be at most {pixels} (the pixels of an image), got {self.components}")
