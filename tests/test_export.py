@@ -541,3 +541,11 @@ def test_an_output_off_by_near_ties_passes_only_if_no_farther_from_float64_than_
     report = check_parity(session, pytorch, cases, atol=1e-5, graph="model", exact=exact_like_pytorch)
     assert not report.passed and report.checks[0].max_abs == pytest.approx(0.01, rel=1e-4)
     assert not check_parity(session, pytorch, cases, atol=1e-5, graph="model").passed
+
+
+@pytest.mark.parametrize(
+    "settings", [{"atol": float("nan")}, {"atol": -1e-5}, {"atol": float("inf")}, {"max_mse_rise": float("nan")}]
+)
+def test_export_options_refuse_a_tolerance_no_comparison_can_fail(settings):
+    with pytest.raises(ValueError, match="takes a finite number ≥ 0"):
+        ExportOptions(**settings)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import math
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -60,7 +61,8 @@ class ExportOptions:
     the largest allowed relative rise of a variant's test MSE (0.10 = 10 %); ``data_dir``: a folder of IDX files
     whose test digits join the parity inputs, score the variants and (train split) calibrate static int8;
     ``target``: ``portable`` (operators every major runtime implements) or ``onnxruntime`` (the graph onnxruntime
-    runs fastest). Raises ``ValueError`` for an unknown precision or target.
+    runs fastest). Raises ``ValueError`` for an unknown precision or target, and an ``atol`` or ``max_mse_rise`` that
+    is not a finite number ≥ 0.
     """
 
     atol: float = 1e-5
@@ -75,6 +77,9 @@ class ExportOptions:
             raise ValueError(f"unknown precision {unknown[0]!r}; choose from {', '.join(contract.PRECISIONS)}")
         if self.target not in contract.TARGETS:
             raise ValueError(f"unknown export target {self.target!r}; choose from {', '.join(contract.TARGETS)}")
+        for option, value in (("--atol", self.atol), ("--max-mse-rise", self.max_mse_rise)):
+            if not 0 <= value < math.inf:  # NaN too: every comparison with it is false, so any parity would pass
+                raise ValueError(f"{option} takes a finite number ≥ 0, got {value}")
 
 
 @dataclass(frozen=True)
