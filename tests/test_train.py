@@ -333,3 +333,9 @@ def test_one_folder_reached_two_ways_is_one_setting(data_dir, tmp_path):
     stored = TrainConfig("dncnn", data=str(data_dir / ".." / data_dir.name)).to_dict()
     stored["data"] = str(roundabout)  # as a run trained before paths were normalised recorded it
     assert RunFolder.reuse_shortfalls(stored, TrainConfig("dncnn", data=str(data_dir))) == []
+
+
+def test_a_data_folder_named_by_the_environment_that_is_none_says_where_it_came_from(tmp_path, monkeypatch):
+    monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path / "gone"))
+    with pytest.raises(DataError, match=r"^\$AETOOL_DATA_DIR names .*gone, a folder that does not exist; set it"):
+        load_images("mnist", "test")

@@ -70,7 +70,9 @@ def load_split(data_dir: str | Path, split: str) -> tuple[np.ndarray, np.ndarray
 
 
 def resolve_data_dir(data_dir: str | Path | None, dataset: str) -> Path | None:
-    """The folder to read: ``--data-dir``, else ``$AETOOL_DATA_DIR``; ``None`` when neither is given.
+    """The folder to read: ``--data-dir``, else ``$AETOOL_DATA_DIR``; ``None`` when neither is given. Raises
+    ``DataError`` when the folder comes from the variable and is none (a missing ``--data-dir`` is the reader's to
+    refuse).
 
     The folder may hold the four IDX files itself or a subfolder named after the dataset
     (``mnist/``, ``fashion-mnist/``), so one variable can serve both datasets.
@@ -79,6 +81,9 @@ def resolve_data_dir(data_dir: str | Path | None, dataset: str) -> Path | None:
     if chosen is None:
         return None
     folder = Path(chosen).expanduser()
+    if not data_dir and not folder.is_dir():  # say where the folder came from: the variable is easy to forget
+        problem = "a file, not a folder" if folder.exists() else "a folder that does not exist"
+        raise DataError(f"${DATA_DIR_ENV} names {folder}, {problem}; set it to a folder of IDX files or unset it")
     return folder / dataset if (folder / dataset).is_dir() else folder
 
 
