@@ -4,6 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch", reason="training tests need the train extra")
@@ -223,8 +224,7 @@ def test_values_that_cannot_train_are_refused(name, settings, message):
 
 
 def test_size_and_classes_take_the_command_lines_text_and_a_config_survives_its_json():
-    numpy = pytest.importorskip("numpy")
-    config = TrainConfig("ae64", data="imgs", size="28x28", classes="1, 7", seed=numpy.int64(3), lr=1)
+    config = TrainConfig("ae64", data="imgs", size="28x28", classes="1, 7", seed=np.int64(3), lr=1)
     assert (config.size, config.classes, config.seed, config.lr) == ((28, 28), ("1", "7"), 3, 1.0)
     assert type(config.seed) is int and type(config.lr) is float  # as JSON stores them
     assert TrainConfig("anomaly", classes="3").classes == ("3",)

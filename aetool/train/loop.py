@@ -402,7 +402,7 @@ class Trainer:
 
     def _test_scores(self, *, last: bool) -> dict[str, float]:
         """Test MSE, PSNR (of noisy inputs against clean targets for a denoiser, which also gets its clean-input MSE),
-        mean |code|, and at the ``last`` epoch SSIM (0.21 s a time, 8 % of a ``deep`` epoch)."""
+        mean |code|, and at the ``last`` epoch SSIM (about a tenth of a ``deep`` epoch; README, Training)."""
         scores = evaluate(self.net, self.test, self.device, memory_format=self.memory_format, with_ssim=last)
         record = {"test_mse": scores["mse"], "test_psnr": scores["psnr"], "test_mean_code": scores["mean_code"]}
         if "ssim" in scores:
@@ -440,10 +440,10 @@ def flush_denormals() -> bool:
     thread's floating-point flags (x86 FTZ and DAZ, ARM's FZ; set by ``torch.set_flush_denormal``, which only
     reaches the thread that calls it). Returns False on a CPU without them.
 
-    A BCE-trained autoencoder drives the logits of pixels that are always black (MNIST's border) far down, so their
-    sigmoid outputs, their gradients and the Adam state of their weights turn denormal, and an x86 CPU spends about
-    a hundred cycles on each such operand: ``deep``'s epoch took 5.0 s with them and 2.2 s flushed
-    (``python benchmarks/train_all.py --keep-denormals`` times the runs without). Flushed values were at most
+    An autoencoder trained on MNIST drives the logits of pixels that are always black (the border) far down, so
+    their sigmoid outputs, their gradients and the Adam state of their weights turn denormal, and the CPU takes a
+    slow path on each such operand: ``deep``'s 40 epochs took 193 s with them and 93–115 s flushed
+    (``python benchmarks/train_all.py``, with ``--keep-denormals`` for the runs without). Flushed values were at most
     1.18e-38 from zero. The flags stay set for the process; a thread that already exists keeps its own.
     """
     return torch.set_flush_denormal(True)
