@@ -445,19 +445,26 @@ def tensor_shapes(path: str | Path, size: tuple[int, int]) -> dict[str, list[int
 def flops_per_image(path: str | Path, size: tuple[int, int]) -> int:
     """2 × the multiply-adds of the Conv, ConvTranspose, Gemm and MatMul(Integer) nodes for one image of ``size``.
 
+    A convolution counts the products by its nonzero weights only: the phase convolutions that stand for a
+    transposed one (``export.phases``) hold taps that are zero by construction, which the model does not need.
     Elementwise ops, pooling, unpooling and Col2Im are left out: a rounding error in arithmetic, though not
     always in time.
     """
     import onnx
+    from onnx import numpy_helper
 
     shapes = tensor_shapes(path, size)
+    graph = onnx.load(str(path)).graph
+    nonzero = {tensor.name: int(np.count_nonzero(numpy_helper.to_array(tensor))) for tensor in graph.initializer}
     macs = 0
-    for node in onnx.load(str(path)).graph.node:
+    for node in graph.node:
         attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
-        if node.op_type == "Conv":  # every output element: Cin/groups × kh × kw products
-            macs += prod(shapes[node.output[0]]) * prod(shapes[node.input[1]][1:])
-        elif node.op_type == "ConvTranspose":  # every input element: Cout/groups × kh × kw products
-            macs += prod(shapes[node.input[0]]) * prod(shapes[node.input[1]][1:])
+        if node.op_type in ("Conv", "ConvTranspose"):
+            # Conv: every output pixel of each output channel takes that channel's weights (Cin/groups × kh × kw);
+            # ConvTranspose: every input pixel of each input channel, that channel's (Cout/groups × kh × kw).
+            weight = shapes[node.input[1]]
+            pixels = prod(shapes[node.output[0] if node.op_type == "Conv" else node.input[0]]) // weight[0]
+            macs += pixels * nonzero.get(node.input[1], prod(weight))
         elif node.op_type in ("Gemm", "MatMul", "MatMulInteger"):
             a = shapes[node.input[0]]
             inner = a[-2] if attrs.get("transA") else a[-1]

@@ -16,7 +16,9 @@ Times the same random-weight registry model (default ``conv-unpool``) on the sam
 - ``portable-where``: ``portable`` with each window's maximum picked by ``Where`` instead of the arithmetic select
   ``a·c + b·(1 − c)`` (7 fewer elementwise nodes a stage; ``Where`` is not among ``PORTABLE_OPS``);
 - ``portable-onehot``: ``portable`` with its ``DepthToSpace`` written as a stride-2 ``ConvTranspose`` whose 2×2
-  kernel puts each channel at its window position (weights 0 and 1, so the same values).
+  kernel puts each channel at its window position (weights 0 and 1, so the same values);
+- ``convtranspose`` (models with a stride-2 transposed conv, e.g. ``--model conv-deconv``): ``aetool`` with its
+  transposed convs left as ``ConvTranspose`` nodes, not rewritten as phase convs (``aetool.export.phases``).
 Every graph is checked against PyTorch on an input with ties before it is timed. onnxruntime runs on CPU with
 ``intra_op_num_threads=THREADS`` at graph optimization level ALL (``--level`` to change); the graph it runs is
 printed. Rounds interleave the candidates so that load from other processes hits them alike; the table gives
@@ -44,7 +46,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from aetool.bench import time_calls
-from aetool.export import portable
+from aetool.export import onnx_export, portable
 from aetool.export.onnx_export import model_spec, quiet, to_onnx
 from aetool.export.ort_layers import POSITIONS
 from aetool.export.parity import tie_images
@@ -136,6 +138,9 @@ def candidates(model: nn.Module) -> dict[str, onnx.ModelProto]:
         found["mask"] = to_onnx(dataclasses.replace(graph, module=FirstMaxMaskAE(model)))
         found["unpool"] = to_onnx(dataclasses.replace(graph, module=model))
     found["aetool"] = to_onnx(graph)
+    if any(isinstance(layer, nn.ConvTranspose2d) and layer.stride[0] > 1 for layer in model.modules()):
+        with mock.patch.object(onnx_export, "split_transposed_convs", lambda proto: proto):
+            found["convtranspose"] = to_onnx(graph)
     if getattr(model, "uses_indices", False):
         found["portable"] = to_onnx(model_spec(model, target="portable"))
         with mock.patch.object(portable, "pool_by_window", pool_by_where):

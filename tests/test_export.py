@@ -97,6 +97,13 @@ def test_every_model_exports_verified_onnx(name, exports):
         assert ("random code 8×12 b3" in {c.case for c in result.decoder_parity.checks}) == conv
 
 
+def test_the_deconv_model_and_decoder_run_their_transposed_convs_as_phase_convs(exports):
+    result = exports("conv-deconv")  # ConvTranspose 4×4 stride 2, twice (export.phases)
+    for path in (result.path, result.decoder_path):
+        ops = [node.op_type for node in onnx.load(path).graph.node]
+        assert "ConvTranspose" not in ops and ops.count("DepthToSpace") == 1 and ops.count("Conv") >= 8
+
+
 class PoolUnpool(nn.Module):
     """2×2 max-pool with indices, then unpool a transformed copy of the pooled values with those indices."""
 

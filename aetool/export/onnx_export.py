@@ -17,6 +17,7 @@ import torch
 from torch import nn
 from torch.export import Dim
 
+from aetool.export.phases import split_transposed_convs
 from aetool.export.portable import for_target
 from aetool.export.unpool import translation_table
 from aetool.models import Autoencoder
@@ -94,7 +95,8 @@ def quiet() -> Iterator[None]:
 
 
 def to_onnx(spec: ExportSpec) -> onnx.ModelProto:
-    """Export with the dynamo exporter, in one piece (no external data), unpooling kept in ONNX's convention."""
+    """Export with the dynamo exporter, in one piece (no external data), unpooling kept in ONNX's convention, and
+    stride-2 transposed convolutions rewritten as the phase convolutions onnxruntime runs faster (``phases``)."""
     with quiet(), torch.no_grad():
         program = torch.onnx.export(
             spec.module.eval(),
@@ -109,7 +111,7 @@ def to_onnx(spec: ExportSpec) -> onnx.ModelProto:
         )
     if program is None:  # torch returns None only when asked to write a file itself
         raise RuntimeError("torch.onnx.export returned no program")
-    return program.model_proto
+    return split_transposed_convs(program.model_proto)
 
 
 def check_onnx(proto: onnx.ModelProto) -> None:

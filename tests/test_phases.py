@@ -1,0 +1,102 @@
+"""Transposed convolutions rewritten as phase convolutions (aetool.export.phases): same results, fewer nodes kinds."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+onnx = pytest.importorskip("onnx", reason="the export extra (onnx) is not installed")
+from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+
+from aetool.export.phases import MIN_PHASE_CHANNELS, phase_taps, split_transposed_convs  # noqa: E402
+
+RNG = np.random.default_rng(0)
+
+
+def graph(
+    nodes: list[onnx.NodeProto], weights: dict[str, np.ndarray], channels: int, outputs: list[str]
+) -> onnx.ModelProto:
+    """A model of ``nodes`` from input ``x`` (N × channels × H × W, all dynamic but the channels) to ``outputs``."""
+    inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", channels, "H", "W"])]
+    outs = [helper.make_tensor_value_info(name, TensorProto.FLOAT, ["N", None, None, None]) for name in outputs]
+    initializers = [numpy_helper.from_array(value.astype(np.float32), name) for name, value in weights.items()]
+    model = helper.make_model(
+        helper.make_graph(nodes, "g", inputs, outs, initializers), opset_imports=[helper.make_opsetid("", 20)]
+    )
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+def transposed(name: str, source: str, cin: int, cout: int, *, kernel: int = 4, stride: int = 2, pad: int = 1, **attrs):
+    """A ConvTranspose node ``source`` → ``name`` and its weights (``name``.w, ``name``.b)."""
+    weights = {f"{name}.w": RNG.normal(size=(cin, cout, kernel, kernel)), f"{name}.b": RNG.normal(size=cout)}
+    node = helper.make_node(
+        "ConvTranspose",
+        [source, *weights],
+        [name],
+        kernel_shape=[kernel, kernel],
+        strides=[stride] * 2,
+        pads=[pad] * 4,
+        **attrs,
+    )
+    return node, weights
+
+
+def run(model: onnx.ModelProto, x: np.ndarray) -> list[np.ndarray]:
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return session.run(None, {"x": x})
+
+
+def test_phase_taps_of_a_4x4_stride_2_kernel():
+    # o = 2i − 1 + k: even outputs take taps 3 (from i − 1) and 1 (from i), odd ones 2 (from i) and 0 (from i + 1).
+    taps = phase_taps(kernel=4, stride=2, pad=1, factor=1)
+    assert {key: sorted(pairs) for key, pairs in taps.items()} == {(0, 0): [(-1, 3), (0, 1)], (1, 0): [(0, 2), (1, 0)]}
+
+
+def test_a_deconv_decoder_chain_gives_the_same_output_with_no_transposed_conv():
+    wide = MIN_PHASE_CHANNELS + 2  # a conv per output phase
+    first, w1 = transposed("up1", "x", 3, wide)
+    second, w2 = transposed("up2", "r", wide, 1)  # one output channel: read from the split input phases
+    nodes = [first, helper.make_node("Relu", ["up1"], ["r"]), second, helper.make_node("Sigmoid", ["up2"], ["y"])]
+    model = graph(nodes, w1 | w2, 3, ["y"])
+    rewritten = split_transposed_convs(model)
+    onnx.checker.check_model(rewritten, full_check=True)
+    ops = [node.op_type for node in rewritten.graph.node]
+    assert "ConvTranspose" not in ops and ops.count("DepthToSpace") == 1 and ops.count("Conv") == 4 + 4
+    assert {init.name for init in rewritten.graph.initializer}.isdisjoint(w1 | w2)  # the old weights are gone
+    x = RNG.random((2, 3, 5, 7), dtype=np.float32)  # odd, unequal sizes: every edge phase
+    (expected,), (got,) = run(model, x), run(rewritten, x)
+    assert got.shape == expected.shape == (2, 1, 20, 28)
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+def test_a_split_tensor_other_nodes_read_is_interleaved_once_under_its_name():
+    up, weights = transposed("up", "x", 2, MIN_PHASE_CHANNELS)
+    nodes = [up, helper.make_node("Relu", ["up"], ["r"]), helper.make_node("Add", ["r", "r"], ["y"])]
+    model = graph(nodes, weights, 2, ["y", "r"])  # "r" is read by Add and is an output too
+    rewritten = split_transposed_convs(model)
+    ops = [node.op_type for node in rewritten.graph.node]
+    assert ops.count("DepthToSpace") == 1 and ops.count("Concat") == 1 and "ConvTranspose" not in ops
+    x = RNG.random((1, 2, 4, 3), dtype=np.float32)
+    for expected, got in zip(run(model, x), run(rewritten, x), strict=True):
+        np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "layer",
+    [
+        {"cout": MIN_PHASE_CHANNELS - 1},  # too few channels for a conv per phase, and a plain input
+        {"kernel": 2, "pad": 0},  # taps that do not overlap: onnxruntime's own kernel is as fast
+        {"kernel": 3, "stride": 1},  # stride 1 (ort_layers writes those as the Conv they are)
+        {"output_padding": [1, 1]},
+        {"group": 2},
+    ],
+)
+def test_other_transposed_convs_are_left_as_they_are(layer):
+    cout = layer.pop("cout", MIN_PHASE_CHANNELS)
+    node, weights = transposed("y", "x", 2, cout // layer.get("group", 1), **layer)
+    weights["y.b"] = RNG.normal(size=cout)
+    model = graph([node], weights, 2, ["y"])
+    assert split_transposed_convs(model) is model
