@@ -18,7 +18,10 @@ Times the same random-weight registry model (default ``conv-unpool``) on the sam
 - ``portable-onehot``: ``portable`` with its ``DepthToSpace`` written as a stride-2 ``ConvTranspose`` whose 2×2
   kernel puts each channel at its window position (weights 0 and 1, so the same values);
 - ``convtranspose`` (models with a stride-2 transposed conv, e.g. ``--model conv-deconv``): ``aetool`` with its
-  transposed convs left as ``ConvTranspose`` nodes, not rewritten as phase convs (``aetool.export.phases``).
+  transposed convs left as ``ConvTranspose`` nodes, not rewritten as phase convs (``aetool.export.phases``);
+- ``phases-all`` (models whose ``aetool`` graph keeps a stride-2 ``ConvTranspose``, e.g. ``--model denoise``): every
+  one rewritten, also those whose kernel is as large as their stride (``split_transposed_convs(…,
+  overlapping_only=False)``).
 Every graph is checked against PyTorch on an input with ties before it is timed. onnxruntime runs on CPU with
 ``intra_op_num_threads=THREADS`` at graph optimization level ALL (``--level`` to change); the graph it runs is
 printed. Rounds interleave the candidates so that load from other processes hits them alike; the table gives
@@ -32,6 +35,7 @@ from __future__ import annotations
 import argparse
 import collections
 import dataclasses
+import functools
 import statistics
 import tempfile
 from collections.abc import Callable
@@ -46,7 +50,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from aetool.bench import time_calls
-from aetool.export import onnx_export, portable
+from aetool.export import onnx_export, phases, portable
 from aetool.export.onnx_export import model_spec, quiet, to_onnx
 from aetool.export.ort_layers import POSITIONS
 from aetool.export.parity import tie_images
@@ -141,6 +145,10 @@ def candidates(model: nn.Module) -> dict[str, onnx.ModelProto]:
     if any(isinstance(layer, nn.ConvTranspose2d) and layer.stride[0] > 1 for layer in model.modules()):
         with mock.patch.object(onnx_export, "split_transposed_convs", lambda proto: proto):
             found["convtranspose"] = to_onnx(graph)
+        if any(node.op_type == "ConvTranspose" for node in found["aetool"].graph.node):
+            every = functools.partial(phases.split_transposed_convs, overlapping_only=False)
+            with mock.patch.object(onnx_export, "split_transposed_convs", every):
+                found["phases-all"] = to_onnx(graph)
     if getattr(model, "uses_indices", False):
         found["portable"] = to_onnx(model_spec(model, target="portable"))
         with mock.patch.object(portable, "pool_by_window", pool_by_where):

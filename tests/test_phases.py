@@ -100,3 +100,14 @@ def test_other_transposed_convs_are_left_as_they_are(layer):
     weights["y.b"] = RNG.normal(size=cout)
     model = graph([node], weights, 2, ["y"])
     assert split_transposed_convs(model) is model
+
+
+def test_kernels_as_large_as_their_stride_are_rewritten_when_asked():
+    node, weights = transposed("up", "x", 3, MIN_PHASE_CHANNELS, kernel=2, pad=0)  # DnCNN's upsampling
+    model = graph([node, helper.make_node("Relu", ["up"], ["y"])], weights, 3, ["y"])
+    assert split_transposed_convs(model) is model
+    rewritten = split_transposed_convs(model, overlapping_only=False)
+    ops = [node.op_type for node in rewritten.graph.node]
+    assert "ConvTranspose" not in ops and ops.count("Conv") == 4 and ops.count("DepthToSpace") == 1
+    x = RNG.random((2, 3, 3, 5), dtype=np.float32)
+    np.testing.assert_allclose(run(rewritten, x)[0], run(model, x)[0], atol=1e-5)

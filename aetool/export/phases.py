@@ -11,10 +11,10 @@ scatter, but ordinary convolutions in its blocked NCHWc kernels, several times f
 The interleave itself is slow in onnxruntime (its ``DepthToSpace`` is a generic 6-D transpose), so a tensor stays
 split into phases through elementwise activations and into the next transposed convolution, which reads its input
 phases directly (``F`` phases per axis in, ``F·S`` out); one ``DepthToSpace`` is left where a tensor leaves the
-chain. A transposed convolution is rewritten only where that pays, as measured (benchmarks/export_speed.py): when
-each output phase has at least ``MIN_PHASE_CHANNELS`` channels (a conv of its own per phase, which the NCHWc
-kernels pad to their channel block), or when its input is already split (one conv per input phase, summed, with
-every output phase's channels together).
+chain. A transposed convolution is rewritten only where that pays, as measured (benchmarks/export_speed.py): a
+kernel larger than its stride (taps that overlap), and either at least ``MIN_PHASE_CHANNELS`` channels per output
+phase (a conv of its own per phase, which the NCHWc kernels pad to their channel block) or an input already split
+(one conv per input phase, summed, with every output phase's channels together).
 
 Only the order of float additions changes. The rewrite works on the exported ONNX graph, so the model, decoder
 and detector graphs and every variant made from them get it.
@@ -51,11 +51,10 @@ def _attribute(node: onnx.NodeProto, name: str, default: Any) -> Any:
     return default
 
 
-def _stride_and_pad(node: onnx.NodeProto, weight: np.ndarray) -> tuple[int, int] | None:
+def _stride_and_pad(node: onnx.NodeProto, weight: np.ndarray, *, overlapping_only: bool) -> tuple[int, int] | None:
     """(S, P) of a 2-D transposed convolution this module rewrites, else None: ungrouped, undilated, square kernel
     K, equal stride S ≥ 2 and pads P on both axes and sides, K − 2P = S (output exactly S × input), no output
-    padding, and K > S: taps that overlap, which ``Col2Im`` must add up (with K = S each output pixel takes one tap,
-    onnxruntime runs it fast, and the interleave costs more than it saves: DnCNN's 2×2 stride-2 layer 0.84×)."""
+    padding, and with ``overlapping_only`` K > S: taps that overlap, which onnxruntime's ``Col2Im`` must add up."""
     kernel = weight.shape[2:]
     strides = list(_attribute(node, "strides", [1, 1]))
     pads = list(_attribute(node, "pads", [0, 0, 0, 0]))
@@ -70,7 +69,12 @@ def _stride_and_pad(node: onnx.NodeProto, weight: np.ndarray) -> tuple[int, int]
         and len(set(strides)) == 1
         and len(set(pads)) == 1
     )
-    if not plain or kernel[0] - 2 * pads[0] != strides[0] or not 2 <= strides[0] < kernel[0]:
+    if (
+        not plain
+        or kernel[0] - 2 * pads[0] != strides[0]
+        or strides[0] < 2
+        or (overlapping_only and kernel[0] == strides[0])
+    ):
         return None
     return strides[0], pads[0]
 
@@ -123,9 +127,13 @@ def _block_conv(
     return conv, [-top, -left, bottom, right]
 
 
-def split_transposed_convs(proto: onnx.ModelProto) -> onnx.ModelProto:
+def split_transposed_convs(proto: onnx.ModelProto, *, overlapping_only: bool = True) -> onnx.ModelProto:
     """``proto`` with its stride-≥2 transposed convolutions run as phase convolutions where that pays (see the
-    module docstring); the same graph when none qualifies. Inputs, outputs and their names are unchanged."""
+    module docstring); the same graph when none qualifies. Inputs, outputs and their names are unchanged.
+
+    ``overlapping_only=False`` also rewrites kernels as large as their stride (DnCNN's 2×2, stride 2), where each
+    output pixel takes one tap: onnxruntime runs those fast as they are, and interleaving their many channels costs
+    more than the rewrite saves (``benchmarks/export_speed.py --model denoise``, column ``phases-all``)."""
     graph = proto.graph
     weights = {init.name: init for init in graph.initializer}
     split: dict[str, Split] = {}
@@ -153,7 +161,7 @@ def split_transposed_convs(proto: onnx.ModelProto) -> onnx.ModelProto:
         if node.input[1] not in weights or (len(node.input) > 2 and node.input[2] and node.input[2] not in weights):
             return False
         weight = numpy_helper.to_array(weights[node.input[1]])
-        shape = _stride_and_pad(node, weight)
+        shape = _stride_and_pad(node, weight, overlapping_only=overlapping_only)
         if shape is None or (weight.shape[1] < MIN_PHASE_CHANNELS and source not in split):
             return False
         stride, pad = shape
