@@ -22,6 +22,7 @@ and detector graphs and every variant made from them get it.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Any
 
@@ -141,8 +142,10 @@ def split_transposed_convs(proto: onnx.ModelProto, *, overlapping_only: bool = T
     nodes: list[onnx.NodeProto] = []
     added: list[onnx.TensorProto] = []
 
+    counter = itertools.count()
+
     def fresh(name: str) -> str:
-        return f"phases/{name}/{len(nodes) + len(added)}"
+        return f"phases/{name}/{next(counter)}"
 
     def interleave(name: str) -> None:
         if name in plain:
