@@ -1036,8 +1036,8 @@ def web(
                     f"serve it over HTTP, e.g. aetool web -o {output} --serve 8000, or python3 -m http.server -d {output}"
                 )
                 return
-            note(f"serving http://127.0.0.1:{httpd.server_address[1]}/ (Ctrl-C to stop)")
-            try:
+            try:  # the line first inside: a Ctrl-C as soon as it is read stops the server too, not an error
+                note(f"serving http://127.0.0.1:{httpd.server_address[1]}/ (Ctrl-C to stop)")
                 httpd.serve_forever()
             except KeyboardInterrupt:  # how a server is stopped: not an error
                 note("stopped")

@@ -14,14 +14,22 @@ RNG = np.random.default_rng(0)
 
 
 def graph(
-    nodes: list[onnx.NodeProto], weights: dict[str, np.ndarray], channels: int, outputs: list[str]
+    nodes: list[onnx.NodeProto],
+    weights: dict[str, np.ndarray],
+    channels: int,
+    outputs: list[str],
+    *,
+    opset: int = 20,
+    fed: tuple[str, ...] = (),
 ) -> onnx.ModelProto:
-    """A model of ``nodes`` from input ``x`` (N × channels × H × W, all dynamic but the channels) to ``outputs``."""
+    """A model of ``nodes`` from input ``x`` (N × channels × H × W, all dynamic but the channels) to ``outputs``;
+    the weights named in ``fed`` are graph inputs too (initializers as defaults a caller may override)."""
     inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", channels, "H", "W"])]
+    inputs += [helper.make_tensor_value_info(name, TensorProto.FLOAT, weights[name].shape) for name in fed]
     outs = [helper.make_tensor_value_info(name, TensorProto.FLOAT, ["N", None, None, None]) for name in outputs]
     initializers = [numpy_helper.from_array(value.astype(np.float32), name) for name, value in weights.items()]
     model = helper.make_model(
-        helper.make_graph(nodes, "g", inputs, outs, initializers), opset_imports=[helper.make_opsetid("", 20)]
+        helper.make_graph(nodes, "g", inputs, outs, initializers), opset_imports=[helper.make_opsetid("", opset)]
     )
     onnx.checker.check_model(model, full_check=True)
     return model
@@ -111,3 +119,38 @@ def test_kernels_as_large_as_their_stride_are_rewritten_when_asked():
     assert "ConvTranspose" not in ops and ops.count("Conv") == 4 and ops.count("DepthToSpace") == 1
     x = RNG.random((2, 3, 3, 5), dtype=np.float32)
     np.testing.assert_allclose(run(rewritten, x)[0], run(model, x)[0], atol=1e-5)
+
+
+def test_new_names_avoid_the_graphs_own():
+    up, weights = transposed("up", "t", 2, MIN_PHASE_CHANNELS)
+    taken = [f"phases/up/{i}" for i in range(3)]  # what the rewrite would name its first tensors
+    nodes = [helper.make_node("Identity", ["x"], [taken[0]]), helper.make_node("Identity", [taken[0]], ["t"]), up]
+    weights[taken[1]] = np.ones(1)  # an initializer by such a name as well
+    nodes.append(helper.make_node("Add", ["up", taken[1]], [taken[2]]))
+    model = graph(nodes, weights, 2, [taken[2]])
+    rewritten = split_transposed_convs(model)
+    onnx.checker.check_model(rewritten, full_check=True)
+    assert "ConvTranspose" not in [node.op_type for node in rewritten.graph.node]
+    x = RNG.random((1, 2, 3, 4), dtype=np.float32)
+    np.testing.assert_allclose(run(rewritten, x)[0], run(model, x)[0], atol=1e-5)
+
+
+def test_graphs_it_cannot_rewrite_safely_are_left_as_they_are():
+    up, weights = transposed("y", "x", 2, MIN_PHASE_CHANNELS)
+    fed = graph([up], weights, 2, ["y"], fed=("y.w",))  # weights a caller may feed are not constants
+    old = graph([up], weights, 2, ["y"], opset=10)  # DepthToSpace has no mode before opset 11
+    assert split_transposed_convs(fed) is fed and split_transposed_convs(old) is old
+    branch = helper.make_graph(
+        [helper.make_node("Identity", ["y"], ["z"])],
+        "b",
+        [],
+        [helper.make_tensor_value_info("z", TensorProto.FLOAT, None)],
+    )
+    model = graph([up], weights, 2, ["y"])
+    model.graph.node.extend(  # a subgraph reads "y", which only the outer graph defines
+        [
+            helper.make_node("Constant", [], ["c"], value=numpy_helper.from_array(np.array(True))),
+            helper.make_node("If", ["c"], ["out"], then_branch=branch, else_branch=branch),
+        ]
+    )
+    assert split_transposed_convs(model) is model

@@ -136,7 +136,21 @@ def split_transposed_convs(proto: onnx.ModelProto, *, overlapping_only: bool = T
     output pixel takes one tap: onnxruntime runs those fast as they are, and interleaving their many channels costs
     more than the rewrite saves (``benchmarks/export_speed.py --model denoise``, column ``phases-all``)."""
     graph = proto.graph
-    weights = {init.name: init for init in graph.initializer}
+    opset = next((entry.version for entry in proto.opset_import if entry.domain in ("", "ai.onnx")), 0)
+    subgraphs = any(
+        attribute.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
+        for node in graph.node
+        for attribute in node.attribute
+    )
+    if opset < 11 or subgraphs:  # DepthToSpace's mode is opset 11's; a subgraph may read what this rewrites
+        return proto
+    inputs = {value.name for value in graph.input}  # an initializer listed as an input can be fed: not constant
+    weights = {init.name: init for init in graph.initializer if init.name not in inputs}
+    taken = (
+        inputs
+        | {init.name for init in graph.initializer}
+        | {name for node in graph.node for name in (*node.input, *node.output)}
+    )
     split: dict[str, Split] = {}
     plain: set[str] = set()  # split tensors already interleaved under their own name
     nodes: list[onnx.NodeProto] = []
@@ -145,7 +159,9 @@ def split_transposed_convs(proto: onnx.ModelProto, *, overlapping_only: bool = T
     counter = itertools.count()
 
     def fresh(name: str) -> str:
-        return f"phases/{name}/{next(counter)}"
+        while (candidate := f"phases/{name}/{next(counter)}") in taken:
+            pass
+        return candidate
 
     def interleave(name: str) -> None:
         if name in plain:
