@@ -154,3 +154,12 @@ def test_graphs_it_cannot_rewrite_safely_are_left_as_they_are():
         ]
     )
     assert split_transposed_convs(model) is model
+
+
+def test_an_initializer_the_graph_outputs_is_kept():
+    up, weights = transposed("y", "x", 2, MIN_PHASE_CHANNELS)
+    weights["scale"] = np.full((1, 1, 1, 1), 0.5)
+    rewritten = split_transposed_convs(graph([up], weights, 2, ["y", "scale"]))
+    onnx.checker.check_model(rewritten, full_check=True)
+    assert "scale" in {init.name for init in rewritten.graph.initializer}
+    assert run(rewritten, RNG.random((1, 2, 3, 3), dtype=np.float32))[1].tolist() == [[[[0.5]]]]

@@ -242,7 +242,7 @@ def split_transposed_convs(proto: onnx.ModelProto, *, overlapping_only: bool = T
     result.CopyFrom(proto)
     del result.graph.node[:]
     result.graph.node.extend(nodes)
-    used = {name for node in nodes for name in node.input}
+    used = {name for node in nodes for name in node.input} | {output.name for output in graph.output}
     kept = [init for init in graph.initializer if init.name in used]
     del result.graph.initializer[:]
     result.graph.initializer.extend(kept + added)
