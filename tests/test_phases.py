@@ -123,7 +123,7 @@ def test_kernels_as_large_as_their_stride_are_rewritten_when_asked():
 
 def test_new_names_avoid_the_graphs_own():
     up, weights = transposed("up", "t", 2, MIN_PHASE_CHANNELS)
-    taken = [f"phases/up/{i}" for i in range(3)]  # what the rewrite would name its first tensors
+    taken = ["phases/up/0_weight", "phases/up/1_bias", "phases/up/2_conv"]  # what the rewrite would name first
     nodes = [helper.make_node("Identity", ["x"], [taken[0]]), helper.make_node("Identity", [taken[0]], ["t"]), up]
     weights[taken[1]] = np.ones(1)  # an initializer by such a name as well
     nodes.append(helper.make_node("Add", ["up", taken[1]], [taken[2]]))

@@ -158,8 +158,10 @@ def split_transposed_convs(proto: onnx.ModelProto, *, overlapping_only: bool = T
 
     counter = itertools.count()
 
-    def fresh(name: str) -> str:
-        while (candidate := f"phases/{name}/{next(counter)}") in taken:
+    def fresh(name: str, kind: str) -> str:
+        # Ending in a word: onnxruntime's quantizer names a copy of a shared bias by appending digits to its name
+        # without checking other tensors (a bias "…/1" copied as "…/11" took the name of a conv output).
+        while (candidate := f"phases/{name}/{next(counter)}_{kind}") in taken:
             pass
         return candidate
 
@@ -171,7 +173,7 @@ def split_transposed_convs(proto: onnx.ModelProto, *, overlapping_only: bool = T
         parts = [part for _, part in sorted(held.parts)]
         source = parts[0]
         if len(parts) > 1:
-            source = fresh(name)
+            source = fresh(name, "concat")
             nodes.append(helper.make_node("Concat", parts, [source], axis=1))
         nodes.append(helper.make_node("DepthToSpace", [source], [name], blocksize=held.factor, mode="DCR"))
 
@@ -201,15 +203,15 @@ def split_transposed_convs(proto: onnx.ModelProto, *, overlapping_only: bool = T
                 if block is None:
                     continue
                 conv, pads = block
-                inputs = [part, fresh(node.output[0])]
+                inputs = [part, fresh(node.output[0], "weight")]
                 added.append(numpy_helper.from_array(conv, inputs[1]))
                 if not total and bias is not None:
-                    inputs.append(fresh(node.output[0]))
+                    inputs.append(fresh(node.output[0], "bias"))
                     added.append(numpy_helper.from_array(np.tile(bias, len(group)), inputs[2]))
-                out = fresh(node.output[0])
+                out = fresh(node.output[0], "conv")
                 nodes.append(helper.make_node("Conv", inputs, [out], kernel_shape=list(conv.shape[2:]), pads=pads))
                 if total:
-                    summed = fresh(node.output[0])
+                    summed = fresh(node.output[0], "sum")
                     nodes.append(helper.make_node("Add", [total, out], [summed]))
                     out = summed
                 total = out
@@ -224,7 +226,7 @@ def split_transposed_convs(proto: onnx.ModelProto, *, overlapping_only: bool = T
             held = split[node.input[0]]
             parts = []
             for phases, part in held.parts:
-                out = fresh(node.output[0])
+                out = fresh(node.output[0], node.op_type.lower())
                 nodes.append(helper.make_node(node.op_type, [part], [out]))
                 parts.append((phases, out))
             split[node.output[0]] = Split(held.factor, tuple(parts))
