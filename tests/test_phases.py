@@ -72,7 +72,11 @@ def test_a_deconv_decoder_chain_gives_the_same_output_with_no_transposed_conv():
     rewritten = split_transposed_convs(model)
     onnx.checker.check_model(rewritten, full_check=True)
     ops = [node.op_type for node in rewritten.graph.node]
-    assert "ConvTranspose" not in ops and ops.count("DepthToSpace") == 1 and ops.count("Conv") == 4 + 4
+    assert "ConvTranspose" not in ops and ops.count("DepthToSpace") == 1
+    # The first layer: a 2×2 conv per output phase. The second: per input phase, a 1×1 conv to every output phase
+    # and a depthwise conv that moves each to its one window position (each takes a single tap from each input).
+    depthwise = [node for node in rewritten.graph.node if any(a.name == "group" for a in node.attribute)]
+    assert ops.count("Conv") == 4 + 4 + 4 and len(depthwise) == 4
     assert {init.name for init in rewritten.graph.initializer}.isdisjoint(w1 | w2)  # the old weights are gone
     x = RNG.random((2, 3, 5, 7), dtype=np.float32)  # odd, unequal sizes: every edge phase
     (expected,), (got,) = run(model, x), run(rewritten, x)
@@ -163,3 +167,18 @@ def test_an_initializer_the_graph_outputs_is_kept():
     onnx.checker.check_model(rewritten, full_check=True)
     assert "scale" in {init.name for init in rewritten.graph.initializer}
     assert run(rewritten, RNG.random((1, 2, 3, 3), dtype=np.float32))[1].tolist() == [[[[0.5]]]]
+
+
+def test_three_layers_with_strides_2_and_3_give_the_same_output():
+    first, w1 = transposed("a", "x", 2, MIN_PHASE_CHANNELS)
+    second, w2 = transposed("b", "r", MIN_PHASE_CHANNELS, 3, kernel=5, stride=3, pad=1)  # 2 phases in, 6 out
+    third, w3 = transposed("c", "b", 3, 2)
+    nodes = [first, helper.make_node("Relu", ["a"], ["r"]), second, third]
+    model = graph(nodes, w1 | w2 | w3, 2, ["c"])
+    rewritten = split_transposed_convs(model)
+    ops = [node.op_type for node in rewritten.graph.node]
+    assert "ConvTranspose" not in ops and ops.count("DepthToSpace") == 1
+    x = RNG.random((2, 2, 3, 2), dtype=np.float32)
+    (expected,), (got,) = run(model, x), run(rewritten, x)
+    assert got.shape == expected.shape == (2, 2, 36, 24)
+    np.testing.assert_allclose(got, expected, atol=1e-4)

@@ -102,11 +102,12 @@ def _block_conv(
     in_factor: int,
     out_phases: tuple[int, ...],
     in_phases: tuple[int, ...],
-) -> tuple[np.ndarray, list[int]] | None:
+) -> tuple[np.ndarray, list[int], list[set[tuple[int, int]]]] | None:
     """The Conv weight (len(out_phases)·Cout, len(in_phases)·Cin, Th, Tw) and pads [top, left, bottom, right] taking
-    the listed input phases to the listed output phases, or None where no tap connects them. ``weight`` is the
-    ConvTranspose's (Cin, Cout, K, K); phases are flat indices ``u·factor + v``. The window spans the offsets
-    used, and offset 0, so that the pads are never negative and the output has the input's size."""
+    the listed input phases to the listed output phases, and for each output phase the window positions its taps
+    use; None where no tap connects them. ``weight`` is the ConvTranspose's (Cin, Cout, K, K); phases are flat
+    indices ``u·factor + v``. The window spans the offsets used, and offset 0, so that the pads are never negative
+    and the output has the input's size."""
     cin, cout = weight.shape[:2]
     entries = []  # (row block, column block, dh, dw, kh, kw)
     for row, q in enumerate(out_phases):
@@ -121,11 +122,28 @@ def _block_conv(
     top, left = min(0, *(e[2] for e in entries)), min(0, *(e[3] for e in entries))
     bottom, right = max(0, *(e[2] for e in entries)), max(0, *(e[3] for e in entries))
     conv = np.zeros((len(out_phases) * cout, len(in_phases) * cin, bottom - top + 1, right - left + 1), weight.dtype)
+    used: list[set[tuple[int, int]]] = [set() for _ in out_phases]
     for row, column, dh, dw, kh, kw in entries:
         conv[row * cout : (row + 1) * cout, column * cin : (column + 1) * cin, dh - top, dw - left] = weight[
             :, :, kh, kw
         ].T
-    return conv, [-top, -left, bottom, right]
+        used[row].add((dh - top, dw - left))
+    return conv, [-top, -left, bottom, right], used
+
+
+def _pointwise_and_shift(conv: np.ndarray, used: list[set[tuple[int, int]]]) -> tuple[np.ndarray, np.ndarray]:
+    """``conv`` (R, C, Th, Tw), whose output phases (R / len(used) channels each) each use one window position, as
+    a 1×1 conv (R, C, 1, 1) of that position's weights and a depthwise conv (R, 1, Th, Tw) that is 1 at it: the
+    same products without the multiply-adds by zero taps (three quarters of the deconv decoder's last layer's)."""
+    per_phase = conv.shape[0] // len(used)
+    pointwise = np.empty((conv.shape[0], conv.shape[1], 1, 1), conv.dtype)
+    shift = np.zeros((conv.shape[0], 1, *conv.shape[2:]), conv.dtype)
+    for row, positions in enumerate(used):
+        ((a, b),) = positions
+        rows = slice(row * per_phase, (row + 1) * per_phase)
+        pointwise[rows, :, 0, 0] = conv[rows, :, a, b]
+        shift[rows, 0, a, b] = 1
+    return pointwise, shift
 
 
 def split_transposed_convs(proto: onnx.ModelProto, *, overlapping_only: bool = True) -> onnx.ModelProto:
@@ -202,14 +220,26 @@ def split_transposed_convs(proto: onnx.ModelProto, *, overlapping_only: bool = T
                 )
                 if block is None:
                     continue
-                conv, pads = block
-                inputs = [part, fresh(node.output[0], "weight")]
-                added.append(numpy_helper.from_array(conv, inputs[1]))
+                conv, pads, used = block
+                out = fresh(node.output[0], "conv")
+                one_tap = conv.shape[2:] != (1, 1) and all(len(positions) == 1 for positions in used)
+                if one_tap:  # each output phase takes one window position: a 1×1 conv, then shift each into place
+                    pointwise, shift = _pointwise_and_shift(conv, used)
+                    source = fresh(node.output[0], "pointwise")
+                    added.append(numpy_helper.from_array(pointwise, source))
+                    between = fresh(node.output[0], "unshifted")
+                    nodes.append(helper.make_node("Conv", [part, source], [between], kernel_shape=[1, 1]))
+                    inputs = [between, fresh(node.output[0], "shift")]
+                    added.append(numpy_helper.from_array(shift, inputs[1]))
+                else:
+                    inputs = [part, fresh(node.output[0], "weight")]
+                    added.append(numpy_helper.from_array(conv, inputs[1]))
                 if not total and bias is not None:
                     inputs.append(fresh(node.output[0], "bias"))
                     added.append(numpy_helper.from_array(np.tile(bias, len(group)), inputs[2]))
-                out = fresh(node.output[0], "conv")
-                nodes.append(helper.make_node("Conv", inputs, [out], kernel_shape=list(conv.shape[2:]), pads=pads))
+                kernel = list(conv.shape[2:])
+                depthwise = {"group": conv.shape[0]} if one_tap else {}
+                nodes.append(helper.make_node("Conv", inputs, [out], kernel_shape=kernel, pads=pads, **depthwise))
                 if total:
                     summed = fresh(node.output[0], "sum")
                     nodes.append(helper.make_node("Add", [total, out], [summed]))
