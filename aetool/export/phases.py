@@ -14,7 +14,9 @@ phases directly (``F`` phases per axis in, ``F·S`` out); one ``DepthToSpace`` i
 chain. A transposed convolution is rewritten only where that pays, as measured (benchmarks/export_speed.py): a
 kernel larger than its stride (taps that overlap), and either at least ``MIN_PHASE_CHANNELS`` channels per output
 phase (a conv of its own per phase, which the NCHWc kernels pad to their channel block) or an input already split
-(one conv per input phase, summed, with every output phase's channels together).
+(convs per input phase, summed, with every output phase's channels together). Where each output phase takes a
+single tap from an input phase (a 4×4 stride-2 kernel reading split input), that is a 1×1 conv and a depthwise
+conv that moves each output phase to its offset, not a wider conv mostly of zero taps.
 
 Only the order of float additions changes. The rewrite works on the exported ONNX graph, so the model, decoder
 and detector graphs and every variant made from them get it.
