@@ -182,3 +182,30 @@ def test_three_layers_with_strides_2_and_3_give_the_same_output():
     (expected,), (got,) = run(model, x), run(rewritten, x)
     assert got.shape == expected.shape == (2, 2, 36, 24)
     np.testing.assert_allclose(got, expected, atol=1e-4)
+
+
+def test_random_chains_give_onnxruntimes_transposed_conv_output():
+    rng = np.random.default_rng(1)  # seeded: 30 chains of 1–3 layers, strides 1–3, some rewritten, some not
+    rewritten_count = 0
+    for _ in range(30):
+        channels, source, nodes, weights = int(rng.integers(1, 4)), "x", [], {}
+        cin = channels
+        for layer in range(int(rng.integers(1, 4))):
+            stride, pad = int(rng.integers(1, 4)), int(rng.integers(0, 3))
+            cout = int(rng.choice([1, 3, MIN_PHASE_CHANNELS, MIN_PHASE_CHANNELS + 1]))
+            node, w = transposed(f"t{layer}", source, cin, cout, kernel=stride + 2 * pad, stride=stride, pad=pad)
+            nodes.append(node)
+            weights |= w
+            source, cin = node.output[0], cout
+            if rng.random() < 0.6:
+                act = str(rng.choice(["Relu", "Sigmoid"]))
+                nodes.append(helper.make_node(act, [source], [source + act]))
+                source += act
+        model = graph(nodes, weights, channels, [source])
+        rewritten = split_transposed_convs(model)
+        rewritten_count += rewritten is not model
+        x = rng.random((2, channels, int(rng.integers(1, 6)), int(rng.integers(1, 6))), dtype=np.float32)
+        (expected,), (got,) = run(model, x), run(rewritten, x)
+        assert got.shape == expected.shape
+        np.testing.assert_allclose(got, expected, atol=1e-4 * max(1.0, float(np.abs(expected).max())))
+    assert rewritten_count >= 5, rewritten_count
