@@ -2,9 +2,9 @@
 
     .venv/bin/python benchmarks/op_profile.py MODEL.onnx [--batch 256] [--threads 2] [--calls 100] [--top 12] [--by-op]
 
-Runs the model on random images with the file's channels (28×28, or the size a dense model fixes; after warm-up calls) with profiling on and prints the nodes that took the
-most kernel time, with their op type and share of the total (--by-op: the op types that did, summed over their
-nodes). The nodes are those of the graph onnxruntime runs,
+Runs the model on random images with the file's channels (28×28, or the size a dense model fixes; after warm-up
+calls) with profiling on and prints the nodes that took the most kernel time, with their op type and share of the
+total (--by-op: the op types that did, summed over their nodes). The nodes are those of the graph onnxruntime runs,
 after its optimizations (so ``ReorderInput``/``ReorderOutput`` of the NCHWc layout appear).
 """
 
@@ -21,6 +21,7 @@ import onnxruntime as ort
 from aetool import bench
 from aetool.runtime import contract
 from aetool.runtime.cpu import usable_cores
+from aetool.runtime.model import load
 
 
 def node_ms(path: str, batch: int, threads: int, calls: int, warmup: int = 10) -> dict[tuple[str, str], float]:
@@ -30,10 +31,9 @@ def node_ms(path: str, batch: int, threads: int, calls: int, warmup: int = 10) -
     options.enable_profiling = True
     options.profile_file_prefix = str(Path(tempfile.mkdtemp()) / "profile")
     session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
-    shape = session.get_inputs()[0].shape  # N × C × H × W; C, and H × W for dense models, fixed in the file
-    channels = shape[1] if isinstance(shape[1], int) else 1
-    size = (shape[2], shape[3]) if all(isinstance(d, int) for d in shape[2:]) else bench.DEFAULT_SIZE
-    feed = {contract.INPUT: bench.random_images(batch, size, channels=channels)}
+    model = load(path)  # the contract's input: its channels, and a dense model's fixed size
+    images = bench.random_images(batch, bench.image_size(model, None), channels=model.input_spec.channels)
+    feed = {contract.INPUT: images}
     for _ in range(warmup + calls):
         session.run(None, feed)
     events = json.loads(Path(session.end_profiling()).read_text())

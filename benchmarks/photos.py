@@ -4,14 +4,15 @@
 
 For each set (``rgb``, ``gray``): trains ``dncnn`` on ``SET/train`` with the registry's defaults at Gaussian noise
 25/255 (``aetool train dncnn --data SET/train --val-data SET/test --patch 48 --noise 0.098``: all the training
-images train, the test images only score each epoch; timed; a finished run in --runs is
-reused unless --retrain, and one trained with other settings is refused, naming them), exports it, and scores ``SET/test`` whole images through aetool's runtime. The same noisy
-test images (seed 1234, drawn image by image in sorted order, as ``aetool evaluate --data`` draws them) go through a
-3×3 median filter, the best Gaussian blur (σ searched from 0.3 to 2.0), and BM3D when the ``bm3d`` package is
-installed (``pip install bm3d``; else skipped with the reason). PSNR in dB (peak 1) per image and their mean, as the
-issue quotes them. Bar (issue "own images"): dncnn beats the median and the best blur by ≥ 1.5 dB, trained in
-≤ 10 minutes on this 2-core CPU: printed as wall seconds and as CPU seconds of the process (all its threads), the
-measure that holds on a shared, loaded machine (10 minutes of 2 threads is 1,200 CPU-s). Needs scipy (a dependency of the dev extra's scikit-image).
+images train, the test images only score each epoch; timed; a finished run in --runs is reused unless --retrain, and
+one trained with other settings is refused, naming them), exports it, and scores ``SET/test`` whole images through
+aetool's runtime. The same noisy test images (seed 1234, drawn image by image in sorted order, as ``aetool evaluate
+--data`` draws them) go through a 3×3 median filter, the best Gaussian blur (σ searched from 0.3 to 2.0), and BM3D
+when the ``bm3d`` package is installed (``pip install bm3d``; else skipped with the reason). PSNR in dB (peak 1) per
+image and their mean, as the issue quotes them. Bar (issue "own images"): dncnn beats the median and the best blur
+by ≥ 1.5 dB, trained in ≤ 10 minutes on this 2-core CPU: printed as wall seconds and as CPU seconds of the process
+(all its threads), the measure that holds on a shared, loaded machine (10 minutes of 2 threads is 1,200 CPU-s).
+Needs scipy (the dev extra).
 """
 
 from __future__ import annotations

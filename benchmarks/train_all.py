@@ -3,8 +3,8 @@
     python benchmarks/train_all.py --data-dir ../shared/data/mnist --runs runs/
 Prints a Markdown table (model, epochs, wall seconds, images/s, test MSE, the report's MSE) and writes
 runs/train_all.json. Runs already in --runs are refused (nothing is trained) unless ``--force``, which trains them
-again from scratch. ``--keep-denormals`` trains without
-``aetool.train.loop.flush_denormals`` (as before it existed), to time what flushing denormal floats saves.
+again from scratch. ``--keep-denormals`` trains without ``aetool.train.loop.flush_denormals`` (as before it
+existed), to time what flushing denormal floats saves.
 """
 
 from __future__ import annotations

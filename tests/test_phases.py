@@ -1,4 +1,4 @@
-"""Transposed convolutions rewritten as phase convolutions (aetool.export.phases): same results, fewer nodes kinds."""
+"""Transposed convolutions rewritten as phase convolutions (aetool.export.phases): the same outputs, no ConvTranspose."""
 
 from __future__ import annotations
 

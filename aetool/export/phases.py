@@ -227,10 +227,10 @@ def split_transposed_convs(proto: onnx.ModelProto, *, overlapping_only: bool = T
                 one_tap = conv.shape[2:] != (1, 1) and all(len(positions) == 1 for positions in used)
                 if one_tap:  # each output phase takes one window position: a 1×1 conv, then shift each into place
                     pointwise, shift = _pointwise_and_shift(conv, used)
-                    source = fresh(node.output[0], "pointwise")
-                    added.append(numpy_helper.from_array(pointwise, source))
+                    pointwise_name = fresh(node.output[0], "pointwise")
+                    added.append(numpy_helper.from_array(pointwise, pointwise_name))
                     between = fresh(node.output[0], "unshifted")
-                    nodes.append(helper.make_node("Conv", [part, source], [between], kernel_shape=[1, 1]))
+                    nodes.append(helper.make_node("Conv", [part, pointwise_name], [between], kernel_shape=[1, 1]))
                     inputs = [between, fresh(node.output[0], "shift")]
                     added.append(numpy_helper.from_array(shift, inputs[1]))
                 else:

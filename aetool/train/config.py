@@ -102,7 +102,7 @@ class TrainConfig:
                 self.augment = spec.train.get("augment", False)
             if self.components is not None:
                 raise ValueError("--components applies to the pca model only")
-        for name in ("data_dir", "data", "val_data"):  # recorded absolute, so an export from elsewhere finds them
+        for name in PATHS:  # recorded absolute, so an export from elsewhere finds them
             value = getattr(self, name)
             if value:  # and without "..", so one folder reached two ways is one setting
                 setattr(self, name, os.path.normpath(Path(value).expanduser().absolute()))
