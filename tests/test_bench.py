@@ -16,6 +16,7 @@ from conftest import cli_runner, toy_metadata
 
 from aetool import bench
 from aetool.cli import app
+from aetool.runtime import load
 
 FAST = ("--seconds", "0.02", "--repeats", "2", "--warmup", "1")
 runner = cli_runner()
@@ -280,3 +281,38 @@ def test_least_memory_traffic_counts_each_layer_input_output_and_weights_once(ae
     per_image, per_call = bench.bytes_per_image(ae64_run[1], (28, 28))
     assert per_image == 4 * (784 + 64 + 64 + 784)  # two layers: 784 → 64 → 784
     assert per_call == 4 * (784 * 64 + 64 + 64 * 784 + 784)  # their weights and biases
+
+
+def test_the_benchmark_times_the_calls_reconstruct_makes(toy_dir, monkeypatch):
+    model = load(toy_dir / "conv.onnx")
+    calls = []
+    session = model.session
+
+    class Counting:
+        def __init__(self):
+            self.get_inputs = session.get_inputs
+
+        def run(self, outputs, feed, *options):
+            calls.append(len(feed["image"]))
+            return session.run(outputs, feed, *options)
+
+    monkeypatch.setattr(model, "session", Counting())
+    bench.ort_backend(model)(np.zeros((130, 1, 28, 28), np.float32))()
+    assert calls == [64, 64, 2]
+
+
+def test_the_images_per_call_benchmark_marks_the_runtimes_choice(toy_dir):
+    script = Path(__file__).parents[1] / "benchmarks" / "images_per_call.py"
+    args = ["--batch", "128", "--parts", "64,128", "--seconds", "0.05", "--repeats", "1"]
+    result = subprocess.run(
+        [sys.executable, str(script), str(toy_dir / "conv.onnx"), str(toy_dir / "dense.onnx"), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    rows = {line.split(" | ")[0].strip("| ").rsplit("/", 1)[-1]: line for line in result.stdout.splitlines()}
+    conv, dense = rows["conv.onnx"].split(" | ")[1:], rows["dense.onnx"].split(" | ")[1:]
+    assert "(runtime)" in conv[0] and "(runtime)" not in conv[1]  # a conv model: 64 digits a call
+    assert "(runtime)" in dense[1] and "(runtime)" not in dense[0]  # a dense one: the whole batch
+    assert "(1.00×)" in conv[1] and "load average after" in result.stdout

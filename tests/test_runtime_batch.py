@@ -230,7 +230,7 @@ class CountingSession:
 def test_large_images_go_through_the_session_a_few_at_a_time(toy_dir, monkeypatch):
     from aetool.runtime import model as runtime_model
 
-    monkeypatch.setattr(runtime_model, "PIXELS_PER_CALL", 2 * 112 * 112)
+    monkeypatch.setattr(runtime_model, "CONV_PIXELS_PER_CALL", 2 * 112 * 112)
     conv = load(toy_dir / "conv.onnx")
     monkeypatch.setattr(conv, "session", CountingSession(conv.session))
     pages = np.random.default_rng(0).random((5, 112, 112), dtype=np.float32)
@@ -238,6 +238,19 @@ def test_large_images_go_through_the_session_a_few_at_a_time(toy_dir, monkeypatc
     assert conv.session.batches == [2, 2, 1]
     conv.reconstruct(pages[:, :28, :28])
     assert conv.session.batches[3:] == [5]  # small images still go together
+
+
+def test_a_batch_of_digits_goes_through_a_conv_model_64_at_a_time_and_through_a_dense_one_whole(toy_dir, monkeypatch):
+    conv, dense = load(toy_dir / "conv.onnx"), load(toy_dir / "dense.onnx")
+    for model in (conv, dense):
+        monkeypatch.setattr(model, "session", CountingSession(model.session))
+    digits = np.random.default_rng(0).random((300, 28, 28), dtype=np.float32)
+    assert np.array_equal(conv.reconstruct(digits), digits)
+    assert conv.session.batches == [64, 64, 64, 64, 44]
+    conv.reconstruct(digits, chunk=50)
+    assert conv.session.batches[5:] == [50] * 6  # a smaller chunk asked for still holds
+    assert np.array_equal(dense.reconstruct(digits), digits)
+    assert dense.session.batches == [256, 44]
 
 
 def colour_photo(height: int = 30, width: int = 45, seed: int = 0) -> np.ndarray:

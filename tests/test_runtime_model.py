@@ -323,3 +323,13 @@ def test_a_timeout_that_is_not_a_positive_number_of_seconds_is_refused(toy_dir, 
     assert model.timeout == 2.0 and model.reconstruct(np.zeros((1, 28, 28), np.float32)).shape == (1, 28, 28)
     model.timeout = None
     assert model.timeout is None
+
+
+def test_images_per_call_keeps_a_conv_models_digits_to_64_and_a_dense_models_to_256():
+    conv, dense = InputSpec(None, multiple_of=4), InputSpec((28, 28))
+    assert conv.images_per_call(28, 28) == 64 and conv.images_per_call(56, 56) == 16
+    assert conv.images_per_call(1000, 1000) == 1  # a page goes alone
+    assert InputSpec(None, channels=3).images_per_call(28, 28) == 64  # pixels, whatever the channels
+    assert conv.images_per_call(28, 28, limit=10) == 10
+    assert dense.images_per_call(28, 28) == 256 and dense.images_per_call(28, 28, limit=0) == 1
+    assert InputSpec(None, batch=1).images_per_call(28, 28) == 1  # the batch the file fixes

@@ -34,7 +34,13 @@ if TYPE_CHECKING:
 
 CPU = "CPUExecutionProvider"
 IMAGES_PER_CALL = 256  # images per session call: large enough to be fast, small enough to keep memory flat
-PIXELS_PER_CALL = IMAGES_PER_CALL * 28 * 28  # larger images go fewer at a time (a 1000×1000 page: one per call)
+PIXELS_PER_CALL = IMAGES_PER_CALL * 28 * 28  # values per call; larger images go fewer at a time
+# Pixels per call for a model of any size (conv): its feature maps hold 16-64 values a pixel, so 256 digits in one
+# call pass 3-13 MB tensors between the unpooling graphs' many elementwise nodes, beyond the CPU's 2 MB of L2 a
+# core; 64 keep them nearer: 0.97-1.12× for those graphs and 1.05-1.12× for the blind denoiser at batch 256, level
+# for conv-deconv (benchmarks/images_per_call.py, README: Speed and footprint), and a quarter of the activation
+# memory. A 1000×1000 page still goes alone.
+CONV_PIXELS_PER_CALL = 64 * 28 * 28
 MAX_CONV_PIXELS = 4096 * 4096  # the largest page a conv model takes: about 230 bytes of memory per pixel
 MAX_MODEL_BYTES = (2 << 30) - 1  # protobuf's own limit: no ONNX file is larger
 STOP_WAIT = 10.0  # seconds to wait for a terminated session call to return before leaving it to its thread
@@ -65,6 +71,16 @@ class InputSpec:
     def colour_space(self) -> str:
         """``gray`` for one channel, ``srgb`` for three."""
         return contract.COLOUR_SPACES[self.channels]
+
+    def images_per_call(self, height: int, width: int, *, limit: int = IMAGES_PER_CALL) -> int:
+        """How many images of height × width pixels one session call takes: the ``batch`` the file fixes, else at
+        most ``limit`` (≥ 1), and at most ``CONV_PIXELS_PER_CALL`` pixels for a model of any size (conv; 64
+        digits) or ``PIXELS_PER_CALL`` values for one of a fixed size (dense; 256 digits); at least one."""
+        if self.batch:
+            return self.batch
+        if self.size is None:
+            return max(1, min(limit, CONV_PIXELS_PER_CALL // max(1, height * width)))
+        return max(1, min(limit, PIXELS_PER_CALL // max(1, self.channels * height * width)))
 
     def check(self, height: int, width: int) -> None:
         """Raise ``ValueError`` when an image of this size cannot go into the model as it is."""
@@ -590,14 +606,18 @@ class Model:
         *,
         fixed: int | None,
     ) -> list[np.ndarray]:
-        """``outputs`` for ``batch`` in calls of at most ``chunk`` items (fewer for large images), or of exactly the
-        ``fixed`` batch a file declares (the last call padded with zeros, their results dropped); each checked to
+        """``outputs`` for ``batch`` in calls of at most ``chunk`` items (fewer for large images, and images through a
+        conv model 64 digits' worth at a time: :meth:`InputSpec.images_per_call`), or of exactly the ``fixed`` batch a
+        file declares (the last call padded with zeros, their results dropped); each checked to
         hold one finite result per item. An empty batch gives empty results of the shapes the graph declares
         (:meth:`_declared`)."""
         if len(batch) == 0:
             return [np.empty((0, *self._declared(session, output)), np.float32) for output in outputs]
         batch = batch.astype(self._dtype if feed == contract.INPUT else np.float32, copy=False)
-        chunk = fixed or max(1, min(chunk, PIXELS_PER_CALL // max(1, int(np.prod(batch.shape[1:])))))
+        if feed == contract.INPUT:
+            chunk = self.input_spec.images_per_call(*batch.shape[-2:], limit=chunk)
+        else:
+            chunk = fixed or max(1, min(chunk, PIXELS_PER_CALL // max(1, int(np.prod(batch.shape[1:])))))
         calls = []
         try:
             for start in range(0, len(batch), chunk):
