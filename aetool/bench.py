@@ -96,13 +96,15 @@ def random_images(batch: int, size: tuple[int, int], *, channels: int = 1, seed:
 def ort_backend(model: Model) -> Backend:
     """``session.run`` for the reconstruction on prepared feeds, in the calls ``Model.reconstruct`` makes (a batch
     through a conv model in parts of 64 digits' worth, ``InputSpec.images_per_call``): onnxruntime's time, without
-    our Python around it. A file that fixes its batch gets the batch timed whole, which fails but at its own size."""
+    our Python around it. A file that fixes its batch B takes calls of B images, the last padded with black ones, as
+    the runtime pads it."""
     session = model.session
     dtype = _INPUT_DTYPES[session.get_inputs()[0].type]
 
     def bind(images: np.ndarray) -> Call:
-        spec = model.input_spec
-        step = max(1, len(images)) if spec.batch else spec.images_per_call(*images.shape[-2:])
+        step = model.input_spec.images_per_call(*images.shape[-2:])
+        if model.input_spec.batch and len(images) % step:
+            images = np.concatenate([images, np.zeros((step - len(images) % step, *images.shape[1:]), images.dtype)])
         feeds = [{contract.INPUT: images[start : start + step].astype(dtype)} for start in range(0, len(images), step)]
         return lambda: [session.run([contract.RECONSTRUCTION], feed) for feed in feeds]
 
@@ -378,10 +380,11 @@ def run(
         backends["torch"] = eager
     if peer is not None and peer.backend is not None:
         backends["peer"] = peer.backend
-    flops = flops_per_image(model.path, size) if importlib.util.find_spec("onnx") is not None else None
     # One call through the model first, which Ctrl-C and the model's timeout can stop (the timed calls go straight
-    # to the session): a model that never finishes is stopped here, not in the untimed warm-up.
+    # to the session): a model that never finishes is stopped here, not in the untimed warm-up; one that fails on
+    # an image fails here in one line, before its FLOPs are counted from a run of the graph.
     model.reconstruct(np.zeros((1, model.input_spec.channels, *size), np.float32))
+    flops = flops_per_image(model.path, size) if importlib.util.find_spec("onnx") is not None else None
     before = load_average()
     try:
         timings = measure(backends, batch_sizes, size, plan, channels=model.input_spec.channels)
@@ -418,9 +421,9 @@ def run(
 # ---- arithmetic: how close a throughput comes to what the CPU can do (these need onnx, the train extra) ----
 
 
-def tensor_shapes(path: str | Path, size: tuple[int, int]) -> dict[str, list[int]]:
-    """The shape of every tensor of the graph for one 1×C×H×W image (C as the graph's input declares, else 1),
-    from one onnxruntime run exposing them all.
+def tensor_shapes(path: str | Path, size: tuple[int, int]) -> tuple[dict[str, list[int]], int]:
+    """The shape of every tensor of the graph for one call on B×C×H×W images (B the batch the file fixes, else 1;
+    C as the graph's input declares, else 1), from one onnxruntime run exposing them all; and B.
 
     Static shape inference cannot follow shapes computed at run time (Shape → Reshape, as in the exporter's
     single-output conv); a run can.
@@ -437,12 +440,13 @@ def tensor_shapes(path: str | Path, size: tuple[int, int]) -> dict[str, list[int
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # keep every tensor
     session = ort.InferenceSession(model.SerializeToString(), options, providers=[CPU])
     dims = graph.input[0].type.tensor_type.shape.dim
-    image = [1, (dims[1].dim_value if len(dims) > 1 else 0) or 1, *size]
+    batch = (dims[0].dim_value if dims else 0) or 1
+    image = [batch, (dims[1].dim_value if len(dims) > 1 else 0) or 1, *size]
     values = session.run(None, {graph.input[0].name: np.zeros(image, np.float32)})
     shapes = {info.name: list(value.shape) for info, value in zip(session.get_outputs(), values, strict=True)}
     shapes.update({tensor.name: list(tensor.dims) for tensor in graph.initializer})
     shapes[graph.input[0].name] = image
-    return shapes
+    return shapes, batch
 
 
 def flops_per_image(path: str | Path, size: tuple[int, int]) -> int:
@@ -456,7 +460,7 @@ def flops_per_image(path: str | Path, size: tuple[int, int]) -> int:
     import onnx
     from onnx import numpy_helper
 
-    shapes = tensor_shapes(path, size)
+    shapes, batch = tensor_shapes(path, size)
     graph = onnx.load(str(path)).graph
     nonzero = {tensor.name: int(np.count_nonzero(numpy_helper.to_array(tensor))) for tensor in graph.initializer}
     macs = 0
@@ -472,7 +476,7 @@ def flops_per_image(path: str | Path, size: tuple[int, int]) -> int:
             a = shapes[node.input[0]]
             inner = a[-2] if attrs.get("transA") else a[-1]
             macs += prod(shapes[node.output[0]]) * inner
-    return 2 * macs
+    return 2 * macs // batch
 
 
 def bytes_per_image(path: str | Path, size: tuple[int, int]) -> tuple[int, int]:
@@ -485,7 +489,7 @@ def bytes_per_image(path: str | Path, size: tuple[int, int]) -> tuple[int, int]:
     """
     import onnx
 
-    shapes = tensor_shapes(path, size)
+    shapes, batch = tensor_shapes(path, size)
     model = onnx.load(str(path))
     weights = {tensor.name for tensor in model.graph.initializer}
     activations = used = 0
@@ -493,7 +497,7 @@ def bytes_per_image(path: str | Path, size: tuple[int, int]) -> tuple[int, int]:
         if node.op_type in ("Conv", "ConvTranspose", "Gemm", "MatMul"):
             activations += prod(shapes[node.input[0]]) + prod(shapes[node.output[0]])
             used += sum(prod(shapes[name]) for name in node.input[1:] if name in weights)
-    return 4 * activations, 4 * used
+    return 4 * activations // batch, 4 * used
 
 
 SGEMM_N = 1024  # square matrices of the peak measurement: large enough for MLAS to run at full speed

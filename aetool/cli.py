@@ -1602,7 +1602,7 @@ def _bench_table(summary: BenchSummary) -> list[str]:
     lines = [
         f"{Path(summary.file).name} ({summary.model}, {summary.precision or '?'}) on onnxruntime "
         f"{summary.onnxruntime} {', '.join(summary.providers)}, {summary.threads} threads{versus}; "
-        f"{height}×{width} random images; median (p95) over all calls after {summary.warmup} warm-up calls, "
+        f"{height}×{width} random images; median (p95) over all timed batches after {summary.warmup} warm-up ones, "
         f"{summary.repeats} rounds"
     ]
     header = f"{'batch':>6} {'ort ms (p95)':>18} {'images/s':>10}"

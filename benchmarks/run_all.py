@@ -212,8 +212,9 @@ def markdown(records: list[dict[str, Any]], env: dict[str, Any]) -> str:
         "",
         f"CPU {env['cpu']} ({env['cores']} cores), onnxruntime {env['onnxruntime']}, torch {env['torch']}, "
         f"openvino {env['openvino'] or 'not installed'}. "
-        f"Random 28×28 images; median (p95) of all "
-        f"calls after {env['plan']['warmup']} warm-up calls, {env['plan']['repeats']} alternating rounds of "
+        f"Random 28×28 images; median (p95) of all timed "
+        f"batches after {env['plan']['warmup']} warm-up ones (onnxruntime: in the calls aetool's runtime makes, 64 "
+        f"images a call through a conv model), {env['plan']['repeats']} alternating rounds of "
         f"{env['plan']['seconds']} s per backend and batch size. Test MSE on the 10,000 test digits "
         "(torch: as recorded by training; openvino: the fp32 file, not scored). ×torch and ×fp32: speedup over "
         "that backend, same run. OpenVINO: f32, latency hint, compiled for each batch size's static shape. Peak: "

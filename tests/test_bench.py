@@ -266,15 +266,49 @@ def test_flops_count_conv_deconv_and_matrix_products_through_run_time_shapes_and
 
 
 def test_a_model_that_fails_at_a_batch_size_is_one_line(tmp_path):
-    from conftest import node, onnx_bytes
+    from conftest import int64_tensor, node, onnx_bytes
 
-    one = [1, 1, 28, 28]  # a file exported for batch 1 only
+    digits = ["N", 1, 28, 28]  # a graph that splits off one image inside: a batch of 256 fails
+    nodes = [
+        node("Split", ["image", "one"], ["first"]),
+        node("Shape", ["image"], ["shape"]),
+        node("Reshape", ["first", "shape"], ["reconstruction"]),
+    ]
     (tmp_path / "one.onnx").write_bytes(
-        onnx_bytes({"image": one}, {"reconstruction": one}, [node("Identity", ["image"], ["reconstruction"])])
+        onnx_bytes({"image": digits}, {"reconstruction": digits}, nodes, initializers=[int64_tensor("one", [1])])
     )
     result = invoke("--model", str(tmp_path / "one.onnx"), "--batch-sizes", "1,256", *FAST)
     assert result.exit_code == 2 and result.stdout == ""
     assert len(result.stderr.splitlines()) == 1 and "one.onnx failed on random 28×28 images" in result.stderr
+
+
+def test_a_file_that_fixes_its_batch_is_timed_in_calls_of_that_batch(tmp_path):
+    from conftest import node, onnx_bytes
+
+    five = [5, 1, 28, 28]  # a file exported for batch 5 only: 7 images are two calls, the second padded
+    (tmp_path / "five.onnx").write_bytes(
+        onnx_bytes({"image": five}, {"reconstruction": five}, [node("Identity", ["image"], ["reconstruction"])])
+    )
+    result = invoke("--model", str(tmp_path / "five.onnx"), "--batch-sizes", "1,7", "--json", *FAST)
+    assert result.exit_code == 0, result.stderr
+    assert [row["batch_size"] for row in json.loads(result.stdout)["results"]] == [1, 7]
+
+
+def test_the_flops_of_a_file_that_fixes_its_batch_are_counted_per_image(tmp_path):
+    onnx = pytest.importorskip("onnx")
+    from onnx import helper, numpy_helper
+
+    for batch in ("N", 5):
+        graph = helper.make_graph(
+            [helper.make_node("Conv", ["image", "w"], ["reconstruction"], pads=[1, 1, 1, 1])],
+            "g",
+            [helper.make_tensor_value_info("image", onnx.TensorProto.FLOAT, [batch, 1, "H", "W"])],
+            [helper.make_tensor_value_info("reconstruction", onnx.TensorProto.FLOAT, [batch, 1, "H", "W"])],
+            [numpy_helper.from_array(np.ones((1, 1, 3, 3), np.float32), "w")],
+        )
+        onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "g.onnx")
+        assert bench.flops_per_image(tmp_path / "g.onnx", (8, 12)) == 2 * 8 * 12 * 9
+        assert bench.bytes_per_image(tmp_path / "g.onnx", (8, 12))[0] == 4 * 2 * 8 * 12
 
 
 def test_least_memory_traffic_counts_each_layer_input_output_and_weights_once(ae64_run):

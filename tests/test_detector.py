@@ -421,3 +421,22 @@ def test_the_one_class_page_tables_figures_and_numbers(data_dir, tmp_path):
     assert read(tmp_path / "page" / "figures" / "mnist-histograms.png").ndim == 3
     again = build_oneclass_report(tmp_path / "page", **options, **QUIET)[1]
     assert [r.trained_now for r in again] == [False, False] and again[0].auroc == results[0].auroc
+
+
+def test_detections_settled_before_a_timeout_are_still_reported(one_class, tmp_path, monkeypatch):
+    from aetool.errors import TimedOut
+
+    save(tmp_path / "in" / "a.png", stroke_digits(1, seed=3)[0][0])
+    (tmp_path / "in" / "broken.png").write_bytes(b"not a png")
+    detector = Detector(load(one_class[1].export.path))
+
+    def past_the_timeout(batch):
+        raise TimedOut("a call of the model ran longer than its timeout")
+
+    monkeypatch.setattr(detector, "run", past_the_timeout)
+    found, _ = collect([str(tmp_path / "in")])
+    settled = []
+    with pytest.raises(TimedOut):
+        for detection in detect(plan_detection(found, heatmaps=None)[0], detector):
+            settled.append(detection)
+    assert [Path(d.path).name for d in settled] == ["broken.png"] and settled[0].error

@@ -336,3 +336,24 @@ def test_add_noise_keeps_colour_and_draws_noise_per_channel(tmp_path):
     assert not np.array_equal(noisy[..., 0] - 100, noisy[..., 1] - 130)  # each channel its own noise
     assert noisy.mean(axis=(0, 1)) == pytest.approx([100, 130, 160], abs=3)
     assert outcome.mse == pytest.approx(0.01, rel=0.2) and outcome.psnr == pytest.approx(20, abs=1)
+
+
+def test_images_written_before_a_timeout_are_still_reported(tmp_path, toy_dir):
+    from aetool.errors import TimedOut
+
+    class SlowOnPages(Reconstruct):  # digits run; a larger shape runs past the model's timeout
+        def run(self, batch):
+            if batch.shape[-1] > 28:
+                raise TimedOut("a call of the model ran longer than its timeout")
+            return super().run(batch)
+
+    save(tmp_path / "a.png", digit())
+    save(tmp_path / "page.png", np.zeros((40, 40), np.uint8))
+    save(tmp_path / "b.png", digit())
+    jobs = [Job(name, tmp_path / name, tmp_path / f"out-{name}", "PNG") for name in ("a.png", "page.png", "b.png")]
+    outcomes = []
+    with pytest.raises(TimedOut):
+        for outcome in process(jobs, SlowOnPages(load(toy_dir / "conv.onnx"))):
+            outcomes.append(outcome)
+    assert [o.path for o in outcomes] == ["a.png", "b.png"] and all(o.error is None for o in outcomes)
+    assert sorted(p.name for p in tmp_path.glob("out-*")) == ["out-a.png", "out-b.png"]  # each written one reported

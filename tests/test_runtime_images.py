@@ -146,6 +146,13 @@ def test_the_page_limit_counts_the_padding():
         InputSpec(None, multiple_of=8192).padded(28, 28)  # one 28×28 digit would become 67 megapixels
 
 
+def test_the_page_limit_counts_the_pages_a_fixed_batch_pads_a_call_with():
+    assert InputSpec(None, multiple_of=4, batch=100).padded(400, 400) == (400, 400)  # 16.0 M pixels: in
+    with pytest.raises(ValueError, match="fixes its batch at 100 images a call"):
+        InputSpec(None, multiple_of=4, batch=100).padded(512, 512)  # 26.2 M pixels
+    assert InputSpec(None, multiple_of=4).padded(512, 512) == (512, 512)
+
+
 @pytest.mark.parametrize(("fmt", "mode"), [("PNG", "L"), ("JPEG", "L"), ("BMP", "L"), ("TIFF", "L"), ("WEBP", "RGB")])
 def test_encode_writes_eight_bit_grayscale(fmt, mode):
     data = images.encode(digit() / 255, fmt)

@@ -333,3 +333,15 @@ def test_images_per_call_keeps_a_conv_models_digits_to_64_and_a_dense_models_to_
     assert conv.images_per_call(28, 28, limit=10) == 10
     assert dense.images_per_call(28, 28) == 256 and dense.images_per_call(28, 28, limit=0) == 1
     assert InputSpec(None, batch=1).images_per_call(28, 28) == 1  # the batch the file fixes
+
+
+@pytest.mark.parametrize("chunk", [0, -3, 2.5, True])
+def test_a_chunk_that_is_not_a_positive_whole_number_is_refused(toy_dir, chunk):
+    with pytest.raises(ValueError, match="chunk takes a positive whole number"):
+        load(toy_dir / "conv.onnx").reconstruct(np.zeros((2, 8, 8), np.float32), chunk=chunk)
+
+
+def test_a_list_of_images_of_several_sizes_is_refused_in_words(toy_dir):
+    pages = [np.zeros((1, 8, 8), np.float32), np.zeros((1, 12, 8), np.float32)]
+    with pytest.raises(ValueError, match="images of one size, got several"):
+        load(toy_dir / "conv.onnx").reconstruct(pages)

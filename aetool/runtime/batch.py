@@ -224,7 +224,9 @@ def _read(job: Job, step: Step, invert: bool | None) -> Ready | Outcome:
 
 
 def _run(chunk: list[Ready | Outcome], step: Step, *, side_by_side: bool, stdout: BinaryIO | None) -> Iterator[Outcome]:
-    """Run the images of a chunk, those of one shape in one batch; their outcomes in the chunk's order."""
+    """Run the images of a chunk, those of one shape in one batch; their outcomes in the chunk's order. When a batch
+    runs past the model's timeout, the outcomes already settled (images written, images that failed) come first, in
+    the chunk's order, and then ``TimedOut``."""
     outcomes = {index: item for index, item in enumerate(chunk) if isinstance(item, Outcome)}
     groups: dict[tuple[int, ...], list[tuple[int, Ready]]] = {}
     for index, item in enumerate(chunk):
@@ -235,6 +237,7 @@ def _run(chunk: list[Ready | Outcome], step: Step, *, side_by_side: bool, stdout
         try:
             results = step.run(np.stack([item.prepared.pixels for _, item in group]))
         except TimedOut:  # a model past --timeout stops the command; it would stop on every image alike
+            yield from (outcomes[index] for index in sorted(outcomes))
             raise
         except AetoolError as err:
             outcomes.update((index, Outcome(item.job.label, error=str(err))) for index, item in group)

@@ -224,7 +224,8 @@ def detect(
 ) -> Iterator[Detection]:
     """A :class:`Detection` per job, in order; heatmaps written for jobs with a target (see
     :func:`plan_detection`). ``invert`` and ``resize`` as the image commands take them. An image that cannot be
-    read, prepared, scored or written is a Detection with ``error`` set; the others are still done."""
+    read, prepared, scored or written is a Detection with ``error`` set; the others are still done. When the model
+    runs past its timeout, the Detections already settled come first, then ``TimedOut``."""
     step = Reconstruct(detector.model, resize=resize)
     for chunk in read_chunks(jobs, step, invert=invert):
         results: dict[int, Detection] = {}
@@ -241,7 +242,8 @@ def detect(
             started = time.perf_counter()
             try:
                 scored = detector.run(np.stack([item.prepared.pixels for _, item in group]))
-            except TimedOut:  # a model past --timeout stops the command, as for the image commands
+            except TimedOut:  # a model past --timeout stops the command, as for the image commands; the images
+                yield from (results[index] for index in sorted(results))  # settled so far are still reported
                 raise
             except AetoolError as err:
                 results.update((index, Detection(item.job.label, error=str(err))) for index, item in group)

@@ -92,12 +92,19 @@ class InputSpec:
     def padded(self, height: int, width: int) -> tuple[int, int]:
         """The size an image of any size is padded to for a model of any size (the next multiples of
         ``multiple_of``); raises ``ValueError`` when that is over ``MAX_CONV_PIXELS``, the largest page whose
-        activations fit in memory (about 230 bytes a pixel for ``conv-unpool``)."""
+        activations fit in memory (about 230 bytes a pixel for ``conv-unpool``), and when a file that fixes its
+        batch at B (each call padded to B images) would run B such pages over it."""
         padded = (-(-height // self.multiple_of) * self.multiple_of, -(-width // self.multiple_of) * self.multiple_of)
         if padded[0] * padded[1] > MAX_CONV_PIXELS:
             raise ValueError(
                 f"{width}×{height} is over the {MAX_CONV_PIXELS:,}-pixel limit of a conv model (about 230 bytes "
                 "of memory per pixel); scale it down first"
+            )
+        if self.batch and self.batch * padded[0] * padded[1] > MAX_CONV_PIXELS:
+            raise ValueError(
+                f"the model file fixes its batch at {self.batch} images a call, so this {width}×{height} image "
+                f"would run as {self.batch} ({self.batch * padded[0] * padded[1]:,} pixels), over the "
+                f"{MAX_CONV_PIXELS:,}-pixel limit of a conv model; use a file exported without a fixed batch"
             )
         return padded
 
@@ -473,10 +480,10 @@ class Model:
         them by 255), and so are values outside [0, 1] by more than ``images.PIXEL_TOLERANCE``, NaN and infinities
         (``ValueError``; see :meth:`as_batch`). No images (N = 0) give an empty array of their shape.
         ``ModelFileError`` when the model fails or returns another shape; ``TimedOut`` when a call runs past
-        ``timeout``.
+        ``timeout``. ``chunk``: at most that many images a call (≥ 1; ``ValueError`` otherwise).
         """
-        images = np.asarray(images)
         batch = self.as_batch(images)
+        images = np.asarray(images)
         if len(batch) == 0:
             return np.empty(images.shape, np.float32)
         out = self._run(
@@ -549,6 +556,8 @@ class Model:
         checked: floats in [0, 1] (integer arrays refused: divide 8-bit pixels by 255; NaN, infinities and values
         outside [0, 1] by more than ``images.PIXEL_TOLERANCE`` refused), C the model's channels and H×W a size it takes.
         Raises ``ValueError`` for images it refuses. What :meth:`reconstruct` and the detector's ``run`` check."""
+        if isinstance(images, list | tuple) and len({np.shape(image) for image in images}) > 1:
+            raise ValueError("expected images of one size, got several; pass each size as a batch of its own")
         images = np.asarray(images)
         channels = self.input_spec.channels
         if not (images.ndim == 4 and images.shape[1] == channels) and not (images.ndim == 3 and channels == 1):
@@ -611,6 +620,8 @@ class Model:
         file declares (the last call padded with zeros, their results dropped); each checked to
         hold one finite result per item. An empty batch gives empty results of the shapes the graph declares
         (:meth:`_declared`)."""
+        if isinstance(chunk, bool) or not isinstance(chunk, numbers.Integral) or chunk < 1:
+            raise ValueError(f"chunk takes a positive whole number of images a call, got {chunk!r}")
         if len(batch) == 0:
             return [np.empty((0, *self._declared(session, output)), np.float32) for output in outputs]
         batch = batch.astype(self._dtype if feed == contract.INPUT else np.float32, copy=False)
