@@ -6,7 +6,8 @@ aetool's runtime sends a batch through a conv model 64 digits' worth at a time (
 ``aetool/runtime/model.py``) and through a dense model 256 at a time. Per file, this times ``--batch`` random
 28×28 images (at the model's size for a dense model) sent as calls of each ``--parts`` size (the last call takes
 what is left), in alternating rounds (``aetool.bench.interleaved``), and prints the median time of the whole batch
-and its speedup over one call. The sizes the runtime picks are marked.
+and its speedup over the largest part size (one call, with the default sizes). The size the runtime picks is
+marked.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ def main() -> None:
     plan = bench.Plan(warmup=3, repeats=args.repeats, seconds=args.seconds)
     print(
         f"{args.threads} threads, {usable_cores()} cores, load average {bench.load_average()} before; batch "
-        f"{args.batch}, median ms of the whole batch (speedup over one call)"
+        f"{args.batch}, median ms of the whole batch (speedup over calls of {max(args.parts)})"
     )
     print("| file | " + " | ".join(f"{part} a call" for part in args.parts) + " |")
     print("|---|" + "---:|" * len(args.parts))
