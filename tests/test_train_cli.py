@@ -294,3 +294,11 @@ def test_stray_torchrun_variables_are_one_line(world, data_dir, tmp_path, monkey
     result = runner.invoke(app, [*args, "-o", str(tmp_path / "run")])
     assert result.exit_code == 2 and len(result.stderr.splitlines()) == 1
     assert f"WORLD_SIZE={world} asks for distributed training" in result.stderr and "unset WORLD_SIZE" in result.stderr
+
+
+def test_calibrating_a_run_that_learned_nothing_warns_as_its_export_does(data_dir, tmp_path):
+    args = ["train", "anomaly", "--classes", "1", "--epochs", "1", "--lr", "1e-12", "--data-dir", str(data_dir), "-q"]
+    assert runner.invoke(app, [*args, "-o", str(tmp_path / "stuck")]).exit_code == 3
+    calibrated = runner.invoke(app, ["calibrate", str(tmp_path / "stuck"), "--fpr", "0.1"])
+    assert calibrated.exit_code == 0 and (tmp_path / "stuck" / "model.onnx").is_file()
+    assert "warning: test MSE" in calibrated.stderr and "calibrated as asked" in calibrated.stderr

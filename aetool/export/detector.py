@@ -35,6 +35,7 @@ from aetool.export.exporter import (
     _check_target,
     _export,
     run_facts,
+    trivial_run,
 )
 from aetool.export.scores import Constants, Detector, check_score, default_score, error_map, raw_components
 from aetool.models import Autoencoder
@@ -195,6 +196,11 @@ def calibrate_run(
     path = Path(out) if out is not None else run.folder.model_file
     path = path / ONNX if path.is_dir() else path
     _check_target(path)
+    if trivial := trivial_run(run):
+        echo(
+            f"warning: {trivial}; calibrated as asked, though its scores will tell little (aetool train calibrates "
+            "such a run only with --allow-trivial)"
+        )
     names = options.score or default_score(net)
     try:
         check_score(net, names)

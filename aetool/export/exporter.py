@@ -457,6 +457,14 @@ def find_images_or_none(source: str) -> list[Path]:
         return []
 
 
+def trivial_run(run: Run) -> str | None:
+    """Why ``run`` learned nothing useful (its recorded test MSE does not beat a trivial output by a clear margin:
+    ``train.loop.beaten``), or None when it does or was not scored."""
+    if run.test_mse is None:
+        return None
+    return beaten(run.test_mse, run.folder.read_metrics().get("baselines") or {})
+
+
 def run_facts(run: Run) -> metadata.ModelFacts:
     """What the metadata says of a trained run's model: its registry name, architecture, data, noise, epochs trained,
     test MSE and channels."""
@@ -491,7 +499,6 @@ def export_run(
     path = path / ONNX if path.is_dir() else path
     _check_target(path)
     data = _run_data(run, options)
-    trivial = run.test_mse is not None and beaten(run.test_mse, run.folder.read_metrics().get("baselines") or {})
-    if trivial:
+    if trivial := trivial_run(run):
         echo(f"warning: {trivial}; exported as asked (aetool train exports such a run only with --allow-trivial)")
     return _export(run.net, path, facts, options=options, data=data, echo=echo)
