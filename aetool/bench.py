@@ -24,7 +24,7 @@ import numpy as np
 from aetool.errors import AetoolError, ModelFileError, first_line
 from aetool.runtime import contract
 from aetool.runtime.cpu import keep_freed_memory, usable_cores
-from aetool.runtime.model import CPU, MAX_CONV_PIXELS, Model, ort_errors
+from aetool.runtime.model import CPU, MAX_CONV_PIXELS, Model, ort_errors, pad_batch
 
 Call = Callable[[], object]
 Backend = Callable[[np.ndarray], Call]  # binds a batch of images, returns the call to time
@@ -103,8 +103,8 @@ def ort_backend(model: Model) -> Backend:
 
     def bind(images: np.ndarray) -> Call:
         step = model.input_spec.images_per_call(*images.shape[-2:])
-        if model.input_spec.batch and len(images) % step:
-            images = np.concatenate([images, np.zeros((step - len(images) % step, *images.shape[1:]), images.dtype)])
+        if model.input_spec.batch:
+            images = pad_batch(images, step)
         feeds = [{contract.INPUT: images[start : start + step].astype(dtype)} for start in range(0, len(images), step)]
         return lambda: [session.run([contract.RECONSTRUCTION], feed) for feed in feeds]
 

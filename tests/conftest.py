@@ -230,6 +230,20 @@ def write_toy_models(folder: Path) -> Path:
     return folder
 
 
+class CountingSession:
+    """An onnxruntime session that records how many images each call gets; everything else is the session's."""
+
+    def __init__(self, session):
+        self.session, self.batches = session, []
+
+    def __getattr__(self, name):
+        return getattr(self.session, name)
+
+    def run(self, outputs, feed, *options):
+        self.batches.append(len(feed["image"]))
+        return self.session.run(outputs, feed, *options)
+
+
 @pytest.fixture(scope="session")
 def toy_dir(tmp_path_factory) -> Path:
     """A folder of toy models, which also serves as the bundled-models folder via AETOOL_MODEL_DIR."""

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import cli_runner, toy_metadata
+from conftest import CountingSession, cli_runner, toy_metadata
 
 from aetool import bench
 from aetool.cli import app
@@ -319,20 +319,9 @@ def test_least_memory_traffic_counts_each_layer_input_output_and_weights_once(ae
 
 def test_the_benchmark_times_the_calls_reconstruct_makes(toy_dir, monkeypatch):
     model = load(toy_dir / "conv.onnx")
-    calls = []
-    session = model.session
-
-    class Counting:
-        def __init__(self):
-            self.get_inputs = session.get_inputs
-
-        def run(self, outputs, feed, *options):
-            calls.append(len(feed["image"]))
-            return session.run(outputs, feed, *options)
-
-    monkeypatch.setattr(model, "session", Counting())
+    monkeypatch.setattr(model, "session", CountingSession(model.session))
     bench.ort_backend(model)(np.zeros((130, 1, 28, 28), np.float32))()
-    assert calls == [64, 64, 2]
+    assert model.session.batches == [64, 64, 2]
 
 
 def test_the_images_per_call_benchmark_marks_the_runtimes_choice(toy_dir):

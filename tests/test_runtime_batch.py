@@ -6,7 +6,7 @@ import io
 
 import numpy as np
 import pytest
-from conftest import digit, read, save
+from conftest import CountingSession, digit, read, save
 
 from aetool.runtime import load
 from aetool.runtime.batch import Corrupt, Reconstruct, process
@@ -214,17 +214,6 @@ def test_a_page_too_large_for_a_conv_model_fails_alone(tmp_path, toy_dir, monkey
     )
     assert outcomes[0].error is None and outcomes[1].error.startswith("56×56 is over the 1,600-pixel limit")
     assert not (tmp_path / "o2.png").exists()
-
-
-class CountingSession:
-    """An onnxruntime session that records how many images each call gets."""
-
-    def __init__(self, session):
-        self.session, self.batches = session, []
-
-    def run(self, outputs, feed, *options):
-        self.batches.append(len(feed["image"]))
-        return self.session.run(outputs, feed, *options)
 
 
 def test_large_images_go_through_the_session_a_few_at_a_time(toy_dir, monkeypatch):

@@ -37,7 +37,7 @@ IMAGES_PER_CALL = 256  # images per session call: large enough to be fast, small
 PIXELS_PER_CALL = IMAGES_PER_CALL * 28 * 28  # values per call; larger images go fewer at a time
 # Pixels per call for a model of any size (conv): its feature maps hold 16-64 values a pixel, so 256 digits in one
 # call pass 3-13 MB tensors between the unpooling graphs' many elementwise nodes, beyond the CPU's 2 MB of L2 a
-# core; 64 keep them nearer: 0.97-1.12× for those graphs and 1.05-1.12× for the blind denoiser at batch 256, level
+# core; 64 keep them nearer: 0.97-1.11× for those graphs and 1.05-1.12× for the blind denoiser at batch 256, level
 # for conv-deconv (benchmarks/images_per_call.py, README: Speed and footprint), and a quarter of the activation
 # memory. A 1000×1000 page still goes alone.
 CONV_PIXELS_PER_CALL = 64 * 28 * 28
@@ -311,6 +311,13 @@ def _too_new(path: Path, message: str, facts: OnnxFacts) -> str | None:
             f"{found[3]}: {upgrade}, or re-export the model with opset {found[3]} or lower"
         )
     return None
+
+
+def pad_batch(images: np.ndarray, batch: int) -> np.ndarray:
+    """``images`` (N×…) with black (zero) items appended up to the next multiple of ``batch``: how a file that fixes
+    its batch takes a call of fewer images (the padded results are dropped)."""
+    short = -len(images) % batch
+    return np.concatenate([images, np.zeros((short, *images.shape[1:]), images.dtype)]) if short else images
 
 
 def check_contract(session: onnxruntime.InferenceSession, path: Path, metadata: dict[str, Any]) -> InputSpec:
@@ -634,8 +641,8 @@ class Model:
             for start in range(0, len(batch), chunk):
                 part = batch[start : start + chunk]
                 count = len(part)
-                if fixed and count < fixed:
-                    part = np.concatenate([part, np.zeros((fixed - count, *part.shape[1:]), part.dtype)])
+                if fixed:
+                    part = pad_batch(part, fixed)
                 calls.append([value[:count] for value in self._call(session, outputs, {feed: part})])
         except ort_errors() as err:
             raise ModelFileError(
