@@ -115,7 +115,9 @@ def test_a_runtime_that_disagrees_or_cannot_load_is_a_cross_with_the_reason(fake
     assert results["refuses"].error == "cannot load: No conversion rule found for operations: Col2Im-18"
     assert not results["absent"].installed and results["absent"].ok is None
     lines = report.lines()
-    assert lines[0].startswith("deep.onnx (opset 20, fp32): reconstruction, code on random b4, random b1;")
+    assert lines[0].startswith(
+        "deep.onnx (target portable, opset 20, fp32): reconstruction, code on random b4, random b1;"
+    )
     assert any(line.startswith("  ✓ close") and "max abs 5.0e-05" in line for line in lines)
     assert any(line.startswith("  ✗ off") for line in lines) and any(line.startswith("  ✗ refuses") for line in lines)
     assert any(line.startswith("  – absent") and "pip install '.[check]' in a clone" in line for line in lines)
@@ -154,7 +156,7 @@ def test_a_file_off_the_contract_is_refused_in_one_line(toy_dir):
     assert result.exit_code == 2 and "one input 'image' (N×C×H×W) or 'code'" in result.stderr
 
 
-def test_info_shows_the_target_its_operators_and_where_the_export_ran_the_file():
+def test_info_shows_the_target_its_operators_and_where_the_export_ran_the_file(toy_dir):
     text = invoke("info", "conv-unpool").stdout
     assert "target   portable (opset 20): Add, Cast, Concat, Conv, ConvTranspose, DepthToSpace," in text
     runs = next(line for line in text.splitlines() if line.startswith("runs in"))
@@ -168,7 +170,7 @@ def test_info_shows_the_target_its_operators_and_where_the_export_ran_the_file()
         "opencv-classic",
         "openvino",
     }
-    assert json.loads(invoke("info", "deep", "--json").stdout)["target"] is None  # exported before targets
+    assert json.loads(invoke("info", str(toy_dir / "dense.onnx"), "--json").stdout)["target"] is None  # no target
 
 
 @pytest.mark.skipif(importlib.util.find_spec("onnx") is None, reason="the ONNX reference evaluator comes with onnx")
