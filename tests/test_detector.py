@@ -423,6 +423,19 @@ def test_the_one_class_page_tables_figures_and_numbers(data_dir, tmp_path):
     assert [r.trained_now for r in again] == [False, False] and again[0].auroc == results[0].auroc
 
 
+def test_the_one_class_report_checks_every_datasets_folder_before_training(tmp_path):
+    from aetool.errors import AetoolError
+    from aetool.report.oneclass import build_oneclass_report
+
+    mnist = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "mnist"
+    if not mnist.is_dir():
+        pytest.skip("needs ../shared/data/mnist")
+    options = {"data_dir": mnist, "runs": tmp_path / "runs", "classes": (1,), "epochs": 1}
+    with pytest.raises(AetoolError, match=r"reads mnist and fashion-mnist, and .* holds mnist, not fashion-mnist"):
+        build_oneclass_report(tmp_path / "page", **options, **QUIET)
+    assert not (tmp_path / "runs").exists()  # nothing trained for MNIST first
+
+
 def test_detections_settled_before_a_timeout_are_still_reported(one_class, tmp_path, monkeypatch):
     from aetool.errors import TimedOut
 

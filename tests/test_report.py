@@ -249,3 +249,11 @@ def test_report_refuses_an_output_folder_it_cannot_make_before_any_training(tmp_
     result = cli_runner().invoke(app, [*args, "--data-dir", str(write_dataset(tmp_path / "data"))])
     assert result.exit_code == 2 and f"{tmp_path / 'afile'} is a file" in result.stderr
     assert len(result.stderr.splitlines()) == 1 and not (tmp_path / "runs").exists()
+
+
+def test_a_quick_reports_intro_names_the_epochs_it_trained():
+    from aetool.report.build import _intro
+
+    assert "QUICK DEMO: 1 epoch(s)" in " ".join(_intro(True, None, Path("runs"), None))
+    assert "QUICK DEMO: 2 epoch(s)" in " ".join(_intro(True, None, Path("runs"), 2))
+    assert not any("QUICK" in line for line in _intro(False, None, Path("runs"), 2))

@@ -1,3 +1,4 @@
+import dataclasses
 import itertools
 import json
 import subprocess
@@ -114,6 +115,25 @@ def test_pca_is_fitted_without_gradient_steps(data_dir, tmp_path):
     assert result.test_mse < 0.05
 
 
+def test_pca_components_are_checked_against_the_images_they_are_fitted_on(tmp_path):
+    from conftest import save
+
+    rng = np.random.default_rng(0)
+    for i in range(5):
+        save(tmp_path / "five" / f"{i}.png", rng.integers(0, 256, (16, 16, 3), dtype=np.uint8))
+    TrainConfig("pca", data=str(tmp_path / "five"), size=(16, 16), components=300)  # channels unknown: 3 allow 768
+    five = TrainConfig("pca", data=str(tmp_path / "five"), val_data=str(tmp_path / "five"), device="cpu")
+    with pytest.raises(DataError, match=r"the 5 training images of 768 pixels span at most 4 directions; pass "):
+        train(five, run_dir=tmp_path / "run", progress=False)  # 30 components by default
+    save(tmp_path / "one" / "0.png", rng.integers(0, 256, (16, 16), dtype=np.uint8))
+    one = TrainConfig("pca", data=str(tmp_path / "one"), components=1, device="cpu")
+    with pytest.raises(DataError, match=r"PCA needs at least 2 training images; 1 training image spans no direction"):
+        train(one, run_dir=tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()
+    result = train(dataclasses.replace(five, components=4), run_dir=tmp_path / "run", progress=False)
+    assert load_run(result.run_dir).net.basis.shape == (4, 768)
+
+
 def test_load_images_from_an_idx_folder(data_dir):
     images = load_images("mnist", "train", data_dir=data_dir)
     assert images.shape == (256, 1, 28, 28) and images.dtype == torch.uint8
@@ -190,7 +210,7 @@ def test_learning_rate_warms_up_linearly_then_decays_by_a_cosine():
         ("ae64", {"noise": -0.1}, "--noise must be 0 or more"),
         ("ae64", {"noise": 1.5, "noise_kind": "salt-pepper"}, "fraction of pixels"),
         ("pca", {"components": 0}, "--components must be at least 1"),
-        ("pca", {"components": 785}, "at most 784"),
+        ("pca", {"components": 785, "data": "imgs", "channels": 1, "size": (28, 28)}, "at most 784"),
         ("pca", {"noise": 0.5, "epochs": 3}, "--epochs, --noise does not apply to pca"),
         ("pca", {"lr": 0.1, "batch_size": 64}, "--lr, --batch-size does not apply to pca"),
         # the wrong type, from Python: refused here, not deep in training (or trained on the wrong thing)

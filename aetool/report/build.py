@@ -21,7 +21,7 @@ NUMBERS = "numbers.json"
 TITLE = "Autoencoders on MNIST: the EE6132 report, reproduced"
 
 
-def _intro(quick: bool, data_dir: str | None, runs: Path) -> list[str]:
+def _intro(quick: bool, data_dir: str | None, runs: Path, epochs: int | None) -> list[str]:
     intro = [
         f"Every experiment of the report (EE6132 assignment 3, Akash Reddy A, 2019), run again with aetool on "
         f"{data_dir or 'MNIST as torchvision downloads it'}; runs in {runs}. Each number stands next to the "
@@ -31,7 +31,7 @@ def _intro(quick: bool, data_dir: str | None, runs: Path) -> list[str]:
     ]
     if quick:
         intro.append(
-            f"QUICK DEMO: {QUICK_EPOCHS} epoch(s) on at most {QUICK_LIMIT} training images per model, "
+            f"QUICK DEMO: {epochs or QUICK_EPOCHS} epoch(s) on at most {QUICK_LIMIT} training images per model, "
             "fewer samples. The numbers show that every step works, not what the models can do; run the "
             "report without --quick for numbers to compare with the report's."
         )
@@ -163,7 +163,7 @@ def build_report(
         seconds=seconds,
     )
     (out / NUMBERS).write_text(json.dumps(numbers, indent=2))
-    intro = _intro(quick, data_dir, runs)
+    intro = _intro(quick, data_dir, runs, epochs)
     write_markdown(out / "README.md", TITLE, intro, body)
     index = write_html(out / "index.html", TITLE, intro, body)
     echo(f"report: wrote {index} in {time.perf_counter() - started:.0f} s")

@@ -186,9 +186,12 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and value < low:
                 raise ValueError(f"{_option(name)} must be at least {low}, got {value}")
-        pixels = (self.channels or 1) * (self.size[0] * self.size[1] if self.size else 28 * 28)
-        if self.components is not None and self.components > pixels:
-            raise ValueError(f"--components must be at most {pixels} (the pixels of an image), got {self.components}")
+        if self.components is not None and self.channels is not None and self.size is not None:
+            pixels = self.channels * self.size[0] * self.size[1]  # else load_training_data checks the images' own
+            if self.components > pixels:
+                raise ValueError(
+                    f"--components must be at most {pixels} (the pixels of an image), got {self.components}"
+                )
         if self.lr is not None and not (math.isfinite(self.lr) and self.lr > 0):
             raise ValueError(f"--lr must be a positive number, got {self.lr}")
         for name in ("l1", "noise"):

@@ -414,6 +414,25 @@ def load_training_data(config: TrainConfig, *, warn: bool = True) -> tuple[Train
     return TrainingData(train, test), settled
 
 
+def check_pca_components(components: int, train: ImageSet) -> None:
+    """Refuse more PCA components than the directions ``train`` spans: n images centred on their mean span at most
+    n − 1, and an image of C×H×W pixels at most C·H·W; the eigenvectors beyond are arbitrary. Raises ``DataError``
+    (training checks this before it makes the run folder; a run already fitted is still read and exported)."""
+    assert train.size is not None  # PCA takes one size
+    pixels = train.channels * train.size[0] * train.size[1]
+    spanned = min(len(train) - 1, pixels)
+    if components > spanned:
+        images = f"{len(train)} training image{'s' * (len(train) != 1)}"
+        if spanned < 1:
+            raise DataError(
+                f"PCA needs at least 2 training images; {images} {'spans' if len(train) == 1 else 'span'} no direction"
+            )
+        raise DataError(
+            f"PCA with {components} components: the {images} of {pixels} pixels span at most {spanned} directions; "
+            f"pass --components {spanned} or fewer, or more images"
+        )
+
+
 def _check_conv_sizes(config: TrainConfig, train: ImageSet, *, multiple: int) -> None:
     """Refuse training images a conv model cannot take: several sizes without ``--patch``, or smaller than it."""
     if config.patch is None:

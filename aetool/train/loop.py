@@ -26,14 +26,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from torch import nn
 
 from aetool.errors import AetoolError, Interrupted, first_line
-from aetool.models import PCA, Autoencoder, build_model
+from aetool.models import PCA, Autoencoder, build_model, get_spec
 from aetool.runtime.cpu import keep_freed_memory
 from aetool.runtime.images import pad_to
 from aetool.runtime.metrics import psnr
 from aetool.runtime.model import InputSpec
 from aetool.runtime.noise import TEST_NOISE_SEED, Noise
 from aetool.train.config import TrainConfig
-from aetool.train.data import Batches, ImageSet, TrainingData, load_training_data, to_float
+from aetool.train.data import Batches, ImageSet, TrainingData, check_pca_components, load_training_data, to_float
 from aetool.train.losses import reconstruction_loss
 from aetool.train.run import RunFolder
 
@@ -481,6 +481,8 @@ def train(
     trainer = None
     try:
         data, config = load_training_data(config)
+        if get_spec(config.model).kind == "pca":
+            check_pca_components(config.arch["components"], data.train)
         if stored is not None:
             folder.check_resumable(stored, config)
         if place.is_main:
