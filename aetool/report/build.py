@@ -8,12 +8,11 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
-from aetool.errors import AetoolError
 from aetool.report import experiments as ex
 from aetool.report import sections
 from aetool.report.environment import environment
 from aetool.report.inference import Engine
-from aetool.report.page import write_html, write_markdown
+from aetool.report.page import check_page_folder, staged_page, write_html, write_markdown
 from aetool.report.runs import QUICK_EPOCHS, QUICK_LIMIT, prepare_runs
 from aetool.runtime.metrics import SetScores
 
@@ -106,8 +105,7 @@ def build_report(
     """
     started = time.perf_counter()
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise AetoolError(f"cannot write the report to {out}: it is a file")
+    check_page_folder(out, numbers=NUMBERS)  # before the training, whose page comes last
     runs = Path(runs) if runs is not None else Path("runs/quick" if quick else "runs")
     budget = ex.QUICK if quick else ex.FULL
     seconds: dict[str, float] = {}
@@ -120,51 +118,53 @@ def build_report(
     prepared = prepare_runs(runs, data_dir, quick=quick, epochs=epochs, retrain=retrain, echo=echo, progress=progress)
     mark = lap("training and export (what was missing)", started)
     data = ex.load_data(prepared["deep"].config.dataset, data_dir, budget)  # a missing folder fails before out/
-    (out / sections.FIGURES).mkdir(parents=True, exist_ok=True)
-    echo("report: running the experiments")
-    engines = {name: Engine(run) for name, run in prepared.items()}
-    quality = ex.clean_scores(engines, data)
-    scores = {name: result.mse for name, result in quality.items()}
-    pca = ex.pca_vs_autoencoder(engines, data, scores, budget)
-    hidden = ex.hidden_sizes(engines, data, scores, budget)
-    sparse = ex.sparsity(engines, data, budget)
-    noise = ex.denoising(engines, data, budget)
-    walks = ex.manifold(engines["deep"], data, budget)
-    conv = ex.convolutional(engines, data, scores, budget)
-    mark = lap("experiments", mark)
-    echo("report: drawing the figures")
-    body = [
-        sections.pca_section(pca, out),
-        sections.hidden_section(hidden, out),
-        sections.sparse_section(sparse, engines, out),
-        sections.denoise_section(noise, engines, out),
-        sections.manifold_section(walks, out),
-        sections.conv_section(conv, out),
-    ]
-    lap("figures", mark)
-    seconds["total"] = time.perf_counter() - started
-    env = environment()
-    body.append(
-        sections.summary_section(
-            quality, pca.mse["pca_linear"], sparse.mean_activation, engines=engines, env=env, seconds=seconds
+    with staged_page(out, numbers=NUMBERS) as stage:  # never half a report in out/
+        (stage / sections.FIGURES).mkdir()
+        echo("report: running the experiments")
+        engines = {name: Engine(run) for name, run in prepared.items()}
+        quality = ex.clean_scores(engines, data)
+        scores = {name: result.mse for name, result in quality.items()}
+        pca = ex.pca_vs_autoencoder(engines, data, scores, budget)
+        hidden = ex.hidden_sizes(engines, data, scores, budget)
+        sparse = ex.sparsity(engines, data, budget)
+        noise = ex.denoising(engines, data, budget)
+        walks = ex.manifold(engines["deep"], data, budget)
+        conv = ex.convolutional(engines, data, scores, budget)
+        mark = lap("experiments", mark)
+        echo("report: drawing the figures")
+        body = [
+            sections.pca_section(pca, stage),
+            sections.hidden_section(hidden, stage),
+            sections.sparse_section(sparse, engines, stage),
+            sections.denoise_section(noise, engines, stage),
+            sections.manifold_section(walks, stage),
+            sections.conv_section(conv, stage),
+        ]
+        lap("figures", mark)
+        seconds["total"] = time.perf_counter() - started
+        env = environment()
+        body.append(
+            sections.summary_section(
+                quality, pca.mse["pca_linear"], sparse.mean_activation, engines=engines, env=env, seconds=seconds
+            )
         )
-    )
-    numbers = _numbers(
-        quick=quick,
-        scores=scores,
-        quality=quality,
-        pca=pca,
-        hidden=hidden,
-        sparse=sparse,
-        noise=noise,
-        walks=walks,
-        engines=engines,
-        env=env,
-        seconds=seconds,
-    )
-    (out / NUMBERS).write_text(json.dumps(numbers, indent=2))
-    intro = _intro(quick, data_dir, runs, epochs)
-    write_markdown(out / "README.md", TITLE, intro, body)
-    index = write_html(out / "index.html", TITLE, intro, body)
+        numbers = _numbers(
+            quick=quick,
+            scores=scores,
+            quality=quality,
+            pca=pca,
+            hidden=hidden,
+            sparse=sparse,
+            noise=noise,
+            walks=walks,
+            engines=engines,
+            env=env,
+            seconds=seconds,
+        )
+        (stage / NUMBERS).write_text(json.dumps(numbers, indent=2))
+        intro = _intro(quick, data_dir, runs, epochs)
+        write_markdown(stage / "README.md", TITLE, intro, body)
+        write_html(stage / "index.html", TITLE, intro, body)
+    index = out / "index.html"
     echo(f"report: wrote {index} in {time.perf_counter() - started:.0f} s")
     return index

@@ -31,7 +31,7 @@ from aetool.errors import DataError
 from aetool.export.detector import CalibrationOptions, calibrate_run
 from aetool.report.environment import environment
 from aetool.report.figures import DPI
-from aetool.report.page import Figure, Section, Table, write_html, write_markdown
+from aetool.report.page import Figure, Section, Table, check_page_folder, staged_page, write_html, write_markdown
 from aetool.runtime import load
 from aetool.runtime.anomaly import DEFAULT_FPR, auroc, average_precision, rates
 from aetool.runtime.detect import Detector, idx_images, idx_scores, overlay
@@ -73,6 +73,7 @@ CLASS_SECONDS, TOTAL_SECONDS = 90.0, 30 * 60.0  # training time bars: each class
 FPR_TOLERANCE = 0.01  # the false-positive rate on the normal test images within ±1 point of the rule's
 SHOWN = 10  # least and most anomalous test images shown per class
 FIGURES = "figures"
+ONECLASS_NUMBERS = "oneclass.json"  # the page's numbers, which also mark a folder as an earlier page's
 
 Echo = Callable[[str], Any]
 
@@ -347,7 +348,8 @@ def _span(values: Iterable[object]) -> str:
 
 
 def write_page(out: Path, results: Sequence[ClassResult], *, fpr: float, extra: dict[str, Any] | None = None) -> Path:
-    """``out/index.html``, ``out/README.md``, ``out/figures/`` and ``out/oneclass.json``; returns index.html."""
+    """``out/index.html``, ``out/README.md``, ``out/figures/`` and ``out/oneclass.json`` (``ONECLASS_NUMBERS``);
+    returns index.html."""
     (out / FIGURES).mkdir(parents=True, exist_ok=True)
     totals = summary(results, fpr=fpr)
     sections = []
@@ -401,7 +403,7 @@ def write_page(out: Path, results: Sequence[ClassResult], *, fpr: float, extra: 
         "environment": env,
         **(extra or {}),
     }
-    (out / "oneclass.json").write_text(json.dumps(document, indent=2))
+    (out / ONECLASS_NUMBERS).write_text(json.dumps(document, indent=2))
     return index
 
 
@@ -425,6 +427,7 @@ def build_oneclass_report(
     """
     from aetool.errors import AetoolError
 
+    check_page_folder(Path(out), numbers=ONECLASS_NUMBERS)
     folders = {}
     for dataset in datasets:  # every dataset's folder before any training
         folder = resolve_data_dir(data_dir, dataset)
@@ -466,4 +469,6 @@ def build_oneclass_report(
         "load_average_after": os.getloadavg(),
         "wall_seconds": time.perf_counter() - started,
     }
-    return write_page(Path(out), results, fpr=fpr, extra=extra), results
+    with staged_page(Path(out), numbers=ONECLASS_NUMBERS) as stage:  # never half a page in out/
+        write_page(stage, results, fpr=fpr, extra=extra)
+    return Path(out) / "index.html", results

@@ -7,8 +7,17 @@ from __future__ import annotations
 
 import html
 import re
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from aetool.errors import AetoolError
+from aetool.runtime.files import interrupts_held
+
+PAGE_ENTRIES = ("index.html", "README.md", "figures")  # what a page writes, beside its numbers file
 
 
 @dataclass
@@ -110,3 +119,41 @@ def write_markdown(path: Path, title: str, intro: list[str], sections: list[Sect
         parts.extend(_markdown_block(block) for block in section.blocks)
     path.write_text("\n\n".join(parts) + "\n", encoding="utf-8")
     return path
+
+
+def check_page_folder(out: Path, *, numbers: str) -> None:
+    """Refuse to write a page into ``out`` when it is a file, or when it holds an ``index.html``, ``README.md`` or
+    ``figures`` that are not an earlier page's (told by its ``numbers`` file, e.g. ``numbers.json``): writing would
+    replace them. Other files in ``out`` are never touched. Raises ``AetoolError``."""
+    if out.exists() and not out.is_dir():
+        raise AetoolError(f"cannot write the page to {out}: it is a file; name a folder")
+    held = [name for name in PAGE_ENTRIES if (out / name).exists()]
+    if held and not (out / numbers).is_file():
+        raise AetoolError(
+            f"cannot write the page to {out}: it holds {', '.join(held)} of something else (no {numbers} of an "
+            "earlier page); name a new or empty folder, or an earlier page's"
+        )
+
+
+@contextmanager
+def staged_page(out: Path, *, numbers: str) -> Iterator[Path]:
+    """A hidden folder beside ``out`` to write a page into (``PAGE_ENTRIES`` and ``numbers``); when the block ends,
+    its entries replace those of the same names in ``out`` (an earlier page's, whose old figures then go too), with
+    Ctrl-C held for the moves. On an error or Ctrl-C inside the block the folder is removed and ``out`` stays as it
+    was: never half a page. Raises ``AetoolError`` as :func:`check_page_folder`."""
+    check_page_folder(out, numbers=numbers)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent))
+    try:
+        yield stage
+        with interrupts_held():
+            out.mkdir(exist_ok=True)
+            for entry in stage.iterdir():
+                target = out / entry.name
+                if target.is_dir() and not target.is_symlink():
+                    shutil.rmtree(target)
+                elif target.exists() or target.is_symlink():
+                    target.unlink()
+                entry.rename(target)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
