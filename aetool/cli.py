@@ -387,33 +387,39 @@ def _binary_stdout() -> BinaryIO | None:
 def _run(jobs: list[Job], failures: list[Failure], step: Step, options: ImageOptions) -> int:
     """Process the jobs, report each failure, what was done to each image (a few) or how often (many), and a
     summary; the exit code."""
+    import threading
+
     from aetool.runtime.batch import Outcome, process
+    from aetool.runtime.files import interrupts_deferred
 
     started = time.perf_counter()
     total = len(jobs) + len(failures)
     refused = [Outcome(failure.label, error=failure.error) for failure in failures]
+    stop = threading.Event()  # Ctrl-C while an outcome is reported: the ones already settled are reported first
     outcomes = process(
         jobs,
         step,
         invert=options.invert,
         side_by_side=options.side_by_side,
         stdout=_binary_stdout(),
+        stop=stop,
     )
     done = failed = 0
     counts: Counter[str] = Counter()
     for outcome in chain(refused, _progress(outcomes, len(jobs), total > FEW and sys.stderr.isatty())):
-        if options.as_json:
-            typer.echo(json.dumps(outcome.record()))
-        if outcome.error:
-            failed += 1
-            error(f"{outcome.path}: {outcome.error}")
-            continue
-        done += 1
-        changes = _changes(outcome, step.channels, forced=options.invert is True)
-        counts.update({kind for kind, _ in changes})
-        if total <= FEW:
-            for _, text in changes:
-                note(f"{outcome.path}: {text}")
+        with interrupts_deferred(stop):
+            if options.as_json:
+                typer.echo(json.dumps(outcome.record()))
+            if outcome.error:
+                failed += 1
+                error(f"{outcome.path}: {outcome.error}")
+                continue
+            done += 1
+            changes = _changes(outcome, step.channels, forced=options.invert is True)
+            counts.update({kind for kind, _ in changes})
+            if total <= FEW:
+                for _, text in changes:
+                    note(f"{outcome.path}: {text}")
     also = "; ".join(f"{n} {kind}" for kind, n in counts.items()) if total > FEW else ""
     note(f"{done} done, {failed} failed in {time.perf_counter() - started:.2f} s" + (f" ({also})" if also else ""))
     if any(kind.startswith("converted RGB") for kind in counts) and _trained_on_digits(step):
@@ -538,6 +544,8 @@ def detect(
     """Score images for anomalies with onnxruntime alone: per image the score, the threshold and the verdict, and
     heatmaps on request. Exit 0 whatever the verdicts; 1 when some images could not be scored."""
     with reporting():
+        import threading
+
         from aetool.runtime import contract, files
         from aetool.runtime.detect import HEATMAP, Detection, Detector, detect, plan_detection
 
@@ -560,18 +568,20 @@ def detect(
             verdicts["failed"] += 1
             if as_json:
                 typer.echo(json.dumps(Detection(failure.label, error=failure.error).record()))
-        for result in detect(jobs, detector, invert=invert, resize=resize):
-            if as_json:
-                typer.echo(json.dumps(result.record()))
-            if result.error:
-                error(f"{result.path}: {result.error}")
-                verdicts["failed"] += 1
-                continue
-            verdict = {True: "anomalous", False: "normal", None: "scored"}[result.anomalous]
-            verdicts[verdict] += 1
-            if not as_json:
-                limit = "-" if result.threshold is None else f"{result.threshold:.6g}"
-                typer.echo(f"{result.path}\t{result.score:.6g}\t{limit}\t{verdict}")
+        stop = threading.Event()  # Ctrl-C while a record is printed: the settled ones are printed first
+        for result in detect(jobs, detector, invert=invert, resize=resize, stop=stop):
+            with files.interrupts_deferred(stop):
+                if as_json:
+                    typer.echo(json.dumps(result.record()))
+                if result.error:
+                    error(f"{result.path}: {result.error}")
+                    verdicts["failed"] += 1
+                    continue
+                verdict = {True: "anomalous", False: "normal", None: "scored"}[result.anomalous]
+                verdicts[verdict] += 1
+                if not as_json:
+                    limit = "-" if result.threshold is None else f"{result.threshold:.6g}"
+                    typer.echo(f"{result.path}\t{result.score:.6g}\t{limit}\t{verdict}")
     kinds = ("anomalous", "normal") if detector.threshold is not None else ("scored",)
     counts = ", ".join(f"{verdicts[kind]} {kind}" for kind in (*kinds, "failed") if kind != "failed" or verdicts[kind])
     rule = (

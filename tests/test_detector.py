@@ -436,6 +436,35 @@ def test_the_one_class_report_checks_every_datasets_folder_before_training(tmp_p
     assert not (tmp_path / "runs").exists()  # nothing trained for MNIST first
 
 
+def test_every_heatmap_written_before_ctrl_c_has_its_record(one_class, tmp_path, monkeypatch):
+    from aetool.runtime import detect as detect_module
+
+    for name in ("a", "b", "c"):
+        save(tmp_path / "in" / f"{name}.png", stroke_digits(1, seed=3)[0][0])
+    detector = Detector(load(one_class[1].export.path))
+    finish, finished = detect_module._finish, []
+
+    def interrupted_at_the_third(*args):  # as a Ctrl-C that came while the third image's record was made
+        if len(finished) == 2:
+            raise KeyboardInterrupt
+        finished.append(finish(*args))
+        return finished[-1]
+
+    monkeypatch.setattr(detect_module, "_finish", interrupted_at_the_third)
+    found, _ = collect([str(tmp_path / "in")])
+    settled = []
+    with pytest.raises(KeyboardInterrupt):
+        for detection in detect(plan_detection(found, heatmaps=str(tmp_path / "maps"))[0], detector):
+            settled.append(detection)
+    assert [Path(d.path).name for d in settled] == ["a.png", "b.png"]
+    assert sorted(p.name for p in (tmp_path / "maps").iterdir()) == [
+        "a.heatmap.png",
+        "a.raw.heatmap.png",
+        "b.heatmap.png",
+        "b.raw.heatmap.png",
+    ]
+
+
 def test_detections_settled_before_a_timeout_are_still_reported(one_class, tmp_path, monkeypatch):
     from aetool.errors import TimedOut
 

@@ -327,13 +327,16 @@ def test_add_noise_keeps_colour_and_draws_noise_per_channel(tmp_path):
     assert outcome.mse == pytest.approx(0.01, rel=0.2) and outcome.psnr == pytest.approx(20, abs=1)
 
 
-def test_images_written_before_a_timeout_are_still_reported(tmp_path, toy_dir):
+@pytest.mark.parametrize("stop", ["timeout", "ctrl-c"])
+def test_images_written_before_a_timeout_or_ctrl_c_are_still_reported(tmp_path, toy_dir, stop):
     from aetool.errors import TimedOut
 
-    class SlowOnPages(Reconstruct):  # digits run; a larger shape runs past the model's timeout
+    stopped = TimedOut("a call of the model ran longer than its timeout") if stop == "timeout" else KeyboardInterrupt()
+
+    class SlowOnPages(Reconstruct):  # digits run; a larger shape runs past the model's timeout, or is interrupted
         def run(self, batch):
             if batch.shape[-1] > 28:
-                raise TimedOut("a call of the model ran longer than its timeout")
+                raise stopped
             return super().run(batch)
 
     save(tmp_path / "a.png", digit())
@@ -341,8 +344,29 @@ def test_images_written_before_a_timeout_are_still_reported(tmp_path, toy_dir):
     save(tmp_path / "b.png", digit())
     jobs = [Job(name, tmp_path / name, tmp_path / f"out-{name}", "PNG") for name in ("a.png", "page.png", "b.png")]
     outcomes = []
-    with pytest.raises(TimedOut):
+    with pytest.raises(type(stopped)):
         for outcome in process(jobs, SlowOnPages(load(toy_dir / "conv.onnx"))):
             outcomes.append(outcome)
     assert [o.path for o in outcomes] == ["a.png", "b.png"] and all(o.error is None for o in outcomes)
     assert sorted(p.name for p in tmp_path.glob("out-*")) == ["out-a.png", "out-b.png"]  # each written one reported
+
+
+def test_ctrl_c_while_an_outcome_is_reported_stops_after_the_chunks_settled_outcomes(tmp_path, toy_dir):
+    import signal
+    import threading
+
+    from aetool.runtime.files import interrupts_deferred
+
+    names = [f"{letter}.png" for letter in "abcde"]
+    for name in names:
+        save(tmp_path / name, digit())
+    jobs = [Job(name, tmp_path / name, tmp_path / f"out-{name}", "PNG") for name in names]
+    stop, reported = threading.Event(), []
+    with pytest.raises(KeyboardInterrupt):
+        for outcome in process(jobs, Reconstruct(load(toy_dir / "conv.onnx")), in_flight=2, stop=stop):
+            with interrupts_deferred(stop):
+                reported.append(outcome.path)
+                if len(reported) == 1:
+                    signal.raise_signal(signal.SIGINT)  # deferred: the consumer goes on
+    assert stop.is_set() and reported == ["a.png", "b.png"]  # the first chunk, whole; the second never started
+    assert sorted(p.name for p in tmp_path.glob("out-*")) == ["out-a.png", "out-b.png"]

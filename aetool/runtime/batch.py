@@ -5,6 +5,7 @@ same-shaped images together, carry back, write. One bad file fails alone; memory
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -15,7 +16,7 @@ import numpy as np
 
 from aetool.errors import AetoolError, ImageError, TimedOut, os_reason
 from aetool.runtime import contract, images
-from aetool.runtime.files import Job, atomic_write
+from aetool.runtime.files import Job, atomic_write, interrupts_held
 from aetool.runtime.metrics import mse, psnr
 from aetool.runtime.model import Model
 from aetool.runtime.noise import add_noise
@@ -166,16 +167,22 @@ def process(
     side_by_side: bool = False,
     stdout: BinaryIO | None = None,
     in_flight: int = IMAGES_IN_FLIGHT,
+    stop: threading.Event | None = None,
 ) -> Iterator[Outcome]:
     """Outcomes of ``jobs`` in order, a chunk of at most ``in_flight`` images read and held at a time.
 
     Each image is converted to the step's channels and, for a step that inverts, inverted when it is dark on light
     (``invert`` None decides per image from its border; True/False forces it). ``side_by_side`` writes input |
     output. Results without a target file go to ``stdout``. An image that cannot be read, prepared, run or written
-    is an outcome with ``error`` set; the others are still done.
+    is an outcome with ``error`` set; the others are still done. Once ``stop`` is set (``files.interrupts_deferred``:
+    Ctrl-C while the caller reported an outcome), raises ``KeyboardInterrupt`` after the chunk's outcomes.
     """
     for chunk in read_chunks(jobs, step, invert=invert, in_flight=in_flight):
+        if stop is not None and stop.is_set():
+            raise KeyboardInterrupt
         yield from _run(chunk, step, side_by_side=side_by_side, stdout=stdout)
+    if stop is not None and stop.is_set():
+        raise KeyboardInterrupt
 
 
 def read_chunks(
@@ -225,26 +232,31 @@ def _read(job: Job, step: Step, invert: bool | None) -> Ready | Outcome:
 
 def _run(chunk: list[Ready | Outcome], step: Step, *, side_by_side: bool, stdout: BinaryIO | None) -> Iterator[Outcome]:
     """Run the images of a chunk, those of one shape in one batch; their outcomes in the chunk's order. When a batch
-    runs past the model's timeout, the outcomes already settled (images written, images that failed) come first, in
-    the chunk's order, and then ``TimedOut``."""
+    runs past the model's timeout, or Ctrl-C comes, the outcomes already settled (images written, images that
+    failed) come first, in the chunk's order, and then ``TimedOut`` or ``KeyboardInterrupt``: every file written
+    has its outcome. Ctrl-C waits while one image is written and its outcome made."""
     outcomes = {index: item for index, item in enumerate(chunk) if isinstance(item, Outcome)}
     groups: dict[tuple[int, ...], list[tuple[int, Ready]]] = {}
     for index, item in enumerate(chunk):
         if isinstance(item, Ready):
             groups.setdefault(item.prepared.pixels.shape, []).append((index, item))
-    for group in groups.values():
-        started = time.perf_counter()
-        try:
-            results = step.run(np.stack([item.prepared.pixels for _, item in group]))
-        except TimedOut:  # a model past --timeout stops the command; it would stop on every image alike
-            yield from (outcomes[index] for index in sorted(outcomes))
-            raise
-        except AetoolError as err:
-            outcomes.update((index, Outcome(item.job.label, error=str(err))) for index, item in group)
-            continue
-        share = (time.perf_counter() - started) / len(group)
-        for (index, item), result in zip(group, results, strict=True):
-            outcomes[index] = _finish(item, result, share, side_by_side, stdout)
+    try:
+        for group in groups.values():
+            started = time.perf_counter()
+            try:
+                results = step.run(np.stack([item.prepared.pixels for _, item in group]))
+            except TimedOut:  # a model past --timeout stops the command (below); it would stop on every image alike
+                raise
+            except AetoolError as err:
+                outcomes.update((index, Outcome(item.job.label, error=str(err))) for index, item in group)
+                continue
+            share = (time.perf_counter() - started) / len(group)
+            for (index, item), result in zip(group, results, strict=True):
+                with interrupts_held():
+                    outcomes[index] = _finish(item, result, share, side_by_side, stdout)
+    except (TimedOut, KeyboardInterrupt):
+        yield from (outcomes[index] for index in sorted(outcomes))
+        raise
     yield from (outcomes[index] for index in range(len(chunk)))
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import io
 import math
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
@@ -30,7 +31,7 @@ import numpy as np
 from aetool.errors import AetoolError, DataError, ModelFileError, TimedOut
 from aetool.runtime import anomaly, contract, images
 from aetool.runtime.batch import Outcome, Ready, Reconstruct, read_chunks
-from aetool.runtime.files import HEATMAP, Failure, Input, Job, collect_set, plan, write_files
+from aetool.runtime.files import HEATMAP, Failure, Input, Job, collect_set, interrupts_held, plan, write_files
 from aetool.runtime.idx import load_split
 from aetool.runtime.metrics import SCORE_BATCH, SSIM_RADIUS
 from aetool.runtime.model import Model
@@ -220,14 +221,23 @@ def encode_raw(amap: np.ndarray) -> bytes:
 
 
 def detect(
-    jobs: Sequence[Job], detector: Detector, *, invert: bool | None = None, resize: bool = False
+    jobs: Sequence[Job],
+    detector: Detector,
+    *,
+    invert: bool | None = None,
+    resize: bool = False,
+    stop: threading.Event | None = None,
 ) -> Iterator[Detection]:
     """A :class:`Detection` per job, in order; heatmaps written for jobs with a target (see
     :func:`plan_detection`). ``invert`` and ``resize`` as the image commands take them. An image that cannot be
     read, prepared, scored or written is a Detection with ``error`` set; the others are still done. When the model
-    runs past its timeout, the Detections already settled come first, then ``TimedOut``."""
+    runs past its timeout, or Ctrl-C comes, the Detections already settled come first, then ``TimedOut`` or
+    ``KeyboardInterrupt``: every heatmap written has its record. ``stop`` as :func:`~aetool.runtime.batch.process`
+    takes it."""
     step = Reconstruct(detector.model, resize=resize)
     for chunk in read_chunks(jobs, step, invert=invert):
+        if stop is not None and stop.is_set():
+            raise KeyboardInterrupt
         results: dict[int, Detection] = {}
         groups: dict[tuple[int, ...], list[tuple[int, Ready]]] = {}
         for index, item in enumerate(chunk):
@@ -238,20 +248,26 @@ def detect(
                 results[index] = Detection(item.job.label, error=f"smaller than SSIM's {size}×{size} window")
             else:
                 groups.setdefault(item.prepared.pixels.shape, []).append((index, item))
-        for group in groups.values():
-            started = time.perf_counter()
-            try:
-                scored = detector.run(np.stack([item.prepared.pixels for _, item in group]))
-            except TimedOut:  # a model past --timeout stops the command, as for the image commands; the images
-                yield from (results[index] for index in sorted(results))  # settled so far are still reported
-                raise
-            except AetoolError as err:
-                results.update((index, Detection(item.job.label, error=str(err))) for index, item in group)
-                continue
-            share = (time.perf_counter() - started) / len(group)
-            for position, (index, item) in enumerate(group):
-                results[index] = _finish(item, scored, position, detector, share)
+        try:
+            for group in groups.values():
+                started = time.perf_counter()
+                try:
+                    scored = detector.run(np.stack([item.prepared.pixels for _, item in group]))
+                except TimedOut:  # a model past --timeout stops the command, as for the image commands (below)
+                    raise
+                except AetoolError as err:
+                    results.update((index, Detection(item.job.label, error=str(err))) for index, item in group)
+                    continue
+                share = (time.perf_counter() - started) / len(group)
+                for position, (index, item) in enumerate(group):
+                    with interrupts_held():  # an image's heatmaps and its record, or neither
+                        results[index] = _finish(item, scored, position, detector, share)
+        except (TimedOut, KeyboardInterrupt):  # the images settled so far are still reported
+            yield from (results[index] for index in sorted(results))
+            raise
         yield from (results[index] for index in range(len(chunk)))
+    if stop is not None and stop.is_set():
+        raise KeyboardInterrupt
 
 
 def _finish(item: Ready, scored: Scored, position: int, detector: Detector, share: float) -> Detection:

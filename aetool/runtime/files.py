@@ -300,6 +300,22 @@ def interrupts_held() -> Iterator[None]:
             previous(*caught[0])
 
 
+@contextmanager
+def interrupts_deferred(stop: threading.Event) -> Iterator[None]:
+    """Turn Ctrl-C (SIGINT) during the body into ``stop.set()``: for the consumer of a batch generator, which checks
+    ``stop`` between chunks and raises ``KeyboardInterrupt`` once the outcomes it settled are all reported (a Ctrl-C
+    while the consumer reports one would otherwise leave those still held unreported). Only in the main thread and
+    when SIGINT has a Python handler; otherwise the body runs as it is."""
+    if threading.current_thread() is not threading.main_thread() or not callable(signal.getsignal(signal.SIGINT)):
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, lambda number, frame: stop.set())
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def atomic_write(path: Path, content: Content) -> None:
     """Write one file all or nothing (see :func:`write_files`); raises ``AetoolError`` when it cannot."""
     write_files({path: content})
