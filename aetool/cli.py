@@ -932,7 +932,9 @@ def info(
             typer.echo(f"{'parity':9}{mark}{worst} ({parity.cases if parity.cases is not None else '?'} cases)")
         if record.target or record.operators:
             operators = f": {', '.join(record.operators)}" if record.operators else ""
-            typer.echo(f"{'target':9}{record.target or '?'} (opset {record.opset or '?'}){operators}")
+            variant = record.precision not in (None, "fp32")
+            of = f", of the fp32 graph this {record.precision} file was made from" if variant else ""
+            typer.echo(f"{'target':9}{record.target or '?'} (opset {record.opset or '?'}{of}){operators}")
         if record.checked_in:
             typer.echo(f"{'runs in':9}{_checked_in(record.checked_in)}")
         detector = record.metadata.get("anomaly")

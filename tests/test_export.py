@@ -16,7 +16,9 @@ import onnxruntime as ort  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
 from torch.export import Dim  # noqa: E402
+from typer.testing import CliRunner  # noqa: E402
 
+from aetool.cli import app  # noqa: E402
 from aetool.errors import AetoolError  # noqa: E402
 from aetool.export import (  # noqa: E402
     ExportOptions,
@@ -287,6 +289,8 @@ def test_fp16_and_int8_variants_run_and_report_their_error(name, target, data_di
     assert expected in int8.ops
     if name == "ae64":  # quantized, the output sigmoid still comes after the reshape and writes the output
         assert writer_of(onnx.load(result.variant_paths[1]), contract.RECONSTRUCTION).op_type == "Sigmoid"
+    shown = CliRunner().invoke(app, ["info", str(result.variant_paths[1])]).stdout
+    assert f"target   {target} (opset 20, of the fp32 graph this int8 file was made from): " in shown
     assert any(line.startswith("int8 variant model.int8.onnx") for line in lines)
     if name == "conv-unpool":
         check = window_selects_stay_exact if target == "portable" else first_max_test_stays_exact

@@ -60,7 +60,8 @@ class ModelInfo:
     precision: str | None
     decoder: DecoderInfo | None
     parity: ParitySummary | None
-    target: str | None  # "portable" or "onnxruntime"; None for files exported before targets
+    target: str | None  # "portable" or "onnxruntime"; None for files exported before targets; a variant's (int8,
+    # fp16) is that of its fp32 graph: whether its own operators run elsewhere, checked_in says
     operators: list[str] | None  # the graph's operator types, as the export recorded them
     checked_in: dict[str, Any] | None  # the export's runs in other runtimes (contract.CHECKED_IN)
     metadata: dict[str, Any]
