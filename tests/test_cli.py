@@ -465,6 +465,18 @@ def test_info_describes_a_decoder_graph_as_one(cli, toy_dir):
     assert json.loads(cli("info", str(toy_dir / "dense.decoder.onnx"), "--json").stdout)["contract"] == "decoder"
 
 
+def test_a_decoder_graph_given_as_a_model_names_its_model_file(cli, toy_dir, tmp_path):
+    save(tmp_path / "a.png", digit())
+    result = cli(
+        "reconstruct", str(tmp_path / "a.png"), "-o", str(tmp_path / "b.png"), "-m", str(toy_dir / "dense.decoder.onnx")
+    )
+    assert result.exit_code == 2 and not (tmp_path / "b.png").exists()
+    assert (
+        f"is a decoder graph (code → reconstruction), which takes codes, not images: give its model file {toy_dir / 'dense.onnx'}"
+        in result.stderr
+    )
+
+
 def test_info_shows_what_is_wrong_with_a_file_off_the_contract(cli, toy_dir):
     result = cli("info", str(toy_dir / "flat.onnx"))
     assert result.exit_code == 0 and "✗" in result.stdout and "N×784" in result.stdout

@@ -325,6 +325,12 @@ def check_contract(session: onnxruntime.InferenceSession, path: Path, metadata: 
     raises ``ModelFileError`` naming what does not (a bad metadata field is named too)."""
     inputs, outputs = session.get_inputs(), session.get_outputs()
     expected = f"one input {contract.INPUT!r} of shape N×C×H×W (C 1 or 3), float32"
+    if [i.name for i in inputs] == [contract.CODE] and path.name.endswith(".decoder.onnx"):
+        model = path.with_name(path.name.removesuffix(".decoder.onnx") + ".onnx")
+        raise ModelFileError(
+            f"{path} is a decoder graph (code → reconstruction), which takes codes, not images: give its model file "
+            f"{model} (in Python, Model.decode runs the decoder)"
+        )
     if len(inputs) != 1 or inputs[0].name != contract.INPUT:
         got = ", ".join(f"{i.name!r} {i.shape}" for i in inputs) or "none"
         raise ModelFileError(f"{path} does not follow the aetool contract: expected {expected}, got inputs {got}")
