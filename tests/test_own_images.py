@@ -11,7 +11,7 @@ from conftest import save  # noqa: E402
 from synthetic import stroke_digits  # noqa: E402
 
 from aetool.errors import AetoolError, DataError  # noqa: E402
-from aetool.runtime import contract  # noqa: E402
+from aetool.runtime import contract, images  # noqa: E402
 from aetool.train import TrainConfig, load_run, train  # noqa: E402
 from aetool.train import data as data_layer  # noqa: E402
 from aetool.train.data import Batches, folder_images, load_training_data  # noqa: E402
@@ -122,6 +122,10 @@ def test_the_size_policy_refuses_what_cannot_train_in_one_line(colour_folder, na
 def test_dense_models_take_a_size_and_grey_folders_replicate_to_colour_when_asked(colour_folder, digit_folder):
     data, settled = load_training_data(quick("ae64", data=str(colour_folder), size=(24, 32)))
     assert data.train.images.shape[1:] == (3, 24, 32) and settled.size == (24, 32)
+    fitted = folder_images(str(colour_folder), size=(24, 32))  # as the runtime's --resize fits them, in 8 bits
+    for name, image in zip(fitted.names, fitted.images, strict=True):
+        expected = np.round(images.resize(images.read_image(name).pixels, (24, 32)) * 255)
+        np.testing.assert_array_equal(image, expected)
     with pytest.warns(UserWarning, match="grey images only; they are replicated to 3 channels"):
         data, settled = load_training_data(quick("ae64", data=str(digit_folder), channels=3))
     assert settled.channels == 3 and data.train.images.shape[1] == 3

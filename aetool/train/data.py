@@ -11,8 +11,8 @@ mapped from a temporary file once it would pass ``IN_MEMORY_BYTES``):
   subfolders (torchvision's ``ImageFolder`` convention; "" for images at the top). A validation set is split off by
   a seeded fraction or given as a folder.
 
-The size policy: dense models (a fixed size) get every image resized to ``--size`` (torchvision's
-``transforms.v2`` resize, antialiased), by default the images' own size when they all share one; convolutional
+The size policy: dense models (a fixed size) get every image resized to ``--size`` (the runtime's
+``images.resize``, Pillow's Lanczos, as ``--resize`` fits images at inference), by default the images' own size when they all share one; convolutional
 models train on random ``--patch``×``--patch`` crops (by default the whole images, when they share a size) and are
 scored on whole images. :class:`Batches` draws the training batches of an epoch as a pure function of (seed, epoch),
 so a resumed run sees the batches an uninterrupted one would.
@@ -34,7 +34,7 @@ from aetool.errors import DataError, ImageError
 from aetool.models import build_model
 from aetool.runtime import files
 from aetool.runtime.idx import DATA_DIR_ENV, check_dataset, load_split, resolve_data_dir
-from aetool.runtime.images import read_image, to_channels
+from aetool.runtime.images import read_image, resize, to_channels
 from aetool.train.config import TrainConfig
 
 DOWNLOAD_ROOT = Path.home() / ".cache" / "aetool"
@@ -206,12 +206,11 @@ def folder_images(
             raise DataError(
                 f"{path}: its header says {width}×{height} but it decodes to {pixels.shape[2]}×{pixels.shape[1]}"
             )
-        values = torch.from_numpy(np.round(pixels * 255).astype(np.uint8))
         if size is not None and (height, width) != size:
-            values = tvf.resize(values, list(size), antialias=True)
+            pixels = resize(pixels, size)  # the runtime's --resize, so a model runs on images fitted as it trained
         count = int(np.prod(shape))
         view = buffer[offset : offset + count].reshape(shape)
-        view[:] = values.numpy()
+        view[:] = np.round(pixels * 255)
         views.append(view)
         offset += count
     same = len(set(shapes)) == 1
@@ -334,7 +333,7 @@ def _resized(images: ImageSet, size: tuple[int, int]) -> ImageSet:
     if images.size == size:
         return images
     resized = [
-        tvf.resize(torch.from_numpy(np.asarray(image)), list(size), antialias=True).numpy() for image in images.images
+        np.round(resize(np.asarray(image, np.float32) / 255, size) * 255).astype(np.uint8) for image in images.images
     ]
     return ImageSet(np.stack(resized), images.labels, images.names)
 
