@@ -287,7 +287,7 @@ def _table(results: Sequence[ClassResult]) -> Table:
         [
             "mean",
             f"{ours:.2f}",
-            f"{published:.1f}",
+            f"{published:.2f}",
             f"{ours - published:+.2f}",
             f"{np.mean([result.aupr for result in results]):.1f}",
             f"{np.mean([result.fpr for result in results]):.2f}",
