@@ -127,7 +127,10 @@ def test_pca_components_are_checked_against_the_images_they_are_fitted_on(tmp_pa
         train(five, run_dir=tmp_path / "run", progress=False)  # 30 components by default
     save(tmp_path / "one" / "0.png", rng.integers(0, 256, (16, 16), dtype=np.uint8))
     one = TrainConfig("pca", data=str(tmp_path / "one"), components=1, device="cpu")
-    with pytest.raises(DataError, match=r"PCA needs at least 2 training images; 1 training image spans no direction"):
+    with (
+        pytest.warns(UserWarning, match="is the only image"),
+        pytest.raises(DataError, match=r"PCA needs at least 2 training images; 1 training image spans no direction"),
+    ):
         train(one, run_dir=tmp_path / "run", progress=False)
     assert not (tmp_path / "run").exists()
     result = train(dataclasses.replace(five, components=4), run_dir=tmp_path / "run", progress=False)
