@@ -27,7 +27,7 @@ matplotlib.use("Agg")
 import numpy as np
 from matplotlib.figure import Figure as PlotFigure
 
-from aetool.errors import DataError
+from aetool.errors import AetoolError
 from aetool.export.detector import CalibrationOptions, calibrate_run
 from aetool.report.environment import environment
 from aetool.report.figures import DPI
@@ -35,7 +35,7 @@ from aetool.report.page import Figure, Section, Table, check_page_folder, staged
 from aetool.runtime import load
 from aetool.runtime.anomaly import DEFAULT_FPR, auroc, average_precision, rates
 from aetool.runtime.detect import Detector, idx_images, idx_scores, overlay
-from aetool.runtime.idx import known_dataset, load_split, resolve_data_dir
+from aetool.runtime.idx import check_dataset, load_split, resolve_data_dir
 from aetool.train import RunFolder, TrainConfig, train
 
 MODEL = "anomaly"
@@ -425,23 +425,14 @@ def build_oneclass_report(
     ``data_dir`` holds the datasets' IDX files (itself, or ``mnist/`` and ``fashion-mnist/`` below it), else
     ``$AETOOL_DATA_DIR``. Raises ``AetoolError`` when a dataset's folder cannot be found.
     """
-    from aetool.errors import AetoolError
-
     check_page_folder(Path(out), numbers=ONECLASS_NUMBERS)
     folders = {}
     for dataset in datasets:  # every dataset's folder before any training
         folder = resolve_data_dir(data_dir, dataset)
         if folder is None:
             raise AetoolError(f"the one-class report reads {dataset} from --data-dir or $AETOOL_DATA_DIR; give one")
-        try:
-            held = known_dataset(folder)
-        except DataError:  # no readable test images: reading the folder says what is missing
-            held = None
-        if held is not None and held != dataset:
-            raise AetoolError(
-                f"the one-class report reads {' and '.join(datasets)}, and {folder} holds {held}, not {dataset}; "
-                "give --data-dir a folder with mnist/ and fashion-mnist/ subfolders"
-            )
+        both = "give --data-dir a folder with mnist/ and fashion-mnist/ subfolders"
+        check_dataset(folder, dataset, advice=f"the one-class report reads {' and '.join(datasets)}: {both}")
         folders[dataset] = folder
     results = []
     load_before = os.getloadavg()

@@ -103,11 +103,12 @@ def known_dataset(data_dir: str | Path) -> str | None:
     return KNOWN_TEST_IMAGES.get(digest)
 
 
-def check_dataset(data_dir: str | Path, dataset: str) -> None:
+def check_dataset(data_dir: str | Path, dataset: str, *, advice: str | None = None) -> None:
     """Refuse a folder of IDX files that holds the other published dataset than ``dataset`` (``mnist`` or
-    ``fashion-mnist``; any other name is not checked): raises ``DataError`` naming both, as training, evaluation
-    and calibration would otherwise read one dataset under the other's name. A folder without readable test images
-    passes: reading it says what is missing."""
+    ``fashion-mnist``; any other name is not checked): raises ``DataError`` naming both and ending in ``advice``
+    (default: pass --dataset or another folder), as training, evaluation and calibration would otherwise read one
+    dataset under the other's name. A folder without readable test images passes: reading it says what is
+    missing."""
     if dataset not in IDX_DATASETS:
         return
     try:
@@ -115,6 +116,5 @@ def check_dataset(data_dir: str | Path, dataset: str) -> None:
     except DataError:
         return
     if held is not None and held != dataset:
-        raise DataError(
-            f"{data_dir} holds {held}, not {dataset}; pass --dataset {held} or another --data-dir (or $AETOOL_DATA_DIR)"
-        )
+        advice = advice or f"pass --dataset {held} or another --data-dir (or $AETOOL_DATA_DIR)"
+        raise DataError(f"{data_dir} holds {held}, not {dataset}; {advice}")
