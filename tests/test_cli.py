@@ -321,7 +321,7 @@ SHARED_MNIST = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / 
 @pytest.mark.skipif(not SHARED_MNIST.is_dir(), reason="needs ../shared/data/mnist (the real MNIST files)")
 def test_evaluate_refuses_an_idx_folder_of_the_other_dataset_naming_both(cli):
     result = cli("evaluate", "--model", "denoise", "--data-dir", str(SHARED_MNIST), "--dataset", "fashion-mnist")
-    assert result.exit_code == 2 and "holds mnist, not fashion-mnist; pass --dataset mnist" in result.stderr
+    assert result.exit_code == 2 and "holds mnist, not fashion-mnist; name a folder of fashion-mnist" in result.stderr
     assert result.stdout == ""
 
 

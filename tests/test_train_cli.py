@@ -279,6 +279,21 @@ def test_export_creates_its_folder_and_a_new_export_removes_the_old_sets_variant
     (tmp_path / "afile").write_text("mine")
     under_a_file = runner.invoke(app, ["export", str(trained_run), "-o", str(tmp_path / "afile" / "x" / "m.onnx")])
     assert under_a_file.exit_code == 2 and f"{tmp_path / 'afile'} is a file" in under_a_file.stderr
+    a_folder = runner.invoke(app, ["export", str(trained_run), "-o", str(tmp_path / "new" / "folder")])
+    assert a_folder.exit_code == 2 and "it is a folder; name the file" in a_folder.stderr  # not folder/model.onnx
+
+
+def test_a_new_export_removes_only_the_decoder_and_variants_an_export_wrote(trained_run, tmp_path):
+    """Files that merely have a sibling's name (another export's model, a file of the user's) stay."""
+    target = tmp_path / "a.onnx"
+    first = runner.invoke(app, ["export", str(trained_run), "-o", str(target)])
+    assert first.exit_code == 0, first.output
+    other = runner.invoke(app, ["export", str(trained_run), "-o", str(tmp_path / "a.int8.onnx")])  # a model file
+    assert other.exit_code == 0, other.output
+    (tmp_path / "a.fp16.onnx").write_bytes(b"someone else's file")
+    again = runner.invoke(app, ["export", str(trained_run), "-o", str(target)])
+    assert again.exit_code == 0 and "removed" not in again.stderr, again.output
+    assert (tmp_path / "a.fp16.onnx").read_bytes() == b"someone else's file" and (tmp_path / "a.int8.onnx").is_file()
 
 
 @pytest.mark.parametrize("option", ["--max-mse-rise", "--atol"])

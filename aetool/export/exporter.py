@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import json
 import math
 import tempfile
 from collections.abc import Callable
@@ -14,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import onnx
+from google.protobuf.message import DecodeError  # type: ignore[import-untyped]
 from torch import nn
 
 from aetool.check import ATOL, CheckReport, check_bytes
@@ -42,7 +44,7 @@ from aetool.runtime.idx import resolve_data_dir
 from aetool.runtime.noise import TEST_NOISE_SEED
 from aetool.train.data import ImageSet, find_images, load_training_data
 from aetool.train.loop import beaten
-from aetool.train.run import ONNX, Run, load_run
+from aetool.train.run import Run, load_run
 
 CALIBRATION_IMAGES = 256
 # The portable graph costs onnxruntime 1.1–1.2× the onnxruntime target's time at batch 256 (README, Export):
@@ -362,12 +364,37 @@ def _export(
 
 def _remove_stale_siblings(path: Path, *, written: set[Path]) -> list[Path]:
     """Delete the decoder and variant files an earlier export to ``path`` wrote and this one did not (an old int8
-    file would pair with the new decoder): one export, one set of files. Returns what was removed."""
-    siblings = [contract.decoder_path(path), *(contract.variant_path(path, p) for p in contract.PRECISIONS)]
-    stale = [sibling for sibling in siblings if sibling not in written and sibling.is_file()]
+    file would pair with the new decoder): one export, one set of files. Only files aetool's exporter wrote as a
+    decoder graph or a variant (told by their metadata) go; a model of another export or a file of the user's that
+    merely has such a name stays. Returns what was removed."""
+    decoder = contract.decoder_path(path)
+    siblings = [decoder, *(contract.variant_path(path, p) for p in contract.PRECISIONS)]
+    stale = [
+        sibling
+        for sibling in siblings
+        if sibling not in written
+        and sibling.is_file()
+        and _written_as(sibling) == ("decoder" if sibling == decoder else "variant")
+    ]
     for sibling in stale:
         sibling.unlink()
     return stale
+
+
+def _written_as(path: Path) -> str | None:
+    """``"decoder"`` or ``"variant"`` for a file aetool's exporter wrote as one (its metadata says so), else None
+    (a model file, another tool's file, one that cannot be read)."""
+    try:
+        props = metadata.read(onnx.load(path, load_external_data=False))
+    except (OSError, ValueError, DecodeError):  # unreadable: not ours to remove
+        return None
+    if contract.VARIANT in props:
+        return "variant"
+    try:
+        parity = json.loads(props.get(contract.PARITY) or "null")
+    except ValueError:
+        return None
+    return "decoder" if isinstance(parity, dict) and parity.get("graph") == "decoder" else None
 
 
 def export_model(
@@ -496,7 +523,6 @@ def export_run(
     run = load_run(run_dir)
     facts = run_facts(run)
     path = Path(out) if out is not None else run.folder.model_file
-    path = path / ONNX if path.is_dir() else path
     _check_target(path)
     data = _run_data(run, options)
     if trivial := trivial_run(run):

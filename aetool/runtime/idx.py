@@ -106,7 +106,7 @@ def known_dataset(data_dir: str | Path) -> str | None:
 def check_dataset(data_dir: str | Path, dataset: str, *, advice: str | None = None) -> None:
     """Refuse a folder of IDX files that holds the other published dataset than ``dataset`` (``mnist`` or
     ``fashion-mnist``; any other name is not checked): raises ``DataError`` naming both and ending in ``advice``
-    (default: pass --dataset or another folder), as training, evaluation and calibration would otherwise read one
+    (default: another folder, or --dataset where the command takes it), as training, evaluation and calibration would otherwise read one
     dataset under the other's name. A folder without readable test images passes: reading it says what is
     missing."""
     if dataset not in IDX_DATASETS:
@@ -116,5 +116,8 @@ def check_dataset(data_dir: str | Path, dataset: str, *, advice: str | None = No
     except DataError:
         return
     if held is not None and held != dataset:
-        advice = advice or f"pass --dataset {held} or another --data-dir (or $AETOOL_DATA_DIR)"
+        advice = advice or (  # export and calibrate read a run's dataset: they take no --dataset
+            f"name a folder of {dataset} (--data-dir or $AETOOL_DATA_DIR), or ask for {held} (--dataset {held}, "
+            "where the command takes it)"
+        )
         raise DataError(f"{data_dir} holds {held}, not {dataset}; {advice}")
