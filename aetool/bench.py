@@ -10,6 +10,7 @@ alike as it can; the fastest call is kept beside median and p95, being the close
 from __future__ import annotations
 
 import importlib.util
+import math
 import os
 import statistics
 import time
@@ -41,6 +42,10 @@ class Plan:
     repeats: int = 5
     seconds: float = 1.0  # per backend and batch size, all rounds together
     min_calls: int = 3  # per backend and round, however slow the call
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.seconds) and self.seconds >= 0):
+            raise AetoolError(f"--seconds must be a finite number of seconds, 0 or more; got {self.seconds}")
 
 
 @dataclass(frozen=True)

@@ -1622,7 +1622,8 @@ def _bench_table(summary: BenchSummary) -> list[str]:
     header += f" {'torch ms (p95)':>18} {'speedup':>8}" if summary.torch else ""
     lines.append(header + (f" {peer + ' ms (p95)':>21} {'speedup':>8}" if peer else ""))
     for row in summary.results:
-        line = f"{row.batch_size:>6} {_ms(row.ort_ms, row.ort_p95_ms):>18} {row.images_per_s:>10,.0f}"
+        rate = f"{row.images_per_s:,.0f}" if row.images_per_s >= 100 else f"{row.images_per_s:.3g}"
+        line = f"{row.batch_size:>6} {_ms(row.ort_ms, row.ort_p95_ms):>18} {rate:>10}"
         line += f" {row.gflop_per_s:>8.1f}" if row.gflop_per_s is not None else ""
         if row.torch_ms is not None and row.torch_p95_ms is not None:
             line += f" {_ms(row.torch_ms, row.torch_p95_ms):>18} {row.speedup_vs_torch:>7.2f}×"

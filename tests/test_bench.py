@@ -339,3 +339,11 @@ def test_the_images_per_call_benchmark_marks_the_runtimes_choice(toy_dir):
     assert "(runtime)" in conv[0] and "(runtime)" not in conv[1]  # a conv model: 64 digits a call
     assert "(runtime)" in dense[1] and "(runtime)" not in dense[0]  # a dense one: the whole batch
     assert "(1.00×)" in conv[1] and "load average after" in result.stdout
+
+
+@pytest.mark.parametrize("seconds", [float("inf"), float("nan"), -1.0])
+def test_a_plan_refuses_seconds_that_are_not_a_finite_duration(seconds):
+    from aetool.errors import AetoolError
+
+    with pytest.raises(AetoolError, match="--seconds must be a finite number of seconds"):
+        bench.Plan(seconds=seconds)

@@ -438,6 +438,12 @@ def test_the_one_class_report_checks_every_datasets_folder_before_training(tmp_p
     assert not (tmp_path / "runs").exists()  # nothing trained for MNIST first
 
 
+def test_a_nan_score_is_anomalous_not_normal(one_class):
+    detector = Detector(load(one_class[1].export.path))
+    assert detector.threshold is not None
+    assert detector.verdict(float("nan")) is True and detector.verdict(detector.threshold) is False
+
+
 def test_every_heatmap_written_before_ctrl_c_has_its_record(one_class, tmp_path, monkeypatch):
     from aetool.runtime import detect as detect_module
 

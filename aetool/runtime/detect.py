@@ -143,8 +143,9 @@ class Detector:
         return Scored(scores.astype(np.float64), maps, parts.astype(np.float64), outputs)
 
     def verdict(self, score: float) -> bool | None:
-        """Whether a score is anomalous (above the threshold); None without a threshold."""
-        return None if self.threshold is None else bool(score > self.threshold)
+        """Whether a score is anomalous (above the threshold, or NaN: a score that cannot be shown normal); None
+        without a threshold."""
+        return None if self.threshold is None else bool(score > self.threshold or math.isnan(score))
 
 
 # ---- detect: files in, a record (and heatmaps) per file out ----
