@@ -375,6 +375,12 @@ def test_reconstruct_refuses_pixels_that_are_not_floats_in_0_1(toy_dir, images, 
     assert load(toy_dir / "dense.onnx").reconstruct(np.zeros(images.shape, np.float32)).shape == images.shape
 
 
+@pytest.mark.parametrize("shape", [(1, 1, 0, 4), (2, 1, 0, 0), (1, 4, 0)])
+def test_reconstruct_refuses_images_of_no_pixels_naming_them_not_the_model(toy_dir, shape):
+    with pytest.raises(ValueError, match=r"expected images of at least 1×1 pixels, got \d×\d"):
+        load(toy_dir / "conv.onnx").reconstruct(np.zeros(shape, np.float32))
+
+
 # ---- 17. telemetry ----
 
 

@@ -103,6 +103,11 @@ def test_web_never_overwrites_a_folder_of_other_files_and_rebuilds_its_own(fake_
     for _ in range(2):  # a site's own folder is rebuilt
         done = runner.invoke(app, ["web", "-o", str(tmp_path / "site"), "--ort-web", str(fake_ort)])
         assert done.exit_code == 0, done.stderr
+        (tmp_path / "site" / "models" / "gone.onnx").write_bytes(b"a model no longer bundled")
+    done = runner.invoke(app, ["web", "-o", str(tmp_path / "site"), "--ort-web", str(fake_ort)])
+    listed = {Path(m["file"]).name for m in json.loads((tmp_path / "site" / "models.json").read_text())["models"]}
+    assert {p.name for p in (tmp_path / "site" / "models").iterdir()} >= listed
+    assert not (tmp_path / "site" / "models" / "gone.onnx").exists()  # not left beside the new set
 
 
 def test_web_refuses_a_port_out_of_range_or_taken_before_writing_the_site(fake_ort, tmp_path):

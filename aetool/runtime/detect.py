@@ -34,7 +34,7 @@ from aetool.runtime.batch import Outcome, Ready, Reconstruct, read_chunks
 from aetool.runtime.files import HEATMAP, Failure, Input, Job, collect_set, interrupts_held, plan, write_files
 from aetool.runtime.idx import load_split
 from aetool.runtime.metrics import SCORE_BATCH, SSIM_RADIUS
-from aetool.runtime.model import Model
+from aetool.runtime.model import Model, load
 
 DETECTOR_OUTPUTS = (contract.SCORE, contract.ANOMALY_MAP, contract.SCORE_COMPONENTS)
 OVERLAY_ALPHA = 0.75  # the heat colour's opacity over the image at full strength
@@ -86,13 +86,14 @@ class Scored:
 class Detector:
     """A model file as an anomaly detector (see the module's docstring); ``threshold`` overrides the file's."""
 
-    def __init__(self, model: Model, *, threshold: float | None = None) -> None:
-        """Raises ``AetoolError`` for a ``threshold`` that is not a finite number, ``ModelFileError`` for a broken
-        detector record."""
+    def __init__(self, model: Model | str | Path, *, threshold: float | None = None) -> None:
+        """``model``: a loaded :class:`Model`, or a path or bundled name to load with the defaults of
+        :func:`~aetool.runtime.model.load`. Raises ``AetoolError`` for a ``threshold`` that is not a finite number,
+        ``ModelFileError`` for a model that will not load or a broken detector record."""
         if threshold is not None and not math.isfinite(threshold):
             raise AetoolError(f"--threshold takes a finite number; got {threshold}")
-        self.model = model
-        self.spec = read_spec(model)
+        self.model = model if isinstance(model, Model) else load(model)
+        self.spec = read_spec(self.model)
         self.threshold = threshold if threshold is not None else self.spec.threshold if self.spec else None
 
     @property

@@ -84,6 +84,8 @@ class InputSpec:
 
     def check(self, height: int, width: int) -> None:
         """Raise ``ValueError`` when an image of this size cannot go into the model as it is."""
+        if height < 1 or width < 1:
+            raise ValueError(f"expected images of at least 1×1 pixels, got {height}×{width}")
         if self.size is not None and (height, width) != self.size:
             raise ValueError(f"model takes {self.size[0]}×{self.size[1]} images, got {height}×{width}")
         if height % self.multiple_of or width % self.multiple_of:

@@ -147,8 +147,12 @@ def build_site(folder: str | Path, *, ort_web: str | Path | None = None) -> Site
             shutil.copyfile(PAGE / name, target / name)
         for name in ORT_FILES:
             shutil.copyfile(source / name, target / "ort" / name)
+        shipped = {Path(record.path).name for record in records}
         for record in records:
             shutil.copyfile(record.path, target / "models" / Path(record.path).name)
+        for stale in (target / "models").iterdir():  # an earlier site's models that are no longer bundled
+            if stale.name not in shipped and stale.is_file():
+                stale.unlink()
         version = ort_web_version(source)
         manifest = {"onnxruntime_web": version, "models": entries}
         (target / "models.json").write_text(json.dumps(manifest, indent=2) + "\n")
