@@ -36,9 +36,8 @@ from aetool.export.metadata import ModelFacts
 from aetool.export.ort_layers import unpool_conv_taps
 from aetool.models import Autoencoder, ConvAE, build_model, get_spec
 from aetool.runtime import contract, load
+from aetool.runtime.evaluate import trained_noise
 from aetool.runtime.idx import load_split
-from aetool.runtime.model import parse_metadata
-from aetool.runtime.noise import Noise
 
 BUNDLED = Path(__file__).resolve().parents[1] / "aetool" / "runtime" / "bundled"
 NAMES = ("conv-unpool", "deep", "denoise-dense")
@@ -85,21 +84,21 @@ def reexport(name: str, digits: np.ndarray) -> int:
     """Replace the shipped ``name`` (and its decoder graph) by a re-export; its size in bytes. Raises
     ``SystemExit`` (nothing replaced) when the new file does not reproduce the shipped one."""
     shipped = BUNDLED / f"{name}.onnx"
-    meta = parse_metadata({p.key: p.value for p in onnx.load(shipped).metadata_props})
+    model = load(shipped)
+    meta = model.metadata
     arch = meta.get(contract.ARCHITECTURE) or get_spec(name).arch
     net = rebuilt(name, shipped, arch)
     images = digits.astype(np.float32)[:, None] / 255
-    old = load(shipped).reconstruct(images)
+    old = model.reconstruct(images)
     print(
         f"{name}: shipped file vs rebuilt model, {len(images)} test digits: max abs "
         f"{np.abs(old - reconstructions(net, images)).max():.2e}"
     )
-    noise = meta.get(contract.NOISE) or {}
     facts = ModelFacts(
         name,
         arch,
         dataset=meta.get(contract.DATASET, "mnist"),
-        noise=Noise.single(noise.get("level") or 0.0, kind=noise.get("kind") or "gaussian"),
+        noise=trained_noise(model),
         epochs=int(meta[contract.EPOCHS]),
         test_mse=float(meta[contract.TEST_MSE]),
     )
