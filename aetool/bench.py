@@ -110,10 +110,16 @@ def ort_backend(model: Model) -> Backend:
         step = model.input_spec.images_per_call(*images.shape[-2:])
         if model.input_spec.batch:
             images = pad_batch(images, step)
-        feeds = [{contract.INPUT: images[start : start + step].astype(dtype)} for start in range(0, len(images), step)]
-        return lambda: [session.run([contract.RECONSTRUCTION], feed) for feed in feeds]
+        return split_calls(session, images.astype(dtype), step)
 
     return bind
+
+
+def split_calls(session: Any, images: np.ndarray, step: int) -> Call:
+    """The batch ``images`` through ``session`` for the reconstruction, in calls of ``step`` images (the last takes
+    what is left), the feeds prepared beforehand."""
+    feeds = [{contract.INPUT: images[start : start + step]} for start in range(0, len(images), step)]
+    return lambda: [session.run([contract.RECONSTRUCTION], feed) for feed in feeds]
 
 
 class TorchEager:

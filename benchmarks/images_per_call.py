@@ -15,19 +15,10 @@ from __future__ import annotations
 import argparse
 import statistics
 from pathlib import Path
-from typing import Any
-
-import numpy as np
 
 from aetool import bench
-from aetool.runtime import contract, load
+from aetool.runtime import load
 from aetool.runtime.cpu import usable_cores
-
-
-def split_call(session: Any, images: np.ndarray, part: int) -> bench.Call:
-    """The batch ``images`` through ``session`` in calls of ``part`` images."""
-    feeds = [{contract.INPUT: images[start : start + part]} for start in range(0, len(images), part)]
-    return lambda: [session.run([contract.RECONSTRUCTION], feed) for feed in feeds]
 
 
 def main() -> None:
@@ -51,7 +42,7 @@ def main() -> None:
         size = bench.image_size(model, None)
         images = bench.random_images(args.batch, size, channels=model.input_spec.channels)
         chosen = model.input_spec.images_per_call(*size)
-        seconds = bench.interleaved({part: split_call(model.session, images, part) for part in args.parts}, plan)
+        seconds = bench.interleaved({part: bench.split_calls(model.session, images, part) for part in args.parts}, plan)
         whole = statistics.median(seconds[max(args.parts)])
         cells = []
         for part in args.parts:
