@@ -196,6 +196,8 @@ def test_calibration_refusals(one_class, tmp_path):
         calibrate_run(run, out=tmp_path / "x.onnx", options=CalibrationOptions(data=str(tmp_path / "one")), **QUIET)
     with pytest.raises(AetoolError, match=r"file name must end in \.onnx"):
         calibrate_run(run, out=tmp_path / "x.txt", **QUIET)
+    with pytest.raises(AetoolError, match="it is a folder; name the file"):  # as export: -o names a file
+        calibrate_run(run, out=tmp_path, **QUIET)
 
 
 def test_a_conv_detector_scores_images_of_any_size_with_heatmaps_at_their_size(data_dir, tmp_path):

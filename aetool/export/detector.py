@@ -44,7 +44,7 @@ from aetool.runtime.idx import resolve_data_dir
 from aetool.runtime.noise import Noise
 from aetool.train.data import ImageSet, TrainingData, folder_images, load_training_data
 from aetool.train.loop import scoring
-from aetool.train.run import ONNX, Run, load_run
+from aetool.train.run import Run, load_run
 
 PARITY_IMAGES = 64  # calibration images that join the parity cases
 FEW_BEYOND = 5  # a threshold resting on fewer calibration images above it than this gets a note
@@ -194,7 +194,6 @@ def calibrate_run(
     run = load_run(run_dir)
     net, config = run.net, run.config
     path = Path(out) if out is not None else run.folder.model_file
-    path = path / ONNX if path.is_dir() else path
     _check_target(path)
     if trivial := trivial_run(run):
         echo(
