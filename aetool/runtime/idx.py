@@ -106,9 +106,9 @@ def known_dataset(data_dir: str | Path) -> str | None:
 def check_dataset(data_dir: str | Path, dataset: str, *, advice: str | None = None) -> None:
     """Refuse a folder of IDX files that holds the other published dataset than ``dataset`` (``mnist`` or
     ``fashion-mnist``; any other name is not checked): raises ``DataError`` naming both and ending in ``advice``
-    (default: another folder, or --dataset where the command takes it), as training, evaluation and calibration would otherwise read one
-    dataset under the other's name. A folder without readable test images passes: reading it says what is
-    missing."""
+    (default: another folder, or --dataset where the command takes it), as training, evaluation and calibration
+    would otherwise read one dataset under the other's name. A folder without readable test images passes: reading
+    it says what is missing."""
     if dataset not in IDX_DATASETS:
         return
     try:

@@ -12,10 +12,10 @@ mapped from a temporary file once it would pass ``IN_MEMORY_BYTES``):
   a seeded fraction or given as a folder.
 
 The size policy: dense models (a fixed size) get every image resized to ``--size`` (the runtime's
-``images.resize``, Pillow's Lanczos, as ``--resize`` fits images at inference), by default the images' own size when they all share one; convolutional
-models train on random ``--patch``×``--patch`` crops (by default the whole images, when they share a size) and are
-scored on whole images. :class:`Batches` draws the training batches of an epoch as a pure function of (seed, epoch),
-so a resumed run sees the batches an uninterrupted one would.
+``images.resize``, Pillow's Lanczos, as ``--resize`` fits images at inference), by default the images' own size
+when they all share one; convolutional models train on random ``--patch``×``--patch`` crops (by default the whole
+images, when they share a size) and are scored on whole images. :class:`Batches` draws the training batches of an
+epoch as a pure function of (seed, epoch), so a resumed run sees the batches an uninterrupted one would.
 """
 
 from __future__ import annotations
