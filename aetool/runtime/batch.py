@@ -177,22 +177,29 @@ def process(
     is an outcome with ``error`` set; the others are still done. Once ``stop`` is set (``files.interrupts_deferred``:
     Ctrl-C while the caller reported an outcome), raises ``KeyboardInterrupt`` after the chunk's outcomes.
     """
-    for chunk in read_chunks(jobs, step, invert=invert, in_flight=in_flight):
-        if stop is not None and stop.is_set():
-            raise KeyboardInterrupt
+    for chunk in read_chunks(jobs, step, invert=invert, in_flight=in_flight, stop=stop):
         yield from _run(chunk, step, side_by_side=side_by_side, stdout=stdout)
-    if stop is not None and stop.is_set():
-        raise KeyboardInterrupt
 
 
 def read_chunks(
-    jobs: Sequence[Job], step: Step, *, invert: bool | None = None, in_flight: int = IMAGES_IN_FLIGHT
+    jobs: Sequence[Job],
+    step: Step,
+    *,
+    invert: bool | None = None,
+    in_flight: int = IMAGES_IN_FLIGHT,
+    stop: threading.Event | None = None,
 ) -> Iterator[list[Ready | Outcome]]:
     """``jobs`` read and carried into the step's world (see :func:`process`), in chunks of at most ``in_flight``
     images and about ``VALUES_IN_FLIGHT`` pixel values, read only as the chunks are asked for; an image that cannot
-    be read or prepared is an ``Outcome`` with its error."""
+    be read or prepared is an ``Outcome`` with its error. Asked for a chunk once ``stop`` is set, raises
+    ``KeyboardInterrupt``: the caller has reported the chunks before."""
     read = (_read(job, step, invert) for job in jobs)
-    return chunks(read, _values, count=in_flight)
+    for chunk in chunks(read, _values, count=in_flight):
+        if stop is not None and stop.is_set():
+            raise KeyboardInterrupt
+        yield chunk
+    if stop is not None and stop.is_set():
+        raise KeyboardInterrupt
 
 
 def chunks(items: Iterable[T], values: Callable[[T], int], *, count: int = IMAGES_IN_FLIGHT) -> Iterator[list[T]]:

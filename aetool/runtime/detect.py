@@ -237,9 +237,7 @@ def detect(
     ``KeyboardInterrupt``: every heatmap written has its record. ``stop`` as :func:`~aetool.runtime.batch.process`
     takes it."""
     step = Reconstruct(detector.model, resize=resize)
-    for chunk in read_chunks(jobs, step, invert=invert):
-        if stop is not None and stop.is_set():
-            raise KeyboardInterrupt
+    for chunk in read_chunks(jobs, step, invert=invert, stop=stop):
         results: dict[int, Detection] = {}
         groups: dict[tuple[int, ...], list[tuple[int, Ready]]] = {}
         for index, item in enumerate(chunk):
@@ -268,8 +266,6 @@ def detect(
             yield from (results[index] for index in sorted(results))
             raise
         yield from (results[index] for index in range(len(chunk)))
-    if stop is not None and stop.is_set():
-        raise KeyboardInterrupt
 
 
 def _finish(item: Ready, scored: Scored, position: int, detector: Detector, share: float) -> Detection:
