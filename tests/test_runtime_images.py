@@ -309,3 +309,36 @@ def test_two_inputs_that_look_alike_in_a_colour_managed_viewer_give_alike_output
     first, second = (read(tmp_path / "out" / name).astype(int) for name in ("srgb.png", "linear.png"))
     assert np.abs(first - second).max() <= 3
     assert "icc_profile" not in Image.open(tmp_path / "out" / "linear.png").info  # sRGB, as untagged images are read
+
+
+def test_a_16_bit_grey_image_with_an_icc_profile_keeps_its_greys(tmp_path):
+    """ImageCms converts 8-bit modes only, and Pillow's own I;16 → L clips at 255: the greys are scaled first."""
+    greys = np.linspace(0, 255, 24 * 32).reshape(24, 32).round().astype(np.uint8)
+    profile = grey_gamma_profile(2.2)
+    save(tmp_path / "eight.png", greys, icc_profile=profile)
+    Image.fromarray(greys.astype(np.uint16) * 257).save(tmp_path / "sixteen.png", icc_profile=profile)
+    assert Image.open(tmp_path / "sixteen.png").mode.startswith("I")
+    eight, sixteen = images.read_image(tmp_path / "eight.png"), images.read_image(tmp_path / "sixteen.png")
+    np.testing.assert_array_equal(sixteen.pixels, eight.pixels)
+    assert sixteen.notes == ("converted from its embedded ICC profile to sRGB (at 8 bits)",)
+
+
+def test_notes_name_only_what_reading_changed(tmp_path):
+    opaque = np.dstack([digit()] * 3 + [np.full((28, 28), 255, np.uint8)])
+    save(tmp_path / "opaque.png", opaque)
+    decoded = images.read_image(tmp_path / "opaque.png")
+    assert decoded.notes == () and decoded.pixels.shape == (1, 28, 28)
+    for value in (0, 9):  # outside EXIF's 1..8: nothing is turned
+        exif = Image.Exif()
+        exif[0x0112] = value
+        Image.fromarray(digit()).save(tmp_path / f"o{value}.jpg", exif=exif)
+        assert images.read_image(tmp_path / f"o{value}.jpg").notes == ()
+
+
+def test_a_loop_of_symbolic_links_is_one_failed_input_of_its_batch(cli, tmp_path):
+    save(tmp_path / "one.png", digit())
+    (tmp_path / "loop1.png").symlink_to("loop2.png")
+    (tmp_path / "loop2.png").symlink_to("loop1.png")
+    result = cli("denoise", "one.png", "loop1.png", "-o", "out")
+    assert result.exit_code == 1 and [p.name for p in (tmp_path / "out").iterdir()] == ["one.png"]
+    assert "loop1.png: a loop of symbolic links" in result.stderr and "1 done, 1 failed" in result.stderr

@@ -113,13 +113,21 @@ def _glob_root(pattern: str) -> Path:
 
 
 def plan(
-    inputs: Sequence[Input], *, output: str | None, suffix: str, fmt: str | None = None, force: bool = False
+    inputs: Sequence[Input],
+    *,
+    output: str | None,
+    suffix: str,
+    fmt: str | None = None,
+    force: bool = False,
+    shown: Callable[[Path], Path] = lambda target: target,
 ) -> tuple[list[Job], list[Failure]]:
     """Where each input's result goes.
 
     No ``output``: beside the input as ``NAME{suffix}.png`` (stdin's goes to stdout). ``-``: stdout. A name with
-    an image suffix, for one file: that file. Otherwise a folder, mirroring the input folders' layout.
-    An input is never a target unless ``force``; a target written twice fails the second input.
+    an image suffix, for one file: that file. Otherwise a folder, mirroring the input folders' layout, as
+    ``NAME.png`` (``NAME.FORMAT``). An input is never a target unless ``force``; a target written twice (two
+    inputs whose names differ only by their extension, into one folder) fails the second input, its message
+    naming the file ``shown`` gives for the target (the file a caller writes in its stead).
     """
     ext = (fmt or "png").lower()
     pillow_fmt = format_for(ext)
@@ -136,22 +144,31 @@ def plan(
         pillow_fmt = format_for(Path(output).suffix)
         if fmt and format_for(fmt) != pillow_fmt:
             raise AetoolError(f"--format {fmt} contradicts the output name {output}")
-    sources = {item.source.resolve() for item in inputs if isinstance(item.source, Path)}
+    sources = {_resolved(item.source) for item in inputs if isinstance(item.source, Path)}
     jobs: list[Job] = []
     failures: list[Failure] = []
     claimed: dict[Path | None, str] = {}
     for item in inputs:
         target = _target(item, output, suffix, ext, file_target)
-        resolved = target.resolve() if target else None
+        resolved = _resolved(target) if target else None
         if resolved in sources and not force:
             other = "use --force, or another -o" if output is not None else "use --force, or -o"
             failures.append(Failure(item.label, f"refusing to overwrite input {target} ({other})"))
-        elif resolved and resolved in claimed:
-            failures.append(Failure(item.label, f"{target} is already the output of {claimed[resolved]}"))
+        elif target and resolved in claimed:
+            failures.append(Failure(item.label, f"{shown(target)} is already the output of {claimed[resolved]}"))
         else:
             claimed[resolved] = item.label
             jobs.append(Job(item.label, item.source, target, pillow_fmt))
     return jobs, failures
+
+
+def _resolved(path: Path) -> Path:
+    """``path`` resolved; a symlink loop (``RuntimeError`` or ``OSError`` by Python version) stays as given, made
+    absolute: reading it fails as that input's error."""
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):
+        return path.absolute()
 
 
 def _names_a_file(output: str) -> bool:

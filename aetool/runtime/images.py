@@ -9,6 +9,7 @@ polarity and back out: fitting the MNIST way and back, plain resizing, padding, 
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import warnings
@@ -45,6 +46,7 @@ _GREY_MODES = {"1", "L", "LA", "La", "I", "F", *_SIXTEEN_BIT}
 _NOT_DECODED = {"BUFR", "GRIB", "HDF5", "FITS", "EPS", "WMF", "PDF", "MPEG"}
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # Pillow's RGB → L weights (ITU-R 601-2)
 MNIST_BOX = 20 / 28  # MNIST digits fill a 20×20 box centred in 28×28
+TURNS = range(2, 9)  # EXIF orientations that flip or turn an image (1: as stored; other values are invalid)
 PIXEL_TOLERANCE = 1e-3  # how far outside [0, 1] a float pixel may stray (rounding) before it is refused
 
 
@@ -134,8 +136,10 @@ def read_image(source: str | Path | bytes) -> Decoded:
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
         raise ImageError(f"refused as a possible decompression bomb: {err}") from None
     except (OSError, ValueError, SyntaxError, EOFError) as err:
+        if isinstance(err, OSError) and err.errno == errno.ELOOP:
+            raise ImageError("a loop of symbolic links") from None
         raise ImageError(f"truncated or corrupt image: {err}") from None
-    notes = [f"turned upright by its EXIF orientation ({orientation})"] if orientation not in (1, None) else []
+    notes = [f"turned upright by its EXIF orientation ({orientation})"] if orientation in TURNS else []
     image, note = _to_srgb(image)
     notes += [note] if note else []
     pixels, note = _pixels(image)
@@ -158,14 +162,18 @@ def _check_single_frame(image: Image.Image) -> None:
 
 def _to_srgb(image: Image.Image) -> tuple[Image.Image, str | None]:
     """``image`` with its embedded ICC profile converted to sRGB (grey images stay grey), and a note saying so."""
-    from PIL import ImageCms
+    from PIL import Image, ImageCms
 
     icc = image.info.get("icc_profile")
     if not icc:
         return image, None
     grey = image.mode in _GREY_MODES
     alpha = image.convert("RGBA").getchannel("A") if _has_alpha(image) else None
-    source = image if image.mode in ("L", "RGB", "CMYK") else image.convert("L" if grey else "RGB")
+    deep = image.mode in _SIXTEEN_BIT or image.mode in ("I", "F")
+    if deep:  # ImageCms converts 8-bit modes only, and Pillow's convert("L") clips these at 255: scale them first
+        source = Image.fromarray(np.round(_pixels(image)[0][0] * 255).astype(np.uint8))
+    else:
+        source = image if image.mode in ("L", "RGB", "CMYK") else image.convert("L" if grey else "RGB")
     try:
         profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
         srgb = ImageCms.createProfile("sRGB")
@@ -178,7 +186,7 @@ def _to_srgb(image: Image.Image) -> tuple[Image.Image, str | None]:
         converted = converted.convert("L")
     if alpha is not None:
         converted.putalpha(alpha)
-    return converted, "converted from its embedded ICC profile to sRGB"
+    return converted, "converted from its embedded ICC profile to sRGB" + (" (at 8 bits)" if deep else "")
 
 
 def _has_alpha(image: Image.Image) -> bool:
@@ -208,7 +216,8 @@ def _pixels(image: Image.Image) -> tuple[np.ndarray, str | None]:
     composited = colour * alpha + background * (1 - alpha)
     shade = "white" if background else "black"
     pixels = composited[:1] if grey or _is_grey(composited) else composited
-    return pixels.astype(np.float32), f"transparent areas composited on {shade}"
+    note = f"transparent areas composited on {shade}" if (alpha < 1).any() else None
+    return pixels.astype(np.float32), note
 
 
 def _channels_first(values: np.ndarray, grey: bool) -> np.ndarray:
