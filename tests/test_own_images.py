@@ -182,3 +182,38 @@ def test_a_lone_image_trains_and_validates_and_a_warning_says_what_that_means(tm
     with pytest.warns(UserWarning, match=r"only\.png is the only image: it both trains and validates"):
         data, _ = load_training_data(quick("deep", data=str(tmp_path)))
     assert (len(data.train), len(data.test)) == (1, 1)
+
+
+def test_files_whose_pixels_cannot_be_read_are_skipped_with_a_line_each(digit_folder, tmp_path, monkeypatch):
+    from PIL import Image
+
+    for path in sorted((digit_folder / "odd").iterdir())[:3]:
+        save(tmp_path / path.name, np.asarray(Image.open(path)))
+    save(tmp_path / "whole.jpg", np.full((16, 16), 200, np.uint8))
+    (tmp_path / "cut.jpg").write_bytes((tmp_path / "whole.jpg").read_bytes()[:-200])  # header intact, pixels cut
+    frames = [Image.fromarray(np.full((16, 16), v, np.uint8)) for v in (0, 255)]
+    frames[0].save(tmp_path / "two.gif", save_all=True, append_images=frames[1:])
+    save(tmp_path / "bomb.png", np.zeros((40, 40), np.uint8))
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # 1,600 pixels: past Pillow's limit, under twice it
+    with pytest.warns(UserWarning) as caught:
+        images = folder_images(str(tmp_path))
+    assert len(images) == 4 and "whole.jpg" in " ".join(images.names)
+    lines = [str(w.message) for w in caught]
+    assert any(f"skipped {tmp_path / 'cut.jpg'}: truncated or corrupt image" in line for line in lines)
+    assert any(f"skipped {tmp_path / 'two.gif'}: has 2 frames" in line for line in lines)
+    assert any(f"skipped {tmp_path / 'bomb.png'}: refused as a possible decompression bomb" in line for line in lines)
+    assert len(lines) == 3  # Pillow's own bomb warning, which names no file, is not among them
+
+
+@pytest.mark.parametrize("limit", [1 << 30, 1000])  # in memory, and memory-mapped
+def test_rgb_files_of_grey_pixels_train_with_one_channel_as_the_runtime_reads_them(tmp_path, monkeypatch, limit):
+    monkeypatch.setattr(data_layer, "IN_MEMORY_BYTES", limit)
+    greys = [np.linspace(0, 255, 20 * 24).reshape(20, 24).astype(np.uint8), np.full((20, 24), 90, np.uint8)]
+    for i, grey in enumerate(greys):
+        save(tmp_path / "grey" / f"{i}.png", np.dstack([grey] * 3))  # stored as RGB
+    images = folder_images(str(tmp_path / "grey"))
+    assert images.channels == 1
+    np.testing.assert_array_equal(images.images[:, 0], np.stack(greys))
+    assert images.channels == images.images.shape[1] == images.tensor().shape[1]
+    save(tmp_path / "grey" / "colour.png", np.dstack([greys[0], greys[1], greys[0]]))
+    assert folder_images(str(tmp_path / "grey")).channels == 3

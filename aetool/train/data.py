@@ -34,7 +34,7 @@ from aetool.errors import DataError, ImageError
 from aetool.models import build_model
 from aetool.runtime import files
 from aetool.runtime.idx import DATA_DIR_ENV, check_dataset, load_split, resolve_data_dir
-from aetool.runtime.images import read_image, resize, to_channels
+from aetool.runtime.images import fit, is_dark_on_light, read_image, resize, to_channels
 from aetool.train.config import TrainConfig
 
 DOWNLOAD_ROOT = Path.home() / ".cache" / "aetool"
@@ -143,15 +143,49 @@ def _probe(path: Path) -> tuple[int, int, bool]:
     if path.stat().st_size == 0:
         raise ImageError("empty file")  # as the runtime's image reader says
     try:
-        with Image.open(path) as image:
-            width, height = image.size
-            turned = image.getexif().get(0x0112, 1) in (5, 6, 7, 8)
-            colour = image.mode not in ("1", "L", "LA", "La", "I", "F") and not image.mode.startswith("I;16")
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                width, height = image.size
+                turned = image.getexif().get(0x0112, 1) in (5, 6, 7, 8)
+                colour = image.mode not in ("1", "L", "LA", "La", "I", "F") and not image.mode.startswith("I;16")
     except UnidentifiedImageError:
         raise ImageError("not an image Pillow can read") from None
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
-        raise ImageError(f"cannot read it: {err}") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+        raise ImageError(f"refused as a possible decompression bomb: {err}") from None
+    except (OSError, ValueError, SyntaxError) as err:
+        raise ImageError(f"truncated or corrupt image: {err}") from None
     return (width, height, colour) if turned else (height, width, colour)
+
+
+def _skipped(path: Path, err: ImageError, *, warn: bool) -> None:
+    if warn:
+        warnings.warn(f"skipped {path}: {err}", UserWarning, stacklevel=3)
+
+
+def _buffer(total: int) -> tuple[np.ndarray, tempfile.TemporaryDirectory | None]:
+    """``total`` uint8 values: in memory, or memory-mapped from a temporary folder (returned, to keep) above
+    ``IN_MEMORY_BYTES``."""
+    if total <= IN_MEMORY_BYTES:
+        return np.empty(total, np.uint8), None
+    storage = tempfile.TemporaryDirectory(prefix="aetool-images-")
+    return np.memmap(Path(storage.name) / "images.u8", np.uint8, "w+", shape=(total,)), storage
+
+
+def _prepared(
+    pixels: np.ndarray, header: tuple[int, int], *, size: tuple[int, int] | None, white_on_black: bool
+) -> np.ndarray:
+    """One decoded C×H×W image as :func:`folder_images` keeps it (see there); raises ``ImageError`` when its pixels
+    are not the size its header gave."""
+    if pixels.shape[1:] != header:
+        raise ImageError(
+            f"its header says {header[1]}×{header[0]} but it decodes to {pixels.shape[2]}×{pixels.shape[1]}"
+        )
+    if white_on_black and is_dark_on_light(pixels):
+        pixels = 1 - pixels
+    if size is None or header == size:
+        return pixels
+    return fit(pixels, size).pixels if white_on_black else resize(pixels, size)
 
 
 def _label(path: Path, root: Path) -> str:
@@ -164,15 +198,19 @@ def folder_images(
     *,
     channels: int | None = None,
     size: tuple[int, int] | None = None,
+    white_on_black: bool = False,
     warn: bool = True,
     option: str = "--data",
 ) -> ImageSet:
     """Every image of a folder (recursively) or glob, decoded once into uint8 with ``channels`` channels.
 
-    ``channels`` None takes 3 when any image is in colour, else 1. ``size`` (height, width) resizes every image
-    (for dense models). Unreadable files are skipped with a warning line each. Raises ``DataError`` when no image
-    is left or an image changes size between its header and its pixels; its messages name ``source`` as the
-    value of ``option``.
+    ``channels`` None takes 3 when any image is in colour (by its pixels, as the runtime reads it: an RGB file
+    whose three channels are equal is grey), else 1. ``size`` (height, width) resizes every image of another size
+    (for dense models) with the runtime's ``--resize``: a plain Lanczos resize, or with ``white_on_black`` (the
+    images a model of MNIST's world takes, calibrated on) the MNIST fit, dark-on-light images inverted first, as
+    the runtime's image commands invert them. Unreadable files (by their header or their pixels) are skipped with
+    a warning line each. Raises ``DataError`` when no image is left; its messages name ``source`` as the value of
+    ``option``.
     """
     paths, root = find_images(source, option=option)
     probed: list[tuple[Path, tuple[int, int, bool]]] = []
@@ -180,42 +218,39 @@ def folder_images(
         try:
             probed.append((path, _probe(path)))
         except ImageError as err:
-            if warn:
-                warnings.warn(f"skipped {path}: {err}", UserWarning, stacklevel=2)
-    if not probed:
-        raise DataError(f"{option} {source}: none of its {len(paths)} files is an image Pillow can read")
-    colour = any(is_colour for _, (_, _, is_colour) in probed)
-    if channels == 3 and not colour and warn:
-        warnings.warn(f"{source} holds grey images only; they are replicated to 3 channels", UserWarning, stacklevel=2)
-    channels = channels or (3 if colour else 1)
-    shapes = [(channels, *(size or (height, width))) for _, (height, width, _) in probed]
-    total = sum(int(np.prod(shape)) for shape in shapes)
-    storage = tempfile.TemporaryDirectory(prefix="aetool-images-") if total > IN_MEMORY_BYTES else None
-    buffer = (
-        np.memmap(Path(storage.name) / "images.u8", np.uint8, "w+", shape=(total,))
-        if storage
-        else np.empty(total, np.uint8)
-    )
-    views, offset = [], 0
+            _skipped(path, err, warn=warn)
+    stored = channels or (3 if any(is_colour for _, (_, _, is_colour) in probed) else 1)
+    shapes = [(stored, *(size or (height, width))) for _, (height, width, _) in probed]
+    buffer, storage = _buffer(sum(int(np.prod(shape)) for shape in shapes))
+    views, kept, colour, offset = [], [], False, 0
     for (path, (height, width, _)), shape in zip(probed, shapes, strict=True):
         try:
-            pixels = to_channels(read_image(path).pixels, channels)[0]
+            read = read_image(path).pixels
+            pixels = _prepared(to_channels(read, stored)[0], (height, width), size=size, white_on_black=white_on_black)
         except ImageError as err:
-            raise DataError(f"{path}: {err}") from None
-        if pixels.shape[1:] != (height, width):
-            raise DataError(
-                f"{path}: its header says {width}×{height} but it decodes to {pixels.shape[2]}×{pixels.shape[1]}"
-            )
-        if size is not None and (height, width) != size:
-            pixels = resize(pixels, size)  # the runtime's --resize, so a model runs on images fitted as it trained
-        count = int(np.prod(shape))
-        view = buffer[offset : offset + count].reshape(shape)
+            _skipped(path, err, warn=warn)
+            continue
+        colour |= read.shape[0] == 3
+        view = buffer[offset : offset + int(np.prod(shape))].reshape(shape)
         view[:] = np.round(pixels * 255)
         views.append(view)
-        offset += count
-    same = len(set(shapes)) == 1
-    images: np.ndarray | list[np.ndarray] = buffer.reshape(len(views), *shapes[0]) if same else views
-    kept = [path for path, _ in probed]
+        kept.append(path)
+        offset += view.size
+    if not views:
+        raise DataError(f"{option} {source}: none of its {len(paths)} files is an image Pillow can read")
+    if channels == 3 and not colour and warn:
+        warnings.warn(f"{source} holds grey images only; they are replicated to 3 channels", UserWarning, stacklevel=2)
+    if channels is None and stored == 3 and not colour:  # RGB files of grey pixels: one channel, as the runtime reads
+        grey, storage = _buffer(offset // 3)
+        packed, offset = [], 0
+        for view in views:
+            target = grey[offset : offset + view[0].size].reshape(1, *view.shape[1:])
+            target[:] = view[:1]
+            packed.append(target)
+            offset += target.size
+        buffer, views = grey, packed
+    same = len({view.shape for view in views}) == 1
+    images: np.ndarray | list[np.ndarray] = buffer[:offset].reshape(len(views), *views[0].shape) if same else views
     return ImageSet(images, [_label(p, root) for p in kept], [str(p) for p in kept], storage)
 
 
