@@ -39,7 +39,7 @@ from aetool.export.exporter import (
 )
 from aetool.export.scores import Constants, Detector, check_score, default_score, error_map, raw_components
 from aetool.models import Autoencoder
-from aetool.runtime import anomaly
+from aetool.runtime import anomaly, contract
 from aetool.runtime.idx import resolve_data_dir
 from aetool.runtime.noise import Noise
 from aetool.train.data import ImageSet, TrainingData, folder_images, load_training_data
@@ -207,9 +207,11 @@ def calibrate_run(
         raise AetoolError(f"--score {anomaly.score_name(names)}: {err}") from None
     needs_run_data = options.data is None or "wmse" in names
     data = _run_data(run, options.data_dir) if needs_run_data else None
+    facts = run_facts(run)
     if options.data is not None:
         fixed_size = net.size if net.multiple_of is None else None
-        images = folder_images(options.data, channels=net.channels, size=fixed_size)
+        white_on_black = facts.polarity == contract.POLARITY  # prepared as `aetool detect --resize` prepares them
+        images = folder_images(options.data, channels=net.channels, size=fixed_size, white_on_black=white_on_black)
         source = f"the {len(images)} images of {options.data}"
     else:
         assert data is not None
@@ -248,7 +250,6 @@ def calibrate_run(
         f"calibrated {spec.score} on {source}: threshold {threshold:.4g} ({rule_text}; "
         f"{spec.calibration['fpr']:.1%} of them above it)"
     )
-    facts = run_facts(run)
     detector = Detector(Constants(names, weights, spec.mean, spec.std), spec)
     result = _export(
         net,
