@@ -185,6 +185,23 @@ def test_calibration_scores_are_the_files_scores(one_class, tmp_path):
     assert sum(score > detector.threshold for score in scores) == 10
 
 
+def test_calibration_images_are_prepared_as_detect_resize_prepares_them(one_class, tmp_path):
+    """Dark-on-light digits of another size: calibrate inverts and fits them the MNIST way, as `detect --resize`
+    does, so the file scores them as calibration did (a plain resize set the threshold on other pixels)."""
+    run = one_class[0]
+    images, labels = stroke_digits(120, seed=7)
+    for i, image in enumerate(images[labels == 1][:20]):
+        save(tmp_path / "pages" / f"{i:02d}.png", 255 - np.pad(image, ((6, 10), (2, 4))))
+    options = CalibrationOptions(quantile=0.5, data=str(tmp_path / "pages"))
+    calibration = calibrate_run(run, out=tmp_path / "pages.onnx", options=options, **QUIET)
+    detector = Detector(load(tmp_path / "pages.onnx"))
+    found, _ = collect([str(tmp_path / "pages")])
+    detections = list(detect(plan_detection(found, heatmaps=None)[0], detector, resize=True))
+    assert all(d.inverted and d.fitted_size == (28, 28) for d in detections)
+    # calibration keeps the fitted images in 8 bits, detect in float32: scores a few hundredths apart, no more
+    np.testing.assert_allclose(np.sort([d.score for d in detections]), np.sort(calibration.scores), atol=0.1)
+
+
 def test_calibration_refusals(one_class, tmp_path):
     run = one_class[0]
     with pytest.raises(ValueError, match="give one"):
@@ -293,6 +310,15 @@ def test_detect_refuses_heatmaps_that_name_a_file_before_scoring(digits, real_mo
     result = runner.invoke(app, argv)
     assert result.exit_code == 2 and f"--heatmaps {taken} is a file; it takes a folder" in result.stderr
     assert result.stdout == "" and taken.read_bytes() == b"mine"
+
+
+def test_two_inputs_that_would_share_heatmaps_name_the_heatmap_file(digits, real_models, tmp_path):
+    first = digits / "normal" / sorted(p.name for p in (digits / "normal").iterdir())[0]
+    twin = save(tmp_path / "in" / f"{first.stem}.bmp", read(first))
+    argv = ["detect", str(first), str(twin), "-m", str(real_models["deep"]), "--heatmaps", str(tmp_path / "maps")]
+    result = runner.invoke(app, argv)
+    assert result.exit_code == 1, result.output
+    assert f"{tmp_path / 'maps' / first.stem}.heatmap.png is already the output of {first}" in result.stderr
 
 
 def test_detect_with_a_model_not_calibrated_gives_mse_without_a_threshold(digits, real_models):

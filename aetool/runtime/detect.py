@@ -193,7 +193,14 @@ def plan_detection(found: Sequence[Input], *, heatmaps: str | None) -> tuple[lis
     if Path(heatmaps).exists() and not Path(heatmaps).is_dir():
         raise AetoolError(f"--heatmaps {heatmaps} is a file; it takes a folder (made if missing)")
     # force: the target itself is never written, only the .heatmap files beside it, so it may name an input
-    return plan(found, output=str(Path(heatmaps)) + "/", suffix=HEATMAP, fmt="png", force=True)
+    return plan(
+        found,
+        output=str(Path(heatmaps)) + "/",
+        suffix=HEATMAP,
+        fmt="png",
+        force=True,
+        shown=lambda target: heatmap_paths(target)[0],
+    )
 
 
 def heatmap_paths(target: Path) -> tuple[Path, Path]:
