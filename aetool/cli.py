@@ -840,6 +840,8 @@ def _evaluation_line(result: Evaluation) -> str:
     """``aetool evaluate`` for people: the three scores, what they were measured on, and the recorded test MSE."""
     psnr = f"{result.psnr:.2f} dB" if result.psnr is not None else "∞ dB"
     ssim = f"{result.ssim:.4f}" if result.ssim is not None else "– (images under 11×11)"
+    if 0 < result.ssim_images < result.n:
+        ssim += f" (of the {result.ssim_images} images of at least 11×11)"
     scores = f"MSE {result.mse:.6f}, PSNR {psnr}, SSIM {ssim}"
     noise_text = (
         f"noise mix {result.noise_mix}"

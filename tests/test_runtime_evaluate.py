@@ -269,3 +269,14 @@ def test_memory_stays_flat_a_chunk_at_a_time(toy_dir, pngs, monkeypatch):
     monkeypatch.setattr(batch, "VALUES_IN_FLIGHT", 4 * 2 * 28 * 28)  # four noisy inputs and their targets
     monkeypatch.setattr(model, "reconstruct", lambda images: calls.append(len(images)) or images)
     assert evaluate_images(model, str(pngs), noise=0.1).n == 12 and calls == [4, 4, 4]
+
+
+def test_ssim_says_how_many_images_it_is_the_mean_over(toy_dir, tmp_path):
+    from aetool.cli import _evaluation_line
+
+    save(tmp_path / "a.png", digit())
+    save(tmp_path / "b.png", 255 - digit())
+    save(tmp_path / "tiny.png", np.full((4, 8), 200, np.uint8))  # under SSIM's 11×11 window
+    result = evaluate_images(load(toy_dir / "conv.onnx"), str(tmp_path), noise=0.1, seed=3)
+    assert (result.n, result.ssim_images) == (3, 2) and result.ssim is not None
+    assert f"SSIM {result.ssim:.4f} (of the 2 images of at least 11×11) over 3 images" in _evaluation_line(result)

@@ -77,6 +77,7 @@ class Evaluation:
     seconds: float
     psnr: float | None = None  # dB, peak 1.0, of ``mse``; None when infinite (an MSE of 0)
     ssim: float | None = None  # mean over the images of at least 11×11 pixels; None when there were none
+    ssim_images: int = 0  # how many images ``ssim`` is the mean over
     data: str = ""  # what was scored: the IDX folder, the folder or glob of images, or the folder of inputs
     targets: str | None = None  # the folder of targets, for pairs
     notes: list[str] = field(default_factory=list)  # what was done to the images, once per kind, with a count
@@ -385,6 +386,7 @@ def _result(
         seconds=round(time.perf_counter() - started, 3),
         psnr=psnr if np.isfinite(psnr) else None,
         ssim=run.scores.ssim,
+        ssim_images=run.scores.ssim_images,
         data=data,
         targets=targets,
         notes=[f"{n} image{'s' if n > 1 else ''} {what}" for what, n in run.done.items() if n],
