@@ -4,7 +4,11 @@
 
 For each report model, trains it with the commit's defaults (the commit's own ``benchmarks/train_all.py``, run from
 a git worktree of it in a temporary folder) and then with this checkout's (``benchmarks/train_all.py``), one right
-after the other, so both see about the same machine; a busy spell then slows one pair, not one side. Prints a
+after the other, so both see about the same machine; a busy spell then slows one pair, not one side. Both run
+under one OpenMP wait policy, ``--wait-policy`` (default ACTIVE, what OpenMP's default amounts to on an idle
+machine): left to itself, this checkout picks PASSIVE when the load average is 1 or more, which the other side's
+run just before it makes it (README, Training), and round 1's train_all imported torch before aetool, so its
+PASSIVE never took effect. Prints a
 table of epochs, wall seconds, seconds per epoch and test MSE of both, the 1-minute load average before each, and
 the totals; writes ``RUNS/train_vs_commit.json``. Round 1's last commit is 3e3d31d, whose README measured 451 s on
 another machine; its code names ``denoise-dense`` ``denoise``. Runs already in ``--runs`` are trained again.
@@ -42,7 +46,11 @@ def main() -> None:
     parser.add_argument("--data-dir", required=True)
     parser.add_argument("--runs", default="runs/vs-commit")
     parser.add_argument("--models", nargs="*", default=None, help="default: every report model")
+    parser.add_argument(
+        "--wait-policy", choices=["ACTIVE", "PASSIVE"], default="ACTIVE", help="OMP_WAIT_POLICY of both"
+    )
     args = parser.parse_args()
+    ENVIRONMENT["OMP_WAIT_POLICY"] = args.wait_policy
     sys.path.insert(0, str(ROOT))
     from aetool.models import REPORT_MODELS
 
@@ -63,8 +71,10 @@ def main() -> None:
                 )
         finally:
             subprocess.run(["git", "worktree", "remove", "--force", str(old_tree)], cwd=ROOT, check=True)
-    (runs / "train_vs_commit.json").write_text(json.dumps({"commit": args.commit, "rows": rows}, indent=2))
-    print(f"\n| model | epochs | wall s | s/epoch | test MSE | load before |  (commit {args.commit} → this checkout)")
+    record = {"commit": args.commit, "wait_policy": args.wait_policy, "rows": rows}
+    (runs / "train_vs_commit.json").write_text(json.dumps(record, indent=2))
+    print(f"\ncommit {args.commit} → this checkout, OMP_WAIT_POLICY={args.wait_policy}\n")
+    print("| model | epochs | wall s | s/epoch | test MSE | load before |")
     print("|---|---:|---:|---:|---:|---:|")
     for row in rows:
         old, new = row["old"], row["new"]
