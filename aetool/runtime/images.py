@@ -120,7 +120,8 @@ def read_image(source: str | Path | bytes) -> Decoded:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(source if isinstance(source, Path) else io.BytesIO(source)) as opened:
+            # a str, not a Path: Pillow before 10.1 resolves a Path first, which raises RuntimeError on a loop
+            with Image.open(str(source) if isinstance(source, Path) else io.BytesIO(source)) as opened:
                 _check_single_frame(opened)
                 orientation = opened.getexif().get(0x0112, 1)  # EXIF Orientation, 1: as stored
                 image = ImageOps.exif_transpose(opened)

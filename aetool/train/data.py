@@ -145,7 +145,7 @@ def _probe(path: Path) -> tuple[int, int, bool]:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
+            with Image.open(str(path)) as image:  # as read_image opens it
                 width, height = image.size
                 turned = image.getexif().get(0x0112, 1) in (5, 6, 7, 8)
                 colour = image.mode not in ("1", "L", "LA", "La", "I", "F") and not image.mode.startswith("I;16")
