@@ -137,6 +137,13 @@ def test_pca_components_are_checked_against_the_images_they_are_fitted_on(tmp_pa
     assert load_run(result.run_dir).net.basis.shape == (4, 768)
 
 
+def test_more_pca_components_than_pixels_is_a_data_error_before_the_run_folder(data_dir, tmp_path):
+    config = TrainConfig("pca", data_dir=str(data_dir), components=785, device="cpu")  # size known from the data only
+    with pytest.raises(DataError, match=r"--components must be at most 784 \(the pixels of an image\), got 785"):
+        train(config, run_dir=tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()
+
+
 def test_load_images_from_an_idx_folder(data_dir):
     images = load_images("mnist", "train", data_dir=data_dir)
     assert images.shape == (256, 1, 28, 28) and images.dtype == torch.uint8

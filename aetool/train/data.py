@@ -444,7 +444,10 @@ def load_training_data(config: TrainConfig, *, warn: bool = True) -> tuple[Train
     if config.dataset != "images" and data_dir is None:  # $AETOOL_DATA_DIR, recorded so resume and export find it
         found = resolve_data_dir(None, config.dataset)
         data_dir = str(found.absolute()) if found else None
-    settled = replace(config, channels=train.channels, size=train.size if fixed else None, data_dir=data_dir)
+    try:  # the settings checked again against the images' channels and size (--components against their pixels)
+        settled = replace(config, channels=train.channels, size=train.size if fixed else None, data_dir=data_dir)
+    except ValueError as err:
+        raise DataError(str(err)) from None
     return TrainingData(train, test), settled
 
 
