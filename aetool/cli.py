@@ -841,7 +841,8 @@ def _evaluation_line(result: Evaluation) -> str:
     psnr = f"{result.psnr:.2f} dB" if result.psnr is not None else "∞ dB"
     ssim = f"{result.ssim:.4f}" if result.ssim is not None else "– (images under 11×11)"
     if 0 < result.ssim_images < result.n:
-        ssim += f" (of the {result.ssim_images} images of at least 11×11)"
+        counted = f"{result.ssim_images} image{'s' * (result.ssim_images != 1)}"
+        ssim += f" (of the {counted} of at least 11×11)"
     scores = f"MSE {result.mse:.6f}, PSNR {psnr}, SSIM {ssim}"
     noise_text = (
         f"noise mix {result.noise_mix}"
@@ -1373,9 +1374,14 @@ def train(
             f"in {result.seconds:.0f} s → {result.run_dir}"
         )
         if result.trivial and not allow_trivial:
+            kept = f"the run stays in {result.run_dir}"
             raise NotLearned(
-                f"{model}: {result.trivial}; not exported (the run stays in {result.run_dir}; --allow-trivial exports "
-                "it anyway)"
+                f"{model}: {result.trivial}; "
+                + (
+                    f"not exported ({kept}; --allow-trivial exports it anyway)"
+                    if export
+                    else f"{kept} (--allow-trivial accepts it)"
+                )
             )
         if export:
             try:
@@ -1466,15 +1472,18 @@ def calibrate(
     fpr: Annotated[
         float | None,
         typer.Option(
-            help="False-positive rate the threshold allows on normal images: it is their (1 - FPR) quantile. "
-            "[default: 0.01]",
+            help="False-positive rate the threshold allows on normal images: the ceil((n + 1)(1 - FPR))-th smallest of "
+            "the n calibration scores (split conformal), so a new normal image scores above it with probability at "
+            "most FPR. [default: 0.01]",
             show_default=False,
         ),
     ] = None,
     quantile: Annotated[
         float | None,
         typer.Option(
-            help="Or the threshold as this quantile of the normal scores (0.99 = --fpr 0.01).", show_default=False
+            help="Or the threshold as this quantile of the normal scores, numpy's linear interpolation (slightly "
+            "below the --fpr 0.01 threshold for 0.99).",
+            show_default=False,
         ),
     ] = None,
     score: Annotated[
@@ -1533,7 +1542,10 @@ def bench(
     threads: Annotated[
         int | None,
         typer.Option(
-            min=1, metavar="N", help="CPU threads for onnxruntime and PyTorch (default: all cores).", show_default=False
+            min=1,
+            metavar="N",
+            help="CPU threads for onnxruntime and PyTorch (default: the cores this process may use).",
+            show_default=False,
         ),
     ] = None,
     warmup: Annotated[int, typer.Option(min=0, help="Untimed calls per backend and batch size.")] = 10,

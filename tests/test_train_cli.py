@@ -221,6 +221,8 @@ def test_training_lines_and_bar_go_to_stderr_unwrapped(data_dir, tmp_path):
     assert result.exit_code == 3 and result.stdout == ""
     epoch = [line for line in result.stderr.splitlines() if line.startswith("epoch   1: ")]
     assert len(epoch) == 1 and epoch[0].endswith("the model has learned nothing useful") and len(epoch[0]) > 80
+    last = result.stderr.strip().splitlines()[-1]  # --no-export: nothing to say about exporting
+    assert last.endswith(f"the run stays in {tmp_path / 'run'} (--allow-trivial accepts it)") and "export" not in last
 
 
 def test_a_run_that_learns_nothing_says_so_exits_3_and_is_not_exported(data_dir, tmp_path):

@@ -212,7 +212,7 @@ def calibrate_run(
         fixed_size = net.size if net.multiple_of is None else None
         white_on_black = facts.polarity == contract.POLARITY  # prepared as `aetool detect --resize` prepares them
         images = folder_images(options.data, channels=net.channels, size=fixed_size, white_on_black=white_on_black)
-        source = f"the {len(images)} images of {options.data}"
+        source = f"the {len(images)} image{'s' * (len(images) != 1)} of {options.data}"
     else:
         assert data is not None
         images, source = data.test, _source(run, data.test)
