@@ -13,6 +13,8 @@ import errno
 import io
 import os
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -104,7 +106,7 @@ def read_image(source: str | Path | bytes) -> Decoded:
     truncated or oversized (decompression bomb, Pillow's limit) file, and for a file of several frames;
     ``TypeError`` for a source of another type (such as a PIL image: it is decoded already).
     """
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    from PIL import ImageOps
 
     if isinstance(source, str | os.PathLike):
         source = Path(os.fsdecode(source))
@@ -114,6 +116,28 @@ def read_image(source: str | Path | bytes) -> Decoded:
             f"read_image takes a path (str, Path or os.PathLike) or the file's bytes, got {kind.__module__}."
             f"{kind.__qualname__}"
         )
+    with opened_image(source) as opened:
+        _check_single_frame(opened)
+        orientation = opened.getexif().get(0x0112, 1)  # EXIF Orientation, 1: as stored
+        image = ImageOps.exif_transpose(opened)
+        image.load()
+    notes = [f"turned upright by its EXIF orientation ({orientation})"] if orientation in TURNS else []
+    image, note = _to_srgb(image)
+    notes += [note] if note else []
+    pixels, note = _pixels(image)
+    notes += [note] if note else []
+    return Decoded(pixels, tuple(notes))
+
+
+@contextmanager
+def opened_image(source: Path | bytes) -> Iterator[Image.Image]:
+    """Pillow's image of a file or of its bytes, opened (its header read; its pixels on ``load()``), for a ``with``
+    block. Pillow's decompression-bomb warning is an error here, and what goes wrong while opening or in the block
+    (decoding included) becomes one ``ImageError`` line: missing, empty, a folder, permission denied, not an image,
+    a possible bomb, a loop of symbolic links, truncated or corrupt. The training data's header probe opens files
+    with it too, so both say the same."""
+    from PIL import Image, UnidentifiedImageError
+
     empty = source == b"" if isinstance(source, bytes) else source.is_file() and source.stat().st_size == 0
     if empty:
         raise ImageError("empty file")
@@ -121,11 +145,8 @@ def read_image(source: str | Path | bytes) -> Decoded:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             # a str, not a Path: Pillow before 10.1 resolves a Path first, which raises RuntimeError on a loop
-            with Image.open(str(source) if isinstance(source, Path) else io.BytesIO(source)) as opened:
-                _check_single_frame(opened)
-                orientation = opened.getexif().get(0x0112, 1)  # EXIF Orientation, 1: as stored
-                image = ImageOps.exif_transpose(opened)
-                image.load()
+            with Image.open(str(source) if isinstance(source, Path) else io.BytesIO(source)) as image:
+                yield image
     except FileNotFoundError:
         raise ImageError("no such file") from None
     except IsADirectoryError:
@@ -140,12 +161,6 @@ def read_image(source: str | Path | bytes) -> Decoded:
         if isinstance(err, OSError) and err.errno == errno.ELOOP:
             raise ImageError("a loop of symbolic links") from None
         raise ImageError(f"truncated or corrupt image: {err}") from None
-    notes = [f"turned upright by its EXIF orientation ({orientation})"] if orientation in TURNS else []
-    image, note = _to_srgb(image)
-    notes += [note] if note else []
-    pixels, note = _pixels(image)
-    notes += [note] if note else []
-    return Decoded(pixels, tuple(notes))
 
 
 def _check_single_frame(image: Image.Image) -> None:

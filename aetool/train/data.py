@@ -34,7 +34,7 @@ from aetool.errors import DataError, ImageError
 from aetool.models import build_model
 from aetool.runtime import files
 from aetool.runtime.idx import DATA_DIR_ENV, check_dataset, load_split, resolve_data_dir
-from aetool.runtime.images import fit, is_dark_on_light, read_image, resize, to_channels
+from aetool.runtime.images import fit, is_dark_on_light, opened_image, read_image, resize, to_channels
 from aetool.train.config import TrainConfig
 
 DOWNLOAD_ROOT = Path.home() / ".cache" / "aetool"
@@ -138,23 +138,10 @@ def find_images(source: str, *, option: str = "--data") -> tuple[list[Path], Pat
 
 def _probe(path: Path) -> tuple[int, int, bool]:
     """(height, width, colour?) from the file's header, after its EXIF rotation; raises ``ImageError``."""
-    from PIL import Image, UnidentifiedImageError
-
-    if path.stat().st_size == 0:
-        raise ImageError("empty file")  # as the runtime's image reader says
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(str(path)) as image:  # as read_image opens it
-                width, height = image.size
-                turned = image.getexif().get(0x0112, 1) in (5, 6, 7, 8)
-                colour = image.mode not in ("1", "L", "LA", "La", "I", "F") and not image.mode.startswith("I;16")
-    except UnidentifiedImageError:
-        raise ImageError("not an image Pillow can read") from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
-        raise ImageError(f"refused as a possible decompression bomb: {err}") from None
-    except (OSError, ValueError, SyntaxError) as err:
-        raise ImageError(f"truncated or corrupt image: {err}") from None
+    with opened_image(path) as image:
+        width, height = image.size
+        turned = image.getexif().get(0x0112, 1) in (5, 6, 7, 8)
+        colour = image.mode not in ("1", "L", "LA", "La", "I", "F") and not image.mode.startswith("I;16")
     return (width, height, colour) if turned else (height, width, colour)
 
 
