@@ -248,9 +248,9 @@ def add_noise(
     output: Output = None,
     noise: Annotated[
         float | None,
-        typer.Option(min=0, help="Noise level: Gaussian std, or the fraction of pixels hit. [default: 0.5]"),
+        typer.Option(min=0, help="Noise level: Gaussian std, or the fraction of pixels hit. \\[default: 0.5]"),
     ] = None,
-    noise_kind: Annotated[NoiseKind | None, typer.Option(help="Noise kind. [default: gaussian]")] = None,
+    noise_kind: Annotated[NoiseKind | None, typer.Option(help="Noise kind. \\[default: gaussian]")] = None,
     seed: Annotated[
         int | None,
         typer.Option(
@@ -1222,7 +1222,7 @@ def train(
     dataset: Annotated[
         str | None,
         typer.Option(
-            help="mnist or fashion-mnist (IDX files); images with --data. [default: mnist]", show_default=False
+            help="mnist or fashion-mnist (IDX files); images with --data. \\[default: mnist]", show_default=False
         ),
     ] = None,
     data_dir: DataDir = None,
@@ -1239,7 +1239,7 @@ def train(
         float | None,
         typer.Option(
             help="Fraction of --data held out for validation, drawn with --seed. "
-            "[default: 0.1; 0.2 with --classes; at least one image]",
+            "\\[default: 0.1; 0.2 with --classes; at least one image]",
             show_default=False,
         ),
     ] = None,
@@ -1474,7 +1474,7 @@ def calibrate(
         typer.Option(
             help="False-positive rate the threshold allows on normal images: the ceil((n + 1)(1 - FPR))-th smallest of "
             "the n calibration scores (split conformal), so a new normal image scores above it with probability at "
-            "most FPR. [default: 0.01]",
+            "most FPR. \\[default: 0.01]",
             show_default=False,
         ),
     ] = None,

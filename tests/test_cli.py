@@ -510,3 +510,22 @@ def test_info_says_any_size_for_a_model_of_any_multiple():
     spec = {"channels": 3, "size": None, "polarity": "as-is", "multiple_of": 1}
     assert _image_spec(spec, "srgb").startswith("3 channels (srgb), any size, polarity as-is")
     assert "any size divisible by 4" in _image_spec({**spec, "multiple_of": 4}, "srgb")
+
+
+@pytest.mark.parametrize(
+    ("command", "shown"),
+    [
+        ("add-noise", ["[default: 0.5]", "[default: gaussian]"]),
+        ("train", ["[default: mnist]", "[default: 0.1; 0.2 with --classes; at least one image]"]),
+        ("calibrate", ["[default: 0.01]", "[default: portable]"]),
+    ],
+)
+def test_defaults_written_into_help_texts_are_shown_not_taken_for_markup(command, shown):
+    """Rich reads an unescaped [default: …] as a style tag and drops it from the help."""
+    from conftest import cli_runner
+
+    from aetool.cli import app
+
+    result = cli_runner().invoke(app, [command, "--help"], env={"COLUMNS": "200"})
+    words = " ".join(result.stdout.replace("│", " ").split())
+    assert result.exit_code == 0 and all(text in words for text in shown), words
