@@ -31,7 +31,7 @@ RENAMED = {"denoise-dense": "denoise"}  # this checkout's name → round 1's
 
 def train_one(tree: Path, model: str, *, data_dir: str, runs: Path, force: bool) -> dict:
     """Train ``model`` with ``tree``'s train_all.py into ``runs``; its row, and the load average before it."""
-    load = float(Path("/proc/loadavg").read_text().split()[0]) if Path("/proc/loadavg").exists() else None
+    load = round(os.getloadavg()[0], 2)
     command = [sys.executable, "benchmarks/train_all.py", "--data-dir", data_dir, "--runs", str(runs)]
     command += ["--models", model] + (["--force"] if force else [])
     env = {**ENVIRONMENT, "PYTHONPATH": str(tree)}
