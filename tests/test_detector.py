@@ -238,6 +238,31 @@ def test_a_conv_detector_scores_images_of_any_size_with_heatmaps_at_their_size(d
     assert read(tmp_path / "maps" / "odd.heatmap.png").shape == (50, 37, 3)
 
 
+def _photo(rng: np.random.Generator, size: int) -> np.ndarray:
+    """A bright, smooth colour field (H×W×3 uint8): a stand-in for a photograph."""
+    coarse = rng.uniform(0.5, 0.9, (3, 4, 4))
+    smooth = np.stack([np.kron(plane, np.ones((size // 4, size // 4))) for plane in coarse])
+    return np.round(smooth.transpose(1, 2, 0) * 255).astype(np.uint8)
+
+
+def test_a_conv_detector_of_photos_does_not_score_the_padding_of_an_odd_size(tmp_path):
+    rng = np.random.default_rng(4)
+    for i in range(24):
+        save(tmp_path / "normal" / f"{i}.png", _photo(rng, 32))
+    config = TrainConfig("conv-deconv", data=str(tmp_path / "normal"), epochs=2)
+    train(config, run_dir=tmp_path / "run", progress=False, **QUIET)
+    detector = Detector(load(calibrate_run(tmp_path / "run", **QUIET).export.path))
+    full = _photo(rng, 32)
+    save(tmp_path / "in" / "full.png", full)
+    save(tmp_path / "in" / "crop.png", full[:29, :31])  # padded to 32×32
+    found, _ = collect([str(tmp_path / "in")])
+    scores = {Path(d.path).stem: d.score for d in detect(plan_detection(found, heatmaps=None)[0], detector)}
+    assert detector.spec is not None
+    quantiles = detector.spec.calibration["quantiles"]  # of the calibration images' scores
+    width = quantiles["1"] - quantiles["0"]
+    assert abs(scores["crop"] - scores["full"]) < width, (scores, quantiles)  # black padding: far above the range
+
+
 def test_half_a_detector_is_a_model_file_error(one_class, tmp_path):
     proto = onnx.load(one_class[1].export.path)
     kept = [prop for prop in proto.metadata_props if prop.key != contract.ANOMALY]

@@ -103,6 +103,16 @@ def test_conv_models_get_images_padded_and_cropped_back(tmp_path, toy_dir):
     assert np.array_equal(read(tmp_path / "out.png"), page)
 
 
+def test_a_photo_model_gets_images_padded_by_mirroring_a_digit_model_with_black(toy_dir):
+    pixels = np.random.default_rng(1).random((3, 30, 26)).astype(np.float32)
+    photo = Reconstruct(load(toy_dir / "rgb-conv.onnx")).prepare(pixels)  # as-is
+    assert photo.region == (30, 26) and np.array_equal(
+        photo.pixels, np.pad(pixels, [(0, 0), (0, 2), (0, 2)], "symmetric")
+    )
+    digits = Reconstruct(load(toy_dir / "conv.onnx")).prepare(pixels[:1])  # white-on-black
+    assert np.array_equal(digits.pixels, np.pad(pixels[:1], [(0, 0), (0, 2), (0, 2)]))
+
+
 def test_side_by_side_shows_input_and_output(tmp_path, toy_dir):
     source = save(tmp_path / "ring.png", digit())
     [outcome] = process(

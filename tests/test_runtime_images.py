@@ -141,6 +141,20 @@ def test_pages_are_padded_bottom_right_with_black_to_the_models_multiple():
     assert padded[:30, :45].min() == 1 and padded[30:].max() == 0 and padded[:, 45:].max() == 0
 
 
+def test_photos_are_padded_by_mirroring_their_last_rows_and_columns():
+    assert not InputSpec(None, multiple_of=4).mirror_padding  # MNIST's world: black, its background
+    assert InputSpec(None, multiple_of=4, polarity="as-is").mirror_padding
+    photo = np.random.default_rng(0).random((3, 30, 45)).astype(np.float32)
+    padded = images.pad_to(photo, (32, 48), mirror=True)
+    assert padded.shape == (3, 32, 48) and np.array_equal(padded[:, :30, :45], photo)
+    assert np.array_equal(padded[:, 30:, :45], photo[:, [29, 28]]) and np.array_equal(
+        padded[:, :30, 45:], photo[..., [44, 43, 42]]
+    )
+    assert np.array_equal(
+        images.pad_to(np.full((1, 1), 0.7, np.float32), (4, 4), mirror=True), np.full((4, 4), 0.7, np.float32)
+    )
+
+
 def test_the_page_limit_counts_the_padding():
     with pytest.raises(ValueError, match="over the"):
         InputSpec(None, multiple_of=8192).padded(28, 28)  # one 28×28 digit would become 67 megapixels

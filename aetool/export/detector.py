@@ -155,10 +155,11 @@ def _source(run: Run, held_out: ImageSet) -> str:
     return f"{len(held_out)} held-out images ({share}) of {config.data}"
 
 
-def _batches(images: ImageSet, net: Autoencoder) -> list[np.ndarray]:
+def _batches(images: ImageSet, net: Autoencoder, *, mirror: bool = False) -> list[np.ndarray]:
     """B×C×H×W float32 batches of the images, as training scores its test images (one size together; others one
-    at a time, padded with black to the model's multiple, as ``aetool detect`` pads them)."""
-    groups = scoring(images, noise=Noise(), multiple_of=net.multiple_of).groups
+    at a time, padded to the model's multiple as ``aetool detect`` pads them: with black, or by mirroring for an
+    as-is model, ``mirror``)."""
+    groups = scoring(images, noise=Noise(), multiple_of=net.multiple_of, mirror=mirror).groups
     return [inputs.numpy() for inputs, _ in groups]
 
 
@@ -219,7 +220,7 @@ def calibrate_run(
     if len(images) < 2:
         raise AetoolError(f"calibration needs at least two normal images; {source} has {len(images)}")
     weights = wmse_weights(net, data.train) if data is not None and "wmse" in names else None
-    batches = _batches(images, net)
+    batches = _batches(images, net, mirror=facts.polarity == contract.AS_IS)
     raw, peaks = raw_components(net, batches, Constants(names, weights))
     mean, std = raw.mean(axis=0), raw.std(axis=0)
     if not (np.isfinite(std).all() and (std > 0).all()):

@@ -41,7 +41,7 @@ class ModelFacts:
     @property
     def polarity(self) -> str:
         """MNIST's white-on-black for the IDX datasets (the runtime inverts dark-on-light inputs), else as-is."""
-        return contract.AS_IS if self.dataset == "images" else contract.POLARITY
+        return contract.polarity_of(self.dataset)
 
 
 def noise_record(noise: Noise) -> dict[str, Any]:

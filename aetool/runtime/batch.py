@@ -52,7 +52,8 @@ class Step(Protocol):
 
 
 class Reconstruct:
-    """Run an autoencoder. Conv models take any size (padded to their multiple, cropped back). Dense models take
+    """Run an autoencoder. Conv models take any size (padded to their multiple, cropped back; with black, or by
+    mirroring for an as-is model: ``InputSpec.mirror_padding``). Dense models take
     their own size; another size is refused unless ``resize``: then the image is fitted to the model's size and the
     result resized back to the image's (the MNIST fit and its inverse for white-on-black models, a plain Lanczos
     resize both ways for as-is ones)."""
@@ -70,7 +71,7 @@ class Reconstruct:
                 padded = spec.padded(height, width)
             except ValueError as err:
                 raise ImageError(str(err)) from None
-            return Prepared(images.pad_to(pixels, padded), (height, width))
+            return Prepared(images.pad_to(pixels, padded, mirror=spec.mirror_padding), (height, width))
         if (height, width) == spec.size:
             return Prepared(pixels, spec.size)
         if not self.resize:

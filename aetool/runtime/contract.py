@@ -57,6 +57,15 @@ VERSION = 2
 POLARITY = "white-on-black"  # MNIST's world: dark-on-light inputs are inverted for the model and back
 AS_IS = "as-is"  # photographs and other images of your own: fed as they are
 POLARITIES = (POLARITY, AS_IS)
+
+
+def polarity_of(dataset: str) -> str:
+    """The polarity of a model trained on ``dataset``: MNIST's white-on-black for the IDX datasets (``mnist``,
+    ``fashion-mnist``), as-is for ``images`` (a folder or glob of the user's). Images of as-is models are padded
+    by mirroring, those of white-on-black ones with black (``images.pad_to``)."""
+    return AS_IS if dataset == "images" else POLARITY
+
+
 COLOUR_SPACES = {1: "gray", 3: "srgb"}
 
 

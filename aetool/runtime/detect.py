@@ -158,8 +158,8 @@ class Detection:
 
     ``score`` is the detector's (``score_name``), ``threshold`` None when it has none, ``anomalous`` whether the
     score is above it; ``components`` the raw components by name; ``mse`` the reconstruction's MSE and ``map_max``
-    the anomaly map's largest value, both over the image's region (a conv model's score also covers the black
-    padding up to its multiple, as calibration's did).
+    the anomaly map's largest value, both over the image's region (a conv model's score also covers the padding
+    up to its multiple, black or mirrored as ``InputSpec.mirror_padding`` says, as calibration's did).
     """
 
     path: str

@@ -340,7 +340,8 @@ def _score(model: Model, pairs: Iterable[_Pair], run: _Run) -> None:
             except ValueError as err:  # a page too large for a conv model
                 run.failed.extend(Failure(pair.label, str(err)) for pair in group)
                 continue
-            outputs = model.reconstruct(np.stack([pad_to(pair.inputs, padded) for pair in group]))
+            inputs = [pad_to(pair.inputs, padded, mirror=spec.mirror_padding) for pair in group]
+            outputs = model.reconstruct(np.stack(inputs))
             run.scores.add(outputs[:, :, :height, :width], np.stack([pair.target for pair in group]))
             for pair in group:
                 run.done.update(pair.done)

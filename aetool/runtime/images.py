@@ -371,9 +371,12 @@ def resize(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.clip(np.stack(planes), 0, 1).astype(np.float32, copy=False)
 
 
-def pad_to(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Pad H×W (or C×H×W) pixels with black at the bottom and right up to ``size`` (height, width); raises
-    ``ValueError`` for fewer than two axes or a ``size`` smaller than the pixels' (padding only grows them)."""
+def pad_to(pixels: np.ndarray, size: tuple[int, int], *, mirror: bool = False) -> np.ndarray:
+    """Pad H×W (or C×H×W) pixels at the bottom and right up to ``size`` (height, width): with black, MNIST's
+    background, or with ``mirror`` by mirroring the last rows and columns (numpy's ``symmetric`` mode, mirrored
+    again where the padding is wider than the image), so that a photograph gets no black edge that a model would
+    reconstruct badly and a detector score as a defect. Raises ``ValueError`` for fewer than two axes or a
+    ``size`` smaller than the pixels' (padding only grows them)."""
     if pixels.ndim < 2:
         raise ValueError(f"pad_to takes H×W or C×H×W pixels, got shape {pixels.shape}")
     height, width = pixels.shape[-2:]
@@ -383,7 +386,7 @@ def pad_to(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
             "grows them: crop or resize instead"
         )
     pad = [(0, 0)] * (pixels.ndim - 2) + [(0, size[0] - height), (0, size[1] - width)]
-    return np.pad(pixels, pad)
+    return np.pad(pixels, pad, mode="symmetric") if mirror else np.pad(pixels, pad)
 
 
 def side_by_side(left: np.ndarray, right: np.ndarray) -> np.ndarray:

@@ -68,6 +68,12 @@ class InputSpec:
     batch: int | None = None  # images per session call when the file fixes it (e.g. 1), else None: any
 
     @property
+    def mirror_padding(self) -> bool:
+        """Whether images are padded to ``multiple_of`` by mirroring (as-is models: photographs) rather than with
+        black (white-on-black models, whose background black is); see ``images.pad_to``."""
+        return self.polarity == contract.AS_IS
+
+    @property
     def colour_space(self) -> str:
         """``gray`` for one channel, ``srgb`` for three."""
         return contract.COLOUR_SPACES[self.channels]

@@ -27,6 +27,7 @@ from torch import nn
 
 from aetool.errors import AetoolError, Interrupted, first_line
 from aetool.models import PCA, Autoencoder, build_model, get_spec
+from aetool.runtime import contract
 from aetool.runtime.cpu import keep_freed_memory
 from aetool.runtime.images import pad_to
 from aetool.runtime.metrics import psnr
@@ -134,8 +135,9 @@ def _noisy(images: torch.Tensor, noise: Noise, rng: np.random.Generator) -> torc
 class Scoring:
     """A test set as the loop scores it: groups of (inputs, targets) of one shape, and each image's real size.
 
-    Inputs are float32 in [0, 1] (noisy for a denoiser), targets uint8; both B×C×H×W, padded with black to the
-    model's ``multiple_of`` for images of other sizes, which are scored at their real size (``sizes``).
+    Inputs are float32 in [0, 1] (noisy for a denoiser), targets uint8; both B×C×H×W, padded (with black, or by
+    mirroring for as-is images) to the model's ``multiple_of`` for images of other sizes, which are scored at their
+    real size (``sizes``).
     """
 
     groups: list[tuple[torch.Tensor, torch.Tensor]]
@@ -148,9 +150,12 @@ def scoring(
     noise: Noise,
     multiple_of: int | None,
     per_image_noise: bool = False,
+    mirror: bool = False,
     batch: int = EVAL_BATCH,
 ) -> Scoring:
-    """The test images grouped for scoring: batches of ``batch`` when they share a size, else one at a time.
+    """The test images grouped for scoring: batches of ``batch`` when they share a size, else one at a time, each
+    padded to ``multiple_of`` as the runtime pads it: with black, or by mirroring (``mirror``: an as-is model's
+    images; ``images.pad_to``).
 
     The noise comes from one generator seeded ``TEST_NOISE_SEED``, so every epoch, resume and export scores the same
     noisy inputs, and ``aetool evaluate`` draws the same: in one draw over an IDX split (as round 1 did), image by
@@ -171,7 +176,8 @@ def scoring(
         height, width = image.shape[1:]
         noisy = noise.apply(image[None] / np.float32(255), rng)[0]
         padded_size = InputSpec(None, multiple_of or 1).padded(height, width)
-        inputs, targets = pad_to(noisy, padded_size), pad_to(np.asarray(image), padded_size)
+        inputs = pad_to(noisy, padded_size, mirror=mirror)
+        targets = pad_to(np.asarray(image), padded_size, mirror=mirror)
         groups.append((torch.from_numpy(inputs[None]), torch.from_numpy(targets[None])))
         sizes.append([(int(height), int(width))])
     return Scoring(groups, sizes)
@@ -314,8 +320,13 @@ class Trainer:
         )
         self.noise = config.noise_spec
         per_image = config.dataset == "images"
-        self.test = scoring(data.test, noise=self.noise, multiple_of=net.multiple_of, per_image_noise=per_image)
-        self.clean_test = scoring(data.test, noise=Noise(), multiple_of=net.multiple_of) if self.noise else None
+        mirror = contract.polarity_of(config.dataset) == contract.AS_IS
+        self.test = scoring(
+            data.test, noise=self.noise, multiple_of=net.multiple_of, per_image_noise=per_image, mirror=mirror
+        )
+        self.clean_test = (
+            scoring(data.test, noise=Noise(), multiple_of=net.multiple_of, mirror=mirror) if self.noise else None
+        )
         self.baselines = baselines(self.test, data.train, denoising=bool(self.noise))
         self.history: list[dict[str, Any]] = []
         self.start_epoch = 0

@@ -6,7 +6,9 @@
 // replication), inverted when the model takes white-on-black images and this one is dark on light (judged by
 // its border), then fitted to a model of one size (the MNIST fit: ink into a 20×20 box centred in 28×28; the
 // page resamples with an antialiased bilinear filter where the runtime uses Lanczos) or padded to a multiple of
-// the size for a convolutional model. window.aetool exposes the same steps to the tests (tests/test_web.py).
+// the size for a convolutional model, with black (as the runtime pads for white-on-black models, which every
+// bundled model is; it mirrors the images of as-is ones). window.aetool exposes the same steps to the tests
+// (tests/test_web.py).
 'use strict';
 
 const LUMA = [0.299, 0.587, 0.114]; // Pillow's RGB → L weights (ITU-R 601-2), as aetool's runtime
