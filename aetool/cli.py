@@ -31,6 +31,7 @@ from aetool.errors import AetoolError, Interrupted, NotLearned, os_reason
 if TYPE_CHECKING:
     from aetool.bench import BenchSummary
     from aetool.runtime.batch import ImageOptions, Outcome, Step
+    from aetool.runtime.detect import Detection
     from aetool.runtime.evaluate import Evaluation
     from aetool.runtime.files import Failure, Job
     from aetool.runtime.model import Model
@@ -439,11 +440,15 @@ def _trained_on_digits(step: Step) -> bool:
     return isinstance(step, Reconstruct) and step.model.metadata.get(contract.DATASET) in IDX_DATASETS
 
 
-def _changes(outcome: Outcome, channels: int | None, *, forced: bool = False) -> list[tuple[str, str]]:
-    """What was done to an image on its way through, as (what a summary counts, the line for this image);
-    ``forced``: --invert was given, so an inversion is not the image's polarity but the option's."""
+def _changes(
+    outcome: Outcome | Detection, channels: int | None, *, forced: bool = False, scored: bool = False
+) -> list[tuple[str, str]]:
+    """What was done to an image on its way through, as (what a summary counts, the line for this image): the way
+    there and the output's way back for ``denoise``/``reconstruct``, the way to the score when ``scored``
+    (``detect``). ``forced``: --invert was given, so an inversion is not the image's polarity but the option's."""
     from aetool.runtime.images import GREY_TO_RGB
 
+    back = not scored  # an output image goes back to the input's polarity and size
     changes = [("with notes from reading (see --json)", text) for text in outcome.notes]
     if outcome.converted and channels:
         kind = "grey" if channels == 1 else "RGB"
@@ -451,25 +456,30 @@ def _changes(outcome: Outcome, channels: int | None, *, forced: bool = False) ->
         changes.append(
             (
                 f"converted {outcome.converted}",
-                f"{outcome.converted} for the model, which takes {kind} images; the output is {written}",
+                f"{outcome.converted} for the model, which takes {kind} images"
+                + (f"; the output is {written}" if back else ""),
             )
         )
+    and_back = " and back" if back else ""
     if outcome.inverted and forced:
-        changes.append(("inverted (--invert) and back", "inverted (--invert) and the output back"))
+        changes.append((f"inverted (--invert){and_back}", "inverted (--invert)" + " and the output back" * back))
     elif outcome.inverted:
         changes.append(
             (
-                "inverted (dark on light) and back",
-                "dark on light: inverted to MNIST's white on black and the output back (--no-invert: not)",
+                f"inverted (dark on light){and_back}",
+                "dark on light: inverted to MNIST's white on black"
+                + " and the output back" * back
+                + " (--no-invert: not)",
             )
         )
-    if outcome.resized and outcome.input_size and outcome.fitted_size:
+    if outcome.input_size and outcome.fitted_size:
         (width, height), (fit_width, fit_height) = outcome.input_size, outcome.fitted_size
         changes.append(
             (
-                "resized to the model's size and back",
-                f"resized {width}×{height} to the model's {fit_width}×{fit_height} and the result back to "
-                f"{width}×{height}",
+                f"resized to the model's size{and_back}",
+                f"resized {width}×{height} to the model's {fit_width}×{fit_height} and the "
+                + ("result" if back else "anomaly map")
+                + f" back to {width}×{height}",
             )
         )
     return changes
@@ -569,6 +579,8 @@ def detect(
             if as_json:
                 typer.echo(json.dumps(Detection(failure.label, error=failure.error).record()))
         stop = threading.Event()  # Ctrl-C while a record is printed: the settled ones are printed first
+        few = len(jobs) + len(failures) + len(refused) <= FEW
+        changes: Counter[str] = Counter()
         for result in detect(jobs, detector, invert=invert, resize=resize, stop=stop):
             with files.interrupts_deferred(stop):
                 if as_json:
@@ -579,6 +591,10 @@ def detect(
                     continue
                 verdict = {True: "anomalous", False: "normal", None: "scored"}[result.anomalous]
                 verdicts[verdict] += 1
+                done = _changes(result, loaded.input_spec.channels, forced=invert is True, scored=True)
+                changes.update(kind for kind, _ in done)
+                for _, text in done if few else ():
+                    note(f"{result.path}: {text}")
                 if not as_json:
                     limit = "-" if result.threshold is None else f"{result.threshold:.6g}"
                     typer.echo(f"{result.path}\t{result.score:.6g}\t{limit}\t{verdict}")
@@ -591,7 +607,8 @@ def detect(
     )
     total = sum(verdicts.values())
     images = f"{total} image{'' if total == 1 else 's'}"
-    note(f"{images}: {counts} ({rule}) in {time.perf_counter() - started:.2f} s")
+    also = "".join(f"; {n} {kind}" for kind, n in changes.items()) if not few else ""
+    note(f"{images}: {counts} ({rule}{also}) in {time.perf_counter() - started:.2f} s")
     raise typer.Exit(1 if verdicts["failed"] else 0)
 
 
@@ -803,6 +820,8 @@ def _evaluate_anomaly(
             result = evaluate_idx(detector, folder, classes=normal_classes(detector, classes), limit=limit)
     for failure in result.failed:
         error(f"{failure.label}: {failure.error}")
+    for text in result.notes:
+        note(text)
     if as_json:
         typer.echo(json.dumps(result.to_dict()))
     else:

@@ -328,6 +328,31 @@ def test_detect_prints_a_verdict_per_image_and_writes_heatmaps(one_class, digits
     assert low.exit_code == 0 and all(line.endswith("\tanomalous") for line in low.stdout.splitlines())
 
 
+def test_detect_says_what_it_did_to_images_on_their_way_to_the_score(digits, real_models, tmp_path):
+    normal = sorted((digits / "normal").iterdir())
+
+    def dark_on_light_colour(image: Path) -> np.ndarray:
+        light = 255 - read(image).astype(float)
+        return np.round(np.stack([light, light, 0.9 * light], axis=2)).astype(np.uint8)
+
+    light = save(tmp_path / "few" / "light.png", dark_on_light_colour(normal[0]))
+    model = str(real_models["deep"])  # grey, white-on-black
+    few = runner.invoke(app, ["detect", str(light), str(normal[1]), "-m", model])
+    assert few.exit_code == 0, few.output
+    assert f"{light}: RGB → grey (luma) for the model, which takes grey images" in few.stderr
+    assert f"{light}: dark on light: inverted to MNIST's white on black (--no-invert: not)" in few.stderr
+    assert str(normal[1]) not in few.stderr and "2 images: 2 scored (score mse," in few.stderr
+    for i, image in enumerate(normal[:5]):
+        save(tmp_path / "many" / f"{i}.png", dark_on_light_colour(image))
+    many = runner.invoke(app, ["detect", str(tmp_path / "many"), "-m", model])
+    assert many.exit_code == 0 and "5 converted RGB → grey (luma); 5 inverted (dark on light)) in" in many.stderr
+    argv = ["evaluate", "--anomaly", "--normal", str(tmp_path / "many"), "--anomalous", str(digits / "anomalous")]
+    measured = runner.invoke(app, [*argv, "-m", model])
+    assert measured.exit_code == 0, measured.output
+    assert "5 images converted RGB → grey (luma)" in measured.stderr
+    assert "5 images inverted (dark on light) for the model's white-on-black world" in measured.stderr
+
+
 def test_detect_refuses_heatmaps_that_name_a_file_before_scoring(digits, real_models, tmp_path):
     taken = tmp_path / "maps.png"
     taken.write_bytes(b"mine")

@@ -31,6 +31,7 @@ import numpy as np
 from aetool.errors import AetoolError, DataError, ModelFileError, TimedOut
 from aetool.runtime import anomaly, contract, images
 from aetool.runtime.batch import Outcome, Ready, Reconstruct, read_chunks
+from aetool.runtime.evaluate import INVERTED, RESIZED, counted
 from aetool.runtime.files import HEATMAP, Failure, Input, Job, collect_set, interrupts_held, plan, write_files
 from aetool.runtime.idx import load_split
 from aetool.runtime.metrics import SCORE_BATCH, SSIM_RADIUS
@@ -339,6 +340,7 @@ class AnomalyEvaluation:
     normal: str  # what counted as normal: the classes, or the folder
     seconds: float
     failed: list[Failure] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what was done to the images, once per kind, with a count
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -353,9 +355,11 @@ def measure(
     normal: str,
     started: float,
     failed: list[Failure] | None = None,
+    done: Counter[str] | None = None,
 ) -> AnomalyEvaluation:
-    """The evaluation of the finite ``scores`` (NaN: an image that failed, left out); ``DataError`` when the images
-    scored are all of one kind (naming the first image that failed, when images failed)."""
+    """The evaluation of the finite ``scores`` (NaN: an image that failed, left out), with ``done`` (what was done
+    to how many images) as its notes; ``DataError`` when the images scored are all of one kind (naming the first
+    image that failed, when images failed)."""
     kept = np.isfinite(scores)
     scores, labels = scores[kept], np.asarray(is_anomaly, bool)[kept]
     if labels.all() or not labels.any():
@@ -377,6 +381,7 @@ def measure(
         normal=normal,
         seconds=round(time.perf_counter() - started, 3),
         failed=failed or [],
+        notes=counted(done or Counter()),
     )
 
 
@@ -429,16 +434,21 @@ def evaluate_idx(
     return measure(detector, scores, is_anomaly, data=f"{data_dir} ({split})", normal=normal, started=started)
 
 
-def _scores_of(detector: Detector, found: Iterable[Input], failed: list[Failure], **options: Any) -> list[float]:
-    """The scores of images (NaN where one failed, which is listed in ``failed``)."""
+def _scores_of(
+    detector: Detector, found: Iterable[Input], failed: list[Failure], done: Counter[str], **options: Any
+) -> list[float]:
+    """The scores of images (NaN where one failed, which is listed in ``failed``); what was done to the others on
+    their way (channels converted, inverted, resized) is counted in ``done``, in ``aetool evaluate``'s words."""
     jobs = [Job(item.label, item.source, None, "PNG") for item in found]
     scores: list[float] = []
     for detection in detect(jobs, detector, **options):
         if detection.error or detection.score is None:
             failed.append(Failure(detection.path, detection.error or "not scored"))
             scores.append(math.nan)
-        else:
-            scores.append(detection.score)
+            continue
+        scores.append(detection.score)
+        ways = {f"converted {detection.converted}": bool(detection.converted), INVERTED: detection.inverted}
+        done.update(what for what, happened in {**ways, RESIZED: bool(detection.fitted_size)}.items() if happened)
     return scores
 
 
@@ -456,10 +466,13 @@ def evaluate_folders(
     """
     started = time.perf_counter()
     failed: list[Failure] = []
+    done: Counter[str] = Counter()
     sides = [_found(normal, "--normal"), _found(anomalous, "--anomalous")]
-    scores = np.array(_scores_of(detector, [*sides[0], *sides[1]], failed, invert=invert, resize=resize))
+    scores = np.array(_scores_of(detector, [*sides[0], *sides[1]], failed, done, invert=invert, resize=resize))
     is_anomaly = np.r_[np.zeros(len(sides[0]), bool), np.ones(len(sides[1]), bool)]
-    return measure(detector, scores, is_anomaly, data=anomalous, normal=normal, started=started, failed=failed)
+    return measure(
+        detector, scores, is_anomaly, data=anomalous, normal=normal, started=started, failed=failed, done=done
+    )
 
 
 def evaluate_labelled(
@@ -484,9 +497,12 @@ def evaluate_labelled(
         named = sorted(label for label in labels if label)
         has = f"it has {', '.join(named)}" if named else "it has no subfolders, whose names would label the images"
         raise DataError(f"no image of {data} is in a subfolder {' or '.join(classes)}; {has}")
-    scores = np.array(_scores_of(detector, found, failed, invert=invert, resize=resize))
+    done: Counter[str] = Counter()
+    scores = np.array(_scores_of(detector, found, failed, done, invert=invert, resize=resize))
     normal = f"class {','.join(classes)}"
-    return measure(detector, scores, np.array(is_anomaly), data=data, normal=normal, started=started, failed=failed)
+    return measure(
+        detector, scores, np.array(is_anomaly), data=data, normal=normal, started=started, failed=failed, done=done
+    )
 
 
 def _label(item: Input) -> str:

@@ -39,6 +39,11 @@ INVERTED = "inverted (dark on light) for the model's white-on-black world"
 RESIZED = "fitted to the model's size (--resize)"
 
 
+def counted(done: Counter[str]) -> list[str]:
+    """What was done to the images, a line per kind with its count: ``8 images converted grey → RGB (replicated)``."""
+    return [f"{n} image{'s' if n > 1 else ''} {what}" for what, n in done.items() if n]
+
+
 def trained_noise(model: Model) -> Noise:
     """The noise the model was trained with, from its metadata: one level of one kind, or a range or mix (the
     ``mix`` text of runtime.noise.Noise); none when the file records none. Raises ``ModelFileError`` for a record
@@ -390,7 +395,7 @@ def _result(
         ssim_images=run.scores.ssim_images,
         data=data,
         targets=targets,
-        notes=[f"{n} image{'s' if n > 1 else ''} {what}" for what, n in run.done.items() if n],
+        notes=counted(run.done),
         failed=run.failed,
         missing=missing or [],
     )
