@@ -1407,7 +1407,8 @@ def train(
                 if config.classes or get_spec(model).detector:
                     calibrate_run(result.run_dir, options=CalibrationOptions(data_dir=config.data_dir), echo=note)
                 else:
-                    export_run(result.run_dir, options=ExportOptions(data_dir=config.data_dir), echo=note)
+                    options = ExportOptions(data_dir=config.data_dir)  # the run's new model replaces any file there
+                    export_run(result.run_dir, options=options, over_detector=True, echo=note)
             except KeyboardInterrupt:
                 raise Interrupted(
                     f"interrupted while exporting; the run is complete, export it with: aetool export {result.run_dir}"

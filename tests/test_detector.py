@@ -80,6 +80,18 @@ def one_class(data_dir, tmp_path_factory):
     return run, calibration
 
 
+def test_export_keeps_a_calibrated_detector_unless_told(one_class, tmp_path):
+    run, calibration = one_class
+    kept = calibration.export.path.read_bytes()
+    result = runner.invoke(app, ["export", str(run), "--int8"])
+    assert result.exit_code == 2 and f"{calibration.export.path} is a calibrated anomaly detector;" in result.stderr
+    assert "export to another file (-o), or a detector again (--anomaly" in result.stderr
+    assert calibration.export.path.read_bytes() == kept
+    elsewhere = runner.invoke(app, ["export", str(run), "-o", str(tmp_path / "plain.onnx")])
+    assert elsewhere.exit_code == 0, elsewhere.output
+    assert contract.ANOMALY not in load(tmp_path / "plain.onnx").metadata
+
+
 def test_a_threshold_on_few_images_says_how_many_lie_above_it(one_class, tmp_path):
     lines: list[str] = []
     options = CalibrationOptions(fpr=0.1)

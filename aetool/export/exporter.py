@@ -242,6 +242,18 @@ def _check_target(path: Path) -> None:
     check_folder(path.parent, file=path.name)
 
 
+def _holds_detector(path: Path) -> bool:
+    """Whether ``path`` is a model file with an anomaly record (a calibrated detector); False for no file, or one
+    that is not a model."""
+    if not path.is_file():
+        return False
+    try:
+        proto = onnx.load(path, load_external_data=False)
+    except (OSError, ValueError, DecodeError):
+        return False
+    return any(prop.key == contract.ANOMALY for prop in proto.metadata_props)
+
+
 def _export(
     net: Autoencoder,
     path: Path,
@@ -508,22 +520,34 @@ def run_facts(run: Run) -> metadata.ModelFacts:
 
 
 def export_run(
-    run_dir: str | Path, *, out: str | Path | None = None, options: ExportOptions = ExportOptions(), echo: Echo = print
+    run_dir: str | Path,
+    *,
+    out: str | Path | None = None,
+    options: ExportOptions = ExportOptions(),
+    over_detector: bool = False,
+    echo: Echo = print,
 ) -> ExportResult:
     """Export a training run's model, with the variants ``options.precisions`` asks for beside it.
 
-    ``out`` is the file to write, or a folder to hold ``model.onnx`` (default: the run folder). Model name,
-    architecture, dataset, noise and epochs come from the run's config, the test MSE from its history. Real test
-    digits (``options.data_dir``, else ``$AETOOL_DATA_DIR``, else the folder the run was trained on if it is still
-    there) join the parity inputs, and each variant's test MSE is measured against the fp32 file's; static int8 for
-    conv models calibrates on the first 256 training digits. Raises ``AetoolError`` for a run that cannot be read,
-    a target that cannot be written, or variants without test digits (their MSE could not be checked), and
-    ``ParityError`` as :func:`export_model` does.
+    ``out`` is the file to write, or a folder to hold ``model.onnx`` (default: the run folder); a calibrated
+    anomaly detector there is refused (its threshold and calibration would be lost) unless ``over_detector``.
+    Model name, architecture, dataset, noise and epochs come from the run's config, the test MSE from its history.
+    Real test digits (``options.data_dir``, else ``$AETOOL_DATA_DIR``, else the folder the run was trained on if it
+    is still there) join the parity inputs, and each variant's test MSE is measured against the fp32 file's; static
+    int8 for conv models calibrates on the first 256 training digits. Raises ``AetoolError`` for a run that cannot
+    be read, a target that cannot be written or holds a detector, or variants without test digits (their MSE could
+    not be checked), and ``ParityError`` as :func:`export_model` does.
     """
     run = load_run(run_dir)
     facts = run_facts(run)
     path = Path(out) if out is not None else run.folder.model_file
     _check_target(path)
+    if not over_detector and _holds_detector(path):
+        raise AetoolError(
+            f"{path} is a calibrated anomaly detector; the plain model written there would drop its threshold and "
+            "calibration: export to another file (-o), or a detector again (--anomaly: calibrated anew at the "
+            "defaults; aetool calibrate for your images and rate), or remove the file first"
+        )
     data = _run_data(run, options)
     if trivial := trivial_run(run):
         echo(f"warning: {trivial}; exported as asked (aetool train exports such a run only with --allow-trivial)")
