@@ -40,6 +40,9 @@ app = typer.Typer(name="aetool", no_args_is_help=True, pretty_exceptions_enable=
 
 T = TypeVar("T")
 FEW = 4  # up to this many inputs: a note per image and no progress bar
+LOW_SCORE = "unusually low"
+BLANK_FRAMES = "normal by the threshold, but an image unlike the normal ones can score low too, as a blank, flat or "
+BLANK_FRAMES += "blurred frame is easy to reconstruct; --json: unusually_low"
 
 
 class NoiseKind(str, Enum):
@@ -592,6 +595,8 @@ def detect(
                 verdict = {True: "anomalous", False: "normal", None: "scored"}[result.anomalous]
                 verdicts[verdict] += 1
                 done = _changes(result, loaded.input_spec.channels, forced=invert is True, scored=True)
+                if result.unusually_low:
+                    done.append((LOW_SCORE, f"score unusually low for a normal image ({BLANK_FRAMES})"))
                 changes.update(kind for kind, _ in done)
                 for _, text in done if few else ():
                     note(f"{result.path}: {text}")
@@ -609,6 +614,9 @@ def detect(
     images = f"{total} image{'' if total == 1 else 's'}"
     also = "".join(f"; {n} {kind}" for kind, n in changes.items()) if not few else ""
     note(f"{images}: {counts} ({rule}{also}) in {time.perf_counter() - started:.2f} s")
+    if changes[LOW_SCORE] and not few:
+        fence = f"below {detector.low_fence:.6g}, the calibration scores' Q1 − 1.5 × IQR"
+        note(f"{changes[LOW_SCORE]} scored unusually low ({fence}): {BLANK_FRAMES}")
     raise typer.Exit(1 if verdicts["failed"] else 0)
 
 

@@ -365,6 +365,33 @@ def test_detect_says_what_it_did_to_images_on_their_way_to_the_score(digits, rea
     assert "5 images inverted (dark on light) for the model's white-on-black world" in measured.stderr
 
 
+def test_scores_below_the_calibration_scores_lower_fence_are_called_unusually_low(one_class, digits, tmp_path):
+    path = one_class[1].export.path
+    detector = Detector(load(path))
+    quantiles = detector.spec.calibration["quantiles"]  # type: ignore[union-attr]
+    iqr = quantiles["0.75"] - quantiles["0.25"]
+    assert detector.low_fence == pytest.approx(quantiles["0.25"] - 1.5 * iqr)  # Tukey's lower fence
+    normal = runner.invoke(app, ["detect", str(digits / "normal"), "-m", str(path), "--json"])
+    records = [json.loads(line) for line in normal.stdout.splitlines()]
+    low = sum(r["unusually_low"] for r in records)
+    assert low <= 1 and all(r["unusually_low"] == (r["score"] < detector.low_fence) for r in records)
+    proto = onnx.load(path)  # the same detector, its calibration quartiles moved above every normal score
+    for prop in proto.metadata_props:
+        if prop.key == contract.ANOMALY:
+            record = json.loads(prop.value)
+            record["calibration"]["quantiles"].update({"0.25": 1e6, "0.75": 1e6})
+            prop.value = json.dumps(record)
+    onnx.save(proto, tmp_path / "moved.onnx")
+    many = runner.invoke(app, ["detect", str(digits / "normal"), "-m", str(tmp_path / "moved.onnx")])
+    assert many.exit_code == 0 and f"; {len(records)} unusually low) in" in many.stderr
+    assert f"{len(records)} scored unusually low (below 1e+06, the calibration scores' Q1 − 1.5 × IQR)" in many.stderr
+    one = sorted((digits / "normal").iterdir())[0]
+    few = runner.invoke(app, ["detect", str(one), "-m", str(tmp_path / "moved.onnx")])
+    assert f"{one}: score unusually low for a normal image (normal by the threshold, but" in few.stderr
+    flagged = runner.invoke(app, ["detect", str(one), "-m", str(tmp_path / "moved.onnx"), "--threshold", "-1e9"])
+    assert flagged.stdout.endswith("\tanomalous\n") and "unusually low" not in flagged.stderr  # anomalous already
+
+
 def test_detect_refuses_heatmaps_that_name_a_file_before_scoring(digits, real_models, tmp_path):
     taken = tmp_path / "maps.png"
     taken.write_bytes(b"mine")

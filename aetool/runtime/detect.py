@@ -144,6 +144,18 @@ class Detector:
             )
         return Scored(scores.astype(np.float64), maps, parts.astype(np.float64), outputs)
 
+    @property
+    def low_fence(self) -> float | None:
+        """Tukey's lower fence of the calibration scores, Q1 − 1.5 × (Q3 − Q1) from the quartiles the file records
+        (Tukey, "Exploratory Data Analysis", 1977): a score below it is unusually low for a normal image. None when
+        the file records no finite quartiles (a plain model)."""
+        quantiles = self.spec.calibration.get("quantiles") if self.spec else None
+        quartiles = [quantiles.get(q) if isinstance(quantiles, dict) else None for q in ("0.25", "0.75")]
+        if not all(isinstance(q, (int, float)) and not isinstance(q, bool) and math.isfinite(q) for q in quartiles):
+            return None
+        first, third = (float(q) for q in quartiles)  # type: ignore[arg-type]
+        return first - 1.5 * (third - first)
+
     def verdict(self, score: float) -> bool | None:
         """Whether a score is anomalous (above the threshold, or NaN: a score that cannot be shown normal); None
         without a threshold."""
@@ -158,7 +170,9 @@ class Detection:
     """What ``aetool detect`` found in one image; ``record()`` is its JSON line.
 
     ``score`` is the detector's (``score_name``), ``threshold`` None when it has none, ``anomalous`` whether the
-    score is above it; ``components`` the raw components by name; ``mse`` the reconstruction's MSE and ``map_max``
+    score is above it, ``unusually_low`` whether it is not and below the calibration scores' lower fence
+    (``Detector.low_fence``: normal by the threshold, yet an image unlike the normal ones can score low too, as a
+    blank, flat or blurred frame is easy to reconstruct); ``components`` the raw components by name; ``mse`` the reconstruction's MSE and ``map_max``
     the anomaly map's largest value, both over the image's region (a conv model's score also covers the padding
     up to its multiple, black or mirrored as ``InputSpec.mirror_padding`` says, as calibration's did).
     """
@@ -167,6 +181,7 @@ class Detection:
     score: float | None = None
     threshold: float | None = None
     anomalous: bool | None = None
+    unusually_low: bool = False
     score_name: str | None = None
     components: dict[str, float] = field(default_factory=dict)
     mse: float | None = None
@@ -283,11 +298,13 @@ def _finish(item: Ready, scored: Scored, position: int, detector: Detector, shar
     amap = scored.maps[position, :, :height, :width]
     region = item.prepared.pixels[:, :height, :width]
     score = float(scored.scores[position])
+    fence, verdict = detector.low_fence, detector.verdict(score)
     detection = Detection(
         item.job.label,
         score=score,
         threshold=detector.threshold,
-        anomalous=detector.verdict(score),
+        anomalous=verdict,
+        unusually_low=fence is not None and score < fence and verdict is not True,
         score_name=detector.score_name,
         components=dict(zip(detector.components, map(float, scored.components[position]), strict=True)),
         mse=float(np.square(scored.reconstructions[position, :, :height, :width] - region, dtype=np.float64).mean()),
