@@ -1726,17 +1726,24 @@ def report(
         check_folder(output)  # before the training, whose page comes last
     if anomaly:
         with reporting():
+            from aetool.errors import DataError
             from aetool.report.oneclass import build_oneclass_report
 
-            index, _ = build_oneclass_report(
-                output,
-                data_dir=data_dir,
-                runs=runs or Path("runs/quick/oneclass" if quick else "runs/oneclass"),
-                classes=(0, 1) if quick else tuple(range(10)),
-                epochs=epochs or (2 if quick else None),
-                retrain=retrain,
-                echo=note,
-            )
+            try:
+                index, _ = build_oneclass_report(
+                    output,
+                    data_dir=data_dir,
+                    runs=runs or Path("runs/quick/oneclass" if quick else "runs/oneclass"),
+                    classes=(0, 1) if quick else tuple(range(10)),
+                    epochs=epochs or (2 if quick else None),
+                    retrain=retrain,
+                    echo=note,
+                )
+            except DataError as err:
+                raise DataError(
+                    f"{err} (report --anomaly is the one-class benchmark of MNIST and Fashion-MNIST; for your own "
+                    "images: aetool evaluate --anomaly --data or --normal/--anomalous)"
+                ) from None
             note(f"open {index}")
         return
     with reporting():

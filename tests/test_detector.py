@@ -540,6 +540,16 @@ def test_the_one_class_page_tables_figures_and_numbers(data_dir, tmp_path):
     assert [r.trained_now for r in again] == [False, False] and again[0].auroc == results[0].auroc
 
 
+def test_the_one_class_report_on_a_folder_of_own_images_points_to_evaluate_anomaly(digits, tmp_path):
+    result = runner.invoke(app, ["report", "--anomaly", "--data-dir", str(digits), "-o", str(tmp_path / "page")])
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    assert f"data folder {digits} lacks" in result.stderr
+    assert (
+        "(report --anomaly is the one-class benchmark of MNIST and Fashion-MNIST; for your own images: aetool "
+        "evaluate --anomaly --data or --normal/--anomalous)" in result.stderr
+    )
+
+
 def test_the_one_class_report_checks_every_datasets_folder_before_training(tmp_path):
     from aetool.errors import AetoolError
     from aetool.report.oneclass import build_oneclass_report
