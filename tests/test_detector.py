@@ -273,6 +273,22 @@ def test_a_conv_detector_of_photos_does_not_score_the_padding_of_an_odd_size(tmp
     quantiles = detector.spec.calibration["quantiles"]  # of the calibration images' scores
     width = quantiles["1"] - quantiles["0"]
     assert abs(scores["crop"] - scores["full"]) < width, (scores, quantiles)  # black padding: far above the range
+    lines: list[str] = []
+    calibrate_run(
+        tmp_path / "run",
+        out=tmp_path / "seen.onnx",
+        options=CalibrationOptions(data=str(tmp_path / "normal")),
+        echo=lines.append,
+    )
+    assert any(
+        line.startswith(f"warning: {tmp_path / 'normal'} is where the run's training images are") for line in lines
+    )
+    lines.clear()
+    for i in range(4):
+        save(tmp_path / "fresh" / f"{i}.png", _photo(rng, 32))
+    options = CalibrationOptions(data=str(tmp_path / "fresh"))
+    calibrate_run(tmp_path / "run", out=tmp_path / "new.onnx", options=options, echo=lines.append)
+    assert not any("training images" in line for line in lines)
 
 
 def test_half_a_detector_is_a_model_file_error(one_class, tmp_path):

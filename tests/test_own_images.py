@@ -1,5 +1,6 @@
 """Training on your own images: a folder or glob, grey or colour, any size; the size policy and its refusals."""
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -162,6 +163,20 @@ def test_an_empty_folder_and_a_glob_without_images_are_one_line(tmp_path):
 def test_classes_of_a_folder_without_subfolders_say_labels_come_from_subfolders(colour_folder):
     with pytest.raises(DataError, match=r"these images have no labels .*first-level subfolders of --data"):
         load_training_data(quick("deep", data=str(colour_folder), size=(24, 24), classes=("3",)))
+
+
+def test_a_detector_trained_on_labelled_subfolders_without_classes_is_warned(tmp_path):
+    for label in ("bad", "good"):
+        for i in range(3):
+            save(tmp_path / label / f"{i}.png", np.full((24, 24), 40 * i + 60, np.uint8))
+    with pytest.warns(
+        UserWarning, match=r"has subfolders \(bad, good\), and anomaly learns all of them as normal; .*--classes good"
+    ):
+        load_training_data(quick("anomaly", data=str(tmp_path), size=(24, 24)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # one-class training, and a model that is not a detector: no warning
+        load_training_data(quick("anomaly", data=str(tmp_path), size=(24, 24), classes=("good",)))
+        load_training_data(quick("deep", data=str(tmp_path), size=(24, 24)))
 
 
 def test_large_sets_are_memory_mapped(colour_folder, monkeypatch):

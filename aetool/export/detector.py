@@ -42,6 +42,7 @@ from aetool.models import Autoencoder
 from aetool.runtime import anomaly, contract
 from aetool.runtime.idx import resolve_data_dir
 from aetool.runtime.noise import Noise
+from aetool.train.config import TrainConfig
 from aetool.train.data import ImageSet, TrainingData, folder_images, load_training_data
 from aetool.train.loop import scoring
 from aetool.train.run import Run, load_run
@@ -176,6 +177,13 @@ def wmse_weights(net: Autoencoder, train: ImageSet) -> np.ndarray:
     return (1 / (total / count + anomaly.WEIGHT_FLOOR)).float().numpy()
 
 
+def trained_on(config: TrainConfig, data: str) -> bool:
+    """Whether the folder ``data`` is, or lies inside, the folder the run trained on (``config.data``)."""
+    if config.data is None or not Path(config.data).is_dir() or not Path(data).is_dir():
+        return False
+    return Path(data).resolve().is_relative_to(Path(config.data).resolve())
+
+
 def calibrate_run(
     run_dir: str | Path,
     *,
@@ -214,6 +222,12 @@ def calibrate_run(
         white_on_black = facts.polarity == contract.POLARITY  # prepared as `aetool detect --resize` prepares them
         images = folder_images(options.data, channels=net.channels, size=fixed_size, white_on_black=white_on_black)
         source = f"the {len(images)} image{'s' * (len(images) != 1)} of {options.data}"
+        if trained_on(config, options.data):
+            echo(
+                f"warning: {options.data} is where the run's training images are (--data {config.data}); a model "
+                "scores the images it learned lower than new normal ones, so the threshold comes out low and new "
+                "normal images are flagged more often than --fpr says: calibrate on normal images it never saw"
+            )
     else:
         assert data is not None
         images, source = data.test, _source(run, data.test)

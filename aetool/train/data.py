@@ -31,7 +31,7 @@ import torch
 from torchvision.transforms.v2 import functional as tvf
 
 from aetool.errors import DataError, ImageError
-from aetool.models import build_model
+from aetool.models import build_model, get_spec
 from aetool.runtime import files
 from aetool.runtime.idx import DATA_DIR_ENV, check_dataset, load_split, resolve_data_dir
 from aetool.runtime.images import fit, is_dark_on_light, opened_image, read_image, resize, to_channels
@@ -376,6 +376,9 @@ def only(images: ImageSet, classes: tuple[str, ...]) -> ImageSet:
     return images.subset(index)
 
 
+NORMAL_NAMES = ("good", "normal", "ok", "pass")  # subfolder names a warning offers first as the normal class
+
+
 def load_training_data(config: TrainConfig, *, warn: bool = True) -> tuple[TrainingData, TrainConfig]:
     """The run's training and test images, and ``config`` with the channels and size they settled (and the IDX
     folder ``$AETOOL_DATA_DIR`` gave, when ``data_dir`` was not); ``warn``: a
@@ -406,6 +409,15 @@ def load_training_data(config: TrainConfig, *, warn: bool = True) -> tuple[Train
         train = folder_images(config.data, channels=config.channels, size=config.size if fixed else None, warn=warn)
         if config.classes:
             train = only(train, config.classes)
+        elif warn and get_spec(config.model).detector and len(labels := sorted(set(train.labels) - {""})) > 1:
+            example = next((label for label in labels if label.lower() in NORMAL_NAMES), labels[0])
+            warnings.warn(
+                f"--data {config.data} has subfolders ({', '.join(labels[:6])}{' …' * (len(labels) > 6)}), and "
+                f"{config.model} learns all of them as normal; for one-class training name the normal ones with "
+                f"--classes (e.g. --classes {example})",
+                UserWarning,
+                stacklevel=2,
+            )
         if fixed and train.size is None:
             raise DataError(
                 f"--data {config.data} holds images of several sizes ({describe_sizes(train)}); {config.model} takes "
