@@ -352,6 +352,9 @@ def test_detect_prints_a_verdict_per_image_and_writes_heatmaps(one_class, digits
     assert first["heatmap"] == str(tmp_path / name) and read(first["heatmap"]).shape == (28, 28, 3)
     raw = read(first["raw_heatmap"])
     assert raw.dtype == np.uint16 and abs(raw.max() / 65535 - first["map_max"]) < 1e-4
+    for written in (first["heatmap"], first["raw_heatmap"]):  # compressed fast: zlib level 1 (images.FAST_PNG)
+        png = Path(written).read_bytes()
+        assert png[png.index(b"IDAT") + 4 :][:2] == b"\x78\x01"
     low = runner.invoke(app, ["detect", str(digits / "normal"), "-m", model, "--threshold", "-1e9"])
     assert low.exit_code == 0 and all(line.endswith("\tanomalous") for line in low.stdout.splitlines())
 

@@ -155,6 +155,18 @@ def test_photos_are_padded_by_mirroring_their_last_rows_and_columns():
     )
 
 
+def test_fast_pngs_hold_the_same_pixels_at_zlib_level_1():
+    pixels = np.random.default_rng(2).random((3, 40, 30)).astype(np.float32)
+    fast, default = images.encode(pixels, "PNG", fast=True), images.encode(pixels, "PNG")
+    assert np.array_equal(read(fast), read(default))
+
+    def zlib_header(png: bytes) -> bytes:  # the first two bytes of the first IDAT chunk's data: FLEVEL in the second
+        start = png.index(b"IDAT") + 4
+        return png[start : start + 2]
+
+    assert zlib_header(fast) == b"\x78\x01" and zlib_header(default) == b"\x78\x9c"  # levels 1 and 6 (the default)
+
+
 def test_the_page_limit_counts_the_padding():
     with pytest.raises(ValueError, match="over the"):
         InputSpec(None, multiple_of=8192).padded(28, 28)  # one 28×28 digit would become 67 megapixels

@@ -42,6 +42,9 @@ FORMATS = {
     "tga": "TGA",
 }
 _SAVE_OPTIONS = {"JPEG": {"quality": 95}, "WEBP": {"quality": 95}}
+# Heatmaps: a 24-megapixel one encoded 4.1× faster than at Pillow's default level 6, its file 1.29× larger (the 16-bit
+# raw map 3.9× and 1.46×; detect's heatmaps of a 6000×4000 photo, one run here).
+FAST_PNG = {"compress_level": 1}
 _SIXTEEN_BIT = {"I;16", "I;16L", "I;16B", "I;16N"}
 _GREY_MODES = {"1", "L", "LA", "La", "I", "F", *_SIXTEEN_BIT}
 # Formats Pillow registers but cannot decode without outside programs, or only as stubs for plugins of your own.
@@ -412,10 +415,10 @@ def format_for(name: str) -> str:
     return FORMATS[key]
 
 
-def encode(pixels: np.ndarray, fmt: str) -> bytes:
+def encode(pixels: np.ndarray, fmt: str, *, fast: bool = False) -> bytes:
     """An 8-bit image file (Pillow format name ``fmt``) of float pixels in [0, 1] (values beyond clipped): grey for
-    H×W or 1×H×W, RGB for 3×H×W. Raises ``ValueError`` for integer pixels (8-bit ones: divide them by 255) and for
-    other shapes."""
+    H×W or 1×H×W, RGB for 3×H×W; ``fast``: a PNG compressed at zlib level 1, not Pillow's 6 (``FAST_PNG``).
+    Raises ``ValueError`` for integer pixels (8-bit ones: divide them by 255) and for other shapes."""
     from PIL import Image
 
     pixels = np.asarray(pixels)
@@ -427,5 +430,5 @@ def encode(pixels: np.ndarray, fmt: str) -> bytes:
         values = values[0] if values.shape[0] == 1 else values.transpose(1, 2, 0)
     image = Image.fromarray(np.ascontiguousarray(values))
     buffer = io.BytesIO()
-    image.save(buffer, format=fmt, **_SAVE_OPTIONS.get(fmt, {}))
+    image.save(buffer, format=fmt, **(FAST_PNG if fast and fmt == "PNG" else _SAVE_OPTIONS.get(fmt, {})))
     return buffer.getvalue()
