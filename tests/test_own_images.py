@@ -179,6 +179,16 @@ def test_a_detector_trained_on_labelled_subfolders_without_classes_is_warned(tmp
         load_training_data(quick("deep", data=str(tmp_path), size=(24, 24)))
 
 
+def test_images_resized_to_a_models_size_are_counted_in_a_warning(colour_folder):
+    with pytest.warns(UserWarning, match=r"4 of the 6 images of .* are not 40×48 \(height×width\) and were resized"):
+        folder_images(str(colour_folder), size=(40, 48))
+    with pytest.warns(UserWarning, match=r"were given the MNIST fit \(ink centred in 20×20\), as detect --resize"):
+        folder_images(str(colour_folder), size=(40, 48), white_on_black=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        folder_images(str(colour_folder), size=(40, 48), warn=False)
+
+
 def test_large_sets_are_memory_mapped(colour_folder, monkeypatch):
     monkeypatch.setattr(data_layer, "IN_MEMORY_BYTES", 1000)
     images = folder_images(str(colour_folder))

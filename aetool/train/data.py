@@ -209,7 +209,7 @@ def folder_images(
     stored = channels or (3 if any(is_colour for _, (_, _, is_colour) in probed) else 1)
     shapes = [(stored, *(size or (height, width))) for _, (height, width, _) in probed]
     buffer, storage = _buffer(sum(int(np.prod(shape)) for shape in shapes))
-    views, kept, colour, offset = [], [], False, 0
+    views, kept, colour, offset, resized = [], [], False, 0, 0
     for (path, (height, width, _)), shape in zip(probed, shapes, strict=True):
         try:
             read = read_image(path).pixels
@@ -223,10 +223,19 @@ def folder_images(
         views.append(view)
         kept.append(path)
         offset += view.size
+        resized += size is not None and (height, width) != size
     if not views:
         raise DataError(f"{option} {source}: none of its {len(paths)} files is an image Pillow can read")
     if channels == 3 and not colour and warn:
         warnings.warn(f"{source} holds grey images only; they are replicated to 3 channels", UserWarning, stacklevel=2)
+    if resized and warn and size:
+        how = "given the MNIST fit (ink centred in 20×20)" if white_on_black else "resized (aspect ratio not kept)"
+        warnings.warn(
+            f"{resized} of the {len(kept)} images of {source} are not {size[0]}×{size[1]} (height×width) and were "
+            f"{how}, as detect --resize reads them",
+            UserWarning,
+            stacklevel=2,
+        )
     if channels is None and stored == 3 and not colour:  # RGB files of grey pixels: one channel, as the runtime reads
         grey, storage = _buffer(offset // 3)
         packed, offset = [], 0
