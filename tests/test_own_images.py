@@ -16,6 +16,7 @@ from aetool.runtime import contract, images  # noqa: E402
 from aetool.train import TrainConfig, load_run, train  # noqa: E402
 from aetool.train import data as data_layer  # noqa: E402
 from aetool.train.data import Batches, folder_images, load_training_data  # noqa: E402
+from aetool.train.loop import MIN_STEPS, few_steps  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 
@@ -187,6 +188,23 @@ def test_images_resized_to_a_models_size_are_counted_in_a_warning(colour_folder)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         folder_images(str(colour_folder), size=(40, 48), warn=False)
+
+
+def test_a_run_of_few_optimizer_steps_on_own_images_is_warned_with_the_epochs_to_pass(colour_folder, tmp_path):
+    lines: list[str] = []
+    train(
+        quick("ae64", data=str(colour_folder), size=(24, 24)),
+        run_dir=tmp_path / "run",
+        progress=False,
+        echo=lines.append,
+    )
+    [warned] = [line for line in lines if line.startswith("warning: ")]
+    assert warned == (  # 5 training images (one held out), batches of 16: one step an epoch
+        "warning: 5 training images make 1 step an epoch, so 2 epochs are 2 optimizer steps, and models learn "
+        f"little in fewer than about {MIN_STEPS} (see the README, Your own images): pass --epochs {MIN_STEPS}"
+    )
+    assert few_steps(quick("ae64"), 1, 5) is None  # MNIST's defaults are MNIST's
+    assert few_steps(TrainConfig("ae64", data=str(colour_folder), epochs=MIN_STEPS), 1, 5) is None
 
 
 def test_large_sets_are_memory_mapped(colour_folder, monkeypatch):
