@@ -125,7 +125,9 @@ def plan(
 
     No ``output``: beside the input as ``NAME{suffix}.png`` (stdin's goes to stdout). ``-``: stdout. A name with
     an image suffix, for one file: that file. Otherwise a folder, mirroring the input folders' layout, as
-    ``NAME.png`` (``NAME.FORMAT``). An input is never a target unless ``force``; a target written twice (two
+    ``NAME.png`` (``NAME.FORMAT``); when the inputs come from several folders or globs, each one's under a folder of
+    its name (``cam1/0001.png`` and ``cam2/0001.png`` → ``FOLDER/cam1/0001.png``, ``FOLDER/cam2/0001.png``, as
+    ``cp -r`` copies two folders). An input is never a target unless ``force``; a target written twice (two
     inputs whose names differ only by their extension, into one folder) fails the second input, its message
     naming the file ``shown`` gives for the target (the file a caller writes in its stead).
     """
@@ -145,11 +147,12 @@ def plan(
         if fmt and format_for(fmt) != pillow_fmt:
             raise AetoolError(f"--format {fmt} contradicts the output name {output}")
     sources = {_resolved(item.source) for item in inputs if isinstance(item.source, Path)}
+    by_root = len({item.root for item in inputs if item.root is not None}) > 1
     jobs: list[Job] = []
     failures: list[Failure] = []
     claimed: dict[Path | None, str] = {}
     for item in inputs:
-        target = _target(item, output, suffix, ext, file_target)
+        target = _target(item, output, suffix, ext, file_target, by_root=by_root)
         resolved = _resolved(target) if target else None
         if resolved in sources and not force:
             other = "use --force, or another -o" if output is not None else "use --force, or -o"
@@ -175,7 +178,9 @@ def _names_a_file(output: str) -> bool:
     return not output.endswith(("/", os.sep)) and not Path(output).is_dir() and bool(Path(output).suffix)
 
 
-def _target(item: Input, output: str | None, suffix: str, ext: str, file_target: bool) -> Path | None:
+def _target(
+    item: Input, output: str | None, suffix: str, ext: str, file_target: bool, *, by_root: bool = False
+) -> Path | None:
     if output == STDIN:
         return None
     if output is None:
@@ -185,7 +190,7 @@ def _target(item: Input, output: str | None, suffix: str, ext: str, file_target:
     stem = "stdin" if isinstance(item.source, bytes) else item.source.stem
     folder = Path(output)
     if item.root is not None and isinstance(item.source, Path):
-        folder = folder / item.source.parent.relative_to(item.root)
+        folder = folder / (_resolved(item.root).name if by_root else "") / item.source.parent.relative_to(item.root)
     return folder / f"{stem}.{ext}"
 
 
