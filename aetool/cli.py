@@ -410,6 +410,7 @@ def _run(jobs: list[Job], failures: list[Failure], step: Step, options: ImageOpt
     )
     done = failed = 0
     counts: Counter[str] = Counter()
+    not_digits = False  # an image that is not a 28×28 digit went through
     for outcome in chain(refused, _progress(outcomes, len(jobs), total > FEW and sys.stderr.isatty())):
         with interrupts_deferred(stop):
             if options.as_json:
@@ -419,6 +420,7 @@ def _run(jobs: list[Job], failures: list[Failure], step: Step, options: ImageOpt
                 error(f"{outcome.path}: {outcome.error}")
                 continue
             done += 1
+            not_digits |= outcome.input_size != (28, 28)
             changes = _changes(outcome, step.channels, forced=options.invert is True)
             counts.update({kind for kind, _ in changes})
             if total <= FEW:
@@ -426,10 +428,12 @@ def _run(jobs: list[Job], failures: list[Failure], step: Step, options: ImageOpt
                     note(f"{outcome.path}: {text}")
     also = "; ".join(f"{n} {kind}" for kind, n in counts.items()) if total > FEW else ""
     note(f"{done} done, {failed} failed in {time.perf_counter() - started:.2f} s" + (f" ({also})" if also else ""))
-    if any(kind.startswith("converted RGB") for kind in counts) and _trained_on_digits(step):
+    colour = any(kind.startswith("converted RGB") for kind in counts)
+    if (colour or not_digits) and _trained_on_digits(step):
         note(
-            "this model was trained on grey digits; for colour photos train one on your own images "
-            "(aetool train dncnn --data photos/; see the README, Your own images)"
+            "this model was trained on grey MNIST digits (and pages of them); photographs it makes worse (a noisy "
+            "grey photo at 20.5 dB PSNR came out at 15.0 dB): for photos, train one on your own images (aetool "
+            "train dncnn --data photos/; see the README, Your own images)"
         )
     return 1 if failed else 0
 

@@ -126,13 +126,22 @@ def test_colour_in_colour_out_at_its_own_size(cli, tmp_path, toy_dir):
 def test_channel_conversions_are_said_per_image(cli, tmp_path, toy_dir, ring):
     result = cli("reconstruct", "ring.png", "--model", str(toy_dir / "rgb-conv.onnx"), "-o", "rgb.png")
     said = "ring.png: grey → RGB (replicated) for the model, which takes RGB images; the output is grey (the luma"
-    assert said in result.stderr and "trained on grey digits" not in result.stderr
+    assert said in result.stderr and "trained on grey MNIST digits" not in result.stderr
     assert read(Path("rgb.png")).shape == (28, 28)  # a grey image comes back grey
     save(tmp_path / "colour.png", np.stack([digit(), digit() // 2, digit() // 4], axis=-1))
     result = cli("denoise", "colour.png", "--json")
     assert "colour.png: RGB → grey (luma) for the model, which takes grey images; the output is grey" in result.stderr
     assert records(result)[0]["converted"] == "RGB → grey (luma)" and read(Path("colour.denoised.png")).ndim == 2
-    assert result.stderr.splitlines()[-1].startswith("aetool: this model was trained on grey digits; for colour photos")
+    assert result.stderr.splitlines()[-1].startswith("aetool: this model was trained on grey MNIST digits (and pages")
+
+
+def test_a_grey_photo_through_a_digits_model_is_told_to_train_its_own(cli, tmp_path, toy_dir, ring):
+    save(tmp_path / "photo.png", np.random.default_rng(5).integers(0, 256, (32, 48), np.uint8))
+    result = cli("denoise", "photo.png", "--model", str(toy_dir / "conv.onnx"))  # trained on MNIST, any size
+    assert result.exit_code == 0 and "photographs it makes worse" in result.stderr.splitlines()[-1]
+    assert "aetool train dncnn --data photos/" in result.stderr
+    digit_only = cli("denoise", "ring.png", "--model", str(toy_dir / "conv.onnx"))  # a 28×28 digit: no note
+    assert digit_only.exit_code == 0 and "photographs" not in digit_only.stderr
 
 
 def test_many_images_say_what_was_done_in_the_summary(cli, tmp_path, toy_dir):
