@@ -274,12 +274,14 @@ def add_noise(
     chosen_level = _alias(noise, level, "--noise", "--level", default=0.5)
     chosen_kind = _alias(noise_kind, kind, "--noise-kind", "--kind", default=NoiseKind.gaussian).value
     with reporting():
-        from aetool.runtime.noise import check_level
+        from aetool.runtime.noise import Noise, scale_note
 
         try:
-            check_level(chosen_level, chosen_kind)
+            corruption = Noise.single(chosen_level, kind=chosen_kind)
         except ValueError as err:
             fail(f"--noise: {err}")
+        if said := scale_note(corruption):
+            note(f"warning: {said}")
     options = _image_options(output, fmt, side_by_side, invert, force, as_json=as_json, recursive=recursive)
     _images(inputs, options, suffix=".noisy", step=lambda: _corruption(chosen_level, chosen_kind, seed))
 
@@ -1396,6 +1398,10 @@ def train(
             fail(str(err.args[0]) if err.args else str(err))
         except ValueError as err:
             fail(str(err))
+        from aetool.runtime.noise import scale_note
+
+        if said := scale_note(config.noise_spec):
+            note(f"warning: {said}")
         result = run_training(config, run_dir=run_dir, resume=resume, force=force, progress=not quiet, echo=note)
         if not result.is_main:
             return

@@ -276,6 +276,16 @@ def test_a_provider_not_installed_is_a_warning_line(cli, ring, toy_dir):
     )
 
 
+def test_a_gaussian_std_on_the_0_255_scale_is_warned_of(cli, ring):
+    said = "warning: Gaussian noise of std 25 on pixels in [0, 1] leaves nothing of the image; a σ of 25 on the 0–255"
+    loud = cli("add-noise", "ring.png", "--noise", "25", "-o", "loud.png")
+    assert loud.exit_code == 0 and said in loud.stderr and "is --noise 0.098" in loud.stderr
+    quiet = cli("add-noise", "ring.png", "--noise", "0.1", "-o", "quiet.png")
+    assert quiet.exit_code == 0 and "warning" not in quiet.stderr
+    trained = cli("train", "dncnn", "--noise", "0:25", "--data", "nowhere/", "--epochs", "1")
+    assert trained.exit_code == 2 and "warning: Gaussian noise of std 25 on pixels" in trained.stderr
+
+
 def test_add_noise_statistics_and_seed(cli, tmp_path):
     save(tmp_path / "gray.png", np.full((40, 40), 128, np.uint8))
     cli("add-noise", "gray.png", "--level", "0.1", "--seed", "3", "--no-invert")

@@ -20,6 +20,18 @@ def check_level(level: float, kind: str) -> None:
         raise ValueError(f"the {kind} noise level is the fraction of pixels hit: 0 to 1, got {level}")
 
 
+def scale_note(noise: Noise) -> str | None:
+    """What to say of a Gaussian std above 1 in ``noise``: pixels are in [0, 1], so such noise leaves nothing of the
+    image, and it is most likely a σ meant on the 0–255 scale (σ 25 → 25/255 = 0.098); else None."""
+    high = max((term.high for term in noise.terms if term.kind == "gaussian"), default=0.0)
+    if high <= 1:
+        return None
+    return (
+        f"Gaussian noise of std {high:g} on pixels in [0, 1] leaves nothing of the image; a σ of {high:g} on the "
+        f"0–255 scale is --noise {high / 255:.3g}"
+    )
+
+
 def add_noise(
     images: np.ndarray,
     level: float,
