@@ -1,5 +1,6 @@
 """Training on your own images: a folder or glob, grey or colour, any size; the size policy and its refusals."""
 
+import re
 import warnings
 from pathlib import Path
 
@@ -199,6 +200,8 @@ def test_a_run_of_few_optimizer_steps_on_own_images_is_warned_with_the_epochs_to
         echo=lines.append,
     )
     [warned] = [line for line in lines if line.startswith("warning: ")]
+    [held] = [line for line in lines if line.startswith("held out ")]  # which image validates, by name
+    assert re.fullmatch(r"held out 1 of 6 images for validation \(--val 0\.1\): photo\d\.png", held)
     assert warned == (  # 5 training images (one held out), batches of 16: one step an epoch
         "warning: 5 training images make 1 step an epoch, so 2 epochs are 2 optimizer steps, and models learn "
         f"little in fewer than about {MIN_STEPS} (see the README, Your own images): pass --epochs {MIN_STEPS}"

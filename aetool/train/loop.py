@@ -515,12 +515,11 @@ def train(
                 folder.save(net=net, optimizer=None, config=config, epoch=0, history=history, baselines=trivial)
         else:
             trainer = Trainer(config, net, data=data, folder=folder, place=place, device=device)
-            if (
-                stored is None
-                and place.is_main
-                and (few := few_steps(config, trainer.steps_per_epoch, len(data.train)))
-            ):
-                echo(f"warning: {few}")
+            if stored is None and place.is_main:  # a new run: what it trains on, and whether that is enough
+                if config.dataset == "images" and not config.val_data:
+                    echo(held_out_line(config, data))
+                if few := few_steps(config, trainer.steps_per_epoch, len(data.train)):
+                    echo(f"warning: {few}")
             if stored is not None:
                 trainer.resume_from(stored)
                 if trainer.start_epoch >= trainer.epochs:
@@ -537,6 +536,14 @@ def train(
     return TrainResult(folder.path, history, time.perf_counter() - started, place.is_main, trivial)
 
 
+def held_out_line(config: TrainConfig, data: TrainingData, *, shown: int = 5) -> str:
+    """Which images of ``--data`` a run holds out for validation: their names, the first ``shown`` of them."""
+    names = [Path(name).name for name in data.test.names]
+    listed = ", ".join(names[:shown]) + (f" and {len(names) - shown} more" if len(names) > shown else "")
+    total = len(names) + len(data.train)
+    return f"held out {len(names)} of {total} images for validation (--val {config.held_out:g}): {listed}"
+
+
 def few_steps(config: TrainConfig, steps_per_epoch: int, images: int) -> str | None:
     """What to say when a run of your own images would take fewer than ``MIN_STEPS`` optimizer steps (the
     registry's epochs suit MNIST's 60,000 digits, not a folder of 150 photos), else None."""
@@ -546,7 +553,8 @@ def few_steps(config: TrainConfig, steps_per_epoch: int, images: int) -> str | N
     epochs = math.ceil(MIN_STEPS / steps_per_epoch)
     return (
         f"{images} training image{'s' * (images != 1)} make {steps_per_epoch} step{'s' * (steps_per_epoch != 1)} "
-        f"an epoch, so {config.epochs} epoch{'s' * (config.epochs != 1)} are {steps} optimizer steps, and models "
+        f"an epoch, so {config.epochs} epoch{'s are' if config.epochs != 1 else ' is'} {steps} optimizer "
+        f"step{'s' * (steps != 1)}, and models "
         f"learn little in fewer than about {MIN_STEPS} (see the README, Your own images): pass --epochs {epochs}"
     )
 
