@@ -422,7 +422,7 @@ def _run(jobs: list[Job], failures: list[Failure], step: Step, options: ImageOpt
                 error(f"{outcome.path}: {outcome.error}")
                 continue
             done += 1
-            not_digits |= outcome.input_size != (28, 28)
+            not_digits |= outcome.input_size != (28, 28) and not outcome.resized  # --resize: fitted as a digit
             changes = _changes(outcome, step.channels, forced=options.invert is True)
             counts.update({kind for kind, _ in changes})
             if total <= FEW:

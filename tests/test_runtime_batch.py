@@ -103,14 +103,45 @@ def test_conv_models_get_images_padded_and_cropped_back(tmp_path, toy_dir):
     assert np.array_equal(read(tmp_path / "out.png"), page)
 
 
-def test_a_photo_model_gets_images_padded_by_mirroring_a_digit_model_with_black(toy_dir):
+def test_a_photo_model_gets_a_mirrored_border_a_digit_model_black_padding(toy_dir):
     pixels = np.random.default_rng(1).random((3, 30, 26)).astype(np.float32)
-    photo = Reconstruct(load(toy_dir / "rgb-conv.onnx")).prepare(pixels)  # as-is
-    assert photo.region == (30, 26) and np.array_equal(
-        photo.pixels, np.pad(pixels, [(0, 0), (0, 2), (0, 2)], "symmetric")
+    photo = Reconstruct(load(toy_dir / "rgb-conv.onnx")).prepare(pixels)  # as-is: 8 mirrored rows and columns around
+    assert photo.region == (30, 26) and photo.offset == 8
+    assert np.array_equal(photo.pixels, np.pad(pixels, [(0, 0), (8, 10), (8, 10)], "symmetric"))  # 48×44: ×4
+    scored = Reconstruct(load(toy_dir / "rgb-conv.onnx"), border=False).prepare(pixels)  # as detect and calibration
+    assert scored.offset == 0 and np.array_equal(scored.pixels, np.pad(pixels, [(0, 0), (0, 2), (0, 2)], "symmetric"))
+    digits = Reconstruct(load(toy_dir / "conv.onnx")).prepare(pixels[:1])  # white-on-black: black, no border
+    assert digits.offset == 0 and np.array_equal(digits.pixels, np.pad(pixels[:1], [(0, 0), (0, 2), (0, 2)]))
+
+
+def test_the_border_keeps_a_zero_padding_net_from_darkening_a_photos_edges(tmp_path):
+    onnx = pytest.importorskip("onnx", reason="builds a model with the onnx package (train extra)")
+    from conftest import colour_metadata
+    from onnx import TensorProto, helper, numpy_helper
+
+    box = numpy_helper.from_array(np.full((3, 1, 3, 3), 1 / 9, np.float32), "box")  # a 3×3 mean, zeros outside
+    shape = ["N", 3, "H", "W"]
+    graph = helper.make_graph(
+        [
+            helper.make_node("Conv", ["image", "box"], ["reconstruction"], pads=[1, 1, 1, 1], group=3),
+            helper.make_node("Identity", ["image"], ["code"]),
+        ],
+        "box",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, shape)],
+        [helper.make_tensor_value_info(name, TensorProto.FLOAT, shape) for name in ("reconstruction", "code")],
+        [box],
     )
-    digits = Reconstruct(load(toy_dir / "conv.onnx")).prepare(pixels[:1])  # white-on-black
-    assert np.array_equal(digits.pixels, np.pad(pixels[:1], [(0, 0), (0, 2), (0, 2)]))
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
+    helper.set_model_props(model, colour_metadata("box", shape, multiple_of=4))
+    onnx.save(model, tmp_path / "box.onnx")
+    flat = np.tile(np.array([180, 120, 60], np.uint8), (30, 26, 1))  # one colour: a mean of it is that colour
+    source = save(tmp_path / "flat.png", flat)
+    [outcome] = process([job(source, tmp_path / "out.png")], Reconstruct(load(tmp_path / "box.onnx")))
+    assert outcome.error is None and np.array_equal(read(tmp_path / "out.png"), flat)  # to the edges
+    list(process([job(source, tmp_path / "plain.png")], Reconstruct(load(tmp_path / "box.onnx"), border=False)))
+    assert (
+        np.abs(read(tmp_path / "plain.png")[0, 0] - flat[0, 0].astype(float) * 4 / 9).max() <= 1
+    )  # the corner: 4 of 9 taps
 
 
 def test_side_by_side_shows_input_and_output(tmp_path, toy_dir):
@@ -274,7 +305,7 @@ def test_colour_in_colour_out_at_its_own_size_never_inverted(tmp_path, toy_dir):
     [outcome] = process([job(source, tmp_path / "out.png")], Spy(load(toy_dir / "rgb-conv.onnx")))
     assert outcome.error is None and outcome.size == (45, 30) and not outcome.resized
     assert not outcome.inverted and outcome.converted is None and outcome.notes == []
-    assert seen[0].shape == (1, 3, 32, 48) and seen[0][0, :, 0, 0].min() > 0.9  # as it is: the light border stays
+    assert seen[0].shape == (1, 3, 48, 64) and seen[0][0, :, 8, 8].min() > 0.9  # as it is (a border around it)
     assert np.array_equal(read(tmp_path / "out.png"), photo)
     assert outcome.mse == 0 and outcome.psnr is None
 

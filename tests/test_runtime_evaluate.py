@@ -140,7 +140,7 @@ def test_images_of_several_sizes_are_scored_whole_by_a_conv_model(tmp_path, toy_
 
 
 def test_notes_count_only_the_images_scored(toy_dir, tmp_path, monkeypatch):
-    monkeypatch.setattr("aetool.runtime.model.MAX_CONV_PIXELS", 32 * 32)
+    monkeypatch.setattr("aetool.runtime.model.MAX_CONV_PIXELS", 48 * 48)  # 28×28 with its border in, 40×60 out
     for name, shape in {"a.png": (28, 28), "b.png": (28, 28), "page.png": (40, 60)}.items():
         save(tmp_path / "grey" / name, np.full(shape, 90, np.uint8))
     result = evaluate_images(load(toy_dir / "rgb-conv.onnx"), str(tmp_path / "grey"), noise=0)

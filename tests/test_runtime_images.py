@@ -153,6 +153,10 @@ def test_photos_are_padded_by_mirroring_their_last_rows_and_columns():
     assert np.array_equal(
         images.pad_to(np.full((1, 1), 0.7, np.float32), (4, 4), mirror=True), np.full((4, 4), 0.7, np.float32)
     )
+    bordered = images.pad_to(photo, (48, 64), mirror=True, border=8)  # 8 on top and left, the rest bottom and right
+    assert np.array_equal(bordered, np.pad(photo, [(0, 0), (8, 10), (8, 11)], "symmetric"))
+    assert InputSpec(None, multiple_of=4, polarity="as-is").border == 8 and InputSpec(None, multiple_of=4).border == 0
+    assert InputSpec(None, multiple_of=4, polarity="as-is").padded(30, 45, border=8) == (48, 64)
 
 
 def test_fast_pngs_hold_the_same_pixels_at_zlib_level_1():

@@ -30,12 +30,13 @@ T = TypeVar("T")
 @dataclass(frozen=True)
 class Prepared:
     """An image carried into a step's world: ``pixels`` (C×H×W float32) as the step runs them; ``region`` (height,
-    width), the part of them that is the image (the rest is padding); ``restore``, which carries a result of that
+    width) at ``offset`` (top and left), the part of them that is the image (the rest is padding); ``restore``, which carries a result of that
     region back to the image's own size when preparing resized the image (``None`` when it did not)."""
 
     pixels: np.ndarray
     region: tuple[int, int]
     restore: Callable[[np.ndarray], np.ndarray] | None = None
+    offset: int = 0  # where the region starts, in rows and columns: the border added on top and left
 
 
 class Step(Protocol):
@@ -58,8 +59,11 @@ class Reconstruct:
     result resized back to the image's (the MNIST fit and its inverse for white-on-black models, a plain Lanczos
     resize both ways for as-is ones)."""
 
-    def __init__(self, model: Model, *, resize: bool = False):
+    def __init__(self, model: Model, *, resize: bool = False, border: bool = True):
+        """``border``: a mirrored border around images of an as-is conv model (``InputSpec.border``), as the image
+        commands add for the best output; ``detect`` does without, as calibration did."""
         self.model, self.resize = model, resize
+        self.border = model.input_spec.border if border else 0
         self.channels: int | None = model.input_spec.channels
         self.inverts = model.input_spec.polarity == contract.POLARITY
 
@@ -68,10 +72,11 @@ class Reconstruct:
         height, width = pixels.shape[1:]
         if spec.size is None:
             try:
-                padded = spec.padded(height, width)
+                padded = spec.padded(height, width, border=self.border)
             except ValueError as err:
                 raise ImageError(str(err)) from None
-            return Prepared(images.pad_to(pixels, padded, mirror=spec.mirror_padding), (height, width))
+            fed = images.pad_to(pixels, padded, mirror=spec.mirror_padding, border=self.border)
+            return Prepared(fed, (height, width), offset=self.border)
         if (height, width) == spec.size:
             return Prepared(pixels, spec.size)
         if not self.resize:
@@ -271,9 +276,9 @@ def _run(chunk: list[Ready | Outcome], step: Step, *, side_by_side: bool, stdout
 def _finish(item: Ready, result: np.ndarray, share: float, side_by_side: bool, stdout: BinaryIO | None) -> Outcome:
     """Score, crop, resize back, restore the polarity and the grey of a grey input, encode and write one result."""
     started = time.perf_counter()
-    height, width = item.prepared.region
-    pixels = result[:, :height, :width]
-    error = mse(pixels, item.prepared.pixels[:, :height, :width])
+    (height, width), top = item.prepared.region, item.prepared.offset
+    pixels = result[:, top : top + height, top : top + width]
+    error = mse(pixels, item.prepared.pixels[:, top : top + height, top : top + width])
     decibels = psnr(error)
     restore = item.prepared.restore
     if restore is not None:

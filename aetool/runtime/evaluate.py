@@ -341,12 +341,12 @@ def _score(model: Model, pairs: Iterable[_Pair], run: _Run) -> None:
         for shape, group in groups.items():
             height, width = shape[1:]
             try:
-                padded = spec.padded(height, width)
+                padded = spec.padded(height, width, border=spec.border)
             except ValueError as err:  # a page too large for a conv model
                 run.failed.extend(Failure(pair.label, str(err)) for pair in group)
                 continue
-            inputs = [pad_to(pair.inputs, padded, mirror=spec.mirror_padding) for pair in group]
-            outputs = model.reconstruct(np.stack(inputs))
+            inputs = [pad_to(pair.inputs, padded, mirror=spec.mirror_padding, border=spec.border) for pair in group]
+            outputs = model.reconstruct(np.stack(inputs))[:, :, spec.border :, spec.border :]
             run.scores.add(outputs[:, :, :height, :width], np.stack([pair.target for pair in group]))
             for pair in group:
                 run.done.update(pair.done)

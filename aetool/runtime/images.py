@@ -374,21 +374,22 @@ def resize(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.clip(np.stack(planes), 0, 1).astype(np.float32, copy=False)
 
 
-def pad_to(pixels: np.ndarray, size: tuple[int, int], *, mirror: bool = False) -> np.ndarray:
-    """Pad H×W (or C×H×W) pixels at the bottom and right up to ``size`` (height, width): with black, MNIST's
-    background, or with ``mirror`` by mirroring the last rows and columns (numpy's ``symmetric`` mode, mirrored
-    again where the padding is wider than the image), so that a photograph gets no black edge that a model would
-    reconstruct badly and a detector score as a defect. Raises ``ValueError`` for fewer than two axes or a
-    ``size`` smaller than the pixels' (padding only grows them)."""
+def pad_to(pixels: np.ndarray, size: tuple[int, int], *, mirror: bool = False, border: int = 0) -> np.ndarray:
+    """Pad H×W (or C×H×W) pixels up to ``size`` (height, width): ``border`` rows and columns at the top and left,
+    the rest at the bottom and right; with black, MNIST's background, or with ``mirror`` by mirroring the image's
+    outer rows and columns (numpy's ``symmetric`` mode, mirrored again where the padding is wider than the image),
+    so that a photograph gets no black edge that a model would reconstruct badly and a detector score as a defect.
+    Raises ``ValueError`` for fewer than two axes or a ``size`` smaller than the pixels' and ``border`` (padding
+    only grows them)."""
     if pixels.ndim < 2:
         raise ValueError(f"pad_to takes H×W or C×H×W pixels, got shape {pixels.shape}")
     height, width = pixels.shape[-2:]
-    if size[0] < height or size[1] < width:
+    if size[0] < height + border or size[1] < width + border:
         raise ValueError(
             f"cannot pad {height}×{width} pixels (height×width) to the smaller {size[0]}×{size[1]}; padding only "
             "grows them: crop or resize instead"
         )
-    pad = [(0, 0)] * (pixels.ndim - 2) + [(0, size[0] - height), (0, size[1] - width)]
+    pad = [(0, 0)] * (pixels.ndim - 2) + [(border, size[0] - height - border), (border, size[1] - width - border)]
     return np.pad(pixels, pad, mode="symmetric") if mirror else np.pad(pixels, pad)
 
 

@@ -42,6 +42,9 @@ PIXELS_PER_CALL = IMAGES_PER_CALL * 28 * 28  # values per call; larger images go
 # memory. A 1000×1000 page still goes alone.
 CONV_PIXELS_PER_CALL = 64 * 28 * 28
 MAX_CONV_PIXELS = 4096 * 4096  # the largest page a conv model takes: about 230 bytes of memory per pixel
+# Mirrored rows and columns added around an image of your own for a conv model (InputSpec.border). dncnn's output
+# lost 6 dB in its outermost pixels without them (a photo of the trial that found it, README: Sizes).
+MIRROR_BORDER = 8
 MAX_MODEL_BYTES = (2 << 30) - 1  # protobuf's own limit: no ONNX file is larger
 STOP_WAIT = 10.0  # seconds to wait for a terminated session call to return before leaving it to its thread
 # onnxruntime folds constant subgraphs when it opens a file: a 459-byte graph of ConstantOfShape makes it allocate
@@ -66,6 +69,15 @@ class InputSpec:
     polarity: str = contract.POLARITY
     channels: int = 1
     batch: int | None = None  # images per session call when the file fixes it (e.g. 1), else None: any
+
+    @property
+    def border(self) -> int:
+        """Rows and columns of mirrored image the image commands add on every side for an as-is model of any size
+        (``MIRROR_BORDER``, rounded up to ``multiple_of``; 0 for the others): a conv net pads its own edges with
+        zeros, which left a 1-pixel frame of noise around photos ``dncnn`` denoised."""
+        if not self.mirror_padding or self.size is not None:
+            return 0
+        return -(-MIRROR_BORDER // self.multiple_of) * self.multiple_of
 
     @property
     def mirror_padding(self) -> bool:
@@ -97,12 +109,14 @@ class InputSpec:
         if height % self.multiple_of or width % self.multiple_of:
             raise ValueError(f"model takes sizes divisible by {self.multiple_of}, got {height}×{width}")
 
-    def padded(self, height: int, width: int) -> tuple[int, int]:
+    def padded(self, height: int, width: int, *, border: int = 0) -> tuple[int, int]:
         """The size an image of any size is padded to for a model of any size (the next multiples of
-        ``multiple_of``); raises ``ValueError`` when that is over ``MAX_CONV_PIXELS``, the largest page whose
-        activations fit in memory (about 230 bytes a pixel for ``conv-unpool``), and when a file that fixes its
-        batch at B (each call padded to B images) would run B such pages over it."""
-        padded = (-(-height // self.multiple_of) * self.multiple_of, -(-width // self.multiple_of) * self.multiple_of)
+        ``multiple_of``, after ``border`` rows and columns on every side); raises ``ValueError`` when that is over
+        ``MAX_CONV_PIXELS``, the largest page whose activations fit in memory (about 230 bytes a pixel for
+        ``conv-unpool``), and when a file that fixes its batch at B (each call padded to B images) would run B such
+        pages over it."""
+        rows, cols = height + 2 * border, width + 2 * border
+        padded = (-(-rows // self.multiple_of) * self.multiple_of, -(-cols // self.multiple_of) * self.multiple_of)
         if padded[0] * padded[1] > MAX_CONV_PIXELS:
             raise ValueError(
                 f"{width}×{height} is over the {MAX_CONV_PIXELS:,}-pixel limit of a conv model (about 230 bytes "
