@@ -41,7 +41,7 @@ PIXELS_PER_CALL = IMAGES_PER_CALL * 28 * 28  # values per call; larger images go
 # for conv-deconv (benchmarks/images_per_call.py, README: Speed and footprint), and a quarter of the activation
 # memory. A 1000×1000 page still goes alone.
 CONV_PIXELS_PER_CALL = 64 * 28 * 28
-MAX_CONV_PIXELS = 4096 * 4096  # the largest page a conv model takes: about 230 bytes of memory per pixel
+MAX_CONV_PIXELS = 4096 * 4096  # the largest page a conv model takes: 230–490 bytes of memory a pixel (README)
 # Mirrored rows and columns added around an image of your own for a conv model (InputSpec.border). dncnn's output
 # lost 6 dB in its outermost pixels without them (a photo of the trial that found it, README: Sizes).
 MIRROR_BORDER = 8
@@ -113,14 +113,14 @@ class InputSpec:
         """The size an image of any size is padded to for a model of any size (the next multiples of
         ``multiple_of``, after ``border`` rows and columns on every side); raises ``ValueError`` when that is over
         ``MAX_CONV_PIXELS``, the largest page whose activations fit in memory (about 230 bytes a pixel for
-        ``conv-unpool``), and when a file that fixes its batch at B (each call padded to B images) would run B such
+        ``conv-unpool``, 490 for the bundled ``denoise``), and when a file that fixes its batch at B (each call padded to B images) would run B such
         pages over it."""
         rows, cols = height + 2 * border, width + 2 * border
         padded = (-(-rows // self.multiple_of) * self.multiple_of, -(-cols // self.multiple_of) * self.multiple_of)
         if padded[0] * padded[1] > MAX_CONV_PIXELS:
             raise ValueError(
-                f"{width}×{height} is over the {MAX_CONV_PIXELS:,}-pixel limit of a conv model (about 230 bytes "
-                "of memory per pixel); scale it down first"
+                f"{width}×{height} is over the {MAX_CONV_PIXELS:,}-pixel limit of a conv model (230 to 490 bytes "
+                "of memory per pixel, by model); scale it down first"
             )
         if self.batch and self.batch * padded[0] * padded[1] > MAX_CONV_PIXELS:
             raise ValueError(
