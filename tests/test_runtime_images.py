@@ -46,6 +46,9 @@ def test_sixteen_bit_images_are_scaled_to_one(tmp_path):
     assert Image.open(tmp_path / "deep.png").mode.startswith("I")
     pixels = gray(tmp_path / "deep.png")
     np.testing.assert_allclose(pixels, deep / 65535, atol=1e-6)
+    assert images.read_image(tmp_path / "deep.png").notes == (images.DEEPER,)  # outputs are 8-bit: said
+    Image.fromarray((deep // 257).astype(np.uint8)).save(tmp_path / "eight.png")
+    assert images.read_image(tmp_path / "eight.png").notes == ()
 
 
 @pytest.mark.parametrize("suffix", [".jpg", ".bmp", ".tiff", ".webp", ".pgm", ".gif"])

@@ -46,6 +46,7 @@ _SAVE_OPTIONS = {"JPEG": {"quality": 95}, "WEBP": {"quality": 95}}
 # raw map 3.9× and 1.46×; detect's heatmaps of a 6000×4000 photo, one run here).
 FAST_PNG = {"compress_level": 1}
 _SIXTEEN_BIT = {"I;16", "I;16L", "I;16B", "I;16N"}
+DEEPER = "more than 8 bits a pixel, read in full; the images aetool writes have 8"
 _GREY_MODES = {"1", "L", "LA", "La", "I", "F", *_SIXTEEN_BIT}
 # Formats Pillow registers but cannot decode without outside programs, or only as stubs for plugins of your own.
 _NOT_DECODED = {"BUFR", "GRIB", "HDF5", "FITS", "EPS", "WMF", "PDF", "MPEG"}
@@ -213,15 +214,17 @@ def _has_alpha(image: Image.Image) -> bool:
 
 
 def _pixels(image: Image.Image) -> tuple[np.ndarray, str | None]:
-    """C×H×W float32 in [0, 1] of a loaded image: 16-bit and float scaled, alpha composited; a note when it was."""
+    """C×H×W float32 in [0, 1] of a loaded image: 16-bit and float scaled, alpha composited; a note when it was
+    (or when it holds more than 8 bits a pixel, which the 8-bit files aetool writes do not keep)."""
     if image.mode in _SIXTEEN_BIT:
-        return (np.asarray(image).astype(np.float32) / 65535)[None], None
+        return (np.asarray(image).astype(np.float32) / 65535)[None], DEEPER
     if image.mode == "I":
         values = np.asarray(image).astype(np.float32)
-        return np.clip(values / (65535 if values.max() > 255 else 255), 0, 1)[None], None
+        deep = values.max() > 255
+        return np.clip(values / (65535 if deep else 255), 0, 1)[None], DEEPER if deep else None
     if image.mode == "F":
         values = np.asarray(image, dtype=np.float32)
-        return np.clip(values / 255 if values.max() > 1 else values, 0, 1)[None], None
+        return np.clip(values / 255 if values.max() > 1 else values, 0, 1)[None], DEEPER
     grey = image.mode in _GREY_MODES
     try:
         if not _has_alpha(image):
