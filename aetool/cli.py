@@ -877,6 +877,15 @@ def _evaluation_line(result: Evaluation) -> str:
         counted = f"{result.ssim_images} image{'s' * (result.ssim_images != 1)}"
         ssim += f" (of the {counted} of at least 11×11)"
     scores = f"MSE {result.mse:.6f}, PSNR {psnr}, SSIM {ssim}"
+    return _evaluated(result, scores) + (  # and what doing nothing scores: the noisy inputs against the targets
+        f"; the inputs themselves: MSE {result.input_mse:.6f}, PSNR {result.input_psnr:.2f} dB"
+        if result.input_mse is not None and result.input_psnr is not None
+        else ""
+    )
+
+
+def _evaluated(result: Evaluation, scores: str) -> str:
+    """The scores with what they were measured on, and the recorded test MSE."""
     noise_text = (
         f"noise mix {result.noise_mix}"
         if result.noise_mix

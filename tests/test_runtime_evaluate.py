@@ -21,6 +21,7 @@ def test_identity_on_clean_inputs_scores_zero(toy_dir, mnist_dir):
     assert result.mse == 0 and result.n == 12 and result.noise == 0
     assert result.model == "denoise" and result.recorded_test_mse == 0.0
     assert result.psnr is None and result.ssim == pytest.approx(1.0)  # infinite PSNR, identical images
+    assert result.input_mse is None and result.input_psnr is None  # no noise: the inputs are the targets
     assert result.split == "test" and result.data == str(mnist_dir) and result.failed == result.missing == []
 
 
@@ -31,6 +32,7 @@ def test_noisy_inputs_score_the_noise_itself(toy_dir, mnist_dir):
     assert result.n == 5 and result.noise_kind == "salt-pepper"
     assert result.mse == pytest.approx(expected, rel=1e-6) and result.mse > 0
     assert result.psnr == pytest.approx(10 * np.log10(1 / expected), rel=1e-6)
+    assert result.input_mse == pytest.approx(expected, rel=1e-6) and result.input_psnr == pytest.approx(result.psnr)
     noisy = add_noise(clean, 0.3, kind="salt-pepper", rng=np.random.default_rng(7))
     assert result.ssim == pytest.approx(np.mean([ssim(n, c) for n, c in zip(noisy, clean, strict=True)]), rel=1e-6)
 
@@ -232,6 +234,7 @@ def test_pairs_match_by_path_without_suffix_and_missing_partners_are_listed(toy_
     pairs = [(noisy[n].astype(np.float64) / 255, clean[n].astype(np.float64) / 255) for n in ("a/y", "x")]
     expected = np.mean([np.square(a - b).mean() for a, b in pairs])
     assert result.n == 2 and result.mse == pytest.approx(expected, rel=1e-6) and result.psnr is not None
+    assert result.input_mse == pytest.approx(expected, rel=1e-6)  # an identity model scores what its inputs score
     assert result.noise == 0 and result.noise_kind is None and result.seed is None
     assert [(f.label, f.error) for f in result.missing] == [
         (str(tmp_path / "noisy" / "z.png"), f"no target in {tmp_path / 'clean'} matches it"),

@@ -87,6 +87,8 @@ class Evaluation:
     targets: str | None = None  # the folder of targets, for pairs
     notes: list[str] = field(default_factory=list)  # what was done to the images, once per kind, with a count
     failed: list[Failure] = field(default_factory=list)  # images that could not be scored, and why
+    input_mse: float | None = None  # the inputs themselves against the targets (noisy → clean), when they differ
+    input_psnr: float | None = None  # dB, of ``input_mse``
     noise_mix: str | None = None  # the range or mix of kinds drawn per image, for a model trained on one
     missing: list[Failure] = field(default_factory=list)  # inputs without a target and targets without an input
 
@@ -99,6 +101,7 @@ class _Run:
     """What a scoring run gathers as it goes."""
 
     scores: SetScores = field(default_factory=SetScores)
+    inputs: SetScores = field(default_factory=SetScores)  # the model's inputs against the targets: the baseline
     failed: list[Failure] = field(default_factory=list)
     done: Counter[str] = field(default_factory=Counter)  # what was done to how many images
 
@@ -146,6 +149,7 @@ def evaluate(
         run.done[f"converted {converted}"] = len(clean)
     for start in range(0, len(clean), SCORE_BATCH):
         run.scores.add(model.reconstruct(inputs[start : start + SCORE_BATCH]), clean[start : start + SCORE_BATCH])
+        run.inputs.add(inputs[start : start + SCORE_BATCH], clean[start : start + SCORE_BATCH])
     return _result(model, run, started, data=str(data_dir), noise=(corruption, seed), split=split)
 
 
@@ -347,7 +351,9 @@ def _score(model: Model, pairs: Iterable[_Pair], run: _Run) -> None:
                 continue
             inputs = [pad_to(pair.inputs, padded, mirror=spec.mirror_padding, border=spec.border) for pair in group]
             outputs = model.reconstruct(np.stack(inputs))[:, :, spec.border :, spec.border :]
-            run.scores.add(outputs[:, :, :height, :width], np.stack([pair.target for pair in group]))
+            targets = np.stack([pair.target for pair in group])
+            run.scores.add(outputs[:, :, :height, :width], targets)
+            run.inputs.add(np.stack([pair.inputs for pair in group]), targets)
             for pair in group:
                 run.done.update(pair.done)
 
@@ -378,6 +384,7 @@ def _result(
         level, kind = corruption.level or (None, None)
     recorded = model.metadata.get(contract.TEST_MSE)
     psnr = run.scores.psnr
+    baseline = run.inputs.mse if run.inputs.values and run.inputs.squared > 0 else None  # None: inputs = targets
     return Evaluation(
         mse=run.scores.mse,
         n=run.scores.images,
@@ -398,4 +405,6 @@ def _result(
         notes=counted(run.done),
         failed=run.failed,
         missing=missing or [],
+        input_mse=baseline,
+        input_psnr=float(run.inputs.psnr) if baseline is not None else None,
     )
