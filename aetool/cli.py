@@ -996,9 +996,8 @@ def info(
         typer.echo("metadata")
         for key, value in record.metadata.items():
             if key not in ("parity", "checked_in"):
-                typer.echo(
-                    f"  {_shown(key):16} {_shown(json.dumps(value) if isinstance(value, (dict, list)) else value)}"
-                )
+                shown = json.dumps(value) if isinstance(value, (dict, list)) else value
+                typer.echo(f"  {_shown(key):16} {_shown(shown) if shown != '' else '(empty)'}")
 
 
 @app.command()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import digit, read, save
+from conftest import colour_metadata, digit, node, onnx_bytes, read, save
 from PIL import Image
 
 from aetool import __version__
@@ -458,6 +458,17 @@ def test_info_describes_a_model(cli, toy_dir):
     assert [o["name"] for o in record["outputs"]] == ["reconstruction", "code"]
     assert record["opset"] == 13 and record["decoder"]["size_bytes"] > 0
     assert record["parity"] == {"passed": True, "worst_max_abs": 5e-07, "cases": 2}
+
+
+def test_info_shows_an_empty_metadata_value_as_such(cli, tmp_path):
+    shape = ["N", 3, "H", "W"]
+    metadata = {**colour_metadata("rgb-conv", shape, multiple_of=4), "decoder": ""}
+    nodes = [node("Identity", ["image"], ["reconstruction"]), node("Identity", ["image"], ["code"])]
+    (tmp_path / "m.onnx").write_bytes(
+        onnx_bytes({"image": shape}, {"reconstruction": shape, "code": shape}, nodes, metadata)
+    )
+    lines = cli("info", str(tmp_path / "m.onnx")).stdout.splitlines()
+    assert "  decoder          (empty)" in lines
 
 
 def test_info_shows_channels_colour_space_polarity_and_contract_version(cli, toy_dir):

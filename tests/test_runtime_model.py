@@ -99,6 +99,15 @@ def test_bad_model_files_fail_in_one_line(toy_dir, name, message):
     assert "\n" not in str(caught.value)
 
 
+def test_an_image_given_as_the_model_is_named_as_such(tmp_path):
+    from PIL import Image
+
+    for fmt, name in (("PNG", "a.png"), ("JPEG", "a.jpg"), ("TIFF", "a.tif")):
+        Image.new("L", (4, 4)).save(tmp_path / name, format=fmt)
+        with pytest.raises(ModelFileError, match=rf"^{tmp_path / name} is a {fmt} image, not an ONNX model$"):
+            load(tmp_path / name)
+
+
 def test_a_folder_is_not_a_model_and_a_run_folder_points_to_its_model(toy_dir, tmp_path):
     with pytest.raises(ModelFileError, match=r"is a folder, not an \.onnx file$"):
         load(toy_dir)

@@ -45,6 +45,14 @@ MAX_CONV_PIXELS = 4096 * 4096  # the largest page a conv model takes: 230–490 
 # Mirrored rows and columns added around an image of your own for a conv model (InputSpec.border). dncnn's output
 # lost 6 dB in its outermost pixels without them (a photo of the trial that found it, README: Sizes).
 MIRROR_BORDER = 8
+# The first bytes of the image files most often given where a model goes, and their format's name.
+IMAGE_SIGNATURES = {
+    b"\x89PNG\r\n\x1a\n": "PNG",
+    b"\xff\xd8\xff": "JPEG",
+    b"GIF8": "GIF",
+    b"II*\x00": "TIFF",
+    b"MM\x00*": "TIFF",
+}
 MAX_MODEL_BYTES = (2 << 30) - 1  # protobuf's own limit: no ONNX file is larger
 STOP_WAIT = 10.0  # seconds to wait for a terminated session call to return before leaving it to its thread
 # onnxruntime folds constant subgraphs when it opens a file: a 459-byte graph of ConstantOfShape makes it allocate
@@ -219,6 +227,9 @@ def inspect_model(path: Path, data: bytes) -> OnnxFacts:
     try:
         facts = read_facts(data)
     except ValueError as err:
+        image = next((kind for magic, kind in IMAGE_SIGNATURES.items() if data.startswith(magic)), None)
+        if image:  # a common slip: the image where the model goes
+            raise ModelFileError(f"{path} is a {image} image, not an ONNX model") from None
         raise ModelFileError(f"{path} is not a loadable ONNX model: {err}") from None
     for location in facts.external_data:
         if outside_folder(path, location):
