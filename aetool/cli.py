@@ -413,21 +413,25 @@ def _run(jobs: list[Job], failures: list[Failure], step: Step, options: ImageOpt
     done = failed = 0
     counts: Counter[str] = Counter()
     not_digits = False  # an image that is not a 28×28 digit went through
-    for outcome in chain(refused, _progress(outcomes, len(jobs), total > FEW and sys.stderr.isatty())):
-        with interrupts_deferred(stop):
-            if options.as_json:
-                typer.echo(json.dumps(outcome.record()))
-            if outcome.error:
-                failed += 1
-                error(f"{outcome.path}: {outcome.error}")
-                continue
-            done += 1
-            not_digits |= outcome.input_size != (28, 28) and not outcome.resized  # --resize: fitted as a digit
-            changes = _changes(outcome, step.channels, forced=options.invert is True)
-            counts.update({kind for kind, _ in changes})
-            if total <= FEW:
-                for _, text in changes:
-                    note(f"{outcome.path}: {text}")
+    try:
+        for outcome in chain(refused, _progress(outcomes, len(jobs), total > FEW and sys.stderr.isatty())):
+            with interrupts_deferred(stop):
+                if options.as_json:
+                    typer.echo(json.dumps(outcome.record()))
+                if outcome.error:
+                    failed += 1
+                    error(f"{outcome.path}: {outcome.error}")
+                    continue
+                done += 1
+                not_digits |= outcome.input_size != (28, 28) and not outcome.resized  # --resize: fitted as a digit
+                changes = _changes(outcome, step.channels, forced=options.invert is True)
+                counts.update({kind for kind, _ in changes})
+                if total <= FEW:
+                    for _, text in changes:
+                        note(f"{outcome.path}: {text}")
+    except KeyboardInterrupt:  # the outcomes settled before it are reported (and their files written) first
+        images = f"{total} image{'s' * (total != 1)}"
+        raise Interrupted(f"interrupted after {done + failed} of {images} ({done} written)") from None
     also = "; ".join(f"{n} {kind}" for kind, n in counts.items()) if total > FEW else ""
     note(f"{done} done, {failed} failed in {time.perf_counter() - started:.2f} s" + (f" ({also})" if also else ""))
     colour = any(kind.startswith("converted RGB") for kind in counts)
