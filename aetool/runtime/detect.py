@@ -149,12 +149,12 @@ class Detector:
         """Tukey's lower fence of the calibration scores, Q1 − 1.5 × (Q3 − Q1) from the quartiles the file records
         (Tukey, "Exploratory Data Analysis", 1977): a score below it is unusually low for a normal image. None when
         the file records no finite quartiles (a plain model)."""
-        quantiles = self.spec.calibration.get("quantiles") if self.spec else None
-        quartiles = [quantiles.get(q) if isinstance(quantiles, dict) else None for q in ("0.25", "0.75")]
-        if not all(isinstance(q, (int, float)) and not isinstance(q, bool) and math.isfinite(q) for q in quartiles):
+        quantiles = (self.spec.calibration.get("quantiles") if self.spec else None) or {}
+        try:
+            first, third = float(quantiles["0.25"]), float(quantiles["0.75"])
+        except (KeyError, TypeError, ValueError):  # no record, or one without numbers there
             return None
-        first, third = (float(q) for q in quartiles)  # type: ignore[arg-type]
-        return first - 1.5 * (third - first)
+        return first - 1.5 * (third - first) if math.isfinite(first) and math.isfinite(third) else None
 
     def verdict(self, score: float) -> bool | None:
         """Whether a score is anomalous (above the threshold, or NaN: a score that cannot be shown normal); None
@@ -172,8 +172,8 @@ class Detection:
     ``score`` is the detector's (``score_name``), ``threshold`` None when it has none, ``anomalous`` whether the
     score is above it, ``unusually_low`` whether it is not and below the calibration scores' lower fence
     (``Detector.low_fence``: normal by the threshold, yet an image unlike the normal ones can score low too, as a
-    blank, flat or blurred frame is easy to reconstruct); ``components`` the raw components by name; ``mse`` the reconstruction's MSE and ``map_max``
-    the anomaly map's largest value, both over the image's region (a conv model's score also covers the padding
+    blank, flat or blurred frame is easy to reconstruct); ``components`` the raw components by name; ``mse`` the
+    reconstruction's MSE and ``map_max`` the anomaly map's largest value, both over the image's region (a conv model's score also covers the padding
     up to its multiple, black or mirrored as ``InputSpec.mirror_padding`` says, as calibration's did).
     """
 
