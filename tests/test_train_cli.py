@@ -320,3 +320,10 @@ def test_calibrating_a_run_that_learned_nothing_warns_as_its_export_does(data_di
     calibrated = runner.invoke(app, ["calibrate", str(tmp_path / "stuck"), "--fpr", "0.1"])
     assert calibrated.exit_code == 0 and (tmp_path / "stuck" / "model.onnx").is_file()
     assert "warning: test MSE" in calibrated.stderr and "calibrated as asked" in calibrated.stderr
+
+
+def test_a_gaussian_std_on_the_0_255_scale_is_warned_of_before_training(tmp_path):
+    result = runner.invoke(
+        app, ["train", "dncnn", "--noise", "0:25", "--data", str(tmp_path / "nowhere"), "--epochs", "1"]
+    )
+    assert result.exit_code == 2 and "warning: Gaussian noise of std 25 on pixels in [0, 1]" in result.stderr
