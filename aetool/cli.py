@@ -594,25 +594,33 @@ def detect(
         stop = threading.Event()  # Ctrl-C while a record is printed: the settled ones are printed first
         few = len(jobs) + len(failures) + len(refused) <= FEW
         changes: Counter[str] = Counter()
-        for result in detect(jobs, detector, invert=invert, resize=resize, stop=stop):
-            with files.interrupts_deferred(stop):
-                if as_json:
-                    typer.echo(json.dumps(result.record()))
-                if result.error:
-                    error(f"{result.path}: {result.error}")
-                    verdicts["failed"] += 1
-                    continue
-                verdict = {True: "anomalous", False: "normal", None: "scored"}[result.anomalous]
-                verdicts[verdict] += 1
-                done = _changes(result, loaded.input_spec.channels, forced=invert is True, scored=True)
-                if result.unusually_low:
-                    done.append((LOW_SCORE, f"score unusually low for a normal image ({BLANK_FRAMES})"))
-                changes.update(kind for kind, _ in done)
-                for _, text in done if few else ():
-                    note(f"{result.path}: {text}")
-                if not as_json:
-                    limit = "-" if result.threshold is None else f"{result.threshold:.6g}"
-                    typer.echo(f"{result.path}\t{result.score:.6g}\t{limit}\t{verdict}")
+        try:
+            for result in detect(jobs, detector, invert=invert, resize=resize, stop=stop):
+                with files.interrupts_deferred(stop):
+                    if as_json:
+                        typer.echo(json.dumps(result.record()))
+                    if result.error:
+                        error(f"{result.path}: {result.error}")
+                        verdicts["failed"] += 1
+                        continue
+                    verdict = {True: "anomalous", False: "normal", None: "scored"}[result.anomalous]
+                    verdicts[verdict] += 1
+                    done = _changes(result, loaded.input_spec.channels, forced=invert is True, scored=True)
+                    if result.unusually_low:
+                        done.append((LOW_SCORE, f"score unusually low for a normal image ({BLANK_FRAMES})"))
+                    changes.update(kind for kind, _ in done)
+                    for _, text in done if few else ():
+                        note(f"{result.path}: {text}")
+                    if not as_json:
+                        limit = "-" if result.threshold is None else f"{result.threshold:.6g}"
+                        typer.echo(f"{result.path}\t{result.score:.6g}\t{limit}\t{verdict}")
+        except KeyboardInterrupt:  # the records settled before it are printed (and their heatmaps written) first
+            total = len(jobs) + len(failures) + len(refused)
+            settled = sum(verdicts.values())
+            raise Interrupted(
+                f"interrupted after {settled} of {total} image{'s' * (total != 1)} "
+                f"({settled - verdicts['failed']} scored)"
+            ) from None
     kinds = ("anomalous", "normal") if detector.threshold is not None else ("scored",)
     counts = ", ".join(f"{verdicts[kind]} {kind}" for kind in (*kinds, "failed") if kind != "failed" or verdicts[kind])
     rule = (

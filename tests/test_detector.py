@@ -411,6 +411,36 @@ def test_scores_below_the_calibration_scores_lower_fence_are_called_unusually_lo
     assert flagged.stdout.endswith("\tanomalous\n") and "unusually low" not in flagged.stderr  # anomalous already
 
 
+def test_calibration_images_that_overlap_the_training_images_are_found(tmp_path):
+    from aetool.export.detector import trained_on
+
+    for folder in ("inspect/good", "inspect/scratch", "inspect/good_held", "other"):
+        save(tmp_path / folder / "0.png", np.zeros((8, 8), np.uint8))
+    folder = TrainConfig("anomaly", data=str(tmp_path / "inspect"))
+    assert trained_on(folder, str(tmp_path / "inspect" / "good"))  # inside
+    assert trained_on(folder, str(tmp_path / "inspect" / "good" / "*.png"))  # a glob inside
+    assert trained_on(folder, str(tmp_path))  # around it
+    assert not trained_on(folder, str(tmp_path / "other"))
+    one_class = TrainConfig("anomaly", data=str(tmp_path / "inspect"), classes=("good",))
+    assert trained_on(one_class, str(tmp_path / "inspect" / "good")) and trained_on(
+        one_class, str(tmp_path / "inspect")
+    )
+    assert not trained_on(one_class, str(tmp_path / "inspect" / "good_held"))  # a subfolder it did not learn
+
+
+def test_a_perfect_reconstruction_scores_the_lowest_and_a_fence_below_it_is_said(one_class, tmp_path, monkeypatch):
+    spec = one_class[1].spec
+    zero = anomaly.standardised_sum(np.zeros((1, len(spec.components))), spec.mean, spec.std)[0]
+    assert spec.perfect_score == pytest.approx(zero) and spec.perfect_score < spec.calibration["quantiles"]["0"]
+    lines: list[str] = []
+    calibrate_run(one_class[0], out=tmp_path / "a.onnx", options=CalibrationOptions(fpr=0.1), echo=lines.append)
+    assert not any(line.startswith("note: the calibration scores spread") for line in lines)
+    monkeypatch.setattr(anomaly.AnomalySpec, "low_fence", property(lambda self: self.perfect_score - 1))
+    calibrate_run(one_class[0], out=tmp_path / "b.onnx", options=CalibrationOptions(fpr=0.1), echo=lines.append)
+    [said] = [line for line in lines if line.startswith("note: the calibration scores spread")]
+    assert "detect will mark no image unusually low, so blank or blurred frames pass as normal unseen" in said
+
+
 def test_detect_refuses_heatmaps_that_name_a_file_before_scoring(digits, real_models, tmp_path):
     taken = tmp_path / "maps.png"
     taken.write_bytes(b"mine")
@@ -617,6 +647,25 @@ def test_every_heatmap_written_before_ctrl_c_has_its_record(one_class, tmp_path,
         "b.heatmap.png",
         "b.raw.heatmap.png",
     ]
+
+
+def test_detect_says_how_far_it_got_when_interrupted(one_class, tmp_path, monkeypatch):
+    from aetool.runtime import detect as detect_module
+
+    for name in ("a", "b", "c"):
+        save(tmp_path / "in" / f"{name}.png", stroke_digits(1, seed=3)[0][0])
+    finish, finished = detect_module._finish, []
+
+    def interrupted_at_the_third(*args):
+        if len(finished) == 2:
+            raise KeyboardInterrupt
+        finished.append(finish(*args))
+        return finished[-1]
+
+    monkeypatch.setattr(detect_module, "_finish", interrupted_at_the_third)
+    result = runner.invoke(app, ["detect", str(tmp_path / "in"), "-m", str(one_class[1].export.path)])
+    assert result.exit_code == 130 and len(result.stdout.splitlines()) == 2
+    assert result.stderr.strip().splitlines()[-1] == "aetool: error: interrupted after 2 of 3 images (2 scored)"
 
 
 def test_detections_settled_before_a_timeout_are_still_reported(one_class, tmp_path, monkeypatch):

@@ -40,6 +40,7 @@ from aetool.export.exporter import (
 from aetool.export.scores import Constants, Detector, check_score, default_score, error_map, raw_components
 from aetool.models import Autoencoder
 from aetool.runtime import anomaly, contract
+from aetool.runtime.files import folder_of
 from aetool.runtime.idx import resolve_data_dir
 from aetool.runtime.noise import Noise
 from aetool.train.config import TrainConfig
@@ -178,10 +179,14 @@ def wmse_weights(net: Autoencoder, train: ImageSet) -> np.ndarray:
 
 
 def trained_on(config: TrainConfig, data: str) -> bool:
-    """Whether the folder ``data`` is, or lies inside, the folder the run trained on (``config.data``)."""
-    if config.data is None or not Path(config.data).is_dir() or not Path(data).is_dir():
+    """Whether the images ``data`` names (a folder, glob or file) and the folder the run trained on (``config.data``,
+    a folder or a glob's root; its subfolders of ``config.classes`` for a one-class run) overlap: one holds the
+    other."""
+    if config.data is None:
         return False
-    return Path(data).resolve().is_relative_to(Path(config.data).resolve())
+    root, given = folder_of(config.data).resolve(), folder_of(data).resolve()
+    trained = [root / label for label in config.classes] if config.classes else [root]
+    return any(given.is_relative_to(folder) or folder.is_relative_to(given) for folder in trained)
 
 
 def calibrate_run(
@@ -265,6 +270,12 @@ def calibrate_run(
         f"calibrated {spec.score} on {source}: threshold {threshold:.4g} ({rule_text}; "
         f"{spec.calibration['fpr']:.1%} of them above it)"
     )
+    if spec.low_fence is not None and spec.low_fence <= spec.perfect_score:
+        echo(
+            f"note: the calibration scores spread so widely that their lower fence ({spec.low_fence:.4g}) is below "
+            f"the score of a perfect reconstruction ({spec.perfect_score:.4g}): detect will mark no image unusually "
+            "low, so blank or blurred frames pass as normal unseen (calibrate on normal images more alike)"
+        )
     detector = Detector(Constants(names, weights, spec.mean, spec.std), spec)
     result = _export(
         net,

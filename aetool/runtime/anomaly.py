@@ -151,6 +151,24 @@ class AnomalySpec:
     def score(self) -> str:
         return score_name(self.components)
 
+    @property
+    def perfect_score(self) -> float:
+        """The score of a perfect reconstruction, the lowest any image can get: every component is an error that is
+        0 there, so the score is the sum of −mean / std."""
+        return float(sum(-mean / std for mean, std in zip(self.mean, self.std, strict=True)))
+
+    @property
+    def low_fence(self) -> float | None:
+        """Tukey's lower fence of the calibration scores, Q1 − 1.5 × (Q3 − Q1) from the quartiles ``calibration``
+        records (Tukey, "Exploratory Data Analysis", 1977): a score below it is unusually low for a normal image.
+        None when no finite quartiles are recorded."""
+        quantiles = self.calibration.get("quantiles") or {}
+        try:
+            first, third = float(quantiles["0.25"]), float(quantiles["0.75"])
+        except (KeyError, TypeError, ValueError):  # no record, or one without numbers there
+            return None
+        return first - 1.5 * (third - first) if math.isfinite(first) and math.isfinite(third) else None
+
     def to_record(self) -> dict[str, Any]:
         """The JSON object of the ``anomaly`` key."""
         record = asdict(self)

@@ -146,15 +146,8 @@ class Detector:
 
     @property
     def low_fence(self) -> float | None:
-        """Tukey's lower fence of the calibration scores, Q1 − 1.5 × (Q3 − Q1) from the quartiles the file records
-        (Tukey, "Exploratory Data Analysis", 1977): a score below it is unusually low for a normal image. None when
-        the file records no finite quartiles (a plain model)."""
-        quantiles = (self.spec.calibration.get("quantiles") if self.spec else None) or {}
-        try:
-            first, third = float(quantiles["0.25"]), float(quantiles["0.75"])
-        except (KeyError, TypeError, ValueError):  # no record, or one without numbers there
-            return None
-        return first - 1.5 * (third - first) if math.isfinite(first) and math.isfinite(third) else None
+        """``AnomalySpec.low_fence`` of the file (None for a plain model): a score below it is unusually low."""
+        return self.spec.low_fence if self.spec else None
 
     def verdict(self, score: float) -> bool | None:
         """Whether a score is anomalous (above the threshold, or NaN: a score that cannot be shown normal); None
@@ -268,7 +261,11 @@ def detect(
                 results[index] = Detection(item.path, error=item.error, ms=item.ms)
             elif min(item.prepared.pixels.shape[1:]) < detector.smallest():
                 size = detector.smallest()
-                results[index] = Detection(item.job.label, error=f"smaller than SSIM's {size}×{size} window")
+                results[index] = Detection(
+                    item.job.label,
+                    error=f"smaller than SSIM's {size}×{size} window, which the score's ssim needs (a detector "
+                    "calibrated with --score smax takes any size)",
+                )
             else:
                 groups.setdefault(item.prepared.pixels.shape, []).append((index, item))
         try:

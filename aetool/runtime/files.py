@@ -105,6 +105,14 @@ def _is_image(path: Path, skip: tuple[str, ...]) -> bool:
     return path.suffix.lower() in image_suffixes() and path.is_file() and not path.stem.endswith(skip)
 
 
+def folder_of(source: str) -> Path:
+    """The folder a folder, file or glob argument names images under: itself, the file's, or the glob's root."""
+    path = Path(source)
+    if path.is_dir():
+        return path
+    return _glob_root(source) if _MAGIC & set(source) else path.parent
+
+
 def _glob_root(pattern: str) -> Path:
     """The folder part of a glob before its first wildcard: ``digits/**/*.png`` → ``digits``."""
     parts = Path(pattern).parts
