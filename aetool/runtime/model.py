@@ -113,9 +113,13 @@ class InputSpec:
         if height < 1 or width < 1:
             raise ValueError(f"expected images of at least 1×1 pixels, got {height}×{width}")
         if self.size is not None and (height, width) != self.size:
-            raise ValueError(f"model takes {self.size[0]}×{self.size[1]} images, got {height}×{width}")
+            raise ValueError(
+                f"model takes {self.size[0]}×{self.size[1]} images, got {height}×{width} (height×width, as arrays are)"
+            )
         if height % self.multiple_of or width % self.multiple_of:
-            raise ValueError(f"model takes sizes divisible by {self.multiple_of}, got {height}×{width}")
+            raise ValueError(
+                f"model takes sizes divisible by {self.multiple_of}, got {height}×{width} (height×width, as arrays are)"
+            )
 
     def padded(self, height: int, width: int, *, border: int = 0) -> tuple[int, int]:
         """The size an image of any size is padded to for a model of any size (the next multiples of
