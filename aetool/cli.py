@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Annotated, Any, BinaryIO, NoReturn, TypeVar
 import typer
 
 from aetool import __version__
-from aetool.errors import AetoolError, Interrupted, NotLearned, os_reason
+from aetool.errors import AetoolError, DataError, Interrupted, NotLearned, os_reason
 
 if TYPE_CHECKING:
     from aetool.bench import BenchSummary
@@ -41,8 +41,10 @@ app = typer.Typer(name="aetool", no_args_is_help=True, pretty_exceptions_enable=
 T = TypeVar("T")
 FEW = 4  # up to this many inputs: a note per image and no progress bar
 LOW_SCORE = "unusually low"
-BLANK_FRAMES = "normal by the threshold, but an image unlike the normal ones can score low too, as a blank, flat or "
-BLANK_FRAMES += "blurred frame is easy to reconstruct; --json: unusually_low"
+BLANK_FRAMES = (
+    "normal by the threshold, but an image unlike the normal ones can score low too, as a blank, flat or blurred "
+    "frame is easy to reconstruct; --json: unusually_low"
+)
 
 
 class NoiseKind(str, Enum):
@@ -592,7 +594,8 @@ def detect(
             if as_json:
                 typer.echo(json.dumps(Detection(failure.label, error=failure.error).record()))
         stop = threading.Event()  # Ctrl-C while a record is printed: the settled ones are printed first
-        few = len(jobs) + len(failures) + len(refused) <= FEW
+        total = len(jobs) + len(failures) + len(refused)
+        few = total <= FEW
         changes: Counter[str] = Counter()
         try:
             for result in detect(jobs, detector, invert=invert, resize=resize, stop=stop):
@@ -615,7 +618,6 @@ def detect(
                         limit = "-" if result.threshold is None else f"{result.threshold:.6g}"
                         typer.echo(f"{result.path}\t{result.score:.6g}\t{limit}\t{verdict}")
         except KeyboardInterrupt:  # the records settled before it are printed (and their heatmaps written) first
-            total = len(jobs) + len(failures) + len(refused)
             settled = sum(verdicts.values())
             raise Interrupted(
                 f"interrupted after {settled} of {total} image{'s' * (total != 1)} "
@@ -1756,7 +1758,6 @@ def report(
         check_folder(output)  # before the training, whose page comes last
     if anomaly:
         with reporting():
-            from aetool.errors import DataError
             from aetool.report.oneclass import build_oneclass_report
 
             try:

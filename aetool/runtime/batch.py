@@ -30,8 +30,9 @@ T = TypeVar("T")
 @dataclass(frozen=True)
 class Prepared:
     """An image carried into a step's world: ``pixels`` (C×H×W float32) as the step runs them; ``region`` (height,
-    width) at ``offset`` (top and left), the part of them that is the image (the rest is padding); ``restore``, which carries a result of that
-    region back to the image's own size when preparing resized the image (``None`` when it did not)."""
+    width) at ``offset`` (top and left), the part of them that is the image (the rest is padding); ``restore``,
+    which carries a result of that region back to the image's own size when preparing resized the image (``None``
+    when it did not)."""
 
     pixels: np.ndarray
     region: tuple[int, int]
@@ -54,10 +55,10 @@ class Step(Protocol):
 
 class Reconstruct:
     """Run an autoencoder. Conv models take any size (padded to their multiple, cropped back; with black, or by
-    mirroring for an as-is model: ``InputSpec.mirror_padding``). Dense models take
-    their own size; another size is refused unless ``resize``: then the image is fitted to the model's size and the
-    result resized back to the image's (the MNIST fit and its inverse for white-on-black models, a plain Lanczos
-    resize both ways for as-is ones)."""
+    mirroring for an as-is model: ``InputSpec.mirror_padding``). Dense models take their own size; another size is
+    refused unless ``resize``: then the image is fitted to the model's size and the result resized back to the
+    image's (the MNIST fit and its inverse for white-on-black models, a plain Lanczos resize both ways for as-is
+    ones)."""
 
     def __init__(self, model: Model, *, resize: bool = False, border: bool = True):
         """``border``: a mirrored border around images of an as-is conv model (``InputSpec.border``), as the image

@@ -166,8 +166,9 @@ class Detection:
     score is above it, ``unusually_low`` whether it is not and below the calibration scores' lower fence
     (``Detector.low_fence``: normal by the threshold, yet an image unlike the normal ones can score low too, as a
     blank, flat or blurred frame is easy to reconstruct); ``components`` the raw components by name; ``mse`` the
-    reconstruction's MSE and ``map_max`` the anomaly map's largest value, both over the image's region (a conv model's score also covers the padding
-    up to its multiple, black or mirrored as ``InputSpec.mirror_padding`` says, as calibration's did).
+    reconstruction's MSE and ``map_max`` the anomaly map's largest value, both over the image's region (a conv
+    model's score also covers the padding up to its multiple, black or mirrored as ``InputSpec.mirror_padding``
+    says, as calibration's did).
     """
 
     path: str
@@ -461,8 +462,12 @@ def _scores_of(
             scores.append(math.nan)
             continue
         scores.append(detection.score)
-        ways = {f"converted {detection.converted}": bool(detection.converted), INVERTED: detection.inverted}
-        done.update(what for what, happened in {**ways, RESIZED: bool(detection.fitted_size)}.items() if happened)
+        ways = {
+            f"converted {detection.converted}": bool(detection.converted),
+            INVERTED: detection.inverted,
+            RESIZED: bool(detection.fitted_size),
+        }
+        done.update(what for what, happened in ways.items() if happened)
     return scores
 
 

@@ -125,8 +125,8 @@ class InputSpec:
         """The size an image of any size is padded to for a model of any size (the next multiples of
         ``multiple_of``, after ``border`` rows and columns on every side); raises ``ValueError`` when that is over
         ``MAX_CONV_PIXELS``, the largest page whose activations fit in memory (about 230 bytes a pixel for
-        ``conv-unpool``, 490 for the bundled ``denoise``), and when a file that fixes its batch at B (each call padded to B images) would run B such
-        pages over it."""
+        ``conv-unpool``, 490 for the bundled ``denoise``), and when a file that fixes its batch at B (each call
+        padded to B images) would run B such pages over it."""
         rows, cols = height + 2 * border, width + 2 * border
         padded = (-(-rows // self.multiple_of) * self.multiple_of, -(-cols // self.multiple_of) * self.multiple_of)
         if padded[0] * padded[1] > MAX_CONV_PIXELS:

@@ -554,8 +554,8 @@ def few_steps(config: TrainConfig, steps_per_epoch: int, images: int) -> str | N
     return (
         f"{images} training image{'s' * (images != 1)} make {steps_per_epoch} step{'s' * (steps_per_epoch != 1)} "
         f"an epoch, so {config.epochs} epoch{'s are' if config.epochs != 1 else ' is'} {steps} optimizer "
-        f"step{'s' * (steps != 1)}, and models "
-        f"learn little in fewer than about {MIN_STEPS} (see the README, Your own images): pass --epochs {epochs}"
+        f"step{'s' * (steps != 1)}, and models learn little in fewer than about {MIN_STEPS} (see the README, Your "
+        f"own images): pass --epochs {epochs}"
     )
 
 
