@@ -1808,6 +1808,13 @@ def _closed_pipe() -> NoReturn:
     sys.exit(BROKEN_PIPE)
 
 
+def _interrupted_import(err: BaseException) -> bool:
+    """Whether ``err`` is an ``ImportError`` that Ctrl-C caused: a C extension (onnxruntime's, torch's) whose
+    initialisation a SIGINT interrupts fails to import with pybind11's "initialization failed", the
+    ``KeyboardInterrupt`` as its cause."""
+    return isinstance(err, ImportError) and isinstance(err.__cause__ or err.__context__, KeyboardInterrupt)
+
+
 def main() -> None:
     """Entry point of the ``aetool`` script and of ``python -m aetool``: a usage error is one line too, exit 2;
     a closed standard output ends the command quietly with 141."""
@@ -1822,7 +1829,7 @@ def main() -> None:
         # Typer's parser is Click (vendored since Typer 0.25): its exceptions are told apart by name and shape, so
         # every Typer the requirement admits is handled alike.
         usage: Any = err
-        if type(err).__name__ == "Abort":  # Click's form of Ctrl-C outside a command's body
+        if type(err).__name__ == "Abort" or _interrupted_import(err):  # Ctrl-C outside a command's body
             error("interrupted")
             sys.exit(Interrupted.exit_code)
         if not (hasattr(usage, "format_message") and isinstance(getattr(usage, "exit_code", None), int)):

@@ -212,6 +212,86 @@ def test_a_timeout_stops_a_call_that_never_ends_and_the_next_call_runs(tmp_path,
     assert np.array_equal(load(toy_dir / "conv.onnx").reconstruct(page), page)  # the worker thread is free again
 
 
+def test_ctrl_c_as_a_call_is_handed_to_the_worker_still_stops_the_call(tmp_path, toy_dir, monkeypatch):
+    """A SIGINT right after the call is queued (before the main thread waits for it) must stop it too: a process
+    that exits while onnxruntime runs in the worker thread aborts ("terminate called without an active
+    exception", exit 134) when that call returns during the interpreter's shutdown."""
+    from aetool.runtime import model as model_module
+
+    handed_over = model_module._start
+
+    def interrupted_start(call):
+        handed_over(call)
+        os.kill(os.getpid(), signal.SIGINT)  # Python raises it on the main thread's next bytecode, still in here
+
+    (tmp_path / "loop.onnx").write_bytes(loop_forever())
+    endless = load(tmp_path / "loop.onnx")
+    monkeypatch.setattr(model_module, "_start", interrupted_start)
+    with pytest.raises(KeyboardInterrupt):
+        endless.reconstruct(np.zeros((1, 1, 8, 8), np.float32))
+    monkeypatch.setattr(model_module, "_start", handed_over)
+    toy = load(toy_dir / "conv.onnx")
+    toy.timeout = 5  # the worker is free again: the endless call was stopped, not left running
+    page = np.random.default_rng(0).random((1, 1, 8, 8), dtype=np.float32)
+    assert np.array_equal(toy.reconstruct(page), page)
+
+
+def test_a_second_ctrl_c_while_a_call_is_stopped_still_waits_for_it(tmp_path, toy_dir, monkeypatch):
+    """Ctrl-C twice (or `timeout -s INT`, which signals the process and then its group): the second must not cut
+    short the wait for the terminated call, or the process exits while onnxruntime runs and aborts (exit 134)."""
+    import threading
+
+    from aetool.runtime import model as model_module
+
+    waits_for_the_stopped_call: list[bool] = []
+
+    class SecondCtrlC(threading.Event):
+        def wait(self, timeout=None):
+            if timeout != model_module.STOP_WAIT:
+                return super().wait(timeout)
+            os.kill(os.getpid(), signal.SIGINT)  # the wait in _stop, after the first Ctrl-C
+            waits_for_the_stopped_call.append(False)
+            ended = super().wait(timeout)
+            waits_for_the_stopped_call[-1] = ended  # not reached if the second Ctrl-C cut the wait short
+            return ended
+
+    (tmp_path / "loop.onnx").write_bytes(loop_forever())
+    endless = load(tmp_path / "loop.onnx")
+    monkeypatch.setattr(model_module, "STOP_WAIT", 9.75)
+    monkeypatch.setattr(threading, "Event", SecondCtrlC)
+    threading.Timer(0.3, os.kill, args=(os.getpid(), signal.SIGINT)).start()  # the first, during the endless call
+    with pytest.raises(KeyboardInterrupt):
+        endless.reconstruct(np.zeros((1, 1, 8, 8), np.float32))
+    monkeypatch.undo()
+    assert waits_for_the_stopped_call == [True]  # the call had ended before Ctrl-C left reconstruct
+    toy = load(toy_dir / "conv.onnx")
+    toy.timeout = 5  # the worker is free again: the endless call was stopped, not left running
+    page = np.random.default_rng(0).random((1, 1, 8, 8), dtype=np.float32)
+    assert np.array_equal(toy.reconstruct(page), page)
+
+
+def test_ctrl_c_while_onnxruntime_is_imported_is_one_line_and_exit_130(bundled, tmp_path, monkeypatch, capsys):
+    """A SIGINT inside onnxruntime's C extension initialisation surfaces as pybind11's ImportError
+    ("initialization failed", caused by the KeyboardInterrupt), which printed a traceback and exited 1."""
+    from aetool import cli
+    from aetool.runtime import model as model_module
+
+    def interrupted_import(path, **options):
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as err:
+            raise ImportError("initialization failed") from err
+
+    save(tmp_path / "ring.png", digit())
+    monkeypatch.setattr(model_module, "open_session", interrupted_import)
+    monkeypatch.setattr(sys, "argv", ["aetool", "denoise", str(tmp_path / "ring.png"), "-o", str(tmp_path / "o.png")])
+    with pytest.raises(SystemExit) as ended:
+        cli.main()
+    assert ended.value.code == 130
+    assert capsys.readouterr().err.strip() == "aetool: error: interrupted"
+    assert not (tmp_path / "o.png").exists()
+
+
 def test_ctrl_c_stops_a_model_that_never_ends_with_one_line_and_exit_130(tmp_path):
     (tmp_path / "loop.onnx").write_bytes(loop_forever())
     save(tmp_path / "ring.png", digit())

@@ -24,6 +24,7 @@ import numpy as np
 from aetool.errors import AetoolError, ModelFileError, TimedOut
 from aetool.runtime import contract
 from aetool.runtime.cpu import check_threads, usable_cores
+from aetool.runtime.files import interrupts_held
 from aetool.runtime.images import check_pixels
 from aetool.runtime.metadata import check_input_spec, check_metadata, parse_metadata
 from aetool.runtime.onnxfile import OnnxFacts, outside_folder, read_facts
@@ -747,11 +748,15 @@ class Model:
             finally:
                 ended.set()
 
-        _start(call)
+        started = False
         try:
+            with interrupts_held():  # a Ctrl-C while the call is handed over comes once it runs, and stops it
+                _start(call)
+                started = True
             finished = ended.wait(self.timeout)
         except KeyboardInterrupt:
-            _stop(ended, options)
+            if started:
+                _stop(ended, options)
             raise
         if not finished:
             _stop(ended, options)
@@ -766,11 +771,13 @@ class Model:
 
 def _stop(ended: threading.Event, options: Any) -> None:
     """Ask onnxruntime to end a running call, and wait (a while) for it to end: a process must not exit while
-    onnxruntime still runs in another of its threads. A call that does not end is left to its thread, and the
-    main thread's next call gets a new one."""
+    onnxruntime still runs in another of its threads (the call, returning while the interpreter shuts down, aborts
+    it: "terminate called without an active exception"). A second Ctrl-C does not cut the wait short; it is raised
+    after it. A call that does not end is left to its thread, and the main thread's next call gets a new one."""
     options.terminate = True
-    if not ended.wait(STOP_WAIT):
-        _WORKER.clear()
+    with interrupts_held():
+        if not ended.wait(STOP_WAIT):
+            _WORKER.clear()
 
 
 _WORKER: list[queue.SimpleQueue] = []  # the jobs of the one thread that runs the main thread's calls, once started
