@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+import threading
 import time
 import warnings
 from collections import Counter
@@ -185,6 +186,7 @@ Timeout = Annotated[
     typer.Option(
         "--timeout",
         min=0.001,
+        max=threading.TIMEOUT_MAX,  # the longest wait Python's locks take (about 292 years)
         metavar="SECONDS",
         help="Stop a model call that runs longer (exit 124). Default: no limit.",
         show_default=False,
@@ -1638,6 +1640,7 @@ def bench(
         typer.Option(
             "--timeout",
             min=0.001,
+            max=threading.TIMEOUT_MAX,
             metavar="SECONDS",
             help="Stop the first call, made before timing, if it runs longer (exit 124): a model that never finishes "
             "is caught there; the timed calls run unchecked. Default: no limit.",

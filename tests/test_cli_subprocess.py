@@ -152,6 +152,11 @@ def test_json_records_stream_while_the_batch_runs(tmp_path, env):
         (("add-noise", "in.png", "--noise", "-1"), "aetool: error: Invalid value for '--noise'"),
         (("denoise", "in.png", "--threads", "0"), "aetool: error: Invalid value for '--threads'"),
         (("evaluate", "--limit", "0"), "aetool: error: Invalid value for '--limit'"),
+        # Python's locks wait at most threading.TIMEOUT_MAX s: 1e10 overflowed (a traceback), 1e300 aborted (134)
+        (("denoise", "in.png", "--timeout", "inf"), "aetool: error: Invalid value for '--timeout'"),
+        (("denoise", "in.png", "--timeout", "1e300"), "aetool: error: Invalid value for '--timeout'"),
+        (("detect", "in.png", "-m", "m.onnx", "--timeout", "nan"), "aetool: error: Invalid value for '--timeout'"),
+        (("bench", "conv-unpool", "--timeout", "1e10"), "aetool: error: Invalid value for '--timeout'"),
         (("denoise",), "aetool: error: Missing argument 'IMAGES'"),
         (("reconstruct", "in.png", "--bogus"), "aetool: error: No such option: --bogus"),
     ],

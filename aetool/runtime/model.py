@@ -8,7 +8,6 @@ provider asked for (say CUDA) is not the one the session actually runs on.
 from __future__ import annotations
 
 import hashlib
-import math
 import numbers
 import queue
 import re
@@ -488,15 +487,21 @@ class Model:
     @property
     def timeout(self) -> float | None:
         """Seconds each session call may run before it is stopped with ``TimedOut``; None: no limit. Set it to None
-        or a positive, finite number (``ValueError`` otherwise: 0 or less, NaN, infinity, text, a bool)."""
+        or a positive number up to ``threading.TIMEOUT_MAX`` (about 292 years, the longest wait Python's locks take;
+        ``ValueError`` otherwise: 0 or less, NaN, infinity, more, text, a bool)."""
         return self._timeout
 
     @timeout.setter
     def timeout(self, seconds: float | None) -> None:
         if seconds is not None and (
-            isinstance(seconds, bool) or not isinstance(seconds, numbers.Real) or not 0 < seconds < math.inf
+            isinstance(seconds, bool)
+            or not isinstance(seconds, numbers.Real)
+            or not 0 < seconds <= threading.TIMEOUT_MAX
         ):
-            raise ValueError(f"timeout takes None (no limit) or a positive number of seconds, got {seconds!r}")
+            raise ValueError(
+                f"timeout takes None (no limit) or a positive number of seconds up to {threading.TIMEOUT_MAX:.0f}, "
+                f"got {seconds!r}"
+            )
         self._timeout = None if seconds is None else float(seconds)
 
     @property
