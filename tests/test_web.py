@@ -63,6 +63,35 @@ def test_the_site_holds_the_page_the_bundled_models_and_onnxruntime_web(fake_ort
     assert '<script src="ort/ort.wasm.min.js">' in page and site.bytes > 5e6
 
 
+def test_models_of_your_own_that_share_a_file_name_each_get_a_file_of_their_own(fake_ort, tmp_path, monkeypatch):
+    """Run folders all hold model.onnx: the site named its files after the bundled files, so two of them became one
+    (the second overwrote the first, and both entries of models.json pointed at it)."""
+    mine = tmp_path / "mine"
+    for name, source in {"conv": "conv-unpool.onnx", "three": "deep.onnx"}.items():
+        (mine / name).mkdir(parents=True)
+        shutil.copyfile(BUNDLED_DIR / source, mine / name / "model.onnx")
+    index = {
+        "conv": {"file": "conv/model.onnx"},
+        "three": {"file": "three/model.onnx"},
+        "../x y": {"file": "conv/model.onnx"},
+    }
+    (mine / "models.json").write_text(json.dumps(index))
+    monkeypatch.setenv("AETOOL_MODEL_DIR", str(mine))
+    site = build_site(tmp_path / "site", ort_web=fake_ort)
+    manifest = {
+        entry["name"]: entry["file"] for entry in json.loads((tmp_path / "site" / "models.json").read_text())["models"]
+    }
+    assert site.models == ["conv", "three", "../x y"]
+    assert manifest == {"conv": "models/conv.onnx", "three": "models/three.onnx", "../x y": "models/_._x_y.onnx"}
+    assert sorted(path.name for path in (tmp_path / "site" / "models").iterdir()) == [
+        "_._x_y.onnx",
+        "conv.onnx",
+        "three.onnx",
+    ]
+    assert (tmp_path / "site" / "models" / "three.onnx").read_bytes() == (BUNDLED_DIR / "deep.onnx").read_bytes()
+    assert (tmp_path / "site" / "models" / "conv.onnx").read_bytes() == (BUNDLED_DIR / "conv-unpool.onnx").read_bytes()
+
+
 def test_onnxruntime_web_is_found_from_its_package_or_dist_folder_else_explained(fake_ort, tmp_path, monkeypatch):
     for given in (fake_ort, fake_ort.parent, fake_ort.parents[1], fake_ort.parents[2]):
         assert find_ort_web(given=given) == fake_ort

@@ -4,7 +4,7 @@ The site is plain files, nothing fetched from the internet when it runs:
 
     index.html, app.js, style.css   the page (from ``aetool/web/page/``)
     models.json                     each model's file, summary, role and input spec, read from its metadata
-    models/NAME.onnx                the bundled models (their decoders are not needed)
+    models/NAME.onnx                the bundled models, each under its name (their decoders are not needed)
     ort/                            onnxruntime-web's wasm build: ``ORT_FILES``, from the npm package
 
 onnxruntime-web is not a Python package: its files come from npm at build time (``web/package.json`` pins the
@@ -20,6 +20,7 @@ import functools
 import http.server
 import json
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -92,7 +93,23 @@ def ort_web_version(folder: Path) -> str | None:
     return version if isinstance(version, str) else None
 
 
-def model_entry(name: str, path: Path, summary: str | None) -> dict[str, Any]:
+def site_files(names: list[str]) -> dict[str, str]:
+    """The file each model gets under the site's ``models/``: its name, with characters outside letters, digits,
+    ``.``, ``_`` and ``-`` (and a leading dot) made ``_``, and ``-2``, ``-3``… where two names would share one. Not
+    the bundled file's own name: models of your own bundled from run folders are all ``model.onnx``."""
+    files: dict[str, str] = {}
+    for name in names:
+        stem = re.sub(r"[^A-Za-z0-9._-]", "_", name)
+        stem = "_" + stem[1:] if stem.startswith(".") else stem
+        file, count = f"{stem}.onnx", 1
+        while file in files.values():
+            count += 1
+            file = f"{stem}-{count}.onnx"
+        files[name] = file
+    return files
+
+
+def model_entry(name: str, path: Path, summary: str | None, *, file: str) -> dict[str, Any]:
     """What the page needs to know of a model, from its file: role, input spec, noise, test MSE, target.
 
     ``role`` is ``denoise`` for a model trained on noisy inputs (the page noises its input first, with Gaussian
@@ -105,7 +122,7 @@ def model_entry(name: str, path: Path, summary: str | None) -> dict[str, Any]:
     level = (noise.level or (BLIND_LEVEL, "gaussian"))[0] if noise else 0.0
     return {
         "name": name,
-        "file": f"models/{path.name}",
+        "file": f"models/{file}",
         "summary": summary or name,
         "role": "denoise" if noise else "reconstruct",
         "noise": level,
@@ -139,7 +156,8 @@ def build_site(folder: str | Path, *, ort_web: str | Path | None = None) -> Site
     records = [r for r in bundled_models() if r.size_bytes is not None]
     if not records:
         raise AetoolError(f"no bundled models in {models_dir()} to put on the page")
-    entries = [model_entry(r.name, Path(r.path), r.summary) for r in records]
+    files = site_files([record.name for record in records])
+    entries = [model_entry(r.name, Path(r.path), r.summary, file=files[r.name]) for r in records]
     try:
         for sub in ("models", "ort"):
             (target / sub).mkdir(parents=True, exist_ok=True)
@@ -147,9 +165,9 @@ def build_site(folder: str | Path, *, ort_web: str | Path | None = None) -> Site
             shutil.copyfile(PAGE / name, target / name)
         for name in ORT_FILES:
             shutil.copyfile(source / name, target / "ort" / name)
-        shipped = {Path(record.path).name for record in records}
         for record in records:
-            shutil.copyfile(record.path, target / "models" / Path(record.path).name)
+            shutil.copyfile(record.path, target / "models" / files[record.name])
+        shipped = set(files.values())
         for stale in (target / "models").iterdir():  # an earlier site's models that are no longer bundled
             if stale.name not in shipped and stale.is_file():
                 stale.unlink()
