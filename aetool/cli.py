@@ -978,14 +978,13 @@ def info(
             typer.echo(f"{'images':9}{_image_spec(record.input_spec, record.colour_space)}")
         decoder = record.decoder
         mismatch = " ✗ not the decoder this model was exported with (SHA-256 differs)"
-        typer.echo(
-            f"{'decoder':9}"
-            + (
-                f"{decoder.file} ({_size(decoder.size_bytes)}){mismatch if decoder.matches is False else ''}"
-                if decoder
-                else "none"
-            )
-        )
+        if decoder is None:
+            shown = "none"
+        elif decoder.missing:
+            shown = f"{decoder.file} ✗ missing: the metadata names it, but it is not beside the model (copy it there)"
+        else:
+            shown = f"{decoder.file} ({_size(decoder.size_bytes)}){mismatch if decoder.matches is False else ''}"
+        typer.echo(f"{'decoder':9}{shown}")
         parity = record.parity
         if parity:
             mark = {True: "✓ passed", False: "✗ FAILED"}.get(parity.passed, "? not recorded")  # type: ignore[arg-type]

@@ -493,6 +493,28 @@ def test_info_describes_a_decoder_graph_as_one(cli, toy_dir):
     assert json.loads(cli("info", str(toy_dir / "dense.decoder.onnx"), "--json").stdout)["contract"] == "decoder"
 
 
+def test_a_model_copied_away_from_its_decoder_says_the_decoder_is_missing(cli, tmp_path):
+    """info said "decoder  none" and decode blamed the model's kind, for a dense model whose decoder was not copied."""
+    from aetool.errors import ModelFileError
+    from aetool.runtime import load
+    from aetool.runtime.registry import BUNDLED_DIR
+
+    shutil.copyfile(BUNDLED_DIR / "deep.onnx", tmp_path / "three.onnx")
+    result = cli("info", str(tmp_path / "three.onnx"))
+    line = next(line for line in result.stdout.splitlines() if line.startswith("decoder"))
+    assert line.endswith(
+        "deep.decoder.onnx ✗ missing: the metadata names it, but it is not beside the model (copy it there)"
+    )
+    decoder = json.loads(cli("info", str(tmp_path / "three.onnx"), "--json").stdout)["decoder"]
+    assert decoder["missing"] is True and decoder["size_bytes"] is None
+    with pytest.raises(ModelFileError, match=r"its metadata names deep\.decoder\.onnx, which is not in"):
+        load(tmp_path / "three.onnx").decode(np.zeros((1, 30), np.float32))
+    shutil.copyfile(BUNDLED_DIR / "deep.decoder.onnx", tmp_path / "deep.decoder.onnx")
+    assert "✗" not in next(
+        line for line in cli("info", str(tmp_path / "three.onnx")).stdout.splitlines() if line.startswith("decoder")
+    )
+
+
 def test_a_decoder_graph_given_as_a_model_names_its_model_file(cli, toy_dir, tmp_path):
     save(tmp_path / "a.png", digit())
     result = cli(

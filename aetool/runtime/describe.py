@@ -37,11 +37,13 @@ class ParitySummary:
 @dataclass(frozen=True)
 class DecoderInfo:
     """The decoder graph beside a model; ``matches``: whether its SHA-256 is the one the model records (None when
-    the model records none, as files exported before aetool recorded it)."""
+    the model records none, as files exported before aetool recorded it); ``missing``: the model's metadata names
+    a decoder that is not beside it (a model copied away from its decoder), ``size_bytes`` then None."""
 
     file: str
-    size_bytes: int
+    size_bytes: int | None
     matches: bool | None = None
+    missing: bool = False
 
 
 @dataclass(frozen=True)
@@ -123,14 +125,15 @@ def is_decoder(session: Any) -> bool:
 
 
 def _decoder(path: Path, metadata: dict[str, Any]) -> DecoderInfo | None:
-    """The decoder beside a model, and whether it is the one the model was exported with (None when there is none
-    or the metadata names it wrongly, which the contract line says)."""
+    """The decoder beside a model, and whether it is the one the model was exported with; ``missing`` when the
+    metadata names one that is not there (None when there is none and none is named, or the metadata names it
+    wrongly, which the contract line says)."""
     try:
         decoder = decoder_file(path, metadata)
     except ModelFileError:
         return None
     if not decoder.is_file():
-        return None
+        return DecoderInfo(str(decoder), None, missing=True) if metadata.get(contract.DECODER) else None
     digest = metadata.get(contract.DECODER_SHA256)
     matches = hashlib.sha256(decoder.read_bytes()).hexdigest() == digest if isinstance(digest, str) and digest else None
     return DecoderInfo(str(decoder), decoder.stat().st_size, matches)

@@ -578,6 +578,11 @@ class Model:
         it fails or returns non-finite values; ``TimedOut`` when a call runs past ``timeout``.
         """
         if self._decoder is None:
+            if not self.has_decoder and self.metadata.get(contract.DECODER):
+                raise ModelFileError(
+                    f"{self.path} has no decoder graph beside it: its metadata names {self.decoder_path.name}, which "
+                    f"is not in {self.decoder_path.parent}; copy it there from the model's export"
+                )
             if not self.has_decoder:
                 raise ModelFileError(
                     f"{self.path} has no decoder graph beside it (expected {self.decoder_path}); the unpooling models, "
