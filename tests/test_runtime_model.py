@@ -130,9 +130,25 @@ def test_bytes_that_are_not_onnx_say_they_may_not_be_onnx_at_all(tmp_path):
 
 
 def test_a_provider_not_available_is_reported_not_silently_dropped(toy_dir):
-    with pytest.warns(ProviderWarning, match="asked for CUDAExecutionProvider but the session runs on CPU"):
+    with pytest.warns(ProviderWarning, match="asked for CUDAExecutionProvider but the session runs on CPU") as said:
         model = load(toy_dir / "dense.onnx", providers=["cuda"])
     assert model.providers == ["CPUExecutionProvider"]
+    assert "for CUDAExecutionProvider install onnxruntime-gpu instead of onnxruntime)" in str(said[0].message)
+
+
+@pytest.mark.parametrize(
+    ("provider", "package"),
+    [
+        ("openvino", "onnxruntime-openvino"),
+        ("dml", "onnxruntime-directml"),
+        ("xnnpack", "an onnxruntime built with it"),
+    ],
+)
+def test_the_warning_names_the_package_that_brings_the_provider_asked_for(toy_dir, provider, package):
+    """It said "for CUDA install onnxruntime-gpu" whatever was asked for (trial 20)."""
+    with pytest.warns(ProviderWarning, match=f"install {package} instead of onnxruntime") as said:
+        load(toy_dir / "conv.onnx", providers=[provider])
+    assert "CUDA" not in str(said[0].message)
 
 
 def test_an_unknown_provider_is_a_usage_error(toy_dir):

@@ -59,6 +59,14 @@ STOP_WAIT = 10.0  # seconds to wait for a terminated session call to return befo
 # gigabytes before any image is seen. aetool's exporter folds constants already, so nothing is lost.
 DISABLED_OPTIMIZERS = ["ConstantFolding"]
 _DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
+# The PyPI package of onnxruntime that brings each execution provider (onnxruntime's install pages).
+PROVIDER_PACKAGES = {
+    "CUDAExecutionProvider": "onnxruntime-gpu",
+    "TensorrtExecutionProvider": "onnxruntime-gpu",
+    "OpenVINOExecutionProvider": "onnxruntime-openvino",
+    "DmlExecutionProvider": "onnxruntime-directml",
+    "QNNExecutionProvider": "onnxruntime-qnn",
+}
 _OPEN: dict[tuple, Model] = {}
 
 
@@ -312,10 +320,13 @@ def open_session(
         raise ModelFileError(too_new or f"{path} is not a loadable ONNX model: {ort_message(err)}") from None
     unused = [p for p in wanted if p not in session.get_providers()]
     if unused:
+        missing = [p for p in unused if p not in available]
+        packages = sorted({PROVIDER_PACKAGES.get(p, "an onnxruntime built with it") for p in missing})
         why = (
-            ""
-            if all(p in available for p in unused)
-            else (f" (this onnxruntime offers only {', '.join(available)}; for CUDA install onnxruntime-gpu)")
+            f" (this onnxruntime offers only {', '.join(available)}; for {', '.join(missing)} install "
+            f"{' or '.join(packages)} instead of onnxruntime)"
+            if missing
+            else ""
         )
         warnings.warn(
             f"{path.name}: asked for {', '.join(unused)} but the session runs on "
