@@ -76,6 +76,25 @@ def test_a_folder_to_a_folder_with_json_records(cli, tmp_path):
     assert Path("out/deeper/x.png").is_file() and "7 done, 0 failed" in result.stderr
 
 
+def test_an_output_folder_inside_the_scanned_folder_is_not_scanned_again(cli, tmp_path):
+    """Run twice, `denoise fb/ -r -o fb/out/` took the first run's outputs as inputs (into fb/out/out/) and
+    refused the originals as overwriting them (trial 20)."""
+    for name in ("a.png", "sub/b.png"):
+        save(tmp_path / "fb" / name, digit())
+    for _ in range(2):
+        result = cli("denoise", "fb", "-r", "-o", "fb/out", "--json")
+        assert result.exit_code == 0 and "2 done, 0 failed" in result.stderr, result.stderr
+        assert sorted(json.loads(line)["path"] for line in result.stdout.splitlines()) == ["fb/a.png", "fb/sub/b.png"]
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in (tmp_path / "fb").rglob("*.png")) == [
+        "fb/a.png",
+        "fb/out/a.png",
+        "fb/out/sub/b.png",
+        "fb/sub/b.png",
+    ]
+    named = cli("denoise", "fb/out/a.png", "-o", "fb/out/again")  # a file named is taken as it is
+    assert named.exit_code == 0 and (tmp_path / "fb/out/again/a.png").is_file()
+
+
 def test_stdin_to_stdout(cli, ring):
     result = cli("denoise", "-", "--format", "bmp", stdin=ring.read_bytes())
     assert result.exit_code == 0 and result.stdout_bytes[:2] == b"BM"

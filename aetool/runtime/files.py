@@ -135,7 +135,8 @@ def plan(
     an image suffix, for one file: that file. Otherwise a folder, mirroring the input folders' layout, as
     ``NAME.png`` (``NAME.FORMAT``); when the inputs come from several folders or globs, each one's under a folder of
     its name (``cam1/0001.png`` and ``cam2/0001.png`` → ``FOLDER/cam1/0001.png``, ``FOLDER/cam2/0001.png``, as
-    ``cp -r`` copies two folders). An input is never a target unless ``force``; a target written twice (two
+    ``cp -r`` copies two folders); images a scan found inside the output folder are left out (:func:`_outside`).
+    An input is never a target unless ``force``; a target written twice (two
     inputs whose names differ only by their extension, into one folder) fails the second input, its message
     naming the file ``shown`` gives for the target (the file a caller writes in its stead).
     """
@@ -154,6 +155,8 @@ def plan(
         pillow_fmt = format_for(Path(output).suffix)
         if fmt and format_for(fmt) != pillow_fmt:
             raise AetoolError(f"--format {fmt} contradicts the output name {output}")
+    if output is not None and output != STDIN and not file_target:
+        inputs = _outside(inputs, _resolved(Path(output)))
     sources = {_resolved(item.source) for item in inputs if isinstance(item.source, Path)}
     by_root = len({item.root for item in inputs if item.root is not None}) > 1
     jobs: list[Job] = []
@@ -171,6 +174,20 @@ def plan(
             claimed[resolved] = item.label
             jobs.append(Job(item.label, item.source, target, pillow_fmt))
     return jobs, failures
+
+
+def _outside(inputs: Sequence[Input], folder: Path) -> list[Input]:
+    """``inputs`` less the images a folder or glob scan found inside ``folder``, the output folder, when it lies
+    within the scanned folder: ``denoise photos/ -r -o photos/out/`` run twice would take the first run's outputs
+    as inputs. Files named one by one stay, and so does everything when ``-o`` is the scanned folder itself."""
+    kept = []
+    for item in inputs:
+        if isinstance(item.source, Path) and item.root is not None:
+            root = _resolved(item.root)
+            if folder != root and root in folder.parents and folder in _resolved(item.source).parents:
+                continue
+        kept.append(item)
+    return kept
 
 
 def _resolved(path: Path) -> Path:
