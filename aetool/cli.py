@@ -466,7 +466,7 @@ def _changes(
     from aetool.runtime.images import GREY_TO_RGB
 
     back = not scored  # an output image goes back to the input's polarity and size
-    changes = [("with notes from reading (see --json)", text) for text in outcome.notes]
+    changes = [("with notes from reading, in --json", text) for text in outcome.notes]
     if outcome.converted and channels:
         kind = "grey" if channels == 1 else "RGB"
         written = "grey (the luma of its RGB)" if outcome.converted == GREY_TO_RGB else kind
@@ -1677,7 +1677,9 @@ def bench(
         if before is not None and after is not None:
             note(
                 f"load average {before:.2f} before and {after:.2f} after timing, on {summary.cores} cores (this "
-                f"run adds up to {summary.threads}); a shared CPU makes the times, PyTorch's most, unreliable"
+                f"run adds up to {summary.threads}); a shared CPU makes the times"
+                + (", PyTorch's most," if summary.torch else "")
+                + " unreliable"
             )
 
 
@@ -1691,7 +1693,7 @@ def _bench_table(summary: BenchSummary) -> list[str]:
         f"{Path(summary.file).name} ({summary.model}, {summary.precision or '?'}) on onnxruntime "
         f"{summary.onnxruntime} {', '.join(summary.providers)}, {summary.threads} threads{versus}; "
         f"{height}×{width} random images; median (p95) over all timed batches after {summary.warmup} warm-up ones, "
-        f"{summary.repeats} rounds"
+        f"{summary.repeats} round{'s' * (summary.repeats != 1)}"
     ]
     header = f"{'batch':>6} {'ort ms (p95)':>18} {'images/s':>10}"
     header += f" {'GFLOP/s':>8}" if summary.flops_per_image else ""

@@ -99,6 +99,12 @@ def test_external_data_in_a_subgraph_or_constant_is_found(tmp_path):
         load(tmp_path / "m.onnx")
 
 
+def test_an_empty_file_is_said_to_be_empty(tmp_path):
+    (tmp_path / "empty.onnx").write_bytes(b"")
+    with pytest.raises(ModelFileError, match=r"it is empty \(0 bytes\)"):
+        load(tmp_path / "empty.onnx")
+
+
 def test_graphs_nested_beyond_the_limit_are_not_walked_forever():
     body = graph({}, {}, [])
     for _ in range(MAX_GRAPH_NESTING + 1):

@@ -77,6 +77,8 @@ def read_facts(data: bytes) -> OnnxFacts:
             kind = {_MODEL_GRAPH: "graph", _MODEL_TRAINING: "training", _MODEL_FUNCTIONS: "function"}[number]
             graph_found |= number == _MODEL_GRAPH
             stack.append((kind, _message(value, wire, kind), 0))
+    if not data:
+        raise ValueError("it is empty (0 bytes)")
     if not graph_found:
         raise ValueError("it holds no graph")
     return OnnxFacts(ir_version, opsets, tuple(_external_locations(stack)))
