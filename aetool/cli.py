@@ -918,7 +918,9 @@ def _evaluated(result: Evaluation, scores: str) -> str:
         return f"{scores} over {images} of {result.data} ({noise_text}{seed}), model {result.model}"
     recorded = result.recorded_test_mse
     return f"{result.split} {scores} over {images} ({noise_text}), model {result.model}" + (
-        f"; the file records {recorded:.6f}" if recorded is not None else ""
+        f"; the file records {recorded:.6f} (its training run's, over all test images unless trained with --limit)"
+        if recorded is not None
+        else ""
     )
 
 

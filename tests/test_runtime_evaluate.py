@@ -25,6 +25,21 @@ def test_identity_on_clean_inputs_scores_zero(toy_dir, mnist_dir):
     assert result.split == "test" and result.data == str(mnist_dir) and result.failed == result.missing == []
 
 
+def test_a_variant_is_compared_with_the_test_mse_it_records_itself(toy_dir, mnist_dir, tmp_path):
+    """An int8 file's own test MSE is in its variant record; evaluate quoted the fp32 model's (trial 20)."""
+    import json
+
+    metadata = {**toy_metadata("ae128", "dense", None), "test_mse": "0.0087", "precision": "int8"}
+    metadata["variant"] = json.dumps({"test_mse_fp32": 0.0087, "test_mse": 0.0088027})
+    dense = ["N", 1, 28, 28]
+    (tmp_path / "m.int8.onnx").write_bytes(
+        onnx_bytes(
+            {"image": dense}, {"reconstruction": dense}, [node("Identity", ["image"], ["reconstruction"])], metadata
+        )
+    )
+    assert evaluate(load(tmp_path / "m.int8.onnx"), mnist_dir, noise=0).recorded_test_mse == 0.0088027
+
+
 def test_noisy_inputs_score_the_noise_itself(toy_dir, mnist_dir):
     clean = load_split(mnist_dir, "test")[0][:5].astype(np.float32) / 255
     expected = np.mean((add_noise(clean, 0.3, kind="salt-pepper", rng=np.random.default_rng(7)) - clean) ** 2)

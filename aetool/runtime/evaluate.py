@@ -78,7 +78,7 @@ class Evaluation:
     noise_kind: str | None  # None for pairs and mixes
     seed: int | None  # of the input noise; None for pairs
     split: str | None  # the IDX split scored; None for images
-    recorded_test_mse: float | None  # what the file's metadata records, for comparison
+    recorded_test_mse: float | None  # what the file's metadata records (a variant's own), for comparison
     seconds: float
     psnr: float | None = None  # dB, peak 1.0, of ``mse``; None when infinite (an MSE of 0)
     ssim: float | None = None  # mean over the images of at least 11×11 pixels; None when there were none
@@ -382,7 +382,9 @@ def _result(
         level, kind = 0.0, "gaussian"
     else:
         level, kind = corruption.level or (None, None)
-    recorded = model.metadata.get(contract.TEST_MSE)
+    variant = model.metadata.get(contract.VARIANT)  # an fp16/int8 file records its own test MSE there
+    recorded = variant.get("test_mse") if isinstance(variant, dict) else None
+    recorded = model.metadata.get(contract.TEST_MSE) if recorded is None else recorded
     psnr = run.scores.psnr
     baseline = run.inputs.mse if run.inputs.values and run.inputs.squared > 0 else None  # None: inputs = targets
     return Evaluation(
