@@ -99,6 +99,20 @@ def test_every_model_exports_verified_onnx(name, exports):
         assert ("random code 8×12 b3" in {c.case for c in result.decoder_parity.checks}) == conv
 
 
+@pytest.mark.parametrize("name", [name for name in REGISTRY if get_spec(name).kind == "conv"])
+def test_every_conv_model_reconstructs_a_large_image_in_tiles_as_in_one_call(name, exports, monkeypatch):
+    """``tiles.MARGIN`` covers the receptive field of every registry conv model (random weights, exported)."""
+    from aetool.runtime import load, tiles
+
+    model = load(exports(name).path)
+    images = np.random.default_rng(0).random((1, model.input_spec.channels, 136, 200), dtype=np.float32)
+    whole = model.reconstruct(images)
+    monkeypatch.setattr(tiles, "TILE", 40)  # 4 × 5 tiles
+    assert np.abs(model.reconstruct(images) - whole).max() <= 1e-6
+    monkeypatch.setattr(tiles, "MARGIN", 4)  # narrower than the receptive field: the seams show
+    assert np.abs(model.reconstruct(images) - whole).max() > 1e-4
+
+
 def test_the_deconv_model_and_decoder_run_their_transposed_convs_as_phase_convs(exports):
     result = exports("conv-deconv")  # ConvTranspose 4×4 stride 2, twice (export.phases)
     for path in (result.path, result.decoder_path):

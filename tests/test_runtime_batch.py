@@ -243,18 +243,25 @@ def test_real_models_write_images_of_the_input_size(tmp_path, real_model):
     assert read(tmp_path / "out.png").shape == (54, 50)
 
 
-def test_a_page_too_large_for_a_conv_model_fails_alone(tmp_path, toy_dir, monkeypatch):
+@pytest.mark.parametrize("tiled", [True, False])
+def test_a_page_over_the_one_call_limit_runs_in_tiles_or_fails_alone(tmp_path, toy_dir, monkeypatch, tiled):
     from aetool.runtime import model as runtime_model
+    from aetool.runtime import tiles
 
     monkeypatch.setattr(runtime_model, "MAX_CONV_PIXELS", 40 * 40)
+    monkeypatch.setattr(tiles, "TILE", 28)
+    conv = load(toy_dir / "conv.onnx")
+    monkeypatch.setattr(conv, "session", CountingSession(conv.session))
     small, large = save(tmp_path / "small.png", digit()), save(tmp_path / "large.png", digit(56, 56))
-    outcomes = list(
-        process(
-            [job(small, tmp_path / "o1.png"), job(large, tmp_path / "o2.png")], Reconstruct(load(toy_dir / "conv.onnx"))
-        )
-    )
-    assert outcomes[0].error is None and outcomes[1].error.startswith("56×56 is over the 1,600-pixel limit")
-    assert not (tmp_path / "o2.png").exists()
+    jobs = [job(small, tmp_path / "o1.png"), job(large, tmp_path / "o2.png")]
+    outcomes = list(process(jobs, Reconstruct(conv, tiled=tiled)))  # detect's pages go in one call: tiled=False
+    assert outcomes[0].error is None
+    if tiled:
+        assert outcomes[1].error is None and np.array_equal(read(tmp_path / "o2.png"), read(large))
+        assert conv.session.batches == [1] + [1] * 4  # the digit whole, the page as 2×2 tiles
+    else:
+        assert outcomes[1].error.startswith("56×56 is over the 1,600-pixel limit")
+        assert not (tmp_path / "o2.png").exists()
 
 
 def test_large_images_go_through_the_session_a_few_at_a_time(toy_dir, monkeypatch):

@@ -156,13 +156,23 @@ def test_images_of_several_sizes_are_scored_whole_by_a_conv_model(tmp_path, toy_
     assert result.ssim == pytest.approx(np.mean([ssim(n, c) for n, c in zip(noisy, clean, strict=True)]))
 
 
-def test_notes_count_only_the_images_scored(toy_dir, tmp_path, monkeypatch):
-    monkeypatch.setattr("aetool.runtime.model.MAX_CONV_PIXELS", 48 * 48)  # 28×28 with its border in, 40×60 out
-    for name, shape in {"a.png": (28, 28), "b.png": (28, 28), "page.png": (40, 60)}.items():
+def test_notes_count_only_the_images_scored(toy_dir, tmp_path):
+    for name, shape in {"a.png": (28, 28), "b.png": (28, 28)}.items():
         save(tmp_path / "grey" / name, np.full(shape, 90, np.uint8))
+    (tmp_path / "grey" / "page.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
     result = evaluate_images(load(toy_dir / "rgb-conv.onnx"), str(tmp_path / "grey"), noise=0)
     assert result.n == 2 and [failure.label for failure in result.failed] == [str(tmp_path / "grey" / "page.png")]
     assert len(result.notes) == 1 and result.notes[0].startswith("2 images converted")
+
+
+def test_a_page_over_the_one_call_limit_is_scored_in_tiles(toy_dir, tmp_path, monkeypatch):
+    from aetool.runtime import tiles
+
+    monkeypatch.setattr("aetool.runtime.model.MAX_CONV_PIXELS", 48 * 48)
+    monkeypatch.setattr(tiles, "TILE", 16)
+    save(tmp_path / "grey" / "page.png", np.random.default_rng(0).integers(0, 256, (40, 60), dtype=np.uint8))
+    result = evaluate_images(load(toy_dir / "conv.onnx"), str(tmp_path / "grey"), noise=0)
+    assert result.n == 1 and not result.failed and result.mse == 0  # the identity model, tile by tile
 
 
 def test_an_unreadable_image_is_listed_and_the_rest_is_scored(toy_dir, pngs):

@@ -60,10 +60,12 @@ class Reconstruct:
     image's (the MNIST fit and its inverse for white-on-black models, a plain Lanczos resize both ways for as-is
     ones)."""
 
-    def __init__(self, model: Model, *, resize: bool = False, border: bool = True):
+    def __init__(self, model: Model, *, resize: bool = False, border: bool = True, tiled: bool = True) -> None:
         """``border``: a mirrored border around images of an as-is conv model (``InputSpec.border``), as the image
-        commands add for the best output; ``detect`` does without, as calibration did."""
-        self.model, self.resize = model, resize
+        commands add for the best output; ``detect`` does without, as calibration did. ``tiled``: pages of any size,
+        since :meth:`run` reconstructs a large one in tiles; ``detect``, which scores a page in one call, takes
+        pages up to ``MAX_CONV_PIXELS`` (``InputSpec.padded``)."""
+        self.model, self.resize, self.tiled = model, resize, tiled
         self.border = model.input_spec.border if border else 0
         self.channels: int | None = model.input_spec.channels
         self.inverts = model.input_spec.polarity == contract.POLARITY
@@ -73,7 +75,7 @@ class Reconstruct:
         height, width = pixels.shape[1:]
         if spec.size is None:
             try:
-                padded = spec.padded(height, width, border=self.border)
+                padded = spec.padded(height, width, border=self.border, tiled=self.tiled)
             except ValueError as err:
                 raise ImageError(str(err)) from None
             fed = images.pad_to(pixels, padded, mirror=spec.mirror_padding, border=self.border)

@@ -253,7 +253,8 @@ def detect(
     runs past its timeout, or Ctrl-C comes, the Detections already settled come first, then ``TimedOut`` or
     ``KeyboardInterrupt``: every heatmap written has its record. ``stop`` as :func:`~aetool.runtime.batch.process`
     takes it."""
-    step = Reconstruct(detector.model, resize=resize, border=False)  # padded as calibration padded
+    # padded as calibration padded; a page's scores come from one call, so pages up to what a call can take
+    step = Reconstruct(detector.model, resize=resize, border=False, tiled=False)
     for chunk in read_chunks(jobs, step, invert=invert, stop=stop):
         results: dict[int, Detection] = {}
         groups: dict[tuple[int, ...], list[tuple[int, Ready]]] = {}

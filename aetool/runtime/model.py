@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from aetool.errors import AetoolError, ModelFileError, TimedOut
-from aetool.runtime import contract
+from aetool.runtime import contract, tiles
 from aetool.runtime.cpu import check_threads, usable_cores
 from aetool.runtime.files import interrupts_held
 from aetool.runtime.images import check_pixels
@@ -129,24 +129,28 @@ class InputSpec:
                 f"model takes sizes divisible by {self.multiple_of}, got {height}×{width} (height×width, as arrays are)"
             )
 
-    def padded(self, height: int, width: int, *, border: int = 0) -> tuple[int, int]:
+    def padded(self, height: int, width: int, *, border: int = 0, tiled: bool = False) -> tuple[int, int]:
         """The size an image of any size is padded to for a model of any size (the next multiples of
         ``multiple_of``, after ``border`` rows and columns on every side); raises ``ValueError`` when that is over
-        ``MAX_CONV_PIXELS``, the largest page whose activations fit in memory (about 230 bytes a pixel for
-        ``conv-unpool``, 490 for the bundled ``denoise``), and when a file that fixes its batch at B (each call
-        padded to B images) would run B such pages over it."""
+        ``MAX_CONV_PIXELS``, the largest page whose activations fit in memory in one call (about 230 bytes a pixel
+        for ``conv-unpool``, 490 for the bundled ``denoise``), and when a file that fixes its batch at B (each call
+        padded to B images) would run B such pages over it. ``tiled``: no limit, for an image that
+        :meth:`Model.reconstruct` runs in tiles."""
         rows, cols = height + 2 * border, width + 2 * border
         padded = (-(-rows // self.multiple_of) * self.multiple_of, -(-cols // self.multiple_of) * self.multiple_of)
-        if padded[0] * padded[1] > MAX_CONV_PIXELS:
+        if tiled:
+            return padded
+        limit = MAX_CONV_PIXELS
+        if padded[0] * padded[1] > limit:
             raise ValueError(
-                f"{width}×{height} is over the {MAX_CONV_PIXELS:,}-pixel limit of a conv model (230 to 490 bytes "
+                f"{width}×{height} is over the {limit:,}-pixel limit of a conv model (230 to 490 bytes "
                 "of memory per pixel, by model); scale it down first"
             )
-        if self.batch and self.batch * padded[0] * padded[1] > MAX_CONV_PIXELS:
+        if self.batch and self.batch * padded[0] * padded[1] > limit:
             raise ValueError(
                 f"the model file fixes its batch at {self.batch} images a call, so this {width}×{height} image "
                 f"would run as {self.batch} ({self.batch * padded[0] * padded[1]:,} pixels), over the "
-                f"{MAX_CONV_PIXELS:,}-pixel limit of a conv model; use a file exported without a fixed batch"
+                f"{limit:,}-pixel limit of a conv model; use a file exported without a fixed batch"
             )
         return padded
 
@@ -547,15 +551,30 @@ class Model:
         them by 255), and so are values outside [0, 1] by more than ``images.PIXEL_TOLERANCE``, NaN and infinities
         (``ValueError``; see :meth:`as_batch`). No images (N = 0) give an empty array of their shape.
         ``ModelFileError`` when the model fails or returns another shape; ``TimedOut`` when a call runs past
-        ``timeout``. ``chunk``: at most that many images a call (≥ 1; ``ValueError`` otherwise).
+        ``timeout``. ``chunk``: at most that many images a call (≥ 1; ``ValueError`` otherwise). Images of more than
+        ``tiles.TILE``² pixels through a model of any size (conv) run in overlapping tiles, so that memory follows
+        the tile, not the image (:mod:`aetool.runtime.tiles`; the same pixels as one call, up to float rounding).
         """
         batch = self.as_batch(images)
         images = np.asarray(images)
         if len(batch) == 0:
             return np.empty(images.shape, np.float32)
-        out = self._run(
-            self.session, contract.RECONSTRUCTION, contract.INPUT, batch, chunk, fixed=self.input_spec.batch
-        )
+
+        def run(part: np.ndarray) -> np.ndarray:
+            return self._run(
+                self.session, contract.RECONSTRUCTION, contract.INPUT, part, chunk, fixed=self.input_spec.batch
+            )
+
+        spec = self.input_spec
+        if spec.size is None and batch.shape[-2] * batch.shape[-1] > tiles.TILE * tiles.TILE:
+            step = spec.multiple_of
+            tile, margin = (-(-size // step) * step for size in (tiles.TILE, tiles.MARGIN))
+            try:
+                out = tiles.run_tiled(run, batch, tile=tile, margin=margin)
+            except ValueError as err:  # a tile that came back in another shape
+                raise ModelFileError(f"{self.path.name}: {err}; an aetool model returns images at their size") from None
+        else:
+            out = run(batch)
         if out.shape != batch.shape:
             raise ModelFileError(
                 f"{self.path.name} returned {contract.RECONSTRUCTION} of shape {out.shape} for "
