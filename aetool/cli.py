@@ -1089,21 +1089,27 @@ def web(
 ) -> None:
     """Write a static page that runs the bundled models in the browser with onnxruntime-web: draw or drop a digit,
     see it denoised and reconstructed, all computed in the page. Serve the folder over HTTP (browsers do not load
-    WebAssembly modules from file:// pages)."""
+    WebAssembly modules from file:// pages); --serve on a site already written, where onnxruntime-web's files are
+    not at hand to rebuild it, serves it as it is."""
     with reporting():
-        from aetool.web import build_site, server
+        from aetool.web import build_site, holds_site, server
 
         try:  # the port first: a taken one is said before the site is written
             httpd = None if serve is None else server(output, port=serve)
         except OSError as err:
             raise AetoolError(f"cannot serve on port {serve}: {err.strerror or err}") from None
         try:
-            site = build_site(output, ort_web=ort_web)
-            version = f" {site.ort_web_version}" if site.ort_web_version else ""
-            note(
-                f"wrote {site.folder}: {', '.join(site.models)} and onnxruntime-web{version} (wasm), "
-                f"{site.bytes / 1e6:.1f} MB"
-            )
+            if httpd is not None and ort_web is None and holds_site(output) and not _ort_web_found():
+                note(
+                    f"serving the site already in {output} as it is (onnxruntime-web's files, to rebuild it, are not here)"
+                )
+            else:
+                site = build_site(output, ort_web=ort_web)
+                version = f" {site.ort_web_version}" if site.ort_web_version else ""
+                note(
+                    f"wrote {site.folder}: {', '.join(site.models)} and onnxruntime-web{version} (wasm), "
+                    f"{site.bytes / 1e6:.1f} MB"
+                )
             if httpd is None:
                 note(
                     f"serve it over HTTP, e.g. aetool web -o {output} --serve 8000, or python3 -m http.server -d {output}"
@@ -1117,6 +1123,17 @@ def web(
         finally:
             if httpd is not None:
                 httpd.server_close()
+
+
+def _ort_web_found() -> bool:
+    """Whether onnxruntime-web's files are where ``aetool web`` looks for them without ``--ort-web``."""
+    from aetool.web import find_ort_web
+
+    try:
+        find_ort_web()
+    except AetoolError:
+        return False
+    return True
 
 
 def _image_spec(spec: dict[str, Any], colour_space: str | None) -> str:

@@ -169,6 +169,29 @@ def test_ctrl_c_stops_the_server_as_it_should_stop_with_exit_0(fake_ort, tmp_pat
     assert process.returncode == 0 and rest.strip() == "aetool: stopped"
 
 
+def test_serve_on_a_site_written_before_serves_it_where_it_cannot_be_rebuilt(fake_ort, tmp_path):
+    """--serve rebuilt the site first, so outside the clone (no web/node_modules) it failed, exit 2 (trial 20)."""
+    import signal
+    import sys
+
+    build_site(tmp_path / "site", ort_web=fake_ort)
+    (tmp_path / "empty").mkdir()
+    command = [sys.executable, "-m", "aetool", "web", "-o", str(tmp_path / "site"), "--serve", "0"]
+    environment = {**os.environ, "AETOOL_ORT_WEB": str(tmp_path / "empty")}  # onnxruntime-web's files not at hand
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=environment)
+    assert process.stderr is not None
+    lines = [process.stderr.readline() for _ in range(2)]
+    assert lines[0].startswith(f"aetool: serving the site already in {tmp_path / 'site'} as it is")
+    port = int(lines[1].split(":")[-1].split("/")[0])
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/models.json", timeout=10) as response:
+        assert json.loads(response.read())["onnxruntime_web"] == "9.9.9"
+    process.send_signal(signal.SIGINT)
+    process.communicate(timeout=20)
+    assert process.returncode == 0
+    done = CliRunner().invoke(app, ["web", "-o", str(tmp_path / "new"), "--serve", "0"], env=environment)
+    assert done.exit_code == 2 and "onnxruntime-web's files" in done.stderr  # nothing to serve without a site
+
+
 def test_the_server_isolates_the_page_and_serves_wasm_as_wasm(fake_ort, tmp_path):
     build_site(tmp_path / "site", ort_web=fake_ort)
     httpd = server(tmp_path / "site")

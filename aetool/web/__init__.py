@@ -146,7 +146,7 @@ def build_site(folder: str | Path, *, ort_web: str | Path | None = None) -> Site
     target = Path(folder)
     if target.exists() and not target.is_dir():
         raise AetoolError(f"cannot write the site to {target}: it is a file; name a folder")
-    if target.is_dir() and any(target.iterdir()) and not _holds_site(target):
+    if target.is_dir() and any(target.iterdir()) and not holds_site(target):
         held = sorted(path.name for path in target.iterdir())
         shown = ", ".join(held[:3]) + (", …" if len(held) > 3 else "")
         raise AetoolError(
@@ -180,7 +180,7 @@ def build_site(folder: str | Path, *, ort_web: str | Path | None = None) -> Site
     return Site(target, [entry["name"] for entry in entries], version, size)
 
 
-def _holds_site(folder: Path) -> bool:
+def holds_site(folder: Path) -> bool:
     """Whether ``folder`` holds a site :func:`build_site` wrote: its ``models.json`` manifest."""
     try:
         manifest = json.loads((folder / "models.json").read_text())
