@@ -450,11 +450,17 @@ def _run(jobs: list[Job], failures: list[Failure], step: Step, options: ImageOpt
 
 def _trained_on_digits(step: Step) -> bool:
     """Whether the step runs a model trained on an IDX dataset (MNIST or Fashion-MNIST: grey, 28×28)."""
-    from aetool.runtime import contract
     from aetool.runtime.batch import Reconstruct
+
+    return isinstance(step, Reconstruct) and _on_digits(step.model)
+
+
+def _on_digits(model: Model) -> bool:
+    """Whether ``model`` was trained on an IDX dataset (MNIST or Fashion-MNIST: grey, 28×28)."""
+    from aetool.runtime import contract
     from aetool.runtime.idx import IDX_DATASETS
 
-    return isinstance(step, Reconstruct) and step.model.metadata.get(contract.DATASET) in IDX_DATASETS
+    return model.metadata.get(contract.DATASET) in IDX_DATASETS
 
 
 def _changes(
@@ -599,6 +605,7 @@ def detect(
         total = len(jobs) + len(failures) + len(refused)
         few = total <= FEW
         changes: Counter[str] = Counter()
+        not_digits = False  # an image scored that is not a 28×28 grey one, for a detector of digits
         try:
             for result in detect(jobs, detector, invert=invert, resize=resize, stop=stop):
                 with files.interrupts_deferred(stop):
@@ -610,6 +617,7 @@ def detect(
                         continue
                     verdict = {True: "anomalous", False: "normal", None: "scored"}[result.anomalous]
                     verdicts[verdict] += 1
+                    not_digits |= result.input_size != (28, 28) or (result.converted or "").startswith("RGB")
                     done = _changes(result, loaded.input_spec.channels, forced=invert is True, scored=True)
                     if result.unusually_low:
                         done.append((LOW_SCORE, f"score unusually low for a normal image ({BLANK_FRAMES})"))
@@ -639,6 +647,12 @@ def detect(
     if changes[LOW_SCORE] and not few:
         fence = f"below {detector.low_fence:.6g}, the calibration scores' Q1 − 1.5 × IQR"
         note(f"{changes[LOW_SCORE]} scored unusually low ({fence}): {BLANK_FRAMES}")
+    if not_digits and _on_digits(loaded):
+        note(
+            f"this detector was trained on grey 28×28 images ({loaded.metadata.get('dataset')}): on other images "
+            "(photographs, pages) its scores say little about defects; train one on images like yours (aetool "
+            "train anomaly --data FOLDER; see the README, Anomaly detection)"
+        )
     raise typer.Exit(1 if verdicts["failed"] else 0)
 
 

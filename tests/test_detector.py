@@ -357,6 +357,10 @@ def test_detect_prints_a_verdict_per_image_and_writes_heatmaps(one_class, digits
         assert png[png.index(b"IDAT") + 4 :][:2] == b"\x78\x01"
     low = runner.invoke(app, ["detect", str(digits / "normal"), "-m", model, "--threshold", "-1e9"])
     assert low.exit_code == 0 and all(line.endswith("\tanomalous") for line in low.stdout.splitlines())
+    assert "trained on grey 28×28" not in result.stderr + low.stderr  # digits, as the detector was trained on
+    photo = save(tmp_path / "photo.png", np.random.default_rng(0).integers(0, 256, (40, 60, 3), dtype=np.uint8))
+    other = runner.invoke(app, ["detect", str(photo), "-m", model, "--resize"])  # a digit detector on a photo
+    assert other.exit_code == 0 and "this detector was trained on grey 28×28 images (mnist): on other" in other.stderr
 
 
 def test_detect_says_what_it_did_to_images_on_their_way_to_the_score(digits, real_models, tmp_path):
