@@ -231,16 +231,18 @@ def write_toy_models(folder: Path) -> Path:
 
 
 class CountingSession:
-    """An onnxruntime session that records how many images each call gets; everything else is the session's."""
+    """An onnxruntime session that records how many images each call gets (``batches``) and their shapes
+    (``shapes``); everything else is the session's."""
 
     def __init__(self, session):
-        self.session, self.batches = session, []
+        self.session, self.batches, self.shapes = session, [], []
 
     def __getattr__(self, name):
         return getattr(self.session, name)
 
     def run(self, outputs, feed, *options):
         self.batches.append(len(feed["image"]))
+        self.shapes.append(feed["image"].shape)
         return self.session.run(outputs, feed, *options)
 
 

@@ -290,6 +290,7 @@ def test_ctrl_c_while_onnxruntime_is_imported_is_one_line_and_exit_130(bundled, 
 
     save(tmp_path / "ring.png", digit())
     monkeypatch.setattr(model_module, "open_session", interrupted_import)
+    monkeypatch.setattr(model_module, "_OPEN", {})  # not a model an earlier test opened: this one opens it
     monkeypatch.setattr(sys, "argv", ["aetool", "denoise", str(tmp_path / "ring.png"), "-o", str(tmp_path / "o.png")])
     with pytest.raises(SystemExit) as ended:
         cli.main()

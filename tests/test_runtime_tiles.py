@@ -6,7 +6,7 @@ import struct
 
 import numpy as np
 import pytest
-from conftest import FLOAT, _field, node, onnx_bytes, tensor, toy_metadata
+from conftest import FLOAT, CountingSession, _field, node, onnx_bytes, tensor, toy_metadata
 
 from aetool.runtime import load, tiles
 
@@ -21,20 +21,6 @@ def box_blur(images: np.ndarray, times: int) -> np.ndarray:
         height, width = out.shape[-2:]
         out = sum(padded[..., dy : dy + height, dx : dx + width] for dy in range(3) for dx in range(3)) / 9
     return out.astype(np.float32)
-
-
-class ShapeSession:
-    """An onnxruntime session that records the shape of each call's images; everything else is the session's."""
-
-    def __init__(self, session):
-        self.session, self.shapes = session, []
-
-    def __getattr__(self, name):
-        return getattr(self.session, name)
-
-    def run(self, outputs, feed, *options):
-        self.shapes.append(feed["image"].shape)
-        return self.session.run(outputs, feed, *options)
 
 
 def ints_attribute(name: str, values: list[int]) -> bytes:
@@ -86,7 +72,7 @@ def test_a_large_image_runs_in_tiles_with_the_pixels_of_one_call(tmp_path, monke
     assert np.allclose(whole, box_blur(images, BLURS), rtol=0, atol=1e-6)
     monkeypatch.setattr(tiles, "TILE", 10)  # rounded up to the model's multiple of 4: 12, with a margin of 4
     monkeypatch.setattr(tiles, "MARGIN", BLURS)
-    monkeypatch.setattr(model, "session", ShapeSession(model.session))
+    monkeypatch.setattr(model, "session", CountingSession(model.session))
     tiled = model.reconstruct(images)
     assert np.allclose(tiled, whole, rtol=0, atol=1e-6)
     shapes = model.session.shapes

@@ -39,7 +39,7 @@ PIXELS_PER_CALL = IMAGES_PER_CALL * 28 * 28  # values per call; larger images go
 # call pass 3-13 MB tensors between the unpooling graphs' many elementwise nodes, beyond the CPU's 2 MB of L2 a
 # core; 64 keep them nearer: 0.97-1.11× for those graphs and 1.05-1.12× for the blind denoiser at batch 256, level
 # for conv-deconv (benchmarks/images_per_call.py, README: Speed and footprint), and a quarter of the activation
-# memory. A 1000×1000 page still goes alone.
+# memory. A 1000×1000 page still goes alone; one over 1024×1024 goes in tiles (tiles.TILE).
 CONV_PIXELS_PER_CALL = 64 * 28 * 28
 MAX_CONV_PIXELS = 4096 * 4096  # the largest page a conv model takes: 230–490 bytes of memory a pixel (README)
 # Mirrored rows and columns added around an image of your own for a conv model (InputSpec.border). dncnn's output
