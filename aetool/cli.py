@@ -181,12 +181,21 @@ Threads = Annotated[
         show_default=False,
     ),
 ]
+def _a_number(value: float | None) -> float | None:
+    """An option's float, refused when NaN: Click before 8.2 lets NaN through a range (its comparisons are all
+    false), where it reached a check outside the parser as a traceback."""
+    if value is not None and value != value:
+        raise typer.BadParameter(f"{value} is not a number")
+    return value
+
+
 Timeout = Annotated[
     float | None,
     typer.Option(
         "--timeout",
         min=0.001,
         max=threading.TIMEOUT_MAX,  # the longest wait Python's locks take (about 292 years)
+        callback=_a_number,
         metavar="SECONDS",
         help="Stop a model call that runs longer (exit 124). Default: no limit.",
         show_default=False,
@@ -1673,6 +1682,7 @@ def bench(
             "--timeout",
             min=0.001,
             max=threading.TIMEOUT_MAX,
+            callback=_a_number,
             metavar="SECONDS",
             help="Stop the first call, made before timing, if it runs longer (exit 124): a model that never finishes "
             "is caught there; the timed calls run unchecked. Default: no limit.",
