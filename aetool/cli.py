@@ -181,6 +181,8 @@ Threads = Annotated[
         show_default=False,
     ),
 ]
+
+
 def _a_number(value: float | None) -> float | None:
     """An option's float, refused when NaN: Click before 8.2 lets NaN through a range (its comparisons are all
     false), where it reached a check outside the parser as a traceback."""
@@ -941,7 +943,7 @@ def _evaluated(result: Evaluation, scores: str) -> str:
         return f"{scores} over {images} of {result.data} ({noise_text}{seed}), model {result.model}"
     recorded = result.recorded_test_mse
     return f"{result.split} {scores} over {images} ({noise_text}), model {result.model}" + (
-        f"; the file records {recorded:.6f} (its training run's, over all test images unless trained with --limit)"
+        f"; the file records {recorded:.6f} (over all test images unless trained with --limit)"
         if recorded is not None
         else ""
     )

@@ -211,7 +211,7 @@ def test_resize_fits_image_and_target_alike_to_a_dense_models_size(toy_dir, tmp_
     assert result.n == 1 and result.mse == 0
     assert result.notes == ["1 image fitted to the model's size (--resize)"]
     pairs = evaluate_pairs(model, str(tmp_path / "noisy"), str(tmp_path / "photos"), resize=True)
-    assert pairs.n == 1 and pairs.mse == 0 and pairs.notes == ["2 images fitted to the model's size (--resize)"]
+    assert pairs.n == 1 and pairs.mse == 0 and pairs.notes == ["1 pair fitted to the model's size (--resize)"]
     noisy = evaluate_images(model, str(tmp_path / "photos"), noise=0.2, resize=True)
     assert noisy.mse > 0.01  # the noise is added at the model's size, after the fit
 

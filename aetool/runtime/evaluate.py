@@ -39,9 +39,10 @@ INVERTED = "inverted (dark on light) for the model's white-on-black world"
 RESIZED = "fitted to the model's size (--resize)"
 
 
-def counted(done: Counter[str]) -> list[str]:
-    """What was done to the images, a line per kind with its count: ``8 images converted grey → RGB (replicated)``."""
-    return [f"{n} image{'s' if n > 1 else ''} {what}" for what, n in done.items() if n]
+def counted(done: Counter[str], *, unit: str = "image") -> list[str]:
+    """What was done to the images (``unit``: or to the pairs of input and target), a line per kind with its count:
+    ``8 images converted grey → RGB (replicated)``."""
+    return [f"{n} {unit}{'s' if n > 1 else ''} {what}" for what, n in done.items() if n]
 
 
 def trained_noise(model: Model) -> Noise:
@@ -331,7 +332,8 @@ def _given(model: Model, matched: list[tuple[Input, Input]], run: _Run, *, resiz
         invert = _inverts(model, inputs)
         clean, placed, done = _prepared(model, target.label, wanted, invert=invert, resize=resize)
         noisy, _, done_to_input = _prepared(model, source.label, inputs, invert=invert, resize=resize, like=placed)
-        yield _Pair(source.label, noisy, clean, (INVERTED,) * invert + done + done_to_input)
+        done_to_pair = tuple(dict.fromkeys((INVERTED,) * invert + done + done_to_input))  # each kind once a pair
+        yield _Pair(source.label, noisy, clean, done_to_pair)
 
 
 def _score(model: Model, pairs: Iterable[_Pair], run: _Run) -> None:
@@ -400,7 +402,7 @@ def _result(
         ssim_images=run.scores.ssim_images,
         data=data,
         targets=targets,
-        notes=counted(run.done),
+        notes=counted(run.done, unit="image" if targets is None else "pair"),
         failed=run.failed,
         missing=missing or [],
         input_mse=baseline,
