@@ -1124,9 +1124,10 @@ def web(
         except OSError as err:
             raise AetoolError(f"cannot serve on port {serve}: {err.strerror or err}") from None
         try:
-            if httpd is not None and ort_web is None and holds_site(output) and not _ort_web_found():
+            if httpd is not None and holds_site(output) and _nowhere_to_rebuild(given=ort_web):
                 note(
-                    f"serving the site already in {output} as it is (onnxruntime-web's files, to rebuild it, are not here)"
+                    f"serving the site already in {output} as it was last written (its models may be older than "
+                    "those bundled now): onnxruntime-web's files, to rebuild it, are not under web/node_modules"
                 )
             else:
                 site = build_site(output, ort_web=ort_web)
@@ -1150,10 +1151,20 @@ def web(
                 httpd.server_close()
 
 
-def _ort_web_found() -> bool:
-    """Whether onnxruntime-web's files are where ``aetool web`` looks for them without ``--ort-web``."""
-    from aetool.web import find_ort_web
+def _nowhere_to_rebuild(*, given: Path | None) -> bool:
+    """Whether ``aetool web`` has no onnxruntime-web files to build with: no place named (``--ort-web``,
+    ``$AETOOL_ORT_WEB``; a place named but wrong stays an error) and none under web/node_modules of a clone."""
+    import os
 
+    from aetool.web import ORT_WEB_ENV, find_ort_web
+
+    if given is not None or os.environ.get(ORT_WEB_ENV):
+        return False
+    try:
+        find_ort_web()
+    except AetoolError:
+        return True
+    return False
     try:
         find_ort_web()
     except AetoolError:

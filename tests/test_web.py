@@ -92,6 +92,24 @@ def test_models_of_your_own_that_share_a_file_name_each_get_a_file_of_their_own(
     assert (tmp_path / "site" / "models" / "conv.onnx").read_bytes() == (BUNDLED_DIR / "conv-unpool.onnx").read_bytes()
 
 
+def test_site_file_names_are_plain_visible_and_apart_even_where_case_is_ignored():
+    from aetool.web import site_files
+
+    names = ["digits", "", ".", "..", "CAF_", "caf_", "grey/cu", "grey_cu"]
+    files = site_files(names)
+    assert files == {
+        "digits": "digits.onnx",
+        "": "_.onnx",
+        ".": "_-2.onnx",
+        "..": "_..onnx",
+        "CAF_": "CAF_.onnx",
+        "caf_": "caf_-2.onnx",
+        "grey/cu": "grey_cu.onnx",
+        "grey_cu": "grey_cu-2.onnx",
+    }
+    assert len({file.lower() for file in files.values()}) == len(names)
+
+
 def test_onnxruntime_web_is_found_from_its_package_or_dist_folder_else_explained(fake_ort, tmp_path, monkeypatch):
     for given in (fake_ort, fake_ort.parent, fake_ort.parents[1], fake_ort.parents[2]):
         assert find_ort_web(given=given) == fake_ort
@@ -169,27 +187,38 @@ def test_ctrl_c_stops_the_server_as_it_should_stop_with_exit_0(fake_ort, tmp_pat
     assert process.returncode == 0 and rest.strip() == "aetool: stopped"
 
 
-def test_serve_on_a_site_written_before_serves_it_where_it_cannot_be_rebuilt(fake_ort, tmp_path):
-    """--serve rebuilt the site first, so outside the clone (no web/node_modules) it failed, exit 2 (trial 20)."""
-    import signal
-    import sys
+class StoppedServer:
+    """Stands in for the site's HTTP server: stopped (Ctrl-C) as soon as it serves."""
+
+    server_address = ("127.0.0.1", 8765)
+
+    def serve_forever(self):
+        raise KeyboardInterrupt
+
+    def server_close(self):
+        pass
+
+
+def test_serve_on_a_site_written_before_serves_it_where_it_cannot_be_rebuilt(fake_ort, tmp_path, monkeypatch):
+    """--serve rebuilt the site first, so outside the clone (no web/node_modules) it failed, exit 2 (trial 20); a
+    place named for onnxruntime-web's files that holds none is still an error, not an old site served (trial 21)."""
+    import aetool.web
 
     build_site(tmp_path / "site", ort_web=fake_ort)
     (tmp_path / "empty").mkdir()
-    command = [sys.executable, "-m", "aetool", "web", "-o", str(tmp_path / "site"), "--serve", "0"]
-    environment = {**os.environ, "AETOOL_ORT_WEB": str(tmp_path / "empty")}  # onnxruntime-web's files not at hand
-    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=environment)
-    assert process.stderr is not None
-    lines = [process.stderr.readline() for _ in range(2)]
-    assert lines[0].startswith(f"aetool: serving the site already in {tmp_path / 'site'} as it is")
-    port = int(lines[1].split(":")[-1].split("/")[0])
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/models.json", timeout=10) as response:
-        assert json.loads(response.read())["onnxruntime_web"] == "9.9.9"
-    process.send_signal(signal.SIGINT)
-    process.communicate(timeout=20)
-    assert process.returncode == 0
-    done = CliRunner().invoke(app, ["web", "-o", str(tmp_path / "new"), "--serve", "0"], env=environment)
-    assert done.exit_code == 2 and "onnxruntime-web's files" in done.stderr  # nothing to serve without a site
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(aetool.web, "CLONE_WEB", tmp_path / "no-clone")  # as installed from a wheel
+    monkeypatch.setattr(aetool.web, "server", lambda folder, port: StoppedServer())
+    monkeypatch.delenv("AETOOL_ORT_WEB", raising=False)
+    runner = CliRunner()
+    served = runner.invoke(app, ["web", "-o", "site", "--serve", "0"])
+    assert served.exit_code == 0 and served.stderr.startswith("aetool: serving the site already in site as it was")
+    for refused in (
+        runner.invoke(app, ["web", "-o", "site", "--serve", "0", "--ort-web", "empty"]),
+        runner.invoke(app, ["web", "-o", "site", "--serve", "0"], env={"AETOOL_ORT_WEB": str(tmp_path / "empty")}),
+        runner.invoke(app, ["web", "-o", "new", "--serve", "0"]),  # no site there to serve
+    ):
+        assert refused.exit_code == 2 and "onnxruntime-web's files" in refused.stderr
 
 
 def test_the_server_isolates_the_page_and_serves_wasm_as_wasm(fake_ort, tmp_path):

@@ -95,14 +95,15 @@ def ort_web_version(folder: Path) -> str | None:
 
 def site_files(names: list[str]) -> dict[str, str]:
     """The file each model gets under the site's ``models/``: its name, with characters outside letters, digits,
-    ``.``, ``_`` and ``-`` (and a leading dot) made ``_``, and ``-2``, ``-3``… where two names would share one. Not
-    the bundled file's own name: models of your own bundled from run folders are all ``model.onnx``."""
+    ``.``, ``_`` and ``-`` (a leading dot, an empty name) made ``_``, and ``-2``, ``-3``… where two names would share
+    one, case aside (macOS and Windows file systems). Not the bundled file's own name: models of your own bundled
+    from run folders are all ``model.onnx``."""
     files: dict[str, str] = {}
     for name in names:
-        stem = re.sub(r"[^A-Za-z0-9._-]", "_", name)
+        stem = re.sub(r"[^A-Za-z0-9._-]", "_", name) or "_"
         stem = "_" + stem[1:] if stem.startswith(".") else stem
         file, count = f"{stem}.onnx", 1
-        while file in files.values():
+        while file.lower() in {taken.lower() for taken in files.values()}:
             count += 1
             file = f"{stem}-{count}.onnx"
         files[name] = file
