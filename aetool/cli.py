@@ -183,11 +183,12 @@ Threads = Annotated[
 ]
 
 
-def _a_number(value: float | None) -> float | None:
-    """An option's float, refused when NaN: Click before 8.2 lets NaN through a range (its comparisons are all
-    false), where it reached a check outside the parser as a traceback."""
-    if value is not None and value != value:
-        raise typer.BadParameter(f"{value} is not a number")
+def _seconds(value: float | None) -> float | None:
+    """A timeout option's seconds, from 0.001 up to ``threading.TIMEOUT_MAX`` (about 292 years, the longest wait
+    Python's locks take): checked here, not by a range, since Click before 8.2 let NaN through one and Typer 0.29
+    calls NaN too large."""
+    if value is not None and not 0.001 <= value <= threading.TIMEOUT_MAX:  # NaN fails the comparison too
+        raise typer.BadParameter(f"takes 0.001 to {threading.TIMEOUT_MAX:.0f} seconds, got {value:g}")
     return value
 
 
@@ -195,11 +196,9 @@ Timeout = Annotated[
     float | None,
     typer.Option(
         "--timeout",
-        min=0.001,
-        max=threading.TIMEOUT_MAX,  # the longest wait Python's locks take (about 292 years)
-        callback=_a_number,
+        callback=_seconds,
         metavar="SECONDS",
-        help="Stop a model call that runs longer (exit 124). Default: no limit.",
+        help="Stop a model call that runs longer (exit 124): 0.001 up to about 292 years. Default: no limit.",
         show_default=False,
     ),
 ]
@@ -1693,9 +1692,7 @@ def bench(
         float | None,
         typer.Option(
             "--timeout",
-            min=0.001,
-            max=threading.TIMEOUT_MAX,
-            callback=_a_number,
+            callback=_seconds,
             metavar="SECONDS",
             help="Stop the first call, made before timing, if it runs longer (exit 124): a model that never finishes "
             "is caught there; the timed calls run unchecked. Default: no limit.",
