@@ -1164,11 +1164,6 @@ def _nowhere_to_rebuild(*, given: Path | None) -> bool:
     except AetoolError:
         return True
     return False
-    try:
-        find_ort_web()
-    except AetoolError:
-        return False
-    return True
 
 
 def _image_spec(spec: dict[str, Any], colour_space: str | None) -> str:
