@@ -6,8 +6,9 @@ tile: where the margin is at least the receptive field's radius, the kept pixels
 (the window's own edges, which the model pads with zeros, are cropped off with the margin; where a window meets
 the image's edge, the model pads it as it pads the whole image). Windows start at multiples of the model's
 ``multiple_of``, so pooling and stride-2 layers see the windows the whole image gives them. The bundled and
-registry conv models have receptive-field radii of at most 19 pixels (the blind ``denoise``: a 3×3 conv, a 2×2
-stride-2 conv, eight 3×3 convs at half resolution, an up-conv and a 3×3 conv), under ``MARGIN``.
+registry conv models have receptive-field radii of about 20 pixels at most (the blind ``denoise``: a 3×3 conv, a
+2×2 stride-2 conv, eight 3×3 convs at half resolution, an up-conv and a 3×3 conv; a margin of 16 leaves seams in
+its output, 20 none: ``benchmarks/tiles.py --margins``), under ``MARGIN``.
 """
 
 from __future__ import annotations
