@@ -140,17 +140,16 @@ class InputSpec:
         padded = (-(-rows // self.multiple_of) * self.multiple_of, -(-cols // self.multiple_of) * self.multiple_of)
         if tiled:
             return padded
-        limit = MAX_CONV_PIXELS
-        if padded[0] * padded[1] > limit:
+        if padded[0] * padded[1] > MAX_CONV_PIXELS:
             raise ValueError(
-                f"{width}×{height} is over the {limit:,}-pixel limit of a conv model (230 to 490 bytes "
+                f"{width}×{height} is over the {MAX_CONV_PIXELS:,}-pixel limit of a conv model (230 to 490 bytes "
                 "of memory per pixel, by model); scale it down first"
             )
-        if self.batch and self.batch * padded[0] * padded[1] > limit:
+        if self.batch and self.batch * padded[0] * padded[1] > MAX_CONV_PIXELS:
             raise ValueError(
                 f"the model file fixes its batch at {self.batch} images a call, so this {width}×{height} image "
                 f"would run as {self.batch} ({self.batch * padded[0] * padded[1]:,} pixels), over the "
-                f"{limit:,}-pixel limit of a conv model; use a file exported without a fixed batch"
+                f"{MAX_CONV_PIXELS:,}-pixel limit of a conv model; use a file exported without a fixed batch"
             )
         return padded
 
@@ -561,25 +560,23 @@ class Model:
             return np.empty(images.shape, np.float32)
 
         def run(part: np.ndarray) -> np.ndarray:
-            return self._run(
+            out = self._run(
                 self.session, contract.RECONSTRUCTION, contract.INPUT, part, chunk, fixed=self.input_spec.batch
             )
+            if out.shape != part.shape:
+                raise ModelFileError(
+                    f"{self.path.name} returned {contract.RECONSTRUCTION} of shape {out.shape} for "
+                    f"images of shape {part.shape}; an aetool model returns them at their size"
+                )
+            return out
 
         spec = self.input_spec
         if spec.size is None and batch.shape[-2] * batch.shape[-1] > tiles.TILE * tiles.TILE:
             step = spec.multiple_of
             tile, margin = (-(-size // step) * step for size in (tiles.TILE, tiles.MARGIN))
-            try:
-                out = tiles.run_tiled(run, batch, tile=tile, margin=margin)
-            except ValueError as err:  # a tile that came back in another shape
-                raise ModelFileError(f"{self.path.name}: {err}; an aetool model returns images at their size") from None
+            out = tiles.run_tiled(run, batch, tile=tile, margin=margin)
         else:
             out = run(batch)
-        if out.shape != batch.shape:
-            raise ModelFileError(
-                f"{self.path.name} returned {contract.RECONSTRUCTION} of shape {out.shape} for "
-                f"images of shape {batch.shape}; an aetool model returns them at their size"
-            )
         return out.reshape(images.shape)
 
     def encode(self, images: np.ndarray, *, chunk: int = IMAGES_PER_CALL) -> np.ndarray:

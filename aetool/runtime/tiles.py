@@ -36,18 +36,16 @@ def spans(length: int, *, tile: int, margin: int) -> list[tuple[slice, slice]]:
 
 
 def run_tiled(run: Callable[[np.ndarray], np.ndarray], images: np.ndarray, *, tile: int, margin: int) -> np.ndarray:
-    """``run`` (N×C×h×w float32 → the same shape) over N×C×H×W ``images`` a tile at a time (see the module
-    docstring): float32 N×C×H×W, each tile's pixels from the call of its window. ``tile`` and ``margin`` should be
-    multiples of the model's ``multiple_of`` (and H, W too) for windows the model takes; raises what ``run``
-    raises, and ``ValueError`` when it returns another shape."""
+    """``run`` (N×C×h×w float32 → the same shape, which ``run`` checks) over N×C×H×W ``images`` a tile at a time
+    (see the module docstring): float32 N×C×H×W, each tile's pixels from the call of its window. ``tile`` and
+    ``margin`` should be multiples of the model's ``multiple_of`` (and H, W too) for windows the model takes;
+    raises what ``run`` raises."""
     out = np.empty(images.shape, np.float32)
     rows, columns = spans(images.shape[-2], tile=tile, margin=margin), spans(images.shape[-1], tile=tile, margin=margin)
     for row_window, row_kept in rows:
         for column_window, column_kept in columns:
             window = images[..., row_window, column_window]
             result = run(np.ascontiguousarray(window))
-            if result.shape != window.shape:
-                raise ValueError(f"a tile of shape {window.shape} came back as {result.shape}")
             rows_out = slice(row_window.start + row_kept.start, row_window.start + row_kept.stop)
             columns_out = slice(column_window.start + column_kept.start, column_window.start + column_kept.stop)
             out[..., rows_out, columns_out] = result[..., row_kept, column_kept]
