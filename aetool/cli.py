@@ -1116,14 +1116,14 @@ def web(
     WebAssembly modules from file:// pages); --serve on a site already written, where onnxruntime-web's files are
     not at hand to rebuild it, serves it as it is."""
     with reporting():
-        from aetool.web import build_site, holds_site, server
+        from aetool.web import build_site, holds_site, nowhere_to_rebuild, server
 
         try:  # the port first: a taken one is said before the site is written
             httpd = None if serve is None else server(output, port=serve)
         except OSError as err:
             raise AetoolError(f"cannot serve on port {serve}: {err.strerror or err}") from None
         try:
-            if httpd is not None and holds_site(output) and _nowhere_to_rebuild(given=ort_web):
+            if httpd is not None and holds_site(output) and nowhere_to_rebuild(given=ort_web):
                 note(
                     f"serving the site already in {output} as it was last written (its models may be older than "
                     "those bundled now): onnxruntime-web's files, to rebuild it, are not under web/node_modules"
@@ -1148,22 +1148,6 @@ def web(
         finally:
             if httpd is not None:
                 httpd.server_close()
-
-
-def _nowhere_to_rebuild(*, given: Path | None) -> bool:
-    """Whether ``aetool web`` has no onnxruntime-web files to build with: no place named (``--ort-web``,
-    ``$AETOOL_ORT_WEB``; a place named but wrong stays an error) and none under web/node_modules of a clone."""
-    import os
-
-    from aetool.web import ORT_WEB_ENV, find_ort_web
-
-    if given is not None or os.environ.get(ORT_WEB_ENV):
-        return False
-    try:
-        find_ort_web()
-    except AetoolError:
-        return True
-    return False
 
 
 def _image_spec(spec: dict[str, Any], colour_space: str | None) -> str:

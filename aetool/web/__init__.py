@@ -83,6 +83,18 @@ def find_ort_web(*, given: str | Path | None = None) -> Path:
     )
 
 
+def nowhere_to_rebuild(*, given: str | Path | None) -> bool:
+    """Whether a site has no onnxruntime-web files to be built with: no place named (``given``, ``--ort-web``, or
+    ``$AETOOL_ORT_WEB``; a place named but wrong stays an error) and none under web/ of a clone."""
+    if given or os.environ.get(ORT_WEB_ENV):
+        return False
+    try:
+        find_ort_web()
+    except AetoolError:
+        return True
+    return False
+
+
 def ort_web_version(folder: Path) -> str | None:
     """The version in the npm package's package.json above a dist folder, when there is one."""
     manifest = folder.parent / "package.json"
