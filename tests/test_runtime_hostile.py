@@ -35,6 +35,7 @@ from conftest import (
 
 from aetool.errors import ModelFileError, TimedOut
 from aetool.runtime import load
+from aetool.runtime.batch import write_all
 from aetool.runtime.model import ort_message
 from aetool.runtime.onnxfile import MAX_GRAPH_NESTING, read_facts
 
@@ -505,6 +506,41 @@ def test_a_reader_that_goes_away_ends_the_batch_quietly_with_exit_141(tmp_path, 
     assert process.wait(timeout=60) == 141 and stderr == b""
     written = sorted((tmp_path / "out").iterdir())
     assert 0 < len(written) < 400 and all(not path.name.startswith(".") for path in written)
+
+
+def test_an_image_larger_than_the_pipe_to_a_reader_that_goes_away_is_exit_141_when_unbuffered(tmp_path, toy_dir):
+    # Under PYTHONUNBUFFERED standard output is a raw file: a write takes what the pipe has room for and says so
+    # rather than raising, so the image was reported written (exit 0) with only its first 64 KiB sent
+    noise = np.random.default_rng(0).integers(0, 256, (512, 512), dtype=np.uint8)  # a PNG that does not compress
+    save(tmp_path / "noise.png", noise)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "aetool", "denoise", "noise.png", "-o", "-", "--model", str(toy_dir / "conv.onnx")],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert process.stdout.read(8) == b"\x89PNG\r\n\x1a\n"
+    process.stdout.close()  # as `| head -c 8` does
+    stderr = process.stderr.read()
+    assert process.wait(timeout=60) == 141 and stderr == b""
+
+
+def test_image_data_is_written_whole_through_a_stream_that_takes_part_of_each_write():
+    class Pipe:  # a raw file's write: at most what the pipe has room for, the count returned
+        def __init__(self) -> None:
+            self.received = bytearray()
+
+        def write(self, data) -> int:
+            self.received += bytes(data[:1000])
+            return min(len(data), 1000)
+
+        def flush(self) -> None:
+            pass
+
+    pipe, data = Pipe(), bytes(range(256)) * 20
+    write_all(pipe, data)
+    assert pipe.received == data
 
 
 def test_a_closed_standard_output_is_one_line_or_does_not_matter(tmp_path, toy_dir):

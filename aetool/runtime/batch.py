@@ -276,6 +276,18 @@ def _run(chunk: list[Ready | Outcome], step: Step, *, side_by_side: bool, stdout
     yield from (outcomes[index] for index in range(len(chunk)))
 
 
+def write_all(stream: BinaryIO, data: bytes) -> None:
+    """Write all of ``data`` to ``stream`` and flush it. Standard output is an unbuffered raw file under
+    ``PYTHONUNBUFFERED`` (``python -u``), whose ``write`` may take only part of the bytes (what a pipe has room
+    for) and reports how many rather than raising; the rest is written in further calls, the next of which raises
+    ``BrokenPipeError`` when the reader has gone. Raises ``OSError`` as the stream's ``write`` does."""
+    view = memoryview(data)
+    while view:
+        written = stream.write(view)
+        view = view[written or 0 :]  # None: a non-blocking stream took nothing this time
+    stream.flush()
+
+
 def _finish(item: Ready, result: np.ndarray, share: float, side_by_side: bool, stdout: BinaryIO | None) -> Outcome:
     """Score, crop, resize back, restore the polarity and the grey of a grey input, encode and write one result."""
     started = time.perf_counter()
@@ -311,8 +323,7 @@ def _finish(item: Ready, result: np.ndarray, share: float, side_by_side: bool, s
         if item.job.target is None:
             if stdout is None:
                 raise ValueError("no standard output to write to")
-            stdout.write(data)
-            stdout.flush()
+            write_all(stdout, data)
         else:
             atomic_write(item.job.target, data)
     except AetoolError as err:  # the file could not be written
