@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from aetool.errors import AetoolError, ModelFileError, first_line
-from aetool.runtime import contract
+from aetool.runtime import contract, tiles
 from aetool.runtime.cpu import keep_freed_memory, usable_cores
 from aetool.runtime.model import CPU, MAX_CONV_PIXELS, Model, ort_errors, pad_batch
 
@@ -100,17 +100,26 @@ def random_images(batch: int, size: tuple[int, int], *, channels: int = 1, seed:
 
 def ort_backend(model: Model) -> Backend:
     """``session.run`` for the reconstruction on prepared feeds, in the calls ``Model.reconstruct`` makes (a batch
-    through a conv model in parts of 64 digits' worth, ``InputSpec.images_per_call``): onnxruntime's time, without
-    our Python around it. A file that fixes its batch B takes calls of B images, the last padded with black ones, as
-    the runtime pads it."""
+    through a conv model in parts of 64 digits' worth, ``InputSpec.images_per_call``; a page of more than
+    ``tiles.TILE``² pixels in its overlapping tiles, ``InputSpec.tiling``): onnxruntime's time, without our Python
+    around it (nor the stitching of tiles). A file that fixes its batch B takes calls of B images, the last
+    padded with black ones, as the runtime pads it."""
     session = model.session
     dtype = _INPUT_DTYPES[session.get_inputs()[0].type]
+    spec = model.input_spec
 
-    def bind(images: np.ndarray) -> Call:
-        step = model.input_spec.images_per_call(*images.shape[-2:])
-        if model.input_spec.batch:
+    def calls_of(images: np.ndarray) -> Call:
+        step = spec.images_per_call(*images.shape[-2:])
+        if spec.batch:
             images = pad_batch(images, step)
         return split_calls(session, images.astype(dtype), step)
+
+    def bind(images: np.ndarray) -> Call:
+        tiling = spec.tiling(*images.shape[-2:])
+        if tiling is None:
+            return calls_of(images)
+        parts = [calls_of(window) for window in tiles.windows(images, tile=tiling[0], margin=tiling[1])]
+        return lambda: [call() for call in parts]
 
     return bind
 

@@ -324,6 +324,21 @@ def test_the_benchmark_times_the_calls_reconstruct_makes(toy_dir, monkeypatch):
     assert model.session.batches == [64, 64, 2]
 
 
+def test_a_page_larger_than_a_tile_is_timed_in_the_tiles_reconstruct_runs(toy_dir, monkeypatch):
+    # bench sent a 2000×3000 page in one call (5 GB) where denoise runs it in tiles (0.8 GB)
+    from aetool.runtime import tiles
+
+    monkeypatch.setattr(tiles, "TILE", 10)  # rounded up to the model's multiple of 4: 12, with a margin of 4
+    monkeypatch.setattr(tiles, "MARGIN", 3)
+    model = load(toy_dir / "conv.onnx")
+    images = np.zeros((2, 1, 40, 52), np.float32)
+    monkeypatch.setattr(model, "session", CountingSession(model.session))
+    model.reconstruct(images)
+    made, model.session.shapes = model.session.shapes, []
+    bench.ort_backend(model)(images)()
+    assert model.session.shapes == made and len(made) == 4 * 5
+
+
 def test_the_images_per_call_benchmark_marks_the_runtimes_choice(toy_dir):
     script = Path(__file__).parents[1] / "benchmarks" / "images_per_call.py"
     args = ["--batch", "128", "--parts", "64,128", "--seconds", "0.05", "--repeats", "1"]

@@ -116,6 +116,15 @@ class InputSpec:
             return max(1, min(limit, CONV_PIXELS_PER_CALL // max(1, height * width)))
         return max(1, min(limit, PIXELS_PER_CALL // max(1, self.channels * height * width)))
 
+    def tiling(self, height: int, width: int) -> tuple[int, int] | None:
+        """``(tile, margin)`` in pixels when :meth:`Model.reconstruct` runs images of height × width in tiles
+        (:mod:`aetool.runtime.tiles`): through a model of any size (conv), more than ``tiles.TILE``² pixels; both
+        rounded up to a multiple of ``multiple_of``. None when the image goes whole."""
+        if self.size is not None or height * width <= tiles.TILE * tiles.TILE:
+            return None
+        tile, margin = (-(-size // self.multiple_of) * self.multiple_of for size in (tiles.TILE, tiles.MARGIN))
+        return tile, margin
+
     def check(self, height: int, width: int) -> None:
         """Raise ``ValueError`` when an image of this size cannot go into the model as it is."""
         if height < 1 or width < 1:
@@ -570,13 +579,8 @@ class Model:
                 )
             return out
 
-        spec = self.input_spec
-        if spec.size is None and batch.shape[-2] * batch.shape[-1] > tiles.TILE * tiles.TILE:
-            step = spec.multiple_of
-            tile, margin = (-(-size // step) * step for size in (tiles.TILE, tiles.MARGIN))
-            out = tiles.run_tiled(run, batch, tile=tile, margin=margin)
-        else:
-            out = run(batch)
+        tiling = self.input_spec.tiling(*batch.shape[-2:])
+        out = run(batch) if tiling is None else tiles.run_tiled(run, batch, tile=tiling[0], margin=tiling[1])
         return out.reshape(images.shape)
 
     def encode(self, images: np.ndarray, *, chunk: int = IMAGES_PER_CALL) -> np.ndarray:

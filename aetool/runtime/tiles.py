@@ -35,6 +35,12 @@ def spans(length: int, *, tile: int, margin: int) -> list[tuple[slice, slice]]:
     return result
 
 
+def windows(images: np.ndarray, *, tile: int, margin: int) -> list[np.ndarray]:
+    """The windows :func:`run_tiled` sends through the model for N×C×H×W ``images``, in its order (views)."""
+    rows, columns = spans(images.shape[-2], tile=tile, margin=margin), spans(images.shape[-1], tile=tile, margin=margin)
+    return [images[..., row_window, column_window] for row_window, _ in rows for column_window, _ in columns]
+
+
 def run_tiled(run: Callable[[np.ndarray], np.ndarray], images: np.ndarray, *, tile: int, margin: int) -> np.ndarray:
     """``run`` (N×C×h×w float32 → the same shape, which ``run`` checks) over N×C×H×W ``images`` a tile at a time
     (see the module docstring): float32 N×C×H×W, each tile's pixels from the call of its window. ``tile`` and
