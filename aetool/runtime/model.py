@@ -151,8 +151,9 @@ class InputSpec:
             return padded
         if padded[0] * padded[1] > MAX_CONV_PIXELS:
             raise ValueError(
-                f"{width}×{height} is over the {MAX_CONV_PIXELS:,}-pixel limit of a conv model (230 to 490 bytes "
-                "of memory per pixel, by model); scale it down first"
+                f"{width}×{height} is over the {MAX_CONV_PIXELS:,}-pixel limit of a conv model for an image run in "
+                "one call, as here (230 to 490 bytes of memory per pixel, by model; denoise, reconstruct and evaluate "
+                "run larger images in tiles); scale it down first"
             )
         if self.batch and self.batch * padded[0] * padded[1] > MAX_CONV_PIXELS:
             raise ValueError(
