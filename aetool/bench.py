@@ -404,7 +404,7 @@ def run(
     # to the session): a model that never finishes is stopped here, not in the untimed warm-up; one that fails on
     # an image fails here in one line, before its FLOPs are counted from a run of the graph.
     model.reconstruct(np.zeros((1, model.input_spec.channels, *size), np.float32))
-    flops = flops_per_image(model.path, size) if importlib.util.find_spec("onnx") is not None else None
+    flops = page_flops(model, size) if importlib.util.find_spec("onnx") is not None else None
     before = load_average()
     try:
         timings = measure(backends, batch_sizes, size, plan, channels=model.input_spec.channels)
@@ -497,6 +497,24 @@ def flops_per_image(path: str | Path, size: tuple[int, int]) -> int:
             inner = a[-2] if attrs.get("transA") else a[-1]
             macs += prod(shapes[node.output[0]]) * inner
     return 2 * macs // batch
+
+
+def page_flops(model: Model, size: tuple[int, int]) -> int:
+    """:func:`flops_per_image` of the calls ``model`` runs an image of ``size`` (height, width) in: the image
+    itself, or for a page that runs in tiles (``InputSpec.tiling``) its windows, margins included. A conv model's
+    count grows with the pixels it runs, so a tiled page's is counted on a 16 × ``multiple_of`` square and scaled
+    to the windows' pixels (exact for sizes the model takes): a run exposing every tensor of a 1024² window would
+    take gigabytes."""
+    spec = model.input_spec
+    tiling = spec.tiling(*size)
+    if tiling is None:
+        return flops_per_image(model.path, size)
+    side = 16 * spec.multiple_of
+    page = np.broadcast_to(np.float32(0), (1, 1, *size))
+    pixels = sum(
+        window.shape[-2] * window.shape[-1] for window in tiles.windows(page, tile=tiling[0], margin=tiling[1])
+    )
+    return flops_per_image(model.path, (side, side)) * pixels // (side * side)
 
 
 def bytes_per_image(path: str | Path, size: tuple[int, int]) -> tuple[int, int]:

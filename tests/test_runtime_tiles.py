@@ -79,3 +79,16 @@ def test_a_large_image_runs_in_tiles_with_the_pixels_of_one_call(tmp_path, monke
     assert len(shapes) == 4 * 5  # ceil(40 / 12) × ceil(52 / 12) tiles, each a call with both images
     assert all(shape[0] == 2 and shape[2] <= 12 + 2 * 4 and shape[3] <= 12 + 2 * 4 for shape in shapes)
     assert all(shape[2] % 4 == 0 and shape[3] % 4 == 0 for shape in shapes)  # windows the model takes
+
+
+def test_bench_counts_the_flops_of_the_windows_a_tiled_page_runs(tmp_path, monkeypatch):
+    pytest.importorskip("onnx")  # counting needs onnx, the train extra
+    from aetool import bench
+
+    (tmp_path / "blur.onnx").write_bytes(blur_model())
+    model = load(tmp_path / "blur.onnx")
+    assert bench.page_flops(model, (40, 52)) == 2 * BLURS * 9 * 40 * 52  # one call: the page itself
+    monkeypatch.setattr(tiles, "TILE", 10)  # rounded up to 12, the margin to 4: windows of 16, 20, 20, 8 rows
+    monkeypatch.setattr(tiles, "MARGIN", BLURS)  # by 16, 20, 20, 20, 8 columns
+    windows = (16 + 20 + 20 + 8) * (16 + 20 + 20 + 20 + 8)
+    assert bench.page_flops(model, (40, 52)) == 2 * BLURS * 9 * windows
