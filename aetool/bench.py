@@ -502,18 +502,16 @@ def flops_per_image(path: str | Path, size: tuple[int, int]) -> int:
 def page_flops(model: Model, size: tuple[int, int]) -> int:
     """:func:`flops_per_image` of the calls ``model`` runs an image of ``size`` (height, width) in: the image
     itself, or for a page that runs in tiles (``InputSpec.tiling``) its windows, margins included. A conv model's
-    count grows with the pixels it runs, so a tiled page's is counted on a 16 × ``multiple_of`` square and scaled
-    to the windows' pixels (exact for sizes the model takes): a run exposing every tensor of a 1024² window would
-    take gigabytes."""
+    count grows with the pixels it runs, so it is counted on a 16 × ``multiple_of`` square and scaled to those
+    pixels (exact for sizes the model takes): a run exposing every tensor of a megapixel page takes gigabytes."""
     spec = model.input_spec
-    tiling = spec.tiling(*size)
-    if tiling is None:
+    if spec.size is not None:
         return flops_per_image(model.path, size)
-    side = 16 * spec.multiple_of
+    tiling = spec.tiling(*size)
     page = np.broadcast_to(np.float32(0), (1, 1, *size))
-    pixels = sum(
-        window.shape[-2] * window.shape[-1] for window in tiles.windows(page, tile=tiling[0], margin=tiling[1])
-    )
+    calls = [page] if tiling is None else tiles.windows(page, tile=tiling[0], margin=tiling[1])
+    side = 16 * spec.multiple_of
+    pixels = sum(call.shape[-2] * call.shape[-1] for call in calls)
     return flops_per_image(model.path, (side, side)) * pixels // (side * side)
 
 
