@@ -1125,8 +1125,8 @@ def web(
         try:
             if httpd is not None and holds_site(output) and nowhere_to_rebuild(given=ort_web):
                 note(
-                    f"serving the site already in {output} as it was last written (its models may be older than "
-                    "those bundled now): onnxruntime-web's files, to rebuild it, are not under web/node_modules"
+                    f"serving the site already in {output} as it was last written (with the models it held then): "
+                    "onnxruntime-web's files, to rebuild it, are not under web/node_modules"
                 )
             else:
                 site = build_site(output, ort_web=ort_web)
@@ -1135,6 +1135,8 @@ def web(
                     f"wrote {site.folder}: {', '.join(site.models)} and onnxruntime-web{version} (wasm), "
                     f"{site.bytes / 1e6:.1f} MB"
                 )
+                if site.missing:
+                    note(f"warning: left off the page, their files missing: {', '.join(site.missing)}")
             if httpd is None:
                 note(
                     f"serve it over HTTP, e.g. aetool web -o {output} --serve 8000, or python3 -m http.server -d {output}"

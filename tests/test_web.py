@@ -140,6 +140,22 @@ def test_web_command_writes_the_site_or_says_in_one_line_why_not(fake_ort, tmp_p
     assert not (tmp_path / "other").exists()
 
 
+def test_web_says_which_listed_models_it_left_off_because_their_files_are_missing(fake_ort, tmp_path, monkeypatch):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    shutil.copyfile(BUNDLED_DIR / "deep.onnx", mine / "deep.onnx")
+    (mine / "models.json").write_text(json.dumps({"x": {"file": "nope.onnx"}, "y": {"file": "deep.onnx"}}))
+    monkeypatch.setenv("AETOOL_MODEL_DIR", str(mine))
+    runner = CliRunner()
+    done = runner.invoke(app, ["web", "-o", str(tmp_path / "site"), "--ort-web", str(fake_ort)])
+    assert done.exit_code == 0 and "wrote" in done.stderr and ": y and onnxruntime-web" in done.stderr
+    assert f"warning: left off the page, their files missing: x ({mine / 'nope.onnx'})" in done.stderr
+    (mine / "models.json").write_text(json.dumps({"x": {"file": "nope.onnx"}}))
+    done = runner.invoke(app, ["web", "-o", str(tmp_path / "other"), "--ort-web", str(fake_ort)])
+    assert done.exit_code == 2 and len(done.stderr.splitlines()) == 1
+    assert done.stderr.rstrip().endswith(f"the files models.json names are missing: x ({mine / 'nope.onnx'})")
+
+
 def test_web_never_overwrites_a_folder_of_other_files_and_rebuilds_its_own(fake_ort, tmp_path):
     runner = CliRunner()
     (tmp_path / "mine").mkdir()

@@ -32,7 +32,7 @@ from aetool.runtime import contract
 from aetool.runtime.describe import bundled_models
 from aetool.runtime.evaluate import trained_noise
 from aetool.runtime.model import Model
-from aetool.runtime.registry import models_dir
+from aetool.runtime.registry import INDEX, models_dir
 
 PAGE = Path(__file__).with_name("page")
 PAGE_FILES = ("index.html", "app.js", "style.css")
@@ -52,6 +52,7 @@ class Site:
     models: list[str]
     ort_web_version: str | None
     bytes: int  # the whole site
+    missing: list[str]  # models whose file the models' index lists but is not there, as "NAME (PATH)": left off
 
 
 def _candidates(given: str | Path | None) -> Iterator[Path]:
@@ -166,9 +167,12 @@ def build_site(folder: str | Path, *, ort_web: str | Path | None = None) -> Site
             f"cannot write the site to {target}: it holds other files ({shown}); name a new or empty folder, or "
             "the folder of an earlier site"
         )
-    records = [r for r in bundled_models() if r.size_bytes is not None]
+    listed = bundled_models()
+    records = [r for r in listed if r.size_bytes is not None]
+    missing = [f"{r.name} ({r.path})" for r in listed if r.size_bytes is None]
     if not records:
-        raise AetoolError(f"no bundled models in {models_dir()} to put on the page")
+        gone = f"; the files {INDEX} names are missing: {', '.join(missing)}" if missing else ""
+        raise AetoolError(f"no bundled models in {models_dir()} to put on the page{gone}")
     files = site_files([record.name for record in records])
     entries = [model_entry(r.name, Path(r.path), r.summary, file=files[r.name]) for r in records]
     try:
@@ -190,7 +194,7 @@ def build_site(folder: str | Path, *, ort_web: str | Path | None = None) -> Site
     except OSError as err:
         raise AetoolError(f"cannot write the site to {target}: {err.strerror or err}") from None
     size = sum(path.stat().st_size for path in target.rglob("*") if path.is_file())
-    return Site(target, [entry["name"] for entry in entries], version, size)
+    return Site(target, [entry["name"] for entry in entries], version, size, missing)
 
 
 def holds_site(folder: Path) -> bool:
