@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -235,6 +236,14 @@ def test_bad_models_exit_2_in_one_line(cli, ring, toy_dir, model, message):
     assert result.exit_code == 2 and message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and result.stderr.startswith("aetool: error: ")
     assert not Path("ring.denoised.png").exists()
+
+
+def test_a_model_path_that_is_a_pipe_or_a_device_is_said_to_be_one(cli, ring, tmp_path):
+    os.mkfifo(tmp_path / "fifo.onnx")
+    for model in (tmp_path / "fifo.onnx", Path("/dev/zero")):
+        result = cli("denoise", "ring.png", "--model", str(model))
+        assert result.exit_code == 2 and f"model file {model} is not a regular file" in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
 
 
 def test_an_unknown_model_name_exits_2(cli, ring):

@@ -72,6 +72,8 @@ def resolve(model: str | Path) -> Path:
     path = Path(text)
     if path.is_dir():
         raise ModelFileError(_a_folder(path))
+    if path.exists() and not path.is_file():
+        raise ModelFileError(f"model file {path} is not a regular file (a device, pipe or socket); name an .onnx file")
     if not path.is_file():
         raise ModelFileError(f"model file {path} does not exist")
     return path
