@@ -1860,6 +1860,10 @@ def main() -> None:
         sys.stdout.reconfigure(errors="surrogateescape")  # a file name of any bytes prints as those bytes
     try:
         code = app(standalone_mode=False)
+    except SystemExit as stop:  # Click ends a closed pipe outside a command's body (--help | head) with exit 1
+        if isinstance(stop.__context__, BrokenPipeError):
+            _closed_pipe()
+        raise
     except KeyboardInterrupt:
         error("interrupted")
         sys.exit(130)

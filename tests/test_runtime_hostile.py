@@ -543,6 +543,16 @@ def test_image_data_is_written_whole_through_a_stream_that_takes_part_of_each_wr
     assert pipe.received == data
 
 
+@pytest.mark.parametrize("args", [["--help"], ["denoise", "--help"]])
+def test_help_to_a_reader_that_has_gone_is_exit_141_as_a_command_is(args):
+    process = subprocess.Popen(
+        [sys.executable, "-m", "aetool", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=os.environ
+    )
+    process.stdout.close()  # gone before the help is written, as `| head -1` may be
+    stderr = process.stderr.read()
+    assert process.wait(timeout=60) == 141 and stderr == b""  # Click's own handling said exit 1
+
+
 def test_a_closed_standard_output_is_one_line_or_does_not_matter(tmp_path, toy_dir):
     save(tmp_path / "ring.png", digit())
     model = str(toy_dir / "conv.onnx")
