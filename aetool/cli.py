@@ -409,7 +409,7 @@ def _run(jobs: list[Job], failures: list[Failure], step: Step, options: ImageOpt
     summary; the exit code."""
     import threading
 
-    from aetool.runtime.batch import Outcome, process
+    from aetool.runtime.batch import Outcome, Reconstruct, process
     from aetool.runtime.files import interrupts_deferred
 
     started = time.perf_counter()
@@ -449,20 +449,26 @@ def _run(jobs: list[Job], failures: list[Failure], step: Step, options: ImageOpt
     also = "; ".join(f"{n} {kind}" for kind, n in counts.items()) if total > FEW else ""
     note(f"{done} done, {failed} failed in {time.perf_counter() - started:.2f} s" + (f" ({also})" if also else ""))
     colour = any(kind.startswith("converted RGB") for kind in counts)
-    if (colour or not_digits) and _trained_on_digits(step):
-        note(
-            "this model was trained on grey MNIST digits (and pages of them); photographs it makes worse (a noisy "
-            "grey photo at 20.5 dB PSNR came out at 15.0 dB): for photos, train one on your own images (aetool "
-            "train dncnn --data photos/; see the README, Your own images)"
-        )
+    if (colour or not_digits) and isinstance(step, Reconstruct) and _on_digits(step.model):
+        note(_digits_model_on_photos(step.model))
     return 1 if failed else 0
 
 
-def _trained_on_digits(step: Step) -> bool:
-    """Whether the step runs a model trained on an IDX dataset (MNIST or Fashion-MNIST: grey, 28×28)."""
-    from aetool.runtime.batch import Reconstruct
+def _digits_model_on_photos(model: Model) -> str:
+    """The note for photographs through a model trained on grey 28×28 digits: the bundled blind ``denoise``'s
+    measured loss on a photo (README, Your own images) for that model only."""
+    from aetool.runtime import contract
 
-    return isinstance(step, Reconstruct) and _on_digits(step.model)
+    if model.name == "denoise":
+        trained = "grey MNIST digits (and pages of them); photographs it makes worse (a noisy grey photo at 20.5 dB "
+        trained += "PSNR came out at 15.0 dB)"
+    else:
+        trained = f"grey 28×28 images ({model.metadata.get(contract.DATASET)}), not photographs"
+    return (
+        f"this model was trained on {trained}: for photos, train one on your own images (aetool train dncnn --data "
+        "photos/ for a denoiser, aetool train conv-unpool --data photos/ for an autoencoder; see the README, Your own "
+        "images)"
+    )
 
 
 def _on_digits(model: Model) -> bool:
@@ -658,8 +664,9 @@ def detect(
         fence = f"below {detector.low_fence:.6g}, the calibration scores' Q1 − 1.5 × IQR"
         note(f"{changes[LOW_SCORE]} scored unusually low ({fence}): {BLANK_FRAMES}")
     if not_digits and _on_digits(loaded):
+        kind = "detector" if contract.ANOMALY in loaded.metadata else "model"
         note(
-            f"this detector was trained on grey 28×28 images ({loaded.metadata.get('dataset')}): on other images "
+            f"this {kind} was trained on grey 28×28 images ({loaded.metadata.get('dataset')}): on other images "
             "(photographs, pages) its scores say little about defects; train one on images like yours (aetool "
             "train anomaly --data FOLDER; see the README, Anomaly detection)"
         )
