@@ -408,6 +408,7 @@ def test_evaluate_pairs_lists_a_missing_partner_and_exits_1(cli, tmp_path):
     result = cli("evaluate", "--inputs", "noisy", "--targets", "clean", "--json")
     record = json.loads(result.stdout)
     assert result.exit_code == 1 and record["n"] == 2 and record["mse"] == 0
+    assert record["noise"] is None and record["noise_kind"] is None and record["seed"] is None  # scored as given
     assert record["missing"] == [{"label": "noisy/c.png", "error": "no target in clean matches it"}]
     assert "aetool: error: noisy/c.png: no target in clean matches it" in result.stderr.splitlines()
     assert "aetool: 2 scored, 0 could not be scored, 1 without a partner" in result.stderr.splitlines()

@@ -260,7 +260,7 @@ def test_pairs_match_by_path_without_suffix_and_missing_partners_are_listed(toy_
     expected = np.mean([np.square(a - b).mean() for a, b in pairs])
     assert result.n == 2 and result.mse == pytest.approx(expected, rel=1e-6) and result.psnr is not None
     assert result.input_mse == pytest.approx(expected, rel=1e-6)  # an identity model scores what its inputs score
-    assert result.noise == 0 and result.noise_kind is None and result.seed is None
+    assert result.noise is None and result.noise_kind is None and result.seed is None
     assert [(f.label, f.error) for f in result.missing] == [
         (str(tmp_path / "noisy" / "z.png"), f"no target in {tmp_path / 'clean'} matches it"),
         (str(tmp_path / "clean" / "w.png"), f"no input in {tmp_path / 'noisy'} matches it"),

@@ -75,7 +75,7 @@ class Evaluation:
     n: int  # images scored
     model: str  # the model's registry name (or file stem)
     file: str
-    noise: float | None  # noise level added to the inputs (0: none; None for a mix; pairs are scored as given)
+    noise: float | None  # noise level added to the inputs (0: none; None for a mix, and for pairs, scored as given)
     noise_kind: str | None  # None for pairs and mixes
     seed: int | None  # of the input noise; None for pairs
     split: str | None  # the IDX split scored; None for images
@@ -374,8 +374,8 @@ def _result(
         raise ImageError(f"no image could be scored{first}")
     corruption, seed = noise or (None, None)
     level: float | None
-    if corruption is None:  # pairs: scored as given
-        level, kind = 0.0, None
+    if corruption is None:  # pairs: scored as given, no noise added and none to name
+        level, kind = None, None
     elif not corruption:
         level, kind = 0.0, "gaussian"
     else:
