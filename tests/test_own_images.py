@@ -181,6 +181,22 @@ def test_a_detector_trained_on_labelled_subfolders_without_classes_is_warned(tmp
         load_training_data(quick("deep", data=str(tmp_path), size=(24, 24)))
 
 
+def test_images_outside_the_classes_decide_neither_channels_nor_size(tmp_path):
+    # a colour photo of another size beside the normal class made the grey detector a 3-channel model, and without
+    # --size it said the folder "holds images of several sizes" listing one
+    for i in range(4):
+        save(tmp_path / "good" / f"{i}.png", np.full((24, 24), 40 * i + 60, np.uint8))
+    photo = np.random.default_rng(0).integers(0, 256, (30, 45, 3), np.uint8)
+    save(tmp_path / "stray.png", photo)
+    save(tmp_path / "bad" / "photo.png", photo)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing resized, nothing replicated
+        data, settled = load_training_data(quick("anomaly", data=str(tmp_path), classes=("good",)))
+    assert settled.channels == 1 and settled.size == (24, 24) and len(data.train) + len(data.test) == 4
+    with pytest.raises(DataError, match=r"no image is labelled fine; the labels are '', 'bad', 'good'$"):
+        load_training_data(quick("anomaly", data=str(tmp_path), classes=("fine",)))
+
+
 def test_images_resized_to_a_models_size_are_counted_in_a_warning(colour_folder):
     with pytest.warns(UserWarning, match=r"4 of the 6 images of .* are not 40×48 \(height×width\) and were resized"):
         folder_images(str(colour_folder), size=(40, 48))

@@ -188,8 +188,11 @@ def folder_images(
     white_on_black: bool = False,
     warn: bool = True,
     option: str = "--data",
+    classes: tuple[str, ...] = (),
 ) -> ImageSet:
-    """Every image of a folder (recursively) or glob, decoded once into uint8 with ``channels`` channels.
+    """Every image of a folder (recursively) or glob, decoded once into uint8 with ``channels`` channels; with
+    ``classes``, only those labelled with one of them (first-level subfolders), so that images of other classes
+    decide neither the channels nor the size.
 
     ``channels`` None takes 3 when any image is in colour (by its pixels, as the runtime reads it: an RGB file
     whose three channels are equal is grey), else 1. ``size`` (height, width) resizes every image of another size
@@ -200,6 +203,11 @@ def folder_images(
     ``option``.
     """
     paths, root = find_images(source, option=option)
+    if classes:
+        labels = [_label(path, root) for path in paths]
+        if not set(labels) & set(classes):
+            raise _no_image_of(classes, labels)
+        paths = [path for path, label in zip(paths, labels, strict=True) if label in classes]
     probed: list[tuple[Path, tuple[int, int, bool]]] = []
     for path in paths:
         try:
@@ -374,15 +382,20 @@ def only(images: ImageSet, classes: tuple[str, ...]) -> ImageSet:
     naming the labels there are when none is."""
     index = np.array([i for i, label in enumerate(images.labels) if label in classes], dtype=np.int64)
     if not len(index):
-        labels = sorted(set(images.labels))
-        if labels == [""]:
-            raise DataError(
-                f"no image is labelled {' or '.join(classes)}: these images have no labels (labels are the names of "
-                "the first-level subfolders of --data)"
-            )
-        found = ", ".join(repr(label) for label in labels[:12]) + (" …" if len(labels) > 12 else "")
-        raise DataError(f"no image is labelled {' or '.join(classes)}; the labels are {found}")
+        raise _no_image_of(classes, images.labels)
     return images.subset(index)
+
+
+def _no_image_of(classes: tuple[str, ...], labels: list[str]) -> DataError:
+    """The error for ``classes`` that no image is labelled with, naming the ``labels`` there are."""
+    there = sorted(set(labels))
+    if there == [""]:
+        return DataError(
+            f"no image is labelled {' or '.join(classes)}: these images have no labels (labels are the names of "
+            "the first-level subfolders of --data)"
+        )
+    found = ", ".join(repr(label) for label in there[:12]) + (" …" if len(there) > 12 else "")
+    return DataError(f"no image is labelled {' or '.join(classes)}; the labels are {found}")
 
 
 NORMAL_NAMES = ("good", "normal", "ok", "pass")  # subfolder names a warning offers first as the normal class
@@ -415,10 +428,19 @@ def load_training_data(config: TrainConfig, *, warn: bool = True) -> tuple[Train
             train, test = _resized(train, size), _resized(test, size)
     else:
         assert config.data is not None
-        train = folder_images(config.data, channels=config.channels, size=config.size if fixed else None, warn=warn)
-        if config.classes:
-            train = only(train, config.classes)
-        elif warn and get_spec(config.model).detector and len(labels := sorted(set(train.labels) - {""})) > 1:
+        train = folder_images(
+            config.data,
+            channels=config.channels,
+            size=config.size if fixed else None,
+            warn=warn,
+            classes=config.classes or (),
+        )
+        if (
+            not config.classes
+            and warn
+            and get_spec(config.model).detector
+            and len(labels := sorted(set(train.labels) - {""})) > 1
+        ):
             example = next((label for label in labels if label.lower() in NORMAL_NAMES), labels[0])
             warnings.warn(
                 f"--data {config.data} has subfolders ({', '.join(labels[:6])}{' …' * (len(labels) > 6)}), and "
