@@ -226,6 +226,26 @@ def test_a_run_of_few_optimizer_steps_on_own_images_is_warned_with_the_epochs_to
     assert few_steps(TrainConfig("ae64", data=str(colour_folder), epochs=MIN_STEPS), 1, 5) is None
 
 
+def test_the_held_out_line_counts_before_limit_and_is_not_said_of_a_lone_image(colour_folder, tmp_path):
+    from aetool.train.loop import held_out_line
+
+    config = quick("ae64", data=str(colour_folder), size=(24, 24), val=0.5, limit=2)
+    with pytest.warns(UserWarning, match="resized"):
+        data, _ = load_training_data(config)
+    assert len(data.train) == len(data.test) == 2  # 3 held out of 6, then --limit 2 of each
+    assert re.fullmatch(
+        r"held out 3 of 6 images for validation \(--val 0\.5\), of which --limit 2 keeps 2: photo\d\.png, "
+        r"photo\d\.png",
+        held_out_line(config, data),
+    )
+    save(tmp_path / "one" / "only.png", np.full((24, 24), 90, np.uint8))
+    lone = quick("ae64", data=str(tmp_path / "one"))
+    with pytest.warns(UserWarning, match="only.png is the only image: it both trains and validates"):
+        data, _ = load_training_data(lone)
+    assert held_out_line(lone, data) is None  # it said "held out 1 of 2 images"
+    assert few_steps(lone, 1, 1).startswith("1 training image makes 1 step an epoch, so 2 epochs are 2 optimizer")
+
+
 def test_large_sets_are_memory_mapped(colour_folder, monkeypatch):
     monkeypatch.setattr(data_layer, "IN_MEMORY_BYTES", 1000)
     images = folder_images(str(colour_folder))

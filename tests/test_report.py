@@ -204,7 +204,7 @@ def test_shorter_or_different_runs_are_trained_again_not_reused(report, tmp_path
     short = tmp_path / "runs"
     prepare_run("ae64", short, wanted_config("ae64", data, quick=True, epochs=None), echo=lines.append, progress=False)
     run = prepare_run("ae64", short, longer, echo=lines.append, progress=False)
-    assert run.trained_now and run.config.epochs == 2 and "1 epochs, not 2" in " ".join(lines)
+    assert run.trained_now and run.config.epochs == 2 and "1 epoch, not 2" in " ".join(lines)
 
 
 def test_grid_labels_must_match_its_shape(tmp_path):
@@ -231,7 +231,7 @@ def test_runs_trained_with_other_settings_are_not_trained_over_without_retrain(r
     with pytest.raises(
         AetoolError,
         match=r"would train over runs of yours \(.*deep: trained with other settings "
-        r"\(1 epochs, not 40.*pass --retrain",
+        r"\(1 epoch, not 40.*pass --retrain",
     ):
         build_report(tmp_path / "full", runs=report["runs"], data_dir=str(report["data"]), progress=False)
     assert not (tmp_path / "full").exists()

@@ -358,6 +358,7 @@ class TrainingData:
 
     train: ImageSet
     test: ImageSet
+    split: tuple[int, int] | None = None  # (held out, of all) when the test images were split off, before --limit
 
 
 def _replicated(images: ImageSet, channels: int) -> ImageSet:
@@ -416,11 +417,13 @@ def load_training_data(config: TrainConfig, *, warn: bool = True) -> tuple[Train
     """
     net = build_model(config.model)
     fixed = net.multiple_of is None  # dense and pca: one size
+    split: tuple[int, int] | None = None
     if config.dataset != "images":
         channels = config.channels or 1
         train = _replicated(idx_images(config.dataset, "train", data_dir=config.data_dir), channels)
         if config.classes:
             train, test = split_off(only(train, config.classes), config.held_out, config.seed)
+            split = (len(test), len(train) + len(test))
         else:
             test = _replicated(idx_images(config.dataset, "test", data_dir=config.data_dir), channels)
         if fixed:
@@ -464,6 +467,7 @@ def load_training_data(config: TrainConfig, *, warn: bool = True) -> tuple[Train
             )
         else:
             train, test = split_off(train, config.held_out, config.seed)
+            split = None if train is test else (len(test), len(train) + len(test))  # one image: not split
     train, test = (
         train.subset(np.arange(min(len(train), config.limit or len(train)))),
         test.subset(np.arange(min(len(test), config.limit or len(test)))),
@@ -478,7 +482,7 @@ def load_training_data(config: TrainConfig, *, warn: bool = True) -> tuple[Train
         settled = replace(config, channels=train.channels, size=train.size if fixed else None, data_dir=data_dir)
     except ValueError as err:
         raise DataError(str(err)) from None
-    return TrainingData(train, test), settled
+    return TrainingData(train, test, split), settled
 
 
 def check_pca_components(components: int, train: ImageSet) -> None:

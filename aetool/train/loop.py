@@ -516,8 +516,8 @@ def train(
         else:
             trainer = Trainer(config, net, data=data, folder=folder, place=place, device=device)
             if stored is None and place.is_main:  # a new run: what it trains on, and whether that is enough
-                if config.dataset == "images" and not config.val_data:
-                    echo(held_out_line(config, data))
+                if config.dataset == "images" and (held := held_out_line(config, data)):
+                    echo(held)
                 if few := few_steps(config, trainer.steps_per_epoch, len(data.train)):
                     echo(f"warning: {few}")
             if stored is not None:
@@ -536,12 +536,17 @@ def train(
     return TrainResult(folder.path, history, time.perf_counter() - started, place.is_main, trivial)
 
 
-def held_out_line(config: TrainConfig, data: TrainingData, *, shown: int = 5) -> str:
-    """Which images of ``--data`` a run holds out for validation: their names, the first ``shown`` of them."""
+def held_out_line(config: TrainConfig, data: TrainingData, *, shown: int = 5) -> str | None:
+    """Which images of ``--data`` a run holds out for validation: how many of how many, what ``--limit`` keeps of
+    them, and their names, the first ``shown`` of them. None when none were split off (a lone image both trains
+    and validates, as a warning says)."""
+    if data.split is None:
+        return None
+    held, total = data.split
     names = [Path(name).name for name in data.test.names]
     listed = ", ".join(names[:shown]) + (f" and {len(names) - shown} more" if len(names) > shown else "")
-    total = len(names) + len(data.train)
-    return f"held out {len(names)} of {total} images for validation (--val {config.held_out:g}): {listed}"
+    kept = f", of which --limit {config.limit} keeps {len(names)}" if len(names) < held else ""
+    return f"held out {held} of {total} images for validation (--val {config.held_out:g}){kept}: {listed}"
 
 
 def few_steps(config: TrainConfig, steps_per_epoch: int, images: int) -> str | None:
@@ -552,7 +557,8 @@ def few_steps(config: TrainConfig, steps_per_epoch: int, images: int) -> str | N
         return None
     epochs = math.ceil(MIN_STEPS / steps_per_epoch)
     return (
-        f"{images} training image{'s' * (images != 1)} make {steps_per_epoch} step{'s' * (steps_per_epoch != 1)} "
+        f"{images} training image{' makes' if images == 1 else 's make'} {steps_per_epoch} "
+        f"step{'s' * (steps_per_epoch != 1)} "
         f"an epoch, so {config.epochs} epoch{'s are' if config.epochs != 1 else ' is'} {steps} optimizer "
         f"step{'s' * (steps != 1)}, and models learn little in fewer than about {MIN_STEPS} (see the README, Your "
         f"own images): pass --epochs {epochs}"

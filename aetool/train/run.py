@@ -297,7 +297,7 @@ class RunFolder:
             if key not in settled_by_data and stored.get(key) != want[key]
         ]
         if (stored.get("epochs") or 0) < (wanted.epochs or 0):
-            reasons.append(f"{stored.get('epochs')} epochs, not {wanted.epochs}")
+            reasons.append(f"{stored.get('epochs')} epoch{'s' * (stored.get('epochs') != 1)}, not {wanted.epochs}")
         if stored.get("limit") is not None and (wanted.limit is None or stored["limit"] < wanted.limit):
             reasons.append(f"{stored['limit']} images, not {wanted.limit or 'all'}")
         return reasons
