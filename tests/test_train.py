@@ -267,15 +267,20 @@ def test_size_and_classes_take_the_command_lines_text_and_a_config_survives_its_
 def test_setting_conflicts_are_spelled_as_the_command_line_takes_them():
     from aetool.train.run import RunFolder
 
-    stored = TrainConfig("deep", dataset="images", data="imgs", classes=("1", "7")).to_dict()
-    wanted = TrainConfig("deep", dataset="images", data="photos", size=(32, 32), classes=("1",))
+    stored = TrainConfig("deep", dataset="images", data="imgs", classes=("1", "7"), batch_size=32).to_dict()
+    wanted = TrainConfig("deep", dataset="images", data="photos", size=(32, 32), classes=("1",), augment=True)
     conflicts = RunFolder.resume_conflicts(stored, wanted)
-    assert conflicts[1:] == ["size none (now 32x32)", "classes 1,7 (now 1)"] and conflicts[0].startswith("data /")
+    assert conflicts[0].startswith("--data /") and conflicts[1:] == [
+        "--size none (now 32x32)",
+        "--classes 1,7 (now 1)",
+        "--no-augment (now --augment)",
+        "--batch-size 32 (now 128)",
+    ]
 
 
 def test_resume_keeps_the_runs_own_settings(data_dir, tmp_path):
     train(config("ae64", data_dir, epochs=1), run_dir=tmp_path, progress=False)
-    with pytest.raises(AetoolError, match=r"trained with epochs 1 \(now 2\), lr 0\.001 \(now 0\.01\)"):
+    with pytest.raises(AetoolError, match=r"trained with --epochs 1 \(now 2\), --lr 0\.001 \(now 0\.01\)"):
         train(config("ae64", data_dir, epochs=2, lr=0.01), run_dir=tmp_path, resume=True, progress=False)
     with pytest.raises(AetoolError, match="choose one"):
         train(config("ae64", data_dir, epochs=1), run_dir=tmp_path, resume=True, force=True, progress=False)

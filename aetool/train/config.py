@@ -32,9 +32,10 @@ LEGACY_KEYS = ("out",)  # keys of round-1 run folders that are no longer setting
 PATHS = ("data_dir", "data", "val_data")  # text settings that may be given as a Path too
 
 
-def _option(name: str) -> str:
-    """The command-line option of a setting: ``batch_size`` → ``--batch-size``."""
-    return f"--{name.replace('_', '-')}"
+def option_of(name: str) -> str:
+    """The command-line option of a setting: ``batch_size`` → ``--batch-size`` (``noise_mix``: ``--noise``, which
+    takes a mix; ``model``: the MODEL argument)."""
+    return {"model": "MODEL", "noise_mix": "--noise"}.get(name, f"--{name.replace('_', '-')}")
 
 
 def _is_int(value: Any) -> bool:
@@ -118,7 +119,7 @@ class TrainConfig:
             value, kind = getattr(self, field.name), str(field.type).split(" | ")[0]
             if value is None and str(field.type).endswith("| None"):
                 continue
-            option = _option(field.name)
+            option = option_of(field.name)
             if kind == "int":
                 if not _is_int(value):
                     raise ValueError(f"{option} must be a whole number, got {value!r}")
@@ -164,7 +165,7 @@ class TrainConfig:
         """Refuse the training settings for pca, which is fitted in closed form."""
         given = [name for name, inert in PCA_INERT.items() if getattr(self, name) not in (None, inert)]
         if given:
-            options = ", ".join(map(_option, given))
+            options = ", ".join(map(option_of, given))
             raise ValueError(f"{options} does not apply to pca: it is fitted in closed form on clean images")
         for name in PCA_INERT:
             setattr(self, name, None)
@@ -185,7 +186,7 @@ class TrainConfig:
         for name, low in at_least.items():
             value = getattr(self, name)
             if value is not None and value < low:
-                raise ValueError(f"{_option(name)} must be at least {low}, got {value}")
+                raise ValueError(f"{option_of(name)} must be at least {low}, got {value}")
         if self.components is not None and self.channels is not None and self.size is not None:
             pixels = self.channels * self.size[0] * self.size[1]  # else load_training_data checks the images' own
             if self.components > pixels:

@@ -23,7 +23,7 @@ from aetool.errors import AetoolError, first_line
 from aetool.models import Autoencoder, build_model
 from aetool.runtime import contract
 from aetool.runtime.files import write_files
-from aetool.train.config import TrainConfig
+from aetool.train.config import TrainConfig, option_of
 
 CHECKPOINT = "checkpoint.pt"
 UNPACKED_SLACK = 16 << 20  # torch.save stores a checkpoint's members uncompressed: they unpack to its own size
@@ -281,7 +281,7 @@ class RunFolder:
         """The settings in which ``config`` differs from a stored run's: a resumed run must keep them all."""
         stored, wanted = _normalised(stored), config.to_dict()
         return [
-            f"{key} {_setting(key, stored.get(key))} (now {_setting(key, wanted[key])})"
+            f"{_as_given(key, stored.get(key))} (now {_as_given(key, wanted[key], flag=False)})"
             for key in RESUMED_SETTINGS
             if stored.get(key) != wanted[key]
         ]
@@ -356,6 +356,15 @@ def _optimizer_problem(stored: dict[str, Any] | None, parameters: int) -> str | 
     if counted != parameters or not isinstance(stored.get("state"), dict):
         return f"its optimizer state is for {counted} parameter tensors, the model has {parameters}"
     return None
+
+
+def _as_given(key: str, value: Any, *, flag: bool = True) -> str:
+    """A setting as it is given: ``--epochs 3``, ``--no-augment``, ``--val-data none``; the value alone (``3``)
+    without ``flag``, which a switch always keeps."""
+    option = option_of(key)
+    if isinstance(value, bool):
+        return option if value else option.replace("--", "--no-", 1)
+    return f"{option} {_setting(key, value)}" if flag else _setting(key, value)
 
 
 def _setting(key: str, value: Any) -> str:
