@@ -430,6 +430,10 @@ def test_calibration_images_that_overlap_the_training_images_are_found(tmp_path)
         one_class, str(tmp_path / "inspect")
     )
     assert not trained_on(one_class, str(tmp_path / "inspect" / "good_held"))  # a subfolder it did not learn
+    moved = TrainConfig("anomaly", data=str(tmp_path / "moved-away"))  # the training folder is gone: was taken as a
+    assert not trained_on(moved, str(tmp_path / "other"))  # file in tmp_path, which holds every folder here
+    single = TrainConfig("anomaly", data=str(tmp_path / "other" / "0.png"))  # one image file: its folder
+    assert trained_on(single, str(tmp_path / "other")) and not trained_on(single, str(tmp_path / "inspect"))
 
 
 def test_a_perfect_reconstruction_scores_the_lowest_and_a_fence_below_it_is_said(one_class, tmp_path, monkeypatch):

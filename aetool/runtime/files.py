@@ -106,11 +106,15 @@ def _is_image(path: Path, skip: tuple[str, ...]) -> bool:
 
 
 def folder_of(source: str) -> Path:
-    """The folder a folder, file or glob argument names images under: itself, the file's, or the glob's root."""
+    """The folder a folder, file or glob argument names images under: itself, the file's, or the glob's root; a
+    path that is not there (a run's training folder since moved away) is taken as the folder it named, not as a
+    file in its parent, which would hold every folder beside it."""
     path = Path(source)
     if path.is_dir():
         return path
-    return _glob_root(source) if _MAGIC & set(source) else path.parent
+    if _MAGIC & set(source):
+        return _glob_root(source)
+    return path.parent if path.is_file() else path
 
 
 def _glob_root(pattern: str) -> Path:
