@@ -181,6 +181,18 @@ def test_a_detector_trained_on_labelled_subfolders_without_classes_is_warned(tmp
         load_training_data(quick("deep", data=str(tmp_path), size=(24, 24)))
 
 
+def test_grey_images_among_colour_ones_are_said_to_be_replicated(tmp_path):
+    for i in range(3):  # one colour photo among grey ones made a colour model without a word
+        save(tmp_path / f"grey{i}.png", np.full((24, 24), 40 * i + 60, np.uint8))
+    save(tmp_path / "colour.png", np.random.default_rng(0).integers(0, 256, (24, 24, 3), np.uint8))
+    with pytest.warns(
+        UserWarning, match=r"3 of the 4 images of .* are grey and were replicated to 3 channels, since the"
+    ):
+        assert folder_images(str(tmp_path)).channels == 3
+    with pytest.warns(UserWarning, match=r"are grey and were replicated to 3 channels$"):  # asked for: no advice
+        folder_images(str(tmp_path), channels=3)
+
+
 def test_images_outside_the_classes_decide_neither_channels_nor_size(tmp_path):
     # a colour photo of another size beside the normal class made the grey detector a 3-channel model, and without
     # --size it said the folder "holds images of several sizes" listing one

@@ -217,7 +217,7 @@ def folder_images(
     stored = channels or (3 if any(is_colour for _, (_, _, is_colour) in probed) else 1)
     shapes = [(stored, *(size or (height, width))) for _, (height, width, _) in probed]
     buffer, storage = _buffer(sum(int(np.prod(shape)) for shape in shapes))
-    views, kept, colour, offset, resized = [], [], False, 0, 0
+    views, kept, colour, offset, resized, greys = [], [], False, 0, 0, 0
     for (path, (height, width, _)), shape in zip(probed, shapes, strict=True):
         try:
             read = read_image(path).pixels
@@ -226,6 +226,7 @@ def folder_images(
             _skipped(path, err, warn=warn)
             continue
         colour |= read.shape[0] == 3
+        greys += read.shape[0] == 1
         view = buffer[offset : offset + int(np.prod(shape))].reshape(shape)
         view[:] = np.round(pixels * 255)
         views.append(view)
@@ -236,6 +237,13 @@ def folder_images(
         raise DataError(f"{option} {source}: none of its {len(paths)} files is an image Pillow can read")
     if channels == 3 and not colour and warn:
         warnings.warn(f"{source} holds grey images only; they are replicated to 3 channels", UserWarning, stacklevel=2)
+    elif stored == 3 and colour and greys and warn:
+        why = "" if channels else ", since the others are in colour (pass --channels 1 for a grey model)"
+        warnings.warn(
+            f"{greys} of the {len(kept)} images of {source} are grey and were replicated to 3 channels{why}",
+            UserWarning,
+            stacklevel=2,
+        )
     if resized and warn and size:
         how = "given the MNIST fit (ink centred in 20×20)" if white_on_black else "resized (aspect ratio not kept)"
         warnings.warn(
