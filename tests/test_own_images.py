@@ -181,6 +181,15 @@ def test_a_detector_trained_on_labelled_subfolders_without_classes_is_warned(tmp
         load_training_data(quick("deep", data=str(tmp_path), size=(24, 24)))
 
 
+def test_validation_images_resized_to_the_models_size_are_counted_in_a_warning(colour_folder, tmp_path):
+    save(tmp_path / "val" / "big.png", np.full((30, 30, 3), 90, np.uint8))
+    config = quick("ae64", data=str(colour_folder), size=(24, 24), val_data=str(tmp_path / "val"))
+    with pytest.warns(UserWarning) as caught:
+        load_training_data(config)
+    said = [str(warning.message) for warning in caught]
+    assert any(re.match(r"1 of the 1 images of .*val are not 24×24 .* resized", line) for line in said), said
+
+
 def test_grey_images_among_colour_ones_are_said_to_be_replicated(tmp_path):
     for i in range(3):  # one colour photo among grey ones made a colour model without a word
         save(tmp_path / f"grey{i}.png", np.full((24, 24), 40 * i + 60, np.uint8))

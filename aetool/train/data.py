@@ -470,7 +470,7 @@ def load_training_data(config: TrainConfig, *, warn: bool = True) -> tuple[Train
                 config.val_data,
                 channels=train.channels,
                 size=train.size if fixed else None,
-                warn=False,
+                warn=warn,
                 option="--val-data",
             )
         else:
