@@ -228,6 +228,22 @@ def test_images_resized_to_a_models_size_are_counted_in_a_warning(colour_folder)
         folder_images(str(colour_folder), size=(40, 48), warn=False)
 
 
+def test_a_variant_of_a_run_whose_images_moved_away_says_where_they_were(colour_folder, tmp_path):
+    import shutil
+
+    from aetool.export import ExportOptions, export_run
+
+    images = shutil.copytree(colour_folder, tmp_path / "images")
+    train(quick("ae64", data=str(images), size=(24, 24)), run_dir=tmp_path / "run", progress=False, echo=len)
+    shutil.move(images, tmp_path / "moved")
+    with pytest.raises(
+        AetoolError,
+        match=rf"int8 files are checked on test images: the run's own images, which are no "
+        rf"longer in {re.escape(str(images))}: put them back there",
+    ):
+        export_run(tmp_path / "run", out=tmp_path / "v.onnx", options=ExportOptions(precisions=("int8",)), echo=len)
+
+
 def test_a_run_of_few_optimizer_steps_on_own_images_is_warned_with_the_epochs_to_pass(colour_folder, tmp_path):
     lines: list[str] = []
     train(

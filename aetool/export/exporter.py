@@ -474,10 +474,13 @@ def _run_data(run: Run, options: ExportOptions) -> ExportData:
         if options.precisions:
             calibrated = " (and int8 conv files calibrated on training images)" if static_int8 else ""
             where = (
-                config.data if config.dataset == "images" else "the MNIST folder with --data-dir or $AETOOL_DATA_DIR"
+                f"the run's own images, which are no longer in {config.data}: put them back there (the run's split "
+                "is drawn from them), or export without the variant"
+                if config.dataset == "images"
+                else "give the MNIST folder with --data-dir or $AETOOL_DATA_DIR"
             )
             raise AetoolError(
-                f"{' and '.join(options.precisions)} files are checked on test images{calibrated}: give {where}"
+                f"{' and '.join(options.precisions)} files are checked on test images{calibrated}: {where}"
             )
         return ExportData()
     data, _ = load_training_data(settings, warn=False)  # training warned of skipped files
