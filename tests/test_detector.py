@@ -90,6 +90,9 @@ def test_export_keeps_a_calibrated_detector_unless_told(one_class, tmp_path):
     elsewhere = runner.invoke(app, ["export", str(run), "-o", str(tmp_path / "plain.onnx")])
     assert elsewhere.exit_code == 0, elsewhere.output
     assert contract.ANOMALY not in load(tmp_path / "plain.onnx").metadata
+    quantized = runner.invoke(app, ["export", str(run), "--anomaly", "--int8", "-o", str(tmp_path / "d.onnx")])
+    assert quantized.exit_code == 2 and "a detector is written in fp32 only; leave out --int8" in quantized.stderr
+    assert not (tmp_path / "d.onnx").exists()
 
 
 def test_a_threshold_on_few_images_says_how_many_lie_above_it(one_class, tmp_path):
