@@ -103,6 +103,8 @@ def test_a_threshold_on_few_images_says_how_many_lie_above_it(one_class, tmp_pat
     few = [line for line in lines if line.startswith("only ")]
     assert len(few) == 1 and f"only {record['images']} calibration images" in few[0]
     assert f"rests on the few highest scores ({round(record['fpr'] * record['images'])} of them above it)" in few[0]
+    [said] = [line for line in lines if line.startswith("calibrated ")]  # to 6 digits, as info and detect print it
+    assert f": threshold {calibration.spec.threshold:.6g} (fpr 0.1; " in said
 
 
 def test_one_class_training_keeps_the_class_and_holds_a_fifth_out(data_dir):

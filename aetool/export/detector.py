@@ -267,7 +267,7 @@ def calibrate_run(
     )
     rule_text = f"fpr {rule['fpr']:g}" if "fpr" in rule else f"quantile {rule['quantile']:g}"
     echo(
-        f"calibrated {spec.score} on {source}: threshold {threshold:.4g} ({rule_text}; "
+        f"calibrated {spec.score} on {source}: threshold {threshold:.6g} ({rule_text}; "
         f"{spec.calibration['fpr']:.1%} of them above it)"
     )
     if spec.low_fence is not None and spec.low_fence <= spec.perfect_score:
