@@ -226,7 +226,8 @@ def test_calibration_refusals(one_class, tmp_path):
     with pytest.raises(ValueError, match="fractions between 0 and 1"):
         CalibrationOptions(fpr=1.5)
     save(tmp_path / "one" / "a.png", stroke_digits(1)[0][0])
-    with pytest.raises(AetoolError, match="at least two normal images"):
+    one = "at least two normal images, and has 1: the 1 image of .*one; give more with --data$"
+    with pytest.raises(AetoolError, match=one):
         calibrate_run(run, out=tmp_path / "x.onnx", options=CalibrationOptions(data=str(tmp_path / "one")), **QUIET)
     with pytest.raises(AetoolError, match=r"file name must end in \.onnx"):
         calibrate_run(run, out=tmp_path / "x.txt", **QUIET)

@@ -147,14 +147,15 @@ def _source(run: Run, held_out: ImageSet) -> str:
     config = run.config
     cut = config.limit is not None and len(held_out) >= config.limit  # --limit took the first images only
     share = f"{config.held_out:.0%}" + (f", cut to --limit {config.limit}" if cut else "")
+    images = f"{len(held_out)} held-out image{'s' * (len(held_out) != 1)} ({share})"
     if config.classes:
-        return f"{len(held_out)} held-out images ({share}) of the training images of class {','.join(config.classes)}"
+        return f"{images} of the training images of class {','.join(config.classes)}"
     if config.dataset != "images":
         limited = f" (cut to --limit {config.limit})" if cut else ""
         return f"the {len(held_out)} images of the {config.dataset} test split{limited}"
     if config.val_data:
-        return f"the {len(held_out)} validation images {config.val_data}"
-    return f"{len(held_out)} held-out images ({share}) of {config.data}"
+        return f"the {len(held_out)} validation image{'s' * (len(held_out) != 1)} {config.val_data}"
+    return f"{images} of {config.data}"
 
 
 def _batches(images: ImageSet, net: Autoencoder, *, mirror: bool = False) -> list[np.ndarray]:
@@ -237,7 +238,9 @@ def calibrate_run(
         assert data is not None
         images, source = data.test, _source(run, data.test)
     if len(images) < 2:
-        raise AetoolError(f"calibration needs at least two normal images; {source} has {len(images)}")
+        raise AetoolError(
+            f"calibration needs at least two normal images, and has {len(images)}: {source}; give more with --data"
+        )
     weights = wmse_weights(net, data.train) if data is not None and "wmse" in names else None
     batches = _batches(images, net, mirror=facts.polarity == contract.AS_IS)
     raw, peaks = raw_components(net, batches, Constants(names, weights))
