@@ -200,6 +200,8 @@ def test_grey_images_among_colour_ones_are_said_to_be_replicated(tmp_path):
         assert folder_images(str(tmp_path)).channels == 3
     with pytest.warns(UserWarning, match=r"are grey and were replicated to 3 channels$"):  # asked for: no advice
         folder_images(str(tmp_path), channels=3)
+    with pytest.warns(UserWarning, match=r"1 of the 4 images of .* are in colour and were converted to grey \(luma\)"):
+        assert folder_images(str(tmp_path), channels=1).channels == 1  # a grey model's (calibrate reads so too)
 
 
 def test_images_outside_the_classes_decide_neither_channels_nor_size(tmp_path):

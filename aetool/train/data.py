@@ -237,6 +237,13 @@ def folder_images(
         raise DataError(f"{option} {source}: none of its {len(paths)} files is an image Pillow can read")
     if channels == 3 and not colour and warn:
         warnings.warn(f"{source} holds grey images only; they are replicated to 3 channels", UserWarning, stacklevel=2)
+    elif stored == 1 and colour and warn:
+        warnings.warn(
+            f"{len(kept) - greys} of the {len(kept)} images of {source} are in colour and were converted to grey "
+            "(luma), as the model takes grey images",
+            UserWarning,
+            stacklevel=2,
+        )
     elif stored == 3 and colour and greys and warn:
         why = "" if channels else ", since the others are in colour (pass --channels 1 for a grey model)"
         warnings.warn(
