@@ -460,14 +460,14 @@ def _digits_model_on_photos(model: Model) -> str:
     from aetool.runtime import contract
 
     if model.name == "denoise":
-        trained = "grey MNIST digits (and pages of them); photographs it makes worse (a noisy grey photo at 20.5 dB "
+        trained = "grey MNIST digits and pages of them, and makes photographs worse (a noisy grey photo at 20.5 dB "
         trained += "PSNR came out at 15.0 dB)"
     else:
         trained = f"grey 28×28 images ({model.metadata.get(contract.DATASET)}), not photographs"
     return (
-        f"this model was trained on {trained}: for photos, train one on your own images (aetool train dncnn --data "
-        "photos/ for a denoiser, aetool train conv-unpool --data photos/ for an autoencoder; see the README, Your own "
-        "images)"
+        f"this model was trained on {trained}: if these images are photographs, train one on your own (aetool train "
+        "dncnn --data photos/ for a denoiser, aetool train conv-unpool --data photos/ for an autoencoder; see the "
+        "README, Your own images)"
     )
 
 

@@ -152,7 +152,10 @@ def test_channel_conversions_are_said_per_image(cli, tmp_path, toy_dir, ring):
     result = cli("denoise", "colour.png", "--json")
     assert "colour.png: RGB → grey (luma) for the model, which takes grey images; the output is grey" in result.stderr
     assert records(result)[0]["converted"] == "RGB → grey (luma)" and read(Path("colour.denoised.png")).ndim == 2
-    assert result.stderr.splitlines()[-1].startswith("aetool: this model was trained on grey MNIST digits (and pages")
+    assert result.stderr.splitlines()[-1].startswith(
+        "aetool: this model was trained on grey MNIST digits and pages of them, and makes photographs worse"
+    )
+    assert "if these images are photographs, train one on your own" in result.stderr  # a page is not told to
 
 
 def test_a_grey_photo_through_a_digits_model_is_told_to_train_its_own(cli, tmp_path, toy_dir, ring):
