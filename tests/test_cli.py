@@ -349,6 +349,7 @@ def test_evaluate_prints_mse_psnr_ssim_and_json(cli, mnist_dir):
     assert result.stdout.startswith(
         "test MSE 0.000000, PSNR ∞ dB, SSIM 1.0000 over 12 images (no noise), model denoise"
     )
+    assert "; the file records 0.000000 with its training noise gaussian=0.5 (over all" in result.stdout
     result = cli("evaluate", "--data-dir", str(mnist_dir), "--noise", "0.5", "--limit", "4", "--json")
     record = json.loads(result.stdout)
     assert record["n"] == 4 and record["noise"] == 0.5 and record["mse"] > 0.01 and record["model"] == "denoise"

@@ -20,6 +20,8 @@ def test_identity_on_clean_inputs_scores_zero(toy_dir, mnist_dir):
     result = evaluate(load(toy_dir / "dense.onnx"), mnist_dir, noise=0)
     assert result.mse == 0 and result.n == 12 and result.noise == 0
     assert result.model == "denoise" and result.recorded_test_mse == 0.0
+    assert result.recorded_noise == "gaussian=0.5"  # the recorded MSE is under the training noise, not this one's
+    assert evaluate(load(toy_dir / "dense.onnx"), mnist_dir).recorded_noise is None  # its own: nothing to say
     assert result.psnr is None and result.ssim == pytest.approx(1.0)  # infinite PSNR, identical images
     assert result.input_mse is None and result.input_psnr is None  # no noise: the inputs are the targets
     assert result.split == "test" and result.data == str(mnist_dir) and result.failed == result.missing == []
@@ -38,6 +40,7 @@ def test_a_variant_is_compared_with_the_test_mse_it_records_itself(toy_dir, mnis
         )
     )
     assert evaluate(load(tmp_path / "m.int8.onnx"), mnist_dir, noise=0).recorded_test_mse == 0.0088027
+    assert evaluate(load(tmp_path / "m.int8.onnx"), mnist_dir, noise=0.2).recorded_noise == "none"  # trained clean
 
 
 def test_noisy_inputs_score_the_noise_itself(toy_dir, mnist_dir):

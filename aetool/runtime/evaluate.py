@@ -92,6 +92,7 @@ class Evaluation:
     input_psnr: float | None = None  # dB, of ``input_mse``
     noise_mix: str | None = None  # the range or mix of kinds drawn per image, for a model trained on one
     missing: list[Failure] = field(default_factory=list)  # inputs without a target and targets without an input
+    recorded_noise: str | None = None  # the noise ``recorded_test_mse`` was scored with, when it is not this one's
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -383,6 +384,8 @@ def _result(
     variant = model.metadata.get(contract.VARIANT)  # an fp16/int8 file records its own test MSE there
     recorded = variant.get("test_mse") if isinstance(variant, dict) else None
     recorded = model.metadata.get(contract.TEST_MSE) if recorded is None else recorded
+    trained = trained_noise(model) if split is not None else None  # the recorded MSE's noise (its test split)
+    recorded_noise = (str(trained) if trained else "none") if trained is not None and trained != corruption else None
     psnr = run.scores.psnr
     baseline = run.inputs.mse if run.inputs.values and run.inputs.squared > 0 else None  # None: inputs = targets
     return Evaluation(
@@ -396,6 +399,7 @@ def _result(
         seed=seed,
         split=split,
         recorded_test_mse=float(recorded) if isinstance(recorded, (int, float)) else None,
+        recorded_noise=recorded_noise if isinstance(recorded, (int, float)) else None,
         seconds=round(time.perf_counter() - started, 3),
         psnr=psnr if np.isfinite(psnr) else None,
         ssim=run.scores.ssim,
