@@ -567,6 +567,7 @@ def test_a_decoder_graph_given_as_a_model_names_its_model_file(cli, toy_dir, tmp
 def test_info_shows_what_is_wrong_with_a_file_off_the_contract(cli, toy_dir):
     result = cli("info", str(toy_dir / "flat.onnx"))
     assert result.exit_code == 0 and "✗" in result.stdout and "N×784" in result.stdout
+    assert json.loads(cli("info", str(toy_dir / "flat.onnx"), "--json").stdout)["opset"] == 13  # the file's own
     assert cli("info", str(toy_dir / "text.onnx")).exit_code == 2
 
 

@@ -10,7 +10,15 @@ from typing import Any
 
 from aetool.errors import ModelFileError
 from aetool.runtime import contract
-from aetool.runtime.model import check_contract, contract_version, decoder_file, open_session, parse_metadata
+from aetool.runtime.model import (
+    check_contract,
+    contract_version,
+    decoder_file,
+    open_session,
+    parse_metadata,
+    read_model,
+)
+from aetool.runtime.onnxfile import read_facts
 from aetool.runtime.registry import bundled_index, models_dir, resolve
 
 DECODER = "decoder"  # ModelInfo.contract of a decoder graph (input ``code``), which follows the decoders' contract
@@ -100,7 +108,7 @@ def describe(model: str | Path) -> ModelInfo:
         contract_version=version,
         input_spec=None if spec is None else asdict(spec),
         colour_space=None if spec is None else spec.colour_space,
-        opset=metadata.get(contract.OPSET),
+        opset=metadata.get(contract.OPSET) or read_facts(read_model(path)).opset,  # a file of another tool: its own
         precision=metadata.get(contract.PRECISION),
         decoder=_decoder(path, metadata),
         parity=summarise_parity(metadata.get(contract.PARITY)),
