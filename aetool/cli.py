@@ -949,18 +949,18 @@ def _evaluated(result: Evaluation, scores: str) -> str:
         return f"{scores} over {images} of {result.data} ({noise_text}{seed}), model {result.model}"
     recorded = result.recorded_test_mse
     return f"{result.split} {scores} over {images} ({noise_text}), model {result.model}" + (
-        f"; the file records {recorded:.6f}"
-        + (
-            ""
-            if result.recorded_noise is None
-            else " without noise"
-            if result.recorded_noise == "none"
-            else f" with its training noise {result.recorded_noise}"
-        )
-        + " (over all test images unless trained with --limit)"
+        f"; the file records {recorded:.6f}{_under(result.recorded_noise)} (over all test images unless trained with "
+        "--limit)"
         if recorded is not None
         else ""
     )
+
+
+def _under(noise: str | None) -> str:
+    """The noise a file's recorded test MSE was scored with, in words, when it is not this evaluation's (None)."""
+    if noise is None:
+        return ""
+    return " without noise" if noise == "none" else f" with its training noise {noise}"
 
 
 @app.command()
