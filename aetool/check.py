@@ -132,12 +132,26 @@ def _onnxruntime(path: Path, input_name: str, outputs: list[str]) -> Runner:
 
 
 def _reference(path: Path, input_name: str, outputs: list[str]) -> Runner:
-    """onnx's reference evaluator: every operator in plain numpy, as the ONNX specification defines it. numpy's
-    floating-point warnings are silenced: an fp16 ``Sigmoid`` overflows ``exp`` to inf for large negative inputs
-    and rightly gives 0, which numpy would report as a bare "overflow encountered in exp" line."""
+    """onnx's reference evaluator: every operator in plain numpy, as the ONNX specification defines it, except that
+    ``Conv`` sums its products in float64 and rounds once to its input's type. The evaluator's own ``Conv`` is one
+    float32 matrix product (im2col, then numpy's BLAS), and OpenBLAS's kernels for AVX2 CPUs round positions of
+    equal inputs differently by where they fall in a block (1 ulp), which turns the exact ties of max-unpooling's
+    windows into other picks (the bundled ``conv-unpool`` on ``tie_images``: reconstruction 0.21 off onnxruntime,
+    3e-7 with the sums in float64). numpy's floating-point warnings are silenced: an fp16 ``Sigmoid`` overflows
+    ``exp`` to inf for large negative inputs and rightly gives 0, which numpy would report as a bare "overflow
+    encountered in exp" line."""
     from onnx.reference import ReferenceEvaluator
+    from onnx.reference.ops.op_conv import Conv
 
-    evaluator = ReferenceEvaluator(str(path))
+    class ConvInFloat64(Conv):
+        op_domain = ""
+
+        def _run(self, *inputs: Any, **attributes: Any) -> tuple[np.ndarray]:  # X, W and B, as onnx passes them
+            wide = [None if a is None else a.astype(np.float64) for a in inputs]
+            return (super()._run(*wide, **attributes)[0].astype(inputs[0].dtype),)
+
+    ConvInFloat64.__name__ = "Conv"  # the evaluator takes a replacement by its class name
+    evaluator = ReferenceEvaluator(str(path), new_ops=[ConvInFloat64])
 
     def run(x: np.ndarray) -> Outputs:
         with np.errstate(all="ignore"):

@@ -196,3 +196,34 @@ def test_the_reference_evaluator_runs_an_fp16_sigmoid_that_overflows_exp_without
         warnings.simplefilter("error")  # numpy's "overflow encountered in exp" would raise here
         outputs = run(np.array([[-20.0, 0.0, 20.0]], np.float32))
     np.testing.assert_array_equal(outputs["y"], [[0.0, 0.5, 1.0]])
+
+
+@pytest.mark.skipif(importlib.util.find_spec("onnx") is None, reason="the ONNX reference evaluator comes with onnx")
+def test_the_reference_evaluator_sums_a_convolution_in_float64_and_rounds_once(tmp_path):
+    """Its float32 Conv (numpy's BLAS) rounds equal patches differently by position on AVX2 CPUs, which broke
+    unpooling's exact ties; with the sums in float64 every output is the float64 convolution rounded to float32."""
+    from onnx import TensorProto, helper, numpy_helper, save_model
+
+    rng = np.random.default_rng(3)
+    weights = rng.normal(size=(8, 32, 3, 3)).astype(np.float32)
+    bias = rng.normal(size=8).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w", "b"], ["y"], pads=[1, 1, 1, 1])],
+        "conv",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 32, 12, 12])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 8, 12, 12])],
+        [numpy_helper.from_array(weights, "w"), numpy_helper.from_array(bias, "b")],
+    )
+    save_model(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "conv.onnx")
+    images = rng.normal(size=(2, 32, 12, 12)).astype(np.float32)
+    images[:, :, :, 6:] = images[:, :, :, :6]  # right half repeats the left: equal patches at distant positions
+    padded = np.pad(images.astype(np.float64), ((0, 0), (0, 0), (1, 1), (1, 1)))
+    exact = bias.astype(np.float64)[None, :, None, None] + sum(
+        np.einsum("oc,nchw->nohw", weights[:, :, i, j].astype(np.float64), padded[:, :, i : i + 12, j : j + 12])
+        for i in range(3)
+        for j in range(3)
+    )
+    got = check._reference(tmp_path / "conv.onnx", "x", ["y"])(images)["y"]
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got, exact.astype(np.float32))
+    np.testing.assert_array_equal(got[..., 1:5], got[..., 7:11])  # equal patches, equal outputs
