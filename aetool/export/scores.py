@@ -194,19 +194,12 @@ class Detector:
         """The head on ``net``: what the graph is held to."""
         return AnomalyHead(net, self.constants, channels=net.channels).eval()
 
-    @property
-    def score_scale(self) -> float:
-        """Σ max(1, |mean|) / std over the components. Parity holds each component to atol × max(1, |value|), so
-        the score, their sum each divided by its spread, to atol × this (or × max(1, |score|) where larger): a
-        component's float32 rounding (SSIM's E[x²] − μ² cancels where strokes are flat) is magnified by 1 / std."""
-        return float(sum(max(1.0, abs(m)) / s for m, s in zip(self.spec.mean, self.spec.std, strict=True)))
-
     def export_spec(self, net: Autoencoder, *, target: str) -> ExportSpec:
         """The graph to export: the head on the model as it exports for ``target`` (``model_spec``), batch (and
         for models of any size, height and width) dynamic."""
         base = model_spec(net, target=target)
         head = AnomalyHead(base.module, self.constants, channels=net.channels).eval()
-        scales = {contract.SCORE: self.score_scale}
+        scales = {contract.SCORE: self.spec.score_scale}
         return ExportSpec(head, base.example, base.input_name, OUTPUTS, base.dynamic, scales)
 
     def runtime_check(self, proto: onnx.ModelProto, cases: list[Case], *, atol: float) -> ParityReport:
@@ -224,7 +217,7 @@ class Detector:
                 contract.SCORE_COMPONENTS: values,
             }
 
-        scales = {contract.SCORE: self.score_scale}
+        scales = {contract.SCORE: self.spec.score_scale}
         return check_parity(
             session, numpy_scores, cases, atol=atol, graph="detector", against="the numpy runtime", scales=scales
         )

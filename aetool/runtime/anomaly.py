@@ -158,6 +158,14 @@ class AnomalySpec:
         return float(sum(-mean / std for mean, std in zip(self.mean, self.std, strict=True)))
 
     @property
+    def score_scale(self) -> float:
+        """Σ max(1, |mean|) / std over the components: how much the score magnifies its components' rounding. Parity
+        holds each component to atol × max(1, |value|), so the score, their sum each divided by its spread, to atol ×
+        this (or × max(1, |score|) where larger): a component's float32 rounding (SSIM's E[x²] − μ² cancels where
+        strokes are flat) is magnified by 1 / std."""
+        return float(sum(max(1.0, abs(mean)) / std for mean, std in zip(self.mean, self.std, strict=True)))
+
+    @property
     def low_fence(self) -> float | None:
         """Tukey's lower fence of the calibration scores, Q1 − 1.5 × (Q3 − Q1) from the quartiles ``calibration``
         records (Tukey, "Exploratory Data Analysis", 1977): a score below it is unusually low for a normal image.
