@@ -69,9 +69,19 @@ class Target(str, Enum):
 _SAID: list[str] = []  # the error lines this process has written
 
 
+_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")  # C0, DEL, C1, bidi
+
+
+def escape_controls(text: str) -> str:
+    """``text`` with control characters written as Python escapes (``\\t``, ``\\n``, ``\\x1b``, ``\\u202e``): a
+    file name may hold a newline that would split a line, a tab that would shift a column, or a terminal's escape
+    sequence (to retitle the window, clear the screen) or a bidirectional override that would show another name."""
+    return _CONTROLS.sub(lambda found: found[0].encode("unicode_escape").decode("ascii"), text)
+
+
 def error(message: str) -> None:
     """One ``aetool: error:`` line on stderr: how every user-facing error is written."""
-    typer.echo(f"aetool: error: {message}", err=True)
+    typer.echo(f"aetool: error: {escape_controls(message)}", err=True)
     _SAID.append(message)
 
 
@@ -83,11 +93,11 @@ def fail(message: str, code: int = 2) -> NoReturn:
 
 def note(message: str) -> None:
     """A line for the user on stderr, which stays free of data."""
-    typer.echo(f"aetool: {message}", err=True)
+    typer.echo(f"aetool: {escape_controls(message)}", err=True)
 
 
 def _show_warning(message: Warning | str, *args: object, **kwargs: object) -> None:
-    typer.echo(f"aetool: warning: {message}", err=True)
+    typer.echo(f"aetool: warning: {escape_controls(str(message))}", err=True)
 
 
 @contextmanager
@@ -376,6 +386,14 @@ def _images(inputs: list[str], options: ImageOptions, *, suffix: str, step: Call
     raise typer.Exit(code)
 
 
+def _standard_input() -> bytes:
+    """Every byte of standard input, for the input ``-``. Raises ``AetoolError`` when the shell closed it
+    (``<&-``), where Python has no stream to read."""
+    if sys.stdin is None:
+        raise AetoolError("- reads standard input, which is closed (<&-); give a file, or pipe the image in")
+    return typer.get_binary_stream("stdin").read()
+
+
 def _plan(inputs: list[str], options: ImageOptions, *, suffix: str) -> tuple[list[Job], list[Failure]]:
     """Jobs and failed inputs for the arguments; usage mistakes raise ``AetoolError`` before any image is read."""
     from aetool.runtime import files
@@ -383,7 +401,7 @@ def _plan(inputs: list[str], options: ImageOptions, *, suffix: str) -> tuple[lis
     if files.STDIN in inputs:
         if len(inputs) > 1:
             raise AetoolError("- (standard input) cannot be mixed with other inputs")
-        found = [files.Input(files.STDIN, typer.get_binary_stream("stdin").read())]
+        found = [files.Input(files.STDIN, _standard_input())]
         failures: list[files.Failure] = []
     else:
         found, failures = files.collect(inputs, recursive=options.recursive, skip=suffix)
@@ -554,6 +572,16 @@ Classes = Annotated[
 ]
 
 
+_VERDICTS = {True: "anomalous", False: "normal", None: "scored"}
+
+
+def _detection_line(result: Detection) -> str:
+    """detect's line for a scored image: path (control characters escaped), score, threshold (- without one) and
+    verdict, tab-separated."""
+    limit = "-" if result.threshold is None else f"{result.threshold:.6g}"
+    return f"{escape_controls(result.path)}\t{result.score:.6g}\t{limit}\t{_VERDICTS[result.anomalous]}"
+
+
 @app.command()
 def detect(
     inputs: Inputs,
@@ -601,7 +629,7 @@ def detect(
         if files.STDIN in inputs:
             if len(inputs) > 1:
                 raise AetoolError("- (standard input) cannot be mixed with other inputs")
-            found = [files.Input(files.STDIN, typer.get_binary_stream("stdin").read())]
+            found = [files.Input(files.STDIN, _standard_input())]
             failures: list[Failure] = []
         else:
             found, failures = files.collect(inputs, recursive=recursive, skip=HEATMAP)
@@ -630,8 +658,10 @@ def detect(
                     if result.error:
                         error(f"{result.path}: {result.error}")
                         verdicts["failed"] += 1
+                        if result.score is not None and not as_json:  # scored; its heatmaps could not be written
+                            typer.echo(_detection_line(result))
                         continue
-                    verdict = {True: "anomalous", False: "normal", None: "scored"}[result.anomalous]
+                    verdict = _VERDICTS[result.anomalous]
                     verdicts[verdict] += 1
                     not_digits |= result.input_size != (28, 28) or (result.converted or "").startswith("RGB")
                     done = _changes(result, loaded.input_spec.channels, forced=invert is True, scored=True)
@@ -641,8 +671,7 @@ def detect(
                     for _, text in done if few else ():
                         note(f"{result.path}: {text}")
                     if not as_json:
-                        limit = "-" if result.threshold is None else f"{result.threshold:.6g}"
-                        typer.echo(f"{result.path}\t{result.score:.6g}\t{limit}\t{verdict}")
+                        typer.echo(_detection_line(result))
         except KeyboardInterrupt:  # the records settled before it are printed (and their heatmaps written) first
             settled = sum(verdicts.values())
             raise Interrupted(
@@ -1861,6 +1890,19 @@ def _closed_pipe() -> NoReturn:
     sys.exit(BROKEN_PIPE)
 
 
+def _stderr_on_devnull() -> None:
+    """Open /dev/null as file descriptor 2 and ``sys.stderr``, for a process started with standard error closed:
+    C libraries that write there (OpenCV, loading a model for ``check`` and every export) fail on a closed
+    descriptor, and a later file would take its number and receive their messages."""
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    if devnull != 2:
+        os.dup2(devnull, 2)
+        os.close(devnull)
+    sys.stderr = open(2, "w", encoding="utf-8", errors="surrogateescape", closefd=False)  # noqa: SIM115
+
+
 def _interrupted_import(err: BaseException) -> bool:
     """Whether ``err`` is an ``ImportError`` that Ctrl-C caused: a C extension (onnxruntime's, torch's) whose
     initialisation a SIGINT interrupts fails to import with pybind11's "initialization failed", the
@@ -1873,6 +1915,8 @@ def main() -> None:
     a closed standard output ends the command quietly with 141."""
     if sys.stdout is not None and hasattr(sys.stdout, "reconfigure"):
         sys.stdout.reconfigure(errors="surrogateescape")  # a file name of any bytes prints as those bytes
+    if sys.stderr is None:  # closed by the shell (2>&-): messages are dropped, as they would be in /dev/null
+        _stderr_on_devnull()
     try:
         code = app(standalone_mode=False)
     except SystemExit as stop:  # Click ends a closed pipe outside a command's body (--help | head) with exit 1
@@ -1889,6 +1933,9 @@ def main() -> None:
         if type(err).__name__ == "Abort" or _interrupted_import(err):  # Ctrl-C outside a command's body
             error("interrupted")
             sys.exit(Interrupted.exit_code)
+        if isinstance(err, OSError):  # outside a command's body only --help and --version write (> /dev/full)
+            error(f"cannot write to standard output: {err.strerror or err}")
+            sys.exit(1)
         if not (hasattr(usage, "format_message") and isinstance(getattr(usage, "exit_code", None), int)):
             raise
         if type(err).__name__ == "NoArgsIsHelpError":  # plain `aetool`: the help, as Typer shows it

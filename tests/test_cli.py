@@ -617,3 +617,26 @@ def test_defaults_written_into_help_texts_are_shown_not_taken_for_markup(command
     result = cli_runner().invoke(app, [command, "--help"], env={"COLUMNS": "200"})
     words = " ".join(result.stdout.replace("│", " ").split())
     assert result.exit_code == 0 and all(text in words for text in shown), words
+
+
+def test_control_characters_in_file_names_are_escaped_in_lines_and_records(cli, tmp_path, toy_dir):
+    """A name with a tab, a newline or a terminal's escape sequence keeps detect's line one tab-separated record
+    naming the file (Click stripped the escape sequence off a pipe, naming another file), and an error line one line
+    that cannot retitle or clear the terminal."""
+    name = "a\tb\nc\x1b[31md\u202e.png"
+    save(tmp_path / name, digit())
+    scored = cli("detect", name, "--model", str(toy_dir / "conv.onnx"))
+    assert scored.exit_code == 0
+    assert scored.stdout.splitlines() == ["a\\tb\\nc\\x1b[31md\\u202e.png\t" + scored.stdout.split("\t", 1)[1].strip()]
+    missing = cli("denoise", "gone\x1b]0;pwned\x07.png", "--model", str(toy_dir / "conv.onnx"))
+    assert missing.stderr.splitlines()[0] == "aetool: error: gone\\x1b]0;pwned\\x07.png: no such file"
+
+
+def test_an_image_whose_heatmaps_cannot_be_written_still_gets_its_line(cli, tmp_path, toy_dir):
+    save(tmp_path / "ring.png", digit())
+    (tmp_path / "blocked").write_text("a file where the heatmaps' folder would go")
+    result = cli("detect", "ring.png", "--model", str(toy_dir / "conv.onnx"), "--heatmaps", "blocked/maps")
+    assert (
+        result.exit_code == 1 and "aetool: error: ring.png: cannot write blocked/maps/ring.heatmap.png" in result.stderr
+    )
+    assert result.stdout.startswith("ring.png\t") and result.stdout.rstrip().endswith("\tscored")

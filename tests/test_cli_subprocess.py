@@ -172,3 +172,47 @@ def test_no_arguments_show_the_help(tmp_path, env):
     done = run_aetool(cwd=tmp_path, env=env)
     shown = done.stdout.decode() + done.stderr.decode()
     assert done.returncode == 2 and "Usage:" in shown and "--help" in shown and "Traceback" not in shown
+
+
+def run_closing(
+    *args: str, closed: tuple[int, ...] = (), stdout=subprocess.PIPE, **where
+) -> subprocess.CompletedProcess:
+    """``python -m aetool ARGS`` with the file descriptors ``closed`` shut, as ``<&-`` and ``2>&-`` leave them, and
+    standard output to ``stdout``."""
+    return subprocess.run(
+        [sys.executable, "-m", "aetool", *args],
+        stdin=subprocess.DEVNULL,
+        stdout=stdout,
+        stderr=subprocess.PIPE,
+        preexec_fn=lambda: [os.close(fd) for fd in closed],
+        timeout=300,
+        **where,
+    )
+
+
+def test_a_closed_standard_input_for_dash_is_one_line_exit_2(tmp_path, env):
+    done = run_closing("denoise", "-", closed=(0,), cwd=tmp_path, env={**os.environ, **env})
+    assert done.returncode == 2 and b"Traceback" not in done.stderr
+    assert (
+        done.stderr.decode()
+        == "aetool: error: - reads standard input, which is closed (<&-); give a file, or pipe the image in\n"
+    )
+
+
+def test_a_closed_standard_error_leaves_other_runtimes_loading_files(tmp_path):
+    """OpenCV cannot load a model with file descriptor 2 closed (its log capture needs it): check marked it ✗,
+    and every export refused its portable graph."""
+    from aetool.runtime.registry import BUNDLED_DIR
+
+    done = run_closing("check", str(BUNDLED_DIR / "deep.onnx"), closed=(2,), cwd=tmp_path)
+    assert done.returncode == 0, done.stdout.decode()
+    assert "✓ onnxruntime" in done.stdout.decode() and "✗" not in done.stdout.decode()
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full (Linux)")
+@pytest.mark.parametrize("args", [["--help"], ["--version"], ["denoise", "--help"]])
+def test_help_to_a_full_device_is_one_line_exit_1(tmp_path, args):
+    with open("/dev/full", "wb") as full:
+        done = run_closing(*args, stdout=full, cwd=tmp_path)
+    assert done.returncode == 1
+    assert done.stderr.decode() == "aetool: error: cannot write to standard output: No space left on device\n"
