@@ -166,8 +166,11 @@ def _opencv(engine: int | None) -> Callable[[Path, str, list[str]], Runner]:
     def load(path: Path, input_name: str, outputs: list[str]) -> Runner:
         import cv2
 
+        source: str | np.ndarray = str(path)
+        if not _is_utf8(str(path)):  # OpenCV crashes (SIGSEGV) on such a path; its bytes load the same graph
+            source = np.fromfile(path, dtype=np.uint8)
         with _stderr_of_c_code() as log:
-            net = cv2.dnn.readNetFromONNX(str(path)) if engine is None else cv2.dnn.readNetFromONNX(str(path), engine)
+            net = cv2.dnn.readNetFromONNX(source) if engine is None else cv2.dnn.readNetFromONNX(source, engine)
         if net.empty():  # OpenCV 5's new engine returns an empty net, without raising, for a graph it cannot parse
             unsupported = re.search(r"Unsupported operations:\s*((?:\s*\w+)+)", log.getvalue())
             why = f": unsupported operations {', '.join(unsupported[1].split())}" if unsupported else ""
@@ -181,6 +184,15 @@ def _opencv(engine: int | None) -> Callable[[Path, str, list[str]], Runner]:
         return run
 
     return load
+
+
+def _is_utf8(path: str) -> bool:
+    """Whether ``path`` is UTF-8 text, not bytes that Python keeps as surrogates (``os.fsdecode``)."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 @contextlib.contextmanager

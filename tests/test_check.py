@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
+import sys
 
 import numpy as np
 import pytest
@@ -227,3 +229,14 @@ def test_the_reference_evaluator_sums_a_convolution_in_float64_and_rounds_once(t
     assert got.dtype == np.float32
     np.testing.assert_array_equal(got, exact.astype(np.float32))
     np.testing.assert_array_equal(got[..., 1:5], got[..., 7:11])  # equal patches, equal outputs
+
+
+@pytest.mark.skipif(importlib.util.find_spec("cv2") is None, reason="needs OpenCV (the check extra)")
+@pytest.mark.skipif(sys.platform in ("win32", "darwin"), reason="these file systems take no name that is not text")
+def test_opencv_loads_a_file_whose_path_is_not_utf8(tmp_path):
+    """OpenCV crashed (SIGSEGV, no line, exit 139) on such a path; it now gets the file's bytes."""
+    folder = tmp_path / os.fsdecode(b"d\xff")
+    folder.mkdir()
+    (folder / "deep.onnx").write_bytes((BUNDLED_DIR / "deep.onnx").read_bytes())
+    report = check_file(folder / "deep.onnx", only=["opencv", "opencv-classic"])
+    assert report.passed and all(result.ok for result in report.results), report.lines()
