@@ -165,6 +165,25 @@ def test_a_set_of_files_is_written_whole_or_not_at_all(tmp_path):
     assert (tmp_path / "a.onnx").read_bytes() == (tmp_path / "b.onnx").read_bytes() == b"new"
 
 
+def test_folders_made_for_a_set_that_fails_are_removed_again(tmp_path):
+    def broken(path):
+        raise OSError(27, "File too large")
+
+    (tmp_path / "site").mkdir()
+    with pytest.raises(AetoolError, match="File too large"):
+        files.write_files({tmp_path / "site" / "a" / "b" / "x.bin": b"x", tmp_path / "site" / "c" / "y.bin": broken})
+    assert os.listdir(tmp_path) == ["site"] and os.listdir(tmp_path / "site") == []
+    files.write_files({tmp_path / "new" / "x.bin": b"x"})
+    assert (tmp_path / "new" / "x.bin").read_bytes() == b"x"
+
+
+def test_a_file_name_of_the_longest_length_allowed_is_written(tmp_path):
+    """Its temporary's name is cut to the same limit (".NAME.XXXXXXXX.part" adds 15 bytes)."""
+    longest = tmp_path / ("é" * 125 + ".png")  # 254 bytes in UTF-8
+    files.atomic_write(longest, b"data")
+    assert longest.read_bytes() == b"data" and os.listdir(tmp_path) == [longest.name]
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

@@ -3,6 +3,7 @@ in headless Chromium, whose outputs must equal Python onnxruntime's. Torch-free,
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -171,6 +172,27 @@ def test_web_never_overwrites_a_folder_of_other_files_and_rebuilds_its_own(fake_
     listed = {Path(m["file"]).name for m in json.loads((tmp_path / "site" / "models.json").read_text())["models"]}
     assert {p.name for p in (tmp_path / "site" / "models").iterdir()} >= listed
     assert not (tmp_path / "site" / "models" / "gone.onnx").exists()  # not left beside the new set
+
+
+@pytest.mark.skipif(importlib.util.find_spec("resource") is None, reason="file size limits are POSIX's")
+def test_a_site_that_cannot_be_written_whole_leaves_the_earlier_one_as_it_was(fake_ort, tmp_path):
+    """A full disk (here a file size limit, as `ulimit -f` sets) in the middle of a rebuild: the earlier site stays
+    whole (it was overwritten in place, its wasm cut short), and a new site's folder is not left half made."""
+    import resource
+
+    build_site(tmp_path / "site", ort_web=fake_ort)
+    before = {p: p.read_bytes() for p in (tmp_path / "site").rglob("*") if p.is_file()}
+    (fake_ort / "ort-wasm-simd-threaded.wasm").write_bytes(b"w" * 300_000)
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, hard))
+    try:
+        for folder in ("site", "new"):
+            with pytest.raises(AetoolError, match=r"ort-wasm-simd-threaded.wasm: File too large$"):
+                build_site(tmp_path / folder, ort_web=fake_ort)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    assert {p: p.read_bytes() for p in (tmp_path / "site").rglob("*") if p.is_file()} == before
+    assert not (tmp_path / "new").exists()
 
 
 def test_web_refuses_a_port_out_of_range_or_taken_before_writing_the_site(fake_ort, tmp_path):

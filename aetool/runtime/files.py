@@ -3,6 +3,7 @@ input is never overwritten and no two inputs write the same file; writes atomic,
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import glob
 import os
@@ -24,6 +25,7 @@ from aetool.runtime.images import FORMATS, format_for, image_suffixes
 STDIN = "-"
 _MAGIC = set("*?[")
 STALE_SECONDS = 10 * 60  # a temporary this old was left by a killed writer: writing one file takes far less
+NAME_MAX = 255  # bytes in a file name: ext4, XFS, btrfs, APFS and NTFS (255 UTF-16 units) all allow this many
 # aetool's temporaries: ".NAME.XXXXXXXX.part" (8 random letters, digits or _, as tempfile's names and ours are)
 _TEMPORARY = re.compile(r"\..+\.[a-z0-9_]{8}\.part", re.DOTALL)
 _SWEPT: set[Path] = set()  # folders whose stale temporaries this process has removed
@@ -235,14 +237,16 @@ def write_files(contents: Mapping[Path, Content]) -> None:
     half-written file, and a set of files is written whole or not at all (a crash between two renames aside: the
     runtime tells a model from a decoder of another export by the digest the model records). The first write into
     a folder also removes temporaries older than ``STALE_SECONDS`` that a killed writer left there. New files get
-    the usual permissions (0666 less the umask). Raises ``AetoolError`` naming the target, never the temporary,
-    when a file cannot be written.
+    the usual permissions (0666 less the umask). Folders made on the way are removed again when nothing was
+    written. Raises ``AetoolError`` naming the target, never the temporary, when a file cannot be written.
     """
     staged: dict[Path, Path] = {}
+    made: list[Path] = []
     current = None
+    written = False
     try:
         for current, content in contents.items():
-            _make_folder(current.parent)
+            made += _make_folder(current.parent)
             remove_stale_temporaries(current.parent)
             with interrupts_held():
                 handle, temporary = _create_temporary(current)
@@ -255,19 +259,26 @@ def write_files(contents: Mapping[Path, Content]) -> None:
         with interrupts_held():
             for current, temporary in staged.items():
                 os.replace(temporary, current)
+            written = True
     except OSError as err:
         raise AetoolError(f"cannot write {current}: {os_reason(err).removesuffix(f': {current}')}") from None
     finally:
         with interrupts_held():
             for temporary in staged.values():
                 temporary.unlink(missing_ok=True)
+            for folder in reversed(made if not written else []):
+                with contextlib.suppress(OSError):  # another writer's file in it, say: it stays
+                    folder.rmdir()
 
 
-def _make_folder(folder: Path) -> None:
-    """``folder`` and the folders missing on its way; ``NotADirectoryError`` naming a file that stands in the way
-    (``mkdir`` names the folder it could not make, and says "File exists" when the file is that folder)."""
+def _make_folder(folder: Path) -> list[Path]:
+    """Make ``folder`` and the folders missing on its way, and return those it made, outermost first;
+    ``NotADirectoryError`` naming a file that stands in the way (``mkdir`` names the folder it could not make, and
+    says "File exists" when the file is that folder)."""
+    missing = [path for path in (folder, *folder.parents) if not path.exists()][::-1]
     try:
         folder.mkdir(parents=True, exist_ok=True)
+        return missing
     except (FileExistsError, NotADirectoryError):
         blocking = next((path for path in (folder, *folder.parents) if path.exists() and not path.is_dir()), folder)
         raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(blocking)) from None
@@ -275,9 +286,12 @@ def _make_folder(folder: Path) -> None:
 
 def _create_temporary(target: Path) -> tuple[int, Path]:
     """A new hidden file beside ``target`` (``.NAME.XXXXXXXX.part``), open for writing, and its path; raises
-    ``OSError`` when the folder cannot be written."""
+    ``OSError`` when the folder cannot be written. NAME is cut to keep the whole within ``NAME_MAX`` bytes, so a
+    target whose own name is allowed can always be written."""
     while True:
-        temporary = target.with_name(f".{target.name}.{secrets.token_hex(4)}.part")
+        token = secrets.token_hex(4)
+        name = os.fsdecode(os.fsencode(target.name)[: NAME_MAX - len(f"..{token}.part")])
+        temporary = target.with_name(f".{name}.{token}.part")
         try:
             return os.open(
                 temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666

@@ -21,16 +21,16 @@ import http.server
 import json
 import os
 import re
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aetool.errors import AetoolError
+from aetool.errors import AetoolError, os_reason
 from aetool.runtime import contract
 from aetool.runtime.describe import bundled_models
 from aetool.runtime.evaluate import trained_noise
+from aetool.runtime.files import write_files
 from aetool.runtime.model import Model
 from aetool.runtime.registry import INDEX, models_dir
 
@@ -175,24 +175,25 @@ def build_site(folder: str | Path, *, ort_web: str | Path | None = None) -> Site
         raise AetoolError(f"no bundled models in {models_dir()} to put on the page{gone}")
     files = site_files([record.name for record in records])
     entries = [model_entry(r.name, Path(r.path), r.summary, file=files[r.name]) for r in records]
+    copies: dict[Path, Path] = {target / name: PAGE / name for name in PAGE_FILES}
+    copies |= {target / "ort" / name: source / name for name in ORT_FILES}
+    copies |= {target / "models" / files[record.name]: Path(record.path) for record in records}
+    version = ort_web_version(source)
+    manifest = json.dumps({"onnxruntime_web": version, "models": entries}, indent=2) + "\n"
+    contents: dict[Path, bytes] = {target / "models.json": manifest.encode()}
+    for path, origin in copies.items():
+        try:
+            contents[path] = origin.read_bytes()
+        except OSError as err:
+            raise AetoolError(f"cannot read {origin} for the site: {os_reason(err)}") from None
+    write_files(contents)  # the whole site, or (a full disk, say) the earlier one as it was
+    shipped = set(files.values())
     try:
-        for sub in ("models", "ort"):
-            (target / sub).mkdir(parents=True, exist_ok=True)
-        for name in PAGE_FILES:
-            shutil.copyfile(PAGE / name, target / name)
-        for name in ORT_FILES:
-            shutil.copyfile(source / name, target / "ort" / name)
-        for record in records:
-            shutil.copyfile(record.path, target / "models" / files[record.name])
-        shipped = set(files.values())
         for stale in (target / "models").iterdir():  # an earlier site's models that are no longer bundled
             if stale.name not in shipped and stale.is_file():
                 stale.unlink()
-        version = ort_web_version(source)
-        manifest = {"onnxruntime_web": version, "models": entries}
-        (target / "models.json").write_text(json.dumps(manifest, indent=2) + "\n")
     except OSError as err:
-        raise AetoolError(f"cannot write the site to {target}: {err.strerror or err}") from None
+        raise AetoolError(f"cannot remove an earlier site's model from {target / 'models'}: {os_reason(err)}") from None
     size = sum(path.stat().st_size for path in target.rglob("*") if path.is_file())
     return Site(target, [entry["name"] for entry in entries], version, size, missing)
 
