@@ -1,4 +1,6 @@
+import importlib.util
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -168,6 +170,19 @@ def test_export_command_refusals_exit_2_with_the_reason_and_write_nothing(traine
     assert "Traceback" not in missing.output + strict.output and not list(tmp_path.glob("*.onnx"))
 
 
+@pytest.mark.skipif(sys.platform in ("win32", "darwin"), reason="these file systems take no name that is not text")
+def test_an_export_to_a_file_name_that_is_not_utf8_is_refused_before_any_work(trained_run, tmp_path):
+    """ONNX metadata is UTF-8 and names the decoder's file: it was onnx's UnicodeEncodeError, a traceback."""
+    target = tmp_path / os.fsdecode(b"m\xff.onnx")
+    result = runner.invoke(app, ["export", str(trained_run), "-o", str(target)])
+    assert result.exit_code == 2 and "Traceback" not in result.stderr
+    assert len(result.stderr.splitlines()) == 1 and result.stderr.startswith("aetool: error: cannot export to ")
+    assert result.stderr.endswith(
+        ": its name is not UTF-8 text, which ONNX metadata must be (it names the file's decoder); rename it\n"
+    )
+    assert os.listdir(tmp_path) == []
+
+
 def test_write_errors_and_a_file_as_run_folder_are_one_line_exit_2(trained_run, data_dir, tmp_path, monkeypatch):
     from aetool.export import exporter
 
@@ -183,6 +198,28 @@ def test_write_errors_and_a_file_as_run_folder_are_one_line_exit_2(trained_run, 
     )
     assert result.exit_code == 2 and "it is a file" in result.stderr
     assert "Traceback" not in result.output and (tmp_path / "afile").read_text() == "mine"
+
+
+@pytest.mark.skipif(importlib.util.find_spec("resource") is None, reason="file size limits are POSIX's")
+def test_a_checkpoint_that_does_not_fit_is_one_line_and_leaves_no_run_folder(data_dir, tmp_path):
+    """A full disk (here a file size limit, as `ulimit -f` sets) when the first checkpoint is written: torch.save's
+    own "unexpected pos" RuntimeError was a traceback, and the empty run folder stayed."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (64_000, hard))
+    try:
+        result = runner.invoke(
+            app, ["train", "ae64", "-o", str(tmp_path / "run"), "--data-dir", str(data_dir), "--epochs", "1", "--quiet"]
+        )
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    assert result.exit_code == 2 and "Traceback" not in result.stderr, result.stderr
+    assert (
+        result.stderr.splitlines()[-1]
+        == f"aetool: error: cannot write {tmp_path / 'run' / 'checkpoint.pt'}: File too large"
+    )
+    assert not (tmp_path / "run").exists()
 
 
 def test_a_skipped_file_is_warned_of_once_by_training_and_its_export(tmp_path):

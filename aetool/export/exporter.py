@@ -232,13 +232,20 @@ def _variant(
 
 
 def _check_target(path: Path) -> None:
-    """Refuse, before any work, a target that is a folder, not ``.onnx``, or in a folder that cannot be written
-    (tried by writing there, so a read-only file system is found too). Missing folders on the way are created when
-    the files are written, so the nearest one that exists is tried instead."""
+    """Refuse, before any work, a target that is a folder, not ``.onnx``, not named in UTF-8, or in a folder that
+    cannot be written (tried by writing there, so a read-only file system is found too). Missing folders on the way
+    are created when the files are written, so the nearest one that exists is tried instead."""
     if path.is_dir():
         raise AetoolError(f"cannot export to {path}: it is a folder; name the file, e.g. {path / 'model.onnx'}")
     if path.suffix != ".onnx":
         raise AetoolError(f"cannot export to {path}: the file name must end in .onnx")
+    try:
+        path.name.encode("utf-8")
+    except UnicodeEncodeError:  # bytes that are no UTF-8 (os.fsdecode keeps them as surrogates)
+        raise AetoolError(
+            f"cannot export to {path}: its name is not UTF-8 text, which ONNX metadata must be (it names the "
+            "file's decoder); rename it"
+        ) from None
     check_folder(path.parent, file=path.name)
 
 

@@ -531,6 +531,9 @@ def train(
             trivial = trainer.baselines
     except KeyboardInterrupt:
         raise _interrupted(folder, trainer, made_folder=made_folder) from None
+    except AetoolError:  # a checkpoint that cannot be written (a full disk), say
+        _remove_if_empty(folder, made_folder=made_folder)
+        raise
     finally:
         _end_distributed(place)
     return TrainResult(folder.path, history, time.perf_counter() - started, place.is_main, trivial)
@@ -565,6 +568,12 @@ def few_steps(config: TrainConfig, steps_per_epoch: int, images: int) -> str | N
     )
 
 
+def _remove_if_empty(folder: RunFolder, *, made_folder: bool) -> None:
+    """Remove the run folder when this run made it and it holds nothing (a run that ended before any file)."""
+    if made_folder and folder.path.is_dir() and not any(folder.path.iterdir()):
+        folder.path.rmdir()
+
+
 def _interrupted(folder: RunFolder, trainer: Trainer | None, *, made_folder: bool) -> Interrupted:
     """The one line for Ctrl-C during training; a folder this run made and never wrote to is removed."""
     saved = trainer.saved_epoch if trainer is not None else None
@@ -574,7 +583,6 @@ def _interrupted(folder: RunFolder, trainer: Trainer | None, *, made_folder: boo
         return Interrupted(
             f"interrupted; the last complete epoch ({saved}) is saved in {folder.path}; continue with --resume"
         )
-    if made_folder and folder.path.is_dir() and not any(folder.path.iterdir()):
-        folder.path.rmdir()
+    _remove_if_empty(folder, made_folder=made_folder)
     kept = f"; the run that was in {folder.path} is kept as it was" if folder.holds_run() else ""
     return Interrupted(f"interrupted before the first epoch ended; nothing was saved{kept}")

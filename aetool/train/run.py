@@ -7,6 +7,7 @@ training loop, the CLI, the exporter, the report, ``scripts/build_bundled.py`` a
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import pickle
@@ -236,7 +237,9 @@ class RunFolder:
         if baselines is not None:
             record["baselines"] = baselines
         metrics = json.dumps(record, indent=2)
-        write_files({self.checkpoint: lambda tmp: torch.save(state, tmp), self.metrics: metrics.encode()})
+        checkpoint = io.BytesIO()  # serialized first, so that a full disk is the OS's error, naming the file
+        torch.save(state, checkpoint)
+        write_files({self.checkpoint: checkpoint.getvalue(), self.metrics: metrics.encode()})
 
     def create(self) -> None:
         """Make the folder; raises ``AetoolError`` when a file is in the way."""
