@@ -101,12 +101,16 @@ def _show_warning(message: Warning | str, *args: object, **kwargs: object) -> No
 
 
 @contextmanager
-def reporting() -> Iterator[None]:
-    """Run a command body so that AetoolErrors become one line and their exit code, and warnings one line each."""
+def reporting(*, results: bool = False) -> Iterator[None]:
+    """Run a command body so that AetoolErrors become one line and their exit code, and warnings one line each.
+    ``results``: the command's results go to standard output, so one closed from the start (``>&-``, where Python
+    has no stream and every line would vanish) is refused first, exit 2."""
     with warnings.catch_warnings():
         warnings.simplefilter("always", UserWarning)
         warnings.showwarning = _show_warning
         try:
+            if results and sys.stdout is None:
+                raise AetoolError("standard output is closed (>&-), and this command's results go there")
             yield
         except AetoolError as err:
             fail(str(err), err.exit_code)
@@ -620,7 +624,7 @@ def detect(
 ) -> None:
     """Score images for anomalies with onnxruntime alone: per image the score, the threshold and the verdict, and
     heatmaps on request. Exit 0 whatever the verdicts; 1 when some images could not be scored."""
-    with reporting():
+    with reporting(results=True):
         import threading
 
         from aetool.runtime import contract, files
@@ -825,7 +829,7 @@ def evaluate(
         return
     if normal or anomalous or classes:
         fail("--normal, --anomalous and --classes go with --anomaly")
-    with reporting():
+    with reporting(results=True):
         from aetool.runtime import contract
         from aetool.runtime.evaluate import evaluate as score
         from aetool.runtime.evaluate import evaluate_images, evaluate_pairs
@@ -877,7 +881,7 @@ def _evaluate_anomaly(
     session: tuple[list[str] | None, int | None, float | None],
 ) -> None:
     """``aetool evaluate --anomaly``: one of the three sources, the measures, exit 1 when images failed."""
-    with reporting():
+    with reporting(results=True):
         from aetool.runtime import contract
         from aetool.runtime.detect import Detector, evaluate_folders, evaluate_idx, evaluate_labelled, normal_classes
         from aetool.runtime.idx import check_dataset, resolve_data_dir
@@ -995,7 +999,7 @@ def _under(noise: str | None) -> str:
 @app.command()
 def models(as_json: Json = False) -> None:
     """List the bundled models: what each is for and was measured on, file size, precision and test MSE."""
-    with reporting():
+    with reporting(results=True):
         from aetool.runtime.describe import bundled_models
         from aetool.runtime.registry import INDEX, where_bundled
 
@@ -1024,7 +1028,7 @@ def info(
     as_json: Json = False,
 ) -> None:
     """Show a model file's inputs, outputs, metadata, parity record and decoder."""
-    with reporting():
+    with reporting(results=True):
         from aetool.runtime.describe import DECODER, describe
 
         record = describe(model)
@@ -1113,7 +1117,7 @@ def check(
     """Run a model file in every ONNX runtime installed here (onnxruntime; the ONNX reference evaluator, OpenCV
     DNN and OpenVINO where installed: the check extra) on fixed inputs and compare each with
     onnxruntime. Exit 0 when every one agrees, 1 when some fail or cannot load it."""
-    with reporting():
+    with reporting(results=True):
         from aetool.check import EXTRA, check_file
 
         try:
@@ -1730,7 +1734,7 @@ def bench(
     OpenVINO."""
     if compare_torch is not None:
         _need_train_extra("bench --compare-torch")
-    with reporting():
+    with reporting(results=True):
         from aetool import bench as benchmark
         from aetool.runtime.cpu import usable_cores
         from aetool.runtime.images import parse_size

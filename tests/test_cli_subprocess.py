@@ -216,3 +216,14 @@ def test_help_to_a_full_device_is_one_line_exit_1(tmp_path, args):
         done = run_closing(*args, stdout=full, cwd=tmp_path)
     assert done.returncode == 1
     assert done.stderr.decode() == "aetool: error: cannot write to standard output: No space left on device\n"
+
+
+@pytest.mark.parametrize("args", [["models"], ["info", "dense"], ["detect", "ring.png", "-m", "dense"]])
+def test_results_for_a_closed_standard_output_are_refused_not_lost(tmp_path, env, args):
+    """Python has no stream for a standard output closed from the start (>&-): every line vanished, exit 0."""
+    save(tmp_path / "ring.png", digit())
+    done = run_closing(*args, closed=(1,), cwd=tmp_path, env={**os.environ, **env})
+    assert done.returncode == 2
+    assert (
+        done.stderr.decode() == "aetool: error: standard output is closed (>&-), and this command's results go there\n"
+    )
