@@ -222,6 +222,27 @@ def test_a_checkpoint_that_does_not_fit_is_one_line_and_leaves_no_run_folder(dat
     assert not (tmp_path / "run").exists()
 
 
+def test_a_run_over_an_earlier_one_that_cannot_be_written_is_refused_before_training(
+    trained_run, data_dir, monkeypatch
+):
+    """A read-only file system (as root, no permission bit stops a write): --force trained every epoch, then failed."""
+    from aetool.runtime import files
+
+    def read_only(target):
+        raise OSError(30, "Read-only file system", str(target))
+
+    kept = (trained_run / "checkpoint.pt").read_bytes()
+    monkeypatch.setattr(files, "_create_temporary", read_only)
+    monkeypatch.setattr("aetool.train.loop.Trainer", None)  # training would fail at once on it
+    args = ["train", "ae64", "-o", str(trained_run), "--force", "--data-dir", str(data_dir), "--quiet"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2 and "Traceback" not in result.stderr, result.stderr
+    assert (
+        result.stderr == f"aetool: error: cannot write into {trained_run}: Read-only file system (in {trained_run})\n"
+    )
+    assert (trained_run / "checkpoint.pt").read_bytes() == kept
+
+
 def test_a_skipped_file_is_warned_of_once_by_training_and_its_export(tmp_path):
     import numpy as np
     from conftest import save

@@ -23,7 +23,7 @@ from torch import nn
 from aetool.errors import AetoolError, first_line
 from aetool.models import Autoencoder, build_model
 from aetool.runtime import contract
-from aetool.runtime.files import write_files
+from aetool.runtime.files import check_folder, write_files
 from aetool.train.config import TrainConfig, option_of
 
 CHECKPOINT = "checkpoint.pt"
@@ -242,10 +242,12 @@ class RunFolder:
         write_files({self.checkpoint: checkpoint.getvalue(), self.metrics: metrics.encode()})
 
     def create(self) -> None:
-        """Make the folder; raises ``AetoolError`` when a file is in the way."""
+        """Make the folder, and try writing there (a run over an earlier one on a read-only file system failed
+        only once trained); raises ``AetoolError`` when a file is in the way or the folder cannot be written."""
         if self.path.exists() and not self.path.is_dir():
             raise AetoolError(f"cannot use {self.path} as the run folder: it is a file")
         self.path.mkdir(parents=True, exist_ok=True)
+        check_folder(self.path)
 
     # ---- the rules: starting over, resuming, reusing ----
 
