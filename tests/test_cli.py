@@ -253,6 +253,20 @@ def test_a_model_path_that_is_a_pipe_or_a_device_is_said_to_be_one(cli, ring, tm
         assert len(result.stderr.strip().splitlines()) == 1
 
 
+def test_a_model_that_is_a_link_loop_a_dangling_link_or_an_empty_name_is_said_to_be_one(cli, ring, tmp_path):
+    (tmp_path / "a.onnx").symlink_to("b.onnx")
+    (tmp_path / "b.onnx").symlink_to("a.onnx")
+    (tmp_path / "gone.onnx").symlink_to("nothing.onnx")
+    said = {
+        "a.onnx": "model file a.onnx is a loop of symbolic links",
+        "gone.onnx": "model file gone.onnx is a symbolic link to nothing.onnx, which does not exist",
+        "": "the model is named by an empty string; give a bundled model's name or an .onnx file",
+    }
+    for model, message in said.items():
+        result = cli("denoise", "ring.png", "--model", model)
+        assert result.exit_code == 2 and result.stderr == f"aetool: error: {message}\n"
+
+
 def test_an_unknown_model_name_exits_2(cli, ring):
     result = cli("denoise", "ring.png", "--model", "nope")
     assert result.exit_code == 2 and "unknown model 'nope'" in result.stderr

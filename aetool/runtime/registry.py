@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 from pathlib import Path
@@ -54,6 +55,8 @@ def _a_folder(path: Path) -> str:
 def resolve(model: str | Path) -> Path:
     """The file behind ``model``: a path to an ``.onnx`` file, or the name of a bundled model."""
     text = str(model)
+    if not text:
+        raise ModelFileError("the model is named by an empty string; give a bundled model's name or an .onnx file")
     looks_like_path = isinstance(model, Path) or text.endswith(".onnx") or os.sep in text or "/" in text
     if not looks_like_path:
         index = bundled_index()
@@ -75,5 +78,17 @@ def resolve(model: str | Path) -> Path:
     if path.exists() and not path.is_file():
         raise ModelFileError(f"model file {path} is not a regular file (a device, pipe or socket); name an .onnx file")
     if not path.is_file():
-        raise ModelFileError(f"model file {path} does not exist")
+        raise ModelFileError(f"model file {path} {_missing_because(path)}")
     return path
+
+
+def _missing_because(path: Path) -> str:
+    """Why ``path``, which is no file, cannot be opened: a loop of symbolic links, a link to nothing, or nothing."""
+    try:
+        os.stat(path)
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            return "is a loop of symbolic links"
+    if path.is_symlink():
+        return f"is a symbolic link to {os.readlink(path)}, which does not exist"
+    return "does not exist"
