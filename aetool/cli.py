@@ -79,9 +79,16 @@ def escape_controls(text: str) -> str:
     return _CONTROLS.sub(lambda found: found[0].encode("unicode_escape").decode("ascii"), text)
 
 
+def _say(line: str) -> None:
+    """Write ``line`` to stderr through ``sys.stderr`` as it is at the time: while a progress bar is live, rich's
+    proxy of it, which prints the line above the bar (Click's echo wrote to the stream beneath, onto the bar)."""
+    sys.stderr.write(f"{line}\n")
+    sys.stderr.flush()
+
+
 def error(message: str) -> None:
     """One ``aetool: error:`` line on stderr: how every user-facing error is written."""
-    typer.echo(f"aetool: error: {escape_controls(message)}", err=True)
+    _say(f"aetool: error: {escape_controls(message)}")
     _SAID.append(message)
 
 
@@ -93,11 +100,11 @@ def fail(message: str, code: int = 2) -> NoReturn:
 
 def note(message: str) -> None:
     """A line for the user on stderr, which stays free of data."""
-    typer.echo(f"aetool: {escape_controls(message)}", err=True)
+    _say(f"aetool: {escape_controls(message)}")
 
 
 def _show_warning(message: Warning | str, *args: object, **kwargs: object) -> None:
-    typer.echo(f"aetool: warning: {escape_controls(str(message))}", err=True)
+    _say(f"aetool: warning: {escape_controls(str(message))}")
 
 
 @contextmanager

@@ -654,3 +654,23 @@ def test_an_image_whose_heatmaps_cannot_be_written_still_gets_its_line(cli, tmp_
         result.exit_code == 1 and "aetool: error: ring.png: cannot write blocked/maps/ring.heatmap.png" in result.stderr
     )
     assert result.stdout.startswith("ring.png\t") and result.stdout.rstrip().endswith("\tscored")
+
+
+def test_a_message_while_a_progress_bar_is_live_is_printed_above_the_bar(monkeypatch):
+    """Through rich's proxy of stderr: Click's echo wrote to the stream beneath it, onto the bar's own line."""
+    import io
+    import sys
+
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from aetool.cli import error
+
+    terminal = io.TextIOWrapper(io.BytesIO(), encoding="utf-8", write_through=True)  # a stream with a buffer
+    monkeypatch.setattr(sys, "stderr", terminal)
+    with Progress(console=Console(file=terminal, force_terminal=True, width=60), transient=True) as progress:
+        progress.add_task("images", total=2)
+        progress.refresh()
+        error("zz.png: no such file")
+    shown = terminal.buffer.getvalue().decode()
+    assert "\r\x1b[2Kaetool: error: zz.png: no such file\n" in shown and "-:--:--aetool" not in shown
