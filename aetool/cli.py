@@ -92,6 +92,17 @@ def error(message: str) -> None:
     _SAID.append(message)
 
 
+def emit(text: str) -> None:
+    """A line of a command's results on standard output. A closed pipe is raised as it is (exit 141 above); any
+    other write error (a full device, ``> /dev/full``) is one line that names standard output, exit 1."""
+    try:
+        typer.echo(text)
+    except BrokenPipeError:
+        raise
+    except OSError as err:
+        fail(f"cannot write to standard output: {err.strerror or err}", 1)
+
+
 def fail(message: str, code: int = 2) -> NoReturn:
     """Report an error that stops the command, and exit with ``code``; never a traceback."""
     error(message)
@@ -460,7 +471,7 @@ def _run(jobs: list[Job], failures: list[Failure], step: Step, options: ImageOpt
         for outcome in chain(refused, _progress(outcomes, len(jobs), total > FEW and sys.stderr.isatty())):
             with interrupts_deferred(stop):
                 if options.as_json:
-                    typer.echo(json.dumps(outcome.record()))
+                    emit(json.dumps(outcome.record()))
                 if outcome.error:
                     failed += 1
                     error(f"{outcome.path}: {outcome.error}")
@@ -655,7 +666,7 @@ def detect(
             error(f"{failure.label}: {failure.error}")
             verdicts["failed"] += 1
             if as_json:
-                typer.echo(json.dumps(Detection(failure.label, error=failure.error).record()))
+                emit(json.dumps(Detection(failure.label, error=failure.error).record()))
         stop = threading.Event()  # Ctrl-C while a record is printed: the settled ones are printed first
         total = len(jobs) + len(failures) + len(refused)
         few = total <= FEW
@@ -665,12 +676,12 @@ def detect(
             for result in detect(jobs, detector, invert=invert, resize=resize, stop=stop):
                 with files.interrupts_deferred(stop):
                     if as_json:
-                        typer.echo(json.dumps(result.record()))
+                        emit(json.dumps(result.record()))
                     if result.error:
                         error(f"{result.path}: {result.error}")
                         verdicts["failed"] += 1
                         if result.score is not None and not as_json:  # scored; its heatmaps could not be written
-                            typer.echo(_detection_line(result))
+                            emit(_detection_line(result))
                         continue
                     verdict = _VERDICTS[result.anomalous]
                     verdicts[verdict] += 1
@@ -682,7 +693,7 @@ def detect(
                     for _, text in done if few else ():
                         note(f"{result.path}: {text}")
                     if not as_json:
-                        typer.echo(_detection_line(result))
+                        emit(_detection_line(result))
         except KeyboardInterrupt:  # the records settled before it are printed (and their heatmaps written) first
             settled = sum(verdicts.values())
             raise Interrupted(
@@ -867,7 +878,7 @@ def evaluate(
             error(f"{failure.label}: {failure.error}")
         for text in result.notes:
             note(text)
-        typer.echo(json.dumps(result.to_dict()) if as_json else _evaluation_line(result))
+        emit(json.dumps(result.to_dict()) if as_json else _evaluation_line(result))
         if result.failed or result.missing:
             without = f", {len(result.missing)} without a partner" if result.missing else ""
             note(f"{result.n} scored, {len(result.failed)} could not be scored{without}")
@@ -924,7 +935,7 @@ def _evaluate_anomaly(
     for text in result.notes:
         note(text)
     if as_json:
-        typer.echo(json.dumps(result.to_dict()))
+        emit(json.dumps(result.to_dict()))
     else:
         at = result.at_threshold
         rates = (
@@ -934,7 +945,7 @@ def _evaluate_anomaly(
             if at is not None and result.threshold is not None
             else "no threshold: the model is not calibrated (aetool calibrate)"
         )
-        typer.echo(
+        emit(
             f"AUROC {result.auroc:.2%}, AUPR {result.aupr:.2%} over {result.n_normal} normal ({result.normal}) and "
             f"{result.n_anomalous} anomalous images of {result.data}, score {result.score}; {rates}; model "
             f"{result.model}"
@@ -1012,7 +1023,7 @@ def models(as_json: Json = False) -> None:
 
         records = bundled_models()
         if as_json:
-            typer.echo(json.dumps([record.to_dict() for record in records], indent=2))
+            emit(json.dumps([record.to_dict() for record in records], indent=2))
         elif not records:
             note(f"no bundled models (no {INDEX} in {where_bundled()})")
         else:
@@ -1021,10 +1032,10 @@ def models(as_json: Json = False) -> None:
             ]
             widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
             for row in rows:
-                typer.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+                emit("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
             for record in records:
                 if record.use:
-                    typer.echo(f"{record.name}: {record.use}")
+                    emit(f"{record.name}: {record.use}")
 
 
 @app.command()
@@ -1040,23 +1051,23 @@ def info(
 
         record = describe(model)
         if as_json:
-            typer.echo(json.dumps(record.to_dict(), indent=2))
+            emit(json.dumps(record.to_dict(), indent=2))
             return
-        typer.echo(
+        emit(
             f"{record.file}  {_size(record.size_bytes)}, {record.precision or 'precision ?'}, opset {record.opset or '?'}"
         )
         for title, tensors in (("inputs", record.inputs), ("outputs", record.outputs)):
             for i, tensor in enumerate(tensors):
                 shape = "×".join(_dimension(d) for d in tensor.shape)
-                typer.echo(f"{title if i == 0 else '':9}{tensor.name:18}{tensor.type:9}{shape}")
+                emit(f"{title if i == 0 else '':9}{tensor.name:18}{tensor.type:9}{shape}")
         version = f" (version {record.contract_version})" if record.contract_version else ""
         verdicts = {
             "ok": f"✓ follows the aetool ONNX contract{version}",
             DECODER: "✓ a decoder graph (code → reconstruction), which runs beside its model file",
         }
-        typer.echo(f"{'contract':9}" + verdicts.get(record.contract, f"✗ {record.contract}"))
+        emit(f"{'contract':9}" + verdicts.get(record.contract, f"✗ {record.contract}"))
         if record.input_spec:
-            typer.echo(f"{'images':9}{_image_spec(record.input_spec, record.colour_space)}")
+            emit(f"{'images':9}{_image_spec(record.input_spec, record.colour_space)}")
         decoder = record.decoder
         mismatch = " ✗ not the decoder this model was exported with (SHA-256 differs)"
         if decoder is None:
@@ -1065,19 +1076,19 @@ def info(
             shown = f"{decoder.file} ✗ missing: the metadata names it, but it is not beside the model (copy it there)"
         else:
             shown = f"{decoder.file} ({_size(decoder.size_bytes)}){mismatch if decoder.matches is False else ''}"
-        typer.echo(f"{'decoder':9}{shown}")
+        emit(f"{'decoder':9}{shown}")
         parity = record.parity
         if parity:
             mark = {True: "✓ passed", False: "✗ FAILED"}.get(parity.passed, "? not recorded")  # type: ignore[arg-type]
             worst = f", worst max-abs {parity.worst_max_abs:.3g}" if parity.worst_max_abs is not None else ""
-            typer.echo(f"{'parity':9}{mark}{worst} ({parity.cases if parity.cases is not None else '?'} cases)")
+            emit(f"{'parity':9}{mark}{worst} ({parity.cases if parity.cases is not None else '?'} cases)")
         if record.target or record.operators:
             operators = f": {', '.join(record.operators)}" if record.operators else ""
             variant = record.precision not in (None, "fp32")
             of = f", of the fp32 graph this {record.precision} file was made from" if variant else ""
-            typer.echo(f"{'target':9}{record.target or '?'} (opset {record.opset or '?'}{of}){operators}")
+            emit(f"{'target':9}{record.target or '?'} (opset {record.opset or '?'}{of}){operators}")
         if record.checked_in:
-            typer.echo(f"{'runs in':9}{_checked_in(record.checked_in)}")
+            emit(f"{'runs in':9}{_checked_in(record.checked_in)}")
         detector = record.metadata.get("anomaly")
         if isinstance(detector, dict):
             threshold = detector.get("threshold")
@@ -1088,12 +1099,12 @@ def info(
             limit = (
                 f"anomalous above {threshold:.6g} ({rule} on {images} normal images)" if threshold is not None else ""
             )
-            typer.echo(f"{'detector':9}score {detector.get('score')}; {limit or 'not calibrated'}")
-        typer.echo("metadata")
+            emit(f"{'detector':9}score {detector.get('score')}; {limit or 'not calibrated'}")
+        emit("metadata")
         for key, value in record.metadata.items():
             if key not in ("parity", "checked_in"):
                 shown = json.dumps(value) if isinstance(value, (dict, list)) else value
-                typer.echo(f"  {_shown(key):16} {_shown(shown) if shown != '' else '(empty)'}")
+                emit(f"  {_shown(key):16} {_shown(shown) if shown != '' else '(empty)'}")
 
 
 @app.command()
@@ -1131,7 +1142,7 @@ def check(
             report = check_file(model, atol=atol, only=["onnxruntime", *runtime] if runtime else None)
         except ValueError as err:
             fail(f"--runtime: {err}")
-    typer.echo(json.dumps(report.to_dict(), indent=2) if as_json else "\n".join(report.lines()))
+    emit(json.dumps(report.to_dict(), indent=2) if as_json else "\n".join(report.lines()))
     absent = [result.runtime for result in report.results if runtime and not result.installed]
     if absent:  # asked for by name, and not run
         fail(f"--runtime {absent[0]} is not installed here ({EXTRA})")
@@ -1604,7 +1615,7 @@ def export_command(
             )
             result = export_run(run, out=output, options=options, echo=note)
         if as_json:
-            typer.echo(json.dumps(result.to_dict()))
+            emit(json.dumps(result.to_dict()))
 
 
 @app.command()
@@ -1681,7 +1692,7 @@ def calibrate(
             fail(str(err))
         result = calibrate_run(run, out=output, options=options, echo=note)
         if as_json:
-            typer.echo(json.dumps(result.to_dict()))
+            emit(json.dumps(result.to_dict()))
 
 
 @app.command()
@@ -1756,10 +1767,10 @@ def bench(
             loaded, threads=threads, batch_sizes=sizes, size=image_size, plan=plan, eager=eager, peer=peer
         )
         if as_json:
-            typer.echo(json.dumps(summary.to_dict()))
+            emit(json.dumps(summary.to_dict()))
             return
         for line in _bench_table(summary):
-            typer.echo(line)
+            emit(line)
         if summary.peer_error:
             note(f"{summary.peer} {summary.peer_version} cannot run {Path(summary.file).name}: {summary.peer_error}")
         before, after = summary.load_average

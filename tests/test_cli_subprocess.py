@@ -218,7 +218,7 @@ def test_help_to_a_full_device_is_one_line_exit_1(tmp_path, args):
     assert done.stderr.decode() == "aetool: error: cannot write to standard output: No space left on device\n"
 
 
-@pytest.mark.parametrize("args", [["models"], ["info", "dense"], ["detect", "ring.png", "-m", "dense"]])
+@pytest.mark.parametrize("args", [["models"], ["info", "denoise"], ["detect", "ring.png", "-m", "denoise"]])
 def test_results_for_a_closed_standard_output_are_refused_not_lost(tmp_path, env, args):
     """Python has no stream for a standard output closed from the start (>&-): every line vanished, exit 0."""
     save(tmp_path / "ring.png", digit())
@@ -226,4 +226,18 @@ def test_results_for_a_closed_standard_output_are_refused_not_lost(tmp_path, env
     assert done.returncode == 2
     assert (
         done.stderr.decode() == "aetool: error: standard output is closed (>&-), and this command's results go there\n"
+    )
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full (Linux)")
+@pytest.mark.parametrize("args", [["models"], ["info", "denoise"], ["detect", "ring.png", "-m", "denoise"]])
+def test_results_to_a_full_device_are_one_line_naming_standard_output(tmp_path, env, args):
+    """The line said only "No space left on device", exit 2, naming no file."""
+    save(tmp_path / "ring.png", digit())
+    with open("/dev/full", "wb") as full:
+        done = run_closing(*args, stdout=full, cwd=tmp_path, env={**os.environ, **env})
+    assert done.returncode == 1
+    assert (
+        done.stderr.decode().splitlines()[0]
+        == "aetool: error: cannot write to standard output: No space left on device"
     )
