@@ -1856,10 +1856,13 @@ def report(
     _need_train_extra("report")
     if anomaly and output == Path("report"):
         output = output / "anomaly"
+    if runs is None:
+        runs = Path("runs/quick" if quick else "runs") / ("oneclass" if anomaly else "")
     with reporting():
         from aetool.runtime.files import check_folder
 
-        check_folder(output)  # before the training, whose page comes last
+        check_folder(output)  # before the data is fetched and the runs trained, whose page comes last
+        check_folder(runs)
     if anomaly:
         with reporting():
             from aetool.report.oneclass import build_oneclass_report
@@ -1868,7 +1871,7 @@ def report(
                 index, _ = build_oneclass_report(
                     output,
                     data_dir=data_dir,
-                    runs=runs or Path("runs/quick/oneclass" if quick else "runs/oneclass"),
+                    runs=runs,
                     classes=(0, 1) if quick else tuple(range(10)),
                     epochs=epochs or (2 if quick else None),
                     retrain=retrain,

@@ -118,6 +118,17 @@ def test_two_process_gloo_ddp_run(data_dir, tmp_path):
     assert history[-1]["test_mse"] == pytest.approx(alone[-1]["test_mse"], rel=1e-4)
 
 
+@pytest.mark.parametrize("anomaly", [[], ["--anomaly"]])
+def test_report_refuses_a_runs_folder_it_cannot_write_before_any_work(data_dir, tmp_path, anomaly):
+    """It was refused once PCA had been fitted (and, without --data-dir, MNIST fetched)."""
+    (tmp_path / "afile").write_text("mine")
+    args = ["report", "--quick", "--data-dir", str(data_dir), "-o", str(tmp_path / "report"), "--runs"]
+    result = runner.invoke(app, [*args, str(tmp_path / "afile"), "--quiet", *anomaly])
+    assert result.exit_code == 2 and "Traceback" not in result.stderr
+    assert result.stderr == f"aetool: error: cannot write into {tmp_path / 'afile'}: {tmp_path / 'afile'} is a file\n"
+    assert not (tmp_path / "report").exists()
+
+
 def test_report_command_reports_a_missing_data_folder_in_one_line(tmp_path):
     result = runner.invoke(
         app,
