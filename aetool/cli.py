@@ -10,6 +10,7 @@ success, 1 some inputs failed, 2 usage or setup error, 3 a run that did not lear
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 import threading
@@ -1302,8 +1303,6 @@ def _need_train_extra(command: str) -> None:
 def size_torch_threads() -> int:
     """Size PyTorch's thread pools to the CPUs this process may use (affinity and cgroup quota; PyTorch counts the
     host's), unless ``OMP_NUM_THREADS`` says otherwise (torchrun sets it for its ranks); the intra-op count."""
-    import os
-
     import torch
 
     from aetool.runtime.cpu import usable_cores
@@ -1907,8 +1906,6 @@ def _closed_pipe() -> NoReturn:
     """Stop quietly, as a Unix filter does when the reader of its output goes away (``aetool … --json | head``):
     no message, exit 141; what was written stays whole, nothing more is written. Standard output is pointed at
     /dev/null first, so the interpreter's last flush cannot fail again."""
-    import os
-
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, sys.stdout.fileno())
     os.close(devnull)
@@ -1919,8 +1916,6 @@ def _stderr_on_devnull() -> None:
     """Open /dev/null as file descriptor 2 and ``sys.stderr``, for a process started with standard error closed:
     C libraries that write there (OpenCV, loading a model for ``check`` and every export) fail on a closed
     descriptor, and a later file would take its number and receive their messages."""
-    import os
-
     devnull = os.open(os.devnull, os.O_WRONLY)
     if devnull != 2:
         os.dup2(devnull, 2)
@@ -1942,6 +1937,11 @@ def main() -> None:
         sys.stdout.reconfigure(errors="surrogateescape")  # a file name of any bytes prints as those bytes
     if sys.stderr is None:  # closed by the shell (2>&-): messages are dropped, as they would be in /dev/null
         _stderr_on_devnull()
+    try:
+        os.getcwd()
+    except FileNotFoundError:  # PyTorch's MKL then aborts while loading ("Intel oneMKL FATAL ERROR"), and paths fail
+        error("the current folder has been removed; cd to a folder that exists")
+        sys.exit(2)
     try:
         code = app(standalone_mode=False)
     except SystemExit as stop:  # Click ends a closed pipe outside a command's body (--help | head) with exit 1

@@ -241,3 +241,23 @@ def test_results_to_a_full_device_are_one_line_naming_standard_output(tmp_path, 
         done.stderr.decode().splitlines()[0]
         == "aetool: error: cannot write to standard output: No space left on device"
     )
+
+
+def test_a_current_folder_that_was_removed_is_one_line_exit_2(tmp_path, env):
+    """train and export died in PyTorch's MKL ("Intel oneMKL FATAL ERROR: Cannot load … libtorch_cpu.so")."""
+    gone = tmp_path / "gone"
+    gone.mkdir()
+
+    def enter_and_remove() -> None:
+        os.chdir(gone)
+        gone.rmdir()
+
+    done = subprocess.run(
+        [sys.executable, "-m", "aetool", "models"],
+        capture_output=True,
+        env={**os.environ, **env, "PYTHONPATH": str(REPO)},
+        preexec_fn=enter_and_remove,
+        timeout=120,
+    )
+    assert done.returncode == 2
+    assert done.stderr.decode() == "aetool: error: the current folder has been removed; cd to a folder that exists\n"
