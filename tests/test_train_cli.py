@@ -254,6 +254,26 @@ def test_a_run_over_an_earlier_one_that_cannot_be_written_is_refused_before_trai
     assert (trained_run / "checkpoint.pt").read_bytes() == kept
 
 
+def test_a_run_into_a_new_folder_that_another_run_made_meanwhile_stops_and_leaves_it(data_dir, tmp_path, monkeypatch):
+    """Two trainings started into one new folder at once both trained, and the later files replaced the earlier."""
+    from aetool.train import loop
+
+    load = loop.load_training_data
+
+    def another_run_makes_the_folder(config):
+        (tmp_path / "run").mkdir()
+        return load(config)
+
+    monkeypatch.setattr(loop, "load_training_data", another_run_makes_the_folder)
+    args = ["train", "ae64", "-o", str(tmp_path / "run"), "--data-dir", str(data_dir), "--epochs", "1", "--quiet"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2 and result.stderr == (
+        f"aetool: error: {tmp_path / 'run'} was made by another run while this one loaded its data; "
+        "train into another folder\n"
+    )
+    assert (tmp_path / "run").is_dir()  # the other run's, empty as it still is, not removed
+
+
 def test_a_skipped_file_is_warned_of_once_by_training_and_its_export(tmp_path):
     import numpy as np
     from conftest import save

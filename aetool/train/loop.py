@@ -494,7 +494,8 @@ def train(
     stored = folder.check_start(resume=resume, force=force)  # on every rank: each resumes the same state
     if resume and stored is None and place.is_main:
         echo(f"{folder.path} holds no run to resume: training a new one")
-    made_folder = not folder.path.exists()
+    new_folder = not folder.path.exists()
+    made_folder = False  # whether this run made the folder (another started into it at once may have)
     trainer = None
     try:
         data, config = load_training_data(config)
@@ -503,7 +504,8 @@ def train(
         if stored is not None:
             folder.check_resumable(stored, config)
         if place.is_main:
-            folder.create()
+            folder.create(new=new_folder)
+            made_folder = new_folder
         torch.manual_seed(config.seed)
         net = build_model(config.model, **config.arch)
         if isinstance(net, PCA):

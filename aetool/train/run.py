@@ -241,12 +241,19 @@ class RunFolder:
         torch.save(state, checkpoint)
         write_files({self.checkpoint: checkpoint.getvalue(), self.metrics: metrics.encode()})
 
-    def create(self) -> None:
+    def create(self, *, new: bool) -> None:
         """Make the folder, and try writing there (a run over an earlier one on a read-only file system failed
-        only once trained); raises ``AetoolError`` when a file is in the way or the folder cannot be written."""
+        only once trained). ``new``: the folder did not exist when this run started, so one there now was made by
+        another run started into it at the same time (both trained, and the later files won). Raises
+        ``AetoolError`` when a file is in the way, another run made the folder, or it cannot be written."""
         if self.path.exists() and not self.path.is_dir():
             raise AetoolError(f"cannot use {self.path} as the run folder: it is a file")
-        self.path.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.mkdir(parents=True, exist_ok=not new)
+        except FileExistsError:
+            raise AetoolError(
+                f"{self.path} was made by another run while this one loaded its data; train into another folder"
+            ) from None
         check_folder(self.path)
 
     # ---- the rules: starting over, resuming, reusing ----
