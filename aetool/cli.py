@@ -9,9 +9,11 @@ success, 1 some inputs failed, 2 usage or setup error, 3 a run that did not lear
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import re
+import signal
 import sys
 import threading
 import time
@@ -1970,6 +1972,10 @@ def main() -> None:
         hint = f" (see {context.command_path} --help)" if context is not None else ""
         error(f"{usage.format_message()}{hint}")
         sys.exit(usage.exit_code)
+    # The command is over. Registered last, this runs first at exit: a Ctrl-C while the interpreter then shuts down
+    # (PyTorch's atexit callbacks after an export) ends the process by the signal, not with "Exception ignored in
+    # atexit callback" and exit 0.
+    atexit.register(signal.signal, signal.SIGINT, signal.SIG_DFL)
     if code == Interrupted.exit_code and not _SAID:  # Ctrl-C outside a command's body, which Typer ends silently
         error("interrupted")
     if code in (0, None) and len(sys.argv) == 1:  # plain `aetool` showed the help: Click before 8.2 exits 0 there

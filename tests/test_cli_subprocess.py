@@ -261,3 +261,21 @@ def test_a_current_folder_that_was_removed_is_one_line_exit_2(tmp_path, env):
     )
     assert done.returncode == 2
     assert done.stderr.decode() == "aetool: error: the current folder has been removed; cd to a folder that exists\n"
+
+
+AT_EXIT = """
+import atexit, signal, sys
+atexit.register(lambda: print("default" if signal.getsignal(signal.SIGINT) is signal.SIG_DFL else "python"))
+from aetool.cli import main
+sys.argv = ["aetool", "models"]
+main()
+"""
+
+
+def test_a_ctrl_c_while_the_interpreter_shuts_down_is_left_to_the_signal(tmp_path, env):
+    """Callbacks registered before the command ends (PyTorch's, an export's) run at exit with Ctrl-C at its default:
+    one in the last instant of an export printed "Exception ignored in atexit callback … KeyboardInterrupt", exit 0."""
+    done = subprocess.run(
+        [sys.executable, "-c", AT_EXIT], capture_output=True, cwd=tmp_path, env={**os.environ, **env}, timeout=120
+    )
+    assert done.returncode == 0 and done.stdout.decode().splitlines()[-1] == "default", done.stderr.decode()
