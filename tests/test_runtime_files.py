@@ -267,6 +267,16 @@ def test_a_write_error_names_the_file_a_temporary_stands_for():
     assert os_reason(OSError(13, "Permission denied", "/home/u/.config")) == "Permission denied: /home/u/.config"
 
 
+def test_a_symbolic_link_to_nothing_in_the_way_of_an_output_folder_is_named_as_such(tmp_path):
+    (tmp_path / "out").symlink_to("nowhere")
+    with pytest.raises(AetoolError) as refused:
+        files.write_files({tmp_path / "out" / "x.png": b"x"})
+    assert str(refused.value) == (
+        f"cannot write {tmp_path / 'out' / 'x.png'}: a symbolic link to nowhere, which does not exist: {tmp_path / 'out'}"
+    )
+    assert (tmp_path / "out").is_symlink() and not (tmp_path / "nowhere").exists()
+
+
 def test_a_file_in_the_way_of_an_output_folder_is_named_as_such(tmp_path):
     (tmp_path / "afile").write_text("mine")
     with pytest.raises(AetoolError, match=r"cannot write .*out\.png: Not a directory: .*afile$"):

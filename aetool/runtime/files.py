@@ -274,13 +274,17 @@ def write_files(contents: Mapping[Path, Content]) -> None:
 def _make_folder(folder: Path) -> list[Path]:
     """Make ``folder`` and the folders missing on its way, and return those it made, outermost first;
     ``NotADirectoryError`` naming a file that stands in the way (``mkdir`` names the folder it could not make, and
-    says "File exists" when the file is that folder)."""
+    says "File exists" when the file is that folder), ``FileNotFoundError`` naming a symbolic link to nothing there."""
     missing = [path for path in (folder, *folder.parents) if not path.exists()][::-1]
     try:
         folder.mkdir(parents=True, exist_ok=True)
         return missing
     except (FileExistsError, NotADirectoryError):
-        blocking = next((path for path in (folder, *folder.parents) if path.exists() and not path.is_dir()), folder)
+        on_the_way = (folder, *folder.parents)
+        if dangling := next((path for path in on_the_way if path.is_symlink() and not path.exists()), None):
+            why = f"a symbolic link to {os.readlink(dangling)}, which does not exist"
+            raise FileNotFoundError(errno.ENOENT, why, str(dangling)) from None
+        blocking = next((path for path in on_the_way if path.exists() and not path.is_dir()), folder)
         raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(blocking)) from None
 
 
