@@ -10,6 +10,7 @@ success, 1 some inputs failed, 2 usage or setup error, 3 a run that did not lear
 from __future__ import annotations
 
 import atexit
+import functools
 import json
 import os
 import re
@@ -33,6 +34,8 @@ from aetool import __version__
 from aetool.errors import AetoolError, DataError, Interrupted, NotLearned, os_reason
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from aetool.bench import BenchSummary
     from aetool.runtime.batch import ImageOptions, Outcome, Step
     from aetool.runtime.detect import Detection
@@ -82,11 +85,19 @@ def escape_controls(text: str) -> str:
     return _CONTROLS.sub(lambda found: found[0].encode("unicode_escape").decode("ascii"), text)
 
 
+@functools.cache
+def _stderr_console() -> Console:
+    """The one rich console on stderr: the image commands' progress bar lives on it, and every message is printed
+    through it, so a message during a bar is written above the bar (Click's echo wrote onto the bar's line)."""
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
 def _say(line: str) -> None:
-    """Write ``line`` to stderr through ``sys.stderr`` as it is at the time: while a progress bar is live, rich's
-    proxy of it, which prints the line above the bar (Click's echo wrote to the stream beneath, onto the bar)."""
-    sys.stderr.write(f"{line}\n")
-    sys.stderr.flush()
+    """Write ``line`` to stderr as it is: no markup, no highlighting, not wrapped at the terminal's width (a file
+    name cut in two cannot be copied back)."""
+    _stderr_console().print(line, markup=False, highlight=False, emoji=False, soft_wrap=True)
 
 
 def error(message: str) -> None:
@@ -471,7 +482,7 @@ def _run(jobs: list[Job], failures: list[Failure], step: Step, options: ImageOpt
     counts: Counter[str] = Counter()
     not_digits = False  # an image that is not a 28×28 digit went through
     try:
-        for outcome in chain(refused, _progress(outcomes, len(jobs), total > FEW and sys.stderr.isatty())):
+        for outcome in chain(refused, _progress(outcomes, len(jobs), _shows_bar(total, as_json=options.as_json))):
             with interrupts_deferred(stop):
                 if options.as_json:
                     emit(json.dumps(outcome.record()))
@@ -575,14 +586,19 @@ def _dimension(dim: int | str | None) -> str:
     return str(dim)
 
 
+def _shows_bar(total: int, *, as_json: bool) -> bool:
+    """Whether a batch of ``total`` images shows a progress bar: many images and stderr a terminal, but not where
+    ``--json`` writes its records to a terminal too (they were written onto the bar's line)."""
+    return total > FEW and sys.stderr.isatty() and not (as_json and sys.stdout.isatty())
+
+
 def _progress(outcomes: Iterable, total: int, show: bool) -> Iterable:
     """A progress bar on stderr around ``outcomes`` when there are many and stderr is a terminal."""
     if not show:
         return outcomes
-    from rich.console import Console
     from rich.progress import track
 
-    return track(outcomes, total=total, description="images", console=Console(stderr=True), transient=True)
+    return track(outcomes, total=total, description="images", console=_stderr_console(), transient=True)
 
 
 # ---- anomaly detection ----

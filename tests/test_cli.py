@@ -656,21 +656,38 @@ def test_an_image_whose_heatmaps_cannot_be_written_still_gets_its_line(cli, tmp_
     assert result.stdout.startswith("ring.png\t") and result.stdout.rstrip().endswith("\tscored")
 
 
-def test_a_message_while_a_progress_bar_is_live_is_printed_above_the_bar(monkeypatch):
-    """Through rich's proxy of stderr: Click's echo wrote to the stream beneath it, onto the bar's own line."""
+def test_a_message_while_a_progress_bar_is_live_is_printed_above_the_bar_and_whole(monkeypatch):
+    """Through the console the bar lives on: Click's echo wrote onto the bar's own line ("… -:--:--aetool: error:"),
+    and rich's proxy of stderr broke long lines at the terminal's width, cutting file names in two."""
+    import io
+
+    from rich.console import Console
+
+    from aetool import cli
+
+    terminal = io.StringIO()
+    console = Console(file=terminal, force_terminal=True, width=60)
+    monkeypatch.setattr(cli, "_stderr_console", lambda: console)
+    long_name = "x" * 100 + ".png"
+    for _ in cli._progress(range(2), total=2, show=True):
+        cli.error(f"{long_name}: no such file")
+    shown = terminal.getvalue()
+    assert f"\r\x1b[2Kaetool: error: {long_name}: no such file\n" in shown and "-:--:--aetool" not in shown
+
+
+def test_json_records_to_a_terminal_take_the_place_of_the_progress_bar(monkeypatch):
     import io
     import sys
 
-    from rich.console import Console
-    from rich.progress import Progress
+    from aetool import cli
 
-    from aetool.cli import error
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
 
-    terminal = io.TextIOWrapper(io.BytesIO(), encoding="utf-8", write_through=True)  # a stream with a buffer
-    monkeypatch.setattr(sys, "stderr", terminal)
-    with Progress(console=Console(file=terminal, force_terminal=True, width=60), transient=True) as progress:
-        progress.add_task("images", total=2)
-        progress.refresh()
-        error("zz.png: no such file")
-    shown = terminal.buffer.getvalue().decode()
-    assert "\r\x1b[2Kaetool: error: zz.png: no such file\n" in shown and "-:--:--aetool" not in shown
+    monkeypatch.setattr(sys, "stderr", Terminal())
+    assert cli._shows_bar(cli.FEW + 1, as_json=False) and not cli._shows_bar(cli.FEW, as_json=False)
+    monkeypatch.setattr(sys, "stdout", io.StringIO())  # records to a file or pipe: the bar stays
+    assert cli._shows_bar(cli.FEW + 1, as_json=True)
+    monkeypatch.setattr(sys, "stdout", Terminal())
+    assert not cli._shows_bar(cli.FEW + 1, as_json=True) and cli._shows_bar(cli.FEW + 1, as_json=False)
