@@ -165,6 +165,18 @@ def test_a_set_of_files_is_written_whole_or_not_at_all(tmp_path):
     assert (tmp_path / "a.onnx").read_bytes() == (tmp_path / "b.onnx").read_bytes() == b"new"
 
 
+def test_files_a_new_set_replaces_go_only_when_it_is_written(tmp_path):
+    def broken(path):
+        raise OSError(28, "No space left on device")
+
+    (tmp_path / "old.onnx").write_bytes(b"old export")
+    with pytest.raises(AetoolError, match="No space left on device"):
+        files.write_files({tmp_path / "new.pt": broken}, replacing=[tmp_path / "old.onnx"])
+    assert os.listdir(tmp_path) == ["old.onnx"]
+    files.write_files({tmp_path / "new.pt": b"new"}, replacing=[tmp_path / "old.onnx", tmp_path / "absent.onnx"])
+    assert os.listdir(tmp_path) == ["new.pt"]
+
+
 def test_folders_made_for_a_set_that_fails_are_removed_again(tmp_path):
     def broken(path):
         raise OSError(27, "File too large")

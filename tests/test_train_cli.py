@@ -274,6 +274,26 @@ def test_a_run_into_a_new_folder_that_another_run_made_meanwhile_stops_and_leave
     assert (tmp_path / "run").is_dir()  # the other run's, empty as it still is, not removed
 
 
+@pytest.mark.skipif(importlib.util.find_spec("resource") is None, reason="file size limits are POSIX's")
+def test_a_forced_run_whose_checkpoint_does_not_fit_leaves_the_older_run_whole(trained_run, data_dir, tmp_path):
+    """--force removed the older run's exported files before the new checkpoint failed to write."""
+    import resource
+
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    before = {path.name: path.read_bytes() for path in run.iterdir()}
+    assert {"model.onnx", "checkpoint.pt"} <= set(before)
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (64_000, hard))
+    try:
+        args = ["train", "ae64", "-o", str(run), "--force", "--data-dir", str(data_dir), "--epochs", "1", "--quiet"]
+        result = runner.invoke(app, args)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    assert result.exit_code == 2 and "checkpoint.pt: File too large" in result.stderr
+    assert {path.name: path.read_bytes() for path in run.iterdir()} == before
+
+
 def test_a_skipped_file_is_warned_of_once_by_training_and_its_export(tmp_path):
     import numpy as np
     from conftest import save

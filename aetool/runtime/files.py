@@ -13,7 +13,7 @@ import signal
 import stat
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -228,7 +228,7 @@ def _target(
 Content = bytes | Callable[[Path], None]  # the bytes of a file, or a function that writes the file at a path
 
 
-def write_files(contents: Mapping[Path, Content]) -> None:
+def write_files(contents: Mapping[Path, Content], *, replacing: Iterable[Path] = ()) -> None:
     """Write every file under a hidden temporary name beside its target, then rename them all into place.
 
     Nothing is renamed until every file is written, and the temporaries go whatever happens: Ctrl-C is held back
@@ -238,7 +238,9 @@ def write_files(contents: Mapping[Path, Content]) -> None:
     runtime tells a model from a decoder of another export by the digest the model records). The first write into
     a folder also removes temporaries older than ``STALE_SECONDS`` that a killed writer left there. New files get
     the usual permissions (0666 less the umask). Folders made on the way are removed again when nothing was
-    written. Raises ``AetoolError`` naming the target, never the temporary, when a file cannot be written.
+    written. ``replacing``: files of an older set that the new one replaces, removed once every new file is written,
+    just before the renames (if one cannot be written, they stay). Raises ``AetoolError`` naming the target, never
+    the temporary, when a file cannot be written.
     """
     staged: dict[Path, Path] = {}
     made: list[Path] = []
@@ -257,6 +259,8 @@ def write_files(contents: Mapping[Path, Content]) -> None:
             if not isinstance(content, bytes):
                 content(temporary)
         with interrupts_held():
+            for current in replacing:
+                current.unlink(missing_ok=True)
             for current, temporary in staged.items():
                 os.replace(temporary, current)
             written = True

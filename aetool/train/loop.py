@@ -361,8 +361,6 @@ class Trainer:
                 record["lr"] = learning_rate((epoch + 1) * self.steps_per_epoch - 1, total_steps, self.lr)
                 self.history.append(record)
                 if self.place.is_main:
-                    if replace_old_run and epoch == self.start_epoch:  # the old run stays whole until now
-                        self.folder.remove_exports()
                     self.folder.save(
                         net=self.net,
                         optimizer=self.optimizer,
@@ -370,6 +368,7 @@ class Trainer:
                         epoch=epoch + 1,
                         history=self.history,
                         baselines=self.baselines,
+                        replace_exports=replace_old_run and epoch == self.start_epoch,  # the old run whole till now
                     )
                     self.saved_epoch = epoch + 1
                     say(
@@ -512,9 +511,15 @@ def train(
             history = [fit_pca(net, data)]
             trivial = baselines(scoring(data.test, noise=Noise(), multiple_of=None), data.train, denoising=False)
             if place.is_main:
-                if force:
-                    folder.remove_exports()
-                folder.save(net=net, optimizer=None, config=config, epoch=0, history=history, baselines=trivial)
+                folder.save(
+                    net=net,
+                    optimizer=None,
+                    config=config,
+                    epoch=0,
+                    history=history,
+                    baselines=trivial,
+                    replace_exports=force,
+                )
         else:
             trainer = Trainer(config, net, data=data, folder=folder, place=place, device=device)
             if stored is None and place.is_main:  # a new run: what it trains on, and whether that is enough

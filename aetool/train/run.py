@@ -206,11 +206,6 @@ class RunFolder:
         trained = self.checkpoint.stat().st_mtime
         return all(path.is_file() and path.stat().st_mtime >= trained for path in wanted)
 
-    def remove_exports(self) -> None:
-        """Delete the exported files of an older training (the run ``--force`` starts over)."""
-        for path in self.exported_files():
-            path.unlink(missing_ok=True)
-
     # ---- writing ----
 
     def save(
@@ -222,10 +217,13 @@ class RunFolder:
         epoch: int,
         history: list[dict[str, Any]],
         baselines: dict[str, float] | None = None,
+        replace_exports: bool = False,
     ) -> None:
         """Write checkpoint and metrics together, atomically (a reader sees the old pair or the new one).
 
         ``baselines`` (the test MSE of trivial outputs, see the training loop) are recorded in metrics.json.
+        ``replace_exports``: the exported files of an older training (the run ``--force`` starts over) are removed
+        once the new pair is written, as it goes into place; if it cannot be written, the older run stays whole.
         """
         state = {
             "model": net.state_dict(),
@@ -239,7 +237,10 @@ class RunFolder:
         metrics = json.dumps(record, indent=2)
         checkpoint = io.BytesIO()  # serialized first, so that a full disk is the OS's error, naming the file
         torch.save(state, checkpoint)
-        write_files({self.checkpoint: checkpoint.getvalue(), self.metrics: metrics.encode()})
+        write_files(
+            {self.checkpoint: checkpoint.getvalue(), self.metrics: metrics.encode()},
+            replacing=self.exported_files() if replace_exports else (),
+        )
 
     def create(self, *, new: bool) -> None:
         """Make the folder, and try writing there (a run over an earlier one on a read-only file system failed
