@@ -257,9 +257,11 @@ def test_a_model_that_is_a_link_loop_a_dangling_link_or_an_empty_name_is_said_to
     (tmp_path / "a.onnx").symlink_to("b.onnx")
     (tmp_path / "b.onnx").symlink_to("a.onnx")
     (tmp_path / "gone.onnx").symlink_to("nothing.onnx")
+    (tmp_path / "bare").symlink_to("bare")  # a name without .onnx or a slash: tried as a bundled model first
     said = {
         "a.onnx": "model file a.onnx is a loop of symbolic links",
         "gone.onnx": "model file gone.onnx is a symbolic link to nothing.onnx, which does not exist",
+        "bare": "model file bare is a loop of symbolic links",
         "": "the model is named by an empty string; give a bundled model's name or an .onnx file",
     }
     for model, message in said.items():
@@ -691,3 +693,22 @@ def test_json_records_to_a_terminal_take_the_place_of_the_progress_bar(monkeypat
     assert cli._shows_bar(cli.FEW + 1, as_json=True)
     monkeypatch.setattr(sys, "stdout", Terminal())
     assert not cli._shows_bar(cli.FEW + 1, as_json=True) and cli._shows_bar(cli.FEW + 1, as_json=False)
+
+
+def test_an_empty_name_for_an_input_an_output_or_the_heatmaps_is_refused_not_taken_as_this_folder(
+    cli, tmp_path, toy_dir
+):
+    """Path("") is the current folder: `denoise ""` denoised every image there, `-o ""` wrote beside them."""
+    save(tmp_path / "ring.png", digit())
+    model = str(toy_dir / "conv.onnx")
+    nothing = cli("denoise", "", "--model", model)
+    assert nothing.exit_code == 1
+    assert (
+        nothing.stderr.splitlines()[0]
+        == 'aetool: error: "": an empty name, not a file or folder (. is the current folder)'
+    )
+    nowhere = cli("denoise", "ring.png", "--model", model, "-o", "")
+    assert nowhere.exit_code == 2 and "-o is an empty name; give a file or a folder" in nowhere.stderr
+    no_maps = cli("detect", "ring.png", "--model", model, "--heatmaps", "")
+    assert no_maps.exit_code == 2 and "--heatmaps is an empty name; give a folder" in no_maps.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ring.png"]

@@ -200,6 +200,8 @@ def plan_detection(found: Sequence[Input], *, heatmaps: str | None) -> tuple[lis
     ``AetoolError`` when ``heatmaps`` names something that is not a folder."""
     if heatmaps is None:
         return [Job(item.label, item.source, None, "PNG") for item in found], []
+    if not heatmaps:
+        raise AetoolError("--heatmaps is an empty name; give a folder (. for the current one)")
     if Path(heatmaps).exists() and not Path(heatmaps).is_dir():
         raise AetoolError(f"--heatmaps {heatmaps} is a file; it takes a folder (made if missing)")
     # force: the target itself is never written, only the .heatmap files beside it, so it may name an input

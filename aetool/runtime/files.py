@@ -70,7 +70,9 @@ def collect(args: Sequence[str], *, recursive: bool = False, skip: str = "") -> 
     failures = []
     for arg in args:
         path = Path(arg)
-        if path.is_dir():
+        if not arg:  # Path("") is the current folder, which the user did not name
+            failures.append(Failure('""', "an empty name, not a file or folder (. is the current folder)"))
+        elif path.is_dir():
             pattern = "**/*" if recursive else "*"
             found = [p for p in sorted(path.glob(pattern)) if _is_image(p, OUTPUT_SUFFIXES)]
             if not found:
@@ -146,6 +148,8 @@ def plan(
     inputs whose names differ only by their extension, into one folder) fails the second input, its message
     naming the file ``shown`` gives for the target (the file a caller writes in its stead).
     """
+    if output == "":
+        raise AetoolError("-o is an empty name; give a file or a folder (. for the current one)")
     ext = (fmt or "png").lower()
     pillow_fmt = format_for(ext)
     single = len(inputs) == 1 and inputs[0].root is None

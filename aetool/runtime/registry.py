@@ -67,6 +67,8 @@ def resolve(model: str | Path) -> Path:
             return path
         if Path(text).is_dir():
             raise ModelFileError(_a_folder(Path(text)))
+        if Path(text).is_symlink() and not Path(text).exists():  # a link here, to nothing or in a loop
+            raise ModelFileError(f"model file {text} {_missing_because(Path(text))}")
         if not Path(text).is_file():
             bundled = ", ".join(index) or f"none; no {INDEX} in {where_bundled()}"
             raise ModelFileError(
