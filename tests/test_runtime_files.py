@@ -196,6 +196,14 @@ def test_a_file_name_of_the_longest_length_allowed_is_written(tmp_path):
     assert longest.read_bytes() == b"data" and os.listdir(tmp_path) == [longest.name]
 
 
+def test_a_file_name_longer_than_allowed_is_named_whole_in_the_error(tmp_path):
+    """The temporary's cut name stood in for it ("…: File name too long: …/LLLL", a third name)."""
+    target = tmp_path / ("L" * 256 + ".png")
+    with pytest.raises(AetoolError) as refused:
+        files.atomic_write(target, b"data")
+    assert str(refused.value) == f"cannot write {target}: File name too long" and os.listdir(tmp_path) == []
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

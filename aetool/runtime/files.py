@@ -269,6 +269,8 @@ def write_files(contents: Mapping[Path, Content], *, replacing: Iterable[Path] =
                 os.replace(temporary, current)
             written = True
     except OSError as err:
+        if _TEMPORARY.fullmatch(Path(str(err.filename or "")).name):  # ours, for ``current``: its name may be cut
+            raise AetoolError(f"cannot write {current}: {err.strerror or err}") from None
         raise AetoolError(f"cannot write {current}: {os_reason(err).removesuffix(f': {current}')}") from None
     finally:
         with interrupts_held():
