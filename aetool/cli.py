@@ -96,8 +96,14 @@ def _stderr_console() -> Console:
 
 def _say(line: str) -> None:
     """Write ``line`` to stderr as it is: no markup, no highlighting, not wrapped at the terminal's width (a file
-    name cut in two cannot be copied back)."""
-    _stderr_console().print(line, markup=False, highlight=False, emoji=False, soft_wrap=True)
+    name cut in two cannot be copied back). A stderr that cannot take it (``2>/dev/full``) loses the line, and the
+    command goes on (it stopped a batch half done); one whose reader has gone ends it as a closed pipe does."""
+    try:
+        _stderr_console().print(line, markup=False, highlight=False, emoji=False, soft_wrap=True)
+    except BrokenPipeError:
+        raise
+    except OSError:
+        pass
 
 
 def error(message: str) -> None:

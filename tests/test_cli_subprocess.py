@@ -279,3 +279,20 @@ def test_a_ctrl_c_while_the_interpreter_shuts_down_is_left_to_the_signal(tmp_pat
         [sys.executable, "-c", AT_EXIT], capture_output=True, cwd=tmp_path, env={**os.environ, **env}, timeout=120
     )
     assert done.returncode == 0 and done.stdout.decode().splitlines()[-1] == "default", done.stderr.decode()
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full (Linux)")
+def test_a_batch_whose_messages_cannot_be_written_is_still_done(tmp_path, env):
+    """Standard error on a full device: the first message stopped the batch (exit 1 after some of the images)."""
+    for i in range(100):  # more than a chunk of images read at once (it stopped at the second)
+        save(tmp_path / "in" / f"{i:03d}.png", digit())
+    with open("/dev/full", "wb") as full:
+        done = subprocess.run(
+            [sys.executable, "-m", "aetool", "denoise", "missing.png", "in", "-o", "out"],
+            stdout=subprocess.PIPE,
+            stderr=full,
+            cwd=tmp_path,
+            env={**os.environ, **env},
+            timeout=120,
+        )
+    assert done.returncode == 1 and len(list((tmp_path / "out").iterdir())) == 100
