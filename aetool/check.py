@@ -29,6 +29,7 @@ import numpy as np
 
 from aetool.errors import ModelFileError, first_line
 from aetool.runtime import contract
+from aetool.runtime.files import is_utf8
 from aetool.runtime.model import open_session, ort_errors, parse_metadata
 from aetool.runtime.registry import resolve
 
@@ -167,7 +168,7 @@ def _opencv(engine: int | None) -> Callable[[Path, str, list[str]], Runner]:
         import cv2
 
         source: str | np.ndarray = str(path)
-        if not _is_utf8(str(path)):  # OpenCV crashes (SIGSEGV) on such a path; its bytes load the same graph
+        if not is_utf8(str(path)):  # OpenCV crashes (SIGSEGV) on such a path; its bytes load the same graph
             source = np.fromfile(path, dtype=np.uint8)
         with _stderr_of_c_code() as log:
             net = cv2.dnn.readNetFromONNX(source) if engine is None else cv2.dnn.readNetFromONNX(source, engine)
@@ -184,15 +185,6 @@ def _opencv(engine: int | None) -> Callable[[Path, str, list[str]], Runner]:
         return run
 
     return load
-
-
-def _is_utf8(path: str) -> bool:
-    """Whether ``path`` is UTF-8 text, not bytes that Python keeps as surrogates (``os.fsdecode``)."""
-    try:
-        path.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 @contextlib.contextmanager

@@ -113,8 +113,9 @@ def error(message: str) -> None:
 
 
 def emit(text: str) -> None:
-    """A line of a command's results on standard output. A closed pipe is raised as it is (exit 141 above); any
-    other write error (a full device, ``> /dev/full``) is one line that names standard output, exit 1."""
+    """A line of a command's results on standard output. A closed pipe is raised as it is (the command then ends
+    quietly with exit 141); any other write error (a full device, ``> /dev/full``) is one line that names standard
+    output, exit 1."""
     try:
         typer.echo(text)
     except BrokenPipeError:

@@ -39,7 +39,7 @@ from aetool.export.scores import DETECTOR_OPS, Detector
 from aetool.export.variants import TestSet, VariantReport
 from aetool.models import Autoencoder, ConvAE
 from aetool.runtime import contract
-from aetool.runtime.files import check_folder, write_files
+from aetool.runtime.files import check_folder, is_utf8, write_files
 from aetool.runtime.idx import resolve_data_dir
 from aetool.runtime.noise import TEST_NOISE_SEED
 from aetool.train.data import ImageSet, find_images, load_training_data
@@ -239,13 +239,11 @@ def _check_target(path: Path) -> None:
         raise AetoolError(f"cannot export to {path}: it is a folder; name the file, e.g. {path / 'model.onnx'}")
     if path.suffix != ".onnx":
         raise AetoolError(f"cannot export to {path}: the file name must end in .onnx")
-    try:
-        path.name.encode("utf-8")
-    except UnicodeEncodeError:  # bytes that are no UTF-8 (os.fsdecode keeps them as surrogates)
+    if not is_utf8(path.name):
         raise AetoolError(
             f"cannot export to {path}: its name is not UTF-8 text, which ONNX metadata must be (it names the "
             "file's decoder); rename it"
-        ) from None
+        )
     check_folder(path.parent, file=path.name)
 
 

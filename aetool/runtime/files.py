@@ -314,6 +314,16 @@ def _create_temporary(target: Path) -> tuple[int, Path]:
             continue
 
 
+def is_utf8(name: str) -> bool:
+    """Whether ``name`` (a path or file name) is UTF-8 text, not bytes that Python keeps as surrogates
+    (``os.fsdecode``)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def check_folder(folder: Path, *, file: str | None = None) -> None:
     """Raise ``AetoolError`` naming ``folder`` (or ``folder / file``, the file to be written) when files could not
     be written into it, made with the folders missing on its way: it or the nearest folder on its way that exists
