@@ -175,6 +175,10 @@ def test_files_a_new_set_replaces_go_only_when_it_is_written(tmp_path):
     assert os.listdir(tmp_path) == ["old.onnx"]
     files.write_files({tmp_path / "new.pt": b"new"}, replacing=[tmp_path / "old.onnx", tmp_path / "absent.onnx"])
     assert os.listdir(tmp_path) == ["new.pt"]
+    (tmp_path / "stuck").mkdir()  # a file that cannot be removed (unlink refuses a folder)
+    with pytest.raises(AetoolError, match=rf"^cannot remove {tmp_path / 'stuck'}, which the new files replace: "):
+        files.write_files({tmp_path / "newer.pt": b"newer"}, replacing=[tmp_path / "stuck"])
+    assert sorted(os.listdir(tmp_path)) == ["new.pt", "stuck"]
 
 
 def test_folders_made_for_a_set_that_fails_are_removed_again(tmp_path):

@@ -263,8 +263,11 @@ def write_files(contents: Mapping[Path, Content], *, replacing: Iterable[Path] =
             if not isinstance(content, bytes):
                 content(temporary)
         with interrupts_held():
-            for current in replacing:
-                current.unlink(missing_ok=True)
+            for old in replacing:
+                try:
+                    old.unlink(missing_ok=True)
+                except OSError as err:
+                    raise AetoolError(f"cannot remove {old}, which the new files replace: {err.strerror}") from None
             for current, temporary in staged.items():
                 os.replace(temporary, current)
             written = True
