@@ -11,7 +11,7 @@ from conftest import colour_metadata, int64_tensor, node, onnx_bytes
 from aetool.errors import AetoolError, ModelFileError
 from aetool.runtime import InputSpec, ProviderWarning, load
 from aetool.runtime.metadata import check_metadata
-from aetool.runtime.model import Model, parse_metadata
+from aetool.runtime.model import Model, open_session, parse_metadata
 
 
 def test_dense_identity_reconstructs_encodes_and_decodes(toy_dir):
@@ -370,3 +370,27 @@ def test_a_list_of_images_of_several_sizes_is_refused_in_words(toy_dir):
     pages = [np.zeros((1, 8, 8), np.float32), np.zeros((1, 12, 8), np.float32)]
     with pytest.raises(ValueError, match="images of one size, got several"):
         load(toy_dir / "conv.onnx").reconstruct(pages)
+
+
+def test_int8_products_are_exact_on_cpus_without_vnni(tmp_path):
+    """u8×s8 products near their range saturate in onnxruntime's 16-bit pair sums on x86 without VNNI (AVX2): an
+    int8 `deep` file came out 0.06 off the exact result there. Sessions aetool opens compute them exactly."""
+    onnx = pytest.importorskip("onnx", reason="builds the graph with onnx's helper")
+    from onnx import TensorProto, helper, numpy_helper
+
+    nodes = [
+        helper.make_node("DynamicQuantizeLinear", ["x"], ["q", "scale", "zero"]),
+        helper.make_node("MatMulInteger", ["q", "w", "zero"], ["y"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "int8_product",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4, 64])],
+        [helper.make_tensor_value_info("y", TensorProto.INT32, [4, 8])],
+        [numpy_helper.from_array(np.full((64, 8), 127, np.int8), "w")],
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "int8.onnx")
+    x = np.linspace(0, 1, 256, dtype=np.float32).reshape(4, 64)
+    quantized = np.round(x / (1 / 255)).astype(np.int64)  # DynamicQuantizeLinear of [0, 1]: scale 1/255, zero 0
+    exact = quantized @ np.full((64, 8), 127, np.int64)
+    np.testing.assert_array_equal(open_session(tmp_path / "int8.onnx").run(None, {"x": x})[0], exact)

@@ -21,7 +21,7 @@ from torch import nn
 
 from aetool.check import tie_images, tolerance
 from aetool.errors import AetoolError
-from aetool.runtime.cpu import usable_cores
+from aetool.runtime.model import session_options
 
 BATCHES = (1, 3, 64)
 NON_SQUARE = (32, 48)
@@ -103,12 +103,10 @@ def float64_reference(module: nn.Module, output_names: tuple[str, ...]) -> Refer
 
 
 def cpu_session(model: onnx.ModelProto) -> ort.InferenceSession:
-    """An onnxruntime CPU session: the runtime every exported file must run on, its threads sized to the CPUs this
-    process may use (affinity and cgroup quota), not the host's."""
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = usable_cores()
-    options.inter_op_num_threads = 1
-    return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    """An onnxruntime CPU session: the runtime every exported file must run on, with the options the runtime opens
+    files with (``aetool.runtime.model.session_options``: threads sized to the CPUs this process may use, int8
+    products exact on CPUs without VNNI)."""
+    return ort.InferenceSession(model.SerializeToString(), session_options(None), providers=["CPUExecutionProvider"])
 
 
 def run_session(session: ort.InferenceSession, inputs: np.ndarray) -> dict[str, np.ndarray]:
