@@ -579,7 +579,11 @@ def test_an_output_off_by_near_ties_passes_only_if_no_farther_from_float64_than_
         return {"reconstruction": x.astype(np.float64)}
 
     report = check_parity(session, pytorch, cases, atol=1e-5, graph="model", exact=exact)
-    assert report.passed and "within PyTorch's own float32 error 1.00e-02" in report.checks[0].line()
+    assert (
+        report.passed
+        and "near-ties: 0.00e+00 from float64 at 0 positions, PyTorch's own float32 1.00e-02 at 1 position"
+        in report.checks[0].line()
+    )
 
     def exact_like_pytorch(x):  # float64 agrees with PyTorch: onnxruntime is the one off
         return {"reconstruction": flipped.astype(np.float64)}
@@ -587,6 +591,44 @@ def test_an_output_off_by_near_ties_passes_only_if_no_farther_from_float64_than_
     report = check_parity(session, pytorch, cases, atol=1e-5, graph="model", exact=exact_like_pytorch)
     assert not report.passed and report.checks[0].max_abs == pytest.approx(0.01, rel=1e-4)
     assert not check_parity(session, pytorch, cases, atol=1e-5, graph="model").passed
+
+
+def test_near_ties_that_leave_onnxruntime_farther_from_float64_pass_where_as_few_values_moved():
+    """Which float32 computation lands farther from float64 is chance: on an AVX2 CPU onnxruntime was, and
+    conv-unpool runs on photos were refused in 4 of 6 tries. Few values moved (here 1 of 2,000) is a near-tie;
+    many (here 3, with PyTorch at 1, in an output too small for 0.1 % to allow any) is not."""
+    from aetool.export.parity import Case, check_parity, cpu_session
+
+    graph = onnx.helper.make_graph(
+        [onnx.helper.make_node("Identity", ["image"], ["reconstruction"])],
+        "identity",
+        [onnx.helper.make_tensor_value_info("image", onnx.TensorProto.FLOAT, [None, 1, None, None])],
+        [onnx.helper.make_tensor_value_info("reconstruction", onnx.TensorProto.FLOAT, [None, 1, None, None])],
+    )
+    session = cpu_session(onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 17)]))
+
+    def parity(shape, onnxruntime_off):
+        images = np.full(shape, 0.5, dtype=np.float32)
+        exact = images.astype(np.float64)
+        for index in onnxruntime_off:  # float64 picked otherwise than onnxruntime (which returns its input) here
+            exact[index] += 0.015
+        pytorch = exact.astype(np.float32)
+        pytorch[0, 0, 0, 0] += 0.01  # and PyTorch's float32 otherwise than float64 there
+        return check_parity(
+            session,
+            lambda x: {"reconstruction": pytorch},
+            [Case("test images b1", images)],
+            atol=1e-5,
+            graph="model",
+            exact=lambda x: {"reconstruction": exact},
+        )
+
+    report = parity((1, 1, 40, 50), [(0, 0, 3, 7)])
+    assert report.passed, report.lines()
+    assert "near-ties: 1.50e-02 from float64 at 1 position, PyTorch's own float32 1.00e-02 at 1 position" in (
+        report.checks[0].line()
+    )
+    assert not parity((1, 1, 4, 4), [(0, 0, 1, 1), (0, 0, 2, 2), (0, 0, 3, 3)]).passed
 
 
 @pytest.mark.parametrize(

@@ -232,6 +232,13 @@ def compare(
     return OutputCheck(case, name, tuple(got.shape), max_abs, mean_abs, allowed, max_abs <= allowed)
 
 
+NEAR_TIE_SHARE = 1e-3  # of an output's values; near-tie flips measured 0.013–0.069 % of a reconstruction's
+
+
+def _positions(count: int) -> str:
+    return f"{count} position{'s' * (count != 1)}"
+
+
 def check_parity(
     session: ort.InferenceSession,
     reference: Reference,
@@ -248,10 +255,16 @@ def check_parity(
 
     ``exact`` (the reference in float64, :func:`float64_reference`) settles an output that misses the tolerance: it
     passes when onnxruntime is no farther from the float64 result than the float32 reference itself is, plus the
-    tolerance. Max-unpooling needs this on real images: where two values of a pooling window differ by less than
-    float32's rounding (near-ties, hundreds of them in a photograph), which one is the maximum depends on the order
-    of the sums before it, and the two float32 computations may pick different ones; ties that are exact are still
-    held exactly (the float64 result picks as PyTorch does).
+    tolerance, or, since the two pick at different near-ties, when it is off float64 (beyond the tolerance) at no
+    more positions than twice the float32 reference is, or than ``NEAR_TIE_SHARE`` of the output's values. Max-unpooling needs this on real images: where two values
+    of a pooling window differ by less than float32's rounding (near-ties, hundreds of them in a photograph), which
+    one is the maximum depends on the order of the sums before it, and the two float32 computations pick
+    differently at different ones; which of them lands farther from float64 is chance (three `conv-unpool` runs on
+    photos on an AVX2 CPU: onnxruntime off at 340, 36 and 149 positions by up to 2.2e-2, 7.1e-3 and 3.6e-2,
+    PyTorch's float32 at 468, 10 and 12 by up to 1.8e-2, 3.2e-5 and 1.3e-2; a detector's smoothed anomaly map
+    spreads each flip: 878 positions, 0.13 %, against PyTorch's 1,117). A graph that unpools wrongly moves
+    most windows' values; ties that are exact are held exactly by the tie cases (the float64 result picks as
+    PyTorch does).
     """
     report = ParityReport(graph, atol, reference=against, scales=scales or {})
     for case in cases:
@@ -262,14 +275,16 @@ def check_parity(
             check = compare(case.name, name, got.get(name), want, atol, scale=scale)
             if not check.ok and exact is not None and name in got and got[name].shape == want.shape:
                 exact_outputs = exact_outputs or exact(case.inputs)
-                own = float(np.abs(want.astype(np.float64) - exact_outputs[name]).max(initial=0.0))
-                off = float(np.abs(got[name].astype(np.float64) - exact_outputs[name]).max(initial=0.0))
-                if off <= own + check.tolerance:
+                own_errors = np.abs(want.astype(np.float64) - exact_outputs[name])
+                off_errors = np.abs(got[name].astype(np.float64) - exact_outputs[name])
+                own, off = float(own_errors.max(initial=0.0)), float(off_errors.max(initial=0.0))
+                own_n, off_n = int((own_errors > check.tolerance).sum()), int((off_errors > check.tolerance).sum())
+                if off <= own + check.tolerance or off_n <= max(2 * own_n, off_errors.size * NEAR_TIE_SHARE):
                     check = replace(
                         check,
                         ok=True,
-                        problem=f"max abs {check.max_abs:.2e} from {against}, {off:.2e} from float64: within "
-                        f"{against}'s own float32 error {own:.2e} + {check.tolerance:.1e}",
+                        problem=f"max abs {check.max_abs:.2e} from {against}, near-ties: {off:.2e} from float64 at "
+                        f"{_positions(off_n)}, {against}'s own float32 {own:.2e} at {_positions(own_n)}",
                     )
             report.checks.append(check)
     return report
