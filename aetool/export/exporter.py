@@ -132,9 +132,11 @@ def _verified(
     label: str,
     echo: Echo,
     also: frozenset[str] = frozenset(),
+    near_ties: bool = False,
 ) -> tuple[onnx.ModelProto, ParityReport]:
-    """Convert one graph, check it, and hold it to PyTorch on every case; raises ``ParityError`` if it disagrees,
-    ``AetoolError`` if a ``portable`` graph holds an operator outside ``portable.PORTABLE_OPS`` and ``also``."""
+    """Convert one graph, check it, and hold it to PyTorch on every case (``near_ties``: a graph that max-unpools,
+    see ``check_parity``); raises ``ParityError`` if it disagrees, ``AetoolError`` if a ``portable`` graph holds an
+    operator outside ``portable.PORTABLE_OPS`` and ``also``."""
     proto = to_onnx(spec)
     check_onnx(proto)
     foreign = [op for op in foreign_operators(proto) if op not in also]
@@ -151,6 +153,7 @@ def _verified(
         graph=label,
         scales=spec.scales,
         exact=float64_reference(reference, spec.output_names),
+        near_ties=near_ties,
     )
     for line in report.lines():
         echo(line)
@@ -284,11 +287,21 @@ def _export(
     scored: dict[str, str] = {}  # the detector's metadata
     if detector is None:
         spec = model_spec(net, target=target)
-        proto, report = _verified(spec, net, cases, atol=options.atol, target=target, label="model", echo=echo)
+        proto, report = _verified(
+            spec, net, cases, atol=options.atol, target=target, label="model", echo=echo, near_ties=unpool
+        )
     else:
         spec, head = detector.export_spec(net, target=target), detector.module(net)
         proto, report = _verified(
-            spec, head, cases, atol=options.atol, target=target, label="detector", echo=echo, also=DETECTOR_OPS
+            spec,
+            head,
+            cases,
+            atol=options.atol,
+            target=target,
+            label="detector",
+            echo=echo,
+            also=DETECTOR_OPS,
+            near_ties=unpool,
         )
         scored = detector.metadata(proto, cases, atol=options.atol, echo=echo)
     result = ExportResult(path, report)
