@@ -97,9 +97,14 @@ def _stderr_console() -> Console:
 def _say(line: str) -> None:
     """Write ``line`` to stderr as it is: no markup, no highlighting, not wrapped at the terminal's width (a file
     name cut in two cannot be copied back). A stderr that cannot take it (``2>/dev/full``) loses the line, and the
-    command goes on (it stopped a batch half done); one whose reader has gone ends it as a closed pipe does."""
+    command goes on (it stopped a batch half done); one whose reader has gone ends it as a closed pipe does. Ctrl-C
+    is held until the line is out: one in the middle left it in the console's buffer, to be written again with the
+    next line."""
+    from aetool.runtime.files import interrupts_held
+
     try:
-        _stderr_console().print(line, markup=False, highlight=False, emoji=False, soft_wrap=True)
+        with interrupts_held():
+            _stderr_console().print(line, markup=False, highlight=False, emoji=False, soft_wrap=True)
     except BrokenPipeError:
         raise
     except OSError:
