@@ -394,3 +394,13 @@ def test_int8_products_are_exact_on_cpus_without_vnni(tmp_path):
     quantized = np.round(x / (1 / 255)).astype(np.int64)  # DynamicQuantizeLinear of [0, 1]: scale 1/255, zero 0
     exact = quantized @ np.full((64, 8), 127, np.int64)
     np.testing.assert_array_equal(open_session(tmp_path / "int8.onnx").run(None, {"x": x})[0], exact)
+
+
+def test_the_test_mse_a_file_records_is_a_variants_own():
+    """`aetool models` and the web page's models.json showed an int8 file the fp32 model's test MSE."""
+    from aetool.runtime import contract
+
+    variant = {contract.TEST_MSE: 0.005155, contract.VARIANT: {"test_mse": 0.005187, "test_mse_fp32": 0.005155}}
+    assert contract.recorded_test_mse(variant) == 0.005187
+    assert contract.recorded_test_mse({contract.TEST_MSE: 0.00426}) == 0.00426
+    assert contract.recorded_test_mse({contract.TEST_MSE: None, contract.VARIANT: {"test_mse": True}}) is None

@@ -16,7 +16,9 @@ and still load and run unchanged.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 INPUT = "image"
 RECONSTRUCTION = "reconstruction"
@@ -74,6 +76,15 @@ ONNXRUNTIME = "onnxruntime"  # the graph onnxruntime's CPU provider runs fastest
 TARGETS = (PORTABLE, ONNXRUNTIME)
 
 PRECISIONS = ("fp16", "int8")  # the reduced-precision variants an export may write beside the fp32 file
+
+
+def recorded_test_mse(metadata: Mapping[str, Any]) -> float | None:
+    """The test MSE a file records of itself (parsed metadata): an fp16/int8 file's own, in its ``VARIANT`` record,
+    else ``TEST_MSE`` (the fp32 model's, which a variant also carries); None when neither is a number."""
+    variant = metadata.get(VARIANT)
+    recorded = variant.get("test_mse") if isinstance(variant, dict) else None
+    recorded = metadata.get(TEST_MSE) if recorded is None else recorded
+    return float(recorded) if isinstance(recorded, (int, float)) and not isinstance(recorded, bool) else None
 
 
 def variant_path(model_path: str | Path, precision: str) -> Path:

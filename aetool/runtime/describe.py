@@ -212,6 +212,7 @@ def bundled_models() -> list[BundledModel]:
             size = path.stat().st_size
             if None in facts.values():
                 metadata = parse_metadata(open_session(path).get_modelmeta().custom_metadata_map)
+                metadata[contract.TEST_MSE] = contract.recorded_test_mse(metadata)  # a variant's own
                 facts = {key: facts[key] if facts[key] is not None else metadata.get(key) for key in facts}
         test_mse = facts[contract.TEST_MSE]
         records.append(

@@ -381,9 +381,7 @@ def _result(
         level, kind = 0.0, "gaussian"
     else:
         level, kind = corruption.level or (None, None)
-    variant = model.metadata.get(contract.VARIANT)  # an fp16/int8 file records its own test MSE there
-    recorded = variant.get("test_mse") if isinstance(variant, dict) else None
-    recorded = model.metadata.get(contract.TEST_MSE) if recorded is None else recorded
+    recorded = contract.recorded_test_mse(model.metadata)  # an fp16/int8 file's own
     trained = trained_noise(model) if split is not None else None  # the recorded MSE's noise (its test split)
     recorded_noise = (str(trained) if trained else "none") if trained is not None and trained != corruption else None
     psnr = run.scores.psnr
@@ -398,7 +396,7 @@ def _result(
         noise_mix=str(corruption) if corruption and corruption.level is None else None,
         seed=seed,
         split=split,
-        recorded_test_mse=float(recorded) if isinstance(recorded, (int, float)) else None,
+        recorded_test_mse=recorded,
         recorded_noise=recorded_noise if isinstance(recorded, (int, float)) else None,
         seconds=round(time.perf_counter() - started, 3),
         psnr=psnr if np.isfinite(psnr) else None,

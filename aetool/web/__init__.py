@@ -145,7 +145,7 @@ def model_entry(name: str, path: Path, summary: str | None, *, file: str) -> dic
         "multiple_of": spec.multiple_of,
         "polarity": spec.polarity,
         "outputs": [output.name for output in model.session.get_outputs()],
-        "test_mse": model.metadata.get(contract.TEST_MSE),
+        "test_mse": contract.recorded_test_mse(model.metadata),
         "target": model.metadata.get(contract.TARGET),
     }
 
