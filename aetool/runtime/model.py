@@ -23,7 +23,7 @@ import numpy as np
 from aetool.errors import AetoolError, ModelFileError, TimedOut
 from aetool.runtime import contract, tiles
 from aetool.runtime.cpu import check_threads, usable_cores
-from aetool.runtime.files import interrupts_held
+from aetool.runtime.files import interrupts_held, is_utf8
 from aetool.runtime.images import check_pixels
 from aetool.runtime.metadata import check_input_spec, check_metadata, parse_metadata
 from aetool.runtime.onnxfile import OnnxFacts, outside_folder, read_facts
@@ -262,19 +262,11 @@ def inspect_model(path: Path, data: bytes) -> OnnxFacts:
                 f"{path} is refused: a tensor's external data {location!r} lies outside the model's folder "
                 "(an absolute path, a .. step or a link out); aetool loads external data only from beside the model"
             )
-    if facts.external_data and not _utf8(path):
+    if facts.external_data and not is_utf8(str(path)):
         raise ModelFileError(
             f"{path}: a model with external data must have a UTF-8 path (onnxruntime finds the data by the path)"
         )
     return facts
-
-
-def _utf8(path: Path) -> bool:
-    try:
-        str(path).encode()
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def session_options(threads: int | None) -> Any:
