@@ -38,6 +38,20 @@ def test_folder_without_and_with_recursion(tree):
     assert labels(found) == ["digits/a.png", "digits/b.jpg", "digits/sub/c.png"]
 
 
+def test_a_recursive_scan_follows_links_to_folders_once_each_and_never_loops(tree):
+    elsewhere = tree / "elsewhere"
+    elsewhere.mkdir()
+    save(elsewhere / "d.png", np.zeros((4, 4), np.uint8))
+    (tree / "digits" / "linked").symlink_to(elsewhere)  # data/cats -> /mnt/disk/cats
+    (tree / "digits" / "linked again").symlink_to(elsewhere)
+    (tree / "digits" / "sub" / "up").symlink_to(tree / "digits")  # a loop
+    found, failures = files.collect(["digits"], recursive=True, skip=".denoised")
+    assert labels(found) == ["digits/a.png", "digits/b.jpg", "digits/linked/d.png", "digits/sub/c.png"]
+    assert not failures
+    found, _ = files.collect(["digits"])
+    assert labels(found) == ["digits/a.png", "digits/b.jpg"]
+
+
 def test_folder_scans_skip_what_aetool_writes_and_globs_what_the_command_writes(tree):
     save(tree / "digits" / "b.noisy.png", np.zeros((4, 4), np.uint8))
     save(tree / "digits" / "c.raw.heatmap.png", np.zeros((4, 4), np.uint8))

@@ -73,8 +73,7 @@ def collect(args: Sequence[str], *, recursive: bool = False, skip: str = "") -> 
         if not arg:  # Path("") is the current folder, which the user did not name
             failures.append(Failure('""', "an empty name, not a file or folder (. is the current folder)"))
         elif path.is_dir():
-            pattern = "**/*" if recursive else "*"
-            found = [p for p in sorted(path.glob(pattern)) if _is_image(p, OUTPUT_SUFFIXES)]
+            found = [p for p in folder_files(path, recursive=recursive) if _is_image(p, OUTPUT_SUFFIXES)]
             if not found:
                 where = " or its subfolders" if recursive else ""
                 hint = "" if recursive or not any(p.is_dir() for p in path.iterdir()) else " (use -r for subfolders)"
@@ -103,6 +102,30 @@ def collect_set(source: str, *, named: str, skip: str = "") -> list[Input]:
     if not found:
         raise DataError(f"{named}: {failures[0].error if failures else 'no images'}")
     return found
+
+
+def folder_files(folder: Path, *, recursive: bool) -> list[Path]:
+    """What ``folder`` holds, sorted: its entries, or with ``recursive`` the files of it and its subfolders, where a
+    symbolic link to a folder is followed (``data/cats -> /mnt/disk/cats``) and each real folder is read once, so a
+    link back up the tree is no loop and two links to one folder do not give its files twice. Folders that cannot
+    be read are passed over, as ``Path.glob`` does."""
+    if not recursive:
+        return sorted(folder.iterdir())
+    seen: set[tuple[int, int]] = set()
+    found: list[Path] = []
+    for top, subfolders, names in os.walk(folder, followlinks=True):
+        try:
+            info = os.stat(top)
+        except OSError:
+            subfolders.clear()
+            continue
+        if (info.st_dev, info.st_ino) in seen:
+            subfolders.clear()
+            continue
+        seen.add((info.st_dev, info.st_ino))
+        subfolders.sort()
+        found.extend(Path(top, name) for name in names)
+    return sorted(found)
 
 
 def _is_image(path: Path, skip: tuple[str, ...]) -> bool:
