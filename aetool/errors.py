@@ -27,6 +27,11 @@ class ModelFileError(AetoolError):
     """A model file is missing, not ONNX, or does not follow aetool's input/output contract."""
 
 
+class OutOfMemory(AetoolError, MemoryError):
+    """A model call needed more memory than the process could get (too many or too large images at once); a
+    ``MemoryError`` too, for code that catches that."""
+
+
 class TimedOut(AetoolError):
     """A model call ran past ``--timeout`` and was stopped (``timeout``'s exit code)."""
 

@@ -455,7 +455,7 @@ def test_a_model_and_images_under_names_that_are_not_utf8(tmp_path):
     [
         (np.full((1, 28, 28), 200, np.uint8), r"float images in \[0, 1\], got uint8 values; .* / 255"),
         (np.full((1, 28, 28), 200.0, np.float32), r"images in \[0, 1\], got values from 200.0 to 200.0"),
-        (np.full((1, 28, 28), np.nan, np.float32), r"images in \[0, 1\], got values from nan"),
+        (np.full((1, 28, 28), np.nan, np.float32), r"images in \[0, 1\], got 784 NaN values"),
     ],
 )
 def test_reconstruct_refuses_pixels_that_are_not_floats_in_0_1(toy_dir, images, message):

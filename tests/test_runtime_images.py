@@ -124,6 +124,23 @@ def test_polarity_is_judged_by_the_border():
     assert images.is_dark_on_light(1 - ring)
 
 
+def test_helpers_that_read_pixel_values_refuse_eight_bit_pixels_rather_than_misjudge_them():
+    eight_bit = np.maximum(digit(), 1)[None]  # white on black, 0–255: its border (1) is dark
+    for helper in (images.is_dark_on_light, images.luma, lambda p: images.to_channels(np.repeat(p, 3, 0), 1)):
+        with pytest.raises(ValueError, match=r"expected float pixels in \[0, 1\], got uint8 values.*/ 255"):
+            helper(eight_bit)
+    assert images.pad_to(eight_bit, (30, 30)).dtype == np.uint8  # padding moves values, never scales them
+    with pytest.raises(ValueError, match=r"got an image of shape \(1, 0, 0\)"):
+        images.is_dark_on_light(np.zeros((1, 0, 0), np.float32))
+
+
+def test_a_nan_pixel_is_named_as_nan():
+    pixels = np.full((1, 4, 4), 0.5, np.float32)
+    pixels[0, 1, 2] = np.nan
+    with pytest.raises(ValueError, match=r"expected images in \[0, 1\], got 1 NaN values$"):
+        images.check_pixels(pixels, scan=True)
+
+
 def test_fit_scales_the_ink_to_twenty_pixels_and_centres_it():
     wide = np.zeros((100, 160), np.float32)
     wide[30:70, 20:140] = 1  # a 40×120 bar with a margin

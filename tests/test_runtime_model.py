@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import concurrent.futures
+import os
 import shutil
+import subprocess
+import sys
+import time
+from types import SimpleNamespace
 
 import numpy as np
+import onnxruntime
 import pytest
 from conftest import colour_metadata, int64_tensor, node, onnx_bytes
 
-from aetool.errors import AetoolError, ModelFileError
+from aetool.errors import AetoolError, ModelFileError, OutOfMemory
 from aetool.runtime import InputSpec, ProviderWarning, load
+from aetool.runtime import model as model_module
+from aetool.runtime.detect import Detector
 from aetool.runtime.metadata import check_metadata
 from aetool.runtime.model import Model, open_session, parse_metadata
 
@@ -61,6 +70,96 @@ def test_one_session_per_model_is_reused(toy_dir):
     first = load(toy_dir / "dense.onnx")
     assert load(str(toy_dir / "dense.onnx")) is first
     assert load(toy_dir / "dense.onnx", threads=1) is not first
+
+
+def test_a_file_replaced_since_it_was_opened_is_opened_anew_and_the_old_session_let_go(toy_dir, tmp_path):
+    path = tmp_path / "model.onnx"
+    shutil.copy(toy_dir / "dense.onnx", path)
+    first = load(path)
+    for _ in range(3):  # a detector calibrated again, deployed over the old file
+        shutil.copy(toy_dir / "dense.onnx", tmp_path / "new.onnx")
+        os.utime(tmp_path / "new.onnx", ns=(time.time_ns(), time.time_ns() + 10**9))
+        os.replace(tmp_path / "new.onnx", path)
+        assert load(path) is not first
+    assert sum(key[0] == str(path.resolve()) for key in model_module._OPEN) == 1
+
+
+def test_threads_loading_one_file_at_once_share_one_model(toy_dir, tmp_path, monkeypatch):
+    path = tmp_path / "model.onnx"
+    shutil.copy(toy_dir / "conv.onnx", path)
+
+    class SlowToOpen(Model):  # a real model takes a while to open: long enough for the others to come
+        def __init__(self, *args, **kwargs):
+            time.sleep(0.2)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(model_module, "Model", SlowToOpen)
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        models = list(pool.map(lambda _: load(path), range(8)))
+    assert all(model is models[0] for model in models)
+
+
+FORKED_CALL = """
+import os, signal, sys
+import numpy as np
+from aetool.runtime import load
+model = load(sys.argv[1])
+images = np.zeros((1, 1, 8, 8), np.float32)
+model.reconstruct(images)  # the main thread's calls start their worker thread here
+pid = os.fork()
+if pid == 0:
+    signal.alarm(20)  # a call that waits on the parent's worker, which the child has not, ends the child
+    load(sys.argv[1]).reconstruct(images)
+    os._exit(0)
+_, status = os.waitpid(pid, 0)
+print("child", os.waitstatus_to_exitcode(status))
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork() is POSIX's")
+def test_a_forked_child_runs_models_its_parent_ran(toy_dir):
+    """gunicorn --preload and multiprocessing's fork start method load a model in the parent and run it in children."""
+    done = subprocess.run(
+        [sys.executable, "-c", FORKED_CALL, str(toy_dir / "conv.onnx")], capture_output=True, text=True, timeout=60
+    )
+    assert done.stdout.strip() == "child 0", done.stderr
+
+
+def test_a_batch_onnxruntime_cannot_find_memory_for_is_out_of_memory_not_a_broken_file(toy_dir, monkeypatch):
+    model = load(toy_dir / "conv.onnx")
+    fail = onnxruntime.capi.onnxruntime_pybind11_state.RuntimeException(
+        "[ONNXRuntimeError] : 6 : RUNTIME_EXCEPTION : Non-zero status code returned while running Conv node. "
+        "Name:'/enc1/Conv' Status Message: Failed to allocate memory for requested buffer of size 9663676416"
+    )
+
+    def no_memory(*args, **kwargs):
+        raise fail
+
+    monkeypatch.setattr(model, "_call", no_memory)
+    with pytest.raises(OutOfMemory, match=r"not enough memory for a batch of shape \(1, 1, 8, 8\).*fewer or smaller"):
+        model.reconstruct(np.zeros((1, 1, 8, 8), np.float32))
+    assert issubclass(OutOfMemory, MemoryError)
+
+
+def test_encode_refuses_a_page_over_the_one_call_limit_that_reconstruct_tiles(toy_dir):
+    model = load(toy_dir / "conv.onnx")
+    page = np.broadcast_to(np.float32(0), (1, 1, 4100, 4100))
+    with pytest.raises(ValueError, match="over the 16,777,216-pixel limit"):
+        model.encode(page)
+
+
+def test_a_detector_refuses_images_smaller_than_ssims_window_in_words(toy_dir):
+    detector = Detector(toy_dir / "conv.onnx")
+    detector.spec = SimpleNamespace(components=("ssim", "smax"))  # a conv detector whose score holds ssim
+    with pytest.raises(ValueError, match=r"at least 11×11 pixels, SSIM's window.*; got 8×8$"):
+        detector.run(np.zeros((1, 1, 8, 8), np.float32))
+
+
+@pytest.mark.parametrize("threshold", ["abc", True, float("nan")])
+def test_a_detectors_threshold_is_a_finite_number(toy_dir, threshold):
+    assert Detector(toy_dir / "conv.onnx", threshold=0.5).threshold == 0.5
+    with pytest.raises(AetoolError, match="--threshold takes a finite number"):
+        Detector(toy_dir / "conv.onnx", threshold=threshold)
 
 
 def test_threads_reach_the_session(toy_dir):

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import io
 import math
+import numbers
 import threading
 import time
 from collections import Counter
@@ -91,8 +92,10 @@ class Detector:
         """``model``: a loaded :class:`Model`, or a path or bundled name to load with the defaults of
         :func:`~aetool.runtime.model.load`. Raises ``AetoolError`` for a ``threshold`` that is not a finite number,
         ``ModelFileError`` for a model that will not load or a broken detector record."""
-        if threshold is not None and not math.isfinite(threshold):
-            raise AetoolError(f"--threshold takes a finite number; got {threshold}")
+        if threshold is not None and (
+            isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) or not math.isfinite(threshold)
+        ):
+            raise AetoolError(f"--threshold takes a finite number; got {threshold!r}")
         self.model = model if isinstance(model, Model) else load(model)
         self.spec = read_spec(self.model)
         self.threshold = threshold if threshold is not None else self.spec.threshold if self.spec else None
@@ -120,10 +123,18 @@ class Detector:
         the model takes as they are (its size, or its multiple); the :class:`Scored` arrays are N×C×H×W (maps
         N×1×H×W) either way.
 
-        Raises ``ModelFileError`` when the file fails on them or returns non-finite or misshapen values, and what
-        ``Model.reconstruct`` raises for images it refuses (``ValueError``).
+        Raises ``ModelFileError`` when the file fails on them or returns non-finite or misshapen values,
+        ``ValueError`` for images it refuses: those ``Model.reconstruct`` refuses, those under :meth:`smallest`
+        pixels high or wide, and pages over ``MAX_CONV_PIXELS`` (16.8 megapixels, which a detector scores in one
+        call); ``OutOfMemory`` for a batch that does not fit in memory; ``TimedOut`` past the model's timeout.
         """
         batch = self.model.as_batch(batch)
+        if batch.size and min(batch.shape[-2:]) < self.smallest():
+            size = self.smallest()
+            raise ValueError(
+                f"expected images of at least {size}×{size} pixels, SSIM's window, which the score's ssim needs (a "
+                f"detector calibrated with --score smax takes any size); got {batch.shape[-2]}×{batch.shape[-1]}"
+            )
         if self.spec is None:
             outputs = self.model.reconstruct(batch)
             values = anomaly.components(batch, outputs, ("mse",))

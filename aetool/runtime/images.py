@@ -69,6 +69,8 @@ def check_pixels(pixels: np.ndarray, *, name: str = "images", scan: bool = False
             f"{name}.astype(np.float32) / 255"
         )
     if scan and pixels.size and not (pixels.min() >= -PIXEL_TOLERANCE and pixels.max() <= 1 + PIXEL_TOLERANCE):
+        if np.isnan(pixels).any():
+            raise ValueError(f"expected {name} in [0, 1], got {np.isnan(pixels).sum()} NaN values")
         raise ValueError(
             f"expected {name} in [0, 1], got values from {pixels.min()} to {pixels.max()}; scale or clip them"
         )
@@ -267,9 +269,10 @@ def to_channels(pixels: np.ndarray, channels: int) -> tuple[np.ndarray, str | No
     """C×H×W (or N×C×H×W) pixels with ``channels`` channels (1 or 3), and a note when they were converted.
 
     Grey → RGB replicates the channel; RGB → grey takes Pillow's luma (ITU-R 601-2: 0.299 R + 0.587 G + 0.114 B).
-    Raises ``ValueError`` for pixels of another rank (an H×W image: add its channel axis, ``pixels[None]``) and
-    for other channel counts.
+    Raises ``ValueError`` for pixels of another rank (an H×W image: add its channel axis, ``pixels[None]``), for
+    other channel counts and for integer pixels (divide 8-bit ones by 255).
     """
+    check_pixels(pixels, name="pixels")
     if pixels.ndim not in (3, 4):
         raise ValueError(
             f"expected C×H×W or N×C×H×W pixels, got shape {pixels.shape}; for an H×W image pass pixels[None]"
@@ -286,13 +289,17 @@ def to_channels(pixels: np.ndarray, channels: int) -> tuple[np.ndarray, str | No
 
 
 def luma(pixels: np.ndarray) -> np.ndarray:
-    """H×W brightness of C×H×W (or H×W) pixels."""
+    """H×W brightness of C×H×W (or H×W) float pixels; ``ValueError`` for integer ones (divide 8-bit ones by 255)."""
+    check_pixels(pixels, name="pixels")
     return pixels if pixels.ndim == 2 else to_channels(pixels, 1)[0][0]
 
 
 def is_dark_on_light(pixels: np.ndarray) -> bool:
-    """Whether the border is bright, i.e. dark ink on a light page (the opposite of MNIST); H×W or C×H×W."""
+    """Whether the border is bright, i.e. dark ink on a light page (the opposite of MNIST); H×W or C×H×W float
+    pixels in [0, 1]. Raises ``ValueError`` for integer pixels (divide 8-bit ones by 255) and for no pixels."""
     brightness = luma(pixels)
+    if not brightness.size:
+        raise ValueError(f"expected pixels, got an image of shape {pixels.shape}")
     ring = max(1, min(brightness.shape) // 14)
     border = np.concatenate(
         [
@@ -382,8 +389,8 @@ def pad_to(pixels: np.ndarray, size: tuple[int, int], *, mirror: bool = False, b
     the rest at the bottom and right; with black, MNIST's background, or with ``mirror`` by mirroring the image's
     outer rows and columns (numpy's ``symmetric`` mode, mirrored again where the padding is wider than the image),
     so that a photograph gets no black edge that a model would reconstruct badly and a detector score as a defect.
-    Raises ``ValueError`` for fewer than two axes or a ``size`` smaller than the pixels' and ``border`` (padding
-    only grows them)."""
+    Any dtype (padding moves values, never scales them: 8-bit pixels stay 8-bit). Raises ``ValueError`` for fewer
+    than two axes or a ``size`` smaller than the pixels' and ``border`` (padding only grows them)."""
     if pixels.ndim < 2:
         raise ValueError(f"pad_to takes H×W or C×H×W pixels, got shape {pixels.shape}")
     height, width = pixels.shape[-2:]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import numbers
+import os
 import queue
 import re
 import threading
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from aetool.errors import AetoolError, ModelFileError, TimedOut
+from aetool.errors import AetoolError, ModelFileError, OutOfMemory, TimedOut
 from aetool.runtime import contract, tiles
 from aetool.runtime.cpu import check_threads, usable_cores
 from aetool.runtime.files import interrupts_held, is_utf8
@@ -67,7 +68,12 @@ PROVIDER_PACKAGES = {
     "DmlExecutionProvider": "onnxruntime-directml",
     "QNNExecutionProvider": "onnxruntime-qnn",
 }
-_OPEN: dict[tuple, Model] = {}
+# The open models by file, providers and threads, each with the file's (mtime, size) when it was opened: a file
+# replaced since (a detector calibrated again) is opened anew and its old session let go.
+_OPEN: dict[tuple, tuple[tuple[int, int], Model]] = {}
+_OPENING = threading.Lock()  # threads that load one file at once share one session
+# onnxruntime's words when a call could not get the memory it needed (its allocator's, and std::bad_alloc's).
+_NO_MEMORY = re.compile(r"Failed to allocate memory|bad_alloc|bad allocation")
 
 
 class ProviderWarning(UserWarning):
@@ -588,11 +594,12 @@ class Model:
 
         No images (N = 0) give an empty array, 0×K, when the graph declares the code's shape (dense models), and
         ``ValueError`` when it does not (conv models: the code's size follows the images'). Raises
-        ``ModelFileError`` for a file without a ``code`` output, and what :meth:`reconstruct` raises.
+        ``ModelFileError`` for a file without a ``code`` output, ``ValueError`` for a page over ``MAX_CONV_PIXELS``
+        (encoded in one call, unlike :meth:`reconstruct`'s tiles), and what :meth:`reconstruct` raises.
         """
         if not self.has_code:
             raise ModelFileError(f"{self.path} has no {contract.CODE!r} output, so it cannot encode")
-        batch = self.as_batch(images)
+        batch = self.as_batch(images, whole=True)
         return self._run(self.session, contract.CODE, contract.INPUT, batch, chunk, fixed=self.input_spec.batch)
 
     def decode(self, codes: np.ndarray, *, chunk: int = IMAGES_PER_CALL) -> np.ndarray:
@@ -634,19 +641,22 @@ class Model:
         """Several outputs of the graph for N×C×H×W images (checked as :meth:`reconstruct` checks them), one session
         call per chunk: a detector's reconstructions, scores and maps together. Each output is float32 with one
         result per image (no images: empty arrays where the graph declares the outputs' shapes, else
-        ``ValueError``); ``ModelFileError`` for an output the file lacks, and what :meth:`reconstruct` raises."""
+        ``ValueError``); ``ModelFileError`` for an output the file lacks, ``ValueError`` for a page over
+        ``MAX_CONV_PIXELS`` (run in one call), and what :meth:`reconstruct` raises."""
         missing = [name for name in names if name not in self._outputs]
         if missing:
             raise ModelFileError(f"{self.path.name} has no output {', '.join(map(repr, missing))}")
-        batch = self.as_batch(images)
+        batch = self.as_batch(images, whole=True)
         values = self._run_outputs(self.session, names, contract.INPUT, batch, chunk, fixed=self.input_spec.batch)
         return dict(zip(names, values, strict=True))
 
-    def as_batch(self, images: np.ndarray) -> np.ndarray:
+    def as_batch(self, images: np.ndarray, *, whole: bool = False) -> np.ndarray:
         """``images`` as the model's N×C×H×W batch, N×H×W grey images given their channel axis (no copy), once
         checked: floats in [0, 1] (integer arrays refused: divide 8-bit pixels by 255; NaN, infinities and values
-        outside [0, 1] by more than ``images.PIXEL_TOLERANCE`` refused), C the model's channels and H×W a size it takes.
-        Raises ``ValueError`` for images it refuses. What :meth:`reconstruct` and the detector's ``run`` check."""
+        outside [0, 1] by more than ``images.PIXEL_TOLERANCE`` refused), C the model's channels and H×W a size it takes;
+        ``whole``: images that go into a conv model in one call, so none over ``MAX_CONV_PIXELS`` (see
+        :meth:`InputSpec.padded`). Raises ``ValueError`` for images it refuses. What :meth:`reconstruct` and the
+        detector's ``run`` check."""
         if isinstance(images, list | tuple) and len({np.shape(image) for image in images}) > 1:
             raise ValueError("expected images of one size, got several; pass each size as a batch of its own")
         images = np.asarray(images)
@@ -656,6 +666,8 @@ class Model:
             raise ValueError(f"expected {wanted} images, got shape {images.shape}")
         check_pixels(images, scan=True)
         self.input_spec.check(*images.shape[-2:])
+        if whole and self.input_spec.size is None:
+            self.input_spec.padded(*images.shape[-2:])
         return images.reshape(len(images), channels, *images.shape[-2:])
 
     @staticmethod
@@ -729,6 +741,11 @@ class Model:
                     part = pad_batch(part, fixed)
                 calls.append([value[:count] for value in self._call(session, outputs, {feed: part})])
         except ort_errors() as err:
+            if _NO_MEMORY.search(str(err)):
+                raise OutOfMemory(
+                    f"{self.path.name}: not enough memory for a batch of shape {batch.shape} ({ort_message(err)}); "
+                    "pass fewer or smaller images at a time"
+                ) from None
             raise ModelFileError(
                 f"{self.path.name} failed on a batch of shape {batch.shape}: {ort_message(err)}"
             ) from None
@@ -823,6 +840,17 @@ def _stop(ended: threading.Event, options: Any) -> None:
 _WORKER: list[queue.SimpleQueue] = []  # the jobs of the one thread that runs the main thread's calls, once started
 
 
+# A child of fork() has none of its parent's threads: its main thread's first call starts a worker of its own
+# (gunicorn --preload, multiprocessing's fork start method), where it would otherwise wait on the parent's forever.
+def _after_fork_in_child() -> None:
+    global _OPENING
+    _WORKER.clear()
+    _OPENING = threading.Lock()  # a lock another thread held at the fork stays held in the child
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def _start(call: Callable[[], None]) -> None:
     """Run ``call`` in another thread: the main thread's calls in one lasting worker thread (starting a thread per
     call cost 0.05–0.2 ms, as much as a small model's call), other threads' (with a timeout) in a thread each."""
@@ -843,8 +871,10 @@ def _serve(jobs: queue.SimpleQueue) -> None:
 
 
 def load(model: str | Path, *, providers: str | Sequence[str] | None = None, threads: int | None = None) -> Model:
-    """The model at a path or bundled under a name; opened once per process and then reused (set its ``timeout``
-    to bound each call). ``providers``: onnxruntime's execution providers, one name (``"cuda"``) or several, best
+    """The model at a path or bundled under a name; opened once per process and then reused: every ``load`` of one
+    file with the same ``providers`` and ``threads`` returns the same :class:`Model`, so its ``timeout`` (which
+    bounds each call) holds for all of them. A file replaced since it was opened (another modification time or
+    size) is opened anew, and the old session is let go once nothing else holds it. ``providers``: onnxruntime's execution providers, one name (``"cuda"``) or several, best
     first, short or full (``CUDAExecutionProvider``); default CPU; one that is asked for but not available is
     dropped with a ``ProviderWarning``. ``threads``: onnxruntime's intra-op threads, 1 to 4 per core this process
     may use (default: those cores).
@@ -859,7 +889,10 @@ def load(model: str | Path, *, providers: str | Sequence[str] | None = None, thr
         providers = [providers]
     path = resolve(model)
     stat = path.stat()
-    key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size, tuple(providers or ()), threads)
-    if key not in _OPEN:
-        _OPEN[key] = Model(path, providers, threads)
-    return _OPEN[key]
+    key, version = (str(path.resolve()), tuple(providers or ()), threads), (stat.st_mtime_ns, stat.st_size)
+    with _OPENING:
+        opened = _OPEN.get(key)
+        if opened is None or opened[0] != version:
+            _OPEN.pop(key, None)
+            opened = _OPEN[key] = (version, Model(path, providers, threads))
+    return opened[1]
