@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
 from conftest import digit, read, save
@@ -68,6 +70,9 @@ def test_rgb_is_converted_to_luma(tmp_path):
 def test_bytes_read_like_files(tmp_path):
     path = save(tmp_path / "r.png", digit())
     assert np.array_equal(gray(path.read_bytes()), gray(path))
+    data = path.read_bytes()
+    for source in (bytearray(data), memoryview(data), io.BytesIO(data)):  # an upload's buffer or spooled file
+        assert np.array_equal(gray(source), gray(path))
 
 
 @pytest.mark.parametrize(
@@ -106,7 +111,9 @@ def test_paths_as_text_or_path_like_read_like_paths(tmp_path):
     assert np.array_equal(gray(PathLike()), gray(path))
     with pytest.raises(ImageError, match="no such file"):
         images.read_image(str(tmp_path / "nope.png"))
-    with pytest.raises(TypeError, match=r"a path \(str, Path or os.PathLike\) or the file's bytes, got PIL\."):
+    with pytest.raises(
+        TypeError, match=r"a path \(str, Path or os.PathLike\), the file's bytes or a binary file object, got PIL\."
+    ):
         images.read_image(Image.open(path))
 
 

@@ -217,9 +217,16 @@ def test_a_folder_is_not_a_model_and_a_run_folder_points_to_its_model(toy_dir, t
         load(tmp_path)
 
 
-def test_load_refuses_fewer_than_one_thread(toy_dir):
-    with pytest.raises(ValueError, match="threads must be at least 1, got 0"):
-        load(toy_dir / "dense.onnx", threads=0)
+@pytest.mark.parametrize("threads", [0, 1.5, "2", True])
+def test_load_refuses_threads_that_are_not_a_whole_number_of_at_least_one(toy_dir, threads):
+    with pytest.raises(ValueError, match=f"threads must be a whole number, at least 1, got {threads!r}"):
+        load(toy_dir / "dense.onnx", threads=threads)
+
+
+@pytest.mark.parametrize("model", [None, 123, b"dense.onnx"])
+def test_a_model_that_is_not_a_name_or_path_is_a_type_error(toy_dir, model):
+    with pytest.raises(TypeError, match=r"a model is a bundled name or a path \(str or Path\), got builtins\."):
+        load(model)
 
 
 def test_bytes_that_are_not_onnx_say_they_may_not_be_onnx_at_all(tmp_path):

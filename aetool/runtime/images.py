@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
 
@@ -104,8 +104,9 @@ class Decoded:
         return int(self.pixels.shape[1]), int(self.pixels.shape[2])
 
 
-def read_image(source: str | Path | bytes) -> Decoded:
-    """Decode an image file (a path: ``str``, ``Path`` or any ``os.PathLike``) or its bytes into C×H×W float32
+def read_image(source: str | Path | bytes | bytearray | memoryview | BinaryIO) -> Decoded:
+    """Decode an image file (a path: ``str``, ``Path`` or any ``os.PathLike``), its bytes (``bytes``, ``bytearray``,
+    ``memoryview``) or a binary file object read from where it stands (an upload's spooled file) into C×H×W float32
     pixels in [0, 1].
 
     Raises ``ImageError`` (one line, for the per-image error of a batch) for a missing, empty, unreadable,
@@ -116,11 +117,15 @@ def read_image(source: str | Path | bytes) -> Decoded:
 
     if isinstance(source, str | os.PathLike):
         source = Path(os.fsdecode(source))
-    elif not isinstance(source, bytes):
+    elif isinstance(source, bytearray | memoryview):
+        source = bytes(source)
+    elif callable(getattr(source, "read", None)) and not isinstance(source, bytes):
+        source = source.read()
+    if not isinstance(source, bytes | Path):
         kind = type(source)
         raise TypeError(
-            f"read_image takes a path (str, Path or os.PathLike) or the file's bytes, got {kind.__module__}."
-            f"{kind.__qualname__}"
+            f"read_image takes a path (str, Path or os.PathLike), the file's bytes or a binary file object, got "
+            f"{kind.__module__}.{kind.__qualname__}"
         )
     with opened_image(source) as opened:
         _check_single_frame(opened)

@@ -879,12 +879,13 @@ def load(model: str | Path, *, providers: str | Sequence[str] | None = None, thr
     dropped with a ``ProviderWarning``. ``threads``: onnxruntime's intra-op threads, 1 to 4 per core this process
     may use (default: those cores).
 
-    Raises ``ModelFileError`` for a missing or broken file; ``ValueError`` for ``threads`` under 1;
+    Raises ``ModelFileError`` for a missing or broken file; ``TypeError`` for a ``model`` that is not a name or
+    path; ``ValueError`` for ``threads`` that are not a whole number of at least 1;
     ``AetoolError`` for more than 4 threads per usable core (its message names the CLI's ``--threads``) and for an
     unknown provider; ``TypeError`` for a provider that is not a string.
     """
-    if threads is not None and threads < 1:
-        raise ValueError(f"threads must be at least 1, got {threads}")
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, numbers.Integral) or threads < 1):
+        raise ValueError(f"threads must be a whole number, at least 1, got {threads!r}")
     if isinstance(providers, str):
         providers = [providers]
     path = resolve(model)

@@ -53,11 +53,16 @@ def _a_folder(path: Path) -> str:
 
 
 def resolve(model: str | Path) -> Path:
-    """The file behind ``model``: a path to an ``.onnx`` file, or the name of a bundled model."""
-    text = str(model)
+    """The file behind ``model``: a path to an ``.onnx`` file (``str``, ``Path`` or any ``os.PathLike``), or the name
+    of a bundled model. Raises ``ModelFileError`` when there is no such file or model, ``TypeError`` for another
+    type (bytes: decode them, ``os.fsdecode``)."""
+    if not isinstance(model, str | os.PathLike) or isinstance(os.fspath(model), bytes):
+        kind = type(model)
+        raise TypeError(f"a model is a bundled name or a path (str or Path), got {kind.__module__}.{kind.__qualname__}")
+    text = os.fspath(model)
     if not text:
         raise ModelFileError("the model is named by an empty string; give a bundled model's name or an .onnx file")
-    looks_like_path = isinstance(model, Path) or text.endswith(".onnx") or os.sep in text or "/" in text
+    looks_like_path = not isinstance(model, str) or text.endswith(".onnx") or os.sep in text or "/" in text
     if not looks_like_path:
         index = bundled_index()
         if text in index:
