@@ -1,3 +1,4 @@
+import hashlib
 import json
 import re
 from dataclasses import replace
@@ -19,8 +20,8 @@ from aetool.report.build import NUMBERS  # noqa: E402
 from aetool.report.experiments import NOISE_LEVELS, SHALLOW, Data, svd_check  # noqa: E402
 from aetool.report.figures import image_grid  # noqa: E402
 from aetool.report.inference import Engine  # noqa: E402
-from aetool.report.runs import TIMING, prepare_run, wanted_config  # noqa: E402
-from aetool.train import TrainConfig, train  # noqa: E402
+from aetool.report.runs import TIMING, ReportRun, _read_timing, prepare_run, wanted_config  # noqa: E402
+from aetool.train import RunFolder, TrainConfig, train  # noqa: E402
 from aetool.train.run import CHECKPOINT, METRICS  # noqa: E402
 
 SHARED_MNIST = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "mnist"
@@ -251,9 +252,60 @@ def test_report_refuses_an_output_folder_it_cannot_make_before_any_training(tmp_
     assert len(result.stderr.splitlines()) == 1 and not (tmp_path / "runs").exists()
 
 
-def test_a_quick_reports_intro_names_the_epochs_it_trained():
+def test_the_intro_names_the_epochs_and_images_of_the_runs_it_shows():
     from aetool.report.build import _intro
 
-    assert "QUICK DEMO: 1 epoch(s)" in " ".join(_intro(True, None, Path("runs"), None))
-    assert "QUICK DEMO: 2 epoch(s)" in " ".join(_intro(True, None, Path("runs"), 2))
-    assert not any("QUICK" in line for line in _intro(False, None, Path("runs"), 2))
+    def runs(*configs):
+        return {config.model: ReportRun(config.model, Path("runs"), config) for config in configs}
+
+    quick = [TrainConfig("deep", epochs=1, limit=2000), TrainConfig("ae64", epochs=1, limit=2000)]
+    intro = " ".join(_intro(True, None, Path("runs"), runs(*quick, TrainConfig("pca"))))
+    assert "QUICK DEMO: models trained for 1 epoch(s) on at most 2,000 training images (2 of 2 fewer" in intro
+    reused = runs(quick[0], TrainConfig("ae64", epochs=15))  # a full run a quick report reuses
+    assert "trained for 1 to 15 epoch(s) on at most 2,000 training images (all for some)" in " ".join(
+        _intro(True, None, Path("runs"), reused)
+    )
+    short = " ".join(_intro(False, None, Path("runs"), runs(TrainConfig("deep", epochs=2), TrainConfig("ae64"))))
+    assert "SHORT RUNS: models trained for 2 to 10 epoch(s) on all training images (1 of 2 fewer epochs" in short
+    assert not any(
+        "RUNS" in line or "QUICK" in line for line in _intro(False, None, Path("runs"), runs(TrainConfig("ae64")))
+    )
+
+
+def test_a_time_in_timing_json_is_for_the_files_it_was_measured_on(tmp_path):
+    folder = RunFolder(tmp_path)
+    folder.checkpoint.write_bytes(b"weights")
+    folder.model_file.write_bytes(b"graph")
+    (tmp_path / TIMING).write_text(
+        json.dumps(
+            {
+                "train_seconds": 3.0,
+                "checkpoint_sha256": hashlib.sha256(b"weights").hexdigest(),
+                "export_seconds": 2.0,
+                "model_sha256": hashlib.sha256(b"graph").hexdigest(),
+            }
+        )
+    )
+    assert _read_timing(folder)["train_seconds"] == 3.0 and _read_timing(folder)["export_seconds"] == 2.0
+    folder.checkpoint.write_bytes(b"trained over with aetool train --force")
+    assert "train_seconds" not in _read_timing(folder) and _read_timing(folder)["export_seconds"] == 2.0
+    folder.model_file.write_bytes(b"exported again")
+    assert _read_timing(folder) == {}
+
+
+def test_a_reused_run_optimised_otherwise_is_named_in_the_line_and_on_the_page(report):
+    said = next(line for line in report["lines"] if line.startswith("report: denoise-dense: reusing it"))
+    assert "(trained with --lr 0.003 (not " in said and "--batch-size 32 (not 128))" in said
+    notes = report["numbers"]["runs"]["denoise-dense"]["notes"]
+    assert notes and notes[0].startswith("--lr 0.003 (not")
+    assert "--batch-size 32 (not 128)" in (report["out"] / "README.md").read_text()
+
+
+def test_a_run_that_learned_nothing_is_named_on_the_page(report):
+    trivial = [name for name, run in report["numbers"]["runs"].items() if run["notes"]]
+    for name in set(trivial) - set(DENOISING):  # one epoch on 2,048 synthetic digits: some learn nothing yet
+        [note] = report["numbers"]["runs"][name]["notes"]
+        assert (
+            note.endswith("the model has learned nothing useful") and note in (report["out"] / "README.md").read_text()
+        )
+    assert set(trivial) - set(DENOISING)

@@ -13,14 +13,15 @@ from aetool.report import sections
 from aetool.report.environment import environment
 from aetool.report.inference import Engine
 from aetool.report.page import check_page_folder, staged_page, write_html, write_markdown
-from aetool.report.runs import QUICK_EPOCHS, QUICK_LIMIT, prepare_runs
+from aetool.report.runs import ReportRun, prepare_runs
 from aetool.runtime.metrics import SetScores
+from aetool.train import TrainConfig
 
 NUMBERS = "numbers.json"
 TITLE = "Autoencoders on MNIST: the EE6132 report, reproduced"
 
 
-def _intro(quick: bool, data_dir: str | None, runs: Path, epochs: int | None) -> list[str]:
+def _intro(quick: bool, data_dir: str | None, runs: Path, prepared: dict[str, ReportRun]) -> list[str]:
     intro = [
         f"Every experiment of the report (EE6132 assignment 3, Akash Reddy A, 2019), run again with aetool on "
         f"{data_dir or 'MNIST as torchvision downloads it'}; runs in {runs}. Each number stands next to the "
@@ -28,11 +29,24 @@ def _intro(quick: bool, data_dir: str | None, runs: Path, epochs: int | None) ->
         "was exported, so every figure also checks the runtime; weights, filters and training come from torch. "
         f"Built {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC."
     ]
-    if quick:
+    trained = [run.config for run in prepared.values() if run.config.epochs]  # not PCA, fitted in closed form
+    short = [config for config in trained if (config.epochs or 0) < (TrainConfig(config.model).epochs or 0)]
+    if quick or short or any(config.limit for config in trained):
+        counts = sorted({config.epochs or 0 for config in trained})
+        epochs = f"{counts[0]}" if len(counts) == 1 else f"{counts[0]} to {counts[-1]}"
+        limits = {config.limit for config in trained}
+        images = (
+            "all training images"
+            if limits == {None}
+            else f"at most {max(limit for limit in limits if limit):,} training images"
+            + ("" if None not in limits else " (all for some)")
+        )
         intro.append(
-            f"QUICK DEMO: {epochs or QUICK_EPOCHS} epoch(s) on at most {QUICK_LIMIT} training images per model, "
-            "fewer samples. The numbers show that every step works, not what the models can do; run the "
-            "report without --quick for numbers to compare with the report's."
+            f"{'QUICK DEMO' if quick else 'SHORT RUNS'}: models trained for {epochs} epoch(s) on {images} "
+            f"({len(short)} of {len(trained)} fewer epochs than aetool's defaults){', fewer samples' * quick}. The "
+            "numbers show that every step works, not what the models can do: the ratios to the report's numbers "
+            "compare with models trained less; run the report without --quick and --epochs for numbers to compare "
+            "with the report's."
         )
     return intro
 
@@ -78,6 +92,7 @@ def _numbers(
                 "export_seconds": e.run.export_seconds,
                 "trained_now": e.run.trained_now,
                 "inference": e.backend,
+                "notes": e.run.notes,
             }
             for name, e in engines.items()
         },
@@ -162,7 +177,7 @@ def build_report(
             seconds=seconds,
         )
         (stage / NUMBERS).write_text(json.dumps(numbers, indent=2))
-        intro = _intro(quick, data_dir, runs, epochs)
+        intro = _intro(quick, data_dir, runs, prepared)
         write_markdown(stage / "README.md", TITLE, intro, body)
         write_html(stage / "index.html", TITLE, intro, body)
     index = out / "index.html"

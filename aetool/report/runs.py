@@ -1,12 +1,14 @@
 """The report's run folders: reuse the complete ones, train or export what is missing, and time both.
 
 The rules (reuse, resume, retrain, is the export current) are :class:`~aetool.train.run.RunFolder`'s. metrics.json
-does not record wall time, so the report keeps its own small ``timing.json`` beside each run it trains; runs
-trained elsewhere (``aetool train``) are reused as they are, with their time unknown.
+does not record wall time, so the report keeps its own small ``timing.json`` beside each run it trains, with the
+SHA-256 of the checkpoint and model file each time is for; runs trained or exported elsewhere (``aetool train``,
+``aetool export``, also over a run the report timed) are reused as they are, with their time unknown.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Callable
@@ -17,6 +19,7 @@ from typing import Any
 from aetool.errors import AetoolError
 from aetool.models import REPORT_MODELS, get_spec
 from aetool.train import RunFolder, TrainConfig, train
+from aetool.train.loop import beaten
 
 TIMING = "timing.json"
 QUICK_EPOCHS = 1
@@ -35,6 +38,7 @@ class ReportRun:
     train_seconds: float | None = None  # None: trained outside the report, time unknown
     export_seconds: float | None = None
     trained_now: bool = False
+    notes: list[str] = field(default_factory=list)  # a reused run's other optimisation; a run that learned nothing
 
 
 def wanted_config(name: str, data_dir: str | None, *, quick: bool, epochs: int | None) -> TrainConfig:
@@ -69,7 +73,8 @@ def plan_run(folder: RunFolder, wanted: TrainConfig) -> Plan:
     if reasons:
         return Plan(wanted, force=True, why=f"trained with other settings ({', '.join(reasons)})")
     if folder.is_finished():
-        return Plan(None, why="reusing it")
+        otherwise = RunFolder.optimised_otherwise(stored, wanted)
+        return Plan(None, why="reusing it" + (f" (trained with {', '.join(otherwise)})" if otherwise else ""))
     last = folder.read_metrics()["history"][-1]["epoch"] if folder.read_metrics()["history"] else 0
     own = TrainConfig.from_dict({**stored, "data_dir": wanted.data_dir, "device": wanted.device})
     return Plan(own, resume=True, why=f"stopped after epoch {last}; resuming it")
@@ -88,9 +93,24 @@ def _export(folder: RunFolder, data_dir: str | None, echo: Callable[[str], None]
     return folder.model_file if folder.export_is_current() else None, time.perf_counter() - started
 
 
+def _digest(path: Path) -> str | None:
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
+
+
 def _read_timing(folder: RunFolder) -> dict[str, Any]:
+    """The wall times ``timing.json`` holds for the checkpoint and model file there now: a time recorded for
+    other files (trained over with ``aetool train --force``, exported again) is unknown, not theirs."""
     path = folder.path / TIMING
-    return json.loads(path.read_text()) if path.is_file() else {}
+    try:
+        stored = json.loads(path.read_text()) if path.is_file() else {}
+    except (OSError, ValueError):
+        return {}
+    timing: dict[str, Any] = {}
+    if "train_seconds" in stored and stored.get("checkpoint_sha256") == _digest(folder.checkpoint):
+        timing.update(train_seconds=stored["train_seconds"], checkpoint_sha256=stored["checkpoint_sha256"])
+    if "export_seconds" in stored and stored.get("model_sha256") == _digest(folder.model_file):
+        timing.update(export_seconds=stored["export_seconds"], model_sha256=stored["model_sha256"])
+    return timing
 
 
 def prepare_run(
@@ -111,22 +131,32 @@ def prepare_run(
         result = train(
             plan.config, run_dir=folder.path, resume=plan.resume, force=plan.force, progress=progress, echo=echo
         )
-        timing, trained_now = {"train_seconds": result.seconds}, True
+        timing = {"train_seconds": result.seconds, "checkpoint_sha256": _digest(folder.checkpoint)}
+        trained_now = True
     onnx = folder.model_file if folder.export_is_current() else None
     if onnx is None:
         onnx, timing["export_seconds"] = _export(folder, wanted.data_dir, echo)
+        timing["model_sha256"] = _digest(folder.model_file)
     if timing != _read_timing(folder):
         (folder.path / TIMING).write_text(json.dumps(timing, indent=2))
     metrics = folder.read_metrics()
+    notes = RunFolder.optimised_otherwise(metrics["config"], wanted) if plan.config is None else []
+    history = metrics["history"]
+    problem = beaten(history[-1]["test_mse"], metrics.get("baselines") or {}) if history else None
+    if problem:
+        if not trained_now:  # training said so as it ended
+            echo(f"report: {name}: {problem}; its figures show what it does all the same")
+        notes.append(problem)
     return ReportRun(
         name,
         folder.path,
         TrainConfig.from_dict(metrics["config"]),
-        metrics["history"],
+        history,
         onnx,
         timing.get("train_seconds"),
         timing.get("export_seconds"),
         trained_now,
+        notes,
     )
 
 

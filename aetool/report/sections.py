@@ -367,6 +367,7 @@ def summary_section(
 ) -> Section:
     """The summary: every number beside the report's, each run's training and inference facts, timings, environment."""
     scores = {name: result.mse for name, result in quality.items()}
+    tested = f"scores the first {next(iter(quality.values())).images:,}" if quality else "scores none"
     rows = [
         [f"test MSE, {LABELS[n]}", number(scores[n]), number(r), f"{scores[n] / r:.2f}"]
         for n, r in REPORTED_MSE.items()
@@ -408,6 +409,7 @@ def summary_section(
                 f"{quality[name].psnr:.2f}",
                 number(quality[name].ssim),
                 engine.backend,
+                "; ".join(run.notes) or "—",
             ]
         )
     return Section(
@@ -427,10 +429,15 @@ def summary_section(
                     "test PSNR dB",
                     "test SSIM",
                     "inference",
+                    "notes",
                 ],
                 training,
                 "Wall times are the report's own measurements (timing.json beside each run); '—' where a run was "
-                "trained or exported elsewhere. The two MSE columns agree when the ONNX export is faithful. PSNR "
+                "trained or exported elsewhere. The two MSE columns agree when the ONNX export is faithful and both "
+                f"score the same test digits: this report {tested}; the training column the first --limit of them "
+                "for a run trained with one, else all. Notes name how a reused run was optimised otherwise (the "
+                "report reuses a run that learned the same model on at least as much data, whatever its --lr, "
+                "--batch-size or --seed) and a run that beats no trivial output. PSNR "
                 "(peak 1) of the MSE over all test pixels and SSIM (Wang et al. 2004, 11×11 Gaussian window, σ 1.5, "
                 "mean over digits) of clean test digits, through the runtime.",
             ),

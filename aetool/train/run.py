@@ -46,6 +46,7 @@ REUSED_SETTINGS = (
     "components",
     "classes",
 )
+OPTIMISATION_SETTINGS = ("lr", "batch_size", "seed")  # may differ in a run reused, and are then named
 # What must match for a resumed run to end at the uninterrupted run's weights: batches, noise and the learning-rate
 # schedule are functions of these too.
 RESUMED_SETTINGS = (
@@ -297,6 +298,17 @@ class RunFolder:
             f"{_as_given(key, stored.get(key))} (now {_as_given(key, wanted[key], flag=False)})"
             for key in RESUMED_SETTINGS
             if stored.get(key) != wanted[key]
+        ]
+
+    @staticmethod
+    def optimised_otherwise(stored: dict[str, Any], wanted: TrainConfig) -> list[str]:
+        """How a run that stands in for ``wanted`` was optimised otherwise (``OPTIMISATION_SETTINGS``), as options:
+        ``--lr 1e-05 (not 0.001)``; empty when alike."""
+        stored, want = _normalised(stored), wanted.to_dict()
+        return [
+            f"{_as_given(key, stored.get(key))} (not {_as_given(key, want[key], flag=False)})"
+            for key in OPTIMISATION_SETTINGS
+            if stored.get(key) != want[key]
         ]
 
     @staticmethod
