@@ -2,7 +2,7 @@
 
 import os
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 BUSY_LOAD = 1.0  # the 1-minute load average (a core's worth of other work) from which the cores are taken as shared
 

@@ -9,11 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import colour_metadata, digit, node, onnx_bytes, read, save
+from conftest import colour_metadata, digit, node, onnx_bytes, read, save, toy_metadata
 from PIL import Image
 
 from aetool import __version__
 from aetool.cli import NoiseKind
+from aetool.runtime import contract
 from aetool.runtime.noise import NOISE_KINDS, add_noise
 
 
@@ -152,10 +153,19 @@ def test_channel_conversions_are_said_per_image(cli, tmp_path, toy_dir, ring):
     result = cli("denoise", "colour.png", "--json")
     assert "colour.png: RGB → grey (luma) for the model, which takes grey images; the output is grey" in result.stderr
     assert records(result)[0]["converted"] == "RGB → grey (luma)" and read(Path("colour.denoised.png")).ndim == 2
+    # the toy bundled as denoise is a round-1 file (contract 1): round 1's dense denoiser, not today's blind one
+    assert "aetool: this model was trained on grey 28×28 images (mnist), not photographs" in result.stderr
+    assert "if these images are photographs, train one on your own" in result.stderr  # a page is not told to
+    blind = {**toy_metadata("denoise", "conv", 4), contract.CONTRACT_VERSION: "2"}  # today's bundled denoise
+    shape = ["N", 1, "H", "W"]
+    graph = onnx_bytes(
+        {"image": shape}, {"reconstruction": shape}, [node("Identity", ["image"], ["reconstruction"])], blind
+    )
+    (tmp_path / "blind.onnx").write_bytes(graph)
+    result = cli("denoise", "colour.png", "--model", str(tmp_path / "blind.onnx"), "-o", "blind.png")
     assert result.stderr.splitlines()[-1].startswith(
         "aetool: this model was trained on grey MNIST digits and pages of them, and makes photographs worse"
     )
-    assert "if these images are photographs, train one on your own" in result.stderr  # a page is not told to
 
 
 def test_a_grey_photo_through_a_digits_model_is_told_to_train_its_own(cli, tmp_path, toy_dir, ring):
@@ -368,7 +378,7 @@ def test_evaluate_prints_mse_psnr_ssim_and_json(cli, mnist_dir):
     assert "; the file records 0.000000 with its training noise gaussian=0.5 (over all" in result.stdout
     result = cli("evaluate", "--data-dir", str(mnist_dir), "--noise", "0.5", "--limit", "4", "--json")
     record = json.loads(result.stdout)
-    assert record["n"] == 4 and record["noise"] == 0.5 and record["mse"] > 0.01 and record["model"] == "denoise"
+    assert record["n"] == 4 and record["noise"] == 0.5 and record["mse"] > 0.01 and record["model"] == "denoise-dense"
     assert record["psnr"] == pytest.approx(10 * np.log10(1 / record["mse"])) and 0 < record["ssim"] < 1
 
 

@@ -1,6 +1,7 @@
 import hashlib
 import json
 import re
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from aetool.report.build import NUMBERS  # noqa: E402
 from aetool.report.experiments import NOISE_LEVELS, SHALLOW, Data, svd_check  # noqa: E402
 from aetool.report.figures import image_grid  # noqa: E402
 from aetool.report.inference import Engine  # noqa: E402
-from aetool.report.runs import TIMING, ReportRun, _read_timing, prepare_run, wanted_config  # noqa: E402
+from aetool.report.runs import TIMING, ReportRun, _read_timing, prepare_run, run_folder, wanted_config  # noqa: E402
 from aetool.train import RunFolder, TrainConfig, train  # noqa: E402
 from aetool.train.run import CHECKPOINT, METRICS  # noqa: E402
 
@@ -270,6 +271,24 @@ def test_the_intro_names_the_epochs_and_images_of_the_runs_it_shows():
     assert not any(
         "RUNS" in line or "QUICK" in line for line in _intro(False, None, Path("runs"), runs(TrainConfig("ae64")))
     )
+
+
+def test_round_1s_run_of_the_dense_denoiser_under_its_old_name_is_reused_never_trained_over(report, tmp_path):
+    runs = tmp_path / "runs"
+    shutil.copytree(report["runs"] / "denoise-dense", runs / "denoise")
+    checkpoint = torch.load(runs / "denoise" / CHECKPOINT, weights_only=True)
+    metrics = json.loads((runs / "denoise" / METRICS).read_text())
+    for stored in (checkpoint["config"], metrics["config"]):  # as round 1 recorded its config
+        stored["model"] = "denoise"
+        del stored["size"], stored["channels"]
+    torch.save(checkpoint, runs / "denoise" / CHECKPOINT)
+    (runs / "denoise" / METRICS).write_text(json.dumps(metrics))
+    wanted = wanted_config("denoise-dense", str(report["data"]), quick=True, epochs=None)
+    folder, plan = run_folder(runs, "denoise-dense", wanted)
+    assert folder.path == runs / "denoise" and plan.config is None and plan.why.startswith("reusing it")
+    longer = wanted_config("denoise-dense", str(report["data"]), quick=True, epochs=20)  # it has 15
+    folder, plan = run_folder(runs, "denoise-dense", longer)
+    assert folder.path == runs / "denoise-dense" and plan.why == "no run yet"
 
 
 def test_a_time_in_timing_json_is_for_the_files_it_was_measured_on(tmp_path):

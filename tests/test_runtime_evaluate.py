@@ -19,7 +19,7 @@ from aetool.runtime.noise import TEST_NOISE_SEED, add_noise
 def test_identity_on_clean_inputs_scores_zero(toy_dir, mnist_dir):
     result = evaluate(load(toy_dir / "dense.onnx"), mnist_dir, noise=0)
     assert result.mse == 0 and result.n == 12 and result.noise == 0
-    assert result.model == "denoise" and result.recorded_test_mse == 0.0
+    assert result.model == "denoise-dense" and result.recorded_test_mse == 0.0  # a round-1 file's old name
     assert result.recorded_noise == "gaussian=0.5"  # the recorded MSE is under the training noise, not this one's
     assert evaluate(load(toy_dir / "dense.onnx"), mnist_dir).recorded_noise is None  # its own: nothing to say
     assert result.psnr is None and result.ssim == pytest.approx(1.0)  # infinite PSNR, identical images

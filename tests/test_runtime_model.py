@@ -13,10 +13,10 @@ from types import SimpleNamespace
 import numpy as np
 import onnxruntime
 import pytest
-from conftest import colour_metadata, int64_tensor, node, onnx_bytes
+from conftest import colour_metadata, int64_tensor, node, onnx_bytes, toy_metadata
 
 from aetool.errors import AetoolError, ModelFileError, OutOfMemory
-from aetool.runtime import InputSpec, ProviderWarning, load
+from aetool.runtime import InputSpec, ProviderWarning, contract, load
 from aetool.runtime import model as model_module
 from aetool.runtime.detect import Detector
 from aetool.runtime.metadata import check_metadata
@@ -40,7 +40,7 @@ def test_metadata_is_decoded_and_gives_the_input_spec(toy_dir):
     assert model.metadata["epochs"] == 0 and model.metadata["test_mse"] == 0.0
     assert model.metadata["precision"] == "fp32"
     assert model.input_spec == InputSpec(size=(28, 28), multiple_of=1)
-    assert model.name == "denoise" and model.kind == "dense"
+    assert model.name == "denoise-dense" and model.kind == "dense"  # round 1's name of the dense denoiser
     assert model.providers == ["CPUExecutionProvider"]
 
 
@@ -160,6 +160,19 @@ def test_a_detectors_threshold_is_a_finite_number(toy_dir, threshold):
     assert Detector(toy_dir / "conv.onnx", threshold=0.5).threshold == 0.5
     with pytest.raises(AetoolError, match="--threshold takes a finite number"):
         Detector(toy_dir / "conv.onnx", threshold=threshold)
+
+
+def test_a_round_1_file_under_a_name_since_given_to_another_model_is_known_by_its_new_name(tmp_path):
+    graph = (
+        {"image": ["N", 1, 28, 28]},
+        {"reconstruction": ["N", 1, 28, 28]},
+        [node("Identity", ["image"], ["reconstruction"])],
+    )
+    (tmp_path / "round1.onnx").write_bytes(onnx_bytes(*graph, toy_metadata("denoise", "dense", None)))
+    assert load(tmp_path / "round1.onnx").name == "denoise-dense"  # round 1's dense denoiser
+    today = {**toy_metadata("denoise", "dense", None), contract.CONTRACT_VERSION: "2"}
+    (tmp_path / "today.onnx").write_bytes(onnx_bytes(*graph, today))
+    assert load(tmp_path / "today.onnx").name == "denoise"
 
 
 def test_threads_reach_the_session(toy_dir):

@@ -93,6 +93,27 @@ def test_resume_after_interrupt_equals_uninterrupted_run(data_dir, tmp_path):
     assert [r["test_mse"] for r in resumed.history] == [r["test_mse"] for r in full.history]
 
 
+def test_a_round_1_run_stopped_part_way_resumes_to_the_uninterrupted_runs_weights(data_dir, tmp_path):
+    full = train(config("ae64", data_dir, epochs=2), run_dir=tmp_path / "full", progress=False)
+
+    def interrupt_after_epoch_1(line):
+        if line.startswith("epoch   1"):
+            raise KeyboardInterrupt
+
+    with pytest.raises(Interrupted):
+        train(
+            config("ae64", data_dir, epochs=2), run_dir=tmp_path / "cut", progress=False, echo=interrupt_after_epoch_1
+        )
+    checkpoint = torch.load(tmp_path / "cut" / CHECKPOINT, weights_only=True)
+    metrics = json.loads((tmp_path / "cut" / METRICS).read_text())
+    for stored in (checkpoint["config"], metrics["config"]):  # round 1 recorded neither
+        del stored["size"], stored["channels"]
+    torch.save(checkpoint, tmp_path / "cut" / CHECKPOINT)
+    (tmp_path / "cut" / METRICS).write_text(json.dumps(metrics))
+    resumed = train(config("ae64", data_dir, epochs=2), run_dir=tmp_path / "cut", resume=True, progress=False)
+    assert torch.equal(weights(load_run(full.run_dir).net), weights(load_run(resumed.run_dir).net))
+
+
 def test_existing_run_is_not_overwritten_without_force(data_dir, tmp_path):
     train(config("pca", data_dir), run_dir=tmp_path, progress=False)
     with pytest.raises(AetoolError, match="--resume"):

@@ -18,6 +18,7 @@ from typing import Any
 
 from aetool.errors import AetoolError
 from aetool.models import REPORT_MODELS, get_spec
+from aetool.runtime import contract
 from aetool.train import RunFolder, TrainConfig, train
 from aetool.train.loop import beaten
 
@@ -113,14 +114,30 @@ def _read_timing(folder: RunFolder) -> dict[str, Any]:
     return timing
 
 
+def run_folder(runs: Path, name: str, wanted: TrainConfig) -> tuple[RunFolder, Plan]:
+    """The folder of ``name``'s run under ``runs`` and what to do with it: ``runs/NAME``; or, when that is not
+    there, a round-1 run of the model under its old name (``runs/denoise`` holding round 1's dense denoiser, now
+    ``denoise-dense``: ``contract.ROUND_1_NAMES``) that can be reused or resumed, never trained over."""
+    folder = RunFolder(runs / name)
+    if not folder.path.exists():
+        for old, new in contract.ROUND_1_NAMES.items():
+            legacy = RunFolder(runs / old)
+            stored = legacy.stored_config() if new == name and legacy.holds_run() else None
+            if stored is not None and stored.get("model") == old and "channels" not in stored:
+                plan = plan_run(legacy, wanted)
+                if not plan.force:
+                    return legacy, plan
+    return folder, plan_run(folder, wanted)
+
+
 def prepare_run(
     name: str, runs: Path, wanted: TrainConfig, *, echo: Callable[[str], None] = print, progress: bool = True
 ) -> ReportRun:
-    """A complete, exported run of ``name`` under ``runs``: reused, resumed, trained or retrained as needed."""
-    folder = RunFolder(runs / name)
+    """A complete, exported run of ``name`` under ``runs`` (:func:`run_folder`): reused, resumed, trained or
+    retrained as needed."""
+    folder, plan = run_folder(runs, name, wanted)
     timing = _read_timing(folder)
     trained_now = False
-    plan = plan_run(folder, wanted)
     if plan.config is None:
         echo(f"report: {name}: {plan.why} ({folder.path})")
     else:
@@ -178,9 +195,10 @@ def prepare_runs(
     wanted = {name: wanted_config(name, data_dir, quick=quick, epochs=epochs) for name in REPORT_MODELS}
     if not retrain:
         clashes = [
-            f"{runs / name}: {plan.why}"
+            f"{folder.path}: {plan.why}"
             for name, config in wanted.items()
-            if (plan := plan_run(RunFolder(runs / name), config)).force
+            for folder, plan in [run_folder(runs, name, config)]
+            if plan.force
         ]
         if clashes:
             raise AetoolError(

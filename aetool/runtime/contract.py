@@ -27,6 +27,10 @@ SCORE = "score"  # detectors: N anomaly scores, higher is more anomalous
 ANOMALY_MAP = "anomaly_map"  # detectors: N×1×H×W, the smoothed squared-error map the heatmaps show
 SCORE_COMPONENTS = "score_components"  # detectors: N×K, the raw components the score standardises and sums
 
+# Round 1's registry names that now name other models: a round-1 run folder (its config records no channels) or
+# model file (contract version 1) of that name holds the model named here.
+ROUND_1_NAMES = {"denoise": "denoise-dense"}
+
 # metadata_props keys
 AETOOL_VERSION = "aetool_version"
 MODEL_NAME = "model_name"  # registry name, e.g. "denoise"

@@ -503,6 +503,8 @@ class Model:
         self.metadata = parse_metadata(self.session.get_modelmeta().custom_metadata_map)
         self.input_spec = check_contract(self.session, path, self.metadata)
         self.name: str = self.metadata.get(contract.MODEL_NAME) or path.name.removesuffix(".onnx")
+        if contract_version(path, self.metadata) == 1:  # round 1's names, some since given to other models
+            self.name = contract.ROUND_1_NAMES.get(self.name, self.name)
         self._dtype = _DTYPES[self.session.get_inputs()[0].type]
         self._outputs = {o.name for o in self.session.get_outputs()}
         self._providers, self._threads = providers, threads

@@ -11,6 +11,7 @@ from typing import Any
 
 from aetool.errors import AetoolError
 from aetool.models import ConvAE, build_model, get_spec
+from aetool.runtime import contract
 from aetool.runtime.anomaly import parse_classes
 from aetool.runtime.images import parse_size
 from aetool.runtime.noise import NOISE_KINDS, Noise, check_level
@@ -292,8 +293,8 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"unknown training settings: {', '.join(sorted(unknown))}")
         settings = {key: value for key, value in stored.items() if key in known}
-        if settings["model"] == "denoise" and "channels" not in stored:  # round 1's dense denoiser, renamed
-            settings["model"] = "denoise-dense"
+        if "channels" not in stored:  # a round-1 run
+            settings["model"] = contract.ROUND_1_NAMES.get(settings["model"], settings["model"])
         for key in ("size", "classes"):
             if isinstance(settings.get(key), list):
                 settings[key] = tuple(settings[key])

@@ -292,12 +292,14 @@ class RunFolder:
 
     @staticmethod
     def resume_conflicts(stored: dict[str, Any], config: TrainConfig) -> list[str]:
-        """The settings in which ``config`` differs from a stored run's: a resumed run must keep them all."""
+        """The settings in which ``config`` differs from a stored run's: a resumed run must keep them all. A round-1
+        run records no ``size`` or ``channels`` (it trained on MNIST's digits, which settle both): not a conflict."""
+        unrecorded = {key for key in ("size", "channels") if key not in stored}
         stored, wanted = _normalised(stored), config.to_dict()
         return [
             f"{_as_given(key, stored.get(key))} (now {_as_given(key, wanted[key], flag=False)})"
             for key in RESUMED_SETTINGS
-            if stored.get(key) != wanted[key]
+            if key not in unrecorded and stored.get(key) != wanted[key]
         ]
 
     @staticmethod
