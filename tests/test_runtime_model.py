@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import time
+import zipfile
 from types import SimpleNamespace
 
 import numpy as np
@@ -218,6 +219,18 @@ def test_an_image_given_as_the_model_is_named_as_such(tmp_path):
         Image.new("L", (4, 4)).save(tmp_path / name, format=fmt)
         with pytest.raises(ModelFileError, match=rf"^{tmp_path / name} is a {fmt} image, not an ONNX model$"):
             load(tmp_path / name)
+
+
+def test_a_checkpoint_given_as_the_model_points_to_export(tmp_path):
+    (tmp_path / "run").mkdir()
+    with zipfile.ZipFile(tmp_path / "run" / "checkpoint.pt", "w") as archive:  # what torch.save writes
+        archive.writestr("checkpoint/data.pkl", b"weights")
+    with pytest.raises(
+        ModelFileError, match=r"is a zip archive, as a PyTorch checkpoint is, not an ONNX model: export"
+    ):
+        load(tmp_path / "run" / "checkpoint.pt")
+    with pytest.raises(ModelFileError, match=rf"with aetool export {tmp_path / 'run'} \(its model.onnx\)$"):
+        load(tmp_path / "run" / "checkpoint.pt")
 
 
 def test_a_folder_is_not_a_model_and_a_run_folder_points_to_its_model(toy_dir, tmp_path):

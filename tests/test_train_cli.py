@@ -322,6 +322,12 @@ def test_resume_of_a_finished_run_says_nothing_is_left_to_train(data_dir, tmp_pa
     again = runner.invoke(app, [*args, "--resume", "-o", str(tmp_path / "run")])
     assert again.exit_code == 0 and "has finished its 1 epoch: nothing left to train" in again.stderr
     assert "resuming" not in again.stderr
+    pca = ["train", "pca", "--data-dir", str(data_dir), "-q", "--no-export", "-o", str(tmp_path / "pca")]
+    assert runner.invoke(app, pca).exit_code == 0
+    kept = (tmp_path / "pca" / "checkpoint.pt").read_bytes()
+    again = runner.invoke(app, [*pca, "--resume"])  # a fit in closed form has no optimizer state to go on with
+    assert again.exit_code == 0 and "has finished its fit (PCA, in closed form): nothing left to train" in again.stderr
+    assert (tmp_path / "pca" / "checkpoint.pt").read_bytes() == kept
 
 
 def test_training_lines_and_bar_go_to_stderr_unwrapped(data_dir, tmp_path):

@@ -54,6 +54,7 @@ IMAGE_SIGNATURES = {
     b"II*\x00": "TIFF",
     b"MM\x00*": "TIFF",
 }
+ZIP_SIGNATURE = b"PK\x03\x04"  # a zip archive's first bytes: what torch.save writes
 MAX_MODEL_BYTES = (2 << 30) - 1  # protobuf's own limit: no ONNX file is larger
 STOP_WAIT = 10.0  # seconds to wait for a terminated session call to return before leaving it to its thread
 # onnxruntime folds constant subgraphs when it opens a file: a 459-byte graph of ConstantOfShape makes it allocate
@@ -261,6 +262,11 @@ def inspect_model(path: Path, data: bytes) -> OnnxFacts:
         image = next((kind for magic, kind in IMAGE_SIGNATURES.items() if data.startswith(magic)), None)
         if image:  # a common slip: the image where the model goes
             raise ModelFileError(f"{path} is a {image} image, not an ONNX model") from None
+        if data.startswith(ZIP_SIGNATURE):  # another: the run's checkpoint.pt (torch.save writes a zip archive)
+            raise ModelFileError(
+                f"{path} is a zip archive, as a PyTorch checkpoint is, not an ONNX model: export a run's checkpoint "
+                f"with aetool export {path.parent} (its model.onnx)"
+            ) from None
         raise ModelFileError(f"{path} is not a loadable ONNX model: {err}") from None
     for location in facts.external_data:
         if outside_folder(path, location):

@@ -507,7 +507,11 @@ def train(
             made_folder = new_folder
         torch.manual_seed(config.seed)
         net = build_model(config.model, **config.arch)
-        if isinstance(net, PCA):
+        if isinstance(net, PCA) and stored is not None:  # a saved fit is complete
+            echo(f"{folder.path} has finished its fit (PCA, in closed form): nothing left to train")
+            metrics = folder.read_metrics()
+            history, trivial = metrics["history"], metrics.get("baselines") or {}
+        elif isinstance(net, PCA):
             history = [fit_pca(net, data)]
             trivial = baselines(scoring(data.test, noise=Noise(), multiple_of=None), data.train, denoising=False)
             if place.is_main:

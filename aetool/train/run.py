@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from aetool.errors import AetoolError, first_line
-from aetool.models import Autoencoder, build_model
+from aetool.models import Autoencoder, build_model, get_spec
 from aetool.runtime import contract
 from aetool.runtime.files import check_folder, write_files
 from aetool.train.config import TrainConfig, option_of
@@ -284,8 +284,9 @@ class RunFolder:
                 "or start over with --force"
             )
         net = build_model(config.model, **config.arch)
-        problem = _weights_problem(state["model"], net.state_dict()) or _optimizer_problem(
-            state["optimizer"], len(list(net.parameters()))
+        fitted = get_spec(config.model).kind == "pca"  # in closed form, without an optimizer
+        problem = _weights_problem(state["model"], net.state_dict()) or (
+            None if fitted else _optimizer_problem(state["optimizer"], len(list(net.parameters())))
         )
         if problem:
             raise AetoolError(f"{self.checkpoint} cannot be resumed: {problem}; start over with --force")
