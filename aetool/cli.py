@@ -10,6 +10,7 @@ success, 1 some inputs failed, 2 usage or setup error, 3 a run that did not lear
 from __future__ import annotations
 
 import atexit
+import codecs
 import functools
 import json
 import os
@@ -1953,6 +1954,19 @@ def _stderr_on_devnull() -> None:
     sys.stderr = open(2, "w", encoding="utf-8", errors="surrogateescape", closefd=False)  # noqa: SIM115
 
 
+PRINTABLE = "aetool-printable"  # the encoding error handler of standard output (_printable)
+
+
+def _printable(err: UnicodeError) -> tuple[str | bytes, int]:
+    """What standard output writes for characters its encoding lacks: a file name's undecodable bytes (surrogate
+    escapes) as those bytes, and any other character as a Python escape (``✓`` → ``\\u2713``) rather than a
+    traceback, when the locale or ``PYTHONIOENCODING`` is not UTF-8 (Latin-1; Windows' cp1252 into a pipe)."""
+    try:
+        return codecs.lookup_error("surrogateescape")(err)
+    except UnicodeError:
+        return codecs.backslashreplace_errors(err)
+
+
 def _interrupted_import(err: BaseException) -> bool:
     """Whether ``err`` is an ``ImportError`` that Ctrl-C caused: a C extension (onnxruntime's, torch's) whose
     initialisation a SIGINT interrupts fails to import with pybind11's "initialization failed", the
@@ -1964,7 +1978,8 @@ def main() -> None:
     """Entry point of the ``aetool`` script and of ``python -m aetool``: a usage error is one line too, exit 2;
     a closed standard output ends the command quietly with 141."""
     if sys.stdout is not None and hasattr(sys.stdout, "reconfigure"):
-        sys.stdout.reconfigure(errors="surrogateescape")  # a file name of any bytes prints as those bytes
+        codecs.register_error(PRINTABLE, _printable)
+        sys.stdout.reconfigure(errors=PRINTABLE)
     if sys.stderr is None:  # closed by the shell (2>&-): messages are dropped, as they would be in /dev/null
         _stderr_on_devnull()
     try:

@@ -296,3 +296,11 @@ def test_a_batch_whose_messages_cannot_be_written_is_still_done(tmp_path, env):
             timeout=120,
         )
     assert done.returncode == 1 and len(list((tmp_path / "out").iterdir())) == 100
+
+
+@pytest.mark.parametrize("encoding", ["latin-1", "cp1252"])  # Click writes UTF-8 where it finds ASCII
+def test_output_in_an_encoding_without_every_character_is_escaped_not_a_traceback(encoding):
+    """A Latin-1 locale, or Windows' cp1252 into a pipe: ✓ and σ have no byte there."""
+    shown = run_aetool("info", "deep", env={"PYTHONIOENCODING": encoding})
+    assert shown.returncode == 0 and b"Traceback" not in shown.stderr, shown.stderr
+    assert b"parity   \\u2713 passed" in shown.stdout
