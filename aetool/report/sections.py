@@ -33,7 +33,8 @@ REPORTED_MSE = {
     "conv-unpool-deconv": 0.00467,
     "conv-deconv": 0.0802,
 }
-REPORTED_ACTIVATION = {"sparse": 0.03659, "ae64": 1.162, "ae128": 0.8244, "ae256": 0.6132}  # the report prints 16 digits
+# mean hidden activations, to 4 significant digits (the report prints 16)
+REPORTED_ACTIVATION = {"sparse": 0.03659, "ae64": 1.162, "ae128": 0.8244, "ae256": 0.6132}
 LABELS = {
     "pca": "PCA-30",
     "deep": "deep AE",
