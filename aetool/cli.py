@@ -27,6 +27,7 @@ from enum import Enum
 from functools import partial
 from itertools import chain
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING, Annotated, Any, BinaryIO, NoReturn, TypeVar
 
 import typer
@@ -1954,6 +1955,25 @@ def _stderr_on_devnull() -> None:
     sys.stderr = open(2, "w", encoding="utf-8", errors="surrogateescape", closefd=False)  # noqa: SIM115
 
 
+TERMINATED = 143  # the exit code of a command SIGTERM stopped: 128 + 15, as a shell reports a process it killed
+_SIGTERM_CAUGHT: list[int] = []  # SIGTERMs that reached _terminate
+
+
+def _terminate(number: int, frame: FrameType | None) -> None:
+    """SIGTERM (``docker stop``, Kubernetes, a CI cancel, ``timeout``) stops a command as Ctrl-C does: the images
+    written so far are kept and reported, no temporary is left behind; the exit code is then ``TERMINATED``."""
+    _SIGTERM_CAUGHT.append(number)
+    raise KeyboardInterrupt
+
+
+def _terminated() -> bool:
+    """Whether SIGTERM stopped the command: caught by :func:`_terminate`, or by aetool while it held or deferred
+    stop signals (``files.STOPPED_BY``)."""
+    from aetool.runtime.files import STOPPED_BY
+
+    return bool(_SIGTERM_CAUGHT) or signal.SIGTERM in STOPPED_BY
+
+
 PRINTABLE = "aetool-printable"  # the encoding error handler of standard output (_printable)
 
 
@@ -1982,6 +2002,8 @@ def main() -> None:
         sys.stdout.reconfigure(errors=PRINTABLE)
     if sys.stderr is None:  # closed by the shell (2>&-): messages are dropped, as they would be in /dev/null
         _stderr_on_devnull()
+    if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:  # not ignored by whoever started us (nohup, a shell's trap)
+        signal.signal(signal.SIGTERM, _terminate)
     try:
         os.getcwd()
     except FileNotFoundError:  # PyTorch's MKL then aborts while loading ("Intel oneMKL FATAL ERROR"), and paths fail
@@ -1995,14 +2017,14 @@ def main() -> None:
         raise
     except KeyboardInterrupt:
         error("interrupted")
-        sys.exit(130)
+        sys.exit(TERMINATED if _terminated() else Interrupted.exit_code)
     except Exception as err:  # the parser's usage errors carry a message and an exit code
         # Typer's parser is Click (vendored since Typer 0.25): its exceptions are told apart by name and shape, so
         # every Typer the requirement admits is handled alike.
         usage: Any = err
         if type(err).__name__ == "Abort" or _interrupted_import(err):  # Ctrl-C outside a command's body
             error("interrupted")
-            sys.exit(Interrupted.exit_code)
+            sys.exit(TERMINATED if _terminated() else Interrupted.exit_code)
         if isinstance(err, OSError):  # outside a command's body only --help and --version write (> /dev/full)
             error(f"cannot write to standard output: {err.strerror or err}")
             sys.exit(1)
@@ -2019,8 +2041,11 @@ def main() -> None:
     # (PyTorch's atexit callbacks after an export) ends the process by the signal, not with "Exception ignored in
     # atexit callback" and exit 0.
     atexit.register(signal.signal, signal.SIGINT, signal.SIG_DFL)
+    atexit.register(signal.signal, signal.SIGTERM, signal.SIG_DFL)
     if code == Interrupted.exit_code and not _SAID:  # Ctrl-C outside a command's body, which Typer ends silently
         error("interrupted")
+    if code == Interrupted.exit_code and _terminated():
+        code = TERMINATED
     if code in (0, None) and len(sys.argv) == 1:  # plain `aetool` showed the help: Click before 8.2 exits 0 there
         sys.exit(2)
     sys.exit(code if isinstance(code, int) else 0)

@@ -304,3 +304,30 @@ def test_output_in_an_encoding_without_every_character_is_escaped_not_a_tracebac
     shown = run_aetool("info", "deep", env={"PYTHONIOENCODING": encoding})
     assert shown.returncode == 0 and b"Traceback" not in shown.stderr, shown.stderr
     assert b"parity   \\u2713 passed" in shown.stdout
+
+
+def test_sigterm_stops_a_batch_as_ctrl_c_does_with_exit_143(tmp_path, env):
+    """docker stop, Kubernetes and a CI cancel send SIGTERM: what was written is reported, nothing half-written."""
+    import signal
+    import time
+
+    for index in range(3000):
+        save(tmp_path / "in" / f"{index:04d}.png", digit())
+    process = subprocess.Popen(
+        [sys.executable, "-m", "aetool", "denoise", "in", "-o", "out", "--json"],
+        cwd=tmp_path,
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 60
+    while not (tmp_path / "out").is_dir() or len(os.listdir(tmp_path / "out")) < 20:
+        assert time.monotonic() < deadline and process.poll() is None
+        time.sleep(0.01)
+    process.send_signal(signal.SIGTERM)
+    stdout, stderr = process.communicate(timeout=60)
+    written = sorted(os.listdir(tmp_path / "out"))
+    assert process.returncode == 143, stderr
+    assert stderr.decode().splitlines()[-1].startswith("aetool: error: interrupted after "), stderr
+    assert all(name.endswith(".png") and not name.startswith(".") for name in written)  # no temporary left
+    assert 20 <= len(written) < 3000 and len(stdout.decode().splitlines()) == len(written)  # a record per file
