@@ -190,11 +190,17 @@ def _opencv(engine: int | None) -> Callable[[Path, str, list[str]], Runner]:
 @contextlib.contextmanager
 def _stderr_of_c_code() -> Iterator[io.StringIO]:
     """Catch what C++ code writes to file descriptor 2 (OpenCV logs its parser's complaints there itself): the
-    reason reaches the table, not the terminal."""
+    reason reaches the table, not the terminal. Where no temporary file can be made (no writable temporary folder),
+    it is left on the terminal."""
     sys.stderr.flush()
-    saved = os.dup(2)
     text = io.StringIO()
-    with tempfile.TemporaryFile(mode="w+b") as caught:
+    try:
+        held = tempfile.TemporaryFile(mode="w+b")
+    except OSError:
+        yield text
+        return
+    saved = os.dup(2)
+    with held as caught:
         os.dup2(caught.fileno(), 2)
         try:
             yield text
@@ -234,9 +240,10 @@ def module_version(module: str) -> Callable[[], str]:
 def _opencv_engines() -> list[Runtime]:
     """OpenCV DNN: one row per engine where it has two (OpenCV ≥ 5: new and classic), else one."""
     version = module_version("cv2")
-    if importlib.util.find_spec("cv2") is None:  # both engines' rows, each not installed
-        return [Runtime(name, "cv2", _opencv(None), version) for name in ("opencv", "opencv-classic")]
-    import cv2
+    try:
+        import cv2
+    except (ImportError, OSError):  # not installed, or it will not load (no libGL.so.1 in a slim image): both rows,
+        return [Runtime(name, "cv2", _opencv(None), version) for name in ("opencv", "opencv-classic")]  # each ✗
 
     if not hasattr(cv2.dnn, "ENGINE_NEW"):
         return [Runtime("opencv", "cv2", _opencv(None), version)]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import subprocess
 import sys
 
 import numpy as np
@@ -240,3 +241,23 @@ def test_opencv_loads_a_file_whose_path_is_not_utf8(tmp_path):
     (folder / "deep.onnx").write_bytes((BUNDLED_DIR / "deep.onnx").read_bytes())
     report = check_file(folder / "deep.onnx", only=["opencv", "opencv-classic"])
     assert report.passed and all(result.ok for result in report.results), report.lines()
+
+
+def test_an_opencv_that_will_not_load_is_a_failed_row_not_a_traceback(tmp_path):
+    """opencv-python without libGL.so.1 (a slim container image) raises ImportError at import."""
+    (tmp_path / "cv2").mkdir()
+    (tmp_path / "cv2" / "__init__.py").write_text('raise ImportError("libGL.so.1: cannot open shared object file")')
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path])}
+    done = subprocess.run([sys.executable, "-m", "aetool", "check", "deep"], capture_output=True, env=env, timeout=120)
+    assert b"Traceback" not in done.stderr and done.returncode == 1, done.stderr
+    assert b"libGL.so.1: cannot open shared object file" in done.stdout
+
+
+@pytest.mark.skipif(importlib.util.find_spec("cv2") is None, reason="OpenCV is in the check extra")
+def test_opencv_is_checked_where_no_temporary_file_can_be_made(monkeypatch):
+    def no_temporary_folder(*args, **kwargs):
+        raise FileNotFoundError(2, "No usable temporary directory found in ['/tmp']")
+
+    monkeypatch.setattr(check.tempfile, "TemporaryFile", no_temporary_folder)
+    report = check_file("deep", only=["opencv"])
+    assert [(r.runtime, r.ok) for r in report.results] == [("opencv", True)]
