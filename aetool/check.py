@@ -195,7 +195,7 @@ def _stderr_of_c_code() -> Iterator[io.StringIO]:
     sys.stderr.flush()
     text = io.StringIO()
     try:
-        held = tempfile.TemporaryFile(mode="w+b")
+        held = tempfile.TemporaryFile(mode="w+b")  # noqa: SIM115 (closed by the with below)
     except OSError:
         yield text
         return

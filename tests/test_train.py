@@ -395,3 +395,36 @@ def test_a_data_folder_named_by_the_environment_that_is_none_says_where_it_came_
     monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path / "gone"))
     with pytest.raises(DataError, match=r"^\$AETOOL_DATA_DIR names .*gone, a folder that does not exist; set it"):
         load_images("mnist", "test")
+
+
+NO_HOME = """
+import os, pwd
+def no_entry(uid):
+    raise KeyError(uid)
+os.environ.pop("HOME", None)
+pwd.getpwuid = no_entry
+"""
+
+
+def test_no_home_folder_is_one_line_for_a_path_with_tilde_and_nothing_without(monkeypatch, tmp_path):
+    """A container run under a bare user id: HOME unset, no passwd entry."""
+    import pwd
+
+    from aetool.runtime.idx import resolve_data_dir
+
+    def no_entry(uid):
+        raise KeyError(f"getpwuid(): uid not found: {uid}")
+
+    imported = subprocess.run(  # train's data module looked up the home folder when imported, for downloads
+        [sys.executable, "-c", f"{NO_HOME}\nimport aetool.train.data"],
+        capture_output=True,
+        timeout=120,
+    )
+    assert imported.returncode == 0, imported.stderr
+    monkeypatch.delenv("HOME", raising=False)
+    monkeypatch.setattr(pwd, "getpwuid", no_entry)
+    with pytest.raises(DataError, match=r"^--data-dir ~/mnist starts with ~, but this process has no home folder"):
+        resolve_data_dir("~/mnist", "mnist")
+    with pytest.raises(DataError, match=r"^--data-dir ~/mnist starts with ~"):
+        TrainConfig("ae64", data_dir="~/mnist")
+    assert TrainConfig("ae64", data_dir=str(tmp_path)).data_dir == str(tmp_path)

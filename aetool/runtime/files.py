@@ -145,6 +145,18 @@ def folder_of(source: str) -> Path:
     return path.parent if path.is_file() else path
 
 
+def expand_home(path: str | Path, *, named: str) -> Path:
+    """``path`` with a leading ``~`` made the home folder (``Path.expanduser``). Raises ``DataError`` beginning with
+    ``named`` (the option or variable that gave the path) when there is no home folder to make it (HOME unset and a
+    user without a passwd entry, as in a container run under a bare user id)."""
+    try:
+        return Path(path).expanduser()
+    except RuntimeError:
+        raise DataError(
+            f"{named} {path} starts with ~, but this process has no home folder (HOME is unset); give the full path"
+        ) from None
+
+
 def _glob_root(pattern: str) -> Path:
     """The folder part of a glob before its first wildcard: ``digits/**/*.png`` → ``digits``."""
     parts = Path(pattern).parts
@@ -417,6 +429,7 @@ def interrupts_held() -> Iterator[None]:
     """
     previous = _handled_stop_signals()
     caught: list[tuple[int, FrameType | None]] = []
+
     def held(number: int, frame: FrameType | None) -> None:
         STOPPED_BY.add(number)
         caught.append((number, frame))

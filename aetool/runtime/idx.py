@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from aetool.errors import DataError
+from aetool.runtime.files import expand_home
 
 SPLIT_FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
@@ -80,7 +81,7 @@ def resolve_data_dir(data_dir: str | Path | None, dataset: str) -> Path | None:
     chosen = data_dir or os.environ.get(DATA_DIR_ENV) or None
     if chosen is None:
         return None
-    folder = Path(chosen).expanduser()
+    folder = expand_home(chosen, named="--data-dir" if data_dir else f"${DATA_DIR_ENV}")
     if not data_dir and not folder.is_dir():  # say where the folder came from: the variable is easy to forget
         problem = "a file, not a folder" if folder.exists() else "a folder that does not exist"
         raise DataError(f"${DATA_DIR_ENV} names {folder}, {problem}; set it to a folder of IDX files or unset it")

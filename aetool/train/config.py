@@ -6,13 +6,13 @@ import math
 import os
 from dataclasses import asdict, dataclass, fields
 from numbers import Integral, Real
-from pathlib import Path
 from typing import Any
 
 from aetool.errors import AetoolError
 from aetool.models import ConvAE, build_model, get_spec
 from aetool.runtime import contract
 from aetool.runtime.anomaly import parse_classes
+from aetool.runtime.files import expand_home
 from aetool.runtime.images import parse_size
 from aetool.runtime.noise import NOISE_KINDS, Noise, check_level
 
@@ -107,7 +107,7 @@ class TrainConfig:
         for name in PATHS:  # recorded absolute, so an export from elsewhere finds them
             value = getattr(self, name)
             if value:  # and without "..", so one folder reached two ways is one setting
-                setattr(self, name, os.path.normpath(Path(value).expanduser().absolute()))
+                setattr(self, name, os.path.normpath(expand_home(value, named=option_of(name)).absolute()))
         self._check()
         self._check_data(spec.kind)
 

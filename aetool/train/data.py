@@ -37,7 +37,7 @@ from aetool.runtime.idx import DATA_DIR_ENV, check_dataset, load_split, resolve_
 from aetool.runtime.images import fit, is_dark_on_light, opened_image, read_image, resize, to_channels
 from aetool.train.config import TrainConfig
 
-DOWNLOAD_ROOT = Path.home() / ".cache" / "aetool"
+DOWNLOAD_CACHE = (".cache", "aetool")  # where torchvision downloads MNIST and Fashion-MNIST, under the home folder
 IN_MEMORY_BYTES = 1 << 30  # decoded sets larger than this live in a memory-mapped temporary file
 
 
@@ -91,7 +91,11 @@ def _download(dataset: str, split: str) -> tuple[np.ndarray, np.ndarray]:
 
     cls = {"mnist": datasets.MNIST, "fashion-mnist": datasets.FashionMNIST}[dataset]
     try:
-        loaded = cls(str(DOWNLOAD_ROOT), train=split == "train", download=True)
+        loaded = cls(
+            str(files.expand_home(Path("~", *DOWNLOAD_CACHE), named="the download folder")),
+            train=split == "train",
+            download=True,
+        )
     except (OSError, RuntimeError) as err:
         # torchvision's message lists every mirror it tried, a line each, with their errors: keep the last error
         lines = [line.strip() for line in str(err).splitlines() if line.strip()] or [type(err).__name__]
