@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from conftest import save
 
-from aetool.errors import AetoolError
+from aetool.errors import AetoolError, DataError
 from aetool.runtime import files
 
 
@@ -50,6 +50,25 @@ def test_a_recursive_scan_follows_links_to_folders_once_each_and_never_loops(tre
     assert not failures
     found, _ = files.collect(["digits"])
     assert labels(found) == ["digits/a.png", "digits/b.jpg"]
+
+
+def test_a_subfolder_that_cannot_be_read_is_named_not_passed_over(tree, monkeypatch):
+    save(tree / "digits" / "locked" / "d.png", np.zeros((4, 4), np.uint8))
+    real_scandir = os.scandir
+
+    def scandir(path="."):  # root reads every folder; a user meets a disk's lost+found, mode 700
+        if str(path).endswith("locked"):
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    found, failures = files.collect(["digits"], recursive=True, skip=".denoised")
+    assert labels(found) == ["digits/a.png", "digits/b.jpg", "digits/sub/c.png"]
+    assert failures == [files.Failure("digits/locked", "cannot read this folder: Permission denied")]
+    with pytest.warns(UserWarning, match=r"^--data: digits/locked: cannot read this folder: Permission denied; its"):
+        assert len(files.collect_set("digits", named="--data")) == 3
+    with pytest.raises(DataError, match=r"^--data: cannot read this folder: Permission denied$"):
+        files.collect_set("digits/locked", named="--data")
 
 
 def test_folder_scans_skip_what_aetool_writes_and_globs_what_the_command_writes(tree):

@@ -13,6 +13,7 @@ import signal
 import stat
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -74,8 +75,10 @@ def collect(args: Sequence[str], *, recursive: bool = False, skip: str = "") -> 
         if not arg:  # Path("") is the current folder, which the user did not name
             failures.append(Failure('""', "an empty name, not a file or folder (. is the current folder)"))
         elif path.is_dir():
-            found = [p for p in folder_files(path, recursive=recursive) if _is_image(p, OUTPUT_SUFFIXES)]
-            if not found:
+            listed, unreadable = folder_files(path, recursive=recursive)
+            found = [p for p in listed if _is_image(p, OUTPUT_SUFFIXES)]
+            failures += [Failure(str(folder), f"cannot read this folder: {reason}") for folder, reason in unreadable]
+            if not found and not unreadable:
                 where = " or its subfolders" if recursive else ""
                 hint = "" if recursive or not any(p.is_dir() for p in path.iterdir()) else " (use -r for subfolders)"
                 failures.append(Failure(arg, f"no images found in this folder{where}{hint}"))
@@ -101,20 +104,34 @@ def collect_set(source: str, *, named: str, skip: str = "") -> list[Input]:
         raise DataError(f"{named}: no such file or folder")
     found, failures = collect([source], recursive=True, skip=skip)
     if not found:
-        raise DataError(f"{named}: {failures[0].error if failures else 'no images'}")
+        first = failures[0] if failures else Failure(source, "no images")
+        raise DataError(
+            f"{named}: {first.error}" if first.label == source else f"{named}: {first.label}: {first.error}"
+        )
+    for failure in failures:  # the set is still usable: say what it lacks
+        warnings.warn(f"{named}: {failure.label}: {failure.error}; its images are left out", stacklevel=2)
     return found
 
 
-def folder_files(folder: Path, *, recursive: bool) -> list[Path]:
+def folder_files(folder: Path, *, recursive: bool) -> tuple[list[Path], list[tuple[Path, str]]]:
     """What ``folder`` holds, sorted: its entries, or with ``recursive`` the files of it and its subfolders, where a
     symbolic link to a folder is followed (``data/cats -> /mnt/disk/cats``) and each real folder is read once, so a
-    link back up the tree is no loop and two links to one folder do not give its files twice. Folders that cannot
-    be read are passed over, as ``Path.glob`` does."""
+    link back up the tree is no loop and two links to one folder do not give its files twice; and the folders that
+    could not be read (no permission: a disk's ``lost+found``), each with the reason."""
+    unreadable: list[tuple[Path, str]] = []
+
+    def cannot_read(err: OSError) -> None:
+        unreadable.append((Path(err.filename), err.strerror or str(err)))
+
     if not recursive:
-        return sorted(folder.iterdir())
+        try:
+            return sorted(folder.iterdir()), unreadable
+        except OSError as err:
+            cannot_read(err)
+            return [], unreadable
     seen: set[tuple[int, int]] = set()
     found: list[Path] = []
-    for top, subfolders, names in os.walk(folder, followlinks=True):
+    for top, subfolders, names in os.walk(folder, onerror=cannot_read, followlinks=True):
         try:
             info = os.stat(top)
         except OSError:
@@ -126,7 +143,7 @@ def folder_files(folder: Path, *, recursive: bool) -> list[Path]:
         seen.add((info.st_dev, info.st_ino))
         subfolders.sort()
         found.extend(Path(top, name) for name in names)
-    return sorted(found)
+    return sorted(found), unreadable
 
 
 def _is_image(path: Path, skip: tuple[str, ...]) -> bool:
