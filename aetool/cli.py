@@ -2025,8 +2025,9 @@ def main() -> None:
         if type(err).__name__ == "Abort" or _interrupted_import(err):  # Ctrl-C outside a command's body
             error("interrupted")
             sys.exit(TERMINATED if _terminated() else Interrupted.exit_code)
-        if isinstance(err, OSError):  # outside a command's body only --help and --version write (> /dev/full)
-            error(f"cannot write to standard output: {err.strerror or err}")
+        if isinstance(err, OSError):  # outside a command's body: --help and --version (> /dev/full), or the shell
+            # completion --install-completion writes into the home folder (its ~/.bashrc)
+            error(os_reason(err) if err.filename else f"cannot write to standard output: {err.strerror or err}")
             sys.exit(1)
         if not (hasattr(usage, "format_message") and isinstance(getattr(usage, "exit_code", None), int)):
             raise

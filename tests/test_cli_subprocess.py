@@ -331,3 +331,10 @@ def test_sigterm_stops_a_batch_as_ctrl_c_does_with_exit_143(tmp_path, env):
     assert stderr.decode().splitlines()[-1].startswith("aetool: error: interrupted after "), stderr
     assert all(name.endswith(".png") and not name.startswith(".") for name in written)  # no temporary left
     assert 20 <= len(written) < 3000 and len(stdout.decode().splitlines()) == len(written)  # a record per file
+
+
+def test_shell_completion_that_cannot_be_installed_names_the_file_not_standard_output(tmp_path):
+    (tmp_path / "home").write_text("a file where the home folder should be")
+    done = run_aetool("--install-completion", "bash", env={"HOME": str(tmp_path / "home")})
+    assert done.returncode == 1 and done.stderr.decode().startswith("aetool: error: ")
+    assert str(tmp_path / "home") in done.stderr.decode() and b"standard output" not in done.stderr
