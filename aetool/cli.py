@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Annotated, Any, BinaryIO, NoReturn, TypeVar
 import typer
 
 from aetool import __version__
-from aetool.errors import AetoolError, DataError, Interrupted, NotLearned, os_reason
+from aetool.errors import AetoolError, DataError, Interrupted, NotLearned, first_line, os_reason
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -2025,6 +2025,10 @@ def main() -> None:
         if type(err).__name__ == "Abort" or _interrupted_import(err):  # Ctrl-C outside a command's body
             error("interrupted")
             sys.exit(TERMINATED if _terminated() else Interrupted.exit_code)
+        if isinstance(err, MemoryError) or (isinstance(err, ImportError) and "bad_alloc" in str(err)):
+            # under a memory limit (ulimit -v, a container's) a C extension fails to load with std::bad_alloc
+            error(f"not enough memory ({first_line(err)}); raise the memory limit, or use fewer --threads")
+            sys.exit(2)
         if isinstance(err, OSError):  # outside a command's body: --help and --version (> /dev/full), or the shell
             # completion --install-completion writes into the home folder (its ~/.bashrc)
             error(os_reason(err) if err.filename else f"cannot write to standard output: {err.strerror or err}")

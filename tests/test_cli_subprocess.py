@@ -338,3 +338,25 @@ def test_shell_completion_that_cannot_be_installed_names_the_file_not_standard_o
     done = run_aetool("--install-completion", "bash", env={"HOME": str(tmp_path / "home")})
     assert done.returncode == 1 and done.stderr.decode().startswith("aetool: error: ")
     assert str(tmp_path / "home") in done.stderr.decode() and b"standard output" not in done.stderr
+
+
+NO_MEMORY = textwrap.dedent("""
+    import sys
+    import aetool.runtime.describe
+    from aetool.cli import main
+
+    def bad_alloc():  # what onnxruntime's C extension raises when it cannot load under a memory limit
+        raise ImportError("Exception caught: std::bad_alloc")
+
+    aetool.runtime.describe.bundled_models = bad_alloc
+    sys.argv = ["aetool", "models"]
+    main()
+""")
+
+
+def test_a_library_that_cannot_load_for_memory_is_one_line_not_a_traceback():
+    done = subprocess.run([sys.executable, "-c", NO_MEMORY], capture_output=True, timeout=120)
+    assert done.returncode == 2 and done.stderr.decode().splitlines() == [
+        "aetool: error: not enough memory (Exception caught: std::bad_alloc); raise the memory limit, or use fewer "
+        "--threads"
+    ]
