@@ -1955,6 +1955,16 @@ def _stderr_on_devnull() -> None:
     sys.stderr = open(2, "w", encoding="utf-8", errors="surrogateescape", closefd=False)  # noqa: SIM115
 
 
+def _drop_invalid_omp_threads() -> None:
+    """Unset an ``OMP_NUM_THREADS`` that is not a number of threads (``0``, ``abc``, empty), with a warning line:
+    PyTorch's OpenMP runtime prints "libgomp: Invalid value" when it loads and ignores it, and aetool would take it
+    as set and leave the thread count to PyTorch's guess (see ``size_torch_threads``)."""
+    value = os.environ.get("OMP_NUM_THREADS")
+    if value is not None and not re.fullmatch(r"\s*[1-9]\d*(\s*,\s*[1-9]\d*)*\s*", value):
+        del os.environ["OMP_NUM_THREADS"]
+        _say(f"aetool: warning: OMP_NUM_THREADS={escape_controls(repr(value))} is not a number of threads; ignored")
+
+
 TERMINATED = 143  # the exit code of a command SIGTERM stopped: 128 + 15, as a shell reports a process it killed
 _SIGTERM_CAUGHT: list[int] = []  # SIGTERMs that reached _terminate
 
@@ -2002,6 +2012,7 @@ def main() -> None:
         sys.stdout.reconfigure(errors=PRINTABLE)
     if sys.stderr is None:  # closed by the shell (2>&-): messages are dropped, as they would be in /dev/null
         _stderr_on_devnull()
+    _drop_invalid_omp_threads()
     if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:  # not ignored by whoever started us (nohup, a shell's trap)
         signal.signal(signal.SIGTERM, _terminate)
     try:

@@ -59,4 +59,6 @@ def os_reason(err: OSError) -> str:
     if name.startswith(".") and name.endswith(".part"):
         target = name[1:].removesuffix(".part").rpartition(".")[0]
         path = f"{folder}/{target}" if folder and target else target
+    if reason.startswith("No usable temporary directory"):  # tempfile's, where no folder it tries takes files
+        reason += "; set TMPDIR to a folder this user can write (PyTorch and the exporter need one)"
     return f"{reason}: {path}" if path else reason

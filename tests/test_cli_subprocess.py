@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import struct
@@ -360,3 +361,11 @@ def test_a_library_that_cannot_load_for_memory_is_one_line_not_a_traceback():
         "aetool: error: not enough memory (Exception caught: std::bad_alloc); raise the memory limit, or use fewer "
         "--threads"
     ]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="the message comes from PyTorch's OpenMP runtime")
+def test_an_omp_num_threads_that_is_no_number_is_ignored_with_one_warning(tmp_path):
+    done = run_aetool("train", "ae64", "--data-dir", str(tmp_path / "nope"), env={"OMP_NUM_THREADS": "0"})
+    lines = done.stderr.decode().strip().splitlines()
+    assert lines[0] == "aetool: warning: OMP_NUM_THREADS='0' is not a number of threads; ignored"
+    assert done.returncode == 2 and len(lines) == 2 and "libgomp" not in done.stderr.decode()

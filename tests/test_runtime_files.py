@@ -324,6 +324,26 @@ def test_a_write_error_names_the_file_a_temporary_stands_for():
     assert os_reason(OSError(13, "Permission denied", "/home/u/.config")) == "Permission denied: /home/u/.config"
 
 
+def test_no_usable_temporary_folder_says_to_set_tmpdir():
+    import tempfile
+
+    from aetool.errors import os_reason
+
+    try:
+        tempfile.tempdir = None
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(tempfile, "_candidate_tempdir_list", lambda: ["/nonexistent"])
+            tempfile.gettempdir()
+    except FileNotFoundError as err:
+        assert os_reason(err).endswith(
+            "; set TMPDIR to a folder this user can write (PyTorch and the exporter need one)"
+        )
+    else:
+        pytest.fail("a temporary folder was found where none exists")
+    finally:
+        tempfile.tempdir = None
+
+
 def test_a_symbolic_link_to_nothing_in_the_way_of_an_output_folder_is_named_as_such(tmp_path):
     (tmp_path / "out").symlink_to("nowhere")
     with pytest.raises(AetoolError) as refused:
