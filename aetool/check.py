@@ -322,7 +322,8 @@ class CheckReport:
         for result in self.results:
             version = result.version or ""
             if not result.installed:
-                lines.append(f"  – {result.runtime:<{width}}  {'':<10} not installed ({EXTRA})")
+                missing = result.error or f"not installed ({EXTRA})"
+                lines.append(f"  – {result.runtime:<{width}}  {'':<10} {missing}")
             elif result.runtime == "onnxruntime":
                 lines.append(f"  ✓ {result.runtime:<{width}}  {version:<10} the reference")
             elif result.ok:
@@ -374,7 +375,13 @@ def _run_all(runner: Runner, cases: list[Case]) -> list[Outputs]:
 
 
 def _check_one(runtime: Runtime, ref: Reference, *, atol: float) -> RuntimeResult:
-    """Load and run the file in ``runtime`` on the reference's cases, and hold its outputs to onnxruntime's."""
+    """Load and run the file in ``runtime`` on the reference's cases, and hold its outputs to onnxruntime's. A
+    runtime whose package is there but cannot be imported (a library it needs is missing: OpenVINO's libtbb,
+    OpenCV's libGL) is not usable here, like one not installed: said, but no failure of the file."""
+    try:
+        importlib.import_module(runtime.module)
+    except (ImportError, OSError) as err:
+        return RuntimeResult(runtime.name, None, False, None, error=f"installed, but cannot be imported: {err}")
     version = None
     try:
         version = runtime.version()

@@ -182,6 +182,9 @@ def _run_everywhere(proto: onnx.ModelProto, *, label: str, precision: str, stric
         if r.installed
     )
     echo(f"the {label} graph in every installed runtime, against onnxruntime: {ran}")
+    for result in report.results:
+        if not result.installed and result.error:  # a broken install: not a verdict on the graph, but said
+            echo(f"  – {result.runtime}: {result.error}")
     for result in report.failed:
         echo(f"  ✗ {result.runtime} {result.version}: {result.error}")
     if strict and report.failed:
