@@ -1807,7 +1807,7 @@ def bench(
         before, after = summary.load_average
         if before is not None and after is not None:
             note(
-                f"load average {before:.2f} before and {after:.2f} after timing, on {summary.cores} cores (this "
+                f"load average {before:.2f} before and {after:.2f} after timing, on {summary.cores} core{'s' * (summary.cores != 1)} (this "
                 f"run adds up to {summary.threads}); a shared CPU makes the times"
                 + (", PyTorch's most," if summary.torch else "")
                 + " unreliable"
@@ -1822,7 +1822,7 @@ def _bench_table(summary: BenchSummary) -> list[str]:
     versus += f" vs {peer} {summary.peer_version}" if peer else ""
     lines = [
         f"{Path(summary.file).name} ({summary.model}, {summary.precision or '?'}) on onnxruntime "
-        f"{summary.onnxruntime} {', '.join(summary.providers)}, {summary.threads} threads{versus}; "
+        f"{summary.onnxruntime} {', '.join(summary.providers)}, {summary.threads} thread{'s' * (summary.threads != 1)}{versus}; "
         f"{height}×{width} random images; median (p95) over all timed batches after {summary.warmup} warm-up ones, "
         f"{summary.repeats} round{'s' * (summary.repeats != 1)}"
     ]

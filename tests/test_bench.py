@@ -78,6 +78,8 @@ def test_table_names_provider_threads_and_each_batch_size(toy_dir):
     assert lines[1].split()[:4] == ["batch", "ort", "ms", "(p95)"]
     assert [line.split()[0] for line in lines[2:]] == ["1", "256"]
     assert "load average" in result.stderr and "PyTorch" not in result.stderr  # no PyTorch timed: none named
+    one = invoke("--model", str(toy_dir / "conv.onnx"), "--threads", "1", *FAST)
+    assert "CPUExecutionProvider, 1 thread;" in one.stdout.splitlines()[0]
 
 
 @pytest.mark.parametrize(

@@ -46,7 +46,9 @@ def check_threads(threads: int) -> int:
     usable = usable_cores()
     most = MAX_THREADS_PER_CORE * usable
     if not 1 <= threads <= most:
-        raise AetoolError(f"--threads takes 1 to {most} (4 × the {usable} cores this process may use), got {threads}")
+        raise AetoolError(
+            f"--threads takes 1 to {most} (4 × the {usable} core{'s' * (usable != 1)} this process may use), got {threads}"
+        )
     return threads
 
 
