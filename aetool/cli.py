@@ -1893,7 +1893,7 @@ def report(
         from aetool.runtime.files import check_folder
 
         check_folder(output)  # before the data is fetched and the runs trained, whose page comes last
-        check_folder(runs)
+        check_folder(runs, named="--runs")
     if anomaly:
         with reporting():
             from aetool.report.oneclass import build_oneclass_report

@@ -253,6 +253,16 @@ def test_report_refuses_an_output_folder_it_cannot_make_before_any_training(tmp_
     assert len(result.stderr.splitlines()) == 1 and not (tmp_path / "runs").exists()
 
 
+def test_report_says_a_device_given_as_runs_is_not_a_folder(tmp_path):
+    from conftest import cli_runner
+
+    from aetool.cli import app
+
+    result = cli_runner().invoke(app, ["report", "--quick", "-o", str(tmp_path / "page"), "--runs", "/dev/null"])
+    expected = "aetool: error: --runs: cannot write into /dev/null: /dev/null is not a folder\n"
+    assert result.exit_code == 2 and result.stderr == expected  # a regular file is "a file" (test_train_cli)
+
+
 def test_the_intro_names_the_epochs_and_images_of_the_runs_it_shows():
     from aetool.report.build import _intro
 

@@ -125,7 +125,9 @@ def test_report_refuses_a_runs_folder_it_cannot_write_before_any_work(data_dir, 
     args = ["report", "--quick", "--data-dir", str(data_dir), "-o", str(tmp_path / "report"), "--runs"]
     result = runner.invoke(app, [*args, str(tmp_path / "afile"), "--quiet", *anomaly])
     assert result.exit_code == 2 and "Traceback" not in result.stderr
-    assert result.stderr == f"aetool: error: cannot write into {tmp_path / 'afile'}: {tmp_path / 'afile'} is a file\n"
+    assert result.stderr == (
+        f"aetool: error: --runs: cannot write into {tmp_path / 'afile'}: {tmp_path / 'afile'} is a file\n"
+    )
     assert not (tmp_path / "report").exists()
 
 

@@ -380,15 +380,17 @@ def is_utf8(name: str) -> bool:
     return True
 
 
-def check_folder(folder: Path, *, file: str | None = None) -> None:
-    """Raise ``AetoolError`` naming ``folder`` (or ``folder / file``, the file to be written) when files could not
-    be written into it, made with the folders missing on its way: it or the nearest folder on its way that exists
-    is a file, or nothing can be written there (a read-only file system, no write permission, no space: found by
-    creating and removing one hidden temporary there). For a check before long work whose output comes last."""
+def check_folder(folder: Path, *, file: str | None = None, named: str | None = None) -> None:
+    """Raise ``AetoolError`` naming ``folder`` (or ``folder / file``, the file to be written; after ``named``, the
+    option that gave it, when given) when files could not be written into it, made with the folders missing on its
+    way: it or the nearest folder on its way that exists is a file (or a device such as /dev/null), or nothing can
+    be written there (a read-only file system, no write permission, no space: found by creating and removing one
+    hidden temporary there). For a check before long work whose output comes last."""
     existing = next(path for path in (folder, *folder.parents) if path.exists())
     cannot = f"cannot write {folder / file}" if file else f"cannot write into {folder}"
+    cannot = f"{named}: {cannot}" if named else cannot
     if not existing.is_dir():
-        raise AetoolError(f"{cannot}: {existing} is a file")
+        raise AetoolError(f"{cannot}: {existing} is {'a file' if existing.is_file() else 'not a folder'}")
     try:
         with interrupts_held():
             handle, temporary = _create_temporary(existing / "probe")
