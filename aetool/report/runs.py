@@ -61,6 +61,7 @@ class Plan:
     resume: bool = False
     force: bool = False
     why: str = ""
+    otherwise: tuple[str, ...] = ()  # how a run reused as it is was optimised otherwise (RunFolder.optimised_otherwise)
 
 
 def plan_run(folder: RunFolder, wanted: TrainConfig) -> Plan:
@@ -74,8 +75,9 @@ def plan_run(folder: RunFolder, wanted: TrainConfig) -> Plan:
     if reasons:
         return Plan(wanted, force=True, why=f"trained with other settings ({', '.join(reasons)})")
     if folder.is_finished():
-        otherwise = RunFolder.optimised_otherwise(stored, wanted)
-        return Plan(None, why="reusing it" + (f" (trained with {', '.join(otherwise)})" if otherwise else ""))
+        otherwise = tuple(RunFolder.optimised_otherwise(stored, wanted))
+        why = "reusing it" + (f" (trained with {', '.join(otherwise)})" if otherwise else "")
+        return Plan(None, why=why, otherwise=otherwise)
     last = folder.read_metrics()["history"][-1]["epoch"] if folder.read_metrics()["history"] else 0
     own = TrainConfig.from_dict({**stored, "data_dir": wanted.data_dir, "device": wanted.device})
     return Plan(own, resume=True, why=f"stopped after epoch {last}; resuming it")
@@ -151,13 +153,14 @@ def prepare_run(
         timing = {"train_seconds": result.seconds, "checkpoint_sha256": _digest(folder.checkpoint)}
         trained_now = True
     onnx = folder.model_file if folder.export_is_current() else None
-    if onnx is None:
+    exported = onnx is None
+    if exported:
         onnx, timing["export_seconds"] = _export(folder, wanted.data_dir, echo)
         timing["model_sha256"] = _digest(folder.model_file)
-    if timing != _read_timing(folder):
+    if trained_now or exported:  # else timing.json holds these times already
         (folder.path / TIMING).write_text(json.dumps(timing, indent=2))
     metrics = folder.read_metrics()
-    notes = RunFolder.optimised_otherwise(metrics["config"], wanted) if plan.config is None else []
+    notes = list(plan.otherwise)
     history = metrics["history"]
     problem = beaten(history[-1]["test_mse"], metrics.get("baselines") or {}) if history else None
     if problem:
