@@ -2020,6 +2020,10 @@ def main() -> None:
     except FileNotFoundError:  # PyTorch's MKL then aborts while loading ("Intel oneMKL FATAL ERROR"), and paths fail
         error("the current folder has been removed; cd to a folder that exists")
         sys.exit(2)
+    asked = next((arg for arg in sys.argv[1:] if arg in ("--help", "--version")), None)
+    if sys.stdout is None and asked is not None:  # Click would print into nothing and exit 0
+        error(f"standard output is closed (>&-), and {asked} writes there")
+        sys.exit(2)
     try:
         code = app(standalone_mode=False)
     except SystemExit as stop:  # Click ends a closed pipe outside a command's body (--help | head) with exit 1

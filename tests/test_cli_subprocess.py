@@ -230,6 +230,14 @@ def test_results_for_a_closed_standard_output_are_refused_not_lost(tmp_path, env
     )
 
 
+@pytest.mark.parametrize("args", [["--help"], ["--version"], ["denoise", "--help"]])
+def test_help_for_a_closed_standard_output_is_refused_not_lost(tmp_path, args):
+    """Click printed the help into nothing and exited 0."""
+    done = run_closing(*args, closed=(1,), cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.decode() == f"aetool: error: standard output is closed (>&-), and {args[-1]} writes there\n"
+
+
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full (Linux)")
 @pytest.mark.parametrize("args", [["models"], ["info", "denoise"], ["detect", "ring.png", "-m", "denoise"]])
 def test_results_to_a_full_device_are_one_line_naming_standard_output(tmp_path, env, args):
