@@ -98,6 +98,23 @@ def test_colour_images_train_a_colour_conv_model_on_patches_and_export_contract_
     assert model.reconstruct(np.random.default_rng(0).random((1, 3, 40, 60), dtype=np.float32)).shape == (1, 3, 40, 60)
 
 
+@pytest.mark.parametrize(("name", "side"), [("conv-unpool", 30), ("denoise", 29)])
+def test_images_of_one_size_the_model_cannot_take_train_on_patches_and_export(name, side, tmp_path):
+    """The refusal without --patch names --patch; with it, scoring and export's parity ran the test images unpadded
+    (a traceback after the first epoch, or from onnxruntime at export)."""
+    for i, image in enumerate(stroke_digits(12, seed=4)[0]):
+        save(tmp_path / "odd" / f"{i}.png", np.pad(image, ((0, side - 28), (0, side - 28))))
+    with pytest.raises(DataError, match=f"the training images are {side}×{side}; .*: pass --patch N"):
+        load_training_data(quick(name, data=str(tmp_path / "odd"), val=0.25))
+    config = quick(name, data=str(tmp_path / "odd"), val=0.25, patch=16)
+    result = train(config, run_dir=tmp_path / "run", progress=False, echo=len)
+    assert np.isfinite(result.history[-1]["test_mse"])
+    from aetool.export import ExportOptions, export_run
+
+    exported = export_run(tmp_path / "run", options=ExportOptions(precisions=("int8",)), echo=len)
+    assert "(centre crops " in exported.variants[0].test_set  # 28×28 crops of the test images: not the run's MSE
+
+
 def test_patch_batches_are_a_pure_function_of_seed_and_epoch(colour_folder):
     images = folder_images(str(colour_folder))
     batches = Batches(images, 4, seed=5, patch=12)

@@ -455,14 +455,14 @@ def export_model(
 
 
 def _stacked(images: ImageSet, *, count: int, multiple_of: int | None) -> np.ndarray:
-    """Up to ``count`` images as one N×C×H×W uint8 array: as they are when they share a size, else centre crops
-    to the largest size (a multiple of ``multiple_of``) that every one of them holds."""
+    """Up to ``count`` images as one N×C×H×W uint8 array: as they are when they share a size the model takes, else
+    centre crops to the largest size (a multiple of ``multiple_of``) that every one of them holds."""
     chosen = images.subset(np.arange(min(count, len(images))))
-    if isinstance(chosen.images, np.ndarray):
-        return chosen.images
     step = multiple_of or 1
     height = min(h for h, _ in chosen.sizes()) // step * step
     width = min(w for _, w in chosen.sizes()) // step * step
+    if isinstance(chosen.images, np.ndarray) and chosen.images.shape[2:] == (height, width):
+        return chosen.images
     crops = []
     for image in chosen.images:
         top, left = (image.shape[1] - height) // 2, (image.shape[2] - width) // 2
@@ -509,7 +509,7 @@ def _run_data(run: Run, options: ExportOptions) -> ExportData:
     calibration = None
     if static_int8:
         calibration = as_images(_stacked(data.train, count=CALIBRATION_IMAGES, multiple_of=run.net.multiple_of))
-    return ExportData(test, calibration, test_crops=len(set(data.test.sizes())) > 1)
+    return ExportData(test, calibration, test_crops=set(data.test.sizes()) != {test.shape[2:]})
 
 
 def find_images_or_none(source: str) -> list[Path]:

@@ -169,11 +169,14 @@ def scoring(
     if isinstance(test.images, np.ndarray) and not (per_image_noise and noise):
         clean = test.images
         inputs = noise.apply(clean / np.float32(255), rng)
+        size = (int(clean.shape[2]), int(clean.shape[3]))
+        padded_size = InputSpec(None, multiple_of or 1).padded(*size)
+        if padded_size != size:  # test images of one size the model cannot take (a model trained with --patch)
+            inputs, clean = pad_to(inputs, padded_size, mirror=mirror), pad_to(clean, padded_size, mirror=mirror)
         groups = [
             (torch.from_numpy(inputs[i : i + batch]), torch.from_numpy(clean[i : i + batch]))
             for i in range(0, len(clean), batch)
         ]
-        size = (int(clean.shape[2]), int(clean.shape[3]))
         return Scoring(groups, [[size] * len(target) for _, target in groups])
     groups, sizes = [], []
     for image in test.images:
