@@ -1576,16 +1576,20 @@ def train(
                 )
             )
         if export:
+            detector = bool(config.classes or get_spec(model).detector)
+            command = "calibrate" if detector else "export"
             try:
-                if config.classes or get_spec(model).detector:
+                if detector:
                     calibrate_run(result.run_dir, options=CalibrationOptions(data_dir=config.data_dir), echo=note)
                 else:
                     options = ExportOptions(data_dir=config.data_dir)  # the run's new model replaces any file there
                     export_run(result.run_dir, options=options, over_detector=True, echo=note)
             except KeyboardInterrupt:
                 raise Interrupted(
-                    f"interrupted while exporting; the run is complete, export it with: aetool export {result.run_dir}"
+                    f"interrupted while exporting; the run is complete, export it with: aetool {command} {result.run_dir}"
                 ) from None
+            except AetoolError as err:  # an option the message names is one of that command's
+                raise type(err)(f"{err} (the run is complete; go on with: aetool {command} {result.run_dir})") from None
 
 
 @app.command("export")

@@ -647,3 +647,20 @@ def test_near_ties_that_leave_onnxruntime_farther_from_float64_pass_where_as_few
 def test_export_options_refuse_a_tolerance_no_comparison_can_fail(settings):
     with pytest.raises(ValueError, match=r"takes a (finite )?number ≥ 0"):
         ExportOptions(**settings)
+
+
+def test_a_model_of_multiples_of_8_exports_checked_on_sizes_it_takes(tmp_path, monkeypatch):
+    """The example input and the parity cases were 28×28 and 32×48 for every model of any size: a model whose
+    multiple does not divide them could never be exported (torch.export's "Expected shape[2] = 28 … 8*h")."""
+    from test_models import Eights
+
+    from aetool.models import KINDS, ModelSpec
+
+    monkeypatch.setitem(KINDS, Eights, "conv")
+    monkeypatch.setitem(REGISTRY, "eights", ModelSpec("eights", "a contributor's model", Eights))
+    torch.manual_seed(0)
+    result = export_model(build_model("eights"), tmp_path / "eights.onnx", facts=ModelFacts("eights", {}), echo=len)
+    assert {"random b1", "random 32×48 b3"} <= {check.case for check in result.parity.checks}
+    assert {check.shape for check in result.parity.checks if check.case == "random b3"} >= {(3, 1, 32, 32)}
+    session = ort.InferenceSession(result.path, providers=["CPUExecutionProvider"])
+    assert session.run(None, {"image": np.zeros((1, 1, 40, 24), np.float32)})[0].shape == (1, 1, 40, 24)

@@ -1,8 +1,20 @@
+import contextlib
+
 import pytest
 
 torch = pytest.importorskip("torch", reason="model tests need the train extra")
 
-from aetool.models import REGISTRY, ConvAE, DnCNN, build_model, get_spec  # noqa: E402
+from aetool.models import (  # noqa: E402
+    KINDS,
+    REGISTRY,
+    Autoencoder,
+    ConvAE,
+    DenseAE,
+    DnCNN,
+    ModelSpec,
+    build_model,
+    get_spec,
+)
 
 
 @pytest.mark.parametrize("name", list(REGISTRY))
@@ -92,3 +104,83 @@ def test_dncnn_subtracts_the_noise_it_predicts_at_any_size():
     assert noise.shape == x.shape and net.multiple_of == 1 and not net.decodes_codes
     with pytest.raises(ValueError, match="at least 2 layers"):
         DnCNN(depth=1)
+
+
+class Eights(Autoencoder):
+    """A model of one's own, as a contributor adds one: fully convolutional, sizes in multiples of 8."""
+
+    multiple_of = 8
+
+    def __init__(self, width: int = 4, *, channels: int = 1) -> None:
+        super().__init__()
+        self.channels = channels
+        self.down = torch.nn.Conv2d(channels, width, 8, stride=8)
+        self.up = torch.nn.ConvTranspose2d(width, channels, 8, stride=8)
+
+    def encode(self, x):
+        return torch.relu(self.down(x))
+
+    def decode(self, code):
+        return torch.sigmoid(self.up(code))
+
+
+class OwnDncnn(DnCNN):
+    """A plain subclass of a registry class: its kind is its parent's."""
+
+
+def test_a_subclass_takes_its_parents_kind_and_an_unknown_class_is_named():
+    """An exact-class lookup made a subclass fail with the bare message "<class '...'>"."""
+    assert ModelSpec("own", "", OwnDncnn).kind == "conv"
+    with pytest.raises(
+        TypeError, match=r"model 'eights': Eights derives from none of PCA, DenseAE, ConvAE, DnCNN; add "
+    ):
+        ModelSpec("eights", "", Eights)
+    with monkeypatch_kinds(Eights, "conv"):
+        assert ModelSpec("eights", "", Eights, {"width": 2}).kind == "conv"
+
+
+def test_registry_entries_are_checked_when_built():
+    """Misspelt training settings were ignored (defaults trained instead); arguments the constructor lacks failed
+    with a TypeError traceback after the data had been read."""
+    with pytest.raises(TypeError, match="unknown training settings epoch, learning_rate; known: epochs, batch_size"):
+        ModelSpec("x", "", DenseAE, {"code": 16}, {"epoch": 3, "learning_rate": 1e-2})
+    with pytest.raises(TypeError, match=r"DenseAE\(\) takes no arch_width keyword"):
+        ModelSpec("x", "", DenseAE, {"arch_width": 16})
+    with monkeypatch_kinds(Eights, "dense"), pytest.raises(TypeError, match=r"Eights\(\) takes no size keyword"):
+        ModelSpec("x", "", Eights)  # a model of one size is built for the images' size
+
+
+def test_a_convolutional_model_without_multiple_of_is_refused_when_built(monkeypatch):
+    """Training said "takes any size (use --patch)" on MNIST and "takes one size: pass --size" on photos."""
+
+    class AnySize(Eights):
+        multiple_of = None
+
+    monkeypatch.setitem(KINDS, AnySize, "conv")
+    monkeypatch.setitem(REGISTRY, "any-size", ModelSpec("any-size", "", AnySize))
+    with pytest.raises(TypeError, match="'any-size': a convolutional model sets multiple_of"):
+        build_model("any-size")
+
+
+@contextlib.contextmanager
+def monkeypatch_kinds(cls, kind):
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(KINDS, cls, kind)
+        yield
+
+
+def test_a_subclass_of_the_conv_autoencoder_trains_on_noise_with_its_loss(monkeypatch):
+    """Only ConvAE itself got BCE under noise (README: the conv AEs default to BCE whenever noise is given)."""
+    from aetool.train import TrainConfig
+
+    class Wider(ConvAE):
+        pass
+
+    monkeypatch.setitem(REGISTRY, "wider", ModelSpec("wider", "", Wider, {"widths": (8, 8)}))
+    assert TrainConfig("wider", noise=0.5).loss == "bce" and TrainConfig("wider").loss == "mse"
+
+
+def test_the_report_names_a_model_outside_its_ten_by_its_registry_name():
+    from aetool.report.sections import label
+
+    assert (label("conv-deconv"), label("ae16")) == ("deconv", "ae16")

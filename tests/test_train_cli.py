@@ -444,3 +444,21 @@ def test_a_gaussian_std_on_the_0_255_scale_is_warned_of_before_training(tmp_path
         app, ["train", "dncnn", "--noise", "0:25", "--data", str(tmp_path / "nowhere"), "--epochs", "1"]
     )
     assert result.exit_code == 2 and "warning: Gaussian noise of std 25 on pixels in [0, 1]" in result.stderr
+
+
+def test_an_export_that_fails_after_training_says_how_to_go_on(data_dir, tmp_path, monkeypatch):
+    """The portable refusal says "export with --target onnxruntime", an option train does not have."""
+    from aetool.export import exporter
+
+    def foreign(proto):
+        return ["Gelu"]
+
+    monkeypatch.setattr(exporter, "foreign_operators", foreign)
+    run = tmp_path / "run"
+    args = ["train", "ae64", "--epochs", "1", "--limit", "500", "-o", str(run), "--data-dir", str(data_dir), "-q"]
+    result = runner.invoke(app, [*args, "--allow-trivial"])
+    assert result.exit_code == 2 and (run / "checkpoint.pt").is_file() and not (run / "model.onnx").exists()
+    assert result.stderr.splitlines()[-1] == (
+        "aetool: error: the portable model graph uses Gelu, which not every runtime implements; export with --target "
+        f"onnxruntime (the run is complete; go on with: aetool export {run})"
+    )

@@ -285,7 +285,9 @@ def _export(
         raise AetoolError(f"a detector is written in fp32 only; leave out {', '.join(options.precisions)}")
     images = None if data.test_images is None else as_images(data.test_images)
     unpool = isinstance(net, ConvAE) and net.uses_indices
-    cases = image_cases(channels=net.channels, size=net.size, unpool=unpool, test_images=images)
+    cases = image_cases(
+        channels=net.channels, size=net.size, unpool=unpool, multiple_of=net.multiple_of, test_images=images
+    )
     target, strict = options.target, options.target == contract.PORTABLE
     scored: dict[str, str] = {}  # the detector's metadata
     if detector is None:

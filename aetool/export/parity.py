@@ -21,6 +21,7 @@ from torch import nn
 
 from aetool.check import tie_images, tolerance
 from aetool.errors import AetoolError
+from aetool.export.onnx_export import EXAMPLE_SIZE, rounded_up
 from aetool.runtime.model import session_options
 
 BATCHES = (1, 3, 64)
@@ -50,19 +51,24 @@ def as_images(images: np.ndarray) -> np.ndarray:
 
 
 def image_cases(
-    *, channels: int, size: tuple[int, int] | None, unpool: bool, test_images: np.ndarray | None = None
+    *,
+    channels: int,
+    size: tuple[int, int] | None,
+    unpool: bool,
+    multiple_of: int | None = None,
+    test_images: np.ndarray | None = None,
 ) -> list[Case]:
-    """Random images at batch 1, 3 and 64 (of the model's fixed ``size``, else 28×28), up to 64 test images if given
-    (N×C×H×W float32), 32×48 for models of any size, and ties for unpooling models."""
+    """Random images at batch 1, 3 and 64 (of the model's fixed ``size``, else 28×28 rounded up to ``multiple_of``),
+    up to 64 test images if given (N×C×H×W float32), 32×48 (rounded up likewise) for models of any size, and ties
+    for unpooling models."""
     rng = np.random.default_rng(0)
-    shape = (channels, *(size or (28, 28)))
+    shape = (channels, *(size or rounded_up(EXAMPLE_SIZE, multiple_of)))
     cases = [Case(f"random b{n}", rng.random((n, *shape), dtype=np.float32)) for n in BATCHES]
     if test_images is not None:
         cases.append(Case(f"test images b{min(64, len(test_images))}", test_images[:64]))
     if size is None:
-        cases.append(
-            Case(f"random {NON_SQUARE[0]}×{NON_SQUARE[1]} b3", rng.random((3, channels, *NON_SQUARE), dtype=np.float32))
-        )
+        height, width = rounded_up(NON_SQUARE, multiple_of)
+        cases.append(Case(f"random {height}×{width} b3", rng.random((3, channels, height, width), dtype=np.float32)))
     if unpool:
         cases.append(Case("ties b4", tie_images(channels=channels)))
     return cases

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,6 +14,8 @@ from aetool.models.dense import PCA, DenseAE
 # Gaussian σ up to 0.6 half the time, salt-and-pepper up to 0.3 and masking up to 0.5 a fifth each.
 BLIND_NOISE = "gaussian=0@0.1,gaussian=0:0.6@0.5,salt-pepper=0:0.3@0.2,mask=0:0.5@0.2"
 KINDS: dict[type[Autoencoder], str] = {PCA: "pca", DenseAE: "dense", ConvAE: "conv", DnCNN: "conv"}
+# The training defaults a registry entry may set (train.config.TrainConfig's fields of the same names).
+TRAIN_SETTINGS = ("epochs", "batch_size", "lr", "loss", "l1", "noise", "noise_mix", "augment")
 
 
 @dataclass(frozen=True)
@@ -26,10 +29,37 @@ class ModelSpec:
     train: dict[str, Any] = field(default_factory=dict)
     detector: bool = False  # training ends with a calibrated anomaly detector, not a plain model file
 
+    def __post_init__(self) -> None:
+        """Refuse, when the registry is built, what training would only stumble on later: training settings it
+        does not know and constructor arguments ``build`` does not take (``channels`` always, ``size`` for a model
+        of one fixed size); raises ``TypeError``."""
+        unknown = sorted(set(self.train) - set(TRAIN_SETTINGS))
+        if unknown:
+            raise TypeError(
+                f"model {self.name!r}: unknown training settings {', '.join(unknown)}; known: {', '.join(TRAIN_SETTINGS)}"
+            )
+        parameters = inspect.signature(self.build).parameters
+        if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+            return
+        needed = {*self.arch, "channels", *(("size",) if self.kind != "conv" else ())}
+        missing = sorted(needed - set(parameters))
+        if missing:
+            raise TypeError(
+                f"model {self.name!r}: {self.build.__name__}() takes no {', '.join(missing)} keyword; training passes "
+                "the arch settings, the images' channels and, to a model of one fixed size, their size"
+            )
+
     @property
     def kind(self) -> str:
-        """``pca``, ``dense`` or ``conv``: what the exporter and the runtime need to know."""
-        return KINDS[self.build]
+        """``pca``, ``dense`` or ``conv``: what the exporter and the runtime need to know, from ``KINDS`` for
+        ``build`` or the nearest class it derives from. Raises ``TypeError`` for a class that derives from none."""
+        for cls in self.build.__mro__:
+            if cls in KINDS:
+                return KINDS[cls]
+        raise TypeError(
+            f"model {self.name!r}: {self.build.__name__} derives from none of {', '.join(c.__name__ for c in KINDS)}; "
+            "add it to aetool.models.KINDS: 'dense' (one fixed size) or 'conv' (any size, multiple_of set)"
+        )
 
 
 REGISTRY: dict[str, ModelSpec] = {
@@ -139,9 +169,13 @@ def get_spec(name: str) -> ModelSpec:
 
 
 def build_model(name: str, **overrides: Any) -> Autoencoder:
-    """A fresh model with the registry's architecture, updated by ``overrides``."""
+    """A fresh model with the registry's architecture, updated by ``overrides``. Raises ``TypeError`` for a
+    convolutional model (kind ``conv``) that leaves ``multiple_of`` unset (1 means any size)."""
     spec = get_spec(name)
-    return spec.build(**{**spec.arch, **overrides})
+    net = spec.build(**{**spec.arch, **overrides})
+    if spec.kind == "conv" and net.multiple_of is None:
+        raise TypeError(f"model {name!r}: a convolutional model sets multiple_of (1 for a model of any size)")
+    return net
 
 
 __all__ = [

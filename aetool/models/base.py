@@ -11,8 +11,12 @@ class Autoencoder(nn.Module):
 
     Subclasses set ``channels`` (1 grey, 3 colour) and, for models of one fixed size (the dense ones), ``size``
     (height, width); ``multiple_of`` is None for those, else the number every height and width must be divisible
-    by (fully convolutional models take any such size). They define :meth:`encode` and :meth:`decode`; training,
-    export and the report rely on nothing else.
+    by (fully convolutional models take any such size; 1 for any size at all). They define :meth:`encode` and
+    :meth:`decode`. To add one to the registry (``aetool.models.REGISTRY``, README "Adding a model"), its
+    constructor takes ``channels`` as a keyword (and ``size``, for one fixed size), as training passes them; its
+    class derives from one in ``KINDS`` or is added there; a convolutional model sees at most
+    ``aetool.runtime.tiles.MARGIN`` pixels around each output pixel (its receptive field's radius), or large
+    images, which the runtime runs in tiles with that much context, differ from one call at the tiles' seams.
     """
 
     channels: int = 1

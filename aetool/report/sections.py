@@ -49,6 +49,11 @@ LABELS = {
 }
 
 
+def label(name: str) -> str:
+    """A model's name as the pages print it: the report's own for its ten models, else the registry name."""
+    return LABELS.get(name, name)
+
+
 def number(value: float | None) -> str:
     """A number as the pages print it (4 significant digits; an em dash for none)."""
     return "—" if value is None else f"{value:.4g}"
@@ -118,14 +123,14 @@ def hidden_section(result: HiddenResult, out: Path) -> Section:
     recon = _grid(
         out,
         "2-hidden-sizes.png",
-        {"original": result.originals, **{LABELS[n]: result.outputs[n] for n in SHALLOW}},
+        {"original": result.originals, **{label(n): result.outputs[n] for n in SHALLOW}},
         columns,
         "Test digits through shallow AEs with 64, 128 and 256 hidden units",
     )
     noise = _grid(
         out,
         "2-hidden-sizes-noise.png",
-        {"uniform noise": result.noise, **{LABELS[n]: result.noise_outputs[n] for n in SHALLOW}},
+        {"uniform noise": result.noise, **{label(n): result.noise_outputs[n] for n in SHALLOW}},
         [f"noise #{i}" for i in range(len(result.noise))],
         "Uniform random noise (top row) through the same AEs",
     )
@@ -134,7 +139,7 @@ def hidden_section(result: HiddenResult, out: Path) -> Section:
         ["model", "test MSE", "mean output on noise: central 14×14", "mean output on noise: border"],
         [
             [
-                LABELS[n],
+                label(n),
                 number(result.mse[n]),
                 number(result.noise_brightness[n][0]),
                 number(result.noise_brightness[n][1]),
@@ -150,11 +155,11 @@ def hidden_section(result: HiddenResult, out: Path) -> Section:
             recon,
             noise,
             table,
-            f"{LABELS[best]} reconstructs best (test MSE {number(result.mse[best])}). The report saw bright pixels towards "
+            f"{label(best)} reconstructs best (test MSE {number(result.mse[best])}). The report saw bright pixels towards "
             "the centre when noise goes in; measured here as the mean output in the central 14×14 square, where digits "
             "have their ink, against the border, where MNIST digits have almost none: "
             + "; ".join(
-                f"{LABELS[n]} {result.noise_brightness[n][0]:.3f} vs {result.noise_brightness[n][1]:.3f}"
+                f"{label(n)} {result.noise_brightness[n][0]:.3f} vs {result.noise_brightness[n][1]:.3f}"
                 for n in SHALLOW
             )
             + ".",
@@ -176,7 +181,7 @@ def sparse_section(result: SparseResult, engines: dict[str, Engine], out: Path) 
     filters = _grid(
         out,
         "3-encoder-filters.png",
-        {LABELS[n]: result.filters[n] for n in models},
+        {label(n): result.filters[n] for n in models},
         [f"#{i + 1}" for i in range(count)],
         f"Encoder filters (input weights) of the {count} most active hidden units per model, most active first",
         scale="each",
@@ -185,7 +190,7 @@ def sparse_section(result: SparseResult, engines: dict[str, Engine], out: Path) 
         ["model", "hidden units", "mean activation (ours)", "report", "ours / report"],
         [
             [
-                LABELS[n],
+                label(n),
                 str(engines[n].run.config.arch["code"]),
                 number(result.mean_activation[n]),
                 number(REPORTED_ACTIVATION[n]),
@@ -223,13 +228,13 @@ def denoise_section(result: DenoiseResult, engines: dict[str, Engine], out: Path
         rows = {
             "clean": result.originals,
             f"noisy ({level})": result.noisy[level],
-            **{LABELS[n]: result.outputs[level][n] for n in models},
+            **{label(n): result.outputs[level][n] for n in models},
         }
         blocks.append(_grid(out, f"4-noise-{level}.png", rows, columns, f"Noise level {level}: inputs and outputs"))
     blocks.append(
         Table(
             ["model", *(f"noise {level}" for level in NOISE_LEVELS)],
-            [[LABELS[n], *(number(result.mse[n][level]) for level in NOISE_LEVELS)] for n in models]
+            [[label(n), *(number(result.mse[n][level]) for level in NOISE_LEVELS)] for n in models]
             + [["noisy input itself", *(number(result.input_mse[level]) for level in NOISE_LEVELS)]],
             "Test MSE against the clean digits (the report gave no such numbers).",
         )
@@ -252,7 +257,7 @@ def denoise_section(result: DenoiseResult, engines: dict[str, Engine], out: Path
         _grid(
             out,
             "4-denoise-filters.png",
-            {LABELS[n]: f for n, f in result.filters.items()},
+            {label(n): f for n, f in result.filters.items()},
             [f"#{i + 1}" for i in range(len(result.filters["denoise-dense"]))],
             "Encoder filters of the most active units: denoising AE vs shallow AE-256",
             scale="each",
@@ -310,7 +315,7 @@ def conv_section(result: ConvResult, out: Path) -> Section:
     recon = _grid(
         out,
         "6-conv.png",
-        {"original": result.originals, **{LABELS[n]: result.outputs[n] for n in CONV}},
+        {"original": result.originals, **{label(n): result.outputs[n] for n in CONV}},
         _columns(len(result.originals)),
         "Test digits through the convolutional AEs",
     )
@@ -318,7 +323,7 @@ def conv_section(result: ConvResult, out: Path) -> Section:
         ["decoder upsampling", "channels", "test MSE", "report", "ours / report"],
         [
             [
-                LABELS[n],
+                label(n),
                 "/".join(map(str, result.channels[n])),
                 number(result.mse[n]),
                 number(REPORTED_MSE[n]),
@@ -330,7 +335,7 @@ def conv_section(result: ConvResult, out: Path) -> Section:
     plot = f"{FIGURES}/6-conv-curves.png"
     figures.curves(
         out / plot,
-        {LABELS[n]: result.histories[n] for n in CONV},
+        {label(n): result.histories[n] for n in CONV},
         {"train_mse": "train", "test_mse": "test"},
         "Convolutional AEs: MSE per epoch",
     )
@@ -350,7 +355,7 @@ def conv_section(result: ConvResult, out: Path) -> Section:
                     f"6-filters-{name}-{index + 1}.png",
                     {f"out {o}": k for o, k in enumerate(kernels)},
                     [f"in {i}" for i in range(kernels.shape[1])],
-                    f"{LABELS[name]} decoder, layer {layer}: kernels by output (rows) and input channel (columns)",
+                    f"{label(name)} decoder, layer {layer}: kernels by output (rows) and input channel (columns)",
                     scale="symmetric",
                 )
             )
@@ -370,8 +375,7 @@ def summary_section(
     scores = {name: result.mse for name, result in quality.items()}
     tested = f"scores the first {next(iter(quality.values())).images:,}" if quality else "scores none"
     rows = [
-        [f"test MSE, {LABELS[n]}", number(scores[n]), number(r), f"{scores[n] / r:.2f}"]
-        for n, r in REPORTED_MSE.items()
+        [f"test MSE, {label(n)}", number(scores[n]), number(r), f"{scores[n] / r:.2f}"] for n, r in REPORTED_MSE.items()
     ]
     rows.insert(
         1,
@@ -383,7 +387,7 @@ def summary_section(
         ],
     )
     rows += [
-        [f"mean activation, {LABELS[n]}", number(activation[n]), number(r), f"{activation[n] / r:.2f}"]
+        [f"mean activation, {label(n)}", number(activation[n]), number(r), f"{activation[n] / r:.2f}"]
         for n, r in REPORTED_ACTIVATION.items()
     ]
 
@@ -399,7 +403,7 @@ def summary_section(
         run = engine.run
         training.append(
             [
-                LABELS[name],
+                label(name),
                 "yes" if run.trained_now else "no, reused",
                 str(run.config.epochs),
                 f"≤ {run.config.limit}" if run.config.limit else "all",

@@ -98,7 +98,7 @@ class TrainConfig:
                 self.noise, self.noise_mix = spec.train.get("noise", 0.0), spec.train.get("noise_mix")
             self.noise = self.noise or 0.0
             if self.loss is None:  # sigmoid outputs saturate under MSE on noisy inputs: the conv AEs then use BCE
-                noisy_conv_ae = spec.build is ConvAE and bool(self.noise or self.noise_mix)
+                noisy_conv_ae = issubclass(spec.build, ConvAE) and bool(self.noise or self.noise_mix)
                 self.loss = spec.train.get("loss", "bce" if noisy_conv_ae else "mse")
             if self.augment is None:
                 self.augment = spec.train.get("augment", False)
