@@ -250,6 +250,7 @@ def test_learning_rate_warms_up_linearly_then_decays_by_a_cosine():
         ("ae64", {"batch_size": True}, "--batch-size must be a whole number, got True"),
         ("ae64", {"limit": 100.0}, "--limit must be a whole number"),
         ("ae64", {"seed": None}, "--seed must be a whole number, got None"),
+        ("ae64", {"seed": 2**32}, r"--seed must be at most 4294967295 \(2\^32 - 1\), got 4294967296"),
         ("conv-deconv", {"patch": 32.0, "data": "imgs"}, "--patch must be a whole number"),
         ("ae64", {"channels": 1.0}, "--channels must be a whole number"),
         ("pca", {"components": "30"}, "--components must be a whole number"),

@@ -25,6 +25,7 @@ LOSSES = ("mse", "bce")
 DEFAULT_VAL = 0.1
 ONE_CLASS_VAL = 0.2
 # What a setting is when neither the command line nor the model's registry entry gives it.
+MAX_SEED = 2**32 - 1
 GENERIC = {"epochs": 10, "batch_size": 128, "lr": 1e-3, "loss": "mse", "l1": 0.0, "noise": 0.0}
 # pca is fitted in closed form on clean images: these settings do not apply to it. Round-1 runs stored these values
 # for it, which stand for none.
@@ -188,6 +189,8 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and value < low:
                 raise ValueError(f"{option_of(name)} must be at least {low}, got {value}")
+        if self.seed > MAX_SEED:  # torch.Generator takes 64-bit seeds, and the epochs' are derived from this one
+            raise ValueError(f"--seed must be at most {MAX_SEED} (2^32 - 1), got {self.seed}")
         if self.components is not None and self.channels is not None and self.size is not None:
             pixels = self.channels * self.size[0] * self.size[1]  # else load_training_data checks the images' own
             if self.components > pixels:
