@@ -462,3 +462,61 @@ def test_an_export_that_fails_after_training_says_how_to_go_on(data_dir, tmp_pat
         "aetool: error: the portable model graph uses Gelu, which not every runtime implements; export with --target "
         f"onnxruntime (the run is complete; go on with: aetool export {run})"
     )
+
+
+def torchrun_aetool(*args: str, timeout: float = 180) -> subprocess.CompletedProcess:
+    """``torchrun --standalone --nproc_per_node=2 -m aetool ARGS``, on the CPU."""
+    torchrun = shutil.which("torchrun", path=sys.prefix + "/bin") or shutil.which("torchrun")
+    command = [torchrun, "--standalone", "--nproc_per_node=2", "-m", "aetool", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    shutil.which("torchrun") is None and not shutil.which("torchrun", path=sys.prefix + "/bin"),
+    reason="torchrun is not installed",
+)
+def test_a_torchrun_job_whose_rank_0_fails_ends_with_one_line_a_rank(data_dir, tmp_path):
+    """Rank 0 failed alone (its run folder is a file) while rank 1 waited for it in a collective, and rank 0 then
+    waited at the closing barrier: the job hung with no line until gloo's 30-minute timeout."""
+    (tmp_path / "afile").write_text("mine")
+    args = ["train", "ae64", "--device", "cpu", "--epochs", "1", "--limit", "300", "--data-dir", str(data_dir)]
+    done = torchrun_aetool(*args, "-q", "--no-export", "--allow-trivial", "-o", str(tmp_path / "afile"))
+    assert done.returncode != 0 and (tmp_path / "afile").read_text() == "mine"
+    assert f"aetool: error: cannot use {tmp_path / 'afile'} as the run folder: it is a file" in done.stderr
+    assert "aetool: error: rank 1: another rank of this job stopped, so this one stops too" in done.stderr
+    assert "[rank1]: Traceback" not in done.stderr
+    done = torchrun_aetool(*args, "--batch-size", "3", "-q", "-o", str(tmp_path / "odd"))  # each rank took 1 of 3
+    assert done.returncode != 0 and not (tmp_path / "odd").exists()
+    assert "--batch-size 3 does not split over the 2 ranks of this torchrun job" in done.stderr
+
+
+def test_a_rank_waiting_for_peers_that_never_come_stops_on_sigterm(data_dir, tmp_path):
+    """torch retries its wait for the other ranks on every interrupted system call, so aetool's SIGTERM handler
+    never ran: the process outlived `timeout` by ten minutes, until SIGKILL."""
+    import signal
+    import socket
+    import time
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "WORLD_SIZE": "2", "RANK": "0", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
+    command = [sys.executable, "-m", "aetool", "train", "ae64", "--data-dir", str(data_dir), "-o", str(tmp_path / "r")]
+    rank = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not _listening(port):  # it waits for its peer on that port
+        time.sleep(0.2)
+    rank.send_signal(signal.SIGTERM)
+    try:
+        assert rank.wait(timeout=20) == -signal.SIGTERM
+    finally:
+        rank.kill()
+    assert not (tmp_path / "r").exists()
+
+
+def _listening(port: int) -> bool:
+    import socket
+
+    with socket.socket() as client:
+        return client.connect_ex(("127.0.0.1", port)) == 0

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import math
 import os
+import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -25,7 +27,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 from torch import nn
 
-from aetool.errors import AetoolError, Interrupted, first_line
+from aetool.errors import AetoolError, DataError, Interrupted, first_line
 from aetool.models import PCA, Autoencoder, build_model, get_spec
 from aetool.runtime import contract
 from aetool.runtime.cpu import keep_freed_memory
@@ -83,6 +85,25 @@ class _Dist:
         return self.rank == 0
 
 
+@contextmanager
+def _signals_kill() -> Iterator[None]:
+    """Ctrl-C and SIGTERM end the process at once while it waits for its peers to join: that wait (up to 30
+    minutes) retries on every interrupted system call inside torch, so a Python handler would never run (SIGTERM
+    did not stop a rank whose peers never came). Nothing has been written yet."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    handlers = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
+    handlers = {number: handler for number, handler in handlers.items() if handler not in (None, signal.SIG_IGN)}
+    for number in handlers:
+        signal.signal(number, signal.SIG_DFL)
+    try:
+        yield
+    finally:
+        for number, handler in handlers.items():
+            signal.signal(number, handler)
+
+
 def _init_distributed(device: str) -> _Dist:
     """This process's place among the ranks torchrun started (its ``WORLD_SIZE``, ``RANK``, ``MASTER_ADDR``…
     variables); one rank alone without them. Raises ``AetoolError`` when they are set but unusable (left over
@@ -93,7 +114,8 @@ def _init_distributed(device: str) -> _Dist:
             return _Dist()
         owns_group = not dist.is_initialized()
         if owns_group:
-            dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+            with _signals_kill():
+                dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
         return _Dist(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")), owns_group)
     except ValueError as err:  # torch's errors for missing variables are ValueErrors too
         raise AetoolError(
@@ -102,10 +124,33 @@ def _init_distributed(device: str) -> _Dist:
         ) from None
 
 
-def _end_distributed(place: _Dist) -> None:
-    """Wait for every rank, then close the group: a rank exiting early can abort its peers mid-teardown."""
+def _check_shares(config: TrainConfig, train: ImageSet, *, world: int) -> None:
+    """Refuse a torchrun job whose ranks cannot take equal shares of every batch: a ``--batch-size`` that is no
+    multiple of the ranks (each took batch // ranks images, a smaller global batch than asked), or fewer training
+    images than ranks. Raises ``DataError``, on every rank alike."""
+    if config.epochs and config.batch_size is not None and config.batch_size % world:
+        raise DataError(
+            f"--batch-size {config.batch_size} does not split over the {world} ranks of this torchrun job, which "
+            f"take equal shares of every batch: pass a multiple of {world}"
+        )
+    if len(train) < world:
+        raise DataError(f"{len(train)} training image{'s' * (len(train) != 1)} for {world} ranks: each needs one")
+
+
+def _peer_gone(err: RuntimeError) -> bool:
+    """Whether a collective failed because another rank left: torch's distributed errors, and gloo's own
+    RuntimeErrors (``Connection closed by peer``), which DistributedDataParallel's setup passes on as they are."""
+    return isinstance(err, dist.DistError) or "gloo/transport" in str(err)
+
+
+def _end_distributed(place: _Dist, *, completed: bool) -> None:
+    """Wait for every rank of a ``completed`` run, then close the group: a rank exiting early can abort its peers
+    mid-teardown. After a failure no rank waits: the others may be inside a step, never reaching the barrier (a
+    rank stopped alone hung its job until gloo's 30-minute timeout); closing the group ends their step with an
+    error instead."""
     if place.world > 1:
-        dist.barrier()
+        if completed:
+            dist.barrier()
         if place.owns_group:
             dist.destroy_process_group()
 
@@ -499,12 +544,15 @@ def train(
     new_folder = not folder.path.exists()
     made_folder = False  # whether this run made the folder (another started into it at once may have)
     trainer = None
+    completed = False
     try:
         data, config = load_training_data(config)
         if get_spec(config.model).kind == "pca":
             check_pca_components(config.arch["components"], data.train)
         if stored is not None:
             folder.check_resumable(stored, config)
+        if place.world > 1:
+            _check_shares(config, data.train, world=place.world)
         if place.is_main:
             folder.create(new=new_folder)
             made_folder = new_folder
@@ -536,20 +584,26 @@ def train(
                     echo(f"warning: {few}")
             if stored is not None:
                 trainer.resume_from(stored)
-                if trainer.start_epoch >= trainer.epochs:
+                finished = trainer.start_epoch >= trainer.epochs
+                if place.is_main and finished:
                     done = f"{trainer.epochs} epoch{'s' * (trainer.epochs != 1)}"
                     echo(f"{folder.path} has finished its {done}: nothing left to train")
-                else:
+                elif place.is_main:
                     echo(f"resuming {folder.path} after epoch {trainer.start_epoch}")
             history = trainer.run(progress=progress, echo=echo, replace_old_run=force)
             trivial = trainer.baselines
+        completed = True
     except KeyboardInterrupt:
-        raise _interrupted(folder, trainer, made_folder=made_folder) from None
+        raise _interrupted(folder, trainer, made_folder=made_folder, rank=place.rank) from None
     except AetoolError:  # a checkpoint that cannot be written (a full disk), say
         _remove_if_empty(folder, made_folder=made_folder)
         raise
+    except RuntimeError as err:
+        if place.world == 1 or not _peer_gone(err):
+            raise
+        raise AetoolError(f"rank {place.rank}: another rank of this job stopped, so this one stops too") from None
     finally:
-        _end_distributed(place)
+        _end_distributed(place, completed=completed)
     return TrainResult(folder.path, history, time.perf_counter() - started, place.is_main, trivial)
 
 
@@ -588,8 +642,11 @@ def _remove_if_empty(folder: RunFolder, *, made_folder: bool) -> None:
         folder.path.rmdir()
 
 
-def _interrupted(folder: RunFolder, trainer: Trainer | None, *, made_folder: bool) -> Interrupted:
-    """The one line for Ctrl-C during training; a folder this run made and never wrote to is removed."""
+def _interrupted(folder: RunFolder, trainer: Trainer | None, *, made_folder: bool, rank: int) -> Interrupted:
+    """The one line for Ctrl-C during training; a folder this run made and never wrote to is removed. Rank 0
+    writes the files, so only its line says what is saved."""
+    if rank:
+        return Interrupted(f"rank {rank}: interrupted (rank 0 says what is saved)")
     saved = trainer.saved_epoch if trainer is not None else None
     if saved is None and trainer is not None and trainer.start_epoch:
         saved = trainer.start_epoch  # a resumed run that had not finished a new epoch
