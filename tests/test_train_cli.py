@@ -520,3 +520,34 @@ def _listening(port: int) -> bool:
 
     with socket.socket() as client:
         return client.connect_ex(("127.0.0.1", port)) == 0
+
+
+@pytest.mark.skipif(importlib.util.find_spec("fcntl") is None, reason="folder locks are POSIX's flock")
+def test_a_run_folder_in_training_is_not_started_over_or_resumed_by_another_run(data_dir, tmp_path):
+    """A second `train --force` (or `--resume`) into a folder whose run was still training trained alongside it,
+    each replacing the other's files every epoch; both exited 0."""
+    import signal
+    import time
+
+    run = tmp_path / "run"
+    args = ["train", "ae64", "--data-dir", str(data_dir), "--limit", "2000", "-q", "--no-export", "--allow-trivial"]
+    first = subprocess.Popen(
+        [sys.executable, "-m", "aetool", *args, "--epochs", "200", "-o", str(run)], stderr=subprocess.PIPE
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not (run / "checkpoint.pt").exists():
+            time.sleep(0.2)
+        for again in (["--force"], ["--resume"]):
+            second = runner.invoke(app, [*args, "--epochs", "200", *again, "-o", str(run)])
+            assert second.exit_code == 2 and first.poll() is None
+            assert second.stderr.strip().splitlines()[-1] == (
+                f"aetool: error: {run} is being trained by another aetool run; wait for it to end, or train into "
+                "another folder"
+            )
+    finally:
+        first.send_signal(signal.SIGINT)
+        first.wait(timeout=60)
+    assert first.returncode == 130
+    resumed = runner.invoke(app, [*args, "--epochs", "200", "--resume", "-o", str(run)], catch_exceptions=False)
+    assert "is being trained" not in resumed.stderr  # the lock went with the run that held it

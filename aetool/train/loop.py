@@ -603,6 +603,7 @@ def train(
             raise
         raise AetoolError(f"rank {place.rank}: another rank of this job stopped, so this one stops too") from None
     finally:
+        folder.unlock()
         _end_distributed(place, completed=completed)
     return TrainResult(folder.path, history, time.perf_counter() - started, place.is_main, trivial)
 

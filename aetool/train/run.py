@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import os
 import pickle
 import re
 import zipfile
@@ -25,6 +26,13 @@ from aetool.models import Autoencoder, build_model, get_spec
 from aetool.runtime import contract
 from aetool.runtime.files import check_folder, write_files
 from aetool.train.config import TrainConfig, option_of
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks on folders, so two runs into one folder are not told apart
+    fcntl = None  # type: ignore[assignment]
+
+_LOCKS: dict[Path, int] = {}  # run folder → the open descriptor this process holds its lock through
 
 CHECKPOINT = "checkpoint.pt"
 UNPACKED_SLACK = 16 << 20  # torch.save stores a checkpoint's members uncompressed: they unpack to its own size
@@ -257,6 +265,29 @@ class RunFolder:
                 f"{self.path} was made by another run while this one loaded its data; train into another folder"
             ) from None
         check_folder(self.path)
+        self._lock()
+
+    def _lock(self) -> None:
+        """Hold an advisory lock (flock) on the folder until :meth:`unlock`: a second run into it, started over
+        (--force) or resumed while this one trains, is refused (both trained, and their files replaced each
+        other's). Raises ``AetoolError``."""
+        if fcntl is None or self.path in _LOCKS:
+            return
+        handle = os.open(self.path, os.O_RDONLY)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(handle)
+            raise AetoolError(
+                f"{self.path} is being trained by another aetool run; wait for it to end, or train into another folder"
+            ) from None
+        _LOCKS[self.path] = handle
+
+    def unlock(self) -> None:
+        """Let go of the lock :meth:`create` took (closing the descriptor releases it)."""
+        handle = _LOCKS.pop(self.path, None)
+        if handle is not None:
+            os.close(handle)
 
     # ---- the rules: starting over, resuming, reusing ----
 
