@@ -551,3 +551,29 @@ def test_a_run_folder_in_training_is_not_started_over_or_resumed_by_another_run(
     assert first.returncode == 130
     resumed = runner.invoke(app, [*args, "--epochs", "200", "--resume", "-o", str(run)], catch_exceptions=False)
     assert "is being trained" not in resumed.stderr  # the lock went with the run that held it
+
+
+def test_resume_takes_settings_and_history_from_the_checkpoint_and_refuses_a_gap(data_dir, tmp_path):
+    """Without metrics.json, --resume took the defaults for the options left out (and refused the run's own
+    --epochs/--limit, or downloaded MNIST); a checkpoint ahead of metrics.json (a stop between the two renames)
+    resumed with a silent gap in the history (epochs 1, 3, 4)."""
+    import torch
+
+    run = tmp_path / "run"
+    args = ["-q", "--no-export", "--allow-trivial", "-o", str(run)]
+    first = ["train", "ae64", "--epochs", "3", "--limit", "600", "--data-dir", str(data_dir), *args]
+    assert runner.invoke(app, first).exit_code == 0
+    (run / "metrics.json").unlink()
+    again = runner.invoke(app, ["train", "ae64", "--resume", *args])
+    assert again.exit_code == 0 and "has finished its 3 epochs: nothing left to train" in again.stderr
+    state = torch.load(run / "checkpoint.pt", weights_only=True)
+    del state["history"]  # as a checkpoint of an earlier aetool, a run's history in metrics.json alone
+    state["epoch"] = 2
+    torch.save(state, run / "checkpoint.pt")
+    metrics = {"config": state["config"], "history": [{"epoch": 1, "test_mse": 0.1}]}
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    gap = runner.invoke(app, ["train", "ae64", "--resume", *args])
+    assert gap.exit_code == 2 and gap.stderr.strip().splitlines()[-1] == (
+        f"aetool: error: {run / 'metrics.json'} records epochs up to 1, the checkpoint epoch 2: the run's history "
+        "cannot go on from it; start over with --force"
+    )

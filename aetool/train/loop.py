@@ -386,11 +386,22 @@ class Trainer:
         self.saved_epoch: int | None = None  # the last epoch this run saved
 
     def resume_from(self, state: dict[str, Any]) -> None:
-        """Continue after the checkpoint's epoch: weights, optimizer state and history up to it."""
+        """Continue after the checkpoint's epoch: weights, optimizer state and history up to it (the checkpoint's
+        own; ``metrics.json``'s for a checkpoint written before it held one). Raises ``AetoolError`` when that
+        history does not reach the checkpoint's epoch (``metrics.json`` removed, or a run stopped between the two
+        files' renames): the resumed run's history would have a gap."""
         self.net.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.start_epoch = state["epoch"]
-        self.history = [r for r in self.folder.read_metrics()["history"] if r["epoch"] <= self.start_epoch]
+        recorded = self.folder.read_metrics()["history"]  # read when there, to refuse one of another shape
+        history = state.get("history", recorded)
+        self.history = [r for r in history if r["epoch"] <= self.start_epoch]
+        if [r["epoch"] for r in self.history] != list(range(1, self.start_epoch + 1)):
+            recorded = f"epochs up to {self.history[-1]['epoch']}" if self.history else "no epoch"
+            raise AetoolError(
+                f"{self.folder.metrics} records {recorded}, the checkpoint epoch {self.start_epoch}: the run's "
+                "history cannot go on from it; start over with --force"
+            )
 
     def run(self, *, progress: bool, echo: Echo, replace_old_run: bool = False) -> list[dict[str, Any]]:
         """Train the remaining epochs; ``replace_old_run`` removes an older run's exports once the first is saved."""

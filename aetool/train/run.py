@@ -150,6 +150,9 @@ class RunFolder:
             raise AetoolError(f"{path} is not an aetool checkpoint (its epoch is {_shown(state['epoch'])})")
         if not isinstance(state["config"], dict):
             raise AetoolError(f"{path} is not an aetool checkpoint (its config is {_shown(state['config'])})")
+        history = state.get("history", [])  # absent from checkpoints written before it was kept there
+        if not isinstance(history, list) or not all(map(_epoch_record, history)):
+            raise AetoolError(f"{path} is not an aetool checkpoint (its history is not a list of epoch records)")
         return state
 
     def read_metrics(self) -> dict[str, Any]:
@@ -239,6 +242,7 @@ class RunFolder:
             "optimizer": optimizer.state_dict() if optimizer is not None else None,
             "config": config.to_dict(),
             "epoch": epoch,
+            "history": history,  # also here: a resume needs it, and the two files are renamed one after the other
         }
         record: dict[str, Any] = {"config": config.to_dict(), "history": history}
         if baselines is not None:
