@@ -664,3 +664,17 @@ def test_a_model_of_multiples_of_8_exports_checked_on_sizes_it_takes(tmp_path, m
     assert {check.shape for check in result.parity.checks if check.case == "random b3"} >= {(3, 1, 32, 32)}
     session = ort.InferenceSession(result.path, providers=["CPUExecutionProvider"])
     assert session.run(None, {"image": np.zeros((1, 1, 40, 24), np.float32)})[0].shape == (1, 1, 40, 24)
+
+
+def test_an_export_is_byte_for_byte_the_same_under_source_date_epoch(tmp_path, monkeypatch):
+    """Two exports of one model differed only in their `created` time (and so their model's decoder digest)."""
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    written = []
+    for _ in range(2):
+        result = export("ae64", tmp_path, ExportOptions(precisions=("fp16",)))
+        written.append([Path(path).read_bytes() for path in (result.path, result.decoder_path)])
+    assert written[0] == written[1]
+    assert read(onnx.load(result.path))[contract.CREATED] == "2023-11-14T22:13:20+00:00"
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "yesterday")
+    with pytest.raises(AetoolError, match="SOURCE_DATE_EPOCH must be whole seconds since 1970-01-01 UTC, got 'yes"):
+        export("ae64", tmp_path / "none")

@@ -281,6 +281,7 @@ def _export(
     scores also to the numpy runtime's; a portable detector may also use ``scores.DETECTOR_OPS``; it has no variants.
     """
     _check_target(path)
+    metadata.created()  # a $SOURCE_DATE_EPOCH it cannot take is refused before the work
     if detector is not None and options.precisions:
         raise AetoolError(f"a detector is written in fp32 only; leave out {', '.join(options.precisions)}")
     images = None if data.test_images is None else as_images(data.test_images)
@@ -568,6 +569,7 @@ def export_run(
     facts = run_facts(run)
     path = Path(out) if out is not None else run.folder.model_file
     _check_target(path)
+    metadata.created()  # a $SOURCE_DATE_EPOCH it cannot take is refused before the work
     if not over_detector and _holds_detector(path):
         raise AetoolError(
             f"{path} is a calibrated anomaly detector; the plain model written there would drop its threshold and "

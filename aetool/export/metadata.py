@@ -6,6 +6,7 @@ The runtime reads these back without onnx (onnxruntime's ``custom_metadata_map``
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
@@ -14,11 +15,13 @@ from typing import Any
 import onnx
 
 import aetool
+from aetool.errors import AetoolError
 from aetool.models import get_spec
 from aetool.runtime import contract
 from aetool.runtime.noise import Noise
 
 VERSIONED = ("torch", "onnx", "onnxscript", "onnxruntime")
+MAX_EPOCH_SECONDS = 253402300799  # 9999-12-31T23:59:59Z, the last second a datetime holds
 
 
 @dataclass(frozen=True)
@@ -100,6 +103,18 @@ def operators(proto: onnx.ModelProto) -> list[str]:
     )
 
 
+def created() -> datetime:
+    """When a file is written, in UTC: now, or ``$SOURCE_DATE_EPOCH`` (seconds since 1970, the reproducible-builds
+    convention, https://reproducible-builds.org/specs/source-date-epoch/) when set, so that one run exported twice
+    gives the same bytes. Raises ``AetoolError`` for a value that is not such a number of seconds."""
+    pinned = os.environ.get("SOURCE_DATE_EPOCH")
+    if pinned is None:
+        return datetime.now(timezone.utc)
+    if not pinned.isdigit() or int(pinned) > MAX_EPOCH_SECONDS:
+        raise AetoolError(f"SOURCE_DATE_EPOCH must be whole seconds since 1970-01-01 UTC, got {pinned!r}")
+    return datetime.fromtimestamp(int(pinned), timezone.utc)
+
+
 def metadata(
     facts: ModelFacts,
     proto: onnx.ModelProto,
@@ -131,7 +146,7 @@ def metadata(
         contract.INPUT_SPEC: json.dumps(spec),
         contract.PARITY: "" if parity is None else json.dumps(parity),
         contract.VERSIONS: json.dumps({name: _version(name) for name in VERSIONED}),
-        contract.CREATED: datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        contract.CREATED: created().isoformat(timespec="seconds"),
         contract.OPSET: str(opset(proto)),
         contract.PRECISION: precision,
         contract.DECODER: decoder,
