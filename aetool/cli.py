@@ -1521,7 +1521,7 @@ def train(
         from aetool.export.detector import CalibrationOptions, calibrate_run
         from aetool.models import get_spec
         from aetool.runtime.images import parse_size
-        from aetool.train import TrainConfig
+        from aetool.train import RunFolder, TrainConfig
         from aetool.train import train as run_training
 
         run_dir = Path(_alias(output, out, "--output", "--out", default=str(Path("runs") / model)))
@@ -1579,7 +1579,10 @@ def train(
                     else f"{kept} (--allow-trivial accepts it)"
                 )
             )
-        if export:
+        folder = RunFolder.at(result.run_dir)
+        if export and resume and folder.export_is_current():  # a finished run resumed: its files are its own
+            note(f"{folder.model_file} was exported after the run's last epoch: nothing to export")
+        elif export:
             detector = bool(config.classes or get_spec(model).detector)
             command = "calibrate" if detector else "export"
             try:

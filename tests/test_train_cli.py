@@ -577,3 +577,17 @@ def test_resume_takes_settings_and_history_from_the_checkpoint_and_refuses_a_gap
         f"aetool: error: {run / 'metrics.json'} records epochs up to 1, the checkpoint epoch 2: the run's history "
         "cannot go on from it; start over with --force"
     )
+
+
+def test_resuming_a_finished_exported_run_neither_trains_nor_exports_again(data_dir, tmp_path):
+    """It showed a full progress bar with no time left, checked parity again and rewrote model.onnx."""
+    run = tmp_path / "run"
+    args = ["train", "ae64", "--epochs", "1", "--limit", "600", "--data-dir", str(data_dir), "--allow-trivial"]
+    assert runner.invoke(app, [*args, "-q", "-o", str(run)]).exit_code == 0
+    exported = (run / "model.onnx").stat().st_mtime_ns
+    again = runner.invoke(app, [*args, "--resume", "-o", str(run)])
+    assert again.exit_code == 0 and (run / "model.onnx").stat().st_mtime_ns == exported
+    assert again.stderr.strip().splitlines()[-1] == (
+        f"aetool: {run / 'model.onnx'} was exported after the run's last epoch: nothing to export"
+    )
+    assert "━" not in again.stderr and "parity" not in again.stderr

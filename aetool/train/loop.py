@@ -601,7 +601,8 @@ def train(
                     echo(f"{folder.path} has finished its {done}: nothing left to train")
                 elif place.is_main:
                     echo(f"resuming {folder.path} after epoch {trainer.start_epoch}")
-            history = trainer.run(progress=progress, echo=echo, replace_old_run=force)
+            left = trainer.start_epoch < trainer.epochs  # else a finished run, resumed: no bar, nothing to save
+            history = trainer.run(progress=progress, echo=echo, replace_old_run=force) if left else trainer.history
             trivial = trainer.baselines
         completed = True
     except KeyboardInterrupt:
