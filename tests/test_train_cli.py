@@ -591,3 +591,21 @@ def test_resuming_a_finished_exported_run_neither_trains_nor_exports_again(data_
         f"aetool: {run / 'model.onnx'} was exported after the run's last epoch: nothing to export"
     )
     assert "━" not in again.stderr and "parity" not in again.stderr
+
+
+def test_a_run_trained_on_a_gpu_resumes_on_this_machines_device(data_dir, tmp_path):
+    """--resume took the recorded --device cuda, and on a CPU machine said "--device cuda was asked for"."""
+    import torch
+
+    run = tmp_path / "run"
+    args = ["-q", "--no-export", "--allow-trivial", "-o", str(run)]
+    first = ["train", "ae64", "--epochs", "2", "--limit", "600", "--data-dir", str(data_dir), *args]
+    assert runner.invoke(app, first).exit_code == 0
+    state = torch.load(run / "checkpoint.pt", weights_only=True)
+    state["config"]["device"], state["epoch"], state["history"] = "cuda", 1, state["history"][:1]
+    torch.save(state, run / "checkpoint.pt")
+    metrics = json.loads((run / "metrics.json").read_text())
+    metrics["config"]["device"], metrics["history"] = "cuda", metrics["history"][:1]
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    resumed = runner.invoke(app, ["train", "ae64", "--resume", *args])
+    assert resumed.exit_code == 0 and "after 2 epochs" in resumed.stderr, resumed.stderr
