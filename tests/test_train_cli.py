@@ -609,3 +609,21 @@ def test_a_run_trained_on_a_gpu_resumes_on_this_machines_device(data_dir, tmp_pa
     (run / "metrics.json").write_text(json.dumps(metrics))
     resumed = runner.invoke(app, ["train", "ae64", "--resume", *args])
     assert resumed.exit_code == 0 and "after 2 epochs" in resumed.stderr, resumed.stderr
+
+
+def test_a_run_resumed_by_another_number_of_ranks_says_what_differs(data_dir, tmp_path):
+    """A 2-rank run resumed by one process (or the other way) went on without a word, though its noise is drawn per
+    rank and its gradients summed in another order."""
+    import torch
+
+    run = tmp_path / "run"
+    args = ["-q", "--no-export", "--allow-trivial", "-o", str(run)]
+    first = ["train", "ae64", "--epochs", "2", "--limit", "600", "--data-dir", str(data_dir), *args]
+    assert runner.invoke(app, first).exit_code == 0
+    state = torch.load(run / "checkpoint.pt", weights_only=True)
+    assert state["ranks"] == 1
+    state["ranks"], state["epoch"], state["history"] = 2, 1, state["history"][:1]  # as a 2-rank job stopped it
+    torch.save(state, run / "checkpoint.pt")
+    resumed = runner.invoke(app, ["train", "ae64", "--resume", *args])
+    assert resumed.exit_code == 0
+    assert f"warning: {run} was trained by 2 torchrun ranks, resumed by 1 process: the batches" in resumed.stderr

@@ -137,6 +137,10 @@ def _check_shares(config: TrainConfig, train: ImageSet, *, world: int) -> None:
         raise DataError(f"{len(train)} training image{'s' * (len(train) != 1)} for {world} ranks: each needs one")
 
 
+def _ranks(count: Any) -> str:
+    return "1 process" if count == 1 else f"{count} torchrun ranks"
+
+
 def _peer_gone(err: RuntimeError) -> bool:
     """Whether a collective failed because another rank left: torch's distributed errors, and gloo's own
     RuntimeErrors (``Connection closed by peer``), which DistributedDataParallel's setup passes on as they are."""
@@ -428,6 +432,7 @@ class Trainer:
                         history=self.history,
                         baselines=self.baselines,
                         replace_exports=replace_old_run and epoch == self.start_epoch,  # the old run whole till now
+                        ranks=self.place.world,
                     )
                     self.saved_epoch = epoch + 1
                     say(
@@ -601,6 +606,13 @@ def train(
                     echo(f"{folder.path} has finished its {done}: nothing left to train")
                 elif place.is_main:
                     echo(f"resuming {folder.path} after epoch {trainer.start_epoch}")
+                    ranks = stored.get("ranks", 1)
+                    if ranks != place.world:
+                        echo(
+                            f"warning: {folder.path} was trained by {_ranks(ranks)}, resumed by {_ranks(place.world)}: "
+                            "the batches are the same, but the noise (drawn per rank) and the gradients' summation "
+                            "order differ from an uninterrupted run"
+                        )
             left = trainer.start_epoch < trainer.epochs  # else a finished run, resumed: no bar, nothing to save
             history = trainer.run(progress=progress, echo=echo, replace_old_run=force) if left else trainer.history
             trivial = trainer.baselines

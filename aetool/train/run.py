@@ -230,8 +230,10 @@ class RunFolder:
         history: list[dict[str, Any]],
         baselines: dict[str, float] | None = None,
         replace_exports: bool = False,
+        ranks: int = 1,
     ) -> None:
         """Write checkpoint and metrics together, atomically (a reader sees the old pair or the new one).
+        ``ranks``: the processes of the torchrun job that trained it (1 alone), which a resume compares.
 
         ``baselines`` (the test MSE of trivial outputs, see the training loop) are recorded in metrics.json.
         ``replace_exports``: the exported files of an older training (the run ``--force`` starts over) are removed
@@ -243,6 +245,7 @@ class RunFolder:
             "config": config.to_dict(),
             "epoch": epoch,
             "history": history,  # also here: a resume needs it, and the two files are renamed one after the other
+            "ranks": ranks,
         }
         record: dict[str, Any] = {"config": config.to_dict(), "history": history}
         if baselines is not None:
