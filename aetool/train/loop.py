@@ -138,6 +138,7 @@ def _check_shares(config: TrainConfig, train: ImageSet, *, world: int) -> None:
 
 
 def _ranks(count: Any) -> str:
+    """How many processes trained a run, in words (``count`` as a checkpoint records it)."""
     return "1 process" if count == 1 else f"{count} torchrun ranks"
 
 
@@ -401,9 +402,9 @@ class Trainer:
         history = state.get("history", recorded)
         self.history = [r for r in history if r["epoch"] <= self.start_epoch]
         if [r["epoch"] for r in self.history] != list(range(1, self.start_epoch + 1)):
-            recorded = f"epochs up to {self.history[-1]['epoch']}" if self.history else "no epoch"
+            reached = f"epochs up to {self.history[-1]['epoch']}" if self.history else "no epoch"
             raise AetoolError(
-                f"{self.folder.metrics} records {recorded}, the checkpoint epoch {self.start_epoch}: the run's "
+                f"{self.folder.metrics} records {reached}, the checkpoint epoch {self.start_epoch}: the run's "
                 "history cannot go on from it; start over with --force"
             )
 

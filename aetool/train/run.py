@@ -261,8 +261,9 @@ class RunFolder:
     def create(self, *, new: bool) -> None:
         """Make the folder, and try writing there (a run over an earlier one on a read-only file system failed
         only once trained). ``new``: the folder did not exist when this run started, so one there now was made by
-        another run started into it at the same time (both trained, and the later files won). Raises
-        ``AetoolError`` when a file is in the way, another run made the folder, or it cannot be written."""
+        another run started into it at the same time (both trained, and the later files won). Holds the folder's
+        lock (:meth:`_lock`) until :meth:`unlock`. Raises ``AetoolError`` when a file is in the way, another run
+        made the folder or trains in it, or it cannot be written."""
         if self.path.exists() and not self.path.is_dir():
             raise AetoolError(f"cannot use {self.path} as the run folder: it is a file")
         try:
