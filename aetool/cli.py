@@ -1374,8 +1374,13 @@ def _resumed_settings(settings: dict[str, Any], run_dir: Path, *, given: set[str
         recorded = TrainConfig.from_dict(stored).to_dict() if stored is not None else {}
     except (AetoolError, ValueError, TypeError):
         return settings
-    return {  # the device is this machine's (a run trained on a GPU resumes on a CPU)
-        key: value if TRAIN_OPTION.get(key, key) in given or key == "device" else recorded.get(key, value)
+    if str(recorded.get("device", "")).startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():  # a run trained on a GPU resumes on a machine without one: --device auto
+            recorded.pop("device")
+    return {
+        key: value if TRAIN_OPTION.get(key, key) in given else recorded.get(key, value)
         for key, value in settings.items()
     }
 
