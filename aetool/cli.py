@@ -2036,7 +2036,7 @@ def main() -> None:
     except FileNotFoundError:  # PyTorch's MKL then aborts while loading ("Intel oneMKL FATAL ERROR"), and paths fail
         error("the current folder has been removed; cd to a folder that exists")
         sys.exit(2)
-    asked = next((arg for arg in sys.argv[1:] if arg in ("--help", "--version")), None)
+    asked = next((arg for arg in sys.argv[1:] if arg in ("--help", "--version")), None if sys.argv[1:] else "the help")
     if sys.stdout is None and asked is not None:  # Click would print into nothing and exit 0
         error(f"standard output is closed (>&-), and {asked} writes there")
         sys.exit(2)
