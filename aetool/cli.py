@@ -1584,7 +1584,7 @@ def train(
                     else f"{kept} (--allow-trivial accepts it)"
                 )
             )
-        folder = RunFolder.at(result.run_dir)
+        folder = RunFolder(result.run_dir)
         if export and resume and folder.export_is_current():  # a finished run resumed: its files are its own
             note(f"{folder.model_file} was exported after the run's last epoch: nothing to export")
         elif export:

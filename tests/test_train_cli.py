@@ -57,39 +57,22 @@ def test_unknown_model_and_missing_data_are_one_line_exit_2(tmp_path):
     assert "Traceback" not in result.output
 
 
+TORCHRUN = shutil.which("torchrun", path=sys.prefix + "/bin") or shutil.which("torchrun")
+needs_torchrun = pytest.mark.skipif(TORCHRUN is None, reason="torchrun is not installed")
+
+
+def torchrun_aetool(*args: str, timeout: float = 180) -> subprocess.CompletedProcess:
+    """``torchrun --standalone --nproc_per_node=2 -m aetool ARGS``, on the CPU."""
+    command = [TORCHRUN, "--standalone", "--nproc_per_node=2", "-m", "aetool", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+
+
 @pytest.mark.slow
-@pytest.mark.skipif(
-    shutil.which("torchrun") is None and not shutil.which("torchrun", path=sys.prefix + "/bin"),
-    reason="torchrun is not installed",
-)
+@needs_torchrun
 def test_two_process_gloo_ddp_run(data_dir, tmp_path):
-    torchrun = shutil.which("torchrun", path=sys.prefix + "/bin") or shutil.which("torchrun")
     out = tmp_path / "ddp"
-    done = subprocess.run(
-        [
-            torchrun,
-            "--standalone",
-            "--nproc_per_node=2",
-            "-m",
-            "aetool",
-            "train",
-            "ae64",
-            "--epochs",
-            "2",
-            "--device",
-            "cpu",
-            "--data-dir",
-            str(data_dir),
-            "-o",
-            str(out),
-            "--quiet",
-            "--no-export",
-            "--allow-trivial",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    args = ["train", "ae64", "--epochs", "2", "--device", "cpu", "--data-dir", str(data_dir), "-o", str(out)]
+    done = torchrun_aetool(*args, "--quiet", "--no-export", "--allow-trivial", timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     history = json.loads((out / "metrics.json").read_text())["history"]
     assert [r["epoch"] for r in history] == [1, 2]
@@ -464,18 +447,8 @@ def test_an_export_that_fails_after_training_says_how_to_go_on(data_dir, tmp_pat
     )
 
 
-def torchrun_aetool(*args: str, timeout: float = 180) -> subprocess.CompletedProcess:
-    """``torchrun --standalone --nproc_per_node=2 -m aetool ARGS``, on the CPU."""
-    torchrun = shutil.which("torchrun", path=sys.prefix + "/bin") or shutil.which("torchrun")
-    command = [torchrun, "--standalone", "--nproc_per_node=2", "-m", "aetool", *args]
-    return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
-
-
 @pytest.mark.slow
-@pytest.mark.skipif(
-    shutil.which("torchrun") is None and not shutil.which("torchrun", path=sys.prefix + "/bin"),
-    reason="torchrun is not installed",
-)
+@needs_torchrun
 def test_a_torchrun_job_whose_rank_0_fails_ends_with_one_line_a_rank(data_dir, tmp_path):
     """Rank 0 failed alone (its run folder is a file) while rank 1 waited for it in a collective, and rank 0 then
     waited at the closing barrier: the job hung with no line until gloo's 30-minute timeout."""
@@ -593,37 +566,37 @@ def test_resuming_a_finished_exported_run_neither_trains_nor_exports_again(data_
     assert "━" not in again.stderr and "parity" not in again.stderr
 
 
-def test_a_run_trained_on_a_gpu_resumes_on_this_machines_device(data_dir, tmp_path):
-    """--resume took the recorded --device cuda, and on a CPU machine said "--device cuda was asked for"."""
+def trained_then_cut_back(run, data_dir, *, config=None, **state):
+    """Train ae64 for 2 epochs into ``run``, then make it look stopped after its first (checkpoint and
+    metrics.json), with ``config`` changed in both and ``state`` in the checkpoint; the checkpoint as trained."""
     import torch
 
-    run = tmp_path / "run"
-    args = ["-q", "--no-export", "--allow-trivial", "-o", str(run)]
-    first = ["train", "ae64", "--epochs", "2", "--limit", "600", "--data-dir", str(data_dir), *args]
-    assert runner.invoke(app, first).exit_code == 0
-    state = torch.load(run / "checkpoint.pt", weights_only=True)
-    state["config"]["device"], state["epoch"], state["history"] = "cuda", 1, state["history"][:1]
-    torch.save(state, run / "checkpoint.pt")
+    args = ["--epochs", "2", "--limit", "600", "--data-dir", str(data_dir), "-q", "--no-export", "--allow-trivial"]
+    assert runner.invoke(app, ["train", "ae64", *args, "-o", str(run)]).exit_code == 0
+    trained = torch.load(run / "checkpoint.pt", weights_only=True)
+    cut = {**trained, "epoch": 1, "history": trained["history"][:1], **state}
+    cut["config"] = {**trained["config"], **(config or {})}
+    torch.save(cut, run / "checkpoint.pt")
     metrics = json.loads((run / "metrics.json").read_text())
-    metrics["config"]["device"], metrics["history"] = "cuda", metrics["history"][:1]
+    metrics["config"], metrics["history"] = {**metrics["config"], **(config or {})}, metrics["history"][:1]
     (run / "metrics.json").write_text(json.dumps(metrics))
-    resumed = runner.invoke(app, ["train", "ae64", "--resume", *args])
+    return trained
+
+
+def test_a_run_trained_on_a_gpu_resumes_on_this_machines_device(data_dir, tmp_path):
+    """--resume took the recorded --device cuda, and on a CPU machine said "--device cuda was asked for"."""
+    run = tmp_path / "run"
+    trained_then_cut_back(run, data_dir, config={"device": "cuda"})
+    resumed = runner.invoke(app, ["train", "ae64", "--resume", "-q", "--no-export", "--allow-trivial", "-o", str(run)])
     assert resumed.exit_code == 0 and "after 2 epochs" in resumed.stderr, resumed.stderr
 
 
 def test_a_run_resumed_by_another_number_of_ranks_says_what_differs(data_dir, tmp_path):
     """A 2-rank run resumed by one process (or the other way) went on without a word, though its noise is drawn per
     rank and its gradients summed in another order."""
-    import torch
-
     run = tmp_path / "run"
-    args = ["-q", "--no-export", "--allow-trivial", "-o", str(run)]
-    first = ["train", "ae64", "--epochs", "2", "--limit", "600", "--data-dir", str(data_dir), *args]
-    assert runner.invoke(app, first).exit_code == 0
-    state = torch.load(run / "checkpoint.pt", weights_only=True)
-    assert state["ranks"] == 1
-    state["ranks"], state["epoch"], state["history"] = 2, 1, state["history"][:1]  # as a 2-rank job stopped it
-    torch.save(state, run / "checkpoint.pt")
-    resumed = runner.invoke(app, ["train", "ae64", "--resume", *args])
+    trained = trained_then_cut_back(run, data_dir, ranks=2)  # as a 2-rank job stopped it
+    assert trained["ranks"] == 1
+    resumed = runner.invoke(app, ["train", "ae64", "--resume", "-q", "--no-export", "--allow-trivial", "-o", str(run)])
     assert resumed.exit_code == 0
     assert f"warning: {run} was trained by 2 torchrun ranks, resumed by 1 process: the batches" in resumed.stderr

@@ -599,10 +599,11 @@ def train(
                     echo(held)
                 if few := few_steps(config, trainer.steps_per_epoch, len(data.train)):
                     echo(f"warning: {few}")
+            left = True  # epochs left to train (not so for a finished run resumed: no bar, nothing to save)
             if stored is not None:
                 trainer.resume_from(stored)
-                finished = trainer.start_epoch >= trainer.epochs
-                if place.is_main and finished:
+                left = trainer.start_epoch < trainer.epochs
+                if place.is_main and not left:
                     done = f"{trainer.epochs} epoch{'s' * (trainer.epochs != 1)}"
                     echo(f"{folder.path} has finished its {done}: nothing left to train")
                 elif place.is_main:
@@ -614,7 +615,6 @@ def train(
                             "the batches are the same, but the noise (drawn per rank) and the gradients' summation "
                             "order differ from an uninterrupted run"
                         )
-            left = trainer.start_epoch < trainer.epochs  # else a finished run, resumed: no bar, nothing to save
             history = trainer.run(progress=progress, echo=echo, replace_old_run=force) if left else trainer.history
             trivial = trainer.baselines
         completed = True
