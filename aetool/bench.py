@@ -84,10 +84,12 @@ def parse_batch_sizes(text: str) -> list[int]:
 
 
 def image_size(model: Model, size: tuple[int, int] | None) -> tuple[int, int]:
-    """The size to time: ``size`` if given (checked against the model), else the model's fixed size, else 28×28."""
-    chosen = size or model.input_spec.size or DEFAULT_SIZE
+    """The size to time: ``size`` if given (checked against the model), else the model's fixed size, else 28×28
+    rounded up to the model's multiple."""
+    spec = model.input_spec
+    chosen = size or spec.size or contract.rounded_up(DEFAULT_SIZE, spec.multiple_of)
     try:
-        model.input_spec.check(*chosen)
+        spec.check(*chosen)
     except ValueError as err:
         raise AetoolError(f"--size: {err}") from None
     return chosen

@@ -74,9 +74,9 @@ class Case:
 def cases_for(shape: list[int | str | None], name: str, multiple_of: int | None) -> list[Case]:
     """Fixed inputs for a graph input ``name`` of ``shape`` (symbolic dimensions as strings or None).
 
-    Images (``image``, N×C×H×W in [0, 1]): random at batch 4 and 1 of the fixed size, else 28×28; for models of
-    any size also images with ties (see :func:`tie_images`) when 28×28 fits ``multiple_of``, and a non-square
-    batch of 2 (32×48, rounded up to ``multiple_of``). Codes (``code``): standard normal at batch 4 and 1 (7×7 for
+    Images (``image``, N×C×H×W in [0, 1]): random at batch 4 and 1 of the fixed size, else 28×28 rounded up to
+    ``multiple_of``; for models of any size also images with ties (see :func:`tie_images`) when 28×28 fits
+    ``multiple_of``, and a non-square batch of 2 (32×48, rounded up to ``multiple_of``). Codes (``code``): standard normal at batch 4 and 1 (7×7 for
     a conv decoder, N×C×h×w), and 8×12 at batch 2 for a conv decoder.
     """
     rng = np.random.default_rng(0)
@@ -85,12 +85,12 @@ def cases_for(shape: list[int | str | None], name: str, multiple_of: int | None)
         return _code_cases(dims, rng)
     channels = dims[0] or 1
     size = (dims[1], dims[2]) if dims[1:] and dims[1] and dims[2] else None
-    cases = [Case(f"random b{n}", rng.random((n, channels, *(size or TIE_SIZE)), dtype=np.float32)) for n in (4, 1)]
+    fixed_or_any = size or contract.rounded_up(TIE_SIZE, multiple_of)
+    cases = [Case(f"random b{n}", rng.random((n, channels, *fixed_or_any), dtype=np.float32)) for n in (4, 1)]
     if size is None:
-        step = multiple_of or 1
-        if all(n % step == 0 for n in TIE_SIZE):
+        if fixed_or_any == TIE_SIZE:
             cases.append(Case("ties b4", tie_images(channels=channels)))
-        height, width = (-(-n // step) * step for n in NON_SQUARE)
+        height, width = contract.rounded_up(NON_SQUARE, multiple_of)
         cases.append(Case(f"random {height}×{width} b2", rng.random((2, channels, height, width), dtype=np.float32)))
     return cases
 
@@ -430,8 +430,9 @@ class Reference:
     metadata: dict[str, Any]
 
 
-def reference(model: str | Path) -> Reference:
-    """Run a model or decoder file (a path, or a bundled model's name) in onnxruntime on :func:`cases_for` inputs.
+def reference(model: str | Path, *, multiple_of: int | None = None) -> Reference:
+    """Run a model or decoder file (a path, or a bundled model's name) in onnxruntime on :func:`cases_for` inputs,
+    for a model of any size at multiples of ``multiple_of`` (default: the one its metadata records, else 1).
 
     Raises ``ModelFileError`` for a file that is missing, will not load or run in onnxruntime, or has no single
     ``image`` (N×C×H×W) or ``code`` (N×D or N×C×h×w) input.
@@ -448,8 +449,9 @@ def reference(model: str | Path) -> Reference:
             f"expected, got {got}"
         )
     spec = metadata.get(contract.INPUT_SPEC)
-    multiple_of = spec.get("multiple_of") if isinstance(spec, dict) else None
-    cases = cases_for(list(inputs[0].shape), inputs[0].name, multiple_of if isinstance(multiple_of, int) else None)
+    if multiple_of is None and isinstance(spec, dict) and isinstance(spec.get("multiple_of"), int):
+        multiple_of = spec["multiple_of"]
+    cases = cases_for(list(inputs[0].shape), inputs[0].name, multiple_of)
     outputs = [o.name for o in session.get_outputs()]
     try:
         want = _run_all(lambda x: dict(zip(outputs, session.run(outputs, {inputs[0].name: x}), strict=True)), cases)
@@ -458,10 +460,13 @@ def reference(model: str | Path) -> Reference:
     return Reference(path, inputs[0].name, outputs, cases, want, metadata)
 
 
-def check_file(model: str | Path, *, atol: float | None = None, only: list[str] | None = None) -> CheckReport:
+def check_file(
+    model: str | Path, *, atol: float | None = None, only: list[str] | None = None, multiple_of: int | None = None
+) -> CheckReport:
     """Run a model or decoder file (a path, or a bundled model's name) in every installed runtime (or those named
-    in ``only``) on :func:`cases_for` inputs and compare each with onnxruntime within ``atol`` × max(1, max|output|)
-    (default: ``ATOL`` of the precision its metadata names, fp32's when it names none).
+    in ``only``) on :func:`cases_for` inputs (sizes as :func:`reference` picks them, by ``multiple_of``) and compare
+    each with onnxruntime within ``atol`` × max(1, max|output|) (default: ``ATOL`` of the precision its metadata
+    names, fp32's when it names none).
 
     Raises ``ModelFileError`` as :func:`reference` does; ``ValueError`` for an unknown runtime in ``only``.
     """
@@ -469,7 +474,7 @@ def check_file(model: str | Path, *, atol: float | None = None, only: list[str] 
     unknown = set(only or ()) - {r.name for r in known}
     if unknown:
         raise ValueError(f"unknown runtime {sorted(unknown)[0]!r}; known: {', '.join(r.name for r in known)}")
-    ref = reference(model)
+    ref = reference(model, multiple_of=multiple_of)
     if atol is None:
         atol = ATOL.get(str(ref.metadata.get(contract.PRECISION)), ATOL["fp32"])
     report = CheckReport(str(ref.path), atol, [case.name for case in ref.cases], ref.outputs, ref.metadata)
@@ -483,9 +488,10 @@ def check_file(model: str | Path, *, atol: float | None = None, only: list[str] 
     return report
 
 
-def check_bytes(model: bytes, *, atol: float) -> CheckReport:
-    """:func:`check_file` for a serialized model that is not a file yet (the exporter's, before it writes)."""
+def check_bytes(model: bytes, *, atol: float, multiple_of: int | None) -> CheckReport:
+    """:func:`check_file` for a serialized model that is not a file yet (the exporter's, before it writes, whose
+    metadata does not record its ``multiple_of`` yet)."""
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "model.onnx"
         path.write_bytes(model)
-        return check_file(path, atol=atol)
+        return check_file(path, atol=atol, multiple_of=multiple_of)

@@ -261,6 +261,35 @@ def test_a_conv_detector_scores_images_of_any_size_with_heatmaps_at_their_size(d
     assert read(tmp_path / "maps" / "odd.heatmap.png").shape == (50, 37, 3)
 
 
+def test_a_model_of_multiples_of_8_is_checked_calibrated_evaluated_and_timed_on_28x28_digits(
+    data_dir, tmp_path, monkeypatch
+):
+    """28×28 did not fit a multiple of 8: check ran its 24×24 output, calibrate failed in its own runtime check
+    ("broadcast … 24 by 28"), evaluate --data-dir, evaluate --anomaly and bench refused the digits."""
+    from test_models import Eights
+
+    from aetool import bench
+    from aetool.check import reference
+    from aetool.models import KINDS, REGISTRY, ModelSpec
+    from aetool.runtime.detect import idx_scores
+    from aetool.runtime.evaluate import evaluate
+
+    monkeypatch.setitem(KINDS, Eights, "conv")
+    monkeypatch.setitem(REGISTRY, "eights", ModelSpec("eights", "a contributor's model", Eights))
+    run = tmp_path / "eights"
+    config = TrainConfig("eights", data_dir=str(data_dir), classes=("1",), patch=24, epochs=1)
+    train(config, run_dir=run, progress=False, **QUIET)
+    calibration = calibrate_run(run, options=CalibrationOptions(), **QUIET)
+    model = load(calibration.export.path)
+    assert {case.inputs.shape[-2:] for case in reference(model.path).cases} == {(32, 32), (32, 48)}
+    assert calibration.export.checked_in[model.path].results[0].ok  # onnxruntime ran its 32×32 cases
+    scores, labels = idx_scores(Detector(model), data_dir)
+    assert scores.shape == labels.shape == (64,) and np.isfinite(scores).all()
+    evaluation = evaluate(model, data_dir)
+    assert evaluation.n == 64 and 0 < evaluation.mse < 1
+    assert bench.image_size(model, None) == (32, 32)
+
+
 def _photo(rng: np.random.Generator, size: int) -> np.ndarray:
     """A bright, smooth colour field (H×W×3 uint8): a stand-in for a photograph."""
     coarse = rng.uniform(0.5, 0.9, (3, 4, 4))

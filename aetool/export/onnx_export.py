@@ -52,16 +52,9 @@ class Decoder(nn.Module):
         return self.net.decode(code)
 
 
-def rounded_up(size: tuple[int, int], multiple_of: int | None) -> tuple[int, int]:
-    """``size`` (height, width) rounded up to multiples of ``multiple_of`` (unchanged for None): a size that a
-    fully convolutional model of that multiple takes (28×28 → 32×32 for a multiple of 8)."""
-    step = multiple_of or 1
-    return (-(-size[0] // step) * step, -(-size[1] // step) * step)
-
-
 def example_images(net: Autoencoder, *, batch: int = EXAMPLE_BATCH) -> torch.Tensor:
     """Random N×C×H×W images ``net`` takes: its fixed size, or 28×28 rounded up to its ``multiple_of``."""
-    return torch.rand(batch, net.channels, *(net.size or rounded_up(EXAMPLE_SIZE, net.multiple_of)))
+    return torch.rand(batch, net.channels, *(net.size or contract.rounded_up(EXAMPLE_SIZE, net.multiple_of)))
 
 
 def model_spec(net: Autoencoder, *, target: str) -> ExportSpec:

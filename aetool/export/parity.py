@@ -19,13 +19,13 @@ import onnxruntime as ort
 import torch
 from torch import nn
 
-from aetool.check import tie_images, tolerance
+from aetool.check import NON_SQUARE, tie_images, tolerance
 from aetool.errors import AetoolError
-from aetool.export.onnx_export import EXAMPLE_SIZE, rounded_up
+from aetool.export.onnx_export import EXAMPLE_SIZE
+from aetool.runtime import contract
 from aetool.runtime.model import session_options
 
 BATCHES = (1, 3, 64)
-NON_SQUARE = (32, 48)
 
 Reference = Callable[[np.ndarray], dict[str, np.ndarray]]
 
@@ -62,12 +62,12 @@ def image_cases(
     up to 64 test images if given (N×C×H×W float32), 32×48 (rounded up likewise) for models of any size, and ties
     for unpooling models."""
     rng = np.random.default_rng(0)
-    shape = (channels, *(size or rounded_up(EXAMPLE_SIZE, multiple_of)))
+    shape = (channels, *(size or contract.rounded_up(EXAMPLE_SIZE, multiple_of)))
     cases = [Case(f"random b{n}", rng.random((n, *shape), dtype=np.float32)) for n in BATCHES]
     if test_images is not None:
         cases.append(Case(f"test images b{min(64, len(test_images))}", test_images[:64]))
     if size is None:
-        height, width = rounded_up(NON_SQUARE, multiple_of)
+        height, width = contract.rounded_up(NON_SQUARE, multiple_of)
         cases.append(Case(f"random {height}×{width} b3", rng.random((3, channels, height, width), dtype=np.float32)))
     if unpool:
         cases.append(Case("ties b4", tie_images(channels=channels)))

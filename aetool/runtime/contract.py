@@ -65,6 +65,13 @@ AS_IS = "as-is"  # photographs and other images of your own: fed as they are
 POLARITIES = (POLARITY, AS_IS)
 
 
+def rounded_up(size: tuple[int, int], multiple_of: int | None) -> tuple[int, int]:
+    """``size`` (height, width) rounded up to multiples of ``multiple_of`` (unchanged for None or 1): a size that a
+    fully convolutional model of that multiple takes (28×28 → 32×32 for a multiple of 8)."""
+    step = multiple_of or 1
+    return (-(-size[0] // step) * step, -(-size[1] // step) * step)
+
+
 def polarity_of(dataset: str) -> str:
     """The polarity of a model trained on ``dataset``: MNIST's white-on-black for the IDX datasets (``mnist``,
     ``fashion-mnist``), as-is for ``images`` (a folder or glob of the user's). Images of as-is models are padded

@@ -425,13 +425,17 @@ def normal_classes(detector: Detector, classes: Sequence[str] | None) -> tuple[s
 
 
 def idx_images(model: Model, pixels: np.ndarray) -> np.ndarray:
-    """N×H×W uint8 IDX digits as the model's N×C×H×W float32 input in [0, 1] (grey replicated for colour models);
+    """N×H×W uint8 IDX digits as the model's N×C×H×W float32 input in [0, 1] (grey replicated for colour models;
+    for a model of any size padded to its multiple as calibration and ``detect`` pad them: N×C×H'×W');
     ``DataError`` when the model cannot take their size."""
-    try:
-        model.input_spec.check(*pixels.shape[1:])
+    spec = model.input_spec
+    try:  # a model of one size takes only that size; one of any size takes them padded to its multiple
+        padded = spec.padded(*pixels.shape[1:])
+        spec.check(*padded)
     except ValueError as err:
         raise DataError(f"{model.path.name} cannot score these digits: {err}") from None
-    return images.to_channels(pixels[:, None].astype(np.float32) / 255, model.input_spec.channels)[0]
+    digits = images.to_channels(pixels[:, None].astype(np.float32) / 255, spec.channels)[0]
+    return images.pad_to(digits, padded, mirror=spec.mirror_padding)
 
 
 def idx_scores(

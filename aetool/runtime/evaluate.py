@@ -140,8 +140,8 @@ def evaluate(
     seed = TEST_NOISE_SEED if seed is None else seed
     pixels, _ = load_split(data_dir, split)
     pixels = pixels[:limit]
-    try:
-        model.input_spec.check(*pixels.shape[1:])
+    try:  # a model of one size takes only that size; one of any size takes them padded to its multiple
+        model.input_spec.check(*model.input_spec.padded(*pixels.shape[1:], tiled=True))
     except ValueError as err:
         raise DataError(f"{model.path.name} cannot score {data_dir}: {err}") from None
     clean, converted = to_channels(pixels[:, None].astype(np.float32) / 255, model.input_spec.channels)
@@ -150,7 +150,7 @@ def evaluate(
     if converted:
         run.done[f"converted {converted}"] = len(clean)
     for start in range(0, len(clean), SCORE_BATCH):
-        run.scores.add(model.reconstruct(inputs[start : start + SCORE_BATCH]), clean[start : start + SCORE_BATCH])
+        run.scores.add(reconstructed(model, inputs[start : start + SCORE_BATCH]), clean[start : start + SCORE_BATCH])
         run.inputs.add(inputs[start : start + SCORE_BATCH], clean[start : start + SCORE_BATCH])
     return _result(model, run, started, data=str(data_dir), noise=(corruption, seed), split=split)
 
@@ -337,22 +337,28 @@ def _given(model: Model, matched: list[tuple[Input, Input]], run: _Run, *, resiz
         yield _Pair(source.label, noisy, clean, done_to_pair)
 
 
-def _score(model: Model, pairs: Iterable[_Pair], run: _Run) -> None:
-    """Reconstruct the inputs a chunk at a time, those of one shape together (padded to the model's multiple and
-    cropped back), and add their scores against the targets to ``run``."""
+def reconstructed(model: Model, inputs: np.ndarray) -> np.ndarray:
+    """The model's N×C×H×W float32 reconstructions of N×C×H×W ``inputs`` of one size: for a model of any size,
+    padded to its multiple (with black, or mirrored around a border for an as-is model, as the image commands pad)
+    and cropped back; large pages run in tiles. Raises what ``Model.reconstruct`` raises."""
     spec = model.input_spec
+    height, width = inputs.shape[-2:]
+    padded = spec.padded(height, width, border=spec.border, tiled=True)
+    outputs = model.reconstruct(pad_to(inputs, padded, mirror=spec.mirror_padding, border=spec.border))
+    return outputs[..., spec.border : spec.border + height, spec.border : spec.border + width]
+
+
+def _score(model: Model, pairs: Iterable[_Pair], run: _Run) -> None:
+    """Reconstruct the inputs a chunk at a time, those of one shape together (see :func:`reconstructed`), and add
+    their scores against the targets to ``run``."""
     for chunk in chunks(pairs, lambda pair: pair.inputs.size + pair.target.size):
         groups: dict[tuple[int, ...], list[_Pair]] = {}
         for pair in chunk:
             groups.setdefault(pair.inputs.shape, []).append(pair)
-        for shape, group in groups.items():
-            height, width = shape[1:]
-            padded = spec.padded(height, width, border=spec.border, tiled=True)  # large pages run in tiles
-            inputs = [pad_to(pair.inputs, padded, mirror=spec.mirror_padding, border=spec.border) for pair in group]
-            outputs = model.reconstruct(np.stack(inputs))[:, :, spec.border :, spec.border :]
-            targets = np.stack([pair.target for pair in group])
-            run.scores.add(outputs[:, :, :height, :width], targets)
-            run.inputs.add(np.stack([pair.inputs for pair in group]), targets)
+        for group in groups.values():
+            inputs, targets = np.stack([pair.inputs for pair in group]), np.stack([pair.target for pair in group])
+            run.scores.add(reconstructed(model, inputs), targets)
+            run.inputs.add(inputs, targets)
             for pair in group:
                 run.done.update(pair.done)
 

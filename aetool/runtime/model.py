@@ -153,7 +153,7 @@ class InputSpec:
         padded to B images) would run B such pages over it. ``tiled``: no limit, for an image that
         :meth:`Model.reconstruct` runs in tiles."""
         rows, cols = height + 2 * border, width + 2 * border
-        padded = (-(-rows // self.multiple_of) * self.multiple_of, -(-cols // self.multiple_of) * self.multiple_of)
+        padded = contract.rounded_up((rows, cols), self.multiple_of)
         if tiled:
             return padded
         if padded[0] * padded[1] > MAX_CONV_PIXELS:
