@@ -1524,6 +1524,7 @@ def train(
     with reporting():
         from aetool.export import ExportOptions, export_run
         from aetool.export.detector import CalibrationOptions, calibrate_run
+        from aetool.export.metadata import created
         from aetool.models import get_spec
         from aetool.runtime.images import parse_size
         from aetool.train import RunFolder, TrainConfig
@@ -1566,6 +1567,8 @@ def train(
 
         if said := scale_note(config.noise_spec):
             note(f"warning: {said}")
+        if export:
+            created()  # a $SOURCE_DATE_EPOCH the export cannot take is refused before the training
         result = run_training(config, run_dir=run_dir, resume=resume, force=force, progress=not quiet, echo=note)
         if not result.is_main:
             return

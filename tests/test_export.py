@@ -2,7 +2,11 @@
 
 import dataclasses
 import json
+import os
+import re
 import shutil
+import subprocess
+import sys
 from datetime import datetime
 from pathlib import Path
 
@@ -666,6 +670,31 @@ def test_a_model_of_multiples_of_8_exports_checked_on_sizes_it_takes(tmp_path, m
     assert session.run(None, {"image": np.zeros((1, 1, 40, 24), np.float32)})[0].shape == (1, 1, 40, 24)
 
 
+EXPORT_OF_ANY_SIZE = """
+import sys, torch
+from test_models import Eights
+from aetool.export.onnx_export import model_spec, to_onnx
+torch.manual_seed(0)
+sys.stdout.buffer.write(to_onnx(model_spec(Eights(), target="portable")).SerializeToString())
+"""
+
+
+def test_a_model_of_any_size_exports_the_same_graph_whatever_the_hash_seed():
+    """torch.export's range_constraints note ("{s77: VR[0, int_oo], 8*s39: …}") came in the order of a Python set,
+    so a conv model's file differed from one process to the next unless PYTHONHASHSEED was fixed."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), *sys.path])}
+    graphs = [
+        subprocess.run(
+            [sys.executable, "-c", EXPORT_OF_ANY_SIZE],
+            env={**env, "PYTHONHASHSEED": seed},
+            capture_output=True,
+            check=True,
+        ).stdout
+        for seed in ("1", "2")
+    ]
+    assert graphs[0] == graphs[1] and len(graphs[0]) > 1000
+
+
 def test_an_export_is_byte_for_byte_the_same_under_source_date_epoch(tmp_path, monkeypatch):
     """Two exports of one model differed only in their `created` time (and so their model's decoder digest)."""
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
@@ -678,3 +707,24 @@ def test_an_export_is_byte_for_byte_the_same_under_source_date_epoch(tmp_path, m
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "yesterday")
     with pytest.raises(AetoolError, match="SOURCE_DATE_EPOCH must be whole seconds since 1970-01-01 UTC, got 'yes"):
         export("ae64", tmp_path / "none")
+
+
+@pytest.mark.parametrize(
+    ("pinned", "said"),
+    [
+        (
+            "\u0661\u0667\u0660\u0660" + "\u0660" * 6,
+            "must be whole seconds since 1970-01-01 UTC, got '١٧٠٠",
+        ),  # Arabic-Indic
+        ("253402300800", "253402300800 is after 9999-12-31T23:59:59 UTC (253402300799)"),
+    ],
+)
+def test_source_date_epoch_takes_ascii_seconds_up_to_the_year_9999(pinned, said, monkeypatch):
+    """Arabic-Indic digits passed str.isdigit and pinned the date; a year past 9999 was called not whole seconds."""
+    from aetool.export.metadata import created
+
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", pinned)
+    with pytest.raises(AetoolError, match=re.escape(said)):
+        created()
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "253402300799")
+    assert created().year == 9999

@@ -239,6 +239,17 @@ def test_a_run_over_an_earlier_one_that_cannot_be_written_is_refused_before_trai
     assert (trained_run / "checkpoint.pt").read_bytes() == kept
 
 
+def test_a_source_date_epoch_the_export_cannot_take_is_refused_before_training(data_dir, tmp_path, monkeypatch):
+    """It was read only by the export, after every epoch had been trained."""
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000.5")
+    monkeypatch.setattr("aetool.train.loop.Trainer", None)  # training would fail at once on it
+    args = ["train", "ae64", "-o", str(tmp_path / "run"), "--data-dir", str(data_dir), "--quiet"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2 and "Traceback" not in result.stderr, result.stderr
+    assert "SOURCE_DATE_EPOCH must be whole seconds since 1970-01-01 UTC, got '1700000000.5'" in result.stderr
+    assert not (tmp_path / "run").exists()
+
+
 def test_a_run_into_a_new_folder_that_another_run_made_meanwhile_stops_and_leaves_it(data_dir, tmp_path, monkeypatch):
     """Two trainings started into one new folder at once both trained, and the later files replaced the earlier."""
     from aetool.train import loop

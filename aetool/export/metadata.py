@@ -110,8 +110,13 @@ def created() -> datetime:
     pinned = os.environ.get("SOURCE_DATE_EPOCH")
     if pinned is None:
         return datetime.now(timezone.utc)
-    if not pinned.isdigit() or int(pinned) > MAX_EPOCH_SECONDS:
+    if not (pinned.isascii() and pinned.isdigit()):
         raise AetoolError(f"SOURCE_DATE_EPOCH must be whole seconds since 1970-01-01 UTC, got {pinned!r}")
+    if int(pinned) > MAX_EPOCH_SECONDS:
+        raise AetoolError(
+            f"SOURCE_DATE_EPOCH {pinned} is after 9999-12-31T23:59:59 UTC ({MAX_EPOCH_SECONDS}), the last time a "
+            "creation date can hold"
+        )
     return datetime.fromtimestamp(int(pinned), timezone.utc)
 
 

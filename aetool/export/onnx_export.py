@@ -24,6 +24,9 @@ from aetool.models import Autoencoder
 from aetool.runtime import contract
 
 EXAMPLE_BATCH = 2  # not 0 or 1, which torch.export would specialise
+# The graph note where torch.export lists its symbolic sizes' ranges ("{s77: VR[0, int_oo], 4*s39: …}") in the order
+# of a Python set, which changes with the hash seed: a model of any size was written differently in each process.
+HASH_ORDERED = "pkg.torch.export.ExportedProgram.range_constraints"
 EXAMPLE_SIZE = (28, 28)  # the example height and width of fully convolutional models, rounded up to their multiple
 
 
@@ -96,7 +99,8 @@ def quiet() -> Iterator[None]:
 
 def to_onnx(spec: ExportSpec) -> onnx.ModelProto:
     """Export with the dynamo exporter, in one piece (no external data), unpooling kept in ONNX's convention, and
-    stride-2 transposed convolutions rewritten as the phase convolutions onnxruntime runs faster (``phases``)."""
+    stride-2 transposed convolutions rewritten as the phase convolutions onnxruntime runs faster (``phases``);
+    without torch.export's ``range_constraints`` note (``HASH_ORDERED``), so the same model gives the same bytes."""
     with quiet(), torch.no_grad():
         program = torch.onnx.export(
             spec.module.eval(),
@@ -111,7 +115,11 @@ def to_onnx(spec: ExportSpec) -> onnx.ModelProto:
         )
     if program is None:  # torch returns None only when asked to write a file itself
         raise RuntimeError("torch.onnx.export returned no program")
-    return split_transposed_convs(program.model_proto)
+    proto = split_transposed_convs(program.model_proto)
+    kept = [prop for prop in proto.graph.metadata_props if prop.key != HASH_ORDERED]
+    del proto.graph.metadata_props[:]
+    proto.graph.metadata_props.extend(kept)
+    return proto
 
 
 def check_onnx(proto: onnx.ModelProto) -> None:
