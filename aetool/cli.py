@@ -1360,17 +1360,14 @@ def _given_options(ctx: typer.Context) -> set[str]:
 
 def _resumed_settings(settings: dict[str, Any], run_dir: Path, *, given: set[str]) -> dict[str, Any]:
     """``settings`` with the run's own value for every setting whose option was not ``given``: ``--resume`` alone
-    continues a run as it was started (epochs, data, learning rate…), as ``metrics.json`` records them, or the
-    checkpoint where that file is gone. A folder without a run, or whose recorded
+    continues a run as it was started (epochs, data, learning rate…), as its checkpoint records them (the settings
+    a resumed run is held to; ``metrics.json`` may be gone or damaged). A folder without a run, or whose recorded
     settings do not read, keeps ``settings`` as they are; starting the run then says what is wrong."""
     from aetool.train import RunFolder, TrainConfig
 
     folder = RunFolder.at(run_dir)
     try:
-        if folder.metrics.is_file():
-            stored = folder.stored_config()
-        else:  # the checkpoint records them too
-            stored = folder.read_checkpoint().get("config") if folder.holds_run() else None
+        stored = folder.read_checkpoint()["config"] if folder.holds_run() else None
         recorded = TrainConfig.from_dict(stored).to_dict() if stored is not None else {}
     except (AetoolError, ValueError, TypeError):
         return settings

@@ -561,6 +561,17 @@ def test_resume_takes_settings_and_history_from_the_checkpoint_and_refuses_a_gap
         f"aetool: error: {run / 'metrics.json'} records epochs up to 1, the checkpoint epoch 2: the run's history "
         "cannot go on from it; start over with --force"
     )
+    (run / "metrics.json").unlink()  # it said "metrics.json records no epoch" of a file not there
+    gone = runner.invoke(app, ["train", "ae64", "--resume", *args])
+    assert gone.exit_code == 2 and gone.stderr.strip().splitlines()[-1] == (
+        f"aetool: error: {run / 'metrics.json'} is gone and {run / 'checkpoint.pt'} holds no history, the "
+        "checkpoint epoch 2: the run's history cannot go on from it; start over with --force"
+    )
+    (run / "metrics.json").write_text('{"broken')  # its settings were taken for the defaults: MNIST downloaded
+    damaged = runner.invoke(app, ["train", "ae64", "--resume", *args])
+    assert damaged.exit_code == 2 and damaged.stderr.strip().splitlines()[-1].startswith(
+        f"aetool: error: {run / 'metrics.json'} is not readable JSON"
+    )
 
 
 def test_resuming_a_finished_exported_run_neither_trains_nor_exports_again(data_dir, tmp_path):

@@ -403,9 +403,15 @@ class Trainer:
         self.history = [r for r in history if r["epoch"] <= self.start_epoch]
         if [r["epoch"] for r in self.history] != list(range(1, self.start_epoch + 1)):
             reached = f"epochs up to {self.history[-1]['epoch']}" if self.history else "no epoch"
+            if "history" in state:
+                told = f"{self.folder.checkpoint}'s history records {reached}"
+            elif self.folder.metrics.is_file():
+                told = f"{self.folder.metrics} records {reached}"
+            else:
+                told = f"{self.folder.metrics} is gone and {self.folder.checkpoint} holds no history"
             raise AetoolError(
-                f"{self.folder.metrics} records {reached}, the checkpoint epoch {self.start_epoch}: the run's "
-                "history cannot go on from it; start over with --force"
+                f"{told}, the checkpoint epoch {self.start_epoch}: the run's history cannot go on from it; start "
+                "over with --force"
             )
 
     def run(self, *, progress: bool, echo: Echo, replace_old_run: bool = False) -> list[dict[str, Any]]:
