@@ -130,13 +130,29 @@ def test_patch_batches_are_a_pure_function_of_seed_and_epoch(colour_folder):
     ("name", "settings", "message"),
     [
         ("deep", {}, r"holds images of several sizes \(40x48 \(2\), .*; deep takes one size: pass --size HxW"),
-        ("conv-deconv", {}, "several sizes .*: pass --patch N"),
+        ("conv-deconv", {}, r"several sizes .*: pass --patch N for random N×N crops \(a multiple of 4\)$"),
         ("conv-deconv", {"patch": 64}, r"--patch 64 is larger than .*photo\d.png \(\d+x\d+, height x width\)"),
     ],
 )
 def test_the_size_policy_refuses_what_cannot_train_in_one_line(colour_folder, name, settings, message):
     with pytest.raises(DataError, match=message):
         load_training_data(quick(name, data=str(colour_folder), **settings))
+
+
+def test_a_patch_too_large_is_refused_with_the_largest_the_model_takes(tmp_path):
+    """The advice was "a patch of at most 30" for a model that takes multiples of 4, which refused 30 in turn."""
+    save(tmp_path / "small.png", np.zeros((30, 45), np.uint8))
+    save(tmp_path / "large.png", np.zeros((40, 40), np.uint8))
+    with pytest.raises(
+        DataError, match=r"--patch 32 is larger than .*small.png \(30x45, .*\); pass a patch of at most 28$"
+    ):
+        load_training_data(quick("conv-deconv", data=str(tmp_path), patch=32))
+    for i in range(5):
+        save(tmp_path / "tiny" / f"tiny{i}.png", np.zeros((3, 5), np.uint8))
+    with pytest.raises(
+        DataError, match=r"tiny\d.png \(3x5, .*\); leave out images under 4×4, the smallest patch conv-deconv"
+    ):
+        load_training_data(quick("conv-deconv", data=str(tmp_path / "tiny"), patch=4))
 
 
 def test_dense_models_take_a_size_and_grey_folders_replicate_to_colour_when_asked(colour_folder, digit_folder):

@@ -529,19 +529,30 @@ def _check_conv_sizes(config: TrainConfig, train: ImageSet, *, multiple: int) ->
         if train.size is None:
             raise DataError(
                 f"the training images have several sizes ({describe_sizes(train)}); {config.model} trains on one "
-                "size at a time: pass --patch N for random N×N crops"
+                f"size at a time: pass --patch N for random N×N crops{_of(multiple)}"
             )
         if train.size[0] % multiple or train.size[1] % multiple:
             height, width = train.size
             raise DataError(
                 f"the training images are {width}×{height}; {config.model} takes sizes divisible by {multiple}: pass "
-                f"--patch N (a multiple of {multiple})"
+                f"--patch N{_of(multiple)}"
             )
         return
     smallest = min(range(len(train)), key=lambda i: min(train.sizes()[i]))
     height, width = train.sizes()[smallest]
     if config.patch > min(height, width):
-        raise DataError(
-            f"--patch {config.patch} is larger than {train.names[smallest]} ({height}x{width}, height x width); pass a patch of at "
-            f"most {min(height, width)}"
+        largest = min(height, width) // multiple * multiple
+        advice = (
+            f"pass a patch of at most {largest}"
+            if largest
+            else f"leave out images under {multiple}×{multiple}, the smallest patch {config.model} takes"
         )
+        raise DataError(
+            f"--patch {config.patch} is larger than {train.names[smallest]} ({height}x{width}, height x width); "
+            + advice
+        )
+
+
+def _of(multiple: int) -> str:
+    """`` (a multiple of M)`` where a model's patch must be one, else nothing."""
+    return f" (a multiple of {multiple})" if multiple > 1 else ""
