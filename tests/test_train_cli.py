@@ -194,6 +194,12 @@ def test_write_errors_and_a_file_as_run_folder_are_one_line_exit_2(trained_run, 
     )
     assert result.exit_code == 2 and "it is a file" in result.stderr
     assert "Traceback" not in result.output and (tmp_path / "afile").read_text() == "mine"
+    below = tmp_path / "afile" / "sub" / "run"  # it said "Not a directory: …/afile/sub/run"
+    args = ["train", "ae64", "-o", str(below), "--data-dir", str(data_dir), "--quiet", "--no-export"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2 and result.stderr == (
+        f"aetool: error: cannot use {below} as the run folder: {tmp_path / 'afile'} is a file\n"
+    )
 
 
 @pytest.mark.skipif(importlib.util.find_spec("resource") is None, reason="file size limits are POSIX's")

@@ -305,7 +305,7 @@ def write_files(contents: Mapping[Path, Content], *, replacing: Iterable[Path] =
     written = False
     try:
         for current, content in contents.items():
-            made += _make_folder(current.parent)
+            made += make_folder(current.parent)
             remove_stale_temporaries(current.parent)
             with interrupts_held():
                 handle, temporary = _create_temporary(current)
@@ -337,15 +337,18 @@ def write_files(contents: Mapping[Path, Content], *, replacing: Iterable[Path] =
                     folder.rmdir()
 
 
-def _make_folder(folder: Path) -> list[Path]:
+def make_folder(folder: Path, *, exist_ok: bool = True) -> list[Path]:
     """Make ``folder`` and the folders missing on its way, and return those it made, outermost first;
     ``NotADirectoryError`` naming a file that stands in the way (``mkdir`` names the folder it could not make, and
-    says "File exists" when the file is that folder), ``FileNotFoundError`` naming a symbolic link to nothing there."""
+    says "File exists" when the file is that folder), ``FileNotFoundError`` naming a symbolic link to nothing there,
+    ``FileExistsError`` for a folder already there unless ``exist_ok``."""
     missing = [path for path in (folder, *folder.parents) if not path.exists()][::-1]
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(parents=True, exist_ok=exist_ok)
         return missing
     except (FileExistsError, NotADirectoryError):
+        if folder.is_dir():  # there, and not exist_ok
+            raise
         on_the_way = (folder, *folder.parents)
         if dangling := next((path for path in on_the_way if path.is_symlink() and not path.exists()), None):
             why = f"a symbolic link to {os.readlink(dangling)}, which does not exist"

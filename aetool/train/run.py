@@ -24,7 +24,7 @@ from torch import nn
 from aetool.errors import AetoolError, first_line
 from aetool.models import Autoencoder, build_model, get_spec
 from aetool.runtime import contract
-from aetool.runtime.files import check_folder, write_files
+from aetool.runtime.files import check_folder, make_folder, write_files
 from aetool.train.config import TrainConfig, option_of
 
 try:
@@ -267,11 +267,13 @@ class RunFolder:
         if self.path.exists() and not self.path.is_dir():
             raise AetoolError(f"cannot use {self.path} as the run folder: it is a file")
         try:
-            self.path.mkdir(parents=True, exist_ok=not new)
+            make_folder(self.path, exist_ok=not new)
         except FileExistsError:
             raise AetoolError(
                 f"{self.path} was made by another run while this one loaded its data; train into another folder"
             ) from None
+        except NotADirectoryError as err:  # it said "Not a directory: a/file/run", of a folder not there
+            raise AetoolError(f"cannot use {self.path} as the run folder: {err.filename} is a file") from None
         check_folder(self.path)
         self._lock()
 
