@@ -429,3 +429,40 @@ def test_no_home_folder_is_one_line_for_a_path_with_tilde_and_nothing_without(mo
     with pytest.raises(DataError, match=r"^--data-dir ~/mnist starts with ~"):
         TrainConfig("ae64", data_dir="~/mnist")
     assert TrainConfig("ae64", data_dir=str(tmp_path)).data_dir == str(tmp_path)
+
+
+def test_rank_0_stopped_by_another_rank_says_what_is_saved(tmp_path):
+    """Rank 0 said only "another rank of this job stopped", not that its epochs were saved and could be resumed."""
+    from types import SimpleNamespace
+
+    from aetool.train.loop import _stopped_by_peer
+
+    folder = RunFolder(tmp_path / "run")
+    trained = SimpleNamespace(saved_epoch=3, start_epoch=0)
+    assert str(_stopped_by_peer(folder, trained, made_folder=False, rank=0)) == (
+        "rank 0: another rank of this job stopped, so this one stops too; the last complete epoch (3) is saved in "
+        f"{folder.path}; continue with --resume"
+    )
+    assert str(_stopped_by_peer(folder, None, made_folder=False, rank=0)).endswith(
+        "stops too before the first epoch ended; nothing was saved"
+    )
+    assert str(_stopped_by_peer(folder, trained, made_folder=False, rank=1)) == (
+        "rank 1: another rank of this job stopped, so this one stops too (rank 0 says what is saved)"
+    )
+
+
+def test_a_resumed_run_whose_batch_does_not_split_over_the_ranks_is_told_to_change_the_ranks():
+    """A 3-rank resume of a run of batch 128 was told "pass a multiple of 3" to --batch-size, which a resumed run
+    refuses to change."""
+    from aetool.train.loop import _check_shares
+
+    config = TrainConfig("ae64", batch_size=128, epochs=2)
+    with pytest.raises(
+        DataError,
+        match=r"^the run's batch size 128 does not split over the 3 ranks .*: resume it with a number of ranks that "
+        r"divides 128 \(2, say\), or start over with --force and a --batch-size that is a multiple of 3$",
+    ):
+        _check_shares(config, range(500), world=3, resumed=True)
+    with pytest.raises(DataError, match=r"^--batch-size 128 does not split over the 3 ranks .*: pass a multiple of 3$"):
+        _check_shares(config, range(500), world=3, resumed=False)
+    _check_shares(config, range(500), world=4, resumed=True)

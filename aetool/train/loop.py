@@ -124,14 +124,24 @@ def _init_distributed(device: str) -> _Dist:
         ) from None
 
 
-def _check_shares(config: TrainConfig, train: ImageSet, *, world: int) -> None:
+def _check_shares(config: TrainConfig, train: ImageSet, *, world: int, resumed: bool) -> None:
     """Refuse a torchrun job whose ranks cannot take equal shares of every batch: a ``--batch-size`` that is no
-    multiple of the ranks (each took batch // ranks images, a smaller global batch than asked), or fewer training
-    images than ranks. Raises ``DataError``, on every rank alike."""
-    if config.epochs and config.batch_size is not None and config.batch_size % world:
+    multiple of the ranks (each took batch // ranks images, a smaller global batch than asked; a ``resumed`` run
+    keeps its own, so the ranks must change), or fewer training images than ranks. Raises ``DataError``, on every
+    rank alike."""
+    batch = config.batch_size
+    if config.epochs and batch is not None and batch % world:
+        fewer = max(n for n in range(1, world) if batch % n == 0)
+        advice = (
+            f"resume it with a number of ranks that divides {batch} ({fewer}, say), or start over with --force and "
+            f"a --batch-size that is a multiple of {world}"
+            if resumed
+            else f"pass a multiple of {world}"
+        )
+        told = f"the run's batch size {batch}" if resumed else f"--batch-size {batch}"
         raise DataError(
-            f"--batch-size {config.batch_size} does not split over the {world} ranks of this torchrun job, which "
-            f"take equal shares of every batch: pass a multiple of {world}"
+            f"{told} does not split over the {world} ranks of this torchrun job, which take equal shares of every "
+            f"batch: {advice}"
         )
     if len(train) < world:
         raise DataError(f"{len(train)} training image{'s' * (len(train) != 1)} for {world} ranks: each needs one")
@@ -575,7 +585,7 @@ def train(
         if stored is not None:
             folder.check_resumable(stored, config)
         if place.world > 1:
-            _check_shares(config, data.train, world=place.world)
+            _check_shares(config, data.train, world=place.world, resumed=stored is not None)
         if place.is_main:
             folder.create(new=new_folder)
             made_folder = new_folder
@@ -632,7 +642,7 @@ def train(
     except RuntimeError as err:
         if place.world == 1 or not _peer_gone(err):
             raise
-        raise AetoolError(f"rank {place.rank}: another rank of this job stopped, so this one stops too") from None
+        raise _stopped_by_peer(folder, trainer, made_folder=made_folder, rank=place.rank) from None
     finally:
         folder.unlock()
         _end_distributed(place, completed=completed)
@@ -679,13 +689,25 @@ def _interrupted(folder: RunFolder, trainer: Trainer | None, *, made_folder: boo
     writes the files, so only its line says what is saved."""
     if rank:
         return Interrupted(f"rank {rank}: interrupted (rank 0 says what is saved)")
+    return Interrupted(f"interrupted{_left_behind(folder, trainer, made_folder=made_folder)}")
+
+
+def _stopped_by_peer(folder: RunFolder, trainer: Trainer | None, *, made_folder: bool, rank: int) -> AetoolError:
+    """The one line of a rank whose collective failed because another rank stopped; rank 0's says what is saved."""
+    stopped = f"rank {rank}: another rank of this job stopped, so this one stops too"
+    if rank:
+        return AetoolError(f"{stopped} (rank 0 says what is saved)")
+    return AetoolError(stopped + _left_behind(folder, trainer, made_folder=made_folder))
+
+
+def _left_behind(folder: RunFolder, trainer: Trainer | None, *, made_folder: bool) -> str:
+    """What a run stopped early leaves, as the end of its line: the last complete epoch and where it is saved, or
+    that nothing was (a folder this run made and never wrote to is removed)."""
     saved = trainer.saved_epoch if trainer is not None else None
     if saved is None and trainer is not None and trainer.start_epoch:
         saved = trainer.start_epoch  # a resumed run that had not finished a new epoch
     if saved is not None:
-        return Interrupted(
-            f"interrupted; the last complete epoch ({saved}) is saved in {folder.path}; continue with --resume"
-        )
+        return f"; the last complete epoch ({saved}) is saved in {folder.path}; continue with --resume"
     _remove_if_empty(folder, made_folder=made_folder)
     kept = f"; the run that was in {folder.path} is kept as it was" if folder.holds_run() else ""
-    return Interrupted(f"interrupted before the first epoch ended; nothing was saved{kept}")
+    return f" before the first epoch ended; nothing was saved{kept}"
