@@ -76,8 +76,8 @@ def cases_for(shape: list[int | str | None], name: str, multiple_of: int | None)
 
     Images (``image``, N×C×H×W in [0, 1]): random at batch 4 and 1 of the fixed size, else 28×28 rounded up to
     ``multiple_of``; for models of any size also images with ties (see :func:`tie_images`) when 28×28 fits
-    ``multiple_of``, and a non-square batch of 2 (32×48, rounded up to ``multiple_of``). Codes (``code``): standard normal at batch 4 and 1 (7×7 for
-    a conv decoder, N×C×h×w), and 8×12 at batch 2 for a conv decoder.
+    ``multiple_of``, and a non-square batch of 2 (32×48, rounded up to ``multiple_of``). Codes (``code``):
+    standard normal at batch 4 and 1 (7×7 for a conv decoder, N×C×h×w), and 8×12 at batch 2 for a conv decoder.
     """
     rng = np.random.default_rng(0)
     dims = [d if isinstance(d, int) else None for d in shape[1:]]
