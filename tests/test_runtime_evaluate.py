@@ -74,6 +74,20 @@ def test_conv_models_score_too(toy_dir, mnist_dir):
     assert evaluate(load(toy_dir / "conv.onnx"), mnist_dir).mse == 0
 
 
+def test_a_model_may_be_named_by_its_path_and_limit_and_split_are_checked(toy_dir, mnist_dir, pngs):
+    """From Python a path was an AttributeError ('str' object has no attribute 'metadata'), limit=-5 scored all but
+    the last 5 images, limit=0 said "no image could be scored", and split="val" was a bare KeyError."""
+    assert evaluate(str(toy_dir / "dense.onnx"), mnist_dir, limit=5).n == 5
+    assert evaluate_images(toy_dir / "conv.onnx", str(pngs), limit=3).n == 3
+    for limit in (-5, 0, 2.5, True):
+        with pytest.raises(ValueError, match=f"limit takes a whole number ≥ 1 or None, got {limit!r}"):
+            evaluate(load(toy_dir / "dense.onnx"), mnist_dir, limit=limit)
+    with pytest.raises(ValueError, match="limit takes a whole number"):
+        evaluate_images(load(toy_dir / "conv.onnx"), str(pngs), limit=-1)
+    with pytest.raises(ValueError, match="split takes 'train' or 'test', got 'val'"):
+        evaluate(load(toy_dir / "dense.onnx"), mnist_dir, split="val")
+
+
 def test_a_colour_model_gets_the_digits_replicated(toy_dir, mnist_dir):
     result = evaluate(load(toy_dir / "rgb-conv.onnx"), mnist_dir, noise=0.1)
     clean = load_split(mnist_dir, "test")[0].astype(np.float32) / 255

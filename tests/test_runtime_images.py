@@ -399,3 +399,29 @@ def test_a_loop_of_symbolic_links_is_one_failed_input_of_its_batch(cli, tmp_path
     result = cli("denoise", "one.png", "loop1.png", "-o", "out")
     assert result.exit_code == 1 and [p.name for p in (tmp_path / "out").iterdir()] == ["one.png"]
     assert "loop1.png: a loop of symbolic links" in result.stderr and "1 done, 1 failed" in result.stderr
+
+
+def test_luma_and_the_page_test_refuse_a_batch():
+    """A batch gave the first image's luma (1×H×W, not H×W) and a wrong page verdict, silently."""
+    page = np.zeros((1, 28, 28), np.float32)
+    page[:, :2], page[:, -2:], page[:, :, :2], page[:, :, -2:] = 1, 1, 1, 1  # a white frame: a light page
+    assert images.is_dark_on_light(page) and images.luma(page).shape == (28, 28)
+    for function in (images.luma, images.is_dark_on_light):
+        with pytest.raises(ValueError, match=r"expected H×W or C×H×W pixels of one image, got shape \(1, 1, 28, 28\)"):
+            function(page[None])
+
+
+@pytest.mark.parametrize("fmt", [".png", "pgm", "xyz"])
+def test_encode_names_the_formats_it_takes(fmt):
+    """Pillow's KeyError ('.PNG') came through; the formats are FORMATS' values, which format_for gives."""
+    with pytest.raises(ValueError, match=f"unknown format {fmt!r}: encode takes PNG, JPEG, BMP, TIFF, WEBP, GIF, PPM"):
+        images.encode(np.zeros((4, 4), np.float32), fmt)
+    assert images.encode(np.zeros((4, 4), np.float32), images.format_for("x.pgm"))[:2] == b"P5"  # grey Netpbm
+
+
+def test_encode_refuses_nan_pixels():
+    """NaN was cast to a byte with a RuntimeWarning, and the image written."""
+    pixels = np.zeros((4, 4), np.float32)
+    pixels[1, 2] = np.nan
+    with pytest.raises(ValueError, match="encode takes pixels in \\[0, 1\\], got 1 NaN values"):
+        images.encode(pixels, "PNG")

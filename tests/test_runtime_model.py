@@ -266,6 +266,7 @@ def test_a_provider_not_available_is_reported_not_silently_dropped(toy_dir):
         model = load(toy_dir / "dense.onnx", providers=["cuda"])
     assert model.providers == ["CPUExecutionProvider"]
     assert "for CUDAExecutionProvider install onnxruntime-gpu instead of onnxruntime)" in str(said[0].message)
+    assert said[0].filename == __file__  # the caller's line, not one inside aetool
 
 
 @pytest.mark.parametrize(
@@ -401,8 +402,10 @@ def test_colour_models_of_contract_2_load_with_their_channels(toy_dir):
     assert model.input_spec.colour_space == "srgb" and load(toy_dir / "conv.onnx").input_spec.colour_space == "gray"
     photos = np.random.default_rng(0).random((2, 3, 8, 12), dtype=np.float32)
     assert np.array_equal(model.reconstruct(photos), photos)
-    with pytest.raises(ValueError, match=r"expected N×3×H×W images"):
+    with pytest.raises(ValueError, match=r"expected N×3×H×W images, got shape \(2, 8, 12\)$"):
         model.reconstruct(photos[:, 0])
+    with pytest.raises(ValueError, match=r"got shape \(2, 8, 12, 3\); channels last\? pass images.transpose"):
+        model.reconstruct(photos.transpose(0, 2, 3, 1))  # as Pillow and OpenCV lay them out
 
 
 @pytest.mark.parametrize(

@@ -32,11 +32,11 @@ import numpy as np
 from aetool.errors import AetoolError, DataError, ModelFileError, TimedOut
 from aetool.runtime import anomaly, contract, images
 from aetool.runtime.batch import Outcome, Ready, Reconstruct, read_chunks
-from aetool.runtime.evaluate import INVERTED, RESIZED, counted
+from aetool.runtime.evaluate import INVERTED, RESIZED, checked_limit, counted
 from aetool.runtime.files import HEATMAP, Failure, Input, Job, collect_set, interrupts_held, plan, write_files
 from aetool.runtime.idx import load_split
 from aetool.runtime.metrics import SCORE_BATCH, SSIM_RADIUS
-from aetool.runtime.model import Model, load
+from aetool.runtime.model import Model, loaded
 
 DETECTOR_OUTPUTS = (contract.SCORE, contract.ANOMALY_MAP, contract.SCORE_COMPONENTS)
 OVERLAY_ALPHA = 0.75  # the heat colour's opacity over the image at full strength
@@ -96,7 +96,7 @@ class Detector:
             isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) or not math.isfinite(threshold)
         ):
             raise AetoolError(f"--threshold takes a finite number; got {threshold!r}")
-        self.model = model if isinstance(model, Model) else load(model)
+        self.model = loaded(model)
         self.spec = read_spec(self.model)
         self.threshold = threshold if threshold is not None else self.spec.threshold if self.spec else None
 
@@ -445,7 +445,7 @@ def idx_scores(
     batch at a time. Raises ``DataError`` for a folder without readable IDX files or digits the model cannot take,
     ``ModelFileError`` for a model that fails."""
     pixels, labels = load_split(data_dir, split)
-    pixels, labels = pixels[:limit], labels[:limit]
+    pixels, labels = pixels[: checked_limit(limit)], labels[: checked_limit(limit)]
     scores = [
         detector.run(idx_images(detector.model, pixels[i : i + SCORE_BATCH])).scores
         for i in range(0, len(pixels), SCORE_BATCH)

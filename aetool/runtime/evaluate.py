@@ -32,11 +32,19 @@ from aetool.runtime.files import Failure, Input, collect_set
 from aetool.runtime.idx import load_split
 from aetool.runtime.images import is_dark_on_light, pad_to, read_image, to_channels
 from aetool.runtime.metrics import SCORE_BATCH, SetScores
-from aetool.runtime.model import Model
+from aetool.runtime.model import Model, loaded
 from aetool.runtime.noise import NOISE_KINDS, TEST_NOISE_SEED, Noise
 
 INVERTED = "inverted (dark on light) for the model's white-on-black world"
 RESIZED = "fitted to the model's size (--resize)"
+
+
+def checked_limit(limit: int | None) -> int | None:
+    """``limit`` (how many images to take: the first ones; None for all) once checked: raises ``ValueError`` for one
+    that is not a whole number ≥ 1 (a negative one would slice from the end, silently)."""
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int | np.integer) or limit < 1):
+        raise ValueError(f"limit takes a whole number ≥ 1 or None, got {limit!r}")
+    return limit
 
 
 def counted(done: Counter[str], *, unit: str = "image") -> list[str]:
@@ -117,7 +125,7 @@ class _Pair:
 
 
 def evaluate(
-    model: Model,
+    model: Model | str | Path,
     data_dir: str | Path,
     *,
     noise: float | None = None,
@@ -127,19 +135,22 @@ def evaluate(
     split: str = "test",
 ) -> Evaluation:
     """Scores of the model's reconstructions of (optionally noisy) images of an IDX ``split`` against the clean ones.
+    ``model``: a loaded :class:`Model`, or a path or bundled name (as the other evaluations take it).
 
     ``noise`` None uses the noise the model was trained with, as its metadata records it, so a denoising model
     is scored the way it was trained: ``seed`` None corrupts the test set as training did (``TEST_NOISE_SEED``, one
     draw over the whole set), so the MSE is the one training recorded. ``limit`` scores only the first images. A
     colour model gets the grey digits replicated, then noised. Raises ``AetoolError`` for a noise level that means
     nothing, ``DataError`` for a folder without readable IDX files or images the model cannot take,
-    ``ModelFileError`` for a model that fails or has broken noise metadata.
+    ``ModelFileError`` for a model that fails or has broken noise metadata, ``ValueError`` for a ``limit`` under 1
+    or a ``split`` other than ``train`` and ``test``.
     """
     started = time.perf_counter()
+    model = loaded(model)
     corruption = _noise(model, noise, noise_kind)
     seed = TEST_NOISE_SEED if seed is None else seed
     pixels, _ = load_split(data_dir, split)
-    pixels = pixels[:limit]
+    pixels = pixels[: checked_limit(limit)]
     try:  # a model of one size takes only that size; one of any size takes them padded to its multiple
         model.input_spec.check(*model.input_spec.padded(*pixels.shape[1:], tiled=True))
     except ValueError as err:
@@ -156,7 +167,7 @@ def evaluate(
 
 
 def evaluate_images(
-    model: Model,
+    model: Model | str | Path,
     data: str,
     *,
     noise: float | None = None,
@@ -173,19 +184,20 @@ def evaluate_images(
     channels and polarity, from one generator seeded with ``seed`` (None: ``TEST_NOISE_SEED``), so a run gives the
     same inputs every time. ``resize`` fits images of another size to a dense model's (the clean image, then noised).
     Raises ``DataError`` when ``data`` holds no images or an image is not of a dense model's size (without
-    ``resize``), ``ImageError`` when none could be read, and what :func:`evaluate` raises for noise and models.
+    ``resize``), ``ImageError`` when none could be read, and what :func:`evaluate` raises for noise, models and ``limit``.
     """
     started = time.perf_counter()
+    model = loaded(model)
     corruption = _noise(model, noise, noise_kind)
     seed = TEST_NOISE_SEED if seed is None else seed
     found = collect_set(data, named=data)
     run = _Run()
-    _score(model, _noisy(model, found[:limit], run, noise=corruption, seed=seed, resize=resize), run)
+    _score(model, _noisy(model, found[: checked_limit(limit)], run, noise=corruption, seed=seed, resize=resize), run)
     return _result(model, run, started, data=data, noise=(corruption, seed))
 
 
 def evaluate_pairs(
-    model: Model, inputs: str, targets: str, *, limit: int | None = None, resize: bool = False
+    model: Model | str | Path, inputs: str, targets: str, *, limit: int | None = None, resize: bool = False
 ) -> Evaluation:
     """Scores of the model's reconstructions of the images in ``inputs`` against their partners in ``targets``.
 
@@ -195,10 +207,11 @@ def evaluate_pairs(
     without an input are listed in ``missing``; two files of one name in one folder, pairs of two sizes and
     unreadable images in ``failed``; the others are scored, the first ``limit`` pairs in the order of the inputs'
     paths. ``resize`` fits both images of a pair of another size to a dense model's. Raises ``DataError`` when a side
-    holds no images or no input has a target, or an image is not of a dense model's size (without ``resize``), and
-    ``ImageError`` when no pair could be read.
+    holds no images or no input has a target, or an image is not of a dense model's size (without ``resize``),
+    ``ImageError`` when no pair could be read, ``ValueError`` for a ``limit`` under 1.
     """
     started = time.perf_counter()
+    model = loaded(model)
     run = _Run()
     sides = []
     for option, where in (("--inputs", inputs), ("--targets", targets)):
@@ -220,7 +233,7 @@ def evaluate_pairs(
         for name, item in named_targets.items()
         if name not in named_inputs
     ]
-    _score(model, _given(model, matched[:limit], run, resize=resize), run)
+    _score(model, _given(model, matched[: checked_limit(limit)], run, resize=resize), run)
     return _result(model, run, started, data=inputs, targets=targets, missing=missing)
 
 

@@ -57,7 +57,11 @@ def _find(data_dir: Path, stem: str) -> Path:
 
 
 def load_split(data_dir: str | Path, split: str) -> tuple[np.ndarray, np.ndarray]:
-    """Images (N×28×28 uint8, white digit on black) and labels (N uint8) of ``train`` or ``test``."""
+    """Images (N×28×28 uint8, white digit on black) and labels (N uint8) of ``train`` or ``test``, read-only
+    (views of the files' bytes: ``.copy()`` them to change them). Raises ``ValueError`` for another ``split``,
+    ``DataError`` for a folder without readable IDX files."""
+    if split not in SPLIT_FILES:
+        raise ValueError(f"split takes {' or '.join(map(repr, SPLIT_FILES))}, got {split!r}")
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
         problem = "is a file, not a folder" if data_dir.exists() else "does not exist"

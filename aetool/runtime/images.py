@@ -294,14 +294,18 @@ def to_channels(pixels: np.ndarray, channels: int) -> tuple[np.ndarray, str | No
 
 
 def luma(pixels: np.ndarray) -> np.ndarray:
-    """H×W brightness of C×H×W (or H×W) float pixels; ``ValueError`` for integer ones (divide 8-bit ones by 255)."""
+    """H×W brightness of C×H×W (or H×W) float pixels; ``ValueError`` for integer ones (divide 8-bit ones by 255)
+    and for other ranks (a batch: one image at a time)."""
     check_pixels(pixels, name="pixels")
+    if pixels.ndim not in (2, 3):
+        raise ValueError(f"expected H×W or C×H×W pixels of one image, got shape {pixels.shape}")
     return pixels if pixels.ndim == 2 else to_channels(pixels, 1)[0][0]
 
 
 def is_dark_on_light(pixels: np.ndarray) -> bool:
     """Whether the border is bright, i.e. dark ink on a light page (the opposite of MNIST); H×W or C×H×W float
-    pixels in [0, 1]. Raises ``ValueError`` for integer pixels (divide 8-bit ones by 255) and for no pixels."""
+    pixels in [0, 1]. Raises ``ValueError`` for integer pixels (divide 8-bit ones by 255), other ranks (a batch)
+    and no pixels."""
     brightness = luma(pixels)
     if not brightness.size:
         raise ValueError(f"expected pixels, got an image of shape {pixels.shape}")
@@ -434,13 +438,19 @@ def format_for(name: str) -> str:
 def encode(pixels: np.ndarray, fmt: str, *, fast: bool = False) -> bytes:
     """An 8-bit image file (Pillow format name ``fmt``) of float pixels in [0, 1] (values beyond clipped): grey for
     H×W or 1×H×W, RGB for 3×H×W; ``fast``: a PNG compressed at zlib level 1, not Pillow's 6 (``FAST_PNG``).
-    Raises ``ValueError`` for integer pixels (8-bit ones: divide them by 255) and for other shapes."""
+    ``fmt`` is one of ``FORMATS``' values (:func:`format_for` gives it for a file name). Raises ``ValueError`` for
+    another ``fmt``, integer pixels (8-bit ones: divide them by 255), NaN values and other shapes."""
     from PIL import Image
 
+    if fmt not in FORMATS.values():
+        known = ", ".join(dict.fromkeys(FORMATS.values()))
+        raise ValueError(f"unknown format {fmt!r}: encode takes {known} (format_for('name.png') gives it)")
     pixels = np.asarray(pixels)
     check_pixels(pixels, name="pixels")
     if not (pixels.ndim == 2 or (pixels.ndim == 3 and pixels.shape[0] in (1, 3))):
         raise ValueError(f"encode takes H×W, 1×H×W or 3×H×W pixels, got shape {pixels.shape}")
+    if np.isnan(pixels).any():
+        raise ValueError(f"encode takes pixels in [0, 1], got {int(np.isnan(pixels).sum())} NaN values")
     values = np.round(np.clip(pixels, 0, 1) * 255).astype(np.uint8)
     if values.ndim == 3:
         values = values[0] if values.shape[0] == 1 else values.transpose(1, 2, 0)

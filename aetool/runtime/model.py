@@ -8,6 +8,7 @@ provider asked for (say CUDA) is not the one the session actually runs on.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import numbers
 import os
 import queue
@@ -303,6 +304,16 @@ def session_options(threads: int | None) -> Any:
     return options
 
 
+def _callers_level() -> int:
+    """The ``stacklevel`` that points a warning at the first frame outside aetool (the user's call of ``load``,
+    ``decode``…), however deep inside aetool it is raised: counted from the caller of this function."""
+    package = str(Path(__file__).resolve().parent.parent) + os.sep
+    frame, level = inspect.currentframe(), 0  # this function's frame counts for the warn call's own
+    while frame is not None and str(Path(frame.f_code.co_filename).resolve()).startswith(package):
+        frame, level = frame.f_back, level + 1
+    return max(1, level)
+
+
 def open_session(
     path: Path,
     *,
@@ -355,7 +366,7 @@ def open_session(
             f"{path.name}: asked for {', '.join(unused)} but the session runs on "
             f"{', '.join(session.get_providers())}{why}",
             ProviderWarning,
-            stacklevel=3,
+            stacklevel=_callers_level(),
         )
     return session
 
@@ -671,7 +682,9 @@ class Model:
         channels = self.input_spec.channels
         if not (images.ndim == 4 and images.shape[1] == channels) and not (images.ndim == 3 and channels == 1):
             wanted = "N×H×W or N×1×H×W" if channels == 1 else f"N×{channels}×H×W"
-            raise ValueError(f"expected {wanted} images, got shape {images.shape}")
+            last = images.ndim == 4 and images.shape[-1] == channels  # Pillow's and OpenCV's layout: N×H×W×C
+            hint = "; channels last? pass images.transpose(0, 3, 1, 2)" if last else ""
+            raise ValueError(f"expected {wanted} images, got shape {images.shape}{hint}")
         check_pixels(images, scan=True)
         self.input_spec.check(*images.shape[-2:])
         if whole and self.input_spec.size is None:
@@ -905,3 +918,8 @@ def load(model: str | Path, *, providers: str | Sequence[str] | None = None, thr
             _OPEN.pop(key, None)
             opened = _OPEN[key] = (version, Model(path, providers, threads))
     return opened[1]
+
+
+def loaded(model: Model | str | Path) -> Model:
+    """``model`` itself when loaded already, else :func:`load` of it (a path or bundled name) with the defaults."""
+    return model if isinstance(model, Model) else load(model)
