@@ -240,6 +240,21 @@ def test_calibration_refusals(one_class, tmp_path):
         calibrate_run(run, out=tmp_path, **QUIET)
 
 
+def test_calibration_images_that_all_score_alike_are_refused(one_class, tmp_path, monkeypatch):
+    """Two photos whose standardised components cancelled each scored 0: the threshold was 0, and detect flagged
+    both of them (the graph's float32 scores 1e-4 and 5e-6)."""
+    from aetool.export import detector
+
+    for i in range(2):
+        save(tmp_path / "two" / f"{i}.png", stroke_digits(1, seed=i)[0][0])
+    cancelling = np.array([[0.1, 0.3], [0.2, 0.2]])  # z-scores (−1, +1) and (+1, −1): both sum to 0
+    monkeypatch.setattr(detector, "raw_components", lambda net, batches, constants: (cancelling, np.ones(2)))
+    options = CalibrationOptions(data=str(tmp_path / "two"), score=("mse", "ssim"))
+    with pytest.raises(AetoolError, match=r"the 2 calibration images all score 0 \(mse\+ssim\): no threshold can part"):
+        calibrate_run(one_class[0], out=tmp_path / "x.onnx", options=options, **QUIET)
+    assert not (tmp_path / "x.onnx").exists()
+
+
 def test_a_conv_detector_scores_images_of_any_size_with_heatmaps_at_their_size(data_dir, tmp_path):
     run = tmp_path / "conv"
     config = TrainConfig("conv-deconv", data_dir=str(data_dir), classes=("1",), epochs=1)

@@ -644,6 +644,15 @@ def test_near_ties_that_leave_onnxruntime_farther_from_float64_pass_where_as_few
     assert not parity((1, 1, 40, 50), [(0, 0, 3, 7)], near_ties=False).passed  # a model that does not unpool
 
 
+def test_export_options_take_one_precision_as_text_and_refuse_text_as_a_number():
+    """precisions="int8" said "unknown precision 'i'"; atol="1e-5" was a TypeError from a comparison."""
+    assert ExportOptions(precisions="int8").precisions == ("int8",)
+    with pytest.raises(ValueError, match="--atol takes a number, got '1e-5'"):
+        ExportOptions(atol="1e-5")
+    with pytest.raises(ValueError, match="--max-mse-rise takes a number, got None"):
+        ExportOptions(max_mse_rise=None)
+
+
 @pytest.mark.parametrize(
     "settings",
     [

@@ -466,3 +466,10 @@ def test_a_resumed_run_whose_batch_does_not_split_over_the_ranks_is_told_to_chan
     with pytest.raises(DataError, match=r"^--batch-size 128 does not split over the 3 ranks .*: pass a multiple of 3$"):
         _check_shares(config, range(500), world=3, resumed=False)
     _check_shares(config, range(500), world=4, resumed=True)
+
+
+def test_train_takes_a_train_config_and_says_so(tmp_path):
+    """A model's name failed with "'str' object has no attribute 'device'"."""
+    with pytest.raises(TypeError, match=r"train takes a TrainConfig, e.g. TrainConfig\('deep'\), got str"):
+        train("deep", run_dir=tmp_path / "run")
+    assert not (tmp_path / "run").exists()

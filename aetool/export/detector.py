@@ -50,6 +50,10 @@ from aetool.train.run import Run, load_run
 
 PARITY_IMAGES = 64  # calibration images that join the parity cases
 FEW_BEYOND = 5  # a threshold resting on fewer calibration images above it than this gets a note
+# Calibration scores closer together than this are one score: the graph's float32 scores of those images land on
+# either side of a threshold set at it (two photos whose standardised components cancel each scored 0, the
+# threshold 0, and detect flagged both of them at 1e-4 and 5e-6).
+SAME_SCORES = 1e-6
 
 Echo = Callable[[str], Any]
 
@@ -249,6 +253,11 @@ def calibrate_run(
         flat = [name for name, value in zip(names, std, strict=True) if not value > 0]
         raise AetoolError(f"every calibration image scores the same {', '.join(flat)}: calibrate on varied images")
     scores = anomaly.standardised_sum(raw, mean, std)
+    if np.ptp(scores) < SAME_SCORES:  # two images whose components cancel, say: each scores 0
+        raise AetoolError(
+            f"the {len(scores)} calibration images all score {round(float(scores.mean()), 6) + 0.0:g} ({anomaly.score_name(names)}): no "
+            "threshold can part them from anomalies; calibrate on more, varied normal images"
+        )
     rule = options.rule
     threshold = anomaly.threshold_for(scores, **rule)
     level = rule.get("quantile", 1 - rule.get("fpr", 0.0))

@@ -6,6 +6,7 @@ import copy
 import hashlib
 import json
 import math
+import numbers
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -63,8 +64,8 @@ class ExportOptions:
     the largest allowed relative rise of a variant's test MSE (0.10 = 10 %); ``data_dir``: a folder of IDX files
     whose test digits join the parity inputs, score the variants and (train split) calibrate static int8;
     ``target``: ``portable`` (operators every major runtime implements) or ``onnxruntime`` (the graph onnxruntime
-    runs fastest). Raises ``ValueError`` for an unknown precision or target, an ``atol`` that is not a finite
-    number ≥ 0 and a ``max_mse_rise`` below 0 or NaN.
+    runs fastest); one precision may be given as text (``"int8"``). Raises ``ValueError`` for an unknown precision
+    or target, an ``atol`` that is not a finite number ≥ 0 and a ``max_mse_rise`` that is not a number ≥ 0.
     """
 
     atol: float = 1e-5
@@ -74,6 +75,12 @@ class ExportOptions:
     target: str = DEFAULT_TARGET
 
     def __post_init__(self) -> None:
+        if isinstance(self.precisions, str):  # one precision: its letters were taken for precisions
+            object.__setattr__(self, "precisions", (self.precisions,))
+        for name in ("atol", "max_mse_rise"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
+                raise ValueError(f"--{name.replace('_', '-')} takes a number, got {value!r}")
         unknown = [p for p in self.precisions if p not in contract.PRECISIONS]
         if unknown:
             raise ValueError(f"unknown precision {unknown[0]!r}; choose from {', '.join(contract.PRECISIONS)}")

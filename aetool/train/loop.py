@@ -561,8 +561,11 @@ def train(
     there with its own settings; ``force`` starts over a run there (its files go once the new run has an epoch).
     Raises ``AetoolError`` for a run that may not be started, resumed or read, and ``DataError`` for data that
     cannot train the model (before the folder is made); Ctrl-C raises :class:`~aetool.errors.Interrupted` saying
-    whether an epoch was saved, and removes the run folder when this run made it and wrote nothing.
+    whether an epoch was saved, and removes the run folder when this run made it and wrote nothing; ``TypeError``
+    for a ``config`` that is not a :class:`TrainConfig`.
     """
+    if not isinstance(config, TrainConfig):  # a model's name, say: it failed later on a missing attribute
+        raise TypeError(f"train takes a TrainConfig, e.g. TrainConfig({config!r}), got {type(config).__name__}")
     started = time.perf_counter()
     flush_denormals()  # before any parallel operation starts the thread pool, which inherits the flags
     keep_freed_memory()  # else big activations page-fault anew at every step
