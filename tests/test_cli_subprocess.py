@@ -344,7 +344,10 @@ def test_sigterm_stops_a_batch_as_ctrl_c_does_with_exit_143(tmp_path, env):
 
 def test_shell_completion_that_cannot_be_installed_names_the_file_not_standard_output(tmp_path):
     (tmp_path / "home").write_text("a file where the home folder should be")
-    done = run_aetool("--install-completion", "bash", env={"HOME": str(tmp_path / "home")})
+    # Typer's own switch to take the shell named, not the one it detects from the parent processes (none in a
+    # job started without a shell: "Shell None is not supported")
+    env = {"HOME": str(tmp_path / "home"), "_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION": "1"}
+    done = run_aetool("--install-completion", "bash", env=env)
     assert done.returncode == 1 and done.stderr.decode().startswith("aetool: error: ")
     assert str(tmp_path / "home") in done.stderr.decode() and b"standard output" not in done.stderr
 
