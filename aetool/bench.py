@@ -170,9 +170,9 @@ class OpenVINO:
     """
 
     def __init__(self, path: str | Path, threads: int) -> None:
-        import openvino as ov
+        from aetool.check import imported
 
-        self.core = ov.Core()
+        self.core = imported("openvino").Core()
         self.config = {
             "INFERENCE_PRECISION_HINT": "f32",
             "PERFORMANCE_HINT": "LATENCY",
@@ -183,8 +183,9 @@ class OpenVINO:
         self._compile(self.model)  # a file OpenVINO cannot run fails here, before any timing
 
     def _compile(self, model: Any) -> Any:
-        import openvino as ov
+        from aetool.check import imported
 
+        ov = imported("openvino")
         compiled = self.core.compile_model(model, "CPU", self.config)
         precision = compiled.get_property("INFERENCE_PRECISION_HINT")
         if precision != ov.Type.f32:

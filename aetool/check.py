@@ -23,6 +23,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -213,7 +214,7 @@ def _stderr_of_c_code() -> Iterator[io.StringIO]:
 
 def _openvino(path: Path, input_name: str, outputs: list[str]) -> Runner:
     """OpenVINO on the CPU in f32, asked for and checked: a bf16/fp16-capable CPU would otherwise compute in less."""
-    import openvino as ov
+    ov = imported("openvino")
 
     compiled = ov.Core().compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
     precision = compiled.get_property("INFERENCE_PRECISION_HINT")
@@ -228,11 +229,27 @@ def _openvino(path: Path, input_name: str, outputs: list[str]) -> Runner:
     return run
 
 
+# Modules kept from loading with a runtime aetool imports. OpenVINO's converter, imported with the package, sends
+# usage events to Google Analytics from a forked process; one stuck resolving the address kept `aetool calibrate`
+# from exiting for ten minutes after its work (trial 37: the fork had inherited aetool's SIGTERM handler, so
+# OpenVINO's terminate() could not end it). Without its optional openvino_telemetry module OpenVINO takes its own
+# stub, as when that package is not installed: nothing is sent, nothing forked.
+UNWANTED = {"openvino": ("openvino_telemetry",)}
+
+
+def imported(module: str) -> ModuleType:
+    """``module``, imported without the modules ``UNWANTED`` names for it (unless this process loaded them first).
+    Raises what its import raises."""
+    for unwanted in UNWANTED.get(module, ()):
+        sys.modules.setdefault(unwanted, None)  # type: ignore[arg-type]  # None: "import it" raises ImportError
+    return importlib.import_module(module)
+
+
 def module_version(module: str) -> Callable[[], str]:
     """A function giving ``module``'s version without build suffixes (OpenVINO's ``2026.4.1-22982-…``)."""
 
     def version() -> str:
-        return str(importlib.import_module(module).__version__).split("-")[0]
+        return str(imported(module).__version__).split("-")[0]
 
     return version
 
@@ -379,7 +396,7 @@ def _check_one(runtime: Runtime, ref: Reference, *, atol: float) -> RuntimeResul
     runtime whose package is there but cannot be imported (a library it needs is missing: OpenVINO's libtbb,
     OpenCV's libGL) is not usable here, like one not installed: said, but no failure of the file."""
     try:
-        importlib.import_module(runtime.module)
+        imported(runtime.module)
     except (ImportError, OSError) as err:
         return RuntimeResult(runtime.name, None, False, None, error=f"installed, but cannot be imported: {err}")
     version = None
