@@ -9,7 +9,7 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="training tests need the train extra")
 
-from conftest import save  # noqa: E402
+from conftest import read, save  # noqa: E402
 from synthetic import stroke_digits  # noqa: E402
 
 from aetool.errors import AetoolError, DataError  # noqa: E402
@@ -371,3 +371,25 @@ def test_rgb_files_of_grey_pixels_train_with_one_channel_as_the_runtime_reads_th
     assert images.channels == images.images.shape[1] == images.tensor().shape[1]
     save(tmp_path / "grey" / "colour.png", np.dstack([greys[0], greys[1], greys[0]]))
     assert folder_images(str(tmp_path / "grey")).channels == 3
+
+
+def test_a_one_class_run_reads_only_its_classes_from_val_data(digit_folder, tmp_path):
+    """--classes good with --val-data test/ (good and defect subfolders) took the defects as normal images, and the
+    calibration said it used "held-out images (20%) of the training images of class good" (trial 37)."""
+    from types import SimpleNamespace
+
+    from aetool.export.detector import _source
+
+    odd = sorted((digit_folder / "odd").glob("*.png"))
+    config = quick("anomaly", data=str(digit_folder), classes=("odd",), val_data=str(digit_folder))
+    test = load_training_data(config)[0].test
+    assert len(test) == len(odd) and set(test.labels) == {"odd"}
+    assert (
+        _source(SimpleNamespace(config=config), test) == f"the {len(odd)} validation images of class odd {digit_folder}"
+    )
+    for path in odd[:5]:  # a folder of unlabelled images: taken whole, as the normal images it is given as
+        save(tmp_path / "flat" / path.name, read(path))
+    flat = load_training_data(
+        quick("anomaly", data=str(digit_folder), classes=("odd",), val_data=str(tmp_path / "flat"))
+    )
+    assert len(flat[0].test) == 5

@@ -152,13 +152,14 @@ def _source(run: Run, held_out: ImageSet) -> str:
     cut = config.limit is not None and len(held_out) >= config.limit  # --limit took the first images only
     share = f"{config.held_out:.0%}" + (f", cut to --limit {config.limit}" if cut else "")
     images = f"{len(held_out)} held-out image{'s' * (len(held_out) != 1)} ({share})"
+    if config.val_data:  # held out by the user, not from the training images
+        of = f" of class {','.join(config.classes)}" if config.classes else ""
+        return f"the {len(held_out)} validation image{'s' * (len(held_out) != 1)}{of} {config.val_data}"
     if config.classes:
         return f"{images} of the training images of class {','.join(config.classes)}"
     if config.dataset != "images":
         limited = f" (cut to --limit {config.limit})" if cut else ""
         return f"the {len(held_out)} images of the {config.dataset} test split{limited}"
-    if config.val_data:
-        return f"the {len(held_out)} validation image{'s' * (len(held_out) != 1)} {config.val_data}"
     return f"{images} of {config.data}"
 
 

@@ -406,6 +406,16 @@ def only(images: ImageSet, classes: tuple[str, ...]) -> ImageSet:
     return images.subset(index)
 
 
+def _val_classes(config: TrainConfig) -> tuple[str, ...]:
+    """The classes ``--val-data`` is read for: a one-class run's (``--classes``) where its images are in subfolders,
+    as ``--data``'s are (a test folder of good and defective parts gave the defects as normal images); none for a
+    folder of unlabelled images, taken whole as the normal images it is given as."""
+    if not config.classes or config.val_data is None:
+        return ()
+    paths, root = find_images(config.val_data, option="--val-data")
+    return config.classes if any(_label(path, root) for path in paths) else ()
+
+
 def _no_image_of(classes: tuple[str, ...], labels: list[str]) -> DataError:
     """The error for ``classes`` that no image is labelled with, naming the ``labels`` there are."""
     there = sorted(set(labels))
@@ -483,6 +493,7 @@ def load_training_data(config: TrainConfig, *, warn: bool = True) -> tuple[Train
                 size=train.size if fixed else None,
                 warn=warn,
                 option="--val-data",
+                classes=_val_classes(config),
             )
         else:
             train, test = split_off(train, config.held_out, config.seed)
