@@ -102,9 +102,20 @@ def test_a_threshold_on_few_images_says_how_many_lie_above_it(one_class, tmp_pat
     record = calibration.spec.calibration
     few = [line for line in lines if line.startswith("only ")]
     assert len(few) == 1 and f"only {record['images']} calibration images" in few[0]
-    assert f"rests on the few highest scores ({round(record['fpr'] * record['images'])} of them above it)" in few[0]
+    assert record["images"] < 19 and "calibration images: the threshold is their highest score;" in few[0]
     [said] = [line for line in lines if line.startswith("calibrated ")]  # to 6 digits, as info and detect print it
     assert f": threshold {calibration.spec.threshold:.6g} (fpr 0.1; " in said
+    lines.clear()  # too few for --fpr 0.01: the note did not say the threshold is the highest score (trial 37)
+    calibrate_run(one_class[0], out=tmp_path / "max.onnx", options=CalibrationOptions(fpr=0.01), echo=lines.append)
+    [few] = [line for line in lines if line.startswith("only ")]
+    assert few.endswith(
+        "calibration images: the threshold is their highest score (--fpr 0.01 holds as a bound from 99 images on); "
+        "calibrate on more images for a steadier one"
+    )
+    lines.clear()
+    calibrate_run(one_class[0], out=tmp_path / "q.onnx", options=CalibrationOptions(quantile=0.7), echo=lines.append)
+    [few] = [line for line in lines if line.startswith("only ")]
+    assert "the threshold rests on the few highest scores (" in few
 
 
 def test_one_class_training_keeps_the_class_and_holds_a_fifth_out(data_dir):
@@ -511,6 +522,10 @@ def test_detect_refuses_heatmaps_that_name_a_file_before_scoring(digits, real_mo
     result = runner.invoke(app, argv)
     assert result.exit_code == 2 and f"--heatmaps {taken} is a file; it takes a folder" in result.stderr
     assert result.stdout == "" and taken.read_bytes() == b"mine"
+    below = taken / "sub"  # each image was scored and printed, then failed its heatmaps: a verdict and a failure
+    result = runner.invoke(app, [*argv[:-1], str(below)])
+    assert result.exit_code == 2 and f"--heatmaps {below} is below {taken}, a file; it takes a folder" in result.stderr
+    assert result.stdout == ""
 
 
 def test_two_inputs_that_would_share_heatmaps_name_the_heatmap_file(digits, real_models, tmp_path):

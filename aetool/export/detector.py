@@ -17,6 +17,7 @@ run's training images.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from numbers import Real
@@ -264,10 +265,12 @@ def calibrate_run(
     level = rule.get("quantile", 1 - rule.get("fpr", 0.0))
     if len(scores) * (1 - level) < FEW_BEYOND:
         above = int((scores > threshold).sum())
-        echo(
-            f"only {len(scores)} calibration images: the threshold rests on the few highest scores ({above} of them "
-            "above it); calibrate on more images for a steadier one"
-        )
+        rests = f"the threshold rests on the few highest scores ({above} of them above it)"
+        if threshold >= scores.max():
+            rests = "the threshold is their highest score"
+            if "fpr" in rule and len(scores) < 1 / rule["fpr"] - 1:  # the rank is past the last score
+                rests += f" (--fpr {rule['fpr']:g} holds as a bound from {math.ceil(1 / rule['fpr'] - 1)} images on)"
+        echo(f"only {len(scores)} calibration images: {rests}; calibrate on more images for a steadier one")
     spec = anomaly.AnomalySpec(
         names,
         tuple(float(v) for v in mean),

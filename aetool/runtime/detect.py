@@ -213,8 +213,11 @@ def plan_detection(found: Sequence[Input], *, heatmaps: str | None) -> tuple[lis
         return [Job(item.label, item.source, None, "PNG") for item in found], []
     if not heatmaps:
         raise AetoolError("--heatmaps is an empty name; give a folder (. for the current one)")
-    if Path(heatmaps).exists() and not Path(heatmaps).is_dir():
-        raise AetoolError(f"--heatmaps {heatmaps} is a file; it takes a folder (made if missing)")
+    folder = Path(heatmaps)
+    existing = next((path for path in (folder, *folder.parents) if path.exists()), folder)
+    if existing.exists() and not existing.is_dir():  # below a file: each image was scored, then failed its maps
+        where = "is a file" if existing == folder else f"is below {existing}, a file"
+        raise AetoolError(f"--heatmaps {heatmaps} {where}; it takes a folder (made if missing)")
     # force: the target itself is never written, only the .heatmap files beside it, so it may name an input
     return plan(
         found,
