@@ -564,6 +564,10 @@ def test_evaluate_anomaly_on_idx_digits_folders_and_labelled_folders(one_class, 
     )
     labelled = runner.invoke(app, ["evaluate", "--anomaly", "-m", model, "--data", str(digits), "--classes", "normal"])
     assert labelled.exit_code == 0 and labelled.stdout.split(",")[0] == folders.stdout.split(",")[0]
+    twice = ["--normal", str(digits), "--anomalous", str(digits / "anomalous")]  # gave AUROC 50 % for one folder
+    both = runner.invoke(app, ["evaluate", "--anomaly", "-m", model, *twice])
+    anomalous = len(list((digits / "anomalous").iterdir()))
+    assert both.exit_code == 2 and f"error: {anomalous} images are both normal and anomalous" in both.stderr
 
 
 def test_evaluate_anomaly_leaves_out_and_lists_images_outside_the_class_subfolders(one_class, digits, tmp_path):

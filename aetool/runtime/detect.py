@@ -502,12 +502,18 @@ def evaluate_folders(
     """Score the images of a folder (recursively) or glob of normal images and one of anomalous images.
 
     Images that cannot be read or scored are listed in ``failed`` and left out. Raises ``DataError`` when a side
-    holds no images or none of one side could be scored.
+    holds no images, an image is on both sides, or none of one side could be scored.
     """
     started = time.perf_counter()
     failed: list[Failure] = []
     done: Counter[str] = Counter()
     sides = [_found(normal, "--normal"), _found(anomalous, "--anomalous")]
+    files = [{item.source.resolve(): item.label for item in side if isinstance(item.source, Path)} for side in sides]
+    if both := [label for path, label in files[1].items() if path in files[0]]:  # one folder twice: AUROC 50 %
+        many = f"{len(both)} images are" if len(both) > 1 else "1 image is"
+        raise DataError(
+            f"{many} both normal and anomalous (in --normal {normal} and --anomalous {anomalous}): {both[0]}"
+        )
     scores = np.array(_scores_of(detector, [*sides[0], *sides[1]], failed, done, invert=invert, resize=resize))
     is_anomaly = np.r_[np.zeros(len(sides[0]), bool), np.ones(len(sides[1]), bool)]
     return measure(
