@@ -237,8 +237,9 @@ def calibrate_run(
         if trained_on(config, options.data):
             echo(
                 f"warning: {options.data} is where the run's training images are (--data {config.data}); a model "
-                "scores the images it learned lower than new normal ones, so the threshold comes out low and new "
-                "normal images are flagged more often than --fpr says: calibrate on normal images it never saw"
+                "reconstructs the images it learned better than new normal ones, so new normal images score above "
+                "the threshold more often than --fpr says (its number need not look low: scores are standardised on "
+                "the calibration images): calibrate on normal images it never saw"
             )
     else:
         assert data is not None
