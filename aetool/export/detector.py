@@ -257,9 +257,10 @@ def calibrate_run(
         raise AetoolError(f"every calibration image scores the same {', '.join(flat)}: calibrate on varied images")
     scores = anomaly.standardised_sum(raw, mean, std)
     if np.ptp(scores) < SAME_SCORES:  # two images whose components cancel, say: each scores 0
+        alike = round(float(scores.mean()), 6) + 0.0  # + 0.0: no "-0"
         raise AetoolError(
-            f"the {len(scores)} calibration images all score {round(float(scores.mean()), 6) + 0.0:g} ({anomaly.score_name(names)}): no "
-            "threshold can part them from anomalies; calibrate on more, varied normal images"
+            f"the {len(scores)} calibration images all score {alike:g} ({anomaly.score_name(names)}): no threshold "
+            "can part them from anomalies; calibrate on more, varied normal images"
         )
     rule = options.rule
     threshold = anomaly.threshold_for(scores, **rule)

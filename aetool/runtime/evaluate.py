@@ -184,7 +184,8 @@ def evaluate_images(
     channels and polarity, from one generator seeded with ``seed`` (None: ``TEST_NOISE_SEED``), so a run gives the
     same inputs every time. ``resize`` fits images of another size to a dense model's (the clean image, then noised).
     Raises ``DataError`` when ``data`` holds no images or an image is not of a dense model's size (without
-    ``resize``), ``ImageError`` when none could be read, and what :func:`evaluate` raises for noise, models and ``limit``.
+    ``resize``), ``ImageError`` when none could be read, and what :func:`evaluate` raises for noise, models and
+    ``limit``.
     """
     started = time.perf_counter()
     model = loaded(model)
