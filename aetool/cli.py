@@ -1992,6 +1992,14 @@ def _terminate(number: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
+def _default_sigterm_in_child() -> None:
+    """In a process forked from aetool's (a library's helper), SIGTERM kills again: ``_terminate`` raises in Python,
+    which a child stuck in C never reaches, so its parent's ``terminate()`` could not end it and the parent then
+    waited for it at exit (OpenVINO's telemetry fork, ten minutes, trial 37)."""
+    if signal.getsignal(signal.SIGTERM) is _terminate:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def _terminated() -> bool:
     """Whether SIGTERM stopped the command: caught by :func:`_terminate`, or by aetool while it held or deferred
     stop signals (``files.STOPPED_BY``)."""
@@ -2031,6 +2039,7 @@ def main() -> None:
     _drop_invalid_omp_threads()
     if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:  # not ignored by whoever started us (nohup, a shell's trap)
         signal.signal(signal.SIGTERM, _terminate)
+        os.register_at_fork(after_in_child=_default_sigterm_in_child)
     try:
         os.getcwd()
     except FileNotFoundError:  # PyTorch's MKL then aborts while loading ("Intel oneMKL FATAL ERROR"), and paths fail

@@ -290,6 +290,31 @@ def test_a_ctrl_c_while_the_interpreter_shuts_down_is_left_to_the_signal(tmp_pat
     assert done.returncode == 0 and done.stdout.decode().splitlines()[-1] == "default", done.stderr.decode()
 
 
+FORKED = """
+import os, signal, sys
+from aetool import cli
+sys.argv = ["aetool", "models"]
+try:
+    cli.main()
+except SystemExit:
+    pass
+child = os.fork()
+if child == 0:
+    os._exit(0 if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL else 1)
+print(os.waitstatus_to_exitcode(os.waitpid(child, 0)[1]), signal.getsignal(signal.SIGTERM) is cli._terminate)
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork (POSIX)")
+def test_a_process_forked_from_the_cli_is_killed_by_sigterm_again(tmp_path, env):
+    """A library's forked helper inherited the CLI's Python SIGTERM handler, which a child stuck in C never runs:
+    OpenVINO's terminate() could not end its telemetry fork, and the command waited ten minutes at exit (trial 37)."""
+    done = subprocess.run(
+        [sys.executable, "-c", FORKED], capture_output=True, cwd=tmp_path, env={**os.environ, **env}, timeout=120
+    )
+    assert done.returncode == 0 and done.stdout.decode().splitlines()[-1] == "0 True", done.stderr.decode()
+
+
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full (Linux)")
 def test_a_batch_whose_messages_cannot_be_written_is_still_done(tmp_path, env):
     """Standard error on a full device: the first message stopped the batch (exit 1 after some of the images)."""
