@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import struct
 import subprocess
 import sys
@@ -244,6 +245,16 @@ class CountingSession:
         self.batches.append(len(feed["image"]))
         self.shapes.append(feed["image"].shape)
         return self.session.run(outputs, feed, *options)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def ctrl_c_raises() -> None:
+    """Tests press Ctrl-C (SIGINT to this process or a child) and expect KeyboardInterrupt or exit 130. A run started
+    in the background of a shell without job control (`( pytest & )`) inherits SIGINT ignored, and then those tests
+    failed, and one waited forever; Ctrl-C's usual handler is put back for the run (children then inherit the
+    default action, which Python turns into KeyboardInterrupt again)."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")
