@@ -448,7 +448,8 @@ def idx_scores(
     batch at a time. Raises ``DataError`` for a folder without readable IDX files or digits the model cannot take,
     ``ModelFileError`` for a model that fails."""
     pixels, labels = load_split(data_dir, split)
-    pixels, labels = pixels[: checked_limit(limit)], labels[: checked_limit(limit)]
+    count = checked_limit(limit)
+    pixels, labels = pixels[:count], labels[:count]
     scores = [
         detector.run(idx_images(detector.model, pixels[i : i + SCORE_BATCH])).scores
         for i in range(0, len(pixels), SCORE_BATCH)
