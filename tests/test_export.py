@@ -315,6 +315,40 @@ def test_fp16_and_int8_variants_run_and_report_their_error(name, target, data_di
         check(*(onnx.load(path) for path in result.variant_paths))
 
 
+def test_dense_int8_weights_leave_room_so_products_never_saturate(tmp_path):
+    """On x86 without VNNI onnxruntime adds u8×s8 products in pairs, in 16 bits: 8-bit weights of a bright input
+    saturate there (2 · 255 · 127 > 32,767), and only the slower ``session.x64quantprecision`` kernels were exact.
+    Dense int8 files now hold 7-bit weights per output column, which cannot saturate: a session without that option
+    computes what aetool's does (on a CPU with VNNI both always agreed)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    from aetool.export import variants
+    from aetool.runtime.model import open_session
+
+    weights = np.full((64, 8), 0.5, np.float32) * np.linspace(0.5, 1, 8, dtype=np.float32)  # a scale per column
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"])],
+        "dense",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 64])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 8])],
+        [numpy_helper.from_array(weights, "w")],
+    )
+    int8 = variants.to_int8(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)]), tmp_path, None)
+    quantized = [numpy_helper.to_array(t) for t in int8.graph.initializer if t.data_type == TensorProto.INT8]
+    matrices = [q for q in quantized if q.ndim == 2]  # the other: the weights' zero points
+    assert len(matrices) == 1 and matrices[0].min() >= -64 and matrices[0].max() <= 64
+    zero_points = next(node.input[3] for node in int8.graph.node if node.op_type == "MatMulInteger")
+    assert [numpy_helper.to_array(t).shape for t in int8.graph.initializer if t.name == zero_points] == [(8,)]
+    onnx.save(int8, tmp_path / "dense.int8.onnx")
+    plain = ort.SessionOptions()
+    plain.intra_op_num_threads = 1
+    x = np.ones((4, 64), np.float32)  # every input 255 once quantized: the products at their largest
+    fast = ort.InferenceSession(tmp_path / "dense.int8.onnx", plain, providers=["CPUExecutionProvider"])
+    ours = open_session(tmp_path / "dense.int8.onnx")
+    np.testing.assert_array_equal(fast.run(None, {"x": x})[0], ours.run(None, {"x": x})[0])
+    np.testing.assert_allclose(ours.run(None, {"x": x})[0], x @ weights, rtol=0.01)
+
+
 def _with_outputs(model, names):
     """A session on ``model`` that also returns the tensors ``names``."""
     model.graph.output.extend(onnx.ValueInfoProto(name=name) for name in names)

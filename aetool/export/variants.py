@@ -169,13 +169,19 @@ def _convs_sharing_weights(model: onnx.ModelProto) -> list[str]:
 
 def to_int8(model: onnx.ModelProto, workdir: Path, calibration: np.ndarray | None) -> onnx.ModelProto:
     """Dynamic int8 without ``calibration``; static QDQ int8 (per-channel weights) calibrated on it otherwise, the
-    :func:`compare_path` and the convs that share a weight left float."""
+    :func:`compare_path` and the convs that share a weight left float.
+
+    Dynamic int8 weights are per output column and 7-bit (``reduce_range``: −64…64). On x86 CPUs without VNNI,
+    onnxruntime's u8×s8 products add pairs in 16 bits, which full 8-bit weights can saturate (255 · 128 · 2 >
+    32,767) and 7-bit ones cannot (255 · 64 · 2 = 32,640): such files are exact there at the saturating kernels'
+    speed, where ``session.x64quantprecision`` (``runtime.model.session_options``) makes 8-bit weights exact but
+    slower; per-channel scales make up the lost bit (README, Round 2: dense INT8 on a CPU without VNNI)."""
     source, target = workdir / "fp32.onnx", workdir / "int8.onnx"
     folded = _fold_constants(model)
     onnx.save_model(folded, source)
     with _no_preprocessing_advice():
         if calibration is None:
-            quantize_dynamic(source, target, weight_type=QuantType.QInt8)
+            quantize_dynamic(source, target, weight_type=QuantType.QInt8, per_channel=True, reduce_range=True)
         else:
             quantize_static(
                 source,
@@ -203,7 +209,8 @@ def make(
     if precision != "int8":
         raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
     if calibration is None:
-        return to_int8(fp32, workdir, None), "dynamic int8: int8 weights, activations quantized per batch"
+        how = "dynamic int8: 7-bit int8 weights per output column, activations quantized per batch"
+        return to_int8(fp32, workdir, None), how
     return (
         to_int8(fp32, workdir, calibration),
         f"static QDQ int8, per-channel weights, calibrated on {len(calibration)} training images",
