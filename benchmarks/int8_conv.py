@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/int8_conv.py runs/conv-deconv/model.onnx [MORE.onnx] --data-dir ../shared/data/mnist
 
 Per fp32 file, writes one INT8 file per entry of ``VARIANTS`` with onnxruntime's ``quantize_static`` (calibrated on
-256 training digits, activations uint8, weights int8, as aetool's export does): operator format (QDQ, which
+256 training digits, activations uint8, weights 7-bit int8, as aetool's export does): operator format (QDQ, which
 onnxruntime fuses into ``QLinearConv`` at load, or QOperator), per-channel or per-tensor weights, which operators
 are quantized and which layers stay float. Every file is timed at batch 256 in alternating rounds with the fp32
 file (``aetool.bench``) and scored on the 10,000 test digits (clean in, clean out: the report's conv models are
@@ -75,6 +75,7 @@ def quantize(fp32: Path, folder: Path, calibration: np.ndarray) -> dict[str, Pat
                 per_channel=per_channel,
                 activation_type=QuantType.QUInt8,
                 weight_type=QuantType.QInt8,
+                reduce_range=True,
                 op_types_to_quantize=ops,
                 nodes_to_exclude=left_float(model, which),
             )

@@ -37,6 +37,7 @@ from aetool.export.parity import tie_images  # noqa: E402
 from aetool.export.portable import PORTABLE_OPS, PortableUnpool  # noqa: E402
 from aetool.models import REGISTRY, build_model, get_spec  # noqa: E402
 from aetool.runtime import contract  # noqa: E402
+from aetool.runtime.metadata import JSON_KEYS  # noqa: E402
 from aetool.runtime.model import parse_metadata  # noqa: E402
 from aetool.train import TrainConfig, train  # noqa: E402
 
@@ -298,7 +299,9 @@ def test_fp16_and_int8_variants_run_and_report_their_error(name, target, data_di
         assert 0 < report.max_abs[contract.RECONSTRUCTION] < 0.1 and report.passed
         assert report.test_mse is not None and report.test_mse_fp32 is not None
         assert report.test_set == "clean test digits"
-        meta = parse_metadata(session.get_modelmeta().custom_metadata_map)
+        raw = session.get_modelmeta().custom_metadata_map
+        assert {key: json.loads(raw[key]) for key in JSON_KEYS & raw.keys()}[contract.PARITY] is None  # JSON, all
+        meta = parse_metadata(raw)
         assert meta[contract.PRECISION] == report.precision and meta[contract.VARIANT] == report.to_dict()
         assert meta[contract.MODEL_NAME] == name and meta[contract.TEST_MSE] is not None
         assert meta[contract.TARGET] == target and meta[contract.CHECKED_IN]["runtimes"]["onnxruntime"]["ok"]
@@ -315,38 +318,51 @@ def test_fp16_and_int8_variants_run_and_report_their_error(name, target, data_di
         check(*(onnx.load(path) for path in result.variant_paths))
 
 
-def test_dense_int8_weights_leave_room_so_products_never_saturate(tmp_path):
+@pytest.mark.parametrize("kind", ["dense", "conv"])
+def test_int8_weights_leave_room_so_products_never_saturate(kind, tmp_path):
     """On x86 without VNNI onnxruntime adds u8×s8 products in pairs, in 16 bits: 8-bit weights of a bright input
-    saturate there (2 · 255 · 127 > 32,767), and only the slower ``session.x64quantprecision`` kernels were exact.
-    Dense int8 files now hold 7-bit weights per output column, which cannot saturate: a session without that option
-    computes what aetool's does (on a CPU with VNNI both always agreed)."""
+    saturate there (2 · 255 · 127 > 32,767), and only the slower ``session.x64quantprecision`` kernels were exact
+    (a deployer's plain session on `conv-deconv`'s int8 file: +25 % test MSE). int8 files now hold 7-bit weights,
+    per output column or channel, which cannot saturate: a session without that option computes what aetool's does
+    (on a CPU with VNNI both always agreed)."""
     from onnx import TensorProto, helper, numpy_helper
 
     from aetool.export import variants
     from aetool.runtime.model import open_session
 
-    weights = np.full((64, 8), 0.5, np.float32) * np.linspace(0.5, 1, 8, dtype=np.float32)  # a scale per column
+    scales = np.linspace(0.5, 1, 8, dtype=np.float32)  # a scale per output column or channel
+    if kind == "dense":  # dynamic int8
+        weights, x, calibration = np.full((64, 8), 0.5, np.float32) * scales, np.ones((4, 64), np.float32), None
+        node, expected = helper.make_node("MatMul", [contract.INPUT, "w"], ["y"]), x @ weights
+    else:  # static QDQ int8, calibrated on the bright input itself
+        weights = np.full((8, 16, 1, 1), 0.5, np.float32) * scales[:, None, None, None]
+        x = calibration = np.ones((2, 16, 4, 4), np.float32)
+        node, expected = (
+            helper.make_node("Conv", [contract.INPUT, "w"], ["y"]),
+            np.ones((2, 8, 4, 4)) * 8 * scales[:, None, None],
+        )
     graph = helper.make_graph(
-        [helper.make_node("MatMul", ["x", "w"], ["y"])],
-        "dense",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 64])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 8])],
+        [node],
+        kind,
+        [helper.make_tensor_value_info(contract.INPUT, TensorProto.FLOAT, ["N", *x.shape[1:]])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", *expected.shape[1:]])],
         [numpy_helper.from_array(weights, "w")],
     )
-    int8 = variants.to_int8(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)]), tmp_path, None)
+    fp32 = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)])
+    int8 = variants.to_int8(fp32, tmp_path, calibration)
     quantized = [numpy_helper.to_array(t) for t in int8.graph.initializer if t.data_type == TensorProto.INT8]
-    matrices = [q for q in quantized if q.ndim == 2]  # the other: the weights' zero points
+    matrices = [q for q in quantized if q.ndim == weights.ndim]  # the others: the weights' zero points
     assert len(matrices) == 1 and matrices[0].min() >= -64 and matrices[0].max() <= 64
-    zero_points = next(node.input[3] for node in int8.graph.node if node.op_type == "MatMulInteger")
-    assert [numpy_helper.to_array(t).shape for t in int8.graph.initializer if t.name == zero_points] == [(8,)]
-    onnx.save(int8, tmp_path / "dense.int8.onnx")
+    if kind == "dense":
+        zero_points = next(node.input[3] for node in int8.graph.node if node.op_type == "MatMulInteger")
+        assert [numpy_helper.to_array(t).shape for t in int8.graph.initializer if t.name == zero_points] == [(8,)]
+    onnx.save(int8, tmp_path / "int8.onnx")
     plain = ort.SessionOptions()
     plain.intra_op_num_threads = 1
-    x = np.ones((4, 64), np.float32)  # every input 255 once quantized: the products at their largest
-    fast = ort.InferenceSession(tmp_path / "dense.int8.onnx", plain, providers=["CPUExecutionProvider"])
-    ours = open_session(tmp_path / "dense.int8.onnx")
-    np.testing.assert_array_equal(fast.run(None, {"x": x})[0], ours.run(None, {"x": x})[0])
-    np.testing.assert_allclose(ours.run(None, {"x": x})[0], x @ weights, rtol=0.01)
+    fast = ort.InferenceSession(tmp_path / "int8.onnx", plain, providers=["CPUExecutionProvider"])
+    ours = open_session(tmp_path / "int8.onnx")
+    np.testing.assert_array_equal(fast.run(None, {contract.INPUT: x})[0], ours.run(None, {contract.INPUT: x})[0])
+    np.testing.assert_allclose(ours.run(None, {contract.INPUT: x})[0], expected, rtol=0.01)
 
 
 def _with_outputs(model, names):

@@ -149,7 +149,7 @@ def metadata(
         contract.EPOCHS: str(facts.epochs),
         contract.TEST_MSE: "" if facts.test_mse is None else repr(float(facts.test_mse)),
         contract.INPUT_SPEC: json.dumps(spec),
-        contract.PARITY: "" if parity is None else json.dumps(parity),
+        contract.PARITY: json.dumps(parity),  # null for a variant, checked against its fp32 file (``variant``)
         contract.VERSIONS: json.dumps({name: _version(name) for name in VERSIONED}),
         contract.CREATED: created().isoformat(timespec="seconds"),
         contract.OPSET: str(opset(proto)),

@@ -171,11 +171,12 @@ def to_int8(model: onnx.ModelProto, workdir: Path, calibration: np.ndarray | Non
     """Dynamic int8 without ``calibration``; static QDQ int8 (per-channel weights) calibrated on it otherwise, the
     :func:`compare_path` and the convs that share a weight left float.
 
-    Dynamic int8 weights are per output column and 7-bit (``reduce_range``: −64…64). On x86 CPUs without VNNI,
+    Weights are 7-bit (``reduce_range``: −64…64), per output column or channel. On x86 CPUs without VNNI,
     onnxruntime's u8×s8 products add pairs in 16 bits, which full 8-bit weights can saturate (255 · 128 · 2 >
-    32,767) and 7-bit ones cannot (255 · 64 · 2 = 32,640): such files are exact there at the saturating kernels'
-    speed, where ``session.x64quantprecision`` (``runtime.model.session_options``) makes 8-bit weights exact but
-    slower; per-channel scales make up the lost bit (README, Round 2: dense INT8 on a CPU without VNNI)."""
+    32,767) and 7-bit ones cannot (255 · 64 · 2 = 32,640): such files give the same numbers in any onnxruntime
+    session there, at the saturating kernels' speed, where 8-bit weights were exact only with
+    ``session.x64quantprecision`` (``runtime.model.session_options``), and slower; per-channel scales make up the
+    lost bit (README, Round 2: INT8 on a CPU without VNNI)."""
     source, target = workdir / "fp32.onnx", workdir / "int8.onnx"
     folded = _fold_constants(model)
     onnx.save_model(folded, source)
@@ -191,6 +192,7 @@ def to_int8(model: onnx.ModelProto, workdir: Path, calibration: np.ndarray | Non
                 per_channel=True,
                 activation_type=QuantType.QUInt8,
                 weight_type=QuantType.QInt8,
+                reduce_range=True,
                 nodes_to_exclude=_convs_sharing_weights(folded) + compare_path(folded),
             )
     return onnx.load_model(target)
