@@ -273,7 +273,8 @@ def inspect_model(path: Path, data: bytes) -> OnnxFacts:
         if outside_folder(path, location):
             raise ModelFileError(
                 f"{path} is refused: a tensor's external data {location!r} lies outside the model's folder "
-                "(an absolute path, a .. step or a link out); aetool loads external data only from beside the model"
+                "(an absolute path, a .. step, a link out or an in-memory address); aetool loads external data only "
+                "from beside the model"
             )
     if facts.external_data and not is_utf8(str(path)):
         raise ModelFileError(

@@ -20,7 +20,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-MAX_GRAPH_NESTING = 32  # subgraphs inside subgraphs (If, Loop, Scan bodies); aetool's own files have none
+# Subgraphs inside subgraphs (If, Loop, Scan bodies); aetool's own files have none. onnxruntime 1.18 took time
+# exponential in the depth to open nested Ifs (12 deep 0.9 s, 16 2.6 s, 20 27 s; 31, a 4 kB file, hours), while
+# Ctrl-C and SIGTERM wait for it: 8 leaves control flow any real model uses.
+MAX_GRAPH_NESTING = 8
+# onnxruntime's marker for external data already in memory: the offset is read as a raw address (onnxruntime
+# 1.18 crashed on offset 0, or copied the process's memory at a chosen address into the model's output).
+MEMORY_ADDRESS_MARKER = "_ORT_MEM_ADDR_"
 TRUNCATED = "its bytes end inside a field: a truncated file, or not ONNX at all"
 _VARINT, _FIXED64, _BYTES, _FIXED32 = 0, 1, 2, 5
 _EXTERNAL = 1  # TensorProto.DataLocation.EXTERNAL
@@ -33,7 +39,7 @@ _CHILDREN: dict[str, dict[int, str]] = {
     "graph": {1: "node", 5: "tensor", 15: "sparse"},
     "node": {5: "attribute"},
     "attribute": {5: "tensor", 6: "graph", 10: "tensor", 11: "graph", 22: "sparse", 23: "sparse"},
-    "function": {7: "node"},
+    "function": {7: "node", 11: "attribute"},  # 11: attribute_proto, the default values of its attributes
     "training": {1: "graph", 2: "graph"},
     "sparse": {1: "tensor", 2: "tensor"},
 }
@@ -179,9 +185,17 @@ def _text(value: int | memoryview, wire: int, what: str) -> str:
 
 def outside_folder(model_path: Path, location: str) -> bool:
     """Whether external data at ``location`` (as a model file names it) lies outside the model's folder: an absolute
-    path, a ``..`` step, an empty name, or a link that leads out (judged by the real paths, links resolved)."""
+    path, a ``..`` step, an empty name, onnxruntime's in-memory address marker (``MEMORY_ADDRESS_MARKER``), or a link
+    that leads out (judged by the real paths, links resolved)."""
     parts = location.replace("\\", "/").split("/")
-    if not location or location.startswith(("/", "\\")) or ".." in parts or ":" in parts[0] or "\0" in location:
+    if (
+        MEMORY_ADDRESS_MARKER in location
+        or not location
+        or location.startswith(("/", "\\"))
+        or ".." in parts
+        or ":" in parts[0]
+        or "\0" in location
+    ):
         return True
     folder = os.path.realpath(model_path.parent)
     target = os.path.realpath(os.path.join(folder, location))
