@@ -53,6 +53,23 @@ def test_sixteen_bit_images_are_scaled_to_one(tmp_path):
     assert images.read_image(tmp_path / "eight.png").notes == ()
 
 
+def test_a_float_tiff_of_nan_is_one_line_and_the_batch_goes_on(tmp_path):
+    """A trial's 32-bit float TIFF of NaN ended the batch with a traceback (`expected images in [0, 1]`)."""
+    from typer.testing import CliRunner
+
+    from aetool.cli import app
+
+    Image.fromarray(np.full((28, 28), np.nan, np.float32), "F").save(tmp_path / "nan.tif")
+    with pytest.raises(ImageError, match="784 of its 784 float pixels are NaN or infinite"):
+        images.read_image(tmp_path / "nan.tif")
+    save(tmp_path / "ok.png", digit())
+    result = CliRunner().invoke(
+        app, ["reconstruct", str(tmp_path / "nan.tif"), str(tmp_path / "ok.png"), "-o", str(tmp_path / "out")]
+    )
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["ok.png"]
+
+
 @pytest.mark.parametrize("suffix", [".jpg", ".bmp", ".tiff", ".webp", ".pgm", ".gif"])
 def test_common_formats_read_back(tmp_path, suffix):
     ring = digit()

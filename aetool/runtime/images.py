@@ -231,6 +231,9 @@ def _pixels(image: Image.Image) -> tuple[np.ndarray, str | None]:
         return np.clip(values / (65535 if deep else 255), 0, 1)[None], DEEPER if deep else None
     if image.mode == "F":
         values = np.asarray(image, dtype=np.float32)
+        unusable = int(np.count_nonzero(~np.isfinite(values)))
+        if unusable:  # a float TIFF can hold NaN and infinities, which no pixel scale maps into [0, 1]
+            raise ImageError(f"{unusable} of its {values.size} float pixels are NaN or infinite")
         return np.clip(values / 255 if values.max() > 1 else values, 0, 1)[None], DEEPER
     grey = image.mode in _GREY_MODES
     try:
