@@ -139,6 +139,32 @@ def test_external_data_in_a_functions_default_attribute_is_found(tmp_path, monke
         load(tmp_path / "models" / "m.onnx").reconstruct(np.zeros((1, 1, 4, 4), np.float32))
 
 
+@pytest.mark.parametrize("elem", ["STRING", "INT8", "BOOL"])
+def test_an_output_that_is_not_float_is_refused_in_one_line(tmp_path, elem):
+    """A trial's model returned its reconstruction as strings: every image command ended in a traceback."""
+    pytest.importorskip("onnx", reason="builds the graph with onnx's helper")
+    from onnx import TensorProto, helper
+    from typer.testing import CliRunner
+
+    from aetool.cli import app
+
+    nodes = [
+        helper.make_node("Cast", ["image"], ["reconstruction"], to=getattr(TensorProto, elem)),
+        helper.make_node("Identity", ["image"], ["code"]),
+    ]
+    values = [("image", TensorProto.FLOAT), ("reconstruction", getattr(TensorProto, elem)), ("code", TensorProto.FLOAT)]
+    infos = [helper.make_tensor_value_info(name, kind, CONV) for name, kind in values]
+    model = helper.make_model(
+        helper.make_graph(nodes, "g", infos[:1], infos[1:]), opset_imports=[helper.make_opsetid("", 13)], ir_version=8
+    )
+    (tmp_path / "m.onnx").write_bytes(model.SerializeToString())
+    with pytest.raises(ModelFileError, match=rf"its output 'reconstruction' is tensor\({elem.lower()}\)"):
+        load(tmp_path / "m.onnx")
+    save(tmp_path / "a.png", np.zeros((8, 8), np.uint8))
+    result = CliRunner().invoke(app, ["reconstruct", str(tmp_path / "a.png"), "-m", str(tmp_path / "m.onnx")])
+    assert result.exit_code == 2 and "Traceback" not in result.output and "aetool reads float" in result.output
+
+
 def test_an_empty_file_is_said_to_be_empty(tmp_path):
     (tmp_path / "empty.onnx").write_bytes(b"")
     with pytest.raises(ModelFileError, match=r"it is empty \(0 bytes\)"):

@@ -424,6 +424,12 @@ def check_contract(session: onnxruntime.InferenceSession, path: Path, metadata: 
         )
     if contract.RECONSTRUCTION not in {o.name for o in outputs}:
         raise ModelFileError(f"{path} does not follow the aetool contract: no output {contract.RECONSTRUCTION!r}")
+    for output in outputs:  # a string or integer output ended a batch in a traceback (trial 38)
+        if output.type not in _DTYPES and output.type != "tensor(double)":
+            raise ModelFileError(
+                f"{path} does not follow the aetool contract: its output {output.name!r} is {output.type}, where "
+                "aetool reads float tensors"
+            )
     check_metadata(path, metadata)
     multiple_of, polarity = check_input_spec(path, metadata.get(contract.INPUT_SPEC))
     _check_colour(path, metadata, shape[1])
@@ -780,6 +786,8 @@ class Model:
                     f"{len(batch)}; an aetool model returns one per image"
                 )
             joined = parts[0] if len(parts) == 1 else np.concatenate(parts)
+            if joined.dtype.kind != "f":  # the file declared float, onnxruntime returned something else
+                raise ModelFileError(f"{self.path.name} returned {output} of type {joined.dtype}, not float")
             if not np.isfinite(joined).all():
                 raise ModelFileError(
                     f"{self.path.name} returned NaN or infinite {output} values; the model file is broken"
