@@ -1115,24 +1115,15 @@ def info(
             mark = {True: "✓ passed", False: "✗ FAILED"}.get(parity.passed, "? not recorded")  # type: ignore[arg-type]
             worst = f", worst max-abs {parity.worst_max_abs:.3g}" if parity.worst_max_abs is not None else ""
             emit(f"{'parity':9}{mark}{worst} ({parity.cases if parity.cases is not None else '?'} cases)")
-        if record.target or record.operators:
-            operators = f": {', '.join(record.operators)}" if record.operators else ""
+        if record.target or record.operators:  # both from the file's metadata: escaped like every value of it
+            operators = f": {_shown(', '.join(map(str, record.operators)), 1000)}" if record.operators else ""
             variant = record.precision not in (None, "fp32")
             of = f", of the fp32 graph this {record.precision} file was made from" if variant else ""
-            emit(f"{'target':9}{record.target or '?'} (opset {record.opset or '?'}{of}){operators}")
+            emit(f"{'target':9}{_shown(record.target or '?')} (opset {record.opset or '?'}{of}){operators}")
         if record.checked_in:
             emit(f"{'runs in':9}{_checked_in(record.checked_in)}")
-        detector = record.metadata.get("anomaly")
-        if isinstance(detector, dict):
-            threshold = detector.get("threshold")
-            rule = ", ".join(
-                f"{k} {v:g}" for k, v in (detector.get("rule") or {}).items() if isinstance(v, float | int)
-            )
-            images = (detector.get("calibration") or {}).get("images")
-            limit = (
-                f"anomalous above {threshold:.6g} ({rule} on {images} normal images)" if threshold is not None else ""
-            )
-            emit(f"{'detector':9}score {detector.get('score')}; {limit or 'not calibrated'}")
+        if "anomaly" in record.metadata:
+            emit(f"{'detector':9}{_detector_line(record.metadata['anomaly'])}")
         emit("metadata")
         for key, value in record.metadata.items():
             if key not in ("parity", "checked_in"):
@@ -1259,6 +1250,22 @@ def _image_spec(spec: dict[str, Any], colour_space: str | None) -> str:
     sizes = f"{size[1]}×{size[0]} only" if size else f"any size divisible by {multiple}" if multiple > 1 else "any size"
     why = "fed as they are" if polarity == "as-is" else "dark-on-light images are inverted for it"
     return f"{kind}, {sizes}, polarity {polarity} ({why})"
+
+
+def _detector_line(record: object) -> str:
+    """What ``info`` says of a file's ``anomaly`` metadata: its score and threshold, or why ``detect`` refuses it."""
+    from aetool.runtime.anomaly import AnomalySpec
+
+    try:
+        spec = AnomalySpec.from_record(record)
+    except ValueError as err:
+        return f"✗ metadata 'anomaly': {_shown(err)}"
+    if spec.threshold is None:
+        return f"score {spec.score}; not calibrated"
+    rule = ", ".join(f"{key} {value:g}" for key, value in (spec.rule or {}).items())
+    images = spec.calibration.get("images")
+    source = f" on {_shown(images)} normal images" if images is not None else ""
+    return f"score {spec.score}; anomalous above {spec.threshold:.6g} ({rule}{source})"
 
 
 def _shown(value: object, limit: int = 200) -> str:

@@ -253,6 +253,37 @@ def test_hostile_metadata_is_one_line_in_denoise_and_named_by_info(cli, tmp_path
     assert max(len(line) for line in info.stdout.splitlines()) < 400
 
 
+VALID_ANOMALY = {"components": ["mse"], "mean": [0.01], "std": [0.005], "threshold": 1.5, "rule": {"fpr": 0.05}}
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"threshold": "5"}, {"rule": [1]}, {"calibration": "x"}, {"threshold": [1]}, {"components": "mse"}],
+)
+def test_info_names_a_broken_detector_record_in_one_line(cli, tmp_path, change):
+    """A trial's detector metadata (`"threshold": "5"`, `"rule": [1]`…) made `info` end in a traceback, where
+    `detect` refused it in one line."""
+    record = json.dumps({**VALID_ANOMALY, **change})
+    (tmp_path / "m.onnx").write_bytes(identity(metadata={"anomaly": record}))
+    info = cli("info", "m.onnx")
+    assert info.exit_code == 0 and "Traceback" not in info.output
+    line = next(line for line in info.stdout.splitlines() if line.startswith("detector"))
+    assert ("✗ metadata 'anomaly'" in line) != (change == {"calibration": "x"})  # a calibration record is optional
+
+
+def test_info_shows_a_detector_records_score_and_threshold(cli, tmp_path):
+    record = json.dumps({**VALID_ANOMALY, "calibration": {"images": 40}})
+    (tmp_path / "m.onnx").write_bytes(identity(metadata={"anomaly": record}))
+    assert "detector score mse; anomalous above 1.5 (fpr 0.05 on 40 normal images)" in cli("info", "m.onnx").stdout
+
+
+def test_info_escapes_the_target_and_operators_of_a_hostile_file(cli, tmp_path):
+    metadata = {"target": "\x1b]0;pwned\x07portable", "operators": json.dumps(["\x1b]0;x\x07Conv", "Relu\n\nFAKE"])}
+    (tmp_path / "m.onnx").write_bytes(identity(metadata=metadata))
+    info = cli("info", "m.onnx")
+    assert "\x1b" not in info.stdout and "\nFAKE" not in info.stdout and "\\x1b]0;pwned" in info.stdout
+
+
 # ---- 4. a model that never finishes ----
 
 
