@@ -284,6 +284,33 @@ def test_info_escapes_the_target_and_operators_of_a_hostile_file(cli, tmp_path):
     assert "\x1b" not in info.stdout and "\nFAKE" not in info.stdout and "\\x1b]0;pwned" in info.stdout
 
 
+@pytest.mark.parametrize(
+    "entry",
+    [
+        {"file": 5},
+        {"file": "/etc/passwd"},
+        {"file": "../m.onnx"},
+        {"file": "m.onnx", "precision": {"a": 1}},
+        {"file": "m.onnx", "decoder": "../d.onnx"},
+        {"file": "m.onnx", "test_mse": "low"},
+    ],
+)
+def test_a_models_index_naming_paths_or_odd_values_is_one_line(cli, tmp_path, monkeypatch, entry):
+    """A trial's `$AETOOL_MODEL_DIR/models.json`: `"file": 5` and `"precision": {…}` ended `models` in a traceback,
+    and `"file": "/etc/passwd"` or `"../m.onnx"` were opened outside the folder."""
+    folder = tmp_path / "models"
+    folder.mkdir()
+    (tmp_path / "m.onnx").write_bytes(identity())
+    (folder / "m.onnx").write_bytes(identity())
+    (folder / "models.json").write_text(json.dumps({"x": entry}))
+    monkeypatch.setenv("AETOOL_MODEL_DIR", str(folder))
+    save(tmp_path / "a.png", digit())
+    for args in (["models"], ["info", "x"], ["reconstruct", "a.png", "-m", "x", "-o", "out.png"]):
+        result = cli(*args)
+        assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1, args
+        assert "models.json: model 'x': " in result.stderr and not (tmp_path / "out.png").exists()
+
+
 # ---- 4. a model that never finishes ----
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -42,7 +43,32 @@ def bundled_index() -> dict[str, dict[str, Any]]:
         raise ModelFileError(f"cannot read the bundled model index {path}: {err}") from None
     if not isinstance(index, dict) or not all(isinstance(v, dict) and "file" in v for v in index.values()):
         raise ModelFileError(f'{path} must map each model name to an object with a "file" key')
+    for name, entry in index.items():
+        problem = _entry_problem(entry)
+        if problem:
+            raise ModelFileError(f"{path}: model {name!r}: {problem}")
     return index
+
+
+def _entry_problem(entry: dict[str, Any]) -> str | None:
+    """What is wrong with one entry of ``models.json`` (None: nothing). Its files are names of files in the index's
+    own folder, not paths (a folder of models someone else wrote could name ``/etc/passwd``); its texts are text
+    and its numbers numbers, since ``aetool models`` prints them."""
+    for key in ("file", "decoder"):
+        value = entry.get(key)
+        if key == "decoder" and value is None:
+            continue
+        if not isinstance(value, str) or value in ("", ".", "..") or any(c in value for c in "/\\\0"):
+            return f'"{key}" must name a file in that folder (a name, not a path), got {value!r}'
+    for key in ("precision", "summary", "use"):
+        if entry.get(key) is not None and not isinstance(entry[key], str):
+            return f'"{key}" must be text, got {entry[key]!r}'
+    for key in ("test_mse", "bytes"):
+        value = entry.get(key)
+        number = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value >= 0
+        if value is not None and not number:
+            return f'"{key}" must be a finite number of at least 0, got {value!r}'
+    return None
 
 
 def _a_folder(path: Path) -> str:
