@@ -32,6 +32,7 @@ from aetool.errors import ModelFileError, first_line
 from aetool.runtime import contract
 from aetool.runtime.files import is_utf8
 from aetool.runtime.model import open_session, ort_errors, parse_metadata
+from aetool.runtime.onnxfile import read_facts
 from aetool.runtime.registry import resolve
 
 ATOL = {"fp32": 1e-4, "fp16": 1e-2, "int8": 1e-2}  # by the file's precision: a few steps of fp16's or int8's
@@ -168,6 +169,8 @@ def _opencv(engine: int | None) -> Callable[[Path, str, list[str]], Runner]:
     def load(path: Path, input_name: str, outputs: list[str]) -> Runner:
         import cv2
 
+        if read_facts(path.read_bytes()).subgraphs:  # not tried: OpenCV 5 ended the process (SIGSEGV) on an If
+            raise RuntimeError("control flow (If, Loop or Scan subgraphs), which crashed OpenCV DNN: not tried")
         source: str | np.ndarray = str(path)
         if not is_utf8(str(path)):  # OpenCV crashes (SIGSEGV) on such a path; its bytes load the same graph
             source = np.fromfile(path, dtype=np.uint8)

@@ -279,3 +279,36 @@ def test_openvino_runs_without_its_telemetry():
     done = subprocess.run([sys.executable, "-c", OPENVINO_CHECKED], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["True", "None", "True"]
+
+
+def test_a_graph_with_control_flow_is_not_given_to_opencv(tmp_path):
+    """OpenCV 5 ended the process (SIGSEGV, both engines) on a trial's model holding an `If`, so `aetool check`
+    printed nothing; such a graph now gets a ✗ and the reason. Run in a child: a crash would take pytest with it."""
+    pytest.importorskip("cv2", reason="needs OpenCV")
+    pytest.importorskip("onnx", reason="builds the graph with onnx's helper")
+    from onnx import TensorProto, helper
+
+    def branch(name: str) -> object:
+        out = helper.make_tensor_value_info(name, TensorProto.FLOAT, None)
+        return helper.make_graph([helper.make_node("Identity", ["image"], [name])], name, [], [out])
+
+    flag = helper.make_tensor("c", TensorProto.BOOL, [], [True])
+    nodes = [
+        helper.make_node("Constant", [], ["flag"], value=flag),
+        helper.make_node("If", ["flag"], ["reconstruction"], then_branch=branch("t"), else_branch=branch("e")),
+        helper.make_node("Identity", ["image"], ["code"]),
+    ]
+    shape = ["N", 1, "H", "W"]
+    infos = [helper.make_tensor_value_info(n, TensorProto.FLOAT, shape) for n in ("image", "reconstruction", "code")]
+    graph = helper.make_graph(nodes, "g", infos[:1], infos[1:])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)], ir_version=10)
+    (tmp_path / "if.onnx").write_bytes(model.SerializeToString())
+    for runtime in ("opencv", "opencv-classic"):
+        result = subprocess.run(
+            [sys.executable, "-m", "aetool", "check", str(tmp_path / "if.onnx"), "--runtime", runtime],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode == 1, (runtime, result.returncode, result.stderr)
+        assert "control flow (If, Loop or Scan subgraphs)" in result.stdout

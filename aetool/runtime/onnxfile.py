@@ -49,12 +49,14 @@ _ENTRY_KEY, _ENTRY_VALUE = 1, 2
 
 @dataclass(frozen=True)
 class OnnxFacts:
-    """What a ModelProto declares: its IR version, its opsets (domain → version; ``""`` is ONNX's own) and the
-    locations of the external data its tensors name, in the order they appear."""
+    """What a ModelProto declares: its IR version, its opsets (domain → version; ``""`` is ONNX's own), the
+    locations of the external data its tensors name, in the order they appear, and how many subgraphs (``If``,
+    ``Loop`` and ``Scan`` bodies) its graphs hold."""
 
     ir_version: int
     opsets: dict[str, int]
     external_data: tuple[str, ...]
+    subgraphs: int = 0
 
     @property
     def opset(self) -> int | None:
@@ -87,15 +89,19 @@ def read_facts(data: bytes) -> OnnxFacts:
         raise ValueError("it is empty (0 bytes)")
     if not graph_found:
         raise ValueError("it holds no graph")
-    return OnnxFacts(ir_version, opsets, tuple(_external_locations(stack)))
+    locations, subgraphs = _walk(stack)
+    return OnnxFacts(ir_version, opsets, tuple(locations), subgraphs)
 
 
-def _external_locations(stack: list[tuple[str, memoryview, int]]) -> Iterator[str]:
-    """The external-data locations of every tensor under the messages on ``stack`` (walked without recursion)."""
+def _walk(stack: list[tuple[str, memoryview, int]]) -> tuple[list[str], int]:
+    """The external-data locations of every tensor under the messages on ``stack``, and how many graphs are node
+    attributes (subgraphs), walked without recursion."""
+    locations: list[str] = []
+    subgraphs = 0
     while stack:
         kind, data, depth = stack.pop()
         if kind == "tensor":
-            yield from _tensor_location(data)
+            locations += _tensor_location(data)
             continue
         nested = depth + (kind == "graph")
         if nested > MAX_GRAPH_NESTING:
@@ -104,6 +110,8 @@ def _external_locations(stack: list[tuple[str, memoryview, int]]) -> Iterator[st
         for number, wire, value in _fields(data):
             if number in children:
                 stack.append((children[number], _message(value, wire, children[number]), nested))
+                subgraphs += kind == "attribute" and children[number] == "graph"
+    return locations, subgraphs
 
 
 def _tensor_location(data: memoryview) -> Iterator[str]:
