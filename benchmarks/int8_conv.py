@@ -123,19 +123,30 @@ def study(fp32: Path, data_dir: Path, threads: int, plan: bench.Plan, keep: Path
     ]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("models", nargs="+", type=Path, help="fp32 .onnx files of convolutional models")
+def study_parser(description: str, *, models: str, seconds: float) -> argparse.ArgumentParser:
+    """The options of an INT8 study (this script's and int8_weights.py's): fp32 files, MNIST, threads, timing."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("models", nargs="+", type=Path, help=models)
     parser.add_argument("--data-dir", default=None, help="MNIST IDX folder (default: $AETOOL_DATA_DIR)")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--seconds", type=float, default=24.0, help="timed seconds per file, all rounds together")
+    parser.add_argument("--seconds", type=float, default=seconds, help="timed seconds per file, all rounds together")
     parser.add_argument("--repeats", type=int, default=6)
-    parser.add_argument("--keep", type=Path, default=None, help="write the INT8 files here (one folder per model)")
+    return parser
+
+
+def parse_study(parser: argparse.ArgumentParser) -> tuple[argparse.Namespace, Path, bench.Plan]:
+    """The options given, the MNIST folder (refused in one line when there is none) and the timing plan."""
     args = parser.parse_args()
     data_dir = resolve_data_dir(args.data_dir, "mnist")
     if data_dir is None:
         parser.error("give --data-dir or set AETOOL_DATA_DIR: calibration and test MSE need MNIST")
-    plan = bench.Plan(warmup=5, repeats=args.repeats, seconds=args.seconds)
+    return args, data_dir, bench.Plan(warmup=5, repeats=args.repeats, seconds=args.seconds)
+
+
+def main() -> None:
+    parser = study_parser(__doc__ or "", models="fp32 .onnx files of convolutional models", seconds=24.0)
+    parser.add_argument("--keep", type=Path, default=None, help="write the INT8 files here (one folder per model)")
+    args, data_dir, plan = parse_study(parser)
     for path in args.models:
         keep = args.keep / path.parent.name if args.keep else None
         print(f"\n{path}: batch {BATCH}, {args.threads} threads, median of {args.repeats} alternating rounds")

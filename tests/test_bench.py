@@ -364,3 +364,18 @@ def test_a_plan_refuses_seconds_that_are_not_a_finite_duration(seconds):
 
     with pytest.raises(AetoolError, match="--seconds must be a finite number of seconds"):
         bench.Plan(seconds=seconds)
+
+
+def test_the_int8_weights_benchmark_finds_7_bit_files_agree_in_a_plain_session(data_dir):
+    """benchmarks/int8_weights.py on the bundled `deep` (a dense model: dynamic int8): five rows, and a plain
+    onnxruntime session computes aetool's numbers from the 7-bit file, on any CPU."""
+    pytest.importorskip("onnx", reason="the benchmark quantizes with onnx and onnxruntime's quantizer")
+    from aetool.runtime.registry import BUNDLED_DIR
+
+    script = Path(__file__).parents[1] / "benchmarks" / "int8_weights.py"
+    args = [str(BUNDLED_DIR / "deep.onnx"), "--data-dir", str(data_dir), "--seconds", "0.05", "--repeats", "1"]
+    result = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    rows = {line.split(" | ")[0].strip("| "): line.split(" | ")[1:] for line in result.stdout.splitlines()[4:]}
+    assert list(rows) == ["fp32", "8-bit exact", "8-bit plain", "7-bit exact", "7-bit plain"]
+    assert rows["7-bit plain"][-1].strip(" |") == "0" and float(rows["7-bit exact"][1]) > 0
