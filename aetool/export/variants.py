@@ -215,7 +215,7 @@ def make(
         return to_int8(fp32, workdir, None), how
     return (
         to_int8(fp32, workdir, calibration),
-        f"static QDQ int8, per-channel weights, calibrated on {len(calibration)} training images",
+        f"static QDQ int8, 7-bit per-channel weights, calibrated on {len(calibration)} training images",
     )
 
 
