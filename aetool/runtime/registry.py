@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from aetool.errors import ModelFileError
+from aetool.runtime.onnxfile import outside_folder
 
 BUNDLED_DIR = Path(__file__).with_name("bundled")
 MODEL_DIR_ENV = "AETOOL_MODEL_DIR"  # overrides BUNDLED_DIR, e.g. for a models folder outside the package
@@ -44,22 +45,23 @@ def bundled_index() -> dict[str, dict[str, Any]]:
     if not isinstance(index, dict) or not all(isinstance(v, dict) and "file" in v for v in index.values()):
         raise ModelFileError(f'{path} must map each model name to an object with a "file" key')
     for name, entry in index.items():
-        problem = _entry_problem(entry)
+        problem = _entry_problem(entry, path)
         if problem:
             raise ModelFileError(f"{path}: model {name!r}: {problem}")
     return index
 
 
-def _entry_problem(entry: dict[str, Any]) -> str | None:
-    """What is wrong with one entry of ``models.json`` (None: nothing). Its files are names of files in the index's
-    own folder, not paths (a folder of models someone else wrote could name ``/etc/passwd``); its texts are text
-    and its numbers numbers, since ``aetool models`` prints them."""
+def _entry_problem(entry: dict[str, Any], index: Path) -> str | None:
+    """What is wrong with one entry of the ``index`` (None: nothing). Its files lie inside the index's own folder,
+    subfolders included (a folder of models someone else wrote could name ``/etc/passwd``: judged as external
+    data is, ``onnxfile.outside_folder``); its texts are text and its numbers numbers, since ``aetool models`` prints
+    them."""
     for key in ("file", "decoder"):
         value = entry.get(key)
         if key == "decoder" and value is None:
             continue
-        if not isinstance(value, str) or value in ("", ".", "..") or any(c in value for c in "/\\\0"):
-            return f'"{key}" must name a file in that folder (a name, not a path), got {value!r}'
+        if not isinstance(value, str) or outside_folder(index, value):
+            return f'"{key}" must name a file inside that folder (no absolute path, .. step or link out), got {value!r}'
     for key in ("precision", "summary", "use"):
         if entry.get(key) is not None and not isinstance(entry[key], str):
             return f'"{key}" must be text, got {entry[key]!r}'
