@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -163,6 +164,22 @@ def test_an_output_that_is_not_float_is_refused_in_one_line(tmp_path, elem):
     save(tmp_path / "a.png", np.zeros((8, 8), np.uint8))
     result = CliRunner().invoke(app, ["reconstruct", str(tmp_path / "a.png"), "-m", str(tmp_path / "m.onnx")])
     assert result.exit_code == 2 and "Traceback" not in result.output and "aetool reads float" in result.output
+
+
+def test_a_decoder_whose_output_is_not_float_is_refused_in_one_line(tmp_path, toy_dir):
+    pytest.importorskip("onnx", reason="builds the graph with onnx's helper")
+    from onnx import TensorProto, helper
+
+    shutil.copy(toy_dir / "dense.onnx", tmp_path / "dense.onnx")
+    code = helper.make_tensor_value_info("code", TensorProto.FLOAT, ["N", 784])
+    out = helper.make_tensor_value_info("reconstruction", TensorProto.INT8, ["N", 784])
+    cast = helper.make_node("Cast", ["code"], ["reconstruction"], to=TensorProto.INT8)
+    decoder = helper.make_model(
+        helper.make_graph([cast], "g", [code], [out]), opset_imports=[helper.make_opsetid("", 13)], ir_version=8
+    )
+    (tmp_path / "dense.decoder.onnx").write_bytes(decoder.SerializeToString())
+    with pytest.raises(ModelFileError, match=r"its output 'reconstruction' is tensor\(int8\)"):
+        load(tmp_path / "dense.onnx").decode(np.zeros((1, 784), np.float32))
 
 
 def test_an_empty_file_is_said_to_be_empty(tmp_path):

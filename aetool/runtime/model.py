@@ -424,12 +424,7 @@ def check_contract(session: onnxruntime.InferenceSession, path: Path, metadata: 
         )
     if contract.RECONSTRUCTION not in {o.name for o in outputs}:
         raise ModelFileError(f"{path} does not follow the aetool contract: no output {contract.RECONSTRUCTION!r}")
-    for output in outputs:  # a string or integer output ended a batch in a traceback (trial 38)
-        if output.type not in _DTYPES and output.type != "tensor(double)":
-            raise ModelFileError(
-                f"{path} does not follow the aetool contract: its output {output.name!r} is {output.type}, where "
-                "aetool reads float tensors"
-            )
+    check_output_types(session, path)
     check_metadata(path, metadata)
     multiple_of, polarity = check_input_spec(path, metadata.get(contract.INPUT_SPEC))
     _check_colour(path, metadata, shape[1])
@@ -443,6 +438,17 @@ def check_contract(session: onnxruntime.InferenceSession, path: Path, metadata: 
         raise ModelFileError(f"{path} declares {width}×{height} images, outside 1 to {MAX_CONV_PIXELS:,} pixels")
     fixed = (height, width) if isinstance(height, int) and isinstance(width, int) else None
     return InputSpec(fixed, multiple_of, polarity, shape[1], fixed_batch(session, path))
+
+
+def check_output_types(session: onnxruntime.InferenceSession, path: Path) -> None:
+    """Raise ``ModelFileError`` for an output of a model or decoder file that is not a float tensor (a string or
+    integer output ended a batch in a traceback, trial 38)."""
+    for output in session.get_outputs():
+        if output.type not in _DTYPES and output.type != "tensor(double)":
+            raise ModelFileError(
+                f"{path} does not follow the aetool contract: its output {output.name!r} is {output.type}, where "
+                "aetool reads float tensors"
+            )
 
 
 def fixed_batch(session: onnxruntime.InferenceSession, path: Path) -> int | None:
@@ -656,6 +662,7 @@ class Model:
             names = [i.name for i in decoder.get_inputs()]
             if names != [contract.CODE]:
                 raise ModelFileError(f"decoder {self.decoder_path} must take one input {contract.CODE!r}, has {names}")
+            check_output_types(decoder, self.decoder_path)
             self._decoder_batch = fixed_batch(decoder, self.decoder_path)
             self._decoder = decoder
         codes = self._codes(codes, self._decoder.get_inputs()[0].shape)
@@ -786,8 +793,6 @@ class Model:
                     f"{len(batch)}; an aetool model returns one per image"
                 )
             joined = parts[0] if len(parts) == 1 else np.concatenate(parts)
-            if joined.dtype.kind != "f":  # the file declared float, onnxruntime returned something else
-                raise ModelFileError(f"{self.path.name} returned {output} of type {joined.dtype}, not float")
             if not np.isfinite(joined).all():
                 raise ModelFileError(
                     f"{self.path.name} returned NaN or infinite {output} values; the model file is broken"
