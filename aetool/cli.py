@@ -2007,6 +2007,10 @@ def _default_sigterm_in_child() -> None:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
+if hasattr(os, "register_at_fork"):  # POSIX; once per process, not once per main() (the tests call it many times)
+    os.register_at_fork(after_in_child=_default_sigterm_in_child)
+
+
 def _terminated() -> bool:
     """Whether SIGTERM stopped the command: caught by :func:`_terminate`, or by aetool while it held or deferred
     stop signals (``files.STOPPED_BY``)."""
@@ -2046,7 +2050,6 @@ def main() -> None:
     _drop_invalid_omp_threads()
     if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:  # not ignored by whoever started us (nohup, a shell's trap)
         signal.signal(signal.SIGTERM, _terminate)
-        os.register_at_fork(after_in_child=_default_sigterm_in_child)
     try:
         os.getcwd()
     except FileNotFoundError:  # PyTorch's MKL then aborts while loading ("Intel oneMKL FATAL ERROR"), and paths fail
