@@ -91,12 +91,17 @@ def test_mse(session: Any, images: np.ndarray) -> float:
     return squared / images.size
 
 
-def study(fp32: Path, data_dir: Path, threads: int, plan: bench.Plan, keep: Path | None) -> list[dict[str, Any]]:
-    """Each file's median batch-256 time, speed-up over fp32 and test MSE (rise), fp32 first."""
+def study_digits(data_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``CALIBRATION`` training digits (static int8's calibration) and the test digits, N×1×28×28
+    float32 in [0, 1]: what an INT8 study (this script's and int8_weights.py's) quantizes with and scores on."""
     train, _ = load_split(data_dir, "train")
     test, _ = load_split(data_dir, "test")
-    calibration = train[:CALIBRATION, None].astype(np.float32) / 255
-    digits = test[:, None].astype(np.float32) / 255
+    return train[:CALIBRATION, None].astype(np.float32) / 255, test[:, None].astype(np.float32) / 255
+
+
+def study(fp32: Path, data_dir: Path, threads: int, plan: bench.Plan, keep: Path | None) -> list[dict[str, Any]]:
+    """Each file's median batch-256 time, speed-up over fp32 and test MSE (rise), fp32 first."""
+    calibration, digits = study_digits(data_dir)
     with tempfile.TemporaryDirectory() as scratch:  # sessions hold their models: the files may go after this
         folder = keep or Path(scratch)
         folder.mkdir(parents=True, exist_ok=True)

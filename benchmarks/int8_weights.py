@@ -25,30 +25,33 @@ from unittest import mock
 import numpy as np
 import onnx
 import onnxruntime as ort
-from int8_conv import parse_study, study_parser  # the sibling script: this folder is on the path when run
+from int8_conv import (  # the sibling script: this folder is on the path when run
+    BATCH,
+    parse_study,
+    study_digits,
+    study_parser,
+)
 
 from aetool import bench
 from aetool.export import variants
 from aetool.runtime import contract
-from aetool.runtime.idx import load_split
 from aetool.runtime.model import session_options
 
-BATCH = 256
-CALIBRATION = 256  # training digits, as aetool's export (exporter.CALIBRATION_IMAGES)
 TEST_DIGITS = 2000
 
 
 def int8_files(fp32: Path, folder: Path, calibration: np.ndarray) -> dict[str, Path]:
     """The two int8 files of ``fp32``: "8-bit" (the quantizer's full-range weights) and "7-bit" (aetool's)."""
-    conv = any(node.op_type == "Conv" for node in onnx.load(fp32).graph.node)
+    model = onnx.load(fp32)
+    conv = any(node.op_type == "Conv" for node in model.graph.node)
+    call = variants.quantize_static if conv else variants.quantize_dynamic
     files = {}
     for name, reduce_range in (("8-bit", False), ("7-bit", True)):
-        call = variants.quantize_static if conv else variants.quantize_dynamic
         with (
             tempfile.TemporaryDirectory() as work,
             mock.patch.object(variants, call.__name__, _with_range(call, reduce_range)),
         ):
-            proto = variants.to_int8(onnx.load(fp32), Path(work), calibration if conv else None)
+            proto = variants.to_int8(model, Path(work), calibration if conv else None)
         files[name] = folder / f"{fp32.parent.name}.int8.{name}.onnx"
         onnx.save(proto, files[name])
     return files
@@ -81,10 +84,8 @@ def outputs(run: ort.InferenceSession, images: np.ndarray) -> np.ndarray:
 def study(fp32: Path, data_dir: Path, threads: int, plan: bench.Plan) -> list[dict[str, Any]]:
     """Per file and session: median batch-256 ms, ×fp32, test MSE (rise) and its largest difference from the
     same file in aetool's session."""
-    train, _ = load_split(data_dir, "train")
-    test, _ = load_split(data_dir, "test")
-    calibration = train[:CALIBRATION, None].astype(np.float32) / 255
-    digits = test[:TEST_DIGITS, None].astype(np.float32) / 255
+    calibration, digits = study_digits(data_dir)
+    digits = digits[:TEST_DIGITS]
     with tempfile.TemporaryDirectory() as scratch:
         files = {"fp32": fp32, **int8_files(fp32, Path(scratch), calibration)}
         runs = {"fp32": session(fp32, exact=True, threads=threads)}
@@ -92,7 +93,7 @@ def study(fp32: Path, data_dir: Path, threads: int, plan: bench.Plan) -> list[di
             runs[f"{name} exact"] = session(files[name], exact=True, threads=threads)
             runs[f"{name} plain"] = session(files[name], exact=False, threads=threads)
     results = {name: outputs(run, digits) for name, run in runs.items()}
-    batch = digits[:BATCH] if len(digits) >= BATCH else digits
+    batch = digits[:BATCH]
     timed = {name: (lambda r=run: outputs(r, batch)) for name, run in runs.items()}
     seconds = bench.interleaved(timed, plan)
     mse = {name: float(((result - digits) ** 2).mean()) for name, result in results.items()}
