@@ -21,11 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 # Subgraphs inside subgraphs (If, Loop, Scan bodies); aetool's own files have none. onnxruntime 1.18 took time
-# exponential in the depth to open nested Ifs (12 deep 0.9 s, 16 2.6 s, 20 27 s; 31, a 4 kB file, hours), while
-# Ctrl-C and SIGTERM wait for it: 8 leaves control flow any real model uses.
+# exponential in the depth to open nested Ifs (8 deep 0.02 s, 12 0.09 s, 16 1.4 s, 20 27 s; 31, a 4 kB file,
+# hours by that trend; README, Safety), while Ctrl-C and SIGTERM wait for it: 8 leaves what real models use.
 MAX_GRAPH_NESTING = 8
 # onnxruntime's marker for external data already in memory: the offset is read as a raw address (onnxruntime
-# 1.18 crashed on offset 0, or copied the process's memory at a chosen address into the model's output).
+# 1.18.0 crashed on offset 0; another offset reads the process's memory there into the weights).
 MEMORY_ADDRESS_MARKER = "_ORT_MEM_ADDR_"
 TRUNCATED = "its bytes end inside a field: a truncated file, or not ONNX at all"
 _VARINT, _FIXED64, _BYTES, _FIXED32 = 0, 1, 2, 5
