@@ -688,25 +688,28 @@ def detect(
             failures: list[Failure] = []
         else:
             found, failures = files.collect(inputs, recursive=recursive, skip=HEATMAP)
-        jobs, refused = plan_detection(found, heatmaps=heatmaps)
+        jobs, clashes = plan_detection(found, heatmaps=heatmaps)
+        unwritable = {clash.label: clash.error for clash in clashes}  # scored, their heatmaps not written
         loaded = _load(model, provider, threads, timeout)
         if invert and loaded.input_spec.polarity == contract.AS_IS:
             raise AetoolError(f"--invert: model {loaded.name} takes images as they are, so it never inverts them")
         detector = Detector(loaded, threshold=threshold)
         started = time.perf_counter()
         verdicts: Counter[str] = Counter()
-        for failure in chain(failures, refused):
+        for failure in failures:
             error(f"{failure.label}: {failure.error}")
             verdicts["failed"] += 1
             if as_json:
                 emit(json.dumps(Detection(failure.label, error=failure.error).record()))
         stop = threading.Event()  # Ctrl-C while a record is printed: the settled ones are printed first
-        total = len(jobs) + len(failures) + len(refused)
+        total = len(jobs) + len(failures)
         few = total <= FEW
         changes: Counter[str] = Counter()
         not_digits = False  # an image scored that is not a 28×28 grey one, for a detector of digits
         try:
             for result in detect(jobs, detector, invert=invert, resize=resize, stop=stop):
+                if result.error is None and result.path in unwritable:
+                    result.error = unwritable[result.path]
                 with files.interrupts_deferred(stop):
                     if as_json:
                         emit(json.dumps(result.record()))

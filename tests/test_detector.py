@@ -528,13 +528,21 @@ def test_detect_refuses_heatmaps_that_name_a_file_before_scoring(digits, real_mo
     assert result.stdout == ""
 
 
-def test_two_inputs_that_would_share_heatmaps_name_the_heatmap_file(digits, real_models, tmp_path):
+def test_two_inputs_that_would_share_heatmaps_are_both_scored_and_the_second_names_the_heatmap_file(
+    digits, real_models, tmp_path
+):
+    """The second image was refused before scoring: no score, no verdict, only the clash."""
     first = digits / "normal" / sorted(p.name for p in (digits / "normal").iterdir())[0]
     twin = save(tmp_path / "in" / f"{first.stem}.bmp", read(first))
     argv = ["detect", str(first), str(twin), "-m", str(real_models["deep"]), "--heatmaps", str(tmp_path / "maps")]
     result = runner.invoke(app, argv)
     assert result.exit_code == 1, result.output
-    assert f"{tmp_path / 'maps' / first.stem}.heatmap.png is already the output of {first}" in result.stderr
+    clash = f"{tmp_path / 'maps' / first.stem}.heatmap.png is already the output of {first}"
+    assert f"{twin}: {clash}" in result.stderr
+    assert [line.split("\t")[0] for line in result.stdout.splitlines()] == [str(first), str(twin)]
+    records = [json.loads(line) for line in runner.invoke(app, [*argv, "--json"]).stdout.splitlines()]
+    assert records[1]["score"] == pytest.approx(records[0]["score"]) and records[1]["error"] == clash
+    assert records[1]["heatmap"] is None and records[0]["heatmap"] is not None
 
 
 def test_detect_with_a_model_not_calibrated_gives_mse_without_a_threshold(digits, real_models):

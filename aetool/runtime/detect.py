@@ -207,7 +207,9 @@ class Detection:
 
 def plan_detection(found: Sequence[Input], *, heatmaps: str | None) -> tuple[list[Job], list[Failure]]:
     """A job per image: with ``heatmaps`` (a folder) its target is the folder mirroring the inputs' layout,
-    ``FOLDER/…/NAME.png``, whose two heatmap names :func:`heatmap_paths` derives; without, no target. Raises
+    ``FOLDER/…/NAME.png``, whose two heatmap names :func:`heatmap_paths` derives; without, no target. An image
+    whose heatmaps another one's already take (``photo.png`` and ``photo.jpg``) is scored all the same, its job
+    without a target, and comes back as a :class:`Failure` too: the clash to report beside its score. Raises
     ``AetoolError`` when ``heatmaps`` names something that is not a folder."""
     if heatmaps is None:
         return [Job(item.label, item.source, None, "PNG") for item in found], []
@@ -219,7 +221,7 @@ def plan_detection(found: Sequence[Input], *, heatmaps: str | None) -> tuple[lis
         where = "is a file" if existing == folder else f"is below {existing}, a file"
         raise AetoolError(f"--heatmaps {heatmaps} {where}; it takes a folder (made if missing)")
     # force: the target itself is never written, only the .heatmap files beside it, so it may name an input
-    return plan(
+    jobs, clashes = plan(
         found,
         output=str(Path(heatmaps)) + "/",
         suffix=HEATMAP,
@@ -227,6 +229,8 @@ def plan_detection(found: Sequence[Input], *, heatmaps: str | None) -> tuple[lis
         force=True,
         shown=lambda target: heatmap_paths(target)[0],
     )
+    targets = {job.label: job.target for job in jobs}
+    return [Job(item.label, item.source, targets.get(item.label), "PNG") for item in found], clashes
 
 
 def heatmap_paths(target: Path) -> tuple[Path, Path]:
