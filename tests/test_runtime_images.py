@@ -276,6 +276,14 @@ def test_resize_keeps_channels_and_range():
     assert np.abs(images.resize(small, (20, 30)) - ramp)[:, 2:-2, 2:-2].max() < 0.01
 
 
+def test_resize_takes_a_height_and_a_width_of_whole_pixels():
+    ramp = np.linspace(0, 1, 20 * 30, dtype=np.float32).reshape(1, 20, 30)
+    for size in (10, (10,), (0, 5), (-1, 5), (5.5, 5), (True, 5), "ab"):  # were TypeErrors or Pillow's ValueError
+        with pytest.raises(ValueError, match=r"resize takes size as \(height, width\), two whole numbers > 0, got"):
+            images.resize(ramp, size)  # type: ignore[arg-type]
+    assert images.resize(ramp, (np.int64(7), 9)).shape == (1, 7, 9)
+
+
 def test_channels_first_is_required_not_guessed():
     page = np.zeros((40, 30), np.float32)
     with pytest.raises(ValueError, match=r"resize takes C×H×W pixels, got shape \(40, 30\); .* pixels\[None\]"):

@@ -375,16 +375,20 @@ def unfit(output: np.ndarray, fitted: Fitted) -> np.ndarray:
 
 
 def resize(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """C×H×W float pixels in [0, 1] resized to ``size`` (height, width) with Pillow's Lanczos filter, clipped to
-    [0, 1], float32. Raises ``ValueError`` for pixels of another rank (an H×W image: pass ``pixels[None]``) and for
-    integer pixels (divide 8-bit ones by 255)."""
+    """C×H×W float pixels in [0, 1] resized to ``size`` (height, width, whole pixels) with Pillow's Lanczos filter,
+    clipped to [0, 1], float32. Raises ``ValueError`` for pixels of another rank (an H×W image: pass
+    ``pixels[None]``), for integer pixels (divide 8-bit ones by 255) and for a size that is not two whole numbers
+    above 0."""
     from PIL import Image
 
     pixels = np.asarray(pixels)
     if pixels.ndim != 3:
         raise ValueError(f"resize takes C×H×W pixels, got shape {pixels.shape}; for an H×W image pass pixels[None]")
     check_pixels(pixels, name="pixels")
-    height, width = size
+    whole = isinstance(size, tuple | list) and len(size) == 2
+    if not whole or not all(isinstance(v, int | np.integer) and not isinstance(v, bool) and v > 0 for v in size):
+        raise ValueError(f"resize takes size as (height, width), two whole numbers > 0, got {size!r}")
+    height, width = int(size[0]), int(size[1])
     planes = [
         np.asarray(
             Image.fromarray(np.ascontiguousarray(plane, dtype=np.float32)).resize(

@@ -76,9 +76,9 @@ def mse(output: np.ndarray, target: np.ndarray) -> float:
 
 def psnr(mse_value: float) -> float:
     """PSNR in dB with peak 1.0 for an MSE of pixels in [0, 1]; ``inf`` for an MSE of 0. Raises ``ValueError`` for
-    a negative or NaN MSE (no mean of squares is either)."""
-    if not mse_value >= 0:
-        raise ValueError(f"PSNR needs an MSE >= 0 (a mean of squares), got {mse_value}")
+    a negative, NaN or infinite MSE (no mean of squares of finite pixels is any of these)."""
+    if not 0 <= mse_value < float("inf"):
+        raise ValueError(f"PSNR needs a finite MSE >= 0 (a mean of squares), got {mse_value}")
     return float("inf") if mse_value == 0 else float(10 * np.log10(1.0 / mse_value))
 
 
