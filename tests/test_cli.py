@@ -358,6 +358,23 @@ def test_add_noise_statistics_and_seed(cli, tmp_path):
     assert hit.mean() == pytest.approx(0.2, abs=0.04) and (salt_pepper == 255).mean() == pytest.approx(0.1, abs=0.03)
 
 
+def test_add_noise_with_a_seed_gives_an_image_the_same_noise_alone_or_in_any_batch(cli, tmp_path):
+    """One generator ran through the batch: a file's noise changed when another file joined its folder, or when
+    it was run on its own (xargs, a re-run of one failed file)."""
+    rng = np.random.default_rng(0)
+    for name in ("a", "b", "c"):
+        save(tmp_path / "in" / f"{name}.png", rng.integers(0, 100, (20, 24), np.uint8))
+    assert cli("add-noise", "in", "--seed", "7", "-o", "folder/").exit_code == 0
+    assert cli("add-noise", "in/c.png", "--seed", "7", "-o", "alone.png").exit_code == 0
+    save(tmp_path / "in" / "0.png", rng.integers(0, 100, (20, 24), np.uint8))  # sorts first
+    assert cli("add-noise", "in", "--seed", "7", "-o", "more/").exit_code == 0
+    assert np.array_equal(read(Path("folder/c.png")), read(Path("alone.png")))
+    assert np.array_equal(read(Path("folder/c.png")), read(Path("more/c.png")))
+    assert not np.array_equal(read(Path("folder/a.png")), read(Path("folder/c.png")))
+    assert cli("add-noise", "in/c.png", "--seed", "8", "-o", "other.png").exit_code == 0
+    assert not np.array_equal(read(Path("other.png")), read(Path("alone.png")))
+
+
 def test_mask_noise_sets_pixels_to_the_background(cli, tmp_path):
     save(tmp_path / "dark.png", np.full((40, 40), 60, np.uint8))  # dark page: background is dark
     cli("add-noise", "dark.png", "--level", "0.3", "--kind", "mask", "--seed", "0")

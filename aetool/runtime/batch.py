@@ -4,6 +4,7 @@ same-shaped images together, carry back, write. One bad file fails alone; memory
 
 from __future__ import annotations
 
+import hashlib
 import math
 import threading
 import time
@@ -97,21 +98,34 @@ class Reconstruct:
 
 
 class Corrupt:
-    """Add noise with the one noise function, to every channel of an image at its own size; one generator for the
-    whole run, so a seed fixes every image. Dark-on-light images are inverted first, so masking noise hits with
-    the page's background."""
+    """Add noise with the one noise function, to every channel of an image at its own size. With a ``seed``, each
+    image's noise comes from a generator seeded by it and the image's own pixels (:func:`image_generator`), so an
+    image gets the same noise in every run, alone or in any batch; without, fresh noise. Dark-on-light images are
+    inverted first, so masking noise hits with the page's background."""
 
     channels: int | None = None
     inverts = True
 
     def __init__(self, level: float, kind: str = "gaussian", seed: int | None = None):
-        self.level, self.kind, self.rng = level, kind, np.random.default_rng(seed)
+        self.level, self.kind, self.seed, self.rng = level, kind, seed, np.random.default_rng(seed)
 
     def prepare(self, pixels: np.ndarray) -> Prepared:
         return Prepared(pixels, (pixels.shape[1], pixels.shape[2]))
 
     def run(self, batch: np.ndarray) -> np.ndarray:
-        return add_noise(batch, self.level, kind=self.kind, rng=self.rng)
+        if self.seed is None:
+            return add_noise(batch, self.level, kind=self.kind, rng=self.rng)
+        return np.stack(
+            [add_noise(image, self.level, kind=self.kind, rng=image_generator(self.seed, image)) for image in batch]
+        )
+
+
+def image_generator(seed: int, pixels: np.ndarray) -> np.random.Generator:
+    """A generator seeded by ``seed`` (≥ 0) and a BLAKE2b digest of the C×H×W float32 ``pixels`` and their shape:
+    the same image under the same seed draws the same numbers, whatever was drawn before it."""
+    pixels = np.ascontiguousarray(pixels, dtype=np.float32)
+    digest = hashlib.blake2b(np.array(pixels.shape, np.int64).tobytes() + pixels.tobytes(), digest_size=16).digest()
+    return np.random.default_rng([seed, *np.frombuffer(digest, np.uint32).tolist()])
 
 
 @dataclass
