@@ -1991,35 +1991,41 @@ def _drop_invalid_omp_threads() -> None:
         _say(f"aetool: warning: OMP_NUM_THREADS={escape_controls(repr(value))} is not a number of threads; ignored")
 
 
-TERMINATED = 143  # the exit code of a command SIGTERM stopped: 128 + 15, as a shell reports a process it killed
-_SIGTERM_CAUGHT: list[int] = []  # SIGTERMs that reached _terminate
+# Signals that stop a command as Ctrl-C does, with exit 128 + the signal's number, as a shell reports a process it
+# killed: SIGTERM 143 (``docker stop``, Kubernetes, a CI cancel, ``timeout``), SIGHUP 129 (a closed terminal or SSH
+# session, for a command started without nohup). Windows has no SIGHUP.
+TERMINATING = (signal.SIGTERM, *((signal.SIGHUP,) if hasattr(signal, "SIGHUP") else ()))
+_TERMINATED_BY: list[int] = []  # the terminating signals that reached _terminate
 
 
 def _terminate(number: int, frame: FrameType | None) -> None:
-    """SIGTERM (``docker stop``, Kubernetes, a CI cancel, ``timeout``) stops a command as Ctrl-C does: the images
-    written so far are kept and reported, no temporary is left behind; the exit code is then ``TERMINATED``."""
-    _SIGTERM_CAUGHT.append(number)
+    """SIGTERM or SIGHUP stops a command as Ctrl-C does: the images written so far are kept and reported, no
+    temporary is left behind; the exit code is then 128 + ``number`` (:func:`_interrupted_code`)."""
+    _TERMINATED_BY.append(number)
     raise KeyboardInterrupt
 
 
-def _default_sigterm_in_child() -> None:
-    """In a process forked from aetool's (a library's helper), SIGTERM kills again: ``_terminate`` raises in Python,
-    which a child stuck in C never reaches, so its parent's ``terminate()`` could not end it and the parent then
-    waited for it at exit (OpenVINO's telemetry fork, ten minutes, trial 37)."""
-    if signal.getsignal(signal.SIGTERM) is _terminate:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+def _default_terminating_signals_in_child() -> None:
+    """In a process forked from aetool's (a library's helper), SIGTERM and SIGHUP kill again: ``_terminate`` raises
+    in Python, which a child stuck in C never reaches, so its parent's ``terminate()`` could not end it and the
+    parent then waited for it at exit (OpenVINO's telemetry fork, ten minutes, trial 37)."""
+    for number in TERMINATING:
+        if signal.getsignal(number) is _terminate:
+            signal.signal(number, signal.SIG_DFL)
 
 
 if hasattr(os, "register_at_fork"):  # POSIX; once per process, not once per main() (the tests call it many times)
-    os.register_at_fork(after_in_child=_default_sigterm_in_child)
+    os.register_at_fork(after_in_child=_default_terminating_signals_in_child)
 
 
-def _terminated() -> bool:
-    """Whether SIGTERM stopped the command: caught by :func:`_terminate`, or by aetool while it held or deferred
-    stop signals (``files.STOPPED_BY``)."""
+def _interrupted_code() -> int:
+    """The exit code of a command a stop signal ended: 128 + the number of the SIGTERM or SIGHUP that stopped it
+    (caught by :func:`_terminate`, or by aetool while it held or deferred stop signals, ``files.STOPPED_BY``), else
+    Ctrl-C's 130."""
     from aetool.runtime.files import STOPPED_BY
 
-    return bool(_SIGTERM_CAUGHT) or signal.SIGTERM in STOPPED_BY
+    stopped = _TERMINATED_BY or [number for number in TERMINATING if number in STOPPED_BY]
+    return 128 + int(stopped[0]) if stopped else Interrupted.exit_code
 
 
 PRINTABLE = "aetool-printable"  # the encoding error handler of standard output (_printable)
@@ -2051,8 +2057,9 @@ def main() -> None:
     if sys.stderr is None:  # closed by the shell (2>&-): messages are dropped, as they would be in /dev/null
         _stderr_on_devnull()
     _drop_invalid_omp_threads()
-    if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:  # not ignored by whoever started us (nohup, a shell's trap)
-        signal.signal(signal.SIGTERM, _terminate)
+    for number in TERMINATING:
+        if signal.getsignal(number) == signal.SIG_DFL:  # not ignored by whoever started us (nohup, a shell's trap)
+            signal.signal(number, _terminate)
     try:
         os.getcwd()
     except FileNotFoundError:  # PyTorch's MKL then aborts while loading ("Intel oneMKL FATAL ERROR"), and paths fail
@@ -2070,14 +2077,14 @@ def main() -> None:
         raise
     except KeyboardInterrupt:
         error("interrupted")
-        sys.exit(TERMINATED if _terminated() else Interrupted.exit_code)
+        sys.exit(_interrupted_code())
     except Exception as err:  # the parser's usage errors carry a message and an exit code
         # Typer's parser is Click (vendored since Typer 0.25): its exceptions are told apart by name and shape, so
         # every Typer the requirement admits is handled alike.
         usage: Any = err
         if type(err).__name__ == "Abort" or _interrupted_import(err):  # Ctrl-C outside a command's body
             error("interrupted")
-            sys.exit(TERMINATED if _terminated() else Interrupted.exit_code)
+            sys.exit(_interrupted_code())
         if isinstance(err, MemoryError) or (isinstance(err, ImportError) and "bad_alloc" in str(err)):
             # under a memory limit (ulimit -v, a container's) a C extension fails to load with std::bad_alloc
             error(f"not enough memory ({first_line(err)}); raise the memory limit, or use fewer --threads")
@@ -2098,12 +2105,12 @@ def main() -> None:
     # The command is over. Registered last, this runs first at exit: a Ctrl-C while the interpreter then shuts down
     # (PyTorch's atexit callbacks after an export) ends the process by the signal, not with "Exception ignored in
     # atexit callback" and exit 0.
-    atexit.register(signal.signal, signal.SIGINT, signal.SIG_DFL)
-    atexit.register(signal.signal, signal.SIGTERM, signal.SIG_DFL)
+    for number in (signal.SIGINT, *TERMINATING):
+        atexit.register(signal.signal, number, signal.SIG_DFL)
     if code == Interrupted.exit_code and not _SAID:  # Ctrl-C outside a command's body, which Typer ends silently
         error("interrupted")
-    if code == Interrupted.exit_code and _terminated():
-        code = TERMINATED
+    if code == Interrupted.exit_code:
+        code = _interrupted_code()
     if code in (0, None) and len(sys.argv) == 1:  # plain `aetool` showed the help: Click before 8.2 exits 0 there
         sys.exit(2)
     sys.exit(code if isinstance(code, int) else 0)

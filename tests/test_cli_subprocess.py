@@ -300,14 +300,17 @@ except SystemExit:
     pass
 child = os.fork()
 if child == 0:
-    os._exit(0 if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL else 1)
-print(os.waitstatus_to_exitcode(os.waitpid(child, 0)[1]), signal.getsignal(signal.SIGTERM) is cli._terminate)
+    os._exit(0 if all(signal.getsignal(n) is signal.SIG_DFL for n in (signal.SIGTERM, signal.SIGHUP)) else 1)
+print(
+    os.waitstatus_to_exitcode(os.waitpid(child, 0)[1]),
+    all(signal.getsignal(n) is cli._terminate for n in (signal.SIGTERM, signal.SIGHUP)),
+)
 """
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork (POSIX)")
-def test_a_process_forked_from_the_cli_is_killed_by_sigterm_again(tmp_path, env):
-    """A library's forked helper inherited the CLI's Python SIGTERM handler, which a child stuck in C never runs:
+def test_a_process_forked_from_the_cli_is_killed_by_sigterm_and_sighup_again(tmp_path, env):
+    """A library's forked helper inherited the CLI's Python SIGTERM handler (and SIGHUP's), which a child stuck in C never runs:
     OpenVINO's terminate() could not end its telemetry fork, and the command waited ten minutes at exit (trial 37)."""
     done = subprocess.run(
         [sys.executable, "-c", FORKED], capture_output=True, cwd=tmp_path, env={**os.environ, **env}, timeout=120
@@ -340,10 +343,15 @@ def test_output_in_an_encoding_without_every_character_is_escaped_not_a_tracebac
     assert b"parity   \\u2713 passed" in shown.stdout
 
 
-def test_sigterm_stops_a_batch_as_ctrl_c_does_with_exit_143(tmp_path, env):
-    """docker stop, Kubernetes and a CI cancel send SIGTERM: what was written is reported, nothing half-written."""
+@pytest.mark.parametrize("name, code", [("SIGTERM", 143), ("SIGHUP", 129)])
+def test_sigterm_or_sighup_stops_a_batch_as_ctrl_c_does_with_exit_128_plus_its_number(tmp_path, env, name, code):
+    """docker stop, Kubernetes and a CI cancel send SIGTERM, a closed terminal or SSH session SIGHUP: what was
+    written is reported, nothing half-written (SIGHUP killed the process: a temporary left, files without records)."""
     import signal
     import time
+
+    if not hasattr(signal, name):
+        pytest.skip(f"no {name} here")
 
     for index in range(3000):
         save(tmp_path / "in" / f"{index:04d}.png", digit())
@@ -358,10 +366,10 @@ def test_sigterm_stops_a_batch_as_ctrl_c_does_with_exit_143(tmp_path, env):
     while not (tmp_path / "out").is_dir() or len(os.listdir(tmp_path / "out")) < 20:
         assert time.monotonic() < deadline and process.poll() is None
         time.sleep(0.01)
-    process.send_signal(signal.SIGTERM)
+    process.send_signal(getattr(signal, name))
     stdout, stderr = process.communicate(timeout=60)
     written = sorted(os.listdir(tmp_path / "out"))
-    assert process.returncode == 143, stderr
+    assert process.returncode == code, stderr
     assert stderr.decode().splitlines()[-1].startswith("aetool: error: interrupted after "), stderr
     assert all(name.endswith(".png") and not name.startswith(".") for name in written)  # no temporary left
     assert 20 <= len(written) < 3000 and len(stdout.decode().splitlines()) == len(written)  # a record per file

@@ -427,8 +427,9 @@ def remove_stale_temporaries(folder: Path, *, older_than: float = STALE_SECONDS)
 
 
 # The signals that stop a command: Ctrl-C (SIGINT), and SIGTERM (``docker stop``, Kubernetes, a CI cancel, ``timeout``)
-# once the CLI gives it a Python handler, which raises KeyboardInterrupt like Ctrl-C's.
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+# and SIGHUP (a closed terminal or SSH session) once the CLI gives them a Python handler, which raises
+# KeyboardInterrupt like Ctrl-C's. Windows has no SIGHUP.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, *((signal.SIGHUP,) if hasattr(signal, "SIGHUP") else ()))
 STOPPED_BY: set[int] = set()  # the stop signals this process has received while aetool held or deferred them
 
 
@@ -443,7 +444,7 @@ def _handled_stop_signals() -> dict[int, Any]:
 
 @contextmanager
 def interrupts_held() -> Iterator[None]:
-    """Hold Ctrl-C (SIGINT) and SIGTERM back for the body, and raise the first that came (call the handler that
+    """Hold Ctrl-C (SIGINT), SIGTERM and SIGHUP back for the body, and raise the first that came (call the handler that
     was there) when the body ends.
 
     Only the main thread receives signals and may change handlers; elsewhere, and for a signal that is ignored or
@@ -469,7 +470,7 @@ def interrupts_held() -> Iterator[None]:
 
 @contextmanager
 def interrupts_deferred(stop: threading.Event) -> Iterator[None]:
-    """Turn Ctrl-C (SIGINT) or SIGTERM during the body into ``stop.set()`` (the signal noted in ``STOPPED_BY``):
+    """Turn Ctrl-C (SIGINT), SIGTERM or SIGHUP during the body into ``stop.set()`` (the signal noted in ``STOPPED_BY``):
     for the consumer of a batch generator, which checks ``stop`` between chunks and raises ``KeyboardInterrupt``
     once the outcomes it settled are all reported (a signal while the consumer reports one would otherwise leave
     those still held unreported). Only in the main thread and for signals with a Python handler; otherwise the

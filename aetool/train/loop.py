@@ -31,6 +31,7 @@ from aetool.errors import AetoolError, DataError, Interrupted, first_line
 from aetool.models import PCA, Autoencoder, build_model, get_spec
 from aetool.runtime import contract
 from aetool.runtime.cpu import keep_freed_memory
+from aetool.runtime.files import STOP_SIGNALS
 from aetool.runtime.images import pad_to
 from aetool.runtime.metrics import psnr
 from aetool.runtime.model import InputSpec
@@ -87,13 +88,13 @@ class _Dist:
 
 @contextmanager
 def _signals_kill() -> Iterator[None]:
-    """Ctrl-C and SIGTERM end the process at once while it waits for its peers to join: that wait (up to 30
+    """Ctrl-C, SIGTERM and SIGHUP end the process at once while it waits for its peers to join: that wait (up to 30
     minutes) retries on every interrupted system call inside torch, so a Python handler would never run (SIGTERM
     did not stop a rank whose peers never came). Nothing has been written yet."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    handlers = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
+    handlers = {number: signal.getsignal(number) for number in STOP_SIGNALS}
     handlers = {number: handler for number, handler in handlers.items() if handler not in (None, signal.SIG_IGN)}
     for number in handlers:
         signal.signal(number, signal.SIG_DFL)
