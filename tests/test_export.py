@@ -735,6 +735,58 @@ def test_a_model_of_multiples_of_8_exports_checked_on_sizes_it_takes(tmp_path, m
     assert session.run(None, {"image": np.zeros((1, 1, 40, 24), np.float32)})[0].shape == (1, 1, 40, 24)
 
 
+def _broken_eights():
+    """Three ways a contributor's model breaks the promise of every exported file (trial 41): exported, "contract ✓"
+    in info and all ✓ in check, or refused as "RandomNormalLike is not portable", advice that cannot help."""
+    from test_models import Eights
+
+    class NoChannel(Eights):
+        def decode(self, code):
+            return super().decode(code)[:, 0]
+
+    class Shifted(Eights):
+        def decode(self, code):
+            return super().decode(code) * 3 - 2
+
+    class Noisy(Eights):
+        def encode(self, x):
+            code = super().encode(x)
+            return code + 0.1 * torch.randn_like(code)
+
+    return {
+        NoChannel: r"the model's reconstruction of random b1 \(1×1×32×32\) has shape 1×32×32: an autoencoder returns",
+        Shifted: r"the model's reconstruction of random b1 spans -0\.\d+ to -0\.\d+: aetool's reconstructions are images in",
+        Noisy: "the model's reconstruction of one input differs between two runs by up to .*: it holds a random",
+    }
+
+
+def test_a_model_of_another_shape_or_range_or_a_random_one_is_refused_before_its_graph(tmp_path, monkeypatch):
+    from aetool.models import KINDS, ModelSpec
+
+    for cls, message in _broken_eights().items():
+        monkeypatch.setitem(KINDS, cls, "conv")
+        monkeypatch.setitem(REGISTRY, "mine", ModelSpec("mine", "a contributor's model", cls))
+        torch.manual_seed(0)
+        with pytest.raises(AetoolError, match=message):
+            export_model(build_model("mine").eval(), tmp_path / "mine.onnx", facts=ModelFacts("mine", {}), echo=len)
+        assert not list(tmp_path.iterdir())
+
+
+def test_training_refuses_a_reconstruction_of_another_shape_before_the_first_epoch(tmp_path, monkeypatch, data_dir):
+    """PyTorch's loss broadcast it: a wrong loss every epoch, then a traceback at the last epoch's SSIM."""
+    from aetool.models import KINDS, ModelSpec
+
+    no_channel = next(iter(_broken_eights()))
+    monkeypatch.setitem(KINDS, no_channel, "conv")
+    monkeypatch.setitem(REGISTRY, "mine", ModelSpec("mine", "a contributor's model", no_channel))
+    config = TrainConfig("mine", data_dir=str(data_dir), epochs=50, patch=16)
+    with pytest.raises(
+        AetoolError, match=r"model NoChannel: its reconstruction of a 1×1×32×32 image has shape 1×32×32"
+    ):
+        train(config, run_dir=tmp_path / "run", progress=False, echo=lambda line: None)
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()
+
+
 EXPORT_OF_ANY_SIZE = """
 import sys, torch
 from test_models import Eights

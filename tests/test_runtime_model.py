@@ -212,6 +212,28 @@ def test_bad_model_files_fail_in_one_line(toy_dir, name, message):
     assert "\n" not in str(caught.value)
 
 
+def test_a_reconstruction_not_shaped_like_the_input_is_refused_at_load(tmp_path):
+    """A contributor's model without the channel axis was exported and shown as "contract ✓" by info (trial 41)."""
+    from conftest import int_attribute, node, onnx_bytes, toy_metadata
+
+    image = ["N", 1, 28, 28]
+    graphs = {
+        "flat.onnx": (["N", 784], node("Flatten", ["image"], ["reconstruction"])),
+        "rgb.onnx": (["N", 3, 28, 28], node("Concat", ["image"] * 3, ["reconstruction"], [int_attribute("axis", 1)])),
+    }
+    for name, (shape, step) in graphs.items():
+        metadata = toy_metadata("deep", "dense", None)
+        (tmp_path / name).write_bytes(onnx_bytes({"image": image}, {"reconstruction": shape}, [step], metadata))
+    with pytest.raises(
+        ModelFileError,
+        match=r"flat.onnx does not follow the aetool contract: its 'reconstruction' is "
+        r"\['N', 784\], where aetool reads N×C×H×W images of its input's 1 channel",
+    ):
+        load(tmp_path / "flat.onnx")
+    with pytest.raises(ModelFileError, match=r"rgb.onnx .* its 'reconstruction' is \['N', 3, 28, 28\], where"):
+        load(tmp_path / "rgb.onnx")
+
+
 def test_an_image_given_as_the_model_is_named_as_such(tmp_path):
     from PIL import Image
 

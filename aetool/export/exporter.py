@@ -28,6 +28,7 @@ from aetool.export.parity import (
     ParityError,
     ParityReport,
     as_images,
+    check_module,
     check_parity,
     code_cases,
     cpu_session,
@@ -299,6 +300,7 @@ def _export(
     cases = image_cases(
         channels=net.channels, size=net.size, unpool=unpool, multiple_of=net.multiple_of, test_images=images
     )
+    check_module(net, cases, atol=options.atol)
     target, strict = options.target, options.target == contract.PORTABLE
     scored: dict[str, str] = {}  # the detector's metadata
     if detector is None:

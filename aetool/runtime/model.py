@@ -424,6 +424,12 @@ def check_contract(session: onnxruntime.InferenceSession, path: Path, metadata: 
         )
     if contract.RECONSTRUCTION not in {o.name for o in outputs}:
         raise ModelFileError(f"{path} does not follow the aetool contract: no output {contract.RECONSTRUCTION!r}")
+    declared = next(o.shape for o in outputs if o.name == contract.RECONSTRUCTION)
+    if declared and (len(declared) != 4 or (isinstance(declared[1], int) and declared[1] != shape[1])):
+        raise ModelFileError(
+            f"{path} does not follow the aetool contract: its {contract.RECONSTRUCTION!r} is {declared}, where aetool "
+            f"reads N×C×H×W images of its input's {shape[1]} channel{'s' * (shape[1] != 1)}"
+        )
     check_output_types(session, path)
     check_metadata(path, metadata)
     multiple_of, polarity = check_input_spec(path, metadata.get(contract.INPUT_SPEC))

@@ -288,6 +288,27 @@ def evaluate(
 
 
 TRIVIAL_MARGIN = 0.9  # a run must score at most 90 % of the best trivial output's test MSE
+
+
+@torch.no_grad()
+def check_reconstruction_shape(net: Autoencoder, images: torch.Tensor) -> None:
+    """Refuse, before training, a network whose reconstruction of ``images`` (1×C×H×W float, a test image) is not
+    of their shape: PyTorch's losses would broadcast it (training on a wrong loss to a traceback at the last
+    epoch's SSIM) or fail at the first step. Raises ``AetoolError`` (README, Adding a model)."""
+    training = net.training
+    net.eval()
+    try:
+        output = net(images)[0]
+    finally:
+        net.train(training)
+    if output.shape != images.shape:
+        raise AetoolError(
+            f"model {type(net).__name__}: its reconstruction of a {'×'.join(map(str, images.shape))} image has shape "
+            f"{'×'.join(map(str, output.shape))}; an autoencoder returns its input's shape, N×C×H×W (README, Adding "
+            "a model)"
+        )
+
+
 BASELINE_NAMES = {"zeros": "the all-black output", "mean_image": "the mean training image", "input": "the input itself"}
 
 
@@ -395,6 +416,7 @@ class Trainer:
         self.clean_test = (
             scoring(data.test, noise=Noise(), multiple_of=net.multiple_of, mirror=mirror) if self.noise else None
         )
+        check_reconstruction_shape(self.net, self.test.groups[0][0][:1].to(device, memory_format=self.memory_format))
         self.baselines = baselines(self.test, data.train, denoising=bool(self.noise))
         self.history: list[dict[str, Any]] = []
         self.start_epoch = 0
