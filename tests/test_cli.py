@@ -297,6 +297,11 @@ def test_the_input_is_never_overwritten_without_force(cli, ring):
     [
         (("ring.png", "missing.png", "-o", "-"), "-o - (standard output) takes exactly one input file"),
         (("ring.png", "--format", "xyz"), "unknown image format 'xyz'"),
+        (  # a dated folder for a day with one input
+            ("ring.png", "-o", "out/2024.06.01"),
+            "-o out/2024.06.01 names an output file of unknown image format '.01' (choose one of png, jpg,",
+        ),
+        (("ring.png", "-o", "results.v2"), ", tga); for a folder, end its name in /: -o results.v2/"),
         (("ring.png", "-o", "x.png", "--format", "jpg"), "--format jpg contradicts the output name x.png"),
         (("-", "ring.png"), "- (standard input) cannot be mixed with other inputs"),
         (("ring.png", "-o", "-", "--json"), "--json prints records to standard output"),

@@ -215,7 +215,13 @@ def plan(
         )
     file_target = named and single
     if output is not None and file_target:
-        pillow_fmt = format_for(Path(output).suffix)
+        suffix = Path(output).suffix
+        if suffix.lower()[1:] not in FORMATS:
+            raise AetoolError(
+                f"-o {output} names an output file of unknown image format {suffix!r} (choose one of "
+                f"{', '.join(FORMATS)}); for a folder, end its name in /: -o {output}/"
+            )
+        pillow_fmt = format_for(suffix)
         if fmt and format_for(fmt) != pillow_fmt:
             raise AetoolError(f"--format {fmt} contradicts the output name {output}")
     if output is not None and output != STDIN and not file_target:
