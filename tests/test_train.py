@@ -11,6 +11,7 @@ import pytest
 torch = pytest.importorskip("torch", reason="training tests need the train extra")
 
 
+from aetool import __version__  # noqa: E402
 from aetool.errors import AetoolError, DataError, Interrupted  # noqa: E402
 from aetool.train import TrainConfig, load_run, train  # noqa: E402
 from aetool.train.data import DATA_DIR_ENV, load_images  # noqa: E402
@@ -39,6 +40,10 @@ def test_training_lowers_loss_and_writes_metrics_and_checkpoint(data_dir, tmp_pa
     state = torch.load(tmp_path / CHECKPOINT, weights_only=True)
     assert state["epoch"] == 3 and state["config"]["model"] == "ae64" and state["optimizer"] is not None
     assert result.test_mse == history[-1]["test_mse"]
+    run = json.loads((tmp_path / METRICS).read_text())["run"]  # what it ran on, to compare runs
+    assert run["aetool"] == __version__ and run["torch"] == torch.__version__ and run["device"] == "cpu"
+    assert run["threads"] == torch.get_num_threads() and run["ranks"] == 1
+    assert (run["train_images"], run["test_images"]) == (256, 64) and 0 < run["seconds"] <= result.seconds
 
 
 # Trains (or not), then counts the results of doubling 2**20 denormals that the two threads of PyTorch's pool left

@@ -378,11 +378,13 @@ def test_resume_alone_continues_a_run_with_its_own_settings_and_refuses_other_on
         train(TrainConfig("ae64", **settings), run_dir=tmp_path / "cut", progress=False, echo=interrupt_after_epoch_1)
     other = runner.invoke(app, ["train", "ae64", "--resume", "-o", str(tmp_path / "cut"), "--epochs", "5", "--quiet"])
     assert other.exit_code == 2 and "was trained with --epochs 3 (now 5)" in other.stderr
+    before = json.loads((tmp_path / "cut" / "metrics.json").read_text())["run"]["seconds"]
     args = ["train", "ae64", "--resume", "-o", str(tmp_path / "cut"), "--quiet", "--no-export", "--allow-trivial"]
     resumed = runner.invoke(app, args)
     assert resumed.exit_code == 0, resumed.output
     metrics = json.loads((tmp_path / "cut" / "metrics.json").read_text())
     assert [r["epoch"] for r in metrics["history"]] == [1, 2, 3]
+    assert metrics["run"]["seconds"] > before > 0  # the resumed epochs' time added to the first one's
     assert {key: metrics["config"][key] for key in settings} == settings
 
 

@@ -290,6 +290,24 @@ def evaluate(
 TRIVIAL_MARGIN = 0.9  # a run must score at most 90 % of the best trivial output's test MSE
 
 
+def run_record(data: TrainingData, *, device: str, ranks: int) -> dict[str, Any]:
+    """What a run trained on, for ``metrics.json``'s ``run``: the aetool and PyTorch versions, the device and
+    PyTorch's threads (results depend on both), the torchrun ranks, and the training and test images (after
+    ``--limit`` and ``--val``); the loop adds ``seconds``, the wall time of its epochs (with their test scoring),
+    summed over resumes."""
+    from aetool import __version__
+
+    return {
+        "aetool": __version__,
+        "torch": torch.__version__,
+        "device": device,
+        "threads": torch.get_num_threads(),
+        "ranks": ranks,
+        "train_images": len(data.train),
+        "test_images": len(data.test),
+    }
+
+
 @torch.no_grad()
 def check_reconstruction_shape(net: Autoencoder, images: torch.Tensor) -> None:
     """Refuse, before training, a network whose reconstruction of ``images`` (1×C×H×W float, a test image) is not
@@ -418,6 +436,8 @@ class Trainer:
         )
         check_reconstruction_shape(self.net, self.test.groups[0][0][:1].to(device, memory_format=self.memory_format))
         self.baselines = baselines(self.test, data.train, denoising=bool(self.noise))
+        self.run_facts = run_record(data, device=device, ranks=place.world)
+        self.seconds_before = 0.0  # training time of the epochs a resumed run had done
         self.history: list[dict[str, Any]] = []
         self.start_epoch = 0
         self.steps_per_epoch = self.batches.steps_per_epoch()
@@ -431,8 +451,11 @@ class Trainer:
         self.net.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.start_epoch = state["epoch"]
-        recorded = self.folder.read_metrics()["history"]  # read when there, to refuse one of another shape
+        metrics = self.folder.read_metrics()
+        recorded = metrics["history"]  # read when there, to refuse one of another shape
         history = state.get("history", recorded)
+        seconds = (metrics.get("run") or {}).get("seconds") if isinstance(metrics.get("run"), dict) else None
+        self.seconds_before = float(seconds) if isinstance(seconds, int | float) and seconds >= 0 else 0.0
         self.history = [r for r in history if r["epoch"] <= self.start_epoch]
         if [r["epoch"] for r in self.history] != list(range(1, self.start_epoch + 1)):
             reached = f"epochs up to {self.history[-1]['epoch']}" if self.history else "no epoch"
@@ -458,6 +481,7 @@ class Trainer:
                 self.config.model, total=total_steps, completed=self.start_epoch * self.steps_per_epoch, status=""
             )
             warned = False  # the trivial-output line, said at the first epoch that does not beat one
+            started = time.perf_counter()
             for epoch in range(self.start_epoch, self.epochs):
                 record = self._epoch(epoch, ddp, bar=bar, task=task)
                 record.update(self._test_scores(last=epoch + 1 == self.epochs))
@@ -473,6 +497,7 @@ class Trainer:
                         baselines=self.baselines,
                         replace_exports=replace_old_run and epoch == self.start_epoch,  # the old run whole till now
                         ranks=self.place.world,
+                        run={**self.run_facts, "seconds": self.seconds_before + time.perf_counter() - started},
                     )
                     self.saved_epoch = epoch + 1
                     say(
@@ -622,7 +647,9 @@ def train(
             metrics = folder.read_metrics()
             history, trivial = metrics["history"], metrics.get("baselines") or {}
         elif isinstance(net, PCA):
+            started = time.perf_counter()
             history = [fit_pca(net, data)]
+            facts = {**run_record(data, device=device, ranks=place.world), "seconds": time.perf_counter() - started}
             trivial = baselines(scoring(data.test, noise=Noise(), multiple_of=None), data.train, denoising=False)
             if place.is_main:
                 folder.save(
@@ -633,6 +660,7 @@ def train(
                     history=history,
                     baselines=trivial,
                     replace_exports=force,
+                    run=facts,
                 )
         else:
             trainer = Trainer(config, net, data=data, folder=folder, place=place, device=device)

@@ -231,11 +231,13 @@ class RunFolder:
         baselines: dict[str, float] | None = None,
         replace_exports: bool = False,
         ranks: int = 1,
+        run: dict[str, Any] | None = None,
     ) -> None:
         """Write checkpoint and metrics together, atomically (a reader sees the old pair or the new one).
         ``ranks``: the processes of the torchrun job that trained it (1 alone), which a resume compares.
 
-        ``baselines`` (the test MSE of trivial outputs, see the training loop) are recorded in metrics.json.
+        ``baselines`` (the test MSE of trivial outputs, see the training loop) and ``run`` (what it ran on, see
+        ``loop.run_record``) are recorded in metrics.json.
         ``replace_exports``: the exported files of an older training (the run ``--force`` starts over) are removed
         once the new pair is written, as it goes into place; if it cannot be written, the older run stays whole.
         """
@@ -250,6 +252,8 @@ class RunFolder:
         record: dict[str, Any] = {"config": config.to_dict(), "history": history}
         if baselines is not None:
             record["baselines"] = baselines
+        if run is not None:
+            record["run"] = run
         metrics = json.dumps(record, indent=2)
         checkpoint = io.BytesIO()  # serialized first, so that a full disk is the OS's error, naming the file
         torch.save(state, checkpoint)
