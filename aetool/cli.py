@@ -744,7 +744,7 @@ def detect(
         else f"score {detector.score_name}, no threshold: the model is not calibrated (aetool calibrate)"
     )
     total = sum(verdicts.values())
-    images = f"{total} image{'' if total == 1 else 's'}"
+    images = f"{total} input{'' if total == 1 else 's'}" if failures else f"{total} image{'' if total == 1 else 's'}"
     also = "".join(f"; {n} {kind}" for kind, n in changes.items()) if not few else ""
     note(f"{images}: {counts} ({rule}{also}) in {time.perf_counter() - started:.2f} s")
     if changes[LOW_SCORE] and not few:

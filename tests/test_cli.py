@@ -680,6 +680,13 @@ def test_control_characters_in_file_names_are_escaped_in_lines_and_records(cli, 
     assert missing.stderr.splitlines()[0] == "aetool: error: gone\\x1b]0;pwned\\x07.png: no such file"
 
 
+def test_detect_counts_a_folder_without_images_as_a_failed_input_not_an_image(cli, tmp_path, toy_dir):
+    (tmp_path / "inbox").mkdir()
+    result = cli("detect", "inbox", "--model", str(toy_dir / "conv.onnx"))
+    assert result.exit_code == 1 and "aetool: error: inbox: no images found in this folder" in result.stderr
+    assert "aetool: 1 input: 0 scored, 1 failed" in result.stderr  # was "1 image"
+
+
 def test_an_image_whose_heatmaps_cannot_be_written_still_gets_its_line(cli, tmp_path, toy_dir):
     save(tmp_path / "ring.png", digit())
     (tmp_path / "maps" / "ring.heatmap.png").mkdir(parents=True)  # a folder where the heatmap would go
