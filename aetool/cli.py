@@ -2051,9 +2051,10 @@ def _interrupted_import(err: BaseException) -> bool:
 def main() -> None:
     """Entry point of the ``aetool`` script and of ``python -m aetool``: a usage error is one line too, exit 2;
     a closed standard output ends the command quietly with 141."""
-    if sys.stdout is not None and hasattr(sys.stdout, "reconfigure"):
-        codecs.register_error(PRINTABLE, _printable)
-        sys.stdout.reconfigure(errors=PRINTABLE)
+    codecs.register_error(PRINTABLE, _printable)
+    for stream in (sys.stdout, sys.stderr):  # stderr's default, backslashreplace, printed such a byte as \udce9
+        if stream is not None and hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors=PRINTABLE)
     if sys.stderr is None:  # closed by the shell (2>&-): messages are dropped, as they would be in /dev/null
         _stderr_on_devnull()
     _drop_invalid_omp_threads()

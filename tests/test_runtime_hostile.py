@@ -567,7 +567,7 @@ def test_a_model_and_images_under_names_that_are_not_utf8(tmp_path):
     inputs = tmp_path / "in"
     save(inputs / os.fsdecode(b"d\xe9j\xe0.png"), digit())
     save(inputs / "plain.png", digit())
-    (inputs / "broken.png").write_text("not an image")
+    (inputs / os.fsdecode(b"bro\xefken.png")).write_text("not an image")
     model = os.fsencode(model_path)
     done = subprocess.run(
         [sys.executable, "-m", "aetool", "reconstruct", os.fsencode(inputs), "-o", "out", "--json", "--model", model],
@@ -577,6 +577,7 @@ def test_a_model_and_images_under_names_that_are_not_utf8(tmp_path):
     )
     assert done.returncode == 1, done.stderr  # the broken image alone fails
     assert "Traceback" not in done.stderr.decode(errors="replace")
+    assert os.fsencode(inputs) + b"/bro\xefken.png: not an image" in done.stderr  # was bro\udcefken.png
     assert sorted(os.listdir(os.fsencode(tmp_path / "out"))) == [b"d\xe9j\xe0.png", b"plain.png"]
     assert len(done.stdout.splitlines()) == 3
     info = subprocess.run(  # a strict UTF-8 standard output, where a name of other bytes cannot be encoded
