@@ -292,6 +292,17 @@ def test_the_input_is_never_overwritten_without_force(cli, ring):
     assert cli("denoise", "ring.png", "-o", "ring.png", "--force").exit_code == 0
 
 
+def test_an_output_folder_that_is_a_file_or_below_one_is_one_usage_error_before_any_image(cli, ring, tmp_path):
+    """Each image failed alone, "cannot write taken/ring.png: Not a directory", one line per image, exit 1."""
+    (tmp_path / "taken").write_text("a file")
+    for output, where in (("taken", "is a file"), ("taken/sub/", "is below taken, a file")):
+        result = cli("denoise", "ring.png", "ring.png", "-o", output)
+        assert result.exit_code == 2 and result.stdout == ""
+        assert result.stderr == f"aetool: error: -o {output} {where}; outputs go into a folder (made if missing)\n"
+    result = cli("denoise", "ring.png", "-o", "taken/x.png")
+    assert result.exit_code == 2 and "-o taken/x.png is below taken, a file" in result.stderr
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

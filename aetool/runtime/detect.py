@@ -33,7 +33,17 @@ from aetool.errors import AetoolError, DataError, ModelFileError, TimedOut
 from aetool.runtime import anomaly, contract, images
 from aetool.runtime.batch import Outcome, Ready, Reconstruct, read_chunks
 from aetool.runtime.evaluate import INVERTED, RESIZED, checked_limit, counted
-from aetool.runtime.files import HEATMAP, Failure, Input, Job, collect_set, interrupts_held, plan, write_files
+from aetool.runtime.files import (
+    HEATMAP,
+    Failure,
+    Input,
+    Job,
+    collect_set,
+    file_in_the_way,
+    interrupts_held,
+    plan,
+    write_files,
+)
 from aetool.runtime.idx import load_split
 from aetool.runtime.metrics import SCORE_BATCH, SSIM_RADIUS
 from aetool.runtime.model import Model, loaded
@@ -216,9 +226,9 @@ def plan_detection(found: Sequence[Input], *, heatmaps: str | None) -> tuple[lis
     if not heatmaps:
         raise AetoolError("--heatmaps is an empty name; give a folder (. for the current one)")
     folder = Path(heatmaps)
-    existing = next((path for path in (folder, *folder.parents) if path.exists()), folder)
-    if existing.exists() and not existing.is_dir():  # below a file: each image was scored, then failed its maps
-        where = "is a file" if existing == folder else f"is below {existing}, a file"
+    blocking = file_in_the_way(folder)
+    if blocking is not None:  # below a file: each image was scored, then failed its maps
+        where = "is a file" if blocking == folder else f"is below {blocking}, a file"
         raise AetoolError(f"--heatmaps {heatmaps} {where}; it takes a folder (made if missing)")
     # force: the target itself is never written, only the .heatmap files beside it, so it may name an input
     jobs, clashes = plan(

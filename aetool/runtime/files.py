@@ -224,6 +224,12 @@ def plan(
         pillow_fmt = format_for(suffix)
         if fmt and format_for(fmt) != pillow_fmt:
             raise AetoolError(f"--format {fmt} contradicts the output name {output}")
+    if output is not None and output != STDIN:
+        folder = Path(output).parent if file_target else Path(output)
+        blocking = file_in_the_way(folder)
+        if blocking is not None:  # each image failed alone: "cannot write out/a.png: Not a directory"
+            where = "is a file" if blocking == Path(output) else f"is below {blocking}, a file"
+            raise AetoolError(f"-o {output} {where}; outputs go into a folder (made if missing)")
     if output is not None and output != STDIN and not file_target:
         inputs = _outside(inputs, _resolved(Path(output)))
     sources = {_resolved(item.source) for item in inputs if isinstance(item.source, Path)}
@@ -266,6 +272,13 @@ def _resolved(path: Path) -> Path:
         return path.resolve()
     except (OSError, RuntimeError):
         return path.absolute()
+
+
+def file_in_the_way(folder: Path) -> Path | None:
+    """The file (not a folder) that ``folder`` is or lies below, so that nothing can be written there; None when
+    ``folder`` and the part of its path that exists are folders."""
+    existing = next((path for path in (folder, *folder.parents) if path.exists()), None)
+    return existing if existing is not None and not existing.is_dir() else None
 
 
 def _names_a_file(output: str) -> bool:
