@@ -32,6 +32,12 @@ class OutOfMemory(AetoolError, MemoryError):
     ``MemoryError`` too, for code that catches that."""
 
 
+class RegistryError(AetoolError, TypeError):
+    """A model registry entry that cannot work (a model of one's own, README "Adding a model"): a setting or keyword
+    its class does not take, a class of no known kind, a convolutional one without ``multiple_of``; a ``TypeError``
+    too, as these were."""
+
+
 class TimedOut(AetoolError):
     """A model call ran past ``--timeout`` and was stopped (``timeout``'s exit code)."""
 

@@ -162,6 +162,23 @@ def test_a_convolutional_model_without_multiple_of_is_refused_when_built(monkeyp
         build_model("any-size")
 
 
+def test_a_registry_mistake_in_train_is_one_line_not_a_traceback(monkeypatch, data_dir, tmp_path):
+    """A TypeError from the registry reached the CLI as a traceback, exit 1."""
+    from typer.testing import CliRunner
+
+    from aetool.cli import app
+
+    class AnySize(Eights):
+        multiple_of = None
+
+    monkeypatch.setitem(KINDS, AnySize, "conv")
+    monkeypatch.setitem(REGISTRY, "any-size", ModelSpec("any-size", "", AnySize))
+    result = CliRunner().invoke(app, ["train", "any-size", "--data-dir", str(data_dir), "-o", str(tmp_path / "r")])
+    assert result.exit_code == 2, result.output
+    assert "aetool: error: model 'any-size': a convolutional model sets multiple_of" in result.output
+    assert "Traceback" not in result.output
+
+
 @contextlib.contextmanager
 def monkeypatch_kinds(cls, kind):
     with pytest.MonkeyPatch.context() as patch:

@@ -6,6 +6,7 @@ import inspect
 from dataclasses import dataclass, field
 from typing import Any
 
+from aetool.errors import RegistryError
 from aetool.models.base import Autoencoder
 from aetool.models.conv import ConvAE, DnCNN
 from aetool.models.dense import PCA, DenseAE
@@ -32,10 +33,10 @@ class ModelSpec:
     def __post_init__(self) -> None:
         """Refuse, when the registry is built, what training would only stumble on later: training settings it
         does not know and constructor arguments ``build`` does not take (``channels`` always, ``size`` for a model
-        of one fixed size); raises ``TypeError``."""
+        of one fixed size); raises ``RegistryError`` (a ``TypeError``)."""
         unknown = sorted(set(self.train) - set(TRAIN_SETTINGS))
         if unknown:
-            raise TypeError(
+            raise RegistryError(
                 f"model {self.name!r}: unknown training settings {', '.join(unknown)}; known: {', '.join(TRAIN_SETTINGS)}"
             )
         parameters = inspect.signature(self.build).parameters
@@ -44,7 +45,7 @@ class ModelSpec:
         needed = {*self.arch, "channels", *(("size",) if self.kind != "conv" else ())}
         missing = sorted(needed - set(parameters))
         if missing:
-            raise TypeError(
+            raise RegistryError(
                 f"model {self.name!r}: {self.build.__name__}() takes no {', '.join(missing)} keyword; training passes "
                 "the arch settings, the images' channels and, to a model of one fixed size, their size"
             )
@@ -52,11 +53,12 @@ class ModelSpec:
     @property
     def kind(self) -> str:
         """``pca``, ``dense`` or ``conv``: what the exporter and the runtime need to know, from ``KINDS`` for
-        ``build`` or the nearest class it derives from. Raises ``TypeError`` for a class that derives from none."""
+        ``build`` or the nearest class it derives from. Raises ``RegistryError`` (a ``TypeError``) for a class that
+        derives from none."""
         for cls in self.build.__mro__:
             if cls in KINDS:
                 return KINDS[cls]
-        raise TypeError(
+        raise RegistryError(
             f"model {self.name!r}: {self.build.__name__} derives from none of {', '.join(c.__name__ for c in KINDS)}; "
             "add it to aetool.models.KINDS: 'dense' (one fixed size) or 'conv' (any size, multiple_of set)"
         )
@@ -169,12 +171,12 @@ def get_spec(name: str) -> ModelSpec:
 
 
 def build_model(name: str, **overrides: Any) -> Autoencoder:
-    """A fresh model with the registry's architecture, updated by ``overrides``. Raises ``TypeError`` for a
-    convolutional model (kind ``conv``) that leaves ``multiple_of`` unset (1 means any size)."""
+    """A fresh model with the registry's architecture, updated by ``overrides``. Raises ``RegistryError`` (a
+    ``TypeError``) for a convolutional model (kind ``conv``) that leaves ``multiple_of`` unset (1 means any size)."""
     spec = get_spec(name)
     net = spec.build(**{**spec.arch, **overrides})
     if spec.kind == "conv" and net.multiple_of is None:
-        raise TypeError(f"model {name!r}: a convolutional model sets multiple_of (1 for a model of any size)")
+        raise RegistryError(f"model {name!r}: a convolutional model sets multiple_of (1 for a model of any size)")
     return net
 
 
