@@ -600,6 +600,12 @@ def _dimension(dim: int | str | None) -> str:
     return str(dim)
 
 
+def _bar(quiet: bool) -> bool:
+    """Whether training shows its progress bar: not ``--quiet``, and stderr a terminal (into a log file the bar's
+    last state was written as a line of box characters, and the epoch lines lost their ``aetool:``)."""
+    return not quiet and sys.stderr.isatty()
+
+
 def _shows_bar(total: int, *, as_json: bool) -> bool:
     """Whether a batch of ``total`` images shows a progress bar: many images and stderr a terminal, but not where
     ``--json`` writes its records to a terminal too (they were written onto the bar's line)."""
@@ -1576,7 +1582,7 @@ def train(
             note(f"warning: {said}")
         if export:
             created()  # a $SOURCE_DATE_EPOCH the export cannot take is refused before the training
-        result = run_training(config, run_dir=run_dir, resume=resume, force=force, progress=not quiet, echo=note)
+        result = run_training(config, run_dir=run_dir, resume=resume, force=force, progress=_bar(quiet), echo=note)
         if not result.is_main:
             return
         epochs = result.history[-1]["epoch"]
@@ -1952,7 +1958,7 @@ def report(
             epochs=epochs,
             retrain=retrain,
             echo=note,
-            progress=not quiet,
+            progress=_bar(quiet),
         )
         note(f"open {index}")
 

@@ -332,7 +332,10 @@ def test_resume_of_a_finished_run_says_nothing_is_left_to_train(data_dir, tmp_pa
     assert (tmp_path / "pca" / "checkpoint.pt").read_bytes() == kept
 
 
-def test_training_lines_and_bar_go_to_stderr_unwrapped(data_dir, tmp_path):
+def test_training_lines_and_bar_go_to_stderr_unwrapped(data_dir, tmp_path, monkeypatch):
+    from aetool import cli
+
+    monkeypatch.setattr(cli, "_bar", lambda quiet: not quiet)  # as on a terminal
     args = ["train", "ae64", "--epochs", "2", "--lr", "1e-12", "--data-dir", str(data_dir), "--no-export"]
     result = runner.invoke(app, [*args, "--limit", "2000", "-o", str(tmp_path / "run")])
     assert result.exit_code == 3 and result.stdout == ""
@@ -580,6 +583,15 @@ def test_resume_takes_settings_and_history_from_the_checkpoint_and_refuses_a_gap
     assert damaged.exit_code == 2 and damaged.stderr.strip().splitlines()[-1].startswith(
         f"aetool: error: {run / 'metrics.json'} is not readable JSON"
     )
+
+
+def test_training_into_a_log_file_shows_no_bar_and_prefixes_every_line(data_dir, tmp_path):
+    """Into a file the bar's last state was a line of box characters and the epoch lines had no "aetool:"."""
+    args = ["train", "ae64", "--epochs", "2", "--data-dir", str(data_dir), "--no-export", "--allow-trivial"]
+    result = runner.invoke(app, [*args, "--limit", "600", "-o", str(tmp_path / "run")])  # stderr: not a terminal
+    assert result.exit_code == 0 and "━" not in result.stderr
+    assert [line for line in result.stderr.splitlines() if not line.startswith("aetool: ")] == []
+    assert "aetool: epoch   2  train_mse" in result.stderr
 
 
 def test_resuming_a_finished_exported_run_neither_trains_nor_exports_again(data_dir, tmp_path):
