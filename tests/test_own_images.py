@@ -126,6 +126,18 @@ def test_patch_batches_are_a_pure_function_of_seed_and_epoch(colour_folder):
     assert per_epoch == sum(max(1, round(h * w / 144)) for h, w in images.sizes())  # about every pixel once
 
 
+def test_a_last_batch_of_one_image_joins_the_one_before():
+    """A model with BatchNorm failed with a traceback on a batch of one image ("Expected more than 1 value per
+    channel when training"): 129 images in batches of 128 (trial 41)."""
+    from aetool.train.data import ImageSet
+
+    for count, sizes in ((129, [129]), (130, [128, 2]), (257, [128, 129]), (1, [1])):
+        pixels = np.zeros((count, 1, 4, 4), np.uint8)
+        batches = Batches(ImageSet(pixels, ["0"] * count, [str(i) for i in range(count)]), 128, seed=0)
+        assert [len(batch) for batch in batches.epoch(0)] == sizes
+        assert sorted(np.concatenate(batches.epoch(0)).tolist()) == list(range(count))
+
+
 @pytest.mark.parametrize(
     ("name", "settings", "message"),
     [

@@ -333,13 +333,16 @@ class Batches:
 
     def epoch(self, epoch: int) -> list[np.ndarray]:
         """This rank's batches of ``epoch`` as arrays of image indices (repeated where an image gives several
-        patches)."""
+        patches); a last batch of one image joins the one before (BatchNorm cannot train on one)."""
         order = np.repeat(np.arange(len(self.images)), self._per_image)
         generator = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
         order = order[torch.randperm(len(order), generator=generator).numpy()]
         mine = order[self.rank :: self.world][: len(order) // self.world]
         share = max(1, self.batch_size // self.world)
-        return [mine[i : i + share] for i in range(0, len(mine), share)]
+        batches = [mine[i : i + share] for i in range(0, len(mine), share)]
+        if len(batches) > 1 and len(batches[-1]) == 1:  # BatchNorm cannot train on one image: it joins the last
+            batches[-2:] = [np.concatenate(batches[-2:])]
+        return batches
 
     def steps_per_epoch(self) -> int:
         return len(self.epoch(0))
