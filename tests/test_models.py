@@ -150,6 +150,21 @@ def test_registry_entries_are_checked_when_built():
         ModelSpec("x", "", Eights)  # a model of one size is built for the images' size
 
 
+def test_a_registry_default_that_cannot_work_is_named_as_the_registrys_not_as_an_option(monkeypatch):
+    """Training said "--lr must be a positive number", an option the user never gave."""
+    from aetool.train import TrainConfig
+
+    monkeypatch.setitem(REGISTRY, "neg", ModelSpec("neg", "", DenseAE, {}, {"lr": -1e-3}))
+    monkeypatch.setitem(REGISTRY, "huber", ModelSpec("huber", "", DenseAE, {}, {"loss": "huber"}))
+    with pytest.raises(ValueError, match=r"^model 'neg': its registry entry's training default lr=-0.001 cannot work "):
+        TrainConfig("neg")
+    with pytest.raises(ValueError, match=r"default loss='huber' cannot work \(unknown loss 'huber'; choose one of"):
+        TrainConfig("huber")
+    with pytest.raises(ValueError, match=r"^--lr must be a positive number, got -1.0$"):  # given: the option's words
+        TrainConfig("neg", lr=-1.0)
+    assert TrainConfig("neg", lr=1e-3).lr == 1e-3
+
+
 def test_a_convolutional_model_without_multiple_of_is_refused_when_built(monkeypatch):
     """Training said "takes any size (use --patch)" on MNIST and "takes one size: pass --size" on photos."""
 

@@ -89,6 +89,7 @@ class TrainConfig:
         spec = get_spec(self.model)
         self._check_types()
         self.dataset = self.dataset or ("images" if self.data else "mnist")
+        defaults = {name for name in spec.train if getattr(self, name, None) is None}  # taken from the registry
         if spec.kind == "pca":
             self._resolve_pca()
         else:
@@ -109,7 +110,16 @@ class TrainConfig:
             value = getattr(self, name)
             if value:  # and without "..", so one folder reached two ways is one setting
                 setattr(self, name, os.path.normpath(expand_home(value, named=option_of(name)).absolute()))
-        self._check()
+        try:
+            self._check()
+        except ValueError as err:  # a registry default: a model of one's own whose ModelSpec sets it
+            named = [name for name in defaults if option_of(name) in str(err) or f"unknown {name} " in str(err)]
+            if not named:
+                raise
+            raise ValueError(
+                f"model {self.model!r}: its registry entry's training default {named[0]}="
+                f"{spec.train[named[0]]!r} cannot work ({err}); fix its ModelSpec in aetool.models.REGISTRY"
+            ) from None
         self._check_data(spec.kind)
 
     def _check_types(self) -> None:
