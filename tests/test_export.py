@@ -215,6 +215,9 @@ def test_metadata_round_trip(exports):
     assert checked["runtimes"]["onnxruntime"]["version"] == ort.__version__
     assert checked["runtimes"]["onnx-reference"]["version"] == onnx.__version__
     assert meta[contract.CHECKED_IN] == exporter.check_record(result.checked_in[result.path])
+    assert {path: report.file for path, report in result.checked_in.items()} == {
+        path: str(path) for path in result.checked_in
+    }  # the files written, not the temporary ones they were checked in
     decoder = read(onnx.load(result.decoder_path))
     assert json.loads(decoder[contract.INPUT_SPEC])["shape"] == ["N", 32, "h", "w"]
     assert json.loads(decoder[contract.PARITY])["graph"] == "decoder" and decoder[contract.DECODER] == ""

@@ -181,12 +181,21 @@ def check_record(report: CheckReport) -> dict[str, Any]:
 
 
 def _run_everywhere(
-    proto: onnx.ModelProto, *, label: str, precision: str, multiple_of: int | None, strict: bool, echo: Echo
+    proto: onnx.ModelProto,
+    path: Path,
+    *,
+    label: str,
+    precision: str,
+    multiple_of: int | None,
+    strict: bool,
+    echo: Echo,
 ) -> CheckReport:
     """Run a graph in every installed runtime against onnxruntime (``aetool.check``, within the tolerance of its
     ``precision``, on sizes in multiples of the net's ``multiple_of``); with ``strict`` (the portable target's fp32
-    graphs) raise ``ParityError`` when one fails it."""
+    graphs) raise ``ParityError`` when one fails it. The report names ``path``, where the graph is to be written
+    (it was checked in a temporary file)."""
     report = check_bytes(proto.SerializeToString(), atol=ATOL[precision], multiple_of=multiple_of)
+    report.file = str(path)
     ran = ", ".join(
         f"{'✓' if r.ok else '✗'} {r.runtime}" + (f" {r.max_abs:.1e}" if r.ok and r.runtime != "onnxruntime" else "")
         for r in report.results
@@ -326,7 +335,7 @@ def _export(
     # A detector records the runtimes it fails in (scores.DETECTOR_OPS says which) rather than being refused.
     graph, everywhere = ("model", strict) if detector is None else ("detector", False)
     result.checked_in[path] = _run_everywhere(
-        proto, label=graph, precision="fp32", multiple_of=net.multiple_of, strict=everywhere, echo=echo
+        proto, path, label=graph, precision="fp32", multiple_of=net.multiple_of, strict=everywhere, echo=echo
     )
     files = {path: proto}
     decoder_digest = ""
@@ -339,7 +348,7 @@ def _export(
         )
         result.decoder_path = contract.decoder_path(path)
         result.checked_in[result.decoder_path] = _run_everywhere(
-            decoder, label="decoder", precision="fp32", multiple_of=None, strict=strict, echo=echo
+            decoder, result.decoder_path, label="decoder", precision="fp32", multiple_of=None, strict=strict, echo=echo
         )
         props = metadata.metadata(
             facts,
@@ -373,7 +382,13 @@ def _export(
             echo=echo,
         )
         result.checked_in[target_path] = _run_everywhere(
-            variant, label=precision, precision=precision, multiple_of=net.multiple_of, strict=False, echo=echo
+            variant,
+            target_path,
+            label=precision,
+            precision=precision,
+            multiple_of=net.multiple_of,
+            strict=False,
+            echo=echo,
         )
         props = metadata.metadata(
             facts,
