@@ -60,6 +60,7 @@ class TrainResult:
     seconds: float = 0.0
     is_main: bool = True  # False on the other ranks of a torchrun job, which write nothing
     baselines: dict[str, float] = field(default_factory=dict)  # test MSE of trivial outputs, by name
+    few_steps: tuple[int, int] | None = None  # (steps, epochs suggested) of a run too short (too_few_steps)
 
     @property
     def test_mse(self) -> float | None:
@@ -68,8 +69,12 @@ class TrainResult:
     @property
     def trivial(self) -> str | None:
         """Why the run learned nothing useful (its last test MSE does not beat a trivial output by a clear margin),
-        else None; see :func:`beaten`."""
-        return beaten(self.test_mse, self.baselines) if self.test_mse is not None else None
+        with the epochs to try when it took too few optimizer steps, else None; see :func:`beaten`."""
+        problem = beaten(self.test_mse, self.baselines) if self.test_mse is not None else None
+        if problem is None or self.few_steps is None:
+            return problem
+        steps, epochs = self.few_steps
+        return f"{problem} in {steps} optimizer step{'s' * (steps != 1)} (pass --epochs {epochs})"
 
 
 @dataclass
@@ -700,7 +705,8 @@ def train(
     finally:
         folder.unlock()
         _end_distributed(place, completed=completed)
-    return TrainResult(folder.path, history, time.perf_counter() - started, place.is_main, trivial)
+    short = too_few_steps(config, trainer.steps_per_epoch) if trainer is not None else None
+    return TrainResult(folder.path, history, time.perf_counter() - started, place.is_main, trivial, short)
 
 
 def held_out_line(config: TrainConfig, data: TrainingData, *, shown: int = 5) -> str | None:
@@ -716,13 +722,22 @@ def held_out_line(config: TrainConfig, data: TrainingData, *, shown: int = 5) ->
     return f"held out {held} of {total} images for validation (--val {config.held_out:g}){kept}: {listed}"
 
 
-def few_steps(config: TrainConfig, steps_per_epoch: int, images: int) -> str | None:
-    """What to say when a run of your own images would take fewer than ``MIN_STEPS`` optimizer steps (the
-    registry's epochs suit MNIST's 60,000 digits, not a folder of 150 photos), else None."""
+def too_few_steps(config: TrainConfig, steps_per_epoch: int) -> tuple[int, int] | None:
+    """(optimizer steps, epochs that would make ``MIN_STEPS``) when a run of your own images takes fewer than
+    ``MIN_STEPS`` steps (the registry's epochs suit MNIST's 60,000 digits, not a folder of 150 photos), else None."""
     steps = steps_per_epoch * (config.epochs or 0)
     if config.dataset != "images" or steps >= MIN_STEPS:
         return None
-    epochs = math.ceil(MIN_STEPS / steps_per_epoch)
+    return steps, math.ceil(MIN_STEPS / steps_per_epoch)
+
+
+def few_steps(config: TrainConfig, steps_per_epoch: int, images: int) -> str | None:
+    """What to say before a run of your own images that takes too few optimizer steps (:func:`too_few_steps`),
+    else None."""
+    few = too_few_steps(config, steps_per_epoch)
+    if few is None:
+        return None
+    steps, epochs = few
     return (
         f"{images} training image{' makes' if images == 1 else 's make'} {steps_per_epoch} "
         f"step{'s' * (steps_per_epoch != 1)} "
