@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Annotated, Any, BinaryIO, NoReturn, TypeVar
 import typer
 
 from aetool import __version__
-from aetool.errors import AetoolError, DataError, Interrupted, NotLearned, first_line, os_reason
+from aetool.errors import AetoolError, ContractError, DataError, Interrupted, NotLearned, first_line, os_reason
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -749,8 +749,10 @@ def detect(
         if detector.threshold is not None
         else f"score {detector.score_name}, no threshold: the model is not calibrated (aetool calibrate)"
     )
-    total = sum(verdicts.values())
-    images = f"{total} input{'' if total == 1 else 's'}" if failures else f"{total} image{'' if total == 1 else 's'}"
+    total = sum(verdicts.values()) - len(failures)  # images; the inputs that gave none are counted apart
+    images = f"{total} image{'' if total == 1 else 's'}" + (
+        f" and {len(failures)} input{' that' if len(failures) == 1 else 's that'} gave none" if failures else ""
+    )
     also = "".join(f"; {n} {kind}" for kind, n in changes.items()) if not few else ""
     note(f"{images}: {counts} ({rule}{also}) in {time.perf_counter() - started:.2f} s")
     if changes[LOW_SCORE] and not few:
@@ -1616,6 +1618,8 @@ def train(
                 raise Interrupted(
                     f"interrupted while exporting; the run is complete, export it with: aetool {command} {result.run_dir}"
                 ) from None
+            except ContractError as err:  # the model's code must change: exporting again cannot help
+                raise ContractError(f"{err}; the run stays in {result.run_dir}") from None
             except AetoolError as err:  # an option the message names is one of that command's
                 raise type(err)(f"{err} (the run is complete; go on with: aetool {command} {result.run_dir})") from None
 

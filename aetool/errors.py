@@ -38,6 +38,11 @@ class RegistryError(AetoolError, TypeError):
     too, as these were."""
 
 
+class ContractError(AetoolError):
+    """A network that breaks what every exported file promises (a reconstruction of another shape, outside [0, 1],
+    or random): its code must change, so exporting it again cannot help."""
+
+
 class TimedOut(AetoolError):
     """A model call ran past ``--timeout`` and was stopped (``timeout``'s exit code)."""
 

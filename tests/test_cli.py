@@ -695,7 +695,10 @@ def test_detect_counts_a_folder_without_images_as_a_failed_input_not_an_image(cl
     (tmp_path / "inbox").mkdir()
     result = cli("detect", "inbox", "--model", str(toy_dir / "conv.onnx"))
     assert result.exit_code == 1 and "aetool: error: inbox: no images found in this folder" in result.stderr
-    assert "aetool: 1 input: 0 scored, 1 failed" in result.stderr  # was "1 image"
+    assert "aetool: 0 images and 1 input that gave none: 0 scored, 1 failed" in result.stderr  # was "1 image"
+    save(tmp_path / "more" / "ring.png", digit())
+    result = cli("detect", "inbox", "more", "gone.png", "--model", str(toy_dir / "conv.onnx"))
+    assert "aetool: 2 images and 1 input that gave none: 1 scored, 2 failed" in result.stderr  # gone.png an image
 
 
 def test_an_image_whose_heatmaps_cannot_be_written_still_gets_its_line(cli, tmp_path, toy_dir):

@@ -543,6 +543,12 @@ def test_two_inputs_that_would_share_heatmaps_are_both_scored_and_the_second_nam
     records = [json.loads(line) for line in runner.invoke(app, [*argv, "--json"]).stdout.splitlines()]
     assert records[1]["score"] == pytest.approx(records[0]["score"]) and records[1]["error"] == clash
     assert records[1]["heatmap"] is None and records[0]["heatmap"] is not None
+    raw_twin = save(tmp_path / "in" / f"{first.stem}.raw.png", read(first))  # its colour map: first's raw map's name
+    result = runner.invoke(app, ["detect", str(first), str(raw_twin), *argv[3:], "--json"])
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert result.exit_code == 1 and records[1]["score"] is not None and records[1]["heatmap"] is None
+    assert records[1]["error"] == f"{tmp_path / 'maps' / first.stem}.raw.heatmap.png is already the output of {first}"
+    assert read(tmp_path / "maps" / f"{first.stem}.raw.heatmap.png").dtype == np.uint16  # first's raw map, kept
 
 
 def test_detect_with_a_model_not_calibrated_gives_mse_without_a_threshold(digits, real_models):

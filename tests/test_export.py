@@ -790,6 +790,21 @@ def test_training_refuses_a_reconstruction_of_another_shape_before_the_first_epo
     assert not (tmp_path / "run" / "checkpoint.pt").exists()
 
 
+def test_train_does_not_suggest_exporting_again_a_model_export_refuses_for_its_code(tmp_path, monkeypatch, data_dir):
+    """It said "the run is complete; go on with: aetool export RUN", which fails the same way (trial 42)."""
+    from aetool.models import KINDS, ModelSpec
+
+    noisy = list(_broken_eights())[2]
+    monkeypatch.setitem(KINDS, noisy, "conv")
+    monkeypatch.setitem(REGISTRY, "mine", ModelSpec("mine", "a contributor's model", noisy, {}, {"epochs": 1}))
+    args = ["train", "mine", "--data-dir", str(data_dir), "--patch", "16", "--allow-trivial", "-q", "-o"]
+    result = CliRunner().invoke(app, [*args, str(tmp_path / "run")])
+    assert result.exit_code == 2 and "differs between two runs" in result.stderr
+    assert (
+        result.stderr.rstrip().endswith(f"; the run stays in {tmp_path / 'run'}") and "go on with" not in result.stderr
+    )
+
+
 EXPORT_OF_ANY_SIZE = """
 import sys, torch
 from test_models import Eights

@@ -89,6 +89,10 @@ def test_scores_refuse_integer_pixels():
     assert ssim(floats[0], floats[0]) == pytest.approx(1.0)
 
 
+def test_psnr_of_a_tiny_mse_is_finite():
+    assert psnr(1e-320) == pytest.approx(3200, rel=1e-3)  # was inf: 1 / 1e-320 overflows
+
+
 def test_psnr_refuses_an_mse_no_mean_of_squares_can_be():
     for value in (-1.0, float("nan"), float("inf")):
         with pytest.raises(ValueError, match="PSNR needs a finite MSE >= 0"):

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from aetool.check import NON_SQUARE, tie_images, tolerance
-from aetool.errors import AetoolError
+from aetool.errors import AetoolError, ContractError
 from aetool.export.onnx_export import EXAMPLE_SIZE
 from aetool.runtime import contract
 from aetool.runtime.model import session_options
@@ -113,7 +113,7 @@ def check_module(net: nn.Module, cases: list[Case], *, atol: float) -> None:
     on the first case it runs twice, the two reconstructions must agree within ``atol`` (a random operation cannot
     be a fixed graph, and parity against a random reference was settled by chance); on it and on the test images
     (a case named ``test images…``) the reconstruction must have the input's N×C×H×W shape and values in [0, 1].
-    Raises ``AetoolError`` naming what is wrong (README, Adding a model)."""
+    Raises ``ContractError`` naming what is wrong (README, Adding a model)."""
 
     def reconstruct(inputs: np.ndarray) -> np.ndarray:
         with torch.no_grad():
@@ -124,20 +124,20 @@ def check_module(net: nn.Module, cases: list[Case], *, atol: float) -> None:
     for case in (first, *(case for case in cases if case.name.startswith("test images"))):
         output = once if case is first else reconstruct(case.inputs)
         if output.shape != case.inputs.shape:
-            raise AetoolError(
+            raise ContractError(
                 f"the model's reconstruction of {case.name} ({'×'.join(map(str, case.inputs.shape))}) has shape "
                 f"{'×'.join(map(str, output.shape))}: an autoencoder returns its input's shape, N×C×H×W (README, "
                 "Adding a model)"
             )
         low, high = float(output.min()), float(output.max())
         if not (low >= 0.0 and high <= 1.0):
-            raise AetoolError(
+            raise ContractError(
                 f"the model's reconstruction of {case.name} spans {low:.4g} to {high:.4g}: aetool's reconstructions "
                 "are images in [0, 1]; end the decoder in a sigmoid or a clamp (README, Adding a model)"
             )
     differ = float(np.abs(once.astype(np.float64) - again).max(initial=0.0))
     if not differ <= atol:
-        raise AetoolError(
+        raise ContractError(
             f"the model's reconstruction of one input differs between two runs by up to {differ:.3g}: it holds a "
             "random operation (noise, or dropout in eval mode), which no exported graph can reproduce"
         )

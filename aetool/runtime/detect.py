@@ -239,6 +239,14 @@ def plan_detection(found: Sequence[Input], *, heatmaps: str | None) -> tuple[lis
         force=True,
         shown=lambda target: heatmap_paths(target)[0],
     )
+    owners: dict[Path, str] = {}  # each heatmap file and the image it is of: a.raw.png's colour map is a.png's raw
+    for job in list(jobs):
+        paths = list(heatmap_paths(job.target)) if job.target is not None else []
+        taken = next((path for path in paths if path in owners), None)
+        if taken is not None:
+            jobs.remove(job)
+            clashes.append(Failure(job.label, f"{taken} is already the output of {owners[taken]}"))
+        owners.update(dict.fromkeys(paths, job.label))
     targets = {job.label: job.target for job in jobs}
     return [Job(item.label, item.source, targets.get(item.label), "PNG") for item in found], clashes
 

@@ -19,6 +19,7 @@ would cost about as much as the score): the model and the noise refuse inputs ou
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
@@ -79,7 +80,7 @@ def psnr(mse_value: float) -> float:
     a negative, NaN or infinite MSE (no mean of squares of finite pixels is any of these)."""
     if not 0 <= mse_value < float("inf"):
         raise ValueError(f"PSNR needs a finite MSE >= 0 (a mean of squares), got {mse_value}")
-    return float("inf") if mse_value == 0 else float(10 * np.log10(1.0 / mse_value))
+    return float("inf") if mse_value == 0 else -10 * math.log10(mse_value)  # 1 / 1e-320 would overflow to inf
 
 
 @cache
