@@ -255,6 +255,10 @@ def ctrl_c_raises() -> None:
     default action, which Python turns into KeyboardInterrupt again)."""
     if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
         signal.signal(signal.SIGINT, signal.default_int_handler)
+    # Likewise SIGHUP under nohup (a CI run started as `nohup bash .ci/run`): aetool rightly leaves an ignored SIGHUP
+    # ignored, so the tests that send it to a command need its default back for the children they start.
+    if hasattr(signal, "SIGHUP") and signal.getsignal(signal.SIGHUP) is signal.SIG_IGN:
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)
 
 
 @pytest.fixture(scope="session")
