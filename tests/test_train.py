@@ -141,6 +141,23 @@ def test_pca_is_fitted_without_gradient_steps(data_dir, tmp_path):
     assert result.test_mse < 0.05
 
 
+def test_a_pca_runs_wall_time_counts_from_the_start_and_its_fit_time_is_recorded(data_dir, tmp_path, monkeypatch):
+    """The fit's own timer replaced the run's, so a PCA run's seconds left out reading the data."""
+    import time
+
+    from aetool.train import loop
+
+    def slow(*args, **kwargs):
+        time.sleep(0.5)
+        return original(*args, **kwargs)
+
+    original = loop.load_training_data
+    monkeypatch.setattr(loop, "load_training_data", slow)
+    result = train(config("pca", data_dir, components=8), run_dir=tmp_path, progress=False)
+    fit = json.loads((tmp_path / METRICS).read_text())["run"]["seconds"]
+    assert result.seconds >= 0.5 + fit and fit > 0
+
+
 def test_pca_components_are_checked_against_the_images_they_are_fitted_on(tmp_path):
     from conftest import save
 

@@ -652,9 +652,10 @@ def train(
             metrics = folder.read_metrics()
             history, trivial = metrics["history"], metrics.get("baselines") or {}
         elif isinstance(net, PCA):
-            started = time.perf_counter()
+            fit_started = time.perf_counter()
             history = [fit_pca(net, data)]
-            facts = {**run_record(data, device=device, ranks=place.world), "seconds": time.perf_counter() - started}
+            seconds = time.perf_counter() - fit_started
+            facts = {**run_record(data, device=device, ranks=place.world), "seconds": seconds}
             trivial = baselines(scoring(data.test, noise=Noise(), multiple_of=None), data.train, denoising=False)
             if place.is_main:
                 folder.save(
