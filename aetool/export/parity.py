@@ -22,6 +22,7 @@ from torch import nn
 from aetool.check import NON_SQUARE, tie_images, tolerance
 from aetool.errors import AetoolError, ContractError
 from aetool.export.onnx_export import EXAMPLE_SIZE
+from aetool.models.base import shaped_reconstruction
 from aetool.runtime import contract
 from aetool.runtime.model import session_options
 
@@ -115,20 +116,14 @@ def check_module(net: nn.Module, cases: list[Case], *, atol: float) -> None:
     (a case named ``test images…``) the reconstruction must have the input's N×C×H×W shape and values in [0, 1].
     Raises ``ContractError`` naming what is wrong (README, Adding a model)."""
 
-    def reconstruct(inputs: np.ndarray) -> np.ndarray:
-        with torch.no_grad():
-            return net(torch.from_numpy(inputs))[0].numpy()
+    def reconstruct(case: Case) -> np.ndarray:
+        what = f"the model's reconstruction of {case.name} ({'×'.join(map(str, case.inputs.shape))})"
+        return shaped_reconstruction(net, torch.from_numpy(case.inputs), what=what).numpy()
 
     first = cases[0]
-    once, again = reconstruct(first.inputs), reconstruct(first.inputs)
+    once, again = reconstruct(first), reconstruct(first)
     for case in (first, *(case for case in cases if case.name.startswith("test images"))):
-        output = once if case is first else reconstruct(case.inputs)
-        if output.shape != case.inputs.shape:
-            raise ContractError(
-                f"the model's reconstruction of {case.name} ({'×'.join(map(str, case.inputs.shape))}) has shape "
-                f"{'×'.join(map(str, output.shape))}: an autoencoder returns its input's shape, N×C×H×W (README, "
-                "Adding a model)"
-            )
+        output = once if case is first else reconstruct(case)
         low, high = float(output.min()), float(output.max())
         if not (low >= 0.0 and high <= 1.0):
             raise ContractError(

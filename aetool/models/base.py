@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from aetool.errors import ContractError
+
 
 class Autoencoder(nn.Module):
     """An autoencoder on N×C×H×W images in [0, 1]: ``forward`` returns the reconstruction and the code (latent).
@@ -39,3 +41,23 @@ class Autoencoder(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         code = self.encode(x)
         return self.decode(code), code
+
+
+@torch.no_grad()
+def shaped_reconstruction(net: nn.Module, images: torch.Tensor, *, what: str) -> torch.Tensor:
+    """``net``'s reconstruction of N×C×H×W float ``images`` in eval mode (its mode restored after). Raises
+    ``ContractError`` when it is not of their shape, the message starting with ``what`` (which names the images):
+    PyTorch's losses would broadcast it, and an exported file would break the runtime's contract (README, Adding a
+    model)."""
+    training = net.training
+    net.eval()
+    try:
+        output = net(images)[0]
+    finally:
+        net.train(training)
+    if output.shape != images.shape:
+        raise ContractError(
+            f"{what} has shape {'×'.join(map(str, output.shape))}: an autoencoder returns its input's shape, N×C×H×W "
+            "(README, Adding a model)"
+        )
+    return output

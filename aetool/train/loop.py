@@ -29,6 +29,7 @@ from torch import nn
 
 from aetool.errors import AetoolError, DataError, Interrupted, first_line
 from aetool.models import PCA, Autoencoder, build_model, get_spec
+from aetool.models.base import shaped_reconstruction
 from aetool.runtime import contract
 from aetool.runtime.cpu import keep_freed_memory
 from aetool.runtime.files import STOP_SIGNALS
@@ -313,25 +314,6 @@ def run_record(data: TrainingData, *, device: str, ranks: int) -> dict[str, Any]
     }
 
 
-@torch.no_grad()
-def check_reconstruction_shape(net: Autoencoder, images: torch.Tensor) -> None:
-    """Refuse, before training, a network whose reconstruction of ``images`` (1×C×H×W float, a test image) is not
-    of their shape: PyTorch's losses would broadcast it (training on a wrong loss to a traceback at the last
-    epoch's SSIM) or fail at the first step. Raises ``AetoolError`` (README, Adding a model)."""
-    training = net.training
-    net.eval()
-    try:
-        output = net(images)[0]
-    finally:
-        net.train(training)
-    if output.shape != images.shape:
-        raise AetoolError(
-            f"model {type(net).__name__}: its reconstruction of a {'×'.join(map(str, images.shape))} image has shape "
-            f"{'×'.join(map(str, output.shape))}; an autoencoder returns its input's shape, N×C×H×W (README, Adding "
-            "a model)"
-        )
-
-
 BASELINE_NAMES = {"zeros": "the all-black output", "mean_image": "the mean training image", "input": "the input itself"}
 
 
@@ -439,7 +421,9 @@ class Trainer:
         self.clean_test = (
             scoring(data.test, noise=Noise(), multiple_of=net.multiple_of, mirror=mirror) if self.noise else None
         )
-        check_reconstruction_shape(self.net, self.test.groups[0][0][:1].to(device, memory_format=self.memory_format))
+        sample = self.test.groups[0][0][:1].to(device, memory_format=self.memory_format)  # refused before epoch 1
+        what = f"model {type(net).__name__}: its reconstruction of a {'×'.join(map(str, sample.shape))} image"
+        shaped_reconstruction(self.net, sample, what=what)
         self.baselines = baselines(self.test, data.train, denoising=bool(self.noise))
         self.run_facts = run_record(data, device=device, ranks=place.world)
         self.seconds_before = 0.0  # training time of the epochs a resumed run had done
