@@ -107,7 +107,8 @@ class Corrupt:
     inverts = True
 
     def __init__(self, level: float, kind: str = "gaussian", seed: int | None = None):
-        self.level, self.kind, self.seed, self.rng = level, kind, seed, np.random.default_rng(seed)
+        self.level, self.kind, self.seed = level, kind, seed
+        self.rng = np.random.default_rng()  # fresh noise, for a run without a seed
 
     def prepare(self, pixels: np.ndarray) -> Prepared:
         return Prepared(pixels, (pixels.shape[1], pixels.shape[2]))

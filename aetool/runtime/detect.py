@@ -239,15 +239,16 @@ def plan_detection(found: Sequence[Input], *, heatmaps: str | None) -> tuple[lis
         force=True,
         shown=lambda target: heatmap_paths(target)[0],
     )
+    targets: dict[str, Path] = {}
     owners: dict[Path, str] = {}  # each heatmap file and the image it is of: a.raw.png's colour map is a.png's raw
-    for job in list(jobs):
-        paths = list(heatmap_paths(job.target)) if job.target is not None else []
+    for job in jobs:
+        paths = heatmap_paths(job.target) if job.target is not None else ()
         taken = next((path for path in paths if path in owners), None)
         if taken is not None:
-            jobs.remove(job)
             clashes.append(Failure(job.label, f"{taken} is already the output of {owners[taken]}"))
+        elif job.target is not None:
+            targets[job.label] = job.target
         owners.update(dict.fromkeys(paths, job.label))
-    targets = {job.label: job.target for job in jobs}
     return [Job(item.label, item.source, targets.get(item.label), "PNG") for item in found], clashes
 
 

@@ -443,7 +443,8 @@ class Trainer:
         metrics = self.folder.read_metrics()
         recorded = metrics["history"]  # read when there, to refuse one of another shape
         history = state.get("history", recorded)
-        seconds = (metrics.get("run") or {}).get("seconds") if isinstance(metrics.get("run"), dict) else None
+        run = metrics.get("run")
+        seconds = run.get("seconds") if isinstance(run, dict) else None
         self.seconds_before = float(seconds) if isinstance(seconds, int | float) and seconds >= 0 else 0.0
         self.history = [r for r in history if r["epoch"] <= self.start_epoch]
         if [r["epoch"] for r in self.history] != list(range(1, self.start_epoch + 1)):
