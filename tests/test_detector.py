@@ -2,6 +2,7 @@
 file runs in onnxruntime and the ONNX reference evaluator; detect, evaluate --anomaly and their refusals."""
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -130,14 +131,18 @@ def test_one_class_training_keeps_the_class_and_holds_a_fifth_out(data_dir):
 
 def test_the_calibration_source_names_the_share_and_a_limit(data_dir):
     config = TrainConfig("anomaly", data_dir=str(data_dir), classes=("1",), limit=5)
-    held_out = load_training_data(config)[0].test
-    assert _source(SimpleNamespace(config=config), held_out) == (
+    data = load_training_data(config)[0]
+    assert _source(SimpleNamespace(config=config), data) == (
         "5 held-out images (20%, cut to --limit 5) of the training images of class 1"
     )
     roomy = TrainConfig("anomaly", data_dir=str(data_dir), classes=("1",), limit=10_000)  # cuts nothing
-    kept = load_training_data(roomy)[0].test
+    kept = load_training_data(roomy)[0]
     assert _source(SimpleNamespace(config=roomy), kept).endswith(
         " held-out images (20%) of the training images of class 1"
+    )
+    exact = replace(roomy, limit=len(kept.test))  # as many as held out: cuts nothing either (was "cut to --limit")
+    assert _source(SimpleNamespace(config=exact), load_training_data(exact)[0]) == (
+        f"{len(kept.test)} held-out images (20%) of the training images of class 1"
     )
 
 

@@ -398,10 +398,10 @@ def test_a_one_class_run_reads_only_its_classes_from_val_data(digit_folder, tmp_
 
     odd = sorted((digit_folder / "odd").glob("*.png"))
     config = quick("anomaly", data=str(digit_folder), classes=("odd",), val_data=str(digit_folder))
-    test = load_training_data(config)[0].test
-    assert len(test) == len(odd) and set(test.labels) == {"odd"}
+    data = load_training_data(config)[0]
+    assert len(data.test) == len(odd) and set(data.test.labels) == {"odd"}
     assert (
-        _source(SimpleNamespace(config=config), test) == f"the {len(odd)} validation images of class odd {digit_folder}"
+        _source(SimpleNamespace(config=config), data) == f"the {len(odd)} validation images of class odd {digit_folder}"
     )
     for path in odd[:5]:  # a folder of unlabelled images: taken whole, as the normal images it is given as
         save(tmp_path / "flat" / path.name, read(path))

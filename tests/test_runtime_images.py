@@ -284,6 +284,21 @@ def test_resize_takes_a_height_and_a_width_of_whole_pixels():
     assert images.resize(ramp, (np.int64(7), 9)).shape == (1, 7, 9)
 
 
+def test_resize_refuses_a_size_pillow_would_not_take(monkeypatch):
+    from PIL import Image
+
+    ramp = np.linspace(0, 1, 4 * 4, dtype=np.float32).reshape(1, 4, 4)
+    with pytest.raises(ValueError, match=r"resize refuses 2199023255552×2 pixels \(height×width\): over the"):
+        images.resize(ramp, (2**41, 2))  # was Pillow's OverflowError
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    with pytest.raises(ValueError, match=r"over the 1,000 pixels that Pillow takes \(Image.MAX_IMAGE_PIXELS\)"):
+        images.resize(ramp, (40, 26))  # was an attempt at any size: 2**20 × 2**20 filled memory
+    assert images.resize(ramp, (40, 25)).shape == (1, 40, 25)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", None)
+    with pytest.raises(ValueError, match=r"over the 2,147,483,647 a side"):
+        images.resize(ramp, (2, 2**31))
+
+
 def test_channels_first_is_required_not_guessed():
     page = np.zeros((40, 30), np.float32)
     with pytest.raises(ValueError, match=r"resize takes C×H×W pixels, got shape \(40, 30\); .* pixels\[None\]"):

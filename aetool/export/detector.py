@@ -147,10 +147,9 @@ def _run_data(run: Run, data_dir: str | Path | None) -> TrainingData:
         ) from None
 
 
-def _source(run: Run, held_out: ImageSet) -> str:
+def _source(run: Run, data: TrainingData) -> str:
     """The run's held-out images in words, for the record (``--limit`` named where it cut them)."""
-    config = run.config
-    cut = config.limit is not None and len(held_out) >= config.limit  # --limit took the first images only
+    config, held_out, cut = run.config, data.test, data.test_limited
     share = f"{config.held_out:.0%}" + (f", cut to --limit {config.limit}" if cut else "")
     images = f"{len(held_out)} held-out image{'s' * (len(held_out) != 1)} ({share})"
     if config.val_data:  # held out by the user, not from the training images
@@ -243,7 +242,7 @@ def calibrate_run(
             )
     else:
         assert data is not None
-        images, source = data.test, _source(run, data.test)
+        images, source = data.test, _source(run, data)
     if len(images) < 2:
         raise AetoolError(
             f"calibration needs at least two normal images, and has {len(images)}: {source}; give more with --data"

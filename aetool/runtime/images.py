@@ -377,8 +377,9 @@ def unfit(output: np.ndarray, fitted: Fitted) -> np.ndarray:
 def resize(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """C×H×W float pixels in [0, 1] resized to ``size`` (height, width, whole pixels) with Pillow's Lanczos filter,
     clipped to [0, 1], float32. Raises ``ValueError`` for pixels of another rank (an H×W image: pass
-    ``pixels[None]``), for integer pixels (divide 8-bit ones by 255) and for a size that is not two whole numbers
-    above 0."""
+    ``pixels[None]``), for integer pixels (divide 8-bit ones by 255), for a size that is not two whole numbers
+    above 0, and for one over Pillow's decompression-bomb limit (``Image.MAX_IMAGE_PIXELS``, the limit aetool's
+    image reading applies too; sides above 2**31 − 1 when that limit is off)."""
     from PIL import Image
 
     pixels = np.asarray(pixels)
@@ -389,6 +390,12 @@ def resize(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     if not whole or not all(isinstance(v, int | np.integer) and not isinstance(v, bool) and v > 0 for v in size):
         raise ValueError(f"resize takes size as (height, width), two whole numbers > 0, got {size!r}")
     height, width = int(size[0]), int(size[1])
+    limit = Image.MAX_IMAGE_PIXELS
+    if max(height, width) > 2**31 - 1 or (limit is not None and height * width > limit):
+        raise ValueError(
+            f"resize refuses {height}×{width} pixels (height×width): over the {limit or 2**31 - 1:,} "
+            f"{'pixels' if limit else 'a side'} that Pillow takes (Image.MAX_IMAGE_PIXELS)"
+        )
     planes = [
         np.asarray(
             Image.fromarray(np.ascontiguousarray(plane, dtype=np.float32)).resize(

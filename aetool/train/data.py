@@ -381,6 +381,7 @@ class TrainingData:
     train: ImageSet
     test: ImageSet
     split: tuple[int, int] | None = None  # (held out, of all) when the test images were split off, before --limit
+    test_limited: bool = False  # --limit kept the first of more test images
 
 
 def _replicated(images: ImageSet, channels: int) -> ImageSet:
@@ -501,6 +502,7 @@ def load_training_data(config: TrainConfig, *, warn: bool = True) -> tuple[Train
         else:
             train, test = split_off(train, config.held_out, config.seed)
             split = None if train is test else (len(test), len(train) + len(test))  # one image: not split
+    test_limited = config.limit is not None and len(test) > config.limit
     train, test = (
         train.subset(np.arange(min(len(train), config.limit or len(train)))),
         test.subset(np.arange(min(len(test), config.limit or len(test)))),
@@ -515,7 +517,7 @@ def load_training_data(config: TrainConfig, *, warn: bool = True) -> tuple[Train
         settled = replace(config, channels=train.channels, size=train.size if fixed else None, data_dir=data_dir)
     except ValueError as err:
         raise DataError(str(err)) from None
-    return TrainingData(train, test, split), settled
+    return TrainingData(train, test, split, test_limited), settled
 
 
 def check_pca_components(components: int, train: ImageSet) -> None:
