@@ -1,4 +1,5 @@
-"""Train every registry model with its defaults, timing each: the ≤ 15-minute bar of the training issue.
+"""Train the report's ten models (`--models` for others) with their defaults, timing each: the ≤ 15-minute bar of the
+training issue.
 
     python benchmarks/train_all.py --data-dir ../shared/data/mnist --runs runs/
 Prints a Markdown table (model, epochs, wall seconds, images/s, test MSE, the report's MSE) and writes

@@ -14,7 +14,7 @@ pytest.importorskip("matplotlib", reason="the report needs the train extra")
 from PIL import Image  # noqa: E402
 from synthetic import write_dataset  # noqa: E402
 
-from aetool.errors import AetoolError  # noqa: E402
+from aetool.errors import AetoolError, Interrupted  # noqa: E402
 from aetool.models import REPORT_MODELS  # noqa: E402
 from aetool.report import build_report  # noqa: E402
 from aetool.report.build import NUMBERS  # noqa: E402
@@ -69,7 +69,7 @@ def report(tmp_path_factory, one_thread):
     """A quick report of a synthetic dataset, its four denoising-section models trained long enough to learn.
 
     Those four are trained first (small batches, 15 epochs); the report reuses runs trained at least as long as it
-    wants and trains the other six for its quick single epoch.
+    wants and trains the other six for a single epoch (``epochs=1``: the quick report's own epochs take longer).
     """
     root = tmp_path_factory.mktemp("report")
     data = write_dataset(root / "data", n_train=2048, n_test=128)
@@ -78,7 +78,9 @@ def report(tmp_path_factory, one_thread):
         config = TrainConfig(name, data_dir=str(data), device="cpu", epochs=15, batch_size=32, lr=3e-3)
         train(config, run_dir=runs / name, progress=False, echo=lambda line: None)
     lines: list[str] = []
-    index = build_report(root / "out", runs=runs, data_dir=str(data), quick=True, echo=lines.append, progress=False)
+    index = build_report(
+        root / "out", runs=runs, data_dir=str(data), quick=True, epochs=1, echo=lines.append, progress=False
+    )
     return {
         "index": index,
         "out": root / "out",
@@ -158,16 +160,16 @@ def test_missing_runs_are_trained_and_timed_present_ones_reused(report):
         assert run["epochs"] == (15 if name in DENOISING else 0 if name == "pca" else 1)
 
 
-def test_second_report_reuses_every_run(report, tmp_path, one_thread):
+def test_second_report_reuses_every_run_and_the_data_folder_they_were_trained_on(
+    report, tmp_path, one_thread, monkeypatch
+):
     checkpoints = {name: (report["runs"] / name / CHECKPOINT).stat().st_mtime_ns for name in REPORT_MODELS}
+    monkeypatch.delenv("AETOOL_DATA_DIR", raising=False)
     lines: list[str] = []
-    build_report(
-        tmp_path / "again",
-        runs=report["runs"],
-        data_dir=str(report["data"]),
-        quick=True,
-        echo=lines.append,
-        progress=False,
+    build_report(tmp_path / "again", runs=report["runs"], quick=True, epochs=1, echo=lines.append, progress=False)
+    assert lines[0] == (  # the README's second report, without --data-dir: it downloaded MNIST, or failed offline
+        f"report: reading MNIST from {report['data']}, where the runs in {report['runs']} were trained "
+        "(--data-dir for another)"
     )
     assert sum("reusing it" in line for line in lines) == len(REPORT_MODELS)
     assert checkpoints == {name: (report["runs"] / name / CHECKPOINT).stat().st_mtime_ns for name in REPORT_MODELS}
@@ -186,7 +188,7 @@ def test_torch_fallback_agrees_with_the_runtime(report):
     run = prepare_run(
         "deep",
         report["runs"],
-        wanted_config("deep", str(report["data"]), quick=True, epochs=None),
+        wanted_config("deep", str(report["data"]), quick=True, epochs=1),
         echo=lambda line: None,
     )
     onnx, plain = Engine(run), Engine(replace(run, onnx=None))
@@ -204,7 +206,7 @@ def test_shorter_or_different_runs_are_trained_again_not_reused(report, tmp_path
     run = prepare_run("ae64", report["runs"], longer, echo=lines.append, progress=False)  # has 15 epochs: enough
     assert not run.trained_now and "reusing it" in lines[0]
     short = tmp_path / "runs"
-    prepare_run("ae64", short, wanted_config("ae64", data, quick=True, epochs=None), echo=lines.append, progress=False)
+    prepare_run("ae64", short, wanted_config("ae64", data, quick=True, epochs=1), echo=lines.append, progress=False)
     run = prepare_run("ae64", short, longer, echo=lines.append, progress=False)
     assert run.trained_now and run.config.epochs == 2 and "1 epoch, not 2" in " ".join(lines)
 
@@ -271,13 +273,19 @@ def test_the_intro_names_the_epochs_and_images_of_the_runs_it_shows():
 
     quick = [TrainConfig("deep", epochs=1, limit=2000), TrainConfig("ae64", epochs=1, limit=2000)]
     intro = " ".join(_intro(True, None, Path("runs"), runs(*quick, TrainConfig("pca"))))
-    assert "QUICK DEMO: models trained for 1 epoch(s) on at most 2,000 training images (2 of 2 fewer" in intro
+    assert (
+        "QUICK DEMO: models trained for 1 epoch on at most 2,000 training images (2 of the 2 trained models for "
+        in intro
+    )
     reused = runs(quick[0], TrainConfig("ae64", epochs=15))  # a full run a quick report reuses
-    assert "trained for 1 to 15 epoch(s) on at most 2,000 training images (all for some)" in " ".join(
+    assert "trained for 1 to 15 epochs on at most 2,000 training images (all for some)" in " ".join(
         _intro(True, None, Path("runs"), reused)
     )
     short = " ".join(_intro(False, None, Path("runs"), runs(TrainConfig("deep", epochs=2), TrainConfig("ae64"))))
-    assert "SHORT RUNS: models trained for 2 to 10 epoch(s) on all training images (1 of 2 fewer epochs" in short
+    assert (
+        "SHORT RUNS: models trained for 2 to 10 epochs on all training images (1 of the 2 trained models for fewer"
+        in short
+    )
     assert not any(
         "RUNS" in line or "QUICK" in line for line in _intro(False, None, Path("runs"), runs(TrainConfig("ae64")))
     )
@@ -293,12 +301,37 @@ def test_round_1s_run_of_the_dense_denoiser_under_its_old_name_is_reused_never_t
         del stored["size"], stored["channels"]
     torch.save(checkpoint, runs / "denoise" / CHECKPOINT)
     (runs / "denoise" / METRICS).write_text(json.dumps(metrics))
-    wanted = wanted_config("denoise-dense", str(report["data"]), quick=True, epochs=None)
+    wanted = wanted_config("denoise-dense", str(report["data"]), quick=True, epochs=1)
     folder, plan = run_folder(runs, "denoise-dense", wanted)
     assert folder.path == runs / "denoise" and plan.config is None and plan.why.startswith("reusing it")
     longer = wanted_config("denoise-dense", str(report["data"]), quick=True, epochs=20)  # it has 15
     folder, plan = run_folder(runs, "denoise-dense", longer)
     assert folder.path == runs / "denoise-dense" and plan.why == "no run yet"
+
+
+def test_one_runs_folder_given_as_runs_is_refused(report, tmp_path):
+    with pytest.raises(AetoolError, match=r"--runs .*ae64 is one run's folder \(it holds checkpoint.pt\); give the "):
+        build_report(tmp_path / "page", runs=report["runs"] / "ae64", quick=True, progress=False, echo=print)
+    assert not (report["runs"] / "ae64" / "pca").exists()  # it trained all ten inside it
+
+
+def test_a_report_stopped_while_training_says_to_run_it_again_and_times_the_whole_run(report, tmp_path, one_thread):
+    wanted = wanted_config("ae64", str(report["data"]), quick=True, epochs=3)
+
+    def stop_after_epoch_1(line: str) -> None:
+        if line.startswith("epoch   1"):
+            raise KeyboardInterrupt
+
+    with pytest.raises(Interrupted) as stopped:
+        prepare_run("ae64", tmp_path, wanted, echo=stop_after_epoch_1, progress=False)
+    assert str(stopped.value).endswith(  # was "continue with --resume", an option the report does not have
+        f"the last complete epoch (1) is saved in {tmp_path / 'ae64'}; run the same aetool report again to go on from there"
+    )
+    first_part = json.loads((tmp_path / "ae64" / METRICS).read_text())["run"]["seconds"]
+    run = prepare_run("ae64", tmp_path, wanted, echo=lambda line: None, progress=False)
+    summed = json.loads((tmp_path / "ae64" / METRICS).read_text())["run"]["seconds"]
+    assert len(run.history) == 3 and summed > first_part  # was the resumed epochs' time alone
+    assert run.train_seconds == summed == json.loads((tmp_path / "ae64" / TIMING).read_text())["train_seconds"]
 
 
 def test_a_time_in_timing_json_is_for_the_files_it_was_measured_on(tmp_path):

@@ -126,6 +126,15 @@ def test_existing_run_is_not_overwritten_without_force(data_dir, tmp_path):
     train(config("pca", data_dir), run_dir=tmp_path, progress=False, force=True)
 
 
+def test_a_folder_of_runs_is_not_taken_for_a_run_folder(data_dir, tmp_path):
+    for name in ("pca", "ae64"):  # the report's runs/, say
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "checkpoint.pt").write_bytes(b"a run")
+    with pytest.raises(AetoolError, match=r"holds runs of its own \(ae64, pca\): a run goes into a folder of its own"):
+        train(config("pca", data_dir), run_dir=tmp_path, progress=False, force=True)  # it wrote beside them
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["ae64", "pca"]
+
+
 def test_sparse_and_denoise_record_their_loss_terms(data_dir, tmp_path):
     sparse = train(config("sparse", data_dir, epochs=1), run_dir=tmp_path / "s", progress=False).history[-1]
     assert sparse["train_l1"] > 0 and sparse["train_loss"] > sparse["train_mse"]
@@ -457,18 +466,18 @@ def test_rank_0_stopped_by_another_rank_says_what_is_saved(tmp_path):
     """Rank 0 said only "another rank of this job stopped", not that its epochs were saved and could be resumed."""
     from types import SimpleNamespace
 
-    from aetool.train.loop import _stopped_by_peer
+    from aetool.train.loop import RESUME_ADVICE, _stopped_by_peer
 
     folder = RunFolder(tmp_path / "run")
     trained = SimpleNamespace(saved_epoch=3, start_epoch=0)
-    assert str(_stopped_by_peer(folder, trained, made_folder=False, rank=0)) == (
+    assert str(_stopped_by_peer(folder, trained, made_folder=False, rank=0, go_on=RESUME_ADVICE)) == (
         "rank 0: another rank of this job stopped, so this one stops too; the last complete epoch (3) is saved in "
         f"{folder.path}; continue with --resume"
     )
-    assert str(_stopped_by_peer(folder, None, made_folder=False, rank=0)).endswith(
+    assert str(_stopped_by_peer(folder, None, made_folder=False, rank=0, go_on=RESUME_ADVICE)).endswith(
         "stops too before the first epoch ended; nothing was saved"
     )
-    assert str(_stopped_by_peer(folder, trained, made_folder=False, rank=1)) == (
+    assert str(_stopped_by_peer(folder, trained, made_folder=False, rank=1, go_on=RESUME_ADVICE)) == (
         "rank 1: another rank of this job stopped, so this one stops too (rank 0 says what is saved)"
     )
 

@@ -271,7 +271,7 @@ def test_a_run_into_a_new_folder_that_another_run_made_meanwhile_stops_and_leave
     result = runner.invoke(app, args)
     assert result.exit_code == 2 and result.stderr == (
         f"aetool: error: {tmp_path / 'run'} was made by another run while this one loaded its data; "
-        "train into another folder\n"
+        "give this one another folder (train's -o, report's --runs)\n"
     )
     assert (tmp_path / "run").is_dir()  # the other run's, empty as it still is, not removed
 
@@ -537,8 +537,8 @@ def test_a_run_folder_in_training_is_not_started_over_or_resumed_by_another_run(
             second = runner.invoke(app, [*args, "--epochs", "200", *again, "-o", str(run)])
             assert second.exit_code == 2 and first.poll() is None
             assert second.stderr.strip().splitlines()[-1] == (
-                f"aetool: error: {run} is being trained by another aetool run; wait for it to end, or train into "
-                "another folder"
+                f"aetool: error: {run} is being trained by another aetool run; wait for it to end, or give this one "
+                "another folder (train's -o, report's --runs)"
             )
     finally:
         first.send_signal(signal.SIGINT)

@@ -13,7 +13,8 @@ from aetool.report import sections
 from aetool.report.environment import environment
 from aetool.report.inference import Engine
 from aetool.report.page import check_page_folder, staged_page, write_html, write_markdown
-from aetool.report.runs import ReportRun, prepare_runs
+from aetool.report.runs import ReportRun, prepare_runs, recorded_data_dir
+from aetool.runtime.idx import resolve_data_dir
 from aetool.runtime.metrics import SetScores
 from aetool.train import TrainConfig
 
@@ -34,6 +35,7 @@ def _intro(quick: bool, data_dir: str | None, runs: Path, prepared: dict[str, Re
     if quick or short or any(config.limit for config in trained):
         counts = sorted({config.epochs or 0 for config in trained})
         epochs = f"{counts[0]}" if len(counts) == 1 else f"{counts[0]} to {counts[-1]}"
+        epochs += " epoch" + "s" * (counts[-1] != 1)
         limits = {config.limit for config in trained}
         images = (
             "all training images"
@@ -42,8 +44,9 @@ def _intro(quick: bool, data_dir: str | None, runs: Path, prepared: dict[str, Re
             + ("" if None not in limits else " (all for some)")
         )
         intro.append(
-            f"{'QUICK DEMO' if quick else 'SHORT RUNS'}: models trained for {epochs} epoch(s) on {images} "
-            f"({len(short)} of {len(trained)} fewer epochs than aetool's defaults){', fewer samples' * quick}. The "
+            f"{'QUICK DEMO' if quick else 'SHORT RUNS'}: models trained for {epochs} on {images} "
+            f"({len(short)} of the {len(trained)} trained models for fewer epochs than aetool's defaults)"
+            f"{', fewer samples' * quick}. The "
             "numbers show that every step works, not what the models can do: the ratios to the report's numbers "
             "compare with models trained less; run the report without --quick and --epochs for numbers to compare "
             "with the report's."
@@ -130,6 +133,9 @@ def build_report(
         seconds[step] = now - since
         return now
 
+    if resolve_data_dir(data_dir, "mnist") is None and (recorded := recorded_data_dir(runs)):
+        echo(f"report: reading MNIST from {recorded}, where the runs in {runs} were trained (--data-dir for another)")
+        data_dir = recorded
     prepared = prepare_runs(runs, data_dir, quick=quick, epochs=epochs, retrain=retrain, echo=echo, progress=progress)
     mark = lap("training and export (what was missing)", started)
     data = ex.load_data(prepared["deep"].config.dataset, data_dir, budget)  # a missing folder fails before out/

@@ -232,7 +232,7 @@ def denoising(engines: dict[str, Engine], data: Data, budget: Budget) -> Denoise
             matrix[name][level] = mse(engines[name], corrupted, data.test)
     filters = {
         name: top_filters(engines[name], unit_activity(engines[name], data.test), budget.filters)
-        for name in ("denoise-dense", "ae256")
+        for name in ("denoise-dense", *SHALLOW)  # as the report's Fig. 15: AE-64, AE-128, AE-256 below it
     }
     return DenoiseResult(samples, noisy, outputs, matrix, input_mse, filters)
 

@@ -259,7 +259,7 @@ def denoise_section(result: DenoiseResult, engines: dict[str, Engine], out: Path
             "4-denoise-filters.png",
             {label(n): f for n, f in result.filters.items()},
             [f"#{i + 1}" for i in range(len(result.filters["denoise-dense"]))],
-            "Encoder filters of the most active units: denoising AE vs shallow AE-256",
+            "Encoder filters of the most active units: denoising AE vs the shallow AEs",
             scale="each",
         )
     )
@@ -297,8 +297,8 @@ def manifold_section(result: ManifoldResult, out: Path) -> Section:
             "that both walks travel about as far in pixel space.",
             grid,
             table,
-            f"Both walks move the image by about {number(code[0])}; the pixel walk ends {number(pixel[1])} from the "
-            f"nearest training digit, the code walk {number(code[1])}. "
+            f"The pixel walk moves the image by {number(pixel[0])} and ends {number(pixel[1])} from the nearest "
+            f"training digit; the code walk moves it by {number(code[0])} and ends {number(code[1])} from it. "
             + (
                 "Moving in the code moves along the digits' manifold, so the result still looks like a digit (often "
                 "another one), while a random move in the 784 pixel dimensions leaves the digits for noise."

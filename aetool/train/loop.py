@@ -584,6 +584,9 @@ def flush_denormals() -> bool:
     return torch.set_flush_denormal(True)
 
 
+RESUME_ADVICE = "continue with --resume"  # what an interrupted run says to do next (train's go_on)
+
+
 def train(
     config: TrainConfig,
     *,
@@ -592,6 +595,7 @@ def train(
     force: bool = False,
     progress: bool = True,
     echo: Echo = print,
+    go_on: str = RESUME_ADVICE,
 ) -> TrainResult:
     """Train ``config.model`` into ``run_dir``, saving checkpoint and metrics.json after every epoch.
 
@@ -599,8 +603,9 @@ def train(
     there with its own settings; ``force`` starts over a run there (its files go once the new run has an epoch).
     Raises ``AetoolError`` for a run that may not be started, resumed or read, and ``DataError`` for data that
     cannot train the model (before the folder is made); Ctrl-C raises :class:`~aetool.errors.Interrupted` saying
-    whether an epoch was saved, and removes the run folder when this run made it and wrote nothing; ``TypeError``
-    for a ``config`` that is not a :class:`TrainConfig`.
+    whether an epoch was saved (and then ``go_on``, how to continue it: the report says to run it again), and removes
+    the run folder when this run made it and wrote nothing; ``TypeError`` for a ``config`` that is not a
+    :class:`TrainConfig`.
     """
     if not isinstance(config, TrainConfig):  # a model's name, say: it failed later on a missing attribute
         raise TypeError(f"train takes a TrainConfig, e.g. TrainConfig({config!r}), got {type(config).__name__}")
@@ -680,14 +685,14 @@ def train(
             trivial = trainer.baselines
         completed = True
     except KeyboardInterrupt:
-        raise _interrupted(folder, trainer, made_folder=made_folder, rank=place.rank) from None
+        raise _interrupted(folder, trainer, made_folder=made_folder, rank=place.rank, go_on=go_on) from None
     except AetoolError:  # a checkpoint that cannot be written (a full disk), say
         _remove_if_empty(folder, made_folder=made_folder)
         raise
     except RuntimeError as err:
         if place.world == 1 or not _peer_gone(err):
             raise
-        raise _stopped_by_peer(folder, trainer, made_folder=made_folder, rank=place.rank) from None
+        raise _stopped_by_peer(folder, trainer, made_folder=made_folder, rank=place.rank, go_on=go_on) from None
     finally:
         folder.unlock()
         _end_distributed(place, completed=completed)
@@ -739,30 +744,34 @@ def _remove_if_empty(folder: RunFolder, *, made_folder: bool) -> None:
         folder.path.rmdir()
 
 
-def _interrupted(folder: RunFolder, trainer: Trainer | None, *, made_folder: bool, rank: int) -> Interrupted:
+def _interrupted(
+    folder: RunFolder, trainer: Trainer | None, *, made_folder: bool, rank: int, go_on: str
+) -> Interrupted:
     """The one line for Ctrl-C during training; a folder this run made and never wrote to is removed. Rank 0
     writes the files, so only its line says what is saved."""
     if rank:
         return Interrupted(f"rank {rank}: interrupted (rank 0 says what is saved)")
-    return Interrupted(f"interrupted{_left_behind(folder, trainer, made_folder=made_folder)}")
+    return Interrupted(f"interrupted{_left_behind(folder, trainer, made_folder=made_folder, go_on=go_on)}")
 
 
-def _stopped_by_peer(folder: RunFolder, trainer: Trainer | None, *, made_folder: bool, rank: int) -> AetoolError:
+def _stopped_by_peer(
+    folder: RunFolder, trainer: Trainer | None, *, made_folder: bool, rank: int, go_on: str
+) -> AetoolError:
     """The one line of a rank whose collective failed because another rank stopped; rank 0's says what is saved."""
     stopped = f"rank {rank}: another rank of this job stopped, so this one stops too"
     if rank:
         return AetoolError(f"{stopped} (rank 0 says what is saved)")
-    return AetoolError(stopped + _left_behind(folder, trainer, made_folder=made_folder))
+    return AetoolError(stopped + _left_behind(folder, trainer, made_folder=made_folder, go_on=go_on))
 
 
-def _left_behind(folder: RunFolder, trainer: Trainer | None, *, made_folder: bool) -> str:
+def _left_behind(folder: RunFolder, trainer: Trainer | None, *, made_folder: bool, go_on: str) -> str:
     """What a run stopped early leaves, as the end of its line: the last complete epoch and where it is saved, or
     that nothing was (a folder this run made and never wrote to is removed)."""
     saved = trainer.saved_epoch if trainer is not None else None
     if saved is None and trainer is not None and trainer.start_epoch:
         saved = trainer.start_epoch  # a resumed run that had not finished a new epoch
     if saved is not None:
-        return f"; the last complete epoch ({saved}) is saved in {folder.path}; continue with --resume"
+        return f"; the last complete epoch ({saved}) is saved in {folder.path}; {go_on}"
     _remove_if_empty(folder, made_folder=made_folder)
     kept = f"; the run that was in {folder.path} is kept as it was" if folder.holds_run() else ""
     return f" before the first epoch ended; nothing was saved{kept}"

@@ -120,6 +120,15 @@ class RunFolder:
         """Whether a checkpoint is there, i.e. at least one epoch (or the PCA fit) was saved."""
         return self.checkpoint.is_file()
 
+    def runs_inside(self) -> list[Path]:
+        """The folders directly inside this one that hold a run (:meth:`holds_run`), sorted by name."""
+        if not self.path.is_dir():
+            return []
+        try:
+            return sorted(child for child in self.path.iterdir() if RunFolder(child).holds_run())
+        except OSError:
+            return []
+
     # ---- reading back ----
 
     def read_checkpoint(self) -> dict[str, Any]:
@@ -274,7 +283,8 @@ class RunFolder:
             make_folder(self.path, exist_ok=not new)
         except FileExistsError:
             raise AetoolError(
-                f"{self.path} was made by another run while this one loaded its data; train into another folder"
+                f"{self.path} was made by another run while this one loaded its data; give this one another folder "
+                "(train's -o, report's --runs)"
             ) from None
         except NotADirectoryError as err:  # it said "Not a directory: a/file/run", of a folder not there
             raise AetoolError(f"cannot use {self.path} as the run folder: {err.filename} is a file") from None
@@ -293,7 +303,8 @@ class RunFolder:
         except BlockingIOError:
             os.close(handle)
             raise AetoolError(
-                f"{self.path} is being trained by another aetool run; wait for it to end, or train into another folder"
+                f"{self.path} is being trained by another aetool run; wait for it to end, or give this one another "
+                "folder (train's -o, report's --runs)"
             ) from None
         _LOCKS[self.path] = handle
 
@@ -314,6 +325,13 @@ class RunFolder:
         if resume and force:
             raise AetoolError("--resume continues the run and --force starts it over: choose one")
         if not self.holds_run():
+            runs = self.runs_inside()
+            if runs:  # a folder of runs (the report's runs/, say): this run's files would sit beside theirs
+                shown = ", ".join(run.name for run in runs[:3]) + (" …" if len(runs) > 3 else "")
+                raise AetoolError(
+                    f"{self.path} holds runs of its own ({shown}): a run goes into a folder of its own, e.g. "
+                    f"{self.path / 'NAME'}"
+                )
             return None
         if not (resume or force):
             raise AetoolError(f"{self.path} already holds a run; pass --resume to continue it or --force to start over")
