@@ -15,6 +15,7 @@ import functools
 import json
 import os
 import re
+import shlex
 import signal
 import sys
 import threading
@@ -1188,7 +1189,7 @@ def check(
 @app.command()
 def web(
     output: Annotated[
-        Path, typer.Option("--output", "-o", help="Folder for the site (created).", metavar="DIR", show_default=False)
+        str, typer.Option("--output", "-o", help="Folder for the site (created).", metavar="DIR", show_default=False)
     ],
     ort_web: Annotated[
         Path | None,
@@ -1219,18 +1220,21 @@ def web(
     with reporting():
         from aetool.web import build_site, holds_site, nowhere_to_rebuild, server
 
+        if output == "":  # as a Path it was ".", and the site went into the current folder
+            raise AetoolError("-o is an empty name; give a folder (. for the current one)")
+        folder = Path(output)
         try:  # the port first: a taken one is said before the site is written
-            httpd = None if serve is None else server(output, port=serve)
+            httpd = None if serve is None else server(folder, port=serve)
         except OSError as err:
             raise AetoolError(f"cannot serve on port {serve}: {err.strerror or err}") from None
         try:
-            if httpd is not None and holds_site(output) and nowhere_to_rebuild(given=ort_web):
+            if httpd is not None and holds_site(folder) and nowhere_to_rebuild(given=ort_web):
                 note(
-                    f"serving the site already in {output} as it was last written (with the models it held then): "
+                    f"serving the site already in {folder} as it was last written (with the models it held then): "
                     "onnxruntime-web's files, to rebuild it, are not under web/node_modules"
                 )
             else:
-                site = build_site(output, ort_web=ort_web)
+                site = build_site(folder, ort_web=ort_web)
                 version = f" {site.ort_web_version}" if site.ort_web_version else ""
                 note(
                     f"wrote {site.folder}: {', '.join(site.models)} and onnxruntime-web{version} (wasm), "
@@ -1239,8 +1243,9 @@ def web(
                 if site.missing:
                     note(f"warning: left off the page, their files missing: {', '.join(site.missing)}")
             if httpd is None:
+                shown = shlex.quote(output)  # a folder with a space in its name, pasted as it is printed
                 note(
-                    f"serve it over HTTP, e.g. aetool web -o {output} --serve 8000, or python3 -m http.server -d {output}"
+                    f"serve it over HTTP, e.g. aetool web -o {shown} --serve 8000, or python3 -m http.server -d {shown}"
                 )
                 return
             try:  # the line first inside: a Ctrl-C as soon as it is read stops the server too, not an error

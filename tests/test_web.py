@@ -22,7 +22,7 @@ from aetool.cli import app
 from aetool.errors import AetoolError
 from aetool.runtime import contract, images
 from aetool.runtime.registry import BUNDLED_DIR
-from aetool.web import ORT_FILES, build_site, find_ort_web, server
+from aetool.web import ORT_FILES, WASM_MAGIC, build_site, find_ort_web, server
 
 REPO = Path(__file__).resolve().parents[1]
 NODE_MODULES = REPO / "web" / "node_modules"
@@ -36,7 +36,7 @@ def fake_ort(tmp_path) -> Path:
     dist = tmp_path / "node_modules" / "onnxruntime-web" / "dist"
     dist.mkdir(parents=True)
     for name in ORT_FILES:
-        (dist / name).write_text(f"// {name}")
+        (dist / name).write_bytes(WASM_MAGIC if name.endswith(".wasm") else f"// {name}".encode())
     (dist.parent / "package.json").write_text(json.dumps({"name": "onnxruntime-web", "version": "9.9.9"}))
     return dist
 
@@ -141,6 +141,31 @@ def test_web_command_writes_the_site_or_says_in_one_line_why_not(fake_ort, tmp_p
     assert not (tmp_path / "other").exists()
 
 
+def test_web_refuses_an_empty_output_name_and_prints_commands_that_paste_as_they_are(fake_ort, tmp_path, monkeypatch):
+    runner = CliRunner()
+    monkeypatch.chdir(tmp_path)
+    done = runner.invoke(app, ["web", "-o", "", "--ort-web", str(fake_ort)])  # was a site in the current folder
+    assert (
+        done.exit_code == 2
+        and done.stderr == "aetool: error: -o is an empty name; give a folder (. for the current one)\n"
+    )
+    assert not (tmp_path / "index.html").exists() and not (tmp_path / "models.json").exists()
+    done = runner.invoke(app, ["web", "-o", "my site", "--ort-web", str(fake_ort)])
+    assert done.exit_code == 0 and done.stderr.splitlines()[-1] == (
+        "aetool: serve it over HTTP, e.g. aetool web -o 'my site' --serve 8000, or python3 -m http.server -d 'my site'"
+    )
+
+
+def test_onnxruntime_webs_files_must_hold_a_webassembly_module(fake_ort, tmp_path):
+    (fake_ort / "ort-wasm-simd-threaded.wasm").write_text("junk with the right name")  # made a site that could not run
+    done = CliRunner().invoke(app, ["web", "-o", str(tmp_path / "site"), "--ort-web", str(fake_ort)])
+    assert done.exit_code == 2 and done.stderr == (
+        f"aetool: error: {fake_ort / 'ort-wasm-simd-threaded.wasm'} is not a WebAssembly module (it does not start "
+        "with \\0asm): not onnxruntime-web's\n"
+    )
+    assert not (tmp_path / "site").exists()
+
+
 def test_web_says_which_listed_models_it_left_off_because_their_files_are_missing(fake_ort, tmp_path, monkeypatch):
     mine = tmp_path / "mine"
     mine.mkdir()
@@ -167,11 +192,44 @@ def test_web_never_overwrites_a_folder_of_other_files_and_rebuilds_its_own(fake_
     for _ in range(2):  # a site's own folder is rebuilt
         done = runner.invoke(app, ["web", "-o", str(tmp_path / "site"), "--ort-web", str(fake_ort)])
         assert done.exit_code == 0, done.stderr
-        (tmp_path / "site" / "models" / "gone.onnx").write_bytes(b"a model no longer bundled")
-    done = runner.invoke(app, ["web", "-o", str(tmp_path / "site"), "--ort-web", str(fake_ort)])
-    listed = {Path(m["file"]).name for m in json.loads((tmp_path / "site" / "models.json").read_text())["models"]}
-    assert {p.name for p in (tmp_path / "site" / "models").iterdir()} >= listed
-    assert not (tmp_path / "site" / "models" / "gone.onnx").exists()  # not left beside the new set
+    assert (tmp_path / "site" / "index.html").read_bytes() != b"my page"
+
+
+def test_a_rebuild_removes_the_models_the_earlier_site_listed_and_no_file_of_yours(fake_ort, tmp_path, monkeypatch):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    shutil.copyfile(BUNDLED_DIR / "deep.onnx", mine / "deep.onnx")
+    (mine / "models.json").write_text(json.dumps({"deep": {"file": "deep.onnx"}, "gone": {"file": "deep.onnx"}}))
+    monkeypatch.setenv("AETOOL_MODEL_DIR", str(mine))
+    build_site(tmp_path / "site", ort_web=fake_ort)
+    models = tmp_path / "site" / "models"
+    (models / "NOTES.txt").write_text("mine")
+    (models / "old-model.onnx").write_bytes(b"a model of mine")
+    (mine / "models.json").write_text(json.dumps({"deep": {"file": "deep.onnx"}}))  # gone is no longer bundled
+    build_site(tmp_path / "site", ort_web=fake_ort)
+    assert sorted(path.name for path in models.iterdir()) == [
+        "NOTES.txt",
+        "deep.onnx",
+        "old-model.onnx",
+    ]  # were deleted
+
+
+def test_a_model_name_too_long_for_a_file_name_is_cut_and_a_rebuild_stays_whole(fake_ort, tmp_path, monkeypatch):
+    from aetool.runtime.files import write_files
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    shutil.copyfile(BUNDLED_DIR / "deep.onnx", mine / "deep.onnx")
+    (mine / "models.json").write_text(json.dumps({"x" * 300: {"file": "deep.onnx"}, "x" * 301: {"file": "deep.onnx"}}))
+    build_site(tmp_path / "site", ort_web=fake_ort)  # the bundled models: an earlier, working site
+    monkeypatch.setenv("AETOOL_MODEL_DIR", str(mine))
+    build_site(tmp_path / "site", ort_web=fake_ort)  # was "File name too long", after the page had been replaced
+    files = sorted(path.name for path in (tmp_path / "site" / "models").iterdir())
+    assert files == ["x" * 239 + "-2.onnx", "x" * 239 + ".onnx"]
+    (tmp_path / "other").mkdir()
+    with pytest.raises(AetoolError, match=r"cannot write .*x{300}\.onnx: its name is longer than 255 bytes$"):
+        write_files({tmp_path / "other" / "a.txt": b"a", tmp_path / "other" / ("x" * 300 + ".onnx"): b"b"})
+    assert not any((tmp_path / "other").iterdir())  # nothing written, not the first file either
 
 
 @pytest.mark.skipif(importlib.util.find_spec("resource") is None, reason="file size limits are POSIX's")
@@ -182,7 +240,7 @@ def test_a_site_that_cannot_be_written_whole_leaves_the_earlier_one_as_it_was(fa
 
     build_site(tmp_path / "site", ort_web=fake_ort)
     before = {p: p.read_bytes() for p in (tmp_path / "site").rglob("*") if p.is_file()}
-    (fake_ort / "ort-wasm-simd-threaded.wasm").write_bytes(b"w" * 300_000)
+    (fake_ort / "ort-wasm-simd-threaded.wasm").write_bytes(WASM_MAGIC + b"w" * 300_000)
     soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
     resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, hard))
     try:
@@ -373,3 +431,17 @@ def test_the_page_carries_images_to_a_model_as_the_runtime_does(page):
         assert got["flip"] == flip and got["dims"] == [1, *want.shape]
         np.testing.assert_allclose(np.asarray(got["data"]).reshape(want.shape), want, atol=1e-6)
     assert [got["flip"] for got in page(calls)] == [True, False, True]
+
+
+def test_a_file_the_browser_cannot_decode_is_said_and_clears_the_results(page):
+    import io
+
+    from PIL import Image
+
+    png = io.BytesIO()
+    Image.fromarray(np.kron(np.eye(7, dtype=np.uint8) * 255, np.ones((4, 4), np.uint8))).save(png, "PNG")
+    calls = [["manifest"], ["open", "digit.png", list(png.getvalue())], ["open", "notanimage.png", list(b"text")]]
+    manifest, opened, refused = page(calls)
+    assert opened == {"status": "digit.png: 28×28", "error": False, "cards": len(manifest["models"])}
+    assert refused["error"] and refused["cards"] == 0  # the last image's results stayed up, with no word
+    assert refused["status"].startswith("notanimage.png: not an image this browser can decode (")

@@ -3,7 +3,8 @@
 //
 //   node web/run_page.mjs < job.json > results.json
 // job.json: {"url": "http://127.0.0.1:PORT/index.html?threads=1", "calls": [["run", NAME, DATA, DIMS],
-//            ["prepare", NAME, RGBA, WIDTH, HEIGHT], ["time", NAME, SECONDS], ["manifest"]], "chromium": PATH?}
+//            ["prepare", NAME, RGBA, WIDTH, HEIGHT], ["time", NAME, SECONDS], ["open", FILENAME, BYTES],
+//            ["manifest"]], "chromium": PATH?}
 // Prints one JSON array, a result per call; the page's console and errors go to stderr. Exit 1 when the page
 // fails to load its models.
 import { chromium } from 'playwright-core';

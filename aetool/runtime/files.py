@@ -316,8 +316,11 @@ def write_files(contents: Mapping[Path, Content], *, replacing: Iterable[Path] =
     the usual permissions (0666 less the umask). Folders made on the way are removed again when nothing was
     written. ``replacing``: files of an older set that the new one replaces, removed once every new file is written,
     just before the renames (if one cannot be written, they stay). Raises ``AetoolError`` naming the target, never
-    the temporary, when a file cannot be written.
+    the temporary, when a file cannot be written, and before anything is written for a name over ``NAME_MAX`` bytes.
     """
+    for target in contents:  # refused before anything is written: the renames before it were done (a site half new)
+        if len(os.fsencode(target.name)) > NAME_MAX:
+            raise AetoolError(f"cannot write {target}: its name is longer than {NAME_MAX} bytes")
     staged: dict[Path, Path] = {}
     made: list[Path] = []
     current = None

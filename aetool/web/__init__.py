@@ -30,7 +30,7 @@ from aetool.errors import AetoolError, os_reason
 from aetool.runtime import contract
 from aetool.runtime.describe import bundled_models
 from aetool.runtime.evaluate import trained_noise
-from aetool.runtime.files import write_files
+from aetool.runtime.files import NAME_MAX, write_files
 from aetool.runtime.model import Model
 from aetool.runtime.registry import INDEX, models_dir
 
@@ -42,6 +42,8 @@ BLIND_LEVEL = 0.3  # the Gaussian σ the page adds, by default, for a denoiser t
 PACKAGE = Path("node_modules") / "onnxruntime-web"
 CLONE_WEB = Path(__file__).resolve().parents[2] / "web"  # web/ of a clone (editable installs run from one)
 ISOLATION = {"Cross-Origin-Opener-Policy": "same-origin", "Cross-Origin-Embedder-Policy": "require-corp"}
+STEM_MAX = NAME_MAX - 16  # room for "-NNN.onnx" and a writer's temporary suffix
+WASM_MAGIC = b"\0asm"  # the first bytes of every WebAssembly module
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,7 @@ def find_ort_web(*, given: str | Path | None = None) -> Path:
     ``AetoolError`` saying how to get them when none does."""
     for folder in _candidates(given):
         if all((folder / name).is_file() for name in ORT_FILES):
+            _check_wasm(folder / ORT_FILES[-1])
             return folder
     named = os.environ.get(ORT_WEB_ENV)
     if given:
@@ -82,6 +85,18 @@ def find_ort_web(*, given: str | Path | None = None) -> Path:
     raise AetoolError(
         f"onnxruntime-web's files ({', '.join(ORT_FILES)}) are not {where}; see the README's 'In the browser'{other}"
     )
+
+
+def _check_wasm(path: Path) -> None:
+    """Raise ``AetoolError`` when ``path`` is not a WebAssembly module (its first bytes, ``WASM_MAGIC``): files of
+    the right names and the wrong contents made a site that could not run."""
+    try:
+        with path.open("rb") as stream:
+            start = stream.read(len(WASM_MAGIC))
+    except OSError as err:
+        raise AetoolError(f"cannot read {path}: {os_reason(err)}") from None
+    if start != WASM_MAGIC:
+        raise AetoolError(f"{path} is not a WebAssembly module (it does not start with \\0asm): not onnxruntime-web's")
 
 
 def nowhere_to_rebuild(*, given: str | Path | None) -> bool:
@@ -108,12 +123,13 @@ def ort_web_version(folder: Path) -> str | None:
 
 def site_files(names: list[str]) -> dict[str, str]:
     """The file each model gets under the site's ``models/``: its name, with characters outside letters, digits,
-    ``.``, ``_`` and ``-`` (a leading dot, an empty name) made ``_``, and ``-2``, ``-3``… where two names would share
-    one, case aside (macOS and Windows file systems). Not the bundled file's own name: models of your own bundled
-    from run folders are all ``model.onnx``."""
+    ``.``, ``_`` and ``-`` (a leading dot, an empty name) made ``_``, cut to ``STEM_MAX`` characters (a file name
+    holds ``NAME_MAX`` bytes), and ``-2``, ``-3``… where two names would share one, case aside (macOS and Windows
+    file systems). Not the bundled file's own name: models of your own bundled from run folders are all
+    ``model.onnx``."""
     files: dict[str, str] = {}
     for name in names:
-        stem = re.sub(r"[^A-Za-z0-9._-]", "_", name) or "_"
+        stem = re.sub(r"[^A-Za-z0-9._-]", "_", name)[:STEM_MAX] or "_"
         stem = "_" + stem[1:] if stem.startswith(".") else stem
         file, count = f"{stem}.onnx", 1
         while file.lower() in {taken.lower() for taken in files.values()}:
@@ -186,16 +202,28 @@ def build_site(folder: str | Path, *, ort_web: str | Path | None = None) -> Site
             contents[path] = origin.read_bytes()
         except OSError as err:
             raise AetoolError(f"cannot read {origin} for the site: {os_reason(err)}") from None
+    earlier = site_models(target)  # read before the new models.json replaces the earlier site's
     write_files(contents)  # the whole site, or (a full disk, say) the earlier one as it was
-    shipped = set(files.values())
     try:
-        for stale in (target / "models").iterdir():  # an earlier site's models that are no longer bundled
-            if stale.name not in shipped and stale.is_file():
-                stale.unlink()
+        for stale in earlier - set(files.values()):  # an earlier site's models that are no longer bundled
+            (target / "models" / stale).unlink(missing_ok=True)
     except OSError as err:
         raise AetoolError(f"cannot remove an earlier site's model from {target / 'models'}: {os_reason(err)}") from None
     size = sum(path.stat().st_size for path in target.rglob("*") if path.is_file())
     return Site(target, [entry["name"] for entry in entries], version, size, missing)
+
+
+def site_models(folder: Path) -> set[str]:
+    """The model files, by name, that the site in ``folder`` lists in its ``models.json`` under ``models/`` (plain
+    names only: the files a rebuild may remove; files of yours in ``models/`` are not listed and stay)."""
+    try:
+        manifest = json.loads((folder / "models.json").read_text())
+        entries = manifest["models"] if isinstance(manifest, dict) else []
+    except (OSError, ValueError, KeyError):
+        return set()
+    files = {entry.get("file") for entry in entries if isinstance(entry, dict)} if isinstance(entries, list) else set()
+    names = {file.removeprefix("models/") for file in files if isinstance(file, str) and file.startswith("models/")}
+    return {name for name in names if name and "/" not in name and name not in (".", "..")}
 
 
 def holds_site(folder: Path) -> bool:

@@ -272,14 +272,17 @@ function show(img, label) {
   return figure;
 }
 
-// The outputs the page draws, by name. A model's other outputs (the code) are not drawn. An anomaly
-// detector's `anomaly_map` output gets its view here (a heatmap over the input) once aetool's detectors land.
+// The outputs the page draws, by name. A model's other outputs (the code) are not drawn. A detector's
+// score and `anomaly_map` are not drawn either: the page shows its reconstruction (README, In the browser).
 const VIEWS = {
   reconstruction: (out, prepared) => {
     const back = crop(out, ...prepared.region);
     return show(prepared.flip ? invert(back) : back, 'output');
   },
 };
+
+// A noise level as shown: three decimals at most (25/255 is 0.098).
+const level = (sigma) => String(Number(Number(sigma).toFixed(3)));
 
 async function render() {
   const cards = document.getElementById('cards');
@@ -292,7 +295,7 @@ async function render() {
     const prepared = prepare(model, state.image);
     const input = model.role === 'denoise' ? noisy(prepared.fed, sigma, state.seed) : prepared.fed;
     const seen = crop(input, ...prepared.region);
-    images.append(show(prepared.flip ? invert(seen) : seen, model.role === 'denoise' ? `input + noise σ ${sigma}` : 'input'));
+    images.append(show(prepared.flip ? invert(seen) : seen, model.role === 'denoise' ? `input + noise σ ${level(sigma)}` : 'input'));
     const t0 = performance.now();
     const outputs = await run(model.name, input.data, [1, input.channels, input.height, input.width]);
     const ms = performance.now() - t0;
@@ -330,23 +333,34 @@ function setupPad() {
 }
 
 async function openFile(file) {
-  const bitmap = await createImageBitmap(file); // EXIF orientation applied, colours in sRGB
+  const status = document.getElementById('status');
+  let bitmap;
+  try {
+    bitmap = await createImageBitmap(file); // EXIF orientation applied, colours in sRGB
+  } catch (err) { // not an image, or one this browser cannot decode (TIFF, say): no stale results stay up
+    state.image = null;
+    document.getElementById('cards').replaceChildren();
+    status.className = 'error';
+    status.textContent = `${file.name}: not an image this browser can decode (${err.message || err})`;
+    return;
+  }
+  status.className = '';
   const scale = Math.min(1, MAX_SIDE / Math.max(bitmap.width, bitmap.height));
   const width = Math.max(1, Math.round(bitmap.width * scale)), height = Math.max(1, Math.round(bitmap.height * scale));
   const canvas = new OffscreenCanvas(width, height), ctx = canvas.getContext('2d');
   ctx.drawImage(bitmap, 0, 0, width, height);
   state.image = fromRGBA(ctx.getImageData(0, 0, width, height).data, width, height);
   const note = scale < 1 ? ` (scaled down from ${bitmap.width}×${bitmap.height})` : '';
-  document.getElementById('status').textContent = `${file.name}: ${width}×${height}${note}`;
-  render();
+  status.textContent = `${file.name}: ${width}×${height}${note}`;
+  await render();
 }
 
 function setupInputs() {
   const sigma = document.getElementById('sigma'), value = document.getElementById('sigma-value');
   const denoiser = state.manifest.models.find((m) => m.role === 'denoise');
-  sigma.value = denoiser ? denoiser.noise : 0.5;
-  value.textContent = sigma.value;
-  sigma.addEventListener('input', () => { value.textContent = sigma.value; render(); });
+  sigma.value = denoiser ? denoiser.noise : 0.5; // the trained level itself: the slider takes any value (step any)
+  value.textContent = level(sigma.value);
+  sigma.addEventListener('input', () => { value.textContent = level(sigma.value); render(); });
   document.getElementById('reseed').addEventListener('click', () => { state.seed += 1; render(); });
   document.getElementById('file').addEventListener('change', (e) => { if (e.target.files[0]) openFile(e.target.files[0]); });
   document.body.addEventListener('dragover', (e) => { e.preventDefault(); document.body.classList.add('dropping'); });
@@ -389,4 +403,9 @@ window.aetool = {
     return { dims: [1, fed.channels, fed.height, fed.width], data: Array.from(fed.data), flip };
   },
   time: timeModel,
+  open: async (name, bytes) => { // a file opened as the picker opens one; what the page then shows
+    await openFile(new File([Uint8Array.from(bytes)], name));
+    const status = document.getElementById('status');
+    return { status: status.textContent, error: status.className === 'error', cards: document.getElementById('cards').children.length };
+  },
 };
