@@ -227,7 +227,7 @@ def test_a_model_name_too_long_for_a_file_name_is_cut_and_a_rebuild_stays_whole(
     files = sorted(path.name for path in (tmp_path / "site" / "models").iterdir())
     assert files == ["x" * 239 + "-2.onnx", "x" * 239 + ".onnx"]
     (tmp_path / "other").mkdir()
-    with pytest.raises(AetoolError, match=r"cannot write .*x{300}\.onnx: its name is longer than 255 bytes$"):
+    with pytest.raises(AetoolError, match=r"cannot write .*x{300}\.onnx: File name too long$"):
         write_files({tmp_path / "other" / "a.txt": b"a", tmp_path / "other" / ("x" * 300 + ".onnx"): b"b"})
     assert not any((tmp_path / "other").iterdir())  # nothing written, not the first file either
 

@@ -320,7 +320,7 @@ def write_files(contents: Mapping[Path, Content], *, replacing: Iterable[Path] =
     """
     for target in contents:  # refused before anything is written: the renames before it were done (a site half new)
         if len(os.fsencode(target.name)) > NAME_MAX:
-            raise AetoolError(f"cannot write {target}: its name is longer than {NAME_MAX} bytes")
+            raise AetoolError(f"cannot write {target}: {os.strerror(errno.ENAMETOOLONG)}")  # the OS's words
     staged: dict[Path, Path] = {}
     made: list[Path] = []
     current = None
