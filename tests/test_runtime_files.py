@@ -154,6 +154,18 @@ def test_two_inputs_writing_one_output_fail_the_second(tree):
     assert len(jobs) == 1 and "already the output of digits/a.png" in failures[0].error
 
 
+def test_an_input_that_does_not_open_leaves_its_output_name_to_the_next(tree):
+    (tree / "digits" / "x.png").write_text("not an image")  # x.png and x.jpg both want out/x.png
+    save(tree / "digits" / "x.jpg", np.zeros((4, 4), np.uint8))
+    found, _ = files.collect(["digits/x.png", "digits/x.jpg"])
+    jobs, failures = files.plan(found, output="out", suffix=".denoised")
+    assert not failures and [job.target for job in jobs] == [Path("out/x.png")] * 2  # the .jpg failed, unwritten
+    (tree / "digits" / "x.png").unlink()
+    save(tree / "digits" / "x.png", np.zeros((4, 4), np.uint8))  # both readable: the second fails, as before
+    jobs, failures = files.plan(found, output="out", suffix=".denoised")
+    assert len(jobs) == 1 and failures[0].error == "out/x.png is already the output of digits/x.png"
+
+
 def test_stdin_goes_to_stdout_unless_told_otherwise(tree):
     stdin = [files.Input("-", b"...")]
     assert files.plan(stdin, output=None, suffix=".denoised")[0][0].target is None

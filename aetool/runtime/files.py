@@ -21,8 +21,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from aetool.errors import AetoolError, DataError, os_reason
-from aetool.runtime.images import FORMATS, format_for, image_suffixes
+from aetool.errors import AetoolError, DataError, ImageError, os_reason
+from aetool.runtime.images import FORMATS, format_for, image_suffixes, opened_image
 
 STDIN = "-"
 _MAGIC = set("*?[")
@@ -199,7 +199,8 @@ def plan(
     ``cp -r`` copies two folders); images a scan found inside the output folder are left out (:func:`_outside`).
     An input is never a target unless ``force``; a target written twice (two
     inputs whose names differ only by their extension, into one folder) fails the second input, its message
-    naming the file ``shown`` gives for the target (the file a caller writes in its stead).
+    naming the file ``shown`` gives for the target (the file a caller writes in its stead), unless the first does
+    not open as an image: it then fails on its own, and the second is written.
     """
     if output == "":
         raise AetoolError("-o is an empty name; give a file or a folder (. for the current one)")
@@ -236,19 +237,31 @@ def plan(
     by_root = len({item.root for item in inputs if item.root is not None}) > 1
     jobs: list[Job] = []
     failures: list[Failure] = []
-    claimed: dict[Path | None, str] = {}
+    claimed: dict[Path | None, Input] = {}
     for item in inputs:
         target = _target(item, output, suffix, ext, file_target, by_root=by_root)
         resolved = _resolved(target) if target else None
         if resolved in sources and not force:
             other = "use --force, or another -o" if output is not None else "use --force, or -o"
             failures.append(Failure(item.label, f"refusing to overwrite input {target} ({other})"))
-        elif target and resolved in claimed:
-            failures.append(Failure(item.label, f"{shown(target)} is already the output of {claimed[resolved]}"))
-        else:
-            claimed[resolved] = item.label
+        elif target and resolved in claimed and not _unreadable(claimed[resolved]):
+            failures.append(Failure(item.label, f"{shown(target)} is already the output of {claimed[resolved].label}"))
+        else:  # a claimant that cannot be read writes nothing: it fails on its own, and this input takes the name
+            claimed[resolved] = item
             jobs.append(Job(item.label, item.source, target, pillow_fmt))
     return jobs, failures
+
+
+def _unreadable(item: Input) -> bool:
+    """Whether an input file does not open as an image (its header read, ``images.opened_image``): missing, not an
+    image, a broken header. Asked only of an input whose output name another input also wants."""
+    if not isinstance(item.source, Path):
+        return False
+    try:
+        with opened_image(item.source):
+            return False
+    except ImageError:
+        return True
 
 
 def _outside(inputs: Sequence[Input], folder: Path) -> list[Input]:
