@@ -108,7 +108,7 @@ def test_check_and_web_never_import_torch(tmp_path):
     ort_web = tmp_path / "ort"
     ort_web.mkdir()
     for name in ("ort.wasm.min.js", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm"):
-        (ort_web / name).write_text("")
+        (ort_web / name).write_bytes(b"\0asm" if name.endswith(".wasm") else b"")  # a module's first bytes
     done = subprocess.run(
         [sys.executable, "-c", CHECK_AND_WEB, str(tmp_path / "site"), str(ort_web)], capture_output=True, timeout=300
     )
