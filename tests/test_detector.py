@@ -127,6 +127,8 @@ def test_one_class_training_keeps_the_class_and_holds_a_fifth_out(data_dir):
     assert not set(data.train.names) & set(data.test.names)
     with pytest.raises(DataError, match="no image is labelled 7; the labels are '1', '2', '3'"):
         load_training_data(TrainConfig("anomaly", data_dir=str(data_dir), classes=("7",)))
+    with pytest.raises(DataError, match="no image is labelled 7; the labels are '1', '2', '3'"):  # it trained on 1s
+        load_training_data(TrainConfig("anomaly", data_dir=str(data_dir), classes=("1", "7")))
 
 
 def test_the_calibration_source_names_the_share_and_a_limit(data_dir):
@@ -587,6 +589,15 @@ def test_evaluate_anomaly_on_idx_digits_folders_and_labelled_folders(one_class, 
     both = runner.invoke(app, ["evaluate", "--anomaly", "-m", model, *twice])
     anomalous = len(list((digits / "anomalous").iterdir()))
     assert both.exit_code == 2 and f"error: {anomalous} images are both normal and anomalous" in both.stderr
+    idx_args = ["evaluate", "--anomaly", "-m", model, "--data-dir", str(data_dir), "--classes", "good"]
+    good = runner.invoke(app, idx_args)  # a folder detector's class on IDX digits: every digit was "anomalous"
+    assert (
+        good.exit_code == 2 and f"error: no digit of {data_dir} (test) is labelled good: its labels are " in good.stderr
+    )
+    wrong = runner.invoke(
+        app, ["evaluate", "--anomaly", "-m", model, "--data", str(digits), "--classes", "normal,nope"]
+    )
+    assert wrong.exit_code == 2 and f"no image of {digits} is in a subfolder nope; it has " in wrong.stderr  # was run
 
 
 def test_evaluate_anomaly_leaves_out_and_lists_images_outside_the_class_subfolders(one_class, digits, tmp_path):

@@ -409,3 +409,24 @@ def test_a_one_class_run_reads_only_its_classes_from_val_data(digit_folder, tmp_
         quick("anomaly", data=str(digit_folder), classes=("odd",), val_data=str(tmp_path / "flat"))
     )
     assert len(flat[0].test) == 5
+
+
+def test_calibrate_data_of_a_labelled_folder_takes_a_one_class_runs_classes_and_every_class_must_be_there(
+    digit_folder, tmp_path
+):
+    """calibrate --data test/ (good and defect subfolders) set the threshold on the defects too (trial 46), and
+    --classes good,defectx trained on good and said nothing."""
+    from aetool.errors import DataError
+    from aetool.export.detector import CalibrationOptions, calibrate_run
+    from aetool.train.data import folder_images
+
+    with pytest.raises(DataError, match=r"no image is labelled nope; the labels are 'even', 'odd'"):
+        folder_images(str(digit_folder), classes=("odd", "nope"))
+    run = tmp_path / "run"
+    config = quick("anomaly", data=str(digit_folder), classes=("odd",))
+    train(config, run_dir=run, progress=False, echo=len)
+    lines: list[str] = []
+    options = CalibrationOptions(data=str(digit_folder), quantile=0.9)
+    calibrate_run(run, out=tmp_path / "d.onnx", options=options, echo=lines.append)
+    odd = len(list((digit_folder / "odd").glob("*.png")))
+    assert any(f"on the {odd} images of class odd of {digit_folder}" in line for line in lines), lines

@@ -45,7 +45,7 @@ from aetool.runtime.files import folder_of
 from aetool.runtime.idx import resolve_data_dir
 from aetool.runtime.noise import Noise
 from aetool.train.config import TrainConfig
-from aetool.train.data import ImageSet, TrainingData, folder_images, load_training_data
+from aetool.train.data import ImageSet, TrainingData, folder_images, labelled_classes, load_training_data
 from aetool.train.loop import scoring
 from aetool.train.run import Run, load_run
 
@@ -231,8 +231,12 @@ def calibrate_run(
     if options.data is not None:
         fixed_size = net.size if net.multiple_of is None else None
         white_on_black = facts.polarity == contract.POLARITY  # prepared as `aetool detect --resize` prepares them
-        images = folder_images(options.data, channels=net.channels, size=fixed_size, white_on_black=white_on_black)
-        source = f"the {len(images)} image{'s' * (len(images) != 1)} of {options.data}"
+        classes = labelled_classes(options.data, config.classes, option="--data")  # a test folder's good/ only
+        images = folder_images(
+            options.data, channels=net.channels, size=fixed_size, white_on_black=white_on_black, classes=classes
+        )
+        of = f" of class {','.join(classes)}" if classes else ""
+        source = f"the {len(images)} image{'s' * (len(images) != 1)}{of} of {options.data}"
         if trained_on(config, options.data):
             echo(
                 f"warning: {options.data} is where the run's training images are (--data {config.data}); a model "

@@ -485,10 +485,17 @@ def evaluate_idx(
 ) -> AnomalyEvaluation:
     """Score an IDX split (the first ``limit`` images), its digits in ``classes`` normal and the others anomalous.
 
-    Raises what :func:`idx_scores` raises, and ``DataError`` for a split whose images are all of one kind.
+    Raises what :func:`idx_scores` raises, and ``DataError`` for a class no digit there is labelled with and for a
+    split whose images are all of one kind.
     """
     started = time.perf_counter()
     scores, labels = idx_scores(detector, data_dir, split=split, limit=limit)
+    there = sorted(set(labels.tolist()), key=lambda label: (len(label), label))
+    if unknown := [label for label in classes if label not in there]:  # a folder detector's "good", say
+        raise DataError(
+            f"no digit of {data_dir} ({split}) is labelled {' or '.join(unknown)}: its labels are {', '.join(there)}; "
+            "name the normal ones with --classes"
+        )
     is_anomaly = ~np.isin(labels, list(classes))
     normal = f"class {','.join(classes)}"
     return measure(detector, scores, is_anomaly, data=f"{data_dir} ({split})", normal=normal, started=started)
@@ -563,10 +570,10 @@ def evaluate_labelled(
             continue
         found.append(item)
         is_anomaly.append(label not in classes)
-    if not set(classes) & set(labels):
+    if unknown := [label for label in classes if label not in labels]:  # one wrong among right ones too
         named = sorted(label for label in labels if label)
         has = f"it has {', '.join(named)}" if named else "it has no subfolders, whose names would label the images"
-        raise DataError(f"no image of {data} is in a subfolder {' or '.join(classes)}; {has}")
+        raise DataError(f"no image of {data} is in a subfolder {' or '.join(unknown)}; {has}")
     done: Counter[str] = Counter()
     scores = np.array(_scores_of(detector, found, failed, done, invert=invert, resize=resize))
     normal = f"class {','.join(classes)}"

@@ -209,8 +209,8 @@ def folder_images(
     paths, root = find_images(source, option=option)
     if classes:
         labels = [_label(path, root) for path in paths]
-        if not set(labels) & set(classes):
-            raise _no_image_of(classes, labels)
+        if unknown := tuple(label for label in classes if label not in labels):  # one wrong among right ones too
+            raise _no_image_of(unknown, labels)
         paths = [path for path, label in zip(paths, labels, strict=True) if label in classes]
     probed: list[tuple[Path, tuple[int, int, bool]]] = []
     for path in paths:
@@ -403,21 +403,30 @@ def _resized(images: ImageSet, size: tuple[int, int]) -> ImageSet:
 
 def only(images: ImageSet, classes: tuple[str, ...]) -> ImageSet:
     """The images labelled with one of ``classes`` (the normal images of one-class training); raises ``DataError``
-    naming the labels there are when none is."""
+    naming the labels there are when one of ``classes`` labels no image."""
+    present = set(images.labels)
+    if unknown := tuple(label for label in classes if label not in present):  # one wrong among right ones too
+        raise _no_image_of(unknown, images.labels)
     index = np.array([i for i, label in enumerate(images.labels) if label in classes], dtype=np.int64)
-    if not len(index):
-        raise _no_image_of(classes, images.labels)
     return images.subset(index)
 
 
 def _val_classes(config: TrainConfig) -> tuple[str, ...]:
-    """The classes ``--val-data`` is read for: a one-class run's (``--classes``) where its images are in subfolders,
-    as ``--data``'s are (a test folder of good and defective parts gave the defects as normal images); none for a
-    folder of unlabelled images, taken whole as the normal images it is given as."""
-    if not config.classes or config.val_data is None:
+    """The classes ``--val-data`` is read for (:func:`labelled_classes`)."""
+    if config.val_data is None:
         return ()
-    paths, root = find_images(config.val_data, option="--val-data")
-    return config.classes if any(_label(path, root) for path in paths) else ()
+    return labelled_classes(config.val_data, config.classes, option="--val-data")
+
+
+def labelled_classes(source: str, classes: tuple[str, ...] | None, *, option: str) -> tuple[str, ...]:
+    """The classes to read of the normal images ``source`` (``--val-data``, calibrate's ``--data``): a one-class
+    run's ``classes`` where the images are in subfolders, as ``--data``'s are (a test folder of good and defective
+    parts gave the defects as normal images); none for a folder of unlabelled images, taken whole as the normal
+    images it is given as. Raises ``DataError`` (naming ``option``) for a source without images."""
+    if not classes:
+        return ()
+    paths, root = find_images(source, option=option)
+    return classes if any(_label(path, root) for path in paths) else ()
 
 
 def _no_image_of(classes: tuple[str, ...], labels: list[str]) -> DataError:
