@@ -315,9 +315,17 @@ def _table(results: Sequence[ClassResult]) -> Table:
     return Table(header, rows, caption)
 
 
+def short_runs(results: Sequence[ClassResult]) -> bool:
+    """Whether any class trained for fewer epochs than aetool's default (``--quick``, ``--epochs``): the bars are
+    for runs with the defaults, so such a page judges none."""
+    default = TrainConfig(MODEL).epochs or 0
+    return any(result.epochs < default for result in results)
+
+
 def summary(results: Sequence[ClassResult], *, fpr: float) -> dict[str, Any]:
-    """The means, the bars and whether each holds."""
-    record: dict[str, Any] = {"datasets": {}, "fpr_asked": fpr}
+    """The means, the bars and whether each holds (None for :func:`short_runs`)."""
+    short = short_runs(results)
+    record: dict[str, Any] = {"datasets": {}, "fpr_asked": fpr, "short_runs": short}
     for dataset in DATASETS:
         mine = [result for result in results if result.dataset == dataset]
         if not mine:
@@ -328,7 +336,7 @@ def summary(results: Sequence[ClassResult], *, fpr: float) -> dict[str, Any]:
             "mean_auroc": mean,
             "published_mean": PUBLISHED[dataset][2] if full else float(np.mean([r.published for r in mine])),
             "bar": BARS[dataset],
-            "meets_bar": mean >= BARS[dataset],
+            "meets_bar": None if short else mean >= BARS[dataset],
             "classes": len(mine),
         }
     train_seconds = [result.train_seconds for result in results]
@@ -336,7 +344,9 @@ def summary(results: Sequence[ClassResult], *, fpr: float) -> dict[str, Any]:
     record["slowest_class_train_seconds"] = max(train_seconds)
     record["all_train_seconds"] = sum(train_seconds)
     record["all_seconds"] = sum(r.train_seconds + r.calibrate_seconds + r.score_seconds for r in results)
-    record["meets_time_bars"] = max(train_seconds) <= CLASS_SECONDS and sum(train_seconds) <= TOTAL_SECONDS
+    record["meets_time_bars"] = (
+        None if short else max(train_seconds) <= CLASS_SECONDS and sum(train_seconds) <= TOTAL_SECONDS
+    )
     record["fpr_within_one_point"] = f"{sum(within)}/{len(within)}"
     return record
 
@@ -361,7 +371,9 @@ def write_page(out: Path, results: Sequence[ClassResult], *, fpr: float, extra: 
         heatmap = _heatmaps(out / FIGURES / f"{dataset}-heatmaps.png", mine)
         method = PUBLISHED[dataset][0]
         facts = totals["datasets"][dataset]
-        if facts["classes"] == len(NAMES[dataset]):
+        if totals["short_runs"]:
+            verdict = f"The bar of {facts['bar']} % is for runs trained with aetool's defaults, not these short ones."
+        elif facts["classes"] == len(NAMES[dataset]):
             verdict = f"It {'meets' if facts['meets_bar'] else 'misses'} the bar of {facts['bar']} %."
         else:
             verdict = f"The bar of {facts['bar']} % is for the mean over all {len(NAMES[dataset])} classes."
@@ -381,12 +393,21 @@ def write_page(out: Path, results: Sequence[ClassResult], *, fpr: float, extra: 
     env = environment()
     sections.append(Section("Where it ran", [Table(["", ""], [[key, value] for key, value in env.items()])]))
     epochs = _span(result.epochs for result in results)
+    how = "aetool's settings but SHORT RUNS" if totals["short_runs"] else "aetool's defaults"
     intro = [
-        f"The one-class protocol of Ruff et al. (ICML 2018), run with aetool's defaults: aetool train {MODEL} "
+        f"The one-class protocol of Ruff et al. (ICML 2018), run with {how}: aetool train {MODEL} "
         f"--classes c (dense AE 784-256-32-256-784, MSE, {epochs} epoch{'s' * (epochs != '1')}, "
         f"{_span(f'{100 * r.held_out:.0f}' for r in results)} % of the class held out), the detector file "
         f"it exports (score ssim+smax+wmse, each standardised on the held-out images; threshold at --fpr {fpr:g}), "
-        "and the torch-free runtime scoring the whole test set with class c normal and the other nine anomalous.",
+        "and the torch-free runtime scoring the whole test set with class c normal and the other nine anomalous."
+        + (
+            f" SHORT RUNS: {epochs} epoch{'s' * (epochs != '1')} where aetool's default is "
+            f"{TrainConfig(MODEL).epochs} (--quick or --epochs): the numbers show that every step works, not what "
+            "the detector reaches; the bars are not judged. Run without --quick and --epochs for numbers to compare "
+            "with the published ones."
+            if totals["short_runs"]
+            else ""
+        ),
         f"Time bars: each class trained in at most {CLASS_SECONDS:.0f} s "
         f"(slowest {totals['slowest_class_train_seconds']:.1f} s), all of them in at most {TOTAL_SECONDS / 60:.0f} minutes "
         f"(took {totals['all_train_seconds']:.0f} s to train, {totals['all_seconds']:.0f} s in all). Calibration: "
