@@ -118,7 +118,7 @@ def test_a_dense_model_refuses_another_size_unless_told_to_resize(cli, tmp_path)
     result = cli("denoise", "big.png")
     assert result.exit_code == 1 and not Path("big.denoised.png").exists()
     assert result.stderr.splitlines()[0] == (
-        "aetool: error: big.png: the model takes 28×28 images, this one is 84×56; pass --resize to fit it to the "
+        "aetool: error: big.png: the model takes 28×28 images (width×height), this one is 84×56; pass --resize to fit it to the "
         "model's size"
     )
     result = cli("denoise", "big.png", "--resize", "--json")
@@ -510,7 +510,10 @@ def test_evaluate_refuses_images_a_dense_model_cannot_take(cli, tmp_path):
     save(tmp_path / "photos" / "wide.png", np.zeros((48, 64), np.uint8))
     result = cli("evaluate", "--data", "photos")
     assert result.exit_code == 2 and result.stdout == ""
-    assert "photos/wide.png: the model takes 28×28 images, this one is 64×48; pass --resize" in result.stderr
+    assert (
+        "photos/wide.png: the model takes 28×28 images (width×height), this one is 64×48; pass --resize"
+        in result.stderr
+    )
     fitted = cli("evaluate", "--data", "photos", "--resize", "--noise", "0")
     assert fitted.exit_code == 0 and "over 1 image of photos" in fitted.stdout
     assert "1 image fitted to the model's size (--resize)" in fitted.stderr

@@ -629,7 +629,7 @@ def test_evaluate_anomaly_names_why_a_side_could_not_be_scored(one_class, digits
     result = runner.invoke(app, ["evaluate", "--anomaly", "-m", model, *sides])
     assert result.exit_code == 2 and len(result.stderr.splitlines()) == 1
     assert "every scored image is normal" in result.stderr and "1 could not be scored, the first" in result.stderr
-    assert "the model takes 28×28 images, this one is 40×40; pass --resize" in result.stderr
+    assert "the model takes 28×28 images (width×height), this one is 40×40; pass --resize" in result.stderr
     flat = runner.invoke(app, ["evaluate", "--anomaly", "-m", model, "--data", str(digits / "normal")])
     assert flat.exit_code == 2 and "it has no subfolders, whose names would label the images" in flat.stderr
 

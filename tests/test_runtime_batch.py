@@ -53,7 +53,7 @@ def test_dense_models_refuse_other_sizes_naming_theirs_and_the_flag(tmp_path, to
     source = save(tmp_path / "big.png", np.kron(digit(), np.ones((3, 2), np.uint8)))
     [outcome] = process([job(source, tmp_path / "out.png")], Reconstruct(load(toy_dir / "dense.onnx")))
     assert outcome.error == (
-        "the model takes 28×28 images, this one is 56×84; pass --resize to fit it to the model's size"
+        "the model takes 28×28 images (width×height), this one is 56×84; pass --resize to fit it to the model's size"
     )
     assert not (tmp_path / "out.png").exists()
 

@@ -214,7 +214,7 @@ def test_a_folder_without_images_is_a_data_error(toy_dir, tmp_path):
 
 def test_a_dense_model_refuses_images_of_another_size_naming_both(toy_dir, tmp_path):
     save(tmp_path / "photos" / "wide.png", np.zeros((48, 64), np.uint8))
-    with pytest.raises(DataError, match=r"wide.png: the model takes 28×28 images, this one is 64×48"):
+    with pytest.raises(DataError, match=r"wide.png: the model takes 28×28 images \(width×height\), this one is 64×48"):
         evaluate_images(load(toy_dir / "dense.onnx"), str(tmp_path / "photos"))
 
 

@@ -85,7 +85,7 @@ class Reconstruct:
             return Prepared(pixels, spec.size)
         if not self.resize:
             raise ImageError(
-                f"the model takes {spec.size[1]}×{spec.size[0]} images, this one is {width}×{height}; "
+                f"the model takes {spec.size[1]}×{spec.size[0]} images (width×height), this one is {width}×{height}; "
                 "pass --resize to fit it to the model's size"
             )
         if spec.polarity == contract.POLARITY:

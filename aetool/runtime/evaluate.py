@@ -303,7 +303,7 @@ def _sized(
         return pixels, None
     if not resize:
         raise DataError(
-            f"{label}: the model takes {size[1]}×{size[0]} images, this one is {pixels.shape[2]}×"
+            f"{label}: the model takes {size[1]}×{size[0]} images (width×height), this one is {pixels.shape[2]}×"
             f"{pixels.shape[1]}; pass --resize to fit it to the model's size"
         )
     if model.input_spec.polarity != contract.POLARITY:
