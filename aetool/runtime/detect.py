@@ -186,7 +186,7 @@ class Detection:
     ``score`` is the detector's (``score_name``), ``threshold`` None when it has none, ``anomalous`` whether the
     score is above it, ``unusually_low`` whether it is not and below the calibration scores' lower fence
     (``Detector.low_fence``: normal by the threshold, yet an image unlike the normal ones can score low too, as a
-    blank, flat or blurred frame is easy to reconstruct); ``components`` the raw components by name; ``mse`` the
+    blank, flat or blurred frame is easy to reconstruct; None where that cannot be judged: no fence, no score); ``components`` the raw components by name; ``mse`` the
     reconstruction's MSE and ``map_max`` the anomaly map's largest value, both over the image's region (a conv
     model's score also covers the padding up to its multiple, black or mirrored as ``InputSpec.mirror_padding``
     says, as calibration's did).
@@ -196,7 +196,7 @@ class Detection:
     score: float | None = None
     threshold: float | None = None
     anomalous: bool | None = None
-    unusually_low: bool = False
+    unusually_low: bool | None = None
     score_name: str | None = None
     components: dict[str, float] = field(default_factory=dict)
     mse: float | None = None
@@ -342,7 +342,7 @@ def _finish(item: Ready, scored: Scored, position: int, detector: Detector, shar
         score=score,
         threshold=detector.threshold,
         anomalous=verdict,
-        unusually_low=fence is not None and score < fence and verdict is not True,
+        unusually_low=None if fence is None else score < fence and verdict is not True,
         score_name=detector.score_name,
         components=dict(zip(detector.components, map(float, scored.components[position]), strict=True)),
         mse=float(np.square(scored.reconstructions[position, :, :height, :width] - region, dtype=np.float64).mean()),
