@@ -739,9 +739,14 @@ def detect(
                         emit(_detection_line(result))
         except KeyboardInterrupt:  # the records settled before it are printed (and their heatmaps written) first
             settled = sum(verdicts.values())
+            split = (
+                f": {verdicts['anomalous']} anomalous, {verdicts['normal']} normal"
+                if detector.threshold is not None
+                else ""
+            )
             raise Interrupted(
                 f"interrupted after {settled} of {total} image{'s' * (total != 1)} "
-                f"({settled - verdicts['failed']} scored)"
+                f"({settled - verdicts['failed']} scored{split})"
             ) from None
     kinds = ("anomalous", "normal") if detector.threshold is not None else ("scored",)
     counts = ", ".join(f"{verdicts[kind]} {kind}" for kind in (*kinds, "failed") if kind != "failed" or verdicts[kind])

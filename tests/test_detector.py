@@ -781,7 +781,10 @@ def test_detect_says_how_far_it_got_when_interrupted(one_class, tmp_path, monkey
     monkeypatch.setattr(detect_module, "_finish", interrupted_at_the_third)
     result = runner.invoke(app, ["detect", str(tmp_path / "in"), "-m", str(one_class[1].export.path)])
     assert result.exit_code == 130 and len(result.stdout.splitlines()) == 2
-    assert result.stderr.strip().splitlines()[-1] == "aetool: error: interrupted after 2 of 3 images (2 scored)"
+    anomalous = sum(line.split("\t")[3] == "anomalous" for line in result.stdout.splitlines())
+    assert result.stderr.strip().splitlines()[-1] == (  # the verdicts so far, as the summary would give them
+        f"aetool: error: interrupted after 2 of 3 images (2 scored: {anomalous} anomalous, {2 - anomalous} normal)"
+    )
 
 
 def test_detections_settled_before_a_timeout_are_still_reported(one_class, tmp_path, monkeypatch):
