@@ -18,6 +18,9 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+from one_line_errors import run_script
+
+from aetool.errors import AetoolError
 
 RULES = ("conformal", "interpolated")
 TOLERANCE = 0.01  # the bar: within ±1 point
@@ -43,11 +46,16 @@ def main() -> None:
 
     columns = [(rule, fpr) for fpr in args.fpr for rule in RULES]
     rates: dict[tuple[str, str, float], list[float]] = {}
+    runs = {dataset: sorted((args.runs / dataset).glob("class-*")) for dataset in args.datasets}
+    if not any(runs.values()):  # it printed a table's header and exited 0
+        wanted = ", ".join(str(args.runs / dataset / "class-N") for dataset in args.datasets)
+        raise AetoolError(f"no one-class runs under {args.runs} ({wanted}): benchmarks/oneclass.py writes them")
+    print("FPR % (the share of the normal class's test images above the threshold), by rule and --fpr:")
     print(f"| dataset | class | calibration images | {' | '.join(f'{rule} {fpr:g}' for rule, fpr in columns)} |")
     print("|---|---:|---:|" + "---:|" * len(columns))
     for dataset in args.datasets:
         data_dir = resolve_data_dir(args.data_dir, dataset)
-        for run in sorted((args.runs / dataset).glob("class-*"), key=lambda path: int(path.name.split("-")[1])):
+        for run in sorted(runs[dataset], key=lambda path: int(path.name.split("-")[1])):
             normal = run.name.split("-")[1]
             with tempfile.TemporaryDirectory() as folder:
                 path = Path(folder) / "detector.onnx"
@@ -80,4 +88,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

@@ -21,6 +21,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import torch
+from one_line_errors import run_script
 from onnx import TensorProto, helper
 
 from aetool import bench
@@ -102,4 +103,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

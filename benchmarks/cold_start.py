@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from one_line_errors import run_script
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
@@ -115,4 +116,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

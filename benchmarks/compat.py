@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from one_line_errors import run_script
 
 from aetool.check import ATOL, Case, Reference, check_file, compare_outputs, reference
 from aetool.export import ExportOptions, ParityError, export_model
@@ -227,4 +228,4 @@ def markdown(rows: dict[str, Path | str], table: dict[str, dict[str, str]], colu
 
 if __name__ == "__main__":
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    main()
+    run_script(main)

@@ -16,6 +16,7 @@ import argparse
 import json
 
 import numpy as np
+from one_line_errors import run_script
 from scipy import ndimage
 
 from aetool.runtime import load
@@ -58,7 +59,8 @@ def main() -> None:
         matrix[f"{kind} {level:g}"] = row
         print(f"{kind} {level:g}: " + "  ".join(f"{k} {v:.5f}" for k, v in row.items()), flush=True)
     methods = list(next(iter(matrix.values())))
-    print("\n| input | " + " | ".join(methods) + " |")
+    print("\ntest MSE against the clean digits (pixels in [0, 1]), by input and method:")
+    print("| input | " + " | ".join(methods) + " |")
     print("|---|" + "---:|" * len(methods))
     for case, row in matrix.items():
         print(f"| {case} | " + " | ".join(f"{row[m]:.5f}" for m in methods) + " |")
@@ -77,4 +79,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

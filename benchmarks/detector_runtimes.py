@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from one_line_errors import run_script
 
 OUTPUTS = ["reconstruction", "score", "anomaly_map", "score_components"]  # compared
 # Asked for: all five, as `aetool check` asks; OpenCV DNN's new engine fails to run this graph for a subset of them.
@@ -104,4 +105,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

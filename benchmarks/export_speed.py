@@ -47,6 +47,7 @@ import onnx
 import onnxruntime as ort
 import torch
 import torch.nn.functional as F
+from one_line_errors import run_script
 from torch import nn
 
 from aetool.bench import time_calls
@@ -54,7 +55,7 @@ from aetool.export import onnx_export, phases, portable
 from aetool.export.onnx_export import model_spec, quiet, to_onnx
 from aetool.export.ort_layers import POSITIONS
 from aetool.export.parity import tie_images
-from aetool.models import build_model
+from aetool.models import REGISTRY, build_model
 from aetool.runtime import contract
 from aetool.runtime.cpu import keep_freed_memory
 
@@ -188,7 +189,7 @@ def op_counts(model: onnx.ModelProto) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="conv-unpool")
+    parser.add_argument("--model", default="conv-unpool", choices=list(REGISTRY))
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--seconds", type=float, default=0.4, help="time per measurement")
@@ -241,4 +242,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

@@ -17,6 +17,7 @@ import tempfile
 from pathlib import Path
 
 import torch
+from one_line_errors import run_script
 
 from aetool import bench
 from aetool.export import ExportOptions, export_model
@@ -77,4 +78,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

@@ -16,6 +16,8 @@ import argparse
 import statistics
 from pathlib import Path
 
+from one_line_errors import run_script
+
 from aetool import bench
 from aetool.runtime import load
 from aetool.runtime.cpu import usable_cores
@@ -54,4 +56,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 import onnx
+from one_line_errors import run_script
 from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 
 from aetool import bench
@@ -170,4 +171,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

@@ -31,6 +31,7 @@ from int8_conv import (  # the sibling script: this folder is on the path when r
     study_digits,
     study_parser,
 )
+from one_line_errors import run_script
 
 from aetool import bench
 from aetool.export import variants
@@ -130,4 +131,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

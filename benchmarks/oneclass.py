@@ -18,13 +18,22 @@ import json
 import os
 from pathlib import Path
 
+from one_line_errors import run_script
+
 
 def class_list(text: str) -> list[int]:
     """``0-9`` or ``2,3,8`` → the class numbers."""
-    if "-" in text:
-        low, high = (int(part) for part in text.split("-"))
-        return list(range(low, high + 1))
-    return [int(part) for part in text.split(",")]
+    try:
+        if "-" in text:
+            low, high = (int(part) for part in text.split("-"))
+            classes = list(range(low, high + 1))
+        else:
+            classes = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"takes class numbers, 0-9 or 2,3,8; got {text!r}") from None
+    if not classes or not all(0 <= number <= 9 for number in classes):
+        raise argparse.ArgumentTypeError(f"takes class numbers 0 to 9, got {text!r}")
+    return classes
 
 
 def main() -> None:
@@ -32,7 +41,7 @@ def main() -> None:
     parser.add_argument(
         "--data-dir", default=os.environ.get("AETOOL_DATA_DIR"), help="folder of mnist/, fashion-mnist/"
     )
-    parser.add_argument("--datasets", nargs="+", default=["mnist", "fashion-mnist"])
+    parser.add_argument("--datasets", nargs="+", default=["mnist", "fashion-mnist"], choices=["mnist", "fashion-mnist"])
     parser.add_argument("--classes", type=class_list, default=list(range(10)))
     parser.add_argument("--fpr", type=float, default=0.01)
     parser.add_argument("--threads", type=int, default=1)
@@ -65,4 +74,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

@@ -17,8 +17,10 @@ import tempfile
 from pathlib import Path
 
 import onnxruntime as ort
+from one_line_errors import run_script
 
 from aetool import bench
+from aetool.errors import AetoolError
 from aetool.runtime import contract
 from aetool.runtime.cpu import usable_cores
 from aetool.runtime.model import load
@@ -55,6 +57,8 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=12)
     parser.add_argument("--by-op", action="store_true", help="sum the nodes of each op type")
     args = parser.parse_args()
+    if not Path(args.model).is_file():  # onnxruntime's NoSuchFile was a traceback
+        raise AetoolError(f"no model file {args.model}")
     times = node_ms(args.model, args.batch, args.threads, args.calls)
     if args.by_op:
         by_op: collections.Counter[tuple[str, str]] = collections.Counter()
@@ -71,4 +75,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

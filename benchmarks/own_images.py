@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from one_line_errors import run_script
 
 RESULT = "RESULT "
 
@@ -125,4 +126,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

@@ -27,7 +27,10 @@ import os
 from pathlib import Path
 
 import numpy as np
+from one_line_errors import run_script
 from PIL import Image, ImageDraw, ImageFilter, ImageOps, ImageStat
+
+from aetool.errors import AetoolError
 
 TILE, STRIDE = 64, 32
 TRAIN_END, VAL_END = 352, 416  # pixel rows: train tiles end by 352, calibration tiles by 416, test tiles after
@@ -106,6 +109,10 @@ def main() -> None:
 
     data = args.runs / "data"
     if not (data / "test").is_dir():
+        if not (args.photos / "rgb" / "train").is_dir():  # a FileNotFoundError traceback on its first photo
+            raise AetoolError(
+                f"--photos {args.photos} holds no rgb/train/ folder of photographs (../shared/data/photos)"
+            )
         make_data(args.photos, data)
     results: dict[str, dict] = {}
     for name, epochs in ((name, epochs) for name in args.models for epochs in args.epochs):
@@ -159,4 +166,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from one_line_errors import run_script
 from scipy import ndimage
 
 from aetool.runtime import load
@@ -148,4 +149,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

@@ -29,6 +29,8 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+from one_line_errors import run_script
+
 from aetool import bench
 from aetool.export import ExportOptions, ParityError, export_run
 from aetool.models import REGISTRY, get_spec
@@ -344,4 +346,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

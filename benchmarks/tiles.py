@@ -23,6 +23,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from one_line_errors import run_script
 
 from aetool import bench
 from aetool.runtime import images as image_tools
@@ -121,4 +122,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

@@ -20,8 +20,9 @@ import aetool  # noqa: F401  first: it sets OMP_WAIT_POLICY by the load, read wh
 
 # isort: split
 import torch
+from one_line_errors import run_script
 
-from aetool.models import REPORT_MODELS
+from aetool.models import REGISTRY, REPORT_MODELS
 from aetool.train import TrainConfig, train
 from aetool.train.run import RunFolder
 
@@ -38,7 +39,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--runs", default="runs")
-    parser.add_argument("--models", nargs="*", default=list(REPORT_MODELS))
+    parser.add_argument("--models", nargs="*", default=list(REPORT_MODELS), choices=list(REGISTRY))
     parser.add_argument("--keep-denormals", action="store_true", help="train without flushing denormal floats")
     parser.add_argument("--force", action="store_true", help="train again over runs already in --runs")
     args = parser.parse_args()
@@ -84,4 +85,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

@@ -30,6 +30,7 @@ import aetool  # noqa: F401  first: it sets OMP_WAIT_POLICY by the load, read wh
 # isort: split
 import torch
 import torch.nn.functional as F
+from one_line_errors import run_script
 
 from aetool.models import REGISTRY, build_model
 from aetool.runtime.cpu import keep_freed_memory
@@ -146,7 +147,7 @@ def bce_alone(rounds: int, steps: int) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", nargs="*", default=["deep", "conv-unpool", "conv-deconv"])
+    parser.add_argument("--models", nargs="*", default=["deep", "conv-unpool", "conv-deconv"], choices=list(REGISTRY))
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--steps", type=int, default=20, help="timed steps per set-up and round")
     parser.add_argument("--options", action="store_true", help="also time torch.compile and bf16 autocast")
@@ -191,4 +192,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

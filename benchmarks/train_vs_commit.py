@@ -24,6 +24,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from one_line_errors import run_script
+
 ROOT = Path(__file__).resolve().parents[1]
 ENVIRONMENT = dict(os.environ)  # before aetool is imported here: each side's aetool picks its own OpenMP wait policy
 RENAMED = {"denoise-dense": "denoise"}  # this checkout's name → round 1's
@@ -89,4 +91,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

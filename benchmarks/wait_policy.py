@@ -19,6 +19,10 @@ import subprocess
 import sys
 import time
 
+from one_line_errors import run_script
+
+from aetool.errors import AetoolError
+
 TRAIN_ONE_EPOCH = """
 import sys, time, tempfile
 import aetool
@@ -43,8 +47,10 @@ def timed(model: str, data_dir: str, limit: int, policy: dict[str, str]) -> floa
         env=environment,
         capture_output=True,
         text=True,
-        check=True,
     )
+    if result.returncode:  # the child's own last line (its traceback's error), not CalledProcessError's
+        last = (result.stderr.strip().splitlines() or ["no output"])[-1]
+        raise AetoolError(f"training {model} in a fresh interpreter failed: {last}")
     return float(result.stdout.strip().splitlines()[-1])
 
 
@@ -77,4 +83,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
+from one_line_errors import run_script
 
 from aetool.errors import AetoolError
 from aetool.runtime.registry import BUNDLED_DIR
@@ -198,4 +199,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

@@ -5,6 +5,7 @@ Timings on a shared machine are noise, so no test here compares one; runs are ke
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -379,3 +380,20 @@ def test_the_int8_weights_benchmark_finds_7_bit_files_agree_in_a_plain_session(d
     rows = {line.split(" | ")[0].strip("| "): line.split(" | ")[1:] for line in result.stdout.splitlines()[4:]}
     assert list(rows) == ["fp32", "8-bit exact", "8-bit plain", "7-bit exact", "7-bit plain"]
     assert rows["7-bit plain"][-1].strip(" |") == "0" and float(rows["7-bit exact"][1]) > 0
+
+
+def test_benchmark_scripts_end_a_usage_or_data_error_in_one_line(tmp_path):
+    """A missing data folder was a 10- to 26-line traceback, exit 1; calibration_rules.py found no runs and exited 0
+    (trial 45)."""
+    scripts = Path(__file__).parents[1] / "benchmarks"
+    cases = {"op_profile.py": [str(tmp_path / "nofile.onnx")]}  # the base install's: onnxruntime and aetool
+    if importlib.util.find_spec("scipy") is not None:
+        cases["denoising.py"] = ["--data-dir", str(tmp_path / "nodata")]
+    if importlib.util.find_spec("torch") is not None:
+        cases["calibration_rules.py"] = ["--runs", str(tmp_path / "nodata"), "--data-dir", str(tmp_path)]
+    for script, args in cases.items():
+        result = subprocess.run(
+            [sys.executable, str(scripts / script), *args], capture_output=True, text=True, timeout=300
+        )
+        assert result.returncode == 2 and len(result.stderr.splitlines()) == 1, (script, result.stderr)
+        assert result.stderr.startswith(f"{script}: error: ") and tmp_path.name in result.stderr
