@@ -22,7 +22,7 @@ from aetool.cli import app
 from aetool.errors import AetoolError
 from aetool.runtime import contract, images
 from aetool.runtime.registry import BUNDLED_DIR
-from aetool.web import ORT_FILES, WASM_MAGIC, build_site, find_ort_web, server
+from aetool.web import ORT_FILES, PAGE, WASM_MAGIC, build_site, find_ort_web, server
 
 REPO = Path(__file__).resolve().parents[1]
 NODE_MODULES = REPO / "web" / "node_modules"
@@ -39,6 +39,16 @@ def fake_ort(tmp_path) -> Path:
         (dist / name).write_bytes(WASM_MAGIC if name.endswith(".wasm") else f"// {name}".encode())
     (dist.parent / "package.json").write_text(json.dumps({"name": "onnxruntime-web", "version": "9.9.9"}))
     return dist
+
+
+def own_models(folder: Path, index: dict, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A folder of models of your own, named by ``$AETOOL_MODEL_DIR``: the bundled deep.onnx, ``index`` as its
+    models.json."""
+    folder.mkdir(exist_ok=True)
+    shutil.copyfile(BUNDLED_DIR / "deep.onnx", folder / "deep.onnx")
+    (folder / "models.json").write_text(json.dumps(index))
+    monkeypatch.setenv("AETOOL_MODEL_DIR", str(folder))
+    return folder
 
 
 def test_the_site_holds_the_page_the_bundled_models_and_onnxruntime_web(fake_ort, tmp_path):
@@ -167,11 +177,7 @@ def test_onnxruntime_webs_files_must_hold_a_webassembly_module(fake_ort, tmp_pat
 
 
 def test_web_says_which_listed_models_it_left_off_because_their_files_are_missing(fake_ort, tmp_path, monkeypatch):
-    mine = tmp_path / "mine"
-    mine.mkdir()
-    shutil.copyfile(BUNDLED_DIR / "deep.onnx", mine / "deep.onnx")
-    (mine / "models.json").write_text(json.dumps({"x": {"file": "nope.onnx"}, "y": {"file": "deep.onnx"}}))
-    monkeypatch.setenv("AETOOL_MODEL_DIR", str(mine))
+    mine = own_models(tmp_path / "mine", {"x": {"file": "nope.onnx"}, "y": {"file": "deep.onnx"}}, monkeypatch)
     runner = CliRunner()
     done = runner.invoke(app, ["web", "-o", str(tmp_path / "site"), "--ort-web", str(fake_ort)])
     assert done.exit_code == 0 and "wrote" in done.stderr and ": y and onnxruntime-web" in done.stderr
@@ -192,15 +198,11 @@ def test_web_never_overwrites_a_folder_of_other_files_and_rebuilds_its_own(fake_
     for _ in range(2):  # a site's own folder is rebuilt
         done = runner.invoke(app, ["web", "-o", str(tmp_path / "site"), "--ort-web", str(fake_ort)])
         assert done.exit_code == 0, done.stderr
-    assert (tmp_path / "site" / "index.html").read_bytes() != b"my page"
+    assert (tmp_path / "site" / "index.html").read_bytes() == (PAGE / "index.html").read_bytes()
 
 
 def test_a_rebuild_removes_the_models_the_earlier_site_listed_and_no_file_of_yours(fake_ort, tmp_path, monkeypatch):
-    mine = tmp_path / "mine"
-    mine.mkdir()
-    shutil.copyfile(BUNDLED_DIR / "deep.onnx", mine / "deep.onnx")
-    (mine / "models.json").write_text(json.dumps({"deep": {"file": "deep.onnx"}, "gone": {"file": "deep.onnx"}}))
-    monkeypatch.setenv("AETOOL_MODEL_DIR", str(mine))
+    mine = own_models(tmp_path / "mine", {"deep": {"file": "deep.onnx"}, "gone": {"file": "deep.onnx"}}, monkeypatch)
     build_site(tmp_path / "site", ort_web=fake_ort)
     models = tmp_path / "site" / "models"
     (models / "NOTES.txt").write_text("mine")
@@ -217,12 +219,8 @@ def test_a_rebuild_removes_the_models_the_earlier_site_listed_and_no_file_of_you
 def test_a_model_name_too_long_for_a_file_name_is_cut_and_a_rebuild_stays_whole(fake_ort, tmp_path, monkeypatch):
     from aetool.runtime.files import write_files
 
-    mine = tmp_path / "mine"
-    mine.mkdir()
-    shutil.copyfile(BUNDLED_DIR / "deep.onnx", mine / "deep.onnx")
-    (mine / "models.json").write_text(json.dumps({"x" * 300: {"file": "deep.onnx"}, "x" * 301: {"file": "deep.onnx"}}))
     build_site(tmp_path / "site", ort_web=fake_ort)  # the bundled models: an earlier, working site
-    monkeypatch.setenv("AETOOL_MODEL_DIR", str(mine))
+    own_models(tmp_path / "mine", {"x" * 300: {"file": "deep.onnx"}, "x" * 301: {"file": "deep.onnx"}}, monkeypatch)
     build_site(tmp_path / "site", ort_web=fake_ort)  # was "File name too long", after the page had been replaced
     files = sorted(path.name for path in (tmp_path / "site" / "models").iterdir())
     assert files == ["x" * 239 + "-2.onnx", "x" * 239 + ".onnx"]
