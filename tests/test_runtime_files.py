@@ -160,6 +160,9 @@ def test_an_input_that_does_not_open_leaves_its_output_name_to_the_next(tree):
     found, _ = files.collect(["digits/x.png", "digits/x.jpg"])
     jobs, failures = files.plan(found, output="out", suffix=".denoised")
     assert not failures and [job.target for job in jobs] == [Path("out/x.png")] * 2  # the .jpg failed, unwritten
+    later = files.collect(["digits/x.jpg", "digits/x.png"])[0]  # the broken one second: its own reason, not a clash
+    jobs, failures = files.plan(later, output="out", suffix=".denoised")
+    assert not failures and [job.target for job in jobs] == [Path("out/x.png")] * 2
     (tree / "digits" / "x.png").unlink()
     save(tree / "digits" / "x.png", np.zeros((4, 4), np.uint8))  # both readable: the second fails, as before
     jobs, failures = files.plan(found, output="out", suffix=".denoised")

@@ -199,8 +199,8 @@ def plan(
     ``cp -r`` copies two folders); images a scan found inside the output folder are left out (:func:`_outside`).
     An input is never a target unless ``force``; a target written twice (two
     inputs whose names differ only by their extension, into one folder) fails the second input, its message
-    naming the file ``shown`` gives for the target (the file a caller writes in its stead), unless the first does
-    not open as an image: it then fails on its own, and the second is written.
+    naming the file ``shown`` gives for the target (the file a caller writes in its stead), unless one of them does
+    not open as an image: that one fails on its own reason, and the other is written.
     """
     if output == "":
         raise AetoolError("-o is an empty name; give a file or a folder (. for the current one)")
@@ -245,7 +245,12 @@ def plan(
             other = "use --force, or another -o" if output is not None else "use --force, or -o"
             failures.append(Failure(item.label, f"refusing to overwrite input {target} ({other})"))
         elif target and resolved in claimed and not _unreadable(claimed[resolved]):
-            failures.append(Failure(item.label, f"{shown(target)} is already the output of {claimed[resolved].label}"))
+            if _unreadable(item):  # it fails on its own, with its own reason, and writes nothing
+                jobs.append(Job(item.label, item.source, target, pillow_fmt))
+            else:
+                failures.append(
+                    Failure(item.label, f"{shown(target)} is already the output of {claimed[resolved].label}")
+                )
         else:  # a claimant that cannot be read writes nothing: it fails on its own, and this input takes the name
             claimed[resolved] = item
             jobs.append(Job(item.label, item.source, target, pillow_fmt))
