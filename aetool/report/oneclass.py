@@ -315,10 +315,15 @@ def _table(results: Sequence[ClassResult]) -> Table:
     return Table(header, rows, caption)
 
 
+def default_epochs() -> int:
+    """The epochs ``aetool train anomaly`` takes by default (the registry's)."""
+    return TrainConfig(MODEL).epochs or 0
+
+
 def short_runs(results: Sequence[ClassResult]) -> bool:
     """Whether any class trained for fewer epochs than aetool's default (``--quick``, ``--epochs``): the bars are
     for runs with the defaults, so such a page judges none."""
-    default = TrainConfig(MODEL).epochs or 0
+    default = default_epochs()
     return any(result.epochs < default for result in results)
 
 
@@ -402,7 +407,7 @@ def write_page(out: Path, results: Sequence[ClassResult], *, fpr: float, extra: 
         "and the torch-free runtime scoring the whole test set with class c normal and the other nine anomalous."
         + (
             f" SHORT RUNS: {epochs} epoch{'s' * (epochs != '1')} where aetool's default is "
-            f"{TrainConfig(MODEL).epochs} (--quick or --epochs): the numbers show that every step works, not what "
+            f"{default_epochs()} (--quick or --epochs): the numbers show that every step works, not what "
             "the detector reaches; the bars are not judged. Run without --quick and --epochs for numbers to compare "
             "with the published ones."
             if totals["short_runs"]

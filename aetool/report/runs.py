@@ -215,9 +215,10 @@ def prepare_runs(
     A run in ``runs`` that was trained with other settings is trained over only with ``retrain``; otherwise the
     report refuses (``AetoolError``) before it trains anything, since that would replace the user's checkpoint.
     """
-    if RunFolder(runs).holds_run():  # one model's run, given for the folder of them all
+    given = RunFolder(runs)
+    if given.holds_run():  # one model's run, given for the folder of them all
         raise AetoolError(
-            f"--runs {runs} is one run's folder (it holds {RunFolder(runs).checkpoint.name}); give the folder that "
+            f"--runs {runs} is one run's folder (it holds {given.checkpoint.name}); give the folder that "
             f"holds a folder per model, e.g. --runs {runs.parent}"
         )
     wanted = {name: wanted_config(name, data_dir, quick=quick, epochs=epochs) for name in REPORT_MODELS}
