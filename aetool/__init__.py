@@ -19,7 +19,8 @@ def omp_wait_policy(load: float | None) -> str | None:
     return "PASSIVE" if load is None or load >= BUSY_LOAD else None
 
 
-def _load_average() -> float | None:
+def load_average() -> float | None:
+    """The 1-minute load average (None where the platform has none)."""
     try:
         return os.getloadavg()[0]
     except OSError:  # no load average on this platform
@@ -28,7 +29,7 @@ def _load_average() -> float | None:
 
 # The variable must be set before torch is first imported, hence here; a value the user sets wins.
 if "OMP_WAIT_POLICY" not in os.environ:
-    _policy = omp_wait_policy(_load_average())
+    _policy = omp_wait_policy(load_average())
     if _policy is not None:
         os.environ["OMP_WAIT_POLICY"] = _policy
 

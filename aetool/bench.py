@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import importlib.util
 import math
-import os
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -22,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+import aetool
 from aetool.errors import AetoolError, ModelFileError, first_line
 from aetool.runtime import contract, tiles
 from aetool.runtime.cpu import keep_freed_memory, usable_cores
@@ -74,9 +74,9 @@ class Timing:
 
 
 def parse_batch_sizes(text: str) -> list[int]:
-    """``"1,256"`` → [1, 256]."""
+    """``"1,256"`` → [1, 256]: ASCII whole numbers from 1 to ``MAX_BATCH``; raises ``AetoolError`` otherwise."""
     parts = [p.strip() for p in text.split(",")]
-    if not all(p.isdigit() and 0 < int(p) <= MAX_BATCH for p in parts):
+    if not all(p.isascii() and p.isdigit() and 0 < int(p) <= MAX_BATCH for p in parts):
         raise AetoolError(
             f"--batch-sizes takes integers from 1 to {MAX_BATCH} separated by commas, e.g. 1,256; got {text!r}"
         )
@@ -518,72 +518,8 @@ def page_flops(model: Model, size: tuple[int, int]) -> int:
     return flops_per_image(model.path, (side, side)) * pixels // (side * side)
 
 
-def bytes_per_image(path: str | Path, size: tuple[int, int]) -> tuple[int, int]:
-    """The least memory traffic of one call, as (bytes per image, bytes per call): every Conv, ConvTranspose,
-    Gemm and MatMul reads its input and writes its output once (float32; the operations between them fused into
-    them), and the weights are read once a call.
-
-    What a roofline floor needs: at batch 256 these activations (a 32-channel 28×28 map is 25.7 MB) outgrow the
-    caches, so the time to stream them is a bound no kernel beats.
-    """
-    import onnx
-
-    shapes, batch = tensor_shapes(path, size)
-    model = onnx.load(str(path))
-    weights = {tensor.name for tensor in model.graph.initializer}
-    activations = used = 0
-    for node in model.graph.node:
-        if node.op_type in ("Conv", "ConvTranspose", "Gemm", "MatMul"):
-            activations += prod(shapes[node.input[0]]) + prod(shapes[node.output[0]])
-            used += sum(prod(shapes[name]) for name in node.input[1:] if name in weights)
-    return 4 * activations // batch, 4 * used
-
-
-SGEMM_N = 1024  # square matrices of the peak measurement: large enough for MLAS to run at full speed
-SGEMM_FLOPS = 2 * SGEMM_N**3
-
-
-def sgemm_backend(threads: int) -> Backend:
-    """onnxruntime's SGEMM (1024² MatMul, ignoring the images): timed in a model's rounds, the peak under its load."""
-    import onnxruntime as ort
-    from onnx import TensorProto, helper, numpy_helper
-
-    rng = np.random.default_rng(0)
-    weight = numpy_helper.from_array(rng.random((SGEMM_N, SGEMM_N), dtype=np.float32), "b")
-    graph = helper.make_graph(
-        [helper.make_node("MatMul", ["a", "b"], ["c"])],
-        "sgemm",
-        [helper.make_tensor_value_info("a", TensorProto.FLOAT, [SGEMM_N, SGEMM_N])],
-        [helper.make_tensor_value_info("c", TensorProto.FLOAT, [SGEMM_N, SGEMM_N])],
-        [weight],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    session = ort.InferenceSession(model.SerializeToString(), options, providers=[CPU])
-    feed = {"a": rng.random((SGEMM_N, SGEMM_N), dtype=np.float32)}
-    return lambda images: lambda: session.run(None, feed)
-
-
-COPY_BYTES = 256 << 20  # per array: far beyond the caches, so a copy streams from and to memory
-
-
-def copy_backend(threads: int) -> Backend:
-    """A copy of 256 MiB split over ``threads`` threads (numpy releases the GIL): 2 × COPY_BYTES of memory traffic
-    (read and write), the bandwidth a roofline floor divides by, timed in a model's rounds like the SGEMM."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    source = np.ones(COPY_BYTES // 4, np.float32)
-    target = np.empty_like(source)
-    parts = list(zip(np.array_split(source, threads), np.array_split(target, threads), strict=True))
-    pool = ThreadPoolExecutor(threads)
-
-    def call() -> object:
-        return list(pool.map(lambda pair: np.copyto(pair[1], pair[0]), parts))
-
-    return lambda images: call
-
-
 def load_average() -> float | None:
-    """The 1-minute load average, to say how busy the machine was while it was timed (None where unknown)."""
-    return round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
+    """The 1-minute load average to 2 decimals, to say how busy the machine was while it was timed (None where
+    unknown)."""
+    load = aetool.load_average()
+    return None if load is None else round(load, 2)

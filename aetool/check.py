@@ -67,7 +67,8 @@ def tolerance(atol: float, want: np.ndarray) -> float:
 
 @dataclass(frozen=True)
 class Case:
-    """One named batch of inputs (float32) every runtime gets."""
+    """One named batch of inputs (float32): what every runtime gets in ``aetool check``, and what ONNX and PyTorch
+    must agree on in an export's parity check (``export.parity``)."""
 
     name: str
     inputs: np.ndarray

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import atexit
 import codecs
-import functools
 import json
 import os
 import re
@@ -34,16 +33,15 @@ from typing import TYPE_CHECKING, Annotated, Any, BinaryIO, NoReturn, TypeVar
 import typer
 
 from aetool import __version__
+from aetool.console import stderr_console
 from aetool.errors import AetoolError, ContractError, DataError, Interrupted, NotLearned, first_line, os_reason
 
 if TYPE_CHECKING:
-    from rich.console import Console
-
     from aetool.bench import BenchSummary
     from aetool.runtime.batch import ImageOptions, Outcome, Step
     from aetool.runtime.detect import Detection
     from aetool.runtime.evaluate import Evaluation
-    from aetool.runtime.files import Failure, Job
+    from aetool.runtime.files import Failure, Input, Job
     from aetool.runtime.model import Model
 
 app = typer.Typer(name="aetool", no_args_is_help=True, pretty_exceptions_enable=False)
@@ -78,7 +76,9 @@ class Target(str, Enum):
 _SAID: list[str] = []  # the error lines this process has written
 
 
-_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")  # C0, DEL, C1, bidi
+_CONTROLS = re.compile(  # C0, DEL, C1, line and paragraph separators, bidi
+    "[\x00-\x1f\x7f-\x9f\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]"
+)
 
 
 def escape_controls(text: str) -> str:
@@ -86,15 +86,6 @@ def escape_controls(text: str) -> str:
     file name may hold a newline that would split a line, a tab that would shift a column, or a terminal's escape
     sequence (to retitle the window, clear the screen) or a bidirectional override that would show another name."""
     return _CONTROLS.sub(lambda found: found[0].encode("unicode_escape").decode("ascii"), text)
-
-
-@functools.cache
-def _stderr_console() -> Console:
-    """The one rich console on stderr: the image commands' progress bar lives on it, and every message is printed
-    through it, so a message during a bar is written above the bar (Click's echo wrote onto the bar's line)."""
-    from rich.console import Console
-
-    return Console(stderr=True)
 
 
 def _say(line: str) -> None:
@@ -107,7 +98,7 @@ def _say(line: str) -> None:
 
     try:
         with interrupts_held():
-            _stderr_console().print(line, markup=False, highlight=False, emoji=False, soft_wrap=True)
+            stderr_console().print(line, markup=False, highlight=False, emoji=False, soft_wrap=True)
     except BrokenPipeError:
         raise
     except OSError:
@@ -327,7 +318,7 @@ def add_noise(
     output: Output = None,
     noise: Annotated[
         float | None,
-        typer.Option(min=0, help="Noise level: Gaussian std, or the fraction of pixels hit. \\[default: 0.5]"),
+        typer.Option(help="Noise level: Gaussian std, or the fraction of pixels hit. \\[default: 0.5]"),
     ] = None,
     noise_kind: Annotated[NoiseKind | None, typer.Option(help="Noise kind. \\[default: gaussian]")] = None,
     seed: Annotated[
@@ -342,7 +333,7 @@ def add_noise(
     invert: Invert = None,
     force: Force = False,
     as_json: Json = False,
-    level: Annotated[float | None, typer.Option("--level", min=0, hidden=True)] = None,  # round 1's name of --noise
+    level: Annotated[float | None, typer.Option("--level", hidden=True)] = None,  # round 1's name of --noise
     kind: Annotated[NoiseKind | None, typer.Option("--kind", hidden=True)] = None,  # round 1's name of --noise-kind
 ) -> None:
     """Corrupt images with the noise aetool trains and evaluates with (writes NAME.noisy.png)."""
@@ -402,16 +393,34 @@ def _reconstruction(
     timeout: float | None,
 ) -> Step:
     """The model as a pipeline step; ``--invert`` with a model that takes images as they are is a usage error."""
-    from aetool.runtime import contract
     from aetool.runtime.batch import Reconstruct
 
     loaded = _load(model, provider, threads, timeout)
-    if invert and loaded.input_spec.polarity == contract.AS_IS:
+    _check_invert(loaded, invert=invert)
+    return Reconstruct(loaded, resize=resize)
+
+
+def _check_invert(model: Model, *, invert: bool | None) -> None:
+    """``--invert`` with a model that takes images as they are is a usage error (``AetoolError``)."""
+    from aetool.runtime import contract
+
+    if invert and model.input_spec.polarity == contract.AS_IS:
         raise AetoolError(
-            f"--invert: model {loaded.name} takes images as they are (polarity {contract.AS_IS}), so it never "
+            f"--invert: model {model.name} takes images as they are (polarity {contract.AS_IS}), so it never "
             "inverts them; leave --invert out"
         )
-    return Reconstruct(loaded, resize=resize)
+
+
+def _collected(inputs: list[str], *, recursive: bool, skip: str) -> tuple[list[Input], list[Failure]]:
+    """The inputs the arguments name (:func:`aetool.runtime.files.collect`), or standard input alone for ``-``;
+    ``AetoolError`` when ``-`` is mixed with other inputs."""
+    from aetool.runtime import files
+
+    if files.STDIN not in inputs:
+        return files.collect(inputs, recursive=recursive, skip=skip)
+    if len(inputs) > 1:
+        raise AetoolError("- (standard input) cannot be mixed with other inputs")
+    return [files.Input(files.STDIN, _standard_input())], []
 
 
 def _load(model: str, provider: list[str] | None, threads: int | None, timeout: float | None) -> Model:
@@ -439,23 +448,23 @@ def _images(inputs: list[str], options: ImageOptions, *, suffix: str, step: Call
 
 def _standard_input() -> bytes:
     """Every byte of standard input, for the input ``-``. Raises ``AetoolError`` when the shell closed it
-    (``<&-``), where Python has no stream to read."""
+    (``<&-``), where Python has no stream to read, or when it is a terminal (the command waited for image bytes
+    typed there, with no word)."""
     if sys.stdin is None:
         raise AetoolError("- reads standard input, which is closed (<&-); give a file, or pipe the image in")
-    return typer.get_binary_stream("stdin").read()
+    stream = typer.get_binary_stream("stdin")
+    if stream.isatty():
+        raise AetoolError(
+            "- reads image data from standard input, which is a terminal; give a file, or pipe the image in"
+        )
+    return stream.read()
 
 
 def _plan(inputs: list[str], options: ImageOptions, *, suffix: str) -> tuple[list[Job], list[Failure]]:
     """Jobs and failed inputs for the arguments; usage mistakes raise ``AetoolError`` before any image is read."""
     from aetool.runtime import files
 
-    if files.STDIN in inputs:
-        if len(inputs) > 1:
-            raise AetoolError("- (standard input) cannot be mixed with other inputs")
-        found = [files.Input(files.STDIN, _standard_input())]
-        failures: list[files.Failure] = []
-    else:
-        found, failures = files.collect(inputs, recursive=options.recursive, skip=suffix)
+    found, failures = _collected(inputs, recursive=options.recursive, skip=suffix)
     jobs, refused = files.plan(found, output=options.output, suffix=suffix, fmt=options.fmt, force=options.force)
     if any(job.target is None for job in jobs):
         if options.as_json:
@@ -585,7 +594,7 @@ def _changes(
         changes.append(
             (
                 f"resized to the model's size{and_back}",
-                f"resized {width}×{height} to the model's {fit_width}×{fit_height} and the "
+                f"resized {width}×{height} (width×height) to the model's {fit_width}×{fit_height} and the "
                 + ("result" if back else "anomaly map")
                 + f" back to {width}×{height}",
             )
@@ -619,7 +628,7 @@ def _progress(outcomes: Iterable, total: int, show: bool) -> Iterable:
         return outcomes
     from rich.progress import track
 
-    return track(outcomes, total=total, description="images", console=_stderr_console(), transient=True)
+    return track(outcomes, total=total, description="images", console=stderr_console(), transient=True)
 
 
 # ---- anomaly detection ----
@@ -638,10 +647,11 @@ _VERDICTS = {True: "anomalous", False: "normal", None: "scored"}
 
 
 def _detection_line(result: Detection) -> str:
-    """detect's line for a scored image: path (control characters escaped), score, threshold (- without one) and
-    verdict, tab-separated."""
+    """detect's line for a scored image: path (control characters escaped, and backslashes doubled so that the
+    names ``a\\nb`` and ``a<newline>b`` stay apart), score, threshold (- without one) and verdict, tab-separated."""
     limit = "-" if result.threshold is None else f"{result.threshold:.6g}"
-    return f"{escape_controls(result.path)}\t{result.score:.6g}\t{limit}\t{_VERDICTS[result.anomalous]}"
+    path = escape_controls(result.path.replace("\\", "\\\\"))
+    return f"{path}\t{result.score:.6g}\t{limit}\t{_VERDICTS[result.anomalous]}"
 
 
 @app.command()
@@ -688,18 +698,11 @@ def detect(
         from aetool.runtime import contract, files
         from aetool.runtime.detect import HEATMAP, Detection, Detector, detect, plan_detection
 
-        if files.STDIN in inputs:
-            if len(inputs) > 1:
-                raise AetoolError("- (standard input) cannot be mixed with other inputs")
-            found = [files.Input(files.STDIN, _standard_input())]
-            failures: list[Failure] = []
-        else:
-            found, failures = files.collect(inputs, recursive=recursive, skip=HEATMAP)
+        found, failures = _collected(inputs, recursive=recursive, skip=HEATMAP)
         jobs, clashes = plan_detection(found, heatmaps=heatmaps)
         unwritable = {clash.label: clash.error for clash in clashes}  # scored, their heatmaps not written
         loaded = _load(model, provider, threads, timeout)
-        if invert and loaded.input_spec.polarity == contract.AS_IS:
-            raise AetoolError(f"--invert: model {loaded.name} takes images as they are, so it never inverts them")
+        _check_invert(loaded, invert=invert)
         detector = Detector(loaded, threshold=threshold)
         started = time.perf_counter()
         verdicts: Counter[str] = Counter()
@@ -767,7 +770,7 @@ def detect(
     if not_digits and _on_digits(loaded):
         kind = "detector" if contract.ANOMALY in loaded.metadata else "model"
         note(
-            f"this {kind} was trained on grey 28×28 images ({loaded.metadata.get('dataset')}): on other images "
+            f"this {kind} was trained on grey 28×28 images ({loaded.metadata.get(contract.DATASET)}): on other images "
             "(photographs, pages) its scores say little about defects; train one on images like yours (aetool "
             "train anomaly --data FOLDER; see the README, Anomaly detection)"
         )
@@ -816,7 +819,7 @@ def evaluate(
     noise: Annotated[
         float | None,
         typer.Option(
-            min=0, help="Noise level of the inputs. Default: the noise the model was trained with.", show_default=False
+            help="Noise level of the inputs. Default: the noise the model was trained with.", show_default=False
         ),
     ] = None,
     noise_kind: Annotated[
@@ -875,6 +878,10 @@ def evaluate(
     """MSE, PSNR and SSIM of a model with onnxruntime alone (no torch): on MNIST's test set (--data-dir), on clean
     images noised here (--data), or on pairs of input and target images (--inputs, --targets); with --anomaly, how
     well it detects anomalies. Exit 1 when some images could not be scored or had no partner."""
+    if dataset is not None and dataset not in ("mnist", "fashion-mnist"):
+        fail(f"--dataset takes mnist or fashion-mnist (the IDX datasets under --data-dir); got {dataset!r}")
+    if dataset is not None and any((data, inputs, targets, normal, anomalous)):
+        fail("--dataset names the IDX dataset under --data-dir; image files (--data, --inputs, --normal) have none")
     if anomaly:
         if inputs or targets or any(v is not None for v in (noise, noise_kind, seed)):
             fail(
@@ -1268,7 +1275,13 @@ def _image_spec(spec: dict[str, Any], colour_space: str | None) -> str:
     channels, size, polarity = spec["channels"], spec["size"], spec["polarity"]
     kind = f"{channels} channel{'s' if channels > 1 else ''} ({colour_space})"
     multiple = spec["multiple_of"]
-    sizes = f"{size[1]}×{size[0]} only" if size else f"any size divisible by {multiple}" if multiple > 1 else "any size"
+    sizes = (
+        f"{size[1]}×{size[0]} (width×height) only"
+        if size
+        else f"any size divisible by {multiple}"
+        if multiple > 1
+        else "any size"
+    )
     why = "fed as they are" if polarity == "as-is" else "dark-on-light images are inverted for it"
     return f"{kind}, {sizes}, polarity {polarity} ({why})"
 
@@ -1292,9 +1305,7 @@ def _detector_line(record: object) -> str:
 def _shown(value: object, limit: int = 200) -> str:
     """A metadata value as a line of text: control characters (a terminal's escape sequences) escaped, and cut
     at ``limit`` characters, since a model file may come from anyone."""
-    text = str(value)
-    if not text.isprintable():
-        text = text.encode("unicode_escape", "backslashreplace").decode("ascii")
+    text = escape_controls(str(value))
     return text if len(text) <= limit else f"{text[: limit - 1]}… ({len(text):,} characters)"
 
 
@@ -1324,9 +1335,22 @@ def _number(value: object) -> str:
 
 # ---- torch-side commands: they need the train extra and import torch inside their bodies ----
 
+REPORT_MODEL_NAMES = (  # the registry's (aetool.models.REGISTRY), spelled out so --help and a typo need no torch
+    "pca",
+    "deep",
+    "ae64",
+    "ae128",
+    "ae256",
+    "sparse",
+    "denoise-dense",
+    "conv-unpool",
+    "conv-unpool-deconv",
+    "conv-deconv",
+)
+MODELS = (*REPORT_MODEL_NAMES, "dncnn", "denoise", "anomaly")
 MODEL_NAMES = (
-    "pca, deep, ae64, ae128, ae256, sparse, denoise-dense, conv-unpool, conv-unpool-deconv, conv-deconv (the report's); "
-    "dncnn (a denoiser for your own images), denoise (the blind digit denoiser), anomaly (an anomaly detector)"
+    f"{', '.join(REPORT_MODEL_NAMES)} (the report's); dncnn (a denoiser for your own images), denoise (the blind "
+    "digit denoiser), anomaly (an anomaly detector)"
 )
 DataDir = Annotated[
     str | None,
@@ -1339,6 +1363,17 @@ DataDir = Annotated[
     ),
 ]
 
+RunDataDir = Annotated[
+    str | None,
+    typer.Option(
+        "--data-dir",
+        metavar="DIR",
+        show_default=False,
+        help="Folder of the run's IDX files (or of mnist/ and fashion-mnist/ subfolders), where they have moved. "
+        "Default: $AETOOL_DATA_DIR, else the folder the run was trained on, else download with torchvision.",
+    ),
+]
+
 
 def _level_or_none(text: str | None) -> float | None:
     """``--noise`` as one level when it is a plain number, else None (a range or mix, or nothing given)."""
@@ -1346,6 +1381,13 @@ def _level_or_none(text: str | None) -> float | None:
         return float(text) if text is not None else None
     except ValueError:
         return None
+
+
+def _known_models() -> tuple[str, ...]:
+    """The registry's model names: the registry itself once ``aetool.models`` is loaded (code that imported it may
+    have added models), else ``MODELS``, its names spelled out, so that a typo is refused before PyTorch loads."""
+    loaded = sys.modules.get("aetool.models")
+    return tuple(loaded.REGISTRY) if loaded is not None else MODELS
 
 
 def _need_train_extra(command: str) -> None:
@@ -1414,10 +1456,14 @@ def _resumed_settings(settings: dict[str, Any], run_dir: Path, *, given: set[str
 def train(
     ctx: typer.Context,
     model: Annotated[str, typer.Argument(help=f"Model to train: {MODEL_NAMES}.", metavar="MODEL", show_default=False)],
-    epochs: Annotated[int | None, typer.Option(help="Epochs (default: the model's).", show_default=False)] = None,
+    epochs: Annotated[
+        int | None, typer.Option(min=1, help="Epochs (default: the model's).", show_default=False)
+    ] = None,
     batch_size: Annotated[
         int | None,
-        typer.Option(help="Global batch size (default: the model's, 128 for most; dncnn 32).", show_default=False),
+        typer.Option(
+            min=1, help="Global batch size (default: the model's, 128 for most; dncnn 32).", show_default=False
+        ),
     ] = None,
     lr: Annotated[
         float | None, typer.Option(help="Peak learning rate of Adam (default: the model's).", show_default=False)
@@ -1433,13 +1479,15 @@ def train(
             help="Train on noisy inputs (the model's default: denoise-dense 0.5, dncnn 25/255, denoise a blind mix): "
             "a level of --noise-kind (0.5), a "
             "range drawn per image (0:0.6), or several kinds, each a level or range, one drawn per image "
-            "(gaussian=0:0.6,salt-pepper=0:0.3,mask=0:0.25).",
+            "(gaussian=0:0.6, salt-pepper=0:0.3, mask=0:0.25).",
             show_default=False,
         ),
     ] = None,
     noise_kind: Annotated[NoiseKind, typer.Option(help="Kind of training noise.")] = NoiseKind.gaussian,
-    components: Annotated[int | None, typer.Option(help="PCA components (default: 30).", show_default=False)] = None,
-    seed: Annotated[int, typer.Option(min=0, help="Seed of weights, batch order and noise.")] = 0,
+    components: Annotated[
+        int | None, typer.Option(min=1, help="PCA components (default: 30).", show_default=False)
+    ] = None,
+    seed: Annotated[int, typer.Option(min=0, max=2**32 - 1, help="Seed of weights, batch order and noise.")] = 0,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     dataset: Annotated[
         str | None,
@@ -1509,7 +1557,7 @@ def train(
         ),
     ] = None,
     limit: Annotated[
-        int | None, typer.Option(help="Use only the first N train and N test images.", show_default=False)
+        int | None, typer.Option(min=1, help="Use only the first N train and N test images.", show_default=False)
     ] = None,
     output: Annotated[
         str | None,
@@ -1537,14 +1585,18 @@ def train(
     allow_trivial: Annotated[
         bool,
         typer.Option(
+            "--allow-trivial",
             help="Export and exit 0 even when the model does not beat a trivial output (all black, the mean training "
-            "image, the noisy input itself) by 10 % (default: say so and exit 3 without exporting)."
+            "image, the noisy input itself) by 10 % (default: say so and exit 3 without exporting).",
         ),
     ] = False,
     out: Annotated[str | None, typer.Option("--out", hidden=True)] = None,  # round 1's name of --output
 ) -> None:
     """Train a model of the report; the run folder gets metrics.json, checkpoint.pt and model.onnx (a calibrated
     anomaly detector for one-class runs and the anomaly model)."""
+    known = _known_models()
+    if model not in known:  # refused before torch loads (seconds)
+        fail(f"unknown model {model!r}; known models: {', '.join(known)}")
     _need_train_extra("train")
     with reporting():
         from aetool.export import ExportOptions, export_run
@@ -1614,7 +1666,7 @@ def train(
             )
         folder = RunFolder(result.run_dir)
         if export and resume and folder.export_is_current():  # a finished run resumed: its files are its own
-            note(f"{folder.model_file} was exported after the run's last epoch: nothing to export")
+            note(f"{folder.model_file} was exported from the run's last epoch: nothing to export")
         elif export:
             detector = bool(config.classes or get_spec(model).detector)
             command = "calibrate" if detector else "export"
@@ -1645,7 +1697,7 @@ def export_command(
         bool, typer.Option(help="Also write NAME.int8.onnx (dynamic for dense, static QDQ for conv).")
     ] = False,
     fp16: Annotated[bool, typer.Option(help="Also write NAME.fp16.onnx.")] = False,
-    data_dir: DataDir = None,
+    data_dir: RunDataDir = None,
     max_mse_rise: Annotated[
         float, typer.Option(min=0.0, help="Refuse a variant whose test MSE rises more than this fraction.")
     ] = 0.10,
@@ -1739,8 +1791,8 @@ def calibrate(
         Path | None,
         typer.Option("--output", "-o", help="ONNX file (default: RUN/model.onnx).", metavar="FILE", show_default=False),
     ] = None,
-    data_dir: DataDir = None,
-    atol: Annotated[float, typer.Option(help="Largest allowed |torch - onnxruntime| of the scores.")] = 1e-5,
+    data_dir: RunDataDir = None,
+    atol: Annotated[float, typer.Option(min=0, help="Largest allowed |torch - onnxruntime| of the scores.")] = 1e-5,
     target: Annotated[
         Target | None,
         typer.Option(help="The export target, as for aetool export. \\[default: portable]", show_default=False),
@@ -1869,7 +1921,7 @@ def _bench_table(summary: BenchSummary) -> list[str]:
     lines = [
         f"{Path(summary.file).name} ({summary.model}, {summary.precision or '?'}) on onnxruntime "
         f"{summary.onnxruntime} {', '.join(summary.providers)}, {summary.threads} thread{'s' * (summary.threads != 1)}{versus}; "
-        f"{height}×{width} random images; median (p95) over all timed batches after {summary.warmup} warm-up ones, "
+        f"{height}×{width} (height×width) random images; median (p95) over all timed batches after {summary.warmup} warm-up batch{'es' * (summary.warmup != 1)}, "
         f"{summary.repeats} round{'s' * (summary.repeats != 1)}"
     ]
     header = f"{'batch':>6} {'ort ms (p95)':>18} {'images/s':>10}"
@@ -2091,7 +2143,7 @@ def main() -> None:
         error(f"standard output is closed (>&-), and {asked} writes there")
         sys.exit(2)
     try:
-        code = app(standalone_mode=False)
+        code = app(standalone_mode=False, prog_name="aetool")  # also under python -m: completion binds to aetool
     except SystemExit as stop:  # Click ends a closed pipe outside a command's body (--help | head) with exit 1
         if isinstance(stop.__context__, BrokenPipeError):
             _closed_pipe()

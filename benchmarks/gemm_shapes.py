@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import onnxruntime as ort
+import roofline
 from one_line_errors import run_script
 from onnx import TensorProto, helper
 
@@ -74,7 +75,7 @@ def main() -> None:
     args = parser.parse_args()
     plan = bench.Plan(seconds=args.seconds)
     images = bench.random_images(args.batch, bench.DEFAULT_SIZE)
-    sgemm = bench.sgemm_backend(args.threads)(images)
+    sgemm = roofline.sgemm_backend(args.threads)(images)
     print(f"onnxruntime {ort.__version__}, {args.threads} threads, batch {args.batch}, load {bench.load_average()}")
     print("\n| model | product (M × K × N) | ms | GFLOP/s | % of peak |\n|---|---|---:|---:|---:|", flush=True)
     summary = []
@@ -85,7 +86,7 @@ def main() -> None:
         for i, (node, weights, inner, _) in enumerate(found):
             calls[f"{i}"] = product_call(node, weights, args.batch, inner, args.threads)
         times = bench.interleaved(calls, plan)
-        peak = bench.SGEMM_FLOPS / min(times["sgemm"]) / 1e9
+        peak = roofline.SGEMM_FLOPS / min(times["sgemm"]) / 1e9
         alone = flops = 0.0
         for i, (_, _, inner, width) in enumerate(found):
             seconds, product = statistics.median(times[f"{i}"]), 2 * args.batch * inner * width

@@ -29,6 +29,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+import roofline
 from one_line_errors import run_script
 
 from aetool import bench
@@ -125,17 +126,17 @@ def bench_model(
     if peer is not None and peer.backend is not None:
         backends[PEER] = peer.backend
         files = {**files, PEER: files["fp32"]}
-    backends["sgemm"] = bench.sgemm_backend(threads)
-    backends["copy"] = bench.copy_backend(threads)
+    backends["sgemm"] = roofline.sgemm_backend(threads)
+    backends["copy"] = roofline.copy_backend(threads)
     flops = bench.flops_per_image(files["fp32"], bench.DEFAULT_SIZE)
-    per_image, per_call = bench.bytes_per_image(files["fp32"], bench.DEFAULT_SIZE)
+    per_image, per_call = roofline.bytes_per_image(files["fp32"], bench.DEFAULT_SIZE)
     load_before = bench.load_average()
     timings = bench.measure(backends, BATCHES, bench.DEFAULT_SIZE, plan)
     load_after = bench.load_average()
     sgemm = timings[BATCHES[-1]].pop("sgemm").seconds + timings[BATCHES[0]].pop("sgemm").seconds
-    peak = bench.SGEMM_FLOPS / min(sgemm) / 1e9  # best call: a 10 ms call cannot dodge the load as short ones do
+    peak = roofline.SGEMM_FLOPS / min(sgemm) / 1e9  # best call: a 10 ms call cannot dodge the load as short ones do
     copies = timings[BATCHES[-1]].pop("copy").seconds + timings[BATCHES[0]].pop("copy").seconds
-    bandwidth = 2 * bench.COPY_BYTES / min(copies) / 1e9  # GB/s, read and write
+    bandwidth = 2 * roofline.COPY_BYTES / min(copies) / 1e9  # GB/s, read and write
     images = BATCHES[-1]
     floor = {"compute_ms": flops * images / peak / 1e6, "memory_ms": (per_image * images + per_call) / bandwidth / 1e6}
     mse = {p: evaluate(m, data_dir).mse for p, m in models.items()}

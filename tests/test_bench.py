@@ -10,6 +10,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
@@ -75,7 +76,7 @@ def test_table_names_provider_threads_and_each_batch_size(toy_dir):
     result = invoke("--model", str(toy_dir / "conv.onnx"), "--size", "32x48", "--threads", "2", *FAST)
     assert result.exit_code == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert "CPUExecutionProvider, 2 threads" in lines[0] and "32×48 random images" in lines[0]
+    assert "CPUExecutionProvider, 2 threads" in lines[0] and "32×48 (height×width) random images" in lines[0]
     assert lines[1].split()[:4] == ["batch", "ort", "ms", "(p95)"]
     assert [line.split()[0] for line in lines[2:]] == ["1", "256"]
     assert "load average" in result.stderr and "PyTorch" not in result.stderr  # no PyTorch timed: none named
@@ -88,9 +89,11 @@ def test_table_names_provider_threads_and_each_batch_size(toy_dir):
     [
         (("--batch-sizes", "1,x"), "--batch-sizes takes integers from 1 to 4096"),
         (("--batch-sizes", "100000000"), "--batch-sizes takes integers from 1 to 4096"),
+        (("--batch-sizes", "1,²"), "--batch-sizes takes integers from 1 to 4096"),  # a digit int() refuses
         (("--threads", "100000"), "--threads takes 1 to "),
         (("--model", "conv-unpool", "--size", "8192x8192"), "over the 16,777,216 a timed batch may hold"),
         (("--size", "28by28"), "--size takes HxW"),
+        (("--size", "2²x3"), "--size takes HxW"),
         (("--size", "32x48"), "model takes 28×28 images"),
         (("--model", "missing.onnx"), "does not exist"),
         (("--compare", "tvm"), "--compare takes openvino; got 'tvm'"),
@@ -112,7 +115,9 @@ def test_compare_torch_adds_torch_times_and_ratios(ae64_run):
         assert row["torch_ms"] > 0 and row["gflop_per_s"] > 0
         assert row["speedup_vs_torch"] == pytest.approx(row["torch_ms"] / row["ort_ms"])
     table = invoke("--model", str(onnx_file), "--compare-torch", str(run_dir), *FAST).stdout
-    assert "torch ms (p95)" in table and table.count("×") == 2 + 1  # one per row, one in the header's size
+    assert (
+        "torch ms (p95)" in table and table.count("×") == 2 + 2
+    )  # one per row, two in the header's size and its order
 
 
 def test_compare_torch_refuses_a_folder_without_a_run_or_of_another_model(ae64_run, toy_dir, tmp_path):
@@ -297,6 +302,15 @@ def test_a_file_that_fixes_its_batch_is_timed_in_calls_of_that_batch(tmp_path):
     assert [row["batch_size"] for row in json.loads(result.stdout)["results"]] == [1, 7]
 
 
+def roofline() -> ModuleType:
+    """benchmarks/roofline.py, the least memory traffic of a model (and the SGEMM and copy yardsticks)."""
+    spec = importlib.util.spec_from_file_location("roofline", Path(__file__).parents[1] / "benchmarks" / "roofline.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def test_the_flops_of_a_file_that_fixes_its_batch_are_counted_per_image(tmp_path):
     onnx = pytest.importorskip("onnx")
     from onnx import helper, numpy_helper
@@ -311,11 +325,11 @@ def test_the_flops_of_a_file_that_fixes_its_batch_are_counted_per_image(tmp_path
         )
         onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "g.onnx")
         assert bench.flops_per_image(tmp_path / "g.onnx", (8, 12)) == 2 * 8 * 12 * 9
-        assert bench.bytes_per_image(tmp_path / "g.onnx", (8, 12))[0] == 4 * 2 * 8 * 12
+        assert roofline().bytes_per_image(tmp_path / "g.onnx", (8, 12))[0] == 4 * 2 * 8 * 12
 
 
 def test_least_memory_traffic_counts_each_layer_input_output_and_weights_once(ae64_run):
-    per_image, per_call = bench.bytes_per_image(ae64_run[1], (28, 28))
+    per_image, per_call = roofline().bytes_per_image(ae64_run[1], (28, 28))
     assert per_image == 4 * (784 + 64 + 64 + 784)  # two layers: 784 → 64 → 784
     assert per_call == 4 * (784 * 64 + 64 + 64 * 784 + 784)  # their weights and biases
 

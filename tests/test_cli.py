@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from conftest import colour_metadata, digit, node, onnx_bytes, read, save, toy_m
 from PIL import Image
 
 from aetool import __version__
-from aetool.cli import NoiseKind
+from aetool.cli import MODEL_NAMES, MODELS, REPORT_MODEL_NAMES, NoiseKind, Target
 from aetool.runtime import contract
 from aetool.runtime.noise import NOISE_KINDS, add_noise
 
@@ -123,7 +124,10 @@ def test_a_dense_model_refuses_another_size_unless_told_to_resize(cli, tmp_path)
     )
     result = cli("denoise", "big.png", "--resize", "--json")
     assert result.exit_code == 0 and result.stderr.splitlines()[-1].endswith(" s")  # said once, not in the summary
-    assert "aetool: big.png: resized 84×56 to the model's 28×28 and the result back to 84×56" in result.stderr
+    assert (
+        "aetool: big.png: resized 84×56 (width×height) to the model's 28×28 and the result back to 84×56"
+        in result.stderr
+    )
     [record] = records(result)
     assert record["resized"] is True and record["input_size"] == [84, 56] and record["fitted_size"] == [28, 28]
     assert record["size"] == [84, 56] and read(Path("big.denoised.png")).shape == (56, 84)
@@ -195,6 +199,8 @@ def test_invert_is_refused_for_a_model_of_images_as_they_are(cli, ring, toy_dir)
     assert "--invert: model rgb-conv takes images as they are (polarity as-is)" in result.stderr
     assert not Path("ring.denoised.png").exists()
     assert cli("denoise", "ring.png", "--model", str(toy_dir / "rgb-conv.onnx"), "--no-invert").exit_code == 0
+    detect = cli("detect", "ring.png", "--model", str(toy_dir / "rgb-conv.onnx"), "--invert")
+    assert detect.exit_code == 2 and detect.stderr.strip().splitlines() == result.stderr.strip().splitlines()
 
 
 def test_dark_on_light_round_trips_and_can_be_forced(cli, tmp_path):
@@ -326,12 +332,6 @@ def test_usage_errors_are_one_line_exit_2(cli, ring, args, message):
     assert len(result.stderr.strip().splitlines()) == 1
 
 
-def test_the_cli_offers_every_noise_kind_of_the_noise_function():
-    from aetool.runtime.noise import NOISE_KINDS
-
-    assert tuple(kind.value for kind in NoiseKind) == NOISE_KINDS
-
-
 def test_round_1_flag_names_still_work(cli, ring):
     assert cli("add-noise", "ring.png", "--level", "0.3", "--kind", "mask", "--seed", "1", "-o", "a.png").exit_code == 0
     assert (
@@ -398,8 +398,18 @@ def test_mask_noise_sets_pixels_to_the_background(cli, tmp_path):
     assert set(np.unique(masked)) == {0, 60} and (masked == 0).mean() == pytest.approx(0.3, abs=0.05)
 
 
-def test_the_cli_noise_kinds_are_the_runtime_ones():
+def test_the_cli_noise_kinds_and_export_targets_are_the_runtime_ones():
     assert tuple(kind.value for kind in NoiseKind) == NOISE_KINDS
+    assert tuple(target.value for target in Target) == contract.TARGETS
+
+
+def test_train_knows_every_registry_model_in_registry_order():
+    pytest.importorskip("torch", reason="the registry needs the train extra")
+    from aetool.models import REGISTRY, REPORT_MODELS
+
+    assert tuple(REGISTRY) == MODELS and tuple(REPORT_MODELS) == REPORT_MODEL_NAMES
+    named = re.split(r"[,;] ", re.sub(r" \([^)]*\)", "", MODEL_NAMES))  # "pca, deep, … (the report's); dncnn (…), …"
+    assert named == list(REGISTRY)
 
 
 def test_evaluate_prints_mse_psnr_ssim_and_json(cli, mnist_dir):
@@ -425,6 +435,18 @@ def test_evaluate_finds_the_dataset_subfolder_as_training_does(cli, mnist_dir, t
     (tmp_path / "data" / "mnist").symlink_to(mnist_dir)  # AETOOL_DATA_DIR may hold mnist/ and fashion-mnist/
     monkeypatch.setenv("AETOOL_DATA_DIR", str(tmp_path / "data"))
     assert json.loads(cli("evaluate", "--json", "--noise", "0").stdout)["n"] == 12
+
+
+def test_evaluate_refuses_a_dataset_it_does_not_read(cli, mnist_dir, tmp_path):
+    """A typo (fasion-mnist) scored MNIST and exited 0; with --data, --dataset was ignored."""
+    save(tmp_path / "digits" / "a.png", digit())
+    for args, said in [
+        (["--data-dir", str(mnist_dir), "--dataset", "fasion-mnist"], "--dataset takes mnist or fashion-mnist"),
+        (["--data", "digits", "--dataset", "mnist"], "--dataset names the IDX dataset under --data-dir"),
+        (["--anomaly", "--data", "digits", "--dataset", "mnist"], "--dataset names the IDX dataset under --data-dir"),
+    ]:
+        result = cli("evaluate", "--model", "denoise", *args)
+        assert result.exit_code == 2 and result.stdout == "" and said in result.stderr, (args, result.stderr)
 
 
 SHARED_MNIST = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "mnist"
@@ -571,7 +593,10 @@ def test_info_shows_an_empty_metadata_value_as_such(cli, tmp_path):
 def test_info_shows_channels_colour_space_polarity_and_contract_version(cli, toy_dir):
     text = cli("info", str(toy_dir / "dense.onnx")).stdout
     assert "✓ follows the aetool ONNX contract (version 1)" in text  # round 1's files name no version
-    assert "1 channel (gray), 28×28 only, polarity white-on-black (dark-on-light images are inverted for it)" in text
+    assert (
+        "1 channel (gray), 28×28 (width×height) only, polarity white-on-black (dark-on-light images are inverted for it)"
+        in text
+    )
     text = cli("info", str(toy_dir / "rgb-conv.onnx")).stdout
     assert "(version 2)" in text and "3 channels (srgb), any size divisible by 4, polarity as-is" in text
     record = json.loads(cli("info", str(toy_dir / "rgb-dense.onnx"), "--json").stdout)
@@ -681,6 +706,19 @@ def test_defaults_written_into_help_texts_are_shown_not_taken_for_markup(command
     assert result.exit_code == 0 and all(text in words for text in shown), words
 
 
+def test_help_at_80_columns_cuts_no_option_name_or_example():
+    """At 80 columns train's help showed "--no-allow-triv…" and cut the --noise mix example at its first comma."""
+    from conftest import cli_runner
+
+    from aetool.cli import app
+
+    names = [command.name or command.callback.__name__.replace("_", "-") for command in app.registered_commands]
+    assert "train" in names and "add-noise" in names
+    for name in names:
+        result = cli_runner().invoke(app, [name, "--help"], env={"COLUMNS": "80"})
+        assert result.exit_code == 0 and "…" not in result.stdout, (name, result.stdout)
+
+
 def test_control_characters_in_file_names_are_escaped_in_lines_and_records(cli, tmp_path, toy_dir):
     """A name with a tab, a newline or a terminal's escape sequence keeps detect's line one tab-separated record
     naming the file (Click stripped the escape sequence off a pipe, naming another file), and an error line one line
@@ -692,6 +730,15 @@ def test_control_characters_in_file_names_are_escaped_in_lines_and_records(cli, 
     assert scored.stdout.splitlines() == ["a\\tb\\nc\\x1b[31md\\u202e.png\t" + scored.stdout.split("\t", 1)[1].strip()]
     missing = cli("denoise", "gone\x1b]0;pwned\x07.png", "--model", str(toy_dir / "conv.onnx"))
     assert missing.stderr.splitlines()[0] == "aetool: error: gone\\x1b]0;pwned\\x07.png: no such file"
+
+
+def test_detect_lines_keep_a_backslash_apart_from_an_escaped_control_character(cli, tmp_path, toy_dir):
+    """The names a\\nb.png (a backslash) and a<newline>b.png both printed as a\\nb.png."""
+    for name in ("a\\nb.png", "a\nb.png"):
+        save(tmp_path / "both" / name, digit())
+    scored = cli("detect", "both", "--model", str(toy_dir / "conv.onnx"))
+    names = [line.split("\t")[0] for line in scored.stdout.splitlines()]
+    assert scored.exit_code == 0 and sorted(names) == sorted(["both/a\\nb.png", "both/a\\\\nb.png"])
 
 
 def test_detect_counts_a_folder_without_images_as_a_failed_input_not_an_image(cli, tmp_path, toy_dir):
@@ -723,7 +770,7 @@ def test_a_message_while_a_progress_bar_is_live_is_printed_above_the_bar_and_who
 
     terminal = io.StringIO()
     console = Console(file=terminal, force_terminal=True, width=60)
-    monkeypatch.setattr(cli, "_stderr_console", lambda: console)
+    monkeypatch.setattr(cli, "stderr_console", lambda: console)
     long_name = "x" * 100 + ".png"
     for _ in cli._progress(range(2), total=2, show=True):
         cli.error(f"{long_name}: no such file")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import pty
 import struct
 import subprocess
 import sys
@@ -147,10 +148,24 @@ def test_json_records_stream_while_the_batch_runs(tmp_path, env):
 
 
 @pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (("--level", "-1"), "got -1.0"),
+        (("--noise", "-1"), "got -1.0"),
+        (("--noise", "nan"), "got nan"),  # was "Input should be greater than or equal to 0"
+        (("--noise", "1e308"), "must be at most 3.403e+38, float32's largest number; got 1e+308"),  # numpy warned
+    ],
+)
+def test_a_noise_level_that_means_nothing_is_one_line_saying_why(tmp_path, env, args, said):
+    done = run_aetool("add-noise", "in.png", *args, cwd=tmp_path, env=env)
+    lines = done.stderr.decode().strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1 and lines[0].startswith("aetool: error: --noise: noise level ")
+    assert lines[0].endswith(said), lines
+
+
+@pytest.mark.parametrize(
     ("args", "message"),
     [
-        (("add-noise", "in.png", "--level", "-1"), "aetool: error: Invalid value for '--level'"),
-        (("add-noise", "in.png", "--noise", "-1"), "aetool: error: Invalid value for '--noise'"),
         (("denoise", "in.png", "--threads", "0"), "aetool: error: Invalid value for '--threads'"),
         (("evaluate", "--limit", "0"), "aetool: error: Invalid value for '--limit'"),
         # Python's locks wait at most threading.TIMEOUT_MAX s: 1e10 overflowed (a traceback), 1e300 aborted (134)
@@ -373,6 +388,66 @@ def test_sigterm_or_sighup_stops_a_batch_as_ctrl_c_does_with_exit_128_plus_its_n
     assert stderr.decode().splitlines()[-1].startswith("aetool: error: interrupted after "), stderr
     assert all(name.endswith(".png") and not name.startswith(".") for name in written)  # no temporary left
     assert 20 <= len(written) < 3000 and len(stdout.decode().splitlines()) == len(written)  # a record per file
+
+
+TYPO_BEFORE_TORCH = textwrap.dedent("""
+    import sys
+    from aetool.cli import main
+
+    sys.argv = ["aetool", *sys.argv[1:]]
+    try:
+        main()
+    except SystemExit as stop:
+        print(stop.code, "torch" in sys.modules)
+""")
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (("train", "nosuch"), "aetool: error: unknown model 'nosuch'; known models: pca, deep,"),
+        (("train", "deep", "--epochs", "0"), "aetool: error: Invalid value for '--epochs'"),
+        (("train", "deep", "--limit", "0"), "aetool: error: Invalid value for '--limit'"),
+        (("train", "deep", "--seed", "4294967296"), "aetool: error: Invalid value for '--seed'"),
+    ],
+)
+def test_train_refuses_a_typo_before_loading_torch(tmp_path, args, said):
+    """They took 6–9 s: PyTorch was imported before the model name or the option was checked."""
+    pytest.importorskip("torch", reason="train needs the train extra")
+    done = subprocess.run(
+        [sys.executable, "-c", TYPO_BEFORE_TORCH, *args], capture_output=True, cwd=tmp_path, timeout=120
+    )
+    assert done.stdout.decode().split() == ["2", "False"] and done.stderr.decode().startswith(said)
+
+
+def test_dash_on_a_terminal_is_refused_not_waited_on(tmp_path, env):
+    """``denoise -`` typed at a terminal waited for image bytes, with no word."""
+    main, terminal = pty.openpty()
+    try:
+        for command in (["denoise", "-", "-o", "out.png"], ["detect", "-", "-m", "deep"]):
+            done = subprocess.run(
+                [sys.executable, "-m", "aetool", *command],
+                stdin=terminal,
+                capture_output=True,
+                cwd=tmp_path,
+                env={**os.environ, **env},
+                timeout=60,
+            )
+            assert done.returncode == 2 and done.stderr.decode() == (
+                "aetool: error: - reads image data from standard input, which is a terminal; give a file, or pipe "
+                "the image in\n"
+            )
+    finally:
+        os.close(main)
+        os.close(terminal)
+
+
+def test_shell_completion_from_python_dash_m_binds_to_aetool_alone():
+    """Under ``python -m aetool`` the script bound completion to ``python`` and ``-m`` too."""
+    done = run_aetool("--show-completion", "bash", env={"_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION": "1"})
+    script = done.stdout.decode()
+    assert done.returncode == 0 and "_AETOOL_COMPLETE=complete_bash" in script
+    assert script.strip().splitlines()[-1] == "complete -o default -F _aetool_completion aetool"
 
 
 def test_shell_completion_that_cannot_be_installed_names_the_file_not_standard_output(tmp_path):

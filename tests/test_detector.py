@@ -701,8 +701,14 @@ def test_the_one_class_page_tables_figures_and_numbers(data_dir, tmp_path):
     assert "The bar of 97.0 % is for runs trained with aetool's defaults, not these short ones." in page
     assert numbers["summary"]["datasets"]["mnist"]["meets_bar"] is None and numbers["summary"]["short_runs"]
     assert read(tmp_path / "page" / "figures" / "mnist-histograms.png").ndim == 3
+    (tmp_path / "runs" / "mnist" / "class-2" / "timing.json").write_text('{"train_seconds": 3.')  # cut by a kill
     again = build_oneclass_report(tmp_path / "page", **options, **QUIET)[1]
     assert [r.trained_now for r in again] == [False, False] and again[0].auroc == results[0].auroc
+    assert again[1].train_seconds == results[1].train_seconds  # metrics.json's time of the run
+    checkpoint = (tmp_path / "runs" / "mnist" / "class-1" / "checkpoint.pt").read_bytes()
+    with pytest.raises(AetoolError, match=r"would train over runs of yours \(.*class-1: trained with other settings"):
+        build_oneclass_report(tmp_path / "page", **{**options, "epochs": 2}, **QUIET)  # it trained over, unasked
+    assert (tmp_path / "runs" / "mnist" / "class-1" / "checkpoint.pt").read_bytes() == checkpoint
 
 
 def test_the_one_class_report_on_a_folder_of_own_images_points_to_evaluate_anomaly(digits, tmp_path):

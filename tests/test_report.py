@@ -21,7 +21,7 @@ from aetool.report.build import NUMBERS  # noqa: E402
 from aetool.report.experiments import NOISE_LEVELS, SHALLOW, Data, svd_check  # noqa: E402
 from aetool.report.figures import image_grid  # noqa: E402
 from aetool.report.inference import Engine  # noqa: E402
-from aetool.report.runs import TIMING, ReportRun, _read_timing, prepare_run, run_folder, wanted_config  # noqa: E402
+from aetool.report.runs import TIMING, ReportRun, prepare_run, read_timing, run_folder, wanted_config  # noqa: E402
 from aetool.train import RunFolder, TrainConfig, train  # noqa: E402
 from aetool.train.run import CHECKPOINT, METRICS  # noqa: E402
 
@@ -348,11 +348,14 @@ def test_a_time_in_timing_json_is_for_the_files_it_was_measured_on(tmp_path):
             }
         )
     )
-    assert _read_timing(folder)["train_seconds"] == 3.0 and _read_timing(folder)["export_seconds"] == 2.0
+    assert read_timing(folder)["train_seconds"] == 3.0 and read_timing(folder)["export_seconds"] == 2.0
     folder.checkpoint.write_bytes(b"trained over with aetool train --force")
-    assert "train_seconds" not in _read_timing(folder) and _read_timing(folder)["export_seconds"] == 2.0
+    assert "train_seconds" not in read_timing(folder) and read_timing(folder)["export_seconds"] == 2.0
     folder.model_file.write_bytes(b"exported again")
-    assert _read_timing(folder) == {}
+    assert read_timing(folder) == {}
+    for broken in ('{"train_seconds": 3.0, "checkp', "7"):  # cut short by a kill; not an object
+        (tmp_path / TIMING).write_text(broken)
+        assert read_timing(folder) == {}
 
 
 def test_a_reused_run_optimised_otherwise_is_named_in_the_line_and_on_the_page(report):

@@ -261,7 +261,7 @@ def test_a_page_over_the_one_call_limit_runs_in_tiles_or_fails_alone(tmp_path, t
         assert conv.session.batches == [1] + [1] * 4  # the digit whole, the page as 2×2 tiles
     else:
         assert outcomes[1].error.startswith(
-            "56×56 is over the 1,600-pixel limit of a conv model for an image run in one"
+            "56×56 (width×height) is over the 1,600-pixel limit of a conv model for an image run in one"
         )
         assert "denoise, reconstruct and evaluate run larger images in tiles" in outcomes[1].error
         assert not (tmp_path / "o2.png").exists()

@@ -295,7 +295,7 @@ def test_pairs_that_cannot_be_scored_are_failures(toy_dir, tmp_path):
     assert result.n == 1 and result.mse == 0
     assert [(f.label.rsplit("/", 1)[-1], f.error.split(":")[0]) for f in result.failed] == [
         ("x.png", "cannot be paired"),
-        ("big.png", f"32×28, but its target {tmp_path / 'out' / 'big.png'} is 32×32"),
+        ("big.png", f"32×28 (width×height), but its target {tmp_path / 'out' / 'big.png'} is 32×32"),
     ]
 
 

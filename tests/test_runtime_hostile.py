@@ -244,6 +244,7 @@ def test_a_file_newer_than_onnxruntime_names_both_versions_and_the_fix(tmp_path,
         ("precision", "fp64"),
         ("decoder", "a/b.onnx"),
         ("decoder_sha256", "not-a-digest"),
+        ("checkpoint_sha256", "0" * 63),
         ("channels", "7"),
         ("versions", "[1, 2]"),
     ],
@@ -299,6 +300,13 @@ def test_info_escapes_the_target_and_operators_of_a_hostile_file(cli, tmp_path):
     (tmp_path / "m.onnx").write_bytes(identity(metadata=metadata))
     info = cli("info", "m.onnx")
     assert "\x1b" not in info.stdout and "\nFAKE" not in info.stdout and "\\x1b]0;pwned" in info.stdout
+
+
+def test_info_escapes_control_characters_alone_and_keeps_other_letters(cli, tmp_path):
+    """One tab made it write the whole value as ASCII escapes (M\\xfcller caf\\xe9)."""
+    (tmp_path / "m.onnx").write_bytes(identity(metadata={"target": "Müller café\tv2\u2028漢字"}))
+    info = cli("info", "m.onnx")
+    assert "Müller café\\tv2\\u2028漢字" in info.stdout
 
 
 @pytest.mark.parametrize(

@@ -152,7 +152,7 @@ def test_encode_refuses_a_page_over_the_one_call_limit_that_reconstruct_tiles(to
 def test_a_detector_refuses_images_smaller_than_ssims_window_in_words(toy_dir):
     detector = Detector(toy_dir / "conv.onnx")
     detector.spec = SimpleNamespace(components=("ssim", "smax"))  # a conv detector whose score holds ssim
-    with pytest.raises(ValueError, match=r"at least 11×11 pixels, SSIM's window.*; got 8×8$"):
+    with pytest.raises(ValueError, match=r"at least 11×11 pixels, SSIM's window.*; got 8×8 \(height×width\)$"):
         detector.run(np.zeros((1, 1, 8, 8), np.float32))
 
 

@@ -340,7 +340,7 @@ def test_training_lines_and_bar_go_to_stderr_unwrapped(data_dir, tmp_path, monke
     result = runner.invoke(app, [*args, "--limit", "2000", "-o", str(tmp_path / "run")])
     assert result.exit_code == 3 and result.stdout == ""
     trivial = [line for line in result.stderr.splitlines() if "learned nothing useful (yet" in line]  # said once
-    assert len(trivial) == 1 and trivial[0].startswith("epoch   1: ") and len(trivial[0]) > 80
+    assert len(trivial) == 1 and trivial[0].startswith("aetool: epoch   1: ") and len(trivial[0]) > 80
     assert trivial[0].endswith("the model has learned nothing useful (yet; the last epoch decides)")
     last = result.stderr.strip().splitlines()[-1]  # --no-export: nothing to say about exporting
     assert last.endswith(f"the run stays in {tmp_path / 'run'} (--allow-trivial accepts it)") and "export" not in last
@@ -594,6 +594,66 @@ def test_training_into_a_log_file_shows_no_bar_and_prefixes_every_line(data_dir,
     assert "aetool: epoch   2  train_mse" in result.stderr
 
 
+def test_epoch_lines_on_a_terminal_keep_their_prefix_above_the_bar(data_dir, tmp_path):
+    """On a terminal the bar's own console printed them, without ``aetool:``; a second console would have written
+    them onto the bar's line. Now the bar and the messages share one console."""
+    import pty
+
+    main, terminal = pty.openpty()
+    args = ["train", "ae64", "--epochs", "2", "--limit", "600", "--data-dir", str(data_dir), "--no-export"]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "aetool", *args, "--allow-trivial", "-o", str(tmp_path / "run")],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=terminal,
+    )
+    os.close(terminal)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(main, 65536)
+        except OSError:  # the terminal closed with the process
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(main)
+    assert process.wait(timeout=120) == 0
+    lines = seen.decode().replace("\r", "\n").split("\n")
+    epochs = [line.split("\x1b[2K")[-1] for line in lines if "epoch   " in line and "train_mse" in line]
+    assert len(epochs) == 2 and all(line.startswith("aetool: epoch   ") for line in epochs), epochs
+
+
+def test_a_copied_run_keeps_its_exports_which_follow_the_checkpoint_not_file_times(data_dir, tmp_path):
+    """``cp -r`` gives new times in any order: a report over a copy of its runs exported them again and removed
+    their variants, since model.onnx could now be older than checkpoint.pt."""
+    import onnx
+
+    from aetool.runtime import contract
+    from aetool.train.run import RunFolder
+
+    args = ["train", "ae64", "--epochs", "1", "--limit", "600", "--data-dir", str(data_dir), "--allow-trivial", "-q"]
+    assert runner.invoke(app, [*args, "-o", str(tmp_path / "run")]).exit_code == 0
+    assert runner.invoke(app, [*args, "--seed", "1", "--no-export", "-o", str(tmp_path / "other")]).exit_code == 0
+    copy = RunFolder(shutil.copytree(tmp_path / "run", tmp_path / "copy"))
+    earlier = copy.checkpoint.stat().st_mtime - 60
+    os.utime(copy.model_file, (earlier, earlier))
+    assert copy.export_is_current()
+    shutil.copy(tmp_path / "other" / "checkpoint.pt", copy.checkpoint)  # another run's weights
+    later = copy.checkpoint.stat().st_mtime + 60
+    os.utime(copy.model_file, (later, later))
+    assert not copy.export_is_current()
+    proto = onnx.load(copy.model_file)  # a file exported before the digest was recorded: judged by its time
+    kept = [prop for prop in proto.metadata_props if prop.key != contract.CHECKPOINT_SHA256]
+    del proto.metadata_props[:]
+    proto.metadata_props.extend(kept)
+    onnx.save(proto, copy.model_file)
+    assert copy.export_is_current()
+    earlier = copy.checkpoint.stat().st_mtime - 60
+    os.utime(copy.model_file, (earlier, earlier))
+    assert not copy.export_is_current()
+
+
 def test_resuming_a_finished_exported_run_neither_trains_nor_exports_again(data_dir, tmp_path):
     """It showed a full progress bar with no time left, checked parity again and rewrote model.onnx."""
     run = tmp_path / "run"
@@ -603,7 +663,7 @@ def test_resuming_a_finished_exported_run_neither_trains_nor_exports_again(data_
     again = runner.invoke(app, [*args, "--resume", "-o", str(run)])
     assert again.exit_code == 0 and (run / "model.onnx").stat().st_mtime_ns == exported
     assert again.stderr.strip().splitlines()[-1] == (
-        f"aetool: {run / 'model.onnx'} was exported after the run's last epoch: nothing to export"
+        f"aetool: {run / 'model.onnx'} was exported from the run's last epoch: nothing to export"
     )
     assert "━" not in again.stderr and "parity" not in again.stderr
 

@@ -15,14 +15,16 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import pytest
+from conftest import node, onnx_bytes, toy_metadata
 from typer.testing import CliRunner
 
 from aetool.check import cases_for
 from aetool.cli import app
 from aetool.errors import AetoolError
 from aetool.runtime import contract, images
+from aetool.runtime.noise import NOISE_KINDS, add_noise
 from aetool.runtime.registry import BUNDLED_DIR
-from aetool.web import ORT_FILES, PAGE, WASM_MAGIC, build_site, find_ort_web, server
+from aetool.web import ORT_FILES, PAGE, WASM_MAGIC, build_site, find_ort_web, model_entry, server
 
 REPO = Path(__file__).resolve().parents[1]
 NODE_MODULES = REPO / "web" / "node_modules"
@@ -101,6 +103,25 @@ def test_models_of_your_own_that_share_a_file_name_each_get_a_file_of_their_own(
     ]
     assert (tmp_path / "site" / "models" / "three.onnx").read_bytes() == (BUNDLED_DIR / "deep.onnx").read_bytes()
     assert (tmp_path / "site" / "models" / "conv.onnx").read_bytes() == (BUNDLED_DIR / "conv-unpool.onnx").read_bytes()
+
+
+def test_a_denoisers_entry_names_the_kind_of_noise_it_was_trained_on(tmp_path):
+    """The page added Gaussian noise to every denoiser, so one trained on masking saw noise it never learned."""
+    conv = ["N", 1, "H", "W"]
+    for noise, want in [
+        ({"level": 0.25, "kind": "mask"}, (0.25, "mask")),
+        ({"level": 0.1, "kind": "salt-pepper"}, (0.1, "salt-pepper")),
+        ({"level": None, "kind": None, "mix": "gaussian=0:0.6,mask=0.3"}, (0.3, "gaussian")),  # blind: BLIND_LEVEL
+        ({"level": 0.0, "kind": "gaussian"}, (0.0, None)),  # trained on clean images
+    ]:
+        metadata = {**toy_metadata("mine", "conv", 4), contract.NOISE: json.dumps(noise)}
+        nodes = [node("Identity", ["image"], ["reconstruction"]), node("Identity", ["image"], ["code"])]
+        (tmp_path / "m.onnx").write_bytes(
+            onnx_bytes({"image": conv}, {"reconstruction": conv, "code": conv}, nodes, metadata)
+        )
+        entry = model_entry("mine", tmp_path / "m.onnx", None, file="mine.onnx")
+        assert (entry["noise"], entry["noise_kind"]) == want
+        assert entry["role"] == ("reconstruct" if want[1] is None else "denoise")
 
 
 def test_site_file_names_are_plain_visible_and_apart_even_where_case_is_ignored():
@@ -267,7 +288,8 @@ def test_web_refuses_a_port_out_of_range_or_taken_before_writing_the_site(fake_o
     assert not (tmp_path / "site").exists()
 
 
-def test_ctrl_c_stops_the_server_as_it_should_stop_with_exit_0(fake_ort, tmp_path):
+@pytest.mark.parametrize("name", ["SIGINT", "SIGTERM", "SIGHUP"])
+def test_ctrl_c_or_sigterm_stops_the_server_as_it_should_stop_with_exit_0(fake_ort, tmp_path, name):
     import signal
     import sys
 
@@ -276,7 +298,7 @@ def test_ctrl_c_stops_the_server_as_it_should_stop_with_exit_0(fake_ort, tmp_pat
     assert process.stderr is not None
     lines = [process.stderr.readline() for _ in range(2)]
     assert "serving http://127.0.0.1:" in lines[1]
-    process.send_signal(signal.SIGINT)
+    process.send_signal(getattr(signal, name))
     _, rest = process.communicate(timeout=20)
     assert process.returncode == 0 and rest.strip() == "aetool: stopped"
 
@@ -429,6 +451,18 @@ def test_the_page_carries_images_to_a_model_as_the_runtime_does(page):
         assert got["flip"] == flip and got["dims"] == [1, *want.shape]
         np.testing.assert_allclose(np.asarray(got["data"]).reshape(want.shape), want, atol=1e-6)
     assert [got["flip"] for got in page(calls)] == [True, False, True]
+
+
+def test_the_page_adds_each_kind_of_noise_as_the_runtime_does(page):
+    clean = np.full((1, 1, 40, 50), 0.5, np.float32)  # 2,000 pixels at 0.5
+    calls = [["noisy", clean.ravel().tolist(), list(clean.shape), 0.2, kind, 7] for kind in NOISE_KINDS]
+    noisy = dict(zip(NOISE_KINDS, (np.asarray(got, np.float32) for got in page(calls)), strict=True))
+    hit = {kind: values != 0.5 for kind, values in noisy.items()}
+    assert 0.17 < hit["salt-pepper"].mean() < 0.23 and set(np.unique(noisy["salt-pepper"])) == {0.0, 0.5, 1.0}
+    assert 0.17 < hit["mask"].mean() < 0.23 and set(np.unique(noisy["mask"])) == {0.0, 0.5}
+    assert hit["gaussian"].all() and abs(float(noisy["gaussian"].std()) - 0.2) < 0.02
+    runtime = add_noise(clean, 0.2, kind="salt-pepper", rng=7)  # the same kind of noise, not the same draw
+    assert abs((runtime != 0.5).mean() - hit["salt-pepper"].mean()) < 0.05
 
 
 def test_a_file_the_browser_cannot_decode_is_said_and_clears_the_results(page):

@@ -562,7 +562,7 @@ def trivial_run(run: Run) -> str | None:
 
 def run_facts(run: Run) -> metadata.ModelFacts:
     """What the metadata says of a trained run's model: its registry name, architecture, data, noise, epochs trained,
-    test MSE and channels."""
+    test MSE, channels and the checkpoint's digest."""
     config = run.config
     return metadata.ModelFacts(
         config.model,
@@ -572,6 +572,7 @@ def run_facts(run: Run) -> metadata.ModelFacts:
         epochs=run.epoch,
         test_mse=run.test_mse,
         channels=run.net.channels,
+        checkpoint_sha256=run.folder.checkpoint_digest(),
     )
 
 

@@ -35,6 +35,7 @@ class ModelFacts:
     epochs: int = 0
     test_mse: float | None = None
     channels: int = 1  # of the images: 1 grey, 3 sRGB
+    checkpoint_sha256: str = ""  # of the run's checkpoint.pt (RunFolder.checkpoint_digest), "" for a bare network
 
     @property
     def model_kind(self) -> str:
@@ -163,6 +164,8 @@ def metadata(
         text[contract.VARIANT] = json.dumps(variant)
     if decoder_sha256:
         text[contract.DECODER_SHA256] = decoder_sha256
+    if facts.checkpoint_sha256:
+        text[contract.CHECKPOINT_SHA256] = facts.checkpoint_sha256
     return text
 
 

@@ -19,7 +19,7 @@ import onnxruntime as ort
 import torch
 from torch import nn
 
-from aetool.check import NON_SQUARE, tie_images, tolerance
+from aetool.check import NON_SQUARE, Case, tie_images, tolerance
 from aetool.errors import AetoolError, ContractError
 from aetool.export.onnx_export import EXAMPLE_SIZE
 from aetool.models.base import shaped_reconstruction
@@ -34,14 +34,6 @@ Reference = Callable[[np.ndarray], dict[str, np.ndarray]]
 class ParityError(AetoolError):
     """The exported graph does not reproduce PyTorch within the tolerance (or a variant lost too much accuracy, or a
     portable graph fails in a runtime installed here)."""
-
-
-@dataclass(frozen=True)
-class Case:
-    """One named batch of inputs on which ONNX and PyTorch must agree."""
-
-    name: str
-    inputs: np.ndarray
 
 
 def as_images(images: np.ndarray) -> np.ndarray:

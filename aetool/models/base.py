@@ -31,14 +31,15 @@ class Autoencoder(nn.Module):
         return True
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """The code of a batch of images."""
+        """The code of a batch of images: ``x`` N×C×H×W float32 in [0, 1] → N×D (dense) or N×C'×h×w (conv)."""
         raise NotImplementedError
 
     def decode(self, code: torch.Tensor) -> torch.Tensor:
-        """Images from codes."""
+        """Images from codes: N×D or N×C'×h×w → N×C×H×W float32 in [0, 1]."""
         raise NotImplementedError
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(reconstruction N×C×H×W in [0, 1], code) of images ``x`` N×C×H×W in [0, 1]."""
         code = self.encode(x)
         return self.decode(code), code
 

@@ -54,11 +54,15 @@ class ConvAE(Autoencoder):
         return not self.uses_indices
 
     def encode_with_indices(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The code (N×C2×H/4×W/4) of images ``x`` N×C×H×W in [0, 1] (H and W multiples of 4), and the two
+        poolings' indices as ``F.max_pool2d`` returns them: int64, the argmax's flat position in its channel's plane
+        of the pooled map (N×C1×H/2×W/2, then N×C2×H/4×W/4)."""
         h, i1 = F.max_pool2d(F.relu(self.enc1(x)), 2, return_indices=True)
         code, i2 = F.max_pool2d(F.relu(self.enc2(h)), 2, return_indices=True)
         return code, [i1, i2]
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """The code, N×C2×H/4×W/4, of images N×C×H×W in [0, 1]."""
         return self.encode_with_indices(x)[0]
 
     def decode(self, code: torch.Tensor, *, indices: list[torch.Tensor] | None = None) -> torch.Tensor:
@@ -72,6 +76,7 @@ class ConvAE(Autoencoder):
         return torch.sigmoid(self.dec1(F.max_unpool2d(h, i1, [2, 2])))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(reconstruction N×C×H×W in [0, 1], code N×C2×H/4×W/4); unpooling decoders use the encoder's indices."""
         code, indices = self.encode_with_indices(x)
         return self.decode(code, indices=indices), code
 

@@ -44,6 +44,7 @@ class PCA(Autoencoder):
         self.basis.copy_(vectors[:, -self.components :].flip(1).T.float())
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """The coordinates (N×components) of images N×C×H×W on the principal components, around the mean image."""
         return (x.flatten(1) - self.mean) @ self.basis.T
 
     def decode(self, code: torch.Tensor, *, clamp: bool = True) -> torch.Tensor:
@@ -88,9 +89,11 @@ class DenseAE(Autoencoder):
         self.decoder = _mlp(sizes[::-1], None)  # logits: decode applies the sigmoid
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """The code (N×code) of images N×C×H×W in [0, 1], flattened to C·H·W."""
         return self.encoder(x.flatten(1))
 
     def decode(self, code: torch.Tensor) -> torch.Tensor:
+        """Images N×C×H×W in (0, 1) from codes N×code."""
         # Reshape, then sigmoid: in the exported graph the sigmoid then writes the output itself, where onnxruntime
         # would copy a Reshape's output into it (INT8 files 1.0–1.6× faster at batch 256, fp32 level; README, Speed).
         return torch.sigmoid(self.decoder(code).reshape(-1, *self.shape))

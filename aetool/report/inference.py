@@ -42,11 +42,13 @@ class Engine:
         return load_run(self.run.path).net
 
     def reconstruct(self, images: np.ndarray) -> np.ndarray:
+        """Reconstructions of N×28×28 float32 images in [0, 1], the same shape, through ONNX when exported."""
         if self.onnx is not None:
             return self.onnx.reconstruct(images[:, None]).reshape(images.shape)
         return self._torch(lambda x: self.net(x)[0], images[:, None]).reshape(images.shape)
 
     def encode(self, images: np.ndarray) -> np.ndarray:
+        """Codes of N×28×28 float32 images in [0, 1]: N×D (dense) or N×C×h×w (conv)."""
         if self.onnx is not None:
             return self.onnx.encode(images[:, None])
         return self._torch(self.net.encode, images[:, None])

@@ -1,9 +1,10 @@
 """The report's run folders: reuse the complete ones, train or export what is missing, and time both.
 
-The rules (reuse, resume, retrain, is the export current) are :class:`~aetool.train.run.RunFolder`'s. metrics.json
-does not record wall time, so the report keeps its own small ``timing.json`` beside each run it trains, with the
-SHA-256 of the checkpoint and model file each time is for; runs trained or exported elsewhere (``aetool train``,
-``aetool export``, also over a run the report timed) are reused as they are, with their time unknown.
+The rules (reuse, resume, retrain, is the export current) are :class:`~aetool.train.run.RunFolder`'s; the one-class
+page (``oneclass.py``) follows them too. The report keeps a small ``timing.json`` beside each run it trains or
+exports, with the SHA-256 of the checkpoint and model file each wall time is for; runs trained or exported elsewhere
+(``aetool train``, ``aetool export``, also over a run the report timed) are reused as they are, with their time
+unknown.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 from aetool.errors import AetoolError
 from aetool.models import REPORT_MODELS, get_spec
 from aetool.runtime import contract
+from aetool.runtime.files import atomic_write
 from aetool.train import RunFolder, TrainConfig, train
 from aetool.train.loop import beaten
 
@@ -102,13 +104,16 @@ def _digest(path: Path) -> str | None:
     return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
 
 
-def _read_timing(folder: RunFolder) -> dict[str, Any]:
+def read_timing(folder: RunFolder) -> dict[str, Any]:
     """The wall times ``timing.json`` holds for the checkpoint and model file there now: a time recorded for
-    other files (trained over with ``aetool train --force``, exported again) is unknown, not theirs."""
+    other files (trained over with ``aetool train --force``, exported again) is unknown, not theirs. A missing or
+    unreadable file (cut short by a kill) holds none."""
     path = folder.path / TIMING
     try:
         stored = json.loads(path.read_text()) if path.is_file() else {}
     except (OSError, ValueError):
+        return {}
+    if not isinstance(stored, dict):
         return {}
     timing: dict[str, Any] = {}
     if "train_seconds" in stored and stored.get("checkpoint_sha256") == _digest(folder.checkpoint):
@@ -116,6 +121,23 @@ def _read_timing(folder: RunFolder) -> dict[str, Any]:
     if "export_seconds" in stored and stored.get("model_sha256") == _digest(folder.model_file):
         timing.update(export_seconds=stored["export_seconds"], model_sha256=stored["model_sha256"])
     return timing
+
+
+def trained_timing(folder: RunFolder, *, seconds: float) -> dict[str, Any]:
+    """The training time of the run just trained in ``folder`` for :func:`write_timing`: metrics.json's
+    ``run.seconds`` (summed over the run's resumes), else ``seconds``, tied to the checkpoint's digest."""
+    summed = folder.read_metrics().get("run", {}).get("seconds", seconds)
+    return {"train_seconds": summed, "checkpoint_sha256": _digest(folder.checkpoint)}
+
+
+def exported_timing(folder: RunFolder, *, seconds: float) -> dict[str, Any]:
+    """The time of the export (or calibration) just written to the run's model file, tied to its digest."""
+    return {"export_seconds": seconds, "model_sha256": _digest(folder.model_file)}
+
+
+def write_timing(folder: RunFolder, timing: dict[str, Any]) -> None:
+    """Write ``timing.json`` whole or not at all; raises ``AetoolError`` when it cannot be written."""
+    atomic_write(folder.path / TIMING, json.dumps(timing, indent=2).encode())
 
 
 def recorded_data_dir(runs: Path) -> str | None:
@@ -151,7 +173,7 @@ def prepare_run(
     """A complete, exported run of ``name`` under ``runs`` (:func:`run_folder`): reused, resumed, trained or
     retrained as needed."""
     folder, plan = run_folder(runs, name, wanted)
-    timing = _read_timing(folder)
+    timing = read_timing(folder)
     trained_now = False
     if plan.config is None:
         echo(f"report: {name}: {plan.why} ({folder.path})")
@@ -169,16 +191,15 @@ def prepare_run(
             echo=echo,
             go_on="run the same aetool report again to go on from there",
         )
-        seconds = folder.read_metrics().get("run", {}).get("seconds", result.seconds)  # summed over resumes
-        timing = {"train_seconds": seconds, "checkpoint_sha256": _digest(folder.checkpoint)}
+        timing = trained_timing(folder, seconds=result.seconds)
         trained_now = True
     onnx = folder.model_file if folder.export_is_current() else None
     exported = onnx is None
     if exported:
-        onnx, timing["export_seconds"] = _export(folder, wanted.data_dir, echo)
-        timing["model_sha256"] = _digest(folder.model_file)
+        onnx, seconds = _export(folder, wanted.data_dir, echo)
+        timing.update(exported_timing(folder, seconds=seconds))
     if trained_now or exported:  # else timing.json holds these times already
-        (folder.path / TIMING).write_text(json.dumps(timing, indent=2))
+        write_timing(folder, timing)
     metrics = folder.read_metrics()
     notes = list(plan.otherwise)
     history = metrics["history"]

@@ -72,6 +72,9 @@ class Reconstruct:
         self.inverts = model.input_spec.polarity == contract.POLARITY
 
     def prepare(self, pixels: np.ndarray) -> Prepared:
+        """One C×H×W image (see :class:`Step`) padded to the model's multiple (plus the tiles' border), or at the
+        model's fixed size: as it is, or fitted (MNIST-style) or resized to it with ``resize``; raises
+        ``ImageError`` when it cannot be."""
         spec = self.model.input_spec
         height, width = pixels.shape[1:]
         if spec.size is None:
@@ -94,6 +97,7 @@ class Reconstruct:
         return Prepared(images.resize(pixels, spec.size), spec.size, partial(images.resize, size=(height, width)))
 
     def run(self, batch: np.ndarray) -> np.ndarray:
+        """The model's reconstructions, N×C×H×W float32 in [0, 1] (the runtime's errors as ``Model.reconstruct``)."""
         return self.model.reconstruct(batch)
 
 
@@ -111,9 +115,11 @@ class Corrupt:
         self.rng = np.random.default_rng()  # fresh noise, for a run without a seed
 
     def prepare(self, pixels: np.ndarray) -> Prepared:
+        """The image as it is: noise takes any size."""
         return Prepared(pixels, (pixels.shape[1], pixels.shape[2]))
 
     def run(self, batch: np.ndarray) -> np.ndarray:
+        """The batch (N×C×H×W float32 in [0, 1]) with noise added: float32 in [0, 1]."""
         if self.seed is None:
             return add_noise(batch, self.level, kind=self.kind, rng=self.rng)
         return np.stack(

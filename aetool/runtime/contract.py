@@ -51,6 +51,7 @@ PRECISION = "precision"  # "fp32" | "fp16" | "int8"
 VARIANT = "variant"  # JSON for fp16/int8 files: error against the fp32 model and test-MSE change
 DECODER = "decoder"  # file name of the decoder graph beside this file, "" when none
 DECODER_SHA256 = "decoder_sha256"  # SHA-256 (hex) of that decoder file's bytes: binds the two files of one export
+CHECKPOINT_SHA256 = "checkpoint_sha256"  # SHA-256 (hex) of the run's checkpoint.pt the file was exported from
 CONTRACT_VERSION = "contract_version"  # "2"; absent in version-1 files
 CHANNELS = "channels"  # "1" | "3"
 COLOUR_SPACE = "colour_space"  # "gray" | "srgb"

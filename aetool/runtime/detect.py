@@ -143,7 +143,8 @@ class Detector:
             size = self.smallest()
             raise ValueError(
                 f"expected images of at least {size}×{size} pixels, SSIM's window, which the score's ssim needs (a "
-                f"detector calibrated with --score smax takes any size); got {batch.shape[-2]}×{batch.shape[-1]}"
+                f"detector calibrated with --score smax takes any size); got {batch.shape[-2]}×{batch.shape[-1]} "
+                "(height×width)"
             )
         if self.spec is None:
             outputs = self.model.reconstruct(batch)
@@ -450,7 +451,7 @@ def normal_classes(detector: Detector, classes: Sequence[str] | None) -> tuple[s
     raise AetoolError("which classes are normal? pass --classes (the model file does not record them)")
 
 
-def idx_images(model: Model, pixels: np.ndarray) -> np.ndarray:
+def idx_inputs(model: Model, pixels: np.ndarray) -> np.ndarray:
     """N×H×W uint8 IDX digits as the model's N×C×H×W float32 input in [0, 1] (grey replicated for colour models;
     for a model of any size padded to its multiple as calibration and ``detect`` pad them: N×C×H'×W');
     ``DataError`` when the model cannot take their size."""
@@ -474,7 +475,7 @@ def idx_scores(
     count = checked_limit(limit)
     pixels, labels = pixels[:count], labels[:count]
     scores = [
-        detector.run(idx_images(detector.model, pixels[i : i + SCORE_BATCH])).scores
+        detector.run(idx_inputs(detector.model, pixels[i : i + SCORE_BATCH])).scores
         for i in range(0, len(pixels), SCORE_BATCH)
     ]
     return np.concatenate(scores), labels.astype(str)

@@ -31,6 +31,7 @@ from aetool.runtime.batch import chunks
 from aetool.runtime.files import Failure, Input, collect_set
 from aetool.runtime.idx import load_split
 from aetool.runtime.images import is_dark_on_light, pad_to, read_image, to_channels
+from aetool.runtime.metadata import noise_from_record
 from aetool.runtime.metrics import SCORE_BATCH, SetScores
 from aetool.runtime.model import Model, loaded
 from aetool.runtime.noise import NOISE_KINDS, TEST_NOISE_SEED, Noise
@@ -62,15 +63,8 @@ def trained_noise(model: Model) -> Noise:
         f'{model.path.name}: metadata {contract.NOISE!r} must be {{"level": a number ≥ 0, "kind": one of '
         f'{", ".join(NOISE_KINDS)}}} or {{"mix": noise text}}, got {str(recorded)[:80]!r}'
     )
-    if not isinstance(recorded, dict):
-        raise problem
     try:
-        if isinstance(recorded.get("mix"), str):
-            return Noise.parse(recorded["mix"])
-        level, kind = recorded.get("level", 0.0), recorded.get("kind") or "gaussian"
-        if not isinstance(level, (int, float)) or isinstance(level, bool):
-            raise problem
-        return Noise.single(float(level), kind=kind)
+        return noise_from_record(recorded)
     except ValueError:
         raise problem from None
 
@@ -339,7 +333,7 @@ def _given(model: Model, matched: list[tuple[Input, Input]], run: _Run, *, resiz
             run.failed.append(
                 Failure(
                     source.label,
-                    f"{inputs.shape[2]}×{inputs.shape[1]}, but its target {target.label} is "
+                    f"{inputs.shape[2]}×{inputs.shape[1]} (width×height), but its target {target.label} is "
                     f"{wanted.shape[2]}×{wanted.shape[1]}",
                 )
             )

@@ -57,7 +57,8 @@ def _find(data_dir: Path, stem: str) -> Path:
 
 
 def load_split(data_dir: str | Path, split: str) -> tuple[np.ndarray, np.ndarray]:
-    """Images (N×28×28 uint8, white digit on black) and labels (N uint8) of ``train`` or ``test``, read-only
+    """Images (N×H×W uint8, white on black: 28×28 in MNIST and Fashion-MNIST) and labels (N uint8) of ``train``
+    or ``test``, read-only
     (views of the files' bytes: ``.copy()`` them to change them). Raises ``ValueError`` for another ``split``,
     ``DataError`` for a folder without readable IDX files."""
     if split not in SPLIT_FILES:

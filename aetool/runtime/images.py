@@ -47,7 +47,7 @@ _SAVE_OPTIONS = {"JPEG": {"quality": 95}, "WEBP": {"quality": 95}}
 FAST_PNG = {"compress_level": 1}
 _SIXTEEN_BIT = {"I;16", "I;16L", "I;16B", "I;16N"}
 DEEPER = "more than 8 bits a pixel, read in full; the images aetool writes have 8"
-_GREY_MODES = {"1", "L", "LA", "La", "I", "F", *_SIXTEEN_BIT}
+GREY_MODES = {"1", "L", "LA", "La", "I", "F", *_SIXTEEN_BIT}  # Pillow modes of grey images (one channel, alpha aside)
 # Formats Pillow registers but cannot decode without outside programs, or only as stubs for plugins of your own.
 _NOT_DECODED = {"BUFR", "GRIB", "HDF5", "FITS", "EPS", "WMF", "PDF", "MPEG"}
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # Pillow's RGB → L weights (ITU-R 601-2)
@@ -194,7 +194,7 @@ def _to_srgb(image: Image.Image) -> tuple[Image.Image, str | None]:
     icc = image.info.get("icc_profile")
     if not icc:
         return image, None
-    grey = image.mode in _GREY_MODES
+    grey = image.mode in GREY_MODES
     alpha = image.convert("RGBA").getchannel("A") if _has_alpha(image) else None
     deep = image.mode in _SIXTEEN_BIT or image.mode in ("I", "F")
     if deep:  # ImageCms converts 8-bit modes only, and Pillow's convert("L") clips these at 255: scale them first
@@ -235,7 +235,7 @@ def _pixels(image: Image.Image) -> tuple[np.ndarray, str | None]:
         if unusable:  # a float TIFF can hold NaN and infinities, which no pixel scale maps into [0, 1]
             raise ImageError(f"{unusable} of its {values.size} float pixels are NaN or infinite")
         return np.clip(values / 255 if values.max() > 1 else values, 0, 1)[None], DEEPER
-    grey = image.mode in _GREY_MODES
+    grey = image.mode in GREY_MODES
     try:
         if not _has_alpha(image):
             converted = image.convert("L" if grey else "RGB")
@@ -436,7 +436,7 @@ def parse_size(text: str | None, *, option: str = "--size") -> tuple[int, int] |
     if text is None:
         return None
     parts = text.lower().replace("×", "x").split("x")
-    if len(parts) != 2 or not all(p.isdigit() and int(p) > 0 for p in parts):
+    if len(parts) != 2 or not all(p.isascii() and p.isdigit() and int(p) > 0 for p in parts):
         raise AetoolError(f"{option} takes HxW with positive integers, e.g. 28x28; got {text!r}")
     return int(parts[0]), int(parts[1])
 

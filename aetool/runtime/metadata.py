@@ -22,7 +22,7 @@ MAX_JSON_DEPTH = 20  # aetool's deepest record (parity) is 4 levels
 MAX_VALUE_CHARS = 1 << 20  # one metadata value; aetool's longest (parity) is a few kB
 MAX_NAME_CHARS = 200
 KINDS = ("pca", "dense", "conv")
-DATASETS = ("mnist", "fashion-mnist", "images")
+DATASETS = ("mnist", "fashion-mnist", "images")  # the two IDX datasets, or a folder or glob of your own
 PRECISIONS = ("fp32", *contract.PRECISIONS)
 JSON_KEYS = frozenset(
     {
@@ -136,17 +136,28 @@ def _file_name(value: Any) -> bool:
     return _name(value) and "/" not in value and "\\" not in value and value not in (".", "..")
 
 
-def _noise(value: Any) -> bool:
-    """A training-noise record the runtime reads: one level of one kind, or the ``mix`` text of a range or mix."""
+def noise_from_record(value: Any) -> Noise:
+    """The training noise a ``noise`` record holds: ``{"level": float ≥ 0, "kind": one of NOISE_KINDS}`` (kind
+    ``gaussian`` when absent or null; no noise at level 0) or ``{"mix": text}`` of ``Noise.parse`` (a range or mix,
+    at most ``MAX_NAME_CHARS`` characters). Raises ``ValueError`` for a record of another shape."""
     if not isinstance(value, dict):
-        return False
+        raise ValueError("not an object")
     mix, level, kind = value.get("mix"), value.get("level", 0.0), value.get("kind") or "gaussian"
+    if mix is not None:
+        if not isinstance(mix, str) or len(mix) > MAX_NAME_CHARS:
+            raise ValueError(f"mix must be noise text of at most {MAX_NAME_CHARS} characters")
+        return Noise.parse(mix)
+    if kind not in NOISE_KINDS or not _number(level):
+        raise ValueError("level must be a finite number ≥ 0 and kind a noise kind")
+    return Noise.single(float(level), kind=kind)
+
+
+def _noise(value: Any) -> bool:
     try:
-        if mix is not None:
-            return isinstance(mix, str) and len(mix) <= MAX_NAME_CHARS and Noise.parse(mix) is not None
-        return kind in NOISE_KINDS and _number(level) and Noise.single(float(level), kind=kind) is not None
+        noise_from_record(value)
     except ValueError:
         return False
+    return True
 
 
 def _parity(value: Any) -> bool:
@@ -175,6 +186,7 @@ _CHECKS = (
     (contract.PARITY, _parity, 'an object whose "passed" is true or false and "cases" a list'),
     (contract.DECODER, lambda v: v == "" or _file_name(v), "the name of a file beside the model"),
     (contract.DECODER_SHA256, lambda v: v == "" or bool(_SHA256.fullmatch(v)), "64 lowercase hex digits"),
+    (contract.CHECKPOINT_SHA256, lambda v: v == "" or bool(_SHA256.fullmatch(v)), "64 lowercase hex digits"),
     (contract.ARCHITECTURE, lambda v: isinstance(v, dict), "an object"),
     (contract.VERSIONS, lambda v: isinstance(v, dict), "an object"),
     (contract.VARIANT, lambda v: isinstance(v, dict), "an object"),

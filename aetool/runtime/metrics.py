@@ -128,7 +128,7 @@ def ssims(outputs: np.ndarray, targets: np.ndarray) -> np.ndarray:
     check_pixels(targets, name="targets")
     height, width = outputs.shape[-2:]
     if min(height, width) < 2 * SSIM_RADIUS + 1:
-        raise ValueError(f"SSIM needs images of at least 11×11 pixels, got {height}×{width}")
+        raise ValueError(f"SSIM needs images of at least 11×11 pixels, got {height}×{width} (height×width)")
     if len(outputs) == 0:
         return np.zeros(0)
     if outputs.size == 0:

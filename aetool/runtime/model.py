@@ -159,13 +159,13 @@ class InputSpec:
             return padded
         if padded[0] * padded[1] > MAX_CONV_PIXELS:
             raise ValueError(
-                f"{width}×{height} is over the {MAX_CONV_PIXELS:,}-pixel limit of a conv model for an image run in "
+                f"{width}×{height} (width×height) is over the {MAX_CONV_PIXELS:,}-pixel limit of a conv model for an image run in "
                 "one call, as here (230 to 490 bytes of memory per pixel, by model; denoise, reconstruct and evaluate "
                 "run larger images in tiles); scale it down first"
             )
         if self.batch and self.batch * padded[0] * padded[1] > MAX_CONV_PIXELS:
             raise ValueError(
-                f"the model file fixes its batch at {self.batch} images a call, so this {width}×{height} image "
+                f"the model file fixes its batch at {self.batch} images a call, so this {width}×{height} (width×height) image "
                 f"would run as {self.batch} ({self.batch * padded[0] * padded[1]:,} pixels), over the "
                 f"{MAX_CONV_PIXELS:,}-pixel limit of a conv model; use a file exported without a fixed batch"
             )
@@ -441,7 +441,9 @@ def check_contract(session: onnxruntime.InferenceSession, path: Path, metadata: 
             "size or of any size"
         )
     if isinstance(height, int) and not (0 < height * width <= MAX_CONV_PIXELS):
-        raise ModelFileError(f"{path} declares {width}×{height} images, outside 1 to {MAX_CONV_PIXELS:,} pixels")
+        raise ModelFileError(
+            f"{path} declares {width}×{height} (width×height) images, outside 1 to {MAX_CONV_PIXELS:,} pixels"
+        )
     fixed = (height, width) if isinstance(height, int) and isinstance(width, int) else None
     return InputSpec(fixed, multiple_of, polarity, shape[1], fixed_batch(session, path))
 

@@ -9,6 +9,7 @@ import numpy as np
 from aetool.runtime.images import check_pixels
 
 NOISE_KINDS = ("gaussian", "salt-pepper", "mask")
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 TEST_NOISE_SEED = 1234  # the noisy test set: training scores on it, export judges variants on it, evaluate's default
 
 
@@ -16,6 +17,8 @@ def check_level(level: float, kind: str) -> None:
     """Raise ``ValueError`` unless ``level`` is a noise level of ``kind``: a finite std ≥ 0, or a fraction 0–1."""
     if not (np.isfinite(level) and level >= 0):
         raise ValueError(f"noise level must be a finite number >= 0, got {level}")
+    if level > FLOAT32_MAX:  # the noise is drawn in float32 (numpy warned of an overflow in the cast)
+        raise ValueError(f"noise level must be at most {FLOAT32_MAX:.4g}, float32's largest number; got {level:g}")
     if kind != "gaussian" and level > 1:
         raise ValueError(f"the {kind} noise level is the fraction of pixels hit: 0 to 1, got {level}")
 

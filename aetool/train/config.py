@@ -14,9 +14,9 @@ from aetool.runtime import contract
 from aetool.runtime.anomaly import parse_classes
 from aetool.runtime.files import expand_home
 from aetool.runtime.images import parse_size
+from aetool.runtime.metadata import DATASETS
 from aetool.runtime.noise import NOISE_KINDS, Noise, check_level
 
-DATASETS = ("mnist", "fashion-mnist", "images")  # the two IDX datasets, or a folder or glob of your own
 DIGITS = tuple(str(label) for label in range(10))  # the labels of the IDX datasets
 LOSSES = ("mse", "bce")
 # The fraction of the images held out when neither --val nor --val-data is given. A one-class run holds out more:

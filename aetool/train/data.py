@@ -34,7 +34,7 @@ from aetool.errors import DataError, ImageError
 from aetool.models import build_model, get_spec
 from aetool.runtime import files
 from aetool.runtime.idx import DATA_DIR_ENV, check_dataset, load_split, resolve_data_dir
-from aetool.runtime.images import fit, is_dark_on_light, opened_image, read_image, resize, to_channels
+from aetool.runtime.images import GREY_MODES, fit, is_dark_on_light, opened_image, read_image, resize, to_channels
 from aetool.train.config import TrainConfig
 
 DOWNLOAD_CACHE = (".cache", "aetool")  # where torchvision downloads MNIST and Fashion-MNIST, under the home folder
@@ -145,7 +145,7 @@ def _probe(path: Path) -> tuple[int, int, bool]:
     with opened_image(path) as image:
         width, height = image.size
         turned = image.getexif().get(0x0112, 1) in (5, 6, 7, 8)
-        colour = image.mode not in ("1", "L", "LA", "La", "I", "F") and not image.mode.startswith("I;16")
+        colour = image.mode not in GREY_MODES
     return (width, height, colour) if turned else (height, width, colour)
 
 

@@ -23,10 +23,10 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from pytorch_msssim import ssim
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 from torch import nn
 
+from aetool.console import stderr_console
 from aetool.errors import AetoolError, DataError, Interrupted, first_line
 from aetool.models import PCA, Autoencoder, build_model, get_spec
 from aetool.models.base import shaped_reconstruction
@@ -466,7 +466,6 @@ class Trainer:
         ddp = nn.parallel.DistributedDataParallel(self.net) if self.place.world > 1 else self.net
         show = progress and self.place.is_main
         with _progress_bar(show) as bar:
-            say = _printer(bar) if show else echo
             task = bar.add_task(
                 self.config.model, total=total_steps, completed=self.start_epoch * self.steps_per_epoch, status=""
             )
@@ -490,13 +489,13 @@ class Trainer:
                         run={**self.run_facts, "seconds": self.seconds_before + time.perf_counter() - started},
                     )
                     self.saved_epoch = epoch + 1
-                    say(
+                    echo(
                         f"epoch {epoch + 1:3d}  train_mse {record['train_mse']:.5f}  test_mse {record['test_mse']:.5f}"
                         f"  test_psnr {record['test_psnr']:.2f} dB"
                     )
                     problem = beaten(record["test_mse"], self.baselines)
                     if problem and not warned:  # once: the epoch lines show how it goes from there
-                        say(f"epoch {epoch + 1:3d}: {problem} (yet; the last epoch decides)")
+                        echo(f"epoch {epoch + 1:3d}: {problem} (yet; the last epoch decides)")
                         warned = True
         return self.history
 
@@ -548,11 +547,6 @@ class Trainer:
         return record
 
 
-def _printer(bar: Progress) -> Echo:
-    """Print lines above the bar, as they are (no markup, no wrapping at the console's width)."""
-    return lambda message: bar.console.print(message, markup=False, highlight=False, soft_wrap=True)
-
-
 @contextmanager
 def _progress_bar(enabled: bool) -> Iterator[Progress]:
     """The training bar, on standard error like every message (standard output stays free for data)."""
@@ -562,7 +556,7 @@ def _progress_bar(enabled: bool) -> Iterator[Progress]:
         MofNCompleteColumn(),
         TextColumn("{task.fields[status]}"),
         TimeRemainingColumn(),
-        console=Console(stderr=True),
+        console=stderr_console(),  # the CLI's messages print above the bar
         disable=not enabled,
         transient=False,
     ) as bar:

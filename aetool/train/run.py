@@ -7,6 +7,7 @@ training loop, the CLI, the exporter, the report, ``scripts/build_bundled.py`` a
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import math
@@ -18,7 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import onnx
 import torch
+from google.protobuf.message import DecodeError  # type: ignore[import-untyped]
 from torch import nn
 
 from aetool.errors import AetoolError, first_line
@@ -218,14 +221,29 @@ class RunFolder:
         variants = [contract.variant_path(model_file, precision) for precision in contract.PRECISIONS]
         return [model_file, contract.decoder_path(model_file), *variants]
 
+    def checkpoint_digest(self) -> str:
+        """SHA-256 (hex) of the checkpoint file's bytes, which exports record (``contract.CHECKPOINT_SHA256``).
+        Raises ``OSError`` when it cannot be read."""
+        return hashlib.sha256(self.checkpoint.read_bytes()).hexdigest()
+
     def export_is_current(self, *, model_file: Path | None = None, precisions: tuple[str, ...] = ()) -> bool:
-        """Whether the model file (and the ``precisions`` variants) exist and were written after the checkpoint."""
+        """Whether the model file (and the ``precisions`` variants) exist and were exported from the checkpoint now
+        here: by the checkpoint digest each file records, so a copied run folder (``cp -r`` gives new times in any
+        order) keeps its exports; a file without one (exported before aetool recorded it) by being written after
+        the checkpoint. An unreadable file is not current."""
         model_file = model_file or self.model_file
         wanted = [model_file, *(contract.variant_path(model_file, p) for p in precisions)]
         if not self.holds_run():
             return False
-        trained = self.checkpoint.stat().st_mtime
-        return all(path.is_file() and path.stat().st_mtime >= trained for path in wanted)
+        try:
+            digest, trained = self.checkpoint_digest(), self.checkpoint.stat().st_mtime
+            recorded = [_recorded_checkpoint(path) for path in wanted]
+            return all(
+                record == digest if record else path.stat().st_mtime >= trained
+                for path, record in zip(wanted, recorded, strict=True)
+            )
+        except (OSError, DecodeError):
+            return False
 
     # ---- writing ----
 
@@ -483,3 +501,10 @@ def _normalised(stored: dict[str, Any]) -> dict[str, Any]:
 def load_run(path: str | Path) -> Run:
     """The run in a run folder, or the one a checkpoint file belongs to (see :meth:`RunFolder.load`)."""
     return RunFolder.at(path).load()
+
+
+def _recorded_checkpoint(path: Path) -> str:
+    """The checkpoint digest an exported file records, "" when it records none. Raises ``OSError`` when the file
+    cannot be read and ``DecodeError`` when it is not an ONNX file."""
+    proto = onnx.load(path, load_external_data=False)
+    return next((prop.value for prop in proto.metadata_props if prop.key == contract.CHECKPOINT_SHA256), "")

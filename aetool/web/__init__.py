@@ -10,7 +10,7 @@ The site is plain files, nothing fetched from the internet when it runs:
 onnxruntime-web is not a Python package: its files come from npm at build time (``web/package.json`` pins the
 version; ``npm ci --prefix web`` in a clone puts them under ``web/node_modules``), and :func:`find_ort_web` looks
 for them there or where ``--ort-web`` says. Browsers refuse to load the wasm module from ``file://`` pages, so the
-site must be served over HTTP; :func:`serve` adds the two headers that let onnxruntime-web use threads.
+site must be served over HTTP; :func:`server`'s handler adds the two headers that let onnxruntime-web use threads.
 Torch-free, like the runtime.
 """
 
@@ -142,20 +142,23 @@ def site_files(names: list[str]) -> dict[str, str]:
 def model_entry(name: str, path: Path, summary: str | None, *, file: str) -> dict[str, Any]:
     """What the page needs to know of a model, from its file: role, input spec, noise, test MSE, target.
 
-    ``role`` is ``denoise`` for a model trained on noisy inputs (the page noises its input first, with Gaussian
-    noise of its trained level, or ``BLIND_LEVEL`` for a model trained on a range or mix) and ``reconstruct``
-    otherwise. Raises ``ModelFileError`` for a file that will not load or breaks the contract.
+    ``role`` is ``denoise`` for a model trained on noisy inputs and ``reconstruct`` otherwise. A denoiser's input
+    is noised by the page first, with the kind it was trained on (``noise_kind``: ``gaussian``, ``salt-pepper`` or
+    ``mask``, as ``runtime.noise.add_noise``) at the slider's level, which starts at ``noise``: its trained level,
+    or Gaussian ``BLIND_LEVEL`` for a model trained on a range or mix. Raises ``ModelFileError`` for a file that
+    will not load or breaks the contract.
     """
     model = Model(path, threads=1)
     spec = model.input_spec
     noise = trained_noise(model)
-    level = (noise.level or (BLIND_LEVEL, "gaussian"))[0] if noise else 0.0
+    level, kind = (noise.level or (BLIND_LEVEL, "gaussian")) if noise else (0.0, None)
     return {
         "name": name,
         "file": f"models/{file}",
         "summary": summary or name,
         "role": "denoise" if noise else "reconstruct",
         "noise": level,
+        "noise_kind": kind,
         "channels": spec.channels,
         "size": list(spec.size) if spec.size else None,
         "multiple_of": spec.multiple_of,

@@ -193,9 +193,10 @@ function prepare(model, img) {
   return { fed, flip, region };
 }
 
-function noisy(img, sigma, seed) {
-  // Gaussian noise of std sigma, clipped to [0, 1], from a seeded generator (mulberry32 + Box–Muller): the
-  // denoiser's input. (Not the runtime's generator: the same kind of noise, not the same draw.)
+function noisy(img, level, kind, seed) {
+  // The noise the denoiser was trained on, as the runtime's add_noise: Gaussian of std `level` clipped to [0, 1];
+  // salt-pepper, a fraction `level` of the pixels set to 0 or 1 with equal odds; mask, a fraction `level` set to 0.
+  // From a seeded generator (mulberry32 + Box–Muller), not the runtime's: the same kind of noise, not the same draw.
   let s = seed >>> 0;
   const uniform = () => {
     s = (s + 0x6d2b79f5) >>> 0;
@@ -203,12 +204,19 @@ function noisy(img, sigma, seed) {
     t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
     return (((t ^ (t >>> 14)) >>> 0) + 0.5) / 4294967296;
   };
-  const data = img.data.map((v) => {
-    const g = Math.sqrt(-2 * Math.log(uniform())) * Math.cos(2 * Math.PI * uniform());
-    return Math.min(1, Math.max(0, v + sigma * g));
-  });
-  return image(img.channels, img.height, img.width, data);
+  const noise = {
+    'salt-pepper': (v) => (uniform() < level ? (uniform() < 0.5 ? 0 : 1) : v),
+    mask: (v) => (uniform() < level ? 0 : v),
+    gaussian: (v) => {
+      const g = Math.sqrt(-2 * Math.log(uniform())) * Math.cos(2 * Math.PI * uniform());
+      return Math.min(1, Math.max(0, v + level * g));
+    },
+  }[kind || 'gaussian'];
+  return image(img.channels, img.height, img.width, img.data.map(noise));
 }
+
+// What a denoiser's input shows: "input + noise σ 0.3", "input + salt-pepper 0.2".
+const noiseLabel = (kind, sigma) => `input + ${!kind || kind === 'gaussian' ? 'noise σ' : kind} ${level(sigma)}`;
 
 // ---- models ----
 
@@ -293,9 +301,9 @@ async function render() {
     const card = document.createElement('div'), images = document.createElement('div');
     card.className = 'card'; images.className = 'images';
     const prepared = prepare(model, state.image);
-    const input = model.role === 'denoise' ? noisy(prepared.fed, sigma, state.seed) : prepared.fed;
+    const input = model.role === 'denoise' ? noisy(prepared.fed, sigma, model.noise_kind, state.seed) : prepared.fed;
     const seen = crop(input, ...prepared.region);
-    images.append(show(prepared.flip ? invert(seen) : seen, model.role === 'denoise' ? `input + noise σ ${level(sigma)}` : 'input'));
+    images.append(show(prepared.flip ? invert(seen) : seen, model.role === 'denoise' ? noiseLabel(model.noise_kind, sigma) : 'input'));
     const t0 = performance.now();
     const outputs = await run(model.name, input.data, [1, input.channels, input.height, input.width]);
     const ms = performance.now() - t0;
@@ -403,6 +411,7 @@ window.aetool = {
     return { dims: [1, fed.channels, fed.height, fed.width], data: Array.from(fed.data), flip };
   },
   time: timeModel,
+  noisy: (data, dims, level, kind, seed) => Array.from(noisy(image(dims[1], dims[2], dims[3], Float32Array.from(data)), level, kind, seed).data),
   open: async (name, bytes) => { // a file opened as the picker opens one; what the page then shows
     await openFile(new File([Uint8Array.from(bytes)], name));
     const status = document.getElementById('status');
