@@ -35,6 +35,7 @@ import typer
 from aetool import __version__
 from aetool.console import stderr_console
 from aetool.errors import AetoolError, ContractError, DataError, Interrupted, NotLearned, first_line, os_reason
+from aetool.names import MODELS, REPORT_MODELS
 
 if TYPE_CHECKING:
     from aetool.bench import BenchSummary
@@ -1335,21 +1336,8 @@ def _number(value: object) -> str:
 
 # ---- torch-side commands: they need the train extra and import torch inside their bodies ----
 
-REPORT_MODEL_NAMES = (  # the registry's (aetool.models.REGISTRY), spelled out so --help and a typo need no torch
-    "pca",
-    "deep",
-    "ae64",
-    "ae128",
-    "ae256",
-    "sparse",
-    "denoise-dense",
-    "conv-unpool",
-    "conv-unpool-deconv",
-    "conv-deconv",
-)
-MODELS = (*REPORT_MODEL_NAMES, "dncnn", "denoise", "anomaly")
 MODEL_NAMES = (
-    f"{', '.join(REPORT_MODEL_NAMES)} (the report's); dncnn (a denoiser for your own images), denoise (the blind "
+    f"{', '.join(REPORT_MODELS)} (the report's); dncnn (a denoiser for your own images), denoise (the blind "
     "digit denoiser), anomaly (an anomaly detector)"
 )
 DataDir = Annotated[

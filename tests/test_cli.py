@@ -14,7 +14,7 @@ from conftest import colour_metadata, digit, node, onnx_bytes, read, save, toy_m
 from PIL import Image
 
 from aetool import __version__
-from aetool.cli import MODEL_NAMES, MODELS, REPORT_MODEL_NAMES, NoiseKind, Target
+from aetool.cli import MODEL_NAMES, NoiseKind, Target
 from aetool.runtime import contract
 from aetool.runtime.noise import NOISE_KINDS, add_noise
 
@@ -405,9 +405,10 @@ def test_the_cli_noise_kinds_and_export_targets_are_the_runtime_ones():
 
 def test_train_knows_every_registry_model_in_registry_order():
     pytest.importorskip("torch", reason="the registry needs the train extra")
-    from aetool.models import REGISTRY, REPORT_MODELS
+    from aetool.models import REGISTRY
+    from aetool.names import MODELS
 
-    assert tuple(REGISTRY) == MODELS and tuple(REPORT_MODELS) == REPORT_MODEL_NAMES
+    assert tuple(REGISTRY) == MODELS
     named = re.split(r"[,;] ", re.sub(r" \([^)]*\)", "", MODEL_NAMES))  # "pca, deep, … (the report's); dncnn (…), …"
     assert named == list(REGISTRY)
 

@@ -10,6 +10,7 @@ from aetool.errors import RegistryError
 from aetool.models.base import Autoencoder
 from aetool.models.conv import ConvAE, DnCNN
 from aetool.models.dense import PCA, DenseAE
+from aetool.names import REPORT_MODELS
 
 # The blind denoiser's training noise (runtime.noise.Noise's text), drawn per image: clean a tenth of the time,
 # Gaussian σ up to 0.6 half the time, salt-and-pepper up to 0.3 and masking up to 0.5 a fifth each.
@@ -146,21 +147,6 @@ REGISTRY: dict[str, ModelSpec] = {
         ),
     ]
 }
-
-
-# The ten models of the course report, in its order: what `aetool report` trains and reproduces.
-REPORT_MODELS = (
-    "pca",
-    "deep",
-    "ae64",
-    "ae128",
-    "ae256",
-    "sparse",
-    "denoise-dense",
-    "conv-unpool",
-    "conv-unpool-deconv",
-    "conv-deconv",
-)
 
 
 def get_spec(name: str) -> ModelSpec:
