@@ -2,7 +2,7 @@
 
 Torch-free at import, like ``aetool.runtime``, so ``aetool bench`` works on the base install: torch is imported
 only by :class:`TorchEager` (``--compare-torch``), OpenVINO only by :class:`OpenVINO` (``--compare openvino``, the
-check extra), onnx only by :func:`flops_per_image`, :func:`bytes_per_image` and :func:`sgemm_backend`.
+check extra), onnx only by :func:`flops_per_image` (and :func:`tensor_shapes`, which it uses).
 Backends are timed in alternating rounds, so that load from other processes on a shared machine falls on them as
 alike as it can; the fastest call is kept beside median and p95, being the closest to undisturbed speed.
 """
@@ -386,7 +386,7 @@ def run(
     largest = max(batch_sizes) * size[0] * size[1]
     if largest > MAX_CONV_PIXELS:  # a timed batch may hold what one page through a conv model may
         raise AetoolError(
-            f"a batch of {max(batch_sizes)} images of {size[0]}×{size[1]} is {largest:,} pixels, over "
+            f"a batch of {max(batch_sizes)} images of {size[0]}×{size[1]} (height×width) is {largest:,} pixels, over "
             f"the {MAX_CONV_PIXELS:,} a timed batch may hold; use smaller --batch-sizes or --size"
         )
     backends: dict[str, Backend] = {"ort": ort_backend(model)}
@@ -413,7 +413,7 @@ def run(
         timings = measure(backends, batch_sizes, size, plan, channels=model.input_spec.channels)
     except ort_errors() as err:
         raise ModelFileError(
-            f"{model.path.name} failed on random {size[0]}×{size[1]} images: {first_line(err)}"
+            f"{model.path.name} failed on random {size[0]}×{size[1]} (height×width) images: {first_line(err)}"
         ) from None
     return BenchSummary(
         model=model.name,

@@ -1043,7 +1043,7 @@ def _evaluation_line(result: Evaluation) -> str:
 def _evaluated(result: Evaluation, scores: str) -> str:
     """The scores with what they were measured on, and the recorded test MSE."""
     noise_text = (
-        f"noise mix {result.noise_mix}"
+        f"noise {'mix' if ',' in result.noise_mix else 'range'} {result.noise_mix}"
         if result.noise_mix
         else f"{result.noise_kind} noise {result.noise:g}"
         if result.noise
@@ -1153,7 +1153,7 @@ def info(
         for key, value in record.metadata.items():
             if key not in ("parity", "checked_in"):
                 shown = json.dumps(value) if isinstance(value, (dict, list)) else value
-                emit(f"  {_shown(key):16} {_shown(shown) if shown != '' else '(empty)'}")
+                emit(f"  {_shown(key):17} {_shown(shown) if shown != '' else '(empty)'}")  # checkpoint_sha256: 17
 
 
 @app.command()

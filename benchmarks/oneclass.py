@@ -75,7 +75,7 @@ def main() -> None:
     document = json.loads((args.out / "oneclass.json").read_text())
     print(json.dumps(document["summary"], indent=2))
     print(f"load average before {document['load_average_before']}, after {document['load_average_after']}")
-    print(f"wrote {index} ({len(results)} classes)")
+    print(f"wrote {index} ({len(results)} class{'es' * (len(results) != 1)})")
 
 
 if __name__ == "__main__":

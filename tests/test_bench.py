@@ -287,7 +287,10 @@ def test_a_model_that_fails_at_a_batch_size_is_one_line(tmp_path):
     )
     result = invoke("--model", str(tmp_path / "one.onnx"), "--batch-sizes", "1,256", *FAST)
     assert result.exit_code == 2 and result.stdout == ""
-    assert len(result.stderr.splitlines()) == 1 and "one.onnx failed on random 28×28 images" in result.stderr
+    assert (
+        len(result.stderr.splitlines()) == 1
+        and "one.onnx failed on random 28×28 (height×width) images" in result.stderr
+    )
 
 
 def test_a_file_that_fixes_its_batch_is_timed_in_calls_of_that_batch(tmp_path):

@@ -588,7 +588,7 @@ def test_info_shows_an_empty_metadata_value_as_such(cli, tmp_path):
         onnx_bytes({"image": shape}, {"reconstruction": shape, "code": shape}, nodes, metadata)
     )
     lines = cli("info", str(tmp_path / "m.onnx")).stdout.splitlines()
-    assert "  decoder          (empty)" in lines
+    assert "  decoder           (empty)" in lines
 
 
 def test_info_shows_channels_colour_space_polarity_and_contract_version(cli, toy_dir):

@@ -704,11 +704,54 @@ def test_the_one_class_page_tables_figures_and_numbers(data_dir, tmp_path):
     (tmp_path / "runs" / "mnist" / "class-2" / "timing.json").write_text('{"train_seconds": 3.')  # cut by a kill
     again = build_oneclass_report(tmp_path / "page", **options, **QUIET)[1]
     assert [r.trained_now for r in again] == [False, False] and again[0].auroc == results[0].auroc
-    assert again[1].train_seconds == results[1].train_seconds  # metrics.json's time of the run
+    metrics = json.loads((tmp_path / "runs" / "mnist" / "class-2" / "metrics.json").read_text())
+    assert again[1].train_seconds == metrics["run"]["seconds"]  # its epochs' time, as metrics.json records it
+    assert again[1].calibrate_seconds is None and again[0].calibrate_seconds == results[0].calibrate_seconds
     checkpoint = (tmp_path / "runs" / "mnist" / "class-1" / "checkpoint.pt").read_bytes()
     with pytest.raises(AetoolError, match=r"would train over runs of yours \(.*class-1: trained with other settings"):
         build_oneclass_report(tmp_path / "page", **{**options, "epochs": 2}, **QUIET)  # it trained over, unasked
     assert (tmp_path / "runs" / "mnist" / "class-1" / "checkpoint.pt").read_bytes() == checkpoint
+
+
+def test_the_one_class_page_takes_your_own_run_as_it_is_and_names_how_it_was_trained(data_dir, tmp_path):
+    """A run of yours trained with another --lr was reused without a word, shown with the page's epochs, and its
+    calibrated detector calibrated again (its file rewritten); a checkpoint copied from another run was scored as
+    this class's; --runs naming one class's folder trained new runs inside it."""
+    from aetool.report.oneclass import build_oneclass_report
+
+    mine = tmp_path / "runs" / "mnist" / "class-1"
+    common = [
+        "train",
+        "anomaly",
+        "--classes",
+        "1",
+        "--data-dir",
+        str(data_dir),
+        "--epochs",
+        "2",
+        "-q",
+        "--allow-trivial",
+    ]
+    assert runner.invoke(app, [*common, "--lr", "0.002", "-o", str(mine)]).exit_code == 0
+    detector = (mine / "model.onnx").read_bytes()
+    options = {"data_dir": data_dir, "runs": tmp_path / "runs", "datasets": ("mnist",), "classes": (1,), "epochs": 1}
+    lines: list[str] = []
+    result = build_oneclass_report(tmp_path / "page", **options, echo=lines.append)[1][0]
+    assert not result.trained_now and result.epochs == 2 and result.trained_with[0].startswith("--lr 0.002 (not ")
+    assert any(line.startswith("oneclass: mnist class 1: reusing it (trained with --lr 0.002") for line in lines)
+    assert (
+        "Reused runs optimised otherwise than aetool's settings: mnist class 1 (--lr 0.002"
+        in (tmp_path / "page" / "README.md").read_text()
+    )
+    assert (mine / "model.onnx").read_bytes() == detector and result.calibrate_seconds is None
+    assert result.train_seconds == json.loads((mine / "metrics.json").read_text())["run"]["seconds"]
+    with pytest.raises(AetoolError, match=r"--runs .*class-1 is one run's folder"):
+        build_oneclass_report(tmp_path / "page", **{**options, "runs": mine}, **QUIET)
+    other = tmp_path / "other"
+    assert runner.invoke(app, [*common, "--seed", "1", "--no-export", "-o", str(other)]).exit_code == 0
+    (mine / "checkpoint.pt").write_bytes((other / "checkpoint.pt").read_bytes())
+    with pytest.raises(AetoolError, match=r"its checkpoint\.pt is another run.s than its metrics\.json"):
+        build_oneclass_report(tmp_path / "page", **options, **QUIET)
 
 
 def test_the_one_class_report_on_a_folder_of_own_images_points_to_evaluate_anomaly(digits, tmp_path):

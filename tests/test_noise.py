@@ -41,6 +41,17 @@ def test_bad_noise_arguments_are_refused():
         add_noise(np.zeros((1, 2)), -0.1)
 
 
+def test_a_gaussian_std_near_float32s_largest_saturates_without_a_warning():
+    """σ 1e38 and up overflowed float32 in the product: numpy's warning reached the user as a line of its own."""
+    import warnings
+
+    images = np.full((2, 8, 8), 0.5, np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        noisy = add_noise(images, 3e38, rng=0)
+    assert set(np.unique(noisy)) <= {0.0, 1.0} and np.isfinite(noisy).all()
+
+
 def test_integer_and_out_of_range_images_are_refused_not_saturated():
     eight_bit = np.full((2, 4, 4), 200, np.uint8)
     with pytest.raises(ValueError, match=r"uint8 values; .* pass images.astype\(np.float32\) / 255"):

@@ -104,7 +104,9 @@ def test_images_of_one_size_the_model_cannot_take_train_on_patches_and_export(na
     (a traceback after the first epoch, or from onnxruntime at export)."""
     for i, image in enumerate(stroke_digits(12, seed=4)[0]):
         save(tmp_path / "odd" / f"{i}.png", np.pad(image, ((0, side - 28), (0, side - 28))))
-    with pytest.raises(DataError, match=f"the training images are {side}×{side}; .*: pass --patch N"):
+    with pytest.raises(
+        DataError, match=f"the training images are {side}×{side} \\(width×height\\); .*: pass --patch N"
+    ):
         load_training_data(quick(name, data=str(tmp_path / "odd"), val=0.25))
     config = quick(name, data=str(tmp_path / "odd"), val=0.25, patch=16)
     result = train(config, run_dir=tmp_path / "run", progress=False, echo=len)

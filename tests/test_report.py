@@ -356,6 +356,10 @@ def test_a_time_in_timing_json_is_for_the_files_it_was_measured_on(tmp_path):
     for broken in ('{"train_seconds": 3.0, "checkp', "7"):  # cut short by a kill; not an object
         (tmp_path / TIMING).write_text(broken)
         assert read_timing(folder) == {}
+    digest = hashlib.sha256(folder.checkpoint.read_bytes()).hexdigest()
+    for value in ("1.5", None, -1.0, float("nan"), True):  # a string was a ValueError in the page's table
+        (tmp_path / TIMING).write_text(json.dumps({"train_seconds": value, "checkpoint_sha256": digest}))
+        assert read_timing(folder) == {}, value
 
 
 def test_a_reused_run_optimised_otherwise_is_named_in_the_line_and_on_the_page(report):

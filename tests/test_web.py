@@ -111,7 +111,9 @@ def test_a_denoisers_entry_names_the_kind_of_noise_it_was_trained_on(tmp_path):
     for noise, want in [
         ({"level": 0.25, "kind": "mask"}, (0.25, "mask")),
         ({"level": 0.1, "kind": "salt-pepper"}, (0.1, "salt-pepper")),
-        ({"level": None, "kind": None, "mix": "gaussian=0:0.6,mask=0.3"}, (0.3, "gaussian")),  # blind: BLIND_LEVEL
+        ({"level": None, "kind": None, "mix": "gaussian=0:0.6,mask=0.3"}, (0.3, "gaussian")),  # blind: half of 0.6
+        ({"level": None, "kind": None, "mix": "mask=0:0.3"}, (0.15, "mask")),  # a range of one kind: that kind
+        ({"level": None, "kind": None, "mix": "salt-pepper=0.1,mask=0.4"}, (0.05, "salt-pepper")),
         ({"level": 0.0, "kind": "gaussian"}, (0.0, None)),  # trained on clean images
     ]:
         metadata = {**toy_metadata("mine", "conv", 4), contract.NOISE: json.dumps(noise)}

@@ -220,7 +220,7 @@ def _test_set(images: np.ndarray, facts: metadata.ModelFacts, *, crops: bool = F
     ``crops``: they are centre crops of test images of several sizes, which the description says."""
     what = "test images" if facts.dataset == "images" else "test digits"
     if crops:
-        what = f"{what} (centre crops {images.shape[2]}×{images.shape[3]}, the size all of them hold)"
+        what = f"{what} (centre crops {images.shape[2]}×{images.shape[3]} (height×width), the size all of them hold)"
     if not facts.noise:
         return TestSet(images, images, f"clean {what}")
     noisy = facts.noise.apply(images, np.random.default_rng(TEST_NOISE_SEED))

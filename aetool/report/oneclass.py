@@ -32,7 +32,15 @@ from aetool.export.detector import CalibrationOptions, calibrate_run
 from aetool.report.environment import environment
 from aetool.report.figures import DPI
 from aetool.report.page import Figure, Section, Table, check_page_folder, staged_page, write_html, write_markdown
-from aetool.report.runs import Plan, exported_timing, plan_run, read_timing, trained_timing, write_timing
+from aetool.report.runs import (
+    Plan,
+    exported_timing,
+    plan_run,
+    read_timing,
+    recorded_seconds,
+    trained_timing,
+    write_timing,
+)
 from aetool.runtime import load
 from aetool.runtime.anomaly import DEFAULT_FPR, auroc, average_precision, rates
 from aetool.runtime.detect import Detector, idx_inputs, idx_scores, overlay
@@ -91,7 +99,7 @@ class ClassResult:
     fpr: float  # % of the normal class's test images above the threshold
     recall: float  # % of the anomalous test images above it
     train_seconds: float | None  # None: a reused run that records no training time (trained before aetool did)
-    calibrate_seconds: float
+    calibrate_seconds: float | None  # None: a reused detector calibrated outside the report
     score_seconds: float
     trained_now: bool
     epochs: int  # the run's training epochs
@@ -99,13 +107,14 @@ class ClassResult:
     normal_scores: np.ndarray = field(repr=False)
     anomalous_scores: np.ndarray = field(repr=False)
     tiles: np.ndarray = field(repr=False)  # 2·SHOWN × 3×H×W: least then most anomalous, heatmaps over the images
+    trained_with: list[str] = field(default_factory=list)  # how a reused run was optimised otherwise (--lr 0.002 …)
 
     @property
     def published(self) -> float:
         return PUBLISHED[self.dataset][1][self.normal]
 
     def to_dict(self) -> dict[str, Any]:
-        keys = ("dataset", "normal", "auroc", "aupr", "threshold", "fpr", "recall", "trained_now")
+        keys = ("dataset", "normal", "auroc", "aupr", "threshold", "fpr", "recall", "trained_now", "trained_with")
         record: dict[str, Any] = {key: getattr(self, key) for key in keys}
         record["published"] = self.published
         record["seconds"] = {
@@ -171,7 +180,10 @@ def run_class(
             "pass --retrain to let it, or --runs to another folder"
         )
     timing = read_timing(folder)
-    if plan.config is not None:
+    if plan.config is None:
+        echo(f"oneclass: {dataset} class {normal}: {plan.why} ({folder.path})")
+    else:
+        before = (recorded_seconds(folder) or 0.0) if plan.resume else 0.0  # the epochs trained before a stop
         started = time.perf_counter()
         train(
             plan.config,
@@ -181,21 +193,22 @@ def run_class(
             progress=False,
             echo=lambda line: None,
         )
-        timing = trained_timing(folder, seconds=time.perf_counter() - started)
+        timing = trained_timing(folder, seconds=before + time.perf_counter() - started)  # data loading included
         echo(f"oneclass: {dataset} class {normal}: {plan.why}: trained in {timing['train_seconds']:.1f} s")
-    if "export_seconds" not in timing or not _calibrated(folder, fpr=fpr, threads=threads):
+    if not _calibrated(folder, fpr=fpr, threads=threads):
         started = time.perf_counter()
         calibrate_run(folder.path, options=CalibrationOptions(fpr=fpr, data_dir=data_dir), echo=lambda line: None)
         timing.update(exported_timing(folder, seconds=time.perf_counter() - started))
         write_timing(folder, timing)
-    train_seconds = timing.get("train_seconds", folder.read_metrics().get("run", {}).get("seconds"))
+    elif plan.config is not None:
+        write_timing(folder, timing)
+    train_seconds = timing["train_seconds"] if "train_seconds" in timing else recorded_seconds(folder)
     started = time.perf_counter()
     detector = Detector(load(folder.model_file, threads=threads))
     scores, labels = idx_scores(detector, data_dir)
     score_seconds = time.perf_counter() - started
     is_anomaly = labels != str(normal)
     assert detector.threshold is not None  # the detector was just calibrated
-    assert config.epochs is not None  # TrainConfig sets the registry's default
     at = rates(scores, is_anomaly, detector.threshold)
     order = np.argsort(scores, kind="mergesort")
     shown = np.r_[order[:SHOWN], order[-SHOWN:]]
@@ -212,14 +225,15 @@ def run_class(
         100 * at.fpr,
         100 * at.recall,
         train_seconds,
-        timing["export_seconds"],
+        timing.get("export_seconds"),
         score_seconds,
         plan.config is not None,
-        config.epochs,
+        int(folder.read_metrics()["config"]["epochs"]),  # a reused run's own, which may be more than asked for
         config.held_out,
         scores[~is_anomaly],
         scores[is_anomaly],
         tiles,
+        list(plan.otherwise),
     )
 
 
@@ -335,7 +349,8 @@ def _table(results: Sequence[ClassResult]) -> Table:
     caption = (
         "AUROC and AUPR over the 10,000 test images (anomalies positive). FPR: the share of the normal class's test "
         "images above the stored threshold; recall: the share of the others above it. train s: aetool train "
-        "(data loading included); all s: training, calibration with the verified export, and scoring the test set."
+        "(data loading included; for a run trained elsewhere, its epochs as metrics.json records them); all s: "
+        "training, calibration with the verified export, and scoring the test set; — where not known."
     )
     return Table(header, rows, caption)
 
@@ -375,7 +390,8 @@ def summary(results: Sequence[ClassResult], *, fpr: float) -> dict[str, Any]:
     within = [abs(result.fpr / 100 - fpr) <= FPR_TOLERANCE for result in results]
     record["slowest_class_train_seconds"] = None if unknown else max(known)
     record["all_train_seconds"] = None if unknown else sum(known)
-    record["all_seconds"] = None if unknown else sum(_all_seconds(result) or 0.0 for result in results)
+    every = [_all_seconds(result) for result in results]
+    record["all_seconds"] = None if None in every else sum(seconds for seconds in every if seconds is not None)
     record["meets_time_bars"] = (
         None if short or unknown else max(known) <= CLASS_SECONDS and sum(known) <= TOTAL_SECONDS
     )
@@ -384,8 +400,8 @@ def summary(results: Sequence[ClassResult], *, fpr: float) -> dict[str, Any]:
 
 
 def _all_seconds(result: ClassResult) -> float | None:
-    """A class's training, calibration and scoring time; None when its training time is unknown."""
-    if result.train_seconds is None:
+    """A class's training, calibration and scoring time; None when its training or calibration time is unknown."""
+    if result.train_seconds is None or result.calibrate_seconds is None:
         return None
     return result.train_seconds + result.calibrate_seconds + result.score_seconds
 
@@ -462,12 +478,15 @@ def write_page(out: Path, results: Sequence[ClassResult], *, fpr: float, extra: 
             "(not judged: reused runs that record no training time, shown —). "
             if totals["all_train_seconds"] is None
             else f"(slowest {totals['slowest_class_train_seconds']:.1f} s; took {totals['all_train_seconds']:.0f} s "
-            f"to train, {totals['all_seconds']:.0f} s in all). "
+            f"to train, {_seconds(totals['all_seconds'])} s in all). "
         )
         + "Calibration: "
         f"the FPR on the normal class's test images is within ±1 point of {fpr:.0%} for "
         f"{totals['fpr_within_one_point']} classes.",
     ]
+    otherwise = [f"{r.dataset} class {r.normal} ({', '.join(r.trained_with)})" for r in results if r.trained_with]
+    if otherwise:
+        intro.append(f"Reused runs optimised otherwise than aetool's settings: {'; '.join(otherwise)}.")
     title = "One-class anomaly detection on MNIST and Fashion-MNIST"
     write_markdown(out / "README.md", title, intro, sections)
     index = write_html(out / "index.html", title, intro, sections)
@@ -504,6 +523,11 @@ def build_oneclass_report(
     lets the page train over them.
     """
     check_page_folder(Path(out), numbers=ONECLASS_NUMBERS)
+    if RunFolder(runs).holds_run():  # one class's run, given for the folder of them all
+        raise AetoolError(
+            f"--runs {runs} is one run's folder (it holds checkpoint.pt); give the folder that holds the one-class "
+            f"runs (DATASET/class-N below it), e.g. --runs {Path(runs).parent}"
+        )
     folders = {}
     for dataset in datasets:  # every dataset's folder before any training
         folder = resolve_data_dir(data_dir, dataset)
@@ -545,7 +569,8 @@ def build_oneclass_report(
             )
             echo(
                 f"oneclass: {dataset} class {normal}: AUROC {result.auroc:.2f} % (published {result.published}), "
-                f"FPR {result.fpr:.2f} %, train {_seconds(result.train_seconds)} s"
+                f"FPR {result.fpr:.2f} %, "
+                + ("training time unknown" if result.train_seconds is None else f"train {result.train_seconds:.1f} s")
             )
             results.append(result)
     extra = {

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -69,12 +70,16 @@ class Plan:
 
 
 def plan_run(folder: RunFolder, wanted: TrainConfig) -> Plan:
-    """Reuse a finished run that stands in for ``wanted``, resume a stopped one, else train (over) it."""
+    """Reuse a finished run that stands in for ``wanted``, resume a stopped one, else train (over) it: a run whose
+    checkpoint and metrics.json record other settings is trained over, as is one trained with other settings.
+    Raises ``AetoolError`` for a checkpoint that cannot be read."""
     if not folder.holds_run():
         return Plan(wanted, why="no run yet")
     stored = folder.stored_config()
     if stored is None:
         return Plan(wanted, force=True, why="a checkpoint without metrics.json")
+    if json.loads(json.dumps(folder.read_checkpoint()["config"])) != stored:  # a checkpoint copied from another run
+        return Plan(wanted, force=True, why="its checkpoint.pt is another run's than its metrics.json")
     reasons = RunFolder.reuse_shortfalls(stored, wanted)
     if reasons:
         return Plan(wanted, force=True, why=f"trained with other settings ({', '.join(reasons)})")
@@ -107,7 +112,7 @@ def _digest(path: Path) -> str | None:
 def read_timing(folder: RunFolder) -> dict[str, Any]:
     """The wall times ``timing.json`` holds for the checkpoint and model file there now: a time recorded for
     other files (trained over with ``aetool train --force``, exported again) is unknown, not theirs. A missing or
-    unreadable file (cut short by a kill) holds none."""
+    unreadable file (cut short by a kill) holds none, and a time that is not a number ≥ 0 is unknown."""
     path = folder.path / TIMING
     try:
         stored = json.loads(path.read_text()) if path.is_file() else {}
@@ -116,18 +121,28 @@ def read_timing(folder: RunFolder) -> dict[str, Any]:
     if not isinstance(stored, dict):
         return {}
     timing: dict[str, Any] = {}
-    if "train_seconds" in stored and stored.get("checkpoint_sha256") == _digest(folder.checkpoint):
+    if _seconds(stored.get("train_seconds")) and stored.get("checkpoint_sha256") == _digest(folder.checkpoint):
         timing.update(train_seconds=stored["train_seconds"], checkpoint_sha256=stored["checkpoint_sha256"])
-    if "export_seconds" in stored and stored.get("model_sha256") == _digest(folder.model_file):
+    if _seconds(stored.get("export_seconds")) and stored.get("model_sha256") == _digest(folder.model_file):
         timing.update(export_seconds=stored["export_seconds"], model_sha256=stored["model_sha256"])
     return timing
 
 
 def trained_timing(folder: RunFolder, *, seconds: float) -> dict[str, Any]:
-    """The training time of the run just trained in ``folder`` for :func:`write_timing`: metrics.json's
-    ``run.seconds`` (summed over the run's resumes), else ``seconds``, tied to the checkpoint's digest."""
-    summed = folder.read_metrics().get("run", {}).get("seconds", seconds)
-    return {"train_seconds": summed, "checkpoint_sha256": _digest(folder.checkpoint)}
+    """The training time (``seconds``) of the run just trained in ``folder``, tied to its checkpoint's digest, for
+    :func:`write_timing`."""
+    return {"train_seconds": seconds, "checkpoint_sha256": _digest(folder.checkpoint)}
+
+
+def recorded_seconds(folder: RunFolder) -> float | None:
+    """The wall time of the run's epochs, summed over its resumes, that metrics.json records (``run.seconds``);
+    None for runs from before aetool recorded it."""
+    seconds = folder.read_metrics().get("run", {}).get("seconds")
+    return float(seconds) if _seconds(seconds) else None
+
+
+def _seconds(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value >= 0
 
 
 def exported_timing(folder: RunFolder, *, seconds: float) -> dict[str, Any]:
@@ -191,7 +206,7 @@ def prepare_run(
             echo=echo,
             go_on="run the same aetool report again to go on from there",
         )
-        timing = trained_timing(folder, seconds=result.seconds)
+        timing = trained_timing(folder, seconds=recorded_seconds(folder) or result.seconds)  # summed over resumes
         trained_now = True
     onnx = folder.model_file if folder.export_is_current() else None
     exported = onnx is None

@@ -60,7 +60,8 @@ def add_noise(
     rng = np.random.default_rng(rng)
     clean = images.astype(np.float32, copy=False)
     if kind == "gaussian":
-        noisy = clean + rng.standard_normal(clean.shape, dtype=np.float32) * np.float32(level)
+        with np.errstate(over="ignore"):  # σ near float32's largest: ±inf, which the clip below makes 0 or 1
+            noisy = clean + rng.standard_normal(clean.shape, dtype=np.float32) * np.float32(level)
     elif kind == "salt-pepper":
         hit = rng.random(clean.shape, dtype=np.float32) < level
         salt = rng.random(clean.shape, dtype=np.float32) < 0.5

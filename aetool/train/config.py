@@ -90,6 +90,8 @@ class TrainConfig:
         self._check_types()
         self.dataset = self.dataset or ("images" if self.data else "mnist")
         defaults = {name for name in spec.train if getattr(self, name, None) is None}  # taken from the registry
+        if self.noise is not None or self.noise_mix is not None:  # --noise was given, as a level or a range or mix
+            defaults -= {"noise", "noise_mix"}
         if spec.kind == "pca":
             self._resolve_pca()
         else:

@@ -170,7 +170,8 @@ def _prepared(
     are not the size its header gave."""
     if pixels.shape[1:] != header:
         raise ImageError(
-            f"its header says {header[1]}×{header[0]} but it decodes to {pixels.shape[2]}×{pixels.shape[1]}"
+            f"its header says {header[1]}×{header[0]} but it decodes to {pixels.shape[2]}×{pixels.shape[1]} "
+            "(width×height)"
         )
     if white_on_black and is_dark_on_light(pixels):
         pixels = 1 - pixels
@@ -559,7 +560,7 @@ def _check_conv_sizes(config: TrainConfig, train: ImageSet, *, multiple: int) ->
         if train.size[0] % multiple or train.size[1] % multiple:
             height, width = train.size
             raise DataError(
-                f"the training images are {width}×{height}; {config.model} takes sizes divisible by {multiple}: pass "
+                f"the training images are {width}×{height} (width×height); {config.model} takes sizes divisible by {multiple}: pass "
                 f"--patch N{_of(multiple)}"
             )
         return

@@ -32,13 +32,13 @@ from aetool.runtime.describe import bundled_models
 from aetool.runtime.evaluate import trained_noise
 from aetool.runtime.files import NAME_MAX, write_files
 from aetool.runtime.model import Model
+from aetool.runtime.noise import Noise
 from aetool.runtime.registry import INDEX, models_dir
 
 PAGE = Path(__file__).with_name("page")
 PAGE_FILES = ("index.html", "app.js", "style.css")
 ORT_FILES = ("ort.wasm.min.js", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm")
 ORT_WEB_ENV = "AETOOL_ORT_WEB"
-BLIND_LEVEL = 0.3  # the Gaussian σ the page adds, by default, for a denoiser trained on a range or mix of noise
 PACKAGE = Path("node_modules") / "onnxruntime-web"
 CLONE_WEB = Path(__file__).resolve().parents[2] / "web"  # web/ of a clone (editable installs run from one)
 ISOLATION = {"Cross-Origin-Opener-Policy": "same-origin", "Cross-Origin-Embedder-Policy": "require-corp"}
@@ -139,19 +139,32 @@ def site_files(names: list[str]) -> dict[str, str]:
     return files
 
 
+def page_noise(noise: Noise) -> tuple[float, str | None]:
+    """The noise the page adds for a model trained on ``noise``, as (level, kind): its one level and kind; for a
+    range or mix, its one kind (Gaussian when it has Gaussian terms, else its first term's) at half the highest
+    level trained on (the bundled blind ``denoise``, Gaussian up to σ 0.6 among others: Gaussian 0.3; ``mask=0:0.3``:
+    mask 0.15); (0.0, None) for a model trained on clean images. Kinds and levels are ``runtime.noise.add_noise``'s.
+    """
+    if not noise:
+        return 0.0, None
+    if noise.level is not None:
+        return noise.level
+    kinds = [term.kind for term in noise.terms]
+    kind = "gaussian" if "gaussian" in kinds else kinds[0]
+    return max(term.high for term in noise.terms if term.kind == kind) / 2, kind
+
+
 def model_entry(name: str, path: Path, summary: str | None, *, file: str) -> dict[str, Any]:
     """What the page needs to know of a model, from its file: role, input spec, noise, test MSE, target.
 
     ``role`` is ``denoise`` for a model trained on noisy inputs and ``reconstruct`` otherwise. A denoiser's input
-    is noised by the page first, with the kind it was trained on (``noise_kind``: ``gaussian``, ``salt-pepper`` or
-    ``mask``, as ``runtime.noise.add_noise``) at the slider's level, which starts at ``noise``: its trained level,
-    or Gaussian ``BLIND_LEVEL`` for a model trained on a range or mix. Raises ``ModelFileError`` for a file that
-    will not load or breaks the contract.
+    is noised by the page first (:func:`page_noise`: ``noise_kind`` at the slider's level, which starts at
+    ``noise``). Raises ``ModelFileError`` for a file that will not load or breaks the contract.
     """
     model = Model(path, threads=1)
     spec = model.input_spec
     noise = trained_noise(model)
-    level, kind = (noise.level or (BLIND_LEVEL, "gaussian")) if noise else (0.0, None)
+    level, kind = page_noise(noise)
     return {
         "name": name,
         "file": f"models/{file}",
