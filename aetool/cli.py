@@ -64,6 +64,21 @@ class NoiseKind(str, Enum):
     mask = "mask"
 
 
+class Dataset(str, Enum):
+    """The datasets of ``aetool.runtime.metadata.DATASETS`` (spelled out so a typo is refused before torch loads)."""
+
+    mnist = "mnist"
+    fashion_mnist = "fashion-mnist"
+    images = "images"
+
+
+class Loss(str, Enum):
+    """The training losses of ``aetool.train.config.LOSSES`` (spelled out so a typo is refused before torch loads)."""
+
+    mse = "mse"
+    bce = "bce"
+
+
 class Target(str, Enum):
     """The export targets of ``aetool.runtime.contract.TARGETS`` (spelled out so ``--help`` needs no import)."""
 
@@ -1456,7 +1471,7 @@ def train(
     lr: Annotated[
         float | None, typer.Option(help="Peak learning rate of Adam (default: the model's).", show_default=False)
     ] = None,
-    loss: Annotated[str | None, typer.Option(help="mse or bce (default: the model's).", show_default=False)] = None,
+    loss: Annotated[Loss | None, typer.Option(help="The loss (default: the model's).", show_default=False)] = None,
     l1: Annotated[
         float | None, typer.Option(help="L1 weight on the code's activations (sparse: 0.01).", show_default=False)
     ] = None,
@@ -1478,7 +1493,7 @@ def train(
     seed: Annotated[int, typer.Option(min=0, max=2**32 - 1, help="Seed of weights, batch order and noise.")] = 0,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     dataset: Annotated[
-        str | None,
+        Dataset | None,
         typer.Option(
             help="mnist or fashion-mnist (IDX files); images with --data. \\[default: mnist]", show_default=False
         ),
@@ -1583,15 +1598,23 @@ def train(
     """Train a model of the report; the run folder gets metrics.json, checkpoint.pt and model.onnx (a calibrated
     anomaly detector for one-class runs and the anomaly model)."""
     known = _known_models()
-    if model not in known:  # refused before torch loads (seconds)
+    if model not in known:  # refused before torch loads (seconds), as are the options parsed without it below
         fail(f"unknown model {model!r}; known models: {', '.join(known)}")
+    with reporting():
+        from aetool.runtime.images import parse_size
+        from aetool.runtime.noise import Noise
+
+        parsed_size = parse_size(size, option="--size")
+        try:
+            Noise.parse(noise or "0", default_kind=noise_kind.value)
+        except ValueError as err:
+            fail(f"--noise: {err}")
     _need_train_extra("train")
     with reporting():
         from aetool.export import ExportOptions, export_run
         from aetool.export.detector import CalibrationOptions, calibrate_run
         from aetool.export.metadata import created
         from aetool.models import get_spec
-        from aetool.runtime.images import parse_size
         from aetool.train import RunFolder, TrainConfig
         from aetool.train import train as run_training
 
@@ -1600,7 +1623,7 @@ def train(
             "data": data,
             "val": val,
             "val_data": val_data,
-            "size": parse_size(size, option="--size"),
+            "size": parsed_size,
             "patch": patch,
             "channels": channels,
             "classes": classes,  # TrainConfig parses 1,7 (runtime.anomaly.parse_classes)
@@ -1608,7 +1631,7 @@ def train(
             "epochs": epochs,
             "batch_size": batch_size,
             "lr": lr,
-            "loss": loss,
+            "loss": loss and loss.value,
             "l1": l1,
             "noise": _level_or_none(noise),
             "noise_mix": noise if noise is not None and _level_or_none(noise) is None else None,
@@ -1616,7 +1639,7 @@ def train(
             "components": components,
             "seed": seed,
             "device": device,
-            "dataset": dataset or "",
+            "dataset": dataset.value if dataset else "",
             "data_dir": data_dir,
             "limit": limit,
         }

@@ -14,7 +14,7 @@ from conftest import colour_metadata, digit, node, onnx_bytes, read, save, toy_m
 from PIL import Image
 
 from aetool import __version__
-from aetool.cli import MODEL_NAMES, NoiseKind, Target
+from aetool.cli import MODEL_NAMES, Dataset, Loss, NoiseKind, Target
 from aetool.runtime import contract
 from aetool.runtime.noise import NOISE_KINDS, add_noise
 
@@ -398,17 +398,21 @@ def test_mask_noise_sets_pixels_to_the_background(cli, tmp_path):
     assert set(np.unique(masked)) == {0, 60} and (masked == 0).mean() == pytest.approx(0.3, abs=0.05)
 
 
-def test_the_cli_noise_kinds_and_export_targets_are_the_runtime_ones():
+def test_the_cli_noise_kinds_export_targets_and_datasets_are_the_runtime_ones():
+    from aetool.runtime.metadata import DATASETS
+
     assert tuple(kind.value for kind in NoiseKind) == NOISE_KINDS
     assert tuple(target.value for target in Target) == contract.TARGETS
+    assert tuple(dataset.value for dataset in Dataset) == DATASETS
 
 
 def test_train_knows_every_registry_model_in_registry_order():
     pytest.importorskip("torch", reason="the registry needs the train extra")
     from aetool.models import REGISTRY
     from aetool.names import MODELS
+    from aetool.train.config import LOSSES
 
-    assert tuple(REGISTRY) == MODELS
+    assert tuple(REGISTRY) == MODELS and tuple(loss.value for loss in Loss) == LOSSES
     named = re.split(r"[,;] ", re.sub(r" \([^)]*\)", "", MODEL_NAMES))  # "pca, deep, … (the report's); dncnn (…), …"
     assert named == list(REGISTRY)
 

@@ -409,6 +409,11 @@ TYPO_BEFORE_TORCH = textwrap.dedent("""
         (("train", "deep", "--epochs", "0"), "aetool: error: Invalid value for '--epochs'"),
         (("train", "deep", "--limit", "0"), "aetool: error: Invalid value for '--limit'"),
         (("train", "deep", "--seed", "4294967296"), "aetool: error: Invalid value for '--seed'"),
+        (("train", "deep", "--dataset", "mnst"), "aetool: error: Invalid value for '--dataset'"),
+        (("train", "deep", "--loss", "mae"), "aetool: error: Invalid value for '--loss'"),
+        (("train", "deep", "--noise", "abc"), "aetool: error: --noise: "),
+        (("train", "deep", "--noise", "1.5", "--noise-kind", "mask"), "aetool: error: --noise: the mask noise level"),
+        (("train", "deep", "--size", "2²x3"), "aetool: error: --size takes HxW"),
     ],
 )
 def test_train_refuses_a_typo_before_loading_torch(tmp_path, args, said):
