@@ -143,7 +143,11 @@ def test_a_last_batch_of_one_image_joins_the_one_before():
 @pytest.mark.parametrize(
     ("name", "settings", "message"),
     [
-        ("deep", {}, r"holds images of several sizes \(40x48 \(2\), .*; deep takes one size: pass --size HxW"),
+        (
+            "deep",
+            {},
+            r"holds images of several sizes \(height×width: 40x48 \(2\), .*; deep takes one size: pass --size HxW",
+        ),
         ("conv-deconv", {}, r"several sizes .*: pass --patch N for random N×N crops \(a multiple of 4\)$"),
         ("conv-deconv", {"patch": 64}, r"--patch 64 is larger than .*photo\d.png \(\d+x\d+, height x width\)"),
     ],

@@ -297,11 +297,11 @@ def split_off(images: ImageSet, fraction: float, seed: int) -> tuple[ImageSet, I
 
 
 def describe_sizes(images: ImageSet, *, most: int = 4) -> str:
-    """The sizes found, most common first, as ``HxW (n), …`` (height first, as ``--size`` takes them): for
-    messages."""
+    """The sizes found, most common first, as ``height×width: HxW (n), …`` (height first, as ``--size`` takes
+    them): for messages."""
     counts = Counter(images.sizes()).most_common()
     shown = ", ".join(f"{h}x{w} ({n})" for (h, w), n in counts[:most])
-    return shown + (f" and {len(counts) - most} more" if len(counts) > most else "")
+    return "height×width: " + shown + (f" and {len(counts) - most} more" if len(counts) > most else "")
 
 
 # ---- batches ----
