@@ -121,9 +121,10 @@ def read_timing(folder: RunFolder) -> dict[str, Any]:
     if not isinstance(stored, dict):
         return {}
     timing: dict[str, Any] = {}
-    if _seconds(stored.get("train_seconds")) and stored.get("checkpoint_sha256") == _digest(folder.checkpoint):
+    trained = folder.checkpoint_digest() if folder.holds_run() else None
+    if _is_seconds(stored.get("train_seconds")) and stored.get("checkpoint_sha256") == trained:
         timing.update(train_seconds=stored["train_seconds"], checkpoint_sha256=stored["checkpoint_sha256"])
-    if _seconds(stored.get("export_seconds")) and stored.get("model_sha256") == _digest(folder.model_file):
+    if _is_seconds(stored.get("export_seconds")) and stored.get("model_sha256") == _digest(folder.model_file):
         timing.update(export_seconds=stored["export_seconds"], model_sha256=stored["model_sha256"])
     return timing
 
@@ -131,17 +132,17 @@ def read_timing(folder: RunFolder) -> dict[str, Any]:
 def trained_timing(folder: RunFolder, *, seconds: float) -> dict[str, Any]:
     """The training time (``seconds``) of the run just trained in ``folder``, tied to its checkpoint's digest, for
     :func:`write_timing`."""
-    return {"train_seconds": seconds, "checkpoint_sha256": _digest(folder.checkpoint)}
+    return {"train_seconds": seconds, "checkpoint_sha256": folder.checkpoint_digest()}
 
 
 def recorded_seconds(folder: RunFolder) -> float | None:
     """The wall time of the run's epochs, summed over its resumes, that metrics.json records (``run.seconds``);
     None for runs from before aetool recorded it."""
     seconds = folder.read_metrics().get("run", {}).get("seconds")
-    return float(seconds) if _seconds(seconds) else None
+    return float(seconds) if _is_seconds(seconds) else None
 
 
-def _seconds(value: Any) -> bool:
+def _is_seconds(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value >= 0
 
 
