@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import struct
+import zlib
 
 import numpy as np
 import pytest
@@ -51,6 +53,35 @@ def test_sixteen_bit_images_are_scaled_to_one(tmp_path):
     assert images.read_image(tmp_path / "deep.png").notes == (images.DEEPER,)  # outputs are 8-bit: said
     Image.fromarray((deep // 257).astype(np.uint8)).save(tmp_path / "eight.png")
     assert images.read_image(tmp_path / "eight.png").notes == ()
+
+
+def _png16(path, values: np.ndarray, colour_type: int):
+    """A 16-bit PNG of H×W×C uint16 ``values`` (colour type 2: RGB, 4: grey + alpha, 6: RGBA), which Pillow does
+    not write."""
+    height, width = values.shape[:2]
+    raw = b"".join(b"\x00" + values[y].astype(">u2").tobytes() for y in range(height))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 16, colour_type, 0, 0, 0)
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+    )
+    return path
+
+
+@pytest.mark.parametrize("colour_type, channels", [(2, 3), (6, 4), (4, 2)])
+def test_sixteen_bit_colour_and_alpha_images_say_they_are_read_at_8_bits(tmp_path, colour_type, channels):
+    """A trial's 16-bit RGB PNG and TIFF were read at 8 bits with no note, while the README said 16-bit images are
+    read in full: Pillow has no deeper colour mode. The pixels are Pillow's 8 bits; the note says so."""
+    values = np.full((3, 4, channels), 65535, np.uint16)
+    values[..., 0] = [[0, 300, 40000, 65535]] * 3  # 300: 1.2 of an 8-bit step, which 8 bits read as 1
+    decoded = images.read_image(_png16(tmp_path / "deep.png", values, colour_type))
+    assert images.REDUCED in decoded.notes and images.DEEPER not in decoded.notes
+    np.testing.assert_allclose(decoded.pixels[0, 0], np.array([0, 1, 156, 255]) / 255, atol=1e-6)
+    grey = np.full((3, 4, 1), 300, np.uint16)  # 16-bit grey is read in full: no such note
+    assert images.read_image(_png16(tmp_path / "grey.png", grey, 0)).notes == (images.DEEPER,)
 
 
 def test_a_float_tiff_of_nan_is_one_line_and_the_batch_goes_on(tmp_path):

@@ -47,6 +47,9 @@ _SAVE_OPTIONS = {"JPEG": {"quality": 95}, "WEBP": {"quality": 95}}
 FAST_PNG = {"compress_level": 1}
 _SIXTEEN_BIT = {"I;16", "I;16L", "I;16B", "I;16N"}
 DEEPER = "more than 8 bits a pixel, read in full; the images aetool writes have 8"
+# Pillow's modes of more than 8 bits are grey without alpha: it decodes 16-bit RGB, RGBA and grey+alpha PNG and
+# TIFF files to 8 bits a channel.
+REDUCED = "16 bits a channel, read at 8 (Pillow decodes colour and alpha images at 8 bits a channel)"
 GREY_MODES = {"1", "L", "LA", "La", "I", "F", *_SIXTEEN_BIT}  # Pillow modes of grey images (one channel, alpha aside)
 # Formats Pillow registers but cannot decode without outside programs, or only as stubs for plugins of your own.
 _NOT_DECODED = {"BUFR", "GRIB", "HDF5", "FITS", "EPS", "WMF", "PDF", "MPEG"}
@@ -129,10 +132,12 @@ def read_image(source: str | Path | bytes | bytearray | memoryview | BinaryIO) -
         )
     with opened_image(source) as opened:
         _check_single_frame(opened)
+        reduced = _reduced_to_8_bits(opened)  # before getexif, which loads a PNG (its tiles then gone)
         orientation = opened.getexif().get(0x0112, 1)  # EXIF Orientation, 1: as stored
         image = ImageOps.exif_transpose(opened)
         image.load()
     notes = [f"turned upright by its EXIF orientation ({orientation})"] if orientation in TURNS else []
+    notes += [REDUCED] if reduced else []
     image, note = _to_srgb(image)
     notes += [note] if note else []
     pixels, note = _pixels(image)
@@ -185,6 +190,18 @@ def _check_single_frame(image: Image.Image) -> None:
             f"has {frames} frames ({kind}); aetool reads single-frame images: split it into one file per frame "
             "first (e.g. ImageMagick: convert IN OUT-%d.png)"
         )
+
+
+def _reduced_to_8_bits(image: Image.Image) -> bool:
+    """Whether Pillow decodes an opened (not yet loaded) image's 16-bit samples to 8 bits: its mode is an 8-bit one
+    while a tile's raw mode holds 16-bit samples (PNG ``RGB;16B``, ``LA;16B``; TIFF ``RGB;16N``)."""
+    if image.mode in _SIXTEEN_BIT or image.mode in ("I", "F"):
+        return False
+    for tile in getattr(image, "tile", ()):  # (codec, extents, offset, args): a plain tuple before Pillow 11
+        args = tile[3] if isinstance(tile[3], tuple) else (tile[3],)
+        if args and isinstance(args[0], str) and ";16" in args[0]:
+            return True
+    return False
 
 
 def _to_srgb(image: Image.Image) -> tuple[Image.Image, str | None]:
