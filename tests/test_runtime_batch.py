@@ -327,9 +327,18 @@ def test_a_forced_inversion_is_ignored_by_a_model_of_images_as_they_are(tmp_path
 
 
 def test_a_colour_output_is_refused_as_pgm_and_written_as_ppm(tmp_path, toy_dir):
+    """Refused before the model runs (a trial's 24-megapixel photo ran 45 s first)."""
     source = save(tmp_path / "photo.png", colour_photo())
-    step = Reconstruct(load(toy_dir / "rgb-conv.onnx"))
+    runs = []
+
+    class Counted(Reconstruct):
+        def run(self, batch):
+            runs.append(len(batch))
+            return super().run(batch)
+
+    step = Counted(load(toy_dir / "rgb-conv.onnx"))
     [grey_name] = process([job(source, tmp_path / "out.pgm", fmt="PPM")], step)
+    assert runs == []
     assert (
         grey_name.error
         == f"cannot write {tmp_path / 'out.pgm'}: a .pgm file holds grey images and this output is RGB; use .ppm or .png"

@@ -259,6 +259,11 @@ def _read(job: Job, step: Step, invert: bool | None) -> Ready | Outcome:
         pixels, converted = decoded.pixels, None
         if step.channels is not None:
             pixels, converted = images.to_channels(pixels, step.channels)
+        colour_out = pixels.shape[0] == 3 and converted != images.GREY_TO_RGB  # a grey input's output is grey
+        if job.target is not None and job.target.suffix.lower() == ".pgm" and colour_out:  # refused before it runs
+            raise ImageError(
+                f"cannot write {job.target}: a .pgm file holds grey images and this output is RGB; use .ppm or .png"
+            )
         flip = step.inverts and (images.is_dark_on_light(pixels) if invert is None else invert)
         image = 1 - pixels if flip else pixels
         prepared = step.prepare(image)
@@ -338,8 +343,6 @@ def _finish(item: Ready, result: np.ndarray, share: float, side_by_side: bool, s
         psnr=decibels if math.isfinite(decibels) else None,
     )
     try:
-        if item.job.target is not None and item.job.target.suffix.lower() == ".pgm" and pixels.shape[0] == 3:
-            raise ValueError("a .pgm file holds grey images and this output is RGB; use .ppm or .png")
         data = images.encode(pixels, item.job.fmt)
         if item.job.target is None:
             if stdout is None:
