@@ -149,7 +149,11 @@ def test_a_last_batch_of_one_image_joins_the_one_before():
             r"holds images of several sizes \(height×width: 40x48 \(2\), .*; deep takes one size: pass --size HxW",
         ),
         ("conv-deconv", {}, r"several sizes .*: pass --patch N for random N×N crops \(a multiple of 4\)$"),
-        ("conv-deconv", {"patch": 64}, r"--patch 64 is larger than .*photo\d.png \(\d+x\d+, height x width\)"),
+        (
+            "conv-deconv",
+            {"patch": 64},
+            r"--patch 64 is larger than \d of the \d training images \(the smallest: .*photo\d.png, \d+x\d+, height x width\)",
+        ),
     ],
 )
 def test_the_size_policy_refuses_what_cannot_train_in_one_line(colour_folder, name, settings, message):
@@ -162,13 +166,17 @@ def test_a_patch_too_large_is_refused_with_the_largest_the_model_takes(tmp_path)
     save(tmp_path / "small.png", np.zeros((30, 45), np.uint8))
     save(tmp_path / "large.png", np.zeros((40, 40), np.uint8))
     with pytest.raises(
-        DataError, match=r"--patch 32 is larger than .*small.png \(30x45, .*\); pass a patch of at most 28$"
+        DataError,
+        match=r"--patch 32 is larger than 1 of the 1 training images \(the smallest: .*small.png, 30x45, .*\); "
+        r"leave the 1 image under 32×32 out of the training folder, or pass a patch of at most 28$",
     ):
         load_training_data(quick("conv-deconv", data=str(tmp_path), patch=32))
     for i in range(5):
         save(tmp_path / "tiny" / f"tiny{i}.png", np.zeros((3, 5), np.uint8))
     with pytest.raises(
-        DataError, match=r"tiny\d.png \(3x5, .*\); leave out images under 4×4, the smallest patch conv-deconv"
+        DataError,
+        match=r"larger than 4 of the 4 training images \(the smallest: .*tiny\d.png, 3x5, .*\); leave the 4 images "
+        r"under 4×4 out of the training folder \(4×4 is the smallest patch conv-deconv takes\)$",
     ):
         load_training_data(quick("conv-deconv", data=str(tmp_path / "tiny"), patch=4))
 

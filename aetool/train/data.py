@@ -564,18 +564,22 @@ def _check_conv_sizes(config: TrainConfig, train: ImageSet, *, multiple: int) ->
                 f"--patch N{_of(multiple)}"
             )
         return
-    smallest = min(range(len(train)), key=lambda i: min(train.sizes()[i]))
-    height, width = train.sizes()[smallest]
-    if config.patch > min(height, width):
+    sides = [min(size) for size in train.sizes()]
+    smaller = sum(side < config.patch for side in sides)
+    if smaller:
+        smallest = sides.index(min(sides))
+        height, width = train.sizes()[smallest]
         largest = min(height, width) // multiple * multiple
-        advice = (
-            f"pass a patch of at most {largest}"
-            if largest
-            else f"leave out images under {multiple}×{multiple}, the smallest patch {config.model} takes"
-        )
+        images = "image" if smaller == 1 else "images"
+        leave_out = f"leave the {smaller} {images} under {config.patch}×{config.patch} out of the training folder"
         raise DataError(
-            f"--patch {config.patch} is larger than {train.names[smallest]} ({height}x{width}, height x width); "
-            + advice
+            f"--patch {config.patch} is larger than {smaller} of the {len(train)} training images (the smallest: "
+            f"{train.names[smallest]}, {height}x{width}, height x width); "
+            + (
+                f"{leave_out}, or pass a patch of at most {largest}"
+                if largest
+                else f"{leave_out} ({multiple}×{multiple} is the smallest patch {config.model} takes)"
+            )
         )
 
 
