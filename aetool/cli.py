@@ -215,8 +215,8 @@ Invert = Annotated[
     typer.Option(
         "--invert/--no-invert",
         help="Treat images as dark on light (inverted to MNIST's white on black and back) or not; only models of "
-        "white-on-black images, and add-noise (so masking hits the background), invert. Default: decided per image "
-        "from its border.",
+        "white-on-black images, and add-noise's mask noise (so masking hits the background), invert. Default: "
+        "decided per image from its border.",
         show_default=False,
     ),
 ]
@@ -364,6 +364,11 @@ def add_noise(
             fail(f"--noise: {err}")
         if said := scale_note(corruption):
             note(f"warning: {said}")
+        if invert and chosen_kind != "mask":
+            raise AetoolError(
+                f"--invert: only mask noise inverts (its masked pixels take the page's background); {chosen_kind} "
+                "noise is drawn alike either way, so leave --invert out"
+            )
     options = _image_options(output, fmt, side_by_side, invert, force, as_json=as_json, recursive=recursive)
     _images(inputs, options, suffix=".noisy", step=lambda: _corruption(chosen_level, chosen_kind, seed))
 

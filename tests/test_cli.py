@@ -361,6 +361,20 @@ def test_a_gaussian_std_on_the_0_255_scale_is_warned_of(cli, ring):
     assert quiet.exit_code == 0 and "warning" not in quiet.stderr
 
 
+def test_add_noise_inverts_a_light_page_for_mask_noise_only(cli, tmp_path):
+    """A trial's light photo given Gaussian noise was said to be "inverted to MNIST's white on black": meaningless
+    for noise drawn alike on either polarity. Only masking, whose pixels take the background, inverts."""
+    save(tmp_path / "page.png", np.full((40, 40), 230, np.uint8))
+    gaussian = cli("add-noise", "page.png", "--noise", "0.1", "--seed", "1", "-o", "g.png", "--json")
+    assert gaussian.exit_code == 0 and "inverted" not in gaussian.stderr and not records(gaussian)[0]["inverted"]
+    masked = cli("add-noise", "page.png", "--noise", "0.3", "--noise-kind", "mask", "--seed", "1", "-o", "m.png")
+    assert masked.exit_code == 0 and "page.png: dark on light: inverted to MNIST's white on black" in masked.stderr
+    assert set(np.unique(read(Path("m.png")))) == {230, 255}  # masked pixels take the (white) background
+    forced = cli("add-noise", "page.png", "--noise-kind", "salt-pepper", "--invert", "-o", "f.png")
+    assert forced.exit_code == 2 and len(forced.stderr.splitlines()) == 1 and not Path("f.png").exists()
+    assert "--invert: only mask noise inverts" in forced.stderr
+
+
 def test_add_noise_statistics_and_seed(cli, tmp_path):
     save(tmp_path / "gray.png", np.full((40, 40), 128, np.uint8))
     cli("add-noise", "gray.png", "--level", "0.1", "--seed", "3", "--no-invert")

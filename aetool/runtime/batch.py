@@ -104,14 +104,15 @@ class Reconstruct:
 class Corrupt:
     """Add noise with the one noise function, to every channel of an image at its own size. With a ``seed``, each
     image's noise comes from a generator seeded by it and the image's own pixels (:func:`image_generator`), so an
-    image gets the same noise in every run, alone or in any batch; without, fresh noise. Dark-on-light images are
-    inverted first, so masking noise hits with the page's background."""
+    image gets the same noise in every run, alone or in any batch; without, fresh noise. For masking noise,
+    dark-on-light images are inverted first, so that masked pixels take the page's background; Gaussian and
+    salt-and-pepper noise are drawn alike either way (symmetric about the page's polarity) and never invert."""
 
     channels: int | None = None
-    inverts = True
 
     def __init__(self, level: float, kind: str = "gaussian", seed: int | None = None):
         self.level, self.kind, self.seed = level, kind, seed
+        self.inverts = kind == "mask"
         self.rng = np.random.default_rng()  # fresh noise, for a run without a seed
 
     def prepare(self, pixels: np.ndarray) -> Prepared:
