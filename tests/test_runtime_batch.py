@@ -305,15 +305,17 @@ def colour_photo(height: int = 30, width: int = 45, seed: int = 0) -> np.ndarray
 def test_colour_in_colour_out_at_its_own_size_never_inverted(tmp_path, toy_dir):
     photo = colour_photo()
     source = save(tmp_path / "photo.png", photo)
-    seen = []
+    seen, owned = [], []
 
     class Spy(Reconstruct):
         def run(self, batch):
             seen.append(batch.copy())
+            owned.append(batch.flags.owndata)
             return super().run(batch)
 
     [outcome] = process([job(source, tmp_path / "out.png")], Spy(load(toy_dir / "rgb-conv.onnx")))
     assert outcome.error is None and outcome.size == (45, 30) and not outcome.resized
+    assert owned == [False]  # a lone image is run as a view of its prepared pixels, not copied (a photo's 288 MB)
     assert not outcome.inverted and outcome.converted is None and outcome.notes == []
     assert seen[0].shape == (1, 3, 48, 64) and seen[0][0, :, 8, 8].min() > 0.9  # as it is (a border around it)
     assert np.array_equal(read(tmp_path / "out.png"), photo)

@@ -287,7 +287,7 @@ def _run(chunk: list[Ready | Outcome], step: Step, *, side_by_side: bool, stdout
         for group in groups.values():
             started = time.perf_counter()
             try:
-                results = step.run(np.stack([item.prepared.pixels for _, item in group]))
+                results = step.run(_batch([item.prepared.pixels for _, item in group]))
             except TimedOut:  # a model past --timeout stops the command (below); it would stop on every image alike
                 raise
             except AetoolError as err:
@@ -301,6 +301,11 @@ def _run(chunk: list[Ready | Outcome], step: Step, *, side_by_side: bool, stdout
         yield from (outcomes[index] for index in sorted(outcomes))
         raise
     yield from (outcomes[index] for index in range(len(chunk)))
+
+
+def _batch(pixels: list[np.ndarray]) -> np.ndarray:
+    """N×C×H×W of images of one shape: a view of a lone image (a large photo is not copied whole), else stacked."""
+    return pixels[0][None] if len(pixels) == 1 else np.stack(pixels)
 
 
 def write_all(stream: BinaryIO, data: bytes) -> None:

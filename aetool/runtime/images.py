@@ -482,7 +482,10 @@ def encode(pixels: np.ndarray, fmt: str, *, fast: bool = False) -> bytes:
         raise ValueError(f"encode takes H×W, 1×H×W or 3×H×W pixels, got shape {pixels.shape}")
     if np.isnan(pixels).any():
         raise ValueError(f"encode takes pixels in [0, 1], got {int(np.isnan(pixels).sum())} NaN values")
-    values = np.round(np.clip(pixels, 0, 1) * 255).astype(np.uint8)
+    scaled = np.clip(pixels, 0, 1)  # one float temporary, scaled and rounded in place, let go before encoding
+    scaled *= 255
+    values = np.round(scaled, out=scaled).astype(np.uint8)
+    del scaled
     if values.ndim == 3:
         values = values[0] if values.shape[0] == 1 else values.transpose(1, 2, 0)
     image = Image.fromarray(np.ascontiguousarray(values))
