@@ -72,15 +72,20 @@ def scores(outputs: list[np.ndarray], images: list[tuple[str, np.ndarray, np.nda
     return {**per_image, "mean": float(np.mean(list(per_image.values())))}
 
 
-def trained(photos: Path, name: str, runs: Path, retrain: bool) -> tuple[Path, tuple[float, float] | None]:
+def trained(
+    photos: Path, name: str, runs: Path, retrain: bool, *, noise: str = str(SIGMA), run: str | None = None
+) -> tuple[Path, tuple[float, float] | None]:
     """The exported dncnn of one set (trained now, or reused) and the training's wall and CPU seconds (None when
-    reused)."""
-    folder = RunFolder(runs / name)
+    reused). ``noise``: its training noise as ``--noise`` takes it (a level, or a range such as ``0:0.2``);
+    ``run``: the run folder's name in ``runs`` (default: the set's)."""
+    folder = RunFolder(runs / (run or name))
+    level = float(noise) if ":" not in noise else None
     config = TrainConfig(
         "dncnn",
         data=str(photos / name / "train"),
         val_data=str(photos / name / "test"),
-        noise=SIGMA,
+        noise=level,
+        noise_mix=None if level is not None else noise,
         patch=48,
         device="cpu",
     )

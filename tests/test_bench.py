@@ -408,6 +408,8 @@ def test_benchmark_scripts_end_a_usage_or_data_error_in_one_line(tmp_path):
         cases["denoising.py"] = ["--data-dir", str(tmp_path / "nodata")]
     if importlib.util.find_spec("torch") is not None:
         cases["calibration_rules.py"] = ["--runs", str(tmp_path / "nodata"), "--data-dir", str(tmp_path)]
+        if importlib.util.find_spec("scipy") is not None:
+            cases["photo_levels.py"] = ["--photos", str(tmp_path / "nodata"), "--runs", str(tmp_path / "runs")]
     for script, args in cases.items():
         result = subprocess.run(
             [sys.executable, str(scripts / script), *args], capture_output=True, text=True, timeout=300

@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from aetool.runtime.noise import Noise, add_noise
+from aetool.runtime import noise as noise_module
+from aetool.runtime.noise import Noise, add_noise, estimate_sigma, level_note
 
 
 def test_gaussian_noise_has_the_level_as_std_before_clipping():
@@ -73,3 +74,48 @@ def test_apply_takes_a_seed_as_well_as_a_generator():
         seeded = noise.apply(images, 5)  # the mix was: 'int' object has no attribute 'choice'
         assert np.array_equal(seeded, noise.apply(images, np.random.default_rng(5)))
         assert noise.apply(images, None).shape == images.shape
+
+
+@pytest.mark.parametrize("sigma", [0.01, 0.05, 0.1])
+def test_estimate_sigma_reads_the_noise_of_a_smooth_image(sigma):
+    """Immerkær's estimate on a ramp (which the filter cancels) with Gaussian noise added: within 5 % of σ."""
+    ramp = np.broadcast_to(np.linspace(0.3, 0.7, 300, dtype=np.float32), (2, 200, 300))
+    noisy = add_noise(ramp, sigma, rng=0)
+    assert estimate_sigma(noisy) == pytest.approx(sigma, rel=0.05)
+    assert estimate_sigma(np.ascontiguousarray(ramp)) < 1e-6
+
+
+def test_estimate_sigma_is_immerkaers_filter_whatever_the_blocks(monkeypatch):
+    """The same number as the 3×3 kernel applied whole by scipy, with blocks of one row and of the whole image."""
+    ndimage = pytest.importorskip("scipy.ndimage")
+    image = np.random.default_rng(0).random((3, 40, 57)).astype(np.float32)
+    kernel = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float64)
+    filtered = [np.abs(ndimage.convolve(c.astype(np.float64), kernel)[1:-1, 1:-1]).mean() for c in image]
+    expected = np.sqrt(np.pi / 2) / 6 * np.median(filtered)
+    assert estimate_sigma(image) == pytest.approx(expected, rel=1e-12)
+    monkeypatch.setattr(noise_module, "ESTIMATE_ROWS", 1)
+    assert estimate_sigma(image) == pytest.approx(expected, rel=1e-12)
+    with pytest.raises(ValueError, match="at least 3×3"):
+        estimate_sigma(image[:, :2])
+
+
+def test_level_note_says_when_an_image_is_far_from_the_training_noise():
+    """A dncnn trained at σ 0.098 made σ 0.02 photos worse and fell under a blur at σ 0.15 (photo_levels.py)."""
+    ramp = np.broadcast_to(np.linspace(0.2, 0.8, 120, dtype=np.float32), (3, 90, 120))
+    at = {sigma: add_noise(ramp, sigma, rng=1) for sigma in (0.01, 0.1, 0.3)}
+    fixed = Noise.single(0.1)
+    assert "looks less noisy (σ ≈ 0.010, Immerkær's estimate) than the model's training noise (σ 0.1)" in str(
+        level_note(at[0.01], fixed)
+    )
+    assert level_note(at[0.1], fixed) is None
+    assert "looks noisier (σ ≈ 0.2" in str(level_note(at[0.3], fixed)) and "(σ 0.1), which can leave" in str(
+        level_note(at[0.3], fixed)
+    )
+    above_zero = Noise.parse("0.05:0.15")  # thresholds: a third of the lowest, 1.5× the highest
+    assert "(σ 0.05 to 0.15)" in str(level_note(at[0.01], above_zero)) and level_note(at[0.1], above_zero) is None
+    for seen_clean in ("0:0.2", "gaussian=0.1,salt-pepper=0.2", "0"):  # a model that saw clean images, or others
+        assert (
+            level_note(at[0.01], Noise.parse(seen_clean)) is None
+            and level_note(at[0.3], Noise.parse(seen_clean)) is None
+        )
+    assert level_note(at[0.01][:, :2, :2], fixed) is None  # too small to estimate

@@ -322,6 +322,24 @@ def test_colour_in_colour_out_at_its_own_size_never_inverted(tmp_path, toy_dir):
     assert outcome.mse == 0 and outcome.psnr is None
 
 
+def test_an_image_far_from_the_models_training_noise_gets_a_note(tmp_path, toy_dir):
+    """A photographer's σ 0.02 photo came out worse from a dncnn trained at σ 0.098, and nothing said so (trial
+    53). The toy colour model records σ 0.1 and takes images as they are."""
+    ramp = np.broadcast_to(np.linspace(40, 220, 64), (48, 64))
+    smooth = np.stack([ramp, ramp[::-1], np.full((48, 64), 128.0)], axis=-1).round().astype(np.uint8)
+    noisy = np.clip(smooth + np.random.default_rng(0).normal(0, 25.5, smooth.shape), 0, 255).round().astype(np.uint8)
+    step = Reconstruct(load(toy_dir / "rgb-conv.onnx"))
+    [clean] = process([job(save(tmp_path / "clean.png", smooth), tmp_path / "a.png")], step)
+    [matched] = process([job(save(tmp_path / "noisy.png", noisy), tmp_path / "b.png")], step)
+    [said] = clean.notes
+    assert said.startswith("looks less noisy (σ ≈ 0.00") and "the model's training noise (σ 0.1)" in said
+    assert matched.notes == [] and clean.error is None and (tmp_path / "a.png").exists()
+    [digit_outcome] = process(
+        [job(save(tmp_path / "ring.png", digit()), tmp_path / "c.png")], Reconstruct(load("denoise-dense"))
+    )
+    assert digit_outcome.notes == []  # models of MNIST's world (white on black, σ 0.5 here) are not judged so
+
+
 def test_a_forced_inversion_is_ignored_by_a_model_of_images_as_they_are(tmp_path, toy_dir):
     source = save(tmp_path / "photo.png", colour_photo())
     [outcome] = process([job(source, tmp_path / "out.png")], Reconstruct(load(toy_dir / "rgb-conv.onnx")), invert=True)

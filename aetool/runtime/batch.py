@@ -18,9 +18,10 @@ import numpy as np
 from aetool.errors import AetoolError, ImageError, TimedOut, os_reason
 from aetool.runtime import contract, images
 from aetool.runtime.files import Job, atomic_write, interrupts_held
+from aetool.runtime.metadata import noise_from_record
 from aetool.runtime.metrics import mse, psnr
 from aetool.runtime.model import Model
-from aetool.runtime.noise import add_noise
+from aetool.runtime.noise import Noise, add_noise, level_note
 
 IMAGES_IN_FLIGHT = 64  # images read and held at once ...
 VALUES_IN_FLIGHT = 1 << 25  # ... or fewer, once they hold this many pixel values (128 MB of float32)
@@ -39,6 +40,7 @@ class Prepared:
     region: tuple[int, int]
     restore: Callable[[np.ndarray], np.ndarray] | None = None
     offset: int = 0  # where the region starts, in rows and columns: the border added on top and left
+    notes: tuple[str, ...] = ()  # what the step has to say of the image (noise.level_note)
 
 
 class Step(Protocol):
@@ -70,6 +72,7 @@ class Reconstruct:
         self.border = model.input_spec.border if border else 0
         self.channels: int | None = model.input_spec.channels
         self.inverts = model.input_spec.polarity == contract.POLARITY
+        self.trained = _training_noise(model) if model.input_spec.polarity == contract.AS_IS else Noise()
 
     def prepare(self, pixels: np.ndarray) -> Prepared:
         """One C×H×W image (see :class:`Step`) padded to the model's multiple (plus the tiles' border), or at the
@@ -77,15 +80,17 @@ class Reconstruct:
         ``ImageError`` when it cannot be."""
         spec = self.model.input_spec
         height, width = pixels.shape[1:]
+        said = level_note(pixels, self.trained)
+        notes = (said,) if said else ()
         if spec.size is None:
             try:
                 padded = spec.padded(height, width, border=self.border, tiled=self.tiled)
             except ValueError as err:
                 raise ImageError(str(err)) from None
             fed = images.pad_to(pixels, padded, mirror=spec.mirror_padding, border=self.border)
-            return Prepared(fed, (height, width), offset=self.border)
+            return Prepared(fed, (height, width), offset=self.border, notes=notes)
         if (height, width) == spec.size:
-            return Prepared(pixels, spec.size)
+            return Prepared(pixels, spec.size, notes=notes)
         if not self.resize:
             raise ImageError(
                 f"the model takes {spec.size[1]}×{spec.size[0]} images (width×height), this one is {width}×{height}; "
@@ -94,7 +99,8 @@ class Reconstruct:
         if spec.polarity == contract.POLARITY:
             fitted = images.fit(pixels, spec.size)
             return Prepared(fitted.pixels, spec.size, partial(images.unfit, fitted=fitted))
-        return Prepared(images.resize(pixels, spec.size), spec.size, partial(images.resize, size=(height, width)))
+        restore = partial(images.resize, size=(height, width))
+        return Prepared(images.resize(pixels, spec.size), spec.size, restore, notes=notes)
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         """The model's reconstructions, N×C×H×W float32 in [0, 1] (the runtime's errors as ``Model.reconstruct``)."""
@@ -126,6 +132,14 @@ class Corrupt:
         return np.stack(
             [add_noise(image, self.level, kind=self.kind, rng=image_generator(self.seed, image)) for image in batch]
         )
+
+
+def _training_noise(model: Model) -> Noise:
+    """The noise the model's metadata says it was trained on (none when it records none or no readable one)."""
+    try:
+        return noise_from_record(model.metadata.get(contract.NOISE) or {})
+    except ValueError:
+        return Noise()
 
 
 def image_generator(seed: int, pixels: np.ndarray) -> np.random.Generator:
@@ -270,7 +284,7 @@ def _read(job: Job, step: Step, invert: bool | None) -> Ready | Outcome:
         prepared = step.prepare(image)
     except AetoolError as err:
         return Outcome(job.label, error=str(err), ms=_ms(started))
-    return Ready(job, image, prepared, decoded.notes, converted, flip, time.perf_counter() - started)
+    return Ready(job, image, prepared, decoded.notes + prepared.notes, converted, flip, time.perf_counter() - started)
 
 
 def _run(chunk: list[Ready | Outcome], step: Step, *, side_by_side: bool, stdout: BinaryIO | None) -> Iterator[Outcome]:
