@@ -11,6 +11,7 @@ from conftest import CountingSession, digit, read, save
 from aetool.runtime import load
 from aetool.runtime.batch import Corrupt, Reconstruct, process
 from aetool.runtime.files import Job
+from aetool.runtime.images import format_for as images_format
 
 
 def job(path, target=None, fmt="PNG"):
@@ -395,6 +396,44 @@ def test_what_reading_did_is_in_the_record(tmp_path, toy_dir):
     [outcome] = process([job(tmp_path / "turned.jpg", tmp_path / "out.png")], Reconstruct(load(toy_dir / "conv.onnx")))
     assert outcome.notes == ["turned upright by its EXIF orientation (6)"]
     assert outcome.input_size == (28, 56) and outcome.size == (28, 56)
+
+
+@pytest.mark.parametrize("suffix", [".jpg", ".png", ".webp", ".tiff"])
+def test_a_photos_exif_is_carried_to_the_output_without_its_orientation(tmp_path, toy_dir, suffix):
+    """Every output dropped the camera, date and exposure a photographer's JPEG held (trial 53). The pixels are
+    turned upright, so the Orientation tag is not carried, or viewers would turn them again."""
+    from PIL import Image
+
+    exif = Image.Exif()
+    exif[0x010F], exif[0x0110], exif[0x0132], exif[0x0112] = "Canon", "EOS R5", "2026:01:01 10:00:00", 6
+    Image.fromarray(colour_photo()).save(tmp_path / "cam.jpg", exif=exif, quality=95)
+    target = tmp_path / f"out{suffix}"
+    [outcome] = process(
+        [job(tmp_path / "cam.jpg", target, fmt=images_format(suffix))], Reconstruct(load(toy_dir / "rgb-conv.onnx"))
+    )
+    assert outcome.error is None
+    with Image.open(target) as written:
+        kept = written.getexif()
+        assert (kept.get(0x010F), kept.get(0x0110), kept.get(0x0132)) == ("Canon", "EOS R5", "2026:01:01 10:00:00")
+        assert 0x0112 not in kept and written.size == (30, 45)  # upright: the photo stored 45 wide is 45 high
+
+
+def test_an_exif_that_cannot_be_written_again_is_dropped_with_a_note(tmp_path, toy_dir, monkeypatch):
+    from PIL import Image
+
+    exif = Image.Exif()
+    exif[0x010F] = "Canon"
+    Image.fromarray(colour_photo()).save(tmp_path / "cam.jpg", exif=exif, quality=95)
+
+    def malformed(self, *args, **kwargs):
+        raise ValueError("bad IFD")
+
+    monkeypatch.setattr(Image.Exif, "tobytes", malformed)
+    [outcome] = process([job(tmp_path / "cam.jpg", tmp_path / "out.png")], Reconstruct(load(toy_dir / "rgb-conv.onnx")))
+    assert outcome.error is None and "its EXIF could not be carried over to the output (ValueError)" in outcome.notes
+    monkeypatch.undo()
+    with Image.open(tmp_path / "out.png") as written:
+        assert not written.getexif()
 
 
 def test_add_noise_keeps_colour_and_draws_noise_per_channel(tmp_path):

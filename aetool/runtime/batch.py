@@ -183,6 +183,7 @@ class Ready:
     converted: str | None
     inverted: bool
     seconds: float
+    exif: bytes = b""  # the input's, for the output (images.Decoded.exif)
 
 
 @dataclass(frozen=True)
@@ -284,7 +285,8 @@ def _read(job: Job, step: Step, invert: bool | None) -> Ready | Outcome:
         prepared = step.prepare(image)
     except AetoolError as err:
         return Outcome(job.label, error=str(err), ms=_ms(started))
-    return Ready(job, image, prepared, decoded.notes + prepared.notes, converted, flip, time.perf_counter() - started)
+    notes = decoded.notes + prepared.notes
+    return Ready(job, image, prepared, notes, converted, flip, time.perf_counter() - started, decoded.exif)
 
 
 def _run(chunk: list[Ready | Outcome], step: Step, *, side_by_side: bool, stdout: BinaryIO | None) -> Iterator[Outcome]:
@@ -363,7 +365,7 @@ def _finish(item: Ready, result: np.ndarray, share: float, side_by_side: bool, s
         psnr=decibels if math.isfinite(decibels) else None,
     )
     try:
-        data = images.encode(pixels, item.job.fmt)
+        data = images.encode(pixels, item.job.fmt, exif=item.exif)
         if item.job.target is None:
             if stdout is None:
                 raise ValueError("no standard output to write to")

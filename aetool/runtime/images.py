@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import io
 import os
+import struct
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -42,6 +43,7 @@ FORMATS = {
     "tga": "TGA",
 }
 _SAVE_OPTIONS = {"JPEG": {"quality": 95}, "WEBP": {"quality": 95}}
+EXIF_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "TIFF"})  # the output formats that carry an input's EXIF
 # Heatmaps: a 24-megapixel one encoded 4.1× faster than at Pillow's default level 6, its file 1.29× larger (the 16-bit
 # raw map 3.9× and 1.46×; detect's heatmaps of a 6000×4000 photo, one run here).
 FAST_PNG = {"compress_level": 1}
@@ -96,6 +98,7 @@ class Decoded:
 
     pixels: np.ndarray
     notes: tuple[str, ...] = ()
+    exif: bytes = b""  # its EXIF (camera, date, exposure…) for the outputs, less Orientation (the pixels are upright)
 
     @property
     def channels(self) -> int:
@@ -133,16 +136,31 @@ def read_image(source: str | Path | bytes | bytearray | memoryview | BinaryIO) -
     with opened_image(source) as opened:
         _check_single_frame(opened)
         reduced = _reduced_to_8_bits(opened)  # before getexif, which loads a PNG (its tiles then gone)
-        orientation = opened.getexif().get(0x0112, 1)  # EXIF Orientation, 1: as stored
+        exif = opened.getexif()
+        orientation = exif.get(0x0112, 1)  # EXIF Orientation, 1: as stored
         image = ImageOps.exif_transpose(opened)
         image.load()
     notes = [f"turned upright by its EXIF orientation ({orientation})"] if orientation in TURNS else []
     notes += [REDUCED] if reduced else []
+    kept, note = _exif_kept(exif)
+    notes += [note] if note else []
     image, note = _to_srgb(image)
     notes += [note] if note else []
     pixels, note = _pixels(image)
     notes += [note] if note else []
-    return Decoded(pixels, tuple(notes))
+    return Decoded(pixels, tuple(notes), kept)
+
+
+def _exif_kept(exif: Image.Exif) -> tuple[bytes, str | None]:
+    """An image's EXIF as the outputs carry it (``EXIF_FORMATS``), its Orientation tag dropped, since the pixels
+    are turned upright; and a note when the EXIF is there but cannot be written again (a malformed block)."""
+    if not exif:
+        return b"", None
+    exif.pop(0x0112, None)
+    try:
+        return exif.tobytes(), None
+    except (ValueError, TypeError, OSError, struct.error, KeyError, IndexError) as err:
+        return b"", f"its EXIF could not be carried over to the output ({type(err).__name__})"
 
 
 @contextmanager
@@ -466,9 +484,10 @@ def format_for(name: str) -> str:
     return FORMATS[key]
 
 
-def encode(pixels: np.ndarray, fmt: str, *, fast: bool = False) -> bytes:
+def encode(pixels: np.ndarray, fmt: str, *, fast: bool = False, exif: bytes = b"") -> bytes:
     """An 8-bit image file (Pillow format name ``fmt``) of float pixels in [0, 1] (values beyond clipped): grey for
-    H×W or 1×H×W, RGB for 3×H×W; ``fast``: a PNG compressed at zlib level 1, not Pillow's 6 (``FAST_PNG``).
+    H×W or 1×H×W, RGB for 3×H×W; ``fast``: a PNG compressed at zlib level 1, not Pillow's 6 (``FAST_PNG``);
+    ``exif``: an EXIF block (``Decoded.exif``) written into the formats that hold one (``EXIF_FORMATS``).
     ``fmt`` is one of ``FORMATS``' values (:func:`format_for` gives it for a file name). Raises ``ValueError`` for
     another ``fmt``, integer pixels (8-bit ones: divide them by 255), NaN values and other shapes."""
     from PIL import Image
@@ -490,5 +509,6 @@ def encode(pixels: np.ndarray, fmt: str, *, fast: bool = False) -> bytes:
         values = values[0] if values.shape[0] == 1 else values.transpose(1, 2, 0)
     image = Image.fromarray(np.ascontiguousarray(values))
     buffer = io.BytesIO()
-    image.save(buffer, format=fmt, **(FAST_PNG if fast and fmt == "PNG" else _SAVE_OPTIONS.get(fmt, {})))
+    options = FAST_PNG if fast and fmt == "PNG" else _SAVE_OPTIONS.get(fmt, {})
+    image.save(buffer, format=fmt, **options, **({"exif": exif} if exif and fmt in EXIF_FORMATS else {}))
     return buffer.getvalue()
