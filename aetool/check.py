@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from aetool.errors import ModelFileError, first_line
+from aetool.errors import ModelFileError, first_line, interrupted_import
 from aetool.runtime import contract
 from aetool.runtime.files import is_utf8
 from aetool.runtime.model import open_session, ort_errors, parse_metadata
@@ -263,7 +263,11 @@ def _opencv_engines() -> list[Runtime]:
     version = module_version("cv2")
     try:
         import cv2
-    except (ImportError, OSError):  # not installed, or it will not load (no libGL.so.1 in a slim image): both rows,
+    except (
+        ImportError,
+        OSError,
+    ) as err:  # not installed, or it will not load (no libGL.so.1 in a slim image): both rows,
+        _stop_if_interrupted(err)
         return [Runtime(name, "cv2", _opencv(None), version) for name in ("opencv", "opencv-classic")]  # each ✗
 
     if not hasattr(cv2.dnn, "ENGINE_NEW"):
@@ -395,6 +399,13 @@ def _run_all(runner: Runner, cases: list[Case]) -> list[Outputs]:
     return [runner(case.inputs) for case in cases]
 
 
+def _stop_if_interrupted(err: BaseException) -> None:
+    """Raise ``KeyboardInterrupt`` when ``err`` is an import that Ctrl-C or a stop signal broke: it was taken for a
+    runtime that cannot be imported, and the command went on to exit 0 (a trial's ``check`` and ``train``)."""
+    if interrupted_import(err):
+        raise KeyboardInterrupt from None
+
+
 def _check_one(runtime: Runtime, ref: Reference, *, atol: float) -> RuntimeResult:
     """Load and run the file in ``runtime`` on the reference's cases, and hold its outputs to onnxruntime's. A
     runtime whose package is there but cannot be imported (a library it needs is missing: OpenVINO's libtbb,
@@ -402,12 +413,14 @@ def _check_one(runtime: Runtime, ref: Reference, *, atol: float) -> RuntimeResul
     try:
         imported(runtime.module)
     except (ImportError, OSError) as err:
+        _stop_if_interrupted(err)
         return RuntimeResult(runtime.name, None, False, None, error=f"installed, but cannot be imported: {err}")
     version = None
     try:
         version = runtime.version()
         runner = runtime.load(ref.path, ref.input_name, ref.outputs)
     except Exception as err:  # whatever a runtime raises while loading is the reason it fails: reported, not hidden
+        _stop_if_interrupted(err)
         return RuntimeResult(runtime.name, version, True, False, error=f"cannot load: {failure_reason(err)}")
     try:
         got = _run_all(runner, ref.cases)

@@ -34,7 +34,16 @@ import typer
 
 from aetool import __version__
 from aetool.console import stderr_console
-from aetool.errors import AetoolError, ContractError, DataError, Interrupted, NotLearned, first_line, os_reason
+from aetool.errors import (
+    AetoolError,
+    ContractError,
+    DataError,
+    Interrupted,
+    NotLearned,
+    first_line,
+    interrupted_import,
+    os_reason,
+)
 from aetool.names import MODELS, REPORT_MODELS
 
 if TYPE_CHECKING:
@@ -2129,13 +2138,6 @@ def _printable(err: UnicodeError) -> tuple[str | bytes, int]:
         return codecs.backslashreplace_errors(err)
 
 
-def _interrupted_import(err: BaseException) -> bool:
-    """Whether ``err`` is an ``ImportError`` that Ctrl-C caused: a C extension (onnxruntime's, torch's) whose
-    initialisation a SIGINT interrupts fails to import with pybind11's "initialization failed", the
-    ``KeyboardInterrupt`` as its cause."""
-    return isinstance(err, ImportError) and isinstance(err.__cause__ or err.__context__, KeyboardInterrupt)
-
-
 def main() -> None:
     """Entry point of the ``aetool`` script and of ``python -m aetool``: a usage error is one line too, exit 2;
     a closed standard output ends the command quietly with 141."""
@@ -2171,7 +2173,7 @@ def main() -> None:
         # Typer's parser is Click (vendored since Typer 0.25): its exceptions are told apart by name and shape, so
         # every Typer the requirement admits is handled alike.
         usage: Any = err
-        if type(err).__name__ == "Abort" or _interrupted_import(err):  # Ctrl-C outside a command's body
+        if type(err).__name__ == "Abort" or interrupted_import(err):  # Ctrl-C outside a command's body
             error("interrupted")
             sys.exit(_interrupted_code())
         if isinstance(err, MemoryError) or (isinstance(err, ImportError) and "bad_alloc" in str(err)):

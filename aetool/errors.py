@@ -55,6 +55,13 @@ class ImageError(AetoolError):
     exit_code = 1
 
 
+def interrupted_import(err: BaseException) -> bool:
+    """Whether ``err`` is an ``ImportError`` that Ctrl-C (or a stop signal, raised as ``KeyboardInterrupt``)
+    caused: a C extension (onnxruntime's, torch's, OpenVINO's) whose initialisation it interrupts fails to import
+    with pybind11's "initialization failed", the ``KeyboardInterrupt`` as its cause."""
+    return isinstance(err, ImportError) and isinstance(err.__cause__ or err.__context__, KeyboardInterrupt)
+
+
 def first_line(err: BaseException) -> str:
     """The first line of an exception's message (its type's name when it has none): errors reach users as one line."""
     text = str(err).strip()

@@ -312,3 +312,16 @@ def test_a_graph_with_control_flow_is_not_given_to_opencv(tmp_path):
         )
         assert result.returncode == 1, (runtime, result.returncode, result.stderr)
         assert "control flow (If, Loop or Scan subgraphs)" in result.stdout
+
+
+def test_an_import_ctrl_c_breaks_stops_the_check_it_is_not_a_runtime_that_will_not_load(tmp_path):
+    """Ctrl-C or SIGTERM while OpenVINO's extension initialised made pybind11's "initialization failed": taken for a
+    runtime that cannot be imported, and `check` (and `train`'s export) went on to exit 0 (trial 52)."""
+    (tmp_path / "cv2").mkdir()
+    (tmp_path / "cv2" / "__init__.py").write_text(
+        "try:\n    raise KeyboardInterrupt\nexcept KeyboardInterrupt as err:\n"
+        "    raise ImportError('initialization failed') from err\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path])}
+    done = subprocess.run([sys.executable, "-m", "aetool", "check", "deep"], capture_output=True, env=env, timeout=120)
+    assert done.returncode == 130 and done.stderr.decode().strip().splitlines() == ["aetool: error: interrupted"]

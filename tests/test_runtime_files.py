@@ -318,11 +318,11 @@ def test_ctrl_c_during_a_batch_stops_it_with_exit_130_never_a_per_image_error(cl
         save(tmp_path / "in" / f"{index}.png", np.zeros((28, 28), np.uint8))
     real_encode, calls = images.encode, []
 
-    def encode_then_interrupt(pixels, fmt):
+    def encode_then_interrupt(pixels, fmt, **options):
         calls.append(fmt)
         if len(calls) == 3:
             raise KeyboardInterrupt
-        return real_encode(pixels, fmt)
+        return real_encode(pixels, fmt, **options)
 
     monkeypatch.setattr(images, "encode", encode_then_interrupt)
     result = cli("denoise", "in", "-o", "out", "--json")
