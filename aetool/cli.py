@@ -2088,6 +2088,16 @@ def _drop_invalid_omp_threads() -> None:
         _say(f"aetool: warning: OMP_NUM_THREADS={escape_controls(repr(value))} is not a number of threads; ignored")
 
 
+def _drop_invalid_terminal_size() -> None:
+    """Unset a ``COLUMNS`` or ``LINES`` that is not a positive whole number: rich sized its console to 0 columns
+    and wrote every message (errors included) as nothing, and ``--help`` as one empty line (trial 52's
+    ``COLUMNS=0``, which some CI runners set); without it the terminal's own size, or 80, is used."""
+    for name in ("COLUMNS", "LINES"):
+        value = os.environ.get(name)
+        if value is not None and not re.fullmatch(r"\s*[1-9]\d*\s*", value):
+            del os.environ[name]
+
+
 # Signals that stop a command as Ctrl-C does, with exit 128 + the signal's number, as a shell reports a process it
 # killed: SIGTERM 143 (``docker stop``, Kubernetes, a CI cancel, ``timeout``), SIGHUP 129 (a closed terminal or SSH
 # session, for a command started without nohup). Windows has no SIGHUP.
@@ -2147,6 +2157,7 @@ def main() -> None:
             stream.reconfigure(errors=PRINTABLE)
     if sys.stderr is None:  # closed by the shell (2>&-): messages are dropped, as they would be in /dev/null
         _stderr_on_devnull()
+    _drop_invalid_terminal_size()
     _drop_invalid_omp_threads()
     for number in TERMINATING:
         if signal.getsignal(number) == signal.SIG_DFL:  # not ignored by whoever started us (nohup, a shell's trap)

@@ -63,6 +63,16 @@ def test_bad_images_are_one_line_each(tmp_path, env, content, code, message):
     assert b"Traceback" not in done.stderr and not (tmp_path / "in.denoised.png").exists()
 
 
+@pytest.mark.parametrize("columns", ["0", "-3", "abc"])
+def test_a_terminal_width_that_is_not_one_is_ignored(tmp_path, env, columns):
+    """With COLUMNS=0 rich wrote every message as nothing (a missing file: exit 1, no line) and --help as one
+    empty line (trial 52)."""
+    done = run_aetool("denoise", "missing.png", cwd=tmp_path, env={**env, "COLUMNS": columns})
+    assert done.returncode == 1 and done.stderr.decode().startswith("aetool: error: missing.png: no such file")
+    helped = run_aetool("--help", cwd=tmp_path, env={**env, "COLUMNS": columns})
+    assert helped.returncode == 0 and b"denoise" in helped.stdout and len(helped.stdout) > 1000
+
+
 def test_bad_model_and_usage_exit_2(tmp_path, toy_dir, env):
     save(tmp_path / "ring.png", digit())
     done = run_aetool("denoise", "ring.png", "--model", str(toy_dir / "text.onnx"), cwd=tmp_path, env=env)
