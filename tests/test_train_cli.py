@@ -526,26 +526,62 @@ def test_a_run_folder_in_training_is_not_started_over_or_resumed_by_another_run(
 
     run = tmp_path / "run"
     args = ["train", "ae64", "--data-dir", str(data_dir), "--limit", "2000", "-q", "--no-export", "--allow-trivial"]
-    first = subprocess.Popen(
-        [sys.executable, "-m", "aetool", *args, "--epochs", "200", "-o", str(run)], stderr=subprocess.PIPE
+    first = subprocess.Popen(  # epochs enough to outlast the checks (200 ended first on a fast CPU)
+        [sys.executable, "-m", "aetool", *args, "--epochs", "100000", "-o", str(run)], stderr=subprocess.PIPE
     )
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and not (run / "checkpoint.pt").exists():
             time.sleep(0.2)
         for again in (["--force"], ["--resume"]):
-            second = runner.invoke(app, [*args, "--epochs", "200", *again, "-o", str(run)])
+            second = runner.invoke(app, [*args, "--epochs", "100000", *again, "-o", str(run)])
             assert second.exit_code == 2 and first.poll() is None
             assert second.stderr.strip().splitlines()[-1] == (
-                f"aetool: error: {run} is being trained by another aetool run; wait for it to end, or give this one "
-                "another folder (train's -o, report's --runs)"
+                f"aetool: error: {run} is in use by another aetool run (training it, or exporting or calibrating "
+                "its model); wait for it to end, or give this one another folder (train's -o, report's --runs)"
             )
+        for command in (["export", str(run)], ["calibrate", str(run), "-o", str(tmp_path / "detector.onnx")]):
+            beside = runner.invoke(app, command)  # it wrote the old run's model over the new one's (trial 52)
+            assert beside.exit_code == 2 and first.poll() is None, beside.stderr
+            assert beside.stderr.strip().splitlines()[-1] == (
+                f"aetool: error: {run} is being trained by another aetool run; run this again when that run ends"
+            )
+        assert not (run / "model.onnx").exists() and not (tmp_path / "detector.onnx").exists()
     finally:
         first.send_signal(signal.SIGINT)
         first.wait(timeout=60)
     assert first.returncode == 130
     resumed = runner.invoke(app, [*args, "--epochs", "200", "--resume", "-o", str(run)], catch_exceptions=False)
-    assert "is being trained" not in resumed.stderr  # the lock went with the run that held it
+    assert "in use by another" not in resumed.stderr  # the lock went with the run that held it
+
+
+@pytest.mark.skipif(importlib.util.find_spec("fcntl") is None, reason="folder locks are POSIX's flock")
+def test_a_run_folder_being_exported_is_not_trained_into(data_dir, tmp_path):
+    """An export holds the folder's lock shared: a `train --force` into it meanwhile is refused (its new run got
+    the export's model of the old one), while other exports go on."""
+    run = tmp_path / "run"
+    args = ["train", "ae64", "--data-dir", str(data_dir), "--limit", "600", "--epochs", "1", "-q", "--allow-trivial"]
+    assert runner.invoke(app, [*args, "--no-export", "-o", str(run)]).exit_code == 0
+    holder = subprocess.Popen(  # another process exporting: the shared lock export and calibrate take
+        [
+            sys.executable,
+            "-c",
+            "import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_RDONLY); fcntl.flock(fd, fcntl.LOCK_SH); "
+            "print('held', flush=True); time.sleep(60)",
+            str(run),
+        ],
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == b"held\n"
+        again = runner.invoke(app, [*args, "--force", "-o", str(run)])
+        assert again.exit_code == 2 and "is in use by another aetool run" in again.stderr
+        exported = runner.invoke(app, ["export", str(run), "-o", str(tmp_path / "copy.onnx")])
+        assert exported.exit_code == 0, exported.stderr
+    finally:
+        holder.kill()
+        holder.wait(timeout=30)
+    assert runner.invoke(app, [*args, "--force", "-o", str(run)]).exit_code == 0  # the lock went with its holder
 
 
 def test_resume_takes_settings_and_history_from_the_checkpoint_and_refuses_a_gap(data_dir, tmp_path):

@@ -47,7 +47,7 @@ from aetool.runtime.noise import Noise
 from aetool.train.config import TrainConfig
 from aetool.train.data import ImageSet, TrainingData, folder_images, labelled_classes, load_training_data
 from aetool.train.loop import scoring
-from aetool.train.run import Run, load_run
+from aetool.train.run import Run, RunFolder
 
 PARITY_IMAGES = 64  # calibration images that join the parity cases
 FEW_BEYOND = 5  # a threshold resting on fewer calibration images above it than this gets a note
@@ -211,7 +211,13 @@ def calibrate_run(
     all scoring alike), a target that cannot be written; ``DataError`` when the images are gone; ``ParityError``
     (nothing written) when the graph or its scores disagree.
     """
-    run = load_run(run_dir)
+    folder = RunFolder.at(run_dir)
+    with folder.in_use():  # no run trained into the folder while its detector is written
+        return _calibrated(folder.load(), out=out, options=options, echo=echo)
+
+
+def _calibrated(run: Run, *, out: str | Path | None, options: CalibrationOptions, echo: Echo) -> Calibration:
+    """:func:`calibrate_run`'s work on the run read from the folder it holds in use."""
     net, config = run.net, run.config
     path = Path(out) if out is not None else run.folder.model_file
     _check_target(path)

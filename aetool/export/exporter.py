@@ -46,7 +46,7 @@ from aetool.runtime.idx import resolve_data_dir
 from aetool.runtime.noise import TEST_NOISE_SEED
 from aetool.train.data import ImageSet, find_images, load_training_data
 from aetool.train.loop import beaten
-from aetool.train.run import Run, load_run
+from aetool.train.run import Run, RunFolder
 
 CALIBRATION_IMAGES = 256
 # The portable graph costs onnxruntime 1.1–1.2× the onnxruntime target's time at batch 256 (README, Export):
@@ -595,18 +595,22 @@ def export_run(
     be read, a target that cannot be written or holds a detector, or variants without test digits (their MSE could
     not be checked), and ``ParityError`` as :func:`export_model` does.
     """
-    run = load_run(run_dir)
-    facts = run_facts(run)
-    path = Path(out) if out is not None else run.folder.model_file
-    _check_target(path)
-    metadata.created()  # a $SOURCE_DATE_EPOCH it cannot take is refused before the work
-    if not over_detector and _holds_detector(path):
-        raise AetoolError(
-            f"{path} is a calibrated anomaly detector; the plain model written there would drop its threshold and "
-            "calibration: export to another file (-o), or a detector again (--anomaly: calibrated anew at the "
-            "defaults; aetool calibrate for your images and rate), or remove the file first"
-        )
-    data = _run_data(run, options)
-    if trivial := trivial_run(run):
-        echo(f"warning: {trivial}; exported all the same (aetool train exports such a run only with --allow-trivial)")
-    return _export(run.net, path, facts, options=options, data=data, echo=echo)
+    folder = RunFolder.at(run_dir)
+    with folder.in_use():  # no run trained into the folder while its model is written
+        run = folder.load()
+        facts = run_facts(run)
+        path = Path(out) if out is not None else run.folder.model_file
+        _check_target(path)
+        metadata.created()  # a $SOURCE_DATE_EPOCH it cannot take is refused before the work
+        if not over_detector and _holds_detector(path):
+            raise AetoolError(
+                f"{path} is a calibrated anomaly detector; the plain model written there would drop its threshold "
+                "and calibration: export to another file (-o), or a detector again (--anomaly: calibrated anew at "
+                "the defaults; aetool calibrate for your images and rate), or remove the file first"
+            )
+        data = _run_data(run, options)
+        if trivial := trivial_run(run):
+            echo(
+                f"warning: {trivial}; exported all the same (aetool train exports such a run only with --allow-trivial)"
+            )
+        return _export(run.net, path, facts, options=options, data=data, echo=echo)

@@ -15,6 +15,8 @@ import os
 import pickle
 import re
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -312,23 +314,47 @@ class RunFolder:
     def _lock(self) -> None:
         """Hold an advisory lock (flock) on the folder until :meth:`unlock`: a second run into it, started over
         (--force) or resumed while this one trains, is refused (both trained, and their files replaced each
-        other's). Raises ``AetoolError``."""
-        if fcntl is None or self.path in _LOCKS:
-            return
+        other's), as is an export or calibration of it meanwhile (:meth:`in_use`). Raises ``AetoolError``."""
+        self._take(shared=False)
+
+    @contextmanager
+    def in_use(self) -> Iterator[None]:
+        """Hold the folder's lock shared while its run is read and its model written (``export``, ``calibrate``):
+        a run trained into it meanwhile (--force, --resume) is refused, and so is this while one trains (an export
+        beside a ``train --force`` wrote the old run's model over the new one's). Nothing more where this process
+        holds the lock already (training's own export) or the folder is not there. Raises ``AetoolError``."""
+        took = self._take(shared=True) if self.path.is_dir() else False
+        try:
+            yield
+        finally:
+            if took:
+                self.unlock()
+
+    def _take(self, *, shared: bool) -> bool:
+        """Take the folder's flock, shared or exclusive, without waiting; whether it was taken (False: this process
+        holds it already, or the system has no flock). Raises ``AetoolError`` when another process holds it."""
+        key = self.path.resolve()
+        if fcntl is None or key in _LOCKS:
+            return False
         handle = os.open(self.path, os.O_RDONLY)
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(handle, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(handle)
+            if shared:
+                raise AetoolError(
+                    f"{self.path} is being trained by another aetool run; run this again when that run ends"
+                ) from None
             raise AetoolError(
-                f"{self.path} is being trained by another aetool run; wait for it to end, or give this one another "
-                "folder (train's -o, report's --runs)"
+                f"{self.path} is in use by another aetool run (training it, or exporting or calibrating its model); "
+                "wait for it to end, or give this one another folder (train's -o, report's --runs)"
             ) from None
-        _LOCKS[self.path] = handle
+        _LOCKS[key] = handle
+        return True
 
     def unlock(self) -> None:
-        """Let go of the lock :meth:`create` took (closing the descriptor releases it)."""
-        handle = _LOCKS.pop(self.path, None)
+        """Let go of the lock :meth:`create` or :meth:`in_use` took (closing the descriptor releases it)."""
+        handle = _LOCKS.pop(self.path.resolve(), None)
         if handle is not None:
             os.close(handle)
 
