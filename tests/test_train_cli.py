@@ -584,6 +584,29 @@ def test_a_run_folder_being_exported_is_not_trained_into(data_dir, tmp_path):
     assert runner.invoke(app, [*args, "--force", "-o", str(run)]).exit_code == 0  # the lock went with its holder
 
 
+@pytest.mark.skipif(importlib.util.find_spec("fcntl") is None, reason="folder locks are POSIX's flock")
+def test_a_folder_that_cannot_be_locked_is_used_without_a_lock(tmp_path, monkeypatch):
+    """A file system without flock (some network mounts: ENOLCK) or a folder that cannot be opened is no reason to
+    refuse a run or an export: they go on unlocked, and whatever reads the folder says what is wrong with it."""
+    import errno
+    import fcntl
+
+    from aetool.train import run as run_module
+
+    def no_locks(handle, operation):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    folder = run_module.RunFolder(tmp_path)
+    with folder.in_use():
+        assert run_module._LOCKS == {}
+    folder.create(new=False)
+    assert run_module._LOCKS == {}
+    monkeypatch.setattr(os, "open", lambda *args: (_ for _ in ()).throw(PermissionError(errno.EACCES, "denied")))
+    with folder.in_use():
+        assert run_module._LOCKS == {}
+
+
 def test_resume_takes_settings_and_history_from_the_checkpoint_and_refuses_a_gap(data_dir, tmp_path):
     """Without metrics.json, --resume took the defaults for the options left out (and refused the run's own
     --epochs/--limit, or downloaded MNIST); a checkpoint ahead of metrics.json (a stop between the two renames)

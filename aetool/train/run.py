@@ -336,11 +336,16 @@ class RunFolder:
         key = self.path.resolve()
         if fcntl is None or key in _LOCKS:
             return False
-        handle = os.open(self.path, os.O_RDONLY)
+        try:
+            handle = os.open(self.path, os.O_RDONLY)
+        except OSError:  # a folder this user may not list: what reads or writes it says why
+            return False
         try:
             fcntl.flock(handle, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
-        except BlockingIOError:
+        except OSError as err:
             os.close(handle)
+            if not isinstance(err, BlockingIOError):  # a file system without locks (some network mounts): none
+                return False
             if shared:
                 raise AetoolError(
                     f"{self.path} is being trained by another aetool run; run this again when that run ends"
