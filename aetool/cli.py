@@ -40,6 +40,7 @@ from aetool.errors import (
     DataError,
     Interrupted,
     NotLearned,
+    caused_by_interrupt,
     first_line,
     interrupted_import,
     os_reason,
@@ -119,8 +120,11 @@ def _say(line: str) -> None:
     command goes on (it stopped a batch half done); one whose reader has gone ends it as a closed pipe does. Ctrl-C
     is held until the line is out: one in the middle left it in the console's buffer, to be written again with the
     next line."""
-    from aetool.runtime.files import interrupts_held
-
+    try:
+        from aetool.runtime.files import interrupts_held
+    except ImportError:  # a stop signal broke numpy's first import, and "interrupted" is the line to write
+        _say_plainly(line)
+        return
     try:
         with interrupts_held():
             stderr_console().print(line, markup=False, highlight=False, emoji=False, soft_wrap=True)
@@ -128,6 +132,14 @@ def _say(line: str) -> None:
         raise
     except OSError:
         pass
+
+
+def _say_plainly(line: str) -> None:
+    """Write ``line`` to stderr without rich or numpy, for when a stop signal left an import half done (the
+    "interrupted" line itself failed with numpy's "cannot load module more than once per process": a traceback)."""
+    with suppress(OSError, ValueError, AttributeError):
+        sys.stderr.write(line + "\n")
+        sys.stderr.flush()
 
 
 def error(message: str) -> None:
@@ -2129,9 +2141,13 @@ def _interrupted_code() -> int:
     """The exit code of a command a stop signal ended: 128 + the number of the SIGTERM or SIGHUP that stopped it
     (caught by :func:`_terminate`, or by aetool while it held or deferred stop signals, ``files.STOPPED_BY``), else
     Ctrl-C's 130."""
-    from aetool.runtime.files import STOPPED_BY
-
-    stopped = _TERMINATED_BY or [number for number in TERMINATING if number in STOPPED_BY]
+    try:
+        from aetool.runtime import files
+    except ImportError:  # a stop signal broke numpy's first import (see _say): only _terminate's record is left
+        held: set[int] = set()
+    else:
+        held = set(files.STOPPED_BY)
+    stopped = _TERMINATED_BY or [number for number in TERMINATING if number in held]
     return 128 + int(stopped[0]) if stopped else Interrupted.exit_code
 
 
@@ -2196,6 +2212,9 @@ def main() -> None:
             error(os_reason(err) if err.filename else f"cannot write to standard output: {err.strerror or err}")
             sys.exit(1)
         if not (hasattr(usage, "format_message") and isinstance(getattr(usage, "exit_code", None), int)):
+            if _TERMINATED_BY or caused_by_interrupt(err):  # a stop signal left a module half loaded, which failed
+                error("interrupted")
+                sys.exit(_interrupted_code())
             raise
         if type(err).__name__ == "NoArgsIsHelpError":  # plain `aetool`: the help, as Typer shows it
             usage.show()

@@ -62,6 +62,19 @@ def interrupted_import(err: BaseException) -> bool:
     return isinstance(err, ImportError) and isinstance(err.__cause__ or err.__context__, KeyboardInterrupt)
 
 
+def caused_by_interrupt(err: BaseException) -> bool:
+    """Whether a ``KeyboardInterrupt`` (Ctrl-C, or a stop signal raised as one) is in ``err``'s chain of causes
+    and contexts: what failed, failed because a stop signal broke it (an import it left half done, say)."""
+    seen: set[int] = set()
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen:
+        if isinstance(current, KeyboardInterrupt):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
+
+
 def first_line(err: BaseException) -> str:
     """The first line of an exception's message (its type's name when it has none): errors reach users as one line."""
     text = str(err).strip()

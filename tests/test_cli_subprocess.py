@@ -315,6 +315,36 @@ def test_a_ctrl_c_while_the_interpreter_shuts_down_is_left_to_the_signal(tmp_pat
     assert done.returncode == 0 and done.stdout.decode().splitlines()[-1] == "default", done.stderr.decode()
 
 
+BROKEN_BY_A_SIGNAL = """
+import sys
+from aetool import cli
+
+@cli.app.command("half-loaded")
+def half_loaded():
+    try:
+        raise KeyboardInterrupt  # the signal, in the middle of an import
+    except KeyboardInterrupt:
+        raise RecursionError("maximum recursion depth exceeded")  # what the half-loaded module then did
+
+sys.modules["aetool.runtime.files"] = None  # and its importers fail: "cannot load module more than once"
+sys.argv = ["aetool", "half-loaded"]
+cli.main()
+"""
+
+
+def test_a_stop_signal_that_breaks_an_import_is_one_line_and_130(tmp_path, env):
+    """Ctrl-C or SIGTERM during the first numpy import: a 60-line RecursionError from onnx's import of it, and the
+    "interrupted" line itself failed importing numpy again, a traceback with exit 1 (trial 52)."""
+    done = subprocess.run(
+        [sys.executable, "-c", BROKEN_BY_A_SIGNAL],
+        capture_output=True,
+        cwd=tmp_path,
+        env={**os.environ, **env},
+        timeout=120,
+    )
+    assert done.returncode == 130 and done.stderr.decode() == "aetool: error: interrupted\n", done.stderr.decode()
+
+
 FORKED = """
 import os, signal, sys
 from aetool import cli
