@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from aetool.errors import ModelFileError, first_line, interrupted_import
+from aetool.errors import AetoolError, ModelFileError, first_line, interrupted_import
 from aetool.runtime import contract
 from aetool.runtime.files import is_utf8
 from aetool.runtime.model import open_session, ort_errors, parse_metadata
@@ -527,5 +527,11 @@ def check_bytes(model: bytes, *, atol: float, multiple_of: int | None) -> CheckR
     metadata does not record its ``multiple_of`` yet)."""
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "model.onnx"
-        path.write_bytes(model)
+        try:
+            path.write_bytes(model)
+        except OSError as err:  # it said only "No space left on device", of a file the user never named
+            raise AetoolError(
+                f"cannot write a temporary copy of the model ({len(model):,} bytes) into {folder} to check it in "
+                f"every runtime: {err.strerror or err}; free space there, or set TMPDIR to another folder"
+            ) from None
         return check_file(path, atol=atol, multiple_of=multiple_of)

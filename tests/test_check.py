@@ -325,3 +325,23 @@ def test_an_import_ctrl_c_breaks_stops_the_check_it_is_not_a_runtime_that_will_n
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path])}
     done = subprocess.run([sys.executable, "-m", "aetool", "check", "deep"], capture_output=True, env=env, timeout=120)
     assert done.returncode == 130 and done.stderr.decode().strip().splitlines() == ["aetool: error: interrupted"]
+
+
+def test_a_full_temporary_folder_is_named_when_the_export_checks_its_graph(monkeypatch):
+    """An export into a full $TMPDIR said only "No space left on device" (trial 52)."""
+    import errno
+    import pathlib
+
+    from aetool.check import check_bytes
+    from aetool.errors import AetoolError
+
+    def full(self, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(pathlib.Path, "write_bytes", full)
+    with pytest.raises(
+        AetoolError,
+        match=r"cannot write a temporary copy of the model \(3 bytes\) into .*: No space "
+        r"left on device; free space there, or set TMPDIR to another folder$",
+    ):
+        check_bytes(b"abc", atol=1e-4, multiple_of=None)
