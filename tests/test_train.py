@@ -78,6 +78,34 @@ def test_same_seed_same_weights_other_seed_other_weights(data_dir, tmp_path):
     assert not torch.equal(w[0], w[2])
 
 
+def test_a_checkpoint_that_cannot_be_written_says_which_epoch_is_saved(data_dir, tmp_path, monkeypatch):
+    """A full disk at epoch 2 said only "cannot write …/checkpoint.pt: No space left on device", not that epoch 1
+    was saved and can be resumed, as Ctrl-C's line says (trial 52)."""
+    from aetool.errors import AetoolError
+    from aetool.train.run import RunFolder
+
+    real_save, saves = RunFolder.save, []
+
+    def save_then_fill_the_disk(self, **kwargs):
+        saves.append(kwargs["epoch"])
+        if len(saves) == 2:
+            raise AetoolError(f"cannot write {self.checkpoint}: No space left on device")
+        real_save(self, **kwargs)
+
+    monkeypatch.setattr(RunFolder, "save", save_then_fill_the_disk)
+    with pytest.raises(
+        AetoolError,
+        match=r"checkpoint.pt: No space left on device; the last complete epoch \(1\) is saved in .*full; continue "
+        r"with --resume",
+    ):
+        train(config("ae64", data_dir, epochs=3), run_dir=tmp_path / "full", progress=False)
+    monkeypatch.undo()
+    assert load_run(tmp_path / "full").epoch == 1
+    with pytest.raises(AetoolError, match=r"^no such$"):  # an error before any epoch says nothing of epochs
+        monkeypatch.setattr(RunFolder, "save", lambda self, **kwargs: (_ for _ in ()).throw(AetoolError("no such")))
+        train(config("ae64", data_dir, epochs=1), run_dir=tmp_path / "other", progress=False)
+
+
 def test_resume_after_interrupt_equals_uninterrupted_run(data_dir, tmp_path):
     full = train(config("conv-deconv", data_dir, epochs=4), run_dir=tmp_path / "full", progress=False)
 

@@ -680,8 +680,10 @@ def train(
         completed = True
     except KeyboardInterrupt:
         raise _interrupted(folder, trainer, made_folder=made_folder, rank=place.rank, go_on=go_on) from None
-    except AetoolError:  # a checkpoint that cannot be written (a full disk), say
+    except AetoolError as err:  # a checkpoint that cannot be written (a full disk), say
         _remove_if_empty(folder, made_folder=made_folder)
+        if trainer is not None and trainer.saved_epoch is not None and place.is_main:  # and epochs before it saved
+            raise type(err)(f"{err}{_left_behind(folder, trainer, made_folder=made_folder, go_on=go_on)}") from None
         raise
     except RuntimeError as err:
         if place.world == 1 or not _peer_gone(err):
