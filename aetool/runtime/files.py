@@ -231,6 +231,12 @@ def plan(
         if blocking is not None:  # each image failed alone: "cannot write out/a.png: Not a directory"
             where = "is a file" if blocking == Path(output) else f"is below {blocking}, a file"
             raise AetoolError(f"-o {output} {where}; outputs go into a folder (made if missing)")
+        dangling = next((path for path in (folder, *folder.parents) if path.is_symlink() and not path.exists()), None)
+        if dangling is not None:  # each image failed alone too, as did a folder that cannot be written (below)
+            raise AetoolError(
+                f"-o {output}: {dangling} is a symbolic link to {os.readlink(dangling)}, which is not there"
+            )
+        check_folder(folder, named=f"-o {output}")
     if output is not None and output != STDIN and not file_target:
         inputs = _outside(inputs, _resolved(Path(output)))
     sources = {_resolved(item.source) for item in inputs if isinstance(item.source, Path)}
