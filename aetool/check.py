@@ -263,12 +263,9 @@ def _opencv_engines() -> list[Runtime]:
     version = module_version("cv2")
     try:
         import cv2
-    except (
-        ImportError,
-        OSError,
-    ) as err:  # not installed, or it will not load (no libGL.so.1 in a slim image): both rows,
+    except (ImportError, OSError) as err:  # not installed, or it will not load (no libGL.so.1 in a slim image)
         _stop_if_interrupted(err)
-        return [Runtime(name, "cv2", _opencv(None), version) for name in ("opencv", "opencv-classic")]  # each ✗
+        return [Runtime(name, "cv2", _opencv(None), version) for name in ("opencv", "opencv-classic")]  # both ✗
 
     if not hasattr(cv2.dnn, "ENGINE_NEW"):
         return [Runtime("opencv", "cv2", _opencv(None), version)]

@@ -81,10 +81,10 @@ def estimate_sigma(pixels: np.ndarray) -> float:
 
     σ ≈ √(π/2) / (6 (H − 2)(W − 2)) · Σ |I ∗ N| over the image's inside, with N = [[1, −2, 1], [−2, 4, −2],
     [1, −2, 1]] (the difference of two Laplacians, which cancels most image structure; applied as the second
-    difference along rows, then columns). Texture and edges add to it, so it reads high on detailed images (clean
-    photos of ``photos/``: 0.001–0.019) and close to σ on noisy ones (σ 0.05 added: 0.045–0.056). Source: J. Immerkær,
-    "Fast Noise Variance Estimation", Computer Vision and Image Understanding 64(2), 300–302, 1996. Raises
-    ``ValueError`` for another shape or integer pixels.
+    difference along rows, then columns). Texture and edges add to it, so it reads above 0 on clean photos (the
+    colour test photos of ``photos/``: 0.008–0.009) and close to σ on noisy ones (σ 0.05 added: 0.051–0.053;
+    ``benchmarks/photo_levels.py``). Source: J. Immerkær, "Fast Noise Variance Estimation", Computer Vision and
+    Image Understanding 64(2), 300–302, 1996. Raises ``ValueError`` for another shape or integer pixels.
     """
     check_pixels(pixels, name="pixels")
     if pixels.ndim != 3 or min(pixels.shape[1:]) < 3:
@@ -212,8 +212,9 @@ class Noise:
 
 # How far from its training σ an image's estimated noise may be before a denoiser is said to be the wrong one for it:
 # a dncnn trained at σ 0.098 on photos/rgb/train made σ 0.02 test photos worse (32.08 dB against the input's
-# 33.99; estimated σ 0.023–0.031) and helped at σ 0.05 (31.82 against 26.06; estimated 0.045–0.056), and at σ 0.15
-# fell under the best Gaussian blur (26.65 against 27.19; 0.2: 23.12 against 26.16): benchmarks/photo_levels.py.
+# 33.99; estimated σ 0.023–0.024) and helped at σ 0.05 (31.82 against 26.06; estimated 0.051–0.053), and fell under
+# the best Gaussian blur at σ 0.15 (26.65 against 27.19; estimated 0.140–0.147, unnoted) and 0.2 (23.12 against
+# 26.16; estimated 0.176–0.192): benchmarks/photo_levels.py.
 LESS_NOISY, NOISIER = 1 / 3, 1.5
 
 
