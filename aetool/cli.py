@@ -608,7 +608,7 @@ def _changes(
     from aetool.runtime.images import GREY_TO_RGB
 
     back = not scored  # an output image goes back to the input's polarity and size
-    changes = [("with notes (in --json)", text) for text in outcome.notes]
+    changes = [("with notes, in --json", text) for text in outcome.notes]
     if outcome.converted and channels:
         kind = "grey" if channels == 1 else "RGB"
         written = "grey (the luma of its RGB)" if outcome.converted == GREY_TO_RGB else kind

@@ -191,6 +191,14 @@ def test_many_images_say_what_was_done_in_the_summary(cli, tmp_path, toy_dir):
     result = cli("reconstruct", "digits", "-o", "out", "-m", str(toy_dir / "rgb-conv.onnx"))
     assert result.exit_code == 0 and len(result.stderr.splitlines()) == 1  # no line per image, one summary
     assert "6 done, 0 failed" in result.stderr and "(6 converted grey → RGB (replicated))" in result.stderr
+    ramp = np.broadcast_to(np.linspace(40, 220, 64), (48, 64))
+    smooth = np.stack([ramp, ramp[::-1], np.full((48, 64), 128.0)], axis=-1).round().astype(np.uint8)
+    for i in range(5):  # smooth colour images, far less noisy than the toy model's σ 0.1: a level note each
+        save(tmp_path / "smooth" / f"{i}.png", smooth)
+    noted = cli("reconstruct", "smooth", "-o", "out2", "-m", str(toy_dir / "rgb-conv.onnx"))
+    first = noted.stderr.splitlines()[0]
+    assert noted.exit_code == 0 and first.startswith("aetool: 5 done, 0 failed in ")
+    assert first.endswith(" s (5 with notes, in --json)")
 
 
 def test_invert_is_refused_for_a_model_of_images_as_they_are(cli, ring, toy_dir):
