@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from aetool.errors import AetoolError, ModelFileError, first_line, interrupted_import
+from aetool.errors import AetoolError, ModelFileError, caused_by_interrupt, first_line
 from aetool.runtime import contract
 from aetool.runtime.files import is_utf8
 from aetool.runtime.model import open_session, ort_errors, parse_metadata
@@ -399,7 +399,7 @@ def _run_all(runner: Runner, cases: list[Case]) -> list[Outputs]:
 def _stop_if_interrupted(err: BaseException) -> None:
     """Raise ``KeyboardInterrupt`` when ``err`` is an import that Ctrl-C or a stop signal broke: it was taken for a
     runtime that cannot be imported, and the command went on to exit 0 (a trial's ``check`` and ``train``)."""
-    if interrupted_import(err):
+    if caused_by_interrupt(err):
         raise KeyboardInterrupt from None
 
 

@@ -42,7 +42,6 @@ from aetool.errors import (
     NotLearned,
     caused_by_interrupt,
     first_line,
-    interrupted_import,
     os_reason,
 )
 from aetool.names import MODELS, REPORT_MODELS
@@ -2200,8 +2199,8 @@ def main() -> None:
         # Typer's parser is Click (vendored since Typer 0.25): its exceptions are told apart by name and shape, so
         # every Typer the requirement admits is handled alike.
         usage: Any = err
-        if type(err).__name__ == "Abort" or interrupted_import(err):  # Ctrl-C outside a command's body
-            error("interrupted")
+        if type(err).__name__ == "Abort" or (isinstance(err, ImportError) and caused_by_interrupt(err)):
+            error("interrupted")  # Ctrl-C outside a command's body, or one that broke an import
             sys.exit(_interrupted_code())
         if isinstance(err, MemoryError) or (isinstance(err, ImportError) and "bad_alloc" in str(err)):
             # under a memory limit (ulimit -v, a container's) a C extension fails to load with std::bad_alloc

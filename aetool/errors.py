@@ -55,16 +55,11 @@ class ImageError(AetoolError):
     exit_code = 1
 
 
-def interrupted_import(err: BaseException) -> bool:
-    """Whether ``err`` is an ``ImportError`` that Ctrl-C (or a stop signal, raised as ``KeyboardInterrupt``)
-    caused: a C extension (onnxruntime's, torch's, OpenVINO's) whose initialisation it interrupts fails to import
-    with pybind11's "initialization failed", the ``KeyboardInterrupt`` as its cause."""
-    return isinstance(err, ImportError) and isinstance(err.__cause__ or err.__context__, KeyboardInterrupt)
-
-
 def caused_by_interrupt(err: BaseException) -> bool:
     """Whether a ``KeyboardInterrupt`` (Ctrl-C, or a stop signal raised as one) is in ``err``'s chain of causes
-    and contexts: what failed, failed because a stop signal broke it (an import it left half done, say)."""
+    and contexts: what failed, failed because a stop signal broke it (a C extension whose initialisation it
+    interrupted fails to import with pybind11's "initialization failed"; a module it left half loaded fails where
+    it is used)."""
     seen: set[int] = set()
     current: BaseException | None = err
     while current is not None and id(current) not in seen:

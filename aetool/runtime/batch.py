@@ -19,9 +19,8 @@ import numpy as np
 from aetool.errors import AetoolError, ImageError, TimedOut, os_reason
 from aetool.runtime import contract, images
 from aetool.runtime.files import Job, atomic_write, interrupts_deferred, interrupts_held
-from aetool.runtime.metadata import noise_from_record
 from aetool.runtime.metrics import mse, psnr
-from aetool.runtime.model import Model
+from aetool.runtime.model import Model, trained_noise
 from aetool.runtime.noise import Noise, add_noise, level_note
 
 IMAGES_IN_FLIGHT = 64  # images read and held at once ...
@@ -73,7 +72,7 @@ class Reconstruct:
         self.border = model.input_spec.border if border else 0
         self.channels: int | None = model.input_spec.channels
         self.inverts = model.input_spec.polarity == contract.POLARITY
-        self.trained = _training_noise(model) if model.input_spec.polarity == contract.AS_IS else Noise()
+        self.trained = trained_noise(model) if model.input_spec.polarity == contract.AS_IS else Noise()
 
     def prepare(self, pixels: np.ndarray) -> Prepared:
         """One C×H×W image (see :class:`Step`) padded to the model's multiple (plus the tiles' border), or at the
@@ -133,14 +132,6 @@ class Corrupt:
         return np.stack(
             [add_noise(image, self.level, kind=self.kind, rng=image_generator(self.seed, image)) for image in batch]
         )
-
-
-def _training_noise(model: Model) -> Noise:
-    """The noise the model's metadata says it was trained on (none when it records none or no readable one)."""
-    try:
-        return noise_from_record(model.metadata.get(contract.NOISE) or {})
-    except ValueError:
-        return Noise()
 
 
 def image_generator(seed: int, pixels: np.ndarray) -> np.random.Generator:

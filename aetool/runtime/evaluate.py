@@ -25,16 +25,15 @@ from typing import Any
 
 import numpy as np
 
-from aetool.errors import AetoolError, DataError, ImageError, ModelFileError
+from aetool.errors import AetoolError, DataError, ImageError
 from aetool.runtime import contract, images
 from aetool.runtime.batch import chunks
 from aetool.runtime.files import Failure, Input, collect_set
 from aetool.runtime.idx import load_split
 from aetool.runtime.images import is_dark_on_light, pad_to, read_image, to_channels
-from aetool.runtime.metadata import noise_from_record
 from aetool.runtime.metrics import SCORE_BATCH, SetScores
-from aetool.runtime.model import Model, loaded
-from aetool.runtime.noise import NOISE_KINDS, TEST_NOISE_SEED, Noise
+from aetool.runtime.model import Model, loaded, trained_noise
+from aetool.runtime.noise import TEST_NOISE_SEED, Noise
 
 INVERTED = "inverted (dark on light) for the model's white-on-black world"
 RESIZED = "fitted to the model's size (--resize)"
@@ -52,21 +51,6 @@ def counted(done: Counter[str], *, unit: str = "image") -> list[str]:
     """What was done to the images (``unit``: or to the pairs of input and target), a line per kind with its count:
     ``8 images converted grey → RGB (replicated)``."""
     return [f"{n} {unit}{'s' if n > 1 else ''} {what}" for what, n in done.items() if n]
-
-
-def trained_noise(model: Model) -> Noise:
-    """The noise the model was trained with, from its metadata: one level of one kind, or a range or mix (the
-    ``mix`` text of runtime.noise.Noise); none when the file records none. Raises ``ModelFileError`` for a record
-    of another shape."""
-    recorded = model.metadata.get(contract.NOISE) or {}
-    problem = ModelFileError(
-        f'{model.path.name}: metadata {contract.NOISE!r} must be {{"level": a number ≥ 0, "kind": one of '
-        f'{", ".join(NOISE_KINDS)}}} or {{"mix": noise text}}, got {str(recorded)[:80]!r}'
-    )
-    try:
-        return noise_from_record(recorded)
-    except ValueError:
-        raise problem from None
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,8 @@ from aetool.runtime import contract, tiles
 from aetool.runtime.cpu import check_threads, usable_cores
 from aetool.runtime.files import interrupts_held, is_utf8
 from aetool.runtime.images import check_pixels
-from aetool.runtime.metadata import check_input_spec, check_metadata, parse_metadata
+from aetool.runtime.metadata import check_input_spec, check_metadata, noise_from_record, parse_metadata
+from aetool.runtime.noise import NOISE_KINDS, Noise
 from aetool.runtime.onnxfile import OnnxFacts, outside_folder, read_facts
 from aetool.runtime.registry import resolve
 
@@ -940,6 +941,21 @@ def load(model: str | Path, *, providers: str | Sequence[str] | None = None, thr
             _OPEN.pop(key, None)
             opened = _OPEN[key] = (version, Model(path, providers, threads))
     return opened[1]
+
+
+def trained_noise(model: Model) -> Noise:
+    """The noise the model was trained with, from its metadata: one level of one kind, or a range or mix (the
+    ``mix`` text of runtime.noise.Noise); none when the file records none. Raises ``ModelFileError`` for a record
+    of another shape."""
+    recorded = model.metadata.get(contract.NOISE) or {}
+    problem = ModelFileError(
+        f'{model.path.name}: metadata {contract.NOISE!r} must be {{"level": a number ≥ 0, "kind": one of '
+        f'{", ".join(NOISE_KINDS)}}} or {{"mix": noise text}}, got {str(recorded)[:80]!r}'
+    )
+    try:
+        return noise_from_record(recorded)
+    except ValueError:
+        raise problem from None
 
 
 def loaded(model: Model | str | Path) -> Model:

@@ -29,9 +29,8 @@ from typing import Any
 from aetool.errors import AetoolError, os_reason
 from aetool.runtime import contract
 from aetool.runtime.describe import bundled_models
-from aetool.runtime.evaluate import trained_noise
 from aetool.runtime.files import NAME_MAX, write_files
-from aetool.runtime.model import Model
+from aetool.runtime.model import Model, trained_noise
 from aetool.runtime.noise import Noise
 from aetool.runtime.registry import INDEX, models_dir
 
