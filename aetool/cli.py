@@ -43,6 +43,7 @@ from aetool.errors import (
     caused_by_interrupt,
     first_line,
     os_reason,
+    out_of_memory,
 )
 from aetool.names import MODELS, REPORT_MODELS
 
@@ -125,8 +126,13 @@ def _say(line: str) -> None:
         _say_plainly(line)
         return
     try:
+        console = stderr_console()
+    except (MemoryError, ImportError, OSError):  # under a memory limit rich may not load: the line matters most
+        _say_plainly(line)
+        return
+    try:
         with interrupts_held():
-            stderr_console().print(line, markup=False, highlight=False, emoji=False, soft_wrap=True)
+            console.print(line, markup=False, highlight=False, emoji=False, soft_wrap=True)
     except BrokenPipeError:
         raise
     except OSError:
@@ -2202,8 +2208,9 @@ def main() -> None:
         if type(err).__name__ == "Abort" or (isinstance(err, ImportError) and caused_by_interrupt(err)):
             error("interrupted")  # Ctrl-C outside a command's body, or one that broke an import
             sys.exit(_interrupted_code())
-        if isinstance(err, MemoryError) or (isinstance(err, ImportError) and "bad_alloc" in str(err)):
-            # under a memory limit (ulimit -v, a container's) a C extension fails to load with std::bad_alloc
+        if isinstance(err, MemoryError) or (isinstance(err, ImportError | RuntimeError) and out_of_memory(err)):
+            # under a memory limit (ulimit -v, a container's) a C extension fails to load (std::bad_alloc, a library
+            # the loader cannot map) or a thread to start
             error(f"not enough memory ({first_line(err)}); raise the memory limit, or use fewer --threads")
             sys.exit(2)
         if isinstance(err, OSError):  # outside a command's body: --help and --version (> /dev/full), or the shell

@@ -1,5 +1,18 @@
 """Errors a user can cause. The CLI turns them into one line on stderr and an exit code, never a traceback."""
 
+from __future__ import annotations
+
+import re
+
+# How the process running out of memory reads when the failure is not Python's MemoryError, as measured under
+# ``ulimit -v``: onnxruntime's allocator and C++'s std::bad_alloc, glibc's ENOMEM ("pthread_create failed, error
+# code: 12 error msg: Cannot allocate memory" from onnxruntime's thread pool), the dynamic loader mapping a
+# C extension's library ("failed to map segment from shared object"), and Python's own threads.
+_NO_MEMORY = re.compile(
+    r"Failed to allocate memory|bad_alloc|bad allocation|Cannot allocate memory|failed to map segment"
+    r"|can't start new thread"
+)
+
 
 class AetoolError(Exception):
     """A problem with the user's input or setup (bad path, broken file, wrong option)."""
@@ -68,6 +81,18 @@ def caused_by_interrupt(err: BaseException) -> bool:
         seen.add(id(current))
         current = current.__cause__ or current.__context__
     return False
+
+
+def out_of_memory(err: BaseException) -> bool:
+    """Whether ``err`` says the process could not get the memory it needed (``MemoryError``, or a C library's or
+    the loader's words for it: ``_NO_MEMORY``), so that it is reported as a memory limit, not a broken file."""
+    return isinstance(err, MemoryError) or bool(_NO_MEMORY.search(str(err)))
+
+
+def no_memory_line(err: MemoryError) -> str:
+    """An image's error when numpy could not get the memory to run, score or encode it (``ulimit -v``): the other
+    images of its batch are still done."""
+    return f"not enough memory ({first_line(err)}); raise the memory limit, or pass fewer or smaller images at a time"
 
 
 def first_line(err: BaseException) -> str:

@@ -510,20 +510,31 @@ NO_MEMORY = textwrap.dedent("""
     import aetool.runtime.describe
     from aetool.cli import main
 
-    def bad_alloc():  # what onnxruntime's C extension raises when it cannot load under a memory limit
-        raise ImportError("Exception caught: std::bad_alloc")
+    def no_memory():  # what a library raises when it cannot load, or start a thread, under a memory limit
+        raise {kind}({words!r})
 
-    aetool.runtime.describe.bundled_models = bad_alloc
+    if {without_rich}:  # under a tighter limit rich cannot load either, and the error line is printed without it
+        sys.modules["rich"] = None
+    aetool.runtime.describe.bundled_models = no_memory
     sys.argv = ["aetool", "models"]
     main()
 """)
 
 
-def test_a_library_that_cannot_load_for_memory_is_one_line_not_a_traceback():
-    done = subprocess.run([sys.executable, "-c", NO_MEMORY], capture_output=True, timeout=120)
+@pytest.mark.parametrize(
+    ("kind", "words", "without_rich"),
+    [
+        ("ImportError", "Exception caught: std::bad_alloc", False),  # onnxruntime's C extension
+        ("ImportError", "libopenjp2.so.2.5.4: failed to map segment from shared object", False),  # Pillow's, lazily
+        ("RuntimeError", "can't start new thread", False),  # Python's threads
+        ("ImportError", "Exception caught: std::bad_alloc", True),
+    ],
+)
+def test_a_library_that_cannot_load_for_memory_is_one_line_not_a_traceback(kind, words, without_rich):
+    script = NO_MEMORY.format(kind=kind, words=words, without_rich=without_rich)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=120)
     assert done.returncode == 2 and done.stderr.decode().splitlines() == [
-        "aetool: error: not enough memory (Exception caught: std::bad_alloc); raise the memory limit, or use fewer "
-        "--threads"
+        f"aetool: error: not enough memory ({words}); raise the memory limit, or use fewer --threads"
     ]
 
 

@@ -785,6 +785,37 @@ def test_a_nan_score_is_anomalous_not_normal(one_class):
     assert detector.verdict(float("nan")) is True and detector.verdict(detector.threshold) is False
 
 
+def test_an_image_numpy_cannot_find_memory_for_is_a_failed_detection_not_the_end(one_class, tmp_path, monkeypatch):
+    """Under ``ulimit -v`` numpy's MemoryError while scoring (the map's smoothing) ended detect, the images before
+    it unreported; now the images it hit fail and the others are still scored."""
+    from aetool.runtime import detect as detect_module
+
+    for name in ("a", "b"):
+        save(tmp_path / "in" / f"{name}.png", stroke_digits(1, seed=3)[0][0])
+    detector = Detector(load(one_class[1].export.path))
+    finish, no_memory = detect_module._finish, MemoryError("Unable to allocate 1.00 MiB for an array")
+
+    def no_memory_for_b(item, *args):
+        if item.job.label.endswith("b.png"):
+            raise no_memory
+        return finish(item, *args)
+
+    monkeypatch.setattr(detect_module, "_finish", no_memory_for_b)
+    jobs = plan_detection(collect([str(tmp_path / "in")])[0], heatmaps=None)[0]
+    a, b = detect_module.detect(jobs, detector)
+    assert a.error is None and a.score is not None
+    assert b.error == (
+        "not enough memory (Unable to allocate 1.00 MiB for an array); raise the memory limit, or pass fewer or "
+        "smaller images at a time"
+    )
+
+    def no_memory_at_all(batch):
+        raise no_memory
+
+    monkeypatch.setattr(detector, "run", no_memory_at_all)
+    assert [d.error == b.error for d in detect_module.detect(jobs, detector)] == [True, True]
+
+
 def test_every_heatmap_written_before_ctrl_c_has_its_record(one_class, tmp_path, monkeypatch):
     from aetool.runtime import detect as detect_module
 

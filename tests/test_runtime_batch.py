@@ -205,6 +205,29 @@ def test_a_bad_file_fails_alone(tmp_path, toy_dir):
     assert outcomes[1].error is None and (tmp_path / "o2.png").is_file() and not (tmp_path / "o1.png").exists()
 
 
+def test_an_image_numpy_cannot_find_memory_for_fails_alone_before_anything_is_written(tmp_path, toy_dir, monkeypatch):
+    """Under ``ulimit -v`` numpy's MemoryError in an image's score ended the batch, its written images unreported."""
+    from aetool.runtime import batch
+
+    mse = batch.mse
+
+    def no_memory_for_pages(output, target):
+        if output.shape[-1] > 28:
+            raise MemoryError("Unable to allocate 8.00 MiB for an array with shape (1024, 1024) and data type float64")
+        return mse(output, target)
+
+    monkeypatch.setattr(batch, "mse", no_memory_for_pages)
+    save(tmp_path / "a.png", digit())
+    save(tmp_path / "page.png", np.zeros((40, 40), np.uint8))
+    jobs = [Job(name, tmp_path / name, tmp_path / f"out-{name}", "PNG") for name in ("a.png", "page.png")]
+    outcomes = list(process(jobs, Reconstruct(load(toy_dir / "conv.onnx"))))
+    assert outcomes[0].error is None and outcomes[1].error == (
+        "not enough memory (Unable to allocate 8.00 MiB for an array with shape (1024, 1024) and data type float64); "
+        "raise the memory limit, or pass fewer or smaller images at a time"
+    )
+    assert sorted(p.name for p in tmp_path.glob("out-*")) == ["out-a.png"]
+
+
 def test_a_write_failure_is_an_outcome(tmp_path, toy_dir):
     source = save(tmp_path / "ring.png", digit())
     (tmp_path / "taken").write_text("a file where a folder should be")

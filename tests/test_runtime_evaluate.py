@@ -3,11 +3,13 @@ onnxruntime, checked against numpy by hand."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from conftest import digit, node, onnx_bytes, save, toy_metadata
 
-from aetool.errors import DataError, ImageError, ModelFileError
+from aetool.errors import DataError, ImageError, ModelFileError, OutOfMemory
 from aetool.runtime import load
 from aetool.runtime.evaluate import evaluate, evaluate_images, evaluate_pairs
 from aetool.runtime.idx import load_split
@@ -283,6 +285,28 @@ def test_pairs_match_by_path_without_suffix_and_missing_partners_are_listed(toy_
         (str(tmp_path / "clean" / "w.png"), f"no input in {tmp_path / 'noisy'} matches it"),
     ]
     assert result.targets == str(tmp_path / "clean") and result.failed == []
+
+
+def test_pairs_the_model_cannot_find_memory_for_fail_and_the_others_are_scored(toy_dir, tmp_path, monkeypatch):
+    """Under ``ulimit -v`` one page's OutOfMemory ended evaluate with no score for the digits beside it."""
+
+    model = load(toy_dir / "conv.onnx")
+    reconstruct = model.reconstruct
+
+    def no_memory_for_pages(batch, **kwargs):
+        if batch.shape[-1] > 28:
+            raise OutOfMemory("conv.onnx: not enough memory for a batch of shape (1, 1, 40, 40) (bad_alloc)")
+        return reconstruct(batch, **kwargs)
+
+    monkeypatch.setattr(model, "reconstruct", no_memory_for_pages)
+    for folder in ("in", "target"):
+        save(tmp_path / folder / "a.png", digit())
+        save(tmp_path / folder / "page.png", np.zeros((40, 40), np.uint8))
+    result = evaluate_pairs(model, str(tmp_path / "in"), str(tmp_path / "target"))
+    assert result.n == 1 and result.mse == pytest.approx(0, abs=1e-6)
+    assert [(Path(f.label).name, f.error) for f in result.failed] == [
+        ("page.png", "conv.onnx: not enough memory for a batch of shape (1, 1, 40, 40) (bad_alloc)")
+    ]
 
 
 def test_pairs_that_cannot_be_scored_are_failures(toy_dir, tmp_path):

@@ -137,9 +137,54 @@ def test_a_batch_onnxruntime_cannot_find_memory_for_is_out_of_memory_not_a_broke
         raise fail
 
     monkeypatch.setattr(model, "_call", no_memory)
-    with pytest.raises(OutOfMemory, match=r"not enough memory for a batch of shape \(1, 1, 8, 8\).*fewer or smaller"):
+    with pytest.raises(OutOfMemory, match=r"not enough memory for a batch of shape \(2, 1, 8, 8\).*fewer or smaller"):
+        model.reconstruct(np.zeros((2, 1, 8, 8), np.float32))
+    # one image (a large one is already run in tiles): fewer images cannot help
+    with pytest.raises(OutOfMemory, match=r"\(1, 1, 8, 8\).*raise the memory limit, or use fewer --threads$"):
         model.reconstruct(np.zeros((1, 1, 8, 8), np.float32))
     assert issubclass(OutOfMemory, MemoryError)
+
+
+@pytest.mark.parametrize(
+    "words",
+    [
+        "pthread_create failed, error code: 12 error msg: Cannot allocate memory",  # onnxruntime's thread pool
+        "Exception during initialization: std::bad_alloc",
+    ],
+)
+def test_a_session_that_cannot_get_memory_or_threads_is_out_of_memory_not_a_broken_file(toy_dir, monkeypatch, words):
+    """Under ``ulimit -v`` the file was called "not a loadable ONNX model" (a trial)."""
+
+    def no_memory(*args, **kwargs):
+        raise onnxruntime.capi.onnxruntime_pybind11_state.Fail(f"[ONNXRuntimeError] : 1 : FAIL : {words}")
+
+    monkeypatch.setattr(onnxruntime, "InferenceSession", no_memory)
+    model_module._OPEN.clear()
+    with pytest.raises(OutOfMemory, match=r"^not enough memory to open .*conv\.onnx \(.*\); raise the memory limit"):
+        open_session(toy_dir / "conv.onnx")
+
+
+def test_a_cpu_session_never_prints_onnxruntimes_fallback_banner_to_standard_output(toy_dir, capfd):
+    """onnxruntime prints "EP Error … Falling back to ['CPUExecutionProvider'] and retrying." to standard output
+    (where ``-o -`` writes the image) when a call fails, and retries on the same CPU provider."""
+    model = load(toy_dir / "conv.onnx")
+    real = model.session._sess
+    fail = onnxruntime.capi.onnxruntime_pybind11_state.EPFail("[ONNXRuntimeError] : 11 : EP_FAIL : no threads")
+
+    class Failing:
+        def __getattr__(self, name):
+            return getattr(real, name)
+
+        def run(self, *args):
+            raise fail
+
+    model.session._sess = Failing()
+    try:
+        with pytest.raises(ModelFileError, match="no threads"):
+            model.reconstruct(np.zeros((1, 1, 8, 8), np.float32))
+    finally:
+        model.session._sess = real
+    assert "EP Error" not in capfd.readouterr().out
 
 
 def test_encode_refuses_a_page_over_the_one_call_limit_that_reconstruct_tiles(toy_dir):

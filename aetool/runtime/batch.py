@@ -16,7 +16,7 @@ from typing import BinaryIO, Protocol, TypeVar
 
 import numpy as np
 
-from aetool.errors import AetoolError, ImageError, TimedOut, os_reason
+from aetool.errors import AetoolError, ImageError, TimedOut, no_memory_line, os_reason
 from aetool.runtime import contract, images
 from aetool.runtime.files import Job, atomic_write, interrupts_deferred, interrupts_held
 from aetool.runtime.metrics import mse, psnr
@@ -311,10 +311,16 @@ def _run(
             except AetoolError as err:
                 outcomes.update((index, Outcome(item.job.label, error=str(err))) for index, item in group)
                 continue
+            except MemoryError as err:  # numpy's, around the model call
+                outcomes.update((index, Outcome(item.job.label, error=no_memory_line(err))) for index, item in group)
+                continue
             share = (time.perf_counter() - started) / len(group)
             for (index, item), result in zip(group, results, strict=True):
                 with interrupts_held():
-                    outcomes[index] = _finish(item, result, share, side_by_side, stdout)
+                    try:
+                        outcomes[index] = _finish(item, result, share, side_by_side, stdout)
+                    except MemoryError as err:  # scoring or encoding it, before anything is written
+                        outcomes[index] = Outcome(item.job.label, error=no_memory_line(err))
     except (TimedOut, KeyboardInterrupt):
         yield from (outcomes[index] for index in sorted(outcomes))
         raise

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from aetool.errors import AetoolError, DataError, ModelFileError, TimedOut
+from aetool.errors import AetoolError, DataError, ModelFileError, TimedOut, no_memory_line
 from aetool.runtime import anomaly, contract, images
 from aetool.runtime.batch import Outcome, Ready, Reconstruct, read_chunks
 from aetool.runtime.evaluate import INVERTED, RESIZED, checked_limit, counted
@@ -320,10 +320,17 @@ def detect(
                 except AetoolError as err:
                     results.update((index, Detection(item.job.label, error=str(err))) for index, item in group)
                     continue
+                except MemoryError as err:  # numpy's, in the score's arithmetic (the map's smoothing)
+                    failed = no_memory_line(err)
+                    results.update((index, Detection(item.job.label, error=failed)) for index, item in group)
+                    continue
                 share = (time.perf_counter() - started) / len(group)
                 for position, (index, item) in enumerate(group):
                     with interrupts_held():  # an image's heatmaps and its record, or neither
-                        results[index] = _finish(item, scored, position, detector, share)
+                        try:
+                            results[index] = _finish(item, scored, position, detector, share)
+                        except MemoryError as err:  # its heatmaps are written together or not at all
+                            results[index] = Detection(item.job.label, error=no_memory_line(err))
         except (TimedOut, KeyboardInterrupt):  # the images settled so far are still reported
             yield from (results[index] for index in sorted(results))
             raise

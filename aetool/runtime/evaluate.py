@@ -16,6 +16,7 @@ a chunk at a time, so memory stays flat; an image that cannot be read is listed 
 
 from __future__ import annotations
 
+import copy
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -25,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from aetool.errors import AetoolError, DataError, ImageError
+from aetool.errors import AetoolError, DataError, ImageError, no_memory_line
 from aetool.runtime import contract, images
 from aetool.runtime.batch import chunks
 from aetool.runtime.files import Failure, Input, collect_set
@@ -348,9 +349,16 @@ def _score(model: Model, pairs: Iterable[_Pair], run: _Run) -> None:
         for pair in chunk:
             groups.setdefault(pair.inputs.shape, []).append(pair)
         for group in groups.values():
-            inputs, targets = np.stack([pair.inputs for pair in group]), np.stack([pair.target for pair in group])
-            run.scores.add(reconstructed(model, inputs), targets)
-            run.inputs.add(inputs, targets)
+            kept = copy.copy(run.scores), copy.copy(run.inputs)
+            try:
+                inputs, targets = np.stack([pair.inputs for pair in group]), np.stack([pair.target for pair in group])
+                run.scores.add(reconstructed(model, inputs), targets)
+                run.inputs.add(inputs, targets)
+            except MemoryError as err:  # the model's (OutOfMemory) or numpy's: these pairs fail, the others count
+                run.scores, run.inputs = kept
+                reason = str(err) if isinstance(err, AetoolError) else no_memory_line(err)
+                run.failed.extend(Failure(pair.label, reason) for pair in group)
+                continue
             for pair in group:
                 run.done.update(pair.done)
 

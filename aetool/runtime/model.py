@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from aetool.errors import AetoolError, ModelFileError, OutOfMemory, TimedOut
+from aetool.errors import AetoolError, ModelFileError, OutOfMemory, TimedOut, out_of_memory
 from aetool.runtime import contract, tiles
 from aetool.runtime.cpu import check_threads, usable_cores
 from aetool.runtime.files import interrupts_held, is_utf8
@@ -75,8 +75,6 @@ PROVIDER_PACKAGES = {
 # replaced since (a detector calibrated again) is opened anew and its old session let go.
 _OPEN: dict[tuple, tuple[tuple[int, int], Model]] = {}
 _OPENING = threading.Lock()  # threads that load one file at once share one session
-# onnxruntime's words when a call could not get the memory it needed (its allocator's, and std::bad_alloc's).
-_NO_MEMORY = re.compile(r"Failed to allocate memory|bad_alloc|bad allocation")
 
 
 class ProviderWarning(UserWarning):
@@ -344,16 +342,25 @@ def open_session(
     available = ort.get_available_providers()
     options = session_options(threads)
     source: str | bytes = str(path) if facts.external_data else data
+    asked = [p for p in wanted if p in available] or [CPU]
+    # onnxruntime retries a failed session, or call, on the CPU provider after printing an "EP Error" banner to
+    # standard output, where images and JSON lines go; on the CPU provider alone there is nothing to fall back to
+    # (the retry fails alike). enable_fallback is read by newer onnxruntimes (1.32 here; 1.18 ignores it, and prints
+    # the banner), disable_fallback covers the calls in every version.
+    cpu_only = {"enable_fallback": 0} if asked == [CPU] else {}
     try:
         session = ort.InferenceSession(
-            source,
-            options,
-            providers=[p for p in wanted if p in available] or [CPU],
-            disabled_optimizers=DISABLED_OPTIMIZERS,
+            source, options, providers=asked, disabled_optimizers=DISABLED_OPTIMIZERS, **cpu_only
         )
     except ort_errors() as err:
+        if out_of_memory(err):  # the file is fine: its session's memory or threads are not to be had
+            raise OutOfMemory(
+                f"not enough memory to open {path} ({ort_message(err)}); raise the memory limit, or use fewer --threads"
+            ) from None
         too_new = _too_new(path, " ".join(str(err).split()), facts)
         raise ModelFileError(too_new or f"{path} is not a loadable ONNX model: {ort_message(err)}") from None
+    if cpu_only:
+        session.disable_fallback()
     unused = [p for p in wanted if p not in session.get_providers()]
     if unused:
         missing = [p for p in unused if p not in available]
@@ -785,10 +792,11 @@ class Model:
                     part = pad_batch(part, fixed)
                 calls.append([value[:count] for value in self._call(session, outputs, {feed: part})])
         except ort_errors() as err:
-            if _NO_MEMORY.search(str(err)):
+            if out_of_memory(err):
+                fewer = "pass fewer or smaller images at a time" if len(batch) > 1 else "use fewer --threads"
                 raise OutOfMemory(
                     f"{self.path.name}: not enough memory for a batch of shape {batch.shape} ({ort_message(err)}); "
-                    "pass fewer or smaller images at a time"
+                    f"raise the memory limit, or {fewer}"
                 ) from None
             raise ModelFileError(
                 f"{self.path.name} failed on a batch of shape {batch.shape}: {ort_message(err)}"
