@@ -381,6 +381,34 @@ def test_a_file_in_the_way_of_an_output_folder_is_named_as_such(tmp_path):
     assert (tmp_path / "afile").read_text() == "mine" and not (tmp_path / "new").exists()
 
 
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="tells the probe's descriptor by its /proc path")
+def test_a_full_disk_is_found_before_the_work_though_it_still_takes_an_empty_file(tmp_path, monkeypatch):
+    """A trial's full tmpfs passed the check (an empty file needs an inode, not a block), then failed all 200
+    images one by one."""
+    real_write = os.write
+
+    def no_space(handle, data):
+        if os.readlink(f"/proc/self/fd/{handle}").startswith(str(tmp_path)):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(handle, data)
+
+    monkeypatch.setattr(os, "write", no_space)
+    with pytest.raises(AetoolError, match=r"^-o out/: cannot write into .*out: No space left on device \(in "):
+        files.check_folder(tmp_path / "out", named="-o out/")
+    assert list(tmp_path.iterdir()) == []  # the probe removed
+
+
+def test_heatmaps_folder_errors_name_the_heatmaps_option(tmp_path):
+    """They named ``-o``, which detect does not have."""
+    from aetool.runtime.detect import plan_detection
+
+    save(tmp_path / "a.png", np.zeros((8, 8), np.uint8))
+    (tmp_path / "maps").symlink_to(tmp_path / "gone")
+    found, _ = files.collect([str(tmp_path / "a.png")])
+    with pytest.raises(AetoolError, match=r"^--heatmaps .*maps/: .*maps is a symbolic link to .*gone, which is not"):
+        plan_detection(found, heatmaps=str(tmp_path / "maps"))
+
+
 def test_a_folder_that_cannot_be_written_is_found_before_the_work(tmp_path, monkeypatch):
     locked = tmp_path / "locked"
     locked.mkdir()

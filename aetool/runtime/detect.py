@@ -239,6 +239,7 @@ def plan_detection(found: Sequence[Input], *, heatmaps: str | None) -> tuple[lis
         fmt="png",
         force=True,
         shown=lambda target: heatmap_paths(target)[0],
+        option="--heatmaps",
     )
     targets: dict[str, Path] = {}
     owners: dict[Path, str] = {}  # each heatmap file and the image it is of: a.raw.png's colour map is a.png's raw

@@ -189,8 +189,9 @@ def plan(
     fmt: str | None = None,
     force: bool = False,
     shown: Callable[[Path], Path] = lambda target: target,
+    option: str = "-o",
 ) -> tuple[list[Job], list[Failure]]:
-    """Where each input's result goes.
+    """Where each input's result goes (``option``: the command-line option ``output`` came from, for messages).
 
     No ``output``: beside the input as ``NAME{suffix}.png`` (stdin's goes to stdout). ``-``: stdout. A name with
     an image suffix, for one file: that file. Otherwise a folder, mirroring the input folders' layout, as
@@ -203,24 +204,24 @@ def plan(
     not open as an image: that one fails on its own reason, and the other is written.
     """
     if output == "":
-        raise AetoolError("-o is an empty name; give a file or a folder (. for the current one)")
+        raise AetoolError(f"{option} is an empty name; give a file or a folder (. for the current one)")
     ext = (fmt or "png").lower()
     pillow_fmt = format_for(ext)
     single = len(inputs) == 1 and inputs[0].root is None
     if output == STDIN and not single:
-        raise AetoolError("-o - (standard output) takes exactly one input file")
+        raise AetoolError(f"{option} - (standard output) takes exactly one input file")
     named = output is not None and output != STDIN and _names_a_file(output)
     if output is not None and named and not single and Path(output).suffix.lower()[1:] in FORMATS:
         raise AetoolError(
-            f"-o {output} names one image file, but the inputs are a folder, a glob or several files; give a folder"
+            f"{option} {output} names one image file, but the inputs are a folder, a glob or several files; give a folder"
         )
     file_target = named and single
     if output is not None and file_target:
         suffix = Path(output).suffix
         if suffix.lower()[1:] not in FORMATS:
             raise AetoolError(
-                f"-o {output} names an output file of unknown image format {suffix!r} (choose one of "
-                f"{', '.join(FORMATS)}); for a folder, end its name in /: -o {output}/"
+                f"{option} {output} names an output file of unknown image format {suffix!r} (choose one of "
+                f"{', '.join(FORMATS)}); for a folder, end its name in /: {option} {output}/"
             )
         pillow_fmt = format_for(suffix)
         if fmt and format_for(fmt) != pillow_fmt:
@@ -230,13 +231,13 @@ def plan(
         blocking = file_in_the_way(folder)
         if blocking is not None:  # each image failed alone: "cannot write out/a.png: Not a directory"
             where = "is a file" if blocking == Path(output) else f"is below {blocking}, a file"
-            raise AetoolError(f"-o {output} {where}; outputs go into a folder (made if missing)")
+            raise AetoolError(f"{option} {output} {where}; outputs go into a folder (made if missing)")
         dangling = next((path for path in (folder, *folder.parents) if path.is_symlink() and not path.exists()), None)
         if dangling is not None:  # each image failed alone too, as did a folder that cannot be written (below)
             raise AetoolError(
-                f"-o {output}: {dangling} is a symbolic link to {os.readlink(dangling)}, which is not there"
+                f"{option} {output}: {dangling} is a symbolic link to {os.readlink(dangling)}, which is not there"
             )
-        check_folder(folder, named=f"-o {output}")
+        check_folder(folder, named=f"{option} {output}")
     if output is not None and output != STDIN and not file_target:
         inputs = _outside(inputs, _resolved(Path(output)))
     sources = {_resolved(item.source) for item in inputs if isinstance(item.source, Path)}
@@ -433,8 +434,9 @@ def check_folder(folder: Path, *, file: str | None = None, named: str | None = N
     """Raise ``AetoolError`` naming ``folder`` (or ``folder / file``, the file to be written; after ``named``, the
     option that gave it, when given) when files could not be written into it, made with the folders missing on its
     way: it or the nearest folder on its way that exists is a file (or a device such as /dev/null), or nothing can
-    be written there (a read-only file system, no write permission, no space: found by creating and removing one
-    hidden temporary there). For a check before long work whose output comes last."""
+    be written there (a read-only file system, no write permission, no space or no inodes left: found by writing
+    one byte into a hidden temporary there and removing it). For a check before long work whose output comes
+    last."""
     existing = next(path for path in (folder, *folder.parents) if path.exists())
     cannot = f"cannot write {folder / file}" if file else f"cannot write into {folder}"
     cannot = f"{named}: {cannot}" if named else cannot
@@ -443,8 +445,11 @@ def check_folder(folder: Path, *, file: str | None = None, named: str | None = N
     try:
         with interrupts_held():
             handle, temporary = _create_temporary(existing / "probe")
-            os.close(handle)
-            temporary.unlink()
+            try:
+                os.write(handle, b"\0")  # a full disk still takes an empty file (an inode), not a byte
+            finally:
+                os.close(handle)
+                temporary.unlink()
     except OSError as err:
         raise AetoolError(f"{cannot}: {err.strerror or err} (in {existing})") from None
 
