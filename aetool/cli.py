@@ -657,16 +657,24 @@ def _dimension(dim: int | str | None) -> str:
     return str(dim)
 
 
+def _bar_terminal() -> bool:
+    """Whether stderr is a terminal that can show a progress bar: not a file or pipe, nor a terminal whose TERM is
+    ``dumb`` or ``unknown`` (rich's test; a serial console, Emacs' shell), which cannot redraw a line, so a bar's
+    last state stayed behind as a line of box characters."""
+    return sys.stderr.isatty() and os.environ.get("TERM", "").lower() not in ("dumb", "unknown")
+
+
 def _bar(quiet: bool) -> bool:
-    """Whether training shows its progress bar: not ``--quiet``, and stderr a terminal (into a log file the bar's
-    last state was written as a line of box characters, and the epoch lines lost their ``aetool:``)."""
-    return not quiet and sys.stderr.isatty()
+    """Whether training shows its progress bar: not ``--quiet``, and stderr a terminal that can show one (into a
+    log file the bar's last state was written as a line of box characters, and the epoch lines lost their
+    ``aetool:``)."""
+    return not quiet and _bar_terminal()
 
 
 def _shows_bar(total: int, *, as_json: bool) -> bool:
-    """Whether a batch of ``total`` images shows a progress bar: many images and stderr a terminal, but not where
-    ``--json`` writes its records to a terminal too (they were written onto the bar's line)."""
-    return total > FEW and sys.stderr.isatty() and not (as_json and sys.stdout.isatty())
+    """Whether a batch of ``total`` images shows a progress bar: many images and stderr a terminal that can show
+    one, but not where ``--json`` writes its records to a terminal too (they were written onto the bar's line)."""
+    return total > FEW and _bar_terminal() and not (as_json and sys.stdout.isatty())
 
 
 def _progress(outcomes: Iterable, total: int, show: bool) -> Iterable:

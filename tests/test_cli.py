@@ -822,11 +822,31 @@ def test_json_records_to_a_terminal_take_the_place_of_the_progress_bar(monkeypat
             return True
 
     monkeypatch.setattr(sys, "stderr", Terminal())
+    monkeypatch.setenv("TERM", "xterm-256color")
     assert cli._shows_bar(cli.FEW + 1, as_json=False) and not cli._shows_bar(cli.FEW, as_json=False)
     monkeypatch.setattr(sys, "stdout", io.StringIO())  # records to a file or pipe: the bar stays
     assert cli._shows_bar(cli.FEW + 1, as_json=True)
     monkeypatch.setattr(sys, "stdout", Terminal())
     assert not cli._shows_bar(cli.FEW + 1, as_json=True) and cli._shows_bar(cli.FEW + 1, as_json=False)
+
+
+@pytest.mark.parametrize("term", ["dumb", "unknown"])
+def test_a_terminal_that_cannot_redraw_a_line_gets_no_progress_bar(monkeypatch, term):
+    """Under TERM=dumb train's bar left its last state behind as a line of box characters (a trial)."""
+    import io
+    import sys
+
+    from aetool import cli
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    monkeypatch.setattr(sys, "stderr", Terminal())
+    monkeypatch.setenv("TERM", "xterm")
+    assert cli._bar(False) and cli._shows_bar(cli.FEW + 1, as_json=False)
+    monkeypatch.setenv("TERM", term)
+    assert not cli._bar(False) and not cli._shows_bar(cli.FEW + 1, as_json=False)
 
 
 def test_an_empty_name_for_an_input_an_output_or_the_heatmaps_is_refused_not_taken_as_this_folder(

@@ -346,12 +346,24 @@ def test_training_lines_and_bar_go_to_stderr_unwrapped(data_dir, tmp_path, monke
     assert last.endswith(f"the run stays in {tmp_path / 'run'} (--allow-trivial accepts it)") and "export" not in last
 
 
+def test_a_denoiser_that_learns_nothing_says_its_test_mse_is_on_noisy_inputs():
+    """The report's row showed the test MSE on clean inputs beside a note quoting the one on noisy inputs, unnamed."""
+    from aetool.train.loop import beaten
+
+    said = beaten(0.07424, {"zeros": 0.1, "mean_image": 0.0672, "input": 0.09})
+    assert said is not None and said.startswith(
+        "test MSE on noisy inputs 0.07424 does not beat the mean training image"
+    )
+    assert (beaten(0.07424, {"zeros": 0.1, "mean_image": 0.0672}) or "").startswith("test MSE 0.07424 does not beat")
+
+
 def test_a_run_that_learns_nothing_says_so_exits_3_and_is_not_exported(data_dir, tmp_path):
     args = ["train", "ae64", "--epochs", "1", "--lr", "1e-12", "--data-dir", str(data_dir), "--quiet"]
     result = runner.invoke(app, [*args, "-o", str(tmp_path / "stuck")])
     last = result.stderr.strip().splitlines()[-1]
     assert result.exit_code == 3 and last.startswith("aetool: error: ae64: test MSE")
     assert "does not beat the mean training image" in last and "--allow-trivial" in last
+    assert "(yet; the last epoch decides)" not in result.stderr  # epoch 1 of 1 is the last: its line is the verdict
     assert (tmp_path / "stuck" / "checkpoint.pt").is_file() and not (tmp_path / "stuck" / "model.onnx").exists()
     baselines = json.loads((tmp_path / "stuck" / "metrics.json").read_text())["baselines"]
     assert set(baselines) == {"zeros", "mean_image"} and baselines["mean_image"] < baselines["zeros"]

@@ -345,14 +345,16 @@ def baselines(test: Scoring, train: ImageSet, *, denoising: bool) -> dict[str, f
 
 
 def beaten(test_mse: float, scores: dict[str, float]) -> str | None:
-    """None when ``test_mse`` beats every trivial output by ``TRIVIAL_MARGIN``, else a line naming the best one."""
+    """None when ``test_mse`` beats every trivial output by ``TRIVIAL_MARGIN``, else a line naming the best one (a
+    denoiser's, whose ``scores`` hold ``input``, says its test MSE is on noisy inputs)."""
     if not scores:
         return None
     name = min(scores, key=lambda key: scores[key])
     if test_mse <= TRIVIAL_MARGIN * scores[name]:
         return None
+    inputs = " on noisy inputs" if "input" in scores else ""  # a denoiser's: its test MSE on clean ones is another
     return (
-        f"test MSE {test_mse:.5f} does not beat {BASELINE_NAMES[name]} ({scores[name]:.5f}) by "
+        f"test MSE{inputs} {test_mse:.5f} does not beat {BASELINE_NAMES[name]} ({scores[name]:.5f}) by "
         f"{1 - TRIVIAL_MARGIN:.0%}: the model has learned nothing useful"
     )
 
@@ -494,7 +496,7 @@ class Trainer:
                         f"  test_psnr {record['test_psnr']:.2f} dB"
                     )
                     problem = beaten(record["test_mse"], self.baselines)
-                    if problem and not warned:  # once: the epoch lines show how it goes from there
+                    if problem and not warned and epoch + 1 < self.epochs:  # once; the last epoch's is the verdict
                         echo(f"epoch {epoch + 1:3d}: {problem} (yet; the last epoch decides)")
                         warned = True
         return self.history
