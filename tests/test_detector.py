@@ -695,6 +695,7 @@ def test_the_one_class_page_tables_figures_and_numbers(data_dir, tmp_path):
     assert all(0 <= c["auroc"] <= 100 and c["seconds"]["train"] > 0 for c in numbers["classes"])
     page = (tmp_path / "page" / "README.md").read_text()
     assert "One-Class Deep SVDD" in page and "figures/mnist-heatmaps.png" in page and index.is_file()
+    assert "<th></th>" not in index.read_text()  # "Where it ran" had two headers with no name (a screen reader's find)
     assert "MSE, 1 epoch, 20 % of the class held out" in page  # the runs' own settings
     assert "run with aetool's settings but SHORT RUNS: aetool train anomaly" in page  # said "aetool's defaults"
     assert "SHORT RUNS: 1 epoch where aetool's default is 15 (--quick or --epochs)" in page

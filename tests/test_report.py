@@ -216,6 +216,36 @@ def test_grid_labels_must_match_its_shape(tmp_path):
         image_grid(tmp_path / "x.png", np.zeros((2, 3, 28, 28)), ["a", "b"], ["1", "2"], "title")
 
 
+def test_every_table_header_has_a_name_and_captions_are_read_once(report):
+    """A screen reader met headers with no name (the environment tables), table captions outside their table, and
+    each figure's caption twice (as the image's alt and as its figcaption)."""
+    import html.parser
+
+    class Page(html.parser.HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.headers, self.alts, self.captions, self.open = [], [], 0, []
+
+        def handle_starttag(self, tag, attrs):
+            self.open.append(tag)
+            self.captions += tag == "caption"
+            if tag == "img":
+                self.alts.append(dict(attrs).get("alt"))
+
+        def handle_endtag(self, tag):
+            self.open.pop()
+
+        def handle_data(self, data):
+            if self.open and self.open[-1] == "th":
+                self.headers.append(data)
+
+    page = Page()
+    page.feed((report["index"]).read_text(encoding="utf-8"))
+    assert page.headers and all(name.strip() for name in page.headers) and "value" in page.headers
+    assert page.alts and set(page.alts) == {""} and page.captions > 0
+    assert 'class="caption"' not in (report["index"]).read_text(encoding="utf-8")
+
+
 @pytest.mark.skipif(not SHARED_MNIST.is_dir(), reason=f"needs the real MNIST at {SHARED_MNIST}")
 def test_rows_of_torch_svd_v_explain_the_reported_pca_error():
     from aetool.runtime.idx import load_split

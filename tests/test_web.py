@@ -476,6 +476,10 @@ def test_a_file_the_browser_cannot_decode_is_said_and_clears_the_results(page):
     Image.fromarray(np.kron(np.eye(7, dtype=np.uint8) * 255, np.ones((4, 4), np.uint8))).save(png, "PNG")
     calls = [["manifest"], ["open", "digit.png", list(png.getvalue())], ["open", "notanimage.png", list(b"text")]]
     manifest, opened, refused = page(calls)
-    assert opened == {"status": "digit.png: 28×28", "error": False, "cards": len(manifest["models"])}
+    images = opened.pop("images")
+    assert opened == {"status": "digit.png: 28×28", "error": False, "cards": len(manifest["models"]), "busy": "false"}
+    # each drawn image is an image to a screen reader, named by its caption (an unnamed canvas before)
+    assert len(images) == 2 * len(manifest["models"]) and all(i["role"] == "img" for i in images)
+    assert {i["name"] for i in images} >= {"input", "output"} and all(i["name"] for i in images)
     assert refused["error"] and refused["cards"] == 0  # the last image's results stayed up, with no word
     assert refused["status"].startswith("notanimage.png: not an image this browser can decode (")

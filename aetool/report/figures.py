@@ -85,18 +85,21 @@ def image_grid(
 
 
 def curves(path: Path, series: dict[str, list[dict]], keys: dict[str, str], title: str) -> Path:
-    """Plot per-epoch values: one colour per series (model), one line style per key (e.g. train, test)."""
+    """Plot per-epoch values: one colour and marker shape per series (model), one line style and marker fill per
+    key (e.g. train solid and filled, test dashed and hollow), so that neither colour nor lines alone (a run of one
+    epoch has none) tell them apart."""
     figure = Figure(figsize=(7, 4.5))
     axes = figure.subplots()
-    styles = ["-", "--", ":"]
+    styles, fills, shapes = ["-", "--", ":"], ["full", "none", "left"], "osD^v<>ph*"
     for colour, (name, history) in enumerate(series.items()):
-        for style, (key, label) in zip(styles[: len(keys)], keys.items(), strict=True):
+        for style, fill, (key, label) in zip(styles[: len(keys)], fills, keys.items(), strict=False):
             points = [(record["epoch"], record[key]) for record in history if key in record]
             axes.plot(
                 *zip(*points, strict=True),
                 style,
-                marker="o",
-                markersize=3,
+                marker=shapes[colour % len(shapes)],
+                markersize=4,
+                fillstyle=fill,
                 color=f"C{colour}",
                 label=f"{name}, {label}",
             )

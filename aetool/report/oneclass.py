@@ -25,6 +25,8 @@ import matplotlib
 matplotlib.use("Agg")
 
 import numpy as np
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Normalize
 from matplotlib.figure import Figure as PlotFigure
 
 from aetool.errors import AetoolError
@@ -250,20 +252,29 @@ def _histograms(path: Path, results: Sequence[ClassResult]) -> Path:
     for panel, result in zip(axes, results, strict=False):
         both = np.r_[result.normal_scores, result.anomalous_scores]
         edges = np.linspace(both.min(), np.quantile(both, 0.995), 40)
-        for scores, label, colour in (
-            (result.normal_scores, f"normal ({names[result.normal]})", "C0"),
-            (result.anomalous_scores, "anomalous (the other nine)", "C3"),
+        for scores, label, colour, hatch in (  # hatched as well as coloured: not told apart by colour alone
+            (result.normal_scores, f"normal ({names[result.normal]})", "C0", None),
+            (result.anomalous_scores, "anomalous (the other nine)", "C3", "////"),
         ):
             panel.hist(
-                np.clip(scores, None, edges[-1]), bins=edges, density=True, alpha=0.55, color=colour, label=label
+                np.clip(scores, None, edges[-1]),
+                bins=edges,
+                density=True,
+                alpha=0.55,
+                color=colour,
+                hatch=hatch,
+                edgecolor=colour if hatch else None,
+                label=label,
             )
         panel.axvline(result.threshold, color="k", linestyle="--", linewidth=1, label="threshold")
         panel.set_title(f"class {names[result.normal]}: AUROC {result.auroc:.1f}", fontsize=9)
+        panel.set_xlabel("score", fontsize=7)
+        panel.set_ylabel("density", fontsize=7)
         panel.tick_params(labelsize=7)
         panel.set_yticks([])
+        panel.legend(fontsize=5)
     for panel in axes[len(results) :]:
         panel.set_visible(False)
-    axes[0].legend(fontsize=6)
     figure.suptitle(
         "Score of every test image, normal against anomalous (density; scores above the 99.5th "
         "percentile in the last bin)",
@@ -284,10 +295,20 @@ def _heatmaps(path: Path, results: Sequence[ClassResult]) -> Path:
             left = gap + (column + (column >= SHOWN)) * (width + gap)  # an empty column between the two groups
             top = gap + row * (height + gap)
             mosaic[top : top + height, left : left + width] = tile.transpose(1, 2, 0)
-    inches = 0.28
-    figure = PlotFigure(figsize=(mosaic.shape[1] / width * inches + 1.2, mosaic.shape[0] / height * inches + 0.8))
+    inches = 0.5  # a digit about 50 pixels across at DPI (25 before: too small to see its map)
+    figure = PlotFigure(figsize=(mosaic.shape[1] / width * inches + 2.0, mosaic.shape[0] / height * inches + 0.8))
     axes = figure.subplots()
     axes.imshow(mosaic, interpolation="nearest")
+    scale = ScalarMappable(cmap="inferno", norm=Normalize(0, 1))
+    figure.colorbar(
+        scale,
+        ax=axes,
+        location="bottom",
+        shrink=0.35,
+        aspect=30,
+        pad=0.12,
+        label="anomaly map ÷ the detector's map scale",
+    )
     names = NAMES[results[0].dataset]
     axes.set_yticks([gap + row * (height + gap) + height / 2 for row in range(len(results))])
     axes.set_yticklabels([f"normal: {names[result.normal]}" for result in results], fontsize=7)
@@ -455,7 +476,7 @@ def write_page(out: Path, results: Sequence[ClassResult], *, fpr: float, extra: 
             )
         )
     env = environment()
-    sections.append(Section("Where it ran", [Table(["", ""], [[key, value] for key, value in env.items()])]))
+    sections.append(Section("Where it ran", [Table(["environment", "value"], [[k, v] for k, v in env.items()])]))
     epochs = _span(result.epochs for result in results)
     how = "aetool's settings but SHORT RUNS" if totals["short_runs"] else "aetool's defaults"
     intro = [

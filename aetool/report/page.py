@@ -56,14 +56,16 @@ th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; }
 td { font-variant-numeric: tabular-nums; }
 figure { margin: 1em 0 1.6em; }
 figure img { max-width: 100%; border: 1px solid #ddd; }
-figcaption, .caption { color: #444; font-size: 0.92em; }
+figcaption, caption { color: #444; font-size: 0.92em; }
+caption { caption-side: bottom; text-align: left; padding-top: 0.3em; }
 """
 
 
 def _html_block(block: str | Figure | Table) -> str:
     if isinstance(block, Figure):
         return (
-            f'<figure><img src="{html.escape(block.file)}" alt="{html.escape(block.caption)}">'
+            # the caption names the figure for everyone; an alt of the same words had a screen reader read them twice
+            f'<figure><img src="{html.escape(block.file)}" alt="">'
             f"<figcaption>{html.escape(block.caption)}</figcaption></figure>"
         )
     if isinstance(block, Table):
@@ -71,8 +73,8 @@ def _html_block(block: str | Figure | Table) -> str:
         body = "".join(
             "<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in row) + "</tr>" for row in block.rows
         )
-        caption = f'<p class="caption">{html.escape(block.caption)}</p>' if block.caption else ""
-        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{caption}"
+        caption = f"<caption>{html.escape(block.caption)}</caption>" if block.caption else ""  # read with the table
+        return f"<table>{caption}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
     return f"<p>{html.escape(block)}</p>"
 
 

@@ -447,6 +447,6 @@ def summary_section(
                 "mean over digits) of clean test digits, through the runtime.",
             ),
             Table(["report step", "wall s"], [[step, f"{s:.1f}"] for step, s in seconds.items()]),
-            Table(["environment", ""], [[key, value] for key, value in env.items()]),
+            Table(["environment", "value"], [[key, value] for key, value in env.items()]),
         ],
     )

@@ -265,6 +265,8 @@ async function timeModel(name, seconds) {
 
 // ---- the page ----
 
+let shown = 0; // images drawn so far, for their captions' ids
+
 function show(img, label) {
   const figure = document.createElement('figure'), canvas = document.createElement('canvas');
   canvas.width = img.width; canvas.height = img.height;
@@ -276,6 +278,9 @@ function show(img, label) {
   ctx.putImageData(pixels, 0, 0);
   const caption = document.createElement('figcaption');
   caption.textContent = label;
+  caption.id = `caption-${++shown}`;
+  canvas.setAttribute('role', 'img'); // a screen reader announces it as an image named by its caption, once
+  canvas.setAttribute('aria-labelledby', caption.id);
   figure.append(canvas, caption);
   return figure;
 }
@@ -293,8 +298,19 @@ const VIEWS = {
 const level = (sigma) => String(Number(Number(sigma).toFixed(3)));
 
 async function render() {
-  const cards = document.getElementById('cards');
+  const cards = document.getElementById('cards'), results = document.getElementById('results');
   if (!state.image) return;
+  // busy while the cards are rebuilt: a screen reader announces the live region once, when it is done (each
+  // step of the noise slider rebuilt it card by card)
+  results.setAttribute('aria-busy', 'true');
+  try {
+    await drawCards(cards);
+  } finally {
+    results.setAttribute('aria-busy', 'false');
+  }
+}
+
+async function drawCards(cards) {
   cards.replaceChildren();
   const sigma = Number(document.getElementById('sigma').value);
   for (const model of state.manifest.models) {
@@ -415,6 +431,11 @@ window.aetool = {
   open: async (name, bytes) => { // a file opened as the picker opens one; what the page then shows
     await openFile(new File([Uint8Array.from(bytes)], name));
     const status = document.getElementById('status');
-    return { status: status.textContent, error: status.className === 'error', cards: document.getElementById('cards').children.length };
+    const cards = document.getElementById('cards');
+    const images = [...cards.querySelectorAll('canvas')].map((canvas) => ({
+      role: canvas.getAttribute('role'), name: document.getElementById(canvas.getAttribute('aria-labelledby'))?.textContent,
+    }));
+    const busy = document.getElementById('results').getAttribute('aria-busy');
+    return { status: status.textContent, error: status.className === 'error', cards: cards.children.length, images, busy };
   },
 };
