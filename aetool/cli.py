@@ -156,9 +156,11 @@ def error(message: str) -> None:
 def emit(text: str) -> None:
     """A line of a command's results on standard output. A closed pipe is raised as it is (the command then ends
     quietly with exit 141); any other write error (a full device, ``> /dev/full``) is one line that names standard
-    output, exit 1."""
+    output, exit 1. Written by the stream itself, whose encoding errors go to :func:`_printable` as stderr's do
+    (Click's echo wrote a name's undecodable bytes as ``?`` and other text as UTF-8 whatever the encoding)."""
     try:
-        typer.echo(text)
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
     except BrokenPipeError:
         raise
     except OSError as err:

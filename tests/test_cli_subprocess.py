@@ -6,6 +6,7 @@ import importlib.util
 import json
 import os
 import pty
+import shutil
 import struct
 import subprocess
 import sys
@@ -390,12 +391,27 @@ def test_a_batch_whose_messages_cannot_be_written_is_still_done(tmp_path, env):
     assert done.returncode == 1 and len(list((tmp_path / "out").iterdir())) == 100
 
 
-@pytest.mark.parametrize("encoding", ["latin-1", "cp1252"])  # Click writes UTF-8 where it finds ASCII
+@pytest.mark.parametrize("encoding", ["latin-1", "cp1252", "ascii"])
 def test_output_in_an_encoding_without_every_character_is_escaped_not_a_traceback(encoding):
     """A Latin-1 locale, or Windows' cp1252 into a pipe: ✓ and σ have no byte there."""
     shown = run_aetool("info", "deep", env={"PYTHONIOENCODING": encoding})
     assert shown.returncode == 0 and b"Traceback" not in shown.stderr, shown.stderr
     assert b"parity   \\u2713 passed" in shown.stdout
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="file names of any bytes are a POSIX file system's")
+def test_results_print_a_file_names_bytes_as_they_are_in_an_ascii_locale_as_messages_do(tmp_path):
+    """Under LC_ALL=C results printed a name's bytes as ``?`` (Click's echo) while messages printed the bytes."""
+    from aetool.runtime.registry import BUNDLED_DIR
+
+    names = ["m\u00e9 \u03c3.onnx".encode(), b"b\xe9.onnx"]  # one in UTF-8, one not
+    for name in names:
+        shutil.copy(BUNDLED_DIR / "deep.onnx", os.path.join(bytes(tmp_path), name))
+    for name in names:
+        shown = run_aetool("info", os.fsdecode(name), cwd=tmp_path, env={"LC_ALL": "C", "PYTHONUTF8": "0"})
+        assert shown.returncode == 0 and shown.stdout.startswith(name + b"  "), shown.stdout[:60]
+        missing = run_aetool("info", os.fsdecode(b"gone-" + name), cwd=tmp_path, env={"LC_ALL": "C", "PYTHONUTF8": "0"})
+        assert b"gone-" + name in missing.stderr
 
 
 @pytest.mark.parametrize("name, code", [("SIGTERM", 143), ("SIGHUP", 129)])
