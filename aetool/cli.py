@@ -158,6 +158,8 @@ def emit(text: str) -> None:
     quietly with exit 141); any other write error (a full device, ``> /dev/full``) is one line that names standard
     output, exit 1. Written by the stream itself, whose encoding errors go to :func:`_printable` as stderr's do
     (Click's echo wrote a name's undecodable bytes as ``?`` and other text as UTF-8 whatever the encoding)."""
+    if sys.stdout is None:  # closed from the start (>&-): the records of the image commands are dropped
+        return
     try:
         sys.stdout.write(text + "\n")
         sys.stdout.flush()
@@ -312,7 +314,7 @@ def _main(
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
 ) -> None:
-    """Autoencoders for MNIST: train in PyTorch, export to verified ONNX, run without PyTorch."""
+    """Autoencoders for images: train in PyTorch, export to verified ONNX, run without PyTorch."""
 
 
 # ---- image commands ----
