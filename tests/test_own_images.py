@@ -117,6 +117,37 @@ def test_images_of_one_size_the_model_cannot_take_train_on_patches_and_export(na
     assert "(centre crops " in exported.variants[0].test_set  # 28×28 crops of the test images: not the run's MSE
 
 
+def test_tiny_validation_images_export_and_are_refused_by_an_ssim_calibration_in_one_line(colour_folder, tmp_path):
+    """A 1×1 validation image cropped export's parity images to nothing, and an 8×8 one met SSIM's 11×11 window in
+    calibrate: two tracebacks (a trial's messy folder)."""
+    from aetool.export import ExportOptions, export_run
+    from aetool.export.detector import CalibrationOptions, calibrate_run
+
+    save(tmp_path / "val" / "photo.png", read(colour_folder / "photo0.png"))
+    save(tmp_path / "val" / "dot.png", np.zeros((1, 1, 3), np.uint8))
+    save(tmp_path / "val" / "sliver.png", np.zeros((8, 8, 3), np.uint8))
+    config = quick("conv-unpool", data=str(colour_folder), val_data=str(tmp_path / "val"), patch=16)
+    train(config, run_dir=tmp_path / "run", progress=False, echo=len)
+    assert export_run(tmp_path / "run", options=ExportOptions(), echo=len).path.is_file()
+    options = CalibrationOptions(data=str(tmp_path / "val"))
+    with pytest.raises(
+        AetoolError, match=r"^calibration image .*(dot|sliver)\.png and 1 more: smaller than SSIM's 11×11"
+    ):
+        calibrate_run(tmp_path / "run", out=tmp_path / "detector.onnx", options=options, echo=len)
+
+
+def test_a_validation_image_over_the_one_call_limit_is_refused_before_training(colour_folder, tmp_path, monkeypatch):
+    """It was a traceback after the first epoch (302 s for a trial's 36 MP page)."""
+    from aetool.runtime import model
+
+    monkeypatch.setattr(model, "MAX_CONV_PIXELS", 48 * 48)
+    save(tmp_path / "val" / "page.png", np.zeros((64, 64, 3), np.uint8))
+    config = quick("dncnn", data=str(colour_folder), val_data=str(tmp_path / "val"), patch=16)
+    with pytest.raises(AetoolError, match=r"^image .*page\.png: 64×64 \(width×height\) is over the 2,304-pixel limit"):
+        train(config, run_dir=tmp_path / "run", progress=False, echo=len)
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()
+
+
 def test_patch_batches_are_a_pure_function_of_seed_and_epoch(colour_folder):
     images = folder_images(str(colour_folder))
     batches = Batches(images, 4, seed=5, patch=12)

@@ -43,6 +43,7 @@ from aetool.models import Autoencoder
 from aetool.runtime import anomaly, contract
 from aetool.runtime.files import folder_of
 from aetool.runtime.idx import resolve_data_dir
+from aetool.runtime.metrics import SSIM_RADIUS
 from aetool.runtime.noise import Noise
 from aetool.train.config import TrainConfig
 from aetool.train.data import ImageSet, TrainingData, folder_images, labelled_classes, load_training_data
@@ -163,6 +164,24 @@ def _source(run: Run, data: TrainingData) -> str:
     return f"{images} of {config.data}"
 
 
+def _check_sizes(images: ImageSet, names: tuple[str, ...], *, multiple_of: int | None) -> None:
+    """Refuse calibration images smaller than SSIM's window once padded to the model's multiple, for a score with
+    ssim, as ``aetool detect`` fails them (a traceback before). Raises ``AetoolError`` naming the first and the
+    count."""
+    window = 2 * SSIM_RADIUS + 1
+    small = [
+        name
+        for name, size in zip(images.names, images.sizes(), strict=True)
+        if "ssim" in names and min(contract.rounded_up(size, multiple_of)) < window
+    ]
+    if small:
+        more = f" and {len(small) - 1} more" if len(small) > 1 else ""
+        raise AetoolError(
+            f"calibration image {small[0]}{more}: smaller than SSIM's {window}×{window} window, which the score's "
+            "ssim needs; leave them out, or calibrate with --score smax, which takes any size"
+        )
+
+
 def _batches(images: ImageSet, net: Autoencoder, *, mirror: bool = False) -> list[np.ndarray]:
     """B×C×H×W float32 batches of the images, as training scores its test images (one size together; others one
     at a time, padded to the model's multiple as ``aetool detect`` pads them: with black, or by mirroring for an
@@ -257,6 +276,7 @@ def _calibrated(run: Run, *, out: str | Path | None, options: CalibrationOptions
         raise AetoolError(
             f"calibration needs at least two normal images, and has {len(images)}: {source}; give more with --data"
         )
+    _check_sizes(images, names, multiple_of=net.multiple_of)
     weights = wmse_weights(net, data.train) if data is not None and "wmse" in names else None
     batches = _batches(images, net, mirror=facts.polarity == contract.AS_IS)
     raw, peaks = raw_components(net, batches, Constants(names, weights))

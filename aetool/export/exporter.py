@@ -486,11 +486,19 @@ def export_model(
     return _export(cpu_copy, Path(path), facts, options=options, data=data, echo=echo)
 
 
-def _stacked(images: ImageSet, *, count: int, multiple_of: int | None) -> np.ndarray:
+def _stacked(images: ImageSet, *, count: int, multiple_of: int | None, kind: str) -> np.ndarray:
     """Up to ``count`` images as one N×C×H×W uint8 array: as they are when they share a size the model takes, else
-    centre crops to the largest size (a multiple of ``multiple_of``) that every one of them holds."""
-    chosen = images.subset(np.arange(min(count, len(images))))
+    centre crops to the largest size (a multiple of ``multiple_of``) that every one of them holds. Images smaller
+    than one multiple are left out (a 1×1 one cropped every image to nothing: a traceback in the parity check);
+    raises ``AetoolError`` naming ``kind`` (validation, training) when no image is that large."""
     step = multiple_of or 1
+    usable = np.array([i for i, (h, w) in enumerate(images.sizes()) if min(h, w) >= step], dtype=np.int64)
+    if not len(usable):
+        raise AetoolError(
+            f"no {kind} image of the run is at least {step}×{step} pixels, the smallest the model takes, so none can "
+            "check the exported file; add larger ones"
+        )
+    chosen = images.subset(usable[:count])
     height = min(h for h, _ in chosen.sizes()) // step * step
     width = min(w for _, w in chosen.sizes()) // step * step
     if isinstance(chosen.images, np.ndarray) and chosen.images.shape[2:] == (height, width):
@@ -537,10 +545,11 @@ def _run_data(run: Run, options: ExportOptions) -> ExportData:
             )
         return ExportData()
     data, _ = load_training_data(settings, warn=False)  # training warned of skipped files
-    test = _stacked(data.test, count=len(data.test), multiple_of=run.net.multiple_of)
+    test = _stacked(data.test, count=len(data.test), multiple_of=run.net.multiple_of, kind="validation")
     calibration = None
     if static_int8:
-        calibration = as_images(_stacked(data.train, count=CALIBRATION_IMAGES, multiple_of=run.net.multiple_of))
+        train = _stacked(data.train, count=CALIBRATION_IMAGES, multiple_of=run.net.multiple_of, kind="training")
+        calibration = as_images(train)
     return ExportData(test, calibration, test_crops=set(data.test.sizes()) != {test.shape[2:]})
 
 

@@ -226,7 +226,8 @@ def scoring(
 ) -> Scoring:
     """The test images grouped for scoring: batches of ``batch`` when they share a size, else one at a time, each
     padded to ``multiple_of`` as the runtime pads it: with black, or by mirroring (``mirror``: an as-is model's
-    images; ``images.pad_to``).
+    images; ``images.pad_to``). Raises ``AetoolError`` naming an image over the pixels one call takes
+    (``InputSpec.padded``).
 
     The noise comes from one generator seeded ``TEST_NOISE_SEED``, so every epoch, resume and export scores the same
     noisy inputs, and ``aetool evaluate`` draws the same: in one draw over an IDX split (as round 1 did), image by
@@ -237,7 +238,10 @@ def scoring(
         clean = test.images
         inputs = noise.apply(clean / np.float32(255), rng)
         size = (int(clean.shape[2]), int(clean.shape[3]))
-        padded_size = InputSpec(None, multiple_of or 1).padded(*size)
+        try:
+            padded_size = InputSpec(None, multiple_of or 1).padded(*size)
+        except ValueError as err:
+            raise AetoolError(f"images of {test.names[0]}'s size: {err}, or leave them out") from None
         if padded_size != size:  # test images of one size the model cannot take (a model trained with --patch)
             inputs, clean = pad_to(inputs, padded_size, mirror=mirror), pad_to(clean, padded_size, mirror=mirror)
         groups = [
@@ -246,10 +250,13 @@ def scoring(
         ]
         return Scoring(groups, [[size] * len(target) for _, target in groups])
     groups, sizes = [], []
-    for image in test.images:
+    for image, name in zip(test.images, test.names, strict=True):
         height, width = image.shape[1:]
+        try:
+            padded_size = InputSpec(None, multiple_of or 1).padded(height, width)
+        except ValueError as err:  # a page too large for one call (a traceback after an epoch of training)
+            raise AetoolError(f"image {name}: {err}, or leave it out") from None
         noisy = noise.apply(image[None] / np.float32(255), rng)[0]
-        padded_size = InputSpec(None, multiple_of or 1).padded(height, width)
         inputs = pad_to(noisy, padded_size, mirror=mirror)
         targets = pad_to(np.asarray(image), padded_size, mirror=mirror)
         groups.append((torch.from_numpy(inputs[None]), torch.from_numpy(targets[None])))
