@@ -52,6 +52,16 @@ def test_a_recursive_scan_follows_links_to_folders_once_each_and_never_loops(tre
     assert labels(found) == ["digits/a.png", "digits/b.jpg"]
 
 
+def test_a_recursive_glob_never_follows_a_loop_so_each_image_comes_once(tree):
+    """``glob.glob`` followed ``loop -> ..`` until paths were 40 links deep: a trial's 172 images came 6,973 times,
+    in training and validation alike."""
+    (tree / "digits" / "sub" / "up").symlink_to(tree / "digits")  # one: two made glob.glob walk 2^40 paths
+    found, failures = files.collect(["digits/**/*.png"], skip=".denoised")
+    assert labels(found) == ["digits/a.png", "digits/sub/c.png"] and not failures
+    found, _ = files.collect([str(tree / "digits" / "**" / "c.png")])
+    assert [Path(i.label) for i in found] == [tree / "digits" / "sub" / "c.png"]
+
+
 def test_a_subfolder_that_cannot_be_read_is_named_not_passed_over(tree, monkeypatch):
     save(tree / "digits" / "locked" / "d.png", np.zeros((4, 4), np.uint8))
     real_scandir = os.scandir

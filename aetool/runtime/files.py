@@ -86,9 +86,7 @@ def collect(args: Sequence[str], *, recursive: bool = False, skip: str = "") -> 
         elif path.exists() or not _MAGIC & set(arg):
             inputs.setdefault(path, Input(arg, path))
         else:
-            found = [
-                Path(p) for p in sorted(glob.glob(arg, recursive=True)) if _is_image(Path(p), (skip,) * bool(skip))
-            ]
+            found = [Path(p) for p in _glob(arg) if _is_image(Path(p), (skip,) * bool(skip))]
             if not found:
                 failures.append(Failure(arg, "pattern matched no images"))
             root = _glob_root(arg)
@@ -172,6 +170,20 @@ def expand_home(path: str | Path, *, named: str) -> Path:
         raise DataError(
             f"{named} {path} starts with ~, but this process has no home folder (HOME is unset); give the full path"
         ) from None
+
+
+def _glob(pattern: str) -> list[str]:
+    """The sorted paths ``pattern`` matches, a ``**`` component matching any depth of folders without following
+    symbolic links to folders, as pathlib's glob does (and Python 3.13's by default): ``glob.glob`` followed a link
+    back up the tree (``loop -> ..``) until paths were 40 links deep, so each image came about 40 times, in both
+    the training and the validation images (two such links would make it 2⁴⁰). Other patterns are
+    ``glob.glob``'s."""
+    parts = Path(pattern).parts
+    if "**" not in parts:
+        return sorted(glob.glob(pattern))
+    root = _glob_root(pattern)
+    rest = Path(*parts[len(root.parts) :]) if root != Path(".") else Path(*parts)
+    return sorted(str(path) for path in root.glob(str(rest)))
 
 
 def _glob_root(pattern: str) -> Path:
