@@ -148,6 +148,35 @@ def test_a_validation_image_over_the_one_call_limit_is_refused_before_training(c
     assert not (tmp_path / "run" / "checkpoint.pt").exists()
 
 
+def test_a_folder_changed_under_a_run_is_refused_by_resume_and_by_calibrate(digit_folder, tmp_path):
+    """Files added or removed after training were taken in silence: a resume mixed two validation sets in one
+    history, and calibrate drew its held-out images again, 4 of a trial's 10 being images the model trained on."""
+    import shutil
+
+    from aetool.errors import Interrupted
+    from aetool.export.detector import CalibrationOptions, calibrate_run
+
+    folder = tmp_path / "digits"
+    shutil.copytree(digit_folder / "odd", folder)
+    config = TrainConfig("anomaly", device="cpu", epochs=2, batch_size=16, data=str(folder))
+
+    def stop_after_epoch_1(line):
+        if line.startswith("epoch   1"):
+            raise KeyboardInterrupt
+
+    with pytest.raises(Interrupted):
+        train(config, run_dir=tmp_path / "run", progress=False, echo=stop_after_epoch_1)
+    calibrate_run(tmp_path / "run", out=tmp_path / "before.onnx", options=CalibrationOptions(), echo=len)
+    shutil.copy(next(folder.iterdir()), folder / "added.png")
+    with pytest.raises(AetoolError, match=r"^the images of .*digits are not the ones this run started on"):
+        train(config, run_dir=tmp_path / "run", resume=True, progress=False, echo=len)
+    with pytest.raises(AetoolError, match=r"^the images of .*digits are not the ones .*run was trained and"):
+        calibrate_run(tmp_path / "run", out=tmp_path / "after.onnx", options=CalibrationOptions(), echo=len)
+    (folder / "added.png").unlink()  # put back as it was: both go on
+    calibrate_run(tmp_path / "run", out=tmp_path / "after.onnx", options=CalibrationOptions(), echo=len)
+    assert train(config, run_dir=tmp_path / "run", resume=True, progress=False, echo=len).history[-1]["epoch"] == 2
+
+
 def test_patch_batches_are_a_pure_function_of_seed_and_epoch(colour_folder):
     images = folder_images(str(colour_folder))
     batches = Batches(images, 4, seed=5, patch=12)
@@ -446,7 +475,8 @@ def test_a_one_class_run_reads_only_its_classes_from_val_data(digit_folder, tmp_
     data = load_training_data(config)[0]
     assert len(data.test) == len(odd) and set(data.test.labels) == {"odd"}
     assert (
-        _source(SimpleNamespace(config=config), data) == f"the {len(odd)} validation images of class odd {digit_folder}"
+        _source(SimpleNamespace(config=config), data)
+        == f"the {len(odd)} validation images of class odd in {digit_folder}"
     )
     for path in odd[:5]:  # a folder of unlabelled images: taken whole, as the normal images it is given as
         save(tmp_path / "flat" / path.name, read(path))

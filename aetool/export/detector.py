@@ -148,6 +148,21 @@ def _run_data(run: Run, data_dir: str | Path | None) -> TrainingData:
         ) from None
 
 
+def _check_held_out_unchanged(run: Run, data: TrainingData) -> None:
+    """Refuse held-out images that are not the ones the run held out: the folder changed since training (files
+    added, removed or renamed), so the split drawn again may hold images the model trained on, which score low and
+    set the threshold too low (a trial's 4 of 10). Runs that recorded no ``images_sha256`` are taken as they are."""
+    record = run.folder.read_metrics().get("run")
+    digests = record.get("images_sha256") if isinstance(record, dict) else None
+    recorded = digests.get("test") if isinstance(digests, dict) else None
+    if recorded is not None and recorded != data.test.names_sha256():
+        raise AetoolError(
+            f"the images of {run.config.val_data or run.config.data} are not the ones {run.path} was trained and "
+            "validated on (files added, removed or renamed since), so its held-out images drawn again may be "
+            "images it trained on; put them back as they were, or calibrate on normal images it never saw with --data"
+        )
+
+
 def _source(run: Run, data: TrainingData) -> str:
     """The run's held-out images in words, for the record (``--limit`` named where it cut them)."""
     config, held_out, cut = run.config, data.test, data.test_limited
@@ -155,7 +170,7 @@ def _source(run: Run, data: TrainingData) -> str:
     images = f"{len(held_out)} held-out image{'s' * (len(held_out) != 1)} ({share})"
     if config.val_data:  # held out by the user, not from the training images
         of = f" of class {','.join(config.classes)}" if config.classes else ""
-        return f"the {len(held_out)} validation image{'s' * (len(held_out) != 1)}{of} {config.val_data}"
+        return f"the {len(held_out)} validation image{'s' * (len(held_out) != 1)}{of} in {config.val_data}"
     if config.classes:
         return f"{images} of the training images of class {','.join(config.classes)}"
     if config.dataset != "images":
@@ -271,6 +286,7 @@ def _calibrated(run: Run, *, out: str | Path | None, options: CalibrationOptions
             )
     else:
         assert data is not None
+        _check_held_out_unchanged(run, data)
         images, source = data.test, _source(run, data)
     if len(images) < 2:
         raise AetoolError(

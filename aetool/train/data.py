@@ -20,6 +20,7 @@ epoch as a pure function of (seed, epoch), so a resumed run sees the batches an 
 
 from __future__ import annotations
 
+import hashlib
 import tempfile
 import warnings
 from collections import Counter
@@ -70,6 +71,12 @@ class ImageSet:
 
     def sizes(self) -> list[tuple[int, int]]:
         return [(int(image.shape[1]), int(image.shape[2])) for image in self.images]
+
+    def names_sha256(self) -> str:
+        """SHA-256 (hex) of the sorted names: which files the set holds, to tell when a folder has changed under a
+        run (``metrics.json``'s ``run.images_sha256``)."""
+        text = "\n".join(sorted(self.names))
+        return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
 
     def subset(self, index: np.ndarray) -> ImageSet:
         """The images at ``index`` (a copy for an array; the same buffers for a list)."""

@@ -306,8 +306,9 @@ TRIVIAL_MARGIN = 0.9  # a run must score at most 90 % of the best trivial output
 def run_record(data: TrainingData, *, device: str, ranks: int) -> dict[str, Any]:
     """What a run trained on, for ``metrics.json``'s ``run``: the aetool and PyTorch versions, the device and
     PyTorch's threads (results depend on both), the torchrun ranks, and the training and test images (after
-    ``--limit`` and ``--val``); the loop adds ``seconds``, the wall time of its epochs (with their test scoring),
-    summed over resumes."""
+    ``--limit`` and ``--val``) with the SHA-256 of each set's file names (``images_sha256``: a resume or a
+    calibration refuses a folder that has changed since); the loop adds ``seconds``, the wall time of its epochs
+    (with their test scoring), summed over resumes."""
     from aetool import __version__
 
     return {
@@ -318,6 +319,7 @@ def run_record(data: TrainingData, *, device: str, ranks: int) -> dict[str, Any]
         "ranks": ranks,
         "train_images": len(data.train),
         "test_images": len(data.test),
+        "images_sha256": {"train": data.train.names_sha256(), "test": data.test.names_sha256()},
     }
 
 
@@ -453,6 +455,12 @@ class Trainer:
         recorded = metrics["history"]  # read when there, to refuse one of another shape
         history = state.get("history", recorded)
         run = metrics.get("run")
+        if isinstance(run, dict) and run.get("images_sha256") not in (None, self.run_facts["images_sha256"]):
+            raise AetoolError(
+                f"the images of {self.config.data or self.config.data_dir} are not the ones this run started on "
+                "(files added, removed or renamed since): its validation split and batches would differ from an "
+                "uninterrupted run's; put them back as they were, or start over with --force"
+            )
         seconds = run.get("seconds") if isinstance(run, dict) else None
         self.seconds_before = float(seconds) if isinstance(seconds, int | float) and seconds >= 0 else 0.0
         self.history = [r for r in history if r["epoch"] <= self.start_epoch]
