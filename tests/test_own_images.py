@@ -70,6 +70,17 @@ def test_a_glob_and_a_validation_folder(digit_folder):
     assert all("/odd/" in name for name in data.train.names) and all("/even/" in name for name in data.test.names)
 
 
+def test_validation_images_that_are_training_images_too_are_warned(digit_folder):
+    """--val-data the --data folder, or inside it, trained in silence (calibrate --data warned of the same)."""
+    with pytest.warns(
+        UserWarning, match=r"^(\d+) of the \1 --val-data images are training images too .*odd within --data"
+    ):
+        load_training_data(quick("ae64", data=str(digit_folder), val_data=str(digit_folder / "odd")))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        load_training_data(quick("ae64", data=str(digit_folder / "even"), val_data=str(digit_folder / "odd")))
+
+
 def test_a_validation_folder_problem_is_named_as_the_val_data_option(digit_folder, tmp_path):
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / "notes.png").write_text("not an image")

@@ -516,6 +516,18 @@ def load_training_data(config: TrainConfig, *, warn: bool = True) -> tuple[Train
                 option="--val-data",
                 classes=_val_classes(config),
             )
+            shared = len(
+                {str(Path(name).resolve()) for name in train.names} & {str(Path(n).resolve()) for n in test.names}
+            )
+            if shared and warn:  # calibrate --data warns of the same
+                warnings.warn(
+                    f"{shared} of the {len(test)} --val-data images are training images too ({config.val_data} "
+                    f"within --data {config.data}): a model reconstructs the images it learned better than new ones, "
+                    "so their scores flatter it, and a detector's threshold set on them is too low; hold out images "
+                    "it does not train on",
+                    UserWarning,
+                    stacklevel=2,
+                )
         else:
             train, test = split_off(train, config.held_out, config.seed)
             split = None if train is test else (len(test), len(train) + len(test))  # one image: not split
