@@ -406,7 +406,7 @@ for argv in json.loads(sys.argv[1]):
         main()
     except SystemExit as done:
         assert done.code in (0, None), (argv, done.code)
-heavy = sorted(m for m in ("torch", "torchvision", "onnx", "onnxscript") if m in sys.modules)
+heavy = sorted(m for m in ("torch", "torchvision", "onnx", "onnxscript", "pydantic") if m in sys.modules)
 assert not heavy, heavy
 print("torch-free")
 """
@@ -414,7 +414,8 @@ print("torch-free")
 
 def run_torch_free(commands: list[list[str]], *, env: dict | None = None) -> subprocess.CompletedProcess:
     """Run aetool ``commands`` (each an argv, all exiting 0) in one fresh interpreter that then asserts torch,
-    torchvision, onnx and onnxscript were never imported; its stdout ends with "torch-free" when all held."""
+    torchvision, onnx and onnxscript were never imported, nor pydantic (Typer 0.29 imports it for every command:
+    0.1 s of cold start); its stdout ends with "torch-free" when all held."""
     return subprocess.run(
         [sys.executable, "-c", TORCH_FREE_COMMANDS, json.dumps(commands)],
         capture_output=True,
