@@ -52,6 +52,16 @@ def test_a_recursive_scan_follows_links_to_folders_once_each_and_never_loops(tre
     assert labels(found) == ["digits/a.png", "digits/b.jpg"]
 
 
+def test_a_symbolic_link_to_nothing_in_a_folder_is_named_not_passed_over(tree):
+    """It was left out in silence (named alone, it is "no such file")."""
+    (tree / "digits" / "sub" / "gone.png").symlink_to(tree / "nothere.png")
+    found, failures = files.collect(["digits"], recursive=True, skip=".denoised")
+    assert labels(found) == ["digits/a.png", "digits/b.jpg", "digits/sub/c.png"]
+    assert [(Path(f.label).name, f.error) for f in failures] == [
+        ("gone.png", f"a symbolic link to {tree / 'nothere.png'}, which is not there")
+    ]
+
+
 def test_a_recursive_glob_never_follows_a_loop_so_each_image_comes_once(tree):
     """``glob.glob`` followed ``loop -> ..`` until paths were 40 links deep: a trial's 172 images came 6,973 times,
     in training and validation alike."""

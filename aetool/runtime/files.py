@@ -78,7 +78,9 @@ def collect(args: Sequence[str], *, recursive: bool = False, skip: str = "") -> 
             listed, unreadable = folder_files(path, recursive=recursive)
             found = [p for p in listed if _is_image(p, OUTPUT_SUFFIXES)]
             failures += [Failure(str(folder), f"cannot read this folder: {reason}") for folder, reason in unreadable]
-            if not found and not unreadable:
+            dangling = [p for p in listed if p.suffix.lower() in image_suffixes() and p.is_symlink() and not p.exists()]
+            failures += [Failure(str(p), f"a symbolic link to {os.readlink(p)}, which is not there") for p in dangling]
+            if not found and not unreadable and not dangling:
                 where = " or its subfolders" if recursive else ""
                 hint = "" if recursive or not any(p.is_dir() for p in path.iterdir()) else " (use -r for subfolders)"
                 failures.append(Failure(arg, f"no images found in this folder{where}{hint}"))
