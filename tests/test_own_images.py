@@ -70,6 +70,22 @@ def test_a_glob_and_a_validation_folder(digit_folder):
     assert all("/odd/" in name for name in data.train.names) and all("/even/" in name for name in data.test.names)
 
 
+def test_the_folder_of_the_normal_class_itself_is_taken_whole_with_its_subfolders(digit_folder, tmp_path):
+    """``calibrate --data data/good`` of a ``--classes good`` run was refused: "no image is labelled good; the
+    labels are '', 'batch2'" (its subfolder taken for a label)."""
+    from aetool.train.data import labelled_classes
+
+    odd = sorted((digit_folder / "odd").glob("*.png"))
+    for path in odd[:3]:
+        save(tmp_path / "good" / path.name, read(path))
+    for path in odd[3:5]:
+        save(tmp_path / "good" / "batch2" / path.name, read(path))
+    assert labelled_classes(str(tmp_path / "good"), ("good",), option="--data") == ()
+    assert labelled_classes(str(tmp_path), ("good",), option="--data") == ("good",)  # the folder above: by label
+    images = folder_images(str(tmp_path / "good"), channels=1, size=None, classes=())
+    assert len(images) == 5
+
+
 def test_validation_images_that_are_training_images_too_are_warned(digit_folder):
     """--val-data the --data folder, or inside it, trained in silence (calibrate --data warned of the same)."""
     with pytest.warns(

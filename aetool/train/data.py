@@ -430,11 +430,16 @@ def labelled_classes(source: str, classes: tuple[str, ...] | None, *, option: st
     """The classes to read of the normal images ``source`` (``--val-data``, calibrate's ``--data``): a one-class
     run's ``classes`` where the images are in subfolders, as ``--data``'s are (a test folder of good and defective
     parts gave the defects as normal images); none for a folder of unlabelled images, taken whole as the normal
-    images it is given as. Raises ``DataError`` (naming ``option``) for a source without images."""
+    images it is given as, and none for the folder of a normal class itself (``data/good``, whose own subfolders,
+    ``batch2/``, were taken for labels: "no image is labelled good"). Raises ``DataError`` (naming ``option``) for
+    a source without images."""
     if not classes:
         return ()
     paths, root = find_images(source, option=option)
-    return classes if any(_label(path, root) for path in paths) else ()
+    labels = {_label(path, root) for path in paths}
+    if Path(source).name in classes and not labels & set(classes):
+        return ()
+    return classes if labels - {""} else ()
 
 
 def _no_image_of(classes: tuple[str, ...], labels: list[str]) -> DataError:
