@@ -79,7 +79,8 @@ def find_ort_web(*, given: str | Path | None = None) -> Path:
     elif named:
         where = f"in {named} (${ORT_WEB_ENV})"
     else:
-        where = "under web/node_modules (run: npm ci --prefix web, in a clone of aetool)"
+        searched = dict.fromkeys(str(root / "node_modules") for root in (CLONE_WEB, Path("web").absolute()))
+        where = f"under {' or '.join(searched)} (run: npm ci --prefix web, in a clone of aetool)"
     other = "" if given else ", or pass --ort-web DIR"
     raise AetoolError(
         f"onnxruntime-web's files ({', '.join(ORT_FILES)}) are not {where}; see the README's 'In the browser'{other}"
