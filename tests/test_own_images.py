@@ -239,7 +239,7 @@ def test_a_last_batch_of_one_image_joins_the_one_before():
         (
             "conv-deconv",
             {"patch": 64},
-            r"--patch 64 is larger than \d of the \d training images \(the smallest: .*photo\d.png, \d+x\d+, height x width\)",
+            r"--patch 64 is larger than \d of the \d training images \(the smallest: .*photo\d.png, \d+×\d+ \(width×height\)\)",
         ),
     ],
 )
@@ -254,7 +254,7 @@ def test_a_patch_too_large_is_refused_with_the_largest_the_model_takes(tmp_path)
     save(tmp_path / "large.png", np.zeros((40, 40), np.uint8))
     with pytest.raises(
         DataError,
-        match=r"--patch 32 is larger than 1 of the 1 training images \(the smallest: .*small.png, 30x45, .*\); "
+        match=r"--patch 32 is larger than 1 of the 1 training images \(the smallest: .*small.png, 45×30 \(width×height\)\); "
         r"leave the 1 image under 32×32 out of the training folder, or pass a patch of at most 28$",
     ):
         load_training_data(quick("conv-deconv", data=str(tmp_path), patch=32))
@@ -262,10 +262,16 @@ def test_a_patch_too_large_is_refused_with_the_largest_the_model_takes(tmp_path)
         save(tmp_path / "tiny" / f"tiny{i}.png", np.zeros((3, 5), np.uint8))
     with pytest.raises(
         DataError,
-        match=r"larger than 4 of the 4 training images \(the smallest: .*tiny\d.png, 3x5, .*\); leave the 4 images "
+        match=r"larger than 4 of the 4 training images \(the smallest: .*tiny\d.png, 5×3 \(width×height\)\); leave the 4 images "
         r"under 4×4 out of the training folder \(4×4 is the smallest patch conv-deconv takes\)$",
     ):
         load_training_data(quick("conv-deconv", data=str(tmp_path / "tiny"), patch=4))
+    save(tmp_path / "dot" / "dot.png", np.zeros((1, 1), np.uint8))  # dncnn takes any size: it offered "at most 1"
+    save(tmp_path / "dot" / "large.png", np.zeros((40, 40), np.uint8))
+    with pytest.raises(
+        DataError, match=r"under 16×16 out of the training folder \(too small for a patch to learn from\)$"
+    ):
+        load_training_data(quick("dncnn", data=str(tmp_path / "dot"), val_data=str(tmp_path / "tiny"), patch=16))
 
 
 def test_dense_models_take_a_size_and_grey_folders_replicate_to_colour_when_asked(colour_folder, digit_folder):

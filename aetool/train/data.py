@@ -454,7 +454,8 @@ def _no_image_of(classes: tuple[str, ...], labels: list[str]) -> DataError:
     return DataError(f"no image is labelled {' or '.join(classes)}; the labels are {found}")
 
 
-NORMAL_NAMES = ("good", "normal", "ok", "pass")  # subfolder names a warning offers first as the normal class
+NORMAL_NAMES = ("good", "normal", "ok", "pass")
+USEFUL_PATCH = 8  # the smallest patch the patch-size refusal offers: a 3×3 conv sees little more in a smaller one  # subfolder names a warning offers first as the normal class
 
 
 def load_training_data(config: TrainConfig, *, warn: bool = True) -> tuple[TrainingData, TrainConfig]:
@@ -598,11 +599,13 @@ def _check_conv_sizes(config: TrainConfig, train: ImageSet, *, multiple: int) ->
         leave_out = f"leave the {smaller} {images} under {config.patch}×{config.patch} out of the training folder"
         raise DataError(
             f"--patch {config.patch} is larger than {smaller} of the {len(train)} training images (the smallest: "
-            f"{train.names[smallest]}, {height}x{width}, height x width); "
+            f"{train.names[smallest]}, {width}×{height} (width×height)); "
             + (
                 f"{leave_out}, or pass a patch of at most {largest}"
-                if largest
+                if largest >= USEFUL_PATCH
                 else f"{leave_out} ({multiple}×{multiple} is the smallest patch {config.model} takes)"
+                if not largest
+                else f"{leave_out} (too small for a patch to learn from)"  # it offered "a patch of at most 1"
             )
         )
 
