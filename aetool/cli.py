@@ -2239,6 +2239,9 @@ def main() -> None:
             sys.exit(usage.exit_code)
         context = getattr(usage, "ctx", None)
         hint = f" (see {context.command_path} --help)" if context is not None else ""
+        extra = re.search(r"unexpected extra arguments?(?:\(s\))? \((.*)\)$", usage.format_message())
+        if extra and any(map(os.path.lexists, extra[1].split())):  # files a shell expanded from a glob
+            hint += "; a glob for an option (--data 'photos/*.jpg') must be quoted, or the shell gives its files"
         error(f"{usage.format_message()}{hint}")
         sys.exit(usage.exit_code)
     # The command is over. Registered last, this runs first at exit: a Ctrl-C while the interpreter then shuts down

@@ -399,6 +399,20 @@ def test_output_in_an_encoding_without_every_character_is_escaped_not_a_tracebac
     assert b"parity   \\u2713 passed" in shown.stdout
 
 
+def test_a_glob_the_shell_expanded_for_an_option_is_said_to_need_quotes(tmp_path):
+    """``--data photos/*.png`` unquoted gave "Got unexpected extra argument(s) (…16 paths…)" and no more."""
+    for name in ("a.png", "b.png", "c.png"):
+        save(tmp_path / name, digit())
+    done = run_aetool("train", "dncnn", "--data", "a.png", "b.png", "c.png", cwd=tmp_path)
+    lines = done.stderr.decode().splitlines()
+    assert done.returncode == 2 and len(lines) == 1
+    assert lines[0].endswith(
+        "; a glob for an option (--data 'photos/*.jpg') must be quoted, or the shell gives its files"
+    )
+    other = run_aetool("models", "extra", cwd=tmp_path)  # not a file: no such hint
+    assert other.returncode == 2 and b"quoted" not in other.stderr
+
+
 @pytest.mark.skipif(sys.platform != "linux", reason="file names of any bytes are a POSIX file system's")
 def test_results_print_a_file_names_bytes_as_they_are_in_an_ascii_locale_as_messages_do(tmp_path):
     """Under LC_ALL=C results printed a name's bytes as ``?`` (Click's echo) while messages printed the bytes."""
