@@ -62,6 +62,14 @@ def test_a_symbolic_link_to_nothing_in_a_folder_is_named_not_passed_over(tree):
     ]
 
 
+def test_macos_appledouble_files_are_left_out_quietly_as_ds_store_is(tree):
+    """A folder copied from a Mac holds ``._a.png`` beside ``a.png``: each was a "not an image" line."""
+    (tree / "digits" / "._a.png").write_bytes(files.APPLE_DOUBLE + b"\x00\x02" + bytes(80))
+    save(tree / "digits" / "._real.png", np.zeros((4, 4), np.uint8))  # a real image of such a name stays
+    found, failures = files.collect(["digits"], skip=".denoised")
+    assert labels(found) == ["digits/._real.png", "digits/a.png", "digits/b.jpg"] and not failures
+
+
 def test_a_recursive_glob_never_follows_a_loop_so_each_image_comes_once(tree):
     """``glob.glob`` followed ``loop -> ..`` until paths were 40 links deep: a trial's 172 images came 6,973 times,
     in training and validation alike."""

@@ -146,8 +146,22 @@ def folder_files(folder: Path, *, recursive: bool) -> tuple[list[Path], list[tup
     return sorted(found), unreadable
 
 
+APPLE_DOUBLE = b"\x00\x05\x16\x07"  # the first bytes of macOS's ._NAME files, beside each file it copies elsewhere
+
+
 def _is_image(path: Path, skip: tuple[str, ...]) -> bool:
-    return path.suffix.lower() in image_suffixes() and path.is_file() and not path.stem.endswith(skip)
+    """Whether a scan takes ``path``: an image suffix, a file, not a name ending in ``skip``, and not one of the
+    AppleDouble ``._photo.png`` files macOS leaves beside each file it copies to a foreign disk (a folder of 120
+    such files gave 120 "not an image" lines), which are left out as quietly as ``.DS_Store``."""
+    if not (path.suffix.lower() in image_suffixes() and path.is_file() and not path.stem.endswith(skip)):
+        return False
+    if path.name.startswith("._"):
+        try:
+            with path.open("rb") as stream:
+                return stream.read(len(APPLE_DOUBLE)) != APPLE_DOUBLE
+        except OSError:
+            return True  # its reading fails where it is read, with the reason
+    return True
 
 
 def folder_of(source: str) -> Path:
