@@ -183,12 +183,11 @@ def _check_sizes(images: ImageSet, names: tuple[str, ...], *, multiple_of: int |
     """Refuse calibration images smaller than SSIM's window once padded to the model's multiple, for a score with
     ssim, as ``aetool detect`` fails them (a traceback before). Raises ``AetoolError`` naming the first and the
     count."""
+    if "ssim" not in names:
+        return
     window = 2 * SSIM_RADIUS + 1
-    small = [
-        name
-        for name, size in zip(images.names, images.sizes(), strict=True)
-        if "ssim" in names and min(contract.rounded_up(size, multiple_of)) < window
-    ]
+    sizes = zip(images.names, images.sizes(), strict=True)
+    small = [name for name, size in sizes if min(contract.rounded_up(size, multiple_of)) < window]
     if small:
         more = f" and {len(small) - 1} more" if len(small) > 1 else ""
         raise AetoolError(

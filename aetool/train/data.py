@@ -454,8 +454,8 @@ def _no_image_of(classes: tuple[str, ...], labels: list[str]) -> DataError:
     return DataError(f"no image is labelled {' or '.join(classes)}; the labels are {found}")
 
 
-NORMAL_NAMES = ("good", "normal", "ok", "pass")
-USEFUL_PATCH = 8  # the smallest patch the patch-size refusal offers: a 3×3 conv sees little more in a smaller one  # subfolder names a warning offers first as the normal class
+NORMAL_NAMES = ("good", "normal", "ok", "pass")  # subfolder names a warning offers first as the normal class
+USEFUL_PATCH = 8  # the smallest patch the patch-size refusal offers: a 3×3 conv sees little more in a smaller one
 
 
 def load_training_data(config: TrainConfig, *, warn: bool = True) -> tuple[TrainingData, TrainConfig]:
