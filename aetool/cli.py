@@ -240,6 +240,14 @@ Format = Annotated[
     ),
 ]
 SideBySide = Annotated[bool, typer.Option("--side-by-side", help="Write input | output as one image.")]
+Exif = Annotated[
+    bool,
+    typer.Option(
+        "--exif/--no-exif",
+        help="Carry the input's EXIF (camera, date, GPS, description) into the output, less its orientation; "
+        "--no-exif writes none.",
+    ),
+]
 Invert = Annotated[
     bool | None,
     typer.Option(
@@ -331,6 +339,7 @@ def _model_command(name: str, *, default_model: str, suffix: str, summary: str) 
         recursive: Recursive = False,
         fmt: Format = None,
         side_by_side: SideBySide = False,
+        exif: Exif = True,
         invert: Invert = None,
         resize: Resize = False,
         force: Force = False,
@@ -339,7 +348,9 @@ def _model_command(name: str, *, default_model: str, suffix: str, summary: str) 
         threads: Threads = None,
         timeout: Timeout = None,
     ) -> None:
-        options = _image_options(output, fmt, side_by_side, invert, force, as_json=as_json, recursive=recursive)
+        options = _image_options(
+            output, fmt, side_by_side, invert, force, as_json=as_json, recursive=recursive, exif=exif
+        )
         step = partial(_reconstruction, model, provider, threads, resize=resize, invert=invert, timeout=timeout)
         _images(inputs, options, suffix=suffix, step=step)
 
@@ -376,6 +387,7 @@ def add_noise(
     recursive: Recursive = False,
     fmt: Format = None,
     side_by_side: SideBySide = False,
+    exif: Exif = True,
     invert: Invert = None,
     force: Force = False,
     as_json: Json = False,
@@ -399,7 +411,7 @@ def add_noise(
                 f"--invert: only mask noise inverts (its masked pixels take the page's background); {chosen_kind} "
                 "noise is drawn alike either way, so leave --invert out"
             )
-    options = _image_options(output, fmt, side_by_side, invert, force, as_json=as_json, recursive=recursive)
+    options = _image_options(output, fmt, side_by_side, invert, force, as_json=as_json, recursive=recursive, exif=exif)
     _images(inputs, options, suffix=".noisy", step=lambda: _corruption(chosen_level, chosen_kind, seed))
 
 
@@ -419,6 +431,7 @@ def _image_options(
     *,
     as_json: bool,
     recursive: bool,
+    exif: bool,
 ) -> ImageOptions:
     """The image commands' shared options as one object (imported here: it needs numpy, ``--help`` does not)."""
     from aetool.runtime.batch import ImageOptions
@@ -431,6 +444,7 @@ def _image_options(
         force=force,
         as_json=as_json,
         recursive=recursive,
+        exif=exif,
     )
 
 
@@ -552,6 +566,7 @@ def _run(jobs: list[Job], failures: list[Failure], step: Step, options: ImageOpt
         side_by_side=options.side_by_side,
         stdout=_binary_stdout(),
         stop=stop,
+        exif=options.exif,
     )
     done = failed = 0
     counts: Counter[str] = Counter()

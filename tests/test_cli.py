@@ -866,3 +866,16 @@ def test_an_empty_name_for_an_input_an_output_or_the_heatmaps_is_refused_not_tak
     no_maps = cli("detect", "ring.png", "--model", model, "--heatmaps", "")
     assert no_maps.exit_code == 2 and "--heatmaps is an empty name; give a folder" in no_maps.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ring.png"]
+
+
+@pytest.mark.parametrize("command", ["reconstruct", "add-noise"])
+def test_no_exif_keeps_a_photos_details_out_of_the_output(cli, tmp_path, command):
+    """A scan's description and a photo's GPS went into every output, with no way to leave them out (trial 58)."""
+    exif = Image.Exif()
+    exif[0x010E], exif[0x013B] = "Patient: DOE^JANE", "Dr. Radiologist"
+    Image.fromarray(digit()).save(tmp_path / "scan.jpg", exif=exif, quality=95)
+    model = ("-m", "conv-unpool") if command == "reconstruct" else ()
+    assert cli(command, "scan.jpg", *model, "-o", "kept.png").exit_code == 0
+    assert cli(command, "scan.jpg", *model, "-o", "none.png", "--no-exif").exit_code == 0
+    with Image.open(tmp_path / "kept.png") as kept, Image.open(tmp_path / "none.png") as none:
+        assert kept.getexif().get(0x010E) == "Patient: DOE^JANE" and not none.getexif()

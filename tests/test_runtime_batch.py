@@ -441,6 +441,26 @@ def test_a_photos_exif_is_carried_to_the_output_without_its_orientation(tmp_path
         assert 0x0112 not in kept and written.size == (30, 45)  # upright: the photo stored 45 wide is 45 high
 
 
+def test_no_exif_writes_none_and_a_tiffs_storage_tags_are_never_carried(tmp_path, toy_dir):
+    """A TIFF's getexif() is its own tags: an 8-bit output said BitsPerSample 16 and its input's width; and a
+    patient's name in a description could not be kept out of the outputs (trial 58)."""
+    from PIL import Image, TiffImagePlugin
+
+    tags = TiffImagePlugin.ImageFileDirectory_v2()
+    tags[270] = "Patient: DOE^JANE"
+    Image.fromarray(digit().astype(np.uint16) * 257).save(tmp_path / "scan.tif", tiffinfo=tags)
+    for exif, name in ((True, "kept.png"), (False, "none.png")):
+        [outcome] = process(
+            [job(tmp_path / "scan.tif", tmp_path / name)], Reconstruct(load(toy_dir / "conv.onnx")), exif=exif
+        )
+        assert outcome.error is None
+    with Image.open(tmp_path / "kept.png") as kept:
+        carried = kept.getexif()
+        assert carried.get(270) == "Patient: DOE^JANE" and not {256, 257, 258, 259, 273, 279} & set(carried)
+    with Image.open(tmp_path / "none.png") as none:
+        assert not none.getexif()
+
+
 def test_an_exif_that_cannot_be_written_again_is_dropped_with_a_note(tmp_path, toy_dir, monkeypatch):
     from PIL import Image
 

@@ -84,6 +84,36 @@ def test_sixteen_bit_colour_and_alpha_images_say_they_are_read_at_8_bits(tmp_pat
     assert images.read_image(_png16(tmp_path / "grey.png", grey, 0)).notes == (images.DEEPER,)
 
 
+def test_integer_and_float_pixels_outside_the_scales_read_are_refused_not_clipped(tmp_path):
+    """CT numbers (−1000…3000) in a float or int32 TIFF were clipped to [0, 1] in silence: 87 % of an image
+    saturated, every negative value 0 (trial 58). A float image just above 1 is read on the 0–255 scale, said."""
+    ct = np.linspace(-1000, 3000, 28 * 28, dtype=np.float32).reshape(28, 28)
+    Image.fromarray(ct, "F").save(tmp_path / "ct.tif")
+    Image.fromarray(ct.astype(np.int32), "I").save(tmp_path / "ct32.tif")
+    with pytest.raises(ImageError, match=r"^float pixels -1000…3000, outside both 0–1 and 0–255"):
+        images.read_image(tmp_path / "ct.tif")
+    with pytest.raises(ImageError, match=r"^integer pixels -1000…3000, outside 0–65535"):
+        images.read_image(tmp_path / "ct32.tif")
+    over = np.full((28, 28), 0.5, np.float32)
+    over[0, 0] = 1.001
+    Image.fromarray(over, "F").save(tmp_path / "over.tif")
+    decoded = images.read_image(tmp_path / "over.tif")
+    assert decoded.notes[0].startswith("float pixels up to 1.001 read on a 0–255 scale")
+    assert decoded.pixels.max() == pytest.approx(1.001 / 255)
+
+
+def test_a_16_bit_png_is_read_on_the_16_bit_scale_whatever_pillow_opens_it_as(tmp_path):
+    """Pillow before 10.1 opens a 16-bit PNG as ``I``, which a per-image guess read on 0–255 when its values
+    stayed under 256 (mode I;16 since: always 0–65535)."""
+    Image.fromarray(np.full((4, 4), 200, np.uint16)).save(tmp_path / "low.png")
+    with Image.open(tmp_path / "low.png") as opened:
+        opened.load()
+        as_i = opened.convert("I")
+    pixels, note = images._pixels(as_i, sixteen_bit=True)
+    assert pixels.max() == pytest.approx(200 / 65535) and note == images.DEEPER
+    assert images.read_image(tmp_path / "low.png").pixels.max() == pytest.approx(200 / 65535)
+
+
 def test_a_float_tiff_of_nan_is_one_line_and_the_batch_goes_on(tmp_path):
     """A trial's 32-bit float TIFF of NaN ended the batch with a traceback (`expected images in [0, 1]`)."""
     from typer.testing import CliRunner

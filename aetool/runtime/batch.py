@@ -185,7 +185,8 @@ class ImageOptions:
     ``output``: a file for one input, else a folder, ``-`` for standard output, None beside each input; ``fmt``: the
     output image format; ``side_by_side``: write input | output; ``invert``: treat images as dark on light (None:
     decide per image from its border); ``force``: let an output overwrite an input; ``as_json``: a JSON record per
-    image on standard output; ``recursive``: look in subfolders of input folders.
+    image on standard output; ``recursive``: look in subfolders of input folders; ``exif``: carry the input's EXIF
+    into the output (False: none, for outputs that must not hold a camera's, a person's or a place's details).
     """
 
     output: str | None = None
@@ -195,6 +196,7 @@ class ImageOptions:
     force: bool = False
     as_json: bool = False
     recursive: bool = False
+    exif: bool = True
 
 
 def process(
@@ -206,6 +208,7 @@ def process(
     stdout: BinaryIO | None = None,
     in_flight: int = IMAGES_IN_FLIGHT,
     stop: threading.Event | None = None,
+    exif: bool = True,
 ) -> Iterator[Outcome]:
     """Outcomes of ``jobs`` in order, a chunk of at most ``in_flight`` images read and held at a time.
 
@@ -214,9 +217,10 @@ def process(
     output. Results without a target file go to ``stdout``. An image that cannot be read, prepared, run or written
     is an outcome with ``error`` set; the others are still done. Once ``stop`` is set (``files.interrupts_deferred``:
     Ctrl-C while the caller reported an outcome), raises ``KeyboardInterrupt`` after the chunk's outcomes.
+    ``exif``: outputs carry their input's EXIF (its Orientation left out: ``images.read_image``); False: none.
     """
     for chunk in read_chunks(jobs, step, invert=invert, in_flight=in_flight, stop=stop):
-        yield from _run(chunk, step, side_by_side=side_by_side, stdout=stdout, stop=stop)
+        yield from _run(chunk, step, side_by_side=side_by_side, stdout=stdout, stop=stop, exif=exif)
 
 
 def read_chunks(
@@ -288,6 +292,7 @@ def _run(
     side_by_side: bool,
     stdout: BinaryIO | None,
     stop: threading.Event | None = None,
+    exif: bool = True,
 ) -> Iterator[Outcome]:
     """Run the images of a chunk, those of one shape in one batch; their outcomes in the chunk's order. When a batch
     runs past the model's timeout, or Ctrl-C comes, the outcomes already settled (images written, images that
@@ -318,7 +323,7 @@ def _run(
             for (index, item), result in zip(group, results, strict=True):
                 with interrupts_held():
                     try:
-                        outcomes[index] = _finish(item, result, share, side_by_side, stdout)
+                        outcomes[index] = _finish(item, result, share, side_by_side, stdout, exif=exif)
                     except MemoryError as err:  # scoring or encoding it, before anything is written
                         outcomes[index] = Outcome(item.job.label, error=no_memory_line(err))
     except (TimedOut, KeyboardInterrupt):
@@ -346,8 +351,11 @@ def write_all(stream: BinaryIO, data: bytes) -> None:
     stream.flush()
 
 
-def _finish(item: Ready, result: np.ndarray, share: float, side_by_side: bool, stdout: BinaryIO | None) -> Outcome:
-    """Score, crop, resize back, restore the polarity and the grey of a grey input, encode and write one result."""
+def _finish(
+    item: Ready, result: np.ndarray, share: float, side_by_side: bool, stdout: BinaryIO | None, *, exif: bool
+) -> Outcome:
+    """Score, crop, resize back, restore the polarity and the grey of a grey input, encode and write one result
+    (with the input's EXIF when ``exif``)."""
     started = time.perf_counter()
     (height, width), top = item.prepared.region, item.prepared.offset
     pixels = result[:, top : top + height, top : top + width]
@@ -375,7 +383,7 @@ def _finish(item: Ready, result: np.ndarray, share: float, side_by_side: bool, s
         psnr=decibels if math.isfinite(decibels) else None,
     )
     try:
-        data = images.encode(pixels, item.job.fmt, exif=item.exif)
+        data = images.encode(pixels, item.job.fmt, exif=item.exif if exif else b"")
         if item.job.target is None:
             if stdout is None:
                 raise ValueError("no standard output to write to")

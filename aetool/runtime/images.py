@@ -49,6 +49,14 @@ EXIF_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "TIFF"})  # the output formats 
 FAST_PNG = {"compress_level": 1}
 _SIXTEEN_BIT = {"I;16", "I;16L", "I;16B", "I;16N"}
 DEEPER = "more than 8 bits a pixel, read in full; the images aetool writes have 8"
+# TIFF tags of how a file stores its pixels (sizes, bits, compression, strips and tiles, photometric, sample
+# format…) and the application blocks (XMP, IPTC, Photoshop, ICC, handled on its own): left out of the EXIF that
+# outputs carry from a TIFF, whose getexif() is its own tags, so an 8-bit output said BitsPerSample 16 and the width
+# of its input (a trial's side-by-side image).
+TIFF_STORAGE_TAGS = frozenset(
+    {254, 255, 256, 257, 258, 259, 262, 263, 266, 273, 277, 278, 279, 280, 281, 284, 290, 291, 317, 320, 322, 323}
+    | {324, 325, 338, 339, 340, 341, 347, 513, 514, 530, 531, 532, 700, 33723, 34377, 34675}
+)
 # Pillow's modes of more than 8 bits are grey without alpha: it decodes 16-bit RGB, RGBA and grey+alpha PNG and
 # TIFF files to 8 bits a channel.
 REDUCED = "16 bits a channel, read at 8 (Pillow decodes colour and alpha images at 8 bits a channel)"
@@ -140,13 +148,17 @@ def read_image(source: str | Path | bytes | bytearray | memoryview | BinaryIO) -
         orientation = exif.get(0x0112, 1)  # EXIF Orientation, 1: as stored
         image = ImageOps.exif_transpose(opened)
         image.load()
+        source_format = opened.format
+    if source_format == "TIFF":  # a TIFF's "EXIF" is its own tags: how its pixels are stored is not the output's
+        for tag in TIFF_STORAGE_TAGS:
+            exif.pop(tag, None)
     notes = [f"turned upright by its EXIF orientation ({orientation})"] if orientation in TURNS else []
     notes += [REDUCED] if reduced else []
     kept, note = _exif_kept(exif)
     notes += [note] if note else []
     image, note = _to_srgb(image)
     notes += [note] if note else []
-    pixels, note = _pixels(image)
+    pixels, note = _pixels(image, sixteen_bit=source_format == "PNG")
     notes += [note] if note else []
     return Decoded(pixels, tuple(notes), kept)
 
@@ -255,21 +267,38 @@ def _has_alpha(image: Image.Image) -> bool:
     return "A" in image.getbands() or "transparency" in image.info
 
 
-def _pixels(image: Image.Image) -> tuple[np.ndarray, str | None]:
+def _pixels(image: Image.Image, *, sixteen_bit: bool = False) -> tuple[np.ndarray, str | None]:
     """C×H×W float32 in [0, 1] of a loaded image: 16-bit and float scaled, alpha composited; a note when it was
-    (or when it holds more than 8 bits a pixel, which the 8-bit files aetool writes do not keep)."""
-    if image.mode in _SIXTEEN_BIT:
+    (or when it holds more than 8 bits a pixel, which the 8-bit files aetool writes do not keep). ``sixteen_bit``:
+    an integer image ``I`` is 16-bit by its format (a PNG, which Pillow before 10.1 opens as ``I``). Raises
+    ``ImageError`` for integer or float pixels outside the scales it reads (0–65535; 0–1 or 0–255)."""
+    if image.mode in _SIXTEEN_BIT or (image.mode == "I" and sixteen_bit):
         return (np.asarray(image).astype(np.float32) / 65535)[None], DEEPER
-    if image.mode == "I":
-        values = np.asarray(image).astype(np.float32)
-        deep = values.max() > 255
-        return np.clip(values / (65535 if deep else 255), 0, 1)[None], DEEPER if deep else None
+    if image.mode == "I":  # 32-bit integer TIFF, and 16-bit PNG in Pillow before 10.1
+        values = np.asarray(image).astype(np.float64)
+        low, high = float(values.min()), float(values.max())
+        if low < 0 or high > 65535:  # clipped before: CT numbers (−1000…3000) lost every negative value
+            raise ImageError(
+                f"integer pixels {low:g}…{high:g}, outside 0–65535 (8 or 16 bits), which aetool reads: rescale the "
+                "image into that range first"
+            )
+        deep = high > 255
+        scale = f"integer pixels up to {high:g} read on a {'0–65535' if deep else '0–255'} scale"
+        return (values / (65535 if deep else 255)).astype(np.float32)[None], f"{scale}; {DEEPER}"
     if image.mode == "F":
         values = np.asarray(image, dtype=np.float32)
         unusable = int(np.count_nonzero(~np.isfinite(values)))
         if unusable:  # a float TIFF can hold NaN and infinities, which no pixel scale maps into [0, 1]
             raise ImageError(f"{unusable} of its {values.size} float pixels are NaN or infinite")
-        return np.clip(values / 255 if values.max() > 1 else values, 0, 1)[None], DEEPER
+        low, high = float(values.min()), float(values.max())
+        if low < 0 or high > 255:  # clipped before: most of a CT image in Hounsfield units came out 0 or 1
+            raise ImageError(
+                f"float pixels {low:g}…{high:g}, outside both 0–1 and 0–255, the scales aetool reads: rescale the "
+                "image into one of them first"
+            )
+        if high > 1:  # a 0–255 float image; one of 0–1 with a pixel above 1 lands here too: the note says so
+            return values[None] / 255, f"float pixels up to {high:g} read on a 0–255 scale; {DEEPER}"
+        return values[None], DEEPER
     grey = image.mode in GREY_MODES
     try:
         if not _has_alpha(image):
