@@ -86,6 +86,16 @@ def test_the_folder_of_the_normal_class_itself_is_taken_whole_with_its_subfolder
     assert len(images) == 5
 
 
+def test_training_on_images_of_more_than_8_bits_says_it_keeps_8(tmp_path):
+    """The image commands noted it per image; train cut 12-bit scans in 16-bit files to 9–15 levels in silence."""
+    for i in range(3):
+        save(tmp_path / "scans" / f"{i}.png", (np.arange(32 * 32).reshape(32, 32) * 4 % 4096).astype(np.uint16))
+    with pytest.warns(
+        UserWarning, match=r"^3 of the 3 images of .*scans have more than 8 bits a pixel; training keeps 8"
+    ):
+        folder_images(str(tmp_path / "scans"), channels=1, size=None)
+
+
 def test_validation_images_that_are_training_images_too_are_warned(digit_folder):
     """--val-data the --data folder, or inside it, trained in silence (calibrate --data warned of the same)."""
     with pytest.warns(

@@ -35,7 +35,16 @@ from aetool.errors import DataError, ImageError
 from aetool.models import build_model, get_spec
 from aetool.runtime import files
 from aetool.runtime.idx import DATA_DIR_ENV, check_dataset, load_split, resolve_data_dir
-from aetool.runtime.images import GREY_MODES, fit, is_dark_on_light, opened_image, read_image, resize, to_channels
+from aetool.runtime.images import (
+    DEEPER,
+    GREY_MODES,
+    fit,
+    is_dark_on_light,
+    opened_image,
+    read_image,
+    resize,
+    to_channels,
+)
 from aetool.train.config import TrainConfig
 
 DOWNLOAD_CACHE = (".cache", "aetool")  # where torchvision downloads MNIST and Fashion-MNIST, under the home folder
@@ -229,10 +238,12 @@ def folder_images(
     stored = channels or (3 if any(is_colour for _, (_, _, is_colour) in probed) else 1)
     shapes = [(stored, *(size or (height, width))) for _, (height, width, _) in probed]
     buffer, storage = _buffer(sum(int(np.prod(shape)) for shape in shapes))
-    views, kept, colour, offset, resized, greys = [], [], False, 0, 0, 0
+    views, kept, colour, offset, resized, greys, deeper = [], [], False, 0, 0, 0, 0
     for (path, (height, width, _)), shape in zip(probed, shapes, strict=True):
         try:
-            read = read_image(path).pixels
+            decoded = read_image(path)
+            read = decoded.pixels
+            deeper += any(DEEPER in note for note in decoded.notes)
             pixels = _prepared(to_channels(read, stored)[0], (height, width), size=size, white_on_black=white_on_black)
         except ImageError as err:
             _skipped(path, err, warn=warn)
@@ -247,6 +258,14 @@ def folder_images(
         resized += size is not None and (height, width) != size
     if not views:
         raise DataError(f"{option} {source}: none of its {len(paths)} files is an image Pillow can read")
+    if deeper and warn:  # the image commands note it per image; training said nothing (trial 58)
+        warnings.warn(
+            f"{deeper} of the {len(kept)} images of {source} have more than 8 bits a pixel; training keeps 8 (its "
+            "cache holds 256 levels), so finer levels are lost: scans that use part of the 16-bit range (12-bit "
+            "data) keep few levels, so stretch them to the full range first",
+            UserWarning,
+            stacklevel=2,
+        )
     if channels == 3 and not colour and warn:
         warnings.warn(f"{source} holds grey images only; they are replicated to 3 channels", UserWarning, stacklevel=2)
     elif stored == 1 and colour and warn:
