@@ -14,6 +14,7 @@ import codecs
 import json
 import os
 import re
+import secrets
 import shlex
 import signal
 import sys
@@ -381,7 +382,9 @@ def add_noise(
     seed: Annotated[
         int | None,
         typer.Option(
-            min=0, help="Random seed, for the same noise every run (default: new noise each run).", show_default=False
+            min=0,
+            help="Random seed, for the same noise every run (default: new noise each run, its seed said).",
+            show_default=False,
         ),
     ] = None,
     recursive: Recursive = False,
@@ -412,7 +415,11 @@ def add_noise(
                 "noise is drawn alike either way, so leave --invert out"
             )
     options = _image_options(output, fmt, side_by_side, invert, force, as_json=as_json, recursive=recursive, exif=exif)
-    _images(inputs, options, suffix=".noisy", step=lambda: _corruption(chosen_level, chosen_kind, seed))
+    if seed is None:  # fresh noise, drawn from a seed that is said, so that it can be drawn again
+        seed = secrets.randbelow(2**32)
+        note(f"noise seed {seed} (--seed {seed} draws this noise again)")
+    drawn = seed
+    _images(inputs, options, suffix=".noisy", step=lambda: _corruption(chosen_level, chosen_kind, drawn))
 
 
 def _alias(value: T | None, old: T | None, name: str, old_name: str, *, default: T) -> T:

@@ -879,3 +879,13 @@ def test_no_exif_keeps_a_photos_details_out_of_the_output(cli, tmp_path, command
     assert cli(command, "scan.jpg", *model, "-o", "none.png", "--no-exif").exit_code == 0
     with Image.open(tmp_path / "kept.png") as kept, Image.open(tmp_path / "none.png") as none:
         assert kept.getexif().get(0x010E) == "Patient: DOE^JANE" and not none.getexif()
+
+
+def test_add_noise_without_a_seed_says_the_seed_it_drew_so_the_noise_can_be_drawn_again(cli, tmp_path):
+    """Fresh noise could not be reproduced: no record said how it was drawn (trial 58)."""
+    save(tmp_path / "ring.png", digit())
+    fresh = cli("add-noise", "ring.png", "-o", "fresh.png")
+    found = re.search(r"^aetool: noise seed (\d+) \(--seed \1 draws this noise again\)$", fresh.stderr, re.M)
+    assert fresh.exit_code == 0 and found
+    assert cli("add-noise", "ring.png", "-o", "again.png", "--seed", found[1]).exit_code == 0
+    assert (tmp_path / "fresh.png").read_bytes() == (tmp_path / "again.png").read_bytes()
