@@ -795,6 +795,7 @@ def test_an_image_numpy_cannot_find_memory_for_is_a_failed_detection_not_the_end
         save(tmp_path / "in" / f"{name}.png", stroke_digits(1, seed=3)[0][0])
     detector = Detector(load(one_class[1].export.path))
     finish, no_memory = detect_module._finish, MemoryError("Unable to allocate 1.00 MiB for an array")
+    run = detector.run
 
     def no_memory_for_b(item, *args):
         if item.job.label.endswith("b.png"):
@@ -815,6 +816,15 @@ def test_an_image_numpy_cannot_find_memory_for_is_a_failed_detection_not_the_end
 
     monkeypatch.setattr(detector, "run", no_memory_at_all)
     assert [d.error == b.error for d in detect_module.detect(jobs, detector)] == [True, True]
+
+    def no_memory_for_two(batch):  # both fit one at a time: they are scored so (they failed together)
+        if len(batch) > 1:
+            raise no_memory
+        return run(batch)
+
+    monkeypatch.setattr(detect_module, "_finish", finish)
+    monkeypatch.setattr(detector, "run", no_memory_for_two)
+    assert [d.error for d in detect_module.detect(jobs, detector)] == [None, None]
 
 
 def test_every_heatmap_written_before_ctrl_c_has_its_record(one_class, tmp_path, monkeypatch):

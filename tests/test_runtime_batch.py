@@ -228,6 +228,42 @@ def test_an_image_numpy_cannot_find_memory_for_fails_alone_before_anything_is_wr
     assert sorted(p.name for p in tmp_path.glob("out-*")) == ["out-a.png"]
 
 
+def test_an_image_that_cannot_be_decoded_for_memory_fails_alone(tmp_path, toy_dir, monkeypatch):
+    """Under ``ulimit -v`` a 4000×3000 photo's MemoryError while decoding ended the batch, exit 2, no records."""
+    from aetool.runtime import batch
+
+    read_image = batch.images.read_image
+
+    def no_memory_for_photos(source):
+        if str(source).endswith("photo.png"):
+            raise MemoryError("Unable to allocate 137. MiB for an array with shape (3000, 4000, 3)")
+        return read_image(source)
+
+    monkeypatch.setattr(batch.images, "read_image", no_memory_for_photos)
+    save(tmp_path / "a.png", digit())
+    save(tmp_path / "photo.png", digit())
+    jobs = [Job(name, tmp_path / name, tmp_path / f"out-{name}", "PNG") for name in ("a.png", "photo.png")]
+    done, failed = process(jobs, Reconstruct(load(toy_dir / "conv.onnx")))
+    assert done.error is None and failed.error.startswith("not enough memory (Unable to allocate 137. MiB")
+
+
+def test_images_of_one_shape_that_do_not_fit_together_run_one_at_a_time(tmp_path, toy_dir):
+    """Three 1024×1024 pages failed together where each fits alone."""
+
+    class OneAtATime(Reconstruct):
+        def run(self, batch):
+            if len(batch) > 1:
+                raise MemoryError("Unable to allocate 24.0 MiB for an array with shape (3, 1, 1024, 1024)")
+            return super().run(batch)
+
+    names = ("a.png", "b.png", "c.png")
+    for name in names:
+        save(tmp_path / name, digit())
+    jobs = [Job(name, tmp_path / name, tmp_path / f"out-{name}", "PNG") for name in names]
+    outcomes = list(process(jobs, OneAtATime(load(toy_dir / "conv.onnx"))))
+    assert [o.path for o in outcomes] == list(names) and all(o.error is None for o in outcomes)
+
+
 def test_a_write_failure_is_an_outcome(tmp_path, toy_dir):
     source = save(tmp_path / "ring.png", digit())
     (tmp_path / "taken").write_text("a file where a folder should be")

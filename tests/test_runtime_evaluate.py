@@ -309,6 +309,25 @@ def test_pairs_the_model_cannot_find_memory_for_fail_and_the_others_are_scored(t
     ]
 
 
+def test_a_pair_that_cannot_be_decoded_for_memory_fails_and_the_others_are_scored(toy_dir, tmp_path, monkeypatch):
+    from aetool.runtime import evaluate as evaluate_module
+
+    read_image = evaluate_module.read_image
+
+    def no_memory_for_photos(source):
+        if "photo" in str(source):
+            raise MemoryError("Unable to allocate 137. MiB")
+        return read_image(source)
+
+    monkeypatch.setattr(evaluate_module, "read_image", no_memory_for_photos)
+    for folder in ("in", "target"):
+        save(tmp_path / folder / "a.png", digit())
+        save(tmp_path / folder / "photo.png", digit())
+    result = evaluate_pairs(load(toy_dir / "conv.onnx"), str(tmp_path / "in"), str(tmp_path / "target"))
+    assert result.n == 1 and [Path(f.label).name for f in result.failed] == ["photo.png", "photo.png"]  # both sides
+    assert result.failed[0].error.startswith("not enough memory (Unable to allocate 137. MiB)")
+
+
 def test_pairs_that_cannot_be_scored_are_failures(toy_dir, tmp_path):
     save(tmp_path / "in" / "x.png", digit())
     save(tmp_path / "in" / "x.bmp", digit())  # two inputs named x

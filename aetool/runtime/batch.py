@@ -4,6 +4,7 @@ same-shaped images together, carry back, write. One bad file fails alone; memory
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import math
 import threading
@@ -281,6 +282,8 @@ def _read(job: Job, step: Step, invert: bool | None) -> Ready | Outcome:
         prepared = step.prepare(image)
     except AetoolError as err:
         return Outcome(job.label, error=str(err), ms=_ms(started))
+    except MemoryError as err:  # decoding a large image under a memory limit: it alone fails (it ended the batch)
+        return Outcome(job.label, error=no_memory_line(err), ms=_ms(started))
     notes = decoded.notes + prepared.notes
     return Ready(job, image, prepared, notes, converted, flip, time.perf_counter() - started, decoded.exif)
 
@@ -306,18 +309,24 @@ def _run(
     for index, item in enumerate(chunk):
         if isinstance(item, Ready):
             groups.setdefault(item.prepared.pixels.shape, []).append((index, item))
+    pending = collections.deque(groups.values())
     try:
-        for group in groups.values():
+        while pending:
+            group = pending.popleft()
             started = time.perf_counter()
             try:
                 results = step.run(_batch([item.prepared.pixels for _, item in group]))
             except TimedOut:  # a model past --timeout stops the command (below); it would stop on every image alike
                 raise
+            except MemoryError as err:  # the model's (OutOfMemory) or numpy's, around the model call
+                if len(group) > 1:  # one at a time, then: three 1024×1024 pages failed together where each fits
+                    pending.extendleft([pair] for pair in reversed(group))
+                    continue
+                reason = str(err) if isinstance(err, AetoolError) else no_memory_line(err)
+                outcomes.update((index, Outcome(item.job.label, error=reason)) for index, item in group)
+                continue
             except AetoolError as err:
                 outcomes.update((index, Outcome(item.job.label, error=str(err))) for index, item in group)
-                continue
-            except MemoryError as err:  # numpy's, around the model call
-                outcomes.update((index, Outcome(item.job.label, error=no_memory_line(err))) for index, item in group)
                 continue
             share = (time.perf_counter() - started) / len(group)
             for (index, item), result in zip(group, results, strict=True):

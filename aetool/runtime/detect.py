@@ -16,6 +16,7 @@ both at the image's size.
 
 from __future__ import annotations
 
+import collections
 import io
 import math
 import numbers
@@ -311,19 +312,24 @@ def detect(
                 )
             else:
                 groups.setdefault(item.prepared.pixels.shape, []).append((index, item))
+        pending = collections.deque(groups.values())
         try:
-            for group in groups.values():
+            while pending:
+                group = pending.popleft()
                 started = time.perf_counter()
                 try:
                     scored = detector.run(np.stack([item.prepared.pixels for _, item in group]))
                 except TimedOut:  # a model past --timeout stops the command, as for the image commands (below)
                     raise
+                except MemoryError as err:  # the model's (OutOfMemory) or numpy's (the map's smoothing)
+                    if len(group) > 1:  # one at a time, then (as batch._run does)
+                        pending.extendleft([pair] for pair in reversed(group))
+                        continue
+                    failed = str(err) if isinstance(err, AetoolError) else no_memory_line(err)
+                    results.update((index, Detection(item.job.label, error=failed)) for index, item in group)
+                    continue
                 except AetoolError as err:
                     results.update((index, Detection(item.job.label, error=str(err))) for index, item in group)
-                    continue
-                except MemoryError as err:  # numpy's, in the score's arithmetic (the map's smoothing)
-                    failed = no_memory_line(err)
-                    results.update((index, Detection(item.job.label, error=failed)) for index, item in group)
                     continue
                 share = (time.perf_counter() - started) / len(group)
                 for position, (index, item) in enumerate(group):

@@ -255,7 +255,9 @@ def _read(item: Input, run: _Run) -> np.ndarray | None:
         return read_image(item.source).pixels
     except ImageError as err:
         run.failed.append(Failure(item.label, str(err)))
-        return None
+    except MemoryError as err:  # decoding a large image under a memory limit: it alone fails
+        run.failed.append(Failure(item.label, no_memory_line(err)))
+    return None
 
 
 def _prepared(
