@@ -205,13 +205,39 @@ def test_a_folder_changed_under_a_run_is_refused_by_resume_and_by_calibrate(digi
         train(config, run_dir=tmp_path / "run", progress=False, echo=stop_after_epoch_1)
     calibrate_run(tmp_path / "run", out=tmp_path / "before.onnx", options=CalibrationOptions(), echo=len)
     shutil.copy(next(folder.iterdir()), folder / "added.png")
-    with pytest.raises(AetoolError, match=r"^the images of .*digits are not the ones this run started on"):
+    with pytest.raises(AetoolError, match=r"^the images of --data .*digits are not the ones this run started on"):
         train(config, run_dir=tmp_path / "run", resume=True, progress=False, echo=len)
     with pytest.raises(AetoolError, match=r"^the images of .*digits are not the ones .*run was trained and"):
         calibrate_run(tmp_path / "run", out=tmp_path / "after.onnx", options=CalibrationOptions(), echo=len)
     (folder / "added.png").unlink()  # put back as it was: both go on
     calibrate_run(tmp_path / "run", out=tmp_path / "after.onnx", options=CalibrationOptions(), echo=len)
     assert train(config, run_dir=tmp_path / "run", resume=True, progress=False, echo=len).history[-1]["epoch"] == 2
+
+
+def test_a_changed_validation_folder_is_named_by_resume_and_left_to_calibrate(digit_folder, tmp_path):
+    """A file added to --val-data was blamed on --data by the resume, and refused by calibrate as held-out images
+    "drawn again", which a validation folder's are not (trial 57)."""
+    import shutil
+
+    from aetool.errors import Interrupted
+    from aetool.export.detector import CalibrationOptions, calibrate_run
+
+    shutil.copytree(digit_folder / "odd", tmp_path / "train")
+    shutil.copytree(digit_folder / "even", tmp_path / "val")
+    config = TrainConfig(
+        "anomaly", device="cpu", epochs=2, batch_size=16, data=str(tmp_path / "train"), val_data=str(tmp_path / "val")
+    )
+
+    def stop_after_epoch_1(line):
+        if line.startswith("epoch   1"):
+            raise KeyboardInterrupt
+
+    with pytest.raises(Interrupted):
+        train(config, run_dir=tmp_path / "run", progress=False, echo=stop_after_epoch_1)
+    shutil.copy(next((tmp_path / "val").iterdir()), tmp_path / "val" / "added.png")
+    with pytest.raises(AetoolError, match=r"^the images of --val-data .*val are not .*: its validation scores would"):
+        train(config, run_dir=tmp_path / "run", resume=True, progress=False, echo=len)
+    calibrate_run(tmp_path / "run", out=tmp_path / "detector.onnx", options=CalibrationOptions(), echo=len)
 
 
 def test_patch_batches_are_a_pure_function_of_seed_and_epoch(colour_folder):

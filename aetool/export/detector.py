@@ -151,13 +151,16 @@ def _run_data(run: Run, data_dir: str | Path | None) -> TrainingData:
 def _check_held_out_unchanged(run: Run, data: TrainingData) -> None:
     """Refuse held-out images that are not the ones the run held out: the folder changed since training (files
     added, removed or renamed), so the split drawn again may hold images the model trained on, which score low and
-    set the threshold too low (a trial's 4 of 10). Runs that recorded no ``images_sha256`` are taken as they are."""
+    set the threshold too low (a trial's 4 of 10). Runs that recorded no ``images_sha256`` are taken as they are,
+    and so are runs validated on a ``--val-data`` folder, whose images are not drawn from the training ones."""
+    if run.config.val_data:
+        return
     record = run.folder.read_metrics().get("run")
     digests = record.get("images_sha256") if isinstance(record, dict) else None
     recorded = digests.get("test") if isinstance(digests, dict) else None
     if recorded is not None and recorded != data.test.names_sha256():
         raise AetoolError(
-            f"the images of {run.config.val_data or run.config.data} are not the ones {run.path} was trained and "
+            f"the images of {run.config.data} are not the ones {run.path} was trained and "
             "validated on (files added, removed or renamed since), so its held-out images drawn again may be "
             "images it trained on; put them back as they were, or calibrate on normal images it never saw with --data"
         )

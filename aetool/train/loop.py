@@ -443,6 +443,25 @@ class Trainer:
         self.steps_per_epoch = self.batches.steps_per_epoch()
         self.saved_epoch: int | None = None  # the last epoch this run saved
 
+    def _check_same_images(self, recorded: dict[str, Any]) -> None:
+        """Refuse to resume on a folder whose files were added, removed or renamed since the run started (its
+        ``images_sha256``), naming the folder that changed: the batches, or the validation split and scores,
+        would differ from an uninterrupted run's."""
+        now = self.run_facts["images_sha256"]
+        changed = [name for name in ("train", "test") if recorded.get(name) not in (None, now[name])]
+        if not changed:
+            return
+        config = self.config
+        if config.val_data and changed == ["test"]:
+            folder, what = f"--val-data {config.val_data}", "its validation scores"
+        else:
+            folder, what = f"--data {config.data or config.data_dir}", "its validation split and batches"
+        raise AetoolError(
+            f"the images of {folder} are not the ones this run started on (files added, removed or renamed "
+            f"since): {what} would differ from an uninterrupted run's; put them back as they were, or start over "
+            "with --force"
+        )
+
     def resume_from(self, state: dict[str, Any]) -> None:
         """Continue after the checkpoint's epoch: weights, optimizer state and history up to it (the checkpoint's
         own; ``metrics.json``'s for a checkpoint written before it held one). Raises ``AetoolError`` when that
@@ -455,12 +474,9 @@ class Trainer:
         recorded = metrics["history"]  # read when there, to refuse one of another shape
         history = state.get("history", recorded)
         run = metrics.get("run")
-        if isinstance(run, dict) and run.get("images_sha256") not in (None, self.run_facts["images_sha256"]):
-            raise AetoolError(
-                f"the images of {self.config.data or self.config.data_dir} are not the ones this run started on "
-                "(files added, removed or renamed since): its validation split and batches would differ from an "
-                "uninterrupted run's; put them back as they were, or start over with --force"
-            )
+        recorded = run.get("images_sha256") if isinstance(run, dict) else None
+        if isinstance(recorded, dict):
+            self._check_same_images(recorded)
         seconds = run.get("seconds") if isinstance(run, dict) else None
         self.seconds_before = float(seconds) if isinstance(seconds, int | float) and seconds >= 0 else 0.0
         self.history = [r for r in history if r["epoch"] <= self.start_epoch]
