@@ -474,8 +474,14 @@ def test_a_file_the_browser_cannot_decode_is_said_and_clears_the_results(page):
 
     png = io.BytesIO()
     Image.fromarray(np.kron(np.eye(7, dtype=np.uint8) * 255, np.ones((4, 4), np.uint8))).save(png, "PNG")
-    calls = [["manifest"], ["open", "digit.png", list(png.getvalue())], ["open", "notanimage.png", list(b"text")]]
-    manifest, opened, refused = page(calls)
+    calls = [
+        ["manifest"],
+        ["open", "digit.png", list(png.getvalue())],
+        ["slide", [0.1, 0.2, 0.3, 0.4, 0.5]],
+        ["open", "notanimage.png", list(b"text")],
+    ]
+    manifest, opened, slid, refused = page(calls)
+    assert slid == len(manifest["models"])  # five slider events in one task left each model's card five times
     images = opened.pop("images")
     assert opened == {"status": "digit.png: 28×28", "error": False, "cards": len(manifest["models"]), "busy": "false"}
     # each drawn image is an image to a screen reader, named by its caption (an unnamed canvas before)

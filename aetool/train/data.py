@@ -546,8 +546,9 @@ def load_training_data(config: TrainConfig, *, warn: bool = True) -> tuple[Train
             )
             if shared and warn:  # calibrate --data warns of the same
                 warnings.warn(
-                    f"{shared} of the {len(test)} --val-data images are training images too ({config.val_data} "
-                    f"within --data {config.data}): a model reconstructs the images it learned better than new ones, "
+                    f"{shared} of the {len(test)} --val-data images are training images too (--val-data "
+                    f"{config.val_data} and --data {config.data} share them): a model reconstructs the images it "
+                    "learned better than new ones, "
                     "so their scores flatter it, and a detector's threshold set on them is too low; hold out images "
                     "it does not train on",
                     UserWarning,

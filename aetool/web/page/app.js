@@ -22,7 +22,7 @@ const threads = Number(params.get('threads')) ||
 ort.env.wasm.wasmPaths = new URL('ort/', location.href).href; // ort-wasm-simd-threaded.{mjs,wasm} beside us
 ort.env.wasm.numThreads = threads;
 
-const state = { manifest: null, sessions: new Map(), image: null, seed: 1, loadedMs: 0 };
+const state = { manifest: null, sessions: new Map(), image: null, seed: 1, loadedMs: 0, rendering: null };
 
 // ---- images ----
 
@@ -279,7 +279,7 @@ function show(img, label) {
   const caption = document.createElement('figcaption');
   caption.textContent = label;
   caption.id = `caption-${++shown}`;
-  canvas.setAttribute('role', 'img'); // a screen reader announces it as an image named by its caption, once
+  canvas.setAttribute('role', 'img'); // an image to a screen reader, named by its caption (a nameless canvas before)
   canvas.setAttribute('aria-labelledby', caption.id);
   figure.append(canvas, caption);
   return figure;
@@ -297,20 +297,25 @@ const VIEWS = {
 // A noise level as shown: three decimals at most (25/255 is 0.098).
 const level = (sigma) => String(Number(Number(sigma).toFixed(3)));
 
+let renders = 0; // render() calls so far: a call that a later one overtook stops drawing
+
 async function render() {
   const cards = document.getElementById('cards'), results = document.getElementById('results');
   if (!state.image) return;
+  const mine = ++renders;
   // busy while the cards are rebuilt: a screen reader announces the live region once, when it is done (each
   // step of the noise slider rebuilt it card by card)
   results.setAttribute('aria-busy', 'true');
   try {
-    await drawCards(cards);
+    await drawCards(cards, () => mine === renders);
   } finally {
-    results.setAttribute('aria-busy', 'false');
+    if (mine === renders) results.setAttribute('aria-busy', 'false');
   }
 }
 
-async function drawCards(cards) {
+// The cards, one per model; `current()` turns false once a later render() began (five slider events in one task
+// left each model's card five times, their runs awaited in turn).
+async function drawCards(cards, current) {
   cards.replaceChildren();
   const sigma = Number(document.getElementById('sigma').value);
   for (const model of state.manifest.models) {
@@ -322,6 +327,7 @@ async function drawCards(cards) {
     images.append(show(prepared.flip ? invert(seen) : seen, model.role === 'denoise' ? noiseLabel(model.noise_kind, sigma) : 'input'));
     const t0 = performance.now();
     const outputs = await run(model.name, input.data, [1, input.channels, input.height, input.width]);
+    if (!current()) return;
     const ms = performance.now() - t0;
     for (const [name, out] of Object.entries(outputs)) {
       if (VIEWS[name]) images.append(VIEWS[name](image(out.dims[1], out.dims[2], out.dims[3], out.data), prepared));
@@ -384,7 +390,7 @@ function setupInputs() {
   const denoiser = state.manifest.models.find((m) => m.role === 'denoise');
   sigma.value = denoiser ? denoiser.noise : 0.5; // the trained level itself: the slider takes any value (step any)
   value.textContent = level(sigma.value);
-  sigma.addEventListener('input', () => { value.textContent = level(sigma.value); render(); });
+  sigma.addEventListener('input', () => { value.textContent = level(sigma.value); state.rendering = render(); });
   document.getElementById('reseed').addEventListener('click', () => { state.seed += 1; render(); });
   document.getElementById('file').addEventListener('change', (e) => { if (e.target.files[0]) openFile(e.target.files[0]); });
   document.body.addEventListener('dragover', (e) => { e.preventDefault(); document.body.classList.add('dropping'); });
@@ -428,6 +434,12 @@ window.aetool = {
   },
   time: timeModel,
   noisy: (data, dims, level, kind, seed) => Array.from(noisy(image(dims[1], dims[2], dims[3], Float32Array.from(data)), level, kind, seed).data),
+  slide: async (values) => { // the noise slider moved through `values` in one task; the cards it leaves
+    const sigma = document.getElementById('sigma');
+    for (const v of values) { sigma.value = v; sigma.dispatchEvent(new Event('input')); }
+    await state.rendering;
+    return document.getElementById('cards').children.length;
+  },
   open: async (name, bytes) => { // a file opened as the picker opens one; what the page then shows
     await openFile(new File([Uint8Array.from(bytes)], name));
     const status = document.getElementById('status');
