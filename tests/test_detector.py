@@ -26,7 +26,7 @@ from aetool.export.scores import OUTPUTS, AnomalyHead, Constants  # noqa: E402
 from aetool.runtime import anomaly, contract, load  # noqa: E402
 from aetool.runtime.detect import Detector, detect, plan_detection, read_spec  # noqa: E402
 from aetool.runtime.files import collect  # noqa: E402
-from aetool.train import TrainConfig, train  # noqa: E402
+from aetool.train import TrainConfig, load_run, train  # noqa: E402
 from aetool.train.data import load_training_data  # noqa: E402
 
 runner = CliRunner()
@@ -94,6 +94,21 @@ def test_export_keeps_a_calibrated_detector_unless_told(one_class, tmp_path):
     quantized = runner.invoke(app, ["export", str(run), "--anomaly", "--int8", "-o", str(tmp_path / "d.onnx")])
     assert quantized.exit_code == 2 and "a detector is written in fp32 only; leave out --int8" in quantized.stderr
     assert not (tmp_path / "d.onnx").exists()
+
+
+def test_the_calibration_image_at_the_threshold_is_normal_in_the_file_too(one_class, tmp_path):
+    """The threshold was the highest calibration score itself, and the file's float32 score of that image came out
+    a few millionths above it: detect flagged it (trial 57). It is lifted by the export's score tolerance."""
+    from aetool.export.detector import _batches, _run_data
+
+    calibration = calibrate_run(one_class[0], out=tmp_path / "max.onnx", options=CalibrationOptions(fpr=0.01), **QUIET)
+    highest, spec = float(np.max(calibration.scores)), calibration.spec
+    lift = 1e-5 * max(1.0, abs(highest), spec.score_scale)
+    assert spec.threshold == pytest.approx(highest + lift, rel=1e-12)
+    run = load_run(one_class[0])
+    detector = Detector(load(tmp_path / "max.onnx"))
+    scored = np.concatenate([detector.run(batch).scores for batch in _batches(_run_data(run, None).test, run.net)])
+    assert len(scored) == len(calibration.scores) and not (scored > detector.threshold).any()
 
 
 def test_a_threshold_on_few_images_says_how_many_lie_above_it(one_class, tmp_path):

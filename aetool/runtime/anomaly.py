@@ -159,11 +159,8 @@ class AnomalySpec:
 
     @property
     def score_scale(self) -> float:
-        """Σ max(1, |mean|) / std over the components: how much the score magnifies its components' rounding. Parity
-        holds each component to atol × max(1, |value|), so the score, their sum each divided by its spread, to atol ×
-        this (or × max(1, |score|) where larger): a component's float32 rounding (SSIM's E[x²] − μ² cancels where
-        strokes are flat) is magnified by 1 / std."""
-        return float(sum(max(1.0, abs(mean)) / std for mean, std in zip(self.mean, self.std, strict=True)))
+        """How much the score magnifies its components' rounding: :func:`score_scale` of its calibration."""
+        return score_scale(self.mean, self.std)
 
     @property
     def low_fence(self) -> float | None:
@@ -240,6 +237,14 @@ def _is_rule(rule: Any) -> bool:
 
 
 # ---- calibration ----
+
+
+def score_scale(mean: Sequence[float], std: Sequence[float]) -> float:
+    """Σ max(1, |mean|) / std over a score's components: how much the score magnifies their rounding. Parity
+    holds each component to atol × max(1, |value|), so the score, their sum each divided by its spread, to atol ×
+    this (or × max(1, |score|) where larger): a component's float32 rounding (SSIM's E[x²] − μ² cancels where
+    strokes are flat) is magnified by 1 / std."""
+    return float(sum(max(1.0, abs(m)) / s for m, s in zip(mean, std, strict=True)))
 
 
 def threshold_for(scores: np.ndarray, *, fpr: float | None = None, quantile: float | None = None) -> float:
