@@ -55,10 +55,14 @@ def test_a_recursive_scan_follows_links_to_folders_once_each_and_never_loops(tre
 def test_a_symbolic_link_to_nothing_in_a_folder_is_named_not_passed_over(tree):
     """It was left out in silence (named alone, it is "no such file")."""
     (tree / "digits" / "sub" / "gone.png").symlink_to(tree / "nothere.png")
+    (tree / "digits" / "sub" / "l1.png").symlink_to("l2.png")  # a loop: said as one, not as a missing target
+    (tree / "digits" / "sub" / "l2.png").symlink_to("l1.png")
     found, failures = files.collect(["digits"], recursive=True, skip=".denoised")
     assert labels(found) == ["digits/a.png", "digits/b.jpg", "digits/sub/c.png"]
     assert [(Path(f.label).name, f.error) for f in failures] == [
-        ("gone.png", f"a symbolic link to {tree / 'nothere.png'}, which is not there")
+        ("gone.png", f"a symbolic link to {tree / 'nothere.png'}, which is not there"),
+        ("l1.png", "a loop of symbolic links"),
+        ("l2.png", "a loop of symbolic links"),
     ]
 
 
