@@ -60,9 +60,9 @@ def test_a_symbolic_link_to_nothing_in_a_folder_is_named_not_passed_over(tree):
     found, failures = files.collect(["digits"], recursive=True, skip=".denoised")
     assert labels(found) == ["digits/a.png", "digits/b.jpg", "digits/sub/c.png"]
     assert [(Path(f.label).name, f.error) for f in failures] == [
-        ("gone.png", f"a symbolic link to {tree / 'nothere.png'}, which is not there"),
-        ("l1.png", "a loop of symbolic links"),
-        ("l2.png", "a loop of symbolic links"),
+        ("gone.png", f"is a symbolic link to {tree / 'nothere.png'}, which does not exist"),
+        ("l1.png", "is a loop of symbolic links"),
+        ("l2.png", "is a loop of symbolic links"),
     ]
 
 

@@ -79,7 +79,7 @@ def collect(args: Sequence[str], *, recursive: bool = False, skip: str = "") -> 
             found = [p for p in listed if _is_image(p, OUTPUT_SUFFIXES)]
             failures += [Failure(str(folder), f"cannot read this folder: {reason}") for folder, reason in unreadable]
             dangling = [p for p in listed if p.suffix.lower() in image_suffixes() and p.is_symlink() and not p.exists()]
-            failures += [Failure(str(p), _broken_link(p)) for p in dangling]
+            failures += [Failure(str(p), missing_because(p)) for p in dangling]
             if not found and not unreadable and not dangling:
                 where = " or its subfolders" if recursive else ""
                 hint = "" if recursive or not any(p.is_dir() for p in path.iterdir()) else " (use -r for subfolders)"
@@ -146,14 +146,16 @@ def folder_files(folder: Path, *, recursive: bool) -> tuple[list[Path], list[tup
     return sorted(found), unreadable
 
 
-def _broken_link(path: Path) -> str:
-    """Why a symbolic link found in a folder leads to no file: a loop of links, or a target that is not there."""
+def missing_because(path: Path) -> str:
+    """Why ``path``, which is no file, cannot be opened: a loop of symbolic links, a link to nothing, or nothing."""
     try:
         os.stat(path)
     except OSError as err:
         if err.errno == errno.ELOOP:
-            return "a loop of symbolic links"
-    return f"a symbolic link to {os.readlink(path)}, which is not there"
+            return "is a loop of symbolic links"
+    if path.is_symlink():
+        return f"is a symbolic link to {os.readlink(path)}, which does not exist"
+    return "does not exist"
 
 
 APPLE_DOUBLE = b"\x00\x05\x16\x07"  # the first bytes of macOS's ._NAME files, beside each file it copies elsewhere

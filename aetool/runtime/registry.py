@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import errno
 import json
 import math
 import os
@@ -10,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from aetool.errors import ModelFileError
+from aetool.runtime.files import missing_because
 from aetool.runtime.onnxfile import outside_folder
 
 BUNDLED_DIR = Path(__file__).with_name("bundled")
@@ -101,7 +101,7 @@ def resolve(model: str | Path) -> Path:
         if Path(text).is_dir():
             raise ModelFileError(_a_folder(Path(text)))
         if Path(text).is_symlink() and not Path(text).exists():  # a link here, to nothing or in a loop
-            raise ModelFileError(f"model file {text} {_missing_because(Path(text))}")
+            raise ModelFileError(f"model file {text} {missing_because(Path(text))}")
         if not Path(text).is_file():
             bundled = ", ".join(index) or f"none; no {INDEX} in {where_bundled()}"
             raise ModelFileError(
@@ -113,17 +113,5 @@ def resolve(model: str | Path) -> Path:
     if path.exists() and not path.is_file():
         raise ModelFileError(f"model file {path} is not a regular file (a device, pipe or socket); name an .onnx file")
     if not path.is_file():
-        raise ModelFileError(f"model file {path} {_missing_because(path)}")
+        raise ModelFileError(f"model file {path} {missing_because(path)}")
     return path
-
-
-def _missing_because(path: Path) -> str:
-    """Why ``path``, which is no file, cannot be opened: a loop of symbolic links, a link to nothing, or nothing."""
-    try:
-        os.stat(path)
-    except OSError as err:
-        if err.errno == errno.ELOOP:
-            return "is a loop of symbolic links"
-    if path.is_symlink():
-        return f"is a symbolic link to {os.readlink(path)}, which does not exist"
-    return "does not exist"
