@@ -454,6 +454,8 @@ def test_calibrating_a_run_that_learned_nothing_warns_as_its_export_does(data_di
     calibrated = runner.invoke(app, ["calibrate", str(tmp_path / "stuck"), "--fpr", "0.1"])
     assert calibrated.exit_code == 0 and (tmp_path / "stuck" / "model.onnx").is_file()
     assert "warning: test MSE" in calibrated.stderr and "calibrated as asked" in calibrated.stderr
+    refused = runner.invoke(app, ["calibrate", str(tmp_path / "stuck"), "--data", str(tmp_path / "nowhere")])
+    assert refused.exit_code == 2 and "calibrated as asked" not in refused.stderr  # it said so, then refused
 
 
 def test_a_gaussian_std_on_the_0_255_scale_is_warned_of_before_training(tmp_path):

@@ -257,11 +257,6 @@ def _calibrated(run: Run, *, out: str | Path | None, options: CalibrationOptions
     net, config = run.net, run.config
     path = Path(out) if out is not None else run.folder.model_file
     _check_target(path)
-    if trivial := trivial_run(run):
-        echo(
-            f"warning: {trivial}; calibrated as asked, though its scores will tell little (aetool train calibrates "
-            "such a run only with --allow-trivial)"
-        )
     names = options.score or default_score(net)
     try:
         check_score(net, names)
@@ -334,6 +329,11 @@ def _calibrated(run: Run, *, out: str | Path | None, options: CalibrationOptions
         float(np.median(peaks)) or None,
         {"source": source, **anomaly.distribution(scores, threshold=threshold)},
     )
+    if trivial := trivial_run(run):  # said once the calibration is done, not before a refusal
+        echo(
+            f"warning: {trivial}; calibrated as asked, though its scores will tell little (aetool train calibrates "
+            "such a run only with --allow-trivial)"
+        )
     rule_text = f"fpr {rule['fpr']:g}" if "fpr" in rule else f"quantile {rule['quantile']:g}"
     echo(
         f"calibrated {spec.score} on {source}: threshold {threshold:.6g} ({rule_text}; "
