@@ -275,7 +275,7 @@ def _pixels(image: Image.Image, *, sixteen_bit: bool = False) -> tuple[np.ndarra
     if image.mode in _SIXTEEN_BIT or (image.mode == "I" and sixteen_bit):
         return (np.asarray(image).astype(np.float32) / 65535)[None], DEEPER
     if image.mode == "I":  # 32-bit integer TIFF, and 16-bit PNG in Pillow before 10.1
-        values = np.asarray(image).astype(np.float64)
+        values = np.asarray(image)  # int32: its range checked exactly, then one float32 copy as before
         low, high = float(values.min()), float(values.max())
         if low < 0 or high > 65535:  # clipped before: CT numbers (−1000…3000) lost every negative value
             raise ImageError(
@@ -284,7 +284,7 @@ def _pixels(image: Image.Image, *, sixteen_bit: bool = False) -> tuple[np.ndarra
             )
         deep = high > 255
         scale = f"integer pixels up to {high:g} read on a {'0–65535' if deep else '0–255'} scale"
-        return (values / (65535 if deep else 255)).astype(np.float32)[None], f"{scale}; {DEEPER}"
+        return (values.astype(np.float32) / (65535 if deep else 255))[None], f"{scale}; {DEEPER}"
     if image.mode == "F":
         values = np.asarray(image, dtype=np.float32)
         unusable = int(np.count_nonzero(~np.isfinite(values)))
