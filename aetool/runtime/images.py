@@ -156,9 +156,10 @@ def read_image(source: str | Path | bytes | bytearray | memoryview | BinaryIO) -
     notes += [REDUCED] if reduced else []
     kept, note = _exif_kept(exif)
     notes += [note] if note else []
-    image, note = _to_srgb(image)
+    sixteen_bit = source_format == "PNG"  # an integer PNG is 16-bit, whatever mode Pillow opens it in
+    image, note = _to_srgb(image, sixteen_bit=sixteen_bit)
     notes += [note] if note else []
-    pixels, note = _pixels(image, sixteen_bit=source_format == "PNG")
+    pixels, note = _pixels(image, sixteen_bit=sixteen_bit)
     notes += [note] if note else []
     return Decoded(pixels, tuple(notes), kept)
 
@@ -234,8 +235,9 @@ def _reduced_to_8_bits(image: Image.Image) -> bool:
     return False
 
 
-def _to_srgb(image: Image.Image) -> tuple[Image.Image, str | None]:
-    """``image`` with its embedded ICC profile converted to sRGB (grey images stay grey), and a note saying so."""
+def _to_srgb(image: Image.Image, *, sixteen_bit: bool = False) -> tuple[Image.Image, str | None]:
+    """``image`` with its embedded ICC profile converted to sRGB (grey images stay grey), and a note saying so;
+    ``sixteen_bit`` as for :func:`_pixels`."""
     from PIL import Image, ImageCms
 
     icc = image.info.get("icc_profile")
@@ -245,7 +247,7 @@ def _to_srgb(image: Image.Image) -> tuple[Image.Image, str | None]:
     alpha = image.convert("RGBA").getchannel("A") if _has_alpha(image) else None
     deep = image.mode in _SIXTEEN_BIT or image.mode in ("I", "F")
     if deep:  # ImageCms converts 8-bit modes only, and Pillow's convert("L") clips these at 255: scale them first
-        source = Image.fromarray(np.round(_pixels(image)[0][0] * 255).astype(np.uint8))
+        source = Image.fromarray(np.round(_pixels(image, sixteen_bit=sixteen_bit)[0][0] * 255).astype(np.uint8))
     else:
         source = image if image.mode in ("L", "RGB", "CMYK") else image.convert("L" if grey else "RGB")
     try:
