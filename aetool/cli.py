@@ -317,13 +317,35 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
+def _megapixels(value: float | None) -> float | None:
+    """``--max-megapixels``: above 0 and at most 100,000 (10**11 pixels); NaN fails the comparison too."""
+    if value is not None and not 0 < value <= 100_000:
+        raise typer.BadParameter(f"takes a number of megapixels above 0 and at most 100,000, got {value:g}")
+    return value
+
+
 @app.callback()
 def _main(
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
+    max_megapixels: Annotated[
+        float | None,
+        typer.Option(
+            "--max-megapixels",
+            callback=_megapixels,
+            metavar="MP",
+            help="Refuse input images over MP megapixels, as possible decompression bombs (default 89.5, Pillow's "
+            "limit); give it before the command: aetool --max-megapixels 120 denoise big.jpg",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Autoencoders for images: train in PyTorch, export to verified ONNX, run without PyTorch."""
+    if max_megapixels is not None:
+        from aetool.runtime.images import set_pixel_limit
+
+        set_pixel_limit(megapixels=max_megapixels)
 
 
 # ---- image commands ----
@@ -2264,6 +2286,8 @@ def main() -> None:
         extra = re.search(r"unexpected extra arguments?(?:\(s\))? \((.*)\)$", usage.format_message())
         if extra and any(map(os.path.lexists, extra[1].split())):  # files a shell expanded from a glob
             hint += "; a glob for an option (--data 'photos/*.jpg') must be quoted, or the shell gives its files"
+        if "No such option: --max-megapixels" in usage.format_message():
+            hint = "; it goes before the command: aetool --max-megapixels MP COMMAND …"
         error(f"{usage.format_message()}{hint}")
         sys.exit(usage.exit_code)
     # The command is over. Registered last, this runs first at exit: a Ctrl-C while the interpreter then shuts down

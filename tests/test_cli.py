@@ -253,6 +253,28 @@ def test_a_decompression_bomb_is_one_line(cli, tmp_path, monkeypatch):
     assert not Path("bomb.denoised.png").exists()
 
 
+def test_max_megapixels_raises_and_lowers_the_limit(cli, tmp_path, monkeypatch):
+    """A photo over Pillow's 89.5 megapixels (a 100-megapixel camera's) had no way in (left open before)."""
+    save(tmp_path / "big.png", np.zeros((100, 100), np.uint8))
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 5000)  # restored after the test, as the option sets it
+    refused = cli("denoise", "big.png")
+    assert (
+        refused.exit_code == 1
+        and (
+            "big.png: refused as a possible decompression bomb: 10,000 pixels, over the limit of 5,000 "
+            "(aetool --max-megapixels MP COMMAND … raises it)"
+        )
+        in refused.stderr
+    )
+    raised = cli("--max-megapixels", "0.01", "denoise", "big.png", "--resize")
+    assert raised.exit_code == 0, raised.stderr
+    assert Path("big.denoised.png").exists()
+    lowered = cli("--max-megapixels", "0.002", "denoise", "big.png", "--resize", "-o", "small.png")
+    assert lowered.exit_code == 1 and "over the limit of 2,000" in lowered.stderr and not Path("small.png").exists()
+    for value in ("0", "-1", "nan", "1e6"):
+        assert cli("--max-megapixels", value, "denoise", "big.png").exit_code == 2
+
+
 @pytest.mark.parametrize(
     ("model", "message"),
     [

@@ -64,6 +64,14 @@ def test_bad_images_are_one_line_each(tmp_path, env, content, code, message):
     assert b"Traceback" not in done.stderr and not (tmp_path / "in.denoised.png").exists()
 
 
+def test_max_megapixels_after_the_command_says_where_it_goes(tmp_path, env):
+    done = run_aetool("denoise", "--max-megapixels", "120", "in.png", cwd=tmp_path, env=env)
+    assert done.returncode == 2 and done.stderr.decode().splitlines() == [
+        "aetool: error: No such option: --max-megapixels; it goes before the command: aetool --max-megapixels MP "
+        "COMMAND …"
+    ]
+
+
 @pytest.mark.parametrize("columns", ["0", "-3", "abc"])
 def test_a_terminal_width_that_is_not_one_is_ignored(tmp_path, env, columns):
     """With COLUMNS=0 rich wrote every message as nothing (a missing file: exit 1, no line) and --help as one

@@ -203,6 +203,19 @@ def test_decompression_bombs_are_refused(tmp_path, monkeypatch, side):
         images.read_image(path)
 
 
+def test_set_pixel_limit_moves_the_bomb_limit(tmp_path, monkeypatch):
+    path = save(tmp_path / "big.png", np.zeros((40, 40), np.uint8))
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", Image.MAX_IMAGE_PIXELS)  # restored after the test
+    images.set_pixel_limit(megapixels=0.001)
+    with pytest.raises(ImageError, match=r"1,600 pixels, over the limit of 1,000 \(aetool --max-megapixels"):
+        images.read_image(path)
+    images.set_pixel_limit(megapixels=0.0016)
+    assert images.read_image(path).pixels.shape == (1, 40, 40)
+    for megapixels in (0.0, -1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="set_pixel_limit takes megapixels above 0"):
+            images.set_pixel_limit(megapixels=megapixels)
+
+
 def test_polarity_is_judged_by_the_border():
     ring = digit() / 255
     assert not images.is_dark_on_light(ring)

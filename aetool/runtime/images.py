@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import io
 import os
+import re
 import struct
 import warnings
 from collections.abc import Iterator
@@ -176,6 +177,18 @@ def _exif_kept(exif: Image.Exif) -> tuple[bytes, str | None]:
         return b"", f"its EXIF could not be carried over to the output ({type(err).__name__})"
 
 
+def set_pixel_limit(*, megapixels: float) -> None:
+    """Refuse images over ``megapixels`` (a float above 0) from now on in this process: sets Pillow's
+    decompression-bomb limit ``PIL.Image.MAX_IMAGE_PIXELS`` (89.5 megapixels by default), which every reading in
+    aetool applies, to that many pixels, rounded. Raises ``ValueError`` for a number that is not above 0 and finite.
+    ``aetool --max-megapixels`` calls it."""
+    from PIL import Image
+
+    if not 0 < megapixels < float("inf"):
+        raise ValueError(f"set_pixel_limit takes megapixels above 0, got {megapixels!r}")
+    Image.MAX_IMAGE_PIXELS = max(1, round(megapixels * 1e6))
+
+
 @contextmanager
 def opened_image(source: Path | bytes) -> Iterator[Image.Image]:
     """Pillow's image of a file or of its bytes, opened (its header read; its pixels on ``load()``), for a ``with``
@@ -203,7 +216,12 @@ def opened_image(source: Path | bytes) -> Iterator[Image.Image]:
     except UnidentifiedImageError:
         raise ImageError("not an image Pillow can read") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
-        raise ImageError(f"refused as a possible decompression bomb: {err}") from None
+        claimed = re.search(r"\((\d+) pixels\)", str(err))  # Pillow's "Image size (N pixels) exceeds limit of …"
+        size = f"{int(claimed[1]):,} pixels" if claimed else str(err)
+        raise ImageError(
+            f"refused as a possible decompression bomb: {size}, over the limit of {Image.MAX_IMAGE_PIXELS or 0:,} "
+            "(aetool --max-megapixels MP COMMAND … raises it)"
+        ) from None
     except (OSError, ValueError, SyntaxError, EOFError) as err:
         if isinstance(err, OSError) and err.errno == errno.ELOOP:
             raise ImageError("a loop of symbolic links") from None
