@@ -506,15 +506,15 @@ def _check_invert(model: Model, *, invert: bool | None) -> None:
 
 
 def _collected(inputs: list[str], *, recursive: bool, skip: str) -> tuple[list[Input], list[Failure]]:
-    """The inputs the arguments name (:func:`aetool.runtime.files.collect`), or standard input alone for ``-``;
-    ``AetoolError`` when ``-`` is mixed with other inputs."""
+    """The inputs the arguments name (:func:`aetool.runtime.files.collect`), or standard input's images alone for
+    ``-`` (:func:`aetool.runtime.files.standard_input`); ``AetoolError`` when ``-`` is mixed with other inputs."""
     from aetool.runtime import files
 
     if files.STDIN not in inputs:
         return files.collect(inputs, recursive=recursive, skip=skip)
     if len(inputs) > 1:
         raise AetoolError("- (standard input) cannot be mixed with other inputs")
-    return [files.Input(files.STDIN, _standard_input())], []
+    return files.standard_input(_standard_input()), []
 
 
 def _load(model: str, provider: list[str] | None, threads: int | None, timeout: float | None) -> Model:

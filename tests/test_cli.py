@@ -17,6 +17,7 @@ from aetool import __version__
 from aetool.cli import MODEL_NAMES, Dataset, Loss, NoiseKind, Target
 from aetool.runtime import contract
 from aetool.runtime.noise import NOISE_KINDS, add_noise
+from aetool.runtime.stream import split_images
 
 
 @pytest.fixture
@@ -102,6 +103,27 @@ def test_stdin_to_stdout(cli, ring):
     result = cli("denoise", "-", "--format", "bmp", stdin=ring.read_bytes())
     assert result.exit_code == 0 and result.stdout_bytes[:2] == b"BM"
     assert np.array_equal(read(result.stdout_bytes), digit())
+
+
+def test_a_stream_of_images_on_stdin_is_done_image_by_image(cli, tmp_path):
+    """``ffmpeg -f image2pipe`` frames piped in: only the first was read, the rest dropped with exit 0 (trial 60).
+    A frame of another size in the middle still comes out in its place."""
+    rng = np.random.default_rng(5)
+    frames = [(rng.random(shape) * 255).astype(np.uint8) for shape in ((24, 32), (24, 32), (40, 16), (24, 32))]
+    stream = b"".join(save(tmp_path / f"f{number}.png", frame).read_bytes() for number, frame in enumerate(frames))
+    piped = cli("denoise", "-", "-m", "conv-unpool", "--no-invert", "-o", "-", stdin=stream)
+    assert piped.exit_code == 0 and "4 done, 0 failed" in piped.stderr
+    outputs = split_images(piped.stdout_bytes)
+    assert len(outputs) == 4 and all(
+        np.array_equal(read(out), frame) for out, frame in zip(outputs, frames, strict=True)
+    )
+    cut = stream + (tmp_path / "f0.png").read_bytes()[:90]  # a last frame cut short: it fails, the others are done
+    folder = cli("denoise", "-", "-m", "conv-unpool", "--no-invert", "-o", "frames/", stdin=cut)
+    assert folder.exit_code == 1 and "aetool: error: -:5: truncated or corrupt image" in folder.stderr
+    assert sorted(p.name for p in Path("frames").iterdir()) == [f"stdin-00000{n}.png" for n in range(1, 5)]
+    assert np.array_equal(read(Path("frames/stdin-000003.png")), frames[2])
+    one_file = cli("denoise", "-", "-o", "out.png", stdin=stream)
+    assert one_file.exit_code == 2 and "standard input holds 4 images; give a folder" in one_file.stderr
 
 
 def test_one_file_to_stdout(cli, ring):

@@ -503,6 +503,22 @@ def test_scores_below_the_calibration_scores_lower_fence_are_called_unusually_lo
     assert flagged.stdout.endswith("\tanomalous\n") and "unusually low" not in flagged.stderr  # anomalous already
 
 
+def test_detect_scores_each_image_of_a_stream_on_stdin(one_class, digits, tmp_path):
+    """A stream of images piped in: only the first was scored, the rest dropped with exit 0 (trial 60)."""
+    path = one_class[1].export.path
+    files = [*sorted((digits / "normal").iterdir())[:2], sorted((digits / "anomalous").iterdir())[0]]
+    stream = b"".join(file.read_bytes() for file in files)
+    maps = tmp_path / "maps"
+    piped = runner.invoke(app, ["detect", "-", "-m", str(path), "--heatmaps", str(maps)], input=stream)
+    each = [runner.invoke(app, ["detect", str(file), "-m", str(path)]).stdout.split("\t", 1)[1] for file in files]
+    assert piped.exit_code == 0 and piped.stdout.splitlines() == [
+        f"-:{number}\t{line.rstrip()}" for number, line in enumerate(each, start=1)
+    ]
+    assert sorted(p.name for p in maps.iterdir()) == sorted(
+        f"stdin-00000{number}{kind}.heatmap.png" for number in (1, 2, 3) for kind in ("", ".raw")
+    )
+
+
 def test_calibration_images_that_overlap_the_training_images_are_found(tmp_path):
     from aetool.export.detector import trained_on
 

@@ -288,6 +288,30 @@ def _read(job: Job, step: Step, invert: bool | None) -> Ready | Outcome:
     return Ready(job, image, prepared, notes, converted, flip, time.perf_counter() - started, decoded.exif)
 
 
+def _batches(chunk: Sequence[Ready | Outcome]) -> list[list[tuple[int, Ready]]]:
+    """The images of a chunk that run in one batch, each with its index in the chunk: those of one shape, except
+    that images written to standard output (a stream of them) are batched with their neighbours only, so that
+    they come out in their order."""
+    groups: list[list[tuple[int, Ready]]] = []
+    by_shape: dict[tuple[int, ...], list[tuple[int, Ready]]] = {}
+    for index, item in enumerate(chunk):
+        if not isinstance(item, Ready):
+            continue
+        shape = item.prepared.pixels.shape
+        if item.job.target is None:
+            last = groups[-1][-1][1] if groups else None
+            if last is not None and last.job.target is None and last.prepared.pixels.shape == shape:
+                groups[-1].append((index, item))
+            else:
+                groups.append([(index, item)])
+        elif shape in by_shape:
+            by_shape[shape].append((index, item))
+        else:
+            by_shape[shape] = [(index, item)]
+            groups.append(by_shape[shape])
+    return groups
+
+
 def _run(
     chunk: list[Ready | Outcome],
     step: Step,
@@ -305,11 +329,7 @@ def _run(
     :func:`read_chunks` raises on after them (it had dropped the rest of a chunk whose files were written: a
     trial's 128 files had 74 records)."""
     outcomes = {index: item for index, item in enumerate(chunk) if isinstance(item, Outcome)}
-    groups: dict[tuple[int, ...], list[tuple[int, Ready]]] = {}
-    for index, item in enumerate(chunk):
-        if isinstance(item, Ready):
-            groups.setdefault(item.prepared.pixels.shape, []).append((index, item))
-    pending = collections.deque(groups.values())
+    pending = collections.deque(_batches(chunk))
     try:
         while pending:
             group = pending.popleft()

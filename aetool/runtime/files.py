@@ -233,7 +233,8 @@ def plan(
 ) -> tuple[list[Job], list[Failure]]:
     """Where each input's result goes (``option``: the command-line option ``output`` came from, for messages).
 
-    No ``output``: beside the input as ``NAME{suffix}.png`` (stdin's goes to stdout). ``-``: stdout. A name with
+    No ``output``: beside the input as ``NAME{suffix}.png`` (stdin's goes to stdout, several images of it one after
+    another). ``-``: stdout. A name with
     an image suffix, for one file: that file. Otherwise a folder, mirroring the input folders' layout, as
     ``NAME.png`` (``NAME.FORMAT``); when the inputs come from several folders or globs, each one's under a folder of
     its name (``cam1/0001.png`` and ``cam2/0001.png`` → ``FOLDER/cam1/0001.png``, ``FOLDER/cam2/0001.png``, as
@@ -248,13 +249,17 @@ def plan(
     ext = (fmt or "png").lower()
     pillow_fmt = format_for(ext)
     single = len(inputs) == 1 and inputs[0].root is None
-    if output == STDIN and not single:
+    streamed = len(inputs) > 1 and all(isinstance(item.source, bytes) for item in inputs)  # stdin's images
+    if output == STDIN and not (single or streamed):
         raise AetoolError(f"{option} - (standard output) takes exactly one input file")
     named = output is not None and output != STDIN and _names_a_file(output)
     if output is not None and named and not single and Path(output).suffix.lower()[1:] in FORMATS:
-        raise AetoolError(
-            f"{option} {output} names one image file, but the inputs are a folder, a glob or several files; give a folder"
+        inputs_are = (
+            f"standard input holds {len(inputs)} images"
+            if streamed
+            else "the inputs are a folder, a glob or several files"
         )
+        raise AetoolError(f"{option} {output} names one image file, but {inputs_are}; give a folder")
     file_target = named and single
     if output is not None and file_target:
         suffix = Path(output).suffix
@@ -359,11 +364,28 @@ def _target(
         return None if isinstance(item.source, bytes) else item.source.with_name(f"{item.source.stem}{suffix}.{ext}")
     if file_target:
         return Path(output)
-    stem = "stdin" if isinstance(item.source, bytes) else item.source.stem
+    stem = _stdin_stem(item.label) if isinstance(item.source, bytes) else item.source.stem
     folder = Path(output)
     if item.root is not None and isinstance(item.source, Path):
         folder = folder / (_resolved(item.root).name if by_root else "") / item.source.parent.relative_to(item.root)
     return folder / f"{stem}.{ext}"
+
+
+def _stdin_stem(label: str) -> str:
+    """The output name's stem of an image from standard input: ``stdin``, or ``stdin-000002`` for ``-:2``."""
+    return "stdin" if label == STDIN else f"stdin-{int(label.removeprefix(STDIN + ':')):06d}"
+
+
+def standard_input(data: bytes) -> list[Input]:
+    """The images of standard input's bytes (``data``) as inputs: one labelled ``-``, or, for several images
+    written one after another (``ffmpeg -f image2pipe``; :func:`aetool.runtime.stream.split_images` tells where
+    each ends), ``-:1``, ``-:2``, … in their order."""
+    from aetool.runtime.stream import split_images
+
+    images = split_images(data)
+    if len(images) == 1:
+        return [Input(STDIN, data)]
+    return [Input(f"{STDIN}:{number}", image) for number, image in enumerate(images, start=1)]
 
 
 Content = bytes | Callable[[Path], None]  # the bytes of a file, or a function that writes the file at a path

@@ -1,0 +1,131 @@
+"""Several images in one byte stream, as ``ffmpeg -f image2pipe`` writes frames to a pipe: where each ends.
+
+Only formats whose end the bytes themselves tell are split: PNG (chunks up to IEND), JPEG (segments and
+entropy-coded data up to EOI, ITU-T T.81 annex B), binary Netpbm (P4, P5, P6: the header's size), BMP (the file
+size in its header) and WebP (the RIFF size); an MPO (a JPEG whose MPF segment says more pictures follow in
+the same file) is not cut. A stream is cut after an image only where the next bytes begin
+another image of these formats, so a file with data after its image (a motion photo's video after the JPEG) stays
+one image, as Pillow reads it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+_PNG = b"\x89PNG\r\n\x1a\n"
+_NUMBER = re.compile(rb"(?:\s|#[^\n]*\n)*(\d+)")  # a Netpbm header's next number, after whitespace and comments
+
+
+def split_images(data: bytes) -> list[bytes]:
+    """The images of ``data`` (bytes of one or more image files written one after another), each as its own
+    bytes, in order; ``[data]`` when it holds one image or the first image's format is not one whose end is known
+    (module docstring). An image is cut off where the next bytes begin an image of those formats, whole or not (a
+    truncated last frame is then an image of its own, which fails to read, not bytes ignored after the one before).
+    Never raises."""
+    images = []
+    start = 0
+    while True:
+        end = _image_end(data, start)
+        if end is None or end >= len(data) or _format_at(data, end) is None:
+            break
+        images.append(data[start:end])
+        start = end
+    images.append(data[start:])
+    return images
+
+
+def _format_at(data: bytes, at: int) -> Callable[[bytes, int], int | None] | None:
+    """The function that finds the end of the image beginning at ``at``, by its signature; None for none."""
+    if data.startswith(_PNG, at):
+        return _png_end
+    if data.startswith(b"\xff\xd8\xff", at):
+        return _jpeg_end
+    if data.startswith(b"BM", at):
+        return _bmp_end
+    if data.startswith(b"RIFF", at) and data.startswith(b"WEBP", at + 8):
+        return _webp_end
+    if re.match(rb"P[456]\s", data[at : at + 3]):
+        return _netpbm_end
+    return None
+
+
+def _image_end(data: bytes, start: int) -> int | None:
+    """The offset just after the image that begins at ``start``, or None when no image of a known format begins
+    there or it is cut short."""
+    end_of = _format_at(data, start)
+    end = end_of(data, start) if end_of is not None else None
+    return end if end is not None and end <= len(data) else None
+
+
+def _png_end(data: bytes, start: int) -> int | None:
+    at = start + len(_PNG)
+    while at + 8 <= len(data):
+        length = int.from_bytes(data[at : at + 4], "big")
+        kind = data[at + 4 : at + 8]
+        at += 12 + length  # length, type, data, CRC
+        if kind == b"IEND":
+            return at
+    return None
+
+
+def _jpeg_end(data: bytes, start: int) -> int | None:
+    at = start + 2
+    while at + 2 <= len(data):
+        if data[at] != 0xFF:
+            return None
+        marker = data[at + 1]
+        if marker == 0xFF:  # a fill byte before a marker
+            at += 1
+            continue
+        at += 2
+        if marker == 0xD9:  # EOI
+            return at
+        if marker == 0x01 or 0xD0 <= marker <= 0xD7:  # TEM and RSTn take no length
+            continue
+        if at + 2 > len(data):
+            return None
+        if marker == 0xE2 and data.startswith(b"MPF\0", at + 2):  # an MPO: its other pictures follow, one file
+            return None
+        at += int.from_bytes(data[at : at + 2], "big")
+        if marker == 0xDA:  # SOS: entropy-coded data up to the next marker that is not a stuffed 0 or an RSTn
+            while True:
+                at = data.find(b"\xff", at)
+                if at < 0 or at + 1 >= len(data):
+                    return None
+                following = data[at + 1]
+                if following == 0xFF:  # fill bytes before a marker
+                    at += 1
+                elif following == 0 or 0xD0 <= following <= 0xD7:
+                    at += 2
+                else:
+                    break
+    return None
+
+
+def _bmp_end(data: bytes, start: int) -> int | None:
+    size = int.from_bytes(data[start + 2 : start + 6], "little")
+    return start + size if size >= 26 else None
+
+
+def _webp_end(data: bytes, start: int) -> int | None:
+    size = int.from_bytes(data[start + 4 : start + 8], "little")
+    return start + 8 + size + (size & 1)  # RIFF chunks are padded to an even length
+
+
+def _netpbm_end(data: bytes, start: int) -> int | None:
+    bitmap = data[start + 1] == ord("4")  # P4: one bit a pixel, rows padded to whole bytes, no maxval
+    values = []
+    at = start + 2
+    for _ in range(2 if bitmap else 3):
+        number = _NUMBER.match(data, at)
+        if number is None:
+            return None
+        values.append(int(number[1]))
+        at = number.end()
+    at += 1  # the one whitespace byte before the pixels
+    width, height = values[0], values[1]
+    if bitmap:
+        return at + (width + 7) // 8 * height
+    sample = 1 if values[2] < 256 else 2
+    return at + width * height * (3 if data[start + 1] == ord("6") else 1) * sample
