@@ -2225,6 +2225,17 @@ def _printable(err: UnicodeError) -> tuple[str | bytes, int]:
         return codecs.backslashreplace_errors(err)
 
 
+def _memory_advice() -> str:
+    """What to do when the command in ``sys.argv`` ran out of memory: use fewer --threads where it takes them (calibrate
+    told a user to, though it takes none; a trial)."""
+    from typer.main import get_command
+
+    commands = getattr(get_command(app), "commands", {})
+    name = next((arg for arg in sys.argv[1:] if arg in commands), None)
+    threaded = name is not None and any(param.name == "threads" for param in commands[name].params)
+    return "raise the memory limit" + (", or use fewer --threads" if threaded else "")
+
+
 def main() -> None:
     """Entry point of the ``aetool`` script and of ``python -m aetool``: a usage error is one line too, exit 2;
     a closed standard output ends the command quietly with 141."""
@@ -2267,7 +2278,7 @@ def main() -> None:
         if isinstance(err, MemoryError) or (isinstance(err, ImportError | RuntimeError) and out_of_memory(err)):
             # under a memory limit (ulimit -v, a container's) a C extension fails to load (std::bad_alloc, a library
             # the loader cannot map) or a thread to start
-            error(f"not enough memory ({first_line(err)}); raise the memory limit, or use fewer --threads")
+            error(f"not enough memory ({first_line(err)}); {_memory_advice()}")
             sys.exit(2)
         if isinstance(err, OSError):  # outside a command's body: --help and --version (> /dev/full), or the shell
             # completion --install-completion writes into the home folder (its ~/.bashrc)

@@ -546,15 +546,17 @@ def test_shell_completion_that_cannot_be_installed_names_the_file_not_standard_o
 NO_MEMORY = textwrap.dedent("""
     import sys
     import aetool.runtime.describe
+    import aetool.runtime.files
     from aetool.cli import main
 
-    def no_memory():  # what a library raises when it cannot load, or start a thread, under a memory limit
+    def no_memory(*args, **kwargs):  # what a library raises when it cannot load, or start a thread, under a memory limit
         raise {kind}({words!r})
 
     if {without_rich}:  # under a tighter limit rich cannot load either, and the error line is printed without it
         sys.modules["rich"] = None
     aetool.runtime.describe.bundled_models = no_memory
-    sys.argv = ["aetool", "models"]
+    aetool.runtime.files.collect = no_memory
+    sys.argv = ["aetool", *{argv!r}]
     main()
 """)
 
@@ -568,11 +570,18 @@ NO_MEMORY = textwrap.dedent("""
         ("ImportError", "Exception caught: std::bad_alloc", True),
     ],
 )
-def test_a_library_that_cannot_load_for_memory_is_one_line_not_a_traceback(kind, words, without_rich):
-    script = NO_MEMORY.format(kind=kind, words=words, without_rich=without_rich)
+@pytest.mark.parametrize(
+    ("argv", "advice"),
+    [
+        (["models"], "raise the memory limit"),  # it takes no --threads, which the line named all the same
+        (["--max-megapixels", "5", "denoise", "x.png"], "raise the memory limit, or use fewer --threads"),
+    ],
+)
+def test_a_library_that_cannot_load_for_memory_is_one_line_not_a_traceback(kind, words, without_rich, argv, advice):
+    script = NO_MEMORY.format(kind=kind, words=words, without_rich=without_rich, argv=argv)
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=120)
     assert done.returncode == 2 and done.stderr.decode().splitlines() == [
-        f"aetool: error: not enough memory ({words}); raise the memory limit, or use fewer --threads"
+        f"aetool: error: not enough memory ({words}); {advice}"
     ]
 
 

@@ -864,3 +864,18 @@ def test_source_date_epoch_takes_ascii_seconds_up_to_the_year_9999(pinned, said,
         created()
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "253402300799")
     assert created().year == 9999
+
+
+def test_large_test_images_are_checked_a_few_at_a_time():
+    """Twenty colour 640×360 frames were one parity case, which took 8.4 GB in PyTorch when calibrate checked a
+    conv detector (a trial); every image is still checked, in cases of about a megapixel an image plane."""
+    from aetool.export.parity import image_cases
+
+    def tested(images: np.ndarray) -> list[tuple[str, int]]:
+        cases = image_cases(channels=images.shape[1], size=None, unpool=False, test_images=images)
+        return [(case.name, len(case.inputs)) for case in cases if case.name.startswith("test images")]
+
+    assert tested(np.zeros((80, 1, 28, 28), np.float32)) == [("test images b64", 64)]
+    frames = np.zeros((10, 1, 360, 640), np.float32)
+    assert tested(frames) == [("test images 1–4 of 10", 4), ("test images 5–8 of 10", 4), ("test images 9–10 of 10", 2)]
+    assert tested(np.zeros((3, 1, 1100, 1000), np.float32)) == [(f"test images {n}–{n} of 3", 1) for n in (1, 2, 3)]

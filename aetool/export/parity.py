@@ -27,6 +27,7 @@ from aetool.runtime import contract
 from aetool.runtime.model import session_options
 
 BATCHES = (1, 3, 64)
+TEST_CASE_PIXELS = 2**20  # pixels of an image plane over the test images of one parity case
 
 Reference = Callable[[np.ndarray], dict[str, np.ndarray]]
 
@@ -58,13 +59,27 @@ def image_cases(
     shape = (channels, *(size or contract.rounded_up(EXAMPLE_SIZE, multiple_of)))
     cases = [Case(f"random b{n}", rng.random((n, *shape), dtype=np.float32)) for n in BATCHES]
     if test_images is not None:
-        cases.append(Case(f"test images b{min(64, len(test_images))}", test_images[:64]))
+        cases += test_image_cases(test_images[:64])
     if size is None:
         height, width = contract.rounded_up(NON_SQUARE, multiple_of)
         cases.append(Case(f"random {height}×{width} b3", rng.random((3, channels, height, width), dtype=np.float32)))
     if unpool:
         cases.append(Case("ties b4", tie_images(channels=channels)))
     return cases
+
+
+def test_image_cases(images: np.ndarray) -> list[Case]:
+    """N×C×H×W float32 test images as parity cases, each of at most ``TEST_CASE_PIXELS`` pixels an image plane
+    (one image at least): ``test images b64`` for 64 digits, ``test images 1–4 of 20`` and so on for 20 colour
+    640×360 frames, which in one case took 8.4 GB in PyTorch (a trial)."""
+    per_case = max(1, TEST_CASE_PIXELS // (images.shape[-2] * images.shape[-1]))
+    if per_case >= len(images):
+        return [Case(f"test images b{len(images)}", images)]
+    return [
+        Case(f"test images {start + 1}–{start + len(part)} of {len(images)}", part)
+        for start in range(0, len(images), per_case)
+        for part in [images[start : start + per_case]]
+    ]
 
 
 def code_cases(code_shape: tuple[int, ...]) -> list[Case]:
