@@ -238,7 +238,7 @@ def folder_images(
     stored = channels or (3 if any(is_colour for _, (_, _, is_colour) in probed) else 1)
     shapes = [(stored, *(size or (height, width))) for _, (height, width, _) in probed]
     buffer, storage = _buffer(sum(int(np.prod(shape)) for shape in shapes))
-    views, kept, colour, offset, resized, greys, deeper = [], [], False, 0, 0, 0, 0
+    views, kept, colour, offset, resized, greys, deeper, stretched = [], [], False, 0, 0, 0, 0, 0
     for (path, (height, width, _)), shape in zip(probed, shapes, strict=True):
         try:
             decoded = read_image(path)
@@ -256,6 +256,7 @@ def folder_images(
         kept.append(path)
         offset += view.size
         resized += size is not None and (height, width) != size
+        stretched += size is not None and height * size[1] != width * size[0]
     if not views:
         raise DataError(f"{option} {source}: none of its {len(paths)} files is an image Pillow can read")
     if deeper and warn:  # the image commands note it per image; training said nothing (trial 58)
@@ -283,7 +284,13 @@ def folder_images(
             stacklevel=2,
         )
     if resized and warn and size:
-        how = "given the MNIST fit (ink centred in 20×20)" if white_on_black else "resized (aspect ratio not kept)"
+        how = "resized"  # a 640×360 frame resized to 64×36 keeps its aspect ratio (it was said not to; a trial)
+        if white_on_black:
+            how = "given the MNIST fit (ink centred in 20×20)"
+        elif stretched == resized:
+            how += " (aspect ratio not kept)"
+        elif stretched:
+            how += f", {stretched} of them with aspect ratio not kept"
         warnings.warn(
             f"{resized} of the {len(kept)} images of {source} are not {size[0]}×{size[1]} (height×width) and were "
             f"{how}, as detect --resize reads them",
