@@ -1156,7 +1156,7 @@ def _evaluated(result: Evaluation, scores: str) -> str:
         return f"{scores} over {pairs} {result.data} → {result.targets}, model {result.model}"
     images = f"{result.n} image{'s' if result.n > 1 else ''}"
     if result.split is None:
-        seed = f", seed {result.seed}" if result.noise else ""
+        seed = f", seed {result.seed}" if result.noise or result.noise_mix else ""
         return f"{scores} over {images} of {result.data} ({noise_text}{seed}), model {result.model}"
     recorded = result.recorded_test_mse
     return f"{result.split} {scores} over {images} ({noise_text}), model {result.model}" + (

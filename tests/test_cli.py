@@ -560,6 +560,15 @@ def test_evaluate_a_folder_of_images(cli, tmp_path):
     assert "aetool: 3 images converted RGB → grey (luma)" in result.stderr
     line = cli("evaluate", "--model", "conv-unpool", "--data", "photos", "--noise", "0.1").stdout
     assert line.startswith("MSE 0.0") and "over 3 images of photos (gaussian noise 0.1, seed 1234)" in line
+    metadata = {**toy_metadata("blind", "conv", 4), contract.NOISE: json.dumps({"mix": "gaussian=0:0.2"})}
+    conv = ["N", 1, "H", "W"]
+    (tmp_path / "blind.onnx").write_bytes(
+        onnx_bytes(
+            {"image": conv}, {"reconstruction": conv}, [node("Identity", ["image"], ["reconstruction"])], metadata
+        )
+    )
+    mixed = cli("evaluate", "--model", "blind.onnx", "--data", "photos", "--seed", "5").stdout
+    assert "over 3 images of photos (noise range gaussian=0:0.2, seed 5)" in mixed  # a range's seed was left out
 
 
 def test_evaluate_pairs_lists_a_missing_partner_and_exits_1(cli, tmp_path):

@@ -156,6 +156,11 @@ def test_a_folder_of_pngs_scores_as_the_idx_files_do(toy_dir, mnist_dir, pngs):
     assert from_folder.n == 12 and from_folder.mse == pytest.approx(from_idx.mse, rel=1e-12)
     assert from_folder.ssim == pytest.approx(from_idx.ssim, rel=1e-12) and from_folder.seed == TEST_NOISE_SEED
     assert from_folder.split is None and from_folder.data == str(pngs) and from_folder.notes == []
+    # the recorded MSE's noise is named for images as for IDX files (it was null for them; trial 59)
+    assert from_folder.recorded_noise == from_idx.recorded_noise == "gaussian=0.5"
+    assert evaluate_images(model, str(pngs)).recorded_noise is None  # its own noise: nothing to say
+    with pytest.raises(DataError, match=r"^--data nosuch/: no such file or folder$"):
+        evaluate_images(model, "nosuch/")
 
 
 def test_images_of_several_sizes_are_scored_whole_by_a_conv_model(tmp_path, toy_dir):

@@ -170,7 +170,7 @@ def evaluate_images(
     model = loaded(model)
     corruption = _noise(model, noise, noise_kind)
     seed = TEST_NOISE_SEED if seed is None else seed
-    found = collect_set(data, named=data)
+    found = collect_set(data, named=f"--data {data}")
     run = _Run()
     _score(model, _noisy(model, found[: checked_limit(limit)], run, noise=corruption, seed=seed, resize=resize), run)
     return _result(model, run, started, data=data, noise=(corruption, seed))
@@ -390,7 +390,7 @@ def _result(
     else:
         level, kind = corruption.level or (None, None)
     recorded = contract.recorded_test_mse(model.metadata)  # an fp16/int8 file's own
-    trained = trained_noise(model) if split is not None else None  # the recorded MSE's noise (its test split)
+    trained = trained_noise(model)  # the recorded MSE's noise (over the run's own test images)
     recorded_noise = (str(trained) if trained else "none") if trained is not None and trained != corruption else None
     psnr = run.scores.psnr
     baseline = run.inputs.mse if run.inputs.values and run.inputs.squared > 0 else None  # None: inputs = targets
