@@ -142,6 +142,22 @@ def test_a_pickle_payload_is_called_untrustworthy_in_full(run_dir, tmp_path):
     assert "weights_only=False" not in message and "\n" not in message
 
 
+class SystemCall:
+    """The classic payload: loading would call os.system, whose module PyTorch blocks by name."""
+
+    def __reduce__(self):
+        return os.system, ("true",)
+
+
+def test_a_payload_of_a_blocked_module_is_named_too(run_dir, tmp_path):
+    """PyTorch words that refusal otherwise ("whose module posix is blocked"), and the message named nothing (trial
+    59)."""
+    run = copy_run(run_dir, tmp_path)
+    rewrite_checkpoint(run, extra=SystemCall())
+    with pytest.raises(AetoolError, match=r"it holds Python objects \((posix|nt)\.system\) that loading would run"):
+        RunFolder(run).read_checkpoint()
+
+
 def test_a_text_file_as_checkpoint_is_not_a_zip_archive(tmp_path):
     (tmp_path / "checkpoint.pt").write_text("hello\n")
     with pytest.raises(AetoolError, match="not a readable checkpoint: not a zip archive"):

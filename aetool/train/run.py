@@ -148,7 +148,9 @@ class RunFolder:
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except pickle.UnpicklingError as err:  # what weights_only raises for anything but tensors and plain values
-            found = re.search(r"Unsupported global: GLOBAL (\S+)", str(err))
+            # "Unsupported global: GLOBAL x.Payload", or for a module PyTorch blocks (os, posix, subprocess…)
+            # "unsupported GLOBAL posix.system whose module posix is blocked"
+            found = re.search(r"unsupported (?:global: )?GLOBAL (\S+)", str(err), re.IGNORECASE)
             what = f" ({found[1]})" if found else ""
             raise AetoolError(
                 f"{path} is not a trustworthy aetool checkpoint: it holds Python objects{what} that loading would "
