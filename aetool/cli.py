@@ -633,7 +633,7 @@ def _digits_model_on_photos(model: Model) -> str:
     from aetool.runtime import contract
 
     if model.name == "denoise":
-        trained = "grey MNIST digits and pages of them, and makes photographs worse (a noisy grey photo at 20.5 dB "
+        trained = "grey MNIST digits and pages of them, and makes photographs worse (a noisy grey photo at 20.4 dB "
         trained += "PSNR came out at 15.0 dB)"
     else:
         trained = f"grey 28×28 images ({model.metadata.get(contract.DATASET)}), not photographs"
