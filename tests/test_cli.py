@@ -170,6 +170,28 @@ def test_colour_in_colour_out_at_its_own_size(cli, tmp_path, toy_dir):
         assert image.mode == "RGB" and np.array_equal(np.asarray(image), photo)
 
 
+def test_a_colour_frame_of_grey_pixels_stays_colour(cli, tmp_path, toy_dir):
+    """A black or grey frame stored as RGB among colour ones came out as an 8-bit grey PNG through a colour model,
+    said to be "grey → RGB (replicated)", which broke a sequence of frames (trial 60). A grey file stays grey."""
+    save(tmp_path / "frames/black.png", np.zeros((24, 32, 3), np.uint8))
+    save(tmp_path / "frames/grey.png", np.full((24, 32, 3), 128, np.uint8))
+    save(tmp_path / "frames/colour.png", np.random.default_rng(1).integers(0, 256, (24, 32, 3), np.uint8))
+    save(tmp_path / "grey-file.png", np.full((24, 32), 128, np.uint8))
+    result = cli("denoise", "frames", "grey-file.png", "-o", "out", "-m", str(toy_dir / "rgb-conv.onnx"), "--json")
+    converted = {Path(record["path"]).name: record["converted"] for record in records(result)}
+    assert result.exit_code == 0 and converted == {
+        "black.png": None,
+        "grey.png": None,
+        "colour.png": None,
+        "grey-file.png": "grey → RGB (replicated)",
+    }
+    for name in ("black", "grey", "colour"):
+        with Image.open(f"out/{name}.png") as image:
+            assert image.mode == "RGB", name
+    with Image.open("out/grey-file.png") as image:
+        assert image.mode == "L"
+
+
 def test_channel_conversions_are_said_per_image(cli, tmp_path, toy_dir, ring):
     result = cli("reconstruct", "ring.png", "--model", str(toy_dir / "rgb-conv.onnx"), "-o", "rgb.png")
     said = "ring.png: grey → RGB (replicated) for the model, which takes RGB images; the output is grey (the luma"

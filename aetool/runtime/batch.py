@@ -270,7 +270,11 @@ def _read(job: Job, step: Step, invert: bool | None) -> Ready | Outcome:
     try:
         decoded = images.read_image(job.source)
         pixels, converted = decoded.pixels, None
-        if step.channels is not None:
+        if step.channels == 3 and decoded.stored_colour and decoded.channels == 1:
+            # a colour file of grey pixels (a black or grey frame among colour ones): colour in, colour out; it
+            # came out grey, which broke a sequence of frames (a trial)
+            pixels = np.repeat(pixels, 3, axis=0)
+        elif step.channels is not None:
             pixels, converted = images.to_channels(pixels, step.channels)
         colour_out = pixels.shape[0] == 3 and converted != images.GREY_TO_RGB  # a grey input's output is grey
         if job.target is not None and job.target.suffix.lower() == ".pgm" and colour_out:  # refused before it runs

@@ -108,6 +108,7 @@ class Decoded:
     pixels: np.ndarray
     notes: tuple[str, ...] = ()
     exif: bytes = b""  # its EXIF (camera, date, exposure…) for the outputs, less Orientation (the pixels are upright)
+    stored_colour: bool = False  # the file stores colour, though its pixels may be grey (one channel): a black frame
 
     @property
     def channels(self) -> int:
@@ -162,7 +163,7 @@ def read_image(source: str | Path | bytes | bytearray | memoryview | BinaryIO) -
     notes += [note] if note else []
     pixels, note = _pixels(image, sixteen_bit=sixteen_bit)
     notes += [note] if note else []
-    return Decoded(pixels, tuple(notes), kept)
+    return Decoded(pixels, tuple(notes), kept, stored_colour=image.mode not in GREY_MODES)
 
 
 def _exif_kept(exif: Image.Exif) -> tuple[bytes, str | None]:
