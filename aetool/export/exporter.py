@@ -619,7 +619,5 @@ def export_run(
             )
         data = _run_data(run, options)
         if trivial := trivial_run(run):
-            echo(
-                f"warning: {trivial}; exported all the same (aetool train exports such a run only with --allow-trivial)"
-            )
+            echo(f"warning: {trivial}; exported as asked (aetool train exports such a run only with --allow-trivial)")
         return _export(run.net, path, facts, options=options, data=data, echo=echo)
