@@ -335,14 +335,17 @@ def test_a_pair_that_cannot_be_decoded_for_memory_fails_and_the_others_are_score
 
 def test_pairs_that_cannot_be_scored_are_failures(toy_dir, tmp_path):
     save(tmp_path / "in" / "x.png", digit())
-    save(tmp_path / "in" / "x.bmp", digit())  # two inputs named x
+    save(tmp_path / "in" / "x.bmp", 255 - digit())  # two inputs named x: neither is paired (x.bmp was, at MSE > 0)
     save(tmp_path / "in" / "big.png", digit(28, 32))
+    save(tmp_path / "in" / "ok.png", digit())
     save(tmp_path / "out" / "x.png", digit())
     save(tmp_path / "out" / "big.png", digit(32, 32))  # not the input's size
+    save(tmp_path / "out" / "ok.png", digit())
     result = evaluate_pairs(load(toy_dir / "conv.onnx"), str(tmp_path / "in"), str(tmp_path / "out"))
-    assert result.n == 1 and result.mse == 0
-    assert [(f.label.rsplit("/", 1)[-1], f.error.split(":")[0]) for f in result.failed] == [
-        ("x.png", "cannot be paired"),
+    assert result.n == 1 and result.mse == 0 and result.missing == []  # out/x.png is not missing an input
+    assert [(f.label.rsplit("/", 1)[-1], f.error.split(" without")[0]) for f in result.failed] == [
+        ("x.bmp", f"cannot be paired: {tmp_path / 'in' / 'x.png'} has the same name"),
+        ("x.png", f"cannot be paired: {tmp_path / 'in' / 'x.bmp'} has the same name"),
         ("big.png", f"32×28 (width×height), but its target {tmp_path / 'out' / 'big.png'} is 32×32"),
     ]
 

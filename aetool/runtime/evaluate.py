@@ -197,7 +197,11 @@ def evaluate_pairs(
     for option, where in (("--inputs", inputs), ("--targets", targets)):
         sides.append(_by_name(collect_set(where, named=f"{option} {where}"), run.failed))
     named_inputs, named_targets = sides
-    matched = [(item, named_targets[name]) for name, item in named_inputs.items() if name in named_targets]
+    matched = [
+        (item, target)
+        for name, item in named_inputs.items()
+        if item is not None and (target := named_targets.get(name)) is not None
+    ]
     if not matched:
         raise DataError(
             f"no image in {inputs} has a partner in {targets}; pairs are matched by their path below the folder "
@@ -206,12 +210,12 @@ def evaluate_pairs(
     missing = [
         Failure(item.label, f"no target in {targets} matches it")
         for name, item in named_inputs.items()
-        if name not in named_targets
+        if item is not None and name not in named_targets
     ]
     missing += [
         Failure(item.label, f"no input in {inputs} matches it")
         for name, item in named_targets.items()
-        if name not in named_inputs
+        if item is not None and name not in named_inputs
     ]
     _score(model, _given(model, matched[: checked_limit(limit)], run, resize=resize), run)
     return _result(model, run, started, data=inputs, targets=targets, missing=missing)
@@ -233,19 +237,30 @@ def _noise(model: Model, noise: float | None, noise_kind: str | None) -> Noise:
         raise AetoolError(f"--noise: {err}") from None
 
 
-def _by_name(found: list[Input], failed: list[Failure]) -> dict[str, Input]:
-    """Images by their path below their folder without the suffix (``""`` for a file given as such); a second
-    image of one name is a failure, since it cannot be told which one to pair."""
-    named: dict[str, Input] = {}
+def _by_name(found: list[Input], failed: list[Failure]) -> dict[str, Input | None]:
+    """Images by their path below their folder without the suffix (``""`` for a file given as such). Two images of
+    one name both fail, since it cannot be told which one to pair (the first was paired, the second failed: which
+    one was scored depended on the order; a trial), and their name maps to None."""
+    groups: dict[str, list[Input]] = {}
     for item in found:
         source, root = item.source, item.root
         name = source.relative_to(root).with_suffix("").as_posix() if isinstance(source, Path) and root else ""
-        if name in named:
+        groups.setdefault(name, []).append(item)
+    named: dict[str, Input | None] = {}
+    for name, items in groups.items():
+        if len(items) == 1:
+            named[name] = items[0]
+            continue
+        named[name] = None
+        for item in items:
+            others = [other.label for other in items if other is not item]
             failed.append(
-                Failure(item.label, f"cannot be paired: {named[name].label} has the same name without its suffix")
+                Failure(
+                    item.label,
+                    f"cannot be paired: {', '.join(others)} {'has' if len(others) == 1 else 'have'} the same name "
+                    "without the suffix",
+                )
             )
-        else:
-            named[name] = item
     return named
 
 
