@@ -440,6 +440,10 @@ def test_images_of_several_frames_are_refused_never_cut_to_their_first(tmp_path)
             images.read_image(tmp_path / name)
     Image.fromarray(digit()).save(tmp_path / "still.gif")
     assert images.read_image(tmp_path / "still.gif").pixels.shape == (1, 28, 28)
+    pair = [Image.fromarray(digit()), Image.fromarray(255 - digit())]
+    pair[0].save(tmp_path / "pair.mpo", save_all=True, append_images=pair[1:])  # a stereo pair was "an animation"
+    with pytest.raises(ImageError, match=r"has 2 frames \(pictures of a stereo or multi-picture JPEG\)"):
+        images.read_image(tmp_path / "pair.mpo")
 
 
 def test_a_batch_with_multi_frame_images_does_the_rest_and_names_each(cli, tmp_path):

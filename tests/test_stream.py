@@ -46,10 +46,23 @@ def test_a_stream_of_mixed_formats():
 
 
 def test_bytes_after_an_image_that_begin_no_image_stay_with_it():
-    """A motion photo's video after its JPEG, say: one file, read as Pillow reads it."""
-    jpeg = encoded(COLOUR, "JPEG") + b"\0\0\0\x18ftypmp42 and the rest of a video"
-    assert split_images(jpeg) == [jpeg]
+    """A motion photo's video after its JPEG, say (with an EXIF thumbnail, a JPEG inside the JPEG): one file, read
+    as Pillow reads it."""
+    exif = Image.Exif()
+    exif[0x010F] = "camera"
+    thumbnail = encoded(GREY[:8, :8], "JPEG")
+    jpeg = encoded(COLOUR, "JPEG", exif=exif.tobytes())
+    app1 = b"\xff\xe1" + (len(thumbnail) + 8).to_bytes(2, "big") + b"Thumb\0" + thumbnail  # a JPEG inside a segment
+    photo = jpeg[:2] + app1 + jpeg[2:] + b"\0\0\0\x18ftypmp42 and the rest of a video"
+    assert split_images(photo) == [photo]
     assert split_images(b"not an image") == [b"not an image"] and split_images(b"") == [b""]
+
+
+def test_an_image_of_another_format_is_never_searched():
+    """A JPEG-compressed TIFF (or a raw file with JPEG previews) is one image, not cut at its JPEG data."""
+    tiff = encoded(COLOUR, "TIFF", compression="jpeg")
+    assert b"\xff\xd8\xff" in tiff and split_images(tiff) == [tiff]
+    assert split_images(tiff + encoded(GREY, "PNG")) == [tiff + encoded(GREY, "PNG")]  # its end is not known
 
 
 def test_a_truncated_last_image_is_an_image_of_its_own():
@@ -58,9 +71,24 @@ def test_a_truncated_last_image_is_an_image_of_its_own():
     assert split_images(png + png[:100]) == [png, png[:100]]
 
 
-def test_an_mpo_stays_one_file():
-    """A JPEG whose APP2 MPF segment says its other pictures follow: Pillow reads it as frames of one image."""
+def test_a_damaged_image_or_bytes_between_images_lose_nothing_after_them():
+    """The stream goes on at the next image: a damaged frame, a newline between two frames or a frame cut short
+    dropped every frame after it, exit 0 (trial 61)."""
+    png, jpeg, webp = encoded(COLOUR, "PNG"), encoded(GREY, "JPEG"), encoded(COLOUR, "WEBP")
+    assert split_images(png + b"\n" + jpeg + b"\r\n" + webp) == [png, b"\n", jpeg, b"\r\n", webp]
+    assert split_images(png + png[:400] + jpeg) == [png, png[:400], jpeg]
+    damaged = bytearray(png)
+    damaged[33:37] = (0x7F000000).to_bytes(4, "big")  # the first chunk after IHDR claims 2 GB
+    assert split_images(png + bytes(damaged) + jpeg + png) == [png, bytes(damaged), jpeg, png]
+    bmp = encoded(COLOUR, "BMP")
+    assert split_images(png + bmp[:600] + jpeg) == [png, bmp[:600], jpeg]  # its header claims the JPEG's bytes
+    tail = b"P5 no image"  # a damaged Netpbm frame at the end: an input of its own, which fails
+    assert split_images(jpeg + tail) == [jpeg, tail]
+
+
+def test_an_mpo_is_its_pictures():
+    """A stereo pair (an MPO: its APP2 MPF segment, then its pictures one after another) is two images on stdin."""
     jpeg = encoded(GREY, "JPEG")
     mpf = b"MPF\0" + b"\0" * 8
-    mpo = jpeg[:2] + b"\xff\xe2" + (len(mpf) + 2).to_bytes(2, "big") + mpf + jpeg[2:] + jpeg
-    assert split_images(mpo) == [mpo]
+    first = jpeg[:2] + b"\xff\xe2" + (len(mpf) + 2).to_bytes(2, "big") + mpf + jpeg[2:]
+    assert split_images(first + jpeg) == [first, jpeg]

@@ -235,7 +235,8 @@ def _check_single_frame(image: Image.Image) -> None:
     image is not part of the animation, the first frame is that default, often blank)."""
     frames = getattr(image, "n_frames", 1)
     if frames > 1:
-        kind = "an animation" if getattr(image, "is_animated", False) and image.format != "TIFF" else "pages"
+        kinds = {"TIFF": "pages", "MPO": "pictures of a stereo or multi-picture JPEG"}
+        kind = kinds.get(str(image.format), "an animation" if getattr(image, "is_animated", False) else "pages")
         raise ImageError(
             f"has {frames} frames ({kind}); aetool reads single-frame images: split it into one file per frame "
             "first (e.g. ImageMagick: convert IN OUT-%d.png)"

@@ -2,10 +2,12 @@
 
 Only formats whose end the bytes themselves tell are split: PNG (chunks up to IEND), JPEG (segments and
 entropy-coded data up to EOI, ITU-T T.81 annex B), binary Netpbm (P4, P5, P6: the header's size), BMP (the file
-size in its header) and WebP (the RIFF size); an MPO (a JPEG whose MPF segment says more pictures follow in
-the same file) is not cut. A stream is cut after an image only where the next bytes begin
-another image of these formats, so a file with data after its image (a motion photo's video after the JPEG) stays
-one image, as Pillow reads it.
+size in its header) and WebP (the RIFF size). An image is cut off where the next bytes begin another image of these
+formats. Where they do not (a damaged image, or bytes between two images), the stream goes on at the next PNG, JPEG
+or WebP signature found further on, so nothing after it is lost: a damaged image runs up to it (a frame cut short whose header claims the next
+frame's bytes too), and bytes between an image's end and it become an input of their own, which fails to read. With no signature further on, whatever
+follows an image stays with it, so one file with data after its image (a motion photo's video after the JPEG) is
+one image, as Pillow reads it. An MPO (a stereo pair: JPEGs one after another) is its pictures, one by one.
 """
 
 from __future__ import annotations
@@ -15,24 +17,38 @@ from collections.abc import Callable
 
 _PNG = b"\x89PNG\r\n\x1a\n"
 _NUMBER = re.compile(rb"(?:\s|#[^\n]*\n)*(\d+)")  # a Netpbm header's next number, after whitespace and comments
+# Signatures distinctive enough to look for inside other bytes: PNG's, a JPEG's SOI and the marker after it, WebP's
+_SEARCHED = re.compile(rb"\x89PNG\r\n\x1a\n|\xff\xd8\xff[\xc0-\xfe]|RIFF....WEBP", re.DOTALL)
 
 
 def split_images(data: bytes) -> list[bytes]:
     """The images of ``data`` (bytes of one or more image files written one after another), each as its own
-    bytes, in order; ``[data]`` when it holds one image or the first image's format is not one whose end is known
-    (module docstring). An image is cut off where the next bytes begin an image of those formats, whole or not (a
-    truncated last frame is then an image of its own, which fails to read, not bytes ignored after the one before).
-    Never raises."""
+    bytes, in order, with the bytes between two images (or a damaged image's) as an entry of their own (module
+    docstring); ``[data]`` when it holds one image. Never raises."""
     images = []
     start = 0
-    while True:
+    while start < len(data):
         end = _image_end(data, start)
-        if end is None or end >= len(data) or _format_at(data, end) is None:
+        if end is not None and (end == len(data) or _format_at(data, end) is not None):
+            images.append(data[start:end])
+            start = end
+            continue
+        # Inside the image too (a frame cut short may claim the next one's bytes as its own), but for a JPEG only
+        # past its segments, where its EXIF thumbnail (itself a JPEG) lies; not in an image of another format (a
+        # TIFF or a camera's raw file holds JPEG previews)
+        end_of = _format_at(data, start)
+        found = None
+        if end_of is not None:
+            found = _SEARCHED.search(data, _jpeg_parse(data, start)[1] if end_of is _jpeg_end else start + 1)
+        if found is None:  # the rest is this image and what follows it
+            images.append(data[start:])
             break
-        images.append(data[start:end])
-        start = end
-    images.append(data[start:])
-    return images
+        if end is None or found.start() < end:  # damaged (or no image at all) up to the next image
+            images.append(data[start : found.start()])
+        else:  # whole, then bytes that are no image up to the next one
+            images += [data[start:end], data[end : found.start()]]
+        start = found.start()
+    return images or [data]
 
 
 def _format_at(data: bytes, at: int) -> Callable[[bytes, int], int | None] | None:
@@ -70,29 +86,39 @@ def _png_end(data: bytes, start: int) -> int | None:
 
 
 def _jpeg_end(data: bytes, start: int) -> int | None:
-    at = start + 2
+    return _jpeg_parse(data, start)[0]
+
+
+def _jpeg_parse(data: bytes, start: int) -> tuple[int | None, int]:
+    """The offset just after the JPEG's EOI (None when it is damaged or cut short, or another SOI comes first), and
+    the offset past its segments before its first scan's data (where an EXIF thumbnail, itself a JPEG, lies), from
+    which to look for the next image when it is damaged."""
+    at = scan = start + 2
+    scanning = False
     while at + 2 <= len(data):
         if data[at] != 0xFF:
-            return None
+            return None, scan
         marker = data[at + 1]
         if marker == 0xFF:  # a fill byte before a marker
             at += 1
             continue
         at += 2
         if marker == 0xD9:  # EOI
-            return at
+            return at, scan
+        if marker == 0xD8:  # SOI: the next image began before this one ended
+            return None, scan
         if marker == 0x01 or 0xD0 <= marker <= 0xD7:  # TEM and RSTn take no length
             continue
         if at + 2 > len(data):
-            return None
-        if marker == 0xE2 and data.startswith(b"MPF\0", at + 2):  # an MPO: its other pictures follow, one file
-            return None
+            return None, scan
         at += int.from_bytes(data[at : at + 2], "big")
+        scan = scan if scanning else min(at, len(data))
         if marker == 0xDA:  # SOS: entropy-coded data up to the next marker that is not a stuffed 0 or an RSTn
+            scanning = True
             while True:
                 at = data.find(b"\xff", at)
                 if at < 0 or at + 1 >= len(data):
-                    return None
+                    return None, scan
                 following = data[at + 1]
                 if following == 0xFF:  # fill bytes before a marker
                     at += 1
@@ -100,7 +126,7 @@ def _jpeg_end(data: bytes, start: int) -> int | None:
                     at += 2
                 else:
                     break
-    return None
+    return None, scan
 
 
 def _bmp_end(data: bytes, start: int) -> int | None:
