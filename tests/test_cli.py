@@ -194,6 +194,13 @@ def test_a_colour_frame_of_grey_pixels_stays_colour(cli, tmp_path, toy_dir):
             assert image.mode == "RGB", name
     with Image.open("out/grey-file.png") as image:
         assert image.mode == "L"
+    noised = cli("add-noise", "frames", "grey-file.png", "-o", "noisy", "--seed", "1")
+    assert noised.exit_code == 0 and {p.name: read(p).ndim for p in Path("noisy").iterdir()} == {
+        "black.png": 3,  # colour noise, as on the colour frames around it (it was grey noise, written grey)
+        "grey.png": 3,
+        "colour.png": 3,
+        "grey-file.png": 2,
+    }
 
 
 def test_channel_conversions_are_said_per_image(cli, tmp_path, toy_dir, ring):

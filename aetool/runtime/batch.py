@@ -270,9 +270,9 @@ def _read(job: Job, step: Step, invert: bool | None) -> Ready | Outcome:
     try:
         decoded = images.read_image(job.source)
         pixels, converted = decoded.pixels, None
-        if step.channels == 3 and decoded.stored_colour and decoded.channels == 1:
-            # a colour file of grey pixels (a black or grey frame among colour ones): colour in, colour out; it
-            # came out grey, which broke a sequence of frames (a trial)
+        if step.channels != 1 and decoded.stored_colour and decoded.channels == 1:
+            # a colour file of grey pixels (a black or grey frame among colour ones) through a colour model or
+            # add-noise: colour in, colour out; it came out grey, which broke a sequence of frames (trials 60, 61)
             pixels = np.repeat(pixels, 3, axis=0)
         elif step.channels is not None:
             pixels, converted = images.to_channels(pixels, step.channels)
