@@ -112,10 +112,23 @@ def test_a_validation_folder_problem_is_named_as_the_val_data_option(digit_folde
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / "notes.png").write_text("not an image")
     (tmp_path / "bad" / "zero.png").write_bytes(b"")
-    with pytest.raises(DataError, match=r"^--val-data .*bad: none of its 2 files is an image Pillow can read"):
+    with pytest.raises(
+        DataError, match=r"^--val-data .*bad: none of its 2 files could be read as an image; the first, .*notes.png: "
+    ):
         load_training_data(quick("ae64", data=str(digit_folder), val_data=str(tmp_path / "bad")))
     with pytest.raises(DataError, match=r"^--val-data .*missing"):
         load_training_data(quick("ae64", data=str(digit_folder), val_data=str(tmp_path / "missing")))
+
+
+def test_images_all_over_the_pixel_limit_are_not_called_unreadable(tmp_path, monkeypatch):
+    """Every image over --max-megapixels was "not an image Pillow can read" (trial 61)."""
+    from PIL import Image
+
+    for name in ("a", "b"):
+        save(tmp_path / "big" / f"{name}.png", np.zeros((40, 40), np.uint8))
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    with pytest.raises(DataError, match=r"the first, .*a.png: refused as a possible decompression bomb: 1,600 pixels"):
+        folder_images(str(tmp_path / "big"), warn=False)
 
 
 def test_colour_images_train_a_colour_conv_model_on_patches_and_export_contract_2(colour_folder, tmp_path):

@@ -230,10 +230,12 @@ def folder_images(
             raise _no_image_of(unknown, labels)
         paths = [path for path, label in zip(paths, labels, strict=True) if label in classes]
     probed: list[tuple[Path, tuple[int, int, bool]]] = []
+    failed: list[str] = []  # why each file skipped was, for the error when none is left
     for path in paths:
         try:
             probed.append((path, _probe(path)))
         except ImageError as err:
+            failed.append(f"{path}: {err}")
             _skipped(path, err, warn=warn)
     stored = channels or (3 if any(is_colour for _, (_, _, is_colour) in probed) else 1)
     shapes = [(stored, *(size or (height, width))) for _, (height, width, _) in probed]
@@ -246,6 +248,7 @@ def folder_images(
             deeper += any(DEEPER in note for note in decoded.notes)
             pixels = _prepared(to_channels(read, stored)[0], (height, width), size=size, white_on_black=white_on_black)
         except ImageError as err:
+            failed.append(f"{path}: {err}")
             _skipped(path, err, warn=warn)
             continue
         colour |= read.shape[0] == 3
@@ -258,7 +261,9 @@ def folder_images(
         resized += size is not None and (height, width) != size
         stretched += size is not None and height * size[1] != width * size[0]
     if not views:
-        raise DataError(f"{option} {source}: none of its {len(paths)} files is an image Pillow can read")
+        raise DataError(  # the images may be fine but over the pixel limit (it said "not an image"; a trial)
+            f"{option} {source}: none of its {len(paths)} files could be read as an image; the first, {failed[0]}"
+        )
     if deeper and warn:  # the image commands note it per image; training said nothing (trial 58)
         warnings.warn(
             f"{deeper} of the {len(kept)} images of {source} have more than 8 bits a pixel; training keeps 8 (its "
