@@ -165,6 +165,13 @@ def _probe(path: Path) -> tuple[int, int, bool]:
     return (width, height, colour) if turned else (height, width, colour)
 
 
+def _keeps_ratio(image: tuple[int, int], size: tuple[int, int]) -> bool:
+    """Whether resizing an image of (height, width) ``image`` to ``size`` keeps its aspect ratio to the pixel: one
+    side of ``size`` is the other scaled by the image's ratio, rounded (641×361 → 64×36 does, 0.1 % off)."""
+    (height, width), (to_height, to_width) = image, size
+    return round(to_height * width / height) == to_width or round(to_width * height / width) == to_height
+
+
 def _skipped(path: Path, err: ImageError, *, warn: bool) -> None:
     if warn:
         warnings.warn(f"skipped {path}: {err}", UserWarning, stacklevel=3)
@@ -259,7 +266,7 @@ def folder_images(
         kept.append(path)
         offset += view.size
         resized += size is not None and (height, width) != size
-        stretched += size is not None and height * size[1] != width * size[0]
+        stretched += size is not None and not _keeps_ratio((height, width), size)
     if not views:
         raise DataError(  # the images may be fine but over the pixel limit (it said "not an image"; a trial)
             f"{option} {source}: none of its {len(paths)} files could be read as an image; the first, {failed[0]}"
