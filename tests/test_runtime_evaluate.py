@@ -346,6 +346,7 @@ def test_pairs_that_cannot_be_scored_are_failures(toy_dir, tmp_path):
     assert [(f.label.rsplit("/", 1)[-1], f.error.split(" without")[0]) for f in result.failed] == [
         ("x.bmp", f"cannot be paired: {tmp_path / 'in' / 'x.png'} has the same name"),
         ("x.png", f"cannot be paired: {tmp_path / 'in' / 'x.bmp'} has the same name"),
+        ("x.png", f"cannot be paired: two images in {tmp_path / 'in'} have its name"),  # out/x.png went unnamed
         ("big.png", f"32×28 (width×height), but its target {tmp_path / 'out' / 'big.png'} is 32×32"),
     ]
 

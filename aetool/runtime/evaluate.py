@@ -217,6 +217,12 @@ def evaluate_pairs(
         for name, item in named_targets.items()
         if item is not None and name not in named_inputs
     ]
+    for side, other, where in ((named_inputs, named_targets, targets), (named_targets, named_inputs, inputs)):
+        run.failed += [  # its partner's name is two images' (each failed): it went unnamed (a trial)
+            Failure(item.label, f"cannot be paired: two images in {where} have its name without the suffix")
+            for name, item in side.items()
+            if item is not None and name in other and other[name] is None
+        ]
     _score(model, _given(model, matched[: checked_limit(limit)], run, resize=resize), run)
     return _result(model, run, started, data=inputs, targets=targets, missing=missing)
 
