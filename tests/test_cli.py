@@ -952,6 +952,8 @@ def test_an_empty_name_for_an_input_an_output_or_the_heatmaps_is_refused_not_tak
     assert nowhere.exit_code == 2 and "-o is an empty name; give a file or a folder" in nowhere.stderr
     no_maps = cli("detect", "ring.png", "--model", model, "--heatmaps", "")
     assert no_maps.exit_code == 2 and "--heatmaps is an empty name; give a folder" in no_maps.stderr
+    dash = cli("detect", "ring.png", "--model", model, "--heatmaps", "-")  # made a folder named - (trial 61)
+    assert dash.exit_code == 2 and "--heatmaps - : heatmaps are files in a folder, not standard output" in dash.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ring.png"]
 
 

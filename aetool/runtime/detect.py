@@ -36,6 +36,7 @@ from aetool.runtime.batch import Outcome, Ready, Reconstruct, read_chunks
 from aetool.runtime.evaluate import INVERTED, RESIZED, checked_limit, counted
 from aetool.runtime.files import (
     HEATMAP,
+    STDIN,
     Failure,
     Input,
     Job,
@@ -227,6 +228,10 @@ def plan_detection(found: Sequence[Input], *, heatmaps: str | None) -> tuple[lis
         return [Job(item.label, item.source, None, "PNG") for item in found], []
     if not heatmaps:
         raise AetoolError("--heatmaps is an empty name; give a folder (. for the current one)")
+    if heatmaps == STDIN:  # it made a folder named "-" (a trial)
+        raise AetoolError(
+            "--heatmaps - : heatmaps are files in a folder, not standard output; give a folder (./- for one named -)"
+        )
     folder = Path(heatmaps)
     blocking = file_in_the_way(folder)
     if blocking is not None:  # below a file: each image was scored, then failed its maps
