@@ -92,3 +92,30 @@ def test_an_mpo_is_its_pictures():
     mpf = b"MPF\0" + b"\0" * 8
     first = jpeg[:2] + b"\xff\xe2" + (len(mpf) + 2).to_bytes(2, "big") + mpf + jpeg[2:]
     assert split_images(first + jpeg) == [first, jpeg]
+
+
+def test_no_byte_of_a_damaged_stream_is_lost_and_nothing_raises():
+    """Streams of every format, damaged at random (bytes changed, cut out, put in): the parts always join back into
+    the stream, so every byte reaches an input that is done or fails with its line."""
+    frames = [encoded(COLOUR, fmt) for fmt in ("PNG", "JPEG", "PPM", "BMP", "WEBP")] + [encoded(GREY, "PPM")]
+    rng = np.random.default_rng(1)
+    for _ in range(500):
+        data = bytearray(b"".join(frames[i] for i in rng.integers(0, len(frames), rng.integers(1, 6))))
+        for _ in range(rng.integers(0, 4)):
+            at = int(rng.integers(0, len(data)))
+            change = rng.integers(0, 3)
+            if change == 0:
+                data[at] = int(rng.integers(0, 256))
+            elif change == 1:
+                del data[at : at + int(rng.integers(1, 50))]
+            else:
+                data[at:at] = rng.integers(0, 256, int(rng.integers(1, 20)), dtype=np.uint8).tobytes()
+        assert b"".join(split_images(bytes(data))) == data
+
+
+def test_hostile_headers_do_not_raise():
+    """A Netpbm size of 5,000 digits (int() refuses over 4,300) and a long run of JPEG fill bytes."""
+    huge = b"P5 " + b"9" * 5000 + b" 3 255\n"
+    assert split_images(huge) == [huge]
+    fill = b"\xff\xd8\xff" + b"\xff" * 100_000
+    assert split_images(fill) == [fill]

@@ -16,7 +16,9 @@ import re
 from collections.abc import Callable
 
 _PNG = b"\x89PNG\r\n\x1a\n"
-_NUMBER = re.compile(rb"(?:\s|#[^\n]*\n)*(\d+)")  # a Netpbm header's next number, after whitespace and comments
+# A Netpbm header's next number, after whitespace and comments; at most 10 digits (int() refuses over 4,300)
+_NUMBER = re.compile(rb"(?:\s|#[^\n]*\n)*(\d{1,10})(?!\d)")
+_FILL = re.compile(rb"\xff+")  # a JPEG's fill bytes
 # Signatures distinctive enough to look for inside other bytes: PNG's, a JPEG's SOI and the marker after it, WebP's
 _SEARCHED = re.compile(rb"\x89PNG\r\n\x1a\n|\xff\xd8\xff[\xc0-\xfe]|RIFF....WEBP", re.DOTALL)
 
@@ -99,8 +101,8 @@ def _jpeg_parse(data: bytes, start: int) -> tuple[int | None, int]:
         if data[at] != 0xFF:
             return None, scan
         marker = data[at + 1]
-        if marker == 0xFF:  # a fill byte before a marker
-            at += 1
+        if marker == 0xFF:  # fill bytes before a marker: to the last of them, in one step
+            at = _FILL.match(data, at).end() - 1  # type: ignore[union-attr]
             continue
         at += 2
         if marker == 0xD9:  # EOI
@@ -121,7 +123,7 @@ def _jpeg_parse(data: bytes, start: int) -> tuple[int | None, int]:
                     return None, scan
                 following = data[at + 1]
                 if following == 0xFF:  # fill bytes before a marker
-                    at += 1
+                    at = _FILL.match(data, at).end() - 1  # type: ignore[union-attr]
                 elif following == 0 or 0xD0 <= following <= 0xD7:
                     at += 2
                 else:
