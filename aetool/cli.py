@@ -2226,8 +2226,8 @@ def _printable(err: UnicodeError) -> tuple[str | bytes, int]:
 
 
 def _memory_advice() -> str:
-    """What to do when the command in ``sys.argv`` ran out of memory: use fewer --threads where it takes them (calibrate
-    told a user to, though it takes none; a trial)."""
+    """What to do when the command in ``sys.argv`` ran out of memory: use fewer --threads where it takes them
+    (calibrate told a user to, though it takes none; a trial)."""
     from typer.main import get_command
 
     commands = getattr(get_command(app), "commands", {})

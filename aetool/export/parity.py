@@ -75,11 +75,11 @@ def test_image_cases(images: np.ndarray) -> list[Case]:
     per_case = max(1, TEST_CASE_PIXELS // (images.shape[-2] * images.shape[-1]))
     if per_case >= len(images):
         return [Case(f"test images b{len(images)}", images)]
-    return [
-        Case(f"test images {start + 1}–{start + len(part)} of {len(images)}", part)
-        for start in range(0, len(images), per_case)
-        for part in [images[start : start + per_case]]
-    ]
+    cases = []
+    for start in range(0, len(images), per_case):
+        part = images[start : start + per_case]
+        cases.append(Case(f"test images {start + 1}–{start + len(part)} of {len(images)}", part))
+    return cases
 
 
 def code_cases(code_shape: tuple[int, ...]) -> list[Case]:

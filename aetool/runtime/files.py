@@ -234,13 +234,13 @@ def plan(
     """Where each input's result goes (``option``: the command-line option ``output`` came from, for messages).
 
     No ``output``: beside the input as ``NAME{suffix}.png`` (stdin's goes to stdout, several images of it one after
-    another). ``-``: stdout. A name with
-    an image suffix, for one file: that file. Otherwise a folder, mirroring the input folders' layout, as
-    ``NAME.png`` (``NAME.FORMAT``); when the inputs come from several folders or globs, each one's under a folder of
-    its name (``cam1/0001.png`` and ``cam2/0001.png`` → ``FOLDER/cam1/0001.png``, ``FOLDER/cam2/0001.png``, as
-    ``cp -r`` copies two folders); images a scan found inside the output folder are left out (:func:`_outside`).
-    An input is never a target unless ``force``; a target written twice (two
-    inputs whose names differ only by their extension, into one folder) fails the second input, its message
+    another). ``-``: stdout. A name with an image suffix, for one file: that file. Otherwise a folder, mirroring the
+    input folders' layout, as ``NAME.png`` (``NAME.FORMAT``; ``stdin-000001.png``… for a stream on stdin); when the
+    inputs come from several folders or globs, each one's under a folder of its name (``cam1/0001.png`` and
+    ``cam2/0001.png`` → ``FOLDER/cam1/0001.png``, ``FOLDER/cam2/0001.png``, as ``cp -r`` copies two folders);
+    images a scan found inside the output folder are left out (:func:`_outside`). An input is never a target unless
+    ``force``; a target written twice (two inputs whose names differ only by their extension, into one folder)
+    fails the second input, its message
     naming the file ``shown`` gives for the target (the file a caller writes in its stead), unless one of them does
     not open as an image: that one fails on its own reason, and the other is written.
     """

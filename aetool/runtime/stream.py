@@ -4,10 +4,11 @@ Only formats whose end the bytes themselves tell are split: PNG (chunks up to IE
 entropy-coded data up to EOI, ITU-T T.81 annex B), binary Netpbm (P4, P5, P6: the header's size), BMP (the file
 size in its header) and WebP (the RIFF size). An image is cut off where the next bytes begin another image of these
 formats. Where they do not (a damaged image, or bytes between two images), the stream goes on at the next PNG, JPEG
-or WebP signature found further on, so nothing after it is lost: a damaged image runs up to it (a frame cut short whose header claims the next
-frame's bytes too), and bytes between an image's end and it become an input of their own, which fails to read. With no signature further on, whatever
-follows an image stays with it, so one file with data after its image (a motion photo's video after the JPEG) is
-one image, as Pillow reads it. An MPO (a stereo pair: JPEGs one after another) is its pictures, one by one.
+or WebP signature found further on, so nothing after it is lost: a damaged image runs up to it (a frame cut short
+whose header claims the next frame's bytes too), and bytes between an image's end and it become an input of their
+own, which fails to read. With no signature further on, whatever follows an image stays with it, so one file with
+data after its image (a motion photo's video after the JPEG) is one image, as Pillow reads it. An MPO (a stereo
+pair: JPEGs one after another) is its pictures, one by one.
 """
 
 from __future__ import annotations
