@@ -571,6 +571,11 @@ def _plan(inputs: list[str], options: ImageOptions, *, suffix: str) -> tuple[lis
     return jobs, failures + refused
 
 
+def _ran(model: Model) -> dict[str, str]:
+    """What a ``--json`` record names of the model that made it: its name and the SHA-256 of its file's bytes."""
+    return {"model": model.name, "model_sha256": model.sha256}
+
+
 def _binary_stdout() -> BinaryIO | None:
     """Standard output for image data, or None when the process started with it closed (``>&-``)."""
     return None if sys.stdout is None else typer.get_binary_stream("stdout")
@@ -600,11 +605,12 @@ def _run(jobs: list[Job], failures: list[Failure], step: Step, options: ImageOpt
     done = failed = 0
     counts: Counter[str] = Counter()
     not_digits = False  # an image that is not a 28×28 digit went through
+    ran = _ran(step.model) if isinstance(step, Reconstruct) else {}
     try:
         for outcome in chain(refused, _progress(outcomes, len(jobs), _shows_bar(total, as_json=options.as_json))):
             with interrupts_deferred(stop):
                 if options.as_json:
-                    emit(json.dumps(outcome.record()))
+                    emit(json.dumps({**outcome.record(), **ran}))
                 if outcome.error:
                     failed += 1
                     error(f"{outcome.path}: {outcome.error}")
@@ -813,7 +819,7 @@ def detect(
             error(f"{failure.label}: {failure.error}")
             verdicts["failed"] += 1
             if as_json:
-                emit(json.dumps(Detection(failure.label, error=failure.error).record()))
+                emit(json.dumps({**Detection(failure.label, error=failure.error).record(), **_ran(loaded)}))
         stop = threading.Event()  # Ctrl-C while a record is printed: the settled ones are printed first
         total = len(jobs) + len(failures)
         few = total <= FEW
@@ -825,7 +831,7 @@ def detect(
                     result.error = unwritable[result.path]
                 with files.interrupts_deferred(stop):
                     if as_json:
-                        emit(json.dumps(result.record()))
+                        emit(json.dumps({**result.record(), **_ran(loaded)}))
                     if result.error:
                         error(f"{result.path}: {result.error}")
                         verdicts["failed"] += 1

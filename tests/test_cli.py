@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -72,7 +73,11 @@ def test_a_folder_to_a_folder_with_json_records(cli, tmp_path):
         "mse",
         "psnr",
         "error",
+        "model",
+        "model_sha256",
     }
+    digest = hashlib.sha256((Path(os.environ["AETOOL_MODEL_DIR"]) / "conv.onnx").read_bytes()).hexdigest()
+    assert all(line["model"] == "conv-unpool" and line["model_sha256"] == digest for line in lines)  # was unnamed
     assert lines[0]["size"] == [28, 28] and lines[0]["error"] is None
     assert lines[0]["mse"] == 0 and lines[0]["psnr"] is None  # an identity model: infinite PSNR is null in JSON
     assert lines[0]["converted"] is None and lines[0]["notes"] == [] and lines[0]["fitted_size"] is None
@@ -534,6 +539,7 @@ def test_evaluate_prints_mse_psnr_ssim_and_json(cli, mnist_dir):
     record = json.loads(result.stdout)
     assert record["n"] == 4 and record["noise"] == 0.5 and record["mse"] > 0.01 and record["model"] == "denoise-dense"
     assert record["psnr"] == pytest.approx(10 * np.log10(1 / record["mse"])) and 0 < record["ssim"] < 1
+    assert record["model_sha256"] == hashlib.sha256(Path(record["file"]).read_bytes()).hexdigest()
 
 
 def test_evaluate_reads_the_data_folder_from_the_environment(cli, mnist_dir, monkeypatch):

@@ -1,6 +1,7 @@
 """One-class training, calibration and the detector file: scores in torch, in the graph and in numpy agree; the
 file runs in onnxruntime and the ONNX reference evaluator; detect, evaluate --anomaly and their refusals."""
 
+import hashlib
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -433,6 +434,8 @@ def test_detect_prints_a_verdict_per_image_and_writes_heatmaps(one_class, digits
     assert len(records) == 30 and all(r["threshold"] == one_class[1].spec.threshold for r in records)
     assert all(r["anomalous"] == (r["score"] > r["threshold"]) for r in records)
     assert set(records[0]["components"]) == {"ssim", "smax", "wmse"} and records[0]["mse"] > 0
+    digest = hashlib.sha256(Path(model).read_bytes()).hexdigest()  # which detector scored it (left open before)
+    assert all(r["model"] == "anomaly" and r["model_sha256"] == digest for r in records)
     flagged = sum(r["anomalous"] for r in records)
     assert "30 images: " in result.stderr and f"{flagged} anomalous" in result.stderr
     first = records[0]

@@ -411,6 +411,7 @@ class AnomalyEvaluation:
     at_threshold: dict[str, Any] | None
     model: str
     file: str
+    model_sha256: str  # of the file's bytes as loaded
     data: str  # the images scored: the IDX folder, --data, or the --anomalous folder (normal names the --normal one)
     normal: str  # what counted as normal: the classes, or the folder
     seconds: float
@@ -452,6 +453,7 @@ def measure(
         at_threshold=at.to_dict() if at else None,
         model=detector.model.name,
         file=str(detector.model.path),
+        model_sha256=detector.model.sha256,
         data=data,
         normal=normal,
         seconds=round(time.perf_counter() - started, 3),

@@ -62,6 +62,7 @@ class Evaluation:
     n: int  # images scored
     model: str  # the model's registry name (or file stem)
     file: str
+    model_sha256: str  # of the file's bytes as loaded
     noise: float | None  # noise level added to the inputs (0: none; None for a mix, and for pairs, scored as given)
     noise_kind: str | None  # None for pairs and mixes
     seed: int | None  # of the input noise; None for pairs
@@ -420,6 +421,7 @@ def _result(
         n=run.scores.images,
         model=model.name,
         file=str(model.path),
+        model_sha256=model.sha256,
         noise=level,
         noise_kind=kind,
         noise_mix=str(corruption) if corruption and corruption.level is None else None,

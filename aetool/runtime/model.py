@@ -320,10 +320,11 @@ def open_session(
     providers: str | Sequence[str] | None = None,
     threads: int | None = None,
     sha256: str | None = None,
+    data: bytes | None = None,
 ) -> onnxruntime.InferenceSession:
-    """An onnxruntime session for ``path``, opened from the file's bytes once they are checked (see
-    :func:`inspect_model`); with ``sha256``, the file's bytes must have that digest. ``providers``: one name or
-    several, best first (see :func:`provider_names`).
+    """An onnxruntime session for ``path``, opened from the file's bytes (``data`` when the caller read them
+    already) once they are checked (see :func:`inspect_model`); with ``sha256``, the file's bytes must have that
+    digest. ``providers``: one name or several, best first (see :func:`provider_names`).
 
     Raises ``ModelFileError`` for a file that is not ONNX, will not load (an IR version or opset newer than this
     onnxruntime reads is said so, with both versions) or has another digest; ``AetoolError`` for a bad provider or
@@ -331,7 +332,7 @@ def open_session(
     """
     import onnxruntime as ort
 
-    data = read_model(path)
+    data = read_model(path) if data is None else data
     if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256:
         raise ModelFileError(
             f"{path} is not the file its model was exported with (its SHA-256 differs from the one the model "
@@ -531,7 +532,8 @@ class Model:
 
     ``timeout`` (seconds, None: no limit) bounds each session call; a call that runs longer is stopped and raises
     ``TimedOut``. Ctrl-C stops a running call too (KeyboardInterrupt), even one that never checks for signals.
-    ``providers`` and ``threads`` as :func:`load` takes them.
+    ``providers`` and ``threads`` as :func:`load` takes them. ``sha256`` is the hex digest of the file's bytes as
+    loaded (what the ``--json`` records name as ``model_sha256``).
     """
 
     def __init__(
@@ -545,7 +547,9 @@ class Model:
         self.path = path
         self._timeout: float | None = None
         self.timeout = timeout
-        self.session = open_session(path, providers=providers, threads=threads)
+        data = read_model(path)
+        self.sha256 = hashlib.sha256(data).hexdigest()  # of the bytes loaded, for the records of what ran
+        self.session = open_session(path, providers=providers, threads=threads, data=data)
         self.metadata = parse_metadata(self.session.get_modelmeta().custom_metadata_map)
         self.input_spec = check_contract(self.session, path, self.metadata)
         self.name: str = self.metadata.get(contract.MODEL_NAME) or path.name.removesuffix(".onnx")
