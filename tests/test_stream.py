@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from aetool.runtime.stream import split_images
+from aetool.runtime.files import standard_input
+from aetool.runtime.stream import repeated_signature, split_images
 
 RNG = np.random.default_rng(0)
 COLOUR = (RNG.random((37, 53, 3)) * 255).astype(np.uint8)
@@ -119,3 +120,55 @@ def test_hostile_headers_do_not_raise():
     assert split_images(huge) == [huge]
     fill = b"\xff\xd8\xff" + b"\xff" * 100_000
     assert split_images(fill) == [fill]
+
+
+@pytest.mark.parametrize("fmt", ["PPM", "BMP", "JPEG", "PNG"])
+def test_a_damaged_frame_of_a_one_format_stream_fails_alone(fmt):
+    """A PPM or BMP frame cut short, a JPEG segment length gone wrong, a PNG cut in its last chunk: the frames
+    after it were dropped without a word, exit 0, where only PNG, JPEG and WebP signatures were looked for (trial
+    62)."""
+    frames = [encoded(np.roll(COLOUR, shift, axis=1), fmt) for shift in range(5)]
+    damaged = bytearray(frames[2])
+    if fmt == "JPEG":
+        damaged[4:6] = b"\xff\xff"  # its APP0 segment claims 64 KiB, the next frames' bytes
+    else:
+        del damaged[-10:]
+    parts = split_images(b"".join([*frames[:2], bytes(damaged), *frames[3:]]))
+    assert parts[:2] == frames[:2] and parts[-2:] == frames[3:] and b"".join(parts[2:-2]) == bytes(damaged)
+
+
+def test_damage_at_either_end_of_a_stream_is_an_input_of_its_own():
+    png = encoded(COLOUR, "PNG")
+    assert split_images(b"\n" + png + png) == [b"\n", png, png]  # it was one input: nothing of the stream read
+    assert split_images(png + png + b"\x00" + png[1:]) == [png, png, b"\x00" + png[1:]]  # it went with the one before
+
+
+def test_a_stream_of_a_format_whose_end_is_not_found_is_said():
+    tiff = encoded(COLOUR, "TIFF")
+    assert split_images(tiff + tiff) == [tiff + tiff] and repeated_signature(tiff + tiff) == len(tiff)
+    assert repeated_signature(tiff) is None and repeated_signature(encoded(COLOUR, "PNG") * 2) is None
+    with pytest.warns(UserWarning, match=rf"signature comes again at byte {len(tiff):,}\): only the first is read"):
+        assert [item.label for item in standard_input(tiff + tiff)] == ["-"]
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "PPM", "BMP", "WEBP"])
+def test_every_intact_frame_after_a_damaged_one_is_an_input_of_its_own(fmt):
+    """500 streams of one format (as ffmpeg writes them), one frame damaged at random in each: the frames after
+    it always come out whole, each its own input."""
+    rng = np.random.default_rng(3)
+    kinds = [encoded((rng.random((13, 17, 3)) * 255).astype(np.uint8), fmt) for _ in range(3)]
+    for _ in range(500):
+        frames = [kinds[i] for i in rng.integers(0, 3, 8)]
+        which = int(rng.integers(0, 8))
+        damaged = bytearray(frames[which])
+        at = int(rng.integers(0, len(damaged)))
+        change = rng.integers(0, 3)
+        if change == 0:
+            damaged[at] = int(rng.integers(0, 256))
+        elif change == 1:
+            del damaged[at : at + int(rng.integers(1, 30))]
+        else:
+            damaged[at:at] = rng.integers(0, 256, int(rng.integers(1, 10)), dtype=np.uint8).tobytes()
+        after = frames[which + 1 :]
+        parts = split_images(b"".join([*frames[:which], bytes(damaged), *after]))
+        assert not after or parts[-len(after) :] == after

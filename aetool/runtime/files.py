@@ -380,10 +380,18 @@ def standard_input(data: bytes) -> list[Input]:
     """The images of standard input's bytes (``data``) as inputs: one labelled ``-``, or, for several images
     written one after another (``ffmpeg -f image2pipe``; :func:`aetool.runtime.stream.split_images` tells where
     each ends), ``-:1``, ``-:2``, … in their order."""
-    from aetool.runtime.stream import split_images
+    from aetool.runtime.stream import repeated_signature, split_images
 
     images = split_images(data)
     if len(images) == 1:
+        if (again := repeated_signature(data)) is not None:  # ffmpeg -c:v tiff: 9 frames of 10 were lost unsaid
+            warnings.warn(
+                f"standard input seems to hold several images of a format whose end aetool does not find (its "
+                f"signature comes again at byte {again:,}): only the first is read; pipe PNG, JPEG, PPM, BMP or WebP "
+                "frames (ffmpeg -c:v png)",
+                UserWarning,
+                stacklevel=2,
+            )
         return [Input(STDIN, data)]
     return [Input(f"{STDIN}:{number}", image) for number, image in enumerate(images, start=1)]
 

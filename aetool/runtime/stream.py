@@ -14,25 +14,35 @@ pair: JPEGs one after another) is its pictures, one by one.
 from __future__ import annotations
 
 import re
+import zlib
 from collections.abc import Callable
 
 _PNG = b"\x89PNG\r\n\x1a\n"
 # A Netpbm header's next number, after whitespace and comments; at most 10 digits (int() refuses over 4,300)
 _NUMBER = re.compile(rb"(?:\s|#[^\n]*\n)*(\d{1,10})(?!\d)")
 _FILL = re.compile(rb"\xff+")  # a JPEG's fill bytes
-# Signatures distinctive enough to look for inside other bytes: PNG's, a JPEG's SOI and the marker after it, WebP's
-_SEARCHED = re.compile(rb"\x89PNG\r\n\x1a\n|\xff\xd8\xff[\xc0-\xfe]|RIFF....WEBP", re.DOTALL)
+# In a JPEG's entropy-coded data, the next marker: 0xFF followed by neither a stuffed 0, an RSTn nor more fill
+_MARKER = re.compile(rb"\xff(?=[^\x00\xd0-\xd7\xff])")
+# Where an image may begin: PNG's, JPEG's (SOI and the marker after it) and WebP's signatures are taken as they are;
+# BMP's "BM" and Netpbm's "P5 " are common in other bytes, so they count only where a whole image follows
+_STRONG = re.compile(rb"\x89PNG\r\n\x1a\n|\xff\xd8\xff[\xc0-\xfe]|RIFF....WEBP", re.DOTALL)
+# Images of other formats, whose end aetool does not find: TIFF (a camera's raw file too), GIF, QOI, HEIF/AVIF,
+# JPEG 2000, Photoshop, ICO, EPS, ICNS, DDS; looked for where a stream begins, which is then one image
+_OTHER_FORMAT = re.compile(
+    rb"II\*\0|MM\0\*|GIF8|qoif|....ftyp|\0\0\0\x0cjP|8BPS|\0\0\x01\0|%!PS|\xc5\xd0\xd3\xc6|icns|DDS ", re.DOTALL
+)
+_CANDIDATE = re.compile(rb"\x89PNG\r\n\x1a\n|\xff\xd8\xff[\xc0-\xfe]|RIFF....WEBP|BM|P[456]\s", re.DOTALL)
 
 
 def split_images(data: bytes) -> list[bytes]:
     """The images of ``data`` (bytes of one or more image files written one after another), each as its own
     bytes, in order, with the bytes between two images (or a damaged image's) as an entry of their own (module
     docstring); ``[data]`` when it holds one image. Never raises."""
-    images = []
+    images: list[bytes] = []
     start = 0
     while start < len(data):
         end = _image_end(data, start)
-        if end is not None and (end == len(data) or _format_at(data, end) is not None):
+        if end is not None and _ends_cleanly(data, end):
             images.append(data[start:end])
             start = end
             continue
@@ -41,17 +51,45 @@ def split_images(data: bytes) -> list[bytes]:
         # TIFF or a camera's raw file holds JPEG previews)
         end_of = _format_at(data, start)
         found = None
-        if end_of is not None:
-            found = _SEARCHED.search(data, _jpeg_parse(data, start)[1] if end_of is _jpeg_end else start + 1)
-        if found is None:  # the rest is this image and what follows it
-            images.append(data[start:])
+        if end_of is not None or not _OTHER_FORMAT.match(data, start):  # not TIFF, GIF…: damaged, or no image
+            found = _next_image(data, _jpeg_parse(data, start)[1] if end_of is _jpeg_end else start + 1)
+        if found is None:
+            if images and end is not None and end < len(data):  # in a stream: bytes after its last image fail alone
+                images += [data[start:end], data[end:]]
+            else:  # the rest is this image and what follows it (a motion photo's video)
+                images.append(data[start:])
             break
-        if end is None or found.start() < end:  # damaged (or no image at all) up to the next image
-            images.append(data[start : found.start()])
+        if end is None or found < end:  # damaged (or no image at all) up to the next image
+            images.append(data[start:found])
         else:  # whole, then bytes that are no image up to the next one
-            images += [data[start:end], data[end : found.start()]]
-        start = found.start()
+            images += [data[start:end], data[end:found]]
+        start = found
     return images or [data]
+
+
+def repeated_signature(data: bytes) -> int | None:
+    """Where ``data``, beginning with a TIFF, GIF or QOI image (formats whose end aetool does not find), holds that
+    signature again: several such images one after another, of which only the first is read; None otherwise."""
+    for signature in (b"II*\0", b"MM\0*", b"GIF87a", b"GIF89a", b"qoif"):
+        if data.startswith(signature):
+            again = data.find(signature, len(signature))
+            return again if again > 0 else None
+    return None
+
+
+def _ends_cleanly(data: bytes, end: int | None) -> bool:
+    """Whether an image that ends at ``end`` is followed by the end of ``data`` or the start of another image."""
+    return end is not None and (end == len(data) or _format_at(data, end) is not None)
+
+
+def _next_image(data: bytes, at: int) -> int | None:
+    """The offset of the next image that begins at or after ``at``: a PNG, JPEG or WebP signature, or a BMP or
+    Netpbm one where a whole image follows that ends cleanly; None for none."""
+    for candidate in _CANDIDATE.finditer(data, at):
+        begins = candidate.start()
+        if _STRONG.match(data, begins) or _ends_cleanly(data, _image_end(data, begins)):
+            return begins
+    return None
 
 
 def _format_at(data: bytes, at: int) -> Callable[[bytes, int], int | None] | None:
@@ -78,11 +116,18 @@ def _image_end(data: bytes, start: int) -> int | None:
 
 
 def _png_end(data: bytes, start: int) -> int | None:
+    """After IEND, walking chunks whose types are four letters and whose CRCs hold (a frame cut short, read on
+    into the next one's chunks, claimed them as its own)."""
     at = start + len(_PNG)
-    while at + 8 <= len(data):
+    while at + 12 <= len(data):
         length = int.from_bytes(data[at : at + 4], "big")
         kind = data[at + 4 : at + 8]
-        at += 12 + length  # length, type, data, CRC
+        after = at + 12 + length  # length, type, data, CRC
+        if not kind.isalpha() or after > len(data):
+            return None
+        if zlib.crc32(data[at + 4 : after - 4]) != int.from_bytes(data[after - 4 : after], "big"):
+            return None
+        at = after
         if kind == b"IEND":
             return at
     return None
@@ -94,13 +139,14 @@ def _jpeg_end(data: bytes, start: int) -> int | None:
 
 def _jpeg_parse(data: bytes, start: int) -> tuple[int | None, int]:
     """The offset just after the JPEG's EOI (None when it is damaged or cut short, or another SOI comes first), and
-    the offset past its segments before its first scan's data (where an EXIF thumbnail, itself a JPEG, lies), from
-    which to look for the next image when it is damaged."""
+    the offset past its segments up to its first scan (where an EXIF thumbnail, itself a JPEG, lies) as far as they
+    were whole, from which to look for the next image when it is damaged."""
     at = scan = start + 2
     scanning = False
     while at + 2 <= len(data):
         if data[at] != 0xFF:
             return None, scan
+        scan = scan if scanning else at  # a marker is here: the segments before it were whole
         marker = data[at + 1]
         if marker == 0xFF:  # fill bytes before a marker: to the last of them, in one step
             at = _FILL.match(data, at).end() - 1  # type: ignore[union-attr]
@@ -114,21 +160,16 @@ def _jpeg_parse(data: bytes, start: int) -> tuple[int | None, int]:
             continue
         if at + 2 > len(data):
             return None, scan
+        segment = at
         at += int.from_bytes(data[at : at + 2], "big")
-        scan = scan if scanning else min(at, len(data))
-        if marker == 0xDA:  # SOS: entropy-coded data up to the next marker that is not a stuffed 0 or an RSTn
+        if (scanning or marker == 0xDA) and data.find(b"\xff\xd8\xff", segment, at) >= 0:
+            return None, scan  # a damaged length claimed the next image's bytes (only APPn segments hold thumbnails)
+        if marker == 0xDA:  # SOS: entropy-coded data up to the next marker
             scanning = True
-            while True:
-                at = data.find(b"\xff", at)
-                if at < 0 or at + 1 >= len(data):
-                    return None, scan
-                following = data[at + 1]
-                if following == 0xFF:  # fill bytes before a marker
-                    at = _FILL.match(data, at).end() - 1  # type: ignore[union-attr]
-                elif following == 0 or 0xD0 <= following <= 0xD7:
-                    at += 2
-                else:
-                    break
+            found = _MARKER.search(data, at)
+            if found is None:
+                return None, scan
+            at = found.start()
     return None, scan
 
 
