@@ -259,7 +259,8 @@ def module_version(module: str) -> Callable[[], str]:
 
 
 def _opencv_engines() -> list[Runtime]:
-    """OpenCV DNN: one row per engine where it has two (OpenCV ≥ 5: new and classic), else one."""
+    """OpenCV DNN: one row per engine where it has two (OpenCV 5.0: new and classic), else one (OpenCV 4's engine;
+    from OpenCV 5.1 the new one alone, its classic engine gone)."""
     version = module_version("cv2")
     try:
         import cv2
@@ -267,11 +268,12 @@ def _opencv_engines() -> list[Runtime]:
         _stop_if_interrupted(err)
         return [Runtime(name, "cv2", _opencv(None), version) for name in ("opencv", "opencv-classic")]  # both ✗
 
-    if not hasattr(cv2.dnn, "ENGINE_NEW"):
+    new, classic = getattr(cv2.dnn, "ENGINE_NEW", None), getattr(cv2.dnn, "ENGINE_CLASSIC", None)
+    if new is None or classic is None:
         return [Runtime("opencv", "cv2", _opencv(None), version)]
     return [
-        Runtime("opencv", "cv2", _opencv(cv2.dnn.ENGINE_NEW), version),
-        Runtime("opencv-classic", "cv2", _opencv(cv2.dnn.ENGINE_CLASSIC), version),
+        Runtime("opencv", "cv2", _opencv(new), version),
+        Runtime("opencv-classic", "cv2", _opencv(classic), version),
     ]
 
 
