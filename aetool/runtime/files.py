@@ -240,9 +240,9 @@ def plan(
     ``cam2/0001.png`` → ``FOLDER/cam1/0001.png``, ``FOLDER/cam2/0001.png``, as ``cp -r`` copies two folders);
     images a scan found inside the output folder are left out (:func:`_outside`). An input is never a target unless
     ``force``; a target written twice (two inputs whose names differ only by their extension, into one folder)
-    fails the second input, its message
-    naming the file ``shown`` gives for the target (the file a caller writes in its stead), unless one of them does
-    not open as an image: that one fails on its own reason, and the other is written.
+    fails the second input, its message naming the file ``shown`` gives for the target (the file a caller writes
+    in its stead), unless one of them does not open as an image: that one fails on its own reason, and the other is
+    written.
     """
     if output == "":
         raise AetoolError(f"{option} is an empty name; give a file or a folder (. for the current one)")

@@ -636,16 +636,15 @@ def _check_conv_sizes(config: TrainConfig, train: ImageSet, *, multiple: int) ->
         largest = min(height, width) // multiple * multiple
         images = "image" if smaller == 1 else "images"
         leave_out = f"leave the {smaller} {images} under {config.patch}×{config.patch} out of the training folder"
+        if largest >= USEFUL_PATCH:
+            advice = f"{leave_out}, or pass a patch of at most {largest}"
+        elif not largest:
+            advice = f"{leave_out} ({multiple}×{multiple} is the smallest patch {config.model} takes)"
+        else:  # it offered "a patch of at most 1"
+            advice = f"{leave_out} (too small for a patch to learn from)"
         raise DataError(
             f"--patch {config.patch} is larger than {smaller} of the {len(train)} training images (the smallest: "
-            f"{train.names[smallest]}, {width}×{height} (width×height)); "
-            + (
-                f"{leave_out}, or pass a patch of at most {largest}"
-                if largest >= USEFUL_PATCH
-                else f"{leave_out} ({multiple}×{multiple} is the smallest patch {config.model} takes)"
-                if not largest
-                else f"{leave_out} (too small for a patch to learn from)"  # it offered "a patch of at most 1"
-            )
+            f"{train.names[smallest]}, {width}×{height} (width×height)); {advice}"
         )
 
 

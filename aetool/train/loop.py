@@ -474,9 +474,9 @@ class Trainer:
         recorded = metrics["history"]  # read when there, to refuse one of another shape
         history = state.get("history", recorded)
         run = metrics.get("run")
-        recorded = run.get("images_sha256") if isinstance(run, dict) else None
-        if isinstance(recorded, dict):
-            self._check_same_images(recorded)
+        digests = run.get("images_sha256") if isinstance(run, dict) else None
+        if isinstance(digests, dict):
+            self._check_same_images(digests)
         seconds = run.get("seconds") if isinstance(run, dict) else None
         self.seconds_before = float(seconds) if isinstance(seconds, int | float) and seconds >= 0 else 0.0
         self.history = [r for r in history if r["epoch"] <= self.start_epoch]
