@@ -31,7 +31,7 @@ _STRONG = re.compile(rb"\x89PNG\r\n\x1a\n|\xff\xd8\xff[\xc0-\xfe]|RIFF....WEBP",
 _OTHER_FORMAT = re.compile(
     rb"II\*\0|MM\0\*|GIF8|qoif|....ftyp|\0\0\0\x0cjP|8BPS|\0\0\x01\0|%!PS|\xc5\xd0\xd3\xc6|icns|DDS ", re.DOTALL
 )
-_CANDIDATE = re.compile(rb"\x89PNG\r\n\x1a\n|\xff\xd8\xff[\xc0-\xfe]|RIFF....WEBP|BM|P[456]\s", re.DOTALL)
+_CANDIDATE = re.compile(_STRONG.pattern + rb"|BM|P[456]\s", re.DOTALL)
 
 
 def split_images(data: bytes) -> list[bytes]:
@@ -77,9 +77,9 @@ def repeated_signature(data: bytes) -> int | None:
     return None
 
 
-def _ends_cleanly(data: bytes, end: int | None) -> bool:
+def _ends_cleanly(data: bytes, end: int) -> bool:
     """Whether an image that ends at ``end`` is followed by the end of ``data`` or the start of another image."""
-    return end is not None and (end == len(data) or _format_at(data, end) is not None)
+    return end == len(data) or _format_at(data, end) is not None
 
 
 def _next_image(data: bytes, at: int) -> int | None:
@@ -87,7 +87,10 @@ def _next_image(data: bytes, at: int) -> int | None:
     Netpbm one where a whole image follows that ends cleanly; None for none."""
     for candidate in _CANDIDATE.finditer(data, at):
         begins = candidate.start()
-        if _STRONG.match(data, begins) or _ends_cleanly(data, _image_end(data, begins)):
+        if _STRONG.match(data, begins):
+            return begins
+        end = _image_end(data, begins)
+        if end is not None and _ends_cleanly(data, end):
             return begins
     return None
 
