@@ -28,6 +28,8 @@ IMAGES_IN_FLIGHT = 64  # images read and held at once ...
 VALUES_IN_FLIGHT = 1 << 25  # ... or fewer, once they hold this many pixel values (128 MB of float32)
 
 T = TypeVar("T")
+G = TypeVar("G")  # one image of a group, as a caller holds it
+R = TypeVar("R")  # what a caller's run makes of a group
 
 
 @dataclass(frozen=True)
@@ -333,26 +335,15 @@ def _run(
     :func:`read_chunks` raises on after them (it had dropped the rest of a chunk whose files were written: a
     trial's 128 files had 74 records)."""
     outcomes = {index: item for index, item in enumerate(chunk) if isinstance(item, Outcome)}
-    pending = collections.deque(_batches(chunk))
+
+    def failed(group: list[tuple[int, Ready]], reason: str) -> None:
+        outcomes.update((index, Outcome(item.job.label, error=reason)) for index, item in group)
+
+    def run(group: list[tuple[int, Ready]]) -> np.ndarray:
+        return step.run(_batch([item.prepared.pixels for _, item in group]))
+
     try:
-        while pending:
-            group = pending.popleft()
-            started = time.perf_counter()
-            try:
-                results = step.run(_batch([item.prepared.pixels for _, item in group]))
-            except TimedOut:  # a model past --timeout stops the command (below); it would stop on every image alike
-                raise
-            except MemoryError as err:  # the model's (OutOfMemory) or numpy's, around the model call
-                if len(group) > 1:  # one at a time, then: three 1024×1024 pages failed together where each fits
-                    pending.extendleft([pair] for pair in reversed(group))
-                    continue
-                reason = str(err) if isinstance(err, AetoolError) else no_memory_line(err)
-                outcomes.update((index, Outcome(item.job.label, error=reason)) for index, item in group)
-                continue
-            except AetoolError as err:
-                outcomes.update((index, Outcome(item.job.label, error=str(err))) for index, item in group)
-                continue
-            share = (time.perf_counter() - started) / len(group)
+        for group, results, share in run_groups(_batches(chunk), run, failed=failed):
             for (index, item), result in zip(group, results, strict=True):
                 with interrupts_held():
                     try:
@@ -365,6 +356,34 @@ def _run(
     settled = [outcomes[index] for index in range(len(chunk))]
     with interrupts_deferred(stop) if stop is not None else nullcontext():
         yield from settled
+
+
+def run_groups(
+    groups: Iterable[list[G]], run: Callable[[list[G]], R], *, failed: Callable[[list[G], str], None]
+) -> Iterator[tuple[list[G], R, float]]:
+    """Each group of images (those that run in one batch) with what ``run`` makes of it and the seconds it took
+    per image, in order. A group that runs out of memory (the model's ``OutOfMemory`` or numpy's ``MemoryError``)
+    runs again one image at a time (three 1024×1024 pages failed together where each fits); an image alone that
+    still does, or a group whose run raises another ``AetoolError``, goes to ``failed`` with the one-line reason
+    and is not yielded. ``TimedOut`` is raised: a model past ``--timeout`` would stop on every image alike."""
+    pending = collections.deque(groups)
+    while pending:
+        group = pending.popleft()
+        started = time.perf_counter()
+        try:
+            result = run(group)
+        except TimedOut:
+            raise
+        except MemoryError as err:
+            if len(group) > 1:
+                pending.extendleft([member] for member in reversed(group))
+                continue
+            failed(group, str(err) if isinstance(err, AetoolError) else no_memory_line(err))
+            continue
+        except AetoolError as err:
+            failed(group, str(err))
+            continue
+        yield group, result, (time.perf_counter() - started) / len(group)
 
 
 def _batch(pixels: list[np.ndarray]) -> np.ndarray:

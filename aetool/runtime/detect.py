@@ -16,7 +16,6 @@ both at the image's size.
 
 from __future__ import annotations
 
-import collections
 import io
 import math
 import numbers
@@ -25,6 +24,7 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,7 @@ import numpy as np
 
 from aetool.errors import AetoolError, DataError, ModelFileError, TimedOut, no_memory_line
 from aetool.runtime import anomaly, contract, images
-from aetool.runtime.batch import Outcome, Ready, Reconstruct, read_chunks
+from aetool.runtime.batch import Outcome, Ready, Reconstruct, read_chunks, run_groups
 from aetool.runtime.evaluate import INVERTED, RESIZED, checked_limit, counted
 from aetool.runtime.files import (
     HEATMAP,
@@ -317,26 +317,9 @@ def detect(
                 )
             else:
                 groups.setdefault(item.prepared.pixels.shape, []).append((index, item))
-        pending = collections.deque(groups.values())
-        try:
-            while pending:
-                group = pending.popleft()
-                started = time.perf_counter()
-                try:
-                    scored = detector.run(np.stack([item.prepared.pixels for _, item in group]))
-                except TimedOut:  # a model past --timeout stops the command, as for the image commands (below)
-                    raise
-                except MemoryError as err:  # the model's (OutOfMemory) or numpy's (the map's smoothing)
-                    if len(group) > 1:  # one at a time, then (as batch._run does)
-                        pending.extendleft([pair] for pair in reversed(group))
-                        continue
-                    failed = str(err) if isinstance(err, AetoolError) else no_memory_line(err)
-                    results.update((index, Detection(item.job.label, error=failed)) for index, item in group)
-                    continue
-                except AetoolError as err:
-                    results.update((index, Detection(item.job.label, error=str(err))) for index, item in group)
-                    continue
-                share = (time.perf_counter() - started) / len(group)
+        failed = partial(_failed, results)
+        try:  # TimedOut stops the command, as for the image commands (below)
+            for group, scored, share in run_groups(groups.values(), partial(_score, detector), failed=failed):
                 for position, (index, item) in enumerate(group):
                     with interrupts_held():  # an image's heatmaps and its record, or neither
                         try:
@@ -347,6 +330,16 @@ def detect(
             yield from (results[index] for index in sorted(results))
             raise
         yield from (results[index] for index in range(len(chunk)))
+
+
+def _score(detector: Detector, group: list[tuple[int, Ready]]) -> Scored:
+    """The scores of a group of images of one shape (the model's and numpy's errors: the map's smoothing)."""
+    return detector.run(np.stack([item.prepared.pixels for _, item in group]))
+
+
+def _failed(results: dict[int, Detection], group: list[tuple[int, Ready]], reason: str) -> None:
+    """Record that each image of a group failed, for ``reason``."""
+    results.update((index, Detection(item.job.label, error=reason)) for index, item in group)
 
 
 def _finish(item: Ready, scored: Scored, position: int, detector: Detector, share: float) -> Detection:
