@@ -437,11 +437,7 @@ def add_noise(
                 "noise is drawn alike either way, so leave --invert out"
             )
     options = _image_options(output, fmt, side_by_side, invert, force, as_json=as_json, recursive=recursive, exif=exif)
-    if seed is None:  # fresh noise, drawn from a seed that is said, so that it can be drawn again
-        seed = secrets.randbelow(2**32)
-        note(f"noise seed {seed} (--seed {seed} draws this noise again)")
-    drawn = seed
-    _images(inputs, options, suffix=".noisy", step=lambda: _corruption(chosen_level, chosen_kind, drawn))
+    _images(inputs, options, suffix=".noisy", step=lambda: _corruption(chosen_level, chosen_kind, seed))
 
 
 def _alias(value: T | None, old: T | None, name: str, old_name: str, *, default: T) -> T:
@@ -527,8 +523,13 @@ def _load(model: str, provider: list[str] | None, threads: int | None, timeout: 
 
 
 def _corruption(level: float, kind: str, seed: int | None) -> Step:
+    """The noise step; without a seed, one drawn and said (once the inputs are planned: a usage mistake said a
+    seed for noise never drawn), so that the same noise can be drawn again."""
     from aetool.runtime.batch import Corrupt
 
+    if seed is None:
+        seed = secrets.randbelow(2**32)
+        note(f"noise seed {seed} (--seed {seed} draws this noise again)")
     return Corrupt(level, kind, seed)
 
 

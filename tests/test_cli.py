@@ -984,3 +984,12 @@ def test_add_noise_without_a_seed_says_the_seed_it_drew_so_the_noise_can_be_draw
     assert fresh.exit_code == 0 and found
     assert cli("add-noise", "ring.png", "-o", "again.png", "--seed", found[1]).exit_code == 0
     assert (tmp_path / "fresh.png").read_bytes() == (tmp_path / "again.png").read_bytes()
+
+
+def test_add_noise_says_no_seed_when_a_usage_mistake_stops_it_before_any_noise(cli, tmp_path):
+    """The drawn seed was said before the outputs were planned, so a refused command still named one (left open)."""
+    save(tmp_path / "a.png", digit())
+    save(tmp_path / "b.png", digit())
+    refused = cli("add-noise", "a.png", "b.png", "-o", "one.png")
+    assert refused.exit_code == 2 and "names one image file" in refused.stderr
+    assert "noise seed" not in refused.stderr
