@@ -1205,14 +1205,35 @@ def models(as_json: Json = False) -> None:
                     emit(f"{record.name}: {record.use}")
 
 
+ModelNamed = Annotated[  # the model of info and check, also as -m as the image commands take it
+    str | None,
+    typer.Option(
+        "--model", "-m", metavar="NAME|FILE", help="The model, as the image commands name it.", show_default=False
+    ),
+]
+
+
+def _one_model(given: str | None, option: str | None) -> str:
+    """The model named as the argument or with ``-m``; a usage error when neither or two different ones."""
+    if given is not None and option is not None and given != option:
+        fail(f"two models named: {given} and -m {option}; give one")
+    model = given if given is not None else option
+    if model is None:
+        fail("give a model: a file (.onnx) or a bundled model's name (see aetool models)")
+    return model
+
+
 @app.command()
 def info(
     model: Annotated[
-        str, typer.Argument(help="Model file (.onnx) or bundled model name.", metavar="NAME|FILE", show_default=False)
-    ],
+        str | None,
+        typer.Argument(help="Model file (.onnx) or bundled model name.", metavar="NAME|FILE", show_default=False),
+    ] = None,
+    model_option: ModelNamed = None,
     as_json: Json = False,
 ) -> None:
     """Show a model file's inputs, outputs, metadata, parity record and decoder."""
+    model = _one_model(model, model_option)
     with reporting(results=True):
         from aetool.runtime.describe import DECODER, describe
 
@@ -1268,8 +1289,12 @@ def info(
 @app.command()
 def check(
     model: Annotated[
-        str, typer.Argument(help="Model file (.onnx), its decoder, or a bundled model name.", metavar="NAME|FILE")
-    ],
+        str | None,
+        typer.Argument(
+            help="Model file (.onnx), its decoder, or a bundled model name.", metavar="NAME|FILE", show_default=False
+        ),
+    ] = None,
+    model_option: ModelNamed = None,
     atol: Annotated[
         float | None,
         typer.Option(
@@ -1293,6 +1318,7 @@ def check(
     """Run a model file in every ONNX runtime installed here (onnxruntime; the ONNX reference evaluator, OpenCV
     DNN and OpenVINO where installed: the check extra) on fixed inputs and compare each with
     onnxruntime. Exit 0 when every one agrees, 1 when some fail or cannot load it."""
+    model = _one_model(model, model_option)
     with reporting(results=True):
         from aetool.check import EXTRA, check_file
 

@@ -705,6 +705,18 @@ def test_info_describes_a_model(cli, toy_dir):
     assert record["parity"] == {"passed": True, "worst_max_abs": 5e-07, "cases": 2}
 
 
+def test_info_and_check_take_the_model_as_m_too_as_the_image_commands_do(cli):
+    """``aetool info -m deep`` was "No such option: -m", though every image command names its model so (left open)."""
+    assert cli("info", "-m", "denoise").stdout == cli("info", "denoise").stdout != ""
+    checked = cli("check", "--model", "denoise", "--runtime", "onnx-reference")
+    assert checked.exit_code == 0 and "✓ onnx-reference" in checked.stdout
+    assert cli("info", "denoise", "-m", "denoise").exit_code == 0  # the same model twice
+    both = cli("info", "denoise", "-m", "deep")
+    assert both.exit_code == 2 and "two models named: denoise and -m deep; give one" in both.stderr
+    neither = cli("check")
+    assert neither.exit_code == 2 and "give a model" in neither.stderr
+
+
 def test_info_shows_an_empty_metadata_value_as_such(cli, tmp_path):
     shape = ["N", 3, "H", "W"]
     metadata = {**colour_metadata("rgb-conv", shape, multiple_of=4), "decoder": ""}
