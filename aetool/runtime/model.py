@@ -841,7 +841,8 @@ class Model:
         A running onnxruntime call holds the main thread in C++, where Python's Ctrl-C handler never runs. So the
         call runs in a worker thread while the main thread waits, interruptibly; on Ctrl-C or the timeout,
         onnxruntime's ``RunOptions.terminate`` ends the call at its next node (a Loop's next iteration included).
-        Raises ``KeyboardInterrupt`` (Ctrl-C), ``TimedOut``, or what ``session.run`` raised.
+        Raises ``KeyboardInterrupt`` (Ctrl-C), ``TimedOut``, or what ``session.run`` raised; any exception raised
+        while the main thread waits (a program's own SIGTERM handler calling ``sys.exit``) stops the call first.
         """
         import onnxruntime as ort
 
@@ -867,7 +868,7 @@ class Model:
                 _start(call)
                 started = True
             finished = ended.wait(self.timeout)
-        except KeyboardInterrupt:
+        except BaseException:  # Ctrl-C, or what a signal handler of the program raised (SystemExit on SIGTERM)
             if started:
                 _stop(ended, options)
             raise
