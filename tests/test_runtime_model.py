@@ -86,6 +86,37 @@ def test_a_file_replaced_since_it_was_opened_is_opened_anew_and_the_old_session_
     assert sum(key[0] == str(path.resolve()) for key in model_module._OPEN) == 1
 
 
+def test_a_file_replaced_by_a_copy_that_kept_its_time_and_size_is_opened_anew(toy_dir, tmp_path):
+    """``cp -p``/``rsync -a`` of a retrained model (same graph, same size) over the old one, its time kept: the old
+    session was still served (trial 65)."""
+    path = tmp_path / "model.onnx"
+    shutil.copy(toy_dir / "dense.onnx", path)
+    first, kept = load(path), path.stat()
+    shutil.copy(toy_dir / "dense.onnx", tmp_path / "new.onnx")
+    os.utime(tmp_path / "new.onnx", ns=(kept.st_atime_ns, kept.st_mtime_ns))
+    os.replace(tmp_path / "new.onnx", path)
+    assert path.stat().st_mtime_ns == kept.st_mtime_ns and path.stat().st_size == kept.st_size
+    assert load(path) is not first
+
+
+def test_models_nothing_holds_are_let_go_beyond_the_last_few_loaded(toy_dir, tmp_path):
+    """A service loading versioned files (model-v2.onnx …) grew without end: 40 files, 35 → 455 MB (trial 65)."""
+    import gc
+    import weakref
+
+    paths = []
+    for number in range(model_module.KEPT_MODELS + 3):
+        paths.append(tmp_path / f"model-v{number}.onnx")
+        shutil.copy(toy_dir / "dense.onnx", paths[-1])
+    held = load(paths[0])  # the caller's own reference keeps this one open
+    opened = [weakref.ref(load(path)) for path in paths[1:]]
+    gc.collect()
+    alive = [ref() is not None for ref in opened]
+    assert alive == [False] * 2 + [True] * model_module.KEPT_MODELS  # the last KEPT_MODELS loaded are kept
+    assert load(paths[0]) is held  # let go by the cache, still open while held: the same model
+    assert load(paths[-1]) is opened[-1]()
+
+
 def test_threads_loading_one_file_at_once_share_one_model(toy_dir, tmp_path, monkeypatch):
     path = tmp_path / "model.onnx"
     shutil.copy(toy_dir / "conv.onnx", path)
