@@ -193,6 +193,8 @@ def test_paths_as_text_or_path_like_read_like_paths(tmp_path):
         TypeError, match=r"a path \(str, Path or os.PathLike\), the file's bytes or a binary file object, got PIL\."
     ):
         images.read_image(Image.open(path))
+    with pytest.raises(TypeError, match=r"a _io.StringIO read gave str, not bytes \(open the file with 'rb'\)"):
+        images.read_image(io.StringIO("abc"))  # named builtins.str, not the object passed (trial 65)
 
 
 @pytest.mark.parametrize("side", [40, 60])  # over the limit (a warning in Pillow), over twice the limit (an error)
@@ -214,6 +216,12 @@ def test_set_pixel_limit_moves_the_bomb_limit(tmp_path, monkeypatch):
     for megapixels in (0.0, -1.0, float("nan"), float("inf")):
         with pytest.raises(ValueError, match="set_pixel_limit takes megapixels above 0"):
             images.set_pixel_limit(megapixels=megapixels)
+
+
+def test_sixteen_bit_pixels_are_told_to_divide_by_65535_not_255():
+    """uint16 images were told "for 8-bit pixels (0–255) pass images.astype(np.float32) / 255" (trial 65)."""
+    with pytest.raises(ValueError, match=r"got uint16 values; for 16-bit pixels \(0–65535\) pass .* / 65535$"):
+        images.luma(np.zeros((3, 4, 4), np.uint16))
 
 
 def test_polarity_is_judged_by_the_border():

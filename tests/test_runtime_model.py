@@ -117,6 +117,35 @@ def test_models_nothing_holds_are_let_go_beyond_the_last_few_loaded(toy_dir, tmp
     assert load(paths[-1]) is opened[-1]()
 
 
+@pytest.mark.parametrize("given", [None, "noisy.png", b"\x89PNG", np.array([object()])])
+def test_what_holds_no_numbers_is_a_type_error_pointing_at_read_image(toy_dir, given):
+    """``reconstruct(None)`` was "ValueError: expected N×H×W … got shape ()" (trial 65)."""
+    with pytest.raises(TypeError, match=r"expected a numpy array of float pixels, got .*; images.read_image decodes"):
+        load(toy_dir / "conv.onnx").reconstruct(given)
+
+
+def test_a_model_pickles_as_its_file_and_loads_again_in_a_spawned_process(toy_dir, tmp_path):
+    """A Model or Detector could not go to a spawn or forkserver pool: "cannot pickle 'InferenceSession'" (trial 65)."""
+    import multiprocessing
+    import pickle
+
+    path = tmp_path / "model.onnx"
+    shutil.copy(toy_dir / "conv.onnx", path)
+    model = load(path)
+    model.timeout = 30
+    assert pickle.loads(pickle.dumps(model)) is model  # in this process: the model it is
+    page = np.random.default_rng(0).random((1, 1, 8, 8), dtype=np.float32)
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        assert np.array_equal(pool.apply(Model.reconstruct, (model, page)), page)
+        assert pool.apply(getattr, (model, "timeout")) == 30
+    detector = pickle.loads(pickle.dumps(Detector(model, threshold=0.25)))
+    assert detector.model is model and detector.threshold == 0.25
+    pickled = pickle.dumps(model)
+    shutil.copy(toy_dir / "dense.onnx", path)  # another file in its place since
+    with pytest.raises(ModelFileError, match="is not the file the pickled model was loaded from"):
+        pickle.loads(pickled)
+
+
 def test_threads_loading_one_file_at_once_share_one_model(toy_dir, tmp_path, monkeypatch):
     path = tmp_path / "model.onnx"
     shutil.copy(toy_dir / "conv.onnx", path)

@@ -74,13 +74,14 @@ def check_pixels(pixels: np.ndarray, *, name: str = "images", scan: bool = False
     """Raise ``ValueError`` unless ``pixels`` are floats, as every pixel array of the runtime is (in [0, 1]).
 
     Integer and bool arrays (8-bit pixels, 0–255) are refused, not guessed at, with the advice the model's input
-    check gives (divide them by 255); ``name`` is the array's name in the message. ``scan``: also refuse values
+    check gives (divide them by 255, or 65535 for uint16); ``name`` is the array's name in the message. ``scan``: also refuse values
     outside [0, 1] by more than ``PIXEL_TOLERANCE``, NaN and infinities (a pass over the array).
     """
     if not np.issubdtype(pixels.dtype, np.floating):
+        full = {np.dtype(np.uint16): ("16-bit", "0–65535", 65535)}.get(pixels.dtype, ("8-bit", "0–255", 255))
         raise ValueError(
-            f"expected float {name} in [0, 1], got {pixels.dtype} values; for 8-bit pixels (0–255) pass "
-            f"{name}.astype(np.float32) / 255"
+            f"expected float {name} in [0, 1], got {pixels.dtype} values; for {full[0]} pixels ({full[1]}) pass "
+            f"{name}.astype(np.float32) / {full[2]}"
         )
     if scan and pixels.size and not (pixels.min() >= -PIXEL_TOLERANCE and pixels.max() <= 1 + PIXEL_TOLERANCE):
         if np.isnan(pixels).any():
@@ -131,14 +132,19 @@ def read_image(source: str | Path | bytes | bytearray | memoryview | BinaryIO) -
     """
     from PIL import ImageOps
 
+    kind = type(source)
     if isinstance(source, str | os.PathLike):
         source = Path(os.fsdecode(source))
     elif isinstance(source, bytearray | memoryview):
         source = bytes(source)
     elif callable(getattr(source, "read", None)) and not isinstance(source, bytes):
         source = source.read()
+        if not isinstance(source, bytes):  # a text file: its read gives str
+            raise TypeError(
+                f"read_image reads binary file objects; a {kind.__module__}.{kind.__qualname__} read gave "
+                f"{type(source).__qualname__}, not bytes (open the file with 'rb')"
+            )
     if not isinstance(source, bytes | Path):
-        kind = type(source)
         raise TypeError(
             f"read_image takes a path (str, Path or os.PathLike), the file's bytes or a binary file object, got "
             f"{kind.__module__}.{kind.__qualname__}"

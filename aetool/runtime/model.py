@@ -578,6 +578,12 @@ class Model:
     def __repr__(self) -> str:
         return f"Model({str(self.path)!r}, providers={self.providers})"
 
+    def __reduce__(self) -> tuple[Callable[..., Model], tuple]:
+        """Pickled as its file's path, settings and digest (a session cannot be pickled): unpickling loads that
+        file (:func:`load`), so a model passes to a process pool of any start method; ``ModelFileError`` there
+        when the file is gone or its bytes are no longer the ones pickled."""
+        return _unpickled, (str(self.path), self._providers, self._threads, self.timeout, self.sha256)
+
     @property
     def timeout(self) -> float | None:
         """Seconds each session call may run before it is stopped with ``TimedOut``; None: no limit. Set it to None
@@ -722,11 +728,18 @@ class Model:
         checked: floats in [0, 1] (integer arrays refused: divide 8-bit pixels by 255; NaN, infinities and values
         outside [0, 1] by more than ``images.PIXEL_TOLERANCE`` refused), C the model's channels and H×W a size it takes;
         ``whole``: images that go into a conv model in one call, so none over ``MAX_CONV_PIXELS`` (see
-        :meth:`InputSpec.padded`). Raises ``ValueError`` for images it refuses. What :meth:`reconstruct` and the
-        detector's ``run`` check."""
+        :meth:`InputSpec.padded`). Raises ``ValueError`` for images it refuses, ``TypeError`` for what holds no
+        numbers (None, text, bytes). What :meth:`reconstruct` and the detector's ``run`` check."""
         if isinstance(images, list | tuple) and len({np.shape(image) for image in images}) > 1:
             raise ValueError("expected images of one size, got several; pass each size as a batch of its own")
+        given = type(images)
         images = np.asarray(images)
+        if images.dtype.kind not in "biufc":  # None, text, bytes, objects: not pixels at all
+            raise TypeError(
+                f"expected a numpy array of float pixels, got {given.__module__}.{given.__qualname__}"
+                + (f" of {images.dtype} values" if given is np.ndarray else "")
+                + "; images.read_image decodes a file or its bytes"
+            )
         channels = self.input_spec.channels
         if not (images.ndim == 4 and images.shape[1] == channels) and not (images.ndim == 3 and channels == 1):
             wanted = "N×H×W or N×1×H×W" if channels == 1 else f"N×{channels}×H×W"
@@ -985,6 +998,18 @@ def load(model: str | Path, *, providers: str | Sequence[str] | None = None, thr
             opened._opened_as = version
         _KEPT.append(opened)
     return opened
+
+
+def _unpickled(
+    path: str, providers: Sequence[str] | None, threads: int | None, timeout: float | None, sha256: str
+) -> Model:
+    """A pickled model in this process: the file at ``path`` as :func:`load` opens it, with the pickled ``timeout``;
+    ``ModelFileError`` when its bytes are not those the pickled model ran (``sha256``)."""
+    model = load(path, providers=providers, threads=threads)
+    if model.sha256 != sha256:
+        raise ModelFileError(f"{path} is not the file the pickled model was loaded from (its SHA-256 differs)")
+    model.timeout = timeout
+    return model
 
 
 def trained_noise(model: Model) -> Noise:
