@@ -9,9 +9,11 @@ import pytest
 from conftest import CountingSession, digit, read, save
 
 from aetool.runtime import load
-from aetool.runtime.batch import Corrupt, Reconstruct, process
+from aetool.runtime.batch import Corrupt, Reconstruct, process, reconstruct_image
 from aetool.runtime.files import Job
 from aetool.runtime.images import format_for as images_format
+from aetool.runtime.images import read_image
+from aetool.runtime.registry import resolve
 
 
 def job(path, target=None, fmt="PNG"):
@@ -587,3 +589,23 @@ def test_a_stop_signal_while_a_chunks_outcomes_are_handed_out_waits_for_the_rest
                 for _ in range(1000):  # time for Python to run the handler here, where it raised before
                     pass
     assert [o.output for o in seen] == [str(tmp_path / f"out{i}.png") for i in range(3)] and stop.is_set()
+
+
+@pytest.mark.parametrize(
+    ("model", "size", "resize"),
+    [("denoise", (45, 37), False), ("conv-unpool", (30, 41), False), ("deep", (45, 37), True)],
+)
+def test_reconstruct_image_gives_what_the_image_commands_write(tmp_path, model, size, resize):
+    """A service had to rebuild channels, polarity, padding, border and crop from the README: its snippet failed on
+    an upload of odd size ("model takes sizes divisible by 2, got 303×384"; trial 65)."""
+    page = np.full(size, 230, np.uint8)  # dark on light, of a size no bundled model takes as it is
+    page[10:30, 12:20] = 20
+    page = np.stack([page, page // 2, page], axis=-1)  # colour, for grey models
+    source = save(tmp_path / "page.png", page)
+    spec = load(resolve(model)).input_spec
+    assert spec.size != size[::-1] and (spec.size is not None or size[0] % spec.multiple_of)
+    [outcome] = process([job(source, tmp_path / "out.png")], Reconstruct(load(resolve(model)), resize=resize))
+    assert outcome.error is None
+    mine = reconstruct_image(model, read_image(source).pixels, resize=resize)
+    assert mine.shape == (1, *size) and mine.dtype == np.float32
+    assert np.array_equal(np.round(mine[0] * 255).astype(np.uint8), read(tmp_path / "out.png"))

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from functools import partial
+from pathlib import Path
 from typing import BinaryIO, Protocol, TypeVar
 
 import numpy as np
@@ -21,7 +22,7 @@ from aetool.errors import AetoolError, ImageError, TimedOut, no_memory_line, os_
 from aetool.runtime import contract, images
 from aetool.runtime.files import Job, atomic_write, interrupts_deferred, interrupts_held
 from aetool.runtime.metrics import mse, psnr
-from aetool.runtime.model import Model, trained_noise
+from aetool.runtime.model import Model, loaded, trained_noise
 from aetool.runtime.noise import Noise, add_noise, level_note
 
 IMAGES_IN_FLIGHT = 64  # images read and held at once ...
@@ -271,20 +272,12 @@ def _read(job: Job, step: Step, invert: bool | None) -> Ready | Outcome:
     started = time.perf_counter()
     try:
         decoded = images.read_image(job.source)
-        pixels, converted = decoded.pixels, None
-        if step.channels != 1 and decoded.stored_colour and decoded.channels == 1:
-            # a colour file of grey pixels (a black or grey frame among colour ones) through a colour model or
-            # add-noise: colour in, colour out; it came out grey, which broke a sequence of frames (trials 60, 61)
-            pixels = np.repeat(pixels, 3, axis=0)
-        elif step.channels is not None:
-            pixels, converted = images.to_channels(pixels, step.channels)
-        colour_out = pixels.shape[0] == 3 and converted != images.GREY_TO_RGB  # a grey input's output is grey
+        image, converted, flip = carry_in(decoded.pixels, step, invert=invert, stored_colour=decoded.stored_colour)
+        colour_out = image.shape[0] == 3 and converted != images.GREY_TO_RGB  # a grey input's output is grey
         if job.target is not None and job.target.suffix.lower() == ".pgm" and colour_out:  # refused before it runs
             raise ImageError(
                 f"cannot write {job.target}: a .pgm file holds grey images and this output is RGB; use .ppm or .png"
             )
-        flip = step.inverts and (images.is_dark_on_light(pixels) if invert is None else invert)
-        image = 1 - pixels if flip else pixels
         prepared = step.prepare(image)
     except AetoolError as err:
         return Outcome(job.label, error=str(err), ms=_ms(started))
@@ -292,6 +285,72 @@ def _read(job: Job, step: Step, invert: bool | None) -> Ready | Outcome:
         return Outcome(job.label, error=no_memory_line(err), ms=_ms(started))
     notes = decoded.notes + prepared.notes
     return Ready(job, image, prepared, notes, converted, flip, time.perf_counter() - started, decoded.exif)
+
+
+def carry_in(
+    pixels: np.ndarray, step: Step, *, invert: bool | None = None, stored_colour: bool = False
+) -> tuple[np.ndarray, str | None, bool]:
+    """C×H×W float32 ``pixels`` in [0, 1] in the step's channels and polarity: the image, how its channels were
+    converted (``images.to_channels``; None: not), and whether it was inverted (for a step that inverts: when it
+    is dark on light, judged by its border, or as ``invert`` says). ``stored_colour``: the file stores colour, so
+    grey pixels of it go through a colour step as colour. Raises ``ValueError`` for pixels that are not that."""
+    converted = None
+    if step.channels != 1 and stored_colour and pixels.shape[0] == 1:
+        # a colour file of grey pixels (a black or grey frame among colour ones) through a colour model or
+        # add-noise: colour in, colour out; it came out grey, which broke a sequence of frames (trials 60, 61)
+        pixels = np.repeat(pixels, 3, axis=0)
+    elif step.channels is not None:
+        pixels, converted = images.to_channels(pixels, step.channels)
+    flip = step.inverts and (images.is_dark_on_light(pixels) if invert is None else invert)
+    return (1 - pixels if flip else pixels), converted, flip
+
+
+def cropped(result: np.ndarray, prepared: Prepared) -> np.ndarray:
+    """The region of a step's C×H×W result that is the image (``Prepared.region``), its padding cut off."""
+    (height, width), top = prepared.region, prepared.offset
+    return result[:, top : top + height, top : top + width]
+
+
+def carry_back(
+    pixels: np.ndarray,
+    prepared: Prepared,
+    *,
+    converted: str | None,
+    inverted: bool,
+    beside: np.ndarray | None = None,
+) -> np.ndarray:
+    """A result's region (:func:`cropped`) back in the image's world, as :func:`carry_in` reported it: resized back
+    where preparing resized it, put to the right of ``beside`` (the input, for side by side), inverted back, and
+    grey again for a grey image that a colour step took as RGB (the luma of its result)."""
+    if prepared.restore is not None:
+        pixels = prepared.restore(pixels)
+    if beside is not None:
+        pixels = images.side_by_side(beside, pixels)
+    if inverted:
+        pixels = 1 - pixels
+    if converted == images.GREY_TO_RGB:
+        pixels = images.to_channels(pixels, 1)[0]
+    return pixels
+
+
+def reconstruct_image(
+    model: Model | str | Path, pixels: np.ndarray, *, invert: bool | None = None, resize: bool = False
+) -> np.ndarray:
+    """One image as ``aetool reconstruct`` and ``denoise`` write it: C×H×W float32 ``pixels`` in [0, 1] (what
+    ``images.read_image`` decodes), grey or RGB, of any size a conv model takes, through ``model`` (a loaded
+    :class:`Model`, a path or a bundled name): converted to its channels, inverted when dark on light for a
+    white-on-black model (``invert``: True/False forces it), padded to its multiple with a mirrored border for an
+    as-is conv model, run (in tiles when large), cropped, and carried back (a grey image comes back grey); a dense
+    model's other sizes are fitted to it and back with ``resize``. Returns the image's shape, float32 in [0, 1].
+
+    Raises ``ImageError`` for an image the model cannot take (another size for a dense model without ``resize``,
+    a page over its limit), ``ValueError`` for pixels that are not C×H×W floats in [0, 1] of 1 or 3 channels, and
+    what :meth:`Model.reconstruct` raises."""
+    step = Reconstruct(loaded(model), resize=resize)
+    image, converted, inverted = carry_in(pixels, step, invert=invert)
+    prepared = step.prepare(image)
+    result = cropped(step.run(prepared.pixels[None])[0], prepared)
+    return carry_back(result, prepared, converted=converted, inverted=inverted)
 
 
 def _batches(chunk: Sequence[Ready | Outcome]) -> list[list[tuple[int, Ready]]]:
@@ -409,19 +468,12 @@ def _finish(
     """Score, crop, resize back, restore the polarity and the grey of a grey input, encode and write one result
     (with the input's EXIF when ``exif``)."""
     started = time.perf_counter()
-    (height, width), top = item.prepared.region, item.prepared.offset
-    pixels = result[:, top : top + height, top : top + width]
-    error = mse(pixels, item.prepared.pixels[:, top : top + height, top : top + width])
+    (height, width), restore = item.prepared.region, item.prepared.restore
+    region = cropped(result, item.prepared)
+    error = mse(region, cropped(item.prepared.pixels, item.prepared))
     decibels = psnr(error)
-    restore = item.prepared.restore
-    if restore is not None:
-        pixels = restore(pixels)
-    if side_by_side:
-        pixels = images.side_by_side(item.image, pixels)
-    if item.inverted:
-        pixels = 1 - pixels
-    if item.converted == images.GREY_TO_RGB:  # a grey image comes back grey: the luma of the model's RGB
-        pixels = images.to_channels(pixels, 1)[0]
+    beside = item.image if side_by_side else None
+    pixels = carry_back(region, item.prepared, converted=item.converted, inverted=item.inverted, beside=beside)
     outcome = Outcome(
         item.job.label,
         size=(pixels.shape[2], pixels.shape[1]),
