@@ -226,7 +226,7 @@ def load_peer(name: str, path: str | Path, threads: int) -> Peer:
     if importlib.util.find_spec("openvino") is None:
         raise AetoolError(
             "aetool bench --compare openvino needs OpenVINO: install the check extra, see the README "
-            "(pip install '.[check]' in a clone)"
+            "(pip install 'aetool[check]', or '.[check]' in a clone)"
         )
     from aetool.check import failure_reason, module_version
 

@@ -39,7 +39,7 @@ ATOL = {"fp32": 1e-4, "fp16": 1e-2, "int8": 1e-2}  # by the file's precision: a 
 TIE_SIZE = (28, 28)
 NON_SQUARE = (32, 48)
 CODE_SIZES = ((7, 7), (8, 12))  # a conv decoder's code: 28×28 and 32×48 images pooled twice
-EXTRA = "pip install '.[check]' in a clone"
+EXTRA = "pip install 'aetool[check]', or '.[check]' in a clone"
 
 Outputs = dict[str, np.ndarray]
 Runner = Callable[[np.ndarray], Outputs]  # one batch of inputs → every output, by name

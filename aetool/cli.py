@@ -1513,14 +1513,31 @@ def _known_models() -> tuple[str, ...]:
     return tuple(loaded.REGISTRY) if loaded is not None else MODELS
 
 
+# The train extra's packages (pyproject.toml) by the module each is imported as
+TRAIN_EXTRA = {
+    "torch": "torch",
+    "torchvision": "torchvision",
+    "onnx": "onnx",
+    "onnxscript": "onnxscript",
+    "onnxconverter-common": "onnxconverter_common",
+    "matplotlib": "matplotlib",
+    "pytorch-msssim": "pytorch_msssim",
+}
+TRAIN_INSTALL = "pip install 'aetool[train]', or '.[train]' in a clone"
+
+
 def _need_train_extra(command: str) -> None:
-    """Fail with one line when torch is missing, instead of an ImportError traceback; else size torch's pools."""
+    """Fail with one line when a package of the train extra is missing (torch installed alone, a distro's
+    packages), instead of an ImportError traceback; else size torch's pools."""
     import importlib.util
 
-    if importlib.util.find_spec("torch") is None:
+    missing = [package for package, module in TRAIN_EXTRA.items() if importlib.util.find_spec(module) is None]
+    if "torch" in missing:  # the base install: the extra installs the rest with it
+        fail(f"aetool {command} needs PyTorch: install the train extra, see the README ({TRAIN_INSTALL})")
+    if missing:
         fail(
-            f"aetool {command} needs PyTorch: install the train extra, see the README (pip install '.[train]' "
-            "in a clone)"
+            f"aetool {command} needs the train extra: {' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} "
+            f"not installed; see the README ({TRAIN_INSTALL})"
         )
     size_torch_threads()
 

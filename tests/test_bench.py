@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -202,8 +203,39 @@ def test_bench_runs_without_torch_and_says_compare_torch_needs_it(toy_dir, tmp_p
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr.strip() == (
         "aetool: error: aetool bench --compare-torch needs PyTorch: install the train "
-        "extra, see the README (pip install '.[train]' in a clone)"
+        "extra, see the README (pip install 'aetool[train]', or '.[train]' in a clone)"
     )
+
+
+@pytest.mark.parametrize("command", [["train", "deep"], ["export", "runs/deep"], ["report", "--quick"]])
+def test_a_missing_package_of_the_train_extra_besides_torch_is_one_line_and_exit_2(command):
+    """torch installed alone (by hand, or a distro's package): pytorch-msssim or matplotlib missing was an
+    ImportError traceback, exit 1 (trial 64)."""
+    hidden = "import sys; sys.modules['pytorch_msssim'] = sys.modules['matplotlib'] = None; "
+    done = subprocess.run(
+        [sys.executable, "-c", hidden + BASE_INSTALL.split("; ", 2)[2], *command],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.strip() == (
+        f"aetool: error: aetool {command[0]} needs the train extra: matplotlib and pytorch-msssim are not installed; "
+        "see the README (pip install 'aetool[train]', or '.[train]' in a clone)"
+    )
+
+
+def test_the_train_extras_packages_are_the_ones_the_cli_looks_for():
+    import tomllib
+
+    from aetool.cli import TRAIN_EXTRA
+
+    pyproject = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    declared = [
+        re.split(r"[<>=!~ ;\[]", requirement)[0]
+        for requirement in pyproject["project"]["optional-dependencies"]["train"]
+    ]
+    assert sorted(declared) == sorted(TRAIN_EXTRA)
 
 
 def test_compare_openvino_without_openvino_is_one_line_and_exit_2(toy_dir):
@@ -217,7 +249,7 @@ def test_compare_openvino_without_openvino_is_one_line_and_exit_2(toy_dir):
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr.strip() == (
         "aetool: error: aetool bench --compare openvino needs OpenVINO: install the check extra, see the README "
-        "(pip install '.[check]' in a clone)"
+        "(pip install 'aetool[check]', or '.[check]' in a clone)"
     )
 
 

@@ -123,7 +123,10 @@ def test_a_runtime_that_disagrees_or_cannot_load_is_a_cross_with_the_reason(fake
     )
     assert any(line.startswith("  ✓ close") and "max abs 5.0e-05" in line for line in lines)
     assert any(line.startswith("  ✗ off") for line in lines) and any(line.startswith("  ✗ refuses") for line in lines)
-    assert any(line.startswith("  – absent") and "pip install '.[check]' in a clone" in line for line in lines)
+    assert any(
+        line.startswith("  – absent") and "pip install 'aetool[check]', or '.[check]' in a clone" in line
+        for line in lines
+    )
 
 
 def test_check_command_prints_the_table_and_exits_1_when_a_runtime_fails(fake_runtimes):
