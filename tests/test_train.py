@@ -440,6 +440,37 @@ def test_without_a_data_dir_torchvision_downloads_and_a_failure_is_one_clear_err
     assert calls and calls[0][1:] == (True, True)  # asked torchvision for the train split, with download=True
 
 
+def test_downloads_go_under_xdg_cache_home_and_a_failed_one_leaves_no_folders(monkeypatch, tmp_path):
+    """$XDG_CACHE_HOME was ignored (always ~/.cache/aetool), and an offline download left an empty MNIST/raw tree
+    behind (trial 64)."""
+    import torchvision.datasets
+
+    roots = []
+
+    class OfflineMNIST:
+        def __init__(self, root, train, download):
+            roots.append(root)
+            (Path(root) / "MNIST" / "raw").mkdir(parents=True)  # as torchvision does before it downloads
+            raise RuntimeError("Error downloading train-images-idx3-ubyte.gz:\n<urlopen error offline>")
+
+    monkeypatch.delenv(DATA_DIR_ENV, raising=False)
+    monkeypatch.setattr(torchvision.datasets, "MNIST", OfflineMNIST)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg" / "cache"))
+    with pytest.raises(DataError, match="cannot download mnist"):
+        load_images("mnist", "train")
+    assert roots == [str(tmp_path / "xdg" / "cache" / "aetool")] and not (tmp_path / "xdg").exists()
+    (tmp_path / "kept").mkdir()
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "kept"))
+    with pytest.raises(DataError):
+        load_images("mnist", "train")
+    assert (tmp_path / "kept").is_dir() and not list((tmp_path / "kept").iterdir())  # its own folder stays
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative/cache")  # ignored, as the specification says
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    with pytest.raises(DataError):
+        load_images("mnist", "train")
+    assert roots[-1] == str(tmp_path / "home" / ".cache" / "aetool") and not (tmp_path / "home").exists()
+
+
 def test_the_data_folder_is_recorded_as_an_absolute_path(data_dir, monkeypatch):
     monkeypatch.chdir(data_dir.parent)
     assert TrainConfig("ae64", data_dir=data_dir.name).data_dir == str(data_dir)

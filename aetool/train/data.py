@@ -21,6 +21,8 @@ epoch as a pure function of (seed, epoch), so a resumed run sees the batches an 
 from __future__ import annotations
 
 import hashlib
+import os
+import shutil
 import tempfile
 import warnings
 from collections import Counter
@@ -47,7 +49,6 @@ from aetool.runtime.images import (
 )
 from aetool.train.config import TrainConfig
 
-DOWNLOAD_CACHE = (".cache", "aetool")  # where torchvision downloads MNIST and Fashion-MNIST, under the home folder
 IN_MEMORY_BYTES = 1 << 30  # decoded sets larger than this live in a memory-mapped temporary file
 
 
@@ -102,23 +103,40 @@ class ImageSet:
 # ---- IDX: MNIST and Fashion-MNIST ----
 
 
+def download_folder() -> Path:
+    """Where torchvision downloads MNIST and Fashion-MNIST: ``$XDG_CACHE_HOME/aetool`` when that variable holds an
+    absolute path (a relative one is ignored, as the XDG Base Directory Specification says), else
+    ``~/.cache/aetool``. Raises ``AetoolError`` without a home folder to expand ``~`` (``files.expand_home``)."""
+    cache = os.environ.get("XDG_CACHE_HOME", "")
+    if os.path.isabs(cache):
+        return Path(cache, "aetool")
+    return files.expand_home(Path("~", ".cache", "aetool"), named="the download folder")
+
+
 def _download(dataset: str, split: str) -> tuple[np.ndarray, np.ndarray]:
     from torchvision import datasets
 
     cls = {"mnist": datasets.MNIST, "fashion-mnist": datasets.FashionMNIST}[dataset]
+    folder = download_folder()
+    made = [path for path in (folder, *folder.parents) if not path.exists()]  # by the download: removed on failure
     try:
-        loaded = cls(
-            str(files.expand_home(Path("~", *DOWNLOAD_CACHE), named="the download folder")),
-            train=split == "train",
-            download=True,
-        )
+        loaded = cls(str(folder), train=split == "train", download=True)
     except (OSError, RuntimeError) as err:
+        _remove_empty_folders(made)
         # torchvision's message lists every mirror it tried, a line each, with their errors: keep the last error
         lines = [line.strip() for line in str(err).splitlines() if line.strip()] or [type(err).__name__]
         raise DataError(
             f"cannot download {dataset} ({lines[-1]}); pass --data-dir or set {DATA_DIR_ENV} to a folder of IDX files"
         ) from None
     return loaded.data.numpy(), loaded.targets.numpy()
+
+
+def _remove_empty_folders(made: list[Path]) -> None:
+    """Remove the folders in ``made`` (a folder, then the parents made for it) when a failed download left
+    nothing in them but empty folders (torchvision makes ``MNIST/raw`` before it fetches a byte); any file there
+    keeps them all."""
+    if made and not any(path.is_file() for path in made[-1].rglob("*")):
+        shutil.rmtree(made[-1], ignore_errors=True)
 
 
 def idx_images(dataset: str, split: str, *, data_dir: str | Path | None = None) -> ImageSet:
