@@ -145,7 +145,10 @@ def test_check_command_prints_the_table_and_exits_1_when_a_runtime_fails(fake_ru
     assert only.exit_code == 0 and "off" not in only.stdout and "✓ close" in only.stdout
     assert invoke("check", "deep", "--runtime", "close", "--atol", "1e-6").exit_code == 1
     absent = invoke("check", "deep", "--runtime", "absent")  # asked for by name and not run: not a pass
-    assert absent.exit_code == 2 and "--runtime absent is not installed here (pip install '.[check]'" in absent.stderr
+    assert (
+        absent.exit_code == 2
+        and "--runtime absent is not installed here (pip install 'aetool[check]', or '.[check]'" in absent.stderr
+    )
 
 
 def test_check_command_usage_errors_are_one_line_exit_2(tmp_path):
