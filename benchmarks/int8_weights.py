@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/int8_weights.py RUN/model.onnx [MORE.onnx] --data-dir ../shared/data/mnist
 
 On x86 CPUs without VNNI (most AVX2 ones) onnxruntime multiplies uint8 activations by int8 weights with an
-instruction that adds pairs of products in 16 bits, which 8-bit weights can saturate; aetool's sessions set
+instruction that adds pairs of products in 16 bits, which 8-bit weights can saturate; aetool's sessions there set
 ``session.x64quantprecision`` so those products come out exact (and slower), and its int8 files hold 7-bit weights
 (``reduce_range``), which cannot saturate. Per fp32 file this writes both int8 files the way aetool's export does
 (``aetool.export.variants.to_int8``: dynamic for a dense model, static QDQ calibrated on 256 training digits for a

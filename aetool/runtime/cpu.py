@@ -3,6 +3,7 @@ and how freed memory is kept for reuse (glibc), which decides how often big allo
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from pathlib import Path
@@ -39,6 +40,37 @@ def usable_cores() -> int:
     affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     limit = _cgroup_limit()
     return max(1, min(affinity, limit) if limit else affinity)
+
+
+CPUINFO = Path("/proc/cpuinfo")
+VNNI_FLAGS = frozenset({"avx512_vnni", "avx_vnni"})  # Linux's names for AVX-512 VNNI and AVX-VNNI
+# The instruction sets that decide onnxruntime's and PyTorch's kernels, as benchmarks report them
+SIMD_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile", "asimd", "asimddp")
+
+
+@functools.cache
+def cpu_facts() -> tuple[str, frozenset[str]]:
+    """The CPU's model name and its feature flags, from the first processor of ``/proc/cpuinfo`` (Linux; ARM's
+    ``Features`` line too); elsewhere, or where it cannot be read, ``platform.processor()`` (or the machine's
+    architecture) and no flags."""
+    import platform
+
+    try:
+        text = CPUINFO.read_text(errors="replace")
+    except OSError:
+        text = ""
+    fields: dict[str, str] = {}
+    for line in text.split("\n\n", 1)[0].splitlines():
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+    name = fields.get("model name") or platform.processor() or platform.machine() or "unknown"
+    return name, frozenset((fields.get("flags") or fields.get("Features") or "").split())
+
+
+def has_vnni() -> bool:
+    """Whether the CPU has VNNI (AVX-512 VNNI or AVX-VNNI), whose integer dot products add uint8 × int8 products
+    in 32 bits, by its flags (:func:`cpu_facts`); False where they cannot be read (other systems)."""
+    return bool(VNNI_FLAGS & cpu_facts()[1])
 
 
 def check_threads(threads: int) -> int:

@@ -26,7 +26,7 @@ import numpy as np
 
 from aetool.errors import AetoolError, ModelFileError, OutOfMemory, TimedOut, out_of_memory
 from aetool.runtime import contract, tiles
-from aetool.runtime.cpu import check_threads, usable_cores
+from aetool.runtime.cpu import check_threads, has_vnni, usable_cores
 from aetool.runtime.files import interrupts_held, is_utf8
 from aetool.runtime.images import check_pixels
 from aetool.runtime.metadata import check_input_spec, check_metadata, noise_from_record, parse_metadata
@@ -311,8 +311,10 @@ def session_options(threads: int | None) -> Any:
     # On x86 CPUs without VNNI (AVX2, and AVX-512 before VNNI), onnxruntime's u8×s8 integer products add pairs of
     # products in 16 bits, which saturate: an int8 `deep` file on an AVX2 CPU came out 0.06 off the exact integer
     # result (the ONNX reference evaluator's; 0.27 in its code). This option has onnxruntime compute those products
-    # as u8×u8 there, exactly (1e-7 off); on CPUs with VNNI it changes nothing.
-    options.add_session_config_entry("session.x64quantprecision", "1")
+    # as u8×u8 there, exactly (1e-7 off). VNNI's products are exact already, and there the option made a file of
+    # 8-bit weights 2.1× slower (README: the compatibility matrix), so it is set only without VNNI.
+    if not has_vnni():
+        options.add_session_config_entry("session.x64quantprecision", "1")
     return options
 
 
