@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import os
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -24,7 +25,7 @@ import numpy as np
 import aetool
 from aetool.errors import AetoolError, ModelFileError, first_line
 from aetool.runtime import contract, tiles
-from aetool.runtime.cpu import keep_freed_memory, usable_cores
+from aetool.runtime.cpu import SIMD_FLAGS, cpu_facts, keep_freed_memory, usable_cores
 from aetool.runtime.model import CPU, MAX_CONV_PIXELS, Model, ort_errors, pad_batch
 
 Call = Callable[[], object]
@@ -69,8 +70,27 @@ class Timing:
         return min(self.seconds) * 1e3
 
     @property
+    def mean_ms(self) -> float:
+        return statistics.fmean(self.seconds) * 1e3
+
+    @property
+    def p99_ms(self) -> float:
+        return float(np.percentile(self.seconds, 99)) * 1e3
+
+    @property
+    def max_ms(self) -> float:
+        return max(self.seconds) * 1e3
+
+    @property
     def images_per_s(self) -> float:
+        """Images a second at the median batch time: the typical call's rate."""
         return self.batch_size / statistics.median(self.seconds)
+
+    @property
+    def sustained_images_per_s(self) -> float:
+        """Images a second over all timed batches (the batch over the mean time): what a stream of them gets, slow
+        calls included (under load a median rate overstated it: 16,249 against 7,215 images/s; trial 66)."""
+        return self.batch_size / statistics.fmean(self.seconds)
 
 
 def parse_batch_sizes(text: str) -> list[int]:
@@ -284,8 +304,12 @@ class BatchResult:
     ort_ms: float  # median
     ort_p95_ms: float
     ort_best_ms: float
-    images_per_s: float
+    images_per_s: float  # at the median
     calls: int
+    ort_mean_ms: float
+    ort_p99_ms: float
+    ort_max_ms: float
+    sustained_images_per_s: float  # over the mean
     gflop_per_s: float | None = None  # only where the FLOPs are known (onnx installed)
     torch_ms: float | None = None
     torch_p95_ms: float | None = None
@@ -322,7 +346,18 @@ def batch_result(
     batch: int, ort: Timing, *, torch: Timing | None = None, flops: int | None = None, peer: Timing | None = None
 ) -> BatchResult:
     """The :class:`BatchResult` of one batch size from its timings (and FLOPs per image, when known)."""
-    result = BatchResult(batch, ort.median_ms, ort.p95_ms, ort.best_ms, ort.images_per_s, len(ort.seconds))
+    result = BatchResult(
+        batch,
+        ort.median_ms,
+        ort.p95_ms,
+        ort.best_ms,
+        ort.images_per_s,
+        len(ort.seconds),
+        ort.mean_ms,
+        ort.p99_ms,
+        ort.max_ms,
+        ort.sustained_images_per_s,
+    )
     if flops is not None:
         result = replace(result, gflop_per_s=flops * ort.images_per_s / 1e9)
     for prefix, other in (("torch", torch), ("peer", peer)):
@@ -354,11 +389,15 @@ class BenchSummary:
     flops_per_image: int | None
     load_average: tuple[float | None, float | None]  # before and after timing
     results: list[BatchResult]
+    aetool: str = aetool.__version__
+    cpu: str = ""  # the CPU's model name (runtime.cpu.cpu_facts)
+    cpu_flags: tuple[str, ...] = ()  # which of runtime.cpu.SIMD_FLAGS it has
+    omp_wait_policy: str | None = None  # $OMP_WAIT_POLICY as timed: PyTorch's OpenMP threads spin or sleep by it
 
     def to_dict(self) -> dict[str, Any]:
         """The ``--json`` document."""
         record = asdict(self)
-        record.update(size=list(self.size), load_average=list(self.load_average))
+        record.update(size=list(self.size), load_average=list(self.load_average), cpu_flags=list(self.cpu_flags))
         record["results"] = [result.to_dict() for result in self.results]
         return record
 
@@ -434,6 +473,9 @@ def run(
         seconds=plan.seconds,
         flops_per_image=flops,
         load_average=(before, load_average()),
+        cpu=cpu_facts()[0],
+        cpu_flags=tuple(flag for flag in SIMD_FLAGS if flag in cpu_facts()[1]),
+        omp_wait_policy=os.environ.get("OMP_WAIT_POLICY"),
         results=[
             batch_result(batch, found["ort"], torch=found.get("torch"), flops=flops, peer=found.get("peer"))
             for batch, found in timings.items()

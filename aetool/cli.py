@@ -2052,12 +2052,21 @@ def bench(
             note(f"{summary.peer} {summary.peer_version} cannot run {Path(summary.file).name}: {summary.peer_error}")
         before, after = summary.load_average
         if before is not None and after is not None:
+            busy = before >= BUSY_LOAD  # other work ran as the timing began
             note(
                 f"load average {before:.2f} before and {after:.2f} after timing, on {summary.cores} core{'s' * (summary.cores != 1)} (this "
-                f"run adds up to {summary.threads}); a shared CPU makes the times"
-                + (", PyTorch's most," if summary.torch else "")
-                + " unreliable"
+                f"run adds up to {summary.threads})"
+                + (
+                    "; other work was running, which makes the times"
+                    + (", PyTorch's most," if summary.torch else "")
+                    + " unreliable"
+                    if busy
+                    else ""
+                )
             )
+
+
+BUSY_LOAD = 0.5  # a load average before timing from which bench says other work makes its times unreliable
 
 
 def _bench_table(summary: BenchSummary) -> list[str]:
@@ -2066,18 +2075,21 @@ def _bench_table(summary: BenchSummary) -> list[str]:
     versus = f" vs torch {summary.torch} eager" if summary.torch else ""
     peer = summary.peer if summary.peer and not summary.peer_error else None
     versus += f" vs {peer} {summary.peer_version}" if peer else ""
+    flags = f" ({' '.join(summary.cpu_flags)})" if summary.cpu_flags else ""
     lines = [
         f"{Path(summary.file).name} ({summary.model}, {summary.precision or '?'}) on onnxruntime "
         f"{summary.onnxruntime} {', '.join(summary.providers)}, {summary.threads} thread{'s' * (summary.threads != 1)}{versus}; "
         f"{height}×{width} (height×width) random images; median (p95) over all timed batches after {summary.warmup} warm-up batch{'es' * (summary.warmup != 1)}, "
-        f"{summary.repeats} round{'s' * (summary.repeats != 1)}"
+        f"{summary.repeats} round{'s' * (summary.repeats != 1)}; images/s over the mean batch time; {summary.cpu}{flags}, "
+        f"aetool {summary.aetool}"
     ]
     header = f"{'batch':>6} {'ort ms (p95)':>18} {'images/s':>10}"
     header += f" {'GFLOP/s':>8}" if summary.flops_per_image else ""
     header += f" {'torch ms (p95)':>18} {'speedup':>8}" if summary.torch else ""
     lines.append(header + (f" {peer + ' ms (p95)':>21} {'speedup':>8}" if peer else ""))
     for row in summary.results:
-        rate = f"{row.images_per_s:,.0f}" if row.images_per_s >= 100 else f"{row.images_per_s:.3g}"
+        sustained = row.sustained_images_per_s
+        rate = f"{sustained:,.0f}" if sustained >= 100 else f"{sustained:.3g}"
         line = f"{row.batch_size:>6} {_ms(row.ort_ms, row.ort_p95_ms):>18} {rate:>10}"
         line += f" {row.gflop_per_s:>8.1f}" if row.gflop_per_s is not None else ""
         if row.torch_ms is not None and row.torch_p95_ms is not None:

@@ -25,6 +25,7 @@ from one_line_errors import run_script
 from onnx import TensorProto, helper
 
 from aetool import bench
+from aetool.errors import ModelFileError
 from aetool.runtime import load
 from aetool.runtime.cpu import usable_cores
 from aetool.runtime.model import CPU, session_options
@@ -79,6 +80,12 @@ def main() -> None:
     print(f"onnxruntime {ort.__version__}, {args.threads} threads, batch {args.batch}, load {bench.load_average()}")
     print("\n| model | product (M × K × N) | ms | GFLOP/s | % of peak |\n|---|---|---:|---:|---:|", flush=True)
     summary = []
+    missing = [name for name in args.models if not (args.runs / name / "model.onnx").is_file()]
+    if missing:  # before any is timed (it was a traceback after the rows of the runs before it; trial 66)
+        raise ModelFileError(
+            f"no model.onnx in {', '.join(str(args.runs / name) for name in missing)}; train them first "
+            f"(aetool train MODEL -o {args.runs}/MODEL), or name the ones there with --models"
+        )
     for name in args.models:
         path = args.runs / name / "model.onnx"
         found = products(path)

@@ -25,6 +25,7 @@ from one_line_errors import run_script
 from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 
 from aetool import bench
+from aetool.errors import ModelFileError
 from aetool.export import variants
 from aetool.runtime import contract
 from aetool.runtime.idx import load_split, resolve_data_dir
@@ -141,11 +142,15 @@ def study_parser(description: str, *, models: str, seconds: float) -> argparse.A
 
 
 def parse_study(parser: argparse.ArgumentParser) -> tuple[argparse.Namespace, Path, bench.Plan]:
-    """The options given, the MNIST folder (refused in one line when there is none) and the timing plan."""
+    """The options given, the MNIST folder (refused in one line when there is none) and the timing plan; raises
+    ``ModelFileError`` for a model file that is not there."""
     args = parser.parse_args()
     data_dir = resolve_data_dir(args.data_dir, "mnist")
     if data_dir is None:
         parser.error("give --data-dir or set AETOOL_DATA_DIR: calibration and test MSE need MNIST")
+    for path in args.models:  # before any is studied (a missing one was a traceback; trial 66)
+        if not path.is_file():
+            raise ModelFileError(f"{path}: no such model file")
     return args, data_dir, bench.Plan(warmup=5, repeats=args.repeats, seconds=args.seconds)
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import re
 import subprocess
 import sys
@@ -17,6 +18,7 @@ import numpy as np
 import pytest
 from conftest import CountingSession, cli_runner, toy_metadata
 
+import aetool
 from aetool import bench
 from aetool.cli import app
 from aetool.runtime import load
@@ -61,7 +63,21 @@ def test_json_has_a_record_per_batch_size(toy_dir):
     for row in summary["results"]:
         assert row["ort_ms"] > 0 and row["ort_p95_ms"] >= row["ort_ms"] and row["calls"] >= 2 * 3
         assert row["images_per_s"] == pytest.approx(row["batch_size"] / row["ort_ms"] * 1e3)
+        assert row["sustained_images_per_s"] == pytest.approx(row["batch_size"] / row["ort_mean_ms"] * 1e3)
+        assert row["ort_best_ms"] <= row["ort_mean_ms"] <= row["ort_max_ms"] and row["ort_p99_ms"] <= row["ort_max_ms"]
         assert "speedup_vs_torch" not in row
+    # what the times depend on, which a result file did not say (trial 66)
+    assert summary["aetool"] == aetool.__version__ and summary["cpu"] and isinstance(summary["cpu_flags"], list)
+    assert summary["omp_wait_policy"] == os.environ.get("OMP_WAIT_POLICY")
+
+
+@pytest.mark.parametrize(("load", "busy"), [(0.1, False), (1.5, True)])
+def test_bench_calls_the_times_unreliable_only_when_other_work_ran(toy_dir, monkeypatch, load, busy):
+    """It said "a shared CPU makes the times unreliable" after every run, whatever the load (trial 66)."""
+    monkeypatch.setattr(bench, "load_average", lambda: load)
+    result = invoke("--model", str(toy_dir / "dense.onnx"), "--batch-sizes", "1", *FAST)
+    assert result.exit_code == 0 and f"load average {load:.2f} before" in result.stderr
+    assert ("other work was running, which makes the times unreliable" in result.stderr) is busy
 
 
 @pytest.mark.parametrize("name", ["rgb-conv.onnx", "rgb-dense.onnx"])
@@ -258,6 +274,11 @@ def test_timing_statistics():
     assert timing.median_ms == pytest.approx(3.0)
     assert timing.p95_ms == pytest.approx(np.percentile([1, 2, 3, 4, 100], 95))
     assert timing.images_per_s == pytest.approx(4 / 0.003)
+    # a stream of batches gets the mean's rate, slow calls included: the median's overstated it (trial 66)
+    assert timing.mean_ms == pytest.approx(22.0) and timing.sustained_images_per_s == pytest.approx(4 / 0.022)
+    assert timing.max_ms == pytest.approx(100.0) and timing.p99_ms == pytest.approx(
+        np.percentile([1, 2, 3, 4, 100], 99)
+    )
 
 
 def test_rounds_alternate_the_backends_after_warm_up():
@@ -431,11 +452,15 @@ def test_the_int8_weights_benchmark_finds_7_bit_files_agree_in_a_plain_session(d
     assert rows["7-bit plain"][-1].strip(" |") == "0" and float(rows["7-bit exact"][1]) > 0
 
 
-def test_benchmark_scripts_end_a_usage_or_data_error_in_one_line(tmp_path):
+def test_benchmark_scripts_end_a_usage_or_data_error_in_one_line(tmp_path, data_dir):
     """A missing data folder was a 10- to 26-line traceback, exit 1; calibration_rules.py found no runs and exited 0
-    (trial 45)."""
+    (trial 45); gemm_shapes.py and the two INT8 studies on a missing model file too (trial 66)."""
     scripts = Path(__file__).parents[1] / "benchmarks"
     cases = {"op_profile.py": [str(tmp_path / "nofile.onnx")]}  # the base install's: onnxruntime and aetool
+    if importlib.util.find_spec("onnx") is not None:
+        cases["gemm_shapes.py"] = ["--runs", str(tmp_path / "runs"), "--models", "deep"]
+        for study in ("int8_conv.py", "int8_weights.py"):
+            cases[study] = [str(tmp_path / "nofile.onnx"), "--data-dir", str(data_dir)]
     if importlib.util.find_spec("scipy") is not None:
         cases["denoising.py"] = ["--data-dir", str(tmp_path / "nodata")]
     if importlib.util.find_spec("torch") is not None:
