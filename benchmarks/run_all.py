@@ -22,7 +22,6 @@ import importlib.util
 import json
 import math
 import os
-import platform
 import tempfile
 import time
 from importlib.metadata import version
@@ -32,11 +31,12 @@ from typing import Any
 import roofline
 from one_line_errors import run_script
 
+import aetool
 from aetool import bench
 from aetool.export import ExportOptions, ParityError, export_run
 from aetool.models import REGISTRY, get_spec
 from aetool.runtime import contract, load
-from aetool.runtime.cpu import usable_cores
+from aetool.runtime.cpu import SIMD_FLAGS, cpu_facts, usable_cores
 from aetool.runtime.evaluate import evaluate
 from aetool.runtime.idx import resolve_data_dir
 from aetool.train import RunFolder, TrainConfig, train
@@ -317,7 +317,9 @@ def main() -> None:
     plan = bench.Plan(repeats=args.repeats, seconds=args.seconds)
     started = time.perf_counter()
     env = {
-        "cpu": platform.processor() or platform.machine(),
+        "cpu": cpu_facts()[0],
+        "cpu_flags": [flag for flag in SIMD_FLAGS if flag in cpu_facts()[1]],
+        "aetool": aetool.__version__,
         "cores": usable_cores(),
         "threads": args.threads,
         "onnxruntime": version("onnxruntime"),

@@ -5,24 +5,14 @@ from __future__ import annotations
 import os
 import platform
 from importlib.metadata import PackageNotFoundError, version
-from pathlib import Path
 
 import torch
 
+from aetool.runtime.cpu import cpu_facts
 from aetool.train.loop import pick_device
 
 THREAD_SETTINGS = ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "MKL_NUM_THREADS")  # shown when set: they change timings
 PACKAGES = ("torch", "torchvision", "onnx", "onnxscript", "onnxruntime", "numpy", "matplotlib")
-
-
-def cpu_name() -> str:
-    """The CPU model from /proc/cpuinfo (``platform.processor()`` is empty on most Linux systems)."""
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
 
 
 def _version(package: str) -> str:
@@ -36,7 +26,7 @@ def environment() -> dict[str, str]:
     """Name → value rows: CPU, cores, GPU, training device, Python and the libraries that did the work."""
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
     rows = {
-        "CPU": cpu_name(),
+        "CPU": cpu_facts()[0],
         "CPU cores (logical)": str(os.cpu_count()),
         "torch threads": str(torch.get_num_threads()),
         "GPU": gpu,
