@@ -372,15 +372,21 @@ def _target(
 
 
 def _stdin_stem(label: str) -> str:
-    """The output name's stem of an image from standard input: ``stdin``, or ``stdin-000002`` for ``-:2``."""
-    return "stdin" if label == STDIN else f"stdin-{int(label.removeprefix(STDIN + ':')):06d}"
+    """The output name's stem of an image from standard input: ``stdin``, ``stdin-000002`` for ``-:2``, and
+    ``stdin-bytes-64-65`` for bytes of a stream that begin no image (``-:bytes 64-65``)."""
+    part = label.removeprefix(STDIN + ":")
+    return (
+        "stdin" if label == STDIN else f"stdin-{int(part):06d}" if part.isdigit() else f"stdin-{part.replace(' ', '-')}"
+    )
 
 
 def standard_input(data: bytes) -> list[Input]:
     """The images of standard input's bytes (``data``) as inputs: one labelled ``-``, or, for several images
     written one after another (``ffmpeg -f image2pipe``; :func:`aetool.runtime.stream.split_images` tells where
-    each ends), ``-:1``, ``-:2``, … in their order."""
-    from aetool.runtime.stream import repeated_signature, split_images
+    each ends), ``-:1``, ``-:2``, … in their order; bytes between them that begin no image (they fail) are
+    ``-:bytes FIRST-LAST`` (offsets in the stream, ``-:byte N`` for one), so the images' numbers have no gap
+    where no image was lost (``ffmpeg -i stdin-%06d.png`` stops at the first missing number)."""
+    from aetool.runtime.stream import begins_an_image, repeated_signature, split_images
 
     images = split_images(data)
     if len(images) == 1:
@@ -393,7 +399,17 @@ def standard_input(data: bytes) -> list[Input]:
                 stacklevel=2,
             )
         return [Input(STDIN, data)]
-    return [Input(f"{STDIN}:{number}", image) for number, image in enumerate(images, start=1)]
+    inputs, number, start = [], 0, 0
+    for part in images:  # the images numbered -:1, -:2, …; bytes that begin none by where they lie (no gap in those)
+        end = start + len(part)
+        if begins_an_image(part):
+            number += 1
+            label = f"{STDIN}:{number}"
+        else:
+            label = f"{STDIN}:bytes {start}-{end - 1}" if len(part) > 1 else f"{STDIN}:byte {start}"
+        inputs.append(Input(label, part))
+        start = end
+    return inputs
 
 
 Content = bytes | Callable[[Path], None]  # the bytes of a file, or a function that writes the file at a path

@@ -67,6 +67,12 @@ def split_images(data: bytes) -> list[bytes]:
     return images or [data]
 
 
+def begins_an_image(data: bytes) -> bool:
+    """Whether ``data`` begins with an image's signature (whole or damaged), rather than bytes that are no image
+    (a newline between two frames): of a format :func:`split_images` cuts, or of another it looks for."""
+    return _format_at(data, 0) is not None or bool(_OTHER_FORMAT.match(data))
+
+
 def repeated_signature(data: bytes) -> int | None:
     """Where ``data``, beginning with a TIFF, GIF or QOI image (formats whose end aetool does not find), holds that
     signature again: several such images one after another, of which only the first is read; None otherwise."""
