@@ -77,6 +77,7 @@ def test_bench_calls_the_times_unreliable_only_when_other_work_ran(toy_dir, monk
     monkeypatch.setattr(bench, "load_average", lambda: load)
     result = invoke("--model", str(toy_dir / "dense.onnx"), "--batch-sizes", "1", *FAST)
     assert result.exit_code == 0 and f"load average {load:.2f} before" in result.stderr
+    assert ("unreliable" in result.stderr) is busy
     assert ("other work was running, which makes the times unreliable" in result.stderr) is busy
 
 
