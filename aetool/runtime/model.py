@@ -62,7 +62,7 @@ ZIP_SIGNATURE = b"PK\x03\x04"  # a zip archive's first bytes: what torch.save wr
 MAX_MODEL_BYTES = (2 << 30) - 1  # protobuf's own limit: no ONNX file is larger
 # onnxruntime's memory arena keeps the largest call's memory for the session's life: one 1024×1024 page through
 # the bundled denoise took a process from 66 to 597 MB for good. A call of at most this many input values after a
-# larger one asks onnxruntime to shrink its arena ("memory.enable_memory_arena_shrinkage") once it ends (597 → 214
+# larger one asks onnxruntime to shrink its arena ("memory.enable_memory_arena_shrinkage") once it ends (597 → 81
 # MB); shrinking after every large call instead made tiled pages 1.2-1.6× slower, and after every call the
 # runtime's 64-digit conv calls 1.3× (README: Memory across calls).
 ARENA_KEEP_VALUES = 1 << 18
@@ -312,7 +312,7 @@ def session_options(threads: int | None) -> Any:
     # products in 16 bits, which saturate: an int8 `deep` file on an AVX2 CPU came out 0.06 off the exact integer
     # result (the ONNX reference evaluator's; 0.27 in its code). This option has onnxruntime compute those products
     # as u8×u8 there, exactly (1e-7 off). VNNI's products are exact already, and there the option made a file of
-    # 8-bit weights 2.1× slower (README: the compatibility matrix), so it is set only without VNNI.
+    # 8-bit weights 2.1-4.4× slower (README: the compatibility matrix), so it is set only without VNNI.
     if not has_vnni():
         options.add_session_config_entry("session.x64quantprecision", "1")
     return options
