@@ -61,6 +61,7 @@ app = typer.Typer(name="aetool", no_args_is_help=True, pretty_exceptions_enable=
 T = TypeVar("T")
 FEW = 4  # up to this many inputs: a note per image and no progress bar
 LOW_SCORE = "unusually low"
+BUSY_LOAD = 0.5  # a load average before timing from which bench says other work makes its times unreliable
 BLANK_FRAMES = (
     "normal by the threshold, but an image unlike the normal ones can score low too, as a blank, flat or blurred "
     "frame is easy to reconstruct; --json: unusually_low"
@@ -2064,9 +2065,6 @@ def bench(
                     else ""
                 )
             )
-
-
-BUSY_LOAD = 0.5  # a load average before timing from which bench says other work makes its times unreliable
 
 
 def _bench_table(summary: BenchSummary) -> list[str]:

@@ -374,10 +374,10 @@ def _target(
 def _stdin_stem(label: str) -> str:
     """The output name's stem of an image from standard input: ``stdin``, ``stdin-000002`` for ``-:2``, and
     ``stdin-bytes-64-65`` for bytes of a stream that begin no image (``-:bytes 64-65``)."""
+    if label == STDIN:
+        return "stdin"
     part = label.removeprefix(STDIN + ":")
-    return (
-        "stdin" if label == STDIN else f"stdin-{int(part):06d}" if part.isdigit() else f"stdin-{part.replace(' ', '-')}"
-    )
+    return f"stdin-{int(part):06d}" if part.isdigit() else f"stdin-{part.replace(' ', '-')}"
 
 
 def standard_input(data: bytes) -> list[Input]:
