@@ -50,7 +50,7 @@ from aetool.names import MODELS, REPORT_MODELS
 
 if TYPE_CHECKING:
     from aetool.bench import BenchSummary
-    from aetool.runtime.batch import ImageOptions, Outcome, Step
+    from aetool.runtime.batch import Corrupt, ImageOptions, Outcome, Step
     from aetool.runtime.detect import Detection
     from aetool.runtime.evaluate import Evaluation
     from aetool.runtime.files import Failure, Input, Job
@@ -438,7 +438,13 @@ def add_noise(
                 "noise is drawn alike either way, so leave --invert out"
             )
     options = _image_options(output, fmt, side_by_side, invert, force, as_json=as_json, recursive=recursive, exif=exif)
-    _images(inputs, options, suffix=".noisy", step=lambda: _corruption(chosen_level, chosen_kind, seed))
+    with reporting():
+        jobs, failures = _plan(inputs, options, suffix=".noisy")
+        corrupt = _corruption(chosen_level, chosen_kind, seed)
+        code = _run(jobs, failures, corrupt, options)
+        if seed is None and corrupt.noised:  # fresh noise, drawn from a seed said so that it can be drawn again
+            note(f"noise seed {corrupt.seed} (--seed {corrupt.seed} draws this noise again)")
+    raise typer.Exit(code)
 
 
 def _alias(value: T | None, old: T | None, name: str, old_name: str, *, default: T) -> T:
@@ -523,15 +529,12 @@ def _load(model: str, provider: list[str] | None, threads: int | None, timeout: 
     return loaded
 
 
-def _corruption(level: float, kind: str, seed: int | None) -> Step:
-    """The noise step; without a seed, one drawn and said (once the inputs are planned: a usage mistake said a
-    seed for noise never drawn), so that the same noise can be drawn again."""
+def _corruption(level: float, kind: str, seed: int | None) -> Corrupt:
+    """The noise step, seeded by ``seed`` or, without one, by a seed drawn here (said by add-noise once noise was
+    drawn with it: a usage mistake or inputs that all failed said a seed for noise never drawn)."""
     from aetool.runtime.batch import Corrupt
 
-    if seed is None:
-        seed = secrets.randbelow(2**32)
-        note(f"noise seed {seed} (--seed {seed} draws this noise again)")
-    return Corrupt(level, kind, seed)
+    return Corrupt(level, kind, secrets.randbelow(2**32) if seed is None else seed)
 
 
 def _images(inputs: list[str], options: ImageOptions, *, suffix: str, step: Callable[[], Step]) -> NoReturn:
@@ -588,7 +591,7 @@ def _run(jobs: list[Job], failures: list[Failure], step: Step, options: ImageOpt
     summary; the exit code."""
     import threading
 
-    from aetool.runtime.batch import Outcome, Reconstruct, process
+    from aetool.runtime.batch import Corrupt, Outcome, Reconstruct, process
     from aetool.runtime.files import interrupts_deferred
 
     started = time.perf_counter()
@@ -607,7 +610,13 @@ def _run(jobs: list[Job], failures: list[Failure], step: Step, options: ImageOpt
     done = failed = 0
     counts: Counter[str] = Counter()
     not_digits = False  # an image that is not a 28×28 digit went through
-    ran = _ran(step.model) if isinstance(step, Reconstruct) else {}
+    ran = (
+        _ran(step.model)
+        if isinstance(step, Reconstruct)
+        else {"noise_seed": step.seed}
+        if isinstance(step, Corrupt)
+        else {}
+    )
     try:
         for outcome in chain(refused, _progress(outcomes, len(jobs), _shows_bar(total, as_json=options.as_json))):
             with interrupts_deferred(stop):
@@ -2078,7 +2087,7 @@ def _bench_table(summary: BenchSummary) -> list[str]:
         f"{Path(summary.file).name} ({summary.model}, {summary.precision or '?'}) on onnxruntime "
         f"{summary.onnxruntime} {', '.join(summary.providers)}, {summary.threads} thread{'s' * (summary.threads != 1)}{versus}; "
         f"{height}×{width} (height×width) random images; median (p95) over all timed batches after {summary.warmup} warm-up batch{'es' * (summary.warmup != 1)}, "
-        f"{summary.repeats} round{'s' * (summary.repeats != 1)}; images/s over the mean batch time; {summary.cpu}{flags}, "
+        f"{summary.repeats} round{'s' * (summary.repeats != 1)}; images/s and GFLOP/s over the mean batch time; {summary.cpu}{flags}, "
         f"aetool {summary.aetool}"
     ]
     header = f"{'batch':>6} {'ort ms (p95)':>18} {'images/s':>10}"
@@ -2089,7 +2098,8 @@ def _bench_table(summary: BenchSummary) -> list[str]:
         sustained = row.sustained_images_per_s
         rate = f"{sustained:,.0f}" if sustained >= 100 else f"{sustained:.3g}"
         line = f"{row.batch_size:>6} {_ms(row.ort_ms, row.ort_p95_ms):>18} {rate:>10}"
-        line += f" {row.gflop_per_s:>8.1f}" if row.gflop_per_s is not None else ""
+        # over the mean too, as the images/s beside it (the JSON's gflop_per_s is at the median)
+        line += f" {summary.flops_per_image * sustained / 1e9:>8.1f}" if summary.flops_per_image else ""
         if row.torch_ms is not None and row.torch_p95_ms is not None:
             line += f" {_ms(row.torch_ms, row.torch_p95_ms):>18} {row.speedup_vs_torch:>7.2f}×"
         if row.peer_ms is not None and row.peer_p95_ms is not None:

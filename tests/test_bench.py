@@ -136,6 +136,9 @@ def test_compare_torch_adds_torch_times_and_ratios(ae64_run):
     assert (
         "torch ms (p95)" in table and table.count("×") == 2 + 2
     )  # one per row, two in the header's size and its order
+    for row in table.splitlines()[2:]:  # GFLOP/s at the images/s beside it: both over the mean (trial 67)
+        images_per_s, gflop_per_s = float(row.split()[3].replace(",", "")), float(row.split()[4])
+        assert gflop_per_s == pytest.approx(images_per_s * 2 * 2 * 784 * 64 / 1e9, rel=0.01, abs=0.06)
 
 
 def test_compare_torch_refuses_a_folder_without_a_run_or_of_another_model(ae64_run, toy_dir, tmp_path):

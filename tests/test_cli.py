@@ -1010,3 +1010,8 @@ def test_add_noise_says_no_seed_when_a_usage_mistake_stops_it_before_any_noise(c
     refused = cli("add-noise", "a.png", "b.png", "-o", "one.png")
     assert refused.exit_code == 2 and "names one image file" in refused.stderr
     assert "noise seed" not in refused.stderr
+    missing = cli("add-noise", "nothing.png", "-o", "out/")  # no image read, no noise drawn (trial 67)
+    assert missing.exit_code == 1 and "noise seed" not in missing.stderr
+    drawn = cli("add-noise", "a.png", "-o", "out/", "--json")  # the seed said, and in each record
+    said = re.search(r"noise seed (\d+) ", drawn.stderr)
+    assert said and json.loads(drawn.stdout)["noise_seed"] == int(said[1])

@@ -609,3 +609,21 @@ def test_reconstruct_image_gives_what_the_image_commands_write(tmp_path, model, 
     mine = reconstruct_image(model, read_image(source).pixels, resize=resize)
     assert mine.shape == (1, *size) and mine.dtype == np.float32
     assert np.array_equal(np.round(mine[0] * 255).astype(np.uint8), read(tmp_path / "out.png"))
+
+
+def test_reconstruct_image_takes_read_images_result_and_checks_pixels_before_inverting(tmp_path, toy_dir):
+    """A colour file of grey pixels came back grey through a colour model (the command writes RGB); 1.5 everywhere
+    was reported as "from -0.5 to -0.5", the inverted range; None was an AttributeError (trial 67)."""
+    source = save(tmp_path / "grey-rgb.png", np.repeat(np.full((6, 8, 1), 90, np.uint8), 3, axis=2))
+    decoded = read_image(source)
+    assert decoded.channels == 1 and decoded.stored_colour
+    colour = reconstruct_image(toy_dir / "rgb-conv.onnx", decoded)
+    [outcome] = process([job(source, tmp_path / "out.png")], Reconstruct(load(toy_dir / "rgb-conv.onnx")))
+    assert outcome.error is None and colour.shape == (3, 6, 8) and read(tmp_path / "out.png").shape == (6, 8, 3)
+    assert np.array_equal(np.round(colour * 255).astype(np.uint8).transpose(1, 2, 0), read(tmp_path / "out.png"))
+    with pytest.raises(ValueError, match=r"got values from 1.5 to 1.5"):
+        reconstruct_image(toy_dir / "conv.onnx", np.full((1, 8, 8), 1.5, np.float32))
+    with pytest.raises(TypeError, match=r"takes images.read_image's result or its pixels .*got builtins.NoneType"):
+        reconstruct_image(toy_dir / "conv.onnx", None)
+    with pytest.raises(ValueError, match=r"expected C×H×W pixels of 1 or 3 channels, got shape \(8, 8\)"):
+        reconstruct_image(toy_dir / "conv.onnx", np.zeros((8, 8), np.float32))

@@ -195,6 +195,8 @@ def test_paths_as_text_or_path_like_read_like_paths(tmp_path):
         images.read_image(Image.open(path))
     with pytest.raises(TypeError, match=r"a _io.StringIO read gave str, not bytes \(open the file with 'rb'\)"):
         images.read_image(io.StringIO("abc"))  # named builtins.str, not the object passed (trial 65)
+    with open(path) as text, pytest.raises(TypeError, match=r"read gave str, not bytes \(open the file with 'rb'\)"):
+        images.read_image(text)  # a PNG opened in text mode: a UnicodeDecodeError traceback (trial 67)
 
 
 @pytest.mark.parametrize("side", [40, 60])  # over the limit (a warning in Pillow), over twice the limit (an error)

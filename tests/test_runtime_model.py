@@ -117,7 +117,42 @@ def test_models_nothing_holds_are_let_go_beyond_the_last_few_loaded(toy_dir, tmp
     assert load(paths[-1]) is opened[-1]()
 
 
-@pytest.mark.parametrize("given", [None, "noisy.png", b"\x89PNG", np.array([object()])])
+def test_a_pickle_holds_the_absolute_path_and_copies_are_the_model_itself(toy_dir, tmp_path, monkeypatch):
+    """A model loaded by a relative path could not be unpickled from another folder; a copy of a model whose file
+    was replaced since raised; unpickling in the process reset the live model's timeout (trial 67)."""
+    import copy
+    import pickle
+
+    shutil.copy(toy_dir / "conv.onnx", tmp_path / "a.onnx")
+    monkeypatch.chdir(tmp_path)
+    model = load("a.onnx")
+    pickled = pickle.dumps(model)
+    model.timeout = None
+    monkeypatch.chdir(toy_dir)
+    assert pickle.loads(pickled) is model and model.timeout is None  # found open: its own timeout kept
+    shutil.copy(toy_dir / "dense.onnx", tmp_path / "a.onnx")  # replaced since: the model still runs as loaded
+    assert copy.copy(model) is model and copy.deepcopy({"m": model})["m"] is model
+
+
+def test_the_memory_of_a_tiled_page_is_given_back_at_the_next_small_call(toy_dir, monkeypatch):
+    """A page in tiles kept its memory: its small edge tile took the shrink while the large tiles' results were
+    still held (1030×1030 through denoise stayed at 256 MB; trial 67)."""
+    model = load(toy_dir / "conv.onnx")
+    asked: list[bool] = []
+    call = model._call
+
+    def recorded(*args, shrink=False):
+        asked.append(shrink)
+        return call(*args, shrink=shrink)
+
+    monkeypatch.setattr(model, "_call", recorded)
+    model.reconstruct(np.zeros((1, 1, 1032, 1032), np.float32))  # tiles, the last ones small
+    asked.clear()
+    model.reconstruct(np.zeros((1, 1, 8, 8), np.float32))
+    assert asked == [True]
+
+
+@pytest.mark.parametrize("given", [None, "noisy.png", b"\x89PNG", bytearray(b"\x89PNG"), np.array([object()])])
 def test_what_holds_no_numbers_is_a_type_error_pointing_at_read_image(toy_dir, given):
     """``reconstruct(None)`` was "ValueError: expected N×H×W … got shape ()" (trial 65)."""
     with pytest.raises(TypeError, match=r"expected a numpy array of float pixels, got .*; images.read_image decodes"):

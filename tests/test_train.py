@@ -434,7 +434,7 @@ def test_without_a_data_dir_torchvision_downloads_and_a_failure_is_one_clear_err
     with pytest.raises(DataError) as raised:
         load_images("mnist", "train")
     assert str(raised.value) == (
-        "cannot download mnist (<urlopen error [Errno -3] Temporary failure in name resolution>); "
+        f"cannot download mnist into {calls[0][0]} (<urlopen error [Errno -3] Temporary failure in name resolution>); "
         "pass --data-dir or set AETOOL_DATA_DIR to a folder of IDX files"
     )
     assert calls and calls[0][1:] == (True, True)  # asked torchvision for the train split, with download=True
@@ -450,11 +450,12 @@ def test_downloads_go_under_xdg_cache_home_and_a_failed_one_leaves_no_folders(mo
     class OfflineMNIST:
         def __init__(self, root, train, download):
             roots.append(root)
-            (Path(root) / "MNIST" / "raw").mkdir(parents=True)  # as torchvision does before it downloads
+            (Path(root) / type(self).__name__ / "raw").mkdir(parents=True)  # as torchvision does, by its class
             raise RuntimeError("Error downloading train-images-idx3-ubyte.gz:\n<urlopen error offline>")
 
     monkeypatch.delenv(DATA_DIR_ENV, raising=False)
     monkeypatch.setattr(torchvision.datasets, "MNIST", OfflineMNIST)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # never the real one, whatever the code does
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg" / "cache"))
     with pytest.raises(DataError, match="cannot download mnist"):
         load_images("mnist", "train")
@@ -464,8 +465,11 @@ def test_downloads_go_under_xdg_cache_home_and_a_failed_one_leaves_no_folders(mo
     with pytest.raises(DataError):
         load_images("mnist", "train")
     assert (tmp_path / "kept").is_dir() and not list((tmp_path / "kept").iterdir())  # its own folder stays
+    (tmp_path / "kept" / "aetool" / "other").mkdir(parents=True)  # a cache folder there already: MNIST/raw goes
+    with pytest.raises(DataError):
+        load_images("mnist", "train")
+    assert [path.name for path in (tmp_path / "kept" / "aetool").iterdir()] == ["other"]  # no OfflineMNIST/raw
     monkeypatch.setenv("XDG_CACHE_HOME", "relative/cache")  # ignored, as the specification says
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
     with pytest.raises(DataError):
         load_images("mnist", "train")
     assert roots[-1] == str(tmp_path / "home" / ".cache" / "aetool") and not (tmp_path / "home").exists()

@@ -124,6 +124,7 @@ class Corrupt:
         self.level, self.kind, self.seed = level, kind, seed
         self.inverts = kind == "mask"
         self.rng = np.random.default_rng()  # fresh noise, for a run without a seed
+        self.noised = 0  # images noise was added to
 
     def prepare(self, pixels: np.ndarray) -> Prepared:
         """The image as it is: noise takes any size."""
@@ -131,6 +132,7 @@ class Corrupt:
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         """The batch (N×C×H×W float32 in [0, 1]) with noise added: float32 in [0, 1]."""
+        self.noised += len(batch)
         if self.seed is None:
             return add_noise(batch, self.level, kind=self.kind, rng=self.rng)
         return np.stack(
@@ -334,21 +336,33 @@ def carry_back(
 
 
 def reconstruct_image(
-    model: Model | str | Path, pixels: np.ndarray, *, invert: bool | None = None, resize: bool = False
+    model: Model | str | Path, image: images.Decoded | np.ndarray, *, invert: bool | None = None, resize: bool = False
 ) -> np.ndarray:
-    """One image as ``aetool reconstruct`` and ``denoise`` write it: C×H×W float32 ``pixels`` in [0, 1] (what
-    ``images.read_image`` decodes), grey or RGB, of any size a conv model takes, through ``model`` (a loaded
-    :class:`Model`, a path or a bundled name): converted to its channels, inverted when dark on light for a
-    white-on-black model (``invert``: True/False forces it), padded to its multiple with a mirrored border for an
-    as-is conv model, run (in tiles when large), cropped, and carried back (a grey image comes back grey); a dense
-    model's other sizes are fitted to it and back with ``resize``. Returns the image's shape, float32 in [0, 1].
+    """One image as ``aetool reconstruct`` and ``denoise`` write it: what ``images.read_image`` decodes (a
+    ``Decoded``, which also tells a colour file of grey pixels, as the commands take it), or its C×H×W float32
+    pixels in [0, 1], grey or RGB, of any size a conv model takes, through ``model`` (a loaded :class:`Model`, a
+    path or a bundled name): converted to its channels, inverted when dark on light for a white-on-black model
+    (``invert``: True/False forces it), padded to its multiple with a mirrored border for an as-is conv model, run
+    (in tiles when large), cropped, and carried back (a grey image comes back grey); a dense model's other sizes
+    are fitted to it and back with ``resize``. Returns the image's shape (its pixels'), float32 in [0, 1].
 
     Raises ``ImageError`` for an image the model cannot take (another size for a dense model without ``resize``,
-    a page over its limit), ``ValueError`` for pixels that are not C×H×W floats in [0, 1] of 1 or 3 channels, and
-    what :meth:`Model.reconstruct` raises."""
+    a page over its limit), ``TypeError`` for an image that is neither, ``ValueError`` for pixels that are not
+    C×H×W floats in [0, 1] of 1 or 3 channels, and what :meth:`Model.reconstruct` raises."""
+    stored_colour = isinstance(image, images.Decoded) and image.stored_colour
+    pixels = image.pixels if isinstance(image, images.Decoded) else image
+    if not isinstance(pixels, np.ndarray):
+        kind = type(pixels)
+        raise TypeError(
+            f"reconstruct_image takes images.read_image's result or its pixels (a numpy array), got "
+            f"{kind.__module__}.{kind.__qualname__}"
+        )
+    if pixels.ndim != 3 or pixels.shape[0] not in (1, 3):
+        raise ValueError(f"expected C×H×W pixels of 1 or 3 channels, got shape {pixels.shape}")
+    images.check_pixels(pixels, name="pixels", scan=True)  # before inverting, which would turn the range over
     step = Reconstruct(loaded(model), resize=resize)
-    image, converted, inverted = carry_in(pixels, step, invert=invert)
-    prepared = step.prepare(image)
+    carried, converted, inverted = carry_in(pixels, step, invert=invert, stored_colour=stored_colour)
+    prepared = step.prepare(carried)
     result = cropped(step.run(prepared.pixels[None])[0], prepared)
     return carry_back(result, prepared, converted=converted, inverted=inverted)
 

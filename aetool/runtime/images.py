@@ -138,7 +138,10 @@ def read_image(source: str | Path | bytes | bytearray | memoryview | BinaryIO) -
     elif isinstance(source, bytearray | memoryview):
         source = bytes(source)
     elif callable(getattr(source, "read", None)) and not isinstance(source, bytes):
-        source = source.read()
+        try:
+            source = source.read()
+        except UnicodeDecodeError:  # an image opened in text mode: its bytes do not decode as text
+            source = ""
         if not isinstance(source, bytes):  # a text file: its read gives str
             raise TypeError(
                 f"read_image reads binary file objects; a {kind.__module__}.{kind.__qualname__} read gave "

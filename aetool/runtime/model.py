@@ -581,10 +581,19 @@ class Model:
         return f"Model({str(self.path)!r}, providers={self.providers})"
 
     def __reduce__(self) -> tuple[Callable[..., Model], tuple]:
-        """Pickled as its file's path, settings and digest (a session cannot be pickled): unpickling loads that
-        file (:func:`load`), so a model passes to a process pool of any start method; ``ModelFileError`` there
-        when the file is gone or its bytes are no longer the ones pickled."""
-        return _unpickled, (str(self.path), self._providers, self._threads, self.timeout, self.sha256)
+        """Pickled as its file's absolute path, settings, timeout and digest (a session cannot be pickled):
+        unpickling loads that file (:func:`load`), so a model passes to a process pool of any start method;
+        ``ModelFileError`` there when the file is gone or its bytes are no longer the ones pickled."""
+        path = os.path.abspath(self.path)
+        return _unpickled, (path, self._providers, self._threads, self.timeout, self.sha256)
+
+    def __copy__(self) -> Model:
+        """The model itself: it is a handle to one open session (as :func:`load` returns the same one)."""
+        return self
+
+    def __deepcopy__(self, memo: dict) -> Model:
+        """The model itself, as :meth:`__copy__`: a deep copy holds the same session."""
+        return self
 
     @property
     def timeout(self) -> float | None:
@@ -659,7 +668,11 @@ class Model:
             return out
 
         tiling = self.input_spec.tiling(*batch.shape[-2:])
-        out = run(batch) if tiling is None else tiles.run_tiled(run, batch, tile=tiling[0], margin=tiling[1])
+        if tiling is None:
+            return run(batch).reshape(images.shape)
+        out = tiles.run_tiled(run, batch, tile=tiling[0], margin=tiling[1])
+        # a small edge tile shrank the arena while the large tiles' results were still held: the next call shrinks
+        self._after_large.add(id(self.session))
         return out.reshape(images.shape)
 
     def encode(self, images: np.ndarray, *, chunk: int = IMAGES_PER_CALL) -> np.ndarray:
@@ -735,7 +748,7 @@ class Model:
         if isinstance(images, list | tuple) and len({np.shape(image) for image in images}) > 1:
             raise ValueError("expected images of one size, got several; pass each size as a batch of its own")
         given = type(images)
-        images = np.asarray(images)
+        images = np.asarray(images) if not isinstance(images, bytes | bytearray | memoryview | str) else np.array(None)
         if images.dtype.kind not in "biufc":  # None, text, bytes, objects: not pixels at all
             raise TypeError(
                 f"expected a numpy array of float pixels, got {given.__module__}.{given.__qualname__}"
@@ -983,6 +996,11 @@ def load(model: str | Path, *, providers: str | Sequence[str] | None = None, thr
     ``AetoolError`` for more than 4 threads per usable core (its message names the CLI's ``--threads``) and for an
     unknown provider; ``TypeError`` for a provider that is not a string.
     """
+    return _load(model, providers=providers, threads=threads)[0]
+
+
+def _load(model: str | Path, *, providers: str | Sequence[str] | None, threads: int | None) -> tuple[Model, bool]:
+    """:func:`load`'s model, and whether this call opened it (rather than finding it open)."""
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, numbers.Integral) or threads < 1):
         raise ValueError(f"threads must be a whole number, at least 1, got {threads!r}")
     if isinstance(providers, str):
@@ -992,25 +1010,27 @@ def load(model: str | Path, *, providers: str | Sequence[str] | None = None, thr
     key = (str(path.resolve()), tuple(providers or ()), threads)
     version = (stat.st_mtime_ns, stat.st_ctime_ns, stat.st_size, stat.st_ino)
     with _OPENING:
-        opened = _OPEN.get(key)
+        found = opened = _OPEN.get(key)
         if opened is not None and opened in _KEPT:
             _KEPT.remove(opened)  # kept again below as the latest, or let go as replaced
         if opened is None or opened._opened_as != version:
             opened = _OPEN[key] = Model(path, providers, threads)
             opened._opened_as = version
         _KEPT.append(opened)
-    return opened
+    return opened, opened is not found
 
 
 def _unpickled(
     path: str, providers: Sequence[str] | None, threads: int | None, timeout: float | None, sha256: str
 ) -> Model:
-    """A pickled model in this process: the file at ``path`` as :func:`load` opens it, with the pickled ``timeout``;
-    ``ModelFileError`` when its bytes are not those the pickled model ran (``sha256``)."""
-    model = load(path, providers=providers, threads=threads)
+    """A pickled model in this process: the file at ``path`` as :func:`load` opens it, given the pickled
+    ``timeout`` when this opened it (a model open here already keeps its own); ``ModelFileError`` when its bytes
+    are not those the pickled model ran (``sha256``)."""
+    model, opened = _load(path, providers=providers, threads=threads)
     if model.sha256 != sha256:
         raise ModelFileError(f"{path} is not the file the pickled model was loaded from (its SHA-256 differs)")
-    model.timeout = timeout
+    if opened:
+        model.timeout = timeout
     return model
 
 

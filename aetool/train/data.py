@@ -118,7 +118,8 @@ def _download(dataset: str, split: str) -> tuple[np.ndarray, np.ndarray]:
 
     cls = {"mnist": datasets.MNIST, "fashion-mnist": datasets.FashionMNIST}[dataset]
     folder = download_folder()
-    made = [path for path in (folder, *folder.parents) if not path.exists()]  # by the download: removed on failure
+    raw = folder / cls.__name__ / "raw"  # where torchvision puts the files (MNIST/raw, FashionMNIST/raw)
+    made = [path for path in (raw, *raw.parents) if not path.exists()]  # by the download: removed on failure
     try:
         loaded = cls(str(folder), train=split == "train", download=True)
     except (OSError, RuntimeError) as err:
@@ -126,15 +127,16 @@ def _download(dataset: str, split: str) -> tuple[np.ndarray, np.ndarray]:
         # torchvision's message lists every mirror it tried, a line each, with their errors: keep the last error
         lines = [line.strip() for line in str(err).splitlines() if line.strip()] or [type(err).__name__]
         raise DataError(
-            f"cannot download {dataset} ({lines[-1]}); pass --data-dir or set {DATA_DIR_ENV} to a folder of IDX files"
+            f"cannot download {dataset} into {folder} ({lines[-1]}); pass --data-dir or set {DATA_DIR_ENV} to a "
+            "folder of IDX files"
         ) from None
     return loaded.data.numpy(), loaded.targets.numpy()
 
 
 def _remove_empty_folders(made: list[Path]) -> None:
-    """Remove the folders in ``made`` (a folder, then the parents made for it) when a failed download left
-    nothing in them but empty folders (torchvision makes ``MNIST/raw`` before it fetches a byte); any file there
-    keeps them all."""
+    """Remove the folders in ``made`` (a folder, then the parents made for it, the outermost last) when a failed
+    download left nothing in them but empty folders (torchvision makes ``MNIST/raw`` before it fetches a byte); any
+    file there keeps them all."""
     if made and not any(path.is_file() for path in made[-1].rglob("*")):
         shutil.rmtree(made[-1], ignore_errors=True)
 
