@@ -74,18 +74,20 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=usable_cores())
     parser.add_argument("--seconds", type=float, default=2.0, help="per call kind, all rounds together")
     args = parser.parse_args()
+    missing = [name for name in args.models if not (args.runs / name / "model.onnx").is_file()]
+    if (
+        missing
+    ):  # before anything is printed or timed (it was a traceback after the rows of the runs before it; trial 66)
+        raise ModelFileError(
+            f"no model.onnx in {', '.join(str(args.runs / name) for name in missing)}; train them first "
+            f"(aetool train MODEL -o {args.runs}/MODEL), or name the ones there with --models"
+        )
     plan = bench.Plan(seconds=args.seconds)
     images = bench.random_images(args.batch, bench.DEFAULT_SIZE)
     sgemm = roofline.sgemm_backend(args.threads)(images)
     print(f"onnxruntime {ort.__version__}, {args.threads} threads, batch {args.batch}, load {bench.load_average()}")
     print("\n| model | product (M × K × N) | ms | GFLOP/s | % of peak |\n|---|---|---:|---:|---:|", flush=True)
     summary = []
-    missing = [name for name in args.models if not (args.runs / name / "model.onnx").is_file()]
-    if missing:  # before any is timed (it was a traceback after the rows of the runs before it; trial 66)
-        raise ModelFileError(
-            f"no model.onnx in {', '.join(str(args.runs / name) for name in missing)}; train them first "
-            f"(aetool train MODEL -o {args.runs}/MODEL), or name the ones there with --models"
-        )
     for name in args.models:
         path = args.runs / name / "model.onnx"
         found = products(path)

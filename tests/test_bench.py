@@ -477,3 +477,4 @@ def test_benchmark_scripts_end_a_usage_or_data_error_in_one_line(tmp_path, data_
         )
         assert result.returncode == 2 and len(result.stderr.splitlines()) == 1, (script, result.stderr)
         assert result.stderr.startswith(f"{script}: error: ") and tmp_path.name in result.stderr
+        assert script in ("denoising.py", "calibration_rules.py", "photo_levels.py") or result.stdout == ""
