@@ -831,6 +831,24 @@ def test_a_model_of_any_size_exports_the_same_graph_whatever_the_hash_seed():
     assert graphs[0] == graphs[1] and len(graphs[0]) > 1000
 
 
+def test_an_exported_graph_holds_no_paths_of_the_machine_that_exported_it():
+    """Every node carried torch's stack trace ("File "/home/alice/projects/aetool/aetool/models/conv.py", line 80"),
+    so a shipped file told the user name and folders of whoever exported it, and the same model exported from two
+    install paths gave two files (trial 68)."""
+    from test_models import Eights
+
+    import aetool
+    from aetool.export.onnx_export import TORCH_NOTES, model_spec, to_onnx
+
+    torch.manual_seed(0)
+    proto = to_onnx(model_spec(Eights(), target="portable"))
+    assert not [prop for prop in proto.graph.metadata_props if prop.key.startswith(TORCH_NOTES)]
+    assert not [prop for node in proto.graph.node for prop in node.metadata_props] and len(proto.graph.node) > 2
+    data = proto.SerializeToString()
+    for folder in (Path(aetool.__file__).parent, Path(torch.__file__).parent):
+        assert str(folder).encode() not in data
+
+
 def test_an_export_is_byte_for_byte_the_same_under_source_date_epoch(tmp_path, monkeypatch):
     """Two exports of one model differed only in their `created` time (and so their model's decoder digest)."""
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")

@@ -24,9 +24,11 @@ from aetool.models import Autoencoder
 from aetool.runtime import contract
 
 EXAMPLE_BATCH = 2  # not 0 or 1, which torch.export would specialise
-# The graph note where torch.export lists its symbolic sizes' ranges ("{s77: VR[0, int_oo], 4*s39: …}") in the order
-# of a Python set, which changes with the hash seed: a model of any size was written differently in each process.
-HASH_ORDERED = "pkg.torch.export.ExportedProgram.range_constraints"
+# The notes torch's exporter leaves on the graph and on every node: each node's Python stack trace (absolute paths
+# of the exporting machine's aetool and torch: a user name in a home folder, the customer folder of a checkout; so
+# the same model exported from two install paths differed too), its FX node and module names, the program's
+# signature, and its symbolic sizes' ranges in the order of a Python set (which changed with the hash seed).
+TORCH_NOTES = "pkg.torch."
 EXAMPLE_SIZE = (28, 28)  # the example height and width of fully convolutional models, rounded up to their multiple
 
 
@@ -100,7 +102,8 @@ def quiet() -> Iterator[None]:
 def to_onnx(spec: ExportSpec) -> onnx.ModelProto:
     """Export with the dynamo exporter, in one piece (no external data), unpooling kept in ONNX's convention, and
     stride-2 transposed convolutions rewritten as the phase convolutions onnxruntime runs faster (``phases``);
-    without torch.export's ``range_constraints`` note (``HASH_ORDERED``), so the same model gives the same bytes."""
+    without torch's notes (``TORCH_NOTES``: stack traces with the machine's paths, hash-ordered ranges), so the same
+    model gives the same bytes on any machine."""
     with quiet(), torch.no_grad():
         program = torch.onnx.export(
             spec.module.eval(),
@@ -116,9 +119,33 @@ def to_onnx(spec: ExportSpec) -> onnx.ModelProto:
     if program is None:  # torch returns None only when asked to write a file itself
         raise RuntimeError("torch.onnx.export returned no program")
     proto = split_transposed_convs(program.model_proto)
-    kept = [prop for prop in proto.graph.metadata_props if prop.key != HASH_ORDERED]
-    del proto.graph.metadata_props[:]
-    proto.graph.metadata_props.extend(kept)
+    without_torch_notes(proto)
+    return proto
+
+
+def without_torch_notes(proto: onnx.ModelProto) -> onnx.ModelProto:
+    """``proto`` with torch's notes removed in place: the ``TORCH_NOTES`` keys of the graph's and its functions'
+    metadata_props, and every node's metadata_props (torch's alone: its stack trace, FX node, module names),
+    subgraphs included; aetool's own metadata (the model's) is kept."""
+
+    def graph(g: onnx.GraphProto) -> None:
+        kept = [prop for prop in g.metadata_props if not prop.key.startswith(TORCH_NOTES)]
+        del g.metadata_props[:]
+        g.metadata_props.extend(kept)
+        nodes(g.node)
+
+    def nodes(found: Any) -> None:
+        for node in found:
+            del node.metadata_props[:]
+            for attribute in node.attribute:
+                subgraphs = [attribute.g] if attribute.HasField("g") else []  # reading .g alone would set it
+                for sub in (*subgraphs, *attribute.graphs):
+                    graph(sub)
+
+    graph(proto.graph)
+    for function in proto.functions:
+        del function.metadata_props[:]
+        nodes(function.node)
     return proto
 
 
