@@ -227,6 +227,7 @@ def test_bench_runs_without_torch_and_says_compare_torch_needs_it(toy_dir, tmp_p
     )
 
 
+@pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="torch installed, the rest of its extra not")
 @pytest.mark.parametrize("command", [["train", "deep"], ["export", "runs/deep"], ["report", "--quick"]])
 def test_a_missing_package_of_the_train_extra_besides_torch_is_one_line_and_exit_2(command):
     """torch installed alone (by hand, or a distro's package): pytorch-msssim or matplotlib missing was an
