@@ -138,14 +138,7 @@ def test_the_memory_of_a_tiled_page_is_given_back_at_the_next_small_call(toy_dir
     """A page in tiles kept its memory: its small edge tile took the shrink while the large tiles' results were
     still held (1030×1030 through denoise stayed at 256 MB; trial 67)."""
     model = load(toy_dir / "conv.onnx")
-    asked: list[bool] = []
-    call = model._call
-
-    def recorded(*args, shrink=False):
-        asked.append(shrink)
-        return call(*args, shrink=shrink)
-
-    monkeypatch.setattr(model, "_call", recorded)
+    asked = shrinks_asked(model, monkeypatch)
     model.reconstruct(np.zeros((1, 1, 1032, 1032), np.float32))  # tiles, the last ones small
     asked.clear()
     model.reconstruct(np.zeros((1, 1, 8, 8), np.float32))
@@ -222,9 +215,8 @@ def test_a_forked_child_runs_models_its_parent_ran(toy_dir):
     assert done.stdout.strip() == "child 0", done.stderr
 
 
-def test_a_small_call_after_a_large_one_asks_onnxruntime_to_shrink_its_arena(toy_dir, monkeypatch):
-    """A service kept the memory of its largest request for life (one 1024×1024 page: 66 → 597 MB; trial 65)."""
-    model = load(toy_dir / "conv.onnx")
+def shrinks_asked(model, monkeypatch) -> list[bool]:
+    """The ``shrink`` of each session call the model makes from now on, in order."""
     asked: list[bool] = []
     call = model._call
 
@@ -233,6 +225,13 @@ def test_a_small_call_after_a_large_one_asks_onnxruntime_to_shrink_its_arena(toy
         return call(*args, shrink=shrink)
 
     monkeypatch.setattr(model, "_call", recorded)
+    return asked
+
+
+def test_a_small_call_after_a_large_one_asks_onnxruntime_to_shrink_its_arena(toy_dir, monkeypatch):
+    """A service kept the memory of its largest request for life (one 1024×1024 page: 66 → 597 MB; trial 65)."""
+    model = load(toy_dir / "conv.onnx")
+    asked = shrinks_asked(model, monkeypatch)
     side = int(model_module.ARENA_KEEP_VALUES**0.5) + 8  # one large call
     for size in (8, side, side, 8, 8):
         model.reconstruct(np.zeros((1, 1, size, size), np.float32))
