@@ -61,10 +61,9 @@ IMAGE_SIGNATURES = {
 ZIP_SIGNATURE = b"PK\x03\x04"  # a zip archive's first bytes: what torch.save writes
 MAX_MODEL_BYTES = (2 << 30) - 1  # protobuf's own limit: no ONNX file is larger
 # onnxruntime's memory arena keeps the largest call's memory for the session's life: one 1024×1024 page through
-# the bundled denoise took a process from 66 to 597 MB for good. A call of at most this many input values after a
-# larger one asks onnxruntime to shrink its arena ("memory.enable_memory_arena_shrinkage") once it ends (597 → 81
-# MB); shrinking after every large call instead made tiled pages 1.2-1.6× slower, and after every call the
-# runtime's 64-digit conv calls 1.3× (README: Memory across calls).
+# the bundled denoise took a process from 68 to 596 MB for good. A call of at most this many input values after a
+# larger one asks onnxruntime to shrink its arena ("memory.enable_memory_arena_shrinkage") once it ends (596 → 68
+# MB); shrinking after every call instead made 1024×1024 pages 1.39-1.53× slower (benchmarks/session_costs.py).
 ARENA_KEEP_VALUES = 1 << 18
 STOP_WAIT = 10.0  # seconds to wait for a terminated session call to return before leaving it to its thread
 # onnxruntime folds constant subgraphs when it opens a file: a 459-byte graph of ConstantOfShape makes it allocate
@@ -312,7 +311,7 @@ def session_options(threads: int | None) -> Any:
     # products in 16 bits, which saturate: an int8 `deep` file on an AVX2 CPU came out 0.06 off the exact integer
     # result (the ONNX reference evaluator's; 0.27 in its code). This option has onnxruntime compute those products
     # as u8×u8 there, exactly (1e-7 off). VNNI's products are exact already, and there the option made a file of
-    # 8-bit weights 2.1-4.4× slower (README: the compatibility matrix), so it is set only without VNNI.
+    # 8-bit weights 1.6-2.2× slower (benchmarks/session_costs.py), so it is set only without VNNI.
     if not has_vnni():
         options.add_session_config_entry("session.x64quantprecision", "1")
     return options
@@ -748,8 +747,9 @@ class Model:
         if isinstance(images, list | tuple) and len({np.shape(image) for image in images}) > 1:
             raise ValueError("expected images of one size, got several; pass each size as a batch of its own")
         given = type(images)
-        images = np.asarray(images) if not isinstance(images, bytes | bytearray | memoryview | str) else np.array(None)
-        if images.dtype.kind not in "biufc":  # None, text, bytes, objects: not pixels at all
+        if not isinstance(images, bytes | bytearray | memoryview | str):  # a file's bytes or name: not pixels
+            images = np.asarray(images)
+        if not isinstance(images, np.ndarray) or images.dtype.kind not in "biufc":  # None, objects: no numbers
             raise TypeError(
                 f"expected a numpy array of float pixels, got {given.__module__}.{given.__qualname__}"
                 + (f" of {images.dtype} values" if given is np.ndarray else "")
@@ -986,7 +986,8 @@ def load(model: str | Path, *, providers: str | Sequence[str] | None = None, thr
     (which bounds each call) holds for all of them. A model stays open while anything holds it; the last
     ``KEPT_MODELS`` loaded stay open anyway, and others are let go with the last reference to them. A file replaced
     since it was opened (another modification or status-change time, size or inode) is opened anew, and the old
-    session is let go once nothing else holds it. ``providers``: onnxruntime's execution providers, one name (``"cuda"``) or several, best
+    session is let go once nothing else holds it. ``providers``: onnxruntime's execution providers, one name
+    (``"cuda"``) or several, best
     first, short or full (``CUDAExecutionProvider``); default CPU; one that is asked for but not available is
     dropped with a ``ProviderWarning``. ``threads``: onnxruntime's intra-op threads, 1 to 4 per core this process
     may use (default: those cores).
