@@ -59,6 +59,7 @@ if TYPE_CHECKING:
 app = typer.Typer(name="aetool", no_args_is_help=True, pretty_exceptions_enable=False)
 
 T = TypeVar("T")
+S = TypeVar("S", bound="Step")  # an image step, as the command that made it knows it
 FEW = 4  # up to this many inputs: a note per image and no progress bar
 LOW_SCORE = "unusually low"
 BUSY_LOAD = 0.5  # a load average before timing from which bench says other work makes its times unreliable
@@ -438,13 +439,8 @@ def add_noise(
                 "noise is drawn alike either way, so leave --invert out"
             )
     options = _image_options(output, fmt, side_by_side, invert, force, as_json=as_json, recursive=recursive, exif=exif)
-    with reporting():
-        jobs, failures = _plan(inputs, options, suffix=".noisy")
-        corrupt = _corruption(chosen_level, chosen_kind, seed)
-        code = _run(jobs, failures, corrupt, options)
-        if seed is None and corrupt.noised:  # fresh noise, drawn from a seed said so that it can be drawn again
-            note(f"noise seed {corrupt.seed} (--seed {corrupt.seed} draws this noise again)")
-    raise typer.Exit(code)
+    then = _drawn_seed_said if seed is None else None
+    _images(inputs, options, suffix=".noisy", step=lambda: _corruption(chosen_level, chosen_kind, seed), after=then)
 
 
 def _alias(value: T | None, old: T | None, name: str, old_name: str, *, default: T) -> T:
@@ -530,19 +526,36 @@ def _load(model: str, provider: list[str] | None, threads: int | None, timeout: 
 
 
 def _corruption(level: float, kind: str, seed: int | None) -> Corrupt:
-    """The noise step, seeded by ``seed`` or, without one, by a seed drawn here (said by add-noise once noise was
-    drawn with it: a usage mistake or inputs that all failed said a seed for noise never drawn)."""
+    """The noise step, seeded by ``seed`` or, without one, by a seed drawn here (:func:`_drawn_seed_said`)."""
     from aetool.runtime.batch import Corrupt
 
     return Corrupt(level, kind, secrets.randbelow(2**32) if seed is None else seed)
 
 
-def _images(inputs: list[str], options: ImageOptions, *, suffix: str, step: Callable[[], Step]) -> NoReturn:
-    """Plan the outputs (usage mistakes stop here, before any image is read), make the step, run every image."""
+def _images(
+    inputs: list[str],
+    options: ImageOptions,
+    *,
+    suffix: str,
+    step: Callable[[], S],
+    after: Callable[[S], None] | None = None,
+) -> NoReturn:
+    """Plan the outputs (usage mistakes stop here, before any image is read), make the step, run every image, then
+    hand the step to ``after`` (what a command says once its images are done)."""
     with reporting():
         jobs, failures = _plan(inputs, options, suffix=suffix)
-        code = _run(jobs, failures, step(), options)
+        made = step()
+        code = _run(jobs, failures, made, options)
+        if after is not None:
+            after(made)
     raise typer.Exit(code)
+
+
+def _drawn_seed_said(corrupt: Corrupt) -> None:
+    """The seed fresh noise was drawn from, once noise was drawn with it, so that it can be drawn again (a usage
+    mistake or inputs that all failed said a seed for noise never drawn)."""
+    if corrupt.noised:
+        note(f"noise seed {corrupt.seed} (--seed {corrupt.seed} draws this noise again)")
 
 
 def _standard_input() -> bytes:
@@ -610,13 +623,11 @@ def _run(jobs: list[Job], failures: list[Failure], step: Step, options: ImageOpt
     done = failed = 0
     counts: Counter[str] = Counter()
     not_digits = False  # an image that is not a 28×28 digit went through
-    ran = (
-        _ran(step.model)
-        if isinstance(step, Reconstruct)
-        else {"noise_seed": step.seed}
-        if isinstance(step, Corrupt)
-        else {}
-    )
+    ran: dict[str, Any] = {}  # what every --json record adds: the model that ran, or the noise's seed
+    if isinstance(step, Reconstruct):
+        ran = _ran(step.model)
+    elif isinstance(step, Corrupt):
+        ran = {"noise_seed": step.seed}
     try:
         for outcome in chain(refused, _progress(outcomes, len(jobs), _shows_bar(total, as_json=options.as_json))):
             with interrupts_deferred(stop):
@@ -2062,18 +2073,14 @@ def bench(
             note(f"{summary.peer} {summary.peer_version} cannot run {Path(summary.file).name}: {summary.peer_error}")
         before, after = summary.load_average
         if before is not None and after is not None:
-            busy = before >= BUSY_LOAD  # other work ran as the timing began
-            note(
-                f"load average {before:.2f} before and {after:.2f} after timing, on {summary.cores} core{'s' * (summary.cores != 1)} (this "
-                f"run adds up to {summary.threads})"
-                + (
-                    "; other work was running, which makes the times"
-                    + (", PyTorch's most," if summary.torch else "")
-                    + " unreliable"
-                    if busy
-                    else ""
-                )
+            line = (
+                f"load average {before:.2f} before and {after:.2f} after timing, on {summary.cores} core"
+                f"{'s' * (summary.cores != 1)} (this run adds up to {summary.threads})"
             )
+            if before >= BUSY_LOAD:  # other work ran as the timing began
+                pytorch = ", PyTorch's most," if summary.torch else ""
+                line += f"; other work was running, which makes the times{pytorch} unreliable"
+            note(line)
 
 
 def _bench_table(summary: BenchSummary) -> list[str]:

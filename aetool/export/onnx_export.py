@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -134,7 +134,7 @@ def without_torch_notes(proto: onnx.ModelProto) -> onnx.ModelProto:
         g.metadata_props.extend(kept)
         nodes(g.node)
 
-    def nodes(found: Any) -> None:
+    def nodes(found: Iterable[onnx.NodeProto]) -> None:
         for node in found:
             del node.metadata_props[:]
             for attribute in node.attribute:

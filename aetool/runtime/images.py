@@ -74,8 +74,8 @@ def check_pixels(pixels: np.ndarray, *, name: str = "images", scan: bool = False
     """Raise ``ValueError`` unless ``pixels`` are floats, as every pixel array of the runtime is (in [0, 1]).
 
     Integer and bool arrays (8-bit pixels, 0–255) are refused, not guessed at, with the advice the model's input
-    check gives (divide them by 255, or 65535 for uint16); ``name`` is the array's name in the message. ``scan``: also refuse values
-    outside [0, 1] by more than ``PIXEL_TOLERANCE``, NaN and infinities (a pass over the array).
+    check gives (divide them by 255, or 65535 for uint16); ``name`` is the array's name in the message. ``scan``:
+    also refuse values outside [0, 1] by more than ``PIXEL_TOLERANCE``, NaN and infinities (a pass over the array).
     """
     if not np.issubdtype(pixels.dtype, np.floating):
         full = {np.dtype(np.uint16): ("16-bit", "0–65535", 65535)}.get(pixels.dtype, ("8-bit", "0–255", 255))
