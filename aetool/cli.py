@@ -86,7 +86,7 @@ class Dataset(str, Enum):
 
 
 class Loss(str, Enum):
-    """The training losses of ``aetool.train.config.LOSSES`` (spelled out so a typo is refused before torch loads)."""
+    """The training losses of ``aetool.train.settings.LOSSES`` (spelled out so a typo is refused before torch loads)."""
 
     mse = "mse"
     bce = "bce"
@@ -1760,28 +1760,13 @@ def train(
         fail(f"unknown model {model!r}; known models: {', '.join(known)}")
     with reporting():
         from aetool.runtime.images import parse_size
-        from aetool.runtime.noise import Noise
+        from aetool.train.settings import check_settings
 
-        parsed_size = parse_size(size, option="--size")
-        try:
-            Noise.parse(noise or "0", default_kind=noise_kind.value)
-        except ValueError as err:
-            fail(f"--noise: {err}")
-    _need_train_extra("train")
-    with reporting():
-        from aetool.export import ExportOptions, export_run
-        from aetool.export.detector import CalibrationOptions, calibrate_run
-        from aetool.export.metadata import created
-        from aetool.models import get_spec
-        from aetool.train import RunFolder, TrainConfig
-        from aetool.train import train as run_training
-
-        run_dir = Path(_alias(output, out, "--output", "--out", default=str(Path("runs") / model)))
         settings: dict[str, Any] = {
             "data": data,
             "val": val,
             "val_data": val_data,
-            "size": parsed_size,
+            "size": parse_size(size, option="--size"),
             "patch": patch,
             "channels": channels,
             "classes": classes,  # TrainConfig parses 1,7 (runtime.anomaly.parse_classes)
@@ -1801,6 +1786,21 @@ def train(
             "data_dir": data_dir,
             "limit": limit,
         }
+        try:  # before PyTorch loads (5-8 s); a resumed run's options are checked with the run's own settings
+            if not resume:
+                check_settings(settings)
+        except ValueError as err:
+            fail(str(err))
+    _need_train_extra("train")
+    with reporting():
+        from aetool.export import ExportOptions, export_run
+        from aetool.export.detector import CalibrationOptions, calibrate_run
+        from aetool.export.metadata import created
+        from aetool.models import get_spec
+        from aetool.train import RunFolder, TrainConfig
+        from aetool.train import train as run_training
+
+        run_dir = Path(_alias(output, out, "--output", "--out", default=str(Path("runs") / model)))
         if resume:
             settings = _resumed_settings(settings, run_dir, given=_given_options(ctx))
         try:

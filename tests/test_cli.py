@@ -526,7 +526,7 @@ def test_train_knows_every_registry_model_in_registry_order():
     pytest.importorskip("torch", reason="the registry needs the train extra")
     from aetool.models import REGISTRY
     from aetool.names import MODELS
-    from aetool.train.config import LOSSES
+    from aetool.train.settings import LOSSES
 
     assert tuple(REGISTRY) == MODELS and tuple(loss.value for loss in Loss) == LOSSES
     named = re.split(r"[,;] ", re.sub(r" \([^)]*\)", "", MODEL_NAMES))  # "pca, deep, … (the report's); dncnn (…), …"

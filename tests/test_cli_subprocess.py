@@ -492,10 +492,24 @@ TYPO_BEFORE_TORCH = textwrap.dedent("""
         (("train", "deep", "--noise", "abc"), "aetool: error: --noise: "),
         (("train", "deep", "--noise", "1.5", "--noise-kind", "mask"), "aetool: error: --noise: the mask noise level"),
         (("train", "deep", "--size", "2²x3"), "aetool: error: --size takes HxW"),
+        (("train", "deep", "--lr", "-1"), "aetool: error: --lr must be a positive number, got -1.0"),
+        (("train", "deep", "--lr", "nan"), "aetool: error: --lr must be a positive number, got nan"),
+        (("train", "deep", "--l1", "-1"), "aetool: error: --l1 must be 0 or more"),
+        (("train", "deep", "--channels", "2"), "aetool: error: --channels must be 1 (grey) or 3 (colour)"),
+        (("train", "deep", "--device", "tpu"), "aetool: error: unknown device 'tpu'"),
+        (("train", "anomaly", "--classes", "3,3"), "aetool: error: --classes takes labels separated by commas"),
+        (("train", "anomaly", "--classes", "x"), "aetool: error: --classes of mnist are its labels 0 to 9"),
+        (("train", "deep", "--val", "0.2"), "aetool: error: --val holds out images given with --data"),
+        (("train", "deep", "--data", ".", "--val", "2"), "aetool: error: --val must be a fraction between 0 and 1"),
+        (("train", "deep", "--val-data", "."), "aetool: error: --val-data goes with images given with --data"),
+        (("train", "deep", "--data", ".", "--data-dir", "."), "aetool: error: --data (images) and --data-dir"),
+        (("train", "deep", "--data", ".", "--dataset", "mnist"), "aetool: error: --data is a folder of images"),
+        (("train", "deep", "--dataset", "images"), "aetool: error: --dataset images needs --data"),
     ],
 )
 def test_train_refuses_a_typo_before_loading_torch(tmp_path, args, said):
-    """They took 6–9 s: PyTorch was imported before the model name or the option was checked."""
+    """They took 6–9 s: PyTorch was imported before the model name or the option was checked (options after the
+    name alone, and then those that go together, until the twenty-second session)."""
     pytest.importorskip("torch", reason="train needs the train extra")
     done = subprocess.run(
         [sys.executable, "-c", TYPO_BEFORE_TORCH, *args], capture_output=True, cwd=tmp_path, timeout=120

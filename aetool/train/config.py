@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import asdict, dataclass, fields
 from numbers import Integral, Real
@@ -14,30 +13,21 @@ from aetool.runtime import contract
 from aetool.runtime.anomaly import parse_classes
 from aetool.runtime.files import expand_home
 from aetool.runtime.images import parse_size
-from aetool.runtime.metadata import DATASETS
-from aetool.runtime.noise import NOISE_KINDS, Noise, check_level
+from aetool.runtime.noise import Noise
+from aetool.train.settings import check_settings, option_of
 
-DIGITS = tuple(str(label) for label in range(10))  # the labels of the IDX datasets
-LOSSES = ("mse", "bce")
 # The fraction of the images held out when neither --val nor --val-data is given. A one-class run holds out more:
 # its held-out images set the detector's threshold, and 10 % (about 600 MNIST digits) left six images above a 1 %
 # threshold: the false-positive rate on the test digits of MNIST class 2 came out at 2.33 %, 1.55 % with 20 %.
 DEFAULT_VAL = 0.1
 ONE_CLASS_VAL = 0.2
 # What a setting is when neither the command line nor the model's registry entry gives it.
-MAX_SEED = 2**32 - 1
 GENERIC = {"epochs": 10, "batch_size": 128, "lr": 1e-3, "loss": "mse", "l1": 0.0, "noise": 0.0}
 # pca is fitted in closed form on clean images: these settings do not apply to it. Round-1 runs stored these values
 # for it, which stand for none.
 PCA_INERT = {"epochs": 0, "lr": 1e-3, "loss": "mse", "batch_size": 128, "l1": 0.0, "noise": 0.0, "noise_mix": None}
 LEGACY_KEYS = ("out",)  # keys of round-1 run folders that are no longer settings (the run folder is not one)
 PATHS = ("data_dir", "data", "val_data")  # text settings that may be given as a Path too
-
-
-def option_of(name: str) -> str:
-    """The command-line option of a setting: ``batch_size`` → ``--batch-size`` (``noise_mix``: ``--noise``, which
-    takes a mix; ``model``: the MODEL argument)."""
-    return {"model": "MODEL", "noise_mix": "--noise"}.get(name, f"--{name.replace('_', '-')}")
 
 
 def _is_int(value: Any) -> bool:
@@ -186,78 +176,22 @@ class TrainConfig:
         self.epochs = 0
 
     def _check(self) -> None:
-        if self.dataset not in DATASETS:
-            raise ValueError(f"unknown dataset {self.dataset!r}; choose one of {', '.join(DATASETS)}")
-        if self.loss is not None and self.loss not in LOSSES:
-            raise ValueError(f"unknown loss {self.loss!r}; choose one of {', '.join(LOSSES)}")
-        if self.noise_kind not in NOISE_KINDS:
-            raise ValueError(f"unknown noise kind {self.noise_kind!r}; choose one of {', '.join(NOISE_KINDS)}")
-        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
-            raise ValueError(f"unknown device {self.device!r}; choose auto, cpu or cuda")
-        at_least = {"batch_size": 1, "seed": 0, "limit": 1, "components": 1}
-        if get_spec(self.model).kind != "pca":
-            at_least["epochs"] = 1
-        for name, low in at_least.items():
-            value = getattr(self, name)
-            if value is not None and value < low:
-                raise ValueError(f"{option_of(name)} must be at least {low}, got {value}")
-        if self.seed > MAX_SEED:  # torch.Generator takes 64-bit seeds, and the epochs' are derived from this one
-            raise ValueError(f"--seed must be at most {MAX_SEED} (2^32 - 1), got {self.seed}")
+        check_settings(vars(self))
+        if get_spec(self.model).kind != "pca" and self.epochs is not None and self.epochs < 1:
+            raise ValueError(f"--epochs must be at least 1, got {self.epochs}")
         if self.components is not None and self.channels is not None and self.size is not None:
             pixels = self.channels * self.size[0] * self.size[1]  # else load_training_data checks the images' own
             if self.components > pixels:
                 raise ValueError(
                     f"--components must be at most {pixels} (the pixels of an image), got {self.components}"
                 )
-        if self.lr is not None and not (math.isfinite(self.lr) and self.lr > 0):
-            raise ValueError(f"--lr must be a positive number, got {self.lr}")
-        for name in ("l1", "noise"):
-            value = getattr(self, name)
-            if value is not None and not (math.isfinite(value) and value >= 0):
-                raise ValueError(f"--{name} must be 0 or more, got {value}")
-        try:
-            check_level(self.noise or 0.0, self.noise_kind)
-            if self.noise_mix is not None:
-                self.noise_mix = str(Noise.parse(self.noise_mix, default_kind=self.noise_kind))
-        except ValueError as err:
-            raise ValueError(f"--noise: {err}") from None
-        if self.noise_mix is not None and self.noise:
-            raise ValueError("--noise is one level or a range/mix, not both")
+        if self.noise_mix is not None:
+            self.noise_mix = str(Noise.parse(self.noise_mix, default_kind=self.noise_kind))
 
     def _check_data(self, kind: str) -> None:
-        """Refuse data options that do not go together or do not apply to the model."""
-        if self.dataset == "images" and not self.data:
-            raise ValueError("--dataset images needs --data (a folder or glob of images)")
-        if self.data and self.dataset != "images":
-            raise ValueError(f"--data is a folder of images; --dataset {self.dataset} reads IDX files (--data-dir)")
-        if self.data and self.data_dir:
-            raise ValueError("--data (images) and --data-dir (IDX files) name two sources; give one")
-        if self.classes is not None:
-            if not self.classes or "" in self.classes or len(set(self.classes)) != len(self.classes):
-                raise ValueError(
-                    f"--classes takes labels separated by commas, each once (3 or 3,5), got {','.join(self.classes)!r}"
-                )
-            if self.dataset != "images" and not all(label in DIGITS for label in self.classes):
-                raise ValueError(f"--classes of {self.dataset} are its labels 0 to 9, got {','.join(self.classes)}")
-        if self.val_data and not self.data:
-            raise ValueError("--val-data goes with images given with --data; IDX data has its own test split")
-        if self.val is not None and not (self.data or self.classes):
-            raise ValueError(
-                "--val holds out images given with --data or picked by --classes; IDX data has its own test split"
-            )
-        if self.val is not None and self.val_data:
-            raise ValueError("--val holds out a fraction and --val-data names a folder: give one")
-        if self.val is not None and not 0 < self.val < 1:
-            raise ValueError(f"--val must be a fraction between 0 and 1, got {self.val}")
-        if self.channels not in (None, 1, 3):
-            raise ValueError(f"--channels must be 1 (grey) or 3 (colour), got {self.channels}")
-        if self.size is not None:
-            if kind == "conv":
-                raise ValueError(
-                    f"--size fits images to a model of one size; {self.model} takes any size (use --patch)"
-                )
-            if min(self.size) < 1:
-                raise ValueError(f"--size must be positive, got {self.size[0]}x{self.size[1]}")
+        """Refuse data options that do not apply to the model."""
+        if self.size is not None and kind == "conv":
+            raise ValueError(f"--size fits images to a model of one size; {self.model} takes any size (use --patch)")
         if self.patch is not None:
             if kind != "conv":
                 raise ValueError(
