@@ -623,16 +623,17 @@ def _run(jobs: list[Job], failures: list[Failure], step: Step, options: ImageOpt
     done = failed = 0
     counts: Counter[str] = Counter()
     not_digits = False  # an image that is not a 28×28 digit went through
-    ran: dict[str, Any] = {}  # what every --json record adds: the model that ran, or the noise's seed
+    ran: dict[str, Any] = {}  # what every --json record adds: the model that ran
+    seeded: dict[str, Any] = {}  # what the record of an image that got noise adds (not a failed one's)
     if isinstance(step, Reconstruct):
         ran = _ran(step.model)
     elif isinstance(step, Corrupt):
-        ran = {"noise_seed": step.seed}
+        seeded = {"noise_seed": step.seed}
     try:
         for outcome in chain(refused, _progress(outcomes, len(jobs), _shows_bar(total, as_json=options.as_json))):
             with interrupts_deferred(stop):
                 if options.as_json:
-                    emit(json.dumps({**outcome.record(), **ran}))
+                    emit(json.dumps({**outcome.record(), **ran, **({} if outcome.error else seeded)}))
                 if outcome.error:
                     failed += 1
                     error(f"{outcome.path}: {outcome.error}")

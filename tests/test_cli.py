@@ -1013,6 +1013,8 @@ def test_add_noise_says_no_seed_when_a_usage_mistake_stops_it_before_any_noise(c
     assert "noise seed" not in refused.stderr
     missing = cli("add-noise", "nothing.png", "-o", "out/")  # no image read, no noise drawn (trial 67)
     assert missing.exit_code == 1 and "noise seed" not in missing.stderr
-    drawn = cli("add-noise", "a.png", "-o", "out/", "--json")  # the seed said, and in each record
-    said = re.search(r"noise seed (\d+) ", drawn.stderr)
-    assert said and json.loads(drawn.stdout)["noise_seed"] == int(said[1])
+    (tmp_path / "broken.png").write_bytes(b"not a picture")
+    drawn = cli("add-noise", "a.png", "broken.png", "-o", "out/", "--json")  # the seed said, and in each record
+    said = re.search(r"noise seed (\d+) ", drawn.stderr)  # of an image that got noise (left open until now)
+    noised, broken = sorted(map(json.loads, drawn.stdout.splitlines()), key=lambda record: "error" in record)
+    assert said and noised["noise_seed"] == int(said[1]) and "noise_seed" not in broken and broken["error"]
