@@ -254,11 +254,11 @@ def plan(
         raise AetoolError(f"{option} - (standard output) takes exactly one input file")
     named = output is not None and output != STDIN and _names_a_file(output)
     if output is not None and named and not single and Path(output).suffix.lower()[1:] in FORMATS:
-        inputs_are = (
-            f"standard input holds {len(inputs)} images"
-            if streamed
-            else "the inputs are a folder, a glob or several files"
-        )
+        inputs_are = "the inputs are a folder, a glob or several files"
+        if streamed:  # its images are -:1, -:2, …; the bytes between them that begin none, -:bytes A-B, are not
+            images = sum(item.label.removeprefix(f"{STDIN}:").isdigit() for item in inputs)
+            junk = " and bytes that begin no image" if images < len(inputs) else ""
+            inputs_are = f"standard input holds {images} image{'s' * (images != 1)}{junk}"
         raise AetoolError(f"{option} {output} names one image file, but {inputs_are}; give a folder")
     file_target = named and single
     if output is not None and file_target:
