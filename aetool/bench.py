@@ -507,7 +507,8 @@ def tensor_shapes(path: str | Path, size: tuple[int, int]) -> tuple[dict[str, li
     dims = graph.input[0].type.tensor_type.shape.dim
     batch = (dims[0].dim_value if dims else 0) or 1
     image = [batch, (dims[1].dim_value if len(dims) > 1 else 0) or 1, *size]
-    values = session.run(None, {graph.input[0].name: np.zeros(image, np.float32)})
+    dtype = onnx.helper.tensor_dtype_to_np_dtype(graph.input[0].type.tensor_type.elem_type)  # a float16 input too
+    values = session.run(None, {graph.input[0].name: np.zeros(image, dtype)})
     shapes = {info.name: list(value.shape) for info, value in zip(session.get_outputs(), values, strict=True)}
     shapes.update({tensor.name: list(tensor.dims) for tensor in graph.initializer})
     shapes[graph.input[0].name] = image

@@ -389,6 +389,27 @@ def test_the_flops_of_a_file_that_fixes_its_batch_are_counted_per_image(tmp_path
         assert roofline().bytes_per_image(tmp_path / "g.onnx", (8, 12))[0] == 4 * 2 * 8 * 12
 
 
+def test_a_file_of_float16_inputs_is_timed_and_its_flops_counted(tmp_path):
+    """Counting fed float32 zeros to a float16 input: a traceback from onnxruntime (trial 70)."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import helper, numpy_helper
+
+    graph = helper.make_graph(
+        [
+            helper.make_node("Cast", ["image"], ["wide"], to=onnx.TensorProto.FLOAT),
+            helper.make_node("Conv", ["wide", "w"], ["reconstruction"], pads=[1, 1, 1, 1]),
+        ],
+        "g",
+        [helper.make_tensor_value_info("image", onnx.TensorProto.FLOAT16, ["N", 1, "H", "W"])],
+        [helper.make_tensor_value_info("reconstruction", onnx.TensorProto.FLOAT, ["N", 1, "H", "W"])],
+        [numpy_helper.from_array(np.full((1, 1, 3, 3), 1 / 9, np.float32), "w")],
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "half.onnx")
+    result = invoke("--model", str(tmp_path / "half.onnx"), "--batch-sizes", "1,2", "--json", *FAST)
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["flops_per_image"] == 2 * 28 * 28 * 9
+
+
 def test_least_memory_traffic_counts_each_layer_input_output_and_weights_once(ae64_run):
     per_image, per_call = roofline().bytes_per_image(ae64_run[1], (28, 28))
     assert per_image == 4 * (784 + 64 + 64 + 784)  # two layers: 784 → 64 → 784
