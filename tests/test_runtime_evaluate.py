@@ -314,6 +314,28 @@ def test_pairs_the_model_cannot_find_memory_for_fail_and_the_others_are_scored(t
     ]
 
 
+def test_images_of_a_size_the_model_fails_on_fail_and_the_others_are_scored(tmp_path):
+    """A strided model of another tool, 28×28 digits and one 31×29 image: evaluate ended with exit 2 and no score,
+    naming no file, where detect failed that image alone (trial 70)."""
+    from conftest import int_attribute
+
+    (tmp_path / "odd.onnx").write_bytes(  # the identity on even sizes only, as a strided model of multiple 2
+        onnx_bytes(
+            {"image": ["N", 1, "H", "W"]},
+            {"reconstruction": ["N", 1, "H", "W"]},
+            [
+                node("SpaceToDepth", ["image"], ["blocks"], [int_attribute("blocksize", 2)]),
+                node("DepthToSpace", ["blocks"], ["reconstruction"], [int_attribute("blocksize", 2)]),
+            ],
+        )
+    )
+    for name, size in (("a", 28), ("b", 28), ("odd", 31)):
+        save(tmp_path / "in" / f"{name}.png", digit(size, 28))
+    result = evaluate_images(load(tmp_path / "odd.onnx"), str(tmp_path / "in"))
+    assert result.n == 2 and [Path(f.label).name for f in result.failed] == ["odd.png"]
+    assert "odd.onnx failed on a batch of shape (1, 1, 31, 28)" in result.failed[0].error
+
+
 def test_a_pair_that_cannot_be_decoded_for_memory_fails_and_the_others_are_scored(toy_dir, tmp_path, monkeypatch):
     from aetool.runtime import evaluate as evaluate_module
 

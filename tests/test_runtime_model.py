@@ -587,6 +587,50 @@ def test_a_folder_named_without_a_slash_is_not_a_model(tmp_path, monkeypatch):
         load("models")
 
 
+def test_a_reconstruction_outside_0_1_is_a_model_file_error_not_clipped_without_a_word(tmp_path):
+    """A file of another tool whose output runs 0-255 (or has no sigmoid) was clipped into a white image, exit 0,
+    and scored unclipped by evaluate (trial 70)."""
+    conv = ["N", 1, "H", "W"]
+    (tmp_path / "twice.onnx").write_bytes(
+        onnx_bytes({"image": conv}, {"reconstruction": conv}, [node("Add", ["image", "image"], ["reconstruction"])])
+    )
+    model = load(tmp_path / "twice.onnx")
+    assert model.reconstruct(np.full((1, 8, 8), 0.5, np.float32)).max() == 1.0  # in range: as it came
+    with pytest.raises(ModelFileError, match=r"returned reconstruction values from 1\.2 to 1\.2, outside \[0, 1\]"):
+        model.reconstruct(np.full((1, 8, 8), 0.6, np.float32))
+
+
+def test_a_reconstruction_of_another_size_says_how_to_record_the_models_multiple(tmp_path):
+    """A strided model of another tool without metadata failed on most sizes with no word of the fix (trial 70)."""
+    from conftest import int_attribute
+
+    conv = ["N", 1, "H", "W"]
+    (tmp_path / "tall.onnx").write_bytes(
+        onnx_bytes(
+            {"image": conv},
+            {"reconstruction": ["N", 1, "h", "W"]},
+            [node("Concat", ["image", "image"], ["reconstruction"], [int_attribute("axis", 2)])],
+        )
+    )
+    with pytest.raises(
+        ModelFileError,
+        match=r"of shape \(1, 1, 16, 8\) for images of shape \(1, 1, 8, 8\).*"
+        r"record 2\^n as its metadata input_spec's \"multiple_of\"",
+    ):
+        load(tmp_path / "tall.onnx").reconstruct(np.zeros((1, 8, 8), np.float32))
+
+
+def test_a_colour_file_without_metadata_takes_images_as_they_are(tmp_path):
+    """A 3-channel file of another tool was taken as white-on-black digits, so a photo was inverted for it; round
+    1's files, which name no polarity, are grey (trial 70)."""
+    for channels, polarity in ((1, "white-on-black"), (3, "as-is")):
+        shape = ["N", channels, "H", "W"]
+        (tmp_path / "same.onnx").write_bytes(
+            onnx_bytes({"image": shape}, {"reconstruction": shape}, [node("Identity", ["image"], ["reconstruction"])])
+        )
+        assert load(tmp_path / "same.onnx").input_spec.polarity == polarity
+
+
 def test_non_finite_outputs_are_a_model_file_error(tmp_path):
     conv = ["N", 1, "H", "W"]
     (tmp_path / "log.onnx").write_bytes(

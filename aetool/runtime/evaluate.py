@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from aetool.errors import AetoolError, DataError, ImageError, no_memory_line
+from aetool.errors import AetoolError, DataError, ImageError, ModelFileError, no_memory_line
 from aetool.runtime import contract, images
 from aetool.runtime.batch import chunks
 from aetool.runtime.files import Failure, Input, collect_set
@@ -378,7 +378,8 @@ def _score(model: Model, pairs: Iterable[_Pair], run: _Run) -> None:
                 inputs, targets = np.stack([pair.inputs for pair in group]), np.stack([pair.target for pair in group])
                 run.scores.add(reconstructed(model, inputs), targets)
                 run.inputs.add(inputs, targets)
-            except MemoryError as err:  # the model's (OutOfMemory) or numpy's: these pairs fail, the others count
+            except (MemoryError, ModelFileError) as err:  # out of memory (the model's or numpy's), or the model
+                # failed on images of this shape (a size its strides do not take): these fail, the others count
                 run.scores, run.inputs = kept
                 reason = str(err) if isinstance(err, AetoolError) else no_memory_line(err)
                 run.failed.extend(Failure(pair.label, reason) for pair in group)

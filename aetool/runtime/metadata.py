@@ -97,10 +97,11 @@ def check_metadata(path: object, metadata: dict[str, Any]) -> None:
             raise _bad(path, key, wanted, value)
 
 
-def check_input_spec(path: object, spec: Any) -> tuple[int, str]:
-    """``multiple_of`` and ``polarity`` of a metadata ``input_spec`` (None: 1 and white-on-black); raises
-    ``ModelFileError`` for a spec that is not an object, a ``multiple_of`` outside 1–``MAX_MULTIPLE_OF`` or an
-    unknown polarity."""
+def check_input_spec(path: object, spec: Any, *, channels: int) -> tuple[int, str]:
+    """``multiple_of`` and ``polarity`` of a metadata ``input_spec`` for a model of ``channels`` input channels
+    (None: 1, and white-on-black for grey models, MNIST's world and round 1's files, as-is for colour ones, which
+    no digit model is); raises ``ModelFileError`` for a spec that is not an object, a ``multiple_of`` outside
+    1–``MAX_MULTIPLE_OF`` or an unknown polarity."""
     spec = {} if spec is None else spec
     if not isinstance(spec, dict):
         raise _bad(path, contract.INPUT_SPEC, 'an object with "multiple_of" a positive integer or null', spec)
@@ -111,7 +112,7 @@ def check_input_spec(path: object, spec: Any) -> tuple[int, str]:
             f'{path}: metadata {contract.INPUT_SPEC!r} must have "multiple_of" a positive integer up to '
             f"{MAX_MULTIPLE_OF} or null, got {_shown(multiple_of)}"
         )
-    polarity = spec.get("polarity") or contract.POLARITY
+    polarity = spec.get("polarity") or (contract.POLARITY if channels == 1 else contract.AS_IS)
     if polarity not in contract.POLARITIES:
         raise ModelFileError(
             f"{path}: metadata {contract.INPUT_SPEC!r} polarity must be one of {', '.join(contract.POLARITIES)}, "

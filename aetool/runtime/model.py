@@ -28,7 +28,7 @@ from aetool.errors import AetoolError, ModelFileError, OutOfMemory, TimedOut, ou
 from aetool.runtime import contract, tiles
 from aetool.runtime.cpu import check_threads, has_vnni, usable_cores
 from aetool.runtime.files import interrupts_held, is_utf8
-from aetool.runtime.images import check_pixels
+from aetool.runtime.images import PIXEL_TOLERANCE, check_pixels
 from aetool.runtime.metadata import check_input_spec, check_metadata, noise_from_record, parse_metadata
 from aetool.runtime.noise import NOISE_KINDS, Noise
 from aetool.runtime.onnxfile import OnnxFacts, outside_folder, read_facts
@@ -454,7 +454,7 @@ def check_contract(session: onnxruntime.InferenceSession, path: Path, metadata: 
         )
     check_output_types(session, path)
     check_metadata(path, metadata)
-    multiple_of, polarity = check_input_spec(path, metadata.get(contract.INPUT_SPEC))
+    multiple_of, polarity = check_input_spec(path, metadata.get(contract.INPUT_SPEC), channels=shape[1])
     _check_colour(path, metadata, shape[1])
     height, width = shape[2], shape[3]
     if isinstance(height, int) != isinstance(width, int):
@@ -660,9 +660,16 @@ class Model:
                 self.session, contract.RECONSTRUCTION, contract.INPUT, part, chunk, fixed=self.input_spec.batch
             )
             if out.shape != part.shape:
+                hint = ""
+                if self.input_spec.multiple_of == 1 and self.input_spec.size is None:
+                    hint = (
+                        " (a model that halves its input n times takes sizes divisible by 2^n: record 2^n as its "
+                        'metadata input_spec\'s "multiple_of" and aetool pads images to it; README, A model made '
+                        "elsewhere)"
+                    )
                 raise ModelFileError(
                     f"{self.path.name} returned {contract.RECONSTRUCTION} of shape {out.shape} for "
-                    f"images of shape {part.shape}; an aetool model returns them at their size"
+                    f"images of shape {part.shape}; an aetool model returns them at their size{hint}"
                 )
             return out
 
@@ -863,6 +870,14 @@ class Model:
                 raise ModelFileError(
                     f"{self.path.name} returned NaN or infinite {output} values; the model file is broken"
                 )
+            if output == contract.RECONSTRUCTION:  # images in [0, 1], as they are read; clipping would hide a scale
+                low, high = float(joined.min()), float(joined.max())
+                if low < -PIXEL_TOLERANCE or high > 1 + PIXEL_TOLERANCE:
+                    raise ModelFileError(
+                        f"{self.path.name} returned {output} values from {low:.4g} to {high:.4g}, outside [0, 1]: "
+                        "an aetool model reconstructs pixels in [0, 1] (end its graph in a Sigmoid or a Clip; a "
+                        "model of 0-255 pixels divides its output by 255)"
+                    )
             results.append(joined.astype(np.float32, copy=False))
         return results
 
