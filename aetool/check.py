@@ -31,7 +31,7 @@ import numpy as np
 from aetool.errors import AetoolError, ModelFileError, caused_by_interrupt, first_line
 from aetool.runtime import contract
 from aetool.runtime.files import is_utf8
-from aetool.runtime.model import open_session, ort_errors, parse_metadata
+from aetool.runtime.model import check_contract, open_session, ort_errors, parse_metadata
 from aetool.runtime.onnxfile import read_facts
 from aetool.runtime.registry import resolve
 
@@ -79,8 +79,9 @@ def cases_for(shape: list[int | str | None], name: str, multiple_of: int | None)
 
     Images (``image``, N×C×H×W in [0, 1]): random at batch 4 and 1 of the fixed size, else 28×28 rounded up to
     ``multiple_of``; for models of any size also images with ties (see :func:`tie_images`) when 28×28 fits
-    ``multiple_of``, and a non-square batch of 2 (32×48, rounded up to ``multiple_of``). Codes (``code``):
-    standard normal at batch 4 and 1 (7×7 for a conv decoder, N×C×h×w), and 8×12 at batch 2 for a conv decoder.
+    ``multiple_of``, and a non-square batch of 2 (32×48, rounded up to ``multiple_of``); a file that fixes its
+    batch gets that many images in every case instead. Codes (``code``): standard normal at batch 4 and 1 (7×7 for
+    a conv decoder, N×C×h×w), and 8×12 at batch 2 for a conv decoder.
     """
     rng = np.random.default_rng(0)
     dims = [d if isinstance(d, int) else None for d in shape[1:]]
@@ -89,12 +90,19 @@ def cases_for(shape: list[int | str | None], name: str, multiple_of: int | None)
     channels = dims[0] or 1
     size = (dims[1], dims[2]) if dims[1:] and dims[1] and dims[2] else None
     fixed_or_any = size or contract.rounded_up(TIE_SIZE, multiple_of)
-    cases = [Case(f"random b{n}", rng.random((n, channels, *fixed_or_any), dtype=np.float32)) for n in (4, 1)]
+    fixed_batch = shape[0] if isinstance(shape[0], int) else None  # the legacy exporter's default: batch 1
+    cases = [
+        Case(f"random b{n}", rng.random((n, channels, *fixed_or_any), dtype=np.float32))
+        for n in ((fixed_batch,) if fixed_batch else (4, 1))
+    ]
     if size is None:
         if fixed_or_any == TIE_SIZE:
-            cases.append(Case("ties b4", tie_images(channels=channels)))
+            ties = tie_images(channels=channels)
+            ties = ties if fixed_batch is None else np.resize(ties, (fixed_batch, *ties.shape[1:]))  # cycled
+            cases.append(Case(f"ties b{len(ties)}", ties))
         height, width = contract.rounded_up(NON_SQUARE, multiple_of)
-        cases.append(Case(f"random {height}×{width} b2", rng.random((2, channels, height, width), dtype=np.float32)))
+        n = fixed_batch or 2
+        cases.append(Case(f"random {height}×{width} b{n}", rng.random((n, channels, height, width), dtype=np.float32)))
     return cases
 
 
@@ -484,12 +492,26 @@ def reference(model: str | Path, *, multiple_of: int | None = None) -> Reference
     spec = metadata.get(contract.INPUT_SPEC)
     if multiple_of is None and isinstance(spec, dict) and isinstance(spec.get("multiple_of"), int):
         multiple_of = spec["multiple_of"]
+    if inputs[0].name == contract.INPUT:  # what the runtime's commands refuse, refused alike
+        check_contract(session, path, metadata)
     cases = cases_for(list(inputs[0].shape), inputs[0].name, multiple_of)
+    if inputs[0].type == "tensor(float16)":  # every runtime gets the file's own input type
+        cases = [Case(case.name, case.inputs.astype(np.float16)) for case in cases]
     outputs = [o.name for o in session.get_outputs()]
     try:
         want = _run_all(lambda x: dict(zip(outputs, session.run(outputs, {inputs[0].name: x}), strict=True)), cases)
     except ort_errors() as err:
         raise ModelFileError(f"{path} fails in onnxruntime on {cases[0].name}: {first_line(err)}") from None
+    for case, outputs_of_case in zip(cases, want, strict=True):
+        for name, value in outputs_of_case.items():
+            if not np.isfinite(value).all():
+                raise ModelFileError(f"{path} returns NaN or infinite {name} values in onnxruntime on {case.name}")
+        returned = outputs_of_case.get(contract.RECONSTRUCTION)
+        if inputs[0].name == contract.INPUT and returned is not None and returned.shape != case.inputs.shape:
+            raise ModelFileError(
+                f"{path} returns {contract.RECONSTRUCTION} of shape {returned.shape} in onnxruntime for images of "
+                f"shape {case.inputs.shape} ({case.name}); an aetool model returns them at their size"
+            )
     return Reference(path, inputs[0].name, outputs, cases, want, metadata)
 
 

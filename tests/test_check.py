@@ -165,6 +165,59 @@ def test_a_file_off_the_contract_is_refused_in_one_line(toy_dir):
     assert result.exit_code == 2 and "one input 'image' (N×C×H×W) or 'code'" in result.stderr
 
 
+def test_a_file_that_fixes_its_batch_is_checked_at_that_batch(tmp_path):
+    """The legacy exporter fixes batch 1: check fed batch 4 and called the file failing in onnxruntime (trial 70)."""
+    from conftest import node, onnx_bytes
+
+    one = [1, 1, "H", "W"]
+    (tmp_path / "one.onnx").write_bytes(
+        onnx_bytes({"image": one}, {"reconstruction": one}, [node("Identity", ["image"], ["reconstruction"])])
+    )
+    report = check_file(tmp_path / "one.onnx", only=["onnxruntime"])
+    assert report.cases == ["random b1", "ties b1", "random 32×48 b1"] and report.passed
+
+
+@pytest.mark.parametrize(
+    ("nodes", "output", "said"),
+    [
+        (  # log(0): a file that the runtime's commands call broken; the other runtimes were blamed for it
+            [("Sub", ["image", "image"], ["zero"]), ("Log", ["zero"], ["reconstruction"])],
+            "reconstruction",
+            "returns NaN or infinite reconstruction values in onnxruntime on random b4",
+        ),
+        ([("Identity", ["image"], ["other"])], "other", "does not follow the aetool contract: no output"),
+        (  # twice as tall: every image of reconstruct failed, check passed it
+            [("Concat", ["image", "image"], ["reconstruction"])],
+            "reconstruction",
+            "returns reconstruction of shape (4, 1, 56, 28) in onnxruntime for images of shape (4, 1, 28, 28)",
+        ),
+    ],
+)
+def test_a_file_the_runtime_refuses_is_refused_by_check_alike(tmp_path, nodes, output, said):
+    from conftest import int_attribute, node, onnx_bytes
+
+    image = ["N", 1, "H", "W"]
+    built = [node(op, i, o, [int_attribute("axis", 2)] if op == "Concat" else []) for op, i, o in nodes]
+    (tmp_path / "odd.onnx").write_bytes(onnx_bytes({"image": image}, {output: ["N", 1, "h", "w"]}, built))
+    result = invoke("check", str(tmp_path / "odd.onnx"))
+    assert result.exit_code == 2 and said in result.stderr and len(result.stderr.splitlines()) == 1
+
+
+def test_a_file_of_float16_inputs_is_fed_float16(tmp_path):
+    """It was fed float32 and called failing in onnxruntime (trial 70)."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Cast", ["image"], ["reconstruction"], to=onnx.TensorProto.FLOAT)],
+        "g",
+        [helper.make_tensor_value_info("image", onnx.TensorProto.FLOAT16, ["N", 1, "H", "W"])],
+        [helper.make_tensor_value_info("reconstruction", onnx.TensorProto.FLOAT, ["N", 1, "H", "W"])],
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "half.onnx")
+    assert check_file(tmp_path / "half.onnx", only=["onnxruntime"]).passed
+
+
 def test_info_shows_the_target_its_operators_and_where_the_export_ran_the_file(toy_dir):
     text = invoke("info", "conv-unpool").stdout
     assert "target   portable (opset 20): Add, Cast, Concat, Conv, ConvTranspose, DepthToSpace," in text
