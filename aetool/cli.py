@@ -1412,6 +1412,8 @@ def web(
                 )
                 if site.missing:
                     note(f"warning: left off the page, their files missing: {', '.join(site.missing)}")
+                for refused in site.refused:
+                    note(f"warning: left off the page, {refused}")
             if httpd is None:
                 shown = shlex.quote(output)  # a folder with a space in its name, pasted as it is printed
                 note(
@@ -1429,7 +1431,8 @@ def web(
 
 
 def _image_spec(spec: dict[str, Any], colour_space: str | None) -> str:
-    """What images a model takes, in words: ``3 channels (srgb), any size divisible by 4, polarity as-is (…)``."""
+    """What images a model takes, in words: ``3 channels (srgb), any size divisible by 4, polarity as-is (…)`` (and
+    ``, 1 a call (…)`` for a file that fixes its batch)."""
     channels, size, polarity = spec["channels"], spec["size"], spec["polarity"]
     kind = f"{channels} channel{'s' if channels > 1 else ''} ({colour_space})"
     multiple = spec["multiple_of"]
@@ -1441,7 +1444,8 @@ def _image_spec(spec: dict[str, Any], colour_space: str | None) -> str:
         else "any size"
     )
     why = "fed as they are" if polarity == "as-is" else "dark-on-light images are inverted for it"
-    return f"{kind}, {sizes}, polarity {polarity} ({why})"
+    batch = f", {spec['batch']} a call (the file fixes its batch)" if spec.get("batch") else ""
+    return f"{kind}, {sizes}{batch}, polarity {polarity} ({why})"
 
 
 def _detector_line(record: object) -> str:

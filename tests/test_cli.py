@@ -832,6 +832,8 @@ def test_info_says_any_size_for_a_model_of_any_multiple():
     spec = {"channels": 3, "size": None, "polarity": "as-is", "multiple_of": 1}
     assert _image_spec(spec, "srgb").startswith("3 channels (srgb), any size, polarity as-is")
     assert "any size divisible by 4" in _image_spec({**spec, "multiple_of": 4}, "srgb")
+    fixed = _image_spec({**spec, "batch": 1}, "srgb")  # shown in --json only (trial 70)
+    assert fixed.startswith("3 channels (srgb), any size, 1 a call (the file fixes its batch), polarity as-is")
 
 
 @pytest.mark.parametrize(

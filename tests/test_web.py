@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 
 from aetool.check import cases_for
 from aetool.cli import app
-from aetool.errors import AetoolError
+from aetool.errors import AetoolError, ModelFileError
 from aetool.runtime import contract, images
 from aetool.runtime.noise import NOISE_KINDS, add_noise
 from aetool.runtime.registry import BUNDLED_DIR
@@ -209,6 +209,50 @@ def test_web_says_which_listed_models_it_left_off_because_their_files_are_missin
     done = runner.invoke(app, ["web", "-o", str(tmp_path / "other"), "--ort-web", str(fake_ort)])
     assert done.exit_code == 2 and len(done.stderr.splitlines()) == 1
     assert done.stderr.rstrip().endswith(f"the files models.json names are missing: x ({mine / 'nope.onnx'})")
+
+
+def test_web_leaves_off_a_model_the_page_cannot_run_and_builds_the_others(fake_ort, tmp_path, monkeypatch):
+    """A file off the contract stopped the whole site; one with external data was copied without its data file, and
+    the page, whose every model then failed to load, was reported written (trial 70)."""
+    from conftest import FLOAT, tensor
+
+    index = {name: {"file": f"{name}.onnx"} for name in ("deep", "flat", "outside")}
+    mine = own_models(tmp_path / "mine", index, monkeypatch)
+    flat = ["N", 784]
+    (mine / "flat.onnx").write_bytes(
+        onnx_bytes({"image": flat}, {"reconstruction": flat}, [node("Identity", ["image"], ["reconstruction"])])
+    )
+    conv = ["N", 1, "H", "W"]
+    (mine / "w.bin").write_bytes(bytes(4))
+    (mine / "outside.onnx").write_bytes(
+        onnx_bytes(
+            {"image": conv},
+            {"reconstruction": conv},
+            [node("Add", ["image", "w"], ["reconstruction"])],
+            initializers=[tensor("w", [1], FLOAT, location="w.bin")],
+        )
+    )
+    done = CliRunner().invoke(app, ["web", "-o", str(tmp_path / "site"), "--ort-web", str(fake_ort)])
+    assert done.exit_code == 0 and ": deep and onnxruntime-web" in done.stderr
+    assert "warning: left off the page, flat: " in done.stderr and "does not follow the aetool contract" in done.stderr
+    assert "warning: left off the page, outside: " in done.stderr and "external data (w.bin)" in done.stderr
+    assert sorted(path.name for path in (tmp_path / "site" / "models").iterdir()) == ["deep.onnx"]
+
+
+def test_a_model_of_float16_inputs_is_not_put_on_the_page(tmp_path):
+    """The page feeds float32 images: such a file failed there, and with it every other model (trial 70)."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Cast", ["image"], ["reconstruction"], to=onnx.TensorProto.FLOAT)],
+        "g",
+        [helper.make_tensor_value_info("image", onnx.TensorProto.FLOAT16, ["N", 1, "H", "W"])],
+        [helper.make_tensor_value_info("reconstruction", onnx.TensorProto.FLOAT, ["N", 1, "H", "W"])],
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "half.onnx")
+    with pytest.raises(ModelFileError, match=r"takes tensor\(float16\) images; the page feeds float32 ones"):
+        model_entry("half", tmp_path / "half.onnx", None, file="half.onnx")
 
 
 def test_web_never_overwrites_a_folder_of_other_files_and_rebuilds_its_own(fake_ort, tmp_path):

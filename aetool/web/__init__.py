@@ -22,16 +22,17 @@ import json
 import os
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aetool.errors import AetoolError, os_reason
+from aetool.errors import AetoolError, ModelFileError, os_reason
 from aetool.runtime import contract
 from aetool.runtime.describe import bundled_models
 from aetool.runtime.files import NAME_MAX, write_files
 from aetool.runtime.model import Model, trained_noise
 from aetool.runtime.noise import Noise
+from aetool.runtime.onnxfile import read_facts
 from aetool.runtime.registry import INDEX, models_dir
 
 PAGE = Path(__file__).with_name("page")
@@ -54,6 +55,7 @@ class Site:
     ort_web_version: str | None
     bytes: int  # the whole site
     missing: list[str]  # models whose file the models' index lists but is not there, as "NAME (PATH)": left off
+    refused: list[str] = field(default_factory=list)  # models the page cannot run, as "NAME: why": left off
 
 
 def _candidates(given: str | Path | None) -> Iterator[Path]:
@@ -159,9 +161,22 @@ def model_entry(name: str, path: Path, summary: str | None, *, file: str) -> dic
 
     ``role`` is ``denoise`` for a model trained on noisy inputs and ``reconstruct`` otherwise. A denoiser's input
     is noised by the page first (:func:`page_noise`: ``noise_kind`` at the slider's level, which starts at
-    ``noise``). Raises ``ModelFileError`` for a file that will not load or breaks the contract.
+    ``noise``). Raises ``ModelFileError`` for a file that will not load or breaks the contract, and for one the
+    page cannot run: weights in external data files (the page fetches the one file) or a float16 input (it feeds
+    float32 images).
     """
     model = Model(path, threads=1)
+    external = read_facts(path.read_bytes()).external_data
+    if external:
+        raise ModelFileError(
+            f"{path} keeps its weights in external data ({', '.join(sorted(set(external)))}), which the page does not "
+            "fetch; save it as one file: onnx.save(onnx.load(PATH), NEW_PATH)"
+        )
+    if model.session.get_inputs()[0].type != "tensor(float)":
+        raise ModelFileError(
+            f"{path} takes {model.session.get_inputs()[0].type} images; the page feeds float32 ones (an fp16 file "
+            "of aetool's keeps float32 inputs)"
+        )
     spec = model.input_spec
     noise = trained_noise(model)
     level, kind = page_noise(noise)
@@ -186,8 +201,9 @@ def build_site(folder: str | Path, *, ort_web: str | Path | None = None) -> Site
     """Write the page, the bundled models and onnxruntime-web's files into ``folder``: a new or empty folder, or
     one holding an earlier site (its files replaced, others left alone). Raises ``AetoolError`` when onnxruntime-web's
     files are not found, when ``folder`` is a file, holds files of another kind (a site would overwrite its
-    ``index.html``) or cannot be written, or when no model is bundled; ``ModelFileError`` for a bundled model that
-    will not load."""
+    ``index.html``) or cannot be written, or when no model is bundled or none of them can run on the page. A model
+    whose file will not load, breaks the contract or cannot run on the page (:func:`model_entry`) is left off, with
+    the reason in ``Site.refused``, as one whose file is missing is (``Site.missing``)."""
     source = find_ort_web(given=ort_web)
     target = Path(folder)
     if target.exists() and not target.is_dir():
@@ -206,7 +222,15 @@ def build_site(folder: str | Path, *, ort_web: str | Path | None = None) -> Site
         gone = f"; the files {INDEX} names are missing: {', '.join(missing)}" if missing else ""
         raise AetoolError(f"no bundled models in {models_dir()} to put on the page{gone}")
     files = site_files([record.name for record in records])
-    entries = [model_entry(r.name, Path(r.path), r.summary, file=files[r.name]) for r in records]
+    entries, refused = [], []
+    for record in records:
+        try:
+            entries.append(model_entry(record.name, Path(record.path), record.summary, file=files[record.name]))
+        except ModelFileError as err:  # the page's other models still run: one broken file stopped the whole site
+            refused.append(f"{record.name}: {err}")
+    if not entries:
+        raise AetoolError(f"no model in {models_dir()} that the page can run: {'; '.join(refused)}")
+    records = [record for record in records if record.name in {entry["name"] for entry in entries}]
     copies: dict[Path, Path] = {target / name: PAGE / name for name in PAGE_FILES}
     copies |= {target / "ort" / name: source / name for name in ORT_FILES}
     copies |= {target / "models" / files[record.name]: Path(record.path) for record in records}
@@ -226,7 +250,7 @@ def build_site(folder: str | Path, *, ort_web: str | Path | None = None) -> Site
     except OSError as err:
         raise AetoolError(f"cannot remove an earlier site's model from {target / 'models'}: {os_reason(err)}") from None
     size = sum(path.stat().st_size for path in target.rglob("*") if path.is_file())
-    return Site(target, [entry["name"] for entry in entries], version, size, missing)
+    return Site(target, [entry["name"] for entry in entries], version, size, missing, refused)
 
 
 def site_models(folder: Path) -> set[str]:
