@@ -106,11 +106,22 @@ def test_a_subfolder_that_cannot_be_read_is_named_not_passed_over(tree, monkeypa
 def test_folder_scans_skip_what_aetool_writes_and_globs_what_the_command_writes(tree):
     save(tree / "digits" / "b.noisy.png", np.zeros((4, 4), np.uint8))
     save(tree / "digits" / "c.raw.heatmap.png", np.zeros((4, 4), np.uint8))
-    found, _ = files.collect(["digits"])
+    said = r"^digits: skipped 2 images named like aetool's outputs \(b.noisy.png, c.raw.heatmap.png\), as folder "
+    with pytest.warns(UserWarning, match=said + r"scans do; a glob takes them: 'digits/\*.noisy.\*'$"):
+        found, _ = files.collect(["digits"], skip=".denoised")  # its own a.denoised.png skipped without a word
     assert labels(found) == [
         "digits/a.png",
         "digits/b.jpg",
     ]  # no command's output is an input of the next one on the folder
+    save(tree / "noisy" / "a.noisy.png", np.zeros((4, 4), np.uint8))  # add-noise → denoise of one folder (trial 71)
+    found, failures = files.collect(["noisy"], skip=".denoised")
+    assert not found and failures == [
+        files.Failure(
+            "noisy",
+            "no images found in this folder; skipped 1 image named like aetool's outputs (a.noisy.png), as folder "
+            "scans do; a glob takes them: 'noisy/*.noisy.*'",
+        )
+    ]
     found, _ = files.collect(["digits/*.png"], skip=".denoised")
     assert labels(found) == ["digits/a.png", "digits/b.noisy.png", "digits/c.raw.heatmap.png"]
     found, _ = files.collect(["digits/a.denoised.png"])  # named: taken as it is

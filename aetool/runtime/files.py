@@ -66,8 +66,9 @@ OUTPUT_SUFFIXES = (".denoised", ".reconstructed", ".noisy", HEATMAP)  # the imag
 
 def collect(args: Sequence[str], *, recursive: bool = False, skip: str = "") -> tuple[list[Input], list[Failure]]:
     """The images named by files, folders (``recursive`` to descend) and globs. Folder scans skip what aetool's
-    commands write (``OUTPUT_SUFFIXES``: ``x.denoised.png`` is not an input of the next command on the folder),
-    globs what this command writes (``*{skip}.*``); a file named is taken as it is."""
+    commands write (``OUTPUT_SUFFIXES``: ``x.denoised.png`` is not an input of the next command on the folder), and
+    say so in a warning (or in the failure of a folder that holds nothing else) when it is another command's than
+    this one's (``skip``); globs skip what this command writes (``*{skip}.*``); a file named is taken as it is."""
     inputs: dict[Path, Input] = {}
     failures = []
     for arg in args:
@@ -77,13 +78,18 @@ def collect(args: Sequence[str], *, recursive: bool = False, skip: str = "") -> 
         elif path.is_dir():
             listed, unreadable = folder_files(path, recursive=recursive)
             found = [p for p in listed if _is_image(p, OUTPUT_SUFFIXES)]
+            others = tuple(end for end in OUTPUT_SUFFIXES if end != skip)  # this command's own: skipped unsaid
+            outputs = [p for p in listed if p.stem.endswith(others) and _is_image(p, ())]
             failures += [Failure(str(folder), f"cannot read this folder: {reason}") for folder, reason in unreadable]
             dangling = [p for p in listed if p.suffix.lower() in image_suffixes() and p.is_symlink() and not p.exists()]
             failures += [Failure(str(p), missing_because(p)) for p in dangling]
+            skipped = _skipped_outputs(path, outputs)
             if not found and not unreadable and not dangling:
                 where = " or its subfolders" if recursive else ""
                 hint = "" if recursive or not any(p.is_dir() for p in path.iterdir()) else " (use -r for subfolders)"
-                failures.append(Failure(arg, f"no images found in this folder{where}{hint}"))
+                failures.append(Failure(arg, f"no images found in this folder{where}{hint}{skipped and '; '}{skipped}"))
+            elif skipped:  # the add-noise → denoise of one folder did nothing with the noisy images, unsaid
+                warnings.warn(f"{arg}: {skipped}", UserWarning, stacklevel=2)
             inputs.update((p, Input(str(p), p, path)) for p in found)
         elif path.exists() or not _MAGIC & set(arg):
             inputs.setdefault(path, Input(arg, path))
@@ -94,6 +100,18 @@ def collect(args: Sequence[str], *, recursive: bool = False, skip: str = "") -> 
             root = _glob_root(arg)
             inputs.update((p, Input(str(p), p, root)) for p in found)
     return list(inputs.values()), failures
+
+
+def _skipped_outputs(folder: Path, outputs: list[Path]) -> str:
+    """What a folder scan says of the images it left out for being named like aetool's outputs (``""``: none)."""
+    if not outputs:
+        return ""
+    suffix = next(end for end in OUTPUT_SUFFIXES if outputs[0].stem.endswith(end))
+    named = ", ".join(p.name for p in outputs[:2]) + (", …" if len(outputs) > 2 else "")
+    return (
+        f"skipped {len(outputs)} image{'s' * (len(outputs) != 1)} named like aetool's outputs ({named}), as folder "
+        f"scans do; a glob takes them: '{folder / ('*' + suffix + '.*')}'"
+    )
 
 
 def collect_set(source: str, *, named: str, skip: str = "") -> list[Input]:
