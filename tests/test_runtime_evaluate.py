@@ -219,10 +219,18 @@ def test_a_folder_without_images_is_a_data_error(toy_dir, tmp_path):
         evaluate_images(load(toy_dir / "dense.onnx"), str(tmp_path / "empty"))
 
 
-def test_a_dense_model_refuses_images_of_another_size_naming_both(toy_dir, tmp_path):
+def test_a_dense_model_fails_images_of_another_size_naming_both_and_scores_the_others(toy_dir, tmp_path):
+    """One such image ended the whole run, exit 2, where an unreadable one failed alone (trial 71)."""
     save(tmp_path / "photos" / "wide.png", np.zeros((48, 64), np.uint8))
-    with pytest.raises(DataError, match=r"wide.png: the model takes 28×28 images \(width×height\), this one is 64×48"):
-        evaluate_images(load(toy_dir / "dense.onnx"), str(tmp_path / "photos"))
+    save(tmp_path / "photos" / "digit.png", digit())
+    result = evaluate_images(load(toy_dir / "dense.onnx"), str(tmp_path / "photos"))
+    assert result.n == 1 and [(Path(f.label).name, f.error) for f in result.failed] == [
+        (
+            "wide.png",
+            "the model takes 28×28 images (width×height), this one is 64×48; pass --resize to fit it to the "
+            "model's size",
+        )
+    ]
 
 
 def test_resize_fits_image_and_target_alike_to_a_dense_models_size(toy_dir, tmp_path):

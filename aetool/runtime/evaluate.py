@@ -283,19 +283,19 @@ def _read(item: Input, run: _Run) -> np.ndarray | None:
 
 
 def _prepared(
-    model: Model, label: str, pixels: np.ndarray, *, invert: bool, resize: bool, like: images.Fitted | None = None
+    model: Model, pixels: np.ndarray, *, invert: bool, resize: bool, like: images.Fitted | None = None
 ) -> tuple[np.ndarray, images.Fitted | None, tuple[str, ...]]:
     """An image in the model's channels, polarity and size (see :func:`_sized`), the fit that placed it, and what
     was done to it besides the inversion: ``converted …``, ``RESIZED``."""
     carried, converted = to_channels(pixels, model.input_spec.channels)
     carried = 1 - carried if invert else carried
-    sized, fitted = _sized(model, label, carried, resize=resize, like=like)
+    sized, fitted = _sized(model, carried, resize=resize, like=like)
     notes = {f"converted {converted}": bool(converted), RESIZED: sized.shape != carried.shape}
     return sized, fitted, tuple(note for note, happened in notes.items() if happened)
 
 
 def _sized(
-    model: Model, label: str, pixels: np.ndarray, *, resize: bool, like: images.Fitted | None = None
+    model: Model, pixels: np.ndarray, *, resize: bool, like: images.Fitted | None = None
 ) -> tuple[np.ndarray, images.Fitted | None]:
     """The image at a dense model's size, and the MNIST-way fit that placed it (None where none did): as it is when
     it has that size; else with ``resize`` fitted as ``batch.Reconstruct`` fits it (the MNIST way for a
@@ -306,7 +306,7 @@ def _sized(
         return pixels, None
     if not resize:
         raise DataError(
-            f"{label}: the model takes {size[1]}×{size[0]} images (width×height), this one is {pixels.shape[2]}×"
+            f"the model takes {size[1]}×{size[0]} images (width×height), this one is {pixels.shape[2]}×"
             f"{pixels.shape[1]}; pass --resize to fit it to the model's size"
         )
     if model.input_spec.polarity != contract.POLARITY:
@@ -328,7 +328,11 @@ def _noisy(model: Model, found: list[Input], run: _Run, *, noise: Noise, seed: i
         if pixels is None:
             continue
         invert = _inverts(model, pixels)
-        clean, _, done = _prepared(model, item.label, pixels, invert=invert, resize=resize)
+        try:
+            clean, _, done = _prepared(model, pixels, invert=invert, resize=resize)
+        except DataError as err:  # a size the model does not take: this image fails, the others are scored
+            run.failed.append(Failure(item.label, str(err)))
+            continue
         yield _Pair(item.label, noise.apply(clean[None], rng)[0], clean, (INVERTED,) * invert + done)
 
 
@@ -348,8 +352,12 @@ def _given(model: Model, matched: list[tuple[Input, Input]], run: _Run, *, resiz
             )
             continue
         invert = _inverts(model, inputs)
-        clean, placed, done = _prepared(model, target.label, wanted, invert=invert, resize=resize)
-        noisy, _, done_to_input = _prepared(model, source.label, inputs, invert=invert, resize=resize, like=placed)
+        try:  # input and target have one size (above): a size the model does not take fails the pair alone
+            clean, placed, done = _prepared(model, wanted, invert=invert, resize=resize)
+            noisy, _, done_to_input = _prepared(model, inputs, invert=invert, resize=resize, like=placed)
+        except DataError as err:
+            run.failed.append(Failure(source.label, str(err)))
+            continue
         done_to_pair = tuple(dict.fromkeys((INVERTED,) * invert + done + done_to_input))  # each kind once a pair
         yield _Pair(source.label, noisy, clean, done_to_pair)
 
