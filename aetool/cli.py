@@ -1594,11 +1594,13 @@ def _given_options(ctx: typer.Context) -> set[str]:
     return {name for name, source in sources.items() if source is not None and source.name not in DEFAULT_SOURCES}
 
 
-def _resumed_settings(settings: dict[str, Any], run_dir: Path, *, given: set[str]) -> dict[str, Any]:
+def _resumed_settings(settings: dict[str, Any], run_dir: Path, *, model: str, given: set[str]) -> dict[str, Any]:
     """``settings`` with the run's own value for every setting whose option was not ``given``: ``--resume`` alone
     continues a run as it was started (epochs, data, learning rate…), as its checkpoint records them (the settings
     a resumed run is held to; ``metrics.json`` may be gone or damaged). A folder without a run, or whose recorded
-    settings do not read, keeps ``settings`` as they are; starting the run then says what is wrong."""
+    settings do not read, keeps ``settings`` as they are; starting the run then says what is wrong. ``AetoolError``
+    for a run of another model than ``model``: its settings are that model's, and checking them against this one
+    named options never given (``--size`` for a conv model resumed in a dense model's run)."""
     from aetool.train import RunFolder, TrainConfig
 
     folder = RunFolder.at(run_dir)
@@ -1607,6 +1609,11 @@ def _resumed_settings(settings: dict[str, Any], run_dir: Path, *, given: set[str
         recorded = TrainConfig.from_dict(stored).to_dict() if stored is not None else {}
     except (AetoolError, ValueError, TypeError):
         return settings
+    if recorded and recorded["model"] != model:
+        raise AetoolError(
+            f"{folder.path} was trained with MODEL {recorded['model']} (now {model}); resume it with its own settings, "
+            "or start over with --force"
+        )
     if str(recorded.get("device", "")).startswith("cuda"):
         import torch
 
@@ -1807,7 +1814,7 @@ def train(
 
         run_dir = Path(_alias(output, out, "--output", "--out", default=str(Path("runs") / model)))
         if resume:
-            settings = _resumed_settings(settings, run_dir, given=_given_options(ctx))
+            settings = _resumed_settings(settings, run_dir, model=model, given=_given_options(ctx))
         try:
             config = TrainConfig(model, **settings)
         except KeyError as err:

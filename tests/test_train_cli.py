@@ -394,6 +394,9 @@ def test_resume_alone_continues_a_run_with_its_own_settings_and_refuses_other_on
         train(TrainConfig("ae64", **settings), run_dir=tmp_path / "cut", progress=False, echo=interrupt_after_epoch_1)
     other = runner.invoke(app, ["train", "ae64", "--resume", "-o", str(tmp_path / "cut"), "--epochs", "5", "--quiet"])
     assert other.exit_code == 2 and "was trained with --epochs 3 (now 5)" in other.stderr
+    for model in ("conv-unpool", "pca"):  # said --size or --epochs, --lr … does not apply: options never given
+        another = runner.invoke(app, ["train", model, "--resume", "-o", str(tmp_path / "cut"), "--quiet"])
+        assert another.exit_code == 2 and f"was trained with MODEL ae64 (now {model}); resume it" in another.stderr
     before = json.loads((tmp_path / "cut" / "metrics.json").read_text())["run"]["seconds"]
     args = ["train", "ae64", "--resume", "-o", str(tmp_path / "cut"), "--quiet", "--no-export", "--allow-trivial"]
     resumed = runner.invoke(app, args)
