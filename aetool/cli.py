@@ -56,7 +56,18 @@ if TYPE_CHECKING:
     from aetool.runtime.files import Failure, Input, Job
     from aetool.runtime.model import Model
 
-app = typer.Typer(name="aetool", no_args_is_help=True, pretty_exceptions_enable=False)
+EXIT_CODES = (
+    "Exit codes: 0 success, 1 some inputs failed, 2 usage or setup error (a bad option, path or model file), 3 a "
+    "training run that did not beat a trivial output, 124 a model call ran past --timeout, 130 interrupted (Ctrl-C), "
+    "141 standard output's reader went away (| head), 143 SIGTERM, 129 SIGHUP."
+)
+app = typer.Typer(
+    name="aetool",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    epilog=EXIT_CODES,
+)
 
 T = TypeVar("T")
 S = TypeVar("S", bound="Step")  # an image step, as the command that made it knows it
@@ -1649,10 +1660,10 @@ def train(
         str | None,
         typer.Option(
             metavar="LEVEL|RANGE|MIX",
-            help="Train on noisy inputs (the model's default: denoise-dense 0.5, dncnn 25/255, denoise a blind mix): "
-            "a level of --noise-kind (0.5), a "
-            "range drawn per image (0:0.6), or several kinds, each a level or range, one drawn per image "
-            "(gaussian=0:0.6, salt-pepper=0:0.3, mask=0:0.25).",
+            help="Train on noisy inputs (the model's default: denoise-dense 0.5, dncnn 0.098 (σ 25 of 255), denoise "
+            "a blind mix): a level of --noise-kind (0.5), a range drawn per image (0:0.6), or several kinds, each a "
+            "level or range, one drawn per image (gaussian=0:0.6, salt-pepper=0:0.3, mask=0:0.25), @WEIGHT after one "
+            "to draw it more or less often (gaussian=0@0.1 adds clean images a tenth as often as a term of weight 1).",
             show_default=False,
         ),
     ] = None,
@@ -1875,12 +1886,21 @@ def export_command(
         typer.Option("--output", "-o", help="ONNX file (default: RUN/model.onnx).", metavar="FILE", show_default=False),
     ] = None,
     int8: Annotated[
-        bool, typer.Option(help="Also write NAME.int8.onnx (dynamic for dense, static QDQ for conv).")
+        bool,
+        typer.Option(
+            help="Also write NAME.int8.onnx (dynamic for dense, static QDQ for conv); without it, one an earlier "
+            "export left is removed, as it no longer matches the model."
+        ),
     ] = False,
-    fp16: Annotated[bool, typer.Option(help="Also write NAME.fp16.onnx.")] = False,
+    fp16: Annotated[bool, typer.Option(help="Also write NAME.fp16.onnx (the same removal without it).")] = False,
     data_dir: RunDataDir = None,
     max_mse_rise: Annotated[
-        float, typer.Option(min=0.0, help="Refuse a variant whose test MSE rises more than this fraction.")
+        float,
+        typer.Option(
+            min=0.0,
+            help="Refuse a variant whose test MSE rises more than this fraction; then nothing is written, the fp32 "
+            "file neither.",
+        ),
     ] = 0.10,
     atol: Annotated[
         float, typer.Option(min=0.0, help="Largest allowed |torch - onnxruntime| of the fp32 file.")
@@ -2134,7 +2154,13 @@ def _ms(median: float, p95: float) -> str:
 @app.command()
 def report(
     output: Annotated[
-        Path, typer.Option("--output", "-o", help="Folder for index.html, README.md and figures/.", metavar="DIR")
+        Path,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Folder for index.html, README.md, figures/ and numbers.json (oneclass.json with --anomaly).",
+            metavar="DIR",
+        ),
     ] = Path("report"),
     runs: Annotated[
         Path | None,
@@ -2344,7 +2370,9 @@ def main() -> None:
     except FileNotFoundError:  # PyTorch's MKL then aborts while loading ("Intel oneMKL FATAL ERROR"), and paths fail
         error("the current folder has been removed; cd to a folder that exists")
         sys.exit(2)
-    asked = next((arg for arg in sys.argv[1:] if arg in ("--help", "--version")), None if sys.argv[1:] else "the help")
+    asked = next(
+        (arg for arg in sys.argv[1:] if arg in ("-h", "--help", "--version")), None if sys.argv[1:] else "the help"
+    )
     if sys.stdout is None and asked is not None:  # Click would print into nothing and exit 0
         error(f"standard output is closed (>&-), and {asked} writes there")
         sys.exit(2)

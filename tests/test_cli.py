@@ -35,6 +35,8 @@ def test_version_and_help(cli):
     help_text = cli("--help").stdout
     for command in ("denoise", "reconstruct", "add-noise", "evaluate", "models", "info"):
         assert command in help_text
+    assert "Exit codes: 0 success, 1 some inputs failed, 2 usage or setup error" in " ".join(help_text.split())
+    assert cli("-h").stdout == help_text and cli("denoise", "-h").stdout == cli("denoise", "--help").stdout  # trial 71
 
 
 def test_denoise_writes_beside_the_input_with_the_bundled_model(cli, ring):

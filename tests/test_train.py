@@ -303,8 +303,8 @@ def test_learning_rate_warms_up_linearly_then_decays_by_a_cosine():
         ("denoise-dense", {"noise_mix": "0:1e39"}, "^--noise: noise level must be at most 3.403e\\+38"),
         ("pca", {"components": 0}, "--components must be at least 1"),
         ("pca", {"components": 785, "data": "imgs", "channels": 1, "size": (28, 28)}, "at most 784"),
-        ("pca", {"noise": 0.5, "epochs": 3}, "--epochs, --noise does not apply to pca"),
-        ("pca", {"lr": 0.1, "batch_size": 64}, "--lr, --batch-size does not apply to pca"),
+        ("pca", {"noise": 0.5, "epochs": 3}, "--epochs, --noise do not apply to pca"),
+        ("pca", {"lr": 0.1, "batch_size": 64}, "--lr, --batch-size do not apply to pca"),
         # the wrong type, from Python: refused here, not deep in training (or trained on the wrong thing)
         ("ae64", {"epochs": 1.5}, "--epochs must be a whole number, got 1.5"),
         ("ae64", {"epochs": "2"}, "--epochs must be a whole number, got '2'"),

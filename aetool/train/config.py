@@ -170,7 +170,8 @@ class TrainConfig:
         given = [name for name, inert in PCA_INERT.items() if getattr(self, name) not in (None, inert)]
         if given:
             options = ", ".join(map(option_of, given))
-            raise ValueError(f"{options} does not apply to pca: it is fitted in closed form on clean images")
+            verb = "does" if len(given) == 1 else "do"
+            raise ValueError(f"{options} {verb} not apply to pca: it is fitted in closed form on clean images")
         for name in PCA_INERT:
             setattr(self, name, None)
         self.epochs = 0
