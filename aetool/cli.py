@@ -1761,8 +1761,8 @@ def train(
         bool | None,
         typer.Option(
             "--augment/--no-augment",
-            help="Flip and rotate each training patch (--patch) by one of the 8 symmetries of the square. "
-            "Default: the model's (dncnn: on).",
+            help="Flip and rotate each training image or patch (--patch) by one of the 8 symmetries of the square "
+            "(4 for an oblong one). Default: the model's (dncnn: on).",
             show_default=False,
         ),
     ] = None,

@@ -265,6 +265,23 @@ def test_patch_batches_are_a_pure_function_of_seed_and_epoch(colour_folder):
     assert per_epoch == sum(max(1, round(h * w / 144)) for h, w in images.sizes())  # about every pixel once
 
 
+def test_augment_turns_and_flips_whole_images_too_not_patches_alone():
+    """Without --patch, --augment (dncnn's default) was recorded but did nothing (trial 71); an oblong image keeps
+    its shape under the four symmetries that keep it."""
+    from aetool.train.data import ImageSet
+
+    for height, width, kinds in ((6, 6, 8), (4, 6, 4)):
+        pixels = np.arange(height * width, dtype=np.uint8).reshape(1, 1, height, width)
+        images = ImageSet(np.repeat(pixels, 64, axis=0), ["0"] * 64, [str(i) for i in range(64)])
+        batches = Batches(images, 64, seed=1, augment=True)
+        taken = batches.take(np.arange(64), epoch=0, step=0)
+        assert taken.shape == (64, 1, height, width)
+        seen = {bytes(image.numpy()) for image in taken}
+        assert len(seen) == kinds  # all of the symmetries drawn, nothing else
+        plain = Batches(images, 64, seed=1).take(np.arange(64), epoch=0, step=0)
+        assert {bytes(image.numpy()) for image in plain} == {bytes(pixels[0])}
+
+
 def test_a_last_batch_of_one_image_joins_the_one_before():
     """A model with BatchNorm failed with a traceback on a batch of one image ("Expected more than 1 value per
     channel when training"): 129 images in batches of 128 (trial 41)."""

@@ -386,7 +386,7 @@ class Batches:
     batch_size: int
     seed: int
     patch: int | None = None
-    augment: bool = False  # patches only: each crop also flipped/rotated by one of the 8 symmetries of the square
+    augment: bool = False  # each crop or image flipped/rotated by one of the 8 symmetries of the square (4: oblong)
     rank: int = 0
     world: int = 1
 
@@ -414,22 +414,30 @@ class Batches:
         return len(self.epoch(0))
 
     def take(self, index: np.ndarray, *, epoch: int, step: int) -> torch.Tensor:
-        """B×C×h×w uint8: the images at ``index``, or a random crop of each (offsets seeded by epoch and step)."""
+        """B×C×h×w uint8: the images at ``index``, or a random crop of each (offsets seeded by epoch and step), each
+        under a random symmetry with ``augment``."""
+        rng = np.random.default_rng([self.seed, epoch, step, self.rank])
         if self.patch is None:
             assert isinstance(self.images.images, np.ndarray)
-            return torch.from_numpy(self.images.images[index])
-        rng = np.random.default_rng([self.seed, epoch, step, self.rank])
+            whole = torch.from_numpy(self.images.images[index])
+            return torch.stack([self._symmetry(image, rng) for image in whole]) if self.augment else whole
         crops = []
         for i in index:
             image = self.images.images[i]
             top = rng.integers(0, image.shape[1] - self.patch + 1)
             left = rng.integers(0, image.shape[2] - self.patch + 1)
             crop = tvf.crop(torch.from_numpy(np.asarray(image)), int(top), int(left), self.patch, self.patch)
-            if self.augment:
-                turns, flip = int(rng.integers(4)), bool(rng.integers(2))
-                crop = torch.rot90(tvf.horizontal_flip(crop) if flip else crop, turns, dims=(1, 2))
-            crops.append(crop)
+            crops.append(self._symmetry(crop, rng) if self.augment else crop)
         return torch.stack(crops)
+
+    @staticmethod
+    def _symmetry(image: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+        """C×h×w ``image`` under one of the 8 symmetries of the square, drawn from ``rng`` (a quarter turn keeps an
+        oblong image's shape only twice: 4 symmetries there, flips and half turns)."""
+        turns, flip = int(rng.integers(4)), bool(rng.integers(2))
+        if image.shape[1] != image.shape[2]:
+            turns = 2 * (turns % 2)
+        return torch.rot90(tvf.horizontal_flip(image) if flip else image, turns, dims=(1, 2))
 
 
 def to_float(images: torch.Tensor) -> torch.Tensor:
