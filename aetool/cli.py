@@ -51,7 +51,7 @@ from aetool.names import MODELS, REPORT_MODELS
 if TYPE_CHECKING:
     from aetool.bench import BenchSummary
     from aetool.runtime.batch import Corrupt, ImageOptions, Outcome, Step
-    from aetool.runtime.detect import Detection
+    from aetool.runtime.detect import Detection, Detector
     from aetool.runtime.evaluate import Evaluation
     from aetool.runtime.files import Failure, Input, Job
     from aetool.runtime.model import Model
@@ -387,7 +387,16 @@ def _model_command(name: str, *, default_model: str, suffix: str, summary: str) 
         options = _image_options(
             output, fmt, side_by_side, invert, force, as_json=as_json, recursive=recursive, exif=exif
         )
-        step = partial(_reconstruction, model, provider, threads, resize=resize, invert=invert, timeout=timeout)
+        step = partial(
+            _reconstruction,
+            model,
+            provider,
+            threads,
+            resize=resize,
+            invert=invert,
+            timeout=timeout,
+            denoising=name == "denoise",
+        )
         _images(inputs, options, suffix=suffix, step=step)
 
     command.__doc__ = f"{summary} (writes NAME{suffix}.png)."
@@ -495,12 +504,21 @@ def _reconstruction(
     resize: bool,
     invert: bool | None,
     timeout: float | None,
+    denoising: bool = False,
 ) -> Step:
-    """The model as a pipeline step; ``--invert`` with a model that takes images as they are is a usage error."""
+    """The model as a pipeline step; ``--invert`` with a model that takes images as they are is a usage error.
+    ``denoising`` (``denoise``): a model whose file records that it was trained on clean images is said to be one."""
+    from aetool.runtime import contract
     from aetool.runtime.batch import Reconstruct
+    from aetool.runtime.model import trained_noise
 
     loaded = _load(model, provider, threads, timeout)
     _check_invert(loaded, invert=invert)
+    if denoising and contract.NOISE in loaded.metadata and not trained_noise(loaded):
+        note(
+            f"{loaded.name} was trained on clean images, not noisy ones: it reconstructs them, as aetool reconstruct "
+            "does, and removes noise only by chance (the bundled denoise, or a model trained with --noise, does)"
+        )
     return Reconstruct(loaded, resize=resize)
 
 
@@ -789,6 +807,13 @@ Classes = Annotated[
 _VERDICTS = {True: "anomalous", False: "normal", None: "scored"}
 
 
+def _detection_record(detection: Detection, detector: Detector) -> str:
+    """``detect --json``'s line for one image: its record, the detector's threshold and score named in a failed
+    image's too (they were null there), and the model that ran."""
+    record = {**detection.record(), "threshold": detector.threshold, "score_name": detector.score_name}
+    return json.dumps({**record, **_ran(detector.model)})
+
+
 def _detection_line(result: Detection) -> str:
     """detect's line for a scored image: path (control characters escaped, and backslashes doubled so that the
     names ``a\\nb`` and ``a<newline>b`` stay apart), score, threshold (- without one) and verdict, tab-separated."""
@@ -853,7 +878,7 @@ def detect(
             error(f"{failure.label}: {failure.error}")
             verdicts["failed"] += 1
             if as_json:
-                emit(json.dumps({**Detection(failure.label, error=failure.error).record(), **_ran(loaded)}))
+                emit(_detection_record(Detection(failure.label, error=failure.error), detector))
         stop = threading.Event()  # Ctrl-C while a record is printed: the settled ones are printed first
         total = len(jobs) + len(failures)
         few = total <= FEW
@@ -865,7 +890,7 @@ def detect(
                     result.error = unwritable[result.path]
                 with files.interrupts_deferred(stop):
                     if as_json:
-                        emit(json.dumps({**result.record(), **_ran(loaded)}))
+                        emit(_detection_record(result, detector))
                     if result.error:
                         error(f"{result.path}: {result.error}")
                         verdicts["failed"] += 1
@@ -2126,8 +2151,9 @@ def _bench_table(summary: BenchSummary) -> list[str]:
         f"{Path(summary.file).name} ({summary.model}, {summary.precision or '?'}) on onnxruntime "
         f"{summary.onnxruntime} {', '.join(summary.providers)}, {summary.threads} thread{'s' * (summary.threads != 1)}{versus}; "
         f"{height}×{width} (height×width) random images; median (p95) over all timed batches after {summary.warmup} warm-up batch{'es' * (summary.warmup != 1)}, "
-        f"{summary.repeats} round{'s' * (summary.repeats != 1)}; images/s and GFLOP/s over the mean batch time; {summary.cpu}{flags}, "
-        f"aetool {summary.aetool}"
+        f"{summary.repeats} round{'s' * (summary.repeats != 1)}; images/s and GFLOP/s over the mean batch time; "
+        + ("speedup: the other's median over onnxruntime's (above 1: aetool faster); " if summary.torch or peer else "")
+        + f"{summary.cpu}{flags}, aetool {summary.aetool}"
     ]
     header = f"{'batch':>6} {'ort ms (p95)':>18} {'images/s':>10}"
     header += f" {'GFLOP/s':>8}" if summary.flops_per_image else ""

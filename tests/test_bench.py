@@ -189,6 +189,7 @@ def test_compare_openvino_adds_its_times_and_ratios(toy_dir):
         assert row["speedup_vs_peer"] == pytest.approx(row["peer_ms"] / row["ort_ms"])
     lines = invoke(*args).stdout.splitlines()
     assert f"vs openvino {summary['peer_version']};" in lines[0] and "openvino ms (p95)" in lines[1]
+    assert "; speedup: the other's median over onnxruntime's (above 1: aetool faster);" in lines[0]  # trial 71
     assert all(line.endswith("×") for line in lines[2:])
 
 

@@ -672,7 +672,18 @@ def test_a_reader_that_goes_away_ends_the_batch_quietly_with_exit_141(tmp_path, 
     for index in range(400):  # more JSON than a pipe buffers, so the writer meets the closed pipe mid-batch
         save(tmp_path / "in" / f"{index:03d}.png", digit())
     process = subprocess.Popen(
-        [sys.executable, "-m", "aetool", "denoise", "in", "-o", "out", "--json", "--model", str(toy_dir / "conv.onnx")],
+        [
+            sys.executable,
+            "-m",
+            "aetool",
+            "reconstruct",
+            "in",
+            "-o",
+            "out",
+            "--json",
+            "--model",
+            str(toy_dir / "conv.onnx"),
+        ],
         cwd=tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -691,7 +702,7 @@ def test_an_image_larger_than_the_pipe_to_a_reader_that_goes_away_is_exit_141_wh
     noise = np.random.default_rng(0).integers(0, 256, (512, 512), dtype=np.uint8)  # a PNG that does not compress
     save(tmp_path / "noise.png", noise)
     process = subprocess.Popen(
-        [sys.executable, "-m", "aetool", "denoise", "noise.png", "-o", "-", "--model", str(toy_dir / "conv.onnx")],
+        [sys.executable, "-m", "aetool", "reconstruct", "noise.png", "-o", "-", "--model", str(toy_dir / "conv.onnx")],
         cwd=tmp_path,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
         stdout=subprocess.PIPE,
