@@ -297,7 +297,7 @@ Threads = Annotated[
         "--threads",
         min=1,
         metavar="N",
-        help="CPU threads for onnxruntime (default: the cores this process may use).",
+        help="CPU threads for onnxruntime, up to 4 per core this process may use (default: one per core).",
         show_default=False,
     ),
 ]
