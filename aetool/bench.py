@@ -444,8 +444,9 @@ def run(
         backends["peer"] = peer.backend
     # One call through the model first, which Ctrl-C and the model's timeout can stop (the timed calls go straight
     # to the session): a model that never finishes is stopped here, not in the untimed warm-up; one that fails on
-    # an image fails here in one line, before its FLOPs are counted from a run of the graph.
-    model.reconstruct(np.zeros((1, model.input_spec.channels, *size), np.float32))
+    # an image, or returns values outside [0, 1] on the random images it is timed on, fails here in one line, before
+    # its FLOPs are counted from a run of the graph.
+    model.reconstruct(random_images(1, size, channels=model.input_spec.channels))
     flops = page_flops(model, size) if importlib.util.find_spec("onnx") is not None else None
     before = load_average()
     try:

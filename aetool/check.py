@@ -31,6 +31,7 @@ import numpy as np
 from aetool.errors import AetoolError, ModelFileError, caused_by_interrupt, first_line
 from aetool.runtime import contract
 from aetool.runtime.files import is_utf8
+from aetool.runtime.images import PIXEL_TOLERANCE
 from aetool.runtime.model import check_contract, open_session, ort_errors, parse_metadata
 from aetool.runtime.onnxfile import read_facts
 from aetool.runtime.registry import resolve
@@ -507,10 +508,18 @@ def reference(model: str | Path, *, multiple_of: int | None = None) -> Reference
             if not np.isfinite(value).all():
                 raise ModelFileError(f"{path} returns NaN or infinite {name} values in onnxruntime on {case.name}")
         returned = outputs_of_case.get(contract.RECONSTRUCTION)
-        if inputs[0].name == contract.INPUT and returned is not None and returned.shape != case.inputs.shape:
+        if inputs[0].name != contract.INPUT or returned is None:
+            continue
+        if returned.shape != case.inputs.shape:
             raise ModelFileError(
                 f"{path} returns {contract.RECONSTRUCTION} of shape {returned.shape} in onnxruntime for images of "
                 f"shape {case.inputs.shape} ({case.name}); an aetool model returns them at their size"
+            )
+        low, high = float(returned.min()), float(returned.max())
+        if low < -PIXEL_TOLERANCE or high > 1 + PIXEL_TOLERANCE:
+            raise ModelFileError(
+                f"{path} returns {contract.RECONSTRUCTION} values from {low:.6g} to {high:.6g} in onnxruntime on "
+                f"{case.name}, outside [0, 1]: an aetool model reconstructs pixels in [0, 1]"
             )
     return Reference(path, inputs[0].name, outputs, cases, want, metadata)
 

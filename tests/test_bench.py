@@ -352,6 +352,22 @@ def test_a_model_that_fails_at_a_batch_size_is_one_line(tmp_path):
     )
 
 
+def test_a_model_whose_reconstructions_leave_0_1_is_refused_before_timing(tmp_path):
+    """Checked on black images only, a ×2 (or ×255) model passed: black stays black (trial 72)."""
+    from conftest import node, onnx_bytes
+
+    image = ["N", 1, "H", "W"]
+    (tmp_path / "twice.onnx").write_bytes(
+        onnx_bytes({"image": image}, {"reconstruction": image}, [node("Add", ["image", "image"], ["reconstruction"])])
+    )
+    result = invoke("--model", str(tmp_path / "twice.onnx"), *FAST)
+    assert (
+        result.exit_code == 2
+        and "returned reconstruction values from" in result.stderr
+        and "outside [0, 1]" in result.stderr
+    )
+
+
 def test_a_file_that_fixes_its_batch_is_timed_in_calls_of_that_batch(tmp_path):
     from conftest import node, onnx_bytes
 

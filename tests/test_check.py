@@ -186,6 +186,11 @@ def test_a_file_that_fixes_its_batch_is_checked_at_that_batch(tmp_path):
             "returns NaN or infinite reconstruction values in onnxruntime on random b4",
         ),
         ([("Identity", ["image"], ["other"])], "other", "does not follow the aetool contract: no output"),
+        (  # values up to 2: passed, where the commands refuse the file (trial 72)
+            [("Add", ["image", "image"], ["reconstruction"])],
+            "reconstruction",
+            "in onnxruntime on random b4, outside [0, 1]",
+        ),
         (  # twice as tall: every image of reconstruct failed, check passed it
             [("Concat", ["image", "image"], ["reconstruction"])],
             "reconstruction",

@@ -266,6 +266,30 @@ def test_images_of_one_shape_that_do_not_fit_together_run_one_at_a_time(tmp_path
     assert [o.path for o in outcomes] == list(names) and all(o.error is None for o in outcomes)
 
 
+def test_a_model_error_on_one_image_fails_that_image_not_the_ones_run_beside_it(tmp_path):
+    """A ×1.5 model: the bright image's reconstruction leaves [0, 1], the dim one's does not, yet both failed with
+    the bright one's line (trial 72)."""
+    import struct
+
+    from conftest import FLOAT, node, onnx_bytes, tensor
+
+    image = ["N", 1, "H", "W"]
+    (tmp_path / "more.onnx").write_bytes(
+        onnx_bytes(
+            {"image": image},
+            {"reconstruction": image},
+            [node("Mul", ["image", "s"], ["reconstruction"])],
+            initializers=[tensor("s", [], FLOAT, struct.pack("<f", 1.5))],
+        )
+    )
+    save(tmp_path / "bright.png", np.full((8, 8), 200, np.uint8))
+    save(tmp_path / "dim.png", np.full((8, 8), 100, np.uint8))
+    jobs = [Job(name, tmp_path / name, tmp_path / f"out-{name}", "PNG") for name in ("bright.png", "dim.png")]
+    bright, dim = process(jobs, Reconstruct(load(tmp_path / "more.onnx")), invert=False)
+    assert bright.error and "outside [0, 1]" in bright.error and dim.error is None
+    assert np.array_equal(read(tmp_path / "out-dim.png"), np.full((8, 8), 150, np.uint8))
+
+
 def test_a_write_failure_is_an_outcome(tmp_path, toy_dir):
     source = save(tmp_path / "ring.png", digit())
     (tmp_path / "taken").write_text("a file where a folder should be")

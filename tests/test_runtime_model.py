@@ -620,6 +620,27 @@ def test_a_reconstruction_of_another_size_says_how_to_record_the_models_multiple
         load(tmp_path / "tall.onnx").reconstruct(np.zeros((1, 8, 8), np.float32))
 
 
+def test_a_reconstruction_smaller_than_its_image_gets_no_hint_of_a_multiple(tmp_path):
+    """Recording a multiple cannot fix a model that crops its output (trial 72)."""
+    from conftest import int64_tensor
+
+    conv = ["N", 1, "H", "W"]
+    (tmp_path / "crop.onnx").write_bytes(
+        onnx_bytes(
+            {"image": conv},
+            {"reconstruction": ["N", 1, "h", "W"]},
+            [node("Slice", ["image", "starts", "ends", "axes"], ["reconstruction"])],
+            initializers=[int64_tensor("starts", [1]), int64_tensor("ends", [-1]), int64_tensor("axes", [2])],
+        )
+    )
+    with pytest.raises(
+        ModelFileError,
+        match=r"of shape \(1, 1, 6, 8\) for images of shape \(1, 1, 8, 8\); an aetool "
+        r"model returns them at their size$",
+    ):
+        load(tmp_path / "crop.onnx").reconstruct(np.zeros((1, 8, 8), np.float32))
+
+
 def test_a_colour_file_without_metadata_takes_images_as_they_are(tmp_path):
     """A 3-channel file of another tool was taken as white-on-black digits, so a photo was inverted for it; round
     1's files, which name no polarity, are grey (trial 70)."""

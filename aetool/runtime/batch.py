@@ -18,7 +18,7 @@ from typing import BinaryIO, Protocol, TypeVar
 
 import numpy as np
 
-from aetool.errors import AetoolError, ImageError, TimedOut, no_memory_line, os_reason
+from aetool.errors import AetoolError, ImageError, ModelFileError, TimedOut, no_memory_line, os_reason
 from aetool.runtime import contract, images
 from aetool.runtime.files import Job, atomic_write, interrupts_deferred, interrupts_held
 from aetool.runtime.metrics import mse, psnr
@@ -436,9 +436,11 @@ def run_groups(
 ) -> Iterator[tuple[list[G], R, float]]:
     """Each group of images (those that run in one batch) with what ``run`` makes of it and the seconds it took
     per image, in order. A group that runs out of memory (the model's ``OutOfMemory`` or numpy's ``MemoryError``)
-    runs again one image at a time (three 1024×1024 pages failed together where each fits); an image alone that
-    still does, or a group whose run raises another ``AetoolError``, goes to ``failed`` with the one-line reason
-    and is not yielded. ``TimedOut`` is raised: a model past ``--timeout`` would stop on every image alike."""
+    or whose model call fails (``ModelFileError``: values out of range or NaN in one image's reconstruction failed
+    the images beside it) runs again one image at a time (three 1024×1024 pages failed together where each fits);
+    an image alone that still fails, or a group whose run raises another ``AetoolError``, goes to ``failed`` with
+    the one-line reason and is not yielded. ``TimedOut`` is raised: a model past ``--timeout`` would stop on every
+    image alike."""
     pending = collections.deque(groups)
     while pending:
         group = pending.popleft()
@@ -447,7 +449,7 @@ def run_groups(
             result = run(group)
         except TimedOut:
             raise
-        except MemoryError as err:
+        except (MemoryError, ModelFileError) as err:
             if len(group) > 1:
                 pending.extendleft([member] for member in reversed(group))
                 continue

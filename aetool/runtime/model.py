@@ -661,7 +661,10 @@ class Model:
             )
             if out.shape != part.shape:
                 hint = ""
-                if self.input_spec.multiple_of == 1 and self.input_spec.size is None:
+                grown = out.shape[:2] == part.shape[:2] and all(
+                    got >= given for got, given in zip(out.shape[2:], part.shape[2:], strict=True)
+                )
+                if grown and self.input_spec.multiple_of == 1 and self.input_spec.size is None:
                     hint = (
                         " (a model that halves its input n times takes sizes divisible by 2^n: record 2^n as its "
                         'metadata input_spec\'s "multiple_of" and aetool pads images to it; README, A model made '
@@ -874,7 +877,7 @@ class Model:
                 low, high = float(joined.min()), float(joined.max())
                 if low < -PIXEL_TOLERANCE or high > 1 + PIXEL_TOLERANCE:
                     raise ModelFileError(
-                        f"{self.path.name} returned {output} values from {low:.4g} to {high:.4g}, outside [0, 1]: "
+                        f"{self.path.name} returned {output} values from {low:.6g} to {high:.6g}, outside [0, 1]: "
                         "an aetool model reconstructs pixels in [0, 1] (end its graph in a Sigmoid or a Clip; a "
                         "model of 0-255 pixels divides its output by 255)"
                     )
