@@ -653,7 +653,7 @@ def _run(jobs: list[Job], failures: list[Failure], step: Step, options: ImageOpt
     counts: Counter[str] = Counter()
     not_digits = False  # an image that is not a 28×28 digit went through
     ran: dict[str, Any] = {}  # what every --json record adds: the model that ran
-    seeded: dict[str, Any] = {}  # what the record of an image that got noise adds (not a failed one's)
+    seeded: dict[str, Any] = {}  # what the record of an image that got noise adds (its MSE tells it did)
     if isinstance(step, Reconstruct):
         ran = _ran(step.model)
     elif isinstance(step, Corrupt):
@@ -662,7 +662,7 @@ def _run(jobs: list[Job], failures: list[Failure], step: Step, options: ImageOpt
         for outcome in chain(refused, _progress(outcomes, len(jobs), _shows_bar(total, as_json=options.as_json))):
             with interrupts_deferred(stop):
                 if options.as_json:
-                    emit(json.dumps({**outcome.record(), **ran, **({} if outcome.error else seeded)}))
+                    emit(json.dumps({**outcome.record(), **ran, **(seeded if outcome.mse is not None else {})}))
                 if outcome.error:
                     failed += 1
                     error(f"{outcome.path}: {outcome.error}")
@@ -1261,6 +1261,9 @@ def models(as_json: Json = False) -> None:
             for record in records:
                 if record.use:
                     emit(f"{record.name}: {record.use}")
+        for record in records:
+            if record.problem:
+                note(f"warning: {record.name}: {record.problem}")
 
 
 ModelNamed = Annotated[  # the model of info and check, also as -m as the image commands take it

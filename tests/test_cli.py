@@ -1039,7 +1039,9 @@ def test_add_noise_says_no_seed_when_a_usage_mistake_stops_it_before_any_noise(c
     missing = cli("add-noise", "nothing.png", "-o", "out/")  # no image read, no noise drawn (trial 67)
     assert missing.exit_code == 1 and "noise seed" not in missing.stderr
     (tmp_path / "broken.png").write_bytes(b"not a picture")
-    drawn = cli("add-noise", "a.png", "broken.png", "-o", "out/", "--json")  # the seed said, and in each record
-    said = re.search(r"noise seed (\d+) ", drawn.stderr)  # of an image that got noise (left open until now)
-    noised, broken = sorted(map(json.loads, drawn.stdout.splitlines()), key=lambda record: "error" in record)
-    assert said and noised["noise_seed"] == int(said[1]) and "noise_seed" not in broken and broken["error"]
+    (tmp_path / "out" / "b.png").mkdir(parents=True)  # b gets noise, then cannot be written
+    drawn = cli("add-noise", "a.png", "b.png", "broken.png", "-o", "out/", "--json")  # the seed said, and in the
+    said = re.search(r"noise seed (\d+) ", drawn.stderr)  # records of the images that got noise (trials 71, 72)
+    records = {record["path"]: record for record in map(json.loads, drawn.stdout.splitlines())}
+    assert said and records["a.png"]["noise_seed"] == int(said[1]) and records["b.png"]["noise_seed"] == int(said[1])
+    assert records["b.png"]["error"] and records["broken.png"]["error"] and "noise_seed" not in records["broken.png"]

@@ -216,13 +216,21 @@ def test_web_leaves_off_a_model_the_page_cannot_run_and_builds_the_others(fake_o
     the page, whose every model then failed to load, was reported written (trial 70)."""
     from conftest import FLOAT, tensor
 
-    index = {name: {"file": f"{name}.onnx"} for name in ("deep", "flat", "outside")}
-    mine = own_models(tmp_path / "mine", index, monkeypatch)
+    names = ("deep", "flat", "outside", "twice", "three", "garbage")
+    mine = own_models(tmp_path / "mine", {name: {"file": f"{name}.onnx"} for name in names}, monkeypatch)
     flat = ["N", 784]
     (mine / "flat.onnx").write_bytes(
         onnx_bytes({"image": flat}, {"reconstruction": flat}, [node("Identity", ["image"], ["reconstruction"])])
     )
     conv = ["N", 1, "H", "W"]
+    (mine / "twice.onnx").write_bytes(  # values up to 2: put on the page, which showed them clipped (trial 72)
+        onnx_bytes({"image": conv}, {"reconstruction": conv}, [node("Add", ["image", "image"], ["reconstruction"])])
+    )
+    three = [3, 1, "H", "W"]  # the page feeds one image a call
+    (mine / "three.onnx").write_bytes(
+        onnx_bytes({"image": three}, {"reconstruction": three}, [node("Identity", ["image"], ["reconstruction"])])
+    )
+    (mine / "garbage.onnx").write_bytes(b"not a model")  # with no test_mse in the index, it stopped web and models
     (mine / "w.bin").write_bytes(bytes(4))
     (mine / "outside.onnx").write_bytes(
         onnx_bytes(
@@ -236,7 +244,12 @@ def test_web_leaves_off_a_model_the_page_cannot_run_and_builds_the_others(fake_o
     assert done.exit_code == 0 and ": deep and onnxruntime-web" in done.stderr
     assert "warning: left off the page, flat: " in done.stderr and "does not follow the aetool contract" in done.stderr
     assert "warning: left off the page, outside: " in done.stderr and "external data (w.bin)" in done.stderr
+    assert "warning: left off the page, twice: " in done.stderr and "outside [0, 1]" in done.stderr
+    assert "warning: left off the page, three: " in done.stderr and "takes 3 images a call" in done.stderr
+    assert "warning: left off the page, garbage: " in done.stderr
     assert sorted(path.name for path in (tmp_path / "site" / "models").iterdir()) == ["deep.onnx"]
+    listed = CliRunner().invoke(app, ["models"])
+    assert listed.exit_code == 0 and "warning: garbage: " in listed.stderr and listed.stdout.startswith("name")
 
 
 def test_a_model_of_float16_inputs_is_not_put_on_the_page(tmp_path):

@@ -193,25 +193,31 @@ class BundledModel:
     use: str | None = None  # what it is for, and what it was measured on
     decoder: str | None = None  # file name of its decoder graph
     bytes: int | None = None  # the shipped files together, decoder included
+    problem: str | None = None  # why its file could not be read for the facts the index leaves out
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
 def bundled_models() -> list[BundledModel]:
-    """One record per bundled model: its file, size, precision and test MSE (from the index, else the file).
+    """One record per bundled model: its file, size, precision and test MSE (from the index, else the file; a
+    file that will not load leaves them None and says why in ``problem``, so one broken file does not hide the
+    others).
 
-    Raises ``ModelFileError`` when the index is unreadable or a listed file will not load.
+    Raises ``ModelFileError`` when the index is unreadable.
     """
     records = []
     for name, entry in bundled_index().items():
         path = models_dir() / entry["file"]
         facts = {key: entry.get(key) for key in (contract.PRECISION, contract.TEST_MSE)}
-        size = None
+        size, problem = None, None
         if path.is_file():
             size = path.stat().st_size
             if None in facts.values():
-                metadata = parse_metadata(open_session(path).get_modelmeta().custom_metadata_map)
+                try:
+                    metadata = parse_metadata(open_session(path).get_modelmeta().custom_metadata_map)
+                except ModelFileError as err:
+                    problem, metadata = str(err), {}
                 metadata[contract.TEST_MSE] = contract.recorded_test_mse(metadata)  # a variant's own
                 facts = {key: facts[key] if facts[key] is not None else metadata.get(key) for key in facts}
         test_mse = facts[contract.TEST_MSE]
@@ -227,6 +233,7 @@ def bundled_models() -> list[BundledModel]:
                 use=entry.get("use"),
                 decoder=entry.get("decoder"),
                 bytes=entry.get("bytes"),
+                problem=problem,
             )
         )
     return records

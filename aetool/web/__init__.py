@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from aetool.errors import AetoolError, ModelFileError, os_reason
 from aetool.runtime import contract
 from aetool.runtime.describe import bundled_models
@@ -37,6 +39,7 @@ from aetool.runtime.registry import INDEX, models_dir
 
 PAGE = Path(__file__).with_name("page")
 PAGE_FILES = ("index.html", "app.js", "style.css")
+PAGE_SIZE = (28, 28)  # the digits the page draws and feeds a model of any size (app.js), rounded up to its multiple
 ORT_FILES = ("ort.wasm.min.js", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm")
 ORT_WEB_ENV = "AETOOL_ORT_WEB"
 PACKAGE = Path("node_modules") / "onnxruntime-web"
@@ -162,10 +165,12 @@ def model_entry(name: str, path: Path, summary: str | None, *, file: str) -> dic
     ``role`` is ``denoise`` for a model trained on noisy inputs and ``reconstruct`` otherwise. A denoiser's input
     is noised by the page first (:func:`page_noise`: ``noise_kind`` at the slider's level, which starts at
     ``noise``). Raises ``ModelFileError`` for a file that will not load or breaks the contract, and for one the
-    page cannot run: weights in external data files (the page fetches the one file) or a float16 input (it feeds
-    float32 images).
+    page cannot run: weights in external data files (the page fetches the one file), a float16 input (it feeds
+    float32 images), a fixed batch over 1 (it runs one image a call), or a reconstruction of a random image the
+    commands would refuse (values outside [0, 1], NaN, another size).
     """
     model = Model(path, threads=1)
+    spec = model.input_spec
     external = read_facts(path.read_bytes()).external_data
     if external:
         raise ModelFileError(
@@ -177,7 +182,12 @@ def model_entry(name: str, path: Path, summary: str | None, *, file: str) -> dic
             f"{path} takes {model.session.get_inputs()[0].type} images; the page feeds float32 ones (an fp16 file "
             "of aetool's keeps float32 inputs)"
         )
-    spec = model.input_spec
+    if spec.batch not in (None, 1):
+        raise ModelFileError(f"{path} takes {spec.batch} images a call; the page runs one at a time")
+    height, width = spec.size or contract.rounded_up(PAGE_SIZE, spec.multiple_of)
+    model.reconstruct(  # what the commands would refuse of its reconstructions (out of [0, 1], NaN, another size)
+        np.random.default_rng(0).random((1, spec.channels, height, width), dtype=np.float32)
+    )
     noise = trained_noise(model)
     level, kind = page_noise(noise)
     return {
