@@ -505,6 +505,9 @@ TYPO_BEFORE_TORCH = textwrap.dedent("""
         (("train", "deep", "--data", ".", "--data-dir", "."), "aetool: error: --data (images) and --data-dir"),
         (("train", "deep", "--data", ".", "--dataset", "mnist"), "aetool: error: --data is a folder of images"),
         (("train", "deep", "--dataset", "images"), "aetool: error: --dataset images needs --data"),
+        (("train", "deep", "--device", ""), "aetool: error: unknown device ''"),  # a traceback after training began
+        (("train", "deep", "--device", "cuda:x"), "aetool: error: unknown device 'cuda:x'"),
+        (("train", "deep", "--size", "99999x99999"), "aetool: error: --size 99999x99999 is over 16,777,216 pixels"),
     ],
 )
 def test_train_refuses_a_typo_before_loading_torch(tmp_path, args, said):

@@ -29,3 +29,8 @@ def __getattr__(name: str) -> Any:
     if name not in MODULE_OF:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     return getattr(importlib.import_module(f"{__name__}.{MODULE_OF[name]}"), name)
+
+
+def __dir__() -> list[str]:
+    """The module's names, ``__all__``'s included though they load on first use (PEP 562)."""
+    return sorted({*globals(), *__all__})

@@ -5,11 +5,13 @@ too, then the rules that need the model's registry entry."""
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from typing import Any
 
 from aetool.runtime.anomaly import parse_classes
 from aetool.runtime.metadata import DATASETS
+from aetool.runtime.model import MAX_CONV_PIXELS
 from aetool.runtime.noise import NOISE_KINDS, Noise, check_level
 
 DIGITS = tuple(str(label) for label in range(10))  # the labels of the IDX datasets
@@ -44,9 +46,9 @@ def check_settings(settings: Mapping[str, Any]) -> None:
     noise_kind = given("noise_kind") or "gaussian"
     if noise_kind not in NOISE_KINDS:
         raise ValueError(f"unknown noise kind {noise_kind!r}; choose one of {', '.join(NOISE_KINDS)}")
-    device = given("device") or "auto"
-    if device not in ("auto", "cpu", "cuda") and not device.startswith("cuda:"):
-        raise ValueError(f"unknown device {device!r}; choose auto, cpu or cuda")
+    device = given("device")
+    if device is not None and device not in ("auto", "cpu", "cuda") and not re.fullmatch(r"cuda:\d+", device):
+        raise ValueError(f"unknown device {device!r}; choose auto, cpu, cuda or cuda:N (a GPU's index)")
     for name, low in AT_LEAST.items():
         if given(name) is not None and given(name) < low:
             raise ValueError(f"{option_of(name)} must be at least {low}, got {given(name)}")
@@ -102,3 +104,8 @@ def _check_data(settings: Mapping[str, Any], *, dataset: str) -> None:
     size = settings.get("size")
     if size is not None and min(size) < 1:
         raise ValueError(f"--size must be positive, got {size[0]}x{size[1]}")
+    if size is not None and size[0] * size[1] > MAX_CONV_PIXELS:  # resizing to it was a traceback (trial 72)
+        raise ValueError(
+            f"--size {size[0]}x{size[1]} is over {MAX_CONV_PIXELS:,} pixels, the largest image a model file may "
+            "declare (4096x4096)"
+        )
