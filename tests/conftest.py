@@ -45,7 +45,7 @@ def _field(number: int, value: int | str | bytes) -> bytes:
     return _varint(number << 3 | 2) + _varint(len(data)) + data
 
 
-FLOAT, INT64, BOOL = 1, 7, 9  # TensorProto.DataType
+FLOAT, INT64, BOOL, FLOAT16 = 1, 7, 9, 10  # TensorProto.DataType
 
 
 def _value_info(name: str, dims: list[int | str] | None, elem: int = FLOAT) -> bytes:
@@ -120,16 +120,24 @@ def onnx_bytes(
     *,
     ir_version: int = 8,
     opset: int = 13,
+    types: dict[str, int] | None = None,
 ) -> bytes:
-    """A serialized ModelProto (IR 8, opset 13 unless told otherwise)."""
+    """A serialized ModelProto (IR 8, opset 13 unless told otherwise; ``types`` as :func:`graph` takes them)."""
     props = b"".join(_field(14, _field(1, k) + _field(2, v)) for k, v in (metadata or {}).items())
     return (
         _field(1, ir_version)
         + _field(2, "aetool-tests")
-        + _field(7, graph(inputs, outputs, nodes, initializers))
+        + _field(7, graph(inputs, outputs, nodes, initializers, types))
         + _field(8, _field(2, opset))
         + props
     )
+
+
+def float16_input_model() -> bytes:
+    """A model of float16 ``image`` inputs: its ``reconstruction`` is them cast to float32."""
+    image = ["N", 1, "H", "W"]
+    cast = node("Cast", ["image"], ["reconstruction"], [int_attribute("to", FLOAT)])
+    return onnx_bytes({"image": image}, {"reconstruction": image}, [cast], types={"image": FLOAT16})
 
 
 def toy_metadata(name: str, kind: str, multiple_of: int | None, noise: float = 0.0) -> dict[str, str]:

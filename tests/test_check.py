@@ -210,16 +210,9 @@ def test_a_file_the_runtime_refuses_is_refused_by_check_alike(tmp_path, nodes, o
 
 def test_a_file_of_float16_inputs_is_fed_float16(tmp_path):
     """It was fed float32 and called failing in onnxruntime (trial 70)."""
-    onnx = pytest.importorskip("onnx")
-    from onnx import helper
+    from conftest import float16_input_model
 
-    graph = helper.make_graph(
-        [helper.make_node("Cast", ["image"], ["reconstruction"], to=onnx.TensorProto.FLOAT)],
-        "g",
-        [helper.make_tensor_value_info("image", onnx.TensorProto.FLOAT16, ["N", 1, "H", "W"])],
-        [helper.make_tensor_value_info("reconstruction", onnx.TensorProto.FLOAT, ["N", 1, "H", "W"])],
-    )
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "half.onnx")
+    (tmp_path / "half.onnx").write_bytes(float16_input_model())
     assert check_file(tmp_path / "half.onnx", only=["onnxruntime"]).passed
 
 

@@ -254,16 +254,9 @@ def test_web_leaves_off_a_model_the_page_cannot_run_and_builds_the_others(fake_o
 
 def test_a_model_of_float16_inputs_is_not_put_on_the_page(tmp_path):
     """The page feeds float32 images: such a file failed there, and with it every other model (trial 70)."""
-    onnx = pytest.importorskip("onnx")
-    from onnx import helper
+    from conftest import float16_input_model
 
-    graph = helper.make_graph(
-        [helper.make_node("Cast", ["image"], ["reconstruction"], to=onnx.TensorProto.FLOAT)],
-        "g",
-        [helper.make_tensor_value_info("image", onnx.TensorProto.FLOAT16, ["N", 1, "H", "W"])],
-        [helper.make_tensor_value_info("reconstruction", onnx.TensorProto.FLOAT, ["N", 1, "H", "W"])],
-    )
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "half.onnx")
+    (tmp_path / "half.onnx").write_bytes(float16_input_model())
     with pytest.raises(ModelFileError, match=r"takes tensor\(float16\) images; the page feeds float32 ones"):
         model_entry("half", tmp_path / "half.onnx", None, file="half.onnx")
 
