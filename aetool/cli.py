@@ -1302,8 +1302,13 @@ def info(
         if as_json:
             emit(json.dumps(record.to_dict(), indent=2))
             return
+        external = "".join(
+            f" (+ {_size(size)} in {name})" if size is not None else f" (+ {name}, missing)"
+            for name, size in record.external_data.items()
+        )
         emit(
-            f"{record.file}  {_size(record.size_bytes)}, {record.precision or 'precision ?'}, opset {record.opset or '?'}"
+            f"{record.file}  {_size(record.size_bytes)}{external}, {record.precision or 'precision ?'}, "
+            f"opset {record.opset or '?'}"
         )
         for title, tensors in (("inputs", record.inputs), ("outputs", record.outputs)):
             for i, tensor in enumerate(tensors):

@@ -846,6 +846,27 @@ def test_info_shows_a_dimension_the_exporter_left_unnamed_as_a_question_mark(cli
     assert "N×1×4*h×4*w" in text and "N×16×?×?" in text and "s39" not in text
 
 
+def test_info_counts_external_data_beside_the_file(cli, tmp_path):
+    """A file of 1.8 kB whose 53 kB of weights lay beside it was shown as 1.8 kB (trial 70)."""
+    from conftest import FLOAT, tensor
+
+    conv = ["N", 1, "H", "W"]
+    (tmp_path / "w.bin").write_bytes(bytes(4000))
+    (tmp_path / "outside.onnx").write_bytes(
+        onnx_bytes(
+            {"image": conv},
+            {"reconstruction": conv},
+            [node("Add", ["image", "w"], ["reconstruction"])],
+            initializers=[tensor("w", [1], FLOAT, location="w.bin")],
+        )
+    )
+    shown = cli("info", "outside.onnx")
+    assert (
+        shown.exit_code == 0 and shown.stdout.startswith("outside.onnx  ") and " (+ 4.0 kB in w.bin), " in shown.stdout
+    )
+    assert json.loads(cli("info", "outside.onnx", "--json").stdout)["external_data"] == {"w.bin": 4000}
+
+
 def test_info_says_any_size_for_a_model_of_any_multiple():
     from aetool.cli import _image_spec
 

@@ -59,7 +59,8 @@ class ModelInfo:
     """What ``aetool info`` shows of a model file; ``to_dict`` is its ``--json``."""
 
     file: str
-    size_bytes: int
+    size_bytes: int  # the file's alone
+    external_data: dict[str, int | None]  # each external data file the graph names, beside it: its size (None: gone)
     inputs: list[TensorInfo]
     outputs: list[TensorInfo]
     contract: str  # "ok", DECODER for a decoder graph, or why the file does not follow aetool's contract
@@ -80,6 +81,11 @@ class ModelInfo:
         return asdict(self)
 
 
+def _size_of(path: Path) -> int | None:
+    """The size of a file in bytes, None when it is not there."""
+    return path.stat().st_size if path.is_file() else None
+
+
 def describe(model: str | Path) -> ModelInfo:
     """Inputs, outputs, metadata, parity summary, size and decoder of a model file, even one off the contract.
 
@@ -95,6 +101,7 @@ def describe(model: str | Path) -> ModelInfo:
             spec = check_contract(session, path, metadata)
         except ModelFileError as err:
             problem = str(err)
+    facts = read_facts(read_model(path))
     try:
         version: int | None = contract_version(path, metadata)
     except ModelFileError:
@@ -102,13 +109,14 @@ def describe(model: str | Path) -> ModelInfo:
     return ModelInfo(
         file=str(path),
         size_bytes=path.stat().st_size,
+        external_data={name: _size_of(path.parent / name) for name in dict.fromkeys(facts.external_data)},
         inputs=[_tensor(t) for t in session.get_inputs()],
         outputs=[_tensor(t) for t in session.get_outputs()],
         contract=problem or ("ok" if spec else DECODER),
         contract_version=version,
         input_spec=None if spec is None else asdict(spec),
         colour_space=None if spec is None else spec.colour_space,
-        opset=metadata.get(contract.OPSET) or read_facts(read_model(path)).opset,  # a file of another tool: its own
+        opset=metadata.get(contract.OPSET) or facts.opset,  # a file of another tool: its own
         precision=metadata.get(contract.PRECISION),
         decoder=_decoder(path, metadata),
         parity=summarise_parity(metadata.get(contract.PARITY)),
