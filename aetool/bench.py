@@ -516,8 +516,14 @@ def tensor_shapes(path: str | Path, size: tuple[int, int]) -> tuple[dict[str, li
     return shapes, batch
 
 
-def flops_per_image(path: str | Path, size: tuple[int, int]) -> int:
-    """2 × the multiply-adds of the Conv, ConvTranspose, Gemm and MatMul(Integer) nodes for one image of ``size``.
+UNCOUNTED = ("ConvInteger", "QLinearConv", "QLinearMatMul")  # products flops_per_image does not count
+
+
+def flops_per_image(path: str | Path, size: tuple[int, int]) -> int | None:
+    """2 × the multiply-adds of the Conv, ConvTranspose, Gemm and MatMul(Integer) nodes for one image of ``size``;
+    None for a graph this count would get wrong: one holding an operator outside ONNX's own domain (a graph
+    onnxruntime optimised and saved: ``com.microsoft`` FusedConv, NCHWc Conv) or an integer convolution or
+    product this count leaves out (``ConvInteger``, ``QLinearConv``, ``QLinearMatMul``).
 
     A convolution counts the products by its nonzero weights only: the phase convolutions that stand for a
     transposed one (``export.phases``) hold taps that are zero by construction, which the model does not need.
@@ -527,8 +533,10 @@ def flops_per_image(path: str | Path, size: tuple[int, int]) -> int:
     import onnx
     from onnx import numpy_helper
 
-    shapes, batch = tensor_shapes(path, size)
     graph = onnx.load(str(path)).graph
+    if any(node.domain not in ("", "ai.onnx") or node.op_type in UNCOUNTED for node in graph.node):
+        return None
+    shapes, batch = tensor_shapes(path, size)
     nonzero = {tensor.name: int(np.count_nonzero(numpy_helper.to_array(tensor))) for tensor in graph.initializer}
     macs = 0
     for node in graph.node:
@@ -546,7 +554,7 @@ def flops_per_image(path: str | Path, size: tuple[int, int]) -> int:
     return 2 * macs // batch
 
 
-def page_flops(model: Model, size: tuple[int, int]) -> int:
+def page_flops(model: Model, size: tuple[int, int]) -> int | None:
     """:func:`flops_per_image` of the calls ``model`` runs an image of ``size`` (height, width) in: the image
     itself, or for a page that runs in tiles (``InputSpec.tiling``) its windows, margins included. A conv model's
     count grows with the pixels it runs, so it is counted on a 16 × ``multiple_of`` square and scaled to those
@@ -559,7 +567,8 @@ def page_flops(model: Model, size: tuple[int, int]) -> int:
     calls = [page] if tiling is None else tiles.windows(page, tile=tiling[0], margin=tiling[1])
     side = 16 * spec.multiple_of
     pixels = sum(call.shape[-2] * call.shape[-1] for call in calls)
-    return flops_per_image(model.path, (side, side)) * pixels // (side * side)
+    square = flops_per_image(model.path, (side, side))
+    return None if square is None else square * pixels // (side * side)
 
 
 def load_average() -> float | None:

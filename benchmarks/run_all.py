@@ -129,6 +129,7 @@ def bench_model(
     backends["sgemm"] = roofline.sgemm_backend(threads)
     backends["copy"] = roofline.copy_backend(threads)
     flops = bench.flops_per_image(files["fp32"], bench.DEFAULT_SIZE)
+    assert flops is not None, "an fp32 export of aetool holds only operators the count knows"
     per_image, per_call = roofline.bytes_per_image(files["fp32"], bench.DEFAULT_SIZE)
     load_before = bench.load_average()
     timings = bench.measure(backends, BATCHES, bench.DEFAULT_SIZE, plan)

@@ -427,6 +427,24 @@ def test_a_file_of_float16_inputs_is_timed_and_its_flops_counted(tmp_path):
     assert json.loads(result.stdout)["flops_per_image"] == 2 * 28 * 28 * 9
 
 
+def test_flops_are_not_counted_for_a_graph_of_operators_the_count_does_not_know(tmp_path):
+    """A graph onnxruntime optimised and saved (NCHWc Conv of com.microsoft.nchwc) was a KeyError traceback in
+    bench, FusedConv and ConvInteger counted as nothing (trial 73): the count is None, not wrong."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import helper
+
+    image = helper.make_tensor_value_info("image", onnx.TensorProto.FLOAT, ["N", 1, "H", "W"])
+    out = helper.make_tensor_value_info("reconstruction", onnx.TensorProto.FLOAT, ["N", 1, "H", "W"])
+    for node in (
+        helper.make_node("FusedConv", ["image", "w"], ["reconstruction"], domain="com.microsoft"),
+        helper.make_node("ConvInteger", ["image", "w"], ["reconstruction"]),
+    ):
+        graph = helper.make_graph([node], "g", [image], [out])
+        opsets = [helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)]
+        onnx.save(helper.make_model(graph, opset_imports=opsets), tmp_path / "g.onnx")
+        assert bench.flops_per_image(tmp_path / "g.onnx", (8, 12)) is None
+
+
 def test_least_memory_traffic_counts_each_layer_input_output_and_weights_once(ae64_run):
     per_image, per_call = roofline().bytes_per_image(ae64_run[1], (28, 28))
     assert per_image == 4 * (784 + 64 + 64 + 784)  # two layers: 784 → 64 → 784
