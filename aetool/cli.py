@@ -1320,6 +1320,11 @@ def info(
             DECODER: "✓ a decoder graph (code → reconstruction), which runs beside its model file",
         }
         emit(f"{'contract':9}" + verdicts.get(record.contract, f"✗ {record.contract}"))
+        if record.graph_changed:
+            emit(
+                f"{'graph':9}✗ not the graph aetool exported: another tool rewrote it (its operators differ from the "
+                "recorded ones), so the precision, parity, target and runs-in records below are that export's"
+            )
         if record.input_spec:
             emit(f"{'images':9}{_image_spec(record.input_spec, record.colour_space)}")
         decoder = record.decoder

@@ -165,6 +165,38 @@ def test_a_file_off_the_contract_is_refused_in_one_line(toy_dir):
     assert result.exit_code == 2 and "one input 'image' (N×C×H×W) or 'code'" in result.stderr
 
 
+def test_a_graph_another_tool_rewrote_is_said_to_be_one_and_held_to_the_loosest_bound(tmp_path):
+    """onnxruntime's quantize_dynamic and saved optimisations keep the metadata: info and check named the export's
+    fp32 precision, opset and portable target for a graph of DynamicQuantizeLinear or FusedGemm, and check held it
+    to fp32's bound (trial 73)."""
+    from conftest import node, onnx_bytes
+
+    conv = ["N", 1, "H", "W"]
+    recorded = {"operators": json.dumps(["Conv", "Sigmoid"]), "opset": "20", "precision": "fp32", "target": "portable"}
+    nodes = [node("Identity", ["image"], ["reconstruction"])]
+    (tmp_path / "rewritten.onnx").write_bytes(onnx_bytes({"image": conv}, {"reconstruction": conv}, nodes, recorded))
+    report = check_file(tmp_path / "rewritten.onnx", only=["onnxruntime"])
+    assert report.graph_changed and report.opset == 13 and report.atol == max(check.ATOL.values())
+    assert report.lines()[0].startswith("rewritten.onnx (rewritten since aetool exported it, opset 13): ")
+    shown = invoke("info", str(tmp_path / "rewritten.onnx")).stdout
+    assert ", opset 13" in shown.splitlines()[0] and "graph    ✗ not the graph aetool exported" in shown
+    (tmp_path / "same.onnx").write_bytes(
+        onnx_bytes({"image": conv}, {"reconstruction": conv}, nodes, {**recorded, "operators": '["Identity"]'})
+    )
+    assert not check_file(tmp_path / "same.onnx", only=["onnxruntime"]).graph_changed
+    assert "graph    ✗" not in invoke("info", str(tmp_path / "same.onnx")).stdout
+
+
+def test_a_runtimes_reason_is_the_line_that_says_what_went_wrong_not_where():
+    """OpenVINO's first line is only where it raised: check showed "cannot load: Exception from
+    src/inference/src/cpp/core.cpp:132:" (trial 73)."""
+    raised = RuntimeError(
+        "Exception from src/inference/src/cpp/core.cpp:132:\n"
+        "[DepthToSpaceTransformation] While validating node 'opset1::Subtract': Argument shapes are inconsistent.\n"
+    )
+    assert check.failure_reason(raised).startswith("[DepthToSpaceTransformation] While validating node")
+
+
 def test_a_file_that_fixes_its_batch_is_checked_at_that_batch(tmp_path):
     """The legacy exporter fixes batch 1: check fed batch 4 and called the file failing in onnxruntime (trial 70)."""
     from conftest import node, onnx_bytes

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -650,6 +651,20 @@ def test_a_colour_file_without_metadata_takes_images_as_they_are(tmp_path):
             onnx_bytes({"image": shape}, {"reconstruction": shape}, [node("Identity", ["image"], ["reconstruction"])])
         )
         assert load(tmp_path / "same.onnx").input_spec.polarity == polarity
+
+
+def test_files_other_toolchains_make_of_a_model_are_named_as_what_they_are(tmp_path):
+    """An OpenVINO IR and an ORT-format file said "protobuf wire type 4" and "a field numbered 0" (trial 73)."""
+    (tmp_path / "m.xml").write_text('<?xml version="1.0"?>\n<net name="deep" version="11">\n</net>\n')
+    (tmp_path / "m.bin").write_bytes(bytes(range(256)) * 4)
+    (tmp_path / "m.ort").write_bytes(b"\x18\x00\x00\x00ORTM" + bytes(64))
+    for name, said in (
+        ("m.xml", "an OpenVINO IR (its XML)"),
+        ("m.bin", "an OpenVINO IR's weights (its .bin)"),
+        ("m.ort", "an ONNX Runtime format (.ort) file"),
+    ):
+        with pytest.raises(ModelFileError, match=rf"{name} is {re.escape(said)}, not ONNX: give aetool the .onnx"):
+            load(tmp_path / name)
 
 
 def test_non_finite_outputs_are_a_model_file_error(tmp_path):

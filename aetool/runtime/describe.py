@@ -18,7 +18,7 @@ from aetool.runtime.model import (
     parse_metadata,
     read_model,
 )
-from aetool.runtime.onnxfile import read_facts
+from aetool.runtime.onnxfile import OnnxFacts, read_facts
 from aetool.runtime.registry import bundled_index, models_dir, resolve
 
 DECODER = "decoder"  # ModelInfo.contract of a decoder graph (input ``code``), which follows the decoders' contract
@@ -74,11 +74,21 @@ class ModelInfo:
     target: str | None  # "portable" or "onnxruntime"; None for files exported before targets; a variant's (int8,
     # fp16) is that of its fp32 graph: whether its own operators run elsewhere, checked_in says
     operators: list[str] | None  # the graph's operator types, as the export recorded them
+    graph_changed: bool  # the file's operators are not the ones its export recorded: another tool rewrote it
     checked_in: dict[str, Any] | None  # the export's runs in other runtimes (contract.CHECKED_IN)
     metadata: dict[str, Any]
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def graph_changed(metadata: dict[str, Any], facts: OnnxFacts) -> bool:
+    """Whether the file's graph holds other operators than its export recorded (``metadata`` parsed): a tool
+    (onnxruntime's quantization or saved optimisations, a version converter) rewrote it and kept the metadata, whose
+    precision, target, parity and runs-in records then describe aetool's graph, not this one. False where no
+    operators are recorded (files of other tools, and aetool's before operators were)."""
+    recorded = metadata.get(contract.OPERATORS)
+    return isinstance(recorded, list) and sorted(map(str, recorded)) != list(facts.operators)
 
 
 def _size_of(path: Path) -> int | None:
@@ -116,12 +126,13 @@ def describe(model: str | Path) -> ModelInfo:
         contract_version=version,
         input_spec=None if spec is None else asdict(spec),
         colour_space=None if spec is None else spec.colour_space,
-        opset=metadata.get(contract.OPSET) or facts.opset,  # a file of another tool: its own
+        opset=facts.opset or metadata.get(contract.OPSET),  # the graph's own, also where a tool converted it
         precision=metadata.get(contract.PRECISION),
         decoder=_decoder(path, metadata),
         parity=summarise_parity(metadata.get(contract.PARITY)),
         target=metadata.get(contract.TARGET),
         operators=_strings(metadata.get(contract.OPERATORS)),
+        graph_changed=graph_changed(metadata, facts),
         checked_in=checked if isinstance(checked := metadata.get(contract.CHECKED_IN), dict) else None,
         metadata=metadata,
     )

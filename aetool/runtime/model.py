@@ -250,6 +250,18 @@ def provider_names(requested: str | Sequence[str] | None) -> list[str]:
     return names
 
 
+def _converted_format(path: Path, data: bytes) -> str | None:
+    """What a file made of an ONNX model by another toolchain is (OpenVINO's IR, ONNX Runtime's ORT format), from
+    its first bytes or, for the IR's weights, its name beside the IR's XML; None for anything else."""
+    if data.lstrip()[:5] in (b"<?xml", b"<net "):
+        return "an OpenVINO IR (its XML)"
+    if data[4:8] == b"ORTM":  # the flatbuffer identifier of ONNX Runtime's .ort files
+        return "an ONNX Runtime format (.ort) file"
+    if path.suffix == ".bin" and path.with_suffix(".xml").is_file():
+        return "an OpenVINO IR's weights (its .bin)"
+    return None
+
+
 def read_model(path: Path) -> bytes:
     """The bytes of a model file, read once: onnxruntime gets these rather than the path, so a path of any bytes
     (not UTF-8) loads too. Raises ``ModelFileError`` for a file that cannot be read or is larger than any ONNX
@@ -277,6 +289,11 @@ def inspect_model(path: Path, data: bytes) -> OnnxFacts:
             raise ModelFileError(
                 f"{path} is a zip archive, as a PyTorch checkpoint is, not an ONNX model: export a run's checkpoint "
                 f"with aetool export {path.parent} (its model.onnx)"
+            ) from None
+        converted = _converted_format(path, data)
+        if converted:  # a file another toolchain made of an ONNX model
+            raise ModelFileError(
+                f"{path} is {converted}, not ONNX: give aetool the .onnx file it was made from"
             ) from None
         raise ModelFileError(f"{path} is not a loadable ONNX model: {err}") from None
     for location in facts.external_data:
@@ -429,7 +446,7 @@ def check_contract(session: onnxruntime.InferenceSession, path: Path, metadata: 
     """The model's InputSpec, once its inputs, outputs and metadata are shown to follow aetool's ONNX contract;
     raises ``ModelFileError`` naming what does not (a bad metadata field is named too)."""
     inputs, outputs = session.get_inputs(), session.get_outputs()
-    expected = f"one input {contract.INPUT!r} of shape N×C×H×W (C 1 or 3), float32"
+    expected = f"one input {contract.INPUT!r} of shape N×C×H×W (C 1 or 3), float32 or float16"
     if [i.name for i in inputs] == [contract.CODE] and path.name.endswith(".decoder.onnx"):
         model = path.with_name(path.name.removesuffix(".decoder.onnx") + ".onnx")
         raise ModelFileError(

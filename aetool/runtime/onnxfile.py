@@ -34,6 +34,7 @@ _EXTERNAL = 1  # TensorProto.DataLocation.EXTERNAL
 # Field numbers from onnx.proto3 of the messages that can hold tensors, and where those tensors sit.
 _MODEL_GRAPH, _MODEL_IR, _MODEL_OPSET, _MODEL_TRAINING, _MODEL_FUNCTIONS = 7, 1, 8, 20, 25
 _OPSET_DOMAIN, _OPSET_VERSION = 1, 2
+_GRAPH_NODE, _NODE_OP_TYPE, _NODE_DOMAIN = 1, 4, 7
 # message kind → {field number: kind of the message in that field}
 _CHILDREN: dict[str, dict[int, str]] = {
     "graph": {1: "node", 5: "tensor", 15: "sparse"},
@@ -51,12 +52,14 @@ _ENTRY_KEY, _ENTRY_VALUE = 1, 2
 class OnnxFacts:
     """What a ModelProto declares: its IR version, its opsets (domain → version; ``""`` is ONNX's own), the
     locations of the external data its tensors name, in the order they appear, and how many subgraphs (``If``,
-    ``Loop`` and ``Scan`` bodies) its graphs hold."""
+    ``Loop`` and ``Scan`` bodies) its graphs hold; and the main graph's operator types, as an export records them
+    (``export.metadata.operators``)."""
 
     ir_version: int
     opsets: dict[str, int]
     external_data: tuple[str, ...]
     subgraphs: int = 0
+    operators: tuple[str, ...] = ()  # the main graph's operator types, sorted, other domains' as "domain:Op"
 
     @property
     def opset(self) -> int | None:
@@ -69,6 +72,7 @@ def read_facts(data: bytes) -> OnnxFacts:
     broken or truncated protobuf, a file without a graph, graphs nested more than ``MAX_GRAPH_NESTING`` deep)."""
     view = memoryview(data)
     ir_version, opsets, graph_found = 0, {}, False
+    operators: set[str] = set()
     stack: list[tuple[str, memoryview, int]] = []
     for number, wire, value in _fields(view):
         if number == _MODEL_IR:
@@ -85,12 +89,28 @@ def read_facts(data: bytes) -> OnnxFacts:
             kind = {_MODEL_GRAPH: "graph", _MODEL_TRAINING: "training", _MODEL_FUNCTIONS: "function"}[number]
             graph_found |= number == _MODEL_GRAPH
             stack.append((kind, _message(value, wire, kind), 0))
+            if number == _MODEL_GRAPH:
+                operators |= set(_operators(stack[-1][1]))
     if not data:
         raise ValueError("it is empty (0 bytes)")
     if not graph_found:
         raise ValueError("it holds no graph")
     locations, subgraphs = _walk(stack)
-    return OnnxFacts(ir_version, opsets, tuple(locations), subgraphs)
+    return OnnxFacts(ir_version, opsets, tuple(locations), subgraphs, tuple(sorted(operators)))
+
+
+def _operators(graph: memoryview) -> Iterator[str]:
+    """The operator type of each node of a GraphProto, ``domain:Op`` outside ONNX's own domain."""
+    for number, wire, value in _fields(graph):
+        if number != _GRAPH_NODE:
+            continue
+        op_type, domain = "", ""
+        for field, field_wire, field_value in _fields(_message(value, wire, "node")):
+            if field == _NODE_OP_TYPE:
+                op_type = _text(field_value, field_wire, "node op_type")
+            elif field == _NODE_DOMAIN:
+                domain = _text(field_value, field_wire, "node domain")
+        yield op_type if domain in ("", "ai.onnx") else f"{domain}:{op_type}"
 
 
 def _walk(stack: list[tuple[str, memoryview, int]]) -> tuple[list[str], int]:
