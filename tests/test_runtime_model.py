@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import json
 import os
 import re
 import shutil
@@ -640,6 +641,26 @@ def test_a_reconstruction_smaller_than_its_image_gets_no_hint_of_a_multiple(tmp_
         r"model returns them at their size$",
     ):
         load(tmp_path / "crop.onnx").reconstruct(np.zeros((1, 8, 8), np.float32))
+
+
+def test_a_file_without_a_recorded_multiple_takes_the_one_its_input_sides_declare(tmp_path):
+    """aetool's own conv file with its metadata stripped (sides 4*h, 4*w) was taken as a model of any size and
+    failed on 30×30 and 33×45 images (trial 73)."""
+    for sides, recorded, multiple in (
+        (["4*h", "4*w"], None, 4),
+        (["2*h", "4*w"], None, 4),
+        (["128*h", "128*w"], None, 1),  # over the most a recorded multiple may be
+        (["H", "W"], None, 1),
+        (["4*h", "4*w"], json.dumps({"multiple_of": 1}), 1),  # a recorded multiple wins
+    ):
+        shape = ["N", 1, *sides]
+        metadata = {contract.INPUT_SPEC: recorded} if recorded else None
+        (tmp_path / "m.onnx").write_bytes(
+            onnx_bytes(
+                {"image": shape}, {"reconstruction": shape}, [node("Identity", ["image"], ["reconstruction"])], metadata
+            )
+        )
+        assert Model(tmp_path / "m.onnx").input_spec.multiple_of == multiple, sides
 
 
 def test_a_colour_file_without_metadata_takes_images_as_they_are(tmp_path):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import collections
 import hashlib
 import inspect
+import math
 import numbers
 import os
 import queue
@@ -29,7 +30,13 @@ from aetool.runtime import contract, tiles
 from aetool.runtime.cpu import check_threads, has_vnni, usable_cores
 from aetool.runtime.files import interrupts_held, is_utf8
 from aetool.runtime.images import PIXEL_TOLERANCE, check_pixels
-from aetool.runtime.metadata import check_input_spec, check_metadata, noise_from_record, parse_metadata
+from aetool.runtime.metadata import (
+    MAX_MULTIPLE_OF,
+    check_input_spec,
+    check_metadata,
+    noise_from_record,
+    parse_metadata,
+)
 from aetool.runtime.noise import NOISE_KINDS, Noise
 from aetool.runtime.onnxfile import OnnxFacts, outside_folder, read_facts
 from aetool.runtime.registry import resolve
@@ -86,6 +93,7 @@ KEPT_MODELS = 8
 _OPEN: weakref.WeakValueDictionary[tuple, Model] = weakref.WeakValueDictionary()
 _KEPT: collections.deque[Model] = collections.deque(maxlen=KEPT_MODELS)
 _OPENING = threading.Lock()  # threads that load one file at once share one session
+_MULTIPLE = re.compile(r"(\d+)\*\w+")  # a symbolic side an exporter wrote as a multiple: "4*h"
 
 
 class ProviderWarning(UserWarning):
@@ -484,7 +492,20 @@ def check_contract(session: onnxruntime.InferenceSession, path: Path, metadata: 
             f"{path} declares {width}×{height} (width×height) images, outside 1 to {MAX_CONV_PIXELS:,} pixels"
         )
     fixed = (height, width) if isinstance(height, int) and isinstance(width, int) else None
+    spec = metadata.get(contract.INPUT_SPEC)
+    if fixed is None and not (isinstance(spec, dict) and spec.get("multiple_of") is not None):
+        multiple_of = declared_multiple(height, width)
     return InputSpec(fixed, multiple_of, polarity, shape[1], fixed_batch(session, path))
+
+
+def declared_multiple(height: Any, width: Any) -> int:
+    """The multiple a graph's symbolic input sides declare, for a file whose metadata records none: ``4*h`` and
+    ``4*w`` (what torch.onnx.export writes for a net that halves its input twice, aetool's own exports included)
+    give 4, sides of different multiples their least common multiple; any other dimension, or a multiple over
+    ``metadata.MAX_MULTIPLE_OF`` (the most a recorded one may be), 1."""
+    multiples = [int(found[1]) for side in (height, width) if (found := _MULTIPLE.fullmatch(str(side)))]
+    multiple = math.lcm(*multiples) if multiples else 1
+    return multiple if 1 <= multiple <= MAX_MULTIPLE_OF else 1
 
 
 def check_output_types(session: onnxruntime.InferenceSession, path: Path) -> None:
