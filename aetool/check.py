@@ -32,7 +32,7 @@ from aetool.errors import AetoolError, ModelFileError, caused_by_interrupt, firs
 from aetool.runtime import contract
 from aetool.runtime.describe import graph_changed
 from aetool.runtime.files import is_utf8
-from aetool.runtime.images import PIXEL_TOLERANCE
+from aetool.runtime.images import outside_unit_range
 from aetool.runtime.model import check_contract, open_session, ort_errors, parse_metadata, read_model
 from aetool.runtime.onnxfile import read_facts
 from aetool.runtime.registry import resolve
@@ -488,7 +488,8 @@ def reference(model: str | Path, *, multiple_of: int | None = None) -> Reference
     ``image`` (N×C×H×W) or ``code`` (N×D or N×C×h×w) input.
     """
     path = resolve(model)
-    session = open_session(path, threads=1)
+    data = read_model(path)  # read once: for the session and for the graph's own facts
+    session = open_session(path, threads=1, data=data)
     metadata = parse_metadata(session.get_modelmeta().custom_metadata_map)
     inputs = session.get_inputs()
     ranks = {contract.INPUT: (4,), contract.CODE: (2, 4)}
@@ -523,13 +524,12 @@ def reference(model: str | Path, *, multiple_of: int | None = None) -> Reference
                 f"{path} returns {contract.RECONSTRUCTION} of shape {returned.shape} in onnxruntime for images of "
                 f"shape {case.inputs.shape} ({case.name}); an aetool model returns them at their size"
             )
-        low, high = float(returned.min()), float(returned.max())
-        if low < -PIXEL_TOLERANCE or high > 1 + PIXEL_TOLERANCE:
+        if (outside := outside_unit_range(returned)) is not None:
             raise ModelFileError(
-                f"{path} returns {contract.RECONSTRUCTION} values from {low:.6g} to {high:.6g} in onnxruntime on "
-                f"{case.name}, outside [0, 1]: an aetool model reconstructs pixels in [0, 1]"
+                f"{path} returns {contract.RECONSTRUCTION} values from {outside[0]:.6g} to {outside[1]:.6g} in "
+                f"onnxruntime on {case.name}, outside [0, 1]: an aetool model reconstructs pixels in [0, 1]"
             )
-    facts = read_facts(read_model(path))
+    facts = read_facts(data)
     return Reference(path, inputs[0].name, outputs, cases, want, metadata, facts.opset, graph_changed(metadata, facts))
 
 

@@ -103,7 +103,8 @@ def describe(model: str | Path) -> ModelInfo:
     load in onnxruntime (one that loads but breaks the contract is described, with the reason in ``contract``).
     """
     path = resolve(model)
-    session = open_session(path)
+    data = read_model(path)  # read once: for the session and for the graph's own facts
+    session = open_session(path, data=data)
     metadata = parse_metadata(session.get_modelmeta().custom_metadata_map)
     spec, problem = None, None
     if not is_decoder(session):
@@ -111,7 +112,7 @@ def describe(model: str | Path) -> ModelInfo:
             spec = check_contract(session, path, metadata)
         except ModelFileError as err:
             problem = str(err)
-    facts = read_facts(read_model(path))
+    facts = read_facts(data)
     try:
         version: int | None = contract_version(path, metadata)
     except ModelFileError:

@@ -83,12 +83,20 @@ def check_pixels(pixels: np.ndarray, *, name: str = "images", scan: bool = False
             f"expected float {name} in [0, 1], got {pixels.dtype} values; for {full[0]} pixels ({full[1]}) pass "
             f"{name}.astype(np.float32) / {full[2]}"
         )
-    if scan and pixels.size and not (pixels.min() >= -PIXEL_TOLERANCE and pixels.max() <= 1 + PIXEL_TOLERANCE):
+    if scan and (outside := outside_unit_range(pixels)) is not None:
         if np.isnan(pixels).any():
             raise ValueError(f"expected {name} in [0, 1], got {np.isnan(pixels).sum()} NaN values")
-        raise ValueError(
-            f"expected {name} in [0, 1], got values from {pixels.min()} to {pixels.max()}; scale or clip them"
-        )
+        raise ValueError(f"expected {name} in [0, 1], got values from {outside[0]} to {outside[1]}; scale or clip them")
+
+
+def outside_unit_range(values: np.ndarray) -> tuple[float, float] | None:
+    """The lowest and highest of ``values`` (numpy's scalars of their dtype) when they leave [0, 1] by more than
+    ``PIXEL_TOLERANCE`` (or hold NaN, which compares as neither), else None: the one test of pixels read, given
+    and reconstructed."""
+    if not values.size:
+        return None
+    low, high = values.min(), values.max()
+    return None if low >= -PIXEL_TOLERANCE and high <= 1 + PIXEL_TOLERANCE else (low, high)
 
 
 @cache

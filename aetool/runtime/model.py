@@ -29,7 +29,7 @@ from aetool.errors import AetoolError, ModelFileError, OutOfMemory, TimedOut, ou
 from aetool.runtime import contract, tiles
 from aetool.runtime.cpu import check_threads, has_vnni, usable_cores
 from aetool.runtime.files import interrupts_held, is_utf8
-from aetool.runtime.images import PIXEL_TOLERANCE, check_pixels
+from aetool.runtime.images import check_pixels, outside_unit_range
 from aetool.runtime.metadata import (
     MAX_MULTIPLE_OF,
     check_input_spec,
@@ -911,14 +911,13 @@ class Model:
                 raise ModelFileError(
                     f"{self.path.name} returned NaN or infinite {output} values; the model file is broken"
                 )
-            if output == contract.RECONSTRUCTION:  # images in [0, 1], as they are read; clipping would hide a scale
-                low, high = float(joined.min()), float(joined.max())
-                if low < -PIXEL_TOLERANCE or high > 1 + PIXEL_TOLERANCE:
-                    raise ModelFileError(
-                        f"{self.path.name} returned {output} values from {low:.6g} to {high:.6g}, outside [0, 1]: "
-                        "an aetool model reconstructs pixels in [0, 1] (end its graph in a Sigmoid or a Clip; a "
-                        "model of 0-255 pixels divides its output by 255)"
-                    )
+            # a reconstruction is images in [0, 1], as they are read; clipping it would hide a scale
+            if output == contract.RECONSTRUCTION and (outside := outside_unit_range(joined)) is not None:
+                raise ModelFileError(
+                    f"{self.path.name} returned {output} values from {outside[0]:.6g} to {outside[1]:.6g}, outside "
+                    "[0, 1]: an aetool model reconstructs pixels in [0, 1] (end its graph in a Sigmoid or a Clip; a "
+                    "model of 0-255 pixels divides its output by 255)"
+                )
             results.append(joined.astype(np.float32, copy=False))
         return results
 

@@ -177,10 +177,10 @@ def model_entry(name: str, path: Path, summary: str | None, *, file: str) -> dic
             f"{path} keeps its weights in external data ({', '.join(sorted(set(external)))}), which the page does not "
             "fetch; save it as one file: onnx.save(onnx.load(PATH), NEW_PATH)"
         )
-    if model.session.get_inputs()[0].type != "tensor(float)":
+    fed = model.session.get_inputs()[0].type
+    if fed != "tensor(float)":
         raise ModelFileError(
-            f"{path} takes {model.session.get_inputs()[0].type} images; the page feeds float32 ones (an fp16 file "
-            "of aetool's keeps float32 inputs)"
+            f"{path} takes {fed} images; the page feeds float32 ones (an fp16 file of aetool's keeps float32 inputs)"
         )
     if spec.batch not in (None, 1):
         raise ModelFileError(f"{path} takes {spec.batch} images a call; the page runs one at a time")
