@@ -22,7 +22,7 @@ import threading
 import time
 import warnings
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from enum import Enum
 from functools import partial
@@ -55,6 +55,7 @@ if TYPE_CHECKING:
     from aetool.runtime.evaluate import Evaluation
     from aetool.runtime.files import Failure, Input, Job
     from aetool.runtime.model import Model
+    from aetool.runtime.stream import ImageStream
 
 EXIT_CODES = (
     "Exit codes: 0 success, 1 some inputs failed, 2 usage or setup error (a bad option, path or model file), 3 a "
@@ -533,16 +534,21 @@ def _check_invert(model: Model, *, invert: bool | None) -> None:
         )
 
 
-def _collected(inputs: list[str], *, recursive: bool, skip: str) -> tuple[list[Input], list[Failure]]:
+def _collected(
+    inputs: list[str], *, recursive: bool, skip: str
+) -> tuple[Iterable[Input], list[Failure], Callable[[], bool] | None]:
     """The inputs the arguments name (:func:`aetool.runtime.files.collect`), or standard input's images alone for
-    ``-`` (:func:`aetool.runtime.files.standard_input`); ``AetoolError`` when ``-`` is mixed with other inputs."""
+    ``-``, given as they arrive (:func:`aetool.runtime.files.standard_input`), and then a function that tells
+    whether the next one is there (``ImageStream.ready``; None for the arguments' inputs); ``AetoolError`` when
+    ``-`` is mixed with other inputs."""
     from aetool.runtime import files
 
     if files.STDIN not in inputs:
-        return files.collect(inputs, recursive=recursive, skip=skip)
+        return (*files.collect(inputs, recursive=recursive, skip=skip), None)
     if len(inputs) > 1:
         raise AetoolError("- (standard input) cannot be mixed with other inputs")
-    return files.standard_input(_standard_input()), []
+    images = _standard_input()
+    return files.standard_input(images), [], images.ready
 
 
 def _load(model: str, provider: list[str] | None, threads: int | None, timeout: float | None) -> Model:
@@ -572,9 +578,9 @@ def _images(
     """Plan the outputs (usage mistakes stop here, before any image is read), make the step, run every image, then
     hand the step to ``after`` (what a command says once its images are done)."""
     with reporting():
-        jobs, failures = _plan(inputs, options, suffix=suffix)
+        jobs, failures, ready = _plan(inputs, options, suffix=suffix)
         made = step()
-        code = _run(jobs, failures, made, options)
+        code = _run(jobs, failures, made, options, ready=ready)
         if after is not None:
             after(made)
     raise typer.Exit(code)
@@ -587,10 +593,12 @@ def _drawn_seed_said(corrupt: Corrupt) -> None:
         note(f"noise seed {corrupt.seed} (--seed {corrupt.seed} draws this noise again)")
 
 
-def _standard_input() -> bytes:
-    """Every byte of standard input, for the input ``-``. Raises ``AetoolError`` when the shell closed it
-    (``<&-``), where Python has no stream to read, or when it is a terminal (the command waited for image bytes
+def _standard_input() -> ImageStream:
+    """Standard input's images as they arrive, for the input ``-``. Raises ``AetoolError`` when the shell closed
+    it (``<&-``), where Python has no stream to read, or when it is a terminal (the command waited for image bytes
     typed there, with no word)."""
+    from aetool.runtime.stream import ImageStream
+
     if sys.stdin is None:
         raise AetoolError("- reads standard input, which is closed (<&-); give a file, or pipe the image in")
     stream = typer.get_binary_stream("stdin")
@@ -598,16 +606,19 @@ def _standard_input() -> bytes:
         raise AetoolError(
             "- reads image data from standard input, which is a terminal; give a file, or pipe the image in"
         )
-    return stream.read()
+    return ImageStream(stream)
 
 
-def _plan(inputs: list[str], options: ImageOptions, *, suffix: str) -> tuple[list[Job], list[Failure]]:
-    """Jobs and failed inputs for the arguments; usage mistakes raise ``AetoolError`` before any image is read."""
+def _plan(
+    inputs: list[str], options: ImageOptions, *, suffix: str
+) -> tuple[Iterable[Job], list[Failure], Callable[[], bool] | None]:
+    """Jobs (given as standard input's images arrive, for ``-``), failed inputs and, for ``-``, whether the next
+    job is there (:func:`_collected`); usage mistakes raise ``AetoolError`` before any image is read."""
     from aetool.runtime import files
 
-    found, failures = _collected(inputs, recursive=options.recursive, skip=suffix)
+    found, failures, ready = _collected(inputs, recursive=options.recursive, skip=suffix)
     jobs, refused = files.plan(found, output=options.output, suffix=suffix, fmt=options.fmt, force=options.force)
-    if any(job.target is None for job in jobs):
+    if options.output == files.STDIN or (options.output is None and files.STDIN in inputs):  # images to stdout
         if options.as_json:
             raise AetoolError("--json prints records to standard output; write the images to files with -o")
         stdout = _binary_stdout()
@@ -615,7 +626,7 @@ def _plan(inputs: list[str], options: ImageOptions, *, suffix: str) -> tuple[lis
             raise AetoolError("standard output is closed; write the images to files with -o")
         if stdout.isatty():
             raise AetoolError("refusing to write image data to a terminal; redirect standard output or use -o")
-    return jobs, failures + refused
+    return jobs, failures + refused, ready
 
 
 def _ran(model: Model) -> dict[str, str]:
@@ -628,16 +639,24 @@ def _binary_stdout() -> BinaryIO | None:
     return None if sys.stdout is None else typer.get_binary_stream("stdout")
 
 
-def _run(jobs: list[Job], failures: list[Failure], step: Step, options: ImageOptions) -> int:
-    """Process the jobs, report each failure, what was done to each image (a few) or how often (many), and a
-    summary; the exit code."""
+def _run(
+    jobs: Iterable[Job],
+    failures: list[Failure],
+    step: Step,
+    options: ImageOptions,
+    *,
+    ready: Callable[[], bool] | None = None,
+) -> int:
+    """Process the jobs, report each failure, what was done to each image (a few: up to ``FEW``, the first ``FEW``
+    of a stream whose length is not known yet) or how often (many), and a summary; the exit code. ``ready`` as
+    :func:`aetool.runtime.batch.process` takes it."""
     import threading
 
     from aetool.runtime.batch import Corrupt, Outcome, Reconstruct, process
     from aetool.runtime.files import interrupts_deferred
 
     started = time.perf_counter()
-    total = len(jobs) + len(failures)
+    total = len(jobs) + len(failures) if isinstance(jobs, Sequence) else None  # None: a stream, still arriving
     refused = [Outcome(failure.label, error=failure.error) for failure in failures]
     stop = threading.Event()  # Ctrl-C while an outcome is reported: the ones already settled are reported first
     outcomes = process(
@@ -648,6 +667,7 @@ def _run(jobs: list[Job], failures: list[Failure], step: Step, options: ImageOpt
         stdout=_binary_stdout(),
         stop=stop,
         exif=options.exif,
+        ready=ready,
     )
     done = failed = 0
     counts: Counter[str] = Counter()
@@ -659,7 +679,7 @@ def _run(jobs: list[Job], failures: list[Failure], step: Step, options: ImageOpt
     elif isinstance(step, Corrupt):
         seeded = {"noise_seed": step.seed}
     try:
-        for outcome in chain(refused, _progress(outcomes, len(jobs), _shows_bar(total, as_json=options.as_json))):
+        for outcome in chain(refused, _progress(outcomes, total, _shows_bar(total, as_json=options.as_json))):
             with interrupts_deferred(stop):
                 if options.as_json:
                     emit(json.dumps({**outcome.record(), **ran, **(seeded if outcome.mse is not None else {})}))
@@ -671,13 +691,13 @@ def _run(jobs: list[Job], failures: list[Failure], step: Step, options: ImageOpt
                 not_digits |= outcome.input_size != (28, 28) and not outcome.resized  # --resize: fitted as a digit
                 changes = _changes(outcome, step.channels, forced=options.invert is True)
                 counts.update({kind for kind, _ in changes})
-                if total <= FEW:
+                if (total if total is not None else done + failed) <= FEW:
                     for _, text in changes:
                         note(f"{outcome.path}: {text}")
     except KeyboardInterrupt:  # the outcomes settled before it are reported (and their files written) first
-        images = f"{total} image{'s' * (total != 1)}"
-        raise Interrupted(f"interrupted after {done + failed} of {images} ({done} written)") from None
-    also = "; ".join(f"{n} {kind}" for kind, n in counts.items()) if total > FEW else ""
+        of = f" of {total} image{'s' * (total != 1)}" if total is not None else f" image{'s' * (done + failed != 1)}"
+        raise Interrupted(f"interrupted after {done + failed}{of} ({done} written)") from None
+    also = "; ".join(f"{n} {kind}" for kind, n in counts.items()) if done + failed > FEW else ""
     note(f"{done} done, {failed} failed in {time.perf_counter() - started:.2f} s" + (f" ({also})" if also else ""))
     colour = any(kind.startswith("converted RGB") for kind in counts)
     if (colour or not_digits) and isinstance(step, Reconstruct) and _on_digits(step.model):
@@ -777,14 +797,16 @@ def _bar(quiet: bool) -> bool:
     return not quiet and _bar_terminal()
 
 
-def _shows_bar(total: int, *, as_json: bool) -> bool:
-    """Whether a batch of ``total`` images shows a progress bar: many images and stderr a terminal that can show
-    one, but not where ``--json`` writes its records to a terminal too (they were written onto the bar's line)."""
-    return total > FEW and _bar_terminal() and not (as_json and sys.stdout.isatty())
+def _shows_bar(total: int | None, *, as_json: bool) -> bool:
+    """Whether a batch of ``total`` images (None: a stream of images still arriving) shows a progress bar: many
+    images or a stream, and stderr a terminal that can show one, but not where ``--json`` writes its records to a
+    terminal too (they were written onto the bar's line)."""
+    return (total is None or total > FEW) and _bar_terminal() and not (as_json and sys.stdout.isatty())
 
 
-def _progress(outcomes: Iterable, total: int, show: bool) -> Iterable:
-    """A progress bar on stderr around ``outcomes`` when there are many and stderr is a terminal."""
+def _progress(outcomes: Iterable, total: int | None, show: bool) -> Iterable:
+    """A progress bar on stderr around ``outcomes`` when there are many (``total``; None for a stream, whose bar
+    counts without an end) and stderr is a terminal."""
     if not show:
         return outcomes
     from rich.progress import track
@@ -866,7 +888,7 @@ def detect(
         from aetool.runtime import contract, files
         from aetool.runtime.detect import HEATMAP, Detection, Detector, detect, plan_detection
 
-        found, failures = _collected(inputs, recursive=recursive, skip=HEATMAP)
+        found, failures, ready = _collected(inputs, recursive=recursive, skip=HEATMAP)
         jobs, clashes = plan_detection(found, heatmaps=heatmaps)
         unwritable = {clash.label: clash.error for clash in clashes}  # scored, their heatmaps not written
         loaded = _load(model, provider, threads, timeout)
@@ -880,12 +902,11 @@ def detect(
             if as_json:
                 emit(_detection_record(Detection(failure.label, error=failure.error), detector))
         stop = threading.Event()  # Ctrl-C while a record is printed: the settled ones are printed first
-        total = len(jobs) + len(failures)
-        few = total <= FEW
+        total = len(jobs) + len(failures) if isinstance(jobs, Sequence) else None  # None: a stream, still arriving
         changes: Counter[str] = Counter()
         not_digits = False  # an image scored that is not a 28×28 grey one, for a detector of digits
         try:
-            for result in detect(jobs, detector, invert=invert, resize=resize, stop=stop):
+            for result in detect(jobs, detector, invert=invert, resize=resize, stop=stop, ready=ready):
                 if result.error is None and result.path in unwritable:
                     result.error = unwritable[result.path]
                 with files.interrupts_deferred(stop):
@@ -904,7 +925,7 @@ def detect(
                     if result.unusually_low:
                         done.append((LOW_SCORE, f"score unusually low for a normal image ({BLANK_FRAMES})"))
                     changes.update(kind for kind, _ in done)
-                    for _, text in done if few else ():
+                    for _, text in done if (total if total is not None else sum(verdicts.values())) <= FEW else ():
                         note(f"{result.path}: {text}")
                     if not as_json:
                         emit(_detection_line(result))
@@ -915,9 +936,9 @@ def detect(
                 if detector.threshold is not None
                 else ""
             )
+            of = f" of {total} image{'s' * (total != 1)}" if total is not None else f" image{'s' * (settled != 1)}"
             raise Interrupted(
-                f"interrupted after {settled} of {total} image{'s' * (total != 1)} "
-                f"({settled - verdicts['failed']} scored{split})"
+                f"interrupted after {settled}{of} ({settled - verdicts['failed']} scored{split})"
             ) from None
     kinds = ("anomalous", "normal") if detector.threshold is not None else ("scored",)
     counts = ", ".join(f"{verdicts[kind]} {kind}" for kind in (*kinds, "failed") if kind != "failed" or verdicts[kind])
@@ -930,9 +951,9 @@ def detect(
     images = f"{total} image{'' if total == 1 else 's'}" + (
         f" and {len(failures)} input{' that' if len(failures) == 1 else 's that'} gave none" if failures else ""
     )
-    also = "".join(f"; {n} {kind}" for kind, n in changes.items()) if not few else ""
+    also = "".join(f"; {n} {kind}" for kind, n in changes.items()) if sum(verdicts.values()) > FEW else ""
     note(f"{images}: {counts} ({rule}{also}) in {time.perf_counter() - started:.2f} s")
-    if changes[LOW_SCORE] and not few:
+    if changes[LOW_SCORE] and sum(verdicts.values()) > FEW:
         fence = f"below {detector.low_fence:.6g}, the calibration scores' Q1 − 1.5 × IQR"
         note(f"{changes[LOW_SCORE]} scored unusually low ({fence}): {BLANK_FRAMES}")
     if not_digits and _on_digits(loaded):

@@ -49,6 +49,46 @@ def test_a_pipe_through_stdin_and_stdout(tmp_path, env):
 
 
 @pytest.mark.parametrize(
+    "command", [["denoise", "-", "--json", "-o", "out/"], ["detect", "-", "-m", "denoise", "--json"]]
+)
+def test_a_pipe_that_stays_open_has_each_image_done_as_it_arrives(tmp_path, env, command):
+    """A camera's frames (ffmpeg -f image2pipe) on a pipe that stays open: standard input was read to its end
+    before any frame was done, so nothing came out of a live stream. Now the first frame is done once the second
+    arrives, and a later one as soon as it is whole and the writer pauses."""
+    import select
+
+    frames = [save(tmp_path / f"{n}.png", np.roll(digit(), n, axis=1)).read_bytes() for n in range(3)]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "aetool", *command],
+        cwd=tmp_path,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, **env},
+        bufsize=0,  # a raw pipe: select sees every byte not yet read
+    )
+
+    def record() -> dict:
+        assert select.select([process.stdout], [], [], 60)[0], "no record while the pipe is open"
+        return json.loads(process.stdout.readline())
+
+    try:
+        process.stdin.write(frames[0] + frames[1])
+        process.stdin.flush()
+        assert [record()["path"], record()["path"]] == ["-:1", "-:2"]
+        process.stdin.write(frames[2])
+        process.stdin.flush()
+        assert record()["path"] == "-:3"
+        process.stdin.close()
+        assert process.wait(timeout=60) == 0 and process.stdout.read() == b""
+    finally:
+        process.kill()
+        process.wait()
+    if command[0] == "denoise":
+        assert sorted(path.name for path in (tmp_path / "out").iterdir()) == [f"stdin-00000{n}.png" for n in (1, 2, 3)]
+
+
+@pytest.mark.parametrize(
     ("content", "code", "message"),
     [
         (b"plain text", 1, "aetool: error: in.png: not an image Pillow can read"),

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from aetool.runtime.files import standard_input
-from aetool.runtime.stream import repeated_signature, split_images
+from aetool.runtime.stream import ImageStream, repeated_signature, split_images
 
 RNG = np.random.default_rng(0)
 COLOUR = (RNG.random((37, 53, 3)) * 255).astype(np.uint8)
@@ -155,7 +155,7 @@ def test_a_stream_of_a_format_whose_end_is_not_found_is_said():
     assert split_images(tiff + tiff) == [tiff + tiff] and repeated_signature(tiff + tiff) == len(tiff)
     assert repeated_signature(tiff) is None and repeated_signature(encoded(COLOUR, "PNG") * 2) is None
     with pytest.warns(UserWarning, match=rf"signature comes again at byte {len(tiff):,}\): only the first is read"):
-        assert [item.label for item in standard_input(tiff + tiff)] == ["-"]
+        assert [item.label for item in standard_input(ImageStream(io.BytesIO(tiff + tiff)))] == ["-"]
 
 
 @pytest.mark.parametrize("fmt", ["PNG", "JPEG", "PPM", "BMP", "WEBP"])
@@ -170,3 +170,55 @@ def test_every_intact_frame_after_a_damaged_one_is_an_input_of_its_own(fmt):
         after = frames[which + 1 :]
         parts = split_images(b"".join([*frames[:which], damaged(frames[which], rng), *after]))
         assert not after or parts[-len(after) :] == after
+
+
+class Trickle(io.RawIOBase):
+    """A pipe's bytes as reads of random sizes return them, recording how many bytes were read."""
+
+    def __init__(self, data: bytes, rng: np.random.Generator, *, largest: int = 8000) -> None:
+        self.data, self.rng, self.largest, self.at = data, rng, largest, 0
+
+    def read1(self, size: int = -1) -> bytes:
+        taken = self.data[self.at : self.at + min(size, int(self.rng.integers(1, self.largest)))]
+        self.at += len(taken)
+        return taken
+
+
+def test_a_stream_read_as_it_arrives_gives_the_parts_of_the_whole(monkeypatch):
+    """ImageStream settles parts as the bytes come, in reads of any size and with the writer pausing anywhere,
+    and always gives split_images' parts of the whole stream: damaged frames, bytes between frames, one image
+    with bytes after it (a motion photo), no bytes at all."""
+    from aetool.runtime import stream
+
+    rng = np.random.default_rng(4)
+    monkeypatch.setattr(stream, "_readable", lambda _: rng.random() < 0.5)  # the writer paused after half the reads
+    frames = [encoded(COLOUR, fmt) for fmt in ("PNG", "JPEG", "PPM", "BMP", "WEBP")] + [encoded(GREY, "JPEG")]
+    streams = [b"", b"not an image", encoded(COLOUR, "JPEG") + b"\0\0\0\x18ftypmp42 a video", encoded(COLOUR, "TIFF")]
+    for _ in range(400):
+        picked = [frames[i] + b"\n" * int(rng.random() < 0.2) for i in rng.integers(0, len(frames), rng.integers(1, 8))]
+        data = b"".join(picked)
+        for _ in range(rng.integers(0, 3)):
+            data = damaged(data, rng)
+        streams.append(data)
+    for data in streams:
+        images = ImageStream(Trickle(data, rng))
+        assert list(images) == split_images(data)
+        assert images.one_part == (len(split_images(data)) == 1)
+
+
+def test_each_image_of_a_stream_is_given_before_the_stream_is_read_to_its_end(monkeypatch):
+    """A writer that pauses after each frame (a camera): the first frame is given once the second arrived (until
+    then it may be the stream's only image, with bytes after it that are its own), each later one as soon as it
+    is whole; not once the whole stream was read (a camera's pipe does not end)."""
+    from aetool.runtime import stream
+
+    monkeypatch.setattr(stream, "_readable", lambda _: False)  # nothing more to read after each frame
+    frames = [encoded(np.roll(COLOUR, n, axis=0), "PNG") for n in range(4)]
+    pipe = io.BytesIO(b"".join(frames))
+    pipe.read1 = lambda size=-1: pipe.read(len(frames[0]))  # type: ignore[method-assign]  # a frame a read
+    images = ImageStream(pipe)
+    read_when_given = [(part, pipe.tell()) for part in images]
+    assert [part for part, _ in read_when_given] == frames
+    ends = np.cumsum([len(frame) for frame in frames]).tolist()
+    assert [read for _, read in read_when_given] == [ends[1], *ends[1:]]
+    assert images.one_part is False

@@ -206,7 +206,7 @@ class ImageOptions:
 
 
 def process(
-    jobs: Sequence[Job],
+    jobs: Iterable[Job],
     step: Step,
     *,
     invert: bool | None = None,
@@ -215,6 +215,7 @@ def process(
     in_flight: int = IMAGES_IN_FLIGHT,
     stop: threading.Event | None = None,
     exif: bool = True,
+    ready: Callable[[], bool] | None = None,
 ) -> Iterator[Outcome]:
     """Outcomes of ``jobs`` in order, a chunk of at most ``in_flight`` images read and held at a time.
 
@@ -224,25 +225,28 @@ def process(
     is an outcome with ``error`` set; the others are still done. Once ``stop`` is set (``files.interrupts_deferred``:
     Ctrl-C while the caller reported an outcome), raises ``KeyboardInterrupt`` after the chunk's outcomes.
     ``exif``: outputs carry their input's EXIF (its Orientation left out: ``images.read_image``); False: none.
+    ``ready``: for jobs that arrive over time (a pipe's images), whether the next one is there; a chunk is cut
+    where it is not, so each image is done without waiting for later ones (:func:`chunks`).
     """
-    for chunk in read_chunks(jobs, step, invert=invert, in_flight=in_flight, stop=stop):
+    for chunk in read_chunks(jobs, step, invert=invert, in_flight=in_flight, stop=stop, ready=ready):
         yield from _run(chunk, step, side_by_side=side_by_side, stdout=stdout, stop=stop, exif=exif)
 
 
 def read_chunks(
-    jobs: Sequence[Job],
+    jobs: Iterable[Job],
     step: Step,
     *,
     invert: bool | None = None,
     in_flight: int = IMAGES_IN_FLIGHT,
     stop: threading.Event | None = None,
+    ready: Callable[[], bool] | None = None,
 ) -> Iterator[list[Ready | Outcome]]:
     """``jobs`` read and carried into the step's world (see :func:`process`), in chunks of at most ``in_flight``
     images and about ``VALUES_IN_FLIGHT`` pixel values, read only as the chunks are asked for; an image that cannot
     be read or prepared is an ``Outcome`` with its error. Asked for a chunk once ``stop`` is set, raises
-    ``KeyboardInterrupt``: the caller has reported the chunks before."""
+    ``KeyboardInterrupt``: the caller has reported the chunks before. ``ready`` as :func:`process` takes it."""
     read = (_read(job, step, invert) for job in jobs)
-    for chunk in chunks(read, _values, count=in_flight):
+    for chunk in chunks(read, _values, count=in_flight, ready=ready):
         if stop is not None and stop.is_set():
             raise KeyboardInterrupt
         yield chunk
@@ -250,15 +254,22 @@ def read_chunks(
         raise KeyboardInterrupt
 
 
-def chunks(items: Iterable[T], values: Callable[[T], int], *, count: int = IMAGES_IN_FLIGHT) -> Iterator[list[T]]:
+def chunks(
+    items: Iterable[T],
+    values: Callable[[T], int],
+    *,
+    count: int = IMAGES_IN_FLIGHT,
+    ready: Callable[[], bool] | None = None,
+) -> Iterator[list[T]]:
     """Consecutive ``items`` in lists of at most ``count``, cut early once they hold ``VALUES_IN_FLIGHT`` pixel
-    values (``values`` counts an item's); items are taken from ``items`` only as the lists are asked for."""
+    values (``values`` counts an item's), or where ``ready`` (when given) says the next item is not there yet;
+    items are taken from ``items`` only as the lists are asked for."""
     chunk: list[T] = []
     held = 0
     for item in items:
         chunk.append(item)
         held += values(item)
-        if len(chunk) >= count or held >= VALUES_IN_FLIGHT:
+        if len(chunk) >= count or held >= VALUES_IN_FLIGHT or (ready is not None and not ready()):
             yield chunk
             chunk, held = [], 0
     if chunk:

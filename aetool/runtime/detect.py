@@ -22,7 +22,7 @@ import numbers
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
@@ -218,14 +218,17 @@ class Detection:
         return asdict(self)
 
 
-def plan_detection(found: Sequence[Input], *, heatmaps: str | None) -> tuple[list[Job], list[Failure]]:
+def plan_detection(found: Iterable[Input], *, heatmaps: str | None) -> tuple[Iterable[Job], list[Failure]]:
     """A job per image: with ``heatmaps`` (a folder) its target is the folder mirroring the inputs' layout,
     ``FOLDER/…/NAME.png``, whose two heatmap names :func:`heatmap_paths` derives; without, no target. An image
     whose heatmaps another one's already take (``photo.png`` and ``photo.jpg``) is scored all the same, its job
-    without a target, and comes back as a :class:`Failure` too: the clash to report beside its score. Raises
-    ``AetoolError`` when ``heatmaps`` names something that is not a folder."""
+    without a target, and comes back as a :class:`Failure` too: the clash to report beside its score. Inputs that
+    are not a sequence (standard input's images as they arrive, whose names cannot clash) are planned as they come
+    (:func:`~aetool.runtime.files.plan`). Raises ``AetoolError`` when ``heatmaps`` names something that is not a
+    folder."""
     if heatmaps is None:
-        return [Job(item.label, item.source, None, "PNG") for item in found], []
+        jobs: Iterable[Job] = (Job(item.label, item.source, None, "PNG") for item in found)
+        return (list(jobs) if isinstance(found, Sequence) else jobs), []
     if not heatmaps:
         raise AetoolError("--heatmaps is an empty name; give a folder (. for the current one)")
     if heatmaps == STDIN:  # it made a folder named "-" (a trial)
@@ -249,6 +252,8 @@ def plan_detection(found: Sequence[Input], *, heatmaps: str | None) -> tuple[lis
     )
     targets: dict[str, Path] = {}
     owners: dict[Path, str] = {}  # each heatmap file and the image it is of: a.raw.png's colour map is a.png's raw
+    if not isinstance(found, Sequence):
+        return jobs, clashes
     for job in jobs:
         paths = heatmap_paths(job.target) if job.target is not None else ()
         taken = next((path for path in paths if path in owners), None)
@@ -287,22 +292,23 @@ def encode_raw(amap: np.ndarray) -> bytes:
 
 
 def detect(
-    jobs: Sequence[Job],
+    jobs: Iterable[Job],
     detector: Detector,
     *,
     invert: bool | None = None,
     resize: bool = False,
     stop: threading.Event | None = None,
+    ready: Callable[[], bool] | None = None,
 ) -> Iterator[Detection]:
     """A :class:`Detection` per job, in order; heatmaps written for jobs with a target (see
     :func:`plan_detection`). ``invert`` and ``resize`` as the image commands take them. An image that cannot be
     read, prepared, scored or written is a Detection with ``error`` set; the others are still done. When the model
     runs past its timeout, or Ctrl-C comes, the Detections already settled come first, then ``TimedOut`` or
-    ``KeyboardInterrupt``: every heatmap written has its record. ``stop`` as :func:`~aetool.runtime.batch.process`
-    takes it."""
+    ``KeyboardInterrupt``: every heatmap written has its record. ``stop`` and ``ready`` as
+    :func:`~aetool.runtime.batch.process` takes them."""
     # padded as calibration padded; a page's scores come from one call, so pages up to what a call can take
     step = Reconstruct(detector.model, resize=resize, border=False, tiled=False)
-    for chunk in read_chunks(jobs, step, invert=invert, stop=stop):
+    for chunk in read_chunks(jobs, step, invert=invert, stop=stop, ready=ready):
         results: dict[int, Detection] = {}
         groups: dict[tuple[int, ...], list[tuple[int, Ready]]] = {}
         for index, item in enumerate(chunk):

@@ -17,12 +17,16 @@ import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aetool.errors import AetoolError, DataError, ImageError, os_reason
 from aetool.runtime.images import FORMATS, format_for, image_suffixes, opened_image
+
+if TYPE_CHECKING:
+    from aetool.runtime.stream import ImageStream
 
 STDIN = "-"
 _MAGIC = set("*?[")
@@ -240,7 +244,7 @@ def _glob_root(pattern: str) -> Path:
 
 
 def plan(
-    inputs: Sequence[Input],
+    inputs: Iterable[Input],
     *,
     output: str | None,
     suffix: str,
@@ -248,7 +252,7 @@ def plan(
     force: bool = False,
     shown: Callable[[Path], Path] = lambda target: target,
     option: str = "-o",
-) -> tuple[list[Job], list[Failure]]:
+) -> tuple[Iterable[Job], list[Failure]]:
     """Where each input's result goes (``option``: the command-line option ``output`` came from, for messages).
 
     No ``output``: beside the input as ``NAME{suffix}.png`` (stdin's goes to stdout, several images of it one after
@@ -261,11 +265,23 @@ def plan(
     fails the second input, its message naming the file ``shown`` gives for the target (the file a caller writes
     in its stead), unless one of them does not open as an image: that one fails on its own reason, and the other is
     written.
+
+    ``inputs`` that are not a sequence (:func:`standard_input`'s images as they arrive) are planned as they come,
+    the jobs given lazily, unless ``output`` names one image file: that takes the stream's only image, so the
+    stream is read to its end first.
     """
     if output == "":
         raise AetoolError(f"{option} is an empty name; give a file or a folder (. for the current one)")
     ext = (fmt or "png").lower()
     pillow_fmt = format_for(ext)
+    if not isinstance(inputs, Sequence):
+        if output is None or output == STDIN or not _names_a_file(output):
+            if output is not None and output != STDIN:
+                _check_output_folder(Path(output), output=output, option=option)
+            return (
+                Job(item.label, item.source, _target(item, output, suffix, ext, False), pillow_fmt) for item in inputs
+            ), []
+        inputs = list(inputs)
     single = len(inputs) == 1 and inputs[0].root is None
     streamed = len(inputs) > 1 and all(isinstance(item.source, bytes) for item in inputs)  # stdin's images
     if output == STDIN and not (single or streamed):
@@ -290,17 +306,7 @@ def plan(
         if fmt and format_for(fmt) != pillow_fmt:
             raise AetoolError(f"--format {fmt} contradicts the output name {output}")
     if output is not None and output != STDIN:
-        folder = Path(output).parent if file_target else Path(output)
-        blocking = file_in_the_way(folder)
-        if blocking is not None:  # each image failed alone: "cannot write out/a.png: Not a directory"
-            where = "is a file" if blocking == Path(output) else f"is below {blocking}, a file"
-            raise AetoolError(f"{option} {output} {where}; outputs go into a folder (made if missing)")
-        dangling = next((path for path in (folder, *folder.parents) if path.is_symlink() and not path.exists()), None)
-        if dangling is not None:  # each image failed alone too, as did a folder that cannot be written (below)
-            raise AetoolError(
-                f"{option} {output}: {dangling} is a symbolic link to {os.readlink(dangling)}, which is not there"
-            )
-        check_folder(folder, named=f"{option} {output}")
+        _check_output_folder(Path(output).parent if file_target else Path(output), output=output, option=option)
     if output is not None and output != STDIN and not file_target:
         inputs = _outside(inputs, _resolved(Path(output)))
     sources = {_resolved(item.source) for item in inputs if isinstance(item.source, Path)}
@@ -325,6 +331,22 @@ def plan(
             claimed[resolved] = item
             jobs.append(Job(item.label, item.source, target, pillow_fmt))
     return jobs, failures
+
+
+def _check_output_folder(folder: Path, *, output: str, option: str) -> None:
+    """Raise ``AetoolError`` when nothing can be written into ``folder``, where ``option`` ``output`` puts the
+    results: below a file, a dangling symbolic link, or a folder that cannot be made or written
+    (:func:`check_folder`)."""
+    blocking = file_in_the_way(folder)
+    if blocking is not None:  # each image failed alone: "cannot write out/a.png: Not a directory"
+        where = "is a file" if blocking == Path(output) else f"is below {blocking}, a file"
+        raise AetoolError(f"{option} {output} {where}; outputs go into a folder (made if missing)")
+    dangling = next((path for path in (folder, *folder.parents) if path.is_symlink() and not path.exists()), None)
+    if dangling is not None:  # each image failed alone too, as did a folder that cannot be written (below)
+        raise AetoolError(
+            f"{option} {output}: {dangling} is a symbolic link to {os.readlink(dangling)}, which is not there"
+        )
+    check_folder(folder, named=f"{option} {output}")
 
 
 def _unreadable(item: Input) -> bool:
@@ -398,16 +420,19 @@ def _stdin_stem(label: str) -> str:
     return f"stdin-{int(part):06d}" if part.isdigit() else f"stdin-{part.replace(' ', '-')}"
 
 
-def standard_input(data: bytes) -> list[Input]:
-    """The images of standard input's bytes (``data``) as inputs: one labelled ``-``, or, for several images
-    written one after another (``ffmpeg -f image2pipe``; :func:`aetool.runtime.stream.split_images` tells where
-    each ends), ``-:1``, ``-:2``, … in their order; bytes between them that begin no image (they fail) are
+def standard_input(images: ImageStream) -> Iterator[Input]:
+    """The images of standard input as inputs, given as ``images`` settles them (as they arrive): one labelled
+    ``-``, or, for several
+    images written one after another (``ffmpeg -f image2pipe``; :func:`aetool.runtime.stream.split_images` tells
+    where each ends), ``-:1``, ``-:2``, … in their order; bytes between them that begin no image (they fail) are
     ``-:bytes FIRST-LAST`` (offsets in the stream, ``-:byte N`` for one), so the images' numbers have no gap
     where no image was lost (``ffmpeg -i stdin-%06d.png`` stops at the first missing number)."""
-    from aetool.runtime.stream import begins_an_image, repeated_signature, split_images
+    from aetool.runtime.stream import begins_an_image, repeated_signature
 
-    images = split_images(data)
-    if len(images) == 1:
+    parts = iter(images)
+    first = next(parts)  # the stream's end gives a part, if only its empty bytes
+    if images.one_part:
+        data = first
         if (again := repeated_signature(data)) is not None:  # ffmpeg -c:v tiff: 9 frames of 10 were lost unsaid
             warnings.warn(
                 f"standard input seems to hold several images of a format whose end aetool does not find (its "
@@ -416,18 +441,18 @@ def standard_input(data: bytes) -> list[Input]:
                 UserWarning,
                 stacklevel=2,
             )
-        return [Input(STDIN, data)]
-    inputs, number, start = [], 0, 0
-    for part in images:  # the images numbered -:1, -:2, …; bytes that begin none by where they lie (no gap in those)
+        yield Input(STDIN, data)
+        return
+    number, start = 0, 0
+    for part in chain((first,), parts):  # the images numbered -:1, -:2, …; other bytes by where they lie
         end = start + len(part)
         if begins_an_image(part):
             number += 1
             label = f"{STDIN}:{number}"
         else:
             label = f"{STDIN}:bytes {start}-{end - 1}" if len(part) > 1 else f"{STDIN}:byte {start}"
-        inputs.append(Input(label, part))
+        yield Input(label, part)
         start = end
-    return inputs
 
 
 Content = bytes | Callable[[Path], None]  # the bytes of a file, or a function that writes the file at a path

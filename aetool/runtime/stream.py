@@ -9,13 +9,28 @@ whose header claims the next frame's bytes too), and bytes between an image's en
 own, which fails to read. With no signature further on, whatever follows an image stays with it, so one file with
 data after its image (a motion photo's video after the JPEG) is one image, as Pillow reads it. An MPO (a stereo
 pair: JPEGs one after another) is its pictures, one by one.
+
+:class:`ImageStream` gives the same images as they arrive on a pipe (a camera's frames), each once it is settled.
 """
 
 from __future__ import annotations
 
+import io
+import os
 import re
+import select
+import stat
+import time
 import zlib
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterator
+from itertools import pairwise
+from typing import BinaryIO
+
+READ_SIZE = 1 << 20  # bytes asked of the stream at a time
+GROWTH = 2  # the held bytes are split again once they doubled since the last split ...
+SPLIT_SHARE = 4  # ... or, once the writer paused, when the time since the last split is 4× what that split took
+WHOLE_AFTER = 2  # a part that is no whole image is settled once this many whole images follow it
 
 _PNG = b"\x89PNG\r\n\x1a\n"
 # A Netpbm header's next number, after whitespace and comments; at most 10 digits (int() refuses over 4,300)
@@ -32,12 +47,15 @@ _OTHER_FORMAT = re.compile(
     rb"II\*\0|MM\0\*|GIF8|qoif|....ftyp|\0\0\0\x0cjP|8BPS|\0\0\x01\0|%!PS|\xc5\xd0\xd3\xc6|icns|DDS ", re.DOTALL
 )
 _CANDIDATE = re.compile(_STRONG.pattern + rb"|BM|P[456]\s", re.DOTALL)
+# What each of those begins with, found by bytes.find (several times faster than the pattern's own search)
+_PREFIXES = (_PNG, b"\xff\xd8\xff", b"RIFF", b"BM", b"P4", b"P5", b"P6")
 
 
-def split_images(data: bytes) -> list[bytes]:
+def split_images(data: bytes, *, follows: bool = False) -> list[bytes]:
     """The images of ``data`` (bytes of one or more image files written one after another), each as its own
     bytes, in order, with the bytes between two images (or a damaged image's) as an entry of their own (module
-    docstring); ``[data]`` when it holds one image. Never raises."""
+    docstring); ``[data]`` when it holds one image. ``follows``: other parts of the stream came before ``data``
+    (so bytes after its last image are an entry of their own). Never raises."""
     images: list[bytes] = []
     start = 0
     while start < len(data):
@@ -54,7 +72,9 @@ def split_images(data: bytes) -> list[bytes]:
         if end_of is not None or not _OTHER_FORMAT.match(data, start):  # not TIFF, GIF…: damaged, or no image
             found = _next_image(data, _jpeg_parse(data, start)[1] if end_of is _jpeg_end else start + 1)
         if found is None:
-            if images and end is not None and end < len(data):  # in a stream: bytes after its last image fail alone
+            if (
+                (images or follows) and end is not None and end < len(data)
+            ):  # in a stream: bytes after its last image fail alone
                 images += [data[start:end], data[end:]]
             else:  # the rest is this image and what follows it (a motion photo's video)
                 images.append(data[start:])
@@ -65,6 +85,107 @@ def split_images(data: bytes) -> list[bytes]:
             images += [data[start:end], data[end:found]]
         start = found
     return images or [data]
+
+
+class ImageStream:
+    """The parts of a byte stream (:func:`split_images`'s, the same ones in the same order) as it is read: each
+    part is given once the bytes read settle it, so a pipe that stays open (a camera's frames from ``ffmpeg -f
+    image2pipe``) has each frame done while the next ones are still to come.
+
+    A part is settled once it is a whole image that another image follows, or once two such images follow it (a
+    damaged frame, or bytes between two frames; :data:`WHOLE_AFTER`): an image still arriving may hold what looks
+    like another's signature. When the writer paused after a whole image, that image is settled then (but for
+    the stream's first, which may be the stream's only image, whose bytes after it would be its own). A file
+    (``< photo.png``) is read whole at once. The bytes held are split again once they doubled, and when the writer paused
+    (nothing more to read at once) if splitting takes at most a quarter of the time, so a large image on a slow
+    pipe is not walked again on every read. Everything is settled at the stream's end.
+    """
+
+    def __init__(self, stream: BinaryIO, *, read_size: int = READ_SIZE) -> None:
+        self._stream = stream
+        self._read_size = read_size
+        self._held: list[bytes] = []  # bytes read and not yet settled, in the order read
+        self._held_size = 0
+        self._split_at = 0  # how many bytes were held at the last split
+        self._split_cost = 0.0  # what it took, in seconds, and when it ended
+        self._split_ended = 0.0
+        self._settled: deque[bytes] = deque()
+        self._started = False  # a part was settled: the held bytes follow others
+        self._ended = False
+        self.one_part: bool | None = None  # whether the stream is one part: known once the first is given
+
+    def ready(self) -> bool:
+        """Whether the next part is settled: taking it does not wait for the stream."""
+        return bool(self._settled)
+
+    def __iter__(self) -> Iterator[bytes]:
+        while True:
+            if self._settled:
+                yield self._settled.popleft()
+            elif self._ended:
+                return
+            else:
+                self._read()
+
+    def _read(self) -> None:
+        if _regular_file(self._stream):  # a file (< photo.png): all its bytes are there, none to wait for
+            chunk = self._stream.read()
+        else:
+            chunk = getattr(self._stream, "read1", self._stream.read)(self._read_size)
+        if not chunk:
+            self._ended = True
+            data = b"".join(self._held)
+            self._held, self._held_size = [], 0
+            if data or not self._started:
+                parts = split_images(data, follows=self._started)
+                self._settled.extend(parts)
+                self.one_part = not self._started and len(parts) == 1
+            return
+        self._held.append(chunk)
+        self._held_size += len(chunk)
+        paused = not _readable(self._stream)
+        due = time.perf_counter() - self._split_ended >= SPLIT_SHARE * self._split_cost
+        if self._held_size >= GROWTH * self._split_at or (paused and due):
+            self._split(paused=paused)
+
+    def _split(self, *, paused: bool) -> None:
+        started = time.perf_counter()
+        data = b"".join(self._held)
+        parts = split_images(data, follows=self._started)
+        # a whole image that another image follows (the split of every longer stream cuts it there too)
+        whole = [
+            _image_end(part, 0) == len(part) and _format_at(after, 0) is not None for part, after in pairwise(parts)
+        ]
+        settled = 0  # the parts before the last, up to the first that is not settled yet
+        while settled < len(parts) - 1 and (whole[settled] or sum(whole[settled + 1 :]) >= WHOLE_AFTER):
+            settled += 1
+        last = parts[-1]
+        if paused and settled == len(parts) - 1 and (self._started or settled) and _image_end(last, 0) == len(last):
+            settled += 1  # a whole image the writer paused after, not the stream's first: no later byte changes it
+        self._settled.extend(parts[:settled])
+        if settled:  # a part follows each one settled here
+            self._started, self.one_part = True, False
+        rest = data[sum(map(len, parts[:settled])) :]
+        self._held, self._held_size = [rest], len(rest)
+        self._split_at = len(rest)
+        self._split_ended = time.perf_counter()
+        self._split_cost = self._split_ended - started
+
+
+def _regular_file(stream: BinaryIO) -> bool:
+    """Whether ``stream`` reads a file on disk (not a pipe, a terminal or a stream in memory)."""
+    try:
+        return stat.S_ISREG(os.fstat(stream.fileno()).st_mode)
+    except (OSError, ValueError, io.UnsupportedOperation):
+        return False
+
+
+def _readable(stream: BinaryIO) -> bool:
+    """Whether more bytes of ``stream`` can be read at once; True for a stream that cannot tell (no descriptor)."""
+    try:
+        return bool(select.select([stream.fileno()], [], [], 0)[0])
+    except (OSError, ValueError, io.UnsupportedOperation):
+        return True
 
 
 def begins_an_image(data: bytes) -> bool:
@@ -91,14 +212,25 @@ def _ends_cleanly(data: bytes, end: int) -> bool:
 def _next_image(data: bytes, at: int) -> int | None:
     """The offset of the next image that begins at or after ``at``: a PNG, JPEG or WebP signature, or a BMP or
     Netpbm one where a whole image follows that ends cleanly; None for none."""
-    for candidate in _CANDIDATE.finditer(data, at):
-        begins = candidate.start()
+    for begins in _candidates(data, at):
         if _STRONG.match(data, begins):
             return begins
         end = _image_end(data, begins)
         if end is not None and _ends_cleanly(data, end):
             return begins
     return None
+
+
+def _candidates(data: bytes, at: int) -> Iterator[int]:
+    """The offsets at or after ``at`` where ``_CANDIDATE`` matches, in order (each prefix's next place found by
+    ``bytes.find``; none of them can begin inside a match of another but a strong signature, after which
+    :func:`_next_image` looks no further)."""
+    found = {prefix: data.find(prefix, at) for prefix in _PREFIXES}
+    while any(place >= 0 for place in found.values()):
+        begins = min(place for place in found.values() if place >= 0)
+        if _CANDIDATE.match(data, begins):
+            yield begins
+        found.update({prefix: data.find(prefix, begins + 1) for prefix, place in found.items() if place == begins})
 
 
 def _format_at(data: bytes, at: int) -> Callable[[bytes, int], int | None] | None:
