@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import atexit
 import codecs
+import glob
 import json
 import os
 import re
@@ -237,10 +238,31 @@ Output = Annotated[
         show_default=False,
     ),
 ]
+
+
+def _complete_model(incomplete: str) -> list[str]:
+    """Shell completion (``aetool --install-completion``) of ``-m``: the bundled models' names, then the folders
+    and ``.onnx`` files that begin with what was typed."""
+    from aetool.runtime.registry import bundled_index
+
+    try:
+        names = [name for name in bundled_index() if name.startswith(incomplete)]
+    except AetoolError:  # a broken index completes no name; the command says why when it runs
+        names = []
+    found = glob.glob(glob.escape(incomplete) + "*")
+    return names + sorted(
+        f"{path}/" if os.path.isdir(path) else path for path in found if path.endswith(".onnx") or os.path.isdir(path)
+    )
+
+
 ModelOption = Annotated[
     str,
     typer.Option(
-        "--model", "-m", metavar="NAME|FILE", help="Model file (.onnx) or bundled model name (see aetool models)."
+        "--model",
+        "-m",
+        metavar="NAME|FILE",
+        help="Model file (.onnx) or bundled model name (see aetool models).",
+        autocompletion=_complete_model,
     ),
 ]
 Recursive = Annotated[bool, typer.Option("--recursive", "-r", help="Look for images in subfolders too.")]
@@ -855,6 +877,7 @@ def detect(
             metavar="NAME|FILE",
             help="A detector (aetool calibrate), or any model file: then scored by MSE, with no threshold.",
             show_default=False,
+            autocompletion=_complete_model,
         ),
     ],
     heatmaps: Annotated[
@@ -1290,7 +1313,12 @@ def models(as_json: Json = False) -> None:
 ModelNamed = Annotated[  # the model of info and check, also as -m as the image commands take it
     str | None,
     typer.Option(
-        "--model", "-m", metavar="NAME|FILE", help="The model, as the image commands name it.", show_default=False
+        "--model",
+        "-m",
+        metavar="NAME|FILE",
+        help="The model, as the image commands name it.",
+        show_default=False,
+        autocompletion=_complete_model,
     ),
 ]
 
@@ -1309,7 +1337,12 @@ def _one_model(given: str | None, option: str | None) -> str:
 def info(
     model: Annotated[
         str | None,
-        typer.Argument(help="Model file (.onnx) or bundled model name.", metavar="NAME|FILE", show_default=False),
+        typer.Argument(
+            help="Model file (.onnx) or bundled model name.",
+            metavar="NAME|FILE",
+            show_default=False,
+            autocompletion=_complete_model,
+        ),
     ] = None,
     model_option: ModelNamed = None,
     as_json: Json = False,
@@ -1383,7 +1416,10 @@ def check(
     model: Annotated[
         str | None,
         typer.Argument(
-            help="Model file (.onnx), its decoder, or a bundled model name.", metavar="NAME|FILE", show_default=False
+            help="Model file (.onnx), its decoder, or a bundled model name.",
+            metavar="NAME|FILE",
+            show_default=False,
+            autocompletion=_complete_model,
         ),
     ] = None,
     model_option: ModelNamed = None,
@@ -1698,7 +1734,15 @@ def _resumed_settings(settings: dict[str, Any], run_dir: Path, *, model: str, gi
 @app.command()
 def train(
     ctx: typer.Context,
-    model: Annotated[str, typer.Argument(help=f"Model to train: {MODEL_NAMES}.", metavar="MODEL", show_default=False)],
+    model: Annotated[
+        str,
+        typer.Argument(
+            help=f"Model to train: {MODEL_NAMES}.",
+            metavar="MODEL",
+            show_default=False,
+            autocompletion=lambda incomplete: [name for name in _known_models() if name.startswith(incomplete)],
+        ),
+    ],
     epochs: Annotated[
         int | None, typer.Option(min=1, help="Epochs (default: the model's).", show_default=False)
     ] = None,

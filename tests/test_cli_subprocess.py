@@ -648,3 +648,35 @@ def test_an_omp_num_threads_that_is_no_number_is_ignored_with_one_warning(tmp_pa
     lines = done.stderr.decode().strip().splitlines()
     assert lines[0] == "aetool: warning: OMP_NUM_THREADS='0' is not a number of threads; ignored"
     assert done.returncode == 2 and len(lines) == 2 and "libgomp" not in done.stderr.decode()
+
+
+@pytest.mark.parametrize(
+    ("words", "offered"),
+    [
+        ("aetool denoise -m d", ["denoise"]),  # the toy folder's bundled names
+        ("aetool detect x.png -m ", ["denoise", "conv-unpool", "my.onnx", "sub/"]),
+        ("aetool info -m s", ["sub/"]),
+        ("aetool check c", ["conv-unpool"]),
+        ("aetool train conv-unpool-", ["conv-unpool-deconv"]),
+    ],
+)
+def test_shell_completion_offers_models(tmp_path, env, words, offered):
+    """``aetool --install-completion`` completed no model name: -m takes the bundled names, folders and .onnx
+    files (not other files), train's MODEL the registry's names."""
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "my.onnx").touch()
+    (tmp_path / "notes.txt").touch()
+    done = subprocess.run(
+        [sys.executable, "-m", "aetool"],
+        cwd=tmp_path,
+        capture_output=True,
+        timeout=120,
+        env={
+            **os.environ,
+            **env,
+            "_AETOOL_COMPLETE": "complete_bash",
+            "COMP_WORDS": words,
+            "COMP_CWORD": str(len(words.split()) - (not words.endswith(" "))),
+        },
+    )
+    assert done.returncode == 0 and done.stdout.decode().split() == offered, done.stderr
