@@ -76,6 +76,37 @@ def test_one_session_per_model_is_reused(toy_dir):
     assert load(toy_dir / "dense.onnx", threads=1) is not first
 
 
+def test_a_file_that_opens_slowly_does_not_hold_up_loads_of_other_files(toy_dir, tmp_path, monkeypatch):
+    """A service opening a large model in one thread: every other thread's load, even of a model open already,
+    waited for it (one lock held while any file opened). Loads of that same file still share its one session."""
+    import threading
+
+    open_already = load(toy_dir / "dense.onnx")
+    slow = tmp_path / "slow.onnx"
+    shutil.copy(toy_dir / "dense.onnx", slow)
+    opening, release = threading.Event(), threading.Event()
+    model_class = model_module.Model
+
+    def slowly(path, *args):
+        if Path(path).name == "slow.onnx":
+            opening.set()
+            release.wait(60)
+        return model_class(path, *args)
+
+    monkeypatch.setattr(model_module, "Model", slowly)
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        slow_loads = [pool.submit(load, slow) for _ in range(2)]
+        try:
+            assert opening.wait(60)
+            others = [pool.submit(load, toy_dir / "dense.onnx"), pool.submit(load, toy_dir / "conv.onnx")]
+            done, _ = concurrent.futures.wait(others, timeout=20)
+            assert len(done) == 2 and others[0].result() is open_already
+        finally:
+            release.set()
+        first, second = (future.result(timeout=60) for future in slow_loads)
+    assert first is second
+
+
 def test_a_file_replaced_since_it_was_opened_is_opened_anew_and_the_old_session_let_go(toy_dir, tmp_path):
     path = tmp_path / "model.onnx"
     shutil.copy(toy_dir / "dense.onnx", path)

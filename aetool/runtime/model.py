@@ -92,7 +92,10 @@ PROVIDER_PACKAGES = {
 KEPT_MODELS = 8
 _OPEN: weakref.WeakValueDictionary[tuple, Model] = weakref.WeakValueDictionary()
 _KEPT: collections.deque[Model] = collections.deque(maxlen=KEPT_MODELS)
-_OPENING = threading.Lock()  # threads that load one file at once share one session
+_OPENING = threading.Lock()  # guards _OPEN, _KEPT and _OPENING_KEY
+# One lock per file and settings, held while that file opens: threads that load one file at once share one
+# session, and a load of another file (opened already, or not) does not wait for it
+_OPENING_KEY: dict[tuple, threading.Lock] = {}
 _MULTIPLE = re.compile(r"(\d+)\*\w+")  # a symbolic side an exporter wrote as a multiple: "4*h"
 
 
@@ -1011,6 +1014,7 @@ def _after_fork_in_child() -> None:
     global _OPENING
     _WORKER.clear()
     _OPENING = threading.Lock()  # a lock another thread held at the fork stays held in the child
+    _OPENING_KEY.clear()
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
@@ -1066,13 +1070,19 @@ def _load(model: str | Path, *, providers: str | Sequence[str] | None, threads: 
     key = (str(path.resolve()), tuple(providers or ()), threads)
     version = (stat.st_mtime_ns, stat.st_ctime_ns, stat.st_size, stat.st_ino)
     with _OPENING:
-        found = opened = _OPEN.get(key)
-        if opened is not None and opened in _KEPT:
-            _KEPT.remove(opened)  # kept again below as the latest, or let go as replaced
+        opening = _OPENING_KEY.setdefault(key, threading.Lock())
+    with opening:
+        with _OPENING:
+            found = _OPEN.get(key)
+        opened = found
         if opened is None or opened._opened_as != version:
-            opened = _OPEN[key] = Model(path, providers, threads)
+            opened = Model(path, providers, threads)  # the other files' loads go on meanwhile
             opened._opened_as = version
-        _KEPT.append(opened)
+        with _OPENING:
+            _OPEN[key] = opened
+            if found is not None and found in _KEPT:
+                _KEPT.remove(found)  # kept again below as the latest, or let go as replaced
+            _KEPT.append(opened)
     return opened, opened is not found
 
 

@@ -93,7 +93,8 @@ class ImageStream:
     image2pipe``) has each frame done while the next ones are still to come.
 
     A part is settled once it is a whole image that another image follows, or once two such images follow it (a
-    damaged frame, or bytes between two frames; :data:`WHOLE_AFTER`): an image still arriving may hold what looks
+    damaged frame, or bytes between two frames, waits for two whole frames and the start of a third;
+    :data:`WHOLE_AFTER`): an image still arriving may hold what looks
     like another's signature. When the writer paused after a whole image, that image is settled then (but for
     the stream's first, which may be the stream's only image, whose bytes after it would be its own). A file
     (``< photo.png``) is read whole at once. The bytes held are split again once they doubled, and when the writer paused
