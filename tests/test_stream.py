@@ -222,3 +222,27 @@ def test_each_image_of_a_stream_is_given_before_the_stream_is_read_to_its_end(mo
     ends = np.cumsum([len(frame) for frame in frames]).tolist()
     assert [read for _, read in read_when_given] == [ends[1], *ends[1:]]
     assert images.one_part is False
+
+
+def test_a_non_blocking_pipe_is_waited_on_not_taken_for_its_end():
+    """A pipe another process set non-blocking (O_NONBLOCK is shared by every process that holds it): a read with
+    nothing there yet returns None, which is not the stream's end."""
+    import os
+    import threading
+    import time
+
+    frames = [encoded(np.roll(COLOUR, n, axis=1), "PNG") for n in range(3)]
+    read_end, write_end = os.pipe()
+    os.set_blocking(read_end, False)
+
+    def write() -> None:
+        with open(write_end, "wb", buffering=0) as pipe:
+            for frame in frames:
+                time.sleep(0.2)
+                pipe.write(frame)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    with open(read_end, "rb") as pipe:
+        assert list(ImageStream(pipe)) == frames
+    writer.join()

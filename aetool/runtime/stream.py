@@ -129,10 +129,7 @@ class ImageStream:
                 self._read()
 
     def _read(self) -> None:
-        if _regular_file(self._stream):  # a file (< photo.png): all its bytes are there, none to wait for
-            chunk = self._stream.read()
-        else:
-            chunk = getattr(self._stream, "read1", self._stream.read)(self._read_size)
+        chunk = self._next_bytes()
         if not chunk:
             self._ended = True
             data = b"".join(self._held)
@@ -148,6 +145,21 @@ class ImageStream:
         due = time.perf_counter() - self._split_ended >= SPLIT_SHARE * self._split_cost
         if self._held_size >= GROWTH * self._split_at or (paused and due):
             self._split(paused=paused)
+
+    def _next_bytes(self) -> bytes:
+        """The stream's next bytes, ``b""`` at its end: a file's all at once (``< photo.png``, none to wait for);
+        on a non-blocking pipe (O_NONBLOCK, which a process that shares it may set), whose read with nothing there
+        yet gives None or ``b""``, once bytes or the end are there."""
+        if _regular_file(self._stream):
+            return self._stream.read()
+        read = getattr(self._stream, "read1", self._stream.read)
+        chunk = read(self._read_size)
+        if not chunk and _non_blocking(self._stream):
+            chunk = None
+            while chunk is None:
+                select.select([self._stream.fileno()], [], [])
+                chunk = read(self._read_size)
+        return chunk or b""
 
     def _split(self, *, paused: bool) -> None:
         started = time.perf_counter()
@@ -177,6 +189,14 @@ def _regular_file(stream: BinaryIO) -> bool:
     """Whether ``stream`` reads a file on disk (not a pipe, a terminal or a stream in memory)."""
     try:
         return stat.S_ISREG(os.fstat(stream.fileno()).st_mode)
+    except (OSError, ValueError, io.UnsupportedOperation):
+        return False
+
+
+def _non_blocking(stream: BinaryIO) -> bool:
+    """Whether ``stream`` reads a descriptor in non-blocking mode."""
+    try:
+        return not os.get_blocking(stream.fileno())
     except (OSError, ValueError, io.UnsupportedOperation):
         return False
 
