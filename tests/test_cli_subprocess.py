@@ -88,6 +88,29 @@ def test_a_pipe_that_stays_open_has_each_image_done_as_it_arrives(tmp_path, env,
         assert sorted(path.name for path in (tmp_path / "out").iterdir()) == [f"stdin-00000{n}.png" for n in (1, 2, 3)]
 
 
+def test_one_output_file_for_a_pipe_that_stays_open_is_refused_at_its_second_image(tmp_path, env):
+    """``-o out.png`` takes standard input's only image, so the stream was read to its end first: a camera's
+    never ends, and the command waited without a word. Now a second image ends it, exit 2."""
+    frame = save(tmp_path / "a.png", digit()).read_bytes()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "aetool", "denoise", "-", "-o", "out.png"],
+        cwd=tmp_path,
+        stdin=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, **env},
+    )
+    try:
+        process.stdin.write(frame * 3)
+        process.stdin.flush()
+        assert process.wait(timeout=60) == 2
+        said = "-o out.png names one image file, but standard input holds more than one image; give a folder"
+        assert process.stderr.read().decode() == f"aetool: error: {said}\n"
+    finally:
+        process.kill()
+        process.wait()
+    assert not (tmp_path / "out.png").exists()
+
+
 @pytest.mark.parametrize(
     ("content", "code", "message"),
     [

@@ -268,7 +268,7 @@ def plan(
 
     ``inputs`` that are not a sequence (:func:`standard_input`'s images as they arrive) are planned as they come,
     the jobs given lazily, unless ``output`` names one image file: that takes the stream's only image, so the
-    stream is read to its end first.
+    stream is read to its end first, or refused as soon as a second image begins (a camera's never ends).
     """
     if output == "":
         raise AetoolError(f"{option} is an empty name; give a file or a folder (. for the current one)")
@@ -281,7 +281,15 @@ def plan(
             return (
                 Job(item.label, item.source, _target(item, output, suffix, ext, False), pillow_fmt) for item in inputs
             ), []
-        inputs = list(inputs)
+        taken: list[Input] = []
+        for item in inputs:  # up to a second image: a camera's stream does not end
+            taken.append(item)
+            if sum(_an_image_of_the_stream(item) for item in taken) > 1:
+                raise AetoolError(
+                    f"{option} {output} names one image file, but standard input holds more than one image; give a "
+                    "folder"
+                )
+        inputs = taken
     single = len(inputs) == 1 and inputs[0].root is None
     streamed = len(inputs) > 1 and all(isinstance(item.source, bytes) for item in inputs)  # stdin's images
     if output == STDIN and not (single or streamed):
@@ -290,7 +298,7 @@ def plan(
     if output is not None and named and not single and Path(output).suffix.lower()[1:] in FORMATS:
         inputs_are = "the inputs are a folder, a glob or several files"
         if streamed:  # its images are -:1, -:2, …; the bytes between them that begin none, -:bytes A-B, are not
-            images = sum(item.label.removeprefix(f"{STDIN}:").isdigit() for item in inputs)
+            images = sum(map(_an_image_of_the_stream, inputs))
             junk = " and bytes that begin no image" if images < len(inputs) else ""
             inputs_are = f"standard input holds {images} image{'s' * (images != 1)}{junk}"
         raise AetoolError(f"{option} {output} names one image file, but {inputs_are}; give a folder")
@@ -331,6 +339,12 @@ def plan(
             claimed[resolved] = item
             jobs.append(Job(item.label, item.source, target, pillow_fmt))
     return jobs, failures
+
+
+def _an_image_of_the_stream(item: Input) -> bool:
+    """Whether ``item`` is one of standard input's images (``-:1``, ``-:2``…), not bytes between them that begin
+    none (``-:bytes 64-65``)."""
+    return item.label.removeprefix(f"{STDIN}:").isdigit()
 
 
 def _check_output_folder(folder: Path, *, output: str, option: str) -> None:
