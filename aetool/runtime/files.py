@@ -284,7 +284,7 @@ def plan(
         taken: list[Input] = []
         for item in inputs:  # up to a second image: a camera's stream does not end
             taken.append(item)
-            if sum(_an_image_of_the_stream(item) for item in taken) > 1:
+            if _an_image_of_the_stream(item) and sum(map(_an_image_of_the_stream, taken)) > 1:
                 raise AetoolError(
                     f"{option} {output} names one image file, but standard input holds more than one image; give a "
                     "folder"
@@ -436,9 +436,8 @@ def _stdin_stem(label: str) -> str:
 
 def standard_input(images: ImageStream) -> Iterator[Input]:
     """The images of standard input as inputs, given as ``images`` settles them (as they arrive): one labelled
-    ``-``, or, for several
-    images written one after another (``ffmpeg -f image2pipe``; :func:`aetool.runtime.stream.split_images` tells
-    where each ends), ``-:1``, ``-:2``, … in their order; bytes between them that begin no image (they fail) are
+    ``-``, or, for several images written one after another (``ffmpeg -f image2pipe``;
+    :func:`aetool.runtime.stream.split_images` tells where each ends), ``-:1``, ``-:2``, … in their order; bytes between them that begin no image (they fail) are
     ``-:bytes FIRST-LAST`` (offsets in the stream, ``-:byte N`` for one), so the images' numbers have no gap
     where no image was lost (``ffmpeg -i stdin-%06d.png`` stops at the first missing number)."""
     from aetool.runtime.stream import begins_an_image, repeated_signature
@@ -446,8 +445,7 @@ def standard_input(images: ImageStream) -> Iterator[Input]:
     parts = iter(images)
     first = next(parts)  # the stream's end gives a part, if only its empty bytes
     if images.one_part:
-        data = first
-        if (again := repeated_signature(data)) is not None:  # ffmpeg -c:v tiff: 9 frames of 10 were lost unsaid
+        if (again := repeated_signature(first)) is not None:  # ffmpeg -c:v tiff: 9 frames of 10 were lost unsaid
             warnings.warn(
                 f"standard input seems to hold several images of a format whose end aetool does not find (its "
                 f"signature comes again at byte {again:,}): only the first is read; pipe PNG, JPEG, PPM, BMP or WebP "
@@ -455,7 +453,7 @@ def standard_input(images: ImageStream) -> Iterator[Input]:
                 UserWarning,
                 stacklevel=2,
             )
-        yield Input(STDIN, data)
+        yield Input(STDIN, first)
         return
     number, start = 0, 0
     for part in chain((first,), parts):  # the images numbered -:1, -:2, …; other bytes by where they lie

@@ -72,9 +72,8 @@ def split_images(data: bytes, *, follows: bool = False) -> list[bytes]:
         if end_of is not None or not _OTHER_FORMAT.match(data, start):  # not TIFF, GIF…: damaged, or no image
             found = _next_image(data, _jpeg_parse(data, start)[1] if end_of is _jpeg_end else start + 1)
         if found is None:
-            if (
-                (images or follows) and end is not None and end < len(data)
-            ):  # in a stream: bytes after its last image fail alone
+            in_a_stream = images or follows  # then bytes after its last image fail alone
+            if in_a_stream and end is not None and end < len(data):
                 images += [data[start:end], data[end:]]
             else:  # the rest is this image and what follows it (a motion photo's video)
                 images.append(data[start:])
@@ -94,12 +93,12 @@ class ImageStream:
 
     A part is settled once it is a whole image that another image follows, or once two such images follow it (a
     damaged frame, or bytes between two frames, waits for two whole frames and the start of a third;
-    :data:`WHOLE_AFTER`): an image still arriving may hold what looks
-    like another's signature. When the writer paused after a whole image, that image is settled then (but for
-    the stream's first, which may be the stream's only image, whose bytes after it would be its own). A file
-    (``< photo.png``) is read whole at once. The bytes held are split again once they doubled, and when the writer paused
-    (nothing more to read at once) if splitting takes at most a quarter of the time, so a large image on a slow
-    pipe is not walked again on every read. Everything is settled at the stream's end.
+    :data:`WHOLE_AFTER`): an image still arriving may hold what looks like another's signature. When the writer
+    paused after a whole image, that image is settled then (but for the stream's first, which may be the stream's
+    only image, whose bytes after it would be its own). A file (``< photo.png``) is read whole at once. The bytes
+    held are split again once they doubled, and when the writer paused (nothing more to read at once) if
+    splitting takes at most a quarter of the time, so a large image on a slow pipe is not walked again on every
+    read. Everything is settled at the stream's end.
     """
 
     def __init__(self, stream: BinaryIO, *, read_size: int = READ_SIZE) -> None:
@@ -108,8 +107,8 @@ class ImageStream:
         self._held: list[bytes] = []  # bytes read and not yet settled, in the order read
         self._held_size = 0
         self._split_at = 0  # how many bytes were held at the last split
-        self._split_cost = 0.0  # what it took, in seconds, and when it ended
-        self._split_ended = 0.0
+        self._split_cost = 0.0  # what it took, in seconds
+        self._split_ended = 0.0  # when it ended (time.perf_counter)
         self._settled: deque[bytes] = deque()
         self._started = False  # a part was settled: the held bytes follow others
         self._ended = False
