@@ -504,6 +504,14 @@ def test_a_provider_not_available_is_reported_not_silently_dropped(toy_dir):
     assert said[0].filename == __file__  # the caller's line, not one inside aetool
 
 
+def test_a_fallback_provider_asked_for_runs_without_a_warning(toy_dir, recwarn):
+    """``--provider cuda --provider cpu``: the CPU named as the fallback, for machines without CUDA; each run warned
+    that CUDA was not there (trial 71)."""
+    model = load(toy_dir / "dense.onnx", providers=["cuda", "cpu"], threads=1)
+    assert model.providers == ["CPUExecutionProvider"]
+    assert not [warning for warning in recwarn if issubclass(warning.category, ProviderWarning)]
+
+
 @pytest.mark.parametrize(
     ("provider", "package"),
     [

@@ -404,7 +404,7 @@ def open_session(
     if cpu_only:
         session.disable_fallback()
     unused = [p for p in wanted if p not in session.get_providers()]
-    if unused:
+    if unused and not set(wanted) & set(session.get_providers()):  # a fallback asked for (cuda, then cpu) is no news
         missing = [p for p in unused if p not in available]
         packages = sorted({PROVIDER_PACKAGES.get(p, "an onnxruntime built with it") for p in missing})
         why = (
