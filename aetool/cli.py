@@ -17,6 +17,7 @@ import os
 import re
 import secrets
 import shlex
+import shutil
 import signal
 import sys
 import threading
@@ -63,12 +64,14 @@ EXIT_CODES = (
     "training run that did not beat a trivial output, 124 a model call ran past --timeout, 130 interrupted (Ctrl-C), "
     "141 standard output's reader went away (| head), 143 SIGTERM, 129 SIGHUP."
 )
+NARROW = 80  # columns under which --help is laid out as plain text: rich's tables cut option names there
 app = typer.Typer(
     name="aetool",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
     epilog=EXIT_CODES,
+    rich_markup_mode="rich" if shutil.get_terminal_size().columns >= NARROW else None,
 )
 
 T = TypeVar("T")
