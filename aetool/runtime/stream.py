@@ -193,10 +193,11 @@ def _regular_file(stream: BinaryIO) -> bool:
 
 
 def _non_blocking(stream: BinaryIO) -> bool:
-    """Whether ``stream`` reads a descriptor in non-blocking mode."""
+    """Whether ``stream`` reads a descriptor in non-blocking mode (never on Windows before Python 3.12, which has
+    no ``os.get_blocking`` there)."""
     try:
         return not os.get_blocking(stream.fileno())
-    except (OSError, ValueError, io.UnsupportedOperation):
+    except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
         return False
 
 
