@@ -456,6 +456,29 @@ def test_images_of_several_frames_are_refused_never_cut_to_their_first(tmp_path)
         images.read_image(tmp_path / "pair.mpo")
 
 
+def test_each_picture_of_a_stereo_pair_on_standard_input_is_read(tmp_path):
+    """A stream cuts an MPO into its pictures (stream.split_images); the first holds the index that names the second,
+    and was refused as "2 frames" while the second was done. It is read as the one picture it holds, as Pillow
+    reads the pair's first; the pair as a file is still refused whole."""
+    from aetool.runtime.stream import split_images
+
+    colours = np.random.default_rng(0).integers(0, 256, (2, 28, 28, 3), dtype=np.uint8)
+    pair = [Image.fromarray(colour) for colour in colours]
+    pair[0].save(tmp_path / "pair.mpo", save_all=True, append_images=pair[1:])
+    data = (tmp_path / "pair.mpo").read_bytes()
+    first, second = split_images(data)
+    with Image.open(tmp_path / "pair.mpo") as whole:
+        expected = [np.asarray(whole.convert("RGB"))]
+        whole.seek(1)
+        expected.append(np.asarray(whole.convert("RGB")))
+    for picture, pixels in zip((first, second), expected, strict=True):
+        read = images.read_image(picture).pixels
+        assert read.shape == (3, 28, 28) and np.array_equal(np.rint(read * 255).transpose(1, 2, 0), pixels)
+    assert not np.array_equal(expected[0], expected[1])
+    with pytest.raises(ImageError, match="has 2 frames"):
+        images.read_image(data)
+
+
 def test_a_batch_with_multi_frame_images_does_the_rest_and_names_each(cli, tmp_path):
     multi_frame_files(tmp_path / "in")
     save(tmp_path / "in" / "ring.png", digit())

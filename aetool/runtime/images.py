@@ -247,17 +247,30 @@ def opened_image(source: Path | bytes) -> Iterator[Image.Image]:
 
 
 def _check_single_frame(image: Image.Image) -> None:
-    """Raise ``ImageError`` for a file of several frames (a multi-page TIFF, an animated GIF or PNG): aetool reads
-    one image per file, and taking the first frame alone would drop the others silently (for an APNG whose default
-    image is not part of the animation, the first frame is that default, often blank)."""
+    """Raise ``ImageError`` for a file of several frames (a multi-page TIFF, an animated GIF or PNG, a stereo pair's
+    MPO whose bytes hold its pictures): aetool reads one image per file, and taking the first frame alone would drop
+    the others silently (for an APNG whose default image is not part of the animation, the first frame is that
+    default, often blank)."""
     frames = getattr(image, "n_frames", 1)
-    if frames > 1:
+    if frames > 1 and not (image.format == "MPO" and not _holds_later_pictures(image)):
         kinds = {"TIFF": "pages", "MPO": "pictures of a stereo or multi-picture JPEG"}
         kind = kinds.get(str(image.format), "an animation" if getattr(image, "is_animated", False) else "pages")
         raise ImageError(
             f"has {frames} frames ({kind}); aetool reads single-frame images: split it into one file per frame "
             "first (e.g. ImageMagick: convert IN OUT-%d.png)"
         )
+
+
+def _holds_later_pictures(image: Image.Image) -> bool:
+    """Whether an MPO's bytes hold its second picture, not only the index that names it: a stereo pair on standard
+    input is cut into its pictures (``stream.split_images``), and the first, index and all, is one picture."""
+    try:
+        image.seek(1)
+    except (ValueError, EOFError, OSError):  # Pillow: "No data found for frame"
+        return False
+    finally:
+        image.seek(0)
+    return True
 
 
 def _reduced_to_8_bits(image: Image.Image) -> bool:
