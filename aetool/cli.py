@@ -1486,8 +1486,27 @@ def web(
             min=0,
             max=65535,
             metavar="PORT",
-            help="Then serve the site on http://127.0.0.1:PORT (with the headers that let it use threads) until "
-            "Ctrl-C; 0 picks a free port.",
+            help="Then serve the site on PORT of --host, http://127.0.0.1:PORT by default (with the headers that "
+            "let it use threads), until Ctrl-C; 0 picks a free port.",
+            show_default=False,
+        ),
+    ] = None,
+    host: Annotated[
+        str,
+        typer.Option(
+            metavar="ADDRESS",
+            help="The address --serve listens on: 0.0.0.0 (or :: for IPv6) for every address of this machine, so "
+            "that other devices reach it (the page then runs on one thread there: browsers allow threads on "
+            "https or localhost only).",
+        ),
+    ] = "127.0.0.1",
+    models: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--model",
+            "-m",
+            metavar="NAME",
+            help="A bundled model to put on the page (repeat for more, in that order). Default: every one.",
             show_default=False,
         ),
     ] = None,
@@ -1502,10 +1521,13 @@ def web(
         if output == "":  # as a Path it was ".", and the site went into the current folder
             raise AetoolError("-o is an empty name; give a folder (. for the current one)")
         folder = Path(output)
+        if host != "127.0.0.1" and serve is None:
+            raise AetoolError("--host is the address --serve listens on; give --serve PORT too")
         try:  # the port first: a taken one is said before the site is written
-            httpd = None if serve is None else server(folder, port=serve)
+            httpd = None if serve is None else server(folder, port=serve, host=host)
         except OSError as err:
-            raise AetoolError(f"cannot serve on port {serve}: {err.strerror or err}") from None
+            where = f"port {serve}" if host == "127.0.0.1" else f"{host} port {serve}"
+            raise AetoolError(f"cannot serve on {where}: {err.strerror or err}") from None
         try:
             if httpd is not None and holds_site(folder) and nowhere_to_rebuild(given=ort_web):
                 note(
@@ -1513,7 +1535,7 @@ def web(
                     "onnxruntime-web's files, to rebuild it, are not under web/node_modules"
                 )
             else:
-                site = build_site(folder, ort_web=ort_web)
+                site = build_site(folder, ort_web=ort_web, models=models or ())
                 version = f" {site.ort_web_version}" if site.ort_web_version else ""
                 note(
                     f"wrote {site.folder}: {', '.join(site.models)} and onnxruntime-web{version} (wasm), "
@@ -1530,13 +1552,21 @@ def web(
                 )
                 return
             try:  # the line first inside: a Ctrl-C as soon as it is read stops the server too, not an error
-                note(f"serving http://127.0.0.1:{httpd.server_address[1]}/ (Ctrl-C to stop)")
+                note(f"serving {_served_at(host, httpd.server_address[1])} (Ctrl-C to stop)")
                 httpd.serve_forever()
             except KeyboardInterrupt:  # how a server is stopped: not an error
                 note("stopped")
         finally:
             if httpd is not None:
                 httpd.server_close()
+
+
+def _served_at(host: str, port: int) -> str:
+    """The address to open for a server on ``host:port``: ``http://127.0.0.1:8000/``, ``http://[::1]:8000/``; for
+    every address of the machine (0.0.0.0, ::), this one's and a word on the others."""
+    if host in ("0.0.0.0", "::", ""):
+        return f"http://127.0.0.1:{port}/ and on this machine's other addresses, port {port}"
+    return f"http://{f'[{host}]' if ':' in host else host}:{port}/"
 
 
 def _image_spec(spec: dict[str, Any], colour_space: str | None) -> str:

@@ -340,6 +340,45 @@ def test_web_refuses_a_port_out_of_range_or_taken_before_writing_the_site(fake_o
     assert not (tmp_path / "site").exists()
 
 
+def test_web_serves_on_the_address_given_and_refuses_one_not_of_this_machine(fake_ort, tmp_path, monkeypatch):
+    """A trial found no way to serve the page beyond this machine (a phone on the same network): --host."""
+    import aetool.web
+
+    runner = CliRunner()
+    out = ["-o", str(tmp_path / "site"), "--ort-web", str(fake_ort)]
+    done = runner.invoke(app, ["web", *out, "--serve", "0", "--host", "203.0.113.7"])  # TEST-NET-3: not ours
+    assert done.exit_code == 2 and done.stderr.startswith("aetool: error: cannot serve on 203.0.113.7 port 0: ")
+    assert len(done.stderr.splitlines()) == 1 and not (tmp_path / "site").exists()
+    done = runner.invoke(app, ["web", *out, "--host", "0.0.0.0"])
+    assert done.exit_code == 2 and "give --serve PORT too" in done.stderr and not (tmp_path / "site").exists()
+    served = []
+
+    def stopped(folder, *, port, host):
+        httpd = server(folder, port=port, host=host)
+        served.append(httpd.server_address)
+        httpd.serve_forever = StoppedServer.serve_forever.__get__(httpd)  # type: ignore[method-assign]
+        return httpd
+
+    monkeypatch.setattr(aetool.web, "server", stopped)
+    for host, shown in [("::1", "http://[::1]:"), ("0.0.0.0", "http://127.0.0.1:")]:
+        done = runner.invoke(app, ["web", *out, "--serve", "0", "--host", host])
+        assert done.exit_code == 0 and f"serving {shown}{served[-1][1]}/" in done.stderr, done.output
+        assert served[-1][0] == host
+    assert "and on this machine's other addresses" in done.stderr
+
+
+def test_web_puts_the_models_named_on_the_page_in_that_order_and_refuses_a_name_not_bundled(fake_ort, tmp_path):
+    site = build_site(tmp_path / "site", ort_web=fake_ort, models=["deep", "denoise", "deep"])
+    assert site.models == ["deep", "denoise"]
+    assert sorted(p.name for p in (tmp_path / "site" / "models").iterdir()) == ["deep.onnx", "denoise.onnx"]
+    done = CliRunner().invoke(app, ["web", "-o", str(tmp_path / "other"), "--ort-web", str(fake_ort), "-m", "dep"])
+    assert done.exit_code == 2 and len(done.stderr.splitlines()) == 1 and not (tmp_path / "other").exists()
+    assert (
+        "no bundled model named dep in " in done.stderr
+        and "bundled: denoise, denoise-dense, conv-unpool, deep" in done.stderr
+    )
+
+
 @pytest.mark.parametrize("name", ["SIGINT", "SIGTERM", "SIGHUP"])
 def test_ctrl_c_or_sigterm_stops_the_server_as_it_should_stop_with_exit_0(fake_ort, tmp_path, name):
     import signal
@@ -376,7 +415,7 @@ def test_serve_on_a_site_written_before_serves_it_where_it_cannot_be_rebuilt(fak
     (tmp_path / "empty").mkdir()
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(aetool.web, "CLONE_WEB", tmp_path / "no-clone")  # as installed from a wheel
-    monkeypatch.setattr(aetool.web, "server", lambda folder, port: StoppedServer())
+    monkeypatch.setattr(aetool.web, "server", lambda folder, port, host: StoppedServer())
     monkeypatch.delenv("AETOOL_ORT_WEB", raising=False)
     runner = CliRunner()
     served = runner.invoke(app, ["web", "-o", "site", "--serve", "0"])

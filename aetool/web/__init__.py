@@ -21,7 +21,8 @@ import http.server
 import json
 import os
 import re
-from collections.abc import Iterator
+import socket
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ import numpy as np
 
 from aetool.errors import AetoolError, ModelFileError, os_reason
 from aetool.runtime import contract
-from aetool.runtime.describe import bundled_models
+from aetool.runtime.describe import BundledModel, bundled_models
 from aetool.runtime.files import NAME_MAX, write_files
 from aetool.runtime.model import Model, trained_noise
 from aetool.runtime.noise import Noise
@@ -207,11 +208,12 @@ def model_entry(name: str, path: Path, summary: str | None, *, file: str) -> dic
     }
 
 
-def build_site(folder: str | Path, *, ort_web: str | Path | None = None) -> Site:
-    """Write the page, the bundled models and onnxruntime-web's files into ``folder``: a new or empty folder, or
-    one holding an earlier site (its files replaced, others left alone). Raises ``AetoolError`` when onnxruntime-web's
-    files are not found, when ``folder`` is a file, holds files of another kind (a site would overwrite its
-    ``index.html``) or cannot be written, or when no model is bundled or none of them can run on the page. A model
+def build_site(folder: str | Path, *, ort_web: str | Path | None = None, models: Sequence[str] = ()) -> Site:
+    """Write the page, the bundled models (those named in ``models``, in that order; all when it is empty) and
+    onnxruntime-web's files into ``folder``: a new or empty folder, or one holding an earlier site (its files
+    replaced, others left alone). Raises ``AetoolError`` when onnxruntime-web's files are not found, when ``folder``
+    is a file, holds files of another kind (a site would overwrite its ``index.html``) or cannot be written, when a
+    name in ``models`` is not bundled, or when no model is bundled or none of them can run on the page. A model
     whose file will not load, breaks the contract or cannot run on the page (:func:`model_entry`) is left off, with
     the reason in ``Site.refused``, as one whose file is missing is (``Site.missing``)."""
     source = find_ort_web(given=ort_web)
@@ -225,7 +227,7 @@ def build_site(folder: str | Path, *, ort_web: str | Path | None = None) -> Site
             f"cannot write the site to {target}: it holds other files ({shown}); name a new or empty folder, or "
             "the folder of an earlier site"
         )
-    listed = bundled_models()
+    listed = chosen(bundled_models(), models)
     records = [r for r in listed if r.size_bytes is not None]
     missing = [f"{r.name} ({r.path})" for r in listed if r.size_bytes is None]
     if not records:
@@ -261,6 +263,21 @@ def build_site(folder: str | Path, *, ort_web: str | Path | None = None) -> Site
         raise AetoolError(f"cannot remove an earlier site's model from {target / 'models'}: {os_reason(err)}") from None
     size = sum(path.stat().st_size for path in target.rglob("*") if path.is_file())
     return Site(target, [entry["name"] for entry in entries], version, size, missing, refused)
+
+
+def chosen(listed: list[BundledModel], names: Sequence[str]) -> list[BundledModel]:
+    """The bundled models named in ``names``, in that order (each once), or all of ``listed`` for no names. Raises
+    ``AetoolError`` for a name that is not bundled, naming those that are."""
+    if not names:
+        return listed
+    by_name = {record.name: record for record in listed}
+    unknown = [name for name in names if name not in by_name]
+    if unknown:
+        raise AetoolError(
+            f"no bundled model named {', '.join(unknown)} in {models_dir()}; bundled: {', '.join(by_name)} "
+            f"(models of your own: $AETOOL_MODEL_DIR, a folder with a {INDEX})"
+        )
+    return [by_name[name] for name in dict.fromkeys(names)]
 
 
 def site_models(folder: Path) -> set[str]:
@@ -306,8 +323,14 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
         """Quiet: a request log would bury the command's own lines (``http.server``'s method, overridden)."""
 
 
+class _Server6(http.server.ThreadingHTTPServer):
+    address_family = socket.AF_INET6
+
+
 def server(folder: str | Path, *, port: int = 0, host: str = "127.0.0.1") -> http.server.ThreadingHTTPServer:
-    """An HTTP server for the site in ``folder`` on ``host:port`` (port 0: a free one, see ``server_address``);
-    call ``serve_forever`` (or run it in a thread) and ``server_close``. Raises ``OSError`` when the port is taken."""
+    """An HTTP server for the site in ``folder`` on ``host:port`` (port 0: a free one, see ``server_address``; an
+    IPv6 address such as ``::`` for one with a colon); call ``serve_forever`` (or run it in a thread) and
+    ``server_close``. Raises ``OSError`` when the port is taken or ``host`` is not an address of this machine."""
     handler = functools.partial(_Handler, directory=str(folder))
-    return http.server.ThreadingHTTPServer((host, port), handler)
+    kind = _Server6 if ":" in host else http.server.ThreadingHTTPServer
+    return kind((host, port), handler)
