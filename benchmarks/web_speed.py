@@ -4,14 +4,18 @@
 
 Builds the site ``aetool web`` writes (needs ``npm ci --prefix web``), serves it cross-origin isolated (so the
 page may use threads and ``performance.now()`` has 5 µs, not 100 µs, resolution) and times each bundled model in
-headless Chromium (Debian's chromium) with the page's own ``aetool.time``: 20 warm-up runs, then single runs of
+headless Chromium (Debian's chromium) with the page's own ``aetool.time``, onnxruntime-web on the page's thread
+(``?proxy=0``: its own speed, without the messages to the worker the page runs it in): 20 warm-up runs, then single runs of
 one fixed 28×28 image for --seconds (at least 200); median per run. Native onnxruntime (this Python) runs the
 same files the same way at the same thread count (intra-op threads, one inter-op thread). Rounds alternate
 browser and native, so outside load falls on both; the table gives the median over rounds. Warm-up: the page's
 first model's session creation includes fetching and compiling onnxruntime-web's 14 MB .wasm; the first run of
 each session is timed apart. ``--profile NAME`` adds where the time goes, by operator type, in onnxruntime-web
 (wasm in Node) and in native onnxruntime, from their profilers, at batch 1 (native onnxruntime runs its convs in
-the NCHWc layout: ``Conv`` there with ``ReorderInput``/``ReorderOutput``, ``FusedConv`` in wasm).
+the NCHWc layout: ``Conv`` there with ``ReorderInput``/``ReorderOutput``, ``FusedConv`` in wasm). ``--pauses``
+adds how long the page stops answering (its longest gap between 5 ms timer ticks) while a 512×512 photo-sized image
+goes through every bundled model, with onnxruntime-web in the worker the page runs it in and on the page's thread
+(``?proxy=0``), and the worker's cost per run at batch 1.
 """
 
 from __future__ import annotations
@@ -67,13 +71,57 @@ def native(path: Path, threads: int, seconds: float) -> dict:
 
 def browser(url: str, threads: int, seconds: float) -> list[dict]:
     """The page's ``aetool.time`` of each bundled model at ``threads`` threads, in a fresh headless Chromium."""
-    job = {"url": f"{url}?threads={threads}", "calls": [["time", name, seconds] for name in NAMES]}
+    job = {"url": f"{url}?threads={threads}&proxy=0", "calls": [["time", name, seconds] for name in NAMES]}
     done = subprocess.run(
         ["node", str(WEB / "run_page.mjs")], input=json.dumps(job), capture_output=True, text=True, timeout=1200
     )
     if done.returncode != 0:
         raise SystemExit(f"the page failed: {done.stderr[-2000:]}")
     return json.loads(done.stdout)
+
+
+PAUSE = """(async () => {
+  let last = performance.now(), longest = 0, ticking = true;
+  const tick = () => {
+    const now = performance.now();
+    longest = Math.max(longest, now - last);
+    last = now;
+    if (ticking) setTimeout(tick, 5);
+  };
+  tick();
+  const begun = performance.now();
+  await window.aetool.open([['photo.png', BYTES]]);
+  ticking = false;
+  longest = Math.max(longest, performance.now() - last);
+  return { total_ms: performance.now() - begun, longest_pause_ms: longest };
+})()"""
+
+
+def pauses(url: str, threads: int, seconds: float) -> dict[str, dict]:
+    """The page's longest pause while it shows a 512×512 noise image (median of 3) and each bundled model's
+    per-run time, with onnxruntime-web in its worker (``worker``) and on the page's thread (``page``)."""
+    import io
+
+    from PIL import Image
+
+    png = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (512, 512), dtype=np.uint8)).save(png, "PNG")
+    call = ["js", PAUSE.replace("BYTES", json.dumps(list(png.getvalue())))]
+    found = {}
+    for side, query in (("worker", ""), ("page", "&proxy=0")):
+        job = {"url": f"{url}?threads={threads}{query}", "calls": [call] * 3 + [["time", n, seconds] for n in NAMES]}
+        done = subprocess.run(
+            ["node", str(WEB / "run_page.mjs")], input=json.dumps(job), capture_output=True, text=True, timeout=1200
+        )
+        if done.returncode != 0:
+            raise SystemExit(f"the page failed: {done.stderr[-2000:]}")
+        results = json.loads(done.stdout)
+        found[side] = {
+            "longest_pause_ms": statistics.median(r["longest_pause_ms"] for r in results[:3]),
+            "total_ms": statistics.median(r["total_ms"] for r in results[:3]),
+            **{timing["name"]: timing["median_ms"] for timing in results[3:]},
+        }
+    return found
 
 
 def op_types(events: list[dict], skip: int = 50) -> dict[str, float]:
@@ -149,6 +197,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=3.0, help="timed seconds per model and round")
     parser.add_argument("--profile", metavar="NAME", help="a bundled model to break down by operator type")
+    parser.add_argument("--pauses", action="store_true", help="the page's pauses on a large image, worker or not")
     args = parser.parse_args()
     counts = [int(t) for t in args.threads.split(",")]
     with tempfile.TemporaryDirectory() as folder:
@@ -157,6 +206,14 @@ def main() -> None:
         except AetoolError as err:
             parser.exit(2, f"web_speed.py: {err} (npm ci --prefix web installs them)\n")
         runs = timed_runs(Path(folder), counts, rounds=args.rounds, seconds=args.seconds)
+        if args.pauses:
+            httpd = server(folder)
+            threading.Thread(target=httpd.serve_forever, daemon=True).start()
+            try:
+                url = f"http://127.0.0.1:{httpd.server_address[1]}/index.html"
+                paused = {threads: pauses(url, threads, args.seconds) for threads in counts}
+            finally:
+                httpd.shutdown()
     print(
         f"onnxruntime {ort.__version__} (Python) against onnxruntime-web {site.ort_web_version} wasm in headless "
         f"Chromium, batch 1, median per run over {args.rounds} rounds ({args.seconds:g} s each, after 20 warm-up "
@@ -182,6 +239,21 @@ def main() -> None:
         f"\nThe page's whole warm-up (wasm fetch and compile, every session created and run once): "
         f"{statistics.median(loads):.0f} ms median ({min(loads):.0f}–{max(loads):.0f})."
     )
+    if args.pauses:
+        print(
+            "\nA 512×512 image through every bundled model: the page's longest pause and the whole (ms, median of 3), "
+            "and each model's time per run at batch 1 (ms), onnxruntime-web in the page's worker and on its thread"
+        )
+        print(
+            f"\n| threads | where | longest pause | whole | {' | '.join(NAMES)} |\n|---|---|"
+            + "---:|" * (2 + len(NAMES))
+        )
+        for threads, found in paused.items():
+            for side, got in found.items():
+                cells = [got["longest_pause_ms"], got["total_ms"], *(got[name] for name in NAMES)]
+                print(
+                    f"| {threads} | {side} | " + " | ".join(f"{c:.3f}" if c < 10 else f"{c:.0f}" for c in cells) + " |"
+                )
     if args.profile:
         path = BUNDLED_DIR / f"{args.profile}.onnx"
         wasm, cpu = op_types_wasm(path, counts[0]), op_types_native(path, counts[0])

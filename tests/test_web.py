@@ -458,7 +458,10 @@ def _browser_missing() -> str | None:
 
 @pytest.fixture(scope="module")
 def page(tmp_path_factory):
-    """Call the page's window.aetool in headless Chromium: ``page(calls, threads=1)`` → one result per call."""
+    """Call the page's window.aetool in headless Chromium: ``page(calls, threads=1)`` → one result per call (the
+    ``early`` calls', begun before the models load, first). ``url`` is a page of the site's folder (``page.site``)
+    with its query; ``missing`` files are answered 404, ``unisolated`` strips the isolation headers; with
+    ``loads=False`` the page must fail to load its models, and the harness's error output comes back."""
     missing = _browser_missing()
     if missing:
         pytest.skip(f"browser test: {missing}")
@@ -467,8 +470,18 @@ def page(tmp_path_factory):
     httpd = server(folder)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
 
-    def call(calls: list, threads: int = 1) -> list:
-        job = {"url": f"http://127.0.0.1:{httpd.server_address[1]}/index.html?threads={threads}", "calls": calls}
+    def call(
+        calls: list,
+        threads: int = 1,
+        *,
+        url: str | None = None,
+        early: list | None = None,
+        missing: list | None = None,
+        unisolated: bool = False,
+        loads: bool = True,
+    ) -> list | str:
+        address = f"http://127.0.0.1:{httpd.server_address[1]}/{url or f'index.html?threads={threads}'}"
+        job = {"url": address, "calls": calls, "early": early, "missing": missing, "unisolated": unisolated}
         done = subprocess.run(
             ["node", str(REPO / "web" / "run_page.mjs")],
             input=json.dumps(job),
@@ -476,9 +489,13 @@ def page(tmp_path_factory):
             text=True,
             timeout=600,
         )
+        if not loads:
+            assert done.returncode == 1, done.stdout[-3000:]
+            return done.stderr
         assert done.returncode == 0, done.stderr[-3000:]
         return json.loads(done.stdout)
 
+    call.site = folder  # type: ignore[attr-defined]
     yield call
     httpd.shutdown()
     httpd.server_close()
@@ -565,9 +582,9 @@ def test_a_file_the_browser_cannot_decode_is_said_and_clears_the_results(page):
     Image.fromarray(np.kron(np.eye(7, dtype=np.uint8) * 255, np.ones((4, 4), np.uint8))).save(png, "PNG")
     calls = [
         ["manifest"],
-        ["open", "digit.png", list(png.getvalue())],
+        ["open", [["digit.png", list(png.getvalue())]]],
         ["slide", [0.1, 0.2, 0.3, 0.4, 0.5]],
-        ["open", "notanimage.png", list(b"text")],
+        ["open", [["notanimage.png", list(b"text")]]],
     ]
     manifest, opened, slid, refused = page(calls)
     assert slid == len(manifest["models"])  # five slider events in one task left each model's card five times
@@ -578,3 +595,126 @@ def test_a_file_the_browser_cannot_decode_is_said_and_clears_the_results(page):
     assert {i["name"] for i in images} >= {"input", "output"} and all(i["name"] for i in images)
     assert refused["error"] and refused["cards"] == 0  # the last image's results stayed up, with no word
     assert refused["status"].startswith("notanimage.png: not an image this browser can decode (")
+
+
+def _png_digit() -> bytes:
+    import io
+
+    from PIL import Image
+
+    png = io.BytesIO()
+    Image.fromarray(np.kron(np.eye(7, dtype=np.uint8) * 255, np.ones((4, 4), np.uint8))).save(png, "PNG")
+    return png.getvalue()
+
+
+PICK_AGAIN = """(() => {
+  const picker = document.getElementById('file'), chosen = new DataTransfer();
+  chosen.items.add(new File([new Uint8Array([1])], 'again.png'));
+  picker.files = chosen.files;
+  picker.dispatchEvent(new Event('change'));
+  return picker.value;
+})()"""
+
+
+def test_the_last_image_chosen_is_shown_and_one_chosen_while_the_models_load_waits_for_them(page):
+    """A trial's findings: a large file chosen before a small one was shown over it once it had decoded; a file
+    chosen while the models loaded was ignored (the page listened only once they had); choosing the same file
+    again did nothing (the picker kept its value, so no change event came)."""
+    import io
+
+    from PIL import Image
+
+    large = io.BytesIO()  # 6000×6000: it decodes well after the 28×28 PNG chosen after it
+    ramp = np.linspace(0, 255, 6000, dtype=np.float32)
+    Image.fromarray(np.add.outer(ramp, ramp).astype(np.uint8) // 2).save(large, "JPEG", quality=50)
+    digit = _png_digit()
+    [early, manifest, raced, picked] = page(
+        [
+            ["manifest"],
+            ["open", [["large.jpg", list(large.getvalue())], ["digit.png", list(digit)]]],
+            ["js", PICK_AGAIN],
+        ],
+        early=[["open", [["first.png", list(digit)]]]],
+    )
+    models = len(manifest["models"])
+    assert early["status"] == "first.png: 28×28" and early["cards"] == models and not early["error"]
+    assert raced["status"] == "digit.png: 28×28" and raced["cards"] == models
+    assert picked == ""  # emptied once read: the same file chosen again is a change again
+
+
+EMBEDDED = """<!doctype html>
+<html><head><meta charset="utf-8">
+<script>const state = 'theirs'; function fit() { return 'theirs'; }</script>
+<script src="../ort/ort.wasm.min.js"></script>
+<script src="../app.js" defer></script>
+</head><body></body></html>
+"""
+
+
+def test_another_page_in_another_folder_runs_the_models_through_app_js(page):
+    """app.js found models.json and onnxruntime-web's wasm beside the page, not beside itself, put its functions
+    and constants in the page's global scope (a page's own `state` stopped it), and needed the page's elements."""
+    (page.site / "embed").mkdir(exist_ok=True)
+    (page.site / "embed" / "index.html").write_text(EMBEDDED)
+    zeros = [0.0] * 784
+    ran, scope = page([["run", "deep", zeros, [1, 1, 28, 28]], ["js", "[state, fit(), typeof prepare]"]], url="embed/")
+    want = ort.InferenceSession(BUNDLED_DIR / "deep.onnx").run(None, {"image": np.zeros((1, 1, 28, 28), np.float32)})
+    assert np.abs(np.asarray(ran["reconstruction"]["data"]) - want[0].ravel()).max() <= 1e-4
+    assert scope == ["theirs", "theirs", "undefined"]
+
+
+def test_a_model_that_cannot_be_fetched_is_left_off_and_the_others_run(page):
+    [manifest, status, ran] = page(
+        [
+            ["manifest"],
+            ["js", "document.getElementById('status').textContent"],
+            ["run", "deep", [0.0] * 784, [1, 1, 28, 28]],
+        ],
+        missing=["models/conv-unpool.onnx"],
+    )
+    assert [m["name"] for m in manifest["models"]] == ["denoise", "denoise-dense", "deep"]
+    assert "Left off: conv-unpool (models/conv-unpool.onnx: HTTP 404 Not Found)." in status
+    assert ran["reconstruction"]["dims"] == [1, 1, 28, 28]
+
+
+def test_a_site_without_models_json_says_so_not_a_json_parse_error(page):
+    said = page([], missing=["models.json"], loads=False)
+    assert "could not load the models: models.json: HTTP 404 Not Found" in said
+
+
+@pytest.mark.parametrize(
+    ("query", "unisolated", "threads", "note"),
+    [
+        ("threads=1.5", False, None, "?threads=1.5 is not a whole number ≥ 1"),
+        ("threads=-1", False, None, "?threads=-1 is not a whole number ≥ 1"),
+        ("threads=2", True, 1, "?threads=2 needs a cross-origin isolated page (COOP/COEP headers)"),
+    ],
+)
+def test_a_thread_count_the_page_cannot_use_is_said_with_the_count_it_runs(page, query, unisolated, threads, note):
+    """A trial's ?threads=-1 and 1.5 were passed to onnxruntime-web as they were, and ?threads=2 without the
+    isolation headers was reported as 2 threads while onnxruntime-web ran one."""
+    [used, status] = page(
+        [["js", "window.aetool.threads"], ["js", "document.getElementById('status').textContent"]],
+        url=f"index.html?{query}",
+        unisolated=unisolated,
+    )
+    auto = min(4, os.cpu_count() or 1)
+    assert used == (threads or auto)
+    assert f"(wasm in a worker, {used} thread{'s' if used > 1 else ''}: {note})" in status
+
+
+RUN_WHILE_A_TIMER_WAITS = """(async () => {
+  let fired = false;
+  setTimeout(() => { fired = true; }, 0);
+  await window.aetool.run('denoise', new Array(512 * 512).fill(0.5), [1, 1, 512, 512]);
+  return [window.aetool.proxied, fired];
+})()"""
+
+
+@pytest.mark.parametrize(("query", "answers"), [("", True), ("?proxy=0", False)])
+def test_the_page_answers_while_a_large_image_runs_in_onnxruntime_webs_worker(page, query, answers):
+    """A trial found the page frozen while a large image ran (onnxruntime-web on the page's thread: 0.6 s for
+    `denoise` on 512×512 here, four models about 1.2 s); in its worker, a timer set as a run begins fires before
+    the run ends. ?proxy=0 (the speed benchmark's) keeps the page's thread, and the timer waits for the run."""
+    [[proxied, fired]] = page([["js", RUN_WHILE_A_TIMER_WAITS]], url=f"index.html{query}")
+    assert proxied == answers and fired == answers

@@ -3,10 +3,13 @@
 //
 //   node web/run_page.mjs < job.json > results.json
 // job.json: {"url": "http://127.0.0.1:PORT/index.html?threads=1", "calls": [["run", NAME, DATA, DIMS],
-//            ["prepare", NAME, RGBA, WIDTH, HEIGHT], ["time", NAME, SECONDS], ["open", FILENAME, BYTES],
-//            ["manifest"]], "chromium": PATH?}
-// Prints one JSON array, a result per call; the page's console and errors go to stderr. Exit 1 when the page
-// fails to load its models.
+//            ["prepare", NAME, RGBA, WIDTH, HEIGHT], ["time", NAME, SECONDS], ["open", [[FILENAME, BYTES], …]],
+//            ["manifest"], ["js", EXPRESSION]], "chromium": PATH?,
+//            "early": [CALL, …]?     calls begun before the models load (models.json is held back until then),
+//            "missing": [PATH, …]?   files answered 404 Not Found (paths relative to the page's URL),
+//            "unisolated": true?     the responses stripped of their COOP and COEP headers}
+// Prints one JSON array, a result per call (the early calls' first); the page's console and errors go to stderr.
+// Exit 1 when the page fails to load its models, after its status line.
 import { chromium } from 'playwright-core';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -25,12 +28,35 @@ try {
   const page = await context.newPage();
   page.on('console', (m) => process.stderr.write(`[page] ${m.text()}\n`));
   page.on('pageerror', (e) => process.stderr.write(`[page error] ${e.message}\n`));
-  await page.goto(job.url);
-  await page.evaluate(() => window.aetool.ready);
-  const results = [];
-  for (const [method, ...rest] of job.calls) {
-    results.push(await page.evaluate(([m, a]) => (m === 'manifest' ? window.aetool.manifest() : window.aetool[m](...a)), [method, rest]));
+  let release = () => {};
+  const held = new Promise((resolve) => { release = resolve; });
+  await page.route('**/*', async (route) => {
+    const url = route.request().url();
+    if ((job.missing || []).some((p) => url === new URL(p, job.url).href)) return route.fulfill({ status: 404, body: '' });
+    if (job.early && url.endsWith('/models.json')) await held;
+    if (!job.unisolated) return route.continue();
+    const response = await route.fetch();
+    const headers = { ...response.headers() };
+    delete headers['cross-origin-opener-policy'];
+    delete headers['cross-origin-embedder-policy'];
+    return route.fulfill({ response, headers });
+  });
+  const call = ([m, ...a]) => page.evaluate(
+    ([method, args]) => (method === 'manifest' ? window.aetool.manifest() : method === 'js' ? (0, eval)(args[0]) : window.aetool[method](...args)),
+    [m, a],
+  );
+  await page.goto(job.url, { waitUntil: job.early ? 'domcontentloaded' : 'load' });
+  const early = (job.early || []).map(call);
+  await page.waitForTimeout(job.early ? 100 : 0); // the early calls begun in the page before models.json is let through
+  release();
+  const results = await Promise.all(early);
+  try {
+    await page.evaluate(() => window.aetool.ready);
+  } catch (err) {
+    const status = await page.evaluate(() => document.getElementById('status')?.textContent);
+    throw new Error(`${err.message || err}\nstatus: ${status}`);
   }
+  for (const c of job.calls) results.push(await call(c));
   await new Promise((resolve) => process.stdout.write(JSON.stringify(results), resolve)); // flushed before exit
 } catch (err) {
   process.stderr.write(`${err.message || err}\n`);

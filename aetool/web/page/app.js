@@ -7,22 +7,44 @@
 // its border), then fitted to a model of one size (the MNIST fit: ink into a 20×20 box centred in 28×28; the
 // page resamples with an antialiased bilinear filter where the runtime uses Lanczos) or padded to a multiple of
 // the size for a convolutional model, with black (as the runtime pads for white-on-black models, which every
-// bundled model is; it mirrors the images of as-is ones). window.aetool exposes the same steps to the tests
-// (tests/test_web.py).
+// bundled model is; it mirrors the images of as-is ones).
+//
+// Another page can load this script (after onnxruntime-web's ort.wasm.min.js, which defines the global `ort`)
+// from wherever the site lies: models.json, models/ and ort/ are found beside this script, not beside the page.
+// Everything is in this one closure but `window.aetool`, the same steps for that page, the tests
+// (tests/test_web.py) and the benchmarks; the drawing pad, file picker and cards are set up where the page has
+// their elements (index.html's ids).
+(() => {
 'use strict';
 
 const LUMA = [0.299, 0.587, 0.114]; // Pillow's RGB → L weights (ITU-R 601-2), as aetool's runtime
 const MNIST_BOX = 20 / 28;
 const WHITE_ON_BLACK = 'white-on-black';
 const MAX_SIDE = 512; // a dropped image is scaled down to this longer side: wasm runs a large page slowly
+const SITE = new URL('.', document.currentScript ? document.currentScript.src : location.href); // app.js's folder
+const $ = (id) => document.getElementById(id); // null where the page has no such element
+
+// ?threads=N: wasm threads, a whole number ≥ 1. More than one needs a cross-origin isolated page (the COOP and
+// COEP headers `aetool web --serve` sends); without it onnxruntime-web runs on one, and the page says so.
+function chooseThreads(asked, isolated, cores) {
+  const auto = isolated ? Math.min(4, cores || 1) : 1;
+  if (asked === null) return { threads: auto, note: '' };
+  const n = Number(asked);
+  if (!/^\s*\d+\s*$/.test(asked) || n < 1) return { threads: auto, note: `?threads=${asked} is not a whole number ≥ 1` };
+  if (n > 1 && !isolated) return { threads: 1, note: `?threads=${n} needs a cross-origin isolated page (COOP/COEP headers)` };
+  return { threads: n, note: '' };
+}
 const params = new URLSearchParams(location.search);
-const threads = Number(params.get('threads')) ||
-  (self.crossOriginIsolated ? Math.min(4, navigator.hardwareConcurrency || 1) : 1); // threads need isolation
+const { threads, note: threadsNote } = chooseThreads(params.get('threads'), self.crossOriginIsolated, navigator.hardwareConcurrency);
+// onnxruntime-web runs the models in a worker of its own, so that the page answers while a large image runs (a
+// 512×512 one kept it from drawing or taking input for over a second); ?proxy=0 runs them on the page's thread,
+// without the worker's messages (about 0.2 ms a run), as benchmarks/web_speed.py times onnxruntime-web itself.
+const proxied = params.get('proxy') !== '0';
 
-ort.env.wasm.wasmPaths = new URL('ort/', location.href).href; // ort-wasm-simd-threaded.{mjs,wasm} beside us
-ort.env.wasm.numThreads = threads;
-
-const state = { manifest: null, sessions: new Map(), image: null, seed: 1, loadedMs: 0, rendering: null };
+const state = {
+  manifest: null, sessions: new Map(), failed: [], image: null, seed: 1, loadedMs: 0, rendering: null,
+  loadLine: 'loading the models…', loadError: false, fileLine: null, fileError: false, slid: false,
+};
 
 // ---- images ----
 
@@ -221,25 +243,51 @@ const noiseLabel = (kind, sigma) => `input + ${!kind || kind === 'gaussian' ? 'n
 // ---- models ----
 
 async function run(name, data, dims) {
-  // Every output of one session run on an N×C×H×W float32 batch, by name.
+  // Every output of one session run on an N×C×H×W float32 batch, by name. A copy of `data` goes: the worker
+  // takes its tensor's buffer, which leaves that buffer empty here.
   const session = state.sessions.get(name);
-  const results = await session.run({ [session.inputNames[0]]: new ort.Tensor('float32', data, dims) });
+  const results = await session.run({ [session.inputNames[0]]: new ort.Tensor('float32', data.slice(), dims) });
   return Object.fromEntries(Object.entries(results).map(([key, t]) => [key, { dims: t.dims, data: t.data }]));
 }
 
+async function fetched(path) {
+  // A file of the site: its response, or an error that names it ("models.json: HTTP 404 Not Found").
+  const response = await fetch(new URL(path, SITE));
+  if (!response.ok) throw new Error(`${path}: HTTP ${response.status} ${response.statusText}`.trim());
+  return response;
+}
+
 async function load() {
-  state.manifest = await (await fetch('models.json')).json();
+  // Every model of models.json, fetched at once, its session made and run once in turn; a model that cannot be
+  // fetched or made is left off (state.failed says why) and the others run. Rejects when none can.
+  if (typeof ort === 'undefined') throw new Error('onnxruntime-web is not loaded (ort/ort.wasm.min.js before app.js)');
+  ort.env.wasm.wasmPaths = new URL('ort/', SITE).href; // ort-wasm-simd-threaded.{mjs,wasm} beside this script
+  ort.env.wasm.numThreads = threads;
+  ort.env.wasm.proxy = proxied;
+  const manifest = await (await fetched('models.json')).json();
   const started = performance.now();
-  for (const model of state.manifest.models) {
-    const t0 = performance.now();
-    state.sessions.set(model.name, await ort.InferenceSession.create(model.file, { executionProviders: ['wasm'] }));
-    const t1 = performance.now();
-    // One run at load: a page's first runs pay for V8 optimising the wasm (the first bool → float Cast alone
-    // costs a few hundred ms), so the first image drawn does not.
-    const [c, h, w] = [model.channels, ...(model.size || [28, 28])];
-    await run(model.name, new Float32Array(c * h * w), [1, c, h, w]);
-    model.warmup = { create_ms: t1 - t0, first_run_ms: performance.now() - t1 };
+  const files = manifest.models.map((model) => fetched(model.file).then((r) => r.arrayBuffer()));
+  files.forEach((file) => file.catch(() => {})); // each failure is met below, in its model's turn
+  const loaded = [];
+  for (const [i, model] of manifest.models.entries()) {
+    try {
+      const bytes = new Uint8Array(await files[i]);
+      const t0 = performance.now();
+      state.sessions.set(model.name, await ort.InferenceSession.create(bytes, { executionProviders: ['wasm'] }));
+      const t1 = performance.now();
+      // One run at load: a page's first runs pay for V8 optimising the wasm (the first bool → float Cast alone
+      // costs a few hundred ms), so the first image drawn does not.
+      const [c, h, w] = [model.channels, ...(model.size || [28, 28])];
+      await run(model.name, new Float32Array(c * h * w), [1, c, h, w]);
+      model.warmup = { create_ms: t1 - t0, first_run_ms: performance.now() - t1 };
+      loaded.push(model);
+    } catch (err) {
+      state.sessions.delete(model.name);
+      state.failed.push(`${model.name} (${err.message || err})`);
+    }
   }
+  if (!loaded.length) throw new Error(`no model could be loaded: ${state.failed.join('; ')}`);
+  state.manifest = { ...manifest, models: loaded };
   state.loadedMs = performance.now() - started;
 }
 
@@ -298,18 +346,26 @@ const VIEWS = {
 const level = (sigma) => String(Number(Number(sigma).toFixed(3)));
 
 let renders = 0; // render() calls so far: a call that a later one overtook stops drawing
+let opening = 0; // files opened and digits drawn so far: a file whose decoding a later one overtook is not shown
 
 async function render() {
-  const cards = document.getElementById('cards'), results = document.getElementById('results');
-  if (!state.image) return;
+  // The cards of state.image, once the models are loaded (an image given while they load waits for them).
+  const cards = $('cards'), results = $('results');
+  if (!state.image || !cards) return;
   const mine = ++renders;
+  try {
+    await ready;
+  } catch {
+    return; // the status line says why no model runs
+  }
+  if (mine !== renders || !state.image) return;
   // busy while the cards are rebuilt: a screen reader announces the live region once, when it is done (each
   // step of the noise slider rebuilt it card by card)
-  results.setAttribute('aria-busy', 'true');
+  results?.setAttribute('aria-busy', 'true');
   try {
     await drawCards(cards, () => mine === renders);
   } finally {
-    if (mine === renders) results.setAttribute('aria-busy', 'false');
+    if (mine === renders) results?.setAttribute('aria-busy', 'false');
   }
 }
 
@@ -317,7 +373,7 @@ async function render() {
 // left each model's card five times, their runs awaited in turn).
 async function drawCards(cards, current) {
   cards.replaceChildren();
-  const sigma = Number(document.getElementById('sigma').value);
+  const sigma = Number($('sigma')?.value ?? 0.5);
   for (const model of state.manifest.models) {
     const card = document.createElement('div'), images = document.createElement('div');
     card.className = 'card'; images.className = 'images';
@@ -341,8 +397,36 @@ async function drawCards(cards, current) {
   }
 }
 
+function showStatus() {
+  // The status line: the models' state, or the last file opened, and the models left off.
+  const status = $('status');
+  if (!status) return;
+  const line = state.loadError ? state.loadLine : state.fileLine ?? state.loadLine;
+  const waiting = state.fileLine && !state.loadError && !state.manifest ? '; the models are still loading' : '';
+  const failed = state.failed.length && !state.loadError ? ` Left off: ${state.failed.join('; ')}.` : '';
+  status.className = state.loadError || state.fileError || state.failed.length ? 'error' : '';
+  status.textContent = line + waiting + failed;
+}
+
+function showImage(img, fileLine, fileError = false) {
+  // `img` as the page's input (null: none), its status line (null: a drawing; an error when `fileError`), and its
+  // cards.
+  state.image = img;
+  state.fileLine = fileLine;
+  state.fileError = fileError;
+  if (!img) {
+    ++renders; // a render under way stops
+    $('cards')?.replaceChildren();
+    $('results')?.setAttribute('aria-busy', 'false');
+  }
+  showStatus();
+  return render();
+}
+
 function setupPad() {
-  const pad = document.getElementById('pad'), ctx = pad.getContext('2d');
+  const pad = $('pad');
+  if (!pad) return;
+  const ctx = pad.getContext('2d');
   const clear = () => { ctx.fillStyle = '#000'; ctx.fillRect(0, 0, pad.width, pad.height); };
   clear();
   let drawing = false;
@@ -355,44 +439,55 @@ function setupPad() {
   pad.addEventListener('pointermove', (e) => { if (drawing) { ctx.lineTo(...at(e)); ctx.stroke(); } });
   pad.addEventListener('pointerup', () => {
     drawing = false;
+    ++opening; // a file still decoding is not shown over the digit
     const drawn = fromRGBA(ctx.getImageData(0, 0, pad.width, pad.height).data, pad.width, pad.height);
-    state.image = fit(drawn, 28, 28); // a digit the size of MNIST's, for every model
-    render();
+    showImage(fit(drawn, 28, 28), null); // a digit the size of MNIST's, for every model
   });
-  document.getElementById('clear').addEventListener('click', () => { clear(); state.image = null; document.getElementById('cards').replaceChildren(); });
+  $('clear')?.addEventListener('click', () => { clear(); ++opening; showImage(null, null); });
 }
 
 async function openFile(file) {
-  const status = document.getElementById('status');
+  // The file as the page's input; a file opened after it while it decodes is shown instead.
+  const mine = ++opening;
   let bitmap;
   try {
     bitmap = await createImageBitmap(file); // EXIF orientation applied, colours in sRGB
   } catch (err) { // not an image, or one this browser cannot decode (TIFF, say): no stale results stay up
-    state.image = null;
-    document.getElementById('cards').replaceChildren();
-    status.className = 'error';
-    status.textContent = `${file.name}: not an image this browser can decode (${err.message || err})`;
+    if (mine !== opening) return;
+    showImage(null, `${file.name}: not an image this browser can decode (${err.message || err})`, true);
     return;
   }
-  status.className = '';
+  if (mine !== opening) {
+    bitmap.close();
+    return;
+  }
   const scale = Math.min(1, MAX_SIDE / Math.max(bitmap.width, bitmap.height));
   const width = Math.max(1, Math.round(bitmap.width * scale)), height = Math.max(1, Math.round(bitmap.height * scale));
   const canvas = new OffscreenCanvas(width, height), ctx = canvas.getContext('2d');
   ctx.drawImage(bitmap, 0, 0, width, height);
-  state.image = fromRGBA(ctx.getImageData(0, 0, width, height).data, width, height);
   const note = scale < 1 ? ` (scaled down from ${bitmap.width}×${bitmap.height})` : '';
-  status.textContent = `${file.name}: ${width}×${height}${note}`;
-  await render();
+  bitmap.close();
+  await showImage(fromRGBA(ctx.getImageData(0, 0, width, height).data, width, height), `${file.name}: ${width}×${height}${note}`);
 }
 
 function setupInputs() {
-  const sigma = document.getElementById('sigma'), value = document.getElementById('sigma-value');
-  const denoiser = state.manifest.models.find((m) => m.role === 'denoise');
-  sigma.value = denoiser ? denoiser.noise : 0.5; // the trained level itself: the slider takes any value (step any)
-  value.textContent = level(sigma.value);
-  sigma.addEventListener('input', () => { value.textContent = level(sigma.value); state.rendering = render(); });
-  document.getElementById('reseed').addEventListener('click', () => { state.seed += 1; render(); });
-  document.getElementById('file').addEventListener('change', (e) => { if (e.target.files[0]) openFile(e.target.files[0]); });
+  const sigma = $('sigma'), value = $('sigma-value');
+  if (sigma) {
+    if (value) value.textContent = level(sigma.value);
+    sigma.addEventListener('input', () => {
+      state.slid = true;
+      if (value) value.textContent = level(sigma.value);
+      state.rendering = render();
+    });
+  }
+  $('reseed')?.addEventListener('click', () => { state.seed += 1; render(); });
+  const picker = $('file');
+  picker?.addEventListener('change', () => {
+    const file = picker.files[0];
+    picker.value = ''; // emptied, so that choosing the same file again (edited since, say) opens it again
+    if (file) openFile(file);
+  });
+  if (!$('cards')) return;
   document.body.addEventListener('dragover', (e) => { e.preventDefault(); document.body.classList.add('dropping'); });
   document.body.addEventListener('dragleave', () => document.body.classList.remove('dropping'));
   document.body.addEventListener('drop', (e) => {
@@ -401,28 +496,45 @@ function setupInputs() {
   });
 }
 
-const ready = load().then(() => {
-  const names = state.manifest.models.map((m) => m.name).join(', ');
-  document.getElementById('status').textContent =
-    `${names} loaded and warmed up in ${(state.loadedMs / 1000).toFixed(2)} s; onnxruntime-web ` +
-    `${state.manifest.onnxruntime_web || ''} (wasm, ${threads} thread${threads > 1 ? 's' : ''}). Draw a digit.`;
-  document.getElementById('about').textContent =
-    `Made by aetool web. Models: ${state.manifest.models.map((m) => m.name + (m.target ? ` (${m.target} export)` : '')).join(', ')}.`;
-  setupPad();
-  setupInputs();
-}).catch((err) => {
-  const status = document.getElementById('status');
-  status.className = 'error';
-  status.textContent = `could not load the models: ${err.message || err}` +
+function loaded() {
+  // The page once the models are loaded: its status line, footer and the noise slider's start.
+  const plural = threads > 1 ? 's' : '';
+  state.loadLine = `${state.manifest.models.map((m) => m.name).join(', ')} loaded and warmed up in ` +
+    `${(state.loadedMs / 1000).toFixed(2)} s; onnxruntime-web ${state.manifest.onnxruntime_web || ''} (wasm` +
+    `${proxied ? ' in a worker' : ''}, ` +
+    `${threads} thread${plural}${threadsNote ? `: ${threadsNote}` : ''}). Draw a digit.`;
+  const about = $('about');
+  if (about) {
+    about.textContent = `Made by aetool web. Models: ${state.manifest.models.map((m) => m.name + (m.target ? ` (${m.target} export)` : '')).join(', ')}.`;
+  }
+  const sigma = $('sigma'), denoiser = state.manifest.models.find((m) => m.role === 'denoise');
+  if (sigma && !state.slid) {
+    sigma.value = denoiser ? denoiser.noise : 0.5; // the trained level itself: the slider takes any value (step any)
+    if ($('sigma-value')) $('sigma-value').textContent = level(sigma.value);
+  }
+  if (state.failed.length) console.warn(`left off the page: ${state.failed.join('; ')}`);
+  showStatus();
+}
+
+function notLoaded(err) {
+  state.loadError = true;
+  state.loadLine = `could not load the models: ${err.message || err}` +
     (location.protocol === 'file:' ? ' (open the page over http, e.g. aetool web -o site --serve 8000)' : '');
+  console.error(state.loadLine);
+  showStatus();
   throw err;
-});
+}
+
+const ready = load().then(loaded, notLoaded); // the page takes input at once; what it is given waits for this
+setupPad();
+setupInputs();
 
 // For tests and benchmarks (tests/test_web.py, benchmarks/web_speed.py, web/run_page.mjs).
 window.aetool = {
   ready,
   manifest: () => state.manifest,
   threads,
+  proxied,
   run: async (name, data, dims) => {
     const outputs = await run(name, Float32Array.from(data), dims);
     return Object.fromEntries(Object.entries(outputs).map(([k, v]) => [k, { dims: v.dims, data: Array.from(v.data) }]));
@@ -435,19 +547,19 @@ window.aetool = {
   time: timeModel,
   noisy: (data, dims, level, kind, seed) => Array.from(noisy(image(dims[1], dims[2], dims[3], Float32Array.from(data)), level, kind, seed).data),
   slide: async (values) => { // the noise slider moved through `values` in one task; the cards it leaves
-    const sigma = document.getElementById('sigma');
+    const sigma = $('sigma');
     for (const v of values) { sigma.value = v; sigma.dispatchEvent(new Event('input')); }
     await state.rendering;
-    return document.getElementById('cards').children.length;
+    return $('cards').children.length;
   },
-  open: async (name, bytes) => { // a file opened as the picker opens one; what the page then shows
-    await openFile(new File([Uint8Array.from(bytes)], name));
-    const status = document.getElementById('status');
-    const cards = document.getElementById('cards');
+  open: async (files) => { // files [[name, bytes], …] opened in one task, as a picker opens each; what the page shows
+    await Promise.all(files.map(([name, bytes]) => openFile(new File([Uint8Array.from(bytes)], name))));
+    const cards = $('cards');
     const images = [...cards.querySelectorAll('canvas')].map((canvas) => ({
-      role: canvas.getAttribute('role'), name: document.getElementById(canvas.getAttribute('aria-labelledby'))?.textContent,
+      role: canvas.getAttribute('role'), name: $(canvas.getAttribute('aria-labelledby'))?.textContent,
     }));
-    const busy = document.getElementById('results').getAttribute('aria-busy');
-    return { status: status.textContent, error: status.className === 'error', cards: cards.children.length, images, busy };
+    const busy = $('results').getAttribute('aria-busy');
+    return { status: $('status').textContent, error: $('status').className === 'error', cards: cards.children.length, images, busy };
   },
 };
+})();
