@@ -41,7 +41,7 @@ from aetool.web import build_site, server
 REPO = Path(__file__).resolve().parents[1]
 WEB = REPO / "web"
 BAR = 3.0
-NAMES = ("denoise", "conv-unpool", "deep")
+NAMES = ("denoise", "denoise-dense", "conv-unpool", "deep")
 
 
 def native(path: Path, threads: int, seconds: float) -> dict:
