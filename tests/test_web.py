@@ -374,7 +374,7 @@ def test_web_puts_the_models_named_on_the_page_in_that_order_and_refuses_a_name_
     done = CliRunner().invoke(app, ["web", "-o", str(tmp_path / "other"), "--ort-web", str(fake_ort), "-m", "dep"])
     assert done.exit_code == 2 and len(done.stderr.splitlines()) == 1 and not (tmp_path / "other").exists()
     assert (
-        "no bundled model named dep in " in done.stderr
+        "no bundled model named 'dep' in " in done.stderr
         and "bundled: denoise, denoise-dense, conv-unpool, deep" in done.stderr
     )
 
@@ -461,7 +461,7 @@ def page(tmp_path_factory):
     """Call the page's window.aetool in headless Chromium: ``page(calls, threads=1)`` → one result per call (the
     ``early`` calls', begun before the models load, first). ``url`` is a page of the site's folder (``page.site``)
     with its query; ``missing`` files are answered 404, ``unisolated`` strips the isolation headers; with
-    ``loads=False`` the page must fail to load its models, and the harness's error output comes back."""
+    ``replace`` maps files to the text served instead; with ``loads=False`` the page must fail to load its models, and the harness's error output comes back."""
     missing = _browser_missing()
     if missing:
         pytest.skip(f"browser test: {missing}")
@@ -477,11 +477,13 @@ def page(tmp_path_factory):
         url: str | None = None,
         early: list | None = None,
         missing: list | None = None,
+        replace: dict | None = None,
         unisolated: bool = False,
         loads: bool = True,
     ) -> list | str:
         address = f"http://127.0.0.1:{httpd.server_address[1]}/{url or f'index.html?threads={threads}'}"
-        job = {"url": address, "calls": calls, "early": early, "missing": missing, "unisolated": unisolated}
+        job = {"url": address, "calls": calls, "early": early, "missing": missing, "replace": replace}
+        job["unisolated"] = unisolated
         done = subprocess.run(
             ["node", str(REPO / "web" / "run_page.mjs")],
             input=json.dumps(job),
@@ -647,17 +649,20 @@ EMBEDDED = """<!doctype html>
 <script>const state = 'theirs'; function fit() { return 'theirs'; }</script>
 <script src="../ort/ort.wasm.min.js"></script>
 <script src="../app.js" defer></script>
-</head><body></body></html>
+</head><body><p id="status">mine</p><input id="file" type="file"></body></html>
 """
 
 
 def test_another_page_in_another_folder_runs_the_models_through_app_js(page):
     """app.js found models.json and onnxruntime-web's wasm beside the page, not beside itself, put its functions
-    and constants in the page's global scope (a page's own `state` stopped it), and needed the page's elements."""
+    and constants in the page's global scope (a page's own `state` stopped it), and needed the page's elements;
+    then it took over the page's own elements of its ids (`status`, `file`), where only index.html's are its."""
     (page.site / "embed").mkdir(exist_ok=True)
     (page.site / "embed" / "index.html").write_text(EMBEDDED)
     zeros = [0.0] * 784
-    ran, scope = page([["run", "deep", zeros, [1, 1, 28, 28]], ["js", "[state, fit(), typeof prepare]"]], url="embed/")
+    calls = [["run", "deep", zeros, [1, 1, 28, 28]], ["js", "[state, fit(), typeof prepare]"], ["js", PICK_AGAIN]]
+    ran, scope, picked = page([*calls, ["js", "document.getElementById('status').textContent"]], url="embed/")[:3]
+    assert picked == "C:\\fakepath\\again.png"  # its own picker keeps the file chosen
     want = ort.InferenceSession(BUNDLED_DIR / "deep.onnx").run(None, {"image": np.zeros((1, 1, 28, 28), np.float32)})
     assert np.abs(np.asarray(ran["reconstruction"]["data"]) - want[0].ravel()).max() <= 1e-4
     assert scope == ["theirs", "theirs", "undefined"]
@@ -673,13 +678,59 @@ def test_a_model_that_cannot_be_fetched_is_left_off_and_the_others_run(page):
         missing=["models/conv-unpool.onnx"],
     )
     assert [m["name"] for m in manifest["models"]] == ["denoise", "denoise-dense", "deep"]
-    assert "Left off: conv-unpool (models/conv-unpool.onnx: HTTP 404 Not Found)." in status
+    assert "; left off: conv-unpool (models/conv-unpool.onnx: HTTP 404 Not Found (http://127.0.0.1:" in status
     assert ran["reconstruction"]["dims"] == [1, 1, 28, 28]
 
 
 def test_a_site_without_models_json_says_so_not_a_json_parse_error(page):
     said = page([], missing=["models.json"], loads=False)
-    assert "could not load the models: models.json: HTTP 404 Not Found" in said
+    assert "could not load the models: models.json: HTTP 404 Not Found (http://127.0.0.1:" in said
+
+
+@pytest.mark.parametrize(
+    ("served", "said"),
+    [
+        ("<!doctype html><p>the app</p>", "/models.json) is not JSON: "),  # a single-page app's fallback
+        ('{"models": [{"name": "deep"', "/models.json) is not JSON: "),
+        ("{}", "/models.json) lists no models: "),
+        ('{"models": []}', "/models.json) lists no models: "),
+        ('{"models": [{"name": "x"}]}', "/models.json) lists no models: "),
+    ],
+)
+def test_a_models_json_the_page_cannot_read_is_named_with_its_address(page, served, said):
+    """The next trial's SPA fallback page, cut file and hand-edited lists gave bare JavaScript errors ("Unexpected
+    token '<'", "Cannot read properties of undefined (reading 'map')", "no model could be loaded: ")."""
+    out = page([], replace={"models.json": served}, loads=False)
+    assert "could not load the models: models.json (http://127.0.0.1:" in out and said in out
+
+
+def test_onnxruntime_webs_missing_wasm_is_said_once_with_where_it_was_looked_for(page):
+    out = page([], missing=["ort/ort-wasm-simd-threaded.wasm"], loads=False)
+    status = out.split("status: ", 1)[1]
+    assert status.startswith("could not load the models: onnxruntime-web could not start from http://127.0.0.1:")
+    assert "/ort/ (ort-wasm-simd-threaded.mjs and .wasm must be served there)" in status
+    assert status.count("no available backend") == 1  # it was said once for each model
+
+
+def _caught(expression: str) -> str:
+    return f"(() => {{ try {{ return String({expression}); }} catch (err) {{ return err.message; }} }})()"
+
+
+def test_the_page_api_says_what_is_wrong_with_a_call(page):
+    """The next trial: prepare and run before `ready`, or on a model not on the page, were TypeErrors on null or
+    undefined, and an RGBA array of the wrong length gave NaNs without a word."""
+    early, unknown, short, ran = page(
+        [
+            ["js", _caught("window.aetool.prepare('nope', [0, 0, 0, 255], 1, 1)")],
+            ["js", _caught("window.aetool.prepare('deep', new Array(10).fill(0), 28, 28)")],
+            ["js", "window.aetool.run('nope', [0], [1, 1, 1, 1]).then(String, (err) => err.message)"],
+        ],
+        early=[["js", _caught("window.aetool.prepare('deep', [0, 0, 0, 255], 1, 1)")]],
+    )
+    assert early == "the models are not loaded yet: await window.aetool.ready first"
+    assert unknown == 'no model "nope" on this page; it has denoise, denoise-dense, conv-unpool, deep'
+    assert short == "rgba holds 10 values; a 28×28 image has 4 × 28 × 28 = 3136"
+    assert ran == unknown
 
 
 @pytest.mark.parametrize(
@@ -687,19 +738,22 @@ def test_a_site_without_models_json_says_so_not_a_json_parse_error(page):
     [
         ("threads=1.5", False, None, "?threads=1.5 is not a whole number ≥ 1"),
         ("threads=-1", False, None, "?threads=-1 is not a whole number ≥ 1"),
-        ("threads=2", True, 1, "?threads=2 needs a cross-origin isolated page (COOP/COEP headers)"),
+        ("threads=2", True, 1, "?threads=2: threads need a cross-origin isolated page (COOP/COEP headers)"),
+        ("threads=99999", False, 0, "?threads=99999 is more than the CORES cores this browser reports"),
     ],
 )
 def test_a_thread_count_the_page_cannot_use_is_said_with_the_count_it_runs(page, query, unisolated, threads, note):
     """A trial's ?threads=-1 and 1.5 were passed to onnxruntime-web as they were, and ?threads=2 without the
-    isolation headers was reported as 2 threads while onnxruntime-web ran one."""
+    isolation headers was reported as 2 threads while onnxruntime-web ran one; the next trial's ?threads=99999999999
+    grew the browser to 16.5 GB."""
     [used, status] = page(
         [["js", "window.aetool.threads"], ["js", "document.getElementById('status').textContent"]],
         url=f"index.html?{query}",
         unisolated=unisolated,
     )
-    auto = min(4, os.cpu_count() or 1)
-    assert used == (threads or auto)
+    cores = os.cpu_count() or 1
+    assert used == (threads or (cores if threads == 0 else min(4, cores)))
+    note = note.replace("CORES", str(cores))
     assert f"(wasm in a worker, {used} thread{'s' if used > 1 else ''}: {note})" in status
 
 

@@ -7,6 +7,7 @@
 //            ["manifest"], ["js", EXPRESSION]], "chromium": PATH?,
 //            "early": [CALL, …]?     calls begun before the models load (models.json is held back until then),
 //            "missing": [PATH, …]?   files answered 404 Not Found (paths relative to the page's URL),
+//            "replace": {PATH: TEXT}? files answered 200 with TEXT instead,
 //            "unisolated": true?     the responses stripped of their COOP and COEP headers}
 // Prints one JSON array, a result per call (the early calls' first); the page's console and errors go to stderr.
 // Exit 1 when the page fails to load its models, after its status line.
@@ -33,6 +34,8 @@ try {
   await page.route('**/*', async (route) => {
     const url = route.request().url();
     if ((job.missing || []).some((p) => url === new URL(p, job.url).href)) return route.fulfill({ status: 404, body: '' });
+    const replaced = Object.entries(job.replace || {}).find(([p]) => url === new URL(p, job.url).href);
+    if (replaced) return route.fulfill({ status: 200, body: replaced[1] });
     if (job.early && url.endsWith('/models.json')) await held;
     if (!job.unisolated) return route.continue();
     const response = await route.fetch();

@@ -274,7 +274,7 @@ def chosen(listed: list[BundledModel], names: Sequence[str]) -> list[BundledMode
     unknown = [name for name in names if name not in by_name]
     if unknown:
         raise AetoolError(
-            f"no bundled model named {', '.join(unknown)} in {models_dir()}; bundled: {', '.join(by_name)} "
+            f"no bundled model named {', '.join(map(repr, unknown))} in {models_dir()}; bundled: {', '.join(by_name)} "
             f"(models of your own: $AETOOL_MODEL_DIR, a folder with a {INDEX})"
         )
     return [by_name[name] for name in dict.fromkeys(names)]

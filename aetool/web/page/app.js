@@ -22,20 +22,29 @@ const MNIST_BOX = 20 / 28;
 const WHITE_ON_BLACK = 'white-on-black';
 const MAX_SIDE = 512; // a dropped image is scaled down to this longer side: wasm runs a large page slowly
 const SITE = new URL('.', document.currentScript ? document.currentScript.src : location.href); // app.js's folder
-const $ = (id) => document.getElementById(id); // null where the page has no such element
+// The page's controls (pad, picker, slider, cards, status line) are app.js's only on a page whose script tag says
+// so, `<script src="app.js" data-page>` (index.html's): another page's own elements of those ids stay its own.
+const PAGE = Boolean(document.currentScript && 'page' in document.currentScript.dataset);
+const $ = (id) => (PAGE ? document.getElementById(id) : null); // null where the page has no such element
 
-// ?threads=N: wasm threads, a whole number ≥ 1. More than one needs a cross-origin isolated page (the COOP and
-// COEP headers `aetool web --serve` sends); without it onnxruntime-web runs on one, and the page says so.
-function chooseThreads(asked, isolated, cores) {
-  const auto = isolated ? Math.min(4, cores || 1) : 1;
-  if (asked === null) return { threads: auto, note: '' };
+// ?threads=N: wasm threads, a whole number from 1 to the cores the browser reports. More than one needs a
+// cross-origin isolated page (the COOP and COEP headers `aetool web --serve` sends), which browsers grant in a
+// secure context only (https, or localhost); without it onnxruntime-web runs on one, and the page says why.
+function chooseThreads(asked, { isolated, secure, cores }) {
+  const most = Math.max(1, cores || 1);
+  const why = !secure ? 'threads need https or localhost' : 'threads need a cross-origin isolated page (COOP/COEP headers)';
+  const auto = isolated ? Math.min(4, most) : 1;
+  if (asked === null) return { threads: auto, note: isolated || most === 1 ? '' : why };
   const n = Number(asked);
   if (!/^\s*\d+\s*$/.test(asked) || n < 1) return { threads: auto, note: `?threads=${asked} is not a whole number ≥ 1` };
-  if (n > 1 && !isolated) return { threads: 1, note: `?threads=${n} needs a cross-origin isolated page (COOP/COEP headers)` };
+  if (n > 1 && !isolated) return { threads: 1, note: `?threads=${n}: ${why}` };
+  if (n > most) return { threads: most, note: `?threads=${n} is more than the ${most} cores this browser reports` };
   return { threads: n, note: '' };
 }
 const params = new URLSearchParams(location.search);
-const { threads, note: threadsNote } = chooseThreads(params.get('threads'), self.crossOriginIsolated, navigator.hardwareConcurrency);
+const { threads, note: threadsNote } = chooseThreads(params.get('threads'), {
+  isolated: self.crossOriginIsolated, secure: self.isSecureContext, cores: navigator.hardwareConcurrency,
+});
 // onnxruntime-web runs the models in a worker of its own, so that the page answers while a large image runs (a
 // 512×512 one kept it from drawing or taking input for over a second); ?proxy=0 runs them on the page's thread,
 // without the worker's messages (about 0.2 ms a run), as benchmarks/web_speed.py times onnxruntime-web itself.
@@ -251,10 +260,30 @@ async function run(name, data, dims) {
 }
 
 async function fetched(path) {
-  // A file of the site: its response, or an error that names it ("models.json: HTTP 404 Not Found").
-  const response = await fetch(new URL(path, SITE));
-  if (!response.ok) throw new Error(`${path}: HTTP ${response.status} ${response.statusText}`.trim());
+  // A file of the site: its response, or an error that names it and where it was asked for ("models.json: HTTP
+  // 404 Not Found (URL)": a site served under a sub-path shows where it was looked for).
+  const url = new URL(path, SITE).href;
+  const response = await fetch(url);
+  if (!response.ok) throw new Error(`${path}: HTTP ${`${response.status} ${response.statusText}`.trim()} (${url})`);
   return response;
+}
+
+async function readManifest() {
+  // models.json as `aetool web` writes it: {"onnxruntime_web", "models": [{"name", "file", …}, …]}, else an error
+  // that names it (a server's HTML fallback page, a cut or hand-edited file).
+  const url = new URL('models.json', SITE).href, text = await (await fetched('models.json')).text();
+  let manifest;
+  try {
+    manifest = JSON.parse(text);
+  } catch (err) {
+    throw new Error(`models.json (${url}) is not JSON: ${err.message}`);
+  }
+  const models = manifest && manifest.models;
+  const entries = Array.isArray(models) && models.every((m) => m && typeof m.name === 'string' && typeof m.file === 'string');
+  if (!entries || !models.length) {
+    throw new Error(`models.json (${url}) lists no models: it wants {"models": [{"name": …, "file": …}, …]}, as aetool web writes it`);
+  }
+  return manifest;
 }
 
 async function load() {
@@ -264,7 +293,7 @@ async function load() {
   ort.env.wasm.wasmPaths = new URL('ort/', SITE).href; // ort-wasm-simd-threaded.{mjs,wasm} beside this script
   ort.env.wasm.numThreads = threads;
   ort.env.wasm.proxy = proxied;
-  const manifest = await (await fetched('models.json')).json();
+  const manifest = await readManifest();
   const started = performance.now();
   const files = manifest.models.map((model) => fetched(model.file).then((r) => r.arrayBuffer()));
   files.forEach((file) => file.catch(() => {})); // each failure is met below, in its model's turn
@@ -283,7 +312,12 @@ async function load() {
       loaded.push(model);
     } catch (err) {
       state.sessions.delete(model.name);
-      state.failed.push(`${model.name} (${err.message || err})`);
+      const reason = err.message || String(err);
+      if (reason.includes('no available backend')) { // the same for every model: said once, with where it looked
+        throw new Error(`onnxruntime-web could not start from ${ort.env.wasm.wasmPaths} (ort-wasm-simd-threaded.mjs ` +
+          `and .wasm must be served there): ${reason.slice(0, 300)}`);
+      }
+      state.failed.push(`${model.name} (${reason})`);
     }
   }
   if (!loaded.length) throw new Error(`no model could be loaded: ${state.failed.join('; ')}`);
@@ -403,7 +437,7 @@ function showStatus() {
   if (!status) return;
   const line = state.loadError ? state.loadLine : state.fileLine ?? state.loadLine;
   const waiting = state.fileLine && !state.loadError && !state.manifest ? '; the models are still loading' : '';
-  const failed = state.failed.length && !state.loadError ? ` Left off: ${state.failed.join('; ')}.` : '';
+  const failed = state.failed.length && !state.loadError ? `; left off: ${state.failed.join('; ')}` : '';
   status.className = state.loadError || state.fileError || state.failed.length ? 'error' : '';
   status.textContent = line + waiting + failed;
 }
@@ -529,18 +563,31 @@ const ready = load().then(loaded, notLoaded); // the page takes input at once; w
 setupPad();
 setupInputs();
 
-// For tests and benchmarks (tests/test_web.py, benchmarks/web_speed.py, web/run_page.mjs).
+function onPage(name) {
+  // The entry of a model the page has loaded, else an error that says why not.
+  if (!state.manifest) throw new Error('the models are not loaded yet: await window.aetool.ready first');
+  const model = state.manifest.models.find((m) => m.name === name);
+  if (!model) throw new Error(`no model ${JSON.stringify(name)} on this page; it has ${state.manifest.models.map((m) => m.name).join(', ')}`);
+  return model;
+}
+
+// For other pages (README: The page in a site of your own), tests (tests/test_web.py, web/run_page.mjs) and
+// benchmarks (benchmarks/web_speed.py).
 window.aetool = {
   ready,
   manifest: () => state.manifest,
   threads,
   proxied,
   run: async (name, data, dims) => {
+    onPage(name);
     const outputs = await run(name, Float32Array.from(data), dims);
     return Object.fromEntries(Object.entries(outputs).map(([k, v]) => [k, { dims: v.dims, data: Array.from(v.data) }]));
   },
   prepare: (name, rgba, width, height) => {
-    const model = state.manifest.models.find((m) => m.name === name);
+    const model = onPage(name);
+    if (rgba.length !== 4 * width * height) {
+      throw new Error(`rgba holds ${rgba.length} values; a ${width}×${height} image has 4 × ${width} × ${height} = ${4 * width * height}`);
+    }
     const { fed, flip } = prepare(model, fromRGBA(Uint8ClampedArray.from(rgba), width, height));
     return { dims: [1, fed.channels, fed.height, fed.width], data: Array.from(fed.data), flip };
   },
