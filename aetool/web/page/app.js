@@ -12,8 +12,8 @@
 // Another page can load this script (after onnxruntime-web's ort.wasm.min.js, which defines the global `ort`)
 // from wherever the site lies: models.json, models/ and ort/ are found beside this script, not beside the page.
 // Everything is in this one closure but `window.aetool`, the same steps for that page, the tests
-// (tests/test_web.py) and the benchmarks; the drawing pad, file picker and cards are set up where the page has
-// their elements (index.html's ids).
+// (tests/test_web.py) and the benchmarks; the drawing pad, file picker, slider, cards and status line are set up
+// only on a page whose script tag says `data-page` (index.html), where it has their elements.
 (() => {
 'use strict';
 
