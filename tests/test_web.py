@@ -340,6 +340,17 @@ def test_web_refuses_a_port_out_of_range_or_taken_before_writing_the_site(fake_o
     assert not (tmp_path / "site").exists()
 
 
+def _has_ipv6_loopback() -> bool:
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
 def test_web_serves_on_the_address_given_and_refuses_one_not_of_this_machine(fake_ort, tmp_path, monkeypatch):
     """A trial found no way to serve the page beyond this machine (a phone on the same network): --host."""
     import aetool.web
@@ -360,7 +371,8 @@ def test_web_serves_on_the_address_given_and_refuses_one_not_of_this_machine(fak
         return httpd
 
     monkeypatch.setattr(aetool.web, "server", stopped)
-    for host, shown in [("::1", "http://[::1]:"), ("0.0.0.0", "http://127.0.0.1:")]:
+    hosts = [("::1", "http://[::1]:")] if _has_ipv6_loopback() else []  # a machine may have no IPv6
+    for host, shown in [*hosts, ("0.0.0.0", "http://127.0.0.1:")]:
         done = runner.invoke(app, ["web", *out, "--serve", "0", "--host", host])
         assert done.exit_code == 0 and f"serving {shown}{served[-1][1]}/" in done.stderr, done.output
         assert served[-1][0] == host
@@ -460,8 +472,9 @@ def _browser_missing() -> str | None:
 def page(tmp_path_factory):
     """Call the page's window.aetool in headless Chromium: ``page(calls, threads=1)`` → one result per call (the
     ``early`` calls', begun before the models load, first). ``url`` is a page of the site's folder (``page.site``)
-    with its query; ``missing`` files are answered 404, ``unisolated`` strips the isolation headers; with
-    ``replace`` maps files to the text served instead; with ``loads=False`` the page must fail to load its models, and the harness's error output comes back."""
+    with its query; ``missing`` files are answered 404, ``replace`` maps files to the text served instead,
+    ``unisolated`` strips the isolation headers; with ``loads=False`` the page must fail to load its models, and
+    the harness's error output comes back."""
     missing = _browser_missing()
     if missing:
         pytest.skip(f"browser test: {missing}")
