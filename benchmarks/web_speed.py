@@ -69,15 +69,20 @@ def native(path: Path, threads: int, seconds: float) -> dict:
     }
 
 
-def browser(url: str, threads: int, seconds: float) -> list[dict]:
-    """The page's ``aetool.time`` of each bundled model at ``threads`` threads, in a fresh headless Chromium."""
-    job = {"url": f"{url}?threads={threads}&proxy=0", "calls": [["time", name, seconds] for name in NAMES]}
+def page_calls(url: str, calls: list) -> list:
+    """The results of ``calls`` on the page at ``url`` (``web/run_page.mjs``), in a fresh headless Chromium."""
+    job = {"url": url, "calls": calls}
     done = subprocess.run(
         ["node", str(WEB / "run_page.mjs")], input=json.dumps(job), capture_output=True, text=True, timeout=1200
     )
     if done.returncode != 0:
         raise SystemExit(f"the page failed: {done.stderr[-2000:]}")
     return json.loads(done.stdout)
+
+
+def browser(url: str, threads: int, seconds: float) -> list[dict]:
+    """The page's ``aetool.time`` of each bundled model at ``threads`` threads, onnxruntime-web on its thread."""
+    return page_calls(f"{url}?threads={threads}&proxy=0", [["time", name, seconds] for name in NAMES])
 
 
 PAUSE = """(async () => {
@@ -109,13 +114,7 @@ def pauses(url: str, threads: int, seconds: float) -> dict[str, dict]:
     call = ["js", PAUSE.replace("BYTES", json.dumps(list(png.getvalue())))]
     found = {}
     for side, query in (("worker", ""), ("page", "&proxy=0")):
-        job = {"url": f"{url}?threads={threads}{query}", "calls": [call] * 3 + [["time", n, seconds] for n in NAMES]}
-        done = subprocess.run(
-            ["node", str(WEB / "run_page.mjs")], input=json.dumps(job), capture_output=True, text=True, timeout=1200
-        )
-        if done.returncode != 0:
-            raise SystemExit(f"the page failed: {done.stderr[-2000:]}")
-        results = json.loads(done.stdout)
+        results = page_calls(f"{url}?threads={threads}{query}", [call] * 3 + [["time", n, seconds] for n in NAMES])
         found[side] = {
             "longest_pause_ms": statistics.median(r["longest_pause_ms"] for r in results[:3]),
             "total_ms": statistics.median(r["total_ms"] for r in results[:3]),
@@ -166,28 +165,20 @@ def op_types_native(path: Path, threads: int, runs: int = 300) -> dict[str, floa
     return op_types(json.loads(Path(session.end_profiling()).read_text()))
 
 
-def timed_runs(site: Path, counts: list[int], *, rounds: int, seconds: float) -> dict[tuple[str, int], dict[str, list]]:
-    """Each bundled model's timings per (name, thread count): the page in Chromium (``browser``) and onnxruntime in
-    Python (``native``), ``rounds`` rounds whose order alternates, ``seconds`` timed seconds each."""
-    httpd = server(site)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{httpd.server_address[1]}/index.html"
+def timed_runs(url: str, counts: list[int], *, rounds: int, seconds: float) -> dict[tuple[str, int], dict[str, list]]:
+    """Each bundled model's timings per (name, thread count): the page at ``url`` in Chromium (``browser``) and
+    onnxruntime in Python (``native``), ``rounds`` rounds whose order alternates, ``seconds`` timed seconds each."""
     runs: dict[tuple[str, int], dict[str, list]] = collections.defaultdict(lambda: collections.defaultdict(list))
-    try:
-        for round_ in range(rounds):
-            for threads in counts:
-                order = ("browser", "native") if round_ % 2 == 0 else ("native", "browser")
-                for side in order:
-                    if side == "browser":
-                        for timing in browser(url, threads, seconds):
-                            runs[(timing["name"], threads)]["browser"].append(timing)
-                    else:
-                        for name in NAMES:
-                            runs[(name, threads)]["native"].append(
-                                native(BUNDLED_DIR / f"{name}.onnx", threads, seconds)
-                            )
-    finally:
-        httpd.shutdown()
+    for round_ in range(rounds):
+        for threads in counts:
+            order = ("browser", "native") if round_ % 2 == 0 else ("native", "browser")
+            for side in order:
+                if side == "browser":
+                    for timing in browser(url, threads, seconds):
+                        runs[(timing["name"], threads)]["browser"].append(timing)
+                else:
+                    for name in NAMES:
+                        runs[(name, threads)]["native"].append(native(BUNDLED_DIR / f"{name}.onnx", threads, seconds))
     return runs
 
 
@@ -205,15 +196,14 @@ def main() -> None:
             site = build_site(folder, ort_web=WEB / "node_modules" / "onnxruntime-web")
         except AetoolError as err:
             parser.exit(2, f"web_speed.py: {err} (npm ci --prefix web installs them)\n")
-        runs = timed_runs(Path(folder), counts, rounds=args.rounds, seconds=args.seconds)
-        if args.pauses:
-            httpd = server(folder)
-            threading.Thread(target=httpd.serve_forever, daemon=True).start()
-            try:
-                url = f"http://127.0.0.1:{httpd.server_address[1]}/index.html"
-                paused = {threads: pauses(url, threads, args.seconds) for threads in counts}
-            finally:
-                httpd.shutdown()
+        httpd = server(folder)
+        threading.Thread(target=httpd.serve_forever, daemon=True).start()
+        try:
+            url = f"http://127.0.0.1:{httpd.server_address[1]}/index.html"
+            runs = timed_runs(url, counts, rounds=args.rounds, seconds=args.seconds)
+            paused = {threads: pauses(url, threads, args.seconds) for threads in counts} if args.pauses else {}
+        finally:
+            httpd.shutdown()
     print(
         f"onnxruntime {ort.__version__} (Python) against onnxruntime-web {site.ort_web_version} wasm in headless "
         f"Chromium, batch 1, median per run over {args.rounds} rounds ({args.seconds:g} s each, after 20 warm-up "
@@ -239,7 +229,7 @@ def main() -> None:
         f"\nThe page's whole warm-up (wasm fetch and compile, every session created and run once): "
         f"{statistics.median(loads):.0f} ms median ({min(loads):.0f}–{max(loads):.0f})."
     )
-    if args.pauses:
+    if paused:
         print(
             "\nA 512×512 image through every bundled model: the page's longest pause and the whole (ms, median of 3), "
             "and each model's time per run at batch 1 (ms), onnxruntime-web in the page's worker and on its thread"

@@ -264,7 +264,8 @@ async function fetched(path) {
   // 404 Not Found (URL)": a site served under a sub-path shows where it was looked for).
   const url = new URL(path, SITE).href;
   const response = await fetch(url);
-  if (!response.ok) throw new Error(`${path}: HTTP ${`${response.status} ${response.statusText}`.trim()} (${url})`);
+  const status = `${response.status} ${response.statusText}`.trim();
+  if (!response.ok) throw new Error(`${path}: HTTP ${status} (${url})`);
   return response;
 }
 
