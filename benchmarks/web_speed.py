@@ -15,7 +15,9 @@ each session is timed apart. ``--profile NAME`` adds where the time goes, by ope
 the NCHWc layout: ``Conv`` there with ``ReorderInput``/``ReorderOutput``, ``FusedConv`` in wasm). ``--pauses``
 adds how long the page stops answering (its longest gap between 5 ms timer ticks) while a 512×512 photo-sized image
 goes through every bundled model, with onnxruntime-web in the worker the page runs it in and on the page's thread
-(``?proxy=0``), and the worker's cost per run at batch 1.
+(``?proxy=0``), and the worker's cost per run at batch 1. ``--peak`` adds the ceiling a model made of products
+meets: the GFLOP/s of a large MatMul and of stacks of 3×3 convolutions (16–128 channels at 28×28), and of the
+bundled ``denoise``, in onnxruntime-web's wasm (Node) and native onnxruntime, from the same profilers.
 """
 
 from __future__ import annotations
@@ -165,6 +167,89 @@ def op_types_native(path: Path, threads: int, runs: int = 300) -> dict[str, floa
     return op_types(json.loads(Path(session.end_profiling()).read_text()))
 
 
+SETUP_OPS = ("Reshape", "Tile", "Slice")  # the probes' own input preparation, left out of their time
+
+
+def product_probes(folder: Path) -> dict[str, Path]:
+    """ONNX files of a 1×1×28×28 ``image`` whose time is all products, written into ``folder``: ``matmul``, the
+    image flattened and tiled to 256×784, times a 784×784 matrix; ``conv C, S×S``, the image tiled to C channels
+    (at S = 14 every second row and column of it), then four 3×3 C→C convolutions (padding 1) each with its ReLU:
+    at 28×28 for C in 16, 32, 64, 128, and at 14×14 for C = 32, the width and half resolution of the bundled
+    ``denoise``. Random weights (seeded), opset 20, IR 9 (onnxruntime-web 1.30 reads IR ≤ 13)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    image = helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 1, 28, 28])
+
+    def save(name: str, nodes: list, constants: dict[str, np.ndarray], output: str) -> Path:
+        inits = [numpy_helper.from_array(value, key) for key, value in constants.items()]
+        out = helper.make_tensor_value_info(output, TensorProto.FLOAT, None)
+        graph = helper.make_graph(nodes, name, [image], [out], inits)
+        path = folder / f"{name}.onnx"
+        onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)], ir_version=9), path)
+        return path
+
+    probes = {
+        "matmul": save(
+            "matmul",
+            [
+                helper.make_node("Reshape", ["image", "shape"], ["flat"]),
+                helper.make_node("Tile", ["flat", "repeats"], ["rows"]),
+                helper.make_node("MatMul", ["rows", "weight"], ["product"]),
+            ],
+            {
+                "shape": np.array([1, 784], np.int64),
+                "repeats": np.array([256, 1], np.int64),
+                "weight": (rng.standard_normal((784, 784)) * 0.05).astype(np.float32),
+            },
+            "product",
+        )
+    }
+    for channels, side in ((16, 28), (32, 28), (64, 28), (128, 28), (32, 14)):
+        nodes = [helper.make_node("Tile", ["image", "repeats"], ["tiled"])]
+        constants = {"repeats": np.array([1, channels, 1, 1], np.int64)}
+        previous = "tiled"
+        if side == 14:
+            nodes.append(helper.make_node("Slice", ["tiled", "starts", "ends", "axes", "steps"], ["every_second"]))
+            constants.update(
+                starts=np.array([0, 0], np.int64),
+                ends=np.array([28, 28], np.int64),
+                axes=np.array([2, 3], np.int64),
+                steps=np.array([2, 2], np.int64),
+            )
+            previous = "every_second"
+        for layer in range(4):
+            constants[f"w{layer}"] = (rng.standard_normal((channels, channels, 3, 3)) * 0.05).astype(np.float32)
+            constants[f"b{layer}"] = np.zeros(channels, np.float32)
+            operands = [previous, f"w{layer}", f"b{layer}"]
+            nodes.append(helper.make_node("Conv", operands, [f"c{layer}"], pads=[1] * 4))
+            nodes.append(helper.make_node("Relu", [f"c{layer}"], [f"r{layer}"]))
+            previous = f"r{layer}"
+        probes[f"conv {channels}, {side}×{side}"] = save(f"conv{channels}_{side}", nodes, constants, previous)
+    return probes
+
+
+def product_rates(paths: dict[str, Path], threads: int, *, rounds: int = 3, runs: int = 150) -> dict[str, dict]:
+    """Each file's MFLOP per run and its best GFLOP/s over ``rounds`` rounds (sides alternating) in native
+    onnxruntime and in onnxruntime-web's wasm (Node): FLOPs by ``aetool.bench.flops_per_image`` at 28×28, time
+    the sum of :func:`op_types` without :data:`SETUP_OPS`. Best, not median: a ceiling, on a shared machine
+    whose other load only ever lowers a rate."""
+    from aetool.bench import flops_per_image
+
+    rates: dict[str, dict] = {}
+    for name, path in paths.items():
+        flops = flops_per_image(path, (28, 28))
+        assert flops, f"{path}: no FLOP count"
+        rates[name] = {"mflop": flops / 1e6, "native": 0.0, "wasm": 0.0}
+        for round_ in range(rounds):
+            sides = (("native", op_types_native), ("wasm", op_types_wasm))
+            for side, profile in sides if round_ % 2 == 0 else sides[::-1]:
+                micros = sum(us for op, us in profile(path, threads, runs).items() if op not in SETUP_OPS)
+                rates[name][side] = max(rates[name][side], flops / micros / 1e3)
+    return rates
+
+
 def timed_runs(url: str, counts: list[int], *, rounds: int, seconds: float) -> dict[tuple[str, int], dict[str, list]]:
     """Each bundled model's timings per (name, thread count): the page at ``url`` in Chromium (``browser``) and
     onnxruntime in Python (``native``), ``rounds`` rounds whose order alternates, ``seconds`` timed seconds each."""
@@ -189,6 +274,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=3.0, help="timed seconds per model and round")
     parser.add_argument("--profile", metavar="NAME", help="a bundled model to break down by operator type")
     parser.add_argument("--pauses", action="store_true", help="the page's pauses on a large image, worker or not")
+    parser.add_argument("--peak", action="store_true", help="GFLOP/s of products in wasm and native: the ceiling")
     args = parser.parse_args()
     counts = [int(t) for t in args.threads.split(",")]
     with tempfile.TemporaryDirectory() as folder:
@@ -258,6 +344,20 @@ def main() -> None:
         print(
             f"| all | {sum(cpu.values()):.1f} | {sum(wasm.values()):.1f} | {sum(wasm.values()) / sum(cpu.values()):.1f} |"
         )
+
+    if args.peak:
+        with tempfile.TemporaryDirectory() as folder:
+            paths = {**product_probes(Path(folder)), "denoise (bundled)": BUNDLED_DIR / "denoise.onnx"}
+            rates = product_rates(paths, counts[0])
+        print(
+            f"\nProducts, batch 1, {counts[0]} thread(s): GFLOP/s over the profiled time of the graph's nodes "
+            "(medians per node; the probes' Reshape, Tile and Slice left out)"
+        )
+        print("\n| file | MFLOP per run | native GFLOP/s | wasm (Node) GFLOP/s | wasm time / native |")
+        print("|---|---:|---:|---:|---:|")
+        for name, found in rates.items():
+            ratio = found["native"] / found["wasm"]
+            print(f"| {name} | {found['mflop']:.1f} | {found['native']:.1f} | {found['wasm']:.1f} | {ratio:.2f} |")
 
 
 if __name__ == "__main__":

@@ -9,12 +9,14 @@ import importlib.util
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
 
 import numpy as np
+import onnxruntime as ort
 import pytest
 from conftest import CountingSession, cli_runner, toy_metadata
 
@@ -380,16 +382,18 @@ def test_a_file_that_fixes_its_batch_is_timed_in_calls_of_that_batch(tmp_path):
     assert [row["batch_size"] for row in json.loads(result.stdout)["results"]] == [1, 7]
 
 
-def roofline() -> ModuleType:
-    """benchmarks/roofline.py, the least memory traffic of a model (and the SGEMM and copy yardsticks)."""
-    spec = importlib.util.spec_from_file_location("roofline", Path(__file__).parents[1] / "benchmarks" / "roofline.py")
+def benchmark(name: str, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    """benchmarks/NAME.py as a module, with the benchmarks folder on the path for its own imports."""
+    folder = Path(__file__).parents[1] / "benchmarks"
+    monkeypatch.syspath_prepend(str(folder))
+    spec = importlib.util.spec_from_file_location(name, folder / f"{name}.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-def test_the_flops_of_a_file_that_fixes_its_batch_are_counted_per_image(tmp_path):
+def test_the_flops_of_a_file_that_fixes_its_batch_are_counted_per_image(tmp_path, monkeypatch):
     onnx = pytest.importorskip("onnx")
     from onnx import helper, numpy_helper
 
@@ -403,7 +407,7 @@ def test_the_flops_of_a_file_that_fixes_its_batch_are_counted_per_image(tmp_path
         )
         onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "g.onnx")
         assert bench.flops_per_image(tmp_path / "g.onnx", (8, 12)) == 2 * 8 * 12 * 9
-        assert roofline().bytes_per_image(tmp_path / "g.onnx", (8, 12))[0] == 4 * 2 * 8 * 12
+        assert benchmark("roofline", monkeypatch).bytes_per_image(tmp_path / "g.onnx", (8, 12))[0] == 4 * 2 * 8 * 12
 
 
 def test_a_file_of_float16_inputs_is_timed_and_its_flops_counted(tmp_path):
@@ -445,10 +449,31 @@ def test_flops_are_not_counted_for_a_graph_of_operators_the_count_does_not_know(
         assert bench.flops_per_image(tmp_path / "g.onnx", (8, 12)) is None
 
 
-def test_least_memory_traffic_counts_each_layer_input_output_and_weights_once(ae64_run):
-    per_image, per_call = roofline().bytes_per_image(ae64_run[1], (28, 28))
+def test_least_memory_traffic_counts_each_layer_input_output_and_weights_once(ae64_run, monkeypatch):
+    per_image, per_call = benchmark("roofline", monkeypatch).bytes_per_image(ae64_run[1], (28, 28))
     assert per_image == 4 * (784 + 64 + 64 + 784)  # two layers: 784 → 64 → 784
     assert per_call == 4 * (784 * 64 + 64 + 64 * 784 + 784)  # their weights and biases
+
+
+@pytest.mark.skipif(
+    shutil.which("node") is None or not (Path(__file__).parents[1] / "web" / "node_modules").is_dir(),
+    reason="needs Node and onnxruntime-web (npm ci --prefix web)",
+)
+def test_the_browser_benchmark_rates_products_in_wasm_and_natively(tmp_path, monkeypatch):
+    """web_speed.py --peak: the probes hold the products they are named for, and each is rated in both runtimes."""
+    pytest.importorskip("onnx", reason="the probes are written with onnx")
+    web_speed = benchmark("web_speed", monkeypatch)
+    probes = web_speed.product_probes(tmp_path)
+    shapes = {f"conv {c}, 28×28": (1, c, 28, 28) for c in (16, 32, 64, 128)}
+    shapes = {"matmul": (256, 784), **shapes, "conv 32, 14×14": (1, 32, 14, 14)}
+    assert list(probes) == list(shapes)
+    for name, path in probes.items():
+        out = ort.InferenceSession(path).run(None, {"image": np.ones((1, 1, 28, 28), np.float32)})[0]
+        assert out.shape == shapes[name]
+    small = {"conv 32, 14×14": probes["conv 32, 14×14"]}
+    rates = web_speed.product_rates(small, 1, rounds=1, runs=60)["conv 32, 14×14"]
+    assert rates["mflop"] == 4 * 2 * 32 * 32 * 9 * 14 * 14 / 1e6  # four 3×3 convs, the Tile and Slice uncounted
+    assert rates["native"] > 0 and rates["wasm"] > 0
 
 
 def test_the_benchmark_times_the_calls_reconstruct_makes(toy_dir, monkeypatch):
