@@ -1516,7 +1516,7 @@ def web(
     WebAssembly modules from file:// pages); --serve on a site already written, where onnxruntime-web's files are
     not at hand to rebuild it, serves it as it is."""
     with reporting():
-        from aetool.web import build_site, holds_site, nowhere_to_rebuild, server
+        from aetool.web import build_site, holds_site, nowhere_to_rebuild, server, site_urls
 
         if output == "":  # as a Path it was ".", and the site went into the current folder
             raise AetoolError("-o is an empty name; give a folder (. for the current one)")
@@ -1552,7 +1552,7 @@ def web(
                 )
                 return
             try:  # the line first inside: a Ctrl-C as soon as it is read stops the server too, not an error
-                note(f"serving {_served_at(host, httpd.server_address[1])} (Ctrl-C to stop)")
+                note(f"serving {_served_at(site_urls(httpd))} (Ctrl-C to stop)")
                 httpd.serve_forever()
             except KeyboardInterrupt:  # how a server is stopped: not an error
                 note("stopped")
@@ -1561,12 +1561,9 @@ def web(
                 httpd.server_close()
 
 
-def _served_at(host: str, port: int) -> str:
-    """The address to open for a server on ``host:port``: ``http://127.0.0.1:8000/``, ``http://[::1]:8000/``; for
-    every address of the machine (0.0.0.0, ::), this one's and a word on the others."""
-    if host in ("0.0.0.0", "::", ""):
-        return f"http://127.0.0.1:{port}/ and on this machine's other addresses, port {port}"
-    return f"http://{f'[{host}]' if ':' in host else host}:{port}/"
+def _served_at(urls: list[str]) -> str:
+    """Where the site is served, in words: the first address, then those of other devices (``web.site_urls``)."""
+    return urls[0] if len(urls) == 1 else f"{urls[0]}, from other devices {', '.join(urls[1:])}"
 
 
 def _image_spec(spec: dict[str, Any], colour_space: str | None) -> str:

@@ -4,6 +4,7 @@ in headless Chromium, whose outputs must equal Python onnxruntime's. Torch-free,
 from __future__ import annotations
 
 import importlib.util
+import ipaddress
 import json
 import os
 import shutil
@@ -24,7 +25,7 @@ from aetool.errors import AetoolError, ModelFileError
 from aetool.runtime import contract, images
 from aetool.runtime.noise import NOISE_KINDS, add_noise
 from aetool.runtime.registry import BUNDLED_DIR
-from aetool.web import ORT_FILES, PAGE, WASM_MAGIC, build_site, find_ort_web, model_entry, server
+from aetool.web import ORT_FILES, PAGE, WASM_MAGIC, build_site, find_ort_web, model_entry, server, site_urls
 
 REPO = Path(__file__).resolve().parents[1]
 NODE_MODULES = REPO / "web" / "node_modules"
@@ -362,11 +363,12 @@ def test_web_serves_on_the_address_given_and_refuses_one_not_of_this_machine(fak
     assert len(done.stderr.splitlines()) == 1 and not (tmp_path / "site").exists()
     done = runner.invoke(app, ["web", *out, "--host", "0.0.0.0"])
     assert done.exit_code == 2 and "give --serve PORT too" in done.stderr and not (tmp_path / "site").exists()
-    served = []
+    served, listed = [], []
 
     def stopped(folder, *, port, host):
         httpd = server(folder, port=port, host=host)
         served.append(httpd.server_address)
+        listed.append(site_urls(httpd))
         httpd.serve_forever = StoppedServer.serve_forever.__get__(httpd)  # type: ignore[method-assign]
         return httpd
 
@@ -376,7 +378,36 @@ def test_web_serves_on_the_address_given_and_refuses_one_not_of_this_machine(fak
         done = runner.invoke(app, ["web", *out, "--serve", "0", "--host", host])
         assert done.exit_code == 0 and f"serving {shown}{served[-1][1]}/" in done.stderr, done.output
         assert served[-1][0] == host
-    assert "and on this machine's other addresses" in done.stderr
+    others = listed[-1][1:]
+    assert (f", from other devices {', '.join(others)} (Ctrl-C" in done.stderr) == bool(others), done.stderr
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::"])
+def test_a_server_on_every_address_names_the_addresses_other_devices_reach_it_at(tmp_path, host):
+    """--host 0.0.0.0 printed http://127.0.0.1:PORT/ "and on this machine's other addresses", which a phone's
+    user had to look up: each address listed now answers with the site, and none of them is this machine's
+    loopback or link only."""
+    if host == "::" and not _has_ipv6_loopback():
+        pytest.skip("this machine has no IPv6 loopback")
+    (tmp_path / "index.html").write_text("the site")
+    httpd = server(tmp_path, host=host)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        urls = site_urls(httpd)
+        port = httpd.server_address[1]
+        assert urls[0] == (f"http://[::1]:{port}/" if host == "::" else f"http://127.0.0.1:{port}/")
+        for url in urls:
+            with urllib.request.urlopen(url + "index.html", timeout=10) as answer:
+                assert answer.read() == b"the site"
+        hosts = [url.split("//")[1].rsplit(":", 1)[0].strip("[]") for url in urls[1:]]
+        assert not any(ipaddress.ip_address(h).is_loopback or ipaddress.ip_address(h).is_link_local for h in hosts)
+        assert len(set(urls)) == len(urls)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    one = server(tmp_path, host="127.0.0.1")
+    assert site_urls(one) == [f"http://127.0.0.1:{one.server_address[1]}/"]
+    one.server_close()
 
 
 def test_web_puts_the_models_named_on_the_page_in_that_order_and_refuses_a_name_not_bundled(fake_ort, tmp_path):

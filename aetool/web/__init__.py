@@ -16,6 +16,7 @@ Torch-free, like the runtime.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import http.server
 import json
@@ -48,6 +49,7 @@ CLONE_WEB = Path(__file__).resolve().parents[2] / "web"  # web/ of a clone (edit
 ISOLATION = {"Cross-Origin-Opener-Policy": "same-origin", "Cross-Origin-Embedder-Policy": "require-corp"}
 STEM_MAX = NAME_MAX - 16  # room for "-NNN.onnx" and a writer's temporary suffix
 WASM_MAGIC = b"\0asm"  # the first bytes of every WebAssembly module
+ROUTE_PROBES = {socket.AF_INET: "192.0.2.1", socket.AF_INET6: "2001:db8::1"}  # RFC 5737 / 3849: documentation only
 
 
 @dataclass(frozen=True)
@@ -334,3 +336,42 @@ def server(folder: str | Path, *, port: int = 0, host: str = "127.0.0.1") -> htt
     handler = functools.partial(_Handler, directory=str(folder))
     kind = _Server6 if ":" in host else http.server.ThreadingHTTPServer
     return kind((host, port), handler)
+
+
+def site_urls(httpd: http.server.ThreadingHTTPServer) -> list[str]:
+    """Where to open the site ``httpd`` serves, as ``http://HOST:PORT/`` strings: its own address; for a server on
+    every address of the machine (``0.0.0.0``, ``::``), this machine's loopback first, then the addresses other
+    devices reach it at: the one this machine's route to the network leaves from and those its host name resolves
+    to, of the families the socket takes (IPv4 for 0.0.0.0; IPv6 for ::, and IPv4 too on a dual-stack socket),
+    loopback and link-local addresses left out. Finding them sends nothing (connecting a UDP socket only picks a
+    route); on a machine without a network only the loopback is given."""
+    host, port = str(httpd.server_address[0]), httpd.server_address[1]
+    if host not in ("0.0.0.0", "::"):
+        return [f"http://{f'[{host}]' if ':' in host else host}:{port}/"]
+    family = httpd.socket.family
+    families = [family]
+    if family == socket.AF_INET6 and not httpd.socket.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY):
+        families.append(socket.AF_INET)
+    found: list[str] = []
+    for each in families:
+        candidates = []
+        with socket.socket(each, socket.SOCK_DGRAM) as probe, contextlib.suppress(OSError):  # OSError: no route
+            probe.connect((ROUTE_PROBES[each], 9))
+            candidates.append(probe.getsockname()[0])
+        with contextlib.suppress(OSError):  # a host name that does not resolve
+            candidates += [info[4][0] for info in socket.getaddrinfo(socket.gethostname(), None, each)]
+        for address in candidates:
+            address = address.split("%")[0]  # an IPv6 scope
+            if address not in found and not _local_only(address):
+                found.append(address)
+    loopback = "[::1]" if family == socket.AF_INET6 else "127.0.0.1"
+    return [f"http://{loopback}:{port}/", *(f"http://{f'[{a}]' if ':' in a else a}:{port}/" for a in found)]
+
+
+def _local_only(address: str) -> bool:
+    """Whether ``address`` (IPv4 or IPv6 text) reaches this machine only or its link only: loopback, link-local,
+    unspecified."""
+    import ipaddress
+
+    parsed = ipaddress.ip_address(address)
+    return parsed.is_loopback or parsed.is_link_local or parsed.is_unspecified
