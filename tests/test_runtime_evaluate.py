@@ -274,6 +274,41 @@ def test_images_are_carried_into_the_models_channels_and_polarity(toy_dir, tmp_p
 # ---- pairs ----
 
 
+@pytest.mark.parametrize("source", ["pairs", "clean images"])
+def test_a_dark_on_light_image_is_scored_as_the_image_commands_write_it_not_inverted(tmp_path, source):
+    """A white-on-black model takes a dark-on-light image inverted; evaluate scored SSIM on the inverted images
+    (0.317 where scikit-image gave 0.334 on the written output and its target, trial 76): SSIM, unlike MSE,
+    changes under inversion. Scored now inverted back, as ``denoise`` writes its output."""
+    skimage_metrics = pytest.importorskip("skimage.metrics", reason="scikit-image is the test's SSIM oracle")
+    from aetool.runtime.evaluate import reconstructed
+    from aetool.runtime.images import read_image
+
+    rng = np.random.default_rng(5)
+    clean = np.full((40, 48), 0.92) - 0.05 * rng.random((40, 48))
+    clean[8:32, 10:14] = clean[8:12, 10:38] = clean[20:24, 20:40] = 0.1  # dark strokes on a light page
+    noisy = np.clip(clean + rng.normal(0, 0.15, clean.shape), 0, 1)
+    save(tmp_path / "clean" / "x.png", np.round(clean * 255).astype(np.uint8))
+    save(tmp_path / "noisy" / "x.png", np.round(noisy * 255).astype(np.uint8))
+    model = load("denoise")
+    if source == "pairs":
+        result = evaluate_pairs(model, str(tmp_path / "noisy"), str(tmp_path / "clean"))
+        fed = read_image(tmp_path / "noisy" / "x.png").pixels
+    else:
+        result = evaluate_images(model, str(tmp_path / "clean"), noise=0.15, seed=3)
+        fed = 1 - add_noise(1 - read_image(tmp_path / "clean" / "x.png").pixels[None], 0.15, rng=3)[0]
+    target = read_image(tmp_path / "clean" / "x.png").pixels[0].astype(np.float64)
+    output = 1 - reconstructed(model, (1 - fed)[None])[0, 0].astype(np.float64)  # as denoise writes it
+    oracle = skimage_metrics.structural_similarity(
+        output, target, gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=1
+    )
+    inverted = skimage_metrics.structural_similarity(
+        1 - output, 1 - target, gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=1
+    )
+    assert abs(oracle - inverted) > 0.01  # the case tells the two apart
+    assert result.ssim == pytest.approx(oracle, abs=1e-5) and "inverted" in " ".join(result.notes)
+    assert result.mse == pytest.approx(np.square(output - target).mean(), rel=1e-5)
+
+
 def test_pairs_match_by_path_without_suffix_and_missing_partners_are_listed(toy_dir, tmp_path):
     rng = np.random.default_rng(4)
     clean = {name: rng.integers(0, 120, (28, 28)).astype(np.uint8) for name in ("x", "a/y", "w")}

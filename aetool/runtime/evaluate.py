@@ -8,7 +8,9 @@ targets, on three kinds of data.
 
 A set's MSE is the mean over all pixels of all images, its PSNR that of this MSE, its SSIM the mean over images
 (``metrics.SetScores``). Images are carried into the model's world as the image commands carry them: converted
-to its channels, inverted when the model is white-on-black and the image dark on light. Conv models score every
+to its channels, inverted when the model is white-on-black and the image dark on light; an inverted image's
+reconstruction and target are inverted back before they are scored, so the scores are those of the images as
+the image commands write them (SSIM, unlike MSE, changes under inversion). Conv models score every
 image whole at its own size; dense models images of their size, or with ``resize`` any image, fitted to their
 size as ``aetool denoise --resize`` fits it (input and target alike, scored at the model's size). Images are read
 a chunk at a time, so memory stays flat; an image that cannot be read is listed and the rest are still scored.
@@ -102,6 +104,7 @@ class _Pair:
     inputs: np.ndarray  # C×H×W in the model's channels and polarity
     target: np.ndarray  # the same shape
     done: tuple[str, ...]  # what was done to its images (notes, counted once the pair is scored)
+    inverted: bool  # inverted for the model: scored inverted back, in the images' own polarity
 
 
 def evaluate(
@@ -333,7 +336,8 @@ def _noisy(model: Model, found: list[Input], run: _Run, *, noise: Noise, seed: i
         except DataError as err:  # a size the model does not take: this image fails, the others are scored
             run.failed.append(Failure(item.label, str(err)))
             continue
-        yield _Pair(item.label, noise.apply(clean[None], rng)[0], clean, (INVERTED,) * invert + done)
+        noisy = noise.apply(clean[None], rng)[0]
+        yield _Pair(item.label, noisy, clean, (INVERTED,) * invert + done, inverted=invert)
 
 
 def _given(model: Model, matched: list[tuple[Input, Input]], run: _Run, *, resize: bool) -> Iterator[_Pair]:
@@ -359,7 +363,7 @@ def _given(model: Model, matched: list[tuple[Input, Input]], run: _Run, *, resiz
             run.failed.append(Failure(source.label, str(err)))
             continue
         done_to_pair = tuple(dict.fromkeys((INVERTED,) * invert + done + done_to_input))  # each kind once a pair
-        yield _Pair(source.label, noisy, clean, done_to_pair)
+        yield _Pair(source.label, noisy, clean, done_to_pair, inverted=invert)
 
 
 def reconstructed(model: Model, inputs: np.ndarray) -> np.ndarray:
@@ -384,7 +388,11 @@ def _score(model: Model, pairs: Iterable[_Pair], run: _Run) -> None:
             kept = copy.copy(run.scores), copy.copy(run.inputs)
             try:
                 inputs, targets = np.stack([pair.inputs for pair in group]), np.stack([pair.target for pair in group])
-                run.scores.add(reconstructed(model, inputs), targets)
+                outputs = reconstructed(model, inputs)
+                flip = np.array([pair.inverted for pair in group]).reshape(-1, 1, 1, 1)
+                if flip.any():  # SSIM of 1 − x is not SSIM of x (MSE and PSNR are the same): the images' own
+                    outputs, inputs, targets = (np.where(flip, 1 - a, a) for a in (outputs, inputs, targets))
+                run.scores.add(outputs, targets)
                 run.inputs.add(inputs, targets)
             except (MemoryError, ModelFileError) as err:  # out of memory (the model's or numpy's), or the model
                 # failed on images of this shape (a size its strides do not take): these fail, the others count
