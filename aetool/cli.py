@@ -448,7 +448,13 @@ def add_noise(
         float | None,
         typer.Option(help="Noise level: Gaussian std, or the fraction of pixels hit. \\[default: 0.5]"),
     ] = None,
-    noise_kind: Annotated[NoiseKind | None, typer.Option(help="Noise kind. \\[default: gaussian]")] = None,
+    noise_kind: Annotated[
+        NoiseKind | None,
+        typer.Option(
+            help="Noise kind: gaussian (added, clipped to 0–1), salt-pepper (pixels set to black or white) or mask "
+            "(pixels set to the background: black, white on a dark-on-light image). \\[default: gaussian]"
+        ),
+    ] = None,
     seed: Annotated[
         int | None,
         typer.Option(
@@ -2271,8 +2277,7 @@ def _bench_table(summary: BenchSummary) -> list[str]:
         sustained = row.sustained_images_per_s
         rate = f"{sustained:,.0f}" if sustained >= 100 else f"{sustained:.3g}"
         line = f"{row.batch_size:>6} {_ms(row.ort_ms, row.ort_p95_ms):>18} {rate:>10}"
-        # over the mean too, as the images/s beside it (the JSON's gflop_per_s is at the median)
-        line += f" {summary.flops_per_image * sustained / 1e9:>8.1f}" if summary.flops_per_image else ""
+        line += f" {row.sustained_gflop_per_s:>8.1f}" if row.sustained_gflop_per_s is not None else ""
         if row.torch_ms is not None and row.torch_p95_ms is not None:
             line += f" {_ms(row.torch_ms, row.torch_p95_ms):>18} {row.speedup_vs_torch:>7.2f}×"
         if row.peer_ms is not None and row.peer_p95_ms is not None:

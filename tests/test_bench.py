@@ -134,6 +134,8 @@ def test_compare_torch_adds_torch_times_and_ratios(ae64_run):
     for row in summary["results"]:
         assert row["torch_ms"] > 0 and row["gflop_per_s"] > 0
         assert row["speedup_vs_torch"] == pytest.approx(row["torch_ms"] / row["ort_ms"])
+        # the table's GFLOP/s, over the mean as its images/s, is in the JSON too (only the median's was, trial 76)
+        assert row["sustained_gflop_per_s"] == pytest.approx(row["sustained_images_per_s"] * 2 * 2 * 784 * 64 / 1e9)
     table = invoke("--model", str(onnx_file), "--compare-torch", str(run_dir), *FAST).stdout
     assert (
         "torch ms (p95)" in table and table.count("×") == 2 + 2
