@@ -702,7 +702,7 @@ def _run(
     )
     done = failed = 0
     counts: Counter[str] = Counter()
-    not_digits = False  # an image that is not a 28×28 digit went through
+    not_digits = False  # an image that looks like neither digits nor writing went through (a photograph?)
     ran: dict[str, Any] = {}  # what every --json record adds: the model that ran
     seeded: dict[str, Any] = {}  # what the record of an image that got noise adds (its MSE tells it did)
     if isinstance(step, Reconstruct):
@@ -719,7 +719,9 @@ def _run(
                     error(f"{outcome.path}: {outcome.error}")
                     continue
                 done += 1
-                not_digits |= outcome.input_size != (28, 28) and not outcome.resized  # --resize: fitted as a digit
+                digit = outcome.input_size == (28, 28) and not (outcome.converted or "").startswith("RGB")
+                # --resize: fitted as a digit; a scanned page is what the bundled denoise is for (trial 77)
+                not_digits |= not (outcome.resized or digit or outcome.looks_like_writing)
                 changes = _changes(outcome, step.channels, forced=options.invert is True)
                 counts.update({kind for kind, _ in changes})
                 if (total if total is not None else done + failed) <= FEW:
@@ -730,8 +732,7 @@ def _run(
         raise Interrupted(f"interrupted after {done + failed}{of} ({done} written)") from None
     also = "; ".join(f"{n} {kind}" for kind, n in counts.items()) if done + failed > FEW else ""
     note(f"{done} done, {failed} failed in {time.perf_counter() - started:.2f} s" + (f" ({also})" if also else ""))
-    colour = any(kind.startswith("converted RGB") for kind in counts)
-    if (colour or not_digits) and isinstance(step, Reconstruct) and _on_digits(step.model):
+    if not_digits and isinstance(step, Reconstruct) and _on_digits(step.model):
         note(_digits_model_on_photos(step.model))
     return 1 if failed else 0
 

@@ -272,6 +272,12 @@ def test_a_grey_photo_through_a_digits_model_is_told_to_train_its_own(cli, tmp_p
     assert "aetool: this model was trained on grey 28×28 images (mnist): on other images" in scored.stderr
     digit_only = cli("denoise", "ring.png", "--model", str(toy_dir / "conv.onnx"))  # a 28×28 digit: no note
     assert digit_only.exit_code == 0 and "photographs" not in digit_only.stderr
+    page = np.full((90, 160), 235, np.uint8)  # dark writing on white paper, at a page's size (trial 77)
+    page[20:70:10, 10:150] = 30
+    save(tmp_path / "page.png", page)
+    scanned = cli("denoise", "page.png", "--model", str(toy_dir / "conv.onnx"), "--json")
+    assert scanned.exit_code == 0 and "photographs" not in scanned.stderr
+    assert "looks_like_writing" not in scanned.stdout  # a guess for the note, not a field of the record
 
 
 def test_many_images_say_what_was_done_in_the_summary(cli, tmp_path, toy_dir):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import struct
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -594,3 +595,38 @@ def test_encode_refuses_nan_pixels():
     pixels[1, 2] = np.nan
     with pytest.raises(ValueError, match="encode takes pixels in \\[0, 1\\], got 1 NaN values"):
         images.encode(pixels, "PNG")
+
+
+def scanned_page(rng: np.random.Generator, *, height: int = 90, width: int = 160, sigma: float = 0.0) -> np.ndarray:
+    """A 1×H×W page of dark digits on textured off-white paper, with Gaussian noise of ``sigma``."""
+    page = 0.92 + 0.02 * rng.standard_normal((height, width))
+    for left in range(4, width - 28, 32):
+        ink = digit().astype(np.float64) / 255
+        top = int(rng.integers(2, height - 30))
+        page[top : top + 28, left : left + 28] = page[top : top + 28, left : left + 28] * (1 - ink) + 0.1 * ink
+    return np.clip(page + sigma * rng.standard_normal(page.shape), 0, 1)[None].astype(np.float32)
+
+
+PHOTOS = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "photos"
+
+
+def test_digits_and_pages_of_writing_look_like_writing_and_photographs_do_not():
+    """The bundled denoise told every scanned page it made photographs worse (any image not 28×28 counted as one,
+    trial 77): pages of ink on plain paper, noisy, colour-stored or at any size, are told apart from photographs."""
+    rng = np.random.default_rng(3)
+    assert images.looks_like_writing(digit()[None].astype(np.float32) / 255)
+    for sigma in (0.0, 0.2, 0.5):
+        page = scanned_page(rng, sigma=sigma)
+        assert images.looks_like_writing(page) and images.looks_like_writing(1 - page), sigma  # either polarity
+    tinted = np.concatenate([scanned_page(rng)] * 3) + rng.normal(0, 0.01, (3, 90, 160)).astype(np.float32)
+    assert images.looks_like_writing(np.clip(tinted, 0, 1))  # a page stored as a colour JPEG
+    large = np.tile(scanned_page(rng, sigma=0.1), (1, 20, 15))  # 1800×2400: judged on a grid
+    assert images.looks_like_writing(large)
+    noise = rng.random((1, 48, 64), dtype=np.float32)
+    assert not images.looks_like_writing(noise)
+    colour = np.stack([scanned_page(rng)[0], scanned_page(rng)[0] * 0.5, scanned_page(rng)[0] * 0.2])
+    assert not images.looks_like_writing(colour)
+    if not PHOTOS.is_dir():
+        pytest.skip("../shared/data/photos (real photographs) is not here")
+    photos = sorted(PHOTOS.glob("*/*/*.png"))
+    assert len(photos) >= 10 and not any(images.looks_like_writing(images.read_image(p).pixels) for p in photos)

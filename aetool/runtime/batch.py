@@ -165,9 +165,13 @@ class Outcome:
     mse: float | None = None  # the step's output against its input, where the step ran (its size and polarity)
     psnr: float | None = None  # of that MSE in dB, peak 1; None when infinite (the output equals the input)
     error: str | None = None
+    looks_like_writing: bool = False  # images.looks_like_writing of the input as read; not in the record
 
     def record(self) -> dict:
-        return asdict(self)
+        """The JSON line: every field but ``looks_like_writing`` (a guess, for the command's notes only)."""
+        record = asdict(self)
+        del record["looks_like_writing"]
+        return record
 
 
 @dataclass(frozen=True)
@@ -182,6 +186,7 @@ class Ready:
     inverted: bool
     seconds: float
     exif: bytes = b""  # the input's, for the output (images.Decoded.exif)
+    looks_like_writing: bool = False  # images.looks_like_writing of the input as read
 
 
 @dataclass(frozen=True)
@@ -297,7 +302,9 @@ def _read(job: Job, step: Step, invert: bool | None) -> Ready | Outcome:
     except MemoryError as err:  # decoding a large image under a memory limit: it alone fails (it ended the batch)
         return Outcome(job.label, error=no_memory_line(err), ms=_ms(started))
     notes = decoded.notes + prepared.notes
-    return Ready(job, image, prepared, notes, converted, flip, time.perf_counter() - started, decoded.exif)
+    writing = images.looks_like_writing(decoded.pixels)
+    seconds = time.perf_counter() - started
+    return Ready(job, image, prepared, notes, converted, flip, seconds, decoded.exif, looks_like_writing=writing)
 
 
 def carry_in(
@@ -512,6 +519,7 @@ def _finish(
         notes=list(item.notes),
         mse=error,
         psnr=decibels if math.isfinite(decibels) else None,
+        looks_like_writing=item.looks_like_writing,
     )
     try:
         data = images.encode(pixels, item.job.fmt, exif=item.exif if exif else b"")
