@@ -1254,11 +1254,11 @@ def _evaluation_line(result: Evaluation) -> str:
         counted = f"{result.ssim_images} image{'s' * (result.ssim_images != 1)}"
         ssim += f" (of the {counted} of at least 11×11)"
     scores = f"MSE {result.mse:.6f}, PSNR {psnr}, SSIM {ssim}"
-    return _evaluated(result, scores) + (  # and what doing nothing scores: the noisy inputs against the targets
-        f"; the inputs themselves: MSE {result.input_mse:.6f}, PSNR {result.input_psnr:.2f} dB"
-        if result.input_mse is not None and result.input_psnr is not None
-        else ""
-    )
+    if result.input_mse is None or result.input_psnr is None:
+        return _evaluated(result, scores)
+    # and what doing nothing scores: the noisy inputs against the targets
+    baseline = f"; the inputs themselves: MSE {result.input_mse:.6f}, PSNR {result.input_psnr:.2f} dB"
+    return _evaluated(result, scores) + baseline + (f", SSIM {result.input_ssim:.4f}" if result.input_ssim else "")
 
 
 def _evaluated(result: Evaluation, scores: str) -> str:

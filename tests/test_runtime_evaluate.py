@@ -25,7 +25,7 @@ def test_identity_on_clean_inputs_scores_zero(toy_dir, mnist_dir):
     assert result.recorded_noise == "gaussian=0.5"  # the recorded MSE is under the training noise, not this one's
     assert evaluate(load(toy_dir / "dense.onnx"), mnist_dir).recorded_noise is None  # its own: nothing to say
     assert result.psnr is None and result.ssim == pytest.approx(1.0)  # infinite PSNR, identical images
-    assert result.input_mse is None and result.input_psnr is None  # no noise: the inputs are the targets
+    assert result.input_mse is None and result.input_psnr is None and result.input_ssim is None  # no noise
     assert result.split == "test" and result.data == str(mnist_dir) and result.failed == result.missing == []
 
 
@@ -55,6 +55,7 @@ def test_noisy_inputs_score_the_noise_itself(toy_dir, mnist_dir):
     assert result.input_mse == pytest.approx(expected, rel=1e-6) and result.input_psnr == pytest.approx(result.psnr)
     noisy = add_noise(clean, 0.3, kind="salt-pepper", rng=np.random.default_rng(7))
     assert result.ssim == pytest.approx(np.mean([ssim(n, c) for n, c in zip(noisy, clean, strict=True)]), rel=1e-6)
+    assert result.input_ssim == pytest.approx(result.ssim)  # the inputs' SSIM too, not only their MSE (trial 77)
 
 
 def test_default_noise_is_the_one_the_model_was_trained_with(toy_dir, mnist_dir):

@@ -83,6 +83,7 @@ class Evaluation:
     noise_mix: str | None = None  # the range or mix of kinds drawn per image, for a model trained on one
     missing: list[Failure] = field(default_factory=list)  # inputs without a target and targets without an input
     recorded_noise: str | None = None  # the noise ``recorded_test_mse`` was scored with, when it is not this one's
+    input_ssim: float | None = None  # the inputs' mean SSIM against the targets (as ``ssim``), when they differ
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -457,4 +458,5 @@ def _result(
         missing=missing or [],
         input_mse=baseline,
         input_psnr=float(run.inputs.psnr) if baseline is not None else None,
+        input_ssim=run.inputs.ssim if baseline is not None else None,
     )
