@@ -1482,8 +1482,9 @@ def web(
         typer.Option(
             "--ort-web",
             metavar="DIR",
-            help="Folder holding onnxruntime-web's ort.wasm.min.js, ort-wasm-simd-threaded.mjs and .wasm (its npm "
-            "package's dist/). Default: $AETOOL_ORT_WEB, else web/node_modules of a clone (npm ci --prefix web).",
+            help="Where onnxruntime-web's ort.wasm.min.js, ort-wasm-simd-threaded.mjs and .wasm are: its npm "
+            "package's dist/, the package itself, or a node_modules folder (or the folder above it) holding it. "
+            "Default: $AETOOL_ORT_WEB, else web/node_modules of a clone (npm ci --prefix web).",
             show_default=False,
         ),
     ] = None,

@@ -113,6 +113,11 @@ def test_pages_name_every_section_and_embed_every_figure_that_exists(report):
     assert embedded(html, r'<img src="([^"]+)"') == on_disk
     assert embedded(markdown, r"!\[[^\]]*\]\(([^)]+)\)") == on_disk
     assert "<script" not in html and "http" not in html  # offline: nothing fetched from anywhere
+    # each figure of the course report is named where its counterpart is (a handout said "Figures 7–10", trial 77)
+    named = set()
+    for first, joined, other in re.findall(r"the report's Figures? (\d+)(?:(–| and )(\d+))?", markdown):
+        named.update(range(int(first), int(other) + 1) if joined == "–" else {int(first), int(other or first)})
+    assert named == set(range(1, 25))
 
 
 def test_figures_are_pngs_of_plausible_size(report):

@@ -84,7 +84,7 @@ def pca_section(result: PcaResult, out: Path) -> Section:
         "1-pca-vs-deep-ae.png",
         {"original": result.originals, "PCA-30": result.pca, "deep AE": result.deep},
         _columns(len(result.originals)),
-        "Test digits (columns): originals, PCA-30 and deep-AE reconstructions",
+        "Test digits (columns): originals, PCA-30 and deep-AE reconstructions (the report's Figures 1–2)",
     )
     table = Table(
         ["reconstruction", "test MSE", "report"],
@@ -125,14 +125,14 @@ def hidden_section(result: HiddenResult, out: Path) -> Section:
         "2-hidden-sizes.png",
         {"original": result.originals, **{label(n): result.outputs[n] for n in SHALLOW}},
         columns,
-        "Test digits through shallow AEs with 64, 128 and 256 hidden units",
+        "Test digits through shallow AEs with 64, 128 and 256 hidden units (the report's Figure 3)",
     )
     noise = _grid(
         out,
         "2-hidden-sizes-noise.png",
         {"uniform noise": result.noise, **{label(n): result.noise_outputs[n] for n in SHALLOW}},
         [f"noise #{i}" for i in range(len(result.noise))],
-        "Uniform random noise (top row) through the same AEs",
+        "Uniform random noise (top row) through the same AEs (the report's Figure 4)",
     )
     best = min(SHALLOW, key=lambda name: result.mse[name])
     table = Table(
@@ -174,7 +174,7 @@ def sparse_section(result: SparseResult, engines: dict[str, Engine], out: Path) 
         "3-sparse.png",
         {"original": result.originals, "sparse AE": result.sparse},
         _columns(len(result.originals)),
-        "Test digits through the sparse AE",
+        "Test digits through the sparse AE (the report's Figure 5)",
     )
     models = list(result.filters)
     count = len(result.filters[models[0]])
@@ -183,7 +183,8 @@ def sparse_section(result: SparseResult, engines: dict[str, Engine], out: Path) 
         "3-encoder-filters.png",
         {label(n): result.filters[n] for n in models},
         [f"#{i + 1}" for i in range(count)],
-        f"Encoder filters (input weights) of the {count} most active hidden units per model, most active first",
+        f"Encoder filters (input weights) of the {count} most active hidden units per model, most active first "
+        "(the report's Figure 6 shows 3)",
         scale="each",
     )
     table = Table(
@@ -224,13 +225,14 @@ def denoise_section(result: DenoiseResult, engines: dict[str, Engine], out: Path
         "Test digits with Gaussian noise (std = level, clipped to [0, 1], seeded) through the shallow "
         f"AEs and the denoising AE (trained at noise {engines['denoise-dense'].run.config.noise})."
     ]
-    for level in NOISE_LEVELS:
+    for index, level in enumerate(NOISE_LEVELS):
         rows = {
             "clean": result.originals,
             f"noisy ({level})": result.noisy[level],
             **{label(n): result.outputs[level][n] for n in models},
         }
-        blocks.append(_grid(out, f"4-noise-{level}.png", rows, columns, f"Noise level {level}: inputs and outputs"))
+        title = f"Noise level {level}: inputs and outputs (the report's Figures {7 + index} and {11 + index})"
+        blocks.append(_grid(out, f"4-noise-{level}.png", rows, columns, title))
     blocks.append(
         Table(
             ["model", *(f"noise {level}" for level in NOISE_LEVELS)],
@@ -259,7 +261,7 @@ def denoise_section(result: DenoiseResult, engines: dict[str, Engine], out: Path
             "4-denoise-filters.png",
             {label(n): f for n, f in result.filters.items()},
             [f"#{i + 1}" for i in range(len(result.filters["denoise-dense"]))],
-            "Encoder filters of the most active units: denoising AE vs the shallow AEs",
+            "Encoder filters of the most active units: denoising AE vs the shallow AEs (the report's Figure 15)",
             scale="each",
         )
     )
@@ -279,7 +281,8 @@ def manifold_section(result: ManifoldResult, out: Path) -> Section:
         "5-manifold.png",
         rows,
         ["start", *(f"step {k}" for k in range(1, steps + 1))],
-        "Random walks from test digits: in pixel space, and in the deep AE's code space (decoded)",
+        "Random walks from test digits: in pixel space, and in the deep AE's code space, decoded (the report's "
+        "Figures 16–17)",
     )
     pixel, code = (result.distances[k] for k in result.distances if "walk" in k)
     decoder = "model.decoder.onnx" if result.decoder_backend == "onnxruntime" else "the torch decoder"
@@ -317,7 +320,7 @@ def conv_section(result: ConvResult, out: Path) -> Section:
         "6-conv.png",
         {"original": result.originals, **{label(n): result.outputs[n] for n in CONV}},
         _columns(len(result.originals)),
-        "Test digits through the convolutional AEs",
+        "Test digits through the convolutional AEs (the report's Figures 18–20)",
     )
     table = Table(
         ["decoder upsampling", "channels", "test MSE", "report", "ours / report"],
@@ -345,7 +348,7 @@ def conv_section(result: ConvResult, out: Path) -> Section:
         "stride-2 transposed convs alone.",
         recon,
         table,
-        Figure(plot, "Train (solid) and test (dashed) MSE per epoch, log scale"),
+        Figure(plot, "Train (solid) and test (dashed) MSE per epoch, log scale (the report's Figure 21)"),
     ]
     for name in CONV:
         for index, (layer, kernels) in enumerate(result.kernels[name]):
@@ -355,7 +358,8 @@ def conv_section(result: ConvResult, out: Path) -> Section:
                     f"6-filters-{name}-{index + 1}.png",
                     {f"out {o}": k for o, k in enumerate(kernels)},
                     [f"in {i}" for i in range(kernels.shape[1])],
-                    f"{label(name)} decoder, layer {layer}: kernels by output (rows) and input channel (columns)",
+                    f"{label(name)} decoder, layer {layer}: kernels by output (rows) and input channel (columns) "
+                    f"(the report's Figure {22 + CONV.index(name)}, one kernel a layer)",
                     scale="symmetric",
                 )
             )
