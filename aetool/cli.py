@@ -1258,7 +1258,8 @@ def _evaluation_line(result: Evaluation) -> str:
         return _evaluated(result, scores)
     # and what doing nothing scores: the noisy inputs against the targets
     baseline = f"; the inputs themselves: MSE {result.input_mse:.6f}, PSNR {result.input_psnr:.2f} dB"
-    return _evaluated(result, scores) + baseline + (f", SSIM {result.input_ssim:.4f}" if result.input_ssim else "")
+    ssim_then = f", SSIM {result.input_ssim:.4f}" if result.input_ssim is not None else ""
+    return _evaluated(result, scores) + baseline + ssim_then
 
 
 def _evaluated(result: Evaluation, scores: str) -> str:
