@@ -302,7 +302,7 @@ def _read(job: Job, step: Step, invert: bool | None) -> Ready | Outcome:
     except MemoryError as err:  # decoding a large image under a memory limit: it alone fails (it ended the batch)
         return Outcome(job.label, error=no_memory_line(err), ms=_ms(started))
     notes = decoded.notes + prepared.notes
-    writing = images.looks_like_writing(decoded.pixels)
+    writing = isinstance(step, Reconstruct) and images.looks_like_writing(decoded.pixels)  # for its note only
     seconds = time.perf_counter() - started
     return Ready(job, image, prepared, notes, converted, flip, seconds, decoded.exif, looks_like_writing=writing)
 

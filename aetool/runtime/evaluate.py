@@ -105,7 +105,6 @@ class _Pair:
     inputs: np.ndarray  # C×H×W in the model's channels and polarity
     target: np.ndarray  # the same shape
     done: tuple[str, ...]  # what was done to its images (notes, counted once the pair is scored)
-    inverted: bool  # inverted for the model: scored inverted back, in the images' own polarity
 
 
 def evaluate(
@@ -337,8 +336,7 @@ def _noisy(model: Model, found: list[Input], run: _Run, *, noise: Noise, seed: i
         except DataError as err:  # a size the model does not take: this image fails, the others are scored
             run.failed.append(Failure(item.label, str(err)))
             continue
-        noisy = noise.apply(clean[None], rng)[0]
-        yield _Pair(item.label, noisy, clean, (INVERTED,) * invert + done, inverted=invert)
+        yield _Pair(item.label, noise.apply(clean[None], rng)[0], clean, (INVERTED,) * invert + done)
 
 
 def _given(model: Model, matched: list[tuple[Input, Input]], run: _Run, *, resize: bool) -> Iterator[_Pair]:
@@ -364,7 +362,7 @@ def _given(model: Model, matched: list[tuple[Input, Input]], run: _Run, *, resiz
             run.failed.append(Failure(source.label, str(err)))
             continue
         done_to_pair = tuple(dict.fromkeys((INVERTED,) * invert + done + done_to_input))  # each kind once a pair
-        yield _Pair(source.label, noisy, clean, done_to_pair, inverted=invert)
+        yield _Pair(source.label, noisy, clean, done_to_pair)
 
 
 def reconstructed(model: Model, inputs: np.ndarray) -> np.ndarray:
@@ -390,8 +388,8 @@ def _score(model: Model, pairs: Iterable[_Pair], run: _Run) -> None:
             try:
                 inputs, targets = np.stack([pair.inputs for pair in group]), np.stack([pair.target for pair in group])
                 outputs = reconstructed(model, inputs)
-                flip = np.array([pair.inverted for pair in group]).reshape(-1, 1, 1, 1)
-                if flip.any():  # SSIM of 1 − x is not SSIM of x (MSE and PSNR are the same): the images' own
+                flip = np.array([INVERTED in pair.done for pair in group]).reshape(-1, 1, 1, 1)
+                if flip.any():  # inverted back: SSIM of 1 − x is not SSIM of x (MSE and PSNR are the same)
                     outputs, inputs, targets = (np.where(flip, 1 - a, a) for a in (outputs, inputs, targets))
                 run.scores.add(outputs, targets)
                 run.inputs.add(inputs, targets)

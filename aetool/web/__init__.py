@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import http.server
+import ipaddress
 import json
 import os
 import re
@@ -347,7 +348,7 @@ def site_urls(httpd: http.server.ThreadingHTTPServer) -> list[str]:
     route); on a machine without a network only the loopback is given."""
     host, port = str(httpd.server_address[0]), httpd.server_address[1]
     if host not in ("0.0.0.0", "::"):
-        return [f"http://{f'[{host}]' if ':' in host else host}:{port}/"]
+        return [_url(host, port)]
     family = httpd.socket.family
     families = [family]
     if family == socket.AF_INET6 and not httpd.socket.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY):
@@ -364,14 +365,17 @@ def site_urls(httpd: http.server.ThreadingHTTPServer) -> list[str]:
             address = address.split("%")[0]  # an IPv6 scope
             if address not in found and not _local_only(address):
                 found.append(address)
-    loopback = "[::1]" if family == socket.AF_INET6 else "127.0.0.1"
-    return [f"http://{loopback}:{port}/", *(f"http://{f'[{a}]' if ':' in a else a}:{port}/" for a in found)]
+    loopback = "::1" if family == socket.AF_INET6 else "127.0.0.1"
+    return [_url(address, port) for address in (loopback, *found)]
+
+
+def _url(host: str, port: int) -> str:
+    """``http://HOST:PORT/``, an IPv6 address in brackets."""
+    return f"http://{f'[{host}]' if ':' in host else host}:{port}/"
 
 
 def _local_only(address: str) -> bool:
     """Whether ``address`` (IPv4 or IPv6 text) reaches this machine only or its link only: loopback, link-local,
     unspecified."""
-    import ipaddress
-
     parsed = ipaddress.ip_address(address)
     return parsed.is_loopback or parsed.is_link_local or parsed.is_unspecified
