@@ -15,6 +15,7 @@ from PIL import Image
 from aetool.errors import AetoolError, ImageError
 from aetool.runtime import images
 from aetool.runtime.model import InputSpec
+from aetool.runtime.noise import add_noise
 
 
 def gray(source) -> np.ndarray:
@@ -628,5 +629,7 @@ def test_digits_and_pages_of_writing_look_like_writing_and_photographs_do_not():
     assert not images.looks_like_writing(colour)
     if not PHOTOS.is_dir():
         pytest.skip("../shared/data/photos (real photographs) is not here")
-    photos = sorted(PHOTOS.glob("*/*/*.png"))
-    assert len(photos) >= 10 and not any(images.looks_like_writing(images.read_image(p).pixels) for p in photos)
+    photos = [images.read_image(path).pixels for path in sorted(PHOTOS.glob("*/*/*.png"))]
+    assert len(photos) >= 10 and not any(images.looks_like_writing(photo) for photo in photos)
+    for sigma in (0.1, 0.3, 0.5):  # the README: noisy or not
+        assert not any(images.looks_like_writing(add_noise(photo, sigma, rng=0)) for photo in photos), sigma

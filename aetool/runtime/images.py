@@ -453,9 +453,10 @@ def looks_like_writing(pixels: np.ndarray) -> bool:
     drawing on plain paper, noisy ones included; not a photograph. That is: grey (99 % of the pixels have their
     channels within 0.1 of each other: a JPEG's colour noise passes), on a plain black or white ground (the
     median luma of :func:`is_dark_on_light`'s border ring ≤ 0.2 or ≥ 0.8) that ≥ 60 % of the pixels are within
-    0.25 of. A page of digits at Gaussian σ 0.5 keeps 68 % there; every photograph in ``../shared/data/photos``
-    fails (border medians 0.27–0.74, or colour). A large image is judged on an even grid of about
-    :data:`WRITING_GRID` pixels. Raises what :func:`luma` raises."""
+    0.25 of. Pages of digits pass up to Gaussian σ 0.5, and every photograph in ``../shared/data/photos`` fails,
+    noisy or not (``tests/test_runtime_images.py``); a guess, which grey dark-sky photos pass and pages on tinted
+    paper fail (README). A large image is judged on an even grid of about :data:`WRITING_GRID` pixels. Raises what
+    :func:`luma` raises."""
     step = max(1, math.ceil(math.sqrt(pixels.shape[-2] * pixels.shape[-1] / WRITING_GRID)))
     grid = pixels[..., ::step, ::step]
     if grid.ndim == 3 and grid.shape[0] == 3:
