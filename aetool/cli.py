@@ -720,8 +720,8 @@ def _run(
                     continue
                 done += 1
                 digit = outcome.input_size == (28, 28) and not (outcome.converted or "").startswith("RGB")
-                # --resize: fitted as a digit; a scanned page is what the bundled denoise is for (trial 77)
-                not_digits |= not (outcome.resized or digit or outcome.looks_like_writing)
+                # judged as read, before any --resize; a scanned page is what the bundled denoise is for (trial 77)
+                not_digits |= not (digit or outcome.looks_like_writing)
                 changes = _changes(outcome, step.channels, forced=options.invert is True)
                 counts.update({kind for kind, _ in changes})
                 if (total if total is not None else done + failed) <= FEW:

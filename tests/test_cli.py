@@ -278,6 +278,12 @@ def test_a_grey_photo_through_a_digits_model_is_told_to_train_its_own(cli, tmp_p
     scanned = cli("denoise", "page.png", "--model", str(toy_dir / "conv.onnx"), "--json")
     assert scanned.exit_code == 0 and "photographs" not in scanned.stderr
     assert "looks_like_writing" not in scanned.stdout  # a guess for the note, not a field of the record
+    # --resize fits any image to a dense model's 28×28: a photograph so fitted got no note (trial 78), a page none
+    dense = str(toy_dir / "dense.onnx")
+    resized = cli("reconstruct", "photo.png", "--model", dense, "--resize", "-o", "photo-28.png")
+    assert resized.exit_code == 0 and "not photographs" in resized.stderr.splitlines()[-1]
+    resized = cli("reconstruct", "page.png", "--model", dense, "--resize", "-o", "page-28.png")
+    assert resized.exit_code == 0 and "photographs" not in resized.stderr
 
 
 def test_many_images_say_what_was_done_in_the_summary(cli, tmp_path, toy_dir):
