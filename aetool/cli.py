@@ -1111,12 +1111,16 @@ def evaluate(
             )
         from aetool.runtime.anomaly import parse_classes
 
+        try:
+            normal_classes = parse_classes(classes)
+        except ValueError as err:
+            fail(str(err))
         _evaluate_anomaly(
             model,
             data_dir=data_dir,
             dataset=dataset,
             data=data,
-            classes=parse_classes(classes),
+            classes=normal_classes,
             sides=(normal, anomalous),
             limit=limit,
             resize=resize,
@@ -1180,7 +1184,7 @@ def _evaluate_anomaly(
     """``aetool evaluate --anomaly``: one of the three sources, the measures, exit 1 when images failed."""
     with reporting(results=True):
         from aetool.runtime import contract
-        from aetool.runtime.detect import Detector, evaluate_folders, evaluate_idx, evaluate_labelled, normal_classes
+        from aetool.runtime.detect import Detector, evaluate_folders, evaluate_idx, evaluate_labelled
         from aetool.runtime.idx import check_dataset, resolve_data_dir
 
         normal, anomalous = sides
@@ -1201,14 +1205,14 @@ def _evaluate_anomaly(
         if normal and anomalous:
             result = evaluate_folders(detector, normal, anomalous, resize=resize)
         elif data:
-            result = evaluate_labelled(detector, data, classes=normal_classes(detector, classes), resize=resize)
+            result = evaluate_labelled(detector, data, classes=classes, resize=resize)
         else:
             named = dataset or detector.model.metadata.get(contract.DATASET) or "mnist"
             folder = resolve_data_dir(data_dir, "mnist" if named == "images" else named)
             if folder is None:
                 raise AetoolError("no data: pass --data-dir (or set AETOOL_DATA_DIR), --data or --normal/--anomalous")
             check_dataset(folder, named)
-            result = evaluate_idx(detector, folder, classes=normal_classes(detector, classes), limit=limit)
+            result = evaluate_idx(detector, folder, classes=classes, limit=limit)
     for failure in result.failed:
         error(f"{failure.label}: {failure.error}")
     for text in result.notes:

@@ -25,7 +25,15 @@ from aetool.export.onnx_export import ExportSpec, to_onnx  # noqa: E402
 from aetool.export.parity import cpu_session, run_session  # noqa: E402
 from aetool.export.scores import OUTPUTS, AnomalyHead, Constants  # noqa: E402
 from aetool.runtime import anomaly, contract, load  # noqa: E402
-from aetool.runtime.detect import Detector, detect, plan_detection, read_spec  # noqa: E402
+from aetool.runtime.detect import (  # noqa: E402
+    Detector,
+    detect,
+    evaluate_folders,
+    evaluate_idx,
+    evaluate_labelled,
+    plan_detection,
+    read_spec,
+)
 from aetool.runtime.files import collect  # noqa: E402
 from aetool.train import TrainConfig, load_run, train  # noqa: E402
 from aetool.train.data import load_training_data  # noqa: E402
@@ -633,6 +641,31 @@ def test_evaluate_anomaly_on_idx_digits_folders_and_labelled_folders(one_class, 
         app, ["evaluate", "--anomaly", "-m", model, "--data", str(digits), "--classes", "normal,nope"]
     )
     assert wrong.exit_code == 2 and f"no image of {digits} is in a subfolder nope; it has " in wrong.stderr  # was run
+
+
+def test_the_evaluate_functions_take_a_model_or_path_and_read_classes_as_the_command_line_does(
+    one_class, data_dir, digits
+):
+    path = one_class[1].export.path
+    recorded = evaluate_idx(str(path), data_dir)  # a path (was an AttributeError), the classes the file records
+    assert recorded.normal == "class 1"
+    for classes in ("1", " 1", ["1"], (1,)):  # (1,) was a TypeError, after scoring
+        assert evaluate_idx(load(path), data_dir, classes=classes).auroc == recorded.auroc
+    labels = stroke_digits(64, 1)[1]
+    two = evaluate_idx(Detector(path), data_dir, classes="1,3")  # was "no digit … is labelled ,"
+    assert two.normal == "class 1,3" and two.n_normal == np.isin(labels, [1, 3]).sum()
+    with pytest.raises(DataError, match="is labelled 10: its labels are"):  # "10" was read as the classes 1 and 0
+        evaluate_idx(path, data_dir, classes="10")
+    for wrong in ({"1"}, "1,,7", ("1", "1"), 1, [True]):
+        with pytest.raises(ValueError, match="--classes takes labels separated by commas"):
+            evaluate_idx(path, data_dir, classes=wrong)
+    with pytest.raises(TypeError, match="a model is a bundled name or a path"):
+        evaluate_idx(3, data_dir)  # type: ignore[arg-type]
+    folders = evaluate_folders(path, str(digits / "normal"), str(digits / "anomalous"))
+    assert evaluate_labelled(str(path), str(digits), classes="normal").auroc == folders.auroc
+    argv = ["evaluate", "--anomaly", "-m", str(path), "--data-dir", str(data_dir), "--classes", "1,,7"]
+    result = runner.invoke(app, argv)
+    assert result.exit_code == 2 and result.stderr.startswith("aetool: error: --classes takes labels separated")
 
 
 def test_evaluate_anomaly_leaves_out_and_lists_images_outside_the_class_subfolders(one_class, digits, tmp_path):

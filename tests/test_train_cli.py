@@ -378,7 +378,7 @@ def test_a_run_that_learns_nothing_says_so_exits_3_and_is_not_exported(data_dir,
 def test_a_bad_setting_is_one_line_that_keeps_its_quotes(tmp_path):
     result = runner.invoke(app, ["train", "deep", "--classes", "3,3", "-o", str(tmp_path / "run")])
     assert result.exit_code == 2
-    assert "each once (3 or 3,5), got '3,3'" in result.output and not (tmp_path / "run").exists()
+    assert "each once (3 or 3,5), or a list of them, got '3,3'" in result.output and not (tmp_path / "run").exists()
 
 
 def test_resume_alone_continues_a_run_with_its_own_settings_and_refuses_other_ones(data_dir, tmp_path):

@@ -27,6 +27,7 @@ three to each other, SSIM to scikit-image, and :func:`auroc` and :func:`average_
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -61,10 +62,29 @@ def parse_score(text: str) -> tuple[str, ...]:
     return names
 
 
-def parse_classes(text: str | None) -> tuple[str, ...] | None:
-    """``--classes 3,5`` → ("3", "5"), the normal classes (labels, stripped); None stays None. Whether the labels
-    are fit to train on (each once, none empty, digits of IDX data) is ``TrainConfig``'s to check."""
-    return None if text is None else tuple(label.strip() for label in text.split(","))
+def parse_classes(classes: str | Sequence[str | int] | None) -> tuple[str, ...] | None:
+    """The normal classes as labels: ``--classes 3,5``'s text, or a list or tuple of labels or digits (``["3", "5"]``,
+    ``(3, 5)``) → ``("3", "5")``, each stripped; None stays None. Raises ``ValueError`` for another kind of value
+    (a set's order is not kept; ``"35"`` is one label, ``35``) and for an empty or repeated label. Whether the
+    labels are fit to train on (digits, for IDX data) is ``TrainConfig``'s to check."""
+    if classes is None:
+        return None
+    if isinstance(classes, str):
+        labels = tuple(label.strip() for label in classes.split(","))
+    elif isinstance(classes, tuple | list) and all(_is_label(label) for label in classes):
+        labels = tuple(str(label).strip() for label in classes)
+    else:
+        labels = ()
+    if not labels or "" in labels or len(set(labels)) != len(labels):
+        raise ValueError(
+            f"--classes takes labels separated by commas, each once (3 or 3,5), or a list of them, got {classes!r}"
+        )
+    return labels
+
+
+def _is_label(value: object) -> bool:
+    """A class label as given: text, or a whole number naming a digit (a bool is neither)."""
+    return isinstance(value, str | numbers.Integral) and not isinstance(value, bool)
 
 
 # ---- the components ----

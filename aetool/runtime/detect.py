@@ -461,14 +461,21 @@ def measure(
     )
 
 
-def normal_classes(detector: Detector, classes: Sequence[str] | None) -> tuple[str, ...]:
-    """The classes that count as normal: those given, else those the detector was trained on; ``AetoolError``
-    when neither says."""
-    if classes:
-        return tuple(classes)
+def normal_classes(detector: Detector, classes: str | Sequence[str | int] | None) -> tuple[str, ...]:
+    """The classes that count as normal: those given (read by :func:`~aetool.runtime.anomaly.parse_classes`: ``"1,7"``,
+    ``("1", "7")`` or ``(1, 7)``), else those the detector was trained on. Raises ``ValueError`` for classes given
+    in another form, ``AetoolError`` when neither says."""
+    if given := anomaly.parse_classes(classes):
+        return given
     if detector.spec is not None and detector.spec.classes:
         return detector.spec.classes
     raise AetoolError("which classes are normal? pass --classes (the model file does not record them)")
+
+
+def as_detector(detector: Detector | Model | str | Path) -> Detector:
+    """``detector`` itself, or a :class:`Detector` of a loaded ``Model`` or of a path or bundled name (loaded with
+    :func:`~aetool.runtime.model.load`'s defaults). Raises as ``Detector`` does (``TypeError`` for another kind)."""
+    return detector if isinstance(detector, Detector) else Detector(detector)
 
 
 def idx_inputs(model: Model, pixels: np.ndarray) -> np.ndarray:
@@ -502,14 +509,23 @@ def idx_scores(
 
 
 def evaluate_idx(
-    detector: Detector, data_dir: str | Path, *, classes: Sequence[str], split: str = "test", limit: int | None = None
+    detector: Detector | Model | str | Path,
+    data_dir: str | Path,
+    *,
+    classes: str | Sequence[str | int] | None = None,
+    split: str = "test",
+    limit: int | None = None,
 ) -> AnomalyEvaluation:
     """Score an IDX split (the first ``limit`` images), its digits in ``classes`` normal and the others anomalous.
 
-    Raises what :func:`idx_scores` raises, and ``DataError`` for a class no digit there is labelled with and for a
-    split whose images are all of one kind.
+    ``detector``: a :class:`Detector`, or what :func:`as_detector` makes one of; ``classes``: as
+    :func:`normal_classes` takes them (default: those the detector was trained on). Raises what
+    :func:`normal_classes` and :func:`idx_scores` raise, and ``DataError`` for a class no digit there is labelled
+    with and for a split whose images are all of one kind.
     """
     started = time.perf_counter()
+    detector = as_detector(detector)
+    classes = normal_classes(detector, classes)
     scores, labels = idx_scores(detector, data_dir, split=split, limit=limit)
     there = sorted(set(labels.tolist()), key=lambda label: (len(label), label))
     if unknown := [label for label in classes if label not in there]:  # a folder detector's "good", say
@@ -549,14 +565,21 @@ def _found(source: str, option: str) -> list[Input]:
 
 
 def evaluate_folders(
-    detector: Detector, normal: str, anomalous: str, *, invert: bool | None = None, resize: bool = False
+    detector: Detector | Model | str | Path,
+    normal: str,
+    anomalous: str,
+    *,
+    invert: bool | None = None,
+    resize: bool = False,
 ) -> AnomalyEvaluation:
     """Score the images of a folder (recursively) or glob of normal images and one of anomalous images.
 
-    Images that cannot be read or scored are listed in ``failed`` and left out. Raises ``DataError`` when a side
-    holds no images, an image is on both sides, or none of one side could be scored.
+    ``detector``: a :class:`Detector`, or what :func:`as_detector` makes one of. Images that cannot be read or
+    scored are listed in ``failed`` and left out. Raises ``DataError`` when a side holds no images, an image is on
+    both sides, or none of one side could be scored.
     """
     started = time.perf_counter()
+    detector = as_detector(detector)
     failed: list[Failure] = []
     done: Counter[str] = Counter()
     sides = [_found(normal, "--normal"), _found(anomalous, "--anomalous")]
@@ -574,12 +597,20 @@ def evaluate_folders(
 
 
 def evaluate_labelled(
-    detector: Detector, data: str, *, classes: Sequence[str], invert: bool | None = None, resize: bool = False
+    detector: Detector | Model | str | Path,
+    data: str,
+    *,
+    classes: str | Sequence[str | int] | None = None,
+    invert: bool | None = None,
+    resize: bool = False,
 ) -> AnomalyEvaluation:
     """Score the images of a folder whose first-level subfolders are their labels (``test/good/``,
-    ``test/scratch/``…), those of ``classes`` normal. Images directly in ``data``, in no subfolder, have no label:
-    they are listed in ``failed`` and left out. Raises as :func:`evaluate_folders` does."""
+    ``test/scratch/``…), those of ``classes`` normal (as :func:`normal_classes` takes them; default: those the
+    detector was trained on). Images directly in ``data``, in no subfolder, have no label: they are listed in
+    ``failed`` and left out. Raises as :func:`evaluate_folders` and :func:`normal_classes` do."""
     started = time.perf_counter()
+    detector = as_detector(detector)
+    classes = normal_classes(detector, classes)
     failed: list[Failure] = []
     labels = Counter[str]()
     found, is_anomaly = [], []

@@ -42,7 +42,9 @@ def _is_real(value: Any) -> bool:
 class TrainConfig:
     """Every setting of a training run. ``None`` means the model's default (its registry entry, else ``GENERIC``).
 
-    Construction resolves the defaults and validates every setting, so a ``TrainConfig`` that exists can train.
+    Construction resolves the defaults and checks every setting's kind and value and how they go together;
+    whether the data are there and fit the model, and the device exists, :func:`~aetool.train.train` checks
+    before it makes the run folder.
     ``size`` and ``classes`` also take the command line's text (``"28x28"``, ``"1,7"``) or a list, and become
     tuples; whole-number settings must be integers and the others numbers (not bools or text).
     Raises ``ValueError`` with a message naming the command-line option (``--lr``) for a setting that cannot work,
@@ -118,7 +120,7 @@ class TrainConfig:
         """Refuse a setting of the wrong type before it is used (``epochs=1.5`` failed in the training loop, a
         string ``size`` was split into characters); read ``size`` and ``classes`` given as text or a list."""
         self.size = self._size(self.size)
-        self.classes = self._classes(self.classes)
+        self.classes = parse_classes(self.classes)
         for field in fields(self):
             value, kind = getattr(self, field.name), str(field.type).split(" | ")[0]
             if value is None and str(field.type).endswith("| None"):
@@ -152,18 +154,6 @@ class TrainConfig:
         if not (isinstance(size, tuple | list) and len(size) == 2 and all(map(_is_int, size))):
             raise ValueError(f"--size takes HxW (28x28) or two whole numbers (28, 28), got {size!r}")
         return int(size[0]), int(size[1])
-
-    @staticmethod
-    def _classes(classes: Any) -> tuple[str, ...] | None:
-        """``"1,7"`` (``runtime.anomaly.parse_classes``, as the command line reads it) or labels → ("1", "7");
-        whole numbers are taken as the digits they name."""
-        if classes is None or isinstance(classes, str):
-            return parse_classes(classes)
-        if not (isinstance(classes, tuple | list) and all(isinstance(c, str) or _is_int(c) for c in classes)):
-            raise ValueError(
-                f"--classes takes labels separated by commas (3 or 3,5) or a list of them, got {classes!r}"
-            )
-        return tuple(str(label).strip() for label in classes)
 
     def _resolve_pca(self) -> None:
         """Refuse the training settings for pca, which is fitted in closed form."""
