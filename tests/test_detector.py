@@ -280,6 +280,8 @@ def test_calibration_refusals(one_class, tmp_path):
         calibrate_run(run, out=tmp_path / "x.txt", **QUIET)
     with pytest.raises(AetoolError, match="it is a folder; name the file"):  # as export: -o names a file
         calibrate_run(run, out=tmp_path, **QUIET)
+    with pytest.raises(TypeError, match=r"calibrate_run's options are a CalibrationOptions\(…\), got dict"):
+        calibrate_run(run, out=tmp_path / "x.onnx", options={"fpr": 0.1}, **QUIET)  # type: ignore[arg-type]
 
 
 def test_calibration_images_that_all_score_alike_are_refused(one_class, tmp_path, monkeypatch):

@@ -706,6 +706,8 @@ def test_export_options_take_one_precision_as_text_and_refuse_text_as_a_number()
         ExportOptions(atol="1e-5")
     with pytest.raises(ValueError, match="--max-mse-rise takes a number, got None"):
         ExportOptions(max_mse_rise=None)
+    with pytest.raises(TypeError, match=r"export_run's options are an ExportOptions\(…\), got dict"):
+        export_run("runs/none", options={"precisions": ("int8",)})  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(

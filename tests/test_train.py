@@ -571,6 +571,13 @@ def test_train_takes_a_train_config_and_says_so(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+def test_train_refuses_an_echo_that_is_not_a_function_before_it_starts(data_dir, tmp_path):
+    """echo="x" failed after the first epoch, leaving the run folder (trial 80)."""
+    with pytest.raises(TypeError, match=r"echo takes a function of one line of text .*, got str"):
+        train(TrainConfig("ae64", data_dir=str(data_dir), epochs=1), run_dir=tmp_path / "run", echo="x")  # type: ignore[arg-type]
+    assert not (tmp_path / "run").exists()
+
+
 def test_the_train_packages_names_are_listed_though_they_load_on_first_use():
     """dir(aetool.train) left out the names PEP 562 loads on first use (trial 72)."""
     import aetool.train

@@ -245,8 +245,11 @@ def calibrate_run(
     ``AetoolError`` for a run that cannot be read, a score the model cannot have (``wmse`` for a model of any size,
     ``ssim`` for images smaller than its window), calibration images that cannot set a threshold (fewer than two, or
     all scoring alike), a target that cannot be written; ``DataError`` when the images are gone; ``ParityError``
-    (nothing written) when the graph or its scores disagree.
+    (nothing written) when the graph or its scores disagree; ``TypeError`` for ``options`` that are not a
+    ``CalibrationOptions``.
     """
+    if not isinstance(options, CalibrationOptions):  # a dict, say: it failed on a missing attribute
+        raise TypeError(f"calibrate_run's options are a CalibrationOptions(…), got {type(options).__name__}")
     folder = RunFolder.at(run_dir)
     with folder.in_use():  # no run trained into the folder while its detector is written
         return _calibrated(folder.load(), out=out, options=options, echo=echo)

@@ -602,8 +602,11 @@ def export_run(
     is still there) join the parity inputs, and each variant's test MSE is measured against the fp32 file's; static
     int8 for conv models calibrates on the first 256 training digits. Raises ``AetoolError`` for a run that cannot
     be read, a target that cannot be written or holds a detector, or variants without test digits (their MSE could
-    not be checked), and ``ParityError`` as :func:`export_model` does.
+    not be checked), ``ParityError`` as :func:`export_model` does, and ``TypeError`` for ``options`` that are not
+    an ``ExportOptions``.
     """
+    if not isinstance(options, ExportOptions):  # a dict, say: it failed on a missing attribute
+        raise TypeError(f"export_run's options are an ExportOptions(…), got {type(options).__name__}")
     folder = RunFolder.at(run_dir)
     with folder.in_use():  # no run trained into the folder while its model is written
         run = folder.load()

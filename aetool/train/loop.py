@@ -632,10 +632,12 @@ def train(
     cannot train the model (before the folder is made); Ctrl-C raises :class:`~aetool.errors.Interrupted` saying
     whether an epoch was saved (and then ``go_on``, how to continue it: the report says to run it again), and removes
     the run folder when this run made it and wrote nothing; ``TypeError`` for a ``config`` that is not a
-    :class:`TrainConfig`.
+    :class:`TrainConfig` and an ``echo`` that is not a function.
     """
     if not isinstance(config, TrainConfig):  # a model's name, say: it failed later on a missing attribute
         raise TypeError(f"train takes a TrainConfig, e.g. TrainConfig({config!r}), got {type(config).__name__}")
+    if not callable(echo):  # it failed after the first epoch, leaving the run folder
+        raise TypeError(f"echo takes a function of one line of text (print, say), got {type(echo).__name__}")
     started = time.perf_counter()
     flush_denormals()  # before any parallel operation starts the thread pool, which inherits the flags
     keep_freed_memory()  # else big activations page-fault anew at every step
