@@ -44,8 +44,11 @@ def test_ssim_is_one_for_identical_images_and_drops_with_noise():
     assert ssim(image, image) == pytest.approx(1.0)
     noisy = np.clip(image + rng.normal(0, 0.2, image.shape), 0, 1)
     assert ssim(noisy, image) < ssim(np.clip(image + rng.normal(0, 0.05, image.shape), 0, 1), image) < 1
-    with pytest.raises(ValueError, match="at least 11×11"):
+    with pytest.raises(ValueError, match=r"at least 11×11 pixels, got 8×8 \(height×width\)$"):
         ssim(image[:, :8, :8], image[:, :8, :8])
+    last = image.transpose(1, 2, 0)  # as Pillow gives it: "got 40×3" said nothing of the layout (trial 80)
+    with pytest.raises(ValueError, match=r"got 40×3 \(height×width\); channels last\? .*transpose\(2, 0, 1\)"):
+        ssim(last, last)
 
 
 def test_mean_squared_error_goes_a_batch_at_a_time():
@@ -122,6 +125,10 @@ def test_psnr_refuses_an_mse_no_mean_of_squares_can_be():
     for value in (-1.0, float("nan"), float("inf")):
         with pytest.raises(ValueError, match="PSNR needs a finite MSE >= 0"):
             psnr(value)  # -1 was inf, inf -inf with numpy's divide-by-zero warning
+    assert psnr(np.float32(0.01)) == pytest.approx(20.0)
+    for value in (np.array([0.01, 0.02]), np.ones((1, 8, 8), np.float32), True):  # the array: numpy's "truth value"
+        with pytest.raises(TypeError, match=r"psnr takes one MSE, a number \(psnr\(mse\(output, target\)\)"):
+            psnr(value)  # type: ignore[arg-type]
 
 
 def test_empty_input():

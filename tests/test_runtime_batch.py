@@ -645,9 +645,13 @@ def test_reconstruct_image_takes_read_images_result_and_checks_pixels_before_inv
     [outcome] = process([job(source, tmp_path / "out.png")], Reconstruct(load(toy_dir / "rgb-conv.onnx")))
     assert outcome.error is None and colour.shape == (3, 6, 8) and read(tmp_path / "out.png").shape == (6, 8, 3)
     assert np.array_equal(np.round(colour * 255).astype(np.uint8).transpose(1, 2, 0), read(tmp_path / "out.png"))
+    photo = np.random.default_rng(0).random((3, 6, 8), dtype=np.float32)  # colour through a grey model: grey
+    assert reconstruct_image(toy_dir / "conv.onnx", photo).shape == (1, 6, 8)
     with pytest.raises(ValueError, match=r"got values from 1.5 to 1.5"):
         reconstruct_image(toy_dir / "conv.onnx", np.full((1, 8, 8), 1.5, np.float32))
     with pytest.raises(TypeError, match=r"takes images.read_image's result or its pixels .*got builtins.NoneType"):
         reconstruct_image(toy_dir / "conv.onnx", None)
     with pytest.raises(ValueError, match=r"expected C×H×W pixels of 1 or 3 channels, got shape \(8, 8\)"):
         reconstruct_image(toy_dir / "conv.onnx", np.zeros((8, 8), np.float32))
+    with pytest.raises(ValueError, match=r"got shape \(8, 6, 3\); channels last\? pass pixels.transpose\(2, 0, 1\)$"):
+        reconstruct_image(toy_dir / "conv.onnx", np.zeros((8, 6, 3), np.float32))  # as Pillow gives it (trial 80)

@@ -361,8 +361,10 @@ def reconstruct_image(
     pixels in [0, 1], grey or RGB, of any size a conv model takes, through ``model`` (a loaded :class:`Model`, a
     path or a bundled name): converted to its channels, inverted when dark on light for a white-on-black model
     (``invert``: True/False forces it), padded to its multiple with a mirrored border for an as-is conv model, run
-    (in tiles when large), cropped, and carried back (a grey image comes back grey); a dense model's other sizes
-    are fitted to it and back with ``resize``. Returns the image's shape (its pixels'), float32 in [0, 1].
+    (in tiles when large), cropped, and carried back; a dense model's other sizes are fitted to it and back with
+    ``resize``. Returns float32 in [0, 1] of the image's height and width: 1×H×W from a grey model (a colour image
+    too: its colour is gone, as the commands write it); from a colour model 3×H×W, or 1×H×W for grey pixels
+    (3×H×W for those of a ``Decoded`` colour file).
 
     Raises ``ImageError`` for an image the model cannot take (another size for a dense model without ``resize``,
     a page over its limit), ``TypeError`` for an image that is neither, ``ValueError`` for pixels that are not
@@ -376,7 +378,9 @@ def reconstruct_image(
             f"{kind.__module__}.{kind.__qualname__}"
         )
     if pixels.ndim != 3 or pixels.shape[0] not in (1, 3):
-        raise ValueError(f"expected C×H×W pixels of 1 or 3 channels, got shape {pixels.shape}")
+        last = pixels.ndim == 3 and pixels.shape[-1] in (1, 3)  # Pillow's and OpenCV's layout: H×W×C
+        hint = "; channels last? pass pixels.transpose(2, 0, 1)" if last else ""
+        raise ValueError(f"expected C×H×W pixels of 1 or 3 channels, got shape {pixels.shape}{hint}")
     images.check_pixels(pixels, name="pixels", scan=True)  # before inverting, which would turn the range over
     step = Reconstruct(loaded(model), resize=resize)
     carried, converted, inverted = carry_in(pixels, step, invert=invert, stored_colour=stored_colour)

@@ -20,6 +20,7 @@ would cost about as much as the score): the model and the noise refuse inputs ou
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
@@ -90,7 +91,14 @@ def _planes(pixels: np.ndarray) -> np.ndarray:
 
 def psnr(mse_value: float) -> float:
     """PSNR in dB with peak 1.0 for an MSE of pixels in [0, 1]; ``inf`` for an MSE of 0. Raises ``ValueError`` for
-    a negative, NaN or infinite MSE (no mean of squares of finite pixels is any of these)."""
+    a negative, NaN or infinite MSE (no mean of squares of finite pixels is any of these), ``TypeError`` for
+    anything but one number (an array of MSEs, or images: :func:`mse` gives theirs)."""
+    if isinstance(mse_value, bool) or not isinstance(mse_value, numbers.Real):  # an array: numpy's "truth value"
+        kind = type(mse_value)
+        raise TypeError(
+            f"psnr takes one MSE, a number (psnr(mse(output, target)) for images), got {kind.__module__}."
+            f"{kind.__qualname__}"
+        )
     if not 0 <= mse_value < float("inf"):
         raise ValueError(f"PSNR needs a finite MSE >= 0 (a mean of squares), got {mse_value}")
     return float("inf") if mse_value == 0 else -10 * math.log10(mse_value)  # 1 / 1e-320 would overflow to inf
@@ -141,7 +149,11 @@ def ssims(outputs: np.ndarray, targets: np.ndarray) -> np.ndarray:
     check_pixels(targets, name="targets")
     height, width = outputs.shape[-2:]
     if min(height, width) < 2 * SSIM_RADIUS + 1:
-        raise ValueError(f"SSIM needs images of at least 11×11 pixels, got {height}×{width} (height×width)")
+        last = outputs.ndim == 4 and width in (1, 3) and height > width  # Pillow's and OpenCV's layout: H×W×C
+        hint = "; channels last? move them first: transpose(2, 0, 1) for an image, (0, 3, 1, 2) for a batch"
+        raise ValueError(
+            f"SSIM needs images of at least 11×11 pixels, got {height}×{width} (height×width){hint if last else ''}"
+        )
     if len(outputs) == 0:
         return np.zeros(0)
     if outputs.size == 0:
