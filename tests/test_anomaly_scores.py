@@ -42,6 +42,7 @@ def test_auroc_counts_ties_as_half_and_orders_by_score():
     ("scores", "labels", "message"),
     [
         ([1.0, 2.0], [True, True], "both normal and anomalous"),
+        ([1.0, 2.0], [False, False], "both normal and anomalous"),
         ([1.0, np.nan], [True, False], "finite"),
         ([1.0, 2.0, 3.0], [True, False], "one length"),
     ],
@@ -64,10 +65,40 @@ def test_rates_at_a_threshold_count_scores_above_it_as_anomalous():
     assert json.loads(json.dumps(at.to_dict()))["fpr"] == 0.0
 
 
+def test_rates_with_false_positives_match_scikit_learn():
+    """The test above has no false positive, so any formula for the FPR and F1 passed it (trial 81)."""
+    scores = np.array([0.1, 0.5, 0.9, 0.2, 0.7, 0.6, 0.05])
+    is_anomaly = np.array([False, False, True, True, True, False, True])
+    at = anomaly.rates(scores, is_anomaly, 0.5)
+    tn, fp, fn, tp = sklearn_metrics.confusion_matrix(is_anomaly, scores > 0.5).ravel()
+    assert (at.true_positives, at.false_positives, at.true_negatives, at.false_negatives) == (tp, fp, tn, fn)
+    assert at.fpr == pytest.approx(fp / (fp + tn)) == pytest.approx(1 / 3)
+    assert at.f1 == pytest.approx(sklearn_metrics.f1_score(is_anomaly, scores > 0.5)) == pytest.approx(4 / 7)
+
+
+def test_scores_closer_than_float32_resolves_stay_apart():
+    """1000 + 1e-5·k are one float32 value: scores cast to it would tie and give AUROC 0.5 (trial 81)."""
+    scores, is_anomaly = 1000 + 1e-5 * np.arange(10), np.arange(10) >= 5
+    assert anomaly.auroc(scores, is_anomaly) == sklearn_metrics.roc_auc_score(is_anomaly, scores) == 1.0
+    assert anomaly.average_precision(scores, is_anomaly) == 1.0
+    assert sklearn_metrics.average_precision_score(is_anomaly, scores) == 1.0
+
+
 def test_the_smoothed_map_is_scipys_gaussian_filter_with_zero_padding():
     maps = np.random.default_rng(0).random((3, 1, 9, 13))
     expected = np.stack([[ndimage.gaussian_filter(m[0], sigma=1.0, truncate=2.0, mode="constant")] for m in maps])
     np.testing.assert_allclose(anomaly.smooth(maps), expected, atol=1e-12)
+
+
+def test_smax_sees_a_defect_in_the_corner():
+    """A one-pixel error at (0, 0): the smoothed map's maximum is SciPy's with zero padding (trial 81: a map that
+    left out a border passed every test)."""
+    images = np.zeros((1, 1, 16, 16), np.float32)
+    outputs = images.copy()
+    outputs[..., 0, 0] = 1
+    errors = np.square(outputs - images)[0, 0].astype(np.float64)
+    expected = ndimage.gaussian_filter(errors, sigma=1.0, truncate=2.0, mode="constant").max()
+    assert anomaly.components(images, outputs, ("smax",))[0, 0] == pytest.approx(expected, rel=1e-12)
 
 
 def test_components_against_references():
@@ -94,8 +125,9 @@ def test_components_against_references():
 
 def test_components_refuse_what_they_cannot_compute():
     images = np.zeros((1, 1, 16, 16), np.float32)
-    with pytest.raises(ValueError, match="wmse needs weights"):
-        anomaly.components(images, images, ("wmse",))
+    for weights in (None, np.ones((1, 1, 1), np.float32), np.ones((1, 8, 8), np.float32)):
+        with pytest.raises(ValueError, match="wmse needs weights"):
+            anomaly.components(images, images, ("wmse",), weights=weights)
     with pytest.raises(ValueError, match="unknown score component"):
         anomaly.components(images, images, ("psnr",))
     with pytest.raises(ValueError, match="11×11"):
@@ -111,6 +143,13 @@ def test_parse_score_names_the_components():
 
 def test_parse_classes_reads_the_command_lines_labels():
     assert anomaly.parse_classes("1, 7") == ("1", "7") and anomaly.parse_classes(None) is None
+    assert anomaly.parse_classes("10") == ("10",) and anomaly.parse_classes([1, "7"]) == ("1", "7")
+
+
+@pytest.mark.parametrize("classes", ["3,3", [3, 3], "3,,5", "", [], [True], (1, False), {3, 5}, 3, [1.0]])
+def test_parse_classes_refuses_labels_repeated_empty_or_of_another_kind(classes):
+    with pytest.raises(ValueError, match="--classes takes labels separated by commas, each once"):
+        anomaly.parse_classes(classes)
 
 
 def calibration_options():
@@ -155,6 +194,8 @@ def test_the_threshold_lets_at_most_the_asked_share_of_calibration_scores_above_
     threshold = anomaly.threshold_for(scores, fpr=0.05)
     assert threshold == np.sort(scores)[9500]  # the ⌈10,001 · 0.95⌉ = 9,501st smallest
     assert (scores > threshold).mean() == 0.0499
+    # (999 + 1)(1 − 0.059) is 941 exactly but 941.0000000000001 in float64: the 941st smallest, not the 942nd
+    assert anomaly.threshold_for(np.arange(999.0), fpr=0.059) == 940.0
     assert anomaly.threshold_for(scores, quantile=0.95) == np.quantile(scores, 0.95)
     assert anomaly.threshold_for(scores[:5], fpr=0.01) == scores[:5].max()  # too few for the rule: the largest
     record = anomaly.distribution(scores, threshold=threshold)
@@ -188,6 +229,16 @@ def test_a_spec_survives_its_json_record():
     assert anomaly.AnomalySpec.from_record(spec_record(threshold=None, rule=None)).threshold is None
 
 
+def test_a_specs_perfect_score_scale_and_low_fence():
+    """Held by the torch-side detector tests only before (trial 81): the numbers from their definitions."""
+    quartiles = {"0.25": 1.0, "0.5": 2.0, "0.75": 3.0}
+    spec = anomaly.AnomalySpec(("ssim", "smax"), (0.1, 2.0), (0.01, 0.5), calibration={"quantiles": quartiles})
+    assert spec.perfect_score == pytest.approx(-0.1 / 0.01 - 2.0 / 0.5)  # every component's error 0: −mean / std
+    assert spec.score_scale == pytest.approx(1 / 0.01 + 2.0 / 0.5)  # Σ max(1, |mean|) / std
+    assert spec.low_fence == pytest.approx(1.0 - 1.5 * (3.0 - 1.0))  # Tukey: Q1 − 1.5 × (Q3 − Q1)
+    assert anomaly.AnomalySpec(("mse",), (0.1,), (0.01,)).low_fence is None
+
+
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
@@ -198,6 +249,11 @@ def test_a_spec_survives_its_json_record():
         ({"rule": {"fpr": 2}}, "'rule'"),
         ({"classes": [3]}, "'classes'"),
         ({"map_scale": -1}, "'map_scale'"),
+        ({"map_scale": 0}, "'map_scale'"),
+        ({"threshold": True}, "'threshold'"),
+        ({"mean": [True, 0.1]}, "'mean' must be 2 finite numbers"),
+        ({"rule": {"fpr": 0.01, "quantile": 0.5}}, "'rule'"),
+        ({"rule": {"bogus": 0.5}}, "'rule'"),
     ],
 )
 def test_a_broken_spec_record_says_what_is_wrong(changes, message):

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from aetool.runtime import noise as noise_module
-from aetool.runtime.noise import Noise, add_noise, estimate_sigma, level_note
+from aetool.runtime.noise import Noise, add_noise, estimate_sigma, level_note, scale_note
 
 
 def test_gaussian_noise_has_the_level_as_std_before_clipping():
@@ -27,6 +27,38 @@ def test_salt_pepper_and_mask_hit_the_asked_fraction():
     assert abs((salt[changed] == 1).mean() - 0.5) < 0.02
     masked = add_noise(clean, 0.25, kind="mask", rng=3)
     assert abs((masked == 0).mean() - 0.25) < 0.01
+
+
+def test_a_level_of_one_hits_every_pixel():
+    clean = np.full((2, 4, 4), 0.5, np.float32)
+    assert (add_noise(clean, 1.0, kind="mask", rng=0) == 0).all()
+    assert set(np.unique(add_noise(clean, 1.0, kind="salt-pepper", rng=0)).tolist()) <= {0.0, 1.0}
+
+
+def test_a_range_draws_each_images_level_uniformly_and_is_not_one_level():
+    """A range read as one level (its lowest: none at 0:0.2) or drawn at its highest passed (trial 81)."""
+    assert Noise.parse("0:0.2").level is None and Noise.parse("0.3").level == (0.3, "gaussian")
+    clean = np.full((400, 16, 16), 0.5, np.float32)
+    stds = (Noise.parse("0:0.2").apply(clean, 0) - clean).reshape(400, -1).std(axis=1)
+    assert stds.mean() == pytest.approx(0.1, abs=0.01)  # the mean of U(0, 0.2); 2.5 σ from 0.5: no clipping
+    assert stds.min() < 0.02 and stds.max() > 0.18
+
+
+def test_a_mix_chooses_each_images_term_by_weight():
+    clean = np.full((1000, 8, 8), 0.5, np.float32)
+    noisy = Noise.parse("gaussian=0.01@9,mask=0.5@1").apply(clean, 0)
+    assert (noisy == 0).any(axis=(1, 2)).mean() == pytest.approx(0.1, abs=0.03)  # a tenth masked, by weight
+
+
+def test_noise_text_that_means_no_noise_or_no_weight():
+    assert not Noise.parse("0") and str(Noise.parse("0")) == "0" and Noise.parse("gaussian=0") == Noise()
+    with pytest.raises(ValueError, match="a weight must be a positive number"):
+        Noise.parse("gaussian=0.1@0,mask=0.2")
+
+
+def test_scale_note_names_the_0_255_reading_of_a_std_above_1():
+    assert scale_note(Noise.single(1.0)) is None and scale_note(Noise.parse("mask=1")) is None
+    assert str(scale_note(Noise.single(25.0))).endswith("a σ of 25 on the 0–255 scale is --noise 0.098")
 
 
 def test_noise_is_seeded():
@@ -119,3 +151,7 @@ def test_level_note_says_when_an_image_is_far_from_the_training_noise():
             and level_note(at[0.3], Noise.parse(seen_clean)) is None
         )
     assert level_note(at[0.01][:, :2, :2], fixed) is None  # too small to estimate
+    assert Noise.parse("0:0.2").gaussian_span is None and Noise.parse("0.05:0.2").gaussian_span == (0.05, 0.2)
+    faint = add_noise(ramp, 0.03, rng=1)  # estimated 0.0298; at[0.1] 0.0993: the thresholds, pinned (trial 81)
+    assert level_note(faint, Noise.parse("0.085:0.3")) is None and level_note(faint, Noise.parse("0.1:0.3"))
+    assert level_note(at[0.1], Noise.single(0.07)) is None and level_note(at[0.1], Noise.single(0.06))
