@@ -964,3 +964,17 @@ def test_detections_settled_before_a_timeout_are_still_reported(one_class, tmp_p
         for detection in detect(plan_detection(found, heatmaps=None)[0], detector):
             settled.append(detection)
     assert [Path(d.path).name for d in settled] == ["broken.png"] and settled[0].error
+
+
+def test_detect_and_the_evaluate_functions_refuse_an_invert_or_resize_that_is_not_true_or_false(one_class, digits):
+    """invert="no" inverted every digit: AUROC 0.957 fell to 0.098 without a word (trial 83)."""
+    path = one_class[1].export.path
+    sides = (str(digits / "normal"), str(digits / "anomalous"))
+    with pytest.raises(TypeError, match=r"^invert takes True, False or None \(decide per image\), got 'no'$"):
+        evaluate_folders(path, *sides, invert="no")
+    with pytest.raises(TypeError, match=r"^resize takes True or False, got 'no'$"):
+        evaluate_labelled(path, str(digits), classes="normal", resize="no")
+    found, _ = collect([sides[0]])
+    with pytest.raises(TypeError, match=r"^invert takes True, False or None"):
+        next(detect(plan_detection(found, heatmaps=None)[0], Detector(path), invert=1))
+    assert evaluate_folders(path, *sides, invert=False).auroc == evaluate_folders(path, *sides).auroc

@@ -655,3 +655,24 @@ def test_reconstruct_image_takes_read_images_result_and_checks_pixels_before_inv
         reconstruct_image(toy_dir / "conv.onnx", np.zeros((8, 8), np.float32))
     with pytest.raises(ValueError, match=r"got shape \(8, 6, 3\); channels last\? pass pixels.transpose\(2, 0, 1\)$"):
         reconstruct_image(toy_dir / "conv.onnx", np.zeros((8, 6, 3), np.float32))  # as Pillow gives it (trial 80)
+
+
+@pytest.mark.parametrize("value", ["no", "false", 0, 1, "auto"])
+def test_invert_and_resize_take_true_false_or_none_not_any_truthy_value(tmp_path, toy_dir, value):
+    """invert="no" inverted every image (a detector's AUROC fell from 0.957 to 0.098) and resize="no" resized
+    (trial 83): only True, False and, for invert, None are taken."""
+    source = save(tmp_path / "ring.png", digit())
+    model = load(toy_dir / "dense.onnx")
+    with pytest.raises(TypeError, match=rf"^invert takes True, False or None \(decide per image\), got {value!r}$"):
+        reconstruct_image(model, read_image(source), invert=value)
+    with pytest.raises(TypeError, match=rf"^resize takes True or False, got {value!r}$"):
+        reconstruct_image(model, read_image(source), resize=value)
+    with pytest.raises(TypeError, match=r"^resize takes True or False"):
+        Reconstruct(model, resize=value)
+    with pytest.raises(TypeError, match=r"^invert takes True, False or None"):
+        next(process([job(source, tmp_path / "out.png")], Reconstruct(model), invert=value))
+    assert not (tmp_path / "out.png").exists()
+    assert np.array_equal(
+        reconstruct_image(model, read_image(source), invert=np.bool_(False), resize=np.bool_(True)),
+        read_image(source).pixels,
+    )

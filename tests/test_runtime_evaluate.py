@@ -443,3 +443,13 @@ def test_ssim_says_how_many_images_it_is_the_mean_over(toy_dir, tmp_path):
     result = evaluate_images(load(toy_dir / "conv.onnx"), str(tmp_path), noise=0.1, seed=3)
     assert (result.n, result.ssim_images) == (3, 2) and result.ssim is not None
     assert f"SSIM {result.ssim:.4f} (of the 2 images of at least 11×11) over 3 images" in _evaluation_line(result)
+
+
+def test_evaluate_images_and_pairs_refuse_a_resize_that_is_not_true_or_false(toy_dir, tmp_path):
+    """resize="no" resized (trial 83); refused before any image is read."""
+    save(tmp_path / "clean" / "x.png", np.zeros((28, 28), np.uint8))
+    model = load(toy_dir / "dense.onnx")
+    with pytest.raises(TypeError, match=r"^resize takes True or False, got 'no'$"):
+        evaluate_images(model, str(tmp_path / "clean"), resize="no")
+    with pytest.raises(TypeError, match=r"^resize takes True or False, got 0$"):
+        evaluate_pairs(model, str(tmp_path / "clean"), str(tmp_path / "clean"), resize=0)

@@ -60,6 +60,18 @@ class Step(Protocol):
         """N×C×H×W prepared images of one shape in, N×C×H×W out."""
 
 
+def checked_switch(value: object, *, name: str, unset: bool = False) -> bool | None:
+    """``value`` once checked to be True or False (a numpy bool too), or None where ``unset`` (decide per image);
+    raises ``TypeError`` naming ``name`` for anything else: a string such as "no" is truthy and switched the option
+    on (trial 83)."""
+    if isinstance(value, bool | np.bool_):
+        return bool(value)
+    if value is None and unset:
+        return None
+    taken = "True, False or None (decide per image)" if unset else "True or False"
+    raise TypeError(f"{name} takes {taken}, got {value!r}")
+
+
 class Reconstruct:
     """Run an autoencoder. Conv models take any size (padded to their multiple, cropped back; with black, or by
     mirroring for an as-is model: ``InputSpec.mirror_padding``). Dense models take their own size; another size is
@@ -72,7 +84,8 @@ class Reconstruct:
         commands add for the best output; ``detect`` does without, as calibration did. ``tiled``: pages of any size,
         since :meth:`run` reconstructs a large one in tiles; ``detect``, which scores a page in one call, takes
         pages up to ``MAX_CONV_PIXELS`` (``InputSpec.padded``)."""
-        self.model, self.resize, self.tiled = model, resize, tiled
+        self.model, self.tiled = model, tiled
+        self.resize = bool(checked_switch(resize, name="resize"))
         self.border = model.input_spec.border if border else 0
         self.channels: int | None = model.input_spec.channels
         self.inverts = model.input_spec.polarity == contract.POLARITY
@@ -231,7 +244,8 @@ def process(
     Ctrl-C while the caller reported an outcome), raises ``KeyboardInterrupt`` after the chunk's outcomes.
     ``exif``: outputs carry their input's EXIF (its Orientation left out: ``images.read_image``); False: none.
     ``ready``: for jobs that arrive over time (a pipe's images), whether the next one is there; a chunk is cut
-    where it is not, so each image is done without waiting for later ones (:func:`chunks`).
+    where it is not, so each image is done without waiting for later ones (:func:`chunks`). Raises ``TypeError``
+    for an ``invert`` that is not True, False or None, before reading.
     """
     for chunk in read_chunks(jobs, step, invert=invert, in_flight=in_flight, stop=stop, ready=ready):
         yield from _run(chunk, step, side_by_side=side_by_side, stdout=stdout, stop=stop, exif=exif)
@@ -249,7 +263,9 @@ def read_chunks(
     """``jobs`` read and carried into the step's world (see :func:`process`), in chunks of at most ``in_flight``
     images and about ``VALUES_IN_FLIGHT`` pixel values, read only as the chunks are asked for; an image that cannot
     be read or prepared is an ``Outcome`` with its error. Asked for a chunk once ``stop`` is set, raises
-    ``KeyboardInterrupt``: the caller has reported the chunks before. ``ready`` as :func:`process` takes it."""
+    ``KeyboardInterrupt``: the caller has reported the chunks before. ``ready`` as :func:`process` takes it. Raises
+    ``TypeError`` for an ``invert`` that is not True, False or None, before reading."""
+    invert = checked_switch(invert, name="invert", unset=True)
     read = (_read(job, step, invert) for job in jobs)
     for chunk in chunks(read, _values, count=in_flight, ready=ready):
         if stop is not None and stop.is_set():
@@ -367,7 +383,8 @@ def reconstruct_image(
     (3×H×W for those of a ``Decoded`` colour file).
 
     Raises ``ImageError`` for an image the model cannot take (another size for a dense model without ``resize``,
-    a page over its limit), ``TypeError`` for an image that is neither, ``ValueError`` for pixels that are not
+    a page over its limit), ``TypeError`` for an image that is neither or an ``invert`` or ``resize`` that is not
+    True or False (or None, for ``invert``), ``ValueError`` for pixels that are not
     C×H×W floats in [0, 1] of 1 or 3 channels, and what :meth:`Model.reconstruct` raises."""
     stored_colour = isinstance(image, images.Decoded) and image.stored_colour
     pixels = image.pixels if isinstance(image, images.Decoded) else image
@@ -382,6 +399,7 @@ def reconstruct_image(
         hint = "; channels last? pass pixels.transpose(2, 0, 1)" if last else ""
         raise ValueError(f"expected C×H×W pixels of 1 or 3 channels, got shape {pixels.shape}{hint}")
     images.check_pixels(pixels, name="pixels", scan=True)  # before inverting, which would turn the range over
+    invert = checked_switch(invert, name="invert", unset=True)
     step = Reconstruct(loaded(model), resize=resize)
     carried, converted, inverted = carry_in(pixels, step, invert=invert, stored_colour=stored_colour)
     prepared = step.prepare(carried)

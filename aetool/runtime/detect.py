@@ -32,7 +32,7 @@ import numpy as np
 
 from aetool.errors import AetoolError, DataError, ModelFileError, TimedOut, no_memory_line
 from aetool.runtime import anomaly, contract, images
-from aetool.runtime.batch import Outcome, Ready, Reconstruct, read_chunks, run_groups
+from aetool.runtime.batch import Outcome, Ready, Reconstruct, checked_switch, read_chunks, run_groups
 from aetool.runtime.evaluate import INVERTED, RESIZED, checked_limit, counted
 from aetool.runtime.files import (
     HEATMAP,
@@ -301,7 +301,8 @@ def detect(
     ready: Callable[[], bool] | None = None,
 ) -> Iterator[Detection]:
     """A :class:`Detection` per job, in order; heatmaps written for jobs with a target (see
-    :func:`plan_detection`). ``invert`` and ``resize`` as the image commands take them. An image that cannot be
+    :func:`plan_detection`). ``invert`` and ``resize`` as the image commands take them (True or False; None for
+    ``invert``: decide per image; else a ``TypeError`` before any image is read). An image that cannot be
     read, prepared, scored or written is a Detection with ``error`` set; the others are still done. When the model
     runs past its timeout, or Ctrl-C comes, the Detections already settled come first, then ``TimedOut`` or
     ``KeyboardInterrupt``: every heatmap written has its record. ``stop`` and ``ready`` as
@@ -575,10 +576,12 @@ def evaluate_folders(
     """Score the images of a folder (recursively) or glob of normal images and one of anomalous images.
 
     ``detector``: a :class:`Detector`, or what :func:`as_detector` makes one of. Images that cannot be read or
-    scored are listed in ``failed`` and left out. Raises ``DataError`` when a side holds no images, an image is on
-    both sides, or none of one side could be scored.
+    scored are listed in ``failed`` and left out. ``invert`` and ``resize`` as :func:`detect` takes them. Raises
+    ``DataError`` when a side holds no images, an image is on both sides, or none of one side could be scored,
+    ``TypeError`` for an ``invert`` or ``resize`` that is not True or False (or None, for ``invert``).
     """
     started = time.perf_counter()
+    invert, resize = _switches(invert, resize)
     detector = as_detector(detector)
     failed: list[Failure] = []
     done: Counter[str] = Counter()
@@ -609,6 +612,7 @@ def evaluate_labelled(
     detector was trained on). Images directly in ``data``, in no subfolder, have no label: they are listed in
     ``failed`` and left out. Raises as :func:`evaluate_folders` and :func:`normal_classes` do."""
     started = time.perf_counter()
+    invert, resize = _switches(invert, resize)
     detector = as_detector(detector)
     classes = normal_classes(detector, classes)
     failed: list[Failure] = []
@@ -632,6 +636,11 @@ def evaluate_labelled(
     return measure(
         detector, scores, np.array(is_anomaly), data=data, normal=normal, started=started, failed=failed, done=done
     )
+
+
+def _switches(invert: object, resize: object) -> tuple[bool | None, bool]:
+    """``invert`` and ``resize`` once checked (``batch.checked_switch``), before any image is found or scored."""
+    return checked_switch(invert, name="invert", unset=True), bool(checked_switch(resize, name="resize"))
 
 
 def _label(item: Input) -> str:

@@ -30,7 +30,7 @@ import numpy as np
 
 from aetool.errors import AetoolError, DataError, ImageError, ModelFileError, no_memory_line
 from aetool.runtime import contract, images
-from aetool.runtime.batch import chunks
+from aetool.runtime.batch import checked_switch, chunks
 from aetool.runtime.files import Failure, Input, collect_set
 from aetool.runtime.idx import load_split
 from aetool.runtime.images import is_dark_on_light, pad_to, read_image, to_channels
@@ -168,9 +168,10 @@ def evaluate_images(
     same inputs every time. ``resize`` fits images of another size to a dense model's (the clean image, then noised).
     Raises ``DataError`` when ``data`` holds no images or an image is not of a dense model's size (without
     ``resize``), ``ImageError`` when none could be read, and what :func:`evaluate` raises for noise, models and
-    ``limit``.
+    ``limit``, and ``TypeError`` for a ``resize`` that is not True or False.
     """
     started = time.perf_counter()
+    resize = bool(checked_switch(resize, name="resize"))
     model = loaded(model)
     corruption = _noise(model, noise, noise_kind)
     seed = TEST_NOISE_SEED if seed is None else seed
@@ -192,9 +193,11 @@ def evaluate_pairs(
     unreadable images in ``failed``; the others are scored, the first ``limit`` pairs in the order of the inputs'
     paths. ``resize`` fits both images of a pair of another size to a dense model's. Raises ``DataError`` when a side
     holds no images or no input has a target, or an image is not of a dense model's size (without ``resize``),
-    ``ImageError`` when no pair could be read, ``ValueError`` for a ``limit`` under 1.
+    ``ImageError`` when no pair could be read, ``ValueError`` for a ``limit`` under 1, ``TypeError`` for a
+    ``resize`` that is not True or False.
     """
     started = time.perf_counter()
+    resize = bool(checked_switch(resize, name="resize"))
     model = loaded(model)
     run = _Run()
     sides = []
