@@ -282,6 +282,9 @@ def test_calibration_refusals(one_class, tmp_path):
         calibrate_run(run, out=tmp_path, **QUIET)
     with pytest.raises(TypeError, match=r"calibrate_run's options are a CalibrationOptions\(…\), got dict"):
         calibrate_run(run, out=tmp_path / "x.onnx", options={"fpr": 0.1}, **QUIET)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"^echo takes a function of one line of text \(print, say\), got str$"):
+        calibrate_run(run, out=tmp_path / "x.onnx", echo="x")  # type: ignore[arg-type]  # trial 83
+    assert not (tmp_path / "x.onnx").exists()
 
 
 def test_calibration_images_that_all_score_alike_are_refused(one_class, tmp_path, monkeypatch):
@@ -702,6 +705,24 @@ def test_evaluate_anomaly_names_why_a_side_could_not_be_scored(one_class, digits
     assert "the model takes 28×28 images (width×height), this one is 40×40; pass --resize" in result.stderr
     flat = runner.invoke(app, ["evaluate", "--anomaly", "-m", model, "--data", str(digits / "normal")])
     assert flat.exit_code == 2 and "it has no subfolders, whose names would label the images" in flat.stderr
+    save(tmp_path / "big2" / "b.png", np.zeros((40, 40), np.uint8))
+    none = runner.invoke(app, ["evaluate", "--anomaly", "-m", model, *sides[2:], "--normal", str(tmp_path / "big2")])
+    assert none.exit_code == 2 and none.stderr.startswith(
+        f"aetool: error: no image was scored; 2 could not be scored, the first {tmp_path / 'big2' / 'b.png'}: "
+    )  # was "every scored image is normal (0)"
+
+
+def test_evaluate_idx_checks_the_classes_before_scoring_a_digit(one_class, data_dir, monkeypatch):
+    """A class no digit has, or classes naming every digit there, failed only after the whole split was scored
+    (trial 83)."""
+    path = one_class[1].export.path
+    runs = []
+    monkeypatch.setattr(Detector, "run", lambda self, batch: runs.append(batch))
+    with pytest.raises(DataError, match="is labelled good: its labels are"):
+        evaluate_idx(path, data_dir, classes="good")
+    with pytest.raises(DataError, match=r"^every image is normal \(64\); AUROC needs normal and anomalous images$"):
+        evaluate_idx(path, data_dir, classes="1,2,3")  # every label of the synthetic split
+    assert runs == []
 
 
 @pytest.mark.parametrize(
@@ -781,6 +802,9 @@ def test_the_one_class_page_tables_figures_and_numbers(data_dir, tmp_path):
     with pytest.raises(AetoolError, match=r"would train over runs of yours \(.*class-1: trained with other settings"):
         build_oneclass_report(tmp_path / "page", **{**options, "epochs": 2}, **QUIET)  # it trained over, unasked
     assert (tmp_path / "runs" / "mnist" / "class-1" / "checkpoint.pt").read_bytes() == checkpoint
+    with pytest.raises(TypeError, match=r"^echo takes a function of one line of text"):
+        build_oneclass_report(tmp_path / "other", **options, echo="x")  # type: ignore[arg-type]  # trial 83
+    assert not (tmp_path / "other").exists()
 
 
 def test_the_one_class_page_takes_your_own_run_as_it_is_and_names_how_it_was_trained(data_dir, tmp_path):

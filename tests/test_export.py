@@ -710,6 +710,15 @@ def test_export_options_take_one_precision_as_text_and_refuse_text_as_a_number()
         export_run("runs/none", options={"precisions": ("int8",)})  # type: ignore[arg-type]
 
 
+def test_export_refuses_an_echo_that_is_not_a_function_before_it_reads_or_writes(tmp_path):
+    """echo="x" was taken and failed at the first line printed (trial 83), as train's did after an epoch."""
+    with pytest.raises(TypeError, match=r"^echo takes a function of one line of text \(print, say\), got str$"):
+        export_run(tmp_path / "none", echo="x")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"^echo takes a function of one line of text"):
+        export_model(build_model("deep"), tmp_path / "x.onnx", facts=None, echo=None)  # type: ignore[arg-type]
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize(
     "settings",
     [

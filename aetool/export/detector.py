@@ -18,7 +18,6 @@ run's training images.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from numbers import Real
 from pathlib import Path
@@ -27,6 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from aetool.console import Echo, check_echo
 from aetool.errors import AetoolError, DataError
 from aetool.export.exporter import (
     DEFAULT_TARGET,
@@ -56,8 +56,6 @@ FEW_BEYOND = 5  # a threshold resting on fewer calibration images above it than 
 # either side of a threshold set at it (two photos whose standardised components cancel each scored 0, the
 # threshold 0, and detect flagged both of them at 1e-4 and 5e-6).
 SAME_SCORES = 1e-6
-
-Echo = Callable[[str], Any]
 
 
 @dataclass(frozen=True)
@@ -246,10 +244,11 @@ def calibrate_run(
     ``ssim`` for images smaller than its window), calibration images that cannot set a threshold (fewer than two, or
     all scoring alike), a target that cannot be written; ``DataError`` when the images are gone; ``ParityError``
     (nothing written) when the graph or its scores disagree; ``TypeError`` for ``options`` that are not a
-    ``CalibrationOptions``.
+    ``CalibrationOptions`` and an ``echo`` that is not a function.
     """
     if not isinstance(options, CalibrationOptions):  # a dict, say: it failed on a missing attribute
         raise TypeError(f"calibrate_run's options are a CalibrationOptions(…), got {type(options).__name__}")
+    check_echo(echo)
     folder = RunFolder.at(run_dir)
     with folder.in_use():  # no run trained into the folder while its detector is written
         return _calibrated(folder.load(), out=out, options=options, echo=echo)

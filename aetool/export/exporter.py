@@ -8,7 +8,6 @@ import json
 import math
 import numbers
 import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
@@ -20,6 +19,7 @@ from google.protobuf.message import DecodeError  # type: ignore[import-untyped]
 from torch import nn
 
 from aetool.check import ATOL, CheckReport, check_bytes
+from aetool.console import Echo, check_echo
 from aetool.errors import AetoolError, DataError
 from aetool.export import metadata, variants
 from aetool.export.onnx_export import Decoder, ExportSpec, check_onnx, decoder_spec, model_spec, to_onnx
@@ -52,8 +52,6 @@ CALIBRATION_IMAGES = 256
 # The portable graph costs onnxruntime 1.1–1.2× the onnxruntime target's time at batch 256 (README, Export):
 # within the 1.25× that makes one file that runs everywhere worth it as the default.
 DEFAULT_TARGET = contract.PORTABLE
-
-Echo = Callable[[str], Any]
 
 
 @dataclass(frozen=True)
@@ -479,8 +477,10 @@ def export_model(
     variants ``options.precisions`` asks for; ``calibration`` (N×1×H×W float32) calibrates static int8 for conv
     models. Raises ``ParityError``, and writes nothing, if any output of any case differs by more than
     ``options.atol`` (scaled by the output's magnitude where that exceeds 1) or a variant's test MSE rises by more
-    than ``options.max_mse_rise``; ``AetoolError`` for a target that cannot be written.
+    than ``options.max_mse_rise``; ``AetoolError`` for a target that cannot be written; ``TypeError`` for an
+    ``echo`` that is not a function (it takes each line printed).
     """
+    check_echo(echo)
     cpu_copy = copy.deepcopy(net).cpu().eval()  # leave the caller's network where and as it is
     data = ExportData(test_images, calibration)
     return _export(cpu_copy, Path(path), facts, options=options, data=data, echo=echo)
@@ -603,10 +603,11 @@ def export_run(
     int8 for conv models calibrates on the first 256 training digits. Raises ``AetoolError`` for a run that cannot
     be read, a target that cannot be written or holds a detector, or variants without test digits (their MSE could
     not be checked), ``ParityError`` as :func:`export_model` does, and ``TypeError`` for ``options`` that are not
-    an ``ExportOptions``.
+    an ``ExportOptions`` and an ``echo`` that is not a function.
     """
     if not isinstance(options, ExportOptions):  # a dict, say: it failed on a missing attribute
         raise TypeError(f"export_run's options are an ExportOptions(…), got {type(options).__name__}")
+    check_echo(echo)
     folder = RunFolder.at(run_dir)
     with folder.in_use():  # no run trained into the folder while its model is written
         run = folder.load()

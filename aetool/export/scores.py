@@ -10,7 +10,7 @@ is held to, and a second check of the graph's scores against the numpy runtime's
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from aetool.console import Echo
 from aetool.export.onnx_export import ExportSpec, model_spec
 from aetool.export.parity import Case, ParityReport, check_parity, cpu_session, run_session
 from aetool.models import Autoencoder
@@ -31,7 +32,6 @@ OUTPUTS = (contract.RECONSTRUCTION, contract.CODE, contract.SCORE, contract.ANOM
 # evaluator, OpenCV DNN's two engines, OpenVINO); a conv model's in all but OpenCV's classic engine, which cannot
 # size a reduction over a conv output of any size. Not measured in onnxruntime-web.
 DETECTOR_OPS = frozenset({"Div", "ReduceMean", "ReduceMax"})
-Echo = Callable[[str], object]
 
 
 def gaussian_taps(sigma: float, radius: int) -> torch.Tensor:

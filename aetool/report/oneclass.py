@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure as PlotFigure
 
+from aetool.console import Echo, check_echo
 from aetool.errors import AetoolError
 from aetool.export.detector import CalibrationOptions, calibrate_run
 from aetool.report.environment import environment
@@ -85,8 +86,6 @@ FPR_TOLERANCE = 0.01  # the false-positive rate on the normal test images within
 SHOWN = 10  # least and most anomalous test images shown per class
 FIGURES = "figures"
 ONECLASS_NUMBERS = "oneclass.json"  # the page's numbers, which also mark a folder as an earlier page's
-
-Echo = Callable[[str], Any]
 
 
 @dataclass
@@ -541,8 +540,9 @@ def build_oneclass_report(
     ``data_dir`` holds the datasets' IDX files (itself, or ``mnist/`` and ``fashion-mnist/`` below it), else
     ``$AETOOL_DATA_DIR``. Raises ``AetoolError`` when a dataset's folder cannot be found, or (before training
     anything) when runs in ``runs`` were trained with other settings and neither ``retrain`` nor ``train_again``
-    lets the page train over them.
+    lets the page train over them; ``TypeError`` for an ``echo`` that is not a function.
     """
+    check_echo(echo)
     check_page_folder(Path(out), numbers=ONECLASS_NUMBERS)
     if RunFolder(runs).holds_run():  # one class's run, given for the folder of them all
         raise AetoolError(

@@ -438,10 +438,7 @@ def measure(
     image that failed, when images failed)."""
     kept = np.isfinite(scores)
     scores, labels = scores[kept], np.asarray(is_anomaly, bool)[kept]
-    if labels.all() or not labels.any():
-        kind = "anomalous" if len(labels) and labels.all() else "normal"
-        why = f"; {len(failed)} could not be scored, the first {failed[0].label}: {failed[0].error}" if failed else ""
-        raise DataError(f"every scored image is {kind} ({len(labels)}); AUROC needs normal and anomalous images{why}")
+    _check_both_kinds(labels, failed=failed)
     at = anomaly.rates(scores, labels, detector.threshold) if detector.threshold is not None else None
     return AnomalyEvaluation(
         auroc=anomaly.auroc(scores, labels),
@@ -493,20 +490,44 @@ def idx_inputs(model: Model, pixels: np.ndarray) -> np.ndarray:
     return images.pad_to(digits, padded, mirror=spec.mirror_padding)
 
 
+def _check_both_kinds(is_anomaly: np.ndarray, *, failed: list[Failure] | None = None, scored: str = "scored ") -> None:
+    """Raises ``DataError`` when the N bools ``is_anomaly`` (of the images ``scored``, or to be scored) are all of
+    one kind, or none: AUROC needs both; names the first image of ``failed``, when images failed."""
+    why = f"{len(failed)} could not be scored, the first {failed[0].label}: {failed[0].error}" if failed else ""
+    if not len(is_anomaly):  # was "every scored image is normal (0)"
+        raise DataError(f"no image was scored; {why or 'there were none'}")
+    if is_anomaly.all() or not is_anomaly.any():
+        kind = "anomalous" if is_anomaly.all() else "normal"
+        raise DataError(
+            f"every {scored}image is {kind} ({len(is_anomaly)}); AUROC needs normal and anomalous images"
+            + (f"; {why}" if why else "")
+        )
+
+
 def idx_scores(
     detector: Detector, data_dir: str | Path, *, split: str = "test", limit: int | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """The scores (N float64) and labels (N digits as text) of the first ``limit`` images of an IDX split, scored a
     batch at a time. Raises ``DataError`` for a folder without readable IDX files or digits the model cannot take,
     ``ModelFileError`` for a model that fails."""
-    pixels, labels = load_split(data_dir, split)
+    pixels, labels = _idx_split(data_dir, split=split, limit=limit)
+    return _digit_scores(detector, pixels), labels
+
+
+def _idx_split(data_dir: str | Path, *, split: str, limit: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``limit`` N×H×W uint8 digits of an IDX split and their N labels as text (``idx.load_split``)."""
     count = checked_limit(limit)
-    pixels, labels = pixels[:count], labels[:count]
+    pixels, labels = load_split(data_dir, split)
+    return pixels[:count], labels[:count].astype(str)
+
+
+def _digit_scores(detector: Detector, pixels: np.ndarray) -> np.ndarray:
+    """The N float64 scores of N×H×W uint8 digits, scored ``SCORE_BATCH`` at a time."""
     scores = [
         detector.run(idx_inputs(detector.model, pixels[i : i + SCORE_BATCH])).scores
         for i in range(0, len(pixels), SCORE_BATCH)
     ]
-    return np.concatenate(scores), labels.astype(str)
+    return np.concatenate(scores)
 
 
 def evaluate_idx(
@@ -522,12 +543,12 @@ def evaluate_idx(
     ``detector``: a :class:`Detector`, or what :func:`as_detector` makes one of; ``classes``: as
     :func:`normal_classes` takes them (default: those the detector was trained on). Raises what
     :func:`normal_classes` and :func:`idx_scores` raise, and ``DataError`` for a class no digit there is labelled
-    with and for a split whose images are all of one kind.
+    with and for a split whose images are all of one kind, both before any digit is scored.
     """
     started = time.perf_counter()
     detector = as_detector(detector)
     classes = normal_classes(detector, classes)
-    scores, labels = idx_scores(detector, data_dir, split=split, limit=limit)
+    pixels, labels = _idx_split(data_dir, split=split, limit=limit)
     there = sorted(set(labels.tolist()), key=lambda label: (len(label), label))
     if unknown := [label for label in classes if label not in there]:  # a folder detector's "good", say
         raise DataError(
@@ -535,6 +556,8 @@ def evaluate_idx(
             "name the normal ones with --classes"
         )
     is_anomaly = ~np.isin(labels, list(classes))
+    _check_both_kinds(is_anomaly, scored="")  # before scoring: --classes naming every digit there
+    scores = _digit_scores(detector, pixels)
     normal = f"class {','.join(classes)}"
     return measure(detector, scores, is_anomaly, data=f"{data_dir} ({split})", normal=normal, started=started)
 

@@ -12,7 +12,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +26,7 @@ from pytorch_msssim import ssim
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 from torch import nn
 
-from aetool.console import stderr_console
+from aetool.console import Echo, check_echo, stderr_console
 from aetool.errors import AetoolError, DataError, Interrupted, first_line
 from aetool.models import PCA, Autoencoder, build_model, get_spec
 from aetool.models.base import shaped_reconstruction
@@ -49,7 +49,6 @@ FINAL_LR_FRACTION = 0.05
 # 64×64 micrograph tiles (benchmarks/photo_defects.py's), batch 128, test MSE 0.032 after 30 steps (its 15 epochs),
 # 0.015 after 100, 0.012 after 300, 0.012 after 1,000; the mean training image scores 0.047.
 MIN_STEPS = 300
-Echo = Callable[[str], Any]
 
 
 @dataclass
@@ -636,8 +635,7 @@ def train(
     """
     if not isinstance(config, TrainConfig):  # a model's name, say: it failed later on a missing attribute
         raise TypeError(f"train takes a TrainConfig, e.g. TrainConfig({config!r}), got {type(config).__name__}")
-    if not callable(echo):  # it failed after the first epoch, leaving the run folder
-        raise TypeError(f"echo takes a function of one line of text (print, say), got {type(echo).__name__}")
+    check_echo(echo)  # it failed after the first epoch, leaving the run folder
     started = time.perf_counter()
     flush_denormals()  # before any parallel operation starts the thread pool, which inherits the flags
     keep_freed_memory()  # else big activations page-fault anew at every step
