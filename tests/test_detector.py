@@ -877,6 +877,15 @@ def test_a_nan_score_is_anomalous_not_normal(one_class):
     detector = Detector(str(one_class[1].export.path))  # a path loads the model
     assert detector.threshold is not None
     assert detector.verdict(float("nan")) is True and detector.verdict(detector.threshold) is False
+    assert detector.verdict(np.float32(detector.threshold + 1)) is True and detector.verdict(0) is False
+
+
+@pytest.mark.parametrize("score", ["3", np.array([0.1, 9.0]), None, True])
+def test_a_verdict_takes_one_score(one_class, score):
+    """ "3" was a TypeError from a comparison, an array numpy's "truth value … is ambiguous" (trial 83)."""
+    detector = Detector(str(one_class[1].export.path))
+    with pytest.raises(TypeError, match=r"^verdict takes one score \(a number\), got .*; for an array of scores: "):
+        detector.verdict(score)
 
 
 def test_an_image_numpy_cannot_find_memory_for_is_a_failed_detection_not_the_end(one_class, tmp_path, monkeypatch):

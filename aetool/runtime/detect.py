@@ -175,7 +175,12 @@ class Detector:
 
     def verdict(self, score: float) -> bool | None:
         """Whether a score is anomalous (above the threshold, or NaN: a score that cannot be shown normal); None
-        without a threshold."""
+        without a threshold. Raises ``TypeError`` for a score that is not one number (text, an array)."""
+        if isinstance(score, bool) or not isinstance(score, numbers.Real):
+            raise TypeError(
+                f"verdict takes one score (a number), got {type(score).__name__}; for an array of scores: "
+                "(scores > detector.threshold) | np.isnan(scores)"
+            )
         return None if self.threshold is None else bool(score > self.threshold or math.isnan(score))
 
 

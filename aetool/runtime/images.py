@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import io
 import math
+import numbers
 import os
 import re
 import struct
@@ -199,11 +200,11 @@ def _exif_kept(exif: Image.Exif) -> tuple[bytes, str | None]:
 def set_pixel_limit(*, megapixels: float) -> None:
     """Refuse images over ``megapixels`` (a float above 0) from now on in this process: sets Pillow's
     decompression-bomb limit ``PIL.Image.MAX_IMAGE_PIXELS`` (89.5 megapixels by default), which every reading in
-    aetool applies, to that many pixels, rounded. Raises ``ValueError`` for a number that is not above 0 and finite.
+    aetool applies, to that many pixels, rounded. Raises ``ValueError`` for anything but a number above 0 and finite.
     ``aetool --max-megapixels`` calls it."""
     from PIL import Image
 
-    if not 0 < megapixels < float("inf"):
+    if isinstance(megapixels, bool) or not isinstance(megapixels, numbers.Real) or not 0 < megapixels < float("inf"):
         raise ValueError(f"set_pixel_limit takes megapixels above 0, got {megapixels!r}")
     Image.MAX_IMAGE_PIXELS = max(1, round(megapixels * 1e6))
 
