@@ -676,3 +676,52 @@ def test_invert_and_resize_take_true_false_or_none_not_any_truthy_value(tmp_path
         reconstruct_image(model, read_image(source), invert=np.bool_(False), resize=np.bool_(True)),
         read_image(source).pixels,
     )
+
+
+# ---- trial 82: mutants of batch.py the tests above let live, each killed below ----
+
+
+def test_a_colour_file_of_grey_pixels_stays_grey_for_a_grey_model(tmp_path, toy_dir):
+    """Replicated to three channels as for a colour model, a grey model refused it."""
+    source = save(tmp_path / "grey-rgb.png", np.repeat(np.full((28, 28, 1), 90, np.uint8), 3, axis=2))
+    decoded = read_image(source)
+    assert decoded.stored_colour and decoded.channels == 1
+    assert np.array_equal(reconstruct_image(toy_dir / "dense.onnx", decoded), decoded.pixels)
+
+
+def test_side_by_side_shows_the_input_as_read_when_the_model_took_it_inverted(tmp_path, toy_dir):
+    dark = 255 - digit()
+    source = save(tmp_path / "dark.png", dark)
+    step = Reconstruct(load(toy_dir / "dense.onnx"))
+    [outcome] = process([job(source, tmp_path / "out.png")], step, side_by_side=True)
+    assert outcome.inverted and np.array_equal(read(tmp_path / "out.png"), np.hstack([dark, dark]))
+
+
+def test_a_grey_images_result_from_a_colour_model_comes_back_as_its_luma():
+    """Oracle: Pillow's convert("L") of the colour result (ITU-R 601-2 luma), within one 8-bit step; the red
+    channel alone went unnoticed, the toy models' three channels being equal."""
+    from PIL import Image
+
+    from aetool.runtime.batch import Prepared, carry_back
+    from aetool.runtime.images import GREY_TO_RGB
+
+    rgb = np.random.default_rng(4).integers(0, 256, (7, 9, 3), dtype=np.uint8)
+    result = (rgb.astype(np.float32) / 255).transpose(2, 0, 1)
+    grey = carry_back(result, Prepared(result, (7, 9)), converted=GREY_TO_RGB, inverted=False)
+    luma = np.asarray(Image.fromarray(rgb).convert("L"), np.float32) / 255
+    assert grey.shape == (1, 7, 9)
+    np.testing.assert_allclose(grey[0], luma, rtol=0, atol=1 / 255 + 1e-6)
+
+
+def test_a_non_square_dense_model_takes_images_of_its_height_and_width_as_they_are():
+    from types import SimpleNamespace
+
+    from aetool.errors import ImageError
+    from aetool.runtime.model import InputSpec
+
+    step = Reconstruct(SimpleNamespace(input_spec=InputSpec((32, 48))))  # type: ignore[arg-type]
+    fits = np.zeros((1, 32, 48), np.float32)
+    prepared = step.prepare(fits)
+    assert prepared.pixels is fits and prepared.region == (32, 48) and prepared.restore is None
+    with pytest.raises(ImageError, match=r"takes 48×32 images \(width×height\), this one is 32×48"):
+        step.prepare(np.zeros((1, 48, 32), np.float32))

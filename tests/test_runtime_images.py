@@ -633,3 +633,71 @@ def test_digits_and_pages_of_writing_look_like_writing_and_photographs_do_not():
     assert len(photos) >= 10 and not any(images.looks_like_writing(photo) for photo in photos)
     for sigma in (0.1, 0.3, 0.5):  # the README: noisy or not
         assert not any(images.looks_like_writing(add_noise(photo, sigma, rng=0)) for photo in photos), sigma
+
+
+# ---- trial 82: mutants of images.py the tests above let live, each killed below ----
+
+
+def test_the_page_test_reads_the_left_and_right_edges_too():
+    """A tall strip of paper with dark top and bottom rows: its border ring, all four sides, is mostly light."""
+    strip = np.zeros((1, 56, 14), np.float32)
+    strip[:, :, 0] = strip[:, :, -1] = 1.0  # light left and right edges (ring: max(1, 14 // 14) = 1)
+    strip[:, 0] = strip[:, -1] = 0.0
+    assert images.is_dark_on_light(strip) and not images.is_dark_on_light(1 - strip)
+
+
+def test_the_border_ring_is_a_fourteenth_of_the_shorter_side():
+    """A 28×280 line with a 2-pixel light frame (28 // 14) round a dark inside; a fourteenth of the longer side
+    (20 of 28 rows) read the inside as the border."""
+    line = np.zeros((1, 28, 280), np.float32)
+    line[:, :2], line[:, -2:], line[:, :, :2], line[:, :, -2:] = 1, 1, 1, 1
+    assert images.is_dark_on_light(line) and not images.is_dark_on_light(1 - line)
+
+
+def test_the_page_test_takes_the_mean_of_the_border_ring():
+    """Light top and bottom rows (0.9) and mid-grey sides (0.45): the ring's mean is above one half, its median
+    below."""
+    page = np.full((1, 56, 14), 0.2, np.float32)
+    page[:, :, 0] = page[:, :, -1] = 0.45
+    page[:, 0] = page[:, -1] = 0.9
+    ring = np.concatenate([page[0, 0], page[0, -1], page[0, :, 0], page[0, :, -1]])
+    assert ring.mean() > 0.5 > np.median(ring)
+    assert images.is_dark_on_light(page)
+
+
+def test_a_photo_in_a_black_frame_does_not_look_like_writing():
+    """A noisy picture letterboxed in black: its ground is plain, but only about 40 % of its pixels are near it,
+    under the 60 % writing has."""
+    framed = np.zeros((1, 64, 64), np.float32)
+    framed[:, 4:-4, 4:-4] = np.random.default_rng(0).random((56, 56), dtype=np.float32)
+    assert 0.3 < float(np.mean(framed <= 0.25)) < 0.6
+    assert not images.looks_like_writing(framed)
+
+
+def test_resize_is_pillows_lanczos_plane_by_plane():
+    """Oracle: Pillow's Lanczos resize of each float plane, clipped to [0, 1]; the non-square size pins the
+    (height, width) order. Bilinear went unnoticed."""
+    pixels = np.random.default_rng(1).random((3, 21, 34), dtype=np.float32)
+    planes = [np.asarray(Image.fromarray(plane).resize((47, 13), Image.Resampling.LANCZOS)) for plane in pixels]
+    resized = images.resize(pixels, (13, 47))
+    assert resized.shape == (3, 13, 47)
+    np.testing.assert_allclose(resized, np.clip(np.stack(planes), 0, 1), rtol=0, atol=1e-6)
+
+
+def test_a_32_bit_integer_tiff_whose_white_is_255_reads_as_the_8_bit_file_of_its_values(tmp_path):
+    """White exactly 255 is the 0–255 scale's top; read on 0–65535 it was near black."""
+    values = np.array([[0, 64, 128, 255]] * 4, np.int32)
+    Image.fromarray(values).save(tmp_path / "i32.tif")
+    Image.fromarray(values.astype(np.uint8)).save(tmp_path / "u8.png")
+    deep = images.read_image(tmp_path / "i32.tif").pixels
+    assert deep.max() == 1.0
+    np.testing.assert_allclose(deep, images.read_image(tmp_path / "u8.png").pixels, rtol=0, atol=1e-6)
+
+
+def test_a_float_tiff_in_0_1_with_a_white_pixel_is_read_as_it_is(tmp_path):
+    """A top value of exactly 1.0 is [0, 1]'s; divided by 255 the image was near black, noted as 0–255."""
+    values = np.linspace(0, 1, 16, dtype=np.float32).reshape(4, 4)
+    Image.fromarray(values).save(tmp_path / "f.tif")
+    decoded = images.read_image(tmp_path / "f.tif")
+    np.testing.assert_array_equal(decoded.pixels[0], values)
+    assert decoded.notes == (images.DEEPER,)

@@ -910,3 +910,35 @@ def test_the_test_mse_a_file_records_is_a_variants_own():
     assert contract.recorded_test_mse(variant) == 0.005187
     assert contract.recorded_test_mse({contract.TEST_MSE: 0.00426}) == 0.00426
     assert contract.recorded_test_mse({contract.TEST_MSE: None, contract.VARIANT: {"test_mse": True}}) is None
+
+
+# ---- trial 82: mutants of InputSpec the tests above let live, each killed below ----
+
+
+@pytest.mark.parametrize("multiple", [1, 3, 4, 5, 16])
+def test_the_mirrored_border_is_rounded_up_to_the_models_multiple(multiple):
+    """8 pixels rounded up: 9 for a multiple of 3, 16 for 16; rounded down, a multiple-16 model had none (the
+    frame of noise the border prevents) and a multiple-3 one 6."""
+    border = InputSpec(None, multiple_of=multiple, polarity=contract.AS_IS).border
+    assert border >= model_module.MIRROR_BORDER and border % multiple == 0 and border - multiple < 8
+
+
+def test_a_dense_model_of_images_as_they_are_gets_no_border():
+    """Only a model of any size gets the mirrored border: a dense one takes its own size, and a border would pad
+    every image past it."""
+    assert InputSpec((28, 28), polarity=contract.AS_IS, channels=3).border == 0
+    assert InputSpec(None, multiple_of=4, polarity=contract.AS_IS, channels=3).border == 8
+
+
+def test_a_non_square_dense_model_takes_height_by_width():
+    spec = InputSpec((32, 48))
+    spec.check(32, 48)
+    with pytest.raises(ValueError, match=r"model takes 32×48 images, got 48×32"):
+        spec.check(48, 32)
+
+
+def test_a_page_of_exactly_the_one_call_limit_is_taken():
+    spec = InputSpec(None, multiple_of=4)
+    assert model_module.MAX_CONV_PIXELS == 4096 * 4096 and spec.padded(4096, 4096) == (4096, 4096)
+    with pytest.raises(ValueError, match="pixel limit of a conv model"):
+        spec.padded(4100, 4096)

@@ -49,6 +49,16 @@ def test_the_tiles_cover_each_axis_once_and_their_windows_add_the_margin_within_
         assert kept == list(range(0, length, tile)) and stops == [*kept[1:], length]
     with pytest.raises(ValueError, match="at least 1 pixel"):
         tiles.spans(10, tile=0, margin=2)
+    with pytest.raises(ValueError, match="a margin at least 0, got 4 and -1"):  # windows narrower than their tiles
+        tiles.spans(10, tile=4, margin=-1)
+
+
+def test_tiled_results_are_float32_as_a_whole_calls_are_whatever_the_images_float_type():
+    """Float64 pages over the tile size came back float64, smaller ones float32 (trial 82)."""
+    pages = np.random.default_rng(2).random((1, 1, 10, 12))
+    result = tiles.run_tiled(lambda part: part.astype(np.float32), pages, tile=4, margin=2)
+    assert result.dtype == np.float32
+    np.testing.assert_allclose(result, pages, rtol=0, atol=1e-6)
 
 
 @pytest.mark.parametrize("margin", [BLURS, BLURS + 2])
