@@ -180,6 +180,19 @@ def test_missing_file(tmp_path):
         images.read_image(tmp_path / "nope.png")
 
 
+def test_a_paths_image_error_names_the_file_in_a_note_and_keeps_its_one_line(tmp_path):
+    """A script reading many files got "not an image Pillow can read" with no path (trial 83); the commands put
+    the path before the message themselves, so it goes in a note, which a traceback shows."""
+    (tmp_path / "text.png").write_text("not an image")
+    with pytest.raises(ImageError) as caught:
+        images.read_image(str(tmp_path / "text.png"))
+    assert str(caught.value) == "not an image Pillow can read"
+    assert caught.value.__notes__ == [f"reading {tmp_path / 'text.png'}"]
+    with pytest.raises(ImageError) as from_bytes:
+        images.read_image(b"not an image")
+    assert not hasattr(from_bytes.value, "__notes__")
+
+
 def test_paths_as_text_or_path_like_read_like_paths(tmp_path):
     path = save(tmp_path / "r.png", digit())
 

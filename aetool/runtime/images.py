@@ -138,10 +138,9 @@ def read_image(source: str | Path | bytes | bytearray | memoryview | BinaryIO) -
 
     Raises ``ImageError`` (one line, for the per-image error of a batch) for a missing, empty, unreadable,
     truncated or oversized (decompression bomb, Pillow's limit) file, and for a file of several frames;
-    ``TypeError`` for a source of another type (such as a PIL image: it is decoded already).
+    ``TypeError`` for a source of another type (such as a PIL image: it is decoded already). The ImageError of a
+    path carries a note naming it (``__notes__``, shown in a traceback); its message stays the one line.
     """
-    from PIL import ImageOps
-
     kind = type(source)
     if isinstance(source, str | os.PathLike):
         source = Path(os.fsdecode(source))
@@ -162,6 +161,18 @@ def read_image(source: str | Path | bytes | bytearray | memoryview | BinaryIO) -
             f"read_image takes a path (str, Path or os.PathLike), the file's bytes or a binary file object, got "
             f"{kind.__module__}.{kind.__qualname__}"
         )
+    try:
+        return _decoded(source)
+    except ImageError as err:  # its message is a batch's per-image line, which names the file; a traceback too now
+        if isinstance(source, Path):
+            err.add_note(f"reading {source}")
+        raise
+
+
+def _decoded(source: Path | bytes) -> Decoded:
+    """:func:`read_image` of a path or of the file's bytes."""
+    from PIL import ImageOps
+
     with opened_image(source) as opened:
         _check_single_frame(opened)
         reduced = _reduced_to_8_bits(opened)  # before getexif, which loads a PNG (its tiles then gone)
