@@ -113,3 +113,19 @@ def os_reason(err: OSError) -> str:
     if reason.startswith("No usable temporary directory"):  # tempfile's, where no folder it tries takes files
         reason += "; set TMPDIR to a folder this user can write (PyTorch and the exporter need one)"
     return f"{reason}: {path}" if path else reason
+
+
+def checked_switch(value: object, *, name: str, unset: bool = False) -> bool | None:
+    """``value`` once checked to be True or False (a numpy bool too), or None where ``unset`` (decide per image);
+    raises ``TypeError`` naming ``name`` for anything else: a string such as "no" is truthy and switched the option
+    on, ``force="no"`` replaced a run (trial 83)."""
+    if isinstance(value, bool):
+        return value
+    if value is None and unset:
+        return None
+    import numpy as np  # here: the error helpers load before numpy is needed
+
+    if isinstance(value, np.bool_):
+        return bool(value)
+    taken = "True, False or None (decide per image)" if unset else "True or False"
+    raise TypeError(f"{name} takes {taken}, got {value!r}")

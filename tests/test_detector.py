@@ -804,6 +804,9 @@ def test_the_one_class_page_tables_figures_and_numbers(data_dir, tmp_path):
     assert (tmp_path / "runs" / "mnist" / "class-1" / "checkpoint.pt").read_bytes() == checkpoint
     with pytest.raises(TypeError, match=r"^echo takes a function of one line of text"):
         build_oneclass_report(tmp_path / "other", **options, echo="x")  # type: ignore[arg-type]  # trial 83
+    for switch in ("retrain", "train_again"):  # "no" trained over your runs
+        with pytest.raises(TypeError, match=rf"^{switch} takes True or False, got 'no'$"):
+            build_oneclass_report(tmp_path / "other", **options, **{switch: "no"})
     assert not (tmp_path / "other").exists()
 
 

@@ -909,3 +909,9 @@ def test_large_test_images_are_checked_a_few_at_a_time():
     frames = np.zeros((10, 1, 360, 640), np.float32)
     assert tested(frames) == [("test images 1–4 of 10", 4), ("test images 5–8 of 10", 4), ("test images 9–10 of 10", 2)]
     assert tested(np.zeros((3, 1, 1100, 1000), np.float32)) == [(f"test images {n}–{n} of 3", 1) for n in (1, 2, 3)]
+
+
+def test_export_run_refuses_an_over_detector_that_is_not_true_or_false(tmp_path):
+    """over_detector="no" would write over a calibrated detector, its threshold lost."""
+    with pytest.raises(TypeError, match=r"^over_detector takes True or False, got 'no'$"):
+        export_run(tmp_path / "none", over_detector="no")  # type: ignore[arg-type]

@@ -413,3 +413,11 @@ def test_a_run_that_learned_nothing_is_named_on_the_page(report):
             note.endswith("the model has learned nothing useful") and note in (report["out"] / "README.md").read_text()
         )
     assert set(trivial) - set(DENOISING)
+
+
+@pytest.mark.parametrize("switch", ["retrain", "quick"])
+def test_the_report_refuses_a_switch_that_is_not_true_or_false_before_it_starts(tmp_path, switch):
+    """retrain="no" trained over runs of other settings; quick="no" ran the full report."""
+    with pytest.raises(TypeError, match=rf"^{switch} takes True or False, got 'no'$"):
+        build_report(tmp_path / "page", runs=tmp_path / "runs", **{switch: "no"})
+    assert not (tmp_path / "page").exists() and not (tmp_path / "runs").exists()

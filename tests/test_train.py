@@ -583,3 +583,13 @@ def test_the_train_packages_names_are_listed_though_they_load_on_first_use():
     import aetool.train
 
     assert {"TrainConfig", "TrainResult", "train", "Run", "RunFolder", "load_run"} <= set(dir(aetool.train))
+
+
+@pytest.mark.parametrize("option", ["resume", "force", "progress"])
+def test_train_refuses_a_switch_that_is_not_true_or_false_before_it_starts(data_dir, tmp_path, option):
+    """force="no" replaced the run in the folder, resume="no" resumed it (trial 83's kind of mistake, found in the
+    twenty-eighth session): only True and False are taken."""
+    config = TrainConfig("ae64", data_dir=str(data_dir), epochs=1)
+    with pytest.raises(TypeError, match=rf"^{option} takes True or False, got 'no'$"):
+        train(config, run_dir=tmp_path / "run", **{option: "no"})
+    assert not (tmp_path / "run").exists()

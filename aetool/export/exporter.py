@@ -20,7 +20,7 @@ from torch import nn
 
 from aetool.check import ATOL, CheckReport, check_bytes
 from aetool.console import Echo, check_echo
-from aetool.errors import AetoolError, DataError
+from aetool.errors import AetoolError, DataError, checked_switch
 from aetool.export import metadata, variants
 from aetool.export.onnx_export import Decoder, ExportSpec, check_onnx, decoder_spec, model_spec, to_onnx
 from aetool.export.parity import (
@@ -603,11 +603,12 @@ def export_run(
     int8 for conv models calibrates on the first 256 training digits. Raises ``AetoolError`` for a run that cannot
     be read, a target that cannot be written or holds a detector, or variants without test digits (their MSE could
     not be checked), ``ParityError`` as :func:`export_model` does, and ``TypeError`` for ``options`` that are not
-    an ``ExportOptions`` and an ``echo`` that is not a function.
+    an ``ExportOptions``, an ``echo`` that is not a function and an ``over_detector`` that is not True or False.
     """
     if not isinstance(options, ExportOptions):  # a dict, say: it failed on a missing attribute
         raise TypeError(f"export_run's options are an ExportOptions(…), got {type(options).__name__}")
     check_echo(echo)
+    over_detector = bool(checked_switch(over_detector, name="over_detector"))
     folder = RunFolder.at(run_dir)
     with folder.in_use():  # no run trained into the folder while its model is written
         run = folder.load()

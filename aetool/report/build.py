@@ -8,6 +8,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
+from aetool.errors import checked_switch
 from aetool.report import experiments as ex
 from aetool.report import sections
 from aetool.report.environment import environment
@@ -119,9 +120,13 @@ def build_report(
 
     Runs come from ``runs`` (default ``runs/``, or ``runs/quick/`` for a quick report so a demo never replaces
     full runs): complete ones are reused, missing ones trained and exported, so a second report is fast; runs
-    trained with other settings are trained over only with ``retrain``.
+    trained with other settings are trained over only with ``retrain``. Raises ``TypeError`` for a ``quick`` or
+    ``retrain`` that is not True or False.
     """
     started = time.perf_counter()
+    quick, retrain = (
+        bool(checked_switch(value, name=name)) for name, value in (("quick", quick), ("retrain", retrain))
+    )
     out = Path(out)
     check_page_folder(out, numbers=NUMBERS)  # before the training, whose page comes last
     runs = Path(runs) if runs is not None else Path("runs/quick" if quick else "runs")

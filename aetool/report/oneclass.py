@@ -30,7 +30,7 @@ from matplotlib.colors import Normalize
 from matplotlib.figure import Figure as PlotFigure
 
 from aetool.console import Echo, check_echo
-from aetool.errors import AetoolError
+from aetool.errors import AetoolError, checked_switch
 from aetool.export.detector import CalibrationOptions, calibrate_run
 from aetool.report.environment import environment
 from aetool.report.figures import DPI
@@ -540,9 +540,13 @@ def build_oneclass_report(
     ``data_dir`` holds the datasets' IDX files (itself, or ``mnist/`` and ``fashion-mnist/`` below it), else
     ``$AETOOL_DATA_DIR``. Raises ``AetoolError`` when a dataset's folder cannot be found, or (before training
     anything) when runs in ``runs`` were trained with other settings and neither ``retrain`` nor ``train_again``
-    lets the page train over them; ``TypeError`` for an ``echo`` that is not a function.
+    lets the page train over them; ``TypeError`` for an ``echo`` that is not a function and a ``retrain`` or
+    ``train_again`` that is not True or False.
     """
     check_echo(echo)
+    retrain, train_again = (
+        bool(checked_switch(value, name=name)) for name, value in (("retrain", retrain), ("train_again", train_again))
+    )
     check_page_folder(Path(out), numbers=ONECLASS_NUMBERS)
     if RunFolder(runs).holds_run():  # one class's run, given for the folder of them all
         raise AetoolError(

@@ -18,7 +18,15 @@ from typing import BinaryIO, Protocol, TypeVar
 
 import numpy as np
 
-from aetool.errors import AetoolError, ImageError, ModelFileError, TimedOut, no_memory_line, os_reason
+from aetool.errors import (
+    AetoolError,
+    ImageError,
+    ModelFileError,
+    TimedOut,
+    checked_switch,
+    no_memory_line,
+    os_reason,
+)
 from aetool.runtime import contract, images
 from aetool.runtime.files import Job, atomic_write, interrupts_deferred, interrupts_held
 from aetool.runtime.metrics import mse, psnr
@@ -58,18 +66,6 @@ class Step(Protocol):
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         """N×C×H×W prepared images of one shape in, N×C×H×W out."""
-
-
-def checked_switch(value: object, *, name: str, unset: bool = False) -> bool | None:
-    """``value`` once checked to be True or False (a numpy bool too), or None where ``unset`` (decide per image);
-    raises ``TypeError`` naming ``name`` for anything else: a string such as "no" is truthy and switched the option
-    on (trial 83)."""
-    if isinstance(value, bool | np.bool_):
-        return bool(value)
-    if value is None and unset:
-        return None
-    taken = "True, False or None (decide per image)" if unset else "True or False"
-    raise TypeError(f"{name} takes {taken}, got {value!r}")
 
 
 class Reconstruct:

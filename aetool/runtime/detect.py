@@ -30,9 +30,9 @@ from typing import Any
 
 import numpy as np
 
-from aetool.errors import AetoolError, DataError, ModelFileError, TimedOut, no_memory_line
+from aetool.errors import AetoolError, DataError, ModelFileError, TimedOut, checked_switch, no_memory_line
 from aetool.runtime import anomaly, contract, images
-from aetool.runtime.batch import Outcome, Ready, Reconstruct, checked_switch, read_chunks, run_groups
+from aetool.runtime.batch import Outcome, Ready, Reconstruct, read_chunks, run_groups
 from aetool.runtime.evaluate import INVERTED, RESIZED, checked_limit, counted
 from aetool.runtime.files import (
     HEATMAP,
@@ -667,7 +667,7 @@ def evaluate_labelled(
 
 
 def _switches(invert: object, resize: object) -> tuple[bool | None, bool]:
-    """``invert`` and ``resize`` once checked (``batch.checked_switch``), before any image is found or scored."""
+    """``invert`` and ``resize`` once checked (``errors.checked_switch``), before any image is found or scored."""
     return checked_switch(invert, name="invert", unset=True), bool(checked_switch(resize, name="resize"))
 
 

@@ -28,9 +28,9 @@ from typing import Any
 
 import numpy as np
 
-from aetool.errors import AetoolError, DataError, ImageError, ModelFileError, no_memory_line
+from aetool.errors import AetoolError, DataError, ImageError, ModelFileError, checked_switch, no_memory_line
 from aetool.runtime import contract, images
-from aetool.runtime.batch import checked_switch, chunks
+from aetool.runtime.batch import chunks
 from aetool.runtime.files import Failure, Input, collect_set
 from aetool.runtime.idx import load_split
 from aetool.runtime.images import is_dark_on_light, pad_to, read_image, to_channels

@@ -27,7 +27,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from torch import nn
 
 from aetool.console import Echo, check_echo, stderr_console
-from aetool.errors import AetoolError, DataError, Interrupted, first_line
+from aetool.errors import AetoolError, DataError, Interrupted, checked_switch, first_line
 from aetool.models import PCA, Autoencoder, build_model, get_spec
 from aetool.models.base import shaped_reconstruction
 from aetool.runtime import contract
@@ -631,11 +631,16 @@ def train(
     cannot train the model (before the folder is made); Ctrl-C raises :class:`~aetool.errors.Interrupted` saying
     whether an epoch was saved (and then ``go_on``, how to continue it: the report says to run it again), and removes
     the run folder when this run made it and wrote nothing; ``TypeError`` for a ``config`` that is not a
-    :class:`TrainConfig` and an ``echo`` that is not a function.
+    :class:`TrainConfig`, an ``echo`` that is not a function, and a ``resume``, ``force`` or ``progress`` that is
+    not True or False (``force="no"`` would replace the run).
     """
     if not isinstance(config, TrainConfig):  # a model's name, say: it failed later on a missing attribute
         raise TypeError(f"train takes a TrainConfig, e.g. TrainConfig({config!r}), got {type(config).__name__}")
     check_echo(echo)  # it failed after the first epoch, leaving the run folder
+    resume, force, progress = (
+        bool(checked_switch(value, name=name))
+        for name, value in (("resume", resume), ("force", force), ("progress", progress))
+    )
     started = time.perf_counter()
     flush_denormals()  # before any parallel operation starts the thread pool, which inherits the flags
     keep_freed_memory()  # else big activations page-fault anew at every step
