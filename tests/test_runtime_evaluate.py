@@ -3,6 +3,7 @@ onnxruntime, checked against numpy by hand."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,7 @@ import pytest
 from conftest import digit, node, onnx_bytes, save, toy_metadata
 
 from aetool.errors import DataError, ImageError, ModelFileError, OutOfMemory
-from aetool.runtime import load
+from aetool.runtime import contract, load
 from aetool.runtime.evaluate import evaluate, evaluate_images, evaluate_pairs
 from aetool.runtime.idx import load_split
 from aetool.runtime.images import fit
@@ -453,3 +454,97 @@ def test_evaluate_images_and_pairs_refuse_a_resize_that_is_not_true_or_false(toy
         evaluate_images(model, str(tmp_path / "clean"), resize="no")
     with pytest.raises(TypeError, match=r"^resize takes True or False, got 0$"):
         evaluate_pairs(model, str(tmp_path / "clean"), str(tmp_path / "clean"), resize=0)
+
+
+# ---- trial 84: mutants of evaluate.py the tests above let live, each killed below ----
+
+
+def _rings(folder: Path, count: int = 2) -> Path:
+    for i in range(count):
+        save(folder / f"{i:02d}.png", (digit() * (0.5 + 0.2 * i)).astype(np.uint8))
+    return folder
+
+
+# ---- evaluate.py ----
+
+
+def test_evaluate_seed_zero_is_a_seed_not_the_default(toy_dir, mnist_dir):
+    """seed=0 is a seed like any other: taken as "no seed", the IDX test set would silently be noised with the
+    default TEST_NOISE_SEED draw and the result would report that seed, not the 0 the user asked for."""
+    model = load(toy_dir / "dense.onnx")
+    zero = evaluate(model, mnist_dir, noise=0.3, seed=0)
+    default = evaluate(model, mnist_dir, noise=0.3)
+    assert TEST_NOISE_SEED != 0
+    assert zero.seed == 0 and default.seed == TEST_NOISE_SEED
+    assert zero.mse != default.mse  # another draw of noise
+
+
+def test_evaluate_images_seed_zero_is_a_seed_not_the_default(toy_dir, tmp_path):
+    """As for IDX files: seed=0 for a folder of images must draw from seed 0, not fall back to the default."""
+    model = load(toy_dir / "dense.onnx")
+    folder = str(_rings(tmp_path / "rings"))
+    zero = evaluate_images(model, folder, noise=0.3, seed=0)
+    default = evaluate_images(model, folder, noise=0.3)
+    assert zero.seed == 0 and zero.mse != default.mse
+
+
+def test_a_limit_of_one_scores_exactly_one_image(toy_dir, mnist_dir):
+    """limit=1 (and any set whose size is one more than a multiple of the scoring batch) must score its last
+    image: a batch loop that stops one short scored nothing ("no image could be scored") or dropped the last one."""
+    result = evaluate(load(toy_dir / "dense.onnx"), mnist_dir, noise=0, limit=1)
+    assert result.n == 1 and result.mse == 0
+
+
+def test_a_set_one_over_the_scoring_batch_scores_every_image(toy_dir, mnist_dir, monkeypatch):
+    """With a scoring batch of 5, 11 images are 5 + 5 + 1: the last one must be scored too."""
+    monkeypatch.setattr("aetool.runtime.evaluate.SCORE_BATCH", 5)
+    assert evaluate(load(toy_dir / "dense.onnx"), mnist_dir, noise=0.2, limit=11).n == 11
+
+
+def _dense_model(folder: Path, noise: dict) -> Path:
+    """An identity dense 28×28 grey model whose metadata records ``noise`` as its training noise."""
+    dense = ["N", 1, 28, 28]
+    metadata = {**toy_metadata("salty", "dense", None), contract.NOISE: json.dumps(noise)}
+    path = folder / "salty.onnx"
+    path.write_bytes(
+        onnx_bytes(
+            {"image": dense},
+            {"reconstruction": dense, "code": ["N", 784]},
+            [node("Identity", ["image"], ["reconstruction"]), node("Flatten", ["image"], ["code"])],
+            metadata,
+        )
+    )
+    return path
+
+
+def test_a_noise_kind_alone_takes_the_models_trained_level(toy_dir, mnist_dir):
+    """``--noise-kind salt-pepper`` without ``--noise`` keeps the level the model was trained with (0.5 for the toy
+    dense model); taking 0 instead would score clean inputs and report noise 0."""
+    result = evaluate(load(toy_dir / "dense.onnx"), mnist_dir, noise_kind="salt-pepper", limit=3)
+    assert (result.noise, result.noise_kind) == (0.5, "salt-pepper") and result.input_mse > 0
+
+
+def test_a_noise_level_alone_takes_the_models_trained_kind(tmp_path, mnist_dir):
+    """``--noise 0.2`` without ``--noise-kind`` for a model trained on salt-and-pepper noise adds salt-and-pepper
+    noise at 0.2; falling back to gaussian would score the model on a noise it never saw."""
+    model = load(_dense_model(tmp_path, {"level": 0.3, "kind": "salt-pepper"}))
+    result = evaluate(model, mnist_dir, noise=0.2, limit=3)
+    assert (result.noise, result.noise_kind) == (0.2, "salt-pepper")
+
+
+def test_the_input_baseline_of_a_dark_on_light_pair_is_scored_not_inverted(toy_dir, tmp_path):
+    """A dark-on-light pair goes into a white-on-black model inverted; its baseline (input_ssim, inputs against
+    targets) must be scored inverted back, as the reconstruction is: for the identity model the reconstruction is
+    the input, so ssim and input_ssim must agree, and equal the SSIM of the files as they are."""
+    rng = np.random.default_rng(5)
+    clean = np.full((28, 28), 0.9) - 0.05 * rng.random((28, 28))
+    clean[6:22, 8:12] = clean[6:10, 8:22] = 0.1  # dark strokes on a light page
+    noisy = np.clip(clean + rng.normal(0, 0.2, clean.shape), 0, 1)
+    clean8, noisy8 = np.round(clean * 255).astype(np.uint8), np.round(noisy * 255).astype(np.uint8)
+    save(tmp_path / "clean" / "x.png", clean8)
+    save(tmp_path / "noisy" / "x.png", noisy8)
+    result = evaluate_pairs(load(toy_dir / "dense.onnx"), str(tmp_path / "noisy"), str(tmp_path / "clean"))
+    assert "inverted" in " ".join(result.notes)
+    expected = ssim(noisy8[None].astype(np.float32) / 255, clean8[None].astype(np.float32) / 255)
+    assert result.ssim == pytest.approx(expected, abs=1e-6)
+    assert result.input_ssim == pytest.approx(expected, abs=1e-6)

@@ -465,3 +465,105 @@ def test_a_folder_that_cannot_be_written_is_found_before_the_work(tmp_path, monk
     monkeypatch.setattr(os, "open", permission_denied)
     with pytest.raises(AetoolError, match=r"cannot write into .*locked/page: Permission denied \(in .*locked\)"):
         files.check_folder(locked / "page")
+
+
+# ---- trial 84: mutants of files.py the tests above let live, each killed below ----
+
+
+@pytest.fixture
+def plain_tree(tmp_path, monkeypatch) -> Path:
+    """digits/{a.png, b.jpg, sub/c.png} and nothing else, with the working folder at tmp_path."""
+    monkeypatch.chdir(tmp_path)
+    for name in ("a.png", "b.jpg", "sub/c.png"):
+        save(tmp_path / "digits" / name, np.zeros((4, 4), np.uint8))
+    return tmp_path
+
+
+def test_a_recursive_scan_of_a_folder_without_images_does_not_suggest_r(plain_tree):
+    """With -r already given, "no images found in this folder or its subfolders" must not add "(use -r for
+    subfolders)": the user did, and would be told to do what they did."""
+    (plain_tree / "empty" / "sub").mkdir(parents=True)
+    found, failures = files.collect(["empty"], recursive=True)
+    assert not found and failures == [files.Failure("empty", "no images found in this folder or its subfolders")]
+
+
+def test_a_file_named_twice_keeps_the_label_it_was_first_named_by(plain_tree):
+    """digits/a.png named as itself and again as ./digits/a.png is one input, labelled as first named (its
+    failures and outputs are reported under that name), not as the last spelling."""
+    found, _ = files.collect(["digits/a.png", "./digits/a.png"])
+    assert [item.label for item in found] == ["digits/a.png"]
+
+
+def test_an_appledouble_name_that_cannot_be_read_is_kept_to_fail_with_its_reason(plain_tree, monkeypatch):
+    """A ``._x.png`` whose first bytes cannot be read is not known to be macOS's AppleDouble file: it is taken, so
+    reading it fails with the reason, rather than being dropped without a word."""
+    save(plain_tree / "digits" / "._x.png", np.zeros((4, 4), np.uint8))
+    real_open = Path.open
+
+    def failing_open(self, *args, **kwargs):
+        if self.name == "._x.png":
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_open(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", failing_open)
+    found, _ = files.collect(["digits"])
+    assert "digits/._x.png" in [Path(item.label).as_posix() for item in found]
+
+
+def test_one_image_found_in_a_folder_cannot_go_to_one_named_file(plain_tree):
+    """``denoise folder/ -o out.png`` with one image in the folder is still a folder: refused with "give a folder"
+    (the folder could hold more next time), rather than written as out.png."""
+    (plain_tree / "one").mkdir()
+    save(plain_tree / "one" / "x.png", np.zeros((4, 4), np.uint8))
+    found, _ = files.collect(["one"])
+    with pytest.raises(files.AetoolError, match="names one image file, but the inputs are a folder"):
+        files.plan(found, output="out.png", suffix=".denoised")
+
+
+def test_an_output_folder_above_the_scanned_folder_keeps_every_input(plain_tree):
+    """``denoise digits/ -r -o .`` (the output folder holds the scanned one) plans every image; only an output
+    folder inside the scanned folder leaves out what the scan found in it. All inputs were dropped otherwise."""
+    found, _ = files.collect(["digits"], recursive=True)
+    jobs, failures = files.plan(found, output=".", suffix=".denoised")
+    assert len(found) == 3 and not failures
+    assert sorted(job.label for job in jobs) == sorted(item.label for item in found)
+
+
+def test_a_symbolic_link_named_like_a_stale_temporary_is_left_alone(tmp_path):
+    """Only regular files that look like aetool's old temporaries are removed: a symbolic link (or folder) of such
+    a name is someone else's and stays."""
+    (tmp_path / "elsewhere").write_text("keep")
+    link = tmp_path / ".x.png.abcd1234.part"
+    link.symlink_to(tmp_path / "elsewhere")
+    stale = tmp_path / ".y.png.abcd1234.part"
+    stale.write_text("old")
+    old = time.time() - 2 * files.STALE_SECONDS
+    os.utime(link, (old, old), follow_symlinks=False)
+    os.utime(stale, (old, old))
+    assert files.remove_stale_temporaries(tmp_path) == [stale]
+    assert link.is_symlink() and (tmp_path / "elsewhere").read_text() == "keep"
+
+
+def test_the_first_of_two_held_signals_is_the_one_raised():
+    """SIGTERM then SIGINT while held: the command stops as the first signal asked (its handler, its exit code),
+    not the last."""
+    called = []
+    previous = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        for number in previous:
+            signal.signal(number, lambda n, frame: called.append(n))
+        with files.interrupts_held():
+            os.kill(os.getpid(), signal.SIGTERM)
+            os.kill(os.getpid(), signal.SIGINT)
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+    assert called == [signal.SIGTERM]
+
+
+def test_the_folder_of_a_path_no_longer_there_is_that_path(tmp_path):
+    """A run's training folder since moved away names the folder it was, not its parent (which would hold every
+    folder beside it)."""
+    assert files.folder_of(str(tmp_path / "moved" / "digits")) == tmp_path / "moved" / "digits"
+    save(tmp_path / "here" / "x.png", np.zeros((4, 4), np.uint8))
+    assert files.folder_of(str(tmp_path / "here" / "x.png")) == tmp_path / "here"
