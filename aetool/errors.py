@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Literal, overload
 
 # How the process running out of memory reads when the failure is not Python's MemoryError, as measured under
 # ``ulimit -v``: onnxruntime's allocator and C++'s std::bad_alloc, glibc's ENOMEM ("pthread_create failed, error
@@ -115,6 +116,10 @@ def os_reason(err: OSError) -> str:
     return f"{reason}: {path}" if path else reason
 
 
+@overload
+def checked_switch(value: object, *, name: str, unset: Literal[False] = False) -> bool: ...
+@overload
+def checked_switch(value: object, *, name: str, unset: bool) -> bool | None: ...
 def checked_switch(value: object, *, name: str, unset: bool = False) -> bool | None:
     """``value`` once checked to be True or False (a numpy bool too), or None where ``unset`` (decide per image);
     raises ``TypeError`` naming ``name`` for anything else: a string such as "no" is truthy and switched the option

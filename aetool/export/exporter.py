@@ -608,7 +608,7 @@ def export_run(
     if not isinstance(options, ExportOptions):  # a dict, say: it failed on a missing attribute
         raise TypeError(f"export_run's options are an ExportOptions(…), got {type(options).__name__}")
     check_echo(echo)
-    over_detector = bool(checked_switch(over_detector, name="over_detector"))
+    over_detector = checked_switch(over_detector, name="over_detector")
     folder = RunFolder.at(run_dir)
     with folder.in_use():  # no run trained into the folder while its model is written
         run = folder.load()

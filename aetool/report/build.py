@@ -124,9 +124,8 @@ def build_report(
     ``retrain`` that is not True or False.
     """
     started = time.perf_counter()
-    quick, retrain = (
-        bool(checked_switch(value, name=name)) for name, value in (("quick", quick), ("retrain", retrain))
-    )
+    quick = checked_switch(quick, name="quick")
+    retrain = checked_switch(retrain, name="retrain")
     out = Path(out)
     check_page_folder(out, numbers=NUMBERS)  # before the training, whose page comes last
     runs = Path(runs) if runs is not None else Path("runs/quick" if quick else "runs")

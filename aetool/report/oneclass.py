@@ -544,9 +544,8 @@ def build_oneclass_report(
     ``train_again`` that is not True or False.
     """
     check_echo(echo)
-    retrain, train_again = (
-        bool(checked_switch(value, name=name)) for name, value in (("retrain", retrain), ("train_again", train_again))
-    )
+    retrain = checked_switch(retrain, name="retrain")
+    train_again = checked_switch(train_again, name="train_again")
     check_page_folder(Path(out), numbers=ONECLASS_NUMBERS)
     if RunFolder(runs).holds_run():  # one class's run, given for the folder of them all
         raise AetoolError(

@@ -81,7 +81,7 @@ class Reconstruct:
         since :meth:`run` reconstructs a large one in tiles; ``detect``, which scores a page in one call, takes
         pages up to ``MAX_CONV_PIXELS`` (``InputSpec.padded``)."""
         self.model, self.tiled = model, tiled
-        self.resize = bool(checked_switch(resize, name="resize"))
+        self.resize = checked_switch(resize, name="resize")
         self.border = model.input_spec.border if border else 0
         self.channels: int | None = model.input_spec.channels
         self.inverts = model.input_spec.polarity == contract.POLARITY

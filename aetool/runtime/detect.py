@@ -495,17 +495,17 @@ def idx_inputs(model: Model, pixels: np.ndarray) -> np.ndarray:
     return images.pad_to(digits, padded, mirror=spec.mirror_padding)
 
 
-def _check_both_kinds(is_anomaly: np.ndarray, *, failed: list[Failure] | None = None, scored: str = "scored ") -> None:
-    """Raises ``DataError`` when the N bools ``is_anomaly`` (of the images ``scored``, or to be scored) are all of
-    one kind, or none: AUROC needs both; names the first image of ``failed``, when images failed."""
+def _check_both_kinds(is_anomaly: np.ndarray, *, failed: list[Failure] | None = None, scored: bool = True) -> None:
+    """Raises ``DataError`` when the N bools ``is_anomaly`` (of the images ``scored``, else of those to be scored)
+    are all of one kind, or none: AUROC needs both; names the first image of ``failed``, when images failed."""
     why = f"{len(failed)} could not be scored, the first {failed[0].label}: {failed[0].error}" if failed else ""
     if not len(is_anomaly):  # was "every scored image is normal (0)"
         raise DataError(f"no image was scored; {why or 'there were none'}")
     if is_anomaly.all() or not is_anomaly.any():
         kind = "anomalous" if is_anomaly.all() else "normal"
         raise DataError(
-            f"every {scored}image is {kind} ({len(is_anomaly)}); AUROC needs normal and anomalous images"
-            + (f"; {why}" if why else "")
+            f"every {'scored ' if scored else ''}image is {kind} ({len(is_anomaly)}); AUROC needs normal and "
+            "anomalous images" + (f"; {why}" if why else "")
         )
 
 
@@ -561,7 +561,7 @@ def evaluate_idx(
             "name the normal ones with --classes"
         )
     is_anomaly = ~np.isin(labels, list(classes))
-    _check_both_kinds(is_anomaly, scored="")  # before scoring: --classes naming every digit there
+    _check_both_kinds(is_anomaly, scored=False)  # before scoring: --classes naming every digit there
     scores = _digit_scores(detector, pixels)
     normal = f"class {','.join(classes)}"
     return measure(detector, scores, is_anomaly, data=f"{data_dir} ({split})", normal=normal, started=started)
@@ -668,7 +668,7 @@ def evaluate_labelled(
 
 def _switches(invert: object, resize: object) -> tuple[bool | None, bool]:
     """``invert`` and ``resize`` once checked (``errors.checked_switch``), before any image is found or scored."""
-    return checked_switch(invert, name="invert", unset=True), bool(checked_switch(resize, name="resize"))
+    return checked_switch(invert, name="invert", unset=True), checked_switch(resize, name="resize")
 
 
 def _label(item: Input) -> str:

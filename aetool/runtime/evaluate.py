@@ -171,7 +171,7 @@ def evaluate_images(
     ``limit``, and ``TypeError`` for a ``resize`` that is not True or False.
     """
     started = time.perf_counter()
-    resize = bool(checked_switch(resize, name="resize"))
+    resize = checked_switch(resize, name="resize")
     model = loaded(model)
     corruption = _noise(model, noise, noise_kind)
     seed = TEST_NOISE_SEED if seed is None else seed
@@ -197,7 +197,7 @@ def evaluate_pairs(
     ``resize`` that is not True or False.
     """
     started = time.perf_counter()
-    resize = bool(checked_switch(resize, name="resize"))
+    resize = checked_switch(resize, name="resize")
     model = loaded(model)
     run = _Run()
     sides = []

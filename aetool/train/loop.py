@@ -637,10 +637,9 @@ def train(
     if not isinstance(config, TrainConfig):  # a model's name, say: it failed later on a missing attribute
         raise TypeError(f"train takes a TrainConfig, e.g. TrainConfig({config!r}), got {type(config).__name__}")
     check_echo(echo)  # it failed after the first epoch, leaving the run folder
-    resume, force, progress = (
-        bool(checked_switch(value, name=name))
-        for name, value in (("resume", resume), ("force", force), ("progress", progress))
-    )
+    resume = checked_switch(resume, name="resume")
+    force = checked_switch(force, name="force")
+    progress = checked_switch(progress, name="progress")
     started = time.perf_counter()
     flush_denormals()  # before any parallel operation starts the thread pool, which inherits the flags
     keep_freed_memory()  # else big activations page-fault anew at every step
