@@ -119,17 +119,23 @@ def test_a_model_of_another_size_cannot_score_mnist(tmp_path, mnist_dir):
         evaluate(load(tmp_path / "m32.onnx"), mnist_dir)
 
 
-@pytest.mark.parametrize("noise", ['{"level": "x"}', "[1]", '{"level": 0.5, "kind": "blur"}'])
-def test_malformed_noise_metadata_is_a_model_file_error(tmp_path, mnist_dir, noise):
+def _dense_model(folder: Path, noise: str) -> Path:
+    """An identity dense 28×28 grey model whose metadata records ``noise`` (its text) as its training noise."""
     dense = ["N", 1, 28, 28]
-    metadata = {**toy_metadata("denoise", "dense", None), "noise": noise}
-    (tmp_path / "m.onnx").write_bytes(
+    metadata = {**toy_metadata("denoise", "dense", None), contract.NOISE: noise}
+    path = folder / "m.onnx"
+    path.write_bytes(
         onnx_bytes(
             {"image": dense}, {"reconstruction": dense}, [node("Identity", ["image"], ["reconstruction"])], metadata
         )
     )
+    return path
+
+
+@pytest.mark.parametrize("noise", ['{"level": "x"}', "[1]", '{"level": 0.5, "kind": "blur"}'])
+def test_malformed_noise_metadata_is_a_model_file_error(tmp_path, mnist_dir, noise):
     with pytest.raises(ModelFileError, match="metadata 'noise' must be"):
-        evaluate(load(tmp_path / "m.onnx"), mnist_dir)
+        evaluate(load(_dense_model(tmp_path, noise)), mnist_dir)
 
 
 def test_a_file_given_as_the_data_folder_is_named_as_such(toy_dir, tmp_path):
@@ -465,9 +471,6 @@ def _rings(folder: Path, count: int = 2) -> Path:
     return folder
 
 
-# ---- evaluate.py ----
-
-
 def test_evaluate_seed_zero_is_a_seed_not_the_default(toy_dir, mnist_dir):
     """seed=0 is a seed like any other: taken as "no seed", the IDX test set would silently be noised with the
     default TEST_NOISE_SEED draw and the result would report that seed, not the 0 the user asked for."""
@@ -501,22 +504,6 @@ def test_a_set_one_over_the_scoring_batch_scores_every_image(toy_dir, mnist_dir,
     assert evaluate(load(toy_dir / "dense.onnx"), mnist_dir, noise=0.2, limit=11).n == 11
 
 
-def _dense_model(folder: Path, noise: dict) -> Path:
-    """An identity dense 28×28 grey model whose metadata records ``noise`` as its training noise."""
-    dense = ["N", 1, 28, 28]
-    metadata = {**toy_metadata("salty", "dense", None), contract.NOISE: json.dumps(noise)}
-    path = folder / "salty.onnx"
-    path.write_bytes(
-        onnx_bytes(
-            {"image": dense},
-            {"reconstruction": dense, "code": ["N", 784]},
-            [node("Identity", ["image"], ["reconstruction"]), node("Flatten", ["image"], ["code"])],
-            metadata,
-        )
-    )
-    return path
-
-
 def test_a_noise_kind_alone_takes_the_models_trained_level(toy_dir, mnist_dir):
     """``--noise-kind salt-pepper`` without ``--noise`` keeps the level the model was trained with (0.5 for the toy
     dense model); taking 0 instead would score clean inputs and report noise 0."""
@@ -527,7 +514,7 @@ def test_a_noise_kind_alone_takes_the_models_trained_level(toy_dir, mnist_dir):
 def test_a_noise_level_alone_takes_the_models_trained_kind(tmp_path, mnist_dir):
     """``--noise 0.2`` without ``--noise-kind`` for a model trained on salt-and-pepper noise adds salt-and-pepper
     noise at 0.2; falling back to gaussian would score the model on a noise it never saw."""
-    model = load(_dense_model(tmp_path, {"level": 0.3, "kind": "salt-pepper"}))
+    model = load(_dense_model(tmp_path, json.dumps({"level": 0.3, "kind": "salt-pepper"})))
     result = evaluate(model, mnist_dir, noise=0.2, limit=3)
     assert (result.noise, result.noise_kind) == (0.2, "salt-pepper")
 
