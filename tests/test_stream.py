@@ -246,3 +246,181 @@ def test_a_non_blocking_pipe_is_waited_on_not_taken_for_its_end():
     with open(read_end, "rb") as pipe:
         assert list(ImageStream(pipe)) == frames
     writer.join()
+
+
+def bright() -> np.ndarray:
+    """A 4×4 picture two of whose pixels are written, in BMP's BGR and in PPM's RGB order alike, as the bytes
+    FF D8 FF E0: a JPEG's SOI and APP0 (bright pink beside near white; any light photo has such runs)."""
+    pixels = np.full((4, 4, 3), 200, np.uint8)
+    pixels[1, 1], pixels[1, 2] = (255, 216, 255), (224, 255, 255)
+    return pixels
+
+
+@pytest.mark.parametrize("fmt", ["BMP", "PPM"])
+def test_a_whole_frame_followed_by_a_newline_is_not_cut_at_jpeg_like_bytes_inside_it(fmt):
+    """A newline after a whole BMP or PPM frame whose pixels hold the bytes FF D8 FF E0: the frame stays whole
+    (it was cut there into two inputs that failed, and the numbering shifted)."""
+    pixels = bright()
+    frame = encoded(pixels[..., ::-1].copy() if fmt == "BMP" else pixels, fmt)
+    assert b"\xff\xd8\xff\xe0" in frame
+    assert split_images(frame + b"\n" + frame) == [frame, b"\n", frame]
+    assert split_images(frame + frame + b"\n") == [frame, frame, b"\n"]  # a trailing newline (… ; echo)
+    labels = [item.label for item in standard_input(ImageStream(io.BytesIO(frame + b"\n" + frame)))]
+    assert labels == ["-:1", f"-:byte {len(frame)}", "-:2"]
+
+
+@pytest.mark.parametrize("into", [0, 1, 2, 3, 4])
+def test_a_segment_length_landing_in_the_next_frames_signature_does_not_swallow_that_frame(into):
+    """A damaged length after a JPEG's first scan that lands ``into`` bytes into the next frame: 2 (on its first
+    marker) left the signature's last FF outside the bytes searched, and both frames became one damaged input."""
+    first, after = encoded(COLOUR, "JPEG", progressive=True), encoded(GREY, "JPEG")
+    table = first.find(b"\xff\xc4", first.find(b"\xff\xda")) + 2  # a DHT's length, after the first SOS
+    lands = len(first) - table + into
+    damaged = first[:table] + lands.to_bytes(2, "big") + first[table + 2 :]
+    assert split_images(damaged + after) == [damaged, after]
+
+
+def test_a_bmp_header_claiming_under_26_bytes_is_no_image_and_the_split_ends():
+    """A stray "BM" whose size field says 0 (no BMP is under 26 bytes, its two headers): taken as an empty image
+    that ends where it begins, the split would never move on (the command hangs, its memory growing)."""
+    import signal
+
+    def stop(*_):
+        raise TimeoutError("the split did not end within 5 s")
+
+    png = encoded(COLOUR, "PNG")
+    stray = b"BM\0\0\0\0 and some bytes"
+    previous = signal.signal(signal.SIGALRM, stop)
+    signal.setitimer(signal.ITIMER_REAL, 5)
+    try:
+        assert split_images(png + stray) == [png, stray]
+        assert split_images(stray) == [stray]
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def test_a_netpbm_maxval_of_256_has_two_bytes_a_sample():
+    """Netpbm: one byte a sample for a maxval under 256, two from 256 on; taking 256 as one byte cut each frame
+    of a 9-bit PGM stream in half."""
+    pgm = b"P5 4 2 256\n" + bytes(range(16))
+    assert Image.open(io.BytesIO(pgm)).size == (4, 2)
+    assert split_images(pgm * 2) == [pgm, pgm]
+
+
+def test_a_pbm_frame_whose_width_is_a_multiple_of_8_has_no_padding_byte():
+    """P4 rows are padded to whole bytes: a width of 16 is 2 bytes a row, not 3."""
+    pbm = encoded(RNG.random((5, 16)) > 0.5, "PPM")
+    assert pbm.startswith(b"P4") and split_images(pbm * 3) == [pbm] * 3
+
+
+def test_a_netpbm_header_may_hold_comments():
+    """'# …' comments may come between a Netpbm header's numbers (GIMP, ImageMagick and netpbm's tools write one)."""
+    ppm = b"P6\n# written by hand\n2 2\n255\n" + bytes(range(12))
+    assert Image.open(io.BytesIO(ppm)).size == (2, 2)
+    assert split_images(ppm * 3) == [ppm] * 3
+
+
+def test_a_jpeg_cut_in_its_headers_ends_at_the_next_frames_soi():
+    """A frame cut short between two header segments, the next frame's SOI where its next marker should be: that
+    SOI ends it. Read as a segment instead, the next frame's first bytes (FF E0 = 65,504) become a length that
+    here lands on the third frame's first marker, and three frames become one damaged input."""
+    jpeg = encoded(GREY, "JPEG")
+    assert jpeg[2:6] == b"\xff\xe0\x00\x10"  # SOI, then an APP0 of 16 bytes: a cut after it is between segments
+    cut = jpeg[:20]
+    pad = 65504 - len(jpeg) - 4  # a comment segment makes the middle frame 65,504 bytes long
+    middle = jpeg[:20] + b"\xff\xfe" + (pad + 2).to_bytes(2, "big") + b"\0" * pad + jpeg[20:]
+    assert len(middle) == 65504 and Image.open(io.BytesIO(middle)).size == (21, 30)
+    assert split_images(cut + middle + jpeg) == [cut, middle, jpeg]
+
+
+def test_a_segment_length_gone_wrong_after_the_first_scan_does_not_swallow_the_next_frame():
+    """A progressive JPEG's Huffman table between two scans whose length claims the next frame's first
+    segments: the frame after it is its own input, not the tail of one damaged input (a lost frame)."""
+    first, after = encoded(COLOUR, "JPEG", progressive=True), encoded(GREY, "JPEG")
+    table = first.find(b"\xff\xc4", first.find(b"\xff\xda")) + 2  # a DHT after the first SOS: its length
+    lands = len(first) - table + after.find(b"\xff\xdb")  # on the next frame's DQT marker
+    damaged = first[:table] + lands.to_bytes(2, "big") + first[table + 2 :]
+    assert split_images(damaged + after) == [damaged, after]
+
+
+def test_fill_bytes_before_a_jpeg_marker_are_no_damage():
+    """Any number of 0xFF fill bytes may come before a JPEG marker (T.81 B.1.1.2): such a frame is whole, so a
+    newline after it is an input of its own, not bytes glued to the frame."""
+    jpeg = encoded(GREY, "JPEG")
+    table = jpeg.find(b"\xff\xdb")
+    filled = jpeg[:table] + b"\xff\xff" + jpeg[table:]
+    assert Image.open(io.BytesIO(filled)).size == (21, 30)
+    assert split_images(filled + b"\n" + filled) == [filled, b"\n", filled]
+
+
+class Reads(io.RawIOBase):
+    """A pipe whose reads return the given numbers of bytes, then the rest."""
+
+    def __init__(self, data: bytes, sizes: list[int]) -> None:
+        self.data, self.sizes, self.at = data, list(sizes), 0
+
+    def read1(self, size: int = -1) -> bytes:
+        taken = self.data[self.at : self.at + (self.sizes.pop(0) if self.sizes else size)]
+        self.at += len(taken)
+        return taken
+
+
+def test_bytes_that_are_no_image_wait_for_two_whole_images_after_them():
+    """A stray "BM" in bytes between frames whose size field, once the stream is read further, ends cleanly two
+    frames on: with one whole frame after them, the bytes before it were settled too early and the stream's
+    parts differed from split_images' of the whole (a frame given twice over, others missing)."""
+    png = encoded(COLOUR, "PNG")
+    stray = b"BM" + (6 + 2 * len(png)).to_bytes(4, "little")
+    data = png + b"x" + stray + png + png + png
+    first_read = len(png) + 1 + len(stray) + len(png) + 100  # one whole frame after the stray bytes, then a bit
+    assert list(ImageStream(Reads(data, [first_read]))) == split_images(data)
+
+
+def test_a_stream_of_gif89a_images_is_said_to_be_read_as_its_first():
+    """GIF89a (any GIF with transparency or animation) is the common GIF: several one after another on standard
+    input are warned about like GIF87a, TIFF or QOI."""
+    gif = encoded(GREY, "GIF", transparency=0)
+    assert gif.startswith(b"GIF89a") and repeated_signature(gif + gif) == len(gif)
+
+
+def test_an_image_of_a_format_whose_end_is_not_found_is_numbered_in_a_stream():
+    """A TIFF after two PNG frames is the third image (-:3, written as stdin-000003), not bytes between images."""
+    png, tiff = encoded(COLOUR, "PNG"), encoded(GREY, "TIFF")
+    labels = [item.label for item in standard_input(ImageStream(io.BytesIO(png + png + tiff)))]
+    assert labels == ["-:1", "-:2", "-:3"]
+
+
+def test_a_riff_file_that_is_no_webp_is_bytes_between_images():
+    """RIFF also holds WAV and AVI: between two frames it begins no image, so it is labelled by its bytes and the
+    frames keep the numbers -:1, -:2."""
+    png = encoded(COLOUR, "PNG")
+    wave = b"RIFF" + (36).to_bytes(4, "little") + b"WAVEfmt " + bytes(28)
+    labels = [item.label for item in standard_input(ImageStream(io.BytesIO(png + wave + png)))]
+    start = len(png)
+    assert labels == ["-:1", f"-:bytes {start}-{start + len(wave) - 1}", "-:2"]
+
+
+def with_chunk(png: bytes, kind: bytes, content: bytes) -> bytes:
+    """``png`` with a chunk of ``kind`` holding ``content`` before its IEND chunk."""
+    import zlib
+
+    chunk = len(content).to_bytes(4, "big") + kind + content + zlib.crc32(kind + content).to_bytes(4, "big")
+    return png[:-12] + chunk + png[-12:]
+
+
+def test_a_whole_png_holding_a_whole_jpeg_is_one_image_before_bytes_that_are_none():
+    """A thumbnail in a PNG's chunk is the PNG's bytes, also when a newline follows the PNG (a PNG's end is
+    checked by its CRCs, so the PNG is whole)."""
+    png = with_chunk(encoded(COLOUR, "PNG"), b"thMb", encoded(GREY, "JPEG"))
+    assert Image.open(io.BytesIO(png)).size == (53, 37)
+    assert split_images(png + b"\n" + png) == [png, b"\n", png]
+
+
+@pytest.mark.parametrize("fmt", ["BMP", "PPM", "WEBP"])
+def test_a_frame_cut_short_before_a_whole_one_and_a_newline_loses_neither(fmt):
+    """A BMP, Netpbm or WebP frame cut short, whose header's size claims the whole next frame and the newline
+    after it: the next frame is its own input all the same."""
+    cut = encoded(COLOUR, fmt)[:600]
+    png = encoded(COLOUR[:20], "PNG")
+    assert split_images(cut + png + b"\n" + png) == [cut, png, b"\n", png]

@@ -6,9 +6,10 @@ size in its header) and WebP (the RIFF size). An image is cut off where the next
 formats. Where they do not (a damaged image, or bytes between two images), the stream goes on at the next PNG, JPEG
 or WebP signature found further on, so nothing after it is lost: a damaged image runs up to it (a frame cut short
 whose header claims the next frame's bytes too), and bytes between an image's end and it become an input of their
-own, which fails to read. With no signature further on, whatever follows an image stays with it, so one file with
-data after its image (a motion photo's video after the JPEG) is one image, as Pillow reads it. An MPO (a stereo
-pair: JPEGs one after another) is its pictures, one by one.
+own, which fails to read. A signature inside an image that looks whole counts only where a whole image begins
+there (pixels may read ``FF D8 FF E0``; a PNG may hold a thumbnail). With no signature further on, whatever
+follows an image stays with it, so one file with data after its image (a motion photo's video after the JPEG) is
+one image, as Pillow reads it. An MPO (a stereo pair: JPEGs one after another) is its pictures, one by one.
 
 :class:`ImageStream` gives the same images as they arrive on a pipe (a camera's frames), each once it is settled.
 """
@@ -71,6 +72,8 @@ def split_images(data: bytes, *, follows: bool = False) -> list[bytes]:
         found = None
         if end_of is not None or not _OTHER_FORMAT.match(data, start):  # not TIFF, GIF…: damaged, or no image
             found = _next_image(data, _jpeg_parse(data, start)[1] if end_of is _jpeg_end else start + 1)
+            while found is not None and end is not None and found < end and not _frame_inside(data, found, end, end_of):
+                found = _next_image(data, found + 1)  # bytes of the whole image (its pixels, a thumbnail)
         if found is None:
             in_a_stream = images or follows  # then bytes after its last image fail alone
             if in_a_stream and end is not None and end < len(data):
@@ -230,6 +233,17 @@ def _ends_cleanly(data: bytes, end: int) -> bool:
     return end == len(data) or _format_at(data, end) is not None
 
 
+def _frame_inside(data: bytes, at: int, end: int, end_of: Callable[[bytes, int], int | None] | None) -> bool:
+    """Whether the image beginning at ``at``, inside one that ``end_of`` says ends at ``end``, is a frame of its
+    own, that image cut short and claiming its bytes: it is whole, and it runs past ``end``, or ends where the
+    bytes end or another image begins, or the outer image's end is no more than a size in its header (BMP, Netpbm,
+    WebP: a frame cut short claims whatever follows). Otherwise it is the outer image's own bytes: pixels that
+    happen to read ``FF D8 FF E0``, or a thumbnail in a PNG's eXIf chunk (a PNG's end is checked by its CRCs)."""
+    inner = _image_end(data, at)
+    sized = end_of in (_bmp_end, _netpbm_end, _webp_end)
+    return inner is not None and (sized or inner > end or _ends_cleanly(data, inner))
+
+
 def _next_image(data: bytes, at: int) -> int | None:
     """The offset of the next image that begins at or after ``at``: a PNG, JPEG or WebP signature, or a BMP or
     Netpbm one where a whole image follows that ends cleanly; None for none."""
@@ -324,7 +338,7 @@ def _jpeg_parse(data: bytes, start: int) -> tuple[int | None, int]:
             return None, scan
         segment = at
         at += int.from_bytes(data[at : at + 2], "big")
-        if (scanning or marker == 0xDA) and data.find(b"\xff\xd8\xff", segment, at) >= 0:
+        if (scanning or marker == 0xDA) and data.find(b"\xff\xd8\xff", segment, at + 1) >= 0:
             return None, scan  # a damaged length claimed the next image's bytes (only APPn segments hold thumbnails)
         if marker == 0xDA:  # SOS: entropy-coded data up to the next marker
             scanning = True
