@@ -928,7 +928,8 @@ def detect(
         _check_invert(loaded, invert=invert)
         detector = Detector(loaded, threshold=threshold)
         started = time.perf_counter()
-        verdicts: Counter[str] = Counter()
+        verdicts: Counter[str] = Counter()  # per image: its verdict (or "scored"), or "failed" when it has no score
+        unwritten = 0  # images scored whose heatmaps could not be written
         for failure in failures:
             error(f"{failure.label}: {failure.error}")
             verdicts["failed"] += 1
@@ -947,10 +948,10 @@ def detect(
                         emit(_detection_record(result, detector))
                     if result.error:
                         error(f"{result.path}: {result.error}")
-                        verdicts["failed"] += 1
-                        if result.score is not None and not as_json:  # scored; its heatmaps could not be written
-                            emit(_detection_line(result))
-                        continue
+                        if result.score is None:
+                            verdicts["failed"] += 1
+                            continue
+                        unwritten += 1  # scored, and its verdict counted; its heatmaps could not be written
                     verdict = _VERDICTS[result.anomalous]
                     verdicts[verdict] += 1
                     not_digits |= result.input_size != (28, 28) or (result.converted or "").startswith("RGB")
@@ -975,6 +976,7 @@ def detect(
             ) from None
     kinds = ("anomalous", "normal") if detector.threshold is not None else ("scored",)
     counts = ", ".join(f"{verdicts[kind]} {kind}" for kind in (*kinds, "failed") if kind != "failed" or verdicts[kind])
+    counts += f", {unwritten} whose heatmaps could not be written" if unwritten else ""
     rule = (
         f"score {detector.score_name} > {detector.threshold:.6g}"
         if detector.threshold is not None
@@ -996,7 +998,7 @@ def detect(
             "(photographs, pages) its scores say little about defects; train one on images like yours (aetool "
             "train anomaly --data FOLDER; see the README, Anomaly detection)"
         )
-    raise typer.Exit(1 if verdicts["failed"] else 0)
+    raise typer.Exit(1 if verdicts["failed"] or unwritten else 0)
 
 
 # ---- model commands ----

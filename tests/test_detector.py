@@ -3,6 +3,7 @@ file runs in onnxruntime and the ONNX reference evaluator; detect, evaluate --an
 
 import hashlib
 import json
+from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
@@ -465,6 +466,25 @@ def test_detect_prints_a_verdict_per_image_and_writes_heatmaps(one_class, digits
     photo = save(tmp_path / "photo.png", np.random.default_rng(0).integers(0, 256, (40, 60, 3), dtype=np.uint8))
     other = runner.invoke(app, ["detect", str(photo), "-m", model, "--resize"])  # a digit detector on a photo
     assert other.exit_code == 0 and "this detector was trained on grey 28×28 images (mnist): on other" in other.stderr
+
+
+def test_images_whose_heatmaps_cannot_be_written_keep_their_verdicts_in_the_summary(one_class, digits, tmp_path):
+    """The summary counted them as failed only, so it told 5 anomalous where 90 were printed (trial 85)."""
+    model = str(one_class[1].export.path)
+    (tmp_path / "maps").mkdir()
+    (tmp_path / "maps" / "anomalous").write_text("a file where the anomalous images' heatmaps would go")
+    scores = [
+        json.loads(line)["score"]
+        for line in runner.invoke(app, ["detect", str(digits), "-r", "-m", model, "--json"]).stdout.splitlines()
+    ]
+    median = f"{np.median(scores):.9g}"  # both verdicts among the images
+    argv = ["detect", str(digits), "-r", "-m", model, "--heatmaps", str(tmp_path / "maps"), "--threshold", median]
+    result = runner.invoke(app, argv)
+    verdicts = Counter(line.rsplit("\t", 1)[1] for line in result.stdout.splitlines())
+    unwritten = len(list((digits / "anomalous").iterdir()))
+    assert result.exit_code == 1 and verdicts["anomalous"] > 0 and verdicts["normal"] > 0 and unwritten > 0
+    summary = f"30 images: {verdicts['anomalous']} anomalous, {verdicts['normal']} normal, {unwritten} whose heatmaps"
+    assert summary in result.stderr and " failed" not in result.stderr.splitlines()[-1]
 
 
 def test_detect_says_what_it_did_to_images_on_their_way_to_the_score(digits, real_models, tmp_path):
