@@ -546,12 +546,20 @@ def _reconstruction(
 
     loaded = _load(model, provider, threads, timeout)
     _check_invert(loaded, invert=invert)
+    _note_resize(loaded, resize=resize)
     if denoising and contract.NOISE in loaded.metadata and not trained_noise(loaded):
         note(
             f"{loaded.name} was trained on clean images, not noisy ones: it reconstructs them, as aetool reconstruct "
             "does, and removes noise only by chance (the bundled denoise, or a model trained with --noise, does)"
         )
     return Reconstruct(loaded, resize=resize)
+
+
+def _note_resize(model: Model, *, resize: bool) -> None:
+    """Say that ``--resize`` does nothing for a model that takes images of any size (a conv model): the README's
+    example ran the bundled conv ``denoise`` with it, and nothing told that no image was resized (trial 85)."""
+    if resize and model.input_spec.size is None:
+        note(f"--resize: {model.name} takes images of any size, so none is resized (--resize is for dense models)")
 
 
 def _check_invert(model: Model, *, invert: bool | None) -> None:
@@ -926,6 +934,7 @@ def detect(
         unwritable = {clash.label: clash.error for clash in clashes}  # scored, their heatmaps not written
         loaded = _load(model, provider, threads, timeout)
         _check_invert(loaded, invert=invert)
+        _note_resize(loaded, resize=resize)
         detector = Detector(loaded, threshold=threshold)
         started = time.perf_counter()
         verdicts: Counter[str] = Counter()  # per image: its verdict (or "scored"), or "failed" when it has no score
@@ -1148,6 +1157,7 @@ def evaluate(
                 "--resize fits image files (--data, --inputs/--targets); IDX digits are scored as they are"
             )
         loaded = _load(model, provider, threads, timeout)
+        _note_resize(loaded, resize=resize)
         if inputs and targets:
             result = evaluate_pairs(loaded, inputs, targets, limit=limit, resize=resize)
         elif data:
@@ -1204,6 +1214,7 @@ def _evaluate_anomaly(
                 "--resize fits image files (--data, --normal/--anomalous); IDX digits are scored as they are"
             )
         detector = Detector(_load(model, *session))
+        _note_resize(detector.model, resize=resize)
         if normal and anomalous:
             result = evaluate_folders(detector, normal, anomalous, resize=resize)
         elif data:

@@ -194,6 +194,21 @@ def test_a_dense_model_refuses_another_size_unless_told_to_resize(cli, tmp_path)
     assert result.exit_code == 0 and read(Path("pair.png")).shape == (56, 168)
 
 
+def test_resize_with_a_model_of_any_size_says_it_resizes_nothing(cli, tmp_path, toy_dir):
+    """The README's `denoise scan.png --resize` ran the bundled conv denoise, which takes any size: nothing said
+    that --resize did nothing (trial 85)."""
+    save(tmp_path / "big.png", np.kron(digit(), np.ones((2, 3), np.uint8)))
+    conv = str(toy_dir / "conv.onnx")
+    result = cli("denoise", "big.png", "-m", conv, "--resize")
+    assert (
+        result.exit_code == 0 and "--resize: conv-unpool takes images of any size, so none is resized" in result.stderr
+    )
+    assert read(Path("big.denoised.png")).shape == (56, 84)
+    assert "--resize:" not in cli("denoise", "big.png", "--resize", "--force").stderr  # a dense model: resized
+    scored = cli("detect", "big.png", "-m", conv, "--resize")
+    assert scored.exit_code == 0 and "none is resized" in scored.stderr
+
+
 def test_colour_in_colour_out_at_its_own_size(cli, tmp_path, toy_dir):
     rng = np.random.default_rng(0)
     photo = rng.integers(0, 256, (30, 45, 3), np.uint8)
