@@ -287,6 +287,9 @@ def _opencv_engines() -> list[Runtime]:
     ]
 
 
+RUNTIME_NAMES = ("onnxruntime", "onnx-reference", "opencv", "opencv-classic", "openvino")  # every one check knows
+
+
 def runtimes() -> list[Runtime]:
     """Every runtime ``aetool check`` knows, onnxruntime (the reference) first, installed or not."""
     return [
@@ -544,9 +547,15 @@ def check_file(
     Raises ``ModelFileError`` as :func:`reference` does; ``ValueError`` for an unknown runtime in ``only``.
     """
     known = runtimes()
-    unknown = set(only or ()) - {r.name for r in known}
+    names = [r.name for r in known]
+    unknown = set(only or ()) - set(names) - set(RUNTIME_NAMES)
     if unknown:
-        raise ValueError(f"unknown runtime {sorted(unknown)[0]!r}; known: {', '.join(r.name for r in known)}")
+        raise ValueError(f"unknown runtime {sorted(unknown)[0]!r}; known: {', '.join(RUNTIME_NAMES)}")
+    if "opencv-classic" in (only or ()) and "opencv-classic" not in names:
+        raise ValueError(
+            f"opencv-classic: OpenCV {module_version('cv2')} has no classic engine (OpenCV 5.0 has it beside the new "
+            "one, 5.1 and later the new one alone); --runtime opencv checks the engine it has"
+        )
     ref = reference(model, multiple_of=multiple_of)
     if atol is None and ref.graph_changed:  # its recorded precision is that of another graph: the loosest bound
         atol = max(ATOL.values())

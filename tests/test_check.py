@@ -151,10 +151,25 @@ def test_check_command_prints_the_table_and_exits_1_when_a_runtime_fails(fake_ru
     )
 
 
+def test_opencv_classic_without_its_engine_is_said_to_be_missing_not_unknown(monkeypatch):
+    """OpenCV 5.1 dropped the classic engine that --help and the README name: "unknown runtime" read as a typo."""
+    monkeypatch.setattr(check, "_opencv_engines", lambda: [Runtime("opencv", "cv2", lambda *_: None, "5.1.0")])
+    monkeypatch.setattr(check, "module_version", lambda module: "5.1.0")
+    result = invoke("check", "deep", "--runtime", "opencv-classic")
+    assert result.exit_code == 2 and result.stderr.splitlines() == [
+        "aetool: error: --runtime: opencv-classic: OpenCV 5.1.0 has no classic engine (OpenCV 5.0 has it beside the "
+        "new one, 5.1 and later the new one alone); --runtime opencv checks the engine it has"
+    ]
+
+
 def test_check_command_usage_errors_are_one_line_exit_2(tmp_path):
     for args in (("check", str(tmp_path / "missing.onnx")), ("check", "deep", "--runtime", "tensorflow")):
         result = invoke(*args)
         assert result.exit_code == 2 and len(result.stderr.splitlines()) == 1 and result.stdout == ""
+    result = invoke("check", "deep", "--runtime", "tensorflow")
+    assert "unknown runtime 'tensorflow'; known: onnxruntime, onnx-reference, opencv, opencv-classic, openvino" in (
+        result.stderr
+    )
     (tmp_path / "text.onnx").write_text("not a model")
     result = invoke("check", str(tmp_path / "text.onnx"))
     assert result.exit_code == 2 and "not a loadable ONNX model" in result.stderr
