@@ -1,5 +1,6 @@
 """Training on your own images: a folder or glob, grey or colour, any size; the size policy and its refusals."""
 
+import json
 import re
 import warnings
 from pathlib import Path
@@ -61,6 +62,8 @@ def test_a_folder_of_digits_trains_with_labels_and_a_seeded_validation_split(dig
     result = train(quick("deep", data=str(digit_folder)), run_dir=tmp_path, progress=False, echo=len)
     assert {"test_mse", "test_psnr", "test_ssim"} <= result.history[-1].keys()
     assert load_run(tmp_path).config.dataset == "images"
+    recorded = json.loads((tmp_path / "metrics.json").read_text())["config"]
+    assert recorded["val"] == 0.1  # the default held out, recorded as what it was, not null (trial 85)
 
 
 def test_a_glob_and_a_validation_folder(digit_folder):

@@ -345,6 +345,13 @@ def test_size_and_classes_take_the_command_lines_text_and_a_config_survives_its_
     stored = json.loads(json.dumps(config.to_dict()))  # metrics.json holds lists
     assert stored["size"] == [28, 28] and stored["classes"] == ["1", "7"]
     assert TrainConfig.from_dict(stored) == config == TrainConfig.from_dict(config.to_dict())
+    held = [
+        TrainConfig("deep", data="imgs"),
+        TrainConfig("anomaly", classes="3"),
+        TrainConfig("dncnn", data="i", val=0.3),
+    ]
+    assert [config.val for config in held] == [0.1, 0.2, 0.3]  # the fraction held out, never None (trial 85)
+    assert TrainConfig("deep").val is None and TrainConfig("deep", data="imgs", val_data="more").val is None
 
 
 def test_setting_conflicts_are_spelled_as_the_command_line_takes_them():

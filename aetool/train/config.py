@@ -115,6 +115,8 @@ class TrainConfig:
                 f"{spec.train[named[0]]!r} cannot work ({err}); fix its ModelSpec in aetool.models.REGISTRY"
             ) from None
         self._check_data(spec.kind)
+        if self.val is None and not self.val_data and (self.data or self.classes):  # recorded as held out, not null
+            self.val = self.held_out
 
     def _check_types(self) -> None:
         """Refuse a setting of the wrong type before it is used (``epochs=1.5`` failed in the training loop, a
