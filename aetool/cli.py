@@ -1941,6 +1941,7 @@ def train(
     if model not in known:  # refused before torch loads (seconds), as are the options parsed without it below
         fail(f"unknown model {model!r}; known models: {', '.join(known)}")
     with reporting():
+        from aetool.runtime.files import check_exists, check_folder, expand_home
         from aetool.runtime.images import parse_size
         from aetool.train.settings import check_settings
 
@@ -1973,6 +1974,13 @@ def train(
                 check_settings(settings)
         except ValueError as err:
             fail(str(err))
+        run_dir = Path(_alias(output, out, "--output", "--out", default=str(Path("runs") / model)))
+        if run_dir.is_dir() or not run_dir.exists():  # a file there: said by the run folder itself
+            check_folder(run_dir)  # a read-only place said now, not once the data were decoded (trial 85)
+        for option, source in (("--data", data), ("--val-data", val_data)):
+            if source and not resume:  # a mistyped path, said in a second, not after PyTorch loaded (trial 85)
+                full = os.path.normpath(expand_home(source, named=option).absolute())  # as TrainConfig records it
+                check_exists(full, named=f"{option} {full}")
     _need_train_extra("train")
     with reporting():
         from aetool.export import ExportOptions, export_run
@@ -1982,7 +1990,6 @@ def train(
         from aetool.train import RunFolder, TrainConfig
         from aetool.train import train as run_training
 
-        run_dir = Path(_alias(output, out, "--output", "--out", default=str(Path("runs") / model)))
         if resume:
             settings = _resumed_settings(settings, run_dir, model=model, given=_given_options(ctx))
         try:

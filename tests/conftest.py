@@ -408,24 +408,27 @@ def mnist_dir(tmp_path_factory) -> Path:
 TORCH_FREE_COMMANDS = """
 import json, sys
 from aetool.cli import main
+exits = (0, None) if sys.argv[2] == "0" else (int(sys.argv[2]),)
 for argv in json.loads(sys.argv[1]):
     sys.argv = ["aetool", *argv]
     try:
         main()
     except SystemExit as done:
-        assert done.code in (0, None), (argv, done.code)
+        assert done.code in exits, (argv, done.code)
 heavy = sorted(m for m in ("torch", "torchvision", "onnx", "onnxscript", "pydantic") if m in sys.modules)
 assert not heavy, heavy
 print("torch-free")
 """
 
 
-def run_torch_free(commands: list[list[str]], *, env: dict | None = None) -> subprocess.CompletedProcess:
-    """Run aetool ``commands`` (each an argv, all exiting 0) in one fresh interpreter that then asserts torch,
+def run_torch_free(
+    commands: list[list[str]], *, env: dict | None = None, exit_code: int = 0
+) -> subprocess.CompletedProcess:
+    """Run aetool ``commands`` (each an argv, all exiting ``exit_code``) in one fresh interpreter that then asserts torch,
     torchvision, onnx and onnxscript were never imported, nor pydantic (Typer 0.29 imports it for every command:
     0.1 s of cold start); its stdout ends with "torch-free" when all held."""
     return subprocess.run(
-        [sys.executable, "-c", TORCH_FREE_COMMANDS, json.dumps(commands)],
+        [sys.executable, "-c", TORCH_FREE_COMMANDS, json.dumps(commands), str(exit_code)],
         capture_output=True,
         env={**os.environ, **(env or {})},
         timeout=120,

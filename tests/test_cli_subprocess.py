@@ -174,6 +174,21 @@ def test_help_and_denoise_never_import_torch(tmp_path, env):
     assert done.stdout.decode().strip().endswith("torch-free") and (tmp_path / "out.png").is_file()
 
 
+def test_train_with_a_missing_data_folder_is_refused_before_torch_loads(tmp_path, env):
+    """A mistyped --data or --val-data path was said after PyTorch loaded, 5-14 s later (trial 85)."""
+    missing, val = str(tmp_path / "nosuch"), ["--val-data", str(tmp_path / "other")]
+    done = run_torch_free(
+        [["train", "deep", "--data", missing], ["train", "deep", "--data", str(tmp_path), *val]], env=env, exit_code=2
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    assert done.stdout.decode().strip().endswith("torch-free")
+    said = done.stderr.decode().splitlines()
+    assert said == [
+        f"aetool: error: --data {missing}: no such file or folder",
+        f"aetool: error: --val-data {val[1]}: no such file or folder",
+    ]
+
+
 CHECK_AND_WEB = textwrap.dedent("""
     import sys
     from aetool.cli import main

@@ -12,6 +12,7 @@ pytest.importorskip("torch", reason="training needs the train extra")
 from conftest import cli_runner
 
 from aetool.cli import app
+from aetool.errors import AetoolError
 from aetool.models import REGISTRY
 
 runner = cli_runner()
@@ -198,7 +199,7 @@ def test_write_errors_and_a_file_as_run_folder_are_one_line_exit_2(trained_run, 
     args = ["train", "ae64", "-o", str(below), "--data-dir", str(data_dir), "--quiet", "--no-export"]
     result = runner.invoke(app, args)
     assert result.exit_code == 2 and result.stderr == (
-        f"aetool: error: cannot use {below} as the run folder: {tmp_path / 'afile'} is a file\n"
+        f"aetool: error: cannot write into {below}: {tmp_path / 'afile'} is a file\n"
     )
 
 
@@ -243,6 +244,25 @@ def test_a_run_over_an_earlier_one_that_cannot_be_written_is_refused_before_trai
         result.stderr == f"aetool: error: cannot write into {trained_run}: Read-only file system (in {trained_run})\n"
     )
     assert (trained_run / "checkpoint.pt").read_bytes() == kept
+
+
+def test_a_run_folder_on_a_read_only_file_system_is_said_before_the_data_are_read(data_dir, tmp_path, monkeypatch):
+    """It said "Read-only file system: ro/run" once every image was decoded (trial 85)."""
+    from aetool.runtime import files
+    from aetool.train.run import RunFolder
+
+    def read_only(*args, **options):
+        raise OSError(30, "Read-only file system", str(args[0]))
+
+    monkeypatch.setattr(files, "_create_temporary", read_only)
+    monkeypatch.setattr("aetool.train.loop.load_training_data", None)  # reading the data would fail at once on it
+    run = tmp_path / "new" / "run"
+    result = runner.invoke(app, ["train", "ae64", "-o", str(run), "--data-dir", str(data_dir), "--quiet"])
+    assert result.stderr == f"aetool: error: cannot write into {run}: Read-only file system (in {tmp_path})\n"
+    assert result.exit_code == 2 and not (tmp_path / "new").exists()
+    monkeypatch.setattr("aetool.train.run.make_folder", read_only)  # the library's own path: said alike
+    with pytest.raises(AetoolError, match=rf"^cannot write into {run}: Read-only file system \(in {tmp_path}\)$"):
+        RunFolder(run).create(new=True)
 
 
 def test_a_source_date_epoch_the_export_cannot_take_is_refused_before_training(data_dir, tmp_path, monkeypatch):
@@ -464,8 +484,9 @@ def test_calibrating_a_run_that_learned_nothing_warns_as_its_export_does(data_di
 
 def test_a_gaussian_std_on_the_0_255_scale_is_warned_of_before_training(tmp_path):
     result = runner.invoke(
-        app, ["train", "dncnn", "--noise", "0:25", "--data", str(tmp_path / "nowhere"), "--epochs", "1"]
-    )
+        app,
+        ["train", "dncnn", "--noise", "0:25", "--data", str(tmp_path), "-o", str(tmp_path / "run"), "--epochs", "1"],
+    )  # a folder with no image: refused once the warning is out
     assert result.exit_code == 2 and "warning: Gaussian noise of std 25 on pixels in [0, 1]" in result.stderr
 
 

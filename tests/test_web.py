@@ -325,6 +325,20 @@ def test_a_site_that_cannot_be_written_whole_leaves_the_earlier_one_as_it_was(fa
     assert not (tmp_path / "new").exists()
 
 
+def test_a_site_on_a_read_only_file_system_is_said_as_the_image_commands_say_it(fake_ort, tmp_path, monkeypatch):
+    """It said "cannot write …/site/models.json: Read-only file system: …/site", of a folder it could not make."""
+    from aetool.runtime import files
+
+    def read_only(target):
+        raise OSError(30, "Read-only file system", str(target))
+
+    monkeypatch.setattr(files, "_create_temporary", read_only)
+    with pytest.raises(AetoolError) as refused:
+        build_site(tmp_path / "site", ort_web=fake_ort)
+    assert str(refused.value) == f"cannot write into {tmp_path / 'site'}: Read-only file system (in {tmp_path})"
+    assert not (tmp_path / "site").exists()
+
+
 def test_web_refuses_a_port_out_of_range_or_taken_before_writing_the_site(fake_ort, tmp_path):
     runner = CliRunner()
     out = ["-o", str(tmp_path / "site"), "--ort-web", str(fake_ort)]

@@ -118,12 +118,17 @@ def _skipped_outputs(folder: Path, outputs: list[Path]) -> str:
     )
 
 
+def check_exists(source: str, *, named: str) -> None:
+    """Raise ``DataError`` beginning with ``named`` when ``source``, a path that is not a glob, does not exist."""
+    if not Path(source).exists() and not _MAGIC & set(source):
+        raise DataError(f"{named}: no such file or folder")
+
+
 def collect_set(source: str, *, named: str, skip: str = "") -> list[Input]:
     """The images of one set that an option names (``--data``, ``--normal``…): a folder, searched recursively, a
     glob or a file. Raises ``DataError`` beginning with ``named`` when ``source`` does not exist (unlike an input
     of a batch, which is one failed image among others) or holds no images."""
-    if not Path(source).exists() and not _MAGIC & set(source):
-        raise DataError(f"{named}: no such file or folder")
+    check_exists(source, named=named)
     found, failures = collect([source], recursive=True, skip=skip)
     if not found:
         first = failures[0] if failures else Failure(source, "no images")

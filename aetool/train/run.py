@@ -310,6 +310,9 @@ class RunFolder:
             ) from None
         except NotADirectoryError as err:  # it said "Not a directory: a/file/run", of a folder not there
             raise AetoolError(f"cannot use {self.path} as the run folder: {err.filename} is a file") from None
+        except OSError:  # a read-only file system, no permission: said as check_folder says it, with where
+            check_folder(self.path)
+            raise
         check_folder(self.path)
         self._lock()
 

@@ -34,7 +34,7 @@ import numpy as np
 from aetool.errors import AetoolError, ModelFileError, os_reason
 from aetool.runtime import contract
 from aetool.runtime.describe import BundledModel, bundled_models
-from aetool.runtime.files import NAME_MAX, write_files
+from aetool.runtime.files import NAME_MAX, check_folder, write_files
 from aetool.runtime.model import Model, trained_noise
 from aetool.runtime.noise import Noise
 from aetool.runtime.onnxfile import read_facts
@@ -230,6 +230,7 @@ def build_site(folder: str | Path, *, ort_web: str | Path | None = None, models:
             f"cannot write the site to {target}: it holds other files ({shown}); name a new or empty folder, or "
             "the folder of an earlier site"
         )
+    check_folder(target)  # a read-only file system said as the image commands say it, before any file is read
     listed = chosen(bundled_models(), models)
     records = [r for r in listed if r.size_bytes is not None]
     missing = [f"{r.name} ({r.path})" for r in listed if r.size_bytes is None]
