@@ -2008,9 +2008,10 @@ def train(
         if not result.is_main:
             return
         epochs = result.history[-1]["epoch"]
+        recorded = RunFolder(result.run_dir).recorded_seconds() if resume else None  # not this resume's alone
+        spent = f"{recorded:.0f} s (summed over its resumes)" if recorded is not None else f"{result.seconds:.0f} s"
         note(
-            f"{model}: test MSE {result.test_mse:.5f} after {epochs} epoch{'s' * (epochs != 1)} "
-            f"in {result.seconds:.0f} s → {result.run_dir}"
+            f"{model}: test MSE {result.test_mse:.5f} after {epochs} epoch{'s' * (epochs != 1)} in {spent} → {result.run_dir}"
         )
         if result.trivial and not allow_trivial:
             kept = f"the run stays in {result.run_dir}"

@@ -40,7 +40,6 @@ from aetool.report.runs import (
     exported_timing,
     plan_run,
     read_timing,
-    recorded_seconds,
     trained_timing,
     write_timing,
 )
@@ -184,7 +183,7 @@ def run_class(
     if plan.config is None:
         echo(f"oneclass: {dataset} class {normal}: {plan.why} ({folder.path})")
     else:
-        before = (recorded_seconds(folder) or 0.0) if plan.resume else 0.0  # the epochs trained before a stop
+        before = (folder.recorded_seconds() or 0.0) if plan.resume else 0.0  # the epochs trained before a stop
         started = time.perf_counter()
         train(
             plan.config,
@@ -203,7 +202,7 @@ def run_class(
         write_timing(folder, timing)
     elif plan.config is not None:
         write_timing(folder, timing)
-    train_seconds = timing["train_seconds"] if "train_seconds" in timing else recorded_seconds(folder)
+    train_seconds = timing["train_seconds"] if "train_seconds" in timing else folder.recorded_seconds()
     started = time.perf_counter()
     detector = Detector(load(folder.model_file, threads=threads))
     scores, labels = idx_scores(detector, data_dir)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from aetool.runtime import contract
 from aetool.runtime.files import atomic_write
 from aetool.train import RunFolder, TrainConfig, train
 from aetool.train.loop import beaten
+from aetool.train.run import is_seconds
 
 TIMING = "timing.json"
 # A quick report trains each model for 20 epochs on 2,000 digits (320 optimizer steps): every model then beats the
@@ -122,9 +122,9 @@ def read_timing(folder: RunFolder) -> dict[str, Any]:
         return {}
     timing: dict[str, Any] = {}
     trained = folder.checkpoint_digest() if folder.holds_run() else None
-    if _is_seconds(stored.get("train_seconds")) and stored.get("checkpoint_sha256") == trained:
+    if is_seconds(stored.get("train_seconds")) and stored.get("checkpoint_sha256") == trained:
         timing.update(train_seconds=stored["train_seconds"], checkpoint_sha256=stored["checkpoint_sha256"])
-    if _is_seconds(stored.get("export_seconds")) and stored.get("model_sha256") == _digest(folder.model_file):
+    if is_seconds(stored.get("export_seconds")) and stored.get("model_sha256") == _digest(folder.model_file):
         timing.update(export_seconds=stored["export_seconds"], model_sha256=stored["model_sha256"])
     return timing
 
@@ -133,17 +133,6 @@ def trained_timing(folder: RunFolder, *, seconds: float) -> dict[str, Any]:
     """The training time (``seconds``) of the run just trained in ``folder``, tied to its checkpoint's digest, for
     :func:`write_timing`."""
     return {"train_seconds": seconds, "checkpoint_sha256": folder.checkpoint_digest()}
-
-
-def recorded_seconds(folder: RunFolder) -> float | None:
-    """The wall time of the run's epochs, summed over its resumes, that metrics.json records (``run.seconds``);
-    None for runs from before aetool recorded it."""
-    seconds = folder.read_metrics().get("run", {}).get("seconds")
-    return float(seconds) if _is_seconds(seconds) else None
-
-
-def _is_seconds(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value >= 0
 
 
 def exported_timing(folder: RunFolder, *, seconds: float) -> dict[str, Any]:
@@ -207,7 +196,7 @@ def prepare_run(
             echo=echo,
             go_on="run the same aetool report again to go on from there",
         )
-        timing = trained_timing(folder, seconds=recorded_seconds(folder) or result.seconds)  # summed over resumes
+        timing = trained_timing(folder, seconds=folder.recorded_seconds() or result.seconds)  # summed over resumes
         trained_now = True
     onnx = folder.model_file if folder.export_is_current() else None
     exported = onnx is None

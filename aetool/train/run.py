@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 import onnx
 import torch
@@ -74,6 +74,11 @@ RESUMED_SETTINGS = (
     "seed",
     "limit",
 )
+
+
+def is_seconds(value: Any) -> TypeGuard[int | float]:
+    """Whether ``value`` (read from JSON) is a time in seconds: a finite number ≥ 0, not a bool."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value >= 0
 
 
 @dataclass
@@ -192,6 +197,13 @@ class RunFolder:
                 'records, each with an integer "epoch" and a number "test_mse")'
             )
         return metrics
+
+    def recorded_seconds(self) -> float | None:
+        """The wall time of the run's epochs, summed over its resumes, that metrics.json records (``run.seconds``);
+        None for runs from before aetool recorded it."""
+        run = self.read_metrics().get("run")
+        seconds = run.get("seconds") if isinstance(run, dict) else None
+        return float(seconds) if is_seconds(seconds) else None
 
     def stored_config(self) -> dict[str, Any] | None:
         """The settings ``metrics.json`` records, or ``None`` when it records none."""
