@@ -354,7 +354,7 @@ def test_some_bad_inputs_exit_1_and_the_good_ones_are_done(cli, ring, tmp_path):
         "text.png: not an image Pillow can read",
         "empty.png: empty file",
         "cut.png: truncated or corrupt image",
-        "missing.png: no such file",
+        "missing.png: no such file or folder",
     ):
         assert any(line.startswith(f"aetool: error: {expected}") for line in errors), expected
     assert "1 done, 5 failed" in result.stderr
@@ -946,7 +946,7 @@ def test_control_characters_in_file_names_are_escaped_in_lines_and_records(cli, 
     assert scored.exit_code == 0
     assert scored.stdout.splitlines() == ["a\\tb\\nc\\x1b[31md\\u202e.png\t" + scored.stdout.split("\t", 1)[1].strip()]
     missing = cli("reconstruct", "gone\x1b]0;pwned\x07.png", "--model", str(toy_dir / "conv.onnx"))
-    assert missing.stderr.splitlines()[0] == "aetool: error: gone\\x1b]0;pwned\\x07.png: no such file"
+    assert missing.stderr.splitlines()[0] == "aetool: error: gone\\x1b]0;pwned\\x07.png: no such file or folder"
 
 
 def test_detect_lines_keep_a_backslash_apart_from_an_escaped_control_character(cli, tmp_path, toy_dir):

@@ -239,7 +239,7 @@ def opened_image(source: Path | bytes) -> Iterator[Image.Image]:
             with Image.open(str(source) if isinstance(source, Path) else io.BytesIO(source)) as image:
                 yield image
     except FileNotFoundError:
-        raise ImageError("no such file") from None
+        raise ImageError("no such file or folder") from None  # a mistyped folder is an argument read as a file
     except IsADirectoryError:
         raise ImageError("is a folder, not an image") from None
     except PermissionError:
