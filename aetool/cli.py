@@ -1989,6 +1989,7 @@ def train(
         from aetool.models import get_spec
         from aetool.train import RunFolder, TrainConfig
         from aetool.train import train as run_training
+        from aetool.train.loop import best_baseline
 
         if resume:
             settings = _resumed_settings(settings, run_dir, model=model, given=_given_options(ctx))
@@ -2010,8 +2011,11 @@ def train(
         epochs = result.history[-1]["epoch"]
         recorded = RunFolder(result.run_dir).recorded_seconds() if resume else None  # not this resume's alone
         spent = f"{recorded:.0f} s (summed over its resumes)" if recorded is not None else f"{result.seconds:.0f} s"
+        trivial = best_baseline(result.baselines)
+        beside = f" ({trivial})" if trivial else ""
         note(
-            f"{model}: test MSE {result.test_mse:.5f} after {epochs} epoch{'s' * (epochs != 1)} in {spent} → {result.run_dir}"
+            f"{model}: test MSE {result.test_mse:.5f}{beside} after {epochs} epoch{'s' * (epochs != 1)} in {spent} "
+            f"→ {result.run_dir}"
         )
         if result.trivial and not allow_trivial:
             kept = f"the run stays in {result.run_dir}"
