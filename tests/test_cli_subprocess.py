@@ -141,7 +141,9 @@ def test_a_terminal_width_that_is_not_one_is_ignored(tmp_path, env, columns):
     """With COLUMNS=0 rich wrote every message as nothing (a missing file: exit 1, no line) and --help as one
     empty line (trial 52)."""
     done = run_aetool("denoise", "missing.png", cwd=tmp_path, env={**env, "COLUMNS": columns})
-    assert done.returncode == 1 and done.stderr.decode().startswith("aetool: error: missing.png: no such file or folder")
+    assert done.returncode == 1 and done.stderr.decode().startswith(
+        "aetool: error: missing.png: no such file or folder"
+    )
     helped = run_aetool("--help", cwd=tmp_path, env={**env, "COLUMNS": columns})
     assert helped.returncode == 0 and b"denoise" in helped.stdout and len(helped.stdout) > 1000
 

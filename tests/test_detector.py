@@ -3,6 +3,7 @@ file runs in onnxruntime and the ONNX reference evaluator; detect, evaluate --an
 
 import hashlib
 import json
+import shutil
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
@@ -574,6 +575,29 @@ def test_calibration_images_that_overlap_the_training_images_are_found(tmp_path)
     assert not trained_on(moved, str(tmp_path / "other"))  # file in tmp_path, which holds every folder here
     single = TrainConfig("anomaly", data=str(tmp_path / "other" / "0.png"))  # one image file: its folder
     assert trained_on(single, str(tmp_path / "other")) and not trained_on(single, str(tmp_path / "inspect"))
+
+
+def test_evaluate_says_when_the_normal_images_are_those_its_run_trained_on(one_class, digits, tmp_path):
+    """calibrate warned of it; evaluate --anomaly gave FPR and AUROC on the training images without a word (trial
+    85). The run folder beside the detector's file tells: its metrics.json's data and classes."""
+    from aetool.runtime.detect import evaluate_folders, evaluate_labelled
+
+    run = tmp_path / "run"
+    run.mkdir()
+    shutil.copy(one_class[1].export.path, run / "model.onnx")
+    normal, anomalous = str(digits / "normal"), str(digits / "anomalous")
+    assert evaluate_folders(run / "model.onnx", normal, anomalous).notes == []  # no run folder: nothing known
+    for trained, classes in ((normal, None), (str(digits), ["normal"])):
+        (run / "metrics.json").write_text(json.dumps({"config": {"data": trained, "classes": classes}}))
+        said = f"--normal {normal} holds images the detector's run trained on (--data {trained}, in {run / 'metrics.json'})"
+        assert evaluate_folders(run / "model.onnx", normal, anomalous).notes[-1].startswith(said)
+        labelled = evaluate_labelled(run / "model.onnx", str(digits), classes="normal").notes
+        assert labelled[-1].startswith(f"--data {digits} holds images the detector's run trained on")
+    argv = ["evaluate", "--anomaly", "-m", str(run / "model.onnx"), "--normal", normal, "--anomalous", anomalous]
+    result = runner.invoke(app, argv)
+    assert result.exit_code == 0 and f"aetool: --normal {normal} holds images the detector's run" in result.stderr
+    (run / "metrics.json").write_text(json.dumps({"config": {"data": str(tmp_path / "elsewhere"), "classes": None}}))
+    assert evaluate_folders(run / "model.onnx", normal, anomalous).notes == []
 
 
 def test_a_perfect_reconstruction_scores_the_lowest_and_a_fence_below_it_is_said(one_class, tmp_path, monkeypatch):

@@ -41,7 +41,7 @@ from aetool.export.exporter import (
 from aetool.export.scores import Constants, Detector, check_score, default_score, error_map, raw_components
 from aetool.models import Autoencoder
 from aetool.runtime import anomaly, contract
-from aetool.runtime.files import folder_of
+from aetool.runtime.files import overlapping
 from aetool.runtime.idx import resolve_data_dir
 from aetool.runtime.metrics import SSIM_RADIUS
 from aetool.runtime.noise import Noise
@@ -222,11 +222,7 @@ def trained_on(config: TrainConfig, data: str) -> bool:
     """Whether the images ``data`` names (a folder, glob or file) and the folder the run trained on (``config.data``,
     a folder or a glob's root; its subfolders of ``config.classes`` for a one-class run) overlap: one holds the
     other."""
-    if config.data is None:
-        return False
-    root, given = folder_of(config.data).resolve(), folder_of(data).resolve()
-    trained = [root / label for label in config.classes] if config.classes else [root]
-    return any(given.is_relative_to(folder) or folder.is_relative_to(given) for folder in trained)
+    return config.data is not None and overlapping(data, config.data, classes=config.classes)
 
 
 def calibrate_run(

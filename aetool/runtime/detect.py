@@ -17,13 +17,14 @@ both at the image's size.
 from __future__ import annotations
 
 import io
+import json
 import math
 import numbers
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,7 @@ from aetool.runtime.files import (
     collect_set,
     file_in_the_way,
     interrupts_held,
+    overlapping,
     plan,
     write_files,
 )
@@ -622,9 +624,10 @@ def evaluate_folders(
         )
     scores = np.array(_scores_of(detector, [*sides[0], *sides[1]], failed, done, invert=invert, resize=resize))
     is_anomaly = np.r_[np.zeros(len(sides[0]), bool), np.ones(len(sides[1]), bool)]
-    return measure(
+    result = measure(
         detector, scores, is_anomaly, data=anomalous, normal=normal, started=started, failed=failed, done=done
     )
+    return replace(result, notes=[*result.notes, *_trained_on(detector, normal, option="--normal")])
 
 
 def evaluate_labelled(
@@ -661,9 +664,33 @@ def evaluate_labelled(
     done: Counter[str] = Counter()
     scores = np.array(_scores_of(detector, found, failed, done, invert=invert, resize=resize))
     normal = f"class {','.join(classes)}"
-    return measure(
+    result = measure(
         detector, scores, np.array(is_anomaly), data=data, normal=normal, started=started, failed=failed, done=done
     )
+    return replace(result, notes=[*result.notes, *_trained_on(detector, data, option="--data")])
+
+
+def _trained_on(detector: Detector, source: str, *, option: str) -> list[str]:
+    """A note when the normal images ``source`` names overlap those the detector's run trained on, as the run folder
+    holding the detector's file records them (``metrics.json`` beside it: its config's ``data`` and ``classes``);
+    none for a file elsewhere (a bundled one, a copy), which records no training folder. A model reconstructs the
+    images it learned better than new normal ones, so those score low and the measures look better than they are
+    (``aetool calibrate`` warns alike; trial 85 found evaluate silent)."""
+    metrics = Path(detector.model.path).parent / "metrics.json"
+    try:
+        config = json.loads(metrics.read_text())["config"]
+        trained, classes = config["data"], config.get("classes")
+    except (OSError, ValueError, KeyError, TypeError, RecursionError):
+        return []
+    if not isinstance(trained, str) or not (classes is None or isinstance(classes, list)):
+        return []
+    if not overlapping(source, trained, classes=[str(label) for label in classes or ()]):
+        return []
+    return [
+        f"{option} {source} holds images the detector's run trained on (--data {trained}, in {metrics}): a model "
+        "reconstructs the images it learned better than new normal ones, so FPR and AUROC look better here than "
+        "on new images; evaluate on normal images it never saw"
+    ]
 
 
 def _switches(invert: object, resize: object) -> tuple[bool | None, bool]:

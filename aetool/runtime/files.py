@@ -203,6 +203,14 @@ def _is_image(path: Path, skip: tuple[str, ...]) -> bool:
     return True
 
 
+def overlapping(source: str, trained: str, *, classes: Sequence[str] | None = None) -> bool:
+    """Whether the images ``source`` names (a folder, glob or file) and those a run trained on (``trained``, a
+    folder or a glob's root; its subfolders of ``classes`` for a one-class run) overlap: one folder holds the other."""
+    root, given = folder_of(trained).resolve(), folder_of(source).resolve()
+    folders = [root / label for label in classes] if classes else [root]
+    return any(given.is_relative_to(folder) or folder.is_relative_to(given) for folder in folders)
+
+
 def folder_of(source: str) -> Path:
     """The folder a folder, file or glob argument names images under: itself, the file's, or the glob's root; a
     path that is not there (a run's training folder since moved away) is taken as the folder it named, not as a
