@@ -2522,6 +2522,18 @@ def _memory_advice() -> str:
     return "raise the memory limit" + (", or use fewer --threads" if threaded else "")
 
 
+def _unwrap_help(commands: list[typer.models.CommandInfo]) -> None:
+    """Make each command's docstring, the help Typer shows, one paragraph without the source's line breaks: rich
+    kept them, so ``aetool --help`` broke lines early inside sentences ("… and" / "heatmaps on request"; trial 85).
+    None of them has a second paragraph."""
+    for command in commands:
+        if command.callback is not None and command.callback.__doc__:
+            command.callback.__doc__ = " ".join(command.callback.__doc__.split())
+
+
+_unwrap_help(app.registered_commands)
+
+
 def main() -> None:
     """Entry point of the ``aetool`` script and of ``python -m aetool``: a usage error is one line too, exit 2;
     a closed standard output ends the command quietly with 141."""

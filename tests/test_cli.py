@@ -1093,3 +1093,12 @@ def test_add_noise_says_no_seed_when_a_usage_mistake_stops_it_before_any_noise(c
     records = {record["path"]: record for record in map(json.loads, drawn.stdout.splitlines())}
     assert said and records["a.png"]["noise_seed"] == int(said[1]) and records["b.png"]["noise_seed"] == int(said[1])
     assert records["b.png"]["error"] and records["broken.png"]["error"] and "noise_seed" not in records["broken.png"]
+
+
+def test_each_commands_help_is_one_paragraph_for_the_terminal_to_wrap():
+    """rich kept the docstrings' line breaks, so --help broke lines early inside sentences (trial 85)."""
+    from aetool.cli import app
+
+    helps = {command.name or command.callback.__name__: command.callback.__doc__ for command in app.registered_commands}
+    assert len(helps) >= 14 and all(text and "\n" not in text and "  " not in text for text in helps.values())
+    assert "the verdict, and heatmaps on request" in helps["detect"]
