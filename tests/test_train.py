@@ -320,6 +320,7 @@ def test_learning_rate_warms_up_linearly_then_decays_by_a_cosine():
         ("ae64", {"l1": "0"}, "--l1 must be a number"),
         ("ae64", {"augment": "yes"}, "--augment must be True or False"),
         ("ae64", {"device": 0}, "--device must be text, got 0"),
+        (3, {}, "^MODEL must be text, got 3$"),  # it was "unknown model 3", a KeyError
         ("ae64", {"data": 5}, "--data must be a path"),
         ("ae64", {"data": "imgs", "val": "0.2"}, "--val must be a number"),
         ("ae64", {"data": "imgs", "size": "28"}, r"--size takes HxW with positive integers, e.g. 28x28; got '28'"),

@@ -78,8 +78,8 @@ class TrainConfig:
     classes: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
+        self._check_types()  # a model that is not text said as such (it was "unknown model 3", a KeyError)
         spec = get_spec(self.model)
-        self._check_types()
         self.dataset = self.dataset or ("images" if self.data else "mnist")
         defaults = {name for name in spec.train if getattr(self, name, None) is None}  # taken from the registry
         if self.noise is not None or self.noise_mix is not None:  # --noise was given, as a level or a range or mix
