@@ -110,11 +110,12 @@ def _skipped_outputs(folder: Path, outputs: list[Path]) -> str:
     """What a folder scan says of the images it left out for being named like aetool's outputs (``""``: none)."""
     if not outputs:
         return ""
-    suffix = next(end for end in OUTPUT_SUFFIXES if outputs[0].stem.endswith(end))
+    suffixes = dict.fromkeys(next(end for end in OUTPUT_SUFFIXES if path.stem.endswith(end)) for path in outputs)
+    globs = " ".join(f"'{folder / ('*' + suffix + '.*')}'" for suffix in suffixes)  # each kind's, not the first's
     named = ", ".join(p.name for p in outputs[:2]) + (", …" if len(outputs) > 2 else "")
     return (
         f"skipped {len(outputs)} image{'s' * (len(outputs) != 1)} named like aetool's outputs ({named}), as folder "
-        f"scans do; a glob takes them: '{folder / ('*' + suffix + '.*')}'"
+        f"scans do; {'a glob takes' if len(suffixes) == 1 else 'globs take'} them: {globs}"
     )
 
 
