@@ -1072,7 +1072,9 @@ def evaluate(
     dataset: Annotated[
         str | None,
         typer.Option(
-            help="The IDX dataset under --data-dir: mnist or fashion-mnist. Default: the model's.", show_default=False
+            metavar="mnist|fashion-mnist",
+            help="The IDX dataset under --data-dir: mnist or fashion-mnist. Default: the model's.",
+            show_default=False,
         ),
     ] = None,
     anomaly: Annotated[

@@ -1102,3 +1102,8 @@ def test_each_commands_help_is_one_paragraph_for_the_terminal_to_wrap():
     helps = {command.name or command.callback.__name__: command.callback.__doc__ for command in app.registered_commands}
     assert len(helps) >= 14 and all(text and "\n" not in text and "  " not in text for text in helps.values())
     assert "the verdict, and heatmaps on request" in helps["detect"]
+
+
+def test_evaluate_help_names_the_datasets_it_takes(cli):
+    """--dataset was shown as <str>, not as its two choices (trial 85)."""
+    assert "mnist|fashion-mnist" in cli("evaluate", "--help").stdout
