@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import io
 import os
 import signal
 import time
@@ -11,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import save
+from PIL import Image
 
 from aetool.errors import AetoolError, DataError
 from aetool.runtime import files
@@ -211,6 +213,18 @@ def test_an_input_that_does_not_open_leaves_its_output_name_to_the_next(tree):
     save(tree / "digits" / "x.png", np.zeros((4, 4), np.uint8))  # both readable: the second fails, as before
     jobs, failures = files.plan(found, output="out", suffix=".denoised")
     assert len(jobs) == 1 and failures[0].error == "out/x.png is already the output of digits/x.png"
+
+
+def test_an_input_whose_pixels_are_cut_short_leaves_its_output_name_to_the_next(tree):
+    """A JPEG whose header is whole but whose data ends halfway claimed x.png's output name, so the good image was
+    refused for a file nothing wrote (trial 86)."""
+    buffer = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (64, 64), np.uint8)).save(buffer, "JPEG")
+    (tree / "digits" / "x.jpg").write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 2])
+    save(tree / "digits" / "x.png", np.zeros((4, 4), np.uint8))
+    found, _ = files.collect(["digits/x.jpg", "digits/x.png"])
+    jobs, failures = files.plan(found, output="out", suffix=".denoised")
+    assert not failures and [job.label for job in jobs] == ["digits/x.jpg", "digits/x.png"]
 
 
 def test_stdin_goes_to_stdout_unless_told_otherwise(tree):

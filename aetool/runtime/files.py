@@ -277,7 +277,7 @@ def plan(
     images a scan found inside the output folder are left out (:func:`_outside`). An input is never a target unless
     ``force``; a target written twice (two inputs whose names differ only by their extension, into one folder)
     fails the second input, its message naming the file ``shown`` gives for the target (the file a caller writes
-    in its stead), unless one of them does not open as an image: that one fails on its own reason, and the other is
+    in its stead), unless one of them does not read as an image: that one fails on its own reason, and the other is
     written.
 
     ``inputs`` that are not a sequence (:func:`standard_input`'s images as they arrive) are planned as they come,
@@ -378,12 +378,14 @@ def _check_output_folder(folder: Path, *, output: str, option: str) -> None:
 
 
 def _unreadable(item: Input) -> bool:
-    """Whether an input file does not open as an image (its header read, ``images.opened_image``): missing, not an
-    image, a broken header. Asked only of an input whose output name another input also wants."""
+    """Whether an input file does not read as an image (decoded whole, ``images.opened_image``): missing, not an
+    image, a broken header, pixels cut short (a JPEG whose header was whole claimed the name; trial 86). Asked only
+    of an input whose output name another input also wants."""
     if not isinstance(item.source, Path):
         return False
     try:
-        with opened_image(item.source):
+        with opened_image(item.source) as image:
+            image.load()
             return False
     except ImageError:
         return True
