@@ -1,6 +1,7 @@
 """Where each image of a byte stream ends (runtime.stream), as ffmpeg's image2pipe writes frames."""
 
 import io
+import warnings
 
 import numpy as np
 import pytest
@@ -424,3 +425,20 @@ def test_a_frame_cut_short_before_a_whole_one_and_a_newline_loses_neither(fmt):
     cut = encoded(COLOUR, fmt)[:600]
     png = encoded(COLOUR[:20], "PNG")
     assert split_images(cut + png + b"\n" + png) == [cut, png, b"\n", png]
+
+
+def test_images_of_a_format_whose_end_is_not_found_inside_a_stream_are_numbered_and_said():
+    """Two GIFs (or plain P3 PPMs) between PNG frames were one input, of which Pillow read the first, and the second
+    was lost without a word, exit 0; a P3 image was taken for bytes between images (-:bytes 88-12935; trial 86)."""
+    png, gif = encoded(COLOUR, "PNG"), encoded(GREY, "GIF")
+    plain = b"P3\n# plain\n2 1\n255\n1 2 3  4 5 6\n"
+    assert Image.open(io.BytesIO(plain)).size == (2, 1) and repeated_signature(plain + plain) == len(plain)
+    assert repeated_signature(plain) is None and repeated_signature(b"P3\n1 1\n9\nP3 4 5 6\n") == 9
+    for other in (gif, plain):
+        stream = png + other + other + png
+        with pytest.warns(UserWarning, match=rf"^-:2 seems to hold several images .* at byte {len(png + other):,} of"):
+            labels = [item.label for item in standard_input(ImageStream(io.BytesIO(stream)))]
+        assert labels == ["-:1", "-:2", "-:3"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # one such image among the frames: nothing to say
+        assert len(list(standard_input(ImageStream(io.BytesIO(png + plain + png))))) == 3

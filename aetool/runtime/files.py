@@ -477,6 +477,14 @@ def standard_input(images: ImageStream) -> Iterator[Input]:
         if begins_an_image(part):
             number += 1
             label = f"{STDIN}:{number}"
+            if (again := repeated_signature(part)) is not None:  # two GIFs between PNG frames: one was lost unsaid
+                warnings.warn(
+                    f"{label} seems to hold several images of a format whose end aetool does not find (its signature "
+                    f"comes again at byte {start + again:,} of the stream): only the first is read; pipe PNG, JPEG, "
+                    "PPM, BMP or WebP frames (ffmpeg -c:v png)",
+                    UserWarning,
+                    stacklevel=2,
+                )
         else:
             label = f"{STDIN}:bytes {start}-{end - 1}" if len(part) > 1 else f"{STDIN}:byte {start}"
         yield Input(label, part)

@@ -42,11 +42,15 @@ _MARKER = re.compile(rb"\xff(?=[^\x00\xd0-\xd7\xff])")
 # Where an image may begin: PNG's, JPEG's (SOI and the marker after it) and WebP's signatures are taken as they are;
 # BMP's "BM" and Netpbm's "P5 " are common in other bytes, so they count only where a whole image follows
 _STRONG = re.compile(rb"\x89PNG\r\n\x1a\n|\xff\xd8\xff[\xc0-\xfe]|RIFF....WEBP", re.DOTALL)
-# Images of other formats, whose end aetool does not find: TIFF (a camera's raw file too), GIF, QOI, HEIF/AVIF,
-# JPEG 2000, Photoshop, ICO, EPS, ICNS, DDS; looked for where a stream begins, which is then one image
+# Images of other formats, whose end aetool does not find: TIFF (a camera's raw file too), GIF, QOI, plain (ASCII)
+# Netpbm, HEIF/AVIF, JPEG 2000, Photoshop, ICO, EPS, ICNS, DDS; looked for where a stream begins, which is then one
+# image
 _OTHER_FORMAT = re.compile(
-    rb"II\*\0|MM\0\*|GIF8|qoif|....ftyp|\0\0\0\x0cjP|8BPS|\0\0\x01\0|%!PS|\xc5\xd0\xd3\xc6|icns|DDS ", re.DOTALL
+    rb"II\*\0|MM\0\*|GIF8|qoif|P[123]\s|....ftyp|\0\0\0\x0cjP|8BPS|\0\0\x01\0|%!PS|\xc5\xd0\xd3\xc6|icns|DDS ",
+    re.DOTALL,
 )
+# Of those, the signatures that come again where several such images follow one another (ffmpeg -c:v tiff)
+_REPEATED = re.compile(rb"II\*\0|MM\0\*|GIF87a|GIF89a|qoif|P[123](?=\s)")
 _CANDIDATE = re.compile(_STRONG.pattern + rb"|BM|P[456]\s", re.DOTALL)
 # What each of those begins with, found by bytes.find (several times faster than the pattern's own search)
 _PREFIXES = (_PNG, b"\xff\xd8\xff", b"RIFF", b"BM", b"P4", b"P5", b"P6")
@@ -219,13 +223,14 @@ def begins_an_image(data: bytes) -> bool:
 
 
 def repeated_signature(data: bytes) -> int | None:
-    """Where ``data``, beginning with a TIFF, GIF or QOI image (formats whose end aetool does not find), holds that
-    signature again: several such images one after another, of which only the first is read; None otherwise."""
-    for signature in (b"II*\0", b"MM\0*", b"GIF87a", b"GIF89a", b"qoif"):
-        if data.startswith(signature):
-            again = data.find(signature, len(signature))
-            return again if again > 0 else None
-    return None
+    """Where ``data``, beginning with a TIFF, GIF, QOI or plain (ASCII) Netpbm image (formats whose end aetool does
+    not find), holds that signature again: several such images one after another, of which only the first is read;
+    None otherwise. A plain Netpbm signature (``P3``) counts where whitespace follows it, as in a header."""
+    first = _REPEATED.match(data)
+    if first is None:
+        return None
+    again = re.compile(re.escape(first[0]) + (rb"\s" if first[0].startswith(b"P") else b"")).search(data, first.end())
+    return again.start() if again else None
 
 
 def _ends_cleanly(data: bytes, end: int) -> bool:
