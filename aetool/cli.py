@@ -1197,9 +1197,8 @@ def _evaluate_anomaly(
 ) -> None:
     """``aetool evaluate --anomaly``: one of the three sources, the measures, exit 1 when images failed."""
     with reporting(results=True):
-        from aetool.runtime import contract
         from aetool.runtime.detect import Detector, evaluate_folders, evaluate_idx, evaluate_labelled
-        from aetool.runtime.idx import check_dataset, resolve_data_dir
+        from aetool.runtime.idx import chosen_data_dir
 
         normal, anomalous = sides
         given = [name for name, value in (("--data", data), ("--data-dir", data_dir), ("--normal", normal)) if value]
@@ -1222,12 +1221,10 @@ def _evaluate_anomaly(
         elif data:
             result = evaluate_labelled(detector, data, classes=classes, resize=resize)
         else:
-            named = dataset or detector.model.metadata.get(contract.DATASET) or "mnist"
-            folder = resolve_data_dir(data_dir, "mnist" if named == "images" else named)
+            folder = chosen_data_dir(data_dir)  # its dataset's subfolder and the dataset: evaluate_idx's to check
             if folder is None:
                 raise AetoolError("no data: pass --data-dir (or set AETOOL_DATA_DIR), --data or --normal/--anomalous")
-            check_dataset(folder, named)
-            result = evaluate_idx(detector, folder, classes=classes, limit=limit)
+            result = evaluate_idx(detector, folder, dataset=dataset, classes=classes, limit=limit)
     for failure in result.failed:
         error(f"{failure.label}: {failure.error}")
     for text in result.notes:

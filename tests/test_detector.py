@@ -920,6 +920,22 @@ def test_the_one_class_report_checks_every_datasets_folder_before_training(tmp_p
     assert not (tmp_path / "runs").exists()  # nothing trained for MNIST first
 
 
+def test_evaluate_idx_reads_the_detectors_dataset_as_the_command_does(one_class):
+    """The library scored an MNIST detector on Fashion-MNIST without a word (AUROC 61.7 %) and refused the folder
+    holding mnist/ and fashion-mnist/, both of which the command handles (trial 86)."""
+    shared = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
+    if not (shared / "mnist").is_dir() or not (shared / "fashion-mnist").is_dir():
+        pytest.skip("needs ../shared/data/mnist and fashion-mnist")
+    path = one_class[1].export.path  # trained on the synthetic look-alike, recorded as mnist
+    with pytest.raises(DataError, match=r"holds fashion-mnist, not mnist"):
+        evaluate_idx(path, shared / "fashion-mnist", limit=20)
+    both = evaluate_idx(path, shared, limit=40)  # the folder of both: its mnist/
+    assert both.data == f"{shared / 'mnist'} (test)" and both.n_normal + both.n_anomalous == 40
+    assert evaluate_idx(path, shared, dataset="fashion-mnist", limit=40).data == f"{shared / 'fashion-mnist'} (test)"
+    with pytest.raises(ValueError, match="dataset takes mnist or fashion-mnist"):
+        evaluate_idx(path, shared, dataset="images")
+
+
 def test_a_nan_score_is_anomalous_not_normal(one_class):
     detector = Detector(str(one_class[1].export.path))  # a path loads the model
     assert detector.threshold is not None

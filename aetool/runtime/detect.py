@@ -48,7 +48,7 @@ from aetool.runtime.files import (
     plan,
     write_files,
 )
-from aetool.runtime.idx import load_split
+from aetool.runtime.idx import check_dataset, load_split, resolve_data_dir
 from aetool.runtime.metrics import SCORE_BATCH, SSIM_RADIUS
 from aetool.runtime.model import Model, loaded
 
@@ -541,20 +541,31 @@ def evaluate_idx(
     detector: Detector | Model | str | Path,
     data_dir: str | Path,
     *,
+    dataset: str | None = None,
     classes: str | Sequence[str | int] | None = None,
     split: str = "test",
     limit: int | None = None,
 ) -> AnomalyEvaluation:
-    """Score an IDX split (the first ``limit`` images), its digits in ``classes`` normal and the others anomalous.
+    """Score an IDX split (the first ``limit`` images), its digits in ``classes`` normal and the others anomalous,
+    as ``aetool evaluate --anomaly --data-dir`` does.
 
-    ``detector``: a :class:`Detector`, or what :func:`as_detector` makes one of; ``classes``: as
-    :func:`normal_classes` takes them (default: those the detector was trained on). Raises what
-    :func:`normal_classes` and :func:`idx_scores` raise, and ``DataError`` for a class no digit there is labelled
-    with and for a split whose images are all of one kind, both before any digit is scored.
+    ``detector``: a :class:`Detector`, or what :func:`as_detector` makes one of; ``data_dir``: a folder of the four
+    IDX files, or one holding them in a subfolder named after ``dataset`` (``mnist``, ``fashion-mnist``; default:
+    the dataset the detector records, else ``mnist``), whose test images must be that dataset's
+    (:func:`~aetool.runtime.idx.check_dataset`: an MNIST detector scored on Fashion-MNIST gave a meaningless
+    AUROC without a word); ``classes``: as :func:`normal_classes` takes them (default: those the detector was
+    trained on). Raises what :func:`normal_classes` and :func:`idx_scores` raise, and ``DataError`` for a folder of
+    the other dataset, a class no digit there is labelled with and a split whose images are all of one kind, all
+    before any digit is scored.
     """
+    if dataset not in (None, "mnist", "fashion-mnist"):
+        raise ValueError(f"dataset takes mnist or fashion-mnist (the IDX datasets), got {dataset!r}")
     started = time.perf_counter()
     detector = as_detector(detector)
     classes = normal_classes(detector, classes)
+    named = dataset or detector.model.metadata.get(contract.DATASET) or "mnist"  # "images": a folder detector's
+    data_dir = resolve_data_dir(data_dir, "mnist" if named == "images" else named) or Path(data_dir)
+    check_dataset(data_dir, named)
     pixels, labels = _idx_split(data_dir, split=split, limit=limit)
     there = sorted(set(labels.tolist()), key=lambda label: (len(label), label))
     if unknown := [label for label in classes if label not in there]:  # a folder detector's "good", say

@@ -83,6 +83,15 @@ def resolve_data_dir(data_dir: str | Path | None, dataset: str) -> Path | None:
     The folder may hold the four IDX files itself or a subfolder named after the dataset
     (``mnist/``, ``fashion-mnist/``), so one variable can serve both datasets.
     """
+    folder = chosen_data_dir(data_dir)
+    if folder is None:
+        return None
+    return folder / dataset if (folder / dataset).is_dir() else folder
+
+
+def chosen_data_dir(data_dir: str | Path | None) -> Path | None:
+    """The folder named: ``--data-dir``, else ``$AETOOL_DATA_DIR``; ``None`` when neither is given. Raises
+    ``DataError`` when the folder comes from the variable and is none."""
     chosen = data_dir or os.environ.get(DATA_DIR_ENV) or None
     if chosen is None:
         return None
@@ -90,7 +99,7 @@ def resolve_data_dir(data_dir: str | Path | None, dataset: str) -> Path | None:
     if not data_dir and not folder.is_dir():  # say where the folder came from: the variable is easy to forget
         problem = "a file, not a folder" if folder.exists() else "a folder that does not exist"
         raise DataError(f"${DATA_DIR_ENV} names {folder}, {problem}; set it to a folder of IDX files or unset it")
-    return folder / dataset if (folder / dataset).is_dir() else folder
+    return folder
 
 
 def known_dataset(data_dir: str | Path) -> str | None:
