@@ -1984,6 +1984,7 @@ def train(
     with reporting():
         from aetool.export import ExportOptions, export_run
         from aetool.export.detector import CalibrationOptions, calibrate_run
+        from aetool.export.exporter import holds_detector
         from aetool.export.metadata import created
         from aetool.models import get_spec
         from aetool.train import RunFolder, TrainConfig
@@ -2016,22 +2017,23 @@ def train(
             f"{model}: test MSE {result.test_mse:.5f}{beside} after {epochs} epoch{'s' * (epochs != 1)} in {spent} "
             f"→ {result.run_dir}"
         )
+        detector = bool(config.classes or get_spec(model).detector)
+        command = "calibrate" if detector else "export"
         if result.trivial and not allow_trivial:
             kept = f"the run stays in {result.run_dir}"
             raise NotLearned(
                 f"{model}: {result.trivial}; "
                 + (
-                    f"not exported ({kept}; --allow-trivial exports it anyway)"
+                    f"not exported ({kept}; aetool {command} {result.run_dir} exports it anyway)"
                     if export
                     else f"{kept} (--allow-trivial accepts it)"
                 )
             )
         folder = RunFolder(result.run_dir)
-        if export and resume and folder.export_is_current():  # a finished run resumed: its files are its own
+        current = export and resume and folder.export_is_current()  # a finished run resumed: its files are its own
+        if current and (not detector or holds_detector(folder.model_file)):  # a plain export is not a detector's
             note(f"{folder.model_file} was exported from the run's last epoch: nothing to export")
         elif export:
-            detector = bool(config.classes or get_spec(model).detector)
-            command = "calibrate" if detector else "export"
             try:
                 if detector:
                     calibrate_run(result.run_dir, options=CalibrationOptions(data_dir=config.data_dir), echo=note)

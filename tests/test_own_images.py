@@ -497,9 +497,13 @@ def test_a_run_of_few_optimizer_steps_on_own_images_is_warned_with_the_epochs_to
         f"little in fewer than about {MIN_STEPS} (see the README, Your own images): pass --epochs {MIN_STEPS}"
     )
     assert result.few_steps == (2, MIN_STEPS)  # a run that learned nothing says the epochs again at its end
-    assert result.trivial is None or result.trivial.endswith(f"in 2 optimizer steps (pass --epochs {MIN_STEPS})")
+    assert result.trivial is None or result.trivial.endswith(
+        f"in 2 optimizer steps (train again with --force --epochs {MIN_STEPS})"
+    )
     result.history[-1]["test_mse"] = 1.0
-    assert result.trivial.endswith(f"learned nothing useful in 2 optimizer steps (pass --epochs {MIN_STEPS})")
+    assert result.trivial.endswith(
+        f"learned nothing useful in 2 optimizer steps (train again with --force --epochs {MIN_STEPS})"
+    )
     assert few_steps(quick("ae64"), 1, 5) is None  # MNIST's defaults are MNIST's
     assert few_steps(TrainConfig("ae64", data=str(colour_folder), epochs=MIN_STEPS), 1, 5) is None
 

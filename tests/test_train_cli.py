@@ -372,6 +372,30 @@ def test_training_lines_and_bar_go_to_stderr_unwrapped(data_dir, tmp_path, monke
     assert last.endswith(f"the run stays in {tmp_path / 'run'} (--allow-trivial accepts it)") and "export" not in last
 
 
+def test_a_trivial_detector_run_says_how_to_export_it_and_a_plain_export_does_not_stand_for_its_detector(
+    data_dir, tmp_path
+):
+    """Exit 3 said "--allow-trivial exports it anyway" (no command takes that after the run); `aetool export RUN`
+    then wrote a plain model without a word, and `train --resume --allow-trivial` took it for the run's export:
+    "nothing to export", and no detector (trial 86)."""
+    from aetool.runtime import contract, load
+
+    run = tmp_path / "run"
+    args = ["train", "anomaly", "--classes", "1", "--epochs", "1", "--lr", "1e-12", "--data-dir", str(data_dir)]
+    result = runner.invoke(app, [*args, "-q", "-o", str(run)])
+    last = result.stderr.strip().splitlines()[-1]
+    assert result.exit_code == 3 and last.endswith(
+        f"; not exported (the run stays in {run}; aetool calibrate {run} exports it anyway)"
+    )
+    plain = runner.invoke(app, ["export", str(run)])
+    assert plain.exit_code == 0 and "note: anomaly runs end in a calibrated detector; this plain model has no " in (
+        plain.stderr
+    )
+    again = runner.invoke(app, [*args, "-q", "-o", str(run), "--resume", "--allow-trivial"])
+    assert again.exit_code == 0 and "nothing to export" not in again.stderr, again.stderr
+    assert contract.ANOMALY in load(run / "model.onnx").metadata  # the detector, calibrated now
+
+
 def test_a_denoiser_that_learns_nothing_says_its_test_mse_is_on_noisy_inputs():
     """The report's row showed the test MSE on clean inputs beside a note quoting the one on noisy inputs, unnamed."""
     from aetool.train.loop import beaten

@@ -39,7 +39,7 @@ from aetool.export.parity import (
 from aetool.export.portable import foreign_operators
 from aetool.export.scores import DETECTOR_OPS, Detector
 from aetool.export.variants import TestSet, VariantReport
-from aetool.models import Autoencoder, ConvAE
+from aetool.models import Autoencoder, ConvAE, get_spec
 from aetool.runtime import contract
 from aetool.runtime.files import check_folder, is_utf8, write_files
 from aetool.runtime.idx import resolve_data_dir
@@ -271,7 +271,7 @@ def _check_target(path: Path) -> None:
     check_folder(path.parent, file=path.name)
 
 
-def _holds_detector(path: Path) -> bool:
+def holds_detector(path: Path) -> bool:
     """Whether ``path`` is a model file with an anomaly record (a calibrated detector); False for no file, or one
     that is not a model."""
     if not path.is_file():
@@ -616,7 +616,7 @@ def export_run(
         path = Path(out) if out is not None else run.folder.model_file
         _check_target(path)
         metadata.created()  # a $SOURCE_DATE_EPOCH it cannot take is refused before the work
-        if not over_detector and _holds_detector(path):
+        if not over_detector and holds_detector(path):
             raise AetoolError(
                 f"{path} is a calibrated anomaly detector; the plain model written there would drop its threshold "
                 "and calibration: export to another file (-o), or a detector again (--anomaly: calibrated anew at "
@@ -625,4 +625,9 @@ def export_run(
         data = _run_data(run, options)
         if trivial := trivial_run(run):
             echo(f"warning: {trivial}; exported as asked (aetool train exports such a run only with --allow-trivial)")
+        if run.config.classes or get_spec(run.config.model).detector:  # a plain model had no word of it (trial 86)
+            echo(
+                f"note: {run.config.model} runs end in a calibrated detector; this plain model has no score or "
+                f"threshold: aetool calibrate {folder.path} (or export --anomaly) writes the detector"
+            )
         return _export(run.net, path, facts, options=options, data=data, echo=echo)

@@ -74,7 +74,7 @@ class TrainResult:
         if problem is None or self.few_steps is None:
             return problem
         steps, epochs = self.few_steps
-        return f"{problem} in {steps} optimizer step{'s' * (steps != 1)} (pass --epochs {epochs})"
+        return f"{problem} in {steps} optimizer step{'s' * (steps != 1)} (train again with --force --epochs {epochs})"
 
 
 @dataclass
