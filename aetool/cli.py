@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import atexit
 import codecs
+import contextlib
 import glob
 import json
 import os
@@ -2477,12 +2478,31 @@ def _default_terminating_signals_in_child() -> None:
     in Python, which a child stuck in C never reaches, so its parent's ``terminate()`` could not end it and the
     parent then waited for it at exit (OpenVINO's telemetry fork, ten minutes, trial 37)."""
     for number in TERMINATING:
-        if signal.getsignal(number) is _terminate:
+        handler = signal.getsignal(number)
+        if handler is _terminate or getattr(handler, "func", None) is _stopped_while_exiting:
             signal.signal(number, signal.SIG_DFL)
 
 
 if hasattr(os, "register_at_fork"):  # POSIX; once per process, not once per main() (the tests call it many times)
     os.register_at_fork(after_in_child=_default_terminating_signals_in_child)
+
+_EXIT_WITHOUT_TEARDOWN: list[int] = []  # the exit code of a command that imported PyTorch, once it has ended
+
+
+def _end_without_teardown() -> None:
+    """Registered when the CLI is imported, so it runs after the atexit callbacks registered since (PyTorch's):
+    once a command that imported PyTorch has ended, end the process with its exit code, its output flushed, without
+    the interpreter's teardown of the modules, which took 2.7 s after an export (its output was whole by then; a
+    Ctrl-C in that time, with Python's handlers already gone, ended it by the signal without a word; trial 86)."""
+    if _EXIT_WITHOUT_TEARDOWN:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(OSError, ValueError):  # as at a normal exit: one that cannot be flushed is left
+                if stream is not None:
+                    stream.flush()
+        os._exit(_EXIT_WITHOUT_TEARDOWN[0])
+
+
+atexit.register(_end_without_teardown)
 
 
 def _interrupted_code() -> int:
@@ -2533,6 +2553,15 @@ def _unwrap_help(commands: list[typer.models.CommandInfo]) -> None:
 
 
 _unwrap_help(app.registered_commands)
+
+
+def _stopped_while_exiting(number: int, frame: FrameType | None, *, said: str) -> None:
+    """A stop signal once the command has ended, while atexit callbacks run: the line ``said`` (what it wrote is
+    whole), then the process ends by the signal (so a shell loop running aetool stops too)."""
+    with contextlib.suppress(OSError):  # stderr closed (2>&-)
+        os.write(2, said.encode())
+    signal.signal(number, signal.SIG_DFL)
+    os.kill(os.getpid(), number)
 
 
 def main() -> None:
@@ -2602,15 +2631,19 @@ def main() -> None:
             hint = "; it goes before the command: aetool --max-megapixels MP COMMAND …"
         error(f"{usage.format_message()}{hint}")
         sys.exit(usage.exit_code)
-    # The command is over. Registered last, this runs first at exit: a Ctrl-C while the interpreter then shuts down
-    # (PyTorch's atexit callbacks after an export) ends the process by the signal, not with "Exception ignored in
-    # atexit callback" and exit 0.
-    for number in (signal.SIGINT, *TERMINATING):
-        atexit.register(signal.signal, number, signal.SIG_DFL)
     if code == Interrupted.exit_code and not _SAID:  # Ctrl-C outside a command's body, which Typer ends silently
         error("interrupted")
     if code == Interrupted.exit_code:
         code = _interrupted_code()
     if code in (0, None) and len(sys.argv) == 1:  # plain `aetool` showed the help: Click before 8.2 exits 0 there
-        sys.exit(2)
-    sys.exit(code if isinstance(code, int) else 0)
+        code = 2
+    ended = code if isinstance(code, int) else 0
+    # The command is over: a stop signal while atexit callbacks run (PyTorch's, after an export) says so and ends the
+    # process by the signal, not with "Exception ignored in atexit callback" and exit 0, nor with exit 130 and no word
+    # after "wrote …" (trial 86); the interpreter's teardown after them is skipped for PyTorch's commands.
+    said = f"aetool: interrupted while exiting; the command had ended (exit {ended}), its files are whole\n"
+    for number in (signal.SIGINT, *TERMINATING):
+        signal.signal(number, partial(_stopped_while_exiting, said=said))
+    if "torch" in sys.modules:
+        _EXIT_WITHOUT_TEARDOWN.append(ended)
+    sys.exit(ended)
