@@ -442,3 +442,26 @@ def test_images_of_a_format_whose_end_is_not_found_inside_a_stream_are_numbered_
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # one such image among the frames: nothing to say
         assert len(list(standard_input(ImageStream(io.BytesIO(png + plain + png))))) == 3
+
+
+@pytest.mark.parametrize("fmt", ["PPM", "BMP"])
+def test_netpbm_or_bmp_frames_each_followed_by_a_newline_are_each_an_input(fmt, monkeypatch):
+    """`for f in *.ppm; do cat $f; echo; done | aetool denoise -` was one input (a BMP or Netpbm frame was taken as
+    one only where another image or the end followed it at once), or lost the middle frames as bytes between
+    images (trial 86); on a pipe that stays open, each is given before the stream ends."""
+    from aetool.runtime import stream
+
+    frames = [encoded(np.roll(COLOUR, n, axis=1), fmt) for n in range(5)]
+    assert split_images(b"".join(frame + b"\n" for frame in frames)) == [
+        part for frame in frames for part in (frame, b"\n")
+    ]
+    assert split_images(b"\r\n".join(frames)) == [
+        frames[0],
+        *(part for frame in frames[1:] for part in (b"\r\n", frame)),
+    ]
+    monkeypatch.setattr(stream, "_readable", lambda _: False)  # the writer pauses after each frame and newline
+    pipe = io.BytesIO(b"".join(frame + b"\n" for frame in frames))
+    pipe.read1 = lambda size=-1: pipe.read(len(frames[0]) + 1)  # type: ignore[method-assign]  # a frame a read
+    given = [(part, pipe.tell()) for part in ImageStream(pipe)]
+    assert [part for part, _ in given] == [part for frame in frames for part in (frame, b"\n")]
+    assert given[0][1] < len(pipe.getvalue())  # the first frame before the stream's end

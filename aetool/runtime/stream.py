@@ -25,7 +25,6 @@ import time
 import zlib
 from collections import deque
 from collections.abc import Callable, Iterator
-from itertools import pairwise
 from typing import BinaryIO
 
 READ_SIZE = 1 << 20  # bytes asked of the stream at a time
@@ -37,6 +36,7 @@ _PNG = b"\x89PNG\r\n\x1a\n"
 # A Netpbm header's next number, after whitespace and comments; at most 10 digits (int() refuses over 4,300)
 _NUMBER = re.compile(rb"(?:\s|#[^\n]*\n)*(\d{1,10})(?!\d)")
 _FILL = re.compile(rb"\xff+")  # a JPEG's fill bytes
+_SPACE = re.compile(rb"[ \t\r\n]*")  # whitespace between two frames (a shell loop's echo)
 # In a JPEG's entropy-coded data, the next marker: 0xFF followed by neither a stuffed 0, an RSTn nor more fill
 _MARKER = re.compile(rb"\xff(?=[^\x00\xd0-\xd7\xff])")
 # Where an image may begin: PNG's, JPEG's (SOI and the marker after it) and WebP's signatures are taken as they are;
@@ -171,10 +171,7 @@ class ImageStream:
         started = time.perf_counter()
         data = b"".join(self._held)
         parts = split_images(data, follows=self._started)
-        # a whole image that another image follows (the split of every longer stream cuts it there too)
-        whole = [
-            _image_end(part, 0) == len(part) and _format_at(after, 0) is not None for part, after in pairwise(parts)
-        ]
+        whole = [self._whole(parts, index) for index in range(len(parts) - 1)]
         settled = 0  # the parts before the last, up to the first that is not settled yet
         while settled < len(parts) - 1 and (whole[settled] or sum(whole[settled + 1 :]) >= WHOLE_AFTER):
             settled += 1
@@ -189,6 +186,20 @@ class ImageStream:
         self._split_at = len(rest)
         self._split_ended = time.perf_counter()
         self._split_cost = self._split_ended - started
+
+
+    def _whole(self, parts: list[bytes], index: int) -> bool:
+        """Whether ``parts[index]`` is a whole image that the split of every longer stream cuts where it ends: one
+        another image follows, or whitespace (a shell loop's ``echo``) and then another image, where something
+        after it is sure to be found (a PNG, JPEG or WebP signature, or parts settled before it), which cuts it
+        at its own end."""
+        part, after = parts[index], parts[index + 1]
+        if _image_end(part, 0) != len(part):
+            return False
+        if _format_at(after, 0) is not None:
+            return True
+        spaced = index + 2 < len(parts) and not after.strip(b" \t\r\n") and _format_at(parts[index + 2], 0)
+        return bool(spaced) and (index > 0 or self._started or bool(_STRONG.match(parts[index + 2])))
 
 
 def _regular_file(stream: BinaryIO) -> bool:
@@ -251,12 +262,14 @@ def _frame_inside(data: bytes, at: int, end: int, end_of: Callable[[bytes, int],
 
 def _next_image(data: bytes, at: int) -> int | None:
     """The offset of the next image that begins at or after ``at``: a PNG, JPEG or WebP signature, or a BMP or
-    Netpbm one where a whole image follows that ends cleanly; None for none."""
+    Netpbm one where a whole image follows that ends cleanly, or with only whitespace (``echo``'s newline) between
+    it and the next image or the end (PPM frames each followed by a newline were one input, or lost; trial 86);
+    None for none."""
     for begins in _candidates(data, at):
         if _STRONG.match(data, begins):
             return begins
         end = _image_end(data, begins)
-        if end is not None and _ends_cleanly(data, end):
+        if end is not None and _ends_cleanly(data, _SPACE.match(data, end).end()):  # type: ignore[union-attr]
             return begins
     return None
 
