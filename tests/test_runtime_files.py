@@ -583,3 +583,19 @@ def test_the_folder_of_a_path_no_longer_there_is_that_path(tmp_path):
     assert files.folder_of(str(tmp_path / "moved" / "digits")) == tmp_path / "moved" / "digits"
     save(tmp_path / "here" / "x.png", np.zeros((4, 4), np.uint8))
     assert files.folder_of(str(tmp_path / "here" / "x.png")) == tmp_path / "here"
+
+
+def test_several_images_of_standard_input_to_standard_output_take_a_format_a_reader_can_split(tmp_path):
+    """`cat a.png b.png | aetool denoise - -f tga > out` wrote TGAs one after another, which aetool itself read back
+    as one image, exit 0 (trial 86): refused at the first image, before any is written."""
+    several = (files.Input(f"-:{n}", b"...") for n in (1, 2))
+    jobs, _ = files.plan(several, output=None, fmt="tga", suffix=".denoised")
+    with pytest.raises(AetoolError, match=r"^standard input holds several images, whose tga results .* --format png"):
+        next(iter(jobs))
+    for fmt, output, inputs in (
+        ("tga", "-", ["-"]),
+        ("ppm", None, ["-:1", "-:2"]),
+        ("tga", f"{tmp_path}/out/", ["-:1", "-:2"]),
+    ):
+        planned = files.plan((files.Input(label, b"...") for label in inputs), output=output, fmt=fmt, suffix="")[0]
+        assert len(list(planned)) == len(inputs)  # one image, a format split on reading, or files

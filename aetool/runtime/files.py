@@ -292,9 +292,7 @@ def plan(
         if output is None or output == STDIN or not _names_a_file(output):
             if output is not None and output != STDIN:
                 _check_output_folder(Path(output), output=output, option=option)
-            return (
-                Job(item.label, item.source, _target(item, output, suffix, ext, False), pillow_fmt) for item in inputs
-            ), []
+            return _stream_jobs(inputs, output=output, suffix=suffix, ext=ext, option=option), []
         taken: list[Input] = []
         for item in inputs:  # up to a second image: a camera's stream does not end
             taken.append(item)
@@ -353,6 +351,23 @@ def plan(
             claimed[resolved] = item
             jobs.append(Job(item.label, item.source, target, pillow_fmt))
     return jobs, failures
+
+
+def _stream_jobs(inputs: Iterable[Input], *, output: str | None, suffix: str, ext: str, option: str) -> Iterator[Job]:
+    """The jobs of standard input's images as they arrive (:func:`plan`). Raises ``AetoolError`` at the first when
+    the stream holds several images and their results would go to standard output one after another in a format
+    whose end a reader cannot find (TGA, TIFF, GIF): aetool itself read three such frames back as one, exit 0."""
+    from aetool.runtime.stream import SPLIT_FORMATS
+
+    pillow_fmt = format_for(ext)
+    for item in inputs:
+        several = item.label != STDIN  # -:1, -:2…: standard input holds more than one part
+        if several and (output is None or output == STDIN) and pillow_fmt not in SPLIT_FORMATS:
+            raise AetoolError(
+                f"standard input holds several images, whose {ext} results written one after another to standard "
+                f"output could not be told apart; give --format png, jpg, ppm, bmp or webp, or {option} FOLDER/"
+            )
+        yield Job(item.label, item.source, _target(item, output, suffix, ext, False), pillow_fmt)
 
 
 def _an_image_of_the_stream(item: Input) -> bool:

@@ -27,6 +27,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from typing import BinaryIO
 
+SPLIT_FORMATS = frozenset({"PNG", "JPEG", "PPM", "BMP", "WEBP"})  # Pillow's names of the formats split here
 READ_SIZE = 1 << 20  # bytes asked of the stream at a time
 GROWTH = 2  # the held bytes are split again once they doubled since the last split ...
 SPLIT_SHARE = 4  # ... or, once the writer paused, when the time since the last split is 4× what that split took
@@ -186,7 +187,6 @@ class ImageStream:
         self._split_at = len(rest)
         self._split_ended = time.perf_counter()
         self._split_cost = self._split_ended - started
-
 
     def _whole(self, parts: list[bytes], index: int) -> bool:
         """Whether ``parts[index]`` is a whole image that the split of every longer stream cuts where it ends: one
