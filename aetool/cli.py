@@ -1145,10 +1145,9 @@ def evaluate(
     if normal or anomalous or classes:
         fail("--normal, --anomalous and --classes go with --anomaly")
     with reporting(results=True):
-        from aetool.runtime import contract
         from aetool.runtime.evaluate import evaluate as score
         from aetool.runtime.evaluate import evaluate_images, evaluate_pairs
-        from aetool.runtime.idx import check_dataset, resolve_data_dir
+        from aetool.runtime.idx import chosen_data_dir
 
         kind = noise_kind and noise_kind.value
         if inputs or targets:
@@ -1166,12 +1165,10 @@ def evaluate(
         elif data:
             result = evaluate_images(loaded, data, noise=noise, noise_kind=kind, limit=limit, seed=seed, resize=resize)
         else:
-            named = dataset or loaded.metadata.get(contract.DATASET) or "mnist"
-            folder = resolve_data_dir(data_dir, named)
+            folder = chosen_data_dir(data_dir)  # its dataset's subfolder and the dataset: evaluate's to check
             if folder is None:
                 raise AetoolError("no data: pass --data-dir (or set AETOOL_DATA_DIR), --data or --inputs/--targets")
-            check_dataset(folder, named)
-            result = score(loaded, folder, noise=noise, noise_kind=kind, limit=limit, seed=seed)
+            result = score(loaded, folder, dataset=dataset, noise=noise, noise_kind=kind, limit=limit, seed=seed)
         for failure in chain(result.failed, result.missing):
             error(f"{failure.label}: {failure.error}")
         for text in result.notes:

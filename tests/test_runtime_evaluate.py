@@ -535,3 +535,18 @@ def test_the_input_baseline_of_a_dark_on_light_pair_is_scored_not_inverted(toy_d
     expected = ssim(noisy8[None].astype(np.float32) / 255, clean8[None].astype(np.float32) / 255)
     assert result.ssim == pytest.approx(expected, abs=1e-6)
     assert result.input_ssim == pytest.approx(expected, abs=1e-6)
+
+
+SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
+
+
+@pytest.mark.skipif(not (SHARED / "fashion-mnist").is_dir(), reason="needs ../shared/data (MNIST and Fashion-MNIST)")
+def test_evaluate_reads_the_models_dataset_as_the_command_does():
+    """A model of digits scored on Fashion-MNIST gave an MSE without a word, and the folder holding mnist/ and
+    fashion-mnist/ was refused, both of which aetool evaluate handles (trial 86)."""
+    with pytest.raises(DataError, match=r"holds fashion-mnist, not mnist"):
+        evaluate("deep", SHARED / "fashion-mnist", limit=10)
+    assert evaluate("deep", SHARED, limit=10).data == str(SHARED / "mnist")
+    assert evaluate("deep", SHARED, dataset="fashion-mnist", limit=10).data == str(SHARED / "fashion-mnist")
+    with pytest.raises(ValueError, match="dataset takes mnist or fashion-mnist"):
+        evaluate("deep", SHARED, dataset="cifar")

@@ -48,7 +48,7 @@ from aetool.runtime.files import (
     plan,
     write_files,
 )
-from aetool.runtime.idx import check_dataset, load_split, resolve_data_dir
+from aetool.runtime.idx import dataset_folder, load_split
 from aetool.runtime.metrics import SCORE_BATCH, SSIM_RADIUS
 from aetool.runtime.model import Model, loaded
 
@@ -563,9 +563,7 @@ def evaluate_idx(
     started = time.perf_counter()
     detector = as_detector(detector)
     classes = normal_classes(detector, classes)
-    named = dataset or detector.model.metadata.get(contract.DATASET) or "mnist"  # "images": a folder detector's
-    data_dir = resolve_data_dir(data_dir, "mnist" if named == "images" else named) or Path(data_dir)
-    check_dataset(data_dir, named)
+    data_dir = dataset_folder(data_dir, dataset or detector.model.metadata.get(contract.DATASET) or "mnist")
     pixels, labels = _idx_split(data_dir, split=split, limit=limit)
     there = sorted(set(labels.tolist()), key=lambda label: (len(label), label))
     if unknown := [label for label in classes if label not in there]:  # a folder detector's "good", say

@@ -32,7 +32,7 @@ from aetool.errors import AetoolError, DataError, ImageError, ModelFileError, ch
 from aetool.runtime import contract, images
 from aetool.runtime.batch import chunks
 from aetool.runtime.files import Failure, Input, collect_set
-from aetool.runtime.idx import load_split
+from aetool.runtime.idx import dataset_folder, load_split
 from aetool.runtime.images import is_dark_on_light, pad_to, read_image, to_channels
 from aetool.runtime.metrics import SCORE_BATCH, SetScores
 from aetool.runtime.model import Model, loaded, trained_noise
@@ -111,6 +111,7 @@ def evaluate(
     model: Model | str | Path,
     data_dir: str | Path,
     *,
+    dataset: str | None = None,
     noise: float | None = None,
     noise_kind: str | None = None,
     limit: int | None = None,
@@ -118,20 +119,26 @@ def evaluate(
     split: str = "test",
 ) -> Evaluation:
     """Scores of the model's reconstructions of (optionally noisy) images of an IDX ``split`` against the clean ones.
-    ``model``: a loaded :class:`Model`, or a path or bundled name (as the other evaluations take it).
+    ``model``: a loaded :class:`Model`, or a path or bundled name (as the other evaluations take it); ``data_dir``:
+    a folder of the four IDX files, or one holding them in a subfolder named after ``dataset`` (``mnist``,
+    ``fashion-mnist``; default: the model's, else ``mnist``), whose test images must be that dataset's (a model of
+    digits scored on Fashion-MNIST gave an MSE without a word, as ``aetool evaluate`` refuses it).
 
     ``noise`` None uses the noise the model was trained with, as its metadata records it, so a denoising model
     is scored the way it was trained: ``seed`` None corrupts the test set as training did (``TEST_NOISE_SEED``, one
     draw over the whole set), so the MSE is the one training recorded. ``limit`` scores only the first images. A
     colour model gets the grey digits replicated, then noised. Raises ``AetoolError`` for a noise level that means
     nothing, ``DataError`` for a folder without readable IDX files or images the model cannot take,
-    ``ModelFileError`` for a model that fails or has broken noise metadata, ``ValueError`` for a ``limit`` under 1
-    or a ``split`` other than ``train`` and ``test``.
+    ``ModelFileError`` for a model that fails or has broken noise metadata, ``ValueError`` for a ``limit`` under 1,
+    a ``split`` other than ``train`` and ``test`` or a ``dataset`` other than ``mnist`` and ``fashion-mnist``.
     """
+    if dataset not in (None, "mnist", "fashion-mnist"):
+        raise ValueError(f"dataset takes mnist or fashion-mnist (the IDX datasets), got {dataset!r}")
     started = time.perf_counter()
     model = loaded(model)
     corruption = _noise(model, noise, noise_kind)
     seed = TEST_NOISE_SEED if seed is None else seed
+    data_dir = dataset_folder(data_dir, dataset or model.metadata.get(contract.DATASET) or "mnist")
     pixels, _ = load_split(data_dir, split)
     pixels = pixels[: checked_limit(limit)]
     try:  # a model of one size takes only that size; one of any size takes them padded to its multiple

@@ -89,6 +89,15 @@ def resolve_data_dir(data_dir: str | Path | None, dataset: str) -> Path | None:
     return folder / dataset if (folder / dataset).is_dir() else folder
 
 
+def dataset_folder(data_dir: str | Path, dataset: str) -> Path:
+    """The folder of ``dataset``'s IDX files that ``data_dir`` names, as the commands read it: itself, or its
+    subfolder named after the dataset (``mnist/``, ``fashion-mnist/``; ``mnist/`` for a model of one's own images,
+    ``images``). Raises ``DataError`` when it holds the other published dataset (:func:`check_dataset`)."""
+    folder = resolve_data_dir(data_dir, "mnist" if dataset == "images" else dataset) or Path(data_dir)
+    check_dataset(folder, dataset)
+    return folder
+
+
 def chosen_data_dir(data_dir: str | Path | None) -> Path | None:
     """The folder named: ``--data-dir``, else ``$AETOOL_DATA_DIR``; ``None`` when neither is given. Raises
     ``DataError`` when the folder comes from the variable and is none."""
