@@ -16,6 +16,7 @@ import importlib
 import importlib.util
 import io
 import math
+import numbers
 import os
 import re
 import sys
@@ -544,16 +545,19 @@ def check_file(
     each with onnxruntime within ``atol`` × max(1, max|output|) (default: ``ATOL`` of the precision its metadata
     names, fp32's when it names none).
 
-    Raises ``ModelFileError`` as :func:`reference` does; ``ValueError`` for an unknown runtime in ``only``.
+    Raises ``ModelFileError`` as :func:`reference` does; ``ValueError`` for an ``atol`` that is not a finite number
+    ≥ 0, an unknown runtime in ``only`` and ``opencv-classic`` where OpenCV has no classic engine.
     """
+    if isinstance(atol, bool) or not (atol is None or (isinstance(atol, numbers.Real) and 0 <= atol < math.inf)):
+        raise ValueError(f"--atol takes a finite number ≥ 0, got {atol!r}")  # nan failed every runtime, inf passed all
     known = runtimes()
     names = [r.name for r in known]
     unknown = set(only or ()) - set(names) - set(RUNTIME_NAMES)
     if unknown:
-        raise ValueError(f"unknown runtime {sorted(unknown)[0]!r}; known: {', '.join(RUNTIME_NAMES)}")
+        raise ValueError(f"--runtime: unknown runtime {sorted(unknown)[0]!r}; known: {', '.join(RUNTIME_NAMES)}")
     if "opencv-classic" in (only or ()) and "opencv-classic" not in names:
         raise ValueError(
-            f"opencv-classic: OpenCV {module_version('cv2')} has no classic engine (OpenCV 5.0 has it beside the new "
+            f"--runtime: opencv-classic: OpenCV {module_version('cv2')} has no classic engine (OpenCV 5.0 has it beside the new "
             "one, 5.1 and later the new one alone); --runtime opencv checks the engine it has"
         )
     ref = reference(model, multiple_of=multiple_of)

@@ -1477,8 +1477,8 @@ def check(
 
         try:
             report = check_file(model, atol=atol, only=["onnxruntime", *runtime] if runtime else None)
-        except ValueError as err:
-            fail(f"--runtime: {err}")
+        except ValueError as err:  # --atol or --runtime, named in the message
+            fail(str(err))
     emit(json.dumps(report.to_dict(), indent=2) if as_json else "\n".join(report.lines()))
     absent = [result.runtime for result in report.results if runtime and not result.installed]
     if absent:  # asked for by name, and not run

@@ -162,6 +162,15 @@ def test_opencv_classic_without_its_engine_is_said_to_be_missing_not_unknown(mon
     ]
 
 
+@pytest.mark.parametrize("atol", ["nan", "inf"])
+def test_check_refuses_an_atol_that_is_no_finite_bound(atol):
+    """nan failed every runtime and inf passed every one; export's --atol refused both already (trial 86)."""
+    result = invoke("check", "deep", "--atol", atol)
+    assert result.exit_code == 2 and result.stderr == f"aetool: error: --atol takes a finite number ≥ 0, got {atol}\n"
+    with pytest.raises(ValueError, match=r"^--atol takes a finite number ≥ 0, got -1$"):
+        check_file("deep", atol=-1)
+
+
 def test_check_command_usage_errors_are_one_line_exit_2(tmp_path):
     for args in (("check", str(tmp_path / "missing.onnx")), ("check", "deep", "--runtime", "tensorflow")):
         result = invoke(*args)
