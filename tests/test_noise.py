@@ -155,3 +155,21 @@ def test_level_note_says_when_an_image_is_far_from_the_training_noise():
     faint = add_noise(ramp, 0.03, rng=1)  # estimated 0.0298; at[0.1] 0.0993: the thresholds, pinned (trial 81)
     assert level_note(faint, Noise.parse("0.085:0.3")) is None and level_note(faint, Noise.parse("0.1:0.3"))
     assert level_note(at[0.1], Noise.single(0.07)) is None and level_note(at[0.1], Noise.single(0.06))
+
+
+@pytest.mark.parametrize(
+    ("options", "error", "message"),
+    [
+        ({"level": "0.5"}, TypeError, r"^noise level must be a number, got '0.5'$"),
+        ({"level": True}, TypeError, r"^noise level must be a number, got True$"),  # was a σ of 1
+        ({"rng": "1"}, TypeError, r"^rng takes a whole number ≥ 0 \(or a numpy Generator\), got '1'$"),
+        ({"rng": True}, TypeError, r"^rng takes a whole number ≥ 0 \(or a numpy Generator\), got True$"),  # was seed 1
+        ({"rng": -1}, ValueError, r"^rng takes a whole number ≥ 0, got -1$"),
+    ],
+)
+def test_a_level_or_seed_of_the_wrong_kind_is_named(options, error, message):
+    """numpy's own words came through ("ufunc 'isfinite' not supported", "SeedSequence expects int"), and a bool
+    was taken as 1 (trial 86)."""
+    with pytest.raises(error, match=message):
+        add_noise(np.full((1, 4, 4), 0.5, np.float32), **{"level": 0.5, **options})
+    assert add_noise(np.full((1, 4, 4), 0.5, np.float32), 0.5, rng=np.random.default_rng(0)).shape == (1, 4, 4)

@@ -550,3 +550,23 @@ def test_evaluate_reads_the_models_dataset_as_the_command_does():
     assert evaluate("deep", SHARED, dataset="fashion-mnist", limit=10).data == str(SHARED / "fashion-mnist")
     with pytest.raises(ValueError, match="dataset takes mnist or fashion-mnist"):
         evaluate("deep", SHARED, dataset="cifar")
+
+
+@pytest.mark.parametrize(
+    ("options", "error", "message"),
+    [
+        ({"noise": "0.5"}, TypeError, r"^noise level must be a number, got '0.5'$"),
+        ({"noise": True}, TypeError, r"^noise level must be a number, got True$"),  # ran at σ 1, recorded as true
+        ({"noise": 0.1, "seed": True}, TypeError, r"^seed takes a whole number ≥ 0, got True$"),  # ran as seed 1
+        ({"noise": 0.1, "seed": 1.5}, TypeError, r"^seed takes a whole number ≥ 0, got 1.5$"),
+        ({"noise": 0.1, "seed": -1}, ValueError, r"^seed takes a whole number ≥ 0, got -1$"),
+    ],
+)
+def test_evaluate_names_a_noise_or_seed_of_the_wrong_kind(toy_dir, mnist_dir, tmp_path, options, error, message):
+    """numpy's words came through, and bools were taken as 1 (trial 86)."""
+    model = load(toy_dir / "dense.onnx")
+    with pytest.raises(error, match=message):
+        evaluate(model, mnist_dir, **options)
+    save(tmp_path / "one.png", digit())
+    with pytest.raises(error, match=message):
+        evaluate_images(model, str(tmp_path), **options)

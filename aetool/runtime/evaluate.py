@@ -36,7 +36,7 @@ from aetool.runtime.idx import dataset_folder, load_split
 from aetool.runtime.images import is_dark_on_light, pad_to, read_image, to_channels
 from aetool.runtime.metrics import SCORE_BATCH, SetScores
 from aetool.runtime.model import Model, loaded, trained_noise
-from aetool.runtime.noise import TEST_NOISE_SEED, Noise
+from aetool.runtime.noise import TEST_NOISE_SEED, Noise, checked_seed
 
 INVERTED = "inverted (dark on light) for the model's white-on-black world"
 RESIZED = "fitted to the model's size (--resize)"
@@ -137,6 +137,7 @@ def evaluate(
     started = time.perf_counter()
     model = loaded(model)
     corruption = _noise(model, noise, noise_kind)
+    checked_seed(seed)
     seed = TEST_NOISE_SEED if seed is None else seed
     data_dir = dataset_folder(data_dir, dataset or model.metadata.get(contract.DATASET) or "mnist")
     pixels, _ = load_split(data_dir, split)
@@ -181,6 +182,7 @@ def evaluate_images(
     resize = checked_switch(resize, name="resize")
     model = loaded(model)
     corruption = _noise(model, noise, noise_kind)
+    checked_seed(seed)
     seed = TEST_NOISE_SEED if seed is None else seed
     found = collect_set(data, named=f"--data {data}")
     run = _Run()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,13 +15,29 @@ TEST_NOISE_SEED = 1234  # the noisy test set: training scores on it, export judg
 
 
 def check_level(level: float, kind: str) -> None:
-    """Raise ``ValueError`` unless ``level`` is a noise level of ``kind``: a finite std ≥ 0, or a fraction 0–1."""
+    """Raise ``ValueError`` unless ``level`` is a noise level of ``kind``: a finite std ≥ 0, or a fraction 0–1;
+    ``TypeError`` for one that is not a number (text gave numpy's "ufunc 'isfinite' not supported", True a σ of 1)."""
+    if isinstance(level, bool) or not isinstance(level, numbers.Real):
+        raise TypeError(f"noise level must be a number, got {level!r}")
     if not (np.isfinite(level) and level >= 0):
         raise ValueError(f"noise level must be a finite number >= 0, got {level}")
     if level > FLOAT32_MAX:  # the noise is drawn in float32 (numpy warned of an overflow in the cast)
         raise ValueError(f"noise level must be at most {FLOAT32_MAX:.4g}, float32's largest number; got {level:g}")
     if kind != "gaussian" and level > 1:
         raise ValueError(f"the {kind} noise level is the fraction of pixels hit: 0 to 1, got {level}")
+
+
+def checked_seed(seed: object, *, name: str = "seed", generator: bool = False) -> None:
+    """Raise ``TypeError`` unless ``seed`` is None, a whole number (not a bool) or, where ``generator``, a
+    ``numpy.random.Generator``, and ``ValueError`` for a negative one, said with the parameter's ``name``
+    (numpy said "SeedSequence expects int or sequence of ints", and took True as seed 1)."""
+    if seed is None or (generator and isinstance(seed, np.random.Generator)):
+        return
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        also = " (or a numpy Generator)" if generator else ""
+        raise TypeError(f"{name} takes a whole number ≥ 0{also}, got {seed!r}")
+    if seed < 0:
+        raise ValueError(f"{name} takes a whole number ≥ 0, got {seed}")
 
 
 def scale_note(noise: Noise) -> str | None:
@@ -49,12 +66,14 @@ def add_noise(
     - ``salt-pepper``: a fraction ``level`` of pixels set to 0 or 1 with equal odds.
     - ``mask``: a fraction ``level`` of pixels set to 0 (masking noise).
 
-    Raises ``ValueError`` for an unknown kind, a level that means nothing, and images the model would refuse:
-    integer or bool arrays (8-bit pixels: divide them by 255), values outside [0, 1] by more than 0.001, NaN.
+    Raises ``ValueError`` for an unknown kind, a level that means nothing, a negative seed, and images the model
+    would refuse: integer or bool arrays (8-bit pixels: divide them by 255), values outside [0, 1] by more than
+    0.001, NaN; ``TypeError`` for a level that is not a number and an ``rng`` that is neither a seed nor a generator.
     """
     if kind not in NOISE_KINDS:
         raise ValueError(f"unknown noise kind {kind!r}; choose one of {', '.join(NOISE_KINDS)}")
     check_level(level, kind)
+    checked_seed(rng, name="rng", generator=True)
     images = np.asarray(images)
     check_pixels(images, scan=True)
     rng = np.random.default_rng(rng)
@@ -195,6 +214,7 @@ class Noise:
         for one; None: fresh entropy). Raises ``ValueError`` for images :func:`add_noise` refuses, even with no
         noise to add.
         """
+        checked_seed(rng, name="rng", generator=True)
         rng = np.random.default_rng(rng)
         if not self.terms:
             images = np.asarray(images)
