@@ -655,6 +655,9 @@ def test_reconstruct_image_takes_read_images_result_and_checks_pixels_before_inv
         reconstruct_image(toy_dir / "conv.onnx", np.zeros((8, 8), np.float32))
     with pytest.raises(ValueError, match=r"got shape \(8, 6, 3\); channels last\? pass pixels.transpose\(2, 0, 1\)$"):
         reconstruct_image(toy_dir / "conv.onnx", np.zeros((8, 6, 3), np.float32))  # as Pillow gives it (trial 80)
+    with pytest.raises(ValueError, match=r"^invert=True: model \S+ takes images as they are .*; leave invert out$"):
+        reconstruct_image(toy_dir / "rgb-conv.onnx", photo, invert=True)  # it was ignored; --invert is refused
+    assert reconstruct_image(toy_dir / "rgb-conv.onnx", photo, invert=False).shape == (3, 6, 8)
 
 
 @pytest.mark.parametrize("value", ["no", "false", 0, 1, "auto"])

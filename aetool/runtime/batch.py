@@ -381,7 +381,8 @@ def reconstruct_image(
     Raises ``ImageError`` for an image the model cannot take (another size for a dense model without ``resize``,
     a page over its limit), ``TypeError`` for an image that is neither or an ``invert`` or ``resize`` that is not
     True or False (or None, for ``invert``), ``ValueError`` for pixels that are not
-    C×H×W floats in [0, 1] of 1 or 3 channels, and what :meth:`Model.reconstruct` raises."""
+    C×H×W floats in [0, 1] of 1 or 3 channels and for ``invert=True`` with a model of images as they are (as the
+    commands refuse ``--invert``), and what :meth:`Model.reconstruct` raises."""
     stored_colour = isinstance(image, images.Decoded) and image.stored_colour
     pixels = image.pixels if isinstance(image, images.Decoded) else image
     if not isinstance(pixels, np.ndarray):
@@ -397,6 +398,11 @@ def reconstruct_image(
     images.check_pixels(pixels, name="pixels", scan=True)  # before inverting, which would turn the range over
     invert = checked_switch(invert, name="invert", unset=True)
     step = Reconstruct(loaded(model), resize=resize)
+    if invert and not step.inverts:  # it was ignored without a word, where the commands refuse --invert (trial 86)
+        raise ValueError(
+            f"invert=True: model {step.model.name} takes images as they are (polarity {contract.AS_IS}), so it never "
+            "inverts them; leave invert out"
+        )
     carried, converted, inverted = carry_in(pixels, step, invert=invert, stored_colour=stored_colour)
     prepared = step.prepare(carried)
     result = cropped(step.run(prepared.pixels[None])[0], prepared)
