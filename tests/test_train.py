@@ -321,6 +321,9 @@ def test_learning_rate_warms_up_linearly_then_decays_by_a_cosine():
         ("ae64", {"augment": "yes"}, "--augment must be True or False"),
         ("ae64", {"device": 0}, "--device must be text, got 0"),
         (3, {}, "^MODEL must be text, got 3$"),  # it was "unknown model 3", a KeyError
+        ("deep", {"data_dir": ""}, "^--data-dir is an empty name; give a folder$"),  # went on to download MNIST
+        ("dncnn", {"patch": 0, "data": "x"}, "^--patch must be at least 1 for dncnn, got 0$"),  # "a multiple of 1"
+        ("conv-deconv", {"patch": 2, "data": "x"}, r"^--patch must be a multiple of 4 \(≥ 4\) for conv-deconv, got 2$"),
         ("ae64", {"data": 5}, "--data must be a path"),
         ("ae64", {"data": "imgs", "val": "0.2"}, "--val must be a number"),
         ("ae64", {"data": "imgs", "size": "28"}, r"--size takes HxW with positive integers, e.g. 28x28; got '28'"),
@@ -577,6 +580,13 @@ def test_train_takes_a_train_config_and_says_so(tmp_path):
     with pytest.raises(TypeError, match=r"train takes a TrainConfig, e.g. TrainConfig\('deep'\), got str"):
         train("deep", run_dir=tmp_path / "run")
     assert not (tmp_path / "run").exists()
+    from aetool.export import ExportOptions, export_run
+
+    for call in (lambda: train(TrainConfig("deep"), run_dir=None), lambda: load_run(None), lambda: export_run(3)):
+        with pytest.raises(TypeError, match=r"^run_dir takes a run folder's path \(text or a Path\), got (None|3)$"):
+            call()  # pathlib's "expected str, bytes or os.PathLike object" (trial 86)
+    with pytest.raises(ValueError, match=r"^--data-dir takes a folder \(text or a Path\), got 3$"):
+        ExportOptions(data_dir=3)  # type: ignore[arg-type]
 
 
 def test_train_refuses_an_echo_that_is_not_a_function_before_it_starts(data_dir, tmp_path):

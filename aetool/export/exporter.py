@@ -7,6 +7,7 @@ import hashlib
 import json
 import math
 import numbers
+import os
 import tempfile
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -83,6 +84,8 @@ class ExportOptions:
         unknown = [p for p in self.precisions if p not in contract.PRECISIONS]
         if unknown:
             raise ValueError(f"unknown precision {unknown[0]!r}; choose from {', '.join(contract.PRECISIONS)}")
+        if self.data_dir is not None and (not isinstance(self.data_dir, str | os.PathLike) or not str(self.data_dir)):
+            raise ValueError(f"--data-dir takes a folder (text or a Path), got {self.data_dir!r}")
         if self.target not in contract.TARGETS:
             raise ValueError(f"unknown export target {self.target!r}; choose from {', '.join(contract.TARGETS)}")
         if not 0 <= self.atol < math.inf:  # NaN too: every comparison with it is false, so any parity would pass

@@ -140,6 +140,8 @@ class TrainConfig:
                 raise ValueError(f"{option} must be True or False, got {value!r}")
             elif field.name in PATHS and not isinstance(value, str | os.PathLike):
                 raise ValueError(f"{option} must be a path (text or a Path), got {value!r}")
+            elif field.name in PATHS and not str(value):  # --data-dir "" went on to download MNIST (trial 86)
+                raise ValueError(f"{option} is an empty name; give a folder")
             elif kind == "str" and field.name not in PATHS and not isinstance(value, str):
                 raise ValueError(f"{option} must be text, got {value!r}")
 
@@ -192,7 +194,8 @@ class TrainConfig:
                 )
             multiple = build_model(self.model).multiple_of or 1
             if self.patch < multiple or self.patch % multiple:
-                raise ValueError(f"--patch must be a multiple of {multiple} for {self.model}, got {self.patch}")
+                at_least = f"at least {multiple}" if multiple == 1 else f"a multiple of {multiple} (≥ {multiple})"
+                raise ValueError(f"--patch must be {at_least} for {self.model}, got {self.patch}")
 
     @property
     def noise_spec(self) -> Noise:

@@ -40,7 +40,7 @@ from aetool.runtime.noise import TEST_NOISE_SEED, Noise
 from aetool.train.config import TrainConfig
 from aetool.train.data import Batches, ImageSet, TrainingData, check_pca_components, load_training_data, to_float
 from aetool.train.losses import reconstruction_loss
-from aetool.train.run import RunFolder
+from aetool.train.run import RunFolder, checked_run_dir
 
 EVAL_BATCH = 256  # images scored at once: conv activations of larger batches page-fault on every batch
 WARMUP_STEPS = 100
@@ -654,7 +654,7 @@ def train(
     started = time.perf_counter()
     flush_denormals()  # before any parallel operation starts the thread pool, which inherits the flags
     keep_freed_memory()  # else big activations page-fault anew at every step
-    folder = RunFolder(Path(run_dir))
+    folder = RunFolder(Path(checked_run_dir(run_dir)))
     place = _init_distributed(
         config.device if config.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
     )

@@ -109,8 +109,9 @@ class RunFolder:
 
     @classmethod
     def at(cls, path: str | Path) -> RunFolder:
-        """The run folder ``path`` names, or the one holding it when it names the folder's ``checkpoint.pt``."""
-        path = Path(path)
+        """The run folder ``path`` names, or the one holding it when it names the folder's ``checkpoint.pt``; a
+        ``TypeError`` for one that is no path (None was pathlib's "expected str, bytes or os.PathLike")."""
+        path = Path(checked_run_dir(path))
         return cls(path.parent if path.name == CHECKPOINT else path)
 
     @property
@@ -544,6 +545,13 @@ def _normalised(stored: dict[str, Any]) -> dict[str, Any]:
         return TrainConfig.from_dict(stored).to_dict()
     except (ValueError, TypeError):
         return stored
+
+
+def checked_run_dir(run_dir: object) -> str | os.PathLike[str]:
+    """``run_dir`` when it is a path (text or a Path, not empty); raises ``TypeError`` naming it otherwise."""
+    if not isinstance(run_dir, str | os.PathLike) or not str(run_dir):
+        raise TypeError(f"run_dir takes a run folder's path (text or a Path), got {run_dir!r}")
+    return run_dir
 
 
 def load_run(path: str | Path) -> Run:
