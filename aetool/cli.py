@@ -2621,12 +2621,16 @@ def main() -> None:
             sys.exit(usage.exit_code)
         context = getattr(usage, "ctx", None)
         hint = f" (see {context.command_path} --help)" if context is not None else ""
-        extra = re.search(r"unexpected extra arguments?(?:\(s\))? \((.*)\)$", usage.format_message())
+        message = usage.format_message()
+        extra = re.search(r"unexpected extra arguments?(?:\(s\))? \((.*)\)$", message)
         if extra and any(map(os.path.lexists, extra[1].split())):  # files a shell expanded from a glob
+            names = extra[1].split()  # 3,000 of them made a line of 42,000 characters (trial 86)
+            shown = " ".join(names[:3]) + (f" … and {len(names) - 3} more" if len(names) > 3 else "")
+            message = f"{message[: extra.start(1)]}{shown})"
             hint += "; a glob for an option (--data 'photos/*.jpg') must be quoted, or the shell gives its files"
-        if "No such option: --max-megapixels" in usage.format_message():
+        if "No such option: --max-megapixels" in message:
             hint = "; it goes before the command: aetool --max-megapixels MP COMMAND …"
-        error(f"{usage.format_message()}{hint}")
+        error(f"{message}{hint}")
         sys.exit(usage.exit_code)
     if code == Interrupted.exit_code and not _SAID:  # Ctrl-C outside a command's body, which Typer ends silently
         error("interrupted")

@@ -532,6 +532,13 @@ def test_a_glob_the_shell_expanded_for_an_option_is_said_to_need_quotes(tmp_path
     assert lines[0].endswith(
         "; a glob for an option (--data 'photos/*.jpg') must be quoted, or the shell gives its files"
     )
+    for number in range(100):
+        save(tmp_path / "big" / f"{number:03d}.png", digit())
+    many = sorted(str(path.relative_to(tmp_path)) for path in (tmp_path / "big").iterdir())
+    done = run_aetool("train", "dncnn", "--data", *many, cwd=tmp_path)  # the line listed every file (trial 86)
+    said = done.stderr.decode()
+    assert "(big/001.png big/002.png big/003.png … and 96 more) (see aetool train --help); a glob" in said
+    assert len(said) < 300 and said.count("\n") == 1
     other = run_aetool("models", "extra", cwd=tmp_path)  # not a file: no such hint
     assert other.returncode == 2 and b"quoted" not in other.stderr
 
