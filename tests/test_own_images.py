@@ -546,6 +546,14 @@ def test_a_lone_image_trains_and_validates_and_a_warning_says_what_that_means(tm
     with pytest.warns(UserWarning, match=r"only\.png is the only image: it both trains and validates"):
         data, _ = load_training_data(quick("deep", data=str(tmp_path)))
     assert (len(data.train), len(data.test)) == (1, 1)
+    from aetool.train.loop import TrainResult
+
+    lone = TrainResult(tmp_path, [{"epoch": 1, "test_mse": 0.18}], baselines={"zeros": 0.3, "mean_image": 0.0})
+    lone.few_steps = (1, MIN_STEPS)
+    assert lone.trivial is not None and "--epochs" not in lone.trivial  # it said: train again with --epochs 300
+    assert lone.trivial.endswith(
+        "a trivial output scores 0 on the validation images, so no model can beat it: add images or give --val-data"
+    )
 
 
 def test_files_whose_pixels_cannot_be_read_are_skipped_with_a_line_each(digit_folder, tmp_path, monkeypatch):

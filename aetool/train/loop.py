@@ -71,6 +71,8 @@ class TrainResult:
         """Why the run learned nothing useful (its last test MSE does not beat a trivial output by a clear margin),
         with the epochs to try when it took too few optimizer steps, else None; see :func:`beaten`."""
         problem = beaten(self.test_mse, self.baselines) if self.test_mse is not None else None
+        if problem is not None and min(self.baselines.values()) == 0:  # a lone image: more epochs cannot help
+            return f"{problem}; a trivial output scores 0 on the validation images, so no model can beat it: add images or give --val-data"
         if problem is None or self.few_steps is None:
             return problem
         steps, epochs = self.few_steps
