@@ -611,6 +611,7 @@ def test_a_perfect_reconstruction_scores_the_lowest_and_a_fence_below_it_is_said
     calibrate_run(one_class[0], out=tmp_path / "b.onnx", options=CalibrationOptions(fpr=0.1), echo=lines.append)
     [said] = [line for line in lines if line.startswith("note: the calibration scores spread")]
     assert "detect will mark no image unusually low, so blank or blurred frames pass as normal unseen" in said
+    assert "check such frames another way" in said and "more alike" not in said  # advice that could not be followed
 
 
 def test_detect_refuses_heatmaps_that_name_a_file_before_scoring(digits, real_models, tmp_path):

@@ -341,7 +341,8 @@ def _calibrated(run: Run, *, out: str | Path | None, options: CalibrationOptions
         echo(
             f"note: the calibration scores spread so widely that their lower fence ({spec.low_fence:.4g}) is below "
             f"the score of a perfect reconstruction ({spec.perfect_score:.4g}): detect will mark no image unusually "
-            "low, so blank or blurred frames pass as normal unseen (calibrate on normal images more alike)"
+            "low, so blank or blurred frames pass as normal unseen; check such frames another way (their variance, "
+            "sharpness) where they matter (common for digits or varied images; tiles of one texture keep the mark)"
         )
     detector = Detector(Constants(names, weights, spec.mean, spec.std), spec)
     result = _export(
