@@ -465,3 +465,25 @@ def test_netpbm_or_bmp_frames_each_followed_by_a_newline_are_each_an_input(fmt, 
     given = [(part, pipe.tell()) for part in ImageStream(pipe)]
     assert [part for part, _ in given] == [part for frame in frames for part in (frame, b"\n")]
     assert given[0][1] < len(pipe.getvalue())  # the first frame before the stream's end
+
+
+def test_frames_of_other_formats_between_split_frames_end_those_before_them():
+    """A PGM or BMP frame before a TIFF, GIF or plain P3 one was taken for bytes between images, with the frames
+    after it: 5 frames in, 3 done, exit 0 (trial 87)."""
+    png, tiff, pgm, gif, bmp = (encoded(GREY, fmt) for fmt in ("PNG", "TIFF", "PPM", "GIF", "BMP"))
+    plain = b"P3\n2 1\n255\n1 2 3  4 5 6\n"
+    for frames in ([png, tiff, pgm, gif, png], [png, plain, bmp, tiff, png], [png, gif, pgm, plain, bmp, png]):
+        assert split_images(b"".join(frames)) == frames
+    stream = png + b"\n" + gif + b"\n" + png  # a shell loop's echo: the GIF was "-:bytes …", glued to its newline
+    labels = [item.label for item in standard_input(ImageStream(io.BytesIO(stream)))]
+    assert labels == ["-:1", f"-:byte {len(png)}", "-:2", "-:3"]
+
+
+def test_a_whole_frame_before_whitespace_and_a_frame_is_not_searched_inside():
+    """A PGM whose pixels hold a whole PNG, then a newline: it was cut at the inner PNG into bogus inputs."""
+    inner = encoded(GREY[:2, :2], "PNG")
+    pixels = np.frombuffer(bytes(30 * 21 - len(inner)) + inner, np.uint8).reshape(30, 21)
+    pgm = encoded(pixels, "PPM")
+    assert inner in pgm and split_images(pgm + b"\n" + pgm) == [pgm, b"\n", pgm]
+    png = encoded(COLOUR, "PNG")
+    assert split_images(png + b"\n" + pgm + b"\n" + png) == [png, b"\n", pgm, b"\n", png]

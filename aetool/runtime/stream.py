@@ -3,10 +3,11 @@
 Only formats whose end the bytes themselves tell are split: PNG (chunks up to IEND), JPEG (segments and
 entropy-coded data up to EOI, ITU-T T.81 annex B), binary Netpbm (P4, P5, P6: the header's size), BMP (the file
 size in its header) and WebP (the RIFF size). An image is cut off where the next bytes begin another image of these
-formats. Where they do not (a damaged image, or bytes between two images), the stream goes on at the next PNG, JPEG
-or WebP signature found further on, so nothing after it is lost: a damaged image runs up to it (a frame cut short
-whose header claims the next frame's bytes too), and bytes between an image's end and it become an input of their
-own, which fails to read. A signature inside an image that looks whole counts only where a whole image begins
+formats or of another one aetool looks for (TIFF, GIF, QOI, plain Netpbm…), at once or after whitespace (a shell
+loop's ``echo``). Where they do not (a damaged image, or bytes between two images), the stream goes on at the next
+PNG, JPEG or WebP signature found further on, so nothing after it is lost: a damaged image runs up to it (a frame
+cut short whose header claims the next frame's bytes too), and bytes between an image's end and it become an input
+of their own, which fails to read. A signature inside an image that looks whole counts only where a whole image begins
 there (pixels may read ``FF D8 FF E0``; a PNG may hold a thumbnail). With no signature further on, whatever
 follows an image stays with it, so one file with data after its image (a motion photo's video after the JPEG) is
 one image, as Pillow reads it. An MPO (a stereo pair: JPEGs one after another) is its pictures, one by one.
@@ -50,6 +51,9 @@ _OTHER_FORMAT = re.compile(
     rb"II\*\0|MM\0\*|GIF8|qoif|P[123]\s|....ftyp|\0\0\0\x0cjP|8BPS|\0\0\x01\0|%!PS|\xc5\xd0\xd3\xc6|icns|DDS ",
     re.DOTALL,
 )
+# Of those, the ones that end an image before them where they follow it: not ftyp (a motion photo's video after its
+# JPEG is part of it) nor ICO's four bytes (common in pixel data)
+_FOLLOWING = re.compile(rb"II\*\0|MM\0\*|GIF8[79]a|qoif|P[123]\s|\0\0\0\x0cjP  |8BPS|%!PS|\xc5\xd0\xd3\xc6|icns|DDS ")
 # Of those, the signatures that come again where several such images follow one another (ffmpeg -c:v tiff)
 _REPEATED = re.compile(rb"II\*\0|MM\0\*|GIF87a|GIF89a|qoif|P[123](?=\s)")
 _CANDIDATE = re.compile(_STRONG.pattern + rb"|BM|P[456]\s", re.DOTALL)
@@ -66,16 +70,21 @@ def split_images(data: bytes, *, follows: bool = False) -> list[bytes]:
     start = 0
     while start < len(data):
         end = _image_end(data, start)
-        if end is not None and _ends_cleanly(data, end):
+        if end is not None and (_ends_cleanly(data, end) or _spaced(data, end)):
             images.append(data[start:end])
             start = end
             continue
-        # Inside the image too (a frame cut short may claim the next one's bytes as its own), but for a JPEG only
-        # past its segments, where its EXIF thumbnail (itself a JPEG) lies; not in an image of another format (a
-        # TIFF or a camera's raw file holds JPEG previews)
         end_of = _format_at(data, start)
+        other = end_of is None and bool(_OTHER_FORMAT.match(data, start))
+        if end_of is None and not other and _spaced(data, start):  # whitespace, then an image (of any format)
+            images.append(data[start : _SPACE.match(data, start).end()])  # type: ignore[union-attr]
+            start += len(images[-1])
+            continue
+        # Inside the image too (a frame cut short may claim the next one's bytes as its own), but for a JPEG only
+        # past its segments, where its EXIF thumbnail (itself a JPEG) lies; not in an image of another format that
+        # begins the stream (a TIFF or a camera's raw file holds JPEG previews), which is one image
         found = None
-        if end_of is not None or not _OTHER_FORMAT.match(data, start):  # not TIFF, GIF…: damaged, or no image
+        if not other or images or follows:
             found = _next_image(data, _jpeg_parse(data, start)[1] if end_of is _jpeg_end else start + 1)
             while found is not None and end is not None and found < end and not _frame_inside(data, found, end, end_of):
                 found = _next_image(data, found + 1)  # bytes of the whole image (its pixels, a thumbnail)
@@ -190,16 +199,12 @@ class ImageStream:
 
     def _whole(self, parts: list[bytes], index: int) -> bool:
         """Whether ``parts[index]`` is a whole image that the split of every longer stream cuts where it ends: one
-        another image follows, or whitespace (a shell loop's ``echo``) and then another image, where something
-        after it is sure to be found (a PNG, JPEG or WebP signature, or parts settled before it), which cuts it
-        at its own end."""
+        another image (of any format) follows, at once or after whitespace (a shell loop's ``echo``)."""
         part, after = parts[index], parts[index + 1]
         if _image_end(part, 0) != len(part):
             return False
-        if _format_at(after, 0) is not None:
-            return True
-        spaced = index + 2 < len(parts) and not after.strip(b" \t\r\n") and _format_at(parts[index + 2], 0)
-        return bool(spaced) and (index > 0 or self._started or bool(_STRONG.match(parts[index + 2])))
+        spaced = not after.strip(b" \t\r\n") and index + 2 < len(parts) and _ends_cleanly(parts[index + 2], 0)
+        return _ends_cleanly(after, 0) or spaced  # as split_images takes an image followed by these
 
 
 def _regular_file(stream: BinaryIO) -> bool:
@@ -230,7 +235,7 @@ def _readable(stream: BinaryIO) -> bool:
 def begins_an_image(data: bytes) -> bool:
     """Whether ``data`` begins with an image's signature (whole or damaged), rather than bytes that are no image
     (a newline between two frames): of a format :func:`split_images` cuts, or of another it looks for."""
-    return _format_at(data, 0) is not None or bool(_OTHER_FORMAT.match(data))
+    return _begins_at(data, 0)
 
 
 def repeated_signature(data: bytes) -> int | None:
@@ -245,8 +250,20 @@ def repeated_signature(data: bytes) -> int | None:
 
 
 def _ends_cleanly(data: bytes, end: int) -> bool:
-    """Whether an image that ends at ``end`` is followed by the end of ``data`` or the start of another image."""
-    return end == len(data) or _format_at(data, end) is not None
+    """Whether an image that ends at ``end`` is followed by the end of ``data`` or the start of another image (of a
+    format split here or another: a PGM frame before a GIF one was taken for bytes between images; trial 87)."""
+    return end == len(data) or _format_at(data, end) is not None or bool(_FOLLOWING.match(data, end))
+
+
+def _spaced(data: bytes, at: int) -> bool:
+    """Whether whitespace (a shell loop's ``echo``) begins at ``at`` or not, and another image follows it."""
+    after = _SPACE.match(data, at).end()  # type: ignore[union-attr]
+    return after < len(data) and _ends_cleanly(data, after)
+
+
+def _begins_at(data: bytes, at: int) -> bool:
+    """Whether an image of a format split here, or of another that aetool looks for, begins at ``at``."""
+    return _format_at(data, at) is not None or bool(_OTHER_FORMAT.match(data, at))
 
 
 def _frame_inside(data: bytes, at: int, end: int, end_of: Callable[[bytes, int], int | None] | None) -> bool:
