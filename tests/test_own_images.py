@@ -498,11 +498,11 @@ def test_a_run_of_few_optimizer_steps_on_own_images_is_warned_with_the_epochs_to
     )
     assert result.few_steps == (2, MIN_STEPS)  # a run that learned nothing says the epochs again at its end
     assert result.trivial is None or result.trivial.endswith(
-        f"in 2 optimizer steps (train again with --force --epochs {MIN_STEPS})"
+        f"in 2 optimizer steps (train again with its options and --force --epochs {MIN_STEPS})"
     )
     result.history[-1]["test_mse"] = 1.0
     assert result.trivial.endswith(
-        f"learned nothing useful in 2 optimizer steps (train again with --force --epochs {MIN_STEPS})"
+        f"learned nothing useful in 2 optimizer steps (train again with its options and --force --epochs {MIN_STEPS})"
     )
     assert few_steps(quick("ae64"), 1, 5) is None  # MNIST's defaults are MNIST's
     assert few_steps(TrainConfig("ae64", data=str(colour_folder), epochs=MIN_STEPS), 1, 5) is None
@@ -633,3 +633,20 @@ def test_calibrate_data_of_a_labelled_folder_takes_a_one_class_runs_classes_and_
     calibrate_run(run, out=tmp_path / "d.onnx", options=options, echo=lines.append)
     odd = len(list((digit_folder / "odd").glob("*.png")))
     assert any(f"on the {odd} images of class odd of {digit_folder}" in line for line in lines), lines
+
+
+def test_a_detector_run_that_holds_out_one_image_is_warned_before_it_trains(digit_folder, tmp_path):
+    """Six photos held out one: calibration then needed two, after training, and the commands its lines named
+    failed the same way (trial 87)."""
+    for path in sorted((digit_folder / "odd").iterdir())[:6]:
+        (tmp_path / "six").mkdir(exist_ok=True)
+        (tmp_path / "six" / path.name).write_bytes(path.read_bytes())
+    lines: list[str] = []
+    train(quick("anomaly", data=str(tmp_path / "six")), run_dir=tmp_path / "run", progress=False, echo=lines.append)
+    warned = [line for line in lines if "calibrating its detector needs at least 2" in line]
+    assert len(warned) == 1 and warned[0].startswith("warning: the run holds out 1 normal image for validation")
+    lines.clear()
+    train(
+        quick("anomaly", data=str(digit_folder / "odd")), run_dir=tmp_path / "more", progress=False, echo=lines.append
+    )
+    assert not any("needs at least 2" in line for line in lines)

@@ -76,7 +76,7 @@ class TrainResult:
         if problem is None or self.few_steps is None:
             return problem
         steps, epochs = self.few_steps
-        return f"{problem} in {steps} optimizer step{'s' * (steps != 1)} (train again with --force --epochs {epochs})"
+        return f"{problem} in {steps} optimizer step{'s' * (steps != 1)} (train again with its options and --force --epochs {epochs})"
 
 
 @dataclass
@@ -709,6 +709,13 @@ def train(
                     echo(held)
                 if few := few_steps(config, trainer.steps_per_epoch, len(data.train)):
                     echo(f"warning: {few}")
+                if (config.classes or get_spec(config.model).detector) and len(data.test) < 2:
+                    echo(  # said before training: calibration failed after it, and so did the commands it named
+                        f"warning: the run holds out {len(data.test)} normal image{'s' * (len(data.test) != 1)} "
+                        "for validation, and calibrating its detector needs at least 2: give --val-data FOLDER or "
+                        "a larger --val, or calibrate it later on other normal images (aetool calibrate RUN --data "
+                        "FOLDER)"
+                    )
             left = True  # epochs left to train (not so for a finished run resumed: no bar, nothing to save)
             if stored is not None:
                 trainer.resume_from(stored)
