@@ -2024,7 +2024,7 @@ def train(
                 + (
                     f"not exported ({kept}; aetool {command} {result.run_dir} exports it anyway)"
                     if export
-                    else f"{kept} (--allow-trivial accepts it)"
+                    else f"{kept} (--resume --allow-trivial accepts it)"
                 )
             )
         folder = RunFolder(result.run_dir)

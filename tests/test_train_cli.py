@@ -369,7 +369,12 @@ def test_training_lines_and_bar_go_to_stderr_unwrapped(data_dir, tmp_path, monke
     assert len(trivial) == 1 and trivial[0].startswith("aetool: epoch   1: ") and len(trivial[0]) > 80
     assert trivial[0].endswith("the model has learned nothing useful (yet; the last epoch decides)")
     last = result.stderr.strip().splitlines()[-1]  # --no-export: nothing to say about exporting
-    assert last.endswith(f"the run stays in {tmp_path / 'run'} (--allow-trivial accepts it)") and "export" not in last
+    assert last.endswith(f"the run stays in {tmp_path / 'run'} (--resume --allow-trivial accepts it)")
+    assert "export" not in last  # and as said, it works (--allow-trivial alone: "already holds a run"; trial 87)
+    accepted = runner.invoke(
+        app, [*args, "--limit", "2000", "-o", str(tmp_path / "run"), "--resume", "--allow-trivial"]
+    )
+    assert accepted.exit_code == 0, accepted.stderr
 
 
 def test_a_trivial_detector_run_says_how_to_export_it_and_a_plain_export_does_not_stand_for_its_detector(
