@@ -550,6 +550,9 @@ def test_evaluate_reads_the_models_dataset_as_the_command_does():
     assert evaluate("deep", SHARED, dataset="fashion-mnist", limit=10).data == str(SHARED / "fashion-mnist")
     with pytest.raises(ValueError, match="dataset takes mnist or fashion-mnist"):
         evaluate("deep", SHARED, dataset="cifar")
+    for nothing in (None, ""):  # pathlib's TypeError; "" read the current folder (trial 87)
+        with pytest.raises(TypeError, match=r"^data_dir takes a folder of IDX files \(text or a Path\), got "):
+            evaluate("deep", nothing)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(

@@ -92,7 +92,10 @@ def resolve_data_dir(data_dir: str | Path | None, dataset: str) -> Path | None:
 def dataset_folder(data_dir: str | Path, dataset: str) -> Path:
     """The folder of ``dataset``'s IDX files that ``data_dir`` names, as the commands read it: itself, or its
     subfolder named after the dataset (``mnist/``, ``fashion-mnist/``; ``mnist/`` for a model of one's own images,
-    ``images``). Raises ``DataError`` when it holds the other published dataset (:func:`check_dataset`)."""
+    ``images``). Raises ``DataError`` when it holds the other published dataset (:func:`check_dataset`), and
+    ``TypeError`` for a ``data_dir`` that is no folder's path (None was pathlib's error, "" the current folder)."""
+    if not isinstance(data_dir, str | os.PathLike) or not str(data_dir):
+        raise TypeError(f"data_dir takes a folder of IDX files (text or a Path), got {data_dir!r}")
     folder = resolve_data_dir(data_dir, "mnist" if dataset == "images" else dataset) or Path(data_dir)
     check_dataset(folder, dataset)
     return folder
