@@ -361,6 +361,11 @@ def test_encode_refuses_eight_bit_pixels_and_other_shapes():
         images.encode(digit(), "PNG")  # was a black-and-white PNG: every nonzero value clipped to 1
     with pytest.raises(ValueError, match="H×W, 1×H×W or 3×H×W"):
         images.encode(np.zeros((2, 4, 4), np.float32), "PNG")
+    eight_bit = digit().astype(np.float32)  # 0–255 floats: an all-white image (trial 86)
+    with pytest.raises(ValueError, match=r"got values from 0 to 255; for 8-bit pixels pass pixels / 255$"):
+        images.encode(eight_bit, "PNG")
+    overshoot = np.array([[-0.2, 0.5, 1.2]], np.float32)  # a Lanczos resize's ringing: clipped, as before
+    assert np.asarray(Image.open(io.BytesIO(images.encode(overshoot, "PNG")))).tolist() == [[0, 128, 255]]
 
 
 def test_format_names():
