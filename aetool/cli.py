@@ -2624,7 +2624,7 @@ def main() -> None:
         message = usage.format_message()
         extra = re.search(r"unexpected extra arguments?(?:\(s\))? \((.*)\)$", message)
         if extra and any(map(os.path.lexists, extra[1].split())):  # files a shell expanded from a glob
-            names = extra[1].split()  # 3,000 of them made a line of 42,000 characters (trial 86)
+            names = extra[1].split()  # a folder's thousands made one screen-filling line (trial 86)
             shown = " ".join(names[:3]) + (f" … and {len(names) - 3} more" if len(names) > 3 else "")
             message = f"{message[: extra.start(1)]}{shown})"
             hint += "; a glob for an option (--data 'photos/*.jpg') must be quoted, or the shell gives its files"

@@ -364,7 +364,7 @@ def test_encode_refuses_eight_bit_pixels_and_other_shapes():
     eight_bit = digit().astype(np.float32)  # 0–255 floats: an all-white image (trial 86)
     with pytest.raises(ValueError, match=r"got values from 0 to 255; for 8-bit pixels pass pixels / 255$"):
         images.encode(eight_bit, "PNG")
-    overshoot = np.array([[-0.2, 0.5, 1.2]], np.float32)  # a Lanczos resize's ringing: clipped, as before
+    overshoot = np.array([[-0.2, 0.5, 1.2]], np.float32)  # values just beyond [0, 1]: clipped, as before
     assert np.asarray(Image.open(io.BytesIO(images.encode(overshoot, "PNG")))).tolist() == [[0, 128, 255]]
 
 

@@ -605,15 +605,13 @@ def format_for(name: str) -> str:
     return FORMATS[key]
 
 
-# How far beyond [0, 1] encode clips values: a Lanczos resize's overshoot (its kernel's negative lobes, about 0.2 of a
-# step at most) is clipped; pixels farther out are another scale (0–255), refused
+# How far beyond [0, 1] encode clips values; pixels farther out are of another scale (0–255), refused
 ENCODE_SLACK = 0.5
 
 
 def encode(pixels: np.ndarray, fmt: str, *, fast: bool = False, exif: bytes = b"") -> bytes:
     """An 8-bit image file (Pillow format name ``fmt``) of float pixels in [0, 1] (values up to ``ENCODE_SLACK``
-    beyond clipped, as a resize's overshoot): grey for
-    H×W or 1×H×W, RGB for 3×H×W; ``fast``: a PNG compressed at zlib level 1, not Pillow's 6 (``FAST_PNG``);
+    beyond clipped): grey for H×W or 1×H×W, RGB for 3×H×W; ``fast``: a PNG compressed at zlib level 1, not Pillow's 6 (``FAST_PNG``);
     ``exif``: an EXIF block (``Decoded.exif``) written into the formats that hold one (``EXIF_FORMATS``).
     ``fmt`` is one of ``FORMATS``' values (:func:`format_for` gives it for a file name). Raises ``ValueError`` for
     another ``fmt``, integer pixels (8-bit ones: divide them by 255), NaN values, values farther out and other
@@ -632,7 +630,7 @@ def encode(pixels: np.ndarray, fmt: str, *, fast: bool = False, exif: bytes = b"
     low, high = (float(pixels.min()), float(pixels.max())) if pixels.size else (0.0, 0.0)
     if low < -ENCODE_SLACK or high > 1 + ENCODE_SLACK:  # 0–255 floats came out all white (trial 86)
         raise ValueError(
-            f"encode takes pixels in [0, 1] (a resize's overshoot clipped), got values from {low:.6g} to {high:.6g}; "
+            f"encode takes pixels in [0, 1], got values from {low:.6g} to {high:.6g}; "
             "for 8-bit pixels pass pixels / 255"
         )
     scaled = np.clip(pixels, 0, 1)  # one float temporary, scaled and rounded in place, let go before encoding
