@@ -1938,7 +1938,7 @@ def train(
     if model not in known:  # refused before torch loads (seconds), as are the options parsed without it below
         fail(f"unknown model {model!r}; known models: {', '.join(known)}")
     with reporting():
-        from aetool.runtime.files import check_exists, check_folder, expand_home
+        from aetool.runtime.files import check_exists, check_folder, full_path
         from aetool.runtime.images import parse_size
         from aetool.train.settings import check_settings
 
@@ -1976,7 +1976,7 @@ def train(
             check_folder(run_dir)  # a read-only place said now, not once the data were decoded (trial 85)
         for option, source in (("--data", data), ("--val-data", val_data)):
             if source and not resume:  # a mistyped path, said in a second, not after PyTorch loaded (trial 85)
-                full = os.path.normpath(expand_home(source, named=option).absolute())  # as TrainConfig records it
+                full = full_path(source, named=option)  # as TrainConfig records it
                 check_exists(full, named=f"{option} {full}")
     _need_train_extra("train")
     with reporting():
@@ -1984,7 +1984,6 @@ def train(
         from aetool.export.detector import CalibrationOptions, calibrate_run
         from aetool.export.exporter import holds_detector
         from aetool.export.metadata import created
-        from aetool.models import get_spec
         from aetool.train import RunFolder, TrainConfig
         from aetool.train import train as run_training
         from aetool.train.loop import best_baseline
@@ -2015,7 +2014,7 @@ def train(
             f"{model}: test MSE {result.test_mse:.5f}{beside} after {epochs} epoch{'s' * (epochs != 1)} in {spent} "
             f"→ {result.run_dir}"
         )
-        detector = bool(config.classes or get_spec(model).detector)
+        detector = config.ends_in_detector
         command = "calibrate" if detector else "export"
         if result.trivial and not allow_trivial:
             kept = f"the run stays in {result.run_dir}"

@@ -7,7 +7,6 @@ import hashlib
 import json
 import math
 import numbers
-import os
 import tempfile
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -40,9 +39,9 @@ from aetool.export.parity import (
 from aetool.export.portable import foreign_operators
 from aetool.export.scores import DETECTOR_OPS, Detector
 from aetool.export.variants import TestSet, VariantReport
-from aetool.models import Autoencoder, ConvAE, get_spec
+from aetool.models import Autoencoder, ConvAE
 from aetool.runtime import contract
-from aetool.runtime.files import check_folder, is_utf8, write_files
+from aetool.runtime.files import check_folder, is_path, is_utf8, write_files
 from aetool.runtime.idx import resolve_data_dir
 from aetool.runtime.noise import TEST_NOISE_SEED
 from aetool.train.data import ImageSet, find_images, load_training_data
@@ -84,7 +83,7 @@ class ExportOptions:
         unknown = [p for p in self.precisions if p not in contract.PRECISIONS]
         if unknown:
             raise ValueError(f"unknown precision {unknown[0]!r}; choose from {', '.join(contract.PRECISIONS)}")
-        if self.data_dir is not None and (not isinstance(self.data_dir, str | os.PathLike) or not str(self.data_dir)):
+        if self.data_dir is not None and not is_path(self.data_dir):
             raise ValueError(f"--data-dir takes a folder (text or a Path), got {self.data_dir!r}")
         if self.target not in contract.TARGETS:
             raise ValueError(f"unknown export target {self.target!r}; choose from {', '.join(contract.TARGETS)}")
@@ -628,7 +627,7 @@ def export_run(
         data = _run_data(run, options)
         if trivial := trivial_run(run):
             echo(f"warning: {trivial}; exported as asked (aetool train exports such a run only with --allow-trivial)")
-        if run.config.classes or get_spec(run.config.model).detector:  # a plain model had no word of it (trial 86)
+        if run.config.ends_in_detector:  # a plain model had no word of it (trial 86)
             echo(
                 f"note: {run.config.model} runs end in a calibrated detector; this plain model has no score or "
                 f"threshold: aetool calibrate {folder.path} (or export --anomaly) writes the detector"

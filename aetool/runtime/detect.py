@@ -558,12 +558,10 @@ def evaluate_idx(
     the other dataset, a class no digit there is labelled with and a split whose images are all of one kind, all
     before any digit is scored.
     """
-    if dataset not in (None, "mnist", "fashion-mnist"):
-        raise ValueError(f"dataset takes mnist or fashion-mnist (the IDX datasets), got {dataset!r}")
     started = time.perf_counter()
     detector = as_detector(detector)
     classes = normal_classes(detector, classes)
-    data_dir = dataset_folder(data_dir, dataset or detector.model.metadata.get(contract.DATASET) or "mnist")
+    data_dir = dataset_folder(data_dir, dataset, recorded=detector.model.metadata.get(contract.DATASET))
     pixels, labels = _idx_split(data_dir, split=split, limit=limit)
     there = sorted(set(labels.tolist()), key=lambda label: (len(label), label))
     if unknown := [label for label in classes if label not in there]:  # a folder detector's "good", say

@@ -132,14 +132,12 @@ def evaluate(
     ``ModelFileError`` for a model that fails or has broken noise metadata, ``ValueError`` for a ``limit`` under 1,
     a ``split`` other than ``train`` and ``test`` or a ``dataset`` other than ``mnist`` and ``fashion-mnist``.
     """
-    if dataset not in (None, "mnist", "fashion-mnist"):
-        raise ValueError(f"dataset takes mnist or fashion-mnist (the IDX datasets), got {dataset!r}")
     started = time.perf_counter()
     model = loaded(model)
     corruption = _noise(model, noise, noise_kind)
     checked_seed(seed)
     seed = TEST_NOISE_SEED if seed is None else seed
-    data_dir = dataset_folder(data_dir, dataset or model.metadata.get(contract.DATASET) or "mnist")
+    data_dir = dataset_folder(data_dir, dataset, recorded=model.metadata.get(contract.DATASET))
     pixels, _ = load_split(data_dir, split)
     pixels = pixels[: checked_limit(limit)]
     try:  # a model of one size takes only that size; one of any size takes them padded to its multiple

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 from aetool.errors import AetoolError, DataError, ImageError, os_reason
 from aetool.runtime.images import FORMATS, format_for, image_suffixes, opened_image
@@ -224,6 +224,18 @@ def folder_of(source: str) -> Path:
     return path.parent if path.is_file() else path
 
 
+def is_path(value: object) -> TypeGuard[str | os.PathLike[str]]:
+    """Whether ``value`` names a path: text or an ``os.PathLike``, not empty (None was pathlib's "expected str,
+    bytes or os.PathLike", and "" the current folder)."""
+    return isinstance(value, str | os.PathLike) and bool(str(value))
+
+
+def full_path(path: str | Path, *, named: str) -> str:
+    """``path`` absolute, without ``..`` and with a leading ``~`` made the home folder, as a run records it (so one
+    folder reached two ways is one setting); raises as :func:`expand_home` does."""
+    return os.path.normpath(expand_home(path, named=named).absolute())
+
+
 def expand_home(path: str | Path, *, named: str) -> Path:
     """``path`` with a leading ``~`` made the home folder (``Path.expanduser``). Raises ``DataError`` beginning with
     ``named`` (the option or variable that gave the path) when there is no home folder to make it (HOME unset and a
@@ -292,7 +304,7 @@ def plan(
         if output is None or output == STDIN or not _names_a_file(output):
             if output is not None and output != STDIN:
                 _check_output_folder(Path(output), output=output, option=option)
-            return _stream_jobs(inputs, output=output, suffix=suffix, ext=ext, option=option), []
+            return _stream_jobs(inputs, output=output, suffix=suffix, ext=ext, fmt=pillow_fmt, option=option), []
         taken: list[Input] = []
         for item in inputs:  # up to a second image: a camera's stream does not end
             taken.append(item)
@@ -353,21 +365,22 @@ def plan(
     return jobs, failures
 
 
-def _stream_jobs(inputs: Iterable[Input], *, output: str | None, suffix: str, ext: str, option: str) -> Iterator[Job]:
+def _stream_jobs(
+    inputs: Iterable[Input], *, output: str | None, suffix: str, ext: str, fmt: str, option: str
+) -> Iterator[Job]:
     """The jobs of standard input's images as they arrive (:func:`plan`). Raises ``AetoolError`` at the first when
     the stream holds several images and their results would go to standard output one after another in a format
     whose end a reader cannot find (TGA, TIFF, GIF): aetool itself read three such frames back as one, exit 0."""
     from aetool.runtime.stream import SPLIT_FORMATS
 
-    pillow_fmt = format_for(ext)
     for item in inputs:
         several = item.label != STDIN  # -:1, -:2…: standard input holds more than one part
-        if several and (output is None or output == STDIN) and pillow_fmt not in SPLIT_FORMATS:
+        if several and (output is None or output == STDIN) and fmt not in SPLIT_FORMATS:
             raise AetoolError(
                 f"standard input holds several images, whose {ext} results written one after another to standard "
                 f"output could not be told apart; give --format png, jpg, ppm, bmp or webp, or {option} FOLDER/"
             )
-        yield Job(item.label, item.source, _target(item, output, suffix, ext, False), pillow_fmt)
+        yield Job(item.label, item.source, _target(item, output, suffix, ext, False), fmt)
 
 
 def _an_image_of_the_stream(item: Input) -> bool:
@@ -471,19 +484,12 @@ def standard_input(images: ImageStream) -> Iterator[Input]:
     :func:`aetool.runtime.stream.split_images` tells where each ends), ``-:1``, ``-:2``, … in their order; bytes between them that begin no image (they fail) are
     ``-:bytes FIRST-LAST`` (offsets in the stream, ``-:byte N`` for one), so the images' numbers have no gap
     where no image was lost (``ffmpeg -i stdin-%06d.png`` stops at the first missing number)."""
-    from aetool.runtime.stream import begins_an_image, repeated_signature
+    from aetool.runtime.stream import begins_an_image
 
     parts = iter(images)
     first = next(parts)  # the stream's end gives a part, if only its empty bytes
     if images.one_part:
-        if (again := repeated_signature(first)) is not None:  # ffmpeg -c:v tiff: 9 frames of 10 were lost unsaid
-            warnings.warn(
-                f"standard input seems to hold several images of a format whose end aetool does not find (its "
-                f"signature comes again at byte {again:,}): only the first is read; pipe PNG, JPEG, PPM, BMP or WebP "
-                "frames (ffmpeg -c:v png)",
-                UserWarning,
-                stacklevel=2,
-            )
+        _warn_if_several(first, who="standard input", start=None)  # ffmpeg -c:v tiff: 9 frames of 10 were lost unsaid
         yield Input(STDIN, first)
         return
     number, start = 0, 0
@@ -492,18 +498,29 @@ def standard_input(images: ImageStream) -> Iterator[Input]:
         if begins_an_image(part):
             number += 1
             label = f"{STDIN}:{number}"
-            if (again := repeated_signature(part)) is not None:  # two GIFs between PNG frames: one was lost unsaid
-                warnings.warn(
-                    f"{label} seems to hold several images of a format whose end aetool does not find (its signature "
-                    f"comes again at byte {start + again:,} of the stream): only the first is read; pipe PNG, JPEG, "
-                    "PPM, BMP or WebP frames (ffmpeg -c:v png)",
-                    UserWarning,
-                    stacklevel=2,
-                )
+            _warn_if_several(part, who=label, start=start)  # two GIFs between PNG frames: one was lost unsaid
         else:
             label = f"{STDIN}:bytes {start}-{end - 1}" if len(part) > 1 else f"{STDIN}:byte {start}"
         yield Input(label, part)
         start = end
+
+
+def _warn_if_several(part: bytes, *, who: str, start: int | None) -> None:
+    """Warn when ``part`` of standard input (``who``), an image of a format whose end aetool does not find, holds
+    its signature again: several such images, of which only the first is read. ``start``: where ``part`` lies in
+    the stream; None for a stream of one part."""
+    from aetool.runtime.stream import repeated_signature
+
+    again = repeated_signature(part)
+    if again is not None:
+        where = f"{again:,}" if start is None else f"{start + again:,} of the stream"
+        warnings.warn(
+            f"{who} seems to hold several images of a format whose end aetool does not find (its signature comes "
+            f"again at byte {where}): only the first is read; pipe PNG, JPEG, PPM, BMP or WebP frames (ffmpeg -c:v "
+            "png)",
+            UserWarning,
+            stacklevel=3,
+        )
 
 
 Content = bytes | Callable[[Path], None]  # the bytes of a file, or a function that writes the file at a path

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from aetool.errors import DataError
-from aetool.runtime.files import expand_home
+from aetool.runtime.files import expand_home, is_path
 
 SPLIT_FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
@@ -89,15 +89,20 @@ def resolve_data_dir(data_dir: str | Path | None, dataset: str) -> Path | None:
     return folder / dataset if (folder / dataset).is_dir() else folder
 
 
-def dataset_folder(data_dir: str | Path, dataset: str) -> Path:
-    """The folder of ``dataset``'s IDX files that ``data_dir`` names, as the commands read it: itself, or its
-    subfolder named after the dataset (``mnist/``, ``fashion-mnist/``; ``mnist/`` for a model of one's own images,
-    ``images``). Raises ``DataError`` when it holds the other published dataset (:func:`check_dataset`), and
-    ``TypeError`` for a ``data_dir`` that is no folder's path (None was pathlib's error, "" the current folder)."""
-    if not isinstance(data_dir, str | os.PathLike) or not str(data_dir):
+def dataset_folder(data_dir: str | Path, dataset: str | None, *, recorded: object) -> Path:
+    """The folder of a dataset's IDX files that ``data_dir`` names, as the commands read it: itself, or its
+    subfolder named after the dataset (``mnist/``, ``fashion-mnist/``). The dataset: ``dataset`` (``mnist`` or
+    ``fashion-mnist``, ``--dataset``), else the one a model ``recorded`` (its metadata's; ``mnist`` for one of
+    one's own images, ``images``), else ``mnist``. Raises ``DataError`` when the folder holds the other published
+    dataset (:func:`check_dataset`), ``ValueError`` for another ``dataset`` and ``TypeError`` for a ``data_dir``
+    that is no folder's path (None was pathlib's error, "" the current folder)."""
+    if dataset not in (None, "mnist", "fashion-mnist"):
+        raise ValueError(f"dataset takes mnist or fashion-mnist (the IDX datasets), got {dataset!r}")
+    if not is_path(data_dir):
         raise TypeError(f"data_dir takes a folder of IDX files (text or a Path), got {data_dir!r}")
-    folder = resolve_data_dir(data_dir, "mnist" if dataset == "images" else dataset) or Path(data_dir)
-    check_dataset(folder, dataset)
+    named = dataset or (recorded if isinstance(recorded, str) and recorded else "mnist")
+    folder = resolve_data_dir(data_dir, "mnist" if named == "images" else named) or Path(data_dir)
+    check_dataset(folder, named)
     return folder
 
 

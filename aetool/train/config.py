@@ -11,7 +11,7 @@ from aetool.errors import AetoolError
 from aetool.models import ConvAE, build_model, get_spec
 from aetool.runtime import contract
 from aetool.runtime.anomaly import parse_classes
-from aetool.runtime.files import expand_home
+from aetool.runtime.files import full_path
 from aetool.runtime.images import parse_size
 from aetool.runtime.noise import Noise
 from aetool.train.settings import check_settings, option_of
@@ -103,7 +103,7 @@ class TrainConfig:
         for name in PATHS:  # recorded absolute, so an export from elsewhere finds them
             value = getattr(self, name)
             if value:  # and without "..", so one folder reached two ways is one setting
-                setattr(self, name, os.path.normpath(expand_home(value, named=option_of(name)).absolute()))
+                setattr(self, name, full_path(value, named=option_of(name)))
         try:
             self._check()
         except ValueError as err:  # a registry default: a model of one's own whose ModelSpec sets it
@@ -203,6 +203,12 @@ class TrainConfig:
         if self.noise_mix:
             return Noise.parse(self.noise_mix)
         return Noise.single(self.noise or 0.0, kind=self.noise_kind)
+
+    @property
+    def ends_in_detector(self) -> bool:
+        """Whether a run of these settings ends in a calibrated anomaly detector: a one-class run (``classes``) or
+        a model whose registry entry is one (``anomaly``)."""
+        return bool(self.classes) or get_spec(self.model).detector
 
     @property
     def held_out(self) -> float:

@@ -709,7 +709,7 @@ def train(
                     echo(held)
                 if few := few_steps(config, trainer.steps_per_epoch, len(data.train)):
                     echo(f"warning: {few}")
-                if (config.classes or get_spec(config.model).detector) and len(data.test) < 2:
+                if config.ends_in_detector and len(data.test) < 2:
                     echo(  # said before training: calibration failed after it, and so did the commands it named
                         f"warning: the run holds out {len(data.test)} normal image{'s' * (len(data.test) != 1)} "
                         "for validation, and calibrating its detector needs at least 2: give --val-data FOLDER or "

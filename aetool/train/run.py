@@ -29,7 +29,7 @@ from torch import nn
 from aetool.errors import AetoolError, first_line
 from aetool.models import Autoencoder, build_model, get_spec
 from aetool.runtime import contract
-from aetool.runtime.files import check_folder, make_folder, write_files
+from aetool.runtime.files import check_folder, is_path, make_folder, write_files
 from aetool.train.config import TrainConfig, option_of
 
 try:
@@ -549,7 +549,7 @@ def _normalised(stored: dict[str, Any]) -> dict[str, Any]:
 
 def checked_run_dir(run_dir: object) -> str | os.PathLike[str]:
     """``run_dir`` when it is a path (text or a Path, not empty); raises ``TypeError`` naming it otherwise."""
-    if not isinstance(run_dir, str | os.PathLike) or not str(run_dir):
+    if not is_path(run_dir):
         raise TypeError(f"run_dir takes a run folder's path (text or a Path), got {run_dir!r}")
     return run_dir
 
