@@ -99,6 +99,19 @@ def test_training_on_images_of_more_than_8_bits_says_it_keeps_8(tmp_path):
         folder_images(str(tmp_path / "scans"), channels=1, size=None)
 
 
+def test_an_image_whose_exif_block_ends_in_its_header_trains_as_stored(tmp_path):
+    """The header probe's getexif() raised a struct.error: a traceback, the run ended (trial 88)."""
+    from PIL import Image
+
+    (tmp_path / "scans").mkdir()
+    stored = np.kron(np.arange(6, dtype=np.uint8).reshape(2, 3) * 40, np.ones((8, 8), np.uint8))  # 16 high, 24 wide
+    exif = Image.Exif()
+    exif[0x0112] = 6  # the block is cut before its tags: read as stored, not turned
+    Image.fromarray(stored).save(tmp_path / "scans" / "cut.png", exif=exif.tobytes()[:13])
+    images = folder_images(str(tmp_path / "scans"), channels=1, size=None)
+    assert np.asarray(images.images).shape == (1, 1, 16, 24) and np.array_equal(images.images[0][0], stored)
+
+
 def test_validation_images_that_are_training_images_too_are_warned(digit_folder):
     """--val-data the --data folder, or inside it, trained in silence (calibrate --data warned of the same)."""
     with pytest.warns(

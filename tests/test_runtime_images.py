@@ -581,6 +581,71 @@ def test_notes_name_only_what_reading_changed(tmp_path):
         assert images.read_image(tmp_path / f"o{value}.jpg").notes == ()
 
 
+def _damaged_exif(length: int) -> bytes:
+    """An EXIF block (Orientation 6 and a description) cut to its first ``length`` bytes."""
+    exif = Image.Exif()
+    exif[0x0112], exif[0x010E] = 6, "a description long enough to be cut"
+    return exif.tobytes()[:length]
+
+
+@pytest.mark.parametrize("suffix", [".png", ".webp"])
+@pytest.mark.parametrize(
+    ("block", "said"),
+    [
+        (b"garbage", "its EXIF block is damaged and was ignored (not a TIFF file"),
+        (_damaged_exif(13), "its EXIF block is damaged and was ignored (unpack requires a buffer of 4 bytes)"),
+        (_damaged_exif(27), "Pillow: Corrupt EXIF data."),
+    ],
+    ids=["no-tiff-header", "cut-in-its-header", "cut-in-a-tag"],
+)
+def test_an_image_with_a_damaged_exif_block_is_read_as_stored_and_says_so(tmp_path, suffix, block, said):
+    """Pillow parses a PNG's or WebP's EXIF only when asked: a block that was no TIFF data refused the image as
+    corrupt, and one cut short ended a whole batch with a struct.error traceback, though the pixels decode (trial
+    88). Its pixels are read, as stored (the orientation in it unread), and a note says what was wrong."""
+    Image.fromarray(digit()).save(tmp_path / f"d{suffix}", exif=block, lossless=True)
+    decoded = images.read_image(tmp_path / f"d{suffix}")
+    assert decoded.pixels.shape[1:] == (28, 28) and decoded.exif == b""
+    assert any(note.startswith(said) for note in decoded.notes), decoded.notes
+    assert gray(tmp_path / f"d{suffix}") == pytest.approx(digit() / 255, abs=1e-6)
+
+
+def test_pillows_warnings_on_an_image_are_its_notes_and_the_tags_read_are_kept(tmp_path):
+    """A JPEG's EXIF cut in its last tag: Pillow warns as it opens the file, and the warning was printed without the
+    file's name, beside the batch (a trial); the orientation it did read still turns the image."""
+    Image.fromarray(digit()[:, :20]).save(tmp_path / "cut.jpg", exif=_damaged_exif(41), quality=100)
+    decoded = images.read_image(tmp_path / "cut.jpg")
+    assert decoded.notes == (
+        "Pillow: Tag data larger than file. Skipping tag 270",
+        "Pillow: Corrupt EXIF data.  Expecting to read 4 bytes but only got 1.",
+        "turned upright by its EXIF orientation (6)",
+    )
+    assert decoded.pixels.shape == (1, 20, 28)
+
+
+def test_encode_refuses_an_exif_block_its_reader_would_not_read_whole():
+    """encode wrote b"garbage" as a PNG's EXIF, a file read_image then refused; a str was Pillow's TypeError."""
+    pixels = np.full((8, 8), 0.5, np.float32)
+    for block, message in ((b"garbage", "not a TIFF file"), (_damaged_exif(41), "Tag data larger than file")):
+        with pytest.raises(
+            ValueError, match=f"^encode takes an EXIF block Pillow reads whole, not this one: {message}"
+        ):
+            images.encode(pixels, "PNG", exif=block)
+    with pytest.raises(TypeError, match="^encode takes exif as bytes .*got str$"):
+        images.encode(pixels, "PNG", exif="Canon")  # type: ignore[arg-type]
+    whole = Image.Exif()
+    whole[0x010F] = "Canon"
+    assert images.read_image(images.encode(pixels, "PNG", exif=whole.tobytes())).exif == whole.tobytes()
+
+
+def test_a_batch_with_damaged_exif_blocks_does_every_image_and_names_each_warning(cli, tmp_path):
+    for name, length in (("a.png", 13), ("b.jpg", 27), ("c.webp", 27)):
+        Image.fromarray(digit()).save(tmp_path / name, exif=_damaged_exif(length))
+    result = cli("denoise", "a.png", "b.jpg", "c.webp", "-o", "out")
+    assert result.exit_code == 0 and sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "b.png", "c.png"]
+    assert "a.png: its EXIF block is damaged and was ignored" in result.stderr
+    assert "b.jpg: Pillow: Corrupt EXIF data." in result.stderr and "warning" not in result.stderr
+
+
 def test_a_loop_of_symbolic_links_is_one_failed_input_of_its_batch(cli, tmp_path):
     save(tmp_path / "one.png", digit())
     (tmp_path / "loop1.png").symlink_to("loop2.png")

@@ -173,18 +173,20 @@ def _decoded(source: Path | bytes) -> Decoded:
     """:func:`read_image` of a path or of the file's bytes."""
     from PIL import ImageOps
 
-    with opened_image(source) as opened:
+    warned: list[str] = []
+    with opened_image(source, warned=warned) as opened:
         _check_single_frame(opened)
         reduced = _reduced_to_8_bits(opened)  # before getexif, which loads a PNG (its tiles then gone)
-        exif = opened.getexif()
+        exif, damage = read_exif(opened)
         orientation = exif.get(0x0112, 1)  # EXIF Orientation, 1: as stored
-        image = ImageOps.exif_transpose(opened)
+        image = ImageOps.exif_transpose(opened) if orientation in TURNS else opened.copy()
         image.load()
         source_format = opened.format
     if source_format == "TIFF":  # a TIFF's "EXIF" is its own tags: how its pixels are stored is not the output's
         for tag in TIFF_STORAGE_TAGS:
             exif.pop(tag, None)
-    notes = [f"turned upright by its EXIF orientation ({orientation})"] if orientation in TURNS else []
+    notes = [f"Pillow: {message}" for message in dict.fromkeys(warned)] + ([damage] if damage else [])
+    notes += [f"turned upright by its EXIF orientation ({orientation})"] if orientation in TURNS else []
     notes += [REDUCED] if reduced else []
     kept, note = _exif_kept(exif)
     notes += [note] if note else []
@@ -196,6 +198,20 @@ def _decoded(source: Path | bytes) -> Decoded:
     return Decoded(pixels, tuple(notes), kept, stored_colour=image.mode not in GREY_MODES)
 
 
+def read_exif(image: Image.Image) -> tuple[Image.Exif, str | None]:
+    """An opened image's EXIF (Pillow's ``Image.Exif``, a mapping of tag numbers to values), and a note when its
+    block is damaged beyond reading. Pillow parses a PNG's or WebP's block only when asked, and raises for one whose
+    header is no TIFF header or that ends inside it (a ``struct.error``: a traceback, or the whole image refused as
+    corrupt, though its pixels decode; trial 88): such a block is taken as none, the image read as stored. Tags it
+    skips (a block cut short later) are warnings (``opened_image``'s ``warned``). Raises nothing."""
+    from PIL import Image
+
+    try:
+        return image.getexif(), None
+    except (SyntaxError, struct.error, ValueError, OSError, EOFError, KeyError, IndexError, TypeError) as err:
+        return Image.Exif(), f"its EXIF block is damaged and was ignored ({err})"
+
+
 def _exif_kept(exif: Image.Exif) -> tuple[bytes, str | None]:
     """An image's EXIF as the outputs carry it (``EXIF_FORMATS``), its Orientation tag dropped, since the pixels
     are turned upright; and a note when the EXIF is there but cannot be written again (a malformed block)."""
@@ -203,9 +219,11 @@ def _exif_kept(exif: Image.Exif) -> tuple[bytes, str | None]:
         return b"", None
     exif.pop(0x0112, None)
     try:
-        return exif.tobytes(), None
+        block = exif.tobytes()
     except (ValueError, TypeError, OSError, struct.error, KeyError, IndexError) as err:
         return b"", f"its EXIF could not be carried over to the output ({type(err).__name__})"
+    problem = _exif_problem(block)  # encode refuses a block Pillow does not read back whole
+    return (b"", f"its EXIF could not be carried over to the output ({problem})") if problem else (block, None)
 
 
 def set_pixel_limit(*, megapixels: float) -> None:
@@ -221,23 +239,28 @@ def set_pixel_limit(*, megapixels: float) -> None:
 
 
 @contextmanager
-def opened_image(source: Path | bytes) -> Iterator[Image.Image]:
+def opened_image(source: Path | bytes, *, warned: list[str] | None = None) -> Iterator[Image.Image]:
     """Pillow's image of a file or of its bytes, opened (its header read; its pixels on ``load()``), for a ``with``
     block. Pillow's decompression-bomb warning is an error here, and what goes wrong while opening or in the block
     (decoding included) becomes one ``ImageError`` line: missing, empty, a folder, permission denied, not an image,
-    a possible bomb, a loop of symbolic links, truncated or corrupt. The training data's header probe opens files
-    with it too, so both say the same."""
+    a possible bomb, a loop of symbolic links, truncated or corrupt. Pillow's other warnings in the block (damaged
+    EXIF tags) concern this file: their messages are appended to ``warned``, or dropped when it is None (a header
+    probe, whose file is read and its notes said later), never printed unattributed. The training data's header
+    probe opens files with it too, so both say the same."""
     from PIL import Image, UnidentifiedImageError
 
     empty = source == b"" if isinstance(source, bytes) else source.is_file() and source.stat().st_size == 0
     if empty:
         raise ImageError("empty file")
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             # a str, not a Path: Pillow before 10.1 resolves a Path first, which raises RuntimeError on a loop
             with Image.open(str(source) if isinstance(source, Path) else io.BytesIO(source)) as image:
                 yield image
+        if warned is not None:
+            warned.extend(str(warning.message).strip() for warning in caught)
     except FileNotFoundError:
         raise ImageError("no such file or folder") from None  # a mistyped folder is an argument read as a file
     except IsADirectoryError:
@@ -253,7 +276,7 @@ def opened_image(source: Path | bytes) -> Iterator[Image.Image]:
             f"refused as a possible decompression bomb: {size}, over the limit of {Image.MAX_IMAGE_PIXELS or 0:,} "
             "(aetool --max-megapixels MP COMMAND … raises it)"
         ) from None
-    except (OSError, ValueError, SyntaxError, EOFError) as err:
+    except (OSError, ValueError, SyntaxError, EOFError, struct.error) as err:
         if isinstance(err, OSError) and err.errno == errno.ELOOP:
             raise ImageError("a loop of symbolic links") from None
         raise ImageError(f"truncated or corrupt image: {err}") from None
@@ -609,18 +632,40 @@ def format_for(name: str) -> str:
 ENCODE_SLACK = 0.5
 
 
+def _exif_problem(block: bytes) -> str | None:
+    """What Pillow finds wrong in an EXIF block (an error, or the first warning of tags it skips); None when it
+    reads the block whole."""
+    from PIL import Image
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            Image.Exif().load(block)
+        except (SyntaxError, struct.error, ValueError, OSError, EOFError, KeyError, IndexError, TypeError) as err:
+            return str(err)
+    return str(caught[0].message).strip() if caught else None
+
+
 def encode(pixels: np.ndarray, fmt: str, *, fast: bool = False, exif: bytes = b"") -> bytes:
     """An 8-bit image file (Pillow format name ``fmt``) of float pixels in [0, 1] (values up to ``ENCODE_SLACK``
     beyond clipped): grey for H×W or 1×H×W, RGB for 3×H×W; ``fast``: a PNG compressed at zlib level 1, not Pillow's 6 (``FAST_PNG``);
     ``exif``: an EXIF block (``Decoded.exif``) written into the formats that hold one (``EXIF_FORMATS``).
     ``fmt`` is one of ``FORMATS``' values (:func:`format_for` gives it for a file name). Raises ``ValueError`` for
     another ``fmt``, integer pixels (8-bit ones: divide them by 255), NaN values, values farther out and other
-    shapes."""
+    shapes, and for an ``exif`` Pillow cannot read (it wrote such blocks as given, in files their readers refuse;
+    trial 88); ``TypeError`` for an ``exif`` that is not bytes."""
     from PIL import Image
 
     if fmt not in FORMATS.values():
         known = ", ".join(dict.fromkeys(FORMATS.values()))
         raise ValueError(f"unknown format {fmt!r}: encode takes {known} (format_for('name.png') gives it)")
+    if not isinstance(exif, bytes):
+        raise TypeError(
+            f"encode takes exif as bytes (Decoded.exif or Pillow's Exif.tobytes()), got {type(exif).__name__}"
+        )
+    problem = _exif_problem(exif) if exif else None
+    if problem:
+        raise ValueError(f"encode takes an EXIF block Pillow reads whole, not this one: {problem}")
     pixels = np.asarray(pixels)
     check_pixels(pixels, name="pixels")
     if not (pixels.ndim == 2 or (pixels.ndim == 3 and pixels.shape[0] in (1, 3))):

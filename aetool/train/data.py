@@ -43,6 +43,7 @@ from aetool.runtime.images import (
     fit,
     is_dark_on_light,
     opened_image,
+    read_exif,
     read_image,
     resize,
     to_channels,
@@ -180,7 +181,7 @@ def _probe(path: Path) -> tuple[int, int, bool]:
     """(height, width, colour?) from the file's header, after its EXIF rotation; raises ``ImageError``."""
     with opened_image(path) as image:
         width, height = image.size
-        turned = image.getexif().get(0x0112, 1) in (5, 6, 7, 8)
+        turned = read_exif(image)[0].get(0x0112, 1) in (5, 6, 7, 8)
         colour = image.mode not in GREY_MODES
     return (width, height, colour) if turned else (height, width, colour)
 
