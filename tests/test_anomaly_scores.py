@@ -45,12 +45,25 @@ def test_auroc_counts_ties_as_half_and_orders_by_score():
         ([1.0, 2.0], [False, False], "both normal and anomalous"),
         ([1.0, np.nan], [True, False], "finite"),
         ([1.0, 2.0, 3.0], [True, False], "one length"),
+        # -1/1 (scikit-learn's outlier labels) and text were all True: "needs both"; 0.5 counted as anomalous
+        ([1.0, 2.0], [-1, 1], "labels are True or 1 for an anomalous image, False or 0 for a normal one, got -1, 1"),
+        ([1.0, 2.0], ["normal", "anomaly"], "got anomaly, normal"),
+        ([1.0, 2.0, 3.0], [0, 0.5, 1], "got 0.0, 0.5, 1.0"),
+        ([[1.0, 2.0]], [[True, False]], "a vector"),
     ],
 )
 def test_measures_refuse_what_they_cannot_measure(scores, labels, message):
-    for measure in (anomaly.auroc, anomaly.average_precision):
+    for measure in (anomaly.auroc, anomaly.average_precision, lambda s, a: anomaly.rates(s, a, 1.5)):
         with pytest.raises(ValueError, match=message):
             measure(np.array(scores), np.array(labels))
+    assert anomaly.auroc(np.array([1.0, 2.0]), np.array([0.0, 1.0])) == anomaly.auroc([1.0, 2.0], [False, True]) == 1
+
+
+def test_a_threshold_that_is_no_number_is_refused_not_every_image_normal():
+    for threshold in (float("nan"), float("inf"), "0.5", None):
+        with pytest.raises(ValueError, match=r"^threshold must be a finite number"):
+            anomaly.rates(np.array([0.1, 0.9]), np.array([False, True]), threshold)  # type: ignore[arg-type]
+    assert anomaly.rates(np.array([0.1, 0.9]), np.array([False, True]), np.float32(0.5)).true_positives == 1
 
 
 def test_rates_at_a_threshold_count_scores_above_it_as_anomalous():
@@ -144,9 +157,11 @@ def test_parse_score_names_the_components():
 def test_parse_classes_reads_the_command_lines_labels():
     assert anomaly.parse_classes("1, 7") == ("1", "7") and anomaly.parse_classes(None) is None
     assert anomaly.parse_classes("10") == ("10",) and anomaly.parse_classes([1, "7"]) == ("1", "7")
+    # 3 was refused by "takes … (3 or 3,5) … got 3", and an array of labels too (trial 88)
+    assert anomaly.parse_classes(3) == ("3",) and anomaly.parse_classes(np.array([3, 5])) == ("3", "5")
 
 
-@pytest.mark.parametrize("classes", ["3,3", [3, 3], "3,,5", "", [], [True], (1, False), {3, 5}, 3, [1.0]])
+@pytest.mark.parametrize("classes", ["3,3", [3, 3], "3,,5", "", [], [True], (1, False), {3, 5}, True, [1.0], 1.0])
 def test_parse_classes_refuses_labels_repeated_empty_or_of_another_kind(classes):
     with pytest.raises(ValueError, match="--classes takes labels separated by commas, each once"):
         anomaly.parse_classes(classes)
@@ -201,9 +216,20 @@ def test_the_threshold_lets_at_most_the_asked_share_of_calibration_scores_above_
     record = anomaly.distribution(scores, threshold=threshold)
     assert record["images"] == 10_000 and sum(record["histogram"]["counts"]) == 10_000
     assert record["fpr"] == 0.0499
-    for bad in ({"fpr": 0.0}, {"quantile": 1.0}, {"fpr": 0.1, "quantile": 0.9}, {}):
+    for bad in ({"fpr": 0.0}, {"quantile": 1.0}, {"fpr": 0.1, "quantile": 0.9}, {}, {"fpr": "0.1"}):
         with pytest.raises(ValueError):
             anomaly.threshold_for(scores, **bad)
+    # a NaN score gave a NaN threshold; a scalar or a matrix were numpy's TypeError, no scores an IndexError
+    for bad_scores, message in (
+        ([np.nan, 0.2, 0.3], "finite"),
+        (0.3, "shape \\(\\)"),
+        (np.zeros((2, 2)), "shape"),
+        ([], "shape"),
+    ):
+        with pytest.raises(ValueError, match=f"^scores must be .*{message}"):
+            anomaly.threshold_for(bad_scores, fpr=0.1)  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match=f"^scores must be .*{message}"):
+            anomaly.distribution(bad_scores)  # type: ignore[arg-type]
 
 
 def test_the_fpr_rule_holds_the_false_positive_rate_on_new_normal_images():

@@ -555,6 +555,13 @@ def test_add_noise_with_a_seed_gives_an_image_the_same_noise_alone_or_in_any_bat
     assert not np.array_equal(read(Path("folder/a.png")), read(Path("folder/c.png")))
     assert cli("add-noise", "in/c.png", "--seed", "8", "-o", "other.png").exit_code == 0
     assert not np.array_equal(read(Path("other.png")), read(Path("alone.png")))
+    # as the README says, from Python: the generator of the seed and the image's pixels draws the same noise
+    from aetool.runtime.batch import image_generator
+    from aetool.runtime.images import encode, read_image
+
+    pixels = read_image(tmp_path / "in" / "c.png").pixels
+    noisy = add_noise(pixels, 0.5, rng=image_generator(7, pixels))  # the default --noise
+    assert np.array_equal(read(encode(noisy, "PNG")), read(Path("alone.png")))
 
 
 def test_mask_noise_sets_pixels_to_the_background(cli, tmp_path):

@@ -82,6 +82,9 @@ def test_mean_squared_error_goes_a_batch_at_a_time():
 
     images = np.full((7, 1, 4, 4), 0.5, np.float32)
     assert mean_squared_error(reconstruct, images, images, batch=3) == pytest.approx(0.25) and calls == [3, 3, 1]
+    for batch in (-1, 0, 2.5, True):  # -1 scored no batch and gave 0.0 (trial 88)
+        with pytest.raises(ValueError, match=r"^batch takes a positive whole number of images a call, got"):
+            mean_squared_error(reconstruct, images, images, batch=batch)  # type: ignore[arg-type]
 
 
 def test_set_scores_pool_the_mse_and_average_ssim_over_images(monkeypatch):

@@ -50,6 +50,21 @@ def test_a_mix_chooses_each_images_term_by_weight():
     assert (noisy == 0).any(axis=(1, 2)).mean() == pytest.approx(0.1, abs=0.03)  # a tenth masked, by weight
 
 
+def test_weights_near_the_float_maximum_choose_as_their_ratio_does():
+    """Weights of 1e308 summed to inf: numpy's 'probabilities do not sum to 1' (trial 88)."""
+    clean = np.full((1000, 8, 8), 0.5, np.float32)
+    noisy = Noise.parse("gaussian=0.01@1.7e308,mask=0.5@1.7e307").apply(clean, 0)
+    assert (noisy == 0).any(axis=(1, 2)).mean() == pytest.approx(0.1, abs=0.03)
+
+
+def test_no_noise_gives_a_copy_as_noise_does():
+    """Noise().apply returned the caller's float32 array itself, which a caller then wrote into (trial 88)."""
+    clean = np.random.default_rng(0).random((2, 1, 8, 8)).astype(np.float32)
+    for noise in (Noise(), Noise.single(0.1)):
+        noisy = noise.apply(clean, 0)
+        assert noisy.dtype == np.float32 and not np.shares_memory(noisy, clean)
+
+
 def test_noise_text_that_means_no_noise_or_no_weight():
     assert not Noise.parse("0") and str(Noise.parse("0")) == "0" and Noise.parse("gaussian=0") == Noise()
     with pytest.raises(ValueError, match="a weight must be a positive number"):

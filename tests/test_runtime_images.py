@@ -97,11 +97,22 @@ def test_integer_and_float_pixels_outside_the_scales_read_are_refused_not_clippe
     with pytest.raises(ImageError, match=r"^integer pixels -1000…3000, outside 0–65535"):
         images.read_image(tmp_path / "ct32.tif")
     over = np.full((28, 28), 0.5, np.float32)
-    over[0, 0] = 1.001
+    over[0, 0] = 1.01
     Image.fromarray(over, "F").save(tmp_path / "over.tif")
     decoded = images.read_image(tmp_path / "over.tif")
-    assert decoded.notes[0].startswith("float pixels up to 1.001 read on a 0–255 scale")
-    assert decoded.pixels.max() == pytest.approx(1.001 / 255)
+    assert decoded.notes[0].startswith("float pixels up to 1.01 read on a 0–255 scale")
+    assert decoded.pixels.max() == pytest.approx(1.01 / 255)
+
+
+@pytest.mark.parametrize("stray", [np.nextafter(np.float32(1), np.float32(2)), np.float32(1.0009), np.float32(-1e-7)])
+def test_a_float_tiff_in_0_1_with_a_pixel_rounded_past_an_end_is_read_on_0_1_and_clipped(tmp_path, stray):
+    """One pixel at 1.0000001 read the image on 0–255, almost black, noted "up to 1"; −1e-7 refused it (trial 88)."""
+    values = np.linspace(0, 1, 16, dtype=np.float32).reshape(4, 4)
+    values[1, 1] = stray
+    Image.fromarray(values, "F").save(tmp_path / "f.tif")
+    decoded = images.read_image(tmp_path / "f.tif")
+    np.testing.assert_array_equal(decoded.pixels[0], np.clip(values, 0, 1))
+    assert decoded.notes == (images.DEEPER,)
 
 
 def test_a_16_bit_png_is_read_on_the_16_bit_scale_whatever_pillow_opens_it_as(tmp_path):
@@ -630,7 +641,7 @@ def test_encode_refuses_an_exif_block_its_reader_would_not_read_whole():
             ValueError, match=f"^encode takes an EXIF block Pillow reads whole, not this one: {message}"
         ):
             images.encode(pixels, "PNG", exif=block)
-    with pytest.raises(TypeError, match="^encode takes exif as bytes .*got str$"):
+    with pytest.raises(TypeError, match=r"^encode takes exif as bytes .*got str$"):
         images.encode(pixels, "PNG", exif="Canon")  # type: ignore[arg-type]
     whole = Image.Exif()
     whole[0x010F] = "Canon"

@@ -530,6 +530,20 @@ def test_the_warning_names_the_package_that_brings_the_provider_asked_for(toy_di
 def test_an_unknown_provider_is_a_usage_error(toy_dir):
     with pytest.raises(AetoolError, match="unknown execution provider 'gpu'"):
         load(toy_dir / "dense.onnx", providers=["gpu"])
+    for providers in (1, [1]):  # 1 was "'int' object is not iterable" (trial 88)
+        with pytest.raises(TypeError, match=r"^execution providers are named by strings"):
+            load(toy_dir / "dense.onnx", providers=providers)  # type: ignore[arg-type]
+
+
+def test_outputs_are_named_in_a_list_not_one_string_read_letter_by_letter(toy_dir):
+    """outputs(x, "code") said the file had no output 'c', 'o', 'd', 'e': a caller's slip as a broken file (trial 88)."""
+    model = load(toy_dir / "dense.onnx")
+    images = np.zeros((2, 1, 28, 28), np.float32)
+    with pytest.raises(
+        TypeError, match=r"^outputs takes a list of output names, e.g. \['reconstruction'\], got 'code'"
+    ):
+        model.outputs(images, "code")  # type: ignore[arg-type]
+    assert model.outputs(images, ["reconstruction"])["reconstruction"].shape == (2, 1, 28, 28)
 
 
 def test_metadata_parsing_keeps_text_and_the_check_names_a_broken_field():

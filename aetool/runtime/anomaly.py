@@ -62,15 +62,20 @@ def parse_score(text: str) -> tuple[str, ...]:
     return names
 
 
-def parse_classes(classes: str | Sequence[str | int] | None) -> tuple[str, ...] | None:
-    """The normal classes as labels: ``--classes 3,5``'s text, or a list or tuple of labels or digits (``["3", "5"]``,
-    ``(3, 5)``) → ``("3", "5")``, each stripped; None stays None. Raises ``ValueError`` for another kind of value
-    (a set's order is not kept; ``"35"`` is one label, ``35``) and for an empty or repeated label. Whether the
-    labels are fit to train on (digits, for IDX data) is ``TrainConfig``'s to check."""
+def parse_classes(classes: str | int | Sequence[str | int] | np.ndarray | None) -> tuple[str, ...] | None:
+    """The normal classes as labels: ``--classes 3,5``'s text, one digit (``3``), or a list, tuple or 1-D array of
+    labels or digits (``["3", "5"]``, ``(3, 5)``, ``np.array([3, 5])``) → ``("3", "5")``, each stripped; None
+    stays None. Raises ``ValueError`` for another kind of value (a set's order is not kept; ``"35"`` is one label,
+    ``35``) and for an empty or repeated label. Whether the labels are fit to train on (digits, for IDX data) is
+    ``TrainConfig``'s to check."""
     if classes is None:
         return None
+    if isinstance(classes, np.ndarray) and classes.ndim == 1:
+        classes = classes.tolist()
     if isinstance(classes, str):
         labels = tuple(label.strip() for label in classes.split(","))
+    elif _is_label(classes):  # one digit: 3 was refused as no label, by a message naming 3 (trial 88)
+        labels = (str(classes),)
     elif isinstance(classes, tuple | list) and all(_is_label(label) for label in classes):
         labels = tuple(str(label).strip() for label in classes)
     else:
@@ -239,7 +244,7 @@ class AnomalySpec:
 
 
 def _is_finite(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _is_fraction(value: Any) -> bool:
@@ -274,15 +279,14 @@ def threshold_for(scores: np.ndarray, *, fpr: float | None = None, quantile: flo
     exchangeable with the calibration images scores above it with probability at most ``fpr`` (the largest score
     where n is too small for that, fewer than 1 / fpr − 1 images); with ``quantile``, that quantile of the scores
     (numpy's linear interpolation between order statistics). Give one of the two, in (0, 1); raises ``ValueError``
-    otherwise or for no scores."""
+    otherwise, and for scores that are no vector of finite numbers or none (a NaN gave a NaN threshold; trial 88)."""
     if (fpr is None) == (quantile is None):
         raise ValueError("give a false-positive rate or a quantile, not both or neither")
-    level = 1 - fpr if fpr is not None else float(quantile or 0)
-    if not _is_fraction(level):
-        raise ValueError(f"--fpr and --quantile are fractions between 0 and 1, got {fpr if fpr is not None else level}")
-    if len(scores) == 0:
-        raise ValueError("no scores to set a threshold from")
-    scores = np.asarray(scores, np.float64)
+    given = fpr if fpr is not None else quantile
+    if given is None or not _is_fraction(given):
+        raise ValueError(f"--fpr and --quantile are fractions between 0 and 1, got {given!r}")
+    level = 1 - given if fpr is not None else float(given)
+    scores = _score_vector(scores)
     if quantile is not None:
         return float(np.quantile(scores, level))
     rank = min(len(scores), math.ceil((len(scores) + 1) * level - CONFORMAL_SLACK))
@@ -291,8 +295,9 @@ def threshold_for(scores: np.ndarray, *, fpr: float | None = None, quantile: flo
 
 def distribution(scores: np.ndarray, *, threshold: float | None = None) -> dict[str, Any]:
     """What a file records of the calibration scores: their count, quantiles (``QUANTILES``), a histogram of
-    ``HISTOGRAM_BINS`` equal bins, and the share above ``threshold`` (the false-positive rate on them)."""
-    scores = np.asarray(scores, np.float64)
+    ``HISTOGRAM_BINS`` equal bins, and the share above ``threshold`` (the false-positive rate on them). Raises
+    ``ValueError`` as :func:`threshold_for` does."""
+    scores = _score_vector(scores)
     counts, edges = np.histogram(scores, bins=HISTOGRAM_BINS)
     record: dict[str, Any] = {
         "images": len(scores),
@@ -304,15 +309,32 @@ def distribution(scores: np.ndarray, *, threshold: float | None = None) -> dict[
     return record
 
 
+def _score_vector(scores: np.ndarray) -> np.ndarray:
+    """``scores`` as a float64 vector; raises ``ValueError`` for another shape, no scores, or one not finite."""
+    try:
+        vector = np.asarray(scores, np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"scores must be a vector of numbers, got {type(scores).__name__}") from None
+    if vector.ndim != 1 or len(vector) == 0:
+        raise ValueError(f"scores must be a vector of one or more numbers, got shape {vector.shape}")
+    if not np.isfinite(vector).all():
+        raise ValueError("scores must be finite")
+    return vector
+
+
 # ---- measuring a detector on labelled images ----
 
 
 def _checked(scores: np.ndarray, is_anomaly: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    scores, labels = np.asarray(scores, np.float64), np.asarray(is_anomaly).astype(bool)
-    if scores.shape != labels.shape or scores.ndim != 1:
+    """Scores and labels as vectors of one length; labels are bools or 0 and 1 (anomalous: True or 1): -1 and 1
+    (scikit-learn's outlier labels) or text were all taken as True, and 0.5 as anomalous (trial 88)."""
+    scores, given = _score_vector(scores), np.asarray(is_anomaly)
+    if given.dtype != bool and not (given.dtype.kind in "iuf" and np.isin(given, (0, 1)).all()):
+        shown = ", ".join(map(str, np.unique(given)[:5])) if given.dtype.kind in "iufUS" else given.dtype
+        raise ValueError(f"labels are True or 1 for an anomalous image, False or 0 for a normal one, got {shown}")
+    labels = given.astype(bool)
+    if scores.shape != labels.shape:
         raise ValueError(f"scores {scores.shape} and labels {labels.shape} must be two vectors of one length")
-    if not np.isfinite(scores).all():
-        raise ValueError("scores must be finite")
     if labels.all() or not labels.any():
         raise ValueError("measuring a detector needs both normal and anomalous images")
     return scores, labels
@@ -380,7 +402,9 @@ class Rates:
 
 def rates(scores: np.ndarray, is_anomaly: np.ndarray, threshold: float) -> Rates:
     """The verdicts ``score > threshold`` (anomalous) against ``is_anomaly``; raises ``ValueError`` as
-    :func:`auroc` does."""
+    :func:`auroc` does, and for a threshold that is no finite number (NaN called every image normal)."""
+    if not _is_finite(threshold):
+        raise ValueError(f"threshold must be a finite number, got {threshold!r}")
     scores, labels = _checked(scores, is_anomaly)
     flagged = scores > threshold
     return Rates(

@@ -466,7 +466,7 @@ def measure(
     )
 
 
-def normal_classes(detector: Detector, classes: str | Sequence[str | int] | None) -> tuple[str, ...]:
+def normal_classes(detector: Detector, classes: str | int | Sequence[str | int] | None) -> tuple[str, ...]:
     """The classes that count as normal: those given (read by :func:`~aetool.runtime.anomaly.parse_classes`: ``"1,7"``,
     ``("1", "7")`` or ``(1, 7)``), else those the detector was trained on. Raises ``ValueError`` for classes given
     in another form, ``AetoolError`` when neither says."""
@@ -542,7 +542,7 @@ def evaluate_idx(
     data_dir: str | Path,
     *,
     dataset: str | None = None,
-    classes: str | Sequence[str | int] | None = None,
+    classes: str | int | Sequence[str | int] | None = None,
     split: str = "test",
     limit: int | None = None,
 ) -> AnomalyEvaluation:
@@ -641,7 +641,7 @@ def evaluate_labelled(
     detector: Detector | Model | str | Path,
     data: str,
     *,
-    classes: str | Sequence[str | int] | None = None,
+    classes: str | int | Sequence[str | int] | None = None,
     invert: bool | None = None,
     resize: bool = False,
 ) -> AnomalyEvaluation:

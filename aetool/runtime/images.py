@@ -379,14 +379,16 @@ def _pixels(image: Image.Image, *, sixteen_bit: bool = False) -> tuple[np.ndarra
         if unusable:  # a float TIFF can hold NaN and infinities, which no pixel scale maps into [0, 1]
             raise ImageError(f"{unusable} of its {values.size} float pixels are NaN or infinite")
         low, high = float(values.min()), float(values.max())
-        if low < 0 or high > 255:  # clipped before: most of a CT image in Hounsfield units came out 0 or 1
+        # rounding within PIXEL_TOLERANCE of the scale is clipped: a 0–1 image with one pixel at 1.0000001 was read
+        # on 0–255, almost black, and its note said "up to 1"; one at -1e-7 was refused (trial 88)
+        if low < -PIXEL_TOLERANCE or high > 255 * (1 + PIXEL_TOLERANCE):  # CT numbers came out 0 or 1, clipped
             raise ImageError(
-                f"float pixels {low:g}…{high:g}, outside both 0–1 and 0–255, the scales aetool reads: rescale the "
-                "image into one of them first"
+                f"float pixels {low:.7g}…{high:.7g}, outside both 0–1 and 0–255, the scales aetool reads: rescale "
+                "the image into one of them first"
             )
-        if high > 1:  # a 0–255 float image; one of 0–1 with a pixel above 1 lands here too: the note says so
-            return values[None] / 255, f"float pixels up to {high:g} read on a 0–255 scale; {DEEPER}"
-        return values[None], DEEPER
+        if high > 1 + PIXEL_TOLERANCE:  # a 0–255 float image; one of 0–1 with a pixel farther above 1 too: said
+            return np.clip(values[None] / 255, 0, 1), f"float pixels up to {high:.7g} read on a 0–255 scale; {DEEPER}"
+        return np.clip(values[None], 0, 1), DEEPER
     grey = image.mode in GREY_MODES
     try:
         if not _has_alpha(image):

@@ -46,8 +46,11 @@ def mean_squared_error(
 
     ``inputs`` and ``targets`` have the same shape (N×C×H×W or N×H×W, float in [0, 1]); ``reconstruct`` is called
     on ``batch`` images at a time and returns their shape. Raises ``ValueError`` for an empty set, mismatched
-    shapes (of the inputs and targets, or of a batch and its reconstruction) and integer arrays.
+    shapes (of the inputs and targets, or of a batch and its reconstruction), integer arrays and a ``batch`` that is
+    no whole number ≥ 1 (-1 scored nothing and gave 0.0; trial 88).
     """
+    if isinstance(batch, bool) or not isinstance(batch, numbers.Integral) or batch < 1:
+        raise ValueError(f"batch takes a positive whole number of images a call, got {batch!r}")
     inputs, targets = np.asarray(inputs), np.asarray(targets)
     if inputs.ndim == 0 or len(inputs) == 0 or inputs.shape != targets.shape:
         raise ValueError(f"inputs {inputs.shape} and targets {targets.shape} must be the same non-empty shape")

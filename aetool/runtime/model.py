@@ -249,7 +249,7 @@ def provider_names(requested: str | Sequence[str] | None) -> list[str]:
         return [CPU]
     if isinstance(requested, str):
         requested = [requested]
-    if not all(isinstance(name, str) for name in requested):
+    if not isinstance(requested, Sequence) or not all(isinstance(name, str) for name in requested):
         raise TypeError(f"execution providers are named by strings (e.g. 'cuda'), got {requested!r}")
     known = {name.lower().removesuffix("executionprovider"): name for name in ort.get_all_providers()}
     names = []
@@ -780,7 +780,10 @@ class Model:
         call per chunk: a detector's reconstructions, scores and maps together. Each output is float32 with one
         result per image (no images: empty arrays where the graph declares the outputs' shapes, else
         ``ValueError``); ``ModelFileError`` for an output the file lacks, ``ValueError`` for a page over
-        ``MAX_CONV_PIXELS`` (run in one call), and what :meth:`reconstruct` raises."""
+        ``MAX_CONV_PIXELS`` (run in one call), ``TypeError`` for ``names`` that are not a sequence of strings (one
+        string was read letter by letter, as outputs the file lacks; trial 88), and what :meth:`reconstruct` raises."""
+        if isinstance(names, str) or not all(isinstance(name, str) for name in names):
+            raise TypeError(f"outputs takes a list of output names, e.g. ['reconstruction'], got {names!r}")
         missing = [name for name in names if name not in self._outputs]
         if missing:
             raise ModelFileError(f"{self.path.name} has no output {', '.join(map(repr, missing))}")
@@ -1065,6 +1068,8 @@ def _load(model: str | Path, *, providers: str | Sequence[str] | None, threads: 
         raise ValueError(f"threads must be a whole number, at least 1, got {threads!r}")
     if isinstance(providers, str):
         providers = [providers]
+    if providers is not None and not isinstance(providers, Sequence):  # 1 was "'int' object is not iterable"
+        raise TypeError(f"execution providers are named by strings (e.g. 'cuda'), got {providers!r}")
     path = resolve(model)
     stat = path.stat()
     key = (str(path.resolve()), tuple(providers or ()), threads)

@@ -219,11 +219,12 @@ class Noise:
         if not self.terms:
             images = np.asarray(images)
             check_pixels(images, scan=True)
-            return images.astype(np.float32, copy=False)
+            return images.astype(np.float32)  # a copy, as with noise: a caller may write into it (trial 88)
         if self.level is not None:
             return add_noise(images, self.level[0], kind=self.level[1], rng=rng)
         noisy = np.empty(np.shape(images), np.float32)
         weights = np.array([term.weight for term in self.terms])
+        weights /= weights.max()  # first: weights near the float maximum summed to inf (trial 88)
         for i, image in enumerate(images):
             term = self.terms[int(rng.choice(len(self.terms), p=weights / weights.sum()))]
             noisy[i] = add_noise(image, float(rng.uniform(term.low, term.high)), kind=term.kind, rng=rng)
