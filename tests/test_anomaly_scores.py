@@ -59,6 +59,15 @@ def test_measures_refuse_what_they_cannot_measure(scores, labels, message):
     assert anomaly.auroc(np.array([1.0, 2.0]), np.array([0.0, 1.0])) == anomaly.auroc([1.0, 2.0], [False, True]) == 1
 
 
+def test_the_calibration_sizes_are_read_only_from_a_whole_record():
+    spec = anomaly.AnomalySpec(("smax",), (0.1,), (0.01,))
+    assert spec.calibration_pixels is None  # a file calibrated before they were recorded: no size note
+    for pixels, read in (([784, 4096], (784, 4096)), ([0, 3], None), ([5, 3], None), ([1.5, 3], None), (7, None)):
+        assert (
+            anomaly.AnomalySpec(("smax",), (0.1,), (0.01,), calibration={"pixels": pixels}).calibration_pixels == read
+        )
+
+
 def test_a_threshold_that_is_no_number_is_refused_not_every_image_normal():
     for threshold in (float("nan"), float("inf"), "0.5", None):
         with pytest.raises(ValueError, match=r"^threshold must be a finite number"):

@@ -315,14 +315,23 @@ def test_a_conv_detector_scores_images_of_any_size_with_heatmaps_at_their_size(d
     runtimes = load(calibration.export.path).metadata[contract.CHECKED_IN]["runtimes"]
     failed = {name for name, entry in runtimes.items() if not entry["ok"]}  # recorded, not refused (DETECTOR_OPS)
     assert failed <= {"opencv-classic"} and runtimes["onnxruntime"]["ok"]
+    assert calibration.spec.calibration["pixels"] == [28 * 28, 28 * 28]  # the held-out digits
     odd = np.kron(stroke_digits(1, seed=9)[0][0], np.ones((2, 2), np.uint8))[:50, :37]  # 37×50
     save(tmp_path / "in" / "odd.png", odd)
+    save(tmp_path / "in" / "same.png", stroke_digits(1, seed=9)[0][0])
     found, _ = collect([str(tmp_path / "in")])
     jobs, _ = plan_detection(found, heatmaps=str(tmp_path / "maps"))
-    [detection] = detect(jobs, Detector(load(calibration.export.path)))
+    detector = Detector(load(calibration.export.path))
+    [detection, same] = detect(jobs, detector)
     assert detection.error is None and detection.input_size == (37, 50)
     assert read(tmp_path / "maps" / "odd.raw.heatmap.png").shape == (50, 37)
     assert read(tmp_path / "maps" / "odd.heatmap.png").shape == (50, 37, 3)
+    # smax grows with the area: a threshold set on 64×64 tiles flagged normal 256×256 crops, unsaid (trial 89)
+    assert detection.notes[-1].startswith(
+        "scored at 40×52, 2.65× the pixels of the calibration images (784 pixels): the score's smax"
+    )
+    assert same.error is None and not any("smax" in note for note in same.notes)
+    assert detector.size_note(20, 20) is None and "2.06× fewer pixels than" in str(detector.size_note(19, 20))
 
 
 def test_a_model_of_multiples_of_8_is_checked_calibrated_evaluated_and_timed_on_28x28_digits(

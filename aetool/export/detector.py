@@ -205,6 +205,13 @@ def _batches(images: ImageSet, net: Autoencoder, *, mirror: bool = False) -> lis
     return [inputs.numpy() for inputs, _ in groups]
 
 
+def _pixel_range(batches: list[np.ndarray]) -> list[int]:
+    """[fewest, most] pixels (H·W) of the images of B×C×H×W ``batches``: the sizes a threshold was set at, which
+    ``detect`` compares each image with (``Detector.size_note``)."""
+    pixels = [batch.shape[2] * batch.shape[3] for batch in batches]
+    return [min(pixels), max(pixels)]
+
+
 @torch.no_grad()
 def wmse_weights(net: Autoencoder, train: ImageSet) -> np.ndarray:
     """1×H×W float32: 1 / (v + 0.001), v the per-pixel mean of the error map over the training images."""
@@ -325,7 +332,7 @@ def _calibrated(run: Run, *, out: str | Path | None, options: CalibrationOptions
         rule,
         config.classes,
         float(np.median(peaks)) or None,
-        {"source": source, **anomaly.distribution(scores, threshold=threshold)},
+        {"source": source, **anomaly.distribution(scores, threshold=threshold), "pixels": _pixel_range(batches)},
     )
     if trivial := trivial_run(run):  # said once the calibration is done, not before a refusal
         echo(

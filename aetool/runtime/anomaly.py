@@ -188,6 +188,16 @@ class AnomalySpec:
         return score_scale(self.mean, self.std)
 
     @property
+    def calibration_pixels(self) -> tuple[int, int] | None:
+        """The fewest and most pixels (H·W, padded as scored) of the calibration images, as ``calibration``
+        records them; None for a file that records none (calibrated before aetool recorded them) or a broken
+        record."""
+        pixels = self.calibration.get("pixels")
+        if not (isinstance(pixels, list) and len(pixels) == 2 and all(_is_count(value) for value in pixels)):
+            return None
+        return (pixels[0], pixels[1]) if pixels[0] <= pixels[1] else None
+
+    @property
     def low_fence(self) -> float | None:
         """Tukey's lower fence of the calibration scores, Q1 − 1.5 × (Q3 − Q1) from the quartiles ``calibration``
         records (Tukey, "Exploratory Data Analysis", 1977): a score below it is unusually low for a normal image.
@@ -245,6 +255,10 @@ class AnomalySpec:
 
 def _is_finite(value: Any) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
 def _is_fraction(value: Any) -> bool:
