@@ -1590,15 +1590,16 @@ def _served_at(urls: list[str]) -> str:
 
 
 def _image_spec(spec: dict[str, Any], colour_space: str | None) -> str:
-    """What images a model takes, in words: ``3 channels (srgb), any size divisible by 4, polarity as-is (…)`` (and
-    ``, 1 a call (…)`` for a file that fixes its batch)."""
+    """What images a model takes, in words: ``3 channels (srgb), any size (padded to a multiple of 4 by the image
+    commands), polarity as-is (…)`` (and ``, 1 a call (…)`` for a file that fixes its batch). Not "any size
+    divisible by 4": that is the graph's, and read as the commands' it had users crop their images (trial 89)."""
     channels, size, polarity = spec["channels"], spec["size"], spec["polarity"]
     kind = f"{channels} channel{'s' if channels > 1 else ''} ({colour_space})"
     multiple = spec["multiple_of"]
     sizes = (
         f"{size[1]}×{size[0]} (width×height) only"
         if size
-        else f"any size divisible by {multiple}"
+        else f"any size (padded to a multiple of {multiple} by the image commands)"
         if multiple > 1
         else "any size"
     )

@@ -799,7 +799,10 @@ def test_info_shows_channels_colour_space_polarity_and_contract_version(cli, toy
         in text
     )
     text = cli("info", str(toy_dir / "rgb-conv.onnx")).stdout
-    assert "(version 2)" in text and "3 channels (srgb), any size divisible by 4, polarity as-is" in text
+    assert (
+        "(version 2)" in text
+        and "3 channels (srgb), any size (padded to a multiple of 4 by the image commands), polarity as-is" in text
+    )
     record = json.loads(cli("info", str(toy_dir / "rgb-dense.onnx"), "--json").stdout)
     assert record["contract_version"] == 2 and record["colour_space"] == "srgb"
     assert record["input_spec"] == {
@@ -906,7 +909,9 @@ def test_info_says_any_size_for_a_model_of_any_multiple():
 
     spec = {"channels": 3, "size": None, "polarity": "as-is", "multiple_of": 1}
     assert _image_spec(spec, "srgb").startswith("3 channels (srgb), any size, polarity as-is")
-    assert "any size divisible by 4" in _image_spec({**spec, "multiple_of": 4}, "srgb")
+    assert "any size (padded to a multiple of 4 by the image commands)" in _image_spec(
+        {**spec, "multiple_of": 4}, "srgb"
+    )
     fixed = _image_spec({**spec, "batch": 1}, "srgb")  # shown in --json only (trial 70)
     assert fixed.startswith("3 channels (srgb), any size, 1 a call (the file fixes its batch), polarity as-is")
 
