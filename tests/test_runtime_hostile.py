@@ -499,6 +499,7 @@ def test_timeout_option_exits_124_in_one_line(cli, tmp_path):
     result = cli("denoise", str(tmp_path / "ring.png"), "--model", str(tmp_path / "loop.onnx"), "--timeout", "0.3")
     assert result.exit_code == 124 and len(result.stderr.strip().splitlines()) == 1
     assert "--timeout" in result.stderr and not (tmp_path / "ring.denoised.png").exists()
+    assert result.stderr.strip().endswith(f"and was stopped, on {tmp_path / 'ring.png'}")  # said nowhere (trial 89)
 
 
 def test_detect_stops_at_its_timeout_with_exit_124_as_the_image_commands_do(cli, tmp_path):
@@ -509,6 +510,7 @@ def test_detect_stops_at_its_timeout_with_exit_124_as_the_image_commands_do(cli,
     result = cli("detect", *images, "--model", str(tmp_path / "loop.onnx"), "--timeout", "0.3", "--json")
     assert result.exit_code == 124 and len(result.stderr.strip().splitlines()) == 1
     assert "--timeout" in result.stderr and result.stdout == ""
+    assert result.stderr.strip().endswith(f"and was stopped, on {images[0]} and 1 more image")  # one batch of two
 
 
 # ---- 5. memory at load ----

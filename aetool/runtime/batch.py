@@ -37,7 +37,6 @@ IMAGES_IN_FLIGHT = 64  # images read and held at once ...
 VALUES_IN_FLIGHT = 1 << 25  # ... or fewer, once they hold this many pixel values (128 MB of float32)
 
 T = TypeVar("T")
-G = TypeVar("G")  # one image of a group, as a caller holds it
 R = TypeVar("R")  # what a caller's run makes of a group
 
 
@@ -473,24 +472,30 @@ def _run(
         yield from settled
 
 
+Member = tuple[int, Ready]  # an image of a group: its place in its chunk, and the image
+
+
 def run_groups(
-    groups: Iterable[list[G]], run: Callable[[list[G]], R], *, failed: Callable[[list[G], str], None]
-) -> Iterator[tuple[list[G], R, float]]:
+    groups: Iterable[list[Member]], run: Callable[[list[Member]], R], *, failed: Callable[[list[Member], str], None]
+) -> Iterator[tuple[list[Member], R, float]]:
     """Each group of images (those that run in one batch) with what ``run`` makes of it and the seconds it took
     per image, in order. A group that runs out of memory (the model's ``OutOfMemory`` or numpy's ``MemoryError``)
     or whose model call fails (``ModelFileError``: values out of range or NaN in one image's reconstruction failed
     the images beside it) runs again one image at a time (three 1024×1024 pages failed together where each fits);
     an image alone that still fails, or a group whose run raises another ``AetoolError``, goes to ``failed`` with
-    the one-line reason and is not yielded. ``TimedOut`` is raised: a model past ``--timeout`` would stop on every
-    image alike."""
+    the one-line reason and is not yielded. ``TimedOut`` is raised, naming the group's images (it named only the
+    model file, and which image of a batch ran too long was said nowhere; trial 89): a model past ``--timeout``
+    would stop on every image alike."""
     pending = collections.deque(groups)
     while pending:
         group = pending.popleft()
         started = time.perf_counter()
         try:
             result = run(group)
-        except TimedOut:
-            raise
+        except TimedOut as err:
+            first = group[0][1].job.label
+            others = f" and {len(group) - 1} more image{'s' * (len(group) > 2)}" if len(group) > 1 else ""
+            raise TimedOut(f"{err}, on {first}{others}") from None
         except (MemoryError, ModelFileError) as err:
             if len(group) > 1:
                 pending.extendleft([member] for member in reversed(group))
