@@ -599,3 +599,13 @@ def test_several_images_of_standard_input_to_standard_output_take_a_format_a_rea
     ):
         planned = files.plan((files.Input(label, b"...") for label in inputs), output=output, fmt=fmt, suffix="")[0]
         assert len(list(planned)) == len(inputs)  # one image, a format split on reading, or files
+
+
+def test_a_file_named_by_itself_and_by_its_folder_is_one_input_however_either_is_written(tmp_path, monkeypatch):
+    """`detect /abs/good/g02.png good/` scored g02 twice: 15 images for 14 files (trial 89)."""
+    monkeypatch.chdir(tmp_path)
+    for name in ("a.png", "b.png"):
+        save(tmp_path / "good" / name, np.zeros((8, 8), np.uint8))
+    for first in (str(tmp_path / "good" / "a.png"), "good/a.png", "./good/a.png", "good/../good/a.png"):
+        found, failures = files.collect([first, "good"])
+        assert sorted(item.label for item in found) == ["good/a.png", "good/b.png"] and not failures

@@ -72,8 +72,10 @@ def collect(args: Sequence[str], *, recursive: bool = False, skip: str = "") -> 
     """The images named by files, folders (``recursive`` to descend) and globs. Folder scans skip what aetool's
     commands write (``OUTPUT_SUFFIXES``: ``x.denoised.png`` is not an input of the next command on the folder), and
     say so in a warning (or in the failure of a folder that holds nothing else) when it is another command's than
-    this one's (``skip``); globs skip what this command writes (``*{skip}.*``); a file named is taken as it is."""
-    inputs: dict[Path, Input] = {}
+    this one's (``skip``); globs skip what this command writes (``*{skip}.*``); a file named is taken as it is. A
+    file named twice (by its name and by its folder, relative or absolute: keyed by its absolute path, links not
+    followed) is one input; an absolute name and a folder's relative one were two (trial 89)."""
+    inputs: dict[str, Input] = {}
     failures = []
     for arg in args:
         path = Path(arg)
@@ -94,15 +96,15 @@ def collect(args: Sequence[str], *, recursive: bool = False, skip: str = "") -> 
                 failures.append(Failure(arg, f"no images found in this folder{where}{hint}{skipped and '; '}{skipped}"))
             elif skipped:  # the add-noise → denoise of one folder did nothing with the noisy images, unsaid
                 warnings.warn(f"{arg}: {skipped}", UserWarning, stacklevel=2)
-            inputs.update((p, Input(str(p), p, path)) for p in found)
+            inputs.update((os.path.abspath(p), Input(str(p), p, path)) for p in found)
         elif path.exists() or not _MAGIC & set(arg):
-            inputs.setdefault(path, Input(arg, path))
+            inputs.setdefault(os.path.abspath(path), Input(arg, path))
         else:
             found = [Path(p) for p in _glob(arg) if _is_image(Path(p), (skip,) * bool(skip))]
             if not found:
                 failures.append(Failure(arg, "pattern matched no images"))
             root = _glob_root(arg)
-            inputs.update((p, Input(str(p), p, root)) for p in found)
+            inputs.update((os.path.abspath(p), Input(str(p), p, root)) for p in found)
     return list(inputs.values()), failures
 
 
