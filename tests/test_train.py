@@ -1,6 +1,7 @@
 import dataclasses
 import itertools
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -611,3 +612,15 @@ def test_train_refuses_a_switch_that_is_not_true_or_false_before_it_starts(data_
     with pytest.raises(TypeError, match=rf"^{option} takes True or False, got 'no'$"):
         train(config, run_dir=tmp_path / "run", **{option: "no"})
     assert not (tmp_path / "run").exists()
+
+
+def test_a_run_file_given_for_its_folder_names_the_folder(tmp_path):
+    """`calibrate runs/parts/model.onnx` said only "it is a file" (trial 89)."""
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / CHECKPOINT).write_bytes(b"")
+    (tmp_path / "run" / "model.onnx").write_bytes(b"")
+    (tmp_path / "loose.onnx").write_bytes(b"")
+    with pytest.raises(AetoolError, match=re.escape(f"it is a file; its run folder is {tmp_path / 'run'}") + "$"):
+        RunFolder(tmp_path / "run" / "model.onnx").read_checkpoint()
+    with pytest.raises(AetoolError, match=r"loose\.onnx as a run folder: it is a file$"):
+        RunFolder(tmp_path / "loose.onnx").read_checkpoint()

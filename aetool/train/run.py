@@ -147,7 +147,9 @@ class RunFolder:
         its own size; raises ``AetoolError`` for a missing, foreign, untrustworthy or malformed file."""
         path = self.checkpoint
         if self.path.is_file():
-            raise AetoolError(f"cannot use {self.path} as a run folder: it is a file")
+            beside = RunFolder(self.path.parent)
+            hint = f"; its run folder is {beside.path}" if beside.holds_run() else ""  # calibrate RUN/model.onnx
+            raise AetoolError(f"cannot use {self.path} as a run folder: it is a file{hint}")
         if not path.is_file():
             raise AetoolError(f"no checkpoint at {path}")
         _check_archive(path)
