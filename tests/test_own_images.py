@@ -663,3 +663,17 @@ def test_a_detector_run_that_holds_out_one_image_is_warned_before_it_trains(digi
         quick("anomaly", data=str(digit_folder / "odd")), run_dir=tmp_path / "more", progress=False, echo=lines.append
     )
     assert not any("needs at least 2" in line for line in lines)
+
+
+def test_a_tiff_turned_by_its_orientation_is_probed_at_its_upright_size(tmp_path):
+    """Pillow 13 reports such a TIFF's size already turned; the header probe turned it back (trial 90)."""
+    from PIL import Image, TiffImagePlugin
+
+    from aetool.train.data import _probe
+
+    tags = TiffImagePlugin.ImageFileDirectory_v2()
+    tags[0x0112] = 6
+    (tmp_path / "scans").mkdir()
+    Image.fromarray(np.zeros((12, 20), np.uint8)).save(tmp_path / "scans" / "a.tif", tiffinfo=tags)
+    assert _probe(tmp_path / "scans" / "a.tif") == (20, 12, False)
+    assert np.asarray(folder_images(str(tmp_path / "scans"), channels=1).images).shape == (1, 1, 20, 12)

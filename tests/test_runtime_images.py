@@ -620,26 +620,39 @@ def test_an_image_with_a_damaged_exif_block_is_read_as_stored_and_says_so(tmp_pa
     assert gray(tmp_path / f"d{suffix}") == pytest.approx(digit() / 255, abs=1e-6)
 
 
+@pytest.mark.parametrize("mode", ["L", "I;16", "RGBA"])
+def test_an_uncompressed_tiff_turned_by_its_orientation_reads_upright_not_striped(tmp_path, mode):
+    """Pillow 13 reports such a TIFF at its turned size as it opens it, and memory-maps a file's pixels at that
+    size: the image came out striped, at its stored size, noted as turned (trial 90). Read as bytes, it is whole."""
+    from PIL import TiffImagePlugin
+
+    stored = (np.arange(12 * 20).reshape(12, 20) % 251).astype(np.uint8)  # 20 wide, 12 high
+    values = {"L": stored, "I;16": stored.astype(np.uint16) * 257, "RGBA": np.dstack([stored] * 3 + [stored * 0 + 255])}
+    tags = TiffImagePlugin.ImageFileDirectory_v2()
+    tags[0x0112] = 6  # stored on its side: turned 90° clockwise to be seen
+    Image.fromarray(values[mode]).save(tmp_path / "scan.tif", tiffinfo=tags)
+    for source in (tmp_path / "scan.tif", (tmp_path / "scan.tif").read_bytes()):
+        decoded = images.read_image(source)
+        assert decoded.pixels.shape[1:] == (20, 12) and "turned upright by its EXIF orientation (6)" in decoded.notes
+        np.testing.assert_allclose(images.to_channels(decoded.pixels, 1)[0][0], np.rot90(stored, -1) / 255, atol=1e-6)
+
+
 def test_pillows_warnings_on_an_image_are_its_notes_and_the_tags_read_are_kept(tmp_path):
     """A JPEG's EXIF cut in its last tag: Pillow warns as it opens the file, and the warning was printed without the
     file's name, beside the batch (a trial); the orientation it did read still turns the image."""
     Image.fromarray(digit()[:, :20]).save(tmp_path / "cut.jpg", exif=_damaged_exif(41), quality=100)
     decoded = images.read_image(tmp_path / "cut.jpg")
-    assert decoded.notes == (
-        "Pillow: Tag data larger than file. Skipping tag 270",
-        "Pillow: Corrupt EXIF data.  Expecting to read 4 bytes but only got 1.",
-        "turned upright by its EXIF orientation (6)",
-    )
-    assert decoded.pixels.shape == (1, 20, 28)
+    pillows = [note for note in decoded.notes if note.startswith("Pillow: ")]  # its words vary by version
+    assert pillows and decoded.notes[: len(pillows)] == tuple(pillows) and len(set(pillows)) == len(pillows)
+    turned = "turned upright by its EXIF orientation (6)" in decoded.notes  # Pillow 13 reads the tag; 10.0 not
+    assert decoded.pixels.shape == ((1, 20, 28) if turned else (1, 28, 20))
 
 
 def test_encode_refuses_an_exif_block_its_reader_would_not_read_whole():
     """encode wrote b"garbage" as a PNG's EXIF, a file read_image then refused; a str was Pillow's TypeError."""
     pixels = np.full((8, 8), 0.5, np.float32)
-    for block, message in ((b"garbage", "not a TIFF file"), (_damaged_exif(41), "Tag data larger than file")):
-        with pytest.raises(
-            ValueError, match=f"^encode takes an EXIF block Pillow reads whole, not this one: {message}"
-        ):
+    for block in (b"garbage", _damaged_exif(41)):  # Pillow's own words vary by version
+        with pytest.raises(ValueError, match=r"^encode takes an EXIF block Pillow reads whole, not this one: ."):
             images.encode(pixels, "PNG", exif=block)
     with pytest.raises(TypeError, match=r"^encode takes exif as bytes .*got str$"):
         images.encode(pixels, "PNG", exif="Canon")  # type: ignore[arg-type]

@@ -175,12 +175,16 @@ def _decoded(source: Path | bytes) -> Decoded:
 
     warned: list[str] = []
     with opened_image(source, warned=warned) as opened:
+        if isinstance(source, Path) and turned_on_open(opened):  # Pillow maps the file at the turned size: garbage
+            return _decoded(source.read_bytes())  # (trial 90); from bytes, its raw decoder fills the stored size
         _check_single_frame(opened)
         reduced = _reduced_to_8_bits(opened)  # before getexif, which loads a PNG (its tiles then gone)
         exif, damage = read_exif(opened)
         orientation = exif.get(0x0112, 1)  # EXIF Orientation, 1: as stored
-        image = ImageOps.exif_transpose(opened) if orientation in TURNS else opened.copy()
-        image.load()
+        # Pillow turns a TIFF upright itself as it loads it (10.0 keeps the tag, 13 drops it): turned by the tag
+        # again, 5–8 came out on their side and 2–4 as stored under Pillow 10.0 (trial 90)
+        turn = orientation in TURNS and opened.format != "TIFF"
+        image = ImageOps.exif_transpose(opened) if turn else opened.copy()
         source_format = opened.format
     if source_format == "TIFF":  # a TIFF's "EXIF" is its own tags: how its pixels are stored is not the output's
         for tag in TIFF_STORAGE_TAGS:
@@ -196,6 +200,18 @@ def _decoded(source: Path | bytes) -> Decoded:
     pixels, note = _pixels(image, sixteen_bit=sixteen_bit)
     notes += [note] if note else []
     return Decoded(pixels, tuple(notes), kept, stored_colour=image.mode not in GREY_MODES)
+
+
+def turned_on_open(image: Image.Image) -> bool:
+    """Whether Pillow reports an opened (not yet loaded) TIFF of EXIF orientation 5–8 at its upright size already,
+    as Pillow 13 does (10.0 reports the stored size; both turn a TIFF as they load it). Loaded from a file, an
+    uncompressed one (grey, 16-bit, palette, RGBA, CMYK) is then memory-mapped at the turned size, and its pixels
+    came out striped (trial 90). Raises nothing."""
+    tags = getattr(image, "tag_v2", None)
+    if image.format != "TIFF" or tags is None or tags.get(0x0112) not in (5, 6, 7, 8):
+        return False
+    stored = (tags.get(256), tags.get(257))  # ImageWidth, ImageLength
+    return image.size != stored and image.size == stored[::-1]
 
 
 def read_exif(image: Image.Image) -> tuple[Image.Exif, str | None]:

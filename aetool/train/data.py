@@ -47,6 +47,7 @@ from aetool.runtime.images import (
     read_image,
     resize,
     to_channels,
+    turned_on_open,
 )
 from aetool.train.config import TrainConfig
 
@@ -181,7 +182,7 @@ def _probe(path: Path) -> tuple[int, int, bool]:
     """(height, width, colour?) from the file's header, after its EXIF rotation; raises ``ImageError``."""
     with opened_image(path) as image:
         width, height = image.size
-        turned = read_exif(image)[0].get(0x0112, 1) in (5, 6, 7, 8)
+        turned = read_exif(image)[0].get(0x0112, 1) in (5, 6, 7, 8) and not turned_on_open(image)
         colour = image.mode not in GREY_MODES
     return (width, height, colour) if turned else (height, width, colour)
 
