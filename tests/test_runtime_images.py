@@ -637,6 +637,23 @@ def test_an_uncompressed_tiff_turned_by_its_orientation_reads_upright_not_stripe
         np.testing.assert_allclose(images.to_channels(decoded.pixels, 1)[0][0], np.rot90(stored, -1) / 255, atol=1e-6)
 
 
+def test_a_16_bit_tiff_whose_white_is_zero_is_read_inverted(tmp_path):
+    """PhotometricInterpretation 0 (WhiteIsZero): Pillow inverts an 8-bit grey TIFF, not a 16-bit one, which was
+    read as its negative, 0.94 off, unsaid (trial 90)."""
+    from PIL import TiffImagePlugin
+
+    values = (np.arange(12 * 20).reshape(12, 20) * 257).astype(np.uint16)
+    tags = TiffImagePlugin.ImageFileDirectory_v2()
+    tags[262] = 0
+    Image.fromarray(values).save(tmp_path / "white-is-zero.tif", tiffinfo=tags)  # the values stored as given
+    Image.fromarray(values).save(tmp_path / "black-is-zero.tif")
+    inverted, plain = (images.read_image(tmp_path / f"{name}.tif") for name in ("white-is-zero", "black-is-zero"))
+    np.testing.assert_allclose(inverted.pixels[0], 1 - values / 65535, atol=1e-6)
+    np.testing.assert_allclose(plain.pixels[0], values / 65535, atol=1e-6)
+    assert "white is zero in it (its PhotometricInterpretation): its values inverted" in inverted.notes
+    assert not any("white is zero" in note for note in plain.notes)
+
+
 def test_pillows_warnings_on_an_image_are_its_notes_and_the_tags_read_are_kept(tmp_path):
     """A JPEG's EXIF cut in its last tag: Pillow warns as it opens the file, and the warning was printed without the
     file's name, beside the batch (a trial); the orientation it did read still turns the image."""
