@@ -491,7 +491,11 @@ def test_a_photos_exif_is_carried_to_the_output_without_its_orientation(tmp_path
 
     exif = Image.Exif()
     exif[0x010F], exif[0x0110], exif[0x0132], exif[0x0112] = "Canon", "EOS R5", "2026:01:01 10:00:00", 6
+    camera = exif.get_ifd(0x8769)  # the Exif IFD: exposure, and the stored pixel dimensions
+    camera[0x829A], camera[0xA002], camera[0xA003] = 0.01, 45, 30
     Image.fromarray(colour_photo()).save(tmp_path / "cam.jpg", exif=exif, quality=95)
+    with Image.open(tmp_path / "cam.jpg") as photo:
+        exposure_written = bool(photo.getexif().get_ifd(0x8769))  # Pillow 10.0 writes no IFD made this way
     target = tmp_path / f"out{suffix}"
     [outcome] = process(
         [job(tmp_path / "cam.jpg", target, fmt=images_format(suffix))], Reconstruct(load(toy_dir / "rgb-conv.onnx"))
@@ -501,6 +505,8 @@ def test_a_photos_exif_is_carried_to_the_output_without_its_orientation(tmp_path
         kept = written.getexif()
         assert (kept.get(0x010F), kept.get(0x0110), kept.get(0x0132)) == ("Canon", "EOS R5", "2026:01:01 10:00:00")
         assert 0x0112 not in kept and written.size == (30, 45)  # upright: the photo stored 45 wide is 45 high
+        # the stored photo's 45×30 in the Exif IFD said the turned output's size wrong (trial 90); its exposure stays
+        assert kept.get_ifd(0x8769) == {0x829A: 0.01} or not exposure_written
 
 
 def test_no_exif_writes_none_and_a_tiffs_storage_tags_are_never_carried(tmp_path, toy_dir):

@@ -57,9 +57,9 @@ def test_sixteen_bit_images_are_scaled_to_one(tmp_path):
     assert images.read_image(tmp_path / "eight.png").notes == ()
 
 
-def _png16(path, values: np.ndarray, colour_type: int):
+def _png16(path, values: np.ndarray, colour_type: int, *, transparent: int | None = None):
     """A 16-bit PNG of H×W×C uint16 ``values`` (colour type 2: RGB, 4: grey + alpha, 6: RGBA), which Pillow does
-    not write."""
+    not write; ``transparent``: a grey image's (type 0) tRNS value, which Pillow 10.0 does not write."""
     height, width = values.shape[:2]
     raw = b"".join(b"\x00" + values[y].astype(">u2").tobytes() for y in range(height))
 
@@ -68,7 +68,11 @@ def _png16(path, values: np.ndarray, colour_type: int):
 
     header = struct.pack(">IIBBBBB", width, height, 16, colour_type, 0, 0, 0)
     path.write_bytes(
-        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + (chunk(b"tRNS", struct.pack(">H", transparent)) if transparent is not None else b"")
+        + chunk(b"IDAT", zlib.compress(raw))
+        + chunk(b"IEND", b"")
     )
     return path
 
@@ -635,6 +639,18 @@ def test_an_uncompressed_tiff_turned_by_its_orientation_reads_upright_not_stripe
         decoded = images.read_image(source)
         assert decoded.pixels.shape[1:] == (20, 12) and "turned upright by its EXIF orientation (6)" in decoded.notes
         np.testing.assert_allclose(images.to_channels(decoded.pixels, 1)[0][0], np.rot90(stored, -1) / 255, atol=1e-6)
+
+
+def test_a_16_bit_grey_pngs_transparent_value_is_composited_as_an_8_bit_ones_is(tmp_path):
+    """tRNS names one grey value transparent: 8-bit grey PNGs were composited, 16-bit ones read as stored (trial 90)."""
+    values = np.full((10, 12), 40000, np.uint16)
+    values[2:8, 3:9] = 1000  # a dark mark, the light ground transparent: composited on white, behind dark ink
+    _png16(tmp_path / "deep.png", values[..., None], 0, transparent=40000)
+    Image.fromarray((values >> 8).astype(np.uint8)).save(tmp_path / "eight.png", transparency=40000 >> 8)
+    deep, eight = images.read_image(tmp_path / "deep.png"), images.read_image(tmp_path / "eight.png")
+    assert deep.pixels[0, 0, 0] == eight.pixels[0, 0, 0] == 1 and deep.pixels[0, 5, 5] == pytest.approx(1000 / 65535)
+    assert eight.notes == ("transparent areas composited on white",)
+    assert deep.notes == (f"transparent areas composited on white; {images.DEEPER}",)
 
 
 def test_a_16_bit_tiff_whose_white_is_zero_is_read_inverted(tmp_path):

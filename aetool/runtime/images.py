@@ -237,11 +237,16 @@ def read_exif(image: Image.Image) -> tuple[Image.Exif, str | None]:
 
 def _exif_kept(exif: Image.Exif) -> tuple[bytes, str | None]:
     """An image's EXIF as the outputs carry it (``EXIF_FORMATS``), its Orientation tag dropped, since the pixels
-    are turned upright; and a note when the EXIF is there but cannot be written again (a malformed block)."""
+    are turned upright, and its pixel dimensions, which are the input's; and a note when the EXIF is there but
+    cannot be written again (a malformed block)."""
     if not exif:
         return b"", None
     exif.pop(0x0112, None)
     try:
+        if 0x8769 in exif:  # the Exif IFD's PixelXDimension and PixelYDimension: the input's size, not the output's
+            dimensions = exif.get_ifd(0x8769)  # (turned, or side by side; trial 90)
+            dimensions.pop(0xA002, None)
+            dimensions.pop(0xA003, None)
         block = exif.tobytes()
     except (ValueError, TypeError, OSError, struct.error, KeyError, IndexError) as err:
         return b"", f"its EXIF could not be carried over to the output ({type(err).__name__})"
@@ -384,7 +389,15 @@ def _pixels(image: Image.Image, *, sixteen_bit: bool = False) -> tuple[np.ndarra
     an integer image ``I`` is 16-bit by its format (a PNG, which Pillow before 10.1 opens as ``I``). Raises
     ``ImageError`` for integer or float pixels outside the scales it reads (0–65535; 0–1 or 0–255)."""
     if image.mode in _SIXTEEN_BIT or (image.mode == "I" and sixteen_bit):
-        return (np.asarray(image).astype(np.float32) / 65535)[None], DEEPER
+        values = np.asarray(image)
+        grey = (values.astype(np.float32) / 65535)[None]
+        key = image.info.get("transparency")  # a PNG's tRNS: the one grey value that is transparent (trial 90)
+        if not isinstance(key, int) or not (values == key).any():
+            return grey, DEEPER
+        alpha = (values != key).astype(np.float32)
+        background = _background_for(grey[0], alpha)
+        composited = grey * alpha + background * (1 - alpha)
+        return composited, f"transparent areas composited on {'white' if background else 'black'}; {DEEPER}"
     if image.mode == "I":  # 32-bit integer TIFF, and 16-bit PNG in Pillow before 10.1
         values = np.asarray(image)  # int32: its range checked exactly, then one float32 copy as before
         low, high = float(values.min()), float(values.max())
