@@ -390,13 +390,13 @@ def _pixels(image: Image.Image, *, sixteen_bit: bool = False) -> tuple[np.ndarra
     ``ImageError`` for integer or float pixels outside the scales it reads (0–65535; 0–1 or 0–255)."""
     if image.mode in _SIXTEEN_BIT or (image.mode == "I" and sixteen_bit):
         values = np.asarray(image)
-        grey = (values.astype(np.float32) / 65535)[None]
+        scaled = (values.astype(np.float32) / 65535)[None]
         key = image.info.get("transparency")  # a PNG's tRNS: the one grey value that is transparent (trial 90)
         if not isinstance(key, int) or not (values == key).any():
-            return grey, DEEPER
+            return scaled, DEEPER
         alpha = (values != key).astype(np.float32)
-        background = _background_for(grey[0], alpha)
-        composited = grey * alpha + background * (1 - alpha)
+        background = _background_for(scaled[0], alpha)
+        composited = scaled * alpha + background * (1 - alpha)
         return composited, f"transparent areas composited on {'white' if background else 'black'}; {DEEPER}"
     if image.mode == "I":  # 32-bit integer TIFF, and 16-bit PNG in Pillow before 10.1
         values = np.asarray(image)  # int32: its range checked exactly, then one float32 copy as before
