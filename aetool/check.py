@@ -557,7 +557,7 @@ def check_file(
         raise ValueError(f"--runtime: unknown runtime {sorted(unknown)[0]!r}; known: {', '.join(RUNTIME_NAMES)}")
     if "opencv-classic" in (only or ()) and "opencv-classic" not in names:
         raise ValueError(
-            f"--runtime: opencv-classic: OpenCV {module_version('cv2')} has no classic engine (OpenCV 5.0 has it beside the new "
+            f"--runtime: opencv-classic: OpenCV {module_version('cv2')()} has no classic engine (OpenCV 5.0 has it beside the new "
             "one, 5.1 and later the new one alone); --runtime opencv checks the engine it has"
         )
     ref = reference(model, multiple_of=multiple_of)

@@ -915,3 +915,15 @@ def test_export_run_refuses_an_over_detector_that_is_not_true_or_false(tmp_path)
     """over_detector="no" would write over a calibrated detector, its threshold lost."""
     with pytest.raises(TypeError, match=r"^over_detector takes True or False, got 'no'$"):
         export_run(tmp_path / "none", over_detector="no")  # type: ignore[arg-type]
+
+
+def test_a_variants_line_shows_its_limit_as_finely_as_its_rise():
+    """--max-mse-rise 0.015 printed "(+1.6%, limit +2%)" beside ✗, and 0.001 "limit +0%" (trial 91)."""
+    from aetool.export.variants import VariantReport
+
+    report = VariantReport(
+        "int8", "m.int8.onnx", 65058, {"reconstruction": 0.3}, {}, 0.015, "static", "crops", 1.0, 1.016
+    )
+    assert not report.passed and "(+1.6%, limit +1.5%) on crops" in report.lines()[1]
+    assert "limit +0.1%" in dataclasses.replace(report, max_mse_rise=0.001).lines()[1]
+    assert "limit +3%" in dataclasses.replace(report, max_mse_rise=0.03).lines()[1]

@@ -269,7 +269,7 @@ class VariantReport:
         else:
             mse = (
                 f"test MSE {self.test_mse:.5f} vs fp32 {self.test_mse_fp32:.5f} "
-                f"({self.mse_rise:+.1%}, limit +{self.max_mse_rise:.0%}) on {self.test_set}"
+                f"({self.mse_rise:+.1%}, limit +{self.max_mse_rise * 100:.3g}%) on {self.test_set}"  # 1.5 % was +2 %
             )
         return [
             f"{self.precision} variant {self.file} ({self.size_bytes / 1e6:.2f} MB, {self.method}):",
