@@ -56,7 +56,8 @@ DETECTOR_OUTPUTS = (contract.SCORE, contract.ANOMALY_MAP, contract.SCORE_COMPONE
 OVERLAY_ALPHA = 0.75  # the heat colour's opacity over the image at full strength
 # How far an image's pixel count may stray from the calibration images' before a score with smax gets a note: twice
 # the largest (or half the smallest). A threshold set on 64×64 tiles held at them (0 of 10 normal tiles flagged) and
-# flagged 2 of 10 normal crops at 128×128 and at 256×256, the median score 0.1 → 0.6 → 2.0 (trial 89).
+# flagged 2 of 10 normal crops at 128×128 and at 256×256, the median score −0.19 → 0.62 → 2.01 (trial 89's run and
+# crops, calibrated and scored here: README, detect).
 SIZE_SPREAD = 2
 # matplotlib's inferno at 0, 1/8, …, 1 (dark purple → yellow), interpolated linearly: no matplotlib at runtime.
 INFERNO = np.array(
