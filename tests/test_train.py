@@ -332,7 +332,7 @@ def test_learning_rate_warms_up_linearly_then_decays_by_a_cosine():
         ("ae64", {"data": "imgs", "size": (28, 28, 3)}, r"--size takes HxW \(28x28\) or two whole numbers"),
         ("anomaly", {"classes": "10"}, "--classes of mnist are its labels 0 to 9, got 10"),
         ("anomaly", {"classes": "1,,7"}, "--classes takes labels separated by commas, each once"),
-        ("anomaly", {"classes": 3}, "--classes takes labels separated by commas.* or a list of them, got 3"),
+        ("anomaly", {"classes": 3.5}, "--classes takes labels separated by commas.* or a list of them, got 3.5"),
         ("anomaly", {"classes": (True,)}, "--classes takes labels"),
     ],
 )
