@@ -841,3 +841,20 @@ def test_a_float_tiff_in_0_1_with_a_white_pixel_is_read_as_it_is(tmp_path):
     decoded = images.read_image(tmp_path / "f.tif")
     np.testing.assert_array_equal(decoded.pixels[0], values)
     assert decoded.notes == (images.DEEPER,)
+
+
+def test_images_read_in_threads_keep_their_own_notes_and_leave_the_warning_state_as_it_was(tmp_path):
+    """Warnings captured around each whole read, from 8 threads, gave images each other's notes and left the
+    process's warning hooks replaced: every later warning of a user's script was swallowed (trial 92)."""
+    import warnings
+    from concurrent.futures import ThreadPoolExecutor
+
+    damaged, whole = io.BytesIO(), io.BytesIO()
+    Image.fromarray(digit()).save(damaged, "PNG", exif=_damaged_exif(27))
+    Image.fromarray(digit()).save(whole, "PNG")
+    sources = [damaged.getvalue(), whole.getvalue()] * 200
+    filters, hook = list(warnings.filters), warnings.showwarning
+    with ThreadPoolExecutor(8) as pool:
+        notes = list(pool.map(lambda source: images.read_image(source).notes, sources))
+    assert all(any("Pillow: " in note for note in found) == (i % 2 == 0) for i, found in enumerate(notes))
+    assert warnings.filters == filters and warnings.showwarning is hook

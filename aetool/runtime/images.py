@@ -16,6 +16,7 @@ import numbers
 import os
 import re
 import struct
+import threading
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -179,7 +180,7 @@ def _decoded(source: Path | bytes) -> Decoded:
             return _decoded(source.read_bytes())  # (trial 90); from bytes, its raw decoder fills the stored size
         _check_single_frame(opened)
         reduced = _reduced_to_8_bits(opened)  # before getexif, which loads a PNG (its tiles then gone)
-        exif, damage = read_exif(opened)
+        exif, damage = read_exif(opened, warned=warned)
         orientation = exif.get(0x0112, 1)  # EXIF Orientation, 1: as stored
         # PhotometricInterpretation 0, WhiteIsZero: Pillow inverts an 8-bit grey TIFF's values, not a 16-bit one's,
         # which was read as its negative (trial 90)
@@ -221,16 +222,39 @@ def turned_on_open(image: Image.Image) -> bool:
     return image.size != stored and image.size == stored[::-1]
 
 
-def read_exif(image: Image.Image) -> tuple[Image.Exif, str | None]:
+_WARNINGS = threading.Lock()  # Python's warning filters and hooks are the process's: one capture at a time
+
+
+@contextmanager
+def pillow_warnings(warned: list[str] | None) -> Iterator[None]:
+    """For a ``with`` block of Pillow reading one file's header or EXIF: its warnings (damaged EXIF tags) concern
+    that file, so their messages are appended to ``warned`` (the file's notes), or dropped when it is None (a header
+    probe, whose file is read and its notes said later), never printed unattributed; a decompression-bomb warning
+    is raised as an error. Python's warning state is the process's, not the thread's: captured around the whole
+    read, from several threads, it leaked (notes given to another image; every later warning of the process
+    swallowed; trial 92), so it is taken under one lock around these short header reads only, not the decoding."""
+    from PIL import Image
+
+    with _WARNINGS, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        yield
+    if warned is not None:
+        warned.extend(str(warning.message).strip() for warning in caught)
+
+
+def read_exif(image: Image.Image, *, warned: list[str] | None = None) -> tuple[Image.Exif, str | None]:
     """An opened image's EXIF (Pillow's ``Image.Exif``, a mapping of tag numbers to values), and a note when its
     block is damaged beyond reading. Pillow parses a PNG's or WebP's block only when asked, and raises for one whose
     header is no TIFF header or that ends inside it (a ``struct.error``: a traceback, or the whole image refused as
     corrupt, though its pixels decode; trial 88): such a block is taken as none, the image read as stored. Tags it
-    skips (a block cut short later) are warnings (``opened_image``'s ``warned``). Raises nothing."""
+    skips (a block cut short later) are warnings: appended to ``warned`` (see :func:`pillow_warnings`). Raises
+    nothing."""
     from PIL import Image
 
     try:
-        return image.getexif(), None
+        with pillow_warnings(warned):
+            return image.getexif(), None
     except (SyntaxError, struct.error, ValueError, OSError, EOFError, KeyError, IndexError, TypeError) as err:
         return Image.Exif(), f"its EXIF block is damaged and was ignored ({err})"
 
@@ -271,24 +295,19 @@ def opened_image(source: Path | bytes, *, warned: list[str] | None = None) -> It
     """Pillow's image of a file or of its bytes, opened (its header read; its pixels on ``load()``), for a ``with``
     block. Pillow's decompression-bomb warning is an error here, and what goes wrong while opening or in the block
     (decoding included) becomes one ``ImageError`` line: missing, empty, a folder, permission denied, not an image,
-    a possible bomb, a loop of symbolic links, truncated or corrupt. Pillow's other warnings in the block (damaged
-    EXIF tags) concern this file: their messages are appended to ``warned``, or dropped when it is None (a header
-    probe, whose file is read and its notes said later), never printed unattributed. The training data's header
-    probe opens files with it too, so both say the same."""
+    a possible bomb, a loop of symbolic links, truncated or corrupt. Pillow's other warnings as it opens the file
+    (a JPEG's damaged EXIF tags) are :func:`pillow_warnings`' ``warned``. The training data's header probe opens
+    files with it too, so both say the same."""
     from PIL import Image, UnidentifiedImageError
 
     empty = source == b"" if isinstance(source, bytes) else source.is_file() and source.stat().st_size == 0
     if empty:
         raise ImageError("empty file")
     try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            # a str, not a Path: Pillow before 10.1 resolves a Path first, which raises RuntimeError on a loop
-            with Image.open(str(source) if isinstance(source, Path) else io.BytesIO(source)) as image:
-                yield image
-        if warned is not None:
-            warned.extend(str(warning.message).strip() for warning in caught)
+        with pillow_warnings(warned):  # a str, not a Path: Pillow before 10.1 resolves a Path, RuntimeError on a loop
+            opened = Image.open(str(source) if isinstance(source, Path) else io.BytesIO(source))
+        with opened as image:
+            yield image
     except FileNotFoundError:
         raise ImageError("no such file or folder") from None  # a mistyped folder is an argument read as a file
     except IsADirectoryError:
@@ -675,13 +694,13 @@ def _exif_problem(block: bytes) -> str | None:
     reads the block whole."""
     from PIL import Image
 
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
+    warned: list[str] = []
+    try:
+        with pillow_warnings(warned):
             Image.Exif().load(block)
-        except (SyntaxError, struct.error, ValueError, OSError, EOFError, KeyError, IndexError, TypeError) as err:
-            return str(err)
-    return str(caught[0].message).strip() if caught else None
+    except (SyntaxError, struct.error, ValueError, OSError, EOFError, KeyError, IndexError, TypeError) as err:
+        return str(err)
+    return warned[0] if warned else None
 
 
 def encode(pixels: np.ndarray, fmt: str, *, fast: bool = False, exif: bytes = b"") -> bytes:
