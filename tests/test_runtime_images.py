@@ -57,9 +57,10 @@ def test_sixteen_bit_images_are_scaled_to_one(tmp_path):
     assert images.read_image(tmp_path / "eight.png").notes == ()
 
 
-def _png16(path, values: np.ndarray, colour_type: int, *, transparent: int | None = None):
+def _png16(path, values: np.ndarray, colour_type: int, *, transparent: int | None = None, icc: bytes = b""):
     """A 16-bit PNG of H×W×C uint16 ``values`` (colour type 2: RGB, 4: grey + alpha, 6: RGBA), which Pillow does
-    not write; ``transparent``: a grey image's (type 0) tRNS value, which Pillow 10.0 does not write."""
+    not write; ``transparent``: a grey image's (type 0) tRNS value, which Pillow 10.0 does not write; ``icc``: an
+    embedded profile (iCCP)."""
     height, width = values.shape[:2]
     raw = b"".join(b"\x00" + values[y].astype(">u2").tobytes() for y in range(height))
 
@@ -70,6 +71,7 @@ def _png16(path, values: np.ndarray, colour_type: int, *, transparent: int | Non
     path.write_bytes(
         b"\x89PNG\r\n\x1a\n"
         + chunk(b"IHDR", header)
+        + (chunk(b"iCCP", b"icc\x00\x00" + zlib.compress(icc)) if icc else b"")
         + (chunk(b"tRNS", struct.pack(">H", transparent)) if transparent is not None else b"")
         + chunk(b"IDAT", zlib.compress(raw))
         + chunk(b"IEND", b"")
@@ -651,6 +653,11 @@ def test_a_16_bit_grey_pngs_transparent_value_is_composited_as_an_8_bit_ones_is(
     assert deep.pixels[0, 0, 0] == eight.pixels[0, 0, 0] == 1 and deep.pixels[0, 5, 5] == pytest.approx(1000 / 65535)
     assert eight.notes == ("transparent areas composited on white",)
     assert deep.notes == (f"transparent areas composited on white; {images.DEEPER}",)
+    # with a profile, composited before its conversion at 8 bits: the note was lost (trial 92)
+    managed = _png16(tmp_path / "icc.png", values[..., None], 0, transparent=40000, icc=grey_gamma_profile(2.2))
+    assert images.read_image(managed).notes == (
+        "transparent areas composited on white; converted from its embedded ICC profile to sRGB (at 8 bits)",
+    )
 
 
 def test_a_16_bit_tiff_whose_white_is_zero_is_read_inverted(tmp_path):

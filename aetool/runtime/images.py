@@ -380,7 +380,9 @@ def _to_srgb(image: Image.Image, *, sixteen_bit: bool = False) -> tuple[Image.Im
     alpha = image.convert("RGBA").getchannel("A") if _has_alpha(image) else None
     deep = image.mode in _SIXTEEN_BIT or image.mode in ("I", "F")
     if deep:  # ImageCms converts 8-bit modes only, and Pillow's convert("L") clips these at 255: scale them first
-        source = Image.fromarray(np.round(_pixels(image, sixteen_bit=sixteen_bit)[0][0] * 255).astype(np.uint8))
+        values, read = _pixels(image, sixteen_bit=sixteen_bit)  # a 16-bit grey PNG's tRNS composited: said (trial 92)
+        composited = read.split(";")[0] if read and read.startswith("transparent") else None
+        source = Image.fromarray(np.round(values[0] * 255).astype(np.uint8))
     else:
         source = image if image.mode in ("L", "RGB", "CMYK") else image.convert("L" if grey else "RGB")
     try:
@@ -395,7 +397,8 @@ def _to_srgb(image: Image.Image, *, sixteen_bit: bool = False) -> tuple[Image.Im
         converted = converted.convert("L")
     if alpha is not None:
         converted.putalpha(alpha)
-    return converted, "converted from its embedded ICC profile to sRGB" + (" (at 8 bits)" if deep else "")
+    said = "converted from its embedded ICC profile to sRGB" + (" (at 8 bits)" if deep else "")
+    return converted, f"{composited}; {said}" if deep and composited else said
 
 
 def _has_alpha(image: Image.Image) -> bool:
