@@ -675,6 +675,9 @@ def test_a_16_bit_tiff_whose_white_is_zero_is_read_inverted(tmp_path):
     np.testing.assert_allclose(plain.pixels[0], values / 65535, atol=1e-6)
     assert "white is zero in it (its PhotometricInterpretation): its values inverted" in inverted.notes
     assert not any("white is zero" in note for note in plain.notes)
+    floats = (values / 65535).astype(np.float32)  # a float one was read as its negative too (trial 92)
+    Image.fromarray(floats).save(tmp_path / "float.tif", tiffinfo=tags)
+    np.testing.assert_allclose(images.read_image(tmp_path / "float.tif").pixels[0], 1 - floats, atol=1e-6)
 
 
 def test_pillows_warnings_on_an_image_are_its_notes_and_the_tags_read_are_kept(tmp_path):

@@ -182,10 +182,10 @@ def _decoded(source: Path | bytes) -> Decoded:
         reduced = _reduced_to_8_bits(opened)  # before getexif, which loads a PNG (its tiles then gone)
         exif, damage = read_exif(opened, warned=warned)
         orientation = exif.get(0x0112, 1)  # EXIF Orientation, 1: as stored
-        # PhotometricInterpretation 0, WhiteIsZero: Pillow inverts an 8-bit grey TIFF's values, not a 16-bit one's,
-        # which was read as its negative (trial 90)
+        # PhotometricInterpretation 0, WhiteIsZero: Pillow inverts an 8-bit grey TIFF's values, not a 16-bit or
+        # float one's, which was read as its negative (trials 90, 92)
         tags = getattr(opened, "tag_v2", {}) if opened.format == "TIFF" else {}  # a TiffImageFile's
-        white_is_zero = opened.mode in _SIXTEEN_BIT and tags.get(262) == 0
+        white_is_zero = (opened.mode in _SIXTEEN_BIT or opened.mode == "F") and tags.get(262) == 0
         # Pillow turns a TIFF upright itself as it loads it (10.0 keeps the tag, 13 drops it): turned by the tag
         # again, 5–8 came out on their side and 2–4 as stored under Pillow 10.0 (trial 90)
         turn = orientation in TURNS and opened.format != "TIFF"
