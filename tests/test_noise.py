@@ -57,6 +57,15 @@ def test_weights_near_the_float_maximum_choose_as_their_ratio_does():
     assert (noisy == 0).any(axis=(1, 2)).mean() == pytest.approx(0.1, abs=0.03)
 
 
+def test_terms_of_whole_number_weights_mix():
+    """NoiseTerm(…, 2): the weights' array of ints was divided in place, numpy's UFuncTypeError (trial 92)."""
+    from aetool.runtime.noise import NoiseTerm
+
+    clean = np.full((4, 8, 8), 0.5, np.float32)
+    noise = Noise((NoiseTerm("gaussian", 0.1, 0.2, 1), NoiseTerm("gaussian", 0.3, 0.4, 2)))
+    assert noise.apply(clean, 1).shape == clean.shape
+
+
 def test_no_noise_gives_a_copy_as_noise_does():
     """Noise().apply returned the caller's float32 array itself, which a caller then wrote into (trial 88)."""
     clean = np.random.default_rng(0).random((2, 1, 8, 8)).astype(np.float32)

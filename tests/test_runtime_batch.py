@@ -509,6 +509,23 @@ def test_a_photos_exif_is_carried_to_the_output_without_its_orientation(tmp_path
         assert kept.get_ifd(0x8769) == {0x829A: 0.01} or not exposure_written
 
 
+def test_a_phone_jpegs_image_width_and_length_do_not_reach_a_tiff_output(tmp_path, toy_dir):
+    """IFD0's ImageWidth/ImageLength of a JPEG turned by its orientation became the TIFF output's own: 45×30 said
+    over 30×45 pixels, sheared in every reader (trial 92)."""
+    from PIL import Image
+
+    exif = Image.Exif()
+    exif[256], exif[257], exif[271], exif[0x0112] = 45, 30, "Phone", 6
+    Image.fromarray(colour_photo()).save(tmp_path / "phone.jpg", exif=exif, quality=95)
+    [outcome] = process(
+        [job(tmp_path / "phone.jpg", tmp_path / "out.tiff", fmt="TIFF")], Reconstruct(load(toy_dir / "rgb-conv.onnx"))
+    )
+    assert outcome.error is None
+    with Image.open(tmp_path / "out.tiff") as written:
+        assert written.size == (30, 45) and written.tag_v2[256] == 30 and written.tag_v2[271] == "Phone"
+        assert np.asarray(written).shape == (45, 30, 3)
+
+
 def test_no_exif_writes_none_and_a_tiffs_storage_tags_are_never_carried(tmp_path, toy_dir):
     """A TIFF's getexif() is its own tags: an 8-bit output said BitsPerSample 16 and its input's width; and a
     patient's name in a description could not be kept out of the outputs (trial 58)."""

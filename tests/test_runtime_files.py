@@ -609,3 +609,9 @@ def test_a_file_named_by_itself_and_by_its_folder_is_one_input_however_either_is
     for first in (str(tmp_path / "good" / "a.png"), "good/a.png", "./good/a.png", "good/../good/a.png"):
         found, failures = files.collect([first, "good"])
         assert sorted(item.label for item in found) == ["good/a.png", "good/b.png"] and not failures
+    # `..` after a link goes where the link leads: lnk/../good/a.png is another file (merged by a lexical key; trial 92)
+    save(tmp_path / "elsewhere" / "good" / "a.png", np.ones((8, 8), np.uint8))
+    (tmp_path / "elsewhere" / "sub").mkdir()
+    (tmp_path / "lnk").symlink_to(tmp_path / "elsewhere" / "sub")
+    found, _ = files.collect(["good/a.png", "lnk/../good/a.png"])
+    assert [item.label for item in found] == ["good/a.png", "lnk/../good/a.png"]

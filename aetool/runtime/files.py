@@ -73,8 +73,8 @@ def collect(args: Sequence[str], *, recursive: bool = False, skip: str = "") -> 
     commands write (``OUTPUT_SUFFIXES``: ``x.denoised.png`` is not an input of the next command on the folder), and
     say so in a warning (or in the failure of a folder that holds nothing else) when it is another command's than
     this one's (``skip``); globs skip what this command writes (``*{skip}.*``); a file named is taken as it is. A
-    file named twice (by its name and by its folder, relative or absolute: keyed by its absolute path, links not
-    followed) is one input; an absolute name and a folder's relative one were two (trial 89)."""
+    file named twice (by its name and by its folder, relative or absolute) is one input, keyed by :func:`_key`; an
+    absolute name and a folder's relative one were two (trial 89)."""
     inputs: dict[str, Input] = {}
     failures = []
     for arg in args:
@@ -96,16 +96,23 @@ def collect(args: Sequence[str], *, recursive: bool = False, skip: str = "") -> 
                 failures.append(Failure(arg, f"no images found in this folder{where}{hint}{skipped and '; '}{skipped}"))
             elif skipped:  # the add-noise → denoise of one folder did nothing with the noisy images, unsaid
                 warnings.warn(f"{arg}: {skipped}", UserWarning, stacklevel=2)
-            inputs.update((os.path.abspath(p), Input(str(p), p, path)) for p in found)
+            inputs.update((_key(p), Input(str(p), p, path)) for p in found)
         elif path.exists() or not _MAGIC & set(arg):
-            inputs.setdefault(os.path.abspath(path), Input(arg, path))
+            inputs.setdefault(_key(path), Input(arg, path))
         else:
             found = [Path(p) for p in _glob(arg) if _is_image(Path(p), (skip,) * bool(skip))]
             if not found:
                 failures.append(Failure(arg, "pattern matched no images"))
             root = _glob_root(arg)
-            inputs.update((os.path.abspath(p), Input(str(p), p, root)) for p in found)
+            inputs.update((_key(p), Input(str(p), p, root)) for p in found)
     return list(inputs.values()), failures
+
+
+def _key(path: Path) -> str:
+    """Which file a path names, for telling one named twice: its folder's real path (links and ``..`` resolved as
+    the file system does: ``link/../a/x.png`` is not ``a/x.png`` when ``link`` leads elsewhere, which a lexical
+    absolute path merged; trial 92) and its own name (a link to a file stays its own input)."""
+    return os.path.join(os.path.realpath(path.parent), path.name)
 
 
 def _skipped_outputs(folder: Path, outputs: list[Path]) -> str:

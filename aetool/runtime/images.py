@@ -191,9 +191,10 @@ def _decoded(source: Path | bytes) -> Decoded:
         turn = orientation in TURNS and opened.format != "TIFF"
         image = ImageOps.exif_transpose(opened) if turn else opened.copy()
         source_format = opened.format
-    if source_format == "TIFF":  # a TIFF's "EXIF" is its own tags: how its pixels are stored is not the output's
-        for tag in TIFF_STORAGE_TAGS:
-            exif.pop(tag, None)
+    # How the input's pixels are stored is not the output's: a TIFF's "EXIF" is its own tags, and a phone JPEG's
+    # IFD0 can say ImageWidth and ImageLength too, which a TIFF output then took for its own (sheared; trial 92)
+    for tag in TIFF_STORAGE_TAGS:
+        exif.pop(tag, None)
     notes = [f"Pillow: {message}" for message in dict.fromkeys(warned)] + ([damage] if damage else [])
     notes += [f"turned upright by its EXIF orientation ({orientation})"] if orientation in TURNS else []
     notes += [REDUCED] if reduced else []

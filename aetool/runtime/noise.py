@@ -223,7 +223,7 @@ class Noise:
         if self.level is not None:
             return add_noise(images, self.level[0], kind=self.level[1], rng=rng)
         noisy = np.empty(np.shape(images), np.float32)
-        weights = np.array([term.weight for term in self.terms])
+        weights = np.array([term.weight for term in self.terms], dtype=np.float64)  # NoiseTerm(…, 2): ints
         weights /= weights.max()  # first: weights near the float maximum summed to inf (trial 88)
         for i, image in enumerate(images):
             term = self.terms[int(rng.choice(len(self.terms), p=weights / weights.sum()))]
