@@ -73,6 +73,9 @@ def test_a_threshold_that_is_no_number_is_refused_not_every_image_normal():
         with pytest.raises(ValueError, match=r"^threshold must be a finite number"):
             anomaly.rates(np.array([0.1, 0.9]), np.array([False, True]), threshold)  # type: ignore[arg-type]
     assert anomaly.rates(np.array([0.1, 0.9]), np.array([False, True]), np.float32(0.5)).true_positives == 1
+    assert anomaly.rates(np.array([0.1, 0.9]), np.array([False, True]), np.array(0.5)).true_positives == 1
+    with pytest.raises(ValueError, match="too wide to bin"):  # numpy 1.24: an IndexError (trial 92)
+        anomaly.distribution(np.array([-1e308, 1e308]))
 
 
 def test_rates_at_a_threshold_count_scores_above_it_as_anomalous():

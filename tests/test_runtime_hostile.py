@@ -502,6 +502,15 @@ def test_timeout_option_exits_124_in_one_line(cli, tmp_path):
     assert result.stderr.strip().endswith(f"and was stopped, on {tmp_path / 'ring.png'}")  # said nowhere (trial 89)
 
 
+def test_a_timeout_on_standard_input_names_it(cli, tmp_path):
+    """ "… and was stopped, on -" read as a typo (trial 92)."""
+    (tmp_path / "loop.onnx").write_bytes(loop_forever())
+    png = save(tmp_path / "ring.png", digit()).read_bytes()
+    model = str(tmp_path / "loop.onnx")
+    result = cli("denoise", "-", "-o", "out.png", "--model", model, "--timeout", "0.3", stdin=png)
+    assert result.exit_code == 124 and result.stderr.strip().endswith("and was stopped, on standard input")
+
+
 def test_detect_stops_at_its_timeout_with_exit_124_as_the_image_commands_do(cli, tmp_path):
     (tmp_path / "loop.onnx").write_bytes(loop_forever())
     for name in ("ring.png", "second.png"):

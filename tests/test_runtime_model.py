@@ -544,6 +544,9 @@ def test_outputs_are_named_in_a_list_not_one_string_read_letter_by_letter(toy_di
     ):
         model.outputs(images, "code")  # type: ignore[arg-type]
     assert model.outputs(images, ["reconstruction"])["reconstruction"].shape == (2, 1, 28, 28)
+    with pytest.raises(TypeError, match=r"^outputs takes a list of output names"):  # a generator gave {} (trial 92)
+        model.outputs(images, (name for name in ["reconstruction"]))  # type: ignore[arg-type]
+    assert load(toy_dir / "dense.onnx", providers=np.array(["cpu"])).providers == ["CPUExecutionProvider"]
 
 
 def test_metadata_parsing_keeps_text_and_the_check_names_a_broken_field():
@@ -929,6 +932,12 @@ def test_the_test_mse_a_file_records_is_a_variants_own_on_the_fp32_files_test_im
     crops = {contract.TEST_MSE: 0.00130, contract.VARIANT: {"test_mse": 0.00102, "test_mse_fp32": 0.00101}}
     assert contract.recorded_test_mse(crops) == pytest.approx(0.00130 * 0.00102 / 0.00101)
     assert contract.recorded_test_mse({contract.VARIANT: {"test_mse": 0.00102, "test_mse_fp32": 0.00101}}) == 0.00102
+    for crafted in (
+        {"test_mse": 0.0052, "test_mse_fp32": -0.005},
+        {"test_mse": float("nan"), "test_mse_fp32": 0.005},
+        {"test_mse": 1e308, "test_mse_fp32": 1e-308},
+    ):  # -0.005, nan, inf were "recorded" (trial 92)
+        assert contract.recorded_test_mse({contract.TEST_MSE: 0.005, contract.VARIANT: crafted}) in (0.005, 0.0052)
 
 
 # ---- trial 82: mutants of InputSpec the tests above let live, each killed below ----

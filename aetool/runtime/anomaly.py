@@ -312,7 +312,10 @@ def distribution(scores: np.ndarray, *, threshold: float | None = None) -> dict[
     ``HISTOGRAM_BINS`` equal bins, and the share above ``threshold`` (the false-positive rate on them). Raises
     ``ValueError`` as :func:`threshold_for` does."""
     scores = _score_vector(scores)
-    counts, edges = np.histogram(scores, bins=HISTOGRAM_BINS)
+    try:
+        counts, edges = np.histogram(scores, bins=HISTOGRAM_BINS)
+    except (ValueError, IndexError):  # a span past float64's range: numpy 2 says "too many bins", 1.24 IndexError
+        raise ValueError(f"scores span {scores.min():g} to {scores.max():g}, too wide to bin") from None
     record: dict[str, Any] = {
         "images": len(scores),
         "quantiles": {f"{q:g}": float(np.quantile(scores, q)) for q in QUANTILES},
@@ -417,6 +420,8 @@ class Rates:
 def rates(scores: np.ndarray, is_anomaly: np.ndarray, threshold: float) -> Rates:
     """The verdicts ``score > threshold`` (anomalous) against ``is_anomaly``; raises ``ValueError`` as
     :func:`auroc` does, and for a threshold that is no finite number (NaN called every image normal)."""
+    if isinstance(threshold, np.ndarray) and threshold.ndim == 0:  # np.array(0.5): one number, taken before
+        threshold = threshold.item()
     if not _is_finite(threshold):
         raise ValueError(f"threshold must be a finite number, got {threshold!r}")
     scores, labels = _checked(scores, is_anomaly)

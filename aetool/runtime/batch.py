@@ -28,7 +28,7 @@ from aetool.errors import (
     os_reason,
 )
 from aetool.runtime import contract, images
-from aetool.runtime.files import Job, atomic_write, interrupts_deferred, interrupts_held
+from aetool.runtime.files import STDIN, Job, atomic_write, interrupts_deferred, interrupts_held
 from aetool.runtime.metrics import mse, psnr
 from aetool.runtime.model import Model, loaded, trained_noise
 from aetool.runtime.noise import Noise, add_noise, level_note
@@ -493,7 +493,7 @@ def run_groups(
         try:
             result = run(group)
         except TimedOut as err:
-            first = group[0][1].job.label
+            first = group[0][1].job.label if group[0][1].job.label != STDIN else "standard input"
             others = f" and {len(group) - 1} more image{'s' * (len(group) > 2)}" if len(group) > 1 else ""
             raise TimedOut(f"{err}, on {first}{others}") from None
         except (MemoryError, ModelFileError) as err:

@@ -16,6 +16,7 @@ and still load and run unchanged.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -102,14 +103,19 @@ def recorded_test_mse(metadata: Mapping[str, Any]) -> float | None:
     if not isinstance(variant, dict):
         return fp32
     own, beside = _number(variant.get("test_mse")), _number(variant.get("test_mse_fp32"))
-    if fp32 is not None and own is not None and beside:
-        return fp32 * own / beside
-    return own if own is not None else fp32
+    if own is None:
+        return fp32
+    if fp32 is None or not beside:  # nothing to scale by: the variant's own figure
+        return own
+    scaled = _number(fp32 * own / beside)  # None past float64 (a crafted record): the fp32 figure stands
+    return scaled if scaled is not None else fp32
 
 
 def _number(value: Any) -> float | None:
-    """A recorded number as a float; None for anything else (text, a bool, null)."""
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+    """A recorded MSE as a float; None for anything else (text, a bool, null, a negative or non-finite number: a
+    crafted record's NaN reached the web page's JSON; trial 92)."""
+    number = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value >= 0
+    return float(value) if number else None
 
 
 def variant_path(model_path: str | Path, precision: str) -> Path:

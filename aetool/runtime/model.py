@@ -782,7 +782,7 @@ class Model:
         ``ValueError``); ``ModelFileError`` for an output the file lacks, ``ValueError`` for a page over
         ``MAX_CONV_PIXELS`` (run in one call), ``TypeError`` for ``names`` that are not a sequence of strings (one
         string was read letter by letter, as outputs the file lacks; trial 88), and what :meth:`reconstruct` raises."""
-        if isinstance(names, str) or not all(isinstance(name, str) for name in names):
+        if isinstance(names, str) or not isinstance(names, Sequence) or not all(isinstance(n, str) for n in names):
             raise TypeError(f"outputs takes a list of output names, e.g. ['reconstruction'], got {names!r}")
         missing = [name for name in names if name not in self._outputs]
         if missing:
@@ -1068,6 +1068,8 @@ def _load(model: str | Path, *, providers: str | Sequence[str] | None, threads: 
         raise ValueError(f"threads must be a whole number, at least 1, got {threads!r}")
     if isinstance(providers, str):
         providers = [providers]
+    if isinstance(providers, np.ndarray):  # np.array(["cpu"]) was taken before trial 88's check
+        providers = providers.tolist()
     if providers is not None and not isinstance(providers, Sequence):  # 1 was "'int' object is not iterable"
         raise TypeError(f"execution providers are named by strings (e.g. 'cuda'), got {providers!r}")
     path = resolve(model)
