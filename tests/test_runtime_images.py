@@ -675,6 +675,15 @@ def test_a_16_bit_tiff_whose_white_is_zero_is_read_inverted(tmp_path):
     np.testing.assert_allclose(plain.pixels[0], values / 65535, atol=1e-6)
     assert "white is zero in it (its PhotometricInterpretation): its values inverted" in inverted.notes
     assert not any("white is zero" in note for note in plain.notes)
+    # with a profile: inverted before its conversion, as Pillow's own 8-bit reading does (after: mirrored tones)
+    tags[34675] = grey_gamma_profile(2.2)
+    Image.fromarray(values).save(tmp_path / "managed.tif", tiffinfo=tags)
+    del tags[262]
+    Image.fromarray(65535 - values).save(tmp_path / "managed-black-is-zero.tif", tiffinfo=tags)
+    managed, twin = (images.read_image(tmp_path / f"{name}.tif") for name in ("managed", "managed-black-is-zero"))
+    np.testing.assert_array_equal(managed.pixels, twin.pixels)
+    del tags[34675]
+    tags[262] = 0
     floats = (values / 65535).astype(np.float32)  # a float one was read as its negative too (trial 92)
     Image.fromarray(floats).save(tmp_path / "float.tif", tiffinfo=tags)
     np.testing.assert_allclose(images.read_image(tmp_path / "float.tif").pixels[0], 1 - floats, atol=1e-6)

@@ -201,12 +201,15 @@ def _decoded(source: Path | bytes) -> Decoded:
     kept, note = _exif_kept(exif)
     notes += [note] if note else []
     sixteen_bit = source_format == "PNG"  # an integer PNG is 16-bit, whatever mode Pillow opens it in
+    if white_is_zero:
+        notes.append("white is zero in it (its PhotometricInterpretation): its values inverted")
+    if white_is_zero and image.mode in _SIXTEEN_BIT:  # before its profile converts it, as Pillow's 8-bit (trial 92)
+        image = _inverted_16_bit(image)
     image, note = _to_srgb(image, sixteen_bit=sixteen_bit)
     notes += [note] if note else []
     pixels, note = _pixels(image, sixteen_bit=sixteen_bit)
-    if white_is_zero:
+    if white_is_zero and image.mode == "F":  # its scale (0–1 or 0–255) is known once read
         pixels = 1 - pixels
-        notes.append("white is zero in it (its PhotometricInterpretation): its values inverted")
     notes += [note] if note else []
     return Decoded(pixels, tuple(notes), kept, stored_colour=image.mode not in GREY_MODES)
 
@@ -242,6 +245,15 @@ def pillow_warnings(warned: list[str] | None) -> Iterator[None]:
         yield
     if warned is not None:
         warned.extend(str(warning.message).strip() for warning in caught)
+
+
+def _inverted_16_bit(image: Image.Image) -> Image.Image:
+    """A 16-bit grey image with its values inverted (65535 − v), its ``info`` (ICC profile…) kept."""
+    from PIL import Image
+
+    inverted = Image.fromarray((65535 - np.asarray(image).astype(np.int32)).astype(np.uint16))
+    inverted.info = dict(image.info)
+    return inverted
 
 
 def read_exif(image: Image.Image, *, warned: list[str] | None = None) -> tuple[Image.Exif, str | None]:
