@@ -711,6 +711,8 @@ def test_encode_refuses_an_exif_block_its_reader_would_not_read_whole():
     whole = Image.Exif()
     whole[0x010F] = "Canon"
     assert images.read_image(images.encode(pixels, "PNG", exif=whole.tobytes())).exif == whole.tobytes()
+    bare = whole.tobytes()[6:]  # no "Exif\0\0" (a WebP's own block): a JPEG dropped it, unsaid (trial 92)
+    assert images.read_image(images.encode(pixels, "JPEG", exif=bare)).exif == whole.tobytes()
 
 
 def test_a_batch_with_damaged_exif_blocks_does_every_image_and_names_each_warning(cli, tmp_path):

@@ -736,6 +736,8 @@ def encode(pixels: np.ndarray, fmt: str, *, fast: bool = False, exif: bytes = b"
         raise TypeError(
             f"encode takes exif as bytes (Decoded.exif or Pillow's Exif.tobytes()), got {type(exif).__name__}"
         )
+    if exif.startswith((b"II*\x00", b"MM\x00*")):  # a bare TIFF block (a WebP's): a JPEG dropped it unsaid (trial 92)
+        exif = b"Exif\x00\x00" + exif
     problem = _exif_problem(exif) if exif else None
     if problem:
         raise ValueError(f"encode takes an EXIF block Pillow reads whole, not this one: {problem}")
