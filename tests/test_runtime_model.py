@@ -935,7 +935,7 @@ def test_the_test_mse_a_file_records_is_a_variants_own_on_the_fp32_files_test_im
     for crafted in (
         {"test_mse": 0.0052, "test_mse_fp32": -0.005},
         {"test_mse": float("nan"), "test_mse_fp32": 0.005},
-        {"test_mse": 1e308, "test_mse_fp32": 1e-308},
+        {"test_mse": 1e308, "test_mse_fp32": 1e-300},
     ):  # -0.005, nan, inf were "recorded" (trial 92)
         assert contract.recorded_test_mse({contract.TEST_MSE: 0.005, contract.VARIANT: crafted}) in (0.005, 0.0052)
 
