@@ -493,7 +493,8 @@ def run_groups(
         try:
             result = run(group)
         except TimedOut as err:
-            first = group[0][1].job.label if group[0][1].job.label != STDIN else "standard input"
+            label = group[0][1].job.label
+            first = "standard input" if label == STDIN else label
             others = f" and {len(group) - 1} more image{'s' * (len(group) > 2)}" if len(group) > 1 else ""
             raise TimedOut(f"{err}, on {first}{others}") from None
         except (MemoryError, ModelFileError) as err:

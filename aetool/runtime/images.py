@@ -71,6 +71,9 @@ LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # Pillow's RGB → L weights
 MNIST_BOX = 20 / 28  # MNIST digits fill a 20×20 box centred in 28×28
 TURNS = range(2, 9)  # EXIF orientations that flip or turn an image (1: as stored; other values are invalid)
 PIXEL_TOLERANCE = 1e-3  # how far outside [0, 1] a float pixel may stray (rounding) before it is refused
+# What Pillow raises parsing or writing a malformed EXIF block: a header that is no TIFF header (SyntaxError), a block
+# cut short (struct.error, EOFError, IndexError), tags of the wrong type (TypeError, KeyError, ValueError).
+_EXIF_ERRORS = (SyntaxError, struct.error, ValueError, OSError, EOFError, KeyError, IndexError, TypeError)
 
 
 def check_pixels(pixels: np.ndarray, *, name: str = "images", scan: bool = False) -> None:
@@ -230,7 +233,7 @@ _WARNINGS = threading.Lock()  # Python's warning filters and hooks are the proce
 
 
 @contextmanager
-def pillow_warnings(warned: list[str] | None) -> Iterator[None]:
+def _pillow_warnings(warned: list[str] | None) -> Iterator[None]:
     """For a ``with`` block of Pillow reading one file's header or EXIF: its warnings (damaged EXIF tags) concern
     that file, so their messages are appended to ``warned`` (the file's notes), or dropped when it is None (a header
     probe, whose file is read and its notes said later), never printed unattributed; a decompression-bomb warning
@@ -261,14 +264,14 @@ def read_exif(image: Image.Image, *, warned: list[str] | None = None) -> tuple[I
     block is damaged beyond reading. Pillow parses a PNG's or WebP's block only when asked, and raises for one whose
     header is no TIFF header or that ends inside it (a ``struct.error``: a traceback, or the whole image refused as
     corrupt, though its pixels decode; trial 88): such a block is taken as none, the image read as stored. Tags it
-    skips (a block cut short later) are warnings: appended to ``warned`` (see :func:`pillow_warnings`). Raises
+    skips (a block cut short later) are warnings: appended to ``warned`` (see :func:`_pillow_warnings`). Raises
     nothing."""
     from PIL import Image
 
     try:
-        with pillow_warnings(warned):
+        with _pillow_warnings(warned):
             return image.getexif(), None
-    except (SyntaxError, struct.error, ValueError, OSError, EOFError, KeyError, IndexError, TypeError) as err:
+    except _EXIF_ERRORS as err:
         return Image.Exif(), f"its EXIF block is damaged and was ignored ({err})"
 
 
@@ -285,7 +288,7 @@ def _exif_kept(exif: Image.Exif) -> tuple[bytes, str | None]:
             dimensions.pop(0xA002, None)
             dimensions.pop(0xA003, None)
         block = exif.tobytes()
-    except (ValueError, TypeError, OSError, struct.error, KeyError, IndexError) as err:
+    except _EXIF_ERRORS as err:
         return b"", f"its EXIF could not be carried over to the output ({type(err).__name__})"
     problem = _exif_problem(block)  # encode refuses a block Pillow does not read back whole
     return (b"", f"its EXIF could not be carried over to the output ({problem})") if problem else (block, None)
@@ -309,7 +312,7 @@ def opened_image(source: Path | bytes, *, warned: list[str] | None = None) -> It
     block. Pillow's decompression-bomb warning is an error here, and what goes wrong while opening or in the block
     (decoding included) becomes one ``ImageError`` line: missing, empty, a folder, permission denied, not an image,
     a possible bomb, a loop of symbolic links, truncated or corrupt. Pillow's other warnings as it opens the file
-    (a JPEG's damaged EXIF tags) are :func:`pillow_warnings`' ``warned``. The training data's header probe opens
+    (a JPEG's damaged EXIF tags) are :func:`_pillow_warnings`' ``warned``. The training data's header probe opens
     files with it too, so both say the same."""
     from PIL import Image, UnidentifiedImageError
 
@@ -317,7 +320,7 @@ def opened_image(source: Path | bytes, *, warned: list[str] | None = None) -> It
     if empty:
         raise ImageError("empty file")
     try:
-        with pillow_warnings(warned):  # a str, not a Path: Pillow before 10.1 resolves a Path, RuntimeError on a loop
+        with _pillow_warnings(warned):  # a str, not a Path: Pillow before 10.1 resolves a Path, RuntimeError on a loop
             opened = Image.open(str(source) if isinstance(source, Path) else io.BytesIO(source))
         with opened as image:
             yield image
@@ -712,9 +715,9 @@ def _exif_problem(block: bytes) -> str | None:
 
     warned: list[str] = []
     try:
-        with pillow_warnings(warned):
+        with _pillow_warnings(warned):
             Image.Exif().load(block)
-    except (SyntaxError, struct.error, ValueError, OSError, EOFError, KeyError, IndexError, TypeError) as err:
+    except _EXIF_ERRORS as err:
         return str(err)
     return warned[0] if warned else None
 

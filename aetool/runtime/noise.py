@@ -225,8 +225,9 @@ class Noise:
         noisy = np.empty(np.shape(images), np.float32)
         weights = np.array([term.weight for term in self.terms], dtype=np.float64)  # NoiseTerm(…, 2): ints
         weights /= weights.max()  # first: weights near the float maximum summed to inf (trial 88)
+        chances = weights / weights.sum()
         for i, image in enumerate(images):
-            term = self.terms[int(rng.choice(len(self.terms), p=weights / weights.sum()))]
+            term = self.terms[int(rng.choice(len(self.terms), p=chances))]
             noisy[i] = add_noise(image, float(rng.uniform(term.low, term.high)), kind=term.kind, rng=rng)
         return noisy
 
