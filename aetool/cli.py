@@ -848,11 +848,19 @@ def _shows_bar(total: int | None, *, as_json: bool) -> bool:
 def _progress(outcomes: Iterable, total: int | None, show: bool) -> Iterable:
     """A progress bar on stderr around ``outcomes`` when there are many (``total``; None for a stream, whose bar
     counts without an end) and stderr is a terminal."""
-    if not show:
-        return outcomes
-    from rich.progress import track
+    return _with_bar(outcomes, total) if show else outcomes
 
-    return track(outcomes, total=total, description="images", console=stderr_console(), transient=True)
+
+def _with_bar(outcomes: Iterable, total: int | None) -> Iterator:
+    """``outcomes`` as they come, with the bar up on stderr until the last."""
+    from rich.progress import Progress
+
+    # a bar of its own, not rich's track: track takes standard output over while the bar is up, and the --json
+    # records went to the terminal, not into the file or pipe standard output was (trial 96)
+    with Progress(
+        *Progress.get_default_columns(), console=stderr_console(), transient=True, redirect_stdout=False
+    ) as bar:
+        yield from bar.track(outcomes, total=total, description="images")
 
 
 # ---- anomaly detection ----

@@ -1007,6 +1007,25 @@ def test_a_message_while_a_progress_bar_is_live_is_printed_above_the_bar_and_who
     assert f"\r\x1b[2Kaetool: error: {long_name}: no such file\n" in shown and "-:--:--aetool" not in shown
 
 
+def test_json_records_printed_while_the_progress_bar_is_up_go_to_standard_output(monkeypatch):
+    """rich's track took standard output over while its bar was up: with stderr a terminal, ``--json > file``
+    left the file empty and the records on the terminal (trial 96)."""
+    import io
+    import sys
+
+    from rich.console import Console
+
+    from aetool import cli
+
+    terminal = io.StringIO()
+    monkeypatch.setattr(cli, "stderr_console", lambda: Console(file=terminal, force_terminal=True, width=60))
+    records = io.StringIO()
+    monkeypatch.setattr(sys, "stdout", records)
+    for number in cli._progress(range(3), total=3, show=True):
+        cli.emit(f'{{"n": {number}}}')
+    assert records.getvalue() == '{"n": 0}\n{"n": 1}\n{"n": 2}\n' and '"n"' not in terminal.getvalue()
+
+
 def test_json_records_to_a_terminal_take_the_place_of_the_progress_bar(monkeypatch):
     import io
     import sys
