@@ -192,6 +192,32 @@ def test_truncated_image(tmp_path):
         images.read_image(tmp_path / "cut.png")
 
 
+def _tiff_whose_second_page_has_no_size() -> bytes:
+    """A one-page TIFF with a second page (IFD) of one tag, Compression, and no ImageWidth or ImageLength."""
+    buffer = io.BytesIO()
+    Image.fromarray(np.zeros((4, 4), np.uint8)).save(buffer, format="TIFF")
+    data = bytearray(buffer.getvalue())
+    first = struct.unpack_from("<I", data, 4)[0]
+    struct.pack_into("<I", data, first + 2 + 12 * struct.unpack_from("<H", data, first)[0], len(data))
+    return bytes(data + struct.pack("<HHHIII", 1, 259, 3, 1, 1, 0))
+
+
+def _dds_of_an_unknown_pixel_format() -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(buffer, format="DDS")
+    data = bytearray(buffer.getvalue())
+    struct.pack_into("<I", data, 80, 0x0A)  # the pixel format's flags: alpha and a FourCC of zero
+    return bytes(data)
+
+
+@pytest.mark.parametrize("damaged", [_tiff_whose_second_page_has_no_size, _dds_of_an_unknown_pixel_format])
+def test_a_damaged_file_pillow_raises_no_os_error_on_is_one_image_error(damaged):
+    """Pillow raised TypeError ("Missing dimensions") and NotImplementedError on these: tracebacks that ended a
+    batch, the good images after them not done (trial 96)."""
+    with pytest.raises(ImageError, match="truncated or corrupt image"):
+        images.read_image(damaged())
+
+
 def test_missing_file(tmp_path):
     with pytest.raises(ImageError, match="no such file"):
         images.read_image(tmp_path / "nope.png")
