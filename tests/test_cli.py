@@ -527,6 +527,21 @@ def test_add_noise_inverts_a_light_page_for_mask_noise_only(cli, tmp_path):
     assert "--invert: only mask noise inverts" in forced.stderr
 
 
+def test_an_output_too_large_for_its_format_is_refused_before_it_runs_and_the_others_are_done(cli, tmp_path):
+    """A 70,000-pixel-wide GIF was an OverflowError traceback that ended the batch; a side-by-side image twice as
+    wide as its input is refused as it is encoded (trial 96)."""
+    save(tmp_path / "wide.png", np.zeros((1, 70_000), np.uint8))
+    save(tmp_path / "half.png", np.zeros((2, 40_000), np.uint8))
+    save(tmp_path / "d.png", digit())
+    result = cli("add-noise", "wide.png", "d.png", "--noise", "0.1", "-o", "out", "--format", "gif")
+    assert result.exit_code == 1 and sorted(p.name for p in (tmp_path / "out").iterdir()) == ["d.gif"]
+    message = "a GIF image is at most 65,535 pixels a side, this one is 70000×1; write it as PNG"
+    assert f"aetool: error: wide.png: cannot write out/wide.gif: {message}" in result.stderr
+    result = cli("add-noise", "half.png", "--noise", "0.1", "-o", "-", "--format", "tga", "--side-by-side")
+    assert result.exit_code == 1 and result.stdout_bytes == b""
+    assert "half.png: cannot write standard output: a TGA image is at most 65,535 pixels a side" in result.stderr
+
+
 def test_add_noise_statistics_and_seed(cli, tmp_path):
     save(tmp_path / "gray.png", np.full((40, 40), 128, np.uint8))
     cli("add-noise", "gray.png", "--level", "0.1", "--seed", "3", "--no-invert")

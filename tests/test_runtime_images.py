@@ -777,6 +777,17 @@ def test_encode_names_the_formats_it_takes(fmt):
     assert images.encode(np.zeros((4, 4), np.float32), images.format_for("x.pgm"))[:2] == b"P5"  # grey Netpbm
 
 
+@pytest.mark.parametrize(("fmt", "limit"), [("JPEG", 65500), ("WEBP", 16383), ("GIF", 65535), ("TGA", 65535)])
+def test_encode_refuses_an_image_too_large_for_its_format_in_one_line(fmt, limit):
+    """Pillow raised OverflowError for GIF and TGA (a traceback that ended a batch), libjpeg printed its own line
+    and Pillow said "broken data stream" (trial 96)."""
+    assert images.encode(np.zeros((1, limit), np.float32), fmt)
+    with pytest.raises(
+        ValueError, match=rf"a {fmt} image is at most {limit:,} pixels a side, this one is 1×{limit + 1}"
+    ):
+        images.encode(np.zeros((limit + 1, 1), np.float32), fmt)
+
+
 def test_encode_refuses_nan_pixels():
     """NaN was cast to a byte with a RuntimeWarning, and the image written."""
     pixels = np.zeros((4, 4), np.float32)

@@ -307,6 +307,9 @@ def _read(job: Job, step: Step, invert: bool | None) -> Ready | Outcome:
             raise ImageError(
                 f"cannot write {job.target}: a .pgm file holds grey images and this output is RGB; use .ppm or .png"
             )
+        too_large = images.size_problem(job.fmt, width=image.shape[2], height=image.shape[1])
+        if too_large:  # refused before the model runs; a side-by-side image twice as wide is refused as it is encoded
+            raise ImageError(f"cannot write {job.target or 'standard output'}: {too_large}")
         prepared = step.prepare(image)
     except AetoolError as err:
         return Outcome(job.label, error=str(err), ms=_ms(started))

@@ -721,6 +721,20 @@ def format_for(name: str) -> str:
     return FORMATS[key]
 
 
+# The longest side each output format holds: libjpeg's JPEG_MAX_DIMENSION, libwebp's WEBP_MAX_DIMENSION and the
+# 16-bit size fields of GIF and TGA (where Pillow raised OverflowError, a traceback that ended a batch; trial 96).
+MAX_SIDE = {"JPEG": 65500, "WEBP": 16383, "GIF": 65535, "TGA": 65535}
+
+
+def size_problem(fmt: str, *, width: int, height: int) -> str | None:
+    """Why an image of ``width`` × ``height`` pixels cannot be written in Pillow format ``fmt`` (a side over
+    ``MAX_SIDE``), or None when it can."""
+    limit = MAX_SIDE.get(fmt)
+    if limit is None or max(width, height) <= limit:
+        return None
+    return f"a {fmt} image is at most {limit:,} pixels a side, this one is {width}×{height}; write it as PNG"
+
+
 # How far beyond [0, 1] encode clips values; pixels farther out are of another scale (0–255), refused
 ENCODE_SLACK = 0.5
 
@@ -744,7 +758,7 @@ def encode(pixels: np.ndarray, fmt: str, *, fast: bool = False, exif: bytes = b"
     beyond clipped): grey for H×W or 1×H×W, RGB for 3×H×W; ``fast``: a PNG compressed at zlib level 1, not Pillow's 6 (``FAST_PNG``);
     ``exif``: an EXIF block (``Decoded.exif``) written into the formats that hold one (``EXIF_FORMATS``).
     ``fmt`` is one of ``FORMATS``' values (:func:`format_for` gives it for a file name). Raises ``ValueError`` for
-    another ``fmt``, integer pixels (8-bit ones: divide them by 255), NaN values, values farther out and other
+    another ``fmt``, an image too large for it (:func:`size_problem`), integer pixels (8-bit ones: divide them by 255), NaN values, values farther out and other
     shapes, and for an ``exif`` Pillow cannot read (it wrote such blocks as given, in files their readers refuse;
     trial 88); ``TypeError`` for an ``exif`` that is not bytes."""
     from PIL import Image
@@ -779,6 +793,9 @@ def encode(pixels: np.ndarray, fmt: str, *, fast: bool = False, exif: bytes = b"
     del scaled
     if values.ndim == 3:
         values = values[0] if values.shape[0] == 1 else values.transpose(1, 2, 0)
+    too_large = size_problem(fmt, width=values.shape[1], height=values.shape[0])
+    if too_large:
+        raise ValueError(too_large)
     image = Image.fromarray(np.ascontiguousarray(values))
     buffer = io.BytesIO()
     options = FAST_PNG if fast and fmt == "PNG" else _SAVE_OPTIONS.get(fmt, {})
