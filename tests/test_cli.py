@@ -453,6 +453,10 @@ def test_an_output_folder_that_is_a_file_or_below_one_is_one_usage_error_before_
         assert result.stderr == f"aetool: error: -o {output} {where}; outputs go into a folder (made if missing)\n"
     result = cli("denoise", "ring.png", "-o", "taken/x.png")
     assert result.exit_code == 2 and "-o taken/x.png is below taken, a file" in result.stderr
+    os.mkfifo(tmp_path / "pipe")  # as /dev/null or /dev/stdout: it was "is a file" (trial 96)
+    result = cli("denoise", "ring.png", "-o", "pipe")
+    assert result.exit_code == 2
+    assert result.stderr == "aetool: error: -o pipe is a device or pipe, not a folder; -o - writes to standard output\n"
     (tmp_path / "gone").symlink_to(tmp_path / "nowhere")  # a dangling link: one line per image, exit 1 (trial 52)
     for output in ("gone", "gone/sub/"):
         result = cli("denoise", "ring.png", "ring.png", "-o", output)

@@ -404,6 +404,10 @@ def _check_output_folder(folder: Path, *, output: str, option: str) -> None:
     (:func:`check_folder`)."""
     blocking = file_in_the_way(folder)
     if blocking is not None:  # each image failed alone: "cannot write out/a.png: Not a directory"
+        if blocking == Path(output) and not blocking.is_file():  # -o /dev/null, /dev/stdout, a pipe (trial 96)
+            raise AetoolError(
+                f"{option} {output} is a device or pipe, not a folder; {option} - writes to standard output"
+            )
         where = "is a file" if blocking == Path(output) else f"is below {blocking}, a file"
         raise AetoolError(f"{option} {output} {where}; outputs go into a folder (made if missing)")
     dangling = next((path for path in (folder, *folder.parents) if path.is_symlink() and not path.exists()), None)
