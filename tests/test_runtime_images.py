@@ -218,6 +218,21 @@ def test_a_damaged_file_pillow_raises_no_os_error_on_is_one_image_error(damaged)
         images.read_image(damaged())
 
 
+def test_an_image_read_from_a_named_pipe_has_no_note_of_the_file_pillow_left_open(tmp_path):
+    """``aetool denoise <(cat a.png)``: Pillow's ResourceWarning for the pipe it left open was the image's note,
+    "Pillow: unclosed file <_io.BufferedReader …>" (trial 96)."""
+    import os
+    import threading
+
+    data = save(tmp_path / "d.png", digit()).read_bytes()
+    os.mkfifo(tmp_path / "pipe")
+    writer = threading.Thread(target=(tmp_path / "pipe").write_bytes, args=(data,))
+    writer.start()
+    decoded = images.read_image(tmp_path / "pipe")
+    writer.join()
+    assert np.array_equal(decoded.pixels[0], digit() / np.float32(255)) and not decoded.notes
+
+
 def test_missing_file(tmp_path):
     with pytest.raises(ImageError, match="no such file"):
         images.read_image(tmp_path / "nope.png")

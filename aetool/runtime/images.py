@@ -237,13 +237,15 @@ def _pillow_warnings(warned: list[str] | None) -> Iterator[None]:
     """For a ``with`` block of Pillow reading one file's header or EXIF: its warnings (damaged EXIF tags) concern
     that file, so their messages are appended to ``warned`` (the file's notes), or dropped when it is None (a header
     probe, whose file is read and its notes said later), never printed unattributed; a decompression-bomb warning
-    is raised as an error. Python's warning state is the process's, not the thread's: captured around the whole
+    is raised as an error; ``ResourceWarning`` (Pillow's own unclosed file, which Python hides by default; it
+    reached a pipe input's notes, trial 96) is ignored. Python's warning state is the process's, not the thread's: captured around the whole
     read, from several threads, it leaked (notes given to another image; every later warning of the process
     swallowed; trial 92), so it is taken under one lock around these short header reads only, not the decoding."""
     from PIL import Image
 
     with _WARNINGS, warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
+        warnings.simplefilter("ignore", ResourceWarning)  # of a file Pillow left open (a pipe's), not of the image
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         yield
     if warned is not None:
