@@ -344,6 +344,25 @@ def test_round_1s_run_of_the_dense_denoiser_under_its_old_name_is_reused_never_t
     assert folder.path == runs / "denoise-dense" and plan.why == "no run yet"
 
 
+def test_a_run_whose_metrics_json_is_cut_short_is_one_to_train_over_and_one_without_checkpoint_says_so(
+    report, tmp_path
+):
+    """A cut metrics.json (a full disk) stopped the report, --retrain too, and the line named no way out; a
+    metrics.json whose checkpoint.pt was deleted was "no run yet" (trial 95)."""
+    runs = tmp_path / "runs"
+    shutil.copytree(report["runs"] / "ae64", runs / "ae64")
+    metrics = runs / "ae64" / METRICS
+    whole = metrics.read_bytes()
+    metrics.write_bytes(whole[:300])
+    wanted = wanted_config("ae64", str(report["data"]), quick=True, epochs=1)
+    _, plan = run_folder(runs, "ae64", wanted)
+    assert plan.force and plan.config == wanted and plan.why.startswith("its metrics.json cannot be read (")
+    metrics.write_bytes(whole)
+    (runs / "ae64" / CHECKPOINT).unlink()
+    _, plan = run_folder(runs, "ae64", wanted)
+    assert plan.config == wanted and plan.why == "a metrics.json without its checkpoint.pt"
+
+
 def test_one_runs_folder_given_as_runs_is_refused(report, tmp_path):
     with pytest.raises(AetoolError, match=r"--runs .*ae64 is one run's folder \(it holds checkpoint.pt\); give the "):
         build_report(tmp_path / "page", runs=report["runs"] / "ae64", quick=True, progress=False, echo=print)

@@ -74,8 +74,12 @@ def plan_run(folder: RunFolder, wanted: TrainConfig) -> Plan:
     checkpoint and metrics.json record other settings is trained over, as is one trained with other settings.
     Raises ``AetoolError`` for a checkpoint that cannot be read."""
     if not folder.holds_run():
-        return Plan(wanted, why="no run yet")
-    stored = folder.stored_config()
+        left = folder.metrics.is_file()  # a checkpoint deleted by hand: its metrics.json is trained over
+        return Plan(wanted, why="a metrics.json without its checkpoint.pt" if left else "no run yet")
+    try:
+        stored = folder.stored_config()
+    except AetoolError as err:  # a metrics.json cut short (a full disk): it stopped the report, --retrain too
+        return Plan(wanted, force=True, why=f"its metrics.json cannot be read ({err})")
     if stored is None:
         return Plan(wanted, force=True, why="a checkpoint without metrics.json")
     if json.loads(json.dumps(folder.read_checkpoint()["config"])) != stored:  # a checkpoint copied from another run
