@@ -367,6 +367,24 @@ def read(path: Path | bytes) -> np.ndarray:
         return np.asarray(image)
 
 
+def camera_jpeg(photo: np.ndarray, preview: np.ndarray, *, mp_type: int = 0x40010002) -> bytes:
+    """A JPEG as cameras write it: the photo, then a preview that its APP2 Multi-Picture index (CIPA DC-007) names
+    with attribute ``mp_type`` (default: a dependent child image of type Large Thumbnail, Full HD), which Pillow
+    opens as a two-picture MPO. Pillow writes the index with that picture's type Undefined; it is set here."""
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(photo).save(buffer, format="MPO", save_all=True, append_images=[Image.fromarray(preview)])
+    data = bytearray(buffer.getvalue())
+    with Image.open(io.BytesIO(bytes(data))) as opened:
+        first = opened.mpinfo[0xB002][0]["Size"]
+    second = data.find(struct.pack("<LLL", 0x030000, first, 0)) + 16  # Pillow's index is little-endian
+    struct.pack_into("<L", data, second, mp_type)
+    return bytes(data)
+
+
 def run_aetool(
     *args: str,
     cwd: Path | None = None,

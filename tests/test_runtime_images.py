@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import digit, read, save
+from conftest import camera_jpeg, digit, read, save
 from PIL import Image
 
 from aetool.errors import AetoolError, ImageError
@@ -532,6 +532,21 @@ def test_images_of_several_frames_are_refused_never_cut_to_their_first(tmp_path)
     pair[0].save(tmp_path / "pair.mpo", save_all=True, append_images=pair[1:])  # a stereo pair was "an animation"
     with pytest.raises(ImageError, match=r"has 2 frames \(pictures of a stereo or multi-picture JPEG\)"):
         images.read_image(tmp_path / "pair.mpo")
+
+
+def test_a_camera_jpeg_with_a_preview_after_the_photo_is_the_photo_and_a_stereo_pair_still_refused():
+    """Cameras write a Large Thumbnail after the photo in an ordinary .JPG; Pillow opens it as an MPO of two
+    pictures, and a folder of such photos was refused whole as stereo pairs (trial 94)."""
+    photo = np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    preview = photo[::4, ::4].copy()
+    data = camera_jpeg(photo, preview)
+    decoded = images.read_image(data)
+    with Image.open(io.BytesIO(data)) as opened:
+        assert opened.format == "MPO" and opened.n_frames == 2
+        expected = np.asarray(opened.convert("RGB"))
+    assert np.array_equal(np.rint(decoded.pixels * 255).transpose(1, 2, 0), expected) and not decoded.notes
+    with pytest.raises(ImageError, match="has 2 frames"):  # the second picture a disparity image: a stereo pair
+        images.read_image(camera_jpeg(photo, preview, mp_type=0x020002))
 
 
 def test_each_picture_of_a_stereo_pair_on_standard_input_is_read(tmp_path):

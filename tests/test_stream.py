@@ -5,6 +5,7 @@ import warnings
 
 import numpy as np
 import pytest
+from conftest import camera_jpeg
 from PIL import Image
 
 from aetool.runtime.files import standard_input
@@ -94,6 +95,18 @@ def test_an_mpo_is_its_pictures():
     mpf = b"MPF\0" + b"\0" * 8
     first = jpeg[:2] + b"\xff\xe2" + (len(mpf) + 2).to_bytes(2, "big") + mpf + jpeg[2:]
     assert split_images(first + jpeg) == [first, jpeg]
+
+
+def test_a_camera_jpeg_with_a_preview_after_the_photo_is_one_image():
+    """The preview its Multi-Picture index names as a Large Thumbnail was a second image on stdin, while the file
+    reads as one (trial 94); whole only once the preview has arrived."""
+    photo = np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    camera = camera_jpeg(photo, photo[::4, ::4].copy())
+    png = encoded(GREY, "PNG")
+    assert split_images(camera) == [camera] and split_images(camera + png + camera) == [camera, png, camera]
+    assert len(split_images(camera_jpeg(photo, photo, mp_type=0x020002))) == 2  # a stereo pair: two pictures
+    stream = ImageStream(io.BytesIO(camera + png), read_size=len(camera) - 100)
+    assert list(stream) == [camera, png]
 
 
 def damaged(data: bytes, rng: np.random.Generator) -> bytes:

@@ -370,6 +370,8 @@ def _check_single_frame(image: Image.Image) -> None:
     the others silently (for an APNG whose default image is not part of the animation, the first frame is that
     default, often blank)."""
     frames = getattr(image, "n_frames", 1)
+    if image.format == "MPO" and _previews_only(image):
+        return
     if frames > 1 and not (image.format == "MPO" and not _holds_later_pictures(image)):
         kinds = {"TIFF": "pages", "MPO": "pictures of a stereo or multi-picture JPEG"}
         kind = kinds.get(str(image.format), "an animation" if getattr(image, "is_animated", False) else "pages")
@@ -377,6 +379,23 @@ def _check_single_frame(image: Image.Image) -> None:
             f"has {frames} frames ({kind}); aetool reads single-frame images: split it into one file per frame "
             "first (e.g. ImageMagick: convert IN OUT-%d.png)"
         )
+
+
+def _previews_only(image: Image.Image) -> bool:
+    """Whether every picture of an MPO after the first is a preview of the first: a Large Thumbnail (MP type
+    0x010001 or 0x010002) or a dependent child image (CIPA DC-007, the Multi-Picture Format), as cameras write after
+    the photo in an ordinary .JPG, which Pillow opens as MPO; such photos were refused as stereo pairs (trial 94)."""
+    entries = (getattr(image, "mpinfo", None) or {}).get(0xB002)  # Pillow's parsed MP entries, one per picture
+    if not isinstance(entries, list) or len(entries) < 2 or not all(isinstance(entry, dict) for entry in entries):
+        return False
+    for entry in entries[1:]:
+        attribute = entry.get("Attribute")
+        if not isinstance(attribute, dict):
+            return False
+        thumbnail = str(attribute.get("MPType", "")).startswith("Large Thumbnail")
+        if not (thumbnail or attribute.get("DependentChildImageFlag") is True):
+            return False
+    return True
 
 
 def _holds_later_pictures(image: Image.Image) -> bool:

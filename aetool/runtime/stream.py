@@ -10,7 +10,8 @@ cut short whose header claims the next frame's bytes too), and bytes between an 
 of their own, which fails to read. A signature inside an image that looks whole counts only where a whole image begins
 there (pixels may read ``FF D8 FF E0``; a PNG may hold a thumbnail). With no signature further on, whatever
 follows an image stays with it, so one file with data after its image (a motion photo's video after the JPEG) is
-one image, as Pillow reads it. An MPO (a stereo pair: JPEGs one after another) is its pictures, one by one.
+one image, as Pillow reads it. An MPO (a stereo pair: JPEGs one after another) is its pictures, one by one, but
+a camera's photo with its previews after it (named so in its Multi-Picture index) is one image, as its file is.
 
 :class:`ImageStream` gives the same images as they arrive on a pipe (a camera's frames), each once it is settled.
 """
@@ -26,7 +27,7 @@ import time
 import zlib
 from collections import deque
 from collections.abc import Callable, Iterator
-from typing import BinaryIO
+from typing import BinaryIO, Literal
 
 SPLIT_FORMATS = frozenset({"PNG", "JPEG", "PPM", "BMP", "WEBP"})  # Pillow's names of the formats split here
 READ_SIZE = 1 << 20  # bytes asked of the stream at a time
@@ -351,9 +352,11 @@ def _jpeg_end(data: bytes, start: int) -> int | None:
 def _jpeg_parse(data: bytes, start: int) -> tuple[int | None, int]:
     """The offset just after the JPEG's EOI (None when it is damaged or cut short, or another SOI comes first), and
     the offset past its segments up to its first scan (where an EXIF thumbnail, itself a JPEG, lies) as far as they
-    were whole, from which to look for the next image when it is damaged."""
+    were whole, from which to look for the next image when it is damaged (for a photo whose previews, after its EOI,
+    have not all arrived: where they end, :func:`_previews_end`)."""
     at = scan = start + 2
     scanning = False
+    previews = None  # where the previews a camera wrote after the photo end (its APP2 Multi-Picture index)
     while at + 2 <= len(data):
         if data[at] != 0xFF:
             return None, scan
@@ -364,6 +367,9 @@ def _jpeg_parse(data: bytes, start: int) -> tuple[int | None, int]:
             continue
         at += 2
         if marker == 0xD9:  # EOI
+            if previews is not None and previews > at and data.startswith(b"\xff\xd8\xff", at):
+                # the previews are the photo's bytes; until they have all arrived, no image begins among them
+                return (previews, scan) if previews <= len(data) else (None, previews)
             return at, scan
         if marker == 0xD8:  # SOI: the next image began before this one ended
             return None, scan
@@ -373,6 +379,8 @@ def _jpeg_parse(data: bytes, start: int) -> tuple[int | None, int]:
             return None, scan
         segment = at
         at += int.from_bytes(data[at : at + 2], "big")
+        if marker == 0xE2 and not scanning and data.startswith(b"MPF\0", segment + 2):
+            previews = _previews_end(data, segment + 6)
         if (scanning or marker == 0xDA) and data.find(b"\xff\xd8\xff", segment, at + 1) >= 0:
             return None, scan  # a damaged length claimed the next image's bytes (only APPn segments hold thumbnails)
         if marker == 0xDA:  # SOS: entropy-coded data up to the next marker
@@ -382,6 +390,39 @@ def _jpeg_parse(data: bytes, start: int) -> tuple[int | None, int]:
                 return None, scan
             at = found.start()
     return None, scan
+
+
+_BYTE_ORDERS: dict[bytes, Literal["little", "big"]] = {b"II": "little", b"MM": "big"}  # a TIFF header's
+
+
+def _previews_end(data: bytes, tiff: int) -> int | None:
+    """Where the last picture of a JPEG's Multi-Picture index ends (CIPA DC-007: a TIFF header at ``tiff`` in the
+    first picture's APP2 segment, its MP entries of 16 bytes: attribute, size, offset from that header), when every
+    picture after the first is a preview of it, a Large Thumbnail (MP type 0x010001, 0x010002) or a dependent child
+    image, as cameras write after the photo in an ordinary .JPG: read from a file it is one image
+    (``images._check_single_frame``), and on standard input it was two (trial 94). None otherwise."""
+    order = _BYTE_ORDERS.get(data[tiff : tiff + 2])
+    if order is None:
+        return None
+
+    def number(at: int, size: int) -> int:
+        return int.from_bytes(data[at : at + size], order)
+
+    directory = tiff + number(tiff + 4, 4)
+    fields = range(directory + 2, directory + 2 + 12 * number(directory, 2), 12)
+    entries = next((field for field in fields if number(field, 2) == 0xB002 and field + 12 <= len(data)), None)
+    if entries is None:
+        return None
+    size, table = number(entries + 4, 4), tiff + number(entries + 8, 4)
+    if size < 32 or size % 16 or table + size > len(data):
+        return None
+    end = 0
+    for entry in range(table + 16, table + size, 16):
+        attribute = number(entry, 4)
+        if not (attribute & 1 << 30 or (attribute & 0xFFFFFF) in (0x010001, 0x010002)):
+            return None
+        end = max(end, tiff + number(entry + 8, 4) + number(entry + 4, 4))
+    return end
 
 
 def _bmp_end(data: bytes, start: int) -> int | None:
