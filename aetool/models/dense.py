@@ -34,14 +34,20 @@ class PCA(Autoencoder):
 
     @torch.no_grad()
     def fit(self, images: torch.Tensor) -> None:
-        """Set mean and the top principal directions from N×C×H×W training images in [0, 1]."""
+        """Set mean and the top principal directions from N×C×H×W training images in [0, 1]: the eigenvectors of
+        their D×D covariance (D = C·H·W), or, for fewer images than D, the right singular vectors of the N×D centred
+        images, the same directions: a D×D covariance of a few 128×128 colour images took 19 GB, and its
+        eigendecomposition at D = 6,144 148 s against SVD's 0.03 s (trial 94)."""
         flat = images.reshape(len(images), -1).double()
         mean = flat.mean(0)
         centred = flat - mean
-        covariance = centred.T @ centred / (len(flat) - 1)
-        _, vectors = torch.linalg.eigh(covariance)  # ascending eigenvalues
+        if len(flat) < flat.shape[1]:
+            directions = torch.linalg.svd(centred, full_matrices=False)[2][: self.components]  # descending
+        else:
+            covariance = centred.T @ centred / (len(flat) - 1)
+            directions = torch.linalg.eigh(covariance)[1][:, -self.components :].flip(1).T  # eigh: ascending
         self.mean.copy_(mean.float())
-        self.basis.copy_(vectors[:, -self.components :].flip(1).T.float())
+        self.basis.copy_(directions.float())
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """The coordinates (N×components) of images N×C×H×W on the principal components, around the mean image."""
