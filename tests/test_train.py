@@ -539,6 +539,23 @@ def test_no_home_folder_is_one_line_for_a_path_with_tilde_and_nothing_without(mo
     assert TrainConfig("ae64", data_dir=str(tmp_path)).data_dir == str(tmp_path)
 
 
+@pytest.mark.parametrize("stop", [BrokenPipeError, MemoryError])
+def test_a_run_stopped_before_its_first_epoch_by_a_closed_pipe_or_memory_leaves_no_folder(
+    data_dir, tmp_path, monkeypatch, stop
+):
+    """Only Ctrl-C and aetool's own errors removed the folder a run made: ``aetool train … 2>&1 | head -1`` (exit
+    141) and a PCA out of memory left it behind, empty (trial 94)."""
+    from aetool.train import loop
+
+    def fail(*args, **kwargs):
+        raise stop
+
+    monkeypatch.setattr(loop, "evaluate", fail)
+    with pytest.raises(stop):
+        train(config("ae64", data_dir, epochs=1), run_dir=tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()
+
+
 def test_rank_0_stopped_by_another_rank_says_what_is_saved(tmp_path):
     """Rank 0 said only "another rank of this job stopped", not that its epochs were saved and could be resumed."""
     from types import SimpleNamespace

@@ -748,6 +748,8 @@ def train(
         raise _stopped_by_peer(folder, trainer, made_folder=made_folder, rank=place.rank, go_on=go_on) from None
     finally:
         folder.unlock()
+        if not completed:  # also a closed pipe (exit 141) or out of memory: an empty folder was left (trial 94)
+            _remove_if_empty(folder, made_folder=made_folder)
         _end_distributed(place, completed=completed)
     short = too_few_steps(config, trainer.steps_per_epoch) if trainer is not None else None
     return TrainResult(folder.path, history, time.perf_counter() - started, place.is_main, trivial, short)
