@@ -136,6 +136,18 @@ def test_a_validation_folder_problem_is_named_as_the_val_data_option(digit_folde
         load_training_data(quick("ae64", data=str(digit_folder), val_data=str(tmp_path / "missing")))
 
 
+def test_validation_images_all_smaller_than_a_conv_models_multiple_are_refused_before_training(digit_folder, tmp_path):
+    """The export, after training, refused them and named ``aetool export RUN``, which refused the same (trial 94)."""
+    save(tmp_path / "tiny" / "a.png", np.zeros((1, 1), np.uint8))
+    save(tmp_path / "tiny" / "b.png", np.zeros((2, 3), np.uint8))
+    with pytest.raises(
+        DataError, match=r"^no image of --val-data .*tiny is at least 4×4 pixels, the smallest conv-unpool takes"
+    ):
+        load_training_data(quick("conv-unpool", data=str(digit_folder), val_data=str(tmp_path / "tiny")))
+    save(tmp_path / "tiny" / "c.png", np.zeros((4, 4), np.uint8))
+    load_training_data(quick("conv-unpool", data=str(digit_folder), val_data=str(tmp_path / "tiny")))
+
+
 def test_images_all_over_the_pixel_limit_are_not_called_unreadable(tmp_path, monkeypatch):
     """Every image over --max-megapixels was "not an image Pillow can read" (trial 61)."""
     from PIL import Image

@@ -613,6 +613,7 @@ def load_training_data(config: TrainConfig, *, warn: bool = True) -> tuple[Train
     )
     if not fixed:
         _check_conv_sizes(config, train, multiple=net.multiple_of or 1)
+        _check_validation_sizes(config, test, multiple=net.multiple_of or 1)
     data_dir = config.data_dir
     if config.dataset != "images" and data_dir is None:  # $AETOOL_DATA_DIR, recorded so resume and export find it
         found = resolve_data_dir(None, config.dataset)
@@ -675,6 +676,16 @@ def _check_conv_sizes(config: TrainConfig, train: ImageSet, *, multiple: int) ->
         raise DataError(
             f"--patch {config.patch} is larger than {smaller} of the {len(train)} training images (the smallest: "
             f"{train.names[smallest]}, {width}×{height} (width×height)); {advice}"
+        )
+
+
+def _check_validation_sizes(config: TrainConfig, test: ImageSet, *, multiple: int) -> None:
+    """Refuse validation images of which none is one ``multiple`` on each side: the export checks its file on them
+    and refused after training, naming ``aetool export RUN``, which refused the same way (trial 94)."""
+    if config.val_data is not None and all(min(size) < multiple for size in test.sizes()):
+        raise DataError(
+            f"no image of --val-data {config.val_data} is at least {multiple}×{multiple} pixels, the smallest "
+            f"{config.model} takes, and the export checks its file on them: add larger ones"
         )
 
 
