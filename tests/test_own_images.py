@@ -124,6 +124,25 @@ def test_validation_images_that_are_training_images_too_are_warned(digit_folder)
         load_training_data(quick("ae64", data=str(digit_folder / "even"), val_data=str(digit_folder / "odd")))
 
 
+def test_copies_on_both_sides_of_the_validation_split_are_warned(digit_folder, tmp_path):
+    """A file's copy, or a link to it, held out while the file trained, and a --val-data copy of the training
+    folder (compared by name only) went unsaid (trial 94)."""
+    import shutil
+
+    shutil.copytree(digit_folder / "odd", tmp_path / "train")
+    shutil.copytree(digit_folder / "odd", tmp_path / "copy")
+    with pytest.warns(UserWarning, match=r"^(\d+) of the \1 --val-data images are training images too"):
+        load_training_data(quick("ae64", data=str(tmp_path / "train"), val_data=str(tmp_path / "copy")))
+    first = sorted((tmp_path / "train").iterdir())[0]
+    for copy in range(3):
+        shutil.copy(first, tmp_path / "train" / f"copy{copy}.png")
+    with pytest.warns(UserWarning, match=r"images held out for validation ha(s|ve) the pixels of training images"):
+        load_training_data(quick("ae64", data=str(tmp_path / "train"), val=0.5))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        load_training_data(quick("ae64", data=str(digit_folder / "odd"), val=0.5))
+
+
 def test_a_validation_folder_problem_is_named_as_the_val_data_option(digit_folder, tmp_path):
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / "notes.png").write_text("not an image")

@@ -363,6 +363,24 @@ def split_off(images: ImageSet, fraction: float, seed: int) -> tuple[ImageSet, I
     return images.subset(np.sort(order[held:])), images.subset(np.sort(order[:held]))
 
 
+def same_pixels(train: ImageSet, test: ImageSet) -> list[tuple[str, str]]:
+    """(test name, train name) for each image of ``test`` whose decoded pixels equal a ``train`` image's: the same
+    file reached twice (a link, a folder inside the other) or a copy of it. Names compared, copies went unsaid, and
+    a held-out split put a file's copy or link on the other side (trial 94)."""
+
+    def digest(image: np.ndarray) -> bytes:
+        return hashlib.blake2b(np.ascontiguousarray(image).tobytes() + repr(image.shape).encode()).digest()
+
+    learned = {digest(image): name for image, name in zip(train.images, train.names, strict=True)}
+    pairs = ((name, learned.get(digest(image))) for image, name in zip(test.images, test.names, strict=True))
+    return [(name, match) for name, match in pairs if match is not None]
+
+
+def _for_example(pairs: list[tuple[str, str]]) -> str:
+    name, match = pairs[0]
+    return f"; {Path(name).name} has the pixels of {Path(match).name}" if Path(name).name != Path(match).name else ""
+
+
 def describe_sizes(images: ImageSet, *, most: int = 4) -> str:
     """The sizes found, most common first, as ``height×width: HxW (n), …`` (height first, as ``--size`` takes
     them): for messages."""
@@ -590,22 +608,28 @@ def load_training_data(config: TrainConfig, *, warn: bool = True) -> tuple[Train
                 option="--val-data",
                 classes=_val_classes(config),
             )
-            shared = len(
-                {str(Path(name).resolve()) for name in train.names} & {str(Path(n).resolve()) for n in test.names}
-            )
+            shared = same_pixels(train, test)
             if shared and warn:  # calibrate --data warns of the same
                 warnings.warn(
-                    f"{shared} of the {len(test)} --val-data images are training images too (--val-data "
-                    f"{config.val_data} and --data {config.data} share them): a model reconstructs the images it "
-                    "learned better than new ones, "
-                    "so their scores flatter it, and a detector's threshold set on them is too low; hold out images "
-                    "it does not train on",
+                    f"{len(shared)} of the {len(test)} --val-data images are training images too (--val-data "
+                    f"{config.val_data} and --data {config.data} share them{_for_example(shared)}): a model "
+                    "reconstructs the images it learned better than new ones, so their scores flatter it, and a "
+                    "detector's threshold set on them is too low; hold out images it does not train on",
                     UserWarning,
                     stacklevel=2,
                 )
         else:
             train, test = split_off(train, config.held_out, config.seed)
             split = None if train is test else (len(test), len(train) + len(test))  # one image: not split
+            shared = same_pixels(train, test) if split is not None else []
+            if shared and warn:
+                warnings.warn(
+                    f"{len(shared)} of the {len(test)} images held out for validation "
+                    f"{'has' if len(shared) == 1 else 'have'} the pixels of training images (copies or links in --data {config.data}{_for_example(shared)}): their scores flatter "
+                    "the model, and a detector's threshold set on them is too low; remove the copies",
+                    UserWarning,
+                    stacklevel=2,
+                )
     test_limited = config.limit is not None and len(test) > config.limit
     train, test = (
         train.subset(np.arange(min(len(train), config.limit or len(train)))),
