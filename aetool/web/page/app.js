@@ -438,7 +438,8 @@ function showStatus() {
   if (!status) return;
   const line = state.loadError ? state.loadLine : state.fileLine ?? state.loadLine;
   const waiting = state.fileLine && !state.loadError && !state.manifest ? '; the models are still loading' : '';
-  const failed = state.failed.length && !state.loadError ? `; left off: ${state.failed.join('; ')}` : '';
+  const lead = line.endsWith('.') ? ' Left off' : '; left off'; // after "Draw a digit." it read ".; left off" (a trial)
+  const failed = state.failed.length && !state.loadError ? `${lead}: ${state.failed.join('; ')}` : '';
   status.className = state.loadError || state.fileError || state.failed.length ? 'error' : '';
   status.textContent = line + waiting + failed;
 }
@@ -561,6 +562,9 @@ function notLoaded(err) {
 }
 
 const ready = load().then(loaded, notLoaded); // the page takes input at once; what it is given waits for this
+// The status line says why the models did not load; unhandled, the rejection was an uncaught error in the console
+// too (a trial). Callers awaiting window.aetool.ready still see it.
+ready.catch(() => {});
 setupPad();
 setupInputs();
 
