@@ -111,7 +111,7 @@ def test_pages_name_every_section_and_embed_every_figure_that_exists(report):
         assert f"\n## {title}\n" in markdown
     on_disk = {f"figures/{name}" for name in FIGURES}
     assert embedded(html, r'<img src="([^"]+)"') == on_disk
-    assert embedded(markdown, r"!\[[^\]]*\]\(([^)]+)\)") == on_disk
+    assert embedded(markdown, r"!\[\]\(([^)]+)\)\n\n\*[^*\n]+\*") == on_disk  # each named by its caption once
     assert "<script" not in html and "http" not in html  # offline: nothing fetched from anywhere
     # each figure of the course report is named where its counterpart is (a handout said "Figures 7–10", trial 77)
     named = set()

@@ -102,7 +102,7 @@ def _markdown_cell(text: str) -> str:
 
 def _markdown_block(block: str | Figure | Table) -> str:
     if isinstance(block, Figure):
-        return f"![{block.caption}]({block.file})\n\n*{block.caption}*"
+        return f"![]({block.file})\n\n*{block.caption}*"  # named once, as on the HTML page (its alt twice: a trial)
     if isinstance(block, Table):
         lines = [
             "| " + " | ".join(map(_markdown_cell, block.header)) + " |",
