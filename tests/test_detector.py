@@ -896,6 +896,18 @@ def test_the_one_class_page_takes_your_own_run_as_it_is_and_names_how_it_was_tra
     )
     assert (mine / "model.onnx").read_bytes() == detector and result.calibrate_seconds is None
     assert result.train_seconds == json.loads((mine / "metrics.json").read_text())["run"]["seconds"]
+    assert " — s in all" not in (tmp_path / "page" / "README.md").read_text()  # trial 95
+    metrics = json.loads((mine / "metrics.json").read_text())
+    metrics["baselines"]["mean_image"] = metrics["history"][-1]["test_mse"]  # a run that learned nothing useful
+    (mine / "metrics.json").write_text(json.dumps(metrics))
+    lines.clear()
+    result = build_oneclass_report(tmp_path / "page", **options, echo=lines.append)[1][0]
+    assert result.learned_nothing and result.learned_nothing.endswith("the model has learned nothing useful")
+    assert any(line.endswith("; the page shows what it does all the same") for line in lines)
+    assert (
+        "Runs that beat no trivial output by 10 %: mnist class 1 (test MSE"
+        in (tmp_path / "page" / "README.md").read_text()
+    )  # reused without a word, as the main report's notes column says it (trial 95)
     with pytest.raises(AetoolError, match=r"--runs .*class-1 is one run's folder"):
         build_oneclass_report(tmp_path / "page", **{**options, "runs": mine}, **QUIET)
     other = tmp_path / "other"
