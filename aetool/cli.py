@@ -1576,6 +1576,11 @@ def web(
                     note(f"warning: left off the page, their files missing: {', '.join(site.missing)}")
                 for refused in site.refused:
                     note(f"warning: left off the page, {refused}")
+                for name in site.detectors:  # put on the page without a word (trial 95)
+                    note(
+                        f"{name} is an anomaly detector: the page shows its reconstruction only, not its score or "
+                        "map (aetool detect --heatmaps DIR draws them)"
+                    )
             if httpd is None:
                 shown = shlex.quote(output)  # a folder with a space in its name, pasted as it is printed
                 note(

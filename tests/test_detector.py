@@ -39,6 +39,7 @@ from aetool.runtime.detect import (  # noqa: E402
 from aetool.runtime.files import collect  # noqa: E402
 from aetool.train import TrainConfig, load_run, train  # noqa: E402
 from aetool.train.data import load_training_data  # noqa: E402
+from aetool.web import ORT_FILES, WASM_MAGIC  # noqa: E402
 
 runner = CliRunner()
 QUIET = {"echo": lambda line: None}
@@ -105,6 +106,29 @@ def test_export_keeps_a_calibrated_detector_unless_told(one_class, tmp_path):
     quantized = runner.invoke(app, ["export", str(run), "--anomaly", "--int8", "-o", str(tmp_path / "d.onnx")])
     assert quantized.exit_code == 2 and "a detector is written in fp32 only; leave out --int8" in quantized.stderr
     assert not (tmp_path / "d.onnx").exists()
+
+
+def test_web_puts_a_detector_on_the_page_and_says_the_page_shows_its_reconstruction_only(
+    one_class, tmp_path, monkeypatch
+):
+    """It went on the page without a word, its score and map nowhere (trial 95)."""
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    shutil.copyfile(one_class[1].export.path, mine / "ones.onnx")
+    (mine / "models.json").write_text(json.dumps({"ones": {"file": "ones.onnx"}}))
+    monkeypatch.setenv("AETOOL_MODEL_DIR", str(mine))
+    dist = tmp_path / "ort"
+    dist.mkdir()
+    for name in ORT_FILES:  # stand-ins
+        (dist / name).write_bytes(WASM_MAGIC if name.endswith(".wasm") else b"//")
+    done = CliRunner().invoke(app, ["web", "-o", str(tmp_path / "site"), "--ort-web", str(dist)])
+    assert done.exit_code == 0, done.output
+    assert (
+        "aetool: ones is an anomaly detector: the page shows its reconstruction only, not its score or map (aetool "
+        "detect --heatmaps DIR draws them)"
+    ) in done.stderr
+    manifest = json.loads((tmp_path / "site" / "models.json").read_text())
+    assert [model["detector"] for model in manifest["models"]] == [True]
 
 
 def test_the_calibration_image_at_the_threshold_is_normal_in_the_file_too(one_class, tmp_path):

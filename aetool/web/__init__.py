@@ -63,6 +63,7 @@ class Site:
     bytes: int  # the whole site
     missing: list[str]  # models whose file the models' index lists but is not there, as "NAME (PATH)": left off
     refused: list[str] = field(default_factory=list)  # models the page cannot run, as "NAME: why": left off
+    detectors: list[str] = field(default_factory=list)  # anomaly detectors on the page: it shows reconstructions only
 
 
 def _candidates(given: str | Path | None) -> Iterator[Path]:
@@ -208,6 +209,7 @@ def model_entry(name: str, path: Path, summary: str | None, *, file: str) -> dic
         "outputs": [output.name for output in model.session.get_outputs()],
         "test_mse": contract.recorded_test_mse(model.metadata),
         "target": model.metadata.get(contract.TARGET),
+        "detector": contract.ANOMALY in model.metadata,  # the page shows its reconstruction, not its score or map
     }
 
 
@@ -266,7 +268,8 @@ def build_site(folder: str | Path, *, ort_web: str | Path | None = None, models:
     except OSError as err:
         raise AetoolError(f"cannot remove an earlier site's model from {target / 'models'}: {os_reason(err)}") from None
     size = sum(path.stat().st_size for path in target.rglob("*") if path.is_file())
-    return Site(target, [entry["name"] for entry in entries], version, size, missing, refused)
+    detectors = [entry["name"] for entry in entries if entry["detector"]]
+    return Site(target, [entry["name"] for entry in entries], version, size, missing, refused, detectors)
 
 
 def chosen(listed: list[BundledModel], names: Sequence[str]) -> list[BundledModel]:
