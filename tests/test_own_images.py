@@ -143,6 +143,23 @@ def test_copies_on_both_sides_of_the_validation_split_are_warned(digit_folder, t
         load_training_data(quick("ae64", data=str(digit_folder / "odd"), val=0.5))
 
 
+def test_a_dangling_link_in_the_data_is_warned_of_once_not_again_by_the_export_reading_it(digit_folder, tmp_path):
+    """Training said it, then the export said it twice more (trial 94)."""
+    import shutil
+
+    from aetool.export.exporter import find_images_or_none
+
+    shutil.copytree(digit_folder / "odd", tmp_path / "data")
+    (tmp_path / "data" / "gone.png").symlink_to(tmp_path / "nowhere.png")
+    settings = quick("conv-unpool", data=str(tmp_path / "data"))
+    with pytest.warns(UserWarning, match=r"gone.png: is a symbolic link to .*nowhere.png, which does not exist"):
+        load_training_data(settings)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        load_training_data(settings, warn=False)
+        assert find_images_or_none(str(tmp_path / "data"))
+
+
 def test_a_validation_folder_problem_is_named_as_the_val_data_option(digit_folder, tmp_path):
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / "notes.png").write_text("not an image")

@@ -558,7 +558,7 @@ def _run_data(run: Run, options: ExportOptions) -> ExportData:
 def find_images_or_none(source: str) -> list[Path]:
     """The images a run was trained on, or none when they are gone."""
     try:
-        return find_images(source)[0]
+        return find_images(source, warn=False)[0]  # training warned of what the folder lacks
     except DataError:
         return []
 

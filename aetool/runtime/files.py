@@ -134,10 +134,12 @@ def check_exists(source: str, *, named: str) -> None:
         raise DataError(f"{named}: no such file or folder")
 
 
-def collect_set(source: str, *, named: str, skip: str = "") -> list[Input]:
+def collect_set(source: str, *, named: str, skip: str = "", warn: bool = True) -> list[Input]:
     """The images of one set that an option names (``--data``, ``--normal``…): a folder, searched recursively, a
-    glob or a file. Raises ``DataError`` beginning with ``named`` when ``source`` does not exist (unlike an input
-    of a batch, which is one failed image among others) or holds no images."""
+    glob or a file; what the set lacks (a dangling link, a loop) a warning each, unless ``warn`` is False (a set
+    read again, by an export after training: said three times, trial 94). Raises ``DataError`` beginning with
+    ``named`` when ``source`` does not exist (unlike an input of a batch, which is one failed image among others)
+    or holds no images."""
     check_exists(source, named=named)
     found, failures = collect([source], recursive=True, skip=skip)
     if not found:
@@ -145,7 +147,7 @@ def collect_set(source: str, *, named: str, skip: str = "") -> list[Input]:
         raise DataError(
             f"{named}: {first.error}" if first.label == source else f"{named}: {first.label}: {first.error}"
         )
-    for failure in failures:  # the set is still usable: say what it lacks
+    for failure in failures if warn else ():  # the set is still usable: say what it lacks
         warnings.warn(f"{named}: {failure.label}: {failure.error}; its images are left out", stacklevel=2)
     return found
 

@@ -166,13 +166,14 @@ def load_images(dataset: str, split: str, *, data_dir: str | Path | None = None)
 # ---- a folder or glob of images ----
 
 
-def find_images(source: str, *, option: str = "--data") -> tuple[list[Path], Path]:
+def find_images(source: str, *, option: str = "--data", warn: bool = True) -> tuple[list[Path], Path]:
     """The image files of a folder (recursively) or a glob, sorted, and the folder labels are relative to.
 
-    Raises ``DataError`` (naming ``option``, the command-line option that gave ``source``) when the path does not
-    exist or the folder or pattern holds no image.
+    ``warn``: what the folder lacks is a warning each (``files.collect_set``). Raises ``DataError`` (naming
+    ``option``, the command-line option that gave ``source``) when the path does not exist or the folder or pattern
+    holds no image.
     """
-    found = files.collect_set(source, named=f"{option} {source}")
+    found = files.collect_set(source, named=f"{option} {source}", warn=warn)
     root = found[0].root if found[0].root is not None else Path(source).parent
     paths = [item.source for item in found if isinstance(item.source, Path)]
     return paths, root
@@ -252,7 +253,7 @@ def folder_images(
     a warning line each. Raises ``DataError`` when no image is left; its messages name ``source`` as the value of
     ``option``.
     """
-    paths, root = find_images(source, option=option)
+    paths, root = find_images(source, option=option, warn=warn)
     if classes:
         labels = [_label(path, root) for path in paths]
         if unknown := tuple(label for label in classes if label not in labels):  # one wrong among right ones too
