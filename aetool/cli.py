@@ -2016,11 +2016,12 @@ def train(
             note(f"warning: {said}")
         if export:
             created()  # a $SOURCE_DATE_EPOCH the export cannot take is refused before the training
+        resumed = resume and RunFolder(run_dir).holds_run()  # --resume on no run trains a new one, as it says
         result = run_training(config, run_dir=run_dir, resume=resume, force=force, progress=_bar(quiet), echo=note)
         if not result.is_main:
             return
         epochs = result.history[-1]["epoch"]
-        recorded = RunFolder(result.run_dir).recorded_seconds() if resume else None  # not this resume's alone
+        recorded = RunFolder(result.run_dir).recorded_seconds() if resumed else None  # not this resume's alone
         spent = f"{recorded:.0f} s (summed over its resumes)" if recorded is not None else f"{result.seconds:.0f} s"
         trivial = best_baseline(result.baselines)
         beside = f" ({trivial})" if trivial else ""

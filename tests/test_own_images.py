@@ -507,10 +507,13 @@ def test_images_resized_to_a_models_size_are_counted_in_a_warning(colour_folder)
     with pytest.warns(UserWarning, match=r"4 of the 6 images of .* are not 40×48 \(height×width\) and were resized \("):
         folder_images(str(colour_folder), size=(40, 48))
     with pytest.warns(
-        UserWarning, match=r"6 of the 6 .* were resized, 4 of them with aspect ratio not kept, as detect"
+        UserWarning,
+        match=r"6 of the 6 .* were resized, 4 of them with aspect ratio not kept, as aetool.s image commands",
     ):
         folder_images(str(colour_folder), size=(20, 24))  # two of them are 40×48: their ratio is kept
-    with pytest.warns(UserWarning, match=r"were given the MNIST fit \(ink centred in 20×20\), as detect --resize"):
+    with pytest.warns(
+        UserWarning, match=r"were given the MNIST fit \(ink centred in 20×20\), as aetool.s image commands resize"
+    ):
         folder_images(str(colour_folder), size=(40, 48), white_on_black=True)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -523,7 +526,9 @@ def test_images_resized_at_their_aspect_ratio_are_not_said_to_lose_it(tmp_path):
     save(tmp_path / "b.png", np.full((361, 641, 3), 90, np.uint8))  # to the pixel (0.1 % off: said to lose it)
     with pytest.warns(UserWarning) as said:
         folder_images(str(tmp_path), size=(9, 16))
-    assert [str(w.message).split(" and were ")[1] for w in said] == ["resized, as detect --resize reads them"]
+    assert [str(w.message).split(" and were ")[1] for w in said] == [
+        "resized, as aetool's image commands resize them with --resize"
+    ]
 
 
 def test_a_variant_of_a_run_whose_images_moved_away_says_where_they_were(colour_folder, tmp_path):

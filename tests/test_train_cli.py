@@ -336,6 +336,7 @@ def test_resume_without_a_run_says_it_starts_a_new_one(data_dir, tmp_path):
     result = runner.invoke(app, [*args, "--resume", "-o", str(tmp_path / "typo")])
     assert result.exit_code == 0, result.stderr
     assert f"{tmp_path / 'typo'} holds no run to resume: training a new one" in result.stderr
+    assert "summed over its resumes" not in result.stderr  # a run that was never resumed (trial 93)
 
 
 def test_resume_of_a_finished_run_says_nothing_is_left_to_train(data_dir, tmp_path):

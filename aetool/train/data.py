@@ -328,7 +328,7 @@ def folder_images(
             how += f", {stretched} of them with aspect ratio not kept"
         warnings.warn(
             f"{resized} of the {len(kept)} images of {source} are not {size[0]}×{size[1]} (height×width) and were "
-            f"{how}, as detect --resize reads them",
+            f"{how}, as aetool's image commands resize them with --resize",
             UserWarning,
             stacklevel=2,
         )
