@@ -1,9 +1,9 @@
 """Rebuild the pretrained models that ship inside the package, from scratch, with aetool's own pipeline.
 
-    python scripts/build_bundled.py --data-dir ../shared/data/mnist [--runs runs] [--retrain] [--models NAME ...]
+    python scripts/build_bundled.py --data-dir ../shared/data/mnist [--runs runs/bundled] [--retrain] [--models NAME ...]
 
-Trains each bundled model with its registry defaults on full MNIST (reusing a finished run in --runs unless
---retrain), exports it with verified parity (and the reduced-precision variant where one is shipped), copies the
+Trains each bundled model with its registry defaults on full MNIST (reusing a finished run in --runs, a folder of its
+own so that your runs in runs/ are neither shipped nor trained over, unless --retrain; each line says which), exports it with verified parity (and the reduced-precision variant where one is shipped), copies the
 shipped files into aetool/runtime/bundled/ and writes models.json, which `aetool models` and `load(name)` read
 (with --models, only those are rebuilt; the other entries of models.json stay).
 """
@@ -53,14 +53,18 @@ def finished_run(runs: Path, name: str, data_dir: str, retrain: bool) -> RunFold
     stored = folder.stored_config() if folder.holds_run() else None
     reusable = stored is not None and folder.is_finished() and not RunFolder.reuse_shortfalls(stored, config)
     if retrain or not reusable:
+        over = " over the run there" if folder.holds_run() else ""
+        print(f"{name}: training {folder.path} with the registry defaults{over}")
         train(config, run_dir=folder.path, force=True)
+    else:
+        print(f"{name}: reusing the finished run in {folder.path}")
     return folder
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", required=True, help="folder of the MNIST IDX files")
-    parser.add_argument("--runs", type=Path, default=Path("runs"))
+    parser.add_argument("--runs", type=Path, default=Path("runs") / "bundled")
     parser.add_argument("--retrain", action="store_true", help="train again even if a finished run exists")
     parser.add_argument("--models", nargs="*", choices=list(SHIPPED), default=list(SHIPPED))
     args = parser.parse_args()
