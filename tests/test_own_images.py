@@ -547,6 +547,15 @@ def test_a_variant_of_a_run_whose_images_moved_away_says_where_they_were(colour_
         export_run(tmp_path / "run", out=tmp_path / "v.onnx", options=ExportOptions(precisions=("int8",)), echo=len)
 
 
+def test_a_pca_fit_on_own_images_names_the_images_it_holds_out_as_a_trained_run_does(colour_folder, tmp_path):
+    """A PCA run said nothing of its validation images (trial 94)."""
+    lines: list[str] = []
+    config = TrainConfig("pca", data=str(colour_folder), size=(24, 24), components=2)
+    train(config, run_dir=tmp_path / "run", progress=False, echo=lines.append)
+    [held] = [line for line in lines if line.startswith("held out ")]
+    assert re.fullmatch(r"held out 1 of 6 images for validation \(--val 0\.1\): photo\d\.png", held)
+
+
 def test_a_run_of_few_optimizer_steps_on_own_images_is_warned_with_the_epochs_to_pass(colour_folder, tmp_path):
     lines: list[str] = []
     result = train(

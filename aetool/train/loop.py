@@ -686,6 +686,8 @@ def train(
             metrics = folder.read_metrics()
             history, trivial = metrics["history"], metrics.get("baselines") or {}
         elif isinstance(net, PCA):
+            if config.dataset == "images" and place.is_main and (held := held_out_line(config, data)):
+                echo(held)  # as a trained run says it (trial 94)
             fit_started = time.perf_counter()
             history = [fit_pca(net, data)]
             seconds = time.perf_counter() - fit_started
