@@ -451,9 +451,9 @@ def test_classes_of_a_folder_without_subfolders_say_labels_come_from_subfolders(
 
 
 def test_a_detector_trained_on_labelled_subfolders_without_classes_is_warned(tmp_path):
-    for label in ("bad", "good"):
-        for i in range(3):
-            save(tmp_path / label / f"{i}.png", np.full((24, 24), 40 * i + 60, np.uint8))
+    for shade, label in enumerate(("bad", "good")):
+        for i in range(3):  # no two alike: a held-out copy of a training image is warned of on its own
+            save(tmp_path / label / f"{i}.png", np.full((24, 24), 40 * i + 60 + 10 * shade, np.uint8))
     with pytest.warns(
         UserWarning, match=r"has subfolders \(bad, good\), and anomaly learns all of them as normal; .*--classes good"
     ):
@@ -499,7 +499,10 @@ def test_images_outside_the_classes_decide_neither_channels_nor_size(tmp_path):
         warnings.simplefilter("error")  # nothing resized, nothing replicated
         data, settled = load_training_data(quick("anomaly", data=str(tmp_path), classes=("good",)))
     assert settled.channels == 1 and settled.size == (24, 24) and len(data.train) + len(data.test) == 4
-    with pytest.raises(DataError, match=r"no image is labelled fine; the labels are '', 'bad', 'good'$"):
+    with pytest.raises(
+        DataError,
+        match=r"no image is labelled fine; the labels are 'bad', 'good' \(and images beside them, which have none\)$",
+    ):
         load_training_data(quick("anomaly", data=str(tmp_path), classes=("fine",)))
 
 

@@ -537,8 +537,10 @@ def _no_image_of(classes: tuple[str, ...], labels: list[str]) -> DataError:
             f"no image is labelled {' or '.join(classes)}: these images have no labels (labels are the names of "
             "the first-level subfolders of --data)"
         )
-    found = ", ".join(repr(label) for label in there[:12]) + (" …" if len(there) > 12 else "")
-    return DataError(f"no image is labelled {' or '.join(classes)}; the labels are {found}")
+    named = [label for label in there if label]  # '' (the images beside the subfolders) is no label (trial 94)
+    found = ", ".join(repr(label) for label in named[:12]) + (" …" if len(named) > 12 else "")
+    beside = " (and images beside them, which have none)" if "" in there else ""
+    return DataError(f"no image is labelled {' or '.join(classes)}; the labels are {found}{beside}")
 
 
 NORMAL_NAMES = ("good", "normal", "ok", "pass")  # subfolder names a warning offers first as the normal class
