@@ -210,12 +210,36 @@ def _dds_of_an_unknown_pixel_format() -> bytes:
     return bytes(data)
 
 
-@pytest.mark.parametrize("damaged", [_tiff_whose_second_page_has_no_size, _dds_of_an_unknown_pixel_format])
+def _avif_without_its_primary_item() -> bytes:
+    from PIL import features
+
+    if not features.check("avif"):
+        pytest.skip("this Pillow reads no AVIF")
+    buffer = io.BytesIO()
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(buffer, format="AVIF")
+    return buffer.getvalue().replace(b"pitm", b"\0itm", 1)  # its primary item box, unnamed
+
+
+@pytest.mark.parametrize(
+    "damaged", [_tiff_whose_second_page_has_no_size, _dds_of_an_unknown_pixel_format, _avif_without_its_primary_item]
+)
 def test_a_damaged_file_pillow_raises_no_os_error_on_is_one_image_error(damaged):
-    """Pillow raised TypeError ("Missing dimensions") and NotImplementedError on these: tracebacks that ended a
-    batch, the good images after them not done (trial 96)."""
+    """Pillow raised TypeError ("Missing dimensions"), NotImplementedError and, for the AVIF, RuntimeError on these:
+    tracebacks that ended a batch, the good images after them not done (trials 96, 97)."""
     with pytest.raises(ImageError, match="truncated or corrupt image"):
         images.read_image(damaged())
+
+
+def test_an_error_of_aetools_own_code_while_an_image_is_open_is_not_called_a_corrupt_image(tmp_path, monkeypatch):
+    """Relabelling TypeError and KeyError wherever raised made a bug of aetool's every image "truncated or corrupt"
+    (trial 97): only Pillow's own are."""
+
+    def broken(image):
+        return image.info["no such key"]
+
+    monkeypatch.setattr(images, "_reduced_to_8_bits", broken)
+    with pytest.raises(KeyError, match="no such key"):
+        images.read_image(save(tmp_path / "d.png", digit()))
 
 
 def test_an_image_read_from_a_named_pipe_has_no_note_of_the_file_pillow_left_open(tmp_path):

@@ -17,6 +17,7 @@ import os
 import re
 import struct
 import threading
+import traceback
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -308,21 +309,21 @@ def set_pixel_limit(*, megapixels: float) -> None:
     Image.MAX_IMAGE_PIXELS = max(1, round(megapixels * 1e6))
 
 
-# What Pillow raises on a damaged file besides OSError: a TIFF page without its size (TypeError), a DDS pixel
-# format it has no decoder for (NotImplementedError), and in its plugins' header parsing the rest; 6,000 damaged
-# files of 16 formats found the first two as tracebacks that ended a batch (trial 96).
-_DECODE_ERRORS = (
-    OSError,
-    ValueError,
-    SyntaxError,
-    EOFError,
-    struct.error,
-    TypeError,
-    NotImplementedError,
-    IndexError,
-    KeyError,
-    ArithmeticError,
-)
+# What Pillow raises on a damaged file: OSError and these, whoever raised them (as since the first round) …
+_DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, struct.error)
+# … and these only where Pillow raised them (a bug of aetool's in the ``with`` block stays a traceback): a TIFF page
+# without its size (TypeError), a DDS pixel format it has no decoder for (NotImplementedError), a damaged AVIF
+# (RuntimeError), and in its plugins' header parsing the rest; 6,000 damaged files of 16 formats found the first
+# two as tracebacks that ended a batch (trial 96), damaged AVIFs the third (trial 97).
+_PILLOW_ERRORS = (TypeError, NotImplementedError, RuntimeError, IndexError, KeyError, ArithmeticError)
+
+
+def _raised_in_pillow(err: BaseException) -> bool:
+    """Whether the innermost Python frame of ``err``'s traceback is Pillow's (its C decoders raise from there)."""
+    import PIL
+
+    frames = traceback.extract_tb(err.__traceback__)
+    return bool(frames) and Path(frames[-1].filename).resolve().is_relative_to(Path(PIL.__file__).resolve().parent)
 
 
 @contextmanager
@@ -361,6 +362,10 @@ def opened_image(source: Path | bytes, *, warned: list[str] | None = None) -> It
     except _DECODE_ERRORS as err:
         if isinstance(err, OSError) and err.errno == errno.ELOOP:
             raise ImageError("a loop of symbolic links") from None
+        raise ImageError(f"truncated or corrupt image: {err}") from None
+    except _PILLOW_ERRORS as err:
+        if not _raised_in_pillow(err):
+            raise
         raise ImageError(f"truncated or corrupt image: {err}") from None
 
 
