@@ -107,6 +107,12 @@ def test_a_camera_jpeg_with_a_preview_after_the_photo_is_one_image():
     assert len(split_images(camera_jpeg(photo, photo, mp_type=0x020002))) == 2  # a stereo pair: two pictures
     stream = ImageStream(io.BytesIO(camera + png), read_size=len(camera) - 100)
     assert list(stream) == [camera, png]
+    with Image.open(io.BytesIO(camera)) as opened:
+        photo_bytes = opened.mpinfo[0xB002][0]["Size"]
+    stripped = camera[:photo_bytes]  # its preview cut off, its index kept: it claimed the frames after it (trial 97)
+    jpeg = encoded(GREY, "JPEG")
+    assert split_images(stripped + png + jpeg) == [stripped, png, jpeg]
+    assert split_images(stripped + jpeg[:-40] + png) == [stripped, jpeg[:-40], png]  # not a whole preview: a frame
 
 
 def damaged(data: bytes, rng: np.random.Generator) -> bytes:

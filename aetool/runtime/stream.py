@@ -349,14 +349,15 @@ def _jpeg_end(data: bytes, start: int) -> int | None:
     return _jpeg_parse(data, start)[0]
 
 
-def _jpeg_parse(data: bytes, start: int) -> tuple[int | None, int]:
+def _jpeg_parse(data: bytes, start: int, *, previews: bool = True) -> tuple[int | None, int]:
     """The offset just after the JPEG's EOI (None when it is damaged or cut short, or another SOI comes first), and
     the offset past its segments up to its first scan (where an EXIF thumbnail, itself a JPEG, lies) as far as they
-    were whole, from which to look for the next image when it is damaged (for a photo whose previews, after its EOI,
-    have not all arrived: where they end, :func:`_previews_end`)."""
+    were whole, from which to look for the next image when it is damaged. ``previews``: a photo's previews after
+    its EOI, as its Multi-Picture index names them, are its bytes (:func:`_previews_end`; while they arrive, the
+    offset to look from is where they will end)."""
     at = scan = start + 2
     scanning = False
-    previews = None  # where the previews a camera wrote after the photo end (its APP2 Multi-Picture index)
+    pictures = None  # the previews a camera wrote after the photo, as its APP2 Multi-Picture index claims them
     while at + 2 <= len(data):
         if data[at] != 0xFF:
             return None, scan
@@ -367,9 +368,9 @@ def _jpeg_parse(data: bytes, start: int) -> tuple[int | None, int]:
             continue
         at += 2
         if marker == 0xD9:  # EOI
-            if previews is not None and previews > at and data.startswith(b"\xff\xd8\xff", at):
-                # the previews are the photo's bytes; until they have all arrived, no image begins among them
-                return (previews, scan) if previews <= len(data) else (None, previews)
+            end = _previews_end(data, at, pictures) if pictures else None
+            if end is not None:  # the previews are the photo's bytes; until they have all arrived, none is an image
+                return (end, scan) if end <= len(data) else (None, end)
             return at, scan
         if marker == 0xD8:  # SOI: the next image began before this one ended
             return None, scan
@@ -379,8 +380,8 @@ def _jpeg_parse(data: bytes, start: int) -> tuple[int | None, int]:
             return None, scan
         segment = at
         at += int.from_bytes(data[at : at + 2], "big")
-        if marker == 0xE2 and not scanning and data.startswith(b"MPF\0", segment + 2):
-            previews = _previews_end(data, segment + 6)
+        if previews and marker == 0xE2 and not scanning and data.startswith(b"MPF\0", segment + 2):
+            pictures = _preview_pictures(data, segment + 6)
         if (scanning or marker == 0xDA) and data.find(b"\xff\xd8\xff", segment, at + 1) >= 0:
             return None, scan  # a damaged length claimed the next image's bytes (only APPn segments hold thumbnails)
         if marker == 0xDA:  # SOS: entropy-coded data up to the next marker
@@ -393,14 +394,15 @@ def _jpeg_parse(data: bytes, start: int) -> tuple[int | None, int]:
 
 
 _BYTE_ORDERS: dict[bytes, Literal["little", "big"]] = {b"II": "little", b"MM": "big"}  # a TIFF header's
+PREVIEW_BYTES = 1 << 24  # the largest preview taken as a photo's bytes: a Full HD JPEG is about 1 MB
 
 
-def _previews_end(data: bytes, tiff: int) -> int | None:
-    """Where the last picture of a JPEG's Multi-Picture index ends (CIPA DC-007: a TIFF header at ``tiff`` in the
-    first picture's APP2 segment, its MP entries of 16 bytes: attribute, size, offset from that header), when every
-    picture after the first is a preview of it, a Large Thumbnail (MP type 0x010001, 0x010002) or a dependent child
-    image, as cameras write after the photo in an ordinary .JPG: read from a file it is one image
-    (``images._check_single_frame``), and on standard input it was two (trial 94). None otherwise."""
+def _preview_pictures(data: bytes, tiff: int) -> list[tuple[int, int]] | None:
+    """The pictures after the first that a JPEG's Multi-Picture index names, as (offset in ``data``, size), when
+    every one is a preview of the first (CIPA DC-007: a TIFF header at ``tiff`` in the first picture's APP2 segment,
+    its MP entries of 16 bytes: attribute, size, offset from that header): a Large Thumbnail (MP type 0x010001,
+    0x010002) or a dependent child image, as cameras write after the photo in an ordinary .JPG, which read from a
+    file is one image (``images._check_single_frame``) and on standard input was two (trial 94). None otherwise."""
     order = _BYTE_ORDERS.get(data[tiff : tiff + 2])
     if order is None:
         return None
@@ -416,13 +418,33 @@ def _previews_end(data: bytes, tiff: int) -> int | None:
     size, table = number(entries + 4, 4), tiff + number(entries + 8, 4)
     if size < 32 or size % 16 or table + size > len(data):
         return None
-    end = 0
+    pictures = []
     for entry in range(table + 16, table + size, 16):
         attribute = number(entry, 4)
         if not (attribute & 1 << 30 or (attribute & 0xFFFFFF) in (0x010001, 0x010002)):
             return None
-        end = max(end, tiff + number(entry + 8, 4) + number(entry + 4, 4))
-    return end
+        pictures.append((tiff + number(entry + 8, 4), number(entry + 4, 4)))
+    return pictures
+
+
+def _previews_end(data: bytes, eoi: int, pictures: list[tuple[int, int]]) -> int | None:
+    """Where a photo's previews (:func:`_preview_pictures`) end after its EOI at ``eoi``, when the bytes bear its
+    index out: each a whole JPEG of the size it gives, the first at ``eoi``, each where the one before ends; or,
+    for one cut short by the end of the bytes so far with no other image begun in them (a pipe's frame still
+    arriving), where it will end. None otherwise, and the pictures are images of their own: a preview stripped
+    from the file with its index kept, or a size past the end, claimed the frames after it, lost (trial 97)."""
+    at = eoi
+    for start, size in pictures:
+        if start != at or not 0 < size <= PREVIEW_BYTES or not data.startswith(b"\xff\xd8\xff", at):
+            return None
+        end = _jpeg_parse(data, at, previews=False)[0]
+        if end is None:
+            arriving = at + size > len(data) and data.find(b"\xff\xd8\xff", at + 3) < 0
+            return at + size if arriving else None
+        if end != at + size:
+            return None
+        at = end
+    return at
 
 
 def _bmp_end(data: bytes, start: int) -> int | None:
