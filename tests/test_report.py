@@ -357,6 +357,13 @@ def test_a_run_whose_metrics_json_is_cut_short_is_one_to_train_over_and_one_with
     wanted = wanted_config("ae64", str(report["data"]), quick=True, epochs=1)
     _, plan = run_folder(runs, "ae64", wanted)
     assert plan.force and plan.config == wanted and plan.why.startswith("its metrics.json cannot be read (")
+    config_only = {"config": json.loads(whole)["config"]}  # no history: a KeyError traceback (trial 97)
+    metrics.write_text(json.dumps(config_only))
+    assert run_folder(runs, "ae64", wanted)[1].why.startswith("its metrics.json cannot be read (")
+    metrics.write_text("{}")
+    assert run_folder(runs, "ae64", wanted)[1].why.startswith("its metrics.json cannot be read (")
+    metrics.write_text('{"history": []}')
+    assert run_folder(runs, "ae64", wanted)[1].why == "a checkpoint whose metrics.json records no settings"
     metrics.write_bytes(whole)
     (runs / "ae64" / CHECKPOINT).unlink()
     _, plan = run_folder(runs, "ae64", wanted)

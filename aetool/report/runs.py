@@ -81,7 +81,8 @@ def plan_run(folder: RunFolder, wanted: TrainConfig) -> Plan:
     except AetoolError as err:  # a metrics.json cut short (a full disk): it stopped the report, --retrain too
         return Plan(wanted, force=True, why=f"its metrics.json cannot be read ({err})")
     if stored is None:
-        return Plan(wanted, force=True, why="a checkpoint without metrics.json")
+        told = "whose metrics.json records no settings" if folder.metrics.is_file() else "without metrics.json"
+        return Plan(wanted, force=True, why=f"a checkpoint {told}")
     if json.loads(json.dumps(folder.read_checkpoint()["config"])) != stored:  # a checkpoint copied from another run
         return Plan(wanted, force=True, why="its checkpoint.pt is another run's than its metrics.json")
     reasons = RunFolder.reuse_shortfalls(stored, wanted)

@@ -192,7 +192,7 @@ class RunFolder:
             metrics = json.loads(path.read_text())
         except (ValueError, OSError, RecursionError) as err:
             raise AetoolError(f"{path} is not readable JSON: {first_line(err)}") from None
-        history = metrics.get("history", []) if isinstance(metrics, dict) else None
+        history = metrics.get("history") if isinstance(metrics, dict) else None  # none: a KeyError later (trial 97)
         config = metrics.get("config", {}) if isinstance(metrics, dict) else None
         if not isinstance(history, list) or not isinstance(config, dict) or not all(map(_epoch_record, history)):
             raise AetoolError(
