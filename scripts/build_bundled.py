@@ -53,7 +53,7 @@ def finished_run(runs: Path, name: str, data_dir: str, retrain: bool) -> RunFold
     stored = folder.stored_config() if folder.holds_run() else None
     reusable = stored is not None and folder.is_finished() and not RunFolder.reuse_shortfalls(stored, config)
     if retrain or not reusable:
-        over = " over the run there" if folder.holds_run() else ""
+        over = " over the run there (--retrain, or not the registry's settings)" if folder.holds_run() else ""
         print(f"{name}: training {folder.path} with the registry defaults{over}")
         train(config, run_dir=folder.path, force=True)
     else:
@@ -64,7 +64,9 @@ def finished_run(runs: Path, name: str, data_dir: str, retrain: bool) -> RunFold
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", required=True, help="folder of the MNIST IDX files")
-    parser.add_argument("--runs", type=Path, default=Path("runs") / "bundled")
+    parser.add_argument(
+        "--runs", type=Path, default=Path("runs") / "bundled", help="folder of the runs (default: %(default)s)"
+    )
     parser.add_argument("--retrain", action="store_true", help="train again even if a finished run exists")
     parser.add_argument("--models", nargs="*", choices=list(SHIPPED), default=list(SHIPPED))
     args = parser.parse_args()

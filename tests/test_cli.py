@@ -457,6 +457,8 @@ def test_an_output_folder_that_is_a_file_or_below_one_is_one_usage_error_before_
     result = cli("denoise", "ring.png", "-o", "pipe")
     assert result.exit_code == 2
     assert result.stderr == "aetool: error: -o pipe is a device or pipe, not a folder; -o - writes to standard output\n"
+    result = cli("denoise", "ring.png", "ring.png", "-o", "pipe/sub")
+    assert result.exit_code == 2 and "-o pipe/sub is below pipe, a device or pipe" in result.stderr  # trial 97
     (tmp_path / "gone").symlink_to(tmp_path / "nowhere")  # a dangling link: one line per image, exit 1 (trial 52)
     for output in ("gone", "gone/sub/"):
         result = cli("denoise", "ring.png", "ring.png", "-o", output)

@@ -932,6 +932,9 @@ def test_the_one_class_page_takes_your_own_run_as_it_is_and_names_how_it_was_tra
         "Runs that beat no trivial output by 10 %: mnist class 1 (test MSE"
         in (tmp_path / "page" / "README.md").read_text()
     )  # reused without a word, as the main report's notes column says it (trial 95)
+    metrics["history"][-1]["test_mse"] = None  # a run not scored: the check was a TypeError (trial 97)
+    (mine / "metrics.json").write_text(json.dumps(metrics))
+    assert build_oneclass_report(tmp_path / "page", **options, **QUIET)[1][0].learned_nothing is None
     with pytest.raises(AetoolError, match=r"--runs .*class-1 is one run's folder"):
         build_oneclass_report(tmp_path / "page", **{**options, "runs": mine}, **QUIET)
     other = tmp_path / "other"

@@ -90,6 +90,14 @@ def test_pca_fit_on_fewer_images_than_pixels_finds_their_directions_without_a_pi
     np.testing.assert_allclose(overlap @ overlap.T, np.eye(2), atol=1e-5)
 
 
+def test_pca_fit_on_fewer_images_than_its_components_span_says_so():
+    """A shape error from copying the basis (trial 97); the covariance gave arbitrary directions before."""
+    with pytest.raises(
+        ValueError, match=r"^PCA of 30 components needs at least 31 images of at least 30 pixels; got 5"
+    ):
+        build_model("pca").fit(torch.rand(5, 1, 28, 28))
+
+
 def test_unknown_model_names_the_known_ones():
     with pytest.raises(KeyError, match="conv-unpool"):
         get_spec("nope")

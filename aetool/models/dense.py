@@ -37,8 +37,14 @@ class PCA(Autoencoder):
         """Set mean and the top principal directions from N×C×H×W training images in [0, 1]: the eigenvectors of
         their D×D covariance (D = C·H·W), or, for fewer images than D, the right singular vectors of the N×D centred
         images, the same directions: a D×D covariance of a few 128×128 colour images took 19 GB, and its
-        eigendecomposition at D = 6,144 148 s against SVD's 0.03 s (trial 94)."""
+        eigendecomposition at D = 6,144 148 s against SVD's 0.03 s (trial 94). Raises ``ValueError`` for more
+        components than the images span (n images, n − 1 directions)."""
         flat = images.reshape(len(images), -1).double()
+        if self.components > min(len(flat) - 1, flat.shape[1]):  # n images centred on their mean span n − 1
+            raise ValueError(
+                f"PCA of {self.components} components needs at least {self.components + 1} images of at least "
+                f"{self.components} pixels; got {len(flat)} of {flat.shape[1]}"
+            )
         mean = flat.mean(0)
         centred = flat - mean
         if len(flat) < flat.shape[1]:

@@ -222,7 +222,8 @@ def run_class(
     scale = detector.map_scale or float(scored.maps.max())
     tiles = np.stack([overlay(image, amap[0], scale) for image, amap in zip(pixels, scored.maps, strict=True)])
     metrics = folder.read_metrics()
-    problem = beaten(metrics["history"][-1]["test_mse"], metrics.get("baselines") or {})
+    last = metrics["history"][-1]["test_mse"] if metrics["history"] else None
+    problem = beaten(last, metrics.get("baselines") or {}) if last is not None else None  # null: not scored
     if problem and plan.config is None:  # training said so as it ended
         echo(f"oneclass: {dataset} class {normal}: {problem}; the page shows what it does all the same")
     return ClassResult(

@@ -213,7 +213,8 @@ def prepare_run(
     metrics = folder.read_metrics()
     notes = list(plan.otherwise)
     history = metrics["history"]
-    problem = beaten(history[-1]["test_mse"], metrics.get("baselines") or {}) if history else None
+    last = history[-1]["test_mse"] if history else None
+    problem = beaten(last, metrics.get("baselines") or {}) if last is not None else None  # null: not scored
     if problem:
         if not trained_now:  # training said so as it ended
             echo(f"report: {name}: {problem}; its figures show what it does all the same")

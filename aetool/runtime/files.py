@@ -410,7 +410,8 @@ def _check_output_folder(folder: Path, *, output: str, option: str) -> None:
             raise AetoolError(
                 f"{option} {output} is a device or pipe, not a folder; {option} - writes to standard output"
             )
-        where = "is a file" if blocking == Path(output) else f"is below {blocking}, a file"
+        kind = "a file" if blocking.is_file() else "a device or pipe"  # -o /dev/null/sub (trial 97)
+        where = "is a file" if blocking == Path(output) else f"is below {blocking}, {kind}"
         raise AetoolError(f"{option} {output} {where}; outputs go into a folder (made if missing)")
     dangling = next((path for path in (folder, *folder.parents) if path.is_symlink() and not path.exists()), None)
     if dangling is not None:  # each image failed alone too, as did a folder that cannot be written (below)

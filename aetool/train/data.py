@@ -628,8 +628,10 @@ def load_training_data(config: TrainConfig, *, warn: bool = True) -> tuple[Train
             if shared and warn:
                 warnings.warn(
                     f"{len(shared)} of the {len(test)} images held out for validation "
-                    f"{'has' if len(shared) == 1 else 'have'} the pixels of training images (copies or links in --data {config.data}{_for_example(shared)}): their scores flatter "
-                    "the model, and a detector's threshold set on them is too low; remove the copies",
+                    f"{'has' if len(shared) == 1 else 'have'} the pixels of training images (copies, links, or "
+                    f"images alike such as blank pages, in --data {config.data}{_for_example(shared)}): their scores "
+                    "flatter the model, and a detector's threshold set on them is too low; leave out copies and "
+                    "links (images that are alike may stay)",
                     UserWarning,
                     stacklevel=2,
                 )
