@@ -108,6 +108,24 @@ def test_export_keeps_a_calibrated_detector_unless_told(one_class, tmp_path):
     assert not (tmp_path / "d.onnx").exists()
 
 
+def test_detect_image_scores_one_file_as_the_detect_command_does(one_class, tmp_path):
+    """Detector.run takes arrays of the model's own size and channels only; the command's reading, converting and
+    resizing had no Python call of its own (trial 98)."""
+    from aetool.runtime.detect import detect_image
+
+    model = str(one_class[1].export.path)
+    save(tmp_path / "a.png", stroke_digits(1)[0][0])
+    save(tmp_path / "big.png", np.kron(stroke_digits(1, seed=2)[0][0], np.ones((2, 2), np.uint8)))  # 56×56
+    done = runner.invoke(app, ["detect", str(tmp_path / "a.png"), "-m", model, "--json"])
+    record = json.loads(done.stdout)
+    found = detect_image(model, tmp_path / "a.png")
+    assert found.score == record["score"] and found.anomalous == record["anomalous"] and found.error is None
+    assert detect_image(model, (tmp_path / "a.png").read_bytes()).score == found.score
+    assert "--resize" in (detect_image(model, tmp_path / "big.png").error or "")
+    assert detect_image(model, tmp_path / "big.png", resize=True).fitted_size == (28, 28)
+    assert detect_image(model, tmp_path / "missing.png").error == "no such file or folder"
+
+
 def test_web_puts_a_detector_on_the_page_and_says_the_page_shows_its_reconstruction_only(
     one_class, tmp_path, monkeypatch
 ):

@@ -381,6 +381,26 @@ def detect(
         yield from (results[index] for index in range(len(chunk)))
 
 
+def detect_image(
+    detector: Detector | Model | str | Path,
+    source: str | Path | bytes,
+    *,
+    invert: bool | None = None,
+    resize: bool = False,
+) -> Detection:
+    """One image file (a path, or its bytes) through ``detector`` (a :class:`Detector`, a loaded model or a path)
+    as ``aetool detect`` scores it: read, converted to the model's channels, inverted or resized as the command's
+    ``--invert`` and ``--resize`` say, padded to the model's multiple, scored; no heatmap is written (the
+    :class:`Detection`'s fields hold the score, verdict and components; ``Detector.run`` gives the maps of
+    arrays). An image that cannot be read or scored is a Detection with ``error`` set, as a batch's is; raises
+    ``TypeError`` for an ``invert`` or ``resize`` that is not True or False (or None, for ``invert``). :meth:`Detector.run`
+    takes arrays of the model's own size and channels only (a 61×61 tile or a colour frame, which the command
+    scores, was refused there; trial 98)."""
+    label = str(source) if not isinstance(source, bytes) else "bytes"
+    job = Job(label, source if isinstance(source, bytes) else Path(source), None, "PNG")
+    return next(detect([job], as_detector(detector), invert=invert, resize=resize))
+
+
 def _score(detector: Detector, group: list[tuple[int, Ready]]) -> Scored:
     """The scores of a group of images of one shape (the model's and numpy's errors: the map's smoothing)."""
     return detector.run(np.stack([item.prepared.pixels for _, item in group]))
