@@ -622,7 +622,10 @@ TYPO_BEFORE_TORCH = textwrap.dedent("""
         (("train", "anomaly", "--classes", "3,3"), "aetool: error: --classes takes labels separated by commas"),
         (("train", "anomaly", "--classes", "x"), "aetool: error: --classes of mnist are its labels 0 to 9"),
         (("train", "deep", "--val", "0.2"), "aetool: error: --val holds out images given with --data"),
-        (("train", "deep", "--data", ".", "--val", "2"), "aetool: error: --val must be a fraction between 0 and 1"),
+        (
+            ("train", "deep", "--data", ".", "--val", "2"),
+            "aetool: error: --val must be a fraction strictly between 0 and 1",
+        ),
         (("train", "deep", "--val-data", "."), "aetool: error: --val-data goes with images given with --data"),
         (("train", "deep", "--data", ".", "--data-dir", "."), "aetool: error: --data (images) and --data-dir"),
         (("train", "deep", "--data", ".", "--dataset", "mnist"), "aetool: error: --data is a folder of images"),

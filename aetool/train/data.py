@@ -350,7 +350,9 @@ def split_off(images: ImageSet, fraction: float, seed: int) -> tuple[ImageSet, I
     """(training, validation): a seeded ``fraction`` of the images (at least one) held out; one image alone is
     both (it cannot be split; a warning says so). Raises ``ValueError`` for a fraction outside (0, 1)."""
     if not 0 < fraction < 1:
-        raise ValueError(f"--val must be a fraction between 0 and 1, got {fraction}")
+        raise ValueError(
+            f"--val must be a fraction strictly between 0 and 1 (--val-data FOLDER gives validation images of their own), got {fraction}"
+        )
     if len(images) == 1:
         warnings.warn(
             f"{images.names[0]} is the only image: it both trains and validates, so the mean training image "
@@ -696,7 +698,9 @@ def _check_conv_sizes(config: TrainConfig, train: ImageSet, *, multiple: int) ->
         largest = min(height, width) // multiple * multiple
         images = "image" if smaller == 1 else "images"
         leave_out = f"leave the {smaller} {images} under {config.patch}×{config.patch} out of the training folder"
-        if largest >= USEFUL_PATCH:
+        if largest >= USEFUL_PATCH and smaller == len(train):  # leaving them out left no image (trial 94)
+            advice = f"pass a patch of at most {largest}"
+        elif largest >= USEFUL_PATCH:
             advice = f"{leave_out}, or pass a patch of at most {largest}"
         elif not largest:
             advice = f"{leave_out} ({multiple}×{multiple} is the smallest patch {config.model} takes)"

@@ -764,10 +764,19 @@ def held_out_line(config: TrainConfig, data: TrainingData, *, shown: int = 5) ->
     if data.split is None:
         return None
     held, total = data.split
-    names = [Path(name).name for name in data.test.names]
+    root = Path(config.data) if config.data is not None and Path(config.data).is_dir() else None
+    names = [_shown_name(Path(name), root) for name in data.test.names]
     listed = ", ".join(names[:shown]) + (f" and {len(names) - shown} more" if len(names) > shown else "")
     kept = f", of which --limit {config.limit} keeps {len(names)}" if len(names) < held else ""
     return f"held out {held} of {total} images for validation (--val {config.held_out:g}){kept}: {listed}"
+
+
+def _shown_name(path: Path, root: Path | None) -> str:
+    """``path`` inside the ``--data`` folder ``root`` (``dog/0.png``: "0.png" did not say whose; trial 94), else
+    its name."""
+    if root is not None and path.is_relative_to(root):
+        return str(path.relative_to(root))
+    return path.name
 
 
 def too_few_steps(config: TrainConfig, steps_per_epoch: int) -> tuple[int, int] | None:

@@ -91,7 +91,9 @@ def _check_data(settings: Mapping[str, Any], *, dataset: str) -> None:
     if val is not None and val_data:
         raise ValueError("--val holds out a fraction and --val-data names a folder: give one")
     if val is not None and not 0 < val < 1:
-        raise ValueError(f"--val must be a fraction between 0 and 1, got {val}")
+        raise ValueError(
+            f"--val must be a fraction strictly between 0 and 1 (--val-data FOLDER gives validation images of their own), got {val}"
+        )
     if settings.get("channels") not in (None, 1, 3):
         raise ValueError(f"--channels must be 1 (grey) or 3 (colour), got {settings.get('channels')}")
     size = settings.get("size")
