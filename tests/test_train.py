@@ -569,7 +569,8 @@ def test_rank_0_stopped_by_another_rank_says_what_is_saved(tmp_path):
         f"{folder.path}; continue with --resume"
     )
     assert str(_stopped_by_peer(folder, None, made_folder=False, rank=0, go_on=RESUME_ADVICE)).endswith(
-        "stops too before the first epoch ended; nothing was saved"
+        "stops too before the first epoch ended; nothing was saved (run the same command again; --resume has "
+        "nothing to go on from)"
     )
     assert str(_stopped_by_peer(folder, trained, made_folder=False, rank=1, go_on=RESUME_ADVICE)) == (
         "rank 1: another rank of this job stopped, so this one stops too (rank 0 says what is saved)"

@@ -840,4 +840,5 @@ def _left_behind(folder: RunFolder, trainer: Trainer | None, *, made_folder: boo
         return f"; the last complete epoch ({saved}) is saved in {folder.path}; {go_on}"
     _remove_if_empty(folder, made_folder=made_folder)
     kept = f"; the run that was in {folder.path} is kept as it was" if folder.holds_run() else ""
-    return f" before the first epoch ended; nothing was saved{kept}"
+    again = "" if kept else " (run the same command again; --resume has nothing to go on from)"  # trial 94
+    return f" before the first epoch ended; nothing was saved{kept}{again}"
