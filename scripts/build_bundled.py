@@ -1,11 +1,12 @@
 """Rebuild the pretrained models that ship inside the package, from scratch, with aetool's own pipeline.
 
-    python scripts/build_bundled.py --data-dir ../shared/data/mnist [--runs runs/bundled] [--retrain] [--models NAME ...]
+    python scripts/build_bundled.py --data-dir ../shared/data/mnist [--runs runs/bundled] [--retrain] [--models …]
 
-Trains each bundled model with its registry defaults on full MNIST (reusing a finished run in --runs, a folder of its
-own so that your runs in runs/ are neither shipped nor trained over, unless --retrain; each line says which), exports it with verified parity (and the reduced-precision variant where one is shipped), copies the
-shipped files into aetool/runtime/bundled/ and writes models.json, which `aetool models` and `load(name)` read
-(with --models, only those are rebuilt; the other entries of models.json stay).
+Trains each bundled model with its registry defaults on full MNIST (reusing a finished run in --runs, a folder of
+its own so that your runs in runs/ are neither shipped nor trained over, unless --retrain; each line says which),
+exports it with verified parity (and the reduced-precision variant where one is shipped), copies the shipped
+files into aetool/runtime/bundled/ and writes models.json, which `aetool models` and `load(name)` read (with
+--models, only those are rebuilt; the other entries of models.json stay).
 """
 
 from __future__ import annotations

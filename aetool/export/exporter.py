@@ -45,7 +45,7 @@ from aetool.runtime.files import check_folder, is_path, is_utf8, write_files
 from aetool.runtime.idx import resolve_data_dir
 from aetool.runtime.noise import TEST_NOISE_SEED
 from aetool.train.data import ImageSet, find_images, load_training_data
-from aetool.train.loop import beaten
+from aetool.train.loop import trivial_line
 from aetool.train.run import Run, RunFolder
 
 CALIBRATION_IMAGES = 256
@@ -566,9 +566,7 @@ def find_images_or_none(source: str) -> list[Path]:
 def trivial_run(run: Run) -> str | None:
     """Why ``run`` learned nothing useful (its recorded test MSE does not beat a trivial output by a clear margin:
     ``train.loop.beaten``), or None when it does or was not scored."""
-    if run.test_mse is None:
-        return None
-    return beaten(run.test_mse, run.folder.read_metrics().get("baselines") or {})
+    return trivial_line(run.folder.read_metrics())
 
 
 def run_facts(run: Run) -> metadata.ModelFacts:

@@ -36,8 +36,8 @@ class PCA(Autoencoder):
     def fit(self, images: torch.Tensor) -> None:
         """Set mean and the top principal directions from N×C×H×W training images in [0, 1]: the eigenvectors of
         their D×D covariance (D = C·H·W), or, for fewer images than D, the right singular vectors of the N×D centred
-        images, the same directions: a D×D covariance of a few 128×128 colour images took 19 GB, and its
-        eigendecomposition at D = 6,144 148 s against SVD's 0.03 s (trial 94). Raises ``ValueError`` for more
+        images, the same directions: the D×D float64 covariance of 128×128 colour images is 19 GB, and a trial's
+        eigendecomposition of one took minutes where the SVD took milliseconds (trial 94). Raises ``ValueError`` for more
         components than the images span (n images, n − 1 directions)."""
         flat = images.reshape(len(images), -1).double()
         if self.components > min(len(flat) - 1, flat.shape[1]):  # n images centred on their mean span n − 1

@@ -48,7 +48,7 @@ from aetool.runtime.anomaly import DEFAULT_FPR, auroc, average_precision, rates
 from aetool.runtime.detect import Detector, idx_inputs, idx_scores, overlay
 from aetool.runtime.idx import check_dataset, load_split, resolve_data_dir
 from aetool.train import RunFolder, TrainConfig, train
-from aetool.train.loop import beaten
+from aetool.train.loop import trivial_line
 
 MODEL = "anomaly"
 DATASETS = ("mnist", "fashion-mnist")
@@ -117,7 +117,15 @@ class ClassResult:
 
     def to_dict(self) -> dict[str, Any]:
         keys = (
-            *("dataset", "normal", "auroc", "aupr", "threshold", "fpr", "recall", "trained_now", "trained_with"),
+            "dataset",
+            "normal",
+            "auroc",
+            "aupr",
+            "threshold",
+            "fpr",
+            "recall",
+            "trained_now",
+            "trained_with",
             "learned_nothing",
         )
         record: dict[str, Any] = {key: getattr(self, key) for key in keys}
@@ -222,8 +230,7 @@ def run_class(
     scale = detector.map_scale or float(scored.maps.max())
     tiles = np.stack([overlay(image, amap[0], scale) for image, amap in zip(pixels, scored.maps, strict=True)])
     metrics = folder.read_metrics()
-    last = metrics["history"][-1]["test_mse"] if metrics["history"] else None
-    problem = beaten(last, metrics.get("baselines") or {}) if last is not None else None  # null: not scored
+    problem = trivial_line(metrics)
     if problem and plan.config is None:  # training said so as it ended
         echo(f"oneclass: {dataset} class {normal}: {problem}; the page shows what it does all the same")
     return ClassResult(

@@ -22,7 +22,7 @@ from aetool.models import REPORT_MODELS, get_spec
 from aetool.runtime import contract
 from aetool.runtime.files import atomic_write
 from aetool.train import RunFolder, TrainConfig, train
-from aetool.train.loop import beaten
+from aetool.train.loop import trivial_line
 from aetool.train.run import is_seconds
 
 TIMING = "timing.json"
@@ -213,8 +213,7 @@ def prepare_run(
     metrics = folder.read_metrics()
     notes = list(plan.otherwise)
     history = metrics["history"]
-    last = history[-1]["test_mse"] if history else None
-    problem = beaten(last, metrics.get("baselines") or {}) if last is not None else None  # null: not scored
+    problem = trivial_line(metrics)
     if problem:
         if not trained_now:  # training said so as it ended
             echo(f"report: {name}: {problem}; its figures show what it does all the same")

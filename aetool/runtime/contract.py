@@ -96,8 +96,8 @@ def recorded_test_mse(metadata: Mapping[str, Any]) -> float | None:
     model's, which a variant also carries), and for an fp16/int8 file that times the rise over fp32 its ``VARIANT``
     record measured, both scored on the same images there. Export scores variants on centre crops when the test
     images differ in size, so a variant's own MSE there is of other images than the fp32's, and `models` and `web`
-    showed a trial's int8 photo denoiser below its fp32 model, though it scored worse (trial 91). The variant's own number where no
-    fp32 one is recorded; None when there is no number."""
+    showed a trial's int8 photo denoiser below its fp32 model, though it scored worse (trial 91). The variant's own
+    number where no fp32 one is recorded; None when there is no number."""
     fp32 = _number(metadata.get(TEST_MSE))
     variant = metadata.get(VARIANT)
     if not isinstance(variant, dict):

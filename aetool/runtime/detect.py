@@ -393,9 +393,9 @@ def detect_image(
     ``--invert`` and ``--resize`` say, padded to the model's multiple, scored; no heatmap is written (the
     :class:`Detection`'s fields hold the score, verdict and components; ``Detector.run`` gives the maps of
     arrays). An image that cannot be read or scored is a Detection with ``error`` set, as a batch's is; raises
-    ``TypeError`` for an ``invert`` or ``resize`` that is not True or False (or None, for ``invert``). :meth:`Detector.run`
-    takes arrays of the model's own size and channels only (a 61×61 tile or a colour frame, which the command
-    scores, was refused there; trial 98)."""
+    ``TypeError`` for an ``invert`` or ``resize`` that is not True or False (or None, for ``invert``).
+    :meth:`Detector.run` takes arrays of the model's own size and channels only (a 61×61 tile or a colour frame,
+    which the command scores, was refused there; trial 98)."""
     label = str(source) if not isinstance(source, bytes) else "bytes"
     job = Job(label, source if isinstance(source, bytes) else Path(source), None, "PNG")
     return next(detect([job], as_detector(detector), invert=invert, resize=resize))

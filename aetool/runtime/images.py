@@ -239,9 +239,10 @@ def _pillow_warnings(warned: list[str] | None) -> Iterator[None]:
     that file, so their messages are appended to ``warned`` (the file's notes), or dropped when it is None (a header
     probe, whose file is read and its notes said later), never printed unattributed; a decompression-bomb warning
     is raised as an error; ``ResourceWarning`` (Pillow's own unclosed file, which Python hides by default; it
-    reached a pipe input's notes, trial 96) is ignored. Python's warning state is the process's, not the thread's: captured around the whole
-    read, from several threads, it leaked (notes given to another image; every later warning of the process
-    swallowed; trial 92), so it is taken under one lock around these short header reads only, not the decoding."""
+    reached a pipe input's notes, trial 96) is ignored. Python's warning state is the process's, not the thread's:
+    captured around the whole read, from several threads, it leaked (notes given to another image; every later
+    warning of the process swallowed; trial 92), so it is taken under one lock around these short header reads
+    only, not the decoding."""
     from PIL import Image
 
     with _WARNINGS, warnings.catch_warnings(record=True) as caught:
@@ -784,9 +785,9 @@ def encode(pixels: np.ndarray, fmt: str, *, fast: bool = False, exif: bytes = b"
     beyond clipped): grey for H×W or 1×H×W, RGB for 3×H×W; ``fast``: a PNG compressed at zlib level 1, not Pillow's 6 (``FAST_PNG``);
     ``exif``: an EXIF block (``Decoded.exif``) written into the formats that hold one (``EXIF_FORMATS``).
     ``fmt`` is one of ``FORMATS``' values (:func:`format_for` gives it for a file name). Raises ``ValueError`` for
-    another ``fmt``, an image too large for it (:func:`size_problem`), integer pixels (8-bit ones: divide them by 255), NaN values, values farther out and other
-    shapes, and for an ``exif`` Pillow cannot read (it wrote such blocks as given, in files their readers refuse;
-    trial 88); ``TypeError`` for an ``exif`` that is not bytes."""
+    another ``fmt``, an image too large for it (:func:`size_problem`), integer pixels (8-bit ones: divide them by
+    255), NaN values, values farther out and other shapes, and for an ``exif`` Pillow cannot read (it wrote such
+    blocks as given, in files their readers refuse; trial 88); ``TypeError`` for an ``exif`` that is not bytes."""
     from PIL import Image
 
     if fmt not in FORMATS.values():

@@ -50,6 +50,7 @@ from aetool.runtime.images import (
     turned_on_open,
 )
 from aetool.train.config import TrainConfig
+from aetool.train.settings import check_val
 
 IN_MEMORY_BYTES = 1 << 30  # decoded sets larger than this live in a memory-mapped temporary file
 
@@ -349,10 +350,7 @@ def folder_images(
 def split_off(images: ImageSet, fraction: float, seed: int) -> tuple[ImageSet, ImageSet]:
     """(training, validation): a seeded ``fraction`` of the images (at least one) held out; one image alone is
     both (it cannot be split; a warning says so). Raises ``ValueError`` for a fraction outside (0, 1)."""
-    if not 0 < fraction < 1:
-        raise ValueError(
-            f"--val must be a fraction strictly between 0 and 1 (--val-data FOLDER gives validation images of their own), got {fraction}"
-        )
+    check_val(fraction)
     if len(images) == 1:
         warnings.warn(
             f"{images.names[0]} is the only image: it both trains and validates, so the mean training image "

@@ -380,6 +380,13 @@ def beaten(test_mse: float, scores: dict[str, float]) -> str | None:
     )
 
 
+def trivial_line(metrics: dict[str, Any]) -> str | None:
+    """:func:`beaten` of a run's ``metrics.json``: its last test MSE against its baselines; None when it beats them,
+    or records no test MSE (null: not scored)."""
+    last = metrics["history"][-1].get("test_mse") if metrics["history"] else None
+    return beaten(last, metrics.get("baselines") or {}) if last is not None else None
+
+
 def fit_pca(pca: PCA, data: TrainingData) -> dict[str, Any]:
     """Fit PCA on the training images; its one record: train and test MSE (clamped, as exported), the pure linear
     projection's test MSE, and the test PSNR and SSIM."""

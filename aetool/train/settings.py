@@ -70,6 +70,15 @@ def check_settings(settings: Mapping[str, Any]) -> None:
     _check_data(settings, dataset=dataset)
 
 
+def check_val(val: float) -> None:
+    """Raise ``ValueError`` for a ``--val`` fraction outside (0, 1), 0 and 1 excluded."""
+    if not 0 < val < 1:
+        raise ValueError(
+            f"--val must be a fraction strictly between 0 and 1 (--val-data FOLDER gives validation images of their "
+            f"own), got {val}"
+        )
+
+
 def _check_data(settings: Mapping[str, Any], *, dataset: str) -> None:
     """Refuse data options that do not go together."""
     data, val, val_data = settings.get("data"), settings.get("val"), settings.get("val_data")
@@ -90,10 +99,8 @@ def _check_data(settings: Mapping[str, Any], *, dataset: str) -> None:
         )
     if val is not None and val_data:
         raise ValueError("--val holds out a fraction and --val-data names a folder: give one")
-    if val is not None and not 0 < val < 1:
-        raise ValueError(
-            f"--val must be a fraction strictly between 0 and 1 (--val-data FOLDER gives validation images of their own), got {val}"
-        )
+    if val is not None:
+        check_val(val)
     if settings.get("channels") not in (None, 1, 3):
         raise ValueError(f"--channels must be 1 (grey) or 3 (colour), got {settings.get('channels')}")
     size = settings.get("size")
