@@ -15,7 +15,8 @@ from conftest import colour_metadata, digit, node, onnx_bytes, read, save, toy_m
 from PIL import Image
 
 from aetool import __version__
-from aetool.cli import MODEL_NAMES, Dataset, Loss, NoiseKind, Target
+from aetool.cli.options import Dataset, Loss, NoiseKind, Target
+from aetool.cli.training import MODEL_NAMES
 from aetool.runtime import contract
 from aetool.runtime.noise import NOISE_KINDS, add_noise
 from aetool.runtime.stream import split_images
@@ -926,7 +927,7 @@ def test_info_counts_external_data_beside_the_file(cli, tmp_path):
 
 
 def test_info_says_any_size_for_a_model_of_any_multiple():
-    from aetool.cli import _image_spec
+    from aetool.cli.inspection import _image_spec
 
     spec = {"channels": 3, "size": None, "polarity": "as-is", "multiple_of": 1}
     assert _image_spec(spec, "srgb").startswith("3 channels (srgb), any size, polarity as-is")
@@ -1016,14 +1017,15 @@ def test_a_message_while_a_progress_bar_is_live_is_printed_above_the_bar_and_who
 
     from rich.console import Console
 
-    from aetool import cli
+    from aetool.cli import output, progress
 
     terminal = io.StringIO()
     console = Console(file=terminal, force_terminal=True, width=60)
-    monkeypatch.setattr(cli, "stderr_console", lambda: console)
+    for module in (output, progress):
+        monkeypatch.setattr(module, "stderr_console", lambda: console)
     long_name = "x" * 100 + ".png"
-    for _ in cli._progress(range(2), total=2, show=True):
-        cli.error(f"{long_name}: no such file")
+    for _ in progress.tracked(range(2), total=2, show=True):
+        output.error(f"{long_name}: no such file")
     shown = terminal.getvalue()
     assert f"\r\x1b[2Kaetool: error: {long_name}: no such file\n" in shown and "-:--:--aetool" not in shown
 
@@ -1036,14 +1038,16 @@ def test_json_records_printed_while_the_progress_bar_is_up_go_to_standard_output
 
     from rich.console import Console
 
-    from aetool import cli
+    from aetool.cli import output, progress
 
     terminal = io.StringIO()
-    monkeypatch.setattr(cli, "stderr_console", lambda: Console(file=terminal, force_terminal=True, width=60))
+    console = Console(file=terminal, force_terminal=True, width=60)
+    for module in (output, progress):
+        monkeypatch.setattr(module, "stderr_console", lambda: console)
     records = io.StringIO()
     monkeypatch.setattr(sys, "stdout", records)
-    for number in cli._progress(range(3), total=3, show=True):
-        cli.emit(f'{{"n": {number}}}')
+    for number in progress.tracked(range(3), total=3, show=True):
+        output.emit(f'{{"n": {number}}}')
     assert records.getvalue() == '{"n": 0}\n{"n": 1}\n{"n": 2}\n' and '"n"' not in terminal.getvalue()
 
 
@@ -1051,7 +1055,7 @@ def test_json_records_to_a_terminal_take_the_place_of_the_progress_bar(monkeypat
     import io
     import sys
 
-    from aetool import cli
+    from aetool.cli import progress
 
     class Terminal(io.StringIO):
         def isatty(self):
@@ -1059,11 +1063,13 @@ def test_json_records_to_a_terminal_take_the_place_of_the_progress_bar(monkeypat
 
     monkeypatch.setattr(sys, "stderr", Terminal())
     monkeypatch.setenv("TERM", "xterm-256color")
-    assert cli._shows_bar(cli.FEW + 1, as_json=False) and not cli._shows_bar(cli.FEW, as_json=False)
+    assert progress.shows_bar(progress.FEW + 1, as_json=False) and not progress.shows_bar(progress.FEW, as_json=False)
     monkeypatch.setattr(sys, "stdout", io.StringIO())  # records to a file or pipe: the bar stays
-    assert cli._shows_bar(cli.FEW + 1, as_json=True)
+    assert progress.shows_bar(progress.FEW + 1, as_json=True)
     monkeypatch.setattr(sys, "stdout", Terminal())
-    assert not cli._shows_bar(cli.FEW + 1, as_json=True) and cli._shows_bar(cli.FEW + 1, as_json=False)
+    assert not progress.shows_bar(progress.FEW + 1, as_json=True) and progress.shows_bar(
+        progress.FEW + 1, as_json=False
+    )
 
 
 @pytest.mark.parametrize("term", ["dumb", "unknown"])
@@ -1072,7 +1078,7 @@ def test_a_terminal_that_cannot_redraw_a_line_gets_no_progress_bar(monkeypatch, 
     import io
     import sys
 
-    from aetool import cli
+    from aetool.cli import progress
 
     class Terminal(io.StringIO):
         def isatty(self):
@@ -1080,9 +1086,9 @@ def test_a_terminal_that_cannot_redraw_a_line_gets_no_progress_bar(monkeypatch, 
 
     monkeypatch.setattr(sys, "stderr", Terminal())
     monkeypatch.setenv("TERM", "xterm")
-    assert cli._bar(False) and cli._shows_bar(cli.FEW + 1, as_json=False)
+    assert progress.training_bar(False) and progress.shows_bar(progress.FEW + 1, as_json=False)
     monkeypatch.setenv("TERM", term)
-    assert not cli._bar(False) and not cli._shows_bar(cli.FEW + 1, as_json=False)
+    assert not progress.training_bar(False) and not progress.shows_bar(progress.FEW + 1, as_json=False)
 
 
 def test_an_empty_name_for_an_input_an_output_or_the_heatmaps_is_refused_not_taken_as_this_folder(

@@ -472,6 +472,7 @@ def test_a_stop_signal_that_breaks_an_import_is_one_line_and_130(tmp_path, env):
 FORKED = """
 import os, signal, sys
 from aetool import cli
+from aetool.cli import process
 sys.argv = ["aetool", "models"]
 try:
     cli.main()
@@ -482,7 +483,7 @@ if child == 0:
     os._exit(0 if all(signal.getsignal(n) is signal.SIG_DFL for n in (signal.SIGTERM, signal.SIGHUP)) else 1)
 print(  # the parent keeps its handlers: once the command is over, those that say so (_stopped_while_exiting)
     os.waitstatus_to_exitcode(os.waitpid(child, 0)[1]),
-    all(signal.getsignal(n).func is cli._stopped_while_exiting for n in (signal.SIGTERM, signal.SIGHUP)),
+    all(signal.getsignal(n).func is process._stopped_while_exiting for n in (signal.SIGTERM, signal.SIGHUP)),
 )
 """
 

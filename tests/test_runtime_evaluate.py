@@ -442,7 +442,7 @@ def test_memory_stays_flat_a_chunk_at_a_time(toy_dir, pngs, monkeypatch):
 
 
 def test_ssim_says_how_many_images_it_is_the_mean_over(toy_dir, tmp_path):
-    from aetool.cli import _evaluation_line
+    from aetool.cli.evaluate import _evaluation_line
 
     save(tmp_path / "a.png", digit())
     save(tmp_path / "b.png", 255 - digit())

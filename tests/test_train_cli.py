@@ -360,9 +360,9 @@ def test_resume_of_a_finished_run_says_nothing_is_left_to_train(data_dir, tmp_pa
 
 
 def test_training_lines_and_bar_go_to_stderr_unwrapped(data_dir, tmp_path, monkeypatch):
-    from aetool import cli
+    from aetool.cli import training
 
-    monkeypatch.setattr(cli, "_bar", lambda quiet: not quiet)  # as on a terminal
+    monkeypatch.setattr(training, "training_bar", lambda quiet: not quiet)  # as on a terminal
     args = ["train", "ae64", "--epochs", "2", "--lr", "1e-12", "--data-dir", str(data_dir), "--no-export"]
     result = runner.invoke(app, [*args, "--limit", "2000", "-o", str(tmp_path / "run")])
     assert result.exit_code == 3 and result.stdout == ""
