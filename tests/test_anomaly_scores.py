@@ -72,7 +72,8 @@ def test_a_threshold_that_is_no_number_is_refused_not_every_image_normal():
     for threshold in (float("nan"), float("inf"), "0.5", None):
         with pytest.raises(ValueError, match=r"^threshold must be a finite number"):
             anomaly.rates(np.array([0.1, 0.9]), np.array([False, True]), threshold)  # type: ignore[arg-type]
-    assert anomaly.rates(np.array([0.1, 0.9]), np.array([False, True]), np.float32(0.5)).true_positives == 1
+    at = anomaly.rates(np.array([0.1, 0.9]), np.array([False, True]), np.float32(0.5))
+    assert at.true_positives == 1 and type(at.threshold) is float  # a float32 broke the record's JSON (trial 100)
     assert anomaly.rates(np.array([0.1, 0.9]), np.array([False, True]), np.array(0.5)).true_positives == 1
     with pytest.raises(ValueError, match="too wide to bin"):  # numpy 1.24: an IndexError (trial 92)
         anomaly.distribution(np.array([-1e308, 1e308]))
@@ -157,6 +158,20 @@ def test_components_refuse_what_they_cannot_compute():
         anomaly.components(images, images, ("psnr",))
     with pytest.raises(ValueError, match="11×11"):
         anomaly.components(images[..., :8, :8], images[..., :8, :8], ("ssim",))
+    # trial 100: one name as text was read letter by letter ("unknown score component 'm'"), none was numpy's
+    # "need at least one array to stack", and 8-bit pixels were scored on the 0–255 scale by mse, smax and wmse
+    for names in ("mse", ()):
+        with pytest.raises(ValueError, match=r"^names takes a sequence of score components \(mse, "):
+            anomaly.components(images, images, names)
+    eight_bit = np.full((1, 1, 16, 16), 200, np.uint8)
+    for score in (
+        lambda: anomaly.components(eight_bit, eight_bit, ("mse", "smax")),
+        lambda: anomaly.anomaly_map(eight_bit, images),
+    ):
+        with pytest.raises(
+            ValueError, match=r"^expected float (images|outputs) in \[0, 1\], got uint8 values; for 8-bit"
+        ):
+            score()
 
 
 def test_parse_score_names_the_components():
@@ -208,6 +223,7 @@ def test_calibration_options_read_a_score_as_the_command_line_spells_it():
         ({"quantile": 1.0}, "fractions between 0 and 1"),
         ({"atol": "1e-5"}, "--atol must be a number"),
         ({"atol": None}, "--atol must be a number, got None"),
+        ({"data": 3}, r"^--data takes a folder or a glob \(text or a Path\), got 3$"),  # taken until trial 100
         ({"target": "fast"}, "unknown export target 'fast'"),
     ],
 )

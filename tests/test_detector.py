@@ -2,6 +2,7 @@
 file runs in onnxruntime and the ONNX reference evaluator; detect, evaluate --anomaly and their refusals."""
 
 import hashlib
+import io
 import json
 import shutil
 from collections import Counter
@@ -120,10 +121,16 @@ def test_detect_image_scores_one_file_as_the_detect_command_does(one_class, tmp_
     record = json.loads(done.stdout)
     found = detect_image(model, tmp_path / "a.png")
     assert found.score == record["score"] and found.anomalous == record["anomalous"] and found.error is None
-    assert detect_image(model, (tmp_path / "a.png").read_bytes()).score == found.score
+    png = (tmp_path / "a.png").read_bytes()
+    for source in (png, bytearray(png), memoryview(png), io.BytesIO(png)):  # as read_image takes a file (trial 100)
+        assert detect_image(model, source).score == found.score
+    with pytest.raises(TypeError, match=r"^detect_image takes a path \(str, Path or os.PathLike\), the file's bytes"):
+        detect_image(model, None)  # type: ignore[arg-type]
     assert "--resize" in (detect_image(model, tmp_path / "big.png").error or "")
     assert detect_image(model, tmp_path / "big.png", resize=True).fitted_size == (28, 28)
     assert detect_image(model, tmp_path / "missing.png").error == "no such file or folder"
+    given = Detector(model, threshold=np.float32(5))  # kept as numpy's float32, it broke the --json records
+    assert type(given.threshold) is float and json.dumps(detect_image(given, png).record())
 
 
 def test_web_puts_a_detector_on_the_page_and_says_the_page_shows_its_reconstruction_only(

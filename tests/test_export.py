@@ -702,6 +702,12 @@ def test_near_ties_that_leave_onnxruntime_farther_from_float64_pass_where_as_few
 def test_export_options_take_one_precision_as_text_and_refuse_text_as_a_number():
     """precisions="int8" said "unknown precision 'i'"; atol="1e-5" was a TypeError from a comparison."""
     assert ExportOptions(precisions="int8").precisions == ("int8",)
+    # numpy's float32 atol failed the export at its very end, in the metadata's JSON; a list stayed a list (trial 100)
+    options = ExportOptions(atol=np.float32(1e-4), max_mse_rise=np.float64(0.2), precisions=["int8", "fp16", "int8"])
+    assert json.dumps([options.atol, options.max_mse_rise]) == "[9.999999747378752e-05, 0.2]"
+    assert options.precisions == ("int8", "fp16")
+    with pytest.raises(ValueError, match=r"^precisions takes a sequence of fp16 and int8, got None$"):
+        ExportOptions(precisions=None)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="--atol takes a number, got '1e-5'"):
         ExportOptions(atol="1e-5")
     with pytest.raises(ValueError, match="--max-mse-rise takes a number, got None"):

@@ -41,7 +41,7 @@ from aetool.export.exporter import (
 from aetool.export.scores import Constants, Detector, check_score, default_score, error_map, raw_components
 from aetool.models import Autoencoder
 from aetool.runtime import anomaly, contract
-from aetool.runtime.files import overlapping
+from aetool.runtime.files import is_path, overlapping
 from aetool.runtime.idx import resolve_data_dir
 from aetool.runtime.metrics import SSIM_RADIUS
 from aetool.runtime.noise import Noise
@@ -69,7 +69,7 @@ class CalibrationOptions:
     export's parity tolerance and target (``ExportOptions``). ``score`` may also be given as the command line spells
     it (``"ssim+smax"``, ``anomaly.parse_score``); it is kept as a tuple. Raises ``ValueError``, before any work,
     for a rule that is not one number in (0, 1), a score that is not known components each named once, an
-    ``atol`` that is not a number or an unknown target.
+    ``atol`` that is not a number, a ``data`` that is not a path or glob (text or a Path) or an unknown target.
     """
 
     fpr: float | None = None
@@ -90,6 +90,8 @@ class CalibrationOptions:
             object.__setattr__(self, name, float(value))  # numpy's float32 too, which the file's JSON cannot hold
         if self.fpr is not None and self.quantile is not None:
             raise ValueError("--fpr and --quantile both set the threshold: give one")
+        if self.data is not None and not is_path(self.data):
+            raise ValueError(f"--data takes a folder or a glob (text or a Path), got {self.data!r}")
         anomaly.threshold_for(np.zeros(1), **self.rule)  # the rule's own check
         if self.score is not None:
             object.__setattr__(self, "score", _score(self.score))

@@ -8,6 +8,7 @@ import json
 import math
 import numbers
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
@@ -63,8 +64,9 @@ class ExportOptions:
     the largest allowed relative rise of a variant's test MSE (0.10 = 10 %); ``data_dir``: a folder of IDX files
     whose test digits join the parity inputs, score the variants and (train split) calibrate static int8;
     ``target``: ``portable`` (operators every major runtime implements) or ``onnxruntime`` (the graph onnxruntime
-    runs fastest); one precision may be given as text (``"int8"``). Raises ``ValueError`` for an unknown precision
-    or target, an ``atol`` that is not a finite number ≥ 0 and a ``max_mse_rise`` that is not a number ≥ 0.
+    runs fastest); one precision may be given as text (``"int8"``), several as any sequence (a repeat counts once).
+    Numbers are kept as Python floats (numpy's float32 too). Raises ``ValueError`` for an unknown precision or
+    target, an ``atol`` that is not a finite number ≥ 0 and a ``max_mse_rise`` that is not a number ≥ 0.
     """
 
     atol: float = 1e-5
@@ -76,10 +78,14 @@ class ExportOptions:
     def __post_init__(self) -> None:
         if isinstance(self.precisions, str):  # one precision: its letters were taken for precisions
             object.__setattr__(self, "precisions", (self.precisions,))
+        if not isinstance(self.precisions, Iterable):
+            raise ValueError(f"precisions takes a sequence of fp16 and int8, got {self.precisions!r}")
+        object.__setattr__(self, "precisions", tuple(dict.fromkeys(self.precisions)))  # a list, a repeat: once each
         for name in ("atol", "max_mse_rise"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, numbers.Real):
                 raise ValueError(f"--{name.replace('_', '-')} takes a number, got {value!r}")
+            object.__setattr__(self, name, float(value))  # numpy's float32 too, which the file's JSON cannot hold
         unknown = [p for p in self.precisions if p not in contract.PRECISIONS]
         if unknown:
             raise ValueError(f"unknown precision {unknown[0]!r}; choose from {', '.join(contract.PRECISIONS)}")

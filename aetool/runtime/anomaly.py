@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from aetool.runtime.images import check_pixels
 from aetool.runtime.metrics import gaussian_taps, ssims
 
 COMPONENTS = ("mse", "ssim", "smax", "wmse")
@@ -96,9 +97,14 @@ def _is_label(value: object) -> bool:
 
 
 def error_map(images: np.ndarray, outputs: np.ndarray) -> np.ndarray:
-    """N×1×H×W float64: the mean over channels of the squared error of N×C×H×W ``outputs`` against ``images``."""
+    """N×1×H×W float64: the mean over channels of the squared error of N×C×H×W ``outputs`` against ``images``
+    (float pixels in [0, 1]). Raises ``ValueError`` for other shapes and for integer arrays (8-bit pixels were
+    scored on the 0–255 scale; trial 100)."""
+    images, outputs = np.asarray(images), np.asarray(outputs)
     if images.shape != outputs.shape or images.ndim != 4:
         raise ValueError(f"images {images.shape} and outputs {outputs.shape} must be one N×C×H×W shape")
+    check_pixels(images, name="images")
+    check_pixels(outputs, name="outputs")
     return np.square(images.astype(np.float64) - outputs, dtype=np.float64).mean(axis=1, keepdims=True)
 
 
@@ -111,7 +117,8 @@ def smooth(maps: np.ndarray) -> np.ndarray:
 
 
 def anomaly_map(images: np.ndarray, outputs: np.ndarray) -> np.ndarray:
-    """N×1×H×W float64: where the images are anomalous, the smoothed error map (what ``smax`` takes the max of)."""
+    """N×1×H×W float64: where the images are anomalous, the smoothed error map (what ``smax`` takes the max of);
+    raises what :func:`error_map` raises."""
     return smooth(error_map(images, outputs))
 
 
@@ -122,9 +129,12 @@ def components(
     of ``images``, pixels in [0, 1].
 
     ``weights`` (1×H×W, float) are the ``wmse`` weights 1 / (v + 0.001) as the detector file holds them. Raises
-    ``ValueError`` for an unknown name, ``wmse`` without weights of the images' size, or ``ssim`` on images smaller
-    than its 11×11 window.
+    ``ValueError`` for no name or an unknown one (one name is given as a sequence too: ``["mse"]``), ``wmse``
+    without weights of the images' size, ``ssim`` on images smaller than its 11×11 window, and what
+    :func:`error_map` raises.
     """
+    if isinstance(names, str) or not names:  # "mse" was read letter by letter: "unknown score component 'm'"
+        raise ValueError(f"names takes a sequence of score components ({', '.join(COMPONENTS)}), got {names!r}")
     errors = error_map(images, outputs)
     columns = []
     for name in names:
@@ -424,6 +434,7 @@ def rates(scores: np.ndarray, is_anomaly: np.ndarray, threshold: float) -> Rates
         threshold = threshold.item()
     if not _is_finite(threshold):
         raise ValueError(f"threshold must be a finite number, got {threshold!r}")
+    threshold = float(threshold)  # numpy's float32 too, which the record's JSON cannot hold
     scores, labels = _checked(scores, is_anomaly)
     flagged = scores > threshold
     return Rates(

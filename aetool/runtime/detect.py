@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -117,7 +117,8 @@ class Detector:
             raise AetoolError(f"--threshold takes a finite number; got {threshold!r}")
         self.model = loaded(model)
         self.spec = read_spec(self.model)
-        self.threshold = threshold if threshold is not None else self.spec.threshold if self.spec else None
+        given = float(threshold) if threshold is not None else None  # numpy's float32 too: JSON records hold it
+        self.threshold = given if given is not None else self.spec.threshold if self.spec else None
 
     @property
     def components(self) -> tuple[str, ...]:
@@ -383,21 +384,23 @@ def detect(
 
 def detect_image(
     detector: Detector | Model | str | Path,
-    source: str | Path | bytes,
+    source: str | Path | bytes | bytearray | memoryview | BinaryIO,
     *,
     invert: bool | None = None,
     resize: bool = False,
 ) -> Detection:
-    """One image file (a path, or its bytes) through ``detector`` (a :class:`Detector`, a loaded model or a path)
+    """One image file (a path, its bytes or a binary file object, as :func:`~aetool.runtime.images.read_image`
+    takes them) through ``detector`` (a :class:`Detector`, a loaded model or a path)
     as ``aetool detect`` scores it: read, converted to the model's channels, inverted or resized as the command's
     ``--invert`` and ``--resize`` say, padded to the model's multiple, scored; no heatmap is written (the
     :class:`Detection`'s fields hold the score, verdict and components; ``Detector.run`` gives the maps of
     arrays). An image that cannot be read or scored is a Detection with ``error`` set, as a batch's is; raises
-    ``TypeError`` for an ``invert`` or ``resize`` that is not True or False (or None, for ``invert``).
+    ``TypeError`` for an ``invert`` or ``resize`` that is not True or False (or None, for ``invert``) and for a
+    ``source`` of another type.
     :meth:`Detector.run` takes arrays of the model's own size and channels only (a 61×61 tile or a colour frame,
     which the command scores, was refused there; trial 98)."""
-    label = str(source) if not isinstance(source, bytes) else "bytes"
-    job = Job(label, source if isinstance(source, bytes) else Path(source), None, "PNG")
+    image = images.image_source(source, reader="detect_image")
+    job = Job(str(image) if isinstance(image, Path) else "bytes", image, None, "PNG")
     return next(detect([job], as_detector(detector), invert=invert, resize=resize))
 
 
@@ -672,7 +675,8 @@ def evaluate_folders(
     ``detector``: a :class:`Detector`, or what :func:`as_detector` makes one of. Images that cannot be read or
     scored are listed in ``failed`` and left out. ``invert`` and ``resize`` as :func:`detect` takes them. Raises
     ``DataError`` when a side holds no images, an image is on both sides, or none of one side could be scored,
-    ``TypeError`` for an ``invert`` or ``resize`` that is not True or False (or None, for ``invert``).
+    ``TypeError`` for an ``invert`` or ``resize`` that is not True or False (or None, for ``invert``) and for a
+    ``source`` of another type.
     """
     started = time.perf_counter()
     invert, resize = _switches(invert, resize)

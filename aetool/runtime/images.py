@@ -136,6 +136,35 @@ class Decoded:
         return int(self.pixels.shape[1]), int(self.pixels.shape[2])
 
 
+def image_source(source: object, *, reader: str = "read_image") -> Path | bytes:
+    """What :func:`read_image` reads ``source`` as: a path (``str``, ``Path`` or any ``os.PathLike``) as a ``Path``,
+    the file's bytes (``bytes``, ``bytearray``, ``memoryview``) or a binary file object's bytes (read from where it
+    stands) as ``bytes``. Raises ``TypeError``, naming ``reader`` (the function the caller is), for a source of
+    another type (such as a PIL image: it is decoded already) and for a file object opened in text mode."""
+    kind = type(source)
+    if isinstance(source, str | os.PathLike):
+        return Path(os.fsdecode(source))
+    if isinstance(source, bytearray | memoryview):
+        return bytes(source)
+    read = getattr(source, "read", None)
+    if callable(read) and not isinstance(source, bytes):
+        try:
+            source = read()
+        except UnicodeDecodeError:  # an image opened in text mode: its bytes do not decode as text
+            source = ""
+        if not isinstance(source, bytes):  # a text file: its read gives str
+            raise TypeError(
+                f"{reader} reads binary file objects; a {kind.__module__}.{kind.__qualname__} read gave "
+                f"{type(source).__qualname__}, not bytes (open the file with 'rb')"
+            )
+    if not isinstance(source, bytes):
+        raise TypeError(
+            f"{reader} takes a path (str, Path or os.PathLike), the file's bytes or a binary file object, got "
+            f"{kind.__module__}.{kind.__qualname__}"
+        )
+    return source
+
+
 def read_image(source: str | Path | bytes | bytearray | memoryview | BinaryIO) -> Decoded:
     """Decode an image file (a path: ``str``, ``Path`` or any ``os.PathLike``), its bytes (``bytes``, ``bytearray``,
     ``memoryview``) or a binary file object read from where it stands (an upload's spooled file) into C×H×W float32
@@ -146,26 +175,7 @@ def read_image(source: str | Path | bytes | bytearray | memoryview | BinaryIO) -
     ``TypeError`` for a source of another type (such as a PIL image: it is decoded already). The ImageError of a
     path carries a note naming it (``__notes__``, shown in a traceback); its message stays the one line.
     """
-    kind = type(source)
-    if isinstance(source, str | os.PathLike):
-        source = Path(os.fsdecode(source))
-    elif isinstance(source, bytearray | memoryview):
-        source = bytes(source)
-    elif callable(getattr(source, "read", None)) and not isinstance(source, bytes):
-        try:
-            source = source.read()
-        except UnicodeDecodeError:  # an image opened in text mode: its bytes do not decode as text
-            source = ""
-        if not isinstance(source, bytes):  # a text file: its read gives str
-            raise TypeError(
-                f"read_image reads binary file objects; a {kind.__module__}.{kind.__qualname__} read gave "
-                f"{type(source).__qualname__}, not bytes (open the file with 'rb')"
-            )
-    if not isinstance(source, bytes | Path):
-        raise TypeError(
-            f"read_image takes a path (str, Path or os.PathLike), the file's bytes or a binary file object, got "
-            f"{kind.__module__}.{kind.__qualname__}"
-        )
+    source = image_source(source)
     try:
         return _decoded(source)
     except ImageError as err:  # its message is a batch's per-image line, which names the file; a traceback too now
