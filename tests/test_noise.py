@@ -197,3 +197,9 @@ def test_a_level_or_seed_of_the_wrong_kind_is_named(options, error, message):
     with pytest.raises(error, match=message):
         add_noise(np.full((1, 4, 4), 0.5, np.float32), **{"level": 0.5, **options})
     assert add_noise(np.full((1, 4, 4), 0.5, np.float32), 0.5, rng=np.random.default_rng(0)).shape == (1, 4, 4)
+
+
+def test_noise_single_refuses_an_unknown_kind_when_made():
+    """It was made, and refused only once noise was drawn with it (trial 100)."""
+    with pytest.raises(ValueError, match=r"^unknown noise kind 'x'; choose one of gaussian, salt-pepper, mask$"):
+        Noise.single(0.5, kind="x")

@@ -2,6 +2,7 @@
 
 import json
 import re
+import shutil
 import warnings
 from pathlib import Path
 
@@ -758,3 +759,18 @@ def test_a_tiff_turned_by_its_orientation_is_probed_at_its_upright_size(tmp_path
     Image.fromarray(np.zeros((12, 20), np.uint8)).save(tmp_path / "scans" / "a.tif", tiffinfo=tags)
     assert _probe(tmp_path / "scans" / "a.tif") == (20, 12, False)
     assert np.asarray(folder_images(str(tmp_path / "scans"), channels=1).images).shape == (1, 1, 20, 12)
+
+
+def test_classes_given_as_text_are_labels_not_letters(digit_folder, tmp_path):
+    """``only(images, "37")`` took the 3s and the 7s, and ``folder_images(classes="3")`` unlabelled images too
+    ("" in "3"): text was matched as a substring (trial 100); it is read as --classes spells labels."""
+    from aetool.train.data import only
+
+    save(tmp_path / "loose.png", read(next((digit_folder / "odd").glob("*.png"))))
+    for name in ("odd", "even"):
+        shutil.copytree(digit_folder / name, tmp_path / name)
+    assert len(folder_images(str(tmp_path), classes="odd")) == len(list((digit_folder / "odd").glob("*.png")))
+    images = folder_images(str(tmp_path), classes="odd,even")
+    assert set(images.labels) == {"odd", "even"} and len(only(images, "even")) == images.labels.count("even")
+    with pytest.raises(DataError, match=r"^no image is labelled oddeven; the labels are "):
+        only(images, "oddeven")

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from conftest import digit, node, onnx_bytes, save, toy_metadata
 
-from aetool.errors import DataError, ImageError, ModelFileError, OutOfMemory
+from aetool.errors import AetoolError, DataError, ImageError, ModelFileError, OutOfMemory
 from aetool.runtime import contract, load
 from aetool.runtime.evaluate import evaluate, evaluate_images, evaluate_pairs
 from aetool.runtime.idx import load_split
@@ -511,6 +511,16 @@ def test_a_noise_kind_alone_takes_the_models_trained_level(toy_dir, mnist_dir):
     assert (result.noise, result.noise_kind) == (0.5, "salt-pepper") and result.input_mse > 0
 
 
+def test_a_noise_kind_alone_for_a_model_trained_without_noise_or_an_unknown_kind_is_refused(tmp_path, mnist_dir):
+    """A kind alone added no noise to a model trained without any, and the result said gaussian 0; an unknown kind
+    was a bare ValueError once noise was drawn, where a bad level is an AetoolError (trial 100)."""
+    model = load(_dense_model(tmp_path, json.dumps({"level": 0, "kind": "gaussian"})))
+    with pytest.raises(AetoolError, match=r"^--noise-kind needs --noise: .* was trained without noise$"):
+        evaluate(model, mnist_dir, noise_kind="mask", limit=3)
+    with pytest.raises(AetoolError, match=r"^--noise: unknown noise kind 'poisson'; choose one of gaussian, "):
+        evaluate(model, mnist_dir, noise=0.1, noise_kind="poisson", limit=3)
+
+
 def test_a_noise_level_alone_takes_the_models_trained_kind(tmp_path, mnist_dir):
     """``--noise 0.2`` without ``--noise-kind`` for a model trained on salt-and-pepper noise adds salt-and-pepper
     noise at 0.2; falling back to gaussian would score the model on a noise it never saw."""
@@ -573,3 +583,25 @@ def test_evaluate_names_a_noise_or_seed_of_the_wrong_kind(toy_dir, mnist_dir, tm
     save(tmp_path / "one.png", digit())
     with pytest.raises(error, match=message):
         evaluate_images(model, str(tmp_path), **options)
+
+
+def test_a_damaged_idx_file_is_one_data_error(tmp_path):
+    """A header cut short was numpy's "buffer is smaller than requested size"; a path that is none pathlib's own
+    TypeError (trial 100)."""
+    from aetool.runtime.idx import read_idx
+
+    cases = {
+        b"\x00\x00\x08\x02\x00\x00": r"is truncated: 6 bytes, its header alone takes 12$",
+        b"\x00\x00\x08\x01\x00\x00\x00\x03\x01\x02": r"is truncated or padded: 10 bytes, header says 11$",
+        b"\x89PNG\r\n": r"is not an IDX file \(bad magic number\)$",
+    }
+    for i, (raw, message) in enumerate(cases.items()):
+        (tmp_path / f"{i}.idx").write_bytes(raw)
+        with pytest.raises(DataError, match=message):
+            read_idx(tmp_path / f"{i}.idx")
+    (tmp_path / "ok.idx").write_bytes(b"\x00\x00\x08\x01\x00\x00\x00\x03\x01\x02\x03")
+    assert read_idx(tmp_path / "ok.idx").tolist() == [1, 2, 3]
+    with pytest.raises(TypeError, match=r"^read_idx takes a path \(text or a Path\), got None$"):
+        read_idx(None)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"^data_dir takes a folder of IDX files \(text or a Path\), got None$"):
+        load_split(None, "test")  # type: ignore[arg-type]

@@ -172,9 +172,10 @@ def evaluate_images(
     noise the model was trained with; it is drawn image by image, after the image is converted to the model's
     channels and polarity, from one generator seeded with ``seed`` (None: ``TEST_NOISE_SEED``), so a run gives the
     same inputs every time. ``resize`` fits images of another size to a dense model's (the clean image, then noised).
-    Raises ``DataError`` when ``data`` holds no images or an image is not of a dense model's size (without
-    ``resize``), ``ImageError`` when none could be read, and what :func:`evaluate` raises for noise, models and
-    ``limit``, and ``TypeError`` for a ``resize`` that is not True or False.
+    An image that cannot be read, or is not of a dense model's size (without ``resize``), is one of the result's
+    ``failed``, and the others are scored. Raises ``DataError`` when ``data`` holds no images, ``ImageError`` when
+    none could be scored, what :func:`evaluate` raises for noise, models and ``limit``, and ``TypeError`` for a
+    ``resize`` that is not True or False.
     """
     started = time.perf_counter()
     resize = checked_switch(resize, name="resize")
@@ -243,12 +244,15 @@ def evaluate_pairs(
 
 def _noise(model: Model, noise: float | None, noise_kind: str | None) -> Noise:
     """The noise to add: the level and kind asked for, else the model's own (a kind alone takes the model's level);
-    a level that means nothing, or a kind alone for a model trained on a mix, is an ``AetoolError``."""
+    an unknown kind, a level that means nothing, or a kind alone for a model trained on a mix or without noise (it
+    added none, and the result said gaussian; trial 100) is an ``AetoolError``."""
     trained = trained_noise(model)
     if noise is None and noise_kind is None:
         return trained
     if noise is None and trained.level is None and trained:
         raise AetoolError(f"--noise-kind needs --noise: {model.name} was trained on the noise mix {trained}")
+    if noise is None and not trained:
+        raise AetoolError(f"--noise-kind needs --noise: {model.name} was trained without noise")
     level = noise if noise is not None else (trained.level or (0.0, "gaussian"))[0]
     kind = noise_kind or (trained.level or (0.0, "gaussian"))[1]
     try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,12 @@ _DTYPES: dict[int, Any] = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i
 
 
 def read_idx(path: str | Path) -> np.ndarray:
-    """Parse one IDX file; ``.gz`` files are decompressed on the fly."""
+    """The array one IDX file holds (shape and dtype as its header says; read-only, a view of the file's bytes);
+    ``.gz`` files are decompressed on the fly. Raises ``TypeError`` for a ``path`` that is no path, ``DataError`` for
+    a file that cannot be read, is no IDX file (its magic number), or whose length is not what its header says
+    (cut short inside the header too)."""
+    if not is_path(path):
+        raise TypeError(f"read_idx takes a path (text or a Path), got {path!r}")
     path = Path(path)
     opener = gzip.open if path.suffix == ".gz" else open
     try:
@@ -41,9 +47,11 @@ def read_idx(path: str | Path) -> np.ndarray:
         raise DataError(f"{path} is not an IDX file (bad magic number)")
     ndim = raw[3]
     header = 4 + 4 * ndim
+    if len(raw) < header:  # numpy's "buffer is smaller than requested size" (trial 100)
+        raise DataError(f"{path} is truncated: {len(raw)} bytes, its header alone takes {header}")
     shape = tuple(int(d) for d in np.frombuffer(raw, ">u4", count=ndim, offset=4))
     dtype = np.dtype(_DTYPES[raw[2]])
-    expected = header + int(np.prod(shape)) * dtype.itemsize
+    expected = header + math.prod(shape) * dtype.itemsize
     if len(raw) != expected:
         raise DataError(f"{path} is truncated or padded: {len(raw)} bytes, header says {expected}")
     return np.frombuffer(raw, dtype, offset=header).reshape(shape)
@@ -60,9 +68,11 @@ def load_split(data_dir: str | Path, split: str) -> tuple[np.ndarray, np.ndarray
     """Images (N×H×W uint8, white on black: 28×28 in MNIST and Fashion-MNIST) and labels (N uint8) of ``train``
     or ``test``, read-only
     (views of the files' bytes: ``.copy()`` them to change them). Raises ``ValueError`` for another ``split``,
-    ``DataError`` for a folder without readable IDX files."""
+    ``TypeError`` for a ``data_dir`` that is no path, ``DataError`` for a folder without readable IDX files."""
     if split not in SPLIT_FILES:
         raise ValueError(f"split takes {' or '.join(map(repr, SPLIT_FILES))}, got {split!r}")
+    if not is_path(data_dir):
+        raise TypeError(f"data_dir takes a folder of IDX files (text or a Path), got {data_dir!r}")
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
         problem = "is a file, not a folder" if data_dir.exists() else "does not exist"

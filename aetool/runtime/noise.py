@@ -15,8 +15,11 @@ TEST_NOISE_SEED = 1234  # the noisy test set: training scores on it, export judg
 
 
 def check_level(level: float, kind: str) -> None:
-    """Raise ``ValueError`` unless ``level`` is a noise level of ``kind``: a finite std ≥ 0, or a fraction 0–1;
-    ``TypeError`` for one that is not a number (text gave numpy's "ufunc 'isfinite' not supported", True a σ of 1)."""
+    """Raise ``ValueError`` unless ``kind`` is one of ``NOISE_KINDS`` and ``level`` a noise level of it: a finite
+    std ≥ 0, or a fraction 0–1; ``TypeError`` for one that is not a number (text gave numpy's "ufunc 'isfinite' not
+    supported", True a σ of 1)."""
+    if kind not in NOISE_KINDS:  # Noise.single took any kind, refused only once noise was drawn (trial 100)
+        raise ValueError(f"unknown noise kind {kind!r}; choose one of {', '.join(NOISE_KINDS)}")
     if isinstance(level, bool) or not isinstance(level, numbers.Real):
         raise TypeError(f"noise level must be a number, got {level!r}")
     if not (np.isfinite(level) and level >= 0):
@@ -70,8 +73,6 @@ def add_noise(
     would refuse: integer or bool arrays (8-bit pixels: divide them by 255), values outside [0, 1] by more than
     0.001, NaN; ``TypeError`` for a level that is not a number and an ``rng`` that is neither a seed nor a generator.
     """
-    if kind not in NOISE_KINDS:
-        raise ValueError(f"unknown noise kind {kind!r}; choose one of {', '.join(NOISE_KINDS)}")
     check_level(level, kind)
     checked_seed(rng, name="rng", generator=True)
     images = np.asarray(images)
@@ -152,7 +153,8 @@ class Noise:
 
     @classmethod
     def single(cls, level: float, *, kind: str = "gaussian") -> Noise:
-        """One kind at one level (no noise for level 0); raises ``ValueError`` for a level that means nothing."""
+        """One kind at one level (no noise for level 0); raises ``ValueError`` for an unknown kind and a level that
+        means nothing."""
         check_level(level, kind)
         return cls((NoiseTerm(kind, level, level),) if level else ())
 

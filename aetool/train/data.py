@@ -36,6 +36,7 @@ from torchvision.transforms.v2 import functional as tvf
 from aetool.errors import DataError, ImageError
 from aetool.models import build_model, get_spec
 from aetool.runtime import files
+from aetool.runtime.anomaly import parse_classes
 from aetool.runtime.idx import DATA_DIR_ENV, check_dataset, load_split, resolve_data_dir
 from aetool.runtime.images import (
     DEEPER,
@@ -240,11 +241,12 @@ def folder_images(
     white_on_black: bool = False,
     warn: bool = True,
     option: str = "--data",
-    classes: tuple[str, ...] = (),
+    classes: tuple[str, ...] | str = (),
 ) -> ImageSet:
     """Every image of a folder (recursively) or glob, decoded once into uint8 with ``channels`` channels; with
     ``classes``, only those labelled with one of them (first-level subfolders), so that images of other classes
-    decide neither the channels nor the size.
+    decide neither the channels nor the size. ``classes`` may be given as ``--classes`` spells them (``"3,7"``,
+    :func:`~aetool.runtime.anomaly.parse_classes`, whose ``ValueError`` it raises).
 
     ``channels`` None takes 3 when any image is in colour (by its pixels, as the runtime reads it: an RGB file
     whose three channels are equal is grey), else 1. ``size`` (height, width) resizes every image of another size
@@ -254,6 +256,7 @@ def folder_images(
     a warning line each. Raises ``DataError`` when no image is left; its messages name ``source`` as the value of
     ``option``.
     """
+    classes = (parse_classes(classes) or ()) if classes else ()  # text was matched as a substring: "" in "3"
     paths, root = find_images(source, option=option, warn=warn)
     if classes:
         labels = [_label(path, root) for path in paths]
@@ -496,9 +499,11 @@ def _resized(images: ImageSet, size: tuple[int, int]) -> ImageSet:
     return ImageSet(np.stack(resized), images.labels, images.names)
 
 
-def only(images: ImageSet, classes: tuple[str, ...]) -> ImageSet:
-    """The images labelled with one of ``classes`` (the normal images of one-class training); raises ``DataError``
-    naming the labels there are when one of ``classes`` labels no image."""
+def only(images: ImageSet, classes: tuple[str, ...] | str) -> ImageSet:
+    """The images labelled with one of ``classes`` (the normal images of one-class training; text as ``--classes``
+    spells them, ``"3,7"``); raises ``DataError`` naming the labels there are when one of ``classes`` labels no
+    image, and what :func:`~aetool.runtime.anomaly.parse_classes` raises."""
+    classes = parse_classes(classes) or ()  # "37" took the 3s and the 7s, as a substring (trial 100)
     present = set(images.labels)
     if unknown := tuple(label for label in classes if label not in present):  # one wrong among right ones too
         raise _no_image_of(unknown, images.labels)
