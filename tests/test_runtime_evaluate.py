@@ -102,6 +102,26 @@ def test_a_colour_model_gets_the_digits_replicated(toy_dir, mnist_dir):
     ]
 
 
+def test_grey_images_through_a_colour_model_are_scored_grey_as_denoise_writes_them(toy_dir, tmp_path):
+    """denoise writes a grey image's output grey (the luma of the RGB); evaluate scored the RGB, counting colour the
+    written file does not hold (trial 101). The identity colour model returns the noise drawn on each channel."""
+    from aetool.runtime.images import to_channels
+    from aetool.runtime.noise import Noise
+
+    rng = np.random.default_rng(0)
+    grey = [rng.random((8, 12)).astype(np.float32) for _ in range(2)]
+    for i, pixels in enumerate(grey):
+        save(tmp_path / f"{i}.png", np.round(pixels * 255).astype(np.uint8))
+    result = evaluate_images(load(toy_dir / "rgb-conv.onnx"), str(tmp_path), noise=0.1, seed=5)
+    draw, squared = np.random.default_rng(5), 0.0
+    for i in range(2):
+        clean = np.round(grey[i] * 255)[None].astype(np.float32) / 255
+        noisy = Noise.single(0.1).apply(np.repeat(clean, 3, axis=0)[None], draw)[0]
+        squared += float(np.square(to_channels(noisy, 1)[0] - clean, dtype=np.float64).sum())
+    assert result.mse == pytest.approx(squared / (2 * 8 * 12), rel=1e-6)
+    assert result.notes == ["2 images converted grey → RGB (replicated)"]
+
+
 def test_a_missing_data_folder_names_the_files_expected(toy_dir, tmp_path):
     with pytest.raises(DataError, match=r"nowhere does not exist.*t10k-images-idx3-ubyte\.gz"):
         evaluate(load(toy_dir / "dense.onnx"), tmp_path / "nowhere")

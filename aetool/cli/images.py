@@ -108,13 +108,16 @@ def add_noise(
     output: Output = None,
     noise: Annotated[
         float | None,
-        typer.Option(help="Noise level: Gaussian std, or the fraction of pixels hit. \\[default: 0.5]"),
+        typer.Option(
+            help="Noise level: Gaussian std, or the fraction of values hit (each channel of a colour image apart). \\[default: 0.5]"
+        ),
     ] = None,
     noise_kind: Annotated[
         NoiseKind | None,
         typer.Option(
-            help="Noise kind: gaussian (added, clipped to 0–1), salt-pepper (pixels set to black or white) or mask "
-            "(pixels set to the background: black, white on a dark-on-light image). \\[default: gaussian]"
+            help="Noise kind: gaussian (added, clipped to 0–1), salt-pepper (values set to 0 or 1) or mask (values "
+            "set to the background: 0, or 1 on a dark-on-light image); a colour image's channels are hit apart, "
+            "so its hit pixels turn coloured. \\[default: gaussian]"
         ),
     ] = None,
     seed: Annotated[

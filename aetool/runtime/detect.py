@@ -9,7 +9,8 @@ aetool model still scores images, by the MSE of its reconstruction and the smoot
 :func:`detect` runs files through the batch pipeline's reading (``batch.read_chunks``: the one image loader,
 channels and polarity carried into the model's world, conv models padded to their multiple, dense models refused
 or with ``--resize`` fitted), a chunk at a time, so memory stays flat. Heatmaps: ``NAME.heatmap.png``, the map
-coloured (matplotlib's *inferno*) and laid over the image, full colour at the detector's ``map_scale``; and
+coloured (matplotlib's *inferno*, its colours at nine stops joined linearly) and laid over the image, at its most
+opaque (0.75) from the detector's ``map_scale`` up; and
 ``NAME.raw.heatmap.png``, the map itself as 16-bit grey (value / 65535 = the smoothed squared error, in [0, 1]),
 both at the image's size.
 """
@@ -131,7 +132,7 @@ class Detector:
 
     @property
     def map_scale(self) -> float | None:
-        """The map value a heatmap shows at full colour; None (each image its own maximum) for a plain model."""
+        """The map value from which a heatmap shows its strongest colour; None (each image its own maximum) for a plain model."""
         return self.spec.map_scale if self.spec else None
 
     def smallest(self) -> int:

@@ -9,8 +9,10 @@ targets, on three kinds of data.
 A set's MSE is the mean over all pixels of all images, its PSNR that of this MSE, its SSIM the mean over images
 (``metrics.SetScores``). Images are carried into the model's world as the image commands carry them: converted
 to its channels, inverted when the model is white-on-black and the image dark on light; an inverted image's
-reconstruction and target are inverted back before they are scored, so the scores are those of the images as
-the image commands write them (SSIM, unlike MSE, changes under inversion). Conv models score every
+reconstruction and target are inverted back before they are scored, and a grey image a colour model took as RGB
+is scored grey (the luma of its reconstruction), so the scores are those of the images as the image commands
+write them (SSIM, unlike MSE, changes under inversion). IDX digits are scored in the model's channels, as
+training scored its test set. Conv models score every
 image whole at its own size; dense models images of their size, or with ``resize`` any image, fitted to their
 size as ``aetool denoise --resize`` fits it (input and target alike, scored at the model's size). Images are read
 a chunk at a time, so memory stays flat; an image that cannot be read is listed and the rest are still scored.
@@ -33,13 +35,14 @@ from aetool.runtime import contract, images
 from aetool.runtime.batch import chunks
 from aetool.runtime.files import Failure, Input, collect_set
 from aetool.runtime.idx import dataset_folder, load_split
-from aetool.runtime.images import is_dark_on_light, pad_to, read_image, to_channels
+from aetool.runtime.images import GREY_TO_RGB, is_dark_on_light, pad_to, read_image, to_channels
 from aetool.runtime.metrics import SCORE_BATCH, SetScores
 from aetool.runtime.model import Model, loaded, trained_noise
 from aetool.runtime.noise import TEST_NOISE_SEED, Noise, checked_seed
 
 INVERTED = "inverted (dark on light) for the model's white-on-black world"
 RESIZED = "fitted to the model's size (--resize)"
+GREY_IN = f"converted {GREY_TO_RGB}"  # a grey image a colour model took as RGB: scored grey, as denoise writes it
 
 
 def checked_limit(limit: int | None) -> int | None:
@@ -392,12 +395,13 @@ def reconstructed(model: Model, inputs: np.ndarray) -> np.ndarray:
 
 def _score(model: Model, pairs: Iterable[_Pair], run: _Run) -> None:
     """Reconstruct the inputs a chunk at a time, those of one shape together (see :func:`reconstructed`), and add
-    their scores against the targets to ``run``."""
+    their scores against the targets to ``run``: as the image commands write them, inverted back, and grey again
+    (the luma of the RGB) for a grey image a colour model took as RGB."""
     for chunk in chunks(pairs, lambda pair: pair.inputs.size + pair.target.size):
-        groups: dict[tuple[int, ...], list[_Pair]] = {}
+        groups: dict[tuple[tuple[int, ...], bool], list[_Pair]] = {}
         for pair in chunk:
-            groups.setdefault(pair.inputs.shape, []).append(pair)
-        for group in groups.values():
+            groups.setdefault((pair.inputs.shape, GREY_IN in pair.done), []).append(pair)
+        for (_, grey), group in groups.items():
             kept = copy.copy(run.scores), copy.copy(run.inputs)
             try:
                 inputs, targets = np.stack([pair.inputs for pair in group]), np.stack([pair.target for pair in group])
@@ -405,6 +409,8 @@ def _score(model: Model, pairs: Iterable[_Pair], run: _Run) -> None:
                 flip = np.array([INVERTED in pair.done for pair in group]).reshape(-1, 1, 1, 1)
                 if flip.any():  # inverted back: SSIM of 1 − x is not SSIM of x (MSE and PSNR are the same)
                     outputs, inputs, targets = (np.where(flip, 1 - a, a) for a in (outputs, inputs, targets))
+                if grey:  # scored in RGB, it counted the colour that denoise's grey output does not hold (trial 101)
+                    outputs, inputs, targets = (to_channels(a, 1)[0] for a in (outputs, inputs, targets))
                 run.scores.add(outputs, targets)
                 run.inputs.add(inputs, targets)
             except (MemoryError, ModelFileError) as err:  # out of memory (the model's or numpy's), or the model

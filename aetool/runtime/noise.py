@@ -27,7 +27,7 @@ def check_level(level: float, kind: str) -> None:
     if level > FLOAT32_MAX:  # the noise is drawn in float32 (numpy warned of an overflow in the cast)
         raise ValueError(f"noise level must be at most {FLOAT32_MAX:.4g}, float32's largest number; got {level:g}")
     if kind != "gaussian" and level > 1:
-        raise ValueError(f"the {kind} noise level is the fraction of pixels hit: 0 to 1, got {level}")
+        raise ValueError(f"the {kind} noise level is the fraction of values hit: 0 to 1, got {level}")
 
 
 def checked_seed(seed: object, *, name: str = "seed", generator: bool = False) -> None:
@@ -66,8 +66,11 @@ def add_noise(
     a seed for one (None: fresh entropy).
 
     - ``gaussian``: add N(0, level²) to every pixel, then clip to [0, 1] (the report's noise).
-    - ``salt-pepper``: a fraction ``level`` of pixels set to 0 or 1 with equal odds.
-    - ``mask``: a fraction ``level`` of pixels set to 0 (masking noise).
+    - ``salt-pepper``: a fraction ``level`` of values set to 0 or 1 with equal odds.
+    - ``mask``: a fraction ``level`` of values set to 0 (masking noise).
+
+    Every value is drawn apart, the channels of a colour image too (as scikit-image's ``random_noise`` does): at
+    ``level`` 0.1 a colour image has 1 − 0.9³ = 27 % of its pixels hit, most of them in one or two channels.
 
     Raises ``ValueError`` for an unknown kind, a level that means nothing, a negative seed, and images the model
     would refuse: integer or bool arrays (8-bit pixels: divide them by 255), values outside [0, 1] by more than
