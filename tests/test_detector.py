@@ -381,6 +381,8 @@ def test_a_conv_detector_scores_images_of_any_size_with_heatmaps_at_their_size(d
     )
     assert same.error is None and not any("smax" in note for note in same.notes)
     assert detector.size_note(20, 20) is None and "2.06× fewer pixels than" in str(detector.size_note(19, 20))
+    with pytest.raises(ValueError, match=r"^size_note takes an image's height and width, each ≥ 1, got 0×0$"):
+        detector.size_note(0, 0)  # a ZeroDivisionError (trial 100)
 
 
 def test_a_model_of_multiples_of_8_is_checked_calibrated_evaluated_and_timed_on_28x28_digits(

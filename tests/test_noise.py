@@ -203,3 +203,9 @@ def test_noise_single_refuses_an_unknown_kind_when_made():
     """It was made, and refused only once noise was drawn with it (trial 100)."""
     with pytest.raises(ValueError, match=r"^unknown noise kind 'x'; choose one of gaussian, salt-pepper, mask$"):
         Noise.single(0.5, kind="x")
+
+
+def test_estimate_sigma_refuses_an_image_without_channels():
+    """It was NaN, with numpy's "Mean of empty slice" warning (trial 100)."""
+    with pytest.raises(ValueError, match=r"^estimate_sigma takes one C×H×W image of at least 3×3 pixels, got shape"):
+        estimate_sigma(np.zeros((0, 5, 5), np.float32))

@@ -970,3 +970,32 @@ def test_images_read_in_threads_keep_their_own_notes_and_leave_the_warning_state
         notes = list(pool.map(lambda source: images.read_image(source).notes, sources))
     assert all(any("Pillow: " in note for note in found) == (i % 2 == 0) for i, found in enumerate(notes))
     assert warnings.filters == filters and warnings.showwarning is hook
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: images.looks_like_writing(np.zeros(28, np.float32)), r"^expected H×W or C×H×W pixels of one image"),
+        (lambda: images.resize(np.full((1, 4, 4), np.nan, np.float32), (8, 8)), r"NaN or infinite values$"),
+        (lambda: images.resize(np.full((1, 4, 4), np.inf, np.float32), (8, 8)), r"NaN or infinite values$"),
+        (
+            lambda: images.fit(np.full((1, 5, 5), np.nan, np.float32), (28, 28)),
+            r"^fit takes pixels in \[0, 1\], got NaN",
+        ),
+        (lambda: images.fit(np.ones((5, 5), np.float32), (28, 28)), r"^fit takes C×H×W pixels, got shape \(5, 5\)"),
+        (lambda: images.fit(np.ones((1, 0, 0), np.float32), (28, 28)), r"^fit takes an image, got no pixels"),
+        (
+            lambda: images.fit(np.ones((1, 5, 5), np.float32), (0, 0)),
+            r"^fit takes size as \(height, width\), two whole",
+        ),
+        (lambda: images.pad_to(np.ones((1, 0, 0), np.float32), (4, 4), mirror=True), r"^pad_to cannot mirror an"),
+        (lambda: images.pad_to(np.ones((3, 4, 5)), (6, 7), border=-1), r"^pad_to takes border as a whole number ≥ 0"),
+        (lambda: images.pad_to(np.ones((3, 4, 5)), (6.0, 7.0)), r"^pad_to takes size as \(height, width\), two whole"),
+        (lambda: images.pad_to(np.ones((3, 4, 5)), (6,)), r"^pad_to takes size as \(height, width\), two whole"),
+    ],
+)
+def test_image_helpers_refuse_what_they_cannot_take_in_their_own_words(call, message):
+    """IndexError, numpy's reduction and padding errors, a NaN result "clipped to [0, 1]" and a size of 0 taken
+    (trial 100)."""
+    with pytest.raises(ValueError, match=message):
+        call()

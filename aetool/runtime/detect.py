@@ -182,7 +182,10 @@ class Detector:
         more than ``SIZE_SPREAD`` times the pixels of the largest calibration image, or less than the smallest's
         share, for a score with ``smax``: the largest value of the map grows with the area it is taken over, so a
         threshold set on 64×64 tiles flagged 2 of 10 normal 256×256 crops of the same micrograph (trial 89; 0 of
-        10 tiles). None otherwise, and for a file that records no calibration sizes."""
+        10 tiles). None otherwise, and for a file that records no calibration sizes. Raises ``ValueError`` for a size
+        without pixels (it was a ZeroDivisionError; trial 100)."""
+        if height < 1 or width < 1:
+            raise ValueError(f"size_note takes an image's height and width, each ≥ 1, got {height}×{width}")
         known = self.spec.calibration_pixels if self.spec else None
         if known is None or "smax" not in self.components:
             return None

@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
 
@@ -581,10 +581,15 @@ def to_channels(pixels: np.ndarray, channels: int) -> tuple[np.ndarray, str | No
 def luma(pixels: np.ndarray) -> np.ndarray:
     """H×W brightness of C×H×W (or H×W) float pixels; ``ValueError`` for integer ones (divide 8-bit ones by 255)
     and for other ranks (a batch: one image at a time)."""
+    _check_one_image(pixels)
+    return pixels if pixels.ndim == 2 else to_channels(pixels, 1)[0][0]
+
+
+def _check_one_image(pixels: np.ndarray) -> None:
+    """Raise ``ValueError`` unless ``pixels`` are the float H×W or C×H×W pixels of one image."""
     check_pixels(pixels, name="pixels")
     if pixels.ndim not in (2, 3):
         raise ValueError(f"expected H×W or C×H×W pixels of one image, got shape {pixels.shape}")
-    return pixels if pixels.ndim == 2 else to_channels(pixels, 1)[0][0]
 
 
 def is_dark_on_light(pixels: np.ndarray) -> bool:
@@ -622,6 +627,7 @@ def looks_like_writing(pixels: np.ndarray) -> bool:
     noisy or not (``tests/test_runtime_images.py``); a guess, which grey dark-sky photos pass and pages on tinted
     paper fail (README). A large image is judged on an even grid of about :data:`WRITING_GRID` pixels. Raises what
     :func:`luma` raises."""
+    _check_one_image(pixels)  # a 1-D array was an IndexError (trial 100)
     step = max(1, math.ceil(math.sqrt(pixels.shape[-2] * pixels.shape[-1] / WRITING_GRID)))
     grid = pixels[..., ::step, ::step]
     if grid.ndim == 3 and grid.shape[0] == 3:
@@ -648,8 +654,11 @@ class Fitted:
 def fit(pixels: np.ndarray, size: tuple[int, int], *, like: Fitted | None = None) -> Fitted:
     """Fit white-on-black C×H×W pixels into ``size`` the MNIST way: crop to the ink (judged by luma), longer side to
     20/28 of the model's shorter side, centred on black. ``like``: crop and place them as that fit did instead (an
-    image of the same H×W, such as a noisy input placed as its clean target was, so the two stay aligned); raises
-    ``ValueError`` for pixels of another size."""
+    image of the same H×W, such as a noisy input placed as its clean target was, so the two stay aligned). Raises
+    ``ValueError`` for pixels of another size than ``like``'s, and what :func:`resize` raises for pixels and sizes
+    (an H×W image was an IndexError, an empty one numpy's reduction error, a size of 0 taken; trial 100)."""
+    size = _checked_size(size, name="fit")
+    pixels = _checked_for_resize(pixels, name="fit")
     if like is not None:
         if pixels.shape[1:] != like.size:
             raise ValueError(f"pixels of {pixels.shape[1:]} cannot be placed like an image of {like.size}")
@@ -686,19 +695,14 @@ def unfit(output: np.ndarray, fitted: Fitted) -> np.ndarray:
 def resize(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """C×H×W float pixels in [0, 1] resized to ``size`` (height, width, whole pixels) with Pillow's Lanczos filter,
     clipped to [0, 1], float32. Raises ``ValueError`` for pixels of another rank (an H×W image: pass
-    ``pixels[None]``), for integer pixels (divide 8-bit ones by 255), for a size that is not two whole numbers
-    above 0, and for one over Pillow's decompression-bomb limit (``Image.MAX_IMAGE_PIXELS``, the limit aetool's
-    image reading applies too; sides above 2**31 − 1 when that limit is off)."""
+    ``pixels[None]``), for integer pixels (divide 8-bit ones by 255), for no pixels, NaN and infinities (the
+    result was all NaN; trial 100), for a size that is not two whole numbers above 0, and for one over Pillow's
+    decompression-bomb limit (``Image.MAX_IMAGE_PIXELS``, the limit aetool's image reading applies too; sides
+    above 2**31 − 1 when that limit is off)."""
     from PIL import Image
 
-    pixels = np.asarray(pixels)
-    if pixels.ndim != 3:
-        raise ValueError(f"resize takes C×H×W pixels, got shape {pixels.shape}; for an H×W image pass pixels[None]")
-    check_pixels(pixels, name="pixels")
-    whole = isinstance(size, tuple | list) and len(size) == 2
-    if not whole or not all(isinstance(v, int | np.integer) and not isinstance(v, bool) and v > 0 for v in size):
-        raise ValueError(f"resize takes size as (height, width), two whole numbers > 0, got {size!r}")
-    height, width = int(size[0]), int(size[1])
+    pixels = _checked_for_resize(pixels, name="resize")
+    height, width = _checked_size(size, name="resize")
     limit = Image.MAX_IMAGE_PIXELS
     if max(height, width) > 2**31 - 1 or (limit is not None and height * width > limit):
         raise ValueError(
@@ -716,15 +720,43 @@ def resize(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.clip(np.stack(planes), 0, 1).astype(np.float32, copy=False)
 
 
+def _checked_for_resize(pixels: np.ndarray, *, name: str) -> np.ndarray:
+    """``pixels`` as an array when they are the C×H×W float pixels, finite and not empty, that :func:`resize`
+    resamples; else ``ValueError`` naming the function ``name``."""
+    pixels = np.asarray(pixels)
+    if pixels.ndim != 3:
+        raise ValueError(f"{name} takes C×H×W pixels, got shape {pixels.shape}; for an H×W image pass pixels[None]")
+    check_pixels(pixels, name="pixels")
+    if not pixels.size:
+        raise ValueError(f"{name} takes an image, got no pixels (shape {pixels.shape})")
+    if not np.isfinite(pixels).all():
+        raise ValueError(f"{name} takes pixels in [0, 1], got NaN or infinite values")
+    return pixels
+
+
+def _checked_size(size: Any, *, name: str) -> tuple[int, int]:
+    """``size`` as (height, width) when it is two whole numbers above 0; else ``ValueError`` naming ``name``."""
+    whole = isinstance(size, tuple | list) and len(size) == 2
+    if not whole or not all(isinstance(v, int | np.integer) and not isinstance(v, bool) and v > 0 for v in size):
+        raise ValueError(f"{name} takes size as (height, width), two whole numbers > 0, got {size!r}")
+    return int(size[0]), int(size[1])
+
+
 def pad_to(pixels: np.ndarray, size: tuple[int, int], *, mirror: bool = False, border: int = 0) -> np.ndarray:
     """Pad H×W (or C×H×W) pixels up to ``size`` (height, width): ``border`` rows and columns at the top and left,
     the rest at the bottom and right; with black, MNIST's background, or with ``mirror`` by mirroring the image's
     outer rows and columns (numpy's ``symmetric`` mode, mirrored again where the padding is wider than the image),
     so that a photograph gets no black edge that a model would reconstruct badly and a detector score as a defect.
     Any dtype (padding moves values, never scales them: 8-bit pixels stay 8-bit). Raises ``ValueError`` for fewer
-    than two axes or a ``size`` smaller than the pixels' and ``border`` (padding only grows them)."""
+    than two axes, no pixels to mirror, a ``size`` that is not two whole numbers above 0, a ``border`` that is not a
+    whole number ≥ 0, and a ``size`` smaller than the pixels' and ``border`` (padding only grows them)."""
     if pixels.ndim < 2:
         raise ValueError(f"pad_to takes H×W or C×H×W pixels, got shape {pixels.shape}")
+    size = _checked_size(size, name="pad_to")  # floats, one number, a negative border: numpy's errors (trial 100)
+    if isinstance(border, bool) or not isinstance(border, int | np.integer) or border < 0:
+        raise ValueError(f"pad_to takes border as a whole number ≥ 0, got {border!r}")
+    if mirror and not pixels.size:
+        raise ValueError(f"pad_to cannot mirror an image without pixels (shape {pixels.shape})")
     height, width = pixels.shape[-2:]
     if size[0] < height + border or size[1] < width + border:
         raise ValueError(

@@ -107,10 +107,11 @@ def estimate_sigma(pixels: np.ndarray) -> float:
     difference along rows, then columns). Texture and edges add to it, so it reads above 0 on clean photos (the
     colour test photos of ``photos/``: 0.008–0.009) and close to σ on noisy ones (σ 0.05 added: 0.051–0.053;
     ``benchmarks/photo_levels.py``). Source: J. Immerkær, "Fast Noise Variance Estimation", Computer Vision and
-    Image Understanding 64(2), 300–302, 1996. Raises ``ValueError`` for another shape or integer pixels.
+    Image Understanding 64(2), 300–302, 1996. Raises ``ValueError`` for another shape (no channels too: it was
+    NaN; trial 100) or integer pixels.
     """
     check_pixels(pixels, name="pixels")
-    if pixels.ndim != 3 or min(pixels.shape[1:]) < 3:
+    if pixels.ndim != 3 or min(pixels.shape[1:]) < 3 or not pixels.shape[0]:
         raise ValueError(f"estimate_sigma takes one C×H×W image of at least 3×3 pixels, got shape {pixels.shape}")
     height, width = pixels.shape[1:]
     rows = max(1, ESTIMATE_ROWS // width)
