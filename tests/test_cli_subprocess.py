@@ -192,6 +192,37 @@ def test_train_with_a_missing_data_folder_is_refused_before_torch_loads(tmp_path
     ]
 
 
+def test_export_calibrate_and_a_missing_data_dir_are_refused_before_torch_loads(tmp_path, env):
+    """calibrate's --fpr/--quantile/--score and a missing run, export's missing run, and a mistyped --data-dir of
+    train and report were said after PyTorch loaded, 5-12 s later; report first said it was fitting PCA (trial 102)."""
+    run, nope = str(tmp_path / "nosuchrun"), str(tmp_path / "nope")
+    report = ["report", "--data-dir", nope, "-o", str(tmp_path / "report"), "--runs", str(tmp_path / "runs")]
+    commands = [
+        ["calibrate", run],
+        ["calibrate", run, "--fpr", "1.5"],
+        ["calibrate", run, "--fpr", "0.1", "--quantile", "0.5"],
+        ["calibrate", run, "--score", "foo"],
+        ["export", f"{run}/checkpoint.pt"],
+        ["train", "deep", "--data-dir", nope, "-o", str(tmp_path / "r")],
+        report,
+    ]
+    done = run_torch_free(commands, env=env, exit_code=2)
+    assert done.returncode == 0, done.stderr.decode()
+    assert done.stdout.decode().strip().endswith("torch-free")
+    missing = (
+        f"aetool: error: data folder {nope} does not exist; expected the four IDX files train-images-idx3-ubyte.gz"
+    )
+    said = done.stderr.decode().splitlines()
+    assert said[:4] == [
+        f"aetool: error: no checkpoint at {run}/checkpoint.pt",
+        "aetool: error: --fpr and --quantile are fractions between 0 and 1, got 1.5",
+        "aetool: error: --fpr and --quantile both set the threshold: give one",
+        "aetool: error: a score is one or more of mse, ssim, smax, wmse joined by + (each once), got 'foo'",
+    ]
+    assert said[4] == f"aetool: error: no checkpoint at {run}/checkpoint.pt"
+    assert said[5].startswith(missing) and said[6].startswith(missing) and len(said) == 7
+
+
 CHECK_AND_WEB = textwrap.dedent("""
     import sys
     from aetool.cli import main

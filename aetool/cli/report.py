@@ -59,16 +59,19 @@ def report(
     ] = False,
 ) -> None:
     """Reproduce every experiment of the report: figures, tables and our numbers beside the report's."""
-    need_train_extra("report")
     if anomaly and output == Path("report"):
         output = output / "anomaly"
     if runs is None:
         runs = Path("runs/quick" if quick else "runs") / ("oneclass" if anomaly else "")
-    with reporting():
+    with reporting():  # before PyTorch loads, the data is fetched and the runs trained, whose page comes last
         from aetool.runtime.files import check_folder
+        from aetool.runtime.idx import chosen_data_dir, existing_folder
 
-        check_folder(output)  # before the data is fetched and the runs trained, whose page comes last
+        check_folder(output)
         check_folder(runs, named="--runs")
+        if (folder := chosen_data_dir(data_dir)) is not None:
+            existing_folder(folder)  # a mistyped one was said once PCA was fitted (trial 102)
+    need_train_extra("report")
     if anomaly:
         with reporting():
             from aetool.report.oneclass import build_oneclass_report

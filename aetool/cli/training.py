@@ -285,6 +285,7 @@ def train(
         fail(f"unknown model {model!r}; known models: {', '.join(known)}")
     with reporting():
         from aetool.runtime.files import check_exists, check_folder, full_path
+        from aetool.runtime.idx import chosen_data_dir, existing_folder
         from aetool.runtime.images import parse_size
         from aetool.train.settings import check_settings
 
@@ -324,6 +325,8 @@ def train(
             if source and not resume:  # a mistyped path, said in a second, not after PyTorch loaded (trial 85)
                 full = full_path(source, named=option)  # as TrainConfig records it
                 check_exists(full, named=f"{option} {full}")
+        if data is None and not resume and (idx_folder := chosen_data_dir(data_dir)) is not None:
+            existing_folder(idx_folder)  # a mistyped --data-dir too, said before PyTorch loads (trial 102)
     need_train_extra("train")
     with reporting():
         from aetool.export import ExportOptions, export_run
@@ -396,6 +399,13 @@ def train(
                 raise type(err)(f"{err} (the run is complete; go on with: aetool {command} {result.run_dir})") from None
 
 
+def _check_run_exists(run: Path) -> None:
+    """``AetoolError`` for a run folder (or its ``checkpoint.pt``) that is not there, as ``RunFolder`` says it once
+    PyTorch has loaded."""
+    if not run.exists():
+        raise AetoolError(f"no checkpoint at {run if run.name == 'checkpoint.pt' else run / 'checkpoint.pt'}")
+
+
 @app.command("export")
 def export_command(
     run: Annotated[Path, typer.Argument(help="Run folder (or its checkpoint.pt).", metavar="RUN", show_default=False)],
@@ -444,6 +454,8 @@ def export_command(
 ) -> None:
     """Export a trained run to ONNX, verified against PyTorch (and in every runtime installed here); nothing is
     written unless parity holds."""
+    with reporting():
+        _check_run_exists(run)  # before PyTorch loads (5-9 s; trial 102)
     need_train_extra("export")
     with reporting():
         from aetool.export import ExportOptions, export_run
@@ -520,17 +532,25 @@ def calibrate(
 ) -> None:
     """Make a trained run an anomaly detector: one ONNX file that outputs a score and an anomaly map per image and
     holds the threshold, set on normal images, verified against PyTorch and the numpy runtime."""
+    with reporting():  # what cannot work is said before PyTorch loads (5-9 s; trial 102)
+        from aetool.runtime.anomaly import parse_score, threshold_rule
+
+        try:
+            threshold_rule(fpr=fpr, quantile=quantile)
+            components = parse_score(score) if score is not None else None
+        except ValueError as err:
+            fail(str(err))
+        _check_run_exists(run)
     need_train_extra("calibrate")
     with reporting():
         from aetool.export.detector import CalibrationOptions, calibrate_run
         from aetool.export.exporter import DEFAULT_TARGET
-        from aetool.runtime.anomaly import parse_score
 
         try:
             options = CalibrationOptions(
                 fpr=fpr,
                 quantile=quantile,
-                score=parse_score(score) if score is not None else None,
+                score=components,
                 data=data,
                 data_dir=data_dir,
                 atol=atol,

@@ -88,21 +88,17 @@ class CalibrationOptions:
             if not (isinstance(value, Real) and not isinstance(value, bool)):
                 raise ValueError(f"--{name} must be a number, got {value!r}")
             object.__setattr__(self, name, float(value))  # numpy's float32 too, which the file's JSON cannot hold
-        if self.fpr is not None and self.quantile is not None:
-            raise ValueError("--fpr and --quantile both set the threshold: give one")
         if self.data is not None and not is_path(self.data):
             raise ValueError(f"--data takes a folder or a glob (text or a Path), got {self.data!r}")
-        anomaly.threshold_for(np.zeros(1), **self.rule)  # the rule's own check
+        anomaly.threshold_rule(fpr=self.fpr, quantile=self.quantile)
         if self.score is not None:
             object.__setattr__(self, "score", _score(self.score))
         ExportOptions(atol=self.atol, target=self.target)  # the export's own checks
 
     @property
     def rule(self) -> dict[str, float]:
-        """``{"fpr": f}`` or ``{"quantile": q}``, as the file records it."""
-        if self.quantile is not None:
-            return {"quantile": self.quantile}
-        return {"fpr": anomaly.DEFAULT_FPR if self.fpr is None else self.fpr}
+        """``{"fpr": f}`` or ``{"quantile": q}``, as the file records it (:func:`anomaly.threshold_rule`)."""
+        return anomaly.threshold_rule(fpr=self.fpr, quantile=self.quantile)
 
 
 def _score(score: Any) -> tuple[str, ...]:

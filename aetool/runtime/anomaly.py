@@ -317,6 +317,17 @@ def threshold_for(scores: np.ndarray, *, fpr: float | None = None, quantile: flo
     return float(np.partition(scores, rank - 1)[rank - 1])
 
 
+def threshold_rule(*, fpr: float | None = None, quantile: float | None = None) -> dict[str, float]:
+    """How a detector's threshold is set, as its file records it: ``{"fpr": f}`` (``DEFAULT_FPR`` when neither is
+    given) or ``{"quantile": q}`` (:func:`threshold_for`). Raises ``ValueError`` for both, and for a value that is
+    no fraction in (0, 1): checked here without PyTorch, so ``aetool calibrate`` refuses them at once."""
+    if fpr is not None and quantile is not None:
+        raise ValueError("--fpr and --quantile both set the threshold: give one")
+    rule = {"quantile": quantile} if quantile is not None else {"fpr": DEFAULT_FPR if fpr is None else fpr}
+    threshold_for(np.zeros(1), **rule)  # its check of the fraction
+    return rule
+
+
 def distribution(scores: np.ndarray, *, threshold: float | None = None) -> dict[str, Any]:
     """What a file records of the calibration scores: their count, quantiles (``QUANTILES``), a histogram of
     ``HISTOGRAM_BINS`` equal bins, and the share above ``threshold`` (the false-positive rate on them). Raises

@@ -73,16 +73,21 @@ def load_split(data_dir: str | Path, split: str) -> tuple[np.ndarray, np.ndarray
         raise ValueError(f"split takes {' or '.join(map(repr, SPLIT_FILES))}, got {split!r}")
     if not is_path(data_dir):
         raise TypeError(f"data_dir takes a folder of IDX files (text or a Path), got {data_dir!r}")
-    data_dir = Path(data_dir)
-    if not data_dir.is_dir():
-        problem = "is a file, not a folder" if data_dir.exists() else "does not exist"
-        raise DataError(f"data folder {data_dir} {problem}; expected the four IDX files {EXPECTED_FILES}")
+    data_dir = existing_folder(Path(data_dir))
     image_stem, label_stem = SPLIT_FILES[split]
     images = read_idx(_find(data_dir, image_stem))
     labels = read_idx(_find(data_dir, label_stem))
     if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
         raise DataError(f"{data_dir}: {split} images {images.shape} and labels {labels.shape} do not match")
     return images, labels
+
+
+def existing_folder(data_dir: Path) -> Path:
+    """``data_dir`` when it is a folder; else ``DataError`` naming the IDX files a data folder holds."""
+    if not data_dir.is_dir():
+        problem = "is a file, not a folder" if data_dir.exists() else "does not exist"
+        raise DataError(f"data folder {data_dir} {problem}; expected the four IDX files {EXPECTED_FILES}")
+    return data_dir
 
 
 def resolve_data_dir(data_dir: str | Path | None, dataset: str) -> Path | None:
