@@ -942,7 +942,7 @@ def test_info_says_any_size_for_a_model_of_any_multiple():
     ("command", "shown"),
     [
         ("add-noise", ["[default: 0.5]", "[default: gaussian]"]),
-        ("train", ["[default: mnist]", "[default: 0.1; 0.2 with --classes; at least one image]"]),
+        ("train", ["[default: mnist; images with --data]", "[default: 0.1; 0.2 with --classes; at least one image]"]),
         ("calibrate", ["[default: 0.01]", "[default: portable]"]),
     ],
 )
@@ -1150,7 +1150,8 @@ def test_add_noise_says_no_seed_when_a_usage_mistake_stops_it_before_any_noise(c
     said = re.search(r"noise seed (\d+) ", drawn.stderr)  # records of the images that got noise (trials 71, 72)
     records = {record["path"]: record for record in map(json.loads, drawn.stdout.splitlines())}
     assert said and records["a.png"]["noise_seed"] == int(said[1]) and records["b.png"]["noise_seed"] == int(said[1])
-    assert records["b.png"]["error"] and records["broken.png"]["error"] and "noise_seed" not in records["broken.png"]
+    assert records["b.png"]["error"] and records["broken.png"]["error"] and records["broken.png"]["noise_seed"] is None
+    assert len({tuple(record) for record in records.values()}) == 1  # every record has its noise_seed (trial 102)
 
 
 def test_each_commands_help_is_one_paragraph_for_the_terminal_to_wrap():

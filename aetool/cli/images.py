@@ -109,7 +109,8 @@ def add_noise(
     noise: Annotated[
         float | None,
         typer.Option(
-            help="Noise level: Gaussian std, or the fraction of values hit (each channel of a colour image apart). \\[default: 0.5]"
+            help="Noise level: Gaussian std, or the fraction of values hit (each channel of a colour image apart). "
+            "\\[default: 0.5]"
         ),
     ] = None,
     noise_kind: Annotated[
@@ -361,7 +362,7 @@ def _run(
     counts: Counter[str] = Counter()
     not_digits = False  # an image that looks like neither digits nor writing went through (a photograph?)
     ran: dict[str, Any] = {}  # what every --json record adds: the model that ran
-    seeded: dict[str, Any] = {}  # what the record of an image that got noise adds (its MSE tells it did)
+    seeded: dict[str, Any] = {}  # what add-noise's records add: the seed, null for an image that got no noise
     if isinstance(step, Reconstruct):
         ran = ran_by(step.model)
     elif isinstance(step, Corrupt):
@@ -370,7 +371,8 @@ def _run(
         for outcome in chain(refused, tracked(outcomes, total, shows_bar(total, as_json=options.as_json))):
             with interrupts_deferred(stop):
                 if options.as_json:
-                    emit(json.dumps({**outcome.record(), **ran, **(seeded if outcome.mse is not None else {})}))
+                    drawn = {key: value if outcome.mse is not None else None for key, value in seeded.items()}
+                    emit(json.dumps({**outcome.record(), **ran, **drawn}))  # one set of keys (trial 102)
                 if outcome.error:
                     failed += 1
                     error(f"{outcome.path}: {outcome.error}")

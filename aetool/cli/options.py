@@ -61,7 +61,8 @@ Output = Annotated[
     typer.Option(
         "--output",
         "-o",
-        help="Output file for one input, else a folder; - writes standard output. Default: beside each input.",
+        help="Output file for one input (a name with an image format's extension, else a folder is made), else a "
+        "folder; an existing output is replaced; - writes standard output. Default: beside each input.",
         metavar="PATH",
         show_default=False,
     ),
@@ -145,7 +146,10 @@ Resize = Annotated[
 ]
 
 
-Force = Annotated[bool, typer.Option("--force", help="Allow an output to overwrite an input file.")]
+Force = Annotated[
+    bool,
+    typer.Option("--force", help="Allow an output to overwrite an input file (other existing files are replaced)."),
+]
 
 
 Json = Annotated[bool, typer.Option("--json", help="Print JSON to standard output for scripts.")]
@@ -179,7 +183,7 @@ def checked_seconds(value: float | None) -> float | None:
     Python's locks take): checked here, not by a range, since Click before 8.2 let NaN through one and Typer 0.29
     calls NaN too large."""
     if value is not None and not 0.001 <= value <= threading.TIMEOUT_MAX:  # NaN fails the comparison too
-        raise typer.BadParameter(f"takes 0.001 to {threading.TIMEOUT_MAX:.0f} seconds, got {value:g}")
+        raise typer.BadParameter(f"takes 0.001 to {threading.TIMEOUT_MAX:.0f} seconds (about 292 years), got {value:g}")
     return value
 
 

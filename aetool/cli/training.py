@@ -174,11 +174,12 @@ def train(
         int | None, typer.Option(min=1, help="PCA components (default: 30).", show_default=False)
     ] = None,
     seed: Annotated[int, typer.Option(min=0, max=2**32 - 1, help="Seed of weights, batch order and noise.")] = 0,
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
     dataset: Annotated[
         Dataset | None,
         typer.Option(
-            help="mnist or fashion-mnist (IDX files); images with --data. \\[default: mnist]", show_default=False
+            help="mnist or fashion-mnist (IDX files); images with --data. \\[default: mnist; images with --data]",
+            show_default=False,
         ),
     ] = None,
     data_dir: DataDir = None,
@@ -411,7 +412,13 @@ def export_command(
     run: Annotated[Path, typer.Argument(help="Run folder (or its checkpoint.pt).", metavar="RUN", show_default=False)],
     output: Annotated[
         Path | None,
-        typer.Option("--output", "-o", help="ONNX file (default: RUN/model.onnx).", metavar="FILE", show_default=False),
+        typer.Option(
+            "--output",
+            "-o",
+            help="ONNX file (default: RUN/model.onnx); one there is replaced, a detector only by --anomaly.",
+            metavar="FILE",
+            show_default=False,
+        ),
     ] = None,
     int8: Annotated[
         bool,
@@ -520,7 +527,13 @@ def calibrate(
     ] = None,
     output: Annotated[
         Path | None,
-        typer.Option("--output", "-o", help="ONNX file (default: RUN/model.onnx).", metavar="FILE", show_default=False),
+        typer.Option(
+            "--output",
+            "-o",
+            help="ONNX file, replaced if there (default: RUN/model.onnx).",
+            metavar="FILE",
+            show_default=False,
+        ),
     ] = None,
     data_dir: RunDataDir = None,
     atol: Annotated[float, typer.Option(min=0, help="Largest allowed |torch - onnxruntime| of the scores.")] = 1e-5,
