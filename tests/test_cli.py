@@ -1166,3 +1166,18 @@ def test_each_commands_help_is_one_paragraph_for_the_terminal_to_wrap():
 def test_evaluate_help_names_the_datasets_it_takes(cli):
     """--dataset was shown as <str>, not as its two choices (trial 85)."""
     assert "mnist|fashion-mnist" in cli("evaluate", "--help").stdout
+
+
+def test_add_noise_and_evaluate_take_a_range_or_mix_as_train_does(cli, tmp_path, mnist_dir):
+    """'0:0.5' was "not a valid float" in add-noise and evaluate, though train takes it, and `aetool info denoise`
+    shows the bundled denoiser's noise as a mix (trial 102)."""
+    save(tmp_path / "ring.png", digit())
+    ranged = cli("add-noise", "ring.png", "-o", "ranged.png", "--noise", "0:0.5", "--seed", "3", "--json")
+    mixed = cli("add-noise", "ring.png", "-o", "mixed.png", "--noise", "gaussian=0.1,mask=0.2", "--seed", "3", "--json")
+    assert ranged.exit_code == mixed.exit_code == 0 and json.loads(ranged.stdout)["mse"] > 0
+    again = cli("add-noise", "ring.png", "-o", "again.png", "--noise", "0:0.5", "--seed", "3")
+    assert again.exit_code == 0 and read(tmp_path / "again.png").tolist() == read(tmp_path / "ranged.png").tolist()
+    bad = cli("add-noise", "ring.png", "-o", "bad.png", "--noise", "0:abc")
+    assert bad.exit_code == 2 and "--noise: noise '0:abc' is not a level (0.5), a range (0:0.6)" in bad.stderr
+    scored = cli("evaluate", "-m", "denoise", "--data-dir", str(mnist_dir), "--noise", "0:0.3", "--json")
+    assert scored.exit_code == 0 and json.loads(scored.stdout)["noise_mix"] == "gaussian=0:0.3"

@@ -541,6 +541,14 @@ def test_a_noise_kind_alone_for_a_model_trained_without_noise_or_an_unknown_kind
         evaluate(model, mnist_dir, noise=0.1, noise_kind="poisson", limit=3)
 
 
+def test_noise_as_text_is_read_as_trains_noise_option_reads_it(toy_dir, mnist_dir):
+    """A level, a range or a mix, as train's --noise takes it (trial 102): "0.5" is the level 0.5."""
+    model = load(toy_dir / "dense.onnx")
+    assert evaluate(model, mnist_dir, noise="0.5", limit=5).mse == evaluate(model, mnist_dir, noise=0.5, limit=5).mse
+    mixed = evaluate(model, mnist_dir, noise="gaussian=0:0.3,mask=0.2", limit=5)
+    assert mixed.noise_mix == "gaussian=0:0.3,mask=0.2" and mixed.input_mse > 0
+
+
 def test_a_noise_level_alone_takes_the_models_trained_kind(tmp_path, mnist_dir):
     """``--noise 0.2`` without ``--noise-kind`` for a model trained on salt-and-pepper noise adds salt-and-pepper
     noise at 0.2; falling back to gaussian would score the model on a noise it never saw."""
@@ -588,7 +596,7 @@ def test_evaluate_reads_the_models_dataset_as_the_command_does():
 @pytest.mark.parametrize(
     ("options", "error", "message"),
     [
-        ({"noise": "0.5"}, TypeError, r"^noise level must be a number, got '0.5'$"),
+        ({"noise": "loud"}, AetoolError, r"^--noise: noise 'loud' is not a level \(0.5\), a range \(0:0.6\) or "),
         ({"noise": True}, TypeError, r"^noise level must be a number, got True$"),  # ran at σ 1, recorded as true
         ({"noise": 0.1, "seed": True}, TypeError, r"^seed takes a whole number ≥ 0, got True$"),  # ran as seed 1
         ({"noise": 0.1, "seed": 1.5}, TypeError, r"^seed takes a whole number ≥ 0, got 1.5$"),

@@ -56,9 +56,12 @@ def evaluate(
         ),
     ] = None,
     noise: Annotated[
-        float | None,
+        str | None,
         typer.Option(
-            help="Noise level of the inputs. Default: the noise the model was trained with.", show_default=False
+            metavar="LEVEL|RANGE|MIX",
+            help="Noise of the inputs: a level, or as train's --noise takes it, a range drawn per image (0:0.6) or "
+            "several kinds (gaussian=0:0.6, mask=0.2). Default: the noise the model was trained with.",
+            show_default=False,
         ),
     ] = None,
     noise_kind: Annotated[

@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from aetool.runtime.detect import Detection
     from aetool.runtime.files import Failure, Input, Job
     from aetool.runtime.model import Model
+    from aetool.runtime.noise import Noise
     from aetool.runtime.stream import ImageStream
 
 
@@ -107,10 +108,12 @@ def add_noise(
     inputs: Inputs,
     output: Output = None,
     noise: Annotated[
-        float | None,
+        str | None,
         typer.Option(
-            help="Noise level: Gaussian std, or the fraction of values hit (each channel of a colour image apart). "
-            "\\[default: 0.5]"
+            metavar="LEVEL|RANGE|MIX",
+            help="Noise level: Gaussian std, or the fraction of values hit (each channel of a colour image apart); "
+            "or, as train's --noise takes it, a range drawn per image (0:0.5) or several kinds, one drawn per image "
+            "(gaussian=0:0.5, salt-pepper=0.1). \\[default: 0.5]",
         ),
     ] = None,
     noise_kind: Annotated[
@@ -136,29 +139,30 @@ def add_noise(
     invert: Invert = None,
     force: Force = False,
     as_json: Json = False,
-    level: Annotated[float | None, typer.Option("--level", hidden=True)] = None,  # round 1's name of --noise
+    level: Annotated[str | None, typer.Option("--level", hidden=True)] = None,  # round 1's name of --noise
     kind: Annotated[NoiseKind | None, typer.Option("--kind", hidden=True)] = None,  # round 1's name of --noise-kind
 ) -> None:
     """Corrupt images with the noise aetool trains and evaluates with (writes NAME.noisy.png)."""
-    chosen_level = alias(noise, level, "--noise", "--level", default=0.5)
+    chosen = alias(noise, level, "--noise", "--level", default="0.5")
     chosen_kind = alias(noise_kind, kind, "--noise-kind", "--kind", default=NoiseKind.gaussian).value
     with reporting():
         from aetool.runtime.noise import Noise, scale_note
 
-        try:
-            corruption = Noise.single(chosen_level, kind=chosen_kind)
+        try:  # a range or mix too, as train takes it: "0:0.5" was not a valid float (trial 102)
+            corruption = Noise.parse(chosen, default_kind=chosen_kind)
         except ValueError as err:
             fail(f"--noise: {err}")
         if said := scale_note(corruption):
             note(f"warning: {said}")
-        if invert and chosen_kind != "mask":
+        kinds = " and ".join(dict.fromkeys(term.kind for term in corruption.terms)) or chosen_kind
+        if invert and "mask" not in kinds:
             raise AetoolError(
-                f"--invert: only mask noise inverts (its masked pixels take the page's background); {chosen_kind} "
+                f"--invert: only mask noise inverts (its masked pixels take the page's background); {kinds} "
                 "noise is drawn alike either way, so leave --invert out"
             )
     options = _image_options(output, fmt, side_by_side, invert, force, as_json=as_json, recursive=recursive, exif=exif)
     then = _drawn_seed_said if seed is None else None
-    _images(inputs, options, suffix=".noisy", step=lambda: _corruption(chosen_level, chosen_kind, seed), after=then)
+    _images(inputs, options, suffix=".noisy", step=lambda: _corruption(corruption, seed), after=then)
 
 
 def _image_options(
@@ -249,11 +253,11 @@ def collected(
     return files.standard_input(images), [], images.ready
 
 
-def _corruption(level: float, kind: str, seed: int | None) -> Corrupt:
+def _corruption(noise: Noise, seed: int | None) -> Corrupt:
     """The noise step, seeded by ``seed`` or, without one, by a seed drawn here (:func:`_drawn_seed_said`)."""
     from aetool.runtime.batch import Corrupt
 
-    return Corrupt(level, kind, secrets.randbelow(2**32) if seed is None else seed)
+    return Corrupt(noise, seed=secrets.randbelow(2**32) if seed is None else seed)
 
 
 def _images(

@@ -31,7 +31,7 @@ from aetool.runtime import contract, images
 from aetool.runtime.files import STDIN, Job, atomic_write, interrupts_deferred, interrupts_held
 from aetool.runtime.metrics import mse, psnr
 from aetool.runtime.model import Model, loaded, trained_noise
-from aetool.runtime.noise import Noise, add_noise, level_note
+from aetool.runtime.noise import Noise, level_note
 
 IMAGES_IN_FLIGHT = 64  # images read and held at once ...
 VALUES_IN_FLIGHT = 1 << 25  # ... or fewer, once they hold this many pixel values (128 MB of float32)
@@ -120,17 +120,20 @@ class Reconstruct:
 
 
 class Corrupt:
-    """Add noise with the one noise function, to every channel of an image at its own size. With a ``seed``, each
-    image's noise comes from a generator seeded by it and the image's own pixels (:func:`image_generator`), so an
-    image gets the same noise in every run, alone or in any batch; without, fresh noise. For masking noise,
-    dark-on-light images are inverted first, so that masked pixels take the page's background; Gaussian and
-    salt-and-pepper noise are drawn alike either way (symmetric about the page's polarity) and never invert."""
+    """Add noise with the one noise function, to every channel of an image at its own size: ``noise``, a
+    :class:`~aetool.runtime.noise.Noise` (a range or mix draws its kind and level per image, as training does), or
+    one level of ``kind``. With a ``seed``, each image's noise comes from a generator seeded by it and the image's
+    own pixels (:func:`image_generator`), so an image gets the same noise in every run, alone or in any batch;
+    without, fresh noise. For masking noise, dark-on-light images are inverted first, so that masked pixels take
+    the page's background; Gaussian and salt-and-pepper noise are drawn alike either way (symmetric about the
+    page's polarity), so a mix with masking inverts for all its kinds. Raises what ``Noise.single`` raises."""
 
     channels: int | None = None
 
-    def __init__(self, level: float, kind: str = "gaussian", seed: int | None = None):
-        self.level, self.kind, self.seed = level, kind, seed
-        self.inverts = kind == "mask"
+    def __init__(self, noise: Noise | float, kind: str = "gaussian", seed: int | None = None):
+        self.noise = noise if isinstance(noise, Noise) else Noise.single(noise, kind=kind)
+        self.seed = seed
+        self.inverts = any(term.kind == "mask" for term in self.noise.terms)
         self.rng = np.random.default_rng()  # fresh noise, for a run without a seed
         self.noised = 0  # images noise was added to
 
@@ -142,10 +145,8 @@ class Corrupt:
         """The batch (N×C×H×W float32 in [0, 1]) with noise added: float32 in [0, 1]."""
         self.noised += len(batch)
         if self.seed is None:
-            return add_noise(batch, self.level, kind=self.kind, rng=self.rng)
-        return np.stack(
-            [add_noise(image, self.level, kind=self.kind, rng=image_generator(self.seed, image)) for image in batch]
-        )
+            return self.noise.apply(batch, self.rng)
+        return np.stack([self.noise.apply(image[None], image_generator(self.seed, image))[0] for image in batch])
 
 
 def image_generator(seed: int, pixels: np.ndarray) -> np.random.Generator:

@@ -132,7 +132,8 @@ class Detector:
 
     @property
     def map_scale(self) -> float | None:
-        """The map value from which a heatmap shows its strongest colour; None (each image its own maximum) for a plain model."""
+        """The map value from which a heatmap shows its strongest colour; None (each image its own maximum) for a
+        plain model."""
         return self.spec.map_scale if self.spec else None
 
     def smallest(self) -> int:

@@ -115,7 +115,7 @@ def evaluate(
     data_dir: str | Path,
     *,
     dataset: str | None = None,
-    noise: float | None = None,
+    noise: float | str | None = None,
     noise_kind: str | None = None,
     limit: int | None = None,
     seed: int | None = None,
@@ -127,10 +127,11 @@ def evaluate(
     ``fashion-mnist``; default: the model's, else ``mnist``), whose test images must be that dataset's (a model of
     digits scored on Fashion-MNIST gave an MSE without a word, as ``aetool evaluate`` refuses it).
 
-    ``noise`` None uses the noise the model was trained with, as its metadata records it, so a denoising model
-    is scored the way it was trained: ``seed`` None corrupts the test set as training did (``TEST_NOISE_SEED``, one
-    draw over the whole set), so the MSE is the one training recorded. ``limit`` scores only the first images. A
-    colour model gets the grey digits replicated, then noised. Raises ``AetoolError`` for a noise level that means
+    ``noise``: a level of ``noise_kind``, or text as train's ``--noise`` takes it (a range ``0:0.6`` or a mix
+    ``gaussian=0:0.6,mask=0.2``, drawn per image); None uses the noise the model was trained with, as its metadata
+    records it, so a denoising model is scored the way it was trained: ``seed`` None corrupts the test set as
+    training did (``TEST_NOISE_SEED``, one draw over the whole set), so the MSE is the one training recorded.
+    ``limit`` scores only the first images. A colour model gets the grey digits replicated, then noised. Raises ``AetoolError`` for a noise level that means
     nothing, ``DataError`` for a folder without readable IDX files or images the model cannot take,
     ``ModelFileError`` for a model that fails or has broken noise metadata, ``ValueError`` for a ``limit`` under 1,
     a ``split`` other than ``train`` and ``test`` or a ``dataset`` other than ``mnist`` and ``fashion-mnist``.
@@ -162,7 +163,7 @@ def evaluate_images(
     model: Model | str | Path,
     data: str,
     *,
-    noise: float | None = None,
+    noise: float | str | None = None,
     noise_kind: str | None = None,
     limit: int | None = None,
     seed: int | None = None,
@@ -171,7 +172,8 @@ def evaluate_images(
     """Scores of the model's reconstructions of noisy copies of the clean images in a folder (searched
     recursively), a glob or a file, against the clean images.
 
-    The images are taken in the order of their sorted paths, the first ``limit`` of them. ``noise`` None uses the
+    The images are taken in the order of their sorted paths, the first ``limit`` of them. ``noise`` (a level, or a
+    range or mix as text, as :func:`evaluate` takes it) None uses the
     noise the model was trained with; it is drawn image by image, after the image is converted to the model's
     channels and polarity, from one generator seeded with ``seed`` (None: ``TEST_NOISE_SEED``), so a run gives the
     same inputs every time. ``resize`` fits images of another size to a dense model's (the clean image, then noised).
@@ -245,8 +247,9 @@ def evaluate_pairs(
     return _result(model, run, started, data=inputs, targets=targets, missing=missing)
 
 
-def _noise(model: Model, noise: float | None, noise_kind: str | None) -> Noise:
-    """The noise to add: the level and kind asked for, else the model's own (a kind alone takes the model's level);
+def _noise(model: Model, noise: float | str | None, noise_kind: str | None) -> Noise:
+    """The noise to add: the level and kind asked for (or a range or mix as text, as train's ``--noise`` takes it,
+    ``noise_kind`` the kind of its terms that name none), else the model's own (a kind alone takes the model's level);
     an unknown kind, a level that means nothing, or a kind alone for a model trained on a mix or without noise (it
     added none, and the result said gaussian; trial 100) is an ``AetoolError``."""
     trained = trained_noise(model)
@@ -256,6 +259,11 @@ def _noise(model: Model, noise: float | None, noise_kind: str | None) -> Noise:
         raise AetoolError(f"--noise-kind needs --noise: {model.name} was trained on the noise mix {trained}")
     if noise is None and not trained:
         raise AetoolError(f"--noise-kind needs --noise: {model.name} was trained without noise")
+    if isinstance(noise, str):
+        try:
+            return Noise.parse(noise, default_kind=noise_kind or (trained.level or (0.0, "gaussian"))[1])
+        except ValueError as err:
+            raise AetoolError(f"--noise: {err}") from None
     level = noise if noise is not None else (trained.level or (0.0, "gaussian"))[0]
     kind = noise_kind or (trained.level or (0.0, "gaussian"))[1]
     try:
