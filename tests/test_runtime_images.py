@@ -999,3 +999,21 @@ def test_image_helpers_refuse_what_they_cannot_take_in_their_own_words(call, mes
     (trial 100)."""
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_a_png_whose_pixels_do_not_decode_is_corrupt_not_a_damaged_exif_block(tmp_path):
+    """A PNG's getexif decodes its pixels, and their errors were taken for a damaged EXIF block: the image was
+    "done" black, and one whose header claimed 9000×9000 ran the model on 81 megapixels (trial 99's fuzzing)."""
+    import struct
+
+    save(tmp_path / "good.png", (np.arange(28 * 28).reshape(28, 28) % 256).astype(np.uint8))
+    raw = (tmp_path / "good.png").read_bytes()
+    start = raw.find(b"IDAT") - 4
+    length = struct.unpack(">I", raw[start : start + 4])[0]
+    zeroed = raw[: start + 8] + bytes(length) + raw[start + 8 + length :]  # the pixel data zeroed, its CRC kept
+    header = struct.pack(">II", 9000, 9000) + raw[24:29]
+    claimed = raw[:8] + struct.pack(">I", 13) + b"IHDR" + header + struct.pack(">I", zlib.crc32(b"IHDR" + header))
+    for data in (zeroed, claimed + raw[33:]):
+        with pytest.raises(ImageError, match=r"^truncated or corrupt image: "):
+            images.read_image(data)
+    assert images.read_image(raw).notes == ()
