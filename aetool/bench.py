@@ -511,8 +511,10 @@ def tensor_shapes(path: str | Path, size: tuple[int, int]) -> tuple[dict[str, li
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # keep every tensor
     session = ort.InferenceSession(model.SerializeToString(), options, providers=[CPU])
     dims = graph.input[0].type.tensor_type.shape.dim
-    batch = (dims[0].dim_value if dims else 0) or 1
-    image = [batch, (dims[1].dim_value if len(dims) > 1 else 0) or 1, *size]
+    # onnxruntime takes a dimension below 1 for an unnamed one, so the file loads and runs: so does this count
+    # (a negative batch was numpy's "negative dimensions are not allowed", a traceback; trial 99)
+    batch = (dims[0].dim_value if dims and dims[0].dim_value > 0 else 0) or 1
+    image = [batch, (dims[1].dim_value if len(dims) > 1 and dims[1].dim_value > 0 else 0) or 1, *size]
     dtype = onnx.helper.tensor_dtype_to_np_dtype(graph.input[0].type.tensor_type.elem_type)  # a float16 input too
     values = session.run(None, {graph.input[0].name: np.zeros(image, dtype)})
     shapes = {info.name: list(value.shape) for info, value in zip(session.get_outputs(), values, strict=True)}
