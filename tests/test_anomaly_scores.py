@@ -50,6 +50,7 @@ def test_auroc_counts_ties_as_half_and_orders_by_score():
         ([1.0, 2.0], ["normal", "anomaly"], "got anomaly, normal"),
         ([1.0, 2.0, 3.0], [0, 0.5, 1], "got 0.0, 0.5, 1.0"),
         ([[1.0, 2.0]], [[True, False]], "a vector"),
+        (["0.1", "0.9"], [False, True], r"^scores must be a vector of numbers, got <U3 values$"),  # taken (trial 100)
     ],
 )
 def test_measures_refuse_what_they_cannot_measure(scores, labels, message):
@@ -57,6 +58,15 @@ def test_measures_refuse_what_they_cannot_measure(scores, labels, message):
         with pytest.raises(ValueError, match=message):
             measure(np.array(scores), np.array(labels))
     assert anomaly.auroc(np.array([1.0, 2.0]), np.array([0.0, 1.0])) == anomaly.auroc([1.0, 2.0], [False, True]) == 1
+
+
+def test_standardised_sum_refuses_means_and_stds_that_do_not_fit_the_components():
+    """numpy's broadcasting error for three means of two components, and inf for a std of 0 (trial 100)."""
+    values = np.array([[1.0, 2.0], [3.0, 4.0]])
+    assert anomaly.standardised_sum(values, [1.0, 2.0], [2.0, 1.0]).tolist() == [0.0, 3.0]
+    for mean, std in (([1.0, 2.0, 3.0], [1.0, 1.0, 1.0]), ([1.0, 2.0], [1.0, 0.0]), ([1.0], [1.0])):
+        with pytest.raises(ValueError, match=r"^standardised_sum takes N×K values and K means and stds"):
+            anomaly.standardised_sum(values, mean, std)
 
 
 def test_the_calibration_sizes_are_read_only_from_a_whole_record():

@@ -992,6 +992,7 @@ def test_images_read_in_threads_keep_their_own_notes_and_leave_the_warning_state
         (lambda: images.pad_to(np.ones((3, 4, 5)), (6, 7), border=-1), r"^pad_to takes border as a whole number ≥ 0"),
         (lambda: images.pad_to(np.ones((3, 4, 5)), (6.0, 7.0)), r"^pad_to takes size as \(height, width\), two whole"),
         (lambda: images.pad_to(np.ones((3, 4, 5)), (6,)), r"^pad_to takes size as \(height, width\), two whole"),
+        (lambda: images.side_by_side(np.ones((1, 4, 5)), np.ones((1, 3, 5))), r"^side_by_side takes two images of one"),
     ],
 )
 def test_image_helpers_refuse_what_they_cannot_take_in_their_own_words(call, message):
@@ -999,6 +1000,12 @@ def test_image_helpers_refuse_what_they_cannot_take_in_their_own_words(call, mes
     (trial 100)."""
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_an_empty_name_names_no_file_not_the_current_folder():
+    """Path("") is ".": read_image("") said "is a folder, not an image" (trial 100)."""
+    with pytest.raises(ImageError, match=r"^an empty name names no file$"):
+        images.read_image("")
 
 
 def test_a_png_whose_pixels_do_not_decode_is_corrupt_not_a_damaged_exif_block(tmp_path):

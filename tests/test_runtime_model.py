@@ -602,8 +602,12 @@ def test_a_decoder_named_outside_the_models_folder_is_refused(tmp_path, named):
 
 
 def test_threads_beyond_four_per_core_are_refused(toy_dir):
+    from aetool.runtime.cpu import check_threads
+
     with pytest.raises(AetoolError, match="--threads takes 1 to"):
         load(toy_dir / "dense.onnx", threads=100_000)
+    with pytest.raises(AetoolError, match=r"^--threads takes 1 to \d+ .*, got 1.5$"):
+        check_threads(1.5)  # it returned 1.5 (trial 100)
 
 
 def test_a_file_without_metadata_still_loads(tmp_path):

@@ -154,8 +154,15 @@ def components(
 
 
 def standardised_sum(values: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
-    """N scores: the sum over the K columns of N×K ``values`` of (value − mean) / std."""
-    return ((values - np.asarray(mean)) / np.asarray(std)).sum(axis=1)
+    """N scores: the sum over the K columns of N×K ``values`` of (value − mean) / std; raises ``ValueError`` unless
+    ``mean`` and ``std`` hold K numbers each, every std above 0 (numpy's broadcasting error, and inf; trial 100)."""
+    values, means, spreads = np.asarray(values), np.asarray(mean, np.float64), np.asarray(std, np.float64)
+    if values.ndim != 2 or {means.shape, spreads.shape} != {(values.shape[1],)} or not (spreads > 0).all():
+        raise ValueError(
+            f"standardised_sum takes N×K values and K means and stds (each std above 0), got {values.shape}, "
+            f"{means.shape} and {spreads.shape}"
+        )
+    return ((values - means) / spreads).sum(axis=1)
 
 
 # ---- what a detector file records ----
@@ -348,11 +355,15 @@ def distribution(scores: np.ndarray, *, threshold: float | None = None) -> dict[
 
 
 def _score_vector(scores: np.ndarray) -> np.ndarray:
-    """``scores`` as a float64 vector; raises ``ValueError`` for another shape, no scores, or one not finite."""
+    """``scores`` as a float64 vector; raises ``ValueError`` for another shape, no scores, one not finite, and
+    scores that are no numbers (text was converted: "0.9" scored as 0.9, where text labels are refused; trial 100)."""
     try:
-        vector = np.asarray(scores, np.float64)
-    except (TypeError, ValueError):
+        given = np.asarray(scores)
+    except (TypeError, ValueError):  # a ragged list
         raise ValueError(f"scores must be a vector of numbers, got {type(scores).__name__}") from None
+    if given.dtype.kind not in "iuf":
+        raise ValueError(f"scores must be a vector of numbers, got {given.dtype} values")
+    vector = given.astype(np.float64)
     if vector.ndim != 1 or len(vector) == 0:
         raise ValueError(f"scores must be a vector of one or more numbers, got shape {vector.shape}")
     if not np.isfinite(vector).all():

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import math
+import numbers
 import os
 from pathlib import Path
 
@@ -74,10 +75,11 @@ def has_vnni() -> bool:
 
 
 def check_threads(threads: int) -> int:
-    """``threads`` when it is 1 to 4× the usable cores; raises ``AetoolError`` otherwise (more only costs memory)."""
+    """``threads`` when it is a whole number from 1 to 4× the usable cores; raises ``AetoolError`` otherwise (more
+    only costs memory; 1.5 was taken; trial 100)."""
     usable = usable_cores()
     most = MAX_THREADS_PER_CORE * usable
-    if not 1 <= threads <= most:
+    if isinstance(threads, bool) or not isinstance(threads, numbers.Integral) or not 1 <= threads <= most:
         raise AetoolError(
             f"--threads takes 1 to {most} (4 × the {usable} core{'s' * (usable != 1)} this process may use), got {threads}"
         )

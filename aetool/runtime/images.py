@@ -140,9 +140,12 @@ def image_source(source: object, *, reader: str = "read_image") -> Path | bytes:
     """What :func:`read_image` reads ``source`` as: a path (``str``, ``Path`` or any ``os.PathLike``) as a ``Path``,
     the file's bytes (``bytes``, ``bytearray``, ``memoryview``) or a binary file object's bytes (read from where it
     stands) as ``bytes``. Raises ``TypeError``, naming ``reader`` (the function the caller is), for a source of
-    another type (such as a PIL image: it is decoded already) and for a file object opened in text mode."""
+    another type (such as a PIL image: it is decoded already) and for a file object opened in text mode;
+    ``ImageError`` for an empty name."""
     kind = type(source)
     if isinstance(source, str | os.PathLike):
+        if not os.fsdecode(source):  # Path("") is the current folder: "is a folder, not an image" (trial 100)
+            raise ImageError("an empty name names no file")
         return Path(os.fsdecode(source))
     if isinstance(source, bytearray | memoryview):
         return bytes(source)
@@ -773,7 +776,12 @@ def pad_to(pixels: np.ndarray, size: tuple[int, int], *, mirror: bool = False, b
 
 
 def side_by_side(left: np.ndarray, right: np.ndarray) -> np.ndarray:
-    """One image showing ``left | right`` (same height; H×W or C×H×W)."""
+    """One image showing ``left | right`` (H×W or C×H×W, of one height and channel count); raises ``ValueError``
+    for two that cannot stand side by side (it was numpy's concatenation error; trial 100)."""
+    if np.ndim(left) != np.ndim(right) or np.shape(left)[:-1] != np.shape(right)[:-1]:
+        raise ValueError(
+            f"side_by_side takes two images of one height and channels, got {np.shape(left)} and {np.shape(right)}"
+        )
     return np.concatenate([left, right], axis=-1)
 
 
