@@ -299,7 +299,7 @@ def test_learning_rate_warms_up_linearly_then_decays_by_a_cosine():
         ("ae64", {"seed": -1}, "--seed must be at least 0"),
         ("ae64", {"l1": -1.0}, "--l1 must be 0 or more"),
         ("ae64", {"noise": -0.1}, "--noise must be 0 or more"),
-        ("ae64", {"noise": 1.5, "noise_kind": "salt-pepper"}, "fraction of pixels"),
+        ("ae64", {"noise": 1.5, "noise_kind": "salt-pepper"}, "fraction of values"),
         # a range given for a model with a registry default: the option's fault, not the registry entry's
         ("denoise-dense", {"noise_mix": "0:1e39"}, "^--noise: noise level must be at most 3.403e\\+38"),
         ("pca", {"components": 0}, "--components must be at least 1"),

@@ -37,7 +37,7 @@ from aetool.errors import DataError, ImageError
 from aetool.models import build_model, get_spec
 from aetool.runtime import files
 from aetool.runtime.anomaly import parse_classes
-from aetool.runtime.idx import DATA_DIR_ENV, check_dataset, load_split, resolve_data_dir
+from aetool.runtime.idx import DATA_DIR_ENV, IDX_DATASETS, check_dataset, load_split, resolve_data_dir
 from aetool.runtime.images import (
     DEEPER,
     GREY_MODES,
@@ -50,6 +50,7 @@ from aetool.runtime.images import (
     to_channels,
     turned_on_open,
 )
+from aetool.runtime.noise import checked_seed
 from aetool.train.config import TrainConfig
 from aetool.train.settings import check_val
 
@@ -148,8 +149,11 @@ def _remove_empty_folders(made: list[Path]) -> None:
 def idx_images(dataset: str, split: str, *, data_dir: str | Path | None = None) -> ImageSet:
     """N×1×28×28 images of ``split`` (``train`` or ``test``), white digit on black, labelled with their digit.
 
-    Raises ``DataError`` for a missing or broken folder, a failed download, or a folder holding the other dataset.
+    Raises ``DataError`` for a missing or broken folder, a failed download, or a folder holding the other dataset;
+    ``ValueError`` for a ``dataset`` other than ``mnist`` and ``fashion-mnist`` ("cifar" read MNIST; trial 100).
     """
+    if dataset not in IDX_DATASETS:
+        raise ValueError(f"dataset takes {' or '.join(IDX_DATASETS)} (the IDX datasets), got {dataset!r}")
     folder = resolve_data_dir(data_dir, dataset)
     if folder is None:
         images, labels = _download(dataset, split)
@@ -352,8 +356,12 @@ def folder_images(
 
 def split_off(images: ImageSet, fraction: float, seed: int) -> tuple[ImageSet, ImageSet]:
     """(training, validation): a seeded ``fraction`` of the images (at least one) held out; one image alone is
-    both (it cannot be split; a warning says so). Raises ``ValueError`` for a fraction outside (0, 1)."""
+    both (it cannot be split; a warning says so). Raises ``ValueError`` for a fraction outside (0, 1), no images,
+    and, as ``noise.checked_seed`` does, a ``seed`` that is no whole number ≥ 0 (numpy's words; trial 100)."""
     check_val(fraction)
+    checked_seed(seed)
+    if not len(images):
+        raise ValueError("split_off takes one image or more, got none")
     if len(images) == 1:
         warnings.warn(
             f"{images.names[0]} is the only image: it both trains and validates, so the mean training image "

@@ -5,6 +5,7 @@ too, then the rules that need the model's registry entry."""
 from __future__ import annotations
 
 import math
+import numbers
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -71,8 +72,9 @@ def check_settings(settings: Mapping[str, Any]) -> None:
 
 
 def check_val(val: float) -> None:
-    """Raise ``ValueError`` for a ``--val`` fraction outside (0, 1), 0 and 1 excluded."""
-    if not 0 < val < 1:
+    """Raise ``ValueError`` for a ``--val`` fraction outside (0, 1), 0 and 1 excluded, or no number (text was a
+    comparison's TypeError; trial 100)."""
+    if isinstance(val, bool) or not isinstance(val, numbers.Real) or not 0 < val < 1:
         raise ValueError(
             f"--val must be a fraction strictly between 0 and 1 (--val-data FOLDER gives validation images of their "
             f"own), got {val}"
