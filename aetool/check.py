@@ -23,6 +23,7 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -34,7 +35,7 @@ from aetool.runtime import contract
 from aetool.runtime.describe import graph_changed
 from aetool.runtime.files import is_utf8
 from aetool.runtime.images import outside_unit_range
-from aetool.runtime.model import check_contract, open_session, ort_errors, parse_metadata, read_model
+from aetool.runtime.model import check_contract, open_session, ort_errors, parse_metadata, read_model, run_stoppable
 from aetool.runtime.onnxfile import read_facts
 from aetool.runtime.registry import resolve
 
@@ -484,12 +485,14 @@ class Reference:
     graph_changed: bool = False  # ``runtime.describe.graph_changed``
 
 
-def reference(model: str | Path, *, multiple_of: int | None = None) -> Reference:
+def reference(model: str | Path, *, multiple_of: int | None = None, timeout: float | None = None) -> Reference:
     """Run a model or decoder file (a path, or a bundled model's name) in onnxruntime on :func:`cases_for` inputs,
-    for a model of any size at multiples of ``multiple_of`` (default: the one its metadata records, else 1).
+    for a model of any size at multiples of ``multiple_of`` (default: the one its metadata records, else 1); each
+    call stops on Ctrl-C, SIGTERM or after ``timeout`` seconds (None: no limit), as the runtime's do (a Loop that
+    never ended held ``aetool check`` past SIGTERM; trial 99).
 
     Raises ``ModelFileError`` for a file that is missing, will not load or run in onnxruntime, or has no single
-    ``image`` (N×C×H×W) or ``code`` (N×D or N×C×h×w) input.
+    ``image`` (N×C×H×W) or ``code`` (N×D or N×C×h×w) input; ``TimedOut`` for a call past ``timeout``.
     """
     path = resolve(model)
     data = read_model(path)  # read once: for the session and for the graph's own facts
@@ -513,7 +516,8 @@ def reference(model: str | Path, *, multiple_of: int | None = None) -> Reference
         cases = [Case(case.name, case.inputs.astype(np.float16)) for case in cases]
     outputs = [o.name for o in session.get_outputs()]
     try:
-        want = _run_all(lambda x: dict(zip(outputs, session.run(outputs, {inputs[0].name: x}), strict=True)), cases)
+        run = partial(run_stoppable, session, outputs, timeout=timeout, name=path.name)
+        want = _run_all(lambda x: dict(zip(outputs, run({inputs[0].name: x}), strict=True)), cases)
     except ort_errors() as err:
         raise ModelFileError(f"{path} fails in onnxruntime on {cases[0].name}: {first_line(err)}") from None
     for case, outputs_of_case in zip(cases, want, strict=True):
@@ -538,15 +542,21 @@ def reference(model: str | Path, *, multiple_of: int | None = None) -> Reference
 
 
 def check_file(
-    model: str | Path, *, atol: float | None = None, only: list[str] | None = None, multiple_of: int | None = None
+    model: str | Path,
+    *,
+    atol: float | None = None,
+    only: list[str] | None = None,
+    multiple_of: int | None = None,
+    timeout: float | None = None,
 ) -> CheckReport:
     """Run a model or decoder file (a path, or a bundled model's name) in every installed runtime (or those named
     in ``only``) on :func:`cases_for` inputs (sizes as :func:`reference` picks them, by ``multiple_of``) and compare
     each with onnxruntime within ``atol`` × max(1, max|output|) (default: ``ATOL`` of the precision its metadata
     names, fp32's when it names none).
 
-    Raises ``ModelFileError`` as :func:`reference` does; ``ValueError`` for an ``atol`` that is not a finite number
-    ≥ 0, an unknown runtime in ``only`` and ``opencv-classic`` where OpenCV has no classic engine.
+    Raises ``ModelFileError`` and ``TimedOut`` as :func:`reference` does (``timeout`` bounds its onnxruntime
+    calls); ``ValueError`` for an ``atol`` that is not a finite number ≥ 0, an unknown runtime in ``only`` and
+    ``opencv-classic`` where OpenCV has no classic engine.
     """
     if isinstance(atol, bool) or not (atol is None or (isinstance(atol, numbers.Real) and 0 <= atol < math.inf)):
         raise ValueError(f"--atol takes a finite number ≥ 0, got {atol!r}")  # nan failed every runtime, inf passed all
@@ -560,7 +570,7 @@ def check_file(
             f"--runtime: opencv-classic: OpenCV {module_version('cv2')()} has no classic engine (OpenCV 5.0 has it beside the new "
             "one, 5.1 and later the new one alone); --runtime opencv checks the engine it has"
         )
-    ref = reference(model, multiple_of=multiple_of)
+    ref = reference(model, multiple_of=multiple_of, timeout=timeout)
     if atol is None and ref.graph_changed:  # its recorded precision is that of another graph: the loosest bound
         atol = max(ATOL.values())
     elif atol is None:

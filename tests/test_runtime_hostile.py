@@ -493,6 +493,28 @@ def test_ctrl_c_stops_a_model_that_never_ends_with_one_line_and_exit_130(tmp_pat
     assert not list(tmp_path.glob(".*"))  # no temporary left
 
 
+def test_check_stops_a_model_that_never_ends_on_sigterm_and_at_its_timeout(cli, tmp_path):
+    """check ran onnxruntime's call in the main thread, which SIGTERM never reached: a Loop that never ends held it
+    to SIGKILL, and it had no --timeout (trial 99's fuzzing)."""
+    (tmp_path / "loop.onnx").write_bytes(loop_forever())
+    process = subprocess.Popen(
+        [sys.executable, "-m", "aetool", "check", "loop.onnx"], cwd=tmp_path, stderr=subprocess.PIPE
+    )
+    try:
+        time.sleep(3)  # the interpreter starts, loads the model and enters the endless call
+        assert process.poll() is None
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=30)
+    finally:
+        process.kill()  # one that did not stop is not left running
+    assert process.returncode == 143 and stderr.decode().strip() == "aetool: error: interrupted"
+    result = cli("check", str(tmp_path / "loop.onnx"), "--timeout", "0.3")
+    assert result.exit_code == 124 and result.stderr.strip() == (
+        "aetool: error: loop.onnx: a call of the model ran longer than the 0.3 s of its timeout (--timeout) and was "
+        "stopped"
+    )
+
+
 def test_timeout_option_exits_124_in_one_line(cli, tmp_path):
     (tmp_path / "loop.onnx").write_bytes(loop_forever())
     save(tmp_path / "ring.png", digit())

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from aetool.cli.app import app
-from aetool.cli.options import Json, ModelNamed, complete_model
+from aetool.cli.options import Json, ModelNamed, Timeout, complete_model
 from aetool.cli.output import emit, escape_controls, fail, note, reporting
 
 
@@ -167,6 +167,7 @@ def check(
         ),
     ] = None,
     as_json: Json = False,
+    timeout: Timeout = None,
 ) -> None:
     """Run a model file in every ONNX runtime installed here (onnxruntime; the ONNX reference evaluator, OpenCV
     DNN and OpenVINO where installed: the check extra) on fixed inputs and compare each with
@@ -176,7 +177,8 @@ def check(
         from aetool.check import EXTRA, check_file
 
         try:
-            report = check_file(model, atol=atol, only=["onnxruntime", *runtime] if runtime else None)
+            only = ["onnxruntime", *runtime] if runtime else None
+            report = check_file(model, atol=atol, only=only, timeout=timeout)
         except ValueError as err:  # --atol or --runtime, named in the message
             fail(str(err))
     emit(json.dumps(report.to_dict(), indent=2) if as_json else "\n".join(report.lines()))

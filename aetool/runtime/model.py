@@ -947,54 +947,67 @@ class Model:
         *,
         shrink: bool = False,
     ) -> list[np.ndarray]:
-        """One session call for ``outputs`` that Ctrl-C and ``timeout`` can stop; ``shrink``: onnxruntime frees
-        the memory its CPU arena holds beyond this call's once it ends (see ``ARENA_KEEP_VALUES``).
+        """One session call for ``outputs`` that Ctrl-C and the model's ``timeout`` can stop (:func:`run_stoppable`)."""
+        return run_stoppable(session, outputs, feed, timeout=self.timeout, name=self.path.name, shrink=shrink)
 
-        A running onnxruntime call holds the main thread in C++, where Python's Ctrl-C handler never runs. So the
-        call runs in a worker thread while the main thread waits, interruptibly; on Ctrl-C or the timeout,
-        onnxruntime's ``RunOptions.terminate`` ends the call at its next node (a Loop's next iteration included).
-        Raises ``KeyboardInterrupt`` (Ctrl-C), ``TimedOut``, or what ``session.run`` raised; any exception raised
-        while the main thread waits (a program's own SIGTERM handler calling ``sys.exit``) stops the call first.
-        """
-        import onnxruntime as ort
 
-        options = ort.RunOptions()
-        options.log_severity_level = 4  # a terminated call is reported by the exception, not a log line
-        if shrink:
-            options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
-        if self.timeout is None and threading.current_thread() is not threading.main_thread():
-            return session.run(list(outputs), feed, options)  # no signal reaches this thread and no limit is set
-        done: list[list[np.ndarray]] = []
-        failed: list[BaseException] = []
-        ended = threading.Event()  # not Thread.join: an interrupted join can report a running thread as ended
+def run_stoppable(
+    session: onnxruntime.InferenceSession,
+    outputs: Sequence[str],
+    feed: dict[str, np.ndarray],
+    *,
+    timeout: float | None = None,
+    name: str = "the model",
+    shrink: bool = False,
+) -> list[np.ndarray]:
+    """One session call for ``outputs`` that Ctrl-C and ``timeout`` (seconds; None: no limit) can stop; ``name``
+    names the file in the ``TimedOut`` message; ``shrink``: onnxruntime frees the memory its CPU arena holds beyond
+    this call's once it ends (see ``ARENA_KEEP_VALUES``).
 
-        def call() -> None:
-            try:
-                done.append(session.run(list(outputs), feed, options))
-            except BaseException as err:  # handed to the waiting thread, which raises it
-                failed.append(err)
-            finally:
-                ended.set()
+    A running onnxruntime call holds the main thread in C++, where Python's Ctrl-C handler never runs. So the
+    call runs in a worker thread while the main thread waits, interruptibly; on Ctrl-C or the timeout,
+    onnxruntime's ``RunOptions.terminate`` ends the call at its next node (a Loop's next iteration included).
+    Raises ``KeyboardInterrupt`` (Ctrl-C), ``TimedOut``, or what ``session.run`` raised; any exception raised
+    while the main thread waits (a program's own SIGTERM handler calling ``sys.exit``) stops the call first.
+    """
+    import onnxruntime as ort
 
-        started = False
+    options = ort.RunOptions()
+    options.log_severity_level = 4  # a terminated call is reported by the exception, not a log line
+    if shrink:
+        options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
+    if timeout is None and threading.current_thread() is not threading.main_thread():
+        return session.run(list(outputs), feed, options)  # no signal reaches this thread and no limit is set
+    done: list[list[np.ndarray]] = []
+    failed: list[BaseException] = []
+    ended = threading.Event()  # not Thread.join: an interrupted join can report a running thread as ended
+
+    def call() -> None:
         try:
-            with interrupts_held():  # a Ctrl-C while the call is handed over comes once it runs, and stops it
-                _start(call)
-                started = True
-            finished = ended.wait(self.timeout)
-        except BaseException:  # Ctrl-C, or what a signal handler of the program raised (SystemExit on SIGTERM)
-            if started:
-                _stop(ended, options)
-            raise
-        if not finished:
+            done.append(session.run(list(outputs), feed, options))
+        except BaseException as err:  # handed to the waiting thread, which raises it
+            failed.append(err)
+        finally:
+            ended.set()
+
+    started = False
+    try:
+        with interrupts_held():  # a Ctrl-C while the call is handed over comes once it runs, and stops it
+            _start(call)
+            started = True
+        finished = ended.wait(timeout)
+    except BaseException:  # Ctrl-C, or what a signal handler of the program raised (SystemExit on SIGTERM)
+        if started:
             _stop(ended, options)
-            raise TimedOut(
-                f"{self.path.name}: a call of the model ran longer than the {self.timeout:g} s of its timeout "
-                "(--timeout) and was stopped"
-            )
-        if failed:
-            raise failed[0]
-        return done[0]
+        raise
+    if not finished:
+        _stop(ended, options)
+        raise TimedOut(
+            f"{name}: a call of the model ran longer than the {timeout:g} s of its timeout (--timeout) and was stopped"
+        )
+    if failed:
+        raise failed[0]
+    return done[0]
 
 
 def _stop(ended: threading.Event, options: Any) -> None:
