@@ -1181,3 +1181,17 @@ def test_add_noise_and_evaluate_take_a_range_or_mix_as_train_does(cli, tmp_path,
     assert bad.exit_code == 2 and "--noise: noise '0:abc' is not a level (0.5), a range (0:0.6)" in bad.stderr
     scored = cli("evaluate", "-m", "denoise", "--data-dir", str(mnist_dir), "--noise", "0:0.3", "--json")
     assert scored.exit_code == 0 and json.loads(scored.stdout)["noise_mix"] == "gaussian=0:0.3"
+
+
+def test_evaluate_takes_invert_for_image_files_and_refuses_it_for_idx_digits(cli, tmp_path, mnist_dir):
+    """evaluate had no --invert/--no-invert (trial 102); IDX digits are white on black, scored as they are."""
+    page = np.full((28, 28), 230, np.uint8)
+    page[8:20, 12:16] = 20
+    save(tmp_path / "pages" / "page.png", page)
+    kept = cli("evaluate", "-m", "denoise", "--data", "pages", "--noise", "0", "--no-invert")
+    assert kept.exit_code == 0 and "inverted" not in kept.stderr
+    refused = cli("evaluate", "-m", "denoise", "--data-dir", str(mnist_dir), "--invert")
+    assert refused.exit_code == 2 and refused.stderr.strip() == (
+        "aetool: error: --invert and --no-invert apply to image files (--data, --inputs/--targets); IDX digits are "
+        "scored as they are"
+    )

@@ -122,6 +122,26 @@ def test_grey_images_through_a_colour_model_are_scored_grey_as_denoise_writes_th
     assert result.notes == ["2 images converted grey → RGB (replicated)"]
 
 
+def test_invert_decides_for_every_image_as_the_image_commands_invert_does(toy_dir, tmp_path, mnist_dir):
+    """evaluate had no --invert/--no-invert: pages whose border fooled the rule could be denoised right but not
+    scored right (trial 102)."""
+    page = np.full((28, 28), 230, np.uint8)
+    page[8:20, 12:16] = 20  # dark ink on a light page: inverted for a white-on-black model unless told not to
+    save(tmp_path / "pages" / "page.png", page)
+    save(tmp_path / "digits" / "ring.png", digit())
+    dense = load(toy_dir / "dense.onnx")
+    inverted = "1 image inverted (dark on light) for the model's white-on-black world"
+    assert evaluate_images(dense, str(tmp_path / "pages"), noise=0).notes == [inverted]
+    assert evaluate_images(dense, str(tmp_path / "pages"), noise=0, invert=False).notes == []
+    assert evaluate_images(dense, str(tmp_path / "digits"), noise=0, invert=True).notes == [inverted]
+    pairs = evaluate_pairs(dense, str(tmp_path / "pages"), str(tmp_path / "pages"), invert=False)
+    assert pairs.notes == [] and pairs.mse == 0
+    with pytest.raises(ValueError, match=r"^invert=True: model rgb-conv takes images as they are"):
+        evaluate_images(load(toy_dir / "rgb-conv.onnx"), str(tmp_path / "pages"), invert=True)
+    with pytest.raises(TypeError, match=r"^invert takes True, False or None"):
+        evaluate_images(dense, str(tmp_path / "pages"), invert="no")  # type: ignore[arg-type]
+
+
 def test_a_missing_data_folder_names_the_files_expected(toy_dir, tmp_path):
     with pytest.raises(DataError, match=r"nowhere does not exist.*t10k-images-idx3-ubyte\.gz"):
         evaluate(load(toy_dir / "dense.onnx"), tmp_path / "nowhere")

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from aetool.cli.app import app
-from aetool.cli.images import note_resize
-from aetool.cli.options import Classes, Json, ModelOption, NoiseKind, Providers, Threads, Timeout, load_model
+from aetool.cli.images import check_invert, note_resize
+from aetool.cli.options import Classes, Invert, Json, ModelOption, NoiseKind, Providers, Threads, Timeout, load_model
 from aetool.cli.output import emit, error, fail, note, reporting
 from aetool.errors import AetoolError
 
@@ -114,6 +114,7 @@ def evaluate(
             "(dense) model, input and target alike, and score them at the model's size. Without it they are refused.",
         ),
     ] = False,
+    invert: Invert = None,
     as_json: Json = False,
     provider: Providers = None,
     threads: Threads = None,
@@ -145,7 +146,7 @@ def evaluate(
             classes=normal_classes,
             sides=(normal, anomalous),
             limit=limit,
-            resize=resize,
+            fit=(resize, invert),
             as_json=as_json,
             session=(provider, threads, timeout),
         )
@@ -162,16 +163,20 @@ def evaluate(
             _refuse_with_pairs(data_dir, data, inputs, targets, noised=any(v is not None for v in (noise, kind, seed)))
         elif data and data_dir:
             raise AetoolError("--data-dir reads IDX files and --data image files: give one")
-        if resize and not (data or inputs):
-            raise AetoolError(
-                "--resize fits image files (--data, --inputs/--targets); IDX digits are scored as they are"
-            )
+        for given, option in ((resize, "--resize fits"), (invert is not None, "--invert and --no-invert apply to")):
+            if given and not (data or inputs):
+                raise AetoolError(
+                    f"{option} image files (--data, --inputs/--targets); IDX digits are scored as they are"
+                )
         loaded = load_model(model, provider, threads, timeout)
         note_resize(loaded, resize=resize)
+        check_invert(loaded, invert=invert)
         if inputs and targets:
-            result = evaluate_pairs(loaded, inputs, targets, limit=limit, resize=resize)
+            result = evaluate_pairs(loaded, inputs, targets, limit=limit, resize=resize, invert=invert)
         elif data:
-            result = evaluate_images(loaded, data, noise=noise, noise_kind=kind, limit=limit, seed=seed, resize=resize)
+            result = evaluate_images(
+                loaded, data, noise=noise, noise_kind=kind, seed=seed, limit=limit, resize=resize, invert=invert
+            )
         else:
             folder = chosen_data_dir(data_dir)  # its dataset's subfolder and the dataset: evaluate's to check
             if folder is None:
@@ -197,11 +202,12 @@ def _evaluate_anomaly(
     classes: tuple[str, ...] | None,
     sides: tuple[str | None, str | None],
     limit: int | None,
-    resize: bool,
+    fit: tuple[bool, bool | None],
     as_json: bool,
     session: tuple[list[str] | None, int | None, float | None],
 ) -> None:
-    """``aetool evaluate --anomaly``: one of the three sources, the measures, exit 1 when images failed."""
+    """``aetool evaluate --anomaly``: one of the three sources, the measures, exit 1 when images failed; ``fit``:
+    ``--resize`` and ``--invert``/``--no-invert`` (None: neither)."""
     with reporting(results=True):
         from aetool.runtime.detect import Detector, evaluate_folders, evaluate_idx, evaluate_labelled
         from aetool.runtime.idx import chosen_data_dir
@@ -216,16 +222,19 @@ def _evaluate_anomaly(
             raise AetoolError("--classes picks the normal images of a labelled set; --normal names them already")
         if limit is not None and not data_dir and (normal or data):
             raise AetoolError("--limit applies to IDX data (--data-dir)")
-        if resize and not (normal or data):
-            raise AetoolError(
-                "--resize fits image files (--data, --normal/--anomalous); IDX digits are scored as they are"
-            )
+        resize, invert = fit
+        for asked, option in ((resize, "--resize fits"), (invert is not None, "--invert and --no-invert apply to")):
+            if asked and not (normal or data):
+                raise AetoolError(
+                    f"{option} image files (--data, --normal/--anomalous); IDX digits are scored as they are"
+                )
         detector = Detector(load_model(model, *session))
         note_resize(detector.model, resize=resize)
+        check_invert(detector.model, invert=invert)
         if normal and anomalous:
-            result = evaluate_folders(detector, normal, anomalous, resize=resize)
+            result = evaluate_folders(detector, normal, anomalous, resize=resize, invert=invert)
         elif data:
-            result = evaluate_labelled(detector, data, classes=classes, resize=resize)
+            result = evaluate_labelled(detector, data, classes=classes, resize=resize, invert=invert)
         else:
             folder = chosen_data_dir(data_dir)  # its dataset's subfolder and the dataset: evaluate_idx's to check
             if folder is None:

@@ -131,10 +131,11 @@ def evaluate(
     ``gaussian=0:0.6,mask=0.2``, drawn per image); None uses the noise the model was trained with, as its metadata
     records it, so a denoising model is scored the way it was trained: ``seed`` None corrupts the test set as
     training did (``TEST_NOISE_SEED``, one draw over the whole set), so the MSE is the one training recorded.
-    ``limit`` scores only the first images. A colour model gets the grey digits replicated, then noised. Raises ``AetoolError`` for a noise level that means
-    nothing, ``DataError`` for a folder without readable IDX files or images the model cannot take,
-    ``ModelFileError`` for a model that fails or has broken noise metadata, ``ValueError`` for a ``limit`` under 1,
-    a ``split`` other than ``train`` and ``test`` or a ``dataset`` other than ``mnist`` and ``fashion-mnist``.
+    ``limit`` scores only the first images. A colour model gets the grey digits replicated, then noised. Raises
+    ``AetoolError`` for noise that means nothing, ``DataError`` for a folder without readable IDX files or images
+    the model cannot take, ``ModelFileError`` for a model that fails or has broken noise metadata, ``ValueError``
+    for a ``limit`` under 1, a ``split`` other than ``train`` and ``test`` or a ``dataset`` other than ``mnist``
+    and ``fashion-mnist``.
     """
     started = time.perf_counter()
     model = loaded(model)
@@ -168,6 +169,7 @@ def evaluate_images(
     limit: int | None = None,
     seed: int | None = None,
     resize: bool = False,
+    invert: bool | None = None,
 ) -> Evaluation:
     """Scores of the model's reconstructions of noisy copies of the clean images in a folder (searched
     recursively), a glob or a file, against the clean images.
@@ -176,26 +178,36 @@ def evaluate_images(
     range or mix as text, as :func:`evaluate` takes it) None uses the
     noise the model was trained with; it is drawn image by image, after the image is converted to the model's
     channels and polarity, from one generator seeded with ``seed`` (None: ``TEST_NOISE_SEED``), so a run gives the
-    same inputs every time. ``resize`` fits images of another size to a dense model's (the clean image, then noised).
-    An image that cannot be read, or is not of a dense model's size (without ``resize``), is one of the result's
-    ``failed``, and the others are scored. Raises ``DataError`` when ``data`` holds no images, ``ImageError`` when
-    none could be scored, what :func:`evaluate` raises for noise, models and ``limit``, and ``TypeError`` for a
-    ``resize`` that is not True or False.
+    same inputs every time. ``resize`` fits images of another size to a dense model's (the clean image, then noised);
+    ``invert`` True or False inverts every image for a white-on-black model, or none, as ``--invert``/``--no-invert``
+    do (None: dark-on-light images, by their border). An image that cannot be read, or is not of a dense model's
+    size (without ``resize``), is one of the result's ``failed``, and the others are scored. Raises ``DataError``
+    when ``data`` holds no images, ``ImageError`` when none could be scored, what :func:`evaluate` raises for noise,
+    models and ``limit``, ``TypeError`` for a ``resize`` or ``invert`` that is not True or False (or None, for
+    ``invert``) and ``ValueError`` for ``invert`` True with a model that takes images as they are.
     """
     started = time.perf_counter()
     resize = checked_switch(resize, name="resize")
     model = loaded(model)
+    invert = _checked_invert(model, invert)
     corruption = _noise(model, noise, noise_kind)
     checked_seed(seed)
     seed = TEST_NOISE_SEED if seed is None else seed
     found = collect_set(data, named=f"--data {data}")
     run = _Run()
-    _score(model, _noisy(model, found[: checked_limit(limit)], run, noise=corruption, seed=seed, resize=resize), run)
+    noisy = _noisy(model, found[: checked_limit(limit)], run, noise=corruption, seed=seed, resize=resize, invert=invert)
+    _score(model, noisy, run)
     return _result(model, run, started, data=data, noise=(corruption, seed))
 
 
 def evaluate_pairs(
-    model: Model | str | Path, inputs: str, targets: str, *, limit: int | None = None, resize: bool = False
+    model: Model | str | Path,
+    inputs: str,
+    targets: str,
+    *,
+    limit: int | None = None,
+    resize: bool = False,
+    invert: bool | None = None,
 ) -> Evaluation:
     """Scores of the model's reconstructions of the images in ``inputs`` against their partners in ``targets``.
 
@@ -204,14 +216,17 @@ def evaluate_pairs(
     ``clean/a/x.jpg`` (two files given as such pair with each other). An input without a target and a target
     without an input are listed in ``missing``; two files of one name in one folder, pairs of two sizes and
     unreadable images in ``failed``; the others are scored, the first ``limit`` pairs in the order of the inputs'
-    paths. ``resize`` fits both images of a pair of another size to a dense model's. Raises ``DataError`` when a side
-    holds no images or no input has a target, or an image is not of a dense model's size (without ``resize``),
-    ``ImageError`` when no pair could be read, ``ValueError`` for a ``limit`` under 1, ``TypeError`` for a
-    ``resize`` that is not True or False.
+    paths. ``resize`` fits both images of a pair of another size to a dense model's; ``invert`` as
+    :func:`evaluate_images` takes it, judged on the input. A pair not of a dense model's size (without ``resize``)
+    is in ``failed`` too. Raises ``DataError`` when a side holds no images or no input has a target, ``ImageError``
+    when no pair could be scored, ``ValueError`` for a ``limit`` under 1 and ``invert`` True with a model that takes
+    images as they are, ``TypeError`` for a ``resize`` or ``invert`` that is not True or False (or None, for
+    ``invert``).
     """
     started = time.perf_counter()
     resize = checked_switch(resize, name="resize")
     model = loaded(model)
+    invert = _checked_invert(model, invert)
     run = _Run()
     sides = []
     for option, where in (("--inputs", inputs), ("--targets", targets)):
@@ -243,7 +258,7 @@ def evaluate_pairs(
             for name, item in side.items()
             if item is not None and name in other and other[name] is None
         ]
-    _score(model, _given(model, matched[: checked_limit(limit)], run, resize=resize), run)
+    _score(model, _given(model, matched[: checked_limit(limit)], run, resize=resize, invert=invert), run)
     return _result(model, run, started, data=inputs, targets=targets, missing=missing)
 
 
@@ -343,29 +358,48 @@ def _sized(
     return fitted.pixels, fitted
 
 
-def _inverts(model: Model, pixels: np.ndarray) -> bool:
-    """Whether an image goes into the model inverted: a dark-on-light image for a white-on-black model."""
-    return model.input_spec.polarity == contract.POLARITY and is_dark_on_light(pixels)
+def _inverts(model: Model, pixels: np.ndarray, invert: bool | None) -> bool:
+    """Whether an image goes into the model inverted: for a white-on-black model, a dark-on-light image, or every
+    image (``invert`` True) or none (False) as the image commands' ``--invert``/``--no-invert`` say."""
+    if model.input_spec.polarity != contract.POLARITY:
+        return False
+    return is_dark_on_light(pixels) if invert is None else invert
 
 
-def _noisy(model: Model, found: list[Input], run: _Run, *, noise: Noise, seed: int, resize: bool) -> Iterator[_Pair]:
+def _checked_invert(model: Model, invert: object) -> bool | None:
+    """``invert`` once checked: True, False or None (``errors.checked_switch``), and not True for a model that takes
+    images as they are (``ValueError``, as ``reconstruct_image`` says it)."""
+    invert = checked_switch(invert, name="invert", unset=True)
+    if invert and model.input_spec.polarity != contract.POLARITY:
+        raise ValueError(
+            f"invert=True: model {model.name} takes images as they are (polarity {contract.AS_IS}), so it never "
+            "inverts them; leave invert out"
+        )
+    return invert
+
+
+def _noisy(
+    model: Model, found: list[Input], run: _Run, *, noise: Noise, seed: int, resize: bool, invert: bool | None
+) -> Iterator[_Pair]:
     """Noisy inputs and their clean targets, read as they are asked for, noise drawn image by image."""
     rng = np.random.default_rng(seed)
     for item in found:
         pixels = _read(item, run)
         if pixels is None:
             continue
-        invert = _inverts(model, pixels)
+        flip = _inverts(model, pixels, invert)
         try:
-            clean, _, done = _prepared(model, pixels, invert=invert, resize=resize)
+            clean, _, done = _prepared(model, pixels, invert=flip, resize=resize)
         except DataError as err:  # a size the model does not take: this image fails, the others are scored
             run.failed.append(Failure(item.label, str(err)))
             continue
-        yield _Pair(item.label, noise.apply(clean[None], rng)[0], clean, (INVERTED,) * invert + done)
+        yield _Pair(item.label, noise.apply(clean[None], rng)[0], clean, (INVERTED,) * flip + done)
 
 
-def _given(model: Model, matched: list[tuple[Input, Input]], run: _Run, *, resize: bool) -> Iterator[_Pair]:
-    """Inputs and targets as given, read as they are asked for; both inverted when the input is dark on light."""
+def _given(
+    model: Model, matched: list[tuple[Input, Input]], run: _Run, *, resize: bool, invert: bool | None
+) -> Iterator[_Pair]:
+    """Inputs and targets as given, read as they are asked for; both inverted when the input is (:func:`_inverts`)."""
     for source, target in matched:
         inputs, wanted = _read(source, run), _read(target, run)
         if inputs is None or wanted is None:
@@ -379,14 +413,14 @@ def _given(model: Model, matched: list[tuple[Input, Input]], run: _Run, *, resiz
                 )
             )
             continue
-        invert = _inverts(model, inputs)
+        flip = _inverts(model, inputs, invert)
         try:  # input and target have one size (above): a size the model does not take fails the pair alone
-            clean, placed, done = _prepared(model, wanted, invert=invert, resize=resize)
-            noisy, _, done_to_input = _prepared(model, inputs, invert=invert, resize=resize, like=placed)
+            clean, placed, done = _prepared(model, wanted, invert=flip, resize=resize)
+            noisy, _, done_to_input = _prepared(model, inputs, invert=flip, resize=resize, like=placed)
         except DataError as err:
             run.failed.append(Failure(source.label, str(err)))
             continue
-        done_to_pair = tuple(dict.fromkeys((INVERTED,) * invert + done + done_to_input))  # each kind once a pair
+        done_to_pair = tuple(dict.fromkeys((INVERTED,) * flip + done + done_to_input))  # each kind once a pair
         yield _Pair(source.label, noisy, clean, done_to_pair)
 
 
