@@ -974,3 +974,12 @@ def test_a_page_of_exactly_the_one_call_limit_is_taken():
     assert model_module.MAX_CONV_PIXELS == 4096 * 4096 and spec.padded(4096, 4096) == (4096, 4096)
     with pytest.raises(ValueError, match="pixel limit of a conv model"):
         spec.padded(4100, 4096)
+
+
+def test_padded_refuses_a_size_under_one_pixel_and_a_negative_border():
+    """padded(-5, 3) gave (-4, 4) (trial 100)."""
+    spec = InputSpec(None, multiple_of=4)
+    assert spec.padded(5, 3) == (8, 4) and spec.padded(5, 3, border=2) == (12, 8)
+    for height, width, border in ((-5, 3, 0), (0, 3, 0), (5, 3, -1)):
+        with pytest.raises(ValueError, match=r"^expected an image of at least 1×1 pixels and a border ≥ 0, got "):
+            spec.padded(height, width, border=border)

@@ -137,8 +137,9 @@ class InputSpec:
 
     def images_per_call(self, height: int, width: int, *, limit: int = IMAGES_PER_CALL) -> int:
         """How many images of height × width pixels one session call takes: the ``batch`` the file fixes, else at
-        most ``limit`` (≥ 1), and at most ``CONV_PIXELS_PER_CALL`` pixels for a model of any size (conv; 64
-        digits) or ``PIXELS_PER_CALL`` values for one of a fixed size (dense; 256 digits); at least one."""
+        most ``limit``, and at most ``CONV_PIXELS_PER_CALL`` pixels for a model of any size (conv; 64
+        digits) or ``PIXELS_PER_CALL`` values for one of a fixed size (dense; 256 digits); at least one, whatever
+        ``limit`` says."""
         if self.batch:
             return self.batch
         if self.size is None:
@@ -172,8 +173,12 @@ class InputSpec:
         ``multiple_of``, after ``border`` rows and columns on every side); raises ``ValueError`` when that is over
         ``MAX_CONV_PIXELS``, the largest page whose activations fit in memory in one call (about 230 bytes a pixel
         for ``conv-unpool``, 490 for the bundled ``denoise``), and when a file that fixes its batch at B (each call
-        padded to B images) would run B such pages over it. ``tiled``: no limit, for an image that
-        :meth:`Model.reconstruct` runs in tiles."""
+        padded to B images) would run B such pages over it, and for a size under 1×1 or a negative ``border`` (-5×3
+        gave (-4, 4); trial 100). ``tiled``: no limit, for an image that :meth:`Model.reconstruct` runs in tiles."""
+        if height < 1 or width < 1 or border < 0:
+            raise ValueError(
+                f"expected an image of at least 1×1 pixels and a border ≥ 0, got {height}×{width}, {border}"
+            )
         rows, cols = height + 2 * border, width + 2 * border
         padded = contract.rounded_up((rows, cols), self.multiple_of)
         if tiled:
