@@ -352,7 +352,8 @@ def test_resume_of_a_finished_run_says_nothing_is_left_to_train(data_dir, tmp_pa
     assert again.exit_code == 0 and "has finished its 1 epoch: nothing left to train" in again.stderr
     assert "resuming" not in again.stderr and "after 1 epoch in 1234 s (summed over its resumes)" in again.stderr
     pca = ["train", "pca", "--data-dir", str(data_dir), "-q", "--no-export", "-o", str(tmp_path / "pca")]
-    assert runner.invoke(app, pca).exit_code == 0
+    fitted = runner.invoke(app, pca)
+    assert fitted.exit_code == 0 and ") fitted in closed form in " in fitted.stderr  # "after 0 epochs" (trial 102)
     kept = (tmp_path / "pca" / "checkpoint.pt").read_bytes()
     again = runner.invoke(app, [*pca, "--resume"])  # a fit in closed form has no optimizer state to go on with
     assert again.exit_code == 0 and "has finished its fit (PCA, in closed form): nothing left to train" in again.stderr

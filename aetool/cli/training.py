@@ -363,10 +363,8 @@ def train(
         spent = f"{recorded:.0f} s (summed over its resumes)" if recorded is not None else f"{result.seconds:.0f} s"
         trivial = best_baseline(result.baselines)
         beside = f" ({trivial})" if trivial else ""
-        note(
-            f"{model}: test MSE {result.test_mse:.5f}{beside} after {epochs} epoch{'s' * (epochs != 1)} in {spent} "
-            f"→ {result.run_dir}"
-        )
+        trained = f"after {epochs} epoch{'s' * (epochs != 1)}" if epochs else "fitted in closed form"  # pca: epoch 0
+        note(f"{model}: test MSE {result.test_mse:.5f}{beside} {trained} in {spent} → {result.run_dir}")
         detector = config.ends_in_detector
         command = "calibrate" if detector else "export"
         if result.trivial and not allow_trivial:
