@@ -13,6 +13,7 @@ from aetool.runtime.batch import Corrupt, Reconstruct, process, reconstruct_imag
 from aetool.runtime.files import Job
 from aetool.runtime.images import format_for as images_format
 from aetool.runtime.images import read_image
+from aetool.runtime.noise import Noise
 from aetool.runtime.registry import resolve
 
 
@@ -313,7 +314,7 @@ def test_corrupt_is_seeded_and_keeps_the_size(tmp_path):
     outputs = []
     for seed in (1, 1, 2):
         target = tmp_path / f"noisy-{len(outputs)}.png"
-        [outcome] = process([job(source, target)], Corrupt(0.1, "gaussian", seed), invert=False)
+        [outcome] = process([job(source, target)], Corrupt(Noise.single(0.1), seed=seed), invert=False)
         assert outcome.size == (50, 30)
         outputs.append(read(target).astype(float))
     assert np.array_equal(outputs[0], outputs[1]) and not np.array_equal(outputs[0], outputs[2])
@@ -426,10 +427,16 @@ def test_an_image_far_from_the_models_training_noise_gets_a_note(tmp_path, toy_d
     assert digit_outcome.notes == []  # models of MNIST's world (white on black, σ 0.5 here) are not judged so
 
 
-def test_a_forced_inversion_is_ignored_by_a_model_of_images_as_they_are(tmp_path, toy_dir):
+def test_a_forced_inversion_is_refused_for_a_model_of_images_as_they_are(tmp_path, toy_dir):
+    """It was ignored without a word, where the commands and reconstruct_image refuse it (trial 104)."""
     source = save(tmp_path / "photo.png", colour_photo())
-    [outcome] = process([job(source, tmp_path / "out.png")], Reconstruct(load(toy_dir / "rgb-conv.onnx")), invert=True)
+    step = Reconstruct(load(toy_dir / "rgb-conv.onnx"))
+    with pytest.raises(ValueError, match=r"^invert=True: model rgb-conv takes images as they are"):
+        list(process([job(source, tmp_path / "out.png")], step, invert=True))
+    [outcome] = process([job(source, tmp_path / "out.png")], step, invert=False)
     assert not outcome.inverted and np.array_equal(read(tmp_path / "out.png"), colour_photo())
+    with pytest.raises(ValueError, match=r"^invert=True: noise other than masking is drawn alike either way"):
+        list(process([job(source, tmp_path / "noisy.png")], Corrupt(Noise.single(0.1)), invert=True))
 
 
 def test_a_colour_output_is_refused_as_pgm_and_written_as_ppm(tmp_path, toy_dir):
@@ -566,7 +573,7 @@ def test_an_exif_that_cannot_be_written_again_is_dropped_with_a_note(tmp_path, t
 
 def test_add_noise_keeps_colour_and_draws_noise_per_channel(tmp_path):
     source = save(tmp_path / "grey-rgb.png", np.full((20, 30, 3), (100, 130, 160), np.uint8))
-    [outcome] = process([job(source, tmp_path / "noisy.png")], Corrupt(0.1, "gaussian", 0), invert=False)
+    [outcome] = process([job(source, tmp_path / "noisy.png")], Corrupt(Noise.single(0.1), seed=0), invert=False)
     noisy = read(tmp_path / "noisy.png").astype(float)
     assert noisy.shape == (20, 30, 3) and outcome.converted is None
     assert not np.array_equal(noisy[..., 0] - 100, noisy[..., 1] - 130)  # each channel its own noise

@@ -653,3 +653,23 @@ def test_a_damaged_idx_file_is_one_data_error(tmp_path):
         read_idx(None)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match=r"^data_dir takes a folder of IDX files \(text or a Path\), got None$"):
         load_split(None, "test")  # type: ignore[arg-type]
+
+
+def test_invert_with_a_model_that_takes_images_as_they_are_is_refused_everywhere(toy_dir, tmp_path):
+    """detect_image and evaluate_folders took invert=True for an as-is model without a word, where
+    reconstruct_image and evaluate_images refuse it (trial 104): one check, batch.checked_invert."""
+    from aetool.runtime.batch import reconstruct_image
+    from aetool.runtime.detect import detect_image, evaluate_folders
+
+    save(tmp_path / "a" / "page.png", digit())
+    save(tmp_path / "b" / "page.png", 255 - digit())
+    model = load(toy_dir / "rgb-conv.onnx")
+    calls = (
+        lambda: reconstruct_image(model, np.zeros((3, 8, 8), np.float32), invert=True),
+        lambda: evaluate_images(model, str(tmp_path / "a"), invert=True),
+        lambda: detect_image(model, tmp_path / "a" / "page.png", invert=True),
+        lambda: evaluate_folders(model, str(tmp_path / "a"), str(tmp_path / "b"), invert=True),
+    )
+    for call in calls:
+        with pytest.raises(ValueError, match=r"^invert=True: model rgb-conv takes images as they are"):
+            call()

@@ -155,7 +155,7 @@ def add_noise(
         if said := scale_note(corruption):
             note(f"warning: {said}")
         kinds = " and ".join(dict.fromkeys(term.kind for term in corruption.terms)) or chosen_kind
-        if invert and "mask" not in kinds:
+        if invert and not corruption.masks:
             raise AetoolError(
                 f"--invert: only mask noise inverts (its masked pixels take the page's background); {kinds} "
                 "noise is drawn alike either way, so leave --invert out"

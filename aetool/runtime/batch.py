@@ -121,19 +121,20 @@ class Reconstruct:
 
 class Corrupt:
     """Add noise with the one noise function, to every channel of an image at its own size: ``noise``, a
-    :class:`~aetool.runtime.noise.Noise` (a range or mix draws its kind and level per image, as training does), or
-    one level of ``kind``. With a ``seed``, each image's noise comes from a generator seeded by it and the image's
+    :class:`~aetool.runtime.noise.Noise` (``Noise.single(0.1)``; a range or mix draws its kind and level per image,
+    as training does). With a ``seed``, each image's noise comes from a generator seeded by it and the image's
     own pixels (:func:`image_generator`), so an image gets the same noise in every run, alone or in any batch;
     without, fresh noise. For masking noise, dark-on-light images are inverted first, so that masked pixels take
     the page's background; Gaussian and salt-and-pepper noise are drawn alike either way (symmetric about the
-    page's polarity), so a mix with masking inverts for all its kinds. Raises what ``Noise.single`` raises."""
+    page's polarity), so a mix with masking inverts for all its kinds. Raises ``TypeError`` for a ``noise`` that is
+    not a ``Noise``."""
 
     channels: int | None = None
 
-    def __init__(self, noise: Noise | float, kind: str = "gaussian", seed: int | None = None):
-        self.noise = noise if isinstance(noise, Noise) else Noise.single(noise, kind=kind)
-        self.seed = seed
-        self.inverts = any(term.kind == "mask" for term in self.noise.terms)
+    def __init__(self, noise: Noise, *, seed: int | None = None):
+        if not isinstance(noise, Noise):
+            raise TypeError(f"Corrupt takes a Noise (Noise.single(0.1), Noise.parse('0:0.5')), got {noise!r}")
+        self.noise, self.seed, self.inverts = noise, seed, noise.masks
         self.rng = np.random.default_rng()  # fresh noise, for a run without a seed
         self.noised = 0  # images noise was added to
 
@@ -247,6 +248,22 @@ def process(
         yield from _run(chunk, step, side_by_side=side_by_side, stdout=stdout, stop=stop, exif=exif)
 
 
+def checked_invert(invert: object, step: Step) -> bool | None:
+    """``invert`` once checked for ``step``: True, False or None (``TypeError`` otherwise, as
+    ``errors.checked_switch`` says), and not True for a step that never inverts, a model that takes images as they
+    are or noise other than masking: ``ValueError`` (ignored without a word, where the commands refuse --invert;
+    trial 86; detect_image and evaluate_folders still took it, trial 104)."""
+    invert = checked_switch(invert, name="invert", unset=True)
+    if invert and not step.inverts:
+        what = (
+            f"model {step.model.name} takes images as they are (polarity {contract.AS_IS})"
+            if isinstance(step, Reconstruct)
+            else "noise other than masking is drawn alike either way"
+        )
+        raise ValueError(f"invert=True: {what}, so it never inverts them; leave invert out")
+    return invert
+
+
 def read_chunks(
     jobs: Iterable[Job],
     step: Step,
@@ -260,8 +277,8 @@ def read_chunks(
     images and about ``VALUES_IN_FLIGHT`` pixel values, read only as the chunks are asked for; an image that cannot
     be read or prepared is an ``Outcome`` with its error. Asked for a chunk once ``stop`` is set, raises
     ``KeyboardInterrupt``: the caller has reported the chunks before. ``ready`` as :func:`process` takes it. Raises
-    ``TypeError`` for an ``invert`` that is not True, False or None, before reading."""
-    invert = checked_switch(invert, name="invert", unset=True)
+    what :func:`checked_invert` raises, before reading."""
+    invert = checked_invert(invert, step)
     read = (_read(job, step, invert) for job in jobs)
     for chunk in chunks(read, _values, count=in_flight, ready=ready):
         if stop is not None and stop.is_set():
@@ -399,13 +416,8 @@ def reconstruct_image(
         hint = "; channels last? pass pixels.transpose(2, 0, 1)" if last else ""
         raise ValueError(f"expected C×H×W pixels of 1 or 3 channels, got shape {pixels.shape}{hint}")
     images.check_pixels(pixels, name="pixels", scan=True)  # before inverting, which would turn the range over
-    invert = checked_switch(invert, name="invert", unset=True)
     step = Reconstruct(loaded(model), resize=resize)
-    if invert and not step.inverts:  # it was ignored without a word, where the commands refuse --invert (trial 86)
-        raise ValueError(
-            f"invert=True: model {step.model.name} takes images as they are (polarity {contract.AS_IS}), so it never "
-            "inverts them; leave invert out"
-        )
+    invert = checked_invert(invert, step)
     carried, converted, inverted = carry_in(pixels, step, invert=invert, stored_colour=stored_colour)
     prepared = step.prepare(carried)
     result = cropped(step.run(prepared.pixels[None])[0], prepared)

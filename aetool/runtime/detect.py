@@ -350,7 +350,8 @@ def detect(
 ) -> Iterator[Detection]:
     """A :class:`Detection` per job, in order; heatmaps written for jobs with a target (see
     :func:`plan_detection`). ``invert`` and ``resize`` as the image commands take them (True or False; None for
-    ``invert``: decide per image; else a ``TypeError`` before any image is read). An image that cannot be
+    ``invert``: decide per image; else a ``TypeError``, and ``ValueError`` for True with a model that takes images
+    as they are, before any image is read). An image that cannot be
     read, prepared, scored or written is a Detection with ``error`` set; the others are still done. When the model
     runs past its timeout, or Ctrl-C comes, the Detections already settled come first, then ``TimedOut`` or
     ``KeyboardInterrupt``: every heatmap written has its record. ``stop`` and ``ready`` as
@@ -401,7 +402,7 @@ def detect_image(
     :class:`Detection`'s fields hold the score, verdict and components; ``Detector.run`` gives the maps of
     arrays). An image that cannot be read or scored is a Detection with ``error`` set, as a batch's is; raises
     ``TypeError`` for an ``invert`` or ``resize`` that is not True or False (or None, for ``invert``) and for a
-    ``source`` of another type.
+    ``source`` of another type, and ``ValueError`` for ``invert`` True with a model that takes images as they are.
     :meth:`Detector.run` takes arrays of the model's own size and channels only (a 61×61 tile or a colour frame,
     which the command scores, was refused there; trial 98)."""
     image = images.image_source(source, reader="detect_image")
@@ -680,8 +681,8 @@ def evaluate_folders(
     ``detector``: a :class:`Detector`, or what :func:`as_detector` makes one of. Images that cannot be read or
     scored are listed in ``failed`` and left out. ``invert`` and ``resize`` as :func:`detect` takes them. Raises
     ``DataError`` when a side holds no images, an image is on both sides, or none of one side could be scored,
-    ``TypeError`` for an ``invert`` or ``resize`` that is not True or False (or None, for ``invert``) and for a
-    ``source`` of another type.
+    ``TypeError`` for an ``invert`` or ``resize`` that is not True or False (or None, for ``invert``), and
+    ``ValueError`` for ``invert`` True with a model that takes images as they are.
     """
     started = time.perf_counter()
     invert, resize = _switches(invert, resize)

@@ -32,7 +32,7 @@ import numpy as np
 
 from aetool.errors import AetoolError, DataError, ImageError, ModelFileError, checked_switch, no_memory_line
 from aetool.runtime import contract, images
-from aetool.runtime.batch import chunks
+from aetool.runtime.batch import Reconstruct, checked_invert, chunks
 from aetool.runtime.files import Failure, Input, collect_set
 from aetool.runtime.idx import dataset_folder, load_split
 from aetool.runtime.images import GREY_TO_RGB, is_dark_on_light, pad_to, read_image, to_channels
@@ -189,7 +189,7 @@ def evaluate_images(
     started = time.perf_counter()
     resize = checked_switch(resize, name="resize")
     model = loaded(model)
-    invert = _checked_invert(model, invert)
+    invert = checked_invert(invert, Reconstruct(model))
     corruption = _noise(model, noise, noise_kind)
     checked_seed(seed)
     seed = TEST_NOISE_SEED if seed is None else seed
@@ -226,7 +226,7 @@ def evaluate_pairs(
     started = time.perf_counter()
     resize = checked_switch(resize, name="resize")
     model = loaded(model)
-    invert = _checked_invert(model, invert)
+    invert = checked_invert(invert, Reconstruct(model))
     run = _Run()
     sides = []
     for option, where in (("--inputs", inputs), ("--targets", targets)):
@@ -364,18 +364,6 @@ def _inverts(model: Model, pixels: np.ndarray, invert: bool | None) -> bool:
     if model.input_spec.polarity != contract.POLARITY:
         return False
     return is_dark_on_light(pixels) if invert is None else invert
-
-
-def _checked_invert(model: Model, invert: object) -> bool | None:
-    """``invert`` once checked: True, False or None (``errors.checked_switch``), and not True for a model that takes
-    images as they are (``ValueError``, as ``reconstruct_image`` says it)."""
-    invert = checked_switch(invert, name="invert", unset=True)
-    if invert and model.input_spec.polarity != contract.POLARITY:
-        raise ValueError(
-            f"invert=True: model {model.name} takes images as they are (polarity {contract.AS_IS}), so it never "
-            "inverts them; leave invert out"
-        )
-    return invert
 
 
 def _noisy(

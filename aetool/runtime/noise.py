@@ -205,6 +205,12 @@ class Noise:
         return None
 
     @property
+    def masks(self) -> bool:
+        """Whether any term is masking noise, whose masked pixels take the page's background: it is drawn on
+        dark-on-light images inverted (``batch.Corrupt``)."""
+        return any(term.kind == "mask" for term in self.terms)
+
+    @property
     def gaussian_span(self) -> tuple[float, float] | None:
         """(lowest σ, highest σ) when every term is Gaussian noise of at least some σ > 0, so that the model never
         saw a clean image; else None (no noise, clean images among the training ones, or other kinds)."""
