@@ -508,6 +508,11 @@ def test_check_stops_a_model_that_never_ends_on_sigterm_and_at_its_timeout(cli, 
     finally:
         process.kill()  # one that did not stop is not left running
     assert process.returncode == 143 and stderr.decode().strip() == "aetool: error: interrupted"
+    from aetool.check import check_file
+
+    for seconds in (0, -1, float("nan"), "5"):  # 0, -1 and NaN timed out at once, "5" was a TypeError (trial 104)
+        with pytest.raises(ValueError, match=r"^timeout takes None \(no limit\) or a positive number of seconds"):
+            check_file(tmp_path / "loop.onnx", timeout=seconds)  # type: ignore[arg-type]
     result = cli("check", str(tmp_path / "loop.onnx"), "--timeout", "0.3")
     assert result.exit_code == 124 and result.stderr.strip() == (
         "aetool: error: loop.onnx: a call of the model ran longer than the 0.3 s of its timeout (--timeout) and was "

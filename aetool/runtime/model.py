@@ -649,16 +649,7 @@ class Model:
 
     @timeout.setter
     def timeout(self, seconds: float | None) -> None:
-        if seconds is not None and (
-            isinstance(seconds, bool)
-            or not isinstance(seconds, numbers.Real)
-            or not 0 < seconds <= threading.TIMEOUT_MAX
-        ):
-            raise ValueError(
-                f"timeout takes None (no limit) or a positive number of seconds up to {threading.TIMEOUT_MAX:.0f}, "
-                f"got {seconds!r}"
-            )
-        self._timeout = None if seconds is None else float(seconds)
+        self._timeout = checked_timeout(seconds)
 
     @property
     def providers(self) -> list[str]:
@@ -956,18 +947,33 @@ class Model:
         return run_stoppable(session, outputs, feed, timeout=self.timeout, name=self.path.name, shrink=shrink)
 
 
+def checked_timeout(seconds: Any) -> float | None:
+    """``seconds`` as a model call's limit: None (no limit) or a number above 0 up to ``threading.TIMEOUT_MAX``
+    (about 292 years, the longest wait Python's locks take), as a float; ``ValueError`` otherwise (0 or less, NaN,
+    infinity, more, text, a bool)."""
+    if seconds is None:
+        return None
+    real = isinstance(seconds, numbers.Real) and not isinstance(seconds, bool)
+    if not real or not 0 < float(seconds) <= threading.TIMEOUT_MAX:
+        raise ValueError(
+            f"timeout takes None (no limit) or a positive number of seconds up to {threading.TIMEOUT_MAX:.0f}, "
+            f"got {seconds!r}"
+        )
+    return float(seconds)
+
+
 def run_stoppable(
     session: onnxruntime.InferenceSession,
     outputs: Sequence[str],
     feed: dict[str, np.ndarray],
     *,
+    name: str,
     timeout: float | None = None,
-    name: str = "the model",
     shrink: bool = False,
 ) -> list[np.ndarray]:
-    """One session call for ``outputs`` that Ctrl-C and ``timeout`` (seconds; None: no limit) can stop; ``name``
-    names the file in the ``TimedOut`` message; ``shrink``: onnxruntime frees the memory its CPU arena holds beyond
-    this call's once it ends (see ``ARENA_KEEP_VALUES``).
+    """One session call for ``outputs`` that Ctrl-C and ``timeout`` (seconds; None: no limit; ``ValueError`` as
+    :func:`checked_timeout` says) can stop; ``name`` names the file in the ``TimedOut`` message; ``shrink``:
+    onnxruntime frees the memory its CPU arena holds beyond this call's once it ends (see ``ARENA_KEEP_VALUES``).
 
     A running onnxruntime call holds the main thread in C++, where Python's Ctrl-C handler never runs. So the
     call runs in a worker thread while the main thread waits, interruptibly; on Ctrl-C or the timeout,
@@ -977,6 +983,7 @@ def run_stoppable(
     """
     import onnxruntime as ort
 
+    timeout = checked_timeout(timeout)  # 0, -1 and NaN timed out at once (trial 104)
     options = ort.RunOptions()
     options.log_severity_level = 4  # a terminated call is reported by the exception, not a log line
     if shrink:
