@@ -1195,3 +1195,11 @@ def test_evaluate_takes_invert_for_image_files_and_refuses_it_for_idx_digits(cli
         "aetool: error: --invert and --no-invert apply to image files (--data, --inputs/--targets); IDX digits are "
         "scored as they are"
     )
+
+
+def test_every_command_is_placed_in_helps_order():
+    """A command added without a place in COMMANDS went last in --help without a word (trial 104)."""
+    from aetool.cli import COMMANDS, app
+
+    names = [command.name or command.callback.__name__ for command in app.registered_commands]
+    assert sorted(names) == sorted(COMMANDS) and names == list(COMMANDS)

@@ -4,15 +4,16 @@ Commands import what they need inside their bodies, so ``aetool --help``, ``--ve
 only Typer; torch is imported only by the commands that need it (train, export, report, bench --compare-torch).
 Library functions return dataclasses; the rendering of tables and lines for people is here. Exit codes: 0
 success, 1 some inputs failed, 2 usage or setup error, 3 a run that did not learn, 124 a model call past --timeout,
-130 interrupted, 141 a closed pipe. Messages go to stderr, data to stdout.
+130 interrupted, 141 a closed pipe, 143 SIGTERM, 129 SIGHUP (``app.EXIT_CODES``). Messages go to stderr, data to
+stdout.
 """
 
 from typer.models import CommandInfo
 
 # importing the command modules registers their commands
 from aetool.cli import bench, detect, evaluate, images, inspection, report, training, web  # noqa: F401
-from aetool.cli.app import app
-from aetool.cli.process import main, unwrap_help
+from aetool.cli.app import app, unwrap_help
+from aetool.cli.process import main
 
 # --help lists the commands in this order: the image commands first, then what reads model files, then PyTorch's
 COMMANDS = (

@@ -64,3 +64,12 @@ def _main(
         from aetool.runtime.images import set_pixel_limit
 
         set_pixel_limit(megapixels=max_megapixels)
+
+
+def unwrap_help(commands: list[typer.models.CommandInfo]) -> None:
+    """Make each command's docstring, the help Typer shows, one paragraph without the source's line breaks: rich
+    kept them, so ``aetool --help`` broke lines early inside sentences ("… and" / "heatmaps on request"; trial 85).
+    None of them has a second paragraph."""
+    for command in commands:
+        if command.callback is not None and command.callback.__doc__:
+            command.callback.__doc__ = " ".join(command.callback.__doc__.split())

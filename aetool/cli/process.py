@@ -13,8 +13,6 @@ from functools import partial
 from types import FrameType
 from typing import Any
 
-import typer
-
 from aetool.cli.app import app
 from aetool.cli.output import SAID, closed_pipe, error, escape_controls, say
 from aetool.errors import Interrupted, caused_by_interrupt, first_line, os_reason, out_of_memory
@@ -136,15 +134,6 @@ def _memory_advice() -> str:
     name = next((arg for arg in sys.argv[1:] if arg in commands), None)
     threaded = name is not None and any(param.name == "threads" for param in commands[name].params)
     return "raise the memory limit" + (", or use fewer --threads" if threaded else "")
-
-
-def unwrap_help(commands: list[typer.models.CommandInfo]) -> None:
-    """Make each command's docstring, the help Typer shows, one paragraph without the source's line breaks: rich
-    kept them, so ``aetool --help`` broke lines early inside sentences ("… and" / "heatmaps on request"; trial 85).
-    None of them has a second paragraph."""
-    for command in commands:
-        if command.callback is not None and command.callback.__doc__:
-            command.callback.__doc__ = " ".join(command.callback.__doc__.split())
 
 
 def _stopped_while_exiting(number: int, frame: FrameType | None, *, said: str) -> None:
