@@ -104,8 +104,8 @@ def test_a_colour_model_gets_the_digits_replicated(toy_dir, mnist_dir):
 
 def test_grey_images_through_a_colour_model_are_scored_grey_as_denoise_writes_them(toy_dir, tmp_path):
     """denoise writes a grey image's output grey (the luma of the RGB); evaluate scored the RGB, counting colour the
-    written file does not hold (trial 101). The identity colour model returns the noise drawn on each channel."""
-    from aetool.runtime.images import to_channels
+    written file does not hold (trial 101). The noise is drawn grey, as add-noise draws it on the grey file, then
+    replicated: drawn per channel, it lost a third of its σ in the luma (trial 103)."""
     from aetool.runtime.noise import Noise
 
     rng = np.random.default_rng(0)
@@ -116,9 +116,9 @@ def test_grey_images_through_a_colour_model_are_scored_grey_as_denoise_writes_th
     draw, squared = np.random.default_rng(5), 0.0
     for i in range(2):
         clean = np.round(grey[i] * 255)[None].astype(np.float32) / 255
-        noisy = Noise.single(0.1).apply(np.repeat(clean, 3, axis=0)[None], draw)[0]
-        squared += float(np.square(to_channels(noisy, 1)[0] - clean, dtype=np.float64).sum())
-    assert result.mse == pytest.approx(squared / (2 * 8 * 12), rel=1e-6)
+        noisy = Noise.single(0.1).apply(clean[None], draw)[0]
+        squared += float(np.square(noisy - clean, dtype=np.float64).sum())
+    assert result.mse == pytest.approx(squared / (2 * 8 * 12), rel=1e-5) and result.input_mse == result.mse
     assert result.notes == ["2 images converted grey → RGB (replicated)"]
 
 

@@ -381,7 +381,11 @@ def _noisy(
         except DataError as err:  # a size the model does not take: this image fails, the others are scored
             run.failed.append(Failure(item.label, str(err)))
             continue
-        yield _Pair(item.label, noise.apply(clean[None], rng)[0], clean, (INVERTED,) * flip + done)
+        # a grey image a colour model takes is noised grey, then replicated, as add-noise noises the grey file that
+        # denoise then reads: noise drawn per channel lost a third of its σ in the luma scored (trial 103)
+        grey = GREY_IN in done
+        noisy = noise.apply(clean[:1][None] if grey else clean[None], rng)[0]
+        yield _Pair(item.label, np.repeat(noisy, 3, axis=0) if grey else noisy, clean, (INVERTED,) * flip + done)
 
 
 def _given(
