@@ -205,7 +205,15 @@ def test_export_calibrate_and_a_missing_data_dir_are_refused_before_torch_loads(
         ["export", f"{run}/checkpoint.pt"],
         ["train", "deep", "--data-dir", nope, "-o", str(tmp_path / "r")],
         report,
+        ["export", str(tmp_path / "empty")],  # a folder without a checkpoint, a file, missing calibration data:
+        ["export", str(tmp_path / "afile")],  # said after PyTorch loaded too (trial 103)
+        ["calibrate", str(tmp_path / "fake"), "--data", nope],
+        ["calibrate", str(tmp_path / "fake"), "--data-dir", nope],
     ]
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "afile").write_text("")
+    (tmp_path / "fake").mkdir()
+    (tmp_path / "fake" / "checkpoint.pt").write_bytes(b"")
     done = run_torch_free(commands, env=env, exit_code=2)
     assert done.returncode == 0, done.stderr.decode()
     assert done.stdout.decode().strip().endswith("torch-free")
@@ -220,7 +228,13 @@ def test_export_calibrate_and_a_missing_data_dir_are_refused_before_torch_loads(
         "aetool: error: a score is one or more of mse, ssim, smax, wmse joined by + (each once), got 'foo'",
     ]
     assert said[4] == f"aetool: error: no checkpoint at {run}/checkpoint.pt"
-    assert said[5].startswith(missing) and said[6].startswith(missing) and len(said) == 7
+    assert said[5].startswith(missing) and said[6].startswith(missing) and said[10].startswith(missing)
+    assert said[7:10] == [
+        f"aetool: error: no checkpoint at {tmp_path / 'empty' / 'checkpoint.pt'}",
+        f"aetool: error: cannot use {tmp_path / 'afile'} as a run folder: it is a file",
+        f"aetool: error: --data {nope}: no such file or folder",
+    ]
+    assert len(said) == 11
 
 
 CHECK_AND_WEB = textwrap.dedent("""

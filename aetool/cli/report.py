@@ -70,7 +70,7 @@ def report(
         check_folder(output)
         check_folder(runs, named="--runs")
         if (folder := chosen_data_dir(data_dir)) is not None:
-            existing_folder(folder)  # a mistyped one was said once PCA was fitted (trial 102)
+            existing_folder(folder.absolute())  # a mistyped one was said once PCA was fitted (trial 102)
     need_train_extra("report")
     if anomaly:
         with reporting():

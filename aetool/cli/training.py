@@ -18,6 +18,7 @@ from aetool.cli.output import emit, fail, note, reporting
 from aetool.cli.progress import training_bar
 from aetool.errors import AetoolError, ContractError, Interrupted, NotLearned
 from aetool.names import MODELS, REPORT_MODELS
+from aetool.runs import checkpoint_problem, run_folder
 
 MODEL_NAMES = (
     f"{', '.join(REPORT_MODELS)} (the report's); dncnn (a denoiser for your own images), denoise (the blind "
@@ -327,7 +328,7 @@ def train(
                 full = full_path(source, named=option)  # as TrainConfig records it
                 check_exists(full, named=f"{option} {full}")
         if data is None and not resume and (idx_folder := chosen_data_dir(data_dir)) is not None:
-            existing_folder(idx_folder)  # a mistyped --data-dir too, said before PyTorch loads (trial 102)
+            existing_folder(idx_folder.absolute())  # a mistyped --data-dir, before PyTorch loads (trial 102)
     need_train_extra("train")
     with reporting():
         from aetool.export import ExportOptions, export_run
@@ -398,11 +399,11 @@ def train(
                 raise type(err)(f"{err} (the run is complete; go on with: aetool {command} {result.run_dir})") from None
 
 
-def _check_run_exists(run: Path) -> None:
-    """``AetoolError`` for a run folder (or its ``checkpoint.pt``) that is not there, as ``RunFolder`` says it once
-    PyTorch has loaded."""
-    if not run.exists():
-        raise AetoolError(f"no checkpoint at {run if run.name == 'checkpoint.pt' else run / 'checkpoint.pt'}")
+def _check_run(run: Path) -> None:
+    """``AetoolError`` for a RUN (a run folder or its ``checkpoint.pt``) without a checkpoint to read, said before
+    PyTorch loads as ``RunFolder`` says it once it has (``runs.checkpoint_problem``)."""
+    if problem := checkpoint_problem(run_folder(run)):
+        raise AetoolError(problem)
 
 
 @app.command("export")
@@ -460,7 +461,7 @@ def export_command(
     """Export a trained run to ONNX, verified against PyTorch (and in every runtime installed here); nothing is
     written unless parity holds."""
     with reporting():
-        _check_run_exists(run)  # before PyTorch loads (5-9 s; trial 102)
+        _check_run(run)  # before PyTorch loads (5-9 s; trial 102)
     need_train_extra("export")
     with reporting():
         from aetool.export import ExportOptions, export_run
@@ -545,13 +546,19 @@ def calibrate(
     holds the threshold, set on normal images, verified against PyTorch and the numpy runtime."""
     with reporting():  # what cannot work is said before PyTorch loads (5-9 s; trial 102)
         from aetool.runtime.anomaly import parse_score, threshold_rule
+        from aetool.runtime.files import check_exists
+        from aetool.runtime.idx import chosen_data_dir, existing_folder
 
         try:
             threshold_rule(fpr=fpr, quantile=quantile)
             components = parse_score(score) if score is not None else None
         except ValueError as err:
             fail(str(err))
-        _check_run_exists(run)
+        _check_run(run)
+        if data is not None:  # a mistyped --data or --data-dir too (trial 103)
+            check_exists(data, named=f"--data {data}")
+        if data_dir is not None and (idx_folder := chosen_data_dir(data_dir)) is not None:
+            existing_folder(idx_folder.absolute())
     need_train_extra("calibrate")
     with reporting():
         from aetool.export.detector import CalibrationOptions, calibrate_run

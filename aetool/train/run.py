@@ -28,6 +28,7 @@ from torch import nn
 
 from aetool.errors import AetoolError, first_line
 from aetool.models import Autoencoder, build_model, get_spec
+from aetool.runs import CHECKPOINT, checkpoint_problem, run_folder
 from aetool.runtime import contract
 from aetool.runtime.files import check_folder, is_path, make_folder, write_files
 from aetool.train.config import TrainConfig, option_of
@@ -39,7 +40,6 @@ except ImportError:  # Windows: no advisory locks on folders, so two runs into o
 
 _LOCKS: dict[Path, int] = {}  # run folder → the open descriptor this process holds its lock through
 
-CHECKPOINT = "checkpoint.pt"
 UNPACKED_SLACK = 16 << 20  # torch.save stores a checkpoint's members uncompressed: they unpack to its own size
 METRICS = "metrics.json"
 ONNX = "model.onnx"
@@ -111,8 +111,7 @@ class RunFolder:
     def at(cls, path: str | Path) -> RunFolder:
         """The run folder ``path`` names, or the one holding it when it names the folder's ``checkpoint.pt``; a
         ``TypeError`` for one that is no path (None was pathlib's "expected str, bytes or os.PathLike")."""
-        path = Path(checked_run_dir(path))
-        return cls(path.parent if path.name == CHECKPOINT else path)
+        return cls(run_folder(Path(checked_run_dir(path))))
 
     @property
     def checkpoint(self) -> Path:
@@ -146,12 +145,8 @@ class RunFolder:
         """The checkpoint, read safely (``weights_only=True``) once its zip archive is shown to unpack to about
         its own size; raises ``AetoolError`` for a missing, foreign, untrustworthy or malformed file."""
         path = self.checkpoint
-        if self.path.is_file():
-            beside = RunFolder(self.path.parent)
-            hint = f"; its run folder is {beside.path}" if beside.holds_run() else ""  # calibrate RUN/model.onnx
-            raise AetoolError(f"cannot use {self.path} as a run folder: it is a file{hint}")
-        if not path.is_file():
-            raise AetoolError(f"no checkpoint at {path}")
+        if problem := checkpoint_problem(self.path):
+            raise AetoolError(problem)
         _check_archive(path)
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
