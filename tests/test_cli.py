@@ -1203,3 +1203,13 @@ def test_every_command_is_placed_in_helps_order():
 
     names = [command.name or command.callback.__name__ for command in app.registered_commands]
     assert sorted(names) == sorted(COMMANDS) and names == list(COMMANDS)
+
+
+def test_add_noise_of_level_0_names_no_seed_and_a_range_on_the_wrong_scale_is_not_told_one_level(cli, tmp_path):
+    """--noise 0 said "noise seed N (--seed N draws this noise again)" of noise never drawn, its records a seed; a
+    range of σ 0:2 was told "--noise 0.00784", one level (trial 103)."""
+    save(tmp_path / "ring.png", digit())
+    none = cli("add-noise", "ring.png", "-o", "none.png", "--noise", "0", "--json")
+    assert none.exit_code == 0 and "noise seed" not in none.stderr and json.loads(none.stdout)["noise_seed"] is None
+    wide = cli("add-noise", "ring.png", "-o", "wide.png", "--noise", "0:2")
+    assert "a σ of 2 on the 0–255 scale is 0.00784: divide each level by 255" in wide.stderr

@@ -370,7 +370,7 @@ def _run(
     if isinstance(step, Reconstruct):
         ran = ran_by(step.model)
     elif isinstance(step, Corrupt):
-        seeded = {"noise_seed": step.seed}
+        seeded = {"noise_seed": step.seed if step.noise.terms else None}  # --noise 0 draws none (trial 103)
     try:
         for outcome in chain(refused, tracked(outcomes, total, shows_bar(total, as_json=options.as_json))):
             with interrupts_deferred(stop):

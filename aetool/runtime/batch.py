@@ -144,7 +144,7 @@ class Corrupt:
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         """The batch (N×C×H×W float32 in [0, 1]) with noise added: float32 in [0, 1]."""
-        self.noised += len(batch)
+        self.noised += len(batch) if self.noise.terms else 0  # --noise 0 draws none: no seed to say (trial 103)
         if self.seed is None:
             return self.noise.apply(batch, self.rng)
         return np.stack([self.noise.apply(image[None], image_generator(self.seed, image))[0] for image in batch])

@@ -49,9 +49,11 @@ def scale_note(noise: Noise) -> str | None:
     high = max((term.high for term in noise.terms if term.kind == "gaussian"), default=0.0)
     if high <= 1:
         return None
+    # a range or a mix is not one level: a single --noise was suggested for it (trial 103)
+    advice = f"--noise {high / 255:.3g}" if noise.level is not None else f"{high / 255:.3g}: divide each level by 255"
     return (
         f"Gaussian noise of std {high:g} on pixels in [0, 1] leaves nothing of the image; a σ of {high:g} on the "
-        f"0–255 scale is --noise {high / 255:.3g}"
+        f"0–255 scale is {advice}"
     )
 
 
