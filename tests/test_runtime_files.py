@@ -615,3 +615,12 @@ def test_a_file_named_by_itself_and_by_its_folder_is_one_input_however_either_is
     (tmp_path / "lnk").symlink_to(tmp_path / "elsewhere" / "sub")
     found, _ = files.collect(["good/a.png", "lnk/../good/a.png"])
     assert [item.label for item in found] == ["good/a.png", "lnk/../good/a.png"]
+
+
+def test_a_home_folder_of_a_user_that_is_not_there_is_said_as_such():
+    """~nosuchuser/x was said to need a HOME that is unset, though HOME was set (trial 103)."""
+    from aetool.errors import DataError
+    from aetool.runtime.files import expand_home
+
+    with pytest.raises(DataError, match=r"^--data-dir ~nosuchuser/x: no user named nosuchuser here, whose home"):
+        expand_home("~nosuchuser/x", named="--data-dir")

@@ -250,10 +250,16 @@ def full_path(path: str | Path, *, named: str) -> str:
 def expand_home(path: str | Path, *, named: str) -> Path:
     """``path`` with a leading ``~`` made the home folder (``Path.expanduser``). Raises ``DataError`` beginning with
     ``named`` (the option or variable that gave the path) when there is no home folder to make it (HOME unset and a
-    user without a passwd entry, as in a container run under a bare user id)."""
+    user without a passwd entry, as in a container run under a bare user id) or no user of the name ``~user`` gives
+    (which was said to be an unset HOME; trial 103)."""
     try:
         return Path(path).expanduser()
     except RuntimeError:
+        user = Path(path).parts[0][1:]
+        if user:
+            raise DataError(
+                f"{named} {path}: no user named {user} here, whose home ~{user} would be; give the full path"
+            ) from None
         raise DataError(
             f"{named} {path} starts with ~, but this process has no home folder (HOME is unset); give the full path"
         ) from None
