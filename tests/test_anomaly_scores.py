@@ -64,9 +64,18 @@ def test_standardised_sum_refuses_means_and_stds_that_do_not_fit_the_components(
     """numpy's broadcasting error for three means of two components, and inf for a std of 0 (trial 100)."""
     values = np.array([[1.0, 2.0], [3.0, 4.0]])
     assert anomaly.standardised_sum(values, [1.0, 2.0], [2.0, 1.0]).tolist() == [0.0, 3.0]
-    for mean, std in (([1.0, 2.0, 3.0], [1.0, 1.0, 1.0]), ([1.0, 2.0], [1.0, 0.0]), ([1.0], [1.0])):
+    for mean, std in (
+        ([1.0, 2.0, 3.0], [1.0, 1.0, 1.0]),
+        ([1.0, 2.0], [1.0, 0.0]),
+        ([1.0], [1.0]),
+        ([0.0, 0.0], ["1", "1"]),  # text taken as numbers, NaN or inf kept (trial 103)
+        ([0.0, np.nan], [1.0, 1.0]),
+        ([0.0, 0.0], [1.0, np.inf]),
+    ):
         with pytest.raises(ValueError, match=r"^standardised_sum takes N×K values and K means and stds"):
             anomaly.standardised_sum(values, mean, std)
+    with pytest.raises(ValueError, match=r"^standardised_sum takes"):
+        anomaly.standardised_sum(np.ones((3, 0)), [], [])
 
 
 def test_the_calibration_sizes_are_read_only_from_a_whole_record():
@@ -170,9 +179,10 @@ def test_components_refuse_what_they_cannot_compute():
         anomaly.components(images[..., :8, :8], images[..., :8, :8], ("ssim",))
     # trial 100: one name as text was read letter by letter ("unknown score component 'm'"), none was numpy's
     # "need at least one array to stack", and 8-bit pixels were scored on the 0–255 scale by mse, smax and wmse
-    for names in ("mse", ()):
+    for names in ("mse", (), b"mse"):  # bytes were read byte by byte too (trial 103)
         with pytest.raises(ValueError, match=r"^names takes a sequence of score components \(mse, "):
             anomaly.components(images, images, names)
+    assert anomaly.components(images, images, np.array(["mse", "smax"])).shape == (1, 2)  # numpy's truth value
     eight_bit = np.full((1, 1, 16, 16), 200, np.uint8)
     for score in (
         lambda: anomaly.components(eight_bit, eight_bit, ("mse", "smax")),

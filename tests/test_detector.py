@@ -129,6 +129,7 @@ def test_detect_image_scores_one_file_as_the_detect_command_does(one_class, tmp_
     assert "--resize" in (detect_image(model, tmp_path / "big.png").error or "")
     assert detect_image(model, tmp_path / "big.png", resize=True).fitted_size == (28, 28)
     assert detect_image(model, tmp_path / "missing.png").error == "no such file or folder"
+    assert detect_image(model, "").error == "an empty name names no file"  # an ImageError raised (trial 103)
     given = Detector(model, threshold=np.float32(5))  # kept as numpy's float32, it broke the --json records
     assert type(given.threshold) is float and json.dumps(detect_image(given, png).record())
 

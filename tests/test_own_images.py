@@ -779,17 +779,19 @@ def test_classes_given_as_text_are_labels_not_letters(digit_folder, tmp_path):
 def test_split_off_and_idx_images_refuse_what_they_cannot_take_in_their_own_words():
     """A fraction as text was a comparison's TypeError, a negative seed numpy's words, no images an empty split,
     and idx_images("cifar") read MNIST (trial 100)."""
-    from aetool.train.data import ImageSet, idx_images, split_off
+    from aetool.train.data import ImageSet, idx_images, only, split_off
 
     images = ImageSet(np.zeros((4, 1, 2, 2), np.uint8), ["0"] * 4, [str(i) for i in range(4)])
     train, held = split_off(images, 0.25, 0)
     assert (len(train), len(held)) == (3, 1)
     for fraction, seed, message in (
-        ("0.1", 0, r"^--val must be a fraction strictly between 0 and 1 .*, got 0.1$"),
+        ("0.1", 0, r"^--val must be a fraction strictly between 0 and 1 .*, got '0.1'$"),
         (0.1, -1, r"^seed takes a whole number ≥ 0, got -1$"),
     ):
         with pytest.raises(ValueError, match=message):
             split_off(images, fraction, seed)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"^only takes one class or more, got none$"):
+        only(images, None)  # type: ignore[arg-type]  # an empty set, no error (trial 103)
     with pytest.raises(ValueError, match=r"^split_off takes one image or more, got none$"):
         split_off(images.subset(np.array([], np.int64)), 0.1, 0)
     with pytest.raises(ValueError, match=r"^dataset takes mnist or fashion-mnist \(the IDX datasets\), got 'cifar'$"):

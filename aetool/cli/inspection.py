@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from aetool.cli.app import app
-from aetool.cli.options import Json, ModelNamed, Timeout, complete_model
+from aetool.cli.options import Json, ModelNamed, checked_seconds, complete_model
 from aetool.cli.output import emit, escape_controls, fail, note, reporting
 
 
@@ -167,7 +167,17 @@ def check(
         ),
     ] = None,
     as_json: Json = False,
-    timeout: Timeout = None,
+    timeout: Annotated[
+        float | None,
+        typer.Option(
+            "--timeout",
+            callback=checked_seconds,
+            metavar="SECONDS",
+            help="Stop an onnxruntime call that runs longer (exit 124), 0.001 up to about 292 years; the other "
+            "runtimes' calls run unbounded (Ctrl-C and SIGTERM stop them once a call returns). Default: no limit.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Run a model file in every ONNX runtime installed here (onnxruntime; the ONNX reference evaluator, OpenCV
     DNN and OpenVINO where installed: the check extra) on fixed inputs and compare each with

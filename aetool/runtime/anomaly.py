@@ -133,7 +133,7 @@ def components(
     without weights of the images' size, ``ssim`` on images smaller than its 11×11 window, and what
     :func:`error_map` raises.
     """
-    if isinstance(names, str) or not names:  # "mse" was read letter by letter: "unknown score component 'm'"
+    if isinstance(names, str | bytes) or len(names) == 0:  # "mse" was read letter by letter: "… component 'm'"
         raise ValueError(f"names takes a sequence of score components ({', '.join(COMPONENTS)}), got {names!r}")
     errors = error_map(images, outputs)
     columns = []
@@ -155,9 +155,17 @@ def components(
 
 def standardised_sum(values: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
     """N scores: the sum over the K columns of N×K ``values`` of (value − mean) / std; raises ``ValueError`` unless
-    ``mean`` and ``std`` hold K numbers each, every std above 0 (numpy's broadcasting error, and inf; trial 100)."""
-    values, means, spreads = np.asarray(values), np.asarray(mean, np.float64), np.asarray(std, np.float64)
-    if values.ndim != 2 or {means.shape, spreads.shape} != {(values.shape[1],)} or not (spreads > 0).all():
+    ``values`` are numbers, K ≥ 1 and ``mean`` and ``std`` hold K finite numbers each, every std above 0 (numpy's
+    broadcasting error, inf, text taken as numbers; trials 100, 103)."""
+    values, means, spreads = np.asarray(values), np.asarray(mean), np.asarray(std)
+    numbers_only = all(array.dtype.kind in "iuf" for array in (values, means, spreads))  # "1" was taken as 1
+    fits = (
+        numbers_only
+        and values.ndim == 2
+        and values.shape[1] > 0
+        and {means.shape, spreads.shape} == {(values.shape[1],)}
+    )
+    if not fits or not (np.isfinite(means).all() and np.isfinite(spreads).all() and (spreads > 0).all()):
         raise ValueError(
             f"standardised_sum takes N×K values and K means and stds (each std above 0), got {values.shape}, "
             f"{means.shape} and {spreads.shape}"

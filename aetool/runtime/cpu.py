@@ -81,7 +81,7 @@ def check_threads(threads: int) -> int:
     most = MAX_THREADS_PER_CORE * usable
     if isinstance(threads, bool) or not isinstance(threads, numbers.Integral) or not 1 <= threads <= most:
         raise AetoolError(
-            f"--threads takes 1 to {most} (4 × the {usable} core{'s' * (usable != 1)} this process may use), got {threads}"
+            f"--threads takes 1 to {most} (4 × the {usable} core{'s' * (usable != 1)} this process may use), got {threads!r}"
         )
     return threads
 

@@ -32,7 +32,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from aetool.errors import AetoolError, DataError, ModelFileError, TimedOut, checked_switch, no_memory_line
+from aetool.errors import AetoolError, DataError, ImageError, ModelFileError, TimedOut, checked_switch, no_memory_line
 from aetool.runtime import anomaly, contract, images
 from aetool.runtime.batch import Outcome, Ready, Reconstruct, read_chunks, run_groups
 from aetool.runtime.evaluate import INVERTED, RESIZED, checked_limit, counted
@@ -405,7 +405,10 @@ def detect_image(
     ``source`` of another type, and ``ValueError`` for ``invert`` True with a model that takes images as they are.
     :meth:`Detector.run` takes arrays of the model's own size and channels only (a 61×61 tile or a colour frame,
     which the command scores, was refused there; trial 98)."""
-    image = images.image_source(source, reader="detect_image")
+    try:
+        image = images.image_source(source, reader="detect_image")
+    except ImageError as err:  # an empty name: a Detection with its error, as a missing file's (trial 103)
+        return Detection(str(source), error=str(err))
     job = Job(str(image) if isinstance(image, Path) else "bytes", image, None, "PNG")
     return next(detect([job], as_detector(detector), invert=invert, resize=resize))
 

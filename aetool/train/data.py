@@ -510,8 +510,10 @@ def _resized(images: ImageSet, size: tuple[int, int]) -> ImageSet:
 def only(images: ImageSet, classes: tuple[str, ...] | str) -> ImageSet:
     """The images labelled with one of ``classes`` (the normal images of one-class training; text as ``--classes``
     spells them, ``"3,7"``); raises ``DataError`` naming the labels there are when one of ``classes`` labels no
-    image, and what :func:`~aetool.runtime.anomaly.parse_classes` raises."""
+    image, ``ValueError`` for no class, and what :func:`~aetool.runtime.anomaly.parse_classes` raises."""
     classes = parse_classes(classes) or ()  # "37" took the 3s and the 7s, as a substring (trial 100)
+    if not classes:  # None gave no image at all (trial 103)
+        raise ValueError("only takes one class or more, got none")
     present = set(images.labels)
     if unknown := tuple(label for label in classes if label not in present):  # one wrong among right ones too
         raise _no_image_of(unknown, images.labels)

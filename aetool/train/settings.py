@@ -77,7 +77,7 @@ def check_val(val: float) -> None:
     if isinstance(val, bool) or not isinstance(val, numbers.Real) or not 0 < val < 1:
         raise ValueError(
             f"--val must be a fraction strictly between 0 and 1 (--val-data FOLDER gives validation images of their "
-            f"own), got {val}"
+            f"own), got {val!r}"
         )
 
 
