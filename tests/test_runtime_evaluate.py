@@ -237,6 +237,37 @@ def test_notes_count_only_the_images_scored(toy_dir, tmp_path):
     assert len(result.notes) == 1 and result.notes[0].startswith("2 images converted")
 
 
+def test_a_colour_file_of_grey_pixels_is_scored_in_colour_as_denoise_writes_it(tmp_path):
+    """A colour file whose pixels are grey goes through a colour model as colour, and denoise writes colour; evaluate
+    carried its images in with its own copy of the image commands' steps, which took such a file as grey: it said
+    "converted grey → RGB" and scored the luma of the output (trial 104). Now it carries them in as they do."""
+    from conftest import FLOAT, colour_metadata, tensor
+
+    from aetool.runtime.batch import reconstruct_image
+    from aetool.runtime.images import read_image
+
+    shape = ["N", 3, "H", "W"]
+    (tmp_path / "tint.onnx").write_bytes(  # each channel scaled on its own: a grey input's output is colour
+        onnx_bytes(
+            {"image": shape},
+            {"reconstruction": shape, "code": shape},
+            [node("Mul", ["image", "scale"], ["reconstruction"]), node("Identity", ["image"], ["code"])],
+            colour_metadata("tint", shape, multiple_of=4),
+            [tensor("scale", [1, 3, 1, 1], FLOAT, np.array([1, 0.5, 0.25], "<f4").tobytes())],
+        )
+    )
+    model = load(tmp_path / "tint.onnx")
+    grey = np.random.default_rng(2).integers(0, 256, (20, 24), dtype=np.uint8)
+    for side, pixels in (("clean", grey), ("noisy", 255 - grey)):
+        save(tmp_path / side / "x.png", np.repeat(pixels[..., None], 3, axis=2))  # an RGB file, R = G = B
+    noisy, clean = read_image(tmp_path / "noisy" / "x.png"), read_image(tmp_path / "clean" / "x.png")
+    written = reconstruct_image(model, noisy)  # what denoise writes: colour
+    assert written.shape == (3, 20, 24)
+    result = evaluate_pairs(model, str(tmp_path / "noisy"), str(tmp_path / "clean"))
+    assert result.mse == pytest.approx(np.square(written - np.repeat(clean.pixels, 3, axis=0)).mean(), rel=1e-5)
+    assert not any("converted" in note for note in result.notes)
+
+
 def test_a_page_over_the_one_call_limit_is_scored_in_tiles(toy_dir, tmp_path, monkeypatch):
     from aetool.runtime import tiles
 
@@ -328,7 +359,7 @@ def test_a_dark_on_light_image_is_scored_as_the_image_commands_write_it_not_inve
     (0.317 where scikit-image gave 0.334 on the written output and its target, trial 76): SSIM, unlike MSE,
     changes under inversion. Scored now inverted back, as ``denoise`` writes its output."""
     skimage_metrics = pytest.importorskip("skimage.metrics", reason="scikit-image is the test's SSIM oracle")
-    from aetool.runtime.evaluate import reconstructed
+    from aetool.runtime.batch import reconstruct_image
     from aetool.runtime.images import read_image
 
     rng = np.random.default_rng(5)
@@ -345,7 +376,7 @@ def test_a_dark_on_light_image_is_scored_as_the_image_commands_write_it_not_inve
         result = evaluate_images(model, str(tmp_path / "clean"), noise=0.15, seed=3)
         fed = 1 - add_noise(1 - read_image(tmp_path / "clean" / "x.png").pixels[None], 0.15, rng=3)[0]
     target = read_image(tmp_path / "clean" / "x.png").pixels[0].astype(np.float64)
-    output = 1 - reconstructed(model, (1 - fed)[None])[0, 0].astype(np.float64)  # as denoise writes it
+    output = reconstruct_image(model, fed, invert=True)[0].astype(np.float64)  # as denoise writes it
     oracle = skimage_metrics.structural_similarity(
         output, target, gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=1
     )

@@ -52,6 +52,7 @@ class Prepared:
     restore: Callable[[np.ndarray], np.ndarray] | None = None
     offset: int = 0  # where the region starts, in rows and columns: the border added on top and left
     notes: tuple[str, ...] = ()  # what the step has to say of the image (noise.level_note)
+    fitted: images.Fitted | None = None  # the MNIST-way fit that placed it, where one did (``images.fit``)
 
 
 class Step(Protocol):
@@ -86,10 +87,11 @@ class Reconstruct:
         self.inverts = model.input_spec.polarity == contract.POLARITY
         self.trained = trained_noise(model) if model.input_spec.polarity == contract.AS_IS else Noise()
 
-    def prepare(self, pixels: np.ndarray) -> Prepared:
+    def prepare(self, pixels: np.ndarray, *, like: images.Fitted | None = None) -> Prepared:
         """One C×H×W image (see :class:`Step`) padded to the model's multiple (plus the tiles' border), or at the
         model's fixed size: as it is, or fitted (MNIST-style) or resized to it with ``resize``; raises
-        ``ImageError`` when it cannot be."""
+        ``ImageError`` when it cannot be. ``like``: fit it as that fit placed another image of its size (a pair's
+        target, so ``aetool evaluate`` scores an input and its target aligned: ``images.fit``)."""
         spec = self.model.input_spec
         height, width = pixels.shape[1:]
         said = level_note(pixels, self.trained)
@@ -109,8 +111,8 @@ class Reconstruct:
                 "pass --resize to fit it to the model's size"
             )
         if spec.polarity == contract.POLARITY:
-            fitted = images.fit(pixels, spec.size)
-            return Prepared(fitted.pixels, spec.size, partial(images.unfit, fitted=fitted))
+            fitted = images.fit(pixels, spec.size, like=like)
+            return Prepared(fitted.pixels, spec.size, partial(images.unfit, fitted=fitted), fitted=fitted)
         restore = partial(images.resize, size=(height, width))
         return Prepared(images.resize(pixels, spec.size), spec.size, restore, notes=notes)
 

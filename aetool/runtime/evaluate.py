@@ -32,10 +32,10 @@ import numpy as np
 
 from aetool.errors import AetoolError, DataError, ImageError, ModelFileError, checked_switch, no_memory_line
 from aetool.runtime import contract, images
-from aetool.runtime.batch import Reconstruct, checked_invert, chunks
+from aetool.runtime.batch import Prepared, Reconstruct, carry_in, checked_invert, chunks, cropped
 from aetool.runtime.files import Failure, Input, collect_set
 from aetool.runtime.idx import dataset_folder, load_split
-from aetool.runtime.images import GREY_TO_RGB, is_dark_on_light, pad_to, read_image, to_channels
+from aetool.runtime.images import GREY_TO_RGB, read_image, to_channels
 from aetool.runtime.metrics import SCORE_BATCH, SetScores
 from aetool.runtime.model import Model, loaded, trained_noise
 from aetool.runtime.noise import TEST_NOISE_SEED, Noise, checked_seed
@@ -105,8 +105,8 @@ class _Run:
 @dataclass(frozen=True)
 class _Pair:
     label: str
-    inputs: np.ndarray  # C×H×W in the model's channels and polarity
-    target: np.ndarray  # the same shape
+    inputs: Prepared  # in the model's channels, polarity and size, padded as the model runs it
+    target: np.ndarray  # C×H×W, the shape of the inputs' region (``batch.cropped``)
     done: tuple[str, ...]  # what was done to its images (notes, counted once the pair is scored)
 
 
@@ -154,8 +154,10 @@ def evaluate(
     run = _Run()
     if converted:
         run.done[f"converted {converted}"] = len(clean)
+    step = Reconstruct(model)
     for start in range(0, len(clean), SCORE_BATCH):
-        run.scores.add(reconstructed(model, inputs[start : start + SCORE_BATCH]), clean[start : start + SCORE_BATCH])
+        fed = [step.prepare(image) for image in inputs[start : start + SCORE_BATCH]]
+        run.scores.add(_reconstructions(step, fed), clean[start : start + SCORE_BATCH])
         run.inputs.add(inputs[start : start + SCORE_BATCH], clean[start : start + SCORE_BATCH])
     return _result(model, run, started, data=str(data_dir), noise=(corruption, seed), split=split)
 
@@ -189,14 +191,14 @@ def evaluate_images(
     started = time.perf_counter()
     resize = checked_switch(resize, name="resize")
     model = loaded(model)
-    invert = checked_invert(invert, Reconstruct(model))
+    step = Reconstruct(model, resize=resize)
+    invert = checked_invert(invert, step)
     corruption = _noise(model, noise, noise_kind)
     checked_seed(seed)
     seed = TEST_NOISE_SEED if seed is None else seed
     found = collect_set(data, named=f"--data {data}")
     run = _Run()
-    noisy = _noisy(model, found[: checked_limit(limit)], run, noise=corruption, seed=seed, resize=resize, invert=invert)
-    _score(model, noisy, run)
+    _score(step, _noisy(step, found[: checked_limit(limit)], run, noise=corruption, seed=seed, invert=invert), run)
     return _result(model, run, started, data=data, noise=(corruption, seed))
 
 
@@ -226,7 +228,8 @@ def evaluate_pairs(
     started = time.perf_counter()
     resize = checked_switch(resize, name="resize")
     model = loaded(model)
-    invert = checked_invert(invert, Reconstruct(model))
+    step = Reconstruct(model, resize=resize)
+    invert = checked_invert(invert, step)
     run = _Run()
     sides = []
     for option, where in (("--inputs", inputs), ("--targets", targets)):
@@ -258,7 +261,7 @@ def evaluate_pairs(
             for name, item in side.items()
             if item is not None and name in other and other[name] is None
         ]
-    _score(model, _given(model, matched[: checked_limit(limit)], run, resize=resize, invert=invert), run)
+    _score(step, _given(step, matched[: checked_limit(limit)], run, invert=invert), run)
     return _result(model, run, started, data=inputs, targets=targets, missing=missing)
 
 
@@ -314,10 +317,10 @@ def _by_name(found: list[Input], failed: list[Failure]) -> dict[str, Input | Non
     return named
 
 
-def _read(item: Input, run: _Run) -> np.ndarray | None:
-    """The C×H×W pixels of an image, or None when it cannot be read (then it is listed)."""
+def _read(item: Input, run: _Run) -> images.Decoded | None:
+    """An image as ``images.read_image`` decodes it, or None when it cannot be read (then it is listed)."""
     try:
-        return read_image(item.source).pixels
+        return read_image(item.source)
     except ImageError as err:
         run.failed.append(Failure(item.label, str(err)))
     except MemoryError as err:  # decoding a large image under a memory limit: it alone fails
@@ -325,121 +328,89 @@ def _read(item: Input, run: _Run) -> np.ndarray | None:
     return None
 
 
-def _prepared(
-    model: Model, pixels: np.ndarray, *, invert: bool, resize: bool, like: images.Fitted | None = None
-) -> tuple[np.ndarray, images.Fitted | None, tuple[str, ...]]:
-    """An image in the model's channels, polarity and size (see :func:`_sized`), the fit that placed it, and what
-    was done to it besides the inversion: ``converted …``, ``RESIZED``."""
-    carried, converted = to_channels(pixels, model.input_spec.channels)
-    carried = 1 - carried if invert else carried
-    sized, fitted = _sized(model, carried, resize=resize, like=like)
-    notes = {f"converted {converted}": bool(converted), RESIZED: sized.shape != carried.shape}
-    return sized, fitted, tuple(note for note, happened in notes.items() if happened)
-
-
-def _sized(
-    model: Model, pixels: np.ndarray, *, resize: bool, like: images.Fitted | None = None
-) -> tuple[np.ndarray, images.Fitted | None]:
-    """The image at a dense model's size, and the MNIST-way fit that placed it (None where none did): as it is when
-    it has that size; else with ``resize`` fitted as ``batch.Reconstruct`` fits it (the MNIST way for a
-    white-on-black model, placed as ``like`` placed its image when given: a pair's target, so input and target stay
-    aligned; a plain resize otherwise), and a ``DataError`` without."""
-    size = model.input_spec.size
-    if size is None or pixels.shape[1:] == size:
-        return pixels, None
-    if not resize:
-        raise DataError(
-            f"the model takes {size[1]}×{size[0]} images (width×height), this one is {pixels.shape[2]}×"
-            f"{pixels.shape[1]}; pass --resize to fit it to the model's size"
-        )
-    if model.input_spec.polarity != contract.POLARITY:
-        return images.resize(pixels, size), None
-    fitted = images.fit(pixels, size, like=like)
-    return fitted.pixels, fitted
-
-
-def _inverts(model: Model, pixels: np.ndarray, invert: bool | None) -> bool:
-    """Whether an image goes into the model inverted: for a white-on-black model, a dark-on-light image, or every
-    image (``invert`` True) or none (False) as the image commands' ``--invert``/``--no-invert`` say."""
-    if model.input_spec.polarity != contract.POLARITY:
-        return False
-    return is_dark_on_light(pixels) if invert is None else invert
+def _carried(step: Reconstruct, decoded: images.Decoded, *, invert: bool | None) -> tuple[np.ndarray, tuple[str, ...]]:
+    """An image carried into the model's channels and polarity as the image commands carry it (``batch.carry_in``),
+    and what was done to it: ``INVERTED``, ``converted …``."""
+    pixels, converted, flip = carry_in(decoded.pixels, step, invert=invert, stored_colour=decoded.stored_colour)
+    return pixels, (INVERTED,) * flip + (f"converted {converted}",) * bool(converted)
 
 
 def _noisy(
-    model: Model, found: list[Input], run: _Run, *, noise: Noise, seed: int, resize: bool, invert: bool | None
+    step: Reconstruct, found: list[Input], run: _Run, *, noise: Noise, seed: int, invert: bool | None
 ) -> Iterator[_Pair]:
-    """Noisy inputs and their clean targets, read as they are asked for, noise drawn image by image."""
+    """Noisy inputs and their clean targets, read as they are asked for, noise drawn image by image onto the clean
+    image at the model's size (a dense model's, fitted with ``--resize``; a conv model's own), then padded."""
     rng = np.random.default_rng(seed)
     for item in found:
-        pixels = _read(item, run)
-        if pixels is None:
+        decoded = _read(item, run)
+        if decoded is None:
             continue
-        flip = _inverts(model, pixels, invert)
+        pixels, done = _carried(step, decoded, invert=invert)
         try:
-            clean, _, done = _prepared(model, pixels, invert=flip, resize=resize)
-        except DataError as err:  # a size the model does not take: this image fails, the others are scored
+            sized = step.prepare(pixels)
+        except ImageError as err:  # a size the model does not take: this image fails, the others are scored
             run.failed.append(Failure(item.label, str(err)))
             continue
+        clean = cropped(sized.pixels, sized)
         # a grey image a colour model takes is noised grey, then replicated, as add-noise noises the grey file that
         # denoise then reads: noise drawn per channel lost a third of its σ in the luma scored (trial 103)
         grey = GREY_IN in done
         noisy = noise.apply(clean[:1][None] if grey else clean[None], rng)[0]
-        yield _Pair(item.label, np.repeat(noisy, 3, axis=0) if grey else noisy, clean, (INVERTED,) * flip + done)
+        fed = step.prepare(np.repeat(noisy, 3, axis=0) if grey else noisy)
+        yield _Pair(item.label, fed, clean, done + (RESIZED,) * (sized.restore is not None))
 
 
-def _given(
-    model: Model, matched: list[tuple[Input, Input]], run: _Run, *, resize: bool, invert: bool | None
-) -> Iterator[_Pair]:
-    """Inputs and targets as given, read as they are asked for; both inverted when the input is (:func:`_inverts`)."""
+def _given(step: Reconstruct, matched: list[tuple[Input, Input]], run: _Run, *, invert: bool | None) -> Iterator[_Pair]:
+    """Inputs and targets as given, read as they are asked for; both inverted when the input is, and fitted alike
+    to a dense model's size with ``--resize``."""
     for source, target in matched:
         inputs, wanted = _read(source, run), _read(target, run)
         if inputs is None or wanted is None:
             continue
-        if inputs.shape[1:] != wanted.shape[1:]:
+        if inputs.pixels.shape[1:] != wanted.pixels.shape[1:]:
+            (height, width), (target_height, target_width) = inputs.pixels.shape[1:], wanted.pixels.shape[1:]
             run.failed.append(
                 Failure(
                     source.label,
-                    f"{inputs.shape[2]}×{inputs.shape[1]} (width×height), but its target {target.label} is "
-                    f"{wanted.shape[2]}×{wanted.shape[1]}",
+                    f"{width}×{height} (width×height), but its target {target.label} is {target_width}×{target_height}",
                 )
             )
             continue
-        flip = _inverts(model, inputs, invert)
+        pixels, done_to_input = _carried(step, inputs, invert=invert)
+        clean, done = _carried(step, wanted, invert=INVERTED in done_to_input)
         try:  # input and target have one size (above): a size the model does not take fails the pair alone
-            clean, placed, done = _prepared(model, wanted, invert=flip, resize=resize)
-            noisy, _, done_to_input = _prepared(model, inputs, invert=flip, resize=resize, like=placed)
-        except DataError as err:
+            placed = step.prepare(clean)
+            fed = step.prepare(pixels, like=placed.fitted)
+        except ImageError as err:
             run.failed.append(Failure(source.label, str(err)))
             continue
-        done_to_pair = tuple(dict.fromkeys((INVERTED,) * flip + done + done_to_input))  # each kind once a pair
-        yield _Pair(source.label, noisy, clean, done_to_pair)
+        resized = (RESIZED,) * (placed.restore is not None)
+        done_to_pair = tuple(dict.fromkeys(done_to_input + done + resized))  # each kind once a pair
+        yield _Pair(source.label, fed, cropped(placed.pixels, placed), done_to_pair)
 
 
-def reconstructed(model: Model, inputs: np.ndarray) -> np.ndarray:
-    """The model's N×C×H×W float32 reconstructions of N×C×H×W ``inputs`` of one size: for a model of any size,
-    padded to its multiple (with black, or mirrored around a border for an as-is model, as the image commands pad)
-    and cropped back; large pages run in tiles. Raises what ``Model.reconstruct`` raises."""
-    spec = model.input_spec
-    height, width = inputs.shape[-2:]
-    padded = spec.padded(height, width, border=spec.border, tiled=True)
-    outputs = model.reconstruct(pad_to(inputs, padded, mirror=spec.mirror_padding, border=spec.border))
-    return outputs[..., spec.border : spec.border + height, spec.border : spec.border + width]
+def _reconstructions(step: Reconstruct, fed: list[Prepared]) -> np.ndarray:
+    """The model's N×C×H×W float32 reconstructions of N images prepared by ``step`` to one shape (padded: any sizes
+    whose padding matches; run in tiles when large), each cropped to its own region, which must be of one shape.
+    Raises what ``Model.reconstruct`` raises."""
+    results = step.run(np.stack([prepared.pixels for prepared in fed]))
+    return np.stack([cropped(result, prepared) for result, prepared in zip(results, fed, strict=True)])
 
 
-def _score(model: Model, pairs: Iterable[_Pair], run: _Run) -> None:
-    """Reconstruct the inputs a chunk at a time, those of one shape together (see :func:`reconstructed`), and add
-    their scores against the targets to ``run``: as the image commands write them, inverted back, and grey again
-    (the luma of the RGB) for a grey image a colour model took as RGB."""
-    for chunk in chunks(pairs, lambda pair: pair.inputs.size + pair.target.size):
-        groups: dict[tuple[tuple[int, ...], bool], list[_Pair]] = {}
+def _score(step: Reconstruct, pairs: Iterable[_Pair], run: _Run) -> None:
+    """Reconstruct the inputs a chunk at a time, those of one shape together (``step.run``: in tiles when large), and
+    add their scores against the targets to ``run``: as the image commands write them, padding cut off, inverted
+    back, and grey again (the luma of the RGB) for a grey image a colour model took as RGB."""
+    for chunk in chunks(pairs, lambda pair: pair.inputs.pixels.size + pair.target.size, count=SCORE_BATCH):
+        groups: dict[tuple[tuple[int, ...], tuple[int, ...], bool], list[_Pair]] = {}
         for pair in chunk:
-            groups.setdefault((pair.inputs.shape, GREY_IN in pair.done), []).append(pair)
-        for (_, grey), group in groups.items():
+            groups.setdefault((pair.inputs.pixels.shape, pair.target.shape, GREY_IN in pair.done), []).append(pair)
+        for (_, _, grey), group in groups.items():
             kept = copy.copy(run.scores), copy.copy(run.inputs)
             try:
-                inputs, targets = np.stack([pair.inputs for pair in group]), np.stack([pair.target for pair in group])
-                outputs = reconstructed(model, inputs)
+                outputs = _reconstructions(step, [pair.inputs for pair in group])
+                inputs = np.stack([cropped(pair.inputs.pixels, pair.inputs) for pair in group])
+                targets = np.stack([pair.target for pair in group])
                 flip = np.array([INVERTED in pair.done for pair in group]).reshape(-1, 1, 1, 1)
                 if flip.any():  # inverted back: SSIM of 1 − x is not SSIM of x (MSE and PSNR are the same)
                     outputs, inputs, targets = (np.where(flip, 1 - a, a) for a in (outputs, inputs, targets))

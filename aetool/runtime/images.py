@@ -771,6 +771,8 @@ def pad_to(pixels: np.ndarray, size: tuple[int, int], *, mirror: bool = False, b
             f"cannot pad {height}×{width} pixels (height×width) to the smaller {size[0]}×{size[1]}; padding only "
             "grows them: crop or resize instead"
         )
+    if (height, width) == size:  # nothing to add: numpy's pad took 60 µs to copy a digit (10,000 in evaluate)
+        return pixels.copy()
     pad = [(0, 0)] * (pixels.ndim - 2) + [(border, size[0] - height - border), (border, size[1] - width - border)]
     return np.pad(pixels, pad, mode="symmetric") if mirror else np.pad(pixels, pad)
 
