@@ -302,6 +302,21 @@ def test_a_grey_photo_through_a_digits_model_is_told_to_train_its_own(cli, tmp_p
     assert resized.exit_code == 0 and "photographs" not in resized.stderr
 
 
+def test_detect_counts_an_image_with_two_notes_once(cli, tmp_path, toy_dir):
+    """detect's summary counted each note, so five images with two notes each were "10 with notes"; denoise counted
+    images. One tally of a batch for both now (a review, trial 104)."""
+    from PIL import Image
+
+    exif = Image.Exif()
+    exif[0x0112] = 6  # turned upright: one note
+    rgba = np.dstack([np.full((24, 32, 3), 120, np.uint8), np.full((24, 32), 128, np.uint8)])  # alpha: another
+    for i in range(5):
+        save(tmp_path / "noted" / f"{i}.png", rgba, exif=exif)
+    result = cli("detect", "noted", "-m", str(toy_dir / "rgb-conv.onnx"))
+    summary = next(line for line in result.stderr.splitlines() if line.startswith("aetool: 5 images: "))
+    assert result.exit_code == 0 and "; 5 with notes, in --json)" in summary, summary
+
+
 def test_many_images_say_what_was_done_in_the_summary(cli, tmp_path, toy_dir):
     for i in range(6):
         save(tmp_path / "digits" / f"{i}.png", digit())

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from aetool.cli.app import app
-from aetool.cli.images import changes_made, check_invert, collected, note_resize, on_digits, ran_by
+from aetool.cli.inputs import changes_made, check_invert, collected, like_digits, note_resize, on_digits, ran_by
 from aetool.cli.options import (
     Inputs,
     Invert,
@@ -24,8 +24,7 @@ from aetool.cli.options import (
     load_model,
 )
 from aetool.cli.output import emit, error, escape_controls, note, reporting
-from aetool.cli.progress import FEW
-from aetool.errors import Interrupted
+from aetool.cli.progress import Tally
 
 if TYPE_CHECKING:
     from aetool.runtime.detect import Detection, Detector
@@ -113,14 +112,14 @@ def detect(
         started = time.perf_counter()
         verdicts: Counter[str] = Counter()  # per image: its verdict (or "scored"), or "failed" when it has no score
         unwritten = 0  # images scored whose heatmaps could not be written
+        tally = Tally(len(jobs) + len(failures) if isinstance(jobs, Sequence) else None)
         for failure in failures:
             error(f"{failure.label}: {failure.error}")
             verdicts["failed"] += 1
+            tally.settle(failure.label)
             if as_json:
                 emit(_detection_record(Detection(failure.label, error=failure.error), detector))
         stop = threading.Event()  # Ctrl-C while a record is printed: the settled ones are printed first
-        total = len(jobs) + len(failures) if isinstance(jobs, Sequence) else None  # None: a stream, still arriving
-        changes: Counter[str] = Counter()
         not_digits = False  # an image scored that is not a 28×28 grey one, for a detector of digits
         try:
             for result in detect(jobs, detector, invert=invert, resize=resize, stop=stop, ready=ready):
@@ -133,30 +132,25 @@ def detect(
                         error(f"{result.path}: {result.error}")
                         if result.score is None:
                             verdicts["failed"] += 1
+                            tally.settle(result.path)
                             continue
                         unwritten += 1  # scored, and its verdict counted; its heatmaps could not be written
                     verdict = _VERDICTS[result.anomalous]
                     verdicts[verdict] += 1
-                    not_digits |= result.input_size != (28, 28) or (result.converted or "").startswith("RGB")
+                    not_digits |= not like_digits(result)
                     done = changes_made(result, loaded.input_spec.channels, forced=invert is True, scored=True)
                     if result.unusually_low:
                         done.append((LOW_SCORE, f"score unusually low for a normal image ({BLANK_FRAMES})"))
-                    changes.update(kind for kind, _ in done)
-                    for _, text in done if (total if total is not None else sum(verdicts.values())) <= FEW else ():
-                        note(f"{result.path}: {text}")
+                    tally.settle(result.path, done)
                     if not as_json:
                         emit(_detection_line(result))
         except KeyboardInterrupt:  # the records settled before it are printed (and their heatmaps written) first
-            settled = sum(verdicts.values())
             split = (
                 f": {verdicts['anomalous']} anomalous, {verdicts['normal']} normal"
                 if detector.threshold is not None
                 else ""
             )
-            of = f" of {total} image{'s' * (total != 1)}" if total is not None else f" image{'s' * (settled != 1)}"
-            raise Interrupted(
-                f"interrupted after {settled}{of} ({settled - verdicts['failed']} scored{split})"
-            ) from None
+            raise tally.interrupted(f"{tally.settled - verdicts['failed']} scored{split}") from None
     kinds = ("anomalous", "normal") if detector.threshold is not None else ("scored",)
     counts = ", ".join(f"{verdicts[kind]} {kind}" for kind in (*kinds, "failed") if kind != "failed" or verdicts[kind])
     counts += f", {unwritten} whose heatmaps could not be written" if unwritten else ""
@@ -169,11 +163,11 @@ def detect(
     images = f"{total} image{'' if total == 1 else 's'}" + (
         f" and {len(failures)} input{' that' if len(failures) == 1 else 's that'} gave none" if failures else ""
     )
-    also = "".join(f"; {n} {kind}" for kind, n in changes.items()) if sum(verdicts.values()) > FEW else ""
+    also = "".join(f"; {count}" for count in tally.counted())
     note(f"{images}: {counts} ({rule}{also}) in {time.perf_counter() - started:.2f} s")
-    if changes[LOW_SCORE] and sum(verdicts.values()) > FEW:
+    if tally.kinds[LOW_SCORE] and not tally.few:
         fence = f"below {detector.low_fence:.6g}, the calibration scores' Q1 − 1.5 × IQR"
-        note(f"{changes[LOW_SCORE]} scored unusually low ({fence}): {BLANK_FRAMES}")
+        note(f"{tally.kinds[LOW_SCORE]} scored unusually low ({fence}): {BLANK_FRAMES}")
     if not_digits and on_digits(loaded):
         kind = "detector" if contract.ANOMALY in loaded.metadata else "model"
         note(

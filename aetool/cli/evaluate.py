@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from aetool.cli.app import app
-from aetool.cli.images import check_invert, note_resize
+from aetool.cli.inputs import check_invert, note_resize
 from aetool.cli.options import Classes, Invert, Json, ModelOption, NoiseKind, Providers, Threads, Timeout, load_model
 from aetool.cli.output import emit, error, fail, note, reporting
 from aetool.errors import AetoolError

@@ -7,7 +7,6 @@ import json
 import secrets
 import sys
 import time
-from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from functools import partial
 from itertools import chain
@@ -16,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any, BinaryIO, NoReturn, TypeVar
 import typer
 
 from aetool.cli.app import app
+from aetool.cli.inputs import changes_made, check_invert, collected, like_digits, note_resize, on_digits, ran_by
 from aetool.cli.options import (
     Exif,
     Force,
@@ -36,16 +36,14 @@ from aetool.cli.options import (
     load_model,
 )
 from aetool.cli.output import emit, error, fail, note, reporting
-from aetool.cli.progress import FEW, shows_bar, tracked
-from aetool.errors import AetoolError, Interrupted
+from aetool.cli.progress import Tally, shows_bar, tracked
+from aetool.errors import AetoolError
 
 if TYPE_CHECKING:
-    from aetool.runtime.batch import Corrupt, ImageOptions, Outcome, Step
-    from aetool.runtime.detect import Detection
-    from aetool.runtime.files import Failure, Input, Job
+    from aetool.runtime.batch import Corrupt, ImageOptions, Step
+    from aetool.runtime.files import Failure, Job
     from aetool.runtime.model import Model
     from aetool.runtime.noise import Noise
-    from aetool.runtime.stream import ImageStream
 
 
 S = TypeVar("S", bound="Step")  # an image step, as the command that made it knows it
@@ -218,41 +216,6 @@ def _reconstruction(
     return Reconstruct(loaded, resize=resize)
 
 
-def note_resize(model: Model, *, resize: bool) -> None:
-    """Say that ``--resize`` does nothing for a model that takes images of any size (a conv model): the README's
-    example ran the bundled conv ``denoise`` with it, and nothing told that no image was resized (trial 85)."""
-    if resize and model.input_spec.size is None:
-        note(f"--resize: {model.name} takes images of any size, so none is resized (--resize is for dense models)")
-
-
-def check_invert(model: Model, *, invert: bool | None) -> None:
-    """``--invert`` with a model that takes images as they are is a usage error (``AetoolError``)."""
-    from aetool.runtime import contract
-
-    if invert and model.input_spec.polarity == contract.AS_IS:
-        raise AetoolError(
-            f"--invert: model {model.name} takes images as they are (polarity {contract.AS_IS}), so it never "
-            "inverts them; leave --invert out"
-        )
-
-
-def collected(
-    inputs: list[str], *, recursive: bool, skip: str
-) -> tuple[Iterable[Input], list[Failure], Callable[[], bool] | None]:
-    """The inputs the arguments name (:func:`aetool.runtime.files.collect`), or standard input's images alone for
-    ``-``, given as they arrive (:func:`aetool.runtime.files.standard_input`), and then a function that tells
-    whether the next one is there (``ImageStream.ready``; None for the arguments' inputs); ``AetoolError`` when
-    ``-`` is mixed with other inputs."""
-    from aetool.runtime import files
-
-    if files.STDIN not in inputs:
-        return (*files.collect(inputs, recursive=recursive, skip=skip), None)
-    if len(inputs) > 1:
-        raise AetoolError("- (standard input) cannot be mixed with other inputs")
-    images = _standard_input()
-    return files.standard_input(images), [], images.ready
-
-
 def _corruption(noise: Noise, seed: int | None) -> Corrupt:
     """The noise step, seeded by ``seed`` or, without one, by a seed drawn here (:func:`_drawn_seed_said`)."""
     from aetool.runtime.batch import Corrupt
@@ -286,22 +249,6 @@ def _drawn_seed_said(corrupt: Corrupt) -> None:
         note(f"noise seed {corrupt.seed} (--seed {corrupt.seed} draws this noise again)")
 
 
-def _standard_input() -> ImageStream:
-    """Standard input's images as they arrive, for the input ``-``. Raises ``AetoolError`` when the shell closed
-    it (``<&-``), where Python has no stream to read, or when it is a terminal (the command waited for image bytes
-    typed there, with no word)."""
-    from aetool.runtime.stream import ImageStream
-
-    if sys.stdin is None:
-        raise AetoolError("- reads standard input, which is closed (<&-); give a file, or pipe the image in")
-    stream = typer.get_binary_stream("stdin")
-    if stream.isatty():
-        raise AetoolError(
-            "- reads image data from standard input, which is a terminal; give a file, or pipe the image in"
-        )
-    return ImageStream(stream)
-
-
 def _plan(
     inputs: list[str], options: ImageOptions, *, suffix: str
 ) -> tuple[Iterable[Job], list[Failure], Callable[[], bool] | None]:
@@ -320,11 +267,6 @@ def _plan(
         if stdout.isatty():
             raise AetoolError("refusing to write image data to a terminal; redirect standard output or use -o")
     return jobs, failures + refused, ready
-
-
-def ran_by(model: Model) -> dict[str, str]:
-    """What a ``--json`` record names of the model that made it: its name and the SHA-256 of its file's bytes."""
-    return {"model": model.name, "model_sha256": model.sha256}
 
 
 def _binary_stdout() -> BinaryIO | None:
@@ -349,7 +291,7 @@ def _run(
     from aetool.runtime.files import interrupts_deferred
 
     started = time.perf_counter()
-    total = len(jobs) + len(failures) if isinstance(jobs, Sequence) else None  # None: a stream, still arriving
+    tally = Tally(len(jobs) + len(failures) if isinstance(jobs, Sequence) else None)
     refused = [Outcome(failure.label, error=failure.error) for failure in failures]
     stop = threading.Event()  # Ctrl-C while an outcome is reported: the ones already settled are reported first
     outcomes = process(
@@ -363,7 +305,6 @@ def _run(
         ready=ready,
     )
     done = failed = 0
-    counts: Counter[str] = Counter()
     not_digits = False  # an image that looks like neither digits nor writing went through (a photograph?)
     ran: dict[str, Any] = {}  # what every --json record adds: the model that ran
     seeded: dict[str, Any] = {}  # what add-noise's records add: the seed, null for an image that got no noise
@@ -372,7 +313,7 @@ def _run(
     elif isinstance(step, Corrupt):
         seeded = {"noise_seed": step.seed if step.noise.terms else None}  # --noise 0 draws none (trial 103)
     try:
-        for outcome in chain(refused, tracked(outcomes, total, shows_bar(total, as_json=options.as_json))):
+        for outcome in chain(refused, tracked(outcomes, tally.total, shows_bar(tally.total, as_json=options.as_json))):
             with interrupts_deferred(stop):
                 if options.as_json:
                     drawn = {key: value if outcome.mse is not None else None for key, value in seeded.items()}
@@ -380,20 +321,15 @@ def _run(
                 if outcome.error:
                     failed += 1
                     error(f"{outcome.path}: {outcome.error}")
+                    tally.settle(outcome.path)
                     continue
                 done += 1
-                digit = outcome.input_size == (28, 28) and not (outcome.converted or "").startswith("RGB")
-                # judged as read, before any --resize; a scanned page is what the bundled denoise is for (trial 77)
-                not_digits |= not (digit or outcome.looks_like_writing)
-                changes = changes_made(outcome, step.channels, forced=options.invert is True)
-                counts.update({kind for kind, _ in changes})
-                if (total if total is not None else done + failed) <= FEW:
-                    for _, text in changes:
-                        note(f"{outcome.path}: {text}")
+                # a scanned page is what the bundled denoise is for (trial 77)
+                not_digits |= not (like_digits(outcome) or outcome.looks_like_writing)
+                tally.settle(outcome.path, changes_made(outcome, step.channels, forced=options.invert is True))
     except KeyboardInterrupt:  # the outcomes settled before it are reported (and their files written) first
-        of = f" of {total} image{'s' * (total != 1)}" if total is not None else f" image{'s' * (done + failed != 1)}"
-        raise Interrupted(f"interrupted after {done + failed}{of} ({done} written)") from None
-    also = "; ".join(f"{n} {kind}" for kind, n in counts.items()) if done + failed > FEW else ""
+        raise tally.interrupted(f"{done} written") from None
+    also = "; ".join(tally.counted())
     note(f"{done} done, {failed} failed in {time.perf_counter() - started:.2f} s" + (f" ({also})" if also else ""))
     if not_digits and isinstance(step, Reconstruct) and on_digits(step.model):
         note(_digits_model_on_photos(step.model))
@@ -415,56 +351,3 @@ def _digits_model_on_photos(model: Model) -> str:
         "dncnn --data photos/ for a denoiser, aetool train conv-unpool --data photos/ for an autoencoder; see the "
         "README, Your own images)"
     )
-
-
-def on_digits(model: Model) -> bool:
-    """Whether ``model`` was trained on an IDX dataset (MNIST or Fashion-MNIST: grey, 28×28)."""
-    from aetool.runtime import contract
-    from aetool.runtime.idx import IDX_DATASETS
-
-    return model.metadata.get(contract.DATASET) in IDX_DATASETS
-
-
-def changes_made(
-    outcome: Outcome | Detection, channels: int | None, *, forced: bool = False, scored: bool = False
-) -> list[tuple[str, str]]:
-    """What was done to an image on its way through, as (what a summary counts, the line for this image): the way
-    there and the output's way back for ``denoise``/``reconstruct``, the way to the score when ``scored``
-    (``detect``). ``forced``: --invert was given, so an inversion is not the image's polarity but the option's."""
-    from aetool.runtime.images import GREY_TO_RGB
-
-    back = not scored  # an output image goes back to the input's polarity and size
-    changes = [("with notes, in --json", text) for text in outcome.notes]
-    if outcome.converted and channels:
-        kind = "grey" if channels == 1 else "RGB"
-        written = "grey (the luma of its RGB)" if outcome.converted == GREY_TO_RGB else kind
-        changes.append(
-            (
-                f"converted {outcome.converted}",
-                f"{outcome.converted} for the model, which takes {kind} images"
-                + (f"; the output is {written}" if back else ""),
-            )
-        )
-    and_back = " and back" if back else ""
-    if outcome.inverted and forced:
-        changes.append((f"inverted (--invert){and_back}", "inverted (--invert)" + " and the output back" * back))
-    elif outcome.inverted:
-        changes.append(
-            (
-                f"inverted (dark on light){and_back}",
-                "dark on light: inverted to MNIST's white on black"
-                + " and the output back" * back
-                + " (--no-invert: not)",
-            )
-        )
-    if outcome.input_size and outcome.fitted_size:
-        (width, height), (fit_width, fit_height) = outcome.input_size, outcome.fitted_size
-        changes.append(
-            (
-                f"resized to the model's size{and_back}",
-                f"resized {width}×{height} (width×height) to the model's {fit_width}×{fit_height} and the "
-                + ("result" if back else "anomaly map")
-                + f" back to {width}×{height}",
-            )
-        )
-    return changes

@@ -1,12 +1,17 @@
-"""Progress bars on stderr, for batches of images and training."""
+"""Progress on stderr: bars for batches of images and for training, and the tally of a batch of images (a note per
+image for a few, counts for many)."""
 
 from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterable, Iterator
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 
+from aetool.cli.output import note
 from aetool.console import stderr_console
+from aetool.errors import Interrupted
 
 FEW = 4  # up to this many inputs: a note per image and no progress bar
 
@@ -48,3 +53,39 @@ def _with_bar(outcomes: Iterable, total: int | None) -> Iterator:
         *Progress.get_default_columns(), console=stderr_console(), transient=True, redirect_stdout=False
     ) as bar:
         yield from bar.track(outcomes, total=total, description="images")
+
+
+@dataclass
+class Tally:
+    """Where a batch of images stands, for the notes and the summary of ``denoise``/``reconstruct``/``add-noise`` and
+    ``detect``: ``total`` images (None: a stream, still arriving), how many have ``settled`` (done or failed), and
+    how many images each kind of change was made to."""
+
+    total: int | None
+    settled: int = 0
+    kinds: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def few(self) -> bool:
+        """Whether the batch is a few images (up to ``FEW``; a stream while its first ``FEW``): a note per image."""
+        return (self.total if self.total is not None else self.settled) <= FEW
+
+    def settle(self, path: str, changes: Sequence[tuple[str, str]] = ()) -> None:
+        """One more image settled, with what was done to it as (kind, line) pairs (``inputs.changes_made``): each
+        kind counted once an image, and its lines said while the batch is few."""
+        self.settled += 1
+        self.kinds.update({kind for kind, _ in changes})
+        if self.few:
+            for _, text in changes:
+                note(f"{path}: {text}")
+
+    def counted(self) -> list[str]:
+        """The summary's counts of the kinds (``3 inverted (dark on light) and back``) for a batch of many; none for
+        a few, whose images were said one by one."""
+        return [] if self.few else [f"{n} {kind}" for kind, n in self.kinds.items()]
+
+    def interrupted(self, detail: str) -> Interrupted:
+        """The error for Ctrl-C once the settled images were reported: ``interrupted after 3 of 10 images (…)``."""
+        count = self.total if self.total is not None else self.settled
+        of = f" of {self.total}" if self.total is not None else ""
+        return Interrupted(f"interrupted after {self.settled}{of} image{'s' * (count != 1)} ({detail})")
