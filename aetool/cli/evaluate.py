@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
@@ -17,6 +18,7 @@ from aetool.errors import AetoolError
 
 if TYPE_CHECKING:
     from aetool.runtime.evaluate import Evaluation
+    from aetool.runtime.model import Model
 
 
 @app.command()
@@ -123,54 +125,26 @@ def evaluate(
     """MSE, PSNR and SSIM of a model with onnxruntime alone (no torch): on MNIST's test set (--data-dir), on clean
     images noised here (--data), or on pairs of input and target images (--inputs, --targets); with --anomaly, how
     well it detects anomalies. Exit 1 when some images could not be scored or had no partner."""
-    if dataset is not None and dataset not in ("mnist", "fashion-mnist"):
-        fail(f"--dataset takes mnist or fashion-mnist (the IDX datasets under --data-dir); got {dataset!r}")
-    if dataset is not None and any((data, inputs, targets, normal, anomalous)):
-        fail("--dataset names the IDX dataset under --data-dir; image files (--data, --inputs, --normal) have none")
-    if anomaly:
-        if inputs or targets or any(v is not None for v in (noise, noise_kind, seed)):
-            fail(
-                "--anomaly scores images as they are: --inputs, --targets, --noise, --noise-kind and --seed do not apply"
-            )
-        from aetool.runtime.anomaly import parse_classes
-
-        try:
-            normal_classes = parse_classes(classes)
-        except ValueError as err:
-            fail(str(err))
-        _evaluate_anomaly(
-            model,
-            data_dir=data_dir,
-            dataset=dataset,
-            data=data,
-            classes=normal_classes,
-            sides=(normal, anomalous),
-            limit=limit,
-            fit=(resize, invert),
-            as_json=as_json,
-            session=(provider, threads, timeout),
-        )
-        return
-    if normal or anomalous or classes:
+    source = Sources(data_dir, dataset, data, inputs, targets, normal, anomalous, anomaly=anomaly)
+    noised = any(v is not None for v in (noise, noise_kind, seed))
+    if anomaly and (inputs or targets or noised):
+        fail("--anomaly scores images as they are: --inputs, --targets, --noise, --noise-kind and --seed do not apply")
+    if not anomaly and (normal or anomalous or classes):
         fail("--normal, --anomalous and --classes go with --anomaly")
+    normal_classes = _normal_classes(classes) if anomaly else None
     with reporting(results=True):
-        from aetool.runtime.evaluate import evaluate as score
-        from aetool.runtime.evaluate import evaluate_images, evaluate_pairs
-        from aetool.runtime.idx import chosen_data_dir
-
-        kind = noise_kind and noise_kind.value
-        if inputs or targets:
-            _refuse_with_pairs(data_dir, data, inputs, targets, noised=any(v is not None for v in (noise, kind, seed)))
-        elif data and data_dir:
-            raise AetoolError("--data-dir reads IDX files and --data image files: give one")
-        for given, option in ((resize, "--resize fits"), (invert is not None, "--invert and --no-invert apply to")):
-            if given and not (data or inputs):
-                raise AetoolError(
-                    f"{option} image files (--data, --inputs/--targets); IDX digits are scored as they are"
-                )
+        source.check(resize=resize, invert=invert, noised=noised, limit=limit, classes=classes)
         loaded = load_model(model, provider, threads, timeout)
         note_resize(loaded, resize=resize)
         check_invert(loaded, invert=invert)
+        if anomaly:  # it exits
+            _evaluate_anomaly(
+                loaded, source, classes=normal_classes, limit=limit, resize=resize, invert=invert, as_json=as_json
+            )
+        from aetool.runtime.evaluate import evaluate as score
+        from aetool.runtime.evaluate import evaluate_images, evaluate_pairs
+
+        kind = noise_kind and noise_kind.value
         if inputs and targets:
             result = evaluate_pairs(loaded, inputs, targets, limit=limit, resize=resize, invert=invert)
         elif data:
@@ -178,10 +152,9 @@ def evaluate(
                 loaded, data, noise=noise, noise_kind=kind, seed=seed, limit=limit, resize=resize, invert=invert
             )
         else:
-            folder = chosen_data_dir(data_dir)  # its dataset's subfolder and the dataset: evaluate's to check
-            if folder is None:
-                raise AetoolError("no data: pass --data-dir (or set AETOOL_DATA_DIR), --data or --inputs/--targets")
-            result = score(loaded, folder, dataset=dataset, noise=noise, noise_kind=kind, limit=limit, seed=seed)
+            result = score(
+                loaded, source.idx_folder(), dataset=dataset, noise=noise, noise_kind=kind, limit=limit, seed=seed
+            )
         for failure in chain(result.failed, result.missing):
             error(f"{failure.label}: {failure.error}")
         for text in result.notes:
@@ -193,53 +166,118 @@ def evaluate(
             raise typer.Exit(1)
 
 
-def _evaluate_anomaly(
-    model: str,
-    *,
-    data_dir: Path | None,
-    dataset: str | None,
-    data: str | None,
-    classes: tuple[str, ...] | None,
-    sides: tuple[str | None, str | None],
-    limit: int | None,
-    fit: tuple[bool, bool | None],
-    as_json: bool,
-    session: tuple[list[str] | None, int | None, float | None],
-) -> None:
-    """``aetool evaluate --anomaly``: one of the three sources, the measures, exit 1 when images failed; ``fit``:
-    ``--resize`` and ``--invert``/``--no-invert`` (None: neither)."""
-    with reporting(results=True):
-        from aetool.runtime.detect import Detector, evaluate_folders, evaluate_idx, evaluate_labelled
-        from aetool.runtime.idx import chosen_data_dir
+@dataclass(frozen=True)
+class Sources:
+    """What ``evaluate`` scores, as its options name it: IDX files (``data_dir``, ``dataset``), clean images
+    (``data``), pairs of input and target images (``inputs``, ``targets``), or with ``anomaly`` normal and
+    anomalous images (``normal``, ``anomalous``, or ``data``'s labelled subfolders). :meth:`check` holds every
+    rule of which options go together, for both modes."""
 
-        normal, anomalous = sides
-        given = [name for name, value in (("--data", data), ("--data-dir", data_dir), ("--normal", normal)) if value]
+    data_dir: Path | None
+    dataset: str | None
+    data: str | None
+    inputs: str | None
+    targets: str | None
+    normal: str | None
+    anomalous: str | None
+    anomaly: bool = False
+
+    @property
+    def pairs(self) -> str:
+        """The options that name two folders in this mode."""
+        return "--normal/--anomalous" if self.anomaly else "--inputs/--targets"
+
+    def check(self, *, resize: bool, invert: bool | None, noised: bool, limit: int | None, classes: str | None) -> None:
+        """Raise ``AetoolError`` for options that do not go together (``noised``: --noise, --noise-kind or --seed
+        was given)."""
+        from aetool.runtime.idx import IDX_DATASETS
+
+        if self.dataset is not None and self.dataset not in IDX_DATASETS:
+            raise AetoolError(
+                f"--dataset takes mnist or fashion-mnist (the IDX datasets under --data-dir); got {self.dataset!r}"
+            )
+        if self.dataset is not None and any((self.data, self.inputs, self.targets, self.normal, self.anomalous)):
+            raise AetoolError(
+                "--dataset names the IDX dataset under --data-dir; image files (--data, --inputs, --normal) have none"
+            )
+        if self.anomaly:
+            self._check_anomaly(limit=limit, classes=classes)
+        elif self.inputs or self.targets:
+            self._check_pairs(noised=noised)
+        elif self.data and self.data_dir:
+            raise AetoolError("--data-dir reads IDX files and --data image files: give one")
+        for given, option in ((resize, "--resize fits"), (invert is not None, "--invert and --no-invert apply to")):
+            if given and not (self.data or self.inputs or self.normal):
+                raise AetoolError(f"{option} image files (--data, {self.pairs}); IDX digits are scored as they are")
+
+    def _check_anomaly(self, *, limit: int | None, classes: str | None) -> None:
+        given = [
+            name
+            for name, value in (("--data", self.data), ("--data-dir", self.data_dir), ("--normal", self.normal))
+            if value
+        ]
         if len(given) > 1:
             raise AetoolError(f"{' and '.join(given)} name two sets of images: give one")
-        if (normal is None) != (anomalous is None):
+        if (self.normal is None) != (self.anomalous is None):
             raise AetoolError("--normal and --anomalous go together: a folder of each")
-        if normal and classes:
+        if self.normal and classes:
             raise AetoolError("--classes picks the normal images of a labelled set; --normal names them already")
-        if limit is not None and not data_dir and (normal or data):
+        if limit is not None and not self.data_dir and (self.normal or self.data):
             raise AetoolError("--limit applies to IDX data (--data-dir)")
-        resize, invert = fit
-        for asked, option in ((resize, "--resize fits"), (invert is not None, "--invert and --no-invert apply to")):
-            if asked and not (normal or data):
-                raise AetoolError(
-                    f"{option} image files (--data, --normal/--anomalous); IDX digits are scored as they are"
-                )
-        detector = Detector(load_model(model, *session))
-        note_resize(detector.model, resize=resize)
-        check_invert(detector.model, invert=invert)
-        if normal and anomalous:
-            result = evaluate_folders(detector, normal, anomalous, resize=resize, invert=invert)
-        elif data:
-            result = evaluate_labelled(detector, data, classes=classes, resize=resize, invert=invert)
-        else:
-            folder = chosen_data_dir(data_dir)  # its dataset's subfolder and the dataset: evaluate_idx's to check
-            if folder is None:
-                raise AetoolError("no data: pass --data-dir (or set AETOOL_DATA_DIR), --data or --normal/--anomalous")
-            result = evaluate_idx(detector, folder, dataset=dataset, classes=classes, limit=limit)
+
+    def _check_pairs(self, *, noised: bool) -> None:
+        if not (self.inputs and self.targets):
+            raise AetoolError(
+                "--inputs and --targets go together: input images and the targets they are scored against"
+            )
+        if self.data or self.data_dir:
+            raise AetoolError(
+                f"{'--data' if self.data else '--data-dir'} and --inputs/--targets name two sets: give one"
+            )
+        if noised:
+            raise AetoolError("--noise, --noise-kind and --seed noise clean images; pairs are scored as they are given")
+
+    def idx_folder(self) -> Path:
+        """The IDX folder: --data-dir, else $AETOOL_DATA_DIR (``idx.chosen_data_dir``); ``AetoolError`` without
+        either."""
+        from aetool.runtime.idx import chosen_data_dir
+
+        folder = chosen_data_dir(self.data_dir)  # its dataset's subfolder and the dataset: the evaluation's to check
+        if folder is None:
+            raise AetoolError(f"no data: pass --data-dir (or set AETOOL_DATA_DIR), --data or {self.pairs}")
+        return folder
+
+
+def _normal_classes(classes: str | None) -> tuple[str, ...] | None:
+    """--classes as ``anomaly.parse_classes`` reads it; a usage error (exit 2) when it cannot."""
+    from aetool.runtime.anomaly import parse_classes
+
+    try:
+        return parse_classes(classes)
+    except ValueError as err:
+        fail(str(err))
+
+
+def _evaluate_anomaly(
+    loaded: Model,
+    source: Sources,
+    *,
+    classes: tuple[str, ...] | None,
+    limit: int | None,
+    resize: bool,
+    invert: bool | None,
+    as_json: bool,
+) -> NoReturn:
+    """``aetool evaluate --anomaly`` of a checked ``source``: the measures, then exit 1 when images failed, else 0."""
+    from aetool.runtime.detect import Detector, evaluate_folders, evaluate_idx, evaluate_labelled
+
+    detector = Detector(loaded)
+    if source.normal and source.anomalous:
+        result = evaluate_folders(detector, source.normal, source.anomalous, resize=resize, invert=invert)
+    elif source.data:
+        result = evaluate_labelled(detector, source.data, classes=classes, resize=resize, invert=invert)
+    else:
+        result = evaluate_idx(detector, source.idx_folder(), dataset=source.dataset, classes=classes, limit=limit)
     for failure in result.failed:
         error(f"{failure.label}: {failure.error}")
     for text in result.notes:
@@ -262,19 +300,7 @@ def _evaluate_anomaly(
         )
     if result.failed:
         note(f"{result.n_normal + result.n_anomalous} scored, {len(result.failed)} could not be scored")
-        raise typer.Exit(1)
-
-
-def _refuse_with_pairs(
-    data_dir: Path | None, data: str | None, inputs: str | None, targets: str | None, *, noised: bool
-) -> None:
-    """Raise ``AetoolError`` for options that do not go with --inputs and --targets."""
-    if not (inputs and targets):
-        raise AetoolError("--inputs and --targets go together: input images and the targets they are scored against")
-    if data or data_dir:
-        raise AetoolError(f"{'--data' if data else '--data-dir'} and --inputs/--targets name two sets: give one")
-    if noised:
-        raise AetoolError("--noise, --noise-kind and --seed noise clean images; pairs are scored as they are given")
+    raise typer.Exit(1 if result.failed else 0)
 
 
 def _evaluation_line(result: Evaluation) -> str:
