@@ -11,7 +11,7 @@ import signal
 import sys
 from functools import partial
 from types import FrameType
-from typing import Any
+from typing import Any, NoReturn
 
 from aetool.cli.app import app
 from aetool.cli.output import SAID, closed_pipe, error, escape_controls, say
@@ -148,6 +148,26 @@ def _stopped_while_exiting(number: int, frame: FrameType | None, *, said: str) -
 def main() -> None:
     """Entry point of the ``aetool`` script and of ``python -m aetool``: a usage error is one line too, exit 2;
     a closed standard output ends the command quietly with 141."""
+    _prepare_process()
+    try:
+        code = app(standalone_mode=False, prog_name="aetool")  # also under python -m: completion binds to aetool
+    except SystemExit as stop:  # Click ends a closed pipe outside a command's body (--help | head) with exit 1
+        if isinstance(stop.__context__, BrokenPipeError):
+            closed_pipe()
+        raise
+    except KeyboardInterrupt:
+        error("interrupted")
+        sys.exit(_interrupted_code())
+    except Exception as err:  # the parser's usage errors carry a message and an exit code
+        _exit_for(err)
+        raise  # not one a user can cause: a bug, whose traceback is wanted
+    _exit_after_command(code)
+
+
+def _prepare_process() -> None:
+    """Before the command: messages that print any file name, stderr on /dev/null when the shell closed it, the
+    environment's broken terminal size and OpenMP thread count dropped, the stop signals handled, and a removed
+    current folder or a closed standard output that --help and --version need refused (exit 2)."""
     codecs.register_error(PRINTABLE, _printable)
     for stream in (sys.stdout, sys.stderr):  # stderr's default, backslashreplace, printed such a byte as \udce9
         if stream is not None and hasattr(stream, "reconfigure"):
@@ -170,52 +190,60 @@ def main() -> None:
     if sys.stdout is None and asked is not None:  # Click would print into nothing and exit 0
         error(f"standard output is closed (>&-), and {asked} writes there")
         sys.exit(2)
-    try:
-        code = app(standalone_mode=False, prog_name="aetool")  # also under python -m: completion binds to aetool
-    except SystemExit as stop:  # Click ends a closed pipe outside a command's body (--help | head) with exit 1
-        if isinstance(stop.__context__, BrokenPipeError):
-            closed_pipe()
-        raise
-    except KeyboardInterrupt:
-        error("interrupted")
+
+
+def _exit_for(err: Exception) -> None:
+    """Exit with one line for an error raised outside a command's body: the parser's usage errors (their own exit
+    code), Ctrl-C or a stop signal, no memory, an OSError; return for any other, which the caller re-raises.
+
+    Typer's parser is Click (vendored since Typer 0.25): its exceptions are told apart by name and shape, so every
+    Typer the requirement admits is handled alike."""
+    usage: Any = err
+    if type(err).__name__ == "Abort" or (isinstance(err, ImportError) and caused_by_interrupt(err)):
+        error("interrupted")  # Ctrl-C outside a command's body, or one that broke an import
         sys.exit(_interrupted_code())
-    except Exception as err:  # the parser's usage errors carry a message and an exit code
-        # Typer's parser is Click (vendored since Typer 0.25): its exceptions are told apart by name and shape, so
-        # every Typer the requirement admits is handled alike.
-        usage: Any = err
-        if type(err).__name__ == "Abort" or (isinstance(err, ImportError) and caused_by_interrupt(err)):
-            error("interrupted")  # Ctrl-C outside a command's body, or one that broke an import
+    if isinstance(err, MemoryError) or (isinstance(err, ImportError | RuntimeError) and out_of_memory(err)):
+        # under a memory limit (ulimit -v, a container's) a C extension fails to load (std::bad_alloc, a library
+        # the loader cannot map) or a thread to start
+        error(f"not enough memory ({first_line(err)}); {_memory_advice()}")
+        sys.exit(2)
+    if isinstance(err, OSError):  # outside a command's body: --help and --version (> /dev/full), or the shell
+        # completion --install-completion writes into the home folder (its ~/.bashrc)
+        error(os_reason(err) if err.filename else f"cannot write to standard output: {err.strerror or err}")
+        sys.exit(1)
+    if not (hasattr(usage, "format_message") and isinstance(getattr(usage, "exit_code", None), int)):
+        if _TERMINATED_BY or caused_by_interrupt(err):  # a stop signal left a module half loaded, which failed
+            error("interrupted")
             sys.exit(_interrupted_code())
-        if isinstance(err, MemoryError) or (isinstance(err, ImportError | RuntimeError) and out_of_memory(err)):
-            # under a memory limit (ulimit -v, a container's) a C extension fails to load (std::bad_alloc, a library
-            # the loader cannot map) or a thread to start
-            error(f"not enough memory ({first_line(err)}); {_memory_advice()}")
-            sys.exit(2)
-        if isinstance(err, OSError):  # outside a command's body: --help and --version (> /dev/full), or the shell
-            # completion --install-completion writes into the home folder (its ~/.bashrc)
-            error(os_reason(err) if err.filename else f"cannot write to standard output: {err.strerror or err}")
-            sys.exit(1)
-        if not (hasattr(usage, "format_message") and isinstance(getattr(usage, "exit_code", None), int)):
-            if _TERMINATED_BY or caused_by_interrupt(err):  # a stop signal left a module half loaded, which failed
-                error("interrupted")
-                sys.exit(_interrupted_code())
-            raise
-        if type(err).__name__ == "NoArgsIsHelpError":  # plain `aetool`: the help, as Typer shows it
-            usage.show()
-            sys.exit(usage.exit_code)
-        context = getattr(usage, "ctx", None)
-        hint = f" (see {context.command_path} --help)" if context is not None else ""
-        message = usage.format_message()
-        extra = re.search(r"unexpected extra arguments?(?:\(s\))? \((.*)\)$", message)
-        if extra and any(map(os.path.lexists, extra[1].split())):  # files a shell expanded from a glob
-            names = extra[1].split()  # a folder's thousands made one screen-filling line (trial 86)
-            shown = " ".join(names[:3]) + (f" … and {len(names) - 3} more" if len(names) > 3 else "")
-            message = f"{message[: extra.start(1)]}{shown})"
-            hint += "; a glob for an option (--data 'photos/*.jpg') must be quoted, or the shell gives its files"
-        if "No such option: --max-megapixels" in message:
-            hint = "; it goes before the command: aetool --max-megapixels MP COMMAND …"
-        error(f"{message}{hint}")
+        return
+    if type(err).__name__ == "NoArgsIsHelpError":  # plain `aetool`: the help, as Typer shows it
+        usage.show()
         sys.exit(usage.exit_code)
+    error(_usage_line(usage))
+    sys.exit(usage.exit_code)
+
+
+def _usage_line(usage: Any) -> str:
+    """A usage error's line: Click's message, the command's --help to see, and what a glob a shell expanded or a
+    global option given after the command needs."""
+    context = getattr(usage, "ctx", None)
+    hint = f" (see {context.command_path} --help)" if context is not None else ""
+    message = usage.format_message()
+    extra = re.search(r"unexpected extra arguments?(?:\(s\))? \((.*)\)$", message)
+    if extra and any(map(os.path.lexists, extra[1].split())):  # files a shell expanded from a glob
+        names = extra[1].split()  # a folder's thousands made one screen-filling line (trial 86)
+        shown = " ".join(names[:3]) + (f" … and {len(names) - 3} more" if len(names) > 3 else "")
+        message = f"{message[: extra.start(1)]}{shown})"
+        hint += "; a glob for an option (--data 'photos/*.jpg') must be quoted, or the shell gives its files"
+    if "No such option: --max-megapixels" in message:
+        hint = "; it goes before the command: aetool --max-megapixels MP COMMAND …"
+    return f"{message}{hint}"
+
+
+def _exit_after_command(code: Any) -> NoReturn:
+    """Exit with the command's ``code`` (Click's return value): Ctrl-C's said and turned into the signal's code,
+    plain ``aetool`` (the help) 2, and a stop signal from here on said as one that came once the command had
+    ended."""
     if code == Interrupted.exit_code and not SAID:  # Ctrl-C outside a command's body, which Typer ends silently
         error("interrupted")
     if code == Interrupted.exit_code:
