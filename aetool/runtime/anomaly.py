@@ -321,10 +321,8 @@ def threshold_for(scores: np.ndarray, *, fpr: float | None = None, quantile: flo
     otherwise, and for scores that are no vector of finite numbers or none (a NaN gave a NaN threshold; trial 88)."""
     if (fpr is None) == (quantile is None):
         raise ValueError("give a false-positive rate or a quantile, not both or neither")
-    given = fpr if fpr is not None else quantile
-    if given is None or not _is_fraction(given):
-        raise ValueError(f"--fpr and --quantile are fractions between 0 and 1, got {given!r}")
-    level = 1 - given if fpr is not None else float(given)
+    ((name, given),) = threshold_rule(fpr=fpr, quantile=quantile).items()
+    level = 1 - given if name == "fpr" else given
     scores = _score_vector(scores)
     if quantile is not None:
         return float(np.quantile(scores, level))
@@ -338,9 +336,10 @@ def threshold_rule(*, fpr: float | None = None, quantile: float | None = None) -
     no fraction in (0, 1): checked here without PyTorch, so ``aetool calibrate`` refuses them at once."""
     if fpr is not None and quantile is not None:
         raise ValueError("--fpr and --quantile both set the threshold: give one")
-    rule = {"quantile": quantile} if quantile is not None else {"fpr": DEFAULT_FPR if fpr is None else fpr}
-    threshold_for(np.zeros(1), **rule)  # its check of the fraction
-    return rule
+    name, given = ("quantile", quantile) if quantile is not None else ("fpr", DEFAULT_FPR if fpr is None else fpr)
+    if not _is_fraction(given):
+        raise ValueError(f"--fpr and --quantile are fractions between 0 and 1, got {given!r}")
+    return {name: float(given)}
 
 
 def distribution(scores: np.ndarray, *, threshold: float | None = None) -> dict[str, Any]:
