@@ -49,9 +49,10 @@ if TYPE_CHECKING:
 S = TypeVar("S", bound="Step")  # an image step, as the command that made it knows it
 
 
-def _model_command(name: str, *, default_model: str, suffix: str, summary: str) -> None:
+def _model_command(name: str, *, default_model: str, suffix: str, summary: str, denoising: bool) -> None:
     """Register an image command that runs a model on images: ``denoise`` and ``reconstruct`` differ only in
-    their default model, output suffix and help."""
+    their default model, output suffix and help, and in whether a model trained on clean images is said to be one
+    (``denoising``)."""
 
     def command(
         inputs: Inputs,
@@ -80,7 +81,7 @@ def _model_command(name: str, *, default_model: str, suffix: str, summary: str) 
             resize=resize,
             invert=invert,
             timeout=timeout,
-            denoising=name == "denoise",
+            denoising=denoising,
         )
         _images(inputs, options, suffix=suffix, step=step)
 
@@ -93,11 +94,16 @@ _model_command(
     default_model="denoise",
     suffix=".denoised",
     summary="Remove noise from images with a denoising autoencoder",
+    denoising=True,
 )
 
 
 _model_command(
-    "reconstruct", default_model="deep", suffix=".reconstructed", summary="Pass images through an autoencoder"
+    "reconstruct",
+    default_model="deep",
+    suffix=".reconstructed",
+    summary="Pass images through an autoencoder",
+    denoising=False,
 )
 
 
