@@ -26,7 +26,9 @@ import aetool
 from aetool.errors import AetoolError, ModelFileError, first_line
 from aetool.runtime import contract, tiles
 from aetool.runtime.cpu import SIMD_FLAGS, cpu_facts, keep_freed_memory, usable_cores
-from aetool.runtime.model import CPU, MAX_CONV_PIXELS, Model, ort_errors, pad_batch
+from aetool.runtime.model import Model, pad_batch
+from aetool.runtime.session import CPU, ort_errors
+from aetool.runtime.spec import MAX_CONV_PIXELS
 
 Call = Callable[[], object]
 Backend = Callable[[np.ndarray], Call]  # binds a batch of images, returns the call to time

@@ -35,9 +35,11 @@ from aetool.runtime import contract
 from aetool.runtime.describe import graph_changed
 from aetool.runtime.files import is_utf8
 from aetool.runtime.images import outside_unit_range
-from aetool.runtime.model import check_contract, open_session, ort_errors, parse_metadata, read_model, run_stoppable
+from aetool.runtime.metadata import parse_metadata
 from aetool.runtime.onnxfile import read_facts
 from aetool.runtime.registry import resolve
+from aetool.runtime.session import open_session, ort_errors, read_model, run_stoppable
+from aetool.runtime.spec import check_contract
 
 ATOL = {"fp32": 1e-4, "fp16": 1e-2, "int8": 1e-2}  # by the file's precision: a few steps of fp16's or int8's
 TIE_SIZE = (28, 28)
@@ -142,7 +144,7 @@ class Runtime:
 
 
 def _onnxruntime(path: Path, input_name: str, outputs: list[str]) -> Runner:
-    """onnxruntime's CPU provider, one thread: the reference (``aetool.runtime.model.open_session``)."""
+    """onnxruntime's CPU provider, one thread: the reference (``aetool.runtime.session.open_session``)."""
     session = open_session(path, threads=1)
     return lambda x: dict(zip(outputs, session.run(outputs, {input_name: x}), strict=True))
 

@@ -28,7 +28,7 @@ from aetool import bench
 from aetool.errors import ModelFileError
 from aetool.runtime import load
 from aetool.runtime.cpu import usable_cores
-from aetool.runtime.model import CPU, session_options
+from aetool.runtime.session import CPU, session_options
 
 DENSE = ["deep", "ae64", "ae128", "ae256", "sparse", "denoise-dense"]
 

@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/images_per_call.py FILE.onnx [MORE.onnx] [--batch 256] [--parts 32,48,64,96,128,256]
 
 aetool's runtime sends a batch through a conv model 64 digits' worth at a time (``CONV_PIXELS_PER_CALL`` in
-``aetool/runtime/model.py``) and through a dense model 256 at a time. Per file, this times ``--batch`` random
+``aetool/runtime/spec.py``) and through a dense model 256 at a time. Per file, this times ``--batch`` random
 28×28 images (at the model's size for a dense model) sent as calls of each ``--parts`` size (the last call takes
 what is left), in alternating rounds (``aetool.bench.interleaved``), and prints the median time of the whole batch
 and its speedup over the largest part size (one call, with the default sizes). The size the runtime picks is

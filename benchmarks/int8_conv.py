@@ -29,7 +29,7 @@ from aetool.errors import ModelFileError
 from aetool.export import variants
 from aetool.runtime import contract
 from aetool.runtime.idx import load_split, resolve_data_dir
-from aetool.runtime.model import open_session
+from aetool.runtime.session import open_session
 
 BATCH = 256
 CALIBRATION = 256  # training digits, as aetool's export (exporter.CALIBRATION_IMAGES)

@@ -36,7 +36,7 @@ from one_line_errors import run_script
 from aetool import bench
 from aetool.export import variants
 from aetool.runtime import contract
-from aetool.runtime.model import session_options
+from aetool.runtime.session import session_options
 
 TEST_DIGITS = 2000
 

@@ -15,7 +15,8 @@ import argparse
 import numpy as np
 from one_line_errors import run_script
 
-from aetool.runtime import model as runtime_model
+from aetool.runtime import session
+from aetool.runtime.model import load
 
 
 def main() -> None:
@@ -26,15 +27,15 @@ def main() -> None:
     parser.add_argument("--model", default="conv-unpool")
     args = parser.parse_args()
     if args.pattern:
-        aetool_options = runtime_model.session_options
+        aetool_options = session.session_options
 
         def with_pattern(threads: int | None) -> object:
             options = aetool_options(threads)
             options.enable_mem_pattern = True
             return options
 
-        runtime_model.session_options = with_pattern
-    loaded = runtime_model.load(args.model)
+        session.session_options = with_pattern
+    loaded = load(args.model)
     for index in range(args.pages):
         page = np.random.default_rng(index).random((1, loaded.input_spec.channels, args.size, args.size), np.float32)
         loaded.reconstruct(page)

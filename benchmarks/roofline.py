@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from aetool.bench import Backend, tensor_shapes
-from aetool.runtime.model import CPU
+from aetool.runtime.session import CPU
 
 
 def bytes_per_image(path: str | Path, size: tuple[int, int]) -> tuple[int, int]:

@@ -28,15 +28,15 @@ from one_line_errors import run_script
 
 from aetool import bench
 from aetool.runtime.cpu import has_vnni
-from aetool.runtime.model import session_options
 from aetool.runtime.registry import resolve
+from aetool.runtime.session import session_options
 
 SHRINK = "memory.enable_memory_arena_shrinkage"
 MEMORY = """
 import sys, numpy as np, onnxruntime as ort
 from aetool.runtime import load
-from aetool.runtime.model import session_options
 from aetool.runtime.registry import resolve
+from aetool.runtime.session import session_options
 def rss(): return int(next(line for line in open("/proc/self/status") if line.startswith("VmRSS")).split()[1]) // 1024
 digit, page = np.zeros((1, 1, 28, 28), np.float32), np.random.default_rng(0).random((1, 1, 1024, 1024), np.float32)
 if sys.argv[2] == "runtime":

@@ -37,8 +37,7 @@ from aetool.export.parity import tie_images  # noqa: E402
 from aetool.export.portable import PORTABLE_OPS, PortableUnpool  # noqa: E402
 from aetool.models import REGISTRY, build_model, get_spec  # noqa: E402
 from aetool.runtime import contract  # noqa: E402
-from aetool.runtime.metadata import JSON_KEYS  # noqa: E402
-from aetool.runtime.model import parse_metadata  # noqa: E402
+from aetool.runtime.metadata import JSON_KEYS, parse_metadata  # noqa: E402
 from aetool.train import TrainConfig, train  # noqa: E402
 
 SHARED_MNIST = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "mnist"
@@ -332,7 +331,7 @@ def test_int8_weights_leave_room_so_products_never_saturate(kind, tmp_path):
     from onnx import TensorProto, helper, numpy_helper
 
     from aetool.export import variants
-    from aetool.runtime.model import open_session
+    from aetool.runtime.session import open_session
 
     scales = np.linspace(0.5, 1, 8, dtype=np.float32)  # a scale per output column or channel
     if kind == "dense":  # dynamic int8

@@ -254,9 +254,9 @@ def test_tiny_validation_images_export_and_are_refused_by_an_ssim_calibration_in
 
 def test_a_validation_image_over_the_one_call_limit_is_refused_before_training(colour_folder, tmp_path, monkeypatch):
     """It was a traceback after the first epoch (302 s for a trial's 36 MP page)."""
-    from aetool.runtime import model
+    from aetool.runtime import spec
 
-    monkeypatch.setattr(model, "MAX_CONV_PIXELS", 48 * 48)
+    monkeypatch.setattr(spec, "MAX_CONV_PIXELS", 48 * 48)
     save(tmp_path / "val" / "page.png", np.zeros((64, 64, 3), np.uint8))
     config = quick("dncnn", data=str(colour_folder), val_data=str(tmp_path / "val"), patch=16)
     with pytest.raises(AetoolError, match=r"^image .*page\.png: 64×64 \(width×height\) is over the 2,304-pixel limit"):

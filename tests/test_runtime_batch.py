@@ -332,10 +332,9 @@ def test_real_models_write_images_of_the_input_size(tmp_path, real_model):
 
 @pytest.mark.parametrize("tiled", [True, False])
 def test_a_page_over_the_one_call_limit_runs_in_tiles_or_fails_alone(tmp_path, toy_dir, monkeypatch, tiled):
-    from aetool.runtime import model as runtime_model
-    from aetool.runtime import tiles
+    from aetool.runtime import spec, tiles
 
-    monkeypatch.setattr(runtime_model, "MAX_CONV_PIXELS", 40 * 40)
+    monkeypatch.setattr(spec, "MAX_CONV_PIXELS", 40 * 40)
     monkeypatch.setattr(tiles, "TILE", 28)
     conv = load(toy_dir / "conv.onnx")
     monkeypatch.setattr(conv, "session", CountingSession(conv.session))
@@ -355,9 +354,9 @@ def test_a_page_over_the_one_call_limit_runs_in_tiles_or_fails_alone(tmp_path, t
 
 
 def test_large_images_go_through_the_session_a_few_at_a_time(toy_dir, monkeypatch):
-    from aetool.runtime import model as runtime_model
+    from aetool.runtime import spec
 
-    monkeypatch.setattr(runtime_model, "CONV_PIXELS_PER_CALL", 2 * 112 * 112)
+    monkeypatch.setattr(spec, "CONV_PIXELS_PER_CALL", 2 * 112 * 112)
     conv = load(toy_dir / "conv.onnx")
     monkeypatch.setattr(conv, "session", CountingSession(conv.session))
     pages = np.random.default_rng(0).random((5, 112, 112), dtype=np.float32)
@@ -750,7 +749,7 @@ def test_a_non_square_dense_model_takes_images_of_its_height_and_width_as_they_a
     from types import SimpleNamespace
 
     from aetool.errors import ImageError
-    from aetool.runtime.model import InputSpec
+    from aetool.runtime.spec import InputSpec
 
     step = Reconstruct(SimpleNamespace(input_spec=InputSpec((32, 48))))  # type: ignore[arg-type]
     fits = np.zeros((1, 32, 48), np.float32)

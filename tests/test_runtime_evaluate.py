@@ -271,7 +271,7 @@ def test_a_colour_file_of_grey_pixels_is_scored_in_colour_as_denoise_writes_it(t
 def test_a_page_over_the_one_call_limit_is_scored_in_tiles(toy_dir, tmp_path, monkeypatch):
     from aetool.runtime import tiles
 
-    monkeypatch.setattr("aetool.runtime.model.MAX_CONV_PIXELS", 48 * 48)
+    monkeypatch.setattr("aetool.runtime.spec.MAX_CONV_PIXELS", 48 * 48)
     monkeypatch.setattr(tiles, "TILE", 16)
     save(tmp_path / "grey" / "page.png", np.random.default_rng(0).integers(0, 256, (40, 60), dtype=np.uint8))
     result = evaluate_images(load(toy_dir / "conv.onnx"), str(tmp_path / "grey"), noise=0)

@@ -38,8 +38,8 @@ from conftest import (
 from aetool.errors import ModelFileError, TimedOut
 from aetool.runtime import load
 from aetool.runtime.batch import write_all
-from aetool.runtime.model import ort_message
 from aetool.runtime.onnxfile import MAX_GRAPH_NESTING, read_facts
+from aetool.runtime.session import ort_message
 
 CONV = ["N", 1, "H", "W"]
 DENSE = ["N", 1, 28, 28]
@@ -373,9 +373,9 @@ def test_ctrl_c_as_a_call_is_handed_to_the_worker_still_stops_the_call(tmp_path,
     """A SIGINT right after the call is queued (before the main thread waits for it) must stop it too: a process
     that exits while onnxruntime runs in the worker thread aborts ("terminate called without an active
     exception", exit 134) when that call returns during the interpreter's shutdown."""
-    from aetool.runtime import model as model_module
+    from aetool.runtime import session as session_module
 
-    handed_over = model_module._start
+    handed_over = session_module._start
 
     def interrupted_start(call):
         handed_over(call)
@@ -383,10 +383,10 @@ def test_ctrl_c_as_a_call_is_handed_to_the_worker_still_stops_the_call(tmp_path,
 
     (tmp_path / "loop.onnx").write_bytes(loop_forever())
     endless = load(tmp_path / "loop.onnx")
-    monkeypatch.setattr(model_module, "_start", interrupted_start)
+    monkeypatch.setattr(session_module, "_start", interrupted_start)
     with pytest.raises(KeyboardInterrupt):
         endless.reconstruct(np.zeros((1, 1, 8, 8), np.float32))
-    monkeypatch.setattr(model_module, "_start", handed_over)
+    monkeypatch.setattr(session_module, "_start", handed_over)
     toy = load(toy_dir / "conv.onnx")
     toy.timeout = 5  # the worker is free again: the endless call was stopped, not left running
     page = np.random.default_rng(0).random((1, 1, 8, 8), dtype=np.float32)
@@ -424,13 +424,13 @@ def test_a_second_ctrl_c_while_a_call_is_stopped_still_waits_for_it(tmp_path, to
     short the wait for the terminated call, or the process exits while onnxruntime runs and aborts (exit 134)."""
     import threading
 
-    from aetool.runtime import model as model_module
+    from aetool.runtime import session as session_module
 
     waits_for_the_stopped_call: list[bool] = []
 
     class SecondCtrlC(threading.Event):
         def wait(self, timeout=None):
-            if timeout != model_module.STOP_WAIT:
+            if timeout != session_module.STOP_WAIT:
                 return super().wait(timeout)
             os.kill(os.getpid(), signal.SIGINT)  # the wait in _stop, after the first Ctrl-C
             waits_for_the_stopped_call.append(False)
@@ -440,7 +440,7 @@ def test_a_second_ctrl_c_while_a_call_is_stopped_still_waits_for_it(tmp_path, to
 
     (tmp_path / "loop.onnx").write_bytes(loop_forever())
     endless = load(tmp_path / "loop.onnx")
-    monkeypatch.setattr(model_module, "STOP_WAIT", 9.75)
+    monkeypatch.setattr(session_module, "STOP_WAIT", 9.75)
     monkeypatch.setattr(threading, "Event", SecondCtrlC)
     threading.Timer(0.3, os.kill, args=(os.getpid(), signal.SIGINT)).start()  # the first, during the endless call
     with pytest.raises(KeyboardInterrupt):

@@ -14,8 +14,8 @@ from PIL import Image
 
 from aetool.errors import AetoolError, ImageError
 from aetool.runtime import images
-from aetool.runtime.model import InputSpec
 from aetool.runtime.noise import add_noise
+from aetool.runtime.spec import InputSpec
 
 
 def gray(source) -> np.ndarray:

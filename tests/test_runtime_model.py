@@ -1,4 +1,5 @@
-"""aetool.runtime.model: loading, the contract check, sessions reused, providers reported, encode/decode."""
+"""aetool.runtime.model, session and spec: loading, the contract check, sessions reused, providers reported,
+encode/decode."""
 
 from __future__ import annotations
 
@@ -22,9 +23,12 @@ from conftest import colour_metadata, int64_tensor, node, onnx_bytes, toy_metada
 from aetool.errors import AetoolError, ModelFileError, OutOfMemory
 from aetool.runtime import InputSpec, ProviderWarning, contract, load
 from aetool.runtime import model as model_module
+from aetool.runtime import session as session_module
+from aetool.runtime import spec as spec_module
 from aetool.runtime.detect import Detector
-from aetool.runtime.metadata import check_metadata
-from aetool.runtime.model import Model, open_session, parse_metadata
+from aetool.runtime.metadata import check_metadata, parse_metadata
+from aetool.runtime.model import Model
+from aetool.runtime.session import open_session
 
 
 def test_dense_identity_reconstructs_encodes_and_decodes(toy_dir):
@@ -898,8 +902,8 @@ def test_int8_products_are_exact_on_cpus_without_vnni(tmp_path):
 def test_the_exact_int8_option_is_set_only_on_cpus_without_vnni(monkeypatch, vnni):
     """On a VNNI CPU, whose int8 products are exact already, the option made an 8-bit int8 `deep` 2.1-4.4× slower
     (trial 66)."""
-    monkeypatch.setattr(model_module, "has_vnni", lambda: vnni)
-    options = model_module.session_options(None)
+    monkeypatch.setattr(session_module, "has_vnni", lambda: vnni)
+    options = session_module.session_options(None)
     if vnni:
         with pytest.raises(RuntimeError, match="does not have configuration with key"):
             options.get_session_config_entry("session.x64quantprecision")
@@ -952,7 +956,7 @@ def test_the_mirrored_border_is_rounded_up_to_the_models_multiple(multiple):
     """8 pixels rounded up: 9 for a multiple of 3, 16 for 16; rounded down, a multiple-16 model had none (the
     frame of noise the border prevents) and a multiple-3 one 6."""
     border = InputSpec(None, multiple_of=multiple, polarity=contract.AS_IS).border
-    assert border >= model_module.MIRROR_BORDER and border % multiple == 0 and border - multiple < 8
+    assert border >= spec_module.MIRROR_BORDER and border % multiple == 0 and border - multiple < 8
 
 
 def test_a_dense_model_of_images_as_they_are_gets_no_border():
@@ -971,7 +975,7 @@ def test_a_non_square_dense_model_takes_height_by_width():
 
 def test_a_page_of_exactly_the_one_call_limit_is_taken():
     spec = InputSpec(None, multiple_of=4)
-    assert model_module.MAX_CONV_PIXELS == 4096 * 4096 and spec.padded(4096, 4096) == (4096, 4096)
+    assert spec_module.MAX_CONV_PIXELS == 4096 * 4096 and spec.padded(4096, 4096) == (4096, 4096)
     with pytest.raises(ValueError, match="pixel limit of a conv model"):
         spec.padded(4100, 4096)
 

@@ -24,7 +24,7 @@ from aetool.errors import AetoolError, ContractError
 from aetool.export.onnx_export import EXAMPLE_SIZE
 from aetool.models.base import shaped_reconstruction
 from aetool.runtime import contract
-from aetool.runtime.model import session_options
+from aetool.runtime.session import session_options
 
 BATCHES = (1, 3, 64)
 TEST_CASE_PIXELS = 2**20  # pixels of an image plane over the test images of one parity case
@@ -147,7 +147,7 @@ def check_module(net: nn.Module, cases: list[Case], *, atol: float) -> None:
 
 def cpu_session(model: onnx.ModelProto) -> ort.InferenceSession:
     """An onnxruntime CPU session: the runtime every exported file must run on, with the options the runtime opens
-    files with (``aetool.runtime.model.session_options``: threads sized to the CPUs this process may use, int8
+    files with (``aetool.runtime.session.session_options``: threads sized to the CPUs this process may use, int8
     products exact on CPUs without VNNI)."""
     return ort.InferenceSession(model.SerializeToString(), session_options(None), providers=["CPUExecutionProvider"])
 

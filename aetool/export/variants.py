@@ -175,7 +175,7 @@ def to_int8(model: onnx.ModelProto, workdir: Path, calibration: np.ndarray | Non
     onnxruntime's u8×s8 products add pairs in 16 bits, which full 8-bit weights can saturate (255 · 128 · 2 >
     32,767) and 7-bit ones cannot (255 · 64 · 2 = 32,640): such files give the same numbers in any onnxruntime
     session there, at the saturating kernels' speed, where 8-bit weights were exact only with
-    ``session.x64quantprecision`` (``runtime.model.session_options``), and slower; per-channel scales make up the
+    ``session.x64quantprecision`` (``runtime.session.session_options``), and slower; per-channel scales make up the
     lost bit (README, Round 2: INT8 on a CPU without VNNI)."""
     source, target = workdir / "fp32.onnx", workdir / "int8.onnx"
     folded = _fold_constants(model)

@@ -10,16 +10,11 @@ from typing import Any
 
 from aetool.errors import ModelFileError
 from aetool.runtime import contract
-from aetool.runtime.model import (
-    check_contract,
-    contract_version,
-    decoder_file,
-    open_session,
-    parse_metadata,
-    read_model,
-)
+from aetool.runtime.metadata import parse_metadata
 from aetool.runtime.onnxfile import OnnxFacts, read_facts
 from aetool.runtime.registry import bundled_index, models_dir, resolve
+from aetool.runtime.session import open_session, read_model
+from aetool.runtime.spec import check_contract, contract_version, decoder_file
 
 DECODER = "decoder"  # ModelInfo.contract of a decoder graph (input ``code``), which follows the decoders' contract
 

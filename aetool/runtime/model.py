@@ -9,82 +9,42 @@ from __future__ import annotations
 
 import collections
 import hashlib
-import inspect
-import math
 import numbers
 import os
-import queue
-import re
 import threading
-import warnings
 import weakref
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from aetool.errors import AetoolError, ModelFileError, OutOfMemory, TimedOut, out_of_memory
+from aetool.errors import ModelFileError, OutOfMemory, out_of_memory
 from aetool.runtime import contract, tiles
-from aetool.runtime.cpu import check_threads, has_vnni, usable_cores
-from aetool.runtime.files import interrupts_held, is_utf8
 from aetool.runtime.images import check_pixels, outside_unit_range
-from aetool.runtime.metadata import (
-    MAX_MULTIPLE_OF,
-    check_input_spec,
-    check_metadata,
-    noise_from_record,
-    parse_metadata,
-)
+from aetool.runtime.metadata import noise_from_record, parse_metadata
 from aetool.runtime.noise import NOISE_KINDS, Noise
-from aetool.runtime.onnxfile import OnnxFacts, outside_folder, read_facts
 from aetool.runtime.registry import resolve
+from aetool.runtime.session import checked_timeout, open_session, ort_errors, ort_message, read_model, run_stoppable
+from aetool.runtime.spec import (
+    DTYPES,
+    IMAGES_PER_CALL,
+    PIXELS_PER_CALL,
+    check_contract,
+    check_output_types,
+    contract_version,
+    decoder_file,
+    fixed_batch,
+)
 
 if TYPE_CHECKING:
     import onnxruntime
 
-CPU = "CPUExecutionProvider"
-IMAGES_PER_CALL = 256  # images per session call: large enough to be fast, small enough to keep memory flat
-PIXELS_PER_CALL = IMAGES_PER_CALL * 28 * 28  # values per call; larger images go fewer at a time
-# Pixels per call for a model of any size (conv): its feature maps hold 16-64 values a pixel, so 256 digits in one
-# call pass 3-13 MB tensors between the unpooling graphs' many elementwise nodes, beyond the CPU's 2 MB of L2 a
-# core; 64 keep them nearer: 0.97-1.11× for those graphs and 1.05-1.12× for the blind denoiser at batch 256, level
-# for conv-deconv (benchmarks/images_per_call.py, README: Speed and footprint), and a quarter of the activation
-# memory. A 1000×1000 page still goes alone; one over 1024×1024 goes in tiles (tiles.TILE).
-CONV_PIXELS_PER_CALL = 64 * 28 * 28
-MAX_CONV_PIXELS = 4096 * 4096  # the largest page a conv model takes: 230–490 bytes of memory a pixel (README)
-# Mirrored rows and columns added around an image of your own for a conv model (InputSpec.border). dncnn's output
-# lost 6 dB in its outermost pixels without them (a photo of the trial that found it, README: Sizes).
-MIRROR_BORDER = 8
-# The first bytes of the image files most often given where a model goes, and their format's name.
-IMAGE_SIGNATURES = {
-    b"\x89PNG\r\n\x1a\n": "PNG",
-    b"\xff\xd8\xff": "JPEG",
-    b"GIF8": "GIF",
-    b"II*\x00": "TIFF",
-    b"MM\x00*": "TIFF",
-}
-ZIP_SIGNATURE = b"PK\x03\x04"  # a zip archive's first bytes: what torch.save writes
-MAX_MODEL_BYTES = (2 << 30) - 1  # protobuf's own limit: no ONNX file is larger
 # onnxruntime's memory arena keeps the largest call's memory for the session's life: one 1024×1024 page through
 # the bundled denoise took a process from 68 to 596 MB for good. A call of at most this many input values after a
 # larger one asks onnxruntime to shrink its arena ("memory.enable_memory_arena_shrinkage") once it ends (596 → 68
 # MB); shrinking after every call instead made 1024×1024 pages 1.39-1.53× slower (benchmarks/session_costs.py).
 ARENA_KEEP_VALUES = 1 << 18
-STOP_WAIT = 10.0  # seconds to wait for a terminated session call to return before leaving it to its thread
-# onnxruntime folds constant subgraphs when it opens a file: a 459-byte graph of ConstantOfShape makes it allocate
-# gigabytes before any image is seen. aetool's exporter folds constants already, so nothing is lost.
-DISABLED_OPTIMIZERS = ["ConstantFolding"]
-_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
-# The PyPI package of onnxruntime that brings each execution provider (onnxruntime's install pages).
-PROVIDER_PACKAGES = {
-    "CUDAExecutionProvider": "onnxruntime-gpu",
-    "TensorrtExecutionProvider": "onnxruntime-gpu",
-    "OpenVINOExecutionProvider": "onnxruntime-openvino",
-    "DmlExecutionProvider": "onnxruntime-directml",
-    "QNNExecutionProvider": "onnxruntime-qnn",
-}
 # The open models by file, providers and threads, each with its file's status when it was opened (times, size,
 # inode): a file replaced since (a detector calibrated again, even copied with its old time kept) is opened anew.
 # A model stays open while a caller holds it, and the cache holds the last KEPT_MODELS loaded itself (a service
@@ -96,359 +56,6 @@ _OPENING = threading.Lock()  # guards _OPEN, _KEPT and _OPENING_KEY
 # One lock per file and settings, held while that file opens: threads that load one file at once share one
 # session, and a load of another file (opened already, or not) does not wait for it
 _OPENING_KEY: dict[tuple, threading.Lock] = {}
-_MULTIPLE = re.compile(r"(\d+)\*\w+")  # a symbolic side an exporter wrote as a multiple: "4*h"
-
-
-class ProviderWarning(UserWarning):
-    """The session runs on other execution providers than the ones asked for."""
-
-
-@dataclass(frozen=True)
-class InputSpec:
-    """What images a model takes: a fixed size (dense models) or any size divisible by ``multiple_of`` (conv),
-    with ``channels`` channels (1 grey, 3 sRGB) and a polarity (``white-on-black``: MNIST's world; ``as-is``);
-    ``batch`` when the file fixes how many images one call takes."""
-
-    size: tuple[int, int] | None  # (height, width) when fixed
-    multiple_of: int = 1
-    polarity: str = contract.POLARITY
-    channels: int = 1
-    batch: int | None = None  # images per session call when the file fixes it (e.g. 1), else None: any
-
-    @property
-    def border(self) -> int:
-        """Rows and columns of mirrored image the image commands add on every side for an as-is model of any size
-        (``MIRROR_BORDER``, rounded up to ``multiple_of``; 0 for the others): a conv net pads its own edges with
-        zeros, which left a 1-pixel frame of noise around photos ``dncnn`` denoised."""
-        if not self.mirror_padding or self.size is not None:
-            return 0
-        return -(-MIRROR_BORDER // self.multiple_of) * self.multiple_of
-
-    @property
-    def mirror_padding(self) -> bool:
-        """Whether images are padded to ``multiple_of`` by mirroring (as-is models: photographs) rather than with
-        black (white-on-black models, whose background black is); see ``images.pad_to``."""
-        return self.polarity == contract.AS_IS
-
-    @property
-    def colour_space(self) -> str:
-        """``gray`` for one channel, ``srgb`` for three."""
-        return contract.COLOUR_SPACES[self.channels]
-
-    def images_per_call(self, height: int, width: int, *, limit: int = IMAGES_PER_CALL) -> int:
-        """How many images of height × width pixels one session call takes: the ``batch`` the file fixes, else at
-        most ``limit``, and at most ``CONV_PIXELS_PER_CALL`` pixels for a model of any size (conv; 64
-        digits) or ``PIXELS_PER_CALL`` values for one of a fixed size (dense; 256 digits); at least one, whatever
-        ``limit`` says."""
-        if self.batch:
-            return self.batch
-        if self.size is None:
-            return max(1, min(limit, CONV_PIXELS_PER_CALL // max(1, height * width)))
-        return max(1, min(limit, PIXELS_PER_CALL // max(1, self.channels * height * width)))
-
-    def tiling(self, height: int, width: int) -> tuple[int, int] | None:
-        """``(tile, margin)`` in pixels when :meth:`Model.reconstruct` runs images of height × width in tiles
-        (:mod:`aetool.runtime.tiles`): through a model of any size (conv), more than ``tiles.TILE``² pixels; both
-        rounded up to a multiple of ``multiple_of``. None when the image goes whole."""
-        if self.size is not None or height * width <= tiles.TILE * tiles.TILE:
-            return None
-        tile, margin = (-(-size // self.multiple_of) * self.multiple_of for size in (tiles.TILE, tiles.MARGIN))
-        return tile, margin
-
-    def check(self, height: int, width: int) -> None:
-        """Raise ``ValueError`` when an image of this size cannot go into the model as it is."""
-        if height < 1 or width < 1:
-            raise ValueError(f"expected images of at least 1×1 pixels, got {height}×{width}")
-        if self.size is not None and (height, width) != self.size:
-            raise ValueError(
-                f"model takes {self.size[0]}×{self.size[1]} images, got {height}×{width} (height×width, as arrays are)"
-            )
-        if height % self.multiple_of or width % self.multiple_of:
-            raise ValueError(
-                f"model takes sizes divisible by {self.multiple_of}, got {height}×{width} (height×width, as arrays are)"
-            )
-
-    def padded(self, height: int, width: int, *, border: int = 0, tiled: bool = False) -> tuple[int, int]:
-        """The size an image of any size is padded to for a model of any size (the next multiples of
-        ``multiple_of``, after ``border`` rows and columns on every side); raises ``ValueError`` when that is over
-        ``MAX_CONV_PIXELS``, the largest page whose activations fit in memory in one call (about 230 bytes a pixel
-        for ``conv-unpool``, 490 for the bundled ``denoise``), and when a file that fixes its batch at B (each call
-        padded to B images) would run B such pages over it, and for a size under 1×1 or a negative ``border`` (-5×3
-        gave (-4, 4); trial 100). ``tiled``: no limit, for an image that :meth:`Model.reconstruct` runs in tiles."""
-        if height < 1 or width < 1 or border < 0:
-            raise ValueError(
-                f"expected an image of at least 1×1 pixels and a border ≥ 0, got {height}×{width}, {border}"
-            )
-        rows, cols = height + 2 * border, width + 2 * border
-        padded = contract.rounded_up((rows, cols), self.multiple_of)
-        if tiled:
-            return padded
-        if padded[0] * padded[1] > MAX_CONV_PIXELS:
-            raise ValueError(
-                f"{width}×{height} (width×height) is over the {MAX_CONV_PIXELS:,}-pixel limit of a conv model for an image run in "
-                "one call, as here (230 to 490 bytes of memory per pixel, by model; denoise, reconstruct and evaluate "
-                "run larger images in tiles); scale it down first"
-            )
-        if self.batch and self.batch * padded[0] * padded[1] > MAX_CONV_PIXELS:
-            raise ValueError(
-                f"the model file fixes its batch at {self.batch} images a call, so this {width}×{height} (width×height) image "
-                f"would run as {self.batch} ({self.batch * padded[0] * padded[1]:,} pixels), over the "
-                f"{MAX_CONV_PIXELS:,}-pixel limit of a conv model; use a file exported without a fixed batch"
-            )
-        return padded
-
-
-def ort_errors() -> tuple[type[Exception], ...]:
-    """The exceptions onnxruntime raises for bad files and failed runs (they do not share a base class)."""
-    from onnxruntime.capi import onnxruntime_pybind11_state as state
-
-    names = (
-        "Fail",
-        "InvalidArgument",
-        "NoSuchFile",
-        "NoModel",
-        "InvalidProtobuf",
-        "InvalidGraph",
-        "RuntimeException",
-        "NotImplemented",
-        "EPFail",
-    )
-    return (RuntimeError, *(getattr(state, name) for name in names if hasattr(state, name)))
-
-
-def ort_message(err: BaseException, *, limit: int = 400) -> str:
-    """onnxruntime's message as one line: without its ``[ONNXRuntimeError] : 2 : INVALID_ARGUMENT :`` prefix, its
-    source location and C++ signature, its lines joined (the useful part of a shape error is on the second), and
-    cut at ``limit`` characters."""
-    text = " ".join(str(err).split())
-    text = re.sub(r"^\[ONNXRuntimeError\] : \d+ : \w+ : ", "", text)
-    located = re.search(r"\S+\.(?:cc|h|cpp):\d+ ", text)
-    if located:
-        text = text[: located.start()] + _after_signature(text[located.end() :])
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _after_signature(text: str) -> str:
-    """``text`` without a leading C++ signature (``ns::f(args) const ``), the parentheses balanced."""
-    if "::" not in text.split("(", 1)[0]:
-        return text
-    depth = 0
-    for index, char in enumerate(text):
-        if char == "(":
-            depth += 1
-        elif char == ")":
-            depth -= 1
-            if depth == 0:
-                rest = text[index + 1 :].lstrip()
-                return rest.removeprefix("const ").lstrip() or text
-    return text
-
-
-def provider_names(requested: str | Sequence[str] | None) -> list[str]:
-    """Full provider names for ``requested``, one name or several, best first (``cuda`` → ``CUDAExecutionProvider``);
-    CPU when none asked for. Raises ``AetoolError`` for a name onnxruntime does not know, ``TypeError`` for one that
-    is not a string."""
-    import onnxruntime as ort
-
-    if not requested:
-        return [CPU]
-    if isinstance(requested, str):
-        requested = [requested]
-    if not isinstance(requested, Sequence) or not all(isinstance(name, str) for name in requested):
-        raise TypeError(f"execution providers are named by strings (e.g. 'cuda'), got {requested!r}")
-    known = {name.lower().removesuffix("executionprovider"): name for name in ort.get_all_providers()}
-    names = []
-    for name in requested:
-        full = known.get(name.lower().removesuffix("executionprovider"))
-        if full is None:
-            raise AetoolError(f"unknown execution provider {name!r}; known: {', '.join(sorted(known))}")
-        names.append(full)
-    return names
-
-
-def _converted_format(path: Path, data: bytes) -> str | None:
-    """What a file made of an ONNX model by another toolchain is (OpenVINO's IR, ONNX Runtime's ORT format), from
-    its first bytes or, for the IR's weights, its name beside the IR's XML; None for anything else."""
-    if data.lstrip()[:5] in (b"<?xml", b"<net "):
-        return "an OpenVINO IR (its XML)"
-    if data[4:8] == b"ORTM":  # the flatbuffer identifier of ONNX Runtime's .ort files
-        return "an ONNX Runtime format (.ort) file"
-    if path.suffix == ".bin" and path.with_suffix(".xml").is_file():
-        return "an OpenVINO IR's weights (its .bin)"
-    return None
-
-
-def read_model(path: Path) -> bytes:
-    """The bytes of a model file, read once: onnxruntime gets these rather than the path, so a path of any bytes
-    (not UTF-8) loads too. Raises ``ModelFileError`` for a file that cannot be read or is larger than any ONNX
-    file can be."""
-    try:
-        size = path.stat().st_size
-        if size > MAX_MODEL_BYTES:
-            raise ModelFileError(f"{path} is {size:,} bytes, more than an ONNX file can hold (2 GiB)")
-        return path.read_bytes()
-    except OSError as err:
-        raise ModelFileError(f"cannot read model file {path}: {err.strerror or err}") from None
-
-
-def inspect_model(path: Path, data: bytes) -> OnnxFacts:
-    """What the file declares, read from its bytes; raises ``ModelFileError`` for bytes that are not an ONNX model
-    and for external data outside the model's folder (refused before onnxruntime sees the file, whatever its
-    version: onnxruntime 1.17–1.23 would read any file the model names into its weights)."""
-    try:
-        facts = read_facts(data)
-    except ValueError as err:
-        image = next((kind for magic, kind in IMAGE_SIGNATURES.items() if data.startswith(magic)), None)
-        if image:  # a common slip: the image where the model goes
-            raise ModelFileError(f"{path} is a {image} image, not an ONNX model") from None
-        if data.startswith(ZIP_SIGNATURE):  # another: the run's checkpoint.pt (torch.save writes a zip archive)
-            raise ModelFileError(
-                f"{path} is a zip archive, as a PyTorch checkpoint is, not an ONNX model: export a run's checkpoint "
-                f"with aetool export {path.parent} (its model.onnx)"
-            ) from None
-        converted = _converted_format(path, data)
-        if converted:  # a file another toolchain made of an ONNX model
-            raise ModelFileError(
-                f"{path} is {converted}, not ONNX: give aetool the .onnx file it was made from"
-            ) from None
-        raise ModelFileError(f"{path} is not a loadable ONNX model: {err}") from None
-    for location in facts.external_data:
-        if outside_folder(path, location):
-            raise ModelFileError(
-                f"{path} is refused: a tensor's external data {location!r} lies outside the model's folder "
-                "(an absolute path, a .. step, a link out or an in-memory address); aetool loads external data only "
-                "from beside the model"
-            )
-    if facts.external_data and not is_utf8(str(path)):
-        raise ModelFileError(
-            f"{path}: a model with external data must have a UTF-8 path (onnxruntime finds the data by the path)"
-        )
-    return facts
-
-
-def session_options(threads: int | None) -> Any:
-    """onnxruntime's options for every aetool session: its log quiet (its errors still raise), thread pools sized to
-    the CPUs this process may use, memory planned per call, not kept from the first call's shape, and int8 products
-    without 16-bit saturation on CPUs that lack VNNI. Raises
-    ``AetoolError`` for a thread count outside 1 to 4 per usable core."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.log_severity_level = 4  # onnxruntime's own log lines would bury ours; its errors still raise
-    options.intra_op_num_threads = check_threads(threads) if threads else usable_cores()
-    options.inter_op_num_threads = 1  # nodes run one after another (sequential execution): no second pool
-    # The memory pattern plans a call's buffers from an earlier call of the same shape and keeps the plan's arena
-    # block; for pages of many sizes it held a 4096×4096 page's memory twice (see the README's Safety section).
-    options.enable_mem_pattern = False
-    # On x86 CPUs without VNNI (AVX2, and AVX-512 before VNNI), onnxruntime's u8×s8 integer products add pairs of
-    # products in 16 bits, which saturate: an int8 `deep` file on an AVX2 CPU came out 0.06 off the exact integer
-    # result (the ONNX reference evaluator's; 0.27 in its code). This option has onnxruntime compute those products
-    # as u8×u8 there, exactly (1e-7 off). VNNI's products are exact already, and there the option made a file of
-    # 8-bit weights 1.6-2.2× slower (benchmarks/session_costs.py), so it is set only without VNNI.
-    if not has_vnni():
-        options.add_session_config_entry("session.x64quantprecision", "1")
-    return options
-
-
-def _callers_level() -> int:
-    """The ``stacklevel`` that points a warning at the first frame outside aetool (the user's call of ``load``,
-    ``decode``…), however deep inside aetool it is raised: counted from the caller of this function."""
-    package = str(Path(__file__).resolve().parent.parent) + os.sep
-    frame, level = inspect.currentframe(), 0  # this function's frame counts for the warn call's own
-    while frame is not None and str(Path(frame.f_code.co_filename).resolve()).startswith(package):
-        frame, level = frame.f_back, level + 1
-    return max(1, level)
-
-
-def open_session(
-    path: Path,
-    *,
-    providers: str | Sequence[str] | None = None,
-    threads: int | None = None,
-    sha256: str | None = None,
-    data: bytes | None = None,
-) -> onnxruntime.InferenceSession:
-    """An onnxruntime session for ``path``, opened from the file's bytes (``data`` when the caller read them
-    already) once they are checked (see :func:`inspect_model`); with ``sha256``, the file's bytes must have that
-    digest. ``providers``: one name or several, best first (see :func:`provider_names`).
-
-    Raises ``ModelFileError`` for a file that is not ONNX, will not load (an IR version or opset newer than this
-    onnxruntime reads is said so, with both versions) or has another digest; ``AetoolError`` for a bad provider or
-    thread count.
-    """
-    import onnxruntime as ort
-
-    data = read_model(path) if data is None else data
-    if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256:
-        raise ModelFileError(
-            f"{path} is not the file its model was exported with (its SHA-256 differs from the one the model "
-            "records): the two come from different exports; export the model again"
-        )
-    facts = inspect_model(path, data)
-    wanted = provider_names(providers)
-    available = ort.get_available_providers()
-    options = session_options(threads)
-    source: str | bytes = str(path) if facts.external_data else data
-    asked = [p for p in wanted if p in available] or [CPU]
-    # onnxruntime retries a failed session, or call, on the CPU provider after printing an "EP Error" banner to
-    # standard output, where images and JSON lines go; on the CPU provider alone there is nothing to fall back to
-    # (the retry fails alike). enable_fallback is read by newer onnxruntimes (1.32 here; 1.18 ignores it, and prints
-    # the banner), disable_fallback covers the calls in every version.
-    cpu_only = {"enable_fallback": 0} if asked == [CPU] else {}
-    try:
-        session = ort.InferenceSession(
-            source, options, providers=asked, disabled_optimizers=DISABLED_OPTIMIZERS, **cpu_only
-        )
-    except ort_errors() as err:
-        if out_of_memory(err):  # the file is fine: its session's memory or threads are not to be had
-            raise OutOfMemory(
-                f"not enough memory to open {path} ({ort_message(err)}); raise the memory limit, or use fewer --threads"
-            ) from None
-        too_new = _too_new(path, " ".join(str(err).split()), facts)
-        raise ModelFileError(too_new or f"{path} is not a loadable ONNX model: {ort_message(err)}") from None
-    if cpu_only:
-        session.disable_fallback()
-    unused = [p for p in wanted if p not in session.get_providers()]
-    if unused and not set(wanted) & set(session.get_providers()):  # a fallback asked for (cuda, then cpu) is no news
-        missing = [p for p in unused if p not in available]
-        packages = sorted({PROVIDER_PACKAGES.get(p, "an onnxruntime built with it") for p in missing})
-        why = (
-            f" (this onnxruntime offers only {', '.join(available)}; for {', '.join(missing)} install "
-            f"{' or '.join(packages)} instead of onnxruntime)"
-            if missing
-            else ""
-        )
-        warnings.warn(
-            f"{path.name}: asked for {', '.join(unused)} but the session runs on "
-            f"{', '.join(session.get_providers())}{why}",
-            ProviderWarning,
-            stacklevel=_callers_level(),
-        )
-    return session
-
-
-_IR_TOO_NEW = re.compile(r"Unsupported model IR version: (\d+), max supported IR version: (\d+)")
-_OPSET_TOO_NEW = re.compile(r"Opset (\d+) is under development.*?domain (\S+) is till opset (\d+)")
-
-
-def _too_new(path: Path, message: str, facts: OnnxFacts) -> str | None:
-    """The line for a file newer than the installed onnxruntime reads, naming both versions and the fix."""
-    import onnxruntime as ort
-
-    upgrade = "upgrade onnxruntime (pip install -U onnxruntime)"
-    found = _IR_TOO_NEW.search(message)
-    if found:
-        return (
-            f"{path} is ONNX IR version {found[1]} (opset {facts.opset}), but onnxruntime {ort.__version__} reads IR "
-            f"versions up to {found[2]}: {upgrade}, or re-export the model with an older onnx and a lower opset"
-        )
-    found = _OPSET_TOO_NEW.search(message)
-    if found:
-        return (
-            f"{path} needs opset {found[1]}, but onnxruntime {ort.__version__} supports {found[2]} up to opset "
-            f"{found[3]}: {upgrade}, or re-export the model with opset {found[3]} or lower"
-        )
-    return None
 
 
 def pad_batch(images: np.ndarray, batch: int) -> np.ndarray:
@@ -456,134 +63,6 @@ def pad_batch(images: np.ndarray, batch: int) -> np.ndarray:
     its batch takes a call of fewer images (the padded results are dropped)."""
     short = -len(images) % batch
     return np.concatenate([images, np.zeros((short, *images.shape[1:]), images.dtype)]) if short else images
-
-
-def check_contract(session: onnxruntime.InferenceSession, path: Path, metadata: dict[str, Any]) -> InputSpec:
-    """The model's InputSpec, once its inputs, outputs and metadata are shown to follow aetool's ONNX contract;
-    raises ``ModelFileError`` naming what does not (a bad metadata field is named too)."""
-    inputs, outputs = session.get_inputs(), session.get_outputs()
-    expected = f"one input {contract.INPUT!r} of shape N×C×H×W (C 1 or 3), float32 or float16"
-    if [i.name for i in inputs] == [contract.CODE] and path.name.endswith(".decoder.onnx"):
-        model = path.with_name(path.name.removesuffix(".decoder.onnx") + ".onnx")
-        raise ModelFileError(
-            f"{path} is a decoder graph (code → reconstruction), which takes codes, not images: give its model file "
-            f"{model} (in Python, Model.decode runs the decoder)"
-        )
-    if len(inputs) != 1 or inputs[0].name != contract.INPUT:
-        got = ", ".join(f"{i.name!r} {i.shape}" for i in inputs) or "none"
-        raise ModelFileError(f"{path} does not follow the aetool contract: expected {expected}, got inputs {got}")
-    shape, dtype = inputs[0].shape, inputs[0].type
-    if len(shape) != 4 or shape[1] not in (1, 3) or dtype not in _DTYPES:
-        raise ModelFileError(
-            f"{path} does not follow the aetool contract: expected {expected}, got {contract.INPUT!r} {shape} {dtype}"
-        )
-    if contract.RECONSTRUCTION not in {o.name for o in outputs}:
-        raise ModelFileError(f"{path} does not follow the aetool contract: no output {contract.RECONSTRUCTION!r}")
-    declared = next(o.shape for o in outputs if o.name == contract.RECONSTRUCTION)
-    if declared and (len(declared) != 4 or (isinstance(declared[1], int) and declared[1] != shape[1])):
-        raise ModelFileError(
-            f"{path} does not follow the aetool contract: its {contract.RECONSTRUCTION!r} is {declared}, where aetool "
-            f"reads N×C×H×W images of its input's {shape[1]} channel{'s' * (shape[1] != 1)}"
-        )
-    check_output_types(session, path)
-    check_metadata(path, metadata)
-    multiple_of, polarity = check_input_spec(path, metadata.get(contract.INPUT_SPEC), channels=shape[1])
-    _check_colour(path, metadata, shape[1])
-    height, width = shape[2], shape[3]
-    if isinstance(height, int) != isinstance(width, int):
-        raise ModelFileError(
-            f"{path} fixes one side of its input only ({contract.INPUT!r} {shape}); aetool takes models of one fixed "
-            "size or of any size"
-        )
-    if isinstance(height, int) and not (0 < height * width <= MAX_CONV_PIXELS):
-        raise ModelFileError(
-            f"{path} declares {width}×{height} (width×height) images, outside 1 to {MAX_CONV_PIXELS:,} pixels"
-        )
-    fixed = (height, width) if isinstance(height, int) and isinstance(width, int) else None
-    spec = metadata.get(contract.INPUT_SPEC)
-    if fixed is None and not (isinstance(spec, dict) and spec.get("multiple_of") is not None):
-        multiple_of = declared_multiple(height, width)
-    return InputSpec(fixed, multiple_of, polarity, shape[1], fixed_batch(session, path))
-
-
-def declared_multiple(height: Any, width: Any) -> int:
-    """The multiple a graph's symbolic input sides declare, for a file whose metadata records none: ``4*h`` and
-    ``4*w`` (what torch.onnx.export writes for a net that halves its input twice, aetool's own exports included)
-    give 4, sides of different multiples their least common multiple; any other dimension, or a multiple over
-    ``metadata.MAX_MULTIPLE_OF`` (the most a recorded one may be), 1."""
-    multiples = [int(found[1]) for side in (height, width) if (found := _MULTIPLE.fullmatch(str(side)))]
-    multiple = math.lcm(*multiples) if multiples else 1
-    return multiple if 1 <= multiple <= MAX_MULTIPLE_OF else 1
-
-
-def check_output_types(session: onnxruntime.InferenceSession, path: Path) -> None:
-    """Raise ``ModelFileError`` for an output of a model or decoder file that is not a float tensor (a string or
-    integer output ended a batch in a traceback, trial 38)."""
-    for output in session.get_outputs():
-        if output.type not in _DTYPES and output.type != "tensor(double)":
-            raise ModelFileError(
-                f"{path} does not follow the aetool contract: its output {output.name!r} is {output.type}, where "
-                "aetool reads float tensors"
-            )
-
-
-def fixed_batch(session: onnxruntime.InferenceSession, path: Path) -> int | None:
-    """How many images (or codes) one call of the session takes when its file fixes the first dimension of its
-    inputs or outputs (e.g. an export at batch 1), else None; ``ModelFileError`` when they fix different ones."""
-    fixed = {
-        arg.shape[0]
-        for arg in (*session.get_inputs(), *session.get_outputs())
-        if arg.shape and isinstance(arg.shape[0], int)
-    }
-    if len(fixed) > 1 or any(n < 1 or n > IMAGES_PER_CALL for n in fixed):
-        raise ModelFileError(
-            f"{path} fixes the batch of its inputs and outputs at {', '.join(map(str, sorted(fixed)))}; aetool takes "
-            f"one fixed batch of 1 to {IMAGES_PER_CALL}, or any"
-        )
-    return fixed.pop() if fixed else None
-
-
-def contract_version(path: Path, metadata: dict[str, Any]) -> int:
-    """The contract version a file was written for: 1 when it names none; a ``ModelFileError`` for one that is not
-    a version or is newer than this runtime reads."""
-    version = metadata.get(contract.CONTRACT_VERSION)
-    if version is None:
-        return 1
-    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        raise ModelFileError(
-            f"{path}: metadata {contract.CONTRACT_VERSION!r} must be a version number, got {version!r}"
-        )
-    if version > contract.VERSION:
-        raise ModelFileError(
-            f"{path} was written for aetool contract version {version}; this aetool reads versions 1 to "
-            f"{contract.VERSION}: upgrade aetool"
-        )
-    return version
-
-
-def _check_colour(path: Path, metadata: dict[str, Any], channels: int) -> None:
-    """Raise ``ModelFileError`` when the metadata's channels or colour space contradict the graph's input."""
-    contract_version(path, metadata)
-    declared = metadata.get(contract.CHANNELS)
-    if declared is not None and declared != channels:
-        raise ModelFileError(
-            f"{path}: metadata {contract.CHANNELS!r} says {declared!r} but the input {contract.INPUT!r} has "
-            f"{channels} channels"
-        )
-    space = metadata.get(contract.COLOUR_SPACE)
-    if space is not None and space != contract.COLOUR_SPACES[channels]:
-        raise ModelFileError(
-            f"{path}: metadata {contract.COLOUR_SPACE!r} must be {contract.COLOUR_SPACES[channels]!r} for a "
-            f"{channels}-channel input, got {space!r}"
-        )
-
-
-def decoder_file(path: Path, metadata: dict[str, Any]) -> Path:
-    """The decoder graph of the model at ``path``: the file its metadata names, else the contract's default."""
-    named = metadata.get(contract.DECODER)
-    if named and (not isinstance(named, str) or Path(named).name != named or named in (".", "..")):
-        raise ModelFileError(f"{path}: metadata {contract.DECODER!r} must name a file beside the model, got {named!r}")
-    return path.with_name(named) if named else contract.decoder_path(path)
 
 
 class Model:
@@ -614,7 +93,7 @@ class Model:
         self.name: str = self.metadata.get(contract.MODEL_NAME) or path.name.removesuffix(".onnx")
         if contract_version(path, self.metadata) == 1:  # round 1's names, some since given to other models
             self.name = contract.ROUND_1_NAMES.get(self.name, self.name)
-        self._dtype = _DTYPES[self.session.get_inputs()[0].type]
+        self._dtype = DTYPES[self.session.get_inputs()[0].type]
         self._outputs = {o.name for o in self.session.get_outputs()}
         self._providers, self._threads = providers, threads
         self._decoder: onnxruntime.InferenceSession | None = None
@@ -947,124 +426,15 @@ class Model:
         return run_stoppable(session, outputs, feed, timeout=self.timeout, name=self.path.name, shrink=shrink)
 
 
-def checked_timeout(seconds: Any) -> float | None:
-    """``seconds`` as a model call's limit: None (no limit) or a number above 0 up to ``threading.TIMEOUT_MAX``
-    (about 292 years, the longest wait Python's locks take), as a float; ``ValueError`` otherwise (0 or less, NaN,
-    infinity, more, text, a bool)."""
-    if seconds is None:
-        return None
-    real = isinstance(seconds, numbers.Real) and not isinstance(seconds, bool)
-    if not real or not 0 < float(seconds) <= threading.TIMEOUT_MAX:
-        raise ValueError(
-            f"timeout takes None (no limit) or a positive number of seconds up to {threading.TIMEOUT_MAX:.0f}, "
-            f"got {seconds!r}"
-        )
-    return float(seconds)
-
-
-def run_stoppable(
-    session: onnxruntime.InferenceSession,
-    outputs: Sequence[str],
-    feed: dict[str, np.ndarray],
-    *,
-    name: str,
-    timeout: float | None = None,
-    shrink: bool = False,
-) -> list[np.ndarray]:
-    """One session call for ``outputs`` that Ctrl-C and ``timeout`` (seconds; None: no limit; ``ValueError`` as
-    :func:`checked_timeout` says) can stop; ``name`` names the file in the ``TimedOut`` message; ``shrink``:
-    onnxruntime frees the memory its CPU arena holds beyond this call's once it ends (see ``ARENA_KEEP_VALUES``).
-
-    A running onnxruntime call holds the main thread in C++, where Python's Ctrl-C handler never runs. So the
-    call runs in a worker thread while the main thread waits, interruptibly; on Ctrl-C or the timeout,
-    onnxruntime's ``RunOptions.terminate`` ends the call at its next node (a Loop's next iteration included).
-    Raises ``KeyboardInterrupt`` (Ctrl-C), ``TimedOut``, or what ``session.run`` raised; any exception raised
-    while the main thread waits (a program's own SIGTERM handler calling ``sys.exit``) stops the call first.
-    """
-    import onnxruntime as ort
-
-    timeout = checked_timeout(timeout)  # 0, -1 and NaN timed out at once (trial 104)
-    options = ort.RunOptions()
-    options.log_severity_level = 4  # a terminated call is reported by the exception, not a log line
-    if shrink:
-        options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
-    if timeout is None and threading.current_thread() is not threading.main_thread():
-        return session.run(list(outputs), feed, options)  # no signal reaches this thread and no limit is set
-    done: list[list[np.ndarray]] = []
-    failed: list[BaseException] = []
-    ended = threading.Event()  # not Thread.join: an interrupted join can report a running thread as ended
-
-    def call() -> None:
-        try:
-            done.append(session.run(list(outputs), feed, options))
-        except BaseException as err:  # handed to the waiting thread, which raises it
-            failed.append(err)
-        finally:
-            ended.set()
-
-    started = False
-    try:
-        with interrupts_held():  # a Ctrl-C while the call is handed over comes once it runs, and stops it
-            _start(call)
-            started = True
-        finished = ended.wait(timeout)
-    except BaseException:  # Ctrl-C, or what a signal handler of the program raised (SystemExit on SIGTERM)
-        if started:
-            _stop(ended, options)
-        raise
-    if not finished:
-        _stop(ended, options)
-        raise TimedOut(
-            f"{name}: a call of the model ran longer than the {timeout:g} s of its timeout (--timeout) and was stopped"
-        )
-    if failed:
-        raise failed[0]
-    return done[0]
-
-
-def _stop(ended: threading.Event, options: Any) -> None:
-    """Ask onnxruntime to end a running call, and wait (a while) for it to end: a process must not exit while
-    onnxruntime still runs in another of its threads (the call, returning while the interpreter shuts down, aborts
-    it: "terminate called without an active exception"). A second Ctrl-C does not cut the wait short; it is raised
-    after it. A call that does not end is left to its thread, and the main thread's next call gets a new one."""
-    options.terminate = True
-    with interrupts_held():
-        if not ended.wait(STOP_WAIT):
-            _WORKER.clear()
-
-
-_WORKER: list[queue.SimpleQueue] = []  # the jobs of the one thread that runs the main thread's calls, once started
-
-
-# A child of fork() has none of its parent's threads: its main thread's first call starts a worker of its own
-# (gunicorn --preload, multiprocessing's fork start method), where it would otherwise wait on the parent's forever.
+# A child of fork() has none of its parent's threads: a lock another thread held at the fork stays held in the
+# child, where no thread would ever release it.
 def _after_fork_in_child() -> None:
     global _OPENING
-    _WORKER.clear()
-    _OPENING = threading.Lock()  # a lock another thread held at the fork stays held in the child
+    _OPENING = threading.Lock()
     _OPENING_KEY.clear()
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
-
-
-def _start(call: Callable[[], None]) -> None:
-    """Run ``call`` in another thread: the main thread's calls in one lasting worker thread (starting a thread per
-    call cost 0.05–0.2 ms, as much as a small model's call), other threads' (with a timeout) in a thread each."""
-    if threading.current_thread() is not threading.main_thread():
-        threading.Thread(target=call, name="aetool-model-call", daemon=True).start()
-        return
-    if not _WORKER:
-        jobs: queue.SimpleQueue = queue.SimpleQueue()
-        threading.Thread(target=_serve, args=(jobs,), name="aetool-model-calls", daemon=True).start()
-        _WORKER.append(jobs)
-    _WORKER[0].put(call)
-
-
-def _serve(jobs: queue.SimpleQueue) -> None:
-    """The worker thread: run each call handed to it (a call reports its own outcome and never raises)."""
-    while True:
-        jobs.get()()
 
 
 def load(model: str | Path, *, providers: str | Sequence[str] | None = None, threads: int | None = None) -> Model:

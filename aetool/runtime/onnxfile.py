@@ -6,7 +6,7 @@ the file before it does it: the IR version and opsets the file declares, and eve
 outside the file ("external data", in initializers, ``Constant`` attributes and sparse tensors, in subgraphs and
 functions too). onnxruntime 1.17–1.23 reads external data from any path a file names, ``../../etc/hostname``
 included, and a model's output can carry those bytes to whoever sent the file; aetool refuses such files (see
-:func:`outside_folder` and ``model.inspect_model``) whatever onnxruntime is installed.
+:func:`outside_folder` and ``session.inspect_model``) whatever onnxruntime is installed.
 
 Why not ``onnx.load``: the onnx package would add 36 MB (onnx 1.23.2 with protobuf and ml_dtypes, measured in a
 fresh venv) to an edge install of about 240 MB whose bar is 250 MB; this walk is about 100 lines and takes

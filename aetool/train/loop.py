@@ -35,8 +35,8 @@ from aetool.runtime.cpu import keep_freed_memory
 from aetool.runtime.files import STOP_SIGNALS
 from aetool.runtime.images import pad_to
 from aetool.runtime.metrics import psnr
-from aetool.runtime.model import InputSpec
 from aetool.runtime.noise import TEST_NOISE_SEED, Noise
+from aetool.runtime.spec import InputSpec
 from aetool.train.config import TrainConfig
 from aetool.train.data import Batches, ImageSet, TrainingData, check_pca_components, load_training_data, to_float
 from aetool.train.losses import reconstruction_loss

@@ -12,8 +12,8 @@ from typing import Any
 
 from aetool.runtime.anomaly import parse_classes
 from aetool.runtime.metadata import DATASETS
-from aetool.runtime.model import MAX_CONV_PIXELS
 from aetool.runtime.noise import NOISE_KINDS, Noise, check_level
+from aetool.runtime.spec import MAX_CONV_PIXELS
 
 DIGITS = tuple(str(label) for label in range(10))  # the labels of the IDX datasets
 LOSSES = ("mse", "bce")
