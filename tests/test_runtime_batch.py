@@ -608,7 +608,7 @@ def test_ctrl_c_while_an_outcome_is_reported_stops_after_the_chunks_settled_outc
     import signal
     import threading
 
-    from aetool.runtime.files import interrupts_deferred
+    from aetool.runtime.signals import interrupts_deferred
 
     names = [f"{letter}.png" for letter in "abcde"]
     for name in names:

@@ -15,7 +15,7 @@ from conftest import save
 from PIL import Image
 
 from aetool.errors import AetoolError, DataError
-from aetool.runtime import files
+from aetool.runtime import files, signals
 
 
 @pytest.fixture
@@ -562,13 +562,13 @@ def test_a_symbolic_link_named_like_a_stale_temporary_is_left_alone(tmp_path):
 def test_the_first_of_two_held_signals_is_the_one_raised(monkeypatch):
     """SIGTERM then SIGINT while held: the command stops as the first signal asked (its handler, its exit code),
     not the last."""
-    monkeypatch.setattr(files, "STOPPED_BY", set())  # the process's record of them, which the CLI's exit code reads
+    monkeypatch.setattr(signals, "STOPPED_BY", set())  # the process's record of them, which the CLI's exit code reads
     called = []
     previous = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
     try:
         for number in previous:
             signal.signal(number, lambda n, frame: called.append(n))
-        with files.interrupts_held():
+        with signals.interrupts_held():
             os.kill(os.getpid(), signal.SIGTERM)
             os.kill(os.getpid(), signal.SIGINT)
     finally:

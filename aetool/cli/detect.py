@@ -99,7 +99,7 @@ def detect(
     with reporting(results=True):
         import threading
 
-        from aetool.runtime import contract, files
+        from aetool.runtime import contract, signals
         from aetool.runtime.detect import HEATMAP, Detection, Detector, detect, plan_detection
 
         found, failures, ready = collected(inputs, recursive=recursive, skip=HEATMAP)
@@ -125,7 +125,7 @@ def detect(
             for result in detect(jobs, detector, invert=invert, resize=resize, stop=stop, ready=ready):
                 if result.error is None and result.path in unwritable:
                     result.error = unwritable[result.path]
-                with files.interrupts_deferred(stop):
+                with signals.interrupts_deferred(stop):
                     if as_json:
                         emit(_detection_record(result, detector))
                     if result.error:

@@ -294,7 +294,7 @@ def _run(
     import threading
 
     from aetool.runtime.batch import Corrupt, Outcome, Reconstruct, process
-    from aetool.runtime.files import interrupts_deferred
+    from aetool.runtime.signals import interrupts_deferred
 
     started = time.perf_counter()
     tally = Tally(len(jobs) + len(failures) if isinstance(jobs, Sequence) else None)

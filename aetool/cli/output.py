@@ -38,7 +38,7 @@ def say(line: str) -> None:
     is held until the line is out: one in the middle left it in the console's buffer, to be written again with the
     next line."""
     try:
-        from aetool.runtime.files import interrupts_held
+        from aetool.runtime.signals import interrupts_held
     except ImportError:  # a stop signal broke numpy's first import, and "interrupted" is the line to write
         _say_plainly(line)
         return

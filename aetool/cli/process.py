@@ -100,14 +100,14 @@ atexit.register(_end_without_teardown)
 
 def _interrupted_code() -> int:
     """The exit code of a command a stop signal ended: 128 + the number of the SIGTERM or SIGHUP that stopped it
-    (caught by :func:`_terminate`, or by aetool while it held or deferred stop signals, ``files.STOPPED_BY``), else
+    (caught by :func:`_terminate`, or by aetool while it held or deferred stop signals, ``signals.STOPPED_BY``), else
     Ctrl-C's 130."""
     try:
-        from aetool.runtime import files
+        from aetool.runtime import signals
     except ImportError:  # a stop signal broke numpy's first import (see say): only _terminate's record is left
         held: set[int] = set()
     else:
-        held = set(files.STOPPED_BY)
+        held = set(signals.STOPPED_BY)
     stopped = _TERMINATED_BY or [number for number in TERMINATING if number in held]
     return 128 + int(stopped[0]) if stopped else Interrupted.exit_code
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from aetool.errors import AetoolError
-from aetool.runtime.files import interrupts_held
+from aetool.runtime.signals import interrupts_held
 
 PAGE_ENTRIES = ("index.html", "README.md", "figures")  # what a page writes, beside its numbers file
 

@@ -28,10 +28,11 @@ from aetool.errors import (
     os_reason,
 )
 from aetool.runtime import contract, images
-from aetool.runtime.files import STDIN, Job, atomic_write, interrupts_deferred, interrupts_held
+from aetool.runtime.files import STDIN, Job, atomic_write
 from aetool.runtime.metrics import mse, psnr
 from aetool.runtime.model import Model, loaded, trained_noise
 from aetool.runtime.noise import Noise, level_note
+from aetool.runtime.signals import interrupts_deferred, interrupts_held
 
 IMAGES_IN_FLIGHT = 64  # images read and held at once ...
 VALUES_IN_FLIGHT = 1 << 25  # ... or fewer, once they hold this many pixel values (128 MB of float32)
@@ -239,7 +240,7 @@ def process(
     Each image is converted to the step's channels and, for a step that inverts, inverted when it is dark on light
     (``invert`` None decides per image from its border; True/False forces it). ``side_by_side`` writes input |
     output. Results without a target file go to ``stdout``. An image that cannot be read, prepared, run or written
-    is an outcome with ``error`` set; the others are still done. Once ``stop`` is set (``files.interrupts_deferred``:
+    is an outcome with ``error`` set; the others are still done. Once ``stop`` is set (``signals.interrupts_deferred``:
     Ctrl-C while the caller reported an outcome), raises ``KeyboardInterrupt`` after the chunk's outcomes.
     ``exif``: outputs carry their input's EXIF (its Orientation left out: ``images.read_image``); False: none.
     ``ready``: for jobs that arrive over time (a pipe's images), whether the next one is there; a chunk is cut
@@ -463,7 +464,7 @@ def _run(
     runs past the model's timeout, or Ctrl-C comes, the outcomes already settled (images written, images that
     failed) come first, in the chunk's order, and then ``TimedOut`` or ``KeyboardInterrupt``: every file written
     has its outcome. Ctrl-C waits while one image is written and its outcome made. Once all are written, a stop
-    signal while their outcomes are handed out sets ``stop`` (``files.interrupts_deferred``), which
+    signal while their outcomes are handed out sets ``stop`` (``signals.interrupts_deferred``), which
     :func:`read_chunks` raises on after them (it had dropped the rest of a chunk whose files were written: a
     trial's 128 files had 74 records)."""
     outcomes = {index: item for index, item in enumerate(chunk) if isinstance(item, Outcome)}

@@ -44,7 +44,6 @@ from aetool.runtime.files import (
     Job,
     collect_set,
     file_in_the_way,
-    interrupts_held,
     overlapping,
     plan,
     write_files,
@@ -52,6 +51,7 @@ from aetool.runtime.files import (
 from aetool.runtime.idx import dataset_folder, load_split
 from aetool.runtime.metrics import SCORE_BATCH, SSIM_RADIUS
 from aetool.runtime.model import Model, loaded
+from aetool.runtime.signals import interrupts_held
 
 DETECTOR_OUTPUTS = (contract.SCORE, contract.ANOMALY_MAP, contract.SCORE_COMPONENTS)
 OVERLAY_ALPHA = 0.75  # the heat colour's opacity over the image at full strength

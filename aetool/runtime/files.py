@@ -9,21 +9,18 @@ import glob
 import os
 import re
 import secrets
-import signal
 import stat
-import threading
 import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
-from types import FrameType
-from typing import TYPE_CHECKING, Any, TypeGuard
+from typing import TYPE_CHECKING, TypeGuard
 
 from aetool.errors import AetoolError, DataError, ImageError, os_reason
 from aetool.runtime.images import FORMATS, format_for, image_suffixes, opened_image
+from aetool.runtime.signals import interrupts_held
 
 if TYPE_CHECKING:
     from aetool.runtime.stream import ImageStream
@@ -694,70 +691,6 @@ def remove_stale_temporaries(folder: Path, *, older_than: float = STALE_SECONDS)
     except OSError:
         pass
     return removed
-
-
-# The signals that stop a command: Ctrl-C (SIGINT), and SIGTERM (``docker stop``, Kubernetes, a CI cancel, ``timeout``)
-# and SIGHUP (a closed terminal or SSH session) once the CLI gives them a Python handler, which raises
-# KeyboardInterrupt like Ctrl-C's. Windows has no SIGHUP.
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, *((signal.SIGHUP,) if hasattr(signal, "SIGHUP") else ()))
-STOPPED_BY: set[int] = set()  # the stop signals this process has received while aetool held or deferred them
-
-
-def _handled_stop_signals() -> dict[int, Any]:
-    """The stop signals with a Python handler, and their handlers; none outside the main thread, where handlers
-    cannot be changed (and signals never arrive)."""
-    if threading.current_thread() is not threading.main_thread():
-        return {}
-    handlers = {number: signal.getsignal(number) for number in STOP_SIGNALS}
-    return {number: handler for number, handler in handlers.items() if callable(handler)}
-
-
-@contextmanager
-def interrupts_held() -> Iterator[None]:
-    """Hold Ctrl-C (SIGINT), SIGTERM and SIGHUP back for the body, and raise the first that came (call the handler that
-    was there) when the body ends.
-
-    Only the main thread receives signals and may change handlers; elsewhere, and for a signal that is ignored or
-    has its default action, the body runs as it is. Raises what the held handler raises (``KeyboardInterrupt``).
-    """
-    previous = _handled_stop_signals()
-    caught: list[tuple[int, FrameType | None]] = []
-
-    def held(number: int, frame: FrameType | None) -> None:
-        STOPPED_BY.add(number)
-        caught.append((number, frame))
-
-    for number in previous:
-        signal.signal(number, held)
-    try:
-        yield
-    finally:
-        for number, handler in previous.items():
-            signal.signal(number, handler)
-        if caught:
-            previous[caught[0][0]](*caught[0])
-
-
-@contextmanager
-def interrupts_deferred(stop: threading.Event) -> Iterator[None]:
-    """Turn Ctrl-C (SIGINT), SIGTERM or SIGHUP during the body into ``stop.set()`` (the signal noted in ``STOPPED_BY``):
-    for the consumer of a batch generator, which checks ``stop`` between chunks and raises ``KeyboardInterrupt``
-    once the outcomes it settled are all reported (a signal while the consumer reports one would otherwise leave
-    those still held unreported). Only in the main thread and for signals with a Python handler; otherwise the
-    body runs as it is."""
-    previous = _handled_stop_signals()
-
-    def deferred(number: int, frame: FrameType | None) -> None:
-        STOPPED_BY.add(number)
-        stop.set()
-
-    for number in previous:
-        signal.signal(number, deferred)
-    try:
-        yield
-    finally:
-        for number, handler in previous.items():
-            signal.signal(number, handler)
 
 
 def atomic_write(path: Path, content: Content) -> None:

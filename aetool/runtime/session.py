@@ -22,8 +22,9 @@ import numpy as np
 
 from aetool.errors import AetoolError, ModelFileError, OutOfMemory, TimedOut, out_of_memory
 from aetool.runtime.cpu import check_threads, has_vnni, usable_cores
-from aetool.runtime.files import interrupts_held, is_utf8
+from aetool.runtime.files import is_utf8
 from aetool.runtime.onnxfile import OnnxFacts, outside_folder, read_facts
+from aetool.runtime.signals import interrupts_held
 
 if TYPE_CHECKING:
     import onnxruntime

@@ -32,10 +32,10 @@ from aetool.models import PCA, Autoencoder, build_model, get_spec
 from aetool.models.base import shaped_reconstruction
 from aetool.runtime import contract
 from aetool.runtime.cpu import keep_freed_memory
-from aetool.runtime.files import STOP_SIGNALS
 from aetool.runtime.images import pad_to
 from aetool.runtime.metrics import psnr
 from aetool.runtime.noise import TEST_NOISE_SEED, Noise
+from aetool.runtime.signals import STOP_SIGNALS
 from aetool.runtime.spec import InputSpec
 from aetool.train.config import TrainConfig
 from aetool.train.data import Batches, ImageSet, TrainingData, check_pca_components, load_training_data, to_float
