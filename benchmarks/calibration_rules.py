@@ -41,7 +41,8 @@ def main() -> None:
     from aetool.export.detector import CalibrationOptions, calibrate_run
     from aetool.runtime import load
     from aetool.runtime.anomaly import threshold_for
-    from aetool.runtime.detect import Detector, idx_scores
+    from aetool.runtime.anomaly_evaluation import idx_scores
+    from aetool.runtime.detect import Detector
     from aetool.runtime.idx import resolve_data_dir
 
     columns = [(rule, fpr) for fpr in args.fpr for rule in RULES]

@@ -28,15 +28,8 @@ from aetool.export.onnx_export import ExportSpec, to_onnx  # noqa: E402
 from aetool.export.parity import cpu_session, run_session  # noqa: E402
 from aetool.export.scores import OUTPUTS, AnomalyHead, Constants  # noqa: E402
 from aetool.runtime import anomaly, contract, load  # noqa: E402
-from aetool.runtime.detect import (  # noqa: E402
-    Detector,
-    detect,
-    evaluate_folders,
-    evaluate_idx,
-    evaluate_labelled,
-    plan_detection,
-    read_spec,
-)
+from aetool.runtime.anomaly_evaluation import evaluate_folders, evaluate_idx, evaluate_labelled  # noqa: E402
+from aetool.runtime.detect import Detector, detect, plan_detection, read_spec  # noqa: E402
 from aetool.runtime.files import collect  # noqa: E402
 from aetool.train import TrainConfig, load_run, train  # noqa: E402
 from aetool.train.data import load_training_data  # noqa: E402
@@ -396,7 +389,7 @@ def test_a_model_of_multiples_of_8_is_checked_calibrated_evaluated_and_timed_on_
     from aetool import bench
     from aetool.check import reference
     from aetool.models import KINDS, REGISTRY, ModelSpec
-    from aetool.runtime.detect import idx_scores
+    from aetool.runtime.anomaly_evaluation import idx_scores
     from aetool.runtime.evaluate import evaluate
 
     monkeypatch.setitem(KINDS, Eights, "conv")
@@ -641,7 +634,7 @@ def test_calibration_images_that_overlap_the_training_images_are_found(tmp_path)
 def test_evaluate_says_when_the_normal_images_are_those_its_run_trained_on(one_class, digits, tmp_path):
     """calibrate warned of it; evaluate --anomaly gave FPR and AUROC on the training images without a word (trial
     85). The run folder beside the detector's file tells: its metrics.json's data and classes."""
-    from aetool.runtime.detect import evaluate_folders, evaluate_labelled
+    from aetool.runtime.anomaly_evaluation import evaluate_folders, evaluate_labelled
 
     run = tmp_path / "run"
     run.mkdir()

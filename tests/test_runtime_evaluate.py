@@ -689,8 +689,9 @@ def test_a_damaged_idx_file_is_one_data_error(tmp_path):
 def test_invert_with_a_model_that_takes_images_as_they_are_is_refused_everywhere(toy_dir, tmp_path):
     """detect_image and evaluate_folders took invert=True for an as-is model without a word, where
     reconstruct_image and evaluate_images refuse it (trial 104): one check, batch.checked_invert."""
+    from aetool.runtime.anomaly_evaluation import evaluate_folders
     from aetool.runtime.batch import reconstruct_image
-    from aetool.runtime.detect import detect_image, evaluate_folders
+    from aetool.runtime.detect import detect_image
 
     save(tmp_path / "a" / "page.png", digit())
     save(tmp_path / "b" / "page.png", 255 - digit())

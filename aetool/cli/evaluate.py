@@ -269,7 +269,8 @@ def _evaluate_anomaly(
     as_json: bool,
 ) -> NoReturn:
     """``aetool evaluate --anomaly`` of a checked ``source``: the measures, then exit 1 when images failed, else 0."""
-    from aetool.runtime.detect import Detector, evaluate_folders, evaluate_idx, evaluate_labelled
+    from aetool.runtime.anomaly_evaluation import evaluate_folders, evaluate_idx, evaluate_labelled
+    from aetool.runtime.detect import Detector
 
     detector = Detector(loaded)
     if source.normal and source.anomalous:

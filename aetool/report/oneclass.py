@@ -5,7 +5,7 @@ Fashion-MNIST), train on the training images of class c only, then score the who
 the other nine anomalous, and report the AUROC per class and its mean. Each class goes through the user's path:
 ``aetool train anomaly --classes c`` (its defaults, 20 % of the class held out), the detector it exports
 (calibrated on the held-out images at ``--fpr``), and the torch-free runtime scoring the test digits
-(``runtime.detect``), so the numbers are those of the files. The page (``index.html``, ``README.md``,
+(``runtime.anomaly_evaluation``), so the numbers are those of the files. The page (``index.html``, ``README.md``,
 ``figures/``, ``oneclass.json``) puts the published numbers beside ours, shows the score histograms of normal
 and anomalous test images, and the ten least and most anomalous test images of each detector with their heatmaps.
 """
@@ -45,7 +45,8 @@ from aetool.report.runs import (
 )
 from aetool.runtime import load
 from aetool.runtime.anomaly import DEFAULT_FPR, auroc, average_precision, rates
-from aetool.runtime.detect import Detector, idx_inputs, idx_scores, overlay
+from aetool.runtime.anomaly_evaluation import idx_inputs, idx_scores
+from aetool.runtime.detect import Detector, overlay
 from aetool.runtime.idx import check_dataset, load_split, resolve_data_dir
 from aetool.train import RunFolder, TrainConfig, train
 from aetool.train.loop import trivial_line
