@@ -33,8 +33,8 @@ from aetool.export.exporter import (
     ExportData,
     ExportOptions,
     ExportResult,
-    _check_target,
-    _export,
+    check_target,
+    export_graph,
     run_facts,
     trivial_run,
 )
@@ -259,7 +259,7 @@ def _calibrated(run: Run, *, out: str | Path | None, options: CalibrationOptions
     """:func:`calibrate_run`'s work on the run read from the folder it holds in use."""
     net, config = run.net, run.config
     path = Path(out) if out is not None else run.folder.model_file
-    _check_target(path)
+    check_target(path)
     names = options.score or default_score(net)
     try:
         check_score(net, names)
@@ -350,7 +350,7 @@ def _calibrated(run: Run, *, out: str | Path | None, options: CalibrationOptions
             "sharpness) where they matter (common for digits or varied images; tiles of one texture keep the mark)"
         )
     detector = Detector(Constants(names, weights, spec.mean, spec.std), spec)
-    result = _export(
+    result = export_graph(
         net,
         path,
         facts,

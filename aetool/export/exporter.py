@@ -263,7 +263,7 @@ def _variant(
     return proto, report
 
 
-def _check_target(path: Path) -> None:
+def check_target(path: Path) -> None:
     """Refuse, before any work, a target that is a folder, not ``.onnx``, not named in UTF-8, or in a folder that
     cannot be written (tried by writing there, so a read-only file system is found too). Missing folders on the way
     are created when the files are written, so the nearest one that exists is tried instead."""
@@ -291,7 +291,7 @@ def holds_detector(path: Path) -> bool:
     return any(prop.key == contract.ANOMALY for prop in proto.metadata_props)
 
 
-def _export(
+def export_graph(
     net: Autoencoder,
     path: Path,
     facts: metadata.ModelFacts,
@@ -306,7 +306,7 @@ def _export(
     With a ``detector`` the model graph is the detector's (the model and its anomaly score), held to PyTorch and its
     scores also to the numpy runtime's; a portable detector may also use ``scores.DETECTOR_OPS``; it has no variants.
     """
-    _check_target(path)
+    check_target(path)
     metadata.created()  # a $SOURCE_DATE_EPOCH it cannot take is refused before the work
     if detector is not None and options.precisions:
         raise AetoolError(f"a detector is written in fp32 only; leave out {', '.join(options.precisions)}")
@@ -491,7 +491,7 @@ def export_model(
     check_echo(echo)
     cpu_copy = copy.deepcopy(net).cpu().eval()  # leave the caller's network where and as it is
     data = ExportData(test_images, calibration)
-    return _export(cpu_copy, Path(path), facts, options=options, data=data, echo=echo)
+    return export_graph(cpu_copy, Path(path), facts, options=options, data=data, echo=echo)
 
 
 def _stacked(images: ImageSet, *, count: int, multiple_of: int | None, kind: str) -> np.ndarray:
@@ -620,7 +620,7 @@ def export_run(
         run = folder.load()
         facts = run_facts(run)
         path = Path(out) if out is not None else run.folder.model_file
-        _check_target(path)
+        check_target(path)
         metadata.created()  # a $SOURCE_DATE_EPOCH it cannot take is refused before the work
         if not over_detector and holds_detector(path):
             raise AetoolError(
@@ -636,4 +636,4 @@ def export_run(
                 f"note: {run.config.model} runs end in a calibrated detector; this plain model has no score or "
                 f"threshold: aetool calibrate {folder.path} (or export --anomaly) writes the detector"
             )
-        return _export(run.net, path, facts, options=options, data=data, echo=echo)
+        return export_graph(run.net, path, facts, options=options, data=data, echo=echo)
