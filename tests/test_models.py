@@ -99,7 +99,7 @@ def test_pca_fit_on_fewer_images_than_its_components_span_says_so():
 
 
 def test_unknown_model_names_the_known_ones():
-    with pytest.raises(KeyError, match="conv-unpool"):
+    with pytest.raises(ValueError, match=r"^unknown model 'nope'; known models: pca, .*conv-unpool"):
         get_spec("nope")
 
 

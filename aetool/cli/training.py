@@ -343,8 +343,6 @@ def train(
             settings = _resumed_settings(settings, run_dir, model=model, given=_given_options(ctx))
         try:
             config = TrainConfig(model, **settings)
-        except KeyError as err:
-            fail(str(err.args[0]) if err.args else str(err))
         except ValueError as err:
             fail(str(err))
         from aetool.runtime.noise import scale_note

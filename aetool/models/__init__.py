@@ -150,9 +150,10 @@ REGISTRY: dict[str, ModelSpec] = {
 
 
 def get_spec(name: str) -> ModelSpec:
-    """The registry entry for ``name``; a ``KeyError`` names the known models."""
+    """The registry entry for ``name``; a ``ValueError`` for an unknown name names the known models (as every
+    "unknown X" of aetool does)."""
     if name not in REGISTRY:
-        raise KeyError(f"unknown model {name!r}; known models: {', '.join(REGISTRY)}")
+        raise ValueError(f"unknown model {name!r}; known models: {', '.join(REGISTRY)}")
     return REGISTRY[name]
 
 

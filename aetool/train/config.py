@@ -48,7 +48,7 @@ class TrainConfig:
     ``size`` and ``classes`` also take the command line's text (``"28x28"``, ``"1,7"``) or a list, and become
     tuples; whole-number settings must be integers and the others numbers (not bools or text).
     Raises ``ValueError`` with a message naming the command-line option (``--lr``) for a setting that cannot work,
-    and ``KeyError`` for an unknown model. For ``pca`` the training settings stay ``None`` (and ``epochs`` 0): it
+    and for an unknown model (naming the known ones). For ``pca`` the training settings stay ``None`` (and ``epochs`` 0): it
     is fitted, not trained, so asking for any of them is refused.
     """
 
@@ -249,7 +249,4 @@ class TrainConfig:
         for key in ("size", "classes"):
             if isinstance(settings.get(key), list):
                 settings[key] = tuple(settings[key])
-        try:
-            return cls(**settings)
-        except KeyError as err:
-            raise ValueError(str(err).strip("'\"")) from None
+        return cls(**settings)
