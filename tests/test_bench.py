@@ -256,7 +256,7 @@ def test_a_missing_package_of_the_train_extra_besides_torch_is_one_line_and_exit
 def test_the_train_extras_packages_are_the_ones_the_cli_looks_for():
     import tomllib
 
-    from aetool.cli.training import TRAIN_EXTRA
+    from aetool.cli.extras import TRAIN_EXTRA
 
     pyproject = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
     declared = [

@@ -218,9 +218,9 @@ def test_an_export_into_a_read_only_folder_fails_before_the_parity_work(tmp_path
 
 
 def test_torch_pools_and_parity_sessions_size_from_the_cpus_this_process_may_use(monkeypatch):
-    from aetool.cli.training import size_torch_threads
     from aetool.export.onnx_export import model_spec, to_onnx
     from aetool.export.parity import cpu_session
+    from aetool.train.threads import size_torch_threads
 
     threads = torch.get_num_threads()
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0})  # as under taskset -c 0

@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from aetool.cli.app import app
+from aetool.cli.extras import need_train_extra
 from aetool.cli.options import Json, ModelOption, Providers, checked_seconds, load_model
 from aetool.cli.output import emit, note, reporting
-from aetool.cli.training import need_train_extra
 
 if TYPE_CHECKING:
     from aetool.bench import BenchSummary

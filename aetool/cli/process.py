@@ -32,7 +32,7 @@ def _stderr_on_devnull() -> None:
 def _drop_invalid_omp_threads() -> None:
     """Unset an ``OMP_NUM_THREADS`` that is not a number of threads (``0``, ``abc``, empty), with a warning line:
     PyTorch's OpenMP runtime prints "libgomp: Invalid value" when it loads and ignores it, and aetool would take it
-    as set and leave the thread count to PyTorch's guess (see ``size_torch_threads``)."""
+    as set and leave the thread count to PyTorch's guess (see ``train.threads.size_torch_threads``)."""
     value = os.environ.get("OMP_NUM_THREADS")
     if value is not None and not re.fullmatch(r"\s*[1-9]\d*(\s*,\s*[1-9]\d*)*\s*", value):
         del os.environ["OMP_NUM_THREADS"]

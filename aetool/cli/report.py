@@ -8,10 +8,10 @@ from typing import Annotated
 import typer
 
 from aetool.cli.app import app
+from aetool.cli.extras import need_train_extra
 from aetool.cli.options import DataDir
 from aetool.cli.output import note, reporting
 from aetool.cli.progress import training_bar
-from aetool.cli.training import need_train_extra
 from aetool.errors import DataError
 
 

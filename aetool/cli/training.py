@@ -4,15 +4,14 @@ bodies."""
 from __future__ import annotations
 
 import json
-import os
 import sys
-from contextlib import suppress
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from aetool.cli.app import app
+from aetool.cli.extras import need_train_extra
 from aetool.cli.options import DataDir, Dataset, Json, Loss, NoiseKind, RunDataDir, Target, alias
 from aetool.cli.output import emit, fail, note, reporting
 from aetool.cli.progress import training_bar
@@ -39,53 +38,6 @@ def _known_models() -> tuple[str, ...]:
     have added models), else ``MODELS``, its names spelled out, so that a typo is refused before PyTorch loads."""
     loaded = sys.modules.get("aetool.models")
     return tuple(loaded.REGISTRY) if loaded is not None else MODELS
-
-
-# The train extra's packages (pyproject.toml) by the module each is imported as
-TRAIN_EXTRA = {
-    "torch": "torch",
-    "torchvision": "torchvision",
-    "onnx": "onnx",
-    "onnxscript": "onnxscript",
-    "onnxconverter-common": "onnxconverter_common",
-    "matplotlib": "matplotlib",
-    "pytorch-msssim": "pytorch_msssim",
-}
-
-
-TRAIN_INSTALL = "pip install 'aetool[train]', or '.[train]' in a clone"
-
-
-def need_train_extra(command: str) -> None:
-    """Fail with one line when a package of the train extra is missing (torch installed alone, a distro's
-    packages), instead of an ImportError traceback; else size torch's pools."""
-    import importlib.util
-
-    missing = [package for package, module in TRAIN_EXTRA.items() if importlib.util.find_spec(module) is None]
-    if "torch" in missing:  # the base install: the extra installs the rest with it
-        fail(f"aetool {command} needs PyTorch: install the train extra, see the README ({TRAIN_INSTALL})")
-    if missing:
-        fail(
-            f"aetool {command} needs the train extra: {' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} "
-            f"not installed; see the README ({TRAIN_INSTALL})"
-        )
-    size_torch_threads()
-
-
-def size_torch_threads() -> int:
-    """Size PyTorch's thread pools to the CPUs this process may use (affinity and cgroup quota; PyTorch counts the
-    host's), unless ``OMP_NUM_THREADS`` says otherwise (torchrun sets it for its ranks); the intra-op count."""
-    import torch
-
-    from aetool.runtime.cpu import usable_cores
-
-    if os.environ.get("OMP_NUM_THREADS"):
-        return torch.get_num_threads()
-    cores = usable_cores()
-    torch.set_num_threads(cores)
-    with suppress(RuntimeError):  # once set, or once parallel work has started, it can no longer change
-        torch.set_num_interop_threads(cores)
-    return cores
 
 
 DEFAULT_SOURCES = ("DEFAULT", "DEFAULT_MAP")  # a parameter the user left alone
