@@ -79,13 +79,11 @@ def trained(
     reused). ``noise``: its training noise as ``--noise`` takes it (a level, or a range such as ``0:0.2``);
     ``run``: the run folder's name in ``runs`` (default: the set's)."""
     folder = RunFolder(runs / (run or name))
-    level = float(noise) if ":" not in noise else None
     config = TrainConfig(
         "dncnn",
         data=str(photos / name / "train"),
         val_data=str(photos / name / "test"),
-        noise=level,
-        noise_mix=None if level is not None else noise,
+        noise=noise,  # --noise's text (a level or a range), which TrainConfig splits
         patch=48,
         device="cpu",
     )

@@ -359,6 +359,33 @@ def test_size_and_classes_take_the_command_lines_text_and_a_config_survives_its_
     assert TrainConfig("deep").val is None and TrainConfig("deep", data="imgs", val_data="more").val is None
 
 
+def test_noise_takes_the_command_lines_text_and_records_a_level_or_a_range_or_mix():
+    """train's --noise text is split by TrainConfig (the command line did it, and undid it to resume): a run records
+    one level (``noise``, ``noise_kind``) or a range or mix (``noise_mix``), the fields run folders have always had."""
+    from aetool.train.settings import check_settings
+
+    level = TrainConfig("ae64", noise="0.3", noise_kind="mask")
+    assert (level.noise, level.noise_kind, level.noise_mix) == (0.3, "mask", None)
+    ranged = TrainConfig("conv-unpool", noise="0:0.6", noise_kind="salt-pepper")
+    assert (ranged.noise, ranged.noise_kind, ranged.noise_mix) == (0.0, "salt-pepper", "salt-pepper=0:0.6")
+    assert ranged.loss == "bce" and str(ranged.noise_spec) == "salt-pepper=0:0.6"  # a noisy conv AE: BCE
+    named = TrainConfig("ae64", noise="mask=0.25")  # one term at one level is a level of its kind
+    assert (named.noise, named.noise_kind, named.noise_mix) == (0.25, "mask", None)
+    mixed = TrainConfig("ae64", noise="gaussian=0:0.6, mask=0.2@0.5")
+    assert (mixed.noise, mixed.noise_mix) == (0.0, "gaussian=0:0.6,mask=0.2@0.5")
+    assert TrainConfig("denoise-dense", noise="0").noise == 0.0  # given: the registry's 0.5 is not taken
+    assert TrainConfig("denoise", noise="0.1").noise_mix is None  # nor the blind mix
+    assert TrainConfig.from_dict(json.loads(json.dumps(ranged.to_dict()))) == ranged
+    with pytest.raises(ValueError, match=r"^--noise is one level or a range/mix, not both$"):
+        TrainConfig("ae64", noise="0:0.5", noise_mix="0.1")
+    with pytest.raises(ValueError, match=r"^--noise: noise range '0.6:0' runs backwards$"):
+        TrainConfig("ae64", noise="0.6:0")
+    with pytest.raises(ValueError, match=r"^--noise must be 0 or more, got -1.0$"):  # a number is a level
+        check_settings({"noise": "-1"})  # as train checks its options before PyTorch loads
+    with pytest.raises(ValueError, match=r"^--noise: the mask noise level is the fraction of values hit"):
+        check_settings({"noise": "0:1.5", "noise_kind": "mask"})
+
+
 def test_setting_conflicts_are_spelled_as_the_command_line_takes_them():
     from aetool.train.run import RunFolder
 

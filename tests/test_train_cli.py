@@ -828,6 +828,20 @@ def test_a_run_trained_on_a_gpu_resumes_on_this_machines_device(data_dir, tmp_pa
     assert resumed.exit_code == 0 and "after 2 epochs" in resumed.stderr, resumed.stderr
 
 
+def test_resume_alone_keeps_a_runs_noise_range_and_a_noise_given_replaces_it(data_dir, tmp_path):
+    """A range or mix is recorded as noise_mix, which no option of train is named after: --resume alone keeps it
+    (the command line mapped it back to --noise to do so), and a --noise given stands for it."""
+    run = tmp_path / "run"
+    trained_then_cut_back(run, data_dir, config={"noise": 0.0, "noise_mix": "gaussian=0:0.3"})
+    args = ["train", "ae64", "--resume", "-q", "--no-export", "--allow-trivial", "-o", str(run)]
+    other = runner.invoke(app, [*args, "--noise", "0.2"])
+    assert other.exit_code == 2 and "--noise gaussian=0:0.3 (now none)" in other.stderr, other.stderr
+    resumed = runner.invoke(app, args)
+    assert resumed.exit_code == 0 and "after 2 epochs" in resumed.stderr, resumed.stderr
+    config = json.loads((run / "metrics.json").read_text())["config"]
+    assert (config["noise"], config["noise_mix"]) == (0.0, "gaussian=0:0.3")
+
+
 def test_a_run_resumed_by_another_number_of_ranks_says_what_differs(data_dir, tmp_path):
     """A 2-rank run resumed by one process (or the other way) went on without a word, though its noise is drawn per
     rank and its gradients summed in another order."""

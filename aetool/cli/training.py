@@ -25,14 +25,6 @@ MODEL_NAMES = (
 )
 
 
-def _level_or_none(text: str | None) -> float | None:
-    """``--noise`` as one level when it is a plain number, else None (a range or mix, or nothing given)."""
-    try:
-        return float(text) if text is not None else None
-    except ValueError:
-        return None
-
-
 def _known_models() -> tuple[str, ...]:
     """The registry's model names: the registry itself once ``aetool.models`` is loaded (code that imported it may
     have added models), else ``MODELS``, its names spelled out, so that a typo is refused before PyTorch loads."""
@@ -41,9 +33,6 @@ def _known_models() -> tuple[str, ...]:
 
 
 DEFAULT_SOURCES = ("DEFAULT", "DEFAULT_MAP")  # a parameter the user left alone
-
-
-TRAIN_OPTION = {"noise_mix": "noise"}  # a TrainConfig setting → the train option it comes from, where they differ
 
 
 def _given_options(ctx: typer.Context) -> set[str]:
@@ -60,6 +49,7 @@ def _resumed_settings(settings: dict[str, Any], run_dir: Path, *, model: str, gi
     for a run of another model than ``model``: its settings are that model's, and checking them against this one
     named options never given (``--size`` for a conv model resumed in a dense model's run)."""
     from aetool.train import RunFolder, TrainConfig
+    from aetool.train.settings import option_of
 
     folder = RunFolder.at(run_dir)
     try:
@@ -77,10 +67,9 @@ def _resumed_settings(settings: dict[str, Any], run_dir: Path, *, model: str, gi
 
         if not torch.cuda.is_available():  # a run trained on a GPU resumes on a machine without one: --device auto
             recorded.pop("device")
-    return {
-        key: value if TRAIN_OPTION.get(key, key) in given else recorded.get(key, value)
-        for key, value in settings.items()
-    }
+    options = {option_of(name) for name in given}  # --noise stands for noise_mix too
+    kept = {key: value for key, value in recorded.items() if option_of(key) not in options and key != "model"}
+    return {**settings, **kept}
 
 
 @app.command()
@@ -257,8 +246,7 @@ def train(
             "lr": lr,
             "loss": loss and loss.value,
             "l1": l1,
-            "noise": _level_or_none(noise),
-            "noise_mix": noise if noise is not None and _level_or_none(noise) is None else None,
+            "noise": noise,  # TrainConfig splits it: a level, or a range or mix (noise_mix)
             "noise_kind": noise_kind.value,
             "components": components,
             "seed": seed,

@@ -14,7 +14,7 @@ from aetool.runtime.anomaly import parse_classes
 from aetool.runtime.files import full_path
 from aetool.runtime.images import parse_size
 from aetool.runtime.noise import Noise
-from aetool.train.settings import check_settings, option_of
+from aetool.train.settings import check_settings, option_of, split_noise
 
 # The fraction of the images held out when neither --val nor --val-data is given. A one-class run holds out more:
 # its held-out images set the detector's threshold, and 10 % (about 600 MNIST digits) left six images above a 1 %
@@ -46,10 +46,12 @@ class TrainConfig:
     whether the data are there and fit the model, and the device exists, :func:`~aetool.train.train` checks
     before it makes the run folder.
     ``size`` and ``classes`` also take the command line's text (``"28x28"``, ``"1,7"``) or a list, and become
-    tuples; whole-number settings must be integers and the others numbers (not bools or text).
+    tuples; ``noise`` also takes ``--noise``'s text (``"0.5"``, ``"0:0.6"``, ``"gaussian=0:0.6,mask=0.2"``), which
+    becomes the settings a run records: one level (``noise`` and ``noise_kind``) or a range or mix (``noise_mix``;
+    ``settings.split_noise``). Whole-number settings must be integers and the others numbers (not bools or text).
     Raises ``ValueError`` with a message naming the command-line option (``--lr``) for a setting that cannot work,
-    and for an unknown model (naming the known ones). For ``pca`` the training settings stay ``None`` (and ``epochs`` 0): it
-    is fitted, not trained, so asking for any of them is refused.
+    and for an unknown model (naming the known ones). For ``pca`` the training settings stay ``None`` (and
+    ``epochs`` 0): it is fitted, not trained, so asking for any of them is refused.
     """
 
     model: str
@@ -58,7 +60,7 @@ class TrainConfig:
     lr: float | None = None
     loss: str | None = None
     l1: float | None = None
-    noise: float | None = None  # one level of ``noise_kind``
+    noise: float | None = None  # one level of ``noise_kind`` (given as --noise's text too: see the docstring)
     noise_kind: str = "gaussian"
     noise_mix: str | None = None  # or a range or mix of kinds drawn per image (runtime.noise.Noise's text)
     components: int | None = None
@@ -120,12 +122,15 @@ class TrainConfig:
 
     def _check_types(self) -> None:
         """Refuse a setting of the wrong type before it is used (``epochs=1.5`` failed in the training loop, a
-        string ``size`` was split into characters); read ``size`` and ``classes`` given as text or a list."""
+        string ``size`` was split into characters); read ``size`` and ``classes`` given as text or a list, and
+        ``noise`` given as ``--noise``'s text."""
         self.size = self._size(self.size)
         self.classes = parse_classes(self.classes)
         for field in fields(self):
             value, kind = getattr(self, field.name), str(field.type).split(" | ")[0]
             if value is None and str(field.type).endswith("| None"):
+                continue
+            if field.name == "noise" and isinstance(value, str):  # --noise's text: split below
                 continue
             option = option_of(field.name)
             if kind == "int":
@@ -144,6 +149,7 @@ class TrainConfig:
                 raise ValueError(f"{option} is an empty name; give a folder")
             elif kind == "str" and field.name not in PATHS and not isinstance(value, str):
                 raise ValueError(f"{option} must be text, got {value!r}")
+        self.noise, self.noise_kind, self.noise_mix = split_noise(self.noise, self.noise_mix, kind=self.noise_kind)
 
     @staticmethod
     def _size(size: Any) -> tuple[int, int] | None:

@@ -27,12 +27,42 @@ def option_of(name: str) -> str:
     return {"model": "MODEL", "noise_mix": "--noise"}.get(name, f"--{name.replace('_', '-')}")
 
 
+def split_noise(noise: Any, noise_mix: str | None, *, kind: str) -> tuple[Any, str, str | None]:
+    """``TrainConfig``'s three noise settings ``(noise, noise_kind, noise_mix)`` for ``noise`` given as ``--noise``'s
+    text: a number is one level of ``kind`` (``"0.5"`` → 0.5, checked later as a level is); other text is read by
+    ``runtime.noise.Noise.parse``: one term at one level is that level of its kind (``"mask=0.25"`` → 0.25 and
+    ``mask``; ``"gaussian=0"``: no noise, 0.0), anything else (a range ``"0:0.6"``, a mix) is ``noise_mix`` in
+    Noise's spelling (``"gaussian=0:0.6"``). ``noise`` that is not text (a level, or None) comes back as it is, with
+    ``kind`` and ``noise_mix``. Raises ``ValueError`` naming ``--noise`` for text that names no noise, for text beside
+    a ``noise_mix`` (two noises), and for an unknown ``kind``."""
+    if not isinstance(noise, str):
+        return noise, kind, noise_mix
+    if noise_mix is not None:
+        raise ValueError("--noise is one level or a range/mix, not both")
+    if kind not in NOISE_KINDS:
+        raise ValueError(f"unknown noise kind {kind!r}; choose one of {', '.join(NOISE_KINDS)}")
+    try:
+        return float(noise), kind, None  # a number is a level: "-1" says "--noise must be 0 or more"
+    except ValueError:
+        pass
+    try:
+        parsed = Noise.parse(noise, default_kind=kind)
+    except ValueError as err:
+        raise ValueError(f"--noise: {err}") from None
+    if not parsed:  # one term at level 0
+        return 0.0, kind, None
+    if parsed.level is not None:
+        return parsed.level[0], parsed.level[1], None
+    return None, kind, str(parsed)
+
+
 def check_settings(settings: Mapping[str, Any]) -> None:
     """Refuse settings that cannot work for any model.
 
     ``settings`` maps ``TrainConfig``'s field names to values of its types (``size`` a (height, width) tuple,
-    ``classes`` a tuple of labels or the command line's ``"1,7"``); a missing name or ``None`` stands for the model's
-    default and is not checked, ``dataset`` ``""`` for ``images`` with ``data`` and ``mnist`` without.
+    ``classes`` a tuple of labels or the command line's ``"1,7"``, ``noise`` a level or ``--noise``'s text, read by
+    :func:`split_noise`); a missing name or ``None`` stands for the model's default and is not checked, ``dataset``
+    ``""`` for ``images`` with ``data`` and ``mnist`` without.
     Raises ``ValueError`` naming the command-line option (``--lr must be a positive number, got -1.0``).
     """
 
@@ -57,16 +87,18 @@ def check_settings(settings: Mapping[str, Any]) -> None:
         raise ValueError(f"--seed must be at most {MAX_SEED} (2^32 - 1), got {given('seed')}")
     if given("lr") is not None and not (math.isfinite(given("lr")) and given("lr") > 0):
         raise ValueError(f"--lr must be a positive number, got {given('lr')}")
-    for name in ("l1", "noise"):
-        if given(name) is not None and not (math.isfinite(given(name)) and given(name) >= 0):
-            raise ValueError(f"--{name} must be 0 or more, got {given(name)}")
+    if given("l1") is not None and not (math.isfinite(given("l1")) and given("l1") >= 0):
+        raise ValueError(f"--l1 must be 0 or more, got {given('l1')}")
+    noise, noise_kind, noise_mix = split_noise(given("noise"), given("noise_mix"), kind=noise_kind)
+    if noise is not None and not (math.isfinite(noise) and noise >= 0):
+        raise ValueError(f"--noise must be 0 or more, got {noise}")
     try:
-        check_level(given("noise") or 0.0, noise_kind)
-        if given("noise_mix") is not None:
-            Noise.parse(given("noise_mix"), default_kind=noise_kind)
+        check_level(noise or 0.0, noise_kind)
+        if noise_mix is not None:
+            Noise.parse(noise_mix, default_kind=noise_kind)
     except ValueError as err:
         raise ValueError(f"--noise: {err}") from None
-    if given("noise_mix") is not None and given("noise"):
+    if noise_mix is not None and noise:
         raise ValueError("--noise is one level or a range/mix, not both")
     _check_data(settings, dataset=dataset)
 
