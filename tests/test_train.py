@@ -430,6 +430,29 @@ def test_starting_over_removes_what_the_old_run_left_once_the_new_one_has_an_epo
     assert load_run(tmp_path).config.model == "ae128"
 
 
+def test_resumed_config_keeps_the_runs_own_settings_but_the_given_ones_and_refuses_another_model(tmp_path):
+    """What ``train --resume`` and the report resume a run with (it was the command line's own merge, beside the
+    report's)."""
+    from aetool.models import build_model
+
+    folder = RunFolder(tmp_path / "run")
+    folder.path.mkdir()
+    recorded = TrainConfig("ae64", epochs=3, lr=3e-3, noise="0:0.3", seed=7, device="cuda")
+    history = [{"epoch": 1, "test_mse": 0.1}]
+    folder.save(net=build_model("ae64"), optimizer=None, config=recorded, epoch=1, history=history)
+    defaults = {"epochs": None, "lr": None, "noise": None, "seed": 0, "device": "auto", "limit": None}
+    resumed = folder.resumed_config("ae64", defaults, given={"output", "resume"})
+    assert (resumed.epochs, resumed.lr, resumed.noise_mix, resumed.seed) == (3, 3e-3, "gaussian=0:0.3", 7)
+    assert resumed.device == ("cuda" if torch.cuda.is_available() else "auto")  # a GPU's run resumes here too
+    asked = folder.resumed_config("ae64", {**defaults, "epochs": 5, "noise": "0.2"}, given={"epochs", "noise"})
+    assert (asked.epochs, asked.noise, asked.noise_mix, asked.seed) == (5, 0.2, None, 7)  # --noise: the mix too
+    with pytest.raises(AetoolError, match=r"run was trained with MODEL ae64 \(now conv-unpool\); resume it with its"):
+        folder.resumed_config("conv-unpool", defaults, given=set())
+    assert RunFolder(tmp_path / "none").resumed_config("ae64", defaults, given=set()) == TrainConfig("ae64", **defaults)
+    with pytest.raises(ValueError, match=r"^--epochs must be at least 1, got 0$"):
+        folder.resumed_config("ae64", {"epochs": 0}, given={"epochs"})
+
+
 def test_a_data_error_leaves_no_run_folder(tmp_path):
     with pytest.raises(DataError):
         train(config("ae64", tmp_path / "nowhere"), run_dir=tmp_path / "run", progress=False)

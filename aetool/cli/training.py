@@ -41,37 +41,6 @@ def _given_options(ctx: typer.Context) -> set[str]:
     return {name for name, source in sources.items() if source is not None and source.name not in DEFAULT_SOURCES}
 
 
-def _resumed_settings(settings: dict[str, Any], run_dir: Path, *, model: str, given: set[str]) -> dict[str, Any]:
-    """``settings`` with the run's own value for every setting whose option was not ``given``: ``--resume`` alone
-    continues a run as it was started (epochs, data, learning rate…), as its checkpoint records them (the settings
-    a resumed run is held to; ``metrics.json`` may be gone or damaged). A folder without a run, or whose recorded
-    settings do not read, keeps ``settings`` as they are; starting the run then says what is wrong. ``AetoolError``
-    for a run of another model than ``model``: its settings are that model's, and checking them against this one
-    named options never given (``--size`` for a conv model resumed in a dense model's run)."""
-    from aetool.train import RunFolder, TrainConfig
-    from aetool.train.settings import option_of
-
-    folder = RunFolder.at(run_dir)
-    try:
-        stored = folder.read_checkpoint()["config"] if folder.holds_run() else None
-        recorded = TrainConfig.from_dict(stored).to_dict() if stored is not None else {}
-    except (AetoolError, ValueError, TypeError):
-        return settings
-    if recorded and recorded["model"] != model:
-        raise AetoolError(
-            f"{folder.path} was trained with MODEL {recorded['model']} (now {model}); resume it with its own settings, "
-            "or start over with --force"
-        )
-    if str(recorded.get("device", "")).startswith("cuda"):
-        import torch
-
-        if not torch.cuda.is_available():  # a run trained on a GPU resumes on a machine without one: --device auto
-            recorded.pop("device")
-    options = {option_of(name) for name in given}  # --noise stands for noise_mix too
-    kept = {key: value for key, value in recorded.items() if option_of(key) not in options and key != "model"}
-    return {**settings, **kept}
-
-
 @app.command()
 def train(
     ctx: typer.Context,
@@ -279,10 +248,11 @@ def train(
         from aetool.train import train as run_training
         from aetool.train.loop import best_baseline
 
-        if resume:
-            settings = _resumed_settings(settings, run_dir, model=model, given=_given_options(ctx))
         try:
-            config = TrainConfig(model, **settings)
+            if resume:  # with the run's own settings for the options not given
+                config = RunFolder.at(run_dir).resumed_config(model, settings, given=_given_options(ctx))
+            else:
+                config = TrainConfig(model, **settings)
         except ValueError as err:
             fail(str(err))
         from aetool.runtime.noise import scale_note

@@ -93,7 +93,8 @@ def plan_run(folder: RunFolder, wanted: TrainConfig) -> Plan:
         why = "reusing it" + (f" (trained with {', '.join(otherwise)})" if otherwise else "")
         return Plan(None, why=why, otherwise=otherwise)
     last = folder.read_metrics()["history"][-1]["epoch"] if folder.read_metrics()["history"] else 0
-    own = TrainConfig.from_dict({**stored, "data_dir": wanted.data_dir, "device": wanted.device})
+    here = {"data_dir": wanted.data_dir, "device": wanted.device}  # where this report finds the data, and runs
+    own = folder.resumed_config(wanted.model, here, given=here.keys())
     return Plan(own, resume=True, why=f"stopped after epoch {last}; resuming it")
 
 

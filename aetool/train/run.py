@@ -15,7 +15,7 @@ import os
 import pickle
 import re
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -417,6 +417,36 @@ class RunFolder:
         )
         if problem:
             raise AetoolError(f"{self.checkpoint} cannot be resumed: {problem}; start over with --force")
+
+    def resumed_config(self, model: str, settings: Mapping[str, Any], *, given: Collection[str]) -> TrainConfig:
+        """The config that continues this folder's run: ``--resume`` alone continues a run as it was started
+        (epochs, data, learning rate…), with the settings its checkpoint records (the ones a resumed run is held to;
+        ``metrics.json`` may be gone or damaged).
+
+        ``settings`` holds ``TrainConfig``'s keyword arguments but ``model``; each whose option is in ``given``
+        (setting names; ``noise`` stands for ``noise_mix`` too, as ``--noise`` sets both) replaces the run's own,
+        and the others count only for what the run does not record. A run recorded on a CUDA device resumes on
+        ``settings``' device on a machine without one. A folder without a run, or whose recorded settings do not
+        read, gives ``TrainConfig(model, **settings)``: starting the run then says what is wrong. Raises
+        ``AetoolError`` for a run of another model than ``model`` (its settings are that model's, and checking them
+        against this one named options never given: ``--size`` for a conv model resumed in a dense model's run), and
+        ``ValueError`` as ``TrainConfig`` does.
+        """
+        try:
+            stored = self.read_checkpoint()["config"] if self.holds_run() else None
+            recorded = TrainConfig.from_dict(stored).to_dict() if stored is not None else {}
+        except (AetoolError, ValueError, TypeError):
+            recorded = {}
+        if recorded and recorded["model"] != model:
+            raise AetoolError(
+                f"{self.path} was trained with MODEL {recorded['model']} (now {model}); resume it with its own "
+                "settings, or start over with --force"
+            )
+        if str(recorded.get("device", "")).startswith("cuda") and not torch.cuda.is_available():
+            recorded.pop("device")  # a run trained on a GPU resumes on a machine without one: settings' device
+        options = {option_of(name) for name in given}
+        kept = {key: value for key, value in recorded.items() if option_of(key) not in options and key != "model"}
+        return TrainConfig(model, **{**settings, **kept})
 
     @staticmethod
     def resume_conflicts(stored: dict[str, Any], config: TrainConfig) -> list[str]:
