@@ -102,6 +102,29 @@ def test_export_keeps_a_calibrated_detector_unless_told(one_class, tmp_path):
     assert not (tmp_path / "d.onnx").exists()
 
 
+def test_finish_run_writes_the_model_file_unless_it_is_current(one_class, tmp_path):
+    """The one rule for "export or calibrate a trained run unless its model file is current" that ``train``, the
+    report and the one-class page each had their own way of (``export.finish.finish_run``)."""
+    from aetool.export import ExportOptions, ExportResult, export_run
+    from aetool.export.finish import finish_run
+
+    run = tmp_path / "run"
+    shutil.copytree(one_class[0], run)  # its checkpoint and its detector calibrated at fpr 0.1, still current
+    model = run / "model.onnx"
+    kept = model.read_bytes()
+    assert finish_run(run, calibration=CalibrationOptions(fpr=0.1), **QUIET) is None
+    assert finish_run(run, calibration=CalibrationOptions(), **QUIET) is None  # no rule asked: any detector stays
+    assert finish_run(run, **QUIET) is None and model.read_bytes() == kept  # a plain export asked: it stays too
+    other = finish_run(run, calibration=CalibrationOptions(fpr=0.05), **QUIET)  # another rule asked: calibrated anew
+    assert other is not None and read_spec(load(model)).rule == {"fpr": 0.05}
+    export_run(run, over_detector=True, **QUIET)  # a plain model of the same checkpoint is not its detector
+    detector = finish_run(run, calibration=CalibrationOptions(data_dir=None), **QUIET)
+    assert detector is not None and contract.ANOMALY in load(model).metadata
+    model.unlink()
+    plain = finish_run(run, options=ExportOptions(), **QUIET)
+    assert isinstance(plain, ExportResult) and contract.ANOMALY not in load(model).metadata
+
+
 def test_detect_image_scores_one_file_as_the_detect_command_does(one_class, tmp_path):
     """Detector.run takes arrays of the model's own size and channels only; the command's reading, converting and
     resizing had no Python call of its own (trial 98)."""

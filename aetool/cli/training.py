@@ -240,10 +240,11 @@ def train(
             existing_folder(idx_folder.absolute())  # a mistyped --data-dir, before PyTorch loads (trial 102)
     need_train_extra("train")
     with reporting():
-        from aetool.export import ExportOptions, export_run
-        from aetool.export.detector import CalibrationOptions, calibrate_run
-        from aetool.export.exporter import holds_detector
+        from aetool.export import ExportOptions
+        from aetool.export.detector import CalibrationOptions
+        from aetool.export.finish import finish_run
         from aetool.export.metadata import created
+        from aetool.runtime.noise import scale_note
         from aetool.train import RunFolder, TrainConfig
         from aetool.train import train as run_training
         from aetool.train.loop import best_baseline
@@ -255,8 +256,6 @@ def train(
                 config = TrainConfig(model, **settings)
         except ValueError as err:
             fail(str(err))
-        from aetool.runtime.noise import scale_note
-
         if said := scale_note(config.noise_spec):
             note(f"warning: {said}")
         if export:
@@ -286,25 +285,24 @@ def train(
                     else f"{kept} (--resume --allow-trivial accepts it)"
                 )
             )
-        folder = RunFolder(result.run_dir)
-        current = export and resume and folder.export_is_current()  # a finished run resumed: its files are its own
-        if current and (not detector or holds_detector(folder.model_file)):  # a plain export is not a detector's
-            note(f"{folder.model_file} was exported from the run's last epoch: nothing to export")
-        elif export:
-            try:
-                if detector:
-                    calibrate_run(result.run_dir, options=CalibrationOptions(data_dir=config.data_dir), echo=note)
-                else:
-                    options = ExportOptions(data_dir=config.data_dir)  # the run's new model replaces any file there
-                    export_run(result.run_dir, options=options, over_detector=True, echo=note)
-            except KeyboardInterrupt:
-                raise Interrupted(
-                    f"interrupted while exporting; the run is complete, export it with: aetool {command} {result.run_dir}"
-                ) from None
-            except ContractError as err:  # the model's code must change: exporting again cannot help
-                raise ContractError(f"{err}; the run stays in {result.run_dir}") from None
-            except AetoolError as err:  # an option the message names is one of that command's
-                raise type(err)(f"{err} (the run is complete; go on with: aetool {command} {result.run_dir})") from None
+        if not export:
+            return
+        calibration = CalibrationOptions(data_dir=config.data_dir) if detector else None
+        options = ExportOptions(data_dir=config.data_dir)  # the run's new model replaces any file there
+        try:  # a finished run resumed keeps its own files: a plain export, or a detector where it ends in one
+            finished = finish_run(
+                result.run_dir, calibration=calibration, options=options, over_detector=True, echo=note
+            )
+        except KeyboardInterrupt:
+            raise Interrupted(
+                f"interrupted while exporting; the run is complete, export it with: aetool {command} {result.run_dir}"
+            ) from None
+        except ContractError as err:  # the model's code must change: exporting again cannot help
+            raise ContractError(f"{err}; the run stays in {result.run_dir}") from None
+        except AetoolError as err:  # an option the message names is one of that command's
+            raise type(err)(f"{err} (the run is complete; go on with: aetool {command} {result.run_dir})") from None
+        if finished is None:
+            note(f"{RunFolder(result.run_dir).model_file} was exported from the run's last epoch: nothing to export")
 
 
 def _check_run(run: Path) -> None:

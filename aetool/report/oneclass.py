@@ -31,7 +31,8 @@ from matplotlib.figure import Figure as PlotFigure
 
 from aetool.console import Echo, check_echo
 from aetool.errors import AetoolError, checked_switch
-from aetool.export.detector import CalibrationOptions, calibrate_run
+from aetool.export.detector import CalibrationOptions
+from aetool.export.finish import finish_run
 from aetool.report.environment import environment
 from aetool.report.figures import DPI
 from aetool.report.page import Figure, Section, Table, check_page_folder, staged_page, write_html, write_markdown
@@ -157,17 +158,6 @@ def _class_plan(folder: RunFolder, config: TrainConfig, *, train_again: bool) ->
     return plan_run(folder, config)
 
 
-def _calibrated(folder: RunFolder, *, fpr: float, threads: int | None) -> bool:
-    """Whether the run's model file is a detector of its checkpoint calibrated at ``fpr``."""
-    if not folder.export_is_current():
-        return False
-    try:
-        spec = Detector(load(folder.model_file, threads=threads)).spec
-    except AetoolError:  # a plain export of the run, not a detector
-        return False
-    return spec is not None and spec.rule == {"fpr": fpr}
-
-
 def run_class(
     dataset: str,
     normal: int,
@@ -209,9 +199,9 @@ def run_class(
         )
         timing = trained_timing(folder, seconds=before + time.perf_counter() - started)  # data loading included
         echo(f"oneclass: {dataset} class {normal}: {plan.why}: trained in {timing['train_seconds']:.1f} s")
-    if not _calibrated(folder, fpr=fpr, threads=threads):
-        started = time.perf_counter()
-        calibrate_run(folder.path, options=CalibrationOptions(fpr=fpr, data_dir=data_dir), echo=lambda line: None)
+    started = time.perf_counter()
+    calibration = CalibrationOptions(fpr=fpr, data_dir=data_dir)  # a detector of the run calibrated at fpr stays
+    if finish_run(folder.path, calibration=calibration, echo=lambda line: None) is not None:
         timing.update(exported_timing(folder, seconds=time.perf_counter() - started))
         write_timing(folder, timing)
     elif plan.config is not None:

@@ -98,17 +98,19 @@ def plan_run(folder: RunFolder, wanted: TrainConfig) -> Plan:
     return Plan(own, resume=True, why=f"stopped after epoch {last}; resuming it")
 
 
-def _export(folder: RunFolder, data_dir: str | None, echo: Callable[[str], None]) -> tuple[Path | None, float]:
-    """Export a run; a failed export is reported and leaves the model to torch, the report goes on."""
-    from aetool.export import ExportOptions, export_run
+def _finish(folder: RunFolder, data_dir: str | None, echo: Callable[[str], None]) -> tuple[bool, float]:
+    """Export a run unless its model file is current (``export.finish.finish_run``): whether it tried, and how long
+    that took. A failed export is reported and leaves the model to torch; the report goes on."""
+    from aetool.export import ExportOptions
+    from aetool.export.finish import finish_run
 
     started = time.perf_counter()
     try:
-        export_run(folder.path, options=ExportOptions(data_dir=data_dir), echo=echo)
+        exported = finish_run(folder.path, options=ExportOptions(data_dir=data_dir), echo=echo) is not None
     except AetoolError as err:
         echo(f"report: export of {folder.path} failed, its figures use torch: {err}")
-        return None, time.perf_counter() - started
-    return folder.model_file if folder.export_is_current() else None, time.perf_counter() - started
+        exported = True
+    return exported, time.perf_counter() - started
 
 
 def _digest(path: Path) -> str | None:
@@ -204,13 +206,12 @@ def prepare_run(
         )
         timing = trained_timing(folder, seconds=folder.recorded_seconds() or result.seconds)  # summed over resumes
         trained_now = True
-    onnx = folder.model_file if folder.export_is_current() else None
-    exported = onnx is None
+    exported, seconds = _finish(folder, wanted.data_dir, echo)
     if exported:
-        onnx, seconds = _export(folder, wanted.data_dir, echo)
         timing.update(exported_timing(folder, seconds=seconds))
     if trained_now or exported:  # else timing.json holds these times already
         write_timing(folder, timing)
+    onnx = folder.model_file if folder.export_is_current() else None  # None: inference falls back to torch
     metrics = folder.read_metrics()
     notes = list(plan.otherwise)
     history = metrics["history"]
