@@ -41,6 +41,35 @@ def _given_options(ctx: typer.Context) -> set[str]:
     return {name for name, source in sources.items() if source is not None and source.name not in DEFAULT_SOURCES}
 
 
+def _check_before_torch(
+    settings: dict[str, Any], *, model: str, output: str | None, out: str | None, resume: bool
+) -> Path:
+    """The run folder of ``train`` (``--output``, or round 1's ``--out``; default ``runs/MODEL``), once what can be
+    refused before PyTorch loads (5-8 s) is: ``settings``' values (``TrainConfig``'s keyword arguments; a resumed
+    run's are checked with the run's own settings once it is read), a folder that cannot be written, a mistyped
+    ``--data``, ``--val-data`` or ``--data-dir``. Each is said in one line, exit 2 (``fail``, or an ``AetoolError``
+    for ``reporting`` to say)."""
+    from aetool.runtime.files import check_exists, check_folder, full_path
+    from aetool.runtime.idx import chosen_data_dir, existing_folder
+    from aetool.train.settings import check_settings
+
+    try:
+        if not resume:
+            check_settings(settings)
+    except ValueError as err:
+        fail(str(err))
+    run_dir = Path(alias(output, out, "--output", "--out", default=str(Path("runs") / model)))
+    if run_dir.is_dir() or not run_dir.exists():  # a file there: said by the run folder itself
+        check_folder(run_dir)  # a read-only place said now, not once the data were decoded (trial 85)
+    for option, name in (("--data", "data"), ("--val-data", "val_data")):
+        if settings[name] and not resume:  # a mistyped path, said in a second, not after PyTorch loaded (trial 85)
+            full = full_path(settings[name], named=option)  # as TrainConfig records it
+            check_exists(full, named=f"{option} {full}")
+    if settings["data"] is None and not resume and (idx_folder := chosen_data_dir(settings["data_dir"])) is not None:
+        existing_folder(idx_folder.absolute())  # a mistyped --data-dir, before PyTorch loads (trial 102)
+    return run_dir
+
+
 @app.command()
 def train(
     ctx: typer.Context,
@@ -196,10 +225,7 @@ def train(
     if model not in known:  # refused before torch loads (seconds), as are the options parsed without it below
         fail(f"unknown model {model!r}; known models: {', '.join(known)}")
     with reporting():
-        from aetool.runtime.files import check_exists, check_folder, full_path
-        from aetool.runtime.idx import chosen_data_dir, existing_folder
         from aetool.runtime.images import parse_size
-        from aetool.train.settings import check_settings
 
         settings: dict[str, Any] = {
             "data": data,
@@ -224,20 +250,7 @@ def train(
             "data_dir": data_dir,
             "limit": limit,
         }
-        try:  # before PyTorch loads (5-8 s); a resumed run's options are checked with the run's own settings
-            if not resume:
-                check_settings(settings)
-        except ValueError as err:
-            fail(str(err))
-        run_dir = Path(alias(output, out, "--output", "--out", default=str(Path("runs") / model)))
-        if run_dir.is_dir() or not run_dir.exists():  # a file there: said by the run folder itself
-            check_folder(run_dir)  # a read-only place said now, not once the data were decoded (trial 85)
-        for option, source in (("--data", data), ("--val-data", val_data)):
-            if source and not resume:  # a mistyped path, said in a second, not after PyTorch loaded (trial 85)
-                full = full_path(source, named=option)  # as TrainConfig records it
-                check_exists(full, named=f"{option} {full}")
-        if data is None and not resume and (idx_folder := chosen_data_dir(data_dir)) is not None:
-            existing_folder(idx_folder.absolute())  # a mistyped --data-dir, before PyTorch loads (trial 102)
+        run_dir = _check_before_torch(settings, model=model, output=output, out=out, resume=resume)
     need_train_extra("train")
     with reporting():
         from aetool.export import ExportOptions
