@@ -376,6 +376,8 @@ def test_noise_takes_the_command_lines_text_and_records_a_level_or_a_range_or_mi
     assert TrainConfig("denoise-dense", noise="0").noise == 0.0  # given: the registry's 0.5 is not taken
     assert TrainConfig("denoise", noise="0.1").noise_mix is None  # nor the blind mix
     assert TrainConfig.from_dict(json.loads(json.dumps(ranged.to_dict()))) == ranged
+    recorded = {**named.to_dict(), "noise": 0.0, "noise_kind": "gaussian", "noise_mix": "mask=0.25"}  # an older run
+    assert TrainConfig.from_dict(recorded) == named  # so resuming it with --noise mask=0.25 is no conflict
     with pytest.raises(ValueError, match=r"^--noise is one level or a range/mix, not both$"):
         TrainConfig("ae64", noise="0:0.5", noise_mix="0.1")
     with pytest.raises(ValueError, match=r"^--noise: noise range '0.6:0' runs backwards$"):

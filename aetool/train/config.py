@@ -149,7 +149,13 @@ class TrainConfig:
                 raise ValueError(f"{option} is an empty name; give a folder")
             elif kind == "str" and field.name not in PATHS and not isinstance(value, str):
                 raise ValueError(f"{option} must be text, got {value!r}")
-        self.noise, self.noise_kind, self.noise_mix = split_noise(self.noise, self.noise_mix, kind=self.noise_kind)
+        noise: Any = self.noise  # a level, or --noise's text
+        mix = self.noise_mix
+        if isinstance(mix, str) and not isinstance(noise, str) and not noise:
+            # read as --noise's text: a run recorded before the text was split here holds --noise gaussian=0.5 as
+            # noise_mix, and resuming it with that --noise again was a conflict
+            noise, mix = mix, None
+        self.noise, self.noise_kind, self.noise_mix = split_noise(noise, mix, kind=self.noise_kind)
 
     @staticmethod
     def _size(size: Any) -> tuple[int, int] | None:
