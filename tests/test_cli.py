@@ -1220,6 +1220,27 @@ def test_every_command_is_placed_in_helps_order():
     assert sorted(names) == sorted(COMMANDS) and names == list(COMMANDS)
 
 
+def test_command_modules_import_the_shared_modules_never_each_other():
+    """detect and evaluate imported their helpers from the denoise module, bench and report from train's (trial 104):
+    a command module imports only the shared ones (app, options, inputs, output, progress, extras)."""
+    import ast
+
+    import aetool.cli as package
+
+    folder = Path(package.__file__).parent
+    shared = {"app", "options", "inputs", "output", "progress", "extras", "process"}
+    commands = {path.stem for path in folder.glob("*.py")} - shared - {"__init__"}
+    assert {"images", "detect", "evaluate", "training"} <= commands
+    for name in sorted(commands):
+        tree = ast.parse((folder / f"{name}.py").read_text())
+        imported = {
+            node.module.removeprefix("aetool.cli.")
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("aetool.cli.")
+        }
+        assert imported <= shared, f"{name}.py imports {sorted(imported - shared)}"
+
+
 def test_add_noise_of_level_0_names_no_seed_and_a_range_on_the_wrong_scale_is_not_told_one_level(cli, tmp_path):
     """--noise 0 said "noise seed N (--seed N draws this noise again)" of noise never drawn, its records a seed; a
     range of σ 0:2 was told "--noise 0.00784", one level (trial 103)."""
