@@ -317,6 +317,24 @@ def test_detect_counts_an_image_with_two_notes_once(cli, tmp_path, toy_dir):
     assert result.exit_code == 0 and "; 5 with notes, in --json)" in summary, summary
 
 
+def test_detect_shows_a_progress_bar_over_many_images(cli, tmp_path, toy_dir, monkeypatch):
+    """denoise showed a bar over many images and detect none: 10,000 images went by without a word (trial 104)."""
+    from aetool.cli import detect
+
+    shown = []
+
+    def tracked(results, total, show):
+        shown.append((total, show))
+        return results
+
+    monkeypatch.setattr(detect, "tracked", tracked)
+    monkeypatch.setattr(detect, "shows_bar", lambda total, records: records and total > 4)
+    for i in range(6):
+        save(tmp_path / "many" / f"{i}.png", digit())
+    result = cli("detect", "many", "-m", str(toy_dir / "conv.onnx"))
+    assert result.exit_code == 0 and shown == [(6, True)]
+
+
 def test_many_images_say_what_was_done_in_the_summary(cli, tmp_path, toy_dir):
     for i in range(6):
         save(tmp_path / "digits" / f"{i}.png", digit())
@@ -1078,12 +1096,12 @@ def test_json_records_to_a_terminal_take_the_place_of_the_progress_bar(monkeypat
 
     monkeypatch.setattr(sys, "stderr", Terminal())
     monkeypatch.setenv("TERM", "xterm-256color")
-    assert progress.shows_bar(progress.FEW + 1, as_json=False) and not progress.shows_bar(progress.FEW, as_json=False)
+    assert progress.shows_bar(progress.FEW + 1, records=False) and not progress.shows_bar(progress.FEW, records=False)
     monkeypatch.setattr(sys, "stdout", io.StringIO())  # records to a file or pipe: the bar stays
-    assert progress.shows_bar(progress.FEW + 1, as_json=True)
+    assert progress.shows_bar(progress.FEW + 1, records=True)
     monkeypatch.setattr(sys, "stdout", Terminal())
-    assert not progress.shows_bar(progress.FEW + 1, as_json=True) and progress.shows_bar(
-        progress.FEW + 1, as_json=False
+    assert not progress.shows_bar(progress.FEW + 1, records=True) and progress.shows_bar(
+        progress.FEW + 1, records=False
     )
 
 
@@ -1101,9 +1119,9 @@ def test_a_terminal_that_cannot_redraw_a_line_gets_no_progress_bar(monkeypatch, 
 
     monkeypatch.setattr(sys, "stderr", Terminal())
     monkeypatch.setenv("TERM", "xterm")
-    assert progress.training_bar(False) and progress.shows_bar(progress.FEW + 1, as_json=False)
+    assert progress.training_bar(False) and progress.shows_bar(progress.FEW + 1, records=False)
     monkeypatch.setenv("TERM", term)
-    assert not progress.training_bar(False) and not progress.shows_bar(progress.FEW + 1, as_json=False)
+    assert not progress.training_bar(False) and not progress.shows_bar(progress.FEW + 1, records=False)
 
 
 def test_an_empty_name_for_an_input_an_output_or_the_heatmaps_is_refused_not_taken_as_this_folder(

@@ -24,7 +24,7 @@ from aetool.cli.options import (
     load_model,
 )
 from aetool.cli.output import emit, error, escape_controls, note, reporting
-from aetool.cli.progress import Tally
+from aetool.cli.progress import Tally, shows_bar, tracked
 
 if TYPE_CHECKING:
     from aetool.runtime.detect import Detection, Detector
@@ -122,7 +122,8 @@ def detect(
         stop = threading.Event()  # Ctrl-C while a record is printed: the settled ones are printed first
         not_digits = False  # an image scored that is not a 28×28 grey one, for a detector of digits
         try:
-            for result in detect(jobs, detector, invert=invert, resize=resize, stop=stop, ready=ready):
+            results = detect(jobs, detector, invert=invert, resize=resize, stop=stop, ready=ready)
+            for result in tracked(results, tally.total, shows_bar(tally.total, records=True)):  # a line each
                 if result.error is None and result.path in unwritable:
                     result.error = unwritable[result.path]
                 with signals.interrupts_deferred(stop):

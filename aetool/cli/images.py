@@ -319,7 +319,7 @@ def _run(
     elif isinstance(step, Corrupt):
         seeded = {"noise_seed": step.seed if step.noise.terms else None}  # --noise 0 draws none (trial 103)
     try:
-        for outcome in chain(refused, tracked(outcomes, tally.total, shows_bar(tally.total, as_json=options.as_json))):
+        for outcome in chain(refused, tracked(outcomes, tally.total, shows_bar(tally.total, records=options.as_json))):
             with interrupts_deferred(stop):
                 if options.as_json:
                     drawn = {key: value if outcome.mse is not None else None for key, value in seeded.items()}

@@ -30,11 +30,11 @@ def training_bar(quiet: bool) -> bool:
     return not quiet and _bar_terminal()
 
 
-def shows_bar(total: int | None, *, as_json: bool) -> bool:
+def shows_bar(total: int | None, *, records: bool) -> bool:
     """Whether a batch of ``total`` images (None: a stream of images still arriving) shows a progress bar: many
-    images or a stream, and stderr a terminal that can show one, but not where ``--json`` writes its records to a
-    terminal too (they were written onto the bar's line)."""
-    return (total is None or total > FEW) and _bar_terminal() and not (as_json and sys.stdout.isatty())
+    images or a stream, and stderr a terminal that can show one, but not where the command writes ``records`` (a
+    line per image: ``--json``'s, ``detect``'s) to a terminal too (they were written onto the bar's line)."""
+    return (total is None or total > FEW) and _bar_terminal() and not (records and sys.stdout.isatty())
 
 
 def tracked(outcomes: Iterable, total: int | None, show: bool) -> Iterable:
