@@ -37,20 +37,17 @@ def interrupts_held() -> Iterator[None]:
     Only the main thread receives signals and may change handlers; elsewhere, and for a signal that is ignored or
     has its default action, the body runs as it is. Raises what the held handler raises (``KeyboardInterrupt``).
     """
-    previous = _handled_stop_signals()
     caught: list[tuple[int, FrameType | None]] = []
 
     def held(number: int, frame: FrameType | None) -> None:
         STOPPED_BY.add(number)
         caught.append((number, frame))
 
-    for number in previous:
-        signal.signal(number, held)
+    previous = _handled_stop_signals()
     try:
-        yield
+        with _handled_by(held, previous):
+            yield
     finally:
-        for number, handler in previous.items():
-            signal.signal(number, handler)
         if caught:
             previous[caught[0][0]](*caught[0])
 
@@ -62,16 +59,23 @@ def interrupts_deferred(stop: threading.Event) -> Iterator[None]:
     once the outcomes it settled are all reported (a signal while the consumer reports one would otherwise leave
     those still held unreported). Only in the main thread and for signals with a Python handler; otherwise the
     body runs as it is."""
-    previous = _handled_stop_signals()
 
     def deferred(number: int, frame: FrameType | None) -> None:
         STOPPED_BY.add(number)
         stop.set()
 
+    with _handled_by(deferred, _handled_stop_signals()):
+        yield
+
+
+@contextmanager
+def _handled_by(handler: Any, previous: dict[int, Any]) -> Iterator[None]:
+    """The signals of ``previous`` (signal → handler, :func:`_handled_stop_signals`) go to ``handler`` for the body,
+    then back to their own handlers."""
     for number in previous:
-        signal.signal(number, deferred)
+        signal.signal(number, handler)
     try:
         yield
     finally:
-        for number, handler in previous.items():
-            signal.signal(number, handler)
+        for number, own in previous.items():
+            signal.signal(number, own)
