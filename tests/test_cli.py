@@ -302,6 +302,18 @@ def test_a_grey_photo_through_a_digits_model_is_told_to_train_its_own(cli, tmp_p
     assert resized.exit_code == 0 and "photographs" not in resized.stderr
 
 
+def test_a_batchs_summary_counts_the_kinds_in_the_order_they_came():
+    """The kinds of change were gathered in a set, so the summary's order changed from run to run (string hashes are
+    salted per process): a detect test passed alone and failed in CI."""
+    from aetool.cli.progress import FEW, Tally
+
+    kinds = [f"kind {letter}" for letter in "hgfedcba"]
+    tally = Tally(FEW + 1)
+    for _ in range(FEW + 1):
+        tally.settle("x.png", [(kind, "") for kind in kinds + kinds[:2]])
+    assert tally.counted() == [f"{FEW + 1} {kind}" for kind in kinds]
+
+
 def test_detect_counts_an_image_with_two_notes_once(cli, tmp_path, toy_dir):
     """detect's summary counted each note, so five images with two notes each were "10 with notes"; denoise counted
     images. One tally of a batch for both now (a review, trial 104)."""

@@ -74,7 +74,7 @@ class Tally:
         """One more image settled, with what was done to it as (kind, line) pairs (``inputs.changes_made``): each
         kind counted once an image, and its lines said while the batch is few."""
         self.settled += 1
-        self.kinds.update({kind for kind, _ in changes})
+        self.kinds.update(dict.fromkeys(kind for kind, _ in changes).keys())  # in order: a set's varied by run
         if self.few:
             for _, text in changes:
                 note(f"{path}: {text}")
