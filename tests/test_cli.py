@@ -690,6 +690,11 @@ def test_evaluate_refuses_a_dataset_it_does_not_read(cli, mnist_dir, tmp_path):
         (["--data-dir", str(mnist_dir), "--dataset", "fasion-mnist"], "--dataset takes mnist or fashion-mnist"),
         (["--data", "digits", "--dataset", "mnist"], "--dataset names the IDX dataset under --data-dir"),
         (["--anomaly", "--data", "digits", "--dataset", "mnist"], "--dataset names the IDX dataset under --data-dir"),
+        # said first beside another mistake, as before the options' rules moved into one place (a review)
+        (["--data-dir", str(mnist_dir), "--dataset", "foo", "--classes", "3"], "--dataset takes mnist or"),
+        (["--anomaly", "--data-dir", str(mnist_dir), "--dataset", "foo", "--inputs", "x"], "--dataset takes mnist"),
+        (["--anomaly", "--data-dir", str(mnist_dir), "--dataset", "foo", "--classes", "3,3"], "--dataset takes mnist"),
+        (["--data", "digits", "--dataset", "mnist", "--normal", "y"], "--dataset names the IDX dataset"),
     ]:
         result = cli("evaluate", "--model", "denoise", *args)
         assert result.exit_code == 2 and result.stdout == "" and said in result.stderr, (args, result.stderr)

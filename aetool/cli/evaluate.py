@@ -13,7 +13,7 @@ import typer
 from aetool.cli.app import app
 from aetool.cli.inputs import check_invert, note_resize
 from aetool.cli.options import Classes, Invert, Json, ModelOption, NoiseKind, Providers, Threads, Timeout, load_model
-from aetool.cli.output import emit, error, fail, note, reporting
+from aetool.cli.output import emit, error, note, reporting
 from aetool.errors import AetoolError
 
 if TYPE_CHECKING:
@@ -127,13 +127,8 @@ def evaluate(
     well it detects anomalies. Exit 1 when some images could not be scored or had no partner."""
     source = Sources(data_dir, dataset, data, inputs, targets, normal, anomalous, anomaly=anomaly)
     noised = any(v is not None for v in (noise, noise_kind, seed))
-    if anomaly and (inputs or targets or noised):
-        fail("--anomaly scores images as they are: --inputs, --targets, --noise, --noise-kind and --seed do not apply")
-    if not anomaly and (normal or anomalous or classes):
-        fail("--normal, --anomalous and --classes go with --anomaly")
-    normal_classes = _normal_classes(classes) if anomaly else None
     with reporting(results=True):
-        source.check(resize=resize, invert=invert, noised=noised, limit=limit, classes=classes)
+        normal_classes = source.check(resize=resize, invert=invert, noised=noised, limit=limit, classes=classes)
         loaded = load_model(model, provider, threads, timeout)
         note_resize(loaded, resize=resize)
         check_invert(loaded, invert=invert)
@@ -187,9 +182,13 @@ class Sources:
         """The options that name two folders in this mode."""
         return "--normal/--anomalous" if self.anomaly else "--inputs/--targets"
 
-    def check(self, *, resize: bool, invert: bool | None, noised: bool, limit: int | None, classes: str | None) -> None:
-        """Raise ``AetoolError`` for options that do not go together (``noised``: --noise, --noise-kind or --seed
-        was given)."""
+    def check(
+        self, *, resize: bool, invert: bool | None, noised: bool, limit: int | None, classes: str | None
+    ) -> tuple[str, ...] | None:
+        """The normal classes ``classes`` (--classes) names (``anomaly.parse_classes``; None without), once the
+        options are checked to go together (``noised``: --noise, --noise-kind or --seed was given); raises
+        ``AetoolError`` for the first that does not."""
+        from aetool.runtime.anomaly import parse_classes
         from aetool.runtime.idx import IDX_DATASETS
 
         if self.dataset is not None and self.dataset not in IDX_DATASETS:
@@ -200,6 +199,16 @@ class Sources:
             raise AetoolError(
                 "--dataset names the IDX dataset under --data-dir; image files (--data, --inputs, --normal) have none"
             )
+        if self.anomaly and (self.inputs or self.targets or noised):
+            raise AetoolError(
+                "--anomaly scores images as they are: --inputs, --targets, --noise, --noise-kind and --seed do not apply"
+            )
+        if not self.anomaly and (self.normal or self.anomalous or classes):
+            raise AetoolError("--normal, --anomalous and --classes go with --anomaly")
+        try:
+            normal_classes = parse_classes(classes)
+        except ValueError as err:
+            raise AetoolError(str(err)) from None
         if self.anomaly:
             self._check_anomaly(limit=limit, classes=classes)
         elif self.inputs or self.targets:
@@ -209,6 +218,7 @@ class Sources:
         for given, option in ((resize, "--resize fits"), (invert is not None, "--invert and --no-invert apply to")):
             if given and not (self.data or self.inputs or self.normal):
                 raise AetoolError(f"{option} image files (--data, {self.pairs}); IDX digits are scored as they are")
+        return normal_classes
 
     def _check_anomaly(self, *, limit: int | None, classes: str | None) -> None:
         given = [
@@ -246,16 +256,6 @@ class Sources:
         if folder is None:
             raise AetoolError(f"no data: pass --data-dir (or set AETOOL_DATA_DIR), --data or {self.pairs}")
         return folder
-
-
-def _normal_classes(classes: str | None) -> tuple[str, ...] | None:
-    """--classes as ``anomaly.parse_classes`` reads it; a usage error (exit 2) when it cannot."""
-    from aetool.runtime.anomaly import parse_classes
-
-    try:
-        return parse_classes(classes)
-    except ValueError as err:
-        fail(str(err))
 
 
 def _evaluate_anomaly(
