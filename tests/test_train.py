@@ -400,6 +400,14 @@ def test_setting_conflicts_are_spelled_as_the_command_line_takes_them():
         "--no-augment (now --augment)",
         "--batch-size 32 (now 128)",
     ]
+    masked, none = TrainConfig("deep", noise="mask=0.25").to_dict(), TrainConfig("deep").to_dict()
+    # noise is one --noise, as given: it was "--noise 0.25 (now 0.3)", and "--noise-kind gaussian (now mask)" of a
+    # --noise-kind never given (a review)
+    assert RunFolder.resume_conflicts(masked, TrainConfig("deep", noise="mask=0.3")) == [
+        "--noise mask=0.25 (now mask=0.3)"
+    ]
+    assert RunFolder.resume_conflicts(none, TrainConfig("deep", noise="mask=0.3")) == ["--noise none (now mask=0.3)"]
+    assert RunFolder.resume_conflicts(masked, TrainConfig("deep", noise="0.25", noise_kind="mask")) == []
 
 
 def test_resume_keeps_the_runs_own_settings(data_dir, tmp_path):

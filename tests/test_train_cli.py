@@ -835,7 +835,7 @@ def test_resume_alone_keeps_a_runs_noise_range_and_a_noise_given_replaces_it(dat
     trained_then_cut_back(run, data_dir, config={"noise": 0.0, "noise_mix": "gaussian=0:0.3"})
     args = ["train", "ae64", "--resume", "-q", "--no-export", "--allow-trivial", "-o", str(run)]
     other = runner.invoke(app, [*args, "--noise", "0.2"])
-    assert other.exit_code == 2 and "--noise gaussian=0:0.3 (now none)" in other.stderr, other.stderr
+    assert other.exit_code == 2 and "--noise gaussian=0:0.3 (now gaussian=0.2)" in other.stderr, other.stderr
     resumed = runner.invoke(app, args)
     assert resumed.exit_code == 0 and "after 2 epochs" in resumed.stderr, resumed.stderr
     config = json.loads((run / "metrics.json").read_text())["config"]

@@ -401,7 +401,7 @@ def _score(step: Reconstruct, pairs: Iterable[_Pair], run: _Run) -> None:
     """Reconstruct the inputs a chunk at a time, those of one shape together (``step.run``: in tiles when large), and
     add their scores against the targets to ``run``: as the image commands write them, padding cut off, inverted
     back, and grey again (the luma of the RGB) for a grey image a colour model took as RGB."""
-    for chunk in chunks(pairs, lambda pair: pair.inputs.pixels.size + pair.target.size, count=SCORE_BATCH):
+    for chunk in chunks(pairs, lambda pair: pair.inputs.pixels.size + pair.target.size):
         groups: dict[tuple[tuple[int, ...], tuple[int, ...], bool], list[_Pair]] = {}
         for pair in chunk:
             groups.setdefault((pair.inputs.pixels.shape, pair.target.shape, GREY_IN in pair.done), []).append(pair)

@@ -59,6 +59,7 @@ REUSED_SETTINGS = (
     "components",
     "classes",
 )
+NOISE_SETTINGS = ("noise", "noise_kind", "noise_mix")  # one --noise on the command line
 OPTIMISATION_SETTINGS = ("lr", "batch_size", "seed")  # may differ in a run reused, and are then named
 # What must match for a resumed run to end at the uninterrupted run's weights: batches, noise and the learning-rate
 # schedule are functions of these too.
@@ -454,11 +455,15 @@ class RunFolder:
         run records no ``size`` or ``channels`` (it trained on MNIST's digits, which settle both): not a conflict."""
         unrecorded = {key for key in ("size", "channels") if key not in stored}
         stored, wanted = _normalised(stored), config.to_dict()
-        return [
-            f"{_as_given(key, stored.get(key))} (now {_as_given(key, wanted[key], flag=False)})"
-            for key in RESUMED_SETTINGS
-            if key not in unrecorded and stored.get(key) != wanted[key]
-        ]
+        noise = _noise_given(stored), _noise_given(wanted)
+        conflicts = []
+        for key in RESUMED_SETTINGS:
+            if key in NOISE_SETTINGS and noise[0] is not None:  # one --noise, as given: mask=0.25 (a review)
+                if key == "noise" and noise[0] != noise[1]:
+                    conflicts.append(f"--noise {noise[0]} (now {noise[1]})")
+            elif key not in unrecorded and stored.get(key) != wanted[key]:
+                conflicts.append(f"{_as_given(key, stored.get(key))} (now {_as_given(key, wanted[key], flag=False)})")
+        return conflicts
 
     @staticmethod
     def optimised_otherwise(stored: dict[str, Any], wanted: TrainConfig) -> list[str]:
@@ -541,6 +546,16 @@ def _optimizer_problem(stored: dict[str, Any] | None, parameters: int) -> str | 
     if counted != parameters or not isinstance(stored.get("state"), dict):
         return f"its optimizer state is for {counted} parameter tensors, the model has {parameters}"
     return None
+
+
+def _noise_given(settings: dict[str, Any]) -> str | None:
+    """A run's training noise as ``--noise`` takes it (``mask=0.25``, ``gaussian=0:0.6``, ``none``) from its three
+    settings (``NOISE_SETTINGS``); None when the settings do not read."""
+    try:
+        noise = TrainConfig.from_dict(settings).noise_spec
+    except (ValueError, TypeError, KeyError):
+        return None
+    return str(noise) if noise else "none"
 
 
 def _as_given(key: str, value: Any, *, flag: bool = True) -> str:
