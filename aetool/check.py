@@ -558,7 +558,7 @@ def check_file(
 
     Raises ``ModelFileError`` and ``TimedOut`` as :func:`reference` does (``timeout`` bounds its onnxruntime
     calls); ``ValueError`` for an ``atol`` that is not a finite number ≥ 0, a ``timeout`` that is no positive
-    number of seconds (``model.checked_timeout``), an unknown runtime in ``only`` and ``opencv-classic`` where
+    number of seconds (``session.checked_timeout``), an unknown runtime in ``only`` and ``opencv-classic`` where
     OpenCV has no classic engine.
     """
     if isinstance(atol, bool) or not (atol is None or (isinstance(atol, numbers.Real) and 0 <= atol < math.inf)):

@@ -1257,7 +1257,8 @@ def test_every_command_is_placed_in_helps_order():
 
 def test_command_modules_import_the_shared_modules_never_each_other():
     """detect and evaluate imported their helpers from the denoise module, bench and report from train's (trial 104):
-    a command module imports only the shared ones (app, options, inputs, output, progress, extras)."""
+    a command module imports only the shared ones (app, options, inputs, output, progress, extras, process), in
+    any form (``from aetool.cli.x import``, ``from aetool.cli import x``, ``import aetool.cli.x``)."""
     import ast
 
     import aetool.cli as package
@@ -1268,11 +1269,15 @@ def test_command_modules_import_the_shared_modules_never_each_other():
     assert {"images", "detect", "evaluate", "training"} <= commands
     for name in sorted(commands):
         tree = ast.parse((folder / f"{name}.py").read_text())
-        imported = {
-            node.module.removeprefix("aetool.cli.")
-            for node in ast.walk(tree)
-            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("aetool.cli.")
-        }
+        imported = set()
+        for statement in ast.walk(tree):
+            if isinstance(statement, ast.ImportFrom) and statement.module == "aetool.cli":
+                imported |= {alias.name for alias in statement.names}
+            elif isinstance(statement, ast.ImportFrom) and (statement.module or "").startswith("aetool.cli."):
+                imported.add((statement.module or "").removeprefix("aetool.cli."))
+            elif isinstance(statement, ast.Import):
+                names = [alias.name for alias in statement.names]
+                imported |= {name.removeprefix("aetool.cli.") for name in names if name.startswith("aetool.cli.")}
         assert imported <= shared, f"{name}.py imports {sorted(imported - shared)}"
 
 

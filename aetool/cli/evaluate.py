@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -132,10 +132,11 @@ def evaluate(
         loaded = load_model(model, provider, threads, timeout)
         note_resize(loaded, resize=resize)
         check_invert(loaded, invert=invert)
-        if anomaly:  # it exits
+        if anomaly:
             _evaluate_anomaly(
                 loaded, source, classes=normal_classes, limit=limit, resize=resize, invert=invert, as_json=as_json
             )
+            return
         from aetool.runtime.evaluate import evaluate as score
         from aetool.runtime.evaluate import evaluate_images, evaluate_pairs
 
@@ -267,8 +268,8 @@ def _evaluate_anomaly(
     resize: bool,
     invert: bool | None,
     as_json: bool,
-) -> NoReturn:
-    """``aetool evaluate --anomaly`` of a checked ``source``: the measures, then exit 1 when images failed, else 0."""
+) -> None:
+    """``aetool evaluate --anomaly`` of a checked ``source``: the measures; exit 1 when images failed."""
     from aetool.runtime.anomaly_evaluation import evaluate_folders, evaluate_idx, evaluate_labelled
     from aetool.runtime.detect import Detector
 
@@ -301,7 +302,7 @@ def _evaluate_anomaly(
         )
     if result.failed:
         note(f"{result.n_normal + result.n_anomalous} scored, {len(result.failed)} could not be scored")
-    raise typer.Exit(1 if result.failed else 0)
+        raise typer.Exit(1)
 
 
 def _evaluation_line(result: Evaluation) -> str:

@@ -76,17 +76,21 @@ class Reconstruct:
     image's (the MNIST fit and its inverse for white-on-black models, a plain Lanczos resize both ways for as-is
     ones)."""
 
-    def __init__(self, model: Model, *, resize: bool = False, border: bool = True, tiled: bool = True) -> None:
+    def __init__(
+        self, model: Model, *, resize: bool = False, border: bool = True, tiled: bool = True, noted: bool = True
+    ) -> None:
         """``border``: a mirrored border around images of an as-is conv model (``InputSpec.border``), as the image
         commands add for the best output; ``detect`` does without, as calibration did. ``tiled``: pages of any size,
         since :meth:`run` reconstructs a large one in tiles; ``detect``, which scores a page in one call, takes
-        pages up to ``MAX_CONV_PIXELS`` (``InputSpec.padded``)."""
+        pages up to ``MAX_CONV_PIXELS`` (``InputSpec.padded``). ``noted``: :meth:`prepare` says how an image's noise
+        compares with the model's training noise (``noise.level_note``, an estimate over the whole image);
+        ``evaluate``, which adds the noise itself, does without."""
         self.model, self.tiled = model, tiled
         self.resize = checked_switch(resize, name="resize")
         self.border = model.input_spec.border if border else 0
         self.channels: int | None = model.input_spec.channels
         self.inverts = model.input_spec.polarity == contract.POLARITY
-        self.trained = trained_noise(model) if model.input_spec.polarity == contract.AS_IS else Noise()
+        self.trained = trained_noise(model) if noted and model.input_spec.polarity == contract.AS_IS else Noise()
 
     def prepare(self, pixels: np.ndarray, *, like: images.Fitted | None = None) -> Prepared:
         """One C×H×W image (see :class:`Step`) padded to the model's multiple (plus the tiles' border), or at the

@@ -154,7 +154,7 @@ def evaluate(
     run = _Run()
     if converted:
         run.done[f"converted {converted}"] = len(clean)
-    step = Reconstruct(model)
+    step = Reconstruct(model, noted=False)
     for start in range(0, len(clean), SCORE_BATCH):
         fed = [step.prepare(image) for image in inputs[start : start + SCORE_BATCH]]
         run.scores.add(_reconstructions(step, fed), clean[start : start + SCORE_BATCH])
@@ -191,7 +191,7 @@ def evaluate_images(
     started = time.perf_counter()
     resize = checked_switch(resize, name="resize")
     model = loaded(model)
-    step = Reconstruct(model, resize=resize)
+    step = Reconstruct(model, resize=resize, noted=False)
     invert = checked_invert(invert, step)
     corruption = _noise(model, noise, noise_kind)
     checked_seed(seed)
@@ -228,7 +228,7 @@ def evaluate_pairs(
     started = time.perf_counter()
     resize = checked_switch(resize, name="resize")
     model = loaded(model)
-    step = Reconstruct(model, resize=resize)
+    step = Reconstruct(model, resize=resize, noted=False)
     invert = checked_invert(invert, step)
     run = _Run()
     sides = []
