@@ -10,7 +10,7 @@ import typer
 
 from aetool.cli.app import app
 from aetool.cli.extras import need_train_extra
-from aetool.cli.options import Json, ModelOption, Providers, checked_seconds, load_model
+from aetool.cli.options import Json, ModelOption, Providers, load_model, timeout_option
 from aetool.cli.output import emit, note, reporting
 
 if TYPE_CHECKING:
@@ -62,13 +62,9 @@ def bench(
     provider: Providers = None,
     timeout: Annotated[
         float | None,
-        typer.Option(
-            "--timeout",
-            callback=checked_seconds,
-            metavar="SECONDS",
-            help="Stop the first call, made before timing, if it runs longer (exit 124): a model that never finishes "
-            "is caught there; the timed calls run unchecked. Default: no limit.",
-            show_default=False,
+        timeout_option(
+            "Stop the first call, made before timing, if it runs longer (exit 124): a model that never finishes "
+            "is caught there; the timed calls run unchecked. Default: no limit."
         ),
     ] = None,
     as_json: Json = False,

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from aetool.cli.app import app
-from aetool.cli.options import Json, ModelNamed, checked_seconds, complete_model
+from aetool.cli.options import Json, ModelNamed, complete_model, timeout_option
 from aetool.cli.output import emit, escape_controls, fail, note, reporting
 
 
@@ -169,13 +169,9 @@ def check(
     as_json: Json = False,
     timeout: Annotated[
         float | None,
-        typer.Option(
-            "--timeout",
-            callback=checked_seconds,
-            metavar="SECONDS",
-            help="Stop an onnxruntime call that runs longer (exit 124), 0.001 up to about 292 years; the other "
-            "runtimes' calls run unbounded (Ctrl-C and SIGTERM stop them once a call returns). Default: no limit.",
-            show_default=False,
+        timeout_option(
+            "Stop an onnxruntime call that runs longer (exit 124), 0.001 up to about 292 years; the other "
+            "runtimes' calls run unbounded (Ctrl-C and SIGTERM stop them once a call returns). Default: no limit."
         ),
     ] = None,
 ) -> None:

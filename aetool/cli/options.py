@@ -6,7 +6,7 @@ import glob
 import os
 import threading
 from enum import Enum
-from typing import TYPE_CHECKING, Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
@@ -187,15 +187,14 @@ def checked_seconds(value: float | None) -> float | None:
     return value
 
 
+def timeout_option(help_text: str) -> Any:
+    """A ``--timeout SECONDS`` option (:func:`checked_seconds`) whose help says what it bounds."""
+    return typer.Option("--timeout", callback=checked_seconds, metavar="SECONDS", help=help_text, show_default=False)
+
+
 Timeout = Annotated[
     float | None,
-    typer.Option(
-        "--timeout",
-        callback=checked_seconds,
-        metavar="SECONDS",
-        help="Stop a model call that runs longer (exit 124): 0.001 up to about 292 years. Default: no limit.",
-        show_default=False,
-    ),
+    timeout_option("Stop a model call that runs longer (exit 124): 0.001 up to about 292 years. Default: no limit."),
 ]
 
 
